@@ -1,0 +1,60 @@
+"""Exceptions and warnings raised by hybridclf.
+
+Every class subclasses :class:`HybridClfError` and the matching builtin, so that
+``except ValueError`` keeps working for code that does not know hybridclf.
+"""
+
+__all__ = ["HybridClfError", "ImageLoadError", "SkippedFilesWarning"]
+
+
+class HybridClfError(Exception):
+    """Base class of every error raised on purpose by hybridclf."""
+
+
+class ImageLoadError(HybridClfError, ValueError):
+    """One or more images could not be read.
+
+    The message names every failing file and the reason. The failures are also
+    available programmatically.
+
+    Parameters
+    ----------
+    failures : list of (str, str)
+        ``(source, reason)`` pairs, one per image that could not be read. The
+        source is the file path, or ``"<array 3>"`` / ``"<bytes 3>"`` for the
+        fourth in-memory input.
+
+    hint : str, default=""
+        What the user can do about it, appended to the message.
+
+    Attributes
+    ----------
+    failures : list of (str, str)
+        As given.
+    """
+
+    def __init__(self, failures, hint=""):
+        self.failures = list(failures)
+        self.hint = hint
+        super().__init__(self._format())
+
+    def _format(self):
+        if len(self.failures) == 1:
+            source, reason = self.failures[0]
+            msg = f"Cannot load image {source!r}: {reason}."
+        else:
+            shown = "\n".join(f"  {s}: {r}" for s, r in self.failures[:20])
+            more = len(self.failures) - 20
+            if more > 0:
+                shown += f"\n  ... and {more} more"
+            msg = f"Cannot load {len(self.failures)} images:\n{shown}"
+        if self.hint:
+            msg += f"\n{self.hint}"
+        return msg
+
+    def __reduce__(self):
+        return type(self), (self.failures, self.hint)
+
+
+class SkippedFilesWarning(UserWarning):
+    """Some files of a dataset folder were not taken, each for a stated reason."""

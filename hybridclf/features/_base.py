@@ -1,0 +1,135 @@
+"""What every image feature extractor shares: input checks and the per-image loop."""
+
+from numbers import Integral
+
+import cv2
+import numpy as np
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from ..io import _array_to_rgb
+from ..utils._parallel import run_chunked
+from ..utils._validation import _fit_context
+
+_N_JOBS_DOC = """n_jobs : int, default=None
+        Number of threads that extract features. ``None`` means 1 unless in a
+        :func:`joblib.parallel_config` context; ``-1`` means all processors."""
+
+
+def check_images(X, estimator):
+    """Validate a batch of images and return it as RGB uint8 (n, h, w, 3).
+
+    The feature extractors take the output of :class:`~hybridclf.io.ImageLoader`:
+    uint8 arrays of shape (n_images, height, width, 3). Greyscale batches of
+    shape (n_images, height, width) and float batches with values in [0, 1] are
+    converted.
+    """
+    name = type(estimator).__name__
+    if isinstance(X, (list, tuple)):
+        if X and isinstance(X[0], (str, bytes)):
+            raise TypeError(
+                f"{name} expects images as arrays, not file paths. Put an "
+                "ImageLoader before it (make_hybrid_pipeline does)."
+            )
+        X = np.asarray(X)
+    elif not isinstance(X, np.ndarray):
+        X = np.asarray(X)
+    if X.dtype.kind in "OUS":
+        raise TypeError(
+            f"{name} expects images as a numeric array of shape (n_images, height,"
+            f" width, 3), not {X.dtype} values such as file paths. Put an "
+            "ImageLoader before it (make_hybrid_pipeline does)."
+        )
+    if X.ndim == 3:
+        X = X[..., np.newaxis]
+    if X.ndim != 4 or X.shape[3] not in (1, 3):
+        raise ValueError(
+            f"{name} expects images of shape (n_images, height, width, 3) or "
+            f"(n_images, height, width); got an array of shape {X.shape}."
+        )
+    if X.shape[0] == 0:
+        raise ValueError(f"{name} needs at least 1 image; got 0.")
+    if X.dtype != np.uint8 or X.shape[3] == 1:
+        X = np.stack([_array_to_rgb(img, (255, 255, 255), source=name) for img in X])
+    return X
+
+
+def to_gray(image):
+    """RGB uint8 to greyscale uint8 (ITU-R 601 luma, as OpenCV computes it)."""
+    return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+
+
+class ImageFeatureExtractor(
+    ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+):
+    """Base class: turn a batch of RGB uint8 images into one feature row each.
+
+    Subclasses implement ``_n_features_for(height, width)`` and
+    ``_transform_chunk(images, out)``, which fills ``out`` (float32, one row per
+    image) and may run in several threads at once on different chunks. They
+    may override ``_fit(X)`` to learn something (a vocabulary).
+    """
+
+    _parameter_constraints: dict = {"n_jobs": [Integral, None]}
+
+    def _fit(self, X):
+        """Learn from the images; the default learns nothing."""
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Check the images and learn what the extractor needs from them.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, height, width[, 3])
+            Images, as produced by :class:`~hybridclf.io.ImageLoader`.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : object
+            Fitted extractor.
+        """
+        X = check_images(X, self)
+        self.image_shape_ = X.shape[1:]
+        self._n_features_out = self._n_features_for(X.shape[1], X.shape[2])
+        self._fit(X)
+        return self
+
+    def transform(self, X):
+        """Compute one feature row per image.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, height, width[, 3])
+            Images of the shape seen in ``fit``.
+
+        Returns
+        -------
+        features : ndarray of shape (n_samples, n_features), dtype float32
+            The features.
+        """
+        check_is_fitted(self)
+        X = check_images(X, self)
+        if X.shape[1:] != tuple(self.image_shape_):
+            raise ValueError(
+                f"{type(self).__name__} was fitted on images of shape "
+                f"{tuple(self.image_shape_)} but got images of shape {X.shape[1:]}."
+                " Resize them with the same ImageLoader used for fitting."
+            )
+        return self._extract(X)
+
+    def _extract(self, X):
+        out = np.empty((X.shape[0], self._n_features_out), dtype=np.float32)
+        run_chunked(
+            lambda sl: self._transform_chunk(X[sl], out[sl]), X.shape[0], self.n_jobs
+        )
+        return out
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.three_d_array = True
+        return tags

@@ -1,0 +1,698 @@
+"""Reading images: decoding, colour conversion and resizing to one shape.
+
+:func:`read_image` turns one file, byte string or array into an RGB ``uint8``
+array; :class:`ImageLoader` does it for a whole batch and resizes every image to
+one shape, as the first step of a pipeline; :func:`load_image_folder` lists a
+class-per-folder dataset.
+"""
+
+import io as _stdio
+import logging
+import os
+import warnings
+from numbers import Integral
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from .exceptions import ImageLoadError, SkippedFilesWarning
+from .utils._parallel import run_chunked
+from .utils._validation import Interval, StrOptions, _fit_context
+
+__all__ = ["ImageLoader", "load_image_folder", "read_image", "sniff_image_format"]
+
+logger = logging.getLogger(__name__)
+
+# (format name, offset, magic bytes); RIFF/WEBP is checked separately
+_MAGIC = [
+    ("jpeg", 0, b"\xff\xd8\xff"),
+    ("png", 0, b"\x89PNG\r\n\x1a\n"),
+    ("gif", 0, b"GIF87a"),
+    ("gif", 0, b"GIF89a"),
+    ("bmp", 0, b"BM"),
+    ("tiff", 0, b"II*\x00"),
+    ("tiff", 0, b"MM\x00*"),
+    ("jpeg2000", 0, b"\x00\x00\x00\x0cjP  \r\n\x87\n"),
+]
+_PNM = {b"P1", b"P2", b"P3", b"P4", b"P5", b"P6"}
+
+# the file name extensions of the formats above, for load_image_folder's report
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".bmp", ".dib", ".tif",
+     ".tiff", ".webp", ".jp2", ".pbm", ".pgm", ".ppm", ".pnm"}
+)
+
+
+def sniff_image_format(header):
+    """Return the image format that the first bytes of a file announce.
+
+    Parameters
+    ----------
+    header : bytes
+        The first bytes of the file; 16 are enough.
+
+    Returns
+    -------
+    format : str or None
+        One of ``"jpeg"``, ``"png"``, ``"gif"``, ``"bmp"``, ``"tiff"``,
+        ``"webp"``, ``"jpeg2000"``, ``"pnm"``, or ``None`` when the bytes do not
+        start a known image format.
+
+    Examples
+    --------
+    >>> from hybridclf.io import sniff_image_format
+    >>> sniff_image_format(b"\\x89PNG\\r\\n\\x1a\\n....")
+    'png'
+    >>> sniff_image_format(b"hello world") is None
+    True
+    """
+    header = bytes(header[:16])
+    for name, offset, magic in _MAGIC:
+        if header[offset : offset + len(magic)] == magic:
+            return name
+    if header[:4] == b"RIFF" and header[8:12] == b"WEBP":
+        return "webp"
+    if header[:2] in _PNM and len(header) > 2 and header[2:3].isspace():
+        return "pnm"
+    return None
+
+
+def _describe_non_image(data):
+    """A short reason for bytes that are no image."""
+    if not data:
+        return "empty file (0 bytes)"
+    sample = bytes(data[:512])
+    try:
+        sample.decode("utf-8")
+        is_text = True
+    except UnicodeDecodeError:
+        is_text = False
+    if is_text:
+        return "not an image: the content is text"
+    return "not an image: the content is no known image format"
+
+
+def _composite(rgba, background):
+    """Blend an RGBA uint8 image onto a solid background colour."""
+    alpha = rgba[..., 3:4].astype(np.float32) / 255.0
+    bg = np.asarray(background, dtype=np.float32)
+    out = rgba[..., :3].astype(np.float32) * alpha + bg * (1.0 - alpha)
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def _array_to_rgb(arr, background, source="array"):
+    """Convert an HxW[xC] array of any common dtype to RGB uint8.
+
+    uint8 is taken as is, uint16 is scaled from 0..65535, bool maps to 0/255,
+    other integers must lie in 0..255, and floats must lie in [0, 1].
+    """
+    arr = np.asarray(arr)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
+        raise ValueError(
+            f"{source}: an image must have shape (height, width), (height, width, 1),"
+            f" (height, width, 3) or (height, width, 4); got shape {arr.shape}."
+        )
+    if arr.dtype == np.uint8:
+        pass
+    elif arr.dtype == np.bool_:
+        arr = arr.astype(np.uint8) * 255
+    elif arr.dtype == np.uint16:
+        arr = ((arr.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    elif np.issubdtype(arr.dtype, np.integer):
+        lo, hi = (int(arr.min()), int(arr.max())) if arr.size else (0, 0)
+        if lo < 0 or hi > 255:
+            raise ValueError(
+                f"{source}: integer images of dtype {arr.dtype} must hold values in"
+                f" 0..255; got values in {lo}..{hi}. Convert it to uint8 or uint16."
+            )
+        arr = arr.astype(np.uint8)
+    elif np.issubdtype(arr.dtype, np.floating):
+        if arr.size and not np.isfinite(arr).all():
+            raise ValueError(f"{source}: the image holds NaN or infinite values.")
+        lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
+        if lo < 0.0 or hi > 1.0:
+            raise ValueError(
+                f"{source}: float images must hold values in [0, 1]; got values in"
+                f" [{lo:.3g}, {hi:.3g}]. Divide by 255 if they are 8-bit values."
+            )
+        arr = np.round(arr * 255.0).astype(np.uint8)
+    else:
+        raise TypeError(
+            f"{source}: images must be numeric arrays; got dtype {arr.dtype}."
+        )
+    if arr.ndim == 2:
+        return cv2.cvtColor(arr, cv2.COLOR_GRAY2RGB)
+    if arr.shape[2] == 4:
+        return _composite(arr, background)
+    return np.ascontiguousarray(arr)
+
+
+def _pil_to_rgb(img, background):
+    """Convert a decoded Pillow image of any mode to RGB uint8."""
+    mode = img.mode
+    if mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+        mode = img.mode
+    elif mode == "L" and "transparency" in img.info:
+        img = img.convert("LA")
+        mode = "LA"
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        # 16-bit greyscale: scale 0..65535 to 0..255 instead of clipping
+        arr = np.clip(np.asarray(img, dtype=np.int64), 0, 65535).astype(np.uint16)
+        return _array_to_rgb(arr, background)
+    if mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        if arr.size and arr.max() > 1.0:
+            arr = arr / 255.0
+        return _array_to_rgb(np.clip(arr, 0.0, 1.0), background)
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        return _composite(np.asarray(img.convert("RGBA")), background)
+    if mode != "RGB":
+        img = img.convert("RGB")
+    return np.asarray(img)
+
+
+def _jpeg_reduction(data, target):
+    """The cv2 reduced-decode flag that keeps the image at least ``target`` pixels."""
+    if target is None or len(data) < 200_000:
+        return cv2.IMREAD_COLOR
+    try:
+        width, height = Image.open(_stdio.BytesIO(data)).size
+    except Exception:  # noqa: BLE001 - the full decode reports the real problem
+        return cv2.IMREAD_COLOR
+    factor = min(width, height) // max(target)
+    for k, flag in ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4),
+                    (2, cv2.IMREAD_REDUCED_COLOR_2)):
+        if factor >= k:
+            return flag
+    return cv2.IMREAD_COLOR
+
+
+def _decode(data, background, target=None):
+    """Decode image bytes to RGB uint8, or raise ValueError with the reason."""
+    kind = sniff_image_format(data)
+    if kind is None:
+        raise ValueError(_describe_non_image(data))
+    # Fast path: a complete JPEG (ends with the EOI marker) through OpenCV, which
+    # applies the EXIF orientation and converts CMYK and greyscale itself.
+    # Anything else, including a JPEG that may be truncated, goes through
+    # Pillow, which raises on truncated data instead of filling it with grey.
+    if kind == "jpeg" and bytes(data[-2:]) == b"\xff\xd9":
+        buf = np.frombuffer(data, dtype=np.uint8)
+        bgr = cv2.imdecode(buf, _jpeg_reduction(data, target))
+        if bgr is not None:
+            return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    try:
+        with Image.open(_stdio.BytesIO(data)) as img:
+            if kind == "jpeg" and target is not None:
+                img.draft("RGB", (target[1], target[0]))
+            img.load()
+            img = ImageOps.exif_transpose(img)
+            return _pil_to_rgb(img, background)
+    except UnidentifiedImageError as exc:
+        raise ValueError(
+            f"not a readable image: the content starts like {kind.upper()} but "
+            "cannot be decoded"
+        ) from exc
+    except Image.DecompressionBombError as exc:
+        raise ValueError(f"too large to decode safely ({exc})") from exc
+    except (OSError, SyntaxError) as exc:
+        text = str(exc)
+        if "truncated" in text or "broken data stream" in text:
+            raise ValueError(f"truncated image data ({text})") from exc
+        raise ValueError(f"corrupt {kind.upper()} data ({text})") from exc
+
+
+def _source_name(source, index):
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return f"<bytes {index}>"
+    return f"<array {index}>"
+
+
+def _read_one(source, background, min_size, target=None):
+    """Read one image; raise ValueError(reason) or TypeError on bad input."""
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read()
+        except FileNotFoundError as exc:
+            raise ValueError("file not found") from exc
+        except IsADirectoryError as exc:
+            raise ValueError("is a directory, not a file") from exc
+        except PermissionError as exc:
+            raise ValueError("permission denied") from exc
+        except OSError as exc:
+            raise ValueError(f"cannot be read ({exc.strerror or exc})") from exc
+        rgb = _decode(data, background, target)
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        rgb = _decode(bytes(source), background, target)
+    elif isinstance(source, np.ndarray) or hasattr(source, "__array__"):
+        rgb = _array_to_rgb(source, background, source="image")
+    else:
+        raise TypeError(
+            "each image must be a file path (str or os.PathLike), encoded bytes or "
+            f"an array of shape (height, width[, channels]); got {type(source)!r}"
+        )
+    height, width = rgb.shape[:2]
+    if min(height, width) < min_size:
+        raise ValueError(
+            f"too small ({width}x{height} pixels); the 'min_size' parameter asks "
+            f"for at least {min_size} pixels on each side"
+        )
+    return rgb
+
+
+def read_image(source, *, background=(255, 255, 255), min_size=1):
+    """Read one image as an RGB ``uint8`` array of shape (height, width, 3).
+
+    Files are recognised by their content, not their extension. The EXIF
+    orientation is applied; greyscale, palette, CMYK and 16-bit images are
+    converted to 8-bit RGB; transparent pixels are blended onto ``background``.
+    Animated images give their first frame.
+
+    Parameters
+    ----------
+    source : str, os.PathLike, bytes or ndarray
+        A file path, the encoded bytes of an image file, or an array of shape
+        (height, width[, channels]) with 1, 3 or 4 channels: ``uint8``,
+        ``uint16``, ``bool`` or floats in [0, 1].
+
+    background : tuple of 3 int, default=(255, 255, 255)
+        RGB colour behind transparent pixels.
+
+    min_size : int, default=1
+        Smallest accepted height and width, in pixels.
+
+    Returns
+    -------
+    image : ndarray of shape (height, width, 3), dtype uint8
+        The image in RGB order.
+
+    Raises
+    ------
+    ImageLoadError
+        When the image cannot be read; the message names the source and the
+        reason (empty, truncated, not an image, too small, ...).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hybridclf.io import read_image
+    >>> read_image(np.zeros((4, 5), dtype=np.uint8)).shape
+    (4, 5, 3)
+    """
+    try:
+        return _read_one(source, background, min_size)
+    except ValueError as exc:
+        raise ImageLoadError([(_source_name(source, 0), str(exc))]) from exc
+
+
+def _as_sequence(X):
+    """Return the images of X as an indexable sequence, rejecting single items."""
+    if isinstance(X, (str, os.PathLike, bytes, bytearray)):
+        raise TypeError(
+            "ImageLoader expects a sequence of images (paths, bytes or arrays); "
+            f"got a single {type(X).__name__}. Wrap it in a list: [{X!r:.60}]."
+        )
+    if hasattr(X, "iloc") and getattr(X, "ndim", 1) == 2 and X.shape[1] == 1:
+        X = X.iloc[:, 0]  # a one-column DataFrame of paths
+    if hasattr(X, "to_numpy"):
+        X = X.to_numpy()
+    if isinstance(X, np.ndarray):
+        if X.dtype.kind in "OUS":
+            if X.ndim == 2 and X.shape[1] == 1:
+                X = X[:, 0]
+            if X.ndim != 1:
+                raise ValueError(
+                    "ImageLoader expects a 1-D sequence of paths; got an array of "
+                    f"shape {X.shape}."
+                )
+            return list(X)
+        if X.ndim not in (3, 4):
+            raise ValueError(
+                "ImageLoader expects a sequence of images; a numeric array must have"
+                " shape (n_images, height, width[, channels]); got shape "
+                f"{X.shape}."
+            )
+        return X
+    return list(X)
+
+
+class ImageLoader(TransformerMixin, BaseEstimator):
+    """Read images and resize them to one shape: the first step of a pipeline.
+
+    Turns a 1-D sequence of image files, encoded byte strings or arrays of any
+    sizes into one ``uint8`` array of shape (n_images, height, width, 3) in RGB
+    order, ready for the feature extractors of :mod:`hybridclf.features`. Files
+    are decoded with OpenCV (complete JPEGs, the common case) or Pillow (every
+    other format, and any JPEG that may be truncated), with the EXIF
+    orientation applied and greyscale, palette, CMYK, RGBA and 16-bit images
+    converted to 8-bit RGB.
+
+    Every image is read; none is skipped or replaced. If any cannot be read, one
+    :class:`~hybridclf.exceptions.ImageLoadError` names every failing file with
+    its reason, after all images were tried.
+
+    The loader learns nothing: ``fit`` only validates the parameters, and
+    ``transform`` works on an unfitted loader too.
+
+    Parameters
+    ----------
+    size : int or tuple of (int, int), default=224
+        Output (height, width); an int gives a square.
+
+    aspect : {"pad", "crop", "stretch"}, default="pad"
+        How an image whose aspect ratio differs from ``size`` is fitted:
+
+        - "pad": scale to fit inside, fill the borders with ``background``;
+          nothing of the image is lost.
+        - "crop": scale to cover, then cut the centre; no border.
+        - "stretch": scale each axis on its own; shapes are distorted.
+
+    background : tuple of 3 int, default=(255, 255, 255)
+        RGB colour behind transparent pixels and of the "pad" borders.
+
+    min_size : int, default=16
+        Smallest accepted height and width of a source image, in pixels;
+        smaller images are reported as too small.
+
+    n_jobs : int, default=None
+        Number of threads that decode and resize. ``None`` means 1 unless in a
+        :func:`joblib.parallel_config` context; ``-1`` means all processors.
+
+    See Also
+    --------
+    read_image : Read one image at its own size.
+    load_image_folder : List the images and labels of a class-per-folder tree.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hybridclf.io import ImageLoader
+    >>> images = [np.zeros((30, 60), dtype=np.uint8), np.ones((50, 40, 3))]
+    >>> ImageLoader(size=32).fit_transform(images).shape
+    (2, 32, 32, 3)
+    """
+
+    _parameter_constraints: dict = {
+        "size": [Interval(Integral, 1, None, closed="left"), tuple],
+        "aspect": [StrOptions({"pad", "crop", "stretch"})],
+        "background": [tuple, list],
+        "min_size": [Interval(Integral, 1, None, closed="left")],
+        "n_jobs": [Integral, None],
+    }
+
+    def __init__(
+        self, *, size=224, aspect="pad", background=(255, 255, 255), min_size=16,
+        n_jobs=None,
+    ):
+        self.size = size
+        self.aspect = aspect
+        self.background = background
+        self.min_size = min_size
+        self.n_jobs = n_jobs
+
+    def _target(self):
+        """Validated (height, width) of the output."""
+        size = self.size
+        if isinstance(size, Integral):
+            return (int(size), int(size))
+        if (
+            len(size) != 2
+            or not all(isinstance(s, Integral) and s >= 1 for s in size)
+        ):
+            raise ValueError(
+                "The 'size' parameter of ImageLoader must be an int >= 1 or a "
+                f"tuple of two such ints (height, width). Got {size!r} instead."
+            )
+        return (int(size[0]), int(size[1]))
+
+    def _background(self):
+        bg = tuple(self.background)
+        if len(bg) != 3 or not all(isinstance(c, Integral) and 0 <= c <= 255
+                                   for c in bg):
+            raise ValueError(
+                "The 'background' parameter of ImageLoader must be a tuple of 3 "
+                f"ints in 0..255 (an RGB colour). Got {self.background!r} instead."
+            )
+        return bg
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X=None, y=None):
+        """Validate the parameters; the loader learns nothing from data.
+
+        Parameters
+        ----------
+        X : Ignored
+            Not used, present for API consistency by convention.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : object
+            The loader.
+        """
+        self._target()
+        self._background()
+        return self
+
+    def transform(self, X):
+        """Read and resize every image.
+
+        Parameters
+        ----------
+        X : sequence of str, os.PathLike, bytes or ndarray, or ndarray
+            The images: a 1-D sequence (list, array, pandas Series) of file
+            paths, encoded image bytes or arrays of shape (height, width[,
+            channels]) of any sizes; or one array of shape (n_images, height,
+            width[, channels]).
+
+        Returns
+        -------
+        images : ndarray of shape (n_images, height, width, 3), dtype uint8
+            The images in RGB order, with (height, width) equal to ``size``.
+
+        Raises
+        ------
+        ImageLoadError
+            When any image cannot be read. All images are tried first, and the
+            message lists every failure.
+        """
+        self._validate_params()
+        target = self._target()
+        background = self._background()
+        images = _as_sequence(X)
+        n = len(images)
+        out = np.empty((n, target[0], target[1], 3), dtype=np.uint8)
+
+        def work(chunk):
+            failures = []
+            for i in range(chunk.start, chunk.stop):
+                try:
+                    rgb = _read_one(images[i], background, self.min_size, target)
+                    out[i] = fit_to_size(rgb, target, self.aspect, background)
+                except ValueError as exc:
+                    failures.append((_source_name(images[i], i), str(exc)))
+            return failures
+
+        failures = [f for part in run_chunked(work, n, self.n_jobs) for f in part]
+        if failures:
+            raise ImageLoadError(
+                failures,
+                hint=(
+                    "Fix or remove these files (`hybridclf inspect` lists every "
+                    "problem of a dataset), or lower 'min_size' for small images."
+                ),
+            )
+        return out
+
+    def get_feature_names_out(self, input_features=None):
+        """Not available: the loader outputs images, not feature columns."""
+        raise AttributeError(
+            "ImageLoader outputs images, which have no feature names; feature "
+            "names come from the feature extractors that follow it."
+        )
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        tags.input_tags.three_d_array = True
+        return tags
+
+
+def fit_to_size(image, size, aspect="pad", background=(255, 255, 255)):
+    """Resize an RGB image to ``size`` (height, width), keeping or not its aspect.
+
+    Parameters
+    ----------
+    image : ndarray of shape (height, width, 3), dtype uint8
+        The image.
+
+    size : tuple of (int, int)
+        Output (height, width).
+
+    aspect : {"pad", "crop", "stretch"}, default="pad"
+        As in :class:`ImageLoader`.
+
+    background : tuple of 3 int, default=(255, 255, 255)
+        Colour of the "pad" borders.
+
+    Returns
+    -------
+    resized : ndarray of shape (size[0], size[1], 3), dtype uint8
+        The resized image.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hybridclf.io import fit_to_size
+    >>> fit_to_size(np.zeros((10, 20, 3), np.uint8), (8, 8)).shape
+    (8, 8, 3)
+    """
+    th, tw = size
+    h, w = image.shape[:2]
+    if (h, w) == (th, tw):
+        return image
+    if aspect == "stretch":
+        return _resize(image, th, tw)
+    if aspect == "crop":
+        scale = max(th / h, tw / w)
+        nh, nw = max(th, round(h * scale)), max(tw, round(w * scale))
+        resized = _resize(image, nh, nw)
+        top, left = (nh - th) // 2, (nw - tw) // 2
+        return resized[top : top + th, left : left + tw]
+    scale = min(th / h, tw / w)
+    nh, nw = min(th, max(1, round(h * scale))), min(tw, max(1, round(w * scale)))
+    resized = _resize(image, nh, nw)
+    canvas = np.empty((th, tw, 3), dtype=np.uint8)
+    canvas[...] = np.asarray(background, dtype=np.uint8)
+    top, left = (th - nh) // 2, (tw - nw) // 2
+    canvas[top : top + nh, left : left + nw] = resized
+    return canvas
+
+
+def _resize(image, height, width):
+    shrinking = height * width < image.shape[0] * image.shape[1]
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    return cv2.resize(image, (width, height), interpolation=interpolation)
+
+
+def load_image_folder(root, *, follow_symlinks=False):
+    """List the images and labels of a class-per-folder dataset.
+
+    Each direct sub-folder of ``root`` is a class, named after the folder; its
+    images may lie in nested folders at any depth. Files are recognised by their
+    content (the first bytes), not only by their extension, so a JPEG named
+    ``.png`` or with no extension is taken and a text file named ``.jpg`` is
+    not. Hidden files and folders (starting with ".") are ignored.
+
+    Files that are not taken are never dropped silently: they are logged and
+    reported in one :class:`~hybridclf.exceptions.SkippedFilesWarning` that
+    names each with its reason. This function does not decode the images: a
+    truncated file is listed here and reported by the loader (or
+    ``hybridclf inspect``).
+
+    Parameters
+    ----------
+    root : str or os.PathLike
+        The dataset folder.
+
+    follow_symlinks : bool, default=False
+        Whether to descend into symbolic links to folders.
+
+    Returns
+    -------
+    paths : list of str
+        Image file paths, sorted by class and then by path.
+
+    labels : list of str
+        The class (sub-folder name) of each path.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``root`` is not a folder.
+
+    ValueError
+        When ``root`` has no class sub-folder holding an image.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from PIL import Image
+    >>> from hybridclf.io import load_image_folder
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> for cls in ("cat", "dog"):
+    ...     (root / cls).mkdir()
+    ...     Image.new("RGB", (32, 32)).save(root / cls / "a.png")
+    >>> paths, labels = load_image_folder(root)
+    >>> labels
+    ['cat', 'dog']
+    """
+    root = os.fspath(root)
+    if not os.path.isdir(root):
+        raise FileNotFoundError(
+            f"The dataset folder {root!r} does not exist or is not a folder. Pass "
+            "a folder holding one sub-folder of images per class."
+        )
+    paths, labels, skipped = [], [], []
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+        if entry.name.startswith("."):
+            continue
+        if not entry.is_dir(follow_symlinks=follow_symlinks):
+            skipped.append((entry.path, "not inside a class folder"))
+            continue
+        for dirpath, dirnames, filenames in os.walk(
+            entry.path, followlinks=follow_symlinks
+        ):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in sorted(filenames):
+                if name.startswith("."):
+                    continue
+                path = os.path.join(dirpath, name)
+                reason = _check_image_file(path)
+                if reason is None:
+                    paths.append(path)
+                    labels.append(entry.name)
+                else:
+                    skipped.append((path, reason))
+    if skipped:
+        for path, reason in skipped:
+            logger.warning("Skipping %s: %s", path, reason)
+        listed = "\n".join(f"  {p}: {r}" for p, r in skipped[:20])
+        more = f"\n  ... and {len(skipped) - 20} more" if len(skipped) > 20 else ""
+        warnings.warn(
+            f"{len(skipped)} file(s) under {root!r} are not taken as images:\n"
+            f"{listed}{more}",
+            SkippedFilesWarning,
+            stacklevel=2,
+        )
+    if not paths:
+        raise ValueError(
+            f"No images found in class sub-folders of {root!r}. Expected a layout "
+            "like root/<class name>/<image file>."
+        )
+    return paths, labels
+
+
+def _check_image_file(path):
+    """None if the file starts like an image, else the reason it is skipped."""
+    try:
+        with open(path, "rb") as fh:
+            header = fh.read(512)
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if sniff_image_format(header) is not None:
+        return None
+    return _describe_non_image(header)
