@@ -222,7 +222,7 @@ def _decode(data, background, target=None):
         raise ValueError(f"too large to decode safely ({exc})") from exc
     except (OSError, SyntaxError) as exc:
         text = str(exc)
-        if "truncated" in text or "broken data stream" in text:
+        if "truncated" in text.lower() or "broken data stream" in text:
             raise ValueError(f"truncated image data ({text})") from exc
         raise ValueError(f"corrupt {kind.upper()} data ({text})") from exc
 

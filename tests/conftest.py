@@ -1,0 +1,61 @@
+"""Shared fixtures: small real images and the optional shared data folder."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skimage.data
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir():
+    """The real test photos: $HYBRIDCLF_DATA, else ../shared/data beside the repo."""
+    return Path(os.environ.get("HYBRIDCLF_DATA", REPO.parent / "shared" / "data"))
+
+
+def require_shared(name):
+    """Path of a folder of the shared data, or skip the test with the reason."""
+    path = shared_data_dir() / name
+    if not path.is_dir():
+        pytest.skip(
+            f"real test data {name!r} not found at {path}; set HYBRIDCLF_DATA to "
+            "the folder that holds it"
+        )
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    # tests that draw random numbers get the same ones on every run
+    np.random.seed(0)
+
+
+@pytest.fixture(scope="session")
+def real_images():
+    """Eight 64x64 RGB crops of scikit-image's bundled photos and textures."""
+    sources = [
+        skimage.data.astronaut(), skimage.data.chelsea(), skimage.data.coffee(),
+        skimage.data.rocket(), np.stack([skimage.data.camera()] * 3, axis=-1),
+        np.stack([skimage.data.brick()] * 3, axis=-1),
+        np.stack([skimage.data.grass()] * 3, axis=-1),
+        np.stack([skimage.data.gravel()] * 3, axis=-1),
+    ]
+    return np.stack([img[100:164, 100:164] for img in sources])
+
+
+@pytest.fixture(scope="session")
+def texture_folder(tmp_path_factory):
+    """A class-per-folder dataset: 3 texture classes x 8 real crops as PNG files."""
+    import cv2
+
+    root = tmp_path_factory.mktemp("textures")
+    for name in ("brick", "grass", "gravel"):
+        image = getattr(skimage.data, name)()
+        (root / name).mkdir()
+        for i in range(8):
+            r, c = divmod(i, 4)
+            crop = image[r * 128 : r * 128 + 96, c * 128 : c * 128 + 96]
+            cv2.imwrite(str(root / name / f"{i}.png"), crop)
+    return root

@@ -1,0 +1,53 @@
+"""LBPFeatures."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from skimage.feature import local_binary_pattern
+
+from hybridclf.features import LBPFeatures
+
+from ..strategies import image_batches
+
+
+@settings(max_examples=30, deadline=None)
+@given(images=image_batches(min_side=8, max_side=48),
+       grid=st.integers(1, 3),
+       scales=st.sampled_from([((8, 1),), ((8, 1), (16, 2)), ((4, 1.5),)]),
+       method=st.sampled_from(["uniform", "nri_uniform"]))
+def test_histograms_are_normalised_per_cell_and_scale(images, grid, scales, method):
+    lbp = LBPFeatures(points_radii=scales, grid=grid, method=method, image_size=None)
+    out = lbp.fit_transform(images)
+    sizes = [p + 2 if method == "uniform" else p * (p - 1) + 3 for p, _ in scales]
+    assert out.shape == (len(images), grid * grid * sum(sizes))
+    assert (out >= 0).all()
+    pos = 0
+    for size in sizes:
+        for _ in range(grid * grid):
+            np.testing.assert_allclose(out[:, pos : pos + size].sum(axis=1), 1,
+                                       rtol=1e-5)
+            pos += size
+
+
+def test_matches_skimage_for_one_cell(real_images):
+    out = LBPFeatures(points_radii=((8, 1),), grid=1, image_size=None).fit_transform(
+        real_images[:1])
+    grey = (real_images[0] @ [0.299, 0.587, 0.114]).round().astype(np.uint8)
+    codes = local_binary_pattern(grey, 8, 1, "uniform").astype(int)
+    expected = np.bincount(codes.ravel(), minlength=10) / codes.size
+    # OpenCV's and this luma rounding may differ by one grey level on a few pixels
+    np.testing.assert_allclose(out[0], expected, atol=0.01)
+
+
+def test_flat_image_is_all_one_pattern():
+    out = LBPFeatures(points_radii=((8, 1),), grid=1, image_size=None).fit_transform(
+        np.full((1, 20, 20, 3), 77, np.uint8))
+    # inside, every neighbour >= centre: the all-ones uniform pattern, code P = 8;
+    # skimage reads outside the image as 0, so the 1-pixel border differs
+    assert out[0, 8] == pytest.approx(18 * 18 / (20 * 20))
+
+
+def test_bad_scales_are_explained():
+    with pytest.raises(ValueError, match=r"\(P, R\) pairs"):
+        LBPFeatures(points_radii=((8,),)).fit(np.zeros((1, 32, 32, 3), np.uint8))

@@ -1,0 +1,318 @@
+"""ImageLoader, read_image and load_image_folder."""
+
+import io
+import os
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from hybridclf import ImageLoader, ImageLoadError, SkippedFilesWarning, read_image
+from hybridclf.io import fit_to_size, load_image_folder
+
+from .conftest import require_shared
+from .strategies import single_images
+
+# what each file of ../shared/data/broken must give: a reason, or None (loads)
+BROKEN_EXPECTED = {
+    "zero_bytes.jpg": "empty file",
+    "text_file.png": "not an image",
+    "notes.txt": "not an image",
+    "truncated_half.jpg": "truncated",
+    "one_pixel_1x1.png": "too small",
+}
+
+
+def _encode(image, fmt, **kwargs):
+    buf = io.BytesIO()
+    image.save(buf, format=fmt, **kwargs)
+    return buf.getvalue()
+
+
+def _broken_files():
+    root = require_shared("broken")
+    return sorted(
+        os.path.join(d, f) for d, _, files in os.walk(root) for f in files
+    )
+
+
+# -- the shared folder of awkward files ---------------------------------------
+def test_every_broken_file_loads_or_is_reported():
+    files = _broken_files()
+    assert len(files) >= 25  # 26 entries, one of them the nested folder
+    loader = ImageLoader(size=64)
+    for path in files:
+        expected = BROKEN_EXPECTED.get(os.path.basename(path))
+        if expected is None:
+            out = loader.transform([path])
+            assert out.shape == (1, 64, 64, 3) and out.dtype == np.uint8
+        else:
+            with pytest.raises(ImageLoadError, match=expected) as info:
+                loader.transform([path])
+            assert info.value.failures[0][0] == path
+
+
+def test_loader_reports_every_bad_file_of_a_batch_at_once():
+    files = _broken_files()
+    with pytest.raises(ImageLoadError) as info:
+        ImageLoader(size=32, n_jobs=2).transform(files)
+    failed = {os.path.basename(p): reason for p, reason in info.value.failures}
+    assert set(failed) == set(BROKEN_EXPECTED)
+    for name, reason in BROKEN_EXPECTED.items():
+        assert reason in failed[name]
+        assert name in str(info.value)
+
+
+def test_broken_exif_rotated_photo_is_upright():
+    path = require_shared("broken") / "exif_orientation6.jpg"
+    with Image.open(path) as img:
+        stored = img.size  # (width, height) before rotation
+        upright = np.asarray(img.transpose(Image.Transpose.ROTATE_270).convert("RGB"))
+    image = read_image(path)
+    assert image.shape[:2] == (stored[0], stored[1])
+    assert np.abs(image.astype(int) - upright).mean() < 2
+
+
+@pytest.mark.parametrize(
+    "name", ["cmyk.jpg", "palette_P.png", "grayscale_L.png", "sixteen_bit_rgb.png",
+             "webp_image.webp", "tiff_image.tiff", "bmp_image.bmp", "animated.gif"]
+)
+def test_broken_converted_formats_match_pillow(name):
+    path = require_shared("broken") / name
+    with Image.open(path) as img:
+        expected = np.asarray(img.convert("RGB"))
+    image = read_image(path)
+    assert image.shape == expected.shape
+    assert np.abs(image.astype(int) - expected).max() <= 2
+
+
+def test_broken_sixteen_bit_grey_is_scaled_not_clipped():
+    path = require_shared("broken") / "sixteen_bit_gray.png"
+    raw = np.asarray(Image.open(path), dtype=np.int64)
+    image = read_image(path)
+    assert raw.max() > 255  # the file really is 16-bit
+    np.testing.assert_array_equal(image[..., 0], np.round(raw / 257).astype(np.uint8))
+
+
+# -- conversions, on images made here -----------------------------------------
+def test_exif_orientation_applied_to_made_jpeg():
+    img = Image.new("RGB", (40, 20), (0, 0, 255))
+    img.paste((255, 0, 0), (0, 0, 20, 20))  # left half red
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    image = read_image(_encode(img, "JPEG", exif=exif, quality=95))
+    assert image.shape == (40, 20, 3)
+    assert image[5, 10, 0] > 200 and image[35, 10, 2] > 200  # red now on top
+
+
+def test_rgba_is_blended_onto_background():
+    rgba = np.zeros((16, 16, 4), np.uint8)
+    rgba[..., 0] = 200
+    rgba[:, :8, 3] = 0
+    rgba[:, 8:, 3] = 255
+    rgba[0, 0, 3] = 128
+    data = _encode(Image.fromarray(rgba, "RGBA"), "PNG")
+    image = read_image(data, background=(0, 0, 100))
+    assert tuple(image[5, 2]) == (0, 0, 100)
+    assert tuple(image[5, 12]) == (200, 0, 0)
+    assert tuple(image[0, 0]) == (round(200 * 128 / 255), 0, round(100 * 127 / 255))
+
+
+def test_palette_with_transparency_uses_background():
+    img = Image.new("P", (16, 16), 1)
+    img.putpalette([0, 0, 0, 10, 200, 30] + [0] * 762)
+    img.info["transparency"] = 1
+    image = read_image(_encode(img, "PNG", transparency=1), background=(7, 8, 9))
+    assert tuple(image[3, 3]) == (7, 8, 9)
+
+
+def test_sixteen_bit_grey_made_here():
+    arr = np.array([[0, 257 * 100], [65535, 257 * 3]] * 8, dtype=np.uint16)
+    arr = np.tile(arr, (1, 8))
+    image = read_image(_encode(Image.fromarray(arr), "PNG"))
+    assert image[0, 0, 0] == 0 and image[0, 1, 0] == 100
+    assert image[1, 0, 0] == 255 and image[1, 1, 0] == 3
+
+
+def test_cmyk_jpeg_matches_pillow_conversion():
+    img = Image.new("CMYK", (16, 16), (0, 255, 255, 0))  # red
+    image = read_image(_encode(img, "JPEG", quality=95))
+    assert image[8, 8, 0] > 200 and image[8, 8, 1] < 60 and image[8, 8, 2] < 60
+
+
+def test_truncated_jpeg_is_reported_not_filled():
+    data = _encode(Image.fromarray(np.full((64, 64, 3), 90, np.uint8)), "JPEG")
+    with pytest.raises(ImageLoadError, match="truncated"):
+        read_image(data[: len(data) // 2])
+
+
+def test_jpeg_with_trailing_bytes_still_loads():
+    data = _encode(Image.fromarray(np.full((32, 32, 3), 90, np.uint8)), "JPEG")
+    image = read_image(data + b"\x00" * 10)
+    assert np.abs(image.astype(int) - 90).max() <= 2
+
+
+@pytest.mark.parametrize(
+    "content, reason",
+    [(b"", "empty file"), (b"just some text", "not an image"),
+     (b"\x00\x01\x02\x03" * 8, "not an image")],
+)
+def test_non_images_named_like_images(tmp_path, content, reason):
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(content)
+    with pytest.raises(ImageLoadError, match=reason) as info:
+        read_image(path)
+    assert str(path) in str(info.value)
+
+
+def test_missing_file_and_directory(tmp_path):
+    with pytest.raises(ImageLoadError, match="file not found"):
+        ImageLoader().transform([tmp_path / "nope.jpg"])
+    with pytest.raises(ImageLoadError, match="directory"):
+        ImageLoader().transform([tmp_path])
+
+
+def test_too_small_names_the_parameter():
+    with pytest.raises(ImageLoadError, match="'min_size' parameter"):
+        ImageLoader(min_size=16).transform([np.zeros((8, 40), np.uint8)])
+    assert ImageLoader(min_size=8, size=8).transform([np.zeros((8, 40))]).shape == (
+        1, 8, 8, 3)
+
+
+@pytest.mark.parametrize("dtype, scale", [(np.uint8, 255), (np.uint16, 65535),
+                                          (np.float32, 1.0), (np.float64, 1.0)])
+def test_array_dtypes_convert_to_the_same_uint8(dtype, scale):
+    values = np.array([0, 51, 102, 255], dtype=np.float64) / 255
+    arr = np.tile((values * scale).astype(dtype), (16, 4))
+    image = ImageLoader(size=(16, 16)).transform([arr])[0]
+    np.testing.assert_array_equal(image[0, :4, 0], [0, 51, 102, 255])
+
+
+def test_float_out_of_range_is_rejected_with_the_fix():
+    with pytest.raises(ValueError, match="Divide by 255"):
+        read_image(np.full((20, 20, 3), 200.0))
+
+
+def test_single_path_is_rejected():
+    with pytest.raises(TypeError, match="Wrap it in a list"):
+        ImageLoader().transform("photo.jpg")
+
+
+def test_mixed_inputs_and_pathlike(tmp_path, real_images):
+    path = tmp_path / "a.png"
+    Image.fromarray(real_images[0]).save(path)
+    data = _encode(Image.fromarray(real_images[1]), "PNG")
+    out = ImageLoader(size=64).transform([path, str(path), data, real_images[2]])
+    np.testing.assert_array_equal(out[0], real_images[0])
+    np.testing.assert_array_equal(out[1], real_images[0])
+    np.testing.assert_array_equal(out[2], real_images[1])
+    np.testing.assert_array_equal(out[3], real_images[2])
+
+
+def test_threads_give_the_same_images(real_images):
+    images = list(real_images) * 3
+    one = ImageLoader(size=(40, 50), n_jobs=1).transform(images)
+    two = ImageLoader(size=(40, 50), n_jobs=2).transform(images)
+    np.testing.assert_array_equal(one, two)
+
+
+def test_load_error_pickles():
+    err = ImageLoadError([("a.jpg", "truncated image data")], hint="fix it")
+    again = pickle.loads(pickle.dumps(err))
+    assert again.failures == err.failures and str(again) == str(err)
+
+
+# -- resizing -----------------------------------------------------------------
+def test_pad_keeps_whole_image_and_fills_borders():
+    wide = np.full((10, 40, 3), 50, np.uint8)
+    out = fit_to_size(wide, (20, 20), "pad", background=(1, 2, 3))
+    assert tuple(out[0, 10]) == (1, 2, 3) and tuple(out[19, 10]) == (1, 2, 3)
+    assert tuple(out[10, 0]) == (50, 50, 50) and tuple(out[10, 19]) == (50, 50, 50)
+
+
+def test_crop_cuts_the_centre():
+    wide = np.zeros((10, 40, 3), np.uint8)
+    wide[:, 15:25] = 255
+    out = fit_to_size(wide, (10, 10), "crop")
+    assert (out == 255).all()
+
+
+def test_stretch_uses_the_whole_image():
+    wide = np.zeros((10, 40, 3), np.uint8)
+    wide[:, :20] = 255
+    out = fit_to_size(wide, (10, 10), "stretch")
+    assert (out[:, :4] == 255).all() and (out[:, 6:] == 0).all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    image=single_images(),
+    size=st.tuples(st.integers(1, 48), st.integers(1, 48)),
+    aspect=st.sampled_from(["pad", "crop", "stretch"]),
+)
+def test_any_array_becomes_rgb_uint8_of_the_asked_size(image, size, aspect):
+    out = ImageLoader(size=size, aspect=aspect, min_size=1).transform([image])
+    assert out.shape == (1, *size, 3) and out.dtype == np.uint8
+
+
+@settings(max_examples=30, deadline=None)
+@given(value=st.integers(0, 255), size=st.integers(1, 40),
+       aspect=st.sampled_from(["pad", "crop", "stretch"]))
+def test_resizing_a_flat_image_keeps_its_colour(value, size, aspect):
+    flat = np.full((13, 29, 3), value, np.uint8)
+    out = fit_to_size(flat, (size, size), aspect, background=(value,) * 3)
+    assert (out == value).all()
+
+
+# -- folders ------------------------------------------------------------------
+def _make_tree(root):
+    (root / "cats" / "deep").mkdir(parents=True)
+    (root / "dogs").mkdir()
+    Image.new("RGB", (20, 20)).save(root / "cats" / "a.JPG", format="JPEG")
+    Image.new("RGB", (20, 20)).save(root / "cats" / "deep" / "b", format="PNG")
+    Image.new("RGB", (20, 20)).save(root / "dogs" / "c.png", format="JPEG")
+    (root / "dogs" / "readme.txt").write_text("not a photo")
+    (root / "dogs" / "empty.jpg").write_bytes(b"")
+    (root / "loose.jpg").write_bytes(b"")
+    (root / ".hidden").mkdir()
+    Image.new("RGB", (20, 20)).save(root / ".hidden" / "x.png")
+
+
+def test_folder_recursive_by_content_with_skips_reported(tmp_path):
+    _make_tree(tmp_path)
+    with pytest.warns(SkippedFilesWarning) as record:
+        paths, labels = load_image_folder(tmp_path)
+    names = [os.path.relpath(p, tmp_path) for p in paths]
+    assert names == ["cats/a.JPG", os.path.join("cats", "deep", "b"), "dogs/c.png"]
+    assert labels == ["cats", "cats", "dogs"]
+    message = str(record[0].message)
+    for skipped, reason in [("readme.txt", "text"), ("empty.jpg", "empty file"),
+                            ("loose.jpg", "not inside a class folder")]:
+        line = next(ln for ln in message.splitlines() if skipped in ln)
+        assert reason in line
+
+
+def test_folder_without_skips_warns_nothing(texture_folder):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        paths, labels = load_image_folder(texture_folder)
+    assert len(paths) == 24 and sorted(set(labels)) == ["brick", "grass", "gravel"]
+
+
+def test_folder_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_image_folder(tmp_path / "missing")
+    with pytest.raises(ValueError, match="No images found"):
+        load_image_folder(tmp_path)
+
+
+def test_folder_of_the_shared_broken_files_lists_the_decodable_ones():
+    root = require_shared("broken")
+    with pytest.warns(SkippedFilesWarning):
+        paths, labels = load_image_folder(root)
+    # the only class folder is nested/, with its images at two depths
+    assert labels == ["nested", "nested"]
