@@ -516,11 +516,21 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         return out
 
     def get_feature_names_out(self, input_features=None):
-        """Not available: the loader outputs images, not feature columns."""
-        raise AttributeError(
-            "ImageLoader outputs images, which have no feature names; feature "
-            "names come from the feature extractors that follow it."
-        )
+        """Return None: images have no feature names.
+
+        A pipeline's feature names come from the extractors after the loader,
+        so ``pipe[:-1].get_feature_names_out()`` works on a hybrid pipeline.
+
+        Parameters
+        ----------
+        input_features : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        None
+        """
+        return None
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -1,0 +1,151 @@
+"""make_hybrid_pipeline: fitting, predicting, tuning and caching."""
+
+import numpy as np
+import pytest
+from imblearn import FunctionSampler
+from imblearn.pipeline import Pipeline
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_validate
+
+from hybridclf import ImageLoadError, load_image_folder, make_hybrid_pipeline
+from hybridclf.features import ColorHistogram
+
+from .conftest import require_shared
+
+FAST = ["hog", "lbp", "color"]
+
+
+@pytest.fixture(scope="module")
+def textures(texture_folder):
+    paths, labels = load_image_folder(texture_folder)
+    return np.asarray(paths, dtype=object), np.asarray(labels)
+
+
+def test_steps_and_parameter_names():
+    pipe = make_hybrid_pipeline()
+    assert isinstance(pipe, Pipeline)
+    assert [name for name, _ in pipe.steps] == ["load", "augment", "features", "clf"]
+    params = pipe.get_params()
+    for name in ["load__size", "features__hog__extract__orientations",
+                 "features__lbp__extract__grid", "features__sift__extract__n_words",
+                 "features__color__scale__with_mean", "clf__C"]:
+        assert name in params
+    pipe.set_params(features__hog__extract__orientations=12)
+    assert pipe["features"].transformer_list[0][1]["extract"].orientations == 12
+
+
+def test_fit_predict_proba_score(textures):
+    paths, labels = textures
+    pipe = make_hybrid_pipeline(features=FAST).set_params(load__size=96)
+    pipe.fit(paths[::2], labels[::2])
+    predicted = pipe.predict(paths[1::2])
+    assert set(predicted) <= set(labels)
+    proba = pipe.predict_proba(paths[1::2])
+    assert proba.shape == (len(paths[1::2]), 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=1e-5)
+    # brick, grass and gravel are easy to tell apart from held-out crops
+    assert pipe.score(paths[1::2], labels[1::2]) >= 0.75
+
+
+def test_cross_validate_and_grid_search(textures):
+    paths, labels = textures
+    pipe = make_hybrid_pipeline(features=["hog", "color"]).set_params(load__size=64)
+    cv = StratifiedKFold(3, shuffle=True, random_state=0)
+    scores = cross_validate(pipe, paths, labels, cv=cv, error_score="raise")
+    assert scores["test_score"].mean() >= 0.75
+    search = GridSearchCV(pipe, {"clf__C": [0.1, 1.0]}, cv=cv, error_score="raise")
+    search.fit(paths, labels)
+    assert search.best_params_["clf__C"] in (0.1, 1.0)
+    assert search.predict(paths[:2]).shape == (2,)
+
+
+class CountingBlock(ColorHistogram):
+    """A colour histogram that counts how often it is fitted."""
+
+    fits = 0
+
+    def _fit(self, X):
+        type(self).fits += 1
+
+
+def test_memory_reuses_features_across_candidates(textures, tmp_path):
+    paths, labels = textures
+    CountingBlock.fits = 0
+    pipe = make_hybrid_pipeline(features=[("count", CountingBlock())],
+                                memory=str(tmp_path))
+    pipe.set_params(load__size=32)
+    search = GridSearchCV(pipe, {"clf__C": [0.01, 0.1, 1.0, 10.0]}, cv=2)
+    search.fit(paths, labels)
+    # 2 folds + the refit on all images; not 2 x 4 candidates + 1
+    assert CountingBlock.fits == 3
+
+
+def test_custom_block_and_classifier(textures):
+    from sklearn.neighbors import KNeighborsClassifier
+
+    paths, labels = textures
+    pipe = make_hybrid_pipeline(
+        features=["color", ("mine", ColorHistogram(color_space="lab", bins=3))],
+        classifier=KNeighborsClassifier(n_neighbors=1),
+    ).set_params(load__size=32)
+    pipe.fit(paths, labels)
+    names = pipe[:-1].get_feature_names_out()
+    assert len(names) == 16 * 4 * 4 + 27
+    assert names[-1].startswith("mine__")
+
+
+@pytest.mark.parametrize("classifier", ["svc", "random_forest"])
+def test_named_classifiers_give_probabilities(textures, classifier):
+    paths, labels = textures
+    pipe = make_hybrid_pipeline(features=["color"], classifier=classifier)
+    pipe.set_params(load__size=32).fit(paths, labels)
+    assert pipe.predict_proba(paths[:3]).shape == (3, 3)
+
+
+def test_sampler_acts_only_during_fit(textures):
+    paths, labels = textures
+    seen = []
+
+    def duplicate_first_class(X, y):
+        seen.append(len(X))
+        extra = y == y[0]
+        return np.concatenate([X, X[extra]]), np.concatenate([y, y[extra]])
+
+    sampler = FunctionSampler(func=duplicate_first_class, validate=False)
+    pipe = make_hybrid_pipeline(features=["color"], sampler=sampler)
+    pipe.set_params(load__size=32).fit(paths, labels)
+    pipe.predict(paths)
+    assert seen == [len(paths)]
+
+
+def test_bad_arguments_are_explained():
+    with pytest.raises(ValueError, match="among \\['color', 'hog', 'lbp', 'sift'\\]"):
+        make_hybrid_pipeline(features=["hog", "gabor"])
+    with pytest.raises(ValueError, match="'classifier' argument"):
+        make_hybrid_pipeline(classifier="xgboost")
+    with pytest.raises(ValueError, match="names a block twice"):
+        make_hybrid_pipeline(features=["hog", "hog"])
+    with pytest.raises(TypeError, match="\\(name, transformer\\) pair"):
+        make_hybrid_pipeline(features=[42])
+
+
+def test_predicting_a_bad_file_names_it(textures, tmp_path):
+    paths, labels = textures
+    pipe = make_hybrid_pipeline(features=["color"]).set_params(load__size=32)
+    pipe.fit(paths, labels)
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 not really")
+    with pytest.raises(ImageLoadError, match="broken.jpg"):
+        pipe.predict([paths[0], bad])
+
+
+def test_default_pipeline_on_real_amulet_photos():
+    root = require_shared("amulet6")
+    paths, labels = load_image_folder(root)
+    paths, labels = np.asarray(paths, dtype=object), np.asarray(labels)
+    pipe = make_hybrid_pipeline().set_params(
+        load__n_jobs=2, features__sift__extract__random_state=0)
+    train, test = next(StratifiedKFold(4, shuffle=True, random_state=0).split(
+        paths, labels))
+    pipe.fit(paths[train], labels[train])
+    # six classes (chance ~0.2); the classical union scores ~0.9 in 5-fold CV
+    assert pipe.score(paths[test], labels[test]) >= 0.75
