@@ -67,7 +67,7 @@ class LBPFeatures(ImageFeatureExtractor):
     >>> import numpy as np
     >>> from hybridclf.features import LBPFeatures
     >>> images = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), np.uint8)
-    >>> LBPFeatures(points_radii=((8, 1),)).fit_transform(images).shape
+    >>> LBPFeatures(points_radii=((8, 1),), grid=1).fit_transform(images).shape
     (2, 10)
     """
 

@@ -12,7 +12,8 @@ from ..strategies import image_batches
 
 def _expected_length(h, w, cell, block, orientations):
     cells = (h // cell, w // cell)
-    return (cells[0] - block + 1) * (cells[1] - block + 1) * block * block * orientations
+    blocks = (cells[0] - block + 1) * (cells[1] - block + 1)
+    return blocks * block * block * orientations
 
 
 @settings(max_examples=30, deadline=None)
