@@ -90,15 +90,16 @@ REFERENCE_ACCURACY = {
 }
 REFERENCE_VECTOR_MS = 37.6
 
-# Parameters of the library's defaults, repeated here for the raw loops.
-HOG_SIZE = 128
-LBP_SIZE = 128
-LBP_SCALES = ((8, 1), (16, 2))
-LBP_GRID = 4
-COLOR_BINS = [16, 4, 4]
+# Parameters of the library's defaults, read from the classes so the raw loops
+# compute the same thing after a default changes (the equality checks confirm).
+HOG_SIZE = HOGFeatures().image_size
+LBP_SIZE = LBPFeatures().image_size
+LBP_SCALES = LBPFeatures().points_radii
+LBP_GRID = LBPFeatures().grid[0]
+COLOR_BINS = list(ColorHistogram().bins)
 COLOR_RANGES = [0, 180, 0, 256, 0, 256]
-SIFT_STEP = 16
-SIFT_PATCH = 16.0
+SIFT_STEP = SIFTBoVW().dense_step
+SIFT_PATCH = SIFTBoVW().patch_size / 6.0  # OpenCV keypoint size
 # Largest accepted absolute difference between raw and ours.
 TOLERANCE = 1e-5
 
@@ -326,7 +327,10 @@ def run_timing_pass(paths, images, blocks, repeats, label):
 
 def run_timing(paths, images, repeats):
     """Both passes: OpenCV's default threads, then everything single-threaded."""
-    blocks = fitted_blocks(images)
+    # SIFT's k-means runs in BLAS/OpenMP threads, which slow it down several
+    # times over when the cores are busy; one thread is safe (and untimed).
+    with threadpool_limits(limits=1):
+        blocks = fitted_blocks(images)
     default_threads = cv2.getNumThreads()
     print(f"Timing with OpenCV's default threads ({default_threads}) ...", flush=True)
     passes = {
@@ -531,7 +535,9 @@ def render_section(report):
         f"`make_hybrid_pipeline()` for the union (classifier: "
         f"{accuracy['classifier']}, the default), images loaded once with "
         f"`ImageLoader(size={IMAGE_SIZE})`; {accuracy['cv']}; mean +/- std over "
-        "the folds. SIFT with `random_state=0`; each block with n_jobs=2; the "
+        "the folds. SIFT with `random_state=0`; each block with n_jobs=2 and "
+        "BLAS/OpenMP limited to 1 thread (threadpoolctl; SIFT's k-means is "
+        "several times slower with 2 threads on busy cores); the "
         "pipelines share a `memory` cache, so the union reuses the blocks "
         "fitted on the same folds.",
         "",
@@ -615,6 +621,7 @@ def main(argv=None):
     with (
         warnings.catch_warnings(record=True) as caught,
         tempfile.TemporaryDirectory(prefix="bench_features_cache_") as cache_dir,
+        threadpool_limits(limits=1),  # see run_timing: k-means and busy cores
     ):
         warnings.simplefilter("always")
         accuracy = run_accuracy(images, labels, n_splits, n_repeats, cache_dir)

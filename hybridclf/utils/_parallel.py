@@ -5,7 +5,31 @@ they work, so threads parallelise per-image work without copying images into
 other processes.
 """
 
-from joblib import Parallel, delayed, effective_n_jobs
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from joblib import effective_n_jobs
+
+_pools = {}
+_pools_lock = threading.Lock()
+# a forked child has none of its parent's threads: it makes its own pools
+os.register_at_fork(after_in_child=_pools.clear)
+
+
+def _thread_pool(n_threads):
+    """A process-wide pool of ``n_threads`` threads, made on first use.
+
+    Starting threads costs milliseconds, as much as extracting the features of
+    a small batch, so pools are kept for the life of the process.
+    """
+    with _pools_lock:
+        pool = _pools.get(n_threads)
+        if pool is None:
+            pool = _pools[n_threads] = ThreadPoolExecutor(
+                max_workers=n_threads, thread_name_prefix="hybridclf"
+            )
+        return pool
 
 
 def chunk_slices(n_items, n_chunks):
@@ -30,6 +54,8 @@ def run_chunked(func, n_items, n_jobs=None):
     n_jobs : int, default=None
         Number of threads. ``None`` means 1 unless in a
         :func:`joblib.parallel_config` context; ``-1`` means all processors.
+        Calls from inside a pool thread run serially, so nested use does not
+        wait on itself.
 
     Returns
     -------
@@ -39,10 +65,9 @@ def run_chunked(func, n_items, n_jobs=None):
     if n_items == 0:
         return []
     n_threads = effective_n_jobs(n_jobs)
-    if n_threads == 1 or n_items == 1:
+    nested = threading.current_thread().name.startswith("hybridclf")
+    if n_threads == 1 or n_items == 1 or nested:
         return [func(slice(0, n_items))]
     # a few chunks per thread balance uneven per-image costs
     slices = chunk_slices(n_items, 4 * n_threads)
-    return Parallel(n_jobs=n_threads, prefer="threads")(
-        delayed(func)(sl) for sl in slices
-    )
+    return list(_thread_pool(n_threads).map(func, slices))
