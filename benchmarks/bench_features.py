@@ -69,8 +69,8 @@ DOCS_FILE = REPO_ROOT / "docs" / "benchmarks.md"
 RESULTS_FILE = REPO_ROOT / "benchmarks" / "results" / "bench_features.json"
 START_MARKER = "<!-- bench_features:start -->"
 END_MARKER = "<!-- bench_features:end -->"
-COMMAND = "make bench` (the same as `.venv/bin/python benchmarks/bench_features.py"
-QUICK_COMMAND = ".venv/bin/python benchmarks/bench_features.py --quick"
+COMMAND = "make bench` (the same as `.venv/bin/python benchmarks/bench_features.py`)"
+QUICK_COMMAND = ".venv/bin/python benchmarks/bench_features.py --quick`"
 
 IMAGE_SIZE = 224
 BLOCKS = ("hog", "lbp", "color", "sift")
@@ -183,12 +183,12 @@ def raw_lbp(images):
 
 
 def raw_color(images):
-    """HSV joint histogram with 16x4x4 bins, normalised to sum to 1."""
+    """HSV joint histogram, pixel fractions, square roots (Hellinger)."""
     out = np.empty((len(images), int(np.prod(COLOR_BINS))), dtype=np.float32)
     for i, image in enumerate(images):
         hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)
         hist = cv2.calcHist([hsv], [0, 1, 2], None, COLOR_BINS, COLOR_RANGES)
-        out[i] = hist.ravel() / (image.shape[0] * image.shape[1])
+        out[i] = np.sqrt(hist.ravel() / (image.shape[0] * image.shape[1]))
     return out
 
 
@@ -498,7 +498,7 @@ def render_section(report):
         f"scikit-image {info['scikit-image']}, scikit-learn "
         f"{info['scikit-learn']}, imbalanced-learn {info['imbalanced-learn']}, "
         f"joblib {info['joblib']}.",
-        f"- Command: `{QUICK_COMMAND if setup['quick'] else COMMAND}`",
+        f"- Command: `{QUICK_COMMAND if setup['quick'] else COMMAND}",
         f"- Data: amulet6, {setup['n_images']} JPEG photos of "
         f"{IMAGE_SIZE}x{IMAGE_SIZE} pixels, {setup['n_classes']} classes.",
         "",

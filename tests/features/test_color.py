@@ -15,10 +15,14 @@ from ..strategies import image_batches
        space=st.sampled_from(["hsv", "lab", "rgb"]),
        bins=st.tuples(st.integers(1, 9), st.integers(1, 9), st.integers(1, 9)))
 def test_histogram_is_normalised(images, space, bins):
-    out = ColorHistogram(color_space=space, bins=bins).fit_transform(images)
+    l1 = ColorHistogram(color_space=space, bins=bins, normalize="l1")
+    out = l1.fit_transform(images)
     assert out.shape == (len(images), bins[0] * bins[1] * bins[2])
     assert (out >= 0).all()
     np.testing.assert_allclose(out.sum(axis=1), 1, rtol=1e-5)
+    hellinger = ColorHistogram(color_space=space, bins=bins).fit_transform(images)
+    np.testing.assert_allclose(hellinger, np.sqrt(out), rtol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(hellinger, axis=1), 1, rtol=1e-5)
 
 
 def test_pure_red_falls_in_one_hand_computed_bin():
@@ -32,7 +36,8 @@ def test_pure_red_falls_in_one_hand_computed_bin():
 def test_half_black_half_white_in_rgb():
     img = np.zeros((1, 4, 4, 3), np.uint8)
     img[:, :2] = 255
-    hist = ColorHistogram(color_space="rgb", bins=2).fit_transform(img)[0]
+    hist = ColorHistogram(color_space="rgb", bins=2, normalize="l1").fit_transform(
+        img)[0]
     np.testing.assert_array_equal(hist, [0.5, 0, 0, 0, 0, 0, 0, 0.5])
 
 
