@@ -4,7 +4,7 @@ Every class subclasses :class:`HybridClfError` and the matching builtin, so that
 ``except ValueError`` keeps working for code that does not know hybridclf.
 """
 
-__all__ = ["HybridClfError", "ImageLoadError", "SkippedFilesWarning"]
+__all__ = ["DeviceWarning", "HybridClfError", "ImageLoadError", "SkippedFilesWarning"]
 
 
 class HybridClfError(Exception):
@@ -58,3 +58,7 @@ class ImageLoadError(HybridClfError, ValueError):
 
 class SkippedFilesWarning(UserWarning):
     """Some files of a dataset folder were not taken, each for a stated reason."""
+
+
+class DeviceWarning(UserWarning):
+    """The asked device is not available; the work runs on another (the CPU)."""

@@ -6,12 +6,14 @@ shape (n_images, height, width, 3)) and returns a float32 array of shape
 """
 
 from ._base import ImageFeatureExtractor
+from ._cnn import CNNFeatures
 from ._color import ColorHistogram
 from ._hog import HOGFeatures
 from ._lbp import LBPFeatures
 from ._sift import SIFTBoVW
 
 __all__ = [
+    "CNNFeatures",
     "ColorHistogram",
     "HOGFeatures",
     "ImageFeatureExtractor",

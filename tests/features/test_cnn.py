@@ -1,0 +1,173 @@
+"""CNNFeatures: pretrained embeddings offline, ONNX Runtime, fine-tuning."""
+
+import pickle
+import socket
+import warnings
+
+import numpy as np
+import pytest
+import skimage.data
+from sklearn.base import clone
+
+from hybridclf.exceptions import DeviceWarning
+from hybridclf.features import CNNFeatures
+from hybridclf.utils.estimator_checks import image_transformer_checks
+
+torch = pytest.importorskip("torch")
+
+CAT_CLASSES = {281, 282, 283, 284, 285}  # ImageNet: tabby ... Egyptian cat
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch):
+    """Any attempt to open a connection fails the test: nothing is downloaded."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("CNNFeatures tried to use the network")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+SMALL = CNNFeatures(weights=None, image_size=32, device="cpu")
+
+
+@pytest.mark.parametrize("check", image_transformer_checks(),
+                         ids=lambda c: c.__name__)
+def test_house_checks(check, real_images):
+    check(clone(SMALL), real_images)
+
+
+def test_imagenet_weights_are_real():
+    from hybridclf.features._backbones import load_backbone
+
+    model, spec = load_backbone("efficientnet_lite0", "imagenet")
+    image = CNNFeatures(weights=None).set_params(image_size=spec.image_size)
+    image.image_size_ = spec.image_size
+    batch = image._prepare(skimage.data.chelsea()[None])
+    mean = np.asarray(spec.mean, np.float32).reshape(1, 3, 1, 1) * 255
+    std = np.asarray(spec.std, np.float32).reshape(1, 3, 1, 1) * 255
+    with torch.no_grad():
+        logits = model(torch.from_numpy((batch - mean) / std))
+    top5 = set(logits.topk(5).indices[0].tolist())
+    assert logits.argmax().item() in CAT_CLASSES and len(top5 & CAT_CLASSES) >= 2
+
+
+def test_onnx_and_torch_agree_and_pickle_keeps_output(real_images):
+    onnx = CNNFeatures(image_size=64, device="cpu").fit(real_images)
+    assert onnx.onnx_model_ is not None
+    with_torch = CNNFeatures(image_size=64, device="cpu", engine="torch")
+    with_torch.fit(real_images)
+    assert with_torch.onnx_model_ is None
+    a, b = onnx.transform(real_images), with_torch.transform(real_images)
+    assert a.shape == (len(real_images), 1280)
+    np.testing.assert_allclose(a, b, atol=1e-4)
+    restored = pickle.loads(pickle.dumps(onnx))
+    assert "_net" not in restored.__dict__ and "_ort_session" not in vars(restored)
+    np.testing.assert_array_equal(restored.transform(real_images), a)
+
+
+def test_pickled_estimator_needs_no_torch_module(real_images):
+    cnn = CNNFeatures(image_size=64, device="cpu").fit(real_images)
+    restored = pickle.loads(pickle.dumps(cnn))
+    restored._build_network = None  # would fail if transform rebuilt the network
+    assert restored.transform(real_images[:2]).shape == (2, 1280)
+
+
+def test_cuda_requested_but_absent_falls_back_to_cpu(monkeypatch, real_images):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cnn = CNNFeatures(weights=None, image_size=32, device="cuda")
+    with pytest.warns(DeviceWarning, match="no CUDA"):
+        cnn.fit(real_images)
+    assert cnn.device_ == "cpu"
+    assert cnn.transform(real_images).shape[0] == len(real_images)
+
+
+def test_auto_device_is_cpu_without_gpu(monkeypatch, real_images):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeviceWarning)
+        cnn = CNNFeatures(weights=None, image_size=32).fit(real_images)
+    assert cnn.device_ == "cpu"
+
+
+def test_pooling_orders_avg_gem_max(real_images):
+    out = {
+        pooling: CNNFeatures(image_size=64, pooling=pooling, device="cpu")
+        .fit(real_images).transform(real_images)
+        for pooling in ("avg", "gem", "max")
+    }
+    # ReLU6 feature maps are >= 0, so the power means are ordered
+    assert (out["avg"] <= out["gem"] + 1e-4).all()
+    assert (out["gem"] <= out["max"] + 1e-4).all()
+
+
+def test_flip_tta_is_invariant_to_mirroring(real_images):
+    cnn = CNNFeatures(image_size=64, flip_tta=True, device="cpu").fit(real_images)
+    mirrored = np.ascontiguousarray(real_images[:, :, ::-1])
+    np.testing.assert_allclose(cnn.transform(real_images), cnn.transform(mirrored),
+                               atol=1e-4)
+
+
+def test_intermediate_block(real_images):
+    cnn = CNNFeatures(weights=None, image_size=32, layer=-3, device="cpu")
+    assert cnn.fit(real_images).n_features_out_ < 1280
+    with pytest.raises(ValueError, match="block index"):
+        CNNFeatures(weights=None, image_size=32, layer=99).fit(real_images)
+
+
+def _two_class_set(real_images):
+    x = np.concatenate([real_images, real_images[:, :, ::-1]])
+    y = np.array([0, 0, 0, 0, 1, 1, 1, 1] * 2)
+    return np.ascontiguousarray(x), y
+
+
+def test_fine_tuning_lowers_loss_and_is_deterministic(real_images):
+    x, y = _two_class_set(real_images)
+    params = dict(image_size=64, device="cpu", fine_tune_epochs=4,
+                  learning_rate=3e-3, validation_fraction=0.25, random_state=0)
+    a = CNNFeatures(**params).fit(x, y)
+    losses = [h["train_loss"] for h in a.fine_tune_history_]
+    assert len(losses) >= 2 and losses[-1] < losses[0]
+    assert a.fine_tuned_state_ is not None
+    plain = CNNFeatures(image_size=64, device="cpu").fit(x).transform(x)
+    tuned = a.transform(x)
+    assert not np.allclose(plain, tuned)
+    b = CNNFeatures(**params).fit(x, y)
+    np.testing.assert_allclose(b.transform(x), tuned, atol=1e-5)
+    # the tuned weights travel with the estimator
+    np.testing.assert_allclose(pickle.loads(pickle.dumps(a)).transform(x), tuned,
+                               atol=1e-5)
+
+
+def test_fine_tuning_needs_labels(real_images):
+    with pytest.raises(ValueError, match="needs the labels y"):
+        CNNFeatures(weights=None, image_size=32, fine_tune_epochs=1).fit(real_images)
+
+
+def test_missing_torchvision_weights_say_where_to_put_them(tmp_path, monkeypatch,
+                                                           real_images):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(FileNotFoundError) as info:
+        CNNFeatures(backbone="resnet18", weights="imagenet").fit(real_images)
+    message = str(info.value)
+    assert str(tmp_path / "hub" / "checkpoints") in message
+    assert "resnet18" in message and "never downloads" in message
+
+
+def test_torchvision_backbone_from_a_state_dict_file(tmp_path, real_images):
+    import torchvision
+
+    path = tmp_path / "resnet18.pt"
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)
+    cnn = CNNFeatures(backbone="resnet18", weights=path, image_size=64,
+                      device="cpu").fit(real_images)
+    assert cnn.transform(real_images).shape == (len(real_images), 512)
+    layer3 = CNNFeatures(backbone="resnet18", weights=None, layer="layer3",
+                         image_size=64, device="cpu").fit(real_images)
+    assert layer3.n_features_out_ == 256
+
+
+def test_unknown_backbone_lists_choices(real_images):
+    with pytest.raises(ValueError, match="efficientnet_lite0"):
+        CNNFeatures(backbone="not_a_net").fit(real_images)
