@@ -14,6 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 from .exceptions import HybridClfError, ImageLoadError, SkippedFilesWarning
 from .io import ImageLoader, load_image_folder, read_image
 from .pipeline import make_hybrid_pipeline
+from .sampling import ClassAwareAugmenter
 
 try:
     __version__ = version("hybridclf")
@@ -21,6 +22,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [
+    "ClassAwareAugmenter",
     "HybridClfError",
     "ImageLoadError",
     "ImageLoader",

@@ -125,7 +125,8 @@ def _flip_matrix(height, width, horizontal, vertical):
 
 
 def _rotation_scale_matrix(height, width, angle, factor):
-    affine = cv2.getRotationMatrix2D(_center(height, width), float(angle), float(factor))
+    center = _center(height, width)
+    affine = cv2.getRotationMatrix2D(center, float(angle), float(factor))
     return np.vstack([affine, [0.0, 0.0, 1.0]])
 
 

@@ -1,9 +1,10 @@
-"""The one place that imports scikit-learn's private validation helpers.
+"""The one place that imports scikit-learn's and imbalanced-learn's private helpers.
 
-Everything else in hybridclf imports them from here, so a change in
-scikit-learn's private API is fixed in one file.
+Everything else in hybridclf imports them from here, so a change in their
+private APIs is fixed in one file.
 """
 
+from imblearn.utils._docstring import _random_state_docstring
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import (
     HasMethods,
@@ -17,6 +18,7 @@ from sklearn.utils._param_validation import (
 )
 
 __all__ = [
+    "_random_state_docstring",
     "HasMethods",
     "Interval",
     "InvalidParameterError",

@@ -1,0 +1,147 @@
+"""``hybridclf augment`` and the library function behind it."""
+
+import csv
+import shutil
+
+import numpy as np
+import pytest
+from sklearn.model_selection import GroupKFold
+
+from hybridclf import ClassAwareAugmenter, read_image
+from hybridclf.augment_folder import augment_folder
+from hybridclf.cli import main
+
+from .conftest import require_shared
+
+
+@pytest.fixture
+def uneven_tree(texture_folder, tmp_path):
+    """brick 6, grass 2 + a truncated PNG, gravel 4 + a text file; a stray file."""
+    root = tmp_path / "data"
+    for name, n in (("brick", 6), ("grass", 2), ("gravel", 4)):
+        (root / name).mkdir(parents=True)
+        for i in range(n):
+            shutil.copy(texture_folder / name / f"{i}.png", root / name / f"{i}.png")
+    good = (texture_folder / "grass" / "5.png").read_bytes()
+    (root / "grass" / "broken.png").write_bytes(good[: len(good) // 2])
+    (root / "gravel" / "notes.jpg").write_text("not a photo")
+    (root / "README.txt").write_text("class per folder")
+    return root
+
+
+def read_manifest(out):
+    with open(out / "manifest.csv", newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def count_images(out):
+    return {d.name: len(list(d.glob("*.png"))) for d in sorted(out.iterdir())
+            if d.is_dir()}
+
+
+def test_balances_the_tree_and_writes_the_manifest(uneven_tree, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(["augment", "--input-dir", str(uneven_tree), "--output-dir",
+                 str(out), "--seed", "0", "--n-jobs", "1"])
+    stdout = capsys.readouterr().out
+    assert code == 0
+    assert count_images(out) == {"brick": 6, "grass": 6, "gravel": 6}
+
+    rows = read_manifest(out)
+    assert len(rows) == 18
+    assert list(rows[0]) == ["file", "label", "kind", "source", "similarity",
+                             "techniques"]
+    generated = [r for r in rows if r["kind"] == "generated"]
+    assert [r["label"] for r in generated].count("grass") == 4
+    assert [r["label"] for r in generated].count("gravel") == 2
+    for row in rows:
+        assert (out / row["file"]).is_file()
+        assert row["source"].split("/")[0] == row["label"]
+        if row["kind"] == "original":
+            assert row["source"] == row["file"]
+            assert (out / row["file"]).read_bytes() == (
+                uneven_tree / row["file"]).read_bytes()
+        else:
+            assert (uneven_tree / row["source"]).is_file()
+            assert float(row["similarity"]) >= 0.6 and row["techniques"]
+            assert read_image(out / row["file"]).shape == (96, 96, 3)
+
+    table = {line.split()[0]: line.split()[1:] for line in stdout.splitlines()
+             if line.split() and line.split()[0] in {"brick", "grass", "gravel",
+                                                      "total"}}
+    # before, unreadable, target, generated, redrawn, dropped, after
+    assert table["grass"] == ["2", "1", "6", "4", "0", "0", "6"]
+    assert table["gravel"] == ["4", "1", "6", "2", "0", "0", "6"]
+    assert table["total"][-1] == "18"
+    assert "3 file(s) not used" in stdout
+    assert "broken.png: truncated image data" in stdout
+    assert "notes.jpg: not an image: the content is text" in stdout
+    assert "README.txt: not inside a class folder" in stdout
+
+
+def test_target_samples_and_factor(uneven_tree, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(["augment", "--input-dir", str(uneven_tree), "--output-dir",
+                 str(out), "--target-samples", "5", "--augmentation-factor", "2",
+                 "--quality-threshold", "0.5"])
+    assert code == 0
+    # brick is above the target and stays; grass is capped at 2 x 2
+    assert count_images(out) == {"brick": 6, "grass": 4, "gravel": 5}
+
+
+def test_same_seed_same_files(uneven_tree, tmp_path):
+    for name in ("a", "b"):
+        assert main(["augment", "--input-dir", str(uneven_tree), "--output-dir",
+                     str(tmp_path / name), "--seed", "3"]) == 0
+    rows_a, rows_b = read_manifest(tmp_path / "a"), read_manifest(tmp_path / "b")
+    assert rows_a == rows_b
+    for row in rows_a:
+        assert (tmp_path / "a" / row["file"]).read_bytes() == (
+            tmp_path / "b" / row["file"]).read_bytes()
+
+
+def test_errors_are_reported(uneven_tree, tmp_path, capsys):
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "old.txt").write_text("x")
+    assert main(["augment", "--input-dir", str(uneven_tree),
+                 "--output-dir", str(taken)]) == 1
+    assert "not an empty folder" in capsys.readouterr().err
+    assert main(["augment", "--input-dir", str(uneven_tree),
+                 "--output-dir", str(uneven_tree / "out")]) == 1
+    assert "inside the input folder" in capsys.readouterr().err
+    assert main(["augment", "--input-dir", str(tmp_path / "nope"),
+                 "--output-dir", str(tmp_path / "o")]) == 1
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["augment", "--input-dir", str(uneven_tree), "--output-dir",
+                 str(tmp_path / "o"), "--target-samples", "0"]) == 1
+    assert "'target_samples' parameter" in capsys.readouterr().err
+    assert main([]) == 2
+    assert "augment" in capsys.readouterr().out
+
+
+def test_library_result_and_grouped_folds(uneven_tree, tmp_path):
+    result = augment_folder(uneven_tree, tmp_path / "out",
+                            ClassAwareAugmenter(random_state=0))
+    assert [(c.label, c.before, c.unreadable, c.after) for c in result.classes] == [
+        ("brick", 6, 0, 6), ("grass", 2, 1, 6), ("gravel", 4, 1, 6)]
+    assert result.n_generated == 6 and len(result.skipped) == 3
+    assert result.augmenter.n_generated_ == {"brick": 0, "grass": 4, "gravel": 2}
+    rows = read_manifest(tmp_path / "out")
+    groups = np.array([r["source"] for r in rows])
+    for train, test in GroupKFold(n_splits=3).split(rows, groups=groups):
+        assert not set(groups[train]) & set(groups[test])
+
+
+def test_broken_real_files_are_listed_not_fatal(tmp_path):
+    broken = require_shared("broken")
+    root = tmp_path / "data"
+    shutil.copytree(broken, root / "awkward")
+    (root / "other").mkdir()
+    shutil.copy(broken / "good_reference.jpg", root / "other" / "a.jpg")
+    result = augment_folder(root, tmp_path / "out", ClassAwareAugmenter(
+        target_samples=2, random_state=0))
+    reasons = dict((p.split("/")[-1], r) for p, r in result.skipped)
+    assert "truncated" in reasons["truncated_half.jpg"]
+    assert "empty" in reasons["zero_bytes.jpg"]
+    assert result.classes[1].after == 2
