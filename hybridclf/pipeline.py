@@ -6,13 +6,20 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion
 from sklearn.preprocessing import StandardScaler
 
-from .features import ColorHistogram, HOGFeatures, LBPFeatures, SIFTBoVW
+from .features import (
+    CNNFeatures,
+    ColorHistogram,
+    HOGFeatures,
+    LBPFeatures,
+    SIFTBoVW,
+)
 from .io import ImageLoader
 
 __all__ = ["FEATURE_BLOCKS", "make_hybrid_pipeline"]
 
 #: Feature blocks that ``make_hybrid_pipeline(features=...)`` knows by name.
 FEATURE_BLOCKS = {
+    "cnn": CNNFeatures,
     "hog": HOGFeatures,
     "lbp": LBPFeatures,
     "sift": SIFTBoVW,
@@ -99,6 +106,7 @@ def make_hybrid_pipeline(
         transformer of your own that takes images of shape (n, height, width,
         3). Known names:
 
+        - "cnn": :class:`~hybridclf.features.CNNFeatures`
         - "hog": :class:`~hybridclf.features.HOGFeatures`
         - "lbp": :class:`~hybridclf.features.LBPFeatures`
         - "sift": :class:`~hybridclf.features.SIFTBoVW`

@@ -118,7 +118,8 @@ def test_sampler_acts_only_during_fit(textures):
 
 
 def test_bad_arguments_are_explained():
-    with pytest.raises(ValueError, match="among \\['color', 'hog', 'lbp', 'sift'\\]"):
+    names = "\\['cnn', 'color', 'hog', 'lbp', 'sift'\\]"
+    with pytest.raises(ValueError, match=f"among {names}"):
         make_hybrid_pipeline(features=["hog", "gabor"])
     with pytest.raises(ValueError, match="'classifier' argument"):
         make_hybrid_pipeline(classifier="xgboost")

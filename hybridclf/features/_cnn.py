@@ -77,20 +77,23 @@ class CNNFeatures(ImageFeatureExtractor):
         map; for EfficientNet-Lite an MBConv block index (negative counts from
         the end); for torchvision a graph node name such as ``"layer3"``.
 
-    pooling : {"avg", "max", "gem"}, default="avg"
+    pooling : {"avg", "max", "gem"}, default="gem"
         How the feature map becomes a vector:
 
         - "avg": global average pooling.
         - "max": global max pooling.
-        - "gem": generalised mean pooling with p=3, between the two.
+        - "gem": generalised mean pooling with p=3, between the two; it
+          stresses strong local responses (on the amulet benchmark, a linear
+          probe scored 0.838 with "gem" against 0.815 with "avg").
 
     image_size : int or None, default=None
         Side of the square network input; ``None`` uses the backbone's own
         (224 for Lite0, 240 for Lite1, 260 for Lite2).
 
-    flip_tta : bool, default=False
+    flip_tta : bool, default=True
         Average each embedding with the embedding of the mirrored image
-        (test-time augmentation); twice the cost.
+        (test-time augmentation). It costs twice the time and raised the
+        linear probe on the amulet benchmark from 0.838 to 0.858 (with GeM).
 
     batch_size : int, default=32
         Images per forward pass.
@@ -166,7 +169,7 @@ class CNNFeatures(ImageFeatureExtractor):
     >>> import numpy as np
     >>> from hybridclf.features import CNNFeatures
     >>> images = np.zeros((2, 64, 64, 3), np.uint8)
-    >>> cnn = CNNFeatures(weights=None, image_size=64).fit(images)
+    >>> cnn = CNNFeatures(weights=None, image_size=64, flip_tta=False).fit(images)
     >>> cnn.transform(images).shape
     (2, 1280)
     """
@@ -192,7 +195,7 @@ class CNNFeatures(ImageFeatureExtractor):
 
     def __init__(
         self, *, backbone="efficientnet_lite0", weights="imagenet", layer=None,
-        pooling="avg", image_size=None, flip_tta=False, batch_size=32,
+        pooling="gem", image_size=None, flip_tta=True, batch_size=32,
         device="auto", engine="auto", fine_tune_epochs=0, fine_tune_blocks=2,
         learning_rate=1e-3, validation_fraction=0.15, random_state=None,
         n_jobs=None, verbose=False,
