@@ -39,6 +39,8 @@ lint: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/bench_features.py
+	$(BIN)/python benchmarks/bench_cnn.py
+	$(BIN)/python benchmarks/bench_augment.py
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache .hypothesis build *.egg-info

@@ -4,9 +4,18 @@ import pytest
 from sklearn.base import clone
 from sklearn.utils import estimator_checks as sk_checks
 
-from hybridclf import ImageLoader
-from hybridclf.features import ColorHistogram, HOGFeatures, LBPFeatures, SIFTBoVW
-from hybridclf.utils.estimator_checks import image_transformer_checks
+from hybridclf import ClassAwareAugmenter, ImageLoader
+from hybridclf.features import (
+    CNNFeatures,
+    ColorHistogram,
+    HOGFeatures,
+    LBPFeatures,
+    SIFTBoVW,
+)
+from hybridclf.utils.estimator_checks import (
+    image_sampler_checks,
+    image_transformer_checks,
+)
 
 ESTIMATORS = [
     ImageLoader(size=32),
@@ -27,6 +36,11 @@ def test_image_estimator_api(estimator, check, real_images):
     check(clone(estimator), real_images)
 
 
+@pytest.mark.parametrize("check", image_sampler_checks(), ids=_id)
+def test_image_sampler_api(check, real_images):
+    check(ClassAwareAugmenter(random_state=0), real_images)
+
+
 SKLEARN_CHECKS = [
     sk_checks.check_estimator_cloneable,
     sk_checks.check_estimator_repr,
@@ -38,7 +52,10 @@ SKLEARN_CHECKS = [
 ]
 
 
-@pytest.mark.parametrize("estimator", ESTIMATORS, ids=_id)
+@pytest.mark.parametrize(
+    "estimator", [*ESTIMATORS, ClassAwareAugmenter(), CNNFeatures(weights=None)],
+    ids=_id,
+)
 @pytest.mark.parametrize("check", SKLEARN_CHECKS, ids=_id)
 def test_sklearn_checks_without_data(estimator, check):
     # scikit-learn's data checks feed 2-D tables, which image estimators reject

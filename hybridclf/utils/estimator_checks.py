@@ -23,7 +23,11 @@ from ._validation import (
     make_constraint,
 )
 
-__all__ = ["check_image_transformer", "image_transformer_checks"]
+__all__ = [
+    "check_image_transformer",
+    "image_sampler_checks",
+    "image_transformer_checks",
+]
 
 
 def _with_seed(estimator):
@@ -149,10 +153,12 @@ def check_param_validation(estimator, images):
                 bad_values.append(generate_invalid_param_val(make_constraint(constraint)))
             except NotImplementedError:
                 continue
+        # labels too, for samplers (and extractors that may fine-tune)
+        labels = np.arange(len(images)) % 2
         for value in bad_values:
             est = clone(estimator).set_params(**{param: value})
             try:
-                est.fit(images)
+                est.fit(images, labels)
             except InvalidParameterError as exc:
                 expected = f"The '{param}' parameter of {name} must be"
                 assert expected in str(exc), str(exc)
@@ -178,6 +184,16 @@ def image_transformer_checks():
         check_pickle_keeps_output,
         check_fixed_random_state,
         check_rejects_other_image_shape,
+        check_param_validation,
+    ]
+
+
+def image_sampler_checks():
+    """The checks that apply to an image sampler (it has no ``transform``)."""
+    return [
+        check_clone_round_trip,
+        check_init_stores_params,
+        check_constraints_cover_params,
         check_param_validation,
     ]
 
