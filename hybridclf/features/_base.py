@@ -71,13 +71,22 @@ class ImageFeatureExtractor(
     Subclasses implement ``_n_features_for(height, width)`` and
     ``_transform_chunk(images, out)``, which fills ``out`` (float32, one row per
     image) and may run in several threads at once on different chunks. They
-    may override ``_fit(X)`` to learn something (a vocabulary).
+    may override ``_fit(X)`` to learn something (a vocabulary); when learning
+    already computed the features of ``X``, ``_fit`` returns them and
+    ``fit_transform`` does not compute them twice.
     """
 
     _parameter_constraints: dict = {"n_jobs": [Integral, None]}
 
     def _fit(self, X):
-        """Learn from the images; the default learns nothing."""
+        """Learn from the images; return their features if computed, else None."""
+
+    def _fit_images(self, X):
+        """Check X, record its shape, learn; return (features or None, X)."""
+        X = check_images(X, self)
+        self.image_shape_ = X.shape[1:]
+        self._n_features_out = self._n_features_for(X.shape[1], X.shape[2])
+        return self._fit(X), X
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -96,11 +105,28 @@ class ImageFeatureExtractor(
         self : object
             Fitted extractor.
         """
-        X = check_images(X, self)
-        self.image_shape_ = X.shape[1:]
-        self._n_features_out = self._n_features_for(X.shape[1], X.shape[2])
-        self._fit(X)
+        self._fit_images(X)
         return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit_transform(self, X, y=None):
+        """Fit to the images, then compute their features.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, height, width[, 3])
+            Images, as produced by :class:`~hybridclf.io.ImageLoader`.
+
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        features : ndarray of shape (n_samples, n_features), dtype float32
+            The features.
+        """
+        out, X = self._fit_images(X)
+        return self._extract(X) if out is None else out
 
     def transform(self, X):
         """Compute one feature row per image.

@@ -10,7 +10,6 @@ import cv2
 import numpy as np
 from joblib import effective_n_jobs
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted
 
 from ..exceptions import DeviceWarning
 from ..utils._validation import Interval, StrOptions, _fit_context
@@ -425,22 +424,6 @@ class CNNFeatures(ImageFeatureExtractor):
             out[start:stop] = self._run(self._prepare(X[start:stop]))
         return out
 
-    def transform(self, X):
-        """Compute the embedding of each image.
-
-        Parameters
-        ----------
-        X : ndarray of shape (n_samples, height, width[, 3])
-            Images of the shape seen in ``fit``.
-
-        Returns
-        -------
-        features : ndarray of shape (n_samples, n_features_out_), dtype float32
-            The embeddings.
-        """
-        check_is_fitted(self, "image_size_")
-        return super().transform(X)
-
     def fit_transform(self, X, y=None):
         """Fit (fine-tuning on ``y`` if asked), then transform ``X``.
 
@@ -457,7 +440,7 @@ class CNNFeatures(ImageFeatureExtractor):
         features : ndarray of shape (n_samples, n_features_out_), dtype float32
             The embeddings.
         """
-        return self.fit(X, y).transform(X)
+        return self.fit(X, y)._extract(check_images(X, self))
 
     # -- persistence -----------------------------------------------------------
     def _forget_runtime(self):

@@ -8,8 +8,8 @@ from sklearn.cluster import MiniBatchKMeans
 from sklearn.utils import check_random_state
 
 from ..utils._parallel import run_chunked
-from ..utils._validation import Interval, StrOptions, _fit_context
-from ._base import _N_JOBS_DOC, ImageFeatureExtractor, check_images, to_gray
+from ..utils._validation import Interval, StrOptions
+from ._base import _N_JOBS_DOC, ImageFeatureExtractor, to_gray
 
 
 class SIFTBoVW(ImageFeatureExtractor):
@@ -217,28 +217,7 @@ class SIFTBoVW(ImageFeatureExtractor):
             out[i] = np.bincount(words, minlength=self.n_words) / len(desc)
 
     def _fit(self, X):
-        self._learn_codebook(self._describe_all(X))
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit_transform(self, X, y=None):
-        """Learn the codebook and encode the same images, describing them once.
-
-        Parameters
-        ----------
-        X : ndarray of shape (n_samples, height, width[, 3])
-            Images, as produced by :class:`~hybridclf.io.ImageLoader`.
-
-        y : Ignored
-            Not used, present for API consistency by convention.
-
-        Returns
-        -------
-        features : ndarray of shape (n_samples, n_words), dtype float32
-            The normalised word histograms.
-        """
-        X = check_images(X, self)
-        self.image_shape_ = X.shape[1:]
-        self._n_features_out = self.n_words
+        # the descriptors serve both the codebook and the features of X
         descriptors = self._describe_all(X)
         self._learn_codebook(descriptors)
         out = np.empty((len(descriptors), self.n_words), dtype=np.float32)
