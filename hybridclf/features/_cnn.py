@@ -13,6 +13,7 @@ from sklearn.utils import check_random_state
 
 from ..exceptions import DeviceWarning
 from ..utils._validation import Interval, StrOptions, _fit_context
+from ._backbones import native_image_size
 from ._base import ImageFeatureExtractor, check_images
 
 __all__ = ["CNNFeatures"]
@@ -21,9 +22,63 @@ logger = logging.getLogger(__name__)
 
 # ONNX graphs of unmodified pretrained backbones, shared by every fit in the
 # process (cross-validation folds, grid-search candidates): exporting costs
-# seconds, and the graph depends only on these parameters.
+# seconds, and the graph depends only on these parameters. Graphs of ImageNet
+# weights are also kept on disk, so a new process skips PyTorch altogether.
 _EXPORT_CACHE = {}
 _EXPORT_LOCK = threading.Lock()
+
+
+def cache_dir():
+    """Folder for hybridclf's on-disk caches: $HYBRIDCLF_CACHE_DIR or ~/.cache."""
+    return os.environ.get("HYBRIDCLF_CACHE_DIR") or os.path.join(
+        os.path.expanduser("~"), ".cache", "hybridclf")
+
+
+def _disk_path(key):
+    import hashlib
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = []
+    for package in ("hybridclf", "torch", "efficientnet-lite-pytorch"):
+        try:
+            versions.append(version(package))
+        except PackageNotFoundError:
+            versions.append(None)
+    digest = hashlib.sha256(repr((key, versions)).encode()).hexdigest()[:32]
+    return os.path.join(cache_dir(), "onnx", f"{digest}.onnx")
+
+
+def _cached_graph(key):
+    """The ONNX bytes for ``key`` from memory or disk, or None."""
+    with _EXPORT_LOCK:
+        if key in _EXPORT_CACHE:
+            return _EXPORT_CACHE[key]
+    if key[1] != "imagenet":
+        return None
+    try:
+        with open(_disk_path(key), "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return None
+    with _EXPORT_LOCK:
+        _EXPORT_CACHE[key] = data
+    return data
+
+
+def _store_graph(key, data):
+    with _EXPORT_LOCK:
+        _EXPORT_CACHE[key] = data
+    if key[1] != "imagenet":
+        return  # random weights differ from process to process
+    path = _disk_path(key)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)  # atomic: concurrent fits never read half a file
+    except OSError as exc:
+        logger.debug("Cannot cache the ONNX graph in %s: %s", path, exc)
 
 
 def _onnxruntime():
@@ -273,9 +328,9 @@ class CNNFeatures(ImageFeatureExtractor):
         import torch
 
         key = self._export_key()
-        with _EXPORT_LOCK:
-            if key is not None and key in _EXPORT_CACHE:
-                return _EXPORT_CACHE[key]
+        cached = None if key is None else _cached_graph(key)
+        if cached is not None:
+            return cached
         size = self.image_size_
         dummy = torch.zeros(2, 3, size, size)
         buffer = io.BytesIO()
@@ -290,8 +345,7 @@ class CNNFeatures(ImageFeatureExtractor):
             )
         data = buffer.getvalue()
         if key is not None:
-            with _EXPORT_LOCK:
-                _EXPORT_CACHE[key] = data
+            _store_graph(key, data)
         return data
 
     def _session(self):
@@ -332,6 +386,23 @@ class CNNFeatures(ImageFeatureExtractor):
         self.device_ = self._resolve_device()
         self.fine_tuned_state_ = None
         self.fine_tune_history_ = []
+        self.onnx_model_ = None
+        use_onnx = self.engine != "torch" and _onnxruntime() is not None
+        native = native_image_size(self.backbone)
+        if (use_onnx and self.fine_tune_epochs == 0 and native is not None
+                and self.device_ == "cpu"):
+            # a graph exported before spares building the network in torch
+            self.image_size_ = int(self.image_size or native)
+            key = self._export_key()
+            self.onnx_model_ = None if key is None else _cached_graph(key)
+        if self.onnx_model_ is None:
+            self._fit_network(X, y, use_onnx)
+        probe = self._run(self._prepare(X[:1]))
+        self._n_features_out = probe.shape[1]
+        return self
+
+    def _fit_network(self, X, y, use_onnx):
+        """Build (and fine-tune) the torch network; export it for ONNX Runtime."""
         net, spec = self._build_network()
         self.image_size_ = int(self.image_size or spec.image_size)
         if self.fine_tune_epochs > 0:
@@ -353,12 +424,8 @@ class CNNFeatures(ImageFeatureExtractor):
                 verbose=self.verbose,
             )
         self._net = net.eval()
-        self.onnx_model_ = None
-        if _onnxruntime() is not None and self.engine != "torch":
+        if use_onnx:
             self.onnx_model_ = self._export_onnx(net)
-        probe = self._run(self._prepare(X[:1]))
-        self._n_features_out = probe.shape[1]
-        return self
 
     @property
     def n_features_out_(self):

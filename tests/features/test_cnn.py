@@ -171,3 +171,20 @@ def test_torchvision_backbone_from_a_state_dict_file(tmp_path, real_images):
 def test_unknown_backbone_lists_choices(real_images):
     with pytest.raises(ValueError, match="efficientnet_lite0"):
         CNNFeatures(backbone="not_a_net").fit(real_images)
+
+
+def test_exported_graph_is_reused_from_disk_without_torch_network(
+        real_images, monkeypatch):
+    from hybridclf.features import _cnn
+
+    first = CNNFeatures(image_size=64, device="cpu").fit(real_images)
+    expected = first.transform(real_images)
+    monkeypatch.setattr(_cnn, "_EXPORT_CACHE", {})  # as in a new process
+
+    def no_torch_network(self):
+        raise AssertionError("the network was built although a graph was cached")
+
+    monkeypatch.setattr(CNNFeatures, "_build_network", no_torch_network)
+    again = CNNFeatures(image_size=64, device="cpu").fit(real_images)
+    assert again.onnx_model_ == first.onnx_model_
+    np.testing.assert_array_equal(again.transform(real_images), expected)
