@@ -11,8 +11,10 @@ imbalanced-learn ``Pipeline`` from image paths to class labels::
 
 from importlib.metadata import PackageNotFoundError, version
 
+from .dataset import DatasetReport, find_duplicate_groups, inspect_dataset
 from .exceptions import HybridClfError, ImageLoadError, SkippedFilesWarning
 from .io import ImageLoader, load_image_folder, read_image
+from .persistence import load_model, save_model
 from .pipeline import make_hybrid_pipeline
 from .sampling import ClassAwareAugmenter
 
@@ -23,12 +25,17 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 __all__ = [
     "ClassAwareAugmenter",
+    "DatasetReport",
     "HybridClfError",
     "ImageLoadError",
     "ImageLoader",
     "SkippedFilesWarning",
     "__version__",
+    "find_duplicate_groups",
+    "inspect_dataset",
     "load_image_folder",
+    "load_model",
     "make_hybrid_pipeline",
     "read_image",
+    "save_model",
 ]

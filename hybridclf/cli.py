@@ -201,11 +201,370 @@ def run_augment(args):
 
 
 # --------------------------------------------------------------------------
+# train
+# --------------------------------------------------------------------------
+def format_parser_train(parser):
+    from .pipeline import DEFAULT_FEATURES, FEATURE_BLOCKS
+
+    parser.description = (
+        "Train a hybrid pipeline on a class-per-folder dataset: split off a test "
+        "part grouped by near-duplicates, cross-validate (grouped), optionally "
+        "search hyper-parameters on cached features, fit, and write a model "
+        "directory (model.skops, model.json, README.md)."
+    )
+    parser.add_argument("--data-dir", required=True,
+                        help="class-per-folder dataset: DATA_DIR/<class>/<image>")
+    parser.add_argument("--output-dir", required=True,
+                        help="model directory to write")
+    parser.add_argument(
+        "--quick-mode", action="store_true",
+        help="fast settings for a first look: HOG and colour blocks on 128-pixel "
+        "images, 3 folds",
+    )
+    parser.add_argument("--cv-folds", type=int, default=5,
+                        help="grouped cross-validation folds (default: %(default)s)")
+    parser.add_argument(
+        "--test-size", type=float, default=0.2,
+        help="share of the images held out as the test part, grouped; 0 trains "
+        "on everything (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--features", nargs="+", choices=sorted(FEATURE_BLOCKS), default=None,
+        help=f"feature blocks (default: {' '.join(DEFAULT_FEATURES)})",
+    )
+    parser.add_argument(
+        "--classifier", default="logistic",
+        choices=["logistic", "svc", "random_forest", "extra_trees",
+                 "hist_gradient_boosting", "soft_voting", "stacking"],
+        help="final classifier (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--search", choices=["none", "grid", "halving"], default="none",
+        help="hyper-parameter search over the classifier's documented grid "
+        "(hybridclf.training.SEARCH_GRIDS) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--groups", default=None,
+        help="CSV with the columns file,group (near-identical images share a "
+        "group); default: duplicate groups found on the fly",
+    )
+    parser.add_argument("--augment", action="store_true",
+                        help="balance classes with ClassAwareAugmenter (fit only)")
+    parser.add_argument("--image-size", type=int, default=None,
+                        help="side images are resized to (default: 224, or 128 "
+                        "with --quick-mode)")
+    parser.add_argument("--n-jobs", type=int, default=-1,
+                        help="threads for loading, features and search "
+                        "(default: all cores)")
+    parser.add_argument("--cache-dir", default=None,
+                        help="joblib cache of fitted feature blocks, for searches "
+                        "over feature parameters (default: none)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="random seed (default: %(default)s)")
+
+
+def _set_matching(pipe, suffix, value):
+    pipe.set_params(**{name: value for name in pipe.get_params()
+                       if name.endswith(suffix)})
+
+
+def run_train(args):
+    import numpy as np
+
+    from .io import load_image_folder
+    from .persistence import save_model
+    from .pipeline import DEFAULT_FEATURES, make_hybrid_pipeline
+    from .training import (
+        data_fingerprint,
+        duplicate_groups,
+        read_groups_csv,
+        train_model,
+    )
+
+    started = time.perf_counter()
+    features = args.features or (["hog", "color"] if args.quick_mode
+                                 else list(DEFAULT_FEATURES))
+    folds = 3 if args.quick_mode and args.cv_folds == 5 else args.cv_folds
+    size = args.image_size or (128 if args.quick_mode else 224)
+    paths, labels = load_image_folder(args.data_dir)
+    classes, counts = np.unique(labels, return_counts=True)
+    _out(f"{len(paths)} images in {len(classes)} classes "
+         f"({counts.min()} to {counts.max()} per class)")
+    t0 = time.perf_counter()
+    if args.groups:
+        groups = read_groups_csv(args.groups, paths, root=args.data_dir)
+        source = args.groups
+    else:
+        groups = duplicate_groups(paths, n_jobs=args.n_jobs)
+        source = "found on the fly"
+    n_groups = len(np.unique(groups))
+    _out(f"{n_groups} groups ({len(paths) - n_groups} images share a group with "
+         f"another; {source}) in {time.perf_counter() - t0:.1f} s")
+
+    sampler = None
+    if args.augment:
+        from .sampling import ClassAwareAugmenter
+
+        sampler = ClassAwareAugmenter(random_state=args.seed, n_jobs=args.n_jobs)
+    pipe = make_hybrid_pipeline(features=features, classifier=args.classifier,
+                                sampler=sampler, memory=args.cache_dir)
+    pipe.set_params(load__size=size)
+    # threads for the image steps only; the classifier's n_jobs is deprecated
+    for suffix in ("load__n_jobs", "augment__n_jobs", "extract__n_jobs"):
+        _set_matching(pipe, suffix, args.n_jobs)
+    _set_matching(pipe, "random_state", args.seed)
+    result = train_model(
+        pipe, paths, labels, groups=groups, test_size=args.test_size,
+        cv_folds=folds, search=args.search, random_state=args.seed,
+        n_jobs=args.n_jobs, progress=True,
+    )
+    _out(f"train part: {len(result.train_indices)} images; test part: "
+         f"{len(result.test_indices)} images (no group on both sides)")
+    if result.search:
+        _out(f"search ({result.search['kind']}): {result.search['n_candidates']} "
+             f"candidates, {result.search['n_fits']} fits in "
+             f"{result.search['seconds']:.1f} s; best {result.best_params} "
+             f"(CV accuracy {result.search['best_score']:.3f})")
+    for metric, values in result.cv_scores.items():
+        _out(f"{len(values['folds'])}-fold grouped CV {metric}: "
+             f"{values['mean']:.3f} +/- {values['std']:.3f}")
+    for metric, value in result.test_metrics.items():
+        _out(f"test {metric}: {value:.3f}")
+    _out(f"open set: unknown below top probability "
+         f"{result.open_set['proba_threshold']:.3f}, or above the OOD score of "
+         "any block: " + ", ".join(
+             f"{k} {v:.2f}" for k, v in result.open_set["ood_thresholds"].items()))
+    metadata = result.metadata()
+    metadata["data_fingerprint"] = data_fingerprint(paths, labels,
+                                                    root=args.data_dir)
+    metadata["training"]["features"] = features
+    metadata["training"]["classifier"] = args.classifier
+    metadata["training"]["groups"] = source
+    metadata["training"]["seconds_wall"] = round(time.perf_counter() - started, 2)
+    save_model(result.pipeline, args.output_dir, metadata=metadata)
+    out = os.path.abspath(args.output_dir)
+    _out(f"training took {time.perf_counter() - started:.1f} s")
+    _out(f"Model saved to {out}")
+    _out(f"Evaluate it: hybridclf evaluate --model-dir {out} --test-data-dir "
+         "<folder> --output-dir <report folder>")
+    _out(f"Predict:     hybridclf predict --model-dir {out} <images or folders>")
+    return 0
+
+
+# --------------------------------------------------------------------------
+# predict
+# --------------------------------------------------------------------------
+def format_parser_predict(parser):
+    parser.description = (
+        "Predict the class of image files or of every file in folders, in "
+        "batches. Images unlike every class are labelled 'unknown' (the "
+        "model's open-set thresholds); unreadable files are listed with the "
+        "reason, not fatal."
+    )
+    parser.add_argument("--model-dir", required=True,
+                        help="model directory written by 'hybridclf train'")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="image files or folders")
+    parser.add_argument("--output", default=None,
+                        help="CSV file to write (default: standard output)")
+    parser.add_argument("--batch-size", type=int, default=32,
+                        help="images per batch (default: %(default)s)")
+    parser.add_argument(
+        "--threshold", type=float, default=None,
+        help="lowest top probability of a known class (default: the model's)",
+    )
+    parser.add_argument("--no-ood", action="store_true",
+                        help="skip the out-of-distribution check")
+    parser.add_argument("--closed-set", action="store_true",
+                        help="never answer 'unknown'")
+    parser.add_argument("--top-k", type=int, default=3,
+                        help="best guesses listed per image (default: %(default)s)")
+    parser.add_argument("--allow-pickle", action="store_true",
+                        help="load a pickled model (runs code from the file)")
+
+
+def run_predict(args):
+    import csv
+    import io
+
+    from .persistence import load_model, read_model_info
+    from .prediction import iter_image_files, predict_files
+
+    pipe = load_model(args.model_dir, allow_pickle=args.allow_pickle)
+    open_set = read_model_info(args.model_dir).get("open_set") or {}
+    proba_threshold = args.threshold
+    if proba_threshold is None:
+        proba_threshold = open_set.get("proba_threshold", 0.0)
+    ood_thresholds = None if args.no_ood else open_set.get("ood_thresholds")
+    if args.closed_set:
+        proba_threshold, ood_thresholds = 0.0, None
+    files = iter_image_files(args.inputs)
+    columns = ["file", "label", "confidence", "ood_score", "top", "error"]
+    target = open(args.output, "w", newline="") if args.output else None
+    counts = {"predicted": 0, "unknown": 0, "unreadable": 0}
+    try:
+        buffer = io.StringIO()
+        writer = csv.writer(target if target else buffer)
+        writer.writerow(columns)
+        for row in predict_files(
+            pipe, files, batch_size=args.batch_size,
+            proba_threshold=proba_threshold, ood_thresholds=ood_thresholds,
+            top_k=args.top_k, progress=True,
+        ):
+            if row["error"]:
+                counts["unreadable"] += 1
+            elif row["label"] == "unknown":
+                counts["unknown"] += 1
+            else:
+                counts["predicted"] += 1
+            writer.writerow([
+                row["file"], row["label"],
+                "" if row["error"] else f"{row['confidence']:.4f}",
+                "" if row["error"] else f"{row['ood_score']:.3f}",
+                ";".join(f"{c}:{p:.3f}" for c, p in row["top"]), row["error"],
+            ])
+            if target is None:
+                _out(buffer.getvalue().rstrip("\r\n"))
+                buffer.seek(0)
+                buffer.truncate()
+        if target is None and buffer.getvalue():
+            _out(buffer.getvalue().rstrip("\r\n"))
+    finally:
+        if target is not None:
+            target.close()
+    summary = (f"{len(files)} files: {counts['predicted']} predicted, "
+               f"{counts['unknown']} unknown, {counts['unreadable']} unreadable")
+    if target is not None:
+        _out(summary)
+        _out(f"Predictions written to {os.path.abspath(args.output)}")
+    else:
+        sys.stderr.write(summary + "\n")
+    return 0
+
+
+# --------------------------------------------------------------------------
+# evaluate
+# --------------------------------------------------------------------------
+def format_parser_evaluate(parser):
+    parser.description = (
+        "Evaluate a model directory on a labelled class-per-folder test set: "
+        "metrics, confusion matrix, reliability curve, top-k accuracy, "
+        "per-block importance, error gallery and per-stage speed, as PNG plots, "
+        "one self-contained HTML report and report.json."
+    )
+    parser.add_argument("--model-dir", required=True,
+                        help="model directory written by 'hybridclf train'")
+    parser.add_argument("--test-data-dir", required=True,
+                        help="class-per-folder test set: DIR/<class>/<image>")
+    parser.add_argument("--output-dir", required=True,
+                        help="folder for the report")
+    parser.add_argument("--n-repeats", type=int, default=3,
+                        help="permutations per feature block (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="random seed (default: %(default)s)")
+    parser.add_argument("--allow-pickle", action="store_true",
+                        help="load a pickled model (runs code from the file)")
+
+
+def run_evaluate(args):
+    from .evaluation import evaluate_model, write_report
+    from .io import load_image_folder
+    from .persistence import load_model, read_model_info
+
+    pipe = load_model(args.model_dir, allow_pickle=args.allow_pickle)
+    info = read_model_info(args.model_dir)
+    paths, labels = load_image_folder(args.test_data_dir)
+    _out(f"{len(paths)} test images in {len(set(labels))} classes")
+    report = evaluate_model(pipe, paths, labels, n_repeats=args.n_repeats,
+                            random_state=args.seed, model_info=info)
+    files = write_report(report, args.output_dir)
+    for metric in ("accuracy", "balanced_accuracy", "f1_macro", "top_2_accuracy",
+                   "top_3_accuracy", "expected_calibration_error"):
+        if metric in report["metrics"]:
+            _out(f"{metric}: {report['metrics'][metric]:.3f}")
+    speed = report["speed_ms_per_image"]
+    _out("ms per image: " + ", ".join(f"{k} {v:.2f}" for k, v in speed.items()))
+    _out(f"{len(report['errors'])} misclassified images")
+    _out(f"Report: {os.path.abspath(files['html'])}")
+    _out(f"JSON:   {os.path.abspath(files['json'])}")
+    return 0
+
+
+# --------------------------------------------------------------------------
+# inspect
+# --------------------------------------------------------------------------
+def format_parser_inspect(parser):
+    parser.description = (
+        "Find the problems of an image dataset before training: unreadable and "
+        "odd files, exact and near duplicates (label conflicts and train/test "
+        "leakage first), poor-quality images and class outliers, with the class "
+        "distribution and a cross-validation plan. Writes report.json, a "
+        "self-contained report.html and duplicate_groups.csv (file,group: "
+        "cross-validation groups)."
+    )
+    parser.add_argument("--data-dir", required=True,
+                        help="class-per-folder dataset: DATA_DIR/<class>/<image>")
+    parser.add_argument("--test-dir",
+                        help="held-out set in the same layout, checked for "
+                        "duplicates of training images (leakage)")
+    parser.add_argument("--output-dir", default="inspect-report",
+                        help="folder for the report files (default: %(default)s)")
+    parser.add_argument("--quick", action="store_true",
+                        help="skip the CNN checks (embedding near duplicates and "
+                        "class outliers); the report lists what was skipped")
+    parser.add_argument("--check-duplicates", action=argparse.BooleanOptionalAction,
+                        default=True,
+                        help="look for duplicate images (default: yes)")
+    parser.add_argument(
+        "--corruption-threshold", type=float, default=None, metavar="X",
+        help="exit with code 1 when more than this fraction (0 to 1) of the image "
+        "files cannot be decoded; 0 fails on any unreadable file (for CI). "
+        "Default: report only, exit 0",
+    )
+    parser.add_argument("--n-jobs", type=int, default=-1,
+                        help="threads for reading and the CNN (default: all cores)")
+
+
+def run_inspect(args):
+    from .dataset import inspect_dataset
+
+    threshold = args.corruption_threshold
+    if threshold is not None and not 0 <= threshold <= 1:
+        raise ValueError(
+            "The '--corruption-threshold' option of hybridclf inspect must be a "
+            f"fraction in [0, 1]. Got {threshold!r} instead."
+        )
+    start = time.perf_counter()
+    report = inspect_dataset(
+        args.data_dir, test_root=args.test_dir, quick=args.quick,
+        check_duplicates=args.check_duplicates, n_jobs=args.n_jobs, progress=True,
+    )
+    paths = report.save(args.output_dir)
+    _out(report.summary())
+    _out(f"Inspected {report.n_files} files in {time.perf_counter() - start:.1f} s;"
+         f" wrote {paths['html']}, {paths['json']} and {paths['csv']}")
+    if threshold is not None and report.unreadable_fraction > threshold:
+        _out(f"{report.n_unreadable} of {report.n_files} image files "
+             f"({report.unreadable_fraction:.1%}) cannot be decoded, more than "
+             f"--corruption-threshold {threshold}")
+        return 1
+    return 0
+
+
+# --------------------------------------------------------------------------
 COMMANDS = {
+    "inspect": (format_parser_inspect, run_inspect,
+                "find broken files, duplicates and quality problems in a dataset"),
     "quickstart": (format_parser_quickstart, run_quickstart,
                    "train and cross-validate the default pipeline"),
     "augment": (format_parser_augment, run_augment,
                 "write a class-balanced copy of a dataset with augmented images"),
+    "train": (format_parser_train, run_train,
+              "train, cross-validate (grouped) and save a model directory"),
+    "evaluate": (format_parser_evaluate, run_evaluate,
+                 "evaluate a model directory on a test set: plots, HTML, JSON"),
+    "predict": (format_parser_predict, run_predict,
+                "predict image files or folders in batches, with 'unknown'"),
 }
 
 

@@ -29,15 +29,42 @@ FEATURE_BLOCKS = {
 DEFAULT_FEATURES = ("hog", "lbp", "sift", "color")
 
 
+def _ensemble_members():
+    """The (name, classifier) members of the "soft_voting" and "stacking" choices."""
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.ensemble import ExtraTreesClassifier, HistGradientBoostingClassifier
+    from sklearn.svm import SVC
+
+    return [
+        ("logistic", LogisticRegression(max_iter=5000)),
+        ("svc", CalibratedClassifierCV(SVC(C=10.0), cv=3)),
+        ("extra_trees", ExtraTreesClassifier(n_estimators=300)),
+        ("hist_gradient_boosting", HistGradientBoostingClassifier(max_iter=100)),
+    ]
+
+
 def _classifier(name):
     from sklearn.calibration import CalibratedClassifierCV
-    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.ensemble import (
+        ExtraTreesClassifier,
+        HistGradientBoostingClassifier,
+        RandomForestClassifier,
+        StackingClassifier,
+        VotingClassifier,
+    )
     from sklearn.svm import SVC
 
     known = {
         "logistic": lambda: LogisticRegression(max_iter=5000),
         "svc": lambda: CalibratedClassifierCV(SVC(C=10.0), cv=3),
         "random_forest": lambda: RandomForestClassifier(n_estimators=500),
+        "extra_trees": lambda: ExtraTreesClassifier(n_estimators=500),
+        "hist_gradient_boosting": lambda: HistGradientBoostingClassifier(),
+        "soft_voting": lambda: VotingClassifier(_ensemble_members(), voting="soft"),
+        "stacking": lambda: StackingClassifier(
+            _ensemble_members(), final_estimator=LogisticRegression(max_iter=5000),
+            stack_method="predict_proba", cv=3,
+        ),
     }
     if name not in known:
         raise ValueError(
@@ -120,6 +147,13 @@ def make_hybrid_pipeline(
         - "svc": an RBF ``SVC`` with probabilities calibrated by
           ``CalibratedClassifierCV``.
         - "random_forest": a ``RandomForestClassifier`` of 500 trees.
+        - "extra_trees": an ``ExtraTreesClassifier`` of 500 trees.
+        - "hist_gradient_boosting": a ``HistGradientBoostingClassifier``.
+        - "soft_voting": a ``VotingClassifier`` averaging the probabilities of
+          LogisticRegression, the calibrated SVC, extra trees (300) and
+          histogram gradient boosting (100 iterations).
+        - "stacking": a ``StackingClassifier`` of the same four, combined by a
+          LogisticRegression on their out-of-fold probabilities (3 folds).
 
     sampler : imbalanced-learn sampler or None, default=None
         A sampler that resamples the loaded images during ``fit`` only (for

@@ -1,0 +1,170 @@
+"""The self-contained HTML page of a :class:`~hybridclf.dataset.DatasetReport`.
+
+Everything is inline: thumbnails are base64 PNG, the class chart is SVG, so the
+page can be mailed or attached to a ticket as one file.
+"""
+
+import json
+import logging
+import os
+
+from ._dataset_report import _MAX_THUMBNAILS, ISSUE_KINDS, escape, thumbnail_data_uri
+
+logger = logging.getLogger(__name__)
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
+h1{font-size:1.5em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em}
+.alert{background:#fde8e8;border-left:4px solid #c0392b;padding:.5em 1em}
+.group{border:1px solid #ddd;border-radius:4px;margin:.5em 0;padding:.5em}
+.row{display:flex;flex-wrap:wrap;gap:.5em}
+figure{margin:0;width:120px;font-size:11px;word-break:break-all}
+figure img{max-width:112px;max-height:112px;display:block;border:1px solid #eee}
+.noimg{width:112px;height:60px;background:#eee;display:flex;align-items:center;
+justify-content:center;color:#888}
+table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:2px 6px;
+text-align:left;vertical-align:top;font-size:13px}
+pre{background:#f6f6f6;padding:.6em;overflow-x:auto}
+"""
+
+
+class _Thumbs:
+    """Thumbnails made once per file, up to a budget for the whole page."""
+
+    def __init__(self, budget):
+        self.budget = budget
+        self.cache = {}
+
+    def figure(self, path, caption=""):
+        if path not in self.cache and len(self.cache) < self.budget:
+            self.cache[path] = thumbnail_data_uri(path)
+        uri = self.cache.get(path)
+        img = (f'<img src="{uri}" alt="">' if uri
+               else '<div class="noimg">no preview</div>')
+        name = os.path.basename(path)
+        extra = f"<br>{escape(caption)}" if caption else ""
+        return f'<figure title="{escape(path)}">{img}{escape(name)}{extra}</figure>'
+
+
+def class_chart_svg(class_counts, *, width=640, bar_height=22):
+    """An inline SVG bar chart of images per class.
+
+    Parameters
+    ----------
+    class_counts : dict of str to int
+        Class -> number of images.
+
+    Returns
+    -------
+    svg : str
+        The ``<svg>`` element.
+    """
+    if not class_counts:
+        return "<p>No readable training image.</p>"
+    label_w, pad = 220, 4
+    top = max(class_counts.values())
+    height = len(class_counts) * (bar_height + pad) + pad
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" '
+             f'height="{height}" role="img" aria-label="images per class">']
+    for k, (label, count) in enumerate(class_counts.items()):
+        y = pad + k * (bar_height + pad)
+        w = (width - label_w - 60) * count / top
+        parts.append(
+            f'<text x="{label_w - 6}" y="{y + bar_height * 0.7:.0f}" '
+            f'text-anchor="end" font-size="12">{escape(label or "(root)")}</text>'
+            f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_height}" '
+            'fill="#4a78b0"/>'
+            f'<text x="{label_w + w + 4:.1f}" y="{y + bar_height * 0.7:.0f}" '
+            f'font-size="12">{count}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _group_html(group, thumbs, files_by_path):
+    flags = []
+    if group["leakage"]:
+        flags.append("train/test leakage")
+    if group["label_conflict"]:
+        flags.append("label conflict: " + ", ".join(group["labels"]))
+    evidence = sorted({p[2] for p in group["pairs"]})
+    head = (f"<b>Group {group['group']}</b> ({len(group['files'])} files; "
+            f"{escape(', '.join(evidence))})")
+    if flags:
+        head += f' <span class="alert">{escape("; ".join(flags))}</span>'
+    figs = "".join(
+        thumbs.figure(path, f"{files_by_path[path]['split']} / "
+                      f"{files_by_path[path]['label'] or '(root)'}")
+        for path in group["files"]
+    )
+    return f'<div class="group">{head}<div class="row">{figs}</div></div>'
+
+
+def render_html(report):
+    """The whole page of ``report`` as a string."""
+    thumbs = _Thumbs(_MAX_THUMBNAILS)
+    files_by_path = {f["file"]: f for f in report.files}
+    out = ["<!DOCTYPE html><html><head><meta charset='utf-8'>",
+           f"<title>Dataset report: {escape(report.root)}</title>",
+           f"<style>{_STYLE}</style></head><body>",
+           f"<h1>Dataset report: {escape(report.root)}</h1>",
+           f"<pre>{escape(report.summary())}</pre>"]
+    if report.skipped_checks:
+        out.append("<p><b>Quick mode skipped:</b> "
+                   + escape("; ".join(report.skipped_checks)) + "</p>")
+
+    urgent = [g for g in report.duplicate_groups
+              if g["leakage"] or g["label_conflict"]]
+    if urgent:
+        out.append("<h2>Fix first: leakage and label conflicts</h2>")
+        out += [_group_html(g, thumbs, files_by_path) for g in urgent]
+
+    out.append("<h2>Classes</h2>")
+    out.append(class_chart_svg(report.stats.get("class_counts", {})))
+    size = report.stats.get("size")
+    if size:
+        out.append("<p>Width {min}..{max} (median {median:.0f}) px; ".format(
+            **size["width"]) + "height {min}..{max} (median {median:.0f}) px; "
+            .format(**size["height"]) + "imbalance ratio "
+            f"{report.stats['imbalance_ratio']:.2f}.</p>")
+
+    advice = report.advice
+    out.append("<h2>Cross-validation advice</h2><ul>")
+    out += [f"<li>{escape(r)}</li>" for r in advice["reasons"]]
+    out.append("</ul>")
+    if advice["code"]:
+        out.append(f"<pre>{escape(advice['code'])}</pre>")
+
+    rest = [g for g in report.duplicate_groups if g not in urgent]
+    out.append(f"<h2>Duplicate groups ({len(report.duplicate_groups)})</h2>")
+    if not report.duplicate_groups:
+        out.append("<p>None found.</p>")
+    out += [_group_html(g, thumbs, files_by_path) for g in rest]
+
+    for kind, title in ISSUE_KINDS.items():
+        flagged = [(f, i["message"]) for f in report.files for i in f["issues"]
+                   if i["kind"] == kind]
+        if not flagged:
+            continue
+        out.append(f"<h2>{escape(title)} ({len(flagged)})</h2>")
+        if kind == "unreadable":
+            out.append("<table><tr><th>file</th><th>reason</th></tr>")
+            out += [f"<tr><td>{escape(f['file'])}</td><td>{escape(m)}</td></tr>"
+                    for f, m in flagged]
+            out.append("</table>")
+        else:
+            out.append('<div class="row">')
+            out += [thumbs.figure(f["file"], m) for f, m in flagged]
+            out.append("</div>")
+
+    if report.non_image_files:
+        out.append(f"<h2>Not images ({len(report.non_image_files)})</h2><table>")
+        out += [f"<tr><td>{escape(n['file'])}</td><td>{escape(n['reason'])}</td></tr>"
+                for n in report.non_image_files]
+        out.append("</table>")
+    out.append("<h2>Thresholds</h2>")
+    out.append(f"<pre>{escape(json.dumps(report.thresholds, indent=1))}</pre>")
+    if len(thumbs.cache) >= thumbs.budget:
+        out.append(f"<p>Only the first {thumbs.budget} thumbnails are shown.</p>")
+    out.append("</body></html>")
+    return "\n".join(out)

@@ -1,0 +1,321 @@
+"""What :func:`hybridclf.inspect_dataset` found, written as JSON, HTML and CSV."""
+
+import base64
+import csv
+import html
+import json
+import logging
+import os
+from collections import Counter
+
+import cv2
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["DatasetReport"]
+
+# issue kinds in the order the report shows them, with their headings
+ISSUE_KINDS = {
+    "unreadable": "Unreadable",
+    "too_small": "Too small",
+    "extension_mismatch": "Extension does not match content",
+    "16_bit": "16-bit samples",
+    "animated": "Animated",
+    "exif_orientation": "EXIF orientation",
+    "class_outlier": "Class outlier (possible wrong label)",
+    "blurry": "Blurry",
+    "too_dark": "Too dark",
+    "too_bright": "Too bright",
+    "low_information": "Low information",
+    "grayscale_as_colour": "Greyscale stored as colour",
+    "odd_aspect_ratio": "Odd aspect ratio",
+    "odd_size": "Odd size",
+}
+_INTEGRITY = ("unreadable", "too_small", "extension_mismatch", "16_bit", "animated",
+              "exif_orientation")
+# thumbnails embedded in the HTML page, at most
+_MAX_THUMBNAILS = 600
+_THUMB_SIDE = 112
+# evidence pairs kept per duplicate group (a group of k files has k(k-1)/2)
+_MAX_PAIRS = 50
+
+
+class DatasetReport:
+    """What :func:`~hybridclf.inspect_dataset` found in a dataset.
+
+    Built by :func:`~hybridclf.inspect_dataset`; not meant to be made by hand.
+    :meth:`save` writes ``report.json``, ``report.html`` (self-contained: the
+    thumbnails and the class chart are inline) and ``duplicate_groups.csv``
+    (columns ``file,group``, for grouped cross-validation).
+
+    Attributes
+    ----------
+    root, test_root : str or None
+        The inspected folders.
+
+    files : list of dict
+        One per image file (readable or not): ``file``, ``split`` ("train" or
+        "test"), ``label``, ``group`` (duplicate group id), ``width``,
+        ``height``, ``format``, ``n_bytes`` and ``issues``, a list of
+        ``{"kind", "message"}``.
+
+    duplicate_groups : list of dict
+        Groups of two or more files: ``group``, ``files``, ``labels``,
+        ``splits``, ``label_conflict`` (classes differ), ``leakage`` (in both
+        train and test) and ``pairs`` (``[file_a, file_b, evidence, score]``).
+        Label conflicts and leaks come first.
+
+    non_image_files : list of dict
+        Files that are neither images nor named as images: ``file``, ``reason``.
+
+    stats : dict
+        Class counts, imbalance ratio and size statistics of the readable
+        training images.
+
+    advice : dict
+        The cross-validation plan: ``splitter``, ``n_splits``, ``n_repeats``,
+        ``use_groups``, ``augment``, ``augment_to``, ``code``, ``reasons``.
+
+    thresholds : dict
+        The thresholds the checks used.
+
+    quick : bool
+        Whether the costly checks were skipped.
+
+    skipped_checks : list of str
+        The checks that did not run.
+    """
+
+    def __init__(self, *, root, test_root, records, labels, splits, issues, groups,
+                 pairs, non_images, stats, advice, thresholds, quick, skipped_checks):
+        self.root = root
+        self.test_root = test_root
+        self.quick = quick
+        self.skipped_checks = list(skipped_checks)
+        self.thresholds = dict(thresholds)
+        self.stats = stats
+        self.advice = advice
+        self.non_image_files = list(non_images)
+        self.files = [
+            {"file": rec["path"], "split": split, "label": label, "group": int(group),
+             "width": rec["width"], "height": rec["height"], "format": rec["format"],
+             "n_bytes": rec["n_bytes"],
+             "issues": [{"kind": k, "message": m} for k, m in file_issues]}
+            for rec, label, split, group, file_issues in zip(
+                records, labels, splits, groups, issues)
+        ]
+        self.duplicate_groups = self._duplicate_groups(pairs)
+
+    def _duplicate_groups(self, pairs):
+        members = {}
+        for i, info in enumerate(self.files):
+            members.setdefault(info["group"], []).append(i)
+        evidence = {}
+        for i, j, how, score in pairs:
+            shown = evidence.setdefault(self.files[i]["group"], [])
+            if len(shown) < _MAX_PAIRS:
+                shown.append([self.files[i]["file"], self.files[j]["file"], how,
+                              round(score, 4)])
+        out = []
+        for group, index in members.items():
+            if len(index) < 2:
+                continue
+            labels = sorted({self.files[i]["label"] for i in index})
+            splits = sorted({self.files[i]["split"] for i in index})
+            out.append({
+                "group": group, "files": [self.files[i]["file"] for i in index],
+                "labels": labels, "splits": splits,
+                "label_conflict": len(labels) > 1, "leakage": len(splits) > 1,
+                "pairs": evidence.get(group, []),
+            })
+        out.sort(key=lambda g: (not g["leakage"], not g["label_conflict"], g["group"]))
+        return out
+
+    # ------------------------------------------------------------------ counts
+    @property
+    def n_files(self):
+        """Number of image files inspected (readable or not)."""
+        return len(self.files)
+
+    @property
+    def n_unreadable(self):
+        """Number of image files that cannot be decoded."""
+        return sum(any(i["kind"] == "unreadable" for i in f["issues"])
+                   for f in self.files)
+
+    @property
+    def unreadable_fraction(self):
+        """Fraction of the image files that cannot be decoded (0 when none)."""
+        return self.n_unreadable / self.n_files if self.files else 0.0
+
+    @property
+    def n_label_conflicts(self):
+        """Number of duplicate groups whose files carry different classes."""
+        return sum(g["label_conflict"] for g in self.duplicate_groups)
+
+    @property
+    def n_leaks(self):
+        """Number of duplicate groups with files in both train and test."""
+        return sum(g["leakage"] for g in self.duplicate_groups)
+
+    def issue_counts(self):
+        """Number of files with each kind of issue, in report order.
+
+        Returns
+        -------
+        counts : dict of str to int
+            Issue kind -> number of files; kinds found nowhere are left out.
+        """
+        counts = Counter(i["kind"] for f in self.files for i in f["issues"])
+        return {k: counts[k] for k in ISSUE_KINDS if counts[k]}
+
+    def groups(self):
+        """Duplicate group id of each file, in the order of :attr:`files`.
+
+        Returns
+        -------
+        groups : list of int
+            As in ``duplicate_groups.csv``.
+        """
+        return [f["group"] for f in self.files]
+
+    # ------------------------------------------------------------------ text
+    def summary(self):
+        """A short plain-text summary: counts, problems first, then the advice.
+
+        Returns
+        -------
+        text : str
+            A few lines, for a terminal.
+        """
+        stats = self.stats
+        lines = [f"{self.n_files} image files under {self.root}"
+                 + (f" and {self.test_root}" if self.test_root else "")
+                 + f" ({stats['n_classes']} classes, {stats['n_images']} readable "
+                 "training images)"]
+        if self.n_leaks:
+            lines.append(f"LEAKAGE: {self.n_leaks} duplicate group(s) span train "
+                         "and test")
+        if self.n_label_conflicts:
+            lines.append(f"LABEL CONFLICTS: {self.n_label_conflicts} duplicate "
+                         "group(s) carry different classes")
+        n_dup = len(self.duplicate_groups)
+        n_dup_files = sum(len(g["files"]) for g in self.duplicate_groups)
+        lines.append(f"Duplicates: {n_dup} group(s), {n_dup_files} files")
+        for kind, count in self.issue_counts().items():
+            lines.append(f"{ISSUE_KINDS[kind]}: {count}")
+        if self.non_image_files:
+            lines.append(f"Not images (listed apart): {len(self.non_image_files)}")
+        if stats.get("imbalance_ratio") is not None:
+            counts = ", ".join(f"{k or '(root)'}={v}"
+                               for k, v in stats["class_counts"].items())
+            lines.append(f"Classes: {counts}; imbalance ratio "
+                         f"{stats['imbalance_ratio']:.2f}")
+        advice = self.advice
+        if advice["splitter"]:
+            lines.append(f"Advice: {advice['splitter']}(n_splits="
+                         f"{advice['n_splits']}), {advice['n_repeats']} repeat(s)"
+                         + (", groups from duplicate_groups.csv"
+                            if advice["use_groups"] else "")
+                         + (f"; augment to ~{advice['augment_to']} per class"
+                            if advice["augment"] else ""))
+        if self.skipped_checks:
+            lines.append("Skipped: " + "; ".join(self.skipped_checks))
+        return "\n".join(lines)
+
+    def to_dict(self):
+        """Every finding as JSON-compatible data.
+
+        Returns
+        -------
+        data : dict
+            What :meth:`write_json` writes.
+        """
+        return {
+            "root": self.root, "test_root": self.test_root, "quick": self.quick,
+            "skipped_checks": self.skipped_checks, "thresholds": self.thresholds,
+            "n_files": self.n_files, "n_unreadable": self.n_unreadable,
+            "n_label_conflicts": self.n_label_conflicts, "n_leaks": self.n_leaks,
+            "issue_counts": self.issue_counts(), "stats": self.stats,
+            "advice": self.advice, "duplicate_groups": self.duplicate_groups,
+            "non_image_files": self.non_image_files, "files": self.files,
+        }
+
+    # ------------------------------------------------------------------ files
+    def write_json(self, path):
+        """Write :meth:`to_dict` as JSON to ``path``; return the path."""
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump(self.to_dict(), fh, indent=1)
+        return os.fspath(path)
+
+    def write_duplicate_groups_csv(self, path):
+        """Write ``file,group`` for every image file to ``path``; return the path.
+
+        Files without duplicates have a group of their own, so the ``group``
+        column can be passed as ``groups`` to
+        :class:`~sklearn.model_selection.StratifiedGroupKFold`.
+        """
+        with open(path, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["file", "group"])
+            for f in self.files:
+                writer.writerow([f["file"], f["group"]])
+        return os.fspath(path)
+
+    def write_html(self, path):
+        """Write the self-contained HTML page to ``path``; return the path."""
+        from ._dataset_html import render_html
+
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(render_html(self))
+        return os.fspath(path)
+
+    def save(self, output_dir):
+        """Write ``report.json``, ``report.html`` and ``duplicate_groups.csv``.
+
+        Parameters
+        ----------
+        output_dir : str or os.PathLike
+            The folder, made if missing.
+
+        Returns
+        -------
+        paths : dict of str to str
+            ``"json"``, ``"html"`` and ``"csv"``: the written files.
+        """
+        os.makedirs(output_dir, exist_ok=True)
+        return {
+            "json": self.write_json(os.path.join(output_dir, "report.json")),
+            "html": self.write_html(os.path.join(output_dir, "report.html")),
+            "csv": self.write_duplicate_groups_csv(
+                os.path.join(output_dir, "duplicate_groups.csv")),
+        }
+
+    def __repr__(self):
+        return (f"DatasetReport(root={self.root!r}, n_files={self.n_files}, "
+                f"n_duplicate_groups={len(self.duplicate_groups)}, "
+                f"n_unreadable={self.n_unreadable})")
+
+
+def thumbnail_data_uri(path, side=_THUMB_SIDE):
+    """A base64 PNG data URI of a small copy of the image, or None if unreadable."""
+    from .exceptions import ImageLoadError
+    from .io import read_image
+
+    try:
+        rgb = read_image(path)
+    except ImageLoadError:
+        return None
+    height, width = rgb.shape[:2]
+    scale = min(1.0, side / max(height, width))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
+    if not ok:
+        return None
+    return "data:image/png;base64," + base64.b64encode(buf.tobytes()).decode("ascii")
+
+
+def escape(text):
+    """HTML-escape any value."""
+    return html.escape(str(text))

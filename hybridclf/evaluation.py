@@ -1,0 +1,394 @@
+"""Evaluating a fitted pipeline on a labelled test set, and writing the report.
+
+:func:`evaluate_model` measures, in one pass over the test images:
+
+- accuracy, balanced accuracy, macro-F1, top-k accuracy and per-class
+  precision / recall / F1;
+- the confusion matrix;
+- a reliability curve of the top-class probability and its expected
+  calibration error (ECE);
+- the importance of each feature block: the accuracy drop when the block's
+  columns are permuted together across images (scikit-learn's permutation
+  importance, applied to whole blocks);
+- the misclassified images with their top guesses (the error gallery);
+- per-stage speed: ms per image for decoding, each feature block and the
+  classifier;
+- with the model's open-set thresholds, how many test images are "unknown".
+
+:func:`write_report` turns the report into PNG figures, one self-contained
+HTML page (figures inlined as base64) and ``report.json``.
+"""
+
+import base64
+import html
+import io
+import json
+import logging
+import os
+import time
+
+import numpy as np
+from sklearn.metrics import (
+    accuracy_score,
+    balanced_accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+)
+
+from .prediction import _is_off, ood_scores
+
+__all__ = ["evaluate_model", "reliability_bins", "write_report"]
+
+logger = logging.getLogger(__name__)
+
+# error gallery: most images shown, side of their thumbnails
+_GALLERY_MAX = 24
+_THUMB = 96
+
+
+def reliability_bins(confidence, correct, *, n_bins=10):
+    """Bin the top-class probabilities and measure the accuracy in each bin.
+
+    Parameters
+    ----------
+    confidence : array-like of shape (n_samples,)
+        Top-class probability of each prediction.
+
+    correct : array-like of shape (n_samples,), dtype bool
+        Whether each prediction is right.
+
+    n_bins : int, default=10
+        Equal-width bins over [0, 1].
+
+    Returns
+    -------
+    bins : list of dict
+        Per bin: ``low``, ``high``, ``count``, ``confidence`` (mean) and
+        ``accuracy`` (None for empty bins).
+
+    ece : float
+        Expected calibration error: the count-weighted mean of
+        ``|accuracy - confidence|``.
+
+    Examples
+    --------
+    >>> from hybridclf.evaluation import reliability_bins
+    >>> bins, ece = reliability_bins([0.95, 0.95, 0.55], [True, True, False],
+    ...                              n_bins=2)
+    >>> [b["count"] for b in bins], round(ece, 3)
+    ([0, 3], 0.15)
+    """
+    confidence = np.asarray(confidence, dtype=float)
+    correct = np.asarray(correct, dtype=bool)
+    edges = np.linspace(0, 1, n_bins + 1)
+    index = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, n_bins - 1)
+    bins, ece = [], 0.0
+    for b in range(n_bins):
+        mask = index == b
+        count = int(mask.sum())
+        conf = float(confidence[mask].mean()) if count else None
+        acc = float(correct[mask].mean()) if count else None
+        if count:
+            ece += count / len(confidence) * abs(acc - conf)
+        bins.append({"low": float(edges[b]), "high": float(edges[b + 1]),
+                     "count": count, "confidence": conf, "accuracy": acc})
+    return bins, float(ece)
+
+
+def _timed(func, *args):
+    start = time.perf_counter()
+    out = func(*args)
+    return out, time.perf_counter() - start
+
+
+def _thumbnail(image):
+    import cv2
+
+    return cv2.resize(image, (_THUMB, _THUMB), interpolation=cv2.INTER_AREA)
+
+
+def evaluate_model(pipe, X, labels, *, n_repeats=3, top_k=(2, 3), n_bins=10,
+                   random_state=0, model_info=None):
+    """Evaluate a fitted hybrid pipeline on labelled test images.
+
+    Parameters
+    ----------
+    pipe : fitted Pipeline
+        A hybrid pipeline (steps ``load``, ``augment``, ``features``,
+        ``clf``) whose classifier has ``predict_proba``.
+
+    X : sequence of str or images
+        Test images, as ``pipe.predict`` takes them.
+
+    labels : array-like of shape (n_samples,)
+        Their true classes. A class the model does not know counts as wrong.
+
+    n_repeats : int, default=3
+        Permutations per feature block for the block importance.
+
+    top_k : tuple of int, default=(2, 3)
+        The k of each top-k accuracy.
+
+    n_bins : int, default=10
+        Bins of the reliability curve.
+
+    random_state : int, default=0
+        Seeds the permutations.
+
+    model_info : dict or None, default=None
+        The model's ``model.json`` (:func:`~hybridclf.persistence.read_model_info`);
+        its open-set thresholds, when present, are applied too.
+
+    Returns
+    -------
+    report : dict
+        ``metrics``, ``per_class``, ``confusion_matrix`` (``labels`` and
+        ``matrix``), ``reliability``, ``block_importance``, ``errors``,
+        ``speed_ms_per_image``, ``open_set`` and ``n_images``. The key
+        ``_thumbnails`` (not JSON) holds small images of the errors for
+        :func:`write_report`.
+    """
+    steps = dict(pipe.steps)
+    clf = steps["clf"]
+    y = np.asarray(labels)
+    n = len(y)
+    speed = {}
+    if _is_off(steps["load"]):
+        images = np.asarray(X)
+    else:
+        images, seconds = _timed(steps["load"].transform, X)
+        speed["decode"] = seconds
+    blocks, widths = [], {}
+    for name, block in steps["features"].transformer_list:
+        if _is_off(block):
+            continue
+        out, seconds = _timed(block.transform, images)
+        speed[f"block {name}"] = seconds
+        blocks.append(np.asarray(out, dtype=np.float32))
+        widths[name] = out.shape[1]
+    features = np.hstack(blocks)
+    proba, seconds = _timed(clf.predict_proba, features)
+    speed["classifier"] = seconds
+    speed = {k: 1000 * v / n for k, v in speed.items()}
+    speed["total"] = sum(speed.values())
+
+    classes = np.asarray(clf.classes_)
+    predicted = classes[proba.argmax(axis=1)]
+    correct = predicted == y
+    order = np.argsort(-proba, axis=1)
+    known = np.isin(y, classes)
+    true_column = np.full(n, -1)
+    true_column[known] = np.searchsorted(classes, y[known])
+    rank = np.where(known, (order == true_column[:, None]).argmax(axis=1), n)
+
+    metrics = {
+        "accuracy": float(accuracy_score(y, predicted)),
+        "balanced_accuracy": float(balanced_accuracy_score(y, predicted)),
+        "f1_macro": float(f1_score(y, predicted, average="macro")),
+    }
+    for k in top_k:
+        if k < len(classes):
+            metrics[f"top_{k}_accuracy"] = float(np.mean(rank < k))
+    bins, ece = reliability_bins(proba.max(axis=1), correct, n_bins=n_bins)
+    metrics["expected_calibration_error"] = ece
+    metrics["log_loss"] = float(-np.mean(np.log(np.clip(
+        proba[np.arange(n)[known], true_column[known]], 1e-15, 1)))) if known.any() \
+        else None
+
+    all_labels = list(classes) + sorted(set(y.tolist()) - set(classes.tolist()))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y, predicted, labels=all_labels, zero_division=0)
+    per_class = {
+        str(c): {"precision": float(p), "recall": float(r), "f1": float(f),
+                 "support": int(s)}
+        for c, p, r, f, s in zip(all_labels, precision, recall, f1, support)
+    }
+    matrix = confusion_matrix(y, predicted, labels=all_labels)
+
+    # permutation importance of whole blocks: shuffle the rows of its columns
+    rng = np.random.RandomState(random_state)
+    base = metrics["accuracy"]
+    importance, start = {}, 0
+    for name, width in widths.items():
+        drops = []
+        for _ in range(n_repeats):
+            shuffled = features.copy()
+            shuffled[:, start : start + width] = features[rng.permutation(n),
+                                                          start : start + width]
+            drops.append(base - accuracy_score(y, clf.predict(shuffled)))
+        importance[name] = {"mean": float(np.mean(drops)), "std": float(np.std(drops)),
+                            "n_features": int(width)}
+        start += width
+
+    names = [os.fspath(x) if isinstance(x, (str, os.PathLike)) else f"<image {i}>"
+             for i, x in enumerate(X)]
+    errors, thumbnails = [], []
+    for i in np.flatnonzero(~correct):
+        guesses = [(str(classes[j]), float(proba[i, j])) for j in order[i, :3]]
+        errors.append({"file": names[i], "true": str(y[i]),
+                       "predicted": str(predicted[i]), "top": guesses})
+        if len(thumbnails) < _GALLERY_MAX:
+            thumbnails.append(_thumbnail(images[i]))
+
+    open_set = {}
+    thresholds = (model_info or {}).get("open_set") or {}
+    if thresholds:
+        rejected = proba.max(axis=1) < thresholds.get("proba_threshold", 0.0)
+        if thresholds.get("ood_thresholds"):
+            rejected |= ood_scores(features, list(widths.items()),
+                                   thresholds["ood_thresholds"]) > 1.0
+        open_set = {
+            **{k: thresholds[k] for k in ("proba_threshold", "ood_thresholds")
+               if k in thresholds},
+            "unknown_share": float(rejected.mean()),
+            "accuracy_of_accepted": float(correct[~rejected].mean())
+            if (~rejected).any() else None,
+            "wrong_share_rejected": float(rejected[~correct].mean())
+            if (~correct).any() else None,
+        }
+    return {
+        "n_images": int(n),
+        "classes": [str(c) for c in classes],
+        "metrics": metrics,
+        "per_class": per_class,
+        "confusion_matrix": {"labels": [str(c) for c in all_labels],
+                             "matrix": matrix.tolist()},
+        "reliability": bins,
+        "block_importance": importance,
+        "errors": errors,
+        "speed_ms_per_image": speed,
+        "open_set": open_set,
+        "_thumbnails": thumbnails,
+    }
+
+
+def _png(fig):
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()
+
+
+def _figures(report):
+    """(name, PNG bytes) of every figure, or [] without matplotlib."""
+    try:
+        from . import plotting
+    except ImportError:  # pragma: no cover - plotting imports nothing heavy
+        return []
+    try:
+        figures = [
+            ("confusion_matrix", plotting.plot_confusion_matrix(
+                report["confusion_matrix"]["matrix"],
+                report["confusion_matrix"]["labels"])),
+            ("reliability", plotting.plot_reliability(report["reliability"])),
+            ("block_importance",
+             plotting.plot_block_importance(report["block_importance"])),
+            ("stage_speed", plotting.plot_stage_speed(report["speed_ms_per_image"])),
+        ]
+        if report["_thumbnails"]:
+            titles = [f"{e['file'].split(os.sep)[-1][:24]}\ntrue {e['true']}\n"
+                      + "\n".join(f"{c} {p:.2f}" for c, p in e["top"][:2])
+                      for e in report["errors"]]
+            figures.append(("error_gallery", plotting.plot_error_gallery(
+                report["_thumbnails"], titles[: len(report["_thumbnails"])])))
+    except ImportError as exc:
+        logger.warning("No figures: %s", exc)
+        return []
+    return [(name, _png(fig)) for name, fig in figures]
+
+
+def _table(header, rows):
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_cell(c))}</td>" for c in row) + "</tr>"
+        for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _cell(value):
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return "" if value is None else str(value)
+
+
+def _html(report, figures, title):
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title><style>",
+        "body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}",
+        "table{border-collapse:collapse;margin:.5em 0}",
+        "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}",
+        "img{max-width:100%}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p>{report['n_images']} test images, {len(report['classes'])} classes.</p>",
+        "<h2>Metrics</h2>",
+        _table(["metric", "value"], list(report["metrics"].items())),
+        "<h2>Per class</h2>",
+        _table(["class", "precision", "recall", "f1", "support"],
+               [[c, v["precision"], v["recall"], v["f1"], v["support"]]
+                for c, v in report["per_class"].items()]),
+    ]
+    if report["open_set"]:
+        parts += ["<h2>Open set</h2>",
+                  _table(["entry", "value"], list(report["open_set"].items()))]
+    captions = {
+        "confusion_matrix": "Confusion matrix",
+        "reliability": "Reliability of the top-class probability",
+        "block_importance": "Feature-block importance (permutation)",
+        "stage_speed": "Speed per stage",
+        "error_gallery": "Misclassified images",
+    }
+    for name, data in figures:
+        uri = base64.b64encode(data).decode("ascii")
+        parts += [f"<h2>{captions.get(name, name)}</h2>",
+                  f"<img alt='{name}' src='data:image/png;base64,{uri}'>"]
+    parts += ["<h2>Speed (ms per image)</h2>",
+              _table(["stage", "ms"], list(report["speed_ms_per_image"].items())),
+              "<h2>Errors</h2>",
+              _table(["file", "true", "predicted", "top guesses"],
+                     [[e["file"], e["true"], e["predicted"],
+                       ", ".join(f"{c} {p:.2f}" for c, p in e["top"])]
+                      for e in report["errors"]]),
+              "</body></html>"]
+    return "\n".join(parts)
+
+
+def write_report(report, output_dir, *, title="hybridclf evaluation"):
+    """Write an evaluation report: PNG figures, ``report.html`` and ``report.json``.
+
+    The HTML page is self-contained: its figures are inlined as base64 PNG,
+    so it can be mailed or archived as one file. Without matplotlib the
+    figures are left out (a warning says how to install it).
+
+    Parameters
+    ----------
+    report : dict
+        As from :func:`evaluate_model`.
+
+    output_dir : str or os.PathLike
+        Folder to write into; created if missing.
+
+    title : str, default="hybridclf evaluation"
+        Heading of the HTML page.
+
+    Returns
+    -------
+    files : dict
+        ``html``, ``json`` and ``figures`` (name to PNG path).
+    """
+    os.makedirs(output_dir, exist_ok=True)
+    figures = _figures(report)
+    paths = {}
+    for name, data in figures:
+        paths[name] = os.path.join(output_dir, f"{name}.png")
+        with open(paths[name], "wb") as fh:
+            fh.write(data)
+    html_path = os.path.join(output_dir, "report.html")
+    with open(html_path, "w", encoding="utf-8") as fh:
+        fh.write(_html(report, figures, title))
+    json_path = os.path.join(output_dir, "report.json")
+    with open(json_path, "w", encoding="utf-8") as fh:
+        json.dump({k: v for k, v in report.items() if not k.startswith("_")}, fh,
+                  indent=2)
+    logger.info("Wrote the evaluation report to %s", output_dir)
+    return {"html": html_path, "json": json_path, "figures": paths}

@@ -1,0 +1,480 @@
+"""Saving and loading fitted pipelines as model directories.
+
+A model directory holds three files:
+
+- ``model.skops``: the fitted pipeline, written with :mod:`skops.io`, which
+  stores the state of each object and rebuilds only types that are trusted,
+  so loading runs no code from the file;
+- ``model.json``: what the model is (classes, hybridclf and library versions,
+  parameters, metrics, cross-validation scores, a fingerprint of the training
+  data, the open-set thresholds) and the SHA-256 of the model file;
+- ``README.md``: the same, as a model card for people.
+
+:func:`load_model` checks the hash, the format version and every type in the
+file against :data:`TRUSTED_TYPES` before it rebuilds anything.
+"""
+
+import datetime
+import hashlib
+import json
+import logging
+import os
+import platform
+import sys
+import types
+import warnings
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from .exceptions import HybridClfError
+
+__all__ = [
+    "MODEL_FORMAT_VERSION",
+    "TRUSTED_TYPES",
+    "ModelLoadError",
+    "load_model",
+    "read_model_info",
+    "save_model",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Version of the model directory layout; a newer one is refused on load.
+MODEL_FORMAT_VERSION = 1
+
+#: The types of a hybridclf pipeline that skops does not trust by itself
+#: (public scikit-learn estimators, NumPy and builtin types are trusted by
+#: skops). Computed with ``skops.io.get_untrusted_types`` on fitted pipelines
+#: with the default blocks, the CNN block, the augmenter and every named
+#: classifier of ``make_hybrid_pipeline``, and reviewed: each is an estimator
+#: or a scikit-learn state container whose state is parameters, NumPy arrays,
+#: bytes and dicts of them.
+TRUSTED_TYPES = [
+    "hybridclf.features._cnn.CNNFeatures",
+    "hybridclf.features._color.ColorHistogram",
+    "hybridclf.features._hog.HOGFeatures",
+    "hybridclf.features._lbp.LBPFeatures",
+    "hybridclf.features._sift.SIFTBoVW",
+    "hybridclf.io.ImageLoader",
+    "hybridclf.sampling.ClassAwareAugmenter",
+    "imblearn.pipeline.Pipeline",
+    # "svc", "soft_voting", "stacking": the fitted calibrators
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
+    # "hist_gradient_boosting": its trees
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    # "random_forest", "extra_trees": their trees
+    "sklearn.tree._tree.Tree",
+    # VotingClassifier.named_estimators_
+    "sklearn.utils._bunch.Bunch",
+]
+
+_FILES = {"skops": "model.skops", "pickle": "model.joblib"}
+_INFO = "model.json"
+_CARD = "README.md"
+_LIBRARIES = ("hybridclf", "scikit-learn", "imbalanced-learn", "numpy", "scipy",
+              "scikit-image", "opencv-contrib-python-headless", "skops",
+              "onnxruntime", "torch")
+
+
+class ModelLoadError(HybridClfError, ValueError):
+    """A model directory cannot be loaded: missing, modified, untrusted or too new."""
+
+
+def _skops_io():
+    """Import ``skops.io`` without importing torch.
+
+    skops lists scikit-learn's estimators when imported (``all_estimators``),
+    and that package walk imports every sub-package, including scikit-learn's
+    vendored ``array_api_compat.torch``, which imports torch: 15 to 40 s and
+    hundreds of MB for a process that only predicts. A placeholder module
+    without ``__path__`` stops the walk there; it is removed right after, and
+    the list of trusted scikit-learn types is the same.
+    """
+    if "skops.io" in sys.modules:
+        return sys.modules["skops.io"]
+    import sklearn  # noqa: F401 - the walk starts from the imported package
+
+    name = "sklearn.externals.array_api_compat.torch"
+    placeholder = None
+    if name not in sys.modules and "torch" not in sys.modules:
+        placeholder = types.ModuleType(name)
+        sys.modules[name] = placeholder
+    try:
+        import skops.io
+    finally:
+        if placeholder is not None and sys.modules.get(name) is placeholder:
+            del sys.modules[name]
+    return skops.io
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def library_versions():
+    """Installed versions of the libraries a saved model depends on.
+
+    Returns
+    -------
+    versions : dict of str to str
+        Package name to version, ``None`` for a package that is not installed,
+        plus ``"python"``.
+    """
+    versions = {"python": platform.python_version()}
+    for name in _LIBRARIES:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def _json_safe(value):
+    """A JSON-serialisable rendering of a parameter value."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)) and all(
+        v is None or isinstance(v, (bool, int, float, str)) for v in value
+    ):
+        return list(value)
+    return repr(value)
+
+
+def _parameters(pipe):
+    """The pipeline's steps and its scalar parameters (no nested estimators)."""
+    params = {}
+    for name, value in pipe.get_params(deep=True).items():
+        if hasattr(value, "get_params") or name in ("steps", "transformer_list"):
+            continue
+        if name.endswith("memory"):
+            continue
+        params[name] = _json_safe(value)
+    steps = {name: (step if isinstance(step, str) else type(step).__name__)
+             for name, step in pipe.steps}
+    return {"steps": steps, "params": params}
+
+
+def _without_memory(pipe):
+    """Set every ``memory`` parameter to None; return the old values."""
+    old = {k: v for k, v in pipe.get_params(deep=True).items()
+           if k == "memory" or k.endswith("__memory")}
+    pipe.set_params(**{k: None for k in old if old[k] is not None})
+    return {k: v for k, v in old.items() if v is not None}
+
+
+def _fmt(value):
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _model_card(info):
+    """The README.md text of a model directory."""
+    lines = [
+        f"# hybridclf model: {len(info['classes'])} classes",
+        "",
+        f"Saved {info['created']} with hybridclf {info['hybridclf_version']}. "
+        "Load it with:",
+        "",
+        "```python",
+        "import hybridclf",
+        "model = hybridclf.load_model(\"path/to/this/folder\")",
+        "model.predict([\"photo.jpg\"])",
+        "```",
+        "",
+        "or predict from the command line with "
+        "`hybridclf predict --model-dir <this folder> <images or folders>`.",
+        "",
+        "## Classes",
+        "",
+        ", ".join(f"`{c}`" for c in info["classes"]),
+        "",
+        "## Pipeline",
+        "",
+    ]
+    lines += [f"- `{name}`: {step}"
+              for name, step in info["parameters"]["steps"].items()]
+    metrics = info.get("metrics") or {}
+    if metrics:
+        lines += ["", "## Held-out test metrics", "", "| metric | value |",
+                  "| --- | ---: |"]
+        lines += [f"| {k} | {_fmt(v)} |" for k, v in metrics.items()
+                  if isinstance(v, (int, float))]
+    cv = info.get("cv_scores") or {}
+    if cv:
+        lines += ["", "## Cross-validation on the training part", "",
+                  "| metric | mean | std | folds |", "| --- | ---: | ---: | ---: |"]
+        for name, values in cv.items():
+            if isinstance(values, dict) and "mean" in values:
+                lines.append(f"| {name} | {values['mean']:.3f} | "
+                             f"{values['std']:.3f} | {len(values['folds'])} |")
+    training = info.get("training") or {}
+    if training:
+        lines += ["", "## Training", ""]
+        lines += [f"- {k}: {_fmt(v)}" for k, v in training.items()
+                  if not isinstance(v, (dict, list))]
+    open_set = info.get("open_set") or {}
+    if open_set:
+        lines += ["", "## Open set", "",
+                  "`hybridclf predict` answers \"unknown\" when the top probability "
+                  f"is below {_fmt(open_set.get('proba_threshold'))} or the "
+                  "out-of-distribution score of a feature block is above its "
+                  "threshold: " + ", ".join(
+                      f"{k} {_fmt(v)}"
+                      for k, v in (open_set.get("ood_thresholds") or {}).items())
+                  + "."]
+    fingerprint = info.get("data_fingerprint") or {}
+    if fingerprint:
+        lines += ["", "## Data", "",
+                  f"- images: {fingerprint.get('n_images')}",
+                  f"- fingerprint (SHA-256 of names, sizes and labels): "
+                  f"`{fingerprint.get('sha256')}`"]
+    lines += ["", "## Integrity", "",
+              f"`{info['model_file']}` ({info['model_format']}) has SHA-256 "
+              f"`{info['sha256']}`; `load_model` refuses the file if it differs.",
+              "", "## Library versions", ""]
+    lines += [f"- {k}: {v}" for k, v in info["library_versions"].items() if v]
+    return "\n".join(lines) + "\n"
+
+
+def save_model(pipe, directory, *, metadata=None, model_format="skops"):
+    """Save a fitted pipeline as a model directory.
+
+    Writes ``model.skops`` (or ``model.joblib``), ``model.json`` and a model
+    card ``README.md`` into ``directory``. ``memory`` caches of the pipeline
+    are not saved (they are set to None in the saved copy only).
+
+    Parameters
+    ----------
+    pipe : fitted Pipeline
+        The fitted pipeline, as from :func:`~hybridclf.make_hybrid_pipeline`.
+
+    directory : str or os.PathLike
+        Folder to write into; created if missing. Files of an older model in
+        it are replaced.
+
+    metadata : dict or None, default=None
+        More entries for ``model.json``, such as ``metrics``, ``cv_scores``,
+        ``data_fingerprint``, ``training`` and ``open_set``; they must be
+        JSON-serialisable.
+
+    model_format : {"skops", "pickle"}, default="skops"
+        How the pipeline is stored:
+
+        - "skops": safe to load; no code runs.
+        - "pickle": joblib pickle; loading it runs code from the file, so
+          :func:`load_model` needs ``allow_pickle=True``.
+
+    Returns
+    -------
+    info : dict
+        The content of ``model.json``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from hybridclf import make_hybrid_pipeline, save_model, load_model
+    >>> X = np.random.RandomState(0).randint(0, 255, (6, 32, 32, 3), np.uint8)
+    >>> pipe = make_hybrid_pipeline(features=["color"]).set_params(load__size=32)
+    >>> pipe = pipe.fit(X, [0, 1] * 3)
+    >>> folder = tempfile.mkdtemp()
+    >>> save_model(pipe, folder)["classes"]
+    [0, 1]
+    >>> load_model(folder).predict(X[:2]).shape
+    (2,)
+    """
+    from sklearn.utils.validation import check_is_fitted
+
+    if model_format not in _FILES:
+        raise ValueError(
+            "The 'model_format' parameter of save_model must be a str among "
+            f"{sorted(_FILES)}. Got {model_format!r} instead."
+        )
+    check_is_fitted(pipe)
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    model_path = directory / _FILES[model_format]
+    memory = _without_memory(pipe)
+    try:
+        if model_format == "skops":
+            _skops_io().dump(pipe, model_path)
+        else:
+            import joblib
+
+            joblib.dump(pipe, model_path)
+    finally:
+        if memory:
+            pipe.set_params(**memory)
+    for other in _FILES.values():
+        if other != model_path.name and (directory / other).exists():
+            (directory / other).unlink()
+    classes = getattr(pipe, "classes_", None)
+    versions = library_versions()
+    info = {
+        "format_version": MODEL_FORMAT_VERSION,
+        "hybridclf_version": versions["hybridclf"],
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(
+            timespec="seconds"),
+        "model_file": model_path.name,
+        "model_format": model_format,
+        "sha256": _sha256(model_path),
+        "classes": [c.item() if hasattr(c, "item") else c for c in classes],
+        "parameters": _parameters(pipe),
+        "library_versions": versions,
+    }
+    info.update(metadata or {})
+    (directory / _INFO).write_text(json.dumps(info, indent=2, default=_json_safe))
+    (directory / _CARD).write_text(_model_card(info))
+    logger.info("Saved the model to %s (%s)", directory, model_path.name)
+    return info
+
+
+def read_model_info(directory):
+    """Read the ``model.json`` of a model directory.
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+        A folder written by :func:`save_model`.
+
+    Returns
+    -------
+    info : dict
+        Classes, versions, metrics, parameters, open-set thresholds, hash.
+
+    Raises
+    ------
+    ModelLoadError
+        When the folder or its ``model.json`` is missing or unreadable.
+    """
+    path = Path(directory) / _INFO
+    if not Path(directory).is_dir():
+        raise ModelLoadError(
+            f"The model directory {os.fspath(directory)!r} does not exist. Pass a "
+            "folder written by save_model or `hybridclf train`."
+        )
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ModelLoadError(
+            f"The model directory {os.fspath(directory)!r} has no {_INFO}. Pass a "
+            "folder written by save_model or `hybridclf train`."
+        ) from exc
+    except json.JSONDecodeError as exc:
+        raise ModelLoadError(f"{os.fspath(path)!r} is not valid JSON ({exc}).") from exc
+
+
+def load_model(directory, *, allow_pickle=False, trusted=None):
+    """Load a pipeline saved by :func:`save_model`, checking it first.
+
+    Before anything is rebuilt, the model file's SHA-256 must equal the one in
+    ``model.json``, the directory format must be one this version knows, and
+    every type in a skops file must be trusted: a scikit-learn, NumPy or
+    builtin type that skops trusts, one of :data:`TRUSTED_TYPES`, or one
+    listed in ``trusted``. Loading a skops file runs no code from it.
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+        A folder written by :func:`save_model` or ``hybridclf train``.
+
+    allow_pickle : bool, default=False
+        Whether to load a ``model.joblib`` pickle. Unpickling runs code from
+        the file: allow it only for files you made yourself. The hash is
+        checked first either way.
+
+    trusted : list of str or None, default=None
+        More type names to trust in a skops file (for a pipeline with your
+        own transformer), as ``"module.ClassName"``.
+
+    Returns
+    -------
+    pipe : Pipeline
+        The fitted pipeline.
+
+    Raises
+    ------
+    ModelLoadError
+        When the directory is incomplete, the file was modified (hash
+        mismatch), the format is newer than this hybridclf, a pickle is found
+        without ``allow_pickle=True``, or the file holds untrusted types.
+
+    Examples
+    --------
+    >>> from hybridclf import load_model
+    >>> load_model("no/such/folder")
+    Traceback (most recent call last):
+    ...
+    hybridclf.persistence.ModelLoadError: The model directory 'no/such/folder' ...
+    """
+    info = read_model_info(directory)
+    directory = Path(directory)
+    found = info.get("format_version")
+    if not isinstance(found, int) or found > MODEL_FORMAT_VERSION:
+        raise ModelLoadError(
+            f"The model in {os.fspath(directory)!r} has format_version {found!r}; "
+            f"this hybridclf ({library_versions()['hybridclf']}) reads up to "
+            f"{MODEL_FORMAT_VERSION}. Upgrade hybridclf (the model was saved by "
+            f"{info.get('hybridclf_version')!r}) or retrain the model."
+        )
+    model_format = info.get("model_format")
+    if model_format not in _FILES:
+        raise ModelLoadError(
+            f"The 'model_format' entry of {os.fspath(directory / _INFO)!r} must be "
+            f"a str among {sorted(_FILES)}. Got {model_format!r} instead."
+        )
+    model_path = directory / _FILES[model_format]
+    if not model_path.is_file():
+        raise ModelLoadError(
+            f"The model file {os.fspath(model_path)!r} named by model.json is "
+            "missing. Copy the whole model directory."
+        )
+    expected, actual = info.get("sha256"), _sha256(model_path)
+    if actual != expected:
+        raise ModelLoadError(
+            f"The model file {os.fspath(model_path)!r} was modified: its SHA-256 is "
+            f"{actual!r} but model.json records {expected!r}. Refusing to load it; "
+            "retrain the model or restore the original file."
+        )
+    saved = (info.get("library_versions") or {}).get("scikit-learn")
+    here = library_versions()["scikit-learn"]
+    if saved and saved.split(".")[:2] != here.split(".")[:2]:
+        warnings.warn(
+            f"The model in {os.fspath(directory)!r} was saved with scikit-learn "
+            f"{saved} and is loaded with {here}; its predictions may differ. "
+            "Retrain it with this version to be sure.",
+            UserWarning,
+            stacklevel=2,
+        )
+    if model_format == "pickle":
+        if not allow_pickle:
+            raise ModelLoadError(
+                f"The model in {os.fspath(directory)!r} is a pickle "
+                f"({model_path.name}), and unpickling runs code from the file. Pass "
+                "allow_pickle=True if you trust it, or save it again with "
+                "model_format='skops'."
+            )
+        import joblib
+
+        return joblib.load(model_path)
+    sio = _skops_io()
+    allowed = set(TRUSTED_TYPES) | set(trusted or ())
+    try:
+        found_types = sio.get_untrusted_types(file=model_path)
+    except Exception as exc:  # noqa: BLE001 - skops raises many kinds on bad files
+        raise ModelLoadError(
+            f"The model file {os.fspath(model_path)!r} is not a readable skops file "
+            f"({type(exc).__name__}: {exc})."
+        ) from exc
+    untrusted = sorted(set(found_types) - allowed)
+    if untrusted:
+        raise ModelLoadError(
+            f"The model file {os.fspath(model_path)!r} holds types that hybridclf "
+            f"does not trust: {untrusted!r}. Pass them in 'trusted' only if you "
+            "know what they are."
+        )
+    return sio.load(model_path, trusted=sorted(found_types))

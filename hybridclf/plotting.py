@@ -1,0 +1,187 @@
+"""Figures of an evaluation report (the only module that imports matplotlib).
+
+Each function draws one figure from the plain data of
+:func:`hybridclf.evaluation.evaluate_model`'s report and returns the matplotlib
+``Figure``. Figures are made with :class:`matplotlib.figure.Figure`, not
+``pyplot``, so no global state or GUI backend is touched. Pass ``ax`` to draw
+into an axes of your own.
+"""
+
+import numpy as np
+
+from .utils import import_or_raise
+
+__all__ = [
+    "plot_block_importance",
+    "plot_confusion_matrix",
+    "plot_error_gallery",
+    "plot_reliability",
+    "plot_stage_speed",
+]
+
+
+def _axes(ax, feature, size=(5.0, 4.0)):
+    """(figure, axes): the given axes, or a new figure of ``size`` inches."""
+    figure_module = import_or_raise("matplotlib.figure", feature)
+    if ax is not None:
+        return ax.figure, ax
+    fig = figure_module.Figure(figsize=size, layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def plot_confusion_matrix(matrix, labels, *, ax=None):
+    """Draw a confusion matrix, true classes in rows, with counts in the cells.
+
+    Parameters
+    ----------
+    matrix : array-like of shape (n_classes, n_classes)
+        Counts; row ``i`` is true class ``labels[i]``.
+
+    labels : list of str
+        Class names.
+
+    ax : matplotlib Axes, default=None
+        Where to draw; a new figure when None.
+
+    Returns
+    -------
+    fig : matplotlib Figure
+        The figure.
+    """
+    matrix = np.asarray(matrix)
+    n = len(labels)
+    fig, ax = _axes(ax, "plot_confusion_matrix",
+                    size=(2.0 + 0.6 * n, 1.6 + 0.55 * n))
+    image = ax.imshow(matrix, cmap="Blues")
+    threshold = matrix.max() / 2 if matrix.size else 0
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, str(matrix[i, j]), ha="center", va="center",
+                    color="white" if matrix[i, j] > threshold else "black")
+    ax.set_xticks(range(n), labels, rotation=45, ha="right")
+    ax.set_yticks(range(n), labels)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    fig.colorbar(image, ax=ax)
+    return fig
+
+
+def plot_reliability(bins, *, ax=None):
+    """Draw a reliability curve: accuracy against confidence of the top class.
+
+    Parameters
+    ----------
+    bins : list of dict
+        Per confidence bin: ``confidence`` (mean top probability),
+        ``accuracy`` and ``count``, as in the report's ``reliability``.
+
+    ax : matplotlib Axes, default=None
+        Where to draw; a new figure when None.
+
+    Returns
+    -------
+    fig : matplotlib Figure
+        The figure.
+    """
+    fig, ax = _axes(ax, "plot_reliability")
+    used = [b for b in bins if b["count"]]
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfectly calibrated")
+    ax.plot([b["confidence"] for b in used], [b["accuracy"] for b in used],
+            marker="o", label="model")
+    for b in used:
+        ax.annotate(str(b["count"]), (b["confidence"], b["accuracy"]),
+                    textcoords="offset points", xytext=(3, -10), fontsize=7)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("top-class probability")
+    ax.set_ylabel("accuracy")
+    ax.legend(loc="upper left")
+    return fig
+
+
+def _barh(ax, names, values, errors=None, xlabel=""):
+    positions = np.arange(len(names))
+    ax.barh(positions, values, xerr=errors, color="tab:blue")
+    ax.set_yticks(positions, names)
+    ax.invert_yaxis()
+    ax.set_xlabel(xlabel)
+
+
+def plot_block_importance(importance, *, ax=None):
+    """Draw the accuracy drop when each feature block is permuted.
+
+    Parameters
+    ----------
+    importance : dict of str to dict
+        Per block: ``mean`` and ``std`` of the accuracy drop.
+
+    ax : matplotlib Axes, default=None
+        Where to draw; a new figure when None.
+
+    Returns
+    -------
+    fig : matplotlib Figure
+        The figure.
+    """
+    fig, ax = _axes(ax, "plot_block_importance",
+                    size=(5.0, 1.2 + 0.4 * len(importance)))
+    names = list(importance)
+    _barh(ax, names, [importance[n]["mean"] for n in names],
+          [importance[n]["std"] for n in names],
+          "accuracy drop when the block is permuted")
+    return fig
+
+
+def plot_stage_speed(speed, *, ax=None):
+    """Draw the milliseconds per image of each stage of the pipeline.
+
+    Parameters
+    ----------
+    speed : dict of str to float
+        Stage name to ms per image.
+
+    ax : matplotlib Axes, default=None
+        Where to draw; a new figure when None.
+
+    Returns
+    -------
+    fig : matplotlib Figure
+        The figure.
+    """
+    fig, ax = _axes(ax, "plot_stage_speed", size=(5.0, 1.2 + 0.4 * len(speed)))
+    _barh(ax, list(speed), list(speed.values()), xlabel="ms per image")
+    return fig
+
+
+def plot_error_gallery(images, titles, *, n_columns=6):
+    """Draw misclassified images with their true class and top guesses.
+
+    Parameters
+    ----------
+    images : list of ndarray of shape (height, width, 3)
+        The images.
+
+    titles : list of str
+        One caption per image.
+
+    n_columns : int, default=6
+        Images per row.
+
+    Returns
+    -------
+    fig : matplotlib Figure
+        The figure.
+    """
+    figure_module = import_or_raise("matplotlib.figure", "plot_error_gallery")
+    n = max(len(images), 1)
+    n_columns = min(n_columns, n)
+    n_rows = int(np.ceil(n / n_columns))
+    fig = figure_module.Figure(figsize=(2.2 * n_columns, 2.6 * n_rows),
+                               layout="constrained")
+    axes = np.atleast_1d(fig.subplots(n_rows, n_columns, squeeze=False)).ravel()
+    for ax in axes:
+        ax.axis("off")
+    for ax, image, title in zip(axes, images, titles):
+        ax.imshow(image)
+        ax.set_title(title, fontsize=7)
+    return fig

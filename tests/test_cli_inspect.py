@@ -1,0 +1,81 @@
+"""Tests of ``hybridclf inspect``."""
+
+import csv
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from hybridclf.cli import main
+
+
+@pytest.fixture()
+def small_dataset(tmp_path, texture_folder):
+    """The texture folder plus a broken file and a copy filed in another class."""
+    root = tmp_path / "data"
+    for path in texture_folder.rglob("*.png"):
+        target = root / path.parent.name / path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(path.read_bytes())
+    (root / "brick" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\0" * 40)
+    copy = cv2.imread(str(root / "grass" / "0.png"))
+    cv2.imwrite(str(root / "gravel" / "copy_of_grass.jpg"), np.ascontiguousarray(
+        copy[:, ::-1]))
+    return root
+
+
+def test_inspect_writes_the_three_files_and_a_summary(small_dataset, tmp_path,
+                                                      capsys):
+    out = tmp_path / "report"
+    code = main(["inspect", "--data-dir", str(small_dataset), "--output-dir",
+                 str(out), "--quick", "--n-jobs", "2"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "LABEL CONFLICTS: 1" in printed
+    assert "Unreadable: 1" in printed
+    assert "StratifiedGroupKFold" in printed
+    assert "Skipped:" in printed
+    data = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert data["n_files"] == 26 and data["n_label_conflicts"] == 1
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and "<svg" in page
+    with open(out / "duplicate_groups.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 26 and set(rows[0]) == {"file", "group"}
+    group = {r["file"]: r["group"] for r in rows}
+    copy = str(small_dataset / "gravel" / "copy_of_grass.jpg")
+    assert group[copy] == group[str(small_dataset / "grass" / "0.png")]
+
+
+def test_inspect_corruption_threshold_sets_the_exit_code(small_dataset, tmp_path,
+                                                         capsys):
+    args = ["inspect", "--data-dir", str(small_dataset), "--output-dir",
+            str(tmp_path / "r"), "--quick"]
+    assert main([*args, "--corruption-threshold", "0"]) == 1
+    assert "more than --corruption-threshold 0" in capsys.readouterr().out
+    assert main([*args, "--corruption-threshold", "0.1"]) == 0
+
+
+def test_inspect_no_check_duplicates(small_dataset, tmp_path, capsys):
+    code = main(["inspect", "--data-dir", str(small_dataset), "--output-dir",
+                 str(tmp_path / "r"), "--quick", "--no-check-duplicates"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "Duplicates: 0 group(s)" in printed
+    assert "check_duplicates=False" in printed
+
+
+def test_inspect_bad_options(tmp_path, capsys):
+    assert main(["inspect", "--data-dir", str(tmp_path / "missing"),
+                 "--output-dir", str(tmp_path / "r")]) == 1
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["inspect", "--data-dir", str(tmp_path), "--quick",
+                 "--corruption-threshold", "2"]) == 1
+    assert "'--corruption-threshold' option" in capsys.readouterr().err
+
+
+def test_inspect_is_listed_in_the_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "inspect" in capsys.readouterr().out

@@ -1,0 +1,89 @@
+"""The train, evaluate and predict commands, end to end on a small real tree."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from hybridclf.cli import main
+
+
+@pytest.fixture(scope="module")
+def trained(texture_folder, tmp_path_factory):
+    model = tmp_path_factory.mktemp("model")
+    code = main(["train", "--data-dir", str(texture_folder), "--output-dir",
+                 str(model), "--features", "hog", "color", "--image-size", "64",
+                 "--cv-folds", "3", "--test-size", "0.25", "--search", "grid",
+                 "--n-jobs", "1"])
+    assert code == 0
+    return model
+
+
+def test_train_writes_a_model_directory(trained, capsys):
+    info = json.loads((trained / "model.json").read_text())
+    assert info["classes"] == ["brick", "grass", "gravel"]
+    assert info["search"]["n_candidates"] == 20
+    assert len(info["cv_scores"]["accuracy"]["folds"]) == 3
+    assert info["data_fingerprint"]["n_images"] == 24
+    assert info["training"]["features"] == ["hog", "color"]
+    assert (trained / "README.md").read_text().startswith("# hybridclf model")
+
+
+def test_predict_files_and_folders_reports_unreadable(trained, texture_folder,
+                                                      tmp_path, capsys):
+    broken = tmp_path / "inputs"
+    broken.mkdir()
+    (broken / "truncated.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really")
+    (broken / "blank.png").write_bytes(_png(np.full((64, 64, 3), 255, np.uint8)))
+    out = tmp_path / "preds.csv"
+    code = main(["predict", "--model-dir", str(trained), str(texture_folder / "brick"),
+                 str(broken), "--output", str(out), "--batch-size", "3"])
+    assert code == 0
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 8 + 2
+    by_name = {r["file"].rsplit("/", 1)[-1]: r for r in rows}
+    assert by_name["truncated.jpg"]["label"] == ""
+    assert by_name["truncated.jpg"]["error"]
+    assert by_name["blank.png"]["label"] == "unknown"
+    bricks = [r for r in rows if "/brick/" in r["file"]]
+    assert sum(r["label"] == "brick" for r in bricks) >= 6
+    assert "1 unreadable" in capsys.readouterr().out
+
+
+def test_evaluate_writes_html_json_and_figures(trained, texture_folder, tmp_path,
+                                               capsys):
+    report = tmp_path / "report"
+    code = main(["evaluate", "--model-dir", str(trained), "--test-data-dir",
+                 str(texture_folder), "--output-dir", str(report),
+                 "--n-repeats", "1"])
+    assert code == 0
+    data = json.loads((report / "report.json").read_text())
+    assert data["n_images"] == 24
+    assert set(data["block_importance"]) == {"hog", "color"}
+    assert {"decode", "block hog", "block color", "classifier"} <= set(
+        data["speed_ms_per_image"])
+    html = (report / "report.html").read_text()
+    assert "data:image/png;base64," in html
+    for name in ("confusion_matrix", "reliability", "block_importance",
+                 "stage_speed"):
+        assert (report / f"{name}.png").stat().st_size > 1000
+    assert "accuracy:" in capsys.readouterr().out
+
+
+def test_a_tampered_model_fails_with_a_clear_message(trained, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(trained, copy)
+    with open(copy / "model.skops", "r+b") as fh:
+        fh.seek(100)
+        fh.write(b"XX")
+    assert main(["predict", "--model-dir", str(copy), str(tmp_path)]) == 1
+    assert "was modified" in capsys.readouterr().err
+
+
+def _png(image):
+    import cv2
+
+    return cv2.imencode(".png", image)[1].tobytes()

@@ -1,0 +1,61 @@
+"""evaluate_model and write_report: metrics worked out by hand, files written."""
+
+import json
+
+import numpy as np
+import pytest
+
+from hybridclf import load_image_folder, make_hybrid_pipeline
+from hybridclf.evaluation import evaluate_model, reliability_bins, write_report
+
+
+@pytest.fixture(scope="module")
+def evaluated(texture_folder):
+    paths, labels = load_image_folder(texture_folder)
+    paths, labels = np.asarray(paths, dtype=object), np.asarray(labels)
+    pipe = make_hybrid_pipeline(features=["hog", "color"]).set_params(load__size=64)
+    pipe.fit(paths[::2], labels[::2])
+    return pipe, evaluate_model(pipe, paths[1::2], labels[1::2], n_repeats=2), (
+        paths[1::2], labels[1::2])
+
+
+def test_reliability_bins_by_hand():
+    bins, ece = reliability_bins([0.9, 0.9, 0.3, 0.3], [True, False, False, False],
+                                 n_bins=2)
+    assert [b["count"] for b in bins] == [2, 2]
+    assert bins[1]["accuracy"] == 0.5 and bins[1]["confidence"] == pytest.approx(0.9)
+    # |0 - 0.3| and |0.5 - 0.9|, each for half of the images
+    assert ece == pytest.approx(0.35)
+
+
+def test_metrics_agree_with_the_pipeline(evaluated):
+    pipe, report, (paths, labels) = evaluated
+    assert report["metrics"]["accuracy"] == pytest.approx(pipe.score(paths, labels))
+    assert report["metrics"]["top_2_accuracy"] >= report["metrics"]["accuracy"]
+    matrix = np.asarray(report["confusion_matrix"]["matrix"])
+    assert matrix.sum() == len(paths)
+    assert np.trace(matrix) / matrix.sum() == pytest.approx(
+        report["metrics"]["accuracy"])
+    assert len(report["errors"]) == matrix.sum() - np.trace(matrix)
+    assert set(report["per_class"]) == {"brick", "grass", "gravel"}
+    assert set(report["block_importance"]) == {"hog", "color"}
+    assert report["speed_ms_per_image"]["total"] > 0
+
+
+def test_write_report(evaluated, tmp_path):
+    _, report, _ = evaluated
+    files = write_report(report, tmp_path)
+    data = json.loads(open(files["json"]).read())
+    assert "_thumbnails" not in data
+    assert data["metrics"] == report["metrics"]
+    html = open(files["html"]).read()
+    assert html.count("data:image/png;base64,") == len(files["figures"]) >= 4
+
+
+def test_unknown_test_classes_count_as_wrong(evaluated):
+    pipe, _, (paths, labels) = evaluated
+    labels = labels.copy()
+    labels[0] = "marble"
+    report = evaluate_model(pipe, paths, labels, n_repeats=1)
+    assert "marble" in report["confusion_matrix"]["labels"]
+    assert report["per_class"]["marble"]["recall"] == 0

@@ -1,0 +1,176 @@
+"""train_model: grouped split, cross-validation, search on cached features."""
+
+import numpy as np
+import pytest
+
+from hybridclf import load_image_folder, make_hybrid_pipeline
+from hybridclf.features import ColorHistogram
+from hybridclf.prediction import predict_open_set
+from hybridclf.training import (
+    SEARCH_GRIDS,
+    duplicate_groups,
+    grouped_train_test_split,
+    read_groups_csv,
+    train_model,
+)
+
+
+@pytest.fixture(scope="module")
+def textures(texture_folder):
+    paths, labels = load_image_folder(texture_folder)
+    return np.asarray(paths, dtype=object), np.asarray(labels)
+
+
+class CountingBlock(ColorHistogram):
+    """A colour histogram that counts how often it is fitted and applied."""
+
+    fits = 0
+    transforms = 0
+
+    def _fit(self, X):
+        type(self).fits += 1
+
+    def transform(self, X):
+        type(self).transforms += 1
+        return super().transform(X)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_grouped_split_never_puts_a_group_on_both_sides(seed):
+    rng = np.random.RandomState(seed)
+    groups = rng.randint(0, 15, size=60)
+    labels = np.asarray(["abc"[g % 3] for g in groups])
+    train, test = grouped_train_test_split(labels, groups, test_size=0.25,
+                                           random_state=seed)
+    assert not set(groups[train]) & set(groups[test])
+    assert sorted(np.concatenate([train, test])) == list(range(60))
+    assert set(labels[test]) == {"a", "b", "c"}
+
+
+def test_bad_test_size_is_explained():
+    with pytest.raises(ValueError, match="'test_size' parameter.*Got 0.9"):
+        grouped_train_test_split([0, 1], [0, 1], test_size=0.9)
+
+
+def test_groups_from_csv(textures, tmp_path):
+    paths, _ = textures
+    csv = tmp_path / "groups.csv"
+    csv.write_text("file,group\n" + f"{paths[0]},g\n{paths[1]},g\n")
+    groups = read_groups_csv(csv, paths)
+    assert groups[0] == groups[1]
+    assert len(np.unique(groups)) == len(paths) - 1
+    (tmp_path / "bad.csv").write_text("name,cluster\na,1\n")
+    with pytest.raises(ValueError, match="columns 'file' and 'group'"):
+        read_groups_csv(tmp_path / "bad.csv", paths)
+
+
+def test_duplicate_groups_join_copies(tmp_path):
+    import shutil
+
+    import skimage.data
+    from PIL import Image
+
+    Image.fromarray(skimage.data.astronaut()[:64, :64]).save(tmp_path / "a.png")
+    Image.fromarray(skimage.data.coffee()[:64, :64]).save(tmp_path / "b.png")
+    shutil.copy(tmp_path / "a.png", tmp_path / "a_copy.png")
+    files = [str(tmp_path / n) for n in ("a.png", "b.png", "a_copy.png")]
+    groups = duplicate_groups(files)
+    assert groups[0] == groups[2] != groups[1]
+
+
+def test_train_model_grouped_and_scored(textures):
+    paths, labels = textures
+    groups = np.arange(len(paths)) // 2  # pairs of neighbouring crops
+    pipe = make_hybrid_pipeline(features=["hog", "color"]).set_params(load__size=64)
+    result = train_model(pipe, paths, labels, groups=groups, test_size=0.25,
+                         cv_folds=3)
+    train, test = result.train_indices, result.test_indices
+    assert not set(groups[train]) & set(groups[test])
+    assert len(result.cv_scores["accuracy"]["folds"]) == 3
+    assert result.test_metrics["accuracy"] >= 0.5
+    assert result.classes == ["brick", "grass", "gravel"]
+    assert result.oof_proba.shape == (len(train), 3)
+    assert 0 < result.open_set["proba_threshold"] < 1
+    assert set(result.open_set["ood_thresholds"]) == {"hog", "color"}
+    assert result.pipeline.predict(paths[:2]).shape == (2,)
+    meta = result.metadata()
+    assert meta["training"]["n_test"] == len(test)
+
+
+@pytest.mark.parametrize("search", ["grid", "halving"])
+def test_search_reuses_cached_features(textures, search):
+    paths, labels = textures
+    CountingBlock.fits = CountingBlock.transforms = 0
+    pipe = make_hybrid_pipeline(features=[("count", CountingBlock())],
+                                classifier="logistic").set_params(load__size=32)
+    grid = {"clf__C": [0.01, 0.1, 1.0, 10.0, 100.0, 1000.0]}
+    result = train_model(pipe, paths, labels, test_size=0.25, cv_folds=3,
+                         search=search, param_grid=grid)
+    # 3 folds + the final fit, whatever the number of candidates
+    assert CountingBlock.fits == 4
+    # the test part of each fold and the held-out test part, once each (fitting
+    # computes the training features itself)
+    assert CountingBlock.transforms == 3 + 1
+    assert result.best_params["clf__C"] in grid["clf__C"]
+    assert result.search["n_candidates"] == 6
+    if search == "grid":
+        assert result.search["n_fits"] == 6 * 3
+
+
+def test_documented_grids_have_about_20_candidates():
+    from sklearn.model_selection import ParameterGrid
+
+    assert len(ParameterGrid(SEARCH_GRIDS["logistic"])) == 20
+    for name, grid in SEARCH_GRIDS.items():
+        pipe = make_hybrid_pipeline(classifier=name)
+        assert set(grid) <= set(pipe.get_params()), name
+
+
+def test_bad_search_is_explained(textures):
+    paths, labels = textures
+    with pytest.raises(ValueError, match="'search' parameter.*'none', 'grid'"):
+        train_model(make_hybrid_pipeline(), paths, labels, search="random")
+
+
+def test_unknown_for_a_clearly_foreign_image(textures):
+    paths, labels = textures
+    pipe = make_hybrid_pipeline(features=["hog", "color"]).set_params(load__size=64)
+    result = train_model(pipe, paths, labels, test_size=0.25, cv_folds=3)
+    import skimage.data
+
+    # a blank page and a colour photo of a face: unlike grey textures
+    blank = np.full((1, 64, 64, 3), 255, np.uint8)
+    face = skimage.data.astronaut()[None, 40:200:2, 160:320:2][:, :64, :64]
+    foreign = np.concatenate([blank, face])
+    found, _, scores = predict_open_set(
+        result.pipeline, list(foreign), **{
+            k: result.open_set[k] for k in ("proba_threshold", "ood_thresholds")})
+    assert list(found) == ["unknown", "unknown"]
+    assert (scores > 1).all()
+    known, _, _ = predict_open_set(
+        result.pipeline, paths[result.train_indices], **{
+            k: result.open_set[k] for k in ("proba_threshold", "ood_thresholds")})
+    assert np.mean(known == "unknown") < 0.2
+
+
+@pytest.mark.parametrize("classifier, params", [
+    ("svc", {}),
+    ("random_forest", {"clf__n_estimators": 10}),
+    ("hist_gradient_boosting", {"clf__max_iter": 10}),
+    ("soft_voting", {"clf__extra_trees__n_estimators": 10,
+                     "clf__hist_gradient_boosting__max_iter": 10}),
+    ("stacking", {"clf__extra_trees__n_estimators": 10,
+                  "clf__hist_gradient_boosting__max_iter": 10}),
+])
+def test_ensembles_give_probabilities_and_load_safely(textures, classifier, params,
+                                                      tmp_path):
+    from hybridclf import load_model, save_model
+
+    paths, labels = textures
+    pipe = make_hybrid_pipeline(features=["color"], classifier=classifier)
+    pipe.set_params(load__size=32, **params).fit(paths, labels)
+    proba = pipe.predict_proba(paths[:4])
+    np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=1e-6)
+    # every type in these models is on hybridclf's trusted list
+    save_model(pipe, tmp_path)
+    np.testing.assert_allclose(load_model(tmp_path).predict_proba(paths[:4]), proba)
