@@ -29,23 +29,8 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	@touch $@ $(VENV)/.installed-base
 
 demo: $(VENV)/.installed-base
-	rm -rf demo_output/digits demo_output/digits_test
-	$(BIN)/python -c "import pathlib; from hybridclf.datasets import write_digits_folder; \
-	root = pathlib.Path(write_digits_folder('demo_output/digits', n_per_class=40)); \
-	[(pathlib.Path('demo_output/digits_test', f.parent.name).mkdir(parents=True, exist_ok=True), \
-	  f.rename(pathlib.Path('demo_output/digits_test', f.parent.name, f.name))) \
-	 for d in sorted(root.iterdir()) for f in sorted(d.iterdir())[::4]]"
-	$(BIN)/hybridclf train --data-dir demo_output/digits --output-dir demo_output/model \
-	  --features hog lbp color --image-size 64 --cv-folds 3
-	$(BIN)/hybridclf evaluate --model-dir demo_output/model \
-	  --test-data-dir demo_output/digits_test --output-dir demo_output/report
-	$(BIN)/hybridclf predict --model-dir demo_output/model demo_output/digits_test/digit_3 \
-	  --output demo_output/predictions.csv
-	@echo
-	@echo "Model card: demo_output/model/README.md   Report: demo_output/report/report.html"
-	@echo "Serve it from Python:"
-	@echo "  import hybridclf; model = hybridclf.load_model('demo_output/model')"
-	@echo "  model.predict(['photo.png'])   # or: hybridclf predict --model-dir demo_output/model FILES"
+	rm -rf demo_output
+	$(BIN)/hybridclf quickstart --output-dir demo_output
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -28,9 +28,11 @@ def _out(text=""):
 # --------------------------------------------------------------------------
 def format_parser_quickstart(parser):
     parser.description = (
-        "Train the default hybrid pipeline on a dataset and report its "
-        "cross-validated accuracy. Without --data-dir it uses a small real "
-        "dataset that ships with scikit-learn (handwritten digits)."
+        "The whole workflow on one dataset: inspect it, train the default "
+        "hybrid pipeline with grouped cross-validation, evaluate it on held-out "
+        "images, and say how to use the model. Without --data-dir it uses a "
+        "small real dataset that ships with scikit-learn (handwritten digits), "
+        "with a held-out test folder of other digits."
     )
     parser.add_argument(
         "--data-dir",
@@ -38,16 +40,22 @@ def format_parser_quickstart(parser):
         "built-in digits",
     )
     parser.add_argument(
+        "--test-data-dir",
+        help="held-out images in the same layout, to evaluate on (default: the "
+        "built-in digits' test folder; none for --data-dir)",
+    )
+    parser.add_argument(
         "--output-dir", default="quickstart_output",
-        help="where the model is saved (default: %(default)s)",
+        help="where the inspection, the model and the report go "
+        "(default: %(default)s)",
     )
     parser.add_argument(
         "--cv-folds", type=int, default=5,
-        help="number of stratified cross-validation folds (default: %(default)s)",
+        help="grouped cross-validation folds (default: %(default)s)",
     )
     parser.add_argument(
         "--image-size", type=int, default=None,
-        help="side in pixels every image is resized to (default: 224, or 128 "
+        help="side in pixels every image is resized to (default: 224, or 64 "
         "for the built-in digits)",
     )
     parser.add_argument(
@@ -58,70 +66,48 @@ def format_parser_quickstart(parser):
 
 
 def run_quickstart(args):
-    import joblib
-    import numpy as np
-    from sklearn.model_selection import StratifiedKFold, cross_validate
-    from tqdm.auto import tqdm
-
     from .datasets import write_digits_folder
-    from .io import load_image_folder
-    from .pipeline import make_hybrid_pipeline
 
-    data_dir = args.data_dir
-    image_size = args.image_size
+    out = args.output_dir
+    data_dir, test_dir, image_size = args.data_dir, args.test_data_dir, args.image_size
     if data_dir is None:
-        data_dir = os.path.join(args.output_dir, "digits_data")
-        write_digits_folder(data_dir, random_state=args.seed)
-        image_size = image_size or 128
-        _out(f"Built-in dataset: scikit-learn's handwritten digits -> {data_dir}")
-    paths, labels = load_image_folder(data_dir)
-    classes, counts = np.unique(labels, return_counts=True)
-    _out(f"{len(paths)} images in {len(classes)} classes "
-         f"({counts.min()} to {counts.max()} per class)")
-    folds = min(args.cv_folds, int(counts.min()))
-    if folds < 2:
-        _out(f"error: the smallest class has {counts.min()} image(s); "
-             "cross-validation needs at least 2 per class.")
-        return 2
-
-    pipe = make_hybrid_pipeline()
-    pipe.set_params(load__size=image_size or 224, load__n_jobs=args.n_jobs)
-    pipe.set_params(**{
-        name: args.n_jobs for name in pipe.get_params()
-        if name.endswith("extract__n_jobs")
-    })
-    pipe.set_params(**{
-        name: args.seed for name in pipe.get_params() if name.endswith("random_state")
-    })
-
-    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=args.seed)
-    scores = {"accuracy": [], "balanced_accuracy": []}
-    started = time.perf_counter()
-    x = np.asarray(paths, dtype=object)
-    y = np.asarray(labels)
-    for train, test in tqdm(list(cv.split(x, y)), desc="cross-validation",
-                            unit="fold"):
-        fold = cross_validate(
-            pipe, x, y, cv=[(train, test)],
-            scoring=("accuracy", "balanced_accuracy"), error_score="raise",
-        )
-        for metric in scores:
-            scores[metric].extend(fold[f"test_{metric}"])
-    cv_seconds = time.perf_counter() - started
-    for metric, values in scores.items():
-        _out(f"{folds}-fold {metric}: {np.mean(values):.3f} +/- {np.std(values):.3f}")
-    _out(f"cross-validation took {cv_seconds:.1f} s")
-
-    started = time.perf_counter()
-    with tqdm(total=1, desc="final fit on all images", unit="fit") as bar:
-        pipe.fit(x, y)
-        bar.update()
-    os.makedirs(args.output_dir, exist_ok=True)
-    model_path = os.path.abspath(os.path.join(args.output_dir, "model.joblib"))
-    joblib.dump(pipe, model_path)
-    _out(f"final fit took {time.perf_counter() - started:.1f} s")
-    _out(f"Model saved to {model_path}")
-    _out(f"Load it with: joblib.load({model_path!r}).predict([...image paths...])")
+        data_dir = os.path.join(out, "digits", "train")
+        test_dir = test_dir or os.path.join(out, "digits", "test")
+        write_digits_folder(data_dir, n_per_class=40, holdout_root=test_dir,
+                            n_holdout=10, random_state=args.seed)
+        image_size = image_size or 64
+        _out("Built-in dataset: scikit-learn's handwritten digits, 40 per class in "
+             f"{data_dir}, 10 other ones per class held out in {test_dir}")
+    inspection = os.path.join(out, "inspection")
+    model_dir = os.path.join(out, "model")
+    report_dir = os.path.join(out, "report")
+    common = ["--n-jobs", str(args.n_jobs)]
+    steps = [
+        ("1. Inspect the dataset",
+         ["inspect", "--data-dir", data_dir, "--output-dir", inspection, "--quick",
+          *(["--test-dir", test_dir] if test_dir else []), *common]),
+        ("2. Train the default pipeline (grouped cross-validation)",
+         ["train", "--data-dir", data_dir, "--output-dir", model_dir, "--groups",
+          os.path.join(inspection, "duplicate_groups.csv"), "--cv-folds",
+          str(args.cv_folds), "--seed", str(args.seed),
+          *(["--image-size", str(image_size)] if image_size else []), *common]),
+    ]
+    if test_dir:
+        steps.append(("3. Evaluate on the held-out images",
+                      ["evaluate", "--model-dir", model_dir, "--test-data-dir",
+                       test_dir, "--output-dir", report_dir]))
+    for title, argv in steps:
+        _out(f"\n== {title}: hybridclf {' '.join(argv)}")
+        code = main([*(["-v"] if logger.isEnabledFor(logging.INFO) else []), *argv])
+        if code != 0:
+            return code
+    _out("\n== Done. What you have:")
+    _out(f"  inspection report  {os.path.join(inspection, 'report.html')}")
+    _out(f"  model and card     {model_dir} (README.md, model.json)")
+    if test_dir:
+        _out(f"  evaluation report  {os.path.join(report_dir, 'report.html')}")
+    _out(f"  predict files      hybridclf predict --model-dir {model_dir} <images>")
+    _out(f"  in Python          hybridclf.load_model({model_dir!r}).predict([...])")
     return 0
 
 
@@ -556,7 +542,7 @@ COMMANDS = {
     "inspect": (format_parser_inspect, run_inspect,
                 "find broken files, duplicates and quality problems in a dataset"),
     "quickstart": (format_parser_quickstart, run_quickstart,
-                   "train and cross-validate the default pipeline"),
+                   "inspect, train, evaluate: the whole workflow on one dataset"),
     "augment": (format_parser_augment, run_augment,
                 "write a class-balanced copy of a dataset with augmented images"),
     "train": (format_parser_train, run_train,

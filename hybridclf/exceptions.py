@@ -4,7 +4,13 @@ Every class subclasses :class:`HybridClfError` and the matching builtin, so that
 ``except ValueError`` keeps working for code that does not know hybridclf.
 """
 
-__all__ = ["DeviceWarning", "HybridClfError", "ImageLoadError", "SkippedFilesWarning"]
+__all__ = [
+    "DeviceWarning",
+    "HybridClfError",
+    "ImageLoadError",
+    "ModelLoadError",
+    "SkippedFilesWarning",
+]
 
 
 class HybridClfError(Exception):
@@ -62,3 +68,7 @@ class SkippedFilesWarning(UserWarning):
 
 class DeviceWarning(UserWarning):
     """The asked device is not available; the work runs on another (the CPU)."""
+
+
+class ModelLoadError(HybridClfError, ValueError):
+    """A model directory cannot be loaded: missing, modified, untrusted or too new."""

@@ -26,7 +26,7 @@ import warnings
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from .exceptions import HybridClfError
+from .exceptions import ModelLoadError
 
 __all__ = [
     "MODEL_FORMAT_VERSION",
@@ -77,8 +77,6 @@ _LIBRARIES = ("hybridclf", "scikit-learn", "imbalanced-learn", "numpy", "scipy",
               "onnxruntime", "torch")
 
 
-class ModelLoadError(HybridClfError, ValueError):
-    """A model directory cannot be loaded: missing, modified, untrusted or too new."""
 
 
 def _skops_io():
@@ -409,7 +407,7 @@ def load_model(directory, *, allow_pickle=False, trusted=None):
     >>> load_model("no/such/folder")
     Traceback (most recent call last):
     ...
-    hybridclf.persistence.ModelLoadError: The model directory 'no/such/folder' ...
+    hybridclf.exceptions.ModelLoadError: The model directory 'no/such/folder' ...
     """
     info = read_model_info(directory)
     directory = Path(directory)
