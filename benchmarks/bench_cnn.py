@@ -35,18 +35,14 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import _common
 import numpy as np
+from _common import find_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "benchmarks.md"
 START, END = "<!-- bench_cnn:start -->", "<!-- bench_cnn:end -->"
 COMMAND = ".venv/bin/python benchmarks/bench_cnn.py"
-
-
-def find_dataset():
-    base = os.environ.get("HYBRIDCLF_DATA")
-    root = (Path(base) if base else REPO.parent / "shared" / "data") / "amulet6"
-    return root if root.is_dir() else None
 
 
 def _median_rate(fn, n_images, repeats):
@@ -314,14 +310,7 @@ def render(res):
 
 
 def write_section(text, path):
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    if START in old:
-        head, rest = old.split(START, 1)
-        new = head + text + rest.split(END, 1)[1]
-    else:
-        new = old.rstrip("\n") + "\n\n" + text + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(new)
+    _common.write_section(path, text, START, END)
 
 
 def main(argv=None):

@@ -41,25 +41,20 @@ from ``../shared/data/amulet6`` beside the checkout, or from
 import argparse
 import datetime
 import json
-import os
-import platform
 import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
 
+import _common
 import cv2
-import imblearn
-import joblib
 import numpy as np
-import skimage
-import sklearn
+from _common import find_dataset, machine_info
 from skimage.feature import local_binary_pattern
 from sklearn.model_selection import RepeatedStratifiedKFold, cross_validate
 from threadpoolctl import threadpool_limits
 
-import hybridclf
 from hybridclf import make_hybrid_pipeline
 from hybridclf.features import ColorHistogram, HOGFeatures, LBPFeatures, SIFTBoVW
 from hybridclf.io import ImageLoader
@@ -105,14 +100,6 @@ TOLERANCE = 1e-5
 
 
 # -- data ----------------------------------------------------------------------
-def find_dataset():
-    """The amulet6 folder, or None when it is absent."""
-    base = os.environ.get("HYBRIDCLF_DATA")
-    base = Path(base) if base else REPO_ROOT.parent / "shared" / "data"
-    folder = base / "amulet6"
-    return folder if folder.is_dir() else None
-
-
 def list_images(folder, n_images=None):
     """Paths and labels of ``<class>/*.jpg``; an even per-class subset if asked."""
     per_class = {
@@ -410,33 +397,6 @@ def run_accuracy(images, labels, n_splits, n_repeats, cache_dir):
 
 
 # -- report ----------------------------------------------------------------------
-def machine_info():
-    cpu_model = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu_model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    nproc = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-             else os.cpu_count())
-    return {
-        "nproc": nproc,
-        "cpu_model": cpu_model,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "opencv": cv2.__version__,
-        "scikit-image": skimage.__version__,
-        "scikit-learn": sklearn.__version__,
-        "imbalanced-learn": imblearn.__version__,
-        "joblib": joblib.__version__,
-        "hybridclf": hybridclf.__version__,
-    }
-
-
 def _flag(text, ok):
     return text if ok else f"**{text}**"
 
@@ -554,29 +514,13 @@ def render_section(report):
     return "\n".join(lines) + "\n"
 
 
-def write_section(path, section):
-    """Replace the section between the markers in ``path``, or append it."""
-    path = Path(path)
-    if path.exists():
-        text = path.read_text(encoding="utf-8")
-    else:
-        text = (
-            "# Benchmarks\n\nFigures measured by the scripts in `benchmarks/`; "
-            "each script rewrites its own section.\n"
-        )
-    start, end = text.find(START_MARKER), text.find(END_MARKER)
-    if start != -1 and end > start:
-        end += len(END_MARKER)
-        if text[end : end + 1] == "\n":
-            end += 1
-        text = text[:start] + section + text[end:]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-
-
 # -- main ------------------------------------------------------------------------
+
+
+def write_section(path, section):
+    _common.write_section(path, section, START_MARKER, END_MARKER)
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(

@@ -36,17 +36,15 @@ import datetime
 import itertools
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import cv2
-import numpy as np
+import _common
+from _common import machine_info
 
-import hybridclf
 from hybridclf import inspect_dataset
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -123,23 +121,6 @@ def run(base, repeats):
     return results
 
 
-def machine_info():
-    cpu_model = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu_model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    nproc = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-             else os.cpu_count())
-    return {"nproc": nproc, "cpu_model": cpu_model, "python": platform.python_version(),
-            "numpy": np.__version__, "opencv": cv2.__version__,
-            "hybridclf": hybridclf.__version__}
-
-
 def render_section(report):
     machine = report["machine"]
     target = CLEANVISION_IMAGES_PER_S * TARGET_FACTOR
@@ -192,23 +173,7 @@ def render_section(report):
 
 
 def write_section(path, section):
-    """Replace the section between the markers in ``path``, or append it."""
-    path = Path(path)
-    if path.exists():
-        text = path.read_text(encoding="utf-8")
-    else:
-        text = ("# Benchmarks\n\nFigures measured by the scripts in `benchmarks/`; "
-                "each script rewrites its own section.\n")
-    start, end = text.find(START_MARKER), text.find(END_MARKER)
-    if start != -1 and end > start:
-        end += len(END_MARKER)
-        if text[end : end + 1] == "\n":
-            end += 1
-        text = text[:start] + section + text[end:]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    _common.write_section(path, section, START_MARKER, END_MARKER)
 
 
 def main(argv=None):

@@ -51,8 +51,10 @@ import time
 import warnings
 from pathlib import Path
 
+import _common
 import numpy as np
 import sklearn
+from _common import find_dataset
 
 import hybridclf
 from hybridclf import load_image_folder, make_hybrid_pipeline
@@ -74,14 +76,6 @@ QUICK_PER_CLASS = 8
 ORIGINAL = {"accuracy_low": 0.69, "accuracy_high": 0.71, "train_seconds": 560}
 MAX_TRAIN_SECONDS = 60
 MAX_SEARCH_RATIO = 3.0
-
-
-def find_dataset():
-    """The amulet6 folder, or None when it is absent."""
-    base = os.environ.get("HYBRIDCLF_DATA")
-    base = Path(base) if base else REPO_ROOT.parent / "shared" / "data"
-    folder = base / "amulet6"
-    return folder if folder.is_dir() else None
 
 
 def quick_subset(folder, target):
@@ -313,19 +307,7 @@ def render_section(report):
 
 
 def write_section(path, section):
-    """Replace the section between the markers in ``path``, or append it."""
-    path = Path(path)
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    start, end = text.find(START_MARKER), text.find(END_MARKER)
-    if start != -1 and end > start:
-        end += len(END_MARKER)
-        if text[end : end + 1] == "\n":
-            end += 1
-        text = text[:start] + section + text[end:]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    _common.write_section(path, section, START_MARKER, END_MARKER)
 
 
 def main(argv=None):
