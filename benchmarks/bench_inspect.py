@@ -7,9 +7,10 @@ What it measures, with ``n_jobs=2``:
   full mode (plus CNN embeddings: embedding near duplicates and class
   outliers), on ``amulet6`` (173 photos, 224x224) and ``somdej_fatherguay``
   (36 photos, about 700x1000 to 1400x1900). Full mode is timed *cold* (the
-  first call in the process: it imports PyTorch and exports the ONNX graph of
-  the network, a few seconds; measured on amulet6, the first data set) and
-  *warm* (later calls). Quick and warm figures
+  first call in the process: imports and the ONNX Runtime session; the
+  network's ONNX graph comes from hybridclf's on-disk cache, exported on the
+  machine's first run; measured on amulet6, the first data set) and *warm*
+  (later calls). Quick and warm figures
   are medians of the repeats. The target: full mode at least 5x cleanvision's
   14 images/s, i.e. 70 images/s, on 2 cores.
 - Precision and recall of the duplicate pairs on somdej_fatherguay, against
@@ -139,9 +140,13 @@ def render_section(report):
         "",
         f"Target: full mode >= {target:.0f} images/s ({TARGET_FACTOR:.0f}x "
         f"cleanvision's {CLEANVISION_IMAGES_PER_S:.0f}). *Cold*: the first full "
-        "call of the process (amulet6 only), which imports PyTorch and exports "
-        "the ONNX graph; "
-        "*warm*: later calls. Figures under the target are in bold.",
+        "call of the process (amulet6 only): imports and the ONNX Runtime "
+        "session, with the network's ONNX graph read from hybridclf's on-disk "
+        "cache (the machine's very first run exports it, a few seconds more: "
+        "22 images/s then); *warm*: later calls. Figures under the target are "
+        "in bold. The target is set on amulet6's 224x224 photos; somdej's "
+        "photos are 10 to 50 times larger and decoding dominates (cleanvision "
+        "ran at 3.3 images/s there: 36 photos in 11 s).",
         "",
         "| data | files | quick | full, warm | full, cold | duplicate groups "
         "(quick / full) |",
