@@ -107,6 +107,7 @@ def run_quickstart(args):
     if test_dir:
         _out(f"  evaluation report  {os.path.join(report_dir, 'report.html')}")
     _out(f"  predict files      hybridclf predict --model-dir {model_dir} <images>")
+    _out(f"  serve over HTTP    hybridclf serve --model-dir {model_dir}")
     _out(f"  in Python          hybridclf.load_model({model_dir!r}).predict([...])")
     return 0
 
@@ -538,6 +539,89 @@ def run_inspect(args):
 
 
 # --------------------------------------------------------------------------
+# --------------------------------------------------------------------------
+# serve
+# --------------------------------------------------------------------------
+def format_parser_serve(parser):
+    parser.description = (
+        "Serve a model directory over HTTP (FastAPI + uvicorn): POST /predict, "
+        "/predict/file and /predict/batch; GET /health, /ready and /metrics; "
+        "the API is documented at /docs. Needs the 'serve' extra."
+    )
+    parser.add_argument("--model-dir", required=True,
+                        help="model directory written by 'hybridclf train'")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to bind (default: %(default)s; 0.0.0.0 "
+                        "accepts other machines)")
+    parser.add_argument("--port", type=int, default=8000,
+                        help="TCP port (default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="worker processes, each with its own copy of the "
+                        "model (default: %(default)s)")
+    parser.add_argument("--max-body-mb", type=float, default=10.0,
+                        help="largest request body in MB (default: %(default)s)")
+    parser.add_argument(
+        "--api-key-env", default=None, metavar="VAR",
+        help="name of the environment variable that holds the API key; clients "
+        "send it in the X-API-Key header (default: no key)",
+    )
+
+
+def run_serve(args):
+    try:
+        from .serve import serve
+    except ImportError as exc:
+        sys.stderr.write(
+            f"error: 'hybridclf serve' needs the serve extra ({exc}). Install it "
+            "with: pip install 'hybridclf[serve]'\n")
+        return 1
+    _out(f"Serving {args.model_dir} on http://{args.host}:{args.port} "
+         f"(docs at /docs); press Ctrl+C to stop")
+    serve(args.model_dir, host=args.host, port=args.port, workers=args.workers,
+          max_body_mb=args.max_body_mb, api_key_env=args.api_key_env)
+    return 0
+
+
+# --------------------------------------------------------------------------
+# deploy
+# --------------------------------------------------------------------------
+def format_parser_deploy(parser):
+    parser.description = (
+        "Write deployment files for 'hybridclf serve' on a model directory: a "
+        "Dockerfile, a docker-compose.yml or a systemd unit, with the command "
+        "that starts it (printed and in OUTPUT_DIR/README.txt)."
+    )
+    parser.add_argument("--type", required=True, dest="deploy_type",
+                        choices=["docker", "compose", "systemd"],
+                        help="what to write")
+    parser.add_argument("--output-dir", required=True,
+                        help="folder to write into (created if missing)")
+    parser.add_argument("--model-dir", required=True,
+                        help="model directory written by 'hybridclf train'")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address the systemd service binds "
+                        "(default: %(default)s)")
+    parser.add_argument("--port", type=int, default=8000,
+                        help="port on the host (default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="worker processes (default: %(default)s)")
+    parser.add_argument("--api-key-env", default=None, metavar="VAR",
+                        help="environment variable holding the API key")
+
+
+def run_deploy(args):
+    from .deploy import write_deployment
+
+    result = write_deployment(args.deploy_type, args.output_dir, args.model_dir,
+                              host=args.host, port=args.port, workers=args.workers,
+                              api_key_env=args.api_key_env)
+    for path in result["files"]:
+        _out(f"wrote {path}")
+    _out("Start it with:")
+    _out(f"  {result['command']}")
+    return 0
+
+
 COMMANDS = {
     "inspect": (format_parser_inspect, run_inspect,
                 "find broken files, duplicates and quality problems in a dataset"),
@@ -551,6 +635,10 @@ COMMANDS = {
                  "evaluate a model directory on a test set: plots, HTML, JSON"),
     "predict": (format_parser_predict, run_predict,
                 "predict image files or folders in batches, with 'unknown'"),
+    "serve": (format_parser_serve, run_serve,
+              "serve a model directory over HTTP (FastAPI, uvicorn)"),
+    "deploy": (format_parser_deploy, run_deploy,
+               "write a Dockerfile, docker-compose.yml or systemd unit to serve"),
 }
 
 

@@ -1,0 +1,292 @@
+"""Deployment files for the prediction service: Docker, Compose, systemd.
+
+:func:`write_deployment` writes into a folder what it takes to run
+``hybridclf serve`` on a model directory, with the exact command to use it
+(returned, and written to ``README.txt`` in that folder):
+
+- ``"docker"``: a multi-stage ``Dockerfile`` (non-root user, healthcheck) and
+  a ``.dockerignore``; the model is copied into the folder (the build
+  context);
+- ``"compose"``: the same plus a ``docker-compose.yml`` with a healthcheck;
+- ``"systemd"``: a hardened unit (dedicated user, ``ProtectSystem``,
+  ``NoNewPrivileges``, restart policy) that runs the installed
+  ``hybridclf`` on the model where it is.
+"""
+
+import json
+import logging
+import os
+import shutil
+import sys
+from pathlib import Path
+
+__all__ = ["DEPLOY_TYPES", "write_deployment"]
+
+logger = logging.getLogger(__name__)
+
+#: The kinds of deployment :func:`write_deployment` can write.
+DEPLOY_TYPES = ("docker", "compose", "systemd")
+
+_SERVICE = "hybridclf-serve"
+_PORT_IN_CONTAINER = 8000
+
+
+def _check_path(value, name):
+    """Refuse characters that would break or inject into the written files."""
+    bad = [c for c in ('"', "\n", "\r", "%", "$", "\\", "`") if c in value]
+    if bad:
+        raise ValueError(
+            f"The '{name}' parameter of write_deployment is {value!r}, which holds "
+            f"{bad!r}; these characters are not allowed in the written files. "
+            "Move the model to a path without them.")
+    return value
+
+
+def _dockerfile(version, workers, api_key_env):
+    cmd = ["hybridclf", "serve", "--model-dir", "/models/model", "--host",
+           "0.0.0.0", "--port", str(_PORT_IN_CONTAINER), "--workers", str(workers)]
+    if api_key_env:
+        cmd += ["--api-key-env", api_key_env]
+    cmd = json.dumps(cmd)
+    return f"""\
+# syntax=docker/dockerfile:1
+# hybridclf prediction service. Build context: this folder (it holds model/).
+# Stage 1 builds a virtual environment; stage 2 runs it as a non-root user.
+FROM python:3.11-slim AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+# Put a hybridclf wheel in wheels/ (`pip wheel --no-deps -w wheels <source>`)
+# when hybridclf {version} is not on your package index.
+COPY wheels/ /wheels/
+RUN pip install --find-links /wheels "hybridclf[serve]=={version}"
+
+FROM python:3.11-slim
+RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin \\
+        hybridclf
+COPY --from=build /opt/venv /opt/venv
+COPY --chown=root:root --chmod=0755 model/ /models/model/
+ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 \\
+    HYBRIDCLF_CACHE_DIR=/tmp/hybridclf-cache
+USER hybridclf
+EXPOSE {_PORT_IN_CONTAINER}
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \\
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:{_PORT_IN_CONTAINER}/ready', timeout=4)"]
+CMD {cmd}
+"""  # noqa: E501
+
+
+_DOCKERIGNORE = """\
+# only the model and the wheels go into the image
+*
+!model/
+!wheels/
+"""
+
+
+def _compose(port, api_key_env):
+    q = json.dumps  # a JSON string is a valid YAML scalar
+    health = ("import urllib.request; urllib.request.urlopen("
+              f"'http://127.0.0.1:{_PORT_IN_CONTAINER}/ready', timeout=4)")
+    lines = [
+        "services:",
+        f"  {_SERVICE}:",
+        "    build:",
+        "      context: .",
+        "      dockerfile: Dockerfile",
+        f"    image: {q(_SERVICE + ':latest')}",
+        "    restart: unless-stopped",
+        "    ports:",
+        f"      - {q(f'127.0.0.1:{port}:{_PORT_IN_CONTAINER}')}",
+        "    read_only: true",
+        "    tmpfs:",
+        "      - \"/tmp\"",
+        "    security_opt:",
+        "      - \"no-new-privileges:true\"",
+        "    cap_drop:",
+        "      - \"ALL\"",
+    ]
+    if api_key_env:
+        value = q("${" + api_key_env + ":?set the API key}")
+        lines += ["    environment:", f"      {api_key_env}: {value}"]
+    lines += [
+        "    healthcheck:",
+        f"      test: {q(['CMD', 'python', '-c', health])}",
+        "      interval: 30s",
+        "      timeout: 5s",
+        "      start_period: 60s",
+        "      retries: 3",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _systemd(hybridclf_bin, model_dir, host, port, workers, api_key_env, user):
+    key = f" --api-key-env {api_key_env}" if api_key_env else ""
+    env_file = ("EnvironmentFile=/etc/hybridclf/serve.env\n" if api_key_env
+                else "")
+    return f"""\
+[Unit]
+Description=hybridclf prediction service ({model_dir})
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=exec
+User={user}
+Group={user}
+ExecStart="{hybridclf_bin}" serve --model-dir "{model_dir}" --host {host} --port {port} --workers {workers}{key}
+{env_file}Environment=PYTHONUNBUFFERED=1
+Environment=HYBRIDCLF_CACHE_DIR=/var/cache/hybridclf
+CacheDirectory=hybridclf
+Restart=on-failure
+RestartSec=5s
+TimeoutStopSec=30s
+NoNewPrivileges=yes
+ProtectSystem=strict
+ProtectHome=read-only
+PrivateTmp=yes
+PrivateDevices=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectControlGroups=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+CapabilityBoundingSet=
+AmbientCapabilities=
+ReadOnlyPaths="{model_dir}"
+
+[Install]
+WantedBy=multi-user.target
+"""  # noqa: E501
+
+
+def write_deployment(kind, output_dir, model_dir, *, host="127.0.0.1", port=8000,
+                     workers=1, api_key_env=None, user="hybridclf"):
+    """Write the files that deploy ``hybridclf serve`` on a model directory.
+
+    Parameters
+    ----------
+    kind : {"docker", "compose", "systemd"}
+        What to write (see the module docstring).
+
+    output_dir : str or os.PathLike
+        Folder to write into; created if missing.
+
+    model_dir : str or os.PathLike
+        The model directory to serve. Docker and Compose copy it into
+        ``output_dir/model``; the systemd unit refers to it where it is.
+
+    host : str, default="127.0.0.1"
+        Address the systemd service binds (containers bind 0.0.0.0 inside and
+        publish on 127.0.0.1 of the host).
+
+    port : int, default=8000
+        Port on the host.
+
+    workers : int, default=1
+        uvicorn worker processes.
+
+    api_key_env : str or None, default=None
+        Name of the environment variable holding the API key; the key itself
+        is never written into the files.
+
+    user : str, default="hybridclf"
+        The dedicated system user of the systemd service.
+
+    Returns
+    -------
+    result : dict
+        ``files`` (list of written paths) and ``command`` (the shell command
+        that builds and starts the service).
+
+    Raises
+    ------
+    ValueError
+        When ``kind`` is unknown or a path holds characters that would break
+        the files.
+    ModelLoadError
+        When ``model_dir`` is not a model directory.
+
+    Examples
+    --------
+    >>> from hybridclf.deploy import write_deployment
+    >>> write_deployment("kubernetes", "out", "model")
+    Traceback (most recent call last):
+    ...
+    ValueError: The 'kind' parameter of write_deployment must be one of ...
+    """
+    from . import __version__
+    from .persistence import read_model_info
+
+    if kind not in DEPLOY_TYPES:
+        raise ValueError(
+            "The 'kind' parameter of write_deployment must be one of "
+            f"{list(DEPLOY_TYPES)}. Got {kind!r} instead.")
+    if api_key_env is not None and not api_key_env.replace("_", "").isalnum():
+        raise ValueError(
+            "The 'api_key_env' parameter of write_deployment must be an "
+            f"environment variable name (letters, digits, _). Got {api_key_env!r}.")
+    if not str(user).replace("-", "").replace("_", "").isalnum():
+        raise ValueError("The 'user' parameter of write_deployment must be a user "
+                         f"name (letters, digits, - and _). Got {user!r} instead.")
+    read_model_info(model_dir)  # a clear error now rather than in production
+    model_dir = _check_path(os.path.abspath(os.fspath(model_dir)), "model_dir")
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+
+    def write(name, text):
+        path = out / name
+        path.write_text(text, encoding="utf-8")
+        files.append(str(path))
+
+    if kind in ("docker", "compose"):
+        shutil.copytree(model_dir, out / "model", dirs_exist_ok=True)
+        (out / "wheels").mkdir(exist_ok=True)
+        write("Dockerfile", _dockerfile(__version__, workers, api_key_env))
+        write(".dockerignore", _DOCKERIGNORE)
+        folder = _check_path(str(out.resolve()), "output_dir")
+        run_key = f" -e {api_key_env}" if api_key_env else ""
+        if kind == "docker":
+            command = (f'docker build -t {_SERVICE} "{folder}" && docker run -d '
+                       f"--name {_SERVICE} --restart unless-stopped --read-only "
+                       f"--tmpfs /tmp -p 127.0.0.1:{port}:{_PORT_IN_CONTAINER}"
+                       f"{run_key} {_SERVICE}")
+        else:
+            write("docker-compose.yml", _compose(port, api_key_env))
+            command = (f'docker compose -f "{folder}/docker-compose.yml" up -d '
+                       "--build")
+    else:
+        exe = Path(sys.executable).with_name("hybridclf")
+        hybridclf_bin = _check_path(
+            str(exe) if exe.exists() else shutil.which("hybridclf") or str(exe),
+            "hybridclf executable")
+        if model_dir.startswith(("/tmp/", "/var/tmp/")):
+            logger.warning("The model %s is under a temporary folder, which the "
+                           "unit's PrivateTmp=yes hides from the service; move it "
+                           "to a lasting place such as /srv/hybridclf.", model_dir)
+        unit = f"{_SERVICE}.service"
+        write(unit, _systemd(hybridclf_bin, model_dir, host, port, workers,
+                             api_key_env, user))
+        folder = _check_path(str(out.resolve()), "output_dir")
+        command = (f"sudo useradd --system --no-create-home --shell "
+                   f"/usr/sbin/nologin {user}; sudo install -m 0644 "
+                   f'"{folder}/{unit}" /etc/systemd/system/{unit} && '
+                   f"sudo systemctl daemon-reload && "
+                   f"sudo systemctl enable --now {unit}")
+    notes = [f"hybridclf {kind} deployment of the model {model_dir}", "",
+             "Start it with:", "", f"    {command}", ""]
+    if kind in ("docker", "compose"):
+        notes += ["Put a hybridclf wheel in wheels/ first when hybridclf "
+                  f"{__version__} is not on your package index:",
+                  f'    pip wheel --no-deps -w "{folder}/wheels" <hybridclf source>',
+                  ""]
+    if api_key_env:
+        where = ("/etc/hybridclf/serve.env (mode 0600)" if kind == "systemd"
+                 else "your shell's environment")
+        notes += [f"Set {api_key_env}=<key> in {where}; clients send it in the "
+                  "X-API-Key header.", ""]
+    notes += [f"Check it with: curl http://127.0.0.1:{port}/health", ""]
+    write("README.txt", "\n".join(notes))
+    logger.info("Wrote a %s deployment to %s", kind, out)
+    return {"files": files, "command": command}

@@ -1,0 +1,123 @@
+"""`hybridclf deploy`: Dockerfile, docker-compose.yml and systemd unit files."""
+
+import json
+import re
+
+import pytest
+
+from hybridclf.cli import main
+from hybridclf.deploy import write_deployment
+
+
+@pytest.fixture(scope="module")
+def model_dir(texture_folder, tmp_path_factory):
+    from hybridclf import load_image_folder, make_hybrid_pipeline, save_model
+
+    paths, labels = load_image_folder(texture_folder)
+    pipe = make_hybrid_pipeline(features=["color"]).set_params(load__size=32)
+    folder = tmp_path_factory.mktemp("deploy_model")
+    save_model(pipe.fit(paths, labels), folder)
+    return folder
+
+
+def _parse_unit(text):
+    """Sections of a systemd unit: {section: {key: [values]}}; strict syntax."""
+    sections, current = {}, None
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.startswith(("#", ";")):
+            continue
+        header = re.fullmatch(r"\[([A-Za-z]+)\]", line)
+        if header:
+            assert header.group(1) not in sections, f"line {number}: {line}"
+            current = sections.setdefault(header.group(1), {})
+            continue
+        match = re.fullmatch(r"([A-Za-z]+)=(.*)", line)
+        assert match and current is not None, f"line {number}: {line!r}"
+        current.setdefault(match.group(1), []).append(match.group(2))
+    return sections
+
+
+def _instructions(capsys):
+    lines = capsys.readouterr().out.splitlines()
+    return lines[lines.index("Start it with:") + 1].strip()
+
+
+def test_docker(model_dir, tmp_path, capsys):
+    out = tmp_path / "new" / "docker"
+    assert main(["deploy", "--type", "docker", "--output-dir", str(out),
+                 "--model-dir", str(model_dir), "--api-key-env", "MY_KEY"]) == 0
+    command = _instructions(capsys)
+    assert command.startswith(f'docker build -t hybridclf-serve "{out}"')
+    assert "docker run" in command and "-e MY_KEY" in command
+    assert command in (out / "README.txt").read_text()
+    text = (out / "Dockerfile").read_text()
+    assert text.count("\nFROM ") + text.startswith("FROM ") == 2  # multi-stage
+    assert "COPY --from=build" in text
+    assert "\nUSER hybridclf\n" in text
+    assert "HEALTHCHECK" in text and "/ready" in text
+    cmd = json.loads(text.split("\nCMD ", 1)[1].splitlines()[0])
+    assert cmd[:4] == ["hybridclf", "serve", "--model-dir", "/models/model"]
+    assert cmd[-2:] == ["--api-key-env", "MY_KEY"]
+    assert (out / "model" / "model.json").is_file()
+    assert "!model/" in (out / ".dockerignore").read_text()
+
+
+def test_compose_yaml(model_dir, tmp_path):
+    out = tmp_path / "compose"
+    write_deployment("compose", out, model_dir, port=9000)
+    text = (out / "docker-compose.yml").read_text()
+    try:
+        import yaml
+    except ImportError:
+        yaml = None
+    if yaml is not None:
+        service = yaml.safe_load(text)["services"]["hybridclf-serve"]
+        assert service["ports"] == ["127.0.0.1:9000:8000"]
+        assert service["healthcheck"]["test"][0] == "CMD"
+        assert service["build"]["dockerfile"] == "Dockerfile"
+    # the structure, textually (checked also without pyyaml)
+    lines = text.splitlines()
+    assert lines[:2] == ["services:", "  hybridclf-serve:"]
+    for line in lines[2:]:
+        indent = len(line) - len(line.lstrip(" "))
+        assert indent % 2 == 0 and indent >= 4, line
+    assert '      - "127.0.0.1:9000:8000"' in lines
+    health = [x for x in lines if x.startswith("      test: ")][0]
+    test = json.loads(health.split(": ", 1)[1])  # JSON flow style is YAML
+    assert test[0] == "CMD" and "/ready" in test[-1]
+    assert "    healthcheck:" in lines and "    build:" in lines
+    readme = (out / "README.txt").read_text()
+    assert f'docker compose -f "{out}/docker-compose.yml" up -d --build' in readme
+    assert (out / "Dockerfile").is_file()
+
+
+def test_systemd_unit(model_dir, tmp_path, capsys):
+    out = tmp_path / "unit"
+    assert main(["deploy", "--type", "systemd", "--output-dir", str(out),
+                 "--model-dir", str(model_dir), "--port", "8123",
+                 "--workers", "2"]) == 0
+    command = _instructions(capsys)
+    assert "systemctl enable --now hybridclf-serve.service" in command
+    unit = _parse_unit((out / "hybridclf-serve.service").read_text())
+    assert list(unit) == ["Unit", "Service", "Install"]
+    service = {k: v[-1] for k, v in unit["Service"].items()}
+    assert "HYBRIDCLF_CACHE_DIR=/var/cache/hybridclf" in unit["Service"][
+        "Environment"]
+    assert service["User"] == "hybridclf"
+    assert service["ProtectSystem"] == "strict"
+    assert service["NoNewPrivileges"] == "yes"
+    assert service["Restart"] == "on-failure"
+    exec_start = service["ExecStart"]
+    assert exec_start.split('" ', 1)[1].startswith(
+        f'serve --model-dir "{model_dir}" --host 127.0.0.1 --port 8123 --workers 2')
+    assert unit["Install"]["WantedBy"] == ["multi-user.target"]
+
+
+def test_errors_name_the_problem(model_dir, tmp_path, capsys):
+    with pytest.raises(ValueError, match="'kind' parameter"):
+        write_deployment("k8s", tmp_path, model_dir)
+    with pytest.raises(ValueError, match="api_key_env"):
+        write_deployment("docker", tmp_path, model_dir, api_key_env="A; rm")
+    assert main(["deploy", "--type", "docker", "--output-dir", str(tmp_path),
+                 "--model-dir", str(tmp_path / "none")]) == 1
+    assert "does not exist" in capsys.readouterr().err

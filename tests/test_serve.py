@@ -1,0 +1,331 @@
+"""The prediction service over real HTTP: a uvicorn server on 127.0.0.1."""
+
+import base64
+import socket
+import sys
+import threading
+import time
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+httpx = pytest.importorskip("httpx")
+
+KEY = "test-key-123"
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class _Server:
+    """A uvicorn server in a background thread, stopped with should_exit."""
+
+    def __init__(self, app):
+        import uvicorn
+
+        self.port = _free_port()
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port,
+                                log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            assert self.thread.is_alive(), "the server stopped while starting"
+            assert time.monotonic() < deadline, "the server did not start in 30 s"
+            time.sleep(0.02)
+        return httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=30)
+
+    def __exit__(self, *exc):
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        assert not self.thread.is_alive()
+
+
+@pytest.fixture(scope="module")
+def model_dir(texture_folder, tmp_path_factory):
+    from hybridclf import load_image_folder, make_hybrid_pipeline, save_model
+
+    paths, labels = load_image_folder(texture_folder)
+    pipe = make_hybrid_pipeline(features=["hog", "color"]).set_params(
+        load__size=64)
+    folder = tmp_path_factory.mktemp("served_model")
+    save_model(pipe.fit(paths, labels), folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def client(model_dir):
+    from hybridclf.serve import create_app
+
+    app = create_app(model_dir, api_key=KEY, max_body_mb=0.25, max_batch=4)
+    with _Server(app) as http:
+        http.headers["X-API-Key"] = KEY
+        yield http
+
+
+@pytest.fixture(scope="module")
+def brick(texture_folder):
+    return (texture_folder / "brick" / "0.png").read_bytes()
+
+
+def _b64(data):
+    return base64.b64encode(data).decode()
+
+
+def _is_error(response, status, *words):
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["success"] is False
+    for word in words:
+        assert word.lower() in body["error_message"].lower(), body
+    return body
+
+
+def test_importing_hybridclf_does_not_import_fastapi():
+    import subprocess
+
+    code = ("import sys, hybridclf, hybridclf.cli; "
+            "sys.exit('fastapi' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_predict_json(client, brick):
+    r = client.post("/predict", json={"image_data": _b64(brick)})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["success"] is True
+    assert body["predicted_class"] == "brick"
+    assert set(body["probabilities"]) == {"brick", "grass", "gravel"}
+    assert body["confidence"] == pytest.approx(max(body["probabilities"].values()))
+    assert body["processing_time_ms"] > 0
+    assert body["model_version"]
+
+
+def test_below_the_threshold_the_class_is_unknown(client, brick):
+    r = client.post("/predict", json={"image_data": _b64(brick),
+                                      "confidence_threshold": 1.0,
+                                      "return_probabilities": False})
+    body = r.json()
+    assert body["predicted_class"] == "unknown"
+    assert body["probabilities"] is None
+    assert body["confidence"] < 1.0
+
+
+def test_predict_file_and_batch(client, brick, texture_folder):
+    grass = (texture_folder / "grass" / "1.png").read_bytes()
+    r = client.post("/predict/file",
+                    files={"file": ("g.png", grass, "image/png")})
+    assert r.status_code == 200, r.text
+    assert r.json()["predicted_class"] == "grass"
+    r = client.post("/predict/batch", json={
+        "images": [_b64(brick), "%%%not base64", _b64(b"not an image"),
+                   _b64(grass)]})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["success"] is False
+    results = body["results"]
+    assert [x["success"] for x in results] == [True, False, False, True]
+    assert [results[0]["predicted_class"], results[3]["predicted_class"]] == [
+        "brick", "grass"]
+    assert "base64" in results[1]["error_message"]
+    assert "image 2" in results[2]["error_message"]
+
+
+def test_bad_images_are_400(client):
+    _is_error(client.post("/predict", json={"image_data": "%%%"}), 400,
+              "image_data", "base64")
+    _is_error(client.post("/predict", json={"image_data": _b64(b"hello world")}),
+              400, "uploaded image")
+    truncated = _b64(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    _is_error(client.post("/predict", json={"image_data": truncated}), 400)
+    _is_error(client.post("/predict/file",
+                          files={"file": ("x.png", b"garbage", "image/png")}), 400)
+
+
+def test_paths_are_never_read(client, brick, texture_folder):
+    path = str(texture_folder / "brick" / "0.png")
+    for text in (path, _b64(path.encode())):
+        r = client.post("/predict", json={"image_data": text})
+        assert r.status_code == 400, r.text
+
+
+def test_schema_errors_are_422_json(client, brick):
+    _is_error(client.post("/predict", json={}), 422, "image_data")
+    _is_error(client.post("/predict", json={"image_data": _b64(brick),
+                                            "confidence_threshold": 2}),
+              422, "confidence_threshold")
+    _is_error(client.post("/predict", json={"image_data": _b64(brick),
+                                            "extra": 1}), 422, "extra")
+    _is_error(client.post("/predict", content=b"{not json",
+                          headers={"content-type": "application/json"}), 422)
+    _is_error(client.post("/predict/file?confidence_threshold=-1",
+                          files={"file": ("b.png", brick, "image/png")}), 422,
+              "confidence_threshold")
+    _is_error(client.post("/predict/batch", json={"images": [_b64(brick)] * 5}),
+              422, "at most 4")
+    _is_error(client.post("/predict/file",
+                          files={"other": ("a.png", brick, "image/png")}), 422,
+              "file")
+
+
+def test_unsupported_types_are_415(client, brick):
+    _is_error(client.post("/predict", content=brick,
+                          headers={"content-type": "image/png"}), 415,
+              "content-type")
+    _is_error(client.post("/predict/file",
+                          files={"file": ("a.txt", brick, "text/plain")}), 415,
+              "text/plain")
+    _is_error(client.post("/predict/file", json={"image_data": _b64(brick)}), 415)
+
+
+def test_api_key(client, brick):
+    body = {"image_data": _b64(brick)}
+    r = client.post("/predict", json=body, headers={"X-API-Key": ""})
+    _is_error(r, 401, "wrong")
+    _is_error(httpx.post(f"{client.base_url}/predict", json=body), 401, "missing")
+    _is_error(httpx.post(f"{client.base_url}/predict/batch",
+                         json={"images": [body["image_data"]]},
+                         headers={"X-API-Key": "nope"}), 401, "wrong")
+    # checked before the body is parsed or limited
+    _is_error(httpx.post(f"{client.base_url}/predict", content=b"{not json",
+                         headers={"content-type": "application/json"}), 401)
+    _is_error(httpx.post(f"{client.base_url}/predict", content=b"x" * 400_000,
+                         headers={"content-type": "application/json"}), 401)
+    # the probes stay open
+    assert httpx.get(f"{client.base_url}/health").status_code == 200
+
+
+def test_body_limit_is_413(client):
+    big = {"image_data": "A" * 400_000}
+    _is_error(client.post("/predict", json=big), 413, "limit")
+
+    def chunks():  # no Content-Length: counted as it streams
+        for _ in range(40):
+            yield b"x" * 10_000
+
+    r = client.post("/predict", content=chunks(),
+                    headers={"content-type": "application/json"})
+    assert "content-length" not in r.request.headers
+    _is_error(r, 413, "max-body-mb")
+
+    def multipart():
+        yield (b'--bnd\r\nContent-Disposition: form-data; name="file"; '
+               b'filename="a.png"\r\nContent-Type: image/png\r\n\r\n')
+        yield from chunks()
+        yield b"\r\n--bnd--\r\n"
+
+    r = client.post("/predict/file", content=multipart(),
+                    headers={"content-type": "multipart/form-data; boundary=bnd"})
+    _is_error(r, 413, "limit")
+
+
+def test_health_ready_docs(client):
+    health = client.get("/health").json()
+    assert health["status"] == "healthy"
+    assert health["model_loaded"] is True
+    assert health["uptime_seconds"] > 0
+    assert health["memory_usage_mb"] > 10
+    assert {"version", "predictions_count", "average_response_time_ms"} <= set(
+        health)
+    ready = client.get("/ready")
+    assert ready.status_code == 200
+    assert ready.json()["classes"] == ["brick", "grass", "gravel"]
+    spec = client.get("/openapi.json").json()
+    assert {"/predict", "/predict/file", "/predict/batch", "/health", "/ready",
+            "/metrics"} <= set(spec["paths"])
+    assert "PredictResponse" in spec["components"]["schemas"]
+    _is_error(client.get("/no/such/route"), 404)
+
+
+def test_metrics_count_requests(client, brick):
+    def count(text, endpoint, status):
+        for line in text.splitlines():
+            if (line.startswith("hybridclf_requests_total{")
+                    and f'endpoint="{endpoint}"' in line
+                    and f'status="{status}"' in line):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    before_health = client.get("/health").json()["predictions_count"]
+    before = client.get("/metrics").text
+    for _ in range(3):
+        client.post("/predict", json={"image_data": _b64(brick)})
+    client.post("/predict", json={"image_data": "%%%"})
+    r = client.get("/metrics")
+    assert r.headers["content-type"].startswith("text/plain")
+    text = r.text
+    assert count(text, "/predict", 200) - count(before, "/predict", 200) == 3
+    assert count(text, "/predict", 400) - count(before, "/predict", 400) == 1
+    assert "hybridclf_request_latency_seconds_bucket" in text
+    assert 'hybridclf_inference_seconds_count{endpoint="/predict"}' in text
+    assert 'hybridclf_errors_total{endpoint="/predict",status="400"}' in text
+    health = client.get("/health").json()
+    assert health["predictions_count"] - before_health == 3
+    assert health["average_response_time_ms"] > 0
+
+
+def test_an_app_without_key_and_parameter_errors(model_dir, brick):
+    from hybridclf.serve import create_app
+
+    with pytest.raises(ValueError, match="max_body_mb"):
+        create_app(model_dir, max_body_mb=0)
+    with _Server(create_app(model_dir)) as http:
+        r = http.post("/predict", json={"image_data": _b64(brick)})
+        assert r.status_code == 200
+        assert r.json()["predicted_class"] == "brick"
+
+
+def test_not_ready_before_the_model_is_loaded(model_dir, brick):
+    from hybridclf.serve import create_app
+
+    server = _Server(create_app(model_dir))
+    server.server.config.lifespan = "off"  # the model is never loaded
+    with server as http:
+        _is_error(http.get("/ready"), 503, "not loaded")
+        assert http.get("/health").json()["model_loaded"] is False
+        _is_error(http.post("/predict", json={"image_data": _b64(brick)}), 503)
+
+
+def test_cli_serve_refuses_a_missing_key_or_model(model_dir, tmp_path, capsys,
+                                                  monkeypatch):
+    from hybridclf.cli import main
+
+    monkeypatch.delenv("NO_SUCH_KEY_VAR", raising=False)
+    assert main(["serve", "--model-dir", str(model_dir), "--api-key-env",
+                 "NO_SUCH_KEY_VAR"]) == 1
+    assert "'NO_SUCH_KEY_VAR'" in capsys.readouterr().err
+    assert main(["serve", "--model-dir", str(tmp_path / "none")]) == 1
+    assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_fuzzing_the_openapi_schema_finds_no_5xx(client):
+    schemathesis = pytest.importorskip("schemathesis")
+    from hypothesis import HealthCheck, given, settings
+
+    schema = schemathesis.openapi.from_url(f"{client.base_url}/openapi.json")
+    base_url = str(client.base_url)
+    checked, statuses = [], []
+    for result in schema.get_all_operations():
+        operation = result.ok()
+
+        @settings(max_examples=15, deadline=None, database=None,
+                  suppress_health_check=list(HealthCheck))
+        @given(case=operation.as_strategy())
+        def check(case):
+            response = case.call(base_url=base_url, headers={"X-API-Key": KEY},
+                                 timeout=30)
+            statuses.append(response.status_code)
+            assert response.status_code < 500, (case.path, response.text)
+
+        check()
+        checked.append(operation.path)
+    assert {"/predict", "/predict/file", "/predict/batch"} <= set(checked)
+    assert len(statuses) >= 5 * len(checked)
