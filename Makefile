@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 .PHONY: demo test lint bench clean help
 
 help:
-	@echo "make demo   - set up .venv; train, evaluate and predict on the built-in digits"
+	@echo "make demo   - set up .venv; inspect, train, evaluate and serve on built-in digits"
 	@echo "make test   - set up .venv with the test tools and run the test suite"
 	@echo "make lint   - ruff over the package, tests, examples and benchmarks"
 	@echo "make bench  - run the benchmarks; they write docs/benchmarks.md"
@@ -21,7 +21,7 @@ $(BIN)/python:
 
 # one stamp per set of extras, rebuilt when pyproject.toml changes
 $(VENV)/.installed-base: pyproject.toml | $(BIN)/python
-	$(PIP) -e .
+	$(PIP) -e '.[serve]'
 	@touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python

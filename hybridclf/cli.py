@@ -101,6 +101,7 @@ def run_quickstart(args):
         code = main([*(["-v"] if logger.isEnabledFor(logging.INFO) else []), *argv])
         if code != 0:
             return code
+    _serve_once(model_dir, test_dir or data_dir)
     _out("\n== Done. What you have:")
     _out(f"  inspection report  {os.path.join(inspection, 'report.html')}")
     _out(f"  model and card     {model_dir} (README.md, model.json)")
@@ -110,6 +111,27 @@ def run_quickstart(args):
     _out(f"  serve over HTTP    hybridclf serve --model-dir {model_dir}")
     _out(f"  in Python          hybridclf.load_model({model_dir!r}).predict([...])")
     return 0
+
+
+def _serve_once(model_dir, image_root):
+    """Quickstart's last step: serve the model and send it one image over HTTP."""
+    from .io import load_image_folder
+
+    _out("\n== 4. Serve the model and send it one image")
+    try:
+        from .serve import try_service
+    except ImportError as exc:
+        _out(f"skipped: {exc}. Install the service with: pip install "
+             "'hybridclf[serve]'")
+        return
+    image = load_image_folder(image_root)[0][0]
+    url, answer = try_service(model_dir, image)
+    _out(f"POST {url} with {image}:")
+    _out(f"  predicted_class={answer['predicted_class']!r} "
+         f"confidence={answer['confidence']:.3f} "
+         f"processing_time_ms={answer['processing_time_ms']:.1f}")
+    _out(f"Run it yourself: hybridclf serve --model-dir {model_dir} "
+         "(then open http://127.0.0.1:8000/docs)")
 
 
 # --------------------------------------------------------------------------

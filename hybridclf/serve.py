@@ -716,3 +716,73 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
                 port, workers)
     uvicorn.run("hybridclf.serve:app_from_environment", factory=True, host=host,
                 port=int(port), workers=int(workers), log_level=log_level)
+
+
+def try_service(model_dir, image_path, *, timeout=60.0):
+    """Start the service on a free loopback port, send one image, stop it.
+
+    A smoke test of a model directory as a service, as ``hybridclf quickstart``
+    runs it: the real app under a real uvicorn server on ``127.0.0.1``, one
+    ``POST /predict`` request over HTTP, then a clean shutdown.
+
+    Parameters
+    ----------
+    model_dir : str or os.PathLike
+        The model directory to serve.
+
+    image_path : str or os.PathLike
+        An image file to send, base64-encoded as a client would.
+
+    timeout : float, default=60.0
+        Seconds to wait for the server to start and to answer.
+
+    Returns
+    -------
+    url : str
+        The ``/predict`` URL that answered.
+
+    response : dict
+        The JSON answer of ``POST /predict``.
+
+    Raises
+    ------
+    RuntimeError
+        When the server does not start or answer within ``timeout``.
+    """
+    import base64
+    import json
+    import socket
+    import threading
+    import time
+    import urllib.request
+
+    import uvicorn
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = uvicorn.Config(create_app(model_dir), host="127.0.0.1", port=port,
+                            log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"The service for {os.fspath(model_dir)!r} did not start on "
+                    f"127.0.0.1:{port} within {timeout:.0f} s.")
+            time.sleep(0.02)
+        with open(image_path, "rb") as fh:
+            body = json.dumps(
+                {"image_data": base64.b64encode(fh.read()).decode("ascii")}
+            ).encode()
+        url = f"http://127.0.0.1:{port}/predict"
+        request = urllib.request.Request(
+            url, data=body, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            return url, json.loads(answer.read())
+    finally:
+        server.should_exit = True
+        thread.join(timeout=timeout)

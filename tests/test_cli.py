@@ -34,11 +34,12 @@ def test_quickstart_builtin_digits_runs_the_whole_workflow(tmp_path, capsys):
     code = main(["quickstart", "--output-dir", str(tmp_path), "--cv-folds", "3"])
     out = capsys.readouterr().out
     assert code == 0
-    for step in ("1. Inspect", "2. Train", "3. Evaluate"):
+    for step in ("1. Inspect", "2. Train", "3. Evaluate", "4. Serve"):
         assert step in out
     for report in ("inspection/report.html", "report/report.html",
                    "model/model.json", "model/README.md"):
         assert (tmp_path / report).is_file()
+    assert "predicted_class='digit_0'" in out  # the first held-out image, a 0
     # ten digit classes, 10 held-out images each; scans this clean are easy
     assert float(out.split("\naccuracy: ")[1].split()[0]) >= 0.85
 
