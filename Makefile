@@ -8,13 +8,14 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint bench clean help
+.PHONY: demo test browser lint bench docs clean help
 
 help:
 	@echo "make demo   - set up .venv; inspect, train, evaluate and serve on built-in digits"
 	@echo "make test   - set up .venv with the test tools and run the test suite"
 	@echo "make lint   - ruff over the package, tests, examples and benchmarks"
 	@echo "make bench  - run the benchmarks; they write docs/benchmarks.md"
+	@echo "make docs   - build the API reference from the docstrings into docs/api/"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +33,14 @@ demo: $(VENV)/.installed-base
 	rm -rf demo_output
 	$(BIN)/hybridclf quickstart --output-dir demo_output
 
-test: $(VENV)/.installed-dev
+# the browser tests drive Debian's chromium; they skip, saying why, without it
+browser:
+	@command -v chromium >/dev/null || (command -v apt-get >/dev/null && \
+	  [ "$$(id -u)" = 0 ] && (apt-get install -y -q chromium >/dev/null 2>&1 || \
+	  (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1))) || \
+	  echo "chromium not installed: the browser tests will skip"
+
+test: $(VENV)/.installed-dev browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev
@@ -42,6 +50,12 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/bench_features.py
 	$(BIN)/python benchmarks/bench_cnn.py
 	$(BIN)/python benchmarks/bench_augment.py
+
+# the user guide is Markdown in docs/; this builds the API reference beside it
+docs: $(VENV)/.installed-dev
+	rm -rf docs/api
+	MPLBACKEND=Agg $(BIN)/python -m pdoc --docformat numpy -o docs/api hybridclf
+	@echo "API reference: docs/api/index.html"
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache .hypothesis build *.egg-info

@@ -1,7 +1,8 @@
 """The self-contained HTML page of a :class:`~hybridclf.dataset.DatasetReport`.
 
 Everything is inline: thumbnails are base64 PNG, the class chart is SVG, so the
-page can be mailed or attached to a ticket as one file.
+page can be mailed or attached to a ticket as one file, and read without a
+network. Its tables sort by a click on a column header.
 """
 
 import json
@@ -9,6 +10,7 @@ import logging
 import os
 
 from ._dataset_report import _MAX_THUMBNAILS, ISSUE_KINDS, escape, thumbnail_data_uri
+from ._report_html import SORT_SCRIPT, TABLE_STYLE, html_table
 
 logger = logging.getLogger(__name__)
 
@@ -22,8 +24,6 @@ figure{margin:0;width:120px;font-size:11px;word-break:break-all}
 figure img{max-width:112px;max-height:112px;display:block;border:1px solid #eee}
 .noimg{width:112px;height:60px;background:#eee;display:flex;align-items:center;
 justify-content:center;color:#888}
-table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:2px 6px;
-text-align:left;vertical-align:top;font-size:13px}
 pre{background:#f6f6f6;padding:.6em;overflow-x:auto}
 """
 
@@ -39,7 +39,8 @@ class _Thumbs:
         if path not in self.cache and len(self.cache) < self.budget:
             self.cache[path] = thumbnail_data_uri(path)
         uri = self.cache.get(path)
-        img = (f'<img src="{uri}" alt="">' if uri
+        alt = escape(f"{os.path.basename(path)} {caption}".strip())
+        img = (f'<img src="{uri}" alt="{alt}">' if uri
                else '<div class="noimg">no preview</div>')
         name = os.path.basename(path)
         extra = f"<br>{escape(caption)}" if caption else ""
@@ -104,9 +105,9 @@ def render_html(report):
     """The whole page of ``report`` as a string."""
     thumbs = _Thumbs(_MAX_THUMBNAILS)
     files_by_path = {f["file"]: f for f in report.files}
-    out = ["<!DOCTYPE html><html><head><meta charset='utf-8'>",
+    out = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
            f"<title>Dataset report: {escape(report.root)}</title>",
-           f"<style>{_STYLE}</style></head><body>",
+           f"<style>{_STYLE}{TABLE_STYLE}</style></head><body>",
            f"<h1>Dataset report: {escape(report.root)}</h1>",
            f"<pre>{escape(report.summary())}</pre>"]
     if report.skipped_checks:
@@ -148,23 +149,21 @@ def render_html(report):
             continue
         out.append(f"<h2>{escape(title)} ({len(flagged)})</h2>")
         if kind == "unreadable":
-            out.append("<table><tr><th>file</th><th>reason</th></tr>")
-            out += [f"<tr><td>{escape(f['file'])}</td><td>{escape(m)}</td></tr>"
-                    for f, m in flagged]
-            out.append("</table>")
+            out.append(html_table(["file", "reason"],
+                                  [(f["file"], m) for f, m in flagged]))
         else:
             out.append('<div class="row">')
             out += [thumbs.figure(f["file"], m) for f, m in flagged]
             out.append("</div>")
 
     if report.non_image_files:
-        out.append(f"<h2>Not images ({len(report.non_image_files)})</h2><table>")
-        out += [f"<tr><td>{escape(n['file'])}</td><td>{escape(n['reason'])}</td></tr>"
-                for n in report.non_image_files]
-        out.append("</table>")
+        out.append(f"<h2>Not images ({len(report.non_image_files)})</h2>")
+        out.append(html_table(["file", "reason"],
+                              [(n["file"], n["reason"])
+                               for n in report.non_image_files]))
     out.append("<h2>Thresholds</h2>")
     out.append(f"<pre>{escape(json.dumps(report.thresholds, indent=1))}</pre>")
     if len(thumbs.cache) >= thumbs.budget:
         out.append(f"<p>Only the first {thumbs.budget} thumbnails are shown.</p>")
-    out.append("</body></html>")
+    out.append(f"<script>{SORT_SCRIPT}</script></body></html>")
     return "\n".join(out)

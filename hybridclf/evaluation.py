@@ -298,11 +298,9 @@ def _figures(report):
 
 
 def _table(header, rows):
-    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_cell(c))}</td>" for c in row) + "</tr>"
-        for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    from ._report_html import html_table
+
+    return html_table(header, rows, fmt=_cell)
 
 
 def _cell(value):
@@ -312,13 +310,16 @@ def _cell(value):
 
 
 def _html(report, figures, title):
+    from ._report_html import SORT_SCRIPT, TABLE_STYLE
+
     parts = [
-        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>{html.escape(title)}</title><style>",
-        "body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}",
-        "table{border-collapse:collapse;margin:.5em 0}",
-        "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}",
-        "img{max-width:100%}</style></head><body>",
+        "body{font-family:system-ui,sans-serif;max-width:1100px;margin:auto;"
+        "padding:1em;color:#222}",
+        "h2{border-bottom:1px solid #ccc;padding-bottom:.2em}",
+        "figure{margin:0}img{max-width:100%;height:auto}",
+        TABLE_STYLE, "</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
         f"<p>{report['n_images']} test images, {len(report['classes'])} classes.</p>",
         "<h2>Metrics</h2>",
@@ -340,8 +341,10 @@ def _html(report, figures, title):
     }
     for name, data in figures:
         uri = base64.b64encode(data).decode("ascii")
-        parts += [f"<h2>{captions.get(name, name)}</h2>",
-                  f"<img alt='{name}' src='data:image/png;base64,{uri}'>"]
+        caption = captions.get(name, name)
+        parts += [f"<h2>{html.escape(caption)}</h2>",
+                  f"<figure><img alt='{html.escape(caption)}' "
+                  f"src='data:image/png;base64,{uri}'></figure>"]
     parts += ["<h2>Speed (ms per image)</h2>",
               _table(["stage", "ms"], list(report["speed_ms_per_image"].items())),
               "<h2>Errors</h2>",
@@ -349,7 +352,7 @@ def _html(report, figures, title):
                      [[e["file"], e["true"], e["predicted"],
                        ", ".join(f"{c} {p:.2f}" for c, p in e["top"])]
                       for e in report["errors"]]),
-              "</body></html>"]
+              f"<script>{SORT_SCRIPT}</script></body></html>"]
     return "\n".join(parts)
 
 

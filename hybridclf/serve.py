@@ -6,7 +6,9 @@ in its lifespan, never at import. Endpoints:
 - ``POST /predict``: JSON with a base64 image; ``POST /predict/file``: a
   multipart upload; ``POST /predict/batch``: several base64 images;
 - ``GET /health`` (liveness and counters), ``GET /ready`` (readiness),
-  ``GET /metrics`` (Prometheus text format).
+  ``GET /metrics`` (Prometheus text format);
+- ``GET /``: a page for people that uploads photos to ``POST /predict`` and
+  shows the answers (public; its API calls carry the key the user enters).
 
 Every error is JSON ``{"success": false, "error_message": ...}`` with status
 400 (invalid base64, undecodable image), 401 (missing or wrong ``X-API-Key``
@@ -30,7 +32,7 @@ from contextlib import asynccontextmanager
 import numpy as np
 from fastapi import Depends, FastAPI, File, Query, Request, UploadFile
 from fastapi.exceptions import HTTPException, RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -595,6 +597,14 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
         return {"success": all(r["success"] for r in results), "results": results,
                 "processing_time_ms": (time.perf_counter() - start) * 1000.0,
                 "model_version": state.model_version}
+
+    # ---- the page for people
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def web_page():
+        """The upload page; public, while its calls to /predict need the key."""
+        from ._webpage import PAGE_HEADERS, page_html
+
+        return HTMLResponse(page_html(), headers=PAGE_HEADERS)
 
     # ---- probes and metrics
     @app.get("/health", response_model=HealthResponse)

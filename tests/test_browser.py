@@ -1,0 +1,366 @@
+"""The upload page and the HTML reports in a real browser (headless chromium).
+
+Playwright drives Debian's ``chromium`` (``make test`` installs it when it
+can); nothing is downloaded. Without a chromium executable, or when it cannot
+start, every test here skips and says why. Screenshots go to
+``test-artifacts/screenshots/`` in the repository root (or
+``$HYBRIDCLF_SCREENSHOTS``) for people to look at after the run.
+"""
+
+import base64
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO, require_shared
+
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+pytest.importorskip("httpx")
+
+from .test_serve import _Server  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+KEY = "browser-key-789"
+# what a root sandbox (a container, CI) needs to start chromium
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+TIMEOUT_MS = 30_000
+
+
+def _chromium():
+    for name in (os.environ.get("HYBRIDCLF_CHROMIUM"), "chromium",
+                 "chromium-browser"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless chromium for every test of this module."""
+    sync_api = pytest.importorskip(
+        "playwright.sync_api",
+        reason="playwright is not installed (pip install -e '.[dev]')")
+    executable = _chromium()
+    if executable is None:
+        pytest.skip("no chromium executable found (apt-get install chromium, or "
+                    "set HYBRIDCLF_CHROMIUM to one)")
+    manager = sync_api.sync_playwright().start()
+    try:
+        browser = manager.chromium.launch(executable_path=executable,
+                                          args=CHROMIUM_ARGS)
+    except sync_api.Error as exc:
+        manager.stop()
+        lines = [line for line in str(exc).splitlines() if line.strip()]
+        pytest.skip(f"chromium at {executable} cannot start: {lines[0]}"
+                    + (f" ... {lines[-1][:300]}" if len(lines) > 1 else ""))
+    yield browser
+    browser.close()
+    manager.stop()
+
+
+@pytest.fixture(scope="module")
+def screenshots():
+    folder = Path(os.environ.get("HYBRIDCLF_SCREENSHOTS",
+                                 REPO / "test-artifacts" / "screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+class _Tab:
+    """A fresh browser context and page that records every request."""
+
+    def __init__(self, browser, origin):
+        self.origin = origin
+        self.context = browser.new_context(viewport={"width": 1200, "height": 900})
+        self.context.set_default_timeout(TIMEOUT_MS)
+        self.requests = []
+        self.context.on("request", lambda request: self.requests.append(request))
+        self.page = self.context.new_page()
+
+    def assert_nothing_left_the_machine(self):
+        for request in self.requests:
+            assert request.url.startswith((self.origin, "data:", "blob:")), (
+                f"the page fetched {request.url}")
+
+    def predict_calls(self):
+        return [r for r in self.requests
+                if r.url.endswith("/predict") and r.method == "POST"]
+
+
+@pytest.fixture
+def tab_factory(browser):
+    tabs = []
+
+    def make(origin):
+        tabs.append(_Tab(browser, origin))
+        return tabs[-1]
+
+    yield make
+    for tab in tabs:
+        tab.context.close()
+
+
+@pytest.fixture(scope="module")
+def amulet(tmp_path_factory):
+    """A small model of the real amulet photos, and photos it has not seen."""
+    from hybridclf import load_image_folder, make_hybrid_pipeline, save_model
+
+    paths, labels = load_image_folder(require_shared("amulet6"))
+    pipe = make_hybrid_pipeline(features=["hog", "color"]).set_params(
+        load__size=64)
+    pipe.fit(paths[::3], labels[::3])
+    folder = tmp_path_factory.mktemp("amulet_model")
+    save_model(pipe, folder)
+    return {"pipe": pipe, "model_dir": folder, "train": (paths[::3], labels[::3]),
+            "test": (paths[1::6], labels[1::6])}
+
+
+@pytest.fixture(scope="module")
+def served(amulet):
+    from hybridclf.serve import create_app
+
+    app = create_app(amulet["model_dir"], max_body_mb=1.0)
+    with _Server(app) as http:
+        yield str(http.base_url).rstrip("/")
+
+
+@pytest.fixture(scope="module")
+def served_with_key(amulet):
+    from hybridclf.serve import create_app
+
+    with _Server(create_app(amulet["model_dir"], api_key=KEY)) as http:
+        yield str(http.base_url).rstrip("/")
+
+
+def _open_page(tab):
+    tab.page.goto(tab.origin + "/")
+    tab.page.wait_for_function(
+        "() => document.getElementById('model-info').textContent"
+        ".startsWith('Model')")
+
+
+def _set_threshold(page, value):
+    # a person drags the slider; "change" fires when it is let go
+    page.eval_on_selector("#threshold", """(el, v) => {
+        el.value = v;
+        el.dispatchEvent(new Event("input", {bubbles: true}));
+        el.dispatchEvent(new Event("change", {bubbles: true}));
+    }""", str(value))
+
+
+def _wait_answered(page, n):
+    page.wait_for_function(
+        "n => document.querySelectorAll('#results .card').length === n && "
+        "!document.querySelector('#results .card[data-state=pending]')", arg=n)
+
+
+def _card(page, name):
+    return page.locator("#results .card", has_text=name)
+
+
+def test_upload_real_photos_and_read_the_class(tab_factory, served, amulet,
+                                               screenshots):
+    tab = tab_factory(served)
+    page = tab.page
+    _open_page(tab)
+    classes = set(amulet["pipe"].classes_)
+    _set_threshold(page, 0)
+    assert page.text_content("#threshold-value") == "0%"
+    seen, seen_label = amulet["train"][0][0], amulet["train"][1][0]
+    unseen = amulet["test"][0][:2]
+    page.set_input_files("#file-input", [seen, *unseen])
+    _wait_answered(page, 3)
+
+    card = _card(page, os.path.basename(seen))
+    assert card.first.get_attribute("data-state") == "done"
+    # a training photo: the model knows its class
+    assert card.first.locator(".predicted-class").text_content() == seen_label
+    for card in page.locator("#results .card").all():
+        assert card.locator(".predicted-class").text_content() in classes
+        assert card.locator(".confidence").text_content().startswith("Confidence: ")
+        assert card.locator(".bars li").count() == min(5, len(classes))
+        assert " ms on the service" in card.locator(".timing").text_content()
+        assert card.locator("img").evaluate("img => img.naturalWidth") > 0
+    page.select_option("#top-k", "3")
+    assert page.locator("#results .card").first.locator(".bars li").count() == 3
+    page.screenshot(path=screenshots / "page_predictions.png", full_page=True)
+
+    # above every confidence, all answers become "unknown", asked again
+    _set_threshold(page, 1)
+    page.wait_for_function(
+        "() => document.querySelectorAll('#results .card[data-state=unknown]')"
+        ".length === 3")
+    assert _card(page, os.path.basename(seen)).locator(
+        ".predicted-class").text_content() == "unknown"
+    assert "below the threshold of 100" in page.locator(".note").first.text_content()
+    bodies = [r.post_data_json for r in tab.predict_calls()]
+    assert len(bodies) == 6
+    assert [b["confidence_threshold"] for b in bodies] == [0] * 3 + [1] * 3
+    page.screenshot(path=screenshots / "page_unknown.png", full_page=True)
+    tab.assert_nothing_left_the_machine()
+
+
+def test_dropping_a_photo(tab_factory, served, amulet):
+    tab = tab_factory(served)
+    page = tab.page
+    _open_page(tab)
+    path = amulet["test"][0][0]
+    data = base64.b64encode(Path(path).read_bytes()).decode()
+    transfer = page.evaluate_handle("""([data, name]) => {
+        const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([bytes], name, {type: "image/jpeg"}));
+        return transfer;
+    }""", [data, os.path.basename(path)])
+    page.dispatch_event("#drop-zone", "drop", {"dataTransfer": transfer})
+    _wait_answered(page, 1)
+    assert page.text_content(".predicted-class") in {*amulet["pipe"].classes_,
+                                                    "unknown"}
+    tab.assert_nothing_left_the_machine()
+
+
+def test_errors_are_shown_in_plain_words(tab_factory, served, screenshots):
+    tab = tab_factory(served)
+    page = tab.page
+    _open_page(tab)
+    page.set_input_files("#file-input", [
+        {"name": "notes.txt", "mimeType": "text/plain",
+         "buffer": b"This is a text file, not a photo.\n"},
+        {"name": "huge.jpg", "mimeType": "image/jpeg",
+         "buffer": b"\xff\xd8\xff" + os.urandom(1_200_000)},
+    ])
+    _wait_answered(page, 2)
+    text = _card(page, "notes.txt").locator(".error").text_content()
+    assert text.startswith("The service could not use this file.")
+    assert "Cannot decode the uploaded image" in text
+    assert "No preview" in _card(page, "notes.txt").text_content()
+    text = _card(page, "huge.jpg").locator(".error").text_content()
+    assert text.startswith("The file is too large for the service.")
+    assert "limit" in text
+    page.screenshot(path=screenshots / "page_errors.png", full_page=True)
+
+    # the service gone: the page says so, and "Try again" asks again
+    page.route("**/predict", lambda route: route.abort())
+    page.locator("#results .card .retry").first.click()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.error')].some("
+        "e => e.textContent.startsWith('Could not reach the service'))")
+    tab.assert_nothing_left_the_machine()
+
+
+def test_the_api_key_is_asked_for_and_sent(tab_factory, served_with_key, amulet,
+                                           screenshots):
+    tab = tab_factory(served_with_key)
+    page = tab.page
+    _open_page(tab)
+    photo = amulet["train"][0][0]
+    page.set_input_files("#file-input", photo)
+    _wait_answered(page, 1)
+    error = page.text_content("#results .card .error")
+    assert error.startswith("The service needs a valid API key.")
+    assert "X-API-Key" in error
+    page.screenshot(path=screenshots / "page_api_key_missing.png", full_page=True)
+
+    page.fill("#api-key", "wrong")
+    page.press("#api-key", "Tab")
+    page.wait_for_function("() => document.querySelectorAll('.error').length === 1"
+                           " && "
+                           "document.querySelector('.error').textContent"
+                           ".includes('Wrong API key')")
+
+    page.fill("#api-key", KEY)
+    page.press("#api-key", "Tab")
+    page.wait_for_selector("#results .card:not([data-state=error]):not("
+                           "[data-state=pending])")
+    assert page.text_content(".predicted-class") in {*amulet["pipe"].classes_,
+                                                    "unknown"}
+    assert tab.predict_calls()[-1].headers.get("x-api-key") == KEY
+    # kept for this tab only
+    assert page.evaluate("sessionStorage.getItem('hybridclf.apiKey')") == KEY
+    page.reload()
+    assert page.input_value("#api-key") == KEY
+    assert page.get_attribute("#api-key", "type") == "password"
+    page.click("#show-key")
+    assert page.get_attribute("#api-key", "type") == "text"
+    tab.assert_nothing_left_the_machine()
+
+
+def test_the_page_is_usable_from_the_keyboard(tab_factory, served):
+    tab = tab_factory(served)
+    page = tab.page
+    _open_page(tab)
+    # every control has a label, every image an alt text
+    unlabelled = page.evaluate("""() => [...document.querySelectorAll(
+        'input:not([type=file]), select')].filter(e => !e.labels.length)
+        .map(e => e.id)""")
+    assert unlabelled == []
+    focused = []
+    for _ in range(6):
+        page.keyboard.press("Tab")
+        focused.append(page.evaluate("document.activeElement.id"))
+    assert {"threshold", "top-k", "api-key", "show-key", "pick"} <= set(focused)
+    with page.expect_file_chooser() as chooser:
+        page.focus("#pick")
+        page.keyboard.press("Enter")
+    assert chooser.value.is_multiple()
+
+
+def _report_images(page):
+    page.wait_for_load_state("load")
+    return page.evaluate(
+        "[...document.images].map(i => [i.alt, i.complete, i.naturalWidth])")
+
+
+def test_inspection_report_renders_offline(tab_factory, tmp_path, screenshots):
+    from hybridclf import inspect_dataset
+
+    report = inspect_dataset(require_shared("amulet6"), quick=True)
+    path = tmp_path / "report.html"
+    report.write_html(path)
+    tab = tab_factory(path.as_uri())
+    tab.page.goto(path.as_uri())
+    images = _report_images(tab.page)
+    assert images, "the amulet6 report shows its near duplicates"
+    assert all(complete and width > 0 for _, complete, width in images), images
+    assert tab.page.locator("svg[role=img]").count() == 1  # the class chart
+    tab.page.screenshot(path=screenshots / "inspection_report.png", full_page=True)
+    tab.assert_nothing_left_the_machine()
+
+
+def test_evaluation_report_renders_offline(tab_factory, amulet, tmp_path,
+                                           screenshots):
+    from hybridclf.evaluation import evaluate_model, write_report
+
+    paths, labels = amulet["test"]
+    report = evaluate_model(amulet["pipe"], paths, labels, n_repeats=1)
+    path = Path(write_report(report, tmp_path)["html"])
+    tab = tab_factory(path.as_uri())
+    page = tab.page
+    page.goto(path.as_uri())
+    images = _report_images(page)
+    assert len(images) >= 4
+    assert all(complete and width > 0 for _, complete, width in images), images
+    assert "Confusion matrix" in [alt for alt, _, _ in images]
+
+    # the per-class table sorts by a click on a header, numbers as numbers
+    table = page.locator("table.sortable", has=page.locator("th", has_text="recall"))
+    header = table.locator("th", has_text="support")
+    header.click()
+    assert header.get_attribute("aria-sort") == "ascending"
+    support = [int(t) for t in table.locator("tbody td:nth-child(5)")
+               .all_text_contents()]
+    assert support == sorted(support)
+    header.press("Enter")
+    assert header.get_attribute("aria-sort") == "descending"
+    support = [int(t) for t in table.locator("tbody td:nth-child(5)")
+               .all_text_contents()]
+    assert support == sorted(support, reverse=True)
+    position = table.locator("th").first.evaluate(
+        "th => getComputedStyle(th).position")
+    assert position == "sticky"
+    page.screenshot(path=screenshots / "evaluation_report.png", full_page=True)
+    tab.assert_nothing_left_the_machine()
