@@ -26,7 +26,7 @@ FEATURE_BLOCKS = {
     "color": ColorHistogram,
 }
 
-DEFAULT_FEATURES = ("hog", "lbp", "sift", "color")
+DEFAULT_FEATURES = ("cnn", "hog", "lbp", "color")
 
 
 def _ensemble_members():
@@ -54,7 +54,10 @@ def _classifier(name):
     )
     from sklearn.svm import SVC
 
+    from .classifiers import RidgeSoftmaxClassifier
+
     known = {
+        "ridge": RidgeSoftmaxClassifier,
         "logistic": lambda: LogisticRegression(max_iter=5000),
         "svc": lambda: CalibratedClassifierCV(SVC(C=10.0), cv=3),
         "random_forest": lambda: RandomForestClassifier(n_estimators=500),
@@ -100,7 +103,7 @@ def _feature_block(item):
 
 
 def make_hybrid_pipeline(
-    *, features=DEFAULT_FEATURES, classifier="logistic", sampler=None, memory=None,
+    *, features=DEFAULT_FEATURES, classifier="ridge", sampler=None, memory=None,
     verbose=False,
 ):
     """Build the hybrid image classifier as an imbalanced-learn ``Pipeline``.
@@ -123,12 +126,12 @@ def make_hybrid_pipeline(
     step, set with ``set_params`` or tuned with ``GridSearchCV`` by its name,
     for example ``features__hog__extract__orientations``,
     ``features__lbp__extract__grid``, ``features__sift__extract__n_words``,
-    ``load__n_jobs`` or ``clf__C``. ``pipe.get_params()`` lists them all.
+    ``load__n_jobs`` or ``clf__alphas``. ``pipe.get_params()`` lists them all.
 
     Parameters
     ----------
-    features : sequence of str or (str, transformer), default=("hog", "lbp", \
-"sift", "color")
+    features : sequence of str or (str, transformer), default=("cnn", "hog", \
+"lbp", "color")
         The feature blocks, by name or as ``(name, transformer)`` pairs for a
         transformer of your own that takes images of shape (n, height, width,
         3). Known names:
@@ -139,11 +142,20 @@ def make_hybrid_pipeline(
         - "sift": :class:`~hybridclf.features.SIFTBoVW`
         - "color": :class:`~hybridclf.features.ColorHistogram`
 
-    classifier : str or estimator, default="logistic"
+        The default was the most accurate on the amulet benchmark
+        (``docs/benchmarks.md``, ``docs/choosing-features.md``). Without a
+        CNN, ``("hog", "lbp", "sift", "color")`` is about 4 points less
+        accurate there but several times faster to predict.
+
+    classifier : str or estimator, default="ridge"
         The final classifier, by name or as a scikit-learn classifier:
 
-        - "logistic": ``LogisticRegression``; the most accurate of the three on
-          the amulet benchmark (``docs/benchmarks.md``), and fast.
+        - "ridge": :class:`~hybridclf.classifiers.RidgeSoftmaxClassifier`, a
+          ridge classifier whose penalty is chosen by leave-one-out
+          cross-validation and whose probabilities are calibrated on its
+          leave-one-out decisions; the most accurate on the amulet benchmark
+          (``docs/benchmarks.md``), and fast.
+        - "logistic": ``LogisticRegression``.
         - "svc": an RBF ``SVC`` with probabilities calibrated by
           ``CalibratedClassifierCV``.
         - "random_forest": a ``RandomForestClassifier`` of 500 trees.

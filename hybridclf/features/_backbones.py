@@ -9,6 +9,7 @@ packages, torchvision weights are read from the local torch cache or a file.
 import contextlib
 import io
 import os
+from numbers import Integral
 
 __all__ = ["BACKBONES", "embedding_network", "load_backbone", "native_image_size"]
 
@@ -81,7 +82,7 @@ def _lite_model(name, weights):
         with quiet:
             model = EfficientNet.from_name(lite_name)
         model.load_state_dict(_read_state_dict(weights, name, torch))
-    spec = BackboneSpec((0.5,) * 3, (0.5,) * 3, size, default_layer=None)
+    spec = BackboneSpec((0.5,) * 3, (0.5,) * 3, size, default_layer=(-4, "head"))
     return model.eval(), spec
 
 
@@ -192,22 +193,30 @@ def embedding_network(model, spec, name, *, layer=None, pooling="avg",
     torch = _import_torch()
     nn = torch.nn
 
+    layer = spec.default_layer if layer is None else layer
+    layers = list(layer) if isinstance(layer, (list, tuple)) else [layer]
+    if not layers:
+        raise ValueError("The 'layer' parameter of CNNFeatures must not be an empty "
+                         "sequence; give None for the backbone's last feature map.")
     if name in _LITE:
-        trunk = _LiteTrunk(model, layer)
+        trunk = _LiteTrunk(model, layers)
     else:
         from torchvision.models.feature_extraction import (
             create_feature_extractor,
             get_graph_node_names,
         )
 
-        node = layer or spec.default_layer
         _, nodes = get_graph_node_names(model)
-        if node not in nodes and not any(n.startswith(f"{node}.") for n in nodes):
-            raise ValueError(
-                f"The 'layer' parameter of CNNFeatures must name a node of "
-                f"{name!r}, such as {nodes[-6:-1]}. Got {node!r} instead."
-            )
-        trunk = create_feature_extractor(model, return_nodes={node: "out"})
+        return_nodes = {}
+        for index, item in enumerate(layers):
+            node = item or spec.default_layer
+            if node not in nodes and not any(n.startswith(f"{node}.") for n in nodes):
+                raise ValueError(
+                    f"The 'layer' parameter of CNNFeatures must name nodes of "
+                    f"{name!r}, such as {nodes[-6:-1]}. Got {node!r} instead."
+                )
+            return_nodes[node] = f"out{index}"
+        trunk = create_feature_extractor(model, return_nodes=return_nodes)
 
     class EmbeddingNet(nn.Module):
         def __init__(self):
@@ -218,15 +227,19 @@ def embedding_network(model, spec, name, *, layer=None, pooling="avg",
             self.register_buffer("mean", mean)
             self.register_buffer("std", std)
 
-        def embed(self, x):
-            fmap = self.trunk((x - self.mean) / self.std)
-            if isinstance(fmap, dict):
-                fmap = fmap["out"]
+        def pool(self, fmap):
             if pooling == "max":
                 return fmap.amax(dim=(2, 3))
             if pooling == "gem":
                 return fmap.clamp(min=1e-6).pow(3).mean(dim=(2, 3)).pow(1.0 / 3)
             return fmap.mean(dim=(2, 3))
+
+        def embed(self, x):
+            fmaps = self.trunk((x - self.mean) / self.std)
+            if isinstance(fmaps, dict):
+                fmaps = [fmaps[f"out{i}"] for i in range(len(fmaps))]
+            pooled = [self.pool(fmap) for fmap in fmaps]
+            return pooled[0] if len(pooled) == 1 else torch.cat(pooled, dim=1)
 
         def forward(self, x):
             out = self.embed(x)
@@ -241,31 +254,49 @@ def _lite_trunk_class():
     torch = _import_torch()
 
     class LiteTrunk(torch.nn.Module):
-        """EfficientNet-Lite up to block ``layer`` (None: through the head)."""
+        """EfficientNet-Lite, returning the feature maps of ``layers``.
 
-        def __init__(self, model, layer):
+        Each entry is an MBConv block index (negative counts from the end) or
+        "head" (or None) for the head; the maps come back in the order given, from one
+        pass that stops at the deepest one.
+        """
+
+        def __init__(self, model, layers):
             super().__init__()
             self.model = model
             n_blocks = len(model._blocks)
-            if layer is not None and not -n_blocks <= layer < n_blocks:
-                raise ValueError(
-                    "The 'layer' parameter of CNNFeatures must be None (the head) "
-                    f"or a block index in [{-n_blocks}, {n_blocks - 1}] for "
-                    f"EfficientNet-Lite. Got {layer!r} instead."
-                )
-            self.stop = None if layer is None else layer % n_blocks
+            stops = []
+            for layer in layers:
+                head = layer is None or (isinstance(layer, str) and layer == "head")
+                if not head and not (
+                    isinstance(layer, Integral) and -n_blocks <= layer < n_blocks
+                ):
+                    raise ValueError(
+                        "The 'layer' parameter of CNNFeatures must be \"head\", a "
+                        f"block index in [{-n_blocks}, {n_blocks - 1}] for "
+                        "EfficientNet-Lite, or a sequence of these. Got "
+                        f"{layer!r} instead."
+                    )
+                stops.append(n_blocks if head else int(layer) % n_blocks)
+            self.stops = stops
+            self.last = max(stops)
 
         def forward(self, x):
             m = self.model
             x = m._swish(m._bn0(m._conv_stem(x)))
+            found = {}
             for index, block in enumerate(m._blocks):
                 x = block(x)
-                if index == self.stop:
-                    return x
-            return m._swish(m._bn1(m._conv_head(x)))
+                if index in self.stops:
+                    found[index] = x
+                if index == self.last:
+                    break
+            if self.last == len(m._blocks):
+                found[self.last] = m._swish(m._bn1(m._conv_head(x)))
+            return [found[stop] for stop in self.stops]
 
     return LiteTrunk
 
 
-def _LiteTrunk(model, layer):  # noqa: N802 - builds a class that needs torch
-    return _lite_trunk_class()(model, layer)
+def _LiteTrunk(model, layers):  # noqa: N802 - builds a class that needs torch
+    return _lite_trunk_class()(model, layers)

@@ -38,10 +38,11 @@ def test_house_checks(check, real_images):
     check(clone(SMALL), real_images)
 
 
-def test_imagenet_weights_are_real():
+@pytest.mark.parametrize("backbone", ["efficientnet_lite0", "efficientnet_lite2"])
+def test_imagenet_weights_are_real(backbone):
     from hybridclf.features._backbones import load_backbone
 
-    model, spec = load_backbone("efficientnet_lite0", "imagenet")
+    model, spec = load_backbone(backbone, "imagenet")
     image = CNNFeatures(weights=None).set_params(image_size=spec.image_size)
     image.image_size_ = spec.image_size
     batch = image._prepare(skimage.data.chelsea()[None])
@@ -60,7 +61,7 @@ def test_onnx_and_torch_agree_and_pickle_keeps_output(real_images):
     with_torch.fit(real_images)
     assert with_torch.onnx_model_ is None
     a, b = onnx.transform(real_images), with_torch.transform(real_images)
-    assert a.shape == (len(real_images), 1280)
+    assert a.shape == (len(real_images), 1488)
     np.testing.assert_allclose(a, b, atol=1e-4)
     restored = pickle.loads(pickle.dumps(onnx))
     assert "_net" not in restored.__dict__ and "_ort_session" not in vars(restored)
@@ -71,7 +72,7 @@ def test_pickled_estimator_needs_no_torch_module(real_images):
     cnn = CNNFeatures(image_size=64, device="cpu").fit(real_images)
     restored = pickle.loads(pickle.dumps(cnn))
     restored._build_network = None  # would fail if transform rebuilt the network
-    assert restored.transform(real_images[:2]).shape == (2, 1280)
+    assert restored.transform(real_images[:2]).shape == (2, 1488)
 
 
 def test_cuda_requested_but_absent_falls_back_to_cpu(monkeypatch, real_images):
@@ -93,7 +94,8 @@ def test_auto_device_is_cpu_without_gpu(monkeypatch, real_images):
 
 def test_pooling_orders_avg_gem_max(real_images):
     out = {
-        pooling: CNNFeatures(image_size=64, pooling=pooling, device="cpu")
+        pooling: CNNFeatures(image_size=64, layer="head", pooling=pooling,
+                             device="cpu")
         .fit(real_images).transform(real_images)
         for pooling in ("avg", "gem", "max")
     }
@@ -114,6 +116,22 @@ def test_intermediate_block(real_images):
     assert cnn.fit(real_images).n_features_out_ < 1280
     with pytest.raises(ValueError, match="block index"):
         CNNFeatures(weights=None, image_size=32, layer=99).fit(real_images)
+    with pytest.raises(ValueError, match="block index"):
+        CNNFeatures(weights=None, image_size=32, layer="tail").fit(real_images)
+
+
+def test_several_layers_concatenate_in_one_pass(real_images):
+    def embed(layer, **kw):
+        return CNNFeatures(image_size=64, layer=layer, device="cpu", **kw).fit(
+            real_images).transform(real_images)
+
+    both = embed(None)  # the default: (-4, "head")
+    np.testing.assert_allclose(both, np.hstack([embed(-4), embed("head")]),
+                               atol=1e-5)
+    torchvision_both = embed(("layer3", None), backbone="resnet18", weights=None)
+    assert torchvision_both.shape[1] == 256 + 512
+    with pytest.raises(ValueError, match="empty"):
+        CNNFeatures(weights=None, image_size=32, layer=()).fit(real_images)
 
 
 def _two_class_set(real_images):

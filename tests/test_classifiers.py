@@ -1,0 +1,56 @@
+"""RidgeSoftmaxClassifier: ridge decisions, calibrated probabilities."""
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits, make_classification
+from sklearn.linear_model import RidgeClassifierCV
+from sklearn.metrics import log_loss
+from sklearn.model_selection import train_test_split
+from sklearn.utils.estimator_checks import check_estimator
+
+from hybridclf.classifiers import RidgeSoftmaxClassifier
+
+
+def test_sklearn_estimator_checks():
+    check_estimator(RidgeSoftmaxClassifier())
+
+
+def test_predictions_are_the_ridge_classifiers():
+    X, y = load_digits(return_X_y=True)
+    clf = RidgeSoftmaxClassifier().fit(X, y)
+    ridge = RidgeClassifierCV(alphas=clf.alphas).fit(X, y)
+    assert clf.alpha_ == ridge.alpha_
+    np.testing.assert_array_equal(clf.predict(X), ridge.predict(X))
+    proba = clf.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(clf.classes_[proba.argmax(axis=1)], clf.predict(X))
+
+
+def test_probabilities_are_calibrated_on_unseen_images():
+    # the temperature is fitted on leave-one-out decisions, so held-out log
+    # loss is far better than a plain softmax of the training decisions
+    X, y = load_digits(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0,
+                                                        stratify=y)
+    clf = RidgeSoftmaxClassifier().fit(X_train, y_train)
+    calibrated = log_loss(y_test, clf.predict_proba(X_test), labels=clf.classes_)
+    raw = np.exp(clf.decision_function(X_test))
+    raw /= raw.sum(axis=1, keepdims=True)
+    assert calibrated < 0.8 * log_loss(y_test, raw, labels=clf.classes_)
+    assert clf.temperature_ < 1.0  # ridge decisions live in [-1, 1]: sharpen
+
+
+def test_two_classes_and_tiny_classes():
+    X, y = make_classification(n_samples=12, n_features=30, random_state=0)
+    clf = RidgeSoftmaxClassifier().fit(X, y)
+    assert clf.predict_proba(X).shape == (12, 2)
+    assert clf.decision_function(X).shape == (12,)
+    # two images per class still fit (leave-one-out needs no folds)
+    X3 = np.random.default_rng(0).normal(size=(6, 40))
+    RidgeSoftmaxClassifier().fit(X3, ["a", "a", "b", "b", "c", "c"])
+
+
+def test_bad_alphas_name_the_parameter():
+    X, y = make_classification(n_samples=20, random_state=0)
+    with pytest.raises(ValueError, match="'alphas' parameter of RidgeSoftmax"):
+        RidgeSoftmaxClassifier(alphas=(0.0, 1.0)).fit(X, y)
