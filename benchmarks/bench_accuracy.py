@@ -139,7 +139,8 @@ def cached_fold(store, blocks, clf_name, fold, train, test, y):
         parts_b.append(scaler.transform(b))
         fit_s += s + time.perf_counter() - t
     t = time.perf_counter()
-    clf = clone(make_hybrid_pipeline(classifier=clf_name)["clf"]).fit(np.hstack(parts_a), y[train])
+    clf = clone(make_hybrid_pipeline(classifier=clf_name)["clf"])
+    clf.fit(np.hstack(parts_a), y[train])
     fit_s += time.perf_counter() - t
     t = time.perf_counter()
     pred = clf.predict(np.hstack(parts_b))
@@ -299,10 +300,12 @@ def main(argv=None):
                   "block_ms_per_image": store.ms_per_image},
         "rows": rows,
     }
-    if fine_tune_rows := [r for r in rows if r["mode"] == "fine_tune"]:
-        report["notes"] = [f"Fine-tuning ran on the first {len(fine_tune_rows[0]['accuracy'])} "
-                           "folds only (one repeat): it costs minutes per fold on the CPU; "
-                           "its paired difference uses the default's first folds."]
+    tuned = [r for r in rows if r["mode"] == "fine_tune"]
+    if tuned:
+        report["notes"] = [
+            f"Fine-tuning ran on the first {len(tuned[0]['accuracy'])} folds only "
+            "(one repeat): it costs minutes per fold on the CPU; its paired "
+            "difference uses the default's first folds."]
     if args.quick:
         print(render(report))
         return 0

@@ -81,6 +81,14 @@ class ImageFeatureExtractor(
     def _fit(self, X):
         """Learn from the images; return their features if computed, else None."""
 
+    def _learns_from_images(self):
+        """Whether ``fit`` learns from the images (else features are per image).
+
+        When it does not, an image has the same features whatever images the
+        extractor was fitted on, so cross-validation can compute them once.
+        """
+        return type(self)._fit is not ImageFeatureExtractor._fit
+
     def _fit_images(self, X):
         """Check X, record its shape, learn; return (features or None, X)."""
         X = check_images(X, self)

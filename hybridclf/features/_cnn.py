@@ -281,6 +281,9 @@ class CNNFeatures(ImageFeatureExtractor):
         self.n_jobs = n_jobs
         self.verbose = verbose
 
+    def _learns_from_images(self):
+        return self.fine_tune_epochs > 0
+
     # -- building ------------------------------------------------------------
     def _resolve_device(self):
         if self.device == "cpu":
