@@ -242,8 +242,8 @@ def format_parser_train(parser):
         help=f"feature blocks (default: {' '.join(DEFAULT_FEATURES)})",
     )
     parser.add_argument(
-        "--classifier", default="logistic",
-        choices=["logistic", "svc", "random_forest", "extra_trees",
+        "--classifier", default="ridge",
+        choices=["ridge", "logistic", "svc", "random_forest", "extra_trees",
                  "hist_gradient_boosting", "soft_voting", "stacking"],
         help="final classifier (default: %(default)s)",
     )
@@ -270,6 +270,7 @@ def format_parser_train(parser):
                         "over feature parameters (default: none)")
     parser.add_argument("--seed", type=int, default=0,
                         help="random seed (default: %(default)s)")
+    _add_scheduler_options(parser, partitions=False)
 
 
 def _set_matching(pipe, suffix, value):
@@ -322,11 +323,20 @@ def run_train(args):
     for suffix in ("load__n_jobs", "augment__n_jobs", "extract__n_jobs"):
         _set_matching(pipe, suffix, args.n_jobs)
     _set_matching(pipe, "random_state", args.seed)
-    result = train_model(
-        pipe, paths, labels, groups=groups, test_size=args.test_size,
-        cv_folds=folds, search=args.search, random_state=args.seed,
-        n_jobs=args.n_jobs, progress=True,
-    )
+    options = {"groups": groups, "test_size": args.test_size, "cv_folds": folds,
+               "search": args.search, "random_state": args.seed,
+               "n_jobs": args.n_jobs, "progress": True}
+    if args.scheduler:
+        import joblib
+
+        # cross-validation and search as joblib tasks on the Dask workers
+        with _dask_client(args.scheduler) as client, joblib.parallel_config(
+                backend="dask", n_jobs=-1):
+            _out(f"Dask: {len(client.scheduler_info()['workers'])} workers at "
+                 f"{client.scheduler.address}")
+            result = train_model(pipe, paths, labels, **options)
+    else:
+        result = train_model(pipe, paths, labels, **options)
     _out(f"train part: {len(result.train_indices)} images; test part: "
          f"{len(result.test_indices)} images (no group on both sides)")
     if result.search:
@@ -390,6 +400,54 @@ def format_parser_predict(parser):
                         help="best guesses listed per image (default: %(default)s)")
     parser.add_argument("--allow-pickle", action="store_true",
                         help="load a pickled model (runs code from the file)")
+    _add_scheduler_options(parser, partitions=True)
+
+
+def _add_scheduler_options(parser, partitions):
+    parser.add_argument(
+        "--scheduler", default=None, metavar="ADDRESS",
+        help="run on Dask: 'local:N' starts N worker processes here, "
+        "'tcp://HOST:PORT' joins a running scheduler; files must be readable "
+        "at the same paths on every worker (default: run here). Needs the "
+        "'scale' extra",
+    )
+    if partitions:
+        parser.add_argument(
+            "--partition-size", type=int, default=256,
+            help="files per partition: one Dask task, the unit of retry and "
+            "of output (default: %(default)s)",
+        )
+
+
+def _dask_client(scheduler):
+    """``distributed.dask_client`` with Dask's own log kept to warnings (-vv: all)."""
+    from .distributed import dask_client
+    from .utils._optional import import_or_raise
+
+    import_or_raise("distributed", f"--scheduler {scheduler}")
+    # Dask logs every worker start and stop at INFO level
+    logging.getLogger("distributed").setLevel(
+        logging.INFO if logger.isEnabledFor(logging.DEBUG) else logging.WARNING)
+    return dask_client(scheduler)
+
+
+def _predict_rows(args, pipe, files, proba_threshold, ood_thresholds):
+    """The rows of 'hybridclf predict', here or on Dask (then all at once)."""
+    from .prediction import predict_files
+
+    options = {"batch_size": args.batch_size, "proba_threshold": proba_threshold,
+               "ood_thresholds": ood_thresholds, "top_k": args.top_k,
+               "progress": True}
+    if not args.scheduler:
+        return predict_files(pipe, files, **options)
+    from .distributed import predict_partitioned
+
+    # finished partitions are kept beside the CSV until it is written, so an
+    # interrupted run goes on where it stopped
+    parts = f"{args.output}.parts" if args.output else None
+    with _dask_client(args.scheduler) as client:
+        return predict_partitioned(pipe, files, client=client, parts_dir=parts,
+                                   partition_size=args.partition_size, **options)
 
 
 def run_predict(args):
@@ -397,7 +455,7 @@ def run_predict(args):
     import io
 
     from .persistence import load_model, read_model_info
-    from .prediction import iter_image_files, predict_files
+    from .prediction import iter_image_files
 
     pipe = load_model(args.model_dir, allow_pickle=args.allow_pickle)
     open_set = read_model_info(args.model_dir).get("open_set") or {}
@@ -409,17 +467,14 @@ def run_predict(args):
         proba_threshold, ood_thresholds = 0.0, None
     files = iter_image_files(args.inputs)
     columns = ["file", "label", "confidence", "ood_score", "top", "error"]
+    rows = _predict_rows(args, pipe, files, proba_threshold, ood_thresholds)
     target = open(args.output, "w", newline="") if args.output else None
     counts = {"predicted": 0, "unknown": 0, "unreadable": 0}
     try:
         buffer = io.StringIO()
         writer = csv.writer(target if target else buffer)
         writer.writerow(columns)
-        for row in predict_files(
-            pipe, files, batch_size=args.batch_size,
-            proba_threshold=proba_threshold, ood_thresholds=ood_thresholds,
-            top_k=args.top_k, progress=True,
-        ):
+        for row in rows:
             if row["error"]:
                 counts["unreadable"] += 1
             elif row["label"] == "unknown":
@@ -444,10 +499,67 @@ def run_predict(args):
     summary = (f"{len(files)} files: {counts['predicted']} predicted, "
                f"{counts['unknown']} unknown, {counts['unreadable']} unreadable")
     if target is not None:
+        if args.scheduler and os.path.isdir(f"{args.output}.parts"):
+            import shutil
+
+            shutil.rmtree(f"{args.output}.parts")
         _out(summary)
         _out(f"Predictions written to {os.path.abspath(args.output)}")
     else:
         sys.stderr.write(summary + "\n")
+    return 0
+
+
+# --------------------------------------------------------------------------
+# extract
+# --------------------------------------------------------------------------
+def format_parser_extract(parser):
+    parser.description = (
+        "Write the features of a fitted pipeline (what its classifier "
+        "receives) for image files or every file in folders, with the file "
+        "names, to a Parquet dataset folder: one part-NNNNN.parquet per "
+        "partition of files, with the columns file, error and features. "
+        "Partitions already written are skipped, so a rerun completes an "
+        "interrupted one; unreadable files are listed, not fatal."
+    )
+    parser.add_argument("--model-dir", required=True,
+                        help="model directory written by 'hybridclf train'")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="image files or folders")
+    parser.add_argument("--output", required=True,
+                        help="Parquet dataset folder to write, e.g. "
+                        "features.parquet (on Dask: writable by every worker)")
+    parser.add_argument("--batch-size", type=int, default=32,
+                        help="images per batch (default: %(default)s)")
+    parser.add_argument("--allow-pickle", action="store_true",
+                        help="load a pickled model (runs code from the file)")
+    _add_scheduler_options(parser, partitions=True)
+
+
+def run_extract(args):
+    from contextlib import nullcontext
+
+    from .distributed import extract_features
+    from .persistence import load_model
+    from .prediction import iter_image_files
+
+    pipe = load_model(args.model_dir, allow_pickle=args.allow_pickle)
+    files = iter_image_files(args.inputs)
+    context = _dask_client(args.scheduler) if args.scheduler else nullcontext()
+    with context as client:
+        result = extract_features(pipe, files, args.output, client=client,
+                                  partition_size=args.partition_size,
+                                  batch_size=args.batch_size, progress=True)
+    _out(f"{result.n_files} files in {result.n_partitions} partitions: "
+         f"{len(result.computed)} computed, {len(result.skipped)} already "
+         f"written; {len(result.errors)} unreadable, in "
+         f"{result.seconds:.1f} s")
+    for path, reason in result.errors[:20]:
+        _out(f"  {path}: {reason}")
+    if len(result.errors) > 20:
+        _out(f"  ... and {len(result.errors) - 20} more (the 'error' column)")
+    _out(f"Features written to {os.path.abspath(result.output)} (read it with "
+         "pyarrow.parquet.read_table or hybridclf.distributed.read_features)")
     return 0
 
 
@@ -657,6 +769,8 @@ COMMANDS = {
                  "evaluate a model directory on a test set: plots, HTML, JSON"),
     "predict": (format_parser_predict, run_predict,
                 "predict image files or folders in batches, with 'unknown'"),
+    "extract": (format_parser_extract, run_extract,
+                "write the features of a model for many files to Parquet"),
     "serve": (format_parser_serve, run_serve,
               "serve a model directory over HTTP (FastAPI, uvicorn)"),
     "deploy": (format_parser_deploy, run_deploy,

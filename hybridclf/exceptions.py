@@ -5,6 +5,7 @@ Every class subclasses :class:`HybridClfError` and the matching builtin, so that
 """
 
 __all__ = [
+    "ClusterError",
     "DeviceWarning",
     "HybridClfError",
     "ImageLoadError",
@@ -72,3 +73,7 @@ class DeviceWarning(UserWarning):
 
 class ModelLoadError(HybridClfError, ValueError):
     """A model directory cannot be loaded: missing, modified, untrusted or too new."""
+
+
+class ClusterError(HybridClfError, ConnectionError):
+    """A Dask scheduler given as ``--scheduler`` cannot be reached."""

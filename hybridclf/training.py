@@ -54,6 +54,7 @@ logger = logging.getLogger(__name__)
 #: of :func:`~hybridclf.make_hybrid_pipeline`. Each has about 20 candidates;
 #: all tune the classifier only, so fold features are computed once.
 SEARCH_GRIDS = {
+    "ridge": {"clf__alphas": [(float(a),) for a in np.logspace(0, 4, 20)]},
     "logistic": {"clf__C": np.logspace(-3, 3, 20).tolist()},
     "svc": {
         "clf__estimator__C": [0.1, 1.0, 10.0, 100.0],
@@ -295,6 +296,106 @@ def _fit_features(pipe, X, y):
         images, y_fit = steps["augment"].fit_resample(images, y_fit)
     features = steps["features"].fit_transform(images, y_fit)
     return pipe, np.asarray(features, dtype=np.float32), y_fit
+
+
+def _fold_features(pipe, X_train, y_train, X_test, y_test):
+    """((train_x, train_y, test_x, test_y), blocks) of one cross-validation fold."""
+    fitted, train_x, train_y = _fit_features(pipe, X_train, y_train)
+    test_x = transform_features(fitted, X_test)
+    return (train_x, train_y, test_x, y_test), feature_blocks(fitted)
+
+
+class _SharedFeatures:
+    """Features of the blocks that learn nothing, computed once for all folds.
+
+    HOG, LBP, colour and a pretrained CNN map an image to the same vector
+    whatever images they were fitted on, so cross-validation and the final fit
+    can slice one table instead of extracting each image once per fold (the
+    CNN dominates training time otherwise). Blocks that learn (SIFT's
+    vocabulary, a fine-tuned CNN, a transformer of your own) and the per-block
+    scalers are still fitted on each training fold, so the folds are exactly
+    what fitting the pipeline on them would give.
+    """
+
+    def __init__(self, pipe, X, y):
+        steps = dict(pipe.steps)
+        self.images = X if _is_off(steps["load"]) else clone(
+            steps["load"]).fit_transform(X, y)
+        self.fixed = {}
+        for name, block in steps["features"].transformer_list:
+            extract = block.named_steps["extract"]
+            if not extract._learns_from_images():
+                self.fixed[name] = clone(extract).fit_transform(self.images)
+
+    @staticmethod
+    def applies(pipe):
+        """Whether the pipeline has the shape this shortcut reproduces exactly."""
+        from .features._base import ImageFeatureExtractor
+
+        steps = dict(pipe.steps)
+        union = steps.get("features")
+        if (set(steps) != {"load", "augment", "features", "clf"}
+                or not _is_off(steps["augment"])
+                or getattr(union, "transformer_weights", None) is not None
+                or not hasattr(union, "transformer_list")):
+            return False
+        for _, block in union.transformer_list:
+            names = [n for n, _ in getattr(block, "steps", [])]
+            if names != ["extract", "scale"] or not isinstance(
+                    block.named_steps["extract"], ImageFeatureExtractor):
+                return False
+        return any(
+            not block.named_steps["extract"]._learns_from_images()
+            for _, block in union.transformer_list
+        )
+
+    def _block_features(self, block, name, rows, y, fit):
+        """Fit (when ``fit``) and apply one block's extract and scale steps."""
+        extract, scale = block.named_steps["extract"], block.named_steps["scale"]
+        images = self.images[rows]
+        if name in self.fixed:
+            raw = self.fixed[name][rows]
+            if fit:
+                extract.fit(images[:1])
+        elif fit:
+            raw = extract.fit_transform(images, y)
+        else:
+            raw = extract.transform(images)
+        return scale.fit_transform(raw, y) if fit else scale.transform(raw)
+
+    def fit_pipeline(self, pipe, rows, y):
+        """Fit a clone of ``pipe`` but its classifier on images ``rows``."""
+        pipe = clone(pipe)
+        steps = dict(pipe.steps)
+        if not _is_off(steps["load"]):
+            steps["load"].fit()
+        blocks = [
+            self._block_features(block, name, rows, y, fit=True)
+            for name, block in steps["features"].transformer_list
+        ]
+        return pipe, np.hstack(blocks).astype(np.float32, copy=False)
+
+    def transform(self, fitted, rows):
+        """Features of images ``rows`` through a pipeline from fit_pipeline."""
+        union = dict(fitted.steps)["features"]
+        blocks = [
+            self._block_features(block, name, rows, None, fit=False)
+            for name, block in union.transformer_list
+        ]
+        return np.hstack(blocks).astype(np.float32, copy=False)
+
+    def fold(self, pipe, train, test, y):
+        """Like :func:`_fold_features` for rows of the shared images."""
+        fitted, train_x = self.fit_pipeline(pipe, train, y[train])
+        test_x = self.transform(fitted, test)
+        return (train_x, y[train], test_x, y[test]), feature_blocks(fitted)
+
+
+def _on_cluster():
+    """Whether joblib's active backend is Dask (``parallel_config("dask")``)."""
+    from joblib.parallel import get_active_backend
+
+    return type(get_active_backend()[0]).__name__ == "DaskDistributedBackend"
 
 
 def _scores(y_true, y_pred):
@@ -546,9 +647,13 @@ def train_model(
     n_jobs : int, default=None
         Threads for candidate fits. ``None`` means 1 unless in a
         :func:`joblib.parallel_config` context; ``-1`` means all processors.
+        Inside ``joblib.parallel_config(backend="dask")`` the features of
+        each fold and the candidate fits are joblib tasks on the Dask
+        workers instead (each fold's features are still computed once); see
+        :mod:`hybridclf.distributed`.
 
     progress : bool, default=False
-        Show a progress bar over the folds.
+        Show a progress bar over the folds (not on Dask).
 
     Returns
     -------
@@ -627,18 +732,31 @@ def _train(pipe, paths, labels, groups, test_size, cv_folds, search, param_grid,
 
     # features of each fold, computed once and reused by every classifier fit
     t0 = time.perf_counter()
-    folds = []
-    iterator = splits
-    if progress:
-        from tqdm.auto import tqdm
+    jobs = [(pipe, X_train[tr], y_train[tr], X_train[te], y_train[te])
+            for tr, te in splits]
+    shared = None
+    if _SharedFeatures.applies(pipe) and not _on_cluster():
+        shared = _SharedFeatures(pipe, X_train, y_train)
+        timings["features_shared"] = time.perf_counter() - t0
+        splits_iter = splits
+        if progress:
+            from tqdm.auto import tqdm
 
-        iterator = tqdm(splits, desc="cross-validation features", unit="fold")
-    for fold_train, fold_test in iterator:
-        fitted, train_x, train_y = _fit_features(pipe, X_train[fold_train],
-                                                 y_train[fold_train])
-        test_x = transform_features(fitted, X_train[fold_test])
-        blocks = feature_blocks(fitted)
-        folds.append((train_x, train_y, test_x, y_train[fold_test]))
+            splits_iter = tqdm(splits, desc="cross-validation folds", unit="fold")
+        done = [shared.fold(pipe, tr, te, y_train) for tr, te in splits_iter]
+    elif _on_cluster():
+        # one fold per worker; the image steps' threads stay inside each fold
+        from joblib import Parallel, delayed
+
+        done = Parallel(n_jobs=n_jobs)(delayed(_fold_features)(*j) for j in jobs)
+    else:
+        if progress:
+            from tqdm.auto import tqdm
+
+            jobs = tqdm(jobs, desc="cross-validation features", unit="fold")
+        done = [_fold_features(*job) for job in jobs]
+    folds = [fold for fold, _ in done]
+    blocks = done[0][1]
     timings["features_cv"] = time.perf_counter() - t0
 
     if search != "none" and not feature_grid:
@@ -697,7 +815,11 @@ def _train(pipe, paths, labels, groups, test_size, cv_folds, search, param_grid,
     }
 
     t0 = time.perf_counter()
-    final, train_x, train_y = _fit_features(pipe, X_train, y_train)
+    if shared is not None:
+        final, train_x = shared.fit_pipeline(pipe, np.arange(len(y_train)), y_train)
+        train_y = y_train
+    else:
+        final, train_x, train_y = _fit_features(pipe, X_train, y_train)
     final.steps[-1] = ("clf", clone(clf).fit(train_x, train_y))
     timings["final_fit"] = time.perf_counter() - t0
 
@@ -720,6 +842,7 @@ def _classifier_name(clf):
     from sklearn.calibration import CalibratedClassifierCV
 
     names = {
+        "RidgeSoftmaxClassifier": "ridge",
         "LogisticRegression": "logistic",
         "RandomForestClassifier": "random_forest",
         "ExtraTreesClassifier": "extra_trees",

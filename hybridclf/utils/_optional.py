@@ -8,6 +8,9 @@ _EXTRAS = {
     "uvicorn": "serve",
     "prometheus_client": "serve",
     "matplotlib": "plot",
+    "dask": "scale",
+    "distributed": "scale",
+    "pyarrow": "scale",
 }
 
 

@@ -1,0 +1,352 @@
+"""Partitioned extraction, prediction and training on a Dask LocalCluster."""
+
+import csv
+import json
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+from sklearn.base import BaseEstimator, TransformerMixin
+
+pytest.importorskip("distributed")
+pytest.importorskip("pyarrow")
+
+from hybridclf import load_image_folder, load_model, make_hybrid_pipeline  # noqa: E402
+from hybridclf.cli import main  # noqa: E402
+from hybridclf.datasets import write_digits_folder  # noqa: E402
+from hybridclf.distributed import (  # noqa: E402
+    dask_client,
+    extract_features,
+    parse_scheduler,
+    partition_files,
+    predict_partitioned,
+    read_features,
+)
+from hybridclf.exceptions import ClusterError  # noqa: E402
+from hybridclf.prediction import (  # noqa: E402
+    iter_image_files,
+    predict_files,
+    transform_features,
+)
+
+
+class SleepyFeatures(TransformerMixin, BaseEstimator):
+    """Four pixel values per image, after ``delay`` seconds per image."""
+
+    def __init__(self, delay=0.1):
+        self.delay = delay
+
+    def fit(self, X, y=None):
+        self.n_features_in_ = 4
+        return self
+
+    def transform(self, X):
+        time.sleep(self.delay * len(X))
+        return np.asarray(X, dtype=np.float64).reshape(len(X), -1)[:, :4]
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    """40 digit PNGs in 10 class folders, and a folder of two broken files."""
+    root = tmp_path_factory.mktemp("digits")
+    write_digits_folder(root / "digits", n_per_class=4, size=32, random_state=0)
+    broken = root / "broken"
+    broken.mkdir()
+    (broken / "truncated.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really")
+    (broken / "notes.png").write_text("not an image")
+    return root
+
+
+@pytest.fixture(scope="module")
+def model_dir(images, tmp_path_factory):
+    out = tmp_path_factory.mktemp("model")
+    code = main(["train", "--data-dir", str(images / "digits"), "--output-dir",
+                 str(out), "--features", "hog", "color", "--image-size", "32",
+                 "--cv-folds", "2", "--test-size", "0", "--n-jobs", "1"])
+    assert code == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A LocalCluster of 2 single-threaded worker processes on 127.0.0.1."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      host="127.0.0.1", dashboard_address=":0") as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def client(cluster):
+    from distributed import Client
+
+    with Client(cluster) as client:
+        client.wait_for_workers(2)
+        yield client
+
+
+def _files(images):
+    return iter_image_files([images / "digits", images / "broken"])
+
+
+# -- without a cluster ---------------------------------------------------------
+@pytest.mark.parametrize("value, expected", [
+    ("local:2", ("local", 2)), ("local:1", ("local", 1)),
+    ("tcp://10.0.0.5:8786", ("remote", "tcp://10.0.0.5:8786")),
+    ("tls://scheduler.example.org:8786",
+     ("remote", "tls://scheduler.example.org:8786")),
+])
+def test_parse_scheduler_accepts_local_and_addresses(value, expected):
+    assert parse_scheduler(value) == expected
+
+
+@pytest.mark.parametrize("value", ["local:0", "local:x", "10.0.0.5:8786",
+                                   "http://host:8786", ""])
+def test_parse_scheduler_names_the_option_and_the_fix(value):
+    with pytest.raises(ValueError, match="'--scheduler' option must be 'local:N'"):
+        parse_scheduler(value)
+
+
+def test_unreachable_scheduler_raises_cluster_error():
+    with pytest.raises(ClusterError, match="Cannot reach the Dask scheduler"):
+        with dask_client("tcp://127.0.0.1:9", timeout=1):
+            pass
+
+
+def test_cli_bad_scheduler_is_a_reported_error(model_dir, images, tmp_path, capsys):
+    code = main(["extract", "--model-dir", str(model_dir), str(images / "broken"),
+                 "--output", str(tmp_path / "f.parquet"), "--scheduler", "lokal:2"])
+    assert code == 1
+    assert "'--scheduler' option" in capsys.readouterr().err
+
+
+def test_partitions_are_fixed_size_chunks_in_order():
+    files = [f"{i}.png" for i in range(7)]
+    assert partition_files(files, 3) == [files[:3], files[3:6], files[6:]]
+    with pytest.raises(ValueError, match="'partition_size' parameter"):
+        partition_files(files, 0)
+
+
+def test_local_extract_matches_transform_features_and_reports_broken(
+        model_dir, images, tmp_path):
+    pipe = load_model(model_dir)
+    files = _files(images)
+    result = extract_features(pipe, files, tmp_path / "f", partition_size=16)
+    assert (result.n_files, result.n_partitions) == (42, 3)
+    assert sorted(os.path.basename(f) for f, _ in result.errors) == [
+        "notes.png", "truncated.jpg"]
+    names, features, errors = read_features(tmp_path / "f")
+    assert names == files
+    good = [i for i, e in enumerate(errors) if not e]
+    assert len(good) == 40
+    expected = transform_features(pipe, [files[i] for i in good])
+    np.testing.assert_array_equal(features[good], expected)
+    assert np.isnan(features[[i for i in range(42) if i not in good]]).all()
+    manifest = json.loads((tmp_path / "f" / "_hybridclf.json").read_text())
+    assert len(manifest["feature_names"]) == features.shape[1]
+    assert [b[0] for b in manifest["blocks"]] == ["hog", "color"]
+
+
+def test_another_file_list_in_the_same_output_is_refused(model_dir, images,
+                                                         tmp_path):
+    pipe = load_model(model_dir)
+    extract_features(pipe, _files(images)[:5], tmp_path / "f", partition_size=2)
+    with pytest.raises(ValueError, match="holds partitions of another file list"):
+        extract_features(pipe, _files(images)[:5], tmp_path / "f",
+                         partition_size=3)
+
+
+# -- on the cluster ------------------------------------------------------------
+def test_distributed_extract_equals_local_and_scatters_the_model_once(
+        model_dir, images, tmp_path, client, monkeypatch):
+    pipe = load_model(model_dir)
+    files = _files(images)
+    local = extract_features(pipe, files, tmp_path / "local", partition_size=8)
+    scattered, submitted = [], []
+    scatter, submit = client.scatter, client.submit
+    monkeypatch.setattr(client, "scatter", lambda data, **kw: scattered.append(
+        kw) or scatter(data, **kw))
+    monkeypatch.setattr(client, "submit", lambda func, *args, **kw: submitted.append(
+        args) or submit(func, *args, **kw))
+    remote = extract_features(pipe, files, tmp_path / "remote", client=client,
+                              partition_size=8)
+    assert [kw["broadcast"] for kw in scattered] == [True]
+    assert len(submitted) == 6
+    assert all(type(args[0]).__name__ == "Future" for args in submitted)
+    assert remote.errors == local.errors
+    a, b = read_features(tmp_path / "local"), read_features(tmp_path / "remote")
+    assert a[0] == b[0] and a[2] == b[2]
+    np.testing.assert_array_equal(a[1], b[1])
+
+
+def test_rerun_after_deleting_a_partition_recomputes_only_it(
+        model_dir, images, tmp_path, client):
+    pipe = load_model(model_dir)
+    files = _files(images)
+    out = tmp_path / "f"
+    first = extract_features(pipe, files, out, client=client, partition_size=10)
+    assert first.computed == [0, 1, 2, 3, 4]
+    before = read_features(out)
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.glob("part-*.parquet")}
+    (out / "part-00002.parquet").unlink()
+    again = extract_features(pipe, files, out, client=client, partition_size=10)
+    assert again.computed == [2]
+    assert again.skipped == [0, 1, 3, 4]
+    assert sorted(again.errors) == sorted(first.errors)
+    for name, stamp in stamps.items():
+        if name != "part-00002.parquet":
+            assert (out / name).stat().st_mtime_ns == stamp
+    after = read_features(out)
+    assert after[0] == before[0] and after[2] == before[2]
+    np.testing.assert_array_equal(after[1], before[1])
+
+
+def test_distributed_predict_rows_equal_local_and_resume(model_dir, images,
+                                                        tmp_path, client):
+    pipe = load_model(model_dir)
+    files = _files(images)
+    local = list(predict_files(pipe, files, batch_size=7))
+    parts = tmp_path / "parts"
+    # partitions of whole batches: the same batches as the local run
+    remote = predict_partitioned(pipe, files, client=client, parts_dir=parts,
+                                 partition_size=14, batch_size=7)
+    _assert_same_rows(remote, local)
+    assert [r["file"] for r in remote] == files
+    assert sum(bool(r["error"]) for r in remote) == 2
+    # every partition was kept: a rerun rebuilds the rows without the model
+    again = predict_partitioned(None, files, parts_dir=parts, partition_size=14,
+                                batch_size=7)
+    _assert_same_rows(again, local)
+
+
+def _assert_same_rows(rows, expected):
+    def plain(r):
+        return (r["file"], str(r["label"]), r["error"],
+                [(str(c), p) for c, p in r["top"]])
+
+    assert [plain(r) for r in rows] == [plain(r) for r in expected]
+    for key in ("confidence", "ood_score"):
+        np.testing.assert_array_equal([r[key] for r in rows],
+                                      [r[key] for r in expected])
+
+
+def test_relative_names_are_read_from_the_callers_folder(model_dir, images,
+                                                          tmp_path, client,
+                                                          monkeypatch):
+    pipe = load_model(model_dir)
+    monkeypatch.chdir(images)  # the workers run in another folder
+    files = iter_image_files(["digits/digit_3", "broken"])
+    result = extract_features(pipe, files, tmp_path / "f", client=client,
+                              partition_size=3)
+    names, features, errors = read_features(tmp_path / "f")
+    assert names == files and not names[0].startswith("/")
+    assert [f for f, _ in result.errors] == ["broken/notes.png",
+                                             "broken/truncated.jpg"]
+    assert not np.isnan(features[:4]).any()
+    rows = predict_partitioned(pipe, files, client=client, partition_size=3)
+    assert [r["file"] for r in rows] == files
+    assert [r["label"] for r in rows[:4]].count("digit_3") >= 3
+
+
+def test_cli_predict_and_extract_on_a_running_scheduler(model_dir, images,
+                                                        tmp_path, cluster, capsys):
+    inputs = [str(images / "digits"), str(images / "broken")]
+    address = cluster.scheduler_address
+    assert address.startswith("tcp://127.0.0.1:")
+    base = ["predict", "--model-dir", str(model_dir), *inputs, "--batch-size", "4"]
+    assert main([*base, "--output", str(tmp_path / "local.csv")]) == 0
+    assert main([*base, "--output", str(tmp_path / "dask.csv"), "--scheduler",
+                 address, "--partition-size", "8"]) == 0
+    local = (tmp_path / "local.csv").read_text()
+    assert (tmp_path / "dask.csv").read_text() == local
+    assert not (tmp_path / "dask.csv.parts").exists()
+    rows = list(csv.DictReader(local.splitlines()))
+    assert sum(bool(r["error"]) for r in rows) == 2
+
+    capsys.readouterr()
+    assert main(["extract", "--model-dir", str(model_dir), *inputs, "--output",
+                 str(tmp_path / "features.parquet"), "--scheduler", address,
+                 "--partition-size", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "42 files in 6 partitions: 6 computed, 0 already written; " \
+           "2 unreadable" in out
+    assert "truncated.jpg" in out
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(tmp_path / "features.parquet")
+    assert table.column_names == ["file", "error", "features"]
+    assert table.num_rows == 42
+
+
+def test_killing_a_worker_mid_run_loses_and_duplicates_nothing(images, tmp_path,
+                                                               client):
+    paths, labels = load_image_folder(images / "digits")
+    pipe = make_hybrid_pipeline(features=[("sleepy", SleepyFeatures(delay=0.1))])
+    pipe.set_params(load__size=8).fit(paths[::4], labels[::4])
+    files = list(paths)
+    out = tmp_path / "f"
+    box = {}
+    worker = threading.Thread(target=lambda: box.update(result=extract_features(
+        pipe, files, out, client=client, partition_size=2)))
+    worker.start()
+    deadline = time.monotonic() + 60
+    while not list(out.glob("part-*.parquet")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    written_at_kill = len(list(out.glob("part-*.parquet")))
+    pids = client.run(os.getpid)
+    os.kill(pids[sorted(pids)[0]], signal.SIGKILL)
+    worker.join(timeout=120)
+    assert not worker.is_alive()
+    assert 1 <= written_at_kill < 20
+    result = box["result"]
+    assert result.computed == list(range(20)) and result.errors == []
+    names, features, errors = read_features(out)
+    assert names == files  # each file once, in order
+    assert not np.isnan(features).any()
+    assert sorted(p.name for p in out.iterdir()) == ["_hybridclf.json"] + [
+        f"part-{i:05d}.parquet" for i in range(20)]
+
+
+def test_train_on_the_cluster_matches_local_training(images, tmp_path, cluster,
+                                                     client):
+    from distributed import get_task_stream
+
+    common = ["train", "--data-dir", str(images / "digits"), "--features", "hog",
+              "color", "--image-size", "32", "--cv-folds", "2", "--test-size",
+              "0.25", "--search", "grid", "--n-jobs", "1"]
+    assert main([*common, "--output-dir", str(tmp_path / "local")]) == 0
+    with get_task_stream(client) as stream:
+        assert main([*common, "--output-dir", str(tmp_path / "dask"),
+                     "--scheduler", cluster.scheduler_address]) == 0
+    local = json.loads((tmp_path / "local" / "model.json").read_text())
+    dask = json.loads((tmp_path / "dask" / "model.json").read_text())
+    assert dask["cv_scores"] == local["cv_scores"]
+    assert dask["best_params"] == local["best_params"]
+    assert dask["open_set"] == local["open_set"]
+    assert len(stream.data) >= 2  # the folds' features and the search ran there
+
+
+def _environ(name):
+    # a function of this module, not os.environ.get: that would pickle and
+    # read this process's environment
+    return os.environ.get(name)
+
+
+def test_local_scheduler_starts_and_closes_a_local_cluster(monkeypatch):
+    # the cluster of the other tests (Dask's defaults) exported it here
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    with dask_client("local:1") as client:
+        workers = client.scheduler_info()["workers"]
+        assert len(workers) == 1
+        assert all(w.startswith("tcp://127.0.0.1:") for w in workers)
+        # Dask's MALLOC_TRIM_THRESHOLD_ slows the image steps down; not set
+        env = client.run(_environ, "MALLOC_TRIM_THRESHOLD_")
+        assert list(env.values()) == [None]
+        env = client.run(_environ, "OPENCV_FOR_THREADS_NUM")
+        assert list(env.values()) == ["1"]
+        cluster = client.cluster
+    assert cluster.status.name == "closed"
