@@ -51,11 +51,17 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/bench_cnn.py
 	$(BIN)/python benchmarks/bench_augment.py
 
-# the user guide is Markdown in docs/; this builds the API reference beside it
+# the user guide is Markdown in docs/; this builds the API reference beside it.
+# pdoc follows hybridclf's __all__, which names no module, so the public
+# modules (no leading underscore) are listed here.
+API_DIR ?= docs/api
+API_MODULES = hybridclf \
+	$(filter-out hybridclf._%,$(basename $(subst /,.,$(wildcard hybridclf/*.py)))) \
+	$(subst /,.,$(patsubst %/__init__.py,%,$(wildcard hybridclf/*/__init__.py)))
 docs: $(VENV)/.installed-dev
-	rm -rf docs/api
-	MPLBACKEND=Agg $(BIN)/python -m pdoc --docformat numpy -o docs/api hybridclf
-	@echo "API reference: docs/api/index.html"
+	rm -rf $(API_DIR)
+	MPLBACKEND=Agg $(BIN)/python -m pdoc --docformat numpy -o $(API_DIR) $(API_MODULES)
+	@echo "API reference: $(API_DIR)/index.html"
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache .hypothesis build *.egg-info

@@ -20,7 +20,7 @@ data_dir = sys.argv[1] if len(sys.argv) > 1 else write_digits_folder(
 
 paths, labels = load_image_folder(data_dir)
 pipe = make_hybrid_pipeline()
-pipe.set_params(load__size=128, features__sift__extract__random_state=0)
+pipe.set_params(load__size=128)
 
 scores = cross_val_score(pipe, paths, labels, cv=3)
 print(f"3-fold accuracy: {scores.mean():.3f} +/- {scores.std():.3f}")

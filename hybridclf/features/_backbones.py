@@ -136,7 +136,7 @@ def _torchvision_model(name, weights):
                 " never downloads weights. Place that file there (download it "
                 f"once from {chosen.url} on a machine with internet access), or "
                 "pass weights=<path to the file>, or use the offline default "
-                "backbone 'efficientnet_lite0'."
+                "backbone 'efficientnet_lite2'."
             )
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     transforms = chosen.transforms()

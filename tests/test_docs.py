@@ -1,0 +1,506 @@
+"""The documentation stays true: every command line in it runs.
+
+The fenced code blocks of README.md and of every docs/*.md page (except
+docs/benchmarks.md, which the benchmarks write) are run, in the order of the
+page, in a sandbox folder of their own with this virtual environment's
+``bin`` first on ``PATH``:
+
+- blocks tagged ``bash``, ``sh`` or ``shell`` line by line (a line ending in
+  ``\\`` continues on the next; ``#`` comments are skipped), blocks tagged
+  ``console`` only their ``$ `` lines. Each line runs in ``bash -o pipefail``
+  and must exit with 0; exported variables and the working folder carry over
+  to the next line of the page;
+- ``hybridclf serve`` is started in the background on a free port, the test
+  waits until ``GET /ready`` answers, and the server runs until the end of
+  the page; ``127.0.0.1:PORT`` / ``localhost:PORT`` in later lines is
+  pointed at it;
+- blocks tagged ``python`` run in one Python process per page, sharing their
+  variables, as a reader pasting them one after the other would.
+
+``curl`` commands to a server started by the page must get an HTTP status
+below 400, unless the block is preceded by ``<!-- expect-status: NNN -->``.
+
+A block that must not run (it installs packages, calls ``make``, needs Docker
+or a network) is preceded by ``<!-- illustrative: <reason> -->``; the reason
+must not be empty. Other blocks (``text``, ``json``, untagged) are not run.
+
+The sandbox holds what the pages refer to: ``my_photos/`` and ``held_out/``
+(the digits dataset written by docs/guide.md's first command), ``new_photos/``
+(unlabelled images), ``photo.jpg``, ``new_photo.jpg``, ``one.jpg`` and a
+trained ``model/``. A page that needs another file adds it here.
+"""
+
+import json
+import os
+import queue
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+EXCLUDED = {"docs/benchmarks.md"}
+SHELL_TAGS = {"bash", "sh", "shell", "console"}
+PYTHON_TAGS = {"python", "py", "python3"}
+FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>`{3,}|~{3,})\s*(?P<tag>[\w+-]*)")
+ILLUSTRATIVE = re.compile(r"^\s*<!--\s*illustrative:(?P<reason>.*?)-->\s*$")
+EXPECT_STATUS = re.compile(r"^\s*<!--\s*expect-status:\s*(?P<status>\d{3})\s*-->\s*$")
+SERVE = re.compile(r"^\s*(?:\S+=\S+\s+)*hybridclf\s+(?:-\S+\s+)*serve\b")
+# what a reader must not paste into the test sandbox
+MUST_BE_ILLUSTRATIVE = re.compile(
+    r"^\s*(?:sudo\s|pip3?\s+install|python3?\s+-m\s+pip|make(?:\s|$)|git\s|docker\s)")
+COMMAND_TIMEOUT = 300
+SERVER_START_TIMEOUT = 120
+
+
+def doc_files():
+    """README.md and docs/*.md, as paths relative to the repository."""
+    files = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    return [p.relative_to(REPO).as_posix() for p in files
+            if p.is_file() and p.relative_to(REPO).as_posix() not in EXCLUDED]
+
+
+@dataclass
+class Block:
+    """One fenced code block of a Markdown file."""
+
+    file: str
+    line: int  # 1-based line of the opening fence
+    tag: str
+    code: str
+    illustrative: str | None  # the reason, or None when the block runs
+    expect_status: int | None = None  # HTTP status its curl commands get
+
+    @property
+    def where(self):
+        return f"{self.file}:{self.line} ({self.tag} block)"
+
+
+def read_blocks(file):
+    """The fenced code blocks of ``file`` (relative to the repository)."""
+    lines = (REPO / file).read_text(encoding="utf-8").splitlines()
+    blocks, i = [], 0
+    while i < len(lines):
+        match = FENCE.match(lines[i])
+        if not match:
+            i += 1
+            continue
+        fence, start = match.group("fence"), i
+        body, i = [], i + 1
+        while i < len(lines) and not lines[i].strip().startswith(fence):
+            body.append(lines[i])
+            i += 1
+        previous = next((lines[j] for j in range(start - 1, -1, -1)
+                         if lines[j].strip()), "")
+        marker = ILLUSTRATIVE.match(previous)
+        indent = len(match.group("indent"))
+        code = "\n".join(line[indent:] if line[:indent].isspace() else line
+                         for line in body)
+        status = EXPECT_STATUS.match(previous)
+        blocks.append(Block(file, start + 1, match.group("tag").lower(), code,
+                            marker.group("reason").strip() if marker else None,
+                            int(status.group("status")) if status else None))
+        i += 1
+    return blocks
+
+
+def shell_commands(block):
+    """The command lines of a shell block, continuation lines joined."""
+    commands, current = [], ""
+    for raw in block.code.splitlines():
+        line = raw.rstrip()
+        if block.tag == "console" and not current:
+            if not line.startswith("$ "):
+                continue  # output shown in the docs
+            line = line[2:]
+        if not current and (not line.strip() or line.lstrip().startswith("#")):
+            continue
+        if line.endswith("\\"):
+            current += line[:-1] + " "
+            continue
+        commands.append((current + line).strip())
+        current = ""
+    if current.strip():
+        commands.append(current.strip())
+    return commands
+
+
+ALL_BLOCKS = [block for file in doc_files() for block in read_blocks(file)]
+
+
+# --------------------------------------------------------------------------
+# checks that need no sandbox
+# --------------------------------------------------------------------------
+def test_the_guide_is_found():
+    files = doc_files()
+    for page in ("README.md", "docs/index.md", "docs/guide.md", "docs/cli.md",
+                 "docs/service.md", "docs/troubleshooting.md"):
+        assert page in files
+    assert "docs/benchmarks.md" not in files
+    assert any(b.tag in SHELL_TAGS and b.illustrative is None for b in ALL_BLOCKS)
+
+
+@pytest.mark.parametrize("block", ALL_BLOCKS, ids=lambda b: f"{b.file}:{b.line}")
+def test_illustrative_blocks_say_why(block):
+    if block.illustrative is not None:
+        assert block.illustrative, (
+            f"{block.where}: the illustrative marker needs a reason: "
+            "<!-- illustrative: <why this block is not run> -->")
+        return
+    if block.tag in SHELL_TAGS:
+        for command in shell_commands(block):
+            assert not MUST_BE_ILLUSTRATIVE.match(command), (
+                f"{block.where}: `{command}` would install, recurse or need "
+                "outside services in the test; mark the block with "
+                "<!-- illustrative: <reason> --> on the line before it")
+
+
+def test_pages_link_to_existing_pages():
+    # relative links between the docs pages and the README must not dangle
+    for file in doc_files():
+        text = (REPO / file).read_text(encoding="utf-8")
+        for target in re.findall(r"\]\(([^)#:\s]+\.md)(?:#[^)]*)?\)", text):
+            path = (REPO / file).parent / target
+            assert path.is_file() or target in (
+                "scale-out.md", "choosing-features.md"), (
+                f"{file} links to {target}, which does not exist")
+
+
+def _sections(text):
+    """Markdown ``## name`` sections of a page: name -> text."""
+    parts = re.split(r"^## +(\S+) *$", text, flags=re.MULTILINE)
+    return dict(zip(parts[1::2], parts[2::2]))
+
+
+def test_cli_reference_matches_the_parser():
+    # every command and option of `hybridclf` is in docs/cli.md (the Dask ones
+    # may be in docs/scale-out.md instead), with the parser's default
+    import argparse
+
+    from hybridclf.cli import build_parser
+
+    cli_md = (REPO / "docs" / "cli.md").read_text(encoding="utf-8")
+    scale = REPO / "docs" / "scale-out.md"
+    scale_md = scale.read_text(encoding="utf-8") if scale.is_file() else ""
+    sections = _sections(cli_md)
+    parser = build_parser()
+    commands = next(a for a in parser._actions
+                    if isinstance(a, argparse._SubParsersAction)).choices
+    for name, sub in commands.items():
+        section = sections.get(name)
+        if section is None:
+            assert f"hybridclf {name}" in scale_md, (
+                f"`hybridclf {name}` has no '## {name}' section in docs/cli.md")
+            continue
+        for action in sub._actions:
+            longs = [s for s in action.option_strings if s.startswith("--")]
+            if not longs or longs[0] == "--help":
+                continue
+            option = longs[0]
+            if f"`{option}" not in section:
+                assert f"`{option}" in scale_md, (
+                    f"docs/cli.md, section '{name}', does not document {option}")
+                continue
+            row = re.search(rf"^\| `{re.escape(option)}[^|]*\| *([^|]*?) *\|",
+                            section, re.MULTILINE)
+            if row is None or isinstance(action.default, bool):
+                continue
+            cell, default = row.group(1), action.default
+            if action.required:
+                assert cell == "required", (name, option, cell)
+            elif isinstance(default, (int, float)):
+                shown = re.search(r"-?\d+(?:\.\d+)?", cell)
+                assert shown and float(shown.group()) == default, (
+                    f"docs/cli.md, {name} {option}: default {cell!r}, the parser "
+                    f"says {default!r}")
+            elif isinstance(default, str):
+                assert f"`{default}`" in cell, (
+                    f"docs/cli.md, {name} {option}: default {cell!r}, the parser "
+                    f"says {default!r}")
+
+
+# --------------------------------------------------------------------------
+# the sandbox
+# --------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def docs_sandbox(tmp_path_factory):
+    """A folder with the files the docs refer to; copied for each page."""
+    import cv2
+
+    from hybridclf import load_image_folder, make_hybrid_pipeline, save_model
+    from hybridclf.datasets import write_digits_folder
+    from hybridclf.training import train_model
+
+    root = tmp_path_factory.mktemp("docs-sandbox")
+    # the same call as the first command of docs/guide.md, which rewrites
+    # the same files when it runs
+    write_digits_folder(root / "my_photos", n_per_class=12,
+                        holdout_root=root / "held_out", n_holdout=4)
+    held_out = sorted((root / "held_out").rglob("*.png"))
+    (root / "new_photos").mkdir()
+    for path in held_out[::8]:
+        shutil.copy(path, root / "new_photos" / path.name)
+    image = cv2.imread(str(held_out[0]))
+    for name in ("photo.jpg", "new_photo.jpg", "one.jpg"):
+        cv2.imwrite(str(root / name), image)
+    # the pages run examples as `python examples/NAME.py` from the repository
+    (root / "examples").symlink_to(REPO / "examples", target_is_directory=True)
+    paths, labels = load_image_folder(root / "my_photos")
+    pipe = make_hybrid_pipeline(features=["hog", "color"]).set_params(load__size=64)
+    result = train_model(pipe, paths, labels, test_size=0, cv_folds=3)
+    save_model(result.pipeline, root / "model", metadata=result.metadata())
+    return root
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _tail(text, n=3000):
+    return text if len(text) <= n else "..." + text[-n:]
+
+
+_DRIVER = r'''
+import json, sys, traceback
+namespace = {"__name__": "__main__"}
+for line in sys.stdin:
+    request = json.loads(line)
+    try:
+        exec(compile(request["code"], request["name"], "exec"), namespace)
+        answer = {"ok": True, "error": ""}
+    except BaseException:
+        answer = {"ok": False, "error": traceback.format_exc()}
+    sys.stdout.flush()
+    sys.stderr.flush()
+    print("\n@@docs-block-done@@ " + json.dumps(answer), flush=True)
+'''
+
+
+class PageRunner:
+    """Runs the blocks of one page in a sandbox, in order."""
+
+    def __init__(self, root, file):
+        self.root = root
+        self.file = file
+        self.state = root / ".docs_state.sh"
+        self.state.write_text("")
+        bin_dir = str(Path(sys.executable).parent)
+        self.env = {
+            **os.environ,
+            "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+            "VIRTUAL_ENV": str(Path(bin_dir).parent),
+            "MPLBACKEND": "Agg",
+            # one BLAS thread: many small fits on 2 shared cores (see
+            # docs/troubleshooting.md, "Slow training on a busy machine")
+            "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+        }
+        self.env.pop("PYTHONPATH", None)
+        (root / ".tmp").mkdir(exist_ok=True)
+        self.env["TMPDIR"] = str(root / ".tmp")
+        self.servers = {}  # port in the docs -> (process, real port, log path)
+        self.python = None
+
+    # ---- ports
+    def _ports(self, text):
+        for docs_port, (_, port, _) in self.servers.items():
+            text = re.sub(rf"\b(127\.0\.0\.1|localhost):{docs_port}\b",
+                          rf"\g<1>:{port}", text)
+        return text
+
+    # ---- shell
+    def shell(self, block, command):
+        if MUST_BE_ILLUSTRATIVE.match(command):
+            pytest.fail(f"{block.where}: `{command}` is not run here: it would "
+                        "install, recurse or need outside services. Mark the "
+                        "block with <!-- illustrative: <reason> -->", pytrace=False)
+        if SERVE.match(command):
+            return self._serve(block, command)
+        run = self._ports(command)
+        check_status = bool(self.servers) and run.startswith("curl ")
+        if check_status:
+            run = "curl -w '\\n@@http %{http_code}\\n' " + run[len("curl "):]
+        state = shlex.quote(str(self.state))
+        script = (f"source {state}\nset -eo pipefail\n{run}\n"
+                  f"export -p > {state}\necho \"cd $(printf %q \"$PWD\")\" "
+                  f">> {state}\n")
+        try:
+            result = subprocess.run(["bash", "-c", script], cwd=self.root,
+                                    env=self.env, capture_output=True, text=True,
+                                    timeout=COMMAND_TIMEOUT, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired as exc:
+            out = exc.stdout or b""
+            out = out.decode(errors="replace") if isinstance(out, bytes) else out
+            pytest.fail(f"{block.where}: `{command}` ran over {COMMAND_TIMEOUT} s\n"
+                        f"--- stdout\n{_tail(out)}", pytrace=False)
+        if result.returncode != 0:
+            pytest.fail(
+                f"{block.where}: `{command}` exited with {result.returncode}\n"
+                f"--- stdout\n{_tail(result.stdout)}\n--- stderr\n"
+                f"{_tail(result.stderr)}", pytrace=False)
+        status = re.search(r"^@@http (\d{3})$", result.stdout, re.MULTILINE)
+        if check_status and status:
+            got, expected = int(status.group(1)), block.expect_status
+            if (got != expected) if expected else got >= 400:
+                pytest.fail(
+                    f"{block.where}: `{command}` got HTTP {got}, expected "
+                    f"{expected or 'a status below 400'}\n--- answer\n"
+                    f"{_tail(result.stdout)}", pytrace=False)
+
+    def _serve(self, block, command):
+        match = re.search(r"--port[= ](\d+)", command)
+        docs_port = int(match.group(1)) if match else 8000
+        self._stop(docs_port)
+        port = _free_port()
+        if match:
+            command = command.replace(match.group(0), f"--port {port}")
+        else:
+            command += f" --port {port}"
+        log = self.root / f".serve-{docs_port}.log"
+        with open(log, "w") as fh:
+            process = subprocess.Popen(
+                ["bash", "-c",
+                 f"source {shlex.quote(str(self.state))}\nexec {command}"],
+                cwd=self.root, env=self.env, stdout=fh, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True)
+        self.servers[docs_port] = (process, port, log)
+        deadline = time.monotonic() + SERVER_START_TIMEOUT
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                pytest.fail(f"{block.where}: `{command}` stopped with "
+                            f"{process.returncode}\n--- log\n{_tail(log.read_text())}",
+                            pytrace=False)
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready",
+                                            timeout=5) as answer:
+                    if answer.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.3)
+        pytest.fail(f"{block.where}: `{command}` did not answer GET /ready within "
+                    f"{SERVER_START_TIMEOUT} s\n--- log\n{_tail(log.read_text())}",
+                    pytrace=False)
+
+    def _stop(self, docs_port):
+        process, _, _ = self.servers.pop(docs_port, (None, None, None))
+        if process is not None and process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+    # ---- python
+    def run_python(self, block):
+        if self.python is None:
+            driver = self.root / ".docs_driver.py"
+            driver.write_text(_DRIVER)
+            self.python_log = open(self.root / ".python.log", "w")
+            self.python = subprocess.Popen(
+                [sys.executable, "-u", str(driver)], cwd=self.root, env=self.env,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=self.python_log, text=True)
+            self.lines = queue.Queue()
+            threading.Thread(target=self._read, daemon=True).start()
+        request = {"code": self._ports(block.code), "name": block.where}
+        self.python.stdin.write(json.dumps(request) + "\n")
+        self.python.stdin.flush()
+        output, deadline = [], time.monotonic() + COMMAND_TIMEOUT
+        while True:
+            try:
+                line = self.lines.get(timeout=max(deadline - time.monotonic(), 0.1))
+            except queue.Empty:
+                pytest.fail(f"{block.where}: ran over {COMMAND_TIMEOUT} s\n"
+                            f"--- output\n{_tail(''.join(output))}")
+            if line is None:
+                pytest.fail(f"{block.where}: the Python process died\n--- stderr\n"
+                            f"{_tail((self.root / '.python.log').read_text())}")
+            if line.startswith("@@docs-block-done@@ "):
+                answer = json.loads(line.split(" ", 1)[1])
+                break
+            output.append(line)
+        if not answer["ok"]:
+            pytest.fail(f"{block.where} failed:\n{block.code}\n--- error\n"
+                        f"{answer['error']}--- output\n{_tail(''.join(output))}",
+                        pytrace=False)
+
+    def _read(self):
+        for line in self.python.stdout:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def close(self):
+        for docs_port in list(self.servers):
+            self._stop(docs_port)
+        if self.python is not None:
+            self.python.stdin.close()
+            try:
+                self.python.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.python.kill()
+                self.python.wait()
+            self.python_log.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("file", doc_files())
+def test_doc_commands_run(file, docs_sandbox, tmp_path):
+    blocks = [b for b in read_blocks(file) if b.illustrative is None
+              and (b.tag in SHELL_TAGS or b.tag in PYTHON_TAGS)]
+    if not blocks:
+        pytest.skip(f"{file} has no block to run")
+    root = tmp_path / "sandbox"
+    shutil.copytree(docs_sandbox, root)
+    runner = PageRunner(root, file)
+    try:
+        for block in blocks:
+            start = time.perf_counter()
+            if block.tag in PYTHON_TAGS:
+                runner.run_python(block)
+                print(f"{time.perf_counter() - start:5.1f} s  {block.where}")
+                continue
+            for command in shell_commands(block):
+                runner.shell(block, command)
+                print(f"{time.perf_counter() - start:5.1f} s  {command}")
+                start = time.perf_counter()
+    finally:
+        runner.close()
+
+
+# --------------------------------------------------------------------------
+# the API reference
+# --------------------------------------------------------------------------
+def test_api_reference_builds(tmp_path):
+    # `make docs`, into a temporary folder, with this interpreter, without
+    # its install step
+    pytest.importorskip("pdoc")
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    bin_dir = Path(sys.executable).parent
+    result = subprocess.run(
+        ["make", "-o", ".venv/.installed-dev", "docs", f"API_DIR={tmp_path}",
+         f"BIN={bin_dir}"],
+        capture_output=True, text=True, timeout=600, cwd=REPO,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    top = (tmp_path / "hybridclf.html").read_text(encoding="utf-8")
+    assert "make_hybrid_pipeline" in top
+    for page in ("features.html", "serve.html", "training.html", "io.html"):
+        assert (tmp_path / "hybridclf" / page).is_file(), page
+    features = (tmp_path / "hybridclf" / "features.html").read_text(encoding="utf-8")
+    assert "HOGFeatures" in features and "orientations" in features
