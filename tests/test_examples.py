@@ -167,3 +167,14 @@ def test_batch_predict_folder(tmp_path):
     assert sum(1 for r in rows if r["error"]) == 1
     assert all(r["label"].startswith("digit_") or r["label"] == "unknown"
                for r in rows if not r["error"])
+
+
+def test_run_on_dask(tmp_path):
+    pytest.importorskip("distributed")
+    out = run_example("run_on_dask.py", tmp_path=tmp_path)
+    assert "cluster local:2: 2 workers" in out
+    assert re.search(r"extract: 81 files in 6 partitions, 6 computed", out)
+    assert re.search(r"unreadable: .*notes\.png: not an image", out)
+    assert "same features as a local run: True" in out
+    assert "same predictions as a local run: True" in out
+    assert 0.9 <= number_after("training accuracy on the cluster:", out) <= 1.0
