@@ -699,6 +699,11 @@ def format_parser_serve(parser):
         help="name of the environment variable that holds the API key; clients "
         "send it in the X-API-Key header (default: no key)",
     )
+    parser.add_argument(
+        "--threads", type=int, default=None,
+        help="threads per prediction in each worker; the feature blocks of one "
+        "image run side by side (default: the cores divided among the workers)",
+    )
 
 
 def run_serve(args):
@@ -712,7 +717,8 @@ def run_serve(args):
     _out(f"Serving {args.model_dir} on http://{args.host}:{args.port} "
          f"(docs at /docs); press Ctrl+C to stop")
     serve(args.model_dir, host=args.host, port=args.port, workers=args.workers,
-          max_body_mb=args.max_body_mb, api_key_env=args.api_key_env)
+          max_body_mb=args.max_body_mb, api_key_env=args.api_key_env,
+          threads=args.threads)
     return 0
 
 

@@ -340,7 +340,7 @@ class _BodyLimitMiddleware:
 # the app
 # --------------------------------------------------------------------------
 def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
-               use_ood=True, allow_pickle=False):
+               use_ood=True, allow_pickle=False, threads=None):
     """Build the FastAPI application that serves a model directory.
 
     Nothing is loaded here: the model is loaded and warmed up with one
@@ -372,6 +372,12 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
         Load a pickled model (runs code from the file); see
         :func:`~hybridclf.load_model`.
 
+    threads : int or None, default=None
+        Threads each prediction may use: every ``n_jobs`` of the model (the
+        loader, the feature blocks) is set to it, whatever it was in
+        training. With two or more, the feature blocks of a single image run
+        side by side, which cuts its latency. None uses every core.
+
     Returns
     -------
     app : fastapi.FastAPI
@@ -402,6 +408,7 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
 
         def load():
             pipe = load_model(model_dir, allow_pickle=allow_pickle)
+            _set_threads(pipe, threads)
             info = read_model_info(model_dir)
             warm = np.full((32, 32, 3), 127, dtype=np.uint8)
             predict_open_set(pipe, [warm])
@@ -652,7 +659,16 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
 # --------------------------------------------------------------------------
 _ENV = {"model_dir": "HYBRIDCLF_SERVE_MODEL_DIR",
         "max_body_mb": "HYBRIDCLF_SERVE_MAX_BODY_MB",
-        "api_key_env": "HYBRIDCLF_SERVE_API_KEY_ENV"}
+        "api_key_env": "HYBRIDCLF_SERVE_API_KEY_ENV",
+        "threads": "HYBRIDCLF_SERVE_THREADS"}
+
+
+def _set_threads(pipe, threads):
+    """Set every ``n_jobs`` parameter of a fitted pipeline to ``threads``."""
+    n_jobs = -1 if threads is None else int(threads)
+    names = [k for k, v in pipe.get_params().items()
+             if k.endswith("n_jobs") and (v is None or isinstance(v, int))]
+    pipe.set_params(**{name: n_jobs for name in names})
 
 
 def app_from_environment():
@@ -669,11 +685,12 @@ def app_from_environment():
         os.environ[_ENV["model_dir"]],
         api_key=os.environ.get(key_env) if key_env else None,
         max_body_mb=float(os.environ.get(_ENV["max_body_mb"], "10")),
+        threads=int(os.environ.get(_ENV["threads"]) or 0) or None,
     )
 
 
 def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0,
-          api_key_env=None, log_level="info"):
+          api_key_env=None, threads=None, log_level="info"):
     """Run the prediction service with uvicorn until interrupted.
 
     Parameters
@@ -696,6 +713,10 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
     api_key_env : str or None, default=None
         Name of the environment variable that holds the API key. The key
         itself never appears on a command line.
+
+    threads : int or None, default=None
+        Threads per prediction in each worker (see :func:`create_app`); None
+        shares the cores among the workers.
 
     log_level : str, default="info"
         uvicorn's log level.
@@ -722,6 +743,9 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
     os.environ[_ENV["model_dir"]] = os.path.abspath(os.fspath(model_dir))
     os.environ[_ENV["max_body_mb"]] = str(max_body_mb)
     os.environ[_ENV["api_key_env"]] = api_key_env or ""
+    if threads is None:
+        threads = max(1, (os.cpu_count() or 1) // int(workers))
+    os.environ[_ENV["threads"]] = str(int(threads))
     logger.info("Serving %s on http://%s:%d with %d worker(s)", model_dir, host,
                 port, workers)
     uvicorn.run("hybridclf.serve:app_from_environment", factory=True, host=host,

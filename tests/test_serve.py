@@ -276,10 +276,15 @@ def test_an_app_without_key_and_parameter_errors(model_dir, brick):
 
     with pytest.raises(ValueError, match="max_body_mb"):
         create_app(model_dir, max_body_mb=0)
-    with _Server(create_app(model_dir)) as http:
+    app = create_app(model_dir, threads=3)
+    with _Server(app) as http:
         r = http.post("/predict", json={"image_data": _b64(brick)})
         assert r.status_code == 200
         assert r.json()["predicted_class"] == "brick"
+        # the service, not training, decides how many threads a prediction uses
+        params = app.state.hybridclf.pipe.get_params()
+        n_jobs = {k: v for k, v in params.items() if k.endswith("n_jobs")}
+        assert n_jobs and set(n_jobs.values()) == {3}, n_jobs
 
 
 def test_not_ready_before_the_model_is_loaded(model_dir, brick):
