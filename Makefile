@@ -50,6 +50,11 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/bench_features.py
 	$(BIN)/python benchmarks/bench_cnn.py
 	$(BIN)/python benchmarks/bench_augment.py
+	$(BIN)/python benchmarks/bench_accuracy.py
+	$(BIN)/python benchmarks/bench_train.py
+	$(BIN)/python benchmarks/bench_serve.py
+	$(BIN)/python benchmarks/bench_scale.py
+	$(BIN)/python benchmarks/bench_inspect.py
 
 # the user guide is Markdown in docs/; this builds the API reference beside it.
 # pdoc follows hybridclf's __all__, which names no module, so the public

@@ -186,7 +186,8 @@ def run_accuracy(images, labels, n_splits, n_repeats):
     }
     results = {}
     for name, sampler in configs.items():
-        pipe = make_hybrid_pipeline(sampler=sampler)
+        pipe = make_hybrid_pipeline(features=["hog", "lbp", "sift", "color"],
+                                    classifier="logistic", sampler=sampler)
         blocks = list(pipe.named_steps["features"].named_transformers)
         params = {"load": "passthrough"}
         params.update({f"features__{b}__extract__n_jobs": 2 for b in blocks})
@@ -217,7 +218,7 @@ def run_accuracy(images, labels, n_splits, n_repeats):
     return {
         "cv": f"RepeatedStratifiedKFold(n_splits={n_splits}, n_repeats={n_repeats},"
               " random_state=0)",
-        "classifier": type(make_hybrid_pipeline()["clf"]).__name__,
+        "classifier": "LogisticRegression",
         "results": results,
     }
 

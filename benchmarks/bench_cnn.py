@@ -1,4 +1,4 @@
-"""Benchmark CNNFeatures: CPU speed against bare PyTorch, memory, GPU, accuracy.
+"""Benchmark CNNFeatures: CPU speed against bare PyTorch, memory, GPU.
 
 Measures on the amulet6 photos (``../shared/data/amulet6`` or
 ``$HYBRIDCLF_DATA/amulet6``):
@@ -11,9 +11,7 @@ Measures on the amulet6 photos (``../shared/data/amulet6`` or
   embeds images, with ONNX Runtime (no torch import) and with PyTorch;
 - on a machine with a CUDA GPU, end-to-end images per second from JPEG files
   to embeddings (threaded decoding overlapped with batched bf16 inference);
-- accuracy (repeated stratified 5-fold): the CNN embedding with a linear head,
-  the classical union, and the union with the CNN block, with paired per-fold
-  differences.
+- (accuracy is measured with grouped folds by ``bench_accuracy.py``).
 
 It rewrites its section of ``docs/benchmarks.md`` and writes every figure to
 ``benchmarks/results/bench_cnn.json``. Run it with::
@@ -62,8 +60,12 @@ def cpu_speed(images, repeats, quick):
 
     torch.set_num_threads(2)
     rows = []
-    for label, params in [("Lite0, GeM, no TTA", {"flip_tta": False}),
-                          ("Lite0, GeM, flip TTA (default)", {})]:
+    lite0 = {"backbone": "efficientnet_lite0", "layer": "head"}
+    for label, params in [
+        ("Lite0, GeM, no TTA", {**lite0, "flip_tta": False}),
+        ("Lite0, GeM, flip TTA", {**lite0, "flip_tta": True}),
+        ("Lite2, block -4 + head, 224 px (default)", {}),
+    ]:
         ours = CNNFeatures(device="cpu", n_jobs=2, **params).fit(images[:2])
         net = ours._network()
         tensors = ours._prepare(images)
@@ -191,58 +193,6 @@ def gpu_end_to_end(paths, quick):
     return {"device": name, "img_s": rate, "n_images": n}
 
 
-def accuracy(images, labels, quick):
-    """Repeated stratified 5-fold: CNN alone, classical union, union + CNN."""
-    from joblib import Memory
-    from sklearn.model_selection import RepeatedStratifiedKFold, cross_validate
-
-    from hybridclf import make_hybrid_pipeline
-
-    cv = RepeatedStratifiedKFold(n_splits=2 if quick else 5,
-                                 n_repeats=1 if quick else 3, random_state=0)
-    configs = {
-        "cnn (linear head)": ["cnn"],
-        "classical union (hog, lbp, sift, color)": ["hog", "lbp", "sift", "color"],
-        "union + cnn": ["cnn", "hog", "lbp", "sift", "color"],
-    }
-    results = {}
-    with tempfile.TemporaryDirectory() as cache:
-        memory = Memory(cache, verbose=0)
-        for name, features in configs.items():
-            pipe = make_hybrid_pipeline(features=features, memory=memory)
-            params = {"load": "passthrough"}
-            for key in pipe.get_params():
-                if key.endswith("extract__n_jobs"):
-                    params[key] = 2
-                if key.endswith("extract__random_state"):
-                    params[key] = 0
-            pipe.set_params(**params)
-            t = time.perf_counter()
-            scores = cross_validate(pipe, images, labels, cv=cv,
-                                    scoring=("accuracy", "balanced_accuracy"))
-            results[name] = {
-                "accuracy": scores["test_accuracy"].tolist(),
-                "balanced_accuracy": scores["test_balanced_accuracy"].tolist(),
-                "seconds": time.perf_counter() - t,
-            }
-            acc = scores["test_accuracy"]
-            print(f"  {name:42s} {acc.mean():.3f} +/- {acc.std():.3f}", flush=True)
-    base = np.array(results["classical union (hog, lbp, sift, color)"]["accuracy"])
-    with_cnn = np.array(results["union + cnn"]["accuracy"])
-    diff = with_cnn - base
-    results["paired"] = {
-        "mean_difference": float(diff.mean()), "std_difference": float(diff.std()),
-        "wins": int((diff > 0).sum()), "ties": int((diff == 0).sum()),
-        "losses": int((diff < 0).sum()),
-    }
-    return results
-
-
-def _fmt(values):
-    values = np.asarray(values)
-    return f"{values.mean():.3f} +/- {values.std():.3f}"
-
-
 def render(res):
     import onnxruntime
     import torch
@@ -285,25 +235,11 @@ def render(res):
     else:
         lines.append(f"{gpu['device']}: {gpu['img_s']:.0f} img/s over "
                      f"{gpu['n_images']} images (target >= 6k img/s on an H200).")
-    acc = res["accuracy"]
-    paired = acc["paired"]
     lines += [
         "", "### Accuracy", "",
-        "`make_hybrid_pipeline(features=...)` with its defaults (CNN: "
-        "EfficientNet-Lite0, GeM pooling, flip TTA; LogisticRegression), images "
-        "loaded once; RepeatedStratifiedKFold(5, 3, random_state=0); stratified, "
-        "not grouped by near-duplicates.", "",
-        "| features | accuracy | balanced accuracy | fit + predict, all folds (s) |",
-        "| --- | ---: | ---: | ---: |",
-        *[f"| {k} | {_fmt(v['accuracy'])} | {_fmt(v['balanced_accuracy'])} | "
-          f"{v['seconds']:.0f} |" for k, v in acc.items() if k != "paired"],
-        "",
-        f"Paired per fold, union + cnn minus classical union: "
-        f"{paired['mean_difference']:+.3f} +/- {paired['std_difference']:.3f} "
-        f"({paired['wins']} wins, {paired['ties']} ties, {paired['losses']} losses).",
-        "References (plain scripts, repeated stratified 5-fold): EfficientNet-Lite0"
-        " linear probe 0.828, with flip TTA 0.853; all five blocks concatenated + "
-        "LogisticRegression 0.917.",
+        "Measured with grouped folds by `benchmarks/bench_accuracy.py`: see "
+        "[Accuracy](#accuracy-benchmarksbench_accuracypy) (the default CNN "
+        "alone, and with the classical blocks).",
         END,
     ]
     return "\n".join(lines)
@@ -340,7 +276,6 @@ def main(argv=None):
     print("GPU ...", flush=True)
     res["gpu"] = gpu_end_to_end(paths, args.quick)
     print("Accuracy ...", flush=True)
-    res["accuracy"] = accuracy(images, labels, args.quick)
     out_dir = Path(tempfile.gettempdir()) / "hybridclf_bench_quick" if args.quick \
         else REPO / "benchmarks" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)

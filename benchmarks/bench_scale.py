@@ -17,8 +17,8 @@ runs) and the same pipeline everywhere:
 - an **estimate**, from the measured per-image cost on one worker, of the
   number of workers (one core each) needed for 10 million images per hour.
 
-Without ``--quick`` the model is ``make_hybrid_pipeline()`` (HOG, LBP, SIFT,
-colour at 224 px) fitted on amulet6, and the file list is the 173 amulet6
+Without ``--quick`` the model is ``make_hybrid_pipeline()`` (the CNN, HOG, LBP
+and colour at 224 px) fitted on amulet6, and the file list is the 173 amulet6
 files 4 times (692 files, partitions of 16), best of 3 runs per setting.
 ``--quick`` uses HOG + colour at 128 px and partitions of 32; it still writes
 its section, marked as a quick run.
@@ -70,7 +70,7 @@ def fit_model(folder, quick):
         name = "HOG + colour, 128 px (--quick)"
     else:
         pipe = make_hybrid_pipeline()
-        name = "make_hybrid_pipeline() defaults (HOG, LBP, SIFT, colour, 224 px)"
+        name = "make_hybrid_pipeline() defaults (CNN, HOG, LBP, colour, 224 px)"
     pipe.fit(paths, labels)
     # one thread per task everywhere: the local path is one worker's work
     pipe.set_params(**{k: 1 for k in pipe.get_params()
