@@ -130,8 +130,8 @@ def _serve_once(model_dir, image_root):
     _out(f"  predicted_class={answer['predicted_class']!r} "
          f"confidence={answer['confidence']:.3f} "
          f"processing_time_ms={answer['processing_time_ms']:.1f}")
-    _out(f"Run it yourself: hybridclf serve --model-dir {model_dir} "
-         "(then open http://127.0.0.1:8000/docs)")
+    _out(f"Run it yourself: hybridclf serve --model-dir {model_dir}, then open "
+         "http://127.0.0.1:8000/ to upload photos (the API: /docs)")
 
 
 # --------------------------------------------------------------------------
