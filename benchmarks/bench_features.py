@@ -432,7 +432,7 @@ def accuracy_table(accuracy):
         ref_name, ref = REFERENCE_ACCURACY[name]
         label = name
         if name == "union":
-            label = f"union (default: {', '.join(res['features'])})"
+            label = f"union ({', '.join(res['features'])})"
         lines.append(
             f"| {label} | {res['accuracy_mean']:.3f} +/- {res['accuracy_std']:.3f} "
             f"| {res['balanced_accuracy_mean']:.3f} +/- "

@@ -47,7 +47,10 @@ def _embed(records, n_jobs, progress=False):
     from .features import CNNFeatures
 
     index = [i for i, rec in enumerate(records) if rec.get("image") is not None]
-    cnn = CNNFeatures(image_size=_CNN_SIZE, flip_tta=False, device="cpu",
+    # the thresholds above were tuned on this network: it stays whatever the
+    # classification default becomes
+    cnn = CNNFeatures(backbone="efficientnet_lite0", layer="head",
+                      image_size=_CNN_SIZE, flip_tta=False, device="cpu",
                       n_jobs=n_jobs, verbose=progress)
     out = None
     if index:
