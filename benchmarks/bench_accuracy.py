@@ -33,6 +33,7 @@ It rewrites its section of ``docs/benchmarks.md`` and writes every fold to
 
 import argparse
 import json
+import os
 import sys
 import time
 from datetime import datetime, timezone
@@ -215,7 +216,10 @@ def render(report):
         "- *fit s*: mean per fold (about 138 training photos): block extraction "
         "(measured ms per image x photos) plus the fits; *predict ms*: per "
         "photo, features and classifier, from decoded images (decoding adds "
-        "about 0.5 ms). Times taken while the benchmark ran with n_jobs=2.",
+        "about 0.5 ms). Times taken while the benchmark ran with n_jobs=2; "
+        "compare them within this table only (the machine may have been "
+        "shared); the default's cost on a quiet machine is measured by "
+        "`bench_train.py` and `bench_serve.py`.",
         "- *vs default*: paired per-fold accuracy difference, mean +/- std, and "
         "folds won / tied / lost against the default.",
         "",
@@ -286,7 +290,7 @@ def main(argv=None):
                 row["f1_macro"].append(f1_score(y[test], pred, average="macro"))
                 row["fit_s"].append(fit_s)
                 row["predict_ms"].append(pred_ms)
-                row["folds"].append({"test_files": [str(paths[i]) for i in test],
+                row["folds"].append({"test": [int(i) for i in test],
                                      "predicted": [str(p) for p in pred]})
             print(f"{label:60s} {np.mean(row['accuracy']):.3f} +/- "
                   f"{np.std(row['accuracy']):.3f}  fit {np.mean(row['fit_s']):.1f} s"
@@ -298,6 +302,8 @@ def main(argv=None):
         "setup": {"machine": f"{info['nproc']} CPUs, {info['cpu_model']}; "
                              f"scikit-learn {info['scikit-learn']}",
                   "n_images": len(paths), "n_groups": len(set(groups.tolist())),
+                  # fold "test" entries index this list (relative to amulet6)
+                  "files": [os.path.relpath(p, folder) for p in paths],
                   "seeds": seeds, "n_folds": len(folds), "exact_check": exact,
                   "fine_tune": args.fine_tune,
                   "block_ms_per_image": store.ms_per_image},
@@ -314,7 +320,7 @@ def main(argv=None):
     if args.quick:
         print(render(report))
         return 0
-    JSON_FILE.write_text(json.dumps(report, indent=1))
+    JSON_FILE.write_text(json.dumps(report, separators=(",", ":")))
     _common.write_section(_common.DOCS_FILE, render(report), START, END)
     print(f"wrote {_common.DOCS_FILE} and {JSON_FILE}")
     return 0
