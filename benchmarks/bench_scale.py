@@ -19,7 +19,7 @@ runs) and the same pipeline everywhere:
 
 Without ``--quick`` the model is ``make_hybrid_pipeline()`` (the CNN, HOG, LBP
 and colour at 224 px) fitted on amulet6, and the file list is the 173 amulet6
-files 4 times (692 files, partitions of 16), best of 3 runs per setting.
+files 4 times (692 files, partitions of 32), best of 3 runs per setting.
 ``--quick`` uses HOG + colour at 128 px and partitions of 32; it still writes
 its section, marked as a quick run.
 
@@ -219,7 +219,7 @@ def main(argv=None):
     load_before = os.getloadavg()[0]
     # the same files listed 4 times: enough work to time 1 and 2 workers
     files = paths * 4
-    results = measure(pipe, files, 32 if args.quick else 16, 3)
+    results = measure(pipe, files, 32, 3)
     report = {"date": datetime.date.today().isoformat(), "quick": args.quick,
               "model": name, "results": results, "machine": machine_info(),
               "load_before": load_before, "load_after": os.getloadavg()[0]}
