@@ -58,7 +58,7 @@ JSON_FILE = _common.REPO_ROOT / "docs" / "bench_accuracy.json"
 COMMAND = ".venv/bin/python benchmarks/bench_accuracy.py"
 LEARNED = {"sift"}  # blocks whose fit learns from the images
 
-# extra blocks by name: (factory, description)
+# blocks beyond FEATURE_BLOCKS, by name: a factory each
 EXTRA_BLOCKS = {
     "cnn_tta": lambda: CNNFeatures(flip_tta=True),
     "cnn_lite0": lambda: CNNFeatures(backbone="efficientnet_lite0", layer="head",
