@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from skimage.feature import local_binary_pattern
 
 from hybridclf.features import LBPFeatures
+from hybridclf.features._lbp import lbp_codes
 
 from ..strategies import image_batches
 
@@ -38,6 +39,26 @@ def test_matches_skimage_for_one_cell(real_images):
     expected = np.bincount(codes.ravel(), minlength=10) / codes.size
     # OpenCV's and this luma rounding may differ by one grey level on a few pixels
     np.testing.assert_allclose(out[0], expected, atol=0.01)
+
+
+@settings(max_examples=40, deadline=None)
+@given(shape=st.tuples(st.integers(3, 40), st.integers(3, 40)),
+       levels=st.sampled_from([2, 3, 256]), seed=st.integers(0, 2**16),
+       scale=st.sampled_from([(8, 1), (16, 2), (4, 1.5), (24, 3), (12, 2.5)]),
+       method=st.sampled_from(["uniform", "nri_uniform"]))
+def test_codes_equal_skimage(shape, levels, seed, scale, method):
+    # few grey levels make many ties, where neighbour == centre must agree exactly
+    rng = np.random.default_rng(seed)
+    grey = (rng.integers(0, levels, shape) * (255 // (levels - 1))).astype(np.uint8)
+    expected = local_binary_pattern(grey, *scale, method).astype(int)
+    np.testing.assert_array_equal(lbp_codes(grey, *scale, method), expected)
+
+
+def test_codes_equal_skimage_on_a_photo(real_images):
+    grey = (real_images[0] @ [0.299, 0.587, 0.114]).round().astype(np.uint8)
+    for scale in [(8, 1), (16, 2)]:
+        expected = local_binary_pattern(grey, *scale, "uniform").astype(int)
+        np.testing.assert_array_equal(lbp_codes(grey, *scale), expected)
 
 
 def test_flat_image_is_all_one_pattern():
