@@ -114,9 +114,11 @@ class FeatureStore:
     def get(self, name, fold, train, test):
         if name not in LEARNED:
             if name not in self.fixed:
-                est = block(name).set_params(n_jobs=2)
+                # fit (loading the network, warming ONNX Runtime up) is not
+                # prediction: time the transform of every image alone
+                est = block(name).set_params(n_jobs=2).fit(self.images[:2])
                 t = time.perf_counter()
-                self.fixed[name] = est.fit_transform(self.images)
+                self.fixed[name] = est.transform(self.images)
                 self.ms_per_image[name] = ((time.perf_counter() - t) * 1000
                                            / len(self.images))
             return self.fixed[name][train], self.fixed[name][test], 0.0

@@ -334,3 +334,56 @@ def test_fuzzing_the_openapi_schema_finds_no_5xx(client):
         checked.append(operation.path)
     assert {"/predict", "/predict/file", "/predict/batch"} <= set(checked)
     assert len(statuses) >= 5 * len(checked)
+
+
+def test_concurrent_requests_are_micro_batched(model_dir, brick, texture_folder,
+                                               monkeypatch):
+    import hybridclf.prediction
+    from hybridclf.serve import create_app
+
+    real = hybridclf.prediction.predict_open_set
+    calls = []
+
+    def slow(pipe, items, **kwargs):  # a busy model: later requests queue up
+        calls.append(len(items))
+        time.sleep(0.3)
+        return real(pipe, items, **kwargs)
+
+    monkeypatch.setattr(hybridclf.prediction, "predict_open_set", slow)
+    grass = (texture_folder / "grass" / "1.png").read_bytes()
+    requests = [
+        ("/predict", {"image_data": _b64(brick)}),
+        ("/predict", {"image_data": _b64(brick), "confidence_threshold": 1.0}),
+        ("/predict", {"image_data": _b64(b"not an image")}),
+        ("/predict/batch", {"images": [_b64(grass), _b64(brick)]}),
+        ("/predict", {"image_data": _b64(grass)}),
+    ]
+    with _Server(create_app(model_dir)) as http:
+        calls.clear()  # the warm-up
+        answers = [None] * len(requests)
+
+        def send(i):
+            answers[i] = http.post(requests[i][0], json=requests[i][1])
+
+        first = threading.Thread(target=send, args=(0,))
+        first.start()
+        time.sleep(0.1)  # the first request is in the model
+        others = [threading.Thread(target=send, args=(i,))
+                  for i in range(1, len(requests))]
+        for thread in others:
+            thread.start()
+        for thread in [first, *others]:
+            thread.join(30)
+        metrics = http.get("/metrics").text
+    # each request gets its own answer, with its own threshold
+    assert answers[0].json()["predicted_class"] == "brick"
+    assert answers[1].json()["predicted_class"] == "unknown"
+    assert answers[2].status_code == 400
+    assert "the uploaded image" in answers[2].json()["error_message"]
+    assert [r["predicted_class"] for r in answers[3].json()["results"]] == [
+        "grass", "brick"]
+    assert answers[4].json()["predicted_class"] == "grass"
+    # the first request alone; the 5 images that queued behind it in one call,
+    # then the 4 readable ones again, together
+    assert calls == [1, 5, 4]
+    assert "hybridclf_batch_images_bucket" in metrics

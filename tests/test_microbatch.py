@@ -1,0 +1,86 @@
+"""MicroBatcher: requests that wait while the model is busy share one call."""
+
+import threading
+
+import pytest
+
+from hybridclf._microbatch import MicroBatcher
+
+
+class _Gated:
+    """fn that records its calls and holds the first one until released."""
+
+    def __init__(self):
+        self.calls = []
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, items):
+        self.calls.append(list(items))
+        self.started.set()
+        self.release.wait(5)
+        if "boom" in items:
+            raise ValueError("bad item")
+        return [item * 10 for item in items]
+
+
+def test_a_lone_request_runs_at_once_and_gets_its_results():
+    fn = _Gated()
+    fn.release.set()
+    batcher = MicroBatcher(fn)
+    assert batcher([1, 2, 3]) == [10, 20, 30]
+    assert fn.calls == [[1, 2, 3]]
+    batcher.close()
+
+
+def test_requests_waiting_on_a_busy_model_share_the_next_call():
+    fn = _Gated()
+    batcher = MicroBatcher(fn, max_items=4)
+    first = batcher.submit([1])
+    assert fn.started.wait(5)  # the model is busy with the first request
+    waiting = [batcher.submit([2, 3]), batcher.submit([4]), batcher.submit([5, 6])]
+    fn.release.set()
+    assert first.result(5) == [10]
+    assert [f.result(5) for f in waiting] == [[20, 30], [40], [50, 60]]
+    # at most 4 items per call: [2, 3] and [4] together, [5, 6] after
+    assert fn.calls == [[1], [2, 3, 4], [5, 6]]
+    batcher.close()
+
+
+def test_a_request_larger_than_max_items_still_runs_alone():
+    fn = _Gated()
+    fn.release.set()
+    batcher = MicroBatcher(fn, max_items=2)
+    assert batcher([1, 2, 3]) == [10, 20, 30]
+    batcher.close()
+
+
+def test_an_error_reaches_every_request_of_its_call_and_the_worker_goes_on():
+    fn = _Gated()
+    batcher = MicroBatcher(fn)
+    first = batcher.submit([1])
+    assert fn.started.wait(5)
+    failing = [batcher.submit(["boom"]), batcher.submit([2])]
+    fn.release.set()
+    assert first.result(5) == [10]
+    for future in failing:
+        with pytest.raises(ValueError, match="bad item"):
+            future.result(5)
+    assert batcher([3]) == [30]
+    batcher.close()
+
+
+def test_close_finishes_queued_requests_then_refuses_new_ones():
+    fn = _Gated()
+    batcher = MicroBatcher(fn)
+    first = batcher.submit([1])
+    assert fn.started.wait(5)
+    queued = batcher.submit([2])
+    closer = threading.Thread(target=batcher.close)
+    closer.start()
+    fn.release.set()
+    closer.join(5)
+    assert not closer.is_alive()
+    assert first.result(0) == [10] and queued.result(0) == [20]
+    with pytest.raises(RuntimeError, match="shutting down"):
+        batcher.submit([3])
