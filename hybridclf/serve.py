@@ -690,10 +690,20 @@ _ENV = {"model_dir": "HYBRIDCLF_SERVE_MODEL_DIR",
 
 
 def _set_threads(pipe, threads):
-    """Set every ``n_jobs`` parameter of a fitted pipeline to ``threads``."""
+    """Set the ``n_jobs`` of every step of a fitted pipeline to ``threads``.
+
+    A ``FeatureUnion``'s own ``n_jobs`` is left as it is: it would start
+    worker processes (and copy the model to them) on every call; its blocks
+    run side by side in threads anyway (see
+    :func:`~hybridclf.prediction.transform_features`).
+    """
+    from sklearn.pipeline import FeatureUnion
+
     n_jobs = -1 if threads is None else int(threads)
-    names = [k for k, v in pipe.get_params().items()
-             if k.endswith("n_jobs") and (v is None or isinstance(v, int))]
+    params = pipe.get_params()
+    names = [k for k, v in params.items()
+             if k.endswith("n_jobs") and (v is None or isinstance(v, int))
+             and not isinstance(params.get(k.rpartition("__")[0]), FeatureUnion)]
     pipe.set_params(**{name: n_jobs for name in names})
 
 

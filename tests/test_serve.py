@@ -281,9 +281,11 @@ def test_an_app_without_key_and_parameter_errors(model_dir, brick):
         r = http.post("/predict", json={"image_data": _b64(brick)})
         assert r.status_code == 200
         assert r.json()["predicted_class"] == "brick"
-        # the service, not training, decides how many threads a prediction uses
+        # the service, not training, decides how many threads a prediction
+        # uses; the union's n_jobs (worker processes per call) stays off
         params = app.state.hybridclf.pipe.get_params()
         n_jobs = {k: v for k, v in params.items() if k.endswith("n_jobs")}
+        assert n_jobs.pop("features__n_jobs") is None
         assert n_jobs and set(n_jobs.values()) == {3}, n_jobs
 
 
