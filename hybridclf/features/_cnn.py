@@ -372,6 +372,10 @@ class CNNFeatures(ImageFeatureExtractor):
             options = ort.SessionOptions()
             options.intra_op_num_threads = effective_n_jobs(self.n_jobs)
             options.inter_op_num_threads = 1
+            # idle threads sleep instead of spinning: spinning took the cores
+            # from the blocks that run beside the CNN (one image's latency
+            # 28 -> 22 ms here) for about 10% more batch throughput alone
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             options.log_severity_level = 3
             session = ort.InferenceSession(
                 self.onnx_model_, options, providers=["CPUExecutionProvider"]
