@@ -15,29 +15,35 @@ def _n_codes(n_points, method):
     return n_points * (n_points - 1) + 3  # "nri_uniform"
 
 
-def _neighbour_bits(image, n_points, radius):
-    """Bits ``neighbour >= centre`` of shape (P, rows, cols) for every pixel.
+#: Images whose codes are computed together: large enough that NumPy's loops,
+#: which run without the GIL, outweigh the Python between them (so threads
+#: scale), small enough that the arrays stay in cache.
+_STACK = 8
+
+
+def _neighbour_bits(images, n_points, radius):
+    """Bits ``neighbour >= centre`` of shape (P, n, rows, cols), per pixel.
 
     A vectorised form of scikit-image's circular LBP sampling: the neighbours
     sit at offsets rounded to 5 decimals, are read by bilinear interpolation
     with zeros outside the image, and every product and sum is taken in the
     same order in float64, so the bits equal
-    :func:`skimage.feature.local_binary_pattern`'s, at about twice its speed.
+    :func:`skimage.feature.local_binary_pattern`'s.
     """
-    rows, cols = image.shape
+    n, rows, cols = images.shape
     angles = 2 * np.pi * np.arange(n_points, dtype=np.float64) / n_points
     offsets_r = np.round(-radius * np.sin(angles), 5)
     offsets_c = np.round(radius * np.cos(angles), 5)
     pad = int(np.ceil(radius)) + 1
-    padded = np.zeros((rows + 2 * pad, cols + 2 * pad))
-    padded[pad : pad + rows, pad : pad + cols] = image
+    padded = np.zeros((n, rows + 2 * pad, cols + 2 * pad))
+    padded[:, pad : pad + rows, pad : pad + cols] = images
     row_idx = np.arange(rows, dtype=np.float64)
     col_idx = np.arange(cols, dtype=np.float64)
-    bits = np.empty((n_points, rows, cols), dtype=bool)
-    top, bottom, tmp = (np.empty((rows, cols)) for _ in range(3))
+    bits = np.empty((n_points, n, rows, cols), dtype=bool)
+    top, bottom, tmp = (np.empty((n, rows, cols)) for _ in range(3))
 
     def window(r, c):
-        return padded[r + pad : r + pad + rows, c + pad : c + pad + cols]
+        return padded[:, r + pad : r + pad + rows, c + pad : c + pad + cols]
 
     def lerp(a, b, weight, out):
         # (1 - w) * a + w * b, as scikit-image computes it
@@ -63,17 +69,17 @@ def _neighbour_bits(image, n_points, radius):
             lerp(window(r0, c0), window(r0, c1), dc, top)
             lerp(window(r1, c0), window(r1, c1), dc, bottom)
             texture = lerp(top, bottom, dr, top)
-        np.greater_equal(np.subtract(texture, image, out=tmp), 0, out=bits[i])
+        np.greater_equal(np.subtract(texture, images, out=tmp), 0, out=bits[i])
     return bits
 
 
-def lbp_codes(image, n_points, radius, method="uniform"):
-    """Uniform LBP codes of a 2-D image, equal to scikit-image's.
+def lbp_codes(images, n_points, radius, method="uniform"):
+    """Uniform LBP codes of greyscale images, equal to scikit-image's.
 
     Parameters
     ----------
-    image : ndarray of shape (rows, cols)
-        Greyscale image.
+    images : ndarray of shape (rows, cols) or (n, rows, cols)
+        One greyscale image, or several of the same size.
 
     n_points, radius : int, float
         Number of circle points ``P`` and radius ``R``.
@@ -83,26 +89,43 @@ def lbp_codes(image, n_points, radius, method="uniform"):
 
     Returns
     -------
-    codes : ndarray of shape (rows, cols), dtype intp
+    codes : ndarray of the shape of ``images``, dtype intp
         Codes in ``[0, n_codes)``.
     """
-    image = np.asarray(image, dtype=np.float64)
-    bits = _neighbour_bits(image, n_points, radius)
+    images = np.asarray(images, dtype=np.float64)
+    bits = _neighbour_bits(images.reshape(-1, *images.shape[-2:]), n_points, radius)
     # scikit-image counts the changes along the circle without wrapping round
     changes = (bits[1:] != bits[:-1]).sum(axis=0, dtype=np.intp)
     n_ones = bits.sum(axis=0, dtype=np.intp)
     uniform = changes <= 2
     if method == "uniform":
-        return np.where(uniform, n_ones, n_points + 1)
-    # "nri_uniform": each uniform pattern by its count of ones and rotation
-    first_one = np.argmax(bits, axis=0)
-    first_zero = np.argmax(~bits, axis=0)
-    rotation = np.where(first_one == 0, n_ones - first_zero, n_points - first_one)
-    codes = 1 + (n_ones - 1) * n_points + rotation
-    codes[n_ones == 0] = 0
-    codes[n_ones == n_points] = n_points * (n_points - 1) + 1
-    codes[~uniform] = n_points * (n_points - 1) + 2
-    return codes
+        codes = np.where(uniform, n_ones, n_points + 1)
+    else:  # "nri_uniform": each uniform pattern by its count of ones and rotation
+        first_one = np.argmax(bits, axis=0)
+        first_zero = np.argmax(~bits, axis=0)
+        rotation = np.where(first_one == 0, n_ones - first_zero,
+                            n_points - first_one)
+        codes = 1 + (n_ones - 1) * n_points + rotation
+        codes[n_ones == 0] = 0
+        codes[n_ones == n_points] = n_points * (n_points - 1) + 1
+        codes[~uniform] = n_points * (n_points - 1) + 2
+    return codes.reshape(images.shape)
+
+
+def _cell_histograms(codes, n_bins, grid):
+    """Normalised code histograms of each grid cell: (n, gy * gx * n_bins)."""
+    n, rows, cols = codes.shape
+    gy, gx = grid
+    cell_r = np.searchsorted(np.linspace(0, rows, gy + 1).astype(int)[1:-1],
+                             np.arange(rows), side="right")
+    cell_c = np.searchsorted(np.linspace(0, cols, gx + 1).astype(int)[1:-1],
+                             np.arange(cols), side="right")
+    cell = cell_r[:, None] * gx + cell_c  # (rows, cols)
+    index = (np.arange(n)[:, None, None] * (gy * gx) + cell) * n_bins + codes
+    counts = np.bincount(index.ravel(), minlength=n * gy * gx * n_bins)
+    counts = counts.reshape(n, gy * gx, n_bins)
+    sizes = np.bincount(cell.ravel(), minlength=gy * gx)
+    return (counts / np.maximum(sizes, 1)[:, None]).reshape(n, -1)
 
 
 class LBPFeatures(ImageFeatureExtractor):
@@ -212,23 +235,16 @@ class LBPFeatures(ImageFeatureExtractor):
         import cv2
 
         scales = self._scales()
-        gy, gx = self._grid()
-        for i, image in enumerate(images):
-            gray = to_gray(image)
+        grid = self._grid()
+        for first in range(0, len(images), _STACK):
+            grays = [to_gray(image) for image in images[first : first + _STACK]]
             if self.image_size is not None:
-                gray = cv2.resize(
-                    gray, (self.image_size, self.image_size),
-                    interpolation=cv2.INTER_AREA,
-                )
-            rows = np.linspace(0, gray.shape[0], gy + 1).astype(int)
-            cols = np.linspace(0, gray.shape[1], gx + 1).astype(int)
-            pos = 0
-            for n_points, radius in scales:
-                n_bins = _n_codes(n_points, self.method)
-                codes = lbp_codes(gray, n_points, radius, self.method)
-                for r in range(gy):
-                    for c in range(gx):
-                        cell = codes[rows[r] : rows[r + 1], cols[c] : cols[c + 1]]
-                        hist = np.bincount(cell.ravel(), minlength=n_bins)
-                        out[i, pos : pos + n_bins] = hist / max(cell.size, 1)
-                        pos += n_bins
+                size = (self.image_size, self.image_size)
+                grays = [cv2.resize(g, size, interpolation=cv2.INTER_AREA)
+                         for g in grays]
+            grays = np.stack(grays)
+            out[first : first + len(grays)] = np.hstack([
+                _cell_histograms(lbp_codes(grays, n_points, radius, self.method),
+                                 _n_codes(n_points, self.method), grid)
+                for n_points, radius in scales
+            ])
