@@ -348,7 +348,7 @@ def test_concurrent_requests_are_micro_batched(model_dir, brick, texture_folder,
 
     def slow(pipe, items, **kwargs):  # a busy model: later requests queue up
         calls.append(len(items))
-        time.sleep(0.3)
+        time.sleep(0.5)
         return real(pipe, items, **kwargs)
 
     monkeypatch.setattr(hybridclf.prediction, "predict_open_set", slow)
@@ -369,7 +369,10 @@ def test_concurrent_requests_are_micro_batched(model_dir, brick, texture_folder,
 
         first = threading.Thread(target=send, args=(0,))
         first.start()
-        time.sleep(0.1)  # the first request is in the model
+        deadline = time.monotonic() + 30
+        while not calls:  # wait until the first request is in the model
+            assert time.monotonic() < deadline, "the first request never ran"
+            time.sleep(0.01)
         others = [threading.Thread(target=send, args=(i,))
                   for i in range(1, len(requests))]
         for thread in others:
