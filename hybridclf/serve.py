@@ -20,6 +20,7 @@ This is the only module of hybridclf that imports FastAPI; install the
 ``serve`` extra (``pip install hybridclf[serve]``).
 """
 
+import asyncio
 import base64
 import binascii
 import logging
@@ -477,8 +478,9 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
         return _error(500, f"Internal error ({type(exc).__name__}); see the "
                       "server log.")
 
-    # ---- dependencies
-    def check_api_key(request: Request):
+    # ---- dependencies: ``async`` because they only read the request (a plain
+    # ``def`` would cost a hop to the thread pool on every call)
+    async def check_api_key(request: Request):
         if api_key is None:
             return
         given = request.headers.get("x-api-key")
@@ -489,7 +491,7 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
             raise HTTPException(401, "Wrong API key in the X-API-Key header.")
 
     def content_type(*accepted):
-        def check(request: Request):
+        async def check(request: Request):
             value = request.headers.get("content-type", "")
             if not any(value.lower().startswith(a) for a in accepted):
                 raise HTTPException(
@@ -497,7 +499,7 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
                     f"{request.url.path}; send {' or '.join(accepted)}.")
         return check
 
-    def ready():
+    async def ready():
         if state.pipe is None:
             raise HTTPException(503, "The model is not loaded yet.")
         return state.pipe
@@ -537,15 +539,22 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
         seconds = time.perf_counter() - start
         return [(*outcome, seconds) for outcome in outcomes]
 
-    def predict_bytes(items, threshold, with_proba, endpoint):
-        """PredictResponse dicts for a list of bytes (or error messages)."""
+    async def predict_bytes(items, threshold, with_proba, endpoint):
+        """PredictResponse dicts for a list of bytes (or error messages).
+
+        The model runs in the micro-batcher's thread; the event loop only
+        waits for it, so other requests are read meanwhile.
+        """
         start = time.perf_counter()
         results = [None] * len(items)
         todo = [i for i, item in enumerate(items) if isinstance(item, bytes)]
         for i, item in enumerate(items):
             if not isinstance(item, bytes):
                 results[i] = {"success": False, "error_message": str(item)}
-        outcomes = state.batcher([items[i] for i in todo]) if todo else []
+        outcomes = []
+        if todo:
+            outcomes = await asyncio.wrap_future(
+                state.batcher.submit([items[i] for i in todo]))
         if outcomes:
             metrics.inference.labels(endpoint).observe(outcomes[0][3])
         classes = [str(c) for c in state.pipe.steps[-1][1].classes_]
@@ -571,8 +580,8 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
             r["model_version"] = state.model_version
         return results
 
-    def single(data, threshold, with_proba, endpoint):
-        result = predict_bytes([data], threshold, with_proba, endpoint)[0]
+    async def single(data, threshold, with_proba, endpoint):
+        result = (await predict_bytes([data], threshold, with_proba, endpoint))[0]
         if not result["success"]:
             raise HTTPException(400, result["error_message"].replace(
                 "image 0", "the uploaded image"))
@@ -582,15 +591,15 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
 
     @app.post("/predict", response_model=PredictResponse, responses=_ERRORS,
               dependencies=[*auth, Depends(content_type(*_JSON_TYPES))])
-    def predict(body: PredictRequest, pipe=Depends(ready)):
+    async def predict(body: PredictRequest, pipe=Depends(ready)):
         """Classify one base64-encoded image."""
         data = _decode_base64(body.image_data)
-        return single(data, body.confidence_threshold, body.return_probabilities,
+        return await single(data, body.confidence_threshold, body.return_probabilities,
                       "/predict")
 
     @app.post("/predict/file", response_model=PredictResponse, responses=_ERRORS,
               dependencies=[*auth, Depends(content_type("multipart/form-data"))])
-    def predict_file(file: UploadFile = File(..., description="An image file."),
+    async def predict_file(file: UploadFile = File(..., description="An image file."),
                      confidence_threshold: float = Query(
                          0.5, ge=0.0, le=1.0, description="Below this top "
                          "probability the class is 'unknown'."),
@@ -602,17 +611,17 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
             raise HTTPException(
                 415, f"The uploaded file {file.filename!r} has the unsupported "
                 f"type {declared!r}; send an image (image/jpeg, image/png, ...).")
-        data = file.file.read()
+        data = await file.read()
         if not data:
             raise HTTPException(400, f"The uploaded file {file.filename!r} is "
                                 "empty. Send an image file.")
-        return single(data, confidence_threshold, return_probabilities,
-                      "/predict/file")
+        return await single(data, confidence_threshold, return_probabilities,
+                            "/predict/file")
 
     @app.post("/predict/batch", response_model=BatchPredictResponse,
               responses=_ERRORS,
               dependencies=[*auth, Depends(content_type(*_JSON_TYPES))])
-    def predict_batch(body: BatchPredictRequest, pipe=Depends(ready)):
+    async def predict_batch(body: BatchPredictRequest, pipe=Depends(ready)):
         """Classify several base64-encoded images; each result says if it failed."""
         if len(body.images) > max_batch:
             raise HTTPException(
@@ -625,8 +634,8 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
                 items.append(_decode_base64(text, what=f"images[{i}]"))
             except HTTPException as exc:
                 items.append(exc.detail)
-        results = predict_bytes(items, body.confidence_threshold,
-                                body.return_probabilities, "/predict/batch")
+        results = await predict_bytes(items, body.confidence_threshold,
+                                      body.return_probabilities, "/predict/batch")
         return {"success": all(r["success"] for r in results), "results": results,
                 "processing_time_ms": (time.perf_counter() - start) * 1000.0,
                 "model_version": state.model_version}
@@ -657,9 +666,9 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
         }
 
     @app.get("/ready", responses={503: {"model": ErrorResponse}})
-    def ready_probe():
+    async def ready_probe():
         """Readiness: 200 once the model is loaded and warmed up, else 503."""
-        ready()
+        await ready()
         return {"ready": True, "model_version": state.model_version,
                 "classes": [str(c) for c in state.info.get("classes", [])]}
 
