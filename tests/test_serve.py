@@ -392,3 +392,37 @@ def test_concurrent_requests_are_micro_batched(model_dir, brick, texture_folder,
     # then the 4 readable ones again, together
     assert calls == [1, 5, 4]
     assert "hybridclf_batch_images_bucket" in metrics
+
+
+def test_probes_answer_while_the_model_is_busy(model_dir, brick, monkeypatch):
+    import hybridclf.prediction
+    from hybridclf.serve import create_app
+
+    real = hybridclf.prediction.predict_open_set
+    hold, entered, release = [False], threading.Event(), threading.Event()
+
+    def held(pipe, items, **kwargs):  # a model call that waits to be released
+        if hold[0]:
+            entered.set()
+            release.wait(30)
+        return real(pipe, items, **kwargs)
+
+    monkeypatch.setattr(hybridclf.prediction, "predict_open_set", held)
+    answer = {}
+    with _Server(create_app(model_dir)) as http:
+        hold[0] = True
+        sender = threading.Thread(target=lambda: answer.update(
+            r=http.post("/predict", json={"image_data": _b64(brick)})))
+        sender.start()
+        try:
+            assert entered.wait(30), "the prediction never reached the model"
+            # the model is busy with that request: liveness and readiness
+            # still answer, and so does a second prediction's validation
+            assert http.get("/health", timeout=10).json()["model_loaded"] is True
+            assert http.get("/ready", timeout=10).status_code == 200
+            bad = http.post("/predict", json={"image_data": "%%"}, timeout=10)
+            _is_error(bad, 400, "base64")
+        finally:
+            release.set()
+            sender.join(30)
+    assert answer["r"].json()["predicted_class"] == "brick"
