@@ -90,6 +90,12 @@ def configurations(fine_tune):
          ["cnn_head_only", "hog", "lbp", "color"], "ridge", "cached"),
         ("default with flip TTA", ["cnn_tta", "hog", "lbp", "color"], "ridge",
          "cached"),
+        # cheaper predictions: which blocks can go, and at what cost
+        ("default without LBP (cnn, hog, color)", ["cnn", "hog", "color"], "ridge",
+         "cached"),
+        ("no CNN, no SIFT (hog, lbp, color)", ["hog", "lbp", "color"], "ridge",
+         "cached"),
+        ("hog, color", ["hog", "color"], "ridge", "cached"),
     ]
     for clf in ["logistic", "svc", "random_forest", "extra_trees"]:
         rows.append((f"default blocks + {clf}", default, clf, "cached"))

@@ -165,17 +165,33 @@ def load_phase(url, body, clients, duration):
             **{f"{k}_ms": v for k, v in _percentiles(latencies).items()}}
 
 
-def batch_counts(url):
-    """(model calls, images) so far, from the server's hybridclf_batch_images."""
+def server_counters(url):
+    """Sums and counts of the server's own histograms, from /metrics.
+
+    ``batch_images``: model calls and images in them; ``request_s`` and
+    ``model_s``: /predict requests (from the first byte read to the last
+    written) and their model calls, in seconds.
+    """
     import httpx
 
-    values = {}
+    wanted = {
+        "batch_images": ("hybridclf_batch_images", ""),
+        "request_s": ("hybridclf_request_latency_seconds", 'endpoint="/predict"'),
+        "model_s": ("hybridclf_inference_seconds", 'endpoint="/predict"'),
+    }
+    values = {f"{k}_{part}": 0.0 for k in wanted for part in ("count", "sum")}
     for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
-        for key in ("hybridclf_batch_images_count", "hybridclf_batch_images_sum"):
-            if line.startswith(key + " "):
-                values[key] = float(line.split()[1])
-    return (values.get("hybridclf_batch_images_count", 0.0),
-            values.get("hybridclf_batch_images_sum", 0.0))
+        for key, (metric, label) in wanted.items():
+            for part in ("count", "sum"):
+                if (line.startswith(f"{metric}_{part}") and label in line
+                        and not line.startswith("#")):
+                    values[f"{key}_{part}"] = float(line.split()[-1])
+    return values
+
+
+def _mean_ms(before, after, key):
+    n = after[f"{key}_count"] - before[f"{key}_count"]
+    return 1000.0 * (after[f"{key}_sum"] - before[f"{key}_sum"]) / n if n else None
 
 
 def start_server(model_dir, port):
@@ -200,6 +216,14 @@ def start_server(model_dir, port):
         time.sleep(0.2)
     proc.kill()
     raise RuntimeError("the server was not ready within 180 s")
+
+
+def _time_split(result):
+    seq = result["sequential"]
+    http = seq["server_mean_ms"] - seq["model_mean_ms"]
+    return (f"{result['model'].split(' (')[0]}: {seq['model_mean_ms']:.1f} ms in the "
+            f"model call, {http:.1f} ms in HTTP, JSON and the hand-over to the "
+            "model's thread")
 
 
 def render_section(report):
@@ -236,6 +260,12 @@ def render_section(report):
         + ", ".join(f"{r['concurrent'].get('images_per_model_call', 1):.1f}"
                     for r in report["models"])
         + " images per model call on average (in the order of the table).",
+        "",
+        "Where a sequential request's time goes, from the server's own metrics "
+        "(means): "
+        + "; ".join(_time_split(r) for r in report["models"]
+                    if r["sequential"].get("model_mean_ms") is not None)
+        + ". The rest of the client's latency is loopback and the client itself.",
         "",
         "Targets: p50 <= 20 ms for the default model, overhead <= 1.3x, memory "
         "<= 500 MB, 0 errors. Reference, the original system measured here: p50 "
@@ -299,12 +329,17 @@ def measure(args, folder, duration, tmp):
             rss_start = _rss_mb(proc.pid)
             url = f"http://127.0.0.1:{port}"
             load_phase(url, body, 1, min(2.0, duration))  # warm-up, not reported
+            before = server_counters(url)
             sequential = load_phase(url, body, 1, duration)
-            calls_before, images_before = batch_counts(url)
+            between = server_counters(url)
             concurrent = load_phase(url, body, CONCURRENCY, duration)
-            calls, images = batch_counts(url)
+            after = server_counters(url)
+            # where a sequential request's time goes, as the server sees it
+            sequential["server_mean_ms"] = _mean_ms(before, between, "request_s")
+            sequential["model_mean_ms"] = _mean_ms(before, between, "model_s")
             concurrent["images_per_model_call"] = (
-                (images - images_before) / max(calls - calls_before, 1))
+                (after["batch_images_sum"] - between["batch_images_sum"])
+                / max(after["batch_images_count"] - between["batch_images_count"], 1))
             rss_end = _rss_mb(proc.pid)
         finally:
             proc.terminate()
