@@ -594,17 +594,17 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
     async def predict(body: PredictRequest, pipe=Depends(ready)):
         """Classify one base64-encoded image."""
         data = _decode_base64(body.image_data)
-        return await single(data, body.confidence_threshold, body.return_probabilities,
-                      "/predict")
+        return await single(data, body.confidence_threshold,
+                            body.return_probabilities, "/predict")
 
     @app.post("/predict/file", response_model=PredictResponse, responses=_ERRORS,
               dependencies=[*auth, Depends(content_type("multipart/form-data"))])
     async def predict_file(file: UploadFile = File(..., description="An image file."),
-                     confidence_threshold: float = Query(
-                         0.5, ge=0.0, le=1.0, description="Below this top "
-                         "probability the class is 'unknown'."),
-                     return_probabilities: bool = Query(True),
-                     pipe=Depends(ready)):
+                           confidence_threshold: float = Query(
+                               0.5, ge=0.0, le=1.0, description="Below this top "
+                               "probability the class is 'unknown'."),
+                           return_probabilities: bool = Query(True),
+                           pipe=Depends(ready)):
         """Classify one uploaded image file (multipart/form-data, field 'file')."""
         declared = (file.content_type or "").lower()
         if declared and not declared.startswith(_FILE_TYPES):
