@@ -183,8 +183,7 @@ def server_counters(url):
     for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
         for key, (metric, label) in wanted.items():
             for part in ("count", "sum"):
-                if (line.startswith(f"{metric}_{part}") and label in line
-                        and not line.startswith("#")):
+                if line.startswith(f"{metric}_{part}") and label in line:
                     values[f"{key}_{part}"] = float(line.split()[-1])
     return values
 
