@@ -26,6 +26,7 @@ It rewrites its section of ``docs/benchmarks.md``::
 """
 
 import argparse
+import json
 import sys
 from datetime import datetime, timezone
 
@@ -41,6 +42,9 @@ from hybridclf import make_hybrid_pipeline
 from hybridclf.view_sampling import ViewAugmenter
 
 START, END = "<!-- bench_learning_curve:start -->", "<!-- bench_learning_curve:end -->"
+CHOOSING = _common.REPO_ROOT / "docs" / "choosing-features.md"
+C_START, C_END = "<!-- choosing:curve:start -->", "<!-- choosing:curve:end -->"
+JSON_FILE = _common.RESULTS_DIR / "learning_curve.json"
 COMMAND = ".venv/bin/python benchmarks/bench_learning_curve.py"
 KS = (3, 5, 10, 20, "all")
 GEO = ["hflip", "rot+12", "rot-12"]  # ViewAugmenter's default views
@@ -172,6 +176,15 @@ def table(result):
     return lines
 
 
+def render_choosing(report):
+    """The amulet6 curve of a few methods, for docs/choosing-features.md."""
+    result = report["results"][0]
+    keep = [0, 1, 3, 4, 6, 7, 8, 9, 13]
+    short = {**result, "rows": [result["rows"][i] for i in keep
+                                if i < len(result["rows"])]}
+    return "\n".join([C_START, *table(short), C_END]) + "\n"
+
+
 def render(report):
     lines = [
         START, "## Learning curve (`benchmarks/bench_learning_curve.py`)", "",
@@ -225,8 +238,12 @@ def main(argv=None):
     if args.quick:
         print(render(report))
         return 0
+    JSON_FILE.write_text(json.dumps(report))
     _common.write_section(_common.DOCS_FILE, render(report), START, END)
-    print(f"wrote {_common.DOCS_FILE}")
+    if results and results[0]["name"] == "amulet6" and C_START in CHOOSING.read_text(
+            encoding="utf-8"):
+        _common.write_section(CHOOSING, render_choosing(report), C_START, C_END)
+    print(f"wrote {_common.DOCS_FILE}, {CHOOSING} and {JSON_FILE}")
     return 0
 
 

@@ -17,6 +17,7 @@ from .io import ImageLoader, load_image_folder, read_image
 from .persistence import load_model, save_model
 from .pipeline import make_hybrid_pipeline
 from .sampling import ClassAwareAugmenter
+from .view_sampling import ViewAugmenter
 
 try:
     __version__ = version("hybridclf")
@@ -30,6 +31,7 @@ __all__ = [
     "ImageLoadError",
     "ImageLoader",
     "SkippedFilesWarning",
+    "ViewAugmenter",
     "__version__",
     "find_duplicate_groups",
     "inspect_dataset",

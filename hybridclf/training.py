@@ -37,6 +37,7 @@ from .prediction import (
     feature_blocks,
     transform_features,
 )
+from .view_sampling import ViewAugmenter, make_view
 
 __all__ = [
     "SEARCH_GRIDS",
@@ -321,7 +322,7 @@ class _SharedFeatures:
         steps = dict(pipe.steps)
         self.images = X if _is_off(steps["load"]) else clone(
             steps["load"]).fit_transform(X, y)
-        self.fixed = {}
+        self.fixed, self.augment, self.by_view = {}, steps["augment"], {}
         for name, block in steps["features"].transformer_list:
             extract = block.named_steps["extract"]
             if not extract._learns_from_images():
@@ -334,27 +335,42 @@ class _SharedFeatures:
 
         steps = dict(pipe.steps)
         union = steps.get("features")
+        # a ViewAugmenter's views are fixed: their features can be shared too
+        views = isinstance(steps.get("augment"), ViewAugmenter)
         if (set(steps) != {"load", "augment", "features", "clf"}
-                or not _is_off(steps["augment"])
+                or not (_is_off(steps["augment"]) or views)
                 or getattr(union, "transformer_weights", None) is not None
                 or not hasattr(union, "transformer_list")):
             return False
         for _, block in union.transformer_list:
             names = [n for n, _ in getattr(block, "steps", [])]
             if names != ["extract", "scale"] or not isinstance(
-                    block.named_steps["extract"], ImageFeatureExtractor):
+                    block.named_steps["extract"], ImageFeatureExtractor) or (
+                    views and block.named_steps["extract"]._learns_from_images()):
                 return False
         return any(
             not block.named_steps["extract"]._learns_from_images()
             for _, block in union.transformer_list
         )
 
-    def _block_features(self, block, name, rows, y, fit):
+    def _view_features(self, name, extract, view):
+        """A fixed block's features of every image seen from ``view``."""
+        if view == "id":
+            return self.fixed[name]
+        if (name, view) not in self.by_view:
+            images = np.stack([make_view(img, view, angle=self.augment.angle,
+                                         crop_fraction=self.augment.crop_fraction)
+                               for img in self.images])
+            self.by_view[name, view] = clone(extract).fit_transform(images)
+        return self.by_view[name, view]
+
+    def _block_features(self, block, name, rows, y, fit, views=("id",)):
         """Fit (when ``fit``) and apply one block's extract and scale steps."""
         extract, scale = block.named_steps["extract"], block.named_steps["scale"]
         images = self.images[rows]
         if name in self.fixed:
-            raw = self.fixed[name][rows]
+            raw = np.vstack([self._view_features(name, extract, view)[rows]
+                             for view in views])
             if fit:
                 extract.fit(images[:1])
         elif fit:
@@ -364,16 +380,24 @@ class _SharedFeatures:
         return scale.fit_transform(raw, y) if fit else scale.transform(raw)
 
     def fit_pipeline(self, pipe, rows, y):
-        """Fit a clone of ``pipe`` but its classifier on images ``rows``."""
+        """Fit a clone of ``pipe`` but its classifier on images ``rows``.
+
+        Returns the pipeline, the training features and their labels (with
+        a ViewAugmenter, the images then each added view of them, in turn).
+        """
         pipe = clone(pipe)
         steps = dict(pipe.steps)
         if not _is_off(steps["load"]):
             steps["load"].fit()
+        views = ("id",)
+        if not _is_off(steps["augment"]):
+            views += steps["augment"].fit(self.images[rows], y).views_
+        y = np.tile(np.asarray(y), len(views))
         blocks = [
-            self._block_features(block, name, rows, y, fit=True)
+            self._block_features(block, name, rows, y, fit=True, views=views)
             for name, block in steps["features"].transformer_list
         ]
-        return pipe, np.hstack(blocks).astype(np.float32, copy=False)
+        return pipe, np.hstack(blocks).astype(np.float32, copy=False), y
 
     def transform(self, fitted, rows):
         """Features of images ``rows`` through a pipeline from fit_pipeline."""
@@ -386,9 +410,9 @@ class _SharedFeatures:
 
     def fold(self, pipe, train, test, y):
         """Like :func:`_fold_features` for rows of the shared images."""
-        fitted, train_x = self.fit_pipeline(pipe, train, y[train])
+        fitted, train_x, train_y = self.fit_pipeline(pipe, train, y[train])
         test_x = self.transform(fitted, test)
-        return (train_x, y[train], test_x, y[test]), feature_blocks(fitted)
+        return (train_x, train_y, test_x, y[test]), feature_blocks(fitted)
 
 
 def _on_cluster():
@@ -816,8 +840,8 @@ def _train(pipe, paths, labels, groups, test_size, cv_folds, search, param_grid,
 
     t0 = time.perf_counter()
     if shared is not None:
-        final, train_x = shared.fit_pipeline(pipe, np.arange(len(y_train)), y_train)
-        train_y = y_train
+        final, train_x, train_y = shared.fit_pipeline(
+            pipe, np.arange(len(y_train)), y_train)
     else:
         final, train_x, train_y = _fit_features(pipe, X_train, y_train)
     final.steps[-1] = ("clf", clone(clf).fit(train_x, train_y))

@@ -180,7 +180,8 @@ def test_shared_fixed_features_give_exactly_the_folds_of_the_pipeline(textures):
     from hybridclf.training import _fold_features, _SharedFeatures
 
     paths, labels = textures
-    pipe = make_hybrid_pipeline(features=["hog", "sift", "color"]).set_params(
+    pipe = make_hybrid_pipeline(features=["hog", "sift", "color"],
+                                sampler=None).set_params(
         load__size=64, features__sift__extract__random_state=0,
         features__sift__extract__n_words=16)
     assert _SharedFeatures.applies(pipe)
@@ -200,6 +201,29 @@ def test_shared_fixed_features_give_exactly_the_folds_of_the_pipeline(textures):
     from hybridclf import ClassAwareAugmenter
 
     assert not _SharedFeatures.applies(pipe.set_params(augment=ClassAwareAugmenter()))
+
+
+def test_shared_features_of_added_views_give_exactly_the_pipeline_folds(textures):
+    from hybridclf import ViewAugmenter
+    from hybridclf.training import _fold_features, _SharedFeatures
+
+    paths, labels = textures
+    pipe = make_hybrid_pipeline(features=["hog", "color"],
+                                sampler=ViewAugmenter(max_smallest_class=None))
+    pipe.set_params(load__size=64)
+    assert _SharedFeatures.applies(pipe)
+    train, test = np.arange(len(paths))[::2], np.arange(len(paths))[1::2]
+    expected, _ = _fold_features(pipe, paths[train], labels[train],
+                                 paths[test], labels[test])
+    got, _ = _SharedFeatures(pipe, paths, labels).fold(pipe, train, test, labels)
+    assert len(got[0]) == 4 * len(train)  # the images and 3 views of each
+    for i in (0, 2):  # features
+        np.testing.assert_allclose(got[i], expected[i], rtol=1e-5, atol=1e-6)
+    for i in (1, 3):  # labels
+        np.testing.assert_array_equal(got[i], expected[i])
+    # a block that learns from the images would need them: no shortcut
+    assert not _SharedFeatures.applies(
+        make_hybrid_pipeline(features=["hog", "sift"], sampler=ViewAugmenter()))
 
 
 def test_train_model_uses_shared_features_and_predicts_like_a_refit(textures):
