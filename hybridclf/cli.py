@@ -311,7 +311,7 @@ def run_train(args):
     _out(f"{n_groups} groups ({len(paths) - n_groups} images share a group with "
          f"another; {source}) in {time.perf_counter() - t0:.1f} s")
 
-    sampler = None
+    sampler = "auto"  # ViewAugmenter: views of each photo when classes are small
     if args.augment:
         from .sampling import ClassAwareAugmenter
 
@@ -339,6 +339,10 @@ def run_train(args):
         result = train_model(pipe, paths, labels, **options)
     _out(f"train part: {len(result.train_indices)} images; test part: "
          f"{len(result.test_indices)} images (no group on both sides)")
+    views = getattr(result.pipeline.named_steps["augment"], "views_", None)
+    if views is not None:
+        _out(f"views added in fit: {', '.join(views) or 'none'} (smallest class "
+             f"{result.pipeline.named_steps['augment'].smallest_class_} images)")
     if result.search:
         _out(f"search ({result.search['kind']}): {result.search['n_candidates']} "
              f"candidates, {result.search['n_fits']} fits in "
@@ -359,6 +363,8 @@ def run_train(args):
     metadata["training"]["features"] = features
     metadata["training"]["classifier"] = args.classifier
     metadata["training"]["groups"] = source
+    if views is not None:
+        metadata["training"]["views_added"] = list(views)
     metadata["training"]["seconds_wall"] = round(time.perf_counter() - started, 2)
     save_model(result.pipeline, args.output_dir, metadata=metadata)
     out = os.path.abspath(args.output_dir)

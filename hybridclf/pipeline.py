@@ -14,6 +14,7 @@ from .features import (
     SIFTBoVW,
 )
 from .io import ImageLoader
+from .view_sampling import ViewAugmenter
 
 __all__ = ["FEATURE_BLOCKS", "make_hybrid_pipeline"]
 
@@ -103,7 +104,7 @@ def _feature_block(item):
 
 
 def make_hybrid_pipeline(
-    *, features=DEFAULT_FEATURES, classifier="ridge", sampler=None, memory=None,
+    *, features=DEFAULT_FEATURES, classifier="ridge", sampler="auto", memory=None,
     verbose=False,
 ):
     """Build the hybrid image classifier as an imbalanced-learn ``Pipeline``.
@@ -167,10 +168,16 @@ def make_hybrid_pipeline(
         - "stacking": a ``StackingClassifier`` of the same four, combined by a
           LogisticRegression on their out-of-fold probabilities (3 folds).
 
-    sampler : imbalanced-learn sampler or None, default=None
+    sampler : "auto", imbalanced-learn sampler or None, default="auto"
         A sampler that resamples the loaded images during ``fit`` only (for
-        example to balance classes by augmentation). ``None`` leaves the step
-        as ``"passthrough"``, to be set later with ``set_params(augment=...)``.
+        example to balance classes by augmentation). ``"auto"`` is a
+        :class:`~hybridclf.view_sampling.ViewAugmenter`: when the training
+        set's smallest class has fewer than 20 images, ``fit`` adds each
+        image's mirror image and the image turned 12 degrees each way (on the
+        amulet learning curve, ``docs/choosing-features.md``, 3 to 4 points
+        more accurate at 3 photos per class, 2 at 5, never less); its fitted
+        ``views_`` says which views were added. ``None`` leaves the step as
+        ``"passthrough"``, to be set later with ``set_params(augment=...)``.
 
     memory : str, joblib.Memory or None, default=None
         Where to cache fitted transformers, so that repeated fits on the same
@@ -226,7 +233,8 @@ def make_hybrid_pipeline(
     return Pipeline(
         [
             ("load", ImageLoader()),
-            ("augment", "passthrough" if sampler is None else clone(sampler)),
+            ("augment", "passthrough" if sampler is None else ViewAugmenter()
+             if isinstance(sampler, str) and sampler == "auto" else clone(sampler)),
             ("features", union),
             ("clf", clf),
         ],

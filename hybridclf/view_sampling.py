@@ -145,7 +145,7 @@ class ViewAugmenter(BaseSampler):
     >>> from hybridclf.view_sampling import ViewAugmenter
     >>> images = np.zeros((4, 32, 32, 3), np.uint8)
     >>> X, y = ViewAugmenter().fit_resample(images, [0, 0, 1, 1])
-    >>> X.shape, list(y[:6])
+    >>> X.shape, y[:6].tolist()
     ((16, 32, 32, 3), [0, 0, 1, 1, 0, 0])
     """
 
