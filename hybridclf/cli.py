@@ -259,6 +259,9 @@ def format_parser_train(parser):
     )
     parser.add_argument("--augment", action="store_true",
                         help="balance classes with ClassAwareAugmenter (fit only)")
+    parser.add_argument("--no-views", action="store_true",
+                        help="add no mirror or turned views of the photos in fit "
+                        "(added by default when the smallest class has < 20)")
     parser.add_argument("--image-size", type=int, default=None,
                         help="side images are resized to (default: 224, or 128 "
                         "with --quick-mode)")
@@ -311,7 +314,8 @@ def run_train(args):
     _out(f"{n_groups} groups ({len(paths) - n_groups} images share a group with "
          f"another; {source}) in {time.perf_counter() - t0:.1f} s")
 
-    sampler = "auto"  # ViewAugmenter: views of each photo when classes are small
+    # ViewAugmenter: views of each photo when classes are small
+    sampler = None if args.no_views else "auto"
     if args.augment:
         from .sampling import ClassAwareAugmenter
 
