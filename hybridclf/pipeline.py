@@ -174,8 +174,10 @@ def make_hybrid_pipeline(
         :class:`~hybridclf.view_sampling.ViewAugmenter`: when the training
         set's smallest class has fewer than 20 images, ``fit`` adds each
         image's mirror image and the image turned 12 degrees each way (on the
-        amulet learning curve, ``docs/choosing-features.md``, 3 to 4 points
-        more accurate at 3 photos per class, 2 at 5, never less); its fitted
+        amulet learning curve, ``docs/choosing-features.md``, 2.6 points
+        more accurate at 3 photos per class, 1.9 at 5, 1.4 at 10 and never
+        less; on handwritten digits, which a mirror changes, about a point
+        less at 10: give ``None`` for text, digits and textures); its fitted
         ``views_`` says which views were added. ``None`` leaves the step as
         ``"passthrough"``, to be set later with ``set_params(augment=...)``.
 
