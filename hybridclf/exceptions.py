@@ -10,6 +10,7 @@ __all__ = [
     "HybridClfError",
     "ImageLoadError",
     "ModelLoadError",
+    "PickleLoadWarning",
     "SkippedFilesWarning",
 ]
 
@@ -65,6 +66,10 @@ class ImageLoadError(HybridClfError, ValueError):
 
 class SkippedFilesWarning(UserWarning):
     """Some files of a dataset folder were not taken, each for a stated reason."""
+
+
+class PickleLoadWarning(UserWarning):
+    """A model is unpickled: code from its file runs (``allow_pickle=True``)."""
 
 
 class DeviceWarning(UserWarning):
