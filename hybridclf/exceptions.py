@@ -10,6 +10,7 @@ __all__ = [
     "HybridClfError",
     "ImageLoadError",
     "ModelLoadError",
+    "ModelTypeError",
     "PickleLoadWarning",
     "SkippedFilesWarning",
 ]
@@ -78,6 +79,10 @@ class DeviceWarning(UserWarning):
 
 class ModelLoadError(HybridClfError, ValueError):
     """A model directory cannot be loaded: missing, modified, untrusted or too new."""
+
+
+class ModelTypeError(HybridClfError, TypeError):
+    """A model file holds something else than a fitted Pipeline."""
 
 
 class ClusterError(HybridClfError, ConnectionError):

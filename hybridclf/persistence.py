@@ -35,7 +35,7 @@ from ._model_files import (
     sha256_file,
     write_manifest,
 )
-from .exceptions import ModelLoadError, PickleLoadWarning
+from .exceptions import ModelLoadError, ModelTypeError, PickleLoadWarning
 
 __all__ = [
     "MODEL_FORMAT_VERSION",
@@ -458,8 +458,9 @@ def load_model(directory, *, allow_pickle=False, trusted=None):
         newer than this hybridclf, a pickle is found without
         ``allow_pickle=True``, or the file holds untrusted types.
 
-    TypeError
-        When the file holds something else than a fitted Pipeline.
+    ModelTypeError
+        When the file holds something else than a fitted Pipeline (a
+        ``TypeError`` too).
 
     Warns
     -----
@@ -595,7 +596,7 @@ def _check_pipeline(pipe, model_path):
     from sklearn.utils.validation import check_is_fitted
 
     if not isinstance(pipe, Pipeline):
-        raise TypeError(
+        raise ModelTypeError(
             f"The model file {os.fspath(model_path)!r} holds a "
             f"{type(pipe).__module__}.{type(pipe).__qualname__}, not a "
             "scikit-learn or hybridclf Pipeline. Save a fitted pipeline, as from "
@@ -603,7 +604,7 @@ def _check_pipeline(pipe, model_path):
     try:
         check_is_fitted(pipe)
     except NotFittedError as exc:
-        raise TypeError(
+        raise ModelTypeError(
             f"The pipeline in {os.fspath(model_path)!r} is not fitted. Fit it "
             "before saving it with save_model.") from exc
     return pipe
