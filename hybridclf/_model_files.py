@@ -180,10 +180,17 @@ def replace_directory(directory):
     new : pathlib.Path
         The folder to write the new content into.
     """
-    target = Path(directory).absolute()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    new = Path(tempfile.mkdtemp(prefix=f".{target.name}.saving-",
-                                dir=target.parent))
+    target = Path(directory).resolve()  # a link: replace the folder it names
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        new = Path(tempfile.mkdtemp(prefix=f".{target.name}.saving-",
+                                    dir=target.parent))
+    except OSError as exc:
+        raise ValueError(
+            f"Cannot save to {os.fspath(directory)!r}: the new folder is written "
+            f"beside it first, in {os.fspath(target.parent)!r}, which failed "
+            f"({exc.strerror or exc}). Make that folder writable or save "
+            "elsewhere.") from exc
     try:
         yield new
         os.chmod(new, 0o755)  # mkdtemp gives 0o700

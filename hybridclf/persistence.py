@@ -15,6 +15,13 @@ A model directory holds four files:
 (a crash leaves the old model or the new one, whole). :func:`load_model`
 checks the manifest, the format version and every type in the file against
 :data:`TRUSTED_TYPES` before it rebuilds anything.
+
+Directories saved before manifests existed (no ``manifest`` entry in
+``model.json``) still load, with a warning: their model file is checked
+against the SHA-256 in ``model.json`` as before, which guards what runs; only
+``model.json`` and the card are not covered. Saving such a model again adds
+the manifest. A directory whose ``model.json`` names a manifest that is
+missing is refused.
 """
 
 import datetime

@@ -280,3 +280,13 @@ def test_a_save_killed_midway_leaves_a_whole_model(fitted, tmp_path, point,
     child.wait()
     assert read_model_info(folder)["run"] == survivor
     assert load_model(folder).predict(paths[:1]).shape == (1,)
+
+
+def test_saving_through_a_link_replaces_the_folder_it_names(fitted, tmp_path):
+    pipe, _, _ = fitted
+    save_model(pipe, tmp_path / "real", metadata={"run": "old"})
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    save_model(pipe, tmp_path / "link", metadata={"run": "new"})
+    assert (tmp_path / "link").is_symlink()
+    assert read_model_info(tmp_path / "real")["run"] == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]
