@@ -280,7 +280,8 @@ def write_deployment(kind, output_dir, model_dir, *, host="127.0.0.1", port=8000
     ------
     ValueError
         When ``kind`` is unknown, a path holds characters that would break
-        the files, or ``output_dir`` holds earlier files and not ``force``.
+        the files, ``output_dir`` holds earlier files and not ``force``, or
+        the model is a pickle and not ``allow_pickle``.
     ModelLoadError
         When ``model_dir`` is not a model directory.
 
@@ -307,6 +308,12 @@ def write_deployment(kind, output_dir, model_dir, *, host="127.0.0.1", port=8000
         raise ValueError("The 'user' parameter of write_deployment must be a user "
                          f"name (letters, digits, - and _). Got {user!r} instead.")
     info = read_model_info(model_dir)  # a clear error now, not in production
+    if info.get("model_format") == "pickle" and not allow_pickle:
+        raise ValueError(
+            f"The model in {os.fspath(model_dir)!r} is a pickle, which the service "
+            "loads only with --allow-pickle (it runs code from the file). Pass "
+            "allow_pickle=True (--allow-pickle) if you trust it, or save it with "
+            "model_format='skops'.")
     model_dir = _check_path(os.path.abspath(os.fspath(model_dir)), "model_dir")
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -155,3 +155,16 @@ def test_errors_name_the_problem(model_dir, tmp_path, capsys):
     assert main(["deploy", "--type", "docker", "--output-dir", str(tmp_path),
                  "--model-dir", str(tmp_path / "none")]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_a_pickled_model_needs_allow_pickle(texture_folder, tmp_path):
+    from hybridclf import load_image_folder, make_hybrid_pipeline, save_model
+
+    paths, labels = load_image_folder(texture_folder)
+    pipe = make_hybrid_pipeline(features=["color"]).set_params(load__size=32)
+    save_model(pipe.fit(paths, labels), tmp_path / "m", model_format="pickle")
+    with pytest.raises(ValueError, match="--allow-pickle"):
+        write_deployment("systemd", tmp_path / "out", tmp_path / "m")
+    write_deployment("systemd", tmp_path / "out", tmp_path / "m", allow_pickle=True)
+    unit = (tmp_path / "out" / "hybridclf-serve.service").read_text()
+    assert "--allow-pickle" in unit
