@@ -18,7 +18,12 @@ from PIL import Image
 
 from ._dataset_duplicates import perceptual_hashes
 from .exceptions import ImageLoadError
-from .io import _describe_non_image, read_image, sniff_image_format
+from .io import (
+    _describe_non_image,
+    read_image,
+    sniff_image_format,
+    special_file_reason,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +119,9 @@ def scan_file(path, *, measure=True):
               "is_image": False, "error": None, "width": None, "height": None,
               "pixel_hash": None, "phash": None, "image": None,
               "bit_depth": 8, "n_frames": 1, "exif_orientation": 1, "mode": None}
+    record["error"] = special_file_reason(path)
+    if record["error"] is not None:  # a FIFO would block: never opened
+        return record
     try:
         with open(path, "rb") as fh:
             data = fh.read()

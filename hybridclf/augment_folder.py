@@ -11,7 +11,6 @@ import logging
 import os
 import shutil
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,8 +18,8 @@ import cv2
 import numpy as np
 from sklearn.base import clone
 
-from .exceptions import ImageLoadError, SkippedFilesWarning
-from .io import load_image_folder, read_image, sniff_image_format
+from .exceptions import ImageLoadError
+from .io import read_image, scan_image_folder, sniff_image_format
 from .sampling import ClassAwareAugmenter
 from .utils._parallel import run_chunked
 
@@ -136,33 +135,7 @@ def _check_output_dir(input_dir, output_dir):
 
 def _list_images(input_dir):
     """Paths and labels, and the (path, reason) of every file not taken."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        paths, labels = load_image_folder(input_dir)
-    others = [w for w in caught if not issubclass(w.category, SkippedFilesWarning)]
-    for w in others:
-        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    if len(others) == len(caught):
-        return paths, labels, []
-    # the warning lists at most 20 files: walk the tree for every one
-    taken = {os.path.normpath(p) for p in paths}
-    skipped = []
-    for dirpath, dirnames, filenames in os.walk(input_dir):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            path = os.path.join(dirpath, name)
-            if name.startswith(".") or os.path.normpath(path) in taken:
-                continue
-            if os.path.normpath(dirpath) == os.path.normpath(input_dir):
-                skipped.append((path, "not inside a class folder"))
-                continue
-            try:
-                read_image(path)
-                reason = "not taken as an image by load_image_folder"
-            except ImageLoadError as exc:
-                reason = exc.failures[0][1]
-            skipped.append((path, reason))
-    return paths, labels, skipped
+    return scan_image_folder(input_dir)
 
 
 def _read_all(paths, n_jobs, progress):

@@ -213,6 +213,7 @@ def run_augment(args):
 # train
 # --------------------------------------------------------------------------
 def format_parser_train(parser):
+    from .io import DEFAULT_MAX_PIXELS
     from .pipeline import DEFAULT_FEATURES, FEATURE_BLOCKS
 
     parser.description = (
@@ -224,7 +225,8 @@ def format_parser_train(parser):
     parser.add_argument("--data-dir", required=True,
                         help="class-per-folder dataset: DATA_DIR/<class>/<image>")
     parser.add_argument("--output-dir", required=True,
-                        help="model directory to write")
+                        help="model directory to write: a new or empty folder, or "
+                        "a model directory to replace (atomically)")
     parser.add_argument(
         "--quick-mode", action="store_true",
         help="fast settings for a first look: HOG and colour blocks on 128-pixel "
@@ -270,6 +272,7 @@ def format_parser_train(parser):
                         "over feature parameters (default: none)")
     parser.add_argument("--seed", type=int, default=0,
                         help="random seed (default: %(default)s)")
+    _add_max_pixels(parser, default=DEFAULT_MAX_PIXELS)
     _add_scheduler_options(parser, partitions=False)
 
 
@@ -282,7 +285,7 @@ def run_train(args):
     import numpy as np
 
     from .io import load_image_folder
-    from .persistence import save_model
+    from .persistence import check_output_dir, save_model
     from .pipeline import DEFAULT_FEATURES, make_hybrid_pipeline
     from .training import (
         data_fingerprint,
@@ -296,6 +299,7 @@ def run_train(args):
                                  else list(DEFAULT_FEATURES))
     folds = 3 if args.quick_mode and args.cv_folds == 5 else args.cv_folds
     size = args.image_size or (128 if args.quick_mode else 224)
+    check_output_dir(args.output_dir)  # before the training, not after
     paths, labels = load_image_folder(args.data_dir)
     classes, counts = np.unique(labels, return_counts=True)
     _out(f"{len(paths)} images in {len(classes)} classes "
@@ -319,6 +323,7 @@ def run_train(args):
     pipe = make_hybrid_pipeline(features=features, classifier=args.classifier,
                                 sampler=sampler, memory=args.cache_dir)
     pipe.set_params(load__size=size)
+    _apply_max_pixels(pipe, args.max_pixels)
     # threads for the image steps only; the classifier's n_jobs is deprecated
     for suffix in ("load__n_jobs", "augment__n_jobs", "extract__n_jobs"):
         _set_matching(pipe, suffix, args.n_jobs)
@@ -400,7 +405,26 @@ def format_parser_predict(parser):
                         help="best guesses listed per image (default: %(default)s)")
     parser.add_argument("--allow-pickle", action="store_true",
                         help="load a pickled model (runs code from the file)")
+    _add_max_pixels(parser)
     _add_scheduler_options(parser, partitions=True)
+
+
+def _add_max_pixels(parser, default=None):
+    """The --max-pixels option of the commands that decode images."""
+    fallback = ("the model's own, 64000000 unless set at training" if default is None
+                else "%(default)s")
+    parser.add_argument(
+        "--max-pixels", type=int, default=default, metavar="N",
+        help="most pixels (width x height) an image may declare in its header; "
+        f"larger ones are reported undecoded (default: {fallback})")
+
+
+def _apply_max_pixels(pipe, max_pixels):
+    """Set the --max-pixels of every image loader of a pipeline, if given."""
+    if max_pixels is not None:
+        if max_pixels < 1:
+            raise ValueError(f"--max-pixels must be >= 1. Got {max_pixels}.")
+        _set_matching(pipe, "max_pixels", max_pixels)
 
 
 def _add_scheduler_options(parser, partitions):
@@ -458,6 +482,7 @@ def run_predict(args):
     from .prediction import iter_image_files
 
     pipe = load_model(args.model_dir, allow_pickle=args.allow_pickle)
+    _apply_max_pixels(pipe, args.max_pixels)
     open_set = read_model_info(args.model_dir).get("open_set") or {}
     proba_threshold = args.threshold
     if proba_threshold is None:
@@ -533,6 +558,7 @@ def format_parser_extract(parser):
                         help="images per batch (default: %(default)s)")
     parser.add_argument("--allow-pickle", action="store_true",
                         help="load a pickled model (runs code from the file)")
+    _add_max_pixels(parser)
     _add_scheduler_options(parser, partitions=True)
 
 
@@ -544,6 +570,7 @@ def run_extract(args):
     from .prediction import iter_image_files
 
     pipe = load_model(args.model_dir, allow_pickle=args.allow_pickle)
+    _apply_max_pixels(pipe, args.max_pixels)
     files = iter_image_files(args.inputs)
     context = _dask_client(args.scheduler) if args.scheduler else nullcontext()
     with context as client:
@@ -585,6 +612,7 @@ def format_parser_evaluate(parser):
                         help="random seed (default: %(default)s)")
     parser.add_argument("--allow-pickle", action="store_true",
                         help="load a pickled model (runs code from the file)")
+    _add_max_pixels(parser)
 
 
 def run_evaluate(args):
@@ -593,6 +621,7 @@ def run_evaluate(args):
     from .persistence import load_model, read_model_info
 
     pipe = load_model(args.model_dir, allow_pickle=args.allow_pickle)
+    _apply_max_pixels(pipe, args.max_pixels)
     info = read_model_info(args.model_dir)
     paths, labels = load_image_folder(args.test_data_dir)
     _out(f"{len(paths)} test images in {len(set(labels))} classes")
@@ -677,6 +706,8 @@ def run_inspect(args):
 # serve
 # --------------------------------------------------------------------------
 def format_parser_serve(parser):
+    from .io import DEFAULT_MAX_PIXELS
+
     parser.description = (
         "Serve a model directory over HTTP (FastAPI + uvicorn): POST /predict, "
         "/predict/file and /predict/batch; GET /health, /ready and /metrics; "
@@ -704,6 +735,15 @@ def format_parser_serve(parser):
         help="threads per prediction in each worker; the feature blocks of one "
         "image run side by side (default: the cores divided among the workers)",
     )
+    _add_max_pixels(parser, default=DEFAULT_MAX_PIXELS)
+    parser.add_argument("--read-timeout", type=float, default=30.0, metavar="S",
+                        help="seconds a client has to send its request body; 408 "
+                        "after (default: %(default)s)")
+    parser.add_argument("--limit-concurrency", type=int, default=None, metavar="N",
+                        help="most connections at once before 503 (default: no "
+                        "limit)")
+    parser.add_argument("--allow-pickle", action="store_true",
+                        help="serve a pickled model (runs code from the file)")
 
 
 def run_serve(args):
@@ -714,11 +754,17 @@ def run_serve(args):
             f"error: 'hybridclf serve' needs the serve extra ({exc}). Install it "
             "with: pip install 'hybridclf[serve]'\n")
         return 1
+    from .persistence import load_model
+
+    # load and check the model once here: a bad one is one error line, exit 1
+    load_model(args.model_dir, allow_pickle=args.allow_pickle)
     _out(f"Serving {args.model_dir} on http://{args.host}:{args.port} "
          f"(docs at /docs); press Ctrl+C to stop")
     serve(args.model_dir, host=args.host, port=args.port, workers=args.workers,
           max_body_mb=args.max_body_mb, api_key_env=args.api_key_env,
-          threads=args.threads)
+          threads=args.threads, max_pixels=args.max_pixels,
+          read_timeout=args.read_timeout, allow_pickle=args.allow_pickle,
+          limit_concurrency=args.limit_concurrency)
     return 0
 
 
@@ -747,6 +793,10 @@ def format_parser_deploy(parser):
                         help="worker processes (default: %(default)s)")
     parser.add_argument("--api-key-env", default=None, metavar="VAR",
                         help="environment variable holding the API key")
+    parser.add_argument("--allow-pickle", action="store_true",
+                        help="serve a pickled model (runs code from the file)")
+    parser.add_argument("--force", action="store_true",
+                        help="overwrite deployment files already in OUTPUT_DIR")
 
 
 def run_deploy(args):
@@ -754,7 +804,8 @@ def run_deploy(args):
 
     result = write_deployment(args.deploy_type, args.output_dir, args.model_dir,
                               host=args.host, port=args.port, workers=args.workers,
-                              api_key_env=args.api_key_env)
+                              api_key_env=args.api_key_env,
+                              allow_pickle=args.allow_pickle, force=args.force)
     for path in result["files"]:
         _out(f"wrote {path}")
     _out("Start it with:")

@@ -11,10 +11,12 @@ in its lifespan, never at import. Endpoints:
   shows the answers (public; its API calls carry the key the user enters).
 
 Every error is JSON ``{"success": false, "error_message": ...}`` with status
-400 (invalid base64, undecodable image), 401 (missing or wrong ``X-API-Key``
-when a key is configured), 413 (body over the limit), 415 (unsupported content
-type) or 422 (request schema). Requests carry image bytes only: no request
-can make the server read a path on its disk.
+400 (invalid base64, undecodable image, image over the pixel limit, two
+``file`` parts), 401 (missing or wrong ``X-API-Key`` when a key is
+configured), 408 (body not received within the read timeout), 413 (body over
+the limit), 415 (unsupported content type) or 422 (request schema). Requests
+carry image bytes only: no request can make the server read a path on its
+disk. The limits are listed in ``docs/service.md`` ("Limits and security").
 
 This is the only module of hybridclf that imports FastAPI; install the
 ``serve`` extra (``pip install hybridclf[serve]``).
@@ -28,7 +30,7 @@ import os
 import secrets
 import threading
 import time
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 
 import numpy as np
 from fastapi import Depends, FastAPI, File, Query, Request, UploadFile
@@ -38,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .exceptions import ImageLoadError
+from .io import DEFAULT_MAX_PIXELS
 
 __all__ = [
     "BatchPredictRequest",
@@ -51,8 +54,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_JSON_TYPES = ("application/json",)
-_FILE_TYPES = ("image/", "application/octet-stream")
+_JSON_TYPE = "application/json"
+_FORM_TYPE = "multipart/form-data"
+_MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 # --------------------------------------------------------------------------
@@ -69,7 +73,7 @@ class PredictRequest(BaseModel):
         "'data:image/...;base64,' prefix is accepted.",
     )
     confidence_threshold: float = Field(
-        0.5, ge=0.0, le=1.0,
+        0.5, ge=0.0, le=1.0, strict=True,
         description="Below this top probability the class is 'unknown'.",
     )
     return_probabilities: bool = Field(
@@ -83,7 +87,7 @@ class BatchPredictRequest(BaseModel):
 
     images: list[str] = Field(..., min_length=1,
                               description="Base64-encoded image files.")
-    confidence_threshold: float = Field(0.5, ge=0.0, le=1.0)
+    confidence_threshold: float = Field(0.5, ge=0.0, le=1.0, strict=True)
     return_probabilities: bool = True
 
 
@@ -118,6 +122,10 @@ class HealthResponse(BaseModel):
     memory_usage_mb: float
     predictions_count: int
     average_response_time_ms: float
+    counts_scope: str = Field(
+        description="'process': the counts are this worker's only; 'all "
+        "workers': summed over every worker of the server.")
+    worker_pid: int
 
 
 class ErrorResponse(BaseModel):
@@ -127,7 +135,8 @@ class ErrorResponse(BaseModel):
     error_message: str
 
 
-_ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 413, 415, 422)}
+_ERRORS = {code: {"model": ErrorResponse}
+           for code in (400, 401, 408, 413, 415, 422)}
 
 
 # --------------------------------------------------------------------------
@@ -146,6 +155,37 @@ def _memory_mb():
 
     usage = resource.getrusage(resource.RUSAGE_SELF)  # pragma: no cover
     return usage.ru_maxrss / 1024.0  # pragma: no cover
+
+
+def _media_type(value):
+    """The media type of a Content-Type header, without parameters, lower case."""
+    return value.split(";", 1)[0].strip().lower()
+
+
+def _is_image_upload(declared):
+    """Whether a multipart part's declared type is an image (or unknown bytes)."""
+    media = _media_type(declared)
+    return not media or media.startswith("image/") or (
+        media == "application/octet-stream")
+
+
+def _multiprocess():
+    """Whether prometheus-client sums the metrics of several worker processes."""
+    return bool(os.environ.get(_MULTIPROC_ENV))
+
+
+def _all_worker_totals():
+    """Sample name -> value summed over every worker (multiprocess mode)."""
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)
+    totals = {}
+    for metric in registry.collect():
+        for sample in metric.samples:
+            totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
+    return totals
 
 
 def _error(status, message):
@@ -195,7 +235,7 @@ class _Metrics:
     """Prometheus collectors in a registry of their own (one per app)."""
 
     def __init__(self):
-        from prometheus_client import CollectorRegistry, Counter, Histogram
+        from prometheus_client import CollectorRegistry, Counter, Histogram, Summary
 
         self.registry = CollectorRegistry()
         self.requests = Counter(
@@ -220,6 +260,22 @@ class _Metrics:
         self.images = Counter(
             "hybridclf_images_predicted_total", "Images predicted.",
             registry=self.registry)
+        self.calls = Summary(
+            "hybridclf_prediction_call_seconds", "Time of each prediction "
+            "request's model work (what /health averages).",
+            registry=self.registry)
+
+    def exposition(self):
+        """The Prometheus text of every worker (multiprocess) or this one."""
+        from prometheus_client import CollectorRegistry, generate_latest
+
+        if not _multiprocess():
+            return generate_latest(self.registry)
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        return generate_latest(registry)
 
 
 class _MetricsMiddleware:
@@ -342,11 +398,53 @@ class _BodyLimitMiddleware:
             await _error(413, exc.detail)(scope, receive, send)
 
 
+class _ReadTimeoutMiddleware:
+    """Pure ASGI middleware: 408 when a request body is not in after ``seconds``.
+
+    The clock starts when the headers are in (uvicorn parses those itself, see
+    "Limits and security" in docs/service.md); a client that sends its body
+    slowly, or never, holds a connection for ``seconds`` at most.
+    """
+
+    def __init__(self, app, seconds):
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        deadline = time.monotonic() + self.seconds
+        started = False
+
+        async def receive_wrapper():
+            try:
+                return await asyncio.wait_for(
+                    receive(), max(0.0, deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                raise HTTPException(
+                    408, f"The request body did not arrive within {self.seconds:g} "
+                    "s (the server's read timeout, --read-timeout).") from None
+
+        async def send_wrapper(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive_wrapper, send_wrapper)
+        except HTTPException as exc:
+            if exc.status_code != 408 or started:
+                raise
+            await _error(408, exc.detail)(scope, receive, send)
+
+
 # --------------------------------------------------------------------------
 # the app
 # --------------------------------------------------------------------------
 def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
-               use_ood=True, allow_pickle=False, threads=None):
+               use_ood=True, allow_pickle=False, threads=None,
+               max_pixels=DEFAULT_MAX_PIXELS, read_timeout=30.0):
     """Build the FastAPI application that serves a model directory.
 
     Nothing is loaded here: the model is loaded and warmed up with one
@@ -390,6 +488,15 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
         training. With two or more, the feature blocks of a single image run
         side by side, which cuts its latency. None uses every core.
 
+    max_pixels : int, default=64_000_000
+        Most pixels (width x height) an uploaded image may declare in its
+        header; the model's loaders are set to it. A larger image is refused
+        with 400 before it is decoded (a decompression bomb costs nothing).
+
+    read_timeout : float, default=30.0
+        Seconds a client has to send its request body once the headers are
+        in; 408 after that.
+
     Returns
     -------
     app : fastapi.FastAPI
@@ -398,7 +505,8 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
     Raises
     ------
     ValueError
-        When ``max_body_mb`` or ``max_batch`` is not positive.
+        When ``max_body_mb``, ``max_batch``, ``max_pixels`` or
+        ``read_timeout`` is not positive.
     """
     from . import __version__
     from ._microbatch import MicroBatcher
@@ -411,6 +519,10 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
     if int(max_batch) < 1:
         raise ValueError("The 'max_batch' parameter of create_app must be an int "
                          f">= 1. Got {max_batch!r} instead.")
+    if int(max_pixels) < 1 or not read_timeout > 0:
+        raise ValueError(
+            "The 'max_pixels' and 'read_timeout' parameters of create_app must be "
+            f"> 0. Got {max_pixels!r} and {read_timeout!r} instead.")
     model_dir = os.fspath(model_dir)
     state = _State()
     metrics = _Metrics()
@@ -422,6 +534,7 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
         def load():
             pipe = load_model(model_dir, allow_pickle=allow_pickle)
             _set_threads(pipe, threads)
+            _set_max_pixels(pipe, max_pixels)
             info = read_model_info(model_dir)
             warm = np.full((32, 32, 3), 127, dtype=np.uint8)
             predict_open_set(pipe, [warm])
@@ -490,13 +603,13 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
         if not secrets.compare_digest(given.encode(), api_key.encode()):
             raise HTTPException(401, "Wrong API key in the X-API-Key header.")
 
-    def content_type(*accepted):
+    def content_type(accepted):
         async def check(request: Request):
             value = request.headers.get("content-type", "")
-            if not any(value.lower().startswith(a) for a in accepted):
+            if _media_type(value) != accepted:
                 raise HTTPException(
                     415, f"Unsupported Content-Type {value or '(none)'!r} for "
-                    f"{request.url.path}; send {' or '.join(accepted)}.")
+                    f"{request.url.path}; send {accepted}.")
         return check
 
     async def ready():
@@ -575,6 +688,7 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
         metrics.images.inc(n_predicted)
         elapsed = (time.perf_counter() - start) * 1000.0
         state.record(n_predicted, elapsed)
+        metrics.calls.observe(elapsed / 1000.0)
         for r in results:
             r.setdefault("processing_time_ms", elapsed)
             r["model_version"] = state.model_version
@@ -590,7 +704,7 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
     auth = [Depends(check_api_key)]
 
     @app.post("/predict", response_model=PredictResponse, responses=_ERRORS,
-              dependencies=[*auth, Depends(content_type(*_JSON_TYPES))])
+              dependencies=[*auth, Depends(content_type(_JSON_TYPE))])
     async def predict(body: PredictRequest, pipe=Depends(ready)):
         """Classify one base64-encoded image."""
         data = _decode_base64(body.image_data)
@@ -598,16 +712,22 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
                             body.return_probabilities, "/predict")
 
     @app.post("/predict/file", response_model=PredictResponse, responses=_ERRORS,
-              dependencies=[*auth, Depends(content_type("multipart/form-data"))])
-    async def predict_file(file: UploadFile = File(..., description="An image file."),
+              dependencies=[*auth, Depends(content_type(_FORM_TYPE))])
+    async def predict_file(request: Request,
+                           file: UploadFile = File(..., description="An image file."),
                            confidence_threshold: float = Query(
                                0.5, ge=0.0, le=1.0, description="Below this top "
                                "probability the class is 'unknown'."),
                            return_probabilities: bool = Query(True),
                            pipe=Depends(ready)):
         """Classify one uploaded image file (multipart/form-data, field 'file')."""
+        n_files = len((await request.form()).getlist("file"))
+        if n_files > 1:
+            raise HTTPException(
+                400, f"The request holds {n_files} 'file' parts; /predict/file "
+                "classifies one image. Send one, or use /predict/batch.")
         declared = (file.content_type or "").lower()
-        if declared and not declared.startswith(_FILE_TYPES):
+        if not _is_image_upload(declared):
             raise HTTPException(
                 415, f"The uploaded file {file.filename!r} has the unsupported "
                 f"type {declared!r}; send an image (image/jpeg, image/png, ...).")
@@ -620,7 +740,7 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
 
     @app.post("/predict/batch", response_model=BatchPredictResponse,
               responses=_ERRORS,
-              dependencies=[*auth, Depends(content_type(*_JSON_TYPES))])
+              dependencies=[*auth, Depends(content_type(_JSON_TYPE))])
     async def predict_batch(body: BatchPredictRequest, pipe=Depends(ready)):
         """Classify several base64-encoded images; each result says if it failed."""
         if len(body.images) > max_batch:
@@ -651,10 +771,21 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
     # ---- probes and metrics
     @app.get("/health", response_model=HealthResponse)
     def health():
-        """Liveness: the process answers; counters since start."""
+        """Liveness: the process answers; counters since start.
+
+        With several workers (multiprocess metrics) the counts are summed over
+        every worker; ``counts_scope`` says which.
+        """
         with state.lock:
             count, total, timed = (state.predictions, state.total_ms,
                                    state.requests_timed)
+        scope = "process"
+        if _multiprocess():
+            totals = _all_worker_totals()
+            count = int(totals.get("hybridclf_images_predicted_total", 0))
+            total = 1000.0 * totals.get("hybridclf_prediction_call_seconds_sum", 0)
+            timed = totals.get("hybridclf_prediction_call_seconds_count", 0)
+            scope = "all workers"
         return {
             "status": "healthy" if state.pipe is not None else "starting",
             "model_loaded": state.pipe is not None,
@@ -663,6 +794,8 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
             "memory_usage_mb": _memory_mb(),
             "predictions_count": count,
             "average_response_time_ms": total / timed if timed else 0.0,
+            "counts_scope": scope,
+            "worker_pid": os.getpid(),
         }
 
     @app.get("/ready", responses={503: {"model": ErrorResponse}})
@@ -675,14 +808,14 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
     @app.get("/metrics", response_class=Response)
     def prometheus_metrics():
         """Prometheus text format: requests, latency, inference time, errors."""
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+        from prometheus_client import CONTENT_TYPE_LATEST
 
-        return Response(generate_latest(metrics.registry),
-                        media_type=CONTENT_TYPE_LATEST)
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     endpoints = [r.path for r in app.routes if hasattr(r, "path")]
     app.add_middleware(_BodyLimitMiddleware,
                        max_bytes=int(max_body_mb * 1024 * 1024))
+    app.add_middleware(_ReadTimeoutMiddleware, seconds=float(read_timeout))
     if api_key is not None:
         app.add_middleware(_ApiKeyMiddleware, api_key=api_key)
     app.add_middleware(_MetricsMiddleware, metrics=metrics, endpoints=endpoints)
@@ -695,7 +828,17 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
 _ENV = {"model_dir": "HYBRIDCLF_SERVE_MODEL_DIR",
         "max_body_mb": "HYBRIDCLF_SERVE_MAX_BODY_MB",
         "api_key_env": "HYBRIDCLF_SERVE_API_KEY_ENV",
-        "threads": "HYBRIDCLF_SERVE_THREADS"}
+        "threads": "HYBRIDCLF_SERVE_THREADS",
+        "max_pixels": "HYBRIDCLF_SERVE_MAX_PIXELS",
+        "read_timeout": "HYBRIDCLF_SERVE_READ_TIMEOUT",
+        "allow_pickle": "HYBRIDCLF_SERVE_ALLOW_PICKLE"}
+_LOOPBACK = ("127.", "::1", "localhost")
+
+
+def _set_max_pixels(pipe, max_pixels):
+    """Set the ``max_pixels`` of every image loader of a fitted pipeline."""
+    names = [k for k in pipe.get_params() if k.endswith("max_pixels")]
+    pipe.set_params(**{name: int(max_pixels) for name in names})
 
 
 def _set_threads(pipe, threads):
@@ -725,18 +868,29 @@ def app_from_environment():
         :func:`create_app` of ``$HYBRIDCLF_SERVE_MODEL_DIR``, with the API key
         read from the variable named by ``$HYBRIDCLF_SERVE_API_KEY_ENV``.
     """
-    key_env = os.environ.get(_ENV["api_key_env"]) or None
+    env = os.environ
+    key_env = env.get(_ENV["api_key_env"]) or None
     return create_app(
-        os.environ[_ENV["model_dir"]],
-        api_key=os.environ.get(key_env) if key_env else None,
-        max_body_mb=float(os.environ.get(_ENV["max_body_mb"], "10")),
-        threads=int(os.environ.get(_ENV["threads"]) or 0) or None,
+        env[_ENV["model_dir"]],
+        api_key=env.get(key_env) if key_env else None,
+        max_body_mb=float(env.get(_ENV["max_body_mb"], "10")),
+        threads=int(env.get(_ENV["threads"]) or 0) or None,
+        max_pixels=int(env.get(_ENV["max_pixels"]) or DEFAULT_MAX_PIXELS),
+        read_timeout=float(env.get(_ENV["read_timeout"]) or 30.0),
+        allow_pickle=env.get(_ENV["allow_pickle"]) == "1",
     )
 
 
 def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0,
-          api_key_env=None, threads=None, log_level="info"):
+          api_key_env=None, threads=None, log_level="info",
+          max_pixels=DEFAULT_MAX_PIXELS, read_timeout=30.0, allow_pickle=False,
+          limit_concurrency=None):
     """Run the prediction service with uvicorn until interrupted.
+
+    The model directory is checked (its manifest) before uvicorn starts. With
+    several workers, the metrics of every worker are summed: prometheus-client
+    runs in multiprocess mode, in a temporary folder (``PROMETHEUS_MULTIPROC_DIR``,
+    or the one you set) removed at exit.
 
     Parameters
     ----------
@@ -744,7 +898,8 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
         The model directory to serve.
 
     host : str, default="127.0.0.1"
-        Address to bind; "0.0.0.0" to accept other machines.
+        Address to bind; "0.0.0.0" to accept other machines (a warning is
+        logged when no API key is set then).
 
     port : int, default=8000
         TCP port.
@@ -766,17 +921,37 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
     log_level : str, default="info"
         uvicorn's log level.
 
+    max_pixels : int, default=64_000_000
+        Most pixels an uploaded image may declare (see :func:`create_app`).
+
+    read_timeout : float, default=30.0
+        Seconds to receive a request body (see :func:`create_app`).
+
+    allow_pickle : bool, default=False
+        Serve a pickled model (runs code from the file; see
+        :func:`~hybridclf.load_model`).
+
+    limit_concurrency : int or None, default=None
+        Most connections and tasks at once before uvicorn answers 503; None
+        for no limit.
+
     Raises
     ------
     ValueError
         When ``api_key_env`` names a variable that is not set or is empty, or
         ``workers`` is below 1.
+    ModelLoadError
+        When the model directory is incomplete or was modified.
     """
     import uvicorn
 
+    from ._model_files import check_manifest
+    from .exceptions import ModelLoadError
     from .persistence import read_model_info
 
     read_model_info(model_dir)  # fail now, with a clear message, if it is wrong
+    if os.path.exists(os.path.join(model_dir, "manifest.json")):
+        check_manifest(model_dir, ModelLoadError)
     if int(workers) < 1:
         raise ValueError("The 'workers' parameter of serve must be an int >= 1. "
                          f"Got {workers!r} instead.")
@@ -785,16 +960,50 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
             f"The environment variable {api_key_env!r} named by 'api_key_env' is "
             "not set or empty. Export the API key in it before starting the "
             "server, or leave --api-key-env out to serve without a key.")
-    os.environ[_ENV["model_dir"]] = os.path.abspath(os.fspath(model_dir))
-    os.environ[_ENV["max_body_mb"]] = str(max_body_mb)
-    os.environ[_ENV["api_key_env"]] = api_key_env or ""
+    if api_key_env is None and not str(host).startswith(_LOOPBACK):
+        logger.warning(
+            "Serving on %s without an API key: anyone who can reach this address "
+            "can use the model. Set one with --api-key-env, or bind 127.0.0.1 "
+            "behind a proxy that authenticates.", host)
     if threads is None:
         threads = max(1, (os.cpu_count() or 1) // int(workers))
-    os.environ[_ENV["threads"]] = str(int(threads))
+    os.environ.update({
+        _ENV["model_dir"]: os.path.abspath(os.fspath(model_dir)),
+        _ENV["max_body_mb"]: str(max_body_mb),
+        _ENV["api_key_env"]: api_key_env or "",
+        _ENV["threads"]: str(int(threads)),
+        _ENV["max_pixels"]: str(int(max_pixels)),
+        _ENV["read_timeout"]: str(float(read_timeout)),
+        _ENV["allow_pickle"]: "1" if allow_pickle else "0",
+    })
     logger.info("Serving %s on http://%s:%d with %d worker(s)", model_dir, host,
                 port, workers)
-    uvicorn.run("hybridclf.serve:app_from_environment", factory=True, host=host,
-                port=int(port), workers=int(workers), log_level=log_level)
+    with _metrics_folder(int(workers)):
+        uvicorn.run("hybridclf.serve:app_from_environment", factory=True, host=host,
+                    port=int(port), workers=int(workers), log_level=log_level,
+                    timeout_keep_alive=5, limit_concurrency=limit_concurrency)
+
+
+@contextmanager
+def _metrics_folder(workers):
+    """Multiprocess metrics for several workers: a temporary folder, removed after.
+
+    A folder set by the user in ``PROMETHEUS_MULTIPROC_DIR`` is used and kept.
+    One worker needs none: its own counters are the server's.
+    """
+    import shutil
+    import tempfile
+
+    if workers < 2 or os.environ.get(_MULTIPROC_ENV):
+        yield
+        return
+    folder = tempfile.mkdtemp(prefix="hybridclf-metrics-")
+    os.environ[_MULTIPROC_ENV] = folder
+    try:
+        yield
+    finally:
+        del os.environ[_MULTIPROC_ENV]
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def try_service(model_dir, image_path, *, timeout=60.0):

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 
 import cv2
 import numpy as np
@@ -79,3 +80,20 @@ def test_inspect_is_listed_in_the_help(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "inspect" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs")
+def test_inspect_reports_a_fifo_without_opening_it(small_dataset, tmp_path, capsys):
+    import threading
+
+    os.mkfifo(small_dataset / "brick" / "x.jpg")
+    out = tmp_path / "report"
+    codes = []
+    run = threading.Thread(target=lambda: codes.append(main(
+        ["inspect", "--data-dir", str(small_dataset), "--output-dir", str(out),
+         "--quick", "--no-check-duplicates"])), daemon=True)
+    run.start()
+    run.join(120)
+    assert codes, "inspect blocked on the FIFO"
+    text = (out / "report.json").read_text(encoding="utf-8")
+    assert "not a regular file (a FIFO" in text and "x.jpg" in text
