@@ -81,11 +81,17 @@ class ImageFeatureExtractor(
     def _fit(self, X):
         """Learn from the images; return their features if computed, else None."""
 
-    def _learns_from_images(self):
+    def learns_from_images(self):
         """Whether ``fit`` learns from the images (else features are per image).
 
         When it does not, an image has the same features whatever images the
-        extractor was fitted on, so cross-validation can compute them once.
+        extractor was fitted on, so cross-validation can compute them once
+        (:func:`~hybridclf.training.train_model` does).
+
+        Returns
+        -------
+        learns : bool
+            True when the features of an image depend on the images fitted on.
         """
         return type(self)._fit is not ImageFeatureExtractor._fit
 

@@ -281,7 +281,8 @@ class CNNFeatures(ImageFeatureExtractor):
         self.n_jobs = n_jobs
         self.verbose = verbose
 
-    def _learns_from_images(self):
+    def learns_from_images(self):
+        """Whether ``fit`` fine-tunes the network (``fine_tune_epochs > 0``)."""
         return self.fine_tune_epochs > 0
 
     # -- building ------------------------------------------------------------
