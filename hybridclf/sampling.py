@@ -9,10 +9,11 @@ from numbers import Integral, Real
 import cv2
 import numpy as np
 from imblearn.over_sampling.base import BaseOverSampler
-from imblearn.utils import Substitution, check_sampling_strategy, check_target_type
+from imblearn.utils import check_sampling_strategy, check_target_type
 from sklearn.utils import check_consistent_length, check_random_state
 
 from .augment import apply_geometry, apply_photometry, check_techniques, draw_params
+from .utils._docstrings import Substitution, n_jobs_docstring
 from .utils._parallel import run_chunked
 from .utils._validation import Interval, _fit_context, _random_state_docstring
 
@@ -20,10 +21,6 @@ __all__ = ["ClassAwareAugmenter"]
 
 logger = logging.getLogger(__name__)
 
-_N_JOBS_DOC = """n_jobs : int, default=None
-        Number of threads that make images. ``None`` means 1 unless in a
-        :func:`joblib.parallel_config` context; ``-1`` means all processors.
-        The images do not depend on it."""
 
 # side of the greyscale copies compared by the quality check
 _CHECK_SIDE = 64
@@ -116,7 +113,8 @@ def _to_input_layout(generated, X):
 @Substitution(
     sampling_strategy=BaseOverSampler._sampling_strategy_docstring,
     random_state=_random_state_docstring,
-    n_jobs=_N_JOBS_DOC,
+    n_jobs=n_jobs_docstring("Number of threads that make images.",
+                            "The images do not depend on it."),
 )
 class ClassAwareAugmenter(BaseOverSampler):
     """Over-sample classes with augmented copies of their own images.

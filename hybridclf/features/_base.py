@@ -15,10 +15,6 @@ from ..io import _array_to_rgb
 from ..utils._parallel import run_chunked
 from ..utils._validation import _fit_context
 
-_N_JOBS_DOC = """n_jobs : int, default=None
-        Number of threads that extract features. ``None`` means 1 unless in a
-        :func:`joblib.parallel_config` context; ``-1`` means all processors."""
-
 
 def check_images(X, estimator):
     """Validate a batch of images and return it as RGB uint8 (n, h, w, 3).

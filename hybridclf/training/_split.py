@@ -15,6 +15,8 @@ import warnings
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
+from ..utils._docstrings import Substitution, n_jobs_docstring
+
 __all__ = [
     "cv_splits",
     "data_fingerprint",
@@ -39,6 +41,7 @@ def _content_groups(paths):
     return groups
 
 
+@Substitution(n_jobs=n_jobs_docstring("Threads for the inspector."))
 def duplicate_groups(paths, *, n_jobs=None):
     """One group id per image; near-identical images share one.
 
@@ -51,9 +54,7 @@ def duplicate_groups(paths, *, n_jobs=None):
     paths : sequence of str
         Image files.
 
-    n_jobs : int, default=None
-        Threads for the inspector. ``None`` means 1 unless in a
-        :func:`joblib.parallel_config` context; ``-1`` means all processors.
+    {n_jobs}
 
     Returns
     -------

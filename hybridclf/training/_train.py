@@ -29,6 +29,7 @@ from threadpoolctl import threadpool_limits
 
 from ..pipeline import get_classifier, set_classifier
 from ..prediction import block_ood_scores
+from ..utils._docstrings import Substitution, n_jobs_docstring
 from ._fold_features import compute_folds, fit_features
 from ._result import TrainingResult, plain, scores
 from ._search import (
@@ -47,6 +48,11 @@ logger = logging.getLogger(__name__)
 _SEARCHES = ("none", "grid", "halving")
 
 
+@Substitution(n_jobs=n_jobs_docstring(
+    "Threads for candidate fits.",
+    'Inside ``joblib.parallel_config(backend="dask")`` the features of each fold '
+    "and the candidate fits are joblib tasks on the Dask workers instead (each "
+    "fold's features are still computed once); see :mod:`hybridclf.distributed`."))
 def train_model(
     pipe, paths, labels, *, groups=None, test_size=0.2, cv_folds=5, search="none",
     param_grid=None, open_set_quantile=0.99, random_state=0, n_jobs=None,
@@ -77,7 +83,7 @@ def train_model(
     cv_folds : int, default=5
         Folds of ``StratifiedGroupKFold`` on the training part; at least 2.
 
-    search : {"none", "grid", "halving"}, default="none"
+    search : {{"none", "grid", "halving"}}, default="none"
         Hyper-parameter search over ``param_grid``:
 
         - "none": keep the pipeline's parameters.
@@ -102,13 +108,7 @@ def train_model(
     random_state : int, default=0
         Seeds the split and the folds.
 
-    n_jobs : int, default=None
-        Threads for candidate fits. ``None`` means 1 unless in a
-        :func:`joblib.parallel_config` context; ``-1`` means all processors.
-        Inside ``joblib.parallel_config(backend="dask")`` the features of
-        each fold and the candidate fits are joblib tasks on the Dask
-        workers instead (each fold's features are still computed once); see
-        :mod:`hybridclf.distributed`.
+    {n_jobs}
 
     progress : bool, default=False
         Show a progress bar over the folds (not on Dask).
