@@ -9,7 +9,7 @@ What it measures, on the 173 photos of ``amulet6`` (224x224 JPEG, 6 classes of
   with ``n_jobs=1`` and ``n_jobs=2``, including the quality check (SSIM on
   64x64 greyscale copies); the same draws without the check
   (:func:`hybridclf.augment.random_augment` in a loop); and the whole
-  ``hybridclf augment`` work (:func:`hybridclf.augment_folder.augment_folder`:
+  ``hybridclf augment`` work (:func:`hybridclf.augment.augment_folder`:
   reading the JPEGs, generating, writing the copies and ``manifest.csv``).
   Medians of the repeats.
 - Quality of the default settings: the SSIM of the generated images and how
@@ -52,8 +52,7 @@ from sklearn.model_selection import RepeatedStratifiedKFold, cross_validate
 from threadpoolctl import threadpool_limits
 
 from hybridclf import ClassAwareAugmenter, make_hybrid_pipeline
-from hybridclf.augment import random_augment
-from hybridclf.augment_folder import augment_folder
+from hybridclf.augment import augment_folder, random_augment
 from hybridclf.io import ImageLoader
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -172,7 +172,7 @@ def format_parser_augment(parser):
 
 
 def run_augment(args):
-    from .augment_folder import augment_folder
+    from .augment import augment_folder
     from .sampling import ClassAwareAugmenter
 
     params = {"target_samples": args.target_samples,

@@ -82,3 +82,7 @@ def n_jobs_docstring(what, note=""):
 
 #: The ``n_jobs`` entry of the image feature extractors.
 _n_jobs_extract_docstring = n_jobs_docstring("Number of threads that extract features.")
+
+#: The ``image`` entry of the augmentation functions.
+_image_docstring = """image : ndarray of shape (height, width[, 3]), dtype uint8
+        The image."""

@@ -19,10 +19,9 @@ import cv2
 import numpy as np
 from sklearn.base import clone
 
-from .exceptions import ImageLoadError, SkippedFilesWarning
-from .io import load_image_folder, read_image, sniff_image_format
-from .sampling import ClassAwareAugmenter
-from .utils._parallel import run_chunked
+from ..exceptions import ImageLoadError, SkippedFilesWarning
+from ..io import load_image_folder, read_image, sniff_image_format
+from ..utils._parallel import run_chunked
 
 __all__ = ["AugmentFolderResult", "ClassCounts", "augment_folder"]
 
@@ -115,7 +114,7 @@ class AugmentFolderResult:
     n_generated: int = 0
     generate_seconds: float = 0.0
     seconds: float = 0.0
-    augmenter: ClassAwareAugmenter = None
+    augmenter: object = None
 
 
 def _check_output_dir(input_dir, output_dir):
@@ -313,7 +312,7 @@ def augment_folder(input_dir, output_dir, augmenter=None, *, progress=False):
     >>> import numpy as np
     >>> from PIL import Image
     >>> from hybridclf import ClassAwareAugmenter
-    >>> from hybridclf.augment_folder import augment_folder
+    >>> from hybridclf.augment import augment_folder
     >>> root = pathlib.Path(tempfile.mkdtemp())
     >>> rng = np.random.default_rng(0)
     >>> for cls, n in (("cat", 3), ("dog", 1)):
@@ -329,6 +328,9 @@ def augment_folder(input_dir, output_dir, augmenter=None, *, progress=False):
     started = time.perf_counter()
     input_path = Path(input_dir).resolve()
     output_path = Path(output_dir).resolve()
+    # imported here: hybridclf.sampling imports this package's transforms
+    from ..sampling import ClassAwareAugmenter
+
     if augmenter is None:
         augmenter = ClassAwareAugmenter()
     if not isinstance(augmenter, ClassAwareAugmenter):
@@ -356,7 +358,7 @@ def augment_folder(input_dir, output_dir, augmenter=None, *, progress=False):
     y = np.asarray([labels[i] for i in readable])
 
     start_generate = time.perf_counter()
-    generated, sources = augmenter._fit_generate(images, y, progress=progress)
+    generated, sources = augmenter.fit_generate(images, y, progress=progress)
     generate_seconds = time.perf_counter() - start_generate
 
     rel_paths = [Path(os.path.relpath(p, input_dir)).as_posix() for p in paths]
