@@ -381,6 +381,24 @@ def augment_folder(input_dir, output_dir, augmenter=None, *, progress=False):
     run_chunked(write_generated, len(generated), augmenter.n_jobs)
 
     manifest = output_path / MANIFEST_NAME
+    _write_manifest(manifest, rel_paths, y, sources, new_names, augmenter)
+
+    result = AugmentFolderResult(
+        output_dir=str(output_path), manifest=str(manifest),
+        skipped=skipped, n_generated=len(generated),
+        generate_seconds=generate_seconds, augmenter=augmenter,
+    )
+    result.classes = _class_counts(labels, y, skipped, Path(input_dir), augmenter)
+    result.seconds = time.perf_counter() - started
+    logger.info(
+        "Wrote %d originals and %d generated images to %s in %.1f s.",
+        len(paths), len(generated), output_path, result.seconds,
+    )
+    return result
+
+
+def _write_manifest(manifest, rel_paths, y, sources, new_names, augmenter):
+    """Write ``manifest.csv``: one row per original, then per generated image."""
     with open(manifest, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(MANIFEST_COLUMNS)
@@ -393,29 +411,23 @@ def augment_folder(input_dir, output_dir, augmenter=None, *, progress=False):
                 _describe(augmenter.augmentation_params_[k]),
             ])
 
-    result = AugmentFolderResult(
-        output_dir=str(output_path), manifest=str(manifest),
-        skipped=skipped, n_generated=len(generated),
-        generate_seconds=generate_seconds, augmenter=augmenter,
-    )
-    unreadable = _count_by_class(skipped, Path(input_dir))
+
+def _class_counts(labels, y, skipped, root, augmenter):
+    """The :class:`ClassCounts` of every class folder, in name order."""
+    unreadable = _count_by_class(skipped, root)
     before = dict(zip(*np.unique(y, return_counts=True)))
+    counts = []
     for label in sorted(set(labels)):
         before_n = int(before.get(label, 0))
         asked = int(augmenter.sampling_strategy_.get(label, 0))
-        result.classes.append(ClassCounts(
+        counts.append(ClassCounts(
             label=label, before=before_n, unreadable=unreadable.get(label, 0),
             target=before_n + max(asked, 0),
             generated=augmenter.n_generated_.get(label, 0),
             regenerated=augmenter.n_regenerated_.get(label, 0),
             dropped=augmenter.n_dropped_.get(label, 0),
         ))
-    result.seconds = time.perf_counter() - started
-    logger.info(
-        "Wrote %d originals and %d generated images to %s in %.1f s.",
-        len(paths), len(generated), output_path, result.seconds,
-    )
-    return result
+    return counts
 
 
 def _count_by_class(skipped, root):
