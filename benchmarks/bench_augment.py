@@ -54,6 +54,7 @@ from threadpoolctl import threadpool_limits
 from hybridclf import ClassAwareAugmenter, make_hybrid_pipeline
 from hybridclf.augment import augment_folder, random_augment
 from hybridclf.io import ImageLoader
+from hybridclf.pipeline import iter_feature_blocks
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DOCS_FILE = REPO_ROOT / "docs" / "benchmarks.md"
@@ -187,7 +188,7 @@ def run_accuracy(images, labels, n_splits, n_repeats):
     for name, sampler in configs.items():
         pipe = make_hybrid_pipeline(features=["hog", "lbp", "sift", "color"],
                                     classifier="logistic", sampler=sampler)
-        blocks = list(pipe.named_steps["features"].named_transformers)
+        blocks = [name for name, _ in iter_feature_blocks(pipe)]
         params = {"load": "passthrough"}
         params.update({f"features__{b}__extract__n_jobs": 2 for b in blocks})
         params.update({k: 0 for k in pipe.get_params()
