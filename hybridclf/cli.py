@@ -172,7 +172,7 @@ def format_parser_augment(parser):
 
 
 def run_augment(args):
-    from .augment_folder import augment_folder
+    from .augment import augment_folder
     from .sampling import ClassAwareAugmenter
 
     params = {"target_samples": args.target_samples,
@@ -214,7 +214,7 @@ def run_augment(args):
 # --------------------------------------------------------------------------
 def format_parser_train(parser):
     from .io import DEFAULT_MAX_PIXELS
-    from .pipeline import DEFAULT_FEATURES, FEATURE_BLOCKS
+    from .pipeline import CLASSIFIERS, DEFAULT_FEATURES, FEATURE_BLOCKS
 
     parser.description = (
         "Train a hybrid pipeline on a class-per-folder dataset: split off a test "
@@ -245,8 +245,7 @@ def format_parser_train(parser):
     )
     parser.add_argument(
         "--classifier", default="ridge",
-        choices=["ridge", "logistic", "svc", "random_forest", "extra_trees",
-                 "hist_gradient_boosting", "soft_voting", "stacking"],
+        choices=list(CLASSIFIERS),
         help="final classifier (default: %(default)s)",
     )
     parser.add_argument(
@@ -276,58 +275,37 @@ def format_parser_train(parser):
     _add_scheduler_options(parser, partitions=False)
 
 
-def _set_matching(pipe, suffix, value):
-    pipe.set_params(**{name: value for name in pipe.get_params()
-                       if name.endswith(suffix)})
-
-
 def run_train(args):
     import numpy as np
 
     from .io import load_image_folder
     from .persistence import check_output_dir, save_model
-    from .pipeline import DEFAULT_FEATURES, make_hybrid_pipeline
     from .training import (
-        data_fingerprint,
-        duplicate_groups,
-        read_groups_csv,
+        QUICK_CV_FOLDS,
+        find_training_groups,
+        make_training_pipeline,
         train_model,
+        training_metadata,
     )
 
     started = time.perf_counter()
-    features = args.features or (["hog", "color"] if args.quick_mode
-                                 else list(DEFAULT_FEATURES))
-    folds = 3 if args.quick_mode and args.cv_folds == 5 else args.cv_folds
-    size = args.image_size or (128 if args.quick_mode else 224)
+    folds = QUICK_CV_FOLDS if args.quick_mode and args.cv_folds == 5 else args.cv_folds
     check_output_dir(args.output_dir)  # before the training, not after
     paths, labels = load_image_folder(args.data_dir)
     classes, counts = np.unique(labels, return_counts=True)
     _out(f"{len(paths)} images in {len(classes)} classes "
          f"({counts.min()} to {counts.max()} per class)")
     t0 = time.perf_counter()
-    if args.groups:
-        groups = read_groups_csv(args.groups, paths, root=args.data_dir)
-        source = args.groups
-    else:
-        groups = duplicate_groups(paths, n_jobs=args.n_jobs)
-        source = "found on the fly"
+    groups, source = find_training_groups(paths, groups_csv=args.groups,
+                                          root=args.data_dir, n_jobs=args.n_jobs)
     n_groups = len(np.unique(groups))
     _out(f"{n_groups} groups ({len(paths) - n_groups} images share a group with "
          f"another; {source}) in {time.perf_counter() - t0:.1f} s")
-
-    sampler = None
-    if args.augment:
-        from .sampling import ClassAwareAugmenter
-
-        sampler = ClassAwareAugmenter(random_state=args.seed, n_jobs=args.n_jobs)
-    pipe = make_hybrid_pipeline(features=features, classifier=args.classifier,
-                                sampler=sampler, memory=args.cache_dir)
-    pipe.set_params(load__size=size)
+    pipe = make_training_pipeline(
+        features=args.features, classifier=args.classifier, quick=args.quick_mode,
+        image_size=args.image_size, augment=args.augment, cache_dir=args.cache_dir,
+        n_jobs=args.n_jobs, random_state=args.seed)
     _apply_max_pixels(pipe, args.max_pixels)
-    # threads for the image steps only; the classifier's n_jobs is deprecated
-    for suffix in ("load__n_jobs", "augment__n_jobs", "extract__n_jobs"):
-        _set_matching(pipe, suffix, args.n_jobs)
-    _set_matching(pipe, "random_state", args.seed)
     options = {"groups": groups, "test_size": args.test_size, "cv_folds": folds,
                "search": args.search, "random_state": args.seed,
                "n_jobs": args.n_jobs, "progress": True}
@@ -358,13 +336,9 @@ def run_train(args):
          f"{result.open_set['proba_threshold']:.3f}, or above the OOD score of "
          "any block: " + ", ".join(
              f"{k} {v:.2f}" for k, v in result.open_set["ood_thresholds"].items()))
-    metadata = result.metadata()
-    metadata["data_fingerprint"] = data_fingerprint(paths, labels,
-                                                    root=args.data_dir)
-    metadata["training"]["features"] = features
-    metadata["training"]["classifier"] = args.classifier
-    metadata["training"]["groups"] = source
-    metadata["training"]["seconds_wall"] = round(time.perf_counter() - started, 2)
+    metadata = training_metadata(
+        result, paths, labels, root=args.data_dir, classifier=args.classifier,
+        group_source=source, seconds_wall=time.perf_counter() - started)
     save_model(result.pipeline, args.output_dir, metadata=metadata)
     out = os.path.abspath(args.output_dir)
     _out(f"training took {time.perf_counter() - started:.1f} s")
@@ -424,7 +398,8 @@ def _apply_max_pixels(pipe, max_pixels):
     if max_pixels is not None:
         if max_pixels < 1:
             raise ValueError(f"--max-pixels must be >= 1. Got {max_pixels}.")
-        _set_matching(pipe, "max_pixels", max_pixels)
+        pipe.set_params(**{name: max_pixels for name in pipe.get_params()
+                           if name.endswith("max_pixels")})
 
 
 def _add_scheduler_options(parser, partitions):

@@ -41,6 +41,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .exceptions import ImageLoadError
 from .io import DEFAULT_MAX_PIXELS
+from .pipeline import get_classifier, get_loader
 
 __all__ = [
     "BatchPredictRequest",
@@ -635,7 +636,7 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
         except ImageLoadError:
             # some image is unreadable: find which (decoding only), then
             # predict the others together
-            loader = pipe.steps[0][1]
+            loader = get_loader(pipe)
             for i, item in enumerate(items):
                 try:
                     loader.transform([item])
@@ -670,7 +671,7 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
                 state.batcher.submit([items[i] for i in todo]))
         if outcomes:
             metrics.inference.labels(endpoint).observe(outcomes[0][3])
-        classes = [str(c) for c in state.pipe.steps[-1][1].classes_]
+        classes = [str(c) for c in get_classifier(state.pipe).classes_]
         n_predicted = 0
         for i, (label, p, error, _) in zip(todo, outcomes):
             if error is not None:
