@@ -1,4 +1,4 @@
-"""Tests of hybridclf.dataset: duplicate groups and the dataset inspector."""
+"""Tests of hybridclf.inspect: duplicate groups and the dataset inspector."""
 
 import itertools
 import json
@@ -10,11 +10,15 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from hybridclf import DatasetReport, inspect_dataset
-from hybridclf._dataset_advice import cv_advice
-from hybridclf._dataset_checks import class_outliers
-from hybridclf._dataset_duplicates import union_find_groups
-from hybridclf.dataset import find_duplicate_groups
+from hybridclf import (
+    DatasetReport,
+    InspectThresholds,
+    find_duplicate_groups,
+    inspect_dataset,
+)
+from hybridclf.inspect._advice import cv_advice
+from hybridclf.inspect._checks import class_outliers
+from hybridclf.inspect._grouping import union_find_groups
 
 from .conftest import require_shared
 
@@ -270,6 +274,26 @@ def test_inspect_dataset_rejects_bad_thresholds(texture_folder, params, match):
         inspect_dataset(texture_folder, **params)
 
 
+def test_inspect_dataset_takes_a_thresholds_object(awkward_folder):
+    strict = InspectThresholds(blur_threshold=1e9, entropy_threshold=0.0)
+    report = inspect_dataset(awkward_folder, quick=True, thresholds=strict)
+    assert "blurry" in _kinds(report, "coffee.png")
+    assert report.thresholds["blur_threshold"] == 1e9
+    # a keyword beats the object's field
+    report = inspect_dataset(awkward_folder, quick=True, thresholds=strict,
+                             blur_threshold=1.0)
+    assert "blurry" not in _kinds(report, "coffee.png")
+
+
+def test_inspect_thresholds_reject_bad_values_and_unknown_names(texture_folder):
+    with pytest.raises(ValueError, match="'size_ratio' parameter"):
+        InspectThresholds(size_ratio=-1)
+    with pytest.raises(TypeError, match="blur_treshold"):
+        inspect_dataset(texture_folder, quick=True, blur_treshold=5)
+    with pytest.raises(TypeError, match="'thresholds' parameter"):
+        inspect_dataset(texture_folder, quick=True, thresholds=[1])
+
+
 def test_inspect_dataset_missing_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         inspect_dataset(tmp_path / "nope")
@@ -311,7 +335,8 @@ def test_class_outliers_flags_a_mislabelled_embedding():
     labels[3] = "b"  # an "a" image filed under "b"
     emb[7] = np.nan  # an unreadable image has no embedding
     flagged = class_outliers(emb, labels, threshold=3.0)
-    assert [(i, near) for i, _, near in flagged] == [(3, "a")]
+    assert [(i, near) for i, _, near, _ in flagged] == [(3, "a")]
+    assert flagged[0][3].kind == "class_outlier"
 
 
 def test_cv_advice_counts_groups_not_files():

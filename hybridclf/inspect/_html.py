@@ -1,18 +1,28 @@
-"""The self-contained HTML page of a :class:`~hybridclf.dataset.DatasetReport`.
+"""The self-contained HTML page of a :class:`~hybridclf.DatasetReport`.
 
 Everything is inline: thumbnails are base64 PNG, the class chart is SVG, so the
 page can be mailed or attached to a ticket as one file, and read without a
 network. Its tables sort by a click on a column header.
 """
 
+import base64
+import html
 import json
 import logging
 import os
 
-from ._dataset_report import _MAX_THUMBNAILS, ISSUE_KINDS, escape, thumbnail_data_uri
-from ._report_html import SORT_SCRIPT, TABLE_STYLE, html_table
+import cv2
+
+from .._report_html import SORT_SCRIPT, TABLE_STYLE, html_table
+from ..exceptions import ImageLoadError
+from ..io import read_image
+from ._checks import ISSUE_KINDS
 
 logger = logging.getLogger(__name__)
+
+# thumbnails embedded in the HTML page, at most
+_MAX_THUMBNAILS = 600
+_THUMB_SIDE = 112
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
@@ -26,6 +36,27 @@ figure img{max-width:112px;max-height:112px;display:block;border:1px solid #eee}
 justify-content:center;color:#888}
 pre{background:#f6f6f6;padding:.6em;overflow-x:auto}
 """
+
+
+def thumbnail_data_uri(path, side=_THUMB_SIDE):
+    """A base64 PNG data URI of a small copy of the image, or None if unreadable."""
+    try:
+        rgb = read_image(path)
+    except ImageLoadError:
+        return None
+    height, width = rgb.shape[:2]
+    scale = min(1.0, side / max(height, width))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
+    if not ok:
+        return None
+    return "data:image/png;base64," + base64.b64encode(buf.tobytes()).decode("ascii")
+
+
+def escape(text):
+    """HTML-escape any value."""
+    return html.escape(str(text))
 
 
 class _Thumbs:
