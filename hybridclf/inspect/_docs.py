@@ -19,6 +19,15 @@ DOCS = {
     after geometric alignment; ``None`` skips the alignment check. Crops and
     small rotations of one photo score about 0.99; different photos of one
     amulet type under 0.9.""",
+    "linkage": """linkage : {"average", "single"}, default="average"
+    How duplicate pairs become groups:
+
+    - ``"average"``: two groups merge only when the mean affinity over all
+      pairs between them is over 0.5, a duplicate pair counting 1 and any
+      other pair 0 to 1 by its hash distance and embedding similarity; so
+      one wrong link cannot chain two different objects into one group;
+    - ``"single"``: pairs are joined transitively (union-find): if A
+      matches B and B matches C, all three share a group.""",
     "n_jobs": """n_jobs : int, default=None
     Threads that read and measure the files and run the CNN. ``None`` means 1
     unless in a :func:`joblib.parallel_config` context; ``-1`` means all

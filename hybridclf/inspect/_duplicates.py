@@ -5,13 +5,20 @@ embedding, alignment) into one :class:`~._pairs.DuplicatePair` per pair;
 :func:`find_duplicate_groups` runs the whole search on a list of files.
 """
 
+import dataclasses
 import logging
 import os
+from functools import partial
 
 import numpy as np
 
 from ._docs import fill_doc
-from ._grouping import union_find_groups
+from ._grouping import (
+    affinity,
+    average_linkage_groups,
+    union_find_groups,
+    weakest_links,
+)
 from ._pairs import (
     DuplicatePair,
     aligned_pairs,
@@ -20,7 +27,7 @@ from ._pairs import (
     hash_pairs,
 )
 from ._scan import scan_files
-from ._thresholds import check_hash_distance, check_similarity
+from ._thresholds import check_hash_distance, check_linkage, check_similarity
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +39,10 @@ CNN_SIZE = 128
 # similarity of 0.85; wider nets cost seconds of alignment on amulet6
 CANDIDATE_HASH_DISTANCE = 12
 _CANDIDATE_SIMILARITY = 0.85
+# a candidate this close under a threshold is listed as a near miss
+_NEAR_SIMILARITY = 0.05
+_NEAR_BITS = 3
+_MAX_NEAR_MISSES = 50
 
 
 def embed(images, n_jobs, progress=False):
@@ -54,58 +65,157 @@ def embed(images, n_jobs, progress=False):
 
 
 def _hash_matrix(records):
-    hashes = np.zeros((len(records), 8), dtype=np.uint64)
+    """The grey and value-channel hashes of each record, zeros where unknown."""
+    hashes = np.zeros((len(records), 2, 8), dtype=np.uint64)
     for i, rec in enumerate(records):
         if rec.phash is not None:
-            hashes[i] = rec.phash
+            hashes[i] = rec.phash, rec.vhash
     return hashes
 
 
-def duplicate_pairs(records, embeddings, *, hash_distance, rotations,
-                    embedding_similarity, aligned_similarity):
-    """Every duplicate pair of the scanned files, the strongest evidence each.
+@dataclasses.dataclass
+class DuplicateSearch:
+    """What the duplicate search found.
+
+    ``pairs`` are the duplicate pairs (the strongest evidence each),
+    ``groups`` the group id of each file, ``weakest`` the least sure pair of
+    each group (see :func:`~._grouping.weakest_links`), and ``near_misses``
+    the pairs just under a threshold, or linked but kept apart by the
+    linkage, for a person to merge by hand.
+    """
+
+    pairs: list
+    groups: np.ndarray
+    weakest: dict
+    near_misses: list
+
+
+def _near_hash_pairs(hashes, t):
+    """Duplicate pairs by grey and value-channel hash, and the pairs to align."""
+    pairs = [DuplicatePair(i, j, "perceptual hash", 1.0 - d / 64.0)
+             for i, j, d in hash_pairs(hashes[:, 0], t.hash_distance,
+                                       rotations=t.rotations)]
+    # the value-channel hash matches hue shifts; it is looser on other photos,
+    # so its threshold is 2 bits tighter
+    pairs += [DuplicatePair(i, j, "perceptual hash (value channel)", 1.0 - d / 64.0)
+              for i, j, d in hash_pairs(hashes[:, 1], max(t.hash_distance - 2, 0),
+                                        rotations=t.rotations)]
+    candidates = {}
+    if t.aligned_similarity is not None:
+        candidates = {(i, j): d for i, j, d in hash_pairs(
+            hashes[:, 0], CANDIDATE_HASH_DISTANCE, rotations=False)
+            if d > t.hash_distance}
+    return pairs, candidates
+
+
+def duplicate_pairs(records, embeddings, t):
+    """Every duplicate pair of the scanned files, and the near misses.
+
+    Parameters
+    ----------
+    records : list of ScanRecord
+        The scanned files.
+
+    embeddings : ndarray or None
+        Their CNN embeddings.
+
+    t : SearchSettings
+        The thresholds.
 
     Returns
     -------
     pairs : list of DuplicatePair
         Sorted by ``(i, j)``; exact evidence wins over near evidence.
+
+    near_misses : list of DuplicatePair
+        Candidate pairs just under a threshold, the evidence saying by how much.
     """
     pairs = [DuplicatePair(i, j, how, 1.0) for i, j, how in exact_pairs(records)]
-    hashes = _hash_matrix(records)
-    pairs += [DuplicatePair(i, j, "perceptual hash", 1.0 - d / 64.0)
-              for i, j, d in hash_pairs(hashes, hash_distance, rotations=rotations)]
-    candidates = set()
-    if aligned_similarity is not None and CANDIDATE_HASH_DISTANCE > hash_distance:
-        candidates.update(
-            (i, j) for i, j, d in hash_pairs(hashes, CANDIDATE_HASH_DISTANCE,
-                                             rotations=False)
-            if d > hash_distance)
-    if embeddings is not None and embedding_similarity is not None:
-        reach = embedding_similarity
-        if aligned_similarity is not None:
-            reach = min(embedding_similarity, _CANDIDATE_SIMILARITY)
+    hashed, hash_candidates = _near_hash_pairs(_hash_matrix(records), t)
+    pairs += hashed
+    near, candidates = [], set(hash_candidates)
+    if embeddings is not None and t.embedding_similarity is not None:
+        reach = min(t.embedding_similarity, _CANDIDATE_SIMILARITY)
         for i, j, s in embedding_pairs(embeddings, reach):
-            if s >= embedding_similarity:
+            if s >= t.embedding_similarity:
                 pairs.append(DuplicatePair(i, j, "CNN embedding", s))
-            else:
-                candidates.add((i, j))
-    if aligned_similarity is not None and candidates:
+                continue
+            candidates.add((i, j))
+            if s >= t.embedding_similarity - _NEAR_SIMILARITY:
+                near.append(DuplicatePair(i, j, f"CNN embedding {s:.3f} (duplicates "
+                                          f"from {t.embedding_similarity})", s))
+    if t.aligned_similarity is not None and candidates:
         # pairs already joined, directly or through others, need no check
         joined = union_find_groups(len(records), [(p.i, p.j) for p in pairs])
         todo = sorted((i, j) for i, j in candidates if joined[i] != joined[j])
         logger.info("Aligning %d candidate pairs", len(todo))
-        pairs += [DuplicatePair(i, j, "aligned pixels", s)
-                  for i, j, s in aligned_pairs(records, todo, aligned_similarity)]
+        for i, j, s in aligned_pairs(records, todo, t.aligned_similarity):
+            if s >= t.aligned_similarity:
+                pairs.append(DuplicatePair(i, j, "aligned pixels", s))
+            elif s >= t.aligned_similarity - _NEAR_SIMILARITY:
+                near.append(DuplicatePair(i, j, f"aligned pixels {s:.3f} "
+                                          f"(duplicates from {t.aligned_similarity})",
+                                          s))
+        for (i, j), d in hash_candidates.items():
+            if d <= t.hash_distance + _NEAR_BITS:
+                near.append(DuplicatePair(i, j, f"perceptual hash {d} bits apart "
+                                          f"(duplicates up to {t.hash_distance})",
+                                          1.0 - d / 64.0))
     best = {}
     for pair in pairs:
         best.setdefault((pair.i, pair.j), pair)
-    return sorted(best.values(), key=lambda p: (p.i, p.j))
+    return sorted(best.values(), key=lambda p: (p.i, p.j)), near
+
+
+def search_duplicates(records, embeddings, t):
+    """The duplicate pairs of ``records``, their groups and the near misses.
+
+    ``t`` carries ``hash_distance``, ``rotations``, ``embedding_similarity``
+    (None without embeddings), ``aligned_similarity`` and ``linkage``.
+
+    Returns
+    -------
+    search : DuplicateSearch
+    """
+    pairs, near = duplicate_pairs(records, embeddings, t)
+    n = len(records)
+    if t.linkage == "single":
+        groups = union_find_groups(n, [(p.i, p.j) for p in pairs])
+    else:
+        hashes = _hash_matrix(records)
+        groups = average_linkage_groups(n, [(p.i, p.j) for p in pairs], partial(
+            affinity, hashes=hashes, embeddings=embeddings,
+            hash_distance=t.hash_distance,
+            embedding_similarity=t.embedding_similarity or 1.0))
+    # linked, but not close enough to the rest of the group
+    kept_apart = [dataclasses.replace(p, evidence=f"{p.evidence}, but not close to "
+                                      "the other group as a whole")
+                  for p in pairs if groups[p.i] != groups[p.j]]
+    near = [p for p in near if groups[p.i] != groups[p.j]]
+    best = {}
+    for pair in sorted(kept_apart + near, key=lambda p: -p.score):
+        best.setdefault((pair.i, pair.j), pair)
+    near_misses = sorted(best.values(), key=lambda p: -p.score)[:_MAX_NEAR_MISSES]
+    return DuplicateSearch(pairs=[p for p in pairs if groups[p.i] == groups[p.j]],
+                           groups=groups, weakest=weakest_links(groups, pairs),
+                           near_misses=near_misses)
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchSettings:
+    """The settings of one duplicate search (see :func:`search_duplicates`)."""
+
+    hash_distance: int
+    rotations: bool
+    embedding_similarity: float | None
+    aligned_similarity: float | None
+    linkage: str
 
 
 @fill_doc
 def find_duplicate_groups(
     paths, *, hash_distance=6, rotations=True, embedding_similarity=None,
-    aligned_similarity=0.93, n_jobs=None, progress=False,
+    aligned_similarity=0.93, linkage="average", n_jobs=None, progress=False,
 ):
     """Group image files that are exact or near duplicates of each other.
 
@@ -129,9 +239,8 @@ def find_duplicate_groups(
       rescaled copies, which move the hash, while different photos of similar
       objects fail it.
 
-    Pairs are joined transitively (union-find): if A matches B and B matches
-    C, all three share a group. Files that cannot be decoded are matched by
-    their bytes only.
+    Files that cannot be decoded are matched by their bytes only. The pairs
+    are then joined into groups as ``linkage`` says.
 
     Parameters
     ----------
@@ -148,6 +257,8 @@ def find_duplicate_groups(
         a reasonable value.
 
     {aligned_similarity}
+
+    {linkage}
 
     {n_jobs}
 
@@ -187,12 +298,11 @@ def find_duplicate_groups(
     check_hash_distance(hash_distance, owner)
     check_similarity("embedding_similarity", embedding_similarity, owner)
     check_similarity("aligned_similarity", aligned_similarity, owner)
+    check_linkage(linkage, owner)
     keep = CNN_SIZE if embedding_similarity is not None else None
     records, images = scan_files(paths, n_jobs=n_jobs, keep_size=keep,
                                  progress=progress)
     embeddings = embed(images, n_jobs, progress) if keep is not None else None
-    pairs = duplicate_pairs(records, embeddings, hash_distance=hash_distance,
-                            rotations=rotations,
-                            embedding_similarity=embedding_similarity,
-                            aligned_similarity=aligned_similarity)
-    return union_find_groups(len(paths), [(p.i, p.j) for p in pairs])
+    settings = SearchSettings(hash_distance, rotations, embedding_similarity,
+                              aligned_similarity, linkage)
+    return search_duplicates(records, embeddings, settings).groups

@@ -35,6 +35,7 @@ figure img{max-width:112px;max-height:112px;display:block;border:1px solid #eee}
 .noimg{width:112px;height:60px;background:#eee;display:flex;align-items:center;
 justify-content:center;color:#888}
 pre{background:#f6f6f6;padding:.6em;overflow-x:auto}
+.weak{font-size:.9em;color:#555}
 """
 
 
@@ -124,12 +125,32 @@ def _group_html(group, thumbs, files_by_path):
             f"{escape(', '.join(evidence))})")
     if flags:
         head += f' <span class="alert">{escape("; ".join(flags))}</span>'
+    weakest = group.get("weakest_link")
+    if weakest:
+        a, b, how, score = weakest
+        head += (f'<br><span class="weak">Weakest link: {escape(how)} '
+                 f"{score:.3f} between {escape(os.path.basename(a))} and "
+                 f"{escape(os.path.basename(b))}</span>")
     figs = "".join(
         thumbs.figure(path, f"{files_by_path[path]['split']} / "
                       f"{files_by_path[path]['label'] or '(root)'}")
         for path in group["files"]
     )
     return f'<div class="group">{head}<div class="row">{figs}</div></div>'
+
+
+def _near_misses_html(report, thumbs):
+    """The near misses: two thumbnails and the evidence per pair."""
+    out = [f"<h2>Near misses ({len(report.near_misses)})</h2>",
+           "<p>Pairs in different groups that came close: just under a "
+           "threshold, or linked but not close to the other group as a whole. "
+           "Copies missed by the grouping are among them; merge by hand, in "
+           "duplicate_groups.csv, what is one object.</p>"]
+    for a, b, how, score in report.near_misses:
+        out.append(f'<div class="group">{escape(how)} (score {score:.3f})'
+                   f'<div class="row">{thumbs.figure(a)}{thumbs.figure(b)}</div>'
+                   "</div>")
+    return out
 
 
 def render_html(report):
@@ -172,6 +193,8 @@ def render_html(report):
     if not report.duplicate_groups:
         out.append("<p>None found.</p>")
     out += [_group_html(g, thumbs, files_by_path) for g in rest]
+    if report.near_misses:
+        out += _near_misses_html(report, thumbs)
 
     for kind, title in ISSUE_KINDS.items():
         flagged = [(f, i["message"]) for f in report.files for i in f["issues"]

@@ -4,12 +4,20 @@ import dataclasses
 import logging
 import os
 
+import numpy as np
+
 from ..io import IMAGE_EXTENSIONS
 from ._advice import cv_advice, distribution
 from ._checks import class_outliers, integrity_issues, quality_issues, size_outliers
 from ._docs import fill_doc
-from ._duplicates import CANDIDATE_HASH_DISTANCE, CNN_SIZE, duplicate_pairs, embed
-from ._grouping import union_find_groups
+from ._duplicates import (
+    CANDIDATE_HASH_DISTANCE,
+    CNN_SIZE,
+    DuplicateSearch,
+    SearchSettings,
+    embed,
+    search_duplicates,
+)
 from ._report import DatasetReport, NonImageFile
 from ._scan import list_files, scan_files
 from ._thresholds import resolve_thresholds
@@ -78,6 +86,16 @@ def _issues(records, labels, embeddings, thresholds):
     return issues
 
 
+def _search(records, embeddings, t, quick, check_duplicates):
+    if not check_duplicates:
+        return DuplicateSearch(pairs=[], groups=np.arange(len(records)), weakest={},
+                               near_misses=[])
+    settings = SearchSettings(
+        t.hash_distance, t.rotations,
+        None if quick else t.embedding_similarity, t.aligned_similarity, t.linkage)
+    return search_duplicates(records, embeddings, settings)
+
+
 @fill_doc
 def inspect_dataset(root, *, test_root=None, quick=False, check_duplicates=True,
                     thresholds=None, n_jobs=None, progress=False,
@@ -96,10 +114,14 @@ def inspect_dataset(root, *, test_root=None, quick=False, check_duplicates=True,
       images (``notes.txt``) are listed apart.
     - **Duplicates** (``check_duplicates``): identical files and pixels, near
       duplicates by perceptual hash (of the image, its mirror and, with
-      ``rotations``, its quarter turns) and by CNN-embedding similarity,
-      grouped transitively. Groups whose files carry different classes (label
-      conflicts) or lie in both ``root`` and ``test_root`` (leakage) come
-      first in the report.
+      ``rotations``, its quarter turns) and by CNN-embedding similarity, and
+      crops and rotations by aligning their pixels; grouped by average
+      linkage, so one wrong link does not chain two objects (see
+      ``linkage`` in :class:`~hybridclf.inspect.InspectThresholds`). Groups
+      whose files carry different classes (label conflicts) or lie in both
+      ``root`` and ``test_root`` (leakage) come first in the report, each
+      with its weakest link; near misses just under a threshold are listed
+      for merging by hand.
     - **Quality**: blurry, too dark or bright, low information, greyscale
       stored as colour, odd aspect ratio, odd size, and class outliers (far from
       their class centre in embedding space: a possible wrong label).
@@ -202,17 +224,10 @@ def inspect_dataset(root, *, test_root=None, quick=False, check_duplicates=True,
     if embeddings is not None:
         embeddings = embeddings[index]
     issues = _issues(records, files.labels, embeddings, thresholds)
-    pairs = []
-    if check_duplicates:
-        pairs = duplicate_pairs(
-            records, embeddings, hash_distance=thresholds.hash_distance,
-            rotations=thresholds.rotations,
-            embedding_similarity=None if quick else thresholds.embedding_similarity,
-            aligned_similarity=thresholds.aligned_similarity,
-        )
+    search = _search(records, embeddings, thresholds, quick, check_duplicates)
     for rec in records:
         rec.align_gray = None
-    groups = union_find_groups(len(records), [(p.i, p.j) for p in pairs])
+    groups = search.groups
     readable = [i for i, rec in enumerate(records)
                 if rec.error is None and files.splits[i] == "train"]
     train_labels = [files.labels[i] for i in readable]
@@ -220,7 +235,7 @@ def inspect_dataset(root, *, test_root=None, quick=False, check_duplicates=True,
         root=os.fspath(root),
         test_root=None if test_root is None else os.fspath(test_root),
         records=records, labels=files.labels, splits=files.splits, issues=issues,
-        groups=groups, pairs=pairs, non_images=non_images,
+        search=search, non_images=non_images,
         stats=distribution(train_labels, [(records[i].width, records[i].height)
                                           for i in readable]),
         advice=cv_advice(train_labels, groups[readable]),

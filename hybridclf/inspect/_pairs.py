@@ -194,7 +194,7 @@ def _aligned_similarity(a, b, min_inliers, enough=1.0):
 
 
 def aligned_pairs(records, candidates, min_similarity, *, min_inliers=20):
-    """Candidate pairs that stay alike after geometric alignment.
+    """The aligned correlation of candidate pairs.
 
     Each candidate pair is checked by fitting a similarity transform to matched
     ORB features of the equalised grey images (and the mirror of the second)
@@ -211,12 +211,14 @@ def aligned_pairs(records, candidates, min_similarity, *, min_inliers=20):
         Pairs to check.
 
     min_similarity : float
-        Smallest correlation of a duplicate pair.
+        Smallest correlation of a duplicate pair: a pair reaching it is not
+        tried further (with the mirror).
 
     Returns
     -------
     pairs : list of (int, int, float)
-        ``(i, j, correlation)`` of the pairs that pass.
+        ``(i, j, correlation)`` of every pair that could be aligned, duplicate
+        or not.
     """
     cache, out = {}, []
 
@@ -230,6 +232,6 @@ def aligned_pairs(records, candidates, min_similarity, *, min_inliers=20):
             continue
         similarity = _aligned_similarity(features(i), features(j), min_inliers,
                                          enough=min_similarity)
-        if similarity >= min_similarity:
+        if similarity > -1:
             out.append((i, j, similarity))
     return out

@@ -45,8 +45,16 @@ class DatasetReport:
     duplicate_groups : list of dict
         Groups of two or more files: ``group``, ``files``, ``labels``,
         ``splits``, ``label_conflict`` (classes differ), ``leakage`` (in both
-        train and test) and ``pairs`` (``[file_a, file_b, evidence, score]``).
-        Label conflicts and leaks come first.
+        train and test), ``pairs`` (``[file_a, file_b, evidence, score]``)
+        and ``weakest_link`` (the least sure of the pairs that hold the group
+        together, in the same form: how sure the grouping is). Label
+        conflicts and leaks come first.
+
+    near_misses : list of list
+        ``[file_a, file_b, evidence, score]`` of pairs in different groups
+        that came close: just under a threshold, or a duplicate pair whose
+        file is not close to the other group as a whole. Merge by hand what
+        is missed.
 
     non_image_files : list of dict
         Files that are neither images nor named as images: ``file``, ``reason``.
@@ -70,8 +78,8 @@ class DatasetReport:
         The checks that did not run.
     """
 
-    def __init__(self, *, root, test_root, records, labels, splits, issues, groups,
-                 pairs, non_images, stats, advice, thresholds, quick, skipped_checks):
+    def __init__(self, *, root, test_root, records, labels, splits, issues, search,
+                 non_images, stats, advice, thresholds, quick, skipped_checks):
         self.root = root
         self.test_root = test_root
         self.quick = quick
@@ -86,11 +94,16 @@ class DatasetReport:
              "n_bytes": rec.n_bytes,
              "issues": [dataclasses.asdict(issue) for issue in file_issues]}
             for rec, label, split, group, file_issues in zip(
-                records, labels, splits, groups, issues)
+                records, labels, splits, search.groups, issues)
         ]
-        self.duplicate_groups = self._duplicate_groups(pairs)
+        self.duplicate_groups = self._duplicate_groups(search.pairs, search.weakest)
+        self.near_misses = [self._pair_row(p) for p in search.near_misses]
 
-    def _duplicate_groups(self, pairs):
+    def _pair_row(self, pair):
+        return [self.files[pair.i]["file"], self.files[pair.j]["file"],
+                pair.evidence, round(float(pair.score), 4)]
+
+    def _duplicate_groups(self, pairs, weakest):
         members = {}
         for i, info in enumerate(self.files):
             members.setdefault(info["group"], []).append(i)
@@ -98,8 +111,7 @@ class DatasetReport:
         for pair in pairs:
             shown = evidence.setdefault(self.files[pair.i]["group"], [])
             if len(shown) < _MAX_PAIRS:
-                shown.append([self.files[pair.i]["file"], self.files[pair.j]["file"],
-                              pair.evidence, round(pair.score, 4)])
+                shown.append(self._pair_row(pair))
         out = []
         for group, index in members.items():
             if len(index) < 2:
@@ -111,6 +123,8 @@ class DatasetReport:
                 "labels": labels, "splits": splits,
                 "label_conflict": len(labels) > 1, "leakage": len(splits) > 1,
                 "pairs": evidence.get(group, []),
+                "weakest_link": (self._pair_row(weakest[group]) if group in weakest
+                                 else None),
             })
         out.sort(key=lambda g: (not g["leakage"], not g["label_conflict"], g["group"]))
         return out
@@ -222,6 +236,7 @@ class DatasetReport:
             "n_label_conflicts": self.n_label_conflicts, "n_leaks": self.n_leaks,
             "issue_counts": self.issue_counts(), "stats": self.stats,
             "advice": self.advice, "duplicate_groups": self.duplicate_groups,
+            "near_misses": self.near_misses,
             "non_image_files": self.non_image_files, "files": self.files,
         }
 

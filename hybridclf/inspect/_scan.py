@@ -40,8 +40,9 @@ class ScanRecord:
 
     ``format`` is sniffed from the content; ``is_image`` says the content
     starts like an image; ``error`` says why it cannot be decoded.
-    ``align_gray`` is the equalised grey copy for the alignment check, dropped
-    once the duplicates are found.
+    ``phash`` and ``vhash`` are the perceptual hashes of the grey image and of
+    its value channel. ``align_gray`` is the equalised grey copy for the
+    alignment check, dropped once the duplicates are found.
     """
 
     path: str
@@ -63,6 +64,7 @@ class ScanRecord:
     grayscale_as_colour: bool = False
     flat: bool = False
     phash: np.ndarray | None = dataclasses.field(default=None, repr=False)
+    vhash: np.ndarray | None = dataclasses.field(default=None, repr=False)
     align_gray: np.ndarray | None = dataclasses.field(default=None, repr=False)
 
     @property
@@ -112,6 +114,8 @@ def _measure(record, rgb):
     if not record.flat:
         record.align_gray = cv2.equalizeHist(_shrink(gray, _ALIGN_SIDE))
         record.phash = perceptual_hashes(gray)
+        # the value channel (max of R, G, B) does not change with a hue shift
+        record.vhash = perceptual_hashes(np.ascontiguousarray(small.max(axis=2)))
     record.sharpness = float(cv2.Laplacian(gray, cv2.CV_64F).var())
     record.brightness = float(gray.mean()) / 255.0
     record.entropy = max(0.0, float(-(p * np.log2(p)).sum()))

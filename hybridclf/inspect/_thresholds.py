@@ -29,6 +29,8 @@ class InspectThresholds:
 
     {aligned_similarity}
 
+    {linkage}
+
     min_size : int, default=32
         Smallest accepted width and height, in pixels.
 
@@ -75,6 +77,7 @@ class InspectThresholds:
     rotations: bool = True
     embedding_similarity: float = 0.95
     aligned_similarity: float | None = 0.93
+    linkage: str = "average"
     min_size: int = 32
     blur_threshold: float = 100.0
     dark_threshold: float = 0.1
@@ -92,6 +95,7 @@ class InspectThresholds:
         check_similarity("embedding_similarity", self.embedding_similarity,
                          allow_none=False)
         check_similarity("aligned_similarity", self.aligned_similarity)
+        check_linkage(self.linkage)
 
     def as_dict(self):
         """The thresholds as a plain dict (for JSON)."""
@@ -120,6 +124,15 @@ def check_similarity(name, value, owner="inspect_dataset", allow_none=True):
         return
     wanted = "a float in (0, 1]" + (" or None" if allow_none else "")
     check_range(name, value, wanted, lambda v: 0 < v <= 1, owner)
+
+
+def check_linkage(value, owner="inspect_dataset"):
+    """Raise unless ``value`` names a linkage."""
+    if value not in ("average", "single"):
+        raise ValueError(
+            f"The 'linkage' parameter of {owner} must be a str among "
+            f"{{'average', 'single'}}. Got {value!r} instead."
+        )
 
 
 def resolve_thresholds(thresholds, overrides):
