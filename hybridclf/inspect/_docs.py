@@ -22,10 +22,11 @@ DOCS = {
     "linkage": """linkage : {"average", "single"}, default="average"
     How duplicate pairs become groups:
 
-    - ``"average"``: two groups merge only when the mean affinity over all
-      pairs between them is over 0.5, a duplicate pair counting 1 and any
-      other pair 0 to 1 by its hash distance and embedding similarity; so
-      one wrong link cannot chain two different objects into one group;
+    - ``"average"``: two linked groups merge only when the mean affinity
+      over all pairs between them is over 0.6, a duplicate pair counting 1
+      and any other pair 0 to 1 by its hash distance and embedding
+      similarity; so one wrong link cannot chain two different objects into
+      one group;
     - ``"single"``: pairs are joined transitively (union-find): if A
       matches B and B matches C, all three share a group.""",
     "n_jobs": """n_jobs : int, default=None

@@ -14,11 +14,15 @@ Two ways, chosen by the ``linkage`` threshold:
 
 import numpy as np
 
-# the hash distance at which two images count as unrelated (random pairs
-# differ in about 32 of 64 bits; different photos of one amulet type in 14+)
-_UNRELATED_HASH_BITS = 24
-# the embedding similarity at which two images count as unrelated
-_UNRELATED_SIMILARITY = 0.5
+# the hash distance and embedding similarity at which two images count as
+# unrelated; set on the OpenCV copies of amulet6 (benchmarks/bench_inspect.py):
+# different amulets of one type differ in 14 or more bits and reach 0.8 of
+# embedding similarity, while copies of one photo are mostly within 12 bits or
+# over 0.85. Wider spans merged different amulets, narrower ones split copies.
+_UNRELATED_HASH_BITS = 16
+_UNRELATED_SIMILARITY = 0.7
+# two groups merge while the mean affinity of their cross pairs is over this
+MIN_MEAN_AFFINITY = 0.6
 
 
 def union_find_groups(n, pairs):
@@ -82,8 +86,8 @@ def affinity(index, hashes, embeddings, *, hash_distance, embedding_similarity):
     Returns
     -------
     affinity : ndarray of shape (len(index), len(index))
-        1 at the duplicate thresholds, 0 for unrelated images (24 bits of
-        hash, 0.5 of embedding similarity), linear between; the larger of the
+        1 at the duplicate thresholds, 0 for unrelated images (16 bits of
+        hash, 0.7 of embedding similarity), linear between; the larger of the
         two.
     """
     h = hashes[index]
@@ -130,7 +134,7 @@ def _merge_component(links, weights, min_mean):
         labels[labels == b] = a
 
 
-def average_linkage_groups(n, pairs, affinity_of, *, min_mean=0.5):
+def average_linkage_groups(n, pairs, affinity_of, *, min_mean=MIN_MEAN_AFFINITY):
     """Group ids from ``pairs`` by average linkage, numbered by first member.
 
     Parameters
@@ -146,7 +150,7 @@ def average_linkage_groups(n, pairs, affinity_of, *, min_mean=0.5):
         ``index`` (see :func:`affinity`); duplicate pairs count 1 whatever it
         says.
 
-    min_mean : float, default=0.5
+    min_mean : float, default=0.6
         Two groups merge while the mean over all their cross pairs is over
         this.
 
