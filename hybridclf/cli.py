@@ -66,7 +66,7 @@ def format_parser_quickstart(parser):
 
 
 def run_quickstart(args):
-    from .datasets import write_digits_folder
+    from .sample_data import write_digits_folder
 
     out = args.output_dir
     data_dir, test_dir, image_size = args.data_dir, args.test_data_dir, args.image_size
@@ -85,7 +85,7 @@ def run_quickstart(args):
     steps = [
         ("1. Inspect the dataset",
          ["inspect", "--data-dir", data_dir, "--output-dir", inspection, "--quick",
-          *(["--test-dir", test_dir] if test_dir else []), *common]),
+          *(["--test-data-dir", test_dir] if test_dir else []), *common]),
         ("2. Train the default pipeline (grouped cross-validation)",
          ["train", "--data-dir", data_dir, "--output-dir", model_dir, "--groups",
           os.path.join(inspection, "duplicate_groups.csv"), "--cv-folds",
@@ -629,7 +629,7 @@ def format_parser_inspect(parser):
     )
     parser.add_argument("--data-dir", required=True,
                         help="class-per-folder dataset: DATA_DIR/<class>/<image>")
-    parser.add_argument("--test-dir",
+    parser.add_argument("--test-data-dir",
                         help="held-out set in the same layout, checked for "
                         "duplicates of training images (leakage)")
     parser.add_argument("--output-dir", default="inspect-report",
@@ -651,7 +651,7 @@ def format_parser_inspect(parser):
 
 
 def run_inspect(args):
-    from .dataset import inspect_dataset
+    from .inspect import inspect_dataset
 
     threshold = args.corruption_threshold
     if threshold is not None and not 0 <= threshold <= 1:
@@ -661,7 +661,7 @@ def run_inspect(args):
         )
     start = time.perf_counter()
     report = inspect_dataset(
-        args.data_dir, test_root=args.test_dir, quick=args.quick,
+        args.data_dir, test_root=args.test_data_dir, quick=args.quick,
         check_duplicates=args.check_duplicates, n_jobs=args.n_jobs, progress=True,
     )
     paths = report.save(args.output_dir)

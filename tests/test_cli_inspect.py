@@ -49,6 +49,18 @@ def test_inspect_writes_the_three_files_and_a_summary(small_dataset, tmp_path,
     assert group[copy] == group[str(small_dataset / "grass" / "0.png")]
 
 
+def test_inspect_test_data_dir_reports_leakage(small_dataset, tmp_path, capsys):
+    held_out = tmp_path / "held_out" / "grass"
+    held_out.mkdir(parents=True)
+    (held_out / "leak.png").write_bytes((small_dataset / "grass" / "1.png")
+                                        .read_bytes())
+    code = main(["inspect", "--data-dir", str(small_dataset), "--test-data-dir",
+                 str(tmp_path / "held_out"), "--output-dir", str(tmp_path / "r"),
+                 "--quick"])
+    assert code == 0
+    assert "LEAKAGE: 1" in capsys.readouterr().out
+
+
 def test_inspect_corruption_threshold_sets_the_exit_code(small_dataset, tmp_path,
                                                          capsys):
     args = ["inspect", "--data-dir", str(small_dataset), "--output-dir",

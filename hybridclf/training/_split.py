@@ -45,7 +45,7 @@ def _content_groups(paths):
 def duplicate_groups(paths, *, n_jobs=None):
     """One group id per image; near-identical images share one.
 
-    Uses the dataset inspector's ``hybridclf.dataset.find_duplicate_groups``.
+    Uses the dataset inspector's :func:`hybridclf.find_duplicate_groups`.
     Where that is not available, only byte-identical files are grouped, and a
     warning says so.
 
@@ -66,7 +66,7 @@ def duplicate_groups(paths, *, n_jobs=None):
         from .. import find_duplicate_groups
     except ImportError:
         warnings.warn(
-            "hybridclf.dataset.find_duplicate_groups is not available; only "
+            "hybridclf.find_duplicate_groups is not available; only "
             "byte-identical files are grouped, so near-identical photos may land "
             "on both sides of a split. Pass a groups CSV to group them.",
             UserWarning,
