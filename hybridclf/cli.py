@@ -220,7 +220,8 @@ def format_parser_train(parser):
         "Train a hybrid pipeline on a class-per-folder dataset: split off a test "
         "part grouped by near-duplicates, cross-validate (grouped), optionally "
         "search hyper-parameters on cached features, fit, and write a model "
-        "directory (model.skops, model.json, README.md)."
+        "directory (model.skops, model.json, README.md, and label_issues.csv: "
+        "the training images whose label the out-of-fold predictions contradict)."
     )
     parser.add_argument("--data-dir", required=True,
                         help="class-per-folder dataset: DATA_DIR/<class>/<image>")
@@ -285,6 +286,7 @@ def run_train(args):
         find_training_groups,
         make_training_pipeline,
         train_model,
+        training_files,
         training_metadata,
     )
 
@@ -339,8 +341,13 @@ def run_train(args):
     metadata = training_metadata(
         result, paths, labels, root=args.data_dir, classifier=args.classifier,
         group_source=source, seconds_wall=time.perf_counter() - started)
-    save_model(result.pipeline, args.output_dir, metadata=metadata)
+    files = training_files(result, paths, root=args.data_dir)
+    save_model(result.pipeline, args.output_dir, metadata=metadata, files=files)
     out = os.path.abspath(args.output_dir)
+    issues = metadata["label_issues"]
+    _out(f"likely wrong labels: {issues['n_flagged']} of {issues['n_checked']} "
+         f"training images (grouped out-of-fold predictions); see "
+         f"{os.path.join(out, issues['file'])}")
     _out(f"training took {time.perf_counter() - started:.1f} s")
     _out(f"Model saved to {out}")
     _out(f"Evaluate it: hybridclf evaluate --model-dir {out} --test-data-dir "
