@@ -274,8 +274,12 @@ def test_metrics_count_requests(client, brick):
 def test_an_app_without_key_and_parameter_errors(model_dir, brick):
     from hybridclf.serve import create_app
 
-    with pytest.raises(ValueError, match="max_body_mb"):
+    with pytest.raises(ValueError, match="'max_body_mb' parameter of create_app"):
         create_app(model_dir, max_body_mb=0)
+    with pytest.raises(ValueError, match="'max_batch' parameter of create_app"):
+        create_app(model_dir, max_batch=0)
+    with pytest.raises(ValueError, match="'read_timeout' parameters"):
+        create_app(model_dir, read_timeout=0)
     app = create_app(model_dir, threads=3)
     with _Server(app) as http:
         r = http.post("/predict", json={"image_data": _b64(brick)})
@@ -598,6 +602,39 @@ def test_serve_gives_several_workers_a_metrics_folder(model_dir, monkeypatch):
     assert seen[0] and seen[1] is None
     assert not os.path.exists(seen[0])  # removed when the server stops
     assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+
+
+def test_workers_build_their_app_from_a_settings_file(model_dir, monkeypatch):
+    # uvicorn's workers import the app factory; the settings reach them in a
+    # file that only its user can read, without the key itself
+    import os
+    import stat
+
+    import uvicorn
+
+    from hybridclf.serve import ServiceSettings, serve
+    from hybridclf.serve._run import SETTINGS_ENV, app_from_settings_file
+
+    seen = {}
+
+    def fake_run(app, **kwargs):
+        path = os.environ[SETTINGS_ENV]
+        seen.update(app=app, kwargs=kwargs, path=path,
+                    mode=stat.S_IMODE(os.stat(path).st_mode),
+                    text=open(path).read(), worker_app=app_from_settings_file())
+
+    monkeypatch.setenv("MY_SERVE_KEY", KEY)
+    monkeypatch.setattr(uvicorn, "run", fake_run)
+    serve(model_dir, workers=2, api_key_env="MY_SERVE_KEY", max_body_mb=2.5,
+          read_timeout=7)
+    assert seen["app"] == "hybridclf.serve._run:app_from_settings_file"
+    assert seen["kwargs"]["factory"] is True and seen["kwargs"]["workers"] == 2
+    assert seen["mode"] == 0o600 and KEY not in seen["text"]
+    settings = seen["worker_app"].state.settings
+    assert settings == ServiceSettings(
+        os.path.abspath(model_dir), api_key=KEY, max_body_mb=2.5, read_timeout=7.0,
+        threads=max(1, (os.cpu_count() or 1) // 2))
+    assert not os.path.exists(seen["path"]) and SETTINGS_ENV not in os.environ
 
 
 def test_cli_serve_checks_the_model_before_serving(model_dir, tmp_path, capsys,

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.exceptions import HTTPException
 from fastapi.responses import HTMLResponse, Response
 
+from . import _schemas as schemas
 from ._dependencies import (
     FORM_TYPE,
     JSON_TYPE,
@@ -29,15 +30,7 @@ from ._dependencies import (
 from ._metrics import memory_mb
 from ._page import PAGE_HEADERS, page_html
 from ._predict import Upload, decode_base64
-from ._schemas import (
-    ERRORS,
-    BatchPredictRequest,
-    BatchPredictResponse,
-    ErrorResponse,
-    HealthResponse,
-    PredictRequest,
-    PredictResponse,
-)
+from ._schemas import ERRORS
 
 __all__ = ["page_router", "predict_router", "probes_router"]
 
@@ -66,16 +59,17 @@ async def _predict_one(service, upload, threshold, with_proba, endpoint):
     return body
 
 
-@predict_router.post("/predict", response_model=PredictResponse, responses=ERRORS,
+@predict_router.post("/predict", response_model=schemas.PredictResponse,
+                     responses=ERRORS,
                      dependencies=[Depends(content_type(JSON_TYPE))])
-async def predict(body: PredictRequest, service=Depends(ready_service)):
+async def predict(body: schemas.PredictRequest, service=Depends(ready_service)):
     """Classify one base64-encoded image."""
     return await _predict_one(service, decode_base64(body.image_data),
                               body.confidence_threshold, body.return_probabilities,
                               "/predict")
 
 
-@predict_router.post("/predict/file", response_model=PredictResponse,
+@predict_router.post("/predict/file", response_model=schemas.PredictResponse,
                      responses=ERRORS,
                      dependencies=[Depends(content_type(FORM_TYPE))])
 async def predict_file(request: Request,
@@ -104,10 +98,11 @@ async def predict_file(request: Request,
                               return_probabilities, "/predict/file")
 
 
-@predict_router.post("/predict/batch", response_model=BatchPredictResponse,
+@predict_router.post("/predict/batch", response_model=schemas.BatchPredictResponse,
                      responses=ERRORS,
                      dependencies=[Depends(content_type(JSON_TYPE))])
-async def predict_batch(body: BatchPredictRequest, service=Depends(ready_service)):
+async def predict_batch(body: schemas.BatchPredictRequest,
+                        service=Depends(ready_service)):
     """Classify several base64-encoded images; each result says if it failed."""
     max_batch = service.settings.max_batch
     if len(body.images) > max_batch:
@@ -132,7 +127,7 @@ def web_page():
     return HTMLResponse(page_html(), headers=PAGE_HEADERS)
 
 
-@probes_router.get("/health", response_model=HealthResponse)
+@probes_router.get("/health", response_model=schemas.HealthResponse)
 def health(service=Depends(get_service)):
     """Liveness: the process answers; counters since start.
 
@@ -152,7 +147,7 @@ def health(service=Depends(get_service)):
     }
 
 
-@probes_router.get("/ready", responses={503: {"model": ErrorResponse}})
+@probes_router.get("/ready", responses={503: {"model": schemas.ErrorResponse}})
 async def ready_probe(service=Depends(get_service)):
     """Readiness: 200 once the model is loaded and warmed up, else 503."""
     await ready_service(service)

@@ -7,16 +7,6 @@ one function that fills it, ``_predict.prediction_body``.
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = [
-    "ERRORS",
-    "BatchPredictRequest",
-    "BatchPredictResponse",
-    "ErrorResponse",
-    "HealthResponse",
-    "PredictRequest",
-    "PredictResponse",
-]
-
 
 class PredictRequest(BaseModel):
     """One image to classify, base64-encoded."""
