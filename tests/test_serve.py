@@ -690,3 +690,17 @@ def test_serving_a_pickle_needs_allow_pickle(texture_folder, tmp_path, brick):
         with _Server(create_app(tmp_path, allow_pickle=True)) as http:
             r = http.post("/predict", json={"image_data": _b64(brick)})
     assert r.status_code == 200
+
+
+def test_large_base64_is_decoded_like_small(brick):
+    # above 1 MB of text the decoding runs in a worker thread, same result
+    import anyio
+
+    from hybridclf.serve._predict import decode_base64, decode_uploads
+
+    big = brick * (800_000 // len(brick) + 1)  # over 1 MB once in base64
+    texts = [_b64(brick), _b64(big), "%%"]
+    uploads = anyio.run(decode_uploads, texts, ["a", "b", "c"])
+    assert sum(map(len, texts)) > 1 << 20
+    assert uploads == [decode_base64(t, what) for t, what in zip(texts, "abc")]
+    assert uploads[1].data == big and "'c' field" in uploads[2].error

@@ -29,7 +29,7 @@ from ._dependencies import (
 )
 from ._metrics import memory_mb
 from ._page import PAGE_HEADERS, page_html
-from ._predict import Upload, decode_base64
+from ._predict import Upload, decode_uploads
 from ._schemas import ERRORS
 
 __all__ = ["page_router", "predict_router", "probes_router"]
@@ -64,9 +64,9 @@ async def _predict_one(service, upload, threshold, with_proba, endpoint):
                      dependencies=[Depends(content_type(JSON_TYPE))])
 async def predict(body: schemas.PredictRequest, service=Depends(ready_service)):
     """Classify one base64-encoded image."""
-    return await _predict_one(service, decode_base64(body.image_data),
-                              body.confidence_threshold, body.return_probabilities,
-                              "/predict")
+    upload, = await decode_uploads([body.image_data], ["image_data"])
+    return await _predict_one(service, upload, body.confidence_threshold,
+                              body.return_probabilities, "/predict")
 
 
 @predict_router.post("/predict/file", response_model=schemas.PredictResponse,
@@ -110,8 +110,8 @@ async def predict_batch(body: schemas.BatchPredictRequest,
             422, f"Invalid request: images has {len(body.images)} items; this "
             f"server accepts at most {max_batch} per call. Split the batch.")
     start = time.perf_counter()
-    uploads = [decode_base64(text, what=f"images[{i}]")
-               for i, text in enumerate(body.images)]
+    uploads = await decode_uploads(
+        body.images, [f"images[{i}]" for i in range(len(body.images))])
     results = await service.predict(
         uploads, names=[f"image {i}" for i in range(len(uploads))],
         threshold=body.confidence_threshold, with_proba=body.return_probabilities,
