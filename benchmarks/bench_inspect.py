@@ -196,8 +196,11 @@ def _copies_lines(copies):
         "amulet6's near-identical originals share an object as "
         "`amulet6_groups.csv` says. Purity: the share of groups (2+ files) that "
         "hold one object. *average* is the grouping now used, *single* the "
-        "transitive one before it, run side by side in one process (their "
-        "speed ratio is fair on a shared machine; the absolute speeds are not).",
+        "transitive grouping used before it, over the same pairs; the two run "
+        "side by side in one process (their speed ratio is fair on a shared "
+        "machine; the absolute speeds are not). imagededup (PHash, its default "
+        "10 bits; pairs joined into groups) runs when it can be imported; it "
+        "is no dependency of hybridclf.",
         "",
         "| data | files | mode | grouping | pair precision | pair recall | "
         "group purity | groups | images/s |",
@@ -216,8 +219,19 @@ def _copies_lines(copies):
                 f"{s['precision']:.3f} | {s['recall']:.3f} | {s['purity']:.3f} | "
                 f"{s['groups']} | {s['images_per_s']:.1f} |")
     lines += ["", "Targets: pair precision >= 0.95 at pair recall >= 0.85, group "
-              "purity >= 0.98. fastdup was not measured (not installed here)."]
+              "purity >= 0.98. fastdup was not measured (not installed)."]
     return lines
+
+
+def _load_line(report, machine):
+    """A warning when other jobs shared the CPUs: the speeds are then low."""
+    load = report.get("load_average")
+    if load is None or load < 0.5 * machine["nproc"] + 1:
+        return []
+    return [f"- Load: the 1-minute load average was {load:.1f} on "
+            f"{machine['nproc']} CPUs when the run started: other jobs shared "
+            "the machine, so the speeds below are lower than on a quiet one "
+            "(compare only figures of one run)."]
 
 
 def render_section(report):
@@ -233,6 +247,7 @@ def render_section(report):
         f"{machine['opencv']}; `n_jobs={N_JOBS}`.",
         f"- Command: `.venv/bin/python benchmarks/bench_inspect.py"
         f"{' --quick' if report['quick'] else ''}` ({report['repeats']} repeat(s)).",
+        *_load_line(report, machine),
         "",
         "### Images per second",
         "",
@@ -306,12 +321,14 @@ def main(argv=None):
     else:
         docs_file, results_file = DOCS_FILE, RESULTS_FILE
     start = time.perf_counter()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     results = run(base, repeats)
     copies = None if args.no_copies else copies_run(base, 1)
     report = {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="minutes"),
         "machine": machine_info(), "quick": args.quick, "repeats": repeats,
         "n_jobs": N_JOBS, "results": results, "copies": copies,
+        "load_average": load,
         "references": {"cleanvision_images_per_s": CLEANVISION_IMAGES_PER_S,
                        "target_factor": TARGET_FACTOR, "peers": PEERS},
         "wall_s": time.perf_counter() - start,

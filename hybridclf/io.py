@@ -622,26 +622,15 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         ImageLoadError
             When any image cannot be read. All images are tried first, and the
             message lists every failure.
+
+        See Also
+        --------
+        read_each : The images that can be read, and a reason for each other.
         """
-        self._validate_params()
-        target = self._target()
-        background = self._background()
         images = _as_sequence(X)
-        n = len(images)
-        out = np.empty((n, target[0], target[1], 3), dtype=np.uint8)
-
-        def work(chunk):
-            failures = []
-            for i in range(chunk.start, chunk.stop):
-                try:
-                    rgb = _read_one(images[i], background, self.min_size, target,
-                                    self.max_pixels)
-                    out[i] = fit_to_size(rgb, target, self.aspect, background)
-                except ValueError as exc:
-                    failures.append((_source_name(images[i], i), str(exc)))
-            return failures
-
-        failures = [f for part in run_chunked(work, n, self.n_jobs) for f in part]
+        out, reasons = self.read_each(images)
+        failures = [(_source_name(images[i], i), reason)
+                    for i, reason in enumerate(reasons) if reason is not None]
         if failures:
             raise ImageLoadError(
                 failures,
@@ -652,6 +641,58 @@ class ImageLoader(TransformerMixin, BaseEstimator):
                 ),
             )
         return out
+
+    def read_each(self, X):
+        """Read and resize the images that can be read; say why for the others.
+
+        Unlike :meth:`transform`, an unreadable image raises nothing: its
+        reason is returned in its place, and the others are read as usual.
+        This is what a service needs that answers each image of a batch on
+        its own.
+
+        Parameters
+        ----------
+        X : sequence of str, os.PathLike, bytes or ndarray, or ndarray
+            The images, as :meth:`transform` takes them.
+
+        Returns
+        -------
+        images : ndarray of shape (n_read, height, width, 3), dtype uint8
+            The images that could be read, in the order of ``X``.
+
+        reasons : list of str or None
+            One entry per image of ``X``: None when it was read, else why it
+            could not be (empty, truncated, not an image, too small, ...).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from hybridclf.io import ImageLoader
+        >>> images, reasons = ImageLoader(size=8, min_size=1).read_each(
+        ...     [np.zeros((4, 4), np.uint8), b"not an image"])
+        >>> images.shape, reasons[0], reasons[1] is not None
+        ((1, 8, 8, 3), None, True)
+        """
+        self._validate_params()
+        target = self._target()
+        background = self._background()
+        images = _as_sequence(X)
+        n = len(images)
+        out = np.empty((n, target[0], target[1], 3), dtype=np.uint8)
+        reasons = [None] * n
+
+        def work(chunk):
+            for i in range(chunk.start, chunk.stop):
+                try:
+                    rgb = _read_one(images[i], background, self.min_size, target,
+                                    self.max_pixels)
+                    out[i] = fit_to_size(rgb, target, self.aspect, background)
+                except ValueError as exc:
+                    reasons[i] = str(exc)
+
+        run_chunked(work, n, self.n_jobs)
+        read = [i for i, reason in enumerate(reasons) if reason is None]
+        return (out if len(read) == n else out[read]), reasons
 
     def get_feature_names_out(self, input_features=None):
         """Return None: images have no feature names.

@@ -35,6 +35,8 @@ __all__ = [
     "iter_feature_blocks",
     "make_hybrid_pipeline",
     "set_classifier",
+    "set_max_pixels",
+    "set_n_jobs",
 ]
 
 #: Feature blocks that ``make_hybrid_pipeline(features=...)`` knows by name.
@@ -260,6 +262,57 @@ def set_classifier(pipe, clf):
     index = [name for name, _ in pipe.steps].index(_CLF)
     pipe.steps[index] = (_CLF, clf)
     return pipe
+
+
+def set_n_jobs(pipe, n_jobs):
+    """Set every ``n_jobs`` of a fitted pipeline's steps, whatever it was in fit.
+
+    The loader, the feature extractors and the classifier get ``n_jobs``. A
+    ``FeatureUnion``'s own ``n_jobs`` is left as it is: it would start worker
+    processes (and copy the model to them) on every call; its blocks run side
+    by side in threads anyway (see
+    :func:`~hybridclf.prediction.transform_features`).
+
+    Parameters
+    ----------
+    pipe : Pipeline
+        A hybrid pipeline, fitted or not.
+
+    n_jobs : int or None
+        Threads each step may use; None means every core (-1).
+
+    Returns
+    -------
+    pipe : Pipeline
+        The same pipeline.
+    """
+    n_jobs = -1 if n_jobs is None else int(n_jobs)
+    params = pipe.get_params()
+    names = [k for k, v in params.items()
+             if k.endswith("n_jobs") and (v is None or isinstance(v, int))
+             and not isinstance(params.get(k.rpartition("__")[0]), FeatureUnion)]
+    return pipe.set_params(**{name: n_jobs for name in names})
+
+
+def set_max_pixels(pipe, max_pixels):
+    """Set the ``max_pixels`` of every image loader of a pipeline.
+
+    Parameters
+    ----------
+    pipe : Pipeline
+        A hybrid pipeline, fitted or not.
+
+    max_pixels : int
+        Most pixels an encoded image may declare (see
+        :class:`~hybridclf.io.ImageLoader`).
+
+    Returns
+    -------
+    pipe : Pipeline
+        The same pipeline.
+    """
+    names = [k for k in pipe.get_params() if k.endswith("max_pixels")]
+    return pipe.set_params(**{name: int(max_pixels) for name in names})
 
 
 def iter_feature_blocks(union_or_pipe):

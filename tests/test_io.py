@@ -67,6 +67,22 @@ def test_loader_reports_every_bad_file_of_a_batch_at_once():
         assert name in str(info.value)
 
 
+def test_read_each_reads_the_good_images_and_gives_each_bad_one_its_reason(
+        real_images):
+    good = _encode(Image.fromarray(real_images[1]), "PNG")
+    items = [real_images[0], b"not an image", good, good[:40]]
+    loader = ImageLoader(size=64, n_jobs=2)
+    images, reasons = loader.read_each(items)
+    assert reasons[0] is None and reasons[2] is None
+    assert "not an image" in reasons[1] and reasons[3]
+    np.testing.assert_array_equal(
+        images, loader.transform([real_images[0], good]))
+    with pytest.raises(ImageLoadError) as info:
+        loader.transform(items)
+    assert [source for source, _ in info.value.failures] == ["<bytes 1>",
+                                                             "<bytes 3>"]
+
+
 def test_broken_exif_rotated_photo_is_upright():
     path = require_shared("broken") / "exif_orientation6.jpg"
     with Image.open(path) as img:

@@ -274,8 +274,12 @@ def test_metrics_count_requests(client, brick):
 def test_an_app_without_key_and_parameter_errors(model_dir, brick):
     from hybridclf.serve import create_app
 
-    with pytest.raises(ValueError, match="max_body_mb"):
+    with pytest.raises(ValueError, match="'max_body_mb' parameter of create_app"):
         create_app(model_dir, max_body_mb=0)
+    with pytest.raises(ValueError, match="'max_batch' parameter of create_app"):
+        create_app(model_dir, max_batch=0)
+    with pytest.raises(ValueError, match="'read_timeout' parameters"):
+        create_app(model_dir, read_timeout=0)
     app = create_app(model_dir, threads=3)
     with _Server(app) as http:
         r = http.post("/predict", json={"image_data": _b64(brick)})
@@ -283,7 +287,7 @@ def test_an_app_without_key_and_parameter_errors(model_dir, brick):
         assert r.json()["predicted_class"] == "brick"
         # the service, not training, decides how many threads a prediction
         # uses; the union's n_jobs (worker processes per call) stays off
-        params = app.state.hybridclf.pipe.get_params()
+        params = app.state.service.pipe.get_params()
         n_jobs = {k: v for k, v in params.items() if k.endswith("n_jobs")}
         assert n_jobs.pop("features__n_jobs") is None
         assert n_jobs and set(n_jobs.values()) == {3}, n_jobs
@@ -388,9 +392,10 @@ def test_concurrent_requests_are_micro_batched(model_dir, brick, texture_folder,
     assert [r["predicted_class"] for r in answers[3].json()["results"]] == [
         "grass", "brick"]
     assert answers[4].json()["predicted_class"] == "grass"
-    # the first request alone; the 5 images that queued behind it in one call,
-    # then the 4 readable ones again, together
-    assert calls == [1, 5, 4]
+    # the first request alone, then the 5 images that queued behind it in one
+    # call: the unreadable one is answered from its decoding alone, so the 4
+    # readable ones reach the model together, once
+    assert calls == [1, 4]
     assert "hybridclf_batch_images_bucket" in metrics
 
 
@@ -478,13 +483,14 @@ def test_bombs_are_refused_fast_while_others_are_answered(client, brick):
 
 
 def test_max_pixels_of_the_service(model_dir, brick):
+    from hybridclf.pipeline import get_loader
     from hybridclf.serve import create_app
 
     app = create_app(model_dir, max_pixels=96 * 96 - 1)  # brick is 96x96
     with _Server(app) as http:
         _is_error(http.post("/predict", json={"image_data": _b64(brick)}), 400,
                   "96x96 pixels", "limit of 9215 pixels")
-        loader = app.state.hybridclf.pipe.steps[0][1]
+        loader = get_loader(app.state.service.pipe)
         assert loader.max_pixels == 9215
 
 
@@ -544,9 +550,9 @@ def _metric(text, name, **labels):
 
 _TWO_WORKERS = """
 import json, os, sys
-from hybridclf.serve import _all_worker_totals, _Metrics
+from hybridclf.serve._metrics import Metrics, all_worker_totals
 
-metrics = _Metrics()  # created before the fork, as uvicorn's workers import
+metrics = Metrics()  # created before the fork, as uvicorn's workers import
 for n in (3, 5):
     pid = os.fork()
     if pid == 0:  # a worker: its requests and images
@@ -556,7 +562,7 @@ for n in (3, 5):
         os._exit(0)
     os.waitpid(pid, 0)
 print(json.dumps({"text": metrics.exposition().decode(),
-                  "totals": _all_worker_totals()}))
+                  "totals": all_worker_totals()}))
 """
 
 
@@ -596,6 +602,39 @@ def test_serve_gives_several_workers_a_metrics_folder(model_dir, monkeypatch):
     assert seen[0] and seen[1] is None
     assert not os.path.exists(seen[0])  # removed when the server stops
     assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+
+
+def test_workers_build_their_app_from_a_settings_file(model_dir, monkeypatch):
+    # uvicorn's workers import the app factory; the settings reach them in a
+    # file that only its user can read, without the key itself
+    import os
+    import stat
+
+    import uvicorn
+
+    from hybridclf.serve import ServiceSettings, serve
+    from hybridclf.serve._run import SETTINGS_ENV, app_from_settings_file
+
+    seen = {}
+
+    def fake_run(app, **kwargs):
+        path = os.environ[SETTINGS_ENV]
+        seen.update(app=app, kwargs=kwargs, path=path,
+                    mode=stat.S_IMODE(os.stat(path).st_mode),
+                    text=open(path).read(), worker_app=app_from_settings_file())
+
+    monkeypatch.setenv("MY_SERVE_KEY", KEY)
+    monkeypatch.setattr(uvicorn, "run", fake_run)
+    serve(model_dir, workers=2, api_key_env="MY_SERVE_KEY", max_body_mb=2.5,
+          read_timeout=7)
+    assert seen["app"] == "hybridclf.serve._run:app_from_settings_file"
+    assert seen["kwargs"]["factory"] is True and seen["kwargs"]["workers"] == 2
+    assert seen["mode"] == 0o600 and KEY not in seen["text"]
+    settings = seen["worker_app"].state.settings
+    assert settings == ServiceSettings(
+        os.path.abspath(model_dir), api_key=KEY, max_body_mb=2.5, read_timeout=7.0,
+        threads=max(1, (os.cpu_count() or 1) // 2))
+    assert not os.path.exists(seen["path"]) and SETTINGS_ENV not in os.environ
 
 
 def test_cli_serve_checks_the_model_before_serving(model_dir, tmp_path, capsys,
@@ -651,3 +690,17 @@ def test_serving_a_pickle_needs_allow_pickle(texture_folder, tmp_path, brick):
         with _Server(create_app(tmp_path, allow_pickle=True)) as http:
             r = http.post("/predict", json={"image_data": _b64(brick)})
     assert r.status_code == 200
+
+
+def test_large_base64_is_decoded_like_small(brick):
+    # above 1 MB of text the decoding runs in a worker thread, same result
+    import anyio
+
+    from hybridclf.serve._predict import decode_base64, decode_uploads
+
+    big = brick * (800_000 // len(brick) + 1)  # over 1 MB once in base64
+    texts = [_b64(brick), _b64(big), "%%"]
+    uploads = anyio.run(decode_uploads, texts, ["a", "b", "c"])
+    assert sum(map(len, texts)) > 1 << 20
+    assert uploads == [decode_base64(t, what) for t, what in zip(texts, "abc")]
+    assert uploads[1].data == big and "'c' field" in uploads[2].error
