@@ -36,6 +36,7 @@ figure img{max-width:112px;max-height:112px;display:block;border:1px solid #eee}
 justify-content:center;color:#888}
 pre{background:#f6f6f6;padding:.6em;overflow-x:auto}
 .weak{font-size:.9em;color:#555}
+.near{width:8em;font-size:.9em;color:#555;word-break:break-all}
 """
 
 
@@ -177,7 +178,7 @@ def _label_issues_html(report, thumbs):
                        for n in issue["neighbours"])
         out.append(f'<div class="group"><b>{escape(issue["given_label"])}</b> '
                    f"&rarr; suggested <b>{escape(issue['suggested_label'])}</b>"
-                   f'<div class="row">{flagged}<span class="weak">nearest '
+                   f'<div class="row">{flagged}<span class="near">nearest '
                    f"{escape(issue['suggested_label'])}:</span>{near}</div></div>")
     return out
 
