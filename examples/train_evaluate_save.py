@@ -24,7 +24,7 @@ import tempfile
 from hybridclf import load_image_folder, load_model, make_hybrid_pipeline, save_model
 from hybridclf.evaluation import evaluate_model, write_report
 from hybridclf.sample_data import write_digits_folder
-from hybridclf.training import duplicate_groups, train_model
+from hybridclf.training import duplicate_groups, train_model, training_files
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("data_dir", nargs="?", help="class-per-folder training data")
@@ -47,8 +47,13 @@ cv = result.cv_scores["accuracy"]
 print(f"3-fold grouped CV accuracy: {cv['mean']:.3f} +/- {cv['std']:.3f}")
 print(f"test-part accuracy: {result.test_metrics['accuracy']:.3f}")
 
+print(f"likely wrong labels: {len(result.label_issues['index'])} of "
+      f"{len(result.train_indices)} training images")
+
 model_dir = os.path.join(out, "model")
-info = save_model(result.pipeline, model_dir, metadata=result.metadata())
+# label_issues.csv goes inside the model directory, covered by its manifest
+info = save_model(result.pipeline, model_dir, metadata=result.metadata(),
+                  files=training_files(result, paths, root=data_dir))
 print(f"saved {sorted(os.listdir(model_dir))} to {model_dir}; "
       f"classes {info['classes'][:3]}...")
 

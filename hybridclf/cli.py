@@ -220,7 +220,8 @@ def format_parser_train(parser):
         "Train a hybrid pipeline on a class-per-folder dataset: split off a test "
         "part grouped by near-duplicates, cross-validate (grouped), optionally "
         "search hyper-parameters on cached features, fit, and write a model "
-        "directory (model.skops, model.json, README.md)."
+        "directory (model.skops, model.json, README.md, and label_issues.csv: "
+        "the training images whose label the out-of-fold predictions contradict)."
     )
     parser.add_argument("--data-dir", required=True,
                         help="class-per-folder dataset: DATA_DIR/<class>/<image>")
@@ -285,6 +286,7 @@ def run_train(args):
         find_training_groups,
         make_training_pipeline,
         train_model,
+        training_files,
         training_metadata,
     )
 
@@ -339,8 +341,13 @@ def run_train(args):
     metadata = training_metadata(
         result, paths, labels, root=args.data_dir, classifier=args.classifier,
         group_source=source, seconds_wall=time.perf_counter() - started)
-    save_model(result.pipeline, args.output_dir, metadata=metadata)
+    files = training_files(result, paths, root=args.data_dir)
+    save_model(result.pipeline, args.output_dir, metadata=metadata, files=files)
     out = os.path.abspath(args.output_dir)
+    issues = metadata["label_issues"]
+    _out(f"likely wrong labels: {issues['n_flagged']} of {issues['n_checked']} "
+         f"training images (grouped out-of-fold predictions); see "
+         f"{os.path.join(out, issues['file'])}")
     _out(f"training took {time.perf_counter() - started:.1f} s")
     _out(f"Model saved to {out}")
     _out(f"Evaluate it: hybridclf evaluate --model-dir {out} --test-data-dir "
@@ -623,9 +630,10 @@ def format_parser_inspect(parser):
         "Find the problems of an image dataset before training: unreadable and "
         "odd files, exact and near duplicates (label conflicts and train/test "
         "leakage first), poor-quality images and class outliers, with the class "
-        "distribution and a cross-validation plan. Writes report.json, a "
-        "self-contained report.html and duplicate_groups.csv (file,group: "
-        "cross-validation groups)."
+        "distribution and a cross-validation plan; with --labels, likely wrong "
+        "labels. Writes report.json, a self-contained report.html and "
+        "duplicate_groups.csv (file,group: cross-validation groups), and "
+        "label_issues.csv with --labels."
     )
     parser.add_argument("--data-dir", required=True,
                         help="class-per-folder dataset: DATA_DIR/<class>/<image>")
@@ -637,6 +645,13 @@ def format_parser_inspect(parser):
     parser.add_argument("--quick", action="store_true",
                         help="skip the CNN checks (embedding near duplicates and "
                         "class outliers); the report lists what was skipped")
+    parser.add_argument(
+        "--labels", action="store_true",
+        help="also look for likely wrong labels: a quick model (HOG and colour on "
+        "128-pixel images) fitted out of fold, in folds grouped by the duplicate "
+        "groups, flags the images whose label it contradicts (cleanlab); writes "
+        "label_issues.csv and shows each beside its nearest images of the "
+        "suggested class in report.html")
     parser.add_argument("--check-duplicates", action=argparse.BooleanOptionalAction,
                         default=True,
                         help="look for duplicate images (default: yes)")
@@ -662,12 +677,15 @@ def run_inspect(args):
     start = time.perf_counter()
     report = inspect_dataset(
         args.data_dir, test_root=args.test_data_dir, quick=args.quick,
-        check_duplicates=args.check_duplicates, n_jobs=args.n_jobs, progress=True,
+        check_duplicates=args.check_duplicates, labels=args.labels, n_jobs=args.n_jobs,
+        progress=True,
     )
     paths = report.save(args.output_dir)
     _out(report.summary())
     _out(f"Inspected {report.n_files} files in {time.perf_counter() - start:.1f} s;"
          f" wrote {paths['html']}, {paths['json']} and {paths['csv']}")
+    if "label_issues" in paths:
+        _out(f"Likely wrong labels: {paths['label_issues']}")
     if threshold is not None and report.unreadable_fraction > threshold:
         _out(f"{report.n_unreadable} of {report.n_files} image files "
              f"({report.unreadable_fraction:.1%}) cannot be decoded, more than "

@@ -12,12 +12,14 @@
    not 20 feature extractions. A grid over feature parameters falls back to
    scikit-learn's searches with the pipeline's ``memory`` cache;
 3. the out-of-fold predictions set the open-set thresholds (see
-   :mod:`hybridclf.prediction`);
+   :mod:`hybridclf.prediction`) and flag likely wrong labels (see
+   :mod:`hybridclf.label_issues`);
 4. the final pipeline is fitted on the whole training part and scored on the
    test part.
 
-:func:`find_training_groups`, :func:`make_training_pipeline` and
-:func:`training_metadata` are the other steps of ``hybridclf train``.
+:func:`find_training_groups`, :func:`make_training_pipeline`,
+:func:`training_metadata` and :func:`training_files` are the other steps of
+``hybridclf train``.
 """
 
 from ._result import TrainingResult
@@ -33,6 +35,7 @@ from ._workflow import (
     QUICK_CV_FOLDS,
     find_training_groups,
     make_training_pipeline,
+    training_files,
     training_metadata,
 )
 
@@ -47,5 +50,6 @@ __all__ = [
     "make_training_pipeline",
     "read_groups_csv",
     "train_model",
+    "training_files",
     "training_metadata",
 ]

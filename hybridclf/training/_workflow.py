@@ -3,10 +3,14 @@
 ``hybridclf train`` finds the groups of a class-per-folder dataset
 (:func:`find_training_groups`), builds the pipeline from a few choices
 (:func:`make_training_pipeline`), trains it with :func:`train_model` and
-saves it with the metadata of :func:`training_metadata`. The command only
-parses its options, calls these and prints.
+saves it with the metadata of :func:`training_metadata` and the files of
+:func:`training_files`. The command only parses its options, calls these and
+prints.
 """
 
+import os
+
+from ..label_issues import LABEL_ISSUES_FILE, label_issues_csv
 from ..pipeline import DEFAULT_FEATURES, iter_feature_blocks, make_hybrid_pipeline
 from ._split import data_fingerprint, duplicate_groups, read_groups_csv
 
@@ -14,6 +18,7 @@ __all__ = [
     "QUICK_CV_FOLDS",
     "find_training_groups",
     "make_training_pipeline",
+    "training_files",
     "training_metadata",
 ]
 
@@ -155,3 +160,38 @@ def training_metadata(result, paths, labels, *, root=None, classifier=None,
         training["seconds_wall"] = round(seconds_wall, 2)
     return metadata
 
+
+
+def training_files(result, paths, *, root=None):
+    """The files beside the model that ``hybridclf train`` saves.
+
+    Parameters
+    ----------
+    result : TrainingResult
+        What :func:`train_model` returned.
+
+    paths : sequence of str
+        The images it was trained on, in the same order.
+
+    root : str or None, default=None
+        The dataset's folder; file names are written relative to it (the
+        base name without it).
+
+    Returns
+    -------
+    files : dict of str to str
+        ``{"label_issues.csv": text}`` (see
+        :func:`hybridclf.label_issues.label_issues_csv`), for the ``files``
+        parameter of :func:`~hybridclf.save_model`.
+    """
+    if result.label_issues is None:
+        return {}
+    names = [_relative(path, root) for path in paths]
+    return {LABEL_ISSUES_FILE: label_issues_csv(result.label_issues, names)}
+
+
+def _relative(path, root):
+    if not isinstance(path, (str, os.PathLike)):
+        return ""
+    name = os.path.relpath(path, root) if root else os.path.basename(path)
+    return name.replace(os.sep, "/")
