@@ -182,6 +182,23 @@ def add_scheduler(parser, *, partitions):
         )
 
 
+def add_batch_options(parser):
+    """The options of the commands that run a saved model over many files."""
+    add_batch_size(parser)
+    add_n_jobs(parser, "loading and features", default=None)
+    add_allow_pickle(parser)
+    add_max_pixels(parser)
+    add_scheduler(parser, partitions=True)
+
+
+def batch_options(args):
+    """The keyword arguments of :mod:`hybridclf.batch` from those options."""
+    return {"batch_size": args.batch_size, "n_jobs": args.n_jobs,
+            "allow_pickle": args.allow_pickle, "max_pixels": args.max_pixels,
+            "scheduler": args.scheduler, "partition_size": args.partition_size,
+            "progress": True}
+
+
 def add_service_options(parser):
     """--host, --port, --workers, --api-key-env of serve and deploy."""
     parser.add_argument("--host", default="127.0.0.1",

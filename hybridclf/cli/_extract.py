@@ -2,16 +2,7 @@
 
 import os
 
-from ._common import (
-    add_allow_pickle,
-    add_batch_size,
-    add_inputs,
-    add_max_pixels,
-    add_model_dir,
-    add_n_jobs,
-    add_scheduler,
-    out,
-)
+from ._common import add_batch_options, add_inputs, add_model_dir, batch_options, out
 
 # unreadable files listed on screen; all are in the 'error' column
 _SHOWN = 20
@@ -31,21 +22,14 @@ def format_parser(parser):
     parser.add_argument("--output-dir", required=True,
                         help="Parquet dataset folder to write, e.g. "
                         "features.parquet (on Dask: writable by every worker)")
-    add_batch_size(parser)
-    add_n_jobs(parser, "loading and features", default=None)
-    add_allow_pickle(parser)
-    add_max_pixels(parser)
-    add_scheduler(parser, partitions=True)
+    add_batch_options(parser)
 
 
 def run(args):
     from ..batch import extract_to_parquet
 
-    result = extract_to_parquet(
-        args.model_dir, args.inputs, args.output_dir, batch_size=args.batch_size,
-        allow_pickle=args.allow_pickle, max_pixels=args.max_pixels,
-        n_jobs=args.n_jobs, scheduler=args.scheduler,
-        partition_size=args.partition_size, progress=True)
+    result = extract_to_parquet(args.model_dir, args.inputs, args.output_dir,
+                                **batch_options(args))
     out(f"{result.n_files} files in {result.n_partitions} partitions: "
         f"{len(result.computed)} computed, {len(result.skipped)} already "
         f"written; {len(result.errors)} unreadable, in {result.seconds:.1f} s")

@@ -4,13 +4,10 @@ import os
 import sys
 
 from ._common import (
-    add_allow_pickle,
-    add_batch_size,
+    add_batch_options,
     add_inputs,
-    add_max_pixels,
     add_model_dir,
-    add_n_jobs,
-    add_scheduler,
+    batch_options,
     fraction,
     out,
     positive_int,
@@ -28,7 +25,6 @@ def format_parser(parser):
     add_inputs(parser)
     parser.add_argument("--output", default=None, metavar="CSV",
                         help="CSV file to write (default: standard output)")
-    add_batch_size(parser)
     parser.add_argument(
         "--threshold", type=fraction, default=None, metavar="P",
         help="lowest top probability of a known class (default: the model's)",
@@ -39,10 +35,7 @@ def format_parser(parser):
                         help="never answer 'unknown'")
     parser.add_argument("--top-k", type=positive_int, default=3, metavar="K",
                         help="best guesses listed per image (default: %(default)s)")
-    add_n_jobs(parser, "loading and features", default=None)
-    add_allow_pickle(parser)
-    add_max_pixels(parser)
-    add_scheduler(parser, partitions=True)
+    add_batch_options(parser)
 
 
 def run(args):
@@ -50,11 +43,8 @@ def run(args):
 
     counts = predict_to_csv(
         args.model_dir, args.inputs, args.output or sys.stdout,
-        batch_size=args.batch_size, threshold=args.threshold, ood=not args.no_ood,
-        closed_set=args.closed_set, top_k=args.top_k,
-        allow_pickle=args.allow_pickle, max_pixels=args.max_pixels,
-        n_jobs=args.n_jobs, scheduler=args.scheduler,
-        partition_size=args.partition_size, progress=True)
+        threshold=args.threshold, ood=not args.no_ood, closed_set=args.closed_set,
+        top_k=args.top_k, **batch_options(args))
     if args.output:
         out(counts.summary())
         out(f"Predictions written to {os.path.abspath(args.output)}")
