@@ -100,12 +100,15 @@ def test_invalid_values_are_usage_errors(argv, message, capsys):
     assert message in err and err.startswith("usage: hybridclf ")
 
 
-def test_help_states_the_loaders_pixel_limit(capsys):
+def test_train_help_agrees_with_the_library(capsys):
+    # the help is written without importing the library; it must not drift
     from hybridclf.io import DEFAULT_MAX_PIXELS
+    from hybridclf.pipeline import FEATURE_BLOCKS
 
     assert main(["train", "--help"]) == 0
-    assert f"default: {DEFAULT_MAX_PIXELS})" in capsys.readouterr().out.replace(
-        "\n", " ").replace("  ", " ")
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"default: {DEFAULT_MAX_PIXELS})" in text
+    assert f"FEATURE_BLOCKS: {', '.join(FEATURE_BLOCKS)} " in text
 
 
 def test_python_m_hybridclf_runs_the_cli():
