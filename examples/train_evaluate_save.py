@@ -13,7 +13,7 @@
 Run it on your own data, or without arguments on scikit-learn's digits with
 a held-out folder of other digits::
 
-    python examples/train_evaluate_save.py [DATA_DIR] [--test-dir DIR]
+    python examples/train_evaluate_save.py [DATA_DIR] [--test-data-dir DIR]
         [--output-dir OUT]
 """
 
@@ -28,12 +28,12 @@ from hybridclf.training import duplicate_groups, train_model, training_files
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("data_dir", nargs="?", help="class-per-folder training data")
-parser.add_argument("--test-dir", help="held-out images in the same layout")
+parser.add_argument("--test-data-dir", help="held-out images in the same layout")
 parser.add_argument("--output-dir", default=None,
                     help="where model/ and report/ go (default: a temporary folder)")
 args = parser.parse_args()
 out = args.output_dir or tempfile.mkdtemp(prefix="hybridclf-train-")
-data_dir, test_dir = args.data_dir, args.test_dir
+data_dir, test_dir = args.data_dir, args.test_data_dir
 if data_dir is None:
     data_dir, test_dir = os.path.join(out, "train"), os.path.join(out, "test")
     write_digits_folder(data_dir, n_per_class=15, holdout_root=test_dir,

@@ -17,9 +17,10 @@
 4. the final pipeline is fitted on the whole training part and scored on the
    test part.
 
-:func:`find_training_groups`, :func:`make_training_pipeline`,
-:func:`training_metadata` and :func:`training_files` are the other steps of
-``hybridclf train``.
+:func:`train_folder` is the whole of ``hybridclf train``: it finds the
+groups (:func:`find_training_groups`), builds the pipeline
+(:func:`make_training_pipeline`), trains it and saves it with
+:func:`training_metadata` and the files of :func:`training_files`.
 """
 
 from ._result import TrainingResult
@@ -33,8 +34,10 @@ from ._split import (
 from ._train import train_model
 from ._workflow import (
     QUICK_CV_FOLDS,
+    FolderTraining,
     find_training_groups,
     make_training_pipeline,
+    train_folder,
     training_files,
     training_metadata,
 )
@@ -42,6 +45,7 @@ from ._workflow import (
 __all__ = [
     "QUICK_CV_FOLDS",
     "SEARCH_GRIDS",
+    "FolderTraining",
     "TrainingResult",
     "data_fingerprint",
     "duplicate_groups",
@@ -49,6 +53,7 @@ __all__ = [
     "grouped_train_test_split",
     "make_training_pipeline",
     "read_groups_csv",
+    "train_folder",
     "train_model",
     "training_files",
     "training_metadata",
