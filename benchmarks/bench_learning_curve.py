@@ -50,11 +50,11 @@ COMMAND = ".venv/bin/python benchmarks/bench_learning_curve.py"
 KS = (3, 5, 10, 20, "all")
 GEO = ["hflip", "rot+12", "rot-12"]  # ViewAugmenter's default views
 
-# (label, method, amulet6 only); the first is the default before this study
+# (label, method, amulet6 only); the first is the default pipeline
 METHODS = [
-    ("default before: cnn, hog, lbp, color + ridge", {"clf": "ridge"}, False),
-    ("**default now**: + ViewAugmenter (mirror, +/-12 deg) when smallest class "
-     "< 20", {"clf": "ridge", "aug": GEO, "aug_below": 20}, False),
+    ("default: cnn, hog, lbp, color + ridge", {"clf": "ridge"}, False),
+    ("+ ViewAugmenter (opt-in, `train --views`): mirror, +/-12 deg when smallest "
+     "class < 20", {"clf": "ridge", "aug": GEO, "aug_below": 20}, False),
     ("+ views in fit always: mirror", {"clf": "ridge", "aug": ["hflip"]}, False),
     ("+ views in fit always: mirror, +/-12 deg", {"clf": "ridge", "aug": GEO},
      False),
@@ -120,7 +120,7 @@ def resolve(method, y_train):
 
 
 def check_exact(images, features, y, split):
-    """The cached path predicts what the real default pipeline predicts."""
+    """The cached path predicts what the pipeline with ViewAugmenter predicts."""
     train, test = split
     cached = run_method(resolve(METHODS[1][1], y[train]), features, y, train, test)
     pipe = make_hybrid_pipeline(sampler=ViewAugmenter()).set_params(
@@ -193,7 +193,7 @@ def render(report):
         f"- Command: `{COMMAND}`",
         "- Each cell: mean accuracy +/- its standard deviation over the draws; in "
         "brackets, the mean paired difference from the first row (the default "
-        "before this study) +/- its standard error. k = 3 ... 20: "
+        "pipeline) +/- its standard error. k = 3 ... 20: "
         "k training photos per class from random duplicate groups, tested on "
         "every photo of the other groups; *all*: grouped 5-fold "
         "cross-validation x 3 (15 folds). Every method sees the same draws.",

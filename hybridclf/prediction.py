@@ -22,6 +22,13 @@ import os
 import numpy as np
 
 from .exceptions import ImageLoadError
+from .pipeline import (
+    get_block_extractor,
+    get_classifier,
+    get_feature_union,
+    get_loader,
+    iter_feature_blocks,
+)
 
 __all__ = [
     "UNKNOWN",
@@ -38,10 +45,6 @@ logger = logging.getLogger(__name__)
 
 #: The label given to images that the open-set checks reject.
 UNKNOWN = "unknown"
-
-
-def _is_off(step):
-    return step is None or (isinstance(step, str) and step == "passthrough")
 
 
 def transform_features(pipe, X):
@@ -61,9 +64,9 @@ def transform_features(pipe, X):
     features : ndarray of shape (n_samples, n_features), dtype float32
         What the pipeline's ``clf`` step receives.
     """
-    steps = dict(pipe.steps)
-    images = X if _is_off(steps["load"]) else steps["load"].transform(X)
-    union = steps["features"]
+    loader = get_loader(pipe)
+    images = X if loader is None else loader.transform(X)
+    union = get_feature_union(pipe)
     n_threads = _block_threads(union, len(images))
     if n_threads > 1:
         return _blocks_in_threads(union, images, n_threads)
@@ -90,8 +93,8 @@ def _block_threads(union, n_images):
         return 1
     n_jobs = []
     for _, block in blocks:
-        last = block.steps[0][1] if hasattr(block, "steps") else block
-        n_jobs.append(effective_n_jobs(getattr(last, "n_jobs", None)))
+        extract = get_block_extractor(block)
+        n_jobs.append(effective_n_jobs(getattr(extract, "n_jobs", None)))
     return min(max(n_jobs), len(blocks))
 
 
@@ -109,8 +112,7 @@ def _blocks_in_threads(union, images, n_threads):
 
 
 def _is_cnn(block):
-    first = block.steps[0][1] if hasattr(block, "steps") else block
-    return type(first).__name__ == "CNNFeatures"
+    return type(get_block_extractor(block)).__name__ == "CNNFeatures"
 
 
 def feature_blocks(pipe):
@@ -127,10 +129,8 @@ def feature_blocks(pipe):
         In the order of the columns of :func:`transform_features`.
     """
     blocks = []
-    for name, block in dict(pipe.steps)["features"].transformer_list:
-        if _is_off(block):
-            continue
-        last = block.steps[-1][1] if hasattr(block, "steps") else block
+    for name, block in iter_feature_blocks(pipe):
+        last = block[-1] if hasattr(block, "steps") else block
         blocks.append((name, int(last.n_features_in_)))
     return blocks
 
@@ -237,7 +237,7 @@ def predict_open_set(pipe, X, *, proba_threshold=0.0, ood_thresholds=None,
         NaN without ``ood_thresholds``.
     """
     features = transform_features(pipe, X)
-    clf = pipe.steps[-1][1]
+    clf = get_classifier(pipe)
     proba = clf.predict_proba(features)
     labels = np.asarray(clf.classes_, dtype=object)[proba.argmax(axis=1)]
     rejected = proba.max(axis=1) < proba_threshold
@@ -337,7 +337,7 @@ def predict_files(pipe, files, *, batch_size=32, proba_threshold=0.0,
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(files), desc="predict", unit="image")
-    classes = np.asarray(pipe.steps[-1][1].classes_, dtype=object)
+    classes = np.asarray(get_classifier(pipe).classes_, dtype=object)
     try:
         for start in range(0, len(files), batch_size):
             batch = files[start : start + batch_size]

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 
 import numpy as np
 import pytest
@@ -28,6 +29,41 @@ def test_train_writes_a_model_directory(trained, capsys):
     assert info["data_fingerprint"]["n_images"] == 24
     assert info["training"]["features"] == ["hog", "color"]
     assert (trained / "README.md").read_text().startswith("# hybridclf model")
+
+
+@pytest.fixture(scope="module")
+def mislabelled(texture_folder, tmp_path_factory):
+    """The textures with one brick photo filed under grass."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("mislabelled") / "data"
+    shutil.copytree(texture_folder, root)
+    (root / "brick" / "0.png").rename(root / "grass" / "brick0.png")
+    return root
+
+
+def test_train_lists_likely_wrong_labels(mislabelled, tmp_path, capsys):
+    model = tmp_path / "model"
+    assert main(["train", "--data-dir", str(mislabelled), "--output-dir",
+                 str(model), "--features", "hog", "color", "--image-size", "64",
+                 "--cv-folds", "3", "--test-size", "0", "--n-jobs", "1"]) == 0
+    with open(model / "label_issues.csv", newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == ["file", "given_label", "suggested_label", "score"]
+    rows = rows[1:]
+    scores = [float(r[3]) for r in rows]
+    assert scores == sorted(scores)  # most suspicious (lowest score) first
+    assert ["grass/brick0.png", "grass", "brick"] in [r[:3] for r in rows]
+    assert len(rows) <= 4  # not every image of a clean class
+    info = json.loads((model / "model.json").read_text())
+    assert info["label_issues"] == {"file": "label_issues.csv",
+                                    "n_flagged": len(rows), "n_checked": 24}
+    assert (f"likely wrong labels: {len(rows)} of 24 training images"
+            in capsys.readouterr().out)
+    assert (f"{len(rows)} of the 24 training images have a label"
+            in (model / "README.md").read_text())
+    manifest = json.loads((model / "manifest.json").read_text())["files"]
+    assert "label_issues.csv" in manifest
 
 
 def test_predict_files_and_folders_reports_unreadable(trained, texture_folder,
@@ -81,6 +117,79 @@ def test_a_tampered_model_fails_with_a_clear_message(trained, tmp_path, capsys):
         fh.write(b"XX")
     assert main(["predict", "--model-dir", str(copy), str(tmp_path)]) == 1
     assert "was modified" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs")
+def test_predict_reports_a_fifo_and_a_bomb_without_hanging(trained, tmp_path,
+                                                            capsys):
+    import threading
+
+    from .conftest import bomb_png
+
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    os.mkfifo(inputs / "x.jpg")  # opening it would block forever
+    (inputs / "bomb.png").write_bytes(bomb_png(9000))
+    out = tmp_path / "preds.csv"
+    codes = []
+    run = threading.Thread(target=lambda: codes.append(main(
+        ["predict", "--model-dir", str(trained), str(inputs), "--output", str(out),
+         "--max-pixels", "50000000"])), daemon=True)
+    run.start()
+    run.join(60)
+    assert codes == [0], "predict blocked"
+    errors = {r["file"].rsplit("/", 1)[-1]: r["error"]
+              for r in csv.DictReader(out.open())}
+    assert "not a regular file (a FIFO" in errors["x.jpg"]
+    assert "9000x9000 pixels" in errors["bomb.png"]
+    assert "limit of 50000000" in errors["bomb.png"]
+
+
+def test_train_refuses_an_output_folder_that_is_not_a_model(texture_folder,
+                                                            tmp_path, capsys):
+    (tmp_path / "README.md").write_text("my notes")
+    assert main(["train", "--data-dir", str(texture_folder), "--output-dir",
+                 str(tmp_path), "--features", "color"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "not a model directory" in err
+    assert (tmp_path / "README.md").read_text() == "my notes"
+
+
+def test_train_names_an_empty_class_folder(texture_folder, tmp_path, capsys):
+    import shutil
+
+    from hybridclf import SkippedFilesWarning
+
+    data = tmp_path / "data"
+    shutil.copytree(texture_folder, data)
+    (data / "empty_class").mkdir()
+    with pytest.warns(SkippedFilesWarning, match="empty_class.*without any image"):
+        assert main(["train", "--data-dir", str(data), "--output-dir",
+                     str(tmp_path / "model"), "--features", "color",
+                     "--image-size", "32", "--cv-folds", "2", "--test-size", "0",
+                     "--n-jobs", "1"]) == 0
+
+
+def test_train_views_adds_mirror_and_turns_in_fit(texture_folder, tmp_path,
+                                                  capsys):
+    from hybridclf import load_model
+
+    model = tmp_path / "model"
+    assert main(["train", "--data-dir", str(texture_folder), "--output-dir",
+                 str(model), "--features", "color", "--image-size", "32",
+                 "--cv-folds", "2", "--test-size", "0", "--n-jobs", "1",
+                 "--views"]) == 0
+    info = json.loads((model / "model.json").read_text())
+    assert info["training"]["views_added"] == ["hflip", "rotate_left",
+                                               "rotate_right"]
+    assert ("views added in fit: hflip, rotate_left, rotate_right"
+            in capsys.readouterr().out)
+    brick = str(texture_folder / "brick" / "0.png")
+    assert load_model(model).predict([brick]).shape == (1,)
+    # one augment step: --views and --augment exclude each other
+    assert main(["train", "--data-dir", str(texture_folder), "--output-dir",
+                 str(tmp_path / "other"), "--views", "--augment"]) == 2
+    assert "not allowed with argument" in capsys.readouterr().err
 
 
 def _png(image):

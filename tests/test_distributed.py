@@ -16,7 +16,6 @@ pytest.importorskip("pyarrow")
 
 from hybridclf import load_image_folder, load_model, make_hybrid_pipeline  # noqa: E402
 from hybridclf.cli import main  # noqa: E402
-from hybridclf.datasets import write_digits_folder  # noqa: E402
 from hybridclf.distributed import (  # noqa: E402
     dask_client,
     extract_features,
@@ -31,6 +30,7 @@ from hybridclf.prediction import (  # noqa: E402
     predict_files,
     transform_features,
 )
+from hybridclf.sample_data import write_digits_folder  # noqa: E402
 
 
 class SleepyFeatures(TransformerMixin, BaseEstimator):
@@ -117,11 +117,13 @@ def test_unreachable_scheduler_raises_cluster_error():
             pass
 
 
-def test_cli_bad_scheduler_is_a_reported_error(model_dir, images, tmp_path, capsys):
+def test_cli_bad_scheduler_is_a_usage_error(model_dir, images, tmp_path, capsys):
     code = main(["extract", "--model-dir", str(model_dir), str(images / "broken"),
-                 "--output", str(tmp_path / "f.parquet"), "--scheduler", "lokal:2"])
-    assert code == 1
-    assert "'--scheduler' option" in capsys.readouterr().err
+                 "--output-dir", str(tmp_path / "f.parquet"), "--scheduler",
+                 "lokal:2"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "argument --scheduler" in err and "'local:N'" in err
 
 
 def test_partitions_are_fixed_size_chunks_in_order():
@@ -268,7 +270,7 @@ def test_cli_predict_and_extract_on_a_running_scheduler(model_dir, images,
     assert sum(bool(r["error"]) for r in rows) == 2
 
     capsys.readouterr()
-    assert main(["extract", "--model-dir", str(model_dir), *inputs, "--output",
+    assert main(["extract", "--model-dir", str(model_dir), *inputs, "--output-dir",
                  str(tmp_path / "features.parquet"), "--scheduler", address,
                  "--partition-size", "8"]) == 0
     out = capsys.readouterr().out

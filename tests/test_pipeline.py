@@ -34,6 +34,22 @@ def test_steps_and_parameter_names():
     assert pipe["features"].transformer_list[1][1]["extract"].orientations == 12
 
 
+def test_set_image_params_sets_the_image_steps_not_the_classifier():
+    from hybridclf.pipeline import set_image_params
+    from hybridclf.sampling import ClassAwareAugmenter
+
+    pipe = make_hybrid_pipeline(features=["hog", "color"], classifier="logistic",
+                                sampler=ClassAwareAugmenter())
+    set_image_params(pipe, n_jobs=3, max_pixels=1000)
+    params = pipe.get_params()
+    assert params["load__n_jobs"] == params["augment__n_jobs"] == 3
+    assert params["features__hog__extract__n_jobs"] == 3
+    assert params["clf__n_jobs"] is None
+    assert params["load__max_pixels"] == 1000
+    set_image_params(pipe)  # None leaves everything as it is
+    assert pipe.get_params()["load__n_jobs"] == 3
+
+
 def test_fit_predict_proba_score(textures):
     paths, labels = textures
     pipe = make_hybrid_pipeline(features=FAST).set_params(load__size=96)
@@ -49,10 +65,7 @@ def test_fit_predict_proba_score(textures):
 
 def test_cross_validate_and_grid_search(textures):
     paths, labels = textures
-    # no added views: on these texture crops they cost accuracy (see
-    # docs/choosing-features.md, "Extra views of the training photos")
-    pipe = make_hybrid_pipeline(features=["hog", "color"], sampler=None).set_params(
-        load__size=64)
+    pipe = make_hybrid_pipeline(features=["hog", "color"]).set_params(load__size=64)
     cv = StratifiedKFold(3, shuffle=True, random_state=0)
     scores = cross_validate(pipe, paths, labels, cv=cv, error_score="raise")
     assert scores["test_score"].mean() >= 0.75
@@ -155,3 +168,49 @@ def test_default_pipeline_on_real_amulet_photos():
     pipe.fit(paths[train], labels[train])
     # six classes (chance ~0.2); the default scores ~0.95 in grouped 5-fold CV
     assert pipe.score(paths[test], labels[test]) >= 0.8
+
+
+def test_classifier_registry_names_factories_and_grids():
+    from sklearn.model_selection import ParameterGrid
+
+    from hybridclf.pipeline import CLASSIFIERS, classifier_name, get_classifier
+
+    for name, spec in CLASSIFIERS.items():
+        clf = get_classifier(make_hybrid_pipeline(features=["hog"], classifier=name))
+        # the name is told back from the pipeline, which the search relies on
+        assert classifier_name(clf) == name
+        # every grid tunes the classifier only and is valid for it
+        assert all(k.startswith("clf__") for k in spec.search_grid)
+        for params in ParameterGrid(spec.search_grid):
+            clf.set_params(**{k.removeprefix("clf__"): v for k, v in params.items()})
+    assert classifier_name(ColorHistogram()) is None
+    with pytest.raises(ValueError, match="among"):
+        make_hybrid_pipeline(classifier="knn")
+
+
+def test_accessors_find_the_steps_and_blocks():
+    from hybridclf.io import ImageLoader
+    from hybridclf.pipeline import (
+        get_block_extractor,
+        get_block_scaler,
+        get_classifier,
+        get_feature_union,
+        get_loader,
+        get_sampler,
+        iter_feature_blocks,
+        set_classifier,
+    )
+
+    pipe = make_hybrid_pipeline(features=["hog", "color"])
+    assert isinstance(get_loader(pipe), ImageLoader)
+    assert get_sampler(pipe) is None
+    assert get_feature_union(pipe) is pipe["features"]
+    assert get_classifier(pipe) is pipe["clf"]
+    pipe.set_params(features__hog="passthrough")
+    blocks = list(iter_feature_blocks(pipe))
+    assert [name for name, _ in blocks] == ["color"]
+    assert isinstance(get_block_extractor(blocks[0][1]), ColorHistogram)
+    assert get_block_scaler(blocks[0][1]) is blocks[0][1]["scale"]
+    assert get_block_extractor(ColorHistogram()).__class__ is ColorHistogram
+    other = make_hybrid_pipeline(classifier="logistic")["clf"]
+    assert get_classifier(set_classifier(pipe, other)) is other

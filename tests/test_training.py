@@ -95,6 +95,13 @@ def test_train_model_grouped_and_scored(textures):
     assert result.pipeline.predict(paths[:2]).shape == (2,)
     meta = result.metadata()
     assert meta["training"]["n_test"] == len(test)
+    # likely wrong labels: training images only, indices into the given paths
+    flagged = result.label_issues["index"]
+    assert set(flagged) <= set(train)
+    assert (result.label_issues["given_label"] == labels[flagged]).all()
+    assert (result.label_issues["suggested_label"] != labels[flagged]).all()
+    assert meta["label_issues"]["n_flagged"] == len(flagged)
+    assert meta["label_issues"]["n_checked"] == len(train)
 
 
 @pytest.mark.parametrize("search", ["grid", "halving"])
@@ -174,56 +181,6 @@ def test_ensembles_give_probabilities_and_load_safely(textures, classifier, para
     # every type in these models is on hybridclf's trusted list
     save_model(pipe, tmp_path)
     np.testing.assert_allclose(load_model(tmp_path).predict_proba(paths[:4]), proba)
-
-
-def test_shared_fixed_features_give_exactly_the_folds_of_the_pipeline(textures):
-    from hybridclf.training import _fold_features, _SharedFeatures
-
-    paths, labels = textures
-    pipe = make_hybrid_pipeline(features=["hog", "sift", "color"],
-                                sampler=None).set_params(
-        load__size=64, features__sift__extract__random_state=0,
-        features__sift__extract__n_words=16)
-    assert _SharedFeatures.applies(pipe)
-    assert sorted(_SharedFeatures(pipe, paths, labels).fixed) == ["color", "hog"]
-    train, test = np.arange(len(paths))[::2], np.arange(len(paths))[1::2]
-    expected, blocks = _fold_features(pipe, paths[train], labels[train],
-                                      paths[test], labels[test])
-    got, shared_blocks = _SharedFeatures(pipe, paths, labels).fold(
-        pipe, train, test, labels)
-    assert shared_blocks == blocks
-    train_x, train_y, test_x, test_y = got
-    np.testing.assert_allclose(train_x, expected[0], rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(test_x, expected[2], rtol=1e-5, atol=1e-6)
-    np.testing.assert_array_equal(train_y, expected[1])
-    np.testing.assert_array_equal(test_y, expected[3])
-    # an augmenting sampler changes the images: no shortcut
-    from hybridclf import ClassAwareAugmenter
-
-    assert not _SharedFeatures.applies(pipe.set_params(augment=ClassAwareAugmenter()))
-
-
-def test_shared_features_of_added_views_give_exactly_the_pipeline_folds(textures):
-    from hybridclf import ViewAugmenter
-    from hybridclf.training import _fold_features, _SharedFeatures
-
-    paths, labels = textures
-    pipe = make_hybrid_pipeline(features=["hog", "color"],
-                                sampler=ViewAugmenter(max_smallest_class=None))
-    pipe.set_params(load__size=64)
-    assert _SharedFeatures.applies(pipe)
-    train, test = np.arange(len(paths))[::2], np.arange(len(paths))[1::2]
-    expected, _ = _fold_features(pipe, paths[train], labels[train],
-                                 paths[test], labels[test])
-    got, _ = _SharedFeatures(pipe, paths, labels).fold(pipe, train, test, labels)
-    assert len(got[0]) == 4 * len(train)  # the images and 3 views of each
-    for i in (0, 2):  # features
-        np.testing.assert_allclose(got[i], expected[i], rtol=1e-5, atol=1e-6)
-    for i in (1, 3):  # labels
-        np.testing.assert_array_equal(got[i], expected[i])
-    # a block that learns from the images would need them: no shortcut
-    assert not _SharedFeatures.applies(
-        make_hybrid_pipeline(features=["hog", "sift"], sampler=ViewAugmenter()))
 
 
 def test_train_model_uses_shared_features_and_predicts_like_a_refit(textures):

@@ -81,3 +81,50 @@ def test_in_the_pipeline_predict_sees_originals(real_images):
     pipe.set_params(load="passthrough").fit(real_images, y)
     assert pipe["augment"].views_ == ("hflip", "rotate_left", "rotate_right")
     assert pipe.predict(real_images).shape == (len(real_images),)
+
+
+@pytest.fixture(scope="module")
+def textures(texture_folder):
+    from hybridclf import load_image_folder
+
+    paths, labels = load_image_folder(texture_folder)
+    return np.asarray(paths, dtype=object), np.asarray(labels)
+
+
+def test_shared_features_of_added_views_give_exactly_the_pipeline_folds(textures):
+    from hybridclf.training._fold_features import SharedFeatures, fold_features
+
+    paths, labels = textures
+    pipe = make_hybrid_pipeline(features=["hog", "color"],
+                                sampler=ViewAugmenter(max_smallest_class=None))
+    pipe.set_params(load__size=64)
+    assert SharedFeatures.applies(pipe)
+    train, test = np.arange(len(paths))[::2], np.arange(len(paths))[1::2]
+    expected, _ = fold_features(pipe, paths[train], labels[train],
+                                paths[test], labels[test])
+    got, _ = SharedFeatures(pipe, paths, labels).fold(pipe, train, test, labels)
+    assert len(got[0]) == 4 * len(train)  # the images and 3 views of each
+    for i in (0, 2):  # features
+        np.testing.assert_allclose(got[i], expected[i], rtol=1e-5, atol=1e-6)
+    for i in (1, 3):  # labels
+        np.testing.assert_array_equal(got[i], expected[i])
+    # a block that learns from the images would need their views: no shortcut
+    assert not SharedFeatures.applies(
+        make_hybrid_pipeline(features=["hog", "sift"], sampler=ViewAugmenter()))
+
+
+def test_train_model_with_views_predicts_like_a_refit(textures):
+    from hybridclf.training import train_model
+
+    paths, labels = textures
+    pipe = make_hybrid_pipeline(features=["hog", "color"], sampler=ViewAugmenter())
+    pipe.set_params(load__size=64)
+    result = train_model(pipe, paths, labels, test_size=0.25, cv_folds=3)
+    assert "features_shared" in result.timings  # the views' features shared too
+    assert result.pipeline["augment"].views_ == ("hflip", "rotate_left",
+                                                 "rotate_right")
+    refit = make_hybrid_pipeline(features=["hog", "color"], sampler=ViewAugmenter())
+    refit.set_params(load__size=64).fit(paths[result.train_indices],
+                                        labels[result.train_indices])
+    np.testing.assert_allclose(result.pipeline.predict_proba(paths),
+                               refit.predict_proba(paths), atol=1e-6)

@@ -1,0 +1,416 @@
+"""Balance a class-per-folder dataset on disk with augmented copies.
+
+:func:`augment_folder` is the work behind ``hybridclf augment``: it reads a
+class-per-folder dataset, makes new images for the classes that need them with
+a :class:`~hybridclf.ClassAwareAugmenter`, and writes the originals, the new
+images and a ``manifest.csv`` to another folder.
+"""
+
+import csv
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from sklearn.base import clone
+
+from ..exceptions import ImageLoadError
+from ..io import read_image, scan_image_folder, sniff_image_format
+from ..utils._parallel import run_chunked
+
+__all__ = ["AugmentFolderResult", "ClassCounts", "augment_folder"]
+
+logger = logging.getLogger(__name__)
+
+MANIFEST_NAME = "manifest.csv"
+MANIFEST_COLUMNS = ("file", "label", "kind", "source", "similarity", "techniques")
+_JPEG_QUALITY = 95
+
+
+@dataclass
+class ClassCounts:
+    """Image counts of one class, before and after :func:`augment_folder`.
+
+    Attributes
+    ----------
+    label : str
+        The class (folder name).
+
+    before : int
+        Readable original images, all copied to the output.
+
+    unreadable : int
+        Files in the class folder that could not be read; not copied.
+
+    target : int
+        Images the class should have: ``before`` plus the number asked of the
+        augmenter.
+
+    generated : int
+        New images written.
+
+    regenerated : int
+        New images that failed the quality check and were drawn again.
+
+    dropped : int
+        New images given up after repeated failed checks.
+    """
+
+    label: str
+    before: int
+    unreadable: int
+    target: int
+    generated: int
+    regenerated: int
+    dropped: int
+
+    @property
+    def after(self):
+        """Images of the class in the output: ``before + generated``."""
+        return self.before + self.generated
+
+
+@dataclass
+class AugmentFolderResult:
+    """What :func:`augment_folder` did.
+
+    Attributes
+    ----------
+    output_dir : str
+        The folder written.
+
+    manifest : str
+        Path of ``manifest.csv``.
+
+    classes : list of ClassCounts
+        The counts of each class, sorted by name.
+
+    skipped : list of (str, str)
+        Every file of the input that was not used, with the reason: not an
+        image, unreadable, or outside a class folder.
+
+    n_generated : int
+        New images written.
+
+    generate_seconds : float
+        Time spent making and checking the new images.
+
+    seconds : float
+        Time of the whole run (reading, making, writing).
+
+    augmenter : ClassAwareAugmenter
+        The fitted augmenter, with its per-class counts and ``similarity_``.
+    """
+
+    output_dir: str
+    manifest: str
+    classes: list = field(default_factory=list)
+    skipped: list = field(default_factory=list)
+    n_generated: int = 0
+    generate_seconds: float = 0.0
+    seconds: float = 0.0
+    augmenter: object = None
+
+
+def _check_output_dir(input_dir, output_dir):
+    inside = output_dir == input_dir or input_dir in output_dir.parents
+    if inside:
+        raise ValueError(
+            f"The output folder {str(output_dir)!r} lies inside the input folder "
+            f"{str(input_dir)!r}; its images would be read as part of the dataset "
+            "next time. Choose a folder outside the input."
+        )
+    if output_dir.exists() and (not output_dir.is_dir() or any(output_dir.iterdir())):
+        raise ValueError(
+            f"The output folder {str(output_dir)!r} already exists and is not an "
+            "empty folder. Choose a new or empty folder, so that no file is "
+            "overwritten or mixed with an older run."
+        )
+
+
+def _list_images(input_dir):
+    """Paths and labels, and the (path, reason) of every file not taken."""
+    return scan_image_folder(input_dir)
+
+
+def _read_all(paths, n_jobs, progress):
+    """Decode every file; (images, failures) with None for a failed image."""
+    images = [None] * len(paths)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(paths), desc="reading", unit="image")
+
+    def work(chunk):
+        failures = []
+        for i in range(chunk.start, chunk.stop):
+            try:
+                images[i] = read_image(paths[i])
+            except ImageLoadError as exc:
+                failures.append(exc.failures[0])
+        if bar is not None:
+            bar.update(chunk.stop - chunk.start)
+        return failures
+
+    try:
+        failures = [f for part in run_chunked(work, len(paths), n_jobs) for f in part]
+    finally:
+        if bar is not None:
+            bar.close()
+    return images, failures
+
+
+def _describe(params):
+    """A short text of the techniques applied, for the manifest."""
+    parts = []
+    for name, value in params.items():
+        if value is True:
+            parts.append(name)
+        elif name == "translate":
+            parts.append(f"translate={value[0]:.3f},{value[1]:.3f}")
+        elif name == "perspective":
+            parts.append(f"perspective={float(np.abs(value).max()):.3f}")
+        elif isinstance(value, int):
+            parts.append(f"{name}={value}")
+        else:
+            parts.append(f"{name}={value:.3g}")
+    return ";".join(parts)
+
+
+def _encode(image, as_jpeg):
+    bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    if as_jpeg:
+        ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY])
+    else:
+        ok, data = cv2.imencode(".png", bgr)
+    if not ok:  # pragma: no cover - OpenCV encodes any uint8 RGB image
+        raise ValueError(f"OpenCV could not encode an image of shape {image.shape}.")
+    return data.tobytes()
+
+
+def _is_jpeg(path):
+    with open(path, "rb") as fh:
+        return sniff_image_format(fh.read(16)) == "jpeg"
+
+
+def _generated_names(sources, rel_paths, jpeg_sources):
+    """A new relative path for each generated image, beside its source."""
+    used = {p.lower() for p in rel_paths}
+    copies = {}
+    names = []
+    for source in sources:
+        copies[source] = copies.get(source, 0) + 1
+        rel = Path(rel_paths[source])
+        ext = ".jpg" if jpeg_sources[source] else ".png"
+        stem = f"{rel.stem}_aug{copies[source]:03d}"
+        name, clash = (rel.parent / f"{stem}{ext}").as_posix(), 1
+        # an original may already bear that name (compared without case)
+        while name.lower() in used:
+            clash += 1
+            name = (rel.parent / f"{stem}_{clash}{ext}").as_posix()
+        used.add(name.lower())
+        names.append(name)
+    return names
+
+
+def augment_folder(input_dir, output_dir, augmenter=None, *, progress=False):
+    """Write a class-balanced copy of a class-per-folder dataset.
+
+    Every readable image of ``input_dir/<class>/...`` is copied unchanged to
+    the same place under ``output_dir``; the classes that ``augmenter``
+    targets get new images, made from their own images, written beside their
+    source as ``<source name>_augNNN.jpg`` (``.png`` when the source is not a
+    JPEG). Files that cannot be read are listed in the result, logged and not
+    copied; they do not stop the run.
+
+    ``output_dir/manifest.csv`` has one row per output image, with columns:
+
+    - ``file``: path relative to ``output_dir`` (``/``-separated);
+    - ``label``: the class;
+    - ``kind``: ``original`` or ``generated``;
+    - ``source``: the original the image was made from (itself for an
+      original), relative to ``output_dir`` and, as the layout is kept, to
+      ``input_dir``. Use it as the group of
+      :class:`~sklearn.model_selection.GroupKFold` so that an original and its
+      copies always fall in the same fold;
+    - ``similarity``: the SSIM of the quality check (generated images only);
+    - ``techniques``: the techniques and values applied.
+
+    Parameters
+    ----------
+    input_dir : str or os.PathLike
+        The dataset: one sub-folder of images per class.
+
+    output_dir : str or os.PathLike
+        Where to write; it must not exist yet, or be empty, and must lie
+        outside ``input_dir``.
+
+    augmenter : ClassAwareAugmenter or None, default=None
+        The settings: target counts, techniques, quality threshold, seed and
+        threads (its ``n_jobs`` also reads and writes the files). It is cloned,
+        not changed. ``None`` uses ``ClassAwareAugmenter()``, which brings
+        every class up to the largest one.
+
+    progress : bool, default=False
+        Show tqdm progress bars for reading and generating.
+
+    Returns
+    -------
+    result : AugmentFolderResult
+        Per-class counts before and after, the files skipped with reasons,
+        the manifest path and timings.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``input_dir`` is not a folder.
+
+    ValueError
+        When ``output_dir`` is not empty or lies inside ``input_dir``, when no
+        image can be read, or for an invalid setting of ``augmenter``.
+
+    See Also
+    --------
+    ClassAwareAugmenter : The same augmentation inside a pipeline, during
+        ``fit`` only, which needs no copy on disk and no grouped folds.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> import numpy as np
+    >>> from PIL import Image
+    >>> from hybridclf import ClassAwareAugmenter
+    >>> from hybridclf.augment import augment_folder
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> rng = np.random.default_rng(0)
+    >>> for cls, n in (("cat", 3), ("dog", 1)):
+    ...     (root / "in" / cls).mkdir(parents=True)
+    ...     for i in range(n):
+    ...         pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    ...         Image.fromarray(pixels).save(root / "in" / cls / f"{i}.png")
+    >>> result = augment_folder(root / "in", root / "out",
+    ...                         ClassAwareAugmenter(random_state=0))
+    >>> [(c.label, c.before, c.after) for c in result.classes]
+    [('cat', 3, 3), ('dog', 1, 3)]
+    """
+    started = time.perf_counter()
+    input_path = Path(input_dir).resolve()
+    output_path = Path(output_dir).resolve()
+    # imported here: hybridclf.sampling imports this package's transforms
+    from ..sampling import ClassAwareAugmenter
+
+    if augmenter is None:
+        augmenter = ClassAwareAugmenter()
+    if not isinstance(augmenter, ClassAwareAugmenter):
+        raise TypeError(
+            "The 'augmenter' argument of augment_folder must be a "
+            f"ClassAwareAugmenter or None. Got {augmenter!r} instead."
+        )
+    augmenter = clone(augmenter)
+    augmenter._validate_params()
+    _check_output_dir(input_path, output_path)
+    paths, labels, skipped = _list_images(input_dir)
+
+    images, failures = _read_all(paths, augmenter.n_jobs, progress)
+    skipped += failures
+    for path, reason in skipped:
+        logger.warning("Not used: %s: %s", path, reason)
+    readable = [i for i, image in enumerate(images) if image is not None]
+    if not readable:
+        raise ValueError(
+            f"None of the {len(paths)} images under {str(input_dir)!r} could be "
+            "read; nothing to augment."
+        )
+    paths = [paths[i] for i in readable]
+    images = [images[i] for i in readable]
+    y = np.asarray([labels[i] for i in readable])
+
+    start_generate = time.perf_counter()
+    generated, sources = augmenter.fit_generate(images, y, progress=progress)
+    generate_seconds = time.perf_counter() - start_generate
+
+    rel_paths = [Path(os.path.relpath(p, input_dir)).as_posix() for p in paths]
+    jpeg_sources = [_is_jpeg(p) for p in paths]
+    new_names = _generated_names(sources.tolist(), rel_paths, jpeg_sources)
+    output_path.mkdir(parents=True, exist_ok=True)
+    for rel in {Path(r).parent for r in rel_paths}:
+        (output_path / rel).mkdir(parents=True, exist_ok=True)
+
+    def copy_originals(chunk):
+        for i in range(chunk.start, chunk.stop):
+            shutil.copy2(paths[i], output_path / rel_paths[i])
+
+    def write_generated(chunk):
+        for k in range(chunk.start, chunk.stop):
+            data = _encode(generated[k], jpeg_sources[sources[k]])
+            (output_path / new_names[k]).write_bytes(data)
+
+    run_chunked(copy_originals, len(paths), augmenter.n_jobs)
+    run_chunked(write_generated, len(generated), augmenter.n_jobs)
+
+    manifest = output_path / MANIFEST_NAME
+    _write_manifest(manifest, rel_paths, y, sources, new_names, augmenter)
+
+    result = AugmentFolderResult(
+        output_dir=str(output_path), manifest=str(manifest),
+        skipped=skipped, n_generated=len(generated),
+        generate_seconds=generate_seconds, augmenter=augmenter,
+    )
+    result.classes = _class_counts(labels, y, skipped, Path(input_dir), augmenter)
+    result.seconds = time.perf_counter() - started
+    logger.info(
+        "Wrote %d originals and %d generated images to %s in %.1f s.",
+        len(paths), len(generated), output_path, result.seconds,
+    )
+    return result
+
+
+def _write_manifest(manifest, rel_paths, y, sources, new_names, augmenter):
+    """Write ``manifest.csv``: one row per original, then per generated image."""
+    with open(manifest, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(MANIFEST_COLUMNS)
+        for rel, label in zip(rel_paths, y.tolist()):
+            writer.writerow([rel, label, "original", rel, "", ""])
+        for k, source in enumerate(sources.tolist()):
+            writer.writerow([
+                new_names[k], y[source], "generated", rel_paths[source],
+                f"{augmenter.similarity_[k]:.4f}",
+                _describe(augmenter.augmentation_params_[k]),
+            ])
+
+
+def _class_counts(labels, y, skipped, root, augmenter):
+    """The :class:`ClassCounts` of every class folder, in name order."""
+    unreadable = _count_by_class(skipped, root)
+    before = dict(zip(*np.unique(y, return_counts=True)))
+    counts = []
+    for label in sorted(set(labels)):
+        before_n = int(before.get(label, 0))
+        asked = int(augmenter.sampling_strategy_.get(label, 0))
+        counts.append(ClassCounts(
+            label=label, before=before_n, unreadable=unreadable.get(label, 0),
+            target=before_n + max(asked, 0),
+            generated=augmenter.n_generated_.get(label, 0),
+            regenerated=augmenter.n_regenerated_.get(label, 0),
+            dropped=augmenter.n_dropped_.get(label, 0),
+        ))
+    return counts
+
+
+def _count_by_class(skipped, root):
+    """Number of skipped files under each class folder of ``root``."""
+    counts = {}
+    for path, _ in skipped:
+        try:
+            parts = Path(path).relative_to(root).parts
+        except ValueError:
+            continue
+        if len(parts) > 1:
+            counts[parts[0]] = counts.get(parts[0], 0) + 1
+    return counts

@@ -1,0 +1,255 @@
+"""The self-contained HTML page of a :class:`~hybridclf.DatasetReport`.
+
+Everything is inline: thumbnails are base64 PNG, the class chart is SVG, so the
+page can be mailed or attached to a ticket as one file, and read without a
+network. Its tables sort by a click on a column header.
+"""
+
+import base64
+import html
+import json
+import logging
+import os
+
+import cv2
+
+from .._report_html import SORT_SCRIPT, TABLE_STYLE, html_table
+from ..exceptions import ImageLoadError
+from ..io import read_image
+from ._checks import ISSUE_KINDS
+
+logger = logging.getLogger(__name__)
+
+# thumbnails embedded in the HTML page, at most
+_MAX_THUMBNAILS = 600
+_THUMB_SIDE = 112
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
+h1{font-size:1.5em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em}
+.alert{background:#fde8e8;border-left:4px solid #c0392b;padding:.5em 1em}
+.group{border:1px solid #ddd;border-radius:4px;margin:.5em 0;padding:.5em}
+.row{display:flex;flex-wrap:wrap;gap:.5em}
+figure{margin:0;width:120px;font-size:11px;word-break:break-all}
+figure img{max-width:112px;max-height:112px;display:block;border:1px solid #eee}
+.noimg{width:112px;height:60px;background:#eee;display:flex;align-items:center;
+justify-content:center;color:#888}
+pre{background:#f6f6f6;padding:.6em;overflow-x:auto}
+.weak{font-size:.9em;color:#555}
+.near{width:8em;font-size:.9em;color:#555;word-break:break-all}
+"""
+
+
+def thumbnail_data_uri(path, side=_THUMB_SIDE):
+    """A base64 PNG data URI of a small copy of the image, or None if unreadable."""
+    try:
+        rgb = read_image(path)
+    except ImageLoadError:
+        return None
+    height, width = rgb.shape[:2]
+    scale = min(1.0, side / max(height, width))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
+    if not ok:
+        return None
+    return "data:image/png;base64," + base64.b64encode(buf.tobytes()).decode("ascii")
+
+
+def escape(text):
+    """HTML-escape any value."""
+    return html.escape(str(text))
+
+
+class _Thumbs:
+    """Thumbnails made once per file, up to a budget for the whole page."""
+
+    def __init__(self, budget):
+        self.budget = budget
+        self.cache = {}
+
+    def figure(self, path, caption=""):
+        if path not in self.cache and len(self.cache) < self.budget:
+            self.cache[path] = thumbnail_data_uri(path)
+        uri = self.cache.get(path)
+        alt = escape(f"{os.path.basename(path)} {caption}".strip())
+        img = (f'<img src="{uri}" alt="{alt}">' if uri
+               else '<div class="noimg">no preview</div>')
+        name = os.path.basename(path)
+        extra = f"<br>{escape(caption)}" if caption else ""
+        return f'<figure title="{escape(path)}">{img}{escape(name)}{extra}</figure>'
+
+
+def class_chart_svg(class_counts, *, width=640, bar_height=22):
+    """An inline SVG bar chart of images per class.
+
+    Parameters
+    ----------
+    class_counts : dict of str to int
+        Class -> number of images.
+
+    Returns
+    -------
+    svg : str
+        The ``<svg>`` element.
+    """
+    if not class_counts:
+        return "<p>No readable training image.</p>"
+    label_w, pad = 220, 4
+    top = max(class_counts.values())
+    height = len(class_counts) * (bar_height + pad) + pad
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" '
+             f'height="{height}" role="img" aria-label="images per class">']
+    for k, (label, count) in enumerate(class_counts.items()):
+        y = pad + k * (bar_height + pad)
+        w = (width - label_w - 60) * count / top
+        parts.append(
+            f'<text x="{label_w - 6}" y="{y + bar_height * 0.7:.0f}" '
+            f'text-anchor="end" font-size="12">{escape(label or "(root)")}</text>'
+            f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_height}" '
+            'fill="#4a78b0"/>'
+            f'<text x="{label_w + w + 4:.1f}" y="{y + bar_height * 0.7:.0f}" '
+            f'font-size="12">{count}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _group_html(group, thumbs, files_by_path):
+    flags = []
+    if group["leakage"]:
+        flags.append("train/test leakage")
+    if group["label_conflict"]:
+        flags.append("label conflict: " + ", ".join(group["labels"]))
+    evidence = sorted({p[2] for p in group["pairs"]})
+    head = (f"<b>Group {group['group']}</b> ({len(group['files'])} files; "
+            f"{escape(', '.join(evidence))})")
+    if flags:
+        head += f' <span class="alert">{escape("; ".join(flags))}</span>'
+    weakest = group.get("weakest_link")
+    if weakest:
+        a, b, how, score = weakest
+        head += (f'<br><span class="weak">Weakest link: {escape(how)} '
+                 f"{score:.3f} between {escape(os.path.basename(a))} and "
+                 f"{escape(os.path.basename(b))}</span>")
+    figs = "".join(
+        thumbs.figure(path, f"{files_by_path[path]['split']} / "
+                      f"{files_by_path[path]['label'] or '(root)'}")
+        for path in group["files"]
+    )
+    return f'<div class="group">{head}<div class="row">{figs}</div></div>'
+
+
+def _near_misses_html(report, thumbs):
+    """The near misses: two thumbnails and the evidence per pair."""
+    out = [f"<h2>Near misses ({len(report.near_misses)})</h2>",
+           "<p>Pairs in different groups that came close: just under a "
+           "threshold, or linked but not close to the other group as a whole. "
+           "Copies missed by the grouping are among them; merge by hand, in "
+           "duplicate_groups.csv, what is one object.</p>"]
+    for a, b, how, score in report.near_misses:
+        out.append(f'<div class="group">{escape(how)} (score {score:.3f})'
+                   f'<div class="row">{thumbs.figure(a)}{thumbs.figure(b)}</div>'
+                   "</div>")
+    return out
+
+
+def _label_issues_html(report, thumbs):
+    """Each flagged image beside its nearest images of the suggested class."""
+    check = report.label_check
+    out = [f"<h2>Likely wrong labels ({len(report.label_issues)} of "
+           f"{check['n_checked']})</h2>",
+           "<p>A quick model (HOG and colour, ridge), fitted in folds grouped by "
+           "the duplicate groups, gives these images' labels a low probability "
+           "and another class a high one (confident learning, cleanlab; "
+           f"out-of-fold accuracy {check['cv_accuracy'] or 0:.3f}). Each is "
+           "shown beside its nearest images of the suggested class (cosine "
+           "similarity of the model's features). Check them by eye: the "
+           "model is quick, and an unusual photo of the right class is flagged "
+           "too. The list is in label_issues.csv.</p>"]
+    if check["skipped_classes"]:
+        out.append("<p>Not checked (fewer images than folds): "
+                   + escape(", ".join(check["skipped_classes"])) + "</p>")
+    for issue in report.label_issues:
+        flagged = thumbs.figure(issue["file"], f"labelled {issue['given_label']}; "
+                                f"p={issue['score']:.3f}")
+        near = "".join(thumbs.figure(n["file"], f"{issue['suggested_label']}; "
+                                     f"similarity {n['similarity']:.2f}")
+                       for n in issue["neighbours"])
+        out.append(f'<div class="group"><b>{escape(issue["given_label"])}</b> '
+                   f"&rarr; suggested <b>{escape(issue['suggested_label'])}</b>"
+                   f'<div class="row">{flagged}<span class="near">nearest '
+                   f"{escape(issue['suggested_label'])}:</span>{near}</div></div>")
+    return out
+
+
+def render_html(report):
+    """The whole page of ``report`` as a string."""
+    thumbs = _Thumbs(_MAX_THUMBNAILS)
+    files_by_path = {f["file"]: f for f in report.files}
+    out = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+           f"<title>Dataset report: {escape(report.root)}</title>",
+           f"<style>{_STYLE}{TABLE_STYLE}</style></head><body>",
+           f"<h1>Dataset report: {escape(report.root)}</h1>",
+           f"<pre>{escape(report.summary())}</pre>"]
+    if report.skipped_checks:
+        out.append("<p><b>Quick mode skipped:</b> "
+                   + escape("; ".join(report.skipped_checks)) + "</p>")
+
+    urgent = [g for g in report.duplicate_groups
+              if g["leakage"] or g["label_conflict"]]
+    if urgent:
+        out.append("<h2>Fix first: leakage and label conflicts</h2>")
+        out += [_group_html(g, thumbs, files_by_path) for g in urgent]
+    if report.label_issues is not None:
+        out += _label_issues_html(report, thumbs)
+
+    out.append("<h2>Classes</h2>")
+    out.append(class_chart_svg(report.stats.get("class_counts", {})))
+    size = report.stats.get("size")
+    if size:
+        out.append("<p>Width {min}..{max} (median {median:.0f}) px; ".format(
+            **size["width"]) + "height {min}..{max} (median {median:.0f}) px; "
+            .format(**size["height"]) + "imbalance ratio "
+            f"{report.stats['imbalance_ratio']:.2f}.</p>")
+
+    advice = report.advice
+    out.append("<h2>Cross-validation advice</h2><ul>")
+    out += [f"<li>{escape(r)}</li>" for r in advice["reasons"]]
+    out.append("</ul>")
+    if advice["code"]:
+        out.append(f"<pre>{escape(advice['code'])}</pre>")
+
+    rest = [g for g in report.duplicate_groups if g not in urgent]
+    out.append(f"<h2>Duplicate groups ({len(report.duplicate_groups)})</h2>")
+    if not report.duplicate_groups:
+        out.append("<p>None found.</p>")
+    out += [_group_html(g, thumbs, files_by_path) for g in rest]
+    if report.near_misses:
+        out += _near_misses_html(report, thumbs)
+
+    for kind, title in ISSUE_KINDS.items():
+        flagged = [(f, i["message"]) for f in report.files for i in f["issues"]
+                   if i["kind"] == kind]
+        if not flagged:
+            continue
+        out.append(f"<h2>{escape(title)} ({len(flagged)})</h2>")
+        if kind == "unreadable":
+            out.append(html_table(["file", "reason"],
+                                  [(f["file"], m) for f, m in flagged]))
+        else:
+            out.append('<div class="row">')
+            out += [thumbs.figure(f["file"], m) for f, m in flagged]
+            out.append("</div>")
+
+    if report.non_image_files:
+        out.append(f"<h2>Not images ({len(report.non_image_files)})</h2>")
+        out.append(html_table(["file", "reason"],
+                              [(n["file"], n["reason"])
+                               for n in report.non_image_files]))
+    out.append("<h2>Thresholds</h2>")
+    out.append(f"<pre>{escape(json.dumps(report.thresholds, indent=1))}</pre>")
+    if len(thumbs.cache) >= thumbs.budget:
+        out.append(f"<p>Only the first {thumbs.budget} thumbnails are shown.</p>")
+    out.append(f"<script>{SORT_SCRIPT}</script></body></html>")
+    return "\n".join(out)

@@ -1,0 +1,60 @@
+"""Training a hybrid pipeline honestly: grouped split, cross-validation, search.
+
+:func:`train_model` is what ``hybridclf train`` runs:
+
+1. a test part is split off by **groups** of near-identical images
+   (:func:`duplicate_groups` or a CSV read by :func:`read_groups_csv`), so no
+   copy of a test image is trained on (:func:`grouped_train_test_split`);
+2. the training part is cross-validated with ``StratifiedGroupKFold``. The
+   features of each fold are computed **once** and kept in memory; the
+   default classifier and every candidate of a classifier search are fitted
+   on them, so a search over 20 values of ``C`` costs 20 small fits per fold,
+   not 20 feature extractions. A grid over feature parameters falls back to
+   scikit-learn's searches with the pipeline's ``memory`` cache;
+3. the out-of-fold predictions set the open-set thresholds (see
+   :mod:`hybridclf.prediction`) and flag likely wrong labels (see
+   :mod:`hybridclf.label_issues`);
+4. the final pipeline is fitted on the whole training part and scored on the
+   test part.
+
+:func:`train_folder` is the whole of ``hybridclf train``: it finds the
+groups (:func:`find_training_groups`), builds the pipeline
+(:func:`make_training_pipeline`), trains it and saves it with
+:func:`training_metadata` and the files of :func:`training_files`.
+"""
+
+from ._result import TrainingResult
+from ._search import SEARCH_GRIDS
+from ._split import (
+    data_fingerprint,
+    duplicate_groups,
+    grouped_train_test_split,
+    read_groups_csv,
+)
+from ._train import train_model
+from ._workflow import (
+    QUICK_CV_FOLDS,
+    FolderTraining,
+    find_training_groups,
+    make_training_pipeline,
+    train_folder,
+    training_files,
+    training_metadata,
+)
+
+__all__ = [
+    "QUICK_CV_FOLDS",
+    "SEARCH_GRIDS",
+    "FolderTraining",
+    "TrainingResult",
+    "data_fingerprint",
+    "duplicate_groups",
+    "find_training_groups",
+    "grouped_train_test_split",
+    "make_training_pipeline",
+    "read_groups_csv",
+    "train_folder",
+    "train_model",
+    "training_files",
+    "training_metadata",
+]

@@ -1,0 +1,471 @@
+"""Tests of hybridclf.inspect: duplicate groups and the dataset inspector."""
+
+import itertools
+import json
+import os
+
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+from PIL import Image
+
+from hybridclf import (
+    DatasetReport,
+    InspectThresholds,
+    find_duplicate_groups,
+    inspect_dataset,
+)
+from hybridclf.inspect._advice import cv_advice
+from hybridclf.inspect._checks import class_outliers
+from hybridclf.inspect._grouping import average_linkage_groups, union_find_groups
+
+from .conftest import require_shared
+
+
+def _photo(name, size=96):
+    image = getattr(skimage.data, name)()
+    if image.ndim == 2:
+        image = np.stack([image] * 3, axis=-1)
+    return cv2.resize(image[..., :3], (size, size), interpolation=cv2.INTER_AREA)
+
+
+def _save(path, rgb, **params):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), *params.values())
+    return path
+
+
+@pytest.fixture(scope="module")
+def copies(tmp_path_factory):
+    """An original photo, one copy of each kind, and three unrelated photos."""
+    root = tmp_path_factory.mktemp("copies")
+    astro = _photo("astronaut")
+    gray = cv2.cvtColor(astro, cv2.COLOR_RGB2GRAY)
+    files = {
+        "original": _save(root / "original.png", astro),
+        "mirrored": _save(root / "mirrored.png", astro[:, ::-1]),
+        "rotated": _save(root / "rotated.png", np.rot90(astro).copy()),
+        "grayscale": _save(root / "grayscale.png", np.stack([gray] * 3, -1)),
+        "reencoded": _save(
+            root / "reencoded.jpg", cv2.resize(astro, (150, 150)),
+            q=[cv2.IMWRITE_JPEG_QUALITY, 60],
+        ),
+        "brighter": _save(
+            root / "brighter.png", np.clip(astro * 0.8 + 40, 0, 255).astype(np.uint8)
+        ),
+        "coffee": _save(root / "coffee.png", _photo("coffee")),
+        "chelsea": _save(root / "chelsea.png", _photo("chelsea")),
+        "rocket": _save(root / "rocket.png", _photo("rocket")),
+    }
+    return files
+
+
+def test_find_duplicate_groups_joins_each_kind_of_copy(copies):
+    names = list(copies)
+    groups = find_duplicate_groups([copies[n] for n in names])
+    by_name = dict(zip(names, groups))
+    for name in ("mirrored", "rotated", "grayscale", "reencoded", "brighter"):
+        assert by_name[name] == by_name["original"], name
+    others = [by_name[n] for n in ("coffee", "chelsea", "rocket")]
+    assert len(set(others)) == 3
+    assert by_name["original"] not in others
+    assert groups[0] == 0 and set(groups) == set(range(len(set(groups))))
+
+
+def test_a_rotated_a_flipped_and_a_grey_copy_are_one_group(copies):
+    # the original is left out: the copies must find each other
+    names = ["rotated", "coffee", "mirrored", "chelsea", "grayscale"]
+    groups = find_duplicate_groups([copies[n] for n in names])
+    assert groups[0] == groups[2] == groups[4]
+    assert len({groups[0], groups[1], groups[3]}) == 3
+
+
+def test_average_linkage_does_not_chain_different_objects():
+    # A~B and B~C are duplicate pairs, but A and C are different objects
+    unrelated = np.array([[1.0, 0.9, 0.0], [0.9, 1.0, 0.9], [0.0, 0.9, 1.0]])
+    groups = average_linkage_groups(3, [(0, 1), (1, 2)],
+                                    lambda index: unrelated[np.ix_(index, index)])
+    assert len(set(groups)) == 2
+    assert union_find_groups(3, [(0, 1), (1, 2)]).tolist() == [0, 0, 0]
+    # where A and C are alike too, the three are one object
+    alike = np.full((3, 3), 0.8)
+    groups = average_linkage_groups(3, [(0, 1), (1, 2)],
+                                    lambda index: alike[np.ix_(index, index)])
+    assert groups.tolist() == [0, 0, 0]
+
+
+def test_one_wrong_link_does_not_merge_two_families():
+    # two families of 4 (each file linked to the others) and one wrong link
+    pairs = [(i, j) for fam in (range(4), range(4, 8))
+             for i in fam for j in fam if i < j] + [(3, 4)]
+    groups = average_linkage_groups(8, pairs, lambda index: np.zeros((len(index),) * 2))
+    assert groups.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+
+
+def test_find_duplicate_groups_without_rotations_keeps_turned_copy_apart(copies):
+    groups = find_duplicate_groups(
+        [copies["original"], copies["rotated"], copies["mirrored"]], rotations=False
+    )
+    assert list(groups) == [0, 1, 0]
+
+
+def test_find_duplicate_groups_exact_copies_and_broken_files(tmp_path):
+    a = _save(tmp_path / "a.png", _photo("coffee"))
+    (tmp_path / "a_copy.png").write_bytes(a.read_bytes())
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "empty2.jpg").write_bytes(b"")
+    (tmp_path / "text.png").write_text("not an image")
+    names = ["a.png", "a_copy.png", "empty.jpg", "empty2.jpg", "text.png"]
+    groups = find_duplicate_groups([tmp_path / n for n in names], n_jobs=2)
+    assert groups[0] == groups[1]
+    # empty files are not duplicates of each other: nothing to compare
+    assert len(set(groups[2:])) == 3 and groups[0] not in groups[2:]
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [({"hash_distance": 65}, "'hash_distance' parameter of find_duplicate_groups"),
+     ({"embedding_similarity": 1.5}, "'embedding_similarity' parameter"),
+     ({"linkage": "complete"}, "'linkage' parameter of find_duplicate_groups")],
+)
+def test_find_duplicate_groups_rejects_bad_thresholds(params, match):
+    with pytest.raises(ValueError, match=match):
+        find_duplicate_groups([], **params)
+
+
+def _somdej_key(path):
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return stem.replace("(bw)", "").removesuffix("_1")
+
+
+def test_find_duplicate_groups_finds_the_24_somdej_pairs_and_no_other():
+    root = require_shared("somdej_fatherguay")
+    files = sorted(str(p) for p in root.glob("*.jpg"))
+    groups = find_duplicate_groups(files, n_jobs=2)
+    truth = {(a, b) for a, b in itertools.combinations(range(len(files)), 2)
+             if _somdej_key(files[a]) == _somdej_key(files[b])}
+    found = {(a, b) for a, b in itertools.combinations(range(len(files)), 2)
+             if groups[a] == groups[b]}
+    assert len(truth) == 24
+    assert found == truth
+
+
+# --------------------------------------------------------------------------
+# inspect_dataset
+# --------------------------------------------------------------------------
+def _kinds(report, name):
+    """The issue kinds of the file called ``name``."""
+    (info,) = [f for f in report.files if os.path.basename(f["file"]) == name]
+    return {i["kind"] for i in info["issues"]}
+
+
+@pytest.fixture(scope="module")
+def awkward_folder(tmp_path_factory):
+    """Two classes of real crops plus one file of each broken or odd kind."""
+    root = tmp_path_factory.mktemp("awkward")
+    for k, name in enumerate(("coffee", "chelsea", "rocket", "astronaut")):
+        _save(root / "good" / f"{name}.png", _photo(name, 80))
+    for k, name in enumerate(("brick", "grass", "gravel", "camera")):
+        _save(root / "other" / f"{name}.png", _photo(name, 80))
+    bad = root / "good"
+    jpeg = cv2.imencode(".jpg", _photo("coffee", 90)[..., ::-1])[1].tobytes()
+    (bad / "zero.jpg").write_bytes(b"")
+    (bad / "truncated.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+    (bad / "text.png").write_text("hello, not an image")
+    (bad / "jpeg_named.png").write_bytes(
+        cv2.imencode(".jpg", _photo("hubble_deep_field", 90))[1].tobytes())
+    (bad / "no_extension").write_bytes(
+        cv2.imencode(".jpg", _photo("coins", 90))[1].tobytes())
+    (bad / "notes.txt").write_text("labels were checked by hand")
+    Image.fromarray((np.indices((64, 64)).sum(0) * 500).astype(np.uint16)).save(
+        bad / "sixteen.png")
+    frames = [Image.fromarray(_photo(n, 64)) for n in ("immunohistochemistry", "cell")]
+    frames[0].save(bad / "animated.gif", save_all=True, append_images=frames[1:])
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(_photo("retina", 64)).save(bad / "turned.jpg", exif=exif.tobytes())
+    _save(bad / "tiny.png", _photo("page", 8))
+    _save(bad / "black.png", np.zeros((64, 64, 3), np.uint8))
+    _save(bad / "white.png", np.full((64, 64, 3), 250, np.uint8))
+    _save(bad / "blurred.png", cv2.GaussianBlur(_photo("logo", 128), (0, 0), 6))
+    _save(bad / "wide.png", cv2.resize(_photo("clock", 96), (400, 80)))
+    gray = cv2.cvtColor(_photo("moon", 80), cv2.COLOR_RGB2GRAY)
+    _save(bad / "gray_rgb.png", np.stack([gray] * 3, axis=-1))
+    return root
+
+
+@pytest.fixture(scope="module")
+def awkward_report(awkward_folder):
+    return inspect_dataset(awkward_folder, quick=True, n_jobs=2)
+
+
+@pytest.mark.parametrize(
+    "name, kind",
+    [("zero.jpg", "unreadable"), ("truncated.jpg", "unreadable"),
+     ("text.png", "unreadable"), ("jpeg_named.png", "extension_mismatch"),
+     ("no_extension", "extension_mismatch"), ("sixteen.png", "16_bit"),
+     ("animated.gif", "animated"), ("turned.jpg", "exif_orientation"),
+     ("tiny.png", "too_small"), ("black.png", "too_dark"),
+     ("black.png", "low_information"), ("white.png", "too_bright"),
+     ("blurred.png", "blurry"), ("wide.png", "odd_aspect_ratio"),
+     ("gray_rgb.png", "grayscale_as_colour")],
+)
+def test_inspect_dataset_flags_each_kind_of_problem(awkward_report, name, kind):
+    assert kind in _kinds(awkward_report, name)
+
+
+def test_inspect_dataset_reasons_and_clean_files(awkward_report):
+    reasons = {os.path.basename(f["file"]): i["message"]
+               for f in awkward_report.files for i in f["issues"]
+               if i["kind"] == "unreadable"}
+    assert set(reasons) == {"zero.jpg", "truncated.jpg", "text.png"}
+    assert "empty" in reasons["zero.jpg"]
+    assert "truncated" in reasons["truncated.jpg"]
+    assert "text" in reasons["text.png"]
+    for name in ("coffee.png", "chelsea.png", "rocket.png"):
+        assert _kinds(awkward_report, name) == set()
+    # the texture crops are grey images written with three equal channels
+    assert _kinds(awkward_report, "brick.png") == {"grayscale_as_colour"}
+    assert [os.path.basename(n["file"]) for n in awkward_report.non_image_files] == [
+        "notes.txt"]
+    assert awkward_report.n_unreadable == 3
+    assert "CNN" in " ".join(awkward_report.skipped_checks)
+    assert awkward_report.stats["class_counts"]["other"] == 4
+
+
+def test_inspect_dataset_calls_out_label_conflicts_and_leakage_first(tmp_path):
+    photos = {n: _photo(n) for n in ("coffee", "chelsea", "rocket", "astronaut",
+                                     "camera", "brick")}
+    train, test = tmp_path / "train", tmp_path / "test"
+    for cls, names in (("cat", ("chelsea", "coffee", "camera")),
+                       ("ship", ("rocket", "astronaut", "brick"))):
+        for name in names:
+            _save(train / cls / f"{name}.png", photos[name])
+    # a grey copy of a cat filed under ship; a mirrored training image in test
+    _save(train / "ship" / "cat_copy.png",
+          cv2.cvtColor(cv2.cvtColor(photos["chelsea"], cv2.COLOR_RGB2GRAY),
+                       cv2.COLOR_GRAY2RGB))
+    _save(test / "ship" / "leaked.png", photos["rocket"][:, ::-1])
+    _save(test / "cat" / "fresh.png", _photo("grass"))
+    report = inspect_dataset(train, test_root=test, quick=True)
+    assert report.n_label_conflicts == 1 and report.n_leaks == 1
+    first, second = report.duplicate_groups[:2]
+    assert first["leakage"] and {os.path.basename(f) for f in first["files"]} == {
+        "rocket.png", "leaked.png"}
+    assert second["label_conflict"] and second["labels"] == ["cat", "ship"]
+    assert "LEAKAGE" in report.summary() and "LABEL CONFLICTS" in report.summary()
+    assert report.advice["splitter"] == "StratifiedGroupKFold"
+    assert report.advice["use_groups"]
+
+
+def test_inspect_dataset_advice_without_duplicates(texture_folder):
+    report = inspect_dataset(texture_folder, quick=True)
+    advice = report.advice
+    assert report.duplicate_groups == []
+    assert advice["splitter"] == "RepeatedStratifiedKFold"
+    assert advice["n_splits"] == 5 and advice["n_repeats"] == 5
+    assert report.stats["imbalance_ratio"] == 1.0
+    assert report.stats["size"]["width"]["median"] == 96
+
+
+def test_label_check_flags_a_misfiled_photo_with_its_neighbours(texture_folder,
+                                                                tmp_path):
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(texture_folder, root)
+    (root / "brick" / "0.png").rename(root / "grass" / "brick0.png")
+    (root / "sky").mkdir()  # too few images to be checked out of fold
+    for i in range(2):
+        shutil.copy(root / "gravel" / f"{i}.png", root / "sky" / f"{i}.png")
+    report = inspect_dataset(root, quick=True, labels=True, n_jobs=1)
+    assert report.label_check["skipped_classes"] == ["sky"]
+    assert report.label_check["n_checked"] == 24
+    misfiled = str(root / "grass" / "brick0.png")
+    issue = next(i for i in report.label_issues if i["file"] == misfiled)
+    assert issue["given_label"] == "grass" and issue["suggested_label"] == "brick"
+    near = [n["file"] for n in issue["neighbours"]]
+    assert len(near) == 3 and misfiled not in near
+    assert all(os.path.dirname(f) == str(root / "brick") for f in near)
+    sims = [n["similarity"] for n in issue["neighbours"]]
+    assert sims == sorted(sims, reverse=True)
+    assert len(report.label_issues) <= 4
+    paths = report.save(tmp_path / "out")
+    assert "grass/brick0.png,grass,brick," in open(paths["label_issues"]).read()
+    # off by default: no check, no file
+    assert inspect_dataset(texture_folder, quick=True).label_issues is None
+
+
+def test_inspect_dataset_folds_follow_the_smallest_class(tmp_path):
+    for cls, names in (("a", ("coffee", "chelsea", "rocket", "astronaut")),
+                       ("b", ("camera", "brick"))):
+        for name in names:
+            _save(tmp_path / cls / f"{name}.png", _photo(name))
+    advice = inspect_dataset(tmp_path, quick=True).advice
+    assert advice["n_splits"] == 2
+    assert advice["augment"] and advice["augment_to"] >= 4
+
+
+def test_dataset_report_files(awkward_report, tmp_path):
+    paths = awkward_report.save(tmp_path / "out")
+    data = json.loads(open(paths["json"], encoding="utf-8").read())
+    assert data["n_unreadable"] == 3 and data["quick"] is True
+    assert data["thresholds"]["hash_distance"] == 6
+    page = open(paths["html"], encoding="utf-8").read()
+    assert "<svg" in page and "data:image/png;base64," in page
+    assert "truncated.jpg" in page and "notes.txt" in page
+    rows = open(paths["csv"], encoding="utf-8").read().splitlines()
+    assert rows[0] == "file,group"
+    assert len(rows) == 1 + awkward_report.n_files
+    assert isinstance(awkward_report, DatasetReport)
+    assert "n_unreadable=3" in repr(awkward_report)
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [({"blur_threshold": 0}, "'blur_threshold' parameter of inspect_dataset"),
+     ({"hash_distance": -1}, "'hash_distance' parameter of inspect_dataset"),
+     ({"embedding_similarity": 0}, "'embedding_similarity' parameter")],
+)
+def test_inspect_dataset_rejects_bad_thresholds(texture_folder, params, match):
+    with pytest.raises(ValueError, match=match):
+        inspect_dataset(texture_folder, **params)
+
+
+def test_inspect_dataset_takes_a_thresholds_object(awkward_folder):
+    strict = InspectThresholds(blur_threshold=1e9, entropy_threshold=0.0)
+    report = inspect_dataset(awkward_folder, quick=True, thresholds=strict)
+    assert "blurry" in _kinds(report, "coffee.png")
+    assert report.thresholds["blur_threshold"] == 1e9
+    # a keyword beats the object's field
+    report = inspect_dataset(awkward_folder, quick=True, thresholds=strict,
+                             blur_threshold=1.0)
+    assert "blurry" not in _kinds(report, "coffee.png")
+
+
+def test_inspect_thresholds_reject_bad_values_and_unknown_names(texture_folder):
+    with pytest.raises(ValueError, match="'size_ratio' parameter"):
+        InspectThresholds(size_ratio=-1)
+    with pytest.raises(TypeError, match="blur_treshold"):
+        inspect_dataset(texture_folder, quick=True, blur_treshold=5)
+    with pytest.raises(TypeError, match="'thresholds' parameter"):
+        inspect_dataset(texture_folder, quick=True, thresholds=[1])
+
+
+def test_inspect_dataset_missing_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        inspect_dataset(tmp_path / "nope")
+
+
+def test_inspect_dataset_full_mode_uses_the_cnn(copies, tmp_path):
+    # the CNN runs here only: the other tests use quick mode
+    for name, path in copies.items():
+        cls = "people" if name not in ("coffee", "chelsea", "rocket") else name
+        (tmp_path / cls).mkdir(exist_ok=True)
+        (tmp_path / cls / path.name).write_bytes(path.read_bytes())
+    # a crop and a small rotation move the hash; the CNN and alignment find them
+    astro = _photo("astronaut", 120)
+    _save(tmp_path / "people" / "crop.png", astro[8:112, 8:112])
+    turn = cv2.getRotationMatrix2D((60, 60), 5, 1.0)
+    _save(tmp_path / "people" / "turned.png",
+          cv2.warpAffine(astro, turn, (120, 120), borderMode=cv2.BORDER_REFLECT))
+    report = inspect_dataset(tmp_path, n_jobs=2)
+    assert report.skipped_checks == []
+    (group,) = [g for g in report.duplicate_groups if g["labels"] == ["people"]]
+    names = {os.path.basename(f) for f in group["files"]}
+    assert {"original.png", "mirrored.png", "rotated.png", "grayscale.png",
+            "reencoded.jpg", "brighter.png", "crop.png", "turned.png"} == names
+    assert len(report.duplicate_groups) == 1
+    assert "aligned pixels" in {p[2] for p in group["pairs"]}
+    # the weakest link: the pairs at least as sure hold the group together,
+    # the surer ones alone do not
+    weakest = group["weakest_link"]
+    assert weakest in group["pairs"]
+    index = {f: k for k, f in enumerate(group["files"])}
+
+    def n_parts(min_score, strict):
+        pairs = [(index[a], index[b]) for a, b, _, score in group["pairs"]
+                 if score > min_score or (not strict and score == min_score)]
+        return len(set(union_find_groups(len(index), pairs)))
+
+    assert n_parts(weakest[3], strict=False) == 1
+    assert n_parts(weakest[3], strict=True) > 1
+
+
+def test_union_find_groups_joins_transitively():
+    groups = union_find_groups(6, [(4, 2, "x"), (2, 0, "y"), (3, 5, "z")])
+    assert list(groups) == [0, 1, 0, 2, 0, 2]
+
+
+def test_class_outliers_flags_a_mislabelled_embedding():
+    rng = np.random.default_rng(0)
+    centre_a, centre_b = np.eye(8)[0] * 10, np.eye(8)[1] * 10
+    emb = np.vstack([centre_a + rng.normal(size=(10, 8)),
+                     centre_b + rng.normal(size=(10, 8))])
+    labels = ["a"] * 10 + ["b"] * 10
+    labels[3] = "b"  # an "a" image filed under "b"
+    emb[7] = np.nan  # an unreadable image has no embedding
+    flagged = class_outliers(emb, labels, threshold=3.0)
+    assert [(i, near) for i, _, near, _ in flagged] == [(3, "a")]
+    assert flagged[0][3].kind == "class_outlier"
+
+
+def test_cv_advice_counts_groups_not_files():
+    labels = ["a"] * 6 + ["b"] * 6
+    # class b holds 6 files but only 2 independent photos
+    groups = [0, 1, 2, 3, 4, 5, 6, 6, 6, 7, 7, 7]
+    advice = cv_advice(labels, groups)
+    assert advice["splitter"] == "StratifiedGroupKFold"
+    assert advice["n_splits"] == 2 and advice["n_repeats"] == 5
+    assert "StratifiedGroupKFold(n_splits=2" in advice["code"]
+    lonely = cv_advice(["a", "a", "b"], [0, 1, 2])
+    assert lonely["n_splits"] == 1 and "too few" in " ".join(lonely["reasons"])
+
+
+# --------------------------------------------------------------------------
+# shared real data
+# --------------------------------------------------------------------------
+def test_inspect_dataset_on_broken_reports_every_bad_file():
+    root = require_shared("broken")
+    report = inspect_dataset(root, quick=True, n_jobs=2)
+    unreadable = {os.path.basename(f["file"]) for f in report.files
+                  if "unreadable" in {i["kind"] for i in f["issues"]}}
+    assert unreadable == {"zero_bytes.jpg", "truncated_half.jpg", "text_file.png"}
+    expected = {
+        "one_pixel_1x1.png": "too_small", "sixteen_bit_gray.png": "16_bit",
+        "sixteen_bit_rgb.png": "16_bit", "animated.gif": "animated",
+        "exif_orientation6.jpg": "exif_orientation",
+        "jpeg_named_as.png": "extension_mismatch",
+        "no_extension_jpeg": "extension_mismatch", "all_black.jpg": "too_dark",
+        "very_large_8000x6000.jpg": "odd_size",
+    }
+    for name, kind in expected.items():
+        assert kind in _kinds(report, name), name
+    assert [os.path.basename(n["file"]) for n in report.non_image_files] == [
+        "notes.txt"]
+    (group,) = [g for g in report.duplicate_groups
+                if any(f.endswith("good_reference.jpg") for f in g["files"])]
+    assert any(p[2] == "identical file" for p in group["pairs"])
+    readable = [f for f in report.files if f["width"] is not None]
+    assert len(readable) == report.n_files - 3
+
+
+def test_inspect_dataset_on_somdej_finds_the_16_groups():
+    root = require_shared("somdej_fatherguay")
+    report = inspect_dataset(root, quick=True, n_jobs=2)
+    sizes = sorted(len(g["files"]) for g in report.duplicate_groups)
+    assert sizes == [2] * 12 + [3] * 4
+    for group in report.duplicate_groups:
+        assert len({_somdej_key(f) for f in group["files"]}) == 1
+
+
+def test_inspect_dataset_on_amulet6_recommends_grouped_folds():
+    root = require_shared("amulet6")
+    report = inspect_dataset(root, quick=True, n_jobs=2)
+    assert report.duplicate_groups
+    for group in report.duplicate_groups:
+        assert not group["label_conflict"]
+    assert report.advice["splitter"] == "StratifiedGroupKFold"
+    assert report.advice["n_splits"] == 5
+    assert report.stats["n_classes"] == 6 and report.stats["n_images"] == 173
