@@ -67,6 +67,7 @@ MODEL_FORMAT_VERSION = 1
 #: or a scikit-learn state container whose state is parameters, NumPy arrays,
 #: bytes and dicts of them.
 TRUSTED_TYPES = [
+    "hybridclf.cascade.CascadePipeline",
     "hybridclf.classifiers.RidgeSoftmaxClassifier",
     "hybridclf.features._cnn.CNNFeatures",
     "hybridclf.features._color.ColorHistogram",
