@@ -163,21 +163,25 @@ def out_of_fold_stages(fold_features, n_samples, classes, cheap_columns,
         The columns of the cheap blocks.
 
     full_classifier, cheap_classifier : classifier
-        Unfitted; cloned for each fold.
+        Unfitted; cloned for each fold. ``full_classifier`` may be None when
+        the full model's out-of-fold probabilities are known already.
 
     Returns
     -------
     full_proba, cheap_proba : ndarray of shape (n_samples, n_classes)
+        ``full_proba`` is None without ``full_classifier``.
     """
     full = np.zeros((n_samples, len(classes)))
     cheap = np.zeros((n_samples, len(classes)))
+    stages = [(cheap, cheap_classifier, cheap_columns)]
+    if full_classifier is not None:
+        stages.append((full, full_classifier, slice(None)))
     for test, train_x, train_y, test_x in fold_features:
-        for out, clf, cols in ((full, full_classifier, slice(None)),
-                               (cheap, cheap_classifier, cheap_columns)):
+        for out, clf, cols in stages:
             model = clone(clf).fit(train_x[:, cols], train_y)
             columns = np.searchsorted(classes, model.classes_)
             out[np.ix_(test, columns)] = model.predict_proba(test_x[:, cols])
-    return full, cheap
+    return (full if full_classifier is not None else None), cheap
 
 
 def _scaled_folds(images, y, blocks, splits, sampler):
@@ -303,7 +307,8 @@ class CascadePipeline(Pipeline):
             )
         return cheap
 
-    def _new_cheap_classifier(self):
+    def cheap_classifier_template(self):
+        """A new unfitted cheap-stage classifier (``cheap_classifier`` or ridge)."""
         if self.cheap_classifier is not None:
             return clone(self.cheap_classifier)
         from .classifiers import RidgeSoftmaxClassifier
@@ -354,7 +359,7 @@ class CascadePipeline(Pipeline):
         classes = get_classifier(self).classes_
         full_proba, cheap_proba = out_of_fold_stages(
             folds, len(y), classes, block_columns(self._block_widths(), cheap),
-            get_classifier(self), self._new_cheap_classifier())
+            get_classifier(self), self.cheap_classifier_template())
         return self.fit_cheap_stage(train_x, train_y, y, full_proba, cheap_proba)
 
     def _fit_steps(self, images, y, params):
@@ -404,7 +409,7 @@ class CascadePipeline(Pipeline):
         """
         cheap = self._cheap_blocks()
         columns = block_columns(self._block_widths(), cheap)
-        self.cheap_classifier_ = self._new_cheap_classifier().fit(
+        self.cheap_classifier_ = self.cheap_classifier_template().fit(
             np.asarray(train_x)[:, columns], train_y)
         stats = select_threshold(y_oof, full_proba, cheap_proba,
                                  get_classifier(self).classes_,
@@ -417,6 +422,25 @@ class CascadePipeline(Pipeline):
             100 * self.early_share_, self.cascade_accuracy_, self.full_accuracy_,
             self.cheap_accuracy_)
         return self
+
+    def cascade_summary(self):
+        """The threshold and out-of-fold statistics, for ``model.json``.
+
+        Returns
+        -------
+        summary : dict
+            ``cheap_features``, ``threshold``, ``early_share`` and the
+            out-of-fold accuracies ``cheap_accuracy``, ``early_accuracy``,
+            ``full_accuracy`` and ``cascade_accuracy``.
+        """
+        check_is_fitted(self, "threshold_")
+        keys = ["threshold", "early_share", "cheap_accuracy", "early_accuracy",
+                "full_accuracy", "cascade_accuracy"]
+        summary = {"cheap_features": list(self.cheap_features)}
+        for key in keys:
+            value = float(getattr(self, f"{key}_"))
+            summary[key] = value if np.isfinite(value) else None
+        return summary
 
     # -- predict ---------------------------------------------------------------
     def predict_stages(self, X):

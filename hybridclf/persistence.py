@@ -235,6 +235,15 @@ def _model_card(info):
                       f"{k} {_fmt(v)}"
                       for k, v in (open_set.get("ood_thresholds") or {}).items())
                   + "."]
+    cascade = info.get("cascade") or {}
+    if cascade:
+        lines += ["", "## Cascade", "",
+                  f"The blocks {', '.join(cascade['cheap_features'])} answer alone "
+                  "when their classifier's top probability is at least "
+                  f"{_fmt(cascade['threshold'])}; other photos run every block. "
+                  "Out of fold: " + ", ".join(
+                      f"{k.replace('_', ' ')} {_fmt(v)}" for k, v in cascade.items()
+                      if k not in ("threshold", "cheap_features")) + "."]
     fingerprint = info.get("data_fingerprint") or {}
     if fingerprint:
         lines += ["", "## Data", "",
@@ -389,6 +398,8 @@ def _info(pipe, model_path, model_format, metadata):
         "parameters": _parameters(pipe),
         "library_versions": versions,
     }
+    if hasattr(pipe, "cascade_summary"):
+        info["cascade"] = pipe.cascade_summary()
     info.update(metadata or {})
     return info
 

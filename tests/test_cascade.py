@@ -134,3 +134,21 @@ def test_cheap_features_must_leave_a_block_for_the_full_stage(textures):
     pipe = make_hybrid_pipeline(features=["hog", "color"], cascade=True)
     with pytest.raises(ValueError, match="cheap_features"):
         pipe.set_params(cheap_features=("hog", "color")).fit(paths, labels)
+
+
+def test_train_model_fits_the_cascade_and_the_model_card_reports_it(
+        textures, tmp_path):
+    from hybridclf.persistence import read_model_info
+    from hybridclf.training import train_model
+
+    paths, labels = textures
+    pipe = make_hybrid_pipeline(features=["hog", "color", "lbp"], cascade=True)
+    pipe.set_params(load__size=64, cheap_features=("hog", "color"))
+    result = train_model(pipe, paths, labels, test_size=0.25, cv_folds=3)
+    final = result.pipeline
+    assert 0.0 < final.threshold_ <= 1.0
+    assert final.predict(paths[:3]).shape == (3,)
+    save_model(final, tmp_path, metadata=result.metadata())
+    info = read_model_info(tmp_path)
+    assert info["cascade"]["threshold"] == final.threshold_
+    assert "## Cascade" in (tmp_path / "README.md").read_text()
