@@ -12,7 +12,7 @@ reused by the full stage: no block runs twice on a photo.
 The threshold is learned in ``fit`` from grouped out-of-fold predictions of
 both stages: the lowest threshold at which the cascade's out-of-fold accuracy,
 and that of every higher threshold, stays within ``tolerance`` of the full
-model's.
+model's, counting only the photos it loses (:func:`select_threshold`).
 """
 
 import logging
@@ -90,8 +90,10 @@ def select_threshold(y, full_proba, cheap_proba, classes, *, tolerance=0.005):
     The cascade answers with the cheap stage when its top probability is at
     least the threshold, else with the full model. Scanning thresholds from
     high (nothing answered early) to low, the threshold kept is the last one
-    before the cascade's accuracy first falls more than ``tolerance`` below
-    the full model's.
+    before the photos the cascade loses (the cheap stage wrong where the full
+    model is right) first exceed ``tolerance`` times the photos; photos the
+    cheap stage alone gets right do not offset them. So the cascade's
+    out-of-fold accuracy is at least the full model's minus ``tolerance``.
 
     Parameters
     ----------
@@ -121,14 +123,15 @@ def select_threshold(y, full_proba, cheap_proba, classes, *, tolerance=0.005):
     cheap_ok = classes[np.argmax(cheap_proba, axis=1)] == y
     top = np.max(cheap_proba, axis=1)
     order = np.argsort(-top, kind="stable")
-    # photos answered early at each cut: the k most confident
-    gain = np.cumsum(cheap_ok[order].astype(int) - full_ok[order].astype(int))
-    floor = full_ok.sum() - tolerance * len(y)
+    # photos answered early at each cut: the k most confident. Only losses
+    # count (the cheap stage wrong where the full model is right): a photo
+    # the cheap stage gets right by luck does not buy room for a mistake.
+    losses = np.cumsum(~cheap_ok[order] & full_ok[order])
     threshold, k_best = np.inf, 0
     for k in range(1, len(y) + 1):
         if k < len(y) and top[order[k]] == top[order[k - 1]]:
             continue  # a threshold cannot split tied confidences
-        if full_ok.sum() + gain[k - 1] < floor - 1e-9:
+        if losses[k - 1] > tolerance * len(y) + 1e-9:
             break
         threshold, k_best = float(top[order[k - 1]]), k
     early = top >= threshold
