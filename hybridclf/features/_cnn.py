@@ -377,6 +377,11 @@ class CNNFeatures(ImageFeatureExtractor):
             # from the blocks that run beside the CNN (one image's latency
             # 28 -> 22 ms here) for about 10% more batch throughput alone
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            # no memory arena: the arena keeps the peak of the largest batch
+            # for the life of the process (a default model after one batch of
+            # 32 photos: 695 MB resident with it, 410 MB without, the same
+            # latency within noise; benchmarks in docs/benchmarks.md)
+            options.enable_cpu_mem_arena = False
             options.log_severity_level = 3
             session = ort.InferenceSession(
                 self.onnx_model_, options, providers=["CPUExecutionProvider"]
