@@ -474,9 +474,8 @@ class CascadePipeline(Pipeline):
         blocks = list(iter_feature_blocks(self))
         parts = {name: np.asarray(block.transform(images), dtype=np.float32)
                  for name, block in blocks if name in cheap}
-        cheap_proba = self.cheap_classifier_.predict_proba(
+        cheap_proba, early = self._cheap_stage(
             np.hstack([parts[name] for name, _ in blocks if name in cheap]))
-        early = cheap_proba.max(axis=1) >= self.threshold_
         late = np.flatnonzero(~early)
         for name, block in blocks:
             if name not in parts:
@@ -487,12 +486,49 @@ class CascadePipeline(Pipeline):
                 parts[name] = part
         features = np.hstack([parts[name] for name, _ in blocks])
         clf = get_classifier(self)
-        proba = np.zeros((len(images), len(clf.classes_)))
-        columns = np.searchsorted(clf.classes_, self.cheap_classifier_.classes_)
-        proba[np.ix_(np.flatnonzero(early), columns)] = cheap_proba[early]
+        full_proba = np.zeros((len(images), len(clf.classes_)))
         if len(late):
-            proba[late] = clf.predict_proba(features[late])
-        return features, proba, early
+            full_proba[late] = clf.predict_proba(features[late])
+        return features, self._merge(cheap_proba, full_proba, early), early
+
+    def _cheap_stage(self, cheap_x):
+        cheap_proba = self.cheap_classifier_.predict_proba(cheap_x)
+        return cheap_proba, cheap_proba.max(axis=1) >= self.threshold_
+
+    def _merge(self, cheap_proba, full_proba, early):
+        """The cheap stage's probabilities on early rows, the full model's else."""
+        proba = np.array(full_proba, dtype=np.float64)
+        columns = np.searchsorted(get_classifier(self).classes_,
+                                  self.cheap_classifier_.classes_)
+        rows = np.flatnonzero(early)
+        proba[rows] = 0.0
+        proba[np.ix_(rows, columns)] = cheap_proba[early]
+        return proba
+
+    def stages_from_features(self, features, full_proba):
+        """The cascade's answers from the full feature table (for evaluation).
+
+        Parameters
+        ----------
+        features : ndarray of shape (n_samples, n_features)
+            The ``features`` step's output with every block computed, as
+            from :func:`hybridclf.prediction.transform_features`.
+
+        full_proba : ndarray of shape (n_samples, n_classes)
+            The full classifier's probabilities on them.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            What :meth:`predict_proba` gives for these photos.
+
+        early : ndarray of shape (n_samples,), dtype bool
+            Photos the cheap stage answers.
+        """
+        check_is_fitted(self, "threshold_")
+        columns = block_columns(self._block_widths(), tuple(self.cheap_features))
+        cheap_proba, early = self._cheap_stage(np.asarray(features)[:, columns])
+        return self._merge(cheap_proba, full_proba, early), early
 
     def predict_proba(self, X, **params):
         """Class probabilities, from the cheap stage where it is confident."""

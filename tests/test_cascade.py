@@ -152,3 +152,16 @@ def test_train_model_fits_the_cascade_and_the_model_card_reports_it(
     info = read_model_info(tmp_path)
     assert info["cascade"]["threshold"] == final.threshold_
     assert "## Cascade" in (tmp_path / "README.md").read_text()
+
+
+def test_evaluate_reports_the_cascade(fitted, textures):
+    from hybridclf.evaluation import evaluate_model
+
+    paths, labels = textures
+    report = evaluate_model(fitted, paths[1::2], labels[1::2], n_repeats=1)
+    cascade = report["cascade"]
+    _, _, early = fitted.predict_stages(paths[1::2])
+    assert cascade["early_share"] == pytest.approx(early.mean())
+    assert report["metrics"]["accuracy"] == pytest.approx(
+        fitted.score(paths[1::2], labels[1::2]))
+    assert cascade["ms_per_image_estimated"] <= cascade["ms_per_image_full"]
