@@ -379,8 +379,8 @@ class CNNFeatures(ImageFeatureExtractor):
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             # no memory arena: the arena keeps the peak of the largest batch
             # for the life of the process (a default model after one batch of
-            # 32 photos: 695 MB resident with it, 410 MB without, the same
-            # latency within noise; benchmarks in docs/benchmarks.md)
+            # 32 photos: about 710 MB resident with it, 420-460 MB without;
+            # one-photo latency the same within the noise of a shared CPU)
             options.enable_cpu_mem_arena = False
             options.log_severity_level = 3
             session = ort.InferenceSession(
