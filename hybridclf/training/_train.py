@@ -28,6 +28,7 @@ import numpy as np
 from sklearn.base import clone
 from threadpoolctl import threadpool_limits
 
+from ..cascade import block_columns, is_cascade, out_of_fold_stages
 from ..label_issues import find_label_issues
 from ..pipeline import get_classifier, set_classifier
 from ..prediction import block_ood_scores
@@ -221,7 +222,9 @@ def _train(run, pipe, search, param_grid, open_set_quantile):
         issues = find_label_issues(run.y_train, oof_proba, classes)
         issues["index"] = run.train[issues["index"]]
     with run.timed("final_fit"):
-        final = _fit_final(run, pipe, shared)
+        final, train_x, train_y = _fit_final(run, pipe, shared)
+        if is_cascade(final):
+            _fit_cascade(run, final, folds, blocks, train_x, train_y, oof_proba)
     test_metrics = _score_test(run, final)
     run.timings["total"] = time.perf_counter() - run.started
     return TrainingResult(
@@ -315,7 +318,20 @@ def _fit_final(run, pipe, shared):
             pipe, np.arange(len(run.train)), run.y_train)
     else:
         final, train_x, train_y = fit_features(pipe, run.X_train, run.y_train)
-    return set_classifier(final, clone(get_classifier(pipe)).fit(train_x, train_y))
+    clf = clone(get_classifier(pipe)).fit(train_x, train_y)
+    return set_classifier(final, clf), train_x, train_y
+
+
+def _fit_cascade(run, final, folds, blocks, train_x, train_y, oof_proba):
+    """Phase 6b: a cascade's cheap stage and threshold, on the same folds."""
+    classes = get_classifier(final).classes_
+    fold_tables = [(test, tx, ty, vx) for (_, test), (tx, ty, vx, _) in
+                   zip(run.splits, folds)]
+    _, cheap_proba = out_of_fold_stages(
+        fold_tables, len(run.y_train), classes,
+        block_columns(blocks, final.cheap_features), None,
+        final.cheap_classifier_template())
+    final.fit_cheap_stage(train_x, train_y, run.y_train, oof_proba, cheap_proba)
 
 
 def _score_test(run, final):

@@ -76,7 +76,8 @@ def find_training_groups(paths, *, groups_csv=None, root=None, n_jobs=None):
 
 def make_training_pipeline(*, features=None, classifier="ridge", quick=False,
                            image_size=None, augment=False, views=False,
-                           cache_dir=None, n_jobs=None, random_state=0):
+                           cache_dir=None, n_jobs=None, random_state=0,
+                           cascade=False):
     """The pipeline that ``hybridclf train`` trains.
 
     Parameters
@@ -115,6 +116,11 @@ def make_training_pipeline(*, features=None, classifier="ridge", quick=False,
     random_state : int, default=0
         Given to every step that has a ``random_state``.
 
+    cascade : bool, default=False
+        A :class:`~hybridclf.cascade.CascadePipeline`: HOG, LBP and colour
+        answer the photos they are sure of; :func:`train_model` learns its
+        threshold on its grouped folds.
+
     Returns
     -------
     pipe : imblearn.pipeline.Pipeline
@@ -137,7 +143,8 @@ def make_training_pipeline(*, features=None, classifier="ridge", quick=False,
 
         sampler = ViewAugmenter()
     pipe = make_hybrid_pipeline(features=list(features), classifier=classifier,
-                                sampler=sampler, memory=cache_dir)
+                                sampler=sampler, memory=cache_dir,
+                                cascade=cascade)
     pipe.set_params(load__size=image_size or (QUICK_IMAGE_SIZE if quick else 224))
     # threads for the image steps only; the classifier's n_jobs is deprecated
     set_image_params(pipe, n_jobs=n_jobs)
