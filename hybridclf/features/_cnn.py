@@ -13,6 +13,7 @@ from sklearn.utils import check_random_state
 
 from ..exceptions import DeviceWarning
 from ..utils._docstrings import Substitution, n_jobs_docstring
+from ..utils._paths import cache_root
 from ..utils._validation import Interval, StrOptions, _fit_context
 from ._backbones import native_image_size
 from ._base import ImageFeatureExtractor, check_images
@@ -29,12 +30,6 @@ _EXPORT_CACHE = {}
 _EXPORT_LOCK = threading.Lock()
 
 
-def cache_dir():
-    """Folder for hybridclf's on-disk caches: $HYBRIDCLF_CACHE_DIR or ~/.cache."""
-    return os.environ.get("HYBRIDCLF_CACHE_DIR") or os.path.join(
-        os.path.expanduser("~"), ".cache", "hybridclf")
-
-
 def _disk_path(key):
     import hashlib
     from importlib.metadata import PackageNotFoundError, version
@@ -46,7 +41,7 @@ def _disk_path(key):
         except PackageNotFoundError:
             versions.append(None)
     digest = hashlib.sha256(repr((key, versions)).encode()).hexdigest()[:32]
-    return os.path.join(cache_dir(), "onnx", f"{digest}.onnx")
+    return os.path.join(cache_root(), "onnx", f"{digest}.onnx")
 
 
 def _cached_graph(key):
@@ -284,6 +279,26 @@ class CNNFeatures(ImageFeatureExtractor):
     def learns_from_images(self):
         """Whether ``fit`` fine-tunes the network (``fine_tune_epochs > 0``)."""
         return self.fine_tune_epochs > 0
+
+    def feature_settings(self):
+        """The parameters an image's embedding depends on; None when random.
+
+        Without fine-tuning, the fine-tuning parameters and ``random_state``
+        change nothing; ``weights=None`` gives a network of random weights
+        that no other process reproduces, so its features are never cached.
+
+        Returns
+        -------
+        settings : dict or None
+            See :meth:`ImageFeatureExtractor.feature_settings`.
+        """
+        settings = super().feature_settings()
+        if settings is None or self.weights is None:
+            return None
+        for name in ("fine_tune_blocks", "learning_rate", "validation_fraction",
+                     "random_state", "batch_size"):
+            settings.pop(name)
+        return settings
 
     # -- building ------------------------------------------------------------
     def _resolve_device(self):

@@ -20,6 +20,7 @@
 :func:`training_metadata` are the other steps of ``hybridclf train``.
 """
 
+from ._feature_cache import FeatureCache, default_feature_cache_dir
 from ._result import TrainingResult
 from ._search import SEARCH_GRIDS
 from ._split import (
@@ -39,8 +40,10 @@ from ._workflow import (
 __all__ = [
     "QUICK_CV_FOLDS",
     "SEARCH_GRIDS",
+    "FeatureCache",
     "TrainingResult",
     "data_fingerprint",
+    "default_feature_cache_dir",
     "duplicate_groups",
     "find_training_groups",
     "grouped_train_test_split",
