@@ -27,6 +27,7 @@ from ._split import (
     data_fingerprint,
     duplicate_groups,
     grouped_train_test_split,
+    join_identical_files,
     read_groups_csv,
 )
 from ._train import train_model
@@ -47,6 +48,7 @@ __all__ = [
     "duplicate_groups",
     "find_training_groups",
     "grouped_train_test_split",
+    "join_identical_files",
     "make_training_pipeline",
     "read_groups_csv",
     "train_model",
