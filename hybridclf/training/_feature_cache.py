@@ -39,7 +39,8 @@ __all__ = ["FeatureCache", "default_feature_cache_dir"]
 logger = logging.getLogger(__name__)
 
 # libraries whose versions can change the features an extractor computes
-_FEATURE_LIBRARIES = ("hybridclf", "numpy", "opencv-python-headless", "opencv-python",
+_FEATURE_LIBRARIES = ("hybridclf", "numpy", "opencv-contrib-python-headless",
+                      "opencv-python-headless", "opencv-python",
                       "scikit-image", "onnxruntime", "torch",
                       "efficientnet-lite-pytorch")
 _DIGEST = "S64"  # hex SHA-256

@@ -87,7 +87,7 @@ class SharedFeatures:
         learns = any(e.learns_from_images() for _, e in blocks)
         #: the loaded images: all of them when a block learns, else a few
         self.images = self._load(self._rows) if learns else None
-        self._some = {}
+        self._some, self._prefit = {}, {}
         todo = self._from_cache(cache, [(n, e) for n, e in blocks
                                         if not e.learns_from_images()])
         needed = sorted({i for rows, _ in todo.values() for i in rows})
@@ -159,13 +159,23 @@ class SharedFeatures:
             return False
         return any(not e.learns_from_images() for e in extractors)
 
-    def _probe(self):
-        """One loaded image, to fit a fixed block on (it records the shape)."""
-        if self.images is not None:
-            return self.images[:1]
-        if not self._some:
-            self._some = {0: self._load(np.arange(1))[0]}
-        return np.stack([next(iter(self._some.values()))])
+    def _fitted(self, name, extract):
+        """The fixed block ``extract`` fitted once, for every fold and the final fit.
+
+        It learns nothing, so fitting it on one image (which records the
+        image shape) gives what fitting it on a fold would; a CNN is fitted
+        (its runtime session built) once, not once per fold.
+        """
+        prefit = self._prefit.get(name)
+        if prefit is None or not _same_params(prefit, extract):
+            if self.images is not None:
+                probe = self.images[:1]
+            else:
+                if not self._some:
+                    self._some = {0: self._load(np.arange(1))[0]}
+                probe = np.stack([next(iter(self._some.values()))])
+            prefit = self._prefit[name] = clone(extract).fit(probe)
+        return prefit
 
     def _block_features(self, block, name, rows, y, fit):
         """Fit (when ``fit``) and apply one block's extract and scale steps."""
@@ -174,7 +184,7 @@ class SharedFeatures:
         if name in self.fixed:
             raw = self.fixed[name][rows]
             if fit:
-                extract.fit(self._probe())
+                block.steps[0] = (block.steps[0][0], self._fitted(name, extract))
         elif fit:
             raw = extract.fit_transform(self.images[rows], y)
         else:
@@ -206,6 +216,14 @@ class SharedFeatures:
         fitted, train_x = self.fit_pipeline(pipe, train, y[train])
         test_x = self.transform(fitted, test)
         return (train_x, y[train], test_x, y[test]), feature_blocks(fitted)
+
+
+def _same_params(a, b):
+    try:
+        return type(a) is type(b) and bool(
+            a.get_params(deep=False) == b.get_params(deep=False))
+    except (TypeError, ValueError):  # arrays among the parameters
+        return False
 
 
 def _fill(table, rows, computed, n):
