@@ -2,6 +2,7 @@
 
 import logging
 import os
+import sys
 import threading
 import warnings
 from numbers import Integral, Real
@@ -75,6 +76,22 @@ def _store_graph(key, data):
         os.replace(tmp, path)  # atomic: concurrent fits never read half a file
     except OSError as exc:
         logger.debug("Cannot cache the ONNX graph in %s: %s", path, exc)
+
+
+def _cuda_possible():
+    """False when this machine surely has no CUDA GPU, found without PyTorch.
+
+    Importing PyTorch only to hear "no GPU" costs seconds, more than a whole
+    retraining from cached features. Linux exposes NVIDIA GPUs as
+    ``/dev/nvidiactl`` (``/dev/dxg`` under WSL 2); macOS has no CUDA.
+    """
+    if "torch" in sys.modules:
+        return True  # already imported: ask it
+    if sys.platform == "darwin":
+        return False
+    if sys.platform.startswith("linux"):
+        return os.path.exists("/dev/nvidiactl") or os.path.exists("/dev/dxg")
+    return True
 
 
 def _onnxruntime():
@@ -302,7 +319,7 @@ class CNNFeatures(ImageFeatureExtractor):
 
     # -- building ------------------------------------------------------------
     def _resolve_device(self):
-        if self.device == "cpu":
+        if self.device == "cpu" or (self.device == "auto" and not _cuda_possible()):
             return "cpu"
         import torch
 

@@ -9,8 +9,10 @@ colour, a pretrained CNN: see
 - the SHA-256 of each image's bytes (a renamed or moved photo is still found,
   an edited one is not), and
 - a **settings key**: the block's class and parameters, the loader's
-  parameters, the content of any file a parameter names (CNN weights) and the
-  versions of hybridclf and the libraries that compute features.
+  parameters, the content of any file a parameter names (CNN weights), the
+  versions of hybridclf and the libraries that compute features, and the
+  content of the source files of the extractor's and loader's classes (an
+  edited extractor in a development checkout misses the cache).
 
 Layout: ``DIR/<settings key>/settings.json`` says what the key stands for,
 and each ``DIR/<settings key>/<id>.npz`` shard holds ``keys`` (image hashes)
@@ -26,6 +28,7 @@ import hashlib
 import json
 import logging
 import os
+import sys
 import uuid
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
@@ -62,13 +65,34 @@ def _library_versions():
     return versions
 
 
-@lru_cache(maxsize=32)
+@lru_cache(maxsize=256)
 def _file_digest(path, size, mtime_ns):
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _source_digests(*objects):
+    """SHA-256 of the source files of the classes behind ``objects``.
+
+    An edited extractor in a development checkout keeps the package version;
+    its source file's content still changes the key.
+    """
+    digests = {}
+    for obj in objects:
+        for cls in type(obj).__mro__:
+            module = sys.modules.get(cls.__module__)
+            path = getattr(module, "__file__", None)
+            if not path or cls.__module__.split(".")[0] in ("builtins", "sklearn"):
+                continue
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            digests[cls.__module__] = _file_digest(path, st.st_size, st.st_mtime_ns)
+    return digests
 
 
 def _plain(value):
@@ -172,6 +196,7 @@ class FeatureCache:
                     "class": type(loader).__qualname__,
                     **{k: _plain(v) for k, v in sorted(load.items())}},
                 "versions": _library_versions(),
+                "sources": _source_digests(extractor, loader),
             }
         except (TypeError, OSError):
             return None
@@ -274,7 +299,7 @@ class FeatureCache:
         self.hits += len(found)
         return found, missing
 
-    def store(self, key, digests, features):
+    def store(self, key, digests, features, *, replace=False):
         """Add the features of images (rows without a digest are skipped).
 
         Parameters
@@ -287,7 +312,13 @@ class FeatureCache:
 
         features : ndarray of shape (n_images, n_features)
             Their features.
+
+        replace : bool, default=False
+            Delete the key's stored features first (they no longer fit).
         """
+        if replace:
+            for path in self._shards(key):
+                self._discard(path, "replaced by recomputed features")
         keep = [i for i, d in enumerate(digests) if d is not None]
         self.computed += len(digests)
         if not keep:

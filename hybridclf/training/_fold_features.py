@@ -8,6 +8,7 @@ folds.
 """
 
 import copy
+import logging
 import time
 from functools import partial
 
@@ -28,6 +29,8 @@ from ..prediction import feature_blocks, transform_features
 from ._feature_cache import image_digest
 
 __all__ = ["SharedFeatures", "compute_folds", "fit_features", "fold_features"]
+
+logger = logging.getLogger(__name__)
 
 
 def fit_features(pipe, X, y):
@@ -96,14 +99,27 @@ class SharedFeatures:
         elif self.images is None and needed:
             self._some = dict(zip(needed, self._load(np.asarray(needed))))
         for name, (rows, store) in todo.items():
-            extract = dict(blocks)[name]
-            computed = clone(extract).fit_transform(self._images(rows))
-            self.fixed[name] = _fill(self.fixed.get(name), rows, computed, len(X))
+            extract = self._prefit[name] = clone(dict(blocks)[name])
+            computed = extract.fit_transform(self._images(rows))
+            table = self.fixed.get(name)
+            if table is not None and table.shape[1] != computed.shape[1]:
+                logger.warning("The cached %s features have %d columns, the "
+                               "computed ones %d; the cache is not used for it.",
+                               name, table.shape[1], computed.shape[1])
+                self._ensure_loaded()
+                rows, table = self._rows, None
+                computed = extract.transform(self.images)
+                store = partial(store, replace=True)
+            self.fixed[name] = _fill(table, rows, computed, len(X))
             store(rows, computed)
         #: images whose features some block computed (the rest came from cache)
         self.n_computed = len(needed)
         #: seconds spent loading the images and computing the fixed blocks
         self.seconds = time.perf_counter() - started
+
+    def _ensure_loaded(self):
+        if self.images is None:
+            self.images = self._load(self._rows)
 
     def _load(self, rows):
         X = self._X
@@ -125,7 +141,7 @@ class SharedFeatures:
         for name, extract in fixed:
             key = None if cache is None else cache.settings_key(extract, self._loader)
             if key is None:
-                todo[name] = (everything, lambda rows, features: None)
+                todo[name] = (everything, _no_store)
                 continue
             if digests is None:
                 digests = [image_digest(x) for x in self._X]
@@ -234,8 +250,12 @@ def _fill(table, rows, computed, n):
     return table
 
 
-def _store(cache, key, digests, rows, features):
-    cache.store(key, [digests[i] for i in rows], features)
+def _store(cache, key, digests, rows, features, replace=False):
+    cache.store(key, [digests[i] for i in rows], features, replace=replace)
+
+
+def _no_store(rows, features, replace=False):
+    """Where the features of a block that is not cached go."""
 
 
 def on_cluster():

@@ -134,3 +134,20 @@ def test_blocks_that_learn_or_random_networks_are_never_cached(tmp_path):
     assert cache.settings_key(CNNFeatures(fine_tune_epochs=1)) is None
     assert cache.settings_key(CNNFeatures()) == cache.settings_key(
         CNNFeatures(random_state=3, batch_size=8))
+
+
+def test_cached_rows_of_another_width_are_replaced(photos, tmp_path, caplog):
+    root, _ = photos
+    cache = tmp_path / "cache"
+    first, paths = _train(root, cache)
+    for shard in cache.glob("*/*.npz"):
+        with np.load(shard) as data:
+            keys = data["keys"]
+        np.savez(shard, keys=keys[:10], features=np.zeros((10, 3), np.float32))
+    with caplog.at_level(logging.WARNING):
+        second, _ = _train(root, cache)
+    assert "the cache is not used for it" in caplog.text
+    np.testing.assert_allclose(second.pipeline.decision_function(paths),
+                               first.pipeline.decision_function(paths), rtol=1e-5)
+    _train(root, cache)
+    assert CountingColor.images == 0
