@@ -222,8 +222,10 @@ def format_parser_train(parser):
         "search hyper-parameters on cached features, fit, and write a model "
         "directory (model.skops, model.json, README.md)."
     )
-    parser.add_argument("--data-dir", required=True,
-                        help="class-per-folder dataset: DATA_DIR/<class>/<image>")
+    parser.add_argument("--data-dir", required=True, nargs="+", action="extend",
+                        help="class-per-folder dataset: DATA_DIR/<class>/<image>; "
+                        "several folders (e.g. the data and a feedback folder) "
+                        "are merged, class by class")
     parser.add_argument("--output-dir", required=True,
                         help="model directory to write: a new or empty folder, or "
                         "a model directory to replace (atomically)")
@@ -267,8 +269,13 @@ def format_parser_train(parser):
                         help="threads for loading, features and search "
                         "(default: all cores)")
     parser.add_argument("--cache-dir", default=None,
-                        help="joblib cache of fitted feature blocks, for searches "
-                        "over feature parameters (default: none)")
+                        help="feature cache: the features of unchanged photos are "
+                        "read from here, not recomputed (default: "
+                        "$HYBRIDCLF_CACHE_DIR/features or ~/.cache/hybridclf/"
+                        "features)")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="compute every photo's features; read and write no "
+                        "feature cache")
     parser.add_argument("--seed", type=int, default=0,
                         help="random seed (default: %(default)s)")
     _add_max_pixels(parser, default=DEFAULT_MAX_PIXELS)
@@ -278,10 +285,11 @@ def format_parser_train(parser):
 def run_train(args):
     import numpy as np
 
-    from .io import load_image_folder
+    from .io import load_image_folders
     from .persistence import check_output_dir, save_model
     from .training import (
         QUICK_CV_FOLDS,
+        FeatureCache,
         find_training_groups,
         make_training_pipeline,
         train_model,
@@ -291,7 +299,7 @@ def run_train(args):
     started = time.perf_counter()
     folds = QUICK_CV_FOLDS if args.quick_mode and args.cv_folds == 5 else args.cv_folds
     check_output_dir(args.output_dir)  # before the training, not after
-    paths, labels = load_image_folder(args.data_dir)
+    paths, labels, names = load_image_folders(args.data_dir)
     classes, counts = np.unique(labels, return_counts=True)
     _out(f"{len(paths)} images in {len(classes)} classes "
          f"({counts.min()} to {counts.max()} per class)")
@@ -303,12 +311,13 @@ def run_train(args):
          f"another; {source}) in {time.perf_counter() - t0:.1f} s")
     pipe = make_training_pipeline(
         features=args.features, classifier=args.classifier, quick=args.quick_mode,
-        image_size=args.image_size, augment=args.augment, cache_dir=args.cache_dir,
-        n_jobs=args.n_jobs, random_state=args.seed)
+        image_size=args.image_size, augment=args.augment, n_jobs=args.n_jobs,
+        random_state=args.seed)
     _apply_max_pixels(pipe, args.max_pixels)
     options = {"groups": groups, "test_size": args.test_size, "cv_folds": folds,
                "search": args.search, "random_state": args.seed,
-               "n_jobs": args.n_jobs, "progress": True}
+               "n_jobs": args.n_jobs, "progress": True,
+               "feature_cache": None if args.no_cache else FeatureCache(args.cache_dir)}
     if args.scheduler:
         import joblib
 
@@ -322,6 +331,10 @@ def run_train(args):
         result = train_model(pipe, paths, labels, **options)
     _out(f"train part: {len(result.train_indices)} images; test part: "
          f"{len(result.test_indices)} images (no group on both sides)")
+    if result.feature_cache:
+        _out(f"features computed for {result.feature_cache['n_computed']} of "
+             f"{result.feature_cache['n_images']} images, the others read from "
+             f"the cache {options['feature_cache'].directory}")
     if result.search:
         _out(f"search ({result.search['kind']}): {result.search['n_candidates']} "
              f"candidates, {result.search['n_fits']} fits in "
@@ -337,7 +350,7 @@ def run_train(args):
          "any block: " + ", ".join(
              f"{k} {v:.2f}" for k, v in result.open_set["ood_thresholds"].items()))
     metadata = training_metadata(
-        result, paths, labels, root=args.data_dir, classifier=args.classifier,
+        result, paths, labels, names=names, classifier=args.classifier,
         group_source=source, seconds_wall=time.perf_counter() - started)
     save_model(result.pipeline, args.output_dir, metadata=metadata)
     out = os.path.abspath(args.output_dir)

@@ -20,12 +20,14 @@
 :func:`training_metadata` are the other steps of ``hybridclf train``.
 """
 
+from ._feature_cache import FeatureCache, default_feature_cache_dir
 from ._result import TrainingResult
 from ._search import SEARCH_GRIDS
 from ._split import (
     data_fingerprint,
     duplicate_groups,
     grouped_train_test_split,
+    join_identical_files,
     read_groups_csv,
 )
 from ._train import train_model
@@ -39,11 +41,14 @@ from ._workflow import (
 __all__ = [
     "QUICK_CV_FOLDS",
     "SEARCH_GRIDS",
+    "FeatureCache",
     "TrainingResult",
     "data_fingerprint",
+    "default_feature_cache_dir",
     "duplicate_groups",
     "find_training_groups",
     "grouped_train_test_split",
+    "join_identical_files",
     "make_training_pipeline",
     "read_groups_csv",
     "train_model",

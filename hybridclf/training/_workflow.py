@@ -8,7 +8,12 @@ parses its options, calls these and prints.
 """
 
 from ..pipeline import DEFAULT_FEATURES, iter_feature_blocks, make_hybrid_pipeline
-from ._split import data_fingerprint, duplicate_groups, read_groups_csv
+from ._split import (
+    data_fingerprint,
+    duplicate_groups,
+    join_identical_files,
+    read_groups_csv,
+)
 
 __all__ = [
     "QUICK_CV_FOLDS",
@@ -35,8 +40,9 @@ def find_training_groups(paths, *, groups_csv=None, root=None, n_jobs=None):
         A CSV with the columns ``file`` and ``group`` (:func:`read_groups_csv`);
         None finds groups of near-identical images (:func:`duplicate_groups`).
 
-    root : str or None, default=None
-        The folder that relative names in the CSV start from.
+    root : str, sequence of str or None, default=None
+        The folder (or folders, each tried) that relative names in the CSV
+        start from.
 
     n_jobs : int, default=None
         Threads for finding duplicates.
@@ -44,13 +50,15 @@ def find_training_groups(paths, *, groups_csv=None, root=None, n_jobs=None):
     Returns
     -------
     groups : ndarray of int
-        Group id of each image.
+        Group id of each image. Byte-identical files always share a group
+        (:func:`join_identical_files`), also when the CSV does not say so.
 
     source : str
         The CSV's path, or ``"found on the fly"``.
     """
     if groups_csv:
-        return read_groups_csv(groups_csv, paths, root=root), str(groups_csv)
+        groups = read_groups_csv(groups_csv, paths, root=root)
+        return join_identical_files(groups, paths), str(groups_csv)
     return duplicate_groups(paths, n_jobs=n_jobs), "found on the fly"
 
 
@@ -114,8 +122,8 @@ def make_training_pipeline(*, features=None, classifier="ridge", quick=False,
     return pipe
 
 
-def training_metadata(result, paths, labels, *, root=None, classifier=None,
-                      group_source=None, seconds_wall=None):
+def training_metadata(result, paths, labels, *, root=None, names=None,
+                      classifier=None, group_source=None, seconds_wall=None):
     """The ``model.json`` entries of a model that ``hybridclf train`` saves.
 
     Parameters
@@ -128,6 +136,10 @@ def training_metadata(result, paths, labels, *, root=None, classifier=None,
 
     root : str or None, default=None
         The dataset's folder; names in the fingerprint are relative to it.
+
+    names : sequence of str or None, default=None
+        The files' names from :func:`~hybridclf.io.load_image_folders`, for a
+        dataset of several folders (they replace ``root``).
 
     classifier : str or None, default=None
         The classifier's name, as given to :func:`make_training_pipeline`.
@@ -146,7 +158,8 @@ def training_metadata(result, paths, labels, *, root=None, classifier=None,
         of ``training``.
     """
     metadata = result.metadata()
-    metadata["data_fingerprint"] = data_fingerprint(paths, labels, root=root)
+    metadata["data_fingerprint"] = data_fingerprint(paths, labels, root=root,
+                                                    names=names)
     training = metadata["training"]
     training["features"] = [name for name, _ in iter_feature_blocks(result.pipeline)]
     training["classifier"] = classifier
