@@ -732,6 +732,12 @@ def format_parser_serve(parser):
                         "limit)")
     parser.add_argument("--allow-pickle", action="store_true",
                         help="serve a pickled model (runs code from the file)")
+    parser.add_argument("--feedback-dir", default=None, metavar="DIR",
+                        help="enable POST /feedback: corrected photos are stored "
+                        "in DIR/<label>/ for training (default: off)")
+    parser.add_argument("--log-predictions", default=None, metavar="FILE",
+                        help="append one JSON line per answer to FILE (time, "
+                        "class, confidence, model version; never the image)")
 
 
 def run_serve(args):
@@ -752,7 +758,8 @@ def run_serve(args):
           max_body_mb=args.max_body_mb, api_key_env=args.api_key_env,
           threads=args.threads, max_pixels=args.max_pixels,
           read_timeout=args.read_timeout, allow_pickle=args.allow_pickle,
-          limit_concurrency=args.limit_concurrency)
+          limit_concurrency=args.limit_concurrency, feedback_dir=args.feedback_dir,
+          log_predictions=args.log_predictions)
     return 0
 
 
