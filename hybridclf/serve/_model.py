@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import prediction
-from ..exceptions import ModelLoadError
+from ..exceptions import ModelLoadError, ModelTypeError
 from ..persistence import load_model, read_model_info
 from ..pipeline import set_max_pixels, set_n_jobs
 from ._predict import class_names
@@ -28,9 +28,11 @@ __all__ = ["ServedModel", "load_served_model", "model_version"]
 _WARM_UP = np.full((32, 32, 3), 127, np.uint8)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ServedModel:
     """A loaded, checked and warmed-up model and what the service says about it.
+
+    Compared by identity: two loads of one directory are two models.
 
     Attributes
     ----------
@@ -130,15 +132,20 @@ def load_served_model(directory, settings):
     Raises
     ------
     ModelLoadError
-        When the directory is missing or incomplete, a file differs from its
-        manifest, the classes do not match ``model.json``, or the warm-up
-        prediction fails; the message says which.
+        When the directory is missing, unreadable or incomplete, a file
+        differs from its manifest, the file holds no fitted pipeline, the
+        classes do not match ``model.json``, or the warm-up prediction fails;
+        the message says which.
     """
     directory = os.path.abspath(os.fspath(directory))
-    pipe = load_model(directory, allow_pickle=settings.allow_pickle)
+    try:
+        pipe = load_model(directory, allow_pickle=settings.allow_pickle)
+        info = read_model_info(directory)
+    except (ModelTypeError, OSError) as exc:  # a reload must refuse, not crash
+        raise ModelLoadError(f"The model in {directory!r} cannot be served: {exc}"
+                             ) from exc
     set_n_jobs(pipe, settings.threads)
     set_max_pixels(pipe, settings.max_pixels)
-    info = read_model_info(directory)
     try:
         _, proba, _ = prediction.predict_open_set(pipe, [_WARM_UP])
     except Exception as exc:  # noqa: BLE001 - any failure refuses the model
