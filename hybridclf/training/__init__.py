@@ -18,6 +18,8 @@
 
 :func:`find_training_groups`, :func:`make_training_pipeline` and
 :func:`training_metadata` are the other steps of ``hybridclf train``.
+:class:`FeatureCache` keeps the features of single photos on disk, so
+training again after adding photos computes only the new ones.
 """
 
 from ._feature_cache import FeatureCache, default_feature_cache_dir
