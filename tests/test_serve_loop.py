@@ -222,15 +222,20 @@ def _hammer(http, photos, stop, answers, errors):
                       headers={"X-API-Key": KEY}) as client:
         i = 0
         while not stop.is_set():
-            name = ("brick", "grass")[i % 2]
+            images = [_b64(photos["brick"]), _b64(photos["grass"])]
             try:
-                r = client.post("/predict", json={"image_data": _b64(photos[name])})
-                body = r.json()
-                if r.status_code != 200 or not body["success"]:
+                if i % 3:
+                    r = client.post("/predict", json={"image_data": images[i % 2]})
+                    results = [r.json()]
+                else:  # a batch: one model answers all of it
+                    r = client.post("/predict/batch", json={"images": images})
+                    results = r.json()["results"]
+                    assert {x["model_version"] for x in results} == {
+                        r.json()["model_version"]}, r.text
+                if r.status_code != 200 or not all(x["success"] for x in results):
                     errors.append(r.text)
-                else:
-                    answers.append(body)
-            except httpx.HTTPError as exc:
+                answers.extend(results)
+            except (httpx.HTTPError, AssertionError) as exc:
                 errors.append(repr(exc))
             i += 1
 
@@ -417,7 +422,11 @@ def test_cli_serve_reloads_on_sighup_and_logs(models, photos, tmp_path):
         # a broken one: refused, the last good model keeps serving
         (served / "manifest.json").write_text("{}")
         proc.send_signal(signal.SIGHUP)
-        time.sleep(2)
+        deadline = time.monotonic() + 60
+        while _metric(httpx.get(f"{url}/metrics").text,
+                      "hybridclf_model_reloads_total", result="refused") < 1:
+            assert time.monotonic() < deadline, "the broken model was not refused"
+            time.sleep(0.1)
         assert httpx.get(f"{url}/ready").json()["model_version"] == _version(
             models["b"])
     finally:

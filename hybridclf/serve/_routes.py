@@ -142,7 +142,8 @@ async def predict_batch(body: schemas.BatchPredictRequest,
         endpoint="/predict/batch")
     return {"success": all(r["success"] for r in results), "results": results,
             "processing_time_ms": (time.perf_counter() - start) * 1000.0,
-            "model_version": service.model_version}
+            # the model that answered, even if a reload swapped another in since
+            "model_version": results[0]["model_version"]}
 
 
 async def _store_feedback(service, upload, label, predicted_class, model_version):
