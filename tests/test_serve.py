@@ -564,6 +564,11 @@ for n in (3, 5):
         metrics.set_model("0.1.0+abc")
         os._exit(0)
     os.waitpid(pid, 0)
+if os.fork() == 0:  # a worker replaced by a rolling restart, stopped cleanly
+    metrics.set_model("0.0.9+old")
+    metrics.close()
+    os._exit(0)
+os.wait()
 print(json.dumps({"text": metrics.exposition().decode(),
                   "totals": all_worker_totals()}))
 """
@@ -595,6 +600,7 @@ def test_metrics_of_several_workers_are_summed(tmp_path):
     assert _metric(text, "hybridclf_prediction_confidence_count") == 8
     assert _metric(text, "hybridclf_prediction_confidence_bucket", le="0.5") == 4
     assert _metric(text, "hybridclf_model_info", model_version="0.1.0+abc") == 1
+    assert 'model_version="0.0.9+old"' not in text
 
 
 def test_serve_gives_several_workers_a_metrics_folder(model_dir, monkeypatch):

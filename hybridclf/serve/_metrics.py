@@ -148,6 +148,17 @@ class Metrics:
             self.model_info.labels(previous).set(0)
         self.model_info.labels(version).set(1)
 
+    def close(self):
+        """Drop this worker's live gauges as it stops (multiprocess mode).
+
+        A worker replaced by a rolling restart (SIGHUP to ``serve --workers
+        N``) would else still report the version it served.
+        """
+        if multiprocess():
+            from prometheus_client.multiprocess import mark_process_dead
+
+            mark_process_dead(os.getpid())
+
     def exposition(self):
         """The Prometheus text of every worker (multiprocess) or this one."""
         from prometheus_client import CollectorRegistry, generate_latest

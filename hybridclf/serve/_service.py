@@ -189,6 +189,7 @@ class Service:
         if self._batcher is not None:
             self._batcher.close()
         self.model = None
+        self.metrics.close()
 
     def uptime(self):
         """Seconds since the model was loaded (since the app was built before)."""
