@@ -185,12 +185,16 @@ def render(results, command):
     lines = [
         "### Retraining after adding 20 photos (feature cache)",
         "",
-        f"Command: `{command}`. Each `hybridclf train` (default blocks and "
-        "classifier, duplicate groups found on the fly, `--n-jobs 2`) runs as a "
-        "separate process, cold and warm in the same run of the script, one "
-        "after the other (the machine's other load shifts both; the ratios are "
-        "the figures). *Warm*: the feature cache holds every photo but the 20 "
-        "new ones, from a previous training; *cold*: an empty cache. The "
+        f"Command: `{command}` ({results.get('date', '?')}, "
+        f"{results.get('machine', {}).get('nproc', '?')} CPUs shared with other "
+        "work). Each `hybridclf train` (default blocks and classifier, "
+        "`--n-jobs 2`; duplicate groups found on the fly, or read with "
+        "`--groups CSV`: `amulet6_groups.csv`, and for the copies each photo's "
+        "copies in its group) runs as a separate process, cold and warm in the "
+        "same run of the script, one after the other (the machine's other load "
+        "shifts both; the ratios are the figures). *Warm*: the feature cache "
+        "holds every photo but the 20 new ones, from a previous training; "
+        "*cold*: an empty cache. The "
         "1,000+ set is amulet6 with OpenCV-perturbed copies of each photo "
         "(rotation, crop, scale, brightness, hue, blur, mirror, JPEG quality), "
         "made in a temporary folder and deleted after.",
