@@ -128,3 +128,25 @@ def test_train_model_with_views_predicts_like_a_refit(textures):
                                         labels[result.train_indices])
     np.testing.assert_allclose(result.pipeline.predict_proba(paths),
                                refit.predict_proba(paths), atol=1e-6)
+
+
+def test_views_with_every_feature_read_from_the_cache(textures, tmp_path):
+    from hybridclf.training import train_model
+
+    paths, labels = textures
+
+    def train():
+        pipe = make_hybrid_pipeline(features=["hog", "color"],
+                                    sampler=ViewAugmenter())
+        return train_model(pipe.set_params(load__size=64), paths, labels,
+                           test_size=0.25, cv_folds=3,
+                           feature_cache=tmp_path / "cache")
+
+    first, second = train(), train()
+    # no photo decoded for the fixed blocks: the views load them themselves
+    assert second.feature_cache["n_computed"] == 0
+    assert second.pipeline["augment"].views_ == first.pipeline["augment"].views_
+    assert (second.cv_scores["accuracy"]["folds"]
+            == pytest.approx(first.cv_scores["accuracy"]["folds"]))
+    np.testing.assert_allclose(second.pipeline.predict_proba(paths),
+                               first.pipeline.predict_proba(paths), atol=1e-5)

@@ -33,7 +33,8 @@ from ..label_issues import find_label_issues
 from ..pipeline import get_classifier, set_classifier
 from ..prediction import block_ood_scores
 from ..utils._docstrings import Substitution, n_jobs_docstring
-from ._fold_features import compute_folds, fit_features
+from ._feature_cache import FeatureCache
+from ._fold_features import SharedFeatures, compute_folds, fit_features, on_cluster
 from ._result import TrainingResult, plain, scores
 from ._search import (
     default_grid,
@@ -59,7 +60,7 @@ _SEARCHES = ("none", "grid", "halving")
 def train_model(
     pipe, paths, labels, *, groups=None, test_size=0.2, cv_folds=5, search="none",
     param_grid=None, open_set_quantile=0.99, random_state=0, n_jobs=None,
-    progress=False,
+    progress=False, feature_cache=None,
 ):
     """Split, cross-validate, optionally search, and fit a hybrid pipeline.
 
@@ -116,6 +117,12 @@ def train_model(
     progress : bool, default=False
         Show a progress bar over the folds (not on Dask).
 
+    feature_cache : FeatureCache, str, os.PathLike or None, default=None
+        Keep the features of single images of the blocks that learn nothing
+        on disk (a :class:`FeatureCache` or its folder), so a second training
+        on mostly the same photos computes only the new ones. None computes
+        everything. Not used on Dask or with an augmenting sampler.
+
     Returns
     -------
     result : TrainingResult
@@ -128,6 +135,9 @@ def train_model(
     with threadpool_limits(limits=1):
         run = _split(paths, labels, groups, test_size=test_size, cv_folds=cv_folds,
                      random_state=random_state, n_jobs=n_jobs, progress=progress)
+        if feature_cache is not None and not isinstance(feature_cache, FeatureCache):
+            feature_cache = FeatureCache(feature_cache)
+        run.cache = feature_cache
         return _train(run, pipe, search, param_grid, open_set_quantile)
 
 
@@ -157,8 +167,10 @@ class _Run:
     random_state: int
     n_jobs: object
     progress: bool
+    cache: object = None
     started: float = field(default_factory=time.perf_counter)
     timings: dict = field(default_factory=dict)
+    cache_use: dict = field(default_factory=dict)
 
     @property
     def X_train(self):
@@ -225,25 +237,37 @@ def _train(run, pipe, search, param_grid, open_set_quantile):
         final, train_x, train_y = _fit_final(run, pipe, shared)
         if is_cascade(final):
             _fit_cascade(run, final, folds, blocks, train_x, train_y, oof_proba)
-    test_metrics = _score_test(run, final)
+    test_metrics = _score_test(run, final, shared)
     run.timings["total"] = time.perf_counter() - run.started
     return TrainingResult(
         pipeline=final, classes=classes.tolist(), train_indices=run.train,
         test_indices=run.test, groups=run.groups, cv_scores=cv_scores,
         test_metrics=test_metrics, best_params=best_params, search=search_info,
         open_set=open_set, oof_proba=oof_proba, label_issues=issues,
-        timings=run.timings,
+        timings=run.timings, feature_cache=run.cache_use,
     )
 
 
 def _fold_phase(run, pipe):
-    """Phase 2: the features of every fold, computed once."""
+    """Phase 2: the features of every fold, computed once.
+
+    Returns the folds, the blocks and the shared features of all images (the
+    test part too, so it is scored from the same table), or None.
+    """
     t0 = time.perf_counter()
-    folds, blocks, shared = compute_folds(
-        pipe, run.X_train, run.y_train, run.splits, n_jobs=run.n_jobs,
-        progress=run.progress)
-    if shared is not None:
+    shared = None
+    if not on_cluster() and SharedFeatures.applies(pipe):
+        shared = SharedFeatures(pipe, run.X, run.y, cache=run.cache)
         run.timings["features_shared"] = shared.seconds
+        if run.cache is not None:
+            run.cache_use = {"n_images": len(run.y),
+                             "n_computed": shared.n_computed}
+            logger.info("Feature cache %s: %d of %d images computed",
+                        run.cache.directory, shared.n_computed, len(run.y))
+    folds, blocks, _ = compute_folds(
+        pipe, run.X_train, run.y_train, run.splits, n_jobs=run.n_jobs,
+        progress=run.progress,
+        shared=None if shared is None else shared.subset(run.train))
     run.timings["features_cv"] = time.perf_counter() - t0
     return folds, blocks, shared
 
@@ -314,8 +338,7 @@ def _open_set(y_train, classes, oof_proba, oof_ood, blocks, quantile):
 def _fit_final(run, pipe, shared):
     """Phase 6: fit the pipeline on the whole training part."""
     if shared is not None:
-        final, train_x, train_y = shared.fit_pipeline(
-            pipe, np.arange(len(run.train)), run.y_train)
+        final, train_x, train_y = shared.fit_pipeline(pipe, run.train, run.y_train)
     else:
         final, train_x, train_y = fit_features(pipe, run.X_train, run.y_train)
     clf = clone(get_classifier(pipe)).fit(train_x, train_y)
@@ -334,9 +357,14 @@ def _fit_cascade(run, final, folds, blocks, train_x, train_y, oof_proba):
     final.fit_cheap_stage(train_x, train_y, run.y_train, oof_proba, cheap_proba)
 
 
-def _score_test(run, final):
+def _score_test(run, final, shared):
     """Phase 7: the metrics on the test part (none without one)."""
     if not len(run.test):
         return {}
     with run.timed("test"):
-        return scores(run.y[run.test], final.predict(run.X[run.test]))
+        if shared is None or is_cascade(final):  # a cascade skips blocks
+            predicted = final.predict(run.X[run.test])
+        else:  # what final.predict computes, from the shared table
+            predicted = get_classifier(final).predict(
+                shared.transform(final, run.test))
+        return scores(run.y[run.test], predicted)
