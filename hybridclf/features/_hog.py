@@ -5,7 +5,11 @@ from numbers import Integral
 import cv2
 import numpy as np
 
-from ..utils._docstrings import Substitution, _n_jobs_extract_docstring
+from ..utils._docstrings import (
+    Substitution,
+    _image_shape_docstring,
+    _n_jobs_extract_docstring,
+)
 from ..utils._validation import Interval
 from ._base import ImageFeatureExtractor, to_gray
 
@@ -14,7 +18,7 @@ def _pair(value):
     return (value, value) if isinstance(value, Integral) else tuple(value)
 
 
-@Substitution(n_jobs=_n_jobs_extract_docstring)
+@Substitution(n_jobs=_n_jobs_extract_docstring, image_shape=_image_shape_docstring)
 class HOGFeatures(ImageFeatureExtractor):
     """Histograms of oriented gradients (HOG) of the greyscale image.
 
@@ -53,8 +57,7 @@ class HOGFeatures(ImageFeatureExtractor):
 
     Attributes
     ----------
-    image_shape_ : tuple of int
-        Shape (height, width, 3) of the images seen in ``fit``.
+    {image_shape}
 
     n_features_out_ : int
         Length of the feature vector. With ``cells = size // pixels_per_cell``
@@ -102,10 +105,6 @@ class HOGFeatures(ImageFeatureExtractor):
         self.transform_sqrt = transform_sqrt
         self.signed_gradient = signed_gradient
         self.n_jobs = n_jobs
-
-    @property
-    def n_features_out_(self):
-        return self._n_features_out
 
     def _grid(self, height, width):
         """(window, n_blocks) of the HOG grid for an image of this size."""
