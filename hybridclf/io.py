@@ -575,6 +575,24 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         self.max_pixels = max_pixels
         self.n_jobs = n_jobs
 
+    @_fit_context(prefer_skip_nested_validation=True)
+    @Substitution(ignored=_ignored_docstring("X", "y"))
+    def fit(self, X=None, y=None):
+        """Validate the parameters; the loader learns nothing from data.
+
+        Parameters
+        ----------
+        {ignored}
+
+        Returns
+        -------
+        self : object
+            The loader.
+        """
+        self._target()
+        self._background()
+        return self
+
     def __setstate__(self, state):
         # loaders saved before 'max_pixels' existed get the default
         state.setdefault("max_pixels", DEFAULT_MAX_PIXELS)
@@ -604,24 +622,6 @@ class ImageLoader(TransformerMixin, BaseEstimator):
                 f"ints in 0..255 (an RGB colour). Got {self.background!r} instead."
             )
         return bg
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    @Substitution(ignored=_ignored_docstring("X", "y"))
-    def fit(self, X=None, y=None):
-        """Validate the parameters; the loader learns nothing from data.
-
-        Parameters
-        ----------
-        {ignored}
-
-        Returns
-        -------
-        self : object
-            The loader.
-        """
-        self._target()
-        self._background()
-        return self
 
     def transform(self, X):
         """Read and resize every image.

@@ -106,6 +106,24 @@ class HOGFeatures(ImageFeatureExtractor):
         self.signed_gradient = signed_gradient
         self.n_jobs = n_jobs
 
+    def _descriptor(self, window):
+        cell = _pair(self.pixels_per_cell)[::-1]  # OpenCV sizes are (w, h)
+        block = _pair(self.cells_per_block)[::-1]
+        return cv2.HOGDescriptor(
+            window[::-1],
+            (block[0] * cell[0], block[1] * cell[1]),
+            cell,
+            cell,
+            self.orientations,
+            1,  # derivAperture
+            -1.0,  # winSigma: OpenCV's default Gaussian block weighting
+            cv2.HOGDESCRIPTOR_L2HYS,
+            0.2,
+            bool(self.transform_sqrt),
+            cv2.HOGDESCRIPTOR_DEFAULT_NLEVELS,
+            bool(self.signed_gradient),
+        )
+
     def _grid(self, height, width):
         """(window, n_blocks) of the HOG grid for an image of this size."""
         if self.image_size is not None:
@@ -126,24 +144,6 @@ class HOGFeatures(ImageFeatureExtractor):
         _, n_blocks = self._grid(height, width)
         block = _pair(self.cells_per_block)
         return n_blocks[0] * n_blocks[1] * block[0] * block[1] * self.orientations
-
-    def _descriptor(self, window):
-        cell = _pair(self.pixels_per_cell)[::-1]  # OpenCV sizes are (w, h)
-        block = _pair(self.cells_per_block)[::-1]
-        return cv2.HOGDescriptor(
-            window[::-1],
-            (block[0] * cell[0], block[1] * cell[1]),
-            cell,
-            cell,
-            self.orientations,
-            1,  # derivAperture
-            -1.0,  # winSigma: OpenCV's default Gaussian block weighting
-            cv2.HOGDESCRIPTOR_L2HYS,
-            0.2,
-            bool(self.transform_sqrt),
-            cv2.HOGDESCRIPTOR_DEFAULT_NLEVELS,
-            bool(self.signed_gradient),
-        )
 
     def _transform_chunk(self, images, out):
         window, _ = self._grid(*images.shape[1:3])

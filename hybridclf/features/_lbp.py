@@ -206,6 +206,16 @@ class LBPFeatures(ImageFeatureExtractor):
         self.image_size = image_size
         self.n_jobs = n_jobs
 
+    def _n_features_for(self, height, width):
+        gy, gx = self._grid()
+        size = (height, width) if self.image_size is None else (self.image_size,) * 2
+        if size[0] < gy or size[1] < gx:
+            raise ValueError(
+                f"LBPFeatures: a grid of {gy}x{gx} cells needs images of at least "
+                f"that many pixels; got {size[0]}x{size[1]}. Use a smaller 'grid'."
+            )
+        return gy * gx * sum(_n_codes(p, self.method) for p, _ in self._scales())
+
     def _scales(self):
         scales = [tuple(pr) for pr in self.points_radii]
         if not scales or any(
@@ -221,16 +231,6 @@ class LBPFeatures(ImageFeatureExtractor):
 
     def _grid(self):
         return (self.grid, self.grid) if isinstance(self.grid, Integral) else self.grid
-
-    def _n_features_for(self, height, width):
-        gy, gx = self._grid()
-        size = (height, width) if self.image_size is None else (self.image_size,) * 2
-        if size[0] < gy or size[1] < gx:
-            raise ValueError(
-                f"LBPFeatures: a grid of {gy}x{gx} cells needs images of at least "
-                f"that many pixels; got {size[0]}x{size[1]}. Use a smaller 'grid'."
-            )
-        return gy * gx * sum(_n_codes(p, self.method) for p, _ in self._scales())
 
     def _transform_chunk(self, images, out):
         import cv2

@@ -136,8 +136,8 @@ class SIFTBoVW(ImageFeatureExtractor):
         self.random_state = random_state
         self.n_jobs = n_jobs
 
-    def _n_features_for(self, height, width):
-        return self.n_words
+    def _n_features_for(self, *image_size):
+        return self.n_words  # whatever the image size
 
     # -- descriptors ---------------------------------------------------------
     def _extractor(self):
