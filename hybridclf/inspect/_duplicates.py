@@ -244,13 +244,14 @@ def find_duplicate_groups(
       embeddings (EfficientNet-Lite0, see
       :class:`~hybridclf.features.CNNFeatures`) is at least that value;
     - with ``aligned_similarity`` set, pairs that are close but not close
-      enough (hash distance up to 12 bits, or embedding similarity from 0.85)
-      are aligned (the embedding only with ``embedding_similarity`` set): a
-      rotation, scale and shift is fitted to matched ORB
-      features, and the aligned grey pixels must correlate at
-      ``aligned_similarity`` or more. This catches crops, small rotations and
-      rescaled copies, which move the hash, while different photos of similar
-      objects fail it.
+      enough (hash distance up to 12 bits; with ``embedding_similarity`` set
+      also an embedding similarity from 0.85, or one of each file's 5
+      nearest neighbours by embedding) are aligned: a rotation, scale and
+      shift is fitted to matched ORB features, and the aligned grey pixels,
+      as they are or slightly blurred, must correlate at
+      ``aligned_similarity`` or more (blurred: 0.02 more). This catches
+      crops, small rotations, blurred and rescaled copies, which move the
+      hash, while different photos of similar objects fail it.
 
     Files that cannot be decoded are matched by their bytes only. The pairs
     are then joined into groups as ``linkage`` says.
