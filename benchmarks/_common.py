@@ -69,3 +69,63 @@ def write_section(path, section, start_marker, end_marker):
         text = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
+
+
+RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"  # gitignored
+
+
+def fixed_block(name):
+    """A feature block whose ``fit`` learns nothing from the images, by name.
+
+    The names of :data:`hybridclf.pipeline.FEATURE_BLOCKS` with their defaults,
+    and variants that the accuracy benchmarks compare.
+    """
+    from hybridclf.features import CNNFeatures, HOGFeatures
+    from hybridclf.pipeline import FEATURE_BLOCKS
+
+    variants = {
+        "cnn_tta": lambda: CNNFeatures(flip_tta=True),
+        "cnn_lite0": lambda: CNNFeatures(backbone="efficientnet_lite0",
+                                         layer="head", flip_tta=True),
+        "cnn_head_only": lambda: CNNFeatures(layer="head"),
+        "cnn_mid": lambda: CNNFeatures(layer=(-8, -6, -4, "head")),
+        "cnn_mid_avg": lambda: CNNFeatures(layer=(-8, -6, -4, "head"),
+                                           pooling="avg"),
+        "hog_fine": lambda: HOGFeatures(pixels_per_cell=(8, 8)),
+        "hog_coarse": lambda: HOGFeatures(image_size=64),
+    }
+    return variants[name]() if name in variants else FEATURE_BLOCKS[name]()
+
+
+def block_features(name, images, *, cache_key=None, n_jobs=2):
+    """Features of a fixed block for every image, and ms per image.
+
+    With ``cache_key`` (a name for the image set), they are kept in
+    ``benchmarks/results/features/`` keyed by it, the block's parameters and
+    the image bytes' hash, so a re-run skips the extraction.
+    """
+    import hashlib
+    import time
+
+    import numpy as np
+
+    est = fixed_block(name).set_params(n_jobs=n_jobs)
+    path = None
+    if cache_key is not None:
+        digest = hashlib.sha256(repr((sorted(est.get_params().items()),
+                                      images.shape)).encode())
+        digest.update(np.ascontiguousarray(images).tobytes())
+        path = RESULTS_DIR / "features" / (
+            f"{cache_key}-{name}-{digest.hexdigest()[:16]}.npz")
+        if path.exists():
+            data = np.load(path)
+            return data["features"], float(data["ms_per_image"])
+    # fit (loading the network, warming ONNX Runtime up) is not prediction
+    est.fit(images[:2])
+    t = time.perf_counter()
+    features = est.transform(images)
+    ms = (time.perf_counter() - t) * 1000 / len(images)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, features=features, ms_per_image=ms)
+    return features, ms

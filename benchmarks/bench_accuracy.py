@@ -53,9 +53,8 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from hybridclf import ClassAwareAugmenter, load_image_folder, make_hybrid_pipeline
-from hybridclf.features import CNNFeatures
 from hybridclf.io import ImageLoader
-from hybridclf.pipeline import DEFAULT_FEATURES, FEATURE_BLOCKS
+from hybridclf.pipeline import DEFAULT_FEATURES
 from hybridclf.training import duplicate_groups, read_groups_csv
 
 START, END = "<!-- bench_accuracy:start -->", "<!-- bench_accuracy:end -->"
@@ -63,17 +62,8 @@ JSON_FILE = _common.REPO_ROOT / "docs" / "bench_accuracy.json"
 COMMAND = ".venv/bin/python benchmarks/bench_accuracy.py"
 LEARNED = {"sift"}  # blocks whose fit learns from the images
 
-# blocks beyond FEATURE_BLOCKS, by name: a factory each
-EXTRA_BLOCKS = {
-    "cnn_tta": lambda: CNNFeatures(flip_tta=True),
-    "cnn_lite0": lambda: CNNFeatures(backbone="efficientnet_lite0", layer="head",
-                                     flip_tta=True),
-    "cnn_head_only": lambda: CNNFeatures(layer="head"),
-}
-
-
-def block(name):
-    return EXTRA_BLOCKS[name]() if name in EXTRA_BLOCKS else FEATURE_BLOCKS[name]()
+# a block by name: FEATURE_BLOCKS and the variants measured here
+block = _common.fixed_block
 
 
 def configurations(fine_tune):
@@ -125,13 +115,8 @@ class FeatureStore:
     def get(self, name, fold, train, test):
         if name not in LEARNED:
             if name not in self.fixed:
-                # fit (loading the network, warming ONNX Runtime up) is not
-                # prediction: time the transform of every image alone
-                est = block(name).set_params(n_jobs=2).fit(self.images[:2])
-                t = time.perf_counter()
-                self.fixed[name] = est.transform(self.images)
-                self.ms_per_image[name] = ((time.perf_counter() - t) * 1000
-                                           / len(self.images))
+                self.fixed[name], self.ms_per_image[name] = _common.block_features(
+                    name, self.images)
             return self.fixed[name][train], self.fixed[name][test], 0.0
         key = (name, fold)
         if key not in self.per_fold:

@@ -33,6 +33,7 @@ _LAZY = {
     "load_model": "persistence",
     "save_model": "persistence",
     "make_hybrid_pipeline": "pipeline",
+    "ViewAugmenter": "view_sampling",
 }
 
 
@@ -61,6 +62,7 @@ __all__ = [
     "ImageLoader",
     "InspectThresholds",
     "SkippedFilesWarning",
+    "ViewAugmenter",
     "__version__",
     "find_duplicate_groups",
     "inspect_dataset",

@@ -80,6 +80,7 @@ TRUSTED_TYPES = [
     "hybridclf.features._sift.SIFTBoVW",
     "hybridclf.io.ImageLoader",
     "hybridclf.sampling.ClassAwareAugmenter",
+    "hybridclf.view_sampling.ViewAugmenter",
     "imblearn.pipeline.Pipeline",
     # "svc", "soft_voting", "stacking": the fitted calibrators
     "sklearn.calibration._CalibratedClassifier",

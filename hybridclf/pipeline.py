@@ -488,9 +488,13 @@ def make_hybrid_pipeline(
           LogisticRegression on their out-of-fold probabilities (3 folds).
 
     sampler : imbalanced-learn sampler or None, default=None
-        A sampler that resamples the loaded images during ``fit`` only (for
-        example to balance classes by augmentation). ``None`` leaves the step
-        as ``"passthrough"``, to be set later with ``set_params(augment=...)``.
+        A sampler that resamples the loaded images during ``fit`` only, such
+        as :class:`~hybridclf.ClassAwareAugmenter` (balances classes by random
+        augmentation) or :class:`~hybridclf.ViewAugmenter` (adds each image's
+        mirror image and small turns when classes are small: for objects
+        photographed at any angle, not for digits or textures;
+        ``docs/choosing-features.md``). ``None`` leaves the step as
+        ``"passthrough"``, to be set later with ``set_params(augment=...)``.
 
     memory : str, joblib.Memory or None, default=None
         Where to cache fitted transformers, so that repeated fits on the same

@@ -170,6 +170,28 @@ def test_train_names_an_empty_class_folder(texture_folder, tmp_path, capsys):
                      "--n-jobs", "1"]) == 0
 
 
+def test_train_views_adds_mirror_and_turns_in_fit(texture_folder, tmp_path,
+                                                  capsys):
+    from hybridclf import load_model
+
+    model = tmp_path / "model"
+    assert main(["train", "--data-dir", str(texture_folder), "--output-dir",
+                 str(model), "--features", "color", "--image-size", "32",
+                 "--cv-folds", "2", "--test-size", "0", "--n-jobs", "1",
+                 "--views"]) == 0
+    info = json.loads((model / "model.json").read_text())
+    assert info["training"]["views_added"] == ["hflip", "rotate_left",
+                                               "rotate_right"]
+    assert ("views added in fit: hflip, rotate_left, rotate_right"
+            in capsys.readouterr().out)
+    brick = str(texture_folder / "brick" / "0.png")
+    assert load_model(model).predict([brick]).shape == (1,)
+    # one augment step: --views and --augment exclude each other
+    assert main(["train", "--data-dir", str(texture_folder), "--output-dir",
+                 str(tmp_path / "other"), "--views", "--augment"]) == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
 def _png(image):
     import cv2
 

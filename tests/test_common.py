@@ -4,7 +4,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.utils import estimator_checks as sk_checks
 
-from hybridclf import ClassAwareAugmenter, ImageLoader
+from hybridclf import ClassAwareAugmenter, ImageLoader, ViewAugmenter
 from hybridclf.features import (
     CNNFeatures,
     ColorHistogram,
@@ -53,7 +53,8 @@ SKLEARN_CHECKS = [
 
 
 @pytest.mark.parametrize(
-    "estimator", [*ESTIMATORS, ClassAwareAugmenter(), CNNFeatures(weights=None)],
+    "estimator",
+    [*ESTIMATORS, ClassAwareAugmenter(), ViewAugmenter(), CNNFeatures(weights=None)],
     ids=_id,
 )
 @pytest.mark.parametrize("check", SKLEARN_CHECKS, ids=_id)

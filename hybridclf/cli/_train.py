@@ -67,8 +67,14 @@ def format_parser(parser):
         help="CSV with the columns file,group (near-identical images share a "
         "group); default: duplicate groups found on the fly",
     )
-    parser.add_argument("--augment", action="store_true",
-                        help="balance classes with ClassAwareAugmenter (fit only)")
+    sampler = parser.add_mutually_exclusive_group()
+    sampler.add_argument("--augment", action="store_true",
+                         help="balance classes with ClassAwareAugmenter (fit only)")
+    sampler.add_argument(
+        "--views", action="store_true",
+        help="add each photo's mirror image and 12-degree turns in fit when the "
+        "smallest class has < 20 photos (ViewAugmenter): for objects photographed "
+        "at any angle; not for digits, text or textures")
     parser.add_argument("--image-size", type=positive_int, default=None,
                         metavar="N", help="side images are resized to (default: "
                         "224, or 128 with --quick)")
@@ -100,6 +106,9 @@ def _print_training(training):
         f"{training.group_seconds:.1f} s")
     out(f"train part: {len(result.train_indices)} images; test part: "
         f"{len(result.test_indices)} images (no group on both sides)")
+    if training.views_added is not None:
+        out("views added in fit: " + (", ".join(training.views_added) or "none "
+                                      "(the smallest class has 20 photos or more)"))
     if result.feature_cache:
         out(f"features computed for {result.feature_cache['n_computed']} of "
             f"{result.feature_cache['n_images']} images, the others read from "
@@ -127,7 +136,7 @@ def run(args):
         args.data_dir, args.output_dir, features=args.features,
         classifier=args.classifier, quick=args.quick, cv_folds=args.cv_folds,
         test_size=args.test_size, search=args.search, groups_csv=args.groups,
-        augment=args.augment, image_size=args.image_size,
+        augment=args.augment, views=args.views, image_size=args.image_size,
         cache_dir=args.cache_dir, feature_cache=not args.no_cache,
         cascade=args.cascade, n_jobs=args.n_jobs, max_pixels=args.max_pixels,
         scheduler=args.scheduler, random_state=args.seed, progress=True)

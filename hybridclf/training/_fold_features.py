@@ -26,6 +26,7 @@ from ..pipeline import (
     iter_feature_blocks,
 )
 from ..prediction import feature_blocks, transform_features
+from ..view_sampling import ViewAugmenter, make_view
 from ._feature_cache import image_digest
 
 __all__ = ["SharedFeatures", "compute_folds", "fit_features", "fold_features"]
@@ -61,7 +62,10 @@ class SharedFeatures:
     CNN dominates training time otherwise). Blocks that learn (SIFT's
     vocabulary, a fine-tuned CNN, a transformer of your own) and the per-block
     scalers are still fitted on each training fold, so the folds are exactly
-    what fitting the pipeline on them would give.
+    what fitting the pipeline on them would give. A
+    :class:`~hybridclf.ViewAugmenter`'s views are fixed too: when no block
+    learns, the features of each view are also computed once for all folds
+    (not kept in the cache).
 
     With a :class:`FeatureCache`, the table's rows of images seen before (same
     bytes, same settings) come from disk, and only images that some block
@@ -91,6 +95,7 @@ class SharedFeatures:
         #: the loaded images: all of them when a block learns, else a few
         self.images = self._load(self._rows) if learns else None
         self._some, self._prefit = {}, {}
+        self._views = {}  # a ViewAugmenter's images and features, for all subsets
         todo = self._from_cache(cache, [(n, e) for n, e in blocks
                                         if not e.learns_from_images()])
         needed = sorted({i for rows, _ in todo.values() for i in rows})
@@ -164,7 +169,7 @@ class SharedFeatures:
     @staticmethod
     def applies(pipe):
         """Whether the pipeline has the shape this shortcut reproduces exactly."""
-        if not has_hybrid_structure(pipe) or get_sampler(pipe) is not None:
+        if not has_hybrid_structure(pipe) or not _views_or_none(get_sampler(pipe)):
             return False
         union = get_feature_union(pipe)
         if getattr(union, "transformer_weights", None) is not None:
@@ -173,7 +178,9 @@ class SharedFeatures:
                       for _, block in union.transformer_list]
         if not all(isinstance(e, ImageFeatureExtractor) for e in extractors):
             return False
-        return any(not e.learns_from_images() for e in extractors)
+        learns = [e.learns_from_images() for e in extractors]
+        # views are shared only when no block would fit on their images
+        return not all(learns) and (get_sampler(pipe) is None or not any(learns))
 
     def _fitted(self, name, extract):
         """The fixed block ``extract`` fitted once, for every fold and the final fit.
@@ -193,12 +200,14 @@ class SharedFeatures:
             prefit = self._prefit[name] = clone(extract).fit(probe)
         return prefit
 
-    def _block_features(self, block, name, rows, y, fit):
+    def _block_features(self, block, name, rows, y, fit, views=None):
         """Fit (when ``fit``) and apply one block's extract and scale steps."""
         extract, scale = get_block_extractor(block), get_block_scaler(block)
         rows = self._rows[rows]
         if name in self.fixed:
             raw = self.fixed[name][rows]
+            if views is not None:
+                raw = np.vstack([raw, self._view_features(name, extract, views, rows)])
             if fit:
                 block.steps[0] = (block.steps[0][0], self._fitted(name, extract))
         elif fit:
@@ -208,16 +217,56 @@ class SharedFeatures:
         return scale.fit_transform(raw, y) if fit else scale.transform(raw)
 
     def fit_pipeline(self, pipe, rows, y):
-        """Fit a clone of ``pipe`` but its classifier on images ``rows``."""
+        """Fit a clone of ``pipe`` but its classifier on images ``rows``.
+
+        Returns the pipeline, the training features and their labels, as
+        :func:`fit_features` does (with a ViewAugmenter that adds views: the
+        images, then each view of them in turn).
+        """
         pipe = clone(pipe)
         loader = get_loader(pipe)
         if loader is not None:
             loader.fit()
+        views = self._fit_views(get_sampler(pipe), rows, y)
+        y = np.tile(np.asarray(y), 1 if views is None else 1 + len(views.views_))
         blocks = [
-            self._block_features(block, name, rows, y, fit=True)
+            self._block_features(block, name, rows, y, fit=True, views=views)
             for name, block in iter_feature_blocks(pipe)
         ]
-        return pipe, np.hstack(blocks).astype(np.float32, copy=False)
+        return pipe, np.hstack(blocks).astype(np.float32, copy=False), y
+
+    def _fit_views(self, sampler, rows, y):
+        """The fitted ViewAugmenter when it adds views to images ``rows``, else None."""
+        if sampler is None:
+            return None
+        images = self._all_images()[self._rows[rows]]
+        return sampler if sampler.fit(images, y).views_ else None
+
+    def _all_images(self):
+        """Every image of X (not only this subset's), loaded once."""
+        if self.images is not None:
+            return self.images
+        if "images" not in self._views:
+            self._views["images"] = self._load(np.arange(len(self._X)))
+        return self._views["images"]
+
+    def _view_features(self, name, extract, sampler, rows):
+        """Fixed block ``name``'s features of images ``rows`` (of X) in each view.
+
+        Each view of all the images is computed once, like the fixed table,
+        and sliced; the rows are in ``ViewAugmenter.fit_resample``'s order.
+        """
+        parts = []
+        for view in sampler.views_:
+            key = (name, view, sampler.angle, sampler.crop_fraction)
+            if key not in self._views:
+                seen = np.stack([
+                    make_view(image, view, angle=sampler.angle,
+                              crop_fraction=sampler.crop_fraction)
+                    for image in self._all_images()])
+                self._views[key] = clone(extract).fit_transform(seen)
+            parts.append(self._views[key][rows])
+        return np.vstack(parts)
 
     def transform(self, fitted, rows):
         """Features of images ``rows`` through a pipeline from fit_pipeline."""
@@ -229,9 +278,14 @@ class SharedFeatures:
 
     def fold(self, pipe, train, test, y):
         """Like :func:`fold_features` for rows of the shared images."""
-        fitted, train_x = self.fit_pipeline(pipe, train, y[train])
+        fitted, train_x, train_y = self.fit_pipeline(pipe, train, y[train])
         test_x = self.transform(fitted, test)
-        return (train_x, y[train], test_x, y[test]), feature_blocks(fitted)
+        return (train_x, train_y, test_x, y[test]), feature_blocks(fitted)
+
+
+def _views_or_none(sampler):
+    """Whether SharedFeatures can reproduce this ``augment`` step exactly."""
+    return sampler is None or isinstance(sampler, ViewAugmenter)
 
 
 def _same_params(a, b):

@@ -338,8 +338,7 @@ def _open_set(y_train, classes, oof_proba, oof_ood, blocks, quantile):
 def _fit_final(run, pipe, shared):
     """Phase 6: fit the pipeline on the whole training part."""
     if shared is not None:
-        final, train_x = shared.fit_pipeline(pipe, run.train, run.y_train)
-        train_y = run.y_train
+        final, train_x, train_y = shared.fit_pipeline(pipe, run.train, run.y_train)
     else:
         final, train_x, train_y = fit_features(pipe, run.X_train, run.y_train)
     clf = clone(get_classifier(pipe)).fit(train_x, train_y)

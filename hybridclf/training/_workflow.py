@@ -18,6 +18,7 @@ import numpy as np
 from ..label_issues import LABEL_ISSUES_FILE, label_issues_csv
 from ..pipeline import (
     DEFAULT_FEATURES,
+    get_sampler,
     iter_feature_blocks,
     make_hybrid_pipeline,
     set_image_params,
@@ -83,8 +84,9 @@ def find_training_groups(paths, *, groups_csv=None, root=None, n_jobs=None):
 
 
 def make_training_pipeline(*, features=None, classifier="ridge", quick=False,
-                           image_size=None, augment=False, cache_dir=None,
-                           n_jobs=None, random_state=0, cascade=False):
+                           image_size=None, augment=False, views=False,
+                           cache_dir=None, n_jobs=None, random_state=0,
+                           cascade=False):
     """The pipeline that ``hybridclf train`` trains.
 
     Parameters
@@ -104,6 +106,14 @@ def make_training_pipeline(*, features=None, classifier="ridge", quick=False,
 
     augment : bool, default=False
         Balance classes with :class:`~hybridclf.ClassAwareAugmenter`.
+
+    views : bool, default=False
+        Add each training image's mirror image and its turns by 12 degrees
+        each way in fit, when the smallest class has fewer than 20 images
+        (:class:`~hybridclf.ViewAugmenter`). For objects photographed at
+        any angle with few photos per class; not for digits, text or
+        textures, where they cost accuracy (``docs/choosing-features.md``).
+        Not with ``augment``: the pipeline has one ``augment`` step.
 
     cache_dir : str or None, default=None
         The pipeline's ``memory`` (a joblib cache of fitted feature blocks).
@@ -127,11 +137,20 @@ def make_training_pipeline(*, features=None, classifier="ridge", quick=False,
     """
     if features is None:
         features = QUICK_FEATURES if quick else DEFAULT_FEATURES
+    if augment and views:
+        raise ValueError(
+            "make_training_pipeline got augment=True and views=True; the pipeline "
+            "has one augment step. Choose one (--augment or --views)."
+        )
     sampler = None
     if augment:
         from ..sampling import ClassAwareAugmenter
 
         sampler = ClassAwareAugmenter(random_state=random_state, n_jobs=n_jobs)
+    elif views:
+        from ..view_sampling import ViewAugmenter
+
+        sampler = ViewAugmenter()
     pipe = make_hybrid_pipeline(features=list(features), classifier=classifier,
                                 sampler=sampler, memory=cache_dir,
                                 cascade=cascade)
@@ -174,8 +193,8 @@ def training_metadata(result, paths, labels, *, root=None, names=None,
     -------
     metadata : dict
         :meth:`TrainingResult.metadata` with ``data_fingerprint`` and the
-        entries ``features``, ``classifier``, ``groups`` and ``seconds_wall``
-        of ``training``.
+        entries ``features``, ``classifier``, ``groups``, ``seconds_wall``
+        and, with a ViewAugmenter, ``views_added`` of ``training``.
     """
     metadata = result.metadata()
     metadata["data_fingerprint"] = data_fingerprint(paths, labels, root=root,
@@ -184,6 +203,8 @@ def training_metadata(result, paths, labels, *, root=None, names=None,
     training["features"] = [name for name, _ in iter_feature_blocks(result.pipeline)]
     training["classifier"] = classifier
     training["groups"] = group_source
+    if _views_added(result.pipeline) is not None:
+        training["views_added"] = list(_views_added(result.pipeline))
     if seconds_wall is not None:
         training["seconds_wall"] = round(seconds_wall, 2)
     return metadata
@@ -222,6 +243,11 @@ def training_files(result, paths, *, root=None, names=None):
     if names is None:
         names = [_relative(path, root) for path in paths]
     return {LABEL_ISSUES_FILE: label_issues_csv(result.label_issues, names)}
+
+
+def _views_added(pipe):
+    """The views a fitted pipeline's ViewAugmenter added (None without one)."""
+    return getattr(get_sampler(pipe), "views_", None)
 
 
 def _relative(path, root):
@@ -273,6 +299,11 @@ class FolderTraining:
         """Images in the dataset."""
         return sum(self.class_counts.values())
 
+    @property
+    def views_added(self):
+        """The views added in the final fit: a tuple, or None without ``views``."""
+        return _views_added(self.result.pipeline)
+
 
 @contextmanager
 def _dask_backend(scheduler):
@@ -290,9 +321,9 @@ def _dask_backend(scheduler):
 
 def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
                  quick=False, cv_folds=None, test_size=0.2, search="none",
-                 groups_csv=None, augment=False, image_size=None, cache_dir=None,
-                 feature_cache=True, n_jobs=None, max_pixels=None, scheduler=None,
-                 random_state=0, cascade=False, progress=False):
+                 groups_csv=None, augment=False, views=False, image_size=None,
+                 cache_dir=None, feature_cache=True, n_jobs=None, max_pixels=None,
+                 scheduler=None, random_state=0, cascade=False, progress=False):
     """Train a pipeline on a class-per-folder dataset and save a model directory.
 
     The output folder is checked before anything else, so a training is not
@@ -311,7 +342,7 @@ def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
     output_dir : str or os.PathLike
         A new or empty folder, or a model directory to replace (atomically).
 
-    features, classifier, quick, image_size, augment, cascade
+    features, classifier, quick, image_size, augment, views, cascade
         As in :func:`make_training_pipeline`.
 
     cache_dir : str or None, default=None
@@ -363,7 +394,7 @@ def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
     group_seconds = time.perf_counter() - t0
     pipe = make_training_pipeline(
         features=features, classifier=classifier, quick=quick,
-        image_size=image_size, augment=augment, n_jobs=n_jobs,
+        image_size=image_size, augment=augment, views=views, n_jobs=n_jobs,
         random_state=random_state, cascade=cascade)
     set_image_params(pipe, max_pixels=max_pixels)
     if cv_folds is None:

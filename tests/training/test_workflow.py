@@ -3,6 +3,7 @@
 import os
 
 import numpy as np
+import pytest
 
 from hybridclf import ClassAwareAugmenter, load_image_folder
 from hybridclf.pipeline import get_classifier, get_loader, get_sampler
@@ -29,6 +30,14 @@ def test_quick_pipeline_settings_and_threads():
     assert get_classifier(pipe).n_jobs is None
     full = make_training_pipeline(features=["lbp"], image_size=64)
     assert get_loader(full).size == 64 and get_sampler(full) is None
+
+
+def test_views_are_opt_in_and_exclude_augment():
+    from hybridclf import ViewAugmenter
+
+    assert isinstance(get_sampler(make_training_pipeline(views=True)), ViewAugmenter)
+    with pytest.raises(ValueError, match="augment=True and views=True.*Choose one"):
+        make_training_pipeline(augment=True, views=True)
 
 
 def test_groups_from_a_csv_and_the_metadata(texture_folder, tmp_path):

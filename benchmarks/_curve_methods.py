@@ -1,0 +1,126 @@
+"""Methods that ``bench_learning_curve.py`` compares, on cached per-view features.
+
+A method is a dict: ``clf`` (a classifier name, or a list of them averaged as
+an ensemble), ``blocks``, ``aug`` (views added to the training images, as
+``ViewAugmenter`` adds them), ``tta`` (views whose decisions are averaged with
+the image's at test time), ``weights`` ("balanced" or a dict of block
+weights). Each block is standardised on the training rows, as the pipeline's
+per-block ``StandardScaler`` does.
+"""
+
+import numpy as np
+from scipy.special import softmax
+from sklearn.cluster import KMeans
+from sklearn.decomposition import PCA
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+from sklearn.preprocessing import StandardScaler
+
+from hybridclf.classifiers import RidgeSoftmaxClassifier
+
+DEFAULT_BLOCKS = ("cnn", "hog", "lbp", "color")
+
+
+class NearestClassMean:
+    """Nearest class mean by cosine similarity (a prototype classifier)."""
+
+    def fit(self, X, y):
+        self.classes_ = np.unique(y)
+        means = np.stack([X[y == c].mean(axis=0) for c in self.classes_])
+        self.means_ = means / np.linalg.norm(means, axis=1, keepdims=True)
+        return self
+
+    def decision_function(self, X):
+        return (X / np.linalg.norm(X, axis=1, keepdims=True)) @ self.means_.T
+
+
+class PCALDA:
+    """Shrinkage LDA (Ledoit-Wolf) in the span of the training images."""
+
+    def fit(self, X, y):
+        self.pca_ = PCA(n_components=min(X.shape) - 1, random_state=0).fit(X)
+        self.lda_ = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")
+        self.lda_.fit(self.pca_.transform(X), y)
+        self.classes_ = self.lda_.classes_
+        return self
+
+    def decision_function(self, X):
+        return self.lda_.decision_function(self.pca_.transform(X))
+
+
+CLASSIFIERS = {
+    "ridge": RidgeSoftmaxClassifier,
+    "ncm": NearestClassMean,
+    "lda": PCALDA,
+}
+
+
+def vlad_block(features, train, views, n_words=16):
+    """VLAD of block -4's local descriptors, vocabulary from ``train`` only.
+
+    Jegou et al., "Aggregating local descriptors into a compact image
+    representation", CVPR 2010; signed square root and intra-normalisation
+    (Arandjelovic and Zisserman, CVPR 2013), as in FV-CNN.
+    """
+    def local(view, rows):
+        maps = features[view]["mid_map"][rows]
+        return maps.reshape(len(rows), maps.shape[1], -1).transpose(0, 2, 1)
+
+    descriptors = local("id", train).reshape(-1, features["id"]["mid_map"].shape[1])
+    km = KMeans(n_words, n_init=1, random_state=0).fit(descriptors)
+    centres = km.cluster_centers_
+    out = {}
+    for view in views:
+        local_all = local(view, np.arange(len(features[view]["mid_map"])))
+        codes = np.zeros((len(local_all), n_words, centres.shape[1]))
+        for i, image in enumerate(local_all):
+            words = km.predict(image)
+            for w in np.unique(words):
+                codes[i, w] = (image[words == w] - centres[w]).sum(axis=0)
+        codes = np.sign(codes) * np.sqrt(np.abs(codes))
+        codes /= np.linalg.norm(codes, axis=2, keepdims=True) + 1e-12
+        out[view] = codes.reshape(len(codes), -1)
+    return out
+
+
+def _tables(features, blocks, train, test, aug, tta, weights):
+    """Scaled training rows (all ``aug`` views stacked) and test rows per view."""
+    train_parts, test_parts = [[] for _ in aug], [[] for _ in tta]
+    for b in blocks:
+        if b == "vlad":
+            per_view = vlad_block(features, train, sorted({*aug, *tta}))
+        else:
+            per_view = {v: features[v][b] for v in {*aug, *tta}}
+        scaler = StandardScaler().fit(np.vstack([per_view[v][train] for v in aug]))
+        w = 1.0 if weights is None else weights[b]
+        for i, v in enumerate(aug):
+            train_parts[i].append(w * scaler.transform(per_view[v][train]))
+        for i, v in enumerate(tta):
+            test_parts[i].append(w * scaler.transform(per_view[v][test]))
+    return ([np.hstack(p) for p in train_parts], [np.hstack(p) for p in test_parts])
+
+
+def _margins(clf, X):
+    s = clf.decision_function(X)
+    return np.column_stack([-s, s]) if s.ndim == 1 else s
+
+
+def run_method(method, features, y, train, test):
+    """Predicted labels of the ``test`` rows for one method."""
+    blocks = method.get("blocks", DEFAULT_BLOCKS)
+    aug = ["id", *method.get("aug", ())]
+    tta = ["id", *method.get("tta", ())]
+    weights = method.get("weights")
+    if weights == "balanced":
+        weights = {b: 1 / np.sqrt(features["id"][b].shape[1]) for b in blocks}
+    train_x, test_x = _tables(features, blocks, train, test, aug, tta, weights)
+    X, Y = np.vstack(train_x), np.tile(y[train], len(aug))
+    names = method["clf"] if isinstance(method["clf"], list) else [method["clf"]]
+    total = 0.0
+    for name in names:
+        clf = CLASSIFIERS[name]().fit(X, Y)
+        s = np.mean([_margins(clf, T) for T in test_x], axis=0)
+        if len(names) > 1:  # an ensemble: mean of softmaxed standardised margins
+            s = softmax((s - s.mean(1, keepdims=True))
+                        / (s.std(1, keepdims=True) + 1e-12), axis=1)
+        total = total + s
+    return clf.classes_[np.argmax(total, axis=1)]

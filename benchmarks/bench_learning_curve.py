@@ -1,0 +1,254 @@
+"""Learning curve: accuracy against photos per class, for the default and others.
+
+For k = 3, 5, 10 and 20 photos per class, each draw trains on k photos of
+every class taken from randomly chosen duplicate groups and tests on every
+photo of the groups not drawn (so a near-identical copy of a training photo
+is never tested); "all" is grouped 5-fold cross-validation repeated 3 times.
+Every method sees the same draws, so differences are paired: the tables give
+the mean accuracy +/- its standard deviation over the draws, and each
+method's mean paired difference from the default +/- its standard error.
+
+Datasets: ``amulet6`` with the hand-checked groups of ``amulet6_groups.csv``
+(``../shared/data`` or ``$HYBRIDCLF_DATA``), and scikit-learn's handwritten
+digits (50 per class, enlarged to 224 x 224; each image its own group), which
+needs no download.
+
+Features of the fixed blocks (HOG, LBP, colour, the pretrained CNN) are
+computed once per image and view (mirror, small rotations, crops) and kept in
+``benchmarks/results/features/`` (gitignored), so a re-run costs only the
+classifier fits. Before measuring, the cached path is checked against the real
+pipeline, ``make_hybrid_pipeline(sampler=ViewAugmenter())``, on one draw.
+
+It rewrites its section of ``docs/benchmarks.md``::
+
+    .venv/bin/python benchmarks/bench_learning_curve.py           # ~1 h on 2 busy cores
+    .venv/bin/python benchmarks/bench_learning_curve.py --quick   # smoke test
+    .venv/bin/python benchmarks/bench_learning_curve.py --datasets amulet6
+"""
+
+import argparse
+import json
+import sys
+from datetime import datetime, timezone
+
+import _common
+import numpy as np
+from _curve_data import add_map_blocks, load_amulet6, load_digits_photos
+from _curve_data import view_features as cached_view_features
+from _curve_methods import run_method
+from sklearn.model_selection import StratifiedGroupKFold
+from threadpoolctl import threadpool_limits
+
+from hybridclf import make_hybrid_pipeline
+from hybridclf.view_sampling import ViewAugmenter
+
+START, END = "<!-- bench_learning_curve:start -->", "<!-- bench_learning_curve:end -->"
+CHOOSING = _common.REPO_ROOT / "docs" / "choosing-features.md"
+C_START, C_END = "<!-- choosing:curve:start -->", "<!-- choosing:curve:end -->"
+JSON_FILE = _common.RESULTS_DIR / "learning_curve.json"
+COMMAND = ".venv/bin/python benchmarks/bench_learning_curve.py"
+KS = (3, 5, 10, 20, "all")
+GEO = ["hflip", "rot+12", "rot-12"]  # ViewAugmenter's default views
+
+# (label, method, amulet6 only); the first is the default pipeline
+METHODS = [
+    ("default: cnn, hog, lbp, color + ridge", {"clf": "ridge"}, False),
+    ("+ ViewAugmenter (opt-in, `train --views`): mirror, +/-12 deg when smallest "
+     "class < 20", {"clf": "ridge", "aug": GEO, "aug_below": 20}, False),
+    ("+ views in fit always: mirror", {"clf": "ridge", "aug": ["hflip"]}, False),
+    ("+ views in fit always: mirror, +/-12 deg", {"clf": "ridge", "aug": GEO},
+     False),
+    ("+ views in fit: mirror, +/-12 deg, centre crop",
+     {"clf": "ridge", "aug": [*GEO, "crop_c"]}, False),
+    ("+ views in fit: mirror, +/-12 deg, 3 crops",
+     {"clf": "ridge", "aug": [*GEO, "crop_c", "crop_tl", "crop_br"]}, True),
+    ("+ views in fit, mirror TTA (2x predict cost)",
+     {"clf": "ridge", "aug": GEO, "tta": ["hflip"]}, False),
+    ("+ 90/180/270 deg rotations in fit and TTA (4x predict cost)",
+     {"clf": "ridge", "aug": ["rot90", "rot180", "rot270"],
+      "tta": ["rot90", "rot180", "rot270"]}, False),
+    ("nearest class mean (cosine)", {"clf": "ncm"}, False),
+    ("shrinkage LDA (Ledoit-Wolf, in the training span)", {"clf": "lda"}, False),
+    ("ensemble: ridge + nearest class mean", {"clf": ["ridge", "ncm"]}, False),
+    ("blocks weighted to equal norm", {"clf": "ridge", "weights": "balanced"},
+     False),
+    ("+ CNN block -4 pooled on a 2x2 grid",
+     {"clf": "ridge", "blocks": ("cnn", "grid2", "hog", "lbp", "color")}, True),
+    ("+ VLAD of CNN block -4 (16 words learned per draw)",
+     {"clf": "ridge", "blocks": ("cnn", "vlad", "hog", "lbp", "color")}, True),
+    ("cnn alone + ridge", {"clf": "ridge", "blocks": ("cnn",)}, False),
+    ("hog alone + ridge", {"clf": "ridge", "blocks": ("hog",)}, False),
+]
+
+
+def draw_split(y, groups, k, rng):
+    """k training photos per class from random groups; test: the other groups."""
+    train, used = [], set()
+    for label in np.unique(y):
+        rows = np.flatnonzero(y == label)
+        taken = 0
+        for group in rng.permutation(np.unique(groups[rows])):
+            if taken >= k:
+                break
+            members = rng.permutation(rows[groups[rows] == group])[: k - taken]
+            train.extend(members.tolist())
+            taken += len(members)
+            used.add(group)
+    test = np.flatnonzero(~np.isin(groups, list(used)))
+    return np.asarray(train), test
+
+
+def make_splits(y, groups, n_draws, seed=0):
+    splits = {}
+    for k in KS:
+        if k == "all":
+            splits[k] = [s for r in range(3) for s in StratifiedGroupKFold(
+                5, shuffle=True, random_state=seed + r).split(y, y, groups)]
+        else:
+            rng = np.random.default_rng([seed, k])
+            splits[k] = [draw_split(y, groups, k, rng) for _ in range(n_draws)]
+    return splits
+
+
+def resolve(method, y_train):
+    """The method as fitted on ``y_train``: ``aug_below`` decides the views."""
+    below = method.get("aug_below")
+    if below is None:
+        return method
+    smallest = np.unique(y_train, return_counts=True)[1].min()
+    return {**method, "aug": method["aug"] if smallest < below else []}
+
+
+def check_exact(images, features, y, split):
+    """The cached path predicts what the pipeline with ViewAugmenter predicts."""
+    train, test = split
+    cached = run_method(resolve(METHODS[1][1], y[train]), features, y, train, test)
+    pipe = make_hybrid_pipeline(sampler=ViewAugmenter()).set_params(
+        load="passthrough")
+    real = pipe.fit(images[train], y[train]).predict(images[test])
+    agree = float(np.mean(real == cached))
+    print(f"cached path vs the pipeline with ViewAugmenter: {agree:.3f} agree",
+          flush=True)
+    if agree < 1.0:
+        sys.exit("the cached path does not reproduce the pipeline; not measuring")
+    return agree
+
+
+def measure(name, images, y, groups, n_draws, amulet):
+    methods = [m for m in METHODS if amulet or not m[2]]
+    views = sorted({"id", *(v for _, m, _ in methods
+                            for v in [*m.get("aug", ()), *m.get("tta", ())])})
+    features, ms = cached_view_features(name, images, views)
+    if amulet:
+        add_map_blocks(features, name, images, ["id"])
+    splits = make_splits(y, groups, n_draws)
+    exact = check_exact(images, features, y, splits[3][0])
+    rows = []
+    with threadpool_limits(1, user_api="blas"):
+        for label, method, _ in methods:
+            acc = {str(k): [float(np.mean(run_method(resolve(method, y[tr]),
+                                                     features, y, tr, te) == y[te]))
+                            for tr, te in splits[k]] for k in KS}
+            rows.append({"label": label, "accuracy": acc})
+            print(f"{name:8s} {label[:60]:60s}",
+                  " ".join(f"{np.mean(acc[str(k)]):.3f}" for k in KS), flush=True)
+    n_test = {str(k): float(np.mean([len(te) for _, te in splits[k]])) for k in KS}
+    return {"name": name, "n_images": len(y), "n_classes": len(np.unique(y)),
+            "n_groups": len(np.unique(groups)), "n_draws": n_draws,
+            "exact_check": exact, "ms_per_image": ms, "n_test": n_test,
+            "rows": rows}
+
+
+def table(result):
+    base = result["rows"][0]["accuracy"]
+    head = " | ".join(f"k = {k}" for k in KS)
+    lines = [f"| method | {head} |", "| --- |" + " ---: |" * len(KS)]
+    for row in result["rows"]:
+        cells = []
+        for k in map(str, KS):
+            acc = np.array(row["accuracy"][k])
+            cell = f"{acc.mean():.3f} +/- {acc.std():.3f}"
+            if row is not result["rows"][0]:
+                diff = acc - np.array(base[k])
+                cell += (f" ({diff.mean():+.3f} +/- "
+                         f"{diff.std() / np.sqrt(len(diff)):.3f})")
+            cells.append(cell)
+        lines.append(f"| {row['label']} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def render_choosing(report):
+    """The amulet6 curve of a few methods, for docs/choosing-features.md."""
+    result = report["results"][0]
+    keep = [0, 1, 3, 4, 6, 7, 8, 9, 13]
+    short = {**result, "rows": [result["rows"][i] for i in keep
+                                if i < len(result["rows"])]}
+    return "\n".join([C_START, *table(short), C_END]) + "\n"
+
+
+def render(report):
+    lines = [
+        START, "## Learning curve (`benchmarks/bench_learning_curve.py`)", "",
+        f"- Date: {report['date']}", f"- Machine: {report['machine']}",
+        f"- Command: `{COMMAND}`",
+        "- Each cell: mean accuracy +/- its standard deviation over the draws; in "
+        "brackets, the mean paired difference from the first row (the default "
+        "pipeline) +/- its standard error. k = 3 ... 20: "
+        "k training photos per class from random duplicate groups, tested on "
+        "every photo of the other groups; *all*: grouped 5-fold "
+        "cross-validation x 3 (15 folds). Every method sees the same draws.",
+        "- Features of the fixed blocks are computed once per image and view; "
+        "scalers and classifiers are fitted on each draw, as the pipeline does "
+        "(checked: on one draw the cached path and "
+        "`make_hybrid_pipeline(sampler=ViewAugmenter())` agree on every test "
+        "photo).",
+    ]
+    for result in report["results"]:
+        lines += ["", f"### {result['name']}: {result['n_images']} images, "
+                  f"{result['n_classes']} classes, {result['n_groups']} groups, "
+                  f"{result['n_draws']} draws per k", "",
+                  "Mean test photos per draw: " + ", ".join(
+                      f"k = {k}: {v:.0f}" for k, v in result["n_test"].items())
+                  + ".", "", *table(result)]
+    lines += ["", *report.get("notes", []), END]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="3 draws, amulet6 only, no docs update")
+    parser.add_argument("--draws", type=int, default=30)
+    parser.add_argument("--datasets", nargs="+", default=["amulet6", "digits"],
+                        choices=["amulet6", "digits"])
+    args = parser.parse_args(argv)
+    n_draws = 3 if args.quick else args.draws
+    results = []
+    amulet = load_amulet6() if "amulet6" in args.datasets else None
+    if amulet is None:
+        print("amulet6 not measured (absent: set HYBRIDCLF_DATA, or not asked)")
+    else:
+        images, y, groups, _ = amulet
+        results.append(measure("amulet6", images, y, groups, n_draws, True))
+    if not args.quick and "digits" in args.datasets:
+        images, y, groups, _ = load_digits_photos()
+        results.append(measure("digits", images, y, groups, n_draws, False))
+    info = _common.machine_info()
+    report = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M+00:00"),
+              "machine": f"{info['nproc']} CPUs, {info['cpu_model']}; "
+                         f"scikit-learn {info['scikit-learn']}",
+              "results": results}
+    if args.quick:
+        print(render(report))
+        return 0
+    JSON_FILE.write_text(json.dumps(report))
+    _common.write_section(_common.DOCS_FILE, render(report), START, END)
+    if results and results[0]["name"] == "amulet6" and C_START in CHOOSING.read_text(
+            encoding="utf-8"):
+        _common.write_section(CHOOSING, render_choosing(report), C_START, C_END)
+    print(f"wrote {_common.DOCS_FILE}, {CHOOSING} and {JSON_FILE}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""Tests of ViewAugmenter: fixed views added in fit when the classes are small."""
+
+import numpy as np
+import pytest
+
+from hybridclf import make_hybrid_pipeline
+from hybridclf.utils.estimator_checks import image_sampler_checks
+from hybridclf.view_sampling import VIEWS, ViewAugmenter, make_view
+
+
+def _labels(n_per_class):
+    return np.repeat(np.arange(len(n_per_class)), n_per_class)
+
+
+@pytest.mark.parametrize("check", image_sampler_checks(),
+                         ids=lambda c: c.__name__)
+def test_sampler_api(check, real_images):
+    check(ViewAugmenter(), real_images)
+
+
+def test_views_added_below_the_threshold(real_images):
+    y = _labels([3, len(real_images) - 3])
+    sampler = ViewAugmenter(max_smallest_class=4)
+    X_new, y_new = sampler.fit_resample(real_images, y)
+    n = len(real_images)
+    assert sampler.smallest_class_ == 3
+    assert sampler.views_ == ("hflip", "rotate_left", "rotate_right")
+    assert X_new.shape == (4 * n, *real_images.shape[1:])
+    assert X_new.dtype == real_images.dtype
+    np.testing.assert_array_equal(X_new[:n], real_images)
+    np.testing.assert_array_equal(y_new, np.tile(y, 4))
+    np.testing.assert_array_equal(sampler.sample_indices_, np.tile(np.arange(n), 4))
+    # the second block is the mirror image of each input, in order
+    np.testing.assert_array_equal(X_new[n:2 * n], real_images[:, :, ::-1])
+
+
+def test_no_views_from_the_threshold_on(real_images):
+    y = _labels([3, len(real_images) - 3])
+    sampler = ViewAugmenter(max_smallest_class=3)
+    X_new, y_new = sampler.fit_resample(real_images, y)
+    assert sampler.views_ == ()
+    np.testing.assert_array_equal(X_new, real_images)
+    np.testing.assert_array_equal(y_new, y)
+    always = ViewAugmenter(max_smallest_class=None, views=("vflip",))
+    X_new, _ = always.fit_resample(real_images, y)
+    np.testing.assert_array_equal(X_new[len(y):], real_images[:, ::-1])
+
+
+def test_input_not_modified(real_images):
+    before = real_images.copy()
+    ViewAugmenter(views=VIEWS).fit_resample(real_images,
+                                            np.arange(len(real_images)) % 2)
+    np.testing.assert_array_equal(real_images, before)
+
+
+def test_views_by_hand():
+    image = np.zeros((6, 6), np.uint8)
+    image[1, 0] = 200  # one bright pixel on the left edge
+    assert make_view(image, "hflip")[1, 5] == 200
+    assert make_view(image, "vflip")[4, 0] == 200
+    flat = np.full((8, 8, 3), 77, np.uint8)
+    for view in VIEWS:  # a flat image looks the same from every view
+        np.testing.assert_array_equal(make_view(flat, view), flat)
+
+
+def test_unknown_view_is_named():
+    images = np.zeros((4, 8, 8, 3), np.uint8)
+    with pytest.raises(ValueError, match="'views' parameter of ViewAugmenter.*"
+                       "'mirror'"):
+        ViewAugmenter(views=("mirror",)).fit_resample(images, [0, 0, 1, 1])
+
+
+def test_not_images():
+    with pytest.raises(ValueError, match="ViewAugmenter expects images"):
+        ViewAugmenter().fit_resample(np.zeros((4, 8)), [0, 0, 1, 1])
+
+
+def test_in_the_pipeline_predict_sees_originals(real_images):
+    y = np.arange(len(real_images)) % 2
+    pipe = make_hybrid_pipeline(features=["color"], sampler=ViewAugmenter())
+    pipe.set_params(load="passthrough").fit(real_images, y)
+    assert pipe["augment"].views_ == ("hflip", "rotate_left", "rotate_right")
+    assert pipe.predict(real_images).shape == (len(real_images),)
+
+
+@pytest.fixture(scope="module")
+def textures(texture_folder):
+    from hybridclf import load_image_folder
+
+    paths, labels = load_image_folder(texture_folder)
+    return np.asarray(paths, dtype=object), np.asarray(labels)
+
+
+def test_shared_features_of_added_views_give_exactly_the_pipeline_folds(textures):
+    from hybridclf.training._fold_features import SharedFeatures, fold_features
+
+    paths, labels = textures
+    pipe = make_hybrid_pipeline(features=["hog", "color"],
+                                sampler=ViewAugmenter(max_smallest_class=None))
+    pipe.set_params(load__size=64)
+    assert SharedFeatures.applies(pipe)
+    train, test = np.arange(len(paths))[::2], np.arange(len(paths))[1::2]
+    expected, _ = fold_features(pipe, paths[train], labels[train],
+                                paths[test], labels[test])
+    got, _ = SharedFeatures(pipe, paths, labels).fold(pipe, train, test, labels)
+    assert len(got[0]) == 4 * len(train)  # the images and 3 views of each
+    for i in (0, 2):  # features
+        np.testing.assert_allclose(got[i], expected[i], rtol=1e-5, atol=1e-6)
+    for i in (1, 3):  # labels
+        np.testing.assert_array_equal(got[i], expected[i])
+    # a block that learns from the images would need their views: no shortcut
+    assert not SharedFeatures.applies(
+        make_hybrid_pipeline(features=["hog", "sift"], sampler=ViewAugmenter()))
+
+
+def test_train_model_with_views_predicts_like_a_refit(textures):
+    from hybridclf.training import train_model
+
+    paths, labels = textures
+    pipe = make_hybrid_pipeline(features=["hog", "color"], sampler=ViewAugmenter())
+    pipe.set_params(load__size=64)
+    result = train_model(pipe, paths, labels, test_size=0.25, cv_folds=3)
+    assert "features_shared" in result.timings  # the views' features shared too
+    assert result.pipeline["augment"].views_ == ("hflip", "rotate_left",
+                                                 "rotate_right")
+    refit = make_hybrid_pipeline(features=["hog", "color"], sampler=ViewAugmenter())
+    refit.set_params(load__size=64).fit(paths[result.train_indices],
+                                        labels[result.train_indices])
+    np.testing.assert_allclose(result.pipeline.predict_proba(paths),
+                               refit.predict_proba(paths), atol=1e-6)
+
+
+def test_views_with_every_feature_read_from_the_cache(textures, tmp_path):
+    from hybridclf.training import train_model
+
+    paths, labels = textures
+
+    def train():
+        pipe = make_hybrid_pipeline(features=["hog", "color"],
+                                    sampler=ViewAugmenter())
+        return train_model(pipe.set_params(load__size=64), paths, labels,
+                           test_size=0.25, cv_folds=3,
+                           feature_cache=tmp_path / "cache")
+
+    first, second = train(), train()
+    # no photo decoded for the fixed blocks: the views load them themselves
+    assert second.feature_cache["n_computed"] == 0
+    assert second.pipeline["augment"].views_ == first.pipeline["augment"].views_
+    assert (second.cv_scores["accuracy"]["folds"]
+            == pytest.approx(first.cv_scores["accuracy"]["folds"]))
+    np.testing.assert_allclose(second.pipeline.predict_proba(paths),
+                               first.pipeline.predict_proba(paths), atol=1e-5)
