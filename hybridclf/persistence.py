@@ -27,6 +27,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from .exceptions import ModelLoadError
+from .neighbours import INDEX_FILE
 
 __all__ = [
     "MODEL_FORMAT_VERSION",
@@ -239,7 +240,7 @@ def _model_card(info):
     return "\n".join(lines) + "\n"
 
 
-def save_model(pipe, directory, *, metadata=None, model_format="skops"):
+def save_model(pipe, directory, *, metadata=None, model_format="skops", index=None):
     """Save a fitted pipeline as a model directory.
 
     Writes ``model.skops`` (or ``model.joblib``), ``model.json`` and a model
@@ -266,6 +267,11 @@ def save_model(pipe, directory, *, metadata=None, model_format="skops"):
         - "skops": safe to load; no code runs.
         - "pickle": joblib pickle; loading it runs code from the file, so
           :func:`load_model` needs ``allow_pickle=True``.
+
+    index : EmbeddingIndex or None, default=None
+        The training embeddings of the novelty check
+        (``TrainingResult.neighbours``), written as ``neighbours.npz``; None
+        removes an older one.
 
     Returns
     -------
@@ -311,6 +317,10 @@ def save_model(pipe, directory, *, metadata=None, model_format="skops"):
     for other in _FILES.values():
         if other != model_path.name and (directory / other).exists():
             (directory / other).unlink()
+    if index is not None:
+        index.save(directory)
+    elif (directory / INDEX_FILE).exists():
+        (directory / INDEX_FILE).unlink()
     classes = getattr(pipe, "classes_", None)
     versions = library_versions()
     info = {

@@ -31,9 +31,11 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 from sklearn.model_selection import ParameterGrid, StratifiedGroupKFold
 from threadpoolctl import threadpool_limits
 
+from .neighbours import degraded_views, index_with_views, novelty_scores
 from .prediction import (
     _is_off,
     block_ood_scores,
+    embed_images,
     feature_blocks,
     transform_features,
 )
@@ -44,6 +46,7 @@ __all__ = [
     "data_fingerprint",
     "duplicate_groups",
     "grouped_train_test_split",
+    "novelty_threshold",
     "read_groups_csv",
     "train_model",
 ]
@@ -535,8 +538,9 @@ class TrainingResult:
         accuracy of each candidate.
 
     open_set : dict
-        ``proba_threshold`` and ``ood_thresholds`` (per block), learned from
-        out-of-fold predictions; see
+        ``proba_threshold``, ``novelty`` (see :func:`novelty_threshold`) and
+        ``ood_thresholds`` (per block, the rule of older models), learned
+        from out-of-fold predictions; see
         :func:`hybridclf.prediction.predict_open_set`.
 
     oof_proba : ndarray of shape (n_train, n_classes)
@@ -545,6 +549,10 @@ class TrainingResult:
     timings : dict
         Seconds spent: ``groups``, ``features_cv``, ``search``, ``final_fit``,
         ``test``, ``total``.
+
+    neighbours : EmbeddingIndex
+        The embeddings of the training images, for the novelty check; save
+        it with ``save_model(..., index=result.neighbours)``.
     """
 
     pipeline: object
@@ -559,6 +567,7 @@ class TrainingResult:
     open_set: dict = field(default_factory=dict)
     oof_proba: np.ndarray = None
     timings: dict = field(default_factory=dict)
+    neighbours: object = None
 
     def metadata(self):
         """The entries of ``model.json`` for :func:`~hybridclf.save_model`.
@@ -638,8 +647,9 @@ def train_model(
     open_set_quantile : float, default=0.99
         The open-set thresholds keep this share of the out-of-fold images
         known: the top-probability threshold is the ``1 - q`` quantile over
-        correctly classified images, each block's OOD threshold the ``q``
-        quantile of its out-of-fold scores.
+        correctly classified images, the novelty threshold the ``q`` quantile
+        of the out-of-fold novelty scores (:func:`novelty_threshold`), each
+        block's OOD threshold the ``q`` quantile of its out-of-fold scores.
 
     random_state : int, default=0
         Seeds the split and the folds.
@@ -822,6 +832,10 @@ def _train(pipe, paths, labels, groups, test_size, cv_folds, search, param_grid,
         final, train_x, train_y = _fit_features(pipe, X_train, y_train)
     final.steps[-1] = ("clf", clone(clf).fit(train_x, train_y))
     timings["final_fit"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    neighbours, open_set["novelty"] = _novelty_index(final, X_train, y_train, splits,
+                                                     open_set_quantile)
+    timings["novelty"] = time.perf_counter() - t0
 
     test_metrics = {}
     if len(test):
@@ -834,7 +848,69 @@ def _train(pipe, paths, labels, groups, test_size, cv_folds, search, param_grid,
         test_indices=test, groups=groups, cv_scores=cv_scores,
         test_metrics=test_metrics, best_params=best_params, search=search_info,
         open_set=open_set, oof_proba=oof_proba, timings=timings,
+        neighbours=neighbours,
     )
+
+
+# -- open set: the novelty index and threshold -----------------------------------
+def novelty_threshold(embeddings, views, splits, *, quantile=0.99, k=1):
+    """The novelty threshold learned from out-of-fold embeddings.
+
+    For each fold, the photos of its test part are scored
+    (:func:`hybridclf.neighbours.novelty_scores`) against an index of the
+    photos of its training part and of their degraded views
+    (:func:`hybridclf.neighbours.index_with_views`); the threshold is the
+    ``quantile`` of these scores. Grouped folds keep near-identical photos on
+    one side, so the scores are those of new photos of known classes.
+
+    Parameters
+    ----------
+    embeddings : ndarray of shape (n_images, n_features)
+        The embeddings of the training photos
+        (:func:`hybridclf.prediction.embed_images`).
+
+    views : list of ndarray of shape (n_images, n_features)
+        The embeddings of their degraded views.
+
+    splits : list of (train_rows, test_rows)
+        The cross-validation folds.
+
+    quantile : float, default=0.99
+        Share of the out-of-fold photos kept known.
+
+    k : int, default=1
+        Nearest entries averaged by the score.
+
+    Returns
+    -------
+    novelty : dict
+        ``threshold``, ``k`` and ``quantile``, as stored under
+        ``open_set["novelty"]`` in ``model.json``.
+    """
+    scores = [novelty_scores(index_with_views(embeddings[tr], [v[tr] for v in views]),
+                             embeddings[te], k=k)
+              for tr, te in splits]
+    return {"threshold": float(np.quantile(np.concatenate(scores), quantile)),
+            "k": int(k), "quantile": float(quantile)}
+
+
+def _novelty_index(final, X_train, y_train, splits, quantile, batch=256):
+    """The embedding index of the fitted pipeline and its novelty threshold.
+
+    The embedding (a pretrained CNN's) does not depend on the fold, so every
+    photo and view is embedded once, by the final pipeline.
+    """
+    steps = dict(final.steps)
+    parts, view_parts = [], []
+    for start in range(0, len(X_train), batch):
+        chunk = X_train[start : start + batch]
+        images = chunk if _is_off(steps["load"]) else steps["load"].transform(chunk)
+        parts.append(embed_images(final, images))
+        view_parts.append([embed_images(final, v) for v in degraded_views(images)])
+    embeddings = np.vstack(parts)
+    views = [np.vstack(v) for v in zip(*view_parts)]
+    novelty = novelty_threshold(embeddings, views, splits, quantile=quantile)
+    return index_with_views(embeddings, views, y_train), novelty
 
 
 def _classifier_name(clf):
