@@ -349,10 +349,14 @@ def run_train(args):
              f"{values['mean']:.3f} +/- {values['std']:.3f}")
     for metric, value in result.test_metrics.items():
         _out(f"test {metric}: {value:.3f}")
+    novelty = result.open_set.get("novelty")
     _out(f"open set: unknown below top probability "
-         f"{result.open_set['proba_threshold']:.3f}, or above the OOD score of "
-         "any block: " + ", ".join(
-             f"{k} {v:.2f}" for k, v in result.open_set["ood_thresholds"].items()))
+         f"{result.open_set['proba_threshold']:.3f} (low confidence), or " + (
+             f"further than {novelty['threshold']:.3f} (cosine distance) from "
+             "every training photo (unlike any training photo)" if novelty else
+             "above the OOD score of any block: " + ", ".join(
+                 f"{k} {v:.2f}"
+                 for k, v in result.open_set["ood_thresholds"].items())))
     metadata = result.metadata()
     metadata["data_fingerprint"] = data_fingerprint(paths, labels,
                                                     root=args.data_dir)
@@ -360,7 +364,8 @@ def run_train(args):
     metadata["training"]["classifier"] = args.classifier
     metadata["training"]["groups"] = source
     metadata["training"]["seconds_wall"] = round(time.perf_counter() - started, 2)
-    save_model(result.pipeline, args.output_dir, metadata=metadata)
+    save_model(result.pipeline, args.output_dir, metadata=metadata,
+               index=result.neighbours)
     out = os.path.abspath(args.output_dir)
     _out(f"training took {time.perf_counter() - started:.1f} s")
     _out(f"Model saved to {out}")
@@ -393,7 +398,8 @@ def format_parser_predict(parser):
         help="lowest top probability of a known class (default: the model's)",
     )
     parser.add_argument("--no-ood", action="store_true",
-                        help="skip the out-of-distribution check")
+                        help="skip the 'unlike any training photo' check (novelty, "
+                        "or the per-block OOD scores of older models)")
     parser.add_argument("--closed-set", action="store_true",
                         help="never answer 'unknown'")
     parser.add_argument("--top-k", type=int, default=3,
@@ -431,12 +437,13 @@ def _dask_client(scheduler):
     return dask_client(scheduler)
 
 
-def _predict_rows(args, pipe, files, proba_threshold, ood_thresholds):
+def _predict_rows(args, pipe, files, proba_threshold, ood_thresholds, novelty):
     """The rows of 'hybridclf predict', here or on Dask (then all at once)."""
     from .prediction import predict_files
 
     options = {"batch_size": args.batch_size, "proba_threshold": proba_threshold,
-               "ood_thresholds": ood_thresholds, "top_k": args.top_k,
+               "ood_thresholds": ood_thresholds, "novelty": novelty,
+               "top_k": args.top_k,
                "progress": True}
     if not args.scheduler:
         return predict_files(pipe, files, **options)
@@ -450,24 +457,35 @@ def _predict_rows(args, pipe, files, proba_threshold, ood_thresholds):
                                    partition_size=args.partition_size, **options)
 
 
+def _quality_cell(quality):
+    """'ok', the issues joined by ';', or '' when not measured."""
+    if quality is None:
+        return ""
+    return ";".join(quality["issues"]) or "ok"
+
+
 def run_predict(args):
     import csv
     import io
 
     from .persistence import load_model, read_model_info
-    from .prediction import iter_image_files
+    from .prediction import iter_image_files, open_set_options
 
     pipe = load_model(args.model_dir, allow_pickle=args.allow_pickle)
-    open_set = read_model_info(args.model_dir).get("open_set") or {}
+    options = open_set_options(args.model_dir, read_model_info(args.model_dir))
     proba_threshold = args.threshold
     if proba_threshold is None:
-        proba_threshold = open_set.get("proba_threshold", 0.0)
-    ood_thresholds = None if args.no_ood else open_set.get("ood_thresholds")
+        proba_threshold = options["proba_threshold"]
+    ood_thresholds, novelty = options["ood_thresholds"], options["novelty"]
+    if args.no_ood:
+        ood_thresholds = novelty = None
     if args.closed_set:
-        proba_threshold, ood_thresholds = 0.0, None
+        proba_threshold, ood_thresholds, novelty = 0.0, None, None
     files = iter_image_files(args.inputs)
-    columns = ["file", "label", "confidence", "ood_score", "top", "error"]
-    rows = _predict_rows(args, pipe, files, proba_threshold, ood_thresholds)
+    columns = ["file", "label", "confidence", "ood_score", "unknown_reason",
+               "quality", "top", "error"]
+    rows = _predict_rows(args, pipe, files, proba_threshold, ood_thresholds,
+                         novelty)
     target = open(args.output, "w", newline="") if args.output else None
     counts = {"predicted": 0, "unknown": 0, "unreadable": 0}
     try:
@@ -485,6 +503,7 @@ def run_predict(args):
                 row["file"], row["label"],
                 "" if row["error"] else f"{row['confidence']:.4f}",
                 "" if row["error"] else f"{row['ood_score']:.3f}",
+                row["unknown_reason"], _quality_cell(row["quality"]),
                 ";".join(f"{c}:{p:.3f}" for c, p in row["top"]), row["error"],
             ])
             if target is None:

@@ -86,8 +86,8 @@ class EmbeddingIndex:
     >>> from hybridclf.neighbours import EmbeddingIndex
     >>> index = EmbeddingIndex().fit([[1, 0], [0, 1], [1, 1]], ["a", "b", "c"])
     >>> idx, sim = index.query([[2, 0.1]], k=2)
-    >>> idx.tolist(), sim.round(2).tolist()
-    ([[0, 2]], [[1.0, 0.74]])
+    >>> idx.tolist(), [round(float(v), 2) for v in sim[0]]
+    ([[0, 2]], [1.0, 0.74])
     """
 
     def __init__(self, *, dtype="float16"):

@@ -35,6 +35,7 @@ __all__ = [
     "measure_photo",
     "photo_issues",
     "photo_quality",
+    "quality_message",
 ]
 
 #: Longer side, in pixels, of the grey copy that is measured.
@@ -194,3 +195,31 @@ def photo_quality(image, **thresholds):
     measures = measure_photo(image)
     issues = photo_issues(measures, **thresholds)
     return {"ok": not issues, "issues": issues, "measures": measures}
+
+
+def quality_message(issues):
+    """One sentence for people about a photo's quality issues, or "".
+
+    Parameters
+    ----------
+    issues : list of str
+        As from :func:`photo_issues`.
+
+    Returns
+    -------
+    message : str
+        Empty for a good photo.
+
+    Examples
+    --------
+    >>> from hybridclf.quality import quality_message
+    >>> quality_message(["blurry", "too_dark"])[:36]
+    'This photo is blurry and too dark: t'
+    """
+    if not issues:
+        return ""
+    words = [ISSUE_TEXT.get(kind, kind.replace("_", " ")) for kind in issues]
+    listed = words[-1] if len(words) == 1 else (
+        ", ".join(words[:-1]) + " and " + words[-1])
+    return (f"This photo is {listed}: the answer may be less reliable; retake it "
+            "if you can.")

@@ -87,12 +87,29 @@ class BatchPredictRequest(BaseModel):
     return_probabilities: bool = True
 
 
+class PhotoQuality(BaseModel):
+    """The quality of the photo; it never changes the class by itself."""
+
+    ok: bool = Field(..., description="No quality issue was found.")
+    issues: list[str] = Field(
+        default_factory=list,
+        description="Among 'blurry', 'too_dark', 'too_bright' (over-exposed), "
+        "'too_small' and 'low_information'.")
+    message: str = Field("", description="The issues in a sentence for people, "
+                         "or empty.")
+
+
 class PredictResponse(BaseModel):
     """The prediction for one image (or why there is none)."""
 
     success: bool
     predicted_class: str | None = None
     confidence: float | None = None
+    unknown_reason: str | None = Field(
+        None, description="Why predicted_class is 'unknown': 'unlike any "
+        "training photo' (novelty) or 'low confidence' (top probability under "
+        "confidence_threshold); null otherwise.")
+    quality: PhotoQuality | None = None
     probabilities: dict[str, float] | None = None
     processing_time_ms: float
     model_version: str
@@ -177,6 +194,7 @@ class _State:
         self.info = {}
         self.model_version = "unloaded"
         self.ood_thresholds = None
+        self.novelty = None
         self.batcher = None
         self.started = time.monotonic()
         self.lock = threading.Lock()
@@ -403,7 +421,14 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
     from . import __version__
     from ._microbatch import MicroBatcher
     from .persistence import load_model, read_model_info
-    from .prediction import UNKNOWN, predict_open_set
+    from .prediction import (
+        LOW_CONFIDENCE,
+        UNKNOWN,
+        open_set_options,
+        predict_open_set,
+        predict_with_reasons,
+    )
+    from .quality import quality_message
 
     if not max_body_mb > 0:
         raise ValueError("The 'max_body_mb' parameter of create_app must be a "
@@ -432,8 +457,9 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
         state.info = info
         state.model_version = (f"{info.get('hybridclf_version', '?')}+"
                                f"{str(info.get('sha256', ''))[:12]}")
-        open_set = info.get("open_set") or {}
-        state.ood_thresholds = open_set.get("ood_thresholds") if use_ood else None
+        options = open_set_options(model_dir, info)
+        state.ood_thresholds = options["ood_thresholds"] if use_ood else None
+        state.novelty = options["novelty"] if use_ood else None
         state.pipe = pipe
         # concurrent requests share one model call, run in one thread
         state.batcher = MicroBatcher(classify, max_items=max_batch)
@@ -506,7 +532,9 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
 
     # ---- prediction
     def classify(items):
-        """(label, proba, error, seconds) per image bytes, in one model call.
+        """((label, reason), proba, quality, error, seconds) per image bytes.
+
+        In one model call.
 
         Runs in the micro-batcher's thread on the images of every request
         waiting; "unknown" from the probability threshold is left to each
@@ -516,9 +544,10 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
         metrics.batch_size.observe(len(items))
         start = time.perf_counter()
         errors = {}
+        options = {"ood_thresholds": state.ood_thresholds,
+                   "novelty": state.novelty, "quality": True}
         try:
-            labels, proba, _ = predict_open_set(
-                pipe, items, ood_thresholds=state.ood_thresholds)
+            result = predict_with_reasons(pipe, items, **options)
         except ImageLoadError:
             # some image is unreadable: find which (decoding only), then
             # predict the others together
@@ -529,12 +558,12 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
                 except ImageLoadError as exc:
                     errors[i] = exc.failures[0][1] if exc.failures else str(exc)
             good = [item for i, item in enumerate(items) if i not in errors]
-            labels, proba = [], []
+            result = {"labels": [], "proba": [], "reasons": [], "quality": []}
             if good:
-                labels, proba, _ = predict_open_set(
-                    pipe, good, ood_thresholds=state.ood_thresholds)
-        predicted = iter(zip(labels, proba))
-        outcomes = [(None, None, errors[i]) if i in errors
+                result = predict_with_reasons(pipe, good, **options)
+        predicted = iter(zip(zip(result["labels"], result["reasons"]),
+                             result["proba"], result["quality"]))
+        outcomes = [(None, None, None, errors[i]) if i in errors
                     else (*next(predicted), None) for i in range(len(items))]
         seconds = time.perf_counter() - start
         return [(*outcome, seconds) for outcome in outcomes]
@@ -556,18 +585,24 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
             outcomes = await asyncio.wrap_future(
                 state.batcher.submit([items[i] for i in todo]))
         if outcomes:
-            metrics.inference.labels(endpoint).observe(outcomes[0][3])
+            metrics.inference.labels(endpoint).observe(outcomes[0][4])
         classes = [str(c) for c in state.pipe.steps[-1][1].classes_]
         n_predicted = 0
-        for i, (label, p, error, _) in zip(todo, outcomes):
+        for i, (answer, p, quality, error, _) in zip(todo, outcomes):
             if error is not None:
                 results[i] = {"success": False, "error_message":
                               f"Cannot decode image {i}: {error}."}
                 continue
             n_predicted += 1
+            label, reason = answer
+            if not reason and p.max() < threshold:
+                label, reason = UNKNOWN, LOW_CONFIDENCE
             results[i] = {
                 "success": True,
-                "predicted_class": UNKNOWN if p.max() < threshold else str(label),
+                "predicted_class": str(label),
+                "unknown_reason": reason or None,
+                "quality": {**quality, "message": quality_message(
+                    quality["issues"])},
                 "confidence": float(p.max()),
                 "probabilities": ({c: float(v) for c, v in zip(classes, p)}
                                   if with_proba else None),
