@@ -218,14 +218,19 @@ def _model_card(info):
                   if not isinstance(v, (dict, list))]
     open_set = info.get("open_set") or {}
     if open_set:
+        novelty = open_set.get("novelty")
+        rule = (f"the photo's CNN embedding is further than "
+                f"{_fmt(novelty.get('threshold'))} (cosine distance) from every "
+                f"training photo in `{INDEX_FILE}` (unlike any training photo)"
+                if novelty else
+                "the out-of-distribution score of a feature block is above its "
+                "threshold: " + ", ".join(
+                    f"{k} {_fmt(v)}"
+                    for k, v in (open_set.get("ood_thresholds") or {}).items()))
         lines += ["", "## Open set", "",
                   "`hybridclf predict` answers \"unknown\" when the top probability "
-                  f"is below {_fmt(open_set.get('proba_threshold'))} or the "
-                  "out-of-distribution score of a feature block is above its "
-                  "threshold: " + ", ".join(
-                      f"{k} {_fmt(v)}"
-                      for k, v in (open_set.get("ood_thresholds") or {}).items())
-                  + "."]
+                  f"is below {_fmt(open_set.get('proba_threshold'))} (low "
+                  f"confidence) or {rule}."]
     fingerprint = info.get("data_fingerprint") or {}
     if fingerprint:
         lines += ["", "## Data", "",
