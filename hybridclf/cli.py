@@ -615,8 +615,11 @@ def run_evaluate(args):
     info = read_model_info(args.model_dir)
     paths, labels = load_image_folder(args.test_data_dir)
     _out(f"{len(paths)} test images in {len(set(labels))} classes")
+    from .prediction import open_set_options
+
     report = evaluate_model(pipe, paths, labels, n_repeats=args.n_repeats,
-                            random_state=args.seed, model_info=info)
+                            random_state=args.seed, model_info=info,
+                            novelty=open_set_options(args.model_dir, info)["novelty"])
     files = write_report(report, args.output_dir)
     for metric in ("accuracy", "balanced_accuracy", "f1_macro", "top_2_accuracy",
                    "top_3_accuracy", "expected_calibration_error"):

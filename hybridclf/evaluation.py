@@ -36,7 +36,7 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
-from .prediction import _is_off, ood_scores
+from .prediction import _is_off, embedding_of, ood_scores
 
 __all__ = ["evaluate_model", "reliability_bins", "write_report"]
 
@@ -109,7 +109,7 @@ def _thumbnail(image):
 
 
 def evaluate_model(pipe, X, labels, *, n_repeats=3, top_k=(2, 3), n_bins=10,
-                   random_state=0, model_info=None):
+                   random_state=0, model_info=None, novelty=None):
     """Evaluate a fitted hybrid pipeline on labelled test images.
 
     Parameters
@@ -139,6 +139,11 @@ def evaluate_model(pipe, X, labels, *, n_repeats=3, top_k=(2, 3), n_bins=10,
     model_info : dict or None, default=None
         The model's ``model.json`` (:func:`~hybridclf.persistence.read_model_info`);
         its open-set thresholds, when present, are applied too.
+
+    novelty : dict or None, default=None
+        The novelty check with its index, as
+        :func:`~hybridclf.prediction.open_set_options` reads it from the model
+        directory; it replaces the per-block OOD check of ``model_info``.
 
     Returns
     -------
@@ -238,12 +243,18 @@ def evaluate_model(pipe, X, labels, *, n_repeats=3, top_k=(2, 3), n_bins=10,
     thresholds = (model_info or {}).get("open_set") or {}
     if thresholds:
         rejected = proba.max(axis=1) < thresholds.get("proba_threshold", 0.0)
-        if thresholds.get("ood_thresholds"):
+        if novelty:
+            from .neighbours import novelty_scores
+
+            rejected |= novelty_scores(novelty["index"], embedding_of(pipe, features),
+                                       k=novelty.get("k", 1)) > novelty["threshold"]
+        elif thresholds.get("ood_thresholds"):
             rejected |= ood_scores(features, list(widths.items()),
                                    thresholds["ood_thresholds"]) > 1.0
         open_set = {
             **{k: thresholds[k] for k in ("proba_threshold", "ood_thresholds")
-               if k in thresholds},
+               if k in thresholds and not (novelty and k == "ood_thresholds")},
+            **({"novelty_threshold": novelty["threshold"]} if novelty else {}),
             "unknown_share": float(rejected.mean()),
             "accuracy_of_accepted": float(correct[~rejected].mean())
             if (~rejected).any() else None,

@@ -148,3 +148,22 @@ def test_service_answers_quality_and_reason_in_its_schema(amulet_model):
     assert answers[1]["predicted_class"] == "unknown"
     assert answers[1]["unknown_reason"] == NOVEL
     assert answers[1]["quality"]["ok"]
+
+
+def test_evaluate_applies_the_novelty_check(amulet_model):
+    from hybridclf.evaluation import evaluate_model
+
+    info = read_model_info(amulet_model["dir"])
+    options = open_set_options(amulet_model["dir"], info)
+    pipe = amulet_model["result"].pipeline
+    stranger = skimage.data.coffee()
+    rows = [0, len(amulet_model["paths"]) // 2, -1]  # three classes
+    X = [*amulet_model["paths"][rows], stranger]
+    labels = [*amulet_model["labels"][rows], amulet_model["labels"][0]]
+    report = evaluate_model(pipe, X, labels, n_repeats=1, model_info=info,
+                            novelty=options["novelty"])
+    open_set = report["open_set"]
+    assert open_set["novelty_threshold"] == info["open_set"]["novelty"]["threshold"]
+    assert "ood_thresholds" not in open_set
+    # the coffee cup at least is rejected
+    assert open_set["unknown_share"] >= 0.25
