@@ -385,9 +385,44 @@ def _pc(v):
     return f"{100 * v:.1f}%"
 
 
+def _far_and_perturbed(report, head):
+    """The tables of the far-unknown and of the perturbed known photos."""
+    rates, acc, far_auc = report["rates"], report["accuracy"], report["far_auroc"]
+    lines = []
+    lines += [
+        "",
+        "### Far-unknown: other domains (share rejected; AUROC against held-out "
+        "known photos)",
+        "",
+        "| set | images " + head,
+        "| --- | ---: " + "| ---: " * len(RULES) + "|",
+    ]
+    for name in far_auc:
+        lines.append(f"| {name} | {report['sizes'][name]} | " + " | ".join(
+            f"{_pc(rates[name][r])} (AUROC {far_auc[name][r]:.3f})" for r in RULES)
+            + " |")
+    lines += [
+        "",
+        "### Perturbed known photos: share answered \"unknown\"",
+        "",
+        "Held-out-fold photos of the six classes (grouped 5-fold), perturbed "
+        "with OpenCV. *accuracy*: closed-set accuracy of the top class (what "
+        "`--closed-set` answers); *answered*: accuracy of the answers that "
+        "*after* does not turn into \"unknown\"; *quality*: the share with a "
+        "quality issue (`hybridclf.quality`).",
+        "",
+        "| photos | accuracy | answered | quality issue " + head,
+        "| --- | ---: | ---: | --- " + "| ---: " * len(RULES) + "|",
+    ]
+    for name, (closed, answered) in acc.items():
+        lines.append(f"| {name} | {closed:.3f} | {answered:.3f} | "
+                     f"{report['quality'][name]} | "
+                     + " | ".join(_pc(rates[name][r]) for r in RULES) + " |")
+    return lines
+
+
 def render(report):
-    rates, acc, far_auc, near = (report["rates"], report["accuracy"],
-                                 report["far_auroc"], report["near"])
+    near = report["near"]
     head = "| " + " | ".join(RULES) + " |"
     lines = [
         START,
@@ -434,35 +469,7 @@ def render(report):
         lines.append(f"| {what} (mean) | " + " | ".join(
             _pc(np.mean([row[r][key] for row in near.values()])) for r in RULES)
             + " |")
-    lines += [
-        "",
-        "### Far-unknown: other domains (share rejected; AUROC against held-out "
-        "known photos)",
-        "",
-        "| set | images " + head,
-        "| --- | ---: " + "| ---: " * len(RULES) + "|",
-    ]
-    for name in far_auc:
-        lines.append(f"| {name} | {report['sizes'][name]} | " + " | ".join(
-            f"{_pc(rates[name][r])} (AUROC {far_auc[name][r]:.3f})" for r in RULES)
-            + " |")
-    lines += [
-        "",
-        "### Perturbed known photos: share answered \"unknown\"",
-        "",
-        "Held-out-fold photos of the six classes (grouped 5-fold), perturbed "
-        "with OpenCV. *accuracy*: closed-set accuracy of the top class (what "
-        "`--closed-set` answers); *answered*: accuracy of the answers that "
-        "*after* does not turn into \"unknown\"; *quality*: the share with a "
-        "quality issue (`hybridclf.quality`).",
-        "",
-        "| photos | accuracy | answered | quality issue " + head,
-        "| --- | ---: | ---: | --- " + "| ---: " * len(RULES) + "|",
-    ]
-    for name, (closed, answered) in acc.items():
-        lines.append(f"| {name} | {closed:.3f} | {answered:.3f} | "
-                     f"{report['quality'][name]} | "
-                     + " | ".join(_pc(rates[name][r]) for r in RULES) + " |")
+    lines += _far_and_perturbed(report, head)
     lines.append("")
     for note in report.get("notes", []):
         lines += [note, ""]
