@@ -269,7 +269,7 @@ def _read_one(source, background, min_size, target=None):
     return rgb
 
 
-def read_image(source, *, background=(255, 255, 255), min_size=1):
+def read_image(source, *, background=(255, 255, 255), min_size=1, draft_size=None):
     """Read one image as an RGB ``uint8`` array of shape (height, width, 3).
 
     Files are recognised by their content, not their extension. The EXIF
@@ -290,6 +290,12 @@ def read_image(source, *, background=(255, 255, 255), min_size=1):
     min_size : int, default=1
         Smallest accepted height and width, in pixels.
 
+    draft_size : tuple of (int, int) or None, default=None
+        A large JPEG may then be decoded at 1/2, 1/4 or 1/8 scale, never
+        under this (height, width), as :class:`ImageLoader` does: many
+        times faster for a photo of tens of megapixels. None decodes at full
+        size.
+
     Returns
     -------
     image : ndarray of shape (height, width, 3), dtype uint8
@@ -309,7 +315,7 @@ def read_image(source, *, background=(255, 255, 255), min_size=1):
     (4, 5, 3)
     """
     try:
-        return _read_one(source, background, min_size)
+        return _read_one(source, background, min_size, draft_size)
     except ValueError as exc:
         raise ImageLoadError([(_source_name(source, 0), str(exc))]) from exc
 

@@ -395,8 +395,8 @@ def predict_with_reasons(pipe, X, *, proba_threshold=0.0, ood_thresholds=None,
         As in :func:`predict_open_set`.
 
     quality : bool, default=False
-        Also measure the quality of each photo (decoding it once more at its
-        own size).
+        Also measure the quality of each photo (decoding it once more, a large
+        JPEG at a reduced scale).
 
     Returns
     -------
@@ -430,11 +430,12 @@ def predict_with_reasons(pipe, X, *, proba_threshold=0.0, ood_thresholds=None,
 
 def _qualities(X):
     from .io import read_image
-    from .quality import photo_quality
+    from .quality import MEASURE_SIDE, photo_quality
 
     out = []
     for item in X:
-        answer = photo_quality(read_image(item))
+        # measured at MEASURE_SIDE pixels: a large JPEG need not be decoded whole
+        answer = photo_quality(read_image(item, draft_size=(MEASURE_SIDE,) * 2))
         out.append({"ok": answer["ok"], "issues": answer["issues"]})
     return out
 
