@@ -838,7 +838,7 @@ def _train(pipe, paths, labels, groups, test_size, cv_folds, search, param_grid,
     if "cnn" in dict(blocks):
         t0 = time.perf_counter()
         neighbours, open_set["novelty"] = _novelty_index(
-            final, X_train, y_train, splits, open_set_quantile)
+            final, X_train, y_train, splits, open_set_quantile, shared)
         timings["novelty"] = time.perf_counter() - t0
 
     test_metrics = {}
@@ -898,21 +898,29 @@ def novelty_threshold(embeddings, views, splits, *, quantile=0.99, k=1):
             "k": int(k), "quantile": float(quantile)}
 
 
-def _novelty_index(final, X_train, y_train, splits, quantile, batch=256):
+def _novelty_index(final, X_train, y_train, splits, quantile, shared, batch=256):
     """The embedding index of the fitted pipeline and its novelty threshold.
 
     Only for a pipeline with a ``"cnn"`` block (the blocks without one judge
     novelty by their OOD scores, as before). The embedding (a pretrained
     CNN's) does not depend on the fold, so every photo and view is embedded
     once, by the final pipeline; with a fine-tuned CNN the threshold is
-    therefore slightly optimistic.
+    therefore slightly optimistic. The photos loaded and embedded for the
+    folds (``shared``, a ``_SharedFeatures``) are reused when there are some.
     """
     steps = dict(final.steps)
+    fixed = getattr(shared, "fixed", {})
     parts, view_parts = [], []
     for start in range(0, len(X_train), batch):
-        chunk = X_train[start : start + batch]
-        images = chunk if _is_off(steps["load"]) else steps["load"].transform(chunk)
-        parts.append(embed_images(final, images))
+        rows = slice(start, start + batch)
+        if "cnn" in fixed:
+            images = shared.images[rows]
+            parts.append(np.asarray(fixed["cnn"][rows], dtype=np.float32))
+        else:
+            chunk = X_train[rows]
+            images = chunk if _is_off(steps["load"]) else steps["load"].transform(
+                chunk)
+            parts.append(embed_images(final, images))
         view_parts.append([embed_images(final, v) for v in degraded_views(images)])
     embeddings = np.vstack(parts)
     views = [np.vstack(v) for v in zip(*view_parts)]
