@@ -9,7 +9,7 @@ What it measures, on the 173 photos of ``amulet6`` (224x224 JPEG, 6 classes of
   with ``n_jobs=1`` and ``n_jobs=2``, including the quality check (SSIM on
   64x64 greyscale copies); the same draws without the check
   (:func:`hybridclf.augment.random_augment` in a loop); and the whole
-  ``hybridclf augment`` work (:func:`hybridclf.augment_folder.augment_folder`:
+  ``hybridclf augment`` work (:func:`hybridclf.augment.augment_folder`:
   reading the JPEGs, generating, writing the copies and ``manifest.csv``).
   Medians of the repeats.
 - Quality of the default settings: the SSIM of the generated images and how
@@ -52,9 +52,9 @@ from sklearn.model_selection import RepeatedStratifiedKFold, cross_validate
 from threadpoolctl import threadpool_limits
 
 from hybridclf import ClassAwareAugmenter, make_hybrid_pipeline
-from hybridclf.augment import random_augment
-from hybridclf.augment_folder import augment_folder
+from hybridclf.augment import augment_folder, random_augment
 from hybridclf.io import ImageLoader
+from hybridclf.pipeline import iter_feature_blocks
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DOCS_FILE = REPO_ROOT / "docs" / "benchmarks.md"
@@ -188,7 +188,7 @@ def run_accuracy(images, labels, n_splits, n_repeats):
     for name, sampler in configs.items():
         pipe = make_hybrid_pipeline(features=["hog", "lbp", "sift", "color"],
                                     classifier="logistic", sampler=sampler)
-        blocks = list(pipe.named_steps["features"].named_transformers)
+        blocks = [name for name, _ in iter_feature_blocks(pipe)]
         params = {"load": "passthrough"}
         params.update({f"features__{b}__extract__n_jobs": 2 for b in blocks})
         params.update({k: 0 for k in pipe.get_params()

@@ -58,6 +58,7 @@ from threadpoolctl import threadpool_limits
 from hybridclf import make_hybrid_pipeline
 from hybridclf.features import ColorHistogram, HOGFeatures, LBPFeatures, SIFTBoVW
 from hybridclf.io import ImageLoader
+from hybridclf.pipeline import iter_feature_blocks
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DOCS_FILE = REPO_ROOT / "docs" / "benchmarks.md"
@@ -358,7 +359,7 @@ def run_accuracy(images, labels, n_splits, n_repeats, cache_dir):
     for name, features in configs.items():
         pipe = make_hybrid_pipeline(features=features, classifier="logistic",
                                     memory=cache_dir)
-        used = features or list(pipe.named_steps["features"].named_transformers)
+        used = features or [name for name, _ in iter_feature_blocks(pipe)]
         # images are loaded once, so the pipeline's loader is skipped
         params = {"load": "passthrough"}
         params.update({f"features__{b}__extract__n_jobs": 2 for b in used})

@@ -111,11 +111,11 @@ def train_model(folder, out, quick, **kwargs):
 def in_process_ms(model_dir, data, repeats):
     """Median ms of predict_open_set on the image bytes, in this process."""
     from hybridclf import load_model
+    from hybridclf.pipeline import set_n_jobs
     from hybridclf.prediction import predict_open_set
-    from hybridclf.serve import _set_threads
 
     pipe = load_model(model_dir)
-    _set_threads(pipe, None)  # as the service does: every core per prediction
+    set_n_jobs(pipe, None)  # as the service does: every core per prediction
     predict_open_set(pipe, [data], proba_threshold=0.5)
     times = []
     for _ in range(repeats):

@@ -62,6 +62,7 @@ from hybridclf import load_image_folder, make_hybrid_pipeline
 from hybridclf.cli import main as cli_main
 from hybridclf.evaluation import evaluate_model
 from hybridclf.persistence import load_model, read_model_info
+from hybridclf.pipeline import CLASSIFIERS as REGISTRY
 from hybridclf.training import duplicate_groups, train_model
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -133,7 +134,7 @@ def measure_accuracy(paths, labels, groups, n_splits, n_repeats):
 
 def compare_classifiers(paths, labels, groups, names, n_splits):
     """CV accuracy of each classifier on the same fold features."""
-    candidates = [make_hybrid_pipeline(classifier=n).named_steps["clf"] for n in names]
+    candidates = [REGISTRY[n].factory() for n in names]
     for clf in candidates:
         for key in clf.get_params():
             if key.endswith("random_state"):

@@ -21,9 +21,9 @@ import tempfile
 from collections import Counter
 
 from hybridclf import load_image_folder, load_model, make_hybrid_pipeline, save_model
-from hybridclf.datasets import write_digits_folder
 from hybridclf.persistence import read_model_info
 from hybridclf.prediction import iter_image_files, open_set_options, predict_files
+from hybridclf.sample_data import write_digits_folder
 from hybridclf.training import train_model
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -23,7 +23,7 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_validat
 from threadpoolctl import threadpool_limits
 
 from hybridclf import load_image_folder, make_hybrid_pipeline
-from hybridclf.datasets import write_digits_folder
+from hybridclf.sample_data import write_digits_folder
 
 # one BLAS thread: many small fits with parallel BLAS threads ran about 10
 # times slower on a busy 2-core machine (hybridclf.training does the same)

@@ -23,7 +23,8 @@ from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from hybridclf import load_image_folder, make_hybrid_pipeline
-from hybridclf.datasets import write_digits_folder
+from hybridclf.pipeline import get_feature_union
+from hybridclf.sample_data import write_digits_folder
 
 # one BLAS thread: many small fits with parallel BLAS threads ran about 10
 # times slower on a busy 2-core machine (hybridclf.training does the same)
@@ -72,5 +73,5 @@ for features in (["color"], ["color", ("grid", GridIntensity(grid=4))]):
 
 # the custom block's parameters are pipeline parameters like any other
 pipe.set_params(features__grid__extract__grid=6).fit(paths, labels)
-columns = pipe.named_steps["features"].get_feature_names_out()
+columns = get_feature_union(pipe).get_feature_names_out()
 print(f"{len(columns)} feature columns, the last ones: {list(columns[-3:])}")

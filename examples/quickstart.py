@@ -13,7 +13,7 @@ import tempfile
 from sklearn.model_selection import cross_val_score
 
 from hybridclf import load_image_folder, make_hybrid_pipeline
-from hybridclf.datasets import write_digits_folder
+from hybridclf.sample_data import write_digits_folder
 
 data_dir = sys.argv[1] if len(sys.argv) > 1 else write_digits_folder(
     tempfile.mkdtemp(), n_per_class=20)

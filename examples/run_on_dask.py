@@ -22,7 +22,6 @@ import tempfile
 import numpy as np
 
 from hybridclf import load_image_folder, make_hybrid_pipeline
-from hybridclf.datasets import write_digits_folder
 from hybridclf.distributed import (
     dask_client,
     extract_features,
@@ -30,6 +29,7 @@ from hybridclf.distributed import (
     read_features,
 )
 from hybridclf.prediction import iter_image_files, predict_files, transform_features
+from hybridclf.sample_data import write_digits_folder
 
 
 def main():

@@ -84,7 +84,7 @@ def start_local_service(model_dir):
 def train_small_model(work):
     """A model directory trained on digits, and one image to send."""
     from hybridclf import load_image_folder, make_hybrid_pipeline, save_model
-    from hybridclf.datasets import write_digits_folder
+    from hybridclf.sample_data import write_digits_folder
 
     paths, labels = load_image_folder(write_digits_folder(work, n_per_class=10))
     pipe = make_hybrid_pipeline(features=["hog", "color"]).set_params(load__size=64)

@@ -22,8 +22,8 @@ import os
 import tempfile
 
 from hybridclf import load_image_folder, load_model, make_hybrid_pipeline, save_model
-from hybridclf.datasets import write_digits_folder
 from hybridclf.evaluation import evaluate_model, write_report
+from hybridclf.sample_data import write_digits_folder
 from hybridclf.training import duplicate_groups, train_model
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -11,8 +11,13 @@ imbalanced-learn ``Pipeline`` from image paths to class labels::
 
 from importlib.metadata import PackageNotFoundError, version
 
-from .dataset import DatasetReport, find_duplicate_groups, inspect_dataset
 from .exceptions import HybridClfError, ImageLoadError, SkippedFilesWarning
+from .inspect import (
+    DatasetReport,
+    InspectThresholds,
+    find_duplicate_groups,
+    inspect_dataset,
+)
 from .io import ImageLoader, load_image_folder, read_image
 from .persistence import load_model, save_model
 from .pipeline import make_hybrid_pipeline
@@ -29,6 +34,7 @@ __all__ = [
     "HybridClfError",
     "ImageLoadError",
     "ImageLoader",
+    "InspectThresholds",
     "SkippedFilesWarning",
     "__version__",
     "find_duplicate_groups",

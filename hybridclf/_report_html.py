@@ -1,4 +1,4 @@
-"""Pieces shared by the self-contained HTML reports (inspection, evaluation).
+"""The self-contained HTML reports: shared pieces, and the evaluation page.
 
 Both reports are one file each that a browser shows without a network: images
 are inlined as data URIs, and the tables are scannable (sticky header, zebra
@@ -6,10 +6,11 @@ rows) and sortable by a few lines of inline JavaScript: click a column header,
 or focus it and press Enter, to sort by it; again to reverse.
 """
 
+import base64
 import html
 import numbers
 
-__all__ = ["TABLE_STYLE", "SORT_SCRIPT", "html_table"]
+__all__ = ["TABLE_STYLE", "SORT_SCRIPT", "evaluation_page", "html_table"]
 
 TABLE_STYLE = """
 table.sortable{border-collapse:collapse;margin:.5em 0}
@@ -103,3 +104,76 @@ def html_table(header, rows, *, fmt=str, escape=True):
         body.append("<tr>" + "".join(cells) + "</tr>")
     return (f'<table class="sortable"><thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(body)}</tbody></table>')
+
+
+def _table(header, rows):
+    return html_table(header, rows, fmt=_cell)
+
+
+def _cell(value):
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return "" if value is None else str(value)
+
+
+def evaluation_page(report, figures, title):
+    """The self-contained HTML page of an evaluation report.
+
+    Parameters
+    ----------
+    report : dict
+        As from :func:`~hybridclf.evaluation.evaluate_model`.
+
+    figures : list of (str, bytes)
+        The name and PNG data of each figure, inlined as base64.
+
+    title : str
+        The page's title and heading.
+
+    Returns
+    -------
+    page : str
+        The HTML document.
+    """
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title><style>",
+        "body{font-family:system-ui,sans-serif;max-width:1100px;margin:auto;"
+        "padding:1em;color:#222}",
+        "h2{border-bottom:1px solid #ccc;padding-bottom:.2em}",
+        "figure{margin:0}img{max-width:100%;height:auto}",
+        TABLE_STYLE, "</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p>{report['n_images']} test images, {len(report['classes'])} classes.</p>",
+        "<h2>Metrics</h2>",
+        _table(["metric", "value"], list(report["metrics"].items())),
+        "<h2>Per class</h2>",
+        _table(["class", "precision", "recall", "f1", "support"],
+               [[c, v["precision"], v["recall"], v["f1"], v["support"]]
+                for c, v in report["per_class"].items()]),
+    ]
+    if report["open_set"]:
+        parts += ["<h2>Open set</h2>",
+                  _table(["entry", "value"], list(report["open_set"].items()))]
+    captions = {
+        "confusion_matrix": "Confusion matrix",
+        "reliability": "Reliability of the top-class probability",
+        "block_importance": "Feature-block importance (permutation)",
+        "stage_speed": "Speed per stage",
+        "error_gallery": "Misclassified images",
+    }
+    for name, data in figures:
+        uri = base64.b64encode(data).decode("ascii")
+        caption = captions.get(name, name)
+        parts += [f"<h2>{html.escape(caption)}</h2>",
+                  f"<figure><img alt='{html.escape(caption)}' "
+                  f"src='data:image/png;base64,{uri}'></figure>"]
+    parts += ["<h2>Speed (ms per image)</h2>",
+              _table(["stage", "ms"], list(report["speed_ms_per_image"].items())),
+              "<h2>Errors</h2>",
+              _table(["file", "true", "predicted", "top guesses"],
+                     [[e["file"], e["true"], e["predicted"],
+                       ", ".join(f"{c} {p:.2f}" for c, p in e["top"])]
+                      for e in report["errors"]]),
+              f"<script>{SORT_SCRIPT}</script></body></html>"]
+    return "\n".join(parts)

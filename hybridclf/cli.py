@@ -66,7 +66,7 @@ def format_parser_quickstart(parser):
 
 
 def run_quickstart(args):
-    from .datasets import write_digits_folder
+    from .sample_data import write_digits_folder
 
     out = args.output_dir
     data_dir, test_dir, image_size = args.data_dir, args.test_data_dir, args.image_size
@@ -85,7 +85,7 @@ def run_quickstart(args):
     steps = [
         ("1. Inspect the dataset",
          ["inspect", "--data-dir", data_dir, "--output-dir", inspection, "--quick",
-          *(["--test-dir", test_dir] if test_dir else []), *common]),
+          *(["--test-data-dir", test_dir] if test_dir else []), *common]),
         ("2. Train the default pipeline (grouped cross-validation)",
          ["train", "--data-dir", data_dir, "--output-dir", model_dir, "--groups",
           os.path.join(inspection, "duplicate_groups.csv"), "--cv-folds",
@@ -172,7 +172,7 @@ def format_parser_augment(parser):
 
 
 def run_augment(args):
-    from .augment_folder import augment_folder
+    from .augment import augment_folder
     from .sampling import ClassAwareAugmenter
 
     params = {"target_samples": args.target_samples,
@@ -213,7 +213,8 @@ def run_augment(args):
 # train
 # --------------------------------------------------------------------------
 def format_parser_train(parser):
-    from .pipeline import DEFAULT_FEATURES, FEATURE_BLOCKS
+    from .io import DEFAULT_MAX_PIXELS
+    from .pipeline import CLASSIFIERS, DEFAULT_FEATURES, FEATURE_BLOCKS
 
     parser.description = (
         "Train a hybrid pipeline on a class-per-folder dataset: split off a test "
@@ -224,7 +225,8 @@ def format_parser_train(parser):
     parser.add_argument("--data-dir", required=True,
                         help="class-per-folder dataset: DATA_DIR/<class>/<image>")
     parser.add_argument("--output-dir", required=True,
-                        help="model directory to write")
+                        help="model directory to write: a new or empty folder, or "
+                        "a model directory to replace (atomically)")
     parser.add_argument(
         "--quick-mode", action="store_true",
         help="fast settings for a first look: HOG and colour blocks on 128-pixel "
@@ -243,8 +245,7 @@ def format_parser_train(parser):
     )
     parser.add_argument(
         "--classifier", default="ridge",
-        choices=["ridge", "logistic", "svc", "random_forest", "extra_trees",
-                 "hist_gradient_boosting", "soft_voting", "stacking"],
+        choices=list(CLASSIFIERS),
         help="final classifier (default: %(default)s)",
     )
     parser.add_argument(
@@ -270,59 +271,41 @@ def format_parser_train(parser):
                         "over feature parameters (default: none)")
     parser.add_argument("--seed", type=int, default=0,
                         help="random seed (default: %(default)s)")
+    _add_max_pixels(parser, default=DEFAULT_MAX_PIXELS)
     _add_scheduler_options(parser, partitions=False)
-
-
-def _set_matching(pipe, suffix, value):
-    pipe.set_params(**{name: value for name in pipe.get_params()
-                       if name.endswith(suffix)})
 
 
 def run_train(args):
     import numpy as np
 
     from .io import load_image_folder
-    from .persistence import save_model
-    from .pipeline import DEFAULT_FEATURES, make_hybrid_pipeline
+    from .persistence import check_output_dir, save_model
     from .training import (
-        data_fingerprint,
-        duplicate_groups,
-        read_groups_csv,
+        QUICK_CV_FOLDS,
+        find_training_groups,
+        make_training_pipeline,
         train_model,
+        training_metadata,
     )
 
     started = time.perf_counter()
-    features = args.features or (["hog", "color"] if args.quick_mode
-                                 else list(DEFAULT_FEATURES))
-    folds = 3 if args.quick_mode and args.cv_folds == 5 else args.cv_folds
-    size = args.image_size or (128 if args.quick_mode else 224)
+    folds = QUICK_CV_FOLDS if args.quick_mode and args.cv_folds == 5 else args.cv_folds
+    check_output_dir(args.output_dir)  # before the training, not after
     paths, labels = load_image_folder(args.data_dir)
     classes, counts = np.unique(labels, return_counts=True)
     _out(f"{len(paths)} images in {len(classes)} classes "
          f"({counts.min()} to {counts.max()} per class)")
     t0 = time.perf_counter()
-    if args.groups:
-        groups = read_groups_csv(args.groups, paths, root=args.data_dir)
-        source = args.groups
-    else:
-        groups = duplicate_groups(paths, n_jobs=args.n_jobs)
-        source = "found on the fly"
+    groups, source = find_training_groups(paths, groups_csv=args.groups,
+                                          root=args.data_dir, n_jobs=args.n_jobs)
     n_groups = len(np.unique(groups))
     _out(f"{n_groups} groups ({len(paths) - n_groups} images share a group with "
          f"another; {source}) in {time.perf_counter() - t0:.1f} s")
-
-    sampler = None
-    if args.augment:
-        from .sampling import ClassAwareAugmenter
-
-        sampler = ClassAwareAugmenter(random_state=args.seed, n_jobs=args.n_jobs)
-    pipe = make_hybrid_pipeline(features=features, classifier=args.classifier,
-                                sampler=sampler, memory=args.cache_dir)
-    pipe.set_params(load__size=size)
-    # threads for the image steps only; the classifier's n_jobs is deprecated
-    for suffix in ("load__n_jobs", "augment__n_jobs", "extract__n_jobs"):
-        _set_matching(pipe, suffix, args.n_jobs)
-    _set_matching(pipe, "random_state", args.seed)
+    pipe = make_training_pipeline(
+        features=args.features, classifier=args.classifier, quick=args.quick_mode,
+        image_size=args.image_size, augment=args.augment, cache_dir=args.cache_dir,
+        n_jobs=args.n_jobs, random_state=args.seed)
+    _apply_max_pixels(pipe, args.max_pixels)
     options = {"groups": groups, "test_size": args.test_size, "cv_folds": folds,
                "search": args.search, "random_state": args.seed,
                "n_jobs": args.n_jobs, "progress": True}
@@ -357,13 +340,9 @@ def run_train(args):
              "above the OOD score of any block: " + ", ".join(
                  f"{k} {v:.2f}"
                  for k, v in result.open_set["ood_thresholds"].items())))
-    metadata = result.metadata()
-    metadata["data_fingerprint"] = data_fingerprint(paths, labels,
-                                                    root=args.data_dir)
-    metadata["training"]["features"] = features
-    metadata["training"]["classifier"] = args.classifier
-    metadata["training"]["groups"] = source
-    metadata["training"]["seconds_wall"] = round(time.perf_counter() - started, 2)
+    metadata = training_metadata(
+        result, paths, labels, root=args.data_dir, classifier=args.classifier,
+        group_source=source, seconds_wall=time.perf_counter() - started)
     save_model(result.pipeline, args.output_dir, metadata=metadata,
                index=result.neighbours)
     out = os.path.abspath(args.output_dir)
@@ -406,7 +385,27 @@ def format_parser_predict(parser):
                         help="best guesses listed per image (default: %(default)s)")
     parser.add_argument("--allow-pickle", action="store_true",
                         help="load a pickled model (runs code from the file)")
+    _add_max_pixels(parser)
     _add_scheduler_options(parser, partitions=True)
+
+
+def _add_max_pixels(parser, default=None):
+    """The --max-pixels option of the commands that decode images."""
+    fallback = ("the model's own, 64000000 unless set at training" if default is None
+                else "%(default)s")
+    parser.add_argument(
+        "--max-pixels", type=int, default=default, metavar="N",
+        help="most pixels (width x height) an image may declare in its header; "
+        f"larger ones are reported undecoded (default: {fallback})")
+
+
+def _apply_max_pixels(pipe, max_pixels):
+    """Set the --max-pixels of every image loader of a pipeline, if given."""
+    if max_pixels is not None:
+        if max_pixels < 1:
+            raise ValueError(f"--max-pixels must be >= 1. Got {max_pixels}.")
+        pipe.set_params(**{name: max_pixels for name in pipe.get_params()
+                           if name.endswith("max_pixels")})
 
 
 def _add_scheduler_options(parser, partitions):
@@ -472,6 +471,7 @@ def run_predict(args):
     from .prediction import iter_image_files, open_set_options
 
     pipe = load_model(args.model_dir, allow_pickle=args.allow_pickle)
+    _apply_max_pixels(pipe, args.max_pixels)
     options = open_set_options(args.model_dir, read_model_info(args.model_dir))
     proba_threshold = args.threshold
     if proba_threshold is None:
@@ -552,6 +552,7 @@ def format_parser_extract(parser):
                         help="images per batch (default: %(default)s)")
     parser.add_argument("--allow-pickle", action="store_true",
                         help="load a pickled model (runs code from the file)")
+    _add_max_pixels(parser)
     _add_scheduler_options(parser, partitions=True)
 
 
@@ -563,6 +564,7 @@ def run_extract(args):
     from .prediction import iter_image_files
 
     pipe = load_model(args.model_dir, allow_pickle=args.allow_pickle)
+    _apply_max_pixels(pipe, args.max_pixels)
     files = iter_image_files(args.inputs)
     context = _dask_client(args.scheduler) if args.scheduler else nullcontext()
     with context as client:
@@ -604,19 +606,20 @@ def format_parser_evaluate(parser):
                         help="random seed (default: %(default)s)")
     parser.add_argument("--allow-pickle", action="store_true",
                         help="load a pickled model (runs code from the file)")
+    _add_max_pixels(parser)
 
 
 def run_evaluate(args):
     from .evaluation import evaluate_model, write_report
     from .io import load_image_folder
     from .persistence import load_model, read_model_info
+    from .prediction import open_set_options
 
     pipe = load_model(args.model_dir, allow_pickle=args.allow_pickle)
+    _apply_max_pixels(pipe, args.max_pixels)
     info = read_model_info(args.model_dir)
     paths, labels = load_image_folder(args.test_data_dir)
     _out(f"{len(paths)} test images in {len(set(labels))} classes")
-    from .prediction import open_set_options
-
     report = evaluate_model(pipe, paths, labels, n_repeats=args.n_repeats,
                             random_state=args.seed, model_info=info,
                             novelty=open_set_options(args.model_dir, info)["novelty"])
@@ -647,7 +650,7 @@ def format_parser_inspect(parser):
     )
     parser.add_argument("--data-dir", required=True,
                         help="class-per-folder dataset: DATA_DIR/<class>/<image>")
-    parser.add_argument("--test-dir",
+    parser.add_argument("--test-data-dir",
                         help="held-out set in the same layout, checked for "
                         "duplicates of training images (leakage)")
     parser.add_argument("--output-dir", default="inspect-report",
@@ -669,7 +672,7 @@ def format_parser_inspect(parser):
 
 
 def run_inspect(args):
-    from .dataset import inspect_dataset
+    from .inspect import inspect_dataset
 
     threshold = args.corruption_threshold
     if threshold is not None and not 0 <= threshold <= 1:
@@ -679,7 +682,7 @@ def run_inspect(args):
         )
     start = time.perf_counter()
     report = inspect_dataset(
-        args.data_dir, test_root=args.test_dir, quick=args.quick,
+        args.data_dir, test_root=args.test_data_dir, quick=args.quick,
         check_duplicates=args.check_duplicates, n_jobs=args.n_jobs, progress=True,
     )
     paths = report.save(args.output_dir)
@@ -699,6 +702,8 @@ def run_inspect(args):
 # serve
 # --------------------------------------------------------------------------
 def format_parser_serve(parser):
+    from .io import DEFAULT_MAX_PIXELS
+
     parser.description = (
         "Serve a model directory over HTTP (FastAPI + uvicorn): POST /predict, "
         "/predict/file and /predict/batch; GET /health, /ready and /metrics; "
@@ -726,6 +731,15 @@ def format_parser_serve(parser):
         help="threads per prediction in each worker; the feature blocks of one "
         "image run side by side (default: the cores divided among the workers)",
     )
+    _add_max_pixels(parser, default=DEFAULT_MAX_PIXELS)
+    parser.add_argument("--read-timeout", type=float, default=30.0, metavar="S",
+                        help="seconds a client has to send its request body; 408 "
+                        "after (default: %(default)s)")
+    parser.add_argument("--limit-concurrency", type=int, default=None, metavar="N",
+                        help="most connections at once before 503 (default: no "
+                        "limit)")
+    parser.add_argument("--allow-pickle", action="store_true",
+                        help="serve a pickled model (runs code from the file)")
 
 
 def run_serve(args):
@@ -736,11 +750,17 @@ def run_serve(args):
             f"error: 'hybridclf serve' needs the serve extra ({exc}). Install it "
             "with: pip install 'hybridclf[serve]'\n")
         return 1
+    from .persistence import load_model
+
+    # load and check the model once here: a bad one is one error line, exit 1
+    load_model(args.model_dir, allow_pickle=args.allow_pickle)
     _out(f"Serving {args.model_dir} on http://{args.host}:{args.port} "
          f"(docs at /docs); press Ctrl+C to stop")
     serve(args.model_dir, host=args.host, port=args.port, workers=args.workers,
           max_body_mb=args.max_body_mb, api_key_env=args.api_key_env,
-          threads=args.threads)
+          threads=args.threads, max_pixels=args.max_pixels,
+          read_timeout=args.read_timeout, allow_pickle=args.allow_pickle,
+          limit_concurrency=args.limit_concurrency)
     return 0
 
 
@@ -769,6 +789,10 @@ def format_parser_deploy(parser):
                         help="worker processes (default: %(default)s)")
     parser.add_argument("--api-key-env", default=None, metavar="VAR",
                         help="environment variable holding the API key")
+    parser.add_argument("--allow-pickle", action="store_true",
+                        help="serve a pickled model (runs code from the file)")
+    parser.add_argument("--force", action="store_true",
+                        help="overwrite deployment files already in OUTPUT_DIR")
 
 
 def run_deploy(args):
@@ -776,7 +800,8 @@ def run_deploy(args):
 
     result = write_deployment(args.deploy_type, args.output_dir, args.model_dir,
                               host=args.host, port=args.port, workers=args.workers,
-                              api_key_env=args.api_key_env)
+                              api_key_env=args.api_key_env,
+                              allow_pickle=args.allow_pickle, force=args.force)
     for path in result["files"]:
         _out(f"wrote {path}")
     _out("Start it with:")

@@ -4,13 +4,18 @@
 ``hybridclf serve`` on a model directory, with the exact command to use it
 (returned, and written to ``README.txt`` in that folder):
 
-- ``"docker"``: a multi-stage ``Dockerfile`` (non-root user, healthcheck) and
-  a ``.dockerignore``; the model is copied into the folder (the build
-  context);
-- ``"compose"``: the same plus a ``docker-compose.yml`` with a healthcheck;
+- ``"docker"``: a multi-stage ``Dockerfile`` (non-root user, healthcheck, the
+  Python and library versions that ``model.json`` records) and a
+  ``.dockerignore``; the model is copied into the folder (the build context);
+  the ``docker run`` line limits memory, CPUs and processes and drops every
+  capability;
+- ``"compose"``: the same plus a ``docker-compose.yml`` with a healthcheck and
+  the same limits;
 - ``"systemd"``: a hardened unit (dedicated user, ``ProtectSystem``,
-  ``NoNewPrivileges``, restart policy) that runs the installed
-  ``hybridclf`` on the model where it is.
+  ``NoNewPrivileges``, ``MemoryMax``, ``TasksMax``, restart policy) that runs
+  the installed ``hybridclf`` on the model where it is.
+
+Files already in the output folder are not overwritten unless ``force``.
 """
 
 import json
@@ -29,6 +34,36 @@ DEPLOY_TYPES = ("docker", "compose", "systemd")
 
 _SERVICE = "hybridclf-serve"
 _PORT_IN_CONTAINER = 8000
+# resource limits of the container and the unit: memory per worker (the model,
+# a few images of up to --max-pixels in flight), processes and threads
+_MEMORY_GB_PER_WORKER = 2
+_PIDS_LIMIT = 256
+# the libraries pinned in the image at the versions model.json records (torch
+# is left out: predictions run the CNN with onnxruntime)
+_PINNED = ("scikit-learn", "imbalanced-learn", "numpy", "scipy", "scikit-image",
+           "opencv-contrib-python-headless", "skops", "onnxruntime")
+
+
+def _limits(workers):
+    """(memory in GB, CPUs) for the container and the unit."""
+    return _MEMORY_GB_PER_WORKER * int(workers), max(2, int(workers))
+
+
+def _pins(info):
+    """``name==version`` of every pinned library model.json records."""
+    versions = info.get("library_versions") or {}
+    return [f"{name}=={versions[name]}" for name in _PINNED
+            if isinstance(versions.get(name), str)
+            and versions[name].replace(".", "").replace("post", "").isalnum()]
+
+
+def _python_image(info):
+    """The python:X.Y-slim image of the Python that saved the model."""
+    found = str((info.get("library_versions") or {}).get("python") or "")
+    parts = found.split(".")
+    if len(parts) >= 2 and all(p.isdigit() for p in parts[:2]):
+        return f"python:{parts[0]}.{parts[1]}-slim"
+    return "python:3.11-slim"
 
 
 def _check_path(value, name):
@@ -42,26 +77,31 @@ def _check_path(value, name):
     return value
 
 
-def _dockerfile(version, workers, api_key_env):
+def _dockerfile(version, workers, api_key_env, info, allow_pickle):
     cmd = ["hybridclf", "serve", "--model-dir", "/models/model", "--host",
            "0.0.0.0", "--port", str(_PORT_IN_CONTAINER), "--workers", str(workers)]
     if api_key_env:
         cmd += ["--api-key-env", api_key_env]
+    if allow_pickle:
+        cmd += ["--allow-pickle"]
     cmd = json.dumps(cmd)
+    python = _python_image(info)
+    pins = " ".join(f'"{p}"' for p in _pins(info))
     return f"""\
 # syntax=docker/dockerfile:1
 # hybridclf prediction service. Build context: this folder (it holds model/).
 # Stage 1 builds a virtual environment; stage 2 runs it as a non-root user.
-FROM python:3.11-slim AS build
+# The Python and library versions are the ones model.json records.
+FROM {python} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 # Put a hybridclf wheel in wheels/ (`pip wheel --no-deps -w wheels <source>`)
 # when hybridclf {version} is not on your package index.
 COPY wheels/ /wheels/
-RUN pip install --find-links /wheels "hybridclf[serve]=={version}"
+RUN pip install --find-links /wheels "hybridclf[serve]=={version}" {pins}
 
-FROM python:3.11-slim
+FROM {python}
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin \\
         hybridclf
 COPY --from=build /opt/venv /opt/venv
@@ -84,7 +124,7 @@ _DOCKERIGNORE = """\
 """
 
 
-def _compose(port, api_key_env):
+def _compose(port, api_key_env, workers):
     q = json.dumps  # a JSON string is a valid YAML scalar
     health = ("import urllib.request; urllib.request.urlopen("
               f"'http://127.0.0.1:{_PORT_IN_CONTAINER}/ready', timeout=4)")
@@ -105,6 +145,9 @@ def _compose(port, api_key_env):
         "      - \"no-new-privileges:true\"",
         "    cap_drop:",
         "      - \"ALL\"",
+        f"    mem_limit: {q(f'{_limits(workers)[0]}g')}",
+        f"    cpus: {_limits(workers)[1]}",
+        f"    pids_limit: {_PIDS_LIMIT}",
     ]
     if api_key_env:
         value = q("${" + api_key_env + ":?set the API key}")
@@ -120,8 +163,11 @@ def _compose(port, api_key_env):
     return "\n".join(lines) + "\n"
 
 
-def _systemd(hybridclf_bin, model_dir, host, port, workers, api_key_env, user):
+def _systemd(hybridclf_bin, model_dir, host, port, workers, api_key_env, user,
+             allow_pickle=False):
     key = f" --api-key-env {api_key_env}" if api_key_env else ""
+    key += " --allow-pickle" if allow_pickle else ""
+    memory, _ = _limits(workers)
     env_file = ("EnvironmentFile=/etc/hybridclf/serve.env\n" if api_key_env
                 else "")
     return f"""\
@@ -154,14 +200,38 @@ LockPersonality=yes
 CapabilityBoundingSet=
 AmbientCapabilities=
 ReadOnlyPaths="{model_dir}"
+MemoryMax={memory}G
+TasksMax={_PIDS_LIMIT}
 
 [Install]
 WantedBy=multi-user.target
 """  # noqa: E501
 
 
+def _files_of(kind):
+    """The names write_deployment writes for ``kind``."""
+    names = {"docker": ["Dockerfile", ".dockerignore", "model"],
+             "compose": ["Dockerfile", ".dockerignore", "model",
+                         "docker-compose.yml"],
+             "systemd": [f"{_SERVICE}.service"]}[kind]
+    return names + ["README.txt"]
+
+
+def _check_existing(out, kind, force):
+    """Refuse to overwrite earlier files unless ``force``; clear model/ if so."""
+    existing = [name for name in _files_of(kind) if (out / name).exists()]
+    if existing and not force:
+        raise ValueError(
+            f"The output folder {os.fspath(out)!r} already holds {existing!r}; "
+            "refusing to overwrite them. Pass force=True (--force) to replace "
+            "them, or choose another folder.")
+    if (out / "model").is_dir() and kind != "systemd":
+        shutil.rmtree(out / "model")  # no file of an older model is left in it
+
+
 def write_deployment(kind, output_dir, model_dir, *, host="127.0.0.1", port=8000,
-                     workers=1, api_key_env=None, user="hybridclf"):
+                     workers=1, api_key_env=None, user="hybridclf",
+                     allow_pickle=False, force=False):
     """Write the files that deploy ``hybridclf serve`` on a model directory.
 
     Parameters
@@ -193,6 +263,13 @@ def write_deployment(kind, output_dir, model_dir, *, host="127.0.0.1", port=8000
     user : str, default="hybridclf"
         The dedicated system user of the systemd service.
 
+    allow_pickle : bool, default=False
+        Serve a pickled model (``--allow-pickle``; runs code from the file).
+
+    force : bool, default=False
+        Overwrite deployment files already in ``output_dir`` (refused
+        otherwise).
+
     Returns
     -------
     result : dict
@@ -202,8 +279,9 @@ def write_deployment(kind, output_dir, model_dir, *, host="127.0.0.1", port=8000
     Raises
     ------
     ValueError
-        When ``kind`` is unknown or a path holds characters that would break
-        the files.
+        When ``kind`` is unknown, a path holds characters that would break
+        the files, ``output_dir`` holds earlier files and not ``force``, or
+        the model is a pickle and not ``allow_pickle``.
     ModelLoadError
         When ``model_dir`` is not a model directory.
 
@@ -229,10 +307,17 @@ def write_deployment(kind, output_dir, model_dir, *, host="127.0.0.1", port=8000
     if not str(user).replace("-", "").replace("_", "").isalnum():
         raise ValueError("The 'user' parameter of write_deployment must be a user "
                          f"name (letters, digits, - and _). Got {user!r} instead.")
-    read_model_info(model_dir)  # a clear error now rather than in production
+    info = read_model_info(model_dir)  # a clear error now, not in production
+    if info.get("model_format") == "pickle" and not allow_pickle:
+        raise ValueError(
+            f"The model in {os.fspath(model_dir)!r} is a pickle, which the service "
+            "loads only with --allow-pickle (it runs code from the file). Pass "
+            "allow_pickle=True (--allow-pickle) if you trust it, or save it with "
+            "model_format='skops'.")
     model_dir = _check_path(os.path.abspath(os.fspath(model_dir)), "model_dir")
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    _check_existing(out, kind, force)
     files = []
 
     def write(name, text):
@@ -241,19 +326,24 @@ def write_deployment(kind, output_dir, model_dir, *, host="127.0.0.1", port=8000
         files.append(str(path))
 
     if kind in ("docker", "compose"):
-        shutil.copytree(model_dir, out / "model", dirs_exist_ok=True)
+        shutil.copytree(model_dir, out / "model")
         (out / "wheels").mkdir(exist_ok=True)
-        write("Dockerfile", _dockerfile(__version__, workers, api_key_env))
+        write("Dockerfile", _dockerfile(__version__, workers, api_key_env, info,
+                                        allow_pickle))
         write(".dockerignore", _DOCKERIGNORE)
         folder = _check_path(str(out.resolve()), "output_dir")
         run_key = f" -e {api_key_env}" if api_key_env else ""
+        memory, cpus = _limits(workers)
         if kind == "docker":
             command = (f'docker build -t {_SERVICE} "{folder}" && docker run -d '
                        f"--name {_SERVICE} --restart unless-stopped --read-only "
-                       f"--tmpfs /tmp -p 127.0.0.1:{port}:{_PORT_IN_CONTAINER}"
+                       f"--tmpfs /tmp --memory {memory}g --cpus {cpus} "
+                       f"--pids-limit {_PIDS_LIMIT} --cap-drop ALL "
+                       "--security-opt no-new-privileges "
+                       f"-p 127.0.0.1:{port}:{_PORT_IN_CONTAINER}"
                        f"{run_key} {_SERVICE}")
         else:
-            write("docker-compose.yml", _compose(port, api_key_env))
+            write("docker-compose.yml", _compose(port, api_key_env, workers))
             command = (f'docker compose -f "{folder}/docker-compose.yml" up -d '
                        "--build")
     else:
@@ -267,7 +357,7 @@ def write_deployment(kind, output_dir, model_dir, *, host="127.0.0.1", port=8000
                            "to a lasting place such as /srv/hybridclf.", model_dir)
         unit = f"{_SERVICE}.service"
         write(unit, _systemd(hybridclf_bin, model_dir, host, port, workers,
-                             api_key_env, user))
+                             api_key_env, user, allow_pickle))
         folder = _check_path(str(out.resolve()), "output_dir")
         command = (f"sudo useradd --system --no-create-home --shell "
                    f"/usr/sbin/nologin {user}; sudo install -m 0644 "
@@ -286,6 +376,10 @@ def write_deployment(kind, output_dir, model_dir, *, host="127.0.0.1", port=8000
                  else "your shell's environment")
         notes += [f"Set {api_key_env}=<key> in {where}; clients send it in the "
                   "X-API-Key header.", ""]
+    pins = _pins(info)
+    if kind == "systemd" and pins:
+        notes += ["The model was saved with these versions; install them beside "
+                  "hybridclf:", "    " + " ".join(pins), ""]
     notes += [f"Check it with: curl http://127.0.0.1:{port}/health", ""]
     write("README.txt", "\n".join(notes))
     logger.info("Wrote a %s deployment to %s", kind, out)

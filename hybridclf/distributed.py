@@ -404,9 +404,10 @@ class ExtractResult:
 
 
 def _feature_info(pipe):
+    from .pipeline import get_feature_union
     from .prediction import feature_blocks
 
-    union = dict(pipe.steps)["features"]
+    union = get_feature_union(pipe)
     try:
         names = [str(n) for n in union.get_feature_names_out()]
     except (AttributeError, ValueError):  # a block without feature names

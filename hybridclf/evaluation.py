@@ -19,8 +19,6 @@
 HTML page (figures inlined as base64) and ``report.json``.
 """
 
-import base64
-import html
 import io
 import json
 import logging
@@ -36,7 +34,9 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
-from .prediction import _is_off, embedding_of, ood_scores
+from ._report_html import evaluation_page
+from .pipeline import get_classifier, get_loader, iter_feature_blocks
+from .prediction import embedding_of, ood_scores
 
 __all__ = ["evaluate_model", "reliability_bins", "write_report"]
 
@@ -154,20 +154,50 @@ def evaluate_model(pipe, X, labels, *, n_repeats=3, top_k=(2, 3), n_bins=10,
         ``_thumbnails`` (not JSON) holds small images of the errors for
         :func:`write_report`.
     """
-    steps = dict(pipe.steps)
-    clf = steps["clf"]
+    clf = get_classifier(pipe)
     y = np.asarray(labels)
-    n = len(y)
+    images, features, widths, speed = _timed_features(pipe, X)
+    proba, seconds = _timed(clf.predict_proba, features)
+    speed["classifier"] = seconds
+    speed = {k: 1000 * v / len(y) for k, v in speed.items()}
+    speed["total"] = sum(speed.values())
+
+    classes = np.asarray(clf.classes_)
+    predicted = classes[proba.argmax(axis=1)]
+    correct = predicted == y
+    metrics, bins = _metrics(y, classes, proba, top_k=top_k, n_bins=n_bins)
+    per_class, all_labels, matrix = _per_class(y, predicted, classes)
+    errors, thumbnails = _error_gallery(X, y, images, classes, proba)
+    return {
+        "n_images": int(len(y)),
+        "classes": [str(c) for c in classes],
+        "metrics": metrics,
+        "per_class": per_class,
+        "confusion_matrix": {"labels": [str(c) for c in all_labels],
+                             "matrix": matrix.tolist()},
+        "reliability": bins,
+        "block_importance": _block_importance(
+            clf, features, y, widths, base=metrics["accuracy"],
+            n_repeats=n_repeats, random_state=random_state),
+        "errors": errors,
+        "speed_ms_per_image": speed,
+        "open_set": _open_set(pipe, proba, features, widths, correct, model_info,
+                              novelty),
+        "_thumbnails": thumbnails,
+    }
+
+
+def _timed_features(pipe, X):
+    """(images, features, block widths, seconds per stage) of a fitted pipeline."""
     speed = {}
-    if _is_off(steps["load"]):
+    loader = get_loader(pipe)
+    if loader is None:
         images = np.asarray(X)
     else:
-        images, seconds = _timed(steps["load"].transform, X)
+        images, seconds = _timed(loader.transform, X)
         speed["decode"] = seconds
     blocks, widths = [], {}
-    for name, block in steps["features"].transformer_list:
-        if _is_off(block):
-            continue
+    for name, block in iter_feature_blocks(pipe):
         # one image first, untimed: a block's first call may set itself up
         # (the CNN opens its ONNX Runtime session), a cost paid once per process
         block.transform(images[:1])
@@ -175,21 +205,24 @@ def evaluate_model(pipe, X, labels, *, n_repeats=3, top_k=(2, 3), n_bins=10,
         speed[f"block {name}"] = seconds
         blocks.append(np.asarray(out, dtype=np.float32))
         widths[name] = out.shape[1]
-    features = np.hstack(blocks)
-    proba, seconds = _timed(clf.predict_proba, features)
-    speed["classifier"] = seconds
-    speed = {k: 1000 * v / n for k, v in speed.items()}
-    speed["total"] = sum(speed.values())
+    return images, np.hstack(blocks), widths, speed
 
-    classes = np.asarray(clf.classes_)
-    predicted = classes[proba.argmax(axis=1)]
-    correct = predicted == y
+
+def _true_rank(y, classes, proba):
+    """(whether each true class is known, its column, its rank among guesses)."""
+    n = len(y)
     order = np.argsort(-proba, axis=1)
     known = np.isin(y, classes)
     true_column = np.full(n, -1)
     true_column[known] = np.searchsorted(classes, y[known])
     rank = np.where(known, (order == true_column[:, None]).argmax(axis=1), n)
+    return known, true_column, rank
 
+
+def _metrics(y, classes, proba, *, top_k, n_bins):
+    """The summary metrics and the reliability bins."""
+    predicted = classes[proba.argmax(axis=1)]
+    known, true_column, rank = _true_rank(y, classes, proba)
     metrics = {
         "accuracy": float(accuracy_score(y, predicted)),
         "balanced_accuracy": float(balanced_accuracy_score(y, predicted)),
@@ -198,12 +231,19 @@ def evaluate_model(pipe, X, labels, *, n_repeats=3, top_k=(2, 3), n_bins=10,
     for k in top_k:
         if k < len(classes):
             metrics[f"top_{k}_accuracy"] = float(np.mean(rank < k))
-    bins, ece = reliability_bins(proba.max(axis=1), correct, n_bins=n_bins)
+    bins, ece = reliability_bins(proba.max(axis=1), predicted == y, n_bins=n_bins)
     metrics["expected_calibration_error"] = ece
     metrics["log_loss"] = float(-np.mean(np.log(np.clip(
-        proba[np.arange(n)[known], true_column[known]], 1e-15, 1)))) if known.any() \
-        else None
+        proba[np.arange(len(y))[known], true_column[known]], 1e-15, 1)))) \
+        if known.any() else None
+    return metrics, bins
 
+
+def _per_class(y, predicted, classes):
+    """Per-class precision, recall, F1 and support; the labels and confusion matrix.
+
+    Classes of the test set that the model does not know come after its own.
+    """
     all_labels = list(classes) + sorted(set(y.tolist()) - set(classes.tolist()))
     precision, recall, f1, support = precision_recall_fscore_support(
         y, predicted, labels=all_labels, zero_division=0)
@@ -212,11 +252,13 @@ def evaluate_model(pipe, X, labels, *, n_repeats=3, top_k=(2, 3), n_bins=10,
                  "support": int(s)}
         for c, p, r, f, s in zip(all_labels, precision, recall, f1, support)
     }
-    matrix = confusion_matrix(y, predicted, labels=all_labels)
+    return per_class, all_labels, confusion_matrix(y, predicted, labels=all_labels)
 
-    # permutation importance of whole blocks: shuffle the rows of its columns
+
+def _block_importance(clf, features, y, widths, *, base, n_repeats, random_state):
+    """Permutation importance of whole blocks: shuffle the rows of its columns."""
     rng = np.random.RandomState(random_state)
-    base = metrics["accuracy"]
+    n = len(y)
     importance, start = {}, 0
     for name, width in widths.items():
         drops = []
@@ -228,52 +270,52 @@ def evaluate_model(pipe, X, labels, *, n_repeats=3, top_k=(2, 3), n_bins=10,
         importance[name] = {"mean": float(np.mean(drops)), "std": float(np.std(drops)),
                             "n_features": int(width)}
         start += width
+    return importance
 
+
+def _error_gallery(X, y, images, classes, proba):
+    """The misclassified images with their top guesses, and thumbnails of some."""
+    predicted = classes[proba.argmax(axis=1)]
+    order = np.argsort(-proba, axis=1)
     names = [os.fspath(x) if isinstance(x, (str, os.PathLike)) else f"<image {i}>"
              for i, x in enumerate(X)]
     errors, thumbnails = [], []
-    for i in np.flatnonzero(~correct):
+    for i in np.flatnonzero(predicted != y):
         guesses = [(str(classes[j]), float(proba[i, j])) for j in order[i, :3]]
         errors.append({"file": names[i], "true": str(y[i]),
                        "predicted": str(predicted[i]), "top": guesses})
         if len(thumbnails) < _GALLERY_MAX:
             thumbnails.append(_thumbnail(images[i]))
+    return errors, thumbnails
 
-    open_set = {}
+
+def _open_set(pipe, proba, features, widths, correct, model_info, novelty):
+    """With the model's open-set thresholds: how many images are unknown.
+
+    The novelty check (with its index) replaces the per-block OOD check of
+    ``model_info`` when given.
+    """
     thresholds = (model_info or {}).get("open_set") or {}
-    if thresholds:
-        rejected = proba.max(axis=1) < thresholds.get("proba_threshold", 0.0)
-        if novelty:
-            from .neighbours import novelty_scores
+    if not thresholds:
+        return {}
+    rejected = proba.max(axis=1) < thresholds.get("proba_threshold", 0.0)
+    if novelty:
+        from .neighbours import novelty_scores
 
-            rejected |= novelty_scores(novelty["index"], embedding_of(pipe, features),
-                                       k=novelty.get("k", 1)) > novelty["threshold"]
-        elif thresholds.get("ood_thresholds"):
-            rejected |= ood_scores(features, list(widths.items()),
-                                   thresholds["ood_thresholds"]) > 1.0
-        open_set = {
-            **{k: thresholds[k] for k in ("proba_threshold", "ood_thresholds")
-               if k in thresholds and not (novelty and k == "ood_thresholds")},
-            **({"novelty_threshold": novelty["threshold"]} if novelty else {}),
-            "unknown_share": float(rejected.mean()),
-            "accuracy_of_accepted": float(correct[~rejected].mean())
-            if (~rejected).any() else None,
-            "wrong_share_rejected": float(rejected[~correct].mean())
-            if (~correct).any() else None,
-        }
+        rejected |= novelty_scores(novelty["index"], embedding_of(pipe, features),
+                                   k=novelty.get("k", 1)) > novelty["threshold"]
+    elif thresholds.get("ood_thresholds"):
+        rejected |= ood_scores(features, list(widths.items()),
+                               thresholds["ood_thresholds"]) > 1.0
     return {
-        "n_images": int(n),
-        "classes": [str(c) for c in classes],
-        "metrics": metrics,
-        "per_class": per_class,
-        "confusion_matrix": {"labels": [str(c) for c in all_labels],
-                             "matrix": matrix.tolist()},
-        "reliability": bins,
-        "block_importance": importance,
-        "errors": errors,
-        "speed_ms_per_image": speed,
-        "open_set": open_set,
-        "_thumbnails": thumbnails,
+        **{k: thresholds[k] for k in ("proba_threshold", "ood_thresholds")
+           if k in thresholds and not (novelty and k == "ood_thresholds")},
+        **({"novelty_threshold": novelty["threshold"]} if novelty else {}),
+        "unknown_share": float(rejected.mean()),
+        "accuracy_of_accepted": float(correct[~rejected].mean())
+        if (~rejected).any() else None,
+        "wrong_share_rejected": float(rejected[~correct].mean())
+        if (~correct).any() else None,
     }
 
 
@@ -311,65 +353,6 @@ def _figures(report):
     return [(name, _png(fig)) for name, fig in figures]
 
 
-def _table(header, rows):
-    from ._report_html import html_table
-
-    return html_table(header, rows, fmt=_cell)
-
-
-def _cell(value):
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    return "" if value is None else str(value)
-
-
-def _html(report, figures, title):
-    from ._report_html import SORT_SCRIPT, TABLE_STYLE
-
-    parts = [
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>{html.escape(title)}</title><style>",
-        "body{font-family:system-ui,sans-serif;max-width:1100px;margin:auto;"
-        "padding:1em;color:#222}",
-        "h2{border-bottom:1px solid #ccc;padding-bottom:.2em}",
-        "figure{margin:0}img{max-width:100%;height:auto}",
-        TABLE_STYLE, "</style></head><body>",
-        f"<h1>{html.escape(title)}</h1>",
-        f"<p>{report['n_images']} test images, {len(report['classes'])} classes.</p>",
-        "<h2>Metrics</h2>",
-        _table(["metric", "value"], list(report["metrics"].items())),
-        "<h2>Per class</h2>",
-        _table(["class", "precision", "recall", "f1", "support"],
-               [[c, v["precision"], v["recall"], v["f1"], v["support"]]
-                for c, v in report["per_class"].items()]),
-    ]
-    if report["open_set"]:
-        parts += ["<h2>Open set</h2>",
-                  _table(["entry", "value"], list(report["open_set"].items()))]
-    captions = {
-        "confusion_matrix": "Confusion matrix",
-        "reliability": "Reliability of the top-class probability",
-        "block_importance": "Feature-block importance (permutation)",
-        "stage_speed": "Speed per stage",
-        "error_gallery": "Misclassified images",
-    }
-    for name, data in figures:
-        uri = base64.b64encode(data).decode("ascii")
-        caption = captions.get(name, name)
-        parts += [f"<h2>{html.escape(caption)}</h2>",
-                  f"<figure><img alt='{html.escape(caption)}' "
-                  f"src='data:image/png;base64,{uri}'></figure>"]
-    parts += ["<h2>Speed (ms per image)</h2>",
-              _table(["stage", "ms"], list(report["speed_ms_per_image"].items())),
-              "<h2>Errors</h2>",
-              _table(["file", "true", "predicted", "top guesses"],
-                     [[e["file"], e["true"], e["predicted"],
-                       ", ".join(f"{c} {p:.2f}" for c, p in e["top"])]
-                      for e in report["errors"]]),
-              f"<script>{SORT_SCRIPT}</script></body></html>"]
-    return "\n".join(parts)
-
-
 def write_report(report, output_dir, *, title="hybridclf evaluation"):
     """Write an evaluation report: PNG figures, ``report.html`` and ``report.json``.
 
@@ -402,7 +385,7 @@ def write_report(report, output_dir, *, title="hybridclf evaluation"):
             fh.write(data)
     html_path = os.path.join(output_dir, "report.html")
     with open(html_path, "w", encoding="utf-8") as fh:
-        fh.write(_html(report, figures, title))
+        fh.write(evaluation_page(report, figures, title))
     json_path = os.path.join(output_dir, "report.json")
     with open(json_path, "w", encoding="utf-8") as fh:
         json.dump({k: v for k, v in report.items() if not k.startswith("_")}, fh,

@@ -10,6 +10,8 @@ __all__ = [
     "HybridClfError",
     "ImageLoadError",
     "ModelLoadError",
+    "ModelTypeError",
+    "PickleLoadWarning",
     "SkippedFilesWarning",
 ]
 
@@ -67,12 +69,20 @@ class SkippedFilesWarning(UserWarning):
     """Some files of a dataset folder were not taken, each for a stated reason."""
 
 
+class PickleLoadWarning(UserWarning):
+    """A model is unpickled: code from its file runs (``allow_pickle=True``)."""
+
+
 class DeviceWarning(UserWarning):
     """The asked device is not available; the work runs on another (the CPU)."""
 
 
 class ModelLoadError(HybridClfError, ValueError):
     """A model directory cannot be loaded: missing, modified, untrusted or too new."""
+
+
+class ModelTypeError(HybridClfError, TypeError):
+    """A model file holds something else than a fitted Pipeline."""
 
 
 class ClusterError(HybridClfError, ConnectionError):

@@ -9,6 +9,8 @@ class-per-folder dataset.
 import io as _stdio
 import logging
 import os
+import re
+import stat
 import warnings
 from numbers import Integral
 
@@ -21,7 +23,15 @@ from .exceptions import ImageLoadError, SkippedFilesWarning
 from .utils._parallel import run_chunked
 from .utils._validation import Interval, StrOptions, _fit_context
 
-__all__ = ["ImageLoader", "load_image_folder", "read_image", "sniff_image_format"]
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "ImageLoader",
+    "load_image_folder",
+    "read_image",
+    "scan_image_folder",
+    "sniff_image_format",
+    "special_file_reason",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +47,21 @@ _MAGIC = [
     ("jpeg2000", 0, b"\x00\x00\x00\x0cjP  \r\n\x87\n"),
 ]
 _PNM = {b"P1", b"P2", b"P3", b"P4", b"P5", b"P6"}
+
+#: Default of the ``max_pixels`` parameters: the most pixels (width x height)
+#: an encoded image may declare. 64 megapixels holds the full-resolution photos
+#: of 48 and 64 MP phone and camera sensors (9248x6936) and costs at most
+#: about 190 MB of RGB pixels to decode; a larger file is refused from its
+#: header, undecoded.
+DEFAULT_MAX_PIXELS = 64_000_000
+
+# the file kinds other than regular files, as the folder walks report them
+_SPECIAL_KINDS = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
 
 # the file name extensions of the formats above, for load_image_folder's report
 IMAGE_EXTENSIONS = frozenset(
@@ -176,15 +201,11 @@ def _pil_to_rgb(img, background):
     return np.asarray(img)
 
 
-def _jpeg_reduction(data, target):
+def _jpeg_reduction(n_bytes, size, target):
     """The cv2 reduced-decode flag that keeps the image at least ``target`` pixels."""
-    if target is None or len(data) < 200_000:
+    if target is None or n_bytes < 200_000:
         return cv2.IMREAD_COLOR
-    try:
-        width, height = Image.open(_stdio.BytesIO(data)).size
-    except Exception:  # noqa: BLE001 - the full decode reports the real problem
-        return cv2.IMREAD_COLOR
-    factor = min(width, height) // max(target)
+    factor = min(size) // max(target)
     for k, flag in ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4),
                     (2, cv2.IMREAD_REDUCED_COLOR_2)):
         if factor >= k:
@@ -192,22 +213,50 @@ def _jpeg_reduction(data, target):
     return cv2.IMREAD_COLOR
 
 
-def _decode(data, background, target=None):
-    """Decode image bytes to RGB uint8, or raise ValueError with the reason."""
+def _too_large(declared, max_pixels):
+    """The reason an image over the pixel budget is refused."""
+    return (
+        f"too large: the header declares {declared}, over the limit of "
+        f"{max_pixels} pixels ({max_pixels / 1e6:.1f} megapixels); it is refused "
+        "undecoded. Resize the image, or raise the 'max_pixels' parameter "
+        "(--max-pixels on the command line) if you trust the file"
+    )
+
+
+def _check_pixels(size, max_pixels):
+    """Raise ValueError when a declared (width, height) is over the budget."""
+    width, height = size
+    if width * height > max_pixels:
+        declared = (f"{width}x{height} pixels "
+                    f"({width * height / 1e6:.1f} megapixels)")
+        raise ValueError(_too_large(declared, max_pixels))
+
+
+def _decode(data, background, target=None, max_pixels=DEFAULT_MAX_PIXELS):
+    """Decode image bytes to RGB uint8, or raise ValueError with the reason.
+
+    The header is read first (Pillow reads no pixel data on open), and an
+    image that declares more than ``max_pixels`` pixels is refused before any
+    decoder runs, whichever decodes it then.
+    """
     kind = sniff_image_format(data)
     if kind is None:
         raise ValueError(_describe_non_image(data))
-    # Fast path: a complete JPEG (ends with the EOI marker) through OpenCV, which
-    # applies the EXIF orientation and converts CMYK and greyscale itself.
-    # Anything else, including a JPEG that may be truncated, goes through
-    # Pillow, which raises on truncated data instead of filling it with grey.
-    if kind == "jpeg" and bytes(data[-2:]) == b"\xff\xd9":
-        buf = np.frombuffer(data, dtype=np.uint8)
-        bgr = cv2.imdecode(buf, _jpeg_reduction(data, target))
-        if bgr is not None:
-            return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     try:
         with Image.open(_stdio.BytesIO(data)) as img:
+            # the size of the first frame (GIF: the canvas, grown to the
+            # first frame's extent; TIFF: the first page), the one decoded
+            _check_pixels(img.size, max_pixels)
+            # Fast path: a complete JPEG (ends with the EOI marker) through
+            # OpenCV, which applies the EXIF orientation and converts CMYK and
+            # greyscale itself. Anything else, including a JPEG that may be
+            # truncated, goes through Pillow, which raises on truncated data
+            # instead of filling it with grey.
+            if kind == "jpeg" and bytes(data[-2:]) == b"\xff\xd9":
+                buf = np.frombuffer(data, dtype=np.uint8)
+                bgr = cv2.imdecode(buf, _jpeg_reduction(len(data), img.size, target))
+                if bgr is not None:
+                    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
             if kind == "jpeg" and target is not None:
                 img.draft("RGB", (target[1], target[0]))
             img.load()
@@ -219,12 +268,80 @@ def _decode(data, background, target=None):
             "cannot be decoded"
         ) from exc
     except Image.DecompressionBombError as exc:
-        raise ValueError(f"too large to decode safely ({exc})") from exc
+        # Pillow's own limit, met only when max_pixels is set above it
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        declared = f"{found.group(1)} pixels" if found else "too many pixels"
+        raise ValueError(_too_large(declared, max_pixels)) from exc
     except (OSError, SyntaxError) as exc:
         text = str(exc)
         if "truncated" in text.lower() or "broken data stream" in text:
             raise ValueError(f"truncated image data ({text})") from exc
         raise ValueError(f"corrupt {kind.upper()} data ({text})") from exc
+
+
+def special_file_reason(path):
+    """Why ``path`` is not read: it is a FIFO, socket or device; else None.
+
+    Only regular files (and symbolic links to them) are read: opening a FIFO
+    blocks until something writes into it, and a device may never end. The
+    file is not opened to find out (``os.stat`` only).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file path.
+
+    Returns
+    -------
+    reason : str or None
+        The reason it is skipped, or None for a regular file, a folder or a
+        path that does not exist (reading it reports that).
+
+    Examples
+    --------
+    >>> from hybridclf.io import special_file_reason
+    >>> special_file_reason("/dev/null")
+    'not a regular file (a character device); only regular files are read'
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    for test, kind in _SPECIAL_KINDS:
+        if test(mode):
+            return f"not a regular file ({kind}); only regular files are read"
+    return None
+
+
+def _read_file(path, size=-1):
+    """The first ``size`` bytes (all for -1) of a regular file; ValueError else.
+
+    The file is opened non-blocking and checked again once open, so that a
+    FIFO put in its place between the check and the open cannot block.
+    """
+    reason = special_file_reason(path)
+    if reason is not None:
+        raise ValueError(reason)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError as exc:
+        raise ValueError("file not found") from exc
+    except IsADirectoryError as exc:
+        raise ValueError("is a directory, not a file") from exc
+    except PermissionError as exc:
+        raise ValueError("permission denied") from exc
+    except OSError as exc:
+        raise ValueError(f"cannot be read ({exc.strerror or exc})") from exc
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise ValueError("is a directory, not a file" if stat.S_ISDIR(mode)
+                         else "not a regular file; only regular files are read")
+    with os.fdopen(fd, "rb") as fh:
+        try:
+            return fh.read(size)
+        except OSError as exc:
+            raise ValueError(f"cannot be read ({exc.strerror or exc})") from exc
 
 
 def _source_name(source, index):
@@ -235,24 +352,14 @@ def _source_name(source, index):
     return f"<array {index}>"
 
 
-def _read_one(source, background, min_size, target=None):
+def _read_one(source, background, min_size, target=None,
+              max_pixels=DEFAULT_MAX_PIXELS):
     """Read one image; raise ValueError(reason) or TypeError on bad input."""
     if isinstance(source, (str, os.PathLike)):
-        path = os.fspath(source)
-        try:
-            with open(path, "rb") as fh:
-                data = fh.read()
-        except FileNotFoundError as exc:
-            raise ValueError("file not found") from exc
-        except IsADirectoryError as exc:
-            raise ValueError("is a directory, not a file") from exc
-        except PermissionError as exc:
-            raise ValueError("permission denied") from exc
-        except OSError as exc:
-            raise ValueError(f"cannot be read ({exc.strerror or exc})") from exc
-        rgb = _decode(data, background, target)
+        data = _read_file(os.fspath(source))
+        rgb = _decode(data, background, target, max_pixels)
     elif isinstance(source, (bytes, bytearray, memoryview)):
-        rgb = _decode(bytes(source), background, target)
+        rgb = _decode(bytes(source), background, target, max_pixels)
     elif isinstance(source, np.ndarray) or hasattr(source, "__array__"):
         rgb = _array_to_rgb(source, background, source="image")
     else:
@@ -269,13 +376,17 @@ def _read_one(source, background, min_size, target=None):
     return rgb
 
 
-def read_image(source, *, background=(255, 255, 255), min_size=1, draft_size=None):
+def read_image(source, *, background=(255, 255, 255), min_size=1,
+               max_pixels=DEFAULT_MAX_PIXELS, draft_size=None):
     """Read one image as an RGB ``uint8`` array of shape (height, width, 3).
 
     Files are recognised by their content, not their extension. The EXIF
     orientation is applied; greyscale, palette, CMYK and 16-bit images are
     converted to 8-bit RGB; transparent pixels are blended onto ``background``.
-    Animated images give their first frame.
+    Animated images give their first frame. Only regular files are read (a
+    FIFO, socket or device is refused unopened), and an encoded image whose
+    header declares more than ``max_pixels`` pixels is refused before any
+    decoding (a decompression bomb: a small file of huge dimensions).
 
     Parameters
     ----------
@@ -289,6 +400,11 @@ def read_image(source, *, background=(255, 255, 255), min_size=1, draft_size=Non
 
     min_size : int, default=1
         Smallest accepted height and width, in pixels.
+
+    max_pixels : int, default=64_000_000
+        Most pixels (width x height) an encoded image may declare in its
+        header (:data:`DEFAULT_MAX_PIXELS`); larger ones are refused
+        undecoded. Arrays are not checked: they are decoded already.
 
     draft_size : tuple of (int, int) or None, default=None
         A large JPEG may then be decoded at 1/2, 1/4 or 1/8 scale, never
@@ -305,7 +421,8 @@ def read_image(source, *, background=(255, 255, 255), min_size=1, draft_size=Non
     ------
     ImageLoadError
         When the image cannot be read; the message names the source and the
-        reason (empty, truncated, not an image, too small, ...).
+        reason (empty, truncated, not an image, too small, too large, not a
+        regular file, ...).
 
     Examples
     --------
@@ -314,8 +431,13 @@ def read_image(source, *, background=(255, 255, 255), min_size=1, draft_size=Non
     >>> read_image(np.zeros((4, 5), dtype=np.uint8)).shape
     (4, 5, 3)
     """
+    if not (isinstance(max_pixels, Integral) and max_pixels >= 1):
+        raise ValueError(
+            "The 'max_pixels' parameter of read_image must be an int >= 1. "
+            f"Got {max_pixels!r} instead.")
     try:
-        return _read_one(source, background, min_size, draft_size)
+        return _read_one(source, background, min_size, draft_size,
+                         max_pixels=max_pixels)
     except ValueError as exc:
         raise ImageLoadError([(_source_name(source, 0), str(exc))]) from exc
 
@@ -389,6 +511,14 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         Smallest accepted height and width of a source image, in pixels;
         smaller images are reported as too small.
 
+    max_pixels : int, default=64_000_000
+        Most pixels (width x height) an encoded image may declare in its
+        header; a larger one is refused before it is decoded and reported
+        like an unreadable image (a decompression bomb costs nothing).
+        64 megapixels (:data:`DEFAULT_MAX_PIXELS`) holds a 64 MP camera photo.
+        Large JPEGs under the limit are still decoded at a reduced scale
+        when far larger than ``size``.
+
     n_jobs : int, default=None
         Number of threads that decode and resize. ``None`` means 1 unless in a
         :func:`joblib.parallel_config` context; ``-1`` means all processors.
@@ -412,18 +542,25 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         "aspect": [StrOptions({"pad", "crop", "stretch"})],
         "background": [tuple, list],
         "min_size": [Interval(Integral, 1, None, closed="left")],
+        "max_pixels": [Interval(Integral, 1, None, closed="left")],
         "n_jobs": [Integral, None],
     }
 
     def __init__(
         self, *, size=224, aspect="pad", background=(255, 255, 255), min_size=16,
-        n_jobs=None,
+        max_pixels=DEFAULT_MAX_PIXELS, n_jobs=None,
     ):
         self.size = size
         self.aspect = aspect
         self.background = background
         self.min_size = min_size
+        self.max_pixels = max_pixels
         self.n_jobs = n_jobs
+
+    def __setstate__(self, state):
+        # loaders saved before 'max_pixels' existed get the default
+        state.setdefault("max_pixels", DEFAULT_MAX_PIXELS)
+        super().__setstate__(state)
 
     def _target(self):
         """Validated (height, width) of the output."""
@@ -492,6 +629,56 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         ImageLoadError
             When any image cannot be read. All images are tried first, and the
             message lists every failure.
+
+        See Also
+        --------
+        read_each : The images that can be read, and a reason for each other.
+        """
+        images = _as_sequence(X)
+        out, reasons = self.read_each(images)
+        failures = [(_source_name(images[i], i), reason)
+                    for i, reason in enumerate(reasons) if reason is not None]
+        if failures:
+            raise ImageLoadError(
+                failures,
+                hint=(
+                    "Fix or remove these files (`hybridclf inspect` lists every "
+                    "problem of a dataset), lower 'min_size' for small images or "
+                    "raise 'max_pixels' for huge ones."
+                ),
+            )
+        return out
+
+    def read_each(self, X):
+        """Read and resize the images that can be read; say why for the others.
+
+        Unlike :meth:`transform`, an unreadable image raises nothing: its
+        reason is returned in its place, and the others are read as usual.
+        This is what a service needs that answers each image of a batch on
+        its own.
+
+        Parameters
+        ----------
+        X : sequence of str, os.PathLike, bytes or ndarray, or ndarray
+            The images, as :meth:`transform` takes them.
+
+        Returns
+        -------
+        images : ndarray of shape (n_read, height, width, 3), dtype uint8
+            The images that could be read, in the order of ``X``.
+
+        reasons : list of str or None
+            One entry per image of ``X``: None when it was read, else why it
+            could not be (empty, truncated, not an image, too small, ...).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from hybridclf.io import ImageLoader
+        >>> images, reasons = ImageLoader(size=8, min_size=1).read_each(
+        ...     [np.zeros((4, 4), np.uint8), b"not an image"])
+        >>> images.shape, reasons[0], reasons[1] is not None
+        ((1, 8, 8, 3), None, True)
         """
         self._validate_params()
         target = self._target()
@@ -499,27 +686,20 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         images = _as_sequence(X)
         n = len(images)
         out = np.empty((n, target[0], target[1], 3), dtype=np.uint8)
+        reasons = [None] * n
 
         def work(chunk):
-            failures = []
             for i in range(chunk.start, chunk.stop):
                 try:
-                    rgb = _read_one(images[i], background, self.min_size, target)
+                    rgb = _read_one(images[i], background, self.min_size, target,
+                                    self.max_pixels)
                     out[i] = fit_to_size(rgb, target, self.aspect, background)
                 except ValueError as exc:
-                    failures.append((_source_name(images[i], i), str(exc)))
-            return failures
+                    reasons[i] = str(exc)
 
-        failures = [f for part in run_chunked(work, n, self.n_jobs) for f in part]
-        if failures:
-            raise ImageLoadError(
-                failures,
-                hint=(
-                    "Fix or remove these files (`hybridclf inspect` lists every "
-                    "problem of a dataset), or lower 'min_size' for small images."
-                ),
-            )
-        return out
+        run_chunked(work, n, self.n_jobs)
+        read = [i for i, reason in enumerate(reasons) if reason is None]
+        return (out if len(read) == n else out[read]), reasons
 
     def get_feature_names_out(self, input_features=None):
         """Return None: images have no feature names.
@@ -604,6 +784,92 @@ def _resize(image, height, width):
     return cv2.resize(image, (width, height), interpolation=interpolation)
 
 
+def scan_image_folder(root, *, follow_symlinks=False):
+    """Walk a class-per-folder dataset: the images, their labels, the rest.
+
+    Each direct sub-folder of ``root`` is a class, named after the folder; its
+    images may lie in nested folders at any depth. Files are recognised by
+    their first bytes, not their extension. Hidden files and folders
+    (starting with ".") are ignored. Only regular files are opened: FIFOs,
+    sockets and devices are skipped unopened (opening a FIFO blocks). This
+    function neither decodes images nor warns: :func:`load_image_folder`,
+    ``hybridclf inspect`` and ``hybridclf augment`` report what it skipped.
+
+    Parameters
+    ----------
+    root : str or os.PathLike
+        The dataset folder.
+
+    follow_symlinks : bool, default=False
+        Whether to descend into symbolic links to folders.
+
+    Returns
+    -------
+    paths : list of str
+        Image file paths, sorted by class and then by path.
+
+    labels : list of str
+        The class (sub-folder name) of each path.
+
+    skipped : list of (str, str)
+        Each file not taken, with the reason (not an image, not inside a class
+        folder, not a regular file, cannot be read), and each class folder
+        without any image (the class is left out).
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``root`` is not a folder.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from hybridclf.io import scan_image_folder
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> (root / "cat").mkdir()
+    >>> _ = (root / "cat" / "notes.txt").write_text("hello")
+    >>> scan_image_folder(root)[2][0][1]
+    'not an image: the content is text'
+    """
+    root = os.fspath(root)
+    if not os.path.isdir(root):
+        raise FileNotFoundError(
+            f"The dataset folder {root!r} does not exist or is not a folder. Pass "
+            "a folder holding one sub-folder of images per class."
+        )
+    paths, labels, skipped = [], [], []
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+        if entry.name.startswith("."):
+            continue
+        if not entry.is_dir(follow_symlinks=follow_symlinks):
+            skipped.append((entry.path, "not inside a class folder"))
+            continue
+        found = _scan_class(entry.path, follow_symlinks, skipped)
+        if not found:
+            skipped.append((entry.path, "class folder without any image; the "
+                            "class is left out"))
+        paths += found
+        labels += [entry.name] * len(found)
+    return paths, labels, skipped
+
+
+def _scan_class(folder, follow_symlinks, skipped):
+    """The image files under one class folder; the others go to ``skipped``."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=follow_symlinks):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith("."):
+                continue
+            path = os.path.join(dirpath, name)
+            reason = _check_image_file(path)
+            if reason is None:
+                found.append(path)
+            else:
+                skipped.append((path, reason))
+    return found
+
+
 def load_image_folder(root, *, follow_symlinks=False):
     """List the images and labels of a class-per-folder dataset.
 
@@ -611,13 +877,14 @@ def load_image_folder(root, *, follow_symlinks=False):
     images may lie in nested folders at any depth. Files are recognised by their
     content (the first bytes), not only by their extension, so a JPEG named
     ``.png`` or with no extension is taken and a text file named ``.jpg`` is
-    not. Hidden files and folders (starting with ".") are ignored.
+    not. Hidden files and folders (starting with ".") are ignored; FIFOs,
+    sockets and devices are skipped unopened.
 
-    Files that are not taken are never dropped silently: they are logged and
-    reported in one :class:`~hybridclf.exceptions.SkippedFilesWarning` that
-    names each with its reason. This function does not decode the images: a
-    truncated file is listed here and reported by the loader (or
-    ``hybridclf inspect``).
+    Files that are not taken, and class folders without any image, are never
+    dropped silently: they are logged and reported in one
+    :class:`~hybridclf.exceptions.SkippedFilesWarning` that names each with
+    its reason. This function does not decode the images: a truncated file is
+    listed here and reported by the loader (or ``hybridclf inspect``).
 
     Parameters
     ----------
@@ -643,6 +910,10 @@ def load_image_folder(root, *, follow_symlinks=False):
     ValueError
         When ``root`` has no class sub-folder holding an image.
 
+    See Also
+    --------
+    scan_image_folder : The same walk, returning what was skipped.
+
     Examples
     --------
     >>> import tempfile, pathlib
@@ -656,41 +927,16 @@ def load_image_folder(root, *, follow_symlinks=False):
     >>> labels
     ['cat', 'dog']
     """
+    paths, labels, skipped = scan_image_folder(root, follow_symlinks=follow_symlinks)
     root = os.fspath(root)
-    if not os.path.isdir(root):
-        raise FileNotFoundError(
-            f"The dataset folder {root!r} does not exist or is not a folder. Pass "
-            "a folder holding one sub-folder of images per class."
-        )
-    paths, labels, skipped = [], [], []
-    for entry in sorted(os.scandir(root), key=lambda e: e.name):
-        if entry.name.startswith("."):
-            continue
-        if not entry.is_dir(follow_symlinks=follow_symlinks):
-            skipped.append((entry.path, "not inside a class folder"))
-            continue
-        for dirpath, dirnames, filenames in os.walk(
-            entry.path, followlinks=follow_symlinks
-        ):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for name in sorted(filenames):
-                if name.startswith("."):
-                    continue
-                path = os.path.join(dirpath, name)
-                reason = _check_image_file(path)
-                if reason is None:
-                    paths.append(path)
-                    labels.append(entry.name)
-                else:
-                    skipped.append((path, reason))
     if skipped:
         for path, reason in skipped:
             logger.warning("Skipping %s: %s", path, reason)
         listed = "\n".join(f"  {p}: {r}" for p, r in skipped[:20])
         more = f"\n  ... and {len(skipped) - 20} more" if len(skipped) > 20 else ""
         warnings.warn(
-            f"{len(skipped)} file(s) under {root!r} are not taken as images:\n"
-            f"{listed}{more}",
+            f"{len(skipped)} file(s) or folder(s) under {root!r} are not taken as "
+            f"images:\n{listed}{more}",
             SkippedFilesWarning,
             stacklevel=2,
         )
@@ -705,10 +951,9 @@ def load_image_folder(root, *, follow_symlinks=False):
 def _check_image_file(path):
     """None if the file starts like an image, else the reason it is skipped."""
     try:
-        with open(path, "rb") as fh:
-            header = fh.read(512)
-    except OSError as exc:
-        return f"cannot be read ({exc.strerror or exc})"
+        header = _read_file(path, 512)
+    except ValueError as exc:
+        return str(exc)
     if sniff_image_format(header) is not None:
         return None
     return _describe_non_image(header)

@@ -1,6 +1,6 @@
 """Saving and loading fitted pipelines as model directories.
 
-A model directory holds three files:
+A model directory holds four files:
 
 - ``model.skops``: the fitted pipeline, written with :mod:`skops.io`, which
   stores the state of each object and rebuilds only types that are trusted,
@@ -8,14 +8,23 @@ A model directory holds three files:
 - ``model.json``: what the model is (classes, hybridclf and library versions,
   parameters, metrics, cross-validation scores, a fingerprint of the training
   data, the open-set thresholds) and the SHA-256 of the model file;
-- ``README.md``: the same, as a model card for people.
+- ``README.md``: the same, as a model card for people;
+- ``manifest.json``: the SHA-256 of every other file of the directory.
 
-:func:`load_model` checks the hash, the format version and every type in the
-file against :data:`TRUSTED_TYPES` before it rebuilds anything.
+:func:`save_model` writes a new directory beside the old one and swaps it in
+(a crash leaves the old model or the new one, whole). :func:`load_model`
+checks the manifest, the format version and every type in the file against
+:data:`TRUSTED_TYPES` before it rebuilds anything.
+
+Directories saved before manifests existed (no ``manifest`` entry in
+``model.json``) still load, with a warning: their model file is checked
+against the SHA-256 in ``model.json`` as before, which guards what runs; only
+``model.json`` and the card are not covered. Saving such a model again adds
+the manifest. A directory whose ``model.json`` names a manifest that is
+missing is refused.
 """
 
 import datetime
-import hashlib
 import json
 import logging
 import os
@@ -26,13 +35,21 @@ import warnings
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from .exceptions import ModelLoadError
+from ._model_files import (
+    MANIFEST,
+    check_manifest,
+    replace_directory,
+    sha256_file,
+    write_manifest,
+)
+from .exceptions import ModelLoadError, ModelTypeError, PickleLoadWarning
 from .neighbours import INDEX_FILE
 
 __all__ = [
     "MODEL_FORMAT_VERSION",
     "TRUSTED_TYPES",
     "ModelLoadError",
+    "check_output_dir",
     "load_model",
     "read_model_info",
     "save_model",
@@ -106,14 +123,6 @@ def _skops_io():
         if placeholder is not None and sys.modules.get(name) is placeholder:
             del sys.modules[name]
     return skops.io
-
-
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def library_versions():
@@ -239,7 +248,9 @@ def _model_card(info):
                   f"`{fingerprint.get('sha256')}`"]
     lines += ["", "## Integrity", "",
               f"`{info['model_file']}` ({info['model_format']}) has SHA-256 "
-              f"`{info['sha256']}`; `load_model` refuses the file if it differs.",
+              f"`{info['sha256']}`. `{MANIFEST}` lists the SHA-256 of every "
+              "file of this folder, this one included; `load_model` refuses the "
+              "model if any differs, so edit nothing here.",
               "", "## Library versions", ""]
     lines += [f"- {k}: {v}" for k, v in info["library_versions"].items() if v]
     return "\n".join(lines) + "\n"
@@ -258,8 +269,11 @@ def save_model(pipe, directory, *, metadata=None, model_format="skops", index=No
         The fitted pipeline, as from :func:`~hybridclf.make_hybrid_pipeline`.
 
     directory : str or os.PathLike
-        Folder to write into; created if missing. Files of an older model in
-        it are replaced.
+        Folder to write; created if missing. An older model directory there is
+        replaced as a whole, atomically: the new one is written beside it
+        (hidden name ``.<name>.saving-*``), flushed to disk, then swapped in,
+        so a crash at any moment leaves the old model or the new one. A
+        folder that holds files but is not a model directory is refused.
 
     metadata : dict or None, default=None
         More entries for ``model.json``, such as ``metrics``, ``cv_scores``,
@@ -275,13 +289,20 @@ def save_model(pipe, directory, *, metadata=None, model_format="skops", index=No
 
     index : EmbeddingIndex or None, default=None
         The training embeddings of the novelty check
-        (``TrainingResult.neighbours``), written as ``neighbours.npz``; None
-        removes an older one.
+        (``TrainingResult.neighbours``), written as ``neighbours.npz`` and
+        listed in the manifest like every file; None writes none (an older
+        one goes with the directory it replaces).
 
     Returns
     -------
     info : dict
         The content of ``model.json``.
+
+    Raises
+    ------
+    ValueError
+        When ``directory`` is a file or a folder of other files (see
+        :func:`check_output_dir`), or ``model_format`` is unknown.
 
     Examples
     --------
@@ -305,9 +326,52 @@ def save_model(pipe, directory, *, metadata=None, model_format="skops", index=No
             f"{sorted(_FILES)}. Got {model_format!r} instead."
         )
     check_is_fitted(pipe)
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    model_path = directory / _FILES[model_format]
+    check_output_dir(directory)
+    with replace_directory(directory) as new:
+        model_path = new / _FILES[model_format]
+        _dump(pipe, model_path, model_format)
+        if index is not None:
+            index.save(new)
+        info = _info(pipe, model_path, model_format, metadata)
+        (new / _INFO).write_text(json.dumps(info, indent=2, default=_json_safe))
+        (new / _CARD).write_text(_model_card(info))
+        write_manifest(new)
+    logger.info("Saved the model to %s (%s)", directory, model_path.name)
+    return info
+
+
+def check_output_dir(directory):
+    """Refuse to save a model over a folder that is not a model directory.
+
+    Saving replaces the whole folder; a folder that holds files but no
+    ``model.json`` is someone's other data, and is left alone.
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+        Where a model is to be saved.
+
+    Raises
+    ------
+    ValueError
+        When ``directory`` is a file, or a folder that is neither empty nor a
+        model directory.
+    """
+    path = Path(directory)
+    if path.exists() and not path.is_dir():
+        raise ValueError(
+            f"Cannot save the model to {os.fspath(directory)!r}: it is a file. "
+            "Pass a new folder or an existing model directory.")
+    if path.is_dir() and not (path / _INFO).is_file() and any(path.iterdir()):
+        raise ValueError(
+            f"Cannot save the model to {os.fspath(directory)!r}: the folder holds "
+            f"files but is not a model directory (no {_INFO}), and saving "
+            "replaces the whole folder. Pass a new or empty folder, or an existing "
+            "model directory to replace.")
+
+
+def _dump(pipe, model_path, model_format):
+    """Write the pipeline to ``model_path``, without its ``memory`` caches."""
     memory = _without_memory(pipe)
     try:
         if model_format == "skops":
@@ -319,13 +383,10 @@ def save_model(pipe, directory, *, metadata=None, model_format="skops", index=No
     finally:
         if memory:
             pipe.set_params(**memory)
-    for other in _FILES.values():
-        if other != model_path.name and (directory / other).exists():
-            (directory / other).unlink()
-    if index is not None:
-        index.save(directory)
-    elif (directory / INDEX_FILE).exists():
-        (directory / INDEX_FILE).unlink()
+
+
+def _info(pipe, model_path, model_format, metadata):
+    """The content of ``model.json``."""
     classes = getattr(pipe, "classes_", None)
     versions = library_versions()
     info = {
@@ -335,15 +396,13 @@ def save_model(pipe, directory, *, metadata=None, model_format="skops", index=No
             timespec="seconds"),
         "model_file": model_path.name,
         "model_format": model_format,
-        "sha256": _sha256(model_path),
+        "sha256": sha256_file(model_path),
+        "manifest": MANIFEST,
         "classes": [c.item() if hasattr(c, "item") else c for c in classes],
         "parameters": _parameters(pipe),
         "library_versions": versions,
     }
     info.update(metadata or {})
-    (directory / _INFO).write_text(json.dumps(info, indent=2, default=_json_safe))
-    (directory / _CARD).write_text(_model_card(info))
-    logger.info("Saved the model to %s (%s)", directory, model_path.name)
     return info
 
 
@@ -385,8 +444,9 @@ def read_model_info(directory):
 def load_model(directory, *, allow_pickle=False, trusted=None):
     """Load a pipeline saved by :func:`save_model`, checking it first.
 
-    Before anything is rebuilt, the model file's SHA-256 must equal the one in
-    ``model.json``, the directory format must be one this version knows, and
+    Before anything is rebuilt, every file of the directory must match its
+    SHA-256 in ``manifest.json`` (and the model file the one in
+    ``model.json``), the directory format must be one this version knows, and
     every type in a skops file must be trusted: a scikit-learn, NumPy or
     builtin type that skops trusts, one of :data:`TRUSTED_TYPES`, or one
     listed in ``trusted``. Loading a skops file runs no code from it.
@@ -398,8 +458,9 @@ def load_model(directory, *, allow_pickle=False, trusted=None):
 
     allow_pickle : bool, default=False
         Whether to load a ``model.joblib`` pickle. Unpickling runs code from
-        the file: allow it only for files you made yourself. The hash is
-        checked first either way.
+        the file: allow it only for files you made yourself. The hashes are
+        checked first either way, a :class:`PickleLoadWarning` is issued (and
+        logged) before unpickling, and the result must be a fitted Pipeline.
 
     trusted : list of str or None, default=None
         More type names to trust in a skops file (for a pipeline with your
@@ -413,9 +474,23 @@ def load_model(directory, *, allow_pickle=False, trusted=None):
     Raises
     ------
     ModelLoadError
-        When the directory is incomplete, the file was modified (hash
-        mismatch), the format is newer than this hybridclf, a pickle is found
-        without ``allow_pickle=True``, or the file holds untrusted types.
+        When the directory is incomplete, a file was modified (its SHA-256
+        differs from ``manifest.json``; the message names it), the format is
+        newer than this hybridclf, a pickle is found without
+        ``allow_pickle=True``, or the file holds untrusted types.
+
+    ModelTypeError
+        When the file holds something else than a fitted Pipeline (a
+        ``TypeError`` too).
+
+    Warns
+    -----
+    PickleLoadWarning
+        Before a pickle is unpickled (``allow_pickle=True``).
+
+    UserWarning
+        For a directory saved before manifests existed (only the model file
+        is checked then), or one holding files the manifest does not list.
 
     Examples
     --------
@@ -427,6 +502,7 @@ def load_model(directory, *, allow_pickle=False, trusted=None):
     """
     info = read_model_info(directory)
     directory = Path(directory)
+    _check_files(directory, info)
     found = info.get("format_version")
     if not isinstance(found, int) or found > MODEL_FORMAT_VERSION:
         raise ModelLoadError(
@@ -447,13 +523,41 @@ def load_model(directory, *, allow_pickle=False, trusted=None):
             f"The model file {os.fspath(model_path)!r} named by model.json is "
             "missing. Copy the whole model directory."
         )
-    expected, actual = info.get("sha256"), _sha256(model_path)
+    expected, actual = info.get("sha256"), sha256_file(model_path)
     if actual != expected:
         raise ModelLoadError(
             f"The model file {os.fspath(model_path)!r} was modified: its SHA-256 is "
             f"{actual!r} but model.json records {expected!r}. Refusing to load it; "
             "retrain the model or restore the original file."
         )
+    _warn_versions(directory, info)
+    if model_format == "pickle":
+        pipe = _load_pickle(model_path, allow_pickle)
+    else:
+        pipe = _load_skops(model_path, trusted)
+    return _check_pipeline(pipe, model_path)
+
+
+def _check_files(directory, info):
+    """Check the manifest; warn for files it does not cover."""
+    if info.get("manifest") or (directory / MANIFEST).exists():
+        unlisted = check_manifest(directory, ModelLoadError)
+        if unlisted:
+            warnings.warn(
+                f"The model directory {os.fspath(directory)!r} holds files added "
+                f"after it was saved, not covered by {MANIFEST}: {unlisted!r}. "
+                "hybridclf does not read them.", UserWarning, stacklevel=3)
+        return
+    # saved by hybridclf before manifests: the model file's hash is checked,
+    # model.json and README.md are not covered
+    warnings.warn(
+        f"The model directory {os.fspath(directory)!r} has no {MANIFEST} (saved "
+        "by an older hybridclf): only its model file is checked, not model.json. "
+        "Save it again to add one: save_model(load_model(d), d, "
+        "metadata=read_model_info(d)).", UserWarning, stacklevel=3)
+
+
+def _warn_versions(directory, info):
     saved = (info.get("library_versions") or {}).get("scikit-learn")
     here = library_versions()["scikit-learn"]
     if saved and saved.split(".")[:2] != here.split(".")[:2]:
@@ -462,19 +566,31 @@ def load_model(directory, *, allow_pickle=False, trusted=None):
             f"{saved} and is loaded with {here}; its predictions may differ. "
             "Retrain it with this version to be sure.",
             UserWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
-    if model_format == "pickle":
-        if not allow_pickle:
-            raise ModelLoadError(
-                f"The model in {os.fspath(directory)!r} is a pickle "
-                f"({model_path.name}), and unpickling runs code from the file. Pass "
-                "allow_pickle=True if you trust it, or save it again with "
-                "model_format='skops'."
-            )
-        import joblib
 
-        return joblib.load(model_path)
+
+def _load_pickle(model_path, allow_pickle):
+    """Unpickle the model, loudly, when allowed."""
+    if not allow_pickle:
+        raise ModelLoadError(
+            f"The model in {os.fspath(model_path.parent)!r} is a pickle "
+            f"({model_path.name}), and unpickling runs code from the file. Pass "
+            "allow_pickle=True if you trust it, or save it again with "
+            "model_format='skops'."
+        )
+    message = (f"Unpickling {os.fspath(model_path)!r} (allow_pickle=True): this "
+               "runs any code the file holds, with this process's rights. Do it "
+               "only for files you made yourself; save_model(..., "
+               "model_format='skops') writes a model that runs no code on load.")
+    logger.warning(message)
+    warnings.warn(message, PickleLoadWarning, stacklevel=3)
+    import joblib
+
+    return joblib.load(model_path)
+
+
+def _load_skops(model_path, trusted):
     sio = _skops_io()
     allowed = set(TRUSTED_TYPES) | set(trusted or ())
     try:
@@ -492,3 +608,24 @@ def load_model(directory, *, allow_pickle=False, trusted=None):
             "know what they are."
         )
     return sio.load(model_path, trusted=sorted(found_types))
+
+
+def _check_pipeline(pipe, model_path):
+    """The loaded object, if it is a fitted pipeline; TypeError otherwise."""
+    from sklearn.exceptions import NotFittedError
+    from sklearn.pipeline import Pipeline
+    from sklearn.utils.validation import check_is_fitted
+
+    if not isinstance(pipe, Pipeline):
+        raise ModelTypeError(
+            f"The model file {os.fspath(model_path)!r} holds a "
+            f"{type(pipe).__module__}.{type(pipe).__qualname__}, not a "
+            "scikit-learn or hybridclf Pipeline. Save a fitted pipeline, as from "
+            "make_hybrid_pipeline(...).fit(X, y), with save_model.")
+    try:
+        check_is_fitted(pipe)
+    except NotFittedError as exc:
+        raise ModelTypeError(
+            f"The pipeline in {os.fspath(model_path)!r} is not fitted. Fit it "
+            "before saving it with save_model.") from exc
+    return pipe

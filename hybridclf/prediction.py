@@ -30,6 +30,15 @@ import os
 import numpy as np
 
 from .exceptions import ImageLoadError
+from .pipeline import (
+    get_block_extractor,
+    get_block_scaler,
+    get_classifier,
+    get_feature_union,
+    get_loader,
+    iter_feature_blocks,
+)
+from .quality import read_quality
 
 __all__ = [
     "LOW_CONFIDENCE",
@@ -59,10 +68,6 @@ NOVEL = "unlike any training photo"
 LOW_CONFIDENCE = "low confidence"
 
 
-def _is_off(step):
-    return step is None or (isinstance(step, str) and step == "passthrough")
-
-
 def transform_features(pipe, X):
     """The scaled feature table of a fitted pipeline (the input of its ``clf``).
 
@@ -80,9 +85,9 @@ def transform_features(pipe, X):
     features : ndarray of shape (n_samples, n_features), dtype float32
         What the pipeline's ``clf`` step receives.
     """
-    steps = dict(pipe.steps)
-    images = X if _is_off(steps["load"]) else steps["load"].transform(X)
-    union = steps["features"]
+    loader = get_loader(pipe)
+    images = X if loader is None else loader.transform(X)
+    union = get_feature_union(pipe)
     n_threads = _block_threads(union, len(images))
     if n_threads > 1:
         return _blocks_in_threads(union, images, n_threads)
@@ -109,8 +114,8 @@ def _block_threads(union, n_images):
         return 1
     n_jobs = []
     for _, block in blocks:
-        last = block.steps[0][1] if hasattr(block, "steps") else block
-        n_jobs.append(effective_n_jobs(getattr(last, "n_jobs", None)))
+        extract = get_block_extractor(block)
+        n_jobs.append(effective_n_jobs(getattr(extract, "n_jobs", None)))
     return min(max(n_jobs), len(blocks))
 
 
@@ -128,8 +133,7 @@ def _blocks_in_threads(union, images, n_threads):
 
 
 def _is_cnn(block):
-    first = block.steps[0][1] if hasattr(block, "steps") else block
-    return type(first).__name__ == "CNNFeatures"
+    return type(get_block_extractor(block)).__name__ == "CNNFeatures"
 
 
 def feature_blocks(pipe):
@@ -146,10 +150,8 @@ def feature_blocks(pipe):
         In the order of the columns of :func:`transform_features`.
     """
     blocks = []
-    for name, block in dict(pipe.steps)["features"].transformer_list:
-        if _is_off(block):
-            continue
-        last = block.steps[-1][1] if hasattr(block, "steps") else block
+    for name, block in iter_feature_blocks(pipe):
+        last = block[-1] if hasattr(block, "steps") else block
         blocks.append((name, int(last.n_features_in_)))
     return blocks
 
@@ -192,10 +194,7 @@ def embedding_columns(blocks, name="cnn"):
 
 
 def _embedding_block(pipe, name="cnn"):
-    for block_name, block in dict(pipe.steps)["features"].transformer_list:
-        if block_name == name and not _is_off(block):
-            return block
-    return None
+    return dict(iter_feature_blocks(pipe)).get(name)
 
 
 def embedding_of(pipe, features):
@@ -219,8 +218,8 @@ def embedding_of(pipe, features):
     """
     part = features[:, embedding_columns(feature_blocks(pipe))]
     block = _embedding_block(pipe)
-    scale = getattr(block, "named_steps", {}).get("scale")
-    if block is not None and hasattr(scale, "inverse_transform"):
+    scale = None if block is None else get_block_scaler(block)
+    if hasattr(scale, "inverse_transform"):
         return scale.inverse_transform(part)
     return part
 
@@ -242,10 +241,10 @@ def embed_images(pipe, images):
         The CNN block's output, or every scaled feature without one.
     """
     block = _embedding_block(pipe)
-    steps = getattr(block, "named_steps", {})
-    if block is not None and "extract" in steps and "scale" in steps:
-        return np.asarray(steps["extract"].transform(images), dtype=np.float32)
-    features = dict(pipe.steps)["features"].transform(images)
+    if block is not None and get_block_scaler(block) is not None:
+        extract = get_block_extractor(block)
+        return np.asarray(extract.transform(images), dtype=np.float32)
+    features = get_feature_union(pipe).transform(images)
     return np.asarray(features, dtype=np.float32)[
         :, embedding_columns(feature_blocks(pipe))]
 
@@ -407,7 +406,7 @@ def predict_with_reasons(pipe, X, *, proba_threshold=0.0, ood_thresholds=None,
         ``{"ok": bool, "issues": [...]}``, or None without ``quality``).
     """
     features = transform_features(pipe, X)
-    clf = pipe.steps[-1][1]
+    clf = get_classifier(pipe)
     proba = clf.predict_proba(features)
     labels = np.asarray(clf.classes_, dtype=object)[proba.argmax(axis=1)]
     low = proba.max(axis=1) < proba_threshold
@@ -425,19 +424,16 @@ def predict_with_reasons(pipe, X, *, proba_threshold=0.0, ood_thresholds=None,
                for n, lo in zip(novel, low)]
     labels[novel | low] = unknown
     return {"labels": labels, "proba": proba, "scores": scores,
-            "reasons": reasons, "quality": _qualities(X) if quality else None}
+            "reasons": reasons,
+            "quality": _qualities(pipe, X) if quality else None}
 
 
-def _qualities(X):
-    from .io import read_image
-    from .quality import MEASURE_SIDE, photo_quality
+def _qualities(pipe, X):
+    """The photo quality of each image (read again, within the loader's budget)."""
+    max_pixels = getattr(get_loader(pipe), "max_pixels", None)
+    return [read_quality(item, max_pixels=max_pixels) for item in X]
 
-    out = []
-    for item in X:
-        # measured at MEASURE_SIDE pixels: a large JPEG need not be decoded whole
-        answer = photo_quality(read_image(item, draft_size=(MEASURE_SIDE,) * 2))
-        out.append({"ok": answer["ok"], "issues": answer["issues"]})
-    return out
+
 
 
 def open_set_options(directory, info):
@@ -574,7 +570,7 @@ def predict_files(pipe, files, *, batch_size=32, proba_threshold=0.0,
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(files), desc="predict", unit="image")
-    classes = np.asarray(pipe.steps[-1][1].classes_, dtype=object)
+    classes = np.asarray(get_classifier(pipe).classes_, dtype=object)
     try:
         for start in range(0, len(files), batch_size):
             batch = files[start : start + batch_size]

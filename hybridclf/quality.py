@@ -1,8 +1,9 @@
 """Photo quality: is one image blurry, too dark, over-exposed or too small?
 
-The per-image measures and thresholds shared by the dataset inspector
-(``hybridclf inspect``) and by prediction, which returns them beside the class
-so that a user knows when to retake a photo. They never change a class.
+The one home of the per-image measures and thresholds: the dataset inspector
+(``hybridclf inspect``) measures and judges its images here, and so does
+prediction, which returns the answer beside the class so that a user knows
+when to retake a photo. Quality never changes a class.
 
 Each image is measured on a grey copy whose longer side is at most
 :data:`MEASURE_SIDE` pixels, so the figures do not depend on the resolution
@@ -32,10 +33,13 @@ __all__ = [
     "ISSUE_TEXT",
     "MEASURE_SIDE",
     "MIN_SIZE",
+    "measure_grey",
     "measure_photo",
     "photo_issues",
     "photo_quality",
     "quality_message",
+    "read_quality",
+    "shrink",
 ]
 
 #: Longer side, in pixels, of the grey copy that is measured.
@@ -91,20 +95,52 @@ def measure_photo(image):
             "it with hybridclf.io.read_image first."
         )
     height, width = image.shape[:2]
-    scale = MEASURE_SIDE / max(height, width)
-    small = image
-    if scale < 1:
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    small = shrink(image, MEASURE_SIDE)
     gray = small if small.ndim == 2 else cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+    return {**measure_grey(gray), "width": int(width), "height": int(height)}
+
+
+def shrink(image, side):
+    """``image`` with its longer side reduced to ``side`` pixels (never enlarged).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hybridclf.quality import shrink
+    >>> shrink(np.zeros((512, 300), np.uint8), 256).shape
+    (256, 150)
+    """
+    height, width = image.shape[:2]
+    scale = side / max(height, width)
+    if scale >= 1:
+        return image
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def measure_grey(gray):
+    """Sharpness, brightness and entropy of a grey image already shrunk.
+
+    The measures of :func:`measure_photo` without the size; the inspector
+    calls it on the grey copy it also hashes.
+
+    Parameters
+    ----------
+    gray : ndarray of shape (height, width), dtype uint8
+        The grey image, its longer side at most :data:`MEASURE_SIDE` pixels
+        (see :func:`shrink`).
+
+    Returns
+    -------
+    measures : dict
+        ``sharpness``, ``brightness`` and ``entropy``.
+    """
     hist = np.bincount(gray.ravel(), minlength=256).astype(np.float64)
     p = hist[hist > 0] / gray.size
     return {
         "sharpness": float(cv2.Laplacian(gray, cv2.CV_64F).var()),
         "brightness": float(gray.mean()) / 255.0,
         "entropy": max(0.0, float(-(p * np.log2(p)).sum())),
-        "width": int(width),
-        "height": int(height),
     }
 
 
@@ -195,6 +231,42 @@ def photo_quality(image, **thresholds):
     measures = measure_photo(image)
     issues = photo_issues(measures, **thresholds)
     return {"ok": not issues, "issues": issues, "measures": measures}
+
+
+def read_quality(source, *, max_pixels=None):
+    """The quality answer of an image file, bytes or array, as prediction gives it.
+
+    A large JPEG is decoded at a reduced scale (never under
+    :data:`MEASURE_SIDE` pixels), which the measures do not notice: they are
+    taken at that size anyway.
+
+    Parameters
+    ----------
+    source : str, os.PathLike, bytes or ndarray
+        The photo, as :func:`hybridclf.io.read_image` takes it; an array at
+        its own size, not resized for a model.
+
+    max_pixels : int or None, default=None
+        The pixel budget of :func:`hybridclf.io.read_image`; None takes its
+        default. Pass the model loader's, which read the photo already.
+
+    Returns
+    -------
+    quality : dict
+        ``ok`` and ``issues``, as in :func:`photo_quality` (without the
+        measures).
+
+    Raises
+    ------
+    ImageLoadError
+        When the photo cannot be read.
+    """
+    from .io import DEFAULT_MAX_PIXELS, read_image
+
+    image = read_image(source, draft_size=(MEASURE_SIDE,) * 2,
+                       max_pixels=max_pixels or DEFAULT_MAX_PIXELS)
+    answer = photo_quality(image)
+    return {"ok": answer["ok"], "issues": answer["issues"]}
 
 
 def quality_message(issues):

@@ -9,21 +9,25 @@ from numbers import Integral, Real
 import cv2
 import numpy as np
 from imblearn.over_sampling.base import BaseOverSampler
-from imblearn.utils import Substitution, check_sampling_strategy, check_target_type
+from imblearn.utils import check_sampling_strategy, check_target_type
 from sklearn.utils import check_consistent_length, check_random_state
 
-from .augment import apply_geometry, apply_photometry, check_techniques, draw_params
+from .augment._geometry import apply_geometry
+from .augment._photometry import apply_photometry
+from .augment._policy import check_techniques, draw_params
+from .utils._docstrings import Substitution, n_jobs_docstring
 from .utils._parallel import run_chunked
-from .utils._validation import Interval, _fit_context, _random_state_docstring
+from .utils._validation import (
+    Interval,
+    _fit_context,
+    _random_state_docstring,
+    check_image_array,
+)
 
 __all__ = ["ClassAwareAugmenter"]
 
 logger = logging.getLogger(__name__)
 
-_N_JOBS_DOC = """n_jobs : int, default=None
-        Number of threads that make images. ``None`` means 1 unless in a
-        :func:`joblib.parallel_config` context; ``-1`` means all processors.
-        The images do not depend on it."""
 
 # side of the greyscale copies compared by the quality check
 _CHECK_SIDE = 64
@@ -68,38 +72,11 @@ def _check_quality(source_gray, reference, generated, threshold):
 
 
 def _as_images(X, name):
-    """Validate an image batch; return it and its uint8 view for augmenting."""
-    if not isinstance(X, np.ndarray):
-        raise TypeError(
-            f"{name} expects images as one numpy array of shape (n_samples, height,"
-            f" width[, channels]); got {type(X).__name__}. Put an ImageLoader "
-            "before it (make_hybrid_pipeline does) or stack the images with "
-            "numpy.stack."
-        )
-    if X.ndim not in (3, 4) or (X.ndim == 4 and X.shape[3] not in (1, 3)):
-        raise ValueError(
-            f"{name} expects images of shape (n_samples, height, width), "
-            f"(n_samples, height, width, 1) or (n_samples, height, width, 3); got "
-            f"an array of shape {X.shape}. Put it after the ImageLoader, before "
-            "the feature extraction."
-        )
-    if X.dtype == np.uint8:
-        images = X
-    elif X.dtype in (np.float32, np.float64):
-        if X.size and (not np.isfinite(X).all() or X.min() < 0 or X.max() > 1):
-            raise ValueError(
-                f"{name} takes float images with values in [0, 1]; got values in "
-                f"[{X.min():.3g}, {X.max():.3g}]. Divide 8-bit values by 255."
-            )
-        images = np.rint(X * 255.0).astype(np.uint8)
-    else:
-        raise TypeError(
-            f"{name} takes images of dtype uint8, float32 or float64; got "
-            f"{X.dtype}."
-        )
-    if images.ndim == 4 and images.shape[3] == 1:
-        images = images[..., 0]
-    return X, images
+    """Validate an image batch; return its uint8 view for augmenting."""
+    return check_image_array(
+        X, what=f"The images given to {name}", batch=True, allow_float=True,
+        hint="Put it after the ImageLoader, before the feature extraction "
+        "(make_hybrid_pipeline does), or stack separate images with numpy.stack.")
 
 
 def _to_input_layout(generated, X):
@@ -116,7 +93,8 @@ def _to_input_layout(generated, X):
 @Substitution(
     sampling_strategy=BaseOverSampler._sampling_strategy_docstring,
     random_state=_random_state_docstring,
-    n_jobs=_N_JOBS_DOC,
+    n_jobs=n_jobs_docstring("Number of threads that make images.",
+                            "The images do not depend on it."),
 )
 class ClassAwareAugmenter(BaseOverSampler):
     """Over-sample classes with augmented copies of their own images.
@@ -275,7 +253,7 @@ class ClassAwareAugmenter(BaseOverSampler):
     def _check_X_y(self, X, y, accept_sparse=None):
         # imblearn's check requires 2-D tables; images are 3-D or 4-D arrays
         y, binarize_y = check_target_type(y, indicate_one_vs_all=True)
-        X, _ = _as_images(X, type(self).__name__)
+        _as_images(X, type(self).__name__)
         check_consistent_length(X, y)
         return X, y, binarize_y
 
@@ -353,20 +331,49 @@ n_channels])
         return super().fit_resample(X, y)
 
     def _fit_resample(self, X, y):
-        _, images = _as_images(X, type(self).__name__)
+        images = _as_images(X, type(self).__name__)
         self.image_shape_ = X.shape[1:]
-        generated, sources = self._fit_generate(images, y)
+        generated, sources = self._generate(images, y)
         self.sample_indices_ = np.concatenate([np.arange(len(X)), sources])
         X_new = _to_input_layout(generated, X)
         return np.concatenate([X, X_new]), np.concatenate([y, y[sources]])
 
-    def _fit_generate(self, images, y, progress=False):
-        """Generate the images of the resolved strategy; set the fitted counts.
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit_generate(self, images, y, *, progress=False):
+        """Fit on images of any sizes and return only the generated images.
 
-        ``images`` is any sequence of uint8 images (they may differ in size);
-        returns the list of generated images and the index of each one's
-        source. With ``progress``, a tqdm bar counts the images.
+        What :meth:`fit_resample` does, for images that cannot be stacked into
+        one array, such as photos of different sizes (``hybridclf augment``
+        uses it). The fitted attributes are set as by :meth:`fit_resample`,
+        except ``sample_indices_`` and ``image_shape_``.
+
+        Parameters
+        ----------
+        images : sequence of ndarray of shape (height, width[, 3]), dtype uint8
+            The images, each of its own size, in RGB order.
+
+        y : array-like of shape (n_samples,)
+            The class of each image.
+
+        progress : bool, default=False
+            Show a progress bar over the images made.
+
+        Returns
+        -------
+        generated : list of ndarray
+            The new images, each of its source's shape.
+
+        sources : ndarray of shape (n_generated,), dtype intp
+            The index in ``images`` of each new image's source.
         """
+        images = [check_image_array(image, what=f"Image {i} of 'images'")
+                  for i, image in enumerate(images)]
+        y, _ = check_target_type(y, indicate_one_vs_all=True)
+        check_consistent_length(images, y)
+        return self._generate(images, y, progress=progress)
+
+    def _generate(self, images, y, progress=False):
+        """Generate the images of the resolved strategy; set the fitted counts."""
         y = np.asarray(y)
         self.sampling_strategy_ = self._resolve_strategy(y)
         policy = check_techniques(self.techniques)

@@ -71,3 +71,39 @@ def texture_folder(tmp_path_factory):
             crop = image[r * 128 : r * 128 + 96, c * 128 : c * 128 + 96]
             cv2.imwrite(str(root / name / f"{i}.png"), crop)
     return root
+
+
+def bomb_jpeg(side=20000):
+    """A 1 KB JPEG whose header declares side x side grey pixels (a bomb).
+
+    A real 16x16 JPEG with the frame header (SOF0) patched: a decoder that
+    trusts the header allocates side^2 pixels before it finds the data short.
+    """
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("L", (16, 16), 128).save(buf, format="JPEG", quality=10)
+    data = bytearray(buf.getvalue())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = side.to_bytes(2, "big") * 2
+    return bytes(data)
+
+
+def bomb_png(side=20000):
+    """A valid 1-bit PNG of side x side white pixels: ~50 KB for 20000^2."""
+    import struct
+    import zlib
+
+    def chunk(kind, body):
+        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    row = b"\x00" + b"\xff" * ((side + 7) // 8)
+    packer = zlib.compressobj(9)
+    compressed = b"".join(packer.compress(row * 500) for _ in range(side // 500))
+    compressed += packer.compress(row * (side % 500)) + packer.flush()
+    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", compressed) + chunk(b"IEND", b""))

@@ -186,3 +186,18 @@ def test_random_augment_keeps_shape_dtype_and_input(batch, seed, gray):
     out = random_augment(image, np.random.default_rng(seed))
     assert out.shape == image.shape and out.dtype == np.uint8
     np.testing.assert_array_equal(image, before)
+
+
+def test_random_flip_crop_of_tensor_batches_is_seeded_and_keeps_shape():
+    torch = pytest.importorskip("torch")
+    from hybridclf.augment._tensor import random_flip_crop
+
+    batch = torch.arange(2 * 3 * 16 * 16, dtype=torch.float32).reshape(2, 3, 16, 16)
+    before = batch.clone()
+    runs = [random_flip_crop(batch, torch.Generator().manual_seed(0), torch)
+            for _ in range(2)]
+    assert runs[0].shape == batch.shape
+    torch.testing.assert_close(runs[0], runs[1])
+    torch.testing.assert_close(batch, before)
+    # a crop resized back stays within the image's range of values
+    assert runs[0].min() >= batch.min() and runs[0].max() <= batch.max()

@@ -8,7 +8,7 @@ import pytest
 from sklearn.model_selection import GroupKFold
 
 from hybridclf import ClassAwareAugmenter, read_image
-from hybridclf.augment_folder import augment_folder
+from hybridclf.augment import augment_folder
 from hybridclf.cli import main
 
 from .conftest import require_shared

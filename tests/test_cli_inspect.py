@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 
 import cv2
 import numpy as np
@@ -48,6 +49,18 @@ def test_inspect_writes_the_three_files_and_a_summary(small_dataset, tmp_path,
     assert group[copy] == group[str(small_dataset / "grass" / "0.png")]
 
 
+def test_inspect_test_data_dir_reports_leakage(small_dataset, tmp_path, capsys):
+    held_out = tmp_path / "held_out" / "grass"
+    held_out.mkdir(parents=True)
+    (held_out / "leak.png").write_bytes((small_dataset / "grass" / "1.png")
+                                        .read_bytes())
+    code = main(["inspect", "--data-dir", str(small_dataset), "--test-data-dir",
+                 str(tmp_path / "held_out"), "--output-dir", str(tmp_path / "r"),
+                 "--quick"])
+    assert code == 0
+    assert "LEAKAGE: 1" in capsys.readouterr().out
+
+
 def test_inspect_corruption_threshold_sets_the_exit_code(small_dataset, tmp_path,
                                                          capsys):
     args = ["inspect", "--data-dir", str(small_dataset), "--output-dir",
@@ -79,3 +92,20 @@ def test_inspect_is_listed_in_the_help(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "inspect" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs")
+def test_inspect_reports_a_fifo_without_opening_it(small_dataset, tmp_path, capsys):
+    import threading
+
+    os.mkfifo(small_dataset / "brick" / "x.jpg")
+    out = tmp_path / "report"
+    codes = []
+    run = threading.Thread(target=lambda: codes.append(main(
+        ["inspect", "--data-dir", str(small_dataset), "--output-dir", str(out),
+         "--quick", "--no-check-duplicates"])), daemon=True)
+    run.start()
+    run.join(120)
+    assert codes, "inspect blocked on the FIFO"
+    text = (out / "report.json").read_text(encoding="utf-8")
+    assert "not a regular file (a FIFO" in text and "x.jpg" in text

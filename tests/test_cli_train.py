@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 
 import numpy as np
 import pytest
@@ -81,6 +82,57 @@ def test_a_tampered_model_fails_with_a_clear_message(trained, tmp_path, capsys):
         fh.write(b"XX")
     assert main(["predict", "--model-dir", str(copy), str(tmp_path)]) == 1
     assert "was modified" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs")
+def test_predict_reports_a_fifo_and_a_bomb_without_hanging(trained, tmp_path,
+                                                            capsys):
+    import threading
+
+    from .conftest import bomb_png
+
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    os.mkfifo(inputs / "x.jpg")  # opening it would block forever
+    (inputs / "bomb.png").write_bytes(bomb_png(9000))
+    out = tmp_path / "preds.csv"
+    codes = []
+    run = threading.Thread(target=lambda: codes.append(main(
+        ["predict", "--model-dir", str(trained), str(inputs), "--output", str(out),
+         "--max-pixels", "50000000"])), daemon=True)
+    run.start()
+    run.join(60)
+    assert codes == [0], "predict blocked"
+    errors = {r["file"].rsplit("/", 1)[-1]: r["error"]
+              for r in csv.DictReader(out.open())}
+    assert "not a regular file (a FIFO" in errors["x.jpg"]
+    assert "9000x9000 pixels" in errors["bomb.png"]
+    assert "limit of 50000000" in errors["bomb.png"]
+
+
+def test_train_refuses_an_output_folder_that_is_not_a_model(texture_folder,
+                                                            tmp_path, capsys):
+    (tmp_path / "README.md").write_text("my notes")
+    assert main(["train", "--data-dir", str(texture_folder), "--output-dir",
+                 str(tmp_path), "--features", "color"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "not a model directory" in err
+    assert (tmp_path / "README.md").read_text() == "my notes"
+
+
+def test_train_names_an_empty_class_folder(texture_folder, tmp_path, capsys):
+    import shutil
+
+    from hybridclf import SkippedFilesWarning
+
+    data = tmp_path / "data"
+    shutil.copytree(texture_folder, data)
+    (data / "empty_class").mkdir()
+    with pytest.warns(SkippedFilesWarning, match="empty_class.*without any image"):
+        assert main(["train", "--data-dir", str(data), "--output-dir",
+                     str(tmp_path / "model"), "--features", "color",
+                     "--image-size", "32", "--cv-folds", "2", "--test-size", "0",
+                     "--n-jobs", "1"]) == 0
 
 
 def _png(image):

@@ -60,12 +60,45 @@ def test_docker(model_dir, tmp_path, capsys):
     assert cmd[-2:] == ["--api-key-env", "MY_KEY"]
     assert (out / "model" / "model.json").is_file()
     assert "!model/" in (out / ".dockerignore").read_text()
+    for limit in ("--memory 2g", "--cpus 2", "--pids-limit 256", "--cap-drop ALL",
+                  "--security-opt no-new-privileges", "--read-only"):
+        assert f" {limit} " in command
+
+
+def test_the_image_pins_the_versions_the_model_records(model_dir, tmp_path):
+    from hybridclf.persistence import read_model_info
+
+    versions = read_model_info(model_dir)["library_versions"]
+    write_deployment("docker", tmp_path, model_dir, allow_pickle=True)
+    text = (tmp_path / "Dockerfile").read_text()
+    install = next(ln for ln in text.splitlines() if "pip install" in ln)
+    for name in ("scikit-learn", "numpy", "skops", "imbalanced-learn"):
+        assert f'"{name}=={versions[name]}"' in install
+    major, minor = versions["python"].split(".")[:2]
+    assert text.count(f"FROM python:{major}.{minor}-slim") == 2
+    cmd = json.loads(text.split("\nCMD ", 1)[1].splitlines()[0])
+    assert cmd[-1] == "--allow-pickle"
+
+
+def test_existing_files_are_kept_without_force(model_dir, tmp_path, capsys):
+    (tmp_path / "Dockerfile").write_text("mine")
+    assert main(["deploy", "--type", "docker", "--output-dir", str(tmp_path),
+                 "--model-dir", str(model_dir)]) == 1
+    assert "--force" in capsys.readouterr().err
+    assert (tmp_path / "Dockerfile").read_text() == "mine"
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "stale.bin").write_text("old")
+    assert main(["deploy", "--type", "docker", "--output-dir", str(tmp_path),
+                 "--model-dir", str(model_dir), "--force"]) == 0
+    assert (tmp_path / "Dockerfile").read_text() != "mine"
+    assert not (tmp_path / "model" / "stale.bin").exists()
 
 
 def test_compose_yaml(model_dir, tmp_path):
     out = tmp_path / "compose"
     write_deployment("compose", out, model_dir, port=9000)
     text = (out / "docker-compose.yml").read_text()
+    assert 'mem_limit: "2g"' in text and "pids_limit: 256" in text
     try:
         import yaml
     except ImportError:
@@ -107,6 +140,7 @@ def test_systemd_unit(model_dir, tmp_path, capsys):
     assert service["ProtectSystem"] == "strict"
     assert service["NoNewPrivileges"] == "yes"
     assert service["Restart"] == "on-failure"
+    assert service["MemoryMax"] == "4G" and service["TasksMax"] == "256"
     exec_start = service["ExecStart"]
     assert exec_start.split('" ', 1)[1].startswith(
         f'serve --model-dir "{model_dir}" --host 127.0.0.1 --port 8123 --workers 2')
@@ -121,3 +155,16 @@ def test_errors_name_the_problem(model_dir, tmp_path, capsys):
     assert main(["deploy", "--type", "docker", "--output-dir", str(tmp_path),
                  "--model-dir", str(tmp_path / "none")]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_a_pickled_model_needs_allow_pickle(texture_folder, tmp_path):
+    from hybridclf import load_image_folder, make_hybrid_pipeline, save_model
+
+    paths, labels = load_image_folder(texture_folder)
+    pipe = make_hybrid_pipeline(features=["color"]).set_params(load__size=32)
+    save_model(pipe.fit(paths, labels), tmp_path / "m", model_format="pickle")
+    with pytest.raises(ValueError, match="--allow-pickle"):
+        write_deployment("systemd", tmp_path / "out", tmp_path / "m")
+    write_deployment("systemd", tmp_path / "out", tmp_path / "m", allow_pickle=True)
+    unit = (tmp_path / "out" / "hybridclf-serve.service").read_text()
+    assert "--allow-pickle" in unit

@@ -16,7 +16,6 @@ pytest.importorskip("pyarrow")
 
 from hybridclf import load_image_folder, load_model, make_hybrid_pipeline  # noqa: E402
 from hybridclf.cli import main  # noqa: E402
-from hybridclf.datasets import write_digits_folder  # noqa: E402
 from hybridclf.distributed import (  # noqa: E402
     dask_client,
     extract_features,
@@ -31,6 +30,7 @@ from hybridclf.prediction import (  # noqa: E402
     predict_files,
     transform_features,
 )
+from hybridclf.sample_data import write_digits_folder  # noqa: E402
 
 
 class SleepyFeatures(TransformerMixin, BaseEstimator):

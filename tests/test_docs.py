@@ -239,7 +239,7 @@ def docs_sandbox(tmp_path_factory):
     import cv2
 
     from hybridclf import load_image_folder, make_hybrid_pipeline, save_model
-    from hybridclf.datasets import write_digits_folder
+    from hybridclf.sample_data import write_digits_folder
     from hybridclf.training import train_model
 
     root = tmp_path_factory.mktemp("docs-sandbox")

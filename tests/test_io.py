@@ -14,7 +14,7 @@ from PIL import Image
 from hybridclf import ImageLoader, ImageLoadError, SkippedFilesWarning, read_image
 from hybridclf.io import fit_to_size, load_image_folder
 
-from .conftest import require_shared
+from .conftest import bomb_jpeg, bomb_png, require_shared
 from .strategies import single_images
 
 # what each file of ../shared/data/broken must give: a reason, or None (loads)
@@ -65,6 +65,22 @@ def test_loader_reports_every_bad_file_of_a_batch_at_once():
     for name, reason in BROKEN_EXPECTED.items():
         assert reason in failed[name]
         assert name in str(info.value)
+
+
+def test_read_each_reads_the_good_images_and_gives_each_bad_one_its_reason(
+        real_images):
+    good = _encode(Image.fromarray(real_images[1]), "PNG")
+    items = [real_images[0], b"not an image", good, good[:40]]
+    loader = ImageLoader(size=64, n_jobs=2)
+    images, reasons = loader.read_each(items)
+    assert reasons[0] is None and reasons[2] is None
+    assert "not an image" in reasons[1] and reasons[3]
+    np.testing.assert_array_equal(
+        images, loader.transform([real_images[0], good]))
+    with pytest.raises(ImageLoadError) as info:
+        loader.transform(items)
+    assert [source for source, _ in info.value.failures] == ["<bytes 1>",
+                                                             "<bytes 3>"]
 
 
 def test_broken_exif_rotated_photo_is_upright():
@@ -329,3 +345,145 @@ def test_read_image_draft_size_decodes_a_large_jpeg_smaller():
     small = read_image(data, draft_size=(256, 256))
     assert small.shape == (500, 600, 3)  # 1/4 scale: the smallest >= 256
     assert np.abs(small.astype(int).mean() - big.mean()) < 2
+
+
+# -- the pixel budget: decompression bombs are refused from the header ------------
+def _no_decoding(monkeypatch):
+    """Make every decoder fail loudly: the tests below must not reach one."""
+    import cv2
+    from PIL import ImageFile
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("an image over the pixel budget was decoded")
+
+    monkeypatch.setattr(cv2, "imdecode", refuse)
+    monkeypatch.setattr(ImageFile.ImageFile, "load", refuse)
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+@pytest.mark.parametrize("make, declared", [
+    (lambda: bomb_jpeg(20000), "400000000 pixels"),  # over Pillow's own limit
+    (lambda: bomb_jpeg(9000), "9000x9000 pixels"),
+    (lambda: bomb_png(13000), "13000x13000 pixels"),
+])
+def test_bombs_are_refused_undecoded(make, declared, tmp_path, monkeypatch):
+    data = make()
+    (tmp_path / "bomb").write_bytes(data)
+    _no_decoding(monkeypatch)
+    for source in (data, tmp_path / "bomb"):
+        with pytest.raises(ImageLoadError, match=declared) as info:
+            ImageLoader(size=64).transform([source])
+        assert "over the limit of 64000000 pixels" in str(info.value)
+        assert "max_pixels" in str(info.value)
+
+
+def test_pillows_own_limit_is_reported_as_the_budget(monkeypatch):
+    # above Pillow's limit (179 MP) Pillow raises on open; the old fallback
+    # then decoded the file in full with OpenCV
+    _no_decoding(monkeypatch)
+    with pytest.raises(ImageLoadError, match="too large.*400000000 pixels"):
+        read_image(bomb_jpeg(20000), max_pixels=10**9)
+
+
+def _frames(fmt, n=3, size=(100, 80)):
+    frames = [Image.new("RGB", size, (40 * i, 90, 200)) for i in range(n)]
+    return _encode(frames[0], fmt, save_all=True, append_images=frames[1:])
+
+
+@pytest.mark.parametrize("data", [
+    _encode(Image.new("RGB", (100, 80)), "JPEG"),
+    _encode(Image.new("1", (100, 80)), "PNG"),
+    _encode(Image.new("RGB", (100, 80)), "BMP"),
+    _encode(Image.new("RGB", (100, 80)), "PPM"),
+    _encode(Image.new("RGB", (100, 80)), "WEBP"),
+    _frames("GIF"), _frames("WEBP"), _frames("TIFF"), _frames("PNG"),
+], ids=["jpeg", "png-1bit", "bmp", "ppm", "webp", "gif-animated",
+        "webp-animated", "tiff-pages", "apng"])
+def test_every_format_checks_the_budget(data, monkeypatch):
+    assert read_image(data, max_pixels=8000).shape == (80, 100, 3)
+    _no_decoding(monkeypatch)
+    with pytest.raises(ImageLoadError, match=r"100x80 pixels.*limit of 7999"):
+        read_image(data, max_pixels=7999)
+
+
+def test_large_legal_jpegs_keep_reduced_decoding(monkeypatch):
+    import cv2
+
+    noise = np.random.RandomState(0).randint(0, 255, (1200, 1000, 3), np.uint8)
+    data = _encode(Image.fromarray(noise), "JPEG", quality=95)
+    assert len(data) > 200_000
+    flags = []
+    decode = cv2.imdecode
+    monkeypatch.setattr(cv2, "imdecode",
+                        lambda buf, flag: flags.append(flag) or decode(buf, flag))
+    ImageLoader(size=64).transform([data])
+    assert flags == [cv2.IMREAD_REDUCED_COLOR_8]
+
+
+def test_max_pixels_is_validated_and_old_loaders_get_the_default():
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    from hybridclf.io import DEFAULT_MAX_PIXELS
+
+    with pytest.raises(InvalidParameterError, match="max_pixels"):
+        ImageLoader(max_pixels=0).fit()
+    with pytest.raises(ValueError, match="'max_pixels' parameter of read_image"):
+        read_image(np.zeros((4, 4), np.uint8), max_pixels=0.5)
+    old = ImageLoader(size=32)
+    del old.max_pixels  # as saved before the parameter existed
+    assert pickle.loads(pickle.dumps(old)).get_params()["max_pixels"] == (
+        DEFAULT_MAX_PIXELS)
+
+
+# -- only regular files are read ----------------------------------------------
+def _in_thread(function, *args):
+    """Run function(*args); fail instead of hanging when it blocks."""
+    import threading
+
+    result = {}
+
+    def run():
+        try:
+            result["value"] = function(*args)
+        except Exception as exc:  # noqa: BLE001 - handed to the test
+            result["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive(), f"{function.__name__} blocked"
+    return result
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
+def test_fifos_sockets_and_devices_are_refused_unopened(tmp_path):
+    import socket
+
+    os.mkfifo(tmp_path / "x.jpg")
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(tmp_path / "s.png"))
+        cases = [(tmp_path / "x.jpg", "FIFO"), (tmp_path / "s.png", "socket")]
+        if os.path.exists("/dev/zero"):
+            cases.append(("/dev/zero", "character device"))
+        for path, kind in cases:
+            error = _in_thread(read_image, path)["error"]
+            assert isinstance(error, ImageLoadError)
+            assert f"not a regular file (a {kind}" in str(error)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
+def test_the_folder_scan_reports_special_files_and_empty_classes(tmp_path):
+    from hybridclf.io import scan_image_folder
+
+    for cls in ("cats", "dogs", "empty"):
+        (tmp_path / cls).mkdir()
+    Image.new("RGB", (32, 32)).save(tmp_path / "cats" / "a.png")
+    Image.new("RGB", (32, 32)).save(tmp_path / "dogs" / "b.png")
+    os.mkfifo(tmp_path / "dogs" / "x.jpg")
+    paths, labels, skipped = _in_thread(scan_image_folder, tmp_path)["value"]
+    assert labels == ["cats", "dogs"]
+    reasons = {os.path.basename(p): r for p, r in skipped}
+    assert "FIFO" in reasons["x.jpg"]
+    assert "without any image" in reasons["empty"]
+    with pytest.warns(SkippedFilesWarning, match=r"(?s)x\.jpg.*FIFO.*empty"):
+        assert load_image_folder(tmp_path) == (paths, labels)

@@ -4,7 +4,9 @@ import threading
 
 import pytest
 
-from hybridclf._microbatch import MicroBatcher
+pytest.importorskip("fastapi")  # hybridclf.serve needs it
+
+from hybridclf.serve._batching import MicroBatcher  # noqa: E402
 
 
 class _Gated:

@@ -9,6 +9,8 @@ import pytest
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from hybridclf import load_image_folder, load_model, make_hybrid_pipeline, save_model
+from hybridclf._model_files import sha256_file, write_manifest
+from hybridclf.exceptions import PickleLoadWarning
 from hybridclf.persistence import TRUSTED_TYPES, ModelLoadError, read_model_info
 
 
@@ -23,7 +25,7 @@ def test_round_trip_gives_the_same_probabilities(fitted, tmp_path):
     pipe, paths, labels = fitted
     info = save_model(pipe, tmp_path, metadata={"metrics": {"accuracy": 0.9}})
     assert {p.name for p in tmp_path.iterdir()} == {"model.skops", "model.json",
-                                                    "README.md"}
+                                                    "README.md", "manifest.json"}
     assert info["classes"] == ["brick", "grass", "gravel"]
     assert read_model_info(tmp_path)["metrics"] == {"accuracy": 0.9}
     assert len(info["sha256"]) == 64
@@ -40,7 +42,7 @@ def test_a_modified_file_is_refused(fitted, tmp_path):
     save_model(pipe, tmp_path)
     with open(tmp_path / "model.skops", "ab") as fh:
         fh.write(b"\0")
-    with pytest.raises(ModelLoadError, match="was modified: its SHA-256"):
+    with pytest.raises(ModelLoadError, match="model.skops' was modified"):
         load_model(tmp_path)
 
 
@@ -50,6 +52,7 @@ def test_newer_format_and_missing_files_are_explained(fitted, tmp_path):
     info = json.loads((tmp_path / "model.json").read_text())
     info["format_version"] = 99
     (tmp_path / "model.json").write_text(json.dumps(info))
+    write_manifest(tmp_path)  # as a newer hybridclf would have written it
     with pytest.raises(ModelLoadError, match="format_version 99"):
         load_model(tmp_path)
     with pytest.raises(ModelLoadError, match="does not exist"):
@@ -73,7 +76,23 @@ def test_pickle_needs_explicit_opt_in(fitted, tmp_path):
     save_model(pipe, tmp_path, model_format="pickle")
     with pytest.raises(ModelLoadError, match="allow_pickle=True"):
         load_model(tmp_path)
-    assert load_model(tmp_path, allow_pickle=True).predict(paths[:1]).shape == (1,)
+    with pytest.warns(PickleLoadWarning, match="runs any code"):
+        loaded = load_model(tmp_path, allow_pickle=True)
+    assert loaded.predict(paths[:1]).shape == (1,)
+
+
+def test_a_pickle_must_hold_a_fitted_pipeline(fitted, tmp_path):
+    import joblib
+
+    pipe, _, _ = fitted
+    save_model(pipe, tmp_path, model_format="pickle")
+    for wrong, message in [(5, "holds a builtins.int, not a"),
+                           (make_hybrid_pipeline(), "is not fitted")]:
+        joblib.dump(wrong, tmp_path / "model.joblib")
+        _resign(tmp_path)
+        with pytest.warns(PickleLoadWarning), pytest.raises(TypeError,
+                                                            match=message):
+            load_model(tmp_path, allow_pickle=True)
 
 
 def test_trusted_types_cover_default_and_cnn_pipelines(real_images, tmp_path):
@@ -114,3 +133,160 @@ class Flatten(TransformerMixin, BaseEstimator):
 
     def transform(self, X):
         return np.asarray(X).reshape(len(X), -1)[:, :16].astype(float)
+
+
+def _resign(folder):
+    """Record the current model file's hash, as a forger would."""
+    info = json.loads((folder / "model.json").read_text())
+    info["sha256"] = sha256_file(folder / info["model_file"])
+    (folder / "model.json").write_text(json.dumps(info))
+    write_manifest(folder)
+
+
+# -- the manifest covers every file --------------------------------------------
+@pytest.mark.parametrize("name, edit", [
+    ("model.json", lambda t: t.replace('"grass"', '"gr^ss"')),
+    ("model.json", lambda t: t.replace('"format_version": 1', '"format_version":1')),
+    ("README.md", lambda t: t + "\nedited\n"),
+])
+def test_an_edited_file_is_refused_by_name(fitted, tmp_path, name, edit):
+    pipe, _, _ = fitted
+    save_model(pipe, tmp_path)
+    path = tmp_path / name
+    path.write_text(edit(path.read_text()))
+    with pytest.raises(ModelLoadError, match=f"{name}' was modified after"):
+        load_model(tmp_path)
+
+
+def test_a_missing_manifest_or_file_is_refused_and_added_files_warn(fitted,
+                                                                     tmp_path):
+    pipe, _, _ = fitted
+    save_model(pipe, tmp_path)
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.warns(UserWarning, match=r"not covered by manifest.json.*notes"):
+        load_model(tmp_path)
+    (tmp_path / "README.md").unlink()
+    with pytest.raises(ModelLoadError, match="README.md' listed in manifest.json "
+                       "is missing"):
+        load_model(tmp_path)
+    (tmp_path / "manifest.json").unlink()
+    with pytest.raises(ModelLoadError, match="manifest.json' is missing"):
+        load_model(tmp_path)
+
+
+def test_directories_saved_before_manifests_still_load(fitted, tmp_path):
+    pipe, paths, _ = fitted
+    save_model(pipe, tmp_path)
+    info = json.loads((tmp_path / "model.json").read_text())
+    del info["manifest"]
+    (tmp_path / "model.json").write_text(json.dumps(info))
+    (tmp_path / "manifest.json").unlink()
+    with pytest.warns(UserWarning, match="no manifest.json"):
+        loaded = load_model(tmp_path)
+    assert loaded.predict(paths[:1]).shape == (1,)
+    with open(tmp_path / "model.skops", "ab") as fh:  # the old check stays
+        fh.write(b"\0")
+    with pytest.warns(UserWarning), pytest.raises(ModelLoadError,
+                                                  match="was modified"):
+        load_model(tmp_path)
+
+
+# -- saving is atomic and never overwrites other data --------------------------
+def test_a_folder_that_is_not_a_model_is_refused(fitted, tmp_path):
+    pipe, _, _ = fitted
+    (tmp_path / "README.md").write_text("my project")
+    with pytest.raises(ValueError, match="not a model directory.*new or empty"):
+        save_model(pipe, tmp_path)
+    assert (tmp_path / "README.md").read_text() == "my project"
+    assert [p.name for p in tmp_path.iterdir()] == ["README.md"]
+    with pytest.raises(ValueError, match="it is a file"):
+        save_model(pipe, tmp_path / "README.md")
+    (tmp_path / "empty").mkdir()
+    save_model(pipe, tmp_path / "empty")
+    assert (tmp_path / "empty" / "manifest.json").is_file()
+
+
+def test_a_failed_save_leaves_the_old_model(fitted, tmp_path, monkeypatch):
+    import hybridclf._model_files as model_files
+    import hybridclf.persistence as persistence
+
+    pipe, paths, _ = fitted
+    folder = tmp_path / "model"
+    save_model(pipe, folder, metadata={"run": "old"})
+
+    def fail(info):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(persistence, "_model_card", fail)
+    with pytest.raises(OSError, match="No space left"):
+        save_model(pipe, folder, metadata={"run": "new"})
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]  # nothing left over
+    assert read_model_info(folder)["run"] == "old"
+    assert load_model(folder).predict(paths[:1]).shape == (1,)
+    # where the system cannot exchange two folders atomically: two renames
+    monkeypatch.undo()
+    monkeypatch.setattr(model_files, "_exchange", lambda a, b: False)
+    save_model(pipe, folder, metadata={"run": "new"})
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+    assert read_model_info(folder)["run"] == "new"
+
+
+_KILLED_SAVE = """
+import os, sys, time
+import hybridclf._model_files as model_files
+import hybridclf.persistence as persistence
+from hybridclf import load_model, save_model
+
+folder, point = sys.argv[1], sys.argv[2]
+pipe = load_model(folder)
+
+def hang(original):
+    def wrapper(*args):
+        result = original(*args) if point == "swapped" else None
+        open(folder + ".at-" + point, "w").close()
+        time.sleep(120)
+        return result
+    return wrapper
+
+if point == "writing":  # model.skops written, model.json not yet
+    persistence._info = hang(persistence._info)
+else:  # the new folder swapped in, the old one not yet deleted
+    model_files._exchange = hang(model_files._exchange)
+save_model(pipe, folder, metadata={"run": "new"})
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
+@pytest.mark.parametrize("point, survivor", [("writing", "old"),
+                                             ("swapped", "new")])
+def test_a_save_killed_midway_leaves_a_whole_model(fitted, tmp_path, point,
+                                                   survivor):
+    import os
+    import signal
+    import time
+
+    pipe, paths, _ = fitted
+    folder = tmp_path / "model"
+    save_model(pipe, folder, metadata={"run": "old"})
+    child = subprocess.Popen([sys.executable, "-c", _KILLED_SAVE, str(folder),
+                              point])
+    marker = tmp_path / f"model.at-{point}"
+    deadline = time.monotonic() + 120
+    while not marker.exists():
+        assert child.poll() is None, "the saving process ended by itself"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    assert read_model_info(folder)["run"] == survivor
+    assert load_model(folder).predict(paths[:1]).shape == (1,)
+
+
+def test_saving_through_a_link_replaces_the_folder_it_names(fitted, tmp_path):
+    pipe, _, _ = fitted
+    save_model(pipe, tmp_path / "real", metadata={"run": "old"})
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    save_model(pipe, tmp_path / "link", metadata={"run": "new"})
+    assert (tmp_path / "link").is_symlink()
+    assert read_model_info(tmp_path / "real")["run"] == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]

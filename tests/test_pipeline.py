@@ -152,3 +152,49 @@ def test_default_pipeline_on_real_amulet_photos():
     pipe.fit(paths[train], labels[train])
     # six classes (chance ~0.2); the default scores ~0.95 in grouped 5-fold CV
     assert pipe.score(paths[test], labels[test]) >= 0.8
+
+
+def test_classifier_registry_names_factories_and_grids():
+    from sklearn.model_selection import ParameterGrid
+
+    from hybridclf.pipeline import CLASSIFIERS, classifier_name, get_classifier
+
+    for name, spec in CLASSIFIERS.items():
+        clf = get_classifier(make_hybrid_pipeline(features=["hog"], classifier=name))
+        # the name is told back from the pipeline, which the search relies on
+        assert classifier_name(clf) == name
+        # every grid tunes the classifier only and is valid for it
+        assert all(k.startswith("clf__") for k in spec.search_grid)
+        for params in ParameterGrid(spec.search_grid):
+            clf.set_params(**{k.removeprefix("clf__"): v for k, v in params.items()})
+    assert classifier_name(ColorHistogram()) is None
+    with pytest.raises(ValueError, match="among"):
+        make_hybrid_pipeline(classifier="knn")
+
+
+def test_accessors_find_the_steps_and_blocks():
+    from hybridclf.io import ImageLoader
+    from hybridclf.pipeline import (
+        get_block_extractor,
+        get_block_scaler,
+        get_classifier,
+        get_feature_union,
+        get_loader,
+        get_sampler,
+        iter_feature_blocks,
+        set_classifier,
+    )
+
+    pipe = make_hybrid_pipeline(features=["hog", "color"])
+    assert isinstance(get_loader(pipe), ImageLoader)
+    assert get_sampler(pipe) is None
+    assert get_feature_union(pipe) is pipe["features"]
+    assert get_classifier(pipe) is pipe["clf"]
+    pipe.set_params(features__hog="passthrough")
+    blocks = list(iter_feature_blocks(pipe))
+    assert [name for name, _ in blocks] == ["color"]
+    assert isinstance(get_block_extractor(blocks[0][1]), ColorHistogram)
+    assert get_block_scaler(blocks[0][1]) is blocks[0][1]["scale"]
+    assert get_block_extractor(ColorHistogram()).__class__ is ColorHistogram
+    other = make_hybrid_pipeline(classifier="logistic")["clf"]
+    assert get_classifier(set_classifier(pipe, other)) is other

@@ -1,14 +1,12 @@
 """Photo quality: the inspector's measures and thresholds, per photo."""
 
-import inspect
-
 import cv2
 import numpy as np
 import pytest
 import skimage.data
 
 from hybridclf import quality
-from hybridclf.dataset import inspect_dataset
+from hybridclf.inspect import InspectThresholds, inspect_dataset
 from hybridclf.quality import (
     measure_photo,
     photo_issues,
@@ -53,13 +51,12 @@ def test_measures_do_not_depend_on_the_resolution(photo):
 
 
 def test_thresholds_are_the_inspectors():
-    defaults = {k: p.default for k, p in
-                inspect.signature(inspect_dataset).parameters.items()}
-    assert defaults["blur_threshold"] == quality.BLUR_THRESHOLD
-    assert defaults["dark_threshold"] == quality.DARK_THRESHOLD
-    assert defaults["bright_threshold"] == quality.BRIGHT_THRESHOLD
-    assert defaults["entropy_threshold"] == quality.ENTROPY_THRESHOLD
-    assert defaults["min_size"] == quality.MIN_SIZE
+    defaults = InspectThresholds()
+    assert defaults.blur_threshold == quality.BLUR_THRESHOLD
+    assert defaults.dark_threshold == quality.DARK_THRESHOLD
+    assert defaults.bright_threshold == quality.BRIGHT_THRESHOLD
+    assert defaults.entropy_threshold == quality.ENTROPY_THRESHOLD
+    assert defaults.min_size == quality.MIN_SIZE
 
 
 def test_the_message_names_every_issue_in_words():

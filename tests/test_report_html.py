@@ -53,6 +53,7 @@ def test_the_inspection_report_is_self_contained(texture_folder, tmp_path):
     assert '<table class="sortable"><thead><tr><th scope="col">file</th>' in page
     assert "broken.jpg" in page and SORT_SCRIPT in page
     assert 'alt="copy.png' in page or 'alt="0.png' in page
+    assert "Weakest link: identical file" in page
 
 
 def test_the_evaluation_report_is_self_contained(texture_folder, tmp_path):

@@ -290,3 +290,22 @@ def test_real_amulet_photos_pass_the_quality_check():
     assert counts(y_res) == {labels[0]: 6, labels[40]: 6}
     assert sum(sampler.n_regenerated_.values()) == 0
     assert sampler.similarity_.min() > 0.75
+
+
+def test_fit_generate_takes_images_of_different_sizes():
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (20 + 4 * i, 24, 3), dtype=np.uint8)
+              for i in range(6)]
+    y = np.array(["a", "a", "a", "a", "b", "b"])
+    augmenter = ClassAwareAugmenter(random_state=0, quality_threshold=0.0)
+    generated, sources = augmenter.fit_generate(images, y)
+    # class b is brought up to class a's four images
+    assert augmenter.sampling_strategy_ == {"b": 2}
+    assert len(generated) == len(sources) == 2
+    assert set(sources.tolist()) <= {4, 5}
+    for image, source in zip(generated, sources):
+        assert image.shape == images[source].shape and image.dtype == np.uint8
+    with pytest.raises(TypeError, match="Image 1 of 'images' must have dtype uint8"):
+        augmenter.fit_generate([images[0], images[1].astype(np.float32)], y[:2])
+    with pytest.raises(ValueError, match="inconsistent numbers"):
+        augmenter.fit_generate(images, y[:3])

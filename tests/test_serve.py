@@ -274,8 +274,12 @@ def test_metrics_count_requests(client, brick):
 def test_an_app_without_key_and_parameter_errors(model_dir, brick):
     from hybridclf.serve import create_app
 
-    with pytest.raises(ValueError, match="max_body_mb"):
+    with pytest.raises(ValueError, match="'max_body_mb' parameter of create_app"):
         create_app(model_dir, max_body_mb=0)
+    with pytest.raises(ValueError, match="'max_batch' parameter of create_app"):
+        create_app(model_dir, max_batch=0)
+    with pytest.raises(ValueError, match="'read_timeout' parameters"):
+        create_app(model_dir, read_timeout=0)
     app = create_app(model_dir, threads=3)
     with _Server(app) as http:
         r = http.post("/predict", json={"image_data": _b64(brick)})
@@ -283,7 +287,7 @@ def test_an_app_without_key_and_parameter_errors(model_dir, brick):
         assert r.json()["predicted_class"] == "brick"
         # the service, not training, decides how many threads a prediction
         # uses; the union's n_jobs (worker processes per call) stays off
-        params = app.state.hybridclf.pipe.get_params()
+        params = app.state.service.pipe.get_params()
         n_jobs = {k: v for k, v in params.items() if k.endswith("n_jobs")}
         assert n_jobs.pop("features__n_jobs") is None
         assert n_jobs and set(n_jobs.values()) == {3}, n_jobs
@@ -388,9 +392,10 @@ def test_concurrent_requests_are_micro_batched(model_dir, brick, texture_folder,
     assert [r["predicted_class"] for r in answers[3].json()["results"]] == [
         "grass", "brick"]
     assert answers[4].json()["predicted_class"] == "grass"
-    # the first request alone; the 5 images that queued behind it in one call,
-    # then the 4 readable ones again, together
-    assert calls == [1, 5, 4]
+    # the first request alone, then the 5 images that queued behind it in one
+    # call: the unreadable one is answered from its decoding alone, so the 4
+    # readable ones reach the model together, once
+    assert calls == [1, 4]
     assert "hybridclf_batch_images_bucket" in metrics
 
 
@@ -426,3 +431,276 @@ def test_probes_answer_while_the_model_is_busy(model_dir, brick, monkeypatch):
             release.set()
             sender.join(30)
     assert answer["r"].json()["predicted_class"] == "brick"
+
+
+# -- limits and security (issue 23) -----------------------------------------------
+def _rss_mb():
+    with open("/proc/self/status") as fh:
+        return next(int(ln.split()[1]) for ln in fh if ln.startswith("VmRSS")) / 1024
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc")
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_bombs_are_refused_fast_while_others_are_answered(client, brick):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .conftest import bomb_jpeg, bomb_png
+
+    bombs = {"jpeg 20000^2": bomb_jpeg(20000), "png 13000^2": bomb_png(13000)}
+    peak, baseline, done = [0.0], _rss_mb(), threading.Event()
+
+    def watch():
+        while not done.wait(0.005):
+            peak[0] = max(peak[0], _rss_mb())
+
+    def post(data):
+        start = time.perf_counter()
+        r = httpx.post(f"{client.base_url}/predict", headers={"X-API-Key": KEY},
+                       json={"image_data": _b64(data)}, timeout=60)
+        return r, time.perf_counter() - start
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    with ThreadPoolExecutor(3) as pool:
+        normal = pool.submit(post, brick)
+        answers = {name: pool.submit(post, data) for name, data in bombs.items()}
+        answers = {name: f.result() for name, f in answers.items()}
+        normal = normal.result()
+    assert normal[0].status_code == 200 and normal[0].json()["success"]
+    for name, (r, seconds) in answers.items():
+        _is_error(r, 400, "too large", "over the limit of 64000000 pixels")
+        assert seconds < 1.0, (name, seconds)
+    assert "13000x13000" in answers["png 13000^2"][0].json()["error_message"]
+    # a batch of bombs fails image by image; the good image is predicted
+    start = time.perf_counter()
+    r = client.post("/predict/batch", json={"images": [
+        _b64(bombs["jpeg 20000^2"]), _b64(brick), _b64(bombs["png 13000^2"])]})
+    done.set()
+    watcher.join()
+    assert time.perf_counter() - start < 2.0
+    assert [x["success"] for x in r.json()["results"]] == [False, True, False]
+    assert peak[0] - baseline < 200, (baseline, peak[0])
+
+
+def test_max_pixels_of_the_service(model_dir, brick):
+    from hybridclf.pipeline import get_loader
+    from hybridclf.serve import create_app
+
+    app = create_app(model_dir, max_pixels=96 * 96 - 1)  # brick is 96x96
+    with _Server(app) as http:
+        _is_error(http.post("/predict", json={"image_data": _b64(brick)}), 400,
+                  "96x96 pixels", "limit of 9215 pixels")
+        loader = get_loader(app.state.service.pipe)
+        assert loader.max_pixels == 9215
+
+
+def test_strict_types_and_content_types(client, brick):
+    import json
+
+    _is_error(client.post("/predict", content=b'{"image_data": "x"}',
+                          headers={"Content-Type": "application/jsonx"}), 415)
+    body = json.dumps({"image_data": _b64(brick)})
+    ok = client.post("/predict", content=body,
+                     headers={"Content-Type": "application/json; charset=utf-8"})
+    assert ok.status_code == 200
+    _is_error(client.post("/predict", json={"image_data": _b64(brick),
+                                            "confidence_threshold": True}), 422,
+              "confidence_threshold")
+    _is_error(client.post("/predict/batch", json={"images": [_b64(brick)],
+                                                  "confidence_threshold": "0.5"}),
+              422, "confidence_threshold")
+    files = [("file", ("a.png", brick, "image/png")),
+             ("file", ("b.png", brick, "image/png"))]
+    _is_error(client.post("/predict/file", files=files), 400, "2 'file' parts")
+    _is_error(client.post("/predict/file", files={
+        "file": ("a.png", brick, "application/octet-streamx")}), 415)
+
+
+def test_a_slow_body_is_answered_408(model_dir):
+    from hybridclf.serve import create_app
+
+    server = _Server(create_app(model_dir, read_timeout=0.5))
+    with server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+            s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                      b"application/json\r\nContent-Length: 100\r\n\r\n{\"ima")
+            start = time.monotonic()
+            answer = s.recv(4096).decode()
+            assert time.monotonic() - start < 5
+    assert answer.startswith("HTTP/1.1 408"), answer
+    assert "read timeout" in answer
+
+
+def test_health_says_its_counts_are_per_process(client):
+    import os
+
+    health = client.get("/health").json()
+    assert health["counts_scope"] == "process"
+    assert health["worker_pid"] == os.getpid()
+
+
+def _metric(text, name, **labels):
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and all(f'{k}="{v}"' in line
+                                         for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+_TWO_WORKERS = """
+import json, os, sys
+from hybridclf.serve._metrics import Metrics, all_worker_totals
+
+metrics = Metrics()  # created before the fork, as uvicorn's workers import
+for n in (3, 5):
+    pid = os.fork()
+    if pid == 0:  # a worker: its requests and images
+        metrics.requests.labels("/predict", "POST", "200").inc(n)
+        metrics.images.inc(n)
+        metrics.calls.observe(0.01 * n)
+        os._exit(0)
+    os.waitpid(pid, 0)
+print(json.dumps({"text": metrics.exposition().decode(),
+                  "totals": all_worker_totals()}))
+"""
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="no fork")
+def test_metrics_of_several_workers_are_summed(tmp_path):
+    # 2 uvicorn workers over real HTTP take ~40 s to start here; the
+    # multiprocess collector that /metrics and /health read is tested directly
+    import json
+    import os
+    import subprocess
+
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", _TWO_WORKERS], env=env,
+                         capture_output=True, text=True, check=True).stdout
+    result = json.loads(out)
+    assert _metric(result["text"], "hybridclf_requests_total",
+                   endpoint="/predict", status="200") == 8
+    totals = result["totals"]
+    assert totals["hybridclf_images_predicted_total"] == 8
+    assert totals["hybridclf_prediction_call_seconds_count"] == 2
+    assert totals["hybridclf_prediction_call_seconds_sum"] == pytest.approx(0.08)
+
+
+def test_serve_gives_several_workers_a_metrics_folder(model_dir, monkeypatch):
+    import os
+
+    import uvicorn
+
+    from hybridclf.serve import serve
+
+    seen = []
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: seen.append(
+        os.environ.get("PROMETHEUS_MULTIPROC_DIR")))
+    serve(model_dir, workers=2)
+    serve(model_dir, workers=1)
+    assert seen[0] and seen[1] is None
+    assert not os.path.exists(seen[0])  # removed when the server stops
+    assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+
+
+def test_workers_build_their_app_from_a_settings_file(model_dir, monkeypatch):
+    # uvicorn's workers import the app factory; the settings reach them in a
+    # file that only its user can read, without the key itself
+    import os
+    import stat
+
+    import uvicorn
+
+    from hybridclf.serve import ServiceSettings, serve
+    from hybridclf.serve._run import SETTINGS_ENV, app_from_settings_file
+
+    seen = {}
+
+    def fake_run(app, **kwargs):
+        path = os.environ[SETTINGS_ENV]
+        seen.update(app=app, kwargs=kwargs, path=path,
+                    mode=stat.S_IMODE(os.stat(path).st_mode),
+                    text=open(path).read(), worker_app=app_from_settings_file())
+
+    monkeypatch.setenv("MY_SERVE_KEY", KEY)
+    monkeypatch.setattr(uvicorn, "run", fake_run)
+    serve(model_dir, workers=2, api_key_env="MY_SERVE_KEY", max_body_mb=2.5,
+          read_timeout=7)
+    assert seen["app"] == "hybridclf.serve._run:app_from_settings_file"
+    assert seen["kwargs"]["factory"] is True and seen["kwargs"]["workers"] == 2
+    assert seen["mode"] == 0o600 and KEY not in seen["text"]
+    settings = seen["worker_app"].state.settings
+    assert settings == ServiceSettings(
+        os.path.abspath(model_dir), api_key=KEY, max_body_mb=2.5, read_timeout=7.0,
+        threads=max(1, (os.cpu_count() or 1) // 2))
+    assert not os.path.exists(seen["path"]) and SETTINGS_ENV not in os.environ
+
+
+def test_cli_serve_checks_the_model_before_serving(model_dir, tmp_path, capsys,
+                                                   monkeypatch):
+    import shutil
+
+    import uvicorn
+
+    from hybridclf.cli import main
+
+    bad = tmp_path / "bad"
+    shutil.copytree(model_dir, bad)
+    info = bad / "model.json"
+    info.write_text(info.read_text().replace('"grass"', '"gr^ss"'))
+    assert main(["serve", "--model-dir", str(bad)]) == 1
+    out, err = capsys.readouterr()
+    assert "Serving" not in out
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert "model.json' was modified" in err
+    # a good model starts; uvicorn is replaced by a stub that records its call
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: calls.append(k))
+    assert main(["serve", "--model-dir", str(model_dir), "--max-pixels", "1000",
+                 "--read-timeout", "7"]) == 0
+    assert "Serving" in capsys.readouterr().out
+    assert calls[0]["timeout_keep_alive"] == 5
+
+
+def test_a_public_host_without_key_is_warned(model_dir, monkeypatch, caplog):
+    import uvicorn
+
+    from hybridclf.serve import serve
+
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: None)
+    with caplog.at_level("WARNING", logger="hybridclf.serve"):
+        serve(model_dir, host="127.0.0.1")
+        assert not caplog.records
+        serve(model_dir, host="0.0.0.0")
+    assert "without an API key" in caplog.text
+
+
+def test_serving_a_pickle_needs_allow_pickle(texture_folder, tmp_path, brick):
+    from hybridclf import load_image_folder, make_hybrid_pipeline, save_model
+    from hybridclf.cli import main
+    from hybridclf.exceptions import PickleLoadWarning
+    from hybridclf.serve import create_app
+
+    paths, labels = load_image_folder(texture_folder)
+    pipe = make_hybrid_pipeline(features=["color"]).set_params(load__size=32)
+    save_model(pipe.fit(paths, labels), tmp_path, model_format="pickle")
+    assert main(["serve", "--model-dir", str(tmp_path)]) == 1
+    with pytest.warns(PickleLoadWarning):
+        with _Server(create_app(tmp_path, allow_pickle=True)) as http:
+            r = http.post("/predict", json={"image_data": _b64(brick)})
+    assert r.status_code == 200
+
+
+def test_large_base64_is_decoded_like_small(brick):
+    # above 1 MB of text the decoding runs in a worker thread, same result
+    import anyio
+
+    from hybridclf.serve._predict import decode_base64, decode_uploads
+
+    big = brick * (800_000 // len(brick) + 1)  # over 1 MB once in base64
+    texts = [_b64(brick), _b64(big), "%%"]
+    uploads = anyio.run(decode_uploads, texts, ["a", "b", "c"])
+    assert sum(map(len, texts)) > 1 << 20
+    assert uploads == [decode_base64(t, what) for t, what in zip(texts, "abc")]
+    assert uploads[1].data == big and "'c' field" in uploads[2].error

@@ -176,32 +176,6 @@ def test_ensembles_give_probabilities_and_load_safely(textures, classifier, para
     np.testing.assert_allclose(load_model(tmp_path).predict_proba(paths[:4]), proba)
 
 
-def test_shared_fixed_features_give_exactly_the_folds_of_the_pipeline(textures):
-    from hybridclf.training import _fold_features, _SharedFeatures
-
-    paths, labels = textures
-    pipe = make_hybrid_pipeline(features=["hog", "sift", "color"]).set_params(
-        load__size=64, features__sift__extract__random_state=0,
-        features__sift__extract__n_words=16)
-    assert _SharedFeatures.applies(pipe)
-    assert sorted(_SharedFeatures(pipe, paths, labels).fixed) == ["color", "hog"]
-    train, test = np.arange(len(paths))[::2], np.arange(len(paths))[1::2]
-    expected, blocks = _fold_features(pipe, paths[train], labels[train],
-                                      paths[test], labels[test])
-    got, shared_blocks = _SharedFeatures(pipe, paths, labels).fold(
-        pipe, train, test, labels)
-    assert shared_blocks == blocks
-    train_x, train_y, test_x, test_y = got
-    np.testing.assert_allclose(train_x, expected[0], rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(test_x, expected[2], rtol=1e-5, atol=1e-6)
-    np.testing.assert_array_equal(train_y, expected[1])
-    np.testing.assert_array_equal(test_y, expected[3])
-    # an augmenting sampler changes the images: no shortcut
-    from hybridclf import ClassAwareAugmenter
-
-    assert not _SharedFeatures.applies(pipe.set_params(augment=ClassAwareAugmenter()))
-
-
 def test_train_model_uses_shared_features_and_predicts_like_a_refit(textures):
     paths, labels = textures
     pipe = make_hybrid_pipeline(features=["hog", "color"]).set_params(load__size=64)

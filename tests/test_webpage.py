@@ -38,7 +38,7 @@ def keyed(model_dir):
 def test_the_page_ships_with_the_package():
     page = resources.files("hybridclf") / "static" / "index.html"
     assert page.is_file()
-    from hybridclf._webpage import page_html
+    from hybridclf.serve._page import page_html
 
     assert page_html() == page.read_text(encoding="utf-8")
 

@@ -15,10 +15,6 @@ from ..io import _array_to_rgb
 from ..utils._parallel import run_chunked
 from ..utils._validation import _fit_context
 
-_N_JOBS_DOC = """n_jobs : int, default=None
-        Number of threads that extract features. ``None`` means 1 unless in a
-        :func:`joblib.parallel_config` context; ``-1`` means all processors."""
-
 
 def check_images(X, estimator):
     """Validate a batch of images and return it as RGB uint8 (n, h, w, 3).
@@ -81,11 +77,17 @@ class ImageFeatureExtractor(
     def _fit(self, X):
         """Learn from the images; return their features if computed, else None."""
 
-    def _learns_from_images(self):
+    def learns_from_images(self):
         """Whether ``fit`` learns from the images (else features are per image).
 
         When it does not, an image has the same features whatever images the
-        extractor was fitted on, so cross-validation can compute them once.
+        extractor was fitted on, so cross-validation can compute them once
+        (:func:`~hybridclf.training.train_model` does).
+
+        Returns
+        -------
+        learns : bool
+            True when the features of an image depend on the images fitted on.
         """
         return type(self)._fit is not ImageFeatureExtractor._fit
 

@@ -12,6 +12,7 @@ from joblib import effective_n_jobs
 from sklearn.utils import check_random_state
 
 from ..exceptions import DeviceWarning
+from ..utils._docstrings import Substitution, n_jobs_docstring
 from ..utils._validation import Interval, StrOptions, _fit_context
 from ._backbones import native_image_size
 from ._base import ImageFeatureExtractor, check_images
@@ -89,6 +90,7 @@ def _onnxruntime():
     return onnxruntime
 
 
+@Substitution(n_jobs=n_jobs_docstring("CPU threads for the network."))
 class CNNFeatures(ImageFeatureExtractor):
     """Pooled embeddings of a pretrained convolutional network.
 
@@ -138,7 +140,7 @@ class CNNFeatures(ImageFeatureExtractor):
         the default pipeline rose from 0.93 to 0.95 with it; see
         ``docs/benchmarks.md``); for torchvision the last feature map.
 
-    pooling : {"avg", "max", "gem"}, default="gem"
+    pooling : {{"avg", "max", "gem"}}, default="gem"
         How the feature map becomes a vector:
 
         - "avg": global average pooling.
@@ -162,12 +164,12 @@ class CNNFeatures(ImageFeatureExtractor):
     batch_size : int, default=32
         Images per forward pass.
 
-    device : {"auto", "cpu", "cuda"}, default="auto"
+    device : {{"auto", "cpu", "cuda"}}, default="auto"
         Where the network runs. "auto" takes the GPU when PyTorch sees one;
         "cuda" without a GPU falls back to the CPU with a
         :class:`~hybridclf.exceptions.DeviceWarning`.
 
-    engine : {"auto", "onnx", "torch"}, default="auto"
+    engine : {{"auto", "onnx", "torch"}}, default="auto"
         What runs the network on the CPU: "auto" uses ONNX Runtime when it is
         installed and PyTorch otherwise. The GPU always uses PyTorch.
 
@@ -188,9 +190,7 @@ class CNNFeatures(ImageFeatureExtractor):
         Seeds fine-tuning (initialisation, shuffling, augmentation, the
         held-out split).
 
-    n_jobs : int, default=None
-        CPU threads for the network. ``None`` means 1 unless in a
-        :func:`joblib.parallel_config` context; ``-1`` means all processors.
+    {n_jobs}
 
     verbose : bool, default=False
         Show a progress bar over batches of long runs, and fine-tuning
@@ -281,7 +281,8 @@ class CNNFeatures(ImageFeatureExtractor):
         self.n_jobs = n_jobs
         self.verbose = verbose
 
-    def _learns_from_images(self):
+    def learns_from_images(self):
+        """Whether ``fit`` fine-tunes the network (``fine_tune_epochs > 0``)."""
         return self.fine_tune_epochs > 0
 
     # -- building ------------------------------------------------------------

@@ -5,8 +5,9 @@ from numbers import Integral
 import cv2
 import numpy as np
 
+from ..utils._docstrings import Substitution, _n_jobs_extract_docstring
 from ..utils._validation import Interval, StrOptions
-from ._base import _N_JOBS_DOC, ImageFeatureExtractor
+from ._base import ImageFeatureExtractor
 
 # OpenCV conversion code, channel letters and value ranges of 8-bit images
 _SPACES = {
@@ -16,8 +17,9 @@ _SPACES = {
 }
 
 
+@Substitution(n_jobs=_n_jobs_extract_docstring)
 class ColorHistogram(ImageFeatureExtractor):
-    __doc__ = f"""Joint 3-D colour histogram, normalised.
+    """Joint 3-D colour histogram, normalised.
 
     Each pixel is converted to ``color_space`` and counted in one of
     ``bins[0] * bins[1] * bins[2]`` colour cells (OpenCV's ``calcHist``). The
@@ -47,7 +49,7 @@ class ColorHistogram(ImageFeatureExtractor):
           accuracy from 0.48 to 0.55.
         - "l1": the pixel fractions, which sum to 1.
 
-    {_N_JOBS_DOC}
+    {n_jobs}
 
     Attributes
     ----------

@@ -4,6 +4,8 @@ import logging
 
 import numpy as np
 
+from ..augment._tensor import random_flip_crop
+
 __all__ = ["fine_tune"]
 
 logger = logging.getLogger(__name__)
@@ -19,23 +21,6 @@ def _stages(net):
     while len(mods) == 1 and list(mods[0].children()):
         mods = list(mods[0].children())
     return mods
-
-
-def _augment(batch, generator, torch):
-    """Random horizontal flips and crops of 80-100 % of the side, resized back."""
-    n, _, size, _ = batch.shape
-    flip = torch.rand(n, generator=generator) < 0.5
-    batch = torch.where(flip.view(n, 1, 1, 1), batch.flip(3), batch)
-    out = torch.empty_like(batch)
-    sides = (size * (0.8 + 0.2 * torch.rand(n, generator=generator))).long()
-    for i in range(n):
-        side = int(sides[i])
-        top = int(torch.randint(0, size - side + 1, (1,), generator=generator))
-        left = int(torch.randint(0, size - side + 1, (1,), generator=generator))
-        crop = batch[i : i + 1, :, top : top + side, left : left + side]
-        out[i] = torch.nn.functional.interpolate(
-            crop, size=(size, size), mode="bilinear", align_corners=False)[0]
-    return out
 
 
 def fine_tune(net, images, y, *, device, epochs, n_blocks, learning_rate,
@@ -141,7 +126,7 @@ def fine_tune(net, images, y, *, device, epochs, n_blocks, learning_rate,
                 idx = torch.from_numpy(train_idx[order[start : start + batch_size]])
                 if len(idx) < 2:
                     continue  # batch norm needs two images
-                batch = _augment(x_all[idx], generator, torch).to(device)
+                batch = random_flip_crop(x_all[idx], generator, torch).to(device)
                 loss = loss_fn(head(net(batch)), y_all[idx].to(device))
                 optimizer.zero_grad()
                 loss.backward()

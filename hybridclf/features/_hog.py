@@ -5,16 +5,18 @@ from numbers import Integral
 import cv2
 import numpy as np
 
+from ..utils._docstrings import Substitution, _n_jobs_extract_docstring
 from ..utils._validation import Interval
-from ._base import _N_JOBS_DOC, ImageFeatureExtractor, to_gray
+from ._base import ImageFeatureExtractor, to_gray
 
 
 def _pair(value):
     return (value, value) if isinstance(value, Integral) else tuple(value)
 
 
+@Substitution(n_jobs=_n_jobs_extract_docstring)
 class HOGFeatures(ImageFeatureExtractor):
-    __doc__ = f"""Histograms of oriented gradients (HOG) of the greyscale image.
+    """Histograms of oriented gradients (HOG) of the greyscale image.
 
     Gradient orientations are binned per cell of ``pixels_per_cell`` pixels;
     cells are grouped in overlapping blocks of ``cells_per_block`` cells (one
@@ -47,7 +49,7 @@ class HOGFeatures(ImageFeatureExtractor):
     signed_gradient : bool, default=False
         Distinguish opposite gradient directions.
 
-    {_N_JOBS_DOC}
+    {n_jobs}
 
     Attributes
     ----------

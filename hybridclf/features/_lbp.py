@@ -4,8 +4,9 @@ from numbers import Integral
 
 import numpy as np
 
+from ..utils._docstrings import Substitution, _n_jobs_extract_docstring
 from ..utils._validation import Interval, StrOptions
-from ._base import _N_JOBS_DOC, ImageFeatureExtractor, to_gray
+from ._base import ImageFeatureExtractor, to_gray
 
 
 def _n_codes(n_points, method):
@@ -128,8 +129,9 @@ def _cell_histograms(codes, n_bins, grid):
     return (counts / np.maximum(sizes, 1)[:, None]).reshape(n, -1)
 
 
+@Substitution(n_jobs=_n_jobs_extract_docstring)
 class LBPFeatures(ImageFeatureExtractor):
-    __doc__ = f"""Histograms of local binary patterns (LBP) of the greyscale image.
+    """Histograms of local binary patterns (LBP) of the greyscale image.
 
     Each pixel is coded by comparing ``P`` neighbours on a circle of radius
     ``R`` with the centre; uniform codes (at most two 0/1 transitions) keep
@@ -158,7 +160,7 @@ class LBPFeatures(ImageFeatureExtractor):
         Resize the greyscale image to ``image_size`` x ``image_size`` first;
         ``None`` keeps the input size.
 
-    {_N_JOBS_DOC}
+    {n_jobs}
 
     Attributes
     ----------

@@ -7,13 +7,15 @@ import numpy as np
 from sklearn.cluster import MiniBatchKMeans
 from sklearn.utils import check_random_state
 
+from ..utils._docstrings import Substitution, _n_jobs_extract_docstring
 from ..utils._parallel import run_chunked
 from ..utils._validation import Interval, StrOptions
-from ._base import _N_JOBS_DOC, ImageFeatureExtractor, to_gray
+from ._base import ImageFeatureExtractor, to_gray
 
 
+@Substitution(n_jobs=_n_jobs_extract_docstring)
 class SIFTBoVW(ImageFeatureExtractor):
-    __doc__ = f"""Bag-of-visual-words histogram of SIFT or ORB local descriptors.
+    """Bag-of-visual-words histogram of SIFT or ORB local descriptors.
 
     ``fit`` extracts local descriptors from the images, samples at most
     ``max_descriptors`` of them and clusters them with mini-batch k-means into
@@ -69,7 +71,7 @@ class SIFTBoVW(ImageFeatureExtractor):
         Seeds the descriptor sample and k-means. Pass an int for the same
         codebook on every fit.
 
-    {_N_JOBS_DOC}
+    {n_jobs}
 
     Attributes
     ----------

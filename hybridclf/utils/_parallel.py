@@ -11,6 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from joblib import effective_n_jobs
 
+from ._docstrings import Substitution, n_jobs_docstring
+
 _pools = {}
 _pools_lock = threading.Lock()
 # a forked child has none of its parent's threads: it makes its own pools
@@ -39,6 +41,10 @@ def chunk_slices(n_items, n_chunks):
     return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
 
+@Substitution(n_jobs=n_jobs_docstring(
+    "Number of threads.",
+    "Calls from inside a pool thread run serially, so nested use does not wait "
+    "on itself."))
 def run_chunked(func, n_items, n_jobs=None):
     """Call ``func(slice)`` on chunks covering ``range(n_items)``, in threads.
 
@@ -51,11 +57,7 @@ def run_chunked(func, n_items, n_jobs=None):
     n_items : int
         Number of items in the batch.
 
-    n_jobs : int, default=None
-        Number of threads. ``None`` means 1 unless in a
-        :func:`joblib.parallel_config` context; ``-1`` means all processors.
-        Calls from inside a pool thread run serially, so nested use does not
-        wait on itself.
+    {n_jobs}
 
     Returns
     -------

@@ -1,4 +1,5 @@
-"""Class distribution and cross-validation advice of :func:`hybridclf.inspect_dataset`.
+"""Class distribution and cross-validation advice of
+:func:`~hybridclf.inspect_dataset`.
 """
 
 import logging
@@ -58,7 +59,7 @@ def cv_advice(labels, groups, *, max_folds=5):
 
     groups : list of int
         Duplicate group of each image (see
-        :func:`hybridclf.dataset.find_duplicate_groups`).
+        :func:`hybridclf.find_duplicate_groups`).
 
     max_folds : int, default=5
         The most folds to advise.

@@ -1,18 +1,28 @@
-"""The self-contained HTML page of a :class:`~hybridclf.dataset.DatasetReport`.
+"""The self-contained HTML page of a :class:`~hybridclf.DatasetReport`.
 
 Everything is inline: thumbnails are base64 PNG, the class chart is SVG, so the
 page can be mailed or attached to a ticket as one file, and read without a
 network. Its tables sort by a click on a column header.
 """
 
+import base64
+import html
 import json
 import logging
 import os
 
-from ._dataset_report import _MAX_THUMBNAILS, ISSUE_KINDS, escape, thumbnail_data_uri
-from ._report_html import SORT_SCRIPT, TABLE_STYLE, html_table
+import cv2
+
+from .._report_html import SORT_SCRIPT, TABLE_STYLE, html_table
+from ..exceptions import ImageLoadError
+from ..io import read_image
+from ._checks import ISSUE_KINDS
 
 logger = logging.getLogger(__name__)
+
+# thumbnails embedded in the HTML page, at most
+_MAX_THUMBNAILS = 600
+_THUMB_SIDE = 112
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
@@ -25,7 +35,29 @@ figure img{max-width:112px;max-height:112px;display:block;border:1px solid #eee}
 .noimg{width:112px;height:60px;background:#eee;display:flex;align-items:center;
 justify-content:center;color:#888}
 pre{background:#f6f6f6;padding:.6em;overflow-x:auto}
+.weak{font-size:.9em;color:#555}
 """
+
+
+def thumbnail_data_uri(path, side=_THUMB_SIDE):
+    """A base64 PNG data URI of a small copy of the image, or None if unreadable."""
+    try:
+        rgb = read_image(path)
+    except ImageLoadError:
+        return None
+    height, width = rgb.shape[:2]
+    scale = min(1.0, side / max(height, width))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
+    if not ok:
+        return None
+    return "data:image/png;base64," + base64.b64encode(buf.tobytes()).decode("ascii")
+
+
+def escape(text):
+    """HTML-escape any value."""
+    return html.escape(str(text))
 
 
 class _Thumbs:
@@ -93,12 +125,32 @@ def _group_html(group, thumbs, files_by_path):
             f"{escape(', '.join(evidence))})")
     if flags:
         head += f' <span class="alert">{escape("; ".join(flags))}</span>'
+    weakest = group.get("weakest_link")
+    if weakest:
+        a, b, how, score = weakest
+        head += (f'<br><span class="weak">Weakest link: {escape(how)} '
+                 f"{score:.3f} between {escape(os.path.basename(a))} and "
+                 f"{escape(os.path.basename(b))}</span>")
     figs = "".join(
         thumbs.figure(path, f"{files_by_path[path]['split']} / "
                       f"{files_by_path[path]['label'] or '(root)'}")
         for path in group["files"]
     )
     return f'<div class="group">{head}<div class="row">{figs}</div></div>'
+
+
+def _near_misses_html(report, thumbs):
+    """The near misses: two thumbnails and the evidence per pair."""
+    out = [f"<h2>Near misses ({len(report.near_misses)})</h2>",
+           "<p>Pairs in different groups that came close: just under a "
+           "threshold, or linked but not close to the other group as a whole. "
+           "Copies missed by the grouping are among them; merge by hand, in "
+           "duplicate_groups.csv, what is one object.</p>"]
+    for a, b, how, score in report.near_misses:
+        out.append(f'<div class="group">{escape(how)} (score {score:.3f})'
+                   f'<div class="row">{thumbs.figure(a)}{thumbs.figure(b)}</div>'
+                   "</div>")
+    return out
 
 
 def render_html(report):
@@ -141,6 +193,8 @@ def render_html(report):
     if not report.duplicate_groups:
         out.append("<p>None found.</p>")
     out += [_group_html(g, thumbs, files_by_path) for g in rest]
+    if report.near_misses:
+        out += _near_misses_html(report, thumbs)
 
     for kind, title in ISSUE_KINDS.items():
         flagged = [(f, i["message"]) for f in report.files for i in f["issues"]

@@ -1,4 +1,4 @@
-"""Tests of hybridclf.dataset: duplicate groups and the dataset inspector."""
+"""Tests of hybridclf.inspect: duplicate groups and the dataset inspector."""
 
 import itertools
 import json
@@ -10,11 +10,15 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from hybridclf import DatasetReport, inspect_dataset
-from hybridclf._dataset_advice import cv_advice
-from hybridclf._dataset_checks import class_outliers
-from hybridclf._dataset_duplicates import union_find_groups
-from hybridclf.dataset import find_duplicate_groups
+from hybridclf import (
+    DatasetReport,
+    InspectThresholds,
+    find_duplicate_groups,
+    inspect_dataset,
+)
+from hybridclf.inspect._advice import cv_advice
+from hybridclf.inspect._checks import class_outliers
+from hybridclf.inspect._grouping import average_linkage_groups, union_find_groups
 
 from .conftest import require_shared
 
@@ -69,6 +73,36 @@ def test_find_duplicate_groups_joins_each_kind_of_copy(copies):
     assert groups[0] == 0 and set(groups) == set(range(len(set(groups))))
 
 
+def test_a_rotated_a_flipped_and_a_grey_copy_are_one_group(copies):
+    # the original is left out: the copies must find each other
+    names = ["rotated", "coffee", "mirrored", "chelsea", "grayscale"]
+    groups = find_duplicate_groups([copies[n] for n in names])
+    assert groups[0] == groups[2] == groups[4]
+    assert len({groups[0], groups[1], groups[3]}) == 3
+
+
+def test_average_linkage_does_not_chain_different_objects():
+    # A~B and B~C are duplicate pairs, but A and C are different objects
+    unrelated = np.array([[1.0, 0.9, 0.0], [0.9, 1.0, 0.9], [0.0, 0.9, 1.0]])
+    groups = average_linkage_groups(3, [(0, 1), (1, 2)],
+                                    lambda index: unrelated[np.ix_(index, index)])
+    assert len(set(groups)) == 2
+    assert union_find_groups(3, [(0, 1), (1, 2)]).tolist() == [0, 0, 0]
+    # where A and C are alike too, the three are one object
+    alike = np.full((3, 3), 0.8)
+    groups = average_linkage_groups(3, [(0, 1), (1, 2)],
+                                    lambda index: alike[np.ix_(index, index)])
+    assert groups.tolist() == [0, 0, 0]
+
+
+def test_one_wrong_link_does_not_merge_two_families():
+    # two families of 4 (each file linked to the others) and one wrong link
+    pairs = [(i, j) for fam in (range(4), range(4, 8))
+             for i in fam for j in fam if i < j] + [(3, 4)]
+    groups = average_linkage_groups(8, pairs, lambda index: np.zeros((len(index),) * 2))
+    assert groups.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+
+
 def test_find_duplicate_groups_without_rotations_keeps_turned_copy_apart(copies):
     groups = find_duplicate_groups(
         [copies["original"], copies["rotated"], copies["mirrored"]], rotations=False
@@ -92,7 +126,8 @@ def test_find_duplicate_groups_exact_copies_and_broken_files(tmp_path):
 @pytest.mark.parametrize(
     "params, match",
     [({"hash_distance": 65}, "'hash_distance' parameter of find_duplicate_groups"),
-     ({"embedding_similarity": 1.5}, "'embedding_similarity' parameter")],
+     ({"embedding_similarity": 1.5}, "'embedding_similarity' parameter"),
+     ({"linkage": "complete"}, "'linkage' parameter of find_duplicate_groups")],
 )
 def test_find_duplicate_groups_rejects_bad_thresholds(params, match):
     with pytest.raises(ValueError, match=match):
@@ -270,6 +305,26 @@ def test_inspect_dataset_rejects_bad_thresholds(texture_folder, params, match):
         inspect_dataset(texture_folder, **params)
 
 
+def test_inspect_dataset_takes_a_thresholds_object(awkward_folder):
+    strict = InspectThresholds(blur_threshold=1e9, entropy_threshold=0.0)
+    report = inspect_dataset(awkward_folder, quick=True, thresholds=strict)
+    assert "blurry" in _kinds(report, "coffee.png")
+    assert report.thresholds["blur_threshold"] == 1e9
+    # a keyword beats the object's field
+    report = inspect_dataset(awkward_folder, quick=True, thresholds=strict,
+                             blur_threshold=1.0)
+    assert "blurry" not in _kinds(report, "coffee.png")
+
+
+def test_inspect_thresholds_reject_bad_values_and_unknown_names(texture_folder):
+    with pytest.raises(ValueError, match="'size_ratio' parameter"):
+        InspectThresholds(size_ratio=-1)
+    with pytest.raises(TypeError, match="blur_treshold"):
+        inspect_dataset(texture_folder, quick=True, blur_treshold=5)
+    with pytest.raises(TypeError, match="'thresholds' parameter"):
+        inspect_dataset(texture_folder, quick=True, thresholds=[1])
+
+
 def test_inspect_dataset_missing_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         inspect_dataset(tmp_path / "nope")
@@ -295,6 +350,19 @@ def test_inspect_dataset_full_mode_uses_the_cnn(copies, tmp_path):
             "reencoded.jpg", "brighter.png", "crop.png", "turned.png"} == names
     assert len(report.duplicate_groups) == 1
     assert "aligned pixels" in {p[2] for p in group["pairs"]}
+    # the weakest link: the pairs at least as sure hold the group together,
+    # the surer ones alone do not
+    weakest = group["weakest_link"]
+    assert weakest in group["pairs"]
+    index = {f: k for k, f in enumerate(group["files"])}
+
+    def n_parts(min_score, strict):
+        pairs = [(index[a], index[b]) for a, b, _, score in group["pairs"]
+                 if score > min_score or (not strict and score == min_score)]
+        return len(set(union_find_groups(len(index), pairs)))
+
+    assert n_parts(weakest[3], strict=False) == 1
+    assert n_parts(weakest[3], strict=True) > 1
 
 
 def test_union_find_groups_joins_transitively():
@@ -311,7 +379,8 @@ def test_class_outliers_flags_a_mislabelled_embedding():
     labels[3] = "b"  # an "a" image filed under "b"
     emb[7] = np.nan  # an unreadable image has no embedding
     flagged = class_outliers(emb, labels, threshold=3.0)
-    assert [(i, near) for i, _, near in flagged] == [(3, "a")]
+    assert [(i, near) for i, _, near, _ in flagged] == [(3, "a")]
+    assert flagged[0][3].kind == "class_outlier"
 
 
 def test_cv_advice_counts_groups_not_files():

@@ -1,4 +1,8 @@
-"""Micro-batching: concurrent prediction requests share one model call."""
+"""Micro-batching: concurrent prediction requests share one model call.
+
+This module does not import FastAPI: it is a thread and a queue, tested on
+its own (tests/test_microbatch.py).
+"""
 
 import threading
 from collections import deque

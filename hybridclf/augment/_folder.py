@@ -11,7 +11,6 @@ import logging
 import os
 import shutil
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,10 +18,9 @@ import cv2
 import numpy as np
 from sklearn.base import clone
 
-from .exceptions import ImageLoadError, SkippedFilesWarning
-from .io import load_image_folder, read_image, sniff_image_format
-from .sampling import ClassAwareAugmenter
-from .utils._parallel import run_chunked
+from ..exceptions import ImageLoadError
+from ..io import read_image, scan_image_folder, sniff_image_format
+from ..utils._parallel import run_chunked
 
 __all__ = ["AugmentFolderResult", "ClassCounts", "augment_folder"]
 
@@ -115,7 +113,7 @@ class AugmentFolderResult:
     n_generated: int = 0
     generate_seconds: float = 0.0
     seconds: float = 0.0
-    augmenter: ClassAwareAugmenter = None
+    augmenter: object = None
 
 
 def _check_output_dir(input_dir, output_dir):
@@ -136,33 +134,7 @@ def _check_output_dir(input_dir, output_dir):
 
 def _list_images(input_dir):
     """Paths and labels, and the (path, reason) of every file not taken."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        paths, labels = load_image_folder(input_dir)
-    others = [w for w in caught if not issubclass(w.category, SkippedFilesWarning)]
-    for w in others:
-        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    if len(others) == len(caught):
-        return paths, labels, []
-    # the warning lists at most 20 files: walk the tree for every one
-    taken = {os.path.normpath(p) for p in paths}
-    skipped = []
-    for dirpath, dirnames, filenames in os.walk(input_dir):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            path = os.path.join(dirpath, name)
-            if name.startswith(".") or os.path.normpath(path) in taken:
-                continue
-            if os.path.normpath(dirpath) == os.path.normpath(input_dir):
-                skipped.append((path, "not inside a class folder"))
-                continue
-            try:
-                read_image(path)
-                reason = "not taken as an image by load_image_folder"
-            except ImageLoadError as exc:
-                reason = exc.failures[0][1]
-            skipped.append((path, reason))
-    return paths, labels, skipped
+    return scan_image_folder(input_dir)
 
 
 def _read_all(paths, n_jobs, progress):
@@ -313,7 +285,7 @@ def augment_folder(input_dir, output_dir, augmenter=None, *, progress=False):
     >>> import numpy as np
     >>> from PIL import Image
     >>> from hybridclf import ClassAwareAugmenter
-    >>> from hybridclf.augment_folder import augment_folder
+    >>> from hybridclf.augment import augment_folder
     >>> root = pathlib.Path(tempfile.mkdtemp())
     >>> rng = np.random.default_rng(0)
     >>> for cls, n in (("cat", 3), ("dog", 1)):
@@ -329,6 +301,9 @@ def augment_folder(input_dir, output_dir, augmenter=None, *, progress=False):
     started = time.perf_counter()
     input_path = Path(input_dir).resolve()
     output_path = Path(output_dir).resolve()
+    # imported here: hybridclf.sampling imports this package's transforms
+    from ..sampling import ClassAwareAugmenter
+
     if augmenter is None:
         augmenter = ClassAwareAugmenter()
     if not isinstance(augmenter, ClassAwareAugmenter):
@@ -356,7 +331,7 @@ def augment_folder(input_dir, output_dir, augmenter=None, *, progress=False):
     y = np.asarray([labels[i] for i in readable])
 
     start_generate = time.perf_counter()
-    generated, sources = augmenter._fit_generate(images, y, progress=progress)
+    generated, sources = augmenter.fit_generate(images, y, progress=progress)
     generate_seconds = time.perf_counter() - start_generate
 
     rel_paths = [Path(os.path.relpath(p, input_dir)).as_posix() for p in paths]
@@ -379,6 +354,24 @@ def augment_folder(input_dir, output_dir, augmenter=None, *, progress=False):
     run_chunked(write_generated, len(generated), augmenter.n_jobs)
 
     manifest = output_path / MANIFEST_NAME
+    _write_manifest(manifest, rel_paths, y, sources, new_names, augmenter)
+
+    result = AugmentFolderResult(
+        output_dir=str(output_path), manifest=str(manifest),
+        skipped=skipped, n_generated=len(generated),
+        generate_seconds=generate_seconds, augmenter=augmenter,
+    )
+    result.classes = _class_counts(labels, y, skipped, Path(input_dir), augmenter)
+    result.seconds = time.perf_counter() - started
+    logger.info(
+        "Wrote %d originals and %d generated images to %s in %.1f s.",
+        len(paths), len(generated), output_path, result.seconds,
+    )
+    return result
+
+
+def _write_manifest(manifest, rel_paths, y, sources, new_names, augmenter):
+    """Write ``manifest.csv``: one row per original, then per generated image."""
     with open(manifest, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(MANIFEST_COLUMNS)
@@ -391,29 +384,23 @@ def augment_folder(input_dir, output_dir, augmenter=None, *, progress=False):
                 _describe(augmenter.augmentation_params_[k]),
             ])
 
-    result = AugmentFolderResult(
-        output_dir=str(output_path), manifest=str(manifest),
-        skipped=skipped, n_generated=len(generated),
-        generate_seconds=generate_seconds, augmenter=augmenter,
-    )
-    unreadable = _count_by_class(skipped, Path(input_dir))
+
+def _class_counts(labels, y, skipped, root, augmenter):
+    """The :class:`ClassCounts` of every class folder, in name order."""
+    unreadable = _count_by_class(skipped, root)
     before = dict(zip(*np.unique(y, return_counts=True)))
+    counts = []
     for label in sorted(set(labels)):
         before_n = int(before.get(label, 0))
         asked = int(augmenter.sampling_strategy_.get(label, 0))
-        result.classes.append(ClassCounts(
+        counts.append(ClassCounts(
             label=label, before=before_n, unreadable=unreadable.get(label, 0),
             target=before_n + max(asked, 0),
             generated=augmenter.n_generated_.get(label, 0),
             regenerated=augmenter.n_regenerated_.get(label, 0),
             dropped=augmenter.n_dropped_.get(label, 0),
         ))
-    result.seconds = time.perf_counter() - started
-    logger.info(
-        "Wrote %d originals and %d generated images to %s in %.1f s.",
-        len(paths), len(generated), output_path, result.seconds,
-    )
-    return result
+    return counts
 
 
 def _count_by_class(skipped, root):

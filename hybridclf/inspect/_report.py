@@ -1,43 +1,26 @@
 """What :func:`hybridclf.inspect_dataset` found, written as JSON, HTML and CSV."""
 
-import base64
 import csv
-import html
+import dataclasses
 import json
 import logging
 import os
 from collections import Counter
 
-import cv2
+from ._checks import ISSUE_KINDS
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DatasetReport"]
-
-# issue kinds in the order the report shows them, with their headings
-ISSUE_KINDS = {
-    "unreadable": "Unreadable",
-    "too_small": "Too small",
-    "extension_mismatch": "Extension does not match content",
-    "16_bit": "16-bit samples",
-    "animated": "Animated",
-    "exif_orientation": "EXIF orientation",
-    "class_outlier": "Class outlier (possible wrong label)",
-    "blurry": "Blurry",
-    "too_dark": "Too dark",
-    "too_bright": "Too bright",
-    "low_information": "Low information",
-    "grayscale_as_colour": "Greyscale stored as colour",
-    "odd_aspect_ratio": "Odd aspect ratio",
-    "odd_size": "Odd size",
-}
-_INTEGRITY = ("unreadable", "too_small", "extension_mismatch", "16_bit", "animated",
-              "exif_orientation")
-# thumbnails embedded in the HTML page, at most
-_MAX_THUMBNAILS = 600
-_THUMB_SIDE = 112
 # evidence pairs kept per duplicate group (a group of k files has k(k-1)/2)
 _MAX_PAIRS = 50
+
+
+@dataclasses.dataclass(frozen=True)
+class NonImageFile:
+    """A file that is neither an image nor named as one, and why."""
+
+    file: str
+    reason: str
 
 
 class DatasetReport:
@@ -62,8 +45,16 @@ class DatasetReport:
     duplicate_groups : list of dict
         Groups of two or more files: ``group``, ``files``, ``labels``,
         ``splits``, ``label_conflict`` (classes differ), ``leakage`` (in both
-        train and test) and ``pairs`` (``[file_a, file_b, evidence, score]``).
-        Label conflicts and leaks come first.
+        train and test), ``pairs`` (``[file_a, file_b, evidence, score]``)
+        and ``weakest_link`` (the least sure of the pairs that hold the group
+        together, in the same form: how sure the grouping is). Label
+        conflicts and leaks come first.
+
+    near_misses : list of list
+        ``[file_a, file_b, evidence, score]`` of pairs in different groups
+        that came close: just under a threshold, or a duplicate pair whose
+        file is not close to the other group as a whole. Merge by hand what
+        is missed.
 
     non_image_files : list of dict
         Files that are neither images nor named as images: ``file``, ``reason``.
@@ -77,7 +68,8 @@ class DatasetReport:
         ``use_groups``, ``augment``, ``augment_to``, ``code``, ``reasons``.
 
     thresholds : dict
-        The thresholds the checks used.
+        The thresholds the checks used (the fields of
+        :class:`~hybridclf.inspect.InspectThresholds`).
 
     quick : bool
         Whether the costly checks were skipped.
@@ -86,36 +78,40 @@ class DatasetReport:
         The checks that did not run.
     """
 
-    def __init__(self, *, root, test_root, records, labels, splits, issues, groups,
-                 pairs, non_images, stats, advice, thresholds, quick, skipped_checks):
+    def __init__(self, *, root, test_root, records, labels, splits, issues, search,
+                 non_images, stats, advice, thresholds, quick, skipped_checks):
         self.root = root
         self.test_root = test_root
         self.quick = quick
         self.skipped_checks = list(skipped_checks)
-        self.thresholds = dict(thresholds)
+        self.thresholds = thresholds.as_dict()
         self.stats = stats
         self.advice = advice
-        self.non_image_files = list(non_images)
+        self.non_image_files = [dataclasses.asdict(n) for n in non_images]
         self.files = [
-            {"file": rec["path"], "split": split, "label": label, "group": int(group),
-             "width": rec["width"], "height": rec["height"], "format": rec["format"],
-             "n_bytes": rec["n_bytes"],
-             "issues": [{"kind": k, "message": m} for k, m in file_issues]}
+            {"file": rec.path, "split": split, "label": label, "group": int(group),
+             "width": rec.width, "height": rec.height, "format": rec.format,
+             "n_bytes": rec.n_bytes,
+             "issues": [dataclasses.asdict(issue) for issue in file_issues]}
             for rec, label, split, group, file_issues in zip(
-                records, labels, splits, groups, issues)
+                records, labels, splits, search.groups, issues)
         ]
-        self.duplicate_groups = self._duplicate_groups(pairs)
+        self.duplicate_groups = self._duplicate_groups(search.pairs, search.weakest)
+        self.near_misses = [self._pair_row(p) for p in search.near_misses]
 
-    def _duplicate_groups(self, pairs):
+    def _pair_row(self, pair):
+        return [self.files[pair.i]["file"], self.files[pair.j]["file"],
+                pair.evidence, round(float(pair.score), 4)]
+
+    def _duplicate_groups(self, pairs, weakest):
         members = {}
         for i, info in enumerate(self.files):
             members.setdefault(info["group"], []).append(i)
         evidence = {}
-        for i, j, how, score in pairs:
-            shown = evidence.setdefault(self.files[i]["group"], [])
+        for pair in pairs:
+            shown = evidence.setdefault(self.files[pair.i]["group"], [])
             if len(shown) < _MAX_PAIRS:
-                shown.append([self.files[i]["file"], self.files[j]["file"], how,
-                              round(score, 4)])
+                shown.append(self._pair_row(pair))
         out = []
         for group, index in members.items():
             if len(index) < 2:
@@ -127,6 +123,8 @@ class DatasetReport:
                 "labels": labels, "splits": splits,
                 "label_conflict": len(labels) > 1, "leakage": len(splits) > 1,
                 "pairs": evidence.get(group, []),
+                "weakest_link": (self._pair_row(weakest[group]) if group in weakest
+                                 else None),
             })
         out.sort(key=lambda g: (not g["leakage"], not g["label_conflict"], g["group"]))
         return out
@@ -238,6 +236,7 @@ class DatasetReport:
             "n_label_conflicts": self.n_label_conflicts, "n_leaks": self.n_leaks,
             "issue_counts": self.issue_counts(), "stats": self.stats,
             "advice": self.advice, "duplicate_groups": self.duplicate_groups,
+            "near_misses": self.near_misses,
             "non_image_files": self.non_image_files, "files": self.files,
         }
 
@@ -264,7 +263,7 @@ class DatasetReport:
 
     def write_html(self, path):
         """Write the self-contained HTML page to ``path``; return the path."""
-        from ._dataset_html import render_html
+        from ._html import render_html
 
         with open(path, "w", encoding="utf-8") as fh:
             fh.write(render_html(self))
@@ -295,27 +294,3 @@ class DatasetReport:
         return (f"DatasetReport(root={self.root!r}, n_files={self.n_files}, "
                 f"n_duplicate_groups={len(self.duplicate_groups)}, "
                 f"n_unreadable={self.n_unreadable})")
-
-
-def thumbnail_data_uri(path, side=_THUMB_SIDE):
-    """A base64 PNG data URI of a small copy of the image, or None if unreadable."""
-    from .exceptions import ImageLoadError
-    from .io import read_image
-
-    try:
-        rgb = read_image(path)
-    except ImageLoadError:
-        return None
-    height, width = rgb.shape[:2]
-    scale = min(1.0, side / max(height, width))
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
-    if not ok:
-        return None
-    return "data:image/png;base64," + base64.b64encode(buf.tobytes()).decode("ascii")
-
-
-def escape(text):
-    """HTML-escape any value."""
-    return html.escape(str(text))

@@ -38,7 +38,7 @@ def page_html():
 
     Examples
     --------
-    >>> from hybridclf._webpage import page_html
+    >>> from hybridclf.serve._page import page_html
     >>> page_html().startswith("<!DOCTYPE html>")
     True
     """

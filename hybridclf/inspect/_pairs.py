@@ -1,17 +1,28 @@
-"""Duplicate search behind :mod:`hybridclf.dataset`.
+"""The evidence that two files are duplicates, one kind a function.
 
 Duplicate pairs come from equal file or pixel hashes, near-equal perceptual
 hashes (of the image, its mirror and its quarter turns), close CNN embeddings,
-and candidate pairs that stay alike after geometric alignment; a union-find
-joins the pairs into groups.
+and candidate pairs that stay alike after geometric alignment. Grouping the
+pairs is :mod:`._grouping`'s part.
 """
 
+import dataclasses
 import logging
 
 import cv2
 import numpy as np
 
 logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class DuplicatePair:
+    """Files ``i < j`` are duplicates by ``evidence``, with a score in [0, 1]."""
+
+    i: int
+    j: int
+    evidence: str
+    score: float
 
 
 def perceptual_hashes(gray):
@@ -51,7 +62,7 @@ def exact_pairs(records):
     for key, how in (("sha256", "identical file"), ("pixel_hash", "identical pixels")):
         first = {}
         for i, rec in enumerate(records):
-            value = rec.get(key)
+            value = getattr(rec, key)
             if value is None:
                 continue
             if value in first:
@@ -125,41 +136,6 @@ def embedding_pairs(embeddings, min_similarity, *, block=1024):
     return pairs
 
 
-def union_find_groups(n, pairs):
-    """Group ids for ``n`` items joined by ``pairs``, numbered by first member.
-
-    Parameters
-    ----------
-    n : int
-        Number of items.
-
-    pairs : iterable of tuple
-        ``(i, j, ...)``: items ``i`` and ``j`` belong to one group.
-
-    Returns
-    -------
-    groups : ndarray of shape (n,), dtype int64
-        Group id of each item, 0, 1, ... in order of each group's first item;
-        an item without pairs has a group of its own.
-    """
-    parent = list(range(n))
-
-    def find(i):
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for i, j, *_ in pairs:
-        ri, rj = find(i), find(j)
-        if ri != rj:
-            parent[max(ri, rj)] = min(ri, rj)
-    ids, groups = {}, np.empty(n, dtype=np.int64)
-    for i in range(n):
-        groups[i] = ids.setdefault(find(i), len(ids))
-    return groups
-
-
 def _keypoints(gray):
     """ORB keypoint positions and descriptors of a grey image and of its mirror."""
     orb = cv2.ORB_create(nfeatures=200, fastThreshold=10, edgeThreshold=15,
@@ -218,7 +194,7 @@ def _aligned_similarity(a, b, min_inliers, enough=1.0):
 
 
 def aligned_pairs(records, candidates, min_similarity, *, min_inliers=20):
-    """Candidate pairs that stay alike after geometric alignment.
+    """The aligned correlation of candidate pairs.
 
     Each candidate pair is checked by fitting a similarity transform to matched
     ORB features of the equalised grey images (and the mirror of the second)
@@ -228,32 +204,34 @@ def aligned_pairs(records, candidates, min_similarity, *, min_inliers=20):
 
     Parameters
     ----------
-    records : list of dict
+    records : list of ScanRecord
         Scanned files with ``align_gray``.
 
     candidates : iterable of (int, int)
         Pairs to check.
 
     min_similarity : float
-        Smallest correlation of a duplicate pair.
+        Smallest correlation of a duplicate pair: a pair reaching it is not
+        tried further (with the mirror).
 
     Returns
     -------
     pairs : list of (int, int, float)
-        ``(i, j, correlation)`` of the pairs that pass.
+        ``(i, j, correlation)`` of every pair that could be aligned, duplicate
+        or not.
     """
     cache, out = {}, []
 
     def features(i):
         if i not in cache:
-            cache[i] = _keypoints(records[i]["align_gray"])
+            cache[i] = _keypoints(records[i].align_gray)
         return cache[i]
 
     for i, j in candidates:
-        if records[i].get("align_gray") is None or records[j].get("align_gray") is None:
+        if records[i].align_gray is None or records[j].align_gray is None:
             continue
         similarity = _aligned_similarity(features(i), features(j), min_inliers,
                                          enough=min_similarity)
-        if similarity >= min_similarity:
+        if similarity > -1:
             out.append((i, j, similarity))
     return out

@@ -49,7 +49,7 @@ def write_digits_folder(root, *, n_per_class=40, size=32, holdout_root=None,
     Examples
     --------
     >>> import tempfile
-    >>> from hybridclf.datasets import write_digits_folder
+    >>> from hybridclf.sample_data import write_digits_folder
     >>> from hybridclf.io import load_image_folder
     >>> paths, labels = load_image_folder(write_digits_folder(tempfile.mkdtemp(),
     ...                                                       n_per_class=2))

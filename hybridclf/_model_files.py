@@ -1,0 +1,209 @@
+"""The files of a model directory: the manifest of hashes and atomic replacement.
+
+Two guarantees of :func:`~hybridclf.save_model` and
+:func:`~hybridclf.load_model` live here:
+
+- **Integrity.** ``manifest.json`` lists the SHA-256 of every other file of
+  the directory (the model file, ``model.json``, the model card, and any file
+  a later version adds), written over the directory's content, not a fixed
+  list. :func:`check_manifest` refuses a directory whose listed file was
+  edited, removed or replaced, naming the file. It detects corruption and
+  edits; it is not a signature: whoever can write the folder can also rewrite
+  the manifest, so protect a served model with file permissions.
+- **Atomicity.** :func:`replace_directory` writes a new directory beside the
+  target (same parent, hidden temporary name), flushes it to disk, and swaps
+  it in with one ``renameat2(RENAME_EXCHANGE)`` where the system has it (Linux
+  3.15+), else with two renames. A crash at any moment leaves the old
+  directory or the new one whole.
+"""
+
+import ctypes
+import ctypes.util
+import errno
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+__all__ = ["MANIFEST", "check_manifest", "replace_directory", "write_manifest"]
+
+logger = logging.getLogger(__name__)
+
+#: Name of the manifest file in a model directory.
+MANIFEST = "manifest.json"
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+
+
+def sha256_file(path):
+    """Hex SHA-256 of a file, read in 1 MB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _files(directory):
+    """Relative POSIX paths of every regular file under ``directory``, sorted."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(directory):
+        dirnames.sort()
+        for name in filenames:
+            path = Path(dirpath, name)
+            if path.is_file() and not path.is_symlink():
+                found.append(path.relative_to(directory).as_posix())
+    return sorted(f for f in found if f != MANIFEST)
+
+
+def write_manifest(directory):
+    """Write ``manifest.json``: the SHA-256 of every other file of ``directory``.
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+        The model directory, with every other file written already.
+
+    Returns
+    -------
+    files : dict of str to str
+        Relative path to SHA-256, as written.
+    """
+    directory = Path(directory)
+    files = {name: sha256_file(directory / name) for name in _files(directory)}
+    text = json.dumps({"algorithm": "sha256", "files": files}, indent=2)
+    (directory / MANIFEST).write_text(text + "\n", encoding="utf-8")
+    return files
+
+
+def check_manifest(directory, error):
+    """Check every file listed in ``manifest.json`` against its SHA-256.
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+        The model directory.
+
+    error : type
+        The exception raised on a problem (``ModelLoadError``).
+
+    Returns
+    -------
+    unlisted : list of str
+        Files present but not in the manifest (added after the save); they
+        are not read by hybridclf, and the caller warns about them.
+
+    Raises
+    ------
+    error
+        When the manifest is unreadable, or a listed file is missing or its
+        content differs; the message names the file.
+    """
+    directory = Path(directory)
+    path = directory / MANIFEST
+    try:
+        listed = json.loads(path.read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise error(f"The manifest {os.fspath(path)!r} is missing or unreadable "
+                    f"({exc}); the model directory is incomplete. Copy the whole "
+                    "directory again, or retrain the model.") from exc
+    for name, expected in sorted(listed.items()):
+        file = directory / name
+        if not file.is_file():
+            raise error(f"The file {os.fspath(file)!r} listed in {MANIFEST} is "
+                        "missing. Copy the whole model directory again.")
+        if sha256_file(file) != expected:
+            raise error(
+                f"The file {os.fspath(file)!r} was modified after the model was "
+                f"saved: its SHA-256 differs from the one in {MANIFEST}. Refusing "
+                "to load the model; restore the original file or retrain.")
+    return [name for name in _files(directory) if name not in listed]
+
+
+def _exchange(a, b):
+    """Swap two paths atomically with renameat2; False where unsupported."""
+    libc_name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(libc_name, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError, TypeError):
+        return False
+    at_fdcwd = -100
+    result = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b),
+                       _RENAME_EXCHANGE)
+    if result == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(code, os.strerror(code), os.fspath(a))
+
+
+def _fsync_tree(directory):
+    """Flush every file and folder of ``directory`` to disk."""
+    for dirpath, _, filenames in os.walk(directory):
+        for name in filenames:
+            with open(os.path.join(dirpath, name), "rb") as fh:
+                os.fsync(fh.fileno())
+        _fsync_dir(dirpath)
+
+
+def _fsync_dir(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def replace_directory(directory):
+    """Yield a new empty folder; on success it replaces ``directory`` atomically.
+
+    The folder is created beside ``directory`` (hidden name
+    ``.<name>.saving-*``). When the ``with`` block ends without an error, its
+    files are flushed to disk and it takes the place of ``directory`` (which
+    may not exist yet); the old content is then deleted. On an error it is
+    deleted and ``directory`` is untouched.
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+        The folder to replace or create.
+
+    Yields
+    ------
+    new : pathlib.Path
+        The folder to write the new content into.
+    """
+    target = Path(directory).resolve()  # a link: replace the folder it names
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        new = Path(tempfile.mkdtemp(prefix=f".{target.name}.saving-",
+                                    dir=target.parent))
+    except OSError as exc:
+        raise ValueError(
+            f"Cannot save to {os.fspath(directory)!r}: the new folder is written "
+            f"beside it first, in {os.fspath(target.parent)!r}, which failed "
+            f"({exc.strerror or exc}). Make that folder writable or save "
+            "elsewhere.") from exc
+    try:
+        yield new
+        os.chmod(new, 0o755)  # mkdtemp gives 0o700
+        _fsync_tree(new)
+        if not target.exists():
+            os.rename(new, target)
+        elif not _exchange(new, target):
+            # no atomic exchange here: between the two renames the old model
+            # lies whole at its hidden name
+            old = new.with_name(new.name.replace(".saving-", ".old-"))
+            os.rename(target, old)
+            os.rename(new, target)
+            new = old
+        _fsync_dir(target.parent)
+    finally:
+        shutil.rmtree(new, ignore_errors=True)

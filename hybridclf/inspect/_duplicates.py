@@ -1,0 +1,314 @@
+"""The duplicate search: which files are copies of which, and their groups.
+
+:func:`duplicate_pairs` gathers the evidence of :mod:`._pairs` (exact, hash,
+embedding, alignment) into one :class:`~._pairs.DuplicatePair` per pair;
+:func:`find_duplicate_groups` runs the whole search on a list of files.
+"""
+
+import dataclasses
+import logging
+import os
+from functools import partial
+
+import numpy as np
+
+from ._docs import fill_doc
+from ._grouping import (
+    affinity,
+    average_linkage_groups,
+    union_find_groups,
+    weakest_links,
+)
+from ._pairs import (
+    DuplicatePair,
+    aligned_pairs,
+    embedding_pairs,
+    exact_pairs,
+    hash_pairs,
+)
+from ._scan import scan_files
+from ._thresholds import check_hash_distance, check_linkage, check_similarity
+
+logger = logging.getLogger(__name__)
+
+# input side of the CNN used for duplicate and outlier checks: 128 pixels run
+# twice as fast as 224 and rank the near-identical amulet6 photos alike
+CNN_SIZE = 128
+# pairs this close are checked by alignment (aligned_similarity): a perceptual
+# hash distance (upright or mirrored) of at most 12 bits, or an embedding
+# similarity of 0.85; wider nets cost seconds of alignment on amulet6
+CANDIDATE_HASH_DISTANCE = 12
+_CANDIDATE_SIMILARITY = 0.85
+# a candidate this close under a threshold is listed as a near miss
+_NEAR_SIMILARITY = 0.05
+_NEAR_BITS = 3
+_MAX_NEAR_MISSES = 50
+# bits by which the value-channel hash threshold is under hash_distance: on the
+# OpenCV copies of amulet6 (bench_inspect.py), 3 bits find most hue-shifted
+# copies (which move the grey hash by 14 bits) and keep the pair precision at
+# 0.999; 4 bits joined different amulets (precision 0.982)
+_VALUE_HASH_MARGIN = 3
+
+
+def embed(images, n_jobs, progress=False):
+    """CNN embeddings of the kept ``images``; NaN rows where an image is None."""
+    from ..features import CNNFeatures
+
+    index = [i for i, image in enumerate(images) if image is not None]
+    if not index:
+        return None
+    # the thresholds above were tuned on this network: it stays whatever the
+    # classification default becomes
+    cnn = CNNFeatures(backbone="efficientnet_lite0", layer="head",
+                      image_size=CNN_SIZE, flip_tta=False, device="cpu",
+                      n_jobs=n_jobs, verbose=progress)
+    stacked = np.stack([images[i] for i in index])
+    emb = cnn.fit(stacked[:1]).transform(stacked)
+    out = np.full((len(images), emb.shape[1]), np.nan, dtype=np.float32)
+    out[index] = emb
+    return out
+
+
+def _hash_matrix(records):
+    """The grey and value-channel hashes of each record, zeros where unknown."""
+    hashes = np.zeros((len(records), 2, 8), dtype=np.uint64)
+    for i, rec in enumerate(records):
+        if rec.phash is not None:
+            hashes[i] = rec.phash, rec.vhash
+    return hashes
+
+
+@dataclasses.dataclass
+class DuplicateSearch:
+    """What the duplicate search found.
+
+    ``pairs`` are the duplicate pairs (the strongest evidence each),
+    ``groups`` the group id of each file, ``weakest`` the least sure pair of
+    each group (see :func:`~._grouping.weakest_links`), and ``near_misses``
+    the pairs just under a threshold, or linked but kept apart by the
+    linkage, for a person to merge by hand.
+    """
+
+    pairs: list
+    groups: np.ndarray
+    weakest: dict
+    near_misses: list
+
+
+def _near_hash_pairs(hashes, t):
+    """Duplicate pairs by grey and value-channel hash, and the pairs to align."""
+    pairs = [DuplicatePair(i, j, "perceptual hash", 1.0 - d / 64.0)
+             for i, j, d in hash_pairs(hashes[:, 0], t.hash_distance,
+                                       rotations=t.rotations)]
+    # the value-channel hash matches hue shifts; it is looser on other photos,
+    # so its threshold is tighter
+    pairs += [DuplicatePair(i, j, "perceptual hash (value channel)", 1.0 - d / 64.0)
+              for i, j, d in hash_pairs(hashes[:, 1],
+                                        max(t.hash_distance - _VALUE_HASH_MARGIN, 0),
+                                        rotations=t.rotations)]
+    candidates = {}
+    if t.aligned_similarity is not None:
+        candidates = {(i, j): d for i, j, d in hash_pairs(
+            hashes[:, 0], CANDIDATE_HASH_DISTANCE, rotations=False)
+            if d > t.hash_distance}
+    return pairs, candidates
+
+
+def duplicate_pairs(records, embeddings, t):
+    """Every duplicate pair of the scanned files, and the near misses.
+
+    Parameters
+    ----------
+    records : list of ScanRecord
+        The scanned files.
+
+    embeddings : ndarray or None
+        Their CNN embeddings.
+
+    t : SearchSettings
+        The thresholds.
+
+    Returns
+    -------
+    pairs : list of DuplicatePair
+        Sorted by ``(i, j)``; exact evidence wins over near evidence.
+
+    near_misses : list of DuplicatePair
+        Candidate pairs just under a threshold, the evidence saying by how much.
+    """
+    pairs = [DuplicatePair(i, j, how, 1.0) for i, j, how in exact_pairs(records)]
+    hashed, hash_candidates = _near_hash_pairs(_hash_matrix(records), t)
+    pairs += hashed
+    near, candidates = [], set(hash_candidates)
+    if embeddings is not None and t.embedding_similarity is not None:
+        reach = min(t.embedding_similarity, _CANDIDATE_SIMILARITY)
+        for i, j, s in embedding_pairs(embeddings, reach):
+            if s >= t.embedding_similarity:
+                pairs.append(DuplicatePair(i, j, "CNN embedding", s))
+                continue
+            candidates.add((i, j))
+            if s >= t.embedding_similarity - _NEAR_SIMILARITY:
+                near.append(DuplicatePair(i, j, f"CNN embedding {s:.3f} (duplicates "
+                                          f"from {t.embedding_similarity})", s))
+    if t.aligned_similarity is not None and candidates:
+        # pairs already joined, directly or through others, need no check
+        joined = union_find_groups(len(records), [(p.i, p.j) for p in pairs])
+        todo = sorted((i, j) for i, j in candidates if joined[i] != joined[j])
+        logger.info("Aligning %d candidate pairs", len(todo))
+        for i, j, s in aligned_pairs(records, todo, t.aligned_similarity):
+            if s >= t.aligned_similarity:
+                pairs.append(DuplicatePair(i, j, "aligned pixels", s))
+            elif s >= t.aligned_similarity - _NEAR_SIMILARITY:
+                near.append(DuplicatePair(i, j, f"aligned pixels {s:.3f} "
+                                          f"(duplicates from {t.aligned_similarity})",
+                                          s))
+        for (i, j), d in hash_candidates.items():
+            if d <= t.hash_distance + _NEAR_BITS:
+                near.append(DuplicatePair(i, j, f"perceptual hash {d} bits apart "
+                                          f"(duplicates up to {t.hash_distance})",
+                                          1.0 - d / 64.0))
+    best = {}
+    for pair in pairs:
+        best.setdefault((pair.i, pair.j), pair)
+    return sorted(best.values(), key=lambda p: (p.i, p.j)), near
+
+
+def search_duplicates(records, embeddings, t):
+    """The duplicate pairs of ``records``, their groups and the near misses.
+
+    ``t`` carries ``hash_distance``, ``rotations``, ``embedding_similarity``
+    (None without embeddings), ``aligned_similarity`` and ``linkage``.
+
+    Returns
+    -------
+    search : DuplicateSearch
+    """
+    pairs, near = duplicate_pairs(records, embeddings, t)
+    n = len(records)
+    if t.linkage == "single":
+        groups = union_find_groups(n, [(p.i, p.j) for p in pairs])
+    else:
+        hashes = _hash_matrix(records)
+        groups = average_linkage_groups(n, [(p.i, p.j) for p in pairs], partial(
+            affinity, hashes=hashes, embeddings=embeddings,
+            hash_distance=t.hash_distance,
+            embedding_similarity=t.embedding_similarity or 1.0))
+    # linked, but not close enough to the rest of the group
+    kept_apart = [dataclasses.replace(p, evidence=f"{p.evidence}, but not close to "
+                                      "the other group as a whole")
+                  for p in pairs if groups[p.i] != groups[p.j]]
+    near = [p for p in near if groups[p.i] != groups[p.j]]
+    best = {}
+    for pair in sorted(kept_apart + near, key=lambda p: -p.score):
+        best.setdefault((pair.i, pair.j), pair)
+    near_misses = sorted(best.values(), key=lambda p: -p.score)[:_MAX_NEAR_MISSES]
+    return DuplicateSearch(pairs=[p for p in pairs if groups[p.i] == groups[p.j]],
+                           groups=groups, weakest=weakest_links(groups, pairs),
+                           near_misses=near_misses)
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchSettings:
+    """The settings of one duplicate search (see :func:`search_duplicates`)."""
+
+    hash_distance: int
+    rotations: bool
+    embedding_similarity: float | None
+    aligned_similarity: float | None
+    linkage: str
+
+
+@fill_doc
+def find_duplicate_groups(
+    paths, *, hash_distance=6, rotations=True, embedding_similarity=None,
+    aligned_similarity=0.93, linkage="average", n_jobs=None, progress=False,
+):
+    """Group image files that are exact or near duplicates of each other.
+
+    Two files are duplicates when any of these holds:
+
+    - their bytes are identical (SHA-256), or their decoded pixels are;
+    - their perceptual hashes differ in at most ``hash_distance`` of 64 bits.
+      The hash is taken on the histogram-equalised grey image, so re-encoded,
+      resized, greyscale, brighter or darker copies match; each image is also
+      compared with the mirror image (and, with ``rotations``, quarter turns)
+      of the other;
+    - with ``embedding_similarity`` set, the cosine similarity of their CNN
+      embeddings (EfficientNet-Lite0, see
+      :class:`~hybridclf.features.CNNFeatures`) is at least that value;
+    - with ``aligned_similarity`` set, pairs that are close but not close
+      enough (hash distance up to 12 bits, or embedding similarity from 0.85)
+      are aligned (the embedding only with ``embedding_similarity`` set): a
+      rotation, scale and shift is fitted to matched ORB
+      features, and the aligned grey pixels must correlate at
+      ``aligned_similarity`` or more. This catches crops, small rotations and
+      rescaled copies, which move the hash, while different photos of similar
+      objects fail it.
+
+    Files that cannot be decoded are matched by their bytes only. The pairs
+    are then joined into groups as ``linkage`` says.
+
+    Parameters
+    ----------
+    paths : sequence of str or os.PathLike
+        The image files.
+
+    {hash_distance}
+
+    {rotations}
+
+    embedding_similarity : float or None, default=None
+        Smallest cosine similarity of CNN embeddings for a near-duplicate
+        pair; ``None`` skips the CNN (faster, and no PyTorch needed). 0.95 is
+        a reasonable value.
+
+    {aligned_similarity}
+
+    {linkage}
+
+    {n_jobs}
+
+    {progress}
+
+    Returns
+    -------
+    groups : ndarray of shape (n_files,), dtype int64
+        Group id of each file, numbered 0, 1, ... in order of each group's
+        first file; a file without duplicates has an id of its own. Pass it as
+        ``groups`` to :class:`~sklearn.model_selection.StratifiedGroupKFold`.
+
+    See Also
+    --------
+    hybridclf.inspect_dataset : Every check on a dataset folder, duplicates
+        included.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> import numpy as np
+    >>> from PIL import Image
+    >>> from hybridclf import find_duplicate_groups
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> rng = np.random.default_rng(0)
+    >>> a = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    >>> b = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    >>> Image.fromarray(a).save(root / "a.png")
+    >>> Image.fromarray(a[:, ::-1]).save(root / "a_mirrored.png")
+    >>> Image.fromarray(b).save(root / "b.png")
+    >>> find_duplicate_groups([root / "a.png", root / "a_mirrored.png",
+    ...                        root / "b.png"])
+    array([0, 0, 1])
+    """
+    paths = [os.fspath(p) for p in paths]
+    owner = "find_duplicate_groups"
+    check_hash_distance(hash_distance, owner)
+    check_similarity("embedding_similarity", embedding_similarity, owner)
+    check_similarity("aligned_similarity", aligned_similarity, owner)
+    check_linkage(linkage, owner)
+    keep = CNN_SIZE if embedding_similarity is not None else None
+    records, images = scan_files(paths, n_jobs=n_jobs, keep_size=keep,
+                                 progress=progress)
+    embeddings = embed(images, n_jobs, progress) if keep is not None else None
+    settings = SearchSettings(hash_distance, rotations, embedding_similarity,
+                              aligned_similarity, linkage)
+    return search_duplicates(records, embeddings, settings).groups

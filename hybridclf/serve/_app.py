@@ -1,0 +1,140 @@
+"""The application: :func:`create_app` and its lifespan.
+
+The app is assembled from the other modules: settings (``_settings``), the
+service that holds the model (``_service``), the routers (``_routes``), the
+error handlers (``_errors``) and the middleware (``_middleware``). Nothing is
+loaded when the app is built: the lifespan loads and warms the model up in a
+worker thread, and ``GET /ready`` answers 503 until then.
+"""
+
+from contextlib import asynccontextmanager
+
+import anyio
+from fastapi import FastAPI
+
+from ..io import DEFAULT_MAX_PIXELS
+from ._errors import install_error_handlers
+from ._middleware import add_middleware
+from ._routes import page_router, predict_router, probes_router
+from ._service import Service
+from ._settings import ServiceSettings
+
+__all__ = ["ROUTERS", "app_from_settings", "create_app"]
+
+#: The routers of every app, in the order of the OpenAPI schema.
+ROUTERS = (predict_router, page_router, probes_router)
+
+
+@asynccontextmanager
+async def lifespan(app):
+    """Load the model before serving; finish the queued predictions after."""
+    service = app.state.service
+    await anyio.to_thread.run_sync(service.load)
+    yield
+    await anyio.to_thread.run_sync(service.close)
+
+
+def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
+               use_ood=True, allow_pickle=False, threads=None,
+               max_pixels=DEFAULT_MAX_PIXELS, read_timeout=30.0):
+    """Build the FastAPI application that serves a model directory.
+
+    Nothing is loaded here: the model is loaded and warmed up with one
+    prediction when the app starts (its lifespan), and ``GET /ready`` answers
+    503 until then.
+
+    Predictions are micro-batched: one thread runs the model, and requests
+    that arrive while it is busy are predicted together in its next call (at
+    most ``max_batch`` images). A lone request is never held back; under
+    concurrent load the images share one pass through the feature blocks
+    instead of fighting over the cores.
+
+    Parameters
+    ----------
+    model_dir : str or os.PathLike
+        A folder written by :func:`~hybridclf.save_model` or ``hybridclf
+        train``.
+
+    api_key : str or None, default=None
+        When set, every prediction request must carry it in the ``X-API-Key``
+        header (401 otherwise). ``/health``, ``/ready``, ``/metrics`` and the
+        docs stay open for probes and scrapers.
+
+    max_body_mb : float, default=10.0
+        Largest accepted request body in megabytes (413 above it).
+
+    max_batch : int, default=32
+        Most images in one ``POST /predict/batch`` call (422 above it).
+
+    use_ood : bool, default=True
+        Also answer "unknown" for images unlike any training photo: the
+        model's novelty check (``open_set`` in ``model.json`` and its
+        embedding index), or the per-block out-of-distribution thresholds of
+        a model trained before it.
+
+    allow_pickle : bool, default=False
+        Load a pickled model (runs code from the file); see
+        :func:`~hybridclf.load_model`.
+
+    threads : int or None, default=None
+        Threads each prediction may use: every ``n_jobs`` of the model (the
+        loader, the feature blocks) is set to it, whatever it was in
+        training. With two or more, the feature blocks of a single image run
+        side by side, which cuts its latency. None uses every core.
+
+    max_pixels : int, default=64_000_000
+        Most pixels (width x height) an uploaded image may declare in its
+        header; the model's loaders are set to it. A larger image is refused
+        with 400 before it is decoded (a decompression bomb costs nothing).
+
+    read_timeout : float, default=30.0
+        Seconds a client has to send its request body once the headers are
+        in; 408 after that.
+
+    Returns
+    -------
+    app : fastapi.FastAPI
+        The application; run it with uvicorn, or :func:`~hybridclf.serve.serve`.
+
+    Raises
+    ------
+    ValueError
+        When ``max_body_mb``, ``max_batch``, ``max_pixels`` or
+        ``read_timeout`` is not positive.
+    """
+    return app_from_settings(ServiceSettings(
+        model_dir, api_key=api_key, max_body_mb=max_body_mb, max_batch=max_batch,
+        use_ood=use_ood, allow_pickle=allow_pickle, threads=threads,
+        max_pixels=max_pixels, read_timeout=read_timeout))
+
+
+def app_from_settings(settings):
+    """The application of :func:`create_app` for checked settings.
+
+    Parameters
+    ----------
+    settings : ServiceSettings
+        What to serve, and how.
+
+    Returns
+    -------
+    app : fastapi.FastAPI
+        The application, its model not loaded yet.
+    """
+    from .. import __version__
+
+    app = FastAPI(
+        title="hybridclf prediction service",
+        version=__version__,
+        description="Classify images with a hybridclf model directory.",
+        lifespan=lifespan,
+    )
+    service = Service(settings)
+    app.state.settings, app.state.service = settings, service
+    install_error_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    endpoints = [route.path for route in app.routes if hasattr(route, "path")]
+    endpoints += [route.path for router in ROUTERS for route in router.routes]
+    add_middleware(app, settings, service.metrics, endpoints)
+    return app

@@ -1,0 +1,57 @@
+"""FastAPI dependencies of the routes: the service, its key and content types.
+
+They are ``async`` because they only read the request (a plain ``def`` would
+cost a hop to the thread pool on every call). Everything comes from the app
+(``request.app.state``), so one process can hold several apps.
+"""
+
+from fastapi import Depends, Request
+from fastapi.exceptions import HTTPException
+
+from ._middleware import api_key_problem
+
+__all__ = ["JSON_TYPE", "FORM_TYPE", "content_type", "get_service", "ready_service",
+           "require_api_key"]
+
+JSON_TYPE = "application/json"
+FORM_TYPE = "multipart/form-data"
+
+
+def media_type(value):
+    """The media type of a Content-Type header, without parameters, lower case."""
+    return value.split(";", 1)[0].strip().lower()
+
+
+async def get_service(request: Request):
+    """The app's :class:`~hybridclf.serve._service.Service`."""
+    return request.app.state.service
+
+
+async def ready_service(service=Depends(get_service)):
+    """The service once its model is loaded; 503 before."""
+    if service.pipe is None:
+        raise HTTPException(503, "The model is not loaded yet.")
+    return service
+
+
+async def require_api_key(request: Request, service=Depends(get_service)):
+    """401 unless the request carries the app's key (when one is set)."""
+    api_key = service.settings.api_key
+    if api_key is None:
+        return
+    given = request.headers.get("x-api-key")
+    problem = api_key_problem(None if given is None else given.encode(),
+                              api_key.encode())
+    if problem is not None:
+        raise HTTPException(401, problem)
+
+
+def content_type(accepted):
+    """A dependency that answers 415 unless the body is of type ``accepted``."""
+    async def check(request: Request):
+        value = request.headers.get("content-type", "")
+        if media_type(value) != accepted:
+            raise HTTPException(
+                415, f"Unsupported Content-Type {value or '(none)'!r} for "
+                f"{request.url.path}; send {accepted}.")
+    return check

@@ -1,0 +1,241 @@
+"""Pure ASGI middleware: metrics, API key, body limit and read timeout.
+
+They run before FastAPI parses anything, so that a request without the key,
+with a body over the limit or a body that never arrives costs the server
+nothing. :func:`add_middleware` puts them on an app in the right order (the
+last added runs first): metrics, then the key, then the read timeout, then
+the body limit.
+"""
+
+import asyncio
+import secrets
+import time
+
+from fastapi.exceptions import HTTPException
+
+from ._errors import error_response
+
+__all__ = ["add_middleware", "api_key_problem"]
+
+#: The paths that need the API key (when one is set).
+KEYED_PREFIX = "/predict"
+
+
+def api_key_problem(given, api_key):
+    """Why a request's ``X-API-Key`` value is refused, or None when it is right.
+
+    Parameters
+    ----------
+    given : bytes or None
+        The header's value, None when absent.
+
+    api_key : bytes
+        The server's key.
+
+    Returns
+    -------
+    problem : str or None
+        The error message for a 401 answer.
+    """
+    if given is None:
+        return "Missing API key: send it in the X-API-Key header."
+    if not secrets.compare_digest(given, api_key):
+        return "Wrong API key in the X-API-Key header."
+    return None
+
+
+def _as_int(value):
+    """The int of a header value, or None when it is not one."""
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+class _Abort(HTTPException):
+    """Raised from a wrapped ``receive`` to stop reading a request body.
+
+    An ``HTTPException``, so that FastAPI's body parsing lets it through (any
+    other exception there becomes "There was an error parsing the body") and
+    the app's handler answers it with its status and message.
+    """
+
+
+async def _guarded(app, scope, receive, send, wrapped_receive):
+    """Run ``app`` with ``wrapped_receive``; answer its :class:`_Abort` as JSON.
+
+    The abort becomes an error answer unless the app already started its own
+    answer (then the connection is dropped, as for any broken response).
+    """
+    started = False
+
+    async def send_wrapper(message):
+        nonlocal started
+        started = started or message["type"] == "http.response.start"
+        await send(message)
+
+    try:
+        await app(scope, wrapped_receive, send_wrapper)
+    except _Abort as exc:
+        if started:
+            raise
+        await error_response(exc.status_code, exc.detail)(scope, receive, send)
+
+
+class MetricsMiddleware:
+    """Count every HTTP request by endpoint, method and status; time it."""
+
+    def __init__(self, app, metrics, endpoints):
+        self.app = app
+        self.metrics = metrics
+        self.endpoints = frozenset(endpoints)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        endpoint = path if path in self.endpoints else "other"
+        status = {"code": 500}
+        start = time.perf_counter()
+
+        async def send_wrapper(message):
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            code = str(status["code"])
+            self.metrics.requests.labels(endpoint, scope.get("method", ""),
+                                         code).inc()
+            self.metrics.latency.labels(endpoint).observe(
+                time.perf_counter() - start)
+            if status["code"] >= 400:
+                self.metrics.errors.labels(endpoint, code).inc()
+
+
+class ApiKeyMiddleware:
+    """401 for prediction requests without the key, before the body is read."""
+
+    def __init__(self, app, api_key, prefix=KEYED_PREFIX):
+        self.app = app
+        self.api_key = api_key.encode()
+        self.prefix = prefix
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope.get("path", "").startswith(
+                self.prefix):
+            given = dict(scope.get("headers", ())).get(b"x-api-key")
+            problem = api_key_problem(given, self.api_key)
+            if problem is not None:
+                await error_response(401, problem)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+class BodyLimitMiddleware:
+    """413 for bodies over ``max_bytes``.
+
+    A declared ``Content-Length`` over the limit is refused before the body is
+    read; a streamed (chunked) body is counted as it arrives and refused as
+    soon as it passes the limit.
+    """
+
+    def __init__(self, app, max_bytes):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _message(self, size=None):
+        got = "" if size is None else f" (got {size} bytes)"
+        return (f"The request body is over the server's limit of {self.max_bytes} "
+                f"bytes{got}. Send a smaller image, or start the server with a "
+                "larger --max-body-mb.")
+
+    def _declared_problem(self, scope):
+        """(status, message) for a bad or too large Content-Length, or None."""
+        for name, value in scope.get("headers", ()):
+            if name != b"content-length":
+                continue
+            size = _as_int(value)
+            if size is None:
+                return 400, "The Content-Length header is not an integer."
+            if size > self.max_bytes:
+                return 413, self._message(size)
+        return None
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        problem = self._declared_problem(scope)
+        if problem is not None:
+            await error_response(*problem)(scope, receive, send)
+            return
+        received = 0
+
+        async def counting_receive():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _Abort(413, self._message())
+            return message
+
+        await _guarded(self.app, scope, receive, send, counting_receive)
+
+
+class ReadTimeoutMiddleware:
+    """408 when a request body is not in ``seconds`` after its headers.
+
+    The clock starts when the headers are in (uvicorn parses those itself, see
+    "Limits and security" in docs/service.md); a client that sends its body
+    slowly, or never, holds a connection for ``seconds`` at most.
+    """
+
+    def __init__(self, app, seconds):
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        deadline = time.monotonic() + self.seconds
+
+        async def timed_receive():
+            try:
+                return await asyncio.wait_for(
+                    receive(), max(0.0, deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                raise _Abort(
+                    408, f"The request body did not arrive within {self.seconds:g} "
+                    "s (the server's read timeout, --read-timeout).") from None
+
+        await _guarded(self.app, scope, receive, send, timed_receive)
+
+
+def add_middleware(app, settings, metrics, endpoints):
+    """Put the service's middleware on ``app``, after its routes are included.
+
+    Parameters
+    ----------
+    app : fastapi.FastAPI
+        The application, with every route.
+
+    settings : ServiceSettings
+        The body limit, read timeout and API key.
+
+    metrics : Metrics
+        Where the request counts and latencies go.
+
+    endpoints : list of str
+        The paths counted by name; every other path is counted as "other".
+    """
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ReadTimeoutMiddleware, seconds=float(settings.read_timeout))
+    if settings.api_key is not None:
+        app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key)
+    app.add_middleware(MetricsMiddleware, metrics=metrics, endpoints=endpoints)

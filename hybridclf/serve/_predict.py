@@ -1,0 +1,238 @@
+"""From request images to answers: decoding, one model call, the response body.
+
+Every image of a request is a :class:`Upload` (its bytes, or why there are
+none); the model answers each readable one with an :class:`ItemResult`;
+:func:`prediction_body` turns either into the JSON of one prediction. No
+exception travels between the images of a batch: an unreadable image is a
+result like the others, so the rest of its batch is predicted in the same
+model call. This module does not import FastAPI.
+"""
+
+import base64
+import binascii
+import time
+from dataclasses import dataclass
+
+import anyio
+import numpy as np
+
+from .. import prediction
+from ..pipeline import get_classifier, get_loader
+from ..quality import quality_message, read_quality
+
+__all__ = ["ItemResult", "Upload", "class_names", "classify", "decode_base64",
+           "decode_uploads", "prediction_body"]
+
+# Base64 text above this many characters is decoded in a worker thread: a
+# 10 MB body takes milliseconds that the event loop owes other requests,
+# while a photo of a few hundred KB decodes faster than the hand-over.
+_ON_LOOP_CHARS = 1 << 20
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One image of a request: its encoded bytes, or why there are none.
+
+    Attributes
+    ----------
+    data : bytes or None
+        The encoded image file.
+
+    error : str or None
+        Why the request holds no image here (invalid base64, ...).
+    """
+
+    data: bytes | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """What the model says about one image, or why it could not read it.
+
+    Attributes
+    ----------
+    label : str or None
+        The class, or "unknown" from the novelty (or out-of-distribution)
+        check.
+
+    proba : ndarray of shape (n_classes,) or None
+        The class probabilities.
+
+    reason : str
+        Why ``label`` is "unknown" (:data:`~hybridclf.prediction.NOVEL`), or
+        "" (the probability threshold is each request's).
+
+    quality : dict or None
+        The photo quality, ``{"ok": bool, "issues": [...]}``
+        (:func:`~hybridclf.quality.read_quality`).
+
+    error : str or None
+        Why the image could not be decoded (then ``label`` is None).
+
+    seconds : float
+        The time of the model call this image was part of.
+    """
+
+    label: str | None = None
+    proba: np.ndarray | None = None
+    reason: str = ""
+    quality: dict | None = None
+    error: str | None = None
+    seconds: float = 0.0
+
+
+def decode_base64(text, what="image_data"):
+    """The image bytes of a base64 field, or why it holds none.
+
+    Parameters
+    ----------
+    text : str
+        The field's value; a ``data:image/...;base64,`` prefix is accepted.
+
+    what : str, default="image_data"
+        The field's name, for the message.
+
+    Returns
+    -------
+    upload : Upload
+        The bytes, or the error message naming ``what``.
+
+    Examples
+    --------
+    >>> from hybridclf.serve._predict import decode_base64
+    >>> decode_base64("aGk=").data
+    b'hi'
+    >>> decode_base64("%%", what="images[1]").error
+    "The 'images[1]' field is not valid base64 (...). Send the image ..."
+    """
+    if text.startswith("data:") and "," in text:
+        text = text.split(",", 1)[1]
+    try:
+        data = base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        return Upload(error=f"The '{what}' field is not valid base64 ({exc}). Send "
+                      "the image file's bytes encoded with standard base64.")
+    if not data:
+        return Upload(error=f"The '{what}' field decodes to no bytes. Send a "
+                      "non-empty image file.")
+    return Upload(data=data)
+
+
+async def decode_uploads(texts, whats):
+    """:func:`decode_base64` of every field, off the event loop when large.
+
+    Parameters
+    ----------
+    texts : list of str
+        The base64 fields of a request.
+
+    whats : list of str
+        Their names, for the messages.
+
+    Returns
+    -------
+    uploads : list of Upload
+        One per field, in order.
+    """
+    def decode_all():
+        return [decode_base64(text, what) for text, what in zip(texts, whats)]
+
+    if sum(len(text) for text in texts) <= _ON_LOOP_CHARS:
+        return decode_all()
+    return await anyio.to_thread.run_sync(decode_all)
+
+
+def classify(pipe, items, *, ood_thresholds=None, novelty=None):
+    """Decode every image, then predict the readable ones in one model call.
+
+    Parameters
+    ----------
+    pipe : fitted Pipeline
+        The served model.
+
+    items : list of bytes
+        Encoded image files (of one or several requests).
+
+    ood_thresholds, novelty : dict or None, default=None
+        The "unlike any training photo" check (see
+        :func:`~hybridclf.prediction.predict_with_reasons`); "unknown" from
+        the probability threshold is left to each request.
+
+    Returns
+    -------
+    results : list of ItemResult
+        One per item, in order, with the photo quality of each readable one.
+    """
+    start = time.perf_counter()
+    loader = get_loader(pipe)
+    images, reasons = loader.read_each(items)
+    answers = []
+    if len(images):
+        result = prediction.predict_with_reasons(
+            pipe, images, ood_thresholds=ood_thresholds, novelty=novelty)
+        # measured on the photo itself, not on the copy resized for the model
+        qualities = [read_quality(item, max_pixels=loader.max_pixels)
+                     for item, reason in zip(items, reasons) if reason is None]
+        answers = zip(result["labels"], result["proba"], result["reasons"],
+                      qualities)
+    predicted = iter(answers)
+    results = [{"error": reason} if reason is not None
+               else dict(zip(("label", "proba", "reason", "quality"),
+                             next(predicted)))
+               for reason in reasons]
+    seconds = time.perf_counter() - start
+    return [ItemResult(**result, seconds=seconds) for result in results]
+
+
+def prediction_body(result, *, name, classes, threshold, with_proba):
+    """The JSON fields of one prediction (``PredictResponse``), timing aside.
+
+    The one place where a prediction's answer is built: a new field of
+    ``PredictResponse`` is filled here.
+
+    Parameters
+    ----------
+    result : ItemResult
+        What the model said.
+
+    name : str
+        The image in an error message: "the uploaded image", "image 3".
+
+    classes : list of str
+        The model's classes, in the columns of ``result.proba``.
+
+    threshold : float
+        Below this top probability the class is "unknown".
+
+    with_proba : bool
+        Include the probability of every class.
+
+    Returns
+    -------
+    body : dict
+        ``success`` and either the prediction or ``error_message``.
+    """
+    if result.error is not None:
+        return {"success": False,
+                "error_message": f"Cannot decode {name}: {result.error}."}
+    top = float(result.proba.max())
+    label, reason = str(result.label), result.reason
+    if not reason and top < threshold:
+        label, reason = prediction.UNKNOWN, prediction.LOW_CONFIDENCE
+    quality = result.quality
+    return {
+        "success": True,
+        "predicted_class": label,
+        "unknown_reason": reason or None,
+        "quality": None if quality is None else {
+            **quality, "message": quality_message(quality["issues"])},
+        "confidence": top,
+        "probabilities": ({c: float(v) for c, v in zip(classes, result.proba)}
+                          if with_proba else None),
+    }
+
+
+def class_names(pipe):
+    """The classes of a fitted pipeline as strings, in its probability columns."""
+    return [str(c) for c in get_classifier(pipe).classes_]

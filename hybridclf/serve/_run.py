@@ -1,0 +1,250 @@
+"""Running the service: :func:`serve` (uvicorn, workers) and :func:`try_service`.
+
+With one worker the app is built here and handed to uvicorn. With several,
+uvicorn starts each worker process from an import string, so the settings
+cannot be handed over as an object: they are written to a settings file
+(mode 0600, in a temporary folder removed at exit) and the worker's factory,
+:func:`app_from_settings_file`, reads it back. Only the file's path travels
+in the environment (``HYBRIDCLF_SERVE_SETTINGS``), next to
+``PROMETHEUS_MULTIPROC_DIR``, which prometheus-client's multiprocess mode
+itself reads. The settings stay one typed object (:class:`ServiceSettings`),
+written and read in one place, instead of one variable per setting.
+"""
+
+import json
+import logging
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import time
+import urllib.request
+from base64 import b64encode
+from contextlib import contextmanager
+
+from .._model_files import check_manifest
+from ..exceptions import ModelLoadError
+from ..io import DEFAULT_MAX_PIXELS
+from ..persistence import read_model_info
+from ._app import app_from_settings, create_app
+from ._metrics import MULTIPROC_ENV
+from ._settings import ServiceSettings
+
+__all__ = ["SETTINGS_ENV", "app_from_settings_file", "serve", "try_service"]
+
+logger = logging.getLogger(__name__)
+
+#: The variable that holds the path of the workers' settings file.
+SETTINGS_ENV = "HYBRIDCLF_SERVE_SETTINGS"
+_LOOPBACK = ("127.", "::1", "localhost")
+
+
+def app_from_settings_file():
+    """The app of a uvicorn worker, from the settings file that serve wrote.
+
+    Returns
+    -------
+    app : fastapi.FastAPI
+        :func:`~hybridclf.serve.create_app`'s app for the settings in the
+        file named by ``$HYBRIDCLF_SERVE_SETTINGS``.
+    """
+    return app_from_settings(ServiceSettings.read(os.environ[SETTINGS_ENV]))
+
+
+def _check_model_dir(model_dir):
+    """Fail now, with a clear message, if the model directory is wrong."""
+    read_model_info(model_dir)
+    if os.path.exists(os.path.join(model_dir, "manifest.json")):
+        check_manifest(model_dir, ModelLoadError)
+
+
+def _api_key(api_key_env, host):
+    """The key in ``$api_key_env``; a warning for a public host without one."""
+    if api_key_env is None:
+        if not str(host).startswith(_LOOPBACK):
+            logger.warning(
+                "Serving on %s without an API key: anyone who can reach this "
+                "address can use the model. Set one with --api-key-env, or bind "
+                "127.0.0.1 behind a proxy that authenticates.", host)
+        return None
+    if not os.environ.get(api_key_env):
+        raise ValueError(
+            f"The environment variable {api_key_env!r} named by 'api_key_env' is "
+            "not set or empty. Export the API key in it before starting the "
+            "server, or leave --api-key-env out to serve without a key.")
+    return os.environ[api_key_env]
+
+
+def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0,
+          api_key_env=None, threads=None, log_level="info",
+          max_pixels=DEFAULT_MAX_PIXELS, read_timeout=30.0, allow_pickle=False,
+          limit_concurrency=None):
+    """Run the prediction service with uvicorn until interrupted.
+
+    The model directory is checked (its manifest) before uvicorn starts. With
+    several workers, each worker process builds its app from a settings file
+    that only this user can read (the API key itself is not in it: the
+    workers read it from ``api_key_env``), and the metrics of every worker
+    are summed: prometheus-client runs in multiprocess mode, in a temporary
+    folder (``PROMETHEUS_MULTIPROC_DIR``, or the one you set). Both are
+    removed at exit.
+
+    Parameters
+    ----------
+    model_dir : str or os.PathLike
+        The model directory to serve.
+
+    host : str, default="127.0.0.1"
+        Address to bind; "0.0.0.0" to accept other machines (a warning is
+        logged when no API key is set then).
+
+    port : int, default=8000
+        TCP port.
+
+    workers : int, default=1
+        Worker processes; each loads its own copy of the model.
+
+    max_body_mb : float, default=10.0
+        Largest accepted request body in megabytes.
+
+    api_key_env : str or None, default=None
+        Name of the environment variable that holds the API key. The key
+        itself never appears on a command line.
+
+    threads : int or None, default=None
+        Threads per prediction in each worker (see :func:`create_app`); None
+        shares the cores among the workers.
+
+    log_level : str, default="info"
+        uvicorn's log level.
+
+    max_pixels : int, default=64_000_000
+        Most pixels an uploaded image may declare (see :func:`create_app`).
+
+    read_timeout : float, default=30.0
+        Seconds to receive a request body (see :func:`create_app`).
+
+    allow_pickle : bool, default=False
+        Serve a pickled model (runs code from the file; see
+        :func:`~hybridclf.load_model`).
+
+    limit_concurrency : int or None, default=None
+        Most connections and tasks at once before uvicorn answers 503; None
+        for no limit.
+
+    Raises
+    ------
+    ValueError
+        When ``api_key_env`` names a variable that is not set or is empty, or
+        ``workers`` is below 1.
+    ModelLoadError
+        When the model directory is incomplete or was modified.
+    """
+    import uvicorn
+
+    _check_model_dir(model_dir)
+    if int(workers) < 1:
+        raise ValueError("The 'workers' parameter of serve must be an int >= 1. "
+                         f"Got {workers!r} instead.")
+    workers = int(workers)
+    if threads is None:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+    settings = ServiceSettings(
+        os.path.abspath(os.fspath(model_dir)), api_key=_api_key(api_key_env, host),
+        max_body_mb=max_body_mb, threads=int(threads), max_pixels=int(max_pixels),
+        read_timeout=float(read_timeout), allow_pickle=bool(allow_pickle))
+    logger.info("Serving %s on http://%s:%d with %d worker(s)", model_dir, host,
+                port, workers)
+    options = dict(host=host, port=int(port), log_level=log_level,
+                   timeout_keep_alive=5, limit_concurrency=limit_concurrency)
+    if workers == 1:
+        uvicorn.run(app_from_settings(settings), **options)
+        return
+    with _worker_files(settings, api_key_env):
+        uvicorn.run(f"{__name__}:app_from_settings_file", factory=True,
+                    workers=workers, **options)
+
+
+@contextmanager
+def _worker_files(settings, api_key_env):
+    """The settings file and the metrics folder of several workers, removed after.
+
+    A metrics folder set by the user in ``PROMETHEUS_MULTIPROC_DIR`` is used
+    and kept.
+    """
+    folder = tempfile.mkdtemp(prefix="hybridclf-serve-")
+    path = os.path.join(folder, "settings.json")
+    settings.write(path, api_key_env=api_key_env)
+    added = {SETTINGS_ENV: path}
+    if not os.environ.get(MULTIPROC_ENV):
+        added[MULTIPROC_ENV] = os.path.join(folder, "metrics")
+        os.mkdir(added[MULTIPROC_ENV])
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for name in added:
+            del os.environ[name]
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def try_service(model_dir, image_path, *, timeout=60.0):
+    """Start the service on a free loopback port, send one image, stop it.
+
+    A smoke test of a model directory as a service, as ``hybridclf quickstart``
+    runs it: the real app under a real uvicorn server on ``127.0.0.1``, one
+    ``POST /predict`` request over HTTP, then a clean shutdown.
+
+    Parameters
+    ----------
+    model_dir : str or os.PathLike
+        The model directory to serve.
+
+    image_path : str or os.PathLike
+        An image file to send, base64-encoded as a client would.
+
+    timeout : float, default=60.0
+        Seconds to wait for the server to start and to answer.
+
+    Returns
+    -------
+    url : str
+        The ``/predict`` URL that answered.
+
+    response : dict
+        The JSON answer of ``POST /predict``.
+
+    Raises
+    ------
+    RuntimeError
+        When the server does not start or answer within ``timeout``.
+    """
+    import uvicorn
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = uvicorn.Config(create_app(model_dir), host="127.0.0.1", port=port,
+                            log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"The service for {os.fspath(model_dir)!r} did not start on "
+                    f"127.0.0.1:{port} within {timeout:.0f} s.")
+            time.sleep(0.02)
+        with open(image_path, "rb") as fh:
+            body = json.dumps({"image_data": b64encode(fh.read()).decode("ascii")})
+        url = f"http://127.0.0.1:{port}/predict"
+        request = urllib.request.Request(
+            url, data=body.encode(), headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            return url, json.loads(answer.read())
+    finally:
+        server.should_exit = True
+        thread.join(timeout=timeout)

@@ -1,0 +1,101 @@
+"""The settings of one service: what :func:`create_app` is given, checked once.
+
+:class:`ServiceSettings` is the single object that the app, its routes and
+its middleware read (``request.app.state.settings``), and what ``serve``
+hands to each uvicorn worker through a settings file (see ``_run.py``). This
+module does not import FastAPI.
+"""
+
+import json
+import os
+from dataclasses import asdict, dataclass, fields
+
+from ..io import DEFAULT_MAX_PIXELS
+
+__all__ = ["ServiceSettings"]
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """The settings of a prediction service, validated when built.
+
+    The parameters are those of :func:`~hybridclf.serve.create_app`, which
+    documents them; ``api_key`` is the key itself.
+
+    Raises
+    ------
+    ValueError
+        When ``max_body_mb``, ``max_batch``, ``max_pixels`` or
+        ``read_timeout`` is not positive.
+    """
+
+    model_dir: str
+    api_key: str | None = None
+    max_body_mb: float = 10.0
+    max_batch: int = 32
+    use_ood: bool = True
+    allow_pickle: bool = False
+    threads: int | None = None
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    read_timeout: float = 30.0
+
+    def __post_init__(self):
+        # frozen: normalise through object.__setattr__, once
+        object.__setattr__(self, "model_dir", os.fspath(self.model_dir))
+        if not self.max_body_mb > 0:
+            raise ValueError("The 'max_body_mb' parameter of create_app must be a "
+                             f"number > 0. Got {self.max_body_mb!r} instead.")
+        if int(self.max_batch) < 1:
+            raise ValueError("The 'max_batch' parameter of create_app must be an "
+                             f"int >= 1. Got {self.max_batch!r} instead.")
+        if int(self.max_pixels) < 1 or not self.read_timeout > 0:
+            raise ValueError(
+                "The 'max_pixels' and 'read_timeout' parameters of create_app must "
+                f"be > 0. Got {self.max_pixels!r} and {self.read_timeout!r} "
+                "instead.")
+
+    @property
+    def max_body_bytes(self):
+        """The body limit in bytes."""
+        return int(self.max_body_mb * 1024 * 1024)
+
+    def write(self, path, *, api_key_env=None):
+        """Write the settings to a JSON file that only its owner can read.
+
+        The API key itself is never written: the file names the environment
+        variable that holds it (``api_key_env``), which each worker reads.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file to write.
+
+        api_key_env : str or None, default=None
+            The variable that holds ``api_key``.
+        """
+        values = {k: v for k, v in asdict(self).items() if k != "api_key"}
+        values["api_key_env"] = api_key_env
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(values, fh)
+
+    @classmethod
+    def read(cls, path):
+        """The settings written by :meth:`write`, with the key from its variable.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            A file written by :meth:`write`.
+
+        Returns
+        -------
+        settings : ServiceSettings
+            As written; ``api_key`` is read from the variable named there.
+        """
+        with open(path, encoding="utf-8") as fh:
+            values = json.load(fh)
+        key_env = values.pop("api_key_env", None)
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in values.items() if k in known}
+        return cls(**values, api_key=os.environ.get(key_env) if key_env else None)

@@ -1,0 +1,54 @@
+"""Training a hybrid pipeline honestly: grouped split, cross-validation, search.
+
+:func:`train_model` is what ``hybridclf train`` runs:
+
+1. a test part is split off by **groups** of near-identical images
+   (:func:`duplicate_groups` or a CSV read by :func:`read_groups_csv`), so no
+   copy of a test image is trained on (:func:`grouped_train_test_split`);
+2. the training part is cross-validated with ``StratifiedGroupKFold``. The
+   features of each fold are computed **once** and kept in memory; the
+   default classifier and every candidate of a classifier search are fitted
+   on them, so a search over 20 values of ``C`` costs 20 small fits per fold,
+   not 20 feature extractions. A grid over feature parameters falls back to
+   scikit-learn's searches with the pipeline's ``memory`` cache;
+3. the out-of-fold predictions set the open-set thresholds (see
+   :mod:`hybridclf.prediction`); with a CNN block, the training photos are
+   embedded into the index of the novelty check (:func:`novelty_threshold`);
+4. the final pipeline is fitted on the whole training part and scored on the
+   test part.
+
+:func:`find_training_groups`, :func:`make_training_pipeline` and
+:func:`training_metadata` are the other steps of ``hybridclf train``.
+"""
+
+from ._novelty import novelty_threshold
+from ._result import TrainingResult
+from ._search import SEARCH_GRIDS
+from ._split import (
+    data_fingerprint,
+    duplicate_groups,
+    grouped_train_test_split,
+    read_groups_csv,
+)
+from ._train import train_model
+from ._workflow import (
+    QUICK_CV_FOLDS,
+    find_training_groups,
+    make_training_pipeline,
+    training_metadata,
+)
+
+__all__ = [
+    "QUICK_CV_FOLDS",
+    "SEARCH_GRIDS",
+    "TrainingResult",
+    "data_fingerprint",
+    "duplicate_groups",
+    "find_training_groups",
+    "grouped_train_test_split",
+    "make_training_pipeline",
+    "novelty_threshold",
+    "read_groups_csv",
+    "train_model",
+    "training_metadata",
+]

@@ -1,0 +1,113 @@
+"""What :func:`~hybridclf.training.train_model` returns, and its metrics."""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
+
+__all__ = ["TrainingResult", "plain", "scores"]
+
+
+def scores(y_true, y_pred):
+    """Accuracy, balanced accuracy and macro-F1 of predictions, as floats."""
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
+        "f1_macro": float(f1_score(y_true, y_pred, average="macro")),
+    }
+
+
+@dataclass
+class TrainingResult:
+    """What :func:`train_model` returns.
+
+    Attributes
+    ----------
+    pipeline : Pipeline
+        The final pipeline, fitted on the training part.
+
+    classes : list
+        The class labels, in the order of ``predict_proba``'s columns.
+
+    train_indices, test_indices : ndarray of int
+        The two parts of the grouped split (``test_indices`` is empty with
+        ``test_size=0``).
+
+    groups : ndarray of int
+        The group id of every image.
+
+    cv_scores : dict
+        Per metric (accuracy, balanced_accuracy, f1_macro): ``mean``, ``std``
+        and ``folds``, for the chosen parameters.
+
+    test_metrics : dict
+        The same metrics on the test part (empty without one).
+
+    best_params : dict
+        Parameters chosen by the search (empty with ``search="none"``).
+
+    search : dict
+        ``kind``, ``n_candidates``, ``n_fits``, ``seconds`` and the mean CV
+        accuracy of each candidate.
+
+    open_set : dict
+        ``proba_threshold``, ``novelty`` (see
+        :func:`~hybridclf.training.novelty_threshold`) and ``ood_thresholds``
+        (per block, the rule of older models), learned from out-of-fold
+        predictions; see :func:`hybridclf.prediction.predict_open_set`.
+
+    oof_proba : ndarray of shape (n_train, n_classes)
+        Out-of-fold probabilities on the training part.
+
+    timings : dict
+        Seconds spent: ``groups``, ``features_cv``, ``search``, ``final_fit``,
+        ``novelty``, ``test``, ``total``.
+
+    neighbours : EmbeddingIndex or None
+        The embeddings of the training images and their degraded views, for
+        the novelty check; save it with ``save_model(...,
+        index=result.neighbours)``. None for a pipeline without a ``"cnn"``
+        block, whose open set keeps the per-block OOD check.
+    """
+
+    pipeline: object
+    classes: list
+    train_indices: np.ndarray
+    test_indices: np.ndarray
+    groups: np.ndarray
+    cv_scores: dict
+    test_metrics: dict
+    best_params: dict = field(default_factory=dict)
+    search: dict = field(default_factory=dict)
+    open_set: dict = field(default_factory=dict)
+    oof_proba: np.ndarray = None
+    timings: dict = field(default_factory=dict)
+    neighbours: object = None
+
+    def metadata(self):
+        """The entries of ``model.json`` for :func:`~hybridclf.save_model`.
+
+        Returns
+        -------
+        metadata : dict
+            ``metrics``, ``cv_scores``, ``best_params``, ``search``,
+            ``open_set`` and ``training`` (sizes and timings).
+        """
+        return {
+            "metrics": self.test_metrics,
+            "cv_scores": self.cv_scores,
+            "best_params": {k: plain(v) for k, v in self.best_params.items()},
+            "search": {k: v for k, v in self.search.items() if k != "candidates"},
+            "open_set": self.open_set,
+            "training": {
+                "n_train": int(len(self.train_indices)),
+                "n_test": int(len(self.test_indices)),
+                "n_groups": int(len(np.unique(self.groups))),
+                **{f"seconds_{k}": round(v, 2) for k, v in self.timings.items()},
+            },
+        }
+
+
+def plain(value):
+    """A numpy scalar as a Python one (for JSON); anything else unchanged."""
+    return value.item() if hasattr(value, "item") else value

@@ -1,0 +1,276 @@
+"""The grouped split: group ids, the train/test split and the dataset's fingerprint.
+
+Near-identical photos of one object must not sit on both sides of a split, or
+the scores measure memory, not recognition. Each image gets a **group** id
+(:func:`duplicate_groups` finds them, :func:`read_groups_csv` reads them) and
+every split keeps a group whole (:func:`grouped_train_test_split`,
+:func:`cv_splits`).
+"""
+
+import hashlib
+import logging
+import os
+import warnings
+
+import numpy as np
+from sklearn.model_selection import StratifiedGroupKFold
+
+from ..utils._docstrings import Substitution, n_jobs_docstring
+
+__all__ = [
+    "cv_splits",
+    "data_fingerprint",
+    "duplicate_groups",
+    "grouped_train_test_split",
+    "read_groups_csv",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def _content_groups(paths):
+    """Group ids of byte-identical files (the fallback without the inspector)."""
+    ids, groups = {}, np.empty(len(paths), dtype=np.int64)
+    for i, path in enumerate(paths):
+        try:
+            with open(path, "rb") as fh:
+                key = hashlib.sha256(fh.read()).hexdigest()
+        except OSError:
+            key = f"unreadable:{i}"
+        groups[i] = ids.setdefault(key, len(ids))
+    return groups
+
+
+@Substitution(n_jobs=n_jobs_docstring("Threads for the inspector."))
+def duplicate_groups(paths, *, n_jobs=None):
+    """One group id per image; near-identical images share one.
+
+    Uses the dataset inspector's :func:`hybridclf.find_duplicate_groups`.
+    Where that is not available, only byte-identical files are grouped, and a
+    warning says so.
+
+    Parameters
+    ----------
+    paths : sequence of str
+        Image files.
+
+    {n_jobs}
+
+    Returns
+    -------
+    groups : ndarray of shape (n_images,), dtype int
+        Group id of each image.
+    """
+    try:
+        # the public name: it stays valid wherever the inspector keeps it
+        from .. import find_duplicate_groups
+    except ImportError:
+        warnings.warn(
+            "hybridclf.find_duplicate_groups is not available; only "
+            "byte-identical files are grouped, so near-identical photos may land "
+            "on both sides of a split. Pass a groups CSV to group them.",
+            UserWarning,
+            stacklevel=2,
+        )
+        return _content_groups(paths)
+    return np.asarray(find_duplicate_groups(list(paths), n_jobs=n_jobs))
+
+
+def read_groups_csv(csv_path, paths, *, root=None):
+    """Read group ids from a CSV with the columns ``file`` and ``group``.
+
+    A ``file`` may be given as the path itself, relative to ``root``, or by a
+    path that resolves to the same file. Images that the CSV does not name
+    get a group of their own. ``hybridclf augment``'s ``manifest.csv`` also
+    works: its ``source`` column is taken when there is no ``group`` column.
+
+    Parameters
+    ----------
+    csv_path : str or os.PathLike
+        The CSV file.
+
+    paths : sequence of str
+        The images to group.
+
+    root : str or os.PathLike, default=None
+        Folder that relative names in the CSV start from; default: the CSV's
+        folder and the current folder are both tried.
+
+    Returns
+    -------
+    groups : ndarray of shape (n_images,), dtype int
+        Group id of each image.
+
+    Raises
+    ------
+    ValueError
+        When the CSV lacks a ``file`` or a ``group`` (or ``source``) column.
+    """
+    import csv
+
+    with open(csv_path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    columns = set(rows[0]) if rows else set()
+    group_column = "group" if "group" in columns else "source"
+    if "file" not in columns or group_column not in columns:
+        raise ValueError(
+            f"The groups CSV {os.fspath(csv_path)!r} must have the columns 'file' "
+            f"and 'group'. Got the columns {sorted(columns)!r} instead."
+        )
+    bases = [os.fspath(root)] if root is not None else [
+        os.path.dirname(os.path.abspath(csv_path)), os.getcwd()]
+    by_file = {}
+    for row in rows:
+        name = row["file"]
+        candidates = [name] if os.path.isabs(name) else [
+            os.path.join(base, name) for base in bases]
+        for candidate in candidates:
+            by_file[os.path.realpath(candidate)] = row[group_column]
+    labels, missing = [], 0
+    for i, path in enumerate(paths):
+        key = by_file.get(os.path.realpath(path))
+        if key is None:
+            missing += 1
+            key = f"\0own:{i}"
+        labels.append(key)
+    if missing:
+        logger.warning("%d of %d images are not in %s; each gets its own group",
+                       missing, len(paths), csv_path)
+    _, groups = np.unique(np.asarray(labels, dtype=object).astype(str),
+                          return_inverse=True)
+    return groups.astype(np.int64)
+
+
+def grouped_train_test_split(labels, groups, *, test_size=0.2, random_state=0):
+    """Split indices into a training and a test part that share no group.
+
+    The split is the first fold of a shuffled ``StratifiedGroupKFold`` with
+    ``round(1 / test_size)`` folds: classes keep about their proportions,
+    and every group lies wholly on one side.
+
+    Parameters
+    ----------
+    labels : array-like of shape (n_samples,)
+        Class of each sample.
+
+    groups : array-like of shape (n_samples,)
+        Group id of each sample.
+
+    test_size : float, default=0.2
+        About the share of samples in the test part, in (0, 0.5].
+
+    random_state : int, default=0
+        Seeds the shuffle.
+
+    Returns
+    -------
+    train : ndarray of int
+        Indices of the training part.
+
+    test : ndarray of int
+        Indices of the test part.
+
+    Examples
+    --------
+    >>> from hybridclf.training import grouped_train_test_split
+    >>> labels = ["a"] * 6 + ["b"] * 6
+    >>> groups = [0, 0, 1, 2, 3, 4, 5, 5, 6, 7, 8, 9]
+    >>> train, test = grouped_train_test_split(labels, groups, test_size=0.25)
+    >>> set(groups[i] for i in train) & set(groups[i] for i in test)
+    set()
+    """
+    if not 0 < test_size <= 0.5:
+        raise ValueError(
+            "The 'test_size' parameter of grouped_train_test_split must be a float "
+            f"in the range (0, 0.5]. Got {test_size!r} instead."
+        )
+    labels = np.asarray(labels)
+    n_splits = max(2, int(round(1 / test_size)))
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True,
+                                    random_state=random_state)
+    with warnings.catch_warnings():
+        # a class smaller than n_splits is fine: it is simply not in every fold
+        warnings.simplefilter("ignore", UserWarning)
+        train, test = next(splitter.split(np.zeros(len(labels)), labels, groups))
+    return train, test
+
+
+def data_fingerprint(paths, labels, *, root=None):
+    """A fingerprint of a dataset: SHA-256 of its file names, sizes and labels.
+
+    Parameters
+    ----------
+    paths : sequence of str
+        Image files.
+
+    labels : sequence
+        Their classes.
+
+    root : str, default=None
+        Names are taken relative to it, so moving the folder keeps the print.
+
+    Returns
+    -------
+    fingerprint : dict
+        ``sha256``, ``n_images`` and ``class_counts``.
+    """
+    digest = hashlib.sha256()
+    entries = []
+    for path, label in zip(paths, labels):
+        name = os.path.relpath(path, root) if root else os.path.basename(path)
+        try:
+            size = os.path.getsize(path)
+        except (OSError, TypeError):
+            size = -1
+        entries.append(f"{name}\t{size}\t{label}")
+    for entry in sorted(entries):
+        digest.update(entry.encode() + b"\n")
+    classes, counts = np.unique(np.asarray(labels).astype(str), return_counts=True)
+    return {"sha256": digest.hexdigest(), "n_images": len(entries),
+            "class_counts": dict(zip(classes.tolist(), counts.tolist()))}
+
+
+def cv_splits(labels, groups, *, cv_folds=5, random_state=0):
+    """The folds of grouped cross-validation on the training part.
+
+    Parameters
+    ----------
+    labels : ndarray of shape (n_samples,)
+        Class of each sample.
+
+    groups : ndarray of shape (n_samples,)
+        Group id of each sample.
+
+    cv_folds : int, default=5
+        Folds wanted; fewer when there are fewer groups (a warning is logged).
+
+    random_state : int, default=0
+        Seeds the shuffle.
+
+    Returns
+    -------
+    splits : list of (ndarray, ndarray)
+        The (train, test) indices of each fold of a shuffled
+        ``StratifiedGroupKFold``.
+
+    Raises
+    ------
+    ValueError
+        When a class has fewer than 2 images, or there are fewer than 2 groups.
+    """
+    counts = np.unique(labels, return_counts=True)[1]
+    n_folds = min(cv_folds, len(np.unique(groups)))
+    if counts.min() < 2 or n_folds < 2:
+        raise ValueError(
+            f"train_model needs at least 2 images per class in the training part "
+            f"for cross-validation; the smallest class has {counts.min()}. Add "
+            "images or lower 'test_size'."
+        )
+    if n_folds < cv_folds:
+        logger.warning("Only %d groups: using %d folds instead of %d", n_folds,
+                       n_folds, cv_folds)
+    splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True,
+                                    random_state=random_state)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return list(splitter.split(np.zeros(len(labels)), labels, groups))

@@ -1,0 +1,339 @@
+"""Training a hybrid pipeline honestly: grouped split, cross-validation, search.
+
+:func:`train_model` is what ``hybridclf train`` runs, in phases that share one
+small record of the data and its splits (``_Run``):
+
+1. a test part is split off by **groups** of near-identical images, so no
+   copy of a test image is trained on (``_split.py``); the training part is
+   divided into the folds of ``StratifiedGroupKFold``;
+2. the features of each fold are computed **once** and kept in memory
+   (``_fold_features.py``);
+3. the default classifier and every candidate of a classifier search are
+   fitted on them (``_search.py``). A grid over feature parameters falls back
+   to scikit-learn's searches with the pipeline's ``memory`` cache, before
+   phase 2;
+4. out-of-fold predictions give the cross-validation scores,
+5. and the open-set thresholds (see :mod:`hybridclf.prediction`);
+6. the final pipeline is fitted on the whole training part;
+7. with a CNN block, it embeds the training photos and their degraded views
+   into the index of the novelty check, whose threshold comes from the
+   folds (``_novelty.py``);
+8. and the final pipeline is scored on the test part.
+"""
+
+import logging
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn.base import clone
+from threadpoolctl import threadpool_limits
+
+from ..pipeline import get_classifier, set_classifier
+from ..prediction import block_ood_scores
+from ..utils._docstrings import Substitution, n_jobs_docstring
+from ._fold_features import compute_folds, fit_features
+from ._novelty import EMBEDDING_BLOCK, novelty_index
+from ._result import TrainingResult, plain, scores
+from ._search import (
+    default_grid,
+    grid_search,
+    halving_search,
+    is_classifier_grid,
+    pipeline_search,
+)
+from ._split import cv_splits, grouped_train_test_split
+
+__all__ = ["train_model"]
+
+logger = logging.getLogger(__name__)
+
+_SEARCHES = ("none", "grid", "halving")
+
+
+@Substitution(n_jobs=n_jobs_docstring(
+    "Threads for candidate fits.",
+    'Inside ``joblib.parallel_config(backend="dask")`` the features of each fold '
+    "and the candidate fits are joblib tasks on the Dask workers instead (each "
+    "fold's features are still computed once); see :mod:`hybridclf.distributed`."))
+def train_model(
+    pipe, paths, labels, *, groups=None, test_size=0.2, cv_folds=5, search="none",
+    param_grid=None, open_set_quantile=0.99, random_state=0, n_jobs=None,
+    progress=False,
+):
+    """Split, cross-validate, optionally search, and fit a hybrid pipeline.
+
+    Parameters
+    ----------
+    pipe : Pipeline
+        An unfitted pipeline from :func:`~hybridclf.make_hybrid_pipeline`
+        (steps ``load``, ``augment``, ``features``, ``clf``).
+
+    paths : sequence of str or images
+        The images, as ``pipe.fit`` takes them.
+
+    labels : array-like of shape (n_samples,)
+        Their classes.
+
+    groups : array-like of shape (n_samples,) or None, default=None
+        Group ids (near-identical images share one); None gives every image
+        its own group. See :func:`duplicate_groups`.
+
+    test_size : float, default=0.2
+        Share held out as the test part; 0 fits on everything and skips the
+        test metrics.
+
+    cv_folds : int, default=5
+        Folds of ``StratifiedGroupKFold`` on the training part; at least 2.
+
+    search : {{"none", "grid", "halving"}}, default="none"
+        Hyper-parameter search over ``param_grid``:
+
+        - "none": keep the pipeline's parameters.
+        - "grid": every candidate on every fold.
+        - "halving": successive halving; candidates start on a third of the
+          rows and only the best third goes on each round.
+
+    param_grid : dict or None, default=None
+        The grid; ``None`` takes :data:`SEARCH_GRIDS` for the classifier's
+        name. Keys starting with ``clf__``, and ``clf`` itself (a list of
+        classifiers to compare), are searched on cached fold features; any
+        other key makes the search use scikit-learn's
+        ``GridSearchCV`` or ``HalvingGridSearchCV`` on the whole pipeline
+        (give it a ``memory`` to cache features).
+
+    open_set_quantile : float, default=0.99
+        The open-set thresholds keep this share of the out-of-fold images
+        known: the top-probability threshold is the ``1 - q`` quantile over
+        correctly classified images, the novelty threshold the ``q`` quantile
+        of the out-of-fold novelty scores (:func:`novelty_threshold`), each
+        block's OOD threshold the ``q`` quantile of its out-of-fold scores.
+
+    random_state : int, default=0
+        Seeds the split and the folds.
+
+    {n_jobs}
+
+    progress : bool, default=False
+        Show a progress bar over the folds (not on Dask).
+
+    Returns
+    -------
+    result : TrainingResult
+        The fitted pipeline, scores, chosen parameters, thresholds, timings.
+    """
+    _check_options(search, cv_folds)
+    # One BLAS/OpenMP thread: the parallelism comes from n_jobs. Several BLAS
+    # threads made each LogisticRegression fit on amulet6 7 to 25 times slower
+    # on 2 busy cores (2.8-10.8 s against 0.4 s), and SIFT's k-means too.
+    with threadpool_limits(limits=1):
+        run = _split(paths, labels, groups, test_size=test_size, cv_folds=cv_folds,
+                     random_state=random_state, n_jobs=n_jobs, progress=progress)
+        return _train(run, pipe, search, param_grid, open_set_quantile)
+
+
+def _check_options(search, cv_folds):
+    if search not in _SEARCHES:
+        raise ValueError(
+            "The 'search' parameter of train_model must be a str among "
+            f"{list(_SEARCHES)}. Got {search!r} instead."
+        )
+    if not isinstance(cv_folds, int) or cv_folds < 2:
+        raise ValueError(
+            "The 'cv_folds' parameter of train_model must be an int >= 2. Got "
+            f"{cv_folds!r} instead."
+        )
+
+
+@dataclass
+class _Run:
+    """What the phases of one :func:`train_model` call share: data and splits."""
+
+    X: np.ndarray
+    y: np.ndarray
+    groups: np.ndarray
+    train: np.ndarray
+    test: np.ndarray
+    splits: list
+    random_state: int
+    n_jobs: object
+    progress: bool
+    started: float = field(default_factory=time.perf_counter)
+    timings: dict = field(default_factory=dict)
+
+    @property
+    def X_train(self):
+        return self.X[self.train]
+
+    @property
+    def y_train(self):
+        return self.y[self.train]
+
+    @contextmanager
+    def timed(self, phase):
+        """Record the seconds the ``with`` block takes as ``timings[phase]``."""
+        t0 = time.perf_counter()
+        yield
+        self.timings[phase] = time.perf_counter() - t0
+
+
+def _split(paths, labels, groups, *, test_size, cv_folds, random_state, n_jobs,
+           progress):
+    """Phase 1: the grouped test split and the cross-validation folds."""
+    started = time.perf_counter()
+    X = np.asarray(paths, dtype=object) if isinstance(paths, (list, tuple)) else (
+        np.asarray(paths))
+    y = np.asarray(labels)
+    groups = np.arange(len(y)) if groups is None else np.asarray(groups)
+    if test_size:
+        train, test = grouped_train_test_split(y, groups, test_size=test_size,
+                                               random_state=random_state)
+    else:
+        train, test = np.arange(len(y)), np.array([], dtype=int)
+    splits = cv_splits(y[train], groups[train], cv_folds=cv_folds,
+                       random_state=random_state)
+    return _Run(X=X, y=y, groups=groups, train=train, test=test, splits=splits,
+                random_state=random_state, n_jobs=n_jobs, progress=progress,
+                started=started)
+
+
+def _train(run, pipe, search, param_grid, open_set_quantile):
+    """Phases 2 to 8, in order; see the module's docstring."""
+    grid = param_grid
+    if search != "none" and grid is None:
+        grid = default_grid(get_classifier(pipe))
+    on_features = search != "none" and not is_classifier_grid(grid)
+    best_params, search_info = {}, {}
+    if on_features:
+        with run.timed("search"):
+            pipe, best_params, search_info = pipeline_search(
+                pipe, grid, search, run.X_train, run.y_train, run.splits,
+                run.random_state)
+    folds, blocks, shared = _fold_phase(run, pipe)
+    if search != "none" and not on_features:
+        pipe, best_params, search_info = _search_classifier(
+            run, pipe, grid, search, folds)
+    with run.timed("cv_classifier"):
+        oof_proba, oof_ood, cv_scores = _out_of_fold(
+            run, get_classifier(pipe), folds, blocks)
+    classes = np.unique(run.y_train)
+    open_set = _open_set(run.y_train, classes, oof_proba, oof_ood, blocks,
+                         open_set_quantile)
+    with run.timed("final_fit"):
+        final = _fit_final(run, pipe, shared)
+    neighbours = _novelty_phase(run, final, blocks, shared, open_set)
+    test_metrics = _score_test(run, final)
+    run.timings["total"] = time.perf_counter() - run.started
+    return TrainingResult(
+        pipeline=final, classes=classes.tolist(), train_indices=run.train,
+        test_indices=run.test, groups=run.groups, cv_scores=cv_scores,
+        test_metrics=test_metrics, best_params=best_params, search=search_info,
+        open_set=open_set, oof_proba=oof_proba, timings=run.timings,
+        neighbours=neighbours,
+    )
+
+
+def _fold_phase(run, pipe):
+    """Phase 2: the features of every fold, computed once."""
+    t0 = time.perf_counter()
+    folds, blocks, shared = compute_folds(
+        pipe, run.X_train, run.y_train, run.splits, n_jobs=run.n_jobs,
+        progress=run.progress)
+    if shared is not None:
+        run.timings["features_shared"] = shared.seconds
+    run.timings["features_cv"] = time.perf_counter() - t0
+    return folds, blocks, shared
+
+
+def _search_classifier(run, pipe, grid, search, folds):
+    """Phase 3: search the classifier's grid on the cached fold features."""
+    clf = get_classifier(pipe)
+    t0 = time.perf_counter()
+    if search == "grid":
+        candidates, means, n_fits, best = grid_search(clf, grid, folds, run.n_jobs)
+    else:
+        candidates, means, n_fits, best = halving_search(
+            clf, grid, folds, run.n_jobs, run.random_state)
+    best_params = candidates[best]
+    run.timings["search"] = time.perf_counter() - t0
+    info = {
+        "kind": search, "n_candidates": len(candidates), "n_fits": n_fits,
+        "seconds": round(run.timings["search"], 3),
+        "best_score": float(means[best]),
+        "candidates": [
+            {"params": {k: plain(v) for k, v in c.items()}, "accuracy": float(m)}
+            for c, m in zip(candidates, means)
+        ],
+    }
+    logger.info("Search (%s): best %s with CV accuracy %.3f", search,
+                best_params, means[best])
+    return clone(pipe).set_params(**best_params), best_params, info
+
+
+def _out_of_fold(run, clf, folds, blocks):
+    """Phase 4: out-of-fold probabilities, OOD scores and CV scores."""
+    y_train = run.y_train
+    classes = np.unique(y_train)
+    oof_proba = np.zeros((len(y_train), len(classes)))
+    oof_ood = np.zeros((len(y_train), len(blocks)))
+    fold_scores = []
+    for (_, fold_test), (train_x, train_y, test_x, test_y) in zip(run.splits, folds):
+        model = clone(clf).fit(train_x, train_y)
+        proba = model.predict_proba(test_x)
+        columns = np.searchsorted(classes, model.classes_)
+        oof_proba[np.ix_(fold_test, columns)] = proba
+        oof_ood[fold_test] = block_ood_scores(test_x, blocks)
+        fold_scores.append(scores(test_y, model.classes_[proba.argmax(axis=1)]))
+    cv_scores = {
+        metric: {"mean": float(np.mean([s[metric] for s in fold_scores])),
+                 "std": float(np.std([s[metric] for s in fold_scores])),
+                 "folds": [s[metric] for s in fold_scores]}
+        for metric in fold_scores[0]
+    }
+    return oof_proba, oof_ood, cv_scores
+
+
+def _open_set(y_train, classes, oof_proba, oof_ood, blocks, quantile):
+    """Phase 5: the open-set thresholds from the out-of-fold predictions."""
+    correct = classes[oof_proba.argmax(axis=1)] == y_train
+    top = oof_proba.max(axis=1)
+    return {
+        "quantile": quantile,
+        "proba_threshold": float(np.quantile(top[correct], 1 - quantile))
+        if correct.any() else 0.0,
+        "ood_thresholds": {
+            name: float(np.quantile(oof_ood[:, b], quantile))
+            for b, (name, _) in enumerate(blocks)
+        },
+    }
+
+
+def _fit_final(run, pipe, shared):
+    """Phase 6: fit the pipeline on the whole training part."""
+    if shared is not None:
+        final, train_x = shared.fit_pipeline(pipe, np.arange(len(run.train)),
+                                             run.y_train)
+        train_y = run.y_train
+    else:
+        final, train_x, train_y = fit_features(pipe, run.X_train, run.y_train)
+    return set_classifier(final, clone(get_classifier(pipe)).fit(train_x, train_y))
+
+
+def _novelty_phase(run, final, blocks, shared, open_set):
+    """Phase 7: the embedding index and ``open_set["novelty"]``; None without CNN."""
+    if EMBEDDING_BLOCK not in dict(blocks):
+        return None
+    with run.timed("novelty"):
+        index, open_set["novelty"] = novelty_index(
+            final, run.X_train, run.y_train, run.splits, open_set["quantile"],
+            shared)
+    return index
+
+
+def _score_test(run, final):
+    """Phase 8: the metrics on the test part (none without one)."""
+    if not len(run.test):
+        return {}
+    with run.timed("test"):
+        return scores(run.y[run.test], final.predict(run.X[run.test]))

@@ -1,0 +1,46 @@
+"""The fold-feature cache of train_model: SharedFeatures and fold_features."""
+
+import numpy as np
+import pytest
+
+from hybridclf import ClassAwareAugmenter, load_image_folder, make_hybrid_pipeline
+from hybridclf.features import ColorHistogram
+from hybridclf.training._fold_features import SharedFeatures, fold_features
+
+
+@pytest.fixture(scope="module")
+def textures(texture_folder):
+    paths, labels = load_image_folder(texture_folder)
+    return np.asarray(paths, dtype=object), np.asarray(labels)
+
+
+def test_shared_fixed_features_give_exactly_the_folds_of_the_pipeline(textures):
+    paths, labels = textures
+    pipe = make_hybrid_pipeline(features=["hog", "sift", "color"]).set_params(
+        load__size=64, features__sift__extract__random_state=0,
+        features__sift__extract__n_words=16)
+    assert SharedFeatures.applies(pipe)
+    assert sorted(SharedFeatures(pipe, paths, labels).fixed) == ["color", "hog"]
+    train, test = np.arange(len(paths))[::2], np.arange(len(paths))[1::2]
+    expected, blocks = fold_features(pipe, paths[train], labels[train],
+                                      paths[test], labels[test])
+    got, shared_blocks = SharedFeatures(pipe, paths, labels).fold(
+        pipe, train, test, labels)
+    assert shared_blocks == blocks
+    train_x, train_y, test_x, test_y = got
+    np.testing.assert_allclose(train_x, expected[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(test_x, expected[2], rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(train_y, expected[1])
+    np.testing.assert_array_equal(test_y, expected[3])
+    # an augmenting sampler changes the images: no shortcut
+    assert not SharedFeatures.applies(pipe.set_params(augment=ClassAwareAugmenter()))
+
+
+def test_no_shortcut_for_blocks_that_all_learn_or_are_not_image_extractors():
+    from sklearn.preprocessing import FunctionTransformer
+
+    assert not SharedFeatures.applies(make_hybrid_pipeline(features=["sift"]))
+    own = ("mine", FunctionTransformer(lambda X: X.reshape(len(X), -1)))
+    assert not SharedFeatures.applies(make_hybrid_pipeline(features=[own, "hog"]))
+    assert SharedFeatures.applies(
+        make_hybrid_pipeline(features=[("colour", ColorHistogram())]))

@@ -1,0 +1,51 @@
+"""The library steps of 'hybridclf train' around train_model."""
+
+import numpy as np
+
+from hybridclf import ClassAwareAugmenter, load_image_folder
+from hybridclf.pipeline import get_classifier, get_loader, get_sampler
+from hybridclf.training import (
+    find_training_groups,
+    make_training_pipeline,
+    train_model,
+    training_metadata,
+)
+
+
+def test_quick_pipeline_settings_and_threads():
+    pipe = make_training_pipeline(quick=True, classifier="logistic", augment=True,
+                                  n_jobs=2, random_state=7)
+    assert get_loader(pipe).size == 128
+    assert [name for name, _ in pipe["features"].transformer_list] == ["hog", "color"]
+    assert type(get_classifier(pipe)).__name__ == "LogisticRegression"
+    sampler = get_sampler(pipe)
+    assert isinstance(sampler, ClassAwareAugmenter)
+    assert sampler.random_state == 7 and sampler.n_jobs == 2
+    assert pipe.get_params()["features__hog__extract__n_jobs"] == 2
+    # the classifier keeps its own n_jobs
+    assert get_classifier(pipe).n_jobs is None
+    full = make_training_pipeline(features=["lbp"], image_size=64)
+    assert get_loader(full).size == 64 and get_sampler(full) is None
+
+
+def test_groups_from_a_csv_and_the_metadata(texture_folder, tmp_path):
+    paths, labels = load_image_folder(texture_folder)
+    csv = tmp_path / "groups.csv"
+    csv.write_text("file,group\nbrick/0.png,g\nbrick/1.png,g\n")
+    groups, source = find_training_groups(paths, groups_csv=str(csv),
+                                          root=texture_folder)
+    assert source == str(csv)
+    first, second = (paths.index(str(texture_folder / "brick" / f"{i}.png"))
+                     for i in (0, 1))
+    assert groups[first] == groups[second]
+    assert len(np.unique(groups)) == len(paths) - 1
+
+    pipe = make_training_pipeline(features=["color"], image_size=32)
+    result = train_model(pipe, paths, labels, groups=groups, cv_folds=3)
+    metadata = training_metadata(result, paths, labels, root=texture_folder,
+                                 classifier="ridge", group_source=source,
+                                 seconds_wall=1.234)
+    assert metadata["training"]["features"] == ["color"]
+    assert metadata["training"]["groups"] == str(csv)
+    assert metadata["training"]["seconds_wall"] == 1.23
+    assert metadata["data_fingerprint"]["n_images"] == len(paths)
