@@ -20,9 +20,10 @@ help:
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# one stamp per set of extras, rebuilt when pyproject.toml changes
+# one stamp per set of extras, rebuilt when pyproject.toml changes; the demo
+# gets the plot extra so its evaluation report has its figures
 $(VENV)/.installed-base: pyproject.toml | $(BIN)/python
-	$(PIP) -e '.[serve]'
+	$(PIP) -e '.[serve,plot]'
 	@touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python

@@ -141,7 +141,8 @@ class FeatureStore:
         return self.per_fold[key]
 
 
-def cached_fold(store, blocks, clf_name, fold, train, test, y):
+def scaled_fold(store, blocks, fold, train, test):
+    """The fold's features as the pipeline makes them: each block scaled alone."""
     parts_a, parts_b, fit_s = [], [], 0.0
     for name in blocks:
         a, b, s = store.get(name, fold, train, test)
@@ -150,12 +151,17 @@ def cached_fold(store, blocks, clf_name, fold, train, test, y):
         parts_a.append(scaler.transform(a))
         parts_b.append(scaler.transform(b))
         fit_s += s + time.perf_counter() - t
+    return np.hstack(parts_a), np.hstack(parts_b), fit_s
+
+
+def cached_fold(store, blocks, clf_name, fold, train, test, y):
+    features_a, features_b, fit_s = scaled_fold(store, blocks, fold, train, test)
     t = time.perf_counter()
     clf = clone(make_hybrid_pipeline(classifier=clf_name)["clf"])
-    clf.fit(np.hstack(parts_a), y[train])
+    clf.fit(features_a, y[train])
     fit_s += time.perf_counter() - t
     t = time.perf_counter()
-    pred = clf.predict(np.hstack(parts_b))
+    pred = clf.predict(features_b)
     clf_ms = (time.perf_counter() - t) * 1000 / len(test)
     extract_ms = sum(store.ms_per_image[n] for n in blocks)
     fit_s += extract_ms * len(train) / 1000

@@ -22,9 +22,9 @@ from collections import Counter
 
 from hybridclf import load_image_folder, load_model, make_hybrid_pipeline, save_model
 from hybridclf.persistence import read_model_info
-from hybridclf.prediction import iter_image_files, open_set_options, predict_files
+from hybridclf.prediction import iter_image_files, predict_files, read_open_set
 from hybridclf.sample_data import write_digits_folder
-from hybridclf.training import train_model
+from hybridclf.training import train_model, training_files
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("inputs", nargs="*", help="image files or folders")
@@ -43,8 +43,9 @@ if model_dir is None:
     # train_model learns the open-set thresholds from out-of-fold predictions
     result = train_model(pipe, paths, labels, test_size=0, cv_folds=3)
     model_dir = os.path.join(work, "model")
+    # training_files: the embedding index of a model with a CNN block, ...
     save_model(result.pipeline, model_dir, metadata=result.metadata(),
-               index=result.neighbours)
+               files=training_files(result, paths))
     print(f"trained a demo model in {model_dir}")
 if not inputs:
     inputs = [os.path.join(work, "new")]
@@ -54,7 +55,7 @@ if not inputs:
 
 model = load_model(model_dir)
 # the thresholds and, for a model with a CNN, the index of its training photos
-open_set = open_set_options(model_dir, read_model_info(model_dir))
+open_set = read_open_set(read_model_info(model_dir), model_dir)
 files = iter_image_files(inputs)
 output = args.output or os.path.join(work, "predictions.csv")
 counts = Counter()

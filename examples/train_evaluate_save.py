@@ -13,7 +13,7 @@
 Run it on your own data, or without arguments on scikit-learn's digits with
 a held-out folder of other digits::
 
-    python examples/train_evaluate_save.py [DATA_DIR] [--test-dir DIR]
+    python examples/train_evaluate_save.py [DATA_DIR] [--test-data-dir DIR]
         [--output-dir OUT]
 """
 
@@ -24,16 +24,16 @@ import tempfile
 from hybridclf import load_image_folder, load_model, make_hybrid_pipeline, save_model
 from hybridclf.evaluation import evaluate_model, write_report
 from hybridclf.sample_data import write_digits_folder
-from hybridclf.training import duplicate_groups, train_model
+from hybridclf.training import duplicate_groups, train_model, training_files
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("data_dir", nargs="?", help="class-per-folder training data")
-parser.add_argument("--test-dir", help="held-out images in the same layout")
+parser.add_argument("--test-data-dir", help="held-out images in the same layout")
 parser.add_argument("--output-dir", default=None,
                     help="where model/ and report/ go (default: a temporary folder)")
 args = parser.parse_args()
 out = args.output_dir or tempfile.mkdtemp(prefix="hybridclf-train-")
-data_dir, test_dir = args.data_dir, args.test_dir
+data_dir, test_dir = args.data_dir, args.test_data_dir
 if data_dir is None:
     data_dir, test_dir = os.path.join(out, "train"), os.path.join(out, "test")
     write_digits_folder(data_dir, n_per_class=15, holdout_root=test_dir,
@@ -47,8 +47,13 @@ cv = result.cv_scores["accuracy"]
 print(f"3-fold grouped CV accuracy: {cv['mean']:.3f} +/- {cv['std']:.3f}")
 print(f"test-part accuracy: {result.test_metrics['accuracy']:.3f}")
 
+print(f"likely wrong labels: {len(result.label_issues['index'])} of "
+      f"{len(result.train_indices)} training images")
+
 model_dir = os.path.join(out, "model")
-info = save_model(result.pipeline, model_dir, metadata=result.metadata())
+# label_issues.csv goes inside the model directory, covered by its manifest
+info = save_model(result.pipeline, model_dir, metadata=result.metadata(),
+                  files=training_files(result, paths, root=data_dir))
 print(f"saved {sorted(os.listdir(model_dir))} to {model_dir}; "
       f"classes {info['classes'][:3]}...")
 

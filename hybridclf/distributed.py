@@ -74,8 +74,6 @@ MANIFEST = "_hybridclf.json"
 
 _PART = re.compile(r"^part-(\d{5,})\.parquet$")
 _SCHEMES = ("tcp", "tls", "ws", "wss", "ucx", "inproc")
-# the image steps' thread counts; on a worker each task runs on one thread
-_N_JOBS_SUFFIXES = ("load__n_jobs", "augment__n_jobs", "extract__n_jobs")
 _TRIM_KEY = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
 
 
@@ -240,11 +238,9 @@ def _one_thread_per_task(pipe):
     """A copy of ``pipe`` whose image steps use one thread (tasks run in parallel)."""
     import pickle
 
-    names = [k for k in pipe.get_params() if k.endswith(_N_JOBS_SUFFIXES)]
-    if not names:
-        return pipe
-    copy = pickle.loads(pickle.dumps(pipe))
-    return copy.set_params(**dict.fromkeys(names, 1))
+    from .pipeline import set_image_params
+
+    return set_image_params(pickle.loads(pickle.dumps(pipe)), n_jobs=1)
 
 
 def _progress_bar(progress, total, desc):

@@ -17,6 +17,8 @@
 
 :func:`write_report` turns the report into PNG figures, one self-contained
 HTML page (figures inlined as base64) and ``report.json``.
+:func:`evaluate_folder` does both for a model directory and a test folder, as
+``hybridclf evaluate`` does.
 """
 
 import io
@@ -35,10 +37,15 @@ from sklearn.metrics import (
 )
 
 from ._report_html import evaluation_page
-from .pipeline import get_classifier, get_loader, iter_feature_blocks
-from .prediction import embedding_of, ood_scores
+from .pipeline import (
+    get_classifier,
+    get_loader,
+    iter_feature_blocks,
+    set_image_params,
+)
+from .prediction import embedding_of, ood_scores, read_open_set
 
-__all__ = ["evaluate_model", "reliability_bins", "write_report"]
+__all__ = ["evaluate_folder", "evaluate_model", "reliability_bins", "write_report"]
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +149,7 @@ def evaluate_model(pipe, X, labels, *, n_repeats=3, top_k=(2, 3), n_bins=10,
 
     novelty : dict or None, default=None
         The novelty check with its index, as
-        :func:`~hybridclf.prediction.open_set_options` reads it from the model
+        :func:`~hybridclf.prediction.read_open_set` reads it from the model
         directory; it replaces the per-block OOD check of ``model_info``.
 
     Returns
@@ -392,3 +399,50 @@ def write_report(report, output_dir, *, title="hybridclf evaluation"):
                   indent=2)
     logger.info("Wrote the evaluation report to %s", output_dir)
     return {"html": html_path, "json": json_path, "figures": paths}
+
+
+def evaluate_folder(model_dir, test_data_dir, output_dir, *, n_repeats=3,
+                    random_state=0, allow_pickle=False, max_pixels=None,
+                    n_jobs=None):
+    """Evaluate a model directory on a class-per-folder test set; write the report.
+
+    Parameters
+    ----------
+    model_dir : str or os.PathLike
+        A model directory (:func:`~hybridclf.save_model`).
+
+    test_data_dir : str or os.PathLike
+        The test set: ``test_data_dir/<class>/<image>``.
+
+    output_dir : str or os.PathLike
+        Folder for the report (:func:`write_report`).
+
+    n_repeats, random_state
+        As in :func:`evaluate_model`.
+
+    allow_pickle : bool, default=False
+        Load a pickled model (runs code from the file).
+
+    max_pixels, n_jobs : int or None, default=None
+        Run-time settings of the image steps
+        (:func:`~hybridclf.pipeline.set_image_params`); None keeps the model's.
+
+    Returns
+    -------
+    report : dict
+        As from :func:`evaluate_model`.
+
+    files : dict
+        As from :func:`write_report`.
+    """
+    from .io import load_image_folder
+    from .persistence import load_model, read_model_info
+
+    pipe = load_model(model_dir, allow_pickle=allow_pickle)
+    set_image_params(pipe, n_jobs=n_jobs, max_pixels=max_pixels)
+    info = read_model_info(model_dir)
+    paths, labels = load_image_folder(test_data_dir)
+    report = evaluate_model(pipe, paths, labels, n_repeats=n_repeats,
+                            random_state=random_state, model_info=info,
+                            novelty=read_open_set(info, model_dir)["novelty"])
+    return report, write_report(report, output_dir)

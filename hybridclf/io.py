@@ -26,6 +26,7 @@ from .utils._validation import Interval, StrOptions, _fit_context
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "ImageLoader",
+    "array_to_rgb",
     "load_image_folder",
     "read_image",
     "scan_image_folder",
@@ -127,11 +128,36 @@ def _composite(rgba, background):
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
-def _array_to_rgb(arr, background, source="array"):
-    """Convert an HxW[xC] array of any common dtype to RGB uint8.
+def array_to_rgb(arr, background, source="array"):
+    """Check an image array and convert it to RGB uint8: the one image validator.
 
     uint8 is taken as is, uint16 is scaled from 0..65535, bool maps to 0/255,
-    other integers must lie in 0..255, and floats must lie in [0, 1].
+    other integers must lie in 0..255, and floats must lie in [0, 1]. The
+    loader and the input check of every feature extractor go through it.
+
+    Parameters
+    ----------
+    arr : array-like of shape (height, width[, 1 | 3 | 4])
+        The image.
+
+    background : tuple of 3 int
+        The RGB colour that transparent pixels are put on.
+
+    source : str, default="array"
+        What the image is, for the error messages (a file name, a class name).
+
+    Returns
+    -------
+    rgb : ndarray of shape (height, width, 3), dtype uint8
+        The image.
+
+    Raises
+    ------
+    ValueError
+        For a bad shape or values out of range; the message names ``source``.
+
+    TypeError
+        For a non-numeric dtype.
     """
     arr = np.asarray(arr)
     if arr.ndim == 3 and arr.shape[2] == 1:
@@ -188,12 +214,12 @@ def _pil_to_rgb(img, background):
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
         # 16-bit greyscale: scale 0..65535 to 0..255 instead of clipping
         arr = np.clip(np.asarray(img, dtype=np.int64), 0, 65535).astype(np.uint16)
-        return _array_to_rgb(arr, background)
+        return array_to_rgb(arr, background)
     if mode == "F":
         arr = np.asarray(img, dtype=np.float64)
         if arr.size and arr.max() > 1.0:
             arr = arr / 255.0
-        return _array_to_rgb(np.clip(arr, 0.0, 1.0), background)
+        return array_to_rgb(np.clip(arr, 0.0, 1.0), background)
     if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         return _composite(np.asarray(img.convert("RGBA")), background)
     if mode != "RGB":
@@ -361,7 +387,7 @@ def _read_one(source, background, min_size, target=None,
     elif isinstance(source, (bytes, bytearray, memoryview)):
         rgb = _decode(bytes(source), background, target, max_pixels)
     elif isinstance(source, np.ndarray) or hasattr(source, "__array__"):
-        rgb = _array_to_rgb(source, background, source="image")
+        rgb = array_to_rgb(source, background, source="image")
     else:
         raise TypeError(
             "each image must be a file path (str or os.PathLike), encoded bytes or "

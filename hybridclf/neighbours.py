@@ -26,6 +26,7 @@ The index is saved in a model directory as its own file,
 :data:`INDEX_FILE`, a NumPy ``.npz`` archive without pickled objects.
 """
 
+import io
 import os
 
 import numpy as np
@@ -181,9 +182,24 @@ class EmbeddingIndex:
             The file written.
         """
         path = os.path.join(os.fspath(directory), INDEX_FILE)
-        np.savez(path, embeddings=self.embeddings_, labels=self.labels_,
-                 sources=self.sources_, version=np.array(_FORMAT_VERSION))
+        with open(path, "wb") as fh:
+            fh.write(self.to_bytes())
         return path
+
+    def to_bytes(self):
+        """The content of :data:`INDEX_FILE`: an ``.npz`` archive, no pickles.
+
+        For the ``files`` of :func:`~hybridclf.save_model`, which writes it
+        inside the model directory's atomic save.
+
+        Returns
+        -------
+        data : bytes
+        """
+        buffer = io.BytesIO()
+        np.savez(buffer, embeddings=self.embeddings_, labels=self.labels_,
+                 sources=self.sources_, version=np.array(_FORMAT_VERSION))
+        return buffer.getvalue()
 
     @classmethod
     def load(cls, directory):

@@ -9,7 +9,11 @@ A model directory holds four files:
   parameters, metrics, cross-validation scores, a fingerprint of the training
   data, the open-set thresholds) and the SHA-256 of the model file;
 - ``README.md``: the same, as a model card for people;
-- ``manifest.json``: the SHA-256 of every other file of the directory.
+- ``manifest.json``: the SHA-256 of every other file of the directory;
+
+and the files given to :func:`save_model`'s ``files``, such as the
+``label_issues.csv`` that ``hybridclf train`` writes (covered by the
+manifest like the others).
 
 :func:`save_model` writes a new directory beside the old one and swaps it in
 (a crash leaves the old model or the new one, whole). :func:`load_model`
@@ -240,6 +244,14 @@ def _model_card(info):
                   "`hybridclf predict` answers \"unknown\" when the top probability "
                   f"is below {_fmt(open_set.get('proba_threshold'))} (low "
                   f"confidence) or {rule}."]
+    issues = info.get("label_issues") or {}
+    if issues:
+        lines += ["", "## Likely wrong labels", "",
+                  f"{issues.get('n_flagged')} of the {issues.get('n_checked')} "
+                  "training images have a label that the grouped out-of-fold "
+                  "predictions contradict (confident learning, cleanlab); "
+                  f"`{issues.get('file')}` lists them, most suspicious first, "
+                  "with the class the model suggests. Check them by eye."]
     fingerprint = info.get("data_fingerprint") or {}
     if fingerprint:
         lines += ["", "## Data", "",
@@ -256,7 +268,8 @@ def _model_card(info):
     return "\n".join(lines) + "\n"
 
 
-def save_model(pipe, directory, *, metadata=None, model_format="skops", index=None):
+def save_model(pipe, directory, *, metadata=None, model_format="skops",
+               files=None):
     """Save a fitted pipeline as a model directory.
 
     Writes ``model.skops`` (or ``model.joblib``), ``model.json`` and a model
@@ -287,11 +300,12 @@ def save_model(pipe, directory, *, metadata=None, model_format="skops", index=No
         - "pickle": joblib pickle; loading it runs code from the file, so
           :func:`load_model` needs ``allow_pickle=True``.
 
-    index : EmbeddingIndex or None, default=None
-        The training embeddings of the novelty check
-        (``TrainingResult.neighbours``), written as ``neighbours.npz`` and
-        listed in the manifest like every file; None writes none (an older
-        one goes with the directory it replaces).
+    files : dict of str to str or bytes, default=None
+        More files to write into the directory, by name (no folders), such as
+        ``{"label_issues.csv": text, "neighbours.npz": data}`` from
+        :func:`hybridclf.training.training_files` (the embedding index of the
+        novelty check is one of them). They are written inside
+        the atomic save and listed in the manifest; text is written as UTF-8.
 
     Returns
     -------
@@ -302,7 +316,8 @@ def save_model(pipe, directory, *, metadata=None, model_format="skops", index=No
     ------
     ValueError
         When ``directory`` is a file or a folder of other files (see
-        :func:`check_output_dir`), or ``model_format`` is unknown.
+        :func:`check_output_dir`), ``model_format`` is unknown, or a name in
+        ``files`` is a path or the name of a file the directory already has.
 
     Examples
     --------
@@ -326,18 +341,39 @@ def save_model(pipe, directory, *, metadata=None, model_format="skops", index=No
             f"{sorted(_FILES)}. Got {model_format!r} instead."
         )
     check_is_fitted(pipe)
+    files = _check_files_option(files)
     check_output_dir(directory)
     with replace_directory(directory) as new:
         model_path = new / _FILES[model_format]
         _dump(pipe, model_path, model_format)
-        if index is not None:
-            index.save(new)
         info = _info(pipe, model_path, model_format, metadata)
         (new / _INFO).write_text(json.dumps(info, indent=2, default=_json_safe))
         (new / _CARD).write_text(_model_card(info))
+        for name, content in files.items():
+            data = content.encode("utf-8") if isinstance(content, str) else content
+            (new / name).write_bytes(data)
         write_manifest(new)
     logger.info("Saved the model to %s (%s)", directory, model_path.name)
     return info
+
+
+def _check_files_option(files):
+    """The ``files`` of :func:`save_model`, checked: plain names, new ones."""
+    files = dict(files or {})
+    reserved = {*_FILES.values(), _INFO, _CARD, MANIFEST}
+    for name, content in files.items():
+        if (not isinstance(name, str) or not name or name != os.path.basename(name)
+                or name.startswith(".") or name in reserved):
+            raise ValueError(
+                "The 'files' parameter of save_model maps plain file names (no "
+                f"folder, not hidden, none of {sorted(reserved)}) to their content. "
+                f"Got the name {name!r}; rename it.")
+        if not isinstance(content, (str, bytes)):
+            raise ValueError(
+                f"The content of {name!r} in the 'files' parameter of save_model "
+                f"must be str or bytes. Got {type(content).__name__}; serialise it "
+                "first.")
+    return files
 
 
 def check_output_dir(directory):

@@ -37,6 +37,7 @@ __all__ = [
     "set_classifier",
     "set_max_pixels",
     "set_n_jobs",
+    "set_image_params",
 ]
 
 #: Feature blocks that ``make_hybrid_pipeline(features=...)`` knows by name.
@@ -313,6 +314,38 @@ def set_max_pixels(pipe, max_pixels):
     """
     names = [k for k in pipe.get_params() if k.endswith("max_pixels")]
     return pipe.set_params(**{name: int(max_pixels) for name in names})
+
+
+def set_image_params(pipe, *, n_jobs=None, max_pixels=None):
+    """Set the threads and the pixel limit of every image step of a pipeline.
+
+    The image steps are the loader, the sampler and each block's extractor;
+    the classifier keeps its own ``n_jobs``. A fitted pipeline stays fitted:
+    both are run-time settings, as the commands that load a model set them.
+
+    Parameters
+    ----------
+    pipe : Pipeline
+        A hybrid pipeline, fitted or not.
+
+    n_jobs : int or None, default=None
+        Threads of the image steps; None leaves them as they are.
+
+    max_pixels : int or None, default=None
+        The most pixels an image may declare in its header (every
+        ``max_pixels`` parameter of the pipeline); None leaves it as it is.
+
+    Returns
+    -------
+    pipe : Pipeline
+        The same pipeline.
+    """
+    if n_jobs is not None:
+        pipe.set_params(**{name: n_jobs for name in pipe.get_params() if name.endswith(
+            ("load__n_jobs", "augment__n_jobs", "extract__n_jobs"))})
+    if max_pixels is not None:
+        set_max_pixels(pipe, max_pixels)
+    return pipe
 
 
 def iter_feature_blocks(union_or_pipe):

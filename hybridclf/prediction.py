@@ -19,7 +19,7 @@ says which:
 
 ``hybridclf train`` learns both thresholds from grouped out-of-fold
 predictions and stores them in ``model.json``, the index in
-``neighbours.npz``; :func:`open_set_options` reads them back.
+``neighbours.npz``; :func:`read_open_set` reads them back.
 :func:`predict_files` reads files and folders in batches and reports
 unreadable files instead of failing.
 """
@@ -51,10 +51,10 @@ __all__ = [
     "feature_blocks",
     "iter_image_files",
     "ood_scores",
-    "open_set_options",
     "predict_files",
     "predict_open_set",
     "predict_with_reasons",
+    "read_open_set",
     "transform_features",
 ]
 
@@ -339,7 +339,7 @@ def predict_open_set(pipe, X, *, proba_threshold=0.0, ood_thresholds=None,
     novelty : dict or None, default=None
         The novelty check ("unlike any training photo"): ``index`` (an
         :class:`~hybridclf.neighbours.EmbeddingIndex` of the training
-        embeddings), ``threshold`` and ``k``, as :func:`open_set_options`
+        embeddings), ``threshold`` and ``k``, as :func:`read_open_set`
         reads them from a model directory. Images whose novelty score (see
         :func:`~hybridclf.neighbours.novelty_scores`) is above the threshold
         are unknown. None turns the check off.
@@ -436,16 +436,18 @@ def _qualities(pipe, X):
 
 
 
-def open_set_options(directory, info):
-    """The open-set keyword arguments of a model directory.
+def read_open_set(info, directory=None):
+    """The open-set checks of a model, as keyword arguments of prediction.
 
     Parameters
     ----------
-    directory : str or os.PathLike
-        The model directory (its embedding index is read from there).
-
     info : dict
-        Its ``model.json``, as from :func:`~hybridclf.read_model_info`.
+        The model's ``model.json``, as from
+        :func:`~hybridclf.persistence.read_model_info`.
+
+    directory : str, os.PathLike or None, default=None
+        The model directory, where the embedding index of the novelty check
+        is read; None leaves the novelty check out.
 
     Returns
     -------
@@ -453,22 +455,29 @@ def open_set_options(directory, info):
         ``proba_threshold``, ``ood_thresholds`` and ``novelty`` for
         :func:`predict_open_set`: the novelty check with the index when the
         model has one, else the per-block OOD check of older models.
+
+    Examples
+    --------
+    >>> from hybridclf.prediction import read_open_set
+    >>> read_open_set({"open_set": {"proba_threshold": 0.4}})
+    {'proba_threshold': 0.4, 'ood_thresholds': None, 'novelty': None}
     """
-    from .neighbours import EmbeddingIndex
+    from .neighbours import INDEX_FILE, EmbeddingIndex
 
     open_set = info.get("open_set") or {}
     options = {"proba_threshold": open_set.get("proba_threshold", 0.0),
                "ood_thresholds": open_set.get("ood_thresholds"), "novelty": None}
     novelty = open_set.get("novelty")
-    index = EmbeddingIndex.load(directory) if novelty else None
+    if not novelty or directory is None:
+        return options
+    index = EmbeddingIndex.load(directory)
     if index is not None:
         options["novelty"] = {**novelty, "index": index}
         options["ood_thresholds"] = None
-    elif novelty:
+    else:
         logger.warning("%s has no embedding index (%s): the 'unlike any training "
                        "photo' check uses the per-block OOD scores instead; "
-                       "retrain to restore it", os.fspath(directory),
-                       "neighbours.npz")
+                       "retrain to restore it", os.fspath(directory), INDEX_FILE)
     return options
 
 

@@ -1,5 +1,8 @@
 """The hybridclf command line."""
 
+import os
+import subprocess
+import sys
 from importlib.metadata import entry_points
 
 import pytest
@@ -54,3 +57,61 @@ def test_missing_data_dir_is_an_error(tmp_path, capsys):
 def test_no_command_prints_help(capsys):
     assert main([]) == 2
     assert "quickstart" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", [[], ["train"], ["predict"], ["serve"],
+                                     ["evaluate"], ["inspect"]])
+def test_help_imports_no_heavy_library(command):
+    # a fresh interpreter: this one has imported them all already
+    code = ("import sys\nfrom hybridclf.cli import main\n"
+            f"assert main({command + ['--help']!r}) == 0\n"
+            "heavy = {'sklearn', 'torch', 'onnxruntime', 'numpy'} & set(sys.modules)\n"
+            "print('imported:', *sorted(heavy))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                            text=True, env=os.environ)
+    assert result.returncode == 0, result.stderr
+    assert "--help" in result.stdout  # the help was printed
+    assert result.stdout.splitlines()[-1] == "imported:"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--data-dir", "d", "--output-dir", "o", "--cv-folds", "1"],
+     "argument --cv-folds: must be a number >= 2"),
+    (["train", "--data-dir", "d", "--output-dir", "o", "--test-size", "1"],
+     "argument --test-size: must be a fraction in [0, 1)"),
+    (["train", "--data-dir", "d", "--output-dir", "o", "--classifier", "svm"],
+     "argument --classifier: invalid choice: 'svm' (choose from ridge, "),
+    (["train", "--data-dir", "d", "--output-dir", "o", "--features", "hog", "x"],
+     "argument --features: invalid choice: 'x'"),
+    (["train", "--data-dir", "d", "--output-dir", "o", "--n-jobs", "0"],
+     "argument --n-jobs: must be a non-zero integer"),
+    (["predict", "--model-dir", "m", "x.jpg", "--max-pixels", "0"],
+     "argument --max-pixels: must be a positive integer"),
+    (["predict", "--model-dir", "m", "x.jpg", "--threshold", "1.5"],
+     "argument --threshold: must be a fraction in [0, 1]"),
+    (["serve", "--model-dir", "m", "--port", "70000"],
+     "argument --port: must be a port number in [1, 65535]"),
+    (["evaluate", "--model-dir", "m", "--test-data-dir", "t", "--output-dir", "o",
+      "--n-repeats", "two"], "argument --n-repeats: not a positive integer: 'two'"),
+])
+def test_invalid_values_are_usage_errors(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.startswith("usage: hybridclf ")
+
+
+def test_train_help_agrees_with_the_library(capsys):
+    # the help is written without importing the library; it must not drift
+    from hybridclf.io import DEFAULT_MAX_PIXELS
+    from hybridclf.pipeline import FEATURE_BLOCKS
+
+    assert main(["train", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"default: {DEFAULT_MAX_PIXELS})" in text
+    assert f"FEATURE_BLOCKS: {', '.join(FEATURE_BLOCKS)} " in text
+
+
+def test_python_m_hybridclf_runs_the_cli():
+    result = subprocess.run([sys.executable, "-m", "hybridclf", "--version"],
+                            capture_output=True, text=True, env=os.environ)
+    assert result.returncode == 0 and result.stdout.startswith("hybridclf ")

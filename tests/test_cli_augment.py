@@ -41,7 +41,7 @@ def count_images(out):
 
 def test_balances_the_tree_and_writes_the_manifest(uneven_tree, tmp_path, capsys):
     out = tmp_path / "out"
-    code = main(["augment", "--input-dir", str(uneven_tree), "--output-dir",
+    code = main(["augment", "--data-dir", str(uneven_tree), "--output-dir",
                  str(out), "--seed", "0", "--n-jobs", "1"])
     stdout = capsys.readouterr().out
     assert code == 0
@@ -81,7 +81,7 @@ def test_balances_the_tree_and_writes_the_manifest(uneven_tree, tmp_path, capsys
 
 def test_target_samples_and_factor(uneven_tree, tmp_path, capsys):
     out = tmp_path / "out"
-    code = main(["augment", "--input-dir", str(uneven_tree), "--output-dir",
+    code = main(["augment", "--data-dir", str(uneven_tree), "--output-dir",
                  str(out), "--target-samples", "5", "--augmentation-factor", "2",
                  "--quality-threshold", "0.5"])
     assert code == 0
@@ -91,7 +91,7 @@ def test_target_samples_and_factor(uneven_tree, tmp_path, capsys):
 
 def test_same_seed_same_files(uneven_tree, tmp_path):
     for name in ("a", "b"):
-        assert main(["augment", "--input-dir", str(uneven_tree), "--output-dir",
+        assert main(["augment", "--data-dir", str(uneven_tree), "--output-dir",
                      str(tmp_path / name), "--seed", "3"]) == 0
     rows_a, rows_b = read_manifest(tmp_path / "a"), read_manifest(tmp_path / "b")
     assert rows_a == rows_b
@@ -104,18 +104,19 @@ def test_errors_are_reported(uneven_tree, tmp_path, capsys):
     taken = tmp_path / "taken"
     taken.mkdir()
     (taken / "old.txt").write_text("x")
-    assert main(["augment", "--input-dir", str(uneven_tree),
+    assert main(["augment", "--data-dir", str(uneven_tree),
                  "--output-dir", str(taken)]) == 1
     assert "not an empty folder" in capsys.readouterr().err
-    assert main(["augment", "--input-dir", str(uneven_tree),
+    assert main(["augment", "--data-dir", str(uneven_tree),
                  "--output-dir", str(uneven_tree / "out")]) == 1
     assert "inside the input folder" in capsys.readouterr().err
-    assert main(["augment", "--input-dir", str(tmp_path / "nope"),
+    assert main(["augment", "--data-dir", str(tmp_path / "nope"),
                  "--output-dir", str(tmp_path / "o")]) == 1
     assert "does not exist" in capsys.readouterr().err
-    assert main(["augment", "--input-dir", str(uneven_tree), "--output-dir",
-                 str(tmp_path / "o"), "--target-samples", "0"]) == 1
-    assert "'target_samples' parameter" in capsys.readouterr().err
+    assert main(["augment", "--data-dir", str(uneven_tree), "--output-dir",
+                 str(tmp_path / "o"), "--target-samples", "0"]) == 2
+    assert "argument --target-samples: must be a positive integer" in (
+        capsys.readouterr().err)
     assert main([]) == 2
     assert "augment" in capsys.readouterr().out
 

@@ -49,6 +49,33 @@ def test_inspect_writes_the_three_files_and_a_summary(small_dataset, tmp_path,
     assert group[copy] == group[str(small_dataset / "grass" / "0.png")]
 
 
+def test_inspect_labels_lists_and_shows_likely_wrong_labels(small_dataset,
+                                                           tmp_path, capsys):
+    (small_dataset / "brick" / "0.png").rename(small_dataset / "grass" / "brick0.png")
+    out = tmp_path / "report"
+    assert main(["inspect", "--data-dir", str(small_dataset), "--output-dir",
+                 str(out), "--quick", "--labels", "--n-jobs", "1"]) == 0
+    printed = capsys.readouterr().out
+    with open(out / "label_issues.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == ["file", "given_label", "suggested_label", "score"]
+    assert ["grass/brick0.png", "grass", "brick"] in [r[:3] for r in rows[1:]]
+    scores = [float(r[3]) for r in rows[1:]]
+    assert scores == sorted(scores)
+    # 24 textures and the copy; the broken file is not checked
+    assert f"Likely wrong labels: {len(rows) - 1} of 25 images" in printed
+    data = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert len(data["label_issues"]) == len(rows) - 1
+    page = (out / "report.html").read_text(encoding="utf-8")
+    section = page[page.index("<h2>Likely wrong labels"):]
+    section = section[:section.index("<h2>", 4)]
+    block = section[section.index("brick0.png"):]
+    block = block[:block.index('<div class="group">')
+                  if '<div class="group">' in block else None]
+    assert block.count("<img") == 4  # the photo and 3 bricks beside it
+    assert block.count("<br>brick; similarity") == 3
+
+
 def test_inspect_test_data_dir_reports_leakage(small_dataset, tmp_path, capsys):
     held_out = tmp_path / "held_out" / "grass"
     held_out.mkdir(parents=True)
@@ -84,13 +111,13 @@ def test_inspect_bad_options(tmp_path, capsys):
                  "--output-dir", str(tmp_path / "r")]) == 1
     assert "does not exist" in capsys.readouterr().err
     assert main(["inspect", "--data-dir", str(tmp_path), "--quick",
-                 "--corruption-threshold", "2"]) == 1
-    assert "'--corruption-threshold' option" in capsys.readouterr().err
+                 "--corruption-threshold", "2"]) == 2
+    assert "argument --corruption-threshold: must be a fraction in [0, 1]" in (
+        capsys.readouterr().err)
 
 
 def test_inspect_is_listed_in_the_help(capsys):
-    with pytest.raises(SystemExit):
-        main(["--help"])
+    assert main(["--help"]) == 0
     assert "inspect" in capsys.readouterr().out
 
 

@@ -31,6 +31,41 @@ def test_train_writes_a_model_directory(trained, capsys):
     assert (trained / "README.md").read_text().startswith("# hybridclf model")
 
 
+@pytest.fixture(scope="module")
+def mislabelled(texture_folder, tmp_path_factory):
+    """The textures with one brick photo filed under grass."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("mislabelled") / "data"
+    shutil.copytree(texture_folder, root)
+    (root / "brick" / "0.png").rename(root / "grass" / "brick0.png")
+    return root
+
+
+def test_train_lists_likely_wrong_labels(mislabelled, tmp_path, capsys):
+    model = tmp_path / "model"
+    assert main(["train", "--data-dir", str(mislabelled), "--output-dir",
+                 str(model), "--features", "hog", "color", "--image-size", "64",
+                 "--cv-folds", "3", "--test-size", "0", "--n-jobs", "1"]) == 0
+    with open(model / "label_issues.csv", newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == ["file", "given_label", "suggested_label", "score"]
+    rows = rows[1:]
+    scores = [float(r[3]) for r in rows]
+    assert scores == sorted(scores)  # most suspicious (lowest score) first
+    assert ["grass/brick0.png", "grass", "brick"] in [r[:3] for r in rows]
+    assert len(rows) <= 4  # not every image of a clean class
+    info = json.loads((model / "model.json").read_text())
+    assert info["label_issues"] == {"file": "label_issues.csv",
+                                    "n_flagged": len(rows), "n_checked": 24}
+    assert (f"likely wrong labels: {len(rows)} of 24 training images"
+            in capsys.readouterr().out)
+    assert (f"{len(rows)} of the 24 training images have a label"
+            in (model / "README.md").read_text())
+    manifest = json.loads((model / "manifest.json").read_text())["files"]
+    assert "label_issues.csv" in manifest
+
+
 def test_predict_files_and_folders_reports_unreadable(trained, texture_folder,
                                                       tmp_path, capsys):
     broken = tmp_path / "inputs"

@@ -117,11 +117,13 @@ def test_unreachable_scheduler_raises_cluster_error():
             pass
 
 
-def test_cli_bad_scheduler_is_a_reported_error(model_dir, images, tmp_path, capsys):
+def test_cli_bad_scheduler_is_a_usage_error(model_dir, images, tmp_path, capsys):
     code = main(["extract", "--model-dir", str(model_dir), str(images / "broken"),
-                 "--output", str(tmp_path / "f.parquet"), "--scheduler", "lokal:2"])
-    assert code == 1
-    assert "'--scheduler' option" in capsys.readouterr().err
+                 "--output-dir", str(tmp_path / "f.parquet"), "--scheduler",
+                 "lokal:2"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "argument --scheduler" in err and "'local:N'" in err
 
 
 def test_partitions_are_fixed_size_chunks_in_order():
@@ -268,7 +270,7 @@ def test_cli_predict_and_extract_on_a_running_scheduler(model_dir, images,
     assert sum(bool(r["error"]) for r in rows) == 2
 
     capsys.readouterr()
-    assert main(["extract", "--model-dir", str(model_dir), *inputs, "--output",
+    assert main(["extract", "--model-dir", str(model_dir), *inputs, "--output-dir",
                  str(tmp_path / "features.parquet"), "--scheduler", address,
                  "--partition-size", "8"]) == 0
     out = capsys.readouterr().out

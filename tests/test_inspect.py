@@ -269,6 +269,34 @@ def test_inspect_dataset_advice_without_duplicates(texture_folder):
     assert report.stats["size"]["width"]["median"] == 96
 
 
+def test_label_check_flags_a_misfiled_photo_with_its_neighbours(texture_folder,
+                                                                tmp_path):
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(texture_folder, root)
+    (root / "brick" / "0.png").rename(root / "grass" / "brick0.png")
+    (root / "sky").mkdir()  # too few images to be checked out of fold
+    for i in range(2):
+        shutil.copy(root / "gravel" / f"{i}.png", root / "sky" / f"{i}.png")
+    report = inspect_dataset(root, quick=True, labels=True, n_jobs=1)
+    assert report.label_check["skipped_classes"] == ["sky"]
+    assert report.label_check["n_checked"] == 24
+    misfiled = str(root / "grass" / "brick0.png")
+    issue = next(i for i in report.label_issues if i["file"] == misfiled)
+    assert issue["given_label"] == "grass" and issue["suggested_label"] == "brick"
+    near = [n["file"] for n in issue["neighbours"]]
+    assert len(near) == 3 and misfiled not in near
+    assert all(os.path.dirname(f) == str(root / "brick") for f in near)
+    sims = [n["similarity"] for n in issue["neighbours"]]
+    assert sims == sorted(sims, reverse=True)
+    assert len(report.label_issues) <= 4
+    paths = report.save(tmp_path / "out")
+    assert "grass/brick0.png,grass,brick," in open(paths["label_issues"]).read()
+    # off by default: no check, no file
+    assert inspect_dataset(texture_folder, quick=True).label_issues is None
+
+
 def test_inspect_dataset_folds_follow_the_smallest_class(tmp_path):
     for cls, names in (("a", ("coffee", "chelsea", "rocket", "astronaut")),
                        ("b", ("camera", "brick"))):

@@ -17,11 +17,11 @@ from hybridclf.prediction import (
     LOW_CONFIDENCE,
     NOVEL,
     UNKNOWN,
-    open_set_options,
     predict_files,
     predict_with_reasons,
+    read_open_set,
 )
-from hybridclf.training import train_model
+from hybridclf.training import train_model, training_files
 
 from .conftest import require_shared
 
@@ -39,7 +39,7 @@ def amulet_model(tmp_path_factory):
     result = train_model(pipe, paths[keep], labels[keep], test_size=0, cv_folds=3)
     folder = tmp_path_factory.mktemp("amulet_open_set")
     save_model(result.pipeline, folder, metadata=result.metadata(),
-               index=result.neighbours)
+               files=training_files(result, paths[keep]))
     return {"dir": folder, "result": result, "paths": paths[keep],
             "labels": labels[keep]}
 
@@ -57,7 +57,7 @@ def test_model_directory_holds_the_novelty_check(amulet_model):
     novelty = info["open_set"]["novelty"]
     assert 0 < novelty["threshold"] < 2
     assert (amulet_model["dir"] / INDEX_FILE).exists()
-    options = open_set_options(amulet_model["dir"], info)
+    options = read_open_set(info, amulet_model["dir"])
     index = options["novelty"]["index"]
     # every training photo and its degraded views, each traced to its photo
     n = len(amulet_model["paths"])
@@ -67,8 +67,7 @@ def test_model_directory_holds_the_novelty_check(amulet_model):
 
 
 def test_blurred_training_photo_keeps_its_class_and_is_called_blurry(amulet_model):
-    options = open_set_options(amulet_model["dir"], read_model_info(
-        amulet_model["dir"]))
+    options = read_open_set(read_model_info(amulet_model["dir"]), amulet_model["dir"])
     pipe = amulet_model["result"].pipeline
     photos = [read_image(p) for p in amulet_model["paths"][::6]]
     blurred = [cv2.GaussianBlur(p, (0, 0), 2.0) for p in photos]
@@ -83,8 +82,7 @@ def test_blurred_training_photo_keeps_its_class_and_is_called_blurry(amulet_mode
 
 
 def test_foreign_photo_is_unknown_because_unlike_any_training_photo(amulet_model):
-    options = open_set_options(amulet_model["dir"], read_model_info(
-        amulet_model["dir"]))
+    options = read_open_set(read_model_info(amulet_model["dir"]), amulet_model["dir"])
     pipe = amulet_model["result"].pipeline
     out = predict_with_reasons(pipe, _foreign(), **options)
     assert list(out["labels"]) == [UNKNOWN] * 4
@@ -114,8 +112,7 @@ def test_predict_csv_has_the_reason_and_the_quality(amulet_model, tmp_path):
 
 
 def test_predict_files_rows_without_quality(amulet_model):
-    options = open_set_options(amulet_model["dir"], read_model_info(
-        amulet_model["dir"]))
+    options = read_open_set(read_model_info(amulet_model["dir"]), amulet_model["dir"])
     pipe = amulet_model["result"].pipeline
     rows = list(predict_files(pipe, amulet_model["paths"][:2], quality=False,
                               **options))
@@ -154,7 +151,7 @@ def test_evaluate_applies_the_novelty_check(amulet_model):
     from hybridclf.evaluation import evaluate_model
 
     info = read_model_info(amulet_model["dir"])
-    options = open_set_options(amulet_model["dir"], info)
+    options = read_open_set(info, amulet_model["dir"])
     pipe = amulet_model["result"].pipeline
     stranger = skimage.data.coffee()
     rows = [0, len(amulet_model["paths"]) // 2, -1]  # three classes

@@ -191,6 +191,33 @@ def test_directories_saved_before_manifests_still_load(fitted, tmp_path):
         load_model(tmp_path)
 
 
+def test_extra_files_are_saved_inside_the_manifest(fitted, tmp_path):
+    pipe, _, _ = fitted
+    text = "file,given_label,suggested_label,score\ngrass/1.png,grass,brick,0.1\n"
+    save_model(pipe, tmp_path, files={"label_issues.csv": text,
+                                      "blob.bin": b"\0\1"})
+    manifest = json.loads((tmp_path / "manifest.json").read_text())["files"]
+    assert {"label_issues.csv", "blob.bin"} <= set(manifest)
+    assert (tmp_path / "label_issues.csv").read_text() == text
+    load_model(tmp_path)  # no warning about unlisted files: they are listed
+    (tmp_path / "label_issues.csv").write_text(text.replace("brick", "gravel"))
+    with pytest.raises(ModelLoadError, match="label_issues.csv' was modified"):
+        load_model(tmp_path)
+
+
+@pytest.mark.parametrize("files, match", [
+    ({"sub/x.csv": "a"}, "plain file names"),
+    ({"model.json": "{}"}, "plain file names"),
+    ({".hidden": "a"}, "plain file names"),
+    ({"x.csv": 3}, "must be str or bytes"),
+])
+def test_bad_extra_files_are_refused_before_writing(fitted, tmp_path, files, match):
+    pipe, _, _ = fitted
+    with pytest.raises(ValueError, match=match):
+        save_model(pipe, tmp_path / "model", files=files)
+    assert not (tmp_path / "model").exists()
+
+
 # -- saving is atomic and never overwrites other data --------------------------
 def test_a_folder_that_is_not_a_model_is_refused(fitted, tmp_path):
     pipe, _, _ = fitted

@@ -34,6 +34,22 @@ def test_steps_and_parameter_names():
     assert pipe["features"].transformer_list[1][1]["extract"].orientations == 12
 
 
+def test_set_image_params_sets_the_image_steps_not_the_classifier():
+    from hybridclf.pipeline import set_image_params
+    from hybridclf.sampling import ClassAwareAugmenter
+
+    pipe = make_hybrid_pipeline(features=["hog", "color"], classifier="logistic",
+                                sampler=ClassAwareAugmenter())
+    set_image_params(pipe, n_jobs=3, max_pixels=1000)
+    params = pipe.get_params()
+    assert params["load__n_jobs"] == params["augment__n_jobs"] == 3
+    assert params["features__hog__extract__n_jobs"] == 3
+    assert params["clf__n_jobs"] is None
+    assert params["load__max_pixels"] == 1000
+    set_image_params(pipe)  # None leaves everything as it is
+    assert pipe.get_params()["load__n_jobs"] == 3
+
+
 def test_fit_predict_proba_score(textures):
     paths, labels = textures
     pipe = make_hybrid_pipeline(features=FAST).set_params(load__size=96)

@@ -95,6 +95,13 @@ def test_train_model_grouped_and_scored(textures):
     assert result.pipeline.predict(paths[:2]).shape == (2,)
     meta = result.metadata()
     assert meta["training"]["n_test"] == len(test)
+    # likely wrong labels: training images only, indices into the given paths
+    flagged = result.label_issues["index"]
+    assert set(flagged) <= set(train)
+    assert (result.label_issues["given_label"] == labels[flagged]).all()
+    assert (result.label_issues["suggested_label"] != labels[flagged]).all()
+    assert meta["label_issues"]["n_flagged"] == len(flagged)
+    assert meta["label_issues"]["n_checked"] == len(train)
 
 
 @pytest.mark.parametrize("search", ["grid", "halving"])

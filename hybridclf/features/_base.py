@@ -11,7 +11,7 @@ from sklearn.base import (
 )
 from sklearn.utils.validation import check_is_fitted
 
-from ..io import _array_to_rgb
+from ..io import array_to_rgb
 from ..utils._parallel import run_chunked
 from ..utils._validation import _fit_context
 
@@ -50,7 +50,7 @@ def check_images(X, estimator):
     if X.shape[0] == 0:
         raise ValueError(f"{name} needs at least 1 image; got 0.")
     if X.dtype != np.uint8 or X.shape[3] == 1:
-        X = np.stack([_array_to_rgb(img, (255, 255, 255), source=name) for img in X])
+        X = np.stack([array_to_rgb(img, (255, 255, 255), source=name) for img in X])
     return X
 
 

@@ -36,6 +36,7 @@ figure img{max-width:112px;max-height:112px;display:block;border:1px solid #eee}
 justify-content:center;color:#888}
 pre{background:#f6f6f6;padding:.6em;overflow-x:auto}
 .weak{font-size:.9em;color:#555}
+.near{width:8em;font-size:.9em;color:#555;word-break:break-all}
 """
 
 
@@ -153,6 +154,35 @@ def _near_misses_html(report, thumbs):
     return out
 
 
+def _label_issues_html(report, thumbs):
+    """Each flagged image beside its nearest images of the suggested class."""
+    check = report.label_check
+    out = [f"<h2>Likely wrong labels ({len(report.label_issues)} of "
+           f"{check['n_checked']})</h2>",
+           "<p>A quick model (HOG and colour, ridge), fitted in folds grouped by "
+           "the duplicate groups, gives these images' labels a low probability "
+           "and another class a high one (confident learning, cleanlab; "
+           f"out-of-fold accuracy {check['cv_accuracy'] or 0:.3f}). Each is "
+           "shown beside its nearest images of the suggested class (cosine "
+           "similarity of the model's features). Check them by eye: the "
+           "model is quick, and an unusual photo of the right class is flagged "
+           "too. The list is in label_issues.csv.</p>"]
+    if check["skipped_classes"]:
+        out.append("<p>Not checked (fewer images than folds): "
+                   + escape(", ".join(check["skipped_classes"])) + "</p>")
+    for issue in report.label_issues:
+        flagged = thumbs.figure(issue["file"], f"labelled {issue['given_label']}; "
+                                f"p={issue['score']:.3f}")
+        near = "".join(thumbs.figure(n["file"], f"{issue['suggested_label']}; "
+                                     f"similarity {n['similarity']:.2f}")
+                       for n in issue["neighbours"])
+        out.append(f'<div class="group"><b>{escape(issue["given_label"])}</b> '
+                   f"&rarr; suggested <b>{escape(issue['suggested_label'])}</b>"
+                   f'<div class="row">{flagged}<span class="near">nearest '
+                   f"{escape(issue['suggested_label'])}:</span>{near}</div></div>")
+    return out
+
+
 def render_html(report):
     """The whole page of ``report`` as a string."""
     thumbs = _Thumbs(_MAX_THUMBNAILS)
@@ -171,6 +201,8 @@ def render_html(report):
     if urgent:
         out.append("<h2>Fix first: leakage and label conflicts</h2>")
         out += [_group_html(g, thumbs, files_by_path) for g in urgent]
+    if report.label_issues is not None:
+        out += _label_issues_html(report, thumbs)
 
     out.append("<h2>Classes</h2>")
     out.append(class_chart_svg(report.stats.get("class_counts", {})))

@@ -7,6 +7,7 @@ import logging
 import os
 from collections import Counter
 
+from ..label_issues import LABEL_ISSUES_COLUMNS, LABEL_ISSUES_FILE
 from ._checks import ISSUE_KINDS
 
 logger = logging.getLogger(__name__)
@@ -76,10 +77,24 @@ class DatasetReport:
 
     skipped_checks : list of str
         The checks that did not run.
+
+    label_issues : list of dict or None
+        With ``labels=True``: the images whose label a quick grouped
+        out-of-fold model contradicts, most suspicious first: ``file``,
+        ``given_label``, ``suggested_label``, ``score`` (the out-of-fold
+        probability of the given label) and ``neighbours`` (``file`` and
+        ``similarity`` of the nearest images of the suggested class). None
+        when the check did not run.
+
+    label_check : dict or None
+        With ``labels=True``: ``n_checked`` images, the quick model's
+        out-of-fold ``cv_accuracy``, and the ``skipped_classes`` (fewer
+        images than folds).
     """
 
     def __init__(self, *, root, test_root, records, labels, splits, issues, search,
-                 non_images, stats, advice, thresholds, quick, skipped_checks):
+                 non_images, stats, advice, thresholds, quick, skipped_checks,
+                 label_check=None):
         self.root = root
         self.test_root = test_root
         self.quick = quick
@@ -98,6 +113,12 @@ class DatasetReport:
         ]
         self.duplicate_groups = self._duplicate_groups(search.pairs, search.weakest)
         self.near_misses = [self._pair_row(p) for p in search.near_misses]
+        self.label_issues = None if label_check is None else label_check.issues
+        self.label_check = None if label_check is None else {
+            "n_checked": label_check.n_checked,
+            "cv_accuracy": label_check.cv_accuracy,
+            "skipped_classes": label_check.skipped_classes,
+        }
 
     def _pair_row(self, pair):
         return [self.files[pair.i]["file"], self.files[pair.j]["file"],
@@ -217,6 +238,10 @@ class DatasetReport:
                             if advice["use_groups"] else "")
                          + (f"; augment to ~{advice['augment_to']} per class"
                             if advice["augment"] else ""))
+        if self.label_issues is not None:
+            lines.append(f"Likely wrong labels: {len(self.label_issues)} of "
+                         f"{self.label_check['n_checked']} images (quick grouped "
+                         "out-of-fold model)")
         if self.skipped_checks:
             lines.append("Skipped: " + "; ".join(self.skipped_checks))
         return "\n".join(lines)
@@ -238,6 +263,7 @@ class DatasetReport:
             "advice": self.advice, "duplicate_groups": self.duplicate_groups,
             "near_misses": self.near_misses,
             "non_image_files": self.non_image_files, "files": self.files,
+            "label_check": self.label_check, "label_issues": self.label_issues,
         }
 
     # ------------------------------------------------------------------ files
@@ -261,6 +287,22 @@ class DatasetReport:
                 writer.writerow([f["file"], f["group"]])
         return os.fspath(path)
 
+    def write_label_issues_csv(self, path):
+        """Write ``label_issues.csv`` to ``path``; return the path.
+
+        The columns of a model directory's ``label_issues.csv``: ``file``
+        (relative to the dataset folder), ``given_label``,
+        ``suggested_label``, ``score``; most suspicious first.
+        """
+        with open(path, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh, lineterminator="\n")
+            writer.writerow(LABEL_ISSUES_COLUMNS)
+            for issue in self.label_issues or []:
+                name = os.path.relpath(issue["file"], self.root).replace(os.sep, "/")
+                writer.writerow([name, issue["given_label"], issue["suggested_label"],
+                                 f"{issue['score']:.4f}"])
+        return os.fspath(path)
+
     def write_html(self, path):
         """Write the self-contained HTML page to ``path``; return the path."""
         from ._html import render_html
@@ -272,6 +314,8 @@ class DatasetReport:
     def save(self, output_dir):
         """Write ``report.json``, ``report.html`` and ``duplicate_groups.csv``.
 
+        With the label check, ``label_issues.csv`` too.
+
         Parameters
         ----------
         output_dir : str or os.PathLike
@@ -280,15 +324,20 @@ class DatasetReport:
         Returns
         -------
         paths : dict of str to str
-            ``"json"``, ``"html"`` and ``"csv"``: the written files.
+            ``"json"``, ``"html"`` and ``"csv"``: the written files, and
+            ``"label_issues"`` with the label check.
         """
         os.makedirs(output_dir, exist_ok=True)
-        return {
+        written = {
             "json": self.write_json(os.path.join(output_dir, "report.json")),
             "html": self.write_html(os.path.join(output_dir, "report.html")),
             "csv": self.write_duplicate_groups_csv(
                 os.path.join(output_dir, "duplicate_groups.csv")),
         }
+        if self.label_issues is not None:
+            written["label_issues"] = self.write_label_issues_csv(
+                os.path.join(output_dir, LABEL_ISSUES_FILE))
+        return written
 
     def __repr__(self):
         return (f"DatasetReport(root={self.root!r}, n_files={self.n_files}, "

@@ -78,7 +78,7 @@ class Service:
         self.model_version = (f"{info.get('hybridclf_version', '?')}+"
                               f"{str(info.get('sha256', ''))[:12]}")
         if settings.use_ood:
-            options = prediction.open_set_options(settings.model_dir, info)
+            options = prediction.read_open_set(info, settings.model_dir)
             self._ood_thresholds = options["ood_thresholds"]
             self._novelty = options["novelty"]
         # concurrent requests share one model call, run in one thread

@@ -12,13 +12,16 @@
    not 20 feature extractions. A grid over feature parameters falls back to
    scikit-learn's searches with the pipeline's ``memory`` cache;
 3. the out-of-fold predictions set the open-set thresholds (see
-   :mod:`hybridclf.prediction`); with a CNN block, the training photos are
+   :mod:`hybridclf.prediction`) and flag likely wrong labels (see
+   :mod:`hybridclf.label_issues`); with a CNN block, the training photos are
    embedded into the index of the novelty check (:func:`novelty_threshold`);
 4. the final pipeline is fitted on the whole training part and scored on the
    test part.
 
-:func:`find_training_groups`, :func:`make_training_pipeline` and
-:func:`training_metadata` are the other steps of ``hybridclf train``.
+:func:`train_folder` is the whole of ``hybridclf train``: it finds the
+groups (:func:`find_training_groups`), builds the pipeline
+(:func:`make_training_pipeline`), trains it and saves it with
+:func:`training_metadata` and the files of :func:`training_files`.
 """
 
 from ._novelty import novelty_threshold
@@ -33,14 +36,18 @@ from ._split import (
 from ._train import train_model
 from ._workflow import (
     QUICK_CV_FOLDS,
+    FolderTraining,
     find_training_groups,
     make_training_pipeline,
+    train_folder,
+    training_files,
     training_metadata,
 )
 
 __all__ = [
     "QUICK_CV_FOLDS",
     "SEARCH_GRIDS",
+    "FolderTraining",
     "TrainingResult",
     "data_fingerprint",
     "duplicate_groups",
@@ -49,6 +56,8 @@ __all__ = [
     "make_training_pipeline",
     "novelty_threshold",
     "read_groups_csv",
+    "train_folder",
     "train_model",
+    "training_files",
     "training_metadata",
 ]

@@ -5,6 +5,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 
+from ..label_issues import LABEL_ISSUES_FILE
+
 __all__ = ["TrainingResult", "plain", "scores"]
 
 
@@ -59,15 +61,23 @@ class TrainingResult:
     oof_proba : ndarray of shape (n_train, n_classes)
         Out-of-fold probabilities on the training part.
 
+    label_issues : dict of ndarray
+        The training images whose label the out-of-fold probabilities
+        contradict, most suspicious first (see
+        :func:`hybridclf.label_issues.find_label_issues`): ``index`` (into the
+        images given to :func:`train_model`), ``given_label``,
+        ``suggested_label`` and ``score``. The test part is not checked.
+
     timings : dict
-        Seconds spent: ``groups``, ``features_cv``, ``search``, ``final_fit``,
-        ``novelty``, ``test``, ``total``.
+        Seconds spent: ``groups``, ``features_cv``, ``search``,
+        ``label_issues``, ``final_fit``, ``novelty``, ``test``, ``total``.
 
     neighbours : EmbeddingIndex or None
         The embeddings of the training images and their degraded views, for
-        the novelty check; save it with ``save_model(...,
-        index=result.neighbours)``. None for a pipeline without a ``"cnn"``
-        block, whose open set keeps the per-block OOD check.
+        the novelty check; :func:`~hybridclf.training.training_files` gives
+        it to :func:`~hybridclf.save_model` as ``neighbours.npz``. None for a
+        pipeline without a ``"cnn"`` block, whose open set keeps the
+        per-block OOD check.
     """
 
     pipeline: object
@@ -81,6 +91,7 @@ class TrainingResult:
     search: dict = field(default_factory=dict)
     open_set: dict = field(default_factory=dict)
     oof_proba: np.ndarray = None
+    label_issues: dict = None
     timings: dict = field(default_factory=dict)
     neighbours: object = None
 
@@ -91,9 +102,10 @@ class TrainingResult:
         -------
         metadata : dict
             ``metrics``, ``cv_scores``, ``best_params``, ``search``,
-            ``open_set`` and ``training`` (sizes and timings).
+            ``open_set``, ``label_issues`` (how many training images were
+            flagged) and ``training`` (sizes and timings).
         """
-        return {
+        metadata = {
             "metrics": self.test_metrics,
             "cv_scores": self.cv_scores,
             "best_params": {k: plain(v) for k, v in self.best_params.items()},
@@ -106,6 +118,13 @@ class TrainingResult:
                 **{f"seconds_{k}": round(v, 2) for k, v in self.timings.items()},
             },
         }
+        if self.label_issues is not None:
+            metadata["label_issues"] = {
+                "file": LABEL_ISSUES_FILE,
+                "n_flagged": int(len(self.label_issues["index"])),
+                "n_checked": int(len(self.train_indices)),
+            }
+        return metadata
 
 
 def plain(value):

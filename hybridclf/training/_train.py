@@ -13,7 +13,8 @@ small record of the data and its splits (``_Run``):
    to scikit-learn's searches with the pipeline's ``memory`` cache, before
    phase 2;
 4. out-of-fold predictions give the cross-validation scores,
-5. and the open-set thresholds (see :mod:`hybridclf.prediction`);
+5. and the open-set thresholds (see :mod:`hybridclf.prediction`), and the
+   likely wrong labels (see :mod:`hybridclf.label_issues`);
 6. the final pipeline is fitted on the whole training part;
 7. with a CNN block, it embeds the training photos and their degraded views
    into the index of the novelty check, whose threshold comes from the
@@ -30,6 +31,7 @@ import numpy as np
 from sklearn.base import clone
 from threadpoolctl import threadpool_limits
 
+from ..label_issues import find_label_issues
 from ..pipeline import get_classifier, set_classifier
 from ..prediction import block_ood_scores
 from ..utils._docstrings import Substitution, n_jobs_docstring
@@ -220,6 +222,9 @@ def _train(run, pipe, search, param_grid, open_set_quantile):
     classes = np.unique(run.y_train)
     open_set = _open_set(run.y_train, classes, oof_proba, oof_ood, blocks,
                          open_set_quantile)
+    with run.timed("label_issues"):
+        issues = find_label_issues(run.y_train, oof_proba, classes)
+        issues["index"] = run.train[issues["index"]]
     with run.timed("final_fit"):
         final = _fit_final(run, pipe, shared)
     neighbours = _novelty_phase(run, final, blocks, shared, open_set)
@@ -229,8 +234,8 @@ def _train(run, pipe, search, param_grid, open_set_quantile):
         pipeline=final, classes=classes.tolist(), train_indices=run.train,
         test_indices=run.test, groups=run.groups, cv_scores=cv_scores,
         test_metrics=test_metrics, best_params=best_params, search=search_info,
-        open_set=open_set, oof_proba=oof_proba, timings=run.timings,
-        neighbours=neighbours,
+        open_set=open_set, oof_proba=oof_proba, label_issues=issues,
+        timings=run.timings, neighbours=neighbours,
     )
 
 

@@ -1,19 +1,39 @@
-"""The steps of ``hybridclf train`` around :func:`train_model`, as library calls.
+"""``hybridclf train`` as one library call: :func:`train_folder`.
 
-``hybridclf train`` finds the groups of a class-per-folder dataset
+:func:`train_folder` finds the groups of a class-per-folder dataset
 (:func:`find_training_groups`), builds the pipeline from a few choices
 (:func:`make_training_pipeline`), trains it with :func:`train_model` and
-saves it with the metadata of :func:`training_metadata`. The command only
-parses its options, calls these and prints.
+saves it with the metadata of :func:`training_metadata` and the files of
+:func:`training_files`. The command only parses its options, calls it and
+prints the :class:`FolderTraining` it returns.
 """
 
-from ..pipeline import DEFAULT_FEATURES, iter_feature_blocks, make_hybrid_pipeline
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..label_issues import LABEL_ISSUES_FILE, label_issues_csv
+from ..neighbours import INDEX_FILE
+from ..pipeline import (
+    DEFAULT_FEATURES,
+    iter_feature_blocks,
+    make_hybrid_pipeline,
+    set_image_params,
+)
+from ._result import TrainingResult
 from ._split import data_fingerprint, duplicate_groups, read_groups_csv
+from ._train import train_model
 
 __all__ = [
     "QUICK_CV_FOLDS",
+    "FolderTraining",
     "find_training_groups",
     "make_training_pipeline",
+    "train_folder",
+    "training_files",
     "training_metadata",
 ]
 
@@ -52,11 +72,6 @@ def find_training_groups(paths, *, groups_csv=None, root=None, n_jobs=None):
     if groups_csv:
         return read_groups_csv(groups_csv, paths, root=root), str(groups_csv)
     return duplicate_groups(paths, n_jobs=n_jobs), "found on the fly"
-
-
-def _set_matching(pipe, suffix, value):
-    pipe.set_params(**{name: value for name in pipe.get_params()
-                       if name.endswith(suffix)})
 
 
 def make_training_pipeline(*, features=None, classifier="ridge", quick=False,
@@ -108,10 +123,9 @@ def make_training_pipeline(*, features=None, classifier="ridge", quick=False,
                                 sampler=sampler, memory=cache_dir)
     pipe.set_params(load__size=image_size or (QUICK_IMAGE_SIZE if quick else 224))
     # threads for the image steps only; the classifier's n_jobs is deprecated
-    for suffix in ("load__n_jobs", "augment__n_jobs", "extract__n_jobs"):
-        _set_matching(pipe, suffix, n_jobs)
-    _set_matching(pipe, "random_state", random_state)
-    return pipe
+    set_image_params(pipe, n_jobs=n_jobs)
+    return pipe.set_params(**{name: random_state for name in pipe.get_params()
+                              if name.endswith("random_state")})
 
 
 def training_metadata(result, paths, labels, *, root=None, classifier=None,
@@ -155,3 +169,183 @@ def training_metadata(result, paths, labels, *, root=None, classifier=None,
         training["seconds_wall"] = round(seconds_wall, 2)
     return metadata
 
+
+
+def training_files(result, paths, *, root=None):
+    """The files beside the model that ``hybridclf train`` saves.
+
+    Parameters
+    ----------
+    result : TrainingResult
+        What :func:`train_model` returned.
+
+    paths : sequence of str
+        The images it was trained on, in the same order.
+
+    root : str or None, default=None
+        The dataset's folder; file names are written relative to it (the
+        base name without it).
+
+    Returns
+    -------
+    files : dict of str to str or bytes
+        ``{"label_issues.csv": text}`` (see
+        :func:`hybridclf.label_issues.label_issues_csv`) and
+        ``{"neighbours.npz": data}``, the embedding index of the novelty
+        check (:meth:`~hybridclf.neighbours.EmbeddingIndex.to_bytes`), when
+        the result has them; for the ``files`` parameter of
+        :func:`~hybridclf.save_model`.
+    """
+    files = {}
+    if result.label_issues is not None:
+        names = [_relative(path, root) for path in paths]
+        files[LABEL_ISSUES_FILE] = label_issues_csv(result.label_issues, names)
+    if result.neighbours is not None:
+        files[INDEX_FILE] = result.neighbours.to_bytes()
+    return files
+
+
+def _relative(path, root):
+    if not isinstance(path, (str, os.PathLike)):
+        return ""
+    name = os.path.relpath(path, root) if root else os.path.basename(path)
+    return name.replace(os.sep, "/")
+
+
+@dataclass
+class FolderTraining:
+    """What :func:`train_folder` did.
+
+    Attributes
+    ----------
+    result : TrainingResult
+        What :func:`train_model` returned (scores, search, open set).
+
+    model_dir : str
+        The model directory written.
+
+    class_counts : dict of str to int
+        Images per class of the dataset.
+
+    n_groups : int
+        Groups of near-identical images (cross-validation groups).
+
+    group_source : str
+        Where the groups came from: the CSV, or ``"found on the fly"``.
+
+    group_seconds, seconds : float
+        Time spent finding the groups, and in all.
+    """
+
+    result: TrainingResult
+    model_dir: str
+    class_counts: dict
+    n_groups: int
+    group_source: str
+    group_seconds: float
+    seconds: float
+
+    @property
+    def n_images(self):
+        """Images in the dataset."""
+        return sum(self.class_counts.values())
+
+
+@contextmanager
+def _dask_backend(scheduler):
+    """joblib's Dask backend on a ``--scheduler`` cluster; nothing when None."""
+    if scheduler is None:
+        yield
+        return
+    import joblib
+
+    from ..distributed import dask_client
+
+    with dask_client(scheduler), joblib.parallel_config(backend="dask", n_jobs=-1):
+        yield
+
+
+def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
+                 quick=False, cv_folds=None, test_size=0.2, search="none",
+                 groups_csv=None, augment=False, image_size=None, cache_dir=None,
+                 n_jobs=None, max_pixels=None, scheduler=None, random_state=0,
+                 progress=False):
+    """Train a pipeline on a class-per-folder dataset and save a model directory.
+
+    The output folder is checked before anything else, so a training is not
+    lost to a folder that cannot be written. The groups of near-identical
+    images come from ``groups_csv`` or are found on the fly; the pipeline of
+    :func:`make_training_pipeline` is trained by :func:`train_model` and saved
+    by :func:`~hybridclf.save_model` with :func:`training_metadata`.
+
+    Parameters
+    ----------
+    data_dir : str or os.PathLike
+        The dataset: ``data_dir/<class>/<image>``.
+
+    output_dir : str or os.PathLike
+        A new or empty folder, or a model directory to replace (atomically).
+
+    features, classifier, quick, image_size, augment, cache_dir
+        As in :func:`make_training_pipeline`.
+
+    cv_folds : int or None, default=None
+        Grouped cross-validation folds; None means 5, or 3 with ``quick``.
+
+    test_size, search, progress
+        As in :func:`train_model`.
+
+    groups_csv : str or None, default=None
+        As in :func:`find_training_groups`.
+
+    n_jobs : int or None, default=None
+        Threads for loading, features, duplicates and search.
+
+    max_pixels : int or None, default=None
+        The image loader's pixel limit; None keeps its default.
+
+    scheduler : str or None, default=None
+        Run the cross-validation and search on Dask (``"local:N"`` or an
+        address, see :func:`hybridclf.distributed.dask_client`).
+
+    random_state : int, default=0
+        Seed of the split, the folds and every step.
+
+    Returns
+    -------
+    training : FolderTraining
+        The training result and a summary of the dataset.
+    """
+    from ..io import load_image_folder
+    from ..persistence import check_output_dir, save_model
+
+    started = time.perf_counter()
+    check_output_dir(output_dir)  # before the training, not after
+    paths, labels = load_image_folder(data_dir)
+    classes, counts = np.unique(labels, return_counts=True)
+    t0 = time.perf_counter()
+    groups, source = find_training_groups(paths, groups_csv=groups_csv,
+                                          root=data_dir, n_jobs=n_jobs)
+    group_seconds = time.perf_counter() - t0
+    pipe = make_training_pipeline(
+        features=features, classifier=classifier, quick=quick,
+        image_size=image_size, augment=augment, cache_dir=cache_dir,
+        n_jobs=n_jobs, random_state=random_state)
+    set_image_params(pipe, max_pixels=max_pixels)
+    if cv_folds is None:
+        cv_folds = QUICK_CV_FOLDS if quick else 5
+    with _dask_backend(scheduler):
+        result = train_model(pipe, paths, labels, groups=groups,
+                             test_size=test_size, cv_folds=cv_folds, search=search,
+                             random_state=random_state, n_jobs=n_jobs,
+                             progress=progress)
+    metadata = training_metadata(
+        result, paths, labels, root=data_dir, classifier=classifier,
+        group_source=source, seconds_wall=time.perf_counter() - started)
+    save_model(result.pipeline, output_dir, metadata=metadata,
+               files=training_files(result, paths, root=data_dir))
+    return FolderTraining(
+        result=result, model_dir=str(output_dir),
+        class_counts={str(c): int(n) for c, n in zip(classes, counts)},
+        n_groups=len(np.unique(groups)), group_source=source,
+        group_seconds=group_seconds, seconds=time.perf_counter() - started)

@@ -1,5 +1,7 @@
 """The library steps of 'hybridclf train' around train_model."""
 
+import os
+
 import numpy as np
 
 from hybridclf import ClassAwareAugmenter, load_image_folder
@@ -8,6 +10,7 @@ from hybridclf.training import (
     find_training_groups,
     make_training_pipeline,
     train_model,
+    training_files,
     training_metadata,
 )
 
@@ -49,3 +52,8 @@ def test_groups_from_a_csv_and_the_metadata(texture_folder, tmp_path):
     assert metadata["training"]["groups"] == str(csv)
     assert metadata["training"]["seconds_wall"] == 1.23
     assert metadata["data_fingerprint"]["n_images"] == len(paths)
+    text = training_files(result, paths, root=texture_folder)["label_issues.csv"]
+    rows = [line.split(",") for line in text.splitlines()[1:]]
+    assert len(rows) == metadata["label_issues"]["n_flagged"]
+    names = {os.path.relpath(p, texture_folder).replace(os.sep, "/") for p in paths}
+    assert {row[0] for row in rows} <= names

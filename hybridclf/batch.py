@@ -1,0 +1,269 @@
+"""A saved model over many files: predictions to CSV, features to Parquet.
+
+:func:`predict_to_csv` is ``hybridclf predict`` and :func:`extract_to_parquet`
+is ``hybridclf extract``, as library calls: each loads a model directory,
+expands the inputs into files (:func:`~hybridclf.prediction.iter_image_files`)
+and runs here or, with ``scheduler``, on a Dask cluster
+(:mod:`hybridclf.distributed`). An unreadable file is a row with its reason,
+never the end of a run.
+"""
+
+import csv
+import logging
+import os
+import shutil
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+from .pipeline import set_image_params
+from .prediction import iter_image_files, predict_files, read_open_set
+from .utils._docstrings import Substitution
+
+__all__ = [
+    "CSV_COLUMNS",
+    "BatchPrediction",
+    "extract_to_parquet",
+    "open_set_options",
+    "predict_to_csv",
+]
+
+logger = logging.getLogger(__name__)
+
+#: The columns of the CSV that :func:`predict_to_csv` writes.
+CSV_COLUMNS = ("file", "label", "confidence", "ood_score", "unknown_reason",
+               "quality", "top", "error")
+
+_SETTINGS_DOC = """allow_pickle : bool, default=False
+        Load a pickled model (runs code from the file).
+
+    max_pixels, n_jobs : int or None, default=None
+        Run-time settings of the image steps
+        (:func:`~hybridclf.pipeline.set_image_params`); None keeps the model's.
+
+    scheduler : str or None, default=None
+        Run on Dask: ``"local:N"`` or a scheduler address
+        (:func:`~hybridclf.distributed.dask_client`); None runs here.
+
+    partition_size : int, default=256
+        Files per partition on Dask: the unit of work and of retry.
+"""
+
+
+@dataclass
+class BatchPrediction:
+    """The counts of a :func:`predict_to_csv` run.
+
+    Attributes
+    ----------
+    n_files, n_predicted, n_unknown, n_unreadable : int
+        Files, and those given a class, ``unknown`` or an error.
+
+    output : str or None
+        The CSV file written, or None when the rows went to a stream.
+    """
+
+    n_files: int
+    n_predicted: int = 0
+    n_unknown: int = 0
+    n_unreadable: int = 0
+    output: str | None = None
+
+    def summary(self):
+        """One line: ``"N files: P predicted, U unknown, E unreadable"``."""
+        return (f"{self.n_files} files: {self.n_predicted} predicted, "
+                f"{self.n_unknown} unknown, {self.n_unreadable} unreadable")
+
+
+def _load(model_dir, allow_pickle, max_pixels, n_jobs):
+    from .persistence import load_model
+
+    pipe = load_model(model_dir, allow_pickle=allow_pickle)
+    return set_image_params(pipe, n_jobs=n_jobs, max_pixels=max_pixels)
+
+
+def _client(scheduler):
+    """A Dask client for ``scheduler``, or a context yielding None."""
+    if scheduler is None:
+        return nullcontext()
+    from .distributed import dask_client
+
+    return dask_client(scheduler)
+
+
+def open_set_options(model_info, *, threshold=None, ood=True, closed_set=False,
+                     model_dir=None):
+    """The open-set checks of a prediction run, from the model and the overrides.
+
+    Parameters
+    ----------
+    model_info : dict
+        The model's ``model.json`` (:func:`~hybridclf.persistence.read_model_info`).
+
+    threshold : float or None, default=None
+        Lowest top probability of a known class ("low confidence"); None
+        takes the model's.
+
+    ood : bool, default=True
+        Apply the model's "unlike any training photo" check: the novelty
+        check of its embedding index, or the per-block out-of-distribution
+        thresholds of a model trained before it.
+
+    closed_set : bool, default=False
+        Never answer ``unknown`` (overrides both).
+
+    model_dir : str, os.PathLike or None, default=None
+        The model directory, whose embedding index the novelty check reads
+        (:func:`~hybridclf.prediction.read_open_set`); None leaves it out.
+
+    Returns
+    -------
+    options : dict
+        ``proba_threshold``, ``ood_thresholds`` and ``novelty``, as
+        :func:`~hybridclf.prediction.predict_files` takes them.
+    """
+    if closed_set:
+        return {"proba_threshold": 0.0, "ood_thresholds": None, "novelty": None}
+    options = read_open_set(model_info, model_dir)
+    if threshold is not None:
+        options["proba_threshold"] = threshold
+    if not ood:
+        options.update(ood_thresholds=None, novelty=None)
+    return options
+
+
+def _quality_cell(quality):
+    """'ok', the issues joined by ';', or '' when not measured."""
+    if quality is None:
+        return ""
+    return ";".join(quality["issues"]) or "ok"
+
+
+def _csv_row(row):
+    ok = not row["error"]
+    return [row["file"], row["label"], f"{row['confidence']:.4f}" if ok else "",
+            f"{row['ood_score']:.3f}" if ok else "",
+            row["unknown_reason"], _quality_cell(row["quality"]),
+            ";".join(f"{c}:{p:.3f}" for c, p in row["top"]), row["error"]]
+
+
+def _predicted_rows(pipe, files, options, scheduler, parts_dir, partition_size):
+    """The rows, one file at a time here, or all at once from Dask."""
+    if scheduler is None:
+        return predict_files(pipe, files, **options)
+    from .distributed import predict_partitioned
+
+    with _client(scheduler) as client:
+        return predict_partitioned(pipe, files, client=client, parts_dir=parts_dir,
+                                   partition_size=partition_size, **options)
+
+
+@Substitution(settings=_SETTINGS_DOC)
+def predict_to_csv(model_dir, inputs, output, *, batch_size=32, threshold=None,
+                   ood=True, closed_set=False, top_k=3, allow_pickle=False,
+                   max_pixels=None, n_jobs=None, scheduler=None,
+                   partition_size=256, progress=False):
+    """Predict image files and folders with a model directory; write a CSV.
+
+    The CSV has the columns :data:`CSV_COLUMNS`. ``label`` is a class,
+    ``unknown`` (the open-set checks of :func:`open_set_options`) or empty
+    when the file cannot be read; ``error`` then says why.
+    ``unknown_reason`` says which check made an answer unknown, in words
+    ("unlike any training photo" or "low confidence"), and ``quality`` is
+    ``ok`` or the photo's issues joined by ``;`` (``blurry``, ``too_dark``,
+    ...); quality never changes the class.
+
+    Parameters
+    ----------
+    model_dir : str or os.PathLike
+        A model directory (:func:`~hybridclf.save_model`).
+
+    inputs : sequence of str or os.PathLike
+        Image files and folders (walked recursively; hidden files skipped).
+
+    output : str, os.PathLike or file object
+        The CSV file to write, or a text stream (such as ``sys.stdout``) that
+        gets each row as soon as it is predicted. On Dask, the finished
+        partitions of a CSV file are kept in ``<output>.parts`` until it is
+        written, so an interrupted run goes on where it stopped.
+
+    batch_size, top_k, progress
+        As in :func:`~hybridclf.prediction.predict_files`.
+
+    threshold, ood, closed_set
+        As in :func:`open_set_options`.
+
+    {settings}
+    Returns
+    -------
+    counts : BatchPrediction
+        Files predicted, unknown and unreadable.
+    """
+    from .persistence import read_model_info
+
+    pipe = _load(model_dir, allow_pickle, max_pixels, n_jobs)
+    options = open_set_options(read_model_info(model_dir), threshold=threshold,
+                               ood=ood, closed_set=closed_set, model_dir=model_dir)
+    options.update(batch_size=batch_size, top_k=top_k, progress=progress)
+    files = iter_image_files(inputs)
+    is_path = isinstance(output, str | os.PathLike)
+    parts = f"{os.fspath(output)}.parts" if is_path else None
+    rows = _predicted_rows(pipe, files, options, scheduler, parts, partition_size)
+    counts = BatchPrediction(len(files), output=os.fspath(output) if is_path else None)
+    with open(output, "w", newline="") if is_path else nullcontext(output) as fh:
+        writer = csv.writer(fh)
+        writer.writerow(CSV_COLUMNS)
+        for row in rows:
+            counts.n_unreadable += bool(row["error"])
+            counts.n_unknown += not row["error"] and row["label"] == "unknown"
+            writer.writerow(_csv_row(row))
+            if not is_path:
+                fh.flush()
+    if parts and os.path.isdir(parts):
+        shutil.rmtree(parts)
+    counts.n_predicted = counts.n_files - counts.n_unknown - counts.n_unreadable
+    return counts
+
+
+@Substitution(settings=_SETTINGS_DOC)
+def extract_to_parquet(model_dir, inputs, output_dir, *, batch_size=32,
+                       allow_pickle=False, max_pixels=None, n_jobs=None,
+                       scheduler=None, partition_size=256, progress=False):
+    """Write the features of a model directory for files and folders to Parquet.
+
+    See :func:`~hybridclf.distributed.extract_features`: one
+    ``part-NNNNN.parquet`` per partition, with the columns ``file``, ``error``
+    and ``features``; partitions already written are skipped.
+
+    Parameters
+    ----------
+    model_dir : str or os.PathLike
+        A model directory (:func:`~hybridclf.save_model`).
+
+    inputs : sequence of str or os.PathLike
+        Image files and folders.
+
+    output_dir : str or os.PathLike
+        The Parquet dataset folder; on Dask, writable by every worker.
+
+    batch_size : int, default=32
+        Images read and transformed at once.
+
+    progress : bool, default=False
+        Show a progress bar over the images.
+
+    {settings}
+    Returns
+    -------
+    result : ExtractResult
+        As from :func:`~hybridclf.distributed.extract_features`.
+    """
+    from .distributed import extract_features
+
+    pipe = _load(model_dir, allow_pickle, max_pixels, n_jobs)
+    files = iter_image_files(inputs)
+    with _client(scheduler) as client:
+        return extract_features(pipe, files, output_dir, client=client,
+                                partition_size=partition_size,
+                                batch_size=batch_size, progress=progress)
+
+

@@ -1,0 +1,97 @@
+"""The ``hybridclf`` command: one sub-command per task.
+
+Each sub-command is a module of this package with ``format_parser(parser)``,
+which declares its options, and ``run(args) -> int``, which calls one library
+function and prints what it returned. :func:`main` parses the command line
+and returns the exit code. Nothing heavy is imported before a command runs,
+so ``hybridclf --help`` answers at once.
+"""
+
+import argparse
+import sys
+
+from . import (
+    _augment,
+    _deploy,
+    _evaluate,
+    _extract,
+    _inspect,
+    _predict,
+    _quickstart,
+    _serve,
+    _train,
+)
+from ._common import report_errors, setup_logging
+
+__all__ = ["build_parser", "main"]
+
+#: name: (module, one-line help), in the order ``hybridclf --help`` lists them
+COMMANDS = {
+    "inspect": (_inspect,
+                "find broken files, duplicates and quality problems in a dataset"),
+    "quickstart": (_quickstart,
+                   "inspect, train, evaluate: the whole workflow on one dataset"),
+    "augment": (_augment,
+                "write a class-balanced copy of a dataset with augmented images"),
+    "train": (_train, "train, cross-validate (grouped) and save a model directory"),
+    "evaluate": (_evaluate,
+                 "evaluate a model directory on a test set: plots, HTML, JSON"),
+    "predict": (_predict,
+                "predict image files or folders in batches, with 'unknown'"),
+    "extract": (_extract, "write the features of a model for many files to Parquet"),
+    "serve": (_serve, "serve a model directory over HTTP (FastAPI, uvicorn)"),
+    "deploy": (_deploy,
+               "write a Dockerfile, docker-compose.yml or systemd unit to serve"),
+}
+
+
+def build_parser():
+    """The argument parser of the ``hybridclf`` command."""
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="hybridclf",
+        description="Image classification with deep and classical features.",
+    )
+    parser.add_argument("--version", action="version",
+                        version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="-v for progress messages, -vv for debugging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        sub_parser = sub.add_parser(name, help=help_text)
+        module.format_parser(sub_parser)
+        sub_parser.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv=None):
+    """Run the ``hybridclf`` command line and return its exit code.
+
+    Parameters
+    ----------
+    argv : list of str, default=None
+        The arguments; ``None`` reads ``sys.argv[1:]``.
+
+    Returns
+    -------
+    code : int
+        0 on success (``--help`` and ``--version`` too), 1 when the work
+        failed with a reported error (one ``error:`` line on standard error),
+        2 for a usage error: an unknown option, a missing argument or an
+        invalid value, with argparse's message.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version or parser.error
+        return exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    setup_logging(args.verbose)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    return report_errors(args.run, args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

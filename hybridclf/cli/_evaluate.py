@@ -1,0 +1,56 @@
+"""``hybridclf evaluate``: a model directory on a labelled test set."""
+
+import os
+
+from ._common import (
+    add_allow_pickle,
+    add_max_pixels,
+    add_model_dir,
+    add_n_jobs,
+    add_seed,
+    out,
+    positive_int,
+)
+
+_PRINTED = ("accuracy", "balanced_accuracy", "f1_macro", "top_2_accuracy",
+            "top_3_accuracy", "expected_calibration_error")
+
+
+def format_parser(parser):
+    parser.description = (
+        "Evaluate a model directory on a labelled class-per-folder test set: "
+        "metrics, confusion matrix, reliability curve, top-k accuracy, "
+        "per-block importance, error gallery and per-stage speed, as PNG plots, "
+        "one self-contained HTML report and report.json."
+    )
+    add_model_dir(parser)
+    parser.add_argument("--test-data-dir", required=True,
+                        help="class-per-folder test set: DIR/<class>/<image>")
+    parser.add_argument("--output-dir", required=True,
+                        help="folder for the report")
+    parser.add_argument("--n-repeats", type=positive_int, default=3, metavar="N",
+                        help="permutations per feature block (default: %(default)s)")
+    add_seed(parser)
+    add_n_jobs(parser, "loading and features", default=None)
+    add_allow_pickle(parser)
+    add_max_pixels(parser)
+
+
+def run(args):
+    from ..evaluation import evaluate_folder
+
+    report, files = evaluate_folder(
+        args.model_dir, args.test_data_dir, args.output_dir,
+        n_repeats=args.n_repeats, random_state=args.seed,
+        allow_pickle=args.allow_pickle, max_pixels=args.max_pixels,
+        n_jobs=args.n_jobs)
+    out(f"{report['n_images']} test images")
+    for metric in _PRINTED:
+        if metric in report["metrics"]:
+            out(f"{metric}: {report['metrics'][metric]:.3f}")
+    speed = report["speed_ms_per_image"]
+    out("ms per image: " + ", ".join(f"{k} {v:.2f}" for k, v in speed.items()))
+    out(f"{len(report['errors'])} misclassified images")
+    out(f"Report: {os.path.abspath(files['html'])}")
+    out(f"JSON:   {os.path.abspath(files['json'])}")
+    return 0

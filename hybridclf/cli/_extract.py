@@ -1,0 +1,42 @@
+"""``hybridclf extract``: the features of a model for many files, to Parquet."""
+
+import os
+
+from ._common import add_batch_options, add_inputs, add_model_dir, batch_options, out
+
+# unreadable files listed on screen; all are in the 'error' column
+_SHOWN = 20
+
+
+def format_parser(parser):
+    parser.description = (
+        "Write the features of a fitted pipeline (what its classifier "
+        "receives) for image files or every file in folders, with the file "
+        "names, to a Parquet dataset folder: one part-NNNNN.parquet per "
+        "partition of files, with the columns file, error and features. "
+        "Partitions already written are skipped, so a rerun completes an "
+        "interrupted one; unreadable files are listed, not fatal."
+    )
+    add_model_dir(parser)
+    add_inputs(parser)
+    parser.add_argument("--output-dir", required=True,
+                        help="Parquet dataset folder to write, e.g. "
+                        "features.parquet (on Dask: writable by every worker)")
+    add_batch_options(parser)
+
+
+def run(args):
+    from ..batch import extract_to_parquet
+
+    result = extract_to_parquet(args.model_dir, args.inputs, args.output_dir,
+                                **batch_options(args))
+    out(f"{result.n_files} files in {result.n_partitions} partitions: "
+        f"{len(result.computed)} computed, {len(result.skipped)} already "
+        f"written; {len(result.errors)} unreadable, in {result.seconds:.1f} s")
+    for path, reason in result.errors[:_SHOWN]:
+        out(f"  {path}: {reason}")
+    if len(result.errors) > _SHOWN:
+        out(f"  ... and {len(result.errors) - _SHOWN} more (the 'error' column)")
+    out(f"Features written to {os.path.abspath(result.output)} (read it with "
+        "pyarrow.parquet.read_table or hybridclf.distributed.read_features)")
+    return 0

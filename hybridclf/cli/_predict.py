@@ -1,0 +1,54 @@
+"""``hybridclf predict``: image files and folders to a CSV, with 'unknown'."""
+
+import os
+import sys
+
+from ._common import (
+    add_batch_options,
+    add_inputs,
+    add_model_dir,
+    batch_options,
+    fraction,
+    out,
+    positive_int,
+)
+
+
+def format_parser(parser):
+    parser.description = (
+        "Predict the class of image files or of every file in folders, in "
+        "batches. Images unlike every class are labelled 'unknown' (the "
+        "model's open-set thresholds); unreadable files are listed with the "
+        "reason, not fatal."
+    )
+    add_model_dir(parser)
+    add_inputs(parser)
+    parser.add_argument("--output", default=None, metavar="CSV",
+                        help="CSV file to write (default: standard output)")
+    parser.add_argument(
+        "--threshold", type=fraction, default=None, metavar="P",
+        help="lowest top probability of a known class (default: the model's)",
+    )
+    parser.add_argument("--no-ood", action="store_true",
+                        help="skip the 'unlike any training photo' check (novelty, "
+                        "or the per-block OOD scores of older models)")
+    parser.add_argument("--closed-set", action="store_true",
+                        help="never answer 'unknown'")
+    parser.add_argument("--top-k", type=positive_int, default=3, metavar="K",
+                        help="best guesses listed per image (default: %(default)s)")
+    add_batch_options(parser)
+
+
+def run(args):
+    from ..batch import predict_to_csv
+
+    counts = predict_to_csv(
+        args.model_dir, args.inputs, args.output or sys.stdout,
+        threshold=args.threshold, ood=not args.no_ood, closed_set=args.closed_set,
+        top_k=args.top_k, **batch_options(args))
+    if args.output:
+        out(counts.summary())
+        out(f"Predictions written to {os.path.abspath(args.output)}")
+    else:  # standard output holds the CSV
+        sys.stderr.write(counts.summary() + "\n")
+    return 0

@@ -1,0 +1,63 @@
+"""``hybridclf serve``: a model directory over HTTP."""
+
+import sys
+
+from ._common import (
+    add_allow_pickle,
+    add_max_pixels,
+    add_model_dir,
+    add_service_options,
+    out,
+    positive_float,
+    positive_int,
+)
+
+
+def format_parser(parser):
+    parser.description = (
+        "Serve a model directory over HTTP (FastAPI + uvicorn): POST /predict, "
+        "/predict/file and /predict/batch; GET /health, /ready and /metrics; "
+        "the API is documented at /docs. Needs the 'serve' extra."
+    )
+    add_model_dir(parser)
+    add_service_options(parser)
+    parser.add_argument("--max-body-mb", type=positive_float, default=10.0,
+                        metavar="MB",
+                        help="largest request body in MB (default: %(default)s)")
+    parser.add_argument(
+        "--n-jobs", type=positive_int, default=None, metavar="N",
+        help="threads per prediction in each worker; the feature blocks of one "
+        "image run side by side (default: the cores divided among the workers)",
+    )
+    add_max_pixels(parser, model=False)
+    parser.add_argument("--read-timeout", type=positive_float, default=30.0,
+                        metavar="S",
+                        help="seconds a client has to send its request body; 408 "
+                        "after (default: %(default)s)")
+    parser.add_argument("--limit-concurrency", type=positive_int, default=None,
+                        metavar="N", help="most connections at once before 503 "
+                        "(default: no limit)")
+    add_allow_pickle(parser)
+
+
+def run(args):
+    try:
+        from ..serve import serve
+    except ImportError as exc:
+        sys.stderr.write(
+            f"error: 'hybridclf serve' needs the serve extra ({exc}). Install it "
+            "with: pip install 'hybridclf[serve]'\n")
+        return 1
+    from ..persistence import load_model
+
+    # load and check the model once here: a bad one is one error line, exit 1
+    load_model(args.model_dir, allow_pickle=args.allow_pickle)
+    out(f"Serving {args.model_dir} on http://{args.host}:{args.port} "
+        "(docs at /docs); press Ctrl+C to stop")
+    limits = {"max_pixels": args.max_pixels} if args.max_pixels else {}
+    serve(args.model_dir, host=args.host, port=args.port, workers=args.workers,
+          max_body_mb=args.max_body_mb, api_key_env=args.api_key_env,
+          threads=args.n_jobs, read_timeout=args.read_timeout,
+          allow_pickle=args.allow_pickle,
+          limit_concurrency=args.limit_concurrency, **limits)
+    return 0

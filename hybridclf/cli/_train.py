@@ -1,0 +1,136 @@
+"""``hybridclf train``: cross-validate, fit and save a model directory."""
+
+import os
+
+from ._common import (
+    add_data_dir,
+    add_max_pixels,
+    add_n_jobs,
+    add_scheduler,
+    add_seed,
+    bounded,
+    out,
+    positive_int,
+    registry_name,
+)
+
+
+def format_parser(parser):
+    parser.description = (
+        "Train a hybrid pipeline on a class-per-folder dataset: split off a test "
+        "part grouped by near-duplicates, cross-validate (grouped), optionally "
+        "search hyper-parameters on cached features, fit, and write a model "
+        "directory (model.skops, model.json, README.md, label_issues.csv: "
+        "the training images whose label the out-of-fold predictions contradict, "
+        "and with a CNN block neighbours.npz: the embeddings of the training "
+        "photos, for the 'unlike any training photo' check)."
+    )
+    add_data_dir(parser)
+    parser.add_argument("--output-dir", required=True,
+                        help="model directory to write: a new or empty folder, or "
+                        "a model directory to replace (atomically)")
+    parser.add_argument(
+        "--quick", action="store_true",
+        help="fast settings for a first look: HOG and colour blocks on 128-pixel "
+        "images, 3 folds",
+    )
+    parser.add_argument("--cv-folds", type=bounded(int, 2, name="number >= 2"),
+                        default=None, metavar="N",
+                        help="grouped cross-validation folds (default: 5, or 3 "
+                        "with --quick)")
+    parser.add_argument(
+        "--test-size", type=bounded(float, 0, 1, high_open=True, name="fraction"),
+        default=0.2, metavar="F",
+        help="share of the images held out as the test part, grouped; 0 trains "
+        "on everything (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--features", nargs="+", type=registry_name("FEATURE_BLOCKS"),
+        default=None, metavar="NAME",
+        help="feature blocks, names of hybridclf.pipeline.FEATURE_BLOCKS: cnn, "
+        "hog, lbp, sift, color (default: hybridclf.pipeline.DEFAULT_FEATURES, "
+        "or hog color with --quick)",
+    )
+    parser.add_argument(
+        "--classifier", type=registry_name("CLASSIFIERS"), default="ridge",
+        metavar="NAME",
+        help="final classifier, a name of hybridclf.pipeline.CLASSIFIERS (an "
+        "invalid name lists them; default: %(default)s)",
+    )
+    parser.add_argument(
+        "--search", choices=["none", "grid", "halving"], default="none",
+        help="hyper-parameter search over the classifier's documented grid "
+        "(hybridclf.training.SEARCH_GRIDS) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--groups", default=None, metavar="CSV",
+        help="CSV with the columns file,group (near-identical images share a "
+        "group); default: duplicate groups found on the fly",
+    )
+    parser.add_argument("--augment", action="store_true",
+                        help="balance classes with ClassAwareAugmenter (fit only)")
+    parser.add_argument("--image-size", type=positive_int, default=None,
+                        metavar="N", help="side images are resized to (default: "
+                        "224, or 128 with --quick)")
+    add_n_jobs(parser, "loading, features and search")
+    parser.add_argument("--cache-dir", default=None,
+                        help="joblib cache of fitted feature blocks, for searches "
+                        "over feature parameters (default: none)")
+    add_seed(parser)
+    add_max_pixels(parser, model=False)
+    add_scheduler(parser, partitions=False)
+
+
+def _print_training(training):
+    result = training.result
+    counts = training.class_counts.values()
+    out(f"{training.n_images} images in {len(counts)} classes "
+        f"({min(counts)} to {max(counts)} per class)")
+    out(f"{training.n_groups} groups ({training.n_images - training.n_groups} "
+        f"images share a group with another; {training.group_source}) in "
+        f"{training.group_seconds:.1f} s")
+    out(f"train part: {len(result.train_indices)} images; test part: "
+        f"{len(result.test_indices)} images (no group on both sides)")
+    if result.search:
+        out(f"search ({result.search['kind']}): {result.search['n_candidates']} "
+            f"candidates, {result.search['n_fits']} fits in "
+            f"{result.search['seconds']:.1f} s; best {result.best_params} "
+            f"(CV accuracy {result.search['best_score']:.3f})")
+    for metric, values in result.cv_scores.items():
+        out(f"{len(values['folds'])}-fold grouped CV {metric}: "
+            f"{values['mean']:.3f} +/- {values['std']:.3f}")
+    for metric, value in result.test_metrics.items():
+        out(f"test {metric}: {value:.3f}")
+    novelty = result.open_set.get("novelty")
+    out("open set: unknown below top probability "
+        f"{result.open_set['proba_threshold']:.3f} (low confidence), or " + (
+            f"further than {novelty['threshold']:.3f} (cosine distance) from "
+            "every training photo (unlike any training photo)" if novelty else
+            "above the OOD score of any block: " + ", ".join(
+                f"{k} {v:.2f}"
+                for k, v in result.open_set["ood_thresholds"].items())))
+
+
+def run(args):
+    from ..training import train_folder
+
+    training = train_folder(
+        args.data_dir, args.output_dir, features=args.features,
+        classifier=args.classifier, quick=args.quick, cv_folds=args.cv_folds,
+        test_size=args.test_size, search=args.search, groups_csv=args.groups,
+        augment=args.augment, image_size=args.image_size,
+        cache_dir=args.cache_dir, n_jobs=args.n_jobs, max_pixels=args.max_pixels,
+        scheduler=args.scheduler, random_state=args.seed, progress=True)
+    _print_training(training)
+    model_dir = os.path.abspath(training.model_dir)
+    issues = training.result.metadata().get("label_issues")
+    if issues:
+        out(f"likely wrong labels: {issues['n_flagged']} of {issues['n_checked']} "
+            "training images (grouped out-of-fold predictions); see "
+            f"{os.path.join(model_dir, issues['file'])}")
+    out(f"training took {training.seconds:.1f} s")
+    out(f"Model saved to {model_dir}")
+    out(f"Evaluate it: hybridclf evaluate --model-dir {model_dir} --test-data-dir "
+        "<folder> --output-dir <report folder>")
+    out(f"Predict:     hybridclf predict --model-dir {model_dir} <images or folders>")
+    return 0
