@@ -29,6 +29,11 @@ It rewrites its section of ``docs/benchmarks.md`` and writes every fold to
     .venv/bin/python benchmarks/bench_accuracy.py              # about 15 min
     .venv/bin/python benchmarks/bench_accuracy.py --fine-tune  # + fine-tuning
     .venv/bin/python benchmarks/bench_accuracy.py --quick      # a smoke test
+    .venv/bin/python benchmarks/bench_accuracy.py --cascade    # cascade vs default
+
+``--cascade`` measures only the cascade beside the full default, on folds
+grouped by ``amulet6_groups.csv`` (hand-checked groups), and rewrites its own
+section (see ``_cascade_rows.py``).
 """
 
 import argparse
@@ -51,7 +56,7 @@ from hybridclf import ClassAwareAugmenter, load_image_folder, make_hybrid_pipeli
 from hybridclf.features import CNNFeatures
 from hybridclf.io import ImageLoader
 from hybridclf.pipeline import DEFAULT_FEATURES, FEATURE_BLOCKS
-from hybridclf.training import duplicate_groups
+from hybridclf.training import duplicate_groups, read_groups_csv
 
 START, END = "<!-- bench_accuracy:start -->", "<!-- bench_accuracy:end -->"
 JSON_FILE = _common.REPO_ROOT / "docs" / "bench_accuracy.json"
@@ -268,6 +273,10 @@ def main(argv=None):
     parser.add_argument("--fine-tune", action="store_true",
                         help="also fine-tune the CNN on every fold (slow)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--cascade", action="store_true",
+                        help="only the cascade beside the default (own section)")
+    parser.add_argument("--timing-folds", type=int, default=3,
+                        help="folds on which --cascade times the real pipelines")
     args = parser.parse_args(argv)
     folder = find_dataset("amulet6")
     if folder is None:
@@ -275,6 +284,8 @@ def main(argv=None):
         return 0
     paths, labels = load_image_folder(folder)
     y = np.asarray(labels)
+    if args.cascade:
+        return cascade_main(args, folder, paths, y)
     groups = np.asarray(duplicate_groups(paths, n_jobs=2))
     images = ImageLoader(size=224, n_jobs=2).fit_transform(paths)
     seeds = list(range(1 if args.quick else args.repeats))
@@ -337,6 +348,40 @@ def main(argv=None):
     JSON_FILE.write_text(json.dumps(report, separators=(",", ":")))
     _common.write_section(_common.DOCS_FILE, render(report), START, END)
     print(f"wrote {_common.DOCS_FILE} and {JSON_FILE}")
+    return 0
+
+
+def cascade_main(args, folder, paths, y):
+    """``--cascade``: the cascade beside the default on the hand-checked groups."""
+    import _cascade_rows
+
+    csv = folder.parent / "amulet6_groups.csv"
+    groups = read_groups_csv(csv, paths, root=folder)
+    paths = np.asarray(paths, dtype=object)
+    images = ImageLoader(size=224, n_jobs=2).fit_transform(paths)
+    seeds = list(range(1 if args.quick else args.repeats))
+    folds = [split for seed in seeds for split in StratifiedGroupKFold(
+        5, shuffle=True, random_state=seed).split(images, y, groups)]
+    info = _common.machine_info()
+    setup = {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M+00:00"),
+        "machine": f"{info['nproc']} CPUs, {info['cpu_model']}",
+        "load": " ".join(f"{v:.1f}" for v in os.getloadavg()),
+        "n_images": len(paths), "groups": csv.name,
+        "n_groups": len(set(groups.tolist())),
+    }
+    with threadpool_limits(1, user_api="blas"):
+        report = _cascade_rows.run(FeatureStore(images), paths, y, groups, folds,
+                                   args.timing_folds)
+    command = f"{COMMAND} --cascade" + (" --quick" if args.quick else "")
+    section = _cascade_rows.render(report, command, setup)
+    print(section)
+    if not args.quick:
+        path = JSON_FILE.with_name("bench_accuracy_cascade.json")
+        path.write_text(json.dumps({"setup": setup, **report}, indent=1))
+        _common.write_section(_common.DOCS_FILE, section, _cascade_rows.START,
+                              _cascade_rows.END)
+        print(f"wrote {_common.DOCS_FILE} and {path}")
     return 0
 
 

@@ -157,7 +157,10 @@ def evaluate_model(pipe, X, labels, *, n_repeats=3, top_k=(2, 3), n_bins=10,
     report : dict
         ``metrics``, ``per_class``, ``confusion_matrix`` (``labels`` and
         ``matrix``), ``reliability``, ``block_importance``, ``errors``,
-        ``speed_ms_per_image``, ``open_set`` and ``n_images``. The key
+        ``speed_ms_per_image``, ``open_set`` and ``n_images``; for a
+        :class:`~hybridclf.cascade.CascadePipeline` the metrics are the
+        cascade's and ``cascade`` holds its early-exit share, the accuracy of
+        each stage and its estimated time per image. The key
         ``_thumbnails`` (not JSON) holds small images of the errors for
         :func:`write_report`.
     """
@@ -168,6 +171,9 @@ def evaluate_model(pipe, X, labels, *, n_repeats=3, top_k=(2, 3), n_bins=10,
     speed["classifier"] = seconds
     speed = {k: 1000 * v / len(y) for k, v in speed.items()}
     speed["total"] = sum(speed.values())
+    cascade = {}
+    if hasattr(pipe, "stages_from_features"):
+        proba, cascade = _cascade(pipe, features, proba, y, speed)
 
     classes = np.asarray(clf.classes_)
     predicted = classes[proba.argmax(axis=1)]
@@ -190,7 +196,40 @@ def evaluate_model(pipe, X, labels, *, n_repeats=3, top_k=(2, 3), n_bins=10,
         "speed_ms_per_image": speed,
         "open_set": _open_set(pipe, proba, features, widths, correct, model_info,
                               novelty),
+        **({"cascade": cascade} if cascade else {}),
         "_thumbnails": thumbnails,
+    }
+
+
+def _cascade(pipe, features, full_proba, y, speed):
+    """A cascade's probabilities, and its early-exit share and stage accuracy.
+
+    Every block ran on every image (for the block importance), so the
+    cascade's time is estimated from the measured per-block times: the cheap
+    blocks and both classifiers for every image, the other blocks for the
+    images passed on.
+    """
+    proba, early = pipe.stages_from_features(features, full_proba)
+    classes = np.asarray(get_classifier(pipe).classes_)
+    right = classes[proba.argmax(axis=1)] == y
+    full_right = classes[full_proba.argmax(axis=1)] == y
+    cheap = set(pipe.cheap_features)
+    late_ms = sum(v for k, v in speed.items()
+                  if k.startswith("block ") and k[6:] not in cheap)
+
+    def share(mask):
+        return float(mask.mean()) if mask.size else None
+
+    return proba, {
+        "threshold": float(pipe.threshold_),
+        "cheap_features": sorted(cheap),
+        "early_share": float(early.mean()),
+        "early_accuracy": share(right[early]),
+        "late_accuracy": share(right[~early]),
+        "full_model_accuracy": float(full_right.mean()),
+        "cascade_accuracy": float(right.mean()),
+        "ms_per_image_full": speed["total"],
+        "ms_per_image_estimated": speed["total"] - late_ms * float(early.mean()),
     }
 
 

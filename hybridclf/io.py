@@ -28,6 +28,7 @@ __all__ = [
     "ImageLoader",
     "array_to_rgb",
     "load_image_folder",
+    "load_image_folders",
     "read_image",
     "scan_image_folder",
     "sniff_image_format",
@@ -953,25 +954,124 @@ def load_image_folder(root, *, follow_symlinks=False):
     >>> labels
     ['cat', 'dog']
     """
-    paths, labels, skipped = scan_image_folder(root, follow_symlinks=follow_symlinks)
-    root = os.fspath(root)
-    if skipped:
-        for path, reason in skipped:
-            logger.warning("Skipping %s: %s", path, reason)
-        listed = "\n".join(f"  {p}: {r}" for p, r in skipped[:20])
-        more = f"\n  ... and {len(skipped) - 20} more" if len(skipped) > 20 else ""
-        warnings.warn(
-            f"{len(skipped)} file(s) or folder(s) under {root!r} are not taken as "
-            f"images:\n{listed}{more}",
-            SkippedFilesWarning,
-            stacklevel=2,
-        )
+    paths, labels, _ = _load_folders([root], follow_symlinks)
+    return paths, labels
+
+
+def load_image_folders(roots, *, follow_symlinks=False):
+    """List the images of several class-per-folder datasets as one.
+
+    Each root is read like :func:`load_image_folder` and the classes are
+    merged by folder name: ``data/waek_man`` and ``feedback/waek_man`` are one
+    class, and a class may come from one root alone (a new class from a
+    feedback folder ``feedback/<label>/<sha256>.jpg``). Every file is kept,
+    also when two roots hold the same photo; the grouped split of
+    :func:`~hybridclf.training.train_model` keeps byte-identical files in one
+    group (:func:`~hybridclf.training.find_training_groups`).
+
+    Parameters
+    ----------
+    roots : str, os.PathLike or sequence of them
+        The dataset folders.
+
+    follow_symlinks : bool, default=False
+        Whether to descend into symbolic links to folders.
+
+    Returns
+    -------
+    paths : list of str
+        Image file paths, root by root, each sorted by class and path.
+
+    labels : list of str
+        The class (sub-folder name) of each path.
+
+    names : list of str
+        A unique name of each file: its path relative to its root
+        (``class/file.jpg``) with one root, and prefixed by the root's folder
+        name with several (``feedback/class/file.jpg``; a root whose folder
+        name an earlier root has gets ``-2``, ``-3`` ...).
+
+    Raises
+    ------
+    FileNotFoundError
+        When a root is not a folder.
+
+    ValueError
+        When no root has a class sub-folder holding an image, or a root is
+        given twice.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from PIL import Image
+    >>> from hybridclf.io import load_image_folders
+    >>> data, feedback = (pathlib.Path(tempfile.mkdtemp()) / n
+    ...                   for n in ("data", "feedback"))
+    >>> for root, cls in ((data, "cat"), (feedback, "cat"), (feedback, "fox")):
+    ...     (root / cls).mkdir(parents=True)
+    ...     Image.new("RGB", (32, 32)).save(root / cls / "a.png")
+    >>> paths, labels, names = load_image_folders([data, feedback])
+    >>> labels
+    ['cat', 'cat', 'fox']
+    >>> names
+    ['data/cat/a.png', 'feedback/cat/a.png', 'feedback/fox/a.png']
+    """
+    if isinstance(roots, (str, os.PathLike)):
+        roots = [roots]
+    return _load_folders(roots, follow_symlinks)
+
+
+def _load_folders(roots, follow_symlinks):
+    """What load_image_folders returns (called by it and load_image_folder)."""
+    roots = [os.fspath(r) for r in roots]
+    real = [os.path.realpath(r) for r in roots]
+    if len(set(real)) != len(real):
+        raise ValueError(f"The dataset folders {roots!r} name one folder twice. "
+                         "Give each folder once.")
+    tags, paths, labels, names = _root_tags(roots), [], [], []
+    for root, tag in zip(roots, tags):
+        found, found_labels, skipped = scan_image_folder(
+            root, follow_symlinks=follow_symlinks)
+        _report_skipped(root, skipped)
+        paths += found
+        labels += found_labels
+        names += [os.path.relpath(p, root) if tag is None
+                  else f"{tag}/{os.path.relpath(p, root)}" for p in found]
     if not paths:
+        where = repr(roots[0]) if len(roots) == 1 else f"any of {roots!r}"
         raise ValueError(
-            f"No images found in class sub-folders of {root!r}. Expected a layout "
+            f"No images found in class sub-folders of {where}. Expected a layout "
             "like root/<class name>/<image file>."
         )
-    return paths, labels
+    return paths, labels, [n.replace(os.sep, "/") for n in names]
+
+
+def _root_tags(roots):
+    """The name prefix of each root: None with one root, else a unique folder name."""
+    if len(roots) == 1:
+        return [None]
+    tags, seen = [], {}
+    for root in roots:
+        base = os.path.basename(os.path.normpath(os.path.abspath(root))) or "root"
+        seen[base] = seen.get(base, 0) + 1
+        tags.append(base if seen[base] == 1 else f"{base}-{seen[base]}")
+    return tags
+
+
+def _report_skipped(root, skipped):
+    """Log and warn about the files and folders a scan did not take."""
+    if not skipped:
+        return
+    for path, reason in skipped:
+        logger.warning("Skipping %s: %s", path, reason)
+    listed = "\n".join(f"  {p}: {r}" for p, r in skipped[:20])
+    more = f"\n  ... and {len(skipped) - 20} more" if len(skipped) > 20 else ""
+    warnings.warn(
+        f"{len(skipped)} file(s) or folder(s) under {root!r} are not taken as "
+        f"images:\n{listed}{more}",
+        SkippedFilesWarning,
+        stacklevel=4,  # the caller of load_image_folder(s)
+    )
 
 
 def _check_image_file(path):

@@ -72,6 +72,7 @@ MODEL_FORMAT_VERSION = 1
 #: or a scikit-learn state container whose state is parameters, NumPy arrays,
 #: bytes and dicts of them.
 TRUSTED_TYPES = [
+    "hybridclf.cascade.CascadePipeline",
     "hybridclf.classifiers.RidgeSoftmaxClassifier",
     "hybridclf.features._cnn.CNNFeatures",
     "hybridclf.features._color.ColorHistogram",
@@ -103,29 +104,32 @@ _LIBRARIES = ("hybridclf", "scikit-learn", "imbalanced-learn", "numpy", "scipy",
 
 
 def _skops_io():
-    """Import ``skops.io`` without importing torch.
+    """Import ``skops.io`` without importing torch or dask.
 
     skops lists scikit-learn's estimators when imported (``all_estimators``),
     and that package walk imports every sub-package, including scikit-learn's
-    vendored ``array_api_compat.torch``, which imports torch: 15 to 40 s and
-    hundreds of MB for a process that only predicts. A placeholder module
-    without ``__path__`` stops the walk there; it is removed right after, and
-    the list of trusted scikit-learn types is the same.
+    vendored ``array_api_compat.torch`` and ``array_api_compat.dask``, which
+    import torch (15 to 40 s and hundreds of MB) and dask (about 40 MB more)
+    into a process that only predicts. Placeholder modules without
+    ``__path__`` stop the walk there; they are removed right after, and the
+    list of trusted scikit-learn types is the same (neither holds an
+    estimator).
     """
     if "skops.io" in sys.modules:
         return sys.modules["skops.io"]
     import sklearn  # noqa: F401 - the walk starts from the imported package
 
-    name = "sklearn.externals.array_api_compat.torch"
-    placeholder = None
-    if name not in sys.modules and "torch" not in sys.modules:
-        placeholder = types.ModuleType(name)
-        sys.modules[name] = placeholder
+    placeholders = {}
+    for backend in ("torch", "dask"):
+        name = f"sklearn.externals.array_api_compat.{backend}"
+        if name not in sys.modules and backend not in sys.modules:
+            placeholders[name] = sys.modules[name] = types.ModuleType(name)
     try:
         import skops.io
     finally:
-        if placeholder is not None and sys.modules.get(name) is placeholder:
-            del sys.modules[name]
+        for name, placeholder in placeholders.items():
+            if sys.modules.get(name) is placeholder:
+                del sys.modules[name]
     return skops.io
 
 
@@ -252,6 +256,15 @@ def _model_card(info):
                   "predictions contradict (confident learning, cleanlab); "
                   f"`{issues.get('file')}` lists them, most suspicious first, "
                   "with the class the model suggests. Check them by eye."]
+    cascade = info.get("cascade") or {}
+    if cascade:
+        lines += ["", "## Cascade", "",
+                  f"The blocks {', '.join(cascade['cheap_features'])} answer alone "
+                  "when their classifier's top probability is at least "
+                  f"{_fmt(cascade['threshold'])}; other photos run every block. "
+                  "Out of fold: " + ", ".join(
+                      f"{k.replace('_', ' ')} {_fmt(v)}" for k, v in cascade.items()
+                      if k not in ("threshold", "cheap_features")) + "."]
     fingerprint = info.get("data_fingerprint") or {}
     if fingerprint:
         lines += ["", "## Data", "",
@@ -438,6 +451,8 @@ def _info(pipe, model_path, model_format, metadata):
         "parameters": _parameters(pipe),
         "library_versions": versions,
     }
+    if hasattr(pipe, "cascade_summary"):
+        info["cascade"] = pipe.cascade_summary()
     info.update(metadata or {})
     return info
 

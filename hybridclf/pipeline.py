@@ -424,7 +424,7 @@ def _feature_block(item):
 
 def make_hybrid_pipeline(
     *, features=DEFAULT_FEATURES, classifier="ridge", sampler=None, memory=None,
-    verbose=False,
+    verbose=False, cascade=False,
 ):
     """Build the hybrid image classifier as an imbalanced-learn ``Pipeline``.
 
@@ -501,11 +501,18 @@ def make_hybrid_pipeline(
     verbose : bool, default=False
         Print the time each step takes (scikit-learn's pipeline verbosity).
 
+    cascade : bool, default=False
+        Return a :class:`~hybridclf.cascade.CascadePipeline`: the same steps,
+        plus a calibrated classifier on the HOG, LBP and colour blocks that
+        answers the photos it is sure of without running the other blocks
+        (the CNN); its threshold is learned in ``fit`` from grouped
+        out-of-fold predictions, within 0.005 of the full model's accuracy.
+
     Returns
     -------
     pipeline : imblearn.pipeline.Pipeline
         The unfitted pipeline with steps ``load``, ``augment``, ``features``
-        and ``clf``.
+        and ``clf`` (a ``CascadePipeline`` with ``cascade=True``).
 
     Examples
     --------
@@ -543,7 +550,11 @@ def make_hybrid_pipeline(
         ]
     )
     clf = _classifier(classifier) if isinstance(classifier, str) else clone(classifier)
-    return Pipeline(
+    if cascade:
+        from .cascade import CascadePipeline as pipeline_class
+    else:
+        pipeline_class = Pipeline
+    return pipeline_class(
         [
             (_LOAD, ImageLoader()),
             (_AUGMENT, "passthrough" if sampler is None else clone(sampler)),

@@ -311,7 +311,8 @@ def ood_scores(features, blocks, thresholds):
     """
     per_block = block_ood_scores(features, blocks)
     limits = np.array([thresholds[name] for name, _ in blocks], dtype=np.float64)
-    return (per_block / np.maximum(limits, 1e-12)).max(axis=1)
+    # NaN: a block that did not run (a cascade's early exit) is not scored
+    return np.nanmax(per_block / np.maximum(limits, 1e-12), axis=1)
 
 
 def predict_open_set(pipe, X, *, proba_threshold=0.0, ood_thresholds=None,
@@ -405,9 +406,13 @@ def predict_with_reasons(pipe, X, *, proba_threshold=0.0, ood_thresholds=None,
         :data:`NOVEL` or :data:`LOW_CONFIDENCE`) and ``quality`` (list of
         ``{"ok": bool, "issues": [...]}``, or None without ``quality``).
     """
-    features = transform_features(pipe, X)
     clf = get_classifier(pipe)
-    proba = clf.predict_proba(features)
+    if hasattr(pipe, "predict_stages"):
+        # a cascade: the blocks that did not run on a photo are NaN there
+        features, proba, _ = pipe.predict_stages(X)
+    else:
+        features = transform_features(pipe, X)
+        proba = clf.predict_proba(features)
     labels = np.asarray(clf.classes_, dtype=object)[proba.argmax(axis=1)]
     low = proba.max(axis=1) < proba_threshold
     scores = np.full(len(labels), np.nan)

@@ -8,6 +8,7 @@ start, every test here skips and says why. Screenshots go to
 """
 
 import base64
+import json
 import os
 import shutil
 from pathlib import Path
@@ -185,6 +186,8 @@ def test_upload_real_photos_and_read_the_class(tab_factory, served, amulet,
         assert card.locator(".bars li").count() == min(5, len(classes))
         assert " ms on the service" in card.locator(".timing").text_content()
         assert card.locator("img").evaluate("img => img.naturalWidth") > 0
+    # the service stores no corrections: the page offers none
+    assert page.locator("#results .correct").count() == 0
     page.select_option("#top-k", "3")
     assert page.locator("#results .card").first.locator(".bars li").count() == 3
     page.screenshot(path=screenshots / "page_predictions.png", full_page=True)
@@ -313,6 +316,80 @@ def test_the_api_key_is_asked_for_and_sent(tab_factory, served_with_key, amulet,
     assert page.get_attribute("#api-key", "type") == "password"
     page.click("#show-key")
     assert page.get_attribute("#api-key", "type") == "text"
+    tab.assert_nothing_left_the_machine()
+
+
+@pytest.fixture(scope="module")
+def served_with_feedback(amulet, tmp_path_factory):
+    from hybridclf.serve import create_app
+
+    folder = tmp_path_factory.mktemp("page_feedback")
+    app = create_app(amulet["model_dir"], api_key=KEY, feedback_dir=folder)
+    with _Server(app) as http:
+        yield str(http.base_url).rstrip("/"), folder
+
+
+def _correct(page, card, *, known=None, new=None):
+    """Open a card's correction control, pick or type the class, send it."""
+    control = card.locator("details.correct")
+    if not control.evaluate("d => d.open"):
+        control.locator("summary", has_text="Wrong? Tell us the right class").click()
+    if known is not None:
+        card.locator("select.fix-class").select_option(known)
+    else:
+        card.locator("select.fix-class").select_option(label="Another class\u2026")
+        card.get_by_label("New class name").fill(new)
+    status = card.locator(".feedback-result")
+    before = status.text_content()
+    card.locator("button.send-fix").click()
+    page.wait_for_function(
+        "([el, old]) => el.textContent && el.textContent !== old && "
+        "!el.textContent.startsWith('Sending')", arg=[status.element_handle(), before])
+    return status.text_content()
+
+
+def test_correcting_an_answer_from_the_page(tab_factory, served_with_feedback,
+                                            amulet, screenshots):
+    origin, folder = served_with_feedback
+    tab = tab_factory(origin)
+    page = tab.page
+    _open_page(tab)
+    page.fill("#api-key", KEY)
+    page.press("#api-key", "Tab")
+    photos = amulet["test"][0][:2]
+    page.set_input_files("#file-input", photos)
+    _wait_answered(page, 2)
+    classes = sorted(amulet["pipe"].classes_)
+    first = _card(page, os.path.basename(photos[0]))
+    answered = first.locator(".predicted-class").text_content()
+    # the known classes, less the one answered, and a new one
+    options = first.locator("select.fix-class option").all_text_contents()
+    assert options[1:-1] == [c for c in classes if c != answered]
+    right = next(c for c in classes if c != answered)
+    first.locator("summary").click()
+    assert not first.get_by_label("New class name").is_visible()
+    text = _correct(page, first, known=right)
+    assert text.startswith("Thank you: saved as"), text
+    stored = list((folder / right).iterdir())
+    assert [p.read_bytes() for p in stored] == [Path(photos[0]).read_bytes()]
+    line = json.loads((folder / "feedback.jsonl").read_text().splitlines()[-1])
+    assert (line["label"], line["predicted_class"]) == (right, answered)
+    assert line["model_version"] == page.evaluate(
+        "fetch('ready').then(r => r.json()).then(d => d.model_version)")
+
+    second = _card(page, os.path.basename(photos[1]))
+    text = _correct(page, second, new="../elsewhere")
+    assert "cannot be a class folder name" in text, text
+    text = _correct(page, second, new="phra_new_type")
+    assert text.startswith("Thank you"), text
+    assert (folder / "phra_new_type").is_dir()
+    assert not (folder.parent / "elsewhere").exists()
+    page.screenshot(path=screenshots / "page_correction.png", full_page=True)
+    bodies = [r.post_data_json for r in tab.requests
+              if r.url.endswith("/feedback") and r.method == "POST"]
+    assert [b["label"] for b in bodies] == [right, "../elsewhere", "phra_new_type"]
+    assert all(r.headers.get("x-api-key") == KEY for r in tab.requests
+               if r.url.endswith("/feedback"))
     tab.assert_nothing_left_the_machine()
 
 

@@ -174,3 +174,37 @@ def _png(image):
     import cv2
 
     return cv2.imencode(".png", image)[1].tobytes()
+
+
+def test_train_merges_a_feedback_folder_and_reuses_cached_features(
+        texture_folder, tmp_path, capsys):
+    import hashlib
+
+    import cv2
+    import skimage.data
+
+    feedback = tmp_path / "feedback"
+    coffee = cv2.cvtColor(skimage.data.coffee(), cv2.COLOR_RGB2BGR)
+
+    def correct(label, data):
+        (feedback / label).mkdir(parents=True, exist_ok=True)
+        name = hashlib.sha256(data).hexdigest()
+        (feedback / label / f"{name}.png").write_bytes(data)
+
+    for i in range(4):  # a new class, from the feedback folder alone
+        correct("coffee", _png(coffee[i * 90:i * 90 + 96, 100:196]))
+    # the same photo as one in the data folder: kept, in the same group
+    correct("grass", (texture_folder / "grass" / "0.png").read_bytes())
+    argv = ["train", "--data-dir", str(texture_folder), str(feedback),
+            "--features", "hog", "color", "--image-size", "48", "--cv-folds", "2",
+            "--test-size", "0.25", "--n-jobs", "1", "--cache-dir",
+            str(tmp_path / "cache")]
+    assert main([*argv, "--output-dir", str(tmp_path / "first")]) == 0
+    assert "features computed for 29 of 29 images" in capsys.readouterr().out
+    info = json.loads((tmp_path / "first" / "model.json").read_text())
+    assert info["classes"] == ["brick", "coffee", "grass", "gravel"]
+    assert info["data_fingerprint"]["class_counts"]["grass"] == 9
+    assert info["training"]["n_groups"] == 28  # the two identical photos: one
+    correct("coffee", _png(coffee[300:396, 200:296]))
+    assert main([*argv, "--output-dir", str(tmp_path / "second")]) == 0
+    assert "features computed for 1 of 30 images" in capsys.readouterr().out

@@ -487,3 +487,21 @@ def test_the_folder_scan_reports_special_files_and_empty_classes(tmp_path):
     assert "without any image" in reasons["empty"]
     with pytest.warns(SkippedFilesWarning, match=r"(?s)x\.jpg.*FIFO.*empty"):
         assert load_image_folder(tmp_path) == (paths, labels)
+
+
+def test_load_image_folders_merges_classes_with_unique_names(tmp_path):
+    from hybridclf.io import load_image_folders
+
+    roots = [tmp_path / "a" / "photos", tmp_path / "b" / "photos",
+             tmp_path / "feedback"]
+    for root, label in zip(roots, ("cat", "cat", "fox")):
+        (root / label).mkdir(parents=True)
+        Image.new("RGB", (32, 32)).save(root / label / "1.png")
+    paths, labels, names = load_image_folders(roots)
+    assert labels == ["cat", "cat", "fox"]
+    assert names == ["photos/cat/1.png", "photos-2/cat/1.png", "feedback/fox/1.png"]
+    assert paths[2] == str(roots[2] / "fox" / "1.png")
+    # one folder: names relative to it, as load_image_folder lists
+    assert load_image_folders(roots[0])[2] == ["cat/1.png"]
+    with pytest.raises(ValueError, match="name one folder twice"):
+        load_image_folders([roots[0], roots[0] / ".." / "photos"])

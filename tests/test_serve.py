@@ -559,8 +559,16 @@ for n in (3, 5):
         metrics.requests.labels("/predict", "POST", "200").inc(n)
         metrics.images.inc(n)
         metrics.calls.observe(0.01 * n)
+        for i in range(n):  # its answers: n - 1 bricks and one unknown
+            metrics.observe_answer("brick" if i else "unknown", 0.4 + 0.1 * i)
+        metrics.set_model("0.1.0+abc")
         os._exit(0)
     os.waitpid(pid, 0)
+if os.fork() == 0:  # a worker replaced by a rolling restart, stopped cleanly
+    metrics.set_model("0.0.9+old")
+    metrics.close()
+    os._exit(0)
+os.wait()
 print(json.dumps({"text": metrics.exposition().decode(),
                   "totals": all_worker_totals()}))
 """
@@ -584,6 +592,15 @@ def test_metrics_of_several_workers_are_summed(tmp_path):
     assert totals["hybridclf_images_predicted_total"] == 8
     assert totals["hybridclf_prediction_call_seconds_count"] == 2
     assert totals["hybridclf_prediction_call_seconds_sum"] == pytest.approx(0.08)
+    # what the model answered (issue 22), summed too
+    text = result["text"]
+    assert _metric(text, "hybridclf_predictions_total",
+                   predicted_class="brick") == 6
+    assert _metric(text, "hybridclf_unknown_total", reason="below_threshold") == 2
+    assert _metric(text, "hybridclf_prediction_confidence_count") == 8
+    assert _metric(text, "hybridclf_prediction_confidence_bucket", le="0.5") == 4
+    assert _metric(text, "hybridclf_model_info", model_version="0.1.0+abc") == 1
+    assert 'model_version="0.0.9+old"' not in text
 
 
 def test_serve_gives_several_workers_a_metrics_folder(model_dir, monkeypatch):

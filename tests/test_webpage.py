@@ -69,11 +69,12 @@ def test_the_page_uses_the_services_own_api(keyed):
     text = keyed.get("/").text
     # relative URLs of routes that exist, and the header the service checks
     assert 'fetch("predict"' in text and 'fetch("ready"' in text
+    assert 'fetch("feedback"' in text and 'fetch("health"' in text
     assert '"X-API-Key"' in text
     assert "confidence_threshold" in text and "error_message" in text
     paths = {route["path"] if isinstance(route, dict) else route
              for route in keyed.get("/openapi.json").json()["paths"]}
-    assert {"/predict", "/ready"} <= paths
+    assert {"/predict", "/ready", "/feedback", "/health"} <= paths
     assert "/" not in paths  # the page is for people, not part of the API
 
 

@@ -118,9 +118,10 @@ def registry_name(registry):
 
 
 # -- options that several commands share ----------------------------------------
-def add_data_dir(parser, *, required=True, help=None):
+def add_data_dir(parser, *, required=True, help=None, several=False):
+    extra = {"nargs": "+", "action": "extend"} if several else {}
     parser.add_argument(
-        "--data-dir", required=required,
+        "--data-dir", required=required, metavar="DATA_DIR", **extra,
         help=help or "class-per-folder dataset: DATA_DIR/<class>/<image>")
 
 

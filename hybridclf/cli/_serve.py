@@ -38,6 +38,12 @@ def format_parser(parser):
                         metavar="N", help="most connections at once before 503 "
                         "(default: no limit)")
     add_allow_pickle(parser)
+    parser.add_argument("--feedback-dir", default=None, metavar="DIR",
+                        help="enable POST /feedback: corrected photos are stored "
+                        "in DIR/<label>/ for training (default: off)")
+    parser.add_argument("--log-predictions", default=None, metavar="FILE",
+                        help="append one JSON line per answer to FILE (time, "
+                        "class, confidence, model version; never the image)")
 
 
 def run(args):
@@ -59,5 +65,6 @@ def run(args):
           max_body_mb=args.max_body_mb, api_key_env=args.api_key_env,
           threads=args.n_jobs, read_timeout=args.read_timeout,
           allow_pickle=args.allow_pickle,
-          limit_concurrency=args.limit_concurrency, **limits)
+          limit_concurrency=args.limit_concurrency, feedback_dir=args.feedback_dir,
+          log_predictions=args.log_predictions, **limits)
     return 0

@@ -25,7 +25,9 @@ def format_parser(parser):
         "and with a CNN block neighbours.npz: the embeddings of the training "
         "photos, for the 'unlike any training photo' check)."
     )
-    add_data_dir(parser)
+    add_data_dir(parser, several=True, help="class-per-folder dataset: "
+                 "DATA_DIR/<class>/<image>; several folders (e.g. the data and a "
+                 "feedback folder) are merged, class by class")
     parser.add_argument("--output-dir", required=True,
                         help="model directory to write: a new or empty folder, or "
                         "a model directory to replace (atomically)")
@@ -74,8 +76,17 @@ def format_parser(parser):
                         "224, or 128 with --quick)")
     add_n_jobs(parser, "loading, features and search")
     parser.add_argument("--cache-dir", default=None,
-                        help="joblib cache of fitted feature blocks, for searches "
-                        "over feature parameters (default: none)")
+                        help="feature cache: the features of unchanged photos are "
+                        "read from here, not recomputed (default: "
+                        "$HYBRIDCLF_CACHE_DIR/features or ~/.cache/hybridclf/"
+                        "features)")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="compute every photo's features; read and write no "
+                        "feature cache")
+    parser.add_argument("--cascade", action="store_true",
+                        help="a cascade: HOG, LBP and colour answer the photos "
+                        "they are sure of, the CNN the others (threshold learned "
+                        "on the grouped folds; see docs/choosing-features.md)")
     add_seed(parser)
     add_max_pixels(parser, model=False)
     add_scheduler(parser, partitions=False)
@@ -91,6 +102,10 @@ def _print_training(training):
         f"{training.group_seconds:.1f} s")
     out(f"train part: {len(result.train_indices)} images; test part: "
         f"{len(result.test_indices)} images (no group on both sides)")
+    if result.feature_cache:
+        out(f"features computed for {result.feature_cache['n_computed']} of "
+            f"{result.feature_cache['n_images']} images, the others read from "
+            f"the cache {training.cache_dir}")
     if result.search:
         out(f"search ({result.search['kind']}): {result.search['n_candidates']} "
             f"candidates, {result.search['n_fits']} fits in "
@@ -119,7 +134,8 @@ def run(args):
         classifier=args.classifier, quick=args.quick, cv_folds=args.cv_folds,
         test_size=args.test_size, search=args.search, groups_csv=args.groups,
         augment=args.augment, image_size=args.image_size,
-        cache_dir=args.cache_dir, n_jobs=args.n_jobs, max_pixels=args.max_pixels,
+        cache_dir=args.cache_dir, feature_cache=not args.no_cache,
+        cascade=args.cascade, n_jobs=args.n_jobs, max_pixels=args.max_pixels,
         scheduler=args.scheduler, random_state=args.seed, progress=True)
     _print_training(training)
     model_dir = os.path.abspath(training.model_dir)

@@ -91,6 +91,28 @@ class ImageFeatureExtractor(
         """
         return type(self)._fit is not ImageFeatureExtractor._fit
 
+    def feature_settings(self):
+        """The parameters that decide an image's features, for a feature cache.
+
+        An extractor that learns nothing maps an image to the same vector in
+        every process, so its features can be kept on disk under the image's
+        content and these settings (:class:`~hybridclf.training.FeatureCache`).
+        Subclasses drop parameters that change nothing (threads) and return
+        None when the features are not reproducible.
+
+        Returns
+        -------
+        settings : dict or None
+            ``get_params(deep=False)`` without ``n_jobs`` and ``verbose``; None
+            when the extractor learns from the images.
+        """
+        if self.learns_from_images():
+            return None
+        settings = self.get_params(deep=False)
+        settings.pop("n_jobs", None)
+        settings.pop("verbose", None)
+        return settings
+
     def _fit_images(self, X):
         """Check X, record its shape, learn; return (features or None, X)."""
         X = check_images(X, self)

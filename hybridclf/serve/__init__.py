@@ -5,25 +5,34 @@ in its lifespan, never at import. Endpoints:
 
 - ``POST /predict``: JSON with a base64 image; ``POST /predict/file``: a
   multipart upload; ``POST /predict/batch``: several base64 images;
-- ``GET /health`` (liveness and counters), ``GET /ready`` (readiness),
-  ``GET /metrics`` (Prometheus text format);
+- ``POST /feedback`` and ``/feedback/file``: a correction (the photo and its
+  right class), stored when the app has a ``feedback_dir``;
+- ``POST /admin/reload``: load another model (or the same path again), check
+  it and swap it in without downtime (SIGHUP does the same under
+  :func:`serve`);
+- ``GET /health`` (liveness, counters, the model version), ``GET /ready``
+  (readiness), ``GET /metrics`` (Prometheus text format);
 - ``GET /``: a page for people that uploads photos to ``POST /predict`` and
   shows the answers (public; its API calls carry the key the user enters).
 
 Every error is JSON ``{"success": false, "error_message": ...}`` with status
 400 (invalid base64, undecodable image, image over the pixel limit, two
 ``file`` parts), 401 (missing or wrong ``X-API-Key`` when a key is
-configured), 408 (body not received within the read timeout), 413 (body over
-the limit), 415 (unsupported content type) or 422 (request schema). Requests
-carry image bytes only: no request can make the server read a path on its
-disk. The limits are listed in ``docs/service.md`` ("Limits and security").
+configured), 403 (``/admin`` from another machine without a key), 404
+(``/feedback`` without a feedback folder), 408 (body not received within
+the read timeout), 413 (body over the limit), 415 (unsupported content
+type) or 422 (request schema, unsafe feedback label, refused model).
+Requests carry image bytes only: the one path a request may name is the
+model directory of ``/admin/reload``, behind the key. The limits are listed
+in ``docs/service.md`` ("Limits and security").
 
 This is the only package of hybridclf that imports FastAPI; install the
 ``serve`` extra (``pip install hybridclf[serve]``). Its layout follows
 FastAPI's "bigger applications": ``_app`` (create_app, lifespan), ``_routes``
 (one router per concern), ``_dependencies``, ``_schemas``, ``_middleware``,
-``_errors``, ``_service`` (the model and counters), ``_predict`` (from
-request images to answers), ``_batching`` (micro-batching), ``_metrics``
+``_errors``, ``_service`` (the model, reloads, counters), ``_model`` (a
+checked model: what a reload swaps in), ``_predict`` (from request images
+to answers), ``_batching`` (micro-batching), ``_metrics``
 (Prometheus), ``_page`` (the upload page), ``_settings`` and ``_run``
 (:func:`serve`, :func:`try_service`).
 """

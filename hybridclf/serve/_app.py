@@ -15,14 +15,21 @@ from fastapi import FastAPI
 from ..io import DEFAULT_MAX_PIXELS
 from ._errors import install_error_handlers
 from ._middleware import add_middleware
-from ._routes import page_router, predict_router, probes_router
+from ._routes import (
+    admin_router,
+    feedback_router,
+    page_router,
+    predict_router,
+    probes_router,
+)
 from ._service import Service
 from ._settings import ServiceSettings
 
 __all__ = ["ROUTERS", "app_from_settings", "create_app"]
 
 #: The routers of every app, in the order of the OpenAPI schema.
-ROUTERS = (predict_router, page_router, probes_router)
+ROUTERS = (predict_router, feedback_router, admin_router, page_router,
+           probes_router)
 
 
 @asynccontextmanager
@@ -36,7 +43,8 @@ async def lifespan(app):
 
 def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
                use_ood=True, allow_pickle=False, threads=None,
-               max_pixels=DEFAULT_MAX_PIXELS, read_timeout=30.0):
+               max_pixels=DEFAULT_MAX_PIXELS, read_timeout=30.0, feedback_dir=None,
+               log_predictions=None):
     """Build the FastAPI application that serves a model directory.
 
     Nothing is loaded here: the model is loaded and warmed up with one
@@ -56,9 +64,11 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
         train``.
 
     api_key : str or None, default=None
-        When set, every prediction request must carry it in the ``X-API-Key``
-        header (401 otherwise). ``/health``, ``/ready``, ``/metrics`` and the
-        docs stay open for probes and scrapers.
+        When set, every write (``/predict*``, ``/feedback*``, ``/admin/*``)
+        must carry it in the ``X-API-Key`` header (401 otherwise).
+        ``/health``, ``/ready``, ``/metrics`` and the docs stay open for probes
+        and scrapers. Without it, ``/admin/reload`` answers loopback clients
+        only.
 
     max_body_mb : float, default=10.0
         Largest accepted request body in megabytes (413 above it).
@@ -91,6 +101,15 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
         Seconds a client has to send its request body once the headers are
         in; 408 after that.
 
+    feedback_dir : str or os.PathLike or None, default=None
+        Where ``POST /feedback`` stores corrected photos, as a class-per-folder
+        dataset (see :class:`~hybridclf.feedback.FeedbackStore`); made when
+        missing. None answers ``/feedback`` with 404.
+
+    log_predictions : str or os.PathLike or None, default=None
+        A file that gets one JSON line per answer (see
+        :class:`~hybridclf.feedback.PredictionLog`; never the image).
+
     Returns
     -------
     app : fastapi.FastAPI
@@ -105,7 +124,8 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
     return app_from_settings(ServiceSettings(
         model_dir, api_key=api_key, max_body_mb=max_body_mb, max_batch=max_batch,
         use_ood=use_ood, allow_pickle=allow_pickle, threads=threads,
-        max_pixels=max_pixels, read_timeout=read_timeout))
+        max_pixels=max_pixels, read_timeout=read_timeout, feedback_dir=feedback_dir,
+        log_predictions=log_predictions))
 
 
 def app_from_settings(settings):

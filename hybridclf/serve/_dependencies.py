@@ -10,8 +10,8 @@ from fastapi.exceptions import HTTPException
 
 from ._middleware import api_key_problem
 
-__all__ = ["JSON_TYPE", "FORM_TYPE", "content_type", "get_service", "ready_service",
-           "require_api_key"]
+__all__ = ["JSON_TYPE", "FORM_TYPE", "admin_access", "content_type",
+           "feedback_service", "get_service", "ready_service", "require_api_key"]
 
 JSON_TYPE = "application/json"
 FORM_TYPE = "multipart/form-data"
@@ -44,6 +44,33 @@ async def require_api_key(request: Request, service=Depends(get_service)):
                               api_key.encode())
     if problem is not None:
         raise HTTPException(401, problem)
+
+
+async def feedback_service(service=Depends(get_service)):
+    """The service when it stores corrections; 404 without ``--feedback-dir``."""
+    if service.feedback is None:
+        raise HTTPException(
+            404, "Feedback is not enabled on this server: it stores corrections "
+            "only when started with --feedback-dir DIR (create_app(feedback_dir=)).")
+    return service
+
+
+async def admin_access(request: Request, service=Depends(get_service)):
+    """Who may reload the model: the key's holders, else the server's own host.
+
+    With an API key the key decides (:func:`require_api_key` runs first).
+    Without one, ``/admin`` answers only clients on a loopback address (403
+    otherwise): a model directory is a path on the server's disk.
+    """
+    if service.settings.api_key is not None:
+        return
+    host = request.client.host if request.client else ""
+    if not (host.startswith("127.") or host in ("::1", "localhost")):
+        raise HTTPException(
+            403, f"/admin answers only this machine ({host or 'an unknown client'} "
+            "is not a loopback address) when the server has no API key. Start it "
+            "with --api-key-env to reload from elsewhere, or send SIGHUP to the "
+            "server process.")
 
 
 def content_type(accepted):

@@ -4,9 +4,16 @@ One :class:`Metrics` per app, in a registry of its own. With several uvicorn
 workers prometheus-client runs in multiprocess mode (``serve`` sets
 ``PROMETHEUS_MULTIPROC_DIR``): ``/metrics`` and ``/health`` then sum every
 worker's figures. A new metric is one more collector in :class:`Metrics`.
+
+The answers are counted by class (``hybridclf_predictions_total``), by why
+they are unknown (``hybridclf_unknown_total``) and by confidence
+(``hybridclf_prediction_confidence``), so that a shift in what people send
+shows on a dashboard before anyone reports wrong answers.
 """
 
 import os
+
+from ..prediction import UNKNOWN
 
 __all__ = ["MULTIPROC_ENV", "Metrics", "all_worker_totals", "memory_mb",
            "multiprocess"]
@@ -82,6 +89,75 @@ class Metrics:
             "hybridclf_prediction_call_seconds", "Time of each prediction "
             "request's model work (what /health averages).",
             registry=self.registry)
+        self._add_loop_metrics()
+
+    def _add_loop_metrics(self):
+        """What people send and what the model answers; corrections, reloads."""
+        from prometheus_client import Counter, Gauge, Histogram
+
+        self.predicted = Counter(
+            "hybridclf_predictions_total", "Answers by predicted class "
+            "('unknown' included).", ["predicted_class"], registry=self.registry)
+        self.unknown = Counter(
+            "hybridclf_unknown_total", "'unknown' answers, by reason: "
+            "below_threshold (the request's confidence_threshold) or "
+            "out_of_distribution (the model's open-set check).", ["reason"],
+            registry=self.registry)
+        self.confidence = Histogram(
+            "hybridclf_prediction_confidence", "Top probability of each answer.",
+            registry=self.registry,
+            buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0))
+        self.feedback = Counter(
+            "hybridclf_feedback_total", "Corrections received (POST /feedback): "
+            "'new' photos stored, 'known' ones already there.", ["stored"],
+            registry=self.registry)
+        self.reloads = Counter(
+            "hybridclf_model_reloads_total", "Model reloads, 'done' or 'refused' "
+            "(a model that failed its checks; the old one kept serving).",
+            ["result"], registry=self.registry)
+        # 1 for the version that serves; max over the live workers
+        self.model_info = Gauge(
+            "hybridclf_model_info", "The model version served (value 1).",
+            ["model_version"], registry=self.registry, multiprocess_mode="livemax")
+
+    def observe_answer(self, predicted_class, confidence, *,
+                       out_of_distribution=False):
+        """Count one answer: its class, its confidence, why it is unknown.
+
+        Parameters
+        ----------
+        predicted_class : str
+            The class answered, or "unknown".
+
+        confidence : float
+            Its top probability.
+
+        out_of_distribution : bool, default=False
+            Whether the model's open-set check made it "unknown" (else an
+            "unknown" answer is below the request's threshold).
+        """
+        self.predicted.labels(predicted_class).inc()
+        self.confidence.observe(confidence)
+        if predicted_class == UNKNOWN:
+            self.unknown.labels("out_of_distribution" if out_of_distribution
+                                else "below_threshold").inc()
+
+    def set_model(self, version, previous=None):
+        """Say which model version serves (and that ``previous`` no longer does)."""
+        if previous is not None and previous != version:
+            self.model_info.labels(previous).set(0)
+        self.model_info.labels(version).set(1)
+
+    def close(self):
+        """Drop this worker's live gauges as it stops (multiprocess mode).
+
+        A worker replaced by a rolling restart (SIGHUP to ``serve --workers
+        N``) would else still report the version it served.
+        """
+        if multiprocess():
+            from prometheus_client.multiprocess import mark_process_dead
+
+            mark_process_dead(os.getpid())
 
     def exposition(self):
         """The Prometheus text of every worker (multiprocess) or this one."""

@@ -17,8 +17,8 @@ from ._errors import error_response
 
 __all__ = ["add_middleware", "api_key_problem"]
 
-#: The paths that need the API key (when one is set).
-KEYED_PREFIX = "/predict"
+#: The paths that need the API key (when one is set): every write.
+KEYED_PREFIXES = ("/predict", "/feedback", "/admin")
 
 
 def api_key_problem(given, api_key):
@@ -117,16 +117,16 @@ class MetricsMiddleware:
 
 
 class ApiKeyMiddleware:
-    """401 for prediction requests without the key, before the body is read."""
+    """401 for keyed requests without the key, before the body is read."""
 
-    def __init__(self, app, api_key, prefix=KEYED_PREFIX):
+    def __init__(self, app, api_key, prefixes=KEYED_PREFIXES):
         self.app = app
         self.api_key = api_key.encode()
-        self.prefix = prefix
+        self.prefixes = tuple(prefixes)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http" and scope.get("path", "").startswith(
-                self.prefix):
+                self.prefixes):
             given = dict(scope.get("headers", ())).get(b"x-api-key")
             problem = api_key_problem(given, self.api_key)
             if problem is not None:

@@ -2,6 +2,10 @@
 
 - :data:`predict_router`: ``POST /predict``, ``/predict/file`` and
   ``/predict/batch`` (behind the API key);
+- :data:`feedback_router`: ``POST /feedback`` and ``/feedback/file``,
+  corrections (behind the API key; 404 without ``--feedback-dir``);
+- :data:`admin_router`: ``POST /admin/reload``, a new model without downtime
+  (behind the API key; without one, loopback clients only);
 - :data:`page_router`: ``GET /``, the upload page for people;
 - :data:`probes_router`: ``GET /health``, ``/ready`` and ``/metrics``.
 
@@ -10,18 +14,24 @@ leaves the model work to :meth:`Service.predict`; a new concern gets a router
 of its own, included in ``_app.ROUTERS``.
 """
 
+import functools
 import os
 import time
 
-from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
+import anyio
+from fastapi import APIRouter, Body, Depends, File, Form, Query, Request, UploadFile
 from fastapi.exceptions import HTTPException
 from fastapi.responses import HTMLResponse, Response
 
+from ..exceptions import ModelLoadError
+from ..feedback import check_label
 from . import _schemas as schemas
 from ._dependencies import (
     FORM_TYPE,
     JSON_TYPE,
+    admin_access,
     content_type,
+    feedback_service,
     get_service,
     media_type,
     ready_service,
@@ -32,9 +42,13 @@ from ._page import PAGE_HEADERS, page_html
 from ._predict import Upload, decode_uploads
 from ._schemas import ERRORS
 
-__all__ = ["page_router", "predict_router", "probes_router"]
+__all__ = ["admin_router", "feedback_router", "page_router", "predict_router",
+           "probes_router"]
 
 predict_router = APIRouter(dependencies=[Depends(require_api_key)])
+feedback_router = APIRouter(dependencies=[Depends(require_api_key)])
+admin_router = APIRouter(dependencies=[Depends(require_api_key),
+                                       Depends(admin_access)])
 page_router = APIRouter()
 probes_router = APIRouter()
 
@@ -69,6 +83,29 @@ async def predict(body: schemas.PredictRequest, service=Depends(ready_service)):
                               body.return_probabilities, "/predict")
 
 
+async def _file_upload(request, file, route):
+    """The :class:`Upload` of a multipart request's one ``file`` part.
+
+    415 for a part that is not an image, 400 for two ``file`` parts; an
+    empty file is an upload holding its error.
+    """
+    n_files = len((await request.form()).getlist("file"))
+    if n_files > 1:
+        raise HTTPException(
+            400, f"The request holds {n_files} 'file' parts; {route} takes one "
+            "image. Send one per request (or several to /predict/batch).")
+    declared = (file.content_type or "").lower()
+    if not _is_image_upload(declared):
+        raise HTTPException(
+            415, f"The uploaded file {file.filename!r} has the unsupported "
+            f"type {declared!r}; send an image (image/jpeg, image/png, ...).")
+    upload = Upload(data=await file.read())
+    if not upload.data:
+        upload = Upload(error=f"The uploaded file {file.filename!r} is empty. Send "
+                        "an image file.")
+    return upload
+
+
 @predict_router.post("/predict/file", response_model=schemas.PredictResponse,
                      responses=ERRORS,
                      dependencies=[Depends(content_type(FORM_TYPE))])
@@ -80,20 +117,7 @@ async def predict_file(request: Request,
                        return_probabilities: bool = Query(True),
                        service=Depends(ready_service)):
     """Classify one uploaded image file (multipart/form-data, field 'file')."""
-    n_files = len((await request.form()).getlist("file"))
-    if n_files > 1:
-        raise HTTPException(
-            400, f"The request holds {n_files} 'file' parts; /predict/file "
-            "classifies one image. Send one, or use /predict/batch.")
-    declared = (file.content_type or "").lower()
-    if not _is_image_upload(declared):
-        raise HTTPException(
-            415, f"The uploaded file {file.filename!r} has the unsupported "
-            f"type {declared!r}; send an image (image/jpeg, image/png, ...).")
-    upload = Upload(data=await file.read())
-    if not upload.data:
-        upload = Upload(error=f"The uploaded file {file.filename!r} is empty. Send "
-                        "an image file.")
+    upload = await _file_upload(request, file, "/predict/file")
     return await _predict_one(service, upload, confidence_threshold,
                               return_probabilities, "/predict/file")
 
@@ -118,7 +142,86 @@ async def predict_batch(body: schemas.BatchPredictRequest,
         endpoint="/predict/batch")
     return {"success": all(r["success"] for r in results), "results": results,
             "processing_time_ms": (time.perf_counter() - start) * 1000.0,
-            "model_version": service.model_version}
+            # the model that answered, even if a reload swapped another in since
+            "model_version": results[0]["model_version"]}
+
+
+async def _store_feedback(service, upload, label, predicted_class, model_version):
+    """Store one correction: 422 for an unsafe label, 400 for a bad image."""
+    try:
+        check_label(label)
+    except ValueError as exc:
+        raise HTTPException(422, f"Invalid request: label: {exc}") from None
+    if upload.error is not None:
+        raise HTTPException(400, upload.error)
+    try:
+        entry = await anyio.to_thread.run_sync(functools.partial(
+            service.add_feedback, upload.data, label,
+            predicted_class=predicted_class, model_version=model_version))
+    except ValueError as exc:  # not an image that training can read
+        raise HTTPException(400, str(exc)) from None
+    return {"success": True, **{k: entry[k] for k in ("label", "file", "sha256",
+                                                      "new")}}
+
+
+@feedback_router.post("/feedback", response_model=schemas.FeedbackResponse,
+                      responses={**ERRORS, 404: {"model": schemas.ErrorResponse}},
+                      dependencies=[Depends(content_type(JSON_TYPE))])
+async def feedback(body: schemas.FeedbackRequest,
+                   service=Depends(feedback_service)):
+    """Store a photo the model got wrong under its right class (base64 JSON).
+
+    The photo goes to ``<feedback dir>/<label>/<sha256>.<ext>`` (the same
+    photo twice is stored once) and a line to ``feedback.jsonl``. 404 when the
+    server was started without ``--feedback-dir``.
+    """
+    upload, = await decode_uploads([body.image_data], ["image_data"])
+    return await _store_feedback(service, upload, body.label, body.predicted_class,
+                                 body.model_version)
+
+
+@feedback_router.post("/feedback/file", response_model=schemas.FeedbackResponse,
+                      responses={**ERRORS, 404: {"model": schemas.ErrorResponse}},
+                      dependencies=[Depends(content_type(FORM_TYPE))])
+async def feedback_file(request: Request,
+                        file: UploadFile = File(..., description="An image file."),
+                        label: str = Form(..., description=schemas.CORRECTION),
+                        predicted_class: str | None = Form(None, max_length=200),
+                        model_version: str | None = Form(None, max_length=200),
+                        service=Depends(feedback_service)):
+    """The same as ``POST /feedback``, the photo as a multipart upload."""
+    upload = await _file_upload(request, file, "/feedback/file")
+    return await _store_feedback(service, upload, label, predicted_class,
+                                 model_version)
+
+
+@admin_router.post("/admin/reload", response_model=schemas.ReloadResponse,
+                   responses={code: {"model": schemas.ErrorResponse}
+                              for code in (401, 403, 422, 503)})
+async def reload_model(body: schemas.ReloadRequest | None = Body(None),
+                       service=Depends(ready_service)):
+    """Load a model directory, check it, and swap it in without downtime.
+
+    The body is optional: ``{"model_dir": "..."}`` names another directory,
+    none (or ``{}``) loads the served model's path again. Requests in flight
+    finish on the old model; ``/ready`` stays 200. A model that fails its
+    checks (manifest, hash, classes, warm-up) is refused with 422 and the
+    reason, and the old one keeps serving.
+    """
+    start = time.perf_counter()
+    try:
+        previous, model = await anyio.to_thread.run_sync(
+            service.reload, body.model_dir if body is not None else None)
+    except ModelLoadError as exc:
+        raise HTTPException(
+            422, f"The model was refused; {service.model_version} still serves. "
+            f"{exc}") from None
+    except RuntimeError as exc:
+        raise HTTPException(503, str(exc)) from None
+    return {"success": True, "model_version": model.version,
+            "previous_model_version": previous.version, "classes": model.classes,
+            "model_loaded_at": model.loaded_at,
+            "reload_seconds": time.perf_counter() - start}
 
 
 @page_router.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -136,14 +239,18 @@ def health(service=Depends(get_service)):
     """
     from .. import __version__
 
+    model = service.model
     return {
-        "status": "healthy" if service.pipe is not None else "starting",
-        "model_loaded": service.pipe is not None,
+        "status": "healthy" if model is not None else "starting",
+        "model_loaded": model is not None,
         "version": __version__,
         "uptime_seconds": service.uptime(),
         "memory_usage_mb": memory_mb(),
         **service.counts(),
         "worker_pid": os.getpid(),
+        "model_version": "unloaded" if model is None else model.version,
+        "model_loaded_at": None if model is None else model.loaded_at,
+        "feedback_enabled": service.feedback is not None,
     }
 
 
@@ -151,8 +258,9 @@ def health(service=Depends(get_service)):
 async def ready_probe(service=Depends(get_service)):
     """Readiness: 200 once the model is loaded and warmed up, else 503."""
     await ready_service(service)
-    return {"ready": True, "model_version": service.model_version,
-            "classes": [str(c) for c in service.info.get("classes", [])]}
+    model = service.model  # one model for both fields, even during a reload
+    return {"ready": True, "model_version": model.version,
+            "classes": list(model.classes)}
 
 
 @probes_router.get("/metrics", response_class=Response)

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import socket
 import tempfile
 import threading
@@ -29,6 +30,7 @@ from ..io import DEFAULT_MAX_PIXELS
 from ..persistence import read_model_info
 from ._app import app_from_settings, create_app
 from ._metrics import MULTIPROC_ENV
+from ._service import check_writable
 from ._settings import ServiceSettings
 
 __all__ = ["SETTINGS_ENV", "app_from_settings_file", "serve", "try_service"]
@@ -79,7 +81,7 @@ def _api_key(api_key_env, host):
 def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0,
           api_key_env=None, threads=None, log_level="info",
           max_pixels=DEFAULT_MAX_PIXELS, read_timeout=30.0, allow_pickle=False,
-          limit_concurrency=None):
+          limit_concurrency=None, feedback_dir=None, log_predictions=None):
     """Run the prediction service with uvicorn until interrupted.
 
     The model directory is checked (its manifest) before uvicorn starts. With
@@ -133,11 +135,28 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
         Most connections and tasks at once before uvicorn answers 503; None
         for no limit.
 
+    feedback_dir : str or os.PathLike or None, default=None
+        Enable ``POST /feedback``: corrections are stored in this folder
+        (see :func:`create_app`).
+
+    log_predictions : str or os.PathLike or None, default=None
+        Append one JSON line per answer to this file (see
+        :func:`create_app`); with several workers, they all append to it.
+
+    Notes
+    -----
+    SIGHUP reloads the model without downtime. With one worker, the model
+    directory is loaded, checked and swapped in (see ``POST /admin/reload``);
+    a model that fails its checks is refused, logged, and the old one keeps
+    serving. With several, uvicorn replaces the workers one at a time, each
+    new one loading ``model_dir`` before the old one stops.
+
     Raises
     ------
     ValueError
-        When ``api_key_env`` names a variable that is not set or is empty, or
-        ``workers`` is below 1.
+        When ``api_key_env`` names a variable that is not set or is empty,
+        ``workers`` is below 1, or ``feedback_dir`` or the folder of
+        ``log_predictions`` cannot be written.
     ModelLoadError
         When the model directory is incomplete or was modified.
     """
@@ -153,17 +172,42 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
     settings = ServiceSettings(
         os.path.abspath(os.fspath(model_dir)), api_key=_api_key(api_key_env, host),
         max_body_mb=max_body_mb, threads=int(threads), max_pixels=int(max_pixels),
-        read_timeout=float(read_timeout), allow_pickle=bool(allow_pickle))
+        read_timeout=float(read_timeout), allow_pickle=bool(allow_pickle),
+        feedback_dir=_abspath(feedback_dir), log_predictions=_abspath(log_predictions))
+    if feedback_dir is not None:
+        check_writable(settings.feedback_dir, "--feedback-dir")
+    if log_predictions is not None:
+        check_writable(settings.log_predictions, "--log-predictions", folder=False)
     logger.info("Serving %s on http://%s:%d with %d worker(s)", model_dir, host,
                 port, workers)
     options = dict(host=host, port=int(port), log_level=log_level,
                    timeout_keep_alive=5, limit_concurrency=limit_concurrency)
     if workers == 1:
-        uvicorn.run(app_from_settings(settings), **options)
+        app = app_from_settings(settings)
+        with _reload_on_sighup(app.state.service):
+            uvicorn.run(app, **options)
         return
     with _worker_files(settings, api_key_env):
         uvicorn.run(f"{__name__}:app_from_settings_file", factory=True,
                     workers=workers, **options)
+
+
+def _abspath(path):
+    return None if path is None else os.path.abspath(os.fspath(path))
+
+
+@contextmanager
+def _reload_on_sighup(service):
+    """While serving, SIGHUP reloads the model in a thread (one worker)."""
+    if not hasattr(signal, "SIGHUP"):  # pragma: no cover - Windows
+        yield
+        return
+    previous = signal.signal(signal.SIGHUP,
+                             lambda *_: service.reload_in_background())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGHUP, previous)
 
 
 @contextmanager

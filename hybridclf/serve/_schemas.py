@@ -89,6 +89,68 @@ class HealthResponse(BaseModel):
         description="'process': the counts are this worker's only; 'all "
         "workers': summed over every worker of the server.")
     worker_pid: int
+    model_version: str = Field(
+        description="The model that answers now ('unloaded' while starting): "
+        "<hybridclf version>+<first 12 hex digits of the model file's SHA-256>.")
+    model_loaded_at: str | None = Field(
+        description="When that model was loaded or reloaded (UTC, ISO 8601).")
+    feedback_enabled: bool = Field(
+        description="Whether POST /feedback stores corrections (--feedback-dir).")
+
+
+CORRECTION = ("The right class: a plain folder name (no '/', '\\', ':', "
+               "'*', '?', '\"', '<', '>', '|' or control character, not "
+               "starting with '.', at most 100 characters); a new class is fine.")
+
+
+class FeedbackRequest(BaseModel):
+    """A photo the model got wrong, and its right class."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image_data: str = Field(
+        ..., min_length=1,
+        description="The image file in base64, as sent to /predict.")
+    label: str = Field(..., description=CORRECTION)
+    predicted_class: str | None = Field(
+        None, max_length=200, description="What the model answered.")
+    model_version: str | None = Field(
+        None, max_length=200,
+        description="The model_version of the answer being corrected.")
+
+
+class FeedbackResponse(BaseModel):
+    """Where a correction was stored."""
+
+    success: bool = True
+    label: str
+    file: str = Field(description="The photo's file inside the feedback "
+                      "folder: <label>/<sha256>.<ext>.")
+    sha256: str
+    new: bool = Field(description="False when this photo was already stored "
+                      "under this label (it is stored once).")
+
+
+class ReloadRequest(BaseModel):
+    """Which model directory to load; none: the served one's path again."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model_dir: str | None = Field(
+        None, min_length=1,
+        description="A model directory on the server; default: the path of "
+        "the model that serves now.")
+
+
+class ReloadResponse(BaseModel):
+    """The model that serves after a reload, and the one it replaced."""
+
+    success: bool = True
+    model_version: str
+    previous_model_version: str
+    classes: list[str]
+    model_loaded_at: str
+    reload_seconds: float
 
 
 class ErrorResponse(BaseModel):

@@ -4,30 +4,65 @@ One :class:`Service` per app (``request.app.state.service``). The lifespan
 calls :meth:`Service.load` and :meth:`Service.close` in a worker thread; the
 routes call :meth:`Service.predict`, which hands the images to the
 micro-batcher's thread and only waits for it, so the event loop never runs
-model code. This module does not import FastAPI.
+model code. :meth:`Service.reload` swaps in another model without a pause:
+each request keeps the model it started with (see :class:`ServedModel`).
+This module does not import FastAPI.
 """
 
 import asyncio
 import logging
+import os
 import threading
 import time
+from itertools import groupby
 
-import numpy as np
+import anyio
 
 from .. import prediction
-from ..persistence import load_model, read_model_info
-from ..pipeline import set_max_pixels, set_n_jobs
+from ..exceptions import ModelLoadError
+from ..feedback import FeedbackStore, PredictionLog
 from ._batching import MicroBatcher
 from ._metrics import Metrics, all_worker_totals, multiprocess
-from ._predict import class_names, classify, prediction_body
+from ._model import load_served_model
+from ._predict import classify, prediction_body
 
-__all__ = ["Service"]
+__all__ = ["Service", "check_writable"]
 
 logger = logging.getLogger(__name__)
 
 
+def check_writable(path, option, *, folder=True):
+    """Make ``path`` (a folder, or a file's folder); fail clearly if unwritable.
+
+    Parameters
+    ----------
+    path : str
+        The folder, or the file.
+
+    option : str
+        The option that named it, for the message (``--feedback-dir``).
+
+    folder : bool, default=True
+        Whether ``path`` is the folder itself.
+
+    Raises
+    ------
+    ValueError
+        When the folder cannot be made or written.
+    """
+    target = path if folder else os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(target, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"Cannot make the folder {target!r} of {option} ({exc}). "
+                         "Name a folder this user can write.") from exc
+    if not os.access(target, os.W_OK | os.X_OK):
+        raise ValueError(f"The folder {target!r} of {option} is not writable by "
+                         "this user. Name a folder this user can write.")
+
+
 class Service:
-    """The model behind an app, and what the app counts.
+    """The model behind an app, and what the app counts and records.
 
     Parameters
     ----------
@@ -39,73 +74,148 @@ class Service:
     metrics : Metrics
         The Prometheus collectors of the app.
 
-    pipe : Pipeline or None
-        The model, None until :meth:`load` is done (and after :meth:`close`).
+    model : ServedModel or None
+        The model that new requests get; None until :meth:`load` is done (and
+        after :meth:`close`). Replaced whole by :meth:`reload`.
 
-    info : dict
-        The model's ``model.json``.
+    feedback : FeedbackStore or None
+        Where ``POST /feedback`` stores corrections (``feedback_dir``).
 
-    model_version : str
-        ``<hybridclf version>+<first 12 hex digits of the model's SHA-256>``.
-
-    classes : list of str
-        The model's classes, in its probability columns.
+    prediction_log : PredictionLog or None
+        Where every answer is logged (``log_predictions``).
     """
 
     def __init__(self, settings):
         self.settings = settings
         self.metrics = Metrics()
-        self.pipe = None
-        self.info = {}
-        self.model_version = "unloaded"
-        self.classes = []
-        self._ood_thresholds = None
-        self._novelty = None
+        self.model = None
+        self.feedback = (FeedbackStore(settings.feedback_dir)
+                         if settings.feedback_dir else None)
+        self.prediction_log = (PredictionLog(settings.log_predictions)
+                               if settings.log_predictions else None)
         self._batcher = None
         self._lock = threading.Lock()
+        self._reload_lock = threading.Lock()  # one load at a time
         self._counts = {"images": 0, "total_ms": 0.0, "calls": 0}
         self.started = time.monotonic()
 
+    # the model's parts, for the routes and for code written before reloads
+    pipe = property(lambda self: None if self.model is None else self.model.pipe)
+    info = property(lambda self: {} if self.model is None else self.model.info)
+    classes = property(lambda self: [] if self.model is None else self.model.classes)
+    model_version = property(
+        lambda self: "unloaded" if self.model is None else self.model.version)
+
     def load(self):
-        """Load the model, set its threads and pixel limit, warm it up (blocking)."""
+        """Load, check and warm up the model; start the batcher (blocking)."""
         settings, start = self.settings, time.perf_counter()
-        pipe = load_model(settings.model_dir, allow_pickle=settings.allow_pickle)
-        set_n_jobs(pipe, settings.threads)
-        set_max_pixels(pipe, settings.max_pixels)
-        info = read_model_info(settings.model_dir)
-        prediction.predict_open_set(pipe, [np.full((32, 32, 3), 127, np.uint8)])
-        self.info, self.classes = info, class_names(pipe)
-        self.model_version = (f"{info.get('hybridclf_version', '?')}+"
-                              f"{str(info.get('sha256', ''))[:12]}")
-        if settings.use_ood:
-            options = prediction.read_open_set(info, settings.model_dir)
-            self._ood_thresholds = options["ood_thresholds"]
-            self._novelty = options["novelty"]
-        # concurrent requests share one model call, run in one thread
-        self._batcher = MicroBatcher(self._classify, max_items=settings.max_batch)
-        self.pipe = pipe
+        if settings.feedback_dir:
+            check_writable(settings.feedback_dir, "feedback_dir")
+        if settings.log_predictions:
+            check_writable(settings.log_predictions, "log_predictions", folder=False)
+        with self._reload_lock:
+            model = load_served_model(settings.model_dir, settings)
+            # concurrent requests share one model call, run in one thread
+            self._batcher = MicroBatcher(self._classify, max_items=settings.max_batch)
+            self._swap(model)
         self.started = time.monotonic()
-        logger.info("Loaded and warmed up the model %s in %.2f s",
-                    settings.model_dir, time.perf_counter() - start)
+        logger.info("Loaded and warmed up the model %s (%s) in %.2f s",
+                    model.directory, model.version, time.perf_counter() - start)
+
+    def reload(self, model_dir=None):
+        """Load another model (or the same path again) and swap it in (blocking).
+
+        The new model is loaded, checked and warmed up beside the one that
+        serves; only then is it swapped in, with one assignment. Requests
+        that started before keep the old model to their answer; ``/ready``
+        stays true throughout. A model that fails a check is refused and the
+        old one keeps serving. Reloads run one at a time.
+
+        Parameters
+        ----------
+        model_dir : str or os.PathLike or None, default=None
+            The model directory; None reloads the served model's path.
+
+        Returns
+        -------
+        previous, model : ServedModel
+            The model replaced, and the one now serving.
+
+        Raises
+        ------
+        ModelLoadError
+            When the model fails a check (the message says which); nothing
+            changed then.
+        RuntimeError
+            When no model is loaded yet (the service is starting or stopped).
+        """
+        with self._reload_lock:
+            previous = self.model
+            if previous is None:
+                raise RuntimeError("The service has no model loaded yet; it is "
+                                   "starting or stopping. Retry once /ready is 200.")
+            target = previous.directory if model_dir is None else model_dir
+            start = time.perf_counter()
+            try:
+                model = load_served_model(target, self.settings)
+            except ModelLoadError as exc:
+                self.metrics.reloads.labels("refused").inc()
+                logger.error("Refused to reload %s; still serving %s: %s", target,
+                             previous.version, exc)
+                raise
+            self._swap(model, previous)
+            self.metrics.reloads.labels("done").inc()
+        logger.info("Reloaded: now serving %s (%s) after %s, in %.2f s",
+                    model.directory, model.version, previous.version,
+                    time.perf_counter() - start)
+        return previous, model
+
+    def reload_in_background(self):
+        """:meth:`reload` the same path in a thread; the outcome is logged (SIGHUP)."""
+        def run():
+            try:
+                self.reload()
+            except (ModelLoadError, RuntimeError) as exc:
+                logger.error("SIGHUP reload refused: %s", exc)
+
+        threading.Thread(target=run, name="serve-reload", daemon=True).start()
+
+    def _swap(self, model, previous=None):
+        self.model = model  # one assignment: atomic for every other thread
+        self.metrics.set_model(model.version, previous and previous.version)
 
     def close(self):
         """Finish the queued predictions and let the model go (blocking)."""
         if self._batcher is not None:
             self._batcher.close()
-        self.pipe = None
+        self.model = None
+        self.metrics.close()
 
     def uptime(self):
         """Seconds since the model was loaded (since the app was built before)."""
         return time.monotonic() - self.started
 
     def _classify(self, items):
-        """The model call of the micro-batcher's thread."""
+        """The model call of the micro-batcher's thread.
+
+        ``items`` are ``(model, image bytes)`` pairs: each request names the
+        model it started with, so the requests queued before a reload are
+        answered by the old model, those after by the new one (one model call
+        each, in the rare batch that holds both).
+        """
         self.metrics.batch_size.observe(len(items))
-        return classify(self.pipe, items, ood_thresholds=self._ood_thresholds,
-                        novelty=self._novelty)
+        results = []
+        for model, group in groupby(items, key=lambda item: item[0]):
+            results += classify(model.pipe, [data for _, data in group],
+                                ood_thresholds=model.ood_thresholds,
+                                novelty=model.novelty)
+        return results
 
     async def predict(self, uploads, *, names, threshold, with_proba, endpoint):
         """The ``PredictResponse`` bodies of a request's images.
+
+        The whole request is answered by the model that serves when it
+        starts, even when a reload swaps in another one meanwhile.
 
         Parameters
         ----------
@@ -122,31 +232,62 @@ class Service:
             Include the probability of every class.
 
         endpoint : str
-            The route, for the inference-time metric.
+            The route, for the inference-time metric and the prediction log.
 
         Returns
         -------
         bodies : list of dict
             One per upload, in order.
         """
-        start = time.perf_counter()
+        start, model = time.perf_counter(), self.model
         todo = [i for i, upload in enumerate(uploads) if upload.error is None]
         bodies = [{"success": False, "error_message": upload.error}
                   for upload in uploads]
         results = []
         if todo:
             results = await asyncio.wrap_future(
-                self._batcher.submit([uploads[i].data for i in todo]))
+                self._batcher.submit([(model, uploads[i].data) for i in todo]))
             self.metrics.inference.labels(endpoint).observe(results[0].seconds)
         for i, result in zip(todo, results):
-            bodies[i] = prediction_body(result, name=names[i], classes=self.classes,
+            bodies[i] = prediction_body(result, name=names[i], classes=model.classes,
                                         threshold=threshold, with_proba=with_proba)
+            if bodies[i]["success"]:
+                self.metrics.observe_answer(
+                    bodies[i]["predicted_class"], bodies[i]["confidence"],
+                    out_of_distribution=result.label == prediction.UNKNOWN)
         n_predicted = sum(result.error is None for result in results)
         elapsed = (time.perf_counter() - start) * 1000.0
         self._record(n_predicted, elapsed)
         for body in bodies:
-            body.update(processing_time_ms=elapsed, model_version=self.model_version)
+            body.update(processing_time_ms=elapsed, model_version=model.version)
+        if self.prediction_log is not None:
+            await anyio.to_thread.run_sync(self._log, bodies, endpoint)
         return bodies
+
+    def _log(self, bodies, endpoint):
+        """One prediction-log line per answer (never the image)."""
+        for body in bodies:
+            extra = ({"unknown_reason": body.get("unknown_reason")}
+                     if body["success"]
+                     else {"error_message": body["error_message"]})
+            self.prediction_log.write(
+                body.get("predicted_class"), body.get("confidence"),
+                quality=body.get("quality"), model_version=body["model_version"],
+                endpoint=endpoint, **extra)
+
+    def add_feedback(self, data, label, *, predicted_class=None,
+                     model_version=None):
+        """Store a correction (blocking: decodes the image, writes two files).
+
+        Returns
+        -------
+        entry : dict
+            :meth:`FeedbackStore.add`'s logged line.
+        """
+        entry = self.feedback.add(data, label, predicted_class=predicted_class,
+                                  model_version=model_version)
+        self.metrics.feedback.labels("new" if entry["new"] else "known").inc()
+        return entry
 
     def _record(self, n_images, elapsed_ms):
         self.metrics.images.inc(n_images)

@@ -38,10 +38,14 @@ class ServiceSettings:
     threads: int | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
     read_timeout: float = 30.0
+    feedback_dir: str | None = None
+    log_predictions: str | None = None
 
     def __post_init__(self):
         # frozen: normalise through object.__setattr__, once
-        object.__setattr__(self, "model_dir", os.fspath(self.model_dir))
+        for name in ("model_dir", "feedback_dir", "log_predictions"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, os.fspath(getattr(self, name)))
         if not self.max_body_mb > 0:
             raise ValueError("The 'max_body_mb' parameter of create_app must be a "
                              f"number > 0. Got {self.max_body_mb!r} instead.")

@@ -22,8 +22,11 @@
 groups (:func:`find_training_groups`), builds the pipeline
 (:func:`make_training_pipeline`), trains it and saves it with
 :func:`training_metadata` and the files of :func:`training_files`.
+:class:`FeatureCache` keeps the features of single photos on disk, so
+training again after adding photos computes only the new ones.
 """
 
+from ._feature_cache import FeatureCache, default_feature_cache_dir
 from ._novelty import novelty_threshold
 from ._result import TrainingResult
 from ._search import SEARCH_GRIDS
@@ -31,6 +34,7 @@ from ._split import (
     data_fingerprint,
     duplicate_groups,
     grouped_train_test_split,
+    join_identical_files,
     read_groups_csv,
 )
 from ._train import train_model
@@ -47,12 +51,15 @@ from ._workflow import (
 __all__ = [
     "QUICK_CV_FOLDS",
     "SEARCH_GRIDS",
+    "FeatureCache",
     "FolderTraining",
     "TrainingResult",
     "data_fingerprint",
+    "default_feature_cache_dir",
     "duplicate_groups",
     "find_training_groups",
     "grouped_train_test_split",
+    "join_identical_files",
     "make_training_pipeline",
     "novelty_threshold",
     "read_groups_csv",

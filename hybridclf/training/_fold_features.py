@@ -7,7 +7,10 @@ further: blocks that learn nothing from the images are computed once for all
 folds.
 """
 
+import copy
+import logging
 import time
+from functools import partial
 
 import numpy as np
 from sklearn.base import clone
@@ -23,8 +26,11 @@ from ..pipeline import (
     iter_feature_blocks,
 )
 from ..prediction import feature_blocks, transform_features
+from ._feature_cache import image_digest
 
 __all__ = ["SharedFeatures", "compute_folds", "fit_features", "fold_features"]
+
+logger = logging.getLogger(__name__)
 
 
 def fit_features(pipe, X, y):
@@ -56,19 +62,104 @@ class SharedFeatures:
     vocabulary, a fine-tuned CNN, a transformer of your own) and the per-block
     scalers are still fitted on each training fold, so the folds are exactly
     what fitting the pipeline on them would give.
+
+    With a :class:`FeatureCache`, the table's rows of images seen before (same
+    bytes, same settings) come from disk, and only images that some block
+    misses are loaded; without a block that learns, the others are never
+    decoded.
+
+    Parameters
+    ----------
+    pipe : Pipeline
+        The hybrid pipeline (:meth:`applies` is true).
+
+    X, y : sequence
+        The images (paths, bytes or arrays) and their labels.
+
+    cache : FeatureCache or None, default=None
+        Where the fixed blocks' features of single images are kept.
     """
 
-    def __init__(self, pipe, X, y):
+    def __init__(self, pipe, X, y=None, *, cache=None):
         started = time.perf_counter()
+        self._X, self._rows = X, np.arange(len(X))
         loader = get_loader(pipe)
-        self.images = X if loader is None else clone(loader).fit_transform(X, y)
-        self.fixed = {}
-        for name, block in iter_feature_blocks(pipe):
-            extract = get_block_extractor(block)
-            if not extract.learns_from_images():
-                self.fixed[name] = clone(extract).fit_transform(self.images)
+        self._loader = None if loader is None else clone(loader).fit()
+        blocks = [(name, get_block_extractor(block))
+                  for name, block in iter_feature_blocks(pipe)]
+        learns = any(e.learns_from_images() for _, e in blocks)
+        #: the loaded images: all of them when a block learns, else a few
+        self.images = self._load(self._rows) if learns else None
+        self._some, self._prefit = {}, {}
+        todo = self._from_cache(cache, [(n, e) for n, e in blocks
+                                        if not e.learns_from_images()])
+        needed = sorted({i for rows, _ in todo.values() for i in rows})
+        if self.images is None and len(needed) == len(X):
+            self.images = self._load(self._rows)
+        elif self.images is None and needed:
+            self._some = dict(zip(needed, self._load(np.asarray(needed))))
+        for name, (rows, store) in todo.items():
+            extract = self._prefit[name] = clone(dict(blocks)[name])
+            computed = extract.fit_transform(self._images(rows))
+            table = self.fixed.get(name)
+            if table is not None and table.shape[1] != computed.shape[1]:
+                logger.warning("The cached %s features have %d columns, the "
+                               "computed ones %d; the cache is not used for it.",
+                               name, table.shape[1], computed.shape[1])
+                self._ensure_loaded()
+                rows, table = self._rows, None
+                computed = extract.transform(self.images)
+                store = partial(store, replace=True)
+            self.fixed[name] = _fill(table, rows, computed, len(X))
+            store(rows, computed)
+        #: images whose features some block computed (the rest came from cache)
+        self.n_computed = len(needed)
         #: seconds spent loading the images and computing the fixed blocks
         self.seconds = time.perf_counter() - started
+
+    def _ensure_loaded(self):
+        if self.images is None:
+            self.images = self._load(self._rows)
+
+    def _load(self, rows):
+        X = self._X
+        if self._loader is None:
+            return np.asarray(X)[rows] if len(rows) != len(X) else X
+        return self._loader.transform([X[i] for i in rows])
+
+    def _images(self, rows):
+        """Images ``rows`` (of the whole X), from what was loaded."""
+        if self.images is not None:
+            return self.images[rows]
+        return np.stack([self._some[i] for i in rows])
+
+    def _from_cache(self, cache, fixed):
+        """Fill ``fixed`` from the cache; return {name: (missing rows, store)}."""
+        self.fixed, todo = {}, {}
+        everything = list(range(len(self._X)))
+        digests = None
+        for name, extract in fixed:
+            key = None if cache is None else cache.settings_key(extract, self._loader)
+            if key is None:
+                todo[name] = (everything, _no_store)
+                continue
+            if digests is None:
+                digests = [image_digest(x) for x in self._X]
+            found, missing = cache.lookup(key, digests)
+            if found:
+                width = len(next(iter(found.values())))
+                table = np.empty((len(self._X), width), dtype=np.float32)
+                table[list(found)] = np.stack(list(found.values()))
+                self.fixed[name] = table
+            if missing:
+                todo[name] = (missing, partial(_store, cache, key, digests))
+        return todo
+
+    def subset(self, rows):
+        """The same features seen as images ``rows`` only (no copy)."""
+        view = copy.copy(self)
+        view._rows = self._rows[rows]
+        return view
 
     @staticmethod
     def applies(pipe):
@@ -84,18 +175,36 @@ class SharedFeatures:
             return False
         return any(not e.learns_from_images() for e in extractors)
 
+    def _fitted(self, name, extract):
+        """The fixed block ``extract`` fitted once, for every fold and the final fit.
+
+        It learns nothing, so fitting it on one image (which records the
+        image shape) gives what fitting it on a fold would; a CNN is fitted
+        (its runtime session built) once, not once per fold.
+        """
+        prefit = self._prefit.get(name)
+        if prefit is None or not _same_params(prefit, extract):
+            if self.images is not None:
+                probe = self.images[:1]
+            else:
+                if not self._some:
+                    self._some = {0: self._load(np.arange(1))[0]}
+                probe = np.stack([next(iter(self._some.values()))])
+            prefit = self._prefit[name] = clone(extract).fit(probe)
+        return prefit
+
     def _block_features(self, block, name, rows, y, fit):
         """Fit (when ``fit``) and apply one block's extract and scale steps."""
         extract, scale = get_block_extractor(block), get_block_scaler(block)
-        images = self.images[rows]
+        rows = self._rows[rows]
         if name in self.fixed:
             raw = self.fixed[name][rows]
             if fit:
-                extract.fit(images[:1])
+                block.steps[0] = (block.steps[0][0], self._fitted(name, extract))
         elif fit:
-            raw = extract.fit_transform(images, y)
+            raw = extract.fit_transform(self.images[rows], y)
         else:
-            raw = extract.transform(images)
+            raw = extract.transform(self.images[rows])
         return scale.fit_transform(raw, y) if fit else scale.transform(raw)
 
     def fit_pipeline(self, pipe, rows, y):
@@ -125,6 +234,30 @@ class SharedFeatures:
         return (train_x, y[train], test_x, y[test]), feature_blocks(fitted)
 
 
+def _same_params(a, b):
+    try:
+        return type(a) is type(b) and bool(
+            a.get_params(deep=False) == b.get_params(deep=False))
+    except (TypeError, ValueError):  # arrays among the parameters
+        return False
+
+
+def _fill(table, rows, computed, n):
+    """``table`` (or a new one of n rows) with ``computed`` at ``rows``."""
+    if table is None:
+        table = np.empty((n, computed.shape[1]), dtype=np.float32)
+    table[rows] = computed
+    return table
+
+
+def _store(cache, key, digests, rows, features, replace=False):
+    cache.store(key, [digests[i] for i in rows], features, replace=replace)
+
+
+def _no_store(rows, features, replace=False):
+    """Where the features of a block that is not cached go."""
+
+
 def on_cluster():
     """Whether joblib's active backend is Dask (``parallel_config("dask")``)."""
     from joblib.parallel import get_active_backend
@@ -140,7 +273,8 @@ def _progress(items, desc, progress):
     return tqdm(items, desc=desc, unit="fold")
 
 
-def compute_folds(pipe, X, y, splits, *, n_jobs=None, progress=False):
+def compute_folds(pipe, X, y, splits, *, n_jobs=None, progress=False,
+                  shared=None):
     """The features of every fold, each computed once.
 
     Parameters
@@ -160,6 +294,10 @@ def compute_folds(pipe, X, y, splits, *, n_jobs=None, progress=False):
     progress : bool, default=False
         Show a progress bar over the folds (not on Dask).
 
+    shared : SharedFeatures or None, default=None
+        The shared features of exactly ``X`` (e.g. a :meth:`~SharedFeatures.subset`
+        of a larger table); None makes them when the pipeline allows.
+
     Returns
     -------
     folds : list of (train_x, train_y, test_x, test_y)
@@ -172,16 +310,16 @@ def compute_folds(pipe, X, y, splits, *, n_jobs=None, progress=False):
         The shared features, when the pipeline allows them; the final fit
         reuses them.
     """
-    shared = None
     if on_cluster():
         # one fold per worker; the image steps' threads stay inside each fold
         from joblib import Parallel, delayed
 
+        shared = None
         done = Parallel(n_jobs=n_jobs)(
             delayed(fold_features)(pipe, X[tr], y[tr], X[te], y[te])
             for tr, te in splits)
-    elif SharedFeatures.applies(pipe):
-        shared = SharedFeatures(pipe, X, y)
+    elif shared is not None or SharedFeatures.applies(pipe):
+        shared = shared or SharedFeatures(pipe, X, y)
         done = [shared.fold(pipe, tr, te, y)
                 for tr, te in _progress(splits, "cross-validation folds", progress)]
     else:

@@ -73,7 +73,8 @@ def novelty_threshold(embeddings, views, splits, *, quantile=0.99, k=1):
             "k": int(k), "quantile": float(quantile)}
 
 
-def novelty_index(final, X_train, y_train, splits, quantile, shared, batch=256):
+def novelty_index(final, X_train, y_train, splits, quantile, *, embeddings=None,
+                  images=None, batch=256):
     """The embedding index of the fitted pipeline and its novelty threshold.
 
     Only for a pipeline with a ``"cnn"`` block (the blocks without one judge
@@ -96,9 +97,13 @@ def novelty_index(final, X_train, y_train, splits, quantile, shared, batch=256):
     quantile : float
         As in :func:`novelty_threshold`.
 
-    shared : SharedFeatures or None
-        The photos loaded and the fixed blocks computed for the folds; they
-        are reused instead of loading and embedding the photos again.
+    embeddings : ndarray of shape (n_train, n_features) or None, default=None
+        The CNN block's output for the training photos, when the folds
+        computed it already (``SharedFeatures.fixed``); None embeds them.
+
+    images : ndarray of shape (n_train, height, width, 3) or None, default=None
+        The training photos as loaded for the folds; None loads them. The
+        views are made from these.
 
     batch : int, default=256
         Photos loaded and viewed at once (bounds the memory of the views).
@@ -111,19 +116,18 @@ def novelty_index(final, X_train, y_train, splits, quantile, shared, batch=256):
     novelty : dict
         As from :func:`novelty_threshold`.
     """
-    fixed = getattr(shared, "fixed", {})
     loader = get_loader(final)
     parts, view_parts = [], []
     for start in range(0, len(X_train), batch):
         rows = slice(start, start + batch)
-        if EMBEDDING_BLOCK in fixed:
-            images = shared.images[rows]
-            parts.append(np.asarray(fixed[EMBEDDING_BLOCK][rows], dtype=np.float32))
+        if images is not None:
+            loaded = images[rows]
         else:
             chunk = X_train[rows]
-            images = chunk if loader is None else loader.transform(chunk)
-            parts.append(embed_images(final, images))
-        view_parts.append([embed_images(final, v) for v in degraded_views(images)])
+            loaded = chunk if loader is None else loader.transform(chunk)
+        parts.append(embed_images(final, loaded) if embeddings is None
+                     else np.asarray(embeddings[rows], dtype=np.float32))
+        view_parts.append([embed_images(final, v) for v in degraded_views(loaded)])
     embeddings = np.vstack(parts)
     views = [np.vstack(v) for v in zip(*view_parts)]
     novelty = novelty_threshold(embeddings, views, splits, quantile=quantile)

@@ -72,6 +72,11 @@ class TrainingResult:
         Seconds spent: ``groups``, ``features_cv``, ``search``,
         ``label_issues``, ``final_fit``, ``novelty``, ``test``, ``total``.
 
+    feature_cache : dict
+        With a feature cache: ``n_images`` (train and test parts) and
+        ``n_computed`` (images whose features some block computed; the others
+        came from the cache). Empty without one.
+
     neighbours : EmbeddingIndex or None
         The embeddings of the training images and their degraded views, for
         the novelty check; :func:`~hybridclf.training.training_files` gives
@@ -93,6 +98,7 @@ class TrainingResult:
     oof_proba: np.ndarray = None
     label_issues: dict = None
     timings: dict = field(default_factory=dict)
+    feature_cache: dict = field(default_factory=dict)
     neighbours: object = None
 
     def metadata(self):
@@ -116,6 +122,8 @@ class TrainingResult:
                 "n_test": int(len(self.test_indices)),
                 "n_groups": int(len(np.unique(self.groups))),
                 **{f"seconds_{k}": round(v, 2) for k, v in self.timings.items()},
+                **({"feature_cache": self.feature_cache} if self.feature_cache
+                   else {}),
             },
         }
         if self.label_issues is not None:

@@ -22,6 +22,7 @@ __all__ = [
     "data_fingerprint",
     "duplicate_groups",
     "grouped_train_test_split",
+    "join_identical_files",
     "read_groups_csv",
 ]
 
@@ -92,9 +93,9 @@ def read_groups_csv(csv_path, paths, *, root=None):
     paths : sequence of str
         The images to group.
 
-    root : str or os.PathLike, default=None
-        Folder that relative names in the CSV start from; default: the CSV's
-        folder and the current folder are both tried.
+    root : str, os.PathLike or sequence of them, default=None
+        Folder (or folders, each tried) that relative names in the CSV start
+        from; default: the CSV's folder and the current folder are both tried.
 
     Returns
     -------
@@ -117,8 +118,12 @@ def read_groups_csv(csv_path, paths, *, root=None):
             f"The groups CSV {os.fspath(csv_path)!r} must have the columns 'file' "
             f"and 'group'. Got the columns {sorted(columns)!r} instead."
         )
-    bases = [os.fspath(root)] if root is not None else [
-        os.path.dirname(os.path.abspath(csv_path)), os.getcwd()]
+    if root is None:
+        bases = [os.path.dirname(os.path.abspath(csv_path)), os.getcwd()]
+    elif isinstance(root, (str, os.PathLike)):
+        bases = [os.fspath(root)]
+    else:
+        bases = [os.fspath(r) for r in root]
     by_file = {}
     for row in rows:
         name = row["file"]
@@ -195,7 +200,43 @@ def grouped_train_test_split(labels, groups, *, test_size=0.2, random_state=0):
     return train, test
 
 
-def data_fingerprint(paths, labels, *, root=None):
+def join_identical_files(groups, paths):
+    """``groups`` with the groups of byte-identical files joined into one.
+
+    The same photo in two dataset folders (a data folder and a feedback
+    folder) must not land on both sides of a split, whatever the groups say.
+
+    Parameters
+    ----------
+    groups : array-like of int
+        A group id per file.
+
+    paths : sequence of str
+        The files.
+
+    Returns
+    -------
+    groups : ndarray of int
+        Group ids numbered 0, 1, ... in order of first appearance.
+    """
+    groups = np.asarray(groups)
+    parent = {}
+
+    def find(g):
+        while parent.setdefault(g, g) != g:
+            g = parent[g]
+        return g
+
+    content = _content_groups(paths)
+    first = {}
+    for group, same in zip(groups.tolist(), content.tolist()):
+        other = first.setdefault(same, group)
+        parent[find(group)] = find(other)
+    _, joined = np.unique([find(g) for g in groups.tolist()], return_inverse=True)
+    return joined.astype(np.int64)
+
+
+def data_fingerprint(paths, labels, *, root=None, names=None):
     """A fingerprint of a dataset: SHA-256 of its file names, sizes and labels.
 
     Parameters
@@ -209,6 +250,10 @@ def data_fingerprint(paths, labels, *, root=None):
     root : str, default=None
         Names are taken relative to it, so moving the folder keeps the print.
 
+    names : sequence of str, default=None
+        The files' names, as :func:`~hybridclf.io.load_image_folders` gives
+        them for several folders; they replace ``root``.
+
     Returns
     -------
     fingerprint : dict
@@ -216,8 +261,10 @@ def data_fingerprint(paths, labels, *, root=None):
     """
     digest = hashlib.sha256()
     entries = []
-    for path, label in zip(paths, labels):
-        name = os.path.relpath(path, root) if root else os.path.basename(path)
+    if names is None:
+        names = [os.path.relpath(p, root) if root else os.path.basename(p)
+                 for p in paths]
+    for path, label, name in zip(paths, labels, names):
         try:
             size = os.path.getsize(path)
         except (OSError, TypeError):

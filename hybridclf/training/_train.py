@@ -31,11 +31,13 @@ import numpy as np
 from sklearn.base import clone
 from threadpoolctl import threadpool_limits
 
+from ..cascade import block_columns, is_cascade, out_of_fold_stages
 from ..label_issues import find_label_issues
 from ..pipeline import get_classifier, set_classifier
 from ..prediction import block_ood_scores
 from ..utils._docstrings import Substitution, n_jobs_docstring
-from ._fold_features import compute_folds, fit_features
+from ._feature_cache import FeatureCache
+from ._fold_features import SharedFeatures, compute_folds, fit_features, on_cluster
 from ._novelty import EMBEDDING_BLOCK, novelty_index
 from ._result import TrainingResult, plain, scores
 from ._search import (
@@ -62,7 +64,7 @@ _SEARCHES = ("none", "grid", "halving")
 def train_model(
     pipe, paths, labels, *, groups=None, test_size=0.2, cv_folds=5, search="none",
     param_grid=None, open_set_quantile=0.99, random_state=0, n_jobs=None,
-    progress=False,
+    progress=False, feature_cache=None,
 ):
     """Split, cross-validate, optionally search, and fit a hybrid pipeline.
 
@@ -120,6 +122,12 @@ def train_model(
     progress : bool, default=False
         Show a progress bar over the folds (not on Dask).
 
+    feature_cache : FeatureCache, str, os.PathLike or None, default=None
+        Keep the features of single images of the blocks that learn nothing
+        on disk (a :class:`FeatureCache` or its folder), so a second training
+        on mostly the same photos computes only the new ones. None computes
+        everything. Not used on Dask or with an augmenting sampler.
+
     Returns
     -------
     result : TrainingResult
@@ -132,6 +140,9 @@ def train_model(
     with threadpool_limits(limits=1):
         run = _split(paths, labels, groups, test_size=test_size, cv_folds=cv_folds,
                      random_state=random_state, n_jobs=n_jobs, progress=progress)
+        if feature_cache is not None and not isinstance(feature_cache, FeatureCache):
+            feature_cache = FeatureCache(feature_cache)
+        run.cache = feature_cache
         return _train(run, pipe, search, param_grid, open_set_quantile)
 
 
@@ -161,8 +172,10 @@ class _Run:
     random_state: int
     n_jobs: object
     progress: bool
+    cache: object = None
     started: float = field(default_factory=time.perf_counter)
     timings: dict = field(default_factory=dict)
+    cache_use: dict = field(default_factory=dict)
 
     @property
     def X_train(self):
@@ -226,27 +239,41 @@ def _train(run, pipe, search, param_grid, open_set_quantile):
         issues = find_label_issues(run.y_train, oof_proba, classes)
         issues["index"] = run.train[issues["index"]]
     with run.timed("final_fit"):
-        final = _fit_final(run, pipe, shared)
+        final, train_x, train_y = _fit_final(run, pipe, shared)
+        if is_cascade(final):
+            _fit_cascade(run, final, folds, blocks, train_x, train_y, oof_proba)
     neighbours = _novelty_phase(run, final, blocks, shared, open_set)
-    test_metrics = _score_test(run, final)
+    test_metrics = _score_test(run, final, shared)
     run.timings["total"] = time.perf_counter() - run.started
     return TrainingResult(
         pipeline=final, classes=classes.tolist(), train_indices=run.train,
         test_indices=run.test, groups=run.groups, cv_scores=cv_scores,
         test_metrics=test_metrics, best_params=best_params, search=search_info,
         open_set=open_set, oof_proba=oof_proba, label_issues=issues,
-        timings=run.timings, neighbours=neighbours,
+        timings=run.timings, feature_cache=run.cache_use, neighbours=neighbours,
     )
 
 
 def _fold_phase(run, pipe):
-    """Phase 2: the features of every fold, computed once."""
+    """Phase 2: the features of every fold, computed once.
+
+    Returns the folds, the blocks and the shared features of all images (the
+    test part too, so it is scored from the same table), or None.
+    """
     t0 = time.perf_counter()
-    folds, blocks, shared = compute_folds(
-        pipe, run.X_train, run.y_train, run.splits, n_jobs=run.n_jobs,
-        progress=run.progress)
-    if shared is not None:
+    shared = None
+    if not on_cluster() and SharedFeatures.applies(pipe):
+        shared = SharedFeatures(pipe, run.X, run.y, cache=run.cache)
         run.timings["features_shared"] = shared.seconds
+        if run.cache is not None:
+            run.cache_use = {"n_images": len(run.y),
+                             "n_computed": shared.n_computed}
+            logger.info("Feature cache %s: %d of %d images computed",
+                        run.cache.directory, shared.n_computed, len(run.y))
+    folds, blocks, _ = compute_folds(
+        pipe, run.X_train, run.y_train, run.splits, n_jobs=run.n_jobs,
+        progress=run.progress,
+        shared=None if shared is None else shared.subset(run.train))
     run.timings["features_cv"] = time.perf_counter() - t0
     return folds, blocks, shared
 
@@ -317,28 +344,51 @@ def _open_set(y_train, classes, oof_proba, oof_ood, blocks, quantile):
 def _fit_final(run, pipe, shared):
     """Phase 6: fit the pipeline on the whole training part."""
     if shared is not None:
-        final, train_x = shared.fit_pipeline(pipe, np.arange(len(run.train)),
-                                             run.y_train)
+        final, train_x = shared.fit_pipeline(pipe, run.train, run.y_train)
         train_y = run.y_train
     else:
         final, train_x, train_y = fit_features(pipe, run.X_train, run.y_train)
-    return set_classifier(final, clone(get_classifier(pipe)).fit(train_x, train_y))
+    clf = clone(get_classifier(pipe)).fit(train_x, train_y)
+    return set_classifier(final, clf), train_x, train_y
+
+
+def _fit_cascade(run, final, folds, blocks, train_x, train_y, oof_proba):
+    """Phase 6b: a cascade's cheap stage and threshold, on the same folds."""
+    classes = get_classifier(final).classes_
+    fold_tables = [(test, tx, ty, vx) for (_, test), (tx, ty, vx, _) in
+                   zip(run.splits, folds)]
+    _, cheap_proba = out_of_fold_stages(
+        fold_tables, len(run.y_train), classes,
+        block_columns(blocks, final.cheap_features), None,
+        final.cheap_classifier_template())
+    final.fit_cheap_stage(train_x, train_y, run.y_train, oof_proba, cheap_proba)
 
 
 def _novelty_phase(run, final, blocks, shared, open_set):
     """Phase 7: the embedding index and ``open_set["novelty"]``; None without CNN."""
     if EMBEDDING_BLOCK not in dict(blocks):
         return None
+    # reuse what the folds computed: the CNN's output, and the loaded photos
+    # (a feature cache may have spared loading them)
+    fixed = {} if shared is None else shared.fixed
+    embeddings = fixed.get(EMBEDDING_BLOCK)
+    images = None if shared is None else shared.images
     with run.timed("novelty"):
         index, open_set["novelty"] = novelty_index(
             final, run.X_train, run.y_train, run.splits, open_set["quantile"],
-            shared)
+            embeddings=None if embeddings is None else embeddings[run.train],
+            images=None if images is None else images[run.train])
     return index
 
 
-def _score_test(run, final):
+def _score_test(run, final, shared):
     """Phase 8: the metrics on the test part (none without one)."""
     if not len(run.test):
         return {}
     with run.timed("test"):
-        return scores(run.y[run.test], final.predict(run.X[run.test]))
+        if shared is None or is_cascade(final):  # a cascade skips blocks
+            predicted = final.predict(run.X[run.test])
+        else:  # what final.predict computes, from the shared table
+            predicted = get_classifier(final).predict(
+                shared.transform(final, run.test))
+        return scores(run.y[run.test], predicted)

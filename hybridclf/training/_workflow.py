@@ -23,8 +23,14 @@ from ..pipeline import (
     make_hybrid_pipeline,
     set_image_params,
 )
+from ._feature_cache import FeatureCache
 from ._result import TrainingResult
-from ._split import data_fingerprint, duplicate_groups, read_groups_csv
+from ._split import (
+    data_fingerprint,
+    duplicate_groups,
+    join_identical_files,
+    read_groups_csv,
+)
 from ._train import train_model
 
 __all__ = [
@@ -55,8 +61,9 @@ def find_training_groups(paths, *, groups_csv=None, root=None, n_jobs=None):
         A CSV with the columns ``file`` and ``group`` (:func:`read_groups_csv`);
         None finds groups of near-identical images (:func:`duplicate_groups`).
 
-    root : str or None, default=None
-        The folder that relative names in the CSV start from.
+    root : str, sequence of str or None, default=None
+        The folder (or folders, each tried) that relative names in the CSV
+        start from.
 
     n_jobs : int, default=None
         Threads for finding duplicates.
@@ -64,19 +71,21 @@ def find_training_groups(paths, *, groups_csv=None, root=None, n_jobs=None):
     Returns
     -------
     groups : ndarray of int
-        Group id of each image.
+        Group id of each image. Byte-identical files always share a group
+        (:func:`join_identical_files`), also when the CSV does not say so.
 
     source : str
         The CSV's path, or ``"found on the fly"``.
     """
     if groups_csv:
-        return read_groups_csv(groups_csv, paths, root=root), str(groups_csv)
+        groups = read_groups_csv(groups_csv, paths, root=root)
+        return join_identical_files(groups, paths), str(groups_csv)
     return duplicate_groups(paths, n_jobs=n_jobs), "found on the fly"
 
 
 def make_training_pipeline(*, features=None, classifier="ridge", quick=False,
                            image_size=None, augment=False, cache_dir=None,
-                           n_jobs=None, random_state=0):
+                           n_jobs=None, random_state=0, cascade=False):
     """The pipeline that ``hybridclf train`` trains.
 
     Parameters
@@ -107,6 +116,11 @@ def make_training_pipeline(*, features=None, classifier="ridge", quick=False,
     random_state : int, default=0
         Given to every step that has a ``random_state``.
 
+    cascade : bool, default=False
+        A :class:`~hybridclf.cascade.CascadePipeline`: HOG, LBP and colour
+        answer the photos they are sure of; :func:`train_model` learns its
+        threshold on its grouped folds.
+
     Returns
     -------
     pipe : imblearn.pipeline.Pipeline
@@ -120,7 +134,8 @@ def make_training_pipeline(*, features=None, classifier="ridge", quick=False,
 
         sampler = ClassAwareAugmenter(random_state=random_state, n_jobs=n_jobs)
     pipe = make_hybrid_pipeline(features=list(features), classifier=classifier,
-                                sampler=sampler, memory=cache_dir)
+                                sampler=sampler, memory=cache_dir,
+                                cascade=cascade)
     pipe.set_params(load__size=image_size or (QUICK_IMAGE_SIZE if quick else 224))
     # threads for the image steps only; the classifier's n_jobs is deprecated
     set_image_params(pipe, n_jobs=n_jobs)
@@ -128,8 +143,8 @@ def make_training_pipeline(*, features=None, classifier="ridge", quick=False,
                               if name.endswith("random_state")})
 
 
-def training_metadata(result, paths, labels, *, root=None, classifier=None,
-                      group_source=None, seconds_wall=None):
+def training_metadata(result, paths, labels, *, root=None, names=None,
+                      classifier=None, group_source=None, seconds_wall=None):
     """The ``model.json`` entries of a model that ``hybridclf train`` saves.
 
     Parameters
@@ -142,6 +157,10 @@ def training_metadata(result, paths, labels, *, root=None, classifier=None,
 
     root : str or None, default=None
         The dataset's folder; names in the fingerprint are relative to it.
+
+    names : sequence of str or None, default=None
+        The files' names from :func:`~hybridclf.io.load_image_folders`, for a
+        dataset of several folders (they replace ``root``).
 
     classifier : str or None, default=None
         The classifier's name, as given to :func:`make_training_pipeline`.
@@ -160,7 +179,8 @@ def training_metadata(result, paths, labels, *, root=None, classifier=None,
         of ``training``.
     """
     metadata = result.metadata()
-    metadata["data_fingerprint"] = data_fingerprint(paths, labels, root=root)
+    metadata["data_fingerprint"] = data_fingerprint(paths, labels, root=root,
+                                                    names=names)
     training = metadata["training"]
     training["features"] = [name for name, _ in iter_feature_blocks(result.pipeline)]
     training["classifier"] = classifier
@@ -171,7 +191,7 @@ def training_metadata(result, paths, labels, *, root=None, classifier=None,
 
 
 
-def training_files(result, paths, *, root=None):
+def training_files(result, paths, *, root=None, names=None):
     """The files beside the model that ``hybridclf train`` saves.
 
     Parameters
@@ -186,6 +206,11 @@ def training_files(result, paths, *, root=None):
         The dataset's folder; file names are written relative to it (the
         base name without it).
 
+    names : sequence of str or None, default=None
+        The file names to write, one per path (as
+        :func:`~hybridclf.io.load_image_folders` gives them); overrides
+        ``root``.
+
     Returns
     -------
     files : dict of str to str or bytes
@@ -198,7 +223,8 @@ def training_files(result, paths, *, root=None):
     """
     files = {}
     if result.label_issues is not None:
-        names = [_relative(path, root) for path in paths]
+        if names is None:
+            names = [_relative(path, root) for path in paths]
         files[LABEL_ISSUES_FILE] = label_issues_csv(result.label_issues, names)
     if result.neighbours is not None:
         files[INDEX_FILE] = result.neighbours.to_bytes()
@@ -235,6 +261,9 @@ class FolderTraining:
 
     group_seconds, seconds : float
         Time spent finding the groups, and in all.
+
+    cache_dir : str or None
+        The feature cache's folder, or None without one.
     """
 
     result: TrainingResult
@@ -244,6 +273,7 @@ class FolderTraining:
     group_source: str
     group_seconds: float
     seconds: float
+    cache_dir: str = None
 
     @property
     def n_images(self):
@@ -268,8 +298,8 @@ def _dask_backend(scheduler):
 def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
                  quick=False, cv_folds=None, test_size=0.2, search="none",
                  groups_csv=None, augment=False, image_size=None, cache_dir=None,
-                 n_jobs=None, max_pixels=None, scheduler=None, random_state=0,
-                 progress=False):
+                 feature_cache=True, n_jobs=None, max_pixels=None, scheduler=None,
+                 random_state=0, cascade=False, progress=False):
     """Train a pipeline on a class-per-folder dataset and save a model directory.
 
     The output folder is checked before anything else, so a training is not
@@ -280,14 +310,24 @@ def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
 
     Parameters
     ----------
-    data_dir : str or os.PathLike
-        The dataset: ``data_dir/<class>/<image>``.
+    data_dir : str, os.PathLike or sequence of them
+        The dataset: ``data_dir/<class>/<image>``. Several folders (the data
+        and a feedback folder, say) are merged class by class
+        (:func:`~hybridclf.io.load_image_folders`).
 
     output_dir : str or os.PathLike
         A new or empty folder, or a model directory to replace (atomically).
 
-    features, classifier, quick, image_size, augment, cache_dir
+    features, classifier, quick, image_size, augment, cascade
         As in :func:`make_training_pipeline`.
+
+    cache_dir : str or None, default=None
+        The folder of the per-image feature cache (:class:`FeatureCache`);
+        None is :func:`default_feature_cache_dir`.
+
+    feature_cache : bool, default=True
+        Read unchanged photos' features from the cache and write new ones;
+        False computes every photo's features.
 
     cv_folds : int or None, default=None
         Grouped cross-validation folds; None means 5, or 3 with ``quick``.
@@ -316,36 +356,39 @@ def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
     training : FolderTraining
         The training result and a summary of the dataset.
     """
-    from ..io import load_image_folder
+    from ..io import load_image_folders
     from ..persistence import check_output_dir, save_model
 
     started = time.perf_counter()
     check_output_dir(output_dir)  # before the training, not after
-    paths, labels = load_image_folder(data_dir)
+    roots = [data_dir] if isinstance(data_dir, (str, os.PathLike)) else list(data_dir)
+    paths, labels, names = load_image_folders(roots)
     classes, counts = np.unique(labels, return_counts=True)
     t0 = time.perf_counter()
     groups, source = find_training_groups(paths, groups_csv=groups_csv,
-                                          root=data_dir, n_jobs=n_jobs)
+                                          root=roots, n_jobs=n_jobs)
     group_seconds = time.perf_counter() - t0
     pipe = make_training_pipeline(
         features=features, classifier=classifier, quick=quick,
-        image_size=image_size, augment=augment, cache_dir=cache_dir,
-        n_jobs=n_jobs, random_state=random_state)
+        image_size=image_size, augment=augment, n_jobs=n_jobs,
+        random_state=random_state, cascade=cascade)
     set_image_params(pipe, max_pixels=max_pixels)
     if cv_folds is None:
         cv_folds = QUICK_CV_FOLDS if quick else 5
+    cache = FeatureCache(cache_dir) if feature_cache else None
     with _dask_backend(scheduler):
         result = train_model(pipe, paths, labels, groups=groups,
                              test_size=test_size, cv_folds=cv_folds, search=search,
                              random_state=random_state, n_jobs=n_jobs,
-                             progress=progress)
+                             feature_cache=cache, progress=progress)
     metadata = training_metadata(
-        result, paths, labels, root=data_dir, classifier=classifier,
+        result, paths, labels, names=names, classifier=classifier,
         group_source=source, seconds_wall=time.perf_counter() - started)
     save_model(result.pipeline, output_dir, metadata=metadata,
-               files=training_files(result, paths, root=data_dir))
+               files=training_files(result, paths, names=names))
     return FolderTraining(
         result=result, model_dir=str(output_dir),
         class_counts={str(c): int(n) for c, n in zip(classes, counts)},
         n_groups=len(np.unique(groups)), group_source=source,
-        group_seconds=group_seconds, seconds=time.perf_counter() - started)
+        group_seconds=group_seconds, seconds=time.perf_counter() - started,
+        cache_dir=None if cache is None else str(cache.directory))

@@ -57,3 +57,20 @@ def test_groups_from_a_csv_and_the_metadata(texture_folder, tmp_path):
     assert len(rows) == metadata["label_issues"]["n_flagged"]
     names = {os.path.relpath(p, texture_folder).replace(os.sep, "/") for p in paths}
     assert {row[0] for row in rows} <= names
+
+
+def test_byte_identical_files_share_a_group_whatever_the_csv_says(texture_folder,
+                                                                  tmp_path):
+    import shutil
+
+    from hybridclf.training import join_identical_files
+
+    copy = tmp_path / "copy.png"
+    shutil.copy(texture_folder / "grass" / "0.png", copy)
+    paths = [str(texture_folder / "grass" / "0.png"),
+             str(texture_folder / "grass" / "1.png"), str(copy)]
+    assert join_identical_files([5, 7, 9], paths).tolist() == [0, 1, 0]
+    csv = tmp_path / "groups.csv"
+    csv.write_text(f"file,group\n{paths[0]},g\n{paths[1]},g\n")
+    groups, _ = find_training_groups(paths, groups_csv=str(csv))
+    assert len(set(groups.tolist())) == 1

@@ -1,0 +1,285 @@
+"""The improvement loop's records: corrected photos and a log of every answer.
+
+A model improves when the photos it got wrong come back with the right class.
+:class:`FeedbackStore` keeps such corrections as a class-per-folder dataset
+that ``hybridclf train --data-dir photos/ feedback/`` trains on beside the
+original photos; :class:`PredictionLog` keeps one line per answer given, for
+audits and to see a shift in what people send. Both are plain files that any
+number of threads and processes may append to at once; neither needs the
+service (which only calls them).
+
+- ``DIR/<label>/<sha256>.<ext>``: each corrected photo, named by the SHA-256 of
+  its bytes, so a client never chooses a path and the same photo sent twice
+  is stored once; the extension comes from the content.
+- ``DIR/feedback.jsonl``: one JSON line per correction: ``time`` (UTC, ISO
+  8601), ``label``, ``predicted_class``, ``model_version``, ``file``
+  (relative to DIR), ``sha256`` and ``new`` (false when the file was already
+  there).
+- A prediction log: one JSON line per answer: ``time``, ``class``,
+  ``confidence``, ``quality``, ``model_version`` and any extra fields given;
+  never the image.
+
+Each line is written by one ``write`` call on a file opened for appending
+(``O_APPEND``), so lines of concurrent writers never interleave on a local
+file system; a lock orders the threads of one process.
+"""
+
+import datetime
+import hashlib
+import json
+import os
+import threading
+import unicodedata
+import uuid
+
+from .exceptions import ImageLoadError
+from .io import read_image, sniff_image_format
+
+__all__ = ["FeedbackStore", "PredictionLog", "check_label"]
+
+#: longest accepted label, in characters
+MAX_LABEL_LENGTH = 100
+_FORBIDDEN = set('/\\:*?"<>|')
+_EXTENSIONS = {"jpeg": "jpg", "png": "png", "gif": "gif", "bmp": "bmp",
+               "tiff": "tif", "webp": "webp", "jpeg2000": "jp2", "pnm": "pnm"}
+_LOCK = threading.Lock()
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(
+        timespec="milliseconds")
+
+
+def _append_line(path, record):
+    """Append ``record`` as one JSON line, in one write call."""
+    line = (json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n").encode()
+    with _LOCK:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+
+
+def check_label(label):
+    """Return ``label`` if it is a safe class-folder name, else raise ValueError.
+
+    A label becomes a folder of the feedback dataset, so it must be one plain
+    name: not empty, at most :data:`MAX_LABEL_LENGTH` characters, no path
+    separator or other character that is special in file names
+    (``/ \\ : * ? " < > |``), no control character, not starting with "."
+    (hidden folders are not read as classes) and no surrounding spaces. Any
+    script is fine (``พระสมเด็จ``).
+
+    Parameters
+    ----------
+    label : str
+        The class name.
+
+    Returns
+    -------
+    label : str
+        The same name.
+
+    Raises
+    ------
+    ValueError
+        Naming what is wrong with the label.
+    """
+    if not isinstance(label, str) or not label:
+        raise ValueError(f"The label must be a non-empty class name. Got {label!r}.")
+    problem = None
+    if len(label) > MAX_LABEL_LENGTH:
+        problem = f"it is longer than {MAX_LABEL_LENGTH} characters"
+    elif label != label.strip():
+        problem = "it starts or ends with a space"
+    elif label.startswith("."):
+        problem = "it starts with '.' (a hidden folder, or a path)"
+    elif _FORBIDDEN & set(label):
+        problem = f"it holds {''.join(sorted(_FORBIDDEN & set(label)))!r}"
+    elif any(unicodedata.category(c).startswith("C") for c in label):
+        problem = "it holds a control character"
+    if problem:
+        raise ValueError(
+            f"The label {label!r} cannot be a class folder name: {problem}. Use a "
+            "plain name such as 'waek_man'.")
+    return label
+
+
+class FeedbackStore:
+    """Corrected photos as a class-per-folder dataset, and their log.
+
+    See the module's docstring for the layout. Train on it beside the
+    original photos: ``hybridclf train --data-dir photos/ DIR``.
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+        The feedback folder; made when missing.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import cv2, numpy as np
+    >>> from hybridclf.feedback import FeedbackStore
+    >>> store = FeedbackStore(tempfile.mkdtemp())
+    >>> png = cv2.imencode(".png", np.zeros((32, 32, 3), np.uint8))[1].tobytes()
+    >>> entry = store.add(png, "waek_man", predicted_class="phra_sivali")
+    >>> entry["file"].startswith("waek_man/"), entry["new"]
+    (True, True)
+    >>> store.add(png, "waek_man")["new"]
+    False
+    """
+
+    def __init__(self, directory):
+        self.directory = os.fspath(directory)
+
+    @property
+    def log_path(self):
+        """``DIR/feedback.jsonl``."""
+        return os.path.join(self.directory, "feedback.jsonl")
+
+    def add(self, data, label, *, predicted_class=None, model_version=None):
+        """Store a corrected photo under its label and log the correction.
+
+        Parameters
+        ----------
+        data : bytes
+            The image file's bytes, as sent to ``/predict``.
+
+        label : str
+            The right class; checked by :func:`check_label`.
+
+        predicted_class : str or None, default=None
+            What the model answered.
+
+        model_version : str or None, default=None
+            The version of the model that answered.
+
+        Returns
+        -------
+        entry : dict
+            The logged line: ``time``, ``label``, ``predicted_class``,
+            ``model_version``, ``file``, ``sha256``, ``new``.
+
+        Raises
+        ------
+        ValueError
+            When the label is not a safe folder name, or ``data`` is not an
+            image that training can read (decoded here, at least 16 pixels a
+            side); nothing is written then.
+        """
+        check_label(label)
+        data = bytes(data)
+        kind = sniff_image_format(data[:16])
+        try:
+            read_image(data, min_size=16)  # what training will need of it
+        except ImageLoadError as exc:
+            raise ValueError(
+                f"The feedback for {label!r} is not a readable image: "
+                f"{exc.failures[0][1]}. "
+                "Send the photo's file as it was sent to /predict.") from exc
+        digest = hashlib.sha256(data).hexdigest()
+        name = f"{digest}.{_EXTENSIONS[kind]}"
+        folder = os.path.join(self.directory, label)
+        path = os.path.join(folder, name)
+        new = not os.path.exists(path)
+        if new:
+            os.makedirs(folder, exist_ok=True)
+            tmp = os.path.join(folder, f".{uuid.uuid4().hex}.tmp")
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, path)  # atomic; the same bytes if two raced
+        entry = {"time": _now(), "label": label, "predicted_class": predicted_class,
+                 "model_version": model_version, "file": f"{label}/{name}",
+                 "sha256": digest, "new": new}
+        _append_line(self.log_path, entry)
+        return entry
+
+    def labels(self):
+        """The classes with at least one stored photo, sorted."""
+        try:
+            entries = os.scandir(self.directory)
+        except FileNotFoundError:
+            return []
+        with entries:
+            return sorted(e.name for e in entries
+                          if e.is_dir() and not e.name.startswith(".")
+                          and any(not n.startswith(".") for n in os.listdir(e.path)))
+
+    def entries(self):
+        """The logged corrections, oldest first; unreadable lines are skipped."""
+        return list(_read_lines(self.log_path))
+
+
+def _read_lines(path):
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    yield json.loads(line)
+                except ValueError:
+                    continue  # a line cut by a crash
+    except FileNotFoundError:
+        return
+
+
+class PredictionLog:
+    """One JSON line per answer of the model, never the image.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The log file; appended to, made when missing (its folder too).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from hybridclf.feedback import PredictionLog
+    >>> log = PredictionLog(os.path.join(tempfile.mkdtemp(), "answers.jsonl"))
+    >>> log.write("waek_man", 0.93, model_version="0.1.0+ab12")["class"]
+    'waek_man'
+    """
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+
+    def write(self, predicted_class, confidence, *, quality=None, model_version=None,
+              **extra):
+        """Append the line of one answer.
+
+        Parameters
+        ----------
+        predicted_class : str or None
+            The answer (``"unknown"`` for an open-set rejection, None when the
+            image could not be read).
+
+        confidence : float or None
+            The answer's top probability.
+
+        quality : object, default=None
+            Whatever the service says about the photo's quality (JSON-able).
+
+        model_version : str or None, default=None
+            The model that answered.
+
+        **extra
+            More JSON-able fields (an endpoint, a latency); never pass the
+            image.
+
+        Returns
+        -------
+        entry : dict
+            The line written.
+        """
+        entry = {"time": _now(), "class": predicted_class,
+                 "confidence": None if confidence is None else float(confidence),
+                 "quality": quality, "model_version": model_version, **extra}
+        folder = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(folder, exist_ok=True)
+        _append_line(self.path, entry)
+        return entry
+
+    def entries(self):
+        """The logged answers, oldest first; unreadable lines are skipped."""
+        return list(_read_lines(self.path))

@@ -1,0 +1,175 @@
+"""One served model, loaded and checked as a whole: :class:`ServedModel`.
+
+A model directory becomes a :class:`ServedModel` only after every check has
+passed: the manifest and the model file's hash (through
+:func:`~hybridclf.load_model`), its classes (the classifier's must be those
+of ``model.json``, at least two), and a warm-up prediction that answers one
+probability per class. The service swaps such an object in with one
+assignment, so a request sees either the old model or the new one, never a
+mix of one's classes and the other's probabilities. This module does not
+import FastAPI.
+"""
+
+import datetime
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import prediction
+from ..exceptions import ModelLoadError, ModelTypeError
+from ..persistence import load_model, read_model_info
+from ..pipeline import set_max_pixels, set_n_jobs
+from ._predict import class_names
+
+__all__ = ["ServedModel", "load_served_model", "model_version"]
+
+# the warm-up image: a flat grey square, as small as every loader accepts
+_WARM_UP = np.full((32, 32, 3), 127, np.uint8)
+
+
+@dataclass(frozen=True, eq=False)
+class ServedModel:
+    """A loaded, checked and warmed-up model and what the service says about it.
+
+    Compared by identity: two loads of one directory are two models.
+
+    Attributes
+    ----------
+    pipe : Pipeline
+        The fitted pipeline.
+
+    info : dict
+        Its ``model.json``.
+
+    directory : str
+        The absolute path it was loaded from.
+
+    version : str
+        See :func:`model_version`.
+
+    classes : list of str
+        The classes, in the columns of the probabilities.
+
+    ood_thresholds : dict or None
+        The per-block out-of-distribution check in use (None when off, or
+        when the model has the novelty check).
+
+    novelty : dict or None
+        The novelty check ("unlike any training photo") with the model's
+        embedding index (None when off, or for a model trained before it);
+        see :func:`~hybridclf.prediction.read_open_set`.
+
+    loaded_at : str
+        When it was loaded (UTC, ISO 8601).
+    """
+
+    pipe: object
+    info: dict
+    directory: str
+    version: str
+    classes: list
+    ood_thresholds: dict | None = None
+    novelty: dict | None = None
+    loaded_at: str = field(default_factory=lambda: datetime.datetime.now(
+        datetime.timezone.utc).isoformat(timespec="seconds"))
+
+
+def model_version(info):
+    """The version string of a model: its hybridclf version and hash prefix.
+
+    ``<hybridclf version that saved it>+<first 12 hex digits of the model
+    file's SHA-256>``, from ``model.json``. Two trainings never share it (the
+    hash covers the fitted parameters), and the same directory copied
+    elsewhere keeps it.
+
+    Parameters
+    ----------
+    info : dict
+        A ``model.json``.
+
+    Returns
+    -------
+    version : str
+
+    Examples
+    --------
+    >>> from hybridclf.serve._model import model_version
+    >>> model_version({"hybridclf_version": "0.1.0", "sha256": "fdf520376402ab"})
+    '0.1.0+fdf520376402'
+    """
+    return (f"{info.get('hybridclf_version', '?')}+"
+            f"{str(info.get('sha256', ''))[:12]}")
+
+
+def _check_classes(directory, info, classes, proba):
+    """Raise ModelLoadError unless the classes and the warm-up answer agree."""
+    problem = None
+    if len(classes) < 2:
+        problem = f"its classifier knows {len(classes)} class(es); at least 2 needed"
+    elif "classes" in info and [str(c) for c in info["classes"]] != classes:
+        problem = (f"model.json lists the classes {info['classes']!r} but the "
+                   f"classifier has {classes!r}")
+    elif proba.shape != (1, len(classes)) or not np.all(np.isfinite(proba)):
+        problem = (f"the warm-up prediction answered probabilities of shape "
+                   f"{proba.shape} (finite: {bool(np.all(np.isfinite(proba)))}) "
+                   f"for {len(classes)} classes")
+    if problem:
+        raise ModelLoadError(
+            f"The model in {directory!r} failed its checks: {problem}. Retrain "
+            "it, or serve another model directory.")
+
+
+def load_served_model(directory, settings):
+    """Load, check and warm up a model directory (blocking; seconds).
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+        The model directory.
+
+    settings : ServiceSettings
+        ``allow_pickle``, ``threads``, ``max_pixels`` and ``use_ood``.
+
+    Returns
+    -------
+    model : ServedModel
+        Ready to answer.
+
+    Raises
+    ------
+    ModelLoadError
+        When the directory is missing, unreadable or incomplete, a file
+        differs from its manifest, the file holds no fitted pipeline, the
+        classes do not match ``model.json``, the embedding index is not one,
+        or the warm-up prediction fails; the message says which.
+    """
+    directory = os.path.abspath(os.fspath(directory))
+    try:
+        pipe = load_model(directory, allow_pickle=settings.allow_pickle)
+        info = read_model_info(directory)
+    except (ModelTypeError, OSError) as exc:  # a reload must refuse, not crash
+        raise ModelLoadError(f"The model in {directory!r} cannot be served: {exc}"
+                             ) from exc
+    set_n_jobs(pipe, settings.threads)
+    set_max_pixels(pipe, settings.max_pixels)
+    try:
+        _, proba, _ = prediction.predict_open_set(pipe, [_WARM_UP])
+    except Exception as exc:  # noqa: BLE001 - any failure refuses the model
+        raise ModelLoadError(
+            f"The model in {directory!r} failed its warm-up prediction "
+            f"({type(exc).__name__}: {exc}). Retrain it, or serve another model "
+            "directory.") from exc
+    classes = class_names(pipe)
+    _check_classes(directory, info, classes, np.asarray(proba))
+    options = {"ood_thresholds": None, "novelty": None}
+    if settings.use_ood:
+        try:
+            options = prediction.read_open_set(info, directory)
+        except (ValueError, OSError) as exc:  # an unreadable embedding index
+            raise ModelLoadError(f"The model in {directory!r} cannot be served: "
+                                 f"{exc}") from exc
+    return ServedModel(
+        pipe=pipe, info=info, directory=directory, version=model_version(info),
+        classes=classes, ood_thresholds=options["ood_thresholds"],
+        novelty=options["novelty"])

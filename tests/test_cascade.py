@@ -1,0 +1,167 @@
+"""CascadePipeline: early exits skip the expensive block; the threshold is kept."""
+
+import numpy as np
+import pytest
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from hybridclf import load_image_folder, load_model, make_hybrid_pipeline, save_model
+from hybridclf.cascade import select_threshold
+from hybridclf.pipeline import get_classifier
+from hybridclf.prediction import predict_open_set, transform_features
+
+#: rows each call of ExpensiveBlock.transform received
+CALLS = []
+
+
+class ExpensiveBlock(TransformerMixin, BaseEstimator):
+    """Stands in for the CNN: records its calls, raises when ``fail`` is set."""
+
+    def __init__(self, fail=False):
+        self.fail = fail
+
+    def fit(self, X, y=None):
+        return self
+
+    def transform(self, X):
+        if self.fail:
+            raise AssertionError("the expensive block ran")
+        CALLS.append(len(X))
+        X = np.asarray(X, dtype=np.float64)
+        return np.column_stack([X.mean(axis=(1, 2)), X.std(axis=(1, 2))])
+
+    def get_feature_names_out(self, input_features=None):
+        return np.array(["mean_r", "mean_g", "mean_b", "std_r", "std_g", "std_b"],
+                        dtype=object)
+
+
+@pytest.fixture(scope="module")
+def textures(texture_folder):
+    paths, labels = load_image_folder(texture_folder)
+    return np.asarray(paths, dtype=object), np.asarray(labels)
+
+
+@pytest.fixture(scope="module")
+def fitted(textures):
+    paths, labels = textures
+    pipe = make_hybrid_pipeline(
+        features=["hog", "color", ("cnn", ExpensiveBlock())], cascade=True,
+    ).set_params(load__size=64, cheap_features=("hog", "color"), cv=3)
+    groups = np.arange(len(labels)) // 2  # neighbouring crops as one group
+    return pipe.fit(paths[::2], labels[::2], groups=groups[::2])
+
+
+def test_threshold_is_learned_with_its_statistics(fitted):
+    assert 0.0 < fitted.threshold_ <= 1.0
+    assert 0.0 < fitted.early_share_ <= 1.0
+    for name in ["cheap_accuracy_", "full_accuracy_", "cascade_accuracy_"]:
+        assert 0.0 <= getattr(fitted, name) <= 1.0
+    assert fitted.cascade_accuracy_ >= fitted.full_accuracy_ - 0.005 - 1e-9
+
+
+def test_a_sure_photo_never_runs_the_expensive_block(fitted, textures):
+    paths, _ = textures
+    _, proba, early = fitted.predict_stages(paths[1::2])
+    assert early.any()
+    sure = paths[1::2][early]
+    fitted.set_params(features__cnn__extract__fail=True)
+    try:
+        assert len(fitted.predict(sure)) == len(sure)
+        labels, _, scores = predict_open_set(fitted, sure, ood_thresholds={
+            "hog": 1e9, "color": 1e9, "cnn": 1e9})
+        assert np.all(labels != "unknown") and np.all(scores < 1)
+    finally:
+        fitted.set_params(features__cnn__extract__fail=False)
+
+
+def test_an_unsure_photo_runs_the_full_model(fitted, textures):
+    paths, labels = textures
+    fitted.threshold_, kept = 1.01, fitted.threshold_  # no photo is sure enough
+    try:
+        CALLS.clear()
+        proba = fitted.predict_proba(paths[1::2])
+        assert CALLS == [len(paths[1::2])]
+        full = get_classifier(fitted).predict_proba(
+            transform_features(fitted, paths[1::2]))
+        np.testing.assert_allclose(proba, full)
+    finally:
+        fitted.threshold_ = kept
+
+
+def test_only_the_unsure_photos_reach_the_expensive_block(fitted, textures):
+    paths, _ = textures
+    features, proba, early = fitted.predict_stages(paths)
+    CALLS.clear()
+    fitted.predict(paths)
+    assert sum(CALLS) == int((~early).sum())
+    assert np.isnan(features[early][:, -6:]).all()
+    assert not np.isnan(features[~early]).any()
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+
+
+def test_threshold_survives_save_and_load(textures, tmp_path):
+    paths, labels = textures
+    pipe = make_hybrid_pipeline(features=["hog", "color", "lbp"], cascade=True)
+    pipe.set_params(load__size=64, cheap_features=("hog", "color"), cv=3)
+    pipe.fit(paths[::2], labels[::2])
+    save_model(pipe, tmp_path)
+    loaded = load_model(tmp_path)
+    assert type(loaded).__name__ == "CascadePipeline"
+    assert loaded.threshold_ == pipe.threshold_
+    assert loaded.early_share_ == pipe.early_share_
+    np.testing.assert_allclose(loaded.predict_proba(paths[1::2]),
+                               pipe.predict_proba(paths[1::2]))
+
+
+def test_select_threshold_keeps_accuracy_within_tolerance():
+    classes = np.array(["a", "b"])
+    y = np.array(["a"] * 6 + ["b"] * 4)
+    full = np.tile([0.9, 0.1], (10, 1))
+    full[6:] = [0.1, 0.9]  # the full model is always right
+    # the cheap stage: right and sure on 5, wrong but fairly sure on one more
+    cheap = np.tile([0.55, 0.45], (10, 1))
+    cheap[:5] = [0.99, 0.01]
+    cheap[6] = [0.9, 0.1]  # a "b" called "a" with 0.9
+    stats = select_threshold(y, full, cheap, classes, tolerance=0.005)
+    assert stats["threshold"] == 0.99
+    assert stats["early_share"] == 0.5
+    assert stats["cascade_accuracy"] == 1.0
+    loose = select_threshold(y, full, cheap, classes, tolerance=0.1)
+    assert loose["threshold"] == 0.9 and loose["cascade_accuracy"] == 0.9
+
+
+def test_cheap_features_must_leave_a_block_for_the_full_stage(textures):
+    paths, labels = textures
+    pipe = make_hybrid_pipeline(features=["hog", "color"], cascade=True)
+    with pytest.raises(ValueError, match="cheap_features"):
+        pipe.set_params(cheap_features=("hog", "color")).fit(paths, labels)
+
+
+def test_train_model_fits_the_cascade_and_the_model_card_reports_it(
+        textures, tmp_path):
+    from hybridclf.persistence import read_model_info
+    from hybridclf.training import train_model
+
+    paths, labels = textures
+    pipe = make_hybrid_pipeline(features=["hog", "color", "lbp"], cascade=True)
+    pipe.set_params(load__size=64, cheap_features=("hog", "color"))
+    result = train_model(pipe, paths, labels, test_size=0.25, cv_folds=3)
+    final = result.pipeline
+    assert 0.0 < final.threshold_ <= 1.0
+    assert final.predict(paths[:3]).shape == (3,)
+    save_model(final, tmp_path, metadata=result.metadata())
+    info = read_model_info(tmp_path)
+    assert info["cascade"]["threshold"] == final.threshold_
+    assert "## Cascade" in (tmp_path / "README.md").read_text()
+
+
+def test_evaluate_reports_the_cascade(fitted, textures):
+    from hybridclf.evaluation import evaluate_model
+
+    paths, labels = textures
+    report = evaluate_model(fitted, paths[1::2], labels[1::2], n_repeats=1)
+    cascade = report["cascade"]
+    _, _, early = fitted.predict_stages(paths[1::2])
+    assert cascade["early_share"] == pytest.approx(early.mean())
+    assert report["metrics"]["accuracy"] == pytest.approx(
+        fitted.score(paths[1::2], labels[1::2]))
+    assert cascade["ms_per_image_estimated"] <= cascade["ms_per_image_full"]

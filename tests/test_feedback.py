@@ -1,0 +1,96 @@
+"""The feedback store and the prediction log: files a training and an audit read."""
+
+import json
+import threading
+import warnings
+
+import cv2
+import numpy as np
+import pytest
+
+from hybridclf.feedback import FeedbackStore, PredictionLog, check_label
+from hybridclf.io import load_image_folders
+
+
+def _jpeg(seed):
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)
+    return cv2.imencode(".jpg", image)[1].tobytes()
+
+
+def test_a_correction_lands_once_as_a_file_and_a_log_line(tmp_path):
+    store = FeedbackStore(tmp_path / "feedback")
+    entry = store.add(_jpeg(0), "waek_man", predicted_class="phra_sivali",
+                      model_version="0.1.0+ab12")
+    path = tmp_path / "feedback" / entry["file"]
+    assert path.read_bytes() == _jpeg(0)
+    assert path.parent.name == "waek_man" and path.suffix == ".jpg"
+    assert path.stem == entry["sha256"]
+    lines = (tmp_path / "feedback" / "feedback.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in lines] == [entry]
+    assert entry["predicted_class"] == "phra_sivali" and entry["new"]
+    # the same photo again: one file, a second line saying it was known
+    again = store.add(_jpeg(0), "waek_man")
+    assert again["file"] == entry["file"] and not again["new"]
+    assert len(list((tmp_path / "feedback").rglob("*.jpg"))) == 1
+    assert [e["new"] for e in store.entries()] == [True, False]
+    assert store.labels() == ["waek_man"]
+
+
+def test_the_feedback_folder_is_a_dataset_with_the_new_class(tmp_path):
+    store = FeedbackStore(tmp_path / "feedback")
+    for seed in range(3):
+        store.add(_jpeg(seed), "new_amulet")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # feedback.jsonl: not in a class folder
+        paths, labels, _ = load_image_folders([tmp_path / "feedback"])
+    assert labels == ["new_amulet"] * 3
+
+
+@pytest.mark.parametrize("label", [
+    "", " ", "../evil", "a/b", "a\\b", ".hidden", "..", "x" * 101, "tab\there",
+    " padded", "c:d", None,
+])
+def test_unsafe_labels_are_refused_and_nothing_is_written(tmp_path, label):
+    store = FeedbackStore(tmp_path)
+    with pytest.raises(ValueError, match="label"):
+        store.add(_jpeg(0), label)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_plain_names_in_any_script_are_labels():
+    for label in ("waek_man", "Somdej 2", "พระสมเด็จ", "phra-sivali (old)"):
+        assert check_label(label) == label
+
+
+def test_a_file_that_is_not_an_image_is_refused(tmp_path):
+    store = FeedbackStore(tmp_path)
+    for data in (b"hello world", _jpeg(0)[:100]):
+        with pytest.raises(ValueError, match="not a readable image"):
+            store.add(data, "waek_man")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_concurrent_writers_never_interleave_lines(tmp_path):
+    log = PredictionLog(tmp_path / "logs" / "answers.jsonl")
+    store = FeedbackStore(tmp_path / "feedback")
+
+    def answer(worker):
+        for i in range(50):
+            log.write(f"class_{worker}", 0.5 + i / 100, quality={"blur": i},
+                      model_version="v1", note="x" * 500)
+        store.add(_jpeg(worker % 2), "waek_man")
+
+    threads = [threading.Thread(target=answer, args=(w,)) for w in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    lines = (tmp_path / "logs" / "answers.jsonl").read_text().splitlines()
+    assert len(lines) == 400
+    entries = [json.loads(line) for line in lines]  # every line whole
+    assert {e["class"] for e in entries} == {f"class_{w}" for w in range(8)}
+    assert set(entries[0]) == {"time", "class", "confidence", "quality",
+                               "model_version", "note"}
+    assert len(store.entries()) == 8
+    assert len(list((tmp_path / "feedback" / "waek_man").iterdir())) == 2

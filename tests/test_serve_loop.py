@@ -1,0 +1,438 @@
+"""The improvement loop over real HTTP: corrections, reloads, what is watched.
+
+Issue 22: ``POST /feedback`` stores corrections once, as a dataset that
+``hybridclf train`` reads; ``POST /admin/reload`` and SIGHUP swap in another
+model without losing a request; ``/metrics`` and ``--log-predictions`` show
+what the service answers.
+"""
+
+import base64
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import cv2
+import pytest
+import skimage.data
+
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+httpx = pytest.importorskip("httpx")
+
+from .test_serve import _free_port, _is_error, _metric, _Server  # noqa: E402
+
+KEY = "loop-key-321"
+
+
+def _b64(data):
+    return base64.b64encode(data).decode()
+
+
+def _save(pipe, folder):
+    from hybridclf import save_model
+
+    save_model(pipe, folder)
+    return folder
+
+
+def _version(folder):
+    from hybridclf.persistence import read_model_info
+    from hybridclf.serve._model import model_version
+
+    return model_version(read_model_info(folder))
+
+
+@pytest.fixture(scope="module")
+def models(texture_folder, tmp_path_factory):
+    """Two different models: A knows 3 classes, B only 2 (other features)."""
+    from hybridclf import load_image_folder, make_hybrid_pipeline
+
+    paths, labels = load_image_folder(texture_folder)
+    root = tmp_path_factory.mktemp("loop_models")
+    a = make_hybrid_pipeline(features=["hog", "color"]).set_params(load__size=64)
+    a_dir = _save(a.fit(paths, labels), root / "a")
+    keep = [i for i, label in enumerate(labels) if label != "gravel"]
+    b = make_hybrid_pipeline(features=["color"]).set_params(load__size=32)
+    b_dir = _save(b.fit([paths[i] for i in keep], [labels[i] for i in keep]),
+                  root / "b")
+    return {"a": a_dir, "b": b_dir, "versions": {
+        _version(a_dir): {"brick", "grass", "gravel"},
+        _version(b_dir): {"brick", "grass"}}}
+
+
+@pytest.fixture
+def photos(texture_folder):
+    return {name: (texture_folder / name / "0.png").read_bytes()
+            for name in ("brick", "grass", "gravel")}
+
+
+def _png(image):
+    return cv2.imencode(".png", image)[1].tobytes()
+
+
+def _coffee(i):
+    """A crop of scikit-image's coffee photo: a class the models do not know."""
+    image = cv2.cvtColor(skimage.data.coffee(), cv2.COLOR_RGB2BGR)
+    r, c = divmod(i, 4)
+    return _png(image[r * 100 : r * 100 + 96, c * 100 + 50 : c * 100 + 146])
+
+
+@pytest.fixture
+def keyed(models, tmp_path):
+    """A server with a key, a feedback folder and a prediction log."""
+    from hybridclf.serve import create_app
+
+    app = create_app(models["a"], api_key=KEY, feedback_dir=tmp_path / "feedback",
+                     log_predictions=tmp_path / "logs" / "answers.jsonl")
+    with _Server(app) as http:
+        http.headers["X-API-Key"] = KEY
+        yield http
+
+
+def _lines(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_a_correction_lands_once_as_a_file_and_a_log_line(keyed, photos, tmp_path):
+    health = keyed.get("/health").json()
+    assert health["feedback_enabled"] is True
+    answer = keyed.post("/predict", json={"image_data": _b64(photos["grass"])})
+    assert answer.status_code == 200, answer.text
+    answer = answer.json()
+    assert answer["model_version"] == health["model_version"]
+
+    r = keyed.post("/feedback", json={
+        "image_data": _b64(photos["grass"]), "label": "moss",
+        "predicted_class": answer["predicted_class"],
+        "model_version": answer["model_version"]})
+    assert r.status_code == 200, r.text
+    stored = r.json()
+    assert stored["new"] is True and stored["file"].startswith("moss/")
+    feedback = tmp_path / "feedback"
+    assert (feedback / stored["file"]).read_bytes() == photos["grass"]
+    # the same photo again, as a multipart upload: one file, a second line
+    r = keyed.post("/feedback/file", data={"label": "moss"},
+                   files={"file": ("g.png", photos["grass"], "image/png")})
+    assert r.status_code == 200, r.text
+    assert r.json()["file"] == stored["file"] and r.json()["new"] is False
+    assert [p.name for p in feedback.rglob("*.png")] == [
+        os.path.basename(stored["file"])]
+    lines = _lines(feedback / "feedback.jsonl")
+    assert [(e["label"], e["new"]) for e in lines] == [("moss", True),
+                                                       ("moss", False)]
+    assert lines[0]["predicted_class"] == answer["predicted_class"]
+    assert lines[0]["model_version"] == answer["model_version"]
+
+    # the prediction log: one line per answer, never the image
+    log = tmp_path / "logs" / "answers.jsonl"
+    logged, = _lines(log)
+    assert logged["class"] == answer["predicted_class"]
+    assert logged["confidence"] == pytest.approx(answer["confidence"])
+    assert logged["model_version"] == answer["model_version"]
+    assert logged["endpoint"] == "/predict"
+    assert len(log.read_bytes()) < 500  # the photo's base64 is kilobytes
+
+    metrics = keyed.get("/metrics").text
+    assert _metric(metrics, "hybridclf_feedback_total", stored="new") == 1
+    assert _metric(metrics, "hybridclf_feedback_total", stored="known") == 1
+    assert _metric(metrics, "hybridclf_predictions_total",
+                   predicted_class=answer["predicted_class"]) == 1
+    assert _metric(metrics, "hybridclf_prediction_confidence_count") == 1
+    assert _metric(metrics, "hybridclf_model_info",
+                   model_version=answer["model_version"]) == 1
+
+
+def test_path_like_or_empty_labels_are_422(keyed, photos, tmp_path):
+    for label in ["", "../escape", "a/b", "..", ".hidden", "/etc/cron.d", "a\\b",
+                  "C:", " padded", "x" * 101, "tab\there"]:
+        body = {"image_data": _b64(photos["brick"]), "label": label}
+        _is_error(keyed.post("/feedback", json=body), 422, "label")
+        _is_error(keyed.post(
+            "/feedback/file", data={"label": label},
+            files={"file": ("b.png", photos["brick"], "image/png")}), 422, "label")
+    assert list((tmp_path / "feedback").iterdir()) == []
+
+
+def test_feedback_and_reload_need_the_key(keyed, photos, models, tmp_path):
+    body = {"image_data": _b64(photos["brick"]), "label": "brick"}
+    url = str(keyed.base_url)
+    _is_error(httpx.post(f"{url}/feedback", json=body), 401, "missing")
+    _is_error(httpx.post(f"{url}/feedback/file", data={"label": "brick"},
+                         files={"file": ("b.png", photos["brick"], "image/png")},
+                         headers={"X-API-Key": "nope"}), 401, "wrong")
+    _is_error(httpx.post(f"{url}/admin/reload", json={"model_dir": str(models["b"])},
+                         headers={"X-API-Key": KEY + "x"}), 401, "wrong")
+    assert list((tmp_path / "feedback").iterdir()) == []  # made, still empty
+    assert keyed.get("/ready").json()["model_version"] == _version(models["a"])
+    # a bad image is refused whole: no file, no line
+    _is_error(keyed.post("/feedback", json={"image_data": _b64(b"not a photo"),
+                                            "label": "brick"}), 400, "image")
+    _is_error(keyed.post("/feedback", json={"image_data": "%%", "label": "x"}),
+              400, "base64")
+    assert list((tmp_path / "feedback").iterdir()) == []
+
+
+def test_without_feedback_dir_feedback_is_404(models, photos):
+    from hybridclf.serve import create_app
+
+    with _Server(create_app(models["b"])) as http:
+        assert http.get("/health").json()["feedback_enabled"] is False
+        r = http.post("/feedback", json={"image_data": _b64(photos["brick"]),
+                                         "label": "brick"})
+        _is_error(r, 404, "--feedback-dir")
+        paths = http.get("/openapi.json").json()["paths"]
+        assert {"/feedback", "/feedback/file", "/admin/reload"} <= set(paths)
+
+
+def test_admin_answers_only_loopback_without_a_key(models):
+    import anyio
+
+    from hybridclf.serve import create_app
+
+    app = create_app(models["a"])  # not started: the key checks come first
+
+    async def post(host):
+        transport = httpx.ASGITransport(app=app, client=(host, 5000))
+        async with httpx.AsyncClient(transport=transport,
+                                     base_url="http://test") as client:
+            return await client.post("/admin/reload")
+
+    _is_error(anyio.run(post, "192.0.2.7"), 403, "loopback", "SIGHUP")
+    _is_error(anyio.run(post, "127.0.0.1"), 503, "not loaded")
+
+
+def _corrupted(folder, tmp_path):
+    copy = shutil.copytree(folder, tmp_path / "corrupted")
+    model_file = next(p for p in copy.iterdir() if p.name.startswith("model.")
+                      and p.suffix != ".json")
+    data = bytearray(model_file.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    model_file.write_bytes(bytes(data))
+    return copy
+
+
+def _hammer(http, photos, stop, answers, errors):
+    """Send predictions until ``stop``; record each answer or failure."""
+    with httpx.Client(base_url=http.base_url, timeout=60,
+                      headers={"X-API-Key": KEY}) as client:
+        i = 0
+        while not stop.is_set():
+            images = [_b64(photos["brick"]), _b64(photos["grass"])]
+            try:
+                if i % 3:
+                    r = client.post("/predict", json={"image_data": images[i % 2]})
+                    results = [r.json()]
+                else:  # a batch: one model answers all of it
+                    r = client.post("/predict/batch", json={"images": images})
+                    results = r.json()["results"]
+                    assert {x["model_version"] for x in results} == {
+                        r.json()["model_version"]}, r.text
+                if r.status_code != 200 or not all(x["success"] for x in results):
+                    errors.append(r.text)
+                answers.extend(results)
+            except (httpx.HTTPError, AssertionError) as exc:
+                errors.append(repr(exc))
+            i += 1
+
+
+def _watch_ready(http, stop, statuses):
+    with httpx.Client(base_url=http.base_url, timeout=60) as client:
+        while not stop.is_set():
+            try:
+                statuses.append(client.get("/ready").status_code)
+            except httpx.HTTPError as exc:
+                statuses.append(repr(exc))
+
+
+def _reload(http, model_dir=None):
+    body = {} if model_dir is None else {"model_dir": str(model_dir)}
+    return http.post("/admin/reload", json=body, timeout=120)
+
+
+def test_reload_under_8_clients_loses_no_request(keyed, models, photos, tmp_path):
+    stop, answers, errors, statuses = threading.Event(), [], [], []
+    threads = [threading.Thread(target=_hammer,
+                                args=(keyed, photos, stop, answers, errors))
+               for _ in range(8)]
+    threads.append(threading.Thread(target=_watch_ready,
+                                    args=(keyed, stop, statuses)))
+    for thread in threads:
+        thread.start()
+
+    def answered(n):  # wait until the clients got n more answers
+        target = len(answers) + n
+        deadline = time.monotonic() + 60
+        while len(answers) < target and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    try:
+        answered(16)
+        r = _reload(keyed, models["b"])
+        assert r.status_code == 200, r.text
+        assert r.json()["model_version"] == _version(models["b"])
+        assert r.json()["previous_model_version"] == _version(models["a"])
+        assert r.json()["classes"] == ["brick", "grass"]
+        answered(16)
+        # a corrupted directory is refused, and B keeps serving
+        r = _reload(keyed, _corrupted(models["a"], tmp_path))
+        _is_error(r, 422, "refused", _version(models["b"]), "modified")
+        _is_error(_reload(keyed, tmp_path / "missing"), 422, "does not exist")
+        answered(16)
+        assert keyed.get("/health").json()["model_version"] == _version(models["b"])
+        r = _reload(keyed, models["a"])
+        assert r.status_code == 200, r.text
+        answered(16)
+        r = _reload(keyed)  # no model_dir: the served path again
+        assert r.json()["model_version"] == _version(models["a"])
+        answered(16)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(60)
+    assert errors == []
+    assert statuses and set(statuses) == {200}
+    # every answer came whole from one model: its classes with its version
+    seen = {}
+    for body in answers:
+        seen[body["model_version"]] = seen.get(body["model_version"], 0) + 1
+        assert set(body["probabilities"]) == models["versions"][
+            body["model_version"]], body
+    assert set(seen) == set(models["versions"]), seen
+    metrics = keyed.get("/metrics").text
+    assert _metric(metrics, "hybridclf_model_reloads_total", result="done") == 3
+    assert _metric(metrics, "hybridclf_model_reloads_total", result="refused") == 2
+    assert _metric(metrics, "hybridclf_model_info",
+                   model_version=_version(models["b"])) == 0
+
+
+def test_a_request_in_flight_finishes_on_the_old_model(models, photos,
+                                                       monkeypatch):
+    import hybridclf.prediction
+    from hybridclf.serve import create_app
+
+    real = hybridclf.prediction.predict_open_set
+    hold, entered, release = [False], threading.Event(), threading.Event()
+
+    def held(pipe, items, **kwargs):  # the first served call waits
+        if hold[0] and threading.current_thread().name == "serve-batcher":
+            hold[0] = False
+            entered.set()
+            release.wait(30)
+        return real(pipe, items, **kwargs)
+
+    monkeypatch.setattr(hybridclf.prediction, "predict_open_set", held)
+    answer = {}
+    with _Server(create_app(models["a"])) as http:
+        hold[0] = True
+        sender = threading.Thread(target=lambda: answer.update(
+            r=http.post("/predict", json={"image_data": _b64(photos["gravel"])})))
+        sender.start()
+        try:
+            assert entered.wait(30), "the prediction never reached the model"
+            # the model call is under way: B is loaded, checked, swapped in
+            r = _reload(http, models["b"])
+            assert r.status_code == 200, r.text
+            assert http.get("/ready").json()["model_version"] == _version(
+                models["b"])
+        finally:
+            release.set()
+            sender.join(30)
+        old = answer["r"].json()
+        assert old["model_version"] == _version(models["a"])
+        assert set(old["probabilities"]) == {"brick", "grass", "gravel"}
+        new = http.post("/predict", json={"image_data": _b64(photos["gravel"])})
+        assert new.json()["model_version"] == _version(models["b"])
+
+
+def test_train_on_the_data_and_feedback_folders_then_reload(
+        keyed, texture_folder, tmp_path, photos):
+    from hybridclf.cli import main
+
+    for i in range(5):  # corrections of a class the served model lacks
+        r = keyed.post("/feedback", json={"image_data": _b64(_coffee(i)),
+                                          "label": "coffee",
+                                          "predicted_class": "brick"})
+        assert r.status_code == 200, r.text
+    model = tmp_path / "retrained"
+    assert main(["train", "--data-dir", str(texture_folder),
+                 str(tmp_path / "feedback"), "--output-dir", str(model),
+                 "--features", "hog", "color", "--image-size", "48",
+                 "--cv-folds", "2", "--test-size", "0", "--n-jobs", "1",
+                 "--no-cache"]) == 0
+    r = _reload(keyed, model)
+    assert r.status_code == 200, r.text
+    assert r.json()["classes"] == ["brick", "coffee", "grass", "gravel"]
+    answer = keyed.post("/predict", json={"image_data": _b64(_coffee(1))}).json()
+    assert answer["model_version"] == _version(model)
+    assert answer["predicted_class"] == "coffee"  # a training photo
+
+
+def _wait_ready(url, proc, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read()
+        try:
+            if httpx.get(f"{url}/ready", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("hybridclf serve did not get ready")
+
+
+def _wait_version(url, version, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if httpx.get(f"{url}/health", timeout=5).json()["model_version"] == version:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the service never served {version}")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP")
+def test_cli_serve_reloads_on_sighup_and_logs(models, photos, tmp_path):
+    served = shutil.copytree(models["a"], tmp_path / "served")
+    port, log = _free_port(), tmp_path / "answers.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hybridclf", "serve", "--model-dir", str(served),
+         "--port", str(port), "--feedback-dir", str(tmp_path / "fb"),
+         "--log-predictions", str(log), "--n-jobs", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, proc)
+        body = {"image_data": _b64(photos["brick"])}
+        assert httpx.post(f"{url}/predict", json=body).json()[
+            "model_version"] == _version(models["a"])
+        r = httpx.post(f"{url}/feedback", json={**body, "label": "brick"})
+        assert r.status_code == 200, r.text
+        # a new model in the same place, then SIGHUP: swapped in
+        shutil.rmtree(served)
+        shutil.copytree(models["b"], served)
+        proc.send_signal(signal.SIGHUP)
+        _wait_version(url, _version(models["b"]))
+        assert httpx.post(f"{url}/predict", json=body).json()[
+            "model_version"] == _version(models["b"])
+        # a broken one: refused, the last good model keeps serving
+        (served / "manifest.json").write_text("{}")
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 60
+        while _metric(httpx.get(f"{url}/metrics").text,
+                      "hybridclf_model_reloads_total", result="refused") < 1:
+            assert time.monotonic() < deadline, "the broken model was not refused"
+            time.sleep(0.1)
+        assert httpx.get(f"{url}/ready").json()["model_version"] == _version(
+            models["b"])
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    assert "SIGHUP reload refused" in stderr and "manifest" in stderr
+    assert [e["model_version"] for e in _lines(log)] == [
+        _version(models["a"]), _version(models["b"])]
+    assert (tmp_path / "fb" / "brick").is_dir()

@@ -1,0 +1,153 @@
+"""The on-disk feature cache: only new photos are computed, nothing stale is used."""
+
+import logging
+import shutil
+
+import numpy as np
+import pytest
+
+from hybridclf import load_image_folder, make_hybrid_pipeline
+from hybridclf.features import ColorHistogram, HOGFeatures
+from hybridclf.training import FeatureCache, train_model
+
+
+class CountingColor(ColorHistogram):
+    """A colour histogram that counts the images it computes features of."""
+
+    images = 0
+
+    def _extract(self, X):
+        type(self).images += len(X)
+        return super()._extract(X)
+
+
+def _pipe(bins=8, size=48):
+    return make_hybrid_pipeline(
+        features=[("colour", CountingColor(bins=bins)), ("hog", HOGFeatures())],
+        classifier="logistic").set_params(load__size=size)
+
+
+def _train(folder, cache, **params):
+    paths, labels = load_image_folder(folder)
+    CountingColor.images = 0
+    result = train_model(_pipe(**params), paths, labels, cv_folds=2,
+                         test_size=0.25, feature_cache=cache)
+    return result, paths
+
+
+@pytest.fixture
+def photos(texture_folder, tmp_path):
+    """Six textures per class; two more per class kept aside to be added."""
+    root, extra = tmp_path / "data", tmp_path / "extra"
+    for class_dir in sorted(texture_folder.iterdir()):
+        files = sorted(class_dir.iterdir())
+        for target, chosen in ((root, files[:6]), (extra, files[6:])):
+            (target / class_dir.name).mkdir(parents=True)
+            for path in chosen:
+                shutil.copy(path, target / class_dir.name / path.name)
+    return root, extra
+
+
+def test_retraining_after_adding_photos_computes_only_the_new_ones(photos, tmp_path):
+    root, extra = photos
+    cache = tmp_path / "cache"
+    first, _ = _train(root, cache)
+    assert CountingColor.images == 18
+    assert first.feature_cache == {"n_images": 18, "n_computed": 18}
+    shutil.copytree(extra, root, dirs_exist_ok=True)
+    second, paths = _train(root, cache)
+    assert CountingColor.images == 6  # the two new photos of each class
+    assert second.feature_cache == {"n_images": 24, "n_computed": 6}
+    # the cached features give the model that computing everything gives
+    fresh, _ = _train(root, None)
+    assert CountingColor.images == 24
+    assert second.cv_scores == fresh.cv_scores
+    assert second.test_metrics == fresh.test_metrics
+    np.testing.assert_allclose(second.pipeline.decision_function(paths),
+                               fresh.pipeline.decision_function(paths), rtol=1e-5)
+
+
+@pytest.mark.parametrize("change", [{"bins": 4}, {"size": 40}])
+def test_a_changed_block_or_loader_parameter_misses_the_cache(photos, tmp_path,
+                                                              change):
+    root, _ = photos
+    _train(root, tmp_path / "cache")
+    result, _ = _train(root, tmp_path / "cache", **change)
+    assert CountingColor.images == 18
+    assert result.feature_cache["n_computed"] == 18
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "garbage"])
+def test_a_damaged_cache_file_is_recomputed_not_used(photos, tmp_path, caplog,
+                                                     damage):
+    root, _ = photos
+    cache = tmp_path / "cache"
+    first, paths = _train(root, cache)
+    shards = sorted(cache.glob("*/*.npz"))
+    assert len(shards) == 2  # one per block
+    for shard in shards:
+        data = bytearray(shard.read_bytes())
+        if damage == "truncate":
+            data = data[: len(data) // 2]
+        elif damage == "flip":  # inside the feature values, not the headers
+            data[len(data) // 2] ^= 0xFF
+        else:
+            data = bytearray(b"not a shard")
+        shard.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING):
+        second, _ = _train(root, cache)
+    assert CountingColor.images == 18
+    assert second.feature_cache["n_computed"] == 18
+    assert "Ignoring the feature cache file" in caplog.text
+    assert second.cv_scores == first.cv_scores
+    np.testing.assert_allclose(second.pipeline.decision_function(paths),
+                               first.pipeline.decision_function(paths), rtol=1e-5)
+    # the damaged files are gone; the recomputed features are stored again
+    assert not any(shard.exists() for shard in shards)
+    _train(root, cache)
+    assert CountingColor.images == 0
+
+
+def test_cache_keeps_rows_by_content_and_merges_shards(tmp_path):
+    cache = FeatureCache(tmp_path, max_shards=3)
+    key = cache.settings_key(ColorHistogram(bins=4))
+    assert key == cache.settings_key(ColorHistogram(bins=4, n_jobs=2))
+    assert key != cache.settings_key(ColorHistogram(bins=5))
+    rng = np.random.default_rng(0)
+    rows = rng.random((5, 3)).astype(np.float32)
+    for i in range(5):
+        cache.store(key, [f"{i:064x}"], rows[i:i + 1])
+    assert len(list((tmp_path / key).glob("*.npz"))) <= 3
+    found, missing = cache.lookup(key, [f"{i:064x}" for i in (4, 0, 9)] + [None])
+    assert missing == [2, 3]
+    np.testing.assert_array_equal(found[0], rows[4])
+    np.testing.assert_array_equal(found[1], rows[0])
+    assert (tmp_path / key / "settings.json").is_file()
+
+
+def test_blocks_that_learn_or_random_networks_are_never_cached(tmp_path):
+    from hybridclf.features import CNNFeatures, SIFTBoVW
+
+    cache = FeatureCache(tmp_path)
+    assert cache.settings_key(SIFTBoVW()) is None
+    assert cache.settings_key(CNNFeatures(weights=None)) is None
+    assert cache.settings_key(CNNFeatures(fine_tune_epochs=1)) is None
+    assert cache.settings_key(CNNFeatures()) == cache.settings_key(
+        CNNFeatures(random_state=3, batch_size=8))
+
+
+def test_cached_rows_of_another_width_are_replaced(photos, tmp_path, caplog):
+    root, _ = photos
+    cache = tmp_path / "cache"
+    first, paths = _train(root, cache)
+    for shard in cache.glob("*/*.npz"):
+        with np.load(shard) as data:
+            keys = data["keys"]
+        np.savez(shard, keys=keys[:10], features=np.zeros((10, 3), np.float32))
+    with caplog.at_level(logging.WARNING):
+        second, _ = _train(root, cache)
+    assert "the cache is not used for it" in caplog.text
+    np.testing.assert_allclose(second.pipeline.decision_function(paths),
+                               first.pipeline.decision_function(paths), rtol=1e-5)
+    _train(root, cache)
+    assert CountingColor.images == 0
