@@ -294,8 +294,31 @@ def write_deployment(kind, output_dir, model_dir, *, host="127.0.0.1", port=8000
     ValueError: The 'kind' parameter of write_deployment must be one of ...
     """
     from . import __version__
-    from .persistence import read_model_info
 
+    _check_arguments(kind, api_key_env, user)
+    info = _servable_model_info(model_dir, allow_pickle)
+    model_dir = _check_path(os.path.abspath(os.fspath(model_dir)), "model_dir")
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_existing(out, kind, force)
+    files = []
+    if kind in ("docker", "compose"):
+        command, folder = _write_container(
+            kind, out, model_dir, files, version=__version__, info=info, port=port,
+            workers=workers, api_key_env=api_key_env, allow_pickle=allow_pickle)
+    else:
+        command, folder = _write_systemd(
+            out, model_dir, files, host=host, port=port, workers=workers,
+            api_key_env=api_key_env, user=user, allow_pickle=allow_pickle)
+    readme = _readme(kind, model_dir, command, folder, version=__version__,
+                     info=info, port=port, api_key_env=api_key_env)
+    _write(files, out / "README.txt", readme)
+    logger.info("Wrote a %s deployment to %s", kind, out)
+    return {"files": files, "command": command}
+
+
+def _check_arguments(kind, api_key_env, user):
+    """Refuse an unknown ``kind`` and names that would break the files."""
     if kind not in DEPLOY_TYPES:
         raise ValueError(
             "The 'kind' parameter of write_deployment must be one of "
@@ -307,6 +330,12 @@ def write_deployment(kind, output_dir, model_dir, *, host="127.0.0.1", port=8000
     if not str(user).replace("-", "").replace("_", "").isalnum():
         raise ValueError("The 'user' parameter of write_deployment must be a user "
                          f"name (letters, digits, - and _). Got {user!r} instead.")
+
+
+def _servable_model_info(model_dir, allow_pickle):
+    """The model's ``model.json``; refuses a pickle unless ``allow_pickle``."""
+    from .persistence import read_model_info
+
     info = read_model_info(model_dir)  # a clear error now, not in production
     if info.get("model_format") == "pickle" and not allow_pickle:
         raise ValueError(
@@ -314,61 +343,70 @@ def write_deployment(kind, output_dir, model_dir, *, host="127.0.0.1", port=8000
             "loads only with --allow-pickle (it runs code from the file). Pass "
             "allow_pickle=True (--allow-pickle) if you trust it, or save it with "
             "model_format='skops'.")
-    model_dir = _check_path(os.path.abspath(os.fspath(model_dir)), "model_dir")
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    _check_existing(out, kind, force)
-    files = []
+    return info
 
-    def write(name, text):
-        path = out / name
-        path.write_text(text, encoding="utf-8")
-        files.append(str(path))
 
-    if kind in ("docker", "compose"):
-        shutil.copytree(model_dir, out / "model")
-        (out / "wheels").mkdir(exist_ok=True)
-        write("Dockerfile", _dockerfile(__version__, workers, api_key_env, info,
-                                        allow_pickle))
-        write(".dockerignore", _DOCKERIGNORE)
-        folder = _check_path(str(out.resolve()), "output_dir")
-        run_key = f" -e {api_key_env}" if api_key_env else ""
-        memory, cpus = _limits(workers)
-        if kind == "docker":
-            command = (f'docker build -t {_SERVICE} "{folder}" && docker run -d '
-                       f"--name {_SERVICE} --restart unless-stopped --read-only "
-                       f"--tmpfs /tmp --memory {memory}g --cpus {cpus} "
-                       f"--pids-limit {_PIDS_LIMIT} --cap-drop ALL "
-                       "--security-opt no-new-privileges "
-                       f"-p 127.0.0.1:{port}:{_PORT_IN_CONTAINER}"
-                       f"{run_key} {_SERVICE}")
-        else:
-            write("docker-compose.yml", _compose(port, api_key_env, workers))
-            command = (f'docker compose -f "{folder}/docker-compose.yml" up -d '
-                       "--build")
-    else:
-        exe = Path(sys.executable).with_name("hybridclf")
-        hybridclf_bin = _check_path(
-            str(exe) if exe.exists() else shutil.which("hybridclf") or str(exe),
-            "hybridclf executable")
-        if model_dir.startswith(("/tmp/", "/var/tmp/")):
-            logger.warning("The model %s is under a temporary folder, which the "
-                           "unit's PrivateTmp=yes hides from the service; move it "
-                           "to a lasting place such as /srv/hybridclf.", model_dir)
-        unit = f"{_SERVICE}.service"
-        write(unit, _systemd(hybridclf_bin, model_dir, host, port, workers,
-                             api_key_env, user, allow_pickle))
-        folder = _check_path(str(out.resolve()), "output_dir")
-        command = (f"sudo useradd --system --no-create-home --shell "
-                   f"/usr/sbin/nologin {user}; sudo install -m 0644 "
-                   f'"{folder}/{unit}" /etc/systemd/system/{unit} && '
-                   f"sudo systemctl daemon-reload && "
-                   f"sudo systemctl enable --now {unit}")
+def _write(files, path, text):
+    path.write_text(text, encoding="utf-8")
+    files.append(str(path))
+
+
+def _write_container(kind, out, model_dir, files, *, version, info, port, workers,
+                     api_key_env, allow_pickle):
+    """Copy the model and write the Docker files; (start command, folder)."""
+    shutil.copytree(model_dir, out / "model")
+    (out / "wheels").mkdir(exist_ok=True)
+    _write(files, out / "Dockerfile",
+           _dockerfile(version, workers, api_key_env, info, allow_pickle))
+    _write(files, out / ".dockerignore", _DOCKERIGNORE)
+    folder = _check_path(str(out.resolve()), "output_dir")
+    if kind == "compose":
+        _write(files, out / "docker-compose.yml",
+               _compose(port, api_key_env, workers))
+        return (f'docker compose -f "{folder}/docker-compose.yml" up -d --build',
+                folder)
+    run_key = f" -e {api_key_env}" if api_key_env else ""
+    memory, cpus = _limits(workers)
+    command = (f'docker build -t {_SERVICE} "{folder}" && docker run -d '
+               f"--name {_SERVICE} --restart unless-stopped --read-only "
+               f"--tmpfs /tmp --memory {memory}g --cpus {cpus} "
+               f"--pids-limit {_PIDS_LIMIT} --cap-drop ALL "
+               "--security-opt no-new-privileges "
+               f"-p 127.0.0.1:{port}:{_PORT_IN_CONTAINER}"
+               f"{run_key} {_SERVICE}")
+    return command, folder
+
+
+def _write_systemd(out, model_dir, files, *, host, port, workers, api_key_env, user,
+                   allow_pickle):
+    """Write the systemd unit; (install command, folder)."""
+    exe = Path(sys.executable).with_name("hybridclf")
+    hybridclf_bin = _check_path(
+        str(exe) if exe.exists() else shutil.which("hybridclf") or str(exe),
+        "hybridclf executable")
+    if model_dir.startswith(("/tmp/", "/var/tmp/")):
+        logger.warning("The model %s is under a temporary folder, which the "
+                       "unit's PrivateTmp=yes hides from the service; move it "
+                       "to a lasting place such as /srv/hybridclf.", model_dir)
+    unit = f"{_SERVICE}.service"
+    _write(files, out / unit, _systemd(hybridclf_bin, model_dir, host, port, workers,
+                                       api_key_env, user, allow_pickle))
+    folder = _check_path(str(out.resolve()), "output_dir")
+    command = (f"sudo useradd --system --no-create-home --shell "
+               f"/usr/sbin/nologin {user}; sudo install -m 0644 "
+               f'"{folder}/{unit}" /etc/systemd/system/{unit} && '
+               f"sudo systemctl daemon-reload && "
+               f"sudo systemctl enable --now {unit}")
+    return command, folder
+
+
+def _readme(kind, model_dir, command, folder, *, version, info, port, api_key_env):
+    """The text of README.txt: how to start and check the service."""
     notes = [f"hybridclf {kind} deployment of the model {model_dir}", "",
              "Start it with:", "", f"    {command}", ""]
     if kind in ("docker", "compose"):
         notes += ["Put a hybridclf wheel in wheels/ first when hybridclf "
-                  f"{__version__} is not on your package index:",
+                  f"{version} is not on your package index:",
                   f'    pip wheel --no-deps -w "{folder}/wheels" <hybridclf source>',
                   ""]
     if api_key_env:
@@ -381,6 +419,4 @@ def write_deployment(kind, output_dir, model_dir, *, host="127.0.0.1", port=8000
         notes += ["The model was saved with these versions; install them beside "
                   "hybridclf:", "    " + " ".join(pins), ""]
     notes += [f"Check it with: curl http://127.0.0.1:{port}/health", ""]
-    write("README.txt", "\n".join(notes))
-    logger.info("Wrote a %s deployment to %s", kind, out)
-    return {"files": files, "command": command}
+    return "\n".join(notes)

@@ -20,6 +20,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from .exceptions import ImageLoadError, SkippedFilesWarning
+from .utils._docstrings import Substitution, _ignored_docstring
 from .utils._parallel import run_chunked
 from .utils._validation import Interval, StrOptions, _fit_context
 
@@ -573,16 +574,32 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         "n_jobs": [Integral, None],
     }
 
-    def __init__(
-        self, *, size=224, aspect="pad", background=(255, 255, 255), min_size=16,
-        max_pixels=DEFAULT_MAX_PIXELS, n_jobs=None,
-    ):
+    def __init__(self, *, size=224, aspect="pad", background=(255, 255, 255),
+                 min_size=16, max_pixels=DEFAULT_MAX_PIXELS, n_jobs=None):
         self.size = size
         self.aspect = aspect
         self.background = background
         self.min_size = min_size
         self.max_pixels = max_pixels
         self.n_jobs = n_jobs
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    @Substitution(ignored=_ignored_docstring("X", "y"))
+    def fit(self, X=None, y=None):
+        """Validate the parameters; the loader learns nothing from data.
+
+        Parameters
+        ----------
+        {ignored}
+
+        Returns
+        -------
+        self : object
+            The loader.
+        """
+        self._target()
+        self._background()
+        return self
 
     def __setstate__(self, state):
         # loaders saved before 'max_pixels' existed get the default
@@ -613,27 +630,6 @@ class ImageLoader(TransformerMixin, BaseEstimator):
                 f"ints in 0..255 (an RGB colour). Got {self.background!r} instead."
             )
         return bg
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X=None, y=None):
-        """Validate the parameters; the loader learns nothing from data.
-
-        Parameters
-        ----------
-        X : Ignored
-            Not used, present for API consistency by convention.
-
-        y : Ignored
-            Not used, present for API consistency by convention.
-
-        Returns
-        -------
-        self : object
-            The loader.
-        """
-        self._target()
-        self._background()
-        return self
 
     def transform(self, X):
         """Read and resize every image.
@@ -728,6 +724,7 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         read = [i for i, reason in enumerate(reasons) if reason is None]
         return (out if len(read) == n else out[read]), reasons
 
+    @Substitution(ignored=_ignored_docstring("input_features"))
     def get_feature_names_out(self, input_features=None):
         """Return None: images have no feature names.
 
@@ -736,8 +733,7 @@ class ImageLoader(TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        input_features : Ignored
-            Not used, present for API consistency by convention.
+        {ignored}
 
         Returns
         -------
@@ -811,6 +807,23 @@ def _resize(image, height, width):
     return cv2.resize(image, (width, height), interpolation=interpolation)
 
 
+# the parameters and first returns of scan_image_folder and load_image_folder
+_FOLDER_WALK_DOC = """root : str or os.PathLike
+        The dataset folder.
+
+    follow_symlinks : bool, default=False
+        Whether to descend into symbolic links to folders.
+
+    Returns
+    -------
+    paths : list of str
+        Image file paths, sorted by class and then by path.
+
+    labels : list of str
+        The class (sub-folder name) of each path."""
+
+
+@Substitution(walk=_FOLDER_WALK_DOC)
 def scan_image_folder(root, *, follow_symlinks=False):
     """Walk a class-per-folder dataset: the images, their labels, the rest.
 
@@ -824,19 +837,7 @@ def scan_image_folder(root, *, follow_symlinks=False):
 
     Parameters
     ----------
-    root : str or os.PathLike
-        The dataset folder.
-
-    follow_symlinks : bool, default=False
-        Whether to descend into symbolic links to folders.
-
-    Returns
-    -------
-    paths : list of str
-        Image file paths, sorted by class and then by path.
-
-    labels : list of str
-        The class (sub-folder name) of each path.
+    {walk}
 
     skipped : list of (str, str)
         Each file not taken, with the reason (not an image, not inside a class
@@ -897,6 +898,7 @@ def _scan_class(folder, follow_symlinks, skipped):
     return found
 
 
+@Substitution(walk=_FOLDER_WALK_DOC)
 def load_image_folder(root, *, follow_symlinks=False):
     """List the images and labels of a class-per-folder dataset.
 
@@ -915,19 +917,7 @@ def load_image_folder(root, *, follow_symlinks=False):
 
     Parameters
     ----------
-    root : str or os.PathLike
-        The dataset folder.
-
-    follow_symlinks : bool, default=False
-        Whether to descend into symbolic links to folders.
-
-    Returns
-    -------
-    paths : list of str
-        Image file paths, sorted by class and then by path.
-
-    labels : list of str
-        The class (sub-folder name) of each path.
+    {walk}
 
     Raises
     ------

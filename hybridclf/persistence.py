@@ -463,7 +463,7 @@ def read_model_info(directory):
     Parameters
     ----------
     directory : str or os.PathLike
-        A folder written by :func:`save_model`.
+        A folder written by :func:`save_model` or ``hybridclf train``.
 
     Returns
     -------

@@ -10,6 +10,7 @@ into an axes of your own.
 import numpy as np
 
 from .utils import import_or_raise
+from .utils._docstrings import Substitution
 
 __all__ = [
     "plot_block_importance",
@@ -18,6 +19,13 @@ __all__ = [
     "plot_reliability",
     "plot_stage_speed",
 ]
+
+# the docstring entries of the plotting functions
+_AX_DOC = """ax : matplotlib Axes, default=None
+        Where to draw; a new figure when None."""
+
+_FIG_DOC = """fig : matplotlib Figure
+        The figure."""
 
 
 def _axes(ax, feature, size=(5.0, 4.0)):
@@ -29,6 +37,7 @@ def _axes(ax, feature, size=(5.0, 4.0)):
     return fig, fig.add_subplot()
 
 
+@Substitution(ax=_AX_DOC, fig=_FIG_DOC)
 def plot_confusion_matrix(matrix, labels, *, ax=None):
     """Draw a confusion matrix, true classes in rows, with counts in the cells.
 
@@ -40,13 +49,11 @@ def plot_confusion_matrix(matrix, labels, *, ax=None):
     labels : list of str
         Class names.
 
-    ax : matplotlib Axes, default=None
-        Where to draw; a new figure when None.
+    {ax}
 
     Returns
     -------
-    fig : matplotlib Figure
-        The figure.
+    {fig}
     """
     matrix = np.asarray(matrix)
     n = len(labels)
@@ -66,6 +73,7 @@ def plot_confusion_matrix(matrix, labels, *, ax=None):
     return fig
 
 
+@Substitution(ax=_AX_DOC, fig=_FIG_DOC)
 def plot_reliability(bins, *, ax=None):
     """Draw a reliability curve: accuracy against confidence of the top class.
 
@@ -75,13 +83,11 @@ def plot_reliability(bins, *, ax=None):
         Per confidence bin: ``confidence`` (mean top probability),
         ``accuracy`` and ``count``, as in the report's ``reliability``.
 
-    ax : matplotlib Axes, default=None
-        Where to draw; a new figure when None.
+    {ax}
 
     Returns
     -------
-    fig : matplotlib Figure
-        The figure.
+    {fig}
     """
     fig, ax = _axes(ax, "plot_reliability")
     used = [b for b in bins if b["count"]]
@@ -107,6 +113,7 @@ def _barh(ax, names, values, errors=None, xlabel=""):
     ax.set_xlabel(xlabel)
 
 
+@Substitution(ax=_AX_DOC, fig=_FIG_DOC)
 def plot_block_importance(importance, *, ax=None):
     """Draw the accuracy drop when each feature block is permuted.
 
@@ -115,13 +122,11 @@ def plot_block_importance(importance, *, ax=None):
     importance : dict of str to dict
         Per block: ``mean`` and ``std`` of the accuracy drop.
 
-    ax : matplotlib Axes, default=None
-        Where to draw; a new figure when None.
+    {ax}
 
     Returns
     -------
-    fig : matplotlib Figure
-        The figure.
+    {fig}
     """
     fig, ax = _axes(ax, "plot_block_importance",
                     size=(5.0, 1.2 + 0.4 * len(importance)))
@@ -132,6 +137,7 @@ def plot_block_importance(importance, *, ax=None):
     return fig
 
 
+@Substitution(ax=_AX_DOC, fig=_FIG_DOC)
 def plot_stage_speed(speed, *, ax=None):
     """Draw the milliseconds per image of each stage of the pipeline.
 
@@ -140,19 +146,18 @@ def plot_stage_speed(speed, *, ax=None):
     speed : dict of str to float
         Stage name to ms per image.
 
-    ax : matplotlib Axes, default=None
-        Where to draw; a new figure when None.
+    {ax}
 
     Returns
     -------
-    fig : matplotlib Figure
-        The figure.
+    {fig}
     """
     fig, ax = _axes(ax, "plot_stage_speed", size=(5.0, 1.2 + 0.4 * len(speed)))
     _barh(ax, list(speed), list(speed.values()), xlabel="ms per image")
     return fig
 
 
+@Substitution(fig=_FIG_DOC)
 def plot_error_gallery(images, titles, *, n_columns=6):
     """Draw misclassified images with their true class and top guesses.
 
@@ -169,8 +174,7 @@ def plot_error_gallery(images, titles, *, n_columns=6):
 
     Returns
     -------
-    fig : matplotlib Figure
-        The figure.
+    {fig}
     """
     figure_module = import_or_raise("matplotlib.figure", "plot_error_gallery")
     n = max(len(images), 1)

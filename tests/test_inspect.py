@@ -103,6 +103,22 @@ def test_one_wrong_link_does_not_merge_two_families():
     assert groups.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
 
 
+def test_a_blurred_and_turned_copy_is_found_by_alignment(copies, tmp_path):
+    # the turn moves the hash by 10 bits and the blur lowers the aligned
+    # correlation of the sharp pixels to 0.90: the blurred comparison finds it
+    astro = _photo("astronaut", 120)
+    turn = cv2.getRotationMatrix2D((60, 60), 4, 1.0)
+    copy = cv2.GaussianBlur(
+        cv2.warpAffine(astro, turn, (120, 120), borderMode=cv2.BORDER_REFLECT),
+        (0, 0), 3.0)
+    paths = [_save(tmp_path / "original.png", astro),
+             _save(tmp_path / "copy.png", copy), copies["coffee"], copies["chelsea"]]
+    assert find_duplicate_groups(paths).tolist() == [0, 0, 1, 2]
+    # without the alignment check, the copy stays apart
+    assert find_duplicate_groups(paths, aligned_similarity=None).tolist() == [
+        0, 1, 2, 3]
+
+
 def test_find_duplicate_groups_without_rotations_keeps_turned_copy_apart(copies):
     groups = find_duplicate_groups(
         [copies["original"], copies["rotated"], copies["mirrored"]], rotations=False

@@ -28,7 +28,6 @@ __all__ = [
 GEOMETRY = ("hflip", "vflip", "rotate", "scale", "translate", "perspective")
 
 
-@Substitution(image=_image_docstring)
 def _check_image(image):
     return check_image_array(image, what="The 'image' argument")
 
@@ -76,8 +75,12 @@ def _warp(image, matrix):
     )
 
 
+@Substitution(image=_image_docstring)
 def rotate(image, angle):
     """Rotate an image about its centre, counter-clockwise.
+
+    The corners that the rotation uncovers are filled by mirroring the image
+    (OpenCV's ``BORDER_REFLECT_101``), not with black.
 
     Parameters
     ----------
@@ -89,7 +92,7 @@ def rotate(image, angle):
     Returns
     -------
     rotated : ndarray of the same shape and dtype
-        The rotated image; the corners are filled by reflection.
+        The image, turned by ``angle`` degrees.
 
     Examples
     --------
@@ -146,18 +149,20 @@ def flip(image, *, horizontal=True, vertical=False):
 def scale(image, factor):
     """Zoom an image about its centre and keep its size.
 
+    A factor above 1 enlarges the centre and crops the rest; below 1 the image
+    shrinks and the border is filled by mirroring it.
+
     Parameters
     ----------
     {image}
 
     factor : float
-        Zoom factor: above 1 enlarges the centre and crops the rest; below 1
-        shrinks the image and fills the border by reflection.
+        Zoom factor; 1 keeps the image.
 
     Returns
     -------
     scaled : ndarray of the same shape and dtype
-        The zoomed image.
+        The image, zoomed about its centre.
 
     Examples
     --------
@@ -175,6 +180,8 @@ def scale(image, factor):
 def translate(image, dx, dy):
     """Shift an image by fractions of its width and height.
 
+    The border that the shift uncovers is filled by mirroring the image.
+
     Parameters
     ----------
     {image}
@@ -188,7 +195,7 @@ def translate(image, dx, dy):
     Returns
     -------
     shifted : ndarray of the same shape and dtype
-        The shifted image; the uncovered border is filled by reflection.
+        The image, moved right by ``dx`` and down by ``dy``.
 
     Examples
     --------

@@ -70,7 +70,7 @@ def brightness_contrast(image, brightness=0.0, contrast=1.0):
     Returns
     -------
     adjusted : ndarray of the same shape and dtype
-        The adjusted image.
+        The image with the new brightness and contrast.
 
     Examples
     --------
@@ -88,18 +88,20 @@ def brightness_contrast(image, brightness=0.0, contrast=1.0):
 def gamma(image, gamma):
     """Apply a gamma curve: each value ``v`` becomes ``255 * (v / 255) ** gamma``.
 
+    Black (0) and white (255) stay as they are; the curve moves the
+    mid-tones only.
+
     Parameters
     ----------
     {image}
 
     gamma : float
-        The exponent: below 1 brightens the mid-tones, above 1 darkens them;
-        black and white stay as they are.
+        The exponent: below 1 brightens the mid-tones, above 1 darkens them.
 
     Returns
     -------
     adjusted : ndarray of the same shape and dtype
-        The adjusted image.
+        The image through the curve.
 
     Examples
     --------
@@ -132,7 +134,7 @@ def hue_saturation(image, hue=0.0, saturation=1.0):
     Returns
     -------
     adjusted : ndarray of the same shape and dtype
-        The adjusted image.
+        The recoloured image; a copy when it is greyscale.
 
     Examples
     --------
@@ -157,6 +159,9 @@ def hue_saturation(image, hue=0.0, saturation=1.0):
 @Substitution(image=_image_docstring)
 def gaussian_blur(image, sigma):
     """Blur an image with a Gaussian kernel.
+
+    Beyond the border the image is mirrored (OpenCV's ``BORDER_REFLECT_101``),
+    so the edges do not darken.
 
     Parameters
     ----------
@@ -251,13 +256,13 @@ def jpeg(image, quality):
     Returns
     -------
     recompressed : ndarray of the same shape and dtype
-        The image with JPEG artefacts.
+        The decoded image, with the artefacts of JPEG at that quality.
 
     Examples
     --------
     >>> import numpy as np
     >>> from hybridclf.augment import jpeg
-    >>> jpeg(np.zeros((16, 16, 3), np.uint8), 75).shape
+    >>> jpeg(np.zeros((16, 16, 3), np.uint8), quality=75).shape
     (16, 16, 3)
     """
     _check_image(image)

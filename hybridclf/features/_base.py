@@ -12,6 +12,11 @@ from sklearn.base import (
 from sklearn.utils.validation import check_is_fitted
 
 from ..io import array_to_rgb
+from ..utils._docstrings import (
+    Substitution,
+    _features_docstring,
+    _fit_parameters_docstring,
+)
 from ..utils._parallel import run_chunked
 from ..utils._validation import _fit_context
 
@@ -74,6 +79,11 @@ class ImageFeatureExtractor(
 
     _parameter_constraints: dict = {"n_jobs": [Integral, None]}
 
+    @property
+    def n_features_out_(self):
+        """Number of features of an image: the columns of ``transform``."""
+        return self._n_features_out
+
     def _fit(self, X):
         """Learn from the images; return their features if computed, else None."""
 
@@ -121,16 +131,13 @@ class ImageFeatureExtractor(
         return self._fit(X), X
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @Substitution(parameters=_fit_parameters_docstring)
     def fit(self, X, y=None):
         """Check the images and learn what the extractor needs from them.
 
         Parameters
         ----------
-        X : ndarray of shape (n_samples, height, width[, 3])
-            Images, as produced by :class:`~hybridclf.io.ImageLoader`.
-
-        y : Ignored
-            Not used, present for API consistency by convention.
+        {parameters}
 
         Returns
         -------
@@ -141,25 +148,26 @@ class ImageFeatureExtractor(
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @Substitution(parameters=_fit_parameters_docstring, features=_features_docstring)
     def fit_transform(self, X, y=None):
         """Fit to the images, then compute their features.
 
+        The same as ``fit(X).transform(X)``; an extractor that computes the
+        features while it learns (:class:`~hybridclf.features.SIFTBoVW`) does
+        not compute them twice.
+
         Parameters
         ----------
-        X : ndarray of shape (n_samples, height, width[, 3])
-            Images, as produced by :class:`~hybridclf.io.ImageLoader`.
-
-        y : Ignored
-            Not used, present for API consistency by convention.
+        {parameters}
 
         Returns
         -------
-        features : ndarray of shape (n_samples, n_features), dtype float32
-            The features.
+        {features}
         """
         out, X = self._fit_images(X)
         return self._extract(X) if out is None else out
 
+    @Substitution(features=_features_docstring)
     def transform(self, X):
         """Compute one feature row per image.
 
@@ -170,8 +178,7 @@ class ImageFeatureExtractor(
 
         Returns
         -------
-        features : ndarray of shape (n_samples, n_features), dtype float32
-            The features.
+        {features}
         """
         check_is_fitted(self)
         X = check_images(X, self)

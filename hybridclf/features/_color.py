@@ -5,7 +5,12 @@ from numbers import Integral
 import cv2
 import numpy as np
 
-from ..utils._docstrings import Substitution, _n_jobs_extract_docstring
+from ..utils._docstrings import (
+    Substitution,
+    _ignored_docstring,
+    _image_shape_docstring,
+    _n_jobs_extract_docstring,
+)
 from ..utils._validation import Interval, StrOptions
 from ._base import ImageFeatureExtractor
 
@@ -17,7 +22,7 @@ _SPACES = {
 }
 
 
-@Substitution(n_jobs=_n_jobs_extract_docstring)
+@Substitution(n_jobs=_n_jobs_extract_docstring, image_shape=_image_shape_docstring)
 class ColorHistogram(ImageFeatureExtractor):
     """Joint 3-D colour histogram, normalised.
 
@@ -53,8 +58,7 @@ class ColorHistogram(ImageFeatureExtractor):
 
     Attributes
     ----------
-    image_shape_ : tuple of int
-        Shape (height, width, 3) of the images seen in ``fit``.
+    {image_shape}
 
     n_features_out_ : int
         ``bins[0] * bins[1] * bins[2]``.
@@ -85,10 +89,6 @@ class ColorHistogram(ImageFeatureExtractor):
         self.normalize = normalize
         self.n_jobs = n_jobs
 
-    @property
-    def n_features_out_(self):
-        return self._n_features_out
-
     def _bins(self):
         bins = (self.bins,) * 3 if isinstance(self.bins, Integral) else self.bins
         if len(bins) != 3 or not all(isinstance(b, Integral) and 1 <= b <= 256
@@ -103,13 +103,13 @@ class ColorHistogram(ImageFeatureExtractor):
         b = self._bins()
         return b[0] * b[1] * b[2]
 
+    @Substitution(input_features=_ignored_docstring("input_features"))
     def get_feature_names_out(self, input_features=None):
         """Names of the histogram cells, such as ``hsv_h0_s3_v7``.
 
         Parameters
         ----------
-        input_features : Ignored
-            Not used, present for API consistency by convention.
+        {input_features}
 
         Returns
         -------

@@ -59,97 +59,143 @@ def fine_tune(net, images, y, *, device, epochs, n_blocks, learning_rate,
         ``{"epoch", "train_loss", "val_loss"}`` per epoch.
     """
     import torch
-    from sklearn.model_selection import train_test_split
 
     classes, codes = np.unique(y, return_inverse=True)
-    counts = np.bincount(codes)
-    stratify = codes if counts.min() >= 2 else None
-    n_val = max(len(classes), int(round(validation_fraction * len(codes))))
-    if len(codes) - n_val < len(classes):
-        train_idx, val_idx = np.arange(len(codes)), np.arange(0)
-    else:
-        train_idx, val_idx = train_test_split(
-            np.arange(len(codes)), test_size=n_val, stratify=stratify,
-            random_state=seed % (2**31 - 1),
-        )
-
+    train_idx, val_idx = _split(codes, len(classes), validation_fraction, seed)
     stages = _stages(net)
-    trainable = stages[-n_blocks:]
     with torch.random.fork_rng(devices=[] if device == "cpu" else None):
         torch.manual_seed(seed)
         generator = torch.Generator().manual_seed(seed)
         net = net.to(device)
-        for param in net.parameters():
-            param.requires_grad_(False)
-        modules = []
-        for stage in trainable:
-            for module in stage if isinstance(stage, list) else [stage]:
-                modules.append(module)
-                for param in module.parameters():
-                    param.requires_grad_(True)
-        with torch.no_grad():
-            dim = net(torch.zeros(1, *images.shape[1:], device=device)).shape[1]
-        head = torch.nn.Linear(dim, len(classes)).to(device)
+        modules = _unfreeze(net, stages[-n_blocks:])
+        run = _Run(net, modules, images, codes, len(classes), device, batch_size)
         params = [p for p in net.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(
-            [{"params": params}, {"params": head.parameters()}],
+            [{"params": params}, {"params": run.head.parameters()}],
             lr=learning_rate, weight_decay=1e-4,
         )
-        loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
-        x_all = torch.from_numpy(images)
-        y_all = torch.from_numpy(codes.astype(np.int64))
-
-        def set_mode(training):
-            net.eval()  # frozen blocks keep their batch-norm statistics
-            for module in modules:
-                module.train(training)
-            head.train(training)
-
-        def evaluate():
-            if len(val_idx) == 0:
-                return float("nan")
-            set_mode(False)
-            total = 0.0
-            with torch.no_grad():
-                for start in range(0, len(val_idx), batch_size):
-                    idx = torch.from_numpy(val_idx[start : start + batch_size])
-                    logits = head(net(x_all[idx].to(device)))
-                    total += float(loss_fn(logits, y_all[idx].to(device))) * len(idx)
-            return total / len(val_idx)
-
-        history, best, best_state, patience = [], np.inf, None, 0
-        for epoch in range(epochs):
-            set_mode(True)
-            order = torch.randperm(len(train_idx), generator=generator).numpy()
-            total = 0.0
-            for start in range(0, len(order), batch_size):
-                idx = torch.from_numpy(train_idx[order[start : start + batch_size]])
-                if len(idx) < 2:
-                    continue  # batch norm needs two images
-                batch = random_flip_crop(x_all[idx], generator, torch).to(device)
-                loss = loss_fn(head(net(batch)), y_all[idx].to(device))
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                total += float(loss.detach()) * len(idx)
-            val_loss = evaluate()
-            record = {"epoch": epoch + 1, "train_loss": total / len(train_idx),
-                      "val_loss": val_loss}
-            history.append(record)
-            (logger.info if verbose else logger.debug)("fine-tuning %s", record)
-            score = val_loss if len(val_idx) else record["train_loss"]
-            if score < best - 1e-4:
-                best, patience = score, 0
-                best_state = {k: v.detach().cpu().numpy().copy()
-                              for k, v in net.state_dict().items()}
-            else:
-                patience += 1
-                if patience >= 3:
-                    break
+        history, best_state = _train_epochs(
+            run, optimizer, generator, epochs, train_idx, val_idx, verbose
+        )
     net.cpu().eval()
     for param in net.parameters():
         param.requires_grad_(False)
     if best_state is not None:
         net.load_state_dict({k: torch.from_numpy(v) for k, v in best_state.items()})
-    state = {k: v.detach().cpu().numpy().copy() for k, v in net.state_dict().items()}
-    return state, history
+    return _snapshot(net), history
+
+
+def _split(codes, n_classes, validation_fraction, seed):
+    """Train and validation indices; no validation when too few images.
+
+    The split is stratified when every class has two images or more.
+    """
+    from sklearn.model_selection import train_test_split
+
+    stratify = codes if np.bincount(codes).min() >= 2 else None
+    n_val = max(n_classes, int(round(validation_fraction * len(codes))))
+    if len(codes) - n_val < n_classes:
+        return np.arange(len(codes)), np.arange(0)
+    return train_test_split(
+        np.arange(len(codes)), test_size=n_val, stratify=stratify,
+        random_state=seed % (2**31 - 1),
+    )
+
+
+def _unfreeze(net, stages):
+    """Freeze ``net`` except ``stages``; return the modules of those stages."""
+    for param in net.parameters():
+        param.requires_grad_(False)
+    modules = []
+    for stage in stages:
+        for module in stage if isinstance(stage, list) else [stage]:
+            modules.append(module)
+            for param in module.parameters():
+                param.requires_grad_(True)
+    return modules
+
+
+def _snapshot(net):
+    """The weights and buffers of ``net`` as NumPy copies."""
+    return {k: v.detach().cpu().numpy().copy() for k, v in net.state_dict().items()}
+
+
+class _Run:
+    """The network, its new linear head and the data of one fine-tuning run."""
+
+    def __init__(self, net, modules, images, codes, n_classes, device, batch_size):
+        import torch
+
+        with torch.no_grad():
+            dim = net(torch.zeros(1, *images.shape[1:], device=device)).shape[1]
+        self.net, self.modules = net, modules
+        self.head = torch.nn.Linear(dim, n_classes).to(device)
+        self.loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
+        self.x = torch.from_numpy(images)
+        self.y = torch.from_numpy(codes.astype(np.int64))
+        self.device, self.batch_size = device, batch_size
+
+    def set_mode(self, training):
+        self.net.eval()  # frozen blocks keep their batch-norm statistics
+        for module in self.modules:
+            module.train(training)
+        self.head.train(training)
+
+    def train_epoch(self, train_idx, optimizer, generator):
+        """One pass over the training images in a random order; the mean loss."""
+        import torch
+
+        self.set_mode(True)
+        order = torch.randperm(len(train_idx), generator=generator).numpy()
+        total = 0.0
+        for start in range(0, len(order), self.batch_size):
+            idx = torch.from_numpy(train_idx[order[start : start + self.batch_size]])
+            if len(idx) < 2:
+                continue  # batch norm needs two images
+            batch = random_flip_crop(self.x[idx], generator, torch).to(self.device)
+            loss = self.loss_fn(self.head(self.net(batch)), self.y[idx].to(self.device))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(idx)
+        return total / len(train_idx)
+
+    def val_loss(self, val_idx):
+        """The mean loss on the validation images; NaN when there are none."""
+        import torch
+
+        if len(val_idx) == 0:
+            return float("nan")
+        self.set_mode(False)
+        total = 0.0
+        with torch.no_grad():
+            for start in range(0, len(val_idx), self.batch_size):
+                idx = torch.from_numpy(val_idx[start : start + self.batch_size])
+                logits = self.head(self.net(self.x[idx].to(self.device)))
+                labels = self.y[idx].to(self.device)
+                total += float(self.loss_fn(logits, labels)) * len(idx)
+        return total / len(val_idx)
+
+
+def _train_epochs(run, optimizer, generator, epochs, train_idx, val_idx, verbose):
+    """Train until ``epochs`` or 3 epochs without improvement.
+
+    Returns the history and the weights of the best epoch (None when no epoch
+    improved on the start).
+    """
+    history, best, best_state, patience = [], np.inf, None, 0
+    for epoch in range(epochs):
+        train_loss = run.train_epoch(train_idx, optimizer, generator)
+        val_loss = run.val_loss(val_idx)
+        record = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss}
+        history.append(record)
+        (logger.info if verbose else logger.debug)("fine-tuning %s", record)
+        score = val_loss if len(val_idx) else record["train_loss"]
+        if score < best - 1e-4:
+            best, patience = score, 0
+            best_state = _snapshot(run.net)
+        else:
+            patience += 1
+            if patience >= 3:
+                break
+    return history, best_state

@@ -5,7 +5,11 @@ from numbers import Integral
 import cv2
 import numpy as np
 
-from ..utils._docstrings import Substitution, _n_jobs_extract_docstring
+from ..utils._docstrings import (
+    Substitution,
+    _image_shape_docstring,
+    _n_jobs_extract_docstring,
+)
 from ..utils._validation import Interval
 from ._base import ImageFeatureExtractor, to_gray
 
@@ -14,7 +18,7 @@ def _pair(value):
     return (value, value) if isinstance(value, Integral) else tuple(value)
 
 
-@Substitution(n_jobs=_n_jobs_extract_docstring)
+@Substitution(n_jobs=_n_jobs_extract_docstring, image_shape=_image_shape_docstring)
 class HOGFeatures(ImageFeatureExtractor):
     """Histograms of oriented gradients (HOG) of the greyscale image.
 
@@ -53,8 +57,7 @@ class HOGFeatures(ImageFeatureExtractor):
 
     Attributes
     ----------
-    image_shape_ : tuple of int
-        Shape (height, width, 3) of the images seen in ``fit``.
+    {image_shape}
 
     n_features_out_ : int
         Length of the feature vector. With ``cells = size // pixels_per_cell``
@@ -103,9 +106,23 @@ class HOGFeatures(ImageFeatureExtractor):
         self.signed_gradient = signed_gradient
         self.n_jobs = n_jobs
 
-    @property
-    def n_features_out_(self):
-        return self._n_features_out
+    def _descriptor(self, window):
+        cell = _pair(self.pixels_per_cell)[::-1]  # OpenCV sizes are (w, h)
+        block = _pair(self.cells_per_block)[::-1]
+        return cv2.HOGDescriptor(
+            window[::-1],
+            (block[0] * cell[0], block[1] * cell[1]),
+            cell,
+            cell,
+            self.orientations,
+            1,  # derivAperture
+            -1.0,  # winSigma: OpenCV's default Gaussian block weighting
+            cv2.HOGDESCRIPTOR_L2HYS,
+            0.2,
+            bool(self.transform_sqrt),
+            cv2.HOGDESCRIPTOR_DEFAULT_NLEVELS,
+            bool(self.signed_gradient),
+        )
 
     def _grid(self, height, width):
         """(window, n_blocks) of the HOG grid for an image of this size."""
@@ -127,24 +144,6 @@ class HOGFeatures(ImageFeatureExtractor):
         _, n_blocks = self._grid(height, width)
         block = _pair(self.cells_per_block)
         return n_blocks[0] * n_blocks[1] * block[0] * block[1] * self.orientations
-
-    def _descriptor(self, window):
-        cell = _pair(self.pixels_per_cell)[::-1]  # OpenCV sizes are (w, h)
-        block = _pair(self.cells_per_block)[::-1]
-        return cv2.HOGDescriptor(
-            window[::-1],
-            (block[0] * cell[0], block[1] * cell[1]),
-            cell,
-            cell,
-            self.orientations,
-            1,  # derivAperture
-            -1.0,  # winSigma: OpenCV's default Gaussian block weighting
-            cv2.HOGDESCRIPTOR_L2HYS,
-            0.2,
-            bool(self.transform_sqrt),
-            cv2.HOGDESCRIPTOR_DEFAULT_NLEVELS,
-            bool(self.signed_gradient),
-        )
 
     def _transform_chunk(self, images, out):
         window, _ = self._grid(*images.shape[1:3])

@@ -4,7 +4,11 @@ from numbers import Integral
 
 import numpy as np
 
-from ..utils._docstrings import Substitution, _n_jobs_extract_docstring
+from ..utils._docstrings import (
+    Substitution,
+    _image_shape_docstring,
+    _n_jobs_extract_docstring,
+)
 from ..utils._validation import Interval, StrOptions
 from ._base import ImageFeatureExtractor, to_gray
 
@@ -129,7 +133,7 @@ def _cell_histograms(codes, n_bins, grid):
     return (counts / np.maximum(sizes, 1)[:, None]).reshape(n, -1)
 
 
-@Substitution(n_jobs=_n_jobs_extract_docstring)
+@Substitution(n_jobs=_n_jobs_extract_docstring, image_shape=_image_shape_docstring)
 class LBPFeatures(ImageFeatureExtractor):
     """Histograms of local binary patterns (LBP) of the greyscale image.
 
@@ -164,8 +168,7 @@ class LBPFeatures(ImageFeatureExtractor):
 
     Attributes
     ----------
-    image_shape_ : tuple of int
-        Shape (height, width, 3) of the images seen in ``fit``.
+    {image_shape}
 
     n_features_out_ : int
         ``grid_y * grid_x * sum(n_codes(P))`` over the scales.
@@ -203,9 +206,15 @@ class LBPFeatures(ImageFeatureExtractor):
         self.image_size = image_size
         self.n_jobs = n_jobs
 
-    @property
-    def n_features_out_(self):
-        return self._n_features_out
+    def _n_features_for(self, height, width):
+        gy, gx = self._grid()
+        size = (height, width) if self.image_size is None else (self.image_size,) * 2
+        if size[0] < gy or size[1] < gx:
+            raise ValueError(
+                f"LBPFeatures: a grid of {gy}x{gx} cells needs images of at least "
+                f"that many pixels; got {size[0]}x{size[1]}. Use a smaller 'grid'."
+            )
+        return gy * gx * sum(_n_codes(p, self.method) for p, _ in self._scales())
 
     def _scales(self):
         scales = [tuple(pr) for pr in self.points_radii]
@@ -222,16 +231,6 @@ class LBPFeatures(ImageFeatureExtractor):
 
     def _grid(self):
         return (self.grid, self.grid) if isinstance(self.grid, Integral) else self.grid
-
-    def _n_features_for(self, height, width):
-        gy, gx = self._grid()
-        size = (height, width) if self.image_size is None else (self.image_size,) * 2
-        if size[0] < gy or size[1] < gx:
-            raise ValueError(
-                f"LBPFeatures: a grid of {gy}x{gx} cells needs images of at least "
-                f"that many pixels; got {size[0]}x{size[1]}. Use a smaller 'grid'."
-            )
-        return gy * gx * sum(_n_codes(p, self.method) for p, _ in self._scales())
 
     def _transform_chunk(self, images, out):
         import cv2

@@ -7,13 +7,17 @@ import numpy as np
 from sklearn.cluster import MiniBatchKMeans
 from sklearn.utils import check_random_state
 
-from ..utils._docstrings import Substitution, _n_jobs_extract_docstring
+from ..utils._docstrings import (
+    Substitution,
+    _image_shape_docstring,
+    _n_jobs_extract_docstring,
+)
 from ..utils._parallel import run_chunked
 from ..utils._validation import Interval, StrOptions
 from ._base import ImageFeatureExtractor, to_gray
 
 
-@Substitution(n_jobs=_n_jobs_extract_docstring)
+@Substitution(n_jobs=_n_jobs_extract_docstring, image_shape=_image_shape_docstring)
 class SIFTBoVW(ImageFeatureExtractor):
     """Bag-of-visual-words histogram of SIFT or ORB local descriptors.
 
@@ -78,8 +82,7 @@ class SIFTBoVW(ImageFeatureExtractor):
     codebook_ : ndarray of shape (n_words, n_dims), dtype float32
         The visual words (cluster centres) in descriptor space.
 
-    image_shape_ : tuple of int
-        Shape (height, width, 3) of the images seen in ``fit``.
+    {image_shape}
 
     n_features_out_ : int
         Equal to ``n_words``.
@@ -133,12 +136,8 @@ class SIFTBoVW(ImageFeatureExtractor):
         self.random_state = random_state
         self.n_jobs = n_jobs
 
-    @property
-    def n_features_out_(self):
-        return self._n_features_out
-
-    def _n_features_for(self, height, width):
-        return self.n_words
+    def _n_features_for(self, *image_size):
+        return self.n_words  # whatever the image size
 
     # -- descriptors ---------------------------------------------------------
     def _extractor(self):

@@ -15,10 +15,12 @@ DOCS = {
     "rotations": """rotations : bool, default=True
     Also match copies turned by 90, 180 or 270 degrees.""",
     "aligned_similarity": """aligned_similarity : float or None, default=0.93
-    Smallest correlation of the equalised grey pixels of a candidate pair
-    after geometric alignment; ``None`` skips the alignment check. Crops and
-    small rotations of one photo score about 0.99; different photos of one
-    amulet type under 0.9.""",
+    Smallest similarity of the equalised grey pixels of a candidate pair
+    after geometric alignment: their correlation, or their correlation after
+    a slight blur less 0.02, whichever is larger. ``None`` skips the
+    alignment check. Crops, small rotations and blurred copies of one photo
+    score 0.95 to 1.0; different photos of one amulet type mostly under
+    0.9.""",
     "linkage": """linkage : {"average", "single"}, default="average"
     How duplicate pairs become groups:
 

@@ -14,6 +14,15 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
+# the aligned similarity of two images is the larger of their correlation and
+# their correlation after a blur of _BLUR_SIGMA pixels less BLURRED_MARGIN. On
+# the OpenCV copies of amulet6 (benchmarks/bench_inspect.py, tuning copies),
+# blurred, sharpened and cropped copies correlate at 0.95 to 1.0 once blurred,
+# while different amulets of one mould reach 0.936 (99th percentile of the
+# candidate pairs); without the blur a third of the blurred copies failed
+_BLUR_SIGMA = 2.0
+BLURRED_MARGIN = 0.02
+
 
 @dataclasses.dataclass(frozen=True, order=True)
 class DuplicatePair:
@@ -136,6 +145,37 @@ def embedding_pairs(embeddings, min_similarity, *, block=1024):
     return pairs
 
 
+def nearest_pairs(embeddings, k):
+    """Each file paired with its ``k`` nearest neighbours by embedding.
+
+    Copies that a crop or a rotation moved far from their original in
+    absolute terms (cosine similarity 0.7 to 0.85) mostly stay among its
+    nearest neighbours, so these pairs are worth a geometric check. Rows of
+    NaN are skipped.
+
+    Returns
+    -------
+    pairs : set of (int, int)
+        ``(i, j)`` with ``i < j``.
+    """
+    emb = np.asarray(embeddings, dtype=np.float32)
+    valid = np.flatnonzero(np.isfinite(emb).all(axis=1))
+    k = min(k, len(valid) - 1)
+    if k < 1:
+        return set()
+    unit = emb[valid] / np.maximum(np.linalg.norm(emb[valid], axis=1, keepdims=True),
+                                   1e-12)
+    pairs = set()
+    for start in range(0, len(valid), 1024):
+        sim = unit[start : start + 1024] @ unit.T
+        sim[np.arange(len(sim)), np.arange(start, start + len(sim))] = -np.inf
+        nearest = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+        for a, row in enumerate(nearest):
+            i = int(valid[start + a])
+            pairs.update((min(i, int(valid[b])), max(i, int(valid[b]))) for b in row)
+    return pairs
+
+
 def _keypoints(gray):
     """ORB keypoint positions and descriptors of a grey image and of its mirror."""
     orb = cv2.ORB_create(nfeatures=200, fastThreshold=10, edgeThreshold=15,
@@ -148,15 +188,44 @@ def _keypoints(gray):
     return out
 
 
+def _correlation(x, y):
+    """Normalised cross-correlation of two float arrays, -1 when one is flat."""
+    x = x - x.mean()
+    y = y - y.mean()
+    denom = float(np.sqrt((x * x).sum() * (y * y).sum()))
+    return float((x * y).sum()) / denom if denom > 0 else -1.0
+
+
+def _overlap_similarity(warped, image_b, mask):
+    """The aligned similarity of the overlap ``mask`` of two aligned images.
+
+    The larger of the correlation of the pixels and, less
+    :data:`BLURRED_MARGIN`, the correlation after a Gaussian blur of both
+    (sigma 2 pixels): blurred, sharpened and resampled copies correlate
+    again once the finest detail is smoothed away. The mask loses 2 pixels
+    along its edge, where the warp interpolates with the border.
+    """
+    mask = cv2.erode(mask.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    if not mask.any():
+        return -1.0
+    sharp = _correlation(warped[mask].astype(np.float32),
+                         image_b[mask].astype(np.float32))
+    soft_a = cv2.GaussianBlur(warped, (0, 0), _BLUR_SIGMA)
+    soft_b = cv2.GaussianBlur(image_b, (0, 0), _BLUR_SIGMA)
+    soft = _correlation(soft_a[mask].astype(np.float32),
+                        soft_b[mask].astype(np.float32))
+    return max(sharp, soft - BLURRED_MARGIN)
+
+
 def _aligned_similarity(a, b, min_inliers, enough=1.0):
-    """Correlation of two grey images after aligning b's features onto a's.
+    """Similarity of two grey images after aligning b's features onto a's.
 
     ``a`` and ``b`` are :func:`_keypoints` results. A similarity transform
     (rotation, scale, shift) is fitted with RANSAC to the matched ORB
-    features, for b and for b's mirror; the best normalised cross-correlation
-    of the overlapping pixels is returned, or -1 when no transform is found or
-    the overlap is under 30% of b. The mirror is skipped once b scores
-    ``enough``.
+    features, for b and for b's mirror; the best
+    :func:`_overlap_similarity` of the overlapping pixels is returned, or -1
+    when no transform is found or the overlap is under 30% of b. The mirror
+    is skipped once b scores ``enough``.
     """
     image_a, pts_a, des_a = a[0]
     best = -1.0
@@ -181,26 +250,21 @@ def _aligned_similarity(a, b, min_inliers, enough=1.0):
                               flags=cv2.INTER_NEAREST) > 0
         if mask.sum() < 0.3 * image_b.size:
             continue
-        x = warped[mask].astype(np.float32)
-        y = image_b[mask].astype(np.float32)
-        x -= x.mean()
-        y -= y.mean()
-        denom = float(np.sqrt((x * x).sum() * (y * y).sum()))
-        if denom > 0:
-            best = max(best, float((x * y).sum()) / denom)
+        best = max(best, _overlap_similarity(warped, image_b, mask))
         if best >= enough:
             break
     return best
 
 
 def aligned_pairs(records, candidates, min_similarity, *, min_inliers=20):
-    """The aligned correlation of candidate pairs.
+    """The aligned similarity of candidate pairs.
 
     Each candidate pair is checked by fitting a similarity transform to matched
     ORB features of the equalised grey images (and the mirror of the second)
-    and correlating the aligned pixels: crops, small rotations and rescaled
-    copies of one photo correlate at 0.99, while different photos of similar
-    objects (the same amulet type) stay under 0.9.
+    and correlating the aligned pixels, sharp and blurred (see
+    :func:`_overlap_similarity`): crops, small rotations, blurred and rescaled
+    copies of one photo reach 0.95 to 1.0, while different photos of similar
+    objects (the same amulet type) mostly stay under 0.9.
 
     Parameters
     ----------
@@ -211,13 +275,13 @@ def aligned_pairs(records, candidates, min_similarity, *, min_inliers=20):
         Pairs to check.
 
     min_similarity : float
-        Smallest correlation of a duplicate pair: a pair reaching it is not
+        Smallest similarity of a duplicate pair: a pair reaching it is not
         tried further (with the mirror).
 
     Returns
     -------
     pairs : list of (int, int, float)
-        ``(i, j, correlation)`` of every pair that could be aligned, duplicate
+        ``(i, j, similarity)`` of every pair that could be aligned, duplicate
         or not.
     """
     cache, out = {}, []

@@ -86,3 +86,39 @@ _n_jobs_extract_docstring = n_jobs_docstring("Number of threads that extract fea
 #: The ``image`` entry of the augmentation functions.
 _image_docstring = """image : ndarray of shape (height, width[, 3]), dtype uint8
         The image."""
+
+#: The ``image_shape_`` attribute of the image feature extractors.
+_image_shape_docstring = """image_shape_ : tuple of int
+        Shape (height, width, 3) of the images seen in ``fit``."""
+
+# The entries below go into the docstrings of methods, which are indented by
+# eight spaces (the descriptions by twelve).
+
+#: The ``X`` and ``y`` entries of the image feature extractors' ``fit`` methods.
+_fit_parameters_docstring = """X : ndarray of shape (n_samples, height, width[, 3])
+            Images, as produced by :class:`~hybridclf.io.ImageLoader`.
+
+        y : Ignored
+            Not used, present for API consistency by convention."""
+
+#: The ``features`` entry of the image feature extractors' returns.
+_features_docstring = (
+    "features : ndarray of shape (n_samples, n_features), dtype float32\n"
+    "            The features."
+)
+
+
+def _ignored_docstring(*names):
+    """The entries of a method's parameters that only keep the API consistent.
+
+    Examples
+    --------
+    >>> print(_ignored_docstring("y"))
+    y : Ignored
+                Not used, present for API consistency by convention.
+    """
+    return "\n\n        ".join(
+        f"{name} : Ignored\n"
+        "            Not used, present for API consistency by convention."
+        for name in names
+    )
