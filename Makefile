@@ -56,6 +56,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/bench_serve.py
 	$(BIN)/python benchmarks/bench_scale.py
 	$(BIN)/python benchmarks/bench_inspect.py
+	$(BIN)/python benchmarks/bench_open_set.py
 
 # the user guide is Markdown in docs/; this builds the API reference beside it.
 # pdoc follows hybridclf's __all__, which names no module, so the public

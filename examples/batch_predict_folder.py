@@ -22,9 +22,9 @@ from collections import Counter
 
 from hybridclf import load_image_folder, load_model, make_hybrid_pipeline, save_model
 from hybridclf.persistence import read_model_info
-from hybridclf.prediction import iter_image_files, predict_files
+from hybridclf.prediction import iter_image_files, predict_files, read_open_set
 from hybridclf.sample_data import write_digits_folder
-from hybridclf.training import train_model
+from hybridclf.training import train_model, training_files
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("inputs", nargs="*", help="image files or folders")
@@ -43,7 +43,9 @@ if model_dir is None:
     # train_model learns the open-set thresholds from out-of-fold predictions
     result = train_model(pipe, paths, labels, test_size=0, cv_folds=3)
     model_dir = os.path.join(work, "model")
-    save_model(result.pipeline, model_dir, metadata=result.metadata())
+    # training_files: the embedding index of a model with a CNN block, ...
+    save_model(result.pipeline, model_dir, metadata=result.metadata(),
+               files=training_files(result, paths))
     print(f"trained a demo model in {model_dir}")
 if not inputs:
     inputs = [os.path.join(work, "new")]
@@ -52,21 +54,23 @@ if not inputs:
         fh.write("not an image\n")
 
 model = load_model(model_dir)
-open_set = read_model_info(model_dir).get("open_set") or {}
+# the thresholds and, for a model with a CNN, the index of its training photos
+open_set = read_open_set(read_model_info(model_dir), model_dir)
 files = iter_image_files(inputs)
 output = args.output or os.path.join(work, "predictions.csv")
 counts = Counter()
 with open(output, "w", newline="") as fh:
     writer = csv.writer(fh)
-    writer.writerow(["file", "label", "confidence", "error"])
-    for row in predict_files(model, files, batch_size=16,
-                             proba_threshold=open_set.get("proba_threshold", 0.0),
-                             ood_thresholds=open_set.get("ood_thresholds")):
+    writer.writerow(["file", "label", "confidence", "unknown_reason", "quality",
+                     "error"])
+    for row in predict_files(model, files, batch_size=16, **open_set):
         kind = "unreadable" if row["error"] else (
             "unknown" if row["label"] == "unknown" else "predicted")
         counts[kind] += 1
         confidence = "" if row["error"] else f"{row['confidence']:.4f}"
-        writer.writerow([row["file"], row["label"], confidence, row["error"]])
+        issues = ";".join(row["quality"]["issues"]) if row["quality"] else ""
+        writer.writerow([row["file"], row["label"], confidence,
+                         row["unknown_reason"], issues, row["error"]])
         if row["error"]:
             print(f"unreadable: {row['file']}: {row['error']}")
 

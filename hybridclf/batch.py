@@ -16,7 +16,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 
 from .pipeline import set_image_params
-from .prediction import iter_image_files, predict_files
+from .prediction import iter_image_files, predict_files, read_open_set
 from .utils._docstrings import Substitution
 
 __all__ = [
@@ -30,7 +30,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: The columns of the CSV that :func:`predict_to_csv` writes.
-CSV_COLUMNS = ("file", "label", "confidence", "ood_score", "top", "error")
+CSV_COLUMNS = ("file", "label", "confidence", "ood_score", "unknown_reason",
+               "quality", "top", "error")
 
 _SETTINGS_DOC = """allow_pickle : bool, default=False
         Load a pickled model (runs code from the file).
@@ -89,7 +90,8 @@ def _client(scheduler):
     return dask_client(scheduler)
 
 
-def open_set_options(model_info, *, threshold=None, ood=True, closed_set=False):
+def open_set_options(model_info, *, threshold=None, ood=True, closed_set=False,
+                     model_dir=None):
     """The open-set checks of a prediction run, from the model and the overrides.
 
     Parameters
@@ -98,33 +100,49 @@ def open_set_options(model_info, *, threshold=None, ood=True, closed_set=False):
         The model's ``model.json`` (:func:`~hybridclf.persistence.read_model_info`).
 
     threshold : float or None, default=None
-        Lowest top probability of a known class; None takes the model's.
+        Lowest top probability of a known class ("low confidence"); None
+        takes the model's.
 
     ood : bool, default=True
-        Apply the model's out-of-distribution thresholds.
+        Apply the model's "unlike any training photo" check: the novelty
+        check of its embedding index, or the per-block out-of-distribution
+        thresholds of a model trained before it.
 
     closed_set : bool, default=False
         Never answer ``unknown`` (overrides both).
 
+    model_dir : str, os.PathLike or None, default=None
+        The model directory, whose embedding index the novelty check reads
+        (:func:`~hybridclf.prediction.read_open_set`); None leaves it out.
+
     Returns
     -------
     options : dict
-        ``proba_threshold`` and ``ood_thresholds``, as
+        ``proba_threshold``, ``ood_thresholds`` and ``novelty``, as
         :func:`~hybridclf.prediction.predict_files` takes them.
     """
-    open_set = model_info.get("open_set") or {}
     if closed_set:
-        return {"proba_threshold": 0.0, "ood_thresholds": None}
-    if threshold is None:
-        threshold = open_set.get("proba_threshold", 0.0)
-    return {"proba_threshold": threshold,
-            "ood_thresholds": open_set.get("ood_thresholds") if ood else None}
+        return {"proba_threshold": 0.0, "ood_thresholds": None, "novelty": None}
+    options = read_open_set(model_info, model_dir)
+    if threshold is not None:
+        options["proba_threshold"] = threshold
+    if not ood:
+        options.update(ood_thresholds=None, novelty=None)
+    return options
+
+
+def _quality_cell(quality):
+    """'ok', the issues joined by ';', or '' when not measured."""
+    if quality is None:
+        return ""
+    return ";".join(quality["issues"]) or "ok"
 
 
 def _csv_row(row):
     ok = not row["error"]
     return [row["file"], row["label"], f"{row['confidence']:.4f}" if ok else "",
             f"{row['ood_score']:.3f}" if ok else "",
+            row["unknown_reason"], _quality_cell(row["quality"]),
             ";".join(f"{c}:{p:.3f}" for c, p in row["top"]), row["error"]]
 
 
@@ -149,6 +167,10 @@ def predict_to_csv(model_dir, inputs, output, *, batch_size=32, threshold=None,
     The CSV has the columns :data:`CSV_COLUMNS`. ``label`` is a class,
     ``unknown`` (the open-set checks of :func:`open_set_options`) or empty
     when the file cannot be read; ``error`` then says why.
+    ``unknown_reason`` says which check made an answer unknown, in words
+    ("unlike any training photo" or "low confidence"), and ``quality`` is
+    ``ok`` or the photo's issues joined by ``;`` (``blurry``, ``too_dark``,
+    ...); quality never changes the class.
 
     Parameters
     ----------
@@ -180,7 +202,7 @@ def predict_to_csv(model_dir, inputs, output, *, batch_size=32, threshold=None,
 
     pipe = _load(model_dir, allow_pickle, max_pixels, n_jobs)
     options = open_set_options(read_model_info(model_dir), threshold=threshold,
-                               ood=ood, closed_set=closed_set)
+                               ood=ood, closed_set=closed_set, model_dir=model_dir)
     options.update(batch_size=batch_size, top_k=top_k, progress=progress)
     files = iter_image_files(inputs)
     is_path = isinstance(output, str | os.PathLike)

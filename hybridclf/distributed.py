@@ -561,14 +561,15 @@ def read_features(output):
 
 # -- prediction --------------------------------------------------------------------
 def _predict_partition(pipe, files, index, batch_size, proba_threshold,
-                       ood_thresholds, top_k, cwd):
+                       ood_thresholds, novelty, top_k, cwd):
     """Task: the prediction rows of one partition (relative names from ``cwd``)."""
     from .prediction import predict_files
 
     rows = list(predict_files(pipe, [os.path.join(cwd, f) for f in files],
                               batch_size=batch_size,
                               proba_threshold=proba_threshold,
-                              ood_thresholds=ood_thresholds, top_k=top_k))
+                              ood_thresholds=ood_thresholds, novelty=novelty,
+                              top_k=top_k))
     for name, row in zip(files, rows):
         row["file"] = name
         row["label"] = str(row["label"])
@@ -583,6 +584,11 @@ def _rows_table(rows):
         "label": pa.array([r["label"] for r in rows], type=pa.string()),
         "confidence": pa.array([r["confidence"] for r in rows], type=pa.float64()),
         "ood_score": pa.array([r["ood_score"] for r in rows], type=pa.float64()),
+        "unknown_reason": pa.array([r["unknown_reason"] for r in rows],
+                                   type=pa.string()),
+        "quality_issues": pa.array([None if r["quality"] is None
+                                    else r["quality"]["issues"] for r in rows],
+                                   type=pa.list_(pa.string())),
         "top_classes": pa.array([[c for c, _ in r["top"]] for r in rows],
                                 type=pa.list_(pa.string())),
         "top_probas": pa.array([[p for _, p in r["top"]] for r in rows],
@@ -595,16 +601,20 @@ def _table_rows(table):
     data = table.to_pydict()
     return [
         {"file": f, "label": lab, "confidence": c, "ood_score": o,
+         "unknown_reason": r, "quality": None if q is None else {
+             "ok": not q, "issues": list(q)},
          "top": list(zip(tc, tp)), "error": e}
-        for f, lab, c, o, tc, tp, e in zip(
+        for f, lab, c, o, r, q, tc, tp, e in zip(
             data["file"], data["label"], data["confidence"], data["ood_score"],
+            data["unknown_reason"], data["quality_issues"],
             data["top_classes"], data["top_probas"], data["error"])
     ]
 
 
 def predict_partitioned(pipe, files, *, client=None, parts_dir=None,
                         partition_size=256, batch_size=32, proba_threshold=0.0,
-                        ood_thresholds=None, top_k=3, progress=False):
+                        ood_thresholds=None, novelty=None, top_k=3,
+                        progress=False):
     """Predict many files partition by partition, here or on a Dask cluster.
 
     Each partition is predicted by
@@ -632,7 +642,7 @@ def predict_partitioned(pipe, files, *, client=None, parts_dir=None,
     partition_size : int, default=256
         Files per partition.
 
-    batch_size, proba_threshold, ood_thresholds, top_k
+    batch_size, proba_threshold, ood_thresholds, novelty, top_k
         As in :func:`hybridclf.prediction.predict_files`.
 
     progress : bool, default=False
@@ -662,8 +672,8 @@ def predict_partitioned(pipe, files, *, client=None, parts_dir=None,
                 results[i] = _table_rows(pq.read_table(path))
                 todo.remove(i)
     for i, rows in _run(_predict_partition, pipe, partitions, todo,
-                        (batch_size, proba_threshold, ood_thresholds, top_k,
-                         os.getcwd()), client, progress, "predict"):
+                        (batch_size, proba_threshold, ood_thresholds, novelty,
+                         top_k, os.getcwd()), client, progress, "predict"):
         if parts_dir is not None:
             _write_atomic(_rows_table(rows), os.path.join(parts_dir, _part_name(i)))
         results[i] = rows

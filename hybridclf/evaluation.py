@@ -43,7 +43,7 @@ from .pipeline import (
     iter_feature_blocks,
     set_image_params,
 )
-from .prediction import ood_scores
+from .prediction import embedding_of, ood_scores, read_open_set
 
 __all__ = ["evaluate_folder", "evaluate_model", "reliability_bins", "write_report"]
 
@@ -116,7 +116,7 @@ def _thumbnail(image):
 
 
 def evaluate_model(pipe, X, labels, *, n_repeats=3, top_k=(2, 3), n_bins=10,
-                   random_state=0, model_info=None):
+                   random_state=0, model_info=None, novelty=None):
     """Evaluate a fitted hybrid pipeline on labelled test images.
 
     Parameters
@@ -146,6 +146,11 @@ def evaluate_model(pipe, X, labels, *, n_repeats=3, top_k=(2, 3), n_bins=10,
     model_info : dict or None, default=None
         The model's ``model.json`` (:func:`~hybridclf.persistence.read_model_info`);
         its open-set thresholds, when present, are applied too.
+
+    novelty : dict or None, default=None
+        The novelty check with its index, as
+        :func:`~hybridclf.prediction.read_open_set` reads it from the model
+        directory; it replaces the per-block OOD check of ``model_info``.
 
     Returns
     -------
@@ -189,7 +194,8 @@ def evaluate_model(pipe, X, labels, *, n_repeats=3, top_k=(2, 3), n_bins=10,
             n_repeats=n_repeats, random_state=random_state),
         "errors": errors,
         "speed_ms_per_image": speed,
-        "open_set": _open_set(proba, features, widths, correct, model_info),
+        "open_set": _open_set(pipe, proba, features, widths, correct, model_info,
+                              novelty),
         **({"cascade": cascade} if cascade else {}),
         "_thumbnails": thumbnails,
     }
@@ -329,18 +335,28 @@ def _error_gallery(X, y, images, classes, proba):
     return errors, thumbnails
 
 
-def _open_set(proba, features, widths, correct, model_info):
-    """With the model's open-set thresholds: how many images are unknown."""
+def _open_set(pipe, proba, features, widths, correct, model_info, novelty):
+    """With the model's open-set thresholds: how many images are unknown.
+
+    The novelty check (with its index) replaces the per-block OOD check of
+    ``model_info`` when given.
+    """
     thresholds = (model_info or {}).get("open_set") or {}
     if not thresholds:
         return {}
     rejected = proba.max(axis=1) < thresholds.get("proba_threshold", 0.0)
-    if thresholds.get("ood_thresholds"):
+    if novelty:
+        from .neighbours import novelty_scores
+
+        rejected |= novelty_scores(novelty["index"], embedding_of(pipe, features),
+                                   k=novelty.get("k", 1)) > novelty["threshold"]
+    elif thresholds.get("ood_thresholds"):
         rejected |= ood_scores(features, list(widths.items()),
                                thresholds["ood_thresholds"]) > 1.0
     return {
         **{k: thresholds[k] for k in ("proba_threshold", "ood_thresholds")
-           if k in thresholds},
+           if k in thresholds and not (novelty and k == "ood_thresholds")},
+        **({"novelty_threshold": novelty["threshold"]} if novelty else {}),
         "unknown_share": float(rejected.mean()),
         "accuracy_of_accepted": float(correct[~rejected].mean())
         if (~rejected).any() else None,
@@ -463,8 +479,9 @@ def evaluate_folder(model_dir, test_data_dir, output_dir, *, n_repeats=3,
 
     pipe = load_model(model_dir, allow_pickle=allow_pickle)
     set_image_params(pipe, n_jobs=n_jobs, max_pixels=max_pixels)
+    info = read_model_info(model_dir)
     paths, labels = load_image_folder(test_data_dir)
     report = evaluate_model(pipe, paths, labels, n_repeats=n_repeats,
-                            random_state=random_state,
-                            model_info=read_model_info(model_dir))
+                            random_state=random_state, model_info=info,
+                            novelty=read_open_set(info, model_dir)["novelty"])
     return report, write_report(report, output_dir)

@@ -47,6 +47,7 @@ from ._model_files import (
     write_manifest,
 )
 from .exceptions import ModelLoadError, ModelTypeError, PickleLoadWarning
+from .neighbours import INDEX_FILE
 
 __all__ = [
     "MODEL_FORMAT_VERSION",
@@ -235,14 +236,19 @@ def _model_card(info):
                   if not isinstance(v, (dict, list))]
     open_set = info.get("open_set") or {}
     if open_set:
+        novelty = open_set.get("novelty")
+        rule = (f"the photo's CNN embedding is further than "
+                f"{_fmt(novelty.get('threshold'))} (cosine distance) from every "
+                f"training photo in `{INDEX_FILE}` (unlike any training photo)"
+                if novelty else
+                "the out-of-distribution score of a feature block is above its "
+                "threshold: " + ", ".join(
+                    f"{k} {_fmt(v)}"
+                    for k, v in (open_set.get("ood_thresholds") or {}).items()))
         lines += ["", "## Open set", "",
                   "`hybridclf predict` answers \"unknown\" when the top probability "
-                  f"is below {_fmt(open_set.get('proba_threshold'))} or the "
-                  "out-of-distribution score of a feature block is above its "
-                  "threshold: " + ", ".join(
-                      f"{k} {_fmt(v)}"
-                      for k, v in (open_set.get("ood_thresholds") or {}).items())
-                  + "."]
+                  f"is below {_fmt(open_set.get('proba_threshold'))} (low "
+                  f"confidence) or {rule}."]
     issues = info.get("label_issues") or {}
     if issues:
         lines += ["", "## Likely wrong labels", "",
@@ -310,8 +316,9 @@ def save_model(pipe, directory, *, metadata=None, model_format="skops",
 
     files : dict of str to str or bytes, default=None
         More files to write into the directory, by name (no folders), such as
-        ``{"label_issues.csv": text}`` from
-        :func:`hybridclf.training.training_files`. They are written inside
+        ``{"label_issues.csv": text, "neighbours.npz": data}`` from
+        :func:`hybridclf.training.training_files` (the embedding index of the
+        novelty check is one of them). They are written inside
         the atomic save and listed in the manifest; text is written as UTF-8.
 
     Returns

@@ -2,18 +2,26 @@
 
 A closed-set classifier always names one of its classes, even for a photo of
 something it has never seen. :func:`predict_open_set` answers ``"unknown"``
-instead when either of two checks fails:
+instead when either of two checks fails, and :func:`predict_with_reasons`
+says which:
 
-- **confidence**: the top class probability is below ``proba_threshold``;
-- **out-of-distribution score**: in some feature block, the mean squared
-  value of the scaled features (:func:`block_ood_scores`) is above that
-  block's threshold. Each block is standardised on the training images, so
-  a training-like image scores about 1 and an image unlike every training
-  image scores far more, whatever class the classifier would give it.
+- **novelty** ("unlike any training photo"): the cosine distance of the
+  image's CNN embedding to its nearest training photo
+  (:mod:`hybridclf.neighbours`) is above the threshold. A blurred, tilted or
+  darker photo of a known object stays near its training photos in the CNN
+  embedding; the low-level blocks (HOG, LBP, colour) move with blur and
+  light, so they judge the photo's quality (:mod:`hybridclf.quality`), not
+  its novelty. Models trained before this check instead compare each
+  block's out-of-distribution score (:func:`block_ood_scores`) with its
+  threshold.
+- **confidence** ("low confidence"): the top class probability is below
+  ``proba_threshold``, a separate knob (``hybridclf predict --threshold``).
 
-``hybridclf train`` learns both thresholds from out-of-fold predictions and
-stores them in ``model.json``. :func:`predict_files` reads files and folders
-in batches and reports unreadable files instead of failing.
+``hybridclf train`` learns both thresholds from grouped out-of-fold
+predictions and stores them in ``model.json``, the index in
+``neighbours.npz``; :func:`read_open_set` reads them back.
+:func:`predict_files` reads files and folders in batches and reports
+unreadable files instead of failing.
 """
 
 import logging
@@ -24,20 +32,29 @@ import numpy as np
 from .exceptions import ImageLoadError
 from .pipeline import (
     get_block_extractor,
+    get_block_scaler,
     get_classifier,
     get_feature_union,
     get_loader,
     iter_feature_blocks,
 )
+from .quality import read_quality
 
 __all__ = [
+    "LOW_CONFIDENCE",
+    "NOVEL",
     "UNKNOWN",
     "block_ood_scores",
+    "embed_images",
+    "embedding_columns",
+    "embedding_of",
     "feature_blocks",
     "iter_image_files",
     "ood_scores",
     "predict_files",
     "predict_open_set",
+    "predict_with_reasons",
+    "read_open_set",
     "transform_features",
 ]
 
@@ -45,6 +62,10 @@ logger = logging.getLogger(__name__)
 
 #: The label given to images that the open-set checks reject.
 UNKNOWN = "unknown"
+#: Why an image is unknown: its embedding is unlike every training photo.
+NOVEL = "unlike any training photo"
+#: Why an image is unknown: the top class probability is under the threshold.
+LOW_CONFIDENCE = "low confidence"
 
 
 def transform_features(pipe, X):
@@ -135,6 +156,99 @@ def feature_blocks(pipe):
     return blocks
 
 
+def embedding_columns(blocks, name="cnn"):
+    """The columns of the embedding block, where novelty is measured.
+
+    The CNN block when the pipeline has one: its features place photos of
+    one object near each other whatever the blur, lighting or tilt, unlike
+    the low-level blocks (HOG, LBP, colour), which move with them. Without
+    it, every column.
+
+    Parameters
+    ----------
+    blocks : list of (str, int)
+        Block names and widths, as from :func:`feature_blocks`.
+
+    name : str, default="cnn"
+        The block to use when present.
+
+    Returns
+    -------
+    columns : slice
+        Columns of :func:`transform_features`.
+
+    Examples
+    --------
+    >>> from hybridclf.prediction import embedding_columns
+    >>> embedding_columns([("hog", 4), ("cnn", 8), ("color", 2)])
+    slice(4, 12, None)
+    >>> embedding_columns([("hog", 4), ("color", 2)])
+    slice(0, 6, None)
+    """
+    start = 0
+    for block, width in blocks:
+        if block == name:
+            return slice(start, start + width)
+        start += width
+    return slice(0, start)
+
+
+def _embedding_block(pipe, name="cnn"):
+    return dict(iter_feature_blocks(pipe)).get(name)
+
+
+def embedding_of(pipe, features):
+    """The embedding of each image where novelty is measured, from its features.
+
+    The CNN block's own output (its scaling undone), or every scaled feature
+    for a pipeline without a CNN block.
+
+    Parameters
+    ----------
+    pipe : fitted Pipeline
+        A hybrid pipeline.
+
+    features : ndarray of shape (n_samples, n_features)
+        As from :func:`transform_features`.
+
+    Returns
+    -------
+    embeddings : ndarray of shape (n_samples, n_embedding)
+        What :func:`embed_images` gives for the same images.
+    """
+    part = features[:, embedding_columns(feature_blocks(pipe))]
+    block = _embedding_block(pipe)
+    scale = None if block is None else get_block_scaler(block)
+    if hasattr(scale, "inverse_transform"):
+        return scale.inverse_transform(part)
+    return part
+
+
+def embed_images(pipe, images):
+    """The embeddings of loaded images, as :func:`embedding_of` gives them.
+
+    Parameters
+    ----------
+    pipe : fitted Pipeline
+        A hybrid pipeline.
+
+    images : ndarray of shape (n_images, height, width, 3), dtype uint8
+        Images as the pipeline's ``load`` step returns them.
+
+    Returns
+    -------
+    embeddings : ndarray of shape (n_images, n_embedding), dtype float32
+        The CNN block's output, or every scaled feature without one.
+    """
+    block = _embedding_block(pipe)
+    if block is not None and get_block_scaler(block) is not None:
+        extract = get_block_extractor(block)
+        return np.asarray(extract.transform(images), dtype=np.float32)
+    features = get_feature_union(pipe).transform(images)
+    return np.asarray(features, dtype=np.float32)[
+        :, embedding_columns(feature_blocks(pipe))]
+
+
 def block_ood_scores(features, blocks):
     """Out-of-distribution score of each row in each feature block.
 
@@ -202,7 +316,7 @@ def ood_scores(features, blocks, thresholds):
 
 
 def predict_open_set(pipe, X, *, proba_threshold=0.0, ood_thresholds=None,
-                     unknown=UNKNOWN):
+                     novelty=None, unknown=UNKNOWN):
     """Predict classes, answering ``unknown`` for images unlike every class.
 
     Parameters
@@ -214,13 +328,22 @@ def predict_open_set(pipe, X, *, proba_threshold=0.0, ood_thresholds=None,
         What ``pipe.predict`` takes.
 
     proba_threshold : float, default=0.0
-        Images whose top class probability is below it are unknown; 0 turns
-        the check off.
+        Images whose top class probability is below it are unknown ("low
+        confidence"); 0 turns the check off.
 
     ood_thresholds : dict of str to float or None, default=None
         Per feature block, the largest in-distribution score (see
         :func:`ood_scores`); images above any are unknown. None turns the
-        check off.
+        check off. Models trained before the novelty check had only this one;
+        it is ignored when ``novelty`` is given.
+
+    novelty : dict or None, default=None
+        The novelty check ("unlike any training photo"): ``index`` (an
+        :class:`~hybridclf.neighbours.EmbeddingIndex` of the training
+        embeddings), ``threshold`` and ``k``, as :func:`read_open_set`
+        reads them from a model directory. Images whose novelty score (see
+        :func:`~hybridclf.neighbours.novelty_scores`) is above the threshold
+        are unknown. None turns the check off.
 
     unknown : str, default="unknown"
         The label given to rejected images.
@@ -234,8 +357,54 @@ def predict_open_set(pipe, X, *, proba_threshold=0.0, ood_thresholds=None,
         The class probabilities (columns in ``pipe.classes_`` order).
 
     scores : ndarray of shape (n_samples,)
-        The out-of-distribution scores (above 1: out of distribution), or
-        NaN without ``ood_thresholds``.
+        The novelty (or, without it, out-of-distribution) score over its
+        threshold: above 1 means unlike the training images. NaN when
+        neither check is on.
+
+    See Also
+    --------
+    predict_with_reasons : The same, with the reason of each "unknown" and
+        the photo quality.
+    """
+    result = predict_with_reasons(pipe, X, proba_threshold=proba_threshold,
+                                  ood_thresholds=ood_thresholds, novelty=novelty,
+                                  unknown=unknown)
+    return result["labels"], result["proba"], result["scores"]
+
+
+def predict_with_reasons(pipe, X, *, proba_threshold=0.0, ood_thresholds=None,
+                         novelty=None, quality=False, unknown=UNKNOWN):
+    """Predict classes with the reason of each "unknown" and the photo quality.
+
+    An image is "unknown" for one of two reasons, given in words:
+
+    - :data:`NOVEL` ("unlike any training photo"): its CNN embedding is
+      further from every training photo than the novelty threshold (or, for
+      a model without novelty, a block's OOD score is over its threshold);
+      the photo shows something the model was not trained on;
+    - :data:`LOW_CONFIDENCE` ("low confidence"): it resembles the training
+      photos, but the classifier hesitates between classes.
+
+    The quality of the photo (:func:`hybridclf.quality.photo_quality`) is
+    returned beside the class and never changes it: a blurred photo of a
+    known amulet keeps its class, with the issue ``"blurry"``.
+
+    Parameters
+    ----------
+    pipe, X, proba_threshold, ood_thresholds, novelty, unknown
+        As in :func:`predict_open_set`.
+
+    quality : bool, default=False
+        Also measure the quality of each photo (decoding it once more, a large
+        JPEG at a reduced scale).
+
+    Returns
+    -------
+    result : dict
+        ``labels``, ``proba``, ``scores`` (as from :func:`predict_open_set`),
+        ``reasons`` (list of str: ``""`` for a known answer, else
+        :data:`NOVEL` or :data:`LOW_CONFIDENCE`) and ``quality`` (list of
+        ``{"ok": bool, "issues": [...]}``, or None without ``quality``).
     """
     clf = get_classifier(pipe)
     if hasattr(pipe, "predict_stages"):
@@ -245,13 +414,76 @@ def predict_open_set(pipe, X, *, proba_threshold=0.0, ood_thresholds=None,
         features = transform_features(pipe, X)
         proba = clf.predict_proba(features)
     labels = np.asarray(clf.classes_, dtype=object)[proba.argmax(axis=1)]
-    rejected = proba.max(axis=1) < proba_threshold
+    low = proba.max(axis=1) < proba_threshold
     scores = np.full(len(labels), np.nan)
-    if ood_thresholds:
+    if novelty:
+        from .neighbours import novelty_scores
+
+        scores = (novelty_scores(novelty["index"], embedding_of(pipe, features),
+                                 k=novelty.get("k", 1))
+                  / max(float(novelty["threshold"]), 1e-12))
+    elif ood_thresholds:
         scores = ood_scores(features, feature_blocks(pipe), ood_thresholds)
-        rejected |= scores > 1.0
-    labels[rejected] = unknown
-    return labels, proba, scores
+    novel = scores > 1.0  # False where NaN
+    reasons = [NOVEL if n else LOW_CONFIDENCE if lo else ""
+               for n, lo in zip(novel, low)]
+    labels[novel | low] = unknown
+    return {"labels": labels, "proba": proba, "scores": scores,
+            "reasons": reasons,
+            "quality": _qualities(pipe, X) if quality else None}
+
+
+def _qualities(pipe, X):
+    """The photo quality of each image (read again, within the loader's budget)."""
+    max_pixels = getattr(get_loader(pipe), "max_pixels", None)
+    return [read_quality(item, max_pixels=max_pixels) for item in X]
+
+
+
+
+def read_open_set(info, directory=None):
+    """The open-set checks of a model, as keyword arguments of prediction.
+
+    Parameters
+    ----------
+    info : dict
+        The model's ``model.json``, as from
+        :func:`~hybridclf.persistence.read_model_info`.
+
+    directory : str, os.PathLike or None, default=None
+        The model directory, where the embedding index of the novelty check
+        is read; None leaves the novelty check out.
+
+    Returns
+    -------
+    options : dict
+        ``proba_threshold``, ``ood_thresholds`` and ``novelty`` for
+        :func:`predict_open_set`: the novelty check with the index when the
+        model has one, else the per-block OOD check of older models.
+
+    Examples
+    --------
+    >>> from hybridclf.prediction import read_open_set
+    >>> read_open_set({"open_set": {"proba_threshold": 0.4}})
+    {'proba_threshold': 0.4, 'ood_thresholds': None, 'novelty': None}
+    """
+    from .neighbours import INDEX_FILE, EmbeddingIndex
+
+    open_set = info.get("open_set") or {}
+    options = {"proba_threshold": open_set.get("proba_threshold", 0.0),
+               "ood_thresholds": open_set.get("ood_thresholds"), "novelty": None}
+    novelty = open_set.get("novelty")
+    if not novelty or directory is None:
+        return options
+    index = EmbeddingIndex.load(directory)
+    if index is not None:
+        options["novelty"] = {**novelty, "index": index}
+        options["ood_thresholds"] = None
+    else:
+        logger.warning("%s has no embedding index (%s): the 'unlike any training "
+                       "photo' check uses the per-block OOD scores instead; "
+                       "retrain to restore it", os.fspath(directory), INDEX_FILE)
+    return options
 
 
 def iter_image_files(inputs):
@@ -295,7 +527,8 @@ def iter_image_files(inputs):
 
 
 def predict_files(pipe, files, *, batch_size=32, proba_threshold=0.0,
-                  ood_thresholds=None, top_k=3, progress=False):
+                  ood_thresholds=None, novelty=None, quality=True, top_k=3,
+                  progress=False):
     """Predict image files in batches; yield one row per file.
 
     A file that cannot be read gives a row with its ``error`` and no label;
@@ -318,6 +551,12 @@ def predict_files(pipe, files, *, batch_size=32, proba_threshold=0.0,
     ood_thresholds : dict of str to float or None, default=None
         The out-of-distribution check of :func:`predict_open_set`.
 
+    novelty : dict or None, default=None
+        The novelty check of :func:`predict_open_set`.
+
+    quality : bool, default=True
+        Measure the quality of each photo (see :func:`predict_with_reasons`).
+
     top_k : int, default=3
         How many best guesses each row lists.
 
@@ -328,8 +567,11 @@ def predict_files(pipe, files, *, batch_size=32, proba_threshold=0.0,
     ------
     row : dict
         ``file``, ``label`` (a class, ``"unknown"`` or ``""`` on error),
-        ``confidence``, ``ood_score``, ``top`` (list of (class, probability))
-        and ``error`` (``""`` when read).
+        ``confidence``, ``ood_score`` (novelty, or OOD, score over its
+        threshold), ``unknown_reason`` (``""``, :data:`NOVEL` or
+        :data:`LOW_CONFIDENCE`), ``quality`` (``{"ok": bool, "issues":
+        [...]}``, or None), ``top`` (list of (class, probability)) and
+        ``error`` (``""`` when read).
     """
     if batch_size < 1:
         raise ValueError(
@@ -347,26 +589,27 @@ def predict_files(pipe, files, *, batch_size=32, proba_threshold=0.0,
         for start in range(0, len(files), batch_size):
             batch = files[start : start + batch_size]
             errors = {}
+            options = {"proba_threshold": proba_threshold, "novelty": novelty,
+                       "ood_thresholds": ood_thresholds, "quality": quality}
             try:
                 readable = batch
-                result = predict_open_set(pipe, readable,
-                                          proba_threshold=proba_threshold,
-                                          ood_thresholds=ood_thresholds)
+                result = predict_with_reasons(pipe, readable, **options)
             except ImageLoadError as exc:
                 errors = dict(exc.failures)
                 readable = [f for f in batch if f not in errors]
-                result = predict_open_set(
-                    pipe, readable, proba_threshold=proba_threshold,
-                    ood_thresholds=ood_thresholds) if readable else None
+                result = predict_with_reasons(pipe, readable, **options) if (
+                    readable) else None
             done = {}
             if result is not None:
-                labels, proba, scores = result
+                proba = result["proba"]
                 for i, path in enumerate(readable):
                     order = np.argsort(-proba[i])[:top_k]
                     done[path] = {
-                        "file": path, "label": labels[i],
+                        "file": path, "label": result["labels"][i],
                         "confidence": float(proba[i, order[0]]),
-                        "ood_score": float(scores[i]),
+                        "ood_score": float(result["scores"][i]),
+                        "unknown_reason": result["reasons"][i],
+                        "quality": result["quality"][i] if quality else None,
                         "top": [(classes[j], float(proba[i, j])) for j in order],
                         "error": "",
                     }
@@ -375,7 +618,8 @@ def predict_files(pipe, files, *, batch_size=32, proba_threshold=0.0,
                     yield done[path]
                 else:
                     yield {"file": path, "label": "", "confidence": float("nan"),
-                           "ood_score": float("nan"), "top": [],
+                           "ood_score": float("nan"), "unknown_reason": "",
+                           "quality": None, "top": [],
                            "error": errors.get(path, "not read")}
             if bar is not None:
                 bar.update(len(batch))

@@ -19,7 +19,8 @@ def test_open_set_options_take_the_model_s_unless_overridden(kwargs, expected):
 
 
 def test_a_model_without_open_set_thresholds_never_says_unknown():
-    assert open_set_options({}) == {"proba_threshold": 0.0, "ood_thresholds": None}
+    assert open_set_options({}) == {"proba_threshold": 0.0, "ood_thresholds": None,
+                                    "novelty": None}
 
 
 def test_summary_line():

@@ -226,6 +226,33 @@ def test_dropping_a_photo(tab_factory, served, amulet):
     tab.assert_nothing_left_the_machine()
 
 
+def test_a_blurred_photo_is_answered_with_a_quality_line(tab_factory, served,
+                                                         amulet, tmp_path,
+                                                         screenshots):
+    import cv2
+
+    from hybridclf.io import read_image
+
+    path = amulet["train"][0][0]
+    blurred = tmp_path / "blurred.png"
+    cv2.imwrite(str(blurred), cv2.GaussianBlur(read_image(path), (0, 0), 3)[..., ::-1])
+    tab = tab_factory(served)
+    page = tab.page
+    _open_page(tab)
+    _set_threshold(page, 1)
+    page.set_input_files("#file-input", [str(blurred), path])
+    _wait_answered(page, 2)
+    card = _card(page, "blurred.png")
+    assert "This photo is blurry" in card.locator(".quality").text_content()
+    assert "retake it" in card.locator(".quality").text_content()
+    # the sharp photo has no quality line; both say why they are unknown
+    assert _card(page, os.path.basename(path)).locator(".quality").count() == 0
+    for note in page.locator(".note").all():
+        assert "low confidence" in note.text_content()
+    page.screenshot(path=screenshots / "page_quality.png", full_page=True)
+    tab.assert_nothing_left_the_machine()
+
+
 def test_errors_are_shown_in_plain_words(tab_factory, served, screenshots):
     tab = tab_factory(served)
     page = tab.page

@@ -334,6 +334,19 @@ def test_folder_of_the_shared_broken_files_lists_the_decodable_ones():
     assert labels == ["nested", "nested"]
 
 
+def test_read_image_draft_size_decodes_a_large_jpeg_smaller():
+    import cv2
+    import skimage.data
+
+    big = cv2.resize(skimage.data.astronaut(), (2400, 2000))
+    ok, data = cv2.imencode(".jpg", big[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+    data = data.tobytes()
+    assert read_image(data).shape == (2000, 2400, 3)
+    small = read_image(data, draft_size=(256, 256))
+    assert small.shape == (500, 600, 3)  # 1/4 scale: the smallest >= 256
+    assert np.abs(small.astype(int).mean() - big.mean()) < 2
+
+
 # -- the pixel budget: decompression bombs are refused from the header ------------
 def _no_decoding(monkeypatch):
     """Make every decoder fail loudly: the tests below must not reach one."""

@@ -30,7 +30,8 @@ def format_parser(parser):
         help="lowest top probability of a known class (default: the model's)",
     )
     parser.add_argument("--no-ood", action="store_true",
-                        help="skip the out-of-distribution check")
+                        help="skip the 'unlike any training photo' check (novelty, "
+                        "or the per-block OOD scores of older models)")
     parser.add_argument("--closed-set", action="store_true",
                         help="never answer 'unknown'")
     parser.add_argument("--top-k", type=positive_int, default=3, metavar="K",

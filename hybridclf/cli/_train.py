@@ -20,8 +20,10 @@ def format_parser(parser):
         "Train a hybrid pipeline on a class-per-folder dataset: split off a test "
         "part grouped by near-duplicates, cross-validate (grouped), optionally "
         "search hyper-parameters on cached features, fit, and write a model "
-        "directory (model.skops, model.json, README.md, and label_issues.csv: "
-        "the training images whose label the out-of-fold predictions contradict)."
+        "directory (model.skops, model.json, README.md, label_issues.csv: "
+        "the training images whose label the out-of-fold predictions contradict, "
+        "and with a CNN block neighbours.npz: the embeddings of the training "
+        "photos, for the 'unlike any training photo' check)."
     )
     add_data_dir(parser, several=True, help="class-per-folder dataset: "
                  "DATA_DIR/<class>/<image>; several folders (e.g. the data and a "
@@ -123,10 +125,14 @@ def _print_training(training):
             f"{values['mean']:.3f} +/- {values['std']:.3f}")
     for metric, value in result.test_metrics.items():
         out(f"test {metric}: {value:.3f}")
+    novelty = result.open_set.get("novelty")
     out("open set: unknown below top probability "
-        f"{result.open_set['proba_threshold']:.3f}, or above the OOD score of "
-        "any block: " + ", ".join(
-            f"{k} {v:.2f}" for k, v in result.open_set["ood_thresholds"].items()))
+        f"{result.open_set['proba_threshold']:.3f} (low confidence), or " + (
+            f"further than {novelty['threshold']:.3f} (cosine distance) from "
+            "every training photo (unlike any training photo)" if novelty else
+            "above the OOD score of any block: " + ", ".join(
+                f"{k} {v:.2f}"
+                for k, v in result.open_set["ood_thresholds"].items())))
 
 
 def run(args):

@@ -11,6 +11,8 @@ import os
 
 import numpy as np
 
+from ..quality import photo_issues
+
 logger = logging.getLogger(__name__)
 
 # issue kinds in the order the report shows them, with their headings
@@ -90,22 +92,26 @@ def quality_issues(record, thresholds):
     if record.sharpness is None:
         return []
     t = thresholds
-    issues = []
-    if record.entropy < t.entropy_threshold:
-        issues.append(Issue("low_information", f"entropy {record.entropy:.2f} "
-                            f"bits, under entropy_threshold={t.entropy_threshold}"))
-    elif record.sharpness < t.blur_threshold:
-        # a flat image has no edges either: it is reported once, as low information
-        issues.append(Issue("blurry", "variance of the Laplacian "
-                            f"{record.sharpness:.0f}, under "
-                            f"blur_threshold={t.blur_threshold}"))
-    if record.brightness < t.dark_threshold:
-        issues.append(Issue("too_dark", f"mean brightness {record.brightness:.2f}, "
-                            f"under dark_threshold={t.dark_threshold}"))
-    elif record.brightness > t.bright_threshold:
-        issues.append(Issue("too_bright", "mean brightness "
-                            f"{record.brightness:.2f}, over "
-                            f"bright_threshold={t.bright_threshold}"))
+    # the decisions are hybridclf.quality's, as at prediction; too_small is an
+    # integrity issue here
+    kinds = photo_issues(
+        {"sharpness": record.sharpness, "brightness": record.brightness,
+         "entropy": record.entropy, "width": record.width,
+         "height": record.height},
+        blur_threshold=t.blur_threshold, dark_threshold=t.dark_threshold,
+        bright_threshold=t.bright_threshold, entropy_threshold=t.entropy_threshold,
+        min_size=0)
+    messages = {
+        "low_information": f"entropy {record.entropy:.2f} bits, under "
+                           f"entropy_threshold={t.entropy_threshold}",
+        "blurry": f"variance of the Laplacian {record.sharpness:.0f}, under "
+                  f"blur_threshold={t.blur_threshold}",
+        "too_dark": f"mean brightness {record.brightness:.2f}, under "
+                    f"dark_threshold={t.dark_threshold}",
+        "too_bright": f"mean brightness {record.brightness:.2f}, over "
+                      f"bright_threshold={t.bright_threshold}",
+    }
+    issues = [Issue(kind, messages[kind]) for kind in kinds]
     if record.grayscale_as_colour:
         issues.append(Issue("grayscale_as_colour", "grey image stored with 3 "
                             "colour channels"))

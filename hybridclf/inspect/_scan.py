@@ -19,13 +19,12 @@ from PIL import Image
 
 from ..exceptions import ImageLoadError
 from ..io import fit_to_size, read_image, sniff_image_format, special_file_reason
+from ..quality import MEASURE_SIDE, measure_grey, shrink
 from ..utils._parallel import run_chunked
 from ._pairs import perceptual_hashes
 
 logger = logging.getLogger(__name__)
 
-# side of the grey image the quality measures and hashes are computed on
-_MEASURE_SIDE = 256
 # longer side of the equalised grey copy kept for the geometric check
 _ALIGN_SIDE = 160
 # grey levels of standard deviation under which an image is flat: its
@@ -90,35 +89,25 @@ def _header_info(record, data):
         pass
 
 
-def _shrink(image, side):
-    """``image`` with its longer side reduced to ``side`` (never enlarged)."""
-    scale = side / max(image.shape[:2])
-    if scale >= 1:
-        return image
-    size = (max(1, round(image.shape[1] * scale)),
-            max(1, round(image.shape[0] * scale)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-
-
 def _measure(record, rgb):
     """Fill the quality measures and perceptual hashes of a decoded RGB image."""
-    small = _shrink(rgb, _MEASURE_SIDE)
+    # the grey copy of hybridclf.quality, measured there and hashed here
+    small = shrink(rgb, MEASURE_SIDE)
     gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
-    hist = np.bincount(gray.ravel(), minlength=256).astype(np.float64)
-    p = hist[hist > 0] / gray.size
     channel_gap = max(
         int(np.abs(small[..., 0].astype(np.int16) - small[..., 1]).max()),
         int(np.abs(small[..., 1].astype(np.int16) - small[..., 2]).max()),
     )
     record.flat = float(gray.std()) < _FLAT_STD
     if not record.flat:
-        record.align_gray = cv2.equalizeHist(_shrink(gray, _ALIGN_SIDE))
+        record.align_gray = cv2.equalizeHist(shrink(gray, _ALIGN_SIDE))
         record.phash = perceptual_hashes(gray)
         # the value channel (max of R, G, B) does not change with a hue shift
         record.vhash = perceptual_hashes(np.ascontiguousarray(small.max(axis=2)))
-    record.sharpness = float(cv2.Laplacian(gray, cv2.CV_64F).var())
-    record.brightness = float(gray.mean()) / 255.0
-    record.entropy = max(0.0, float(-(p * np.log2(p)).sum()))
+    measures = measure_grey(gray)
+    record.sharpness = measures["sharpness"]
+    record.brightness = measures["brightness"]
+    record.entropy = measures["entropy"]
     record.grayscale_as_colour = bool(record.mode in _COLOUR_MODES
                                       and channel_gap <= 3)
 

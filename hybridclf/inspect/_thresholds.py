@@ -3,6 +3,7 @@
 import dataclasses
 from numbers import Integral, Real
 
+from .. import quality
 from ._docs import fill_doc
 
 
@@ -78,11 +79,12 @@ class InspectThresholds:
     embedding_similarity: float = 0.95
     aligned_similarity: float | None = 0.93
     linkage: str = "average"
-    min_size: int = 32
-    blur_threshold: float = 100.0
-    dark_threshold: float = 0.1
-    bright_threshold: float = 0.9
-    entropy_threshold: float = 3.0
+    # the defaults of the photo-quality answer at prediction (one home)
+    min_size: int = quality.MIN_SIZE
+    blur_threshold: float = quality.BLUR_THRESHOLD
+    dark_threshold: float = quality.DARK_THRESHOLD
+    bright_threshold: float = quality.BRIGHT_THRESHOLD
+    entropy_threshold: float = quality.ENTROPY_THRESHOLD
     max_aspect_ratio: float = 3.0
     size_ratio: float = 4.0
     outlier_threshold: float = 5.0

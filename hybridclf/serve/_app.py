@@ -77,8 +77,10 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
         Most images in one ``POST /predict/batch`` call (422 above it).
 
     use_ood : bool, default=True
-        Also answer "unknown" for images that the model's out-of-distribution
-        thresholds (``open_set`` in ``model.json``) reject.
+        Also answer "unknown" for images unlike any training photo: the
+        model's novelty check (``open_set`` in ``model.json`` and its
+        embedding index), or the per-block out-of-distribution thresholds of
+        a model trained before it.
 
     allow_pickle : bool, default=False
         Load a pickled model (runs code from the file); see

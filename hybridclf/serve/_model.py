@@ -52,7 +52,13 @@ class ServedModel:
         The classes, in the columns of the probabilities.
 
     ood_thresholds : dict or None
-        The out-of-distribution check in use (None when off).
+        The per-block out-of-distribution check in use (None when off, or
+        when the model has the novelty check).
+
+    novelty : dict or None
+        The novelty check ("unlike any training photo") with the model's
+        embedding index (None when off, or for a model trained before it);
+        see :func:`~hybridclf.prediction.read_open_set`.
 
     loaded_at : str
         When it was loaded (UTC, ISO 8601).
@@ -64,6 +70,7 @@ class ServedModel:
     version: str
     classes: list
     ood_thresholds: dict | None = None
+    novelty: dict | None = None
     loaded_at: str = field(default_factory=lambda: datetime.datetime.now(
         datetime.timezone.utc).isoformat(timespec="seconds"))
 
@@ -134,8 +141,8 @@ def load_served_model(directory, settings):
     ModelLoadError
         When the directory is missing, unreadable or incomplete, a file
         differs from its manifest, the file holds no fitted pipeline, the
-        classes do not match ``model.json``, or the warm-up prediction fails;
-        the message says which.
+        classes do not match ``model.json``, the embedding index is not one,
+        or the warm-up prediction fails; the message says which.
     """
     directory = os.path.abspath(os.fspath(directory))
     try:
@@ -155,8 +162,14 @@ def load_served_model(directory, settings):
             "directory.") from exc
     classes = class_names(pipe)
     _check_classes(directory, info, classes, np.asarray(proba))
-    open_set = info.get("open_set") or {}
+    options = {"ood_thresholds": None, "novelty": None}
+    if settings.use_ood:
+        try:
+            options = prediction.read_open_set(info, directory)
+        except (ValueError, OSError) as exc:  # an unreadable embedding index
+            raise ModelLoadError(f"The model in {directory!r} cannot be served: "
+                                 f"{exc}") from exc
     return ServedModel(
         pipe=pipe, info=info, directory=directory, version=model_version(info),
-        classes=classes,
-        ood_thresholds=open_set.get("ood_thresholds") if settings.use_ood else None)
+        classes=classes, ood_thresholds=options["ood_thresholds"],
+        novelty=options["novelty"])

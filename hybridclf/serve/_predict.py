@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import prediction
 from ..pipeline import get_classifier, get_loader
+from ..quality import quality_message, read_quality
 
 __all__ = ["ItemResult", "Upload", "class_names", "classify", "decode_base64",
            "decode_uploads", "prediction_body"]
@@ -52,10 +53,19 @@ class ItemResult:
     Attributes
     ----------
     label : str or None
-        The class, or "unknown" from the out-of-distribution check.
+        The class, or "unknown" from the novelty (or out-of-distribution)
+        check.
 
     proba : ndarray of shape (n_classes,) or None
         The class probabilities.
+
+    reason : str
+        Why ``label`` is "unknown" (:data:`~hybridclf.prediction.NOVEL`), or
+        "" (the probability threshold is each request's).
+
+    quality : dict or None
+        The photo quality, ``{"ok": bool, "issues": [...]}``
+        (:func:`~hybridclf.quality.read_quality`).
 
     error : str or None
         Why the image could not be decoded (then ``label`` is None).
@@ -66,6 +76,8 @@ class ItemResult:
 
     label: str | None = None
     proba: np.ndarray | None = None
+    reason: str = ""
+    quality: dict | None = None
     error: str | None = None
     seconds: float = 0.0
 
@@ -131,7 +143,7 @@ async def decode_uploads(texts, whats):
     return await anyio.to_thread.run_sync(decode_all)
 
 
-def classify(pipe, items, *, ood_thresholds=None):
+def classify(pipe, items, *, ood_thresholds=None, novelty=None):
     """Decode every image, then predict the readable ones in one model call.
 
     Parameters
@@ -142,25 +154,32 @@ def classify(pipe, items, *, ood_thresholds=None):
     items : list of bytes
         Encoded image files (of one or several requests).
 
-    ood_thresholds : dict or None, default=None
-        The out-of-distribution check (see
-        :func:`~hybridclf.prediction.predict_open_set`); "unknown" from the
-        probability threshold is left to each request.
+    ood_thresholds, novelty : dict or None, default=None
+        The "unlike any training photo" check (see
+        :func:`~hybridclf.prediction.predict_with_reasons`); "unknown" from
+        the probability threshold is left to each request.
 
     Returns
     -------
     results : list of ItemResult
-        One per item, in order.
+        One per item, in order, with the photo quality of each readable one.
     """
     start = time.perf_counter()
-    images, reasons = get_loader(pipe).read_each(items)
-    labels, proba = [], []
+    loader = get_loader(pipe)
+    images, reasons = loader.read_each(items)
+    answers = []
     if len(images):
-        labels, proba, _ = prediction.predict_open_set(
-            pipe, images, ood_thresholds=ood_thresholds)
-    predicted = iter(zip(labels, proba))
+        result = prediction.predict_with_reasons(
+            pipe, images, ood_thresholds=ood_thresholds, novelty=novelty)
+        # measured on the photo itself, not on the copy resized for the model
+        qualities = [read_quality(item, max_pixels=loader.max_pixels)
+                     for item, reason in zip(items, reasons) if reason is None]
+        answers = zip(result["labels"], result["proba"], result["reasons"],
+                      qualities)
+    predicted = iter(answers)
     results = [{"error": reason} if reason is not None
-               else dict(zip(("label", "proba"), next(predicted)))
+               else dict(zip(("label", "proba", "reason", "quality"),
+                             next(predicted)))
                for reason in reasons]
     seconds = time.perf_counter() - start
     return [ItemResult(**result, seconds=seconds) for result in results]
@@ -198,10 +217,16 @@ def prediction_body(result, *, name, classes, threshold, with_proba):
         return {"success": False,
                 "error_message": f"Cannot decode {name}: {result.error}."}
     top = float(result.proba.max())
+    label, reason = str(result.label), result.reason
+    if not reason and top < threshold:
+        label, reason = prediction.UNKNOWN, prediction.LOW_CONFIDENCE
+    quality = result.quality
     return {
         "success": True,
-        "predicted_class": (prediction.UNKNOWN if top < threshold
-                            else str(result.label)),
+        "predicted_class": label,
+        "unknown_reason": reason or None,
+        "quality": None if quality is None else {
+            **quality, "message": quality_message(quality["issues"])},
         "confidence": top,
         "probabilities": ({c: float(v) for c, v in zip(classes, result.proba)}
                           if with_proba else None),

@@ -37,12 +37,29 @@ class BatchPredictRequest(BaseModel):
     return_probabilities: bool = True
 
 
+class PhotoQuality(BaseModel):
+    """The quality of the photo; it never changes the class by itself."""
+
+    ok: bool = Field(..., description="No quality issue was found.")
+    issues: list[str] = Field(
+        default_factory=list,
+        description="Among 'blurry', 'too_dark', 'too_bright' (over-exposed), "
+        "'too_small' and 'low_information'.")
+    message: str = Field("", description="The issues in a sentence for people, "
+                         "or empty.")
+
+
 class PredictResponse(BaseModel):
     """The prediction for one image (or why there is none)."""
 
     success: bool
     predicted_class: str | None = None
     confidence: float | None = None
+    unknown_reason: str | None = Field(
+        None, description="Why predicted_class is 'unknown': 'unlike any "
+        "training photo' (novelty) or 'low confidence' (top probability under "
+        "confidence_threshold); null otherwise.")
+    quality: PhotoQuality | None = None
     probabilities: dict[str, float] | None = None
     processing_time_ms: float
     model_version: str

@@ -207,7 +207,8 @@ class Service:
         results = []
         for model, group in groupby(items, key=lambda item: item[0]):
             results += classify(model.pipe, [data for _, data in group],
-                                ood_thresholds=model.ood_thresholds)
+                                ood_thresholds=model.ood_thresholds,
+                                novelty=model.novelty)
         return results
 
     async def predict(self, uploads, *, names, threshold, with_proba, endpoint):
@@ -266,7 +267,8 @@ class Service:
     def _log(self, bodies, endpoint):
         """One prediction-log line per answer (never the image)."""
         for body in bodies:
-            extra = ({} if body["success"]
+            extra = ({"unknown_reason": body.get("unknown_reason")}
+                     if body["success"]
                      else {"error_message": body["error_message"]})
             self.prediction_log.write(
                 body.get("predicted_class"), body.get("confidence"),

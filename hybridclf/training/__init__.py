@@ -13,7 +13,8 @@
    scikit-learn's searches with the pipeline's ``memory`` cache;
 3. the out-of-fold predictions set the open-set thresholds (see
    :mod:`hybridclf.prediction`) and flag likely wrong labels (see
-   :mod:`hybridclf.label_issues`);
+   :mod:`hybridclf.label_issues`); with a CNN block, the training photos are
+   embedded into the index of the novelty check (:func:`novelty_threshold`);
 4. the final pipeline is fitted on the whole training part and scored on the
    test part.
 
@@ -26,6 +27,7 @@ training again after adding photos computes only the new ones.
 """
 
 from ._feature_cache import FeatureCache, default_feature_cache_dir
+from ._novelty import novelty_threshold
 from ._result import TrainingResult
 from ._search import SEARCH_GRIDS
 from ._split import (
@@ -59,6 +61,7 @@ __all__ = [
     "grouped_train_test_split",
     "join_identical_files",
     "make_training_pipeline",
+    "novelty_threshold",
     "read_groups_csv",
     "train_folder",
     "train_model",

@@ -53,9 +53,10 @@ class TrainingResult:
         accuracy of each candidate.
 
     open_set : dict
-        ``proba_threshold`` and ``ood_thresholds`` (per block), learned from
-        out-of-fold predictions; see
-        :func:`hybridclf.prediction.predict_open_set`.
+        ``proba_threshold``, ``novelty`` (see
+        :func:`~hybridclf.training.novelty_threshold`) and ``ood_thresholds``
+        (per block, the rule of older models), learned from out-of-fold
+        predictions; see :func:`hybridclf.prediction.predict_open_set`.
 
     oof_proba : ndarray of shape (n_train, n_classes)
         Out-of-fold probabilities on the training part.
@@ -69,12 +70,19 @@ class TrainingResult:
 
     timings : dict
         Seconds spent: ``groups``, ``features_cv``, ``search``,
-        ``label_issues``, ``final_fit``, ``test``, ``total``.
+        ``label_issues``, ``final_fit``, ``novelty``, ``test``, ``total``.
 
     feature_cache : dict
         With a feature cache: ``n_images`` (train and test parts) and
         ``n_computed`` (images whose features some block computed; the others
         came from the cache). Empty without one.
+
+    neighbours : EmbeddingIndex or None
+        The embeddings of the training images and their degraded views, for
+        the novelty check; :func:`~hybridclf.training.training_files` gives
+        it to :func:`~hybridclf.save_model` as ``neighbours.npz``. None for a
+        pipeline without a ``"cnn"`` block, whose open set keeps the
+        per-block OOD check.
     """
 
     pipeline: object
@@ -91,6 +99,7 @@ class TrainingResult:
     label_issues: dict = None
     timings: dict = field(default_factory=dict)
     feature_cache: dict = field(default_factory=dict)
+    neighbours: object = None
 
     def metadata(self):
         """The entries of ``model.json`` for :func:`~hybridclf.save_model`.

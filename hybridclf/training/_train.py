@@ -15,8 +15,11 @@ small record of the data and its splits (``_Run``):
 4. out-of-fold predictions give the cross-validation scores,
 5. and the open-set thresholds (see :mod:`hybridclf.prediction`), and the
    likely wrong labels (see :mod:`hybridclf.label_issues`);
-6. the final pipeline is fitted on the whole training part
-7. and scored on the test part.
+6. the final pipeline is fitted on the whole training part;
+7. with a CNN block, it embeds the training photos and their degraded views
+   into the index of the novelty check, whose threshold comes from the
+   folds (``_novelty.py``);
+8. and the final pipeline is scored on the test part.
 """
 
 import logging
@@ -35,6 +38,7 @@ from ..prediction import block_ood_scores
 from ..utils._docstrings import Substitution, n_jobs_docstring
 from ._feature_cache import FeatureCache
 from ._fold_features import SharedFeatures, compute_folds, fit_features, on_cluster
+from ._novelty import EMBEDDING_BLOCK, novelty_index
 from ._result import TrainingResult, plain, scores
 from ._search import (
     default_grid,
@@ -106,8 +110,9 @@ def train_model(
     open_set_quantile : float, default=0.99
         The open-set thresholds keep this share of the out-of-fold images
         known: the top-probability threshold is the ``1 - q`` quantile over
-        correctly classified images, each block's OOD threshold the ``q``
-        quantile of its out-of-fold scores.
+        correctly classified images, the novelty threshold the ``q`` quantile
+        of the out-of-fold novelty scores (:func:`novelty_threshold`), each
+        block's OOD threshold the ``q`` quantile of its out-of-fold scores.
 
     random_state : int, default=0
         Seeds the split and the folds.
@@ -209,7 +214,7 @@ def _split(paths, labels, groups, *, test_size, cv_folds, random_state, n_jobs,
 
 
 def _train(run, pipe, search, param_grid, open_set_quantile):
-    """Phases 2 to 7, in order; see the module's docstring."""
+    """Phases 2 to 8, in order; see the module's docstring."""
     grid = param_grid
     if search != "none" and grid is None:
         grid = default_grid(get_classifier(pipe))
@@ -237,6 +242,7 @@ def _train(run, pipe, search, param_grid, open_set_quantile):
         final, train_x, train_y = _fit_final(run, pipe, shared)
         if is_cascade(final):
             _fit_cascade(run, final, folds, blocks, train_x, train_y, oof_proba)
+    neighbours = _novelty_phase(run, final, blocks, shared, open_set)
     test_metrics = _score_test(run, final, shared)
     run.timings["total"] = time.perf_counter() - run.started
     return TrainingResult(
@@ -244,7 +250,7 @@ def _train(run, pipe, search, param_grid, open_set_quantile):
         test_indices=run.test, groups=run.groups, cv_scores=cv_scores,
         test_metrics=test_metrics, best_params=best_params, search=search_info,
         open_set=open_set, oof_proba=oof_proba, label_issues=issues,
-        timings=run.timings, feature_cache=run.cache_use,
+        timings=run.timings, feature_cache=run.cache_use, neighbours=neighbours,
     )
 
 
@@ -357,8 +363,25 @@ def _fit_cascade(run, final, folds, blocks, train_x, train_y, oof_proba):
     final.fit_cheap_stage(train_x, train_y, run.y_train, oof_proba, cheap_proba)
 
 
+def _novelty_phase(run, final, blocks, shared, open_set):
+    """Phase 7: the embedding index and ``open_set["novelty"]``; None without CNN."""
+    if EMBEDDING_BLOCK not in dict(blocks):
+        return None
+    # reuse what the folds computed: the CNN's output, and the loaded photos
+    # (a feature cache may have spared loading them)
+    fixed = {} if shared is None else shared.fixed
+    embeddings = fixed.get(EMBEDDING_BLOCK)
+    images = None if shared is None else shared.images
+    with run.timed("novelty"):
+        index, open_set["novelty"] = novelty_index(
+            final, run.X_train, run.y_train, run.splits, open_set["quantile"],
+            embeddings=None if embeddings is None else embeddings[run.train],
+            images=None if images is None else images[run.train])
+    return index
+
+
 def _score_test(run, final, shared):
-    """Phase 7: the metrics on the test part (none without one)."""
+    """Phase 8: the metrics on the test part (none without one)."""
     if not len(run.test):
         return {}
     with run.timed("test"):

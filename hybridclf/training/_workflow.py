@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..label_issues import LABEL_ISSUES_FILE, label_issues_csv
+from ..neighbours import INDEX_FILE
 from ..pipeline import (
     DEFAULT_FEATURES,
     get_sampler,
@@ -233,16 +234,22 @@ def training_files(result, paths, *, root=None, names=None):
 
     Returns
     -------
-    files : dict of str to str
+    files : dict of str to str or bytes
         ``{"label_issues.csv": text}`` (see
-        :func:`hybridclf.label_issues.label_issues_csv`), for the ``files``
-        parameter of :func:`~hybridclf.save_model`.
+        :func:`hybridclf.label_issues.label_issues_csv`) and
+        ``{"neighbours.npz": data}``, the embedding index of the novelty
+        check (:meth:`~hybridclf.neighbours.EmbeddingIndex.to_bytes`), when
+        the result has them; for the ``files`` parameter of
+        :func:`~hybridclf.save_model`.
     """
-    if result.label_issues is None:
-        return {}
-    if names is None:
-        names = [_relative(path, root) for path in paths]
-    return {LABEL_ISSUES_FILE: label_issues_csv(result.label_issues, names)}
+    files = {}
+    if result.label_issues is not None:
+        if names is None:
+            names = [_relative(path, root) for path in paths]
+        files[LABEL_ISSUES_FILE] = label_issues_csv(result.label_issues, names)
+    if result.neighbours is not None:
+        files[INDEX_FILE] = result.neighbours.to_bytes()
+    return files
 
 
 def _views_added(pipe):
