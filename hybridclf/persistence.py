@@ -190,7 +190,7 @@ def _fmt(value):
 
 
 def _model_card(info):
-    """The README.md text of a model directory."""
+    """The README.md text of a model directory, section by section."""
     lines = [
         f"# hybridclf model: {len(info['classes'])} classes",
         "",
@@ -215,6 +215,13 @@ def _model_card(info):
     ]
     lines += [f"- `{name}`: {step}"
               for name, step in info["parameters"]["steps"].items()]
+    lines += _card_scores(info) + _card_decisions(info) + _card_integrity(info)
+    return "\n".join(lines) + "\n"
+
+
+def _card_scores(info):
+    """The model card's test metrics, cross-validation and training sections."""
+    lines = []
     metrics = info.get("metrics") or {}
     if metrics:
         lines += ["", "## Held-out test metrics", "", "| metric | value |",
@@ -234,6 +241,12 @@ def _model_card(info):
         lines += ["", "## Training", ""]
         lines += [f"- {k}: {_fmt(v)}" for k, v in training.items()
                   if not isinstance(v, (dict, list))]
+    return lines
+
+
+def _card_decisions(info):
+    """The model card's open-set, label-issue and cascade sections."""
+    lines = []
     open_set = info.get("open_set") or {}
     if open_set:
         novelty = open_set.get("novelty")
@@ -266,6 +279,12 @@ def _model_card(info):
                   "Out of fold: " + ", ".join(
                       f"{k.replace('_', ' ')} {_fmt(v)}" for k, v in cascade.items()
                       if k not in ("threshold", "cheap_features")) + "."]
+    return lines
+
+
+def _card_integrity(info):
+    """The model card's data, integrity and library-version sections."""
+    lines = []
     fingerprint = info.get("data_fingerprint") or {}
     if fingerprint:
         lines += ["", "## Data", "",
@@ -279,7 +298,7 @@ def _model_card(info):
               "model if any differs, so edit nothing here.",
               "", "## Library versions", ""]
     lines += [f"- {k}: {v}" for k, v in info["library_versions"].items() if v]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def save_model(pipe, directory, *, metadata=None, model_format="skops",

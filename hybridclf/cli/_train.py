@@ -69,6 +69,23 @@ def format_parser(parser):
         help="CSV with the columns file,group (near-identical images share a "
         "group); default: duplicate groups found on the fly",
     )
+    _add_model_options(parser)
+    add_n_jobs(parser, "loading, features and search")
+    parser.add_argument("--cache-dir", default=None,
+                        help="feature cache: the features of unchanged photos are "
+                        "read from here, not recomputed (default: "
+                        "$HYBRIDCLF_CACHE_DIR/features or ~/.cache/hybridclf/"
+                        "features)")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="compute every photo's features; read and write no "
+                        "feature cache")
+    add_seed(parser)
+    add_max_pixels(parser, model=False)
+    add_scheduler(parser, partitions=False)
+
+
+def _add_model_options(parser):
+    """The options that change what is fitted besides the blocks: samplers, cascade."""
     sampler = parser.add_mutually_exclusive_group()
     sampler.add_argument("--augment", action="store_true",
                          help="balance classes with ClassAwareAugmenter (fit only)")
@@ -80,22 +97,10 @@ def format_parser(parser):
     parser.add_argument("--image-size", type=positive_int, default=None,
                         metavar="N", help="side images are resized to (default: "
                         "224, or 128 with --quick)")
-    add_n_jobs(parser, "loading, features and search")
-    parser.add_argument("--cache-dir", default=None,
-                        help="feature cache: the features of unchanged photos are "
-                        "read from here, not recomputed (default: "
-                        "$HYBRIDCLF_CACHE_DIR/features or ~/.cache/hybridclf/"
-                        "features)")
-    parser.add_argument("--no-cache", action="store_true",
-                        help="compute every photo's features; read and write no "
-                        "feature cache")
     parser.add_argument("--cascade", action="store_true",
                         help="a cascade: HOG, LBP and colour answer the photos "
                         "they are sure of, the CNN the others (threshold learned "
                         "on the grouped folds; see docs/choosing-features.md)")
-    add_seed(parser)
-    add_max_pixels(parser, model=False)
-    add_scheduler(parser, partitions=False)
 
 
 def _print_training(training):
