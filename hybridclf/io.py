@@ -26,6 +26,7 @@ from .utils._validation import Interval, StrOptions, _fit_context
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "FEEDBACK_LOG",
     "ImageLoader",
     "array_to_rgb",
     "load_image_folder",
@@ -57,6 +58,11 @@ _PNM = {b"P1", b"P2", b"P3", b"P4", b"P5", b"P6"}
 #: about 190 MB of RGB pixels to decode; a larger file is refused from its
 #: header, undecoded.
 DEFAULT_MAX_PIXELS = 64_000_000
+
+#: The log a feedback folder keeps beside its class folders
+#: (:class:`hybridclf.feedback.FeedbackStore`); the folder walks pass over it
+#: without reporting it, so training on a feedback folder warns of nothing.
+FEEDBACK_LOG = "feedback.jsonl"
 
 # the file kinds other than regular files, as the folder walks report them
 _SPECIAL_KINDS = (
@@ -830,7 +836,8 @@ def scan_image_folder(root, *, follow_symlinks=False):
     Each direct sub-folder of ``root`` is a class, named after the folder; its
     images may lie in nested folders at any depth. Files are recognised by
     their first bytes, not their extension. Hidden files and folders
-    (starting with ".") are ignored. Only regular files are opened: FIFOs,
+    (starting with ".") are ignored, and so is a feedback folder's log
+    (:data:`FEEDBACK_LOG`) at the top. Only regular files are opened: FIFOs,
     sockets and devices are skipped unopened (opening a FIFO blocks). This
     function neither decodes images nor warns: :func:`load_image_folder`,
     ``hybridclf inspect`` and ``hybridclf augment`` report what it skipped.
@@ -867,7 +874,7 @@ def scan_image_folder(root, *, follow_symlinks=False):
         )
     paths, labels, skipped = [], [], []
     for entry in sorted(os.scandir(root), key=lambda e: e.name):
-        if entry.name.startswith("."):
+        if entry.name.startswith(".") or entry.name == FEEDBACK_LOG:
             continue
         if not entry.is_dir(follow_symlinks=follow_symlinks):
             skipped.append((entry.path, "not inside a class folder"))

@@ -89,7 +89,8 @@ class Service:
         self.settings = settings
         self.metrics = Metrics()
         self.model = None
-        self.feedback = (FeedbackStore(settings.feedback_dir)
+        self.feedback = (FeedbackStore(settings.feedback_dir,
+                                       max_pixels=settings.max_pixels)
                          if settings.feedback_dir else None)
         self.prediction_log = (PredictionLog(settings.log_predictions)
                                if settings.log_predictions else None)
