@@ -1,0 +1,86 @@
+"""The nearest training photos of an answer (issue 17): a trained model keeps
+its training photos' file names and thumbnails, and explain() finds them."""
+
+import io
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from hybridclf import load_model
+from hybridclf.neighbours import INDEX_FILE, EmbeddingIndex, explain
+from hybridclf.training import train_folder
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def copies_folder(texture_folder, tmp_path_factory):
+    """The textures, with two near-duplicate copies of brick/0.png."""
+    root = tmp_path_factory.mktemp("copies")
+    shutil.copytree(texture_folder, root, dirs_exist_ok=True)
+    image = cv2.imread(str(root / "brick" / "0.png"))
+    cv2.imwrite(str(root / "brick" / "0_copy.jpg"), image,
+                [cv2.IMWRITE_JPEG_QUALITY, 80])
+    brighter = cv2.convertScaleAbs(image, alpha=1.0, beta=12)
+    cv2.imwrite(str(root / "brick" / "0_brighter.png"), brighter)
+    return root
+
+
+def _train(data, out, thumbnails):
+    return train_folder(data, out, features=["cnn", "color"], image_size=SIZE,
+                        cv_folds=3, test_size=0, feature_cache=False,
+                        thumbnails=thumbnails)
+
+
+@pytest.fixture(scope="module")
+def trained(copies_folder, tmp_path_factory):
+    out = tmp_path_factory.mktemp("model") / "model"
+    _train(copies_folder, out, thumbnails=True)
+    return out
+
+
+def test_a_training_photo_finds_itself_and_its_copies(trained, copies_folder):
+    pipe = load_model(trained)
+    photo = str(copies_folder / "brick" / "0.png")
+    [near] = explain(pipe, [photo], k=3, index=trained)
+    assert near[0]["file"] == "brick/0.png"
+    assert near[0]["similarity"] == pytest.approx(1, abs=2e-3)
+    assert {n["file"] for n in near[1:]} == {"brick/0_copy.jpg",
+                                             "brick/0_brighter.png"}
+    assert all(n["label"] == "brick" for n in near)
+    assert all(n["similarity"] > 0.9 for n in near)
+    # as arrays too, and through a loaded index
+    image = cv2.cvtColor(cv2.imread(photo), cv2.COLOR_BGR2RGB)
+    [again] = explain(pipe, [image], k=1, index=EmbeddingIndex.load(trained))
+    assert again[0]["file"] == "brick/0.png"
+
+
+def test_the_index_keeps_names_and_thumbnails(trained, copies_folder):
+    index = EmbeddingIndex.load(trained)
+    files = sorted(p.relative_to(copies_folder).as_posix()
+                   for p in copies_folder.rglob("*") if p.is_file())
+    assert sorted(index.files_.tolist()) == files
+    assert len(index.thumbnails_) == len(files)
+    thumb = Image.open(io.BytesIO(index.thumbnails_[0]))
+    assert thumb.format == "JPEG" and max(thumb.size) <= SIZE
+
+
+def test_no_thumbnails_leaves_them_out(copies_folder, trained, tmp_path):
+    _train(copies_folder, tmp_path / "bare", thumbnails=False)
+    index = EmbeddingIndex.load(tmp_path / "bare")
+    assert index.thumbnails_ is None and index.files_.size > 0
+    [near] = explain(load_model(tmp_path / "bare"),
+                     [str(copies_folder / "grass" / "3.png")], k=2,
+                     index=tmp_path / "bare")
+    assert near[0]["file"] == "grass/3.png" and near[0]["thumbnail"] is None
+    with_thumbs = (trained / INDEX_FILE).stat().st_size
+    assert (tmp_path / "bare" / INDEX_FILE).stat().st_size < with_thumbs
+
+
+def test_explain_without_an_index_says_how_to_get_one(trained, tmp_path):
+    with pytest.raises(ValueError, match="has no neighbours.npz.*CNN block"):
+        explain(load_model(trained), [np.zeros((SIZE, SIZE, 3), np.uint8)],
+                index=tmp_path)
