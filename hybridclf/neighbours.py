@@ -234,7 +234,9 @@ class EmbeddingIndex:
             Per query, one dict per training photo: ``label`` (str),
             ``similarity`` (cosine, float rounded to 4 places), ``file``
             (str, ``""`` when unknown) and ``thumbnail`` (JPEG bytes, or None
-            without thumbnails).
+            without thumbnails). A query with a missing (NaN) embedding, such
+            as a cascade's photo answered without its CNN block, gets an
+            empty list.
         """
         self._check_fitted()
         if not (_is_int(k) and k >= 0):
@@ -248,12 +250,13 @@ class EmbeddingIndex:
             return [[] for _ in range(len(sim))]
         top, top_sim = _top_k(self._per_source(sim), k)
         labels = self._source_labels()
+        finite = np.isfinite(top_sim).all(axis=1)
         return [[{"label": str(labels[j]), "similarity": round(float(s), 4),
                   "file": str(self.files_[j]),
                   "thumbnail": None if self.thumbnails_ is None
                   else self.thumbnails_[j]}
-                 for j, s in zip(row, row_sim)]
-                for row, row_sim in zip(top, top_sim)]
+                 for j, s in zip(row, row_sim)] if ok else []
+                for row, row_sim, ok in zip(top, top_sim, finite)]
 
     def _check_fitted(self):
         if not hasattr(self, "embeddings_"):

@@ -1,6 +1,7 @@
 """The nearest training photos of an answer (issue 17): a trained model keeps
 its training photos' file names and thumbnails, and explain() finds them."""
 
+import csv
 import io
 import shutil
 
@@ -10,6 +11,7 @@ import pytest
 from PIL import Image
 
 from hybridclf import load_model
+from hybridclf.cli import main
 from hybridclf.neighbours import INDEX_FILE, EmbeddingIndex, explain
 from hybridclf.training import train_folder
 
@@ -69,7 +71,10 @@ def test_the_index_keeps_names_and_thumbnails(trained, copies_folder):
 
 
 def test_no_thumbnails_leaves_them_out(copies_folder, trained, tmp_path):
-    _train(copies_folder, tmp_path / "bare", thumbnails=False)
+    assert main(["train", "--data-dir", str(copies_folder), "--output-dir",
+                 str(tmp_path / "bare"), "--features", "cnn", "color",
+                 "--image-size", str(SIZE), "--cv-folds", "3", "--test-size", "0",
+                 "--no-cache", "--no-thumbnails"]) == 0
     index = EmbeddingIndex.load(tmp_path / "bare")
     assert index.thumbnails_ is None and index.files_.size > 0
     [near] = explain(load_model(tmp_path / "bare"),
@@ -84,3 +89,40 @@ def test_explain_without_an_index_says_how_to_get_one(trained, tmp_path):
     with pytest.raises(ValueError, match="has no neighbours.npz.*CNN block"):
         explain(load_model(trained), [np.zeros((SIZE, SIZE, 3), np.uint8)],
                 index=tmp_path)
+
+
+def test_predict_lists_the_nearest_training_files(trained, copies_folder, tmp_path):
+    out = tmp_path / "preds.csv"
+    assert main(["predict", "--model-dir", str(trained), str(copies_folder / "brick"),
+                 "--neighbours", "2", "--output", str(out)]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert list(rows[0])[-6:] == [
+        "neighbour_1_file", "neighbour_1_label", "neighbour_1_similarity",
+        "neighbour_2_file", "neighbour_2_label", "neighbour_2_similarity"]
+    for row in rows:  # every input is a training photo: it finds itself first
+        name = row["file"].replace("\\", "/").rsplit("/", 2)
+        assert row["neighbour_1_file"] == f"{name[-2]}/{name[-1]}"
+        assert float(row["neighbour_1_similarity"]) > 0.99
+        assert row["neighbour_1_label"] == "brick"
+        assert 0 < float(row["neighbour_2_similarity"]) <= float(
+            row["neighbour_1_similarity"])
+    # 0 (the default) adds no column
+    assert main(["predict", "--model-dir", str(trained), str(copies_folder / "brick"),
+                 "--output", str(out)]) == 0
+    assert not any(c.startswith("neighbour") for c in next(csv.reader(out.open())))
+
+
+def test_predict_bad_neighbours_is_a_usage_error(trained, copies_folder, capsys):
+    assert main(["predict", "--model-dir", str(trained), str(copies_folder),
+                 "--neighbours", "-1"]) == 2
+    assert "--neighbours: must be a number >= 0" in capsys.readouterr().err
+
+
+def test_predict_neighbours_of_a_model_without_cnn_says_why(copies_folder, tmp_path,
+                                                           capsys):
+    train_folder(copies_folder, tmp_path / "color", features=["color"],
+                 image_size=SIZE, cv_folds=3, test_size=0, feature_cache=False)
+    assert main(["predict", "--model-dir", str(tmp_path / "color"),
+                 str(copies_folder / "grass"), "--neighbours", "3"]) == 1
+    err = capsys.readouterr().err
+    assert "has no neighbours.npz" in err and "CNN block" in err
