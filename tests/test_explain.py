@@ -126,3 +126,36 @@ def test_predict_neighbours_of_a_model_without_cnn_says_why(copies_folder, tmp_p
                  str(copies_folder / "grass"), "--neighbours", "3"]) == 1
     err = capsys.readouterr().err
     assert "has no neighbours.npz" in err and "CNN block" in err
+
+
+def test_evaluation_gallery_shows_each_error_beside_its_nearest_photos(
+        trained, copies_folder, tmp_path):
+    import json
+
+    from hybridclf.evaluation import evaluate_folder
+
+    test = tmp_path / "test"
+    for name in ("brick", "grass"):
+        (test / name).mkdir(parents=True)
+    shutil.copy(copies_folder / "brick" / "1.png", test / "grass" / "misfiled.png")
+    shutil.copy(copies_folder / "grass" / "2.png", test / "grass" / "2.png")
+    shutil.copy(copies_folder / "brick" / "3.png", test / "brick" / "3.png")
+    report, files = evaluate_folder(trained, test, tmp_path / "report", n_repeats=1,
+                                    neighbours=2)
+    [error] = [e for e in report["errors"] if e["file"].endswith("misfiled.png")]
+    assert error["predicted"] == "brick"
+    assert [n["label"] for n in error["neighbours"]] == ["brick", "brick"]
+    assert error["neighbours"][0]["file"] == "brick/1.png"
+    assert error["neighbours"][0]["similarity"] > 0.99
+    assert len(report["_neighbour_thumbnails"][0]) == 2
+    assert report["_neighbour_thumbnails"][0][0].shape[2] == 3
+    saved = json.loads(open(files["json"]).read())
+    assert saved["errors"][0]["neighbours"] == error["neighbours"]
+    page = open(files["html"]).read()
+    assert "Misclassified images and their nearest training photos" in page
+    assert "brick 1.00 (brick/1.png)" in page
+    assert "error_gallery" in files["figures"]
+    # 0 shows none
+    report, _ = evaluate_folder(trained, test, tmp_path / "bare", n_repeats=1,
+                                neighbours=0)
+    assert all("neighbours" not in e for e in report["errors"])
