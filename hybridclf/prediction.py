@@ -438,11 +438,17 @@ def predict_with_reasons(pipe, X, *, proba_threshold=0.0, ood_thresholds=None,
     low = proba.max(axis=1) < proba_threshold
     scores = np.full(len(labels), np.nan)
     embeddings = embedding_of(pipe, features) if novelty or neighbours else None
+    near = None
     if novelty:
-        from .neighbours import novelty_scores
+        from .neighbours import novelty_and_neighbours, novelty_scores
 
-        scores = (novelty_scores(novelty["index"], embeddings, k=novelty.get("k", 1))
-                  / max(float(novelty["threshold"]), 1e-12))
+        if neighbours and index is novelty["index"]:  # one search for both
+            distance, near = novelty_and_neighbours(
+                index, embeddings, novelty_k=novelty.get("k", 1), k=neighbours)
+        else:
+            distance = novelty_scores(novelty["index"], embeddings,
+                                      k=novelty.get("k", 1))
+        scores = distance / max(float(novelty["threshold"]), 1e-12)
     elif ood_thresholds:
         scores = ood_scores(features, feature_blocks(pipe), ood_thresholds)
     novel = scores > 1.0  # False where NaN
@@ -452,8 +458,8 @@ def predict_with_reasons(pipe, X, *, proba_threshold=0.0, ood_thresholds=None,
     return {"labels": labels, "proba": proba, "scores": scores,
             "reasons": reasons,
             "quality": _qualities(pipe, X) if quality else None,
-            "neighbours": index.neighbours(embeddings, neighbours) if neighbours
-            else None}
+            "neighbours": near if near is not None else
+            index.neighbours(embeddings, neighbours) if neighbours else None}
 
 
 def _qualities(pipe, X):

@@ -186,3 +186,15 @@ def test_jpeg_thumbnails_are_small_and_keep_the_aspect(real_images):
                         64 if THUMBNAIL_SIDE >= 128 else THUMBNAIL_SIDE // 2)
     assert sizes[1] == (THUMBNAIL_SIDE, THUMBNAIL_SIDE)
     assert all(len(t) < 5000 for t in thumbs)
+
+
+def test_novelty_and_neighbours_in_one_search_equal_each_alone():
+    from hybridclf.neighbours import novelty_and_neighbours
+
+    rng = np.random.default_rng(1)
+    index = index_with_views(rng.normal(size=(30, 8)), [rng.normal(size=(30, 8))],
+                             rng.choice(["a", "b"], 30))
+    X = rng.normal(size=(5, 8))
+    scores, near = novelty_and_neighbours(index, X, novelty_k=2, k=4)
+    np.testing.assert_allclose(scores, novelty_scores(index, X, k=2))
+    assert near == index.neighbours(X, k=4)
