@@ -122,6 +122,7 @@ class EmbeddingIndex:
             )
         sources = _check_sources(sources, len(unit))
         n_sources = int(sources.max()) + 1
+        self._cache = {}
         self.embeddings_ = unit.astype(self.dtype)
         self.labels_ = labels
         self.sources_ = sources
@@ -229,30 +230,40 @@ class EmbeddingIndex:
             )
         # float16 has no BLAS: converting on every query cost more than the
         # product itself, so the float32 rows are kept once made
-        rows = self.__dict__.get("_rows32")
-        if rows is None or len(rows) != len(self.embeddings_):
-            rows = np.ascontiguousarray(self.embeddings_, dtype=np.float32)
-            self._rows32 = rows
+        rows = self._cached("rows", lambda: np.ascontiguousarray(
+            self.embeddings_, dtype=np.float32))
         return unit @ rows.T
+
+    def _cached(self, name, make):
+        """What ``make()`` returns, made once per fitted or loaded index."""
+        cache = self.__dict__.setdefault("_cache", {})
+        if name not in cache:
+            cache[name] = make()
+        return cache[name]
 
     def _per_source(self, sim):
         """The best similarity of each training photo over its entries."""
         n = self.n_sources_
-        if len(self.sources_) % n == 0 and np.array_equal(
-                self.sources_, np.tile(np.arange(n), len(self.sources_) // n)):
+        if self._cached("tiled", self._tiled):
             # the layout of index_with_views: the photos, then each view
             return sim.reshape(len(sim), -1, n).max(axis=1)
-        order = np.argsort(self.sources_, kind="stable")
-        starts = np.searchsorted(self.sources_[order], np.arange(n))
+        order, starts = self._cached("order", lambda: (
+            np.argsort(self.sources_, kind="stable"),
+            np.searchsorted(np.sort(self.sources_), np.arange(n))))
         return np.maximum.reduceat(sim[:, order], starts, axis=1)
 
+    def _tiled(self):
+        n = self.n_sources_
+        return len(self.sources_) % n == 0 and np.array_equal(
+            self.sources_, np.tile(np.arange(n), len(self.sources_) // n))
+
     def _source_labels(self):
-        first = np.unique(self.sources_, return_index=True)[1]
-        return self.labels_[first]
+        return self._cached("labels", lambda: self.labels_[
+            np.unique(self.sources_, return_index=True)[1]])
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        state.pop("_rows32", None)  # a cache, made again on the first query
+        state.pop("_cache", None)  # made again on the first query
         return state
 
     def save(self, directory):

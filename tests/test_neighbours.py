@@ -198,3 +198,18 @@ def test_novelty_and_neighbours_in_one_search_equal_each_alone():
     scores, near = novelty_and_neighbours(index, X, novelty_k=2, k=4)
     np.testing.assert_allclose(scores, novelty_scores(index, X, k=2))
     assert near == index.neighbours(X, k=4)
+
+
+def test_a_refitted_index_searches_its_new_embeddings():
+    index = EmbeddingIndex().fit(np.eye(3), ["a", "b", "c"])
+    assert index.neighbours([[1, 0, 0]], k=1)[0][0]["label"] == "a"
+    index.fit(np.eye(3)[::-1], ["x", "y", "z"])  # same shape, new content
+    assert index.neighbours([[1, 0, 0]], k=1)[0][0]["label"] == "z"
+    assert novelty_scores(index, [[0, 0, 1]])[0] == pytest.approx(0, abs=1e-3)
+
+
+def test_a_missing_embedding_has_no_neighbours():
+    # a cascade's photo answered without its CNN block has a NaN embedding
+    index = _views_index()
+    out = index.neighbours([[np.nan, np.nan, np.nan], [1, 0, 0]], k=2)
+    assert out[0] == [] and [n["label"] for n in out[1]] == ["a", "c"]
