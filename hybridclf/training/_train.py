@@ -64,7 +64,7 @@ _SEARCHES = ("none", "grid", "halving")
 def train_model(
     pipe, paths, labels, *, groups=None, test_size=0.2, cv_folds=5, search="none",
     param_grid=None, open_set_quantile=0.99, random_state=0, n_jobs=None,
-    progress=False, feature_cache=None,
+    progress=False, feature_cache=None, thumbnails=True,
 ):
     """Split, cross-validate, optionally search, and fit a hybrid pipeline.
 
@@ -128,6 +128,13 @@ def train_model(
         on mostly the same photos computes only the new ones. None computes
         everything. Not used on Dask or with an augmenting sampler.
 
+    thumbnails : bool, default=True
+        With a CNN block, keep a small JPEG thumbnail of every training photo
+        in the embedding index (``result.neighbours``), so that the nearest
+        training photos of an answer can be shown (about 3 KB per photo; see
+        :func:`hybridclf.neighbours.explain`). False keeps only their
+        embeddings, labels and file names.
+
     Returns
     -------
     result : TrainingResult
@@ -143,6 +150,7 @@ def train_model(
         if feature_cache is not None and not isinstance(feature_cache, FeatureCache):
             feature_cache = FeatureCache(feature_cache)
         run.cache = feature_cache
+        run.thumbnails = thumbnails
         return _train(run, pipe, search, param_grid, open_set_quantile)
 
 
@@ -173,6 +181,7 @@ class _Run:
     n_jobs: object
     progress: bool
     cache: object = None
+    thumbnails: bool = True
     started: float = field(default_factory=time.perf_counter)
     timings: dict = field(default_factory=dict)
     cache_use: dict = field(default_factory=dict)
@@ -376,7 +385,8 @@ def _novelty_phase(run, final, blocks, shared, open_set):
         index, open_set["novelty"] = novelty_index(
             final, run.X_train, run.y_train, run.splits, open_set["quantile"],
             embeddings=None if embeddings is None else embeddings[run.train],
-            images=None if images is None else images[run.train])
+            images=None if images is None else images[run.train],
+            thumbnails=run.thumbnails)
     return index
 
 
