@@ -81,6 +81,13 @@ class EmbeddingIndex:
         The training photo each entry comes from (itself, or the photo of
         which it is a degraded view).
 
+    files_ : ndarray of shape (n_photos,), dtype str
+        The file of each training photo, relative to the data folder; ""
+        when unknown.
+
+    thumbnails_ : list of bytes or None
+        A small JPEG of each training photo, or None without thumbnails.
+
     Examples
     --------
     >>> import numpy as np
@@ -131,6 +138,8 @@ class EmbeddingIndex:
         self.labels_ = labels
         self.sources_ = (np.arange(len(unit)) if sources is None
                          else np.asarray(sources, dtype=np.int64))
+        self.files_ = np.full(int(self.sources_.max()) + 1, "")
+        self.thumbnails_ = None
         return self
 
     def query(self, X, k=1):
@@ -173,6 +182,46 @@ class EmbeddingIndex:
         return (np.take_along_axis(top, order, axis=1),
                 np.take_along_axis(top_sim, order, axis=1))
 
+    def neighbours(self, X, k=3):
+        """The ``k`` most similar distinct training photos of each query.
+
+        Views are collapsed onto their training photo, keeping the best
+        similarity.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_queries, n_features)
+            Query embeddings, in the space of the training embeddings.
+
+        k : int, default=3
+            How many photos; 0 gives empty lists, more than the training
+            photos gives them all.
+
+        Returns
+        -------
+        neighbours : list of list of dict
+            Per query, most similar first: ``label``, ``similarity`` (cosine,
+            4 decimals), ``file`` and ``thumbnail`` (JPEG bytes or None).
+        """
+        unit = _unit_rows(X)
+        n_photos = len(self.files_)
+        k = min(int(k), n_photos)
+        if k <= 0:
+            return [[] for _ in range(len(unit))]
+        sim = unit @ self.embeddings_.astype(np.float32).T
+        order = np.argsort(self.sources_, kind="stable")
+        starts = np.flatnonzero(np.r_[True, np.diff(self.sources_[order]) != 0])
+        best = np.maximum.reduceat(sim[:, order], starts, axis=1)
+        photos = self.sources_[order][starts]
+        labels = self.labels_[order][starts]
+        top = np.argsort(-best, axis=1, kind="stable")[:, :k]
+        thumbs = self.thumbnails_
+        return [[{"label": str(labels[j]),
+                  "similarity": round(float(best[i, j]), 4),
+                  "file": str(self.files_[photos[j]]),
+                  "thumbnail": None if thumbs is None else thumbs[photos[j]]}
+                 for j in row] for i, row in enumerate(top)]
+
     def save(self, directory):
         """Write the index into ``directory`` as :data:`INDEX_FILE`.
 
@@ -197,8 +246,15 @@ class EmbeddingIndex:
         data : bytes
         """
         buffer = io.BytesIO()
+        thumbs = {}
+        if getattr(self, "thumbnails_", None) is not None:
+            thumbs = {"thumbnails": np.frombuffer(b"".join(self.thumbnails_),
+                                                  np.uint8),
+                      "thumbnail_ends": np.cumsum([len(t) for t in
+                                                   self.thumbnails_])}
         np.savez(buffer, embeddings=self.embeddings_, labels=self.labels_,
-                 sources=self.sources_, version=np.array(_FORMAT_VERSION))
+                 sources=self.sources_, files=self.files_,
+                 version=np.array(_FORMAT_VERSION), **thumbs)
         return buffer.getvalue()
 
     @classmethod
@@ -225,6 +281,14 @@ class EmbeddingIndex:
             index.embeddings_ = data["embeddings"]
             index.labels_ = data["labels"]
             index.sources_ = data["sources"]
+            n_photos = int(index.sources_.max()) + 1
+            index.files_ = (data["files"] if "files" in data
+                            else np.full(n_photos, ""))
+            index.thumbnails_ = None
+            if "thumbnails" in data:
+                blob = data["thumbnails"].tobytes()
+                ends = data["thumbnail_ends"].tolist()
+                index.thumbnails_ = [blob[a:b] for a, b in zip([0, *ends], ends)]
         return index
 
 
