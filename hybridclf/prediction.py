@@ -403,8 +403,10 @@ def predict_with_reasons(pipe, X, *, proba_threshold=0.0, ood_thresholds=None,
     result : dict
         ``labels``, ``proba``, ``scores`` (as from :func:`predict_open_set`),
         ``reasons`` (list of str: ``""`` for a known answer, else
-        :data:`NOVEL` or :data:`LOW_CONFIDENCE`) and ``quality`` (list of
-        ``{"ok": bool, "issues": [...]}``, or None without ``quality``).
+        :data:`NOVEL` or :data:`LOW_CONFIDENCE`), ``quality`` (list of
+        ``{"ok": bool, "issues": [...]}``, or None without ``quality``) and
+        ``features`` (the ``features`` step's output, as from
+        :func:`transform_features`, for :func:`embedding_of`).
     """
     clf = get_classifier(pipe)
     if hasattr(pipe, "predict_stages"):
@@ -429,7 +431,7 @@ def predict_with_reasons(pipe, X, *, proba_threshold=0.0, ood_thresholds=None,
                for n, lo in zip(novel, low)]
     labels[novel | low] = unknown
     return {"labels": labels, "proba": proba, "scores": scores,
-            "reasons": reasons,
+            "reasons": reasons, "features": features,
             "quality": _qualities(pipe, X) if quality else None}
 
 
