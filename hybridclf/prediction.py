@@ -373,7 +373,8 @@ def predict_open_set(pipe, X, *, proba_threshold=0.0, ood_thresholds=None,
 
 
 def predict_with_reasons(pipe, X, *, proba_threshold=0.0, ood_thresholds=None,
-                         novelty=None, quality=False, unknown=UNKNOWN):
+                         novelty=None, quality=False, neighbours=0, index=None,
+                         unknown=UNKNOWN):
     """Predict classes with the reason of each "unknown" and the photo quality.
 
     An image is "unknown" for one of two reasons, given in words:
@@ -398,6 +399,14 @@ def predict_with_reasons(pipe, X, *, proba_threshold=0.0, ood_thresholds=None,
         Also measure the quality of each photo (decoding it once more, a large
         JPEG at a reduced scale).
 
+    neighbours : int, default=0
+        Also find the nearest training photos of each image, this many
+        (:meth:`~hybridclf.neighbours.EmbeddingIndex.neighbours`), from the
+        embedding computed for the answer.
+
+    index : EmbeddingIndex or None, default=None
+        The index they come from; None takes the novelty check's.
+
     Returns
     -------
     result : dict
@@ -405,9 +414,19 @@ def predict_with_reasons(pipe, X, *, proba_threshold=0.0, ood_thresholds=None,
         ``reasons`` (list of str: ``""`` for a known answer, else
         :data:`NOVEL` or :data:`LOW_CONFIDENCE`), ``quality`` (list of
         ``{"ok": bool, "issues": [...]}``, or None without ``quality``) and
-        ``features`` (the ``features`` step's output, as from
-        :func:`transform_features`, for :func:`embedding_of`).
+        ``neighbours`` (per image, a list of dicts ``label``,
+        ``similarity``, ``file``, ``thumbnail``; None when ``neighbours`` is
+        0). A cascade's photo answered without its CNN block has no
+        neighbours (an empty list).
     """
+    if index is None and novelty:
+        index = novelty["index"]
+    if neighbours and index is None:
+        raise ValueError(
+            f"predict_with_reasons got neighbours={neighbours!r} but no embedding "
+            "index; pass index=EmbeddingIndex.load(model_dir) or the novelty "
+            "check of read_open_set."
+        )
     clf = get_classifier(pipe)
     if hasattr(pipe, "predict_stages"):
         # a cascade: the blocks that did not run on a photo are NaN there
@@ -418,11 +437,11 @@ def predict_with_reasons(pipe, X, *, proba_threshold=0.0, ood_thresholds=None,
     labels = np.asarray(clf.classes_, dtype=object)[proba.argmax(axis=1)]
     low = proba.max(axis=1) < proba_threshold
     scores = np.full(len(labels), np.nan)
+    embeddings = embedding_of(pipe, features) if novelty or neighbours else None
     if novelty:
         from .neighbours import novelty_scores
 
-        scores = (novelty_scores(novelty["index"], embedding_of(pipe, features),
-                                 k=novelty.get("k", 1))
+        scores = (novelty_scores(novelty["index"], embeddings, k=novelty.get("k", 1))
                   / max(float(novelty["threshold"]), 1e-12))
     elif ood_thresholds:
         scores = ood_scores(features, feature_blocks(pipe), ood_thresholds)
@@ -431,8 +450,10 @@ def predict_with_reasons(pipe, X, *, proba_threshold=0.0, ood_thresholds=None,
                for n, lo in zip(novel, low)]
     labels[novel | low] = unknown
     return {"labels": labels, "proba": proba, "scores": scores,
-            "reasons": reasons, "features": features,
-            "quality": _qualities(pipe, X) if quality else None}
+            "reasons": reasons,
+            "quality": _qualities(pipe, X) if quality else None,
+            "neighbours": index.neighbours(embeddings, neighbours) if neighbours
+            else None}
 
 
 def _qualities(pipe, X):

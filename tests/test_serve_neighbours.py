@@ -5,27 +5,15 @@ import io
 import threading
 import time
 
-import numpy as np
 import pytest
 
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 pytest.importorskip("httpx")
 
+from hybridclf.neighbours import THUMBNAIL_SIDE  # noqa: E402
+
 from .test_serve import _b64, _is_error, _Server  # noqa: E402
-
-THUMB_PX = 112
-
-
-def _thumbnail(path):
-    from PIL import Image
-
-    with Image.open(path) as image:
-        image = image.convert("RGB")
-        image.thumbnail((THUMB_PX, THUMB_PX))
-        buffer = io.BytesIO()
-        image.save(buffer, format="JPEG", quality=80)
-    return buffer.getvalue()
 
 
 def index_of_training_photos(pipe, paths, labels, root, *, thumbnails=True):
@@ -34,15 +22,16 @@ def index_of_training_photos(pipe, paths, labels, root, *, thumbnails=True):
     What ``hybridclf train`` saves beside a model with a CNN, for a small
     pipeline without one (its embedding is then every scaled feature).
     """
-    from hybridclf.neighbours import EmbeddingIndex
+    from hybridclf.io import read_image
+    from hybridclf.neighbours import EmbeddingIndex, jpeg_thumbnails
     from hybridclf.pipeline import get_loader
     from hybridclf.prediction import embed_images
 
     embeddings = embed_images(pipe, get_loader(pipe).transform(paths))
-    index = EmbeddingIndex().fit(embeddings, labels)
-    index.files_ = np.array([p.relative_to(root).as_posix() for p in paths])
-    index.thumbnails_ = [_thumbnail(p) for p in paths] if thumbnails else None
-    return index
+    return EmbeddingIndex().fit(
+        embeddings, labels, files=[p.relative_to(root).as_posix() for p in paths],
+        thumbnails=(jpeg_thumbnails(read_image(p) for p in paths) if thumbnails
+                    else None))
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +98,7 @@ def test_a_training_photo_is_its_own_nearest_neighbour(http, photo):
     assert similarities == sorted(similarities, reverse=True)
     assert len({n["file"] for n in found}) == 3  # distinct training photos
     for n in found:
-        assert 0 < _jpeg_side(n["thumbnail"]) <= THUMB_PX
+        assert 0 < _jpeg_side(n["thumbnail"]) <= THUMBNAIL_SIDE
 
 
 def test_no_neighbours_unless_asked(http, photo):
@@ -252,3 +241,30 @@ def test_the_openapi_schema_documents_neighbours(http):
              schema["paths"]["/predict/file"]["post"]["parameters"]}
     assert (query["neighbours"]["schema"]["minimum"],
             query["neighbours"]["schema"]["maximum"]) == (0, 10)
+
+
+def test_a_cascade_answers_without_neighbours_where_its_cheap_stage_answered(
+        texture_folder, tmp_path):
+    from pathlib import Path
+
+    from hybridclf import load_image_folder, make_hybrid_pipeline, save_model
+    from hybridclf.neighbours import INDEX_FILE
+    from hybridclf.serve import create_app
+
+    paths, labels = load_image_folder(texture_folder)
+    paths = [Path(p) for p in paths]
+    pipe = make_hybrid_pipeline(features=["hog", "color", "lbp"], cascade=True)
+    pipe.set_params(load__size=64, cheap_features=("hog", "color"), cv=3)
+    pipe.fit(paths[::2], labels[::2])
+    index = index_of_training_photos(pipe, paths[::2], labels[::2], texture_folder)
+    save_model(pipe, tmp_path, files={INDEX_FILE: index.to_bytes()})
+    _, _, early = pipe.predict_stages(paths[1::2])
+    assert early.any()  # the case under test: some photos skip the last block
+    with _Server(create_app(tmp_path)) as client:
+        r = client.post("/predict/batch", json={
+            "images": [_b64(p.read_bytes()) for p in paths[1::2]],
+            "neighbours": 2})
+    assert r.status_code == 200, r.text
+    # the photos the cheap stage answered have no full embedding to compare
+    assert [len(x["neighbours"]) for x in r.json()["results"]] == [
+        0 if e else 2 for e in early]

@@ -149,30 +149,18 @@ async def decode_uploads(texts, whats):
     return await anyio.to_thread.run_sync(decode_all)
 
 
-def neighbour_answers(pipe, index, features, images, ks):
+def neighbour_answers(found, ks):
     """The nearest training photos of each image, as the service answers them.
-
-    The embeddings come from the features the prediction computed
-    (:func:`~hybridclf.prediction.embedding_of`), so the CNN runs once per
-    image; only the photos that a cascade answered before its CNN ran are
-    embedded here.
 
     Parameters
     ----------
-    pipe : fitted Pipeline
-        The served model.
-
-    index : EmbeddingIndex or None
-        The model's index of its training photos; None answers no neighbours.
-
-    features : ndarray of shape (n_images, n_features)
-        The ``features`` step's output for the images.
-
-    images : ndarray of shape (n_images, height, width, 3)
-        The images as loaded, for the rows whose embedding is missing.
+    found : list of list of dict or None
+        Per image, its nearest training photos, as many as the most any image
+        asked for (``predict_with_reasons(..., neighbours=K)``); None when
+        none were looked up.
 
     ks : list of int
-        How many neighbours each image asked for.
+        How many each image asked for.
 
     Returns
     -------
@@ -180,17 +168,19 @@ def neighbour_answers(pipe, index, features, images, ks):
         Per image, ``label``, ``similarity``, ``file`` and ``thumbnail`` (a
         ``data:image/jpeg;base64,`` URI, or None when the model was trained
         without thumbnails).
+
+    Examples
+    --------
+    >>> from hybridclf.serve._predict import neighbour_answers
+    >>> near = {"label": "a", "similarity": 0.9, "file": "a/1.jpg",
+    ...         "thumbnail": b"jpeg"}
+    >>> neighbour_answers([[near], [near]], [0, 1])
+    [[], [{'label': 'a', ..., 'thumbnail': 'data:image/jpeg;base64,anBlZw=='}]]
     """
-    k = max(ks, default=0)
-    if index is None or k == 0:
+    if found is None:
         return [[] for _ in ks]
-    embeddings = np.array(prediction.embedding_of(pipe, features), dtype=np.float32)
-    missing = np.flatnonzero(np.isnan(embeddings).any(axis=1))
-    if len(missing):  # a cascade's early answers: its CNN did not run on them
-        embeddings[missing] = prediction.embed_images(pipe, images[missing])
-    found = index.neighbours(embeddings, k=k)
-    return [[{**n, "thumbnail": _data_uri(n["thumbnail"])} for n in row[:k_i]]
-            for row, k_i in zip(found, ks)]
+    return [[{**n, "thumbnail": _data_uri(n["thumbnail"])} for n in row[:k]]
+            for row, k in zip(found, ks)]
 
 
 def _data_uri(jpeg):
@@ -217,7 +207,8 @@ def classify(pipe, items, *, ood_thresholds=None, novelty=None, index=None,
         the probability threshold is left to each request.
 
     index : EmbeddingIndex or None, default=None
-        The model's index of its training photos, for ``neighbours``.
+        The model's index of its training photos, for ``neighbours``; None
+        answers none.
 
     neighbours : list of int or None, default=None
         How many nearest training photos each item asked for (0: none);
@@ -233,14 +224,16 @@ def classify(pipe, items, *, ood_thresholds=None, novelty=None, index=None,
     images, reasons = loader.read_each(items)
     answers = []
     if len(images):
+        ks = [k for k, reason in zip(neighbours or [0] * len(items), reasons)
+              if reason is None]
+        # the neighbours come from the embedding computed for the answer
         result = prediction.predict_with_reasons(
-            pipe, images, ood_thresholds=ood_thresholds, novelty=novelty)
+            pipe, images, ood_thresholds=ood_thresholds, novelty=novelty,
+            neighbours=max(ks) if index is not None else 0, index=index)
         # measured on the photo itself, not on the copy resized for the model
         qualities = [read_quality(item, max_pixels=loader.max_pixels)
                      for item, reason in zip(items, reasons) if reason is None]
-        ks = [k for k, reason in zip(neighbours or [0] * len(items), reasons)
-              if reason is None]
-        found = neighbour_answers(pipe, index, result["features"], images, ks)
+        found = neighbour_answers(result["neighbours"], ks)
         answers = zip(result["labels"], result["proba"], result["reasons"],
                       qualities, found)
     predicted = iter(answers)
