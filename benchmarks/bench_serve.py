@@ -440,7 +440,7 @@ def write_neighbours(docs_file, block):
     text = docs_file.read_text(encoding="utf-8") if docs_file.exists() else ""
     if NB_START not in text and END_MARKER in text:
         at = text.index(END_MARKER)
-        text = text[:at] + block + text[at:]
+        text = text[:at].rstrip("\n") + "\n\n" + block + text[at:]
         docs_file.write_text(text, encoding="utf-8")
     else:
         _common.write_section(docs_file, block, NB_START, NB_END)
