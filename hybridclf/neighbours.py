@@ -48,6 +48,7 @@ __all__ = [
     "explain",
     "index_with_views",
     "jpeg_thumbnails",
+    "novelty_and_neighbours",
     "novelty_scores",
 ]
 
@@ -239,12 +240,13 @@ class EmbeddingIndex:
             empty list.
         """
         self._check_fitted()
-        if not (_is_int(k) and k >= 0):
-            raise ValueError(
-                "The 'k' parameter of EmbeddingIndex.neighbours must be an int "
-                f">= 0 (training photos per query). Got {k!r} instead."
-            )
-        sim = self._similarities(X)
+        _check_neighbours_k(k)
+        if k == 0:
+            return [[] for _ in range(len(_unit_rows(X)))]
+        return self._neighbours_from(self._similarities(X), k)
+
+    def _neighbours_from(self, sim, k):
+        """:meth:`neighbours` from the similarities of the queries to every entry."""
         k = min(int(k), self.n_sources_)
         if k == 0:
             return [[] for _ in range(len(sim))]
@@ -388,6 +390,14 @@ def _top_k(sim, k):
             np.take_along_axis(top_sim, order, axis=1))
 
 
+def _check_neighbours_k(k):
+    if not (_is_int(k) and k >= 0):
+        raise ValueError(
+            "The 'k' parameter of EmbeddingIndex.neighbours must be an int "
+            f">= 0 (training photos per query). Got {k!r} instead."
+        )
+
+
 def _check_sources(sources, n_rows):
     if sources is None:
         return np.arange(n_rows)
@@ -444,6 +454,56 @@ def novelty_scores(index, X, k=1):
     k = min(int(k), len(index.embeddings_))
     _, sim = index.query(X, k=k)
     return 1.0 - sim.astype(np.float64).mean(axis=1)
+
+
+def novelty_and_neighbours(index, X, *, novelty_k=1, k=3):
+    """:func:`novelty_scores` and :meth:`EmbeddingIndex.neighbours` at once.
+
+    Both come from the same similarities of the queries to every entry of
+    the index, computed once: listing the nearest training photos of an
+    answer whose novelty is checked anyway costs only their sorting.
+
+    Parameters
+    ----------
+    index : EmbeddingIndex
+        The fitted index.
+
+    X : array-like of shape (n_queries, n_features)
+        Query embeddings.
+
+    novelty_k : int, default=1
+        As ``k`` in :func:`novelty_scores`.
+
+    k : int, default=3
+        As in :meth:`EmbeddingIndex.neighbours`.
+
+    Returns
+    -------
+    scores : ndarray of shape (n_queries,)
+        As from :func:`novelty_scores`.
+
+    neighbours : list of list of dict
+        As from :meth:`EmbeddingIndex.neighbours`.
+
+    Examples
+    --------
+    >>> from hybridclf.neighbours import EmbeddingIndex, novelty_and_neighbours
+    >>> index = EmbeddingIndex().fit([[1, 0], [0, 1]], ["a", "b"])
+    >>> scores, near = novelty_and_neighbours(index, [[1, 0]], k=1)
+    >>> scores.round(3).tolist(), near[0][0]["label"]
+    ([0.0], 'a')
+    """
+    index._check_fitted()
+    _check_neighbours_k(k)
+    sim = index._similarities(X)
+    top = min(int(novelty_k), len(index.embeddings_))
+    if top < 1:
+        raise ValueError(
+            "The 'novelty_k' parameter of novelty_and_neighbours must be an int "
+            f">= 1. Got {novelty_k!r} instead."
+        )
+    scores = 1.0 - _top_k(sim, top)[1].astype(np.float64).mean(axis=1)
+    return scores, index._neighbours_from(sim, k)
 
 
 def degraded_views(images):

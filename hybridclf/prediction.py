@@ -438,11 +438,17 @@ def predict_with_reasons(pipe, X, *, proba_threshold=0.0, ood_thresholds=None,
     low = proba.max(axis=1) < proba_threshold
     scores = np.full(len(labels), np.nan)
     embeddings = embedding_of(pipe, features) if novelty or neighbours else None
+    near = None
     if novelty:
-        from .neighbours import novelty_scores
+        from .neighbours import novelty_and_neighbours, novelty_scores
 
-        scores = (novelty_scores(novelty["index"], embeddings, k=novelty.get("k", 1))
-                  / max(float(novelty["threshold"]), 1e-12))
+        if neighbours and index is novelty["index"]:  # one search for both
+            distance, near = novelty_and_neighbours(
+                index, embeddings, novelty_k=novelty.get("k", 1), k=neighbours)
+        else:
+            distance = novelty_scores(novelty["index"], embeddings,
+                                      k=novelty.get("k", 1))
+        scores = distance / max(float(novelty["threshold"]), 1e-12)
     elif ood_thresholds:
         scores = ood_scores(features, feature_blocks(pipe), ood_thresholds)
     novel = scores > 1.0  # False where NaN
@@ -452,8 +458,8 @@ def predict_with_reasons(pipe, X, *, proba_threshold=0.0, ood_thresholds=None,
     return {"labels": labels, "proba": proba, "scores": scores,
             "reasons": reasons,
             "quality": _qualities(pipe, X) if quality else None,
-            "neighbours": index.neighbours(embeddings, neighbours) if neighbours
-            else None}
+            "neighbours": near if near is not None else
+            index.neighbours(embeddings, neighbours) if neighbours else None}
 
 
 def _qualities(pipe, X):
@@ -551,7 +557,7 @@ def iter_image_files(inputs):
 
 def predict_files(pipe, files, *, batch_size=32, proba_threshold=0.0,
                   ood_thresholds=None, novelty=None, quality=True, top_k=3,
-                  progress=False):
+                  neighbours=0, index=None, progress=False):
     """Predict image files in batches; yield one row per file.
 
     A file that cannot be read gives a row with its ``error`` and no label;
@@ -583,6 +589,13 @@ def predict_files(pipe, files, *, batch_size=32, proba_threshold=0.0,
     top_k : int, default=3
         How many best guesses each row lists.
 
+    neighbours : int, default=0
+        How many nearest training photos each row lists (see
+        :func:`predict_with_reasons`); 0 lists none.
+
+    index : EmbeddingIndex or None, default=None
+        The embedding index they come from; None takes the novelty check's.
+
     progress : bool, default=False
         Show a progress bar over the images.
 
@@ -613,7 +626,8 @@ def predict_files(pipe, files, *, batch_size=32, proba_threshold=0.0,
             batch = files[start : start + batch_size]
             errors = {}
             options = {"proba_threshold": proba_threshold, "novelty": novelty,
-                       "ood_thresholds": ood_thresholds, "quality": quality}
+                       "ood_thresholds": ood_thresholds, "quality": quality,
+                       "neighbours": neighbours, "index": index}
             try:
                 readable = batch
                 result = predict_with_reasons(pipe, readable, **options)
@@ -634,6 +648,7 @@ def predict_files(pipe, files, *, batch_size=32, proba_threshold=0.0,
                         "unknown_reason": result["reasons"][i],
                         "quality": result["quality"][i] if quality else None,
                         "top": [(classes[j], float(proba[i, j])) for j in order],
+                        "neighbours": _without_thumbnails(result["neighbours"], i),
                         "error": "",
                     }
             for path in batch:
@@ -642,10 +657,34 @@ def predict_files(pipe, files, *, batch_size=32, proba_threshold=0.0,
                 else:
                     yield {"file": path, "label": "", "confidence": float("nan"),
                            "ood_score": float("nan"), "unknown_reason": "",
-                           "quality": None, "top": [],
+                           "quality": None, "top": [], "neighbours": [],
                            "error": errors.get(path, "not read")}
             if bar is not None:
                 bar.update(len(batch))
     finally:
         if bar is not None:
             bar.close()
+
+
+def _check_neighbours(neighbours, index):
+    is_int = isinstance(neighbours, (int, np.integer)) and not isinstance(
+        neighbours, bool)
+    if not (is_int and neighbours >= 0):
+        raise ValueError(
+            "The 'neighbours' parameter of predict_files must be an int >= 0 "
+            f"(nearest training photos per file). Got {neighbours!r} instead."
+        )
+    if neighbours and index is None:
+        raise ValueError(
+            f"predict_files got neighbours={neighbours} but no embedding index: "
+            "only a model trained with a CNN block keeps its training photos "
+            "(neighbours.npz); pass index=EmbeddingIndex.load(model_dir)."
+        )
+
+
+def _without_thumbnails(neighbours, i):
+    """The neighbours of row ``i`` as CSV cells take them: file, label, similarity."""
+    if neighbours is None:
+        return []
+    return [{"file": n["file"], "label": n["label"], "similarity": n["similarity"]}
+            for n in neighbours[i]]
