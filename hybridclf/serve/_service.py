@@ -199,20 +199,24 @@ class Service:
     def _classify(self, items):
         """The model call of the micro-batcher's thread.
 
-        ``items`` are ``(model, image bytes)`` pairs: each request names the
-        model it started with, so the requests queued before a reload are
-        answered by the old model, those after by the new one (one model call
-        each, in the rare batch that holds both).
+        ``items`` are ``(model, image bytes, neighbours)`` triples: each
+        request names the model it started with, so the requests queued
+        before a reload are answered by the old model, those after by the new
+        one (one model call each, in the rare batch that holds both), and how
+        many nearest training photos it wants.
         """
         self.metrics.batch_size.observe(len(items))
         results = []
         for model, group in groupby(items, key=lambda item: item[0]):
-            results += classify(model.pipe, [data for _, data in group],
+            group = list(group)
+            results += classify(model.pipe, [data for _, data, _ in group],
                                 ood_thresholds=model.ood_thresholds,
-                                novelty=model.novelty)
+                                novelty=model.novelty, index=model.index,
+                                neighbours=[k for _, _, k in group])
         return results
 
-    async def predict(self, uploads, *, names, threshold, with_proba, endpoint):
+    async def predict(self, uploads, *, names, threshold, with_proba, endpoint,
+                      neighbours=0):
         """The ``PredictResponse`` bodies of a request's images.
 
         The whole request is answered by the model that serves when it
@@ -235,6 +239,9 @@ class Service:
         endpoint : str
             The route, for the inference-time metric and the prediction log.
 
+        neighbours : int, default=0
+            How many nearest training photos to answer with each image.
+
         Returns
         -------
         bodies : list of dict
@@ -247,7 +254,8 @@ class Service:
         results = []
         if todo:
             results = await asyncio.wrap_future(
-                self._batcher.submit([(model, uploads[i].data) for i in todo]))
+                self._batcher.submit([(model, uploads[i].data, neighbours)
+                                     for i in todo]))
             self.metrics.inference.labels(endpoint).observe(results[0].seconds)
         for i, result in zip(todo, results):
             bodies[i] = prediction_body(result, name=names[i], classes=model.classes,
