@@ -129,6 +129,14 @@ def after(p):
     return -p["top"] / scale + _FIRST * guard, (p["top"] < limits) | guard
 
 
+def after_sqrt(p):
+    """``after`` with the threshold scaled by the square root of the novelty."""
+    guard = p["novelty"] > 1
+    scale = np.sqrt(np.clip(p["novelty"], 1e-9, 1.0))
+    unknown = (p["top"] < p["threshold"] * scale) | guard
+    return -p["top"] / scale + _FIRST * guard, unknown
+
+
 def lower_threshold(p):
     """``previous`` with the threshold at 0.5% of all out-of-fold photos."""
     return _confidence_or(p["novelty"] > 1, p["top"], np.quantile(p["oof_top"], 0.005))
@@ -169,5 +177,7 @@ DESIGN = [
     ("after, without the -10 degree view", after, "no -10 view"),
     ("after, quantile 0.99", after, "quantile 0.99"),
     ("after, with a brightened view (+0.15) in the index", after, "brightness view"),
+    ("after, threshold scaled by the square root of the novelty", after_sqrt,
+     "default"),
     ("after", after, "default"),
 ]

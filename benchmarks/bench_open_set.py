@@ -498,6 +498,8 @@ def _notes(report):
     near = {r: np.mean([row[r]["auroc"] for row in report["near"].values()])
             for r in RULES}
     known = report["rates"]["known"]
+    wins = sum(row["after"]["auroc"] > row["confidence only"]["auroc"]
+               for row in report["near"].values())
     rejected = {r: np.mean([row[r]["unknown_rejected"]
                             for row in report["near"].values()]) for r in RULES}
     return [
@@ -508,7 +510,8 @@ def _notes(report):
         f"*after*: {_pc(min(report['rates'][n]['after'] for n in far))} at "
         "least (target >= 97%; somdej_fatherguay is another amulet type, a "
         f"near stranger). Near-unknown AUROC: after {near['after']:.3f}, "
-        f"confidence only {near['confidence only']:.3f}, previous "
+        f"confidence only {near['confidence only']:.3f} (after ranks better on "
+        f"{wins} of the {len(report['near'])} classes left out), previous "
         f"{near['previous']:.3f}, before {near['before']:.3f}. Clean held-out "
         f"photos answered \"unknown\": after {_pc(known['after'])}, previous "
         f"{_pc(known['previous'])}. Clean accuracy is unchanged "
