@@ -44,7 +44,7 @@ from .pipeline import (
     iter_feature_blocks,
     set_image_params,
 )
-from .prediction import embedding_of, ood_scores, read_open_set
+from .prediction import confidence_limits, embedding_of, ood_scores, read_open_set
 
 __all__ = ["evaluate_folder", "evaluate_model", "reliability_bins", "write_report"]
 
@@ -335,15 +335,21 @@ def _open_set(pipe, proba, features, widths, correct, model_info, novelty):
     thresholds = (model_info or {}).get("open_set") or {}
     if not thresholds:
         return {}
-    rejected = proba.max(axis=1) < thresholds.get("proba_threshold", 0.0)
+    scores = None
     if novelty:
         from .neighbours import novelty_scores
 
-        rejected |= novelty_scores(novelty["index"], embedding_of(pipe, features),
-                                   k=novelty.get("k", 1)) > novelty["threshold"]
+        scores = novelty_scores(novelty["index"], embedding_of(pipe, features),
+                                k=novelty.get("k", 1)) / novelty["threshold"]
+        rejected = scores > 1.0
     elif thresholds.get("ood_thresholds"):
-        rejected |= ood_scores(features, list(widths.items()),
-                               thresholds["ood_thresholds"]) > 1.0
+        rejected = ood_scores(features, list(widths.items()),
+                              thresholds["ood_thresholds"]) > 1.0
+    else:
+        rejected = np.zeros(len(proba), dtype=bool)
+    # the confidence threshold scaled by the novelty, as predict does
+    rejected |= proba.max(axis=1) < confidence_limits(
+        thresholds.get("proba_threshold", 0.0), scores)
     return {
         **{k: thresholds[k] for k in ("proba_threshold", "ood_thresholds")
            if k in thresholds and not (novelty and k == "ood_thresholds")},

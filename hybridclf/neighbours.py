@@ -19,11 +19,12 @@ query). It serves two uses:
 
 A blurred or tilted photo moves away from its sharp, upright training photos
 in the CNN embedding too (less than in HOG or LBP, but enough to pass for a
-stranger). So the index also holds a blurred and a rotated view of every
-training photo (:data:`VIEWS`, :func:`degraded_views`); ``sources_`` maps
-each entry back to its training photo. On amulet6 this cut the share of
-blurred known photos taken for strangers from 20-61% to 1-3% while every
-photo of other domains stayed rejected (``docs/benchmarks.md``).
+stranger). So the index also holds two blurred views of every training
+photo and two turned by 10 degrees, one each way (:data:`VIEWS`,
+:func:`degraded_views`); ``sources_`` maps each entry back to its training
+photo. On amulet6 this cut the share of blurred known photos taken for
+strangers from 20-61% to 1-3% while every photo of other domains stayed
+rejected (``docs/benchmarks.md``).
 
 The index is saved in a model directory as its own file,
 :data:`INDEX_FILE`, a NumPy ``.npz`` archive without pickled objects. It also
@@ -62,7 +63,7 @@ __all__ = [
 #: The degraded views of each training photo that the index also holds:
 #: (kind, amount) with kind "blur" (Gaussian sigma in pixels at 224 pixels)
 #: or "rotate" (degrees, counter-clockwise).
-VIEWS = (("blur", 1.2), ("blur", 2.5), ("rotate", 10.0))
+VIEWS = (("blur", 1.2), ("blur", 2.5), ("rotate", 10.0), ("rotate", -10.0))
 #: Longest side, in pixels, of the thumbnail kept per training photo.
 THUMBNAIL_SIDE = 112
 #: JPEG quality of the thumbnails (see ``docs/benchmarks.md``: the size of
@@ -162,15 +163,15 @@ def degraded_views(images):
     Returns
     -------
     views : list of ndarray, one per entry of :data:`VIEWS`
-        Each of the shape of ``images``: every photo blurred, then every
-        photo rotated.
+        Each of the shape of ``images``, in the order of :data:`VIEWS`:
+        every photo blurred twice, then turned each way.
 
     Examples
     --------
     >>> import numpy as np
     >>> from hybridclf.neighbours import degraded_views
     >>> [v.shape for v in degraded_views(np.zeros((2, 8, 8, 3), np.uint8))]
-    [(2, 8, 8, 3), (2, 8, 8, 3), (2, 8, 8, 3)]
+    [(2, 8, 8, 3), (2, 8, 8, 3), (2, 8, 8, 3), (2, 8, 8, 3)]
     """
     from .augment import gaussian_blur, rotate
 

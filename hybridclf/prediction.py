@@ -15,7 +15,13 @@ says which:
   block's out-of-distribution score (:func:`block_ood_scores`) with its
   threshold.
 - **confidence** ("low confidence"): the top class probability is below
-  ``proba_threshold``, a separate knob (``hybridclf predict --threshold``).
+  ``proba_threshold``, a separate knob (``hybridclf predict --threshold``),
+  scaled by the novelty (:func:`confidence_limits`): a photo at the novelty
+  threshold needs the whole threshold, one closer to a training photo
+  proportionally less. A tilted or brightened photo of a known amulet often
+  leaves the classifier hesitating while it stays close to a training photo
+  (or to one of its views); a photo of an unknown amulet is further from
+  every training photo and still needs the whole threshold.
 
 ``hybridclf train`` learns both thresholds from grouped out-of-fold
 predictions and stores them in ``model.json``, the index in
@@ -38,13 +44,14 @@ from .pipeline import (
     get_loader,
     iter_feature_blocks,
 )
-from .quality import read_quality
+from .quality import quality_answer, read_quality
 
 __all__ = [
     "LOW_CONFIDENCE",
     "NOVEL",
     "UNKNOWN",
     "block_ood_scores",
+    "confidence_limits",
     "embed_images",
     "embedding_columns",
     "embedding_of",
@@ -329,7 +336,8 @@ def predict_open_set(pipe, X, *, proba_threshold=0.0, ood_thresholds=None,
 
     proba_threshold : float, default=0.0
         Images whose top class probability is below it are unknown ("low
-        confidence"); 0 turns the check off.
+        confidence"); with ``novelty``, it is scaled by each image's novelty
+        score (:func:`confidence_limits`). 0 turns the check off.
 
     ood_thresholds : dict of str to float or None, default=None
         Per feature block, the largest in-distribution score (see
@@ -384,7 +392,9 @@ def predict_with_reasons(pipe, X, *, proba_threshold=0.0, ood_thresholds=None,
       a model without novelty, a block's OOD score is over its threshold);
       the photo shows something the model was not trained on;
     - :data:`LOW_CONFIDENCE` ("low confidence"): it resembles the training
-      photos, but the classifier hesitates between classes.
+      photos, but the classifier hesitates between classes: its top
+      probability is under the confidence threshold scaled by its novelty
+      (:func:`confidence_limits`).
 
     The quality of the photo (:func:`hybridclf.quality.photo_quality`) is
     returned beside the class and never changes it: a blurred photo of a
@@ -396,8 +406,8 @@ def predict_with_reasons(pipe, X, *, proba_threshold=0.0, ood_thresholds=None,
         As in :func:`predict_open_set`.
 
     quality : bool, default=False
-        Also measure the quality of each photo (decoding it once more, a large
-        JPEG at a reduced scale).
+        Also measure the quality of each photo, as the pipeline's loader
+        decodes it (:meth:`~hybridclf.io.ImageLoader.read_measured`).
 
     neighbours : int, default=0
         Also find the nearest training photos of each image, this many
@@ -428,6 +438,9 @@ def predict_with_reasons(pipe, X, *, proba_threshold=0.0, ood_thresholds=None,
             "check of read_open_set."
         )
     clf = get_classifier(pipe)
+    qualities = None
+    if quality:
+        X, qualities = _load_with_quality(pipe, X)
     if hasattr(pipe, "predict_stages"):
         # a cascade: the blocks that did not run on a photo are NaN there
         features, proba, _ = pipe.predict_stages(X)
@@ -435,7 +448,6 @@ def predict_with_reasons(pipe, X, *, proba_threshold=0.0, ood_thresholds=None,
         features = transform_features(pipe, X)
         proba = clf.predict_proba(features)
     labels = np.asarray(clf.classes_, dtype=object)[proba.argmax(axis=1)]
-    low = proba.max(axis=1) < proba_threshold
     scores = np.full(len(labels), np.nan)
     embeddings = embedding_of(pipe, features) if novelty or neighbours else None
     near = None
@@ -452,20 +464,73 @@ def predict_with_reasons(pipe, X, *, proba_threshold=0.0, ood_thresholds=None,
     elif ood_thresholds:
         scores = ood_scores(features, feature_blocks(pipe), ood_thresholds)
     novel = scores > 1.0  # False where NaN
+    low = proba.max(axis=1) < confidence_limits(proba_threshold,
+                                                scores if novelty else None)
     reasons = [NOVEL if n else LOW_CONFIDENCE if lo else ""
                for n, lo in zip(novel, low)]
     labels[novel | low] = unknown
     return {"labels": labels, "proba": proba, "scores": scores,
-            "reasons": reasons,
-            "quality": _qualities(pipe, X) if quality else None,
+            "reasons": reasons, "quality": qualities,
             "neighbours": near if near is not None else
             index.neighbours(embeddings, neighbours) if neighbours else None}
 
 
-def _qualities(pipe, X):
-    """The photo quality of each image (read again, within the loader's budget)."""
-    max_pixels = getattr(get_loader(pipe), "max_pixels", None)
-    return [read_quality(item, max_pixels=max_pixels) for item in X]
+def confidence_limits(proba_threshold, novelty=None):
+    """The top probability each image needs not to be "low confidence".
+
+    The confidence threshold scaled by the image's novelty score over the
+    novelty threshold, at most 1: a photo at the novelty threshold needs the
+    whole ``proba_threshold``, a copy of a training photo nothing. Photos
+    of known classes taken tilted, brighter or compressed stay close to a
+    training photo (or to one of its views in the index) while the
+    classifier may hesitate; a photo of an unknown class is further from
+    every training photo, so it still needs nearly the whole threshold.
+
+    Parameters
+    ----------
+    proba_threshold : float
+        The confidence threshold (``open_set["proba_threshold"]`` of
+        ``model.json``, ``hybridclf predict --threshold``, the service's
+        ``confidence_threshold``).
+
+    novelty : array-like of shape (n_samples,) or None, default=None
+        Each image's novelty score over the novelty threshold (the
+        ``scores`` of :func:`predict_open_set` with the novelty check). None,
+        or NaN for an image, leaves the threshold as it is: models without
+        the novelty check compare the top probability with it directly.
+
+    Returns
+    -------
+    limits : float or ndarray of shape (n_samples,)
+        Images whose top probability is below their limit are unknown.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hybridclf.prediction import confidence_limits
+    >>> confidence_limits(0.5, [0.2, 1.0, 3.0, np.nan]).tolist()
+    [0.1, 0.5, 0.5, 0.5]
+    >>> confidence_limits(0.5)
+    0.5
+    """
+    if novelty is None:
+        return proba_threshold
+    novelty = np.asarray(novelty, dtype=np.float64)
+    scale = np.where(np.isnan(novelty), 1.0, np.clip(novelty, 0.0, 1.0))
+    return proba_threshold * scale
+
+
+def _load_with_quality(pipe, X):
+    """The photos decoded once: as the pipeline loads them, and their quality.
+
+    The quality is measured on each photo as decoded, before the loader
+    resizes it for the model; the loaded images then pass through the
+    pipeline (its loader leaves images of its size as they are).
+    """
+    loader = get_loader(pipe)
+    if loader is None:  # X holds images already: nothing is decoded
+        return X, [read_quality(item) for item in X]
+    return loader.read_measured(X, quality_answer)
 
 
 

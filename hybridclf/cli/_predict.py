@@ -28,7 +28,9 @@ def format_parser(parser):
                         help="CSV file to write (default: standard output)")
     parser.add_argument(
         "--threshold", type=fraction, default=None, metavar="P",
-        help="lowest top probability of a known class (default: the model's)",
+        help="lowest top probability of a known class, for a photo at the "
+        "novelty threshold; a photo closer to a training photo needs "
+        "proportionally less (default: the model's)",
     )
     parser.add_argument("--no-ood", action="store_true",
                         help="skip the 'unlike any training photo' check (novelty, "

@@ -137,7 +137,8 @@ def _print_training(training):
         out(f"test {metric}: {value:.3f}")
     novelty = result.open_set.get("novelty")
     out("open set: unknown below top probability "
-        f"{result.open_set['proba_threshold']:.3f} (low confidence), or " + (
+        f"{result.open_set['proba_threshold']:.3f}" + (
+            " times the novelty" if novelty else "") + " (low confidence), or " + (
             f"further than {novelty['threshold']:.3f} (cosine distance) from "
             "every training photo (unlike any training photo)" if novelty else
             "above the OOD score of any block: " + ", ".join(

@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import prediction
 from ..pipeline import get_classifier, get_loader
-from ..quality import quality_message, read_quality
+from ..quality import quality_answer, quality_message
 
 __all__ = ["ItemResult", "Upload", "class_names", "classify", "decode_base64",
            "decode_uploads", "neighbour_answers", "prediction_body"]
@@ -63,9 +63,14 @@ class ItemResult:
         Why ``label`` is "unknown" (:data:`~hybridclf.prediction.NOVEL`), or
         "" (the probability threshold is each request's).
 
+    novelty : float
+        The novelty score over its threshold, which scales each request's
+        probability threshold (:func:`~hybridclf.prediction.confidence_limits`);
+        NaN without the novelty check.
+
     quality : dict or None
         The photo quality, ``{"ok": bool, "issues": [...]}``
-        (:func:`~hybridclf.quality.read_quality`).
+        (:func:`~hybridclf.quality.quality_answer`).
 
     error : str or None
         Why the image could not be decoded (then ``label`` is None).
@@ -82,6 +87,7 @@ class ItemResult:
     label: str | None = None
     proba: np.ndarray | None = None
     reason: str = ""
+    novelty: float = float("nan")
     quality: dict | None = None
     error: str | None = None
     neighbours: list = field(default_factory=list)
@@ -220,8 +226,10 @@ def classify(pipe, items, *, ood_thresholds=None, novelty=None, index=None,
         One per item, in order, with the photo quality of each readable one.
     """
     start = time.perf_counter()
-    loader = get_loader(pipe)
-    images, reasons = loader.read_each(items)
+    # the quality is measured on each photo as decoded, not on the copy
+    # resized for the model
+    images, reasons, qualities = get_loader(pipe).read_each(
+        items, measure=quality_answer)
     answers = []
     if len(images):
         ks = [k for k, reason in zip(neighbours or [0] * len(items), reasons)
@@ -230,15 +238,14 @@ def classify(pipe, items, *, ood_thresholds=None, novelty=None, index=None,
         result = prediction.predict_with_reasons(
             pipe, images, ood_thresholds=ood_thresholds, novelty=novelty,
             neighbours=max(ks) if index is not None else 0, index=index)
-        # measured on the photo itself, not on the copy resized for the model
-        qualities = [read_quality(item, max_pixels=loader.max_pixels)
-                     for item, reason in zip(items, reasons) if reason is None]
+        scaled = result["scores"] if novelty else np.full(len(images), np.nan)
         found = neighbour_answers(result["neighbours"], ks)
         answers = zip(result["labels"], result["proba"], result["reasons"],
-                      qualities, found)
+                      scaled.tolist(), qualities, found)
     predicted = iter(answers)
     results = [{"error": reason} if reason is not None
-               else dict(zip(("label", "proba", "reason", "quality", "neighbours"),
+               else dict(zip(("label", "proba", "reason", "novelty", "quality",
+                              "neighbours"),
                              next(predicted)))
                for reason in reasons]
     seconds = time.perf_counter() - start
@@ -263,7 +270,9 @@ def prediction_body(result, *, name, classes, threshold, with_proba):
         The model's classes, in the columns of ``result.proba``.
 
     threshold : float
-        Below this top probability the class is "unknown".
+        Below this top probability, scaled by the novelty
+        (:func:`~hybridclf.prediction.confidence_limits`), the class is
+        "unknown".
 
     with_proba : bool
         Include the probability of every class.
@@ -278,7 +287,8 @@ def prediction_body(result, *, name, classes, threshold, with_proba):
                 "error_message": f"Cannot decode {name}: {result.error}."}
     top = float(result.proba.max())
     label, reason = str(result.label), result.reason
-    if not reason and top < threshold:
+    if not reason and top < prediction.confidence_limits(threshold,
+                                                         result.novelty):
         label, reason = prediction.UNKNOWN, prediction.LOW_CONFIDENCE
     quality = result.quality
     return {

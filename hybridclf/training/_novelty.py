@@ -28,7 +28,7 @@ __all__ = ["EMBEDDING_BLOCK", "novelty_index", "novelty_threshold"]
 EMBEDDING_BLOCK = "cnn"
 
 
-def novelty_threshold(embeddings, views, splits, *, quantile=0.99, k=1):
+def novelty_threshold(embeddings, views, splits, *, quantile=0.995, k=1):
     """The novelty threshold learned from out-of-fold embeddings.
 
     For each fold, the photos of its test part are scored
@@ -50,7 +50,7 @@ def novelty_threshold(embeddings, views, splits, *, quantile=0.99, k=1):
     splits : list of (train_rows, test_rows)
         The cross-validation folds.
 
-    quantile : float, default=0.99
+    quantile : float, default=0.995
         Share of the out-of-fold photos kept known.
 
     k : int, default=1
