@@ -66,6 +66,12 @@ class ServedModel:
         photos of each answer (``"neighbours": K``); None for a model
         without one (it answers no neighbours).
 
+    confidence_threshold : float
+        The confidence threshold learned in training (``open_set`` of
+        ``model.json``), used for a request that gives none, as
+        ``hybridclf predict`` does without ``--threshold``; 0.5 for a model
+        trained without one.
+
     loaded_at : str
         When it was loaded (UTC, ISO 8601).
     """
@@ -78,6 +84,7 @@ class ServedModel:
     ood_thresholds: dict | None = None
     novelty: dict | None = None
     index: object | None = None
+    confidence_threshold: float = 0.5
     loaded_at: str = field(default_factory=lambda: datetime.datetime.now(
         datetime.timezone.utc).isoformat(timespec="seconds"))
 
@@ -180,7 +187,9 @@ def load_served_model(directory, settings):
     except (ValueError, OSError) as exc:  # an unreadable embedding index
         raise ModelLoadError(f"The model in {directory!r} cannot be served: "
                              f"{exc}") from exc
+    learned = (info.get("open_set") or {}).get("proba_threshold")
     return ServedModel(
         pipe=pipe, info=info, directory=directory, version=model_version(info),
         classes=classes, ood_thresholds=options["ood_thresholds"],
-        novelty=options["novelty"], index=index)
+        novelty=options["novelty"], index=index,
+        confidence_threshold=0.5 if learned is None else float(learned))

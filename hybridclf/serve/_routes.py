@@ -115,9 +115,9 @@ async def _file_upload(request, file, route):
                      dependencies=[Depends(content_type(FORM_TYPE))])
 async def predict_file(request: Request,
                        file: UploadFile = File(..., description="An image file."),
-                       confidence_threshold: float = Query(
-                           0.5, ge=0.0, le=1.0, description="Below this top "
-                           "probability the class is 'unknown'."),
+                       confidence_threshold: float | None = Query(
+                           None, ge=0.0, le=1.0,
+                           description=schemas.THRESHOLD_HELP),
                        return_probabilities: bool = Query(True),
                        neighbours: Annotated[schemas.NeighboursQuery, Query(
                            description=schemas.NEIGHBOURS_HELP)] = 0,
@@ -257,6 +257,7 @@ def health(service=Depends(get_service)):
         "model_version": "unloaded" if model is None else model.version,
         "model_loaded_at": None if model is None else model.loaded_at,
         "feedback_enabled": service.feedback is not None,
+        "confidence_threshold": None if model is None else model.confidence_threshold,
     }
 
 

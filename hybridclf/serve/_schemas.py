@@ -42,6 +42,13 @@ NeighboursQuery = Annotated[
     BeforeValidator(lambda v: _neighbours_count(v, text=True))]
 
 
+#: What a request's ``confidence_threshold`` means, for the OpenAPI schema.
+THRESHOLD_HELP = (
+    "Below this top probability the class is 'unknown' (scaled down for a photo "
+    "close to a training photo; see docs/service.md). Null or absent: the "
+    "threshold the model learned in training, as `hybridclf predict` uses.")
+
+
 class PredictRequest(BaseModel):
     """One image to classify, base64-encoded."""
 
@@ -52,10 +59,8 @@ class PredictRequest(BaseModel):
         description="The encoded image file (JPEG, PNG, ...) in base64; a "
         "'data:image/...;base64,' prefix is accepted.",
     )
-    confidence_threshold: float = Field(
-        0.5, ge=0.0, le=1.0, strict=True,
-        description="Below this top probability the class is 'unknown'.",
-    )
+    confidence_threshold: float | None = Field(
+        None, ge=0.0, le=1.0, strict=True, description=THRESHOLD_HELP)
     return_probabilities: bool = Field(
         True, description="Include the probability of every class.")
     neighbours: Neighbours = 0
@@ -68,7 +73,8 @@ class BatchPredictRequest(BaseModel):
 
     images: list[str] = Field(..., min_length=1,
                               description="Base64-encoded image files.")
-    confidence_threshold: float = Field(0.5, ge=0.0, le=1.0, strict=True)
+    confidence_threshold: float | None = Field(
+        None, ge=0.0, le=1.0, strict=True, description=THRESHOLD_HELP)
     return_probabilities: bool = True
     neighbours: Neighbours = 0
 
@@ -153,6 +159,9 @@ class HealthResponse(BaseModel):
         description="When that model was loaded or reloaded (UTC, ISO 8601).")
     feedback_enabled: bool = Field(
         description="Whether POST /feedback stores corrections (--feedback-dir).")
+    confidence_threshold: float | None = Field(
+        None, description="The model's learned confidence threshold: what a "
+        "request without 'confidence_threshold' uses (null while starting).")
 
 
 CORRECTION = ("The right class: a plain folder name (no '/', '\\', ':', "

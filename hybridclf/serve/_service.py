@@ -230,8 +230,9 @@ class Service:
         names : list of str
             How each image is named in its error message.
 
-        threshold : float
-            Below this top probability the class is "unknown".
+        threshold : float or None
+            Below this top probability the class is "unknown"; None takes
+            the model's learned one (``ServedModel.confidence_threshold``).
 
         with_proba : bool
             Include the probability of every class.
@@ -248,6 +249,8 @@ class Service:
             One per upload, in order.
         """
         start, model = time.perf_counter(), self.model
+        if threshold is None:
+            threshold = model.confidence_threshold
         todo = [i for i, upload in enumerate(uploads) if upload.error is None]
         bodies = [{"success": False, "error_message": upload.error}
                   for upload in uploads]
