@@ -130,18 +130,24 @@ def _methods(index, full):
 
 
 def time_search(index, full, queries, repeats):
-    """ms per query image of each method and batch size (median)."""
+    """ms per query image of each method and batch size (median), wall and CPU.
+
+    The CPU time is that of this process (all its threads): on a machine
+    shared with other jobs the wall time also counts the waits for a core.
+    """
     methods = _methods(index, full)
-    times = {(m, b): [] for m in methods for b in BATCHES}
+    times = {(m, b, c): [] for m in methods for b in BATCHES for c in ("", "cpu")}
     for method in methods.values():
         method(queries[:1])  # the float32 copies, made once
     for r in range(repeats):
         for batch in BATCHES:
             q = queries[(r * batch) % 224 : (r * batch) % 224 + batch]
             for name, method in methods.items():
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 method(q)
-                times[name, batch].append((time.perf_counter() - t0) * 1000 / batch)
+                c1, t1 = time.process_time(), time.perf_counter()
+                times[name, batch, ""].append((t1 - t0) * 1000 / batch)
+                times[name, batch, "cpu"].append((c1 - c0) * 1000 / batch)
     return {key: statistics.median(v) for key, v in times.items() if v}
 
 
@@ -272,10 +278,10 @@ def model_growth(folder, groups_csv):
     return out
 
 
-def _both(s, b, before=False):
+def _both(s, b, before=False, key="ms"):
     """ms per image of novelty + neighbours, as adopted or before."""
     tag = f"{s['full_dim']} dims (before: full space)" if before else f"{s['dim']} dims"
-    return s["ms"][f"novelty + {K} neighbours (one search), {tag}|{b}"]
+    return s[key][f"novelty + {K} neighbours (one search), {tag}|{b}"]
 
 
 def target_notes(report):
@@ -283,14 +289,19 @@ def target_notes(report):
     s = report["search"]
     both = {b: _both(s, b) for b in BATCHES}
     before = {b: _both(s, b, before=True) for b in BATCHES}
+    cpu = {b: _both(s, b, key="cpu_ms") for b in BATCHES}
     notes = [
         f"- *The search adds at most 2 ms per image* ({s['n_photos']:,} photos, "
         f"{s['n_entries']:,} entries): novelty and {K} neighbours in one search "
         f"of {s['dim']} dimensions cost "
         + ", ".join(f"{both[b]:.2f} ms per image at batch {b}" for b in BATCHES)
-        + ": " + ("met" if max(both.values()) <= 2 else
-                  "met at batch 32" if both[32] <= 2 else "not met")
-        + f", measured under load (the full {s['full_dim']}-dimensional search "
+        + " in wall time under load, " + ", ".join(
+            f"{cpu[b]:.2f} ms" for b in BATCHES) + " of CPU time: "
+        + ("met" if max(both.values()) <= 2 else
+           "met in CPU time, not in the wall time of this shared machine"
+           if max(cpu.values()) <= 2 else
+           "met at batch 32" if both[32] <= 2 else "not met")
+        + f" (the full {s['full_dim']}-dimensional search "
         "before: " + ", ".join(f"{before[b]:.2f} ms at batch {b}" for b in BATCHES)
         + f"). The search reads {s['mb_float32']:.0f} MB of float32 rows per batch "
         f"instead of {s['mb_float32_full']:.0f} MB; fitting its axes took "
@@ -373,12 +384,16 @@ def render(report):
         "learned when the index is fitted; float16 stored, float32 copy in "
         f"memory ({s['mb_float32']:.0f} MB; {s['mb_float32_full']:.0f} MB in the "
         "full space). Searches of fewer than 64 queries run on one BLAS thread. "
-        f"ms per query image, median of {s['repeats']} interleaved repeats.", "",
-        "| method | " + " | ".join(f"batch {b}" for b in BATCHES) + " |",
-        "| --- | " + " | ".join("---:" for _ in BATCHES) + " |"]
+        f"ms per query image, median of {s['repeats']} interleaved repeats: "
+        "wall time, and the CPU time of the process (all its threads; the wall "
+        "time also counts the waits for a core of this shared machine).", "",
+        "| method | " + " | ".join(f"batch {b} wall | batch {b} CPU"
+                                    for b in BATCHES) + " |",
+        "| --- | " + " | ".join("---: | ---:" for _ in BATCHES) + " |"]
+    cpu = s.get("cpu_ms", {})
     for name in s["methods"]:
-        cells = [f"{s['ms'][f'{name}|{b}']:.2f}" if f"{name}|{b}" in s["ms"] else ""
-                 for b in BATCHES]
+        cells = [f"{times[f'{name}|{b}']:.2f}" if f"{name}|{b}" in times else ""
+                 for b in BATCHES for times in (s["ms"], cpu)]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += _growth_lines(report)
     study = report.get("study")
@@ -445,7 +460,8 @@ def main(argv=None):
                    "mb_float32": index.embeddings_.nbytes * 2 / 1e6,
                    "mb_float32_full": full.embeddings_.nbytes * 2 / 1e6,
                    "methods": list(_methods(index, full)),
-                   "ms": {f"{m}|{b}": v for (m, b), v in ms.items()}},
+                   "ms": {f"{m}|{b}": v for (m, b, c), v in ms.items() if not c},
+                   "cpu_ms": {f"{m}|{b}": v for (m, b, c), v in ms.items() if c}},
         "notes": args.notes,
     }
     del full
