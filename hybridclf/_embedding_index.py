@@ -5,6 +5,7 @@
 this module holds the class, its exact search and its ``.npz`` format.
 """
 
+import contextlib
 import io
 import os
 
@@ -14,7 +15,13 @@ __all__ = ["INDEX_FILE", "EmbeddingIndex"]
 
 #: File name of the index inside a model directory.
 INDEX_FILE = "neighbours.npz"
-_FORMAT_VERSION = 1
+# 2: the projection ("components"), labels once per photo, UTF-8 names
+_FORMAT_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
+# fewer queries than this search on one BLAS thread: a product of a few rows
+# is bound by memory, and on a busy machine a second thread only waits
+_FEW_QUERIES = 64
+_BLAS = {}
 
 
 def _unit_rows(X):
@@ -39,10 +46,24 @@ class EmbeddingIndex:
         copy, made at the first query and kept (NumPy has no fast float16
         product: converting at every query cost more than the search).
 
+    n_components : int or None, default=None
+        Search in at most this many dimensions: the unit embeddings are
+        projected on their first principal axes (uncentred, learned in
+        :meth:`fit`), and so is each query, which keeps its full length:
+        a similarity is then the cosine less the part off the axes, and a
+        stranger, with much of its length off the axes, stays far from every
+        entry. None (or at least ``n_features``) searches the full space.
+
     Attributes
     ----------
-    embeddings_ : ndarray of shape (n_samples, n_features)
-        The L2-normalised training embeddings, in ``dtype``.
+    embeddings_ : ndarray of shape (n_samples, n_components_)
+        The L2-normalised training embeddings, in ``dtype``; projected on
+        ``components_`` when it is not None (each row then of length 1 or
+        less).
+
+    components_ : ndarray of shape (n_components_, n_features) or None
+        The principal axes of the search, float32 (of float16 precision, as
+        saved); None for a search in the full space.
 
     labels_ : ndarray of shape (n_samples,), dtype str
         The class of each training image.
@@ -77,8 +98,9 @@ class EmbeddingIndex:
     [('a', 0.9988), ('c', 0.7415)]
     """
 
-    def __init__(self, *, dtype="float16"):
+    def __init__(self, *, dtype="float16", n_components=None):
         self.dtype = dtype
+        self.n_components = n_components
 
     def fit(self, X, y=None, *, sources=None, files=None, thumbnails=None):
         """Store the unit embeddings and labels of the training images.
@@ -111,6 +133,12 @@ class EmbeddingIndex:
                 "The 'dtype' parameter of EmbeddingIndex must be a str among "
                 f"['float16', 'float32']. Got {self.dtype!r} instead."
             )
+        if self.n_components is not None and not (
+                _is_int(self.n_components) and self.n_components >= 1):
+            raise ValueError(
+                "The 'n_components' parameter of EmbeddingIndex must be an int "
+                f">= 1 or None. Got {self.n_components!r} instead."
+            )
         unit = _unit_rows(X)
         if len(unit) == 0:
             raise ValueError("EmbeddingIndex.fit needs at least one embedding.")
@@ -123,6 +151,9 @@ class EmbeddingIndex:
         sources = _check_sources(sources, len(unit))
         n_sources = int(sources.max()) + 1
         self._cache = {}
+        self.components_ = _principal_axes(unit, self.n_components)
+        if self.components_ is not None:
+            unit = unit @ self.components_.T
         self.embeddings_ = unit.astype(self.dtype)
         self.labels_ = labels
         self.sources_ = sources
@@ -222,7 +253,8 @@ class EmbeddingIndex:
     def _similarities(self, X):
         """Cosine similarity of each query to each entry, float32."""
         unit = _unit_rows(X)
-        n_features = self.embeddings_.shape[1]
+        axes = getattr(self, "components_", None)
+        n_features = self.embeddings_.shape[1] if axes is None else axes.shape[1]
         if unit.shape[1] != n_features:
             raise ValueError(
                 f"EmbeddingIndex got query embeddings of {unit.shape[1]} features; "
@@ -232,7 +264,10 @@ class EmbeddingIndex:
         # product itself, so the float32 rows are kept once made
         rows = self._cached("rows", lambda: np.ascontiguousarray(
             self.embeddings_, dtype=np.float32))
-        return unit @ rows.T
+        with _blas_threads(len(unit)):
+            if axes is not None:
+                unit = unit @ axes.T
+            return unit @ rows.T
 
     def _cached(self, name, make):
         """What ``make()`` returns, made once per fitted or loaded index."""
@@ -283,16 +318,23 @@ class EmbeddingIndex:
         """The content of :data:`INDEX_FILE`: an ``.npz`` archive, no pickles.
 
         For the ``files`` of :func:`~hybridclf.save_model`, which writes it
-        inside the model directory's atomic save. The thumbnails are one
-        ``uint8`` array and the offsets where each starts.
+        inside the model directory's atomic save. The labels are kept once
+        per training photo (its entries share them), names as UTF-8, the
+        ``components`` as float16, and the thumbnails as one ``uint8`` array
+        and the offsets where each starts.
 
         Returns
         -------
         data : bytes
         """
-        arrays = {"embeddings": self.embeddings_, "labels": self.labels_,
-                  "sources": self.sources_, "files": self.files_.astype(str),
-                  "version": np.array(_FORMAT_VERSION)}
+        labels = self._source_labels()
+        if not np.array_equal(labels[self.sources_], self.labels_):
+            labels = self.labels_  # views labelled unlike their photo: per entry
+        arrays = {"embeddings": self.embeddings_, "labels": _utf8(labels),
+                  "sources": self.sources_.astype(np.int32),
+                  "files": _utf8(self.files_), "version": np.array(_FORMAT_VERSION)}
+        if getattr(self, "components_", None) is not None:
+            arrays["components"] = self.components_.astype(np.float16)
         if self.thumbnails_ is not None:
             sizes = [len(t) for t in self.thumbnails_]
             arrays["thumbnail_offsets"] = np.concatenate(
@@ -320,18 +362,24 @@ class EmbeddingIndex:
             return None
         with np.load(path, allow_pickle=False) as data:
             version = int(data["version"]) if "version" in data else -1
-            if version != _FORMAT_VERSION or "embeddings" not in data:
+            if version not in _READABLE_VERSIONS or "embeddings" not in data:
                 raise ValueError(
                     f"{path!r} is not a hybridclf embedding index of format "
-                    f"{_FORMAT_VERSION} (found {version}); retrain the model with "
-                    "'hybridclf train' to rebuild it."
+                    f"{_FORMAT_VERSION} or older (found {version}); retrain the "
+                    "model with 'hybridclf train' to rebuild it."
                 )
             index = cls(dtype=str(data["embeddings"].dtype))
             index.embeddings_ = data["embeddings"]
-            index.labels_ = data["labels"]
-            index.sources_ = data["sources"]
+            index.components_ = (data["components"].astype(np.float32)
+                                 if "components" in data else None)
+            if index.components_ is not None:
+                index.n_components = len(index.components_)
+            index.sources_ = data["sources"].astype(np.int64)
+            labels = _text(data["labels"])
+            index.labels_ = (labels if len(labels) == len(index.sources_)
+                             else labels[index.sources_])
             n_sources = int(index.sources_.max()) + 1
-            index.files_ = (data["files"] if "files" in data
+            index.files_ = (_text(data["files"]) if "files" in data
                             else np.full(n_sources, ""))
             index.thumbnails_ = None
             if "thumbnail_data" in data:
@@ -340,6 +388,52 @@ class EmbeddingIndex:
                 index.thumbnails_ = [blob[a:b] for a, b in
                                      zip(offsets[:-1], offsets[1:])]
         return index
+
+
+def _principal_axes(unit, n_components):
+    """The first principal axes (uncentred) of unit rows, or None for all.
+
+    Uncentred, so that products of projected rows approximate the cosines
+    themselves (the best rank-``n_components`` approximation of the rows).
+    Rounded to float16 precision, as saved, so that a loaded index searches
+    exactly as the fitted one.
+    """
+    n_rows, n_features = unit.shape
+    if n_components is None or n_components >= n_features:
+        return None
+    if n_rows <= n_features:
+        # the rows span at most n_rows axes: the projection on them is exact
+        axes = np.linalg.svd(unit, full_matrices=False)[2][:n_components]
+    else:
+        from scipy.linalg import eigh
+
+        gram = unit.T @ unit
+        _, vectors = eigh(gram, subset_by_index=[n_features - n_components,
+                                                 n_features - 1])
+        axes = vectors[:, ::-1].T
+    return np.ascontiguousarray(axes, dtype=np.float16).astype(np.float32)
+
+
+def _blas_threads(n_queries):
+    """A context that keeps a search of few queries on one BLAS thread."""
+    if n_queries >= _FEW_QUERIES:
+        return contextlib.nullcontext()
+    if "controller" not in _BLAS:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS["controller"] = ThreadpoolController()
+    return _BLAS["controller"].limit(limits=1, user_api="blas")
+
+
+def _utf8(strings):
+    """Strings as UTF-8 bytes: a quarter of NumPy's 4 bytes per character."""
+    return np.char.encode(np.asarray(strings).astype(str), "utf-8")
+
+
+def _text(array):
+    """Strings saved by :func:`_utf8`, or as str by format 1."""
+    return (np.char.decode(array, "utf-8") if array.dtype.kind == "S"
+            else array.astype(str))
 
 
 def _is_int(k):

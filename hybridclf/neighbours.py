@@ -26,6 +26,13 @@ photo. On amulet6 this cut the share of blurred known photos taken for
 strangers from 20-61% to 1-3% while every photo of other domains stayed
 rejected (``docs/benchmarks.md``).
 
+The search of a trained index runs in :data:`SEARCH_DIMENSIONS` dimensions,
+on principal axes learned from its training photos and views (the novelty
+threshold is learned in the same space, fold by fold): a quarter of the
+float16 storage at 128 of the default CNN's 1488 values, and a search that
+reads a twelfth as much memory. Searches of fewer than 64 queries run on
+one BLAS thread.
+
 The index is saved in a model directory as its own file,
 :data:`INDEX_FILE`, a NumPy ``.npz`` archive without pickled objects. It also
 keeps, per training photo, its file name relative to the data folder and a
@@ -48,6 +55,7 @@ from ._embedding_index import (
 
 __all__ = [
     "INDEX_FILE",
+    "SEARCH_DIMENSIONS",
     "THUMBNAIL_QUALITY",
     "THUMBNAIL_SIDE",
     "VIEWS",
@@ -64,6 +72,12 @@ __all__ = [
 #: (kind, amount) with kind "blur" (Gaussian sigma in pixels at 224 pixels)
 #: or "rotate" (degrees, counter-clockwise).
 VIEWS = (("blur", 1.2), ("blur", 2.5), ("rotate", 10.0), ("rotate", -10.0))
+#: The dimensions of the search of a trained index (:func:`index_with_views`):
+#: the CNN embeddings projected on their first principal axes. On amulet6 the
+#: novelty decisions are those of the full space and most of the nearest
+#: photos too, and the index of 10,000 photos searches fast enough for every
+#: prediction (``docs/benchmarks.md``: the nearest training photos).
+SEARCH_DIMENSIONS = 128
 #: Longest side, in pixels, of the thumbnail kept per training photo.
 THUMBNAIL_SIDE = 112
 #: JPEG quality of the thumbnails (see ``docs/benchmarks.md``: the size of
@@ -182,7 +196,7 @@ def degraded_views(images):
 
 
 def index_with_views(embeddings, views, labels=None, *, dtype="float16",
-                     files=None, thumbnails=None):
+                     n_components=SEARCH_DIMENSIONS, files=None, thumbnails=None):
     """An index of training embeddings and of their degraded views.
 
     Parameters
@@ -199,6 +213,10 @@ def index_with_views(embeddings, views, labels=None, *, dtype="float16",
     dtype : {"float16", "float32"}, default="float16"
         As in :class:`EmbeddingIndex`.
 
+    n_components : int or None, default=SEARCH_DIMENSIONS
+        As in :class:`EmbeddingIndex`: the axes are learned from the photos
+        and their views; None searches the full space.
+
     files : array-like of shape (n_images,) or None, default=None
         The file name of each photo.
 
@@ -214,7 +232,7 @@ def index_with_views(embeddings, views, labels=None, *, dtype="float16",
     n = len(embeddings)
     rows = np.vstack([embeddings, *views])
     labels = None if labels is None else np.tile(np.asarray(labels), 1 + len(views))
-    return EmbeddingIndex(dtype=dtype).fit(
+    return EmbeddingIndex(dtype=dtype, n_components=n_components).fit(
         rows, labels, sources=np.tile(np.arange(n), 1 + len(views)), files=files,
         thumbnails=thumbnails)
 

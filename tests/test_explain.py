@@ -60,6 +60,32 @@ def test_a_training_photo_finds_itself_and_its_copies(trained, copies_folder):
     assert again[0]["file"] == "brick/0.png"
 
 
+def test_a_model_saved_with_a_format_1_index_still_explains(trained, copies_folder,
+                                                           tmp_path):
+    # before the search in fewer dimensions: full-space float16 embeddings,
+    # labels per entry and names as str
+    from hybridclf.pipeline import get_loader
+    from hybridclf.prediction import embed_images
+
+    pipe = load_model(trained)
+    index = EmbeddingIndex.load(trained)
+    assert index.components_ is not None or index.embeddings_.shape[1] <= 128
+    photos = [str(copies_folder / f) for f in index.files_]
+    full = embed_images(pipe, get_loader(pipe).transform(photos))
+    unit = full / np.linalg.norm(full, axis=1, keepdims=True)
+    old = tmp_path / "old_model"
+    shutil.copytree(trained, old)
+    np.savez(old / INDEX_FILE, embeddings=unit.astype(np.float16),
+             labels=index.labels_[:len(photos)].astype(str),
+             sources=np.arange(len(photos)), files=index.files_.astype(str),
+             version=np.array(1))
+    [near] = explain(pipe, [str(copies_folder / "brick" / "0.png")], k=3, index=old)
+    assert near[0]["file"] == "brick/0.png"
+    assert near[0]["similarity"] == pytest.approx(1, abs=2e-3)
+    assert {n["file"] for n in near[1:]} == {"brick/0_copy.jpg",
+                                             "brick/0_brighter.png"}
+
+
 def test_the_index_keeps_names_and_thumbnails(trained, copies_folder):
     index = EmbeddingIndex.load(trained)
     files = sorted(p.relative_to(copies_folder).as_posix()

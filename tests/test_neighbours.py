@@ -213,3 +213,94 @@ def test_a_missing_embedding_has_no_neighbours():
     index = _views_index()
     out = index.neighbours([[np.nan, np.nan, np.nan], [1, 0, 0]], k=2)
     assert out[0] == [] and [n["label"] for n in out[1]] == ["a", "c"]
+
+
+def _low_rank_case(n_rows, n_features, rank, seed=0):
+    # non-negative like CNN outputs, all but a trace of their energy on
+    # `rank` axes: a search on those axes must find what the exact one finds
+    rng = np.random.default_rng(seed)
+    basis = np.abs(rng.normal(size=(rank, n_features)))
+    def draw(n):
+        return (np.abs(rng.normal(size=(n, rank))) ** 3 @ basis
+                + 1e-4 * rng.normal(size=(n, n_features)))
+    return draw(n_rows), draw(20)
+
+
+@pytest.mark.parametrize("n_rows", [40, 300])  # fewer and more rows than features
+def test_projected_search_agrees_with_exact_search(n_rows):
+    X, queries = _low_rank_case(n_rows, 120, rank=6)
+    exact = EmbeddingIndex().fit(X)
+    projected = EmbeddingIndex(n_components=6).fit(X)
+    assert projected.embeddings_.shape == (n_rows, 6)
+    assert projected.components_.shape == (6, 120)
+    full = exact._similarities(queries)
+    for index_k in (1, 3):
+        a, sim_a = exact.query(queries, k=index_k)
+        b, sim_b = projected.query(queries, k=index_k)
+        np.testing.assert_allclose(sim_a, sim_b, atol=2e-3)
+        # the rows it picks are the nearest ones, up to float16 ties
+        np.testing.assert_allclose(np.take_along_axis(full, b, axis=1), sim_a,
+                                   atol=2e-3)
+        assert (a == b).mean() > 0.8
+    # a stranger off the learned axes stays a stranger: the query keeps its
+    # full length, so its similarity is not inflated by the projection
+    stranger = np.linalg.svd(X, full_matrices=True)[2][-1:]  # no energy of X
+    np.testing.assert_allclose(novelty_scores(projected, stranger),
+                               novelty_scores(exact, stranger), atol=2e-3)
+
+
+def test_more_components_than_features_or_rows_search_the_space_they_span():
+    X, queries = _low_rank_case(10, 30, rank=3)
+    assert EmbeddingIndex(n_components=30).fit(X).components_ is None
+    few_rows = EmbeddingIndex(n_components=25).fit(X)  # 10 rows span 10 axes
+    assert few_rows.embeddings_.shape == (10, 10)
+    np.testing.assert_allclose(few_rows.query(queries, k=3)[1],
+                               EmbeddingIndex().fit(X).query(queries, k=3)[1],
+                               atol=2e-3)
+    with pytest.raises(ValueError, match="'n_components' parameter.*>= 1 or None"):
+        EmbeddingIndex(n_components=0).fit(X)
+
+
+def test_a_projected_index_searches_the_same_after_loading(tmp_path):
+    X, queries = _low_rank_case(60, 50, rank=5)
+    views = [X + 0.01]
+    index = index_with_views(X, views, [f"c{i % 4}" for i in range(60)],
+                             n_components=5, files=[f"{i}.jpg" for i in range(60)])
+    index.save(tmp_path)
+    with np.load(tmp_path / INDEX_FILE, allow_pickle=False) as data:
+        assert int(data["version"]) == 2
+        assert data["components"].dtype == np.float16
+        assert len(data["labels"]) == 60  # once per photo, not per entry
+    loaded = EmbeddingIndex.load(tmp_path)
+    np.testing.assert_array_equal(loaded._similarities(queries),
+                                  index._similarities(queries))
+    assert loaded.labels_.tolist() == index.labels_.tolist()
+    assert loaded.neighbours(queries, 3) == index.neighbours(queries, 3)
+
+
+def test_views_labelled_unlike_their_photo_keep_their_labels(tmp_path):
+    EmbeddingIndex().fit(np.eye(3), ["a", "b", "c"], sources=[0, 1, 0]).save(tmp_path)
+    assert EmbeddingIndex.load(tmp_path).labels_.tolist() == ["a", "b", "c"]
+
+
+def test_an_index_of_format_1_with_views_still_loads(tmp_path):
+    # as written before the projection: full-space rows, labels per entry, str
+    index = _views_index()
+    np.savez(tmp_path / INDEX_FILE, embeddings=index.embeddings_,
+             labels=index.labels_, sources=index.sources_, files=index.files_,
+             thumbnail_offsets=np.array([0, 3, 7, 12]),
+             thumbnail_data=np.frombuffer(b"".join(index.thumbnails_), np.uint8),
+             version=np.array(1))
+    loaded = EmbeddingIndex.load(tmp_path)
+    assert loaded.components_ is None
+    assert loaded.neighbours([[0, 0.5, 1]], k=3) == index.neighbours([[0, 0.5, 1]],
+                                                                     k=3)
+
+
+def test_a_search_leaves_the_blas_threads_as_they_were():
+    from threadpoolctl import threadpool_info
+
+    before = [i["num_threads"] for i in threadpool_info()]
+    index = EmbeddingIndex(n_components=4).fit(_low_rank_case(50, 20, rank=4)[0])
+    index.query(np.ones((1, 20)))  # one BLAS thread during the search
+    assert [i["num_threads"] for i in threadpool_info()] == before
