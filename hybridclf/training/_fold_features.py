@@ -142,14 +142,14 @@ class SharedFeatures:
         """Fill ``fixed`` from the cache; return {name: (missing rows, store)}."""
         self.fixed, todo = {}, {}
         everything = list(range(len(self._X)))
-        digests = None
+        digests = self.digests = None
         for name, extract in fixed:
             key = None if cache is None else cache.settings_key(extract, self._loader)
             if key is None:
                 todo[name] = (everything, _no_store)
                 continue
             if digests is None:
-                digests = [image_digest(x) for x in self._X]
+                digests = self.digests = [image_digest(x) for x in self._X]
             found, missing = cache.lookup(key, digests)
             if found:
                 width = len(next(iter(found.values())))

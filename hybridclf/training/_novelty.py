@@ -9,13 +9,24 @@ the threshold comes from grouped out-of-fold scores
 OOD check of the other thresholds.
 """
 
+import logging
+
 import numpy as np
 
-from ..neighbours import degraded_views, index_with_views, novelty_scores
-from ..pipeline import get_loader
+from .. import neighbours
+from ..neighbours import VIEWS, degraded_views, index_with_views, novelty_scores
+from ..pipeline import (
+    get_block_extractor,
+    get_block_scaler,
+    get_loader,
+    iter_feature_blocks,
+)
 from ..prediction import embed_images
+from ._feature_cache import image_digest
 
 __all__ = ["EMBEDDING_BLOCK", "novelty_index", "novelty_threshold"]
+
+logger = logging.getLogger(__name__)
 
 #: The feature block whose output is the embedding of the novelty check.
 EMBEDDING_BLOCK = "cnn"
@@ -74,7 +85,7 @@ def novelty_threshold(embeddings, views, splits, *, quantile=0.99, k=1):
 
 
 def novelty_index(final, X_train, y_train, splits, quantile, *, embeddings=None,
-                  images=None, batch=256):
+                  images=None, batch=256, cache=None, digests=None):
     """The embedding index of the fitted pipeline and its novelty threshold.
 
     Only for a pipeline with a ``"cnn"`` block (the blocks without one judge
@@ -102,11 +113,22 @@ def novelty_index(final, X_train, y_train, splits, quantile, *, embeddings=None,
         computed it already (``SharedFeatures.fixed``); None embeds them.
 
     images : ndarray of shape (n_train, height, width, 3) or None, default=None
-        The training photos as loaded for the folds; None loads them. The
-        views are made from these.
+        The training photos as loaded for the folds; None loads them (only
+        those whose views are not in ``cache``). The views are made from
+        these.
 
     batch : int, default=256
         Photos loaded and viewed at once (bounds the memory of the views).
+
+    cache : FeatureCache or None, default=None
+        Where the embeddings of the views are kept, under a key derived from
+        the CNN block's (:meth:`FeatureCache.derived_key`), when the block is
+        cached at all and ``embeddings`` is given: only the photos missing
+        there are loaded, viewed and embedded.
+
+    digests : sequence of str or None, default=None
+        The training photos' :func:`image_digest`; computed when None and
+        ``cache`` is used.
 
     Returns
     -------
@@ -116,19 +138,87 @@ def novelty_index(final, X_train, y_train, splits, quantile, *, embeddings=None,
     novelty : dict
         As from :func:`novelty_threshold`.
     """
-    loader = get_loader(final)
+    n = len(X_train)
+    keys = None if embeddings is None else _view_keys(final, cache)
+    if keys is not None and digests is None:
+        digests = [image_digest(x) for x in X_train]
+    views, missing = _cached_views(cache, keys, digests, n, None if embeddings
+                                   is None else np.shape(embeddings)[1])
+    todo = np.arange(n) if keys is None else np.asarray(
+        sorted(set().union(*missing)), dtype=int)
+    if keys is not None:
+        logger.info("Novelty index: views embedded for %d of %d photos, the "
+                    "others read from the cache", len(todo), n)
     parts, view_parts = [], []
-    for start in range(0, len(X_train), batch):
-        rows = slice(start, start + batch)
-        if images is not None:
-            loaded = images[rows]
-        else:
-            chunk = X_train[rows]
-            loaded = chunk if loader is None else loader.transform(chunk)
-        parts.append(embed_images(final, loaded) if embeddings is None
-                     else np.asarray(embeddings[rows], dtype=np.float32))
+    for start in range(0, len(todo), batch):
+        rows = todo[start:start + batch]
+        loaded = _loaded(final, X_train, images, rows)
+        if embeddings is None:
+            parts.append(embed_images(final, loaded))
         view_parts.append([embed_images(final, v) for v in degraded_views(loaded)])
-    embeddings = np.vstack(parts)
-    views = [np.vstack(v) for v in zip(*view_parts)]
+    if embeddings is None:
+        embeddings = np.vstack(parts)
+    embeddings = np.asarray(embeddings, dtype=np.float32)
+    computed = [np.vstack(v) for v in zip(*view_parts)]
+    for k, rows in enumerate(computed):
+        if views[k] is None:
+            views[k] = np.empty((n, rows.shape[1]), dtype=np.float32)
+        views[k][todo] = rows
+        if keys is not None:
+            store = sorted(missing[k])
+            cache.store(keys[k], [digests[i] for i in store],
+                        views[k][store])
     novelty = novelty_threshold(embeddings, views, splits, quantile=quantile)
     return index_with_views(embeddings, views, y_train), novelty
+
+
+def _loaded(final, X_train, images, rows):
+    """Training photos ``rows`` as the pipeline's loader gives them."""
+    if images is not None:
+        return images[rows]
+    loader = get_loader(final)
+    chunk = X_train[rows]
+    return chunk if loader is None else loader.transform(chunk)
+
+
+def _view_keys(final, cache):
+    """The cache keys of the CNN embeddings of each view; None: not cached.
+
+    The embedding is the CNN block's own output only when the block has a
+    scaler (:func:`~hybridclf.prediction.embed_images`); that output is cached
+    when the extractor is (:meth:`FeatureCache.settings_key`).
+    """
+    if cache is None:
+        return None
+    block = dict(iter_feature_blocks(final)).get(EMBEDDING_BLOCK)
+    if block is None or get_block_scaler(block) is None:
+        return None
+    key = cache.settings_key(get_block_extractor(block), get_loader(final))
+    if key is None:
+        return None
+    from ..augment import gaussian_blur, rotate
+
+    return [cache.derived_key(key, list(view), neighbours, gaussian_blur, rotate)
+            for view in VIEWS]
+
+
+def _cached_views(cache, keys, digests, n, width):
+    """Each view's table from the cache (None where empty) and its missing rows.
+
+    Rows of another width than the embeddings' are not used (and replaced).
+    """
+    if keys is None:
+        return [None] * len(VIEWS), [range(n)] * len(VIEWS)
+    views, missing = [], []
+    for key in keys:
+        found, absent = cache.lookup(key, digests)
+        table = None
+        if found and len(next(iter(found.values()))) != width:
+            cache.store(key, [], np.empty((0, width)), replace=True)
+            found, absent = {}, list(range(n))
+        if found:
+            table = np.empty((n, width), np.float32)
+            table[list(found)] = np.stack(list(found.values()))
+        views.append(table)
+        missing.append(absent)
+    return views, missing

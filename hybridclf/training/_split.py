@@ -43,7 +43,7 @@ def _content_groups(paths):
 
 
 @Substitution(n_jobs=n_jobs_docstring("Threads for the inspector."))
-def duplicate_groups(paths, *, n_jobs=None):
+def duplicate_groups(paths, *, n_jobs=None, cache_dir=None):
     """One group id per image; near-identical images share one.
 
     Uses the dataset inspector's :func:`hybridclf.find_duplicate_groups`.
@@ -56,6 +56,11 @@ def duplicate_groups(paths, *, n_jobs=None):
         Image files.
 
     {n_jobs}
+
+    cache_dir : str, os.PathLike or None, default=None
+        Where the search keeps each photo's measures and hashes and the
+        aligned pairs, so that a second search decodes only new photos (the
+        folder of a :class:`FeatureCache`); None keeps nothing.
 
     Returns
     -------
@@ -74,7 +79,8 @@ def duplicate_groups(paths, *, n_jobs=None):
             stacklevel=2,
         )
         return _content_groups(paths)
-    return np.asarray(find_duplicate_groups(list(paths), n_jobs=n_jobs))
+    return np.asarray(find_duplicate_groups(list(paths), n_jobs=n_jobs,
+                                            cache_dir=cache_dir))
 
 
 def read_groups_csv(csv_path, paths, *, root=None):

@@ -372,11 +372,14 @@ def _novelty_phase(run, final, blocks, shared, open_set):
     fixed = {} if shared is None else shared.fixed
     embeddings = fixed.get(EMBEDDING_BLOCK)
     images = None if shared is None else shared.images
+    digests = None if shared is None else shared.digests
     with run.timed("novelty"):
         index, open_set["novelty"] = novelty_index(
             final, run.X_train, run.y_train, run.splits, open_set["quantile"],
             embeddings=None if embeddings is None else embeddings[run.train],
-            images=None if images is None else images[run.train])
+            images=None if images is None else images[run.train],
+            cache=run.cache,
+            digests=None if digests is None else [digests[i] for i in run.train])
     return index
 
 
