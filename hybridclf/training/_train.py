@@ -4,8 +4,9 @@
 small record of the data and its splits (``_Run``):
 
 1. a test part is split off by **groups** of near-identical images, so no
-   copy of a test image is trained on (``_split.py``); the training part is
-   divided into the folds of ``StratifiedGroupKFold``;
+   copy of a test image is trained on, drawn from the images' content so that
+   it stays the same when images are added (``_split.py``); the training part
+   is divided into the folds of ``StratifiedGroupKFold``;
 2. the features of each fold are computed **once** and kept in memory
    (``_fold_features.py``);
 3. the default classifier and every candidate of a classifier search are
@@ -36,7 +37,7 @@ from ..label_issues import find_label_issues
 from ..pipeline import get_classifier, set_classifier
 from ..prediction import block_ood_scores
 from ..utils._docstrings import Substitution, n_jobs_docstring
-from ._feature_cache import FeatureCache
+from ._feature_cache import FeatureCache, image_digest
 from ._fold_features import SharedFeatures, compute_folds, fit_features, on_cluster
 from ._novelty import EMBEDDING_BLOCK, novelty_index
 from ._result import TrainingResult, plain, scores
@@ -172,6 +173,7 @@ class _Run:
     random_state: int
     n_jobs: object
     progress: bool
+    digests: list = None
     cache: object = None
     started: float = field(default_factory=time.perf_counter)
     timings: dict = field(default_factory=dict)
@@ -201,16 +203,19 @@ def _split(paths, labels, groups, *, test_size, cv_folds, random_state, n_jobs,
         np.asarray(paths))
     y = np.asarray(labels)
     groups = np.arange(len(y)) if groups is None else np.asarray(groups)
+    # the images' content: the key of the split, and of the feature cache
+    digests = [image_digest(x) for x in X]
     if test_size:
         train, test = grouped_train_test_split(y, groups, test_size=test_size,
-                                               random_state=random_state)
+                                               random_state=random_state,
+                                               keys=digests)
     else:
         train, test = np.arange(len(y)), np.array([], dtype=int)
     splits = cv_splits(y[train], groups[train], cv_folds=cv_folds,
                        random_state=random_state)
     return _Run(X=X, y=y, groups=groups, train=train, test=test, splits=splits,
                 random_state=random_state, n_jobs=n_jobs, progress=progress,
-                started=started)
+                digests=digests, started=started)
 
 
 def _train(run, pipe, search, param_grid, open_set_quantile):
@@ -263,7 +268,8 @@ def _fold_phase(run, pipe):
     t0 = time.perf_counter()
     shared = None
     if not on_cluster() and SharedFeatures.applies(pipe):
-        shared = SharedFeatures(pipe, run.X, run.y, cache=run.cache)
+        shared = SharedFeatures(pipe, run.X, run.y, cache=run.cache,
+                                digests=run.digests)
         run.timings["features_shared"] = shared.seconds
         if run.cache is not None:
             run.cache_use = {"n_images": len(run.y),
@@ -372,14 +378,13 @@ def _novelty_phase(run, final, blocks, shared, open_set):
     fixed = {} if shared is None else shared.fixed
     embeddings = fixed.get(EMBEDDING_BLOCK)
     images = None if shared is None else shared.images
-    digests = None if shared is None else shared.digests
     with run.timed("novelty"):
         index, open_set["novelty"] = novelty_index(
             final, run.X_train, run.y_train, run.splits, open_set["quantile"],
             embeddings=None if embeddings is None else embeddings[run.train],
             images=None if images is None else images[run.train],
             cache=run.cache,
-            digests=None if digests is None else [digests[i] for i in run.train])
+            digests=[run.digests[i] for i in run.train])
     return index
 
 
