@@ -119,6 +119,7 @@ def _train(data, model, cache, groups_csv=None):
             "computed": [int(computed[1]), int(computed[2])] if computed else None,
             "groups_s": float(groups[1]) if groups else None,
             "features_s": info.get("seconds_features_shared"),
+            "novelty_s": info.get("seconds_novelty"),
             "training_s": info.get("seconds_total")}
 
 

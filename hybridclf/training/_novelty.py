@@ -7,6 +7,12 @@ every training photo and its degraded views into an
 the threshold comes from grouped out-of-fold scores
 (:func:`novelty_threshold`). Pipelines without a CNN block keep the per-block
 OOD check of the other thresholds.
+
+The views cost three CNN passes per photo, more than the photo's own
+features; with a :class:`FeatureCache`, the embeddings of each view are kept
+under the photo's content and a key derived from the CNN block's
+(:meth:`FeatureCache.derived_key`: the view, and the code that makes it), so
+a retraining embeds the views of new photos only.
 """
 
 import logging

@@ -19,7 +19,8 @@ small record of the data and its splits (``_Run``):
 6. the final pipeline is fitted on the whole training part;
 7. with a CNN block, it embeds the training photos and their degraded views
    into the index of the novelty check, whose threshold comes from the
-   folds (``_novelty.py``);
+   folds (``_novelty.py``; the views of photos seen before come from the
+   feature cache);
 8. and the final pipeline is scored on the test part.
 """
 
@@ -87,7 +88,9 @@ def train_model(
 
     test_size : float, default=0.2
         Share held out as the test part; 0 fits on everything and skips the
-        test metrics.
+        test metrics. The part is drawn from the images' content
+        (:func:`grouped_train_test_split` with their SHA-256 as ``keys``), so
+        it stays about the same when images are added.
 
     cv_folds : int, default=5
         Folds of ``StratifiedGroupKFold`` on the training part; at least 2.
@@ -125,8 +128,9 @@ def train_model(
 
     feature_cache : FeatureCache, str, os.PathLike or None, default=None
         Keep the features of single images of the blocks that learn nothing
-        on disk (a :class:`FeatureCache` or its folder), so a second training
-        on mostly the same photos computes only the new ones. None computes
+        on disk (a :class:`FeatureCache` or its folder), and the CNN
+        embeddings of the novelty index's views, so a second training on
+        mostly the same photos computes only the new ones. None computes
         everything. Not used on Dask or with an augmenting sampler.
 
     Returns
