@@ -264,6 +264,9 @@ def render(results, command):
         "scikit-learn (with SciPy and pandas), imbalanced-learn and skops "
         "(about 2 s of CPU time, one thread: under load, a larger share of the "
         "wall time than of the CPU time), the classifier fits of the folds, "
-        "the open-set thresholds and writing the model.",
+        "the open-set thresholds and writing the model. On amulet6 these "
+        "fixed costs are most of a warm command, so its ratio sits near the "
+        "target and moves by a few points with the machine's load from one "
+        "run to the next.",
     ]
     return lines

@@ -180,13 +180,19 @@ def _row(record):
 
 
 def _record(path, text, hashes):
-    """The ScanRecord of ``path`` from a cached row (without ``align_gray``)."""
-    fields = json.loads(text)
-    hashed = fields.pop("hashed")
-    return _scan.ScanRecord(
-        path=path, **fields,
-        phash=hashes[0].copy() if hashed else None,
-        vhash=hashes[1].copy() if hashed else None)
+    """The ScanRecord of ``path`` from a cached row (without ``align_gray``).
+
+    None when the row does not make a record (then the file is scanned).
+    """
+    try:
+        fields = json.loads(text)
+        hashed = fields.pop("hashed")
+        return _scan.ScanRecord(
+            path=path, **fields,
+            phash=hashes[0].copy() if hashed else None,
+            vhash=hashes[1].copy() if hashed else None)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def _needs_align_gray(record):
