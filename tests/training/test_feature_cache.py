@@ -159,13 +159,12 @@ def test_novelty_views_of_cached_photos_are_read_not_embedded(photos, tmp_path,
     unchanged photos come from the cache, and equal freshly computed ones."""
     from hybridclf.training import _novelty
 
-    viewed = []
+    viewed, degraded_views = [], _novelty.degraded_views
 
     def counting_views(images):
         viewed.append(len(images))
-        return _novelty.degraded_views.__wrapped__(images)
+        return degraded_views(images)
 
-    counting_views.__wrapped__ = _novelty.degraded_views
     monkeypatch.setattr(_novelty, "degraded_views", counting_views)
 
     def train(folder, cache):
