@@ -203,10 +203,12 @@ def measure_evaluation(folder, model_dir):
     info = read_model_info(model_dir)
     # the test part is what train_model held out: recompute the same split
     from hybridclf.training import grouped_train_test_split
+    from hybridclf.training._feature_cache import image_digest
 
     groups = duplicate_groups(paths)
     _, test = grouped_train_test_split(labels, groups, test_size=0.2,
-                                       random_state=0)
+                                       random_state=0,
+                                       keys=[image_digest(p) for p in paths])
     pipe = load_model(model_dir)
     report = evaluate_model(pipe, [paths[i] for i in test],
                             [labels[i] for i in test], model_info=info)

@@ -230,3 +230,7 @@ def test_train_merges_a_feedback_folder_and_reuses_cached_features(
     correct("coffee", _png(coffee[300:396, 200:296]))
     assert main([*argv, "--output-dir", str(tmp_path / "second")]) == 0
     assert "features computed for 1 of 30 images" in capsys.readouterr().out
+    # the duplicate search keeps what it measured of each photo there too
+    kept = [json.loads(p.read_text())
+            for p in (tmp_path / "cache").glob("*/settings.json")]
+    assert any(k.get("duplicate search") == "scan records" for k in kept)

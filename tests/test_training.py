@@ -47,6 +47,28 @@ def test_grouped_split_never_puts_a_group_on_both_sides(seed):
     assert set(labels[test]) == {"a", "b", "c"}
 
 
+def test_split_by_content_keeps_the_test_part_when_samples_are_added():
+    rng = np.random.RandomState(0)
+    labels = np.asarray(list("abc"))[rng.randint(0, 3, 300)]
+    groups = rng.randint(0, 250, 300)
+    keys = [f"photo {i}" for i in range(300)]
+    _, before = grouped_train_test_split(labels[:280], groups[:280], keys=keys[:280])
+    train, after = grouped_train_test_split(labels, groups, keys=keys)
+    assert not set(groups[train]) & set(groups[after])
+    for c in "abc":  # stratified
+        assert abs(np.isin(np.flatnonzero(labels == c), after).mean() - 0.2) < 0.03
+    # of the 280 samples, few change sides (StratifiedGroupKFold moves 76)
+    moved = set(before) ^ set(after[after < 280])
+    assert len(moved) <= 10
+    # the order of the samples does not matter, only what they are
+    order = rng.permutation(300)
+    _, shuffled = grouped_train_test_split(labels[order], groups[order],
+                                           keys=[keys[i] for i in order])
+    assert sorted(order[shuffled]) == sorted(after)
+    with pytest.raises(ValueError, match="got 2 keys for 300 samples"):
+        grouped_train_test_split(labels, groups, keys=keys[:2])
+
+
 def test_bad_test_size_is_explained():
     with pytest.raises(ValueError, match="'test_size' parameter.*Got 0.9"):
         grouped_train_test_split([0, 1], [0, 1], test_size=0.9)

@@ -6,8 +6,9 @@ checks draw their lines; :func:`find_duplicate_groups` gives one group id per
 file, for grouped cross-validation.
 
 The parts, one private module each: ``_scan`` (one read of each file),
-``_checks`` (integrity and quality), ``_pairs`` (the evidence of duplicate
-pairs), ``_grouping`` (pairs to groups), ``_duplicates`` (the duplicate
+``_scan_cache`` (what the scan and the alignment found, kept on disk for the
+next search), ``_checks`` (integrity and quality), ``_pairs`` (the evidence of
+duplicate pairs), ``_grouping`` (pairs to groups), ``_duplicates`` (the duplicate
 search), ``_advice`` (distribution and cross-validation plan), ``_report`` and
 ``_html`` (the report and its page), ``_inspect`` (the entry point).
 """

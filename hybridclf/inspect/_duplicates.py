@@ -28,6 +28,7 @@ from ._pairs import (
     nearest_pairs,
 )
 from ._scan import scan_files
+from ._scan_cache import ScanCache
 from ._thresholds import check_hash_distance, check_linkage, check_similarity
 
 logger = logging.getLogger(__name__)
@@ -119,7 +120,7 @@ def _near_hash_pairs(hashes, t):
     return pairs, candidates
 
 
-def duplicate_pairs(records, embeddings, t):
+def duplicate_pairs(records, embeddings, t, align=aligned_pairs):
     """Every duplicate pair of the scanned files, and the near misses.
 
     Parameters
@@ -132,6 +133,10 @@ def duplicate_pairs(records, embeddings, t):
 
     t : SearchSettings
         The thresholds.
+
+    align : callable, default=aligned_pairs
+        :func:`~._pairs.aligned_pairs`, or a cache's
+        (:meth:`~._scan_cache.ScanCache.aligned_pairs`).
 
     Returns
     -------
@@ -162,7 +167,7 @@ def duplicate_pairs(records, embeddings, t):
         joined = union_find_groups(len(records), [(p.i, p.j) for p in pairs])
         todo = sorted((i, j) for i, j in candidates if joined[i] != joined[j])
         logger.info("Aligning %d candidate pairs", len(todo))
-        for i, j, s in aligned_pairs(records, todo, t.aligned_similarity):
+        for i, j, s in align(records, todo, t.aligned_similarity):
             if s >= t.aligned_similarity:
                 pairs.append(DuplicatePair(i, j, "aligned pixels", s))
             elif s >= t.aligned_similarity - _NEAR_SIMILARITY:
@@ -180,17 +185,18 @@ def duplicate_pairs(records, embeddings, t):
     return sorted(best.values(), key=lambda p: (p.i, p.j)), near
 
 
-def search_duplicates(records, embeddings, t):
+def search_duplicates(records, embeddings, t, align=aligned_pairs):
     """The duplicate pairs of ``records``, their groups and the near misses.
 
     ``t`` carries ``hash_distance``, ``rotations``, ``embedding_similarity``
-    (None without embeddings), ``aligned_similarity`` and ``linkage``.
+    (None without embeddings), ``aligned_similarity`` and ``linkage``;
+    ``align`` is as in :func:`duplicate_pairs`.
 
     Returns
     -------
     search : DuplicateSearch
     """
-    pairs, near = duplicate_pairs(records, embeddings, t)
+    pairs, near = duplicate_pairs(records, embeddings, t, align)
     n = len(records)
     if t.linkage == "single":
         groups = union_find_groups(n, [(p.i, p.j) for p in pairs])
@@ -229,6 +235,7 @@ class SearchSettings:
 def find_duplicate_groups(
     paths, *, hash_distance=6, rotations=True, embedding_similarity=None,
     aligned_similarity=0.93, linkage="average", n_jobs=None, progress=False,
+    cache_dir=None,
 ):
     """Group image files that are exact or near duplicates of each other.
 
@@ -278,6 +285,12 @@ def find_duplicate_groups(
 
     {progress}
 
+    cache_dir : str, os.PathLike or None, default=None
+        A folder where each file's measures and hashes and the aligned pairs
+        are kept, under the file's content (:mod:`._scan_cache`): a second
+        search after a few files were added decodes only those. Not used
+        with ``embedding_similarity``. None keeps nothing.
+
     Returns
     -------
     groups : ndarray of shape (n_files,), dtype int64
@@ -314,9 +327,14 @@ def find_duplicate_groups(
     check_similarity("aligned_similarity", aligned_similarity, owner)
     check_linkage(linkage, owner)
     keep = CNN_SIZE if embedding_similarity is not None else None
+    settings = SearchSettings(hash_distance, rotations, embedding_similarity,
+                              aligned_similarity, linkage)
+    if cache_dir is not None and keep is None:
+        cache = ScanCache(cache_dir)
+        records = cache.scan_files(paths, n_jobs=n_jobs, progress=progress)
+        return search_duplicates(records, None, settings,
+                                 cache.aligned_pairs).groups
     records, images = scan_files(paths, n_jobs=n_jobs, keep_size=keep,
                                  progress=progress)
     embeddings = embed(images, n_jobs, progress) if keep is not None else None
-    settings = SearchSettings(hash_distance, rotations, embedding_similarity,
-                              aligned_similarity, linkage)
     return search_duplicates(records, embeddings, settings).groups

@@ -4,7 +4,8 @@
 
 1. a test part is split off by **groups** of near-identical images
    (:func:`duplicate_groups` or a CSV read by :func:`read_groups_csv`), so no
-   copy of a test image is trained on (:func:`grouped_train_test_split`);
+   copy of a test image is trained on (:func:`grouped_train_test_split`),
+   drawn from the images' content so that adding images moves few others;
 2. the training part is cross-validated with ``StratifiedGroupKFold``. The
    features of each fold are computed **once** and kept in memory; the
    default classifier and every candidate of a classifier search are fitted
@@ -22,8 +23,10 @@
 groups (:func:`find_training_groups`), builds the pipeline
 (:func:`make_training_pipeline`), trains it and saves it with
 :func:`training_metadata` and the files of :func:`training_files`.
-:class:`FeatureCache` keeps the features of single photos on disk, so
-training again after adding photos computes only the new ones.
+:class:`FeatureCache` keeps the features of single photos on disk (and the
+CNN embeddings of their views for the novelty index, and what the duplicate
+search measured of them), so training again after adding photos computes only
+the new ones.
 """
 
 from ._feature_cache import FeatureCache, default_feature_cache_dir

@@ -82,9 +82,12 @@ class SharedFeatures:
 
     cache : FeatureCache or None, default=None
         Where the fixed blocks' features of single images are kept.
+
+    digests : list of str or None, default=None
+        The images' :func:`image_digest`, when known; computed when needed.
     """
 
-    def __init__(self, pipe, X, y=None, *, cache=None):
+    def __init__(self, pipe, X, y=None, *, cache=None, digests=None):
         started = time.perf_counter()
         self._X, self._rows = X, np.arange(len(X))
         loader = get_loader(pipe)
@@ -94,6 +97,7 @@ class SharedFeatures:
         learns = any(e.learns_from_images() for _, e in blocks)
         #: the loaded images: all of them when a block learns, else a few
         self.images = self._load(self._rows) if learns else None
+        self.digests = digests
         self._some, self._prefit = {}, {}
         self._views = {}  # a ViewAugmenter's images and features, for all subsets
         todo = self._from_cache(cache, [(n, e) for n, e in blocks
@@ -142,14 +146,14 @@ class SharedFeatures:
         """Fill ``fixed`` from the cache; return {name: (missing rows, store)}."""
         self.fixed, todo = {}, {}
         everything = list(range(len(self._X)))
-        digests = None
+        digests = self.digests
         for name, extract in fixed:
             key = None if cache is None else cache.settings_key(extract, self._loader)
             if key is None:
                 todo[name] = (everything, _no_store)
                 continue
             if digests is None:
-                digests = [image_digest(x) for x in self._X]
+                digests = self.digests = [image_digest(x) for x in self._X]
             found, missing = cache.lookup(key, digests)
             if found:
                 width = len(next(iter(found.values())))

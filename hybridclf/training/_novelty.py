@@ -7,22 +7,42 @@ every training photo and its degraded views into an
 the threshold comes from grouped out-of-fold scores
 (:func:`novelty_threshold`). Pipelines without a CNN block keep the per-block
 OOD check of the other thresholds.
+
+The views cost three CNN passes per photo, more than the photo's own
+features; with a :class:`FeatureCache`, the embeddings of each view are kept
+under the photo's content and a key derived from the CNN block's
+(:meth:`FeatureCache.derived_key`: the view, and the code that makes it), so
+a retraining embeds the views of new photos only.
 """
 
+import logging
 import os
+import uuid
 
 import numpy as np
 
+from .. import neighbours
 from ..neighbours import (
+    THUMBNAIL_QUALITY,
+    THUMBNAIL_SIDE,
+    VIEWS,
     degraded_views,
     index_with_views,
     jpeg_thumbnails,
     novelty_scores,
 )
-from ..pipeline import get_loader
+from ..pipeline import (
+    get_block_extractor,
+    get_block_scaler,
+    get_loader,
+    iter_feature_blocks,
+)
 from ..prediction import embed_images
+from ._feature_cache import image_digest
 
 __all__ = ["EMBEDDING_BLOCK", "novelty_index", "novelty_threshold"]
+
+logger = logging.getLogger(__name__)
 
 #: The feature block whose output is the embedding of the novelty check.
 EMBEDDING_BLOCK = "cnn"
@@ -81,7 +101,8 @@ def novelty_threshold(embeddings, views, splits, *, quantile=0.995, k=1):
 
 
 def novelty_index(final, X_train, y_train, splits, quantile, *, embeddings=None,
-                  images=None, thumbnails=True, batch=256):
+                  images=None, thumbnails=True, batch=256, cache=None,
+                  digests=None):
     """The embedding index of the fitted pipeline and its novelty threshold.
 
     Only for a pipeline with a ``"cnn"`` block (the blocks without one judge
@@ -109,16 +130,28 @@ def novelty_index(final, X_train, y_train, splits, quantile, *, embeddings=None,
         computed it already (``SharedFeatures.fixed``); None embeds them.
 
     images : ndarray of shape (n_train, height, width, 3) or None, default=None
-        The training photos as loaded for the folds; None loads them. The
-        views are made from these.
+        The training photos as loaded for the folds; None loads them (only
+        those whose views are not in ``cache``). The views are made from
+        these.
 
     thumbnails : bool, default=True
         Keep a JPEG thumbnail of every training photo in the index
         (:func:`~hybridclf.neighbours.jpeg_thumbnails`, made from the loaded
-        photos), to show it as evidence.
+        photos; with ``cache``, kept beside the cached features), to show it
+        as evidence.
 
     batch : int, default=256
         Photos loaded and viewed at once (bounds the memory of the views).
+
+    cache : FeatureCache or None, default=None
+        Where the embeddings of the views are kept, under a key derived from
+        the CNN block's (:meth:`FeatureCache.derived_key`), when the block is
+        cached at all and ``embeddings`` is given: only the photos missing
+        there are loaded, viewed and embedded.
+
+    digests : sequence of str or None, default=None
+        The training photos' :func:`image_digest`; computed when None and
+        ``cache`` is used.
 
     Returns
     -------
@@ -129,25 +162,43 @@ def novelty_index(final, X_train, y_train, splits, quantile, *, embeddings=None,
     novelty : dict
         As from :func:`novelty_threshold`.
     """
-    loader = get_loader(final)
-    parts, view_parts, thumbs = [], [], []
-    for start in range(0, len(X_train), batch):
-        rows = slice(start, start + batch)
-        if images is not None:
-            loaded = images[rows]
-        else:
-            chunk = X_train[rows]
-            loaded = chunk if loader is None else loader.transform(chunk)
-        parts.append(embed_images(final, loaded) if embeddings is None
-                     else np.asarray(embeddings[rows], dtype=np.float32))
-        view_parts.append([embed_images(final, v) for v in degraded_views(loaded)])
+    n = len(X_train)
+    keys = None if embeddings is None else _view_keys(final, cache)
+    if keys is not None and digests is None:
+        digests = [image_digest(x) for x in X_train]
+    views, missing = _cached_views(cache, keys, digests, n, None if embeddings
+                                   is None else np.shape(embeddings)[1])
+    todo = np.arange(n) if keys is None else np.asarray(
+        sorted(set().union(*missing)), dtype=int)
+    if keys is not None:
+        logger.info("Novelty index: views embedded for %d of %d photos, the "
+                    "others read from the cache", len(todo), n)
+    parts, view_parts, made = [], [], {}
+    for start in range(0, len(todo), batch):
+        rows = todo[start:start + batch]
+        loaded = _loaded(final, X_train, images, rows)
         if thumbnails:
-            thumbs.extend(jpeg_thumbnails(loaded))
-    embeddings = np.vstack(parts)
-    views = [np.vstack(v) for v in zip(*view_parts)]
+            made.update(zip(rows.tolist(), jpeg_thumbnails(loaded)))
+        if embeddings is None:
+            parts.append(embed_images(final, loaded))
+        view_parts.append([embed_images(final, v) for v in degraded_views(loaded)])
+    if embeddings is None:
+        embeddings = np.vstack(parts)
+    embeddings = np.asarray(embeddings, dtype=np.float32)
+    computed = [np.vstack(v) for v in zip(*view_parts)]
+    for k, rows in enumerate(computed):
+        if views[k] is None:
+            views[k] = np.empty((n, rows.shape[1]), dtype=np.float32)
+        views[k][todo] = rows
+        if keys is not None:
+            store = sorted(missing[k])
+            cache.store(keys[k], [digests[i] for i in store],
+                        views[k][store])
     novelty = novelty_threshold(embeddings, views, splits, quantile=quantile)
+    thumbs = (_thumbnails(final, X_train, images, made, cache, digests, batch)
+              if thumbnails else None)
     index = index_with_views(embeddings, views, y_train, files=_file_names(X_train),
-                             thumbnails=thumbs if thumbnails else None)
+                             thumbnails=thumbs)
     return index, novelty
 
 
@@ -155,3 +206,97 @@ def _file_names(X):
     """The names of inputs given as paths, with "/" separators; "" for arrays."""
     return [os.fspath(x).replace(os.sep, "/") if isinstance(x, (str, os.PathLike))
             else "" for x in X]
+
+
+def _thumbnails(final, X_train, images, made, cache, digests, batch):
+    """A JPEG thumbnail per training photo.
+
+    Those made while embedding (``made``, by row), else read from the cache
+    folder (``thumbnails/<side>-<quality>/<sha256>.jpg``), else made from the
+    photo loaded again; the new ones are written to the cache.
+    """
+    thumbs = [made.get(i) for i in range(len(X_train))]
+    folder = None
+    if cache is not None and digests is not None:
+        folder = os.path.join(cache.directory, "thumbnails",
+                              f"{THUMBNAIL_SIDE}-{THUMBNAIL_QUALITY}")
+        for i, thumb in enumerate(thumbs):
+            path = os.path.join(folder, f"{digests[i]}.jpg")
+            if thumb is None and os.path.isfile(path):
+                with open(path, "rb") as fh:
+                    thumbs[i] = fh.read()
+    rest = [i for i, thumb in enumerate(thumbs) if thumb is None]
+    for start in range(0, len(rest), batch):
+        rows = np.asarray(rest[start:start + batch])
+        loaded = _loaded(final, X_train, images, rows)
+        for i, thumb in zip(rows.tolist(), jpeg_thumbnails(loaded)):
+            thumbs[i] = thumb
+    if folder is not None:
+        _store_thumbnails(folder, digests, thumbs, set(made) | set(rest))
+    return thumbs
+
+
+def _store_thumbnails(folder, digests, thumbs, rows):
+    """Write the thumbnails of ``rows`` into the cache folder, atomically."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        for i in sorted(rows):
+            tmp = os.path.join(folder, f".{uuid.uuid4().hex}.tmp")
+            with open(tmp, "wb") as fh:
+                fh.write(thumbs[i])
+            os.replace(tmp, os.path.join(folder, f"{digests[i]}.jpg"))
+    except OSError as exc:  # a cache that cannot be written only costs time
+        logger.warning("Cannot keep thumbnails in %s (%s); the next training "
+                       "makes them again", folder, exc)
+
+
+def _loaded(final, X_train, images, rows):
+    """Training photos ``rows`` as the pipeline's loader gives them."""
+    if images is not None:
+        return images[rows]
+    loader = get_loader(final)
+    chunk = X_train[rows]
+    return chunk if loader is None else loader.transform(chunk)
+
+
+def _view_keys(final, cache):
+    """The cache keys of the CNN embeddings of each view; None: not cached.
+
+    The embedding is the CNN block's own output only when the block has a
+    scaler (:func:`~hybridclf.prediction.embed_images`); that output is cached
+    when the extractor is (:meth:`FeatureCache.settings_key`).
+    """
+    if cache is None:
+        return None
+    block = dict(iter_feature_blocks(final)).get(EMBEDDING_BLOCK)
+    if block is None or get_block_scaler(block) is None:
+        return None
+    key = cache.settings_key(get_block_extractor(block), get_loader(final))
+    if key is None:
+        return None
+    from ..augment import gaussian_blur, rotate
+
+    return [cache.derived_key(key, list(view), neighbours, gaussian_blur, rotate)
+            for view in VIEWS]
+
+
+def _cached_views(cache, keys, digests, n, width):
+    """Each view's table from the cache (None where empty) and its missing rows.
+
+    Rows of another width than the embeddings' are not used (and replaced).
+    """
+    if keys is None:
+        return [None] * len(VIEWS), [range(n)] * len(VIEWS)
+    views, missing = [], []
+    for key in keys:
+        found, absent = cache.lookup(key, digests)
+        table = None
+        if found and len(next(iter(found.values()))) != width:
+            cache.store(key, [], np.empty((0, width)), replace=True)
+            found, absent = {}, list(range(n))
+        if found:
+            table = np.empty((n, width), np.float32)
+            table[list(found)] = np.stack(list(found.values()))
+        views.append(table)
+        missing.append(absent)
+    return views, missing

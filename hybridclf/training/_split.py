@@ -43,7 +43,7 @@ def _content_groups(paths):
 
 
 @Substitution(n_jobs=n_jobs_docstring("Threads for the inspector."))
-def duplicate_groups(paths, *, n_jobs=None):
+def duplicate_groups(paths, *, n_jobs=None, cache_dir=None):
     """One group id per image; near-identical images share one.
 
     Uses the dataset inspector's :func:`hybridclf.find_duplicate_groups`.
@@ -56,6 +56,11 @@ def duplicate_groups(paths, *, n_jobs=None):
         Image files.
 
     {n_jobs}
+
+    cache_dir : str, os.PathLike or None, default=None
+        Where the search keeps each photo's measures and hashes and the
+        aligned pairs, so that a second search decodes only new photos (the
+        folder of a :class:`FeatureCache`); None keeps nothing.
 
     Returns
     -------
@@ -74,7 +79,8 @@ def duplicate_groups(paths, *, n_jobs=None):
             stacklevel=2,
         )
         return _content_groups(paths)
-    return np.asarray(find_duplicate_groups(list(paths), n_jobs=n_jobs))
+    return np.asarray(find_duplicate_groups(list(paths), n_jobs=n_jobs,
+                                            cache_dir=cache_dir))
 
 
 def read_groups_csv(csv_path, paths, *, root=None):
@@ -146,12 +152,20 @@ def read_groups_csv(csv_path, paths, *, root=None):
     return groups.astype(np.int64)
 
 
-def grouped_train_test_split(labels, groups, *, test_size=0.2, random_state=0):
+def grouped_train_test_split(labels, groups, *, test_size=0.2, random_state=0,
+                             keys=None):
     """Split indices into a training and a test part that share no group.
 
-    The split is the first fold of a shuffled ``StratifiedGroupKFold`` with
-    ``round(1 / test_size)`` folds: classes keep about their proportions,
-    and every group lies wholly on one side.
+    Classes keep about their proportions, and every group lies wholly on one
+    side. Without ``keys``, the split is the first fold of a shuffled
+    ``StratifiedGroupKFold`` with ``round(1 / test_size)`` folds. With
+    ``keys`` (a content key per sample, such as its file's SHA-256), the
+    groups are taken in an order drawn from their keys and ``random_state``
+    (:func:`_stable_test_groups`), so the split depends on what the samples
+    are, not on how many others there are: adding 20 photos to 1,000 moves
+    only a few of the old ones across, a retrained model is tested on mostly
+    the same photos, and the work cached for the training photos stays
+    useful.
 
     Parameters
     ----------
@@ -165,7 +179,10 @@ def grouped_train_test_split(labels, groups, *, test_size=0.2, random_state=0):
         About the share of samples in the test part, in (0, 0.5].
 
     random_state : int, default=0
-        Seeds the shuffle.
+        Seeds the shuffle, or the order drawn from ``keys``.
+
+    keys : sequence of str or None, default=None
+        A key of each sample's content; None splits by position.
 
     Returns
     -------
@@ -183,6 +200,13 @@ def grouped_train_test_split(labels, groups, *, test_size=0.2, random_state=0):
     >>> train, test = grouped_train_test_split(labels, groups, test_size=0.25)
     >>> set(groups[i] for i in train) & set(groups[i] for i in test)
     set()
+    >>> keys = [f"photo {i}" for i in range(12)]
+    >>> train, test = grouped_train_test_split(labels, groups, test_size=0.25,
+    ...                                        keys=keys)
+    >>> more = grouped_train_test_split(labels + ["a"], groups + [10],
+    ...                                 test_size=0.25, keys=keys + ["new"])[1]
+    >>> set(test) <= set(more)
+    True
     """
     if not 0 < test_size <= 0.5:
         raise ValueError(
@@ -190,6 +214,10 @@ def grouped_train_test_split(labels, groups, *, test_size=0.2, random_state=0):
             f"in the range (0, 0.5]. Got {test_size!r} instead."
         )
     labels = np.asarray(labels)
+    if keys is not None:
+        test = _stable_test_groups(labels, np.asarray(groups), keys, test_size,
+                                   random_state)
+        return np.flatnonzero(~test), np.flatnonzero(test)
     n_splits = max(2, int(round(1 / test_size)))
     splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True,
                                     random_state=random_state)
@@ -198,6 +226,39 @@ def grouped_train_test_split(labels, groups, *, test_size=0.2, random_state=0):
         warnings.simplefilter("ignore", UserWarning)
         train, test = next(splitter.split(np.zeros(len(labels)), labels, groups))
     return train, test
+
+
+def _stable_test_groups(labels, groups, keys, test_size, random_state):
+    """Whether each sample is in the test part, drawn from its group's keys.
+
+    Each group's rank is the smallest SHA-256 of ``random_state`` and a
+    member's key; in rank order, a group joins the test part when that brings
+    the test count of each of its classes closer to ``test_size`` times the
+    class's size. A new sample changes the rank of its own group only, so it
+    moves at most the group that its class's quota then leaves out.
+    """
+    if len(keys) != len(labels):
+        raise ValueError(
+            f"grouped_train_test_split got {len(keys)} keys for {len(labels)} "
+            "samples; pass one key per sample."
+        )
+    _, group = np.unique(groups, return_inverse=True)
+    _, label = np.unique(labels, return_inverse=True)
+    counts = np.zeros((group.max() + 1, label.max() + 1), dtype=int)
+    np.add.at(counts, (group, label), 1)
+    rank = {}
+    for g, key in zip(group.tolist(), keys):
+        digest = hashlib.sha256(f"{random_state}:{key}".encode()).hexdigest()
+        rank[g] = min(rank.get(g, digest), digest)
+    quota = test_size * counts.sum(axis=0)
+    taken = np.zeros(len(quota))
+    chosen = []
+    for g in sorted(rank, key=rank.__getitem__):
+        present = counts[g] > 0
+        if np.all(counts[g][present] <= 2 * (quota - taken)[present]):
+            taken += counts[g]
+            chosen.append(g)
+    return np.isin(group, chosen)
 
 
 def join_identical_files(groups, paths):

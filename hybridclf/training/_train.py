@@ -4,8 +4,9 @@
 small record of the data and its splits (``_Run``):
 
 1. a test part is split off by **groups** of near-identical images, so no
-   copy of a test image is trained on (``_split.py``); the training part is
-   divided into the folds of ``StratifiedGroupKFold``;
+   copy of a test image is trained on, drawn from the images' content so that
+   it stays the same when images are added (``_split.py``); the training part
+   is divided into the folds of ``StratifiedGroupKFold``;
 2. the features of each fold are computed **once** and kept in memory
    (``_fold_features.py``);
 3. the default classifier and every candidate of a classifier search are
@@ -18,7 +19,8 @@ small record of the data and its splits (``_Run``):
 6. the final pipeline is fitted on the whole training part;
 7. with a CNN block, it embeds the training photos and their degraded views
    into the index of the novelty check, whose threshold comes from the
-   folds (``_novelty.py``);
+   folds (``_novelty.py``; the views of photos seen before come from the
+   feature cache);
 8. and the final pipeline is scored on the test part.
 """
 
@@ -36,7 +38,7 @@ from ..label_issues import find_label_issues
 from ..pipeline import get_classifier, set_classifier
 from ..prediction import block_ood_scores
 from ..utils._docstrings import Substitution, n_jobs_docstring
-from ._feature_cache import FeatureCache
+from ._feature_cache import FeatureCache, image_digest
 from ._fold_features import SharedFeatures, compute_folds, fit_features, on_cluster
 from ._novelty import EMBEDDING_BLOCK, novelty_index
 from ._result import TrainingResult, plain, scores
@@ -86,7 +88,9 @@ def train_model(
 
     test_size : float, default=0.2
         Share held out as the test part; 0 fits on everything and skips the
-        test metrics.
+        test metrics. The part is drawn from the images' content
+        (:func:`grouped_train_test_split` with their SHA-256 as ``keys``), so
+        it stays about the same when images are added.
 
     cv_folds : int, default=5
         Folds of ``StratifiedGroupKFold`` on the training part; at least 2.
@@ -127,8 +131,9 @@ def train_model(
 
     feature_cache : FeatureCache, str, os.PathLike or None, default=None
         Keep the features of single images of the blocks that learn nothing
-        on disk (a :class:`FeatureCache` or its folder), so a second training
-        on mostly the same photos computes only the new ones. None computes
+        on disk (a :class:`FeatureCache` or its folder), and the CNN
+        embeddings of the novelty index's views, so a second training on
+        mostly the same photos computes only the new ones. None computes
         everything. Not used on Dask or with an augmenting sampler.
 
     thumbnails : bool, default=True
@@ -183,6 +188,7 @@ class _Run:
     random_state: int
     n_jobs: object
     progress: bool
+    digests: list = None
     cache: object = None
     thumbnails: bool = True
     started: float = field(default_factory=time.perf_counter)
@@ -213,16 +219,19 @@ def _split(paths, labels, groups, *, test_size, cv_folds, random_state, n_jobs,
         np.asarray(paths))
     y = np.asarray(labels)
     groups = np.arange(len(y)) if groups is None else np.asarray(groups)
+    # the images' content: the key of the split, and of the feature cache
+    digests = [image_digest(x) for x in X]
     if test_size:
         train, test = grouped_train_test_split(y, groups, test_size=test_size,
-                                               random_state=random_state)
+                                               random_state=random_state,
+                                               keys=digests)
     else:
         train, test = np.arange(len(y)), np.array([], dtype=int)
     splits = cv_splits(y[train], groups[train], cv_folds=cv_folds,
                        random_state=random_state)
     return _Run(X=X, y=y, groups=groups, train=train, test=test, splits=splits,
                 random_state=random_state, n_jobs=n_jobs, progress=progress,
-                started=started)
+                digests=digests, started=started)
 
 
 def _train(run, pipe, search, param_grid, open_set_quantile):
@@ -275,7 +284,8 @@ def _fold_phase(run, pipe):
     t0 = time.perf_counter()
     shared = None
     if not on_cluster() and SharedFeatures.applies(pipe):
-        shared = SharedFeatures(pipe, run.X, run.y, cache=run.cache)
+        shared = SharedFeatures(pipe, run.X, run.y, cache=run.cache,
+                                digests=run.digests)
         run.timings["features_shared"] = shared.seconds
         if run.cache is not None:
             run.cache_use = {"n_images": len(run.y),
@@ -389,7 +399,8 @@ def _novelty_phase(run, final, blocks, shared, open_set):
             final, run.X_train, run.y_train, run.splits, open_set["quantile"],
             embeddings=None if embeddings is None else embeddings[run.train],
             images=None if images is None else images[run.train],
-            thumbnails=run.thumbnails)
+            thumbnails=run.thumbnails, cache=run.cache,
+            digests=[run.digests[i] for i in run.train])
     return index
 
 

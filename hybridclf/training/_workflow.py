@@ -51,7 +51,8 @@ QUICK_IMAGE_SIZE = 128
 QUICK_CV_FOLDS = 3
 
 
-def find_training_groups(paths, *, groups_csv=None, root=None, n_jobs=None):
+def find_training_groups(paths, *, groups_csv=None, root=None, n_jobs=None,
+                         cache_dir=None):
     """The group id of every image and where the groups came from.
 
     Parameters
@@ -70,6 +71,10 @@ def find_training_groups(paths, *, groups_csv=None, root=None, n_jobs=None):
     n_jobs : int, default=None
         Threads for finding duplicates.
 
+    cache_dir : str or None, default=None
+        Where the duplicate search keeps what it measured of each photo
+        (see :func:`duplicate_groups`); None keeps nothing.
+
     Returns
     -------
     groups : ndarray of int
@@ -82,7 +87,8 @@ def find_training_groups(paths, *, groups_csv=None, root=None, n_jobs=None):
     if groups_csv:
         groups = read_groups_csv(groups_csv, paths, root=root)
         return join_identical_files(groups, paths), str(groups_csv)
-    return duplicate_groups(paths, n_jobs=n_jobs), "found on the fly"
+    return (duplicate_groups(paths, n_jobs=n_jobs, cache_dir=cache_dir),
+            "found on the fly")
 
 
 def make_training_pipeline(*, features=None, classifier="ridge", quick=False,
@@ -359,11 +365,14 @@ def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
 
     cache_dir : str or None, default=None
         The folder of the per-image feature cache (:class:`FeatureCache`);
-        None is :func:`default_feature_cache_dir`.
+        None is :func:`default_feature_cache_dir`. It also keeps the
+        embeddings of the novelty index's views and what the duplicate search
+        measured of each photo.
 
     feature_cache : bool, default=True
-        Read unchanged photos' features from the cache and write new ones;
-        False computes every photo's features.
+        Read unchanged photos' features (and views and duplicate-search
+        measures) from the cache and write new ones; False computes
+        everything.
 
     cv_folds : int or None, default=None
         Grouped cross-validation folds; None means 5, or 3 with ``quick``.
@@ -400,9 +409,11 @@ def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
     roots = [data_dir] if isinstance(data_dir, (str, os.PathLike)) else list(data_dir)
     paths, labels, names = load_image_folders(roots)
     classes, counts = np.unique(labels, return_counts=True)
+    cache = FeatureCache(cache_dir) if feature_cache else None
     t0 = time.perf_counter()
-    groups, source = find_training_groups(paths, groups_csv=groups_csv,
-                                          root=roots, n_jobs=n_jobs)
+    groups, source = find_training_groups(
+        paths, groups_csv=groups_csv, root=roots, n_jobs=n_jobs,
+        cache_dir=None if cache is None else cache.directory)
     group_seconds = time.perf_counter() - t0
     pipe = make_training_pipeline(
         features=features, classifier=classifier, quick=quick,
@@ -411,7 +422,6 @@ def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
     set_image_params(pipe, max_pixels=max_pixels)
     if cv_folds is None:
         cv_folds = QUICK_CV_FOLDS if quick else 5
-    cache = FeatureCache(cache_dir) if feature_cache else None
     with _dask_backend(scheduler):
         result = train_model(pipe, paths, labels, groups=groups,
                              test_size=test_size, cv_folds=cv_folds, search=search,

@@ -151,3 +151,44 @@ def test_cached_rows_of_another_width_are_replaced(photos, tmp_path, caplog):
                                first.pipeline.decision_function(paths), rtol=1e-5)
     _train(root, cache)
     assert CountingColor.images == 0
+
+
+def test_novelty_views_of_cached_photos_are_read_not_embedded(photos, tmp_path,
+                                                              monkeypatch):
+    """The CNN embeddings of the novelty index's blurred and turned views of
+    unchanged photos come from the cache, and equal freshly computed ones."""
+    from hybridclf.training import _novelty
+
+    viewed, degraded_views = [], _novelty.degraded_views
+
+    def counting_views(images):
+        viewed.append(len(images))
+        return degraded_views(images)
+
+    monkeypatch.setattr(_novelty, "degraded_views", counting_views)
+
+    def train(folder, cache):
+        paths, labels = load_image_folder(folder)
+        pipe = make_hybrid_pipeline(features=["cnn", "color"]).set_params(
+            load__size=48, features__cnn__extract__image_size=48,
+            features__cnn__extract__engine="torch")  # no ONNX export
+        viewed.clear()
+        result = train_model(pipe, paths, labels, cv_folds=2, test_size=0,
+                             feature_cache=cache)
+        return result, sum(viewed)
+
+    root, extra = photos
+    cache = tmp_path / "cache"
+    _, first = train(root, cache)
+    assert first == 18
+    shutil.copytree(extra, root, dirs_exist_ok=True)
+    warm, second = train(root, cache)
+    assert second == 6  # the new photos only
+    fresh, everything = train(root, None)
+    assert everything == 24
+    np.testing.assert_allclose(warm.neighbours.embeddings_,
+                               fresh.neighbours.embeddings_, atol=2e-3)
+    np.testing.assert_array_equal(warm.neighbours.sources_,
+                                  fresh.neighbours.sources_)
+    assert warm.open_set["novelty"]["threshold"] == pytest.approx(
+        fresh.open_set["novelty"]["threshold"], abs=1e-3)

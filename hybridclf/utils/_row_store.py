@@ -1,0 +1,289 @@
+"""Rows of arrays kept on disk under content digests: the store of the caches.
+
+The feature cache (:class:`hybridclf.training.FeatureCache`) and the
+duplicate search's cache (``hybridclf.inspect._scan_cache``) keep one row per
+image (or pair of images) under a **settings key** that says how the rows
+were computed. :class:`RowStore` is their common store: ``DIR/<key>/`` holds
+``settings.json`` (what the key stands for) and ``.npz`` shards, each with
+``keys`` (SHA-256 digests, hex) and named arrays of one row per key. A run
+writes one new shard, to a temporary name first and then renamed, so a
+concurrent run never reads half a file; past ``max_shards`` shards a key's
+shards are merged into one. A shard that cannot be read (truncated,
+bit-flipped: the zip format's CRC-32 catches it) or that does not hold the
+expected arrays is logged and deleted, never used.
+
+The helpers make settings keys: :func:`library_versions`,
+:func:`source_digests` (an edited module in a development checkout keeps
+the package version; its content still changes the key), :func:`file_digest`
+and :func:`settings_hash`.
+"""
+
+import hashlib
+import json
+import logging
+import os
+import sys
+import uuid
+from functools import lru_cache
+from importlib.metadata import PackageNotFoundError, version
+
+import numpy as np
+
+__all__ = [
+    "RowStore",
+    "content_digest",
+    "file_digest",
+    "library_versions",
+    "settings_hash",
+    "source_digests",
+]
+
+logger = logging.getLogger(__name__)
+
+DIGEST_DTYPE = "S64"  # hex SHA-256
+
+
+@lru_cache(maxsize=8)
+def library_versions(packages):
+    """``{package: version}`` of the installed ones among ``packages`` (a tuple)."""
+    versions = {}
+    for package in packages:
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            pass
+    return versions
+
+
+@lru_cache(maxsize=256)
+def _digest_of_file(path, size, mtime_ns):
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_digest(path):
+    """SHA-256 (hex) of a file's bytes, remembered while its size and time hold."""
+    st = os.stat(path)
+    return _digest_of_file(os.fspath(path), st.st_size, st.st_mtime_ns)
+
+
+def source_digests(*objects):
+    """SHA-256 of the source files behind ``objects``, by module name.
+
+    A module counts as itself, a function as its module; any other object
+    counts as the modules of the classes of its type's MRO (scikit-learn's
+    and the builtins' left out).
+    """
+    modules = []
+    for obj in objects:
+        if isinstance(obj, type(sys)):
+            modules.append(obj.__name__)
+        elif isinstance(obj, type(source_digests)):
+            modules.append(obj.__module__)
+        else:
+            modules.extend(cls.__module__ for cls in type(obj).__mro__)
+    digests = {}
+    for name in modules:
+        path = getattr(sys.modules.get(name), "__file__", None)
+        if not path or name.split(".")[0] in ("builtins", "sklearn"):
+            continue
+        try:
+            digests[name] = file_digest(path)
+        except OSError:
+            continue
+    return digests
+
+
+def settings_hash(description):
+    """The 32-hex-digit key of a JSON-able description of settings."""
+    text = json.dumps(description, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def content_digest(image):
+    """SHA-256 (hex) of an image's content: a file's bytes, bytes, or an array.
+
+    Returns None for a file that cannot be read (the loader reports it).
+    """
+    digest = hashlib.sha256()
+    if isinstance(image, (str, os.PathLike)):
+        try:
+            with open(image, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(chunk)
+        except OSError:
+            return None
+    elif isinstance(image, (bytes, bytearray)):
+        digest.update(image)
+    else:
+        array = np.ascontiguousarray(image)
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+class RowStore:
+    """Rows of named arrays under digests, in per-key folders of shards.
+
+    See the module's docstring for the layout.
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+        The folder of the keys' folders.
+
+    fields : dict of str to dtype
+        The arrays of each row besides ``keys``, and their dtypes (for a
+        bytes dtype, any length). A shard without exactly these is not used.
+
+    max_shards : int, default=8
+        Shards of one key before they are merged into one.
+
+    name : str, default="cache"
+        What the log messages call it ("feature cache").
+    """
+
+    def __init__(self, directory, fields, *, max_shards=8, name="cache"):
+        self.directory = os.fspath(directory)
+        self.fields = {name: np.dtype(dtype) for name, dtype in fields.items()}
+        self.max_shards = max_shards
+        self.name = name
+
+    def describe(self, key, description):
+        """Write ``settings.json`` of a key once (what its folder holds)."""
+        folder = os.path.join(self.directory, key)
+        path = os.path.join(folder, "settings.json")
+        if os.path.exists(path):
+            return
+        try:
+            os.makedirs(folder, exist_ok=True)
+            tmp = f"{path}.{uuid.uuid4().hex}.tmp"
+            with open(tmp, "w", encoding="utf-8") as fh:
+                json.dump(description, fh, indent=2, sort_keys=True)
+            os.replace(tmp, path)
+        except OSError as exc:
+            logger.warning("Cannot write the %s %s: %s", self.name, folder, exc)
+
+    def shards(self, key):
+        """The shard files of a key."""
+        folder = os.path.join(self.directory, key)
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            return []
+        return sorted(os.path.join(folder, n) for n in names if n.endswith(".npz"))
+
+    def _read_shard(self, path):
+        """{"keys": ..., field: ...} of one shard; None when missing or unusable."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {name: data[name] for name in ("keys", *self.fields)}
+                extra = set(data.files) - set(arrays)
+            keys = arrays["keys"]
+            bad = [f"{name} {a.dtype}{a.shape}" for name, a in arrays.items()
+                   if len(a) != len(keys) or not _same_kind(
+                       a.dtype, self.fields.get(name, np.dtype(DIGEST_DTYPE)))]
+            if keys.ndim != 1 or bad or extra:
+                raise ValueError("unexpected arrays " + ", ".join(
+                    bad + sorted(extra) or [f"keys{keys.shape}"]))
+            return arrays
+        except FileNotFoundError:
+            return None  # merged away by a concurrent run
+        except Exception as exc:  # noqa: BLE001 - any damage means: recompute
+            self.discard(path, f"damaged ({type(exc).__name__}: {exc})")
+            return None
+
+    def load(self, key):
+        """Every stored row of a key.
+
+        Returns
+        -------
+        index : dict of bytes to int
+            Digest -> row of ``arrays`` (a later shard wins).
+
+        arrays : dict of str to ndarray or None
+            Each field's rows; None when nothing is stored.
+
+        read : list of str
+            The shards read.
+        """
+        parts, read = [], []
+        for path in self.shards(key):
+            shard = self._read_shard(path)
+            if shard is None:
+                continue
+            if parts and any(shard[n].shape[1:] != parts[0][n].shape[1:]
+                             for n in self.fields):
+                self.discard(path, "rows shaped unlike the other shards")
+                continue
+            parts.append(shard)
+            read.append(path)
+        if not parts:
+            return {}, None, read
+        keys = np.concatenate([p["keys"] for p in parts])
+        arrays = {n: np.concatenate([p[n] for p in parts]) for n in self.fields}
+        return dict(zip(keys.tolist(), range(len(keys)))), arrays, read
+
+    def discard(self, path, why):
+        """Log and delete a shard that must not be used; its rows are recomputed."""
+        logger.warning("Ignoring the %s file %s: %s; its rows are recomputed.",
+                       self.name, path, why)
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+
+    def append(self, key, digests, arrays):
+        """Store rows: ``digests`` (hex str) and each field's array of rows.
+
+        Write errors are logged, not raised: a cache that cannot be written
+        only costs recomputation.
+        """
+        if not len(digests):
+            return
+        rows = {n: np.asarray(arrays[n], dtype=self.fields[n]) for n in self.fields}
+        try:
+            self._write(key, np.asarray(digests, dtype=DIGEST_DTYPE), rows)
+            if len(self.shards(key)) > self.max_shards:
+                self._merge(key)
+        except OSError as exc:
+            logger.warning("Cannot write the %s in %s: %s", self.name,
+                           self.directory, exc)
+
+    def clear(self, key):
+        """Delete a key's rows (they no longer fit)."""
+        for path in self.shards(key):
+            self.discard(path, "replaced by recomputed rows")
+
+    def _write(self, key, keys, rows):
+        folder = os.path.join(self.directory, key)
+        os.makedirs(folder, exist_ok=True)
+        name = uuid.uuid4().hex
+        tmp = os.path.join(folder, f".{name}.tmp")
+        with open(tmp, "wb") as fh:
+            np.savez(fh, keys=keys, **rows)
+        os.replace(tmp, os.path.join(folder, f"{name}.npz"))  # atomic
+
+    def _merge(self, key):
+        """Merge a key's shards into one; the merged ones are then removed."""
+        index, arrays, read = self.load(key)
+        if len(read) < 2:
+            return
+        rows = list(index.values())
+        self._write(key, np.asarray(list(index), dtype=DIGEST_DTYPE),
+                    {n: a[rows] for n, a in arrays.items()})
+        for path in read:
+            try:
+                os.remove(path)
+            except OSError:
+                pass
+
+
+def _same_kind(dtype, expected):
+    """Whether a stored array's dtype is the field's (any length for bytes)."""
+    if expected.kind in "SU":
+        return dtype.kind == expected.kind
+    return dtype == expected
