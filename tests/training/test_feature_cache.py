@@ -192,3 +192,6 @@ def test_novelty_views_of_cached_photos_are_read_not_embedded(photos, tmp_path,
                                   fresh.neighbours.sources_)
     assert warm.open_set["novelty"]["threshold"] == pytest.approx(
         fresh.open_set["novelty"]["threshold"], abs=1e-3)
+    # the thumbnails of cached photos are read from the cache, not lost
+    assert all(t for t in warm.neighbours.thumbnails_)
+    assert warm.neighbours.thumbnails_ == fresh.neighbours.thumbnails_
