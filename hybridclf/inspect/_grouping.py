@@ -57,6 +57,34 @@ def union_find_groups(n, pairs):
     return _renumber([find(i) for i in range(n)])
 
 
+def open_triangles(pairs, checked=()):
+    """Pairs of items that share a partner in ``pairs`` but are not a pair.
+
+    Parameters
+    ----------
+    pairs : iterable of (int, int)
+        The linked pairs.
+
+    checked : collection of (int, int), default=()
+        Pairs ``(i, j)``, ``i < j``, to leave out (already checked).
+
+    Returns
+    -------
+    pairs : list of (int, int)
+        Sorted ``(i, j)`` with ``i < j``.
+    """
+    partners = {}
+    for i, j in pairs:
+        partners.setdefault(i, set()).add(j)
+        partners.setdefault(j, set()).add(i)
+    out = set()
+    for others in partners.values():
+        for a in others:
+            out.update((a, b) for b in others
+                       if a < b and b not in partners[a] and (a, b) not in checked)
+    return sorted(out)
+
+
 def _renumber(keys):
     """Ids 0, 1, ... in order of first appearance of each key."""
     ids, groups = {}, np.empty(len(keys), dtype=np.int64)

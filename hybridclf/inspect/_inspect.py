@@ -11,13 +11,13 @@ from ._advice import cv_advice, distribution
 from ._checks import class_outliers, integrity_issues, quality_issues, size_outliers
 from ._docs import fill_doc
 from ._duplicates import (
-    CANDIDATE_HASH_DISTANCE,
     CNN_SIZE,
     DuplicateSearch,
     SearchSettings,
     embed,
     search_duplicates,
 )
+from ._evidence import CANDIDATE_HASH_DISTANCE
 from ._labels import check_labels
 from ._report import DatasetReport, NonImageFile
 from ._scan import list_files, scan_files
@@ -87,13 +87,14 @@ def _issues(records, labels, embeddings, thresholds):
     return issues
 
 
-def _search(records, embeddings, t, quick, check_duplicates):
+def _search(records, embeddings, t, quick, check_duplicates, n_jobs):
     if not check_duplicates:
         return DuplicateSearch(pairs=[], groups=np.arange(len(records)), weakest={},
                                near_misses=[])
     settings = SearchSettings(
         t.hash_distance, t.rotations,
-        None if quick else t.embedding_similarity, t.aligned_similarity, t.linkage)
+        None if quick else t.embedding_similarity, t.aligned_similarity, t.linkage,
+        n_jobs)
     return search_duplicates(records, embeddings, settings)
 
 
@@ -235,9 +236,10 @@ def inspect_dataset(root, *, test_root=None, quick=False, check_duplicates=True,
     if embeddings is not None:
         embeddings = embeddings[index]
     issues = _issues(records, files.labels, embeddings, thresholds)
-    search = _search(records, embeddings, thresholds, quick, check_duplicates)
+    search = _search(records, embeddings, thresholds, quick, check_duplicates,
+                     n_jobs)
     for rec in records:
-        rec.align_gray = None
+        rec.align_gray = rec.align_value = None
     groups = search.groups
     readable = [i for i, rec in enumerate(records)
                 if rec.error is None and files.splits[i] == "train"]
