@@ -8,11 +8,18 @@ What it measures, over loopback only (127.0.0.1):
   (must be 0);
 - in-process :func:`hybridclf.prediction.predict_open_set` on the same image
   bytes, to give the server's overhead (server p50 / in-process median);
-- the server's resident memory after start-up and after the load.
+- the server's resident memory after start-up and after the load;
+- for the first model (the default), the cost of the nearest training photos:
+  one client alternating ``/predict`` without and with ``"neighbours": 3``,
+  so that both see the same load, and in process
+  :meth:`~hybridclf.neighbours.EmbeddingIndex.neighbours` on synthetic
+  indexes of 10,000 photos of the model's embedding dimension.
 
 The server is ``hybridclf serve`` in a subprocess (one worker). Without
 ``--model-dir`` the default pipeline (``make_hybrid_pipeline()``) is trained on
-``amulet6`` and saved in a temporary folder first.
+``amulet6`` and saved in a temporary folder first, with the embedding index of
+its training photos that ``hybridclf train`` keeps (each photo and its
+degraded views, file names, thumbnails), built here by :func:`build_index`.
 
 It writes a section of ``docs/benchmarks.md`` (between the markers
 ``<!-- bench_serve:start -->`` and ``<!-- bench_serve:end -->``) and the raw
@@ -22,6 +29,10 @@ Run it from the repository root::
 
     .venv/bin/python benchmarks/bench_serve.py          # 30 s per phase
     .venv/bin/python benchmarks/bench_serve.py --quick  # small model, 3 s
+    .venv/bin/python benchmarks/bench_serve.py --neighbours-only
+
+``--neighbours-only`` measures the nearest training photos alone and rewrites
+only their part of the section (its own markers inside it).
 
 ``--quick`` trains HOG + colour at 64 px and writes to a temporary folder
 instead of ``docs/``. The data is read from ``../shared/data/amulet6`` beside
@@ -52,9 +63,16 @@ DOCS_FILE = REPO_ROOT / "docs" / "benchmarks.md"
 RESULTS_FILE = REPO_ROOT / "benchmarks" / "results" / "bench_serve.json"
 START_MARKER = "<!-- bench_serve:start -->"
 END_MARKER = "<!-- bench_serve:end -->"
+NB_START = "<!-- bench_serve_neighbours:start -->"
+NB_END = "<!-- bench_serve_neighbours:end -->"
 COMMAND = ".venv/bin/python benchmarks/bench_serve.py"
 QUICK_COMMAND = COMMAND + " --quick"
+NB_COMMAND = COMMAND + " --neighbours-only"
 CONCURRENCY = 8
+#: Nearest training photos asked for in the comparison.
+NEIGHBOURS = 3
+#: Training photos of the synthetic indexes searched in process.
+SYNTHETIC_PHOTOS = 10_000
 JSON_HEADERS = {"Content-Type": "application/json"}
 
 
@@ -94,9 +112,34 @@ MODELS = {
 }
 
 
-def train_model(folder, out, quick, **kwargs):
-    """Train and save the benchmark's model; return its folder."""
+def build_index(pipe, paths, labels, root, batch=64):
+    """The embedding index of the training photos, as ``hybridclf train`` keeps it.
+
+    Each photo and its degraded views (:data:`hybridclf.neighbours.VIEWS`),
+    with its label, its file name relative to ``root`` and a JPEG thumbnail.
+    """
+    import numpy as np
+
+    from hybridclf.neighbours import degraded_views, index_with_views, jpeg_thumbnails
+    from hybridclf.pipeline import get_loader
+    from hybridclf.prediction import embed_images
+
+    loader = get_loader(pipe)
+    parts, views, thumbs = [], [], []
+    for start in range(0, len(paths), batch):
+        loaded = loader.transform(paths[start : start + batch])
+        parts.append(embed_images(pipe, loaded))
+        views.append([embed_images(pipe, v) for v in degraded_views(loaded)])
+        thumbs += jpeg_thumbnails(loaded)
+    files = [Path(p).relative_to(root).as_posix() for p in paths]
+    return index_with_views(np.vstack(parts), [np.vstack(v) for v in zip(*views)],
+                            labels, files=files, thumbnails=thumbs)
+
+
+def train_model(folder, out, quick, *, index=False, **kwargs):
+    """Train and save the benchmark's model (with its index); return its folder."""
     from hybridclf import load_image_folder, make_hybrid_pipeline, save_model
+    from hybridclf.neighbours import INDEX_FILE
 
     paths, labels = load_image_folder(folder)
     if quick:
@@ -104,7 +147,10 @@ def train_model(folder, out, quick, **kwargs):
             load__size=64)
     else:
         pipe = make_hybrid_pipeline(**kwargs)
-    save_model(pipe.fit(paths, labels), out)
+    pipe.fit(paths, labels)
+    files = ({INDEX_FILE: build_index(pipe, paths, labels, folder).to_bytes()}
+             if index else {})
+    save_model(pipe, out, files=files)
     return out, paths
 
 
@@ -163,6 +209,99 @@ def load_phase(url, body, clients, duration):
     return {"clients": clients, "requests": len(latencies), "errors": errors[0],
             "requests_per_s": len(latencies) / wall,
             **{f"{k}_ms": v for k, v in _percentiles(latencies).items()}}
+
+
+def neighbours_phase(url, bodies, duration):
+    """One client alternating two requests for ``duration`` s; their latencies.
+
+    ``bodies`` maps a name to an encoded /predict body. Alternating puts both
+    under the same load, which a shared machine changes from second to
+    second; the paired differences (each request minus the one before it of
+    the other kind) cancel the slow drifts.
+    """
+    import httpx
+
+    names = list(bodies)
+    latencies = {name: [] for name in names}
+    sizes, errors = {}, 0
+    stop = time.monotonic() + duration
+    with httpx.Client(base_url=url, timeout=30) as http:
+        while time.monotonic() < stop:
+            for name in names:
+                start = time.perf_counter()
+                r = http.post("/predict", content=bodies[name], headers=JSON_HEADERS)
+                elapsed = (time.perf_counter() - start) * 1000.0
+                if r.status_code == 200 and r.json().get("success"):
+                    latencies[name].append(elapsed)
+                    sizes[name] = len(r.content)
+                else:
+                    errors += 1
+    n = min(len(v) for v in latencies.values())
+    paired = [b - a for a, b in zip(latencies[names[0]][:n],
+                                    latencies[names[1]][:n])]
+    return {"errors": errors,
+            "paired_diff_p50_ms": statistics.median(paired) if paired else None,
+            **{name: {"requests": len(v), "answer_bytes": sizes.get(name),
+                      **{f"{k}_ms": x for k, x in _percentiles(v).items()}}
+               for name, v in latencies.items()}}
+
+
+def _search_times(index, queries, repeats):
+    """Median ms per image of the service's search and data URIs."""
+    from hybridclf.serve._predict import neighbour_answers
+
+    ks = [NEIGHBOURS] * len(queries)
+    neighbour_answers(index.neighbours(queries, NEIGHBOURS), ks)  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        neighbour_answers(index.neighbours(queries, NEIGHBOURS), ks)
+        times.append((time.perf_counter() - start) * 1000.0 / len(queries))
+    return statistics.median(times)
+
+
+def search_ms(dim, repeats=50):
+    """In-process :meth:`EmbeddingIndex.neighbours` on synthetic indexes.
+
+    Unit Gaussian embeddings of dimension ``dim`` for
+    :data:`SYNTHETIC_PHOTOS` photos, alone and with 3 views each (the
+    layout ``hybridclf train`` saves), 4 KB thumbnails; the time includes
+    the thumbnails' data URIs, as the service answers them. With NumPy's
+    BLAS threads as they are (every core) and with one: on a busy machine a
+    small product split over threads waits for a descheduled one.
+    """
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    from hybridclf.neighbours import VIEWS, index_with_views
+
+    rng = np.random.default_rng(0)
+    photos = rng.standard_normal((SYNTHETIC_PHOTOS, dim), dtype=np.float32)
+    thumbs = [bytes(4096)] * SYNTHETIC_PHOTOS
+    out = []
+    for n_views in (0, len(VIEWS)):
+        views = [photos + 0.3 * rng.standard_normal(photos.shape, dtype=np.float32)
+                 for _ in range(n_views)]
+        index = index_with_views(photos, views, thumbnails=thumbs)
+        row = {"photos": SYNTHETIC_PHOTOS, "entries": len(index.embeddings_)}
+        for batch in (1, 32):
+            queries = rng.standard_normal((batch, dim), dtype=np.float32)
+            row[f"ms_per_image_batch{batch}"] = _search_times(index, queries,
+                                                              repeats)
+            with threadpool_limits(limits=1, user_api="blas"):
+                row[f"ms_per_image_batch{batch}_1thread"] = _search_times(
+                    index, queries, repeats)
+        out.append(row)
+        del index, views
+    return out
+
+
+def load_average():
+    """The 1-minute load average, or None where the OS does not say."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
 
 
 def server_counters(url):
@@ -225,6 +364,88 @@ def _time_split(result):
             "model's thread")
 
 
+def _load_words(start, end, nproc):
+    if start is None:
+        return "the load average is not known on this system"
+    words = (f"1-minute load average {start:.1f} at the start and {end:.1f} at "
+             f"the end, on {nproc} cores")
+    if max(start, end) > 0.5 * nproc:
+        words += (": the machine was shared with other jobs, so the absolute "
+                  "latencies are inflated; the figure is the difference between "
+                  "the two kinds of request, measured alternately under the same "
+                  "load")
+    return words
+
+
+def render_neighbours(nb, machine, quick):
+    """The part of the section on ``"neighbours": 3``, between its markers."""
+    phase, index = nb["phase"], nb["index"]
+    without, with_ = phase["without"], phase["with"]
+    lines = [
+        NB_START,
+        f"### Nearest training photos (`\"neighbours\": {NEIGHBOURS}`)",
+        "",
+        f"{nb['model']}, served with the index of its {index['photos']} training "
+        f"photos and their degraded views ({index['entries']} entries of "
+        f"{index['dim']} dimensions, thumbnails; what `hybridclf train` keeps). "
+        f"One client alternates `POST /predict` of the same photo without and "
+        f"with `\"neighbours\": {NEIGHBOURS}` for {nb['duration_s']:.0f} s; "
+        "*paired* is the median of each request's latency minus the one before "
+        "it of the other kind.",
+        "",
+        "| request | requests | p50 ms | p95 ms | answer bytes |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        f"| without neighbours | {without['requests']} | {without['p50_ms']:.1f} | "
+        f"{without['p95_ms']:.1f} | {without['answer_bytes']} |",
+        f"| `\"neighbours\": {NEIGHBOURS}` | {with_['requests']} | "
+        f"{with_['p50_ms']:.1f} | {with_['p95_ms']:.1f} | {with_['answer_bytes']} |",
+        f"| difference | | {with_['p50_ms'] - without['p50_ms']:+.1f} "
+        f"(paired {phase['paired_diff_p50_ms']:+.1f}) | "
+        f"{with_['p95_ms'] - without['p95_ms']:+.1f} | "
+        f"{with_['answer_bytes'] - without['answer_bytes']:+d} |",
+        "",
+        f"The search alone, in process: `EmbeddingIndex.neighbours(k={NEIGHBOURS})` "
+        "and the thumbnails' data URIs, on synthetic unit embeddings of "
+        f"{index['dim']} dimensions (float16, as saved); median ms per image.",
+        "",
+        "| index | entries | one image | in a batch of 32 | one image, 1 BLAS "
+        "thread | in a batch of 32, 1 BLAS thread |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in nb["search"]:
+        kind = ("photos only" if row["entries"] == row["photos"]
+                else "photos and 3 views each")
+        lines.append(f"| {row['photos']:,} {kind} | {row['entries']:,} | "
+                     + " | ".join(f"{row[f'ms_per_image_batch{b}{t}']:.2f}"
+                                  for t in ("", "_1thread") for b in (1, 32))
+                     + " |")
+    lines += [
+        "",
+        "On a busy machine NumPy's BLAS splits even a one-image product over "
+        "its threads and then waits for one that is descheduled: compare the "
+        "1-thread columns.",
+        "",
+        "Target: the search adds at most 2 ms per image for a 10,000-image index.",
+        f"- Load: {_load_words(*nb['load'], machine['nproc'])}.",
+        f"- Machine: {machine['cpu_model']}, {machine['nproc']} cores; measured "
+        f"{nb['date']}.",
+        f"- Command: `{QUICK_COMMAND if quick else nb['command']}`",
+        NB_END,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_neighbours(docs_file, block):
+    """Replace the neighbours part inside the section (or add it at its end)."""
+    text = docs_file.read_text(encoding="utf-8") if docs_file.exists() else ""
+    if NB_START not in text and END_MARKER in text:
+        at = text.index(END_MARKER)
+        text = text[:at].rstrip("\n") + "\n\n" + block + text[at:]
+        docs_file.write_text(text, encoding="utf-8")
+    else:
+        _common.write_section(docs_file, block, NB_START, NB_END)
+
+
 def render_section(report):
     m = report["machine"]
     lines = [
@@ -272,8 +493,11 @@ def render_section(report):
         f"- Machine: {m['cpu_model']}, {m['nproc']} cores; measured "
         f"{report['date']}.",
         f"- Command: `{QUICK_COMMAND if report['quick'] else COMMAND}`",
-        END_MARKER,
+        "",
     ]
+    if report.get("neighbours"):
+        lines.append(render_neighbours(report["neighbours"], m, report["quick"]))
+    lines.append(END_MARKER)
     return "\n".join(lines) + "\n"
 
 
@@ -285,6 +509,9 @@ def parse_args(argv):
                         help="serve this model instead of training one")
     parser.add_argument("--duration", type=float, default=None,
                         help="seconds per load phase (default: 30, 3 with --quick)")
+    parser.add_argument("--neighbours-only", action="store_true",
+                        help="measure only '\"neighbours\": 3' on the default "
+                        "model and rewrite only that part of the section")
     return parser.parse_args(argv)
 
 
@@ -302,63 +529,115 @@ def main(argv=None):
         shutil.rmtree(tmp, ignore_errors=True)  # the trained models
 
 
-def measure(args, folder, duration, tmp):
-    """Train (unless --model-dir), serve, load, write the figures; exit code."""
+def _models(args, folder, tmp):
+    """(name, model directory) of the models to serve, and the photos."""
     if args.model_dir:
         from hybridclf import load_image_folder
 
-        paths = load_image_folder(folder)[0]
-        models = [(str(args.model_dir), Path(args.model_dir))]
-    elif args.quick:
-        model_dir, paths = train_model(folder, Path(tmp) / "quick", True)
-        models = [("HOG + colour, 64 px (--quick)", model_dir)]
-    else:
-        models = []
-        for i, (name, kwargs) in enumerate(MODELS.items()):
-            model_dir, paths = train_model(folder, Path(tmp) / f"model{i}", False,
-                                           **kwargs)
-            models.append((name, model_dir))
+        return [(str(args.model_dir), Path(args.model_dir))], load_image_folder(
+            folder)[0]
+    if args.quick:
+        model_dir, paths = train_model(folder, Path(tmp) / "quick", True, index=True)
+        return [("HOG + colour, 64 px (--quick)", model_dir)], paths
+    models = []
+    for i, (name, kwargs) in enumerate(MODELS.items()):
+        if args.neighbours_only and i > 0:
+            break
+        # the default model keeps the index of its training photos
+        model_dir, paths = train_model(folder, Path(tmp) / f"model{i}", False,
+                                       index=i == 0, **kwargs)
+        models.append((name, model_dir))
+    return models, paths
+
+
+def _stop(proc):
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def serve_and_load(model_dir, body, duration):
+    """Serve one model; its sequential and concurrent phases, and its memory."""
+    port = _free_port()
+    proc = start_server(model_dir, port)
+    try:
+        rss_start = _rss_mb(proc.pid)
+        url = f"http://127.0.0.1:{port}"
+        load_phase(url, body, 1, min(2.0, duration))  # warm-up, not reported
+        before = server_counters(url)
+        sequential = load_phase(url, body, 1, duration)
+        between = server_counters(url)
+        concurrent = load_phase(url, body, CONCURRENCY, duration)
+        after = server_counters(url)
+        # where a sequential request's time goes, as the server sees it
+        sequential["server_mean_ms"] = _mean_ms(before, between, "request_s")
+        sequential["model_mean_ms"] = _mean_ms(before, between, "model_s")
+        concurrent["images_per_model_call"] = (
+            (after["batch_images_sum"] - between["batch_images_sum"])
+            / max(after["batch_images_count"] - between["batch_images_count"], 1))
+        rss_end = _rss_mb(proc.pid)
+    finally:
+        _stop(proc)
+    return {"sequential": sequential, "concurrent": concurrent,
+            "rss_mb_start": rss_start or float("nan"),
+            "rss_mb_end": rss_end or float("nan")}
+
+
+def measure_neighbours(name, model_dir, data, duration, command):
+    """``"neighbours": 3`` against none on one server, and the search alone."""
+    from hybridclf.neighbours import EmbeddingIndex
+
+    index = EmbeddingIndex.load(model_dir)
+    if index is None:
+        print(f"{name}: no embedding index; the neighbours are not measured.")
+        return None
+    image = base64.b64encode(data).decode()
+    bodies = {"without": json.dumps({"image_data": image}).encode(),
+              "with": json.dumps({"image_data": image,
+                                  "neighbours": NEIGHBOURS}).encode()}
+    load = [load_average()]
+    port = _free_port()
+    proc = start_server(model_dir, port)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        neighbours_phase(url, bodies, min(2.0, duration))  # warm-up
+        phase = neighbours_phase(url, bodies, duration)
+    finally:
+        _stop(proc)
+    dim = index.embeddings_.shape[1]
+    search = search_ms(dim)
+    load.append(load_average())
+    print(f"{name}: p50 {phase['without']['p50_ms']:.1f} ms without neighbours, "
+          f"{phase['with']['p50_ms']:.1f} ms with {NEIGHBOURS}", flush=True)
+    return {"model": name.split(" (")[0], "phase": phase, "search": search,
+            "index": {"photos": index.n_sources_,
+                      "entries": len(index.embeddings_), "dim": dim},
+            "duration_s": duration, "load": load, "command": command,
+            "date": datetime.date.today().isoformat()}
+
+
+def measure(args, folder, duration, tmp):
+    """Train (unless --model-dir), serve, load, write the figures; exit code."""
+    models, paths = _models(args, folder, tmp)
     data = Path(paths[0]).read_bytes()
     body = json.dumps({"image_data": base64.b64encode(data).decode()}).encode()
+    command = NB_COMMAND if args.neighbours_only else COMMAND
+    nb = measure_neighbours(*models[0], data, duration, command)
     results = []
-    for name, model_dir in models:
-        port = _free_port()
-        proc = start_server(model_dir, port)
-        try:
-            rss_start = _rss_mb(proc.pid)
-            url = f"http://127.0.0.1:{port}"
-            load_phase(url, body, 1, min(2.0, duration))  # warm-up, not reported
-            before = server_counters(url)
-            sequential = load_phase(url, body, 1, duration)
-            between = server_counters(url)
-            concurrent = load_phase(url, body, CONCURRENCY, duration)
-            after = server_counters(url)
-            # where a sequential request's time goes, as the server sees it
-            sequential["server_mean_ms"] = _mean_ms(before, between, "request_s")
-            sequential["model_mean_ms"] = _mean_ms(before, between, "model_s")
-            concurrent["images_per_model_call"] = (
-                (after["batch_images_sum"] - between["batch_images_sum"])
-                / max(after["batch_images_count"] - between["batch_images_count"], 1))
-            rss_end = _rss_mb(proc.pid)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    for name, model_dir in ([] if args.neighbours_only else models):
+        result = {"model": name, **serve_and_load(model_dir, body, duration)}
         local = in_process_ms(model_dir, data, 20 if args.quick else 100)
-        results.append({
-            "model": name, "sequential": sequential, "concurrent": concurrent,
-            "in_process_ms": local,
-            "overhead_ratio": (sequential["p50_ms"] or float("nan")) / local,
-            "rss_mb_start": rss_start or float("nan"),
-            "rss_mb_end": rss_end or float("nan"),
-        })
-        print(f"{name}: p50 {sequential['p50_ms']:.1f} ms", flush=True)
+        result.update(in_process_ms=local, overhead_ratio=(
+            result["sequential"]["p50_ms"] or float("nan")) / local)
+        results.append(result)
+        print(f"{name}: p50 {result['sequential']['p50_ms']:.1f} ms", flush=True)
     report = {
         "date": datetime.date.today().isoformat(), "quick": args.quick,
         "image": f"{Path(paths[0]).name} ({len(data)} bytes)",
-        "duration_s": duration, "models": results, "machine": machine_info(),
+        "duration_s": duration, "models": results, "neighbours": nb,
+        "machine": machine_info(),
     }
     if args.quick:
         out_dir = Path(tempfile.gettempdir()) / "hybridclf_bench_quick"
@@ -367,13 +646,20 @@ def measure(args, folder, duration, tmp):
     else:
         docs_file, results_file = DOCS_FILE, RESULTS_FILE
     results_file.parent.mkdir(parents=True, exist_ok=True)
+    if args.neighbours_only:
+        results_file = results_file.with_name("bench_serve_neighbours.json")
+        block = render_neighbours(nb, report["machine"], args.quick) if nb else ""
+        if block:
+            write_neighbours(docs_file, block)
+        print(block)
+    else:
+        _common.write_section(docs_file, render_section(report), START_MARKER,
+                              END_MARKER)
+        print(render_section(report))
     results_file.write_text(json.dumps(report, indent=2))
-    _common.write_section(docs_file, render_section(report), START_MARKER,
-                          END_MARKER)
-    print(render_section(report))
     print(f"Written to {docs_file} and {results_file}")
     errors = sum(r["sequential"]["errors"] + r["concurrent"]["errors"]
-                 for r in results)
+                 for r in results) + (nb["phase"]["errors"] if nb else 0)
     if errors:
         print(f"{errors} requests failed", file=sys.stderr)
         return 1

@@ -11,17 +11,17 @@ model call. This module does not import FastAPI.
 import base64
 import binascii
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import anyio
 import numpy as np
 
 from .. import prediction
 from ..pipeline import get_classifier, get_loader
-from ..quality import quality_message, read_quality
+from ..quality import quality_answer, quality_message
 
 __all__ = ["ItemResult", "Upload", "class_names", "classify", "decode_base64",
-           "decode_uploads", "prediction_body"]
+           "decode_uploads", "neighbour_answers", "prediction_body"]
 
 # Base64 text above this many characters is decoded in a worker thread: a
 # 10 MB body takes milliseconds that the event loop owes other requests,
@@ -63,12 +63,22 @@ class ItemResult:
         Why ``label`` is "unknown" (:data:`~hybridclf.prediction.NOVEL`), or
         "" (the probability threshold is each request's).
 
+    novelty : float
+        The novelty score over its threshold, which scales each request's
+        probability threshold (:func:`~hybridclf.prediction.confidence_limits`);
+        NaN without the novelty check.
+
     quality : dict or None
         The photo quality, ``{"ok": bool, "issues": [...]}``
-        (:func:`~hybridclf.quality.read_quality`).
+        (:func:`~hybridclf.quality.quality_answer`).
 
     error : str or None
         Why the image could not be decoded (then ``label`` is None).
+
+    neighbours : list of dict
+        The nearest training photos asked for, most similar first (see
+        :func:`neighbour_answers`); empty when none were asked for or the
+        model has no embedding index.
 
     seconds : float
         The time of the model call this image was part of.
@@ -77,8 +87,10 @@ class ItemResult:
     label: str | None = None
     proba: np.ndarray | None = None
     reason: str = ""
+    novelty: float = float("nan")
     quality: dict | None = None
     error: str | None = None
+    neighbours: list = field(default_factory=list)
     seconds: float = 0.0
 
 
@@ -143,7 +155,48 @@ async def decode_uploads(texts, whats):
     return await anyio.to_thread.run_sync(decode_all)
 
 
-def classify(pipe, items, *, ood_thresholds=None, novelty=None):
+def neighbour_answers(found, ks):
+    """The nearest training photos of each image, as the service answers them.
+
+    Parameters
+    ----------
+    found : list of list of dict or None
+        Per image, its nearest training photos, as many as the most any image
+        asked for (``predict_with_reasons(..., neighbours=K)``); None when
+        none were looked up.
+
+    ks : list of int
+        How many each image asked for.
+
+    Returns
+    -------
+    neighbours : list of list of dict
+        Per image, ``label``, ``similarity``, ``file`` and ``thumbnail`` (a
+        ``data:image/jpeg;base64,`` URI, or None when the model was trained
+        without thumbnails).
+
+    Examples
+    --------
+    >>> from hybridclf.serve._predict import neighbour_answers
+    >>> near = {"label": "a", "similarity": 0.9, "file": "a/1.jpg",
+    ...         "thumbnail": b"jpeg"}
+    >>> neighbour_answers([[near], [near]], [0, 1])
+    [[], [{'label': 'a', ..., 'thumbnail': 'data:image/jpeg;base64,anBlZw=='}]]
+    """
+    if found is None:
+        return [[] for _ in ks]
+    return [[{**n, "thumbnail": _data_uri(n["thumbnail"])} for n in row[:k]]
+            for row, k in zip(found, ks)]
+
+
+def _data_uri(jpeg):
+    if jpeg is None:
+        return None
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
+
+
+def classify(pipe, items, *, ood_thresholds=None, novelty=None, index=None,
+             neighbours=None):
     """Decode every image, then predict the readable ones in one model call.
 
     Parameters
@@ -159,26 +212,40 @@ def classify(pipe, items, *, ood_thresholds=None, novelty=None):
         :func:`~hybridclf.prediction.predict_with_reasons`); "unknown" from
         the probability threshold is left to each request.
 
+    index : EmbeddingIndex or None, default=None
+        The model's index of its training photos, for ``neighbours``; None
+        answers none.
+
+    neighbours : list of int or None, default=None
+        How many nearest training photos each item asked for (0: none);
+        None asks for none.
+
     Returns
     -------
     results : list of ItemResult
         One per item, in order, with the photo quality of each readable one.
     """
     start = time.perf_counter()
-    loader = get_loader(pipe)
-    images, reasons = loader.read_each(items)
+    # the quality is measured on each photo as decoded, not on the copy
+    # resized for the model
+    images, reasons, qualities = get_loader(pipe).read_each(
+        items, measure=quality_answer)
     answers = []
     if len(images):
+        ks = [k for k, reason in zip(neighbours or [0] * len(items), reasons)
+              if reason is None]
+        # the neighbours come from the embedding computed for the answer
         result = prediction.predict_with_reasons(
-            pipe, images, ood_thresholds=ood_thresholds, novelty=novelty)
-        # measured on the photo itself, not on the copy resized for the model
-        qualities = [read_quality(item, max_pixels=loader.max_pixels)
-                     for item, reason in zip(items, reasons) if reason is None]
+            pipe, images, ood_thresholds=ood_thresholds, novelty=novelty,
+            neighbours=max(ks) if index is not None else 0, index=index)
+        scaled = result["scores"] if novelty else np.full(len(images), np.nan)
+        found = neighbour_answers(result["neighbours"], ks)
         answers = zip(result["labels"], result["proba"], result["reasons"],
-                      qualities)
+                      scaled.tolist(), qualities, found)
     predicted = iter(answers)
     results = [{"error": reason} if reason is not None
-               else dict(zip(("label", "proba", "reason", "quality"),
+               else dict(zip(("label", "proba", "reason", "novelty", "quality",
+                              "neighbours"),
                              next(predicted)))
                for reason in reasons]
     seconds = time.perf_counter() - start
@@ -203,7 +270,9 @@ def prediction_body(result, *, name, classes, threshold, with_proba):
         The model's classes, in the columns of ``result.proba``.
 
     threshold : float
-        Below this top probability the class is "unknown".
+        Below this top probability, scaled by the novelty
+        (:func:`~hybridclf.prediction.confidence_limits`), the class is
+        "unknown".
 
     with_proba : bool
         Include the probability of every class.
@@ -218,7 +287,8 @@ def prediction_body(result, *, name, classes, threshold, with_proba):
                 "error_message": f"Cannot decode {name}: {result.error}."}
     top = float(result.proba.max())
     label, reason = str(result.label), result.reason
-    if not reason and top < threshold:
+    if not reason and top < prediction.confidence_limits(threshold,
+                                                         result.novelty):
         label, reason = prediction.UNKNOWN, prediction.LOW_CONFIDENCE
     quality = result.quality
     return {
@@ -230,6 +300,7 @@ def prediction_body(result, *, name, classes, threshold, with_proba):
         "confidence": top,
         "probabilities": ({c: float(v) for c, v in zip(classes, result.proba)}
                           if with_proba else None),
+        "neighbours": result.neighbours,
     }
 
 
