@@ -134,9 +134,14 @@ def find_duplicate_groups(
       nearest neighbours by embedding) are aligned: a rotation, scale and
       shift is fitted to matched ORB features, and the aligned grey pixels,
       as they are or slightly blurred, must correlate at
-      ``aligned_similarity`` or more (blurred: 0.02 more). This catches
-      crops, small rotations, blurred and rescaled copies, which move the
-      hash, while different photos of similar objects fail it.
+      ``aligned_similarity`` or more (blurred: 0.02 more; a pair whose
+      value-channel hashes are the closer is also tried on the value
+      channel, 0.02 more). This catches crops, small rotations, blurred,
+      rescaled and hue-shifted copies, which move the hash, while different
+      photos of similar objects fail it. Two files that share a duplicate
+      are aligned too, so a family of copies is linked pair by pair; and
+      with ``embedding_similarity`` set, a hash match between files whose
+      embeddings are under 0.6 counts only if it aligns.
 
     Files that cannot be decoded are matched by their bytes only. The pairs
     are then joined into groups as ``linkage`` says.
