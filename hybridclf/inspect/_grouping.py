@@ -10,6 +10,9 @@ Two ways, chosen by the ``linkage`` threshold:
   distance and the embedding similarity). One wrong link between two families
   of four copies weighs 1/16, so they stay apart; an original and its copies,
   each linked to the original and alike among themselves, stay together.
+
+:func:`open_triangles` lists the pairs that share a partner but are not
+linked, for the alignment check to confirm or refute before the linkage.
 """
 
 import numpy as np

@@ -194,9 +194,10 @@ def inspect_dataset(root, *, test_root=None, quick=False, check_duplicates=True,
 
     Notes
     -----
-    Full mode keeps a 128x128 copy of every image for the CNN and a 160-pixel
-    grey copy for the alignment check, about 75 kB per image (750 MB for
-    10,000 images); quick mode keeps only the grey copy. On 2 cores, quick
+    Full mode keeps a 128x128 copy of every image for the CNN and 160-pixel
+    grey and value-channel copies for the alignment check, about 100 kB per
+    image (1 GB for 10,000 images); quick mode keeps only the copies for the
+    alignment. On 2 cores, quick
     mode reads about 200 amulet6 photos (224x224) per second; full mode about
     70 once the network is exported (the first full call in a process spends
     a few seconds importing PyTorch and exporting the ONNX graph).

@@ -25,7 +25,8 @@ from ._pairs import perceptual_hashes
 
 logger = logging.getLogger(__name__)
 
-# longer side of the equalised grey copy kept for the geometric check
+# longer side of the equalised grey and value copies kept for the geometric
+# check
 _ALIGN_SIDE = 160
 # grey levels of standard deviation under which an image is flat: its
 # perceptual hash is noise, so it is matched by exact hashes only
