@@ -112,7 +112,9 @@ def side_by_side_lines(report):
     if not runs:
         return []
     lines = ["", "### Full mode side by side with the baseline", "",
-             f"Baseline: {report['baseline_label']}. Each row is one process "
+             f"Baseline: {report['baseline_label']} (its `hybridclf` package, "
+             "from `git archive COMMIT hybridclf | tar -x -C /tmp/base`). Each "
+             "row is one process "
              "(`benchmarks/_speed_probe.py`) that inspects amulet6 in full mode "
              "once to warm up and then 3 times with `n_jobs=2` (images/s: "
              "median wall time; CPU ms/image: process CPU time of every thread), "
