@@ -23,14 +23,25 @@ What it measures, with ``n_jobs=2``:
   sharpening, hue shift, flip, JPEG re-encoding, 90% crop), written to a
   temporary folder that is deleted afterwards; amulet6's near-identical
   originals share an object as ``amulet6_groups.csv`` says. The copies use
-  random seed 1; the inspector's thresholds were tuned on the copies of seed
-  0, so the scores are held out. Pair precision,
-  pair recall (also over the pairs of one photo and its copies alone) and
+  random seed 1; the inspector's thresholds were tuned on the copies of seeds
+  0, 2 and 3, so the scores are held out. Pair precision,
+  pair recall (also over the pairs of one photo and its copies alone, and
+  over the pairs of different photos of one amulet) and
   group purity (the share of groups of two or more files
   that hold one object), in quick and full mode, for the average linkage
   (the default) and the old single linkage side by side (same process, same
   load: their speed ratio is fair on a shared machine), and for imagededup's
   PHash when it can be imported.
+- How well measures the inspector does not use (SIFT and ORB inliers, the
+  correlation of fine detail after alignment, the CNN embedding) tell the
+  photo pairs of ``amulet6_groups.csv`` from different amulets of one mould
+  (``_photo_pairs.py``).
+- With ``--baseline DIR``: another version's ``hybridclf`` package (in
+  ``DIR``) timed in full mode on amulet6 side by side with this checkout, in
+  turn, twice, each in its own process (``_speed_probe.py``): images per
+  second, CPU time per image, CPU time by phase and an estimate for a quiet
+  2-core machine; and the baseline's full-mode groups scored on the same
+  copies.
 
 It writes a section of ``docs/benchmarks.md`` (between the markers
 ``<!-- bench_inspect:start -->`` and ``<!-- bench_inspect:end -->``) and every
@@ -40,6 +51,9 @@ Run it from the repository root::
 
     .venv/bin/python benchmarks/bench_inspect.py          # 3 repeats
     .venv/bin/python benchmarks/bench_inspect.py --quick  # 1 repeat, temp folder
+    git archive COMMIT hybridclf | tar -x -C /tmp/base    # a baseline
+    .venv/bin/python benchmarks/bench_inspect.py --baseline /tmp/base \
+        --baseline-label "main at COMMIT"
 
 ``--quick`` writes to a temporary folder instead of ``docs/``. The data is read
 from ``../shared/data`` beside the checkout, or from ``$HYBRIDCLF_DATA``;
@@ -60,6 +74,9 @@ from pathlib import Path
 import _common
 import _duplicate_truth as truth_set
 from _common import machine_info
+from _inspect_tables import copies_lines, side_by_side_lines
+from _photo_pairs import photo_pair_separation
+from _speed_probe import baseline_scores, baseline_speed
 
 from hybridclf import inspect_dataset
 
@@ -90,10 +107,10 @@ def pair_scores(report):
 
 
 def timed(root, quick):
-    """One inspect_dataset call: (seconds, report)."""
-    start = time.perf_counter()
+    """One inspect_dataset call: (seconds, CPU seconds of every thread, report)."""
+    start, cpu = time.perf_counter(), time.process_time()
     report = inspect_dataset(root, quick=quick, n_jobs=N_JOBS)
-    return time.perf_counter() - start, report
+    return time.perf_counter() - start, time.process_time() - cpu, report
 
 
 def run(base, repeats):
@@ -103,13 +120,16 @@ def run(base, repeats):
         for name in DATASETS[:1] if mode == "full_cold" else DATASETS:
             root = base / name
             n_calls = 1 if mode == "full_cold" else repeats
-            times = []
+            times, cpus = [], []
             for _ in range(n_calls):
-                seconds, report = timed(root, quick=mode == "quick")
+                seconds, cpu, report = timed(root, quick=mode == "quick")
                 times.append(seconds)
+                cpus.append(cpu)
             seconds = statistics.median(times)
             entry = {"seconds": seconds, "times": times, "n_files": report.n_files,
                      "images_per_s": report.n_files / seconds,
+                     "cpu_ms_per_image": 1000 * statistics.median(cpus)
+                     / report.n_files,
                      "duplicate_groups": len(report.duplicate_groups),
                      "files_in_groups": sum(len(g["files"])
                                             for g in report.duplicate_groups),
@@ -159,7 +179,7 @@ def imagededup_scores(folder, truth):
     return scores
 
 
-def copies_run(base, repeats):
+def copies_run(base, repeats, baseline=None):
     """Scores and speed on the OpenCV copies of amulet6 and somdej."""
     results = {}
     with tempfile.TemporaryDirectory(prefix="hybridclf_bench_copies_") as tmp:
@@ -171,77 +191,32 @@ def copies_run(base, repeats):
             entry = results.setdefault(name, {"n_files": len(truth)})
             for mode, linkage in itertools.product(("quick", "full"),
                                                    ("single", "average")):
-                times = []
+                times, cpus = [], []
                 for _ in range(repeats):
-                    start = time.perf_counter()
+                    start, cpu = time.perf_counter(), time.process_time()
                     report = inspect_dataset(folder, quick=mode == "quick",
                                              n_jobs=N_JOBS, linkage=linkage)
                     times.append(time.perf_counter() - start)
+                    cpus.append(time.process_time() - cpu)
                 scores = _score(report, truth)
                 scores["images_per_s"] = report.n_files / statistics.median(times)
+                scores["cpu_ms_per_image"] = (1000 * statistics.median(cpus)
+                                              / report.n_files)
                 entry[f"{mode}_{linkage}"] = scores
                 print(f"copies {name:<18} {mode:<5} {linkage:<7} "
                       f"P {scores['precision']:.3f} R {scores['recall']:.3f} "
-                      f"(copies {scores['copy_recall']:.3f}) "
+                      f"(copies {scores['copy_recall']:.3f}, "
+                      f"photos {scores['photo_recall']:.3f}) "
                       f"purity {scores['purity']:.3f} "
                       f"{scores['images_per_s']:.1f} images/s", flush=True)
+            if baseline is not None:
+                entry["baseline_full_average"] = baseline_scores(folder, truth,
+                                                                 baseline)
             peer = imagededup_scores(folder, truth)
             if peer is not None:
                 entry["imagededup_phash"] = peer
+    results["amulet6"]["photo_pairs"] = photo_pair_separation(base)
     return results
-
-
-def _copies_lines(copies):
-    lines = [
-        "", "### Duplicate groups on OpenCV copies (ground truth without the "
-        "inspector)", "",
-        "Each amulet6 and somdej photo plus 3 copies made with OpenCV (blur, "
-        "rotation by 5 to 15 degrees, brightness and contrast, sharpening, hue "
-        "shift, flip, JPEG quality 20 to 50, 90% crop; `_duplicate_truth.py`); "
-        "amulet6's near-identical originals share an object as "
-        "`amulet6_groups.csv` says. The copies are made with random seed "
-        f"{truth_set.EVALUATION_SEED}; the inspector's thresholds were tuned on "
-        f"other copies (seed {truth_set.TUNING_SEED}: other edits and strengths "
-        "for each photo), so these figures are held out. *Copy recall*: the "
-        "recall over the pairs of one photo and its copies only; the rest of "
-        "the true pairs join different photos of one amulet (24% of amulet6's "
-        "pairs), which look no closer than different amulets of one mould. "
-        "Purity: the share of groups (2+ files) that hold one object. *average* "
-        "is the grouping now used, *single* the "
-        "transitive grouping used before it, over the same pairs; the two run "
-        "side by side in one process (their speed ratio is fair on a shared "
-        "machine; the absolute speeds are not). imagededup (PHash, its default "
-        "10 bits; pairs joined into groups) runs when it can be imported; it "
-        "is no dependency of hybridclf.",
-        "",
-        "| data | files | mode | grouping | pair precision | pair recall | "
-        "copy recall | group purity | groups | images/s |",
-        "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for name, entry in copies.items():
-        for key in ("quick_single", "quick_average", "full_single", "full_average",
-                    "imagededup_phash"):
-            if key not in entry:
-                continue
-            s = entry[key]
-            mode, grouping = (("PHash (10 bits)", "imagededup")
-                              if key == "imagededup_phash" else key.split("_"))
-            lines.append(
-                f"| {name} | {entry['n_files']} | {mode} | {grouping} | "
-                f"{s['precision']:.3f} | {s['recall']:.3f} | "
-                f"{s['copy_recall']:.3f} | {s['purity']:.3f} | "
-                f"{s['groups']} | {s['images_per_s']:.1f} |")
-    lines += ["", "Targets: pair precision >= 0.95 at pair recall >= 0.85, group "
-              "purity >= 0.98. fastdup was not measured (not installed).", "",
-              "Measured on the tuning copies and not kept: the embedding averaged "
-              "with the mirror's (flip TTA) and the GeM-pooled block -4 map of "
-              "Lite0 put crops and rotations no further above different amulets "
-              "of one mould than the head embedding does; average linkage at "
-              "0.5 instead of 0.6 gained 0.03 of recall and lost 0.015 of "
-              "precision, so 0.6 stays. Kept: each file's 5 nearest neighbours by "
-              "embedding become alignment candidates, and the aligned similarity "
-              "also compares the pixels after a slight blur."]
-    return lines
 
 
 def _load_line(report, machine):
@@ -253,6 +228,12 @@ def _load_line(report, machine):
             f"{machine['nproc']} CPUs when the run started: other jobs shared "
             "the machine, so the speeds below are lower than on a quiet one "
             "(compare only figures of one run)."]
+
+
+def _baseline_args(report):
+    if not report.get("baseline_label"):
+        return ""
+    return f" --baseline /tmp/base --baseline-label '{report['baseline_label']}'"
 
 
 def render_section(report):
@@ -267,7 +248,8 @@ def render_section(report):
         f"Python {machine['python']}, NumPy {machine['numpy']}, OpenCV "
         f"{machine['opencv']}; `n_jobs={N_JOBS}`.",
         f"- Command: `.venv/bin/python benchmarks/bench_inspect.py"
-        f"{' --quick' if report['quick'] else ''}` ({report['repeats']} repeat(s)).",
+        f"{' --quick' if report['quick'] else ''}"
+        f"{_baseline_args(report)}` ({report['repeats']} repeat(s)).",
         *_load_line(report, machine),
         "",
         "### Images per second",
@@ -282,9 +264,9 @@ def render_section(report):
         "photos are 10 to 50 times larger and decoding dominates (cleanvision "
         "ran at 3.3 images/s there: 36 photos in 11 s).",
         "",
-        "| data | files | quick | full, warm | full, cold | duplicate groups "
-        "(quick / full) |",
-        "| --- | ---: | ---: | ---: | ---: | --- |",
+        "| data | files | quick | full, warm | full, cold | full, warm: CPU "
+        "ms/image | duplicate groups (quick / full) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for name, modes in report["results"].items():
         def cell(mode, flag=False, modes=modes):
@@ -297,6 +279,7 @@ def render_section(report):
         lines.append(
             f"| {name} | {modes['quick']['n_files']} | {cell('quick')} | "
             f"{cell('full_warm', True)} | {cell('full_cold', True)} | "
+            f"{modes['full_warm'].get('cpu_ms_per_image', float('nan')):.1f} | "
             f"{modes['quick']['duplicate_groups']} / "
             f"{modes['full_warm']['duplicate_groups']} |"
         )
@@ -308,8 +291,9 @@ def render_section(report):
         lines.append(f"| {mode} | {p['true_pairs']} | {p['found_pairs']} | "
                      f"{p['correct']} | {p['precision']:.3f} | {p['recall']:.3f} |")
     lines += ["", f"Peers on the same data: {PEERS}."]
+    lines += side_by_side_lines(report)
     if report.get("copies"):
-        lines += _copies_lines(report["copies"])
+        lines += copies_lines(report["copies"])
     lines.append(END_MARKER)
     return "\n".join(lines) + "\n"
 
@@ -327,6 +311,14 @@ def main(argv=None):
                         help="calls per warm mode (default: 3, or 1 with --quick)")
     parser.add_argument("--no-copies", action="store_true",
                         help="skip the ground truth of OpenCV copies")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="a folder holding another version's hybridclf "
+                        "package (e.g. `git archive COMMIT hybridclf | tar -x -C "
+                        "/tmp/base`): timed side by side with this checkout, "
+                        "and scored on the same copies")
+    parser.add_argument("--baseline-label", default=None,
+                        help="what the baseline is, for the docs (e.g. the "
+                        "commit)")
     args = parser.parse_args(argv)
     base = data_root()
     if base is None:
@@ -344,11 +336,16 @@ def main(argv=None):
     start = time.perf_counter()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     results = run(base, repeats)
-    copies = None if args.no_copies else copies_run(base, 1)
+    side_by_side = (None if args.baseline is None
+                    else baseline_speed(base, args.baseline))
+    copies = None if args.no_copies else copies_run(base, 1, args.baseline)
     report = {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="minutes"),
         "machine": machine_info(), "quick": args.quick, "repeats": repeats,
         "n_jobs": N_JOBS, "results": results, "copies": copies,
+        "side_by_side": side_by_side,
+        "baseline_label": (args.baseline_label or str(args.baseline)
+                           if args.baseline is not None else None),
         "load_average": load,
         "references": {"cleanvision_images_per_s": CLEANVISION_IMAGES_PER_S,
                        "target_factor": TARGET_FACTOR, "peers": PEERS},

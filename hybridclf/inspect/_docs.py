@@ -17,7 +17,9 @@ DOCS = {
     "aligned_similarity": """aligned_similarity : float or None, default=0.93
     Smallest similarity of the equalised grey pixels of a candidate pair
     after geometric alignment: their correlation, or their correlation after
-    a slight blur less 0.02, whichever is larger. ``None`` skips the
+    a slight blur less 0.02, whichever is larger. A pair that fails and whose
+    value-channel hashes are the closer (a hue shift) is aligned again on
+    the value channel (max of R, G, B), less 0.02. ``None`` skips the
     alignment check. Crops, small rotations and blurred copies of one photo
     score 0.95 to 1.0; different photos of one amulet type mostly under
     0.9.""",

@@ -1,59 +1,33 @@
 """The duplicate search: which files are copies of which, and their groups.
 
-:func:`duplicate_pairs` gathers the evidence of :mod:`._pairs` (exact, hash,
-embedding, alignment) into one :class:`~._pairs.DuplicatePair` per pair;
+:func:`~._evidence.duplicate_pairs` finds the duplicate pairs;
+:func:`search_duplicates` joins them into groups and lists the near misses;
 :func:`find_duplicate_groups` runs the whole search on a list of files.
 """
 
 import dataclasses
-import logging
 import os
 from functools import partial
 
 import numpy as np
 
+from ._alignment import aligned_pairs
 from ._docs import fill_doc
+from ._evidence import duplicate_pairs, hash_matrix
 from ._grouping import (
     affinity,
     average_linkage_groups,
     union_find_groups,
     weakest_links,
 )
-from ._pairs import (
-    DuplicatePair,
-    aligned_pairs,
-    embedding_pairs,
-    exact_pairs,
-    hash_pairs,
-    nearest_pairs,
-)
 from ._scan import scan_files
 from ._scan_cache import ScanCache
 from ._thresholds import check_hash_distance, check_linkage, check_similarity
 
-logger = logging.getLogger(__name__)
-
 # input side of the CNN used for duplicate and outlier checks: 128 pixels run
 # twice as fast as 224 and rank the near-identical amulet6 photos alike
 CNN_SIZE = 128
-# pairs this close are checked by alignment (aligned_similarity): a perceptual
-# hash distance (upright or mirrored) of at most 12 bits, or an embedding
-# similarity of 0.85; wider nets cost seconds of alignment on amulet6
-CANDIDATE_HASH_DISTANCE = 12
-_CANDIDATE_SIMILARITY = 0.85
-# and each file's nearest neighbours by embedding: on the OpenCV copies of
-# amulet6 (tuning copies) 5 neighbours put 94% of the pairs of copies among the
-# candidates, against 84% for the two thresholds alone, for 45% more pairs
-_CANDIDATE_NEIGHBOURS = 5
-# a candidate this close under a threshold is listed as a near miss
-_NEAR_SIMILARITY = 0.05
-_NEAR_BITS = 3
 _MAX_NEAR_MISSES = 50
-# bits by which the value-channel hash threshold is under hash_distance: on the
-# OpenCV copies of amulet6 (bench_inspect.py), 3 bits find most hue-shifted
-# copies (which move the grey hash by 14 bits) and keep the pair precision at
-# 0.999; 4 bits joined different amulets (precision 0.982)
-_VALUE_HASH_MARGIN = 3
 
 
 def embed(images, n_jobs, progress=False):
@@ -75,15 +49,6 @@ def embed(images, n_jobs, progress=False):
     return out
 
 
-def _hash_matrix(records):
-    """The grey and value-channel hashes of each record, zeros where unknown."""
-    hashes = np.zeros((len(records), 2, 8), dtype=np.uint64)
-    for i, rec in enumerate(records):
-        if rec.phash is not None:
-            hashes[i] = rec.phash, rec.vhash
-    return hashes
-
-
 @dataclasses.dataclass
 class DuplicateSearch:
     """What the duplicate search found.
@@ -99,90 +64,6 @@ class DuplicateSearch:
     groups: np.ndarray
     weakest: dict
     near_misses: list
-
-
-def _near_hash_pairs(hashes, t):
-    """Duplicate pairs by grey and value-channel hash, and the pairs to align."""
-    pairs = [DuplicatePair(i, j, "perceptual hash", 1.0 - d / 64.0)
-             for i, j, d in hash_pairs(hashes[:, 0], t.hash_distance,
-                                       rotations=t.rotations)]
-    # the value-channel hash matches hue shifts; it is looser on other photos,
-    # so its threshold is tighter
-    pairs += [DuplicatePair(i, j, "perceptual hash (value channel)", 1.0 - d / 64.0)
-              for i, j, d in hash_pairs(hashes[:, 1],
-                                        max(t.hash_distance - _VALUE_HASH_MARGIN, 0),
-                                        rotations=t.rotations)]
-    candidates = {}
-    if t.aligned_similarity is not None:
-        candidates = {(i, j): d for i, j, d in hash_pairs(
-            hashes[:, 0], CANDIDATE_HASH_DISTANCE, rotations=False)
-            if d > t.hash_distance}
-    return pairs, candidates
-
-
-def duplicate_pairs(records, embeddings, t, align=aligned_pairs):
-    """Every duplicate pair of the scanned files, and the near misses.
-
-    Parameters
-    ----------
-    records : list of ScanRecord
-        The scanned files.
-
-    embeddings : ndarray or None
-        Their CNN embeddings.
-
-    t : SearchSettings
-        The thresholds.
-
-    align : callable, default=aligned_pairs
-        :func:`~._pairs.aligned_pairs`, or a cache's
-        (:meth:`~._scan_cache.ScanCache.aligned_pairs`).
-
-    Returns
-    -------
-    pairs : list of DuplicatePair
-        Sorted by ``(i, j)``; exact evidence wins over near evidence.
-
-    near_misses : list of DuplicatePair
-        Candidate pairs just under a threshold, the evidence saying by how much.
-    """
-    pairs = [DuplicatePair(i, j, how, 1.0) for i, j, how in exact_pairs(records)]
-    hashed, hash_candidates = _near_hash_pairs(_hash_matrix(records), t)
-    pairs += hashed
-    near, candidates = [], set(hash_candidates)
-    if embeddings is not None and t.embedding_similarity is not None:
-        if t.aligned_similarity is not None:
-            candidates |= nearest_pairs(embeddings, _CANDIDATE_NEIGHBOURS)
-        reach = min(t.embedding_similarity, _CANDIDATE_SIMILARITY)
-        for i, j, s in embedding_pairs(embeddings, reach):
-            if s >= t.embedding_similarity:
-                pairs.append(DuplicatePair(i, j, "CNN embedding", s))
-                continue
-            candidates.add((i, j))
-            if s >= t.embedding_similarity - _NEAR_SIMILARITY:
-                near.append(DuplicatePair(i, j, f"CNN embedding {s:.3f} (duplicates "
-                                          f"from {t.embedding_similarity})", s))
-    if t.aligned_similarity is not None and candidates:
-        # pairs already joined, directly or through others, need no check
-        joined = union_find_groups(len(records), [(p.i, p.j) for p in pairs])
-        todo = sorted((i, j) for i, j in candidates if joined[i] != joined[j])
-        logger.info("Aligning %d candidate pairs", len(todo))
-        for i, j, s in align(records, todo, t.aligned_similarity):
-            if s >= t.aligned_similarity:
-                pairs.append(DuplicatePair(i, j, "aligned pixels", s))
-            elif s >= t.aligned_similarity - _NEAR_SIMILARITY:
-                near.append(DuplicatePair(i, j, f"aligned pixels {s:.3f} "
-                                          f"(duplicates from {t.aligned_similarity})",
-                                          s))
-        for (i, j), d in hash_candidates.items():
-            if d <= t.hash_distance + _NEAR_BITS:
-                near.append(DuplicatePair(i, j, f"perceptual hash {d} bits apart "
-                                          f"(duplicates up to {t.hash_distance})",
-                                          1.0 - d / 64.0))
-    best = {}
-    for pair in pairs:
-        best.setdefault((pair.i, pair.j), pair)
-    return sorted(best.values(), key=lambda p: (p.i, p.j)), near
 
 
 def search_duplicates(records, embeddings, t, align=aligned_pairs):
@@ -201,7 +82,7 @@ def search_duplicates(records, embeddings, t, align=aligned_pairs):
     if t.linkage == "single":
         groups = union_find_groups(n, [(p.i, p.j) for p in pairs])
     else:
-        hashes = _hash_matrix(records)
+        hashes = hash_matrix(records)
         groups = average_linkage_groups(n, [(p.i, p.j) for p in pairs], partial(
             affinity, hashes=hashes, embeddings=embeddings,
             hash_distance=t.hash_distance,
@@ -229,6 +110,7 @@ class SearchSettings:
     embedding_similarity: float | None
     aligned_similarity: float | None
     linkage: str
+    n_jobs: int | None = None
 
 
 @fill_doc
@@ -256,9 +138,14 @@ def find_duplicate_groups(
       nearest neighbours by embedding) are aligned: a rotation, scale and
       shift is fitted to matched ORB features, and the aligned grey pixels,
       as they are or slightly blurred, must correlate at
-      ``aligned_similarity`` or more (blurred: 0.02 more). This catches
-      crops, small rotations, blurred and rescaled copies, which move the
-      hash, while different photos of similar objects fail it.
+      ``aligned_similarity`` or more (blurred: 0.02 more; a pair whose
+      value-channel hashes are the closer is also tried on the value
+      channel, 0.02 more). This catches crops, small rotations, blurred,
+      rescaled and hue-shifted copies, which move the hash, while different
+      photos of similar objects fail it. Two files that share a duplicate
+      are aligned too, so a family of copies is linked pair by pair; and
+      with ``embedding_similarity`` set, a hash match between files whose
+      embeddings are under 0.6 counts only if it aligns.
 
     Files that cannot be decoded are matched by their bytes only. The pairs
     are then joined into groups as ``linkage`` says.
@@ -328,7 +215,7 @@ def find_duplicate_groups(
     check_linkage(linkage, owner)
     keep = CNN_SIZE if embedding_similarity is not None else None
     settings = SearchSettings(hash_distance, rotations, embedding_similarity,
-                              aligned_similarity, linkage)
+                              aligned_similarity, linkage, n_jobs)
     if cache_dir is not None and keep is None:
         cache = ScanCache(cache_dir)
         records = cache.scan_files(paths, n_jobs=n_jobs, progress=progress)

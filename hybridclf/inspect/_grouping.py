@@ -10,6 +10,9 @@ Two ways, chosen by the ``linkage`` threshold:
   distance and the embedding similarity). One wrong link between two families
   of four copies weighs 1/16, so they stay apart; an original and its copies,
   each linked to the original and alike among themselves, stay together.
+
+:func:`open_triangles` lists the pairs that share a partner but are not
+linked, for the alignment check to confirm or refute before the linkage.
 """
 
 import numpy as np
@@ -55,6 +58,34 @@ def union_find_groups(n, pairs):
         if ri != rj:
             parent[max(ri, rj)] = min(ri, rj)
     return _renumber([find(i) for i in range(n)])
+
+
+def open_triangles(pairs, checked=()):
+    """Pairs of items that share a partner in ``pairs`` but are not a pair.
+
+    Parameters
+    ----------
+    pairs : iterable of (int, int)
+        The linked pairs.
+
+    checked : collection of (int, int), default=()
+        Pairs ``(i, j)``, ``i < j``, to leave out (already checked).
+
+    Returns
+    -------
+    pairs : list of (int, int)
+        Sorted ``(i, j)`` with ``i < j``.
+    """
+    partners = {}
+    for i, j in pairs:
+        partners.setdefault(i, set()).add(j)
+        partners.setdefault(j, set()).add(i)
+    out = set()
+    for others in partners.values():
+        for a in others:
+            out.update((a, b) for b in others
+                       if a < b and b not in partners[a] and (a, b) not in checked)
+    return sorted(out)
 
 
 def _renumber(keys):

@@ -11,13 +11,13 @@ from ._advice import cv_advice, distribution
 from ._checks import class_outliers, integrity_issues, quality_issues, size_outliers
 from ._docs import fill_doc
 from ._duplicates import (
-    CANDIDATE_HASH_DISTANCE,
     CNN_SIZE,
     DuplicateSearch,
     SearchSettings,
     embed,
     search_duplicates,
 )
+from ._evidence import CANDIDATE_HASH_DISTANCE
 from ._labels import check_labels
 from ._report import DatasetReport, NonImageFile
 from ._scan import list_files, scan_files
@@ -87,13 +87,14 @@ def _issues(records, labels, embeddings, thresholds):
     return issues
 
 
-def _search(records, embeddings, t, quick, check_duplicates):
+def _search(records, embeddings, t, quick, check_duplicates, n_jobs):
     if not check_duplicates:
         return DuplicateSearch(pairs=[], groups=np.arange(len(records)), weakest={},
                                near_misses=[])
     settings = SearchSettings(
         t.hash_distance, t.rotations,
-        None if quick else t.embedding_similarity, t.aligned_similarity, t.linkage)
+        None if quick else t.embedding_similarity, t.aligned_similarity, t.linkage,
+        n_jobs)
     return search_duplicates(records, embeddings, settings)
 
 
@@ -193,9 +194,10 @@ def inspect_dataset(root, *, test_root=None, quick=False, check_duplicates=True,
 
     Notes
     -----
-    Full mode keeps a 128x128 copy of every image for the CNN and a 160-pixel
-    grey copy for the alignment check, about 75 kB per image (750 MB for
-    10,000 images); quick mode keeps only the grey copy. On 2 cores, quick
+    Full mode keeps a 128x128 copy of every image for the CNN and 160-pixel
+    grey and value-channel copies for the alignment check, about 100 kB per
+    image (1 GB for 10,000 images); quick mode keeps only the copies for the
+    alignment. On 2 cores, quick
     mode reads about 200 amulet6 photos (224x224) per second; full mode about
     70 once the network is exported (the first full call in a process spends
     a few seconds importing PyTorch and exporting the ONNX graph).
@@ -235,9 +237,10 @@ def inspect_dataset(root, *, test_root=None, quick=False, check_duplicates=True,
     if embeddings is not None:
         embeddings = embeddings[index]
     issues = _issues(records, files.labels, embeddings, thresholds)
-    search = _search(records, embeddings, thresholds, quick, check_duplicates)
+    search = _search(records, embeddings, thresholds, quick, check_duplicates,
+                     n_jobs)
     for rec in records:
-        rec.align_gray = None
+        rec.align_gray = rec.align_value = None
     groups = search.groups
     readable = [i for i, rec in enumerate(records)
                 if rec.error is None and files.splits[i] == "train"]

@@ -25,7 +25,8 @@ from ._pairs import perceptual_hashes
 
 logger = logging.getLogger(__name__)
 
-# longer side of the equalised grey copy kept for the geometric check
+# longer side of the equalised grey and value copies kept for the geometric
+# check
 _ALIGN_SIDE = 160
 # grey levels of standard deviation under which an image is flat: its
 # perceptual hash is noise, so it is matched by exact hashes only
@@ -40,8 +41,9 @@ class ScanRecord:
     ``format`` is sniffed from the content; ``is_image`` says the content
     starts like an image; ``error`` says why it cannot be decoded.
     ``phash`` and ``vhash`` are the perceptual hashes of the grey image and of
-    its value channel. ``align_gray`` is the equalised grey copy for the
-    alignment check, dropped once the duplicates are found.
+    its value channel. ``align_gray`` and ``align_value`` are the equalised
+    grey and value-channel copies for the alignment check, dropped once the
+    duplicates are found.
     """
 
     path: str
@@ -65,6 +67,7 @@ class ScanRecord:
     phash: np.ndarray | None = dataclasses.field(default=None, repr=False)
     vhash: np.ndarray | None = dataclasses.field(default=None, repr=False)
     align_gray: np.ndarray | None = dataclasses.field(default=None, repr=False)
+    align_value: np.ndarray | None = dataclasses.field(default=None, repr=False)
 
     @property
     def decoded(self):
@@ -103,7 +106,9 @@ def _measure(record, rgb):
         record.align_gray = cv2.equalizeHist(shrink(gray, _ALIGN_SIDE))
         record.phash = perceptual_hashes(gray)
         # the value channel (max of R, G, B) does not change with a hue shift
-        record.vhash = perceptual_hashes(np.ascontiguousarray(small.max(axis=2)))
+        value = np.ascontiguousarray(small.max(axis=2))
+        record.vhash = perceptual_hashes(value)
+        record.align_value = cv2.equalizeHist(shrink(value, _ALIGN_SIDE))
     measures = measure_grey(gray)
     record.sharpness = measures["sharpness"]
     record.brightness = measures["brightness"]

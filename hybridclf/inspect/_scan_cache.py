@@ -2,7 +2,7 @@
 
 Grouping near-identical photos decodes and measures every file
 (:func:`~._scan.scan_files`) and aligns the candidate pairs
-(:func:`~._pairs.aligned_pairs`); after 20 photos were added to 1,000, only
+(:func:`~._alignment.aligned_pairs`); after 20 photos were added to 1,000, only
 the new ones need decoding and only the pairs that involve one need
 aligning. :class:`ScanCache` keeps
 
@@ -35,7 +35,7 @@ from ..utils._row_store import (
     settings_hash,
     source_digests,
 )
-from . import _pairs, _scan
+from . import _alignment, _pairs, _scan
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ _LIBRARIES = ("hybridclf", "numpy", "opencv-contrib-python-headless",
               "opencv-python-headless", "opencv-python", "pillow")
 # ScanRecord fields kept as arrays, or not kept (made again when needed)
 _HASHES = ("phash", "vhash")
-_NOT_KEPT = ("path", "align_gray")
+_NOT_KEPT = ("path", "align_gray", "align_value")
 
 
 class ScanCache:
@@ -79,7 +79,7 @@ class ScanCache:
         """The settings key of records or pairs (see the module's docstring)."""
         modules = [sys.modules[name] for name in
                    ("hybridclf.io", "hybridclf.quality", _scan.__name__,
-                    _pairs.__name__)]
+                    _pairs.__name__, _alignment.__name__)]
         description = {"duplicate search": what, "parameters": params,
                        "versions": library_versions(_LIBRARIES),
                        "sources": source_digests(*modules)}
@@ -124,13 +124,13 @@ class ScanCache:
                     "from the cache", len(missing), len(paths))
         return records
 
-    def aligned_pairs(self, records, candidates, min_similarity):
-        """:func:`~._pairs.aligned_pairs` of candidate pairs, cached.
+    def aligned_pairs(self, records, candidates, min_similarity, *, n_jobs=None):
+        """:func:`~._alignment.aligned_pairs` of candidate pairs, cached.
 
         Returns
         -------
         pairs : list of (int, int, float)
-            As :func:`~._pairs.aligned_pairs` gives them, in the order of
+            As :func:`~._alignment.aligned_pairs` gives them, in the order of
             ``candidates``.
         """
         candidates = list(candidates)
@@ -146,7 +146,8 @@ class ScanCache:
                 known[pair] = float(arrays["similarity"][row])
         _make_align_gray(records, todo)
         found = {(i, j): s for i, j, s in
-                 _pairs.aligned_pairs(records, todo, min_similarity)}
+                 _alignment.aligned_pairs(records, todo, min_similarity,
+                                          n_jobs=n_jobs)}
         store = [(digest, found.get(pair, -1.0))
                  for pair, digest in zip(candidates, digests)
                  if pair not in known and digest is not None
@@ -211,6 +212,7 @@ def _make_align_gray(records, pairs):
             again, _ = _scan.scan_file(records[k].path)
             if again.sha256 == records[k].sha256:
                 records[k].align_gray = again.align_gray
+                records[k].align_value = again.align_value
 
 
 def _pair_digest(a, b):
