@@ -5,11 +5,14 @@ none); the model answers each readable one with an :class:`ItemResult`;
 :func:`prediction_body` turns either into the JSON of one prediction. No
 exception travels between the images of a batch: an unreadable image is a
 result like the others, so the rest of its batch is predicted in the same
-model call. This module does not import FastAPI.
+model call. :func:`classify_stages` hands the answers on as they are ready:
+a cascade's early answers before the CNN has run on the other photos. This
+module does not import FastAPI.
 """
 
 import base64
 import binascii
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -20,8 +23,8 @@ from .. import prediction
 from ..pipeline import get_classifier, get_loader
 from ..quality import quality_message, read_quality
 
-__all__ = ["ItemResult", "Upload", "class_names", "classify", "decode_base64",
-           "decode_uploads", "prediction_body"]
+__all__ = ["ItemResult", "Upload", "class_names", "classify", "classify_stages",
+           "decode_base64", "decode_uploads", "prediction_body"]
 
 # Base64 text above this many characters is decoded in a worker thread: a
 # 10 MB body takes milliseconds that the event loop owes other requests,
@@ -70,8 +73,17 @@ class ItemResult:
     error : str or None
         Why the image could not be decoded (then ``label`` is None).
 
+    early : bool
+        Answered by a cascade's cheap stage, without the CNN.
+
+    embedding : ndarray of shape (n_embedding,) or None
+        The image's embedding where novelty is measured (the CNN block's
+        output, see :func:`~hybridclf.prediction.embedding_of`); None for an
+        early answer, which has none.
+
     seconds : float
-        The time of the model call this image was part of.
+        From the start of the model call this image was part of to its
+        answer.
     """
 
     label: str | None = None
@@ -79,6 +91,8 @@ class ItemResult:
     reason: str = ""
     quality: dict | None = None
     error: str | None = None
+    early: bool = False
+    embedding: np.ndarray | None = None
     seconds: float = 0.0
 
 
@@ -143,6 +157,69 @@ async def decode_uploads(texts, whats):
     return await anyio.to_thread.run_sync(decode_all)
 
 
+def classify_stages(pipe, items, *, ood_thresholds=None, novelty=None,
+                    full=None):
+    """Decode every image, predict the readable ones; yield answers when ready.
+
+    The images are predicted in one model call. A cascade answers the photos
+    its cheap stage is sure of first: their answers (and those of the
+    unreadable images) are yielded before the CNN runs on the others (see
+    :func:`~hybridclf.prediction.iter_stages`).
+
+    Parameters
+    ----------
+    pipe : fitted Pipeline
+        The served model.
+
+    items : list of bytes
+        Encoded image files (of one or several requests).
+
+    ood_thresholds, novelty : dict or None, default=None
+        The "unlike any training photo" check (see
+        :func:`~hybridclf.prediction.open_set_answers`); "unknown" from the
+        probability threshold is left to each request.
+
+    full : sequence of bool or None, default=None
+        Items whose embedding is wanted (their neighbours, say): a cascade
+        runs every block on them.
+
+    Yields
+    ------
+    ready : dict of int to ItemResult
+        Item positions and their results, with the photo quality of each
+        readable one; together the dicts cover every item once.
+    """
+    start = time.perf_counter()
+    loader = get_loader(pipe)
+    images, reasons = loader.read_each(items)
+    readable = np.flatnonzero([reason is None for reason in reasons])
+    ready = {i: ItemResult(error=reason) for i, reason in enumerate(reasons)
+             if reason is not None}
+    stages = prediction.iter_stages(
+        pipe, images, full=None if full is None else np.asarray(full)[readable])
+    for rows, features, proba, early in stages if len(images) else ():
+        answers = prediction.open_set_answers(
+            pipe, features, proba, ood_thresholds=ood_thresholds, novelty=novelty)
+        embeddings = None if early else prediction.embedding_of(pipe, features)
+        for k, row in enumerate(rows):
+            i = readable[row]
+            ready[i] = ItemResult(
+                label=answers["labels"][k], proba=proba[k],
+                reason=answers["reasons"][k], early=early,
+                # measured on the photo itself, not on the copy resized for the model
+                quality=read_quality(items[i], max_pixels=loader.max_pixels),
+                embedding=None if embeddings is None else embeddings[k])
+        yield _timed(ready, time.perf_counter() - start)
+        ready = {}
+    if ready:
+        yield _timed(ready, time.perf_counter() - start)
+
+
+def _timed(results, seconds):
+    return {i: dataclasses.replace(result, seconds=seconds)
+            for i, result in results.items()}
+
+
 def classify(pipe, items, *, ood_thresholds=None, novelty=None):
     """Decode every image, then predict the readable ones in one model call.
 
@@ -155,34 +232,18 @@ def classify(pipe, items, *, ood_thresholds=None, novelty=None):
         Encoded image files (of one or several requests).
 
     ood_thresholds, novelty : dict or None, default=None
-        The "unlike any training photo" check (see
-        :func:`~hybridclf.prediction.predict_with_reasons`); "unknown" from
-        the probability threshold is left to each request.
+        As in :func:`classify_stages`.
 
     Returns
     -------
     results : list of ItemResult
         One per item, in order, with the photo quality of each readable one.
     """
-    start = time.perf_counter()
-    loader = get_loader(pipe)
-    images, reasons = loader.read_each(items)
-    answers = []
-    if len(images):
-        result = prediction.predict_with_reasons(
-            pipe, images, ood_thresholds=ood_thresholds, novelty=novelty)
-        # measured on the photo itself, not on the copy resized for the model
-        qualities = [read_quality(item, max_pixels=loader.max_pixels)
-                     for item, reason in zip(items, reasons) if reason is None]
-        answers = zip(result["labels"], result["proba"], result["reasons"],
-                      qualities)
-    predicted = iter(answers)
-    results = [{"error": reason} if reason is not None
-               else dict(zip(("label", "proba", "reason", "quality"),
-                             next(predicted)))
-               for reason in reasons]
-    seconds = time.perf_counter() - start
-    return [ItemResult(**result, seconds=seconds) for result in results]
+    results = {}
+    for ready in classify_stages(pipe, items, ood_thresholds=ood_thresholds,
+                                 novelty=novelty):
+        results.update(ready)
+    return [results[i] for i in range(len(items))]
 
 
 def prediction_body(result, *, name, classes, threshold, with_proba):

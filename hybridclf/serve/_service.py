@@ -21,10 +21,11 @@ import anyio
 from .. import prediction
 from ..exceptions import ModelLoadError
 from ..feedback import FeedbackStore, PredictionLog
+from ..utils._memory import release_memory
 from ._batching import MicroBatcher
 from ._metrics import Metrics, all_worker_totals, multiprocess
 from ._model import load_served_model
-from ._predict import classify, prediction_body
+from ._predict import classify_stages, prediction_body
 
 __all__ = ["Service", "check_writable"]
 
@@ -116,7 +117,8 @@ class Service:
         with self._reload_lock:
             model = load_served_model(settings.model_dir, settings)
             # concurrent requests share one model call, run in one thread
-            self._batcher = MicroBatcher(self._classify, max_items=settings.max_batch)
+            self._batcher = MicroBatcher(self._classify, max_items=settings.max_batch,
+                                         on_idle=release_memory)
             self._swap(model)
         self.started = time.monotonic()
         logger.info("Loaded and warmed up the model %s (%s) in %.2f s",
@@ -196,20 +198,24 @@ class Service:
         return time.monotonic() - self.started
 
     def _classify(self, items):
-        """The model call of the micro-batcher's thread.
+        """The model call of the micro-batcher's thread, answers as they are ready.
 
         ``items`` are ``(model, image bytes)`` pairs: each request names the
         model it started with, so the requests queued before a reload are
         answered by the old model, those after by the new one (one model call
-        each, in the rare batch that holds both).
+        each, in the rare batch that holds both). Yields ``{position:
+        ItemResult}`` dicts: a cascade's early answers go out before the CNN
+        runs on the other photos (see :func:`classify_stages`).
         """
         self.metrics.batch_size.observe(len(items))
-        results = []
+        start = 0
         for model, group in groupby(items, key=lambda item: item[0]):
-            results += classify(model.pipe, [data for _, data in group],
-                                ood_thresholds=model.ood_thresholds,
-                                novelty=model.novelty)
-        return results
+            data = [item for _, item in group]
+            for ready in classify_stages(model.pipe, data,
+                                         ood_thresholds=model.ood_thresholds,
+                                         novelty=model.novelty):
+                yield {start + i: result for i, result in ready.items()}
+            start += len(data)
 
     async def predict(self, uploads, *, names, threshold, with_proba, endpoint):
         """The ``PredictResponse`` bodies of a request's images.
