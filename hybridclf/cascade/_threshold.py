@@ -123,11 +123,12 @@ def select_threshold(y, full_proba, cheap_proba, classes, *, tolerance=0.005,
     full_ok = classes[np.argmax(full_proba, axis=1)] == y
     cheap_ok = classes[np.argmax(cheap_proba, axis=1)] == y
     top = np.max(cheap_proba, axis=1)
+    fold_limit = np.inf if fold is None else MAX_FOLD_LOSS
     fold = np.zeros(len(y), dtype=np.intp) if fold is None else np.asarray(fold)
     eligible = (np.ones(len(y), dtype=bool) if eligible is None
                 else np.asarray(eligible, dtype=bool))
     lost = ~cheap_ok & full_ok
-    threshold = _scan(top, lost, fold, eligible, tolerance * len(y))
+    threshold = _scan(top, lost, fold, eligible, tolerance * len(y), fold_limit)
     threshold = max(threshold, float(cheap_ok.mean()))
     early = eligible & (top >= threshold)
     cascade_ok = np.where(early, cheap_ok, full_ok)
@@ -144,7 +145,7 @@ def select_threshold(y, full_proba, cheap_proba, classes, *, tolerance=0.005,
     }
 
 
-def _scan(top, lost, fold, eligible, allowed):
+def _scan(top, lost, fold, eligible, allowed, fold_limit):
     """The lowest threshold before the losses break either budget."""
     _, fold_ids = np.unique(fold, return_inverse=True)
     fold_loss = np.zeros(fold_ids.max() + 1 if len(fold_ids) else 1)
@@ -155,7 +156,7 @@ def _scan(top, lost, fold, eligible, allowed):
         fold_loss[fold_ids[i]] += lost[i]
         if k + 1 < len(order) and top[order[k + 1]] == top[i]:
             continue  # a threshold cannot split tied confidences
-        if total > allowed + 1e-9 or fold_loss.max() > MAX_FOLD_LOSS:
+        if total > allowed + 1e-9 or fold_loss.max() > fold_limit:
             break
         threshold = float(top[i])
     return threshold
