@@ -13,6 +13,7 @@ from ._pipeline import CHEAP_FEATURES, CascadePipeline, is_cascade
 from ._threshold import (
     MAX_FOLD_LOSS,
     block_columns,
+    fixed_features,
     ood_limits,
     out_of_fold_stages,
     scaled_folds,
@@ -24,6 +25,7 @@ __all__ = [
     "MAX_FOLD_LOSS",
     "CascadePipeline",
     "block_columns",
+    "fixed_features",
     "is_cascade",
     "ood_limits",
     "out_of_fold_stages",

@@ -15,6 +15,7 @@ predictions of both stages (:mod:`hybridclf.cascade._threshold`).
 """
 
 import logging
+import warnings
 
 import numpy as np
 from imblearn.pipeline import Pipeline
@@ -23,8 +24,8 @@ from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.utils.validation import check_is_fitted
 
 from ..pipeline import (
+    get_block_scaler,
     get_classifier,
-    get_feature_union,
     get_loader,
     get_sampler,
     iter_feature_blocks,
@@ -32,6 +33,7 @@ from ..pipeline import (
 from ..prediction import block_ood_scores, transform_blocks
 from ._threshold import (
     block_columns,
+    fixed_features,
     ood_limits,
     out_of_fold_stages,
     scaled_folds,
@@ -214,23 +216,41 @@ class CascadePipeline(Pipeline):
         n_splits = min(self.cv, len(np.unique(groups)),
                        int(np.unique(y, return_counts=True)[1].min()))
         if n_splits < 2:
-            raise ValueError(
-                "CascadePipeline.fit needs at least 2 groups and 2 photos per class "
-                "to choose its threshold out of fold. Add photos or fewer groups."
-            )
+            return self._fit_without_early_exit(images, y, params)
         splits = list(StratifiedGroupKFold(
             n_splits, shuffle=True, random_state=self.random_state,
         ).split(images, y, groups))
-        folds = list(scaled_folds(images, y, list(iter_feature_blocks(self)),
-                                  splits, get_sampler(self)))
-        train_x, train_y = self._fit_steps(images, y, params)
+        blocks = list(iter_feature_blocks(self))
+        fixed = {} if get_sampler(self) is not None else fixed_features(images,
+                                                                        blocks)
+        folds = list(scaled_folds(images, y, blocks, splits, get_sampler(self),
+                                  fixed))
+        train_x, train_y = self._fit_steps(images, y, params, fixed)
         oof = out_of_fold_stages(
             folds, len(y), get_classifier(self).classes_, self._block_widths(),
             cheap, get_classifier(self), self.cheap_classifier_template())
         return self.fit_cheap_stage(train_x, train_y, y, oof)
 
-    def _fit_steps(self, images, y, params):
-        """Fit the steps after ``load`` as ``Pipeline.fit`` would; return features."""
+    def _fit_without_early_exit(self, images, y, params):
+        """Too few photos for out-of-fold answers: fit the full model only."""
+        warnings.warn(
+            "CascadePipeline.fit needs at least 2 groups and 2 photos per class "
+            "to choose its threshold out of fold; every photo will run every "
+            "block. Add photos, or build the pipeline with cascade=False.",
+            UserWarning, stacklevel=3)
+        self._fit_steps(images, y, params, {})
+        self.cheap_classifier_, self.ood_limits_ = None, None
+        for key in _STATS:
+            setattr(self, f"{key}_", np.inf if key == "threshold" else np.nan)
+        self.worst_fold_loss_ = 0
+        return self
+
+    def _fit_steps(self, images, y, params, fixed):
+        """Fit the steps after ``load`` as ``Pipeline.fit`` would; return features.
+
+        The blocks of ``fixed`` take their fitted extractor from there and
+        fit only their scaler: no photo is extracted twice.
+        """
         if params:
             raise TypeError(
                 "CascadePipeline.fit takes no step fit parameters; got "
@@ -239,8 +259,14 @@ class CascadePipeline(Pipeline):
         sampler = get_sampler(self)
         if sampler is not None:
             images, y = sampler.fit_resample(images, y)
-        train_x = np.asarray(get_feature_union(self).fit_transform(images, y),
-                             dtype=np.float32)
+        parts = []
+        for name, block in iter_feature_blocks(self):
+            if name in fixed:
+                block.steps[0] = (block.steps[0][0], fixed[name][0])
+                parts.append(get_block_scaler(block).fit_transform(fixed[name][1]))
+            else:
+                parts.append(block.fit_transform(images, y))
+        train_x = np.hstack(parts).astype(np.float32)
         get_classifier(self).fit(train_x, y)
         return train_x, y
 
@@ -413,6 +439,10 @@ class CascadePipeline(Pipeline):
 
     def _cheap_stage(self, cheap_x):
         """The cheap stage's probabilities, and which photos it answers."""
+        if self.cheap_classifier_ is None:  # fitted on too few photos
+            n_classes = len(get_classifier(self).classes_)
+            return (np.full((len(cheap_x), n_classes), 1.0 / n_classes),
+                    np.zeros(len(cheap_x), dtype=bool))
         cheap_proba = self.cheap_classifier_.predict_proba(cheap_x)
         early = cheap_proba.max(axis=1) >= self.threshold_
         if self.ood_limits_ is not None:
@@ -453,7 +483,8 @@ class CascadePipeline(Pipeline):
         columns = block_columns(self._block_widths(), tuple(self.cheap_features))
         cheap_proba, early = self._cheap_stage(np.asarray(features)[:, columns])
         proba = np.array(full_proba, dtype=np.float64)
-        proba[early] = self._early_proba(cheap_proba[early])
+        if early.any():
+            proba[early] = self._early_proba(cheap_proba[early])
         return proba, early
 
     def predict_proba(self, X, **params):

@@ -14,8 +14,8 @@ from sklearn.preprocessing import StandardScaler
 from ..pipeline import get_block_extractor
 from ..prediction import block_ood_scores
 
-__all__ = ["MAX_FOLD_LOSS", "block_columns", "ood_limits", "out_of_fold_stages",
-           "scaled_folds", "select_threshold"]
+__all__ = ["MAX_FOLD_LOSS", "block_columns", "fixed_features", "ood_limits",
+           "out_of_fold_stages", "scaled_folds", "select_threshold"]
 
 #: The most photos the cascade may lose against the full model on one
 #: out-of-fold fold (photos the cheap stage gets wrong and the full model right).
@@ -245,19 +245,41 @@ def out_of_fold_stages(fold_features, n_samples, classes, blocks, cheap,
     return oof
 
 
-def scaled_folds(images, y, blocks, splits, sampler):
-    """Yield (test, train_x, train_y, test_x) per fold, each block scaled.
+def fixed_features(images, blocks):
+    """The blocks that learn nothing from the images, fitted once, and their features.
 
-    A block that learns nothing from the images is computed once for all
-    photos (without a sampler); the others, and every scaler, are fitted on
-    each training fold, as fitting the pipeline there would.
+    Parameters
+    ----------
+    images : ndarray of shape (n_images, height, width, 3)
+        Loaded images.
+
+    blocks : list of (str, Pipeline)
+        The feature blocks (``extract`` and ``scale`` steps).
+
+    Returns
+    -------
+    fixed : dict of str to (transformer, ndarray)
+        For each such block (HOG, LBP, colour, a pretrained CNN): its
+        extractor fitted on ``images`` and its raw features of every image.
+        The folds and the final fit slice them instead of extracting again.
     """
     fixed = {}
-    if sampler is None:
-        for name, block in blocks:
-            extract = get_block_extractor(block)
-            if not getattr(extract, "learns_from_images", lambda: True)():
-                fixed[name] = np.asarray(clone(extract).fit_transform(images))
+    for name, block in blocks:
+        extract = get_block_extractor(block)
+        if not getattr(extract, "learns_from_images", lambda: True)():
+            fitted = clone(extract)
+            fixed[name] = (fitted, np.asarray(fitted.fit_transform(images)))
+    return fixed
+
+
+def scaled_folds(images, y, blocks, splits, sampler, fixed):
+    """Yield (test, train_x, train_y, test_x) per fold, each block scaled.
+
+    The blocks of ``fixed`` (:func:`fixed_features`; give ``{}`` with a
+    sampler, which changes the images) are sliced; the others, and every
+    scaler, are fitted on each training fold, as fitting the pipeline there
+    would.
+    """
     for train, test in splits:
         train_images, train_y = images[train], y[train]
         if sampler is not None:
@@ -265,7 +287,7 @@ def scaled_folds(images, y, blocks, splits, sampler):
         parts_train, parts_test = [], []
         for name, block in blocks:
             if name in fixed:
-                a, b = fixed[name][train], fixed[name][test]
+                a, b = fixed[name][1][train], fixed[name][1][test]
             else:
                 extract = clone(get_block_extractor(block))
                 a = extract.fit_transform(train_images, train_y)

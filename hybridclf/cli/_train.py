@@ -1,5 +1,6 @@
 """``hybridclf train``: cross-validate, fit and save a model directory."""
 
+import argparse
 import os
 
 from ._common import (
@@ -97,10 +98,13 @@ def _add_model_options(parser):
     parser.add_argument("--image-size", type=positive_int, default=None,
                         metavar="N", help="side images are resized to (default: "
                         "224, or 128 with --quick)")
-    parser.add_argument("--cascade", action="store_true",
+    parser.add_argument("--cascade", action=argparse.BooleanOptionalAction,
+                        default=None,
                         help="a cascade: HOG, LBP and colour answer the photos "
                         "they are sure of, the CNN the others (threshold learned "
-                        "on the grouped folds; see docs/choosing-features.md)")
+                        "on the grouped folds; see docs/choosing-features.md). "
+                        "Default: a cascade when the blocks include the CNN; "
+                        "--no-cascade runs every block on every photo")
 
 
 def _print_training(training):
@@ -149,7 +153,8 @@ def run(args):
         test_size=args.test_size, search=args.search, groups_csv=args.groups,
         augment=args.augment, views=args.views, image_size=args.image_size,
         cache_dir=args.cache_dir, feature_cache=not args.no_cache,
-        cascade=args.cascade, n_jobs=args.n_jobs, max_pixels=args.max_pixels,
+        cascade="auto" if args.cascade is None else args.cascade,
+        n_jobs=args.n_jobs, max_pixels=args.max_pixels,
         scheduler=args.scheduler, random_state=args.seed, progress=True)
     _print_training(training)
     model_dir = os.path.abspath(training.model_dir)
