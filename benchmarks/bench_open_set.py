@@ -335,8 +335,9 @@ def check_exact(paths, y, groups, sets, feats):
     train, test = next(splitter.split(y, y, groups))
     cached = CachedModel(feats["known"], _views(feats), train, y[train],
                          groups[train])
-    real = train_model(make_hybrid_pipeline(), np.asarray(paths)[train], y[train],
-                       groups=groups[train], test_size=0)
+    real = train_model(make_hybrid_pipeline(cascade=False),
+                       np.asarray(paths)[train], y[train], groups=groups[train],
+                       test_size=0)
     name = "blur sigma 2"
     out = predict_with_reasons(
         real.pipeline, [sets[name][i] for i in test],
