@@ -230,3 +230,36 @@ def test_iter_stages_gives_the_early_answers_first(fitted, textures):
         paths, full=np.ones(len(paths), dtype=bool))
     assert not was_early and len(rows) == len(paths)
     assert not np.isnan(features).any()
+
+
+def test_the_default_pipeline_is_a_cascade_when_it_has_a_cnn():
+    from imblearn.pipeline import Pipeline
+
+    from hybridclf.cascade import CascadePipeline
+
+    default = make_hybrid_pipeline()
+    assert isinstance(default, CascadePipeline)
+    assert default.cheap_features == ("hog", "lbp", "color")
+    plain = make_hybrid_pipeline(cascade=False)
+    assert type(plain) is Pipeline
+    assert plain.get_params()["features__cnn__extract__backbone"] == (
+        default.get_params()["features__cnn__extract__backbone"])
+    assert type(make_hybrid_pipeline(features=["hog", "color"])) is Pipeline
+    assert make_hybrid_pipeline(features=["cnn", "color"]).cheap_features == (
+        "color",)
+    with pytest.raises(ValueError, match="'cascade' argument.*'auto', True or False"):
+        make_hybrid_pipeline(cascade="sometimes")
+
+
+def test_too_few_photos_fit_the_full_model_and_answer_nothing_early(textures):
+    paths, labels = textures
+    pipe = make_hybrid_pipeline(features=["hog", "color", ("cnn", ExpensiveBlock())],
+                                cascade=True)
+    pipe.set_params(load__size=64, cheap_features=("hog", "color"))
+    one_each = [list(labels).index(c) for c in np.unique(labels)]
+    with pytest.warns(UserWarning, match="2 photos per class"):
+        pipe.fit(paths[one_each], labels[one_each])
+    assert pipe.threshold_ == np.inf
+    CALLS.clear()
+    assert len(pipe.predict(paths[:4])) == 4
+    assert CALLS == [4]  # every photo ran the expensive block
