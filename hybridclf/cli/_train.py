@@ -142,6 +142,14 @@ def _print_training(training):
             "above the OOD score of any block: " + ", ".join(
                 f"{k} {v:.2f}"
                 for k, v in result.open_set["ood_thresholds"].items())))
+    if hasattr(result.pipeline, "cascade_summary"):
+        c = result.pipeline.cascade_summary()
+        out(f"cascade: {', '.join(c['cheap_features'])} answer alone at top "
+            f"probability >= {c['threshold'] or float('inf'):.3f}, within their "
+            f"OOD gate: {c['early_share'] or 0:.0%} of the out-of-fold photos; "
+            f"out-of-fold accuracy {c['cascade_accuracy'] or float('nan'):.3f} "
+            f"(full model {c['full_accuracy'] or float('nan'):.3f}), worst fold "
+            f"{c['worst_fold_loss']} photo(s) lost")
 
 
 def run(args):
