@@ -263,3 +263,20 @@ def test_too_few_photos_fit_the_full_model_and_answer_nothing_early(textures):
     CALLS.clear()
     assert len(pipe.predict(paths[:4])) == 4
     assert CALLS == [4]  # every photo ran the expensive block
+
+
+def test_a_cascade_saved_before_the_gate_still_loads_and_predicts(fitted, textures):
+    from hybridclf.cascade import CascadePipeline
+
+    paths, _ = textures
+    state = fitted.__getstate__()
+    del state["ood_limits_"], state["worst_fold_loss_"]  # as saved before them
+    old = CascadePipeline.__new__(CascadePipeline)
+    old.__setstate__(state)
+    assert old.ood_limits_ is None and old.cascade_summary()["worst_fold_loss"] == -1
+    kept = fitted.ood_limits_
+    try:
+        fitted.ood_limits_ = None
+        np.testing.assert_array_equal(old.predict(paths), fitted.predict(paths))
+    finally:
+        fitted.ood_limits_ = kept

@@ -130,7 +130,7 @@ class CascadePipeline(Pipeline):
 
     worst_fold_loss_ : int
         Photos the cascade lost against the full model on its worst
-        out-of-fold fold.
+        out-of-fold fold; -1 for a model saved before it was recorded.
 
     See Also
     --------
@@ -164,6 +164,12 @@ class CascadePipeline(Pipeline):
         self.ood_quantile = ood_quantile
         self.cv = cv
         self.random_state = random_state
+
+    def __setstate__(self, state):
+        if "threshold_" in state:  # saved before the gate: none, fold unknown
+            state.setdefault("ood_limits_", None)
+            state.setdefault("worst_fold_loss_", -1)
+        super().__setstate__(state)
 
     # -- fit -------------------------------------------------------------------
     def _cheap_blocks(self):
