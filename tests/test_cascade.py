@@ -269,7 +269,7 @@ def test_a_cascade_saved_before_the_gate_still_loads_and_predicts(fitted, textur
     from hybridclf.cascade import CascadePipeline
 
     paths, _ = textures
-    state = fitted.__getstate__()
+    state = dict(fitted.__getstate__())  # a copy: fitted keeps its own
     del state["ood_limits_"], state["worst_fold_loss_"]  # as saved before them
     old = CascadePipeline.__new__(CascadePipeline)
     old.__setstate__(state)
