@@ -18,7 +18,14 @@ same run:
 - in-process :func:`hybridclf.prediction.predict_open_set` on the same
   photos, to give the server's overhead (server p50 / in-process median);
 - each server's resident memory after start-up, at the end of its load and
-  once it has been idle for 1 s.
+  once it has been idle for 1 s;
+- for the full model, the cost of the nearest training photos: one client
+  alternating ``/predict`` without and with ``"neighbours": 3``, so that both
+  see the same load, and in process
+  :meth:`~hybridclf.neighbours.EmbeddingIndex.neighbours` on synthetic
+  indexes of 10,000 photos of the model's embedding dimension. (The cascade
+  runs the CNN on a photo whose neighbours are asked for: they come from its
+  embedding.)
 
 The servers are ``hybridclf serve`` in subprocesses (one worker each); the
 models are trained as ``hybridclf train --groups amulet6_groups.csv
@@ -33,6 +40,10 @@ Run it from the repository root::
 
     .venv/bin/python benchmarks/bench_serve.py          # 30 s per phase
     .venv/bin/python benchmarks/bench_serve.py --quick  # small models, 3 s
+    .venv/bin/python benchmarks/bench_serve.py --neighbours-only
+
+``--neighbours-only`` measures the nearest training photos alone and rewrites
+only their part of the section (its own markers inside it).
 
 ``--quick`` trains HOG, LBP and colour at 64 px (the cascade: HOG and colour
 first) and writes to a temporary folder instead of ``docs/``. The data is read
@@ -64,9 +75,16 @@ DOCS_FILE = REPO_ROOT / "docs" / "benchmarks.md"
 RESULTS_FILE = REPO_ROOT / "benchmarks" / "results" / "bench_serve.json"
 START_MARKER = "<!-- bench_serve:start -->"
 END_MARKER = "<!-- bench_serve:end -->"
+NB_START = "<!-- bench_serve_neighbours:start -->"
+NB_END = "<!-- bench_serve_neighbours:end -->"
 COMMAND = ".venv/bin/python benchmarks/bench_serve.py"
 QUICK_COMMAND = COMMAND + " --quick"
+NB_COMMAND = COMMAND + " --neighbours-only"
 CONCURRENCY = 8
+#: Nearest training photos asked for in the comparison.
+NEIGHBOURS = 3
+#: Training photos of the synthetic indexes searched in process.
+SYNTHETIC_PHOTOS = 10_000
 JSON_HEADERS = {"Content-Type": "application/json"}
 
 
@@ -115,7 +133,7 @@ MODELS = {
 }
 
 
-def train_models(folder, out, quick):
+def train_models(folder, out, quick, only_first=False):
     """Train and save both models on the same split; their folders, held-out photos.
 
     Returns ``[(name, model_dir), ...]`` and the held-out photos' paths.
@@ -125,6 +143,8 @@ def train_models(folder, out, quick):
     csv = folder.parent / "amulet6_groups.csv"
     models, held_out = [], None
     for i, (name, cascade) in enumerate(MODELS.items()):
+        if only_first and i:
+            break
         model_dir = Path(out) / f"model{i}"
         if quick:
             held_out = _train_quick(folder, model_dir, cascade)
@@ -239,6 +259,99 @@ def _summary(parts, clients):
             **{f"{k}_ms": v for k, v in _percentiles(latencies).items()}}
 
 
+def neighbours_phase(url, bodies, duration):
+    """One client alternating two requests for ``duration`` s; their latencies.
+
+    ``bodies`` maps a name to an encoded /predict body. Alternating puts both
+    under the same load, which a shared machine changes from second to
+    second; the paired differences (each request minus the one before it of
+    the other kind) cancel the slow drifts.
+    """
+    import httpx
+
+    names = list(bodies)
+    latencies = {name: [] for name in names}
+    sizes, errors = {}, 0
+    stop = time.monotonic() + duration
+    with httpx.Client(base_url=url, timeout=30) as http:
+        while time.monotonic() < stop:
+            for name in names:
+                start = time.perf_counter()
+                r = http.post("/predict", content=bodies[name], headers=JSON_HEADERS)
+                elapsed = (time.perf_counter() - start) * 1000.0
+                if r.status_code == 200 and r.json().get("success"):
+                    latencies[name].append(elapsed)
+                    sizes[name] = len(r.content)
+                else:
+                    errors += 1
+    n = min(len(v) for v in latencies.values())
+    paired = [b - a for a, b in zip(latencies[names[0]][:n],
+                                    latencies[names[1]][:n])]
+    return {"errors": errors,
+            "paired_diff_p50_ms": statistics.median(paired) if paired else None,
+            **{name: {"requests": len(v), "answer_bytes": sizes.get(name),
+                      **{f"{k}_ms": x for k, x in _percentiles(v).items()}}
+               for name, v in latencies.items()}}
+
+
+def _search_times(index, queries, repeats):
+    """Median ms per image of the service's search and data URIs."""
+    from hybridclf.serve._predict import neighbour_answers
+
+    ks = [NEIGHBOURS] * len(queries)
+    neighbour_answers(index.neighbours(queries, NEIGHBOURS), ks)  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        neighbour_answers(index.neighbours(queries, NEIGHBOURS), ks)
+        times.append((time.perf_counter() - start) * 1000.0 / len(queries))
+    return statistics.median(times)
+
+
+def search_ms(dim, repeats=50):
+    """In-process :meth:`EmbeddingIndex.neighbours` on synthetic indexes.
+
+    Unit Gaussian embeddings of dimension ``dim`` for
+    :data:`SYNTHETIC_PHOTOS` photos, alone and with 3 views each (the
+    layout ``hybridclf train`` saves), 4 KB thumbnails; the time includes
+    the thumbnails' data URIs, as the service answers them. With NumPy's
+    BLAS threads as they are (every core) and with one: on a busy machine a
+    small product split over threads waits for a descheduled one.
+    """
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    from hybridclf.neighbours import VIEWS, index_with_views
+
+    rng = np.random.default_rng(0)
+    photos = rng.standard_normal((SYNTHETIC_PHOTOS, dim), dtype=np.float32)
+    thumbs = [bytes(4096)] * SYNTHETIC_PHOTOS
+    out = []
+    for n_views in (0, len(VIEWS)):
+        views = [photos + 0.3 * rng.standard_normal(photos.shape, dtype=np.float32)
+                 for _ in range(n_views)]
+        index = index_with_views(photos, views, thumbnails=thumbs)
+        row = {"photos": SYNTHETIC_PHOTOS, "entries": len(index.embeddings_)}
+        for batch in (1, 32):
+            queries = rng.standard_normal((batch, dim), dtype=np.float32)
+            row[f"ms_per_image_batch{batch}"] = _search_times(index, queries,
+                                                              repeats)
+            with threadpool_limits(limits=1, user_api="blas"):
+                row[f"ms_per_image_batch{batch}_1thread"] = _search_times(
+                    index, queries, repeats)
+        out.append(row)
+        del index, views
+    return out
+
+
+def load_average():
+    """The 1-minute load average, or None where the OS does not say."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
 def server_counters(url):
     """Sums and counts of the server's own histograms, from /metrics.
 
@@ -317,6 +430,88 @@ def _ratio_lines(report):
     return lines
 
 
+def _load_words(start, end, nproc):
+    if start is None:
+        return "the load average is not known on this system"
+    words = (f"1-minute load average {start:.1f} at the start and {end:.1f} at "
+             f"the end, on {nproc} cores")
+    if max(start, end) > 0.5 * nproc:
+        words += (": the machine was shared with other jobs, so the absolute "
+                  "latencies are inflated; the figure is the difference between "
+                  "the two kinds of request, measured alternately under the same "
+                  "load")
+    return words
+
+
+def render_neighbours(nb, machine, quick):
+    """The part of the section on ``"neighbours": 3``, between its markers."""
+    phase, index = nb["phase"], nb["index"]
+    without, with_ = phase["without"], phase["with"]
+    lines = [
+        NB_START,
+        f"### Nearest training photos (`\"neighbours\": {NEIGHBOURS}`)",
+        "",
+        f"{nb['model']}, served with the index of its {index['photos']} training "
+        f"photos and their degraded views ({index['entries']} entries of "
+        f"{index['dim']} dimensions, thumbnails; what `hybridclf train` keeps). "
+        f"One client alternates `POST /predict` of the same photo without and "
+        f"with `\"neighbours\": {NEIGHBOURS}` for {nb['duration_s']:.0f} s; "
+        "*paired* is the median of each request's latency minus the one before "
+        "it of the other kind.",
+        "",
+        "| request | requests | p50 ms | p95 ms | answer bytes |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        f"| without neighbours | {without['requests']} | {without['p50_ms']:.1f} | "
+        f"{without['p95_ms']:.1f} | {without['answer_bytes']} |",
+        f"| `\"neighbours\": {NEIGHBOURS}` | {with_['requests']} | "
+        f"{with_['p50_ms']:.1f} | {with_['p95_ms']:.1f} | {with_['answer_bytes']} |",
+        f"| difference | | {with_['p50_ms'] - without['p50_ms']:+.1f} "
+        f"(paired {phase['paired_diff_p50_ms']:+.1f}) | "
+        f"{with_['p95_ms'] - without['p95_ms']:+.1f} | "
+        f"{with_['answer_bytes'] - without['answer_bytes']:+d} |",
+        "",
+        f"The search alone, in process: `EmbeddingIndex.neighbours(k={NEIGHBOURS})` "
+        "and the thumbnails' data URIs, on synthetic unit embeddings of "
+        f"{index['dim']} dimensions (float16, as saved); median ms per image.",
+        "",
+        "| index | entries | one image | in a batch of 32 | one image, 1 BLAS "
+        "thread | in a batch of 32, 1 BLAS thread |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in nb["search"]:
+        kind = ("photos only" if row["entries"] == row["photos"]
+                else "photos and 3 views each")
+        lines.append(f"| {row['photos']:,} {kind} | {row['entries']:,} | "
+                     + " | ".join(f"{row[f'ms_per_image_batch{b}{t}']:.2f}"
+                                  for t in ("", "_1thread") for b in (1, 32))
+                     + " |")
+    lines += [
+        "",
+        "On a busy machine NumPy's BLAS splits even a one-image product over "
+        "its threads and then waits for one that is descheduled: compare the "
+        "1-thread columns.",
+        "",
+        "Target: the search adds at most 2 ms per image for a 10,000-image index.",
+        f"- Load: {_load_words(*nb['load'], machine['nproc'])}.",
+        f"- Machine: {machine['cpu_model']}, {machine['nproc']} cores; measured "
+        f"{nb['date']}.",
+        f"- Command: `{QUICK_COMMAND if quick else nb['command']}`",
+        NB_END,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_neighbours(docs_file, block):
+    """Replace the neighbours part inside the section (or add it at its end)."""
+    text = docs_file.read_text(encoding="utf-8") if docs_file.exists() else ""
+    if NB_START not in text and END_MARKER in text:
+        at = text.index(END_MARKER)
+        text = text[:at].rstrip("\n") + "\n\n" + block + text[at:]
+        docs_file.write_text(text, encoding="utf-8")
+    else:
+        _common.write_section(docs_file, block, NB_START, NB_END)
+
+
 def render_section(report):
     m = report["machine"]
     lines = [
@@ -380,8 +575,11 @@ def render_section(report):
         f"- Machine: {m['cpu_model']}, {m['nproc']} cores; measured "
         f"{report['date']}.",
         f"- Command: `{QUICK_COMMAND if report['quick'] else COMMAND}`",
-        END_MARKER,
+        "",
     ]
+    if report.get("neighbours"):
+        lines.append(render_neighbours(report["neighbours"], m, report["quick"]))
+    lines.append(END_MARKER)
     return "\n".join(lines) + "\n"
 
 
@@ -392,6 +590,9 @@ def parse_args(argv):
     parser.add_argument("--duration", type=float, default=None,
                         help="seconds per load phase and model (default: 30, 3 "
                         "with --quick)")
+    parser.add_argument("--neighbours-only", action="store_true",
+                        help="measure only '\"neighbours\": 3' on the full model "
+                        "and rewrite only that part of the section")
     return parser.parse_args(argv)
 
 
@@ -407,6 +608,47 @@ def main(argv=None):
         return measure(args, folder, duration, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # the trained models
+
+
+def _stop(proc):
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def measure_neighbours(name, model_dir, data, duration, command):
+    """``"neighbours": 3`` against none on one server, and the search alone."""
+    from hybridclf.neighbours import EmbeddingIndex
+
+    index = EmbeddingIndex.load(model_dir)
+    if index is None:
+        print(f"{name}: no embedding index; the neighbours are not measured.")
+        return None
+    image = base64.b64encode(data).decode()
+    bodies = {"without": json.dumps({"image_data": image}).encode(),
+              "with": json.dumps({"image_data": image,
+                                  "neighbours": NEIGHBOURS}).encode()}
+    load = [load_average()]
+    port = _free_port()
+    proc = start_server(model_dir, port)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        neighbours_phase(url, bodies, min(2.0, duration))  # warm-up
+        phase = neighbours_phase(url, bodies, duration)
+    finally:
+        _stop(proc)
+    dim = index.embeddings_.shape[1]
+    search = search_ms(dim)
+    load.append(load_average())
+    print(f"{name}: p50 {phase['without']['p50_ms']:.1f} ms without neighbours, "
+          f"{phase['with']['p50_ms']:.1f} ms with {NEIGHBOURS}", flush=True)
+    return {"model": name.split(" (")[0], "phase": phase, "search": search,
+            "index": {"photos": index.n_sources_,
+                      "entries": len(index.embeddings_), "dim": dim},
+            "duration_s": duration, "load": load, "command": command,
+            "date": datetime.date.today().isoformat()}
 
 
 def _serve_both(models, bodies, duration):
@@ -436,11 +678,7 @@ def _serve_both(models, bodies, duration):
             s["rss_idle"] = _rss_mb(s["proc"].pid)
     finally:
         for s in servers:
-            s["proc"].terminate()
-            try:
-                s["proc"].wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                s["proc"].kill()
+            _stop(s["proc"])
     return servers
 
 
@@ -464,12 +702,15 @@ def _model_report(s):
 def measure(args, folder, duration, tmp):
     """Train, serve both models, load them in turns, write the figures; exit code."""
     load = " ".join(f"{v:.1f}" for v in os.getloadavg())
-    models, held_out = train_models(folder, tmp, args.quick)
+    models, held_out = train_models(folder, tmp, args.quick,
+                                    only_first=args.neighbours_only)
     photos = [Path(p).read_bytes() for p in held_out]
     bodies = [json.dumps({"image_data": base64.b64encode(d).decode()}).encode()
               for d in photos]
+    command = NB_COMMAND if args.neighbours_only else COMMAND
+    nb = measure_neighbours(*models[0], photos[0], duration, command)
     results = []
-    for s in _serve_both(models, bodies, duration):
+    for s in ([] if args.neighbours_only else _serve_both(models, bodies, duration)):
         result = _model_report(s)
         model_dir = dict(models)[s["name"]]
         result["in_process_ms"], result["early_share"] = in_process(
@@ -481,8 +722,13 @@ def measure(args, folder, duration, tmp):
     report = {
         "date": datetime.date.today().isoformat(), "quick": args.quick,
         "n_photos": len(photos), "load": load, "duration_s": duration,
-        "models": results, "machine": machine_info(),
+        "models": results, "neighbours": nb, "machine": machine_info(),
     }
+    return _write(args, report, results, nb)
+
+
+def _write(args, report, results, nb):
+    """The section (or its neighbours part) and the JSON; the exit code."""
     if args.quick:
         out_dir = Path(tempfile.gettempdir()) / "hybridclf_bench_quick"
         docs_file = out_dir / "benchmarks.md"
@@ -490,13 +736,20 @@ def measure(args, folder, duration, tmp):
     else:
         docs_file, results_file = DOCS_FILE, RESULTS_FILE
     results_file.parent.mkdir(parents=True, exist_ok=True)
+    if args.neighbours_only:
+        results_file = results_file.with_name("bench_serve_neighbours.json")
+        block = render_neighbours(nb, report["machine"], args.quick) if nb else ""
+        if block:
+            write_neighbours(docs_file, block)
+        print(block)
+    else:
+        _common.write_section(docs_file, render_section(report), START_MARKER,
+                              END_MARKER)
+        print(render_section(report))
     results_file.write_text(json.dumps(report, indent=2))
-    _common.write_section(docs_file, render_section(report), START_MARKER,
-                          END_MARKER)
-    print(render_section(report))
     print(f"Written to {docs_file} and {results_file}")
     errors = sum(r["sequential"]["errors"] + r["concurrent"]["errors"]
-                 for r in results)
+                 for r in results) + (nb["phase"]["errors"] if nb else 0)
     if errors:
         print(f"{errors} requests failed", file=sys.stderr)
         return 1

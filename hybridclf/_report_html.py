@@ -116,6 +116,23 @@ def _cell(value):
     return "" if value is None else str(value)
 
 
+def _errors_table(errors):
+    """The misclassified images, with their nearest training photos if known."""
+    header = ["file", "true", "predicted", "top guesses"]
+    near = any("neighbours" in e for e in errors)
+    if near:
+        header.append("nearest training photos (label, similarity, file)")
+    rows = []
+    for e in errors:
+        row = [e["file"], e["true"], e["predicted"],
+               ", ".join(f"{c} {p:.2f}" for c, p in e["top"])]
+        if near:
+            row.append("; ".join(f"{n['label']} {n['similarity']:.2f} ({n['file']})"
+                                 for n in e.get("neighbours", [])))
+        rows.append(row)
+    return _table(header, rows)
+
+
 def evaluation_page(report, figures, title):
     """The self-contained HTML page of an evaluation report.
 
@@ -160,7 +177,10 @@ def evaluation_page(report, figures, title):
         "reliability": "Reliability of the top-class probability",
         "block_importance": "Feature-block importance (permutation)",
         "stage_speed": "Speed per stage",
-        "error_gallery": "Misclassified images",
+        "error_gallery": "Misclassified images"
+                         + (" and their nearest training photos"
+                            if any(e.get("neighbours") for e in report["errors"])
+                            else ""),
     }
     for name, data in figures:
         uri = base64.b64encode(data).decode("ascii")
@@ -170,10 +190,6 @@ def evaluation_page(report, figures, title):
                   f"src='data:image/png;base64,{uri}'></figure>"]
     parts += ["<h2>Speed (ms per image)</h2>",
               _table(["stage", "ms"], list(report["speed_ms_per_image"].items())),
-              "<h2>Errors</h2>",
-              _table(["file", "true", "predicted", "top guesses"],
-                     [[e["file"], e["true"], e["predicted"],
-                       ", ".join(f"{c} {p:.2f}" for c, p in e["top"])]
-                      for e in report["errors"]]),
+              "<h2>Errors</h2>", _errors_table(report["errors"]),
               f"<script>{SORT_SCRIPT}</script></body></html>"]
     return "\n".join(parts)

@@ -22,6 +22,7 @@ from .utils._docstrings import Substitution
 __all__ = [
     "CSV_COLUMNS",
     "BatchPrediction",
+    "csv_columns",
     "extract_to_parquet",
     "open_set_options",
     "predict_to_csv",
@@ -29,9 +30,13 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: The columns of the CSV that :func:`predict_to_csv` writes.
+#: The columns of the CSV that :func:`predict_to_csv` writes (without
+#: neighbours; see :func:`csv_columns`).
 CSV_COLUMNS = ("file", "label", "confidence", "ood_score", "unknown_reason",
                "quality", "top", "error")
+#: The columns of each nearest training photo, ``{}`` its rank from 1.
+NEIGHBOUR_COLUMNS = ("neighbour_{}_file", "neighbour_{}_label",
+                     "neighbour_{}_similarity")
 
 _SETTINGS_DOC = """allow_pickle : bool, default=False
         Load a pickled model (runs code from the file).
@@ -131,6 +136,30 @@ def open_set_options(model_info, *, threshold=None, ood=True, closed_set=False,
     return options
 
 
+def csv_columns(neighbours=0):
+    """The columns of :func:`predict_to_csv`'s CSV.
+
+    Parameters
+    ----------
+    neighbours : int, default=0
+        The nearest training photos listed per file.
+
+    Returns
+    -------
+    columns : tuple of str
+        :data:`CSV_COLUMNS`, then for each neighbour ``neighbour_<i>_file``,
+        ``neighbour_<i>_label`` and ``neighbour_<i>_similarity``.
+
+    Examples
+    --------
+    >>> from hybridclf.batch import csv_columns
+    >>> csv_columns(1)[-4:]
+    ('error', 'neighbour_1_file', 'neighbour_1_label', 'neighbour_1_similarity')
+    """
+    return CSV_COLUMNS + tuple(column.format(i) for i in range(1, neighbours + 1)
+                               for column in NEIGHBOUR_COLUMNS)
+
+
 def _quality_cell(quality):
     """'ok', the issues joined by ';', or '' when not measured."""
     if quality is None:
@@ -138,12 +167,42 @@ def _quality_cell(quality):
     return ";".join(quality["issues"]) or "ok"
 
 
-def _csv_row(row):
+def _csv_row(row, neighbours=0):
     ok = not row["error"]
-    return [row["file"], row["label"], f"{row['confidence']:.4f}" if ok else "",
-            f"{row['ood_score']:.3f}" if ok else "",
-            row["unknown_reason"], _quality_cell(row["quality"]),
-            ";".join(f"{c}:{p:.3f}" for c, p in row["top"]), row["error"]]
+    cells = [row["file"], row["label"], f"{row['confidence']:.4f}" if ok else "",
+             f"{row['ood_score']:.3f}" if ok else "",
+             row["unknown_reason"], _quality_cell(row["quality"]),
+             ";".join(f"{c}:{p:.3f}" for c, p in row["top"]), row["error"]]
+    near = row.get("neighbours") or []
+    for i in range(neighbours):
+        cells += ([near[i]["file"], near[i]["label"], f"{near[i]['similarity']:.4f}"]
+                  if i < len(near) else ["", "", ""])
+    return cells
+
+
+def _neighbour_index(neighbours, options, model_dir):
+    """The embedding index that ``neighbours`` > 0 needs, or None for 0."""
+    if not isinstance(neighbours, int) or isinstance(neighbours, bool) or (
+            neighbours < 0):
+        raise ValueError(
+            "The 'neighbours' parameter of predict_to_csv must be an int >= 0 "
+            f"(nearest training photos per file). Got {neighbours!r} instead."
+        )
+    if not neighbours:
+        return None
+    if options.get("novelty"):
+        return options["novelty"]["index"]
+    from .neighbours import INDEX_FILE, EmbeddingIndex
+
+    index = EmbeddingIndex.load(model_dir)
+    if index is None:
+        raise ValueError(
+            f"The model directory {os.fspath(model_dir)!r} has no {INDEX_FILE}, "
+            "so it cannot list the nearest training photos (neighbours="
+            f"{neighbours}): only a model trained with a CNN block keeps them. "
+            "Retrain it with the cnn feature, or leave out --neighbours."
+        )
+    return index
 
 
 def _predicted_rows(pipe, files, options, scheduler, parts_dir, partition_size):
@@ -159,12 +218,13 @@ def _predicted_rows(pipe, files, options, scheduler, parts_dir, partition_size):
 
 @Substitution(settings=_SETTINGS_DOC)
 def predict_to_csv(model_dir, inputs, output, *, batch_size=32, threshold=None,
-                   ood=True, closed_set=False, top_k=3, allow_pickle=False,
-                   max_pixels=None, n_jobs=None, scheduler=None,
+                   ood=True, closed_set=False, top_k=3, neighbours=0,
+                   allow_pickle=False, max_pixels=None, n_jobs=None, scheduler=None,
                    partition_size=256, progress=False):
     """Predict image files and folders with a model directory; write a CSV.
 
-    The CSV has the columns :data:`CSV_COLUMNS`. ``label`` is a class,
+    The CSV has the columns :data:`CSV_COLUMNS` (and those of the
+    neighbours, :func:`csv_columns`). ``label`` is a class,
     ``unknown`` (the open-set checks of :func:`open_set_options`) or empty
     when the file cannot be read; ``error`` then says why.
     ``unknown_reason`` says which check made an answer unknown, in words
@@ -192,6 +252,13 @@ def predict_to_csv(model_dir, inputs, output, *, batch_size=32, threshold=None,
     threshold, ood, closed_set
         As in :func:`open_set_options`.
 
+    neighbours : int, default=0
+        List the nearest training photos of each file, this many, in the
+        columns ``neighbour_<i>_file`` (relative to the training data folder),
+        ``neighbour_<i>_label`` and ``neighbour_<i>_similarity`` (cosine of
+        the CNN embeddings, 1 for the same photo). Needs a model trained with
+        a CNN block (its ``neighbours.npz``).
+
     {settings}
     Returns
     -------
@@ -200,10 +267,13 @@ def predict_to_csv(model_dir, inputs, output, *, batch_size=32, threshold=None,
     """
     from .persistence import read_model_info
 
-    pipe = _load(model_dir, allow_pickle, max_pixels, n_jobs)
     options = open_set_options(read_model_info(model_dir), threshold=threshold,
                                ood=ood, closed_set=closed_set, model_dir=model_dir)
+    index = _neighbour_index(neighbours, options, model_dir)
+    pipe = _load(model_dir, allow_pickle, max_pixels, n_jobs)
     options.update(batch_size=batch_size, top_k=top_k, progress=progress)
+    if neighbours:
+        options.update(neighbours=neighbours, index=index)
     files = iter_image_files(inputs)
     is_path = isinstance(output, str | os.PathLike)
     parts = f"{os.fspath(output)}.parts" if is_path else None
@@ -211,11 +281,11 @@ def predict_to_csv(model_dir, inputs, output, *, batch_size=32, threshold=None,
     counts = BatchPrediction(len(files), output=os.fspath(output) if is_path else None)
     with open(output, "w", newline="") if is_path else nullcontext(output) as fh:
         writer = csv.writer(fh)
-        writer.writerow(CSV_COLUMNS)
+        writer.writerow(csv_columns(neighbours))
         for row in rows:
             counts.n_unreadable += bool(row["error"])
             counts.n_unknown += not row["error"] and row["label"] == "unknown"
-            writer.writerow(_csv_row(row))
+            writer.writerow(_csv_row(row, neighbours))
             if not is_path:
                 fh.flush()
     if parts and os.path.isdir(parts):

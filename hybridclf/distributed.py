@@ -416,13 +416,13 @@ def _check_manifest(output, manifest):
     if os.path.exists(path):
         with open(path, encoding="utf-8") as fh:
             old = json.load(fh)
-        keys = ("kind", "partition_size", "n_files", "files_sha256")
-        if any(old.get(k) != manifest[k] for k in keys):
+        keys = ("kind", "partition_size", "n_files", "files_sha256", "neighbours")
+        if any(old.get(k) != manifest.get(k) for k in keys):
             raise ValueError(
                 f"The output folder {output!r} holds partitions of another file "
-                f"list or partition size ({old.get('n_files')} files in partitions "
-                f"of {old.get('partition_size')}). Use a new output folder, or "
-                "delete this one to start again."
+                f"list, partition size or number of neighbours ({old.get('n_files')} "
+                f"files in partitions of {old.get('partition_size')}). Use a new "
+                "output folder, or delete this one to start again."
             )
         return
     with open(path, "w", encoding="utf-8") as fh:
@@ -561,15 +561,16 @@ def read_features(output):
 
 # -- prediction --------------------------------------------------------------------
 def _predict_partition(pipe, files, index, batch_size, proba_threshold,
-                       ood_thresholds, novelty, top_k, cwd):
+                       ood_thresholds, novelty, top_k, neighbours, cwd):
     """Task: the prediction rows of one partition (relative names from ``cwd``)."""
     from .prediction import predict_files
 
+    near, embedding_index = neighbours
     rows = list(predict_files(pipe, [os.path.join(cwd, f) for f in files],
                               batch_size=batch_size,
                               proba_threshold=proba_threshold,
                               ood_thresholds=ood_thresholds, novelty=novelty,
-                              top_k=top_k))
+                              top_k=top_k, neighbours=near, index=embedding_index))
     for name, row in zip(files, rows):
         row["file"] = name
         row["label"] = str(row["label"])
@@ -594,6 +595,10 @@ def _rows_table(rows):
         "top_probas": pa.array([[p for _, p in r["top"]] for r in rows],
                                type=pa.list_(pa.float64())),
         "error": pa.array([r["error"] for r in rows], type=pa.string()),
+        **{f"neighbour_{key}s": pa.array(
+            [[n[key] for n in r["neighbours"]] for r in rows],
+            type=pa.list_(pa.float64() if key == "similarity" else pa.string()))
+           for key in ("file", "label", "similarity")},
     })
 
 
@@ -603,18 +608,22 @@ def _table_rows(table):
         {"file": f, "label": lab, "confidence": c, "ood_score": o,
          "unknown_reason": r, "quality": None if q is None else {
              "ok": not q, "issues": list(q)},
-         "top": list(zip(tc, tp)), "error": e}
-        for f, lab, c, o, r, q, tc, tp, e in zip(
+         "top": list(zip(tc, tp)), "error": e,
+         "neighbours": [{"file": nf, "label": nl, "similarity": ns}
+                        for nf, nl, ns in zip(*near)]}
+        for f, lab, c, o, r, q, tc, tp, e, *near in zip(
             data["file"], data["label"], data["confidence"], data["ood_score"],
             data["unknown_reason"], data["quality_issues"],
-            data["top_classes"], data["top_probas"], data["error"])
+            data["top_classes"], data["top_probas"], data["error"],
+            *(data.get(f"neighbour_{key}s", [[]] * len(data["file"]))
+              for key in ("file", "label", "similarity")))
     ]
 
 
 def predict_partitioned(pipe, files, *, client=None, parts_dir=None,
                         partition_size=256, batch_size=32, proba_threshold=0.0,
                         ood_thresholds=None, novelty=None, top_k=3,
-                        progress=False):
+                        neighbours=0, index=None, progress=False):
     """Predict many files partition by partition, here or on a Dask cluster.
 
     Each partition is predicted by
@@ -642,7 +651,7 @@ def predict_partitioned(pipe, files, *, client=None, parts_dir=None,
     partition_size : int, default=256
         Files per partition.
 
-    batch_size, proba_threshold, ood_thresholds, novelty, top_k
+    batch_size, proba_threshold, ood_thresholds, novelty, top_k, neighbours, index
         As in :func:`hybridclf.prediction.predict_files`.
 
     progress : bool, default=False
@@ -664,7 +673,8 @@ def predict_partitioned(pipe, files, *, client=None, parts_dir=None,
         _check_manifest(parts_dir, {
             "kind": "predict", "partition_size": partition_size,
             "n_files": len(files), "files_sha256": _files_digest(files),
-            "n_partitions": len(partitions),
+            "n_partitions": len(partitions), **({"neighbours": neighbours}
+                                                if neighbours else {}),
         })
         for i in list(todo):
             path = os.path.join(parts_dir, _part_name(i))
@@ -673,7 +683,8 @@ def predict_partitioned(pipe, files, *, client=None, parts_dir=None,
                 todo.remove(i)
     for i, rows in _run(_predict_partition, pipe, partitions, todo,
                         (batch_size, proba_threshold, ood_thresholds, novelty,
-                         top_k, os.getcwd()), client, progress, "predict"):
+                         top_k, (neighbours, index), os.getcwd()), client,
+                        progress, "predict"):
         if parts_dir is not None:
             _write_atomic(_rows_table(rows), os.path.join(parts_dir, _part_name(i)))
         results[i] = rows

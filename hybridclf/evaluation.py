@@ -36,6 +36,7 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
+from ._gallery import error_gallery
 from ._report_html import evaluation_page
 from .pipeline import (
     get_classifier,
@@ -43,16 +44,11 @@ from .pipeline import (
     iter_feature_blocks,
     set_image_params,
 )
-from .prediction import embedding_of, ood_scores, read_open_set
+from .prediction import confidence_limits, embedding_of, ood_scores, read_open_set
 
 __all__ = ["evaluate_folder", "evaluate_model", "reliability_bins", "write_report"]
 
 logger = logging.getLogger(__name__)
-
-# error gallery: most images shown, side of their thumbnails
-_GALLERY_MAX = 24
-_THUMB = 96
-
 
 def reliability_bins(confidence, correct, *, n_bins=10):
     """Bin the top-class probabilities and measure the accuracy in each bin.
@@ -109,14 +105,9 @@ def _timed(func, *args):
     return out, time.perf_counter() - start
 
 
-def _thumbnail(image):
-    import cv2
-
-    return cv2.resize(image, (_THUMB, _THUMB), interpolation=cv2.INTER_AREA)
-
-
 def evaluate_model(pipe, X, labels, *, n_repeats=3, top_k=(2, 3), n_bins=10,
-                   random_state=0, model_info=None, novelty=None):
+                   random_state=0, model_info=None, novelty=None, index=None,
+                   neighbours=3):
     """Evaluate a fitted hybrid pipeline on labelled test images.
 
     Parameters
@@ -152,6 +143,15 @@ def evaluate_model(pipe, X, labels, *, n_repeats=3, top_k=(2, 3), n_bins=10,
         :func:`~hybridclf.prediction.read_open_set` reads it from the model
         directory; it replaces the per-block OOD check of ``model_info``.
 
+    index : EmbeddingIndex or None, default=None
+        The model's index of its training photos
+        (:meth:`~hybridclf.neighbours.EmbeddingIndex.load`), to show each
+        misclassified image beside its nearest training photos; None takes the
+        novelty check's, if any.
+
+    neighbours : int, default=3
+        Nearest training photos per misclassified image; 0 shows none.
+
     Returns
     -------
     report : dict
@@ -160,10 +160,14 @@ def evaluate_model(pipe, X, labels, *, n_repeats=3, top_k=(2, 3), n_bins=10,
         ``speed_ms_per_image``, ``open_set`` and ``n_images``; for a
         :class:`~hybridclf.cascade.CascadePipeline` the metrics are the
         cascade's and ``cascade`` holds its early-exit share, the accuracy of
-        each stage and its estimated time per image. The key
-        ``_thumbnails`` (not JSON) holds small images of the errors for
-        :func:`write_report`.
+        each stage and its estimated time per image. With an index, each
+        entry of ``errors`` lists its nearest training photos under
+        ``neighbours`` (``file``, ``label``, ``similarity``). The keys
+        ``_thumbnails`` and ``_neighbour_thumbnails`` (not JSON) hold small
+        images of the errors and of their neighbours for :func:`write_report`.
     """
+    if index is None and novelty:
+        index = novelty["index"]
     clf = get_classifier(pipe)
     y = np.asarray(labels)
     images, features, widths, speed = _timed_features(pipe, X)
@@ -180,7 +184,9 @@ def evaluate_model(pipe, X, labels, *, n_repeats=3, top_k=(2, 3), n_bins=10,
     correct = predicted == y
     metrics, bins = _metrics(y, classes, proba, top_k=top_k, n_bins=n_bins)
     per_class, all_labels, matrix = _per_class(y, predicted, classes)
-    errors, thumbnails = _error_gallery(X, y, images, classes, proba)
+    errors, thumbnails, near_thumbnails = error_gallery(
+        X, y, images, classes, proba, index=index, k=neighbours,
+        embeddings=None if index is None else embedding_of(pipe, features))
     return {
         "n_images": int(len(y)),
         "classes": [str(c) for c in classes],
@@ -198,6 +204,7 @@ def evaluate_model(pipe, X, labels, *, n_repeats=3, top_k=(2, 3), n_bins=10,
                               novelty),
         **({"cascade": cascade} if cascade else {}),
         "_thumbnails": thumbnails,
+        "_neighbour_thumbnails": near_thumbnails,
     }
 
 
@@ -319,22 +326,6 @@ def _block_importance(clf, features, y, widths, *, base, n_repeats, random_state
     return importance
 
 
-def _error_gallery(X, y, images, classes, proba):
-    """The misclassified images with their top guesses, and thumbnails of some."""
-    predicted = classes[proba.argmax(axis=1)]
-    order = np.argsort(-proba, axis=1)
-    names = [os.fspath(x) if isinstance(x, (str, os.PathLike)) else f"<image {i}>"
-             for i, x in enumerate(X)]
-    errors, thumbnails = [], []
-    for i in np.flatnonzero(predicted != y):
-        guesses = [(str(classes[j]), float(proba[i, j])) for j in order[i, :3]]
-        errors.append({"file": names[i], "true": str(y[i]),
-                       "predicted": str(predicted[i]), "top": guesses})
-        if len(thumbnails) < _GALLERY_MAX:
-            thumbnails.append(_thumbnail(images[i]))
-    return errors, thumbnails
-
-
 def _open_set(pipe, proba, features, widths, correct, model_info, novelty):
     """With the model's open-set thresholds: how many images are unknown.
 
@@ -344,15 +335,21 @@ def _open_set(pipe, proba, features, widths, correct, model_info, novelty):
     thresholds = (model_info or {}).get("open_set") or {}
     if not thresholds:
         return {}
-    rejected = proba.max(axis=1) < thresholds.get("proba_threshold", 0.0)
+    scores = None
     if novelty:
         from .neighbours import novelty_scores
 
-        rejected |= novelty_scores(novelty["index"], embedding_of(pipe, features),
-                                   k=novelty.get("k", 1)) > novelty["threshold"]
+        scores = novelty_scores(novelty["index"], embedding_of(pipe, features),
+                                k=novelty.get("k", 1)) / novelty["threshold"]
+        rejected = scores > 1.0
     elif thresholds.get("ood_thresholds"):
-        rejected |= ood_scores(features, list(widths.items()),
-                               thresholds["ood_thresholds"]) > 1.0
+        rejected = ood_scores(features, list(widths.items()),
+                              thresholds["ood_thresholds"]) > 1.0
+    else:
+        rejected = np.zeros(len(proba), dtype=bool)
+    # the confidence threshold scaled by the novelty, as predict does
+    rejected |= proba.max(axis=1) < confidence_limits(
+        thresholds.get("proba_threshold", 0.0), scores)
     return {
         **{k: thresholds[k] for k in ("proba_threshold", "ood_thresholds")
            if k in thresholds and not (novelty and k == "ood_thresholds")},
@@ -388,15 +385,27 @@ def _figures(report):
             ("stage_speed", plotting.plot_stage_speed(report["speed_ms_per_image"])),
         ]
         if report["_thumbnails"]:
-            titles = [f"{e['file'].split(os.sep)[-1][:24]}\ntrue {e['true']}\n"
-                      + "\n".join(f"{c} {p:.2f}" for c, p in e["top"][:2])
-                      for e in report["errors"]]
-            figures.append(("error_gallery", plotting.plot_error_gallery(
-                report["_thumbnails"], titles[: len(report["_thumbnails"])])))
+            figures.append(("error_gallery", _gallery_figure(plotting, report)))
     except ImportError as exc:
         logger.warning("No figures: %s", exc)
         return []
     return [(name, _png(fig)) for name, fig in figures]
+
+
+def _gallery_figure(plotting, report):
+    """The misclassified images, each beside its nearest training photos if known."""
+    shown = report["errors"][: len(report["_thumbnails"])]
+    titles = [f"{e['file'].split(os.sep)[-1][:24]}\ntrue {e['true']}\n"
+              + "\n".join(f"{c} {p:.2f}" for c, p in e["top"][:2]) for e in shown]
+    neighbours = None
+    if any(e.get("neighbours") for e in shown):
+        neighbours = [
+            [(image, f"{n['file'].split('/')[-1][:20]}\n{n['label'][:22]}\n"
+                     f"similarity {n['similarity']:.2f}")
+             for image, n in zip(images, e.get("neighbours", []))]
+            for images, e in zip(report["_neighbour_thumbnails"], shown)]
+    return plotting.plot_error_gallery(report["_thumbnails"], titles,
+                                       neighbours=neighbours)
 
 
 def write_report(report, output_dir, *, title="hybridclf evaluation"):
@@ -441,8 +450,8 @@ def write_report(report, output_dir, *, title="hybridclf evaluation"):
 
 
 def evaluate_folder(model_dir, test_data_dir, output_dir, *, n_repeats=3,
-                    random_state=0, allow_pickle=False, max_pixels=None,
-                    n_jobs=None):
+                    random_state=0, neighbours=3, allow_pickle=False,
+                    max_pixels=None, n_jobs=None):
     """Evaluate a model directory on a class-per-folder test set; write the report.
 
     Parameters
@@ -456,8 +465,9 @@ def evaluate_folder(model_dir, test_data_dir, output_dir, *, n_repeats=3,
     output_dir : str or os.PathLike
         Folder for the report (:func:`write_report`).
 
-    n_repeats, random_state
-        As in :func:`evaluate_model`.
+    n_repeats, random_state, neighbours
+        As in :func:`evaluate_model`; the nearest training photos come from
+        the model directory's embedding index (a model with a CNN block).
 
     allow_pickle : bool, default=False
         Load a pickled model (runs code from the file).
@@ -481,7 +491,13 @@ def evaluate_folder(model_dir, test_data_dir, output_dir, *, n_repeats=3,
     set_image_params(pipe, n_jobs=n_jobs, max_pixels=max_pixels)
     info = read_model_info(model_dir)
     paths, labels = load_image_folder(test_data_dir)
+    novelty = read_open_set(info, model_dir)["novelty"]
+    index = None
+    if neighbours:
+        from .neighbours import EmbeddingIndex
+
+        index = novelty["index"] if novelty else EmbeddingIndex.load(model_dir)
     report = evaluate_model(pipe, paths, labels, n_repeats=n_repeats,
                             random_state=random_state, model_info=info,
-                            novelty=read_open_set(info, model_dir)["novelty"])
+                            novelty=novelty, index=index, neighbours=neighbours)
     return report, write_report(report, output_dir)

@@ -33,7 +33,7 @@ import unicodedata
 import uuid
 
 from .exceptions import ImageLoadError
-from .io import read_image, sniff_image_format
+from .io import DEFAULT_MAX_PIXELS, FEEDBACK_LOG, read_image, sniff_image_format
 
 __all__ = ["FeedbackStore", "PredictionLog", "check_label"]
 
@@ -117,6 +117,11 @@ class FeedbackStore:
     directory : str or os.PathLike
         The feedback folder; made when missing.
 
+    max_pixels : int, default=64_000_000
+        The largest photo accepted, in pixels, read from the header before
+        anything is decoded (as :func:`~hybridclf.io.read_image`); the
+        service passes its own ``--max-pixels``.
+
     Examples
     --------
     >>> import tempfile
@@ -131,13 +136,14 @@ class FeedbackStore:
     False
     """
 
-    def __init__(self, directory):
+    def __init__(self, directory, *, max_pixels=DEFAULT_MAX_PIXELS):
         self.directory = os.fspath(directory)
+        self.max_pixels = max_pixels
 
     @property
     def log_path(self):
         """``DIR/feedback.jsonl``."""
-        return os.path.join(self.directory, "feedback.jsonl")
+        return os.path.join(self.directory, FEEDBACK_LOG)
 
     def add(self, data, label, *, predicted_class=None, model_version=None):
         """Store a corrected photo under its label and log the correction.
@@ -173,7 +179,7 @@ class FeedbackStore:
         data = bytes(data)
         kind = sniff_image_format(data[:16])
         try:
-            read_image(data, min_size=16)  # what training will need of it
+            read_image(data, min_size=16, max_pixels=self.max_pixels)  # as in training
         except ImageLoadError as exc:
             raise ValueError(
                 f"The feedback for {label!r} is not a readable image: "

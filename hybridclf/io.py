@@ -26,6 +26,7 @@ from .utils._validation import Interval, StrOptions, _fit_context
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "FEEDBACK_LOG",
     "ImageLoader",
     "array_to_rgb",
     "load_image_folder",
@@ -57,6 +58,11 @@ _PNM = {b"P1", b"P2", b"P3", b"P4", b"P5", b"P6"}
 #: about 190 MB of RGB pixels to decode; a larger file is refused from its
 #: header, undecoded.
 DEFAULT_MAX_PIXELS = 64_000_000
+
+#: The log a feedback folder keeps beside its class folders
+#: (:class:`hybridclf.feedback.FeedbackStore`); the folder walks pass over it
+#: without reporting it, so training on a feedback folder warns of nothing.
+FEEDBACK_LOG = "feedback.jsonl"
 
 # the file kinds other than regular files, as the folder walks report them
 _SPECIAL_KINDS = (
@@ -656,9 +662,51 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         See Also
         --------
         read_each : The images that can be read, and a reason for each other.
+        read_measured : The images, and a measure of each as decoded.
+        """
+        return self.read_measured(X, None)[0]
+
+    def read_measured(self, X, measure):
+        """Read and resize every image, and measure each as it was decoded.
+
+        What :meth:`transform` does, and ``measure`` called on every image at
+        its own size (a large JPEG possibly decoded at a reduced scale, never
+        under ``size``), before it is resized: what a photo-quality check
+        needs, without decoding the file a second time.
+
+        Parameters
+        ----------
+        X : sequence of str, os.PathLike, bytes or ndarray, or ndarray
+            The images, as :meth:`transform` takes them.
+
+        measure : callable or None
+            Called with each decoded image, an RGB ``uint8`` array of shape
+            (height, width, 3); None measures nothing.
+
+        Returns
+        -------
+        images : ndarray of shape (n_images, height, width, 3), dtype uint8
+            As from :meth:`transform`.
+
+        measures : list
+            What ``measure`` returned for each image (None without it).
+
+        Raises
+        ------
+        ImageLoadError
+            As :meth:`transform`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from hybridclf.io import ImageLoader
+        >>> images, shapes = ImageLoader(size=8).read_measured(
+        ...     [np.zeros((40, 30), np.uint8)], lambda image: image.shape)
+        >>> images.shape, shapes
+        ((1, 8, 8, 3), [(40, 30, 3)])
         """
         images = _as_sequence(X)
-        out, reasons = self.read_each(images)
+        out, reasons, measures = self._read(images, measure)
         failures = [(_source_name(images[i], i), reason)
                     for i, reason in enumerate(reasons) if reason is not None]
         if failures:
@@ -670,9 +718,9 @@ class ImageLoader(TransformerMixin, BaseEstimator):
                     "raise 'max_pixels' for huge ones."
                 ),
             )
-        return out
+        return out, measures
 
-    def read_each(self, X):
+    def read_each(self, X, *, measure=None):
         """Read and resize the images that can be read; say why for the others.
 
         Unlike :meth:`transform`, an unreadable image raises nothing: its
@@ -685,6 +733,10 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         X : sequence of str, os.PathLike, bytes or ndarray, or ndarray
             The images, as :meth:`transform` takes them.
 
+        measure : callable or None, default=None
+            Also call it on each image read, as decoded (see
+            :meth:`read_measured`), and return what it gave.
+
         Returns
         -------
         images : ndarray of shape (n_read, height, width, 3), dtype uint8
@@ -693,6 +745,10 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         reasons : list of str or None
             One entry per image of ``X``: None when it was read, else why it
             could not be (empty, truncated, not an image, too small, ...).
+
+        measures : list
+            Only with ``measure``: what it returned for each image read, in
+            the order of ``images``.
 
         Examples
         --------
@@ -703,13 +759,20 @@ class ImageLoader(TransformerMixin, BaseEstimator):
         >>> images.shape, reasons[0], reasons[1] is not None
         ((1, 8, 8, 3), None, True)
         """
+        out, reasons, measures = self._read(_as_sequence(X), measure)
+        read = [i for i, reason in enumerate(reasons) if reason is None]
+        if len(read) < len(reasons):
+            out, measures = out[read], [measures[i] for i in read]
+        return (out, reasons) if measure is None else (out, reasons, measures)
+
+    def _read(self, images, measure):
+        """Every image resized (zeros where unread), the reasons, the measures."""
         self._validate_params()
         target = self._target()
         background = self._background()
-        images = _as_sequence(X)
         n = len(images)
         out = np.empty((n, target[0], target[1], 3), dtype=np.uint8)
-        reasons = [None] * n
+        reasons, measures = [None] * n, [None] * n
 
         def work(chunk):
             for i in range(chunk.start, chunk.stop):
@@ -719,10 +782,12 @@ class ImageLoader(TransformerMixin, BaseEstimator):
                     out[i] = fit_to_size(rgb, target, self.aspect, background)
                 except ValueError as exc:
                     reasons[i] = str(exc)
+                    continue
+                if measure is not None:
+                    measures[i] = measure(rgb)
 
         run_chunked(work, n, self.n_jobs)
-        read = [i for i, reason in enumerate(reasons) if reason is None]
-        return (out if len(read) == n else out[read]), reasons
+        return out, reasons, measures
 
     @Substitution(ignored=_ignored_docstring("input_features"))
     def get_feature_names_out(self, input_features=None):
@@ -830,7 +895,8 @@ def scan_image_folder(root, *, follow_symlinks=False):
     Each direct sub-folder of ``root`` is a class, named after the folder; its
     images may lie in nested folders at any depth. Files are recognised by
     their first bytes, not their extension. Hidden files and folders
-    (starting with ".") are ignored. Only regular files are opened: FIFOs,
+    (starting with ".") are ignored, and so is a feedback folder's log
+    (:data:`FEEDBACK_LOG`) at the top. Only regular files are opened: FIFOs,
     sockets and devices are skipped unopened (opening a FIFO blocks). This
     function neither decodes images nor warns: :func:`load_image_folder`,
     ``hybridclf inspect`` and ``hybridclf augment`` report what it skipped.
@@ -867,7 +933,7 @@ def scan_image_folder(root, *, follow_symlinks=False):
         )
     paths, labels, skipped = [], [], []
     for entry in sorted(os.scandir(root), key=lambda e: e.name):
-        if entry.name.startswith("."):
+        if entry.name.startswith(".") or entry.name == FEEDBACK_LOG:
             continue
         if not entry.is_dir(follow_symlinks=follow_symlinks):
             skipped.append((entry.path, "not inside a class folder"))

@@ -259,10 +259,12 @@ def _card_decisions(info):
                 "threshold: " + ", ".join(
                     f"{k} {_fmt(v)}"
                     for k, v in (open_set.get("ood_thresholds") or {}).items()))
+        limit = _fmt(open_set.get("proba_threshold"))
+        confidence = (f"below {limit} times the photo's cosine distance over that "
+                      "threshold, at most 1" if novelty else f"below {limit}")
         lines += ["", "## Open set", "",
-                  "`hybridclf predict` answers \"unknown\" when the top probability "
-                  f"is below {_fmt(open_set.get('proba_threshold'))} (low "
-                  f"confidence) or {rule}."]
+                  f"`hybridclf predict` answers \"unknown\" when {rule}, or when "
+                  f"the top probability is {confidence} (low confidence)."]
     issues = info.get("label_issues") or {}
     if issues:
         lines += ["", "## Likely wrong labels", "",

@@ -158,7 +158,7 @@ def plot_stage_speed(speed, *, ax=None):
 
 
 @Substitution(fig=_FIG_DOC)
-def plot_error_gallery(images, titles, *, n_columns=6):
+def plot_error_gallery(images, titles, *, n_columns=6, neighbours=None):
     """Draw misclassified images with their true class and top guesses.
 
     Parameters
@@ -172,12 +172,27 @@ def plot_error_gallery(images, titles, *, n_columns=6):
     n_columns : int, default=6
         Images per row.
 
+    neighbours : list of list of (ndarray or None, str), or None, default=None
+        For each image, its nearest training photos: the thumbnail (None draws
+        the caption alone) and a caption (label and similarity). Each image
+        is then drawn at the start of a row, beside them, two images to a
+        row when they have at most three neighbours each.
+
     Returns
     -------
     {fig}
     """
     figure_module = import_or_raise("matplotlib.figure", "plot_error_gallery")
-    n = max(len(images), 1)
+    marked = neighbours is not None  # the test photo stands out from its neighbours
+    cells = [[(image, title, marked)] for image, title in zip(images, titles)]
+    if neighbours is not None:
+        k = max((len(near) for near in neighbours), default=0)
+        for group, near in zip(cells, neighbours):
+            group += [(thumb, caption, False) for thumb, caption in near]
+            group += [(None, "", False)] * (k - len(near))
+        n_columns = (1 + k) * (2 if k <= 3 else 1)
+    cells = [cell for group in cells for cell in group]
+    n = max(len(cells), 1)
     n_columns = min(n_columns, n)
     n_rows = int(np.ceil(n / n_columns))
     fig = figure_module.Figure(figsize=(2.2 * n_columns, 2.6 * n_rows),
@@ -185,7 +200,11 @@ def plot_error_gallery(images, titles, *, n_columns=6):
     axes = np.atleast_1d(fig.subplots(n_rows, n_columns, squeeze=False)).ravel()
     for ax in axes:
         ax.axis("off")
-    for ax, image, title in zip(axes, images, titles):
-        ax.imshow(image)
-        ax.set_title(title, fontsize=7)
+    for ax, (image, title, mark) in zip(axes, cells):
+        if image is not None:
+            ax.imshow(image)
+        if mark:
+            ax.set_title(title, fontsize=7, fontweight="bold", color="#b00020")
+        else:
+            ax.set_title(title, fontsize=7)
     return fig

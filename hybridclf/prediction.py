@@ -15,7 +15,13 @@ says which:
   block's out-of-distribution score (:func:`block_ood_scores`) with its
   threshold.
 - **confidence** ("low confidence"): the top class probability is below
-  ``proba_threshold``, a separate knob (``hybridclf predict --threshold``).
+  ``proba_threshold``, a separate knob (``hybridclf predict --threshold``),
+  scaled by the novelty (:func:`confidence_limits`): a photo at the novelty
+  threshold needs the whole threshold, one closer to a training photo
+  proportionally less. A tilted or brightened photo of a known amulet often
+  leaves the classifier hesitating while it stays close to a training photo
+  (or to one of its views); a photo of an unknown amulet is further from
+  every training photo and still needs the whole threshold.
 
 ``hybridclf train`` learns both thresholds from grouped out-of-fold
 predictions and stores them in ``model.json``, the index in
@@ -38,13 +44,14 @@ from .pipeline import (
     get_loader,
     iter_feature_blocks,
 )
-from .quality import read_quality
+from .quality import quality_answer, read_quality
 
 __all__ = [
     "LOW_CONFIDENCE",
     "NOVEL",
     "UNKNOWN",
     "block_ood_scores",
+    "confidence_limits",
     "embed_images",
     "embedding_columns",
     "embedding_of",
@@ -344,7 +351,8 @@ def predict_open_set(pipe, X, *, proba_threshold=0.0, ood_thresholds=None,
 
     proba_threshold : float, default=0.0
         Images whose top class probability is below it are unknown ("low
-        confidence"); 0 turns the check off.
+        confidence"); with ``novelty``, it is scaled by each image's novelty
+        score (:func:`confidence_limits`). 0 turns the check off.
 
     ood_thresholds : dict of str to float or None, default=None
         Per feature block, the largest in-distribution score (see
@@ -388,7 +396,8 @@ def predict_open_set(pipe, X, *, proba_threshold=0.0, ood_thresholds=None,
 
 
 def predict_with_reasons(pipe, X, *, proba_threshold=0.0, ood_thresholds=None,
-                         novelty=None, quality=False, unknown=UNKNOWN):
+                         novelty=None, quality=False, neighbours=0, index=None,
+                         unknown=UNKNOWN):
     """Predict classes with the reason of each "unknown" and the photo quality.
 
     An image is "unknown" for one of two reasons, given in words:
@@ -398,7 +407,9 @@ def predict_with_reasons(pipe, X, *, proba_threshold=0.0, ood_thresholds=None,
       a model without novelty, a block's OOD score is over its threshold);
       the photo shows something the model was not trained on;
     - :data:`LOW_CONFIDENCE` ("low confidence"): it resembles the training
-      photos, but the classifier hesitates between classes.
+      photos, but the classifier hesitates between classes: its top
+      probability is under the confidence threshold scaled by its novelty
+      (:func:`confidence_limits`).
 
     The quality of the photo (:func:`hybridclf.quality.photo_quality`) is
     returned beside the class and never changes it: a blurred photo of a
@@ -410,34 +421,53 @@ def predict_with_reasons(pipe, X, *, proba_threshold=0.0, ood_thresholds=None,
         As in :func:`predict_open_set`.
 
     quality : bool, default=False
-        Also measure the quality of each photo (decoding it once more, a large
-        JPEG at a reduced scale).
+        Also measure the quality of each photo, as the pipeline's loader
+        decodes it (:meth:`~hybridclf.io.ImageLoader.read_measured`).
+
+    neighbours : int, default=0
+        Also find the nearest training photos of each image, this many
+        (:meth:`~hybridclf.neighbours.EmbeddingIndex.neighbours`), from the
+        embedding computed for the answer.
+
+    index : EmbeddingIndex or None, default=None
+        The index they come from; None takes the novelty check's.
 
     Returns
     -------
     result : dict
         ``labels``, ``proba``, ``scores`` (as from :func:`predict_open_set`),
         ``reasons`` (list of str: ``""`` for a known answer, else
-        :data:`NOVEL` or :data:`LOW_CONFIDENCE`) and ``quality`` (list of
-        ``{"ok": bool, "issues": [...]}``, or None without ``quality``).
+        :data:`NOVEL` or :data:`LOW_CONFIDENCE`), ``quality`` (list of
+        ``{"ok": bool, "issues": [...]}``, or None without ``quality``) and
+        ``neighbours`` (per image, a list of dicts ``label``,
+        ``similarity``, ``file``, ``thumbnail``; None when ``neighbours`` is
+        0). A cascade runs every block when neighbours are asked for: they
+        come from the CNN's embedding (its answers are then the full
+        model's).
     """
+    qualities = None
+    if quality:
+        X, qualities = _load_with_quality(pipe, X)
     if hasattr(pipe, "predict_stages"):
-        # a cascade: the blocks that did not run on a photo are NaN there
-        features, proba, _ = pipe.predict_stages(X)
+        # a cascade: the blocks that did not run on a photo are NaN there;
+        # neighbours come from the CNN's embedding, so every block runs then
+        features, proba, _ = pipe.predict_stages(
+            X, full=np.full(len(X), True) if neighbours else None)
     else:
         features = transform_features(pipe, X)
         proba = get_classifier(pipe).predict_proba(features)
     result = open_set_answers(pipe, features, proba,
                               proba_threshold=proba_threshold,
                               ood_thresholds=ood_thresholds, novelty=novelty,
-                              unknown=unknown)
-    result["quality"] = _qualities(pipe, X) if quality else None
+                              neighbours=neighbours, index=index, unknown=unknown)
+    result["quality"] = qualities
     return result
 
 
 def open_set_answers(pipe, features, proba, *, proba_threshold=0.0,
-                     ood_thresholds=None, novelty=None, unknown=UNKNOWN):
-    """The labels and reasons of :func:`predict_with_reasons`, from the features.
+                     ood_thresholds=None, novelty=None, neighbours=0, index=None,
+                     unknown=UNKNOWN):
+    """The answers of :func:`predict_with_reasons`, from the features.
 
     Parameters
     ----------
@@ -447,42 +477,57 @@ def open_set_answers(pipe, features, proba, *, proba_threshold=0.0,
     features : ndarray of shape (n_samples, n_features)
         As from :func:`transform_features`; a cascade's photos answered
         early have NaN in the blocks that did not run (:func:`iter_stages`).
-        Their novelty is not measured (score NaN): the cascade's gate
-        admitted them as like the training photos.
+        Their novelty is not measured (score NaN; the cascade's gate
+        admitted them as like the training photos) and they have no
+        neighbours (empty lists).
 
     proba : ndarray of shape (n_samples, n_classes)
         The class probabilities.
 
-    proba_threshold, ood_thresholds, novelty, unknown
-        As in :func:`predict_open_set`.
+    proba_threshold, ood_thresholds, novelty, neighbours, index, unknown
+        As in :func:`predict_with_reasons`.
 
     Returns
     -------
     result : dict
-        ``labels``, ``proba``, ``scores`` and ``reasons``, as from
-        :func:`predict_with_reasons`.
+        ``labels``, ``proba``, ``scores``, ``reasons`` and ``neighbours``, as
+        from :func:`predict_with_reasons`.
     """
+    if index is None and novelty:
+        index = novelty["index"]
+    if neighbours and index is None:
+        raise ValueError(
+            f"predict_with_reasons got neighbours={neighbours!r} but no embedding "
+            "index; pass index=EmbeddingIndex.load(model_dir) or the novelty "
+            "check of read_open_set."
+        )
     clf = get_classifier(pipe)
     labels = np.asarray(clf.classes_, dtype=object)[proba.argmax(axis=1)]
-    low = proba.max(axis=1) < proba_threshold
     scores = np.full(len(labels), np.nan)
+    embeddings = embedding_of(pipe, features) if novelty or neighbours else None
+    near = None
     if novelty:
-        from .neighbours import novelty_scores
+        from .neighbours import novelty_and_neighbours, novelty_scores
 
-        embedding = embedding_of(pipe, features)
-        ran = np.isfinite(embedding).all(axis=1)
-        if ran.any():
-            scores[ran] = (novelty_scores(novelty["index"], embedding[ran],
-                                          k=novelty.get("k", 1))
-                           / max(float(novelty["threshold"]), 1e-12))
+        if neighbours and index is novelty["index"]:  # one search for both
+            distance, near = novelty_and_neighbours(
+                index, embeddings, novelty_k=novelty.get("k", 1), k=neighbours)
+        else:
+            distance = novelty_scores(novelty["index"], embeddings,
+                                      k=novelty.get("k", 1))
+        scores = distance / max(float(novelty["threshold"]), 1e-12)
     elif ood_thresholds:
         scores = ood_scores(features, feature_blocks(pipe), ood_thresholds)
     novel = scores > 1.0  # False where NaN
+    low = proba.max(axis=1) < confidence_limits(proba_threshold,
+                                                scores if novelty else None)
     reasons = [NOVEL if n else LOW_CONFIDENCE if lo else ""
                for n, lo in zip(novel, low)]
     labels[novel | low] = unknown
     return {"labels": labels, "proba": proba, "scores": scores,
-            "reasons": reasons}
+            "reasons": reasons,
+            "neighbours": near if near is not None else
+            index.neighbours(embeddings, neighbours) if neighbours else None}
 
 
 def iter_stages(pipe, X, *, full=None):
@@ -502,8 +547,8 @@ def iter_stages(pipe, X, *, full=None):
         What ``pipe.predict`` takes.
 
     full : array-like of bool of shape (n_samples,) or None, default=None
-        Photos that must run every block (their CNN embedding is wanted):
-        a cascade never answers them early.
+        Photos that must run every block (their CNN embedding is wanted, for
+        their neighbours say): a cascade never answers them early.
 
     Yields
     ------
@@ -528,10 +573,62 @@ def iter_stages(pipe, X, *, full=None):
                get_classifier(pipe).predict_proba(features), False)
 
 
-def _qualities(pipe, X):
-    """The photo quality of each image (read again, within the loader's budget)."""
-    max_pixels = getattr(get_loader(pipe), "max_pixels", None)
-    return [read_quality(item, max_pixels=max_pixels) for item in X]
+def confidence_limits(proba_threshold, novelty=None):
+    """The top probability each image needs not to be "low confidence".
+
+    The confidence threshold scaled by the image's novelty score over the
+    novelty threshold, at most 1: a photo at the novelty threshold needs the
+    whole ``proba_threshold``, a copy of a training photo nothing. Photos
+    of known classes taken tilted, brighter or compressed stay close to a
+    training photo (or to one of its views in the index) while the
+    classifier may hesitate; a photo of an unknown class is further from
+    every training photo, so it still needs nearly the whole threshold.
+
+    Parameters
+    ----------
+    proba_threshold : float
+        The confidence threshold (``open_set["proba_threshold"]`` of
+        ``model.json``, ``hybridclf predict --threshold``, the service's
+        ``confidence_threshold``).
+
+    novelty : array-like of shape (n_samples,) or None, default=None
+        Each image's novelty score over the novelty threshold (the
+        ``scores`` of :func:`predict_open_set` with the novelty check). None,
+        or NaN for an image, leaves the threshold as it is: models without
+        the novelty check compare the top probability with it directly.
+
+    Returns
+    -------
+    limits : float or ndarray of shape (n_samples,)
+        Images whose top probability is below their limit are unknown.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hybridclf.prediction import confidence_limits
+    >>> confidence_limits(0.5, [0.2, 1.0, 3.0, np.nan]).tolist()
+    [0.1, 0.5, 0.5, 0.5]
+    >>> confidence_limits(0.5)
+    0.5
+    """
+    if novelty is None:
+        return proba_threshold
+    novelty = np.asarray(novelty, dtype=np.float64)
+    scale = np.where(np.isnan(novelty), 1.0, np.clip(novelty, 0.0, 1.0))
+    return proba_threshold * scale
+
+
+def _load_with_quality(pipe, X):
+    """The photos decoded once: as the pipeline loads them, and their quality.
+
+    The quality is measured on each photo as decoded, before the loader
+    resizes it for the model; the loaded images then pass through the
+    pipeline (its loader leaves images of its size as they are).
+    """
+    loader = get_loader(pipe)
+    if loader is None:  # X holds images already: nothing is decoded
+        return X, [read_quality(item) for item in X]
+    return loader.read_measured(X, quality_answer)
 
 
 
@@ -623,7 +720,7 @@ def iter_image_files(inputs):
 
 def predict_files(pipe, files, *, batch_size=32, proba_threshold=0.0,
                   ood_thresholds=None, novelty=None, quality=True, top_k=3,
-                  progress=False):
+                  neighbours=0, index=None, progress=False):
     """Predict image files in batches; yield one row per file.
 
     A file that cannot be read gives a row with its ``error`` and no label;
@@ -655,6 +752,13 @@ def predict_files(pipe, files, *, batch_size=32, proba_threshold=0.0,
     top_k : int, default=3
         How many best guesses each row lists.
 
+    neighbours : int, default=0
+        How many nearest training photos each row lists (see
+        :func:`predict_with_reasons`); 0 lists none.
+
+    index : EmbeddingIndex or None, default=None
+        The embedding index they come from; None takes the novelty check's.
+
     progress : bool, default=False
         Show a progress bar over the images.
 
@@ -685,7 +789,8 @@ def predict_files(pipe, files, *, batch_size=32, proba_threshold=0.0,
             batch = files[start : start + batch_size]
             errors = {}
             options = {"proba_threshold": proba_threshold, "novelty": novelty,
-                       "ood_thresholds": ood_thresholds, "quality": quality}
+                       "ood_thresholds": ood_thresholds, "quality": quality,
+                       "neighbours": neighbours, "index": index}
             try:
                 readable = batch
                 result = predict_with_reasons(pipe, readable, **options)
@@ -706,6 +811,7 @@ def predict_files(pipe, files, *, batch_size=32, proba_threshold=0.0,
                         "unknown_reason": result["reasons"][i],
                         "quality": result["quality"][i] if quality else None,
                         "top": [(classes[j], float(proba[i, j])) for j in order],
+                        "neighbours": _without_thumbnails(result["neighbours"], i),
                         "error": "",
                     }
             for path in batch:
@@ -714,10 +820,34 @@ def predict_files(pipe, files, *, batch_size=32, proba_threshold=0.0,
                 else:
                     yield {"file": path, "label": "", "confidence": float("nan"),
                            "ood_score": float("nan"), "unknown_reason": "",
-                           "quality": None, "top": [],
+                           "quality": None, "top": [], "neighbours": [],
                            "error": errors.get(path, "not read")}
             if bar is not None:
                 bar.update(len(batch))
     finally:
         if bar is not None:
             bar.close()
+
+
+def _check_neighbours(neighbours, index):
+    is_int = isinstance(neighbours, (int, np.integer)) and not isinstance(
+        neighbours, bool)
+    if not (is_int and neighbours >= 0):
+        raise ValueError(
+            "The 'neighbours' parameter of predict_files must be an int >= 0 "
+            f"(nearest training photos per file). Got {neighbours!r} instead."
+        )
+    if neighbours and index is None:
+        raise ValueError(
+            f"predict_files got neighbours={neighbours} but no embedding index: "
+            "only a model trained with a CNN block keeps its training photos "
+            "(neighbours.npz); pass index=EmbeddingIndex.load(model_dir)."
+        )
+
+
+def _without_thumbnails(neighbours, i):
+    """The neighbours of row ``i`` as CSV cells take them: file, label, similarity."""
+    if neighbours is None:
+        return []
+    return [{"file": n["file"], "label": n["label"], "similarity": n["similarity"]}
+            for n in neighbours[i]]

@@ -37,6 +37,7 @@ __all__ = [
     "measure_photo",
     "photo_issues",
     "photo_quality",
+    "quality_answer",
     "quality_message",
     "read_quality",
     "shrink",
@@ -233,6 +234,35 @@ def photo_quality(image, **thresholds):
     return {"ok": not issues, "issues": issues, "measures": measures}
 
 
+def quality_answer(image):
+    """The quality answer of one decoded photo, as prediction returns it.
+
+    :func:`photo_quality` without the measures: what ``/predict`` and
+    ``hybridclf predict`` report. Prediction passes it to
+    :meth:`hybridclf.io.ImageLoader.read_measured`, so each photo is measured
+    as the loader decodes it, not decoded a second time.
+
+    Parameters
+    ----------
+    image : ndarray of shape (height, width[, 3]), dtype uint8
+        The decoded photo at its own size.
+
+    Returns
+    -------
+    quality : dict
+        ``ok`` and ``issues``, as in :func:`photo_quality`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hybridclf.quality import quality_answer
+    >>> quality_answer(np.zeros((20, 20, 3), np.uint8))["issues"]
+    ['too_small', 'low_information', 'too_dark']
+    """
+    answer = photo_quality(image)
+    return {"ok": answer["ok"], "issues": answer["issues"]}
+
+
 def read_quality(source, *, max_pixels=None):
     """The quality answer of an image file, bytes or array, as prediction gives it.
 
@@ -265,8 +295,7 @@ def read_quality(source, *, max_pixels=None):
 
     image = read_image(source, draft_size=(MEASURE_SIDE,) * 2,
                        max_pixels=max_pixels or DEFAULT_MAX_PIXELS)
-    answer = photo_quality(image)
-    return {"ok": answer["ok"], "issues": answer["issues"]}
+    return quality_answer(image)
 
 
 def quality_message(issues):

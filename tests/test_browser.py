@@ -185,7 +185,7 @@ def test_upload_real_photos_and_read_the_class(tab_factory, served, amulet,
         assert card.locator(".confidence").text_content().startswith("Confidence: ")
         assert card.locator(".bars li").count() == min(5, len(classes))
         assert " ms on the service" in card.locator(".timing").text_content()
-        assert card.locator("img").evaluate("img => img.naturalWidth") > 0
+        assert card.locator("img.preview").evaluate("img => img.naturalWidth") > 0
     # the service stores no corrections: the page offers none
     assert page.locator("#results .correct").count() == 0
     page.select_option("#top-k", "3")
@@ -251,6 +251,76 @@ def test_a_blurred_photo_is_answered_with_a_quality_line(tab_factory, served,
         assert "low confidence" in note.text_content()
     page.screenshot(path=screenshots / "page_quality.png", full_page=True)
     tab.assert_nothing_left_the_machine()
+
+
+@pytest.fixture(scope="module")
+def served_with_neighbours(amulet, tmp_path_factory):
+    """The amulet model with an index of its training photos and thumbnails."""
+    from hybridclf import save_model
+    from hybridclf.neighbours import INDEX_FILE
+    from hybridclf.serve import create_app
+
+    from .test_serve_neighbours import index_of_training_photos
+
+    paths, labels = amulet["train"]
+    index = index_of_training_photos(amulet["pipe"], [Path(p) for p in paths],
+                                     labels, require_shared("amulet6"))
+    folder = tmp_path_factory.mktemp("amulet_model_index")
+    save_model(amulet["pipe"], folder, files={INDEX_FILE: index.to_bytes()})
+    with _Server(create_app(folder, max_body_mb=1.0)) as http:
+        yield str(http.base_url).rstrip("/")
+
+
+def test_the_nearest_training_photos_are_shown_under_each_answer(
+        tab_factory, served_with_neighbours, amulet, screenshots):
+    tab = tab_factory(served_with_neighbours)
+    page = tab.page
+    _open_page(tab)
+    assert page.input_value("#neighbours") == "3"
+    root = require_shared("amulet6")
+    seen, seen_label = amulet["train"][0][0], amulet["train"][1][0]
+    unseen = amulet["test"][0][0]
+    page.set_input_files("#file-input", [seen, unseen])
+    _wait_answered(page, 2)
+    for card in page.locator("#results .card").all():
+        shown = card.locator(".neighbours li")
+        assert shown.count() == 3
+        for i in range(3):
+            img = shown.nth(i).locator("img")
+            assert img.evaluate("i => i.complete && i.naturalWidth") > 0
+            assert img.get_attribute("src").startswith("data:image/jpeg;base64,")
+            assert "Training photo " in img.get_attribute("alt")
+        similarities = [float(t.split()[-1]) for t in
+                        card.locator(".neighbours .similarity").all_text_contents()]
+        assert similarities == sorted(similarities, reverse=True)
+    # a training photo: its nearest training photo is itself
+    first = _card(page, os.path.basename(seen)).locator(".neighbours li").first
+    assert first.locator(".neighbour-label").text_content() == seen_label
+    assert first.locator(".similarity").text_content() == "similarity 1.00"
+    assert first.locator("figcaption").get_attribute("title") == (
+        Path(seen).relative_to(root).as_posix())
+    assert [r.post_data_json["neighbours"] for r in tab.predict_calls()] == [3, 3]
+    page.screenshot(path=screenshots / "page_neighbours.png", full_page=True)
+
+    # none asked for: the answers come again without them
+    page.select_option("#neighbours", "0")
+    page.wait_for_function(
+        "() => document.querySelectorAll('#results .card .timing').length === 2"
+        " && !document.querySelector('#results .neighbours')")
+    assert [r.post_data_json["neighbours"] for r in tab.predict_calls()][2:] == [
+        0, 0]
+    tab.assert_nothing_left_the_machine()
+
+
+def test_a_model_without_an_index_says_so_on_the_page(tab_factory, served, amulet):
+    tab = tab_factory(served)
+    page = tab.page
+    _open_page(tab)
+    page.set_input_files("#file-input", amulet["test"][0][0])
+    _wait_answered(page, 1)
+    assert page.locator("#results .neighbours img").count() == 0
+    assert "keeps no index of its training photos" in page.text_content(
+        "#results .neighbours")
 
 
 def test_errors_are_shown_in_plain_words(tab_factory, served, screenshots):

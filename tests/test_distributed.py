@@ -163,6 +163,32 @@ def test_another_file_list_in_the_same_output_is_refused(model_dir, images,
 
 
 # -- on the cluster ------------------------------------------------------------
+def test_partitioned_predict_keeps_the_neighbours_in_its_parts(model_dir, images,
+                                                               tmp_path):
+    from hybridclf.neighbours import EmbeddingIndex
+    from hybridclf.prediction import embedding_of
+
+    pipe = load_model(model_dir)
+    files = _files(images)
+    train = [f for f in files if "broken" not in f][::4]
+    index = EmbeddingIndex().fit(
+        embedding_of(pipe, transform_features(pipe, train)),
+        [f.split(os.sep)[-2] for f in train], files=train)
+    local = list(predict_files(pipe, files, batch_size=7, neighbours=2, index=index))
+    parts = tmp_path / "parts"
+    first = predict_partitioned(pipe, files, parts_dir=parts, partition_size=14,
+                                batch_size=7, neighbours=2, index=index)
+    again = predict_partitioned(None, files, parts_dir=parts, partition_size=14,
+                                batch_size=7, neighbours=2, index=index)
+    for rows in (first, again):
+        assert [r["neighbours"] for r in rows] == [r["neighbours"] for r in local]
+    assert local[files.index(train[0])]["neighbours"][0]["file"] == train[0]
+    assert [len(r["neighbours"]) for r in local].count(0) == 2  # the broken files
+    with pytest.raises(ValueError, match="number of neighbours"):
+        predict_partitioned(None, files, parts_dir=parts, partition_size=14,
+                            batch_size=7)
+
+
 def test_distributed_extract_equals_local_and_scatters_the_model_once(
         model_dir, images, tmp_path, client, monkeypatch):
     pipe = load_model(model_dir)

@@ -42,9 +42,17 @@ def test_the_feedback_folder_is_a_dataset_with_the_new_class(tmp_path):
     for seed in range(3):
         store.add(_jpeg(seed), "new_amulet")
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # feedback.jsonl: not in a class folder
+        warnings.simplefilter("error")  # the log beside the classes is no stray file
         paths, labels, _ = load_image_folders([tmp_path / "feedback"])
     assert labels == ["new_amulet"] * 3
+
+
+def test_a_photo_over_the_pixel_budget_is_refused_unwritten(tmp_path):
+    store = FeedbackStore(tmp_path, max_pixels=40 * 40 - 1)
+    with pytest.raises(ValueError, match="not a readable image"):
+        store.add(_jpeg(0), "waek_man")
+    assert list(tmp_path.iterdir()) == []
+    assert FeedbackStore(tmp_path, max_pixels=40 * 40).add(_jpeg(0), "waek_man")["new"]
 
 
 @pytest.mark.parametrize("label", [

@@ -83,6 +83,23 @@ def test_read_each_reads_the_good_images_and_gives_each_bad_one_its_reason(
                                                              "<bytes 3>"]
 
 
+def test_each_image_is_measured_as_decoded_before_it_is_resized(real_images):
+    good = _encode(Image.fromarray(real_images[1][:40]), "PNG")
+    items = [real_images[0], b"not an image", good]
+    loader = ImageLoader(size=32)
+    images, reasons, shapes = loader.read_each(items, measure=np.shape)
+    # one measure per image read, at its own size, in the order of the images
+    assert shapes == [real_images[0].shape, real_images[1][:40].shape]
+    np.testing.assert_array_equal(images, loader.transform([items[0], good]))
+    assert reasons[1] is not None
+    images, shapes = loader.read_measured([good], np.shape)
+    assert images.shape == (1, 32, 32, 3) and shapes == [(40, 64, 3)]
+    # an unreadable image fails as in transform
+    with pytest.raises(ImageLoadError) as info:
+        loader.read_measured(items, np.shape)
+    assert [source for source, _ in info.value.failures] == ["<bytes 1>"]
+
+
 def test_broken_exif_rotated_photo_is_upright():
     path = require_shared("broken") / "exif_orientation6.jpg"
     with Image.open(path) as img:

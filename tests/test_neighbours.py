@@ -90,3 +90,126 @@ def test_degraded_views_blur_and_rotate():
     for view, (kind, _) in zip(views, VIEWS):
         assert view.shape == image.shape and view.dtype == np.uint8
         assert not np.array_equal(view, image), kind
+
+
+def _views_index(thumbnails=True):
+    # three photos; each has one view, nearer to another photo's direction
+    photos = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1]], float)
+    view = np.array([[1, 0.2, 0], [0, 1, 0.9], [0.1, 0, 1]], float)
+    thumbs = [b"\xff\xd8a", b"\xff\xd8bb", b"\xff\xd8ccc"] if thumbnails else None
+    return index_with_views(photos, [view], ["a", "b", "c"],
+                            files=["a/1.jpg", "b/2.jpg", "c/3.jpg"],
+                            thumbnails=thumbs)
+
+
+def test_neighbours_are_distinct_photos_with_their_evidence():
+    index = _views_index()
+    [near] = index.neighbours([[0, 0.5, 1]], k=3)
+    # photo b's view [0, 1, 0.9] is closer than photo c itself: b comes first,
+    # once, with the similarity of its best entry
+    assert [n["file"] for n in near] == ["b/2.jpg", "c/3.jpg", "a/1.jpg"]
+    assert [n["label"] for n in near] == ["b", "c", "a"]
+    sims = [n["similarity"] for n in near]
+    assert sims == sorted(sims, reverse=True)
+    expected = np.dot([0, 0.5, 1], [0, 1, 0.9]) / np.linalg.norm([0, 0.5, 1]) \
+        / np.linalg.norm([0, 1, 0.9])
+    assert sims[0] == pytest.approx(expected, abs=2e-3)
+    assert near[0]["thumbnail"] == b"\xff\xd8bb"
+    assert set(near[0]) == {"label", "similarity", "file", "thumbnail"}
+
+
+@pytest.mark.parametrize("k, n", [(0, 0), (1, 1), (3, 3), (10, 3)])
+def test_neighbours_k_zero_to_more_than_the_photos(k, n):
+    out = _views_index().neighbours(np.eye(3)[:2], k=k)
+    assert [len(row) for row in out] == [n, n]
+
+
+@pytest.mark.parametrize("k", [-1, 1.5, "3", True])
+def test_neighbours_bad_k_is_explained(k):
+    with pytest.raises(ValueError, match=r"'k' parameter.*int >= 0"):
+        _views_index().neighbours(np.eye(3), k=k)
+
+
+def test_neighbours_of_any_source_layout():
+    # sources in any order give the same answer as the photos-then-views layout
+    rows = np.array([[0, 1, 0.9], [1, 0, 0], [0, 0, 1], [0, 1, 0]], float)
+    index = EmbeddingIndex().fit(rows, ["b", "a", "c", "b"], sources=[1, 0, 2, 1])
+    [near] = index.neighbours([[0, 0.5, 1]], k=2)
+    assert [n["label"] for n in near] == ["b", "c"]
+    assert near[0]["file"] == "" and near[0]["thumbnail"] is None
+    with pytest.raises(ValueError, match="numbering the training photos from 0"):
+        EmbeddingIndex().fit(rows, sources=[0, 0, 2, 2])
+    with pytest.raises(ValueError, match="2 files for 3 training photos"):
+        EmbeddingIndex().fit(rows, sources=[1, 0, 2, 1], files=["x", "y"])
+
+
+def test_files_and_thumbnails_survive_the_file_without_pickles(tmp_path):
+    index = _views_index()
+    index.save(tmp_path)
+    with np.load(tmp_path / INDEX_FILE, allow_pickle=False) as data:
+        assert all(data[key].dtype != object for key in data)
+        assert data["thumbnail_data"].dtype == np.uint8
+    loaded = EmbeddingIndex.load(tmp_path)
+    assert loaded.files_.tolist() == ["a/1.jpg", "b/2.jpg", "c/3.jpg"]
+    assert loaded.thumbnails_ == index.thumbnails_
+    assert loaded.neighbours(np.eye(3), 2) == index.neighbours(np.eye(3), 2)
+    # without thumbnails
+    _views_index(thumbnails=False).save(tmp_path)
+    loaded = EmbeddingIndex.load(tmp_path)
+    assert loaded.thumbnails_ is None and loaded.files_[2] == "c/3.jpg"
+
+
+def test_an_index_saved_before_files_and_thumbnails_still_loads(tmp_path):
+    # the format of the first release: embeddings, labels, sources, version
+    np.savez(tmp_path / INDEX_FILE, embeddings=np.eye(2, dtype=np.float16),
+             labels=np.array(["a", "b"]), sources=np.array([0, 1]),
+             version=np.array(1))
+    index = EmbeddingIndex.load(tmp_path)
+    assert index.files_.tolist() == ["", ""] and index.thumbnails_ is None
+    [near] = index.neighbours([[1, 0.1]], k=1)
+    assert near == [{"label": "a", "similarity": pytest.approx(0.995, abs=1e-3),
+                     "file": "", "thumbnail": None}]
+
+
+def test_jpeg_thumbnails_are_small_and_keep_the_aspect(real_images):
+    import io
+
+    from PIL import Image
+
+    from hybridclf.neighbours import THUMBNAIL_SIDE, jpeg_thumbnails
+
+    wide = np.concatenate([real_images[0], real_images[1]], axis=1)  # 64 x 128
+    big = np.repeat(np.repeat(real_images[0], 4, axis=0), 4, axis=1)  # 256 x 256
+    thumbs = jpeg_thumbnails([wide, big])
+    sizes = [Image.open(io.BytesIO(t)).size for t in thumbs]
+    assert sizes[0] == (128 if THUMBNAIL_SIDE >= 128 else THUMBNAIL_SIDE,
+                        64 if THUMBNAIL_SIDE >= 128 else THUMBNAIL_SIDE // 2)
+    assert sizes[1] == (THUMBNAIL_SIDE, THUMBNAIL_SIDE)
+    assert all(len(t) < 5000 for t in thumbs)
+
+
+def test_novelty_and_neighbours_in_one_search_equal_each_alone():
+    from hybridclf.neighbours import novelty_and_neighbours
+
+    rng = np.random.default_rng(1)
+    index = index_with_views(rng.normal(size=(30, 8)), [rng.normal(size=(30, 8))],
+                             rng.choice(["a", "b"], 30))
+    X = rng.normal(size=(5, 8))
+    scores, near = novelty_and_neighbours(index, X, novelty_k=2, k=4)
+    np.testing.assert_allclose(scores, novelty_scores(index, X, k=2))
+    assert near == index.neighbours(X, k=4)
+
+
+def test_a_refitted_index_searches_its_new_embeddings():
+    index = EmbeddingIndex().fit(np.eye(3), ["a", "b", "c"])
+    assert index.neighbours([[1, 0, 0]], k=1)[0][0]["label"] == "a"
+    index.fit(np.eye(3)[::-1], ["x", "y", "z"])  # same shape, new content
+    assert index.neighbours([[1, 0, 0]], k=1)[0][0]["label"] == "z"
+    assert novelty_scores(index, [[0, 0, 1]])[0] == pytest.approx(0, abs=1e-3)
+
+
+def test_a_missing_embedding_has_no_neighbours():
+    # a cascade's photo answered without its CNN block has a NaN embedding
+    index = _views_index()
+    out = index.neighbours([[np.nan, np.nan, np.nan], [1, 0, 0]], k=2)
+    assert out[0] == [] and [n["label"] for n in out[1]] == ["a", "c"]

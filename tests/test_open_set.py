@@ -147,6 +147,26 @@ def test_service_answers_quality_and_reason_in_its_schema(amulet_model):
     assert answers[1]["quality"]["ok"]
 
 
+def test_the_service_scales_the_request_threshold_by_the_novelty():
+    pytest.importorskip("fastapi")
+    from hybridclf.serve._predict import ItemResult, prediction_body
+
+    def answer(novelty):
+        result = ItemResult(label="a", proba=np.array([0.45, 0.35, 0.2]),
+                            novelty=novelty)
+        return prediction_body(result, name="the uploaded image",
+                               classes=["a", "b", "c"], threshold=0.5,
+                               with_proba=False)
+
+    # close to a training photo: 0.45 is enough under 0.5 x 0.4
+    assert answer(0.4)["predicted_class"] == "a"
+    # at the novelty threshold, or without the check, the whole 0.5 applies
+    for novelty in (0.95, float("nan")):
+        body = answer(novelty)
+        assert body["predicted_class"] == UNKNOWN
+        assert body["unknown_reason"] == LOW_CONFIDENCE
+
+
 def test_evaluate_applies_the_novelty_check(amulet_model):
     from hybridclf.evaluation import evaluate_model
 

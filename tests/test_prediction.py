@@ -1,12 +1,23 @@
-"""Feature computation for prediction: blocks side by side for single images."""
+"""Prediction: blocks side by side for single images, the confidence check
+scaled by the novelty, the photo quality from the decoded photo."""
 
 import threading
 
+import cv2
 import numpy as np
 
+import hybridclf.io
 from hybridclf import make_hybrid_pipeline
 from hybridclf.features import ColorHistogram, HOGFeatures
-from hybridclf.prediction import transform_features
+from hybridclf.neighbours import EmbeddingIndex
+from hybridclf.prediction import (
+    LOW_CONFIDENCE,
+    NOVEL,
+    embedding_of,
+    predict_files,
+    predict_with_reasons,
+    transform_features,
+)
 
 
 class ThreadRecordingHOG(HOGFeatures):
@@ -42,3 +53,49 @@ def test_one_thread_keeps_blocks_in_turn(real_images):
     ThreadRecordingHOG.threads = set()
     transform_features(pipe, real_images[:1])
     assert ThreadRecordingHOG.threads == {threading.current_thread().name}
+
+
+def _small_model(images):
+    labels = np.array([0, 1] * 4)
+    return make_hybrid_pipeline(features=["hog", "color"]).set_params(
+        load__size=64).fit(images, labels)
+
+
+def test_photos_close_to_training_photos_need_less_confidence(real_images):
+    pipe = _small_model(list(real_images))
+    index = EmbeddingIndex().fit(embedding_of(
+        pipe, transform_features(pipe, list(real_images))))
+    novelty = {"index": index, "threshold": 0.5, "k": 1}
+    # even the largest threshold leaves copies of the training photos known:
+    # their novelty is about 0, and so is the confidence they need
+    out = predict_with_reasons(pipe, list(real_images), proba_threshold=1.0,
+                               novelty=novelty)
+    assert out["reasons"] == [""] * 8
+    # without the novelty check the threshold applies as it is
+    plain = predict_with_reasons(pipe, list(real_images), proba_threshold=1.0)
+    assert plain["reasons"] == [LOW_CONFIDENCE] * 8
+    # a photo unlike every training photo is unknown for that reason
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), np.uint8)
+    stranger = predict_with_reasons(pipe, [noise], proba_threshold=1.0,
+                                    novelty={**novelty, "threshold": 1e-3})
+    assert stranger["reasons"] == [NOVEL]
+
+
+def test_each_file_is_decoded_once_for_the_class_and_the_quality(
+        real_images, tmp_path, monkeypatch):
+    files = []
+    for i, image in enumerate(real_images[:4]):
+        files.append(str(tmp_path / f"{i}.png"))
+        cv2.imwrite(files[-1], image[..., ::-1])
+    files.append(str(tmp_path / "blurred.png"))
+    cv2.imwrite(files[-1], cv2.GaussianBlur(real_images[0], (0, 0), 3)[..., ::-1])
+    pipe = _small_model(list(real_images))
+    reads = []
+    read_file = hybridclf.io._read_file
+    monkeypatch.setattr(hybridclf.io, "_read_file",
+                        lambda path, *a, **k: reads.append(path) or read_file(
+                            path, *a, **k))
+    rows = list(predict_files(pipe, files, quality=True))
+    assert sorted(reads) == sorted(files)
+    assert [r["quality"]["issues"] for r in rows][-1] == ["blurry"]
+    assert [r["label"] for r in rows] == list(pipe.predict(files))

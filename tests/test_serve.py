@@ -721,3 +721,22 @@ def test_large_base64_is_decoded_like_small(brick):
     assert sum(map(len, texts)) > 1 << 20
     assert uploads == [decode_base64(t, what) for t, what in zip(texts, "abc")]
     assert uploads[1].data == big and "'c' field" in uploads[2].error
+
+
+def test_without_a_threshold_the_request_uses_the_models_learned_one(
+        model_dir, brick, tmp_path):
+    """As ``hybridclf predict`` without ``--threshold``: model.json decides."""
+    from hybridclf import load_model, save_model
+    from hybridclf.serve import create_app
+
+    strict = tmp_path / "strict_model"
+    save_model(load_model(model_dir), strict,
+               metadata={"open_set": {"proba_threshold": 1.0}})
+    with _Server(create_app(strict)) as http:
+        assert http.get("/health").json()["confidence_threshold"] == 1.0
+        learned = http.post("/predict", json={"image_data": _b64(brick)}).json()
+        given = http.post("/predict", json={"image_data": _b64(brick),
+                                            "confidence_threshold": 0.0}).json()
+    assert learned["predicted_class"] == "unknown"
+    assert learned["unknown_reason"] == "low confidence"
+    assert given["predicted_class"] == "brick"

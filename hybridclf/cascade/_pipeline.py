@@ -413,13 +413,16 @@ class CascadePipeline(Pipeline):
                                for name, _ in blocks])
             yield rows, table, get_classifier(self).predict_proba(table), False
 
-    def predict_stages(self, X):
+    def predict_stages(self, X, *, full=None):
         """Features, probabilities and early exits of the cascade.
 
         Parameters
         ----------
         X : sequence of images or paths
             What ``predict`` takes.
+
+        full : array-like of bool of shape (n_samples,) or None, default=None
+            Photos that must run every block, as in :meth:`iter_stages`.
 
         Returns
         -------
@@ -439,7 +442,8 @@ class CascadePipeline(Pipeline):
                             dtype=np.float32)
         proba = np.zeros((n_samples, len(get_classifier(self).classes_)))
         early = np.zeros(n_samples, dtype=bool)
-        for rows, table, stage_proba, stage_early in self.iter_stages(X):
+        for rows, table, stage_proba, stage_early in self.iter_stages(X,
+                                                                      full=full):
             features[rows], proba[rows], early[rows] = table, stage_proba, stage_early
         return features, proba, early
 

@@ -8,6 +8,7 @@ from ._common import (
     add_model_dir,
     add_n_jobs,
     add_seed,
+    bounded,
     out,
     positive_int,
 )
@@ -20,7 +21,9 @@ def format_parser(parser):
     parser.description = (
         "Evaluate a model directory on a labelled class-per-folder test set: "
         "metrics, confusion matrix, reliability curve, top-k accuracy, "
-        "per-block importance, error gallery and per-stage speed, as PNG plots, "
+        "per-block importance, error gallery (each misclassified photo beside "
+        "its nearest training photos, for a model with a CNN block) and "
+        "per-stage speed, as PNG plots, "
         "one self-contained HTML report and report.json."
     )
     add_model_dir(parser)
@@ -30,6 +33,10 @@ def format_parser(parser):
                         help="folder for the report")
     parser.add_argument("--n-repeats", type=positive_int, default=3, metavar="N",
                         help="permutations per feature block (default: %(default)s)")
+    parser.add_argument("--neighbours", type=bounded(int, 0, name="number >= 0"),
+                        default=3, metavar="K",
+                        help="nearest training photos shown beside each "
+                        "misclassified photo; 0 shows none (default: %(default)s)")
     add_seed(parser)
     add_n_jobs(parser, "loading and features", default=None)
     add_allow_pickle(parser)
@@ -42,6 +49,7 @@ def run(args):
     report, files = evaluate_folder(
         args.model_dir, args.test_data_dir, args.output_dir,
         n_repeats=args.n_repeats, random_state=args.seed,
+        neighbours=args.neighbours,
         allow_pickle=args.allow_pickle, max_pixels=args.max_pixels,
         n_jobs=args.n_jobs)
     out(f"{report['n_images']} test images")

@@ -8,6 +8,7 @@ from ._common import (
     add_inputs,
     add_model_dir,
     batch_options,
+    bounded,
     fraction,
     out,
     positive_int,
@@ -27,7 +28,9 @@ def format_parser(parser):
                         help="CSV file to write (default: standard output)")
     parser.add_argument(
         "--threshold", type=fraction, default=None, metavar="P",
-        help="lowest top probability of a known class (default: the model's)",
+        help="lowest top probability of a known class, for a photo at the "
+        "novelty threshold; a photo closer to a training photo needs "
+        "proportionally less (default: the model's)",
     )
     parser.add_argument("--no-ood", action="store_true",
                         help="skip the 'unlike any training photo' check (novelty, "
@@ -36,6 +39,13 @@ def format_parser(parser):
                         help="never answer 'unknown'")
     parser.add_argument("--top-k", type=positive_int, default=3, metavar="K",
                         help="best guesses listed per image (default: %(default)s)")
+    parser.add_argument(
+        "--neighbours", type=bounded(int, 0, name="number >= 0"), default=0,
+        metavar="K",
+        help="also list the K nearest training photos of each image: columns "
+        "neighbour_<i>_file, neighbour_<i>_label and neighbour_<i>_similarity "
+        "(cosine, 1 = the same photo); needs a model trained with a CNN block "
+        "(default: %(default)s)")
     add_batch_options(parser)
 
 
@@ -45,7 +55,7 @@ def run(args):
     counts = predict_to_csv(
         args.model_dir, args.inputs, args.output or sys.stdout,
         threshold=args.threshold, ood=not args.no_ood, closed_set=args.closed_set,
-        top_k=args.top_k, **batch_options(args))
+        top_k=args.top_k, neighbours=args.neighbours, **batch_options(args))
     if args.output:
         out(counts.summary())
         out(f"Predictions written to {os.path.abspath(args.output)}")

@@ -23,8 +23,9 @@ def format_parser(parser):
         "search hyper-parameters on cached features, fit, and write a model "
         "directory (model.skops, model.json, README.md, label_issues.csv: "
         "the training images whose label the out-of-fold predictions contradict, "
-        "and with a CNN block neighbours.npz: the embeddings of the training "
-        "photos, for the 'unlike any training photo' check)."
+        "and with a CNN block neighbours.npz: the embeddings, file names and "
+        "thumbnails of the training photos, for the 'unlike any training photo' "
+        "check and to show the nearest training photos of an answer)."
     )
     add_data_dir(parser, several=True, help="class-per-folder dataset: "
                  "DATA_DIR/<class>/<image>; several folders (e.g. the data and a "
@@ -77,6 +78,10 @@ def format_parser(parser):
                         "read from here, not recomputed (default: "
                         "$HYBRIDCLF_CACHE_DIR/features or ~/.cache/hybridclf/"
                         "features)")
+    parser.add_argument("--no-thumbnails", action="store_true",
+                        help="keep no thumbnail of the training photos in "
+                        "neighbours.npz (about 3 KB per photo): the nearest "
+                        "training photos are then given by file name only")
     parser.add_argument("--no-cache", action="store_true",
                         help="compute every photo's features; read and write no "
                         "feature cache")
@@ -136,7 +141,8 @@ def _print_training(training):
         out(f"test {metric}: {value:.3f}")
     novelty = result.open_set.get("novelty")
     out("open set: unknown below top probability "
-        f"{result.open_set['proba_threshold']:.3f} (low confidence), or " + (
+        f"{result.open_set['proba_threshold']:.3f}" + (
+            " times the novelty" if novelty else "") + " (low confidence), or " + (
             f"further than {novelty['threshold']:.3f} (cosine distance) from "
             "every training photo (unlike any training photo)" if novelty else
             "above the OOD score of any block: " + ", ".join(
@@ -162,6 +168,7 @@ def run(args):
         augment=args.augment, views=args.views, image_size=args.image_size,
         cache_dir=args.cache_dir, feature_cache=not args.no_cache,
         cascade="auto" if args.cascade is None else args.cascade,
+        thumbnails=not args.no_thumbnails,
         n_jobs=args.n_jobs, max_pixels=args.max_pixels,
         scheduler=args.scheduler, random_state=args.seed, progress=True)
     _print_training(training)

@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import prediction
 from ..exceptions import ModelLoadError, ModelTypeError
+from ..neighbours import EmbeddingIndex
 from ..persistence import load_model, read_model_info
 from ..pipeline import get_classifier, set_max_pixels, set_n_jobs
 from ..utils._memory import release_memory
@@ -61,6 +62,17 @@ class ServedModel:
         embedding index (None when off, or for a model trained before it);
         see :func:`~hybridclf.prediction.read_open_set`.
 
+    index : EmbeddingIndex or None
+        The model's index of its training photos, for the nearest training
+        photos of each answer (``"neighbours": K``); None for a model
+        without one (it answers no neighbours).
+
+    confidence_threshold : float
+        The confidence threshold learned in training (``open_set`` of
+        ``model.json``), used for a request that gives none, as
+        ``hybridclf predict`` does without ``--threshold``; 0.5 for a model
+        trained without one.
+
     loaded_at : str
         When it was loaded (UTC, ISO 8601).
     """
@@ -72,6 +84,8 @@ class ServedModel:
     classes: list
     ood_thresholds: dict | None = None
     novelty: dict | None = None
+    index: object | None = None
+    confidence_threshold: float = 0.5
     loaded_at: str = field(default_factory=lambda: datetime.datetime.now(
         datetime.timezone.utc).isoformat(timespec="seconds"))
 
@@ -142,8 +156,9 @@ def load_served_model(directory, settings):
     ModelLoadError
         When the directory is missing, unreadable or incomplete, a file
         differs from its manifest, the file holds no fitted pipeline, the
-        classes do not match ``model.json``, the embedding index is not one,
-        or the warm-up prediction fails; the message says which.
+        classes do not match ``model.json``, the embedding index
+        (``neighbours.npz``) is not one, or the warm-up prediction fails; the
+        message says which.
     """
     directory = os.path.abspath(os.fspath(directory))
     try:
@@ -164,17 +179,22 @@ def load_served_model(directory, settings):
     classes = class_names(pipe)
     _check_classes(directory, info, classes, np.asarray(proba))
     options = {"ood_thresholds": None, "novelty": None}
-    if settings.use_ood:
-        try:
+    try:
+        if settings.use_ood:
             options = prediction.read_open_set(info, directory)
-        except (ValueError, OSError) as exc:  # an unreadable embedding index
-            raise ModelLoadError(f"The model in {directory!r} cannot be served: "
-                                 f"{exc}") from exc
+        # one index for the novelty check and the nearest training photos
+        index = (options["novelty"]["index"] if options["novelty"]
+                 else EmbeddingIndex.load(directory))
+    except (ValueError, OSError) as exc:  # an unreadable embedding index
+        raise ModelLoadError(f"The model in {directory!r} cannot be served: "
+                             f"{exc}") from exc
+    learned = (info.get("open_set") or {}).get("proba_threshold")
     release_memory()  # what loading and the warm-up freed
     return ServedModel(
         pipe=pipe, info=info, directory=directory, version=model_version(info),
         classes=classes, ood_thresholds=options["ood_thresholds"],
-        novelty=options["novelty"])
+        novelty=options["novelty"], index=index,
+        confidence_threshold=0.5 if learned is None else float(learned))
 
 
 def _warm_up(pipe):

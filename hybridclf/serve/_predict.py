@@ -14,17 +14,18 @@ import base64
 import binascii
 import dataclasses
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import anyio
 import numpy as np
 
 from .. import prediction
 from ..pipeline import get_classifier, get_loader
-from ..quality import quality_message, read_quality
+from ..quality import quality_answer, quality_message
 
 __all__ = ["ItemResult", "Upload", "class_names", "classify", "classify_stages",
-           "decode_base64", "decode_uploads", "prediction_body"]
+           "decode_base64", "decode_uploads", "neighbour_answers",
+           "prediction_body"]
 
 # Base64 text above this many characters is decoded in a worker thread: a
 # 10 MB body takes milliseconds that the event loop owes other requests,
@@ -66,20 +67,26 @@ class ItemResult:
         Why ``label`` is "unknown" (:data:`~hybridclf.prediction.NOVEL`), or
         "" (the probability threshold is each request's).
 
+    novelty : float
+        The novelty score over its threshold, which scales each request's
+        probability threshold (:func:`~hybridclf.prediction.confidence_limits`);
+        NaN without the novelty check.
+
     quality : dict or None
         The photo quality, ``{"ok": bool, "issues": [...]}``
-        (:func:`~hybridclf.quality.read_quality`).
+        (:func:`~hybridclf.quality.quality_answer`).
 
     error : str or None
         Why the image could not be decoded (then ``label`` is None).
 
-    early : bool
-        Answered by a cascade's cheap stage, without the CNN.
+    neighbours : list of dict
+        The nearest training photos asked for, most similar first (see
+        :func:`neighbour_answers`); empty when none were asked for or the
+        model has no embedding index.
 
-    embedding : ndarray of shape (n_embedding,) or None
-        The image's embedding where novelty is measured (the CNN block's
-        output, see :func:`~hybridclf.prediction.embedding_of`); None for an
-        early answer, which has none.
+    early : bool
+        Answered by a cascade's cheap stage, without the CNN (so without
+        novelty score or neighbours, which need its embedding).
 
     seconds : float
         From the start of the model call this image was part of to its
@@ -89,10 +96,11 @@ class ItemResult:
     label: str | None = None
     proba: np.ndarray | None = None
     reason: str = ""
+    novelty: float = float("nan")
     quality: dict | None = None
     error: str | None = None
+    neighbours: list = field(default_factory=list)
     early: bool = False
-    embedding: np.ndarray | None = None
     seconds: float = 0.0
 
 
@@ -157,14 +165,55 @@ async def decode_uploads(texts, whats):
     return await anyio.to_thread.run_sync(decode_all)
 
 
-def classify_stages(pipe, items, *, ood_thresholds=None, novelty=None,
-                    full=None):
+def neighbour_answers(found, ks):
+    """The nearest training photos of each image, as the service answers them.
+
+    Parameters
+    ----------
+    found : list of list of dict or None
+        Per image, its nearest training photos, as many as the most any image
+        asked for (``predict_with_reasons(..., neighbours=K)``); None when
+        none were looked up.
+
+    ks : list of int
+        How many each image asked for.
+
+    Returns
+    -------
+    neighbours : list of list of dict
+        Per image, ``label``, ``similarity``, ``file`` and ``thumbnail`` (a
+        ``data:image/jpeg;base64,`` URI, or None when the model was trained
+        without thumbnails).
+
+    Examples
+    --------
+    >>> from hybridclf.serve._predict import neighbour_answers
+    >>> near = {"label": "a", "similarity": 0.9, "file": "a/1.jpg",
+    ...         "thumbnail": b"jpeg"}
+    >>> neighbour_answers([[near], [near]], [0, 1])
+    [[], [{'label': 'a', ..., 'thumbnail': 'data:image/jpeg;base64,anBlZw=='}]]
+    """
+    if found is None:
+        return [[] for _ in ks]
+    return [[{**n, "thumbnail": _data_uri(n["thumbnail"])} for n in row[:k]]
+            for row, k in zip(found, ks)]
+
+
+def _data_uri(jpeg):
+    if jpeg is None:
+        return None
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
+
+
+def classify_stages(pipe, items, *, ood_thresholds=None, novelty=None, index=None,
+                    neighbours=None):
     """Decode every image, predict the readable ones; yield answers when ready.
 
     The images are predicted in one model call. A cascade answers the photos
     its cheap stage is sure of first: their answers (and those of the
     unreadable images) are yielded before the CNN runs on the others (see
-    :func:`~hybridclf.prediction.iter_stages`).
+    :func:`~hybridclf.prediction.iter_stages`). A photo whose neighbours are
+    asked for runs the CNN: they come from its embedding.
 
     Parameters
     ----------
@@ -176,12 +225,16 @@ def classify_stages(pipe, items, *, ood_thresholds=None, novelty=None,
 
     ood_thresholds, novelty : dict or None, default=None
         The "unlike any training photo" check (see
-        :func:`~hybridclf.prediction.open_set_answers`); "unknown" from the
-        probability threshold is left to each request.
+        :func:`~hybridclf.prediction.predict_with_reasons`); "unknown" from
+        the probability threshold is left to each request.
 
-    full : sequence of bool or None, default=None
-        Items whose embedding is wanted (their neighbours, say): a cascade
-        runs every block on them.
+    index : EmbeddingIndex or None, default=None
+        The model's index of its training photos, for ``neighbours``; None
+        answers none.
+
+    neighbours : list of int or None, default=None
+        How many nearest training photos each item asked for (0: none);
+        None asks for none.
 
     Yields
     ------
@@ -190,25 +243,28 @@ def classify_stages(pipe, items, *, ood_thresholds=None, novelty=None,
         readable one; together the dicts cover every item once.
     """
     start = time.perf_counter()
-    loader = get_loader(pipe)
-    images, reasons = loader.read_each(items)
+    # the quality is measured on each photo as decoded, not on the copy
+    # resized for the model
+    images, reasons, qualities = get_loader(pipe).read_each(
+        items, measure=quality_answer)
     readable = np.flatnonzero([reason is None for reason in reasons])
+    asked = neighbours if neighbours and index is not None else [0] * len(items)
+    ks = np.array([asked[i] for i in readable], dtype=int)
     ready = {i: ItemResult(error=reason) for i, reason in enumerate(reasons)
              if reason is not None}
-    stages = prediction.iter_stages(
-        pipe, images, full=None if full is None else np.asarray(full)[readable])
+    stages = prediction.iter_stages(pipe, images, full=ks > 0)
     for rows, features, proba, early in stages if len(images) else ():
-        answers = prediction.open_set_answers(
-            pipe, features, proba, ood_thresholds=ood_thresholds, novelty=novelty)
-        embeddings = None if early else prediction.embedding_of(pipe, features)
+        # the neighbours come from the embedding computed for the answer
+        result = prediction.open_set_answers(
+            pipe, features, proba, ood_thresholds=ood_thresholds, novelty=novelty,
+            neighbours=int(ks[rows].max()), index=index)
+        found = neighbour_answers(result["neighbours"], ks[rows].tolist())
         for k, row in enumerate(rows):
-            i = readable[row]
-            ready[i] = ItemResult(
-                label=answers["labels"][k], proba=proba[k],
-                reason=answers["reasons"][k], early=early,
-                # measured on the photo itself, not on the copy resized for the model
-                quality=read_quality(items[i], max_pixels=loader.max_pixels),
-                embedding=None if embeddings is None else embeddings[k])
+            ready[int(readable[row])] = ItemResult(
+                label=result["labels"][k], proba=proba[k],
+                reason=result["reasons"][k], early=early,
+                novelty=float(result["scores"][k]) if novelty else float("nan"),
+                quality=qualities[row], neighbours=found[k])
         yield _timed(ready, time.perf_counter() - start)
         ready = {}
     if ready:
@@ -220,7 +276,8 @@ def _timed(results, seconds):
             for i, result in results.items()}
 
 
-def classify(pipe, items, *, ood_thresholds=None, novelty=None):
+def classify(pipe, items, *, ood_thresholds=None, novelty=None, index=None,
+             neighbours=None):
     """Decode every image, then predict the readable ones in one model call.
 
     Parameters
@@ -234,6 +291,14 @@ def classify(pipe, items, *, ood_thresholds=None, novelty=None):
     ood_thresholds, novelty : dict or None, default=None
         As in :func:`classify_stages`.
 
+    index : EmbeddingIndex or None, default=None
+        The model's index of its training photos, for ``neighbours``; None
+        answers none.
+
+    neighbours : list of int or None, default=None
+        How many nearest training photos each item asked for (0: none);
+        None asks for none.
+
     Returns
     -------
     results : list of ItemResult
@@ -241,7 +306,8 @@ def classify(pipe, items, *, ood_thresholds=None, novelty=None):
     """
     results = {}
     for ready in classify_stages(pipe, items, ood_thresholds=ood_thresholds,
-                                 novelty=novelty):
+                                 novelty=novelty, index=index,
+                                 neighbours=neighbours):
         results.update(ready)
     return [results[i] for i in range(len(items))]
 
@@ -264,7 +330,9 @@ def prediction_body(result, *, name, classes, threshold, with_proba):
         The model's classes, in the columns of ``result.proba``.
 
     threshold : float
-        Below this top probability the class is "unknown".
+        Below this top probability, scaled by the novelty
+        (:func:`~hybridclf.prediction.confidence_limits`), the class is
+        "unknown".
 
     with_proba : bool
         Include the probability of every class.
@@ -279,7 +347,8 @@ def prediction_body(result, *, name, classes, threshold, with_proba):
                 "error_message": f"Cannot decode {name}: {result.error}."}
     top = float(result.proba.max())
     label, reason = str(result.label), result.reason
-    if not reason and top < threshold:
+    if not reason and top < prediction.confidence_limits(threshold,
+                                                         result.novelty):
         label, reason = prediction.UNKNOWN, prediction.LOW_CONFIDENCE
     quality = result.quality
     return {
@@ -291,6 +360,7 @@ def prediction_body(result, *, name, classes, threshold, with_proba):
         "confidence": top,
         "probabilities": ({c: float(v) for c, v in zip(classes, result.proba)}
                           if with_proba else None),
+        "neighbours": result.neighbours,
     }
 
 

@@ -17,6 +17,7 @@ of its own, included in ``_app.ROUTERS``.
 import functools
 import os
 import time
+from typing import Annotated
 
 import anyio
 from fastapi import APIRouter, Body, Depends, File, Form, Query, Request, UploadFile
@@ -62,12 +63,14 @@ def _is_image_upload(declared):
         media == "application/octet-stream")
 
 
-async def _predict_one(service, upload, threshold, with_proba, endpoint):
+async def _predict_one(service, upload, threshold, with_proba, endpoint,
+                       neighbours):
     """The answer for one image; 400 when it holds no readable image."""
     if upload.error is not None:
         raise HTTPException(400, upload.error)
     body, = await service.predict([upload], names=[_UPLOADED], threshold=threshold,
-                                  with_proba=with_proba, endpoint=endpoint)
+                                  with_proba=with_proba, endpoint=endpoint,
+                                  neighbours=neighbours)
     if not body["success"]:
         raise HTTPException(400, body["error_message"])
     return body
@@ -80,7 +83,8 @@ async def predict(body: schemas.PredictRequest, service=Depends(ready_service)):
     """Classify one base64-encoded image."""
     upload, = await decode_uploads([body.image_data], ["image_data"])
     return await _predict_one(service, upload, body.confidence_threshold,
-                              body.return_probabilities, "/predict")
+                              body.return_probabilities, "/predict",
+                              body.neighbours)
 
 
 async def _file_upload(request, file, route):
@@ -111,15 +115,17 @@ async def _file_upload(request, file, route):
                      dependencies=[Depends(content_type(FORM_TYPE))])
 async def predict_file(request: Request,
                        file: UploadFile = File(..., description="An image file."),
-                       confidence_threshold: float = Query(
-                           0.5, ge=0.0, le=1.0, description="Below this top "
-                           "probability the class is 'unknown'."),
+                       confidence_threshold: float | None = Query(
+                           None, ge=0.0, le=1.0,
+                           description=schemas.THRESHOLD_HELP),
                        return_probabilities: bool = Query(True),
+                       neighbours: Annotated[schemas.NeighboursQuery, Query(
+                           description=schemas.NEIGHBOURS_HELP)] = 0,
                        service=Depends(ready_service)):
     """Classify one uploaded image file (multipart/form-data, field 'file')."""
     upload = await _file_upload(request, file, "/predict/file")
     return await _predict_one(service, upload, confidence_threshold,
-                              return_probabilities, "/predict/file")
+                              return_probabilities, "/predict/file", neighbours)
 
 
 @predict_router.post("/predict/batch", response_model=schemas.BatchPredictResponse,
@@ -139,7 +145,7 @@ async def predict_batch(body: schemas.BatchPredictRequest,
     results = await service.predict(
         uploads, names=[f"image {i}" for i in range(len(uploads))],
         threshold=body.confidence_threshold, with_proba=body.return_probabilities,
-        endpoint="/predict/batch")
+        endpoint="/predict/batch", neighbours=body.neighbours)
     return {"success": all(r["success"] for r in results), "results": results,
             "processing_time_ms": (time.perf_counter() - start) * 1000.0,
             # the model that answered, even if a reload swapped another in since
@@ -251,6 +257,7 @@ def health(service=Depends(get_service)):
         "model_version": "unloaded" if model is None else model.version,
         "model_loaded_at": None if model is None else model.loaded_at,
         "feedback_enabled": service.feedback is not None,
+        "confidence_threshold": None if model is None else model.confidence_threshold,
     }
 
 

@@ -5,7 +5,48 @@ A new field of a prediction goes in :class:`PredictResponse` here and in the
 one function that fills it, ``_predict.prediction_body``.
 """
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
+
+#: The most nearest training photos one answer may carry.
+MAX_NEIGHBOURS = 10
+NEIGHBOURS_HELP = (
+    f"How many of the most similar training photos to return with each answer, "
+    f"as evidence: an integer from 0 (none, the default) to {MAX_NEIGHBOURS}. A "
+    "model without an embedding index (neighbours.npz) answers none.")
+
+
+def _neighbours_count(value, *, text):
+    """The ``neighbours`` value, or an error that names it and its range."""
+    if text and isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value)  # a query string
+    if (isinstance(value, int) and not isinstance(value, bool)
+            and 0 <= value <= MAX_NEIGHBOURS):
+        return value
+    raise PydanticCustomError(
+        "neighbours_range",
+        "must be an integer from 0 to {limit} (the nearest training photos "
+        "to return); got {got}",
+        {"limit": MAX_NEIGHBOURS, "got": repr(value)})
+
+
+#: ``neighbours`` of a JSON body: an integer, never a string or a float.
+Neighbours = Annotated[
+    int, Field(ge=0, le=MAX_NEIGHBOURS, description=NEIGHBOURS_HELP),
+    BeforeValidator(lambda v: _neighbours_count(v, text=False))]
+#: ``neighbours`` of a query string (``/predict/file``).
+NeighboursQuery = Annotated[
+    int, Field(ge=0, le=MAX_NEIGHBOURS),
+    BeforeValidator(lambda v: _neighbours_count(v, text=True))]
+
+
+#: What a request's ``confidence_threshold`` means, for the OpenAPI schema.
+THRESHOLD_HELP = (
+    "Below this top probability the class is 'unknown' (scaled down for a photo "
+    "close to a training photo; see docs/service.md). Null or absent: the "
+    "threshold the model learned in training, as `hybridclf predict` uses.")
 
 
 class PredictRequest(BaseModel):
@@ -18,12 +59,11 @@ class PredictRequest(BaseModel):
         description="The encoded image file (JPEG, PNG, ...) in base64; a "
         "'data:image/...;base64,' prefix is accepted.",
     )
-    confidence_threshold: float = Field(
-        0.5, ge=0.0, le=1.0, strict=True,
-        description="Below this top probability the class is 'unknown'.",
-    )
+    confidence_threshold: float | None = Field(
+        None, ge=0.0, le=1.0, strict=True, description=THRESHOLD_HELP)
     return_probabilities: bool = Field(
         True, description="Include the probability of every class.")
+    neighbours: Neighbours = 0
 
 
 class BatchPredictRequest(BaseModel):
@@ -33,8 +73,10 @@ class BatchPredictRequest(BaseModel):
 
     images: list[str] = Field(..., min_length=1,
                               description="Base64-encoded image files.")
-    confidence_threshold: float = Field(0.5, ge=0.0, le=1.0, strict=True)
+    confidence_threshold: float | None = Field(
+        None, ge=0.0, le=1.0, strict=True, description=THRESHOLD_HELP)
     return_probabilities: bool = True
+    neighbours: Neighbours = 0
 
 
 class PhotoQuality(BaseModel):
@@ -49,6 +91,22 @@ class PhotoQuality(BaseModel):
                          "or empty.")
 
 
+class Neighbour(BaseModel):
+    """A training photo near the image, in the model's CNN embedding."""
+
+    label: str = Field(..., description="Its class in the training data.")
+    similarity: float = Field(
+        ..., description="Cosine similarity of the embeddings, 4 decimals: 1 "
+        "for the same photo, lower for less alike ones.")
+    file: str = Field(
+        ..., description="Its file, relative to the training data folder "
+        "('/' separators); empty for a model that did not record it.")
+    thumbnail: str | None = Field(
+        None, description="A small JPEG of it (about 112 px), as a "
+        "'data:image/jpeg;base64,...' URI; null when the model was trained "
+        "without thumbnails (--no-thumbnails).")
+
+
 class PredictResponse(BaseModel):
     """The prediction for one image (or why there is none)."""
 
@@ -61,6 +119,11 @@ class PredictResponse(BaseModel):
         "confidence_threshold); null otherwise.")
     quality: PhotoQuality | None = None
     probabilities: dict[str, float] | None = None
+    neighbours: list[Neighbour] = Field(
+        default_factory=list,
+        description="The training photos most similar to the image, most "
+        "similar first, as many as the request's 'neighbours' asked for; "
+        "empty when it asked for none or the model has no embedding index.")
     processing_time_ms: float
     model_version: str
     error_message: str | None = None
@@ -96,6 +159,9 @@ class HealthResponse(BaseModel):
         description="When that model was loaded or reloaded (UTC, ISO 8601).")
     feedback_enabled: bool = Field(
         description="Whether POST /feedback stores corrections (--feedback-dir).")
+    confidence_threshold: float | None = Field(
+        None, description="The model's learned confidence threshold: what a "
+        "request without 'confidence_threshold' uses (null while starting).")
 
 
 CORRECTION = ("The right class: a plain folder name (no '/', '\\', ':', "

@@ -90,7 +90,8 @@ class Service:
         self.settings = settings
         self.metrics = Metrics()
         self.model = None
-        self.feedback = (FeedbackStore(settings.feedback_dir)
+        self.feedback = (FeedbackStore(settings.feedback_dir,
+                                       max_pixels=settings.max_pixels)
                          if settings.feedback_dir else None)
         self.prediction_log = (PredictionLog(settings.log_predictions)
                                if settings.log_predictions else None)
@@ -200,24 +201,27 @@ class Service:
     def _classify(self, items):
         """The model call of the micro-batcher's thread, answers as they are ready.
 
-        ``items`` are ``(model, image bytes)`` pairs: each request names the
-        model it started with, so the requests queued before a reload are
-        answered by the old model, those after by the new one (one model call
-        each, in the rare batch that holds both). Yields ``{position:
+        ``items`` are ``(model, image bytes, neighbours)`` triples: each
+        request names the model it started with, so the requests queued
+        before a reload are answered by the old model, those after by the new
+        one (one model call each, in the rare batch that holds both), and how
+        many nearest training photos it wants. Yields ``{position:
         ItemResult}`` dicts: a cascade's early answers go out before the CNN
         runs on the other photos (see :func:`classify_stages`).
         """
         self.metrics.batch_size.observe(len(items))
         start = 0
         for model, group in groupby(items, key=lambda item: item[0]):
-            data = [item for _, item in group]
-            for ready in classify_stages(model.pipe, data,
+            group = list(group)
+            for ready in classify_stages(model.pipe, [data for _, data, _ in group],
                                          ood_thresholds=model.ood_thresholds,
-                                         novelty=model.novelty):
+                                         novelty=model.novelty, index=model.index,
+                                         neighbours=[k for _, _, k in group]):
                 yield {start + i: result for i, result in ready.items()}
-            start += len(data)
+            start += len(group)
 
-    async def predict(self, uploads, *, names, threshold, with_proba, endpoint):
+    async def predict(self, uploads, *, names, threshold, with_proba, endpoint,
+                      neighbours=0):
         """The ``PredictResponse`` bodies of a request's images.
 
         The whole request is answered by the model that serves when it
@@ -231,8 +235,9 @@ class Service:
         names : list of str
             How each image is named in its error message.
 
-        threshold : float
-            Below this top probability the class is "unknown".
+        threshold : float or None
+            Below this top probability the class is "unknown"; None takes
+            the model's learned one (``ServedModel.confidence_threshold``).
 
         with_proba : bool
             Include the probability of every class.
@@ -240,19 +245,25 @@ class Service:
         endpoint : str
             The route, for the inference-time metric and the prediction log.
 
+        neighbours : int, default=0
+            How many nearest training photos to answer with each image.
+
         Returns
         -------
         bodies : list of dict
             One per upload, in order.
         """
         start, model = time.perf_counter(), self.model
+        if threshold is None:
+            threshold = model.confidence_threshold
         todo = [i for i, upload in enumerate(uploads) if upload.error is None]
         bodies = [{"success": False, "error_message": upload.error}
                   for upload in uploads]
         results = []
         if todo:
             results = await asyncio.wrap_future(
-                self._batcher.submit([(model, uploads[i].data) for i in todo]))
+                self._batcher.submit([(model, uploads[i].data, neighbours)
+                                     for i in todo]))
             self.metrics.inference.labels(endpoint).observe(results[0].seconds)
         for i, result in zip(todo, results):
             bodies[i] = prediction_body(result, name=names[i], classes=model.classes,

@@ -9,9 +9,16 @@ the threshold comes from grouped out-of-fold scores
 OOD check of the other thresholds.
 """
 
+import os
+
 import numpy as np
 
-from ..neighbours import degraded_views, index_with_views, novelty_scores
+from ..neighbours import (
+    degraded_views,
+    index_with_views,
+    jpeg_thumbnails,
+    novelty_scores,
+)
 from ..pipeline import get_loader
 from ..prediction import embed_images
 
@@ -21,7 +28,7 @@ __all__ = ["EMBEDDING_BLOCK", "novelty_index", "novelty_threshold"]
 EMBEDDING_BLOCK = "cnn"
 
 
-def novelty_threshold(embeddings, views, splits, *, quantile=0.99, k=1):
+def novelty_threshold(embeddings, views, splits, *, quantile=0.995, k=1):
     """The novelty threshold learned from out-of-fold embeddings.
 
     For each fold, the photos of its test part are scored
@@ -43,7 +50,7 @@ def novelty_threshold(embeddings, views, splits, *, quantile=0.99, k=1):
     splits : list of (train_rows, test_rows)
         The cross-validation folds.
 
-    quantile : float, default=0.99
+    quantile : float, default=0.995
         Share of the out-of-fold photos kept known.
 
     k : int, default=1
@@ -74,7 +81,7 @@ def novelty_threshold(embeddings, views, splits, *, quantile=0.99, k=1):
 
 
 def novelty_index(final, X_train, y_train, splits, quantile, *, embeddings=None,
-                  images=None, batch=256):
+                  images=None, thumbnails=True, batch=256):
     """The embedding index of the fitted pipeline and its novelty threshold.
 
     Only for a pipeline with a ``"cnn"`` block (the blocks without one judge
@@ -105,19 +112,25 @@ def novelty_index(final, X_train, y_train, splits, quantile, *, embeddings=None,
         The training photos as loaded for the folds; None loads them. The
         views are made from these.
 
+    thumbnails : bool, default=True
+        Keep a JPEG thumbnail of every training photo in the index
+        (:func:`~hybridclf.neighbours.jpeg_thumbnails`, made from the loaded
+        photos), to show it as evidence.
+
     batch : int, default=256
         Photos loaded and viewed at once (bounds the memory of the views).
 
     Returns
     -------
     index : EmbeddingIndex
-        The photos and their views, with their labels.
+        The photos and their views, with their labels, their file names as
+        given in ``X_train`` (``""`` for arrays) and their thumbnails.
 
     novelty : dict
         As from :func:`novelty_threshold`.
     """
     loader = get_loader(final)
-    parts, view_parts = [], []
+    parts, view_parts, thumbs = [], [], []
     for start in range(0, len(X_train), batch):
         rows = slice(start, start + batch)
         if images is not None:
@@ -128,7 +141,17 @@ def novelty_index(final, X_train, y_train, splits, quantile, *, embeddings=None,
         parts.append(embed_images(final, loaded) if embeddings is None
                      else np.asarray(embeddings[rows], dtype=np.float32))
         view_parts.append([embed_images(final, v) for v in degraded_views(loaded)])
+        if thumbnails:
+            thumbs.extend(jpeg_thumbnails(loaded))
     embeddings = np.vstack(parts)
     views = [np.vstack(v) for v in zip(*view_parts)]
     novelty = novelty_threshold(embeddings, views, splits, quantile=quantile)
-    return index_with_views(embeddings, views, y_train), novelty
+    index = index_with_views(embeddings, views, y_train, files=_file_names(X_train),
+                             thumbnails=thumbs if thumbnails else None)
+    return index, novelty
+
+
+def _file_names(X):
+    """The names of inputs given as paths, with "/" separators; "" for arrays."""
+    return [os.fspath(x).replace(os.sep, "/") if isinstance(x, (str, os.PathLike))
+            else "" for x in X]

@@ -79,10 +79,12 @@ class TrainingResult:
 
     neighbours : EmbeddingIndex or None
         The embeddings of the training images and their degraded views, for
-        the novelty check; :func:`~hybridclf.training.training_files` gives
-        it to :func:`~hybridclf.save_model` as ``neighbours.npz``. None for a
-        pipeline without a ``"cnn"`` block, whose open set keeps the
-        per-block OOD check.
+        the novelty check and the nearest training photos of an answer (with
+        their file names and, unless ``thumbnails=False``, thumbnails);
+        :func:`~hybridclf.training.training_files` gives it to
+        :func:`~hybridclf.save_model` as ``neighbours.npz``. None for a
+        pipeline without a ``"cnn"`` block, whose open set keeps the per-block
+        OOD check.
     """
 
     pipeline: object

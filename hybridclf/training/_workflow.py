@@ -8,6 +8,7 @@ saves it with the metadata of :func:`training_metadata` and the files of
 prints the :class:`FolderTraining` it returns.
 """
 
+import copy
 import os
 import time
 from contextlib import contextmanager
@@ -240,17 +241,20 @@ def training_files(result, paths, *, root=None, names=None):
         ``{"label_issues.csv": text}`` (see
         :func:`hybridclf.label_issues.label_issues_csv`) and
         ``{"neighbours.npz": data}``, the embedding index of the novelty
-        check (:meth:`~hybridclf.neighbours.EmbeddingIndex.to_bytes`), when
-        the result has them; for the ``files`` parameter of
+        check and of the nearest training photos, with their file names
+        (:meth:`~hybridclf.neighbours.EmbeddingIndex.to_bytes`), when the
+        result has them; for the ``files`` parameter of
         :func:`~hybridclf.save_model`.
     """
     files = {}
+    if names is None:
+        names = [_relative(path, root) for path in paths]
     if result.label_issues is not None:
-        if names is None:
-            names = [_relative(path, root) for path in paths]
         files[LABEL_ISSUES_FILE] = label_issues_csv(result.label_issues, names)
     if result.neighbours is not None:
-        files[INDEX_FILE] = result.neighbours.to_bytes()
+        index = copy.copy(result.neighbours)
+        index.files_ = np.asarray(names, dtype=str)[result.train_indices]
+        files[INDEX_FILE] = index.to_bytes()
     return files
 
 
@@ -332,7 +336,8 @@ def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
                  quick=False, cv_folds=None, test_size=0.2, search="none",
                  groups_csv=None, augment=False, views=False, image_size=None,
                  cache_dir=None, feature_cache=True, n_jobs=None, max_pixels=None,
-                 scheduler=None, random_state=0, cascade="auto", progress=False):
+                 scheduler=None, random_state=0, cascade="auto", thumbnails=True,
+                 progress=False):
     """Train a pipeline on a class-per-folder dataset and save a model directory.
 
     The output folder is checked before anything else, so a training is not
@@ -365,7 +370,7 @@ def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
     cv_folds : int or None, default=None
         Grouped cross-validation folds; None means 5, or 3 with ``quick``.
 
-    test_size, search, progress
+    test_size, search, thumbnails, progress
         As in :func:`train_model`.
 
     groups_csv : str or None, default=None
@@ -413,7 +418,8 @@ def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
         result = train_model(pipe, paths, labels, groups=groups,
                              test_size=test_size, cv_folds=cv_folds, search=search,
                              random_state=random_state, n_jobs=n_jobs,
-                             feature_cache=cache, progress=progress)
+                             feature_cache=cache, thumbnails=thumbnails,
+                             progress=progress)
     metadata = training_metadata(
         result, paths, labels, names=names, classifier=classifier,
         group_source=source, seconds_wall=time.perf_counter() - started)
