@@ -509,12 +509,15 @@ def open_set_answers(pipe, features, proba, *, proba_threshold=0.0,
     if novelty:
         from .neighbours import novelty_and_neighbours, novelty_scores
 
-        if neighbours and index is novelty["index"]:  # one search for both
+        distance = np.full(len(labels), np.nan)
+        ran = np.isfinite(embeddings).all(axis=1)  # not a cascade's early answer
+        if ran.all() and neighbours and index is novelty["index"]:
+            # one search for both
             distance, near = novelty_and_neighbours(
                 index, embeddings, novelty_k=novelty.get("k", 1), k=neighbours)
-        else:
-            distance = novelty_scores(novelty["index"], embeddings,
-                                      k=novelty.get("k", 1))
+        elif ran.any():
+            distance[ran] = novelty_scores(novelty["index"], embeddings[ran],
+                                           k=novelty.get("k", 1))
         scores = distance / max(float(novelty["threshold"]), 1e-12)
     elif ood_thresholds:
         scores = ood_scores(features, feature_blocks(pipe), ood_thresholds)
