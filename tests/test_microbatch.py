@@ -129,3 +129,13 @@ def test_on_idle_runs_once_the_worker_has_rested_after_work():
     assert batcher([2]) == [2]
     batcher.close()
     assert 1 <= len(calls) <= 2
+
+
+def test_under_sustained_load_on_idle_still_runs_every_busy_s():
+    calls = []
+    batcher = MicroBatcher(lambda items: items, on_idle=lambda: calls.append(1),
+                           idle_s=60.0, busy_s=0.0)  # never idle long enough
+    assert batcher([1]) == [1]
+    assert batcher([2]) == [2]
+    batcher.close()
+    assert len(calls) >= 1  # after a batch, without waiting for an idle minute

@@ -5,6 +5,7 @@ its own (tests/test_microbatch.py).
 """
 
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future
@@ -43,21 +44,27 @@ class MicroBatcher:
 
     on_idle : callable or None, default=None
         Called (without arguments, in the worker thread) once the worker has
-        had nothing to do for ``idle_s`` seconds after a call of ``fn``; the
-        service gives the memory of the finished batches back to the system
-        there. Never called while requests wait.
+        had nothing to do for ``idle_s`` seconds after a call of ``fn``, and
+        under a load that never leaves it idle, after a call of ``fn`` once
+        ``busy_s`` seconds have passed since the last time; the service gives
+        the memory of the finished batches back to the system there.
 
     idle_s : float, default=0.25
         See ``on_idle``.
+
+    busy_s : float or None, default=None
+        See ``on_idle``; None waits for an idle moment.
     """
 
     def __init__(self, fn, *, max_items=32, name="serve-batcher", on_idle=None,
-                 idle_s=0.25):
+                 idle_s=0.25, busy_s=None):
         self._fn = fn
         self._max_items = int(max_items)
         self._on_idle = on_idle
         self._idle_s = float(idle_s)
+        self._busy_s = busy_s
         self._worked = False  # a call of fn since the last on_idle
+        self._last_idle = time.monotonic()
         self._cond = threading.Condition()
         self._queue = deque()
         self._closed = False
@@ -105,17 +112,24 @@ class MicroBatcher:
 
     def _work(self):
         while (batch := self._take()) != []:
-            if batch is None:
-                self._on_idle()
-                continue
-            self._worked = True
-            items = [item for request, _ in batch for item in request]
-            try:
-                _deliver(batch, self._fn(items))
-            except BaseException as exc:  # noqa: BLE001 - handed to the callers
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
+            if batch is not None:
+                self._run(batch)
+                busy = time.monotonic() - self._last_idle
+                if (self._on_idle is None or self._busy_s is None
+                        or busy < self._busy_s):
+                    continue
+            self._on_idle()  # idle, or busy for busy_s: after the answers
+            self._last_idle = time.monotonic()
+
+    def _run(self, batch):
+        self._worked = True
+        items = [item for request, _ in batch for item in request]
+        try:
+            _deliver(batch, self._fn(items))
+        except BaseException as exc:  # noqa: BLE001 - handed to the callers
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
 
 
 def _deliver(batch, results):

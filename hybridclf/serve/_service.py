@@ -118,8 +118,9 @@ class Service:
         with self._reload_lock:
             model = load_served_model(settings.model_dir, settings)
             # concurrent requests share one model call, run in one thread
+            # freed memory goes back once idle, or every 2 s under load
             self._batcher = MicroBatcher(self._classify, max_items=settings.max_batch,
-                                         on_idle=release_memory)
+                                         on_idle=release_memory, busy_s=2.0)
             self._swap(model)
         self.started = time.monotonic()
         logger.info("Loaded and warmed up the model %s (%s) in %.2f s",
