@@ -1,12 +1,19 @@
-"""The cascade beside the full default: ``bench_accuracy.py --cascade``.
+"""The cascade beside the full model: ``bench_accuracy.py --cascade``.
 
 On every grouped fold, from the benchmark's cached per-block features: the
-full default (CNN, HOG, LBP, colour + ridge) and ``make_hybrid_pipeline(
-cascade=True)``, whose threshold is chosen inside the training part by the
-same grouped out-of-fold procedure as ``CascadePipeline.fit``. Checked
-against the real ``CascadePipeline`` on fold 0 (same predictions). Predict
-time is measured on the real pipelines, photo by photo from the files,
-alternating the two models so that both see the same load on the CPU.
+full model (``make_hybrid_pipeline(cascade=False)``: CNN, HOG, LBP, colour +
+ridge) and the cascade (``make_hybrid_pipeline()``, the default), whose
+threshold and gate are chosen inside the training part by the same grouped
+out-of-fold procedure as ``CascadePipeline.fit`` (the library's
+``out_of_fold_stages``, ``ood_limits`` and ``select_threshold``).
+Checked against the real ``CascadePipeline`` on fold 0 (same predictions).
+Predict time is measured on the real pipelines, photo by photo from the
+files, alternating the two models so that both see the same load on the CPU.
+
+Open set: the photos of other domains and the perturbed known photos of
+``bench_open_set.py`` (features cached there) go through each fold's cheap
+stage: the share it would answer early, with the gate and without it (the
+same threshold), since an early answer skips the CNN's novelty check.
 """
 
 import time
@@ -19,30 +26,55 @@ from hybridclf import make_hybrid_pipeline
 from hybridclf.cascade import (
     CHEAP_FEATURES,
     block_columns,
+    ood_limits,
     out_of_fold_stages,
     select_threshold,
 )
 from hybridclf.classifiers import RidgeSoftmaxClassifier
 from hybridclf.pipeline import DEFAULT_FEATURES
+from hybridclf.prediction import block_ood_scores
 
 START = "<!-- bench_accuracy_cascade:start -->"
 END = "<!-- bench_accuracy_cascade:end -->"
+GATE_QUANTILE = 0.99  # CascadePipeline(ood_quantile=...)'s default
+#: bench_open_set's sets measured here: other domains, and perturbed photos
+#: (of which each fold measures its test photos)
+FAR_SETS = ["scikit-image samples", "digits (upscaled)", "generated textures",
+            "somdej_fatherguay"]
+PERTURBED_SETS = ["blur sigma 2", "rotated +15", "darkened x0.5"]
 
 
-def _tables(store, fold, rows_a, rows_b):
-    """Scaled (a, b) tables of the default blocks and their (name, width)."""
-    parts_a, parts_b, widths = [], [], []
-    for name in DEFAULT_FEATURES:
-        a, b, _ = store.get(name, fold, rows_a, rows_b)
-        scaler = StandardScaler().fit(a)
-        parts_a.append(scaler.transform(a).astype(np.float32))
-        parts_b.append(scaler.transform(b).astype(np.float32))
-        widths.append((name, a.shape[1]))
-    return np.hstack(parts_a), np.hstack(parts_b), widths
+class _Scaled:
+    """The per-block scalers of a training part, applied to any feature set."""
+
+    def __init__(self, raw, rows):
+        self.scalers = [StandardScaler().fit(raw[name][rows])
+                        for name in DEFAULT_FEATURES]
+        self.widths = [(name, raw[name].shape[1]) for name in DEFAULT_FEATURES]
+
+    def __call__(self, raw, rows=slice(None)):
+        return np.hstack([s.transform(raw[name][rows]) for s, name in
+                          zip(self.scalers, DEFAULT_FEATURES)]).astype(np.float32)
 
 
-def cached_cascade_fold(store, fold, train, test, y, groups):
-    """(full predictions, cascade predictions, early mask, threshold) of a fold."""
+def _raw(store, fold):
+    """Every image's raw features of the default blocks (all fixed blocks)."""
+    everything = np.arange(len(store.images))
+    return {name: store.get(name, fold, everything, everything[:0])[0]
+            for name in DEFAULT_FEATURES}
+
+
+def _within(scores, limits):
+    return np.all(scores <= np.array(list(limits.values())), axis=1)
+
+
+def cached_cascade_fold(raw, train, test, y, groups):
+    """The fold's cascade, fitted as CascadePipeline.fit fits it, on cached features.
+
+    Returns the full and cascade predictions on the test photos, the early
+    mask, the statistics of ``select_threshold`` and a function giving the
+    early mask (with and without the gate) of any raw feature set.
+    """
     y_train = y[train]
     n_splits = min(5, len(np.unique(groups[train])),
                    int(np.unique(y_train, return_counts=True)[1].min()))
@@ -50,22 +82,38 @@ def cached_cascade_fold(store, fold, train, test, y, groups):
         np.zeros(len(train)), y_train, groups[train])
     tables = []
     for a, b in inner:
-        tx, vx, widths = _tables(store, fold, train[a], train[b])
-        tables.append((b, tx, y_train[a], vx))
-    cheap_cols = block_columns(widths, CHEAP_FEATURES)
-    classes = np.unique(y_train)
-    full_oof, cheap_oof = out_of_fold_stages(
-        tables, len(train), classes, cheap_cols, RidgeSoftmaxClassifier(),
-        RidgeSoftmaxClassifier())
-    stats = select_threshold(y_train, full_oof, cheap_oof, classes)
-    train_x, test_x, _ = _tables(store, fold, train, test)
+        scale = _Scaled(raw, train[a])
+        tables.append((b, scale(raw, train[a]), y_train[a], scale(raw, train[b])))
+    widths, classes = scale.widths, np.unique(y_train)
+    oof = out_of_fold_stages(tables, len(train), classes, widths, CHEAP_FEATURES,
+                             RidgeSoftmaxClassifier(), RidgeSoftmaxClassifier())
+    limits = ood_limits(oof["cheap_ood"], list(CHEAP_FEATURES), GATE_QUANTILE)
+    stats = select_threshold(y_train, oof["full_proba"], oof["cheap_proba"],
+                             classes, fold=oof["fold"],
+                             eligible=_within(oof["cheap_ood"], limits))
+    ungated = select_threshold(y_train, oof["full_proba"], oof["cheap_proba"],
+                               classes, fold=oof["fold"])
+    scale = _Scaled(raw, train)
+    cols = block_columns(widths, CHEAP_FEATURES)
+    cheap_widths = [(n, w) for n, w in widths if n in CHEAP_FEATURES]
+    train_x = scale(raw, train)
     full = RidgeSoftmaxClassifier().fit(train_x, y_train)
-    cheap = RidgeSoftmaxClassifier().fit(train_x[:, cheap_cols], y_train)
-    cheap_proba = cheap.predict_proba(test_x[:, cheap_cols])
-    early = cheap_proba.max(axis=1) >= stats["threshold"]
+    cheap = RidgeSoftmaxClassifier().fit(train_x[:, cols], y_train)
+
+    def early_of(feats, rows=slice(None), threshold=stats["threshold"]):
+        x = scale(feats, rows)[:, cols]
+        sure = cheap.predict_proba(x).max(axis=1) >= threshold
+        return sure & _within(block_ood_scores(x, cheap_widths), limits), sure
+
+    test_x = scale(raw, test)
+    early, _ = early_of(raw, test)
     full_pred = full.predict(test_x)
-    pred = np.where(early, cheap.classes_[cheap_proba.argmax(axis=1)], full_pred)
-    return full_pred, pred, early, stats
+    cheap_pred = cheap.predict(test_x[:, cols])
+    ungated_early = early_of(raw, test, ungated["threshold"])[1]
+    return {"full": full_pred, "cascade": np.where(early, cheap_pred, full_pred),
+            "ungated": np.where(ungated_early, cheap_pred, full_pred),
+            "early": early, "ungated_early": ungated_early, "stats": stats,
+            "early_of": early_of}
 
 
 def timed_real_fold(paths, y, groups, train, test):
@@ -74,8 +122,8 @@ def timed_real_fold(paths, y, groups, train, test):
     Returns the cascade's test predictions and, per model, the milliseconds
     of each one-photo ``predict`` from its file.
     """
-    full = make_hybrid_pipeline().fit(paths[train], y[train])
-    cascade = make_hybrid_pipeline(cascade=True).fit(
+    full = make_hybrid_pipeline(cascade=False).fit(paths[train], y[train])
+    cascade = make_hybrid_pipeline().fit(
         paths[train], y[train], groups=groups[train])
     for model in (full, cascade):  # warm-up: ONNX Runtime session, caches
         model.predict(paths[test[:2]])
@@ -88,44 +136,113 @@ def timed_real_fold(paths, y, groups, train, test):
     return cascade.predict(paths[test]), cascade.threshold_, ms
 
 
-def run(store, paths, y, groups, folds, timing_folds):
+def _open_set_fold(fold_result, open_feats, test, row):
+    """Each open set's share answered early, with and without the gate."""
+    for name, feats in open_feats.items():
+        rows = slice(None) if name in FAR_SETS else test
+        gated, sure = fold_result["early_of"](feats, rows)
+        row["open"].setdefault(name, {"gate": [], "no gate": []})
+        row["open"][name]["gate"].append(float(gated.mean()))
+        row["open"][name]["no gate"].append(float(sure.mean()))
+
+
+def run(store, paths, y, groups, folds, timing_folds, open_feats=None):
     """Every fold of the cascade comparison, as a report dict."""
     row = {"accuracy_full": [], "accuracy_cascade": [], "photos_worse": [],
+           "accuracy_ungated": [], "ungated_early_share": [],
            "early_share": [], "early_accuracy": [], "threshold": [],
-           "oof_early_share": [], "ms_full": [], "ms_cascade": []}
+           "oof_early_share": [], "oof_worst_fold_loss": [], "ms_full": [],
+           "ms_cascade": [], "open": {}}
     exact = None
+    raw = _raw(store, 0)
     for fold, (train, test) in enumerate(folds):
-        full_pred, pred, early, stats = cached_cascade_fold(
-            store, fold, train, test, y, groups)
-        row["accuracy_full"].append(float(np.mean(full_pred == y[test])))
-        row["accuracy_cascade"].append(float(np.mean(pred == y[test])))
-        row["photos_worse"].append(int(np.sum(full_pred == y[test])
-                                       - np.sum(pred == y[test])))
-        row["early_share"].append(float(early.mean()))
-        row["early_accuracy"].append(float(np.mean(pred[early] == y[test][early]))
-                                     if early.any() else float("nan"))
-        row["threshold"].append(stats["threshold"])
-        row["oof_early_share"].append(stats["early_share"])
+        r = cached_cascade_fold(raw, train, test, y, groups)
+        right = {k: r[k] == y[test] for k in ("full", "cascade", "ungated")}
+        row["accuracy_full"].append(float(right["full"].mean()))
+        row["accuracy_cascade"].append(float(right["cascade"].mean()))
+        row["accuracy_ungated"].append(float(right["ungated"].mean()))
+        row["photos_worse"].append(int(right["full"].sum() - right["cascade"].sum()))
+        row["early_share"].append(float(r["early"].mean()))
+        row["ungated_early_share"].append(float(r["ungated_early"].mean()))
+        row["early_accuracy"].append(float(right["cascade"][r["early"]].mean())
+                                     if r["early"].any() else float("nan"))
+        row["threshold"].append(r["stats"]["threshold"])
+        row["oof_early_share"].append(r["stats"]["early_share"])
+        row["oof_worst_fold_loss"].append(r["stats"]["worst_fold_loss"])
+        if open_feats:
+            _open_set_fold(r, open_feats, test, row)
         if fold < timing_folds:
             real, threshold, ms = timed_real_fold(paths, y, groups, train, test)
             if fold == 0:
-                exact = {"agree": float(np.mean(real == pred)),
+                exact = {"agree": float(np.mean(real == r["cascade"])),
                          "threshold_real": float(threshold),
-                         "threshold_cached": stats["threshold"]}
+                         "threshold_cached": r["stats"]["threshold"]}
                 print(f"cascade: real vs cached on fold 0: {exact}", flush=True)
             row["ms_full"] += ms["full"]
             row["ms_cascade"] += ms["cascade"]
         print(f"fold {fold}: full {row['accuracy_full'][-1]:.3f} cascade "
-              f"{row['accuracy_cascade'][-1]:.3f} early {early.mean():.2f}",
+              f"{row['accuracy_cascade'][-1]:.3f} early {r['early'].mean():.2f}",
               flush=True)
     return {"row": row, "exact": exact}
 
 
+def _diff_rows(row):
+    """Table rows of the accuracy comparison."""
+    full, casc = np.array(row["accuracy_full"]), np.array(row["accuracy_cascade"])
+    diff, ungated = casc - full, np.array(row["accuracy_ungated"]) - full
+    return [
+        f"| accuracy | {full.mean():.3f} +/- {full.std():.3f} | "
+        f"{casc.mean():.3f} +/- {casc.std():.3f} |",
+        f"| paired difference (cascade - full) | | {diff.mean():+.4f} +/- "
+        f"{diff.std():.4f} |",
+        f"| folds better / same / worse | | {int(np.sum(diff > 1e-9))} / "
+        f"{int(np.sum(np.abs(diff) <= 1e-9))} / {int(np.sum(diff < -1e-9))} |",
+        f"| most photos lost on one fold (target <= 1) | | "
+        f"{max(row['photos_worse'])} |",
+        f"| share answered early (test) | | {np.mean(row['early_share']):.3f} |",
+        f"| accuracy of the early answers | | "
+        f"{np.nanmean(row['early_accuracy']):.3f} |",
+        f"| threshold (median over folds) | | {np.median(row['threshold']):.3f} |",
+        f"| out of fold in training: share early; most photos lost on one fold | | "
+        f"{np.mean(row['oof_early_share']):.3f}; {max(row['oof_worst_fold_loss'])} |",
+        f"| without the gate: paired difference; share early | | "
+        f"{ungated.mean():+.4f}; {np.mean(row['ungated_early_share']):.3f} |",
+    ]
+
+
+def _time_rows(row):
+    ms_f, ms_c = np.array(row["ms_full"]), np.array(row["ms_cascade"])
+    if not len(ms_f):
+        return []
+    return [
+        f"| predict ms per photo, mean ({len(ms_f)} photos, one at a time "
+        f"from the file) | {ms_f.mean():.1f} | {ms_c.mean():.1f} "
+        f"(x{ms_c.mean() / ms_f.mean():.2f}) |",
+        f"| predict ms per photo, p50 | {np.median(ms_f):.1f} | "
+        f"{np.median(ms_c):.1f} (x{np.median(ms_c) / np.median(ms_f):.2f}) |",
+    ]
+
+
+def _open_rows(row):
+    if not row["open"]:
+        return []
+    lines = ["", "Open set: share of each set that the cascade of each fold would "
+             "answer early, so without the CNN's novelty check (mean over the "
+             "folds; the same threshold with and without the gate): the "
+             "photos of other domains of `bench_open_set.py`, which should "
+             "never be answered early, and each fold's test photos perturbed "
+             "as there (for reference: unperturbed, "
+             f"{np.mean(row['early_share']):.1%} with the gate).", "",
+             "| set | early, with the gate | early, without it |",
+             "| --- | ---: | ---: |"]
+    for name, shares in row["open"].items():
+        lines.append(f"| {name} | {np.mean(shares['gate']):.1%} | "
+                     f"{np.mean(shares['no gate']):.1%} |")
+    return lines
+
+
 def render(report, command, setup):
     row, exact = report["row"], report["exact"]
-    full, casc = np.array(row["accuracy_full"]), np.array(row["accuracy_cascade"])
-    diff = casc - full
-    ms_f, ms_c = np.array(row["ms_full"]), np.array(row["ms_cascade"])
     lines = [
         START,
         "## Cascade (`benchmarks/bench_accuracy.py --cascade`)",
@@ -136,45 +253,34 @@ def render(report, command, setup):
         f"- Command: `{command}`",
         f"- Data: amulet6, {setup['n_images']} photos; groups from "
         f"`{setup['groups']}` ({setup['n_groups']} groups); "
-        f"{len(full)} folds: StratifiedGroupKFold(5, shuffle=True), random_state "
-        "0, 1, 2. Both models on the same folds.",
-        "- Cascade: `make_hybrid_pipeline(cascade=True)`: a ridge (softmax "
+        f"{len(row['accuracy_full'])} folds: StratifiedGroupKFold(5, "
+        "shuffle=True), random_state 0, 1, 2. Both models on the same folds.",
+        "- Cascade: `make_hybrid_pipeline()` (the default; *full*: "
+        "`cascade=False`): a ridge (softmax "
         "calibrated by a temperature) on the HOG, LBP and colour blocks answers "
-        "when its top probability reaches the threshold; the threshold is "
-        "chosen on each training part by grouped 5-fold out-of-fold "
-        "predictions (tolerance 0.005). Accuracy from the cached block features;"
-        f" checked on fold 0 against the real `CascadePipeline`: "
-        f"{exact['agree']:.0%} same predictions, threshold "
-        f"{exact['threshold_real']:.3f} (real) vs "
-        f"{exact['threshold_cached']:.3f} (cached)." if exact else "",
+        "when its top probability reaches the threshold and each of the three "
+        "blocks' OOD score is within the 0.99 quantile of its out-of-fold scores "
+        "(the gate). The threshold is chosen on each training part from grouped "
+        "5-fold out-of-fold predictions: the highest of (1) the lowest at which "
+        "the photos lost against the full model stay within 0.005 of the "
+        "photos, (2) the lowest at which no out-of-fold fold loses more than "
+        "one photo, (3) the cheap stage's out-of-fold accuracy (a confidence "
+        "floor; see `select_threshold`). Accuracy from the cached block "
+        "features"
+        + (f"; checked on fold 0 against the real `CascadePipeline`: "
+           f"{exact['agree']:.0%} same predictions, threshold "
+           f"{exact['threshold_real']:.3f} (real) vs "
+           f"{exact['threshold_cached']:.3f} (cached)." if exact else "."),
         "",
-        "| | full default | cascade |",
+        "| | full (`cascade=False`) | cascade (default) |",
         "| --- | ---: | ---: |",
-        f"| accuracy | {full.mean():.3f} +/- {full.std():.3f} | "
-        f"{casc.mean():.3f} +/- {casc.std():.3f} |",
-        f"| paired difference (cascade - full) | | {diff.mean():+.4f} +/- "
-        f"{diff.std():.4f} |",
-        f"| folds better / same / worse | | {int(np.sum(diff > 1e-9))} / "
-        f"{int(np.sum(np.abs(diff) <= 1e-9))} / {int(np.sum(diff < -1e-9))} |",
-        f"| most photos lost on one fold | | {max(row['photos_worse'])} |",
-        f"| share answered early (test) | | {np.mean(row['early_share']):.3f} |",
-        f"| accuracy of the early answers | | "
-        f"{np.nanmean(row['early_accuracy']):.3f} |",
-        f"| threshold (median over folds) | | {np.median(row['threshold']):.3f} |",
-    ]
-    if len(ms_f):
-        lines += [
-            f"| predict ms per photo, mean ({len(ms_f)} photos, one at a time "
-            f"from the file) | {ms_f.mean():.1f} | {ms_c.mean():.1f} "
-            f"(x{ms_c.mean() / ms_f.mean():.2f}) |",
-            f"| predict ms per photo, p50 | {np.median(ms_f):.1f} | "
-            f"{np.median(ms_c):.1f} (x{np.median(ms_c) / np.median(ms_f):.2f}) |",
-        ]
-    lines += [
+        *_diff_rows(row),
+        *_time_rows(row),
         "",
         "Per fold (cascade - full, in photos; share early): " + ", ".join(
             f"{-w:+d} ({s:.2f})" for w, s in
             zip(row["photos_worse"], row["early_share"])) + ".",
+        *_open_rows(row),
         END,
     ]
-    return "\n".join(line for line in lines if line is not None) + "\n"
+    return "\n".join(lines) + "\n"

@@ -16,7 +16,7 @@ vector in every fold, so its features are computed once per image and sliced
 per fold; blocks that learn (SIFT's vocabulary) are fitted on each training
 fold. Every fold then fits the per-block ``StandardScaler`` and the classifier
 exactly as the pipeline does. The script checks this against
-``make_hybrid_pipeline().fit(...).predict(...)`` on the first fold (same
+``make_hybrid_pipeline(cascade=False).fit(...).predict(...)`` on the first fold (same
 predictions) before it measures. Configurations whose fit changes the images
 (augmentation, fine-tuning) run the real pipeline on every fold.
 
@@ -33,7 +33,10 @@ It rewrites its section of ``docs/benchmarks.md`` and writes every fold to
 
 ``--cascade`` measures only the cascade beside the full default, on folds
 grouped by ``amulet6_groups.csv`` (hand-checked groups), and rewrites its own
-section (see ``_cascade_rows.py``).
+section (see ``_cascade_rows.py``); about 20 min, most of it fitting the real
+pipelines that are timed. While iterating, ``--cascade --quick
+--timing-folds 0`` takes seconds once the features are cached (5 folds,
+accuracy only, no docs update).
 """
 
 import argparse
@@ -108,15 +111,15 @@ def configurations(fine_tune):
 class FeatureStore:
     """Per-image features of fixed blocks; per-fold ones of learned blocks."""
 
-    def __init__(self, images):
-        self.images = images
+    def __init__(self, images, cache_key=None):
+        self.images, self.cache_key = images, cache_key
         self.fixed, self.ms_per_image, self.per_fold = {}, {}, {}
 
     def get(self, name, fold, train, test):
         if name not in LEARNED:
             if name not in self.fixed:
                 self.fixed[name], self.ms_per_image[name] = _common.block_features(
-                    name, self.images)
+                    name, self.images, cache_key=self.cache_key)
             return self.fixed[name][train], self.fixed[name][test], 0.0
         key = (name, fold)
         if key not in self.per_fold:
@@ -162,6 +165,7 @@ def pipeline_fold(blocks, clf_name, mode, images, y, train, test):
     pipe = make_hybrid_pipeline(
         features=[(n, block(n)) for n in blocks], classifier=clf_name,
         sampler=ClassAwareAugmenter(random_state=0) if mode == "augment" else None,
+        cascade=False,
     ).set_params(load="passthrough")
     for name in blocks:
         pipe.set_params(**{f"features__{name}__extract__n_jobs": 2})
@@ -181,11 +185,12 @@ def check_exact(store, images, y, folds):
     fold, (train, test) = 0, folds[0]
     cached, _, _ = cached_fold(store, list(DEFAULT_FEATURES), "ridge", fold,
                                train, test, y)
-    pipe = make_hybrid_pipeline().set_params(load="passthrough")
+    pipe = make_hybrid_pipeline(cascade=False).set_params(load="passthrough")
     pipe.fit(images[train], y[train])
     real = pipe.predict(images[test])
     agree = float(np.mean(real == cached))
-    print(f"cached path vs make_hybrid_pipeline() on fold 0: {agree:.3f} agree",
+    print(f"cached path vs make_hybrid_pipeline(cascade=False) on fold 0: "
+          f"{agree:.3f} agree",
           flush=True)
     if agree < 1.0:
         sys.exit("the cached path does not reproduce the pipeline; not measuring")
@@ -214,7 +219,7 @@ def render(report):
         "- Fixed blocks (HOG, LBP, colour, pretrained CNN) are computed once per "
         "image; SIFT's vocabulary, the scalers and the classifier are fitted on "
         "each training fold. Checked: on fold 0 this path and "
-        f"`make_hybrid_pipeline().fit().predict()` agree on "
+        f"`make_hybrid_pipeline(cascade=False).fit().predict()` agree on "
         f"{setup['exact_check']:.0%} of the test photos. Augmentation and "
         "fine-tuning run the real pipeline on every fold.",
         "- *fit s*: mean per fold (about 138 training photos): block extraction "
@@ -355,9 +360,12 @@ def cascade_main(args, folder, paths, y):
         "n_images": len(paths), "groups": csv.name,
         "n_groups": len(set(groups.tolist())),
     }
+    open_feats = None if args.quick else _open_set_features(folder)
     with threadpool_limits(1, user_api="blas"):
-        report = _cascade_rows.run(FeatureStore(images), paths, y, groups, folds,
-                                   args.timing_folds)
+        # features cached on disk: a rerun (--quick --timing-folds 0) is seconds
+        report = _cascade_rows.run(FeatureStore(images, cache_key="amulet6"),
+                                   paths, y, groups, folds, args.timing_folds,
+                                   open_feats)
     command = f"{COMMAND} --cascade" + (" --quick" if args.quick else "")
     section = _cascade_rows.render(report, command, setup)
     print(section)
@@ -368,6 +376,17 @@ def cascade_main(args, folder, paths, y):
                               _cascade_rows.END)
         print(f"wrote {_common.DOCS_FILE} and {path}")
     return 0
+
+
+def _open_set_features(folder):
+    """Cached features of bench_open_set's other domains and perturbed photos."""
+    import _cascade_rows
+    import bench_open_set
+
+    _, _, sets = bench_open_set.image_sets(folder)
+    names = _cascade_rows.FAR_SETS + _cascade_rows.PERTURBED_SETS
+    return {name: bench_open_set.features_of(name, sets[name])
+            for name in names if name in sets}
 
 
 if __name__ == "__main__":

@@ -123,7 +123,7 @@ def check_exact(images, features, y, split):
     """The cached path predicts what the pipeline with ViewAugmenter predicts."""
     train, test = split
     cached = run_method(resolve(METHODS[1][1], y[train]), features, y, train, test)
-    pipe = make_hybrid_pipeline(sampler=ViewAugmenter()).set_params(
+    pipe = make_hybrid_pipeline(sampler=ViewAugmenter(), cascade=False).set_params(
         load="passthrough")
     real = pipe.fit(images[train], y[train]).predict(images[test])
     agree = float(np.mean(real == cached))

@@ -319,8 +319,9 @@ def check_exact(paths, y, groups, sets, feats):
     train, test = next(splitter.split(y, y, groups))
     cached = _fold_models(feats["known"], _views(feats), train, y, groups,
                           {"after": RULES["after"]})["default"]
-    real = train_model(make_hybrid_pipeline(), np.asarray(paths)[train], y[train],
-                       groups=groups[train], test_size=0)
+    real = train_model(make_hybrid_pipeline(cascade=False),
+                       np.asarray(paths)[train], y[train], groups=groups[train],
+                       test_size=0)
     agree = []
     for name in ["blur sigma 2", "rotated +15"]:
         out = predict_with_reasons(

@@ -72,7 +72,8 @@ MODEL_FORMAT_VERSION = 1
 #: or a scikit-learn state container whose state is parameters, NumPy arrays,
 #: bytes and dicts of them.
 TRUSTED_TYPES = [
-    "hybridclf.cascade.CascadePipeline",
+    "hybridclf.cascade.CascadePipeline",  # where models saved before 2026-12 name it
+    "hybridclf.cascade._pipeline.CascadePipeline",
     "hybridclf.classifiers.RidgeSoftmaxClassifier",
     "hybridclf.features._cnn.CNNFeatures",
     "hybridclf.features._color.ColorHistogram",
@@ -277,10 +278,15 @@ def _card_decisions(info):
         lines += ["", "## Cascade", "",
                   f"The blocks {', '.join(cascade['cheap_features'])} answer alone "
                   "when their classifier's top probability is at least "
-                  f"{_fmt(cascade['threshold'])}; other photos run every block. "
-                  "Out of fold: " + ", ".join(
+                  f"{_fmt(cascade['threshold'])}"
+                  + ("" if not cascade.get("ood_limits") else
+                     " and the photo's out-of-distribution score in each of them "
+                     "is within " + ", ".join(
+                         f"{k} {_fmt(v)}" for k, v in cascade["ood_limits"].items()))
+                  + "; other photos run every block. Out of fold: " + ", ".join(
                       f"{k.replace('_', ' ')} {_fmt(v)}" for k, v in cascade.items()
-                      if k not in ("threshold", "cheap_features")) + "."]
+                      if k not in ("threshold", "cheap_features", "ood_limits"))
+                  + "."]
     return lines
 
 

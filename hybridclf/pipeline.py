@@ -424,7 +424,7 @@ def _feature_block(item):
 
 def make_hybrid_pipeline(
     *, features=DEFAULT_FEATURES, classifier="ridge", sampler=None, memory=None,
-    verbose=False, cascade=False,
+    verbose=False, cascade="auto",
 ):
     """Build the hybrid image classifier as an imbalanced-learn ``Pipeline``.
 
@@ -505,18 +505,30 @@ def make_hybrid_pipeline(
     verbose : bool, default=False
         Print the time each step takes (scikit-learn's pipeline verbosity).
 
-    cascade : bool, default=False
-        Return a :class:`~hybridclf.cascade.CascadePipeline`: the same steps,
-        plus a calibrated classifier on the HOG, LBP and colour blocks that
-        answers the photos it is sure of without running the other blocks
-        (the CNN); its threshold is learned in ``fit`` from grouped
-        out-of-fold predictions, within 0.005 of the full model's accuracy.
+    cascade : {"auto", True, False}, default="auto"
+        Whether to return a :class:`~hybridclf.cascade.CascadePipeline`: the
+        same steps, plus a calibrated classifier on the HOG, LBP and colour
+        blocks that answers the photos it is sure of without running the
+        other blocks (the CNN); its threshold is learned in ``fit`` from
+        grouped out-of-fold predictions (pass ``groups=``), so that the
+        accuracy stays within 0.005 of the full model's. On amulet6 it
+        answered three photos in four without the CNN, at the same accuracy
+        (``docs/benchmarks.md``, "Cascade").
+
+        - "auto": a cascade when the blocks include "cnn" and at least one of
+          "hog", "lbp" and "color" (those answer early); else the plain
+          pipeline.
+        - True: a cascade; its cheap blocks are those of "hog", "lbp" and
+          "color" among ``features`` (set others with
+          ``set_params(cheap_features=...)``).
+        - False: the plain pipeline: every block runs on every photo.
 
     Returns
     -------
     pipeline : imblearn.pipeline.Pipeline
         The unfitted pipeline with steps ``load``, ``augment``, ``features``
-        and ``clf`` (a ``CascadePipeline`` with ``cascade=True``).
+        and ``clf``: a ``CascadePipeline`` (a subclass) when ``cascade``
+        makes one.
 
     Examples
     --------
@@ -524,6 +536,9 @@ def make_hybrid_pipeline(
     >>> pipe = make_hybrid_pipeline(features=["hog", "color"])
     >>> [name for name, _ in pipe.steps]
     ['load', 'augment', 'features', 'clf']
+    >>> type(make_hybrid_pipeline()).__name__, type(
+    ...     make_hybrid_pipeline(cascade=False)).__name__
+    ('CascadePipeline', 'Pipeline')
     >>> pipe.set_params(features__hog__extract__orientations=12)["features"]
     FeatureUnion(...)
     """
@@ -554,17 +569,31 @@ def make_hybrid_pipeline(
         ]
     )
     clf = _classifier(classifier) if isinstance(classifier, str) else clone(classifier)
-    if cascade:
-        from .cascade import CascadePipeline as pipeline_class
-    else:
-        pipeline_class = Pipeline
-    return pipeline_class(
-        [
-            (_LOAD, ImageLoader()),
-            (_AUGMENT, "passthrough" if sampler is None else clone(sampler)),
-            (_FEATURES, union),
-            (_CLF, clf),
-        ],
-        memory=memory,
-        verbose=verbose,
-    )
+    steps = [
+        (_LOAD, ImageLoader()),
+        (_AUGMENT, "passthrough" if sampler is None else clone(sampler)),
+        (_FEATURES, union),
+        (_CLF, clf),
+    ]
+    cheap = _cascade_blocks(cascade, names)
+    if cheap is None:
+        return Pipeline(steps, memory=memory, verbose=verbose)
+    from .cascade import CascadePipeline
+
+    return CascadePipeline(steps, cheap_features=cheap, memory=memory,
+                           verbose=verbose)
+
+
+def _cascade_blocks(cascade, names):
+    """The cheap blocks of the cascade that ``cascade`` asks for, or None."""
+    from .cascade import CHEAP_FEATURES
+
+    if cascade not in ("auto", True, False):
+        raise ValueError(
+            "The 'cascade' argument of make_hybrid_pipeline must be 'auto', True "
+            f"or False. Got {cascade!r} instead."
+        )
+    cheap = tuple(name for name in CHEAP_FEATURES if name in names)
+    if cascade == "auto" and ("cnn" not in names or not cheap):
+        return None
+    return (cheap or CHEAP_FEATURES) if cascade else None

@@ -57,11 +57,14 @@ __all__ = [
     "embedding_of",
     "feature_blocks",
     "iter_image_files",
+    "iter_stages",
+    "open_set_answers",
     "ood_scores",
     "predict_files",
     "predict_open_set",
     "predict_with_reasons",
     "read_open_set",
+    "transform_blocks",
     "transform_features",
 ]
 
@@ -95,48 +98,60 @@ def transform_features(pipe, X):
     loader = get_loader(pipe)
     images = X if loader is None else loader.transform(X)
     union = get_feature_union(pipe)
-    n_threads = _block_threads(union, len(images))
-    if n_threads > 1:
-        return _blocks_in_threads(union, images, n_threads)
-    return np.asarray(union.transform(images), dtype=np.float32)
+    blocks = [b for _, b in getattr(union, "transformer_list", [])]
+    if (getattr(union, "transformer_weights", None) is not None
+            or any(isinstance(b, str) for b in blocks)
+            or _block_threads(blocks, len(images)) == 1):
+        return np.asarray(union.transform(images), dtype=np.float32)
+    return np.hstack(transform_blocks(blocks, images))
 
 
-def _block_threads(union, n_images):
-    """Threads to run the feature blocks side by side, or 1.
+def transform_blocks(blocks, images):
+    """The features of each block for the same images, side by side if that helps.
 
     A block spreads a batch over its ``n_jobs`` threads, image by image; one
     or two images leave those threads idle. Then the blocks themselves run
     side by side (the CNN in ONNX Runtime while HOG, LBP and colour run in
     another thread), which cuts the latency of a single prediction.
+
+    Parameters
+    ----------
+    blocks : list of transformer
+        Fitted feature blocks (the ``features`` step's transformers).
+
+    images : ndarray of shape (n_images, height, width, 3)
+        Loaded images.
+
+    Returns
+    -------
+    parts : list of ndarray of shape (n_images, n_block_features), float32
+        One per block, in order.
     """
-    import threading
-
-    from joblib import effective_n_jobs
-
-    blocks = getattr(union, "transformer_list", None)
-    nested = threading.current_thread().name.startswith("hybridclf")
-    if (nested or n_images > 2 or not blocks or len(blocks) < 2
-            or getattr(union, "transformer_weights", None) is not None
-            or any(isinstance(b, str) for _, b in blocks)):
-        return 1
-    n_jobs = []
-    for _, block in blocks:
-        extract = get_block_extractor(block)
-        n_jobs.append(effective_n_jobs(getattr(extract, "n_jobs", None)))
-    return min(max(n_jobs), len(blocks))
-
-
-def _blocks_in_threads(union, images, n_threads):
+    n_threads = _block_threads(blocks, len(images))
+    if n_threads == 1:
+        return [np.asarray(b.transform(images), dtype=np.float32) for b in blocks]
     from .utils._parallel import _thread_pool
 
-    blocks = [block for _, block in union.transformer_list]
     pool = _thread_pool(n_threads)
     # the CNN first: it is the longest, the others share the second thread
     order = sorted(range(len(blocks)), key=lambda i: not _is_cnn(blocks[i]))
     futures = {i: pool.submit(blocks[i].transform, images) for i in order}
-    parts = [np.asarray(futures[i].result(), dtype=np.float32)
-             for i in range(len(blocks))]
-    return np.hstack(parts)
+    return [np.asarray(futures[i].result(), dtype=np.float32)
+            for i in range(len(blocks))]
+
+
+def _block_threads(blocks, n_images):
+    """Threads to run the feature blocks side by side, or 1."""
+    import threading
+
+    from joblib import effective_n_jobs
+
+    nested = threading.current_thread().name.startswith("hybridclf")
+    if nested or n_images > 2 or len(blocks) < 2:
+        return 1
+    n_jobs = [effective_n_jobs(getattr(get_block_extractor(b), "n_jobs", None))
+              for b in blocks]
+    return min(max(n_jobs), len(blocks))
 
 
 def _is_cnn(block):
@@ -426,8 +441,57 @@ def predict_with_reasons(pipe, X, *, proba_threshold=0.0, ood_thresholds=None,
         ``{"ok": bool, "issues": [...]}``, or None without ``quality``) and
         ``neighbours`` (per image, a list of dicts ``label``,
         ``similarity``, ``file``, ``thumbnail``; None when ``neighbours`` is
-        0). A cascade's photo answered without its CNN block has no
-        neighbours (an empty list).
+        0). A cascade runs every block when neighbours are asked for: they
+        come from the CNN's embedding (its answers are then the full
+        model's).
+    """
+    qualities = None
+    if quality:
+        X, qualities = _load_with_quality(pipe, X)
+    if hasattr(pipe, "predict_stages"):
+        # a cascade: the blocks that did not run on a photo are NaN there;
+        # neighbours come from the CNN's embedding, so every block runs then
+        features, proba, _ = pipe.predict_stages(
+            X, full=np.full(len(X), True) if neighbours else None)
+    else:
+        features = transform_features(pipe, X)
+        proba = get_classifier(pipe).predict_proba(features)
+    result = open_set_answers(pipe, features, proba,
+                              proba_threshold=proba_threshold,
+                              ood_thresholds=ood_thresholds, novelty=novelty,
+                              neighbours=neighbours, index=index, unknown=unknown)
+    result["quality"] = qualities
+    return result
+
+
+def open_set_answers(pipe, features, proba, *, proba_threshold=0.0,
+                     ood_thresholds=None, novelty=None, neighbours=0, index=None,
+                     unknown=UNKNOWN):
+    """The answers of :func:`predict_with_reasons`, from the features.
+
+    Parameters
+    ----------
+    pipe : fitted Pipeline
+        A hybrid pipeline.
+
+    features : ndarray of shape (n_samples, n_features)
+        As from :func:`transform_features`; a cascade's photos answered
+        early have NaN in the blocks that did not run (:func:`iter_stages`).
+        Their novelty is not measured (score NaN; the cascade's gate
+        admitted them as like the training photos) and they have no
+        neighbours (empty lists).
+
+    proba : ndarray of shape (n_samples, n_classes)
+        The class probabilities.
+
+    proba_threshold, ood_thresholds, novelty, neighbours, index, unknown
+        As in :func:`predict_with_reasons`.
+
+    Returns
+    -------
+    result : dict
+        ``labels``, ``proba``, ``scores``, ``reasons`` and ``neighbours``, as
+        from :func:`predict_with_reasons`.
     """
     if index is None and novelty:
         index = novelty["index"]
@@ -438,15 +502,6 @@ def predict_with_reasons(pipe, X, *, proba_threshold=0.0, ood_thresholds=None,
             "check of read_open_set."
         )
     clf = get_classifier(pipe)
-    qualities = None
-    if quality:
-        X, qualities = _load_with_quality(pipe, X)
-    if hasattr(pipe, "predict_stages"):
-        # a cascade: the blocks that did not run on a photo are NaN there
-        features, proba, _ = pipe.predict_stages(X)
-    else:
-        features = transform_features(pipe, X)
-        proba = clf.predict_proba(features)
     labels = np.asarray(clf.classes_, dtype=object)[proba.argmax(axis=1)]
     scores = np.full(len(labels), np.nan)
     embeddings = embedding_of(pipe, features) if novelty or neighbours else None
@@ -454,12 +509,15 @@ def predict_with_reasons(pipe, X, *, proba_threshold=0.0, ood_thresholds=None,
     if novelty:
         from .neighbours import novelty_and_neighbours, novelty_scores
 
-        if neighbours and index is novelty["index"]:  # one search for both
+        distance = np.full(len(labels), np.nan)
+        ran = np.isfinite(embeddings).all(axis=1)  # not a cascade's early answer
+        if ran.all() and neighbours and index is novelty["index"]:
+            # one search for both
             distance, near = novelty_and_neighbours(
                 index, embeddings, novelty_k=novelty.get("k", 1), k=neighbours)
-        else:
-            distance = novelty_scores(novelty["index"], embeddings,
-                                      k=novelty.get("k", 1))
+        elif ran.any():
+            distance[ran] = novelty_scores(novelty["index"], embeddings[ran],
+                                           k=novelty.get("k", 1))
         scores = distance / max(float(novelty["threshold"]), 1e-12)
     elif ood_thresholds:
         scores = ood_scores(features, feature_blocks(pipe), ood_thresholds)
@@ -470,9 +528,52 @@ def predict_with_reasons(pipe, X, *, proba_threshold=0.0, ood_thresholds=None,
                for n, lo in zip(novel, low)]
     labels[novel | low] = unknown
     return {"labels": labels, "proba": proba, "scores": scores,
-            "reasons": reasons, "quality": qualities,
+            "reasons": reasons,
             "neighbours": near if near is not None else
             index.neighbours(embeddings, neighbours) if neighbours else None}
+
+
+def iter_stages(pipe, X, *, full=None):
+    """Features and probabilities of a fitted pipeline, stage by stage.
+
+    A :class:`~hybridclf.cascade.CascadePipeline` answers the photos its
+    cheap stage is sure of first, then the others; any other pipeline
+    answers every photo in one stage. So a caller can hand the early answers
+    on before the CNN has run on the rest (the service does).
+
+    Parameters
+    ----------
+    pipe : fitted Pipeline
+        A hybrid pipeline.
+
+    X : sequence of images or paths
+        What ``pipe.predict`` takes.
+
+    full : array-like of bool of shape (n_samples,) or None, default=None
+        Photos that must run every block (their CNN embedding is wanted, for
+        their neighbours say): a cascade never answers them early.
+
+    Yields
+    ------
+    rows : ndarray of int
+        The photos of this stage, as indices into ``X``; never empty.
+
+    features : ndarray of shape (len(rows), n_features), dtype float32
+        Their features (NaN in the blocks that did not run).
+
+    proba : ndarray of shape (len(rows), n_classes)
+        Their class probabilities.
+
+    early : bool
+        Whether these are a cascade's early answers (from the cheap stage).
+    """
+    if hasattr(pipe, "iter_stages"):
+        yield from pipe.iter_stages(X, full=full)
+        return
+    features = transform_features(pipe, X)
+    if len(features):
+        yield (np.arange(len(features)), features,
+               get_classifier(pipe).predict_proba(features), False)
 
 
 def confidence_limits(proba_threshold, novelty=None):

@@ -165,3 +165,118 @@ def test_evaluate_reports_the_cascade(fitted, textures):
     assert report["metrics"]["accuracy"] == pytest.approx(
         fitted.score(paths[1::2], labels[1::2]))
     assert cascade["ms_per_image_estimated"] <= cascade["ms_per_image_full"]
+
+
+def test_select_threshold_stays_above_the_cheap_stage_accuracy():
+    # no photo is lost: the accuracy rule alone would answer all of them early
+    classes = np.array(["a", "b"])
+    y = np.array(["a"] * 5 + ["b"] * 5)
+    full = np.where(y[:, None] == classes, 0.9, 0.1)
+    cheap = np.tile([0.6, 0.4], (10, 1))
+    cheap[:3] = [0.95, 0.05]
+    cheap[5:7] = [0.3, 0.7]  # 7 of 10 right: floor 0.7
+    cheap[7:] = [0.55, 0.45]  # wrong, where the full model is wrong too
+    full[7:] = [0.8, 0.2]
+    stats = select_threshold(y, full, cheap, classes)
+    assert stats["cheap_accuracy"] == pytest.approx(0.7)
+    assert stats["threshold"] == pytest.approx(0.7)
+    assert stats["early_share"] == pytest.approx(0.5)  # the 0.95s and the 0.7s
+
+
+def test_select_threshold_loses_at_most_one_photo_per_fold():
+    classes = np.array(["a", "b"])
+    y = np.array(["a"] * 10 + ["b"] * 10)
+    full = np.where(y[:, None] == classes, 0.9, 0.1)  # always right
+    cheap = np.where(y[:, None] == classes, 0.99, 0.01)
+    cheap[[10, 11, 12]] = [0.98, 0.02]  # three "b" called "a", confidently
+    fold = np.arange(20) % 4
+    fold[[10, 11]] = 0  # two of them in one fold
+    fold[12] = 1
+    loose = select_threshold(y, full, cheap, classes, tolerance=0.5)
+    assert loose["threshold"] <= 0.98  # one fold loses two photos
+    per_fold = select_threshold(y, full, cheap, classes, tolerance=0.5, fold=fold)
+    assert per_fold["threshold"] == 0.99
+    assert per_fold["worst_fold_loss"] == 0
+
+
+def test_an_unfamiliar_photo_goes_on_to_the_full_model(fitted, textures):
+    # a photo unlike every training texture: the cheap stage may be sure of
+    # it, but the gate sends it on, where the novelty check can see it
+    paths, _ = textures
+    stranger = np.zeros((64, 64, 3), np.uint8)
+    stranger[::4] = 255  # stripes: unlike any texture's HOG and colour
+    kept = fitted.threshold_, fitted.ood_limits_
+    try:
+        fitted.threshold_ = 0.0  # the cheap stage answers whatever it can
+        _, _, early = fitted.predict_stages(np.stack([stranger] * 2))
+        assert not early.any()
+        fitted.ood_limits_ = None  # without the gate it answers it
+        _, _, early = fitted.predict_stages(np.stack([stranger] * 2))
+        assert early.all()
+    finally:
+        fitted.threshold_, fitted.ood_limits_ = kept
+
+
+def test_iter_stages_gives_the_early_answers_first(fitted, textures):
+    paths, _ = textures
+    _, proba, early = fitted.predict_stages(paths)
+    assert early.any() and not early.all()
+    stages = list(fitted.iter_stages(paths))
+    assert [s[3] for s in stages] == [True, False]
+    np.testing.assert_array_equal(stages[0][0], np.flatnonzero(early))
+    np.testing.assert_allclose(stages[1][2], proba[~early])
+    # photos whose embedding is wanted run every block
+    (rows, features, _, was_early), = fitted.iter_stages(
+        paths, full=np.ones(len(paths), dtype=bool))
+    assert not was_early and len(rows) == len(paths)
+    assert not np.isnan(features).any()
+
+
+def test_the_default_pipeline_is_a_cascade_when_it_has_a_cnn():
+    from imblearn.pipeline import Pipeline
+
+    from hybridclf.cascade import CascadePipeline
+
+    default = make_hybrid_pipeline()
+    assert isinstance(default, CascadePipeline)
+    assert default.cheap_features == ("hog", "lbp", "color")
+    plain = make_hybrid_pipeline(cascade=False)
+    assert type(plain) is Pipeline
+    assert plain.get_params()["features__cnn__extract__backbone"] == (
+        default.get_params()["features__cnn__extract__backbone"])
+    assert type(make_hybrid_pipeline(features=["hog", "color"])) is Pipeline
+    assert make_hybrid_pipeline(features=["cnn", "color"]).cheap_features == (
+        "color",)
+    with pytest.raises(ValueError, match="'cascade' argument.*'auto', True or False"):
+        make_hybrid_pipeline(cascade="sometimes")
+
+
+def test_too_few_photos_fit_the_full_model_and_answer_nothing_early(textures):
+    paths, labels = textures
+    pipe = make_hybrid_pipeline(features=["hog", "color", ("cnn", ExpensiveBlock())],
+                                cascade=True)
+    pipe.set_params(load__size=64, cheap_features=("hog", "color"))
+    one_each = [list(labels).index(c) for c in np.unique(labels)]
+    with pytest.warns(UserWarning, match="2 photos per class"):
+        pipe.fit(paths[one_each], labels[one_each])
+    assert pipe.threshold_ == np.inf
+    CALLS.clear()
+    assert len(pipe.predict(paths[:4])) == 4
+    assert CALLS == [4]  # every photo ran the expensive block
+
+
+def test_a_cascade_saved_before_the_gate_still_loads_and_predicts(fitted, textures):
+    from hybridclf.cascade import CascadePipeline
+
+    paths, _ = textures
+    state = dict(fitted.__getstate__())  # a copy: fitted keeps its own
+    del state["ood_limits_"], state["worst_fold_loss_"]  # as saved before them
+    old = CascadePipeline.__new__(CascadePipeline)
+    old.__setstate__(state)
+    assert old.ood_limits_ is None and old.cascade_summary()["worst_fold_loss"] == -1
+    kept = fitted.ood_limits_
+    try:
+        fitted.ood_limits_ = None
+        np.testing.assert_array_equal(old.predict(paths), fitted.predict(paths))
+    finally:
+        fitted.ood_limits_ = kept

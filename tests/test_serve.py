@@ -347,7 +347,7 @@ def test_concurrent_requests_are_micro_batched(model_dir, brick, texture_folder,
     import hybridclf.prediction
     from hybridclf.serve import create_app
 
-    real = hybridclf.prediction.predict_with_reasons
+    real = hybridclf.prediction.iter_stages
     calls = []
 
     def slow(pipe, items, **kwargs):  # a busy model: later requests queue up
@@ -355,7 +355,7 @@ def test_concurrent_requests_are_micro_batched(model_dir, brick, texture_folder,
         time.sleep(0.5)
         return real(pipe, items, **kwargs)
 
-    monkeypatch.setattr(hybridclf.prediction, "predict_with_reasons", slow)
+    monkeypatch.setattr(hybridclf.prediction, "iter_stages", slow)
     grass = (texture_folder / "grass" / "1.png").read_bytes()
     requests = [
         ("/predict", {"image_data": _b64(brick)}),
@@ -403,7 +403,7 @@ def test_probes_answer_while_the_model_is_busy(model_dir, brick, monkeypatch):
     import hybridclf.prediction
     from hybridclf.serve import create_app
 
-    real = hybridclf.prediction.predict_with_reasons
+    real = hybridclf.prediction.iter_stages
     hold, entered, release = [False], threading.Event(), threading.Event()
 
     def held(pipe, items, **kwargs):  # a model call that waits to be released
@@ -412,7 +412,7 @@ def test_probes_answer_while_the_model_is_busy(model_dir, brick, monkeypatch):
             release.wait(30)
         return real(pipe, items, **kwargs)
 
-    monkeypatch.setattr(hybridclf.prediction, "predict_with_reasons", held)
+    monkeypatch.setattr(hybridclf.prediction, "iter_stages", held)
     answer = {}
     with _Server(create_app(model_dir)) as http:
         hold[0] = True

@@ -315,7 +315,7 @@ def test_a_request_in_flight_finishes_on_the_old_model(models, photos,
     import hybridclf.prediction
     from hybridclf.serve import create_app
 
-    real = hybridclf.prediction.predict_with_reasons
+    real = hybridclf.prediction.iter_stages
     hold, entered, release = [False], threading.Event(), threading.Event()
 
     def held(pipe, items, **kwargs):  # the first served call waits
@@ -325,7 +325,7 @@ def test_a_request_in_flight_finishes_on_the_old_model(models, photos,
             release.wait(30)
         return real(pipe, items, **kwargs)
 
-    monkeypatch.setattr(hybridclf.prediction, "predict_with_reasons", held)
+    monkeypatch.setattr(hybridclf.prediction, "iter_stages", held)
     answer = {}
     with _Server(create_app(models["a"])) as http:
         hold[0] = True

@@ -186,7 +186,7 @@ def test_micro_batched_requests_get_their_own_neighbours(
     import hybridclf.prediction
     from hybridclf.serve import create_app
 
-    real = hybridclf.prediction.predict_with_reasons
+    real = hybridclf.prediction.iter_stages
     calls = []
 
     def slow(pipe, items, **kwargs):  # a busy model: later requests queue up
@@ -194,7 +194,7 @@ def test_micro_batched_requests_get_their_own_neighbours(
         time.sleep(0.5)
         return real(pipe, items, **kwargs)
 
-    monkeypatch.setattr(hybridclf.prediction, "predict_with_reasons", slow)
+    monkeypatch.setattr(hybridclf.prediction, "iter_stages", slow)
     folder = _save(trained, texture_folder, tmp_path / "model", thumbnails=True)
     names = ["brick/1.png", "grass/2.png", "gravel/3.png", "brick/4.png"]
     bodies = [{"image_data": _b64((texture_folder / name).read_bytes()),
@@ -243,7 +243,7 @@ def test_the_openapi_schema_documents_neighbours(http):
             query["neighbours"]["schema"]["maximum"]) == (0, 10)
 
 
-def test_a_cascade_answers_without_neighbours_where_its_cheap_stage_answered(
+def test_a_cascade_runs_every_block_on_the_photos_whose_neighbours_are_asked(
         texture_folder, tmp_path):
     from pathlib import Path
 
@@ -260,11 +260,15 @@ def test_a_cascade_answers_without_neighbours_where_its_cheap_stage_answered(
     save_model(pipe, tmp_path, files={INDEX_FILE: index.to_bytes()})
     _, _, early = pipe.predict_stages(paths[1::2])
     assert early.any()  # the case under test: some photos skip the last block
+    images = [_b64(p.read_bytes()) for p in paths[1::2]]
     with _Server(create_app(tmp_path)) as client:
-        r = client.post("/predict/batch", json={
-            "images": [_b64(p.read_bytes()) for p in paths[1::2]],
-            "neighbours": 2})
-    assert r.status_code == 200, r.text
-    # the photos the cheap stage answered have no full embedding to compare
-    assert [len(x["neighbours"]) for x in r.json()["results"]] == [
-        0 if e else 2 for e in early]
+        asked = client.post("/predict/batch",
+                            json={"images": images, "neighbours": 2})
+        plain = client.post("/predict/batch", json={"images": images})
+    assert asked.status_code == plain.status_code == 200, asked.text
+    # the neighbours come from the CNN's embedding: every photo has them
+    assert [len(x["neighbours"]) for x in asked.json()["results"]] == [2] * len(
+        images)
+    # the same answers as without neighbours, where the cheap stage answered
+    for a, p, e in zip(asked.json()["results"], plain.json()["results"], early):
+        assert e or a["predicted_class"] == p["predicted_class"]

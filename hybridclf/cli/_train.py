@@ -1,5 +1,6 @@
 """``hybridclf train``: cross-validate, fit and save a model directory."""
 
+import argparse
 import os
 
 from ._common import (
@@ -102,10 +103,13 @@ def _add_model_options(parser):
     parser.add_argument("--image-size", type=positive_int, default=None,
                         metavar="N", help="side images are resized to (default: "
                         "224, or 128 with --quick)")
-    parser.add_argument("--cascade", action="store_true",
+    parser.add_argument("--cascade", action=argparse.BooleanOptionalAction,
+                        default=None,
                         help="a cascade: HOG, LBP and colour answer the photos "
                         "they are sure of, the CNN the others (threshold learned "
-                        "on the grouped folds; see docs/choosing-features.md)")
+                        "on the grouped folds; see docs/choosing-features.md). "
+                        "Default: a cascade when the blocks include the CNN; "
+                        "--no-cascade runs every block on every photo")
 
 
 def _print_training(training):
@@ -144,6 +148,14 @@ def _print_training(training):
             "above the OOD score of any block: " + ", ".join(
                 f"{k} {v:.2f}"
                 for k, v in result.open_set["ood_thresholds"].items())))
+    if hasattr(result.pipeline, "cascade_summary"):
+        c = result.pipeline.cascade_summary()
+        out(f"cascade: {', '.join(c['cheap_features'])} answer alone at top "
+            f"probability >= {c['threshold'] or float('inf'):.3f}, within their "
+            f"OOD gate: {c['early_share'] or 0:.0%} of the out-of-fold photos; "
+            f"out-of-fold accuracy {c['cascade_accuracy'] or float('nan'):.3f} "
+            f"(full model {c['full_accuracy'] or float('nan'):.3f}), worst fold "
+            f"{c['worst_fold_loss']} photo(s) lost")
 
 
 def run(args):
@@ -155,7 +167,8 @@ def run(args):
         test_size=args.test_size, search=args.search, groups_csv=args.groups,
         augment=args.augment, views=args.views, image_size=args.image_size,
         cache_dir=args.cache_dir, feature_cache=not args.no_cache,
-        cascade=args.cascade, thumbnails=not args.no_thumbnails,
+        cascade="auto" if args.cascade is None else args.cascade,
+        thumbnails=not args.no_thumbnails,
         n_jobs=args.n_jobs, max_pixels=args.max_pixels,
         scheduler=args.scheduler, random_state=args.seed, progress=True)
     _print_training(training)

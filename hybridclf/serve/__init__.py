@@ -37,17 +37,22 @@ to answers), ``_batching`` (micro-batching), ``_metrics``
 (:func:`serve`, :func:`try_service`).
 """
 
-from ._app import create_app
-from ._run import serve, try_service
-from ._schemas import (
-    BatchPredictRequest,
-    BatchPredictResponse,
-    ErrorResponse,
-    HealthResponse,
-    PredictRequest,
-    PredictResponse,
-)
-from ._settings import ServiceSettings
+from ..utils._memory import without_unused_imports
+
+# a process that serves a model imports neither pandas nor pytest (about 70
+# MB), which scikit-learn and imbalanced-learn would import when installed
+with without_unused_imports():
+    from ._app import create_app
+    from ._run import serve, try_service
+    from ._schemas import (
+        BatchPredictRequest,
+        BatchPredictResponse,
+        ErrorResponse,
+        HealthResponse,
+        PredictRequest,
+        PredictResponse,
+    )
+    from ._settings import ServiceSettings
 
 __all__ = [
     "BatchPredictRequest",

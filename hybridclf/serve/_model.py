@@ -3,11 +3,11 @@
 A model directory becomes a :class:`ServedModel` only after every check has
 passed: the manifest and the model file's hash (through
 :func:`~hybridclf.load_model`), its classes (the classifier's must be those
-of ``model.json``, at least two), and a warm-up prediction that answers one
-probability per class. The service swaps such an object in with one
-assignment, so a request sees either the old model or the new one, never a
-mix of one's classes and the other's probabilities. This module does not
-import FastAPI.
+of ``model.json``, at least two), and a warm-up prediction through every
+block (a cascade's CNN too) that answers one probability per class. The
+service swaps such an object in with one assignment, so a request sees
+either the old model or the new one, never a mix of one's classes and the
+other's probabilities. This module does not import FastAPI.
 """
 
 import datetime
@@ -20,7 +20,8 @@ from .. import prediction
 from ..exceptions import ModelLoadError, ModelTypeError
 from ..neighbours import EmbeddingIndex
 from ..persistence import load_model, read_model_info
-from ..pipeline import set_max_pixels, set_n_jobs
+from ..pipeline import get_classifier, set_max_pixels, set_n_jobs
+from ..utils._memory import release_memory
 from ._predict import class_names
 
 __all__ = ["ServedModel", "load_served_model", "model_version"]
@@ -169,7 +170,7 @@ def load_served_model(directory, settings):
     set_n_jobs(pipe, settings.threads)
     set_max_pixels(pipe, settings.max_pixels)
     try:
-        _, proba, _ = prediction.predict_open_set(pipe, [_WARM_UP])
+        proba = _warm_up(pipe)
     except Exception as exc:  # noqa: BLE001 - any failure refuses the model
         raise ModelLoadError(
             f"The model in {directory!r} failed its warm-up prediction "
@@ -188,8 +189,23 @@ def load_served_model(directory, settings):
         raise ModelLoadError(f"The model in {directory!r} cannot be served: "
                              f"{exc}") from exc
     learned = (info.get("open_set") or {}).get("proba_threshold")
+    release_memory()  # what loading and the warm-up freed
     return ServedModel(
         pipe=pipe, info=info, directory=directory, version=model_version(info),
         classes=classes, ood_thresholds=options["ood_thresholds"],
         novelty=options["novelty"], index=index,
         confidence_threshold=0.5 if learned is None else float(learned))
+
+
+def _warm_up(pipe):
+    """Run every block and every classifier once; the probabilities.
+
+    Every block, the CNN included (its ONNX Runtime session is made here, not
+    on the first request), whatever a cascade would answer early; then the
+    cascade's cheap stage on the same features.
+    """
+    features = prediction.transform_features(pipe, [_WARM_UP])
+    proba = get_classifier(pipe).predict_proba(features)
+    if hasattr(pipe, "stages_from_features"):
+        proba, _ = pipe.stages_from_features(features, proba)
+    return proba

@@ -5,11 +5,14 @@ none); the model answers each readable one with an :class:`ItemResult`;
 :func:`prediction_body` turns either into the JSON of one prediction. No
 exception travels between the images of a batch: an unreadable image is a
 result like the others, so the rest of its batch is predicted in the same
-model call. This module does not import FastAPI.
+model call. :func:`classify_stages` hands the answers on as they are ready:
+a cascade's early answers before the CNN has run on the other photos. This
+module does not import FastAPI.
 """
 
 import base64
 import binascii
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -20,8 +23,9 @@ from .. import prediction
 from ..pipeline import get_classifier, get_loader
 from ..quality import quality_answer, quality_message
 
-__all__ = ["ItemResult", "Upload", "class_names", "classify", "decode_base64",
-           "decode_uploads", "neighbour_answers", "prediction_body"]
+__all__ = ["ItemResult", "Upload", "class_names", "classify", "classify_stages",
+           "decode_base64", "decode_uploads", "neighbour_answers",
+           "prediction_body"]
 
 # Base64 text above this many characters is decoded in a worker thread: a
 # 10 MB body takes milliseconds that the event loop owes other requests,
@@ -80,8 +84,13 @@ class ItemResult:
         :func:`neighbour_answers`); empty when none were asked for or the
         model has no embedding index.
 
+    early : bool
+        Answered by a cascade's cheap stage, without the CNN (so without
+        novelty score or neighbours, which need its embedding).
+
     seconds : float
-        The time of the model call this image was part of.
+        From the start of the model call this image was part of to its
+        answer.
     """
 
     label: str | None = None
@@ -91,6 +100,7 @@ class ItemResult:
     quality: dict | None = None
     error: str | None = None
     neighbours: list = field(default_factory=list)
+    early: bool = False
     seconds: float = 0.0
 
 
@@ -195,9 +205,15 @@ def _data_uri(jpeg):
     return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
 
 
-def classify(pipe, items, *, ood_thresholds=None, novelty=None, index=None,
-             neighbours=None):
-    """Decode every image, then predict the readable ones in one model call.
+def classify_stages(pipe, items, *, ood_thresholds=None, novelty=None, index=None,
+                    neighbours=None):
+    """Decode every image, predict the readable ones; yield answers when ready.
+
+    The images are predicted in one model call. A cascade answers the photos
+    its cheap stage is sure of first: their answers (and those of the
+    unreadable images) are yielded before the CNN runs on the others (see
+    :func:`~hybridclf.prediction.iter_stages`). A photo whose neighbours are
+    asked for runs the CNN: they come from its embedding.
 
     Parameters
     ----------
@@ -220,36 +236,80 @@ def classify(pipe, items, *, ood_thresholds=None, novelty=None, index=None,
         How many nearest training photos each item asked for (0: none);
         None asks for none.
 
-    Returns
-    -------
-    results : list of ItemResult
-        One per item, in order, with the photo quality of each readable one.
+    Yields
+    ------
+    ready : dict of int to ItemResult
+        Item positions and their results, with the photo quality of each
+        readable one; together the dicts cover every item once.
     """
     start = time.perf_counter()
     # the quality is measured on each photo as decoded, not on the copy
     # resized for the model
     images, reasons, qualities = get_loader(pipe).read_each(
         items, measure=quality_answer)
-    answers = []
-    if len(images):
-        ks = [k for k, reason in zip(neighbours or [0] * len(items), reasons)
-              if reason is None]
+    readable = np.flatnonzero([reason is None for reason in reasons])
+    asked = neighbours if neighbours and index is not None else [0] * len(items)
+    ks = np.array([asked[i] for i in readable], dtype=int)
+    ready = {i: ItemResult(error=reason) for i, reason in enumerate(reasons)
+             if reason is not None}
+    stages = prediction.iter_stages(pipe, images, full=ks > 0)
+    for rows, features, proba, early in stages if len(images) else ():
         # the neighbours come from the embedding computed for the answer
-        result = prediction.predict_with_reasons(
-            pipe, images, ood_thresholds=ood_thresholds, novelty=novelty,
-            neighbours=max(ks) if index is not None else 0, index=index)
-        scaled = result["scores"] if novelty else np.full(len(images), np.nan)
-        found = neighbour_answers(result["neighbours"], ks)
-        answers = zip(result["labels"], result["proba"], result["reasons"],
-                      scaled.tolist(), qualities, found)
-    predicted = iter(answers)
-    results = [{"error": reason} if reason is not None
-               else dict(zip(("label", "proba", "reason", "novelty", "quality",
-                              "neighbours"),
-                             next(predicted)))
-               for reason in reasons]
-    seconds = time.perf_counter() - start
-    return [ItemResult(**result, seconds=seconds) for result in results]
+        result = prediction.open_set_answers(
+            pipe, features, proba, ood_thresholds=ood_thresholds, novelty=novelty,
+            neighbours=int(ks[rows].max()), index=index)
+        found = neighbour_answers(result["neighbours"], ks[rows].tolist())
+        for k, row in enumerate(rows):
+            ready[int(readable[row])] = ItemResult(
+                label=result["labels"][k], proba=proba[k],
+                reason=result["reasons"][k], early=early,
+                novelty=float(result["scores"][k]) if novelty else float("nan"),
+                quality=qualities[row], neighbours=found[k])
+        yield _timed(ready, time.perf_counter() - start)
+        ready = {}
+    if ready:
+        yield _timed(ready, time.perf_counter() - start)
+
+
+def _timed(results, seconds):
+    return {i: dataclasses.replace(result, seconds=seconds)
+            for i, result in results.items()}
+
+
+def classify(pipe, items, *, ood_thresholds=None, novelty=None, index=None,
+             neighbours=None):
+    """Decode every image, then predict the readable ones in one model call.
+
+    Parameters
+    ----------
+    pipe : fitted Pipeline
+        The served model.
+
+    items : list of bytes
+        Encoded image files (of one or several requests).
+
+    ood_thresholds, novelty : dict or None, default=None
+        As in :func:`classify_stages`.
+
+    index : EmbeddingIndex or None, default=None
+        The model's index of its training photos, for ``neighbours``; None
+        answers none.
+
+    neighbours : list of int or None, default=None
+        How many nearest training photos each item asked for (0: none);
+        None asks for none.
+
+    Returns
+    -------
+    results : list of ItemResult
+        One per item, in order, with the photo quality of each readable one.
+    """
+    results = {}
+    for ready in classify_stages(pipe, items, ood_thresholds=ood_thresholds,
+                                 novelty=novelty, index=index,
+                                 neighbours=neighbours):
+        results.update(ready)
+    return [results[i] for i in range(len(items))]
 
 
 def prediction_body(result, *, name, classes, threshold, with_proba):

@@ -21,10 +21,11 @@ import anyio
 from .. import prediction
 from ..exceptions import ModelLoadError
 from ..feedback import FeedbackStore, PredictionLog
+from ..utils._memory import release_memory
 from ._batching import MicroBatcher
 from ._metrics import Metrics, all_worker_totals, multiprocess
 from ._model import load_served_model
-from ._predict import classify, prediction_body
+from ._predict import classify_stages, prediction_body
 
 __all__ = ["Service", "check_writable"]
 
@@ -117,7 +118,9 @@ class Service:
         with self._reload_lock:
             model = load_served_model(settings.model_dir, settings)
             # concurrent requests share one model call, run in one thread
-            self._batcher = MicroBatcher(self._classify, max_items=settings.max_batch)
+            # freed memory goes back once idle, or every 2 s under load
+            self._batcher = MicroBatcher(self._classify, max_items=settings.max_batch,
+                                         on_idle=release_memory, busy_s=2.0)
             self._swap(model)
         self.started = time.monotonic()
         logger.info("Loaded and warmed up the model %s (%s) in %.2f s",
@@ -197,23 +200,26 @@ class Service:
         return time.monotonic() - self.started
 
     def _classify(self, items):
-        """The model call of the micro-batcher's thread.
+        """The model call of the micro-batcher's thread, answers as they are ready.
 
         ``items`` are ``(model, image bytes, neighbours)`` triples: each
         request names the model it started with, so the requests queued
         before a reload are answered by the old model, those after by the new
         one (one model call each, in the rare batch that holds both), and how
-        many nearest training photos it wants.
+        many nearest training photos it wants. Yields ``{position:
+        ItemResult}`` dicts: a cascade's early answers go out before the CNN
+        runs on the other photos (see :func:`classify_stages`).
         """
         self.metrics.batch_size.observe(len(items))
-        results = []
+        start = 0
         for model, group in groupby(items, key=lambda item: item[0]):
             group = list(group)
-            results += classify(model.pipe, [data for _, data, _ in group],
-                                ood_thresholds=model.ood_thresholds,
-                                novelty=model.novelty, index=model.index,
-                                neighbours=[k for _, _, k in group])
-        return results
+            for ready in classify_stages(model.pipe, [data for _, data, _ in group],
+                                         ood_thresholds=model.ood_thresholds,
+                                         novelty=model.novelty, index=model.index,
+                                         neighbours=[k for _, _, k in group]):
+                yield {start + i: result for i, result in ready.items()}
+            start += len(group)
 
     async def predict(self, uploads, *, names, threshold, with_proba, endpoint,
                       neighbours=0):

@@ -33,7 +33,7 @@ import numpy as np
 from sklearn.base import clone
 from threadpoolctl import threadpool_limits
 
-from ..cascade import block_columns, is_cascade, out_of_fold_stages
+from ..cascade import is_cascade, out_of_fold_stages
 from ..label_issues import find_label_issues
 from ..pipeline import get_classifier, set_classifier
 from ..prediction import block_ood_scores
@@ -378,11 +378,11 @@ def _fit_cascade(run, final, folds, blocks, train_x, train_y, oof_proba):
     classes = get_classifier(final).classes_
     fold_tables = [(test, tx, ty, vx) for (_, test), (tx, ty, vx, _) in
                    zip(run.splits, folds)]
-    _, cheap_proba = out_of_fold_stages(
-        fold_tables, len(run.y_train), classes,
-        block_columns(blocks, final.cheap_features), None,
-        final.cheap_classifier_template())
-    final.fit_cheap_stage(train_x, train_y, run.y_train, oof_proba, cheap_proba)
+    oof = out_of_fold_stages(fold_tables, len(run.y_train), classes, blocks,
+                             final.cheap_features, None,
+                             final.cheap_classifier_template())
+    oof["full_proba"] = oof_proba
+    final.fit_cheap_stage(train_x, train_y, run.y_train, oof)
 
 
 def _novelty_phase(run, final, blocks, shared, open_set):

@@ -94,7 +94,7 @@ def find_training_groups(paths, *, groups_csv=None, root=None, n_jobs=None,
 def make_training_pipeline(*, features=None, classifier="ridge", quick=False,
                            image_size=None, augment=False, views=False,
                            cache_dir=None, n_jobs=None, random_state=0,
-                           cascade=False):
+                           cascade="auto"):
     """The pipeline that ``hybridclf train`` trains.
 
     Parameters
@@ -133,10 +133,12 @@ def make_training_pipeline(*, features=None, classifier="ridge", quick=False,
     random_state : int, default=0
         Given to every step that has a ``random_state``.
 
-    cascade : bool, default=False
-        A :class:`~hybridclf.cascade.CascadePipeline`: HOG, LBP and colour
-        answer the photos they are sure of; :func:`train_model` learns its
-        threshold on its grouped folds.
+    cascade : {"auto", True, False}, default="auto"
+        A :class:`~hybridclf.cascade.CascadePipeline`, as
+        :func:`~hybridclf.make_hybrid_pipeline` makes it ("auto": when the
+        blocks include the CNN): HOG, LBP and colour answer the photos they
+        are sure of; :func:`train_model` learns its threshold on its grouped
+        folds.
 
     Returns
     -------
@@ -340,7 +342,7 @@ def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
                  quick=False, cv_folds=None, test_size=0.2, search="none",
                  groups_csv=None, augment=False, views=False, image_size=None,
                  cache_dir=None, feature_cache=True, n_jobs=None, max_pixels=None,
-                 scheduler=None, random_state=0, cascade=False, thumbnails=True,
+                 scheduler=None, random_state=0, cascade="auto", thumbnails=True,
                  progress=False):
     """Train a pipeline on a class-per-folder dataset and save a model directory.
 
