@@ -201,9 +201,14 @@ def test_accessors_find_the_steps_and_blocks():
         set_classifier,
     )
 
+    from hybridclf.view_sampling import ViewAugmenter
+
     pipe = make_hybrid_pipeline(features=["hog", "color"])
     assert isinstance(get_loader(pipe), ImageLoader)
-    assert get_sampler(pipe) is None
+    assert isinstance(get_sampler(pipe), ViewAugmenter)  # the default views
+    assert get_sampler(make_hybrid_pipeline(features="hog", sampler=None)) is None
+    with pytest.raises(ValueError, match="'sampler' argument.*Got 'flips'"):
+        make_hybrid_pipeline(sampler="flips")
     assert get_feature_union(pipe) is pipe["features"]
     assert get_classifier(pipe) is pipe["clf"]
     pipe.set_params(features__hog="passthrough")

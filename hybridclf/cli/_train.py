@@ -91,9 +91,15 @@ def _add_model_options(parser):
                          help="balance classes with ClassAwareAugmenter (fit only)")
     sampler.add_argument(
         "--views", action="store_true",
-        help="add each photo's mirror image and 12-degree turns in fit when the "
-        "smallest class has < 20 photos (ViewAugmenter): for objects photographed "
-        "at any angle; not for digits, text or textures")
+        help="add each photo's mirror image and 12-degree turns in fit, beside "
+        "the default views (ViewAugmenter, when the smallest class has < 20 "
+        "photos): for objects photographed at any angle; not for digits, text "
+        "or textures")
+    sampler.add_argument(
+        "--no-views", action="store_true",
+        help="add no views in fit (by default each photo is also shrunk, its "
+        "hue turned, darkened and blurred when the smallest class has < 20 "
+        "photos)")
     parser.add_argument("--image-size", type=positive_int, default=None,
                         metavar="N", help="side images are resized to (default: "
                         "224, or 128 with --quick)")
@@ -147,7 +153,8 @@ def run(args):
         args.data_dir, args.output_dir, features=args.features,
         classifier=args.classifier, quick=args.quick, cv_folds=args.cv_folds,
         test_size=args.test_size, search=args.search, groups_csv=args.groups,
-        augment=args.augment, views=args.views, image_size=args.image_size,
+        augment=args.augment, image_size=args.image_size,
+        views="objects" if args.views else "none" if args.no_views else "default",
         cache_dir=args.cache_dir, feature_cache=not args.no_cache,
         cascade=args.cascade, n_jobs=args.n_jobs, max_pixels=args.max_pixels,
         scheduler=args.scheduler, random_state=args.seed, progress=True)
