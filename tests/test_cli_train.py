@@ -181,8 +181,8 @@ def test_train_views_adds_mirror_and_turns_in_fit(texture_folder, tmp_path,
                  "--views"]) == 0
     info = json.loads((model / "model.json").read_text())
     assert info["training"]["views_added"] == ["hflip", "rotate_left",
-                                               "rotate_right", "zoom_out",
-                                               "hue_turn", "darken", "blur"]
+                                               "rotate_right", "blur",
+                                               "zoom_out", "hue_turn", "darken"]
     assert ("views added in fit: hflip, rotate_left, rotate_right, zoom_out"
             in capsys.readouterr().out)
     brick = str(texture_folder / "brick" / "0.png")

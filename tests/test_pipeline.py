@@ -200,7 +200,6 @@ def test_accessors_find_the_steps_and_blocks():
         iter_feature_blocks,
         set_classifier,
     )
-
     from hybridclf.view_sampling import ViewAugmenter
 
     pipe = make_hybrid_pipeline(features=["hog", "color"])

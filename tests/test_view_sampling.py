@@ -79,7 +79,7 @@ def test_views_by_hand():
 
 
 def test_default_views_keep_the_class_of_any_photo():
-    # geometry-free views (no mirror, no turn): they never change a digit
+    # no mirror, no turn (they change a digit), no blur (it erases a texture)
     assert not set(DEFAULT_VIEWS) & set(OBJECT_VIEWS)
     assert ViewAugmenter().views == DEFAULT_VIEWS
 
