@@ -26,7 +26,7 @@ def test_sampler_api(check, real_images):
 
 def test_views_added_below_the_threshold(real_images):
     y = _labels([3, len(real_images) - 3])
-    sampler = ViewAugmenter(views=OBJECT_VIEWS, max_smallest_class=4)
+    sampler = ViewAugmenter(views=OBJECT_VIEWS[:3], max_smallest_class=4)
     X_new, y_new = sampler.fit_resample(real_images, y)
     n = len(real_images)
     assert sampler.smallest_class_ == 3
@@ -124,7 +124,7 @@ def test_shared_features_of_added_views_give_exactly_the_pipeline_folds(textures
     expected, _ = fold_features(pipe, paths[train], labels[train],
                                 paths[test], labels[test])
     got, _ = SharedFeatures(pipe, paths, labels).fold(pipe, train, test, labels)
-    assert len(got[0]) == 5 * len(train)  # the images and 4 views of each
+    assert len(got[0]) == 4 * len(train)  # the images and 3 views of each
     for i in (0, 2):  # features
         np.testing.assert_allclose(got[i], expected[i], rtol=1e-5, atol=1e-6)
     for i in (1, 3):  # labels
