@@ -491,16 +491,16 @@ def make_hybrid_pipeline(
     sampler : "views", imbalanced-learn sampler or None, default="views"
         A sampler that resamples the loaded images during ``fit`` only.
         ``"views"``: a :class:`~hybridclf.ViewAugmenter` with its default
-        views (each image also shrunk, with its hue turned, darkened and
-        blurred), added only when the training set's smallest class has fewer
-        than 20 images, so the pipeline picks by the smallest class; the
-        learning curve in ``docs/choosing-features.md`` is why (+5.3 points at
-        3 photos per class on amulet6, +6.2 on digits, never worse). Or a
+        views (each image also shrunk, with its hue turned, and darkened),
+        added only when the training set's smallest class has fewer than 15
+        images, so the pipeline picks by the smallest class; the learning
+        curve in ``docs/choosing-features.md`` is why (+3.9 and +4.6 points at
+        3 photos per class on amulet6 and on digits). Or a
         sampler of your own, such as :class:`~hybridclf.ClassAwareAugmenter`
         (balances classes by random augmentation) or
         ``ViewAugmenter(views=OBJECT_VIEWS + DEFAULT_VIEWS)`` (adds the mirror
-        image and small turns too: for objects photographed at any angle, not
-        for digits or textures). ``None`` leaves the step as
+        image, small turns and a blur too: for objects photographed at any
+        angle, not for digits or textures). ``None`` leaves the step as
         ``"passthrough"``, to be set later with ``set_params(augment=...)``.
 
     memory : str, joblib.Memory or None, default=None

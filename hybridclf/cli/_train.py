@@ -92,13 +92,13 @@ def _add_model_options(parser):
     sampler.add_argument(
         "--views", action="store_true",
         help="add each photo's mirror image and 12-degree turns in fit, beside "
-        "the default views (ViewAugmenter, when the smallest class has < 20 "
+        "the default views (ViewAugmenter, when the smallest class has < 15 "
         "photos): for objects photographed at any angle; not for digits, text "
         "or textures")
     sampler.add_argument(
         "--no-views", action="store_true",
         help="add no views in fit (by default each photo is also shrunk, its "
-        "hue turned, darkened and blurred when the smallest class has < 20 "
+        "hue turned and darkened when the smallest class has < 15 "
         "photos)")
     parser.add_argument("--image-size", type=positive_int, default=None,
                         metavar="N", help="side images are resized to (default: "
@@ -121,7 +121,7 @@ def _print_training(training):
         f"{len(result.test_indices)} images (no group on both sides)")
     if training.views_added is not None:
         out("views added in fit: " + (", ".join(training.views_added) or "none "
-                                      "(the smallest class has 20 photos or more)"))
+                                      "(the smallest class has 15 photos or more)"))
     if result.feature_cache:
         out(f"features computed for {result.feature_cache['n_computed']} of "
             f"{result.feature_cache['n_images']} images, the others read from "

@@ -110,13 +110,13 @@ def make_training_pipeline(*, features=None, classifier="ridge", quick=False,
 
     views : {"default", "objects", "none"} or bool, default="default"
         The views of each training image added in fit when the smallest class
-        has fewer than 20 images (:class:`~hybridclf.ViewAugmenter`):
-        "default", the image shrunk, with its hue turned, darkened and
-        blurred (they raised the learning curve on amulets and on digits,
+        has fewer than 15 images (:class:`~hybridclf.ViewAugmenter`):
+        "default", the image shrunk, with its hue turned, and darkened (they
+        raised the learning curve on amulets and on digits,
         ``docs/choosing-features.md``); "objects" (or True), also its mirror
-        image and its turns by 12 degrees each way, for objects photographed
-        at any angle (not for digits, text or textures, where they cost
-        accuracy); "none" (or False), no views. ``augment`` replaces the
+        image, its turns by 12 degrees each way and a blur, for objects
+        photographed at any angle (not for digits, text or textures, where
+        they cost accuracy); "none" (or False), no views. ``augment`` replaces the
         default views: the pipeline has one ``augment`` step.
 
     cache_dir : str or None, default=None
