@@ -424,7 +424,7 @@ def _feature_block(item):
 
 
 def make_hybrid_pipeline(
-    *, features=DEFAULT_FEATURES, classifier="ridge", sampler="views", memory=None,
+    *, features=DEFAULT_FEATURES, classifier="ridge", sampler=None, memory=None,
     verbose=False, cascade=False,
 ):
     """Build the hybrid image classifier as an imbalanced-learn ``Pipeline``.
@@ -488,20 +488,19 @@ def make_hybrid_pipeline(
         - "stacking": a ``StackingClassifier`` of the same four, combined by a
           LogisticRegression on their out-of-fold probabilities (3 folds).
 
-    sampler : "views", imbalanced-learn sampler or None, default="views"
-        A sampler that resamples the loaded images during ``fit`` only.
-        ``"views"``: a :class:`~hybridclf.ViewAugmenter` with its default
-        views (each image also shrunk, with its hue turned, and darkened),
-        added only when the training set's smallest class has fewer than 15
-        images, so the pipeline picks by the smallest class; the learning
-        curve in ``docs/choosing-features.md`` is why (+3.9 and +4.6 points at
-        3 photos per class on amulet6 and on digits). Or a
-        sampler of your own, such as :class:`~hybridclf.ClassAwareAugmenter`
-        (balances classes by random augmentation) or
-        ``ViewAugmenter(views=OBJECT_VIEWS + DEFAULT_VIEWS)`` (adds the mirror
-        image, small turns and a blur too: for objects photographed at any
-        angle, not for digits or textures). ``None`` leaves the step as
-        ``"passthrough"``, to be set later with ``set_params(augment=...)``.
+    sampler : imbalanced-learn sampler, "views" or None, default=None
+        A sampler that resamples the loaded images during ``fit`` only, such
+        as :class:`~hybridclf.ClassAwareAugmenter` (balances classes by random
+        augmentation) or :class:`~hybridclf.ViewAugmenter`; ``"views"`` is
+        ``ViewAugmenter()``: when the training set's smallest class has fewer
+        than 15 images, each image is joined by itself shrunk, with its hue
+        turned, and darkened (+3.9 and +4.6 points at 3 photos per class on
+        amulet6 and on digits, ``docs/choosing-features.md``). It is not the
+        default: the ridge classifier's leave-one-out calibration sees a view
+        of each left-out image, so its probabilities (and the open-set
+        thresholds learned from them) come out overconfident. ``None`` leaves
+        the step as ``"passthrough"``, to be set later with
+        ``set_params(augment=...)``.
 
     memory : str, joblib.Memory or None, default=None
         Where to cache fitted transformers, so that repeated fits on the same

@@ -46,10 +46,7 @@ def test_train_lists_likely_wrong_labels(mislabelled, tmp_path, capsys):
     model = tmp_path / "model"
     assert main(["train", "--data-dir", str(mislabelled), "--output-dir",
                  str(model), "--features", "hog", "color", "--image-size", "64",
-                 "--cv-folds", "3", "--test-size", "0", "--n-jobs", "1",
-                 # the default views blur HOG + colour's view of textures
-                 # (docs/choosing-features.md); this test is about labels
-                 "--no-views"]) == 0
+                 "--cv-folds", "3", "--test-size", "0", "--n-jobs", "1"]) == 0
     with open(model / "label_issues.csv", newline="") as fh:
         rows = list(csv.reader(fh))
     assert rows[0] == ["file", "given_label", "suggested_label", "score"]

@@ -204,8 +204,9 @@ def test_accessors_find_the_steps_and_blocks():
 
     pipe = make_hybrid_pipeline(features=["hog", "color"])
     assert isinstance(get_loader(pipe), ImageLoader)
-    assert isinstance(get_sampler(pipe), ViewAugmenter)  # the default views
-    assert get_sampler(make_hybrid_pipeline(features="hog", sampler=None)) is None
+    assert get_sampler(pipe) is None
+    views = make_hybrid_pipeline(features="hog", sampler="views")
+    assert isinstance(get_sampler(views), ViewAugmenter)
     with pytest.raises(ValueError, match="'sampler' argument.*Got 'flips'"):
         make_hybrid_pipeline(sampler="flips")
     assert get_feature_union(pipe) is pipe["features"]

@@ -98,7 +98,7 @@ def test_not_images():
 
 def test_in_the_pipeline_predict_sees_originals(real_images):
     y = np.arange(len(real_images)) % 2
-    pipe = make_hybrid_pipeline(features=["color"])  # ViewAugmenter by default
+    pipe = make_hybrid_pipeline(features=["color"], sampler="views")
     pipe.set_params(load="passthrough").fit(real_images, y)
     assert pipe["augment"].views_ == DEFAULT_VIEWS
     assert pipe.predict(real_images).shape == (len(real_images),)

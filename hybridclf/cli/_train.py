@@ -91,15 +91,14 @@ def _add_model_options(parser):
                          help="balance classes with ClassAwareAugmenter (fit only)")
     sampler.add_argument(
         "--views", action="store_true",
-        help="add each photo's mirror image and 12-degree turns in fit, beside "
-        "the default views (ViewAugmenter, when the smallest class has < 15 "
-        "photos): for objects photographed at any angle; not for digits, text "
-        "or textures")
+        help="add each photo shrunk, hue-turned, darkened, mirrored, turned 12 "
+        "degrees each way and blurred in fit when the smallest class has < 15 "
+        "photos (ViewAugmenter): for objects photographed at any angle; not for "
+        "digits, text or textures")
     sampler.add_argument(
-        "--no-views", action="store_true",
-        help="add no views in fit (by default each photo is also shrunk, its "
-        "hue turned and darkened when the smallest class has < 15 "
-        "photos)")
+        "--photo-views", action="store_true",
+        help="add each photo shrunk, hue-turned and darkened in fit when the "
+        "smallest class has < 15 photos: views that keep any photo's class")
     parser.add_argument("--image-size", type=positive_int, default=None,
                         metavar="N", help="side images are resized to (default: "
                         "224, or 128 with --quick)")
@@ -154,7 +153,7 @@ def run(args):
         classifier=args.classifier, quick=args.quick, cv_folds=args.cv_folds,
         test_size=args.test_size, search=args.search, groups_csv=args.groups,
         augment=args.augment, image_size=args.image_size,
-        views="objects" if args.views else "none" if args.no_views else "default",
+        views="objects" if args.views else "photo" if args.photo_views else "none",
         cache_dir=args.cache_dir, feature_cache=not args.no_cache,
         cascade=args.cascade, n_jobs=args.n_jobs, max_pixels=args.max_pixels,
         scheduler=args.scheduler, random_state=args.seed, progress=True)

@@ -85,7 +85,7 @@ def find_training_groups(paths, *, groups_csv=None, root=None, n_jobs=None):
 
 
 def make_training_pipeline(*, features=None, classifier="ridge", quick=False,
-                           image_size=None, augment=False, views="default",
+                           image_size=None, augment=False, views="none",
                            cache_dir=None, n_jobs=None, random_state=0,
                            cascade=False):
     """The pipeline that ``hybridclf train`` trains.
@@ -108,16 +108,18 @@ def make_training_pipeline(*, features=None, classifier="ridge", quick=False,
     augment : bool, default=False
         Balance classes with :class:`~hybridclf.ClassAwareAugmenter`.
 
-    views : {"default", "objects", "none"} or bool, default="default"
-        The views of each training image added in fit when the smallest class
+    views : {"none", "photo", "objects"} or bool, default="none"
+        Views of each training image added in fit when the smallest class
         has fewer than 15 images (:class:`~hybridclf.ViewAugmenter`):
-        "default", the image shrunk, with its hue turned, and darkened (they
+        "photo", the image shrunk, with its hue turned, and darkened (they
         raised the learning curve on amulets and on digits,
         ``docs/choosing-features.md``); "objects" (or True), also its mirror
         image, its turns by 12 degrees each way and a blur, for objects
         photographed at any angle (not for digits, text or textures, where
-        they cost accuracy); "none" (or False), no views. ``augment`` replaces the
-        default views: the pipeline has one ``augment`` step.
+        they cost accuracy); "none" (or False), no views. With views the
+        classifier's probabilities are overconfident (see
+        :func:`~hybridclf.make_hybrid_pipeline`). Not with ``augment``: the
+        pipeline has one ``augment`` step.
 
     cache_dir : str or None, default=None
         The pipeline's ``memory`` (a joblib cache of fitted feature blocks).
@@ -142,14 +144,14 @@ def make_training_pipeline(*, features=None, classifier="ridge", quick=False,
     if features is None:
         features = QUICK_FEATURES if quick else DEFAULT_FEATURES
     views = {True: "objects", False: "none"}.get(views, views)
-    if views not in ("default", "objects", "none"):
+    if views not in ("none", "photo", "objects"):
         raise ValueError(
-            "The 'views' argument of make_training_pipeline must be \"default\", "
-            f"\"objects\" or \"none\". Got {views!r} instead."
+            "The 'views' argument of make_training_pipeline must be \"none\", "
+            f"\"photo\" or \"objects\". Got {views!r} instead."
         )
-    if augment and views == "objects":
+    if augment and views != "none":
         raise ValueError(
-            "make_training_pipeline got augment=True and views='objects'; the "
+            f"make_training_pipeline got augment=True and views={views!r}; the "
             "pipeline has one augment step. Choose one (--augment or --views)."
         )
     sampler = None
@@ -338,7 +340,7 @@ def _dask_backend(scheduler):
 
 def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
                  quick=False, cv_folds=None, test_size=0.2, search="none",
-                 groups_csv=None, augment=False, views="default", image_size=None,
+                 groups_csv=None, augment=False, views="none", image_size=None,
                  cache_dir=None, feature_cache=True, n_jobs=None, max_pixels=None,
                  scheduler=None, random_state=0, cascade=False, progress=False):
     """Train a pipeline on a class-per-folder dataset and save a model directory.
