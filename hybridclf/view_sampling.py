@@ -19,8 +19,8 @@ logger = logging.getLogger(__name__)
 VIEWS = ("hflip", "vflip", "rotate_left", "rotate_right", "crop", "zoom_out",
          "hue_turn", "darken", "blur")
 
-#: The default views: they keep the class of any photo (amulets, digits) and
-#: the detail of textures that fill the frame.
+#: ViewAugmenter's default views (``--photo-views``): they keep the class of
+#: any photo (amulets, digits) and the detail of textures that fill the frame.
 DEFAULT_VIEWS = ("zoom_out", "hue_turn", "darken")
 
 #: The mirror image, small turns and a blur, for objects photographed at any
@@ -135,14 +135,20 @@ class ViewAugmenter(BaseSampler):
     Unlike :class:`~hybridclf.ClassAwareAugmenter`, which balances classes
     with random changes, the views are the same for every image and every
     class, and they are added only when they pay: when the training set's
-    smallest class has fewer than ``max_smallest_class`` images. It is the
-    default ``augment`` step of :func:`~hybridclf.make_hybrid_pipeline`. On
-    the learning curve (``docs/benchmarks.md``, ``bench_learning_curve.py``,
-    20 paired draws) the default views raised the default pipeline by 3.9,
-    3.4 and 0.7 points at 3, 5 and 10 photos per class on amulet6, and by
-    4.6, 2.6 and 0.8 on handwritten digits; at 15 photos or more they are not
-    added (at 20 on amulet6, added always, they cost half a point).
+    smallest class has fewer than ``max_smallest_class`` images
+    (``make_hybrid_pipeline(sampler="views")``, ``hybridclf train
+    --photo-views``). On the learning curve (``docs/benchmarks.md``,
+    ``bench_learning_curve.py``, 20 paired draws) the default views raised
+    the default pipeline by 3.9, 3.4 and 0.7 points at 3, 5 and 10 photos
+    per class on amulet6, and by 4.6, 2.6 and 0.8 on handwritten digits; at
+    15 photos or more they are not added (at 20 on amulet6, added always,
+    they cost 0.4 points).
     Which views were added is kept in ``views_`` (empty when none were).
+
+    It is not the default: the views of an image stay in the training set
+    when :class:`~hybridclf.classifiers.RidgeSoftmaxClassifier` leaves the
+    image out to calibrate its probabilities, so they come out overconfident,
+    and so do the open-set thresholds learned from them.
 
     :data:`OBJECT_VIEWS`, the mirror image, 12-degree turns and a blur
     (``hybridclf train --views`` adds them to the default ones), suit
