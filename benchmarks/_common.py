@@ -93,6 +93,8 @@ def fixed_block(name):
                                            pooling="avg"),
         "hog_fine": lambda: HOGFeatures(pixels_per_cell=(8, 8)),
         "hog_coarse": lambda: HOGFeatures(image_size=64),
+        "hog_signed": lambda: HOGFeatures(signed_gradient=True, orientations=18),
+        "cnn_320": lambda: CNNFeatures(image_size=320),
     }
     return variants[name]() if name in variants else FEATURE_BLOCKS[name]()
 

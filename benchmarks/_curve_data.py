@@ -7,6 +7,7 @@ from _common import RESULTS_DIR, block_features, find_dataset, shared_data_dir
 from hybridclf import load_image_folder
 from hybridclf.io import ImageLoader
 from hybridclf.training import read_groups_csv
+from hybridclf.view_sampling import make_view
 
 BLOCKS = ("cnn", "hog", "lbp", "color")
 
@@ -41,6 +42,9 @@ VIEWS = {
     "crop_c": lambda x: _crop(x, 0.85, "c"),
     "crop_tl": lambda x: _crop(x, 0.85, "tl"),
     "crop_br": lambda x: _crop(x, 0.85, "br"),
+    # ViewAugmenter's default views, made by the library itself
+    **{name: (lambda x, name=name: np.stack([make_view(i, name) for i in x]))
+       for name in ("zoom_out", "hue_turn", "darken", "blur")},
 }
 
 

@@ -181,8 +181,9 @@ def test_train_views_adds_mirror_and_turns_in_fit(texture_folder, tmp_path,
                  "--views"]) == 0
     info = json.loads((model / "model.json").read_text())
     assert info["training"]["views_added"] == ["hflip", "rotate_left",
-                                               "rotate_right"]
-    assert ("views added in fit: hflip, rotate_left, rotate_right"
+                                               "rotate_right", "blur",
+                                               "zoom_out", "hue_turn", "darken"]
+    assert ("views added in fit: hflip, rotate_left, rotate_right, blur, zoom_out"
             in capsys.readouterr().out)
     brick = str(texture_folder / "brick" / "0.png")
     assert load_model(model).predict([brick]).shape == (1,)
@@ -190,6 +191,14 @@ def test_train_views_adds_mirror_and_turns_in_fit(texture_folder, tmp_path,
     assert main(["train", "--data-dir", str(texture_folder), "--output-dir",
                  str(tmp_path / "other"), "--views", "--augment"]) == 2
     assert "not allowed with argument" in capsys.readouterr().err
+    # --photo-views: only the views that keep any photo's class
+    photo = tmp_path / "photo"
+    assert main(["train", "--data-dir", str(texture_folder), "--output-dir",
+                 str(photo), "--features", "color", "--image-size", "32",
+                 "--cv-folds", "2", "--test-size", "0", "--n-jobs", "1",
+                 "--photo-views"]) == 0
+    info = json.loads((photo / "model.json").read_text())
+    assert info["training"]["views_added"] == ["zoom_out", "hue_turn", "darken"]
 
 
 def _png(image):

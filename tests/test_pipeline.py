@@ -200,10 +200,15 @@ def test_accessors_find_the_steps_and_blocks():
         iter_feature_blocks,
         set_classifier,
     )
+    from hybridclf.view_sampling import ViewAugmenter
 
     pipe = make_hybrid_pipeline(features=["hog", "color"])
     assert isinstance(get_loader(pipe), ImageLoader)
     assert get_sampler(pipe) is None
+    views = make_hybrid_pipeline(features="hog", sampler="views")
+    assert isinstance(get_sampler(views), ViewAugmenter)
+    with pytest.raises(ValueError, match="'sampler' argument.*Got 'flips'"):
+        make_hybrid_pipeline(sampler="flips")
     assert get_feature_union(pipe) is pipe["features"]
     assert get_classifier(pipe) is pipe["clf"]
     pipe.set_params(features__hog="passthrough")

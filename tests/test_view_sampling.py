@@ -5,7 +5,13 @@ import pytest
 
 from hybridclf import make_hybrid_pipeline
 from hybridclf.utils.estimator_checks import image_sampler_checks
-from hybridclf.view_sampling import VIEWS, ViewAugmenter, make_view
+from hybridclf.view_sampling import (
+    DEFAULT_VIEWS,
+    OBJECT_VIEWS,
+    VIEWS,
+    ViewAugmenter,
+    make_view,
+)
 
 
 def _labels(n_per_class):
@@ -20,7 +26,7 @@ def test_sampler_api(check, real_images):
 
 def test_views_added_below_the_threshold(real_images):
     y = _labels([3, len(real_images) - 3])
-    sampler = ViewAugmenter(max_smallest_class=4)
+    sampler = ViewAugmenter(views=OBJECT_VIEWS[:3], max_smallest_class=4)
     X_new, y_new = sampler.fit_resample(real_images, y)
     n = len(real_images)
     assert sampler.smallest_class_ == 3
@@ -59,8 +65,23 @@ def test_views_by_hand():
     assert make_view(image, "hflip")[1, 5] == 200
     assert make_view(image, "vflip")[4, 0] == 200
     flat = np.full((8, 8, 3), 77, np.uint8)
-    for view in VIEWS:  # a flat image looks the same from every view
+    for view in set(VIEWS) - {"darken"}:  # a flat image looks the same
         np.testing.assert_array_equal(make_view(flat, view), flat)
+    assert make_view(flat, "darken").max() < 77
+    red = np.zeros((4, 4, 3), np.uint8)
+    red[..., 0] = 200
+    turned = make_view(red, "hue_turn")  # red becomes cyan
+    assert turned[0, 0, 0] < 10 and turned[0, 0, 1] > 190 and turned[0, 0, 2] > 190
+    ring = np.zeros((32, 32), np.uint8)
+    ring[8:24, 8:24] = 255  # a square in the middle looks smaller zoomed out
+    assert make_view(ring, "zoom_out").sum() < ring.sum()
+    assert make_view(ring, "blur")[8, 16] < 255
+
+
+def test_default_views_keep_the_class_of_any_photo():
+    # no mirror, no turn (they change a digit), no blur (it erases a texture)
+    assert not set(DEFAULT_VIEWS) & set(OBJECT_VIEWS)
+    assert ViewAugmenter().views == DEFAULT_VIEWS
 
 
 def test_unknown_view_is_named():
@@ -77,9 +98,9 @@ def test_not_images():
 
 def test_in_the_pipeline_predict_sees_originals(real_images):
     y = np.arange(len(real_images)) % 2
-    pipe = make_hybrid_pipeline(features=["color"], sampler=ViewAugmenter())
+    pipe = make_hybrid_pipeline(features=["color"], sampler="views")
     pipe.set_params(load="passthrough").fit(real_images, y)
-    assert pipe["augment"].views_ == ("hflip", "rotate_left", "rotate_right")
+    assert pipe["augment"].views_ == DEFAULT_VIEWS
     assert pipe.predict(real_images).shape == (len(real_images),)
 
 
@@ -121,8 +142,7 @@ def test_train_model_with_views_predicts_like_a_refit(textures):
     pipe.set_params(load__size=64)
     result = train_model(pipe, paths, labels, test_size=0.25, cv_folds=3)
     assert "features_shared" in result.timings  # the views' features shared too
-    assert result.pipeline["augment"].views_ == ("hflip", "rotate_left",
-                                                 "rotate_right")
+    assert result.pipeline["augment"].views_ == DEFAULT_VIEWS
     refit = make_hybrid_pipeline(features=["hog", "color"], sampler=ViewAugmenter())
     refit.set_params(load__size=64).fit(paths[result.train_indices],
                                         labels[result.train_indices])

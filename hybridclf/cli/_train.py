@@ -97,9 +97,14 @@ def _add_model_options(parser):
                          help="balance classes with ClassAwareAugmenter (fit only)")
     sampler.add_argument(
         "--views", action="store_true",
-        help="add each photo's mirror image and 12-degree turns in fit when the "
-        "smallest class has < 20 photos (ViewAugmenter): for objects photographed "
-        "at any angle; not for digits, text or textures")
+        help="add each photo shrunk, hue-turned, darkened, mirrored, turned 12 "
+        "degrees each way and blurred in fit when the smallest class has < 15 "
+        "photos (ViewAugmenter): for objects photographed at any angle; not for "
+        "digits, text or textures")
+    sampler.add_argument(
+        "--photo-views", action="store_true",
+        help="add each photo shrunk, hue-turned and darkened in fit when the "
+        "smallest class has < 15 photos: views that keep any photo's class")
     parser.add_argument("--image-size", type=positive_int, default=None,
                         metavar="N", help="side images are resized to (default: "
                         "224, or 128 with --quick)")
@@ -124,7 +129,7 @@ def _print_training(training):
         f"{len(result.test_indices)} images (no group on both sides)")
     if training.views_added is not None:
         out("views added in fit: " + (", ".join(training.views_added) or "none "
-                                      "(the smallest class has 20 photos or more)"))
+                                      "(the smallest class has 15 photos or more)"))
     if result.feature_cache:
         out(f"features computed for {result.feature_cache['n_computed']} of "
             f"{result.feature_cache['n_images']} images, the others read from "
@@ -165,7 +170,8 @@ def run(args):
         args.data_dir, args.output_dir, features=args.features,
         classifier=args.classifier, quick=args.quick, cv_folds=args.cv_folds,
         test_size=args.test_size, search=args.search, groups_csv=args.groups,
-        augment=args.augment, views=args.views, image_size=args.image_size,
+        augment=args.augment, image_size=args.image_size,
+        views="objects" if args.views else "photo" if args.photo_views else "none",
         cache_dir=args.cache_dir, feature_cache=not args.no_cache,
         cascade="auto" if args.cascade is None else args.cascade,
         thumbnails=not args.no_thumbnails,

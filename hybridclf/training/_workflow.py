@@ -92,7 +92,7 @@ def find_training_groups(paths, *, groups_csv=None, root=None, n_jobs=None,
 
 
 def make_training_pipeline(*, features=None, classifier="ridge", quick=False,
-                           image_size=None, augment=False, views=False,
+                           image_size=None, augment=False, views="none",
                            cache_dir=None, n_jobs=None, random_state=0,
                            cascade="auto"):
     """The pipeline that ``hybridclf train`` trains.
@@ -115,13 +115,18 @@ def make_training_pipeline(*, features=None, classifier="ridge", quick=False,
     augment : bool, default=False
         Balance classes with :class:`~hybridclf.ClassAwareAugmenter`.
 
-    views : bool, default=False
-        Add each training image's mirror image and its turns by 12 degrees
-        each way in fit, when the smallest class has fewer than 20 images
-        (:class:`~hybridclf.ViewAugmenter`). For objects photographed at
-        any angle with few photos per class; not for digits, text or
-        textures, where they cost accuracy (``docs/choosing-features.md``).
-        Not with ``augment``: the pipeline has one ``augment`` step.
+    views : {"none", "photo", "objects"} or bool, default="none"
+        Views of each training image added in fit when the smallest class
+        has fewer than 15 images (:class:`~hybridclf.ViewAugmenter`):
+        "photo", the image shrunk, with its hue turned, and darkened (they
+        raised the learning curve on amulets and on digits,
+        ``docs/choosing-features.md``); "objects" (or True), also its mirror
+        image, its turns by 12 degrees each way and a blur, for objects
+        photographed at any angle (not for digits, text or textures, where
+        they cost accuracy); "none" (or False), no views. With views the
+        classifier's probabilities are overconfident (see
+        :func:`~hybridclf.make_hybrid_pipeline`). Not with ``augment``: the
+        pipeline has one ``augment`` step.
 
     cache_dir : str or None, default=None
         The pipeline's ``memory`` (a joblib cache of fitted feature blocks).
@@ -147,20 +152,27 @@ def make_training_pipeline(*, features=None, classifier="ridge", quick=False,
     """
     if features is None:
         features = QUICK_FEATURES if quick else DEFAULT_FEATURES
-    if augment and views:
+    views = {True: "objects", False: "none"}.get(views, views)
+    if views not in ("none", "photo", "objects"):
         raise ValueError(
-            "make_training_pipeline got augment=True and views=True; the pipeline "
-            "has one augment step. Choose one (--augment or --views)."
+            "The 'views' argument of make_training_pipeline must be \"none\", "
+            f"\"photo\" or \"objects\". Got {views!r} instead."
+        )
+    if augment and views != "none":
+        raise ValueError(
+            f"make_training_pipeline got augment=True and views={views!r}; the "
+            "pipeline has one augment step. Choose one (--augment or --views)."
         )
     sampler = None
     if augment:
         from ..sampling import ClassAwareAugmenter
 
         sampler = ClassAwareAugmenter(random_state=random_state, n_jobs=n_jobs)
-    elif views:
-        from ..view_sampling import ViewAugmenter
+    elif views != "none":
+        from ..view_sampling import DEFAULT_VIEWS, OBJECT_VIEWS, ViewAugmenter
 
-        sampler = ViewAugmenter()
+        sampler = ViewAugmenter(views=(OBJECT_VIEWS if views == "objects" else ())
+                                + DEFAULT_VIEWS)
     pipe = make_hybrid_pipeline(features=list(features), classifier=classifier,
                                 sampler=sampler, memory=cache_dir,
                                 cascade=cascade)
@@ -340,7 +352,7 @@ def _dask_backend(scheduler):
 
 def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
                  quick=False, cv_folds=None, test_size=0.2, search="none",
-                 groups_csv=None, augment=False, views=False, image_size=None,
+                 groups_csv=None, augment=False, views="none", image_size=None,
                  cache_dir=None, feature_cache=True, n_jobs=None, max_pixels=None,
                  scheduler=None, random_state=0, cascade="auto", thumbnails=True,
                  progress=False):

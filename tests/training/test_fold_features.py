@@ -16,7 +16,8 @@ def textures(texture_folder):
 
 def test_shared_fixed_features_give_exactly_the_folds_of_the_pipeline(textures):
     paths, labels = textures
-    pipe = make_hybrid_pipeline(features=["hog", "sift", "color"]).set_params(
+    pipe = make_hybrid_pipeline(features=["hog", "sift", "color"],
+                                sampler=None).set_params(
         load__size=64, features__sift__extract__random_state=0,
         features__sift__extract__n_words=16)
     assert SharedFeatures.applies(pipe)

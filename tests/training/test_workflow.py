@@ -34,10 +34,17 @@ def test_quick_pipeline_settings_and_threads():
 
 def test_views_are_opt_in_and_exclude_augment():
     from hybridclf import ViewAugmenter
+    from hybridclf.view_sampling import DEFAULT_VIEWS, OBJECT_VIEWS
 
-    assert isinstance(get_sampler(make_training_pipeline(views=True)), ViewAugmenter)
-    with pytest.raises(ValueError, match="augment=True and views=True.*Choose one"):
+    assert get_sampler(make_training_pipeline()) is None
+    assert get_sampler(make_training_pipeline(views="photo")).views == DEFAULT_VIEWS
+    objects = get_sampler(make_training_pipeline(views=True))
+    assert isinstance(objects, ViewAugmenter)
+    assert objects.views == OBJECT_VIEWS + DEFAULT_VIEWS
+    with pytest.raises(ValueError, match="augment=True and views='objects'.*Choose"):
         make_training_pipeline(augment=True, views=True)
+    with pytest.raises(ValueError, match="'views' argument.*Got 'some'"):
+        make_training_pipeline(views="some")
 
 
 def test_groups_from_a_csv_and_the_metadata(texture_folder, tmp_path):
