@@ -20,7 +20,6 @@ Two guarantees of :func:`~hybridclf.save_model` and
 import ctypes
 import ctypes.util
 import errno
-import hashlib
 import json
 import logging
 import os
@@ -28,6 +27,8 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
+
+from .utils._paths import sha256_file
 
 __all__ = ["MANIFEST", "check_manifest", "replace_directory", "write_manifest"]
 
@@ -37,15 +38,6 @@ logger = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 
 _RENAME_EXCHANGE = 2  # linux/fs.h
-
-
-def sha256_file(path):
-    """Hex SHA-256 of a file, read in 1 MB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _files(directory):

@@ -1,8 +1,9 @@
-"""Where hybridclf keeps its on-disk caches."""
+"""Where hybridclf keeps its on-disk caches, and the hash of a file."""
 
+import hashlib
 import os
 
-__all__ = ["cache_root"]
+__all__ = ["cache_root", "sha256_file"]
 
 
 def cache_root():
@@ -14,3 +15,12 @@ def cache_root():
     """
     return os.environ.get("HYBRIDCLF_CACHE_DIR") or os.path.join(
         os.path.expanduser("~"), ".cache", "hybridclf")
+
+
+def sha256_file(path):
+    """Hex SHA-256 of a file's bytes, read in 1 MB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

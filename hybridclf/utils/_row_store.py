@@ -29,6 +29,8 @@ from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
 
+from ._paths import sha256_file
+
 __all__ = [
     "RowStore",
     "content_digest",
@@ -57,11 +59,7 @@ def library_versions(packages):
 
 @lru_cache(maxsize=256)
 def _digest_of_file(path, size, mtime_ns):
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return sha256_file(path)
 
 
 def file_digest(path):
@@ -108,15 +106,13 @@ def content_digest(image):
 
     Returns None for a file that cannot be read (the loader reports it).
     """
-    digest = hashlib.sha256()
     if isinstance(image, (str, os.PathLike)):
         try:
-            with open(image, "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(chunk)
+            return sha256_file(image)
         except OSError:
             return None
-    elif isinstance(image, (bytes, bytearray)):
+    digest = hashlib.sha256()
+    if isinstance(image, (bytes, bytearray)):
         digest.update(image)
     else:
         array = np.ascontiguousarray(image)
