@@ -80,7 +80,8 @@ TRUSTED_TYPES = [
     "hybridclf.features._hog.HOGFeatures",
     "hybridclf.features._lbp.LBPFeatures",
     "hybridclf.features._sift.SIFTBoVW",
-    "hybridclf.io.ImageLoader",
+    "hybridclf.io.ImageLoader",  # where models saved before 2026-12-07 name it
+    "hybridclf.io._loader.ImageLoader",
     "hybridclf.sampling.ClassAwareAugmenter",
     "hybridclf.view_sampling.ViewAugmenter",
     "imblearn.pipeline.Pipeline",
