@@ -522,3 +522,16 @@ def test_load_image_folders_merges_classes_with_unique_names(tmp_path):
     assert load_image_folders(roots[0])[2] == ["cat/1.png"]
     with pytest.raises(ValueError, match="name one folder twice"):
         load_image_folders([roots[0], roots[0] / ".." / "photos"])
+
+
+def test_the_cache_keys_cover_every_module_of_the_io_package():
+    # the feature cache and the duplicate-search cache key on the sources of
+    # these modules: one left out would let an edited decoder serve stale
+    # cached features
+    import pkgutil
+
+    import hybridclf.io
+
+    modules = {f"hybridclf.io.{m.name}"
+               for m in pkgutil.iter_modules(hybridclf.io.__path__)}
+    assert set(hybridclf.io._SOURCE_MODULES) == {"hybridclf.io"} | modules

@@ -96,7 +96,7 @@ def test_a_pickle_must_hold_a_fitted_pipeline(fitted, tmp_path):
 
 
 def test_trusted_types_cover_default_and_cnn_pipelines(real_images, tmp_path):
-    from hybridclf.persistence import _skops_io
+    from hybridclf.persistence._formats import _skops_io
 
     sio = _skops_io()
     y = np.array([0, 1] * 4)
@@ -235,7 +235,7 @@ def test_a_folder_that_is_not_a_model_is_refused(fitted, tmp_path):
 
 def test_a_failed_save_leaves_the_old_model(fitted, tmp_path, monkeypatch):
     import hybridclf._model_files as model_files
-    import hybridclf.persistence as persistence
+    import hybridclf.persistence._save as persistence
 
     pipe, paths, _ = fitted
     folder = tmp_path / "model"
@@ -261,7 +261,7 @@ def test_a_failed_save_leaves_the_old_model(fitted, tmp_path, monkeypatch):
 _KILLED_SAVE = """
 import os, sys, time
 import hybridclf._model_files as model_files
-import hybridclf.persistence as persistence
+import hybridclf.persistence._save as persistence
 from hybridclf import load_model, save_model
 
 folder, point = sys.argv[1], sys.argv[2]

@@ -6,7 +6,7 @@ import threading
 import cv2
 import numpy as np
 
-import hybridclf.io
+import hybridclf.io._read
 from hybridclf import make_hybrid_pipeline
 from hybridclf.features import ColorHistogram, HOGFeatures
 from hybridclf.neighbours import EmbeddingIndex
@@ -91,8 +91,8 @@ def test_each_file_is_decoded_once_for_the_class_and_the_quality(
     cv2.imwrite(files[-1], cv2.GaussianBlur(real_images[0], (0, 0), 3)[..., ::-1])
     pipe = _small_model(list(real_images))
     reads = []
-    read_file = hybridclf.io._read_file
-    monkeypatch.setattr(hybridclf.io, "_read_file",
+    read_file = hybridclf.io._read._read_file
+    monkeypatch.setattr(hybridclf.io._read, "_read_file",
                         lambda path, *a, **k: reads.append(path) or read_file(
                             path, *a, **k))
     rows = list(predict_files(pipe, files, quality=True))

@@ -27,6 +27,7 @@ import sys
 
 import numpy as np
 
+from ..io import _SOURCE_MODULES as _IO_MODULES
 from ..io import special_file_reason
 from ..utils._row_store import (
     RowStore,
@@ -78,7 +79,7 @@ class ScanCache:
     def _key(self, store, what, **params):
         """The settings key of records or pairs (see the module's docstring)."""
         modules = [sys.modules[name] for name in
-                   ("hybridclf.io", "hybridclf.quality", _scan.__name__,
+                   (*_IO_MODULES, "hybridclf.quality", _scan.__name__,
                     _pairs.__name__, _alignment.__name__)]
         description = {"duplicate search": what, "parameters": params,
                        "versions": library_versions(_LIBRARIES),

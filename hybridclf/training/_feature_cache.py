@@ -32,9 +32,12 @@ never used. Deleting the folder only costs recomputation.
 
 import logging
 import os
+import sys
 
 import numpy as np
 
+from ..io import _SOURCE_MODULES as _IO_MODULES
+from ..io import ImageLoader
 from ..utils._paths import cache_root
 from ..utils._row_store import (
     RowStore,
@@ -54,6 +57,18 @@ _FEATURE_LIBRARIES = ("hybridclf", "numpy", "opencv-contrib-python-headless",
                       "opencv-python-headless", "opencv-python",
                       "scikit-image", "onnxruntime", "torch",
                       "efficientnet-lite-pytorch")
+
+
+def _loader_sources(loader):
+    """The modules that make an :class:`~hybridclf.io.ImageLoader`'s images.
+
+    All of :mod:`hybridclf.io` (reading, decoding, resizing), whose one
+    source file the loader's class was in before it became a package.
+    """
+    if not isinstance(loader, ImageLoader):
+        return []
+    return [sys.modules[name] for name in _IO_MODULES]
+
 
 #: SHA-256 (hex) of an image's content (a file's bytes, bytes, or an array);
 #: None for a file that cannot be read.
@@ -147,7 +162,8 @@ class FeatureCache:
                     "class": type(loader).__qualname__,
                     **{k: _plain(v) for k, v in sorted(load.items())}},
                 "versions": library_versions(_FEATURE_LIBRARIES),
-                "sources": source_digests(extractor, loader),
+                "sources": source_digests(extractor, loader,
+                                          *_loader_sources(loader)),
             }
         except (TypeError, OSError):
             return None

@@ -1,0 +1,55 @@
+"""Reading images: decoding, colour conversion and resizing to one shape.
+
+:func:`read_image` turns one file, byte string or array into an RGB ``uint8``
+array; :class:`ImageLoader` does it for a whole batch and resizes every image to
+one shape, as the first step of a pipeline; :func:`load_image_folder` lists a
+class-per-folder dataset.
+
+The package's modules, one concept each:
+
+- ``_files``: the image format a file's first bytes announce
+  (:func:`sniff_image_format`), regular files only (:func:`special_file_reason`);
+- ``_decode``: bytes to RGB ``uint8`` with the pixel limit
+  (:data:`DEFAULT_MAX_PIXELS`), and the one array check (:func:`array_to_rgb`);
+- ``_read``: one image (:func:`read_image`, :func:`fit_to_size`);
+- ``_loader``: the :class:`ImageLoader` transformer (a batch, in threads,
+  measured as decoded);
+- ``_scan``: walking a class-per-folder tree (:func:`scan_image_folder`);
+- ``_folders``: listing one dataset or several merged by class
+  (:func:`load_image_folder`, :func:`load_image_folders`).
+"""
+
+# IMAGE_EXTENSIONS and fit_to_size are public too, outside __all__ as before
+from ._decode import DEFAULT_MAX_PIXELS, array_to_rgb
+from ._files import IMAGE_EXTENSIONS, sniff_image_format, special_file_reason  # noqa: F401
+from ._folders import load_image_folder, load_image_folders
+from ._loader import ImageLoader
+from ._read import fit_to_size, read_image  # noqa: F401
+from ._scan import FEEDBACK_LOG, scan_image_folder
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "FEEDBACK_LOG",
+    "ImageLoader",
+    "array_to_rgb",
+    "load_image_folder",
+    "load_image_folders",
+    "read_image",
+    "scan_image_folder",
+    "sniff_image_format",
+    "special_file_reason",
+]
+
+#: The modules of this package, whose sources key the caches of what is read
+#: and computed from images (the feature cache of training, the duplicate
+#: search cache of ``hybridclf inspect``): a change to any of them misses the
+#: caches, as a change to the one module ``hybridclf/io.py`` did.
+_SOURCE_MODULES = (
+    "hybridclf.io",
+    "hybridclf.io._files",
+    "hybridclf.io._decode",
+    "hybridclf.io._read",
+    "hybridclf.io._loader",
+    "hybridclf.io._scan",
+    "hybridclf.io._folders",
+)

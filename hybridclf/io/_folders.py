@@ -1,0 +1,184 @@
+"""Listing datasets: one class-per-folder tree, or several merged by class name.
+
+:func:`load_image_folder` lists the images and labels of one dataset folder
+and reports what it skipped in one warning; :func:`load_image_folders` merges
+several (a data folder and a feedback folder) by class folder name, with a
+unique name for each file.
+"""
+
+import logging
+import os
+import warnings
+
+from ..exceptions import SkippedFilesWarning
+from ..utils._docstrings import Substitution
+from ._scan import _FOLDER_WALK_DOC, scan_image_folder
+
+__all__ = ["load_image_folder", "load_image_folders"]
+
+logger = logging.getLogger(__name__)
+
+@Substitution(walk=_FOLDER_WALK_DOC)
+def load_image_folder(root, *, follow_symlinks=False):
+    """List the images and labels of a class-per-folder dataset.
+
+    Each direct sub-folder of ``root`` is a class, named after the folder; its
+    images may lie in nested folders at any depth. Files are recognised by their
+    content (the first bytes), not only by their extension, so a JPEG named
+    ``.png`` or with no extension is taken and a text file named ``.jpg`` is
+    not. Hidden files and folders (starting with ".") are ignored; FIFOs,
+    sockets and devices are skipped unopened.
+
+    Files that are not taken, and class folders without any image, are never
+    dropped silently: they are logged and reported in one
+    :class:`~hybridclf.exceptions.SkippedFilesWarning` that names each with
+    its reason. This function does not decode the images: a truncated file is
+    listed here and reported by the loader (or ``hybridclf inspect``).
+
+    Parameters
+    ----------
+    {walk}
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``root`` is not a folder.
+
+    ValueError
+        When ``root`` has no class sub-folder holding an image.
+
+    See Also
+    --------
+    scan_image_folder : The same walk, returning what was skipped.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from PIL import Image
+    >>> from hybridclf.io import load_image_folder
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> for cls in ("cat", "dog"):
+    ...     (root / cls).mkdir()
+    ...     Image.new("RGB", (32, 32)).save(root / cls / "a.png")
+    >>> paths, labels = load_image_folder(root)
+    >>> labels
+    ['cat', 'dog']
+    """
+    paths, labels, _ = _load_folders([root], follow_symlinks)
+    return paths, labels
+
+
+def load_image_folders(roots, *, follow_symlinks=False):
+    """List the images of several class-per-folder datasets as one.
+
+    Each root is read like :func:`load_image_folder` and the classes are
+    merged by folder name: ``data/waek_man`` and ``feedback/waek_man`` are one
+    class, and a class may come from one root alone (a new class from a
+    feedback folder ``feedback/<label>/<sha256>.jpg``). Every file is kept,
+    also when two roots hold the same photo; the grouped split of
+    :func:`~hybridclf.training.train_model` keeps byte-identical files in one
+    group (:func:`~hybridclf.training.find_training_groups`).
+
+    Parameters
+    ----------
+    roots : str, os.PathLike or sequence of them
+        The dataset folders.
+
+    follow_symlinks : bool, default=False
+        Whether to descend into symbolic links to folders.
+
+    Returns
+    -------
+    paths : list of str
+        Image file paths, root by root, each sorted by class and path.
+
+    labels : list of str
+        The class (sub-folder name) of each path.
+
+    names : list of str
+        A unique name of each file: its path relative to its root
+        (``class/file.jpg``) with one root, and prefixed by the root's folder
+        name with several (``feedback/class/file.jpg``; a root whose folder
+        name an earlier root has gets ``-2``, ``-3`` ...).
+
+    Raises
+    ------
+    FileNotFoundError
+        When a root is not a folder.
+
+    ValueError
+        When no root has a class sub-folder holding an image, or a root is
+        given twice.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from PIL import Image
+    >>> from hybridclf.io import load_image_folders
+    >>> data, feedback = (pathlib.Path(tempfile.mkdtemp()) / n
+    ...                   for n in ("data", "feedback"))
+    >>> for root, cls in ((data, "cat"), (feedback, "cat"), (feedback, "fox")):
+    ...     (root / cls).mkdir(parents=True)
+    ...     Image.new("RGB", (32, 32)).save(root / cls / "a.png")
+    >>> paths, labels, names = load_image_folders([data, feedback])
+    >>> labels
+    ['cat', 'cat', 'fox']
+    >>> names
+    ['data/cat/a.png', 'feedback/cat/a.png', 'feedback/fox/a.png']
+    """
+    if isinstance(roots, (str, os.PathLike)):
+        roots = [roots]
+    return _load_folders(roots, follow_symlinks)
+
+
+def _load_folders(roots, follow_symlinks):
+    """What load_image_folders returns (called by it and load_image_folder)."""
+    roots = [os.fspath(r) for r in roots]
+    real = [os.path.realpath(r) for r in roots]
+    if len(set(real)) != len(real):
+        raise ValueError(f"The dataset folders {roots!r} name one folder twice. "
+                         "Give each folder once.")
+    tags, paths, labels, names = _root_tags(roots), [], [], []
+    for root, tag in zip(roots, tags):
+        found, found_labels, skipped = scan_image_folder(
+            root, follow_symlinks=follow_symlinks)
+        _report_skipped(root, skipped)
+        paths += found
+        labels += found_labels
+        names += [os.path.relpath(p, root) if tag is None
+                  else f"{tag}/{os.path.relpath(p, root)}" for p in found]
+    if not paths:
+        where = repr(roots[0]) if len(roots) == 1 else f"any of {roots!r}"
+        raise ValueError(
+            f"No images found in class sub-folders of {where}. Expected a layout "
+            "like root/<class name>/<image file>."
+        )
+    return paths, labels, [n.replace(os.sep, "/") for n in names]
+
+
+def _root_tags(roots):
+    """The name prefix of each root: None with one root, else a unique folder name."""
+    if len(roots) == 1:
+        return [None]
+    tags, seen = [], {}
+    for root in roots:
+        base = os.path.basename(os.path.normpath(os.path.abspath(root))) or "root"
+        seen[base] = seen.get(base, 0) + 1
+        tags.append(base if seen[base] == 1 else f"{base}-{seen[base]}")
+    return tags
+
+
+def _report_skipped(root, skipped):
+    """Log and warn about the files and folders a scan did not take."""
+    if not skipped:
+        return
+    for path, reason in skipped:
+        logger.warning("Skipping %s: %s", path, reason)
+    listed = "\n".join(f"  {p}: {r}" for p, r in skipped[:20])
+    more = f"\n  ... and {len(skipped) - 20} more" if len(skipped) > 20 else ""
+    warnings.warn(
+        f"{len(skipped)} file(s) or folder(s) under {root!r} are not taken as "
+        f"images:\n{listed}{more}",
+        SkippedFilesWarning,
+        stacklevel=4,  # the caller of load_image_folder(s)
+    )

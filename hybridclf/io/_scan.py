@@ -1,0 +1,121 @@
+"""Walking a class-per-folder dataset: the image files, their labels, the rest.
+
+:func:`scan_image_folder` lists the files of each class folder that start
+like an image, and every other file or empty class folder with the reason it
+is not taken; it decodes nothing and warns of nothing.
+"""
+
+import os
+
+from ..utils._docstrings import Substitution
+from ._files import _describe_non_image, _read_file, sniff_image_format
+
+__all__ = ["FEEDBACK_LOG", "scan_image_folder"]
+
+#: The log a feedback folder keeps beside its class folders
+#: (:class:`hybridclf.feedback.FeedbackStore`); the folder walks pass over it
+#: without reporting it, so training on a feedback folder warns of nothing.
+FEEDBACK_LOG = "feedback.jsonl"
+
+
+# the parameters and first returns of scan_image_folder and load_image_folder
+_FOLDER_WALK_DOC = """root : str or os.PathLike
+        The dataset folder.
+
+    follow_symlinks : bool, default=False
+        Whether to descend into symbolic links to folders.
+
+    Returns
+    -------
+    paths : list of str
+        Image file paths, sorted by class and then by path.
+
+    labels : list of str
+        The class (sub-folder name) of each path."""
+
+
+@Substitution(walk=_FOLDER_WALK_DOC)
+def scan_image_folder(root, *, follow_symlinks=False):
+    """Walk a class-per-folder dataset: the images, their labels, the rest.
+
+    Each direct sub-folder of ``root`` is a class, named after the folder; its
+    images may lie in nested folders at any depth. Files are recognised by
+    their first bytes, not their extension. Hidden files and folders
+    (starting with ".") are ignored, and so is a feedback folder's log
+    (:data:`FEEDBACK_LOG`) at the top. Only regular files are opened: FIFOs,
+    sockets and devices are skipped unopened (opening a FIFO blocks). This
+    function neither decodes images nor warns: :func:`load_image_folder`,
+    ``hybridclf inspect`` and ``hybridclf augment`` report what it skipped.
+
+    Parameters
+    ----------
+    {walk}
+
+    skipped : list of (str, str)
+        Each file not taken, with the reason (not an image, not inside a class
+        folder, not a regular file, cannot be read), and each class folder
+        without any image (the class is left out).
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``root`` is not a folder.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from hybridclf.io import scan_image_folder
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> (root / "cat").mkdir()
+    >>> _ = (root / "cat" / "notes.txt").write_text("hello")
+    >>> scan_image_folder(root)[2][0][1]
+    'not an image: the content is text'
+    """
+    root = os.fspath(root)
+    if not os.path.isdir(root):
+        raise FileNotFoundError(
+            f"The dataset folder {root!r} does not exist or is not a folder. Pass "
+            "a folder holding one sub-folder of images per class."
+        )
+    paths, labels, skipped = [], [], []
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+        if entry.name.startswith(".") or entry.name == FEEDBACK_LOG:
+            continue
+        if not entry.is_dir(follow_symlinks=follow_symlinks):
+            skipped.append((entry.path, "not inside a class folder"))
+            continue
+        found = _scan_class(entry.path, follow_symlinks, skipped)
+        if not found:
+            skipped.append((entry.path, "class folder without any image; the "
+                            "class is left out"))
+        paths += found
+        labels += [entry.name] * len(found)
+    return paths, labels, skipped
+
+
+def _scan_class(folder, follow_symlinks, skipped):
+    """The image files under one class folder; the others go to ``skipped``."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=follow_symlinks):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith("."):
+                continue
+            path = os.path.join(dirpath, name)
+            reason = _check_image_file(path)
+            if reason is None:
+                found.append(path)
+            else:
+                skipped.append((path, reason))
+    return found
+
+
+def _check_image_file(path):
+    """None if the file starts like an image, else the reason it is skipped."""
+    try:
+        header = _read_file(path, 512)
+    except ValueError as exc:
+        return str(exc)
+    if sniff_image_format(header) is not None:
+        return None
+    return _describe_non_image(header)

@@ -1,0 +1,134 @@
+"""The model card: the ``README.md`` of a model directory, for people.
+
+``_model_card`` renders ``model.json`` section by section: how to load it,
+the classes and pipeline, the held-out and cross-validation scores, the
+open-set, label-issue and cascade decisions, and the integrity and versions.
+"""
+
+from .._model_files import MANIFEST
+from ..neighbours import INDEX_FILE
+
+_CARD = "README.md"
+
+
+def _fmt(value):
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _model_card(info):
+    """The README.md text of a model directory, section by section."""
+    lines = [
+        f"# hybridclf model: {len(info['classes'])} classes",
+        "",
+        f"Saved {info['created']} with hybridclf {info['hybridclf_version']}. "
+        "Load it with:",
+        "",
+        "```python",
+        "import hybridclf",
+        "model = hybridclf.load_model(\"path/to/this/folder\")",
+        "model.predict([\"photo.jpg\"])",
+        "```",
+        "",
+        "or predict from the command line with "
+        "`hybridclf predict --model-dir <this folder> <images or folders>`.",
+        "",
+        "## Classes",
+        "",
+        ", ".join(f"`{c}`" for c in info["classes"]),
+        "",
+        "## Pipeline",
+        "",
+    ]
+    lines += [f"- `{name}`: {step}"
+              for name, step in info["parameters"]["steps"].items()]
+    lines += _card_scores(info) + _card_decisions(info) + _card_integrity(info)
+    return "\n".join(lines) + "\n"
+
+
+def _card_scores(info):
+    """The model card's test metrics, cross-validation and training sections."""
+    lines = []
+    metrics = info.get("metrics") or {}
+    if metrics:
+        lines += ["", "## Held-out test metrics", "", "| metric | value |",
+                  "| --- | ---: |"]
+        lines += [f"| {k} | {_fmt(v)} |" for k, v in metrics.items()
+                  if isinstance(v, (int, float))]
+    cv = info.get("cv_scores") or {}
+    if cv:
+        lines += ["", "## Cross-validation on the training part", "",
+                  "| metric | mean | std | folds |", "| --- | ---: | ---: | ---: |"]
+        for name, values in cv.items():
+            if isinstance(values, dict) and "mean" in values:
+                lines.append(f"| {name} | {values['mean']:.3f} | "
+                             f"{values['std']:.3f} | {len(values['folds'])} |")
+    training = info.get("training") or {}
+    if training:
+        lines += ["", "## Training", ""]
+        lines += [f"- {k}: {_fmt(v)}" for k, v in training.items()
+                  if not isinstance(v, (dict, list))]
+    return lines
+
+
+def _card_decisions(info):
+    """The model card's open-set, label-issue and cascade sections."""
+    lines = []
+    open_set = info.get("open_set") or {}
+    if open_set:
+        novelty = open_set.get("novelty")
+        rule = (f"the photo's CNN embedding is further than "
+                f"{_fmt(novelty.get('threshold'))} (cosine distance) from every "
+                f"training photo in `{INDEX_FILE}` (unlike any training photo)"
+                if novelty else
+                "the out-of-distribution score of a feature block is above its "
+                "threshold: " + ", ".join(
+                    f"{k} {_fmt(v)}"
+                    for k, v in (open_set.get("ood_thresholds") or {}).items()))
+        limit = _fmt(open_set.get("proba_threshold"))
+        confidence = (f"below {limit} times the photo's cosine distance over that "
+                      "threshold, at most 1" if novelty else f"below {limit}")
+        lines += ["", "## Open set", "",
+                  f"`hybridclf predict` answers \"unknown\" when {rule}, or when "
+                  f"the top probability is {confidence} (low confidence)."]
+    issues = info.get("label_issues") or {}
+    if issues:
+        lines += ["", "## Likely wrong labels", "",
+                  f"{issues.get('n_flagged')} of the {issues.get('n_checked')} "
+                  "training images have a label that the grouped out-of-fold "
+                  "predictions contradict (confident learning, cleanlab); "
+                  f"`{issues.get('file')}` lists them, most suspicious first, "
+                  "with the class the model suggests. Check them by eye."]
+    cascade = info.get("cascade") or {}
+    if cascade:
+        lines += ["", "## Cascade", "",
+                  f"The blocks {', '.join(cascade['cheap_features'])} answer alone "
+                  "when their classifier's top probability is at least "
+                  f"{_fmt(cascade['threshold'])}"
+                  + ("" if not cascade.get("ood_limits") else
+                     " and the photo's out-of-distribution score in each of them "
+                     "is within " + ", ".join(
+                         f"{k} {_fmt(v)}" for k, v in cascade["ood_limits"].items()))
+                  + "; other photos run every block. Out of fold: " + ", ".join(
+                      f"{k.replace('_', ' ')} {_fmt(v)}" for k, v in cascade.items()
+                      if k not in ("threshold", "cheap_features", "ood_limits"))
+                  + "."]
+    return lines
+
+
+def _card_integrity(info):
+    """The model card's data, integrity and library-version sections."""
+    lines = []
+    fingerprint = info.get("data_fingerprint") or {}
+    if fingerprint:
+        lines += ["", "## Data", "",
+                  f"- images: {fingerprint.get('n_images')}",
+                  f"- fingerprint (SHA-256 of names, sizes and labels): "
+                  f"`{fingerprint.get('sha256')}`"]
+    lines += ["", "## Integrity", "",
+              f"`{info['model_file']}` ({info['model_format']}) has SHA-256 "
+              f"`{info['sha256']}`. `{MANIFEST}` lists the SHA-256 of every "
+              "file of this folder, this one included; `load_model` refuses the "
+              "model if any differs, so edit nothing here.",
+              "", "## Library versions", ""]
+    lines += [f"- {k}: {v}" for k, v in info["library_versions"].items() if v]
+    return lines

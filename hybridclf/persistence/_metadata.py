@@ -1,0 +1,128 @@
+"""What a model is: its ``model.json`` (classes, versions, parameters, hash).
+
+``_info`` writes the description of a fitted pipeline, with
+:func:`library_versions` and its scalar parameters; :func:`read_model_info`
+reads it back from a model directory.
+"""
+
+import datetime
+import json
+import os
+import platform
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from .._model_files import MANIFEST, sha256_file
+from ..exceptions import ModelLoadError
+
+__all__ = ["MODEL_FORMAT_VERSION", "library_versions", "read_model_info"]
+
+#: Version of the model directory layout; a newer one is refused on load.
+MODEL_FORMAT_VERSION = 1
+
+
+_INFO = "model.json"
+_LIBRARIES = ("hybridclf", "scikit-learn", "imbalanced-learn", "numpy", "scipy",
+              "scikit-image", "opencv-contrib-python-headless", "skops",
+              "onnxruntime", "torch")
+
+
+def library_versions():
+    """Installed versions of the libraries a saved model depends on.
+
+    Returns
+    -------
+    versions : dict of str to str
+        Package name to version, ``None`` for a package that is not installed,
+        plus ``"python"``.
+    """
+    versions = {"python": platform.python_version()}
+    for name in _LIBRARIES:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def _json_safe(value):
+    """A JSON-serialisable rendering of a parameter value."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)) and all(
+        v is None or isinstance(v, (bool, int, float, str)) for v in value
+    ):
+        return list(value)
+    return repr(value)
+
+
+def _parameters(pipe):
+    """The pipeline's steps and its scalar parameters (no nested estimators)."""
+    params = {}
+    for name, value in pipe.get_params(deep=True).items():
+        if hasattr(value, "get_params") or name in ("steps", "transformer_list"):
+            continue
+        if name.endswith("memory"):
+            continue
+        params[name] = _json_safe(value)
+    steps = {name: (step if isinstance(step, str) else type(step).__name__)
+             for name, step in pipe.steps}
+    return {"steps": steps, "params": params}
+
+
+def _info(pipe, model_path, model_format, metadata):
+    """The content of ``model.json``."""
+    classes = getattr(pipe, "classes_", None)
+    versions = library_versions()
+    info = {
+        "format_version": MODEL_FORMAT_VERSION,
+        "hybridclf_version": versions["hybridclf"],
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(
+            timespec="seconds"),
+        "model_file": model_path.name,
+        "model_format": model_format,
+        "sha256": sha256_file(model_path),
+        "manifest": MANIFEST,
+        "classes": [c.item() if hasattr(c, "item") else c for c in classes],
+        "parameters": _parameters(pipe),
+        "library_versions": versions,
+    }
+    if hasattr(pipe, "cascade_summary"):
+        info["cascade"] = pipe.cascade_summary()
+    info.update(metadata or {})
+    return info
+
+
+def read_model_info(directory):
+    """Read the ``model.json`` of a model directory.
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+        A folder written by :func:`save_model` or ``hybridclf train``.
+
+    Returns
+    -------
+    info : dict
+        Classes, versions, metrics, parameters, open-set thresholds, hash.
+
+    Raises
+    ------
+    ModelLoadError
+        When the folder or its ``model.json`` is missing or unreadable.
+    """
+    path = Path(directory) / _INFO
+    if not Path(directory).is_dir():
+        raise ModelLoadError(
+            f"The model directory {os.fspath(directory)!r} does not exist. Pass a "
+            "folder written by save_model or `hybridclf train`."
+        )
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ModelLoadError(
+            f"The model directory {os.fspath(directory)!r} has no {_INFO}. Pass a "
+            "folder written by save_model or `hybridclf train`."
+        ) from exc
+    except json.JSONDecodeError as exc:
+        raise ModelLoadError(f"{os.fspath(path)!r} is not valid JSON ({exc}).") from exc

@@ -1,0 +1,190 @@
+"""Predicting files and folders in batches, one row per file.
+
+:func:`iter_image_files` expands files and folders; :func:`predict_files`
+reads and predicts them in batches and reports each unreadable file in its
+row instead of failing.
+"""
+
+import os
+
+import numpy as np
+
+from ..exceptions import ImageLoadError
+from ..pipeline import get_classifier
+from ._open_set import predict_with_reasons
+
+__all__ = ["iter_image_files", "predict_files"]
+
+def iter_image_files(inputs):
+    """Expand files and folders into a sorted list of files.
+
+    Folders are walked recursively; hidden files and folders (starting with
+    ".") are left out. Every other file is listed, images or not, so that
+    :func:`predict_files` reports each file that cannot be read.
+
+    Parameters
+    ----------
+    inputs : sequence of str or os.PathLike
+        Files and folders.
+
+    Returns
+    -------
+    files : list of str
+        The files: those given, then the content of each folder, sorted.
+
+    Raises
+    ------
+    FileNotFoundError
+        When an input does not exist.
+    """
+    files = []
+    for item in inputs:
+        item = os.fspath(item)
+        if os.path.isdir(item):
+            for dirpath, dirnames, filenames in os.walk(item):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                files.extend(os.path.join(dirpath, name) for name in sorted(filenames)
+                             if not name.startswith("."))
+        elif os.path.exists(item):
+            files.append(item)
+        else:
+            raise FileNotFoundError(
+                f"The input {item!r} does not exist. Pass image files or folders "
+                "of images."
+            )
+    return files
+
+
+def predict_files(pipe, files, *, batch_size=32, proba_threshold=0.0,
+                  ood_thresholds=None, novelty=None, quality=True, top_k=3,
+                  neighbours=0, index=None, progress=False):
+    """Predict image files in batches; yield one row per file.
+
+    A file that cannot be read gives a row with its ``error`` and no label;
+    the other files of its batch are predicted as usual.
+
+    Parameters
+    ----------
+    pipe : fitted Pipeline
+        A hybrid pipeline, as from :func:`~hybridclf.load_model`.
+
+    files : sequence of str
+        Image files, as from :func:`iter_image_files`.
+
+    batch_size : int, default=32
+        Images read and predicted at once.
+
+    proba_threshold : float, default=0.0
+        The confidence check of :func:`predict_open_set`.
+
+    ood_thresholds : dict of str to float or None, default=None
+        The out-of-distribution check of :func:`predict_open_set`.
+
+    novelty : dict or None, default=None
+        The novelty check of :func:`predict_open_set`.
+
+    quality : bool, default=True
+        Measure the quality of each photo (see :func:`predict_with_reasons`).
+
+    top_k : int, default=3
+        How many best guesses each row lists.
+
+    neighbours : int, default=0
+        How many nearest training photos each row lists (see
+        :func:`predict_with_reasons`); 0 lists none.
+
+    index : EmbeddingIndex or None, default=None
+        The embedding index they come from; None takes the novelty check's.
+
+    progress : bool, default=False
+        Show a progress bar over the images.
+
+    Yields
+    ------
+    row : dict
+        ``file``, ``label`` (a class, ``"unknown"`` or ``""`` on error),
+        ``confidence``, ``ood_score`` (novelty, or OOD, score over its
+        threshold), ``unknown_reason`` (``""``, :data:`NOVEL` or
+        :data:`LOW_CONFIDENCE`), ``quality`` (``{"ok": bool, "issues":
+        [...]}``, or None), ``top`` (list of (class, probability)) and
+        ``error`` (``""`` when read).
+    """
+    if batch_size < 1:
+        raise ValueError(
+            "The 'batch_size' parameter of predict_files must be an int >= 1. Got "
+            f"{batch_size!r} instead."
+        )
+    files = list(files)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(files), desc="predict", unit="image")
+    classes = np.asarray(get_classifier(pipe).classes_, dtype=object)
+    try:
+        for start in range(0, len(files), batch_size):
+            batch = files[start : start + batch_size]
+            errors = {}
+            options = {"proba_threshold": proba_threshold, "novelty": novelty,
+                       "ood_thresholds": ood_thresholds, "quality": quality,
+                       "neighbours": neighbours, "index": index}
+            try:
+                readable = batch
+                result = predict_with_reasons(pipe, readable, **options)
+            except ImageLoadError as exc:
+                errors = dict(exc.failures)
+                readable = [f for f in batch if f not in errors]
+                result = predict_with_reasons(pipe, readable, **options) if (
+                    readable) else None
+            done = {}
+            if result is not None:
+                proba = result["proba"]
+                for i, path in enumerate(readable):
+                    order = np.argsort(-proba[i])[:top_k]
+                    done[path] = {
+                        "file": path, "label": result["labels"][i],
+                        "confidence": float(proba[i, order[0]]),
+                        "ood_score": float(result["scores"][i]),
+                        "unknown_reason": result["reasons"][i],
+                        "quality": result["quality"][i] if quality else None,
+                        "top": [(classes[j], float(proba[i, j])) for j in order],
+                        "neighbours": _without_thumbnails(result["neighbours"], i),
+                        "error": "",
+                    }
+            for path in batch:
+                if path in done:
+                    yield done[path]
+                else:
+                    yield {"file": path, "label": "", "confidence": float("nan"),
+                           "ood_score": float("nan"), "unknown_reason": "",
+                           "quality": None, "top": [], "neighbours": [],
+                           "error": errors.get(path, "not read")}
+            if bar is not None:
+                bar.update(len(batch))
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _check_neighbours(neighbours, index):
+    is_int = isinstance(neighbours, (int, np.integer)) and not isinstance(
+        neighbours, bool)
+    if not (is_int and neighbours >= 0):
+        raise ValueError(
+            "The 'neighbours' parameter of predict_files must be an int >= 0 "
+            f"(nearest training photos per file). Got {neighbours!r} instead."
+        )
+    if neighbours and index is None:
+        raise ValueError(
+            f"predict_files got neighbours={neighbours} but no embedding index: "
+            "only a model trained with a CNN block keeps its training photos "
+            "(neighbours.npz); pass index=EmbeddingIndex.load(model_dir)."
+        )
+
+
+def _without_thumbnails(neighbours, i):
+    """The neighbours of row ``i`` as CSV cells take them: file, label, similarity."""
+    if neighbours is None:
+        return []
+    return [{"file": n["file"], "label": n["label"], "similarity": n["similarity"]}
+            for n in neighbours[i]]
