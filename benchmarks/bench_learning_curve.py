@@ -36,7 +36,7 @@ import _common
 import numpy as np
 from _curve_data import add_map_blocks, load_amulet6, load_digits_photos
 from _curve_data import view_features as cached_view_features
-from _curve_methods import run_method
+from _curve_methods import DEFAULT_BLOCKS, run_method
 from sklearn.model_selection import StratifiedGroupKFold
 from threadpoolctl import threadpool_limits
 
@@ -84,8 +84,25 @@ METHODS = [
      {"clf": "ridge", "blocks": ("cnn_320", "hog", "lbp", "color")}, True),
     ("no views, signed HOG, 18 orientations",
      {"clf": "ridge", "blocks": ("cnn", "hog_signed", "lbp", "color")}, True),
+    ("no views, CNN block weight (0.5 to 8) and penalty chosen by the ridge's "
+     "leave-one-out error in fit", {"clf": "ridge", "weights": "loo"}, True),
+    ("no views, + EfficientNet-Lite0 embedding beside Lite2's (about 1.8x the "
+     "CNN cost)", {"clf": "ridge", "blocks": (*DEFAULT_BLOCKS, "cnn_lite0_gem")},
+     True),
+    ("no views, CNN at 260 px (Lite2's own input size; about 1.35x its cost)",
+     {"clf": "ridge", "blocks": ("cnn_260", "hog", "lbp", "color")}, True),
+    ("no views, signed square root of every feature before scaling",
+     {"clf": "ridge", "power": True}, True),
+    ("`--views` + signed square root", {"clf": "ridge", "aug": [*OBJ, *DV],
+                                        "aug_below": 15, "power": True}, True),
+    ("`--views` + CNN at 260 px + signed HOG",
+     {"clf": "ridge", "aug": [*OBJ, *DV], "aug_below": 15,
+      "blocks": ("cnn_260", "hog_signed", "lbp", "color")}, True),
+    ("`--views` + CNN at 260 px + signed HOG + signed square root",
+     {"clf": "ridge", "aug": [*OBJ, *DV], "aug_below": 15, "power": True,
+      "blocks": ("cnn_260", "hog_signed", "lbp", "color")}, True),
 ]
-EXTRA_BLOCKS = ("cnn_320", "hog_signed")  # amulet6, view "id" only
+EXTRA_BLOCKS = ("cnn_320", "hog_signed", "cnn_lite0_gem", "cnn_260")  # amulet6
 
 
 def draw_split(y, groups, k, rng):
@@ -148,8 +165,13 @@ def measure(name, images, y, groups, n_draws, amulet):
     features, ms = cached_view_features(name, images, views)
     if amulet:
         add_map_blocks(features, name, images, ["id"])
-        extra, _ = cached_view_features(name, images, ["id"], EXTRA_BLOCKS)
-        features["id"].update(extra["id"])
+        for block in EXTRA_BLOCKS:  # for the views of the methods that use it
+            wanted = sorted({"id", *(v for _, m, _ in methods
+                                     if block in m.get("blocks", ())
+                                     for v in m.get("aug", ()))})
+            extra, _ = cached_view_features(name, images, wanted, (block,))
+            for view in wanted:
+                features[view].update(extra[view])
     splits = make_splits(y, groups, n_draws)
     exact = check_exact(images, features, y, splits[3][0])
     rows = []
