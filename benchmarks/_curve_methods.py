@@ -124,8 +124,13 @@ def _loo_weights(features, blocks, y, train, test, aug, tta, power):
     return best[1]
 
 
-def run_method(method, features, y, train, test):
-    """Predicted labels of the ``test`` rows for one method."""
+def run_method(method, features, y, train, test, proba=False):
+    """Predicted labels of the ``test`` rows for one method.
+
+    With ``proba``, the ridge classifier's probabilities instead (columns in
+    the order of the sorted labels); ``method["groups"]`` leaves each photo
+    out with its views in the classifier's leave-one-out.
+    """
     blocks = method.get("blocks", DEFAULT_BLOCKS)
     aug = ["id", *method.get("aug", ())]
     tta = ["id", *method.get("tta", ())]
@@ -139,6 +144,11 @@ def run_method(method, features, y, train, test):
     X, Y = np.vstack(train_x), np.tile(y[train], len(aug))
     names = method["clf"] if isinstance(method["clf"], list) else [method["clf"]]
     total = 0.0
+    if proba:
+        groups = np.tile(np.arange(len(train)), len(aug))
+        clf = RidgeSoftmaxClassifier().fit(
+            X, Y, groups=groups if method.get("groups") else None)
+        return clf.predict_proba(test_x[0])
     for name in names:
         clf = CLASSIFIERS[name]().fit(X, Y)
         s = np.mean([_margins(clf, T) for T in test_x], axis=0)
