@@ -89,7 +89,7 @@ METHODS = [
     ("no views, + EfficientNet-Lite0 embedding beside Lite2's (about 1.8x the "
      "CNN cost)", {"clf": "ridge", "blocks": (*DEFAULT_BLOCKS, "cnn_lite0_gem")},
      True),
-    ("no views, CNN at 260 px (Lite2's own input size; about 1.35x its cost)",
+    ("no views, CNN at 260 px (Lite2's own input size; about 1.4x its cost)",
      {"clf": "ridge", "blocks": ("cnn_260", "hog", "lbp", "color")}, True),
     ("no views, signed square root of every feature before scaling",
      {"clf": "ridge", "power": True}, True),
