@@ -95,6 +95,8 @@ def fixed_block(name):
         "hog_coarse": lambda: HOGFeatures(image_size=64),
         "hog_signed": lambda: HOGFeatures(signed_gradient=True, orientations=18),
         "cnn_320": lambda: CNNFeatures(image_size=320),
+        "cnn_lite0_gem": lambda: CNNFeatures(backbone="efficientnet_lite0"),
+        "cnn_260": lambda: CNNFeatures(image_size=260),
     }
     return variants[name]() if name in variants else FEATURE_BLOCKS[name]()
 

@@ -3,8 +3,11 @@
 A method is a dict: ``clf`` (a classifier name, or a list of them averaged as
 an ensemble), ``blocks``, ``aug`` (views added to the training images, as
 ``ViewAugmenter`` adds them), ``tta`` (views whose decisions are averaged with
-the image's at test time), ``weights`` ("balanced" or a dict of block
-weights). Each block is standardised on the training rows, as the pipeline's
+the image's at test time), ``weights`` ("balanced", a dict of block
+weights, or "loo": a weight of the CNN block among ``LOO_CNN_WEIGHTS``
+chosen with the penalty by the ridge's leave-one-out squared error on the
+training rows), ``power`` (signed square root of every feature before
+scaling). Each block is standardised on the training rows, as the pipeline's
 per-block ``StandardScaler`` does.
 """
 
@@ -13,11 +16,13 @@ from scipy.special import softmax
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+from sklearn.linear_model import RidgeClassifierCV
 from sklearn.preprocessing import StandardScaler
 
 from hybridclf.classifiers import RidgeSoftmaxClassifier
 
 DEFAULT_BLOCKS = ("cnn", "hog", "lbp", "color")
+LOO_CNN_WEIGHTS = (0.5, 1.0, 2.0, 4.0, 8.0)  # relative to the other blocks' 1
 
 
 class NearestClassMean:
@@ -82,7 +87,7 @@ def vlad_block(features, train, views, n_words=16):
     return out
 
 
-def _tables(features, blocks, train, test, aug, tta, weights):
+def _tables(features, blocks, train, test, aug, tta, weights, power=False):
     """Scaled training rows (all ``aug`` views stacked) and test rows per view."""
     train_parts, test_parts = [[] for _ in aug], [[] for _ in tta]
     for b in blocks:
@@ -90,6 +95,8 @@ def _tables(features, blocks, train, test, aug, tta, weights):
             per_view = vlad_block(features, train, sorted({*aug, *tta}))
         else:
             per_view = {v: features[v][b] for v in {*aug, *tta}}
+        if power:
+            per_view = {v: np.sign(f) * np.sqrt(np.abs(f)) for v, f in per_view.items()}
         scaler = StandardScaler().fit(np.vstack([per_view[v][train] for v in aug]))
         w = 1.0 if weights is None else weights[b]
         for i, v in enumerate(aug):
@@ -104,18 +111,44 @@ def _margins(clf, X):
     return np.column_stack([-s, s]) if s.ndim == 1 else s
 
 
-def run_method(method, features, y, train, test):
-    """Predicted labels of the ``test`` rows for one method."""
+def _loo_weights(features, blocks, y, train, test, aug, tta, power):
+    """The CNN block's weight with the least leave-one-out squared error."""
+    Y, best = np.tile(y[train], len(aug)), None
+    for w in LOO_CNN_WEIGHTS:
+        weights = {b: (w if b.startswith("cnn") else 1.0) for b in blocks}
+        train_x, _ = _tables(features, blocks, train, test, aug, tta, weights, power)
+        ridge = RidgeClassifierCV(alphas=RidgeSoftmaxClassifier().alphas)
+        score = ridge.fit(np.vstack(train_x), Y).best_score_
+        if best is None or score > best[0]:
+            best = (score, weights)
+    return best[1]
+
+
+def run_method(method, features, y, train, test, proba=False):
+    """Predicted labels of the ``test`` rows for one method.
+
+    With ``proba``, the ridge classifier's probabilities instead (columns in
+    the order of the sorted labels); ``method["groups"]`` leaves each photo
+    out with its views in the classifier's leave-one-out.
+    """
     blocks = method.get("blocks", DEFAULT_BLOCKS)
     aug = ["id", *method.get("aug", ())]
     tta = ["id", *method.get("tta", ())]
-    weights = method.get("weights")
+    weights, power = method.get("weights"), method.get("power", False)
     if weights == "balanced":
         weights = {b: 1 / np.sqrt(features["id"][b].shape[1]) for b in blocks}
-    train_x, test_x = _tables(features, blocks, train, test, aug, tta, weights)
+    if weights == "loo":
+        weights = _loo_weights(features, blocks, y, train, test, aug, tta, power)
+    train_x, test_x = _tables(features, blocks, train, test, aug, tta, weights,
+                              power)
     X, Y = np.vstack(train_x), np.tile(y[train], len(aug))
     names = method["clf"] if isinstance(method["clf"], list) else [method["clf"]]
     total = 0.0
+    if proba:
+        groups = np.tile(np.arange(len(train)), len(aug))
+        clf = RidgeSoftmaxClassifier().fit(
+            X, Y, groups=groups if method.get("groups") else None)
+        return clf.predict_proba(test_x[0])
     for name in names:
         clf = CLASSIFIERS[name]().fit(X, Y)
         s = np.mean([_margins(clf, T) for T in test_x], axis=0)

@@ -36,7 +36,7 @@ import _common
 import numpy as np
 from _curve_data import add_map_blocks, load_amulet6, load_digits_photos
 from _curve_data import view_features as cached_view_features
-from _curve_methods import run_method
+from _curve_methods import DEFAULT_BLOCKS, run_method
 from sklearn.model_selection import StratifiedGroupKFold
 from threadpoolctl import threadpool_limits
 
@@ -84,8 +84,37 @@ METHODS = [
      {"clf": "ridge", "blocks": ("cnn_320", "hog", "lbp", "color")}, True),
     ("no views, signed HOG, 18 orientations",
      {"clf": "ridge", "blocks": ("cnn", "hog_signed", "lbp", "color")}, True),
+    ("no views, CNN block weight (0.5 to 8) and penalty chosen by the ridge's "
+     "leave-one-out error in fit", {"clf": "ridge", "weights": "loo"}, True),
+    ("no views, + EfficientNet-Lite0 embedding beside Lite2's (about 1.8x the "
+     "CNN cost)", {"clf": "ridge", "blocks": (*DEFAULT_BLOCKS, "cnn_lite0_gem")},
+     True),
+    ("no views, CNN at 260 px (Lite2's own input size; about 1.4x its cost)",
+     {"clf": "ridge", "blocks": ("cnn_260", "hog", "lbp", "color")}, True),
+    ("no views, signed square root of every feature before scaling",
+     {"clf": "ridge", "power": True}, True),
+    ("`--views` + signed square root", {"clf": "ridge", "aug": [*OBJ, *DV],
+                                        "aug_below": 15, "power": True}, True),
+    ("`--views` + CNN at 260 px + signed HOG",
+     {"clf": "ridge", "aug": [*OBJ, *DV], "aug_below": 15,
+      "blocks": ("cnn_260", "hog_signed", "lbp", "color")}, True),
+    ("`--views` + CNN at 260 px + signed HOG + signed square root",
+     {"clf": "ridge", "aug": [*OBJ, *DV], "aug_below": 15, "power": True,
+      "blocks": ("cnn_260", "hog_signed", "lbp", "color")}, True),
 ]
-EXTRA_BLOCKS = ("cnn_320", "hog_signed")  # amulet6, view "id" only
+# (label, method): the ridge classifier's probabilities with views, its
+# leave-one-out plain (a photo's views stay in) or grouped (they leave with it)
+CALIBRATION = [
+    ("no views", {"clf": "ridge"}),
+    ("photo views, plain leave-one-out", {"clf": "ridge", "aug": DV}),
+    ("photo views, grouped (`fit(groups=)`)", {"clf": "ridge", "aug": DV,
+                                               "groups": True}),
+    ("`--views`, plain leave-one-out", {"clf": "ridge", "aug": [*OBJ, *DV]}),
+    ("`--views`, grouped (`fit(groups=)`)", {"clf": "ridge", "aug": [*OBJ, *DV],
+                                             "groups": True}),
+]
+CAL_KS = (3, 5, 10)  # the views are added below 15 photos per class
+EXTRA_BLOCKS = ("cnn_320", "hog_signed", "cnn_lite0_gem", "cnn_260")  # amulet6
 
 
 def draw_split(y, groups, k, rng):
@@ -148,8 +177,13 @@ def measure(name, images, y, groups, n_draws, amulet):
     features, ms = cached_view_features(name, images, views)
     if amulet:
         add_map_blocks(features, name, images, ["id"])
-        extra, _ = cached_view_features(name, images, ["id"], EXTRA_BLOCKS)
-        features["id"].update(extra["id"])
+        for block in EXTRA_BLOCKS:  # for the views of the methods that use it
+            wanted = sorted({"id", *(v for _, m, _ in methods
+                                     if block in m.get("blocks", ())
+                                     for v in m.get("aug", ()))})
+            extra, _ = cached_view_features(name, images, wanted, (block,))
+            for view in wanted:
+                features[view].update(extra[view])
     splits = make_splits(y, groups, n_draws)
     exact = check_exact(images, features, y, splits[3][0])
     rows = []
@@ -162,10 +196,48 @@ def measure(name, images, y, groups, n_draws, amulet):
             print(f"{name:8s} {label[:60]:60s}",
                   " ".join(f"{np.mean(acc[str(k)]):.3f}" for k in KS), flush=True)
     n_test = {str(k): float(np.mean([len(te) for _, te in splits[k]])) for k in KS}
-    return {"name": name, "n_images": len(y), "n_classes": len(np.unique(y)),
+    with threadpool_limits(1, user_api="blas"):
+        cal = calibration(features, y, splits) if amulet else None
+    return {"calibration": cal,
+            "name": name, "n_images": len(y), "n_classes": len(np.unique(y)),
             "n_groups": len(np.unique(groups)), "n_draws": n_draws,
             "exact_check": exact, "ms_per_image": ms, "n_test": n_test,
             "rows": rows}
+
+
+def calibration(features, y, splits):
+    """Per method and k: accuracy, mean top probability, log loss, threshold.
+
+    The threshold is what ``train_model`` would learn from these photos: the
+    0.005 quantile of the top probability over the photos answered right.
+    """
+    rows = []
+    for label, method in CALIBRATION:
+        cells = {}
+        for k in CAL_KS:
+            stats = []
+            for tr, te in splits[k]:
+                proba = run_method(method, features, y, tr, te, proba=True)
+                classes = np.unique(y[tr])
+                right = classes[proba.argmax(1)] == y[te]
+                truth = proba[np.arange(len(te)), np.searchsorted(classes, y[te])]
+                stats.append([right.mean(), proba.max(1).mean(),
+                              -np.log(np.clip(truth, 1e-12, None)).mean(),
+                              np.quantile(proba.max(1)[right], 0.005)])
+            cells[str(k)] = np.mean(stats, axis=0).tolist()
+        rows.append({"label": label, "cells": cells})
+        print(f"calibration {label[:50]:50s}", cells, flush=True)
+    return rows
+
+
+def calibration_table(rows):
+    head = " | ".join(f"k = {k}" for k in CAL_KS)
+    lines = [f"| ridge probabilities | {head} |", "| --- |" + " ---: |" * len(CAL_KS)]
+    for row in rows:
+        lines.append(f"| {row['label']} | " + " | ".join(
+            "{:.3f} / {:.3f} / {:.2f} / {:.2f}".format(*row["cells"][str(k)])
+            for k in CAL_KS) + " |")
+    return lines
 
 
 def table(result):
@@ -191,7 +263,7 @@ def table(result):
 def render_choosing(report):
     """The amulet6 curve of a few methods, for docs/choosing-features.md."""
     result = report["results"][0]
-    keep = [0, 1, 2, 3, 4, 6, 8, 10, 13]
+    keep = [0, 1, 2, 3, 8, 10, 14, 15, 16, 17, 18, 19, 20, 21]
     short = {**result, "rows": [result["rows"][i] for i in keep
                                 if i < len(result["rows"])]}
     return "\n".join([C_START, *table(short), C_END]) + "\n"
@@ -221,6 +293,17 @@ def render(report):
                   "Mean test photos per draw: " + ", ".join(
                       f"k = {k}: {v:.0f}" for k, v in result["n_test"].items())
                   + ".", "", *table(result)]
+        if result.get("calibration"):
+            lines += [
+                "", f"Calibration with views ({result['name']}): each cell is the "
+                "accuracy / the mean top probability / the log loss on the test "
+                "photos / the confidence threshold `train_model` would learn "
+                "from them (the 0.005 quantile of the top probability over the "
+                "photos answered right), means over the draws. Plain "
+                "leave-one-out leaves a photo's views in when it leaves the photo "
+                "out; grouped leaves them out with it "
+                "(`RidgeSoftmaxClassifier.fit(X, y, groups=sample_indices_)`).",
+                "", *calibration_table(result["calibration"])]
     lines += ["", *report.get("notes", []), END]
     return "\n".join(lines) + "\n"
 

@@ -5,6 +5,7 @@ from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import RidgeClassifierCV
+from sklearn.utils import check_consistent_length
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -24,6 +25,13 @@ class RidgeSoftmaxClassifier(ClassifierMixin, BaseEstimator):
     probabilities are calibrated on images the model did not see. The
     temperature does not change the order of the classes: ``predict`` is the
     ridge classifier's.
+
+    When the training rows include several views of one photo (as
+    :class:`~hybridclf.ViewAugmenter` adds them), leaving out one row leaves
+    its photo's other views in, and the leave-one-out decisions come out
+    overconfident. Pass ``groups`` to ``fit`` (the sampler's
+    ``sample_indices_``): each group is then left out as a whole, exactly and
+    in closed form, for the penalty and the temperature alike.
 
     With thousands of standardised features from a few hundred images, the
     squared loss with a strong penalty generalises better than the logistic
@@ -78,7 +86,7 @@ class RidgeSoftmaxClassifier(ClassifierMixin, BaseEstimator):
         self.alphas = alphas
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, groups=None):
         """Fit the ridge classifier and its softmax temperature.
 
         Parameters
@@ -88,6 +96,11 @@ class RidgeSoftmaxClassifier(ClassifierMixin, BaseEstimator):
 
         y : array-like of shape (n_samples,)
             Class labels; at least two classes.
+
+        groups : array-like of shape (n_samples,), default=None
+            Rows that must be left out together (the views of one photo share
+            a group: pass ``ViewAugmenter``'s ``sample_indices_``). None, or
+            all groups of one row, is plain leave-one-out.
 
         Returns
         -------
@@ -102,6 +115,11 @@ class RidgeSoftmaxClassifier(ClassifierMixin, BaseEstimator):
                 "The 'alphas' parameter of RidgeSoftmaxClassifier must hold "
                 f"numbers > 0. Got {self.alphas!r} instead."
             )
+        if groups is not None:
+            groups = np.asarray(groups)
+            check_consistent_length(X, groups)
+            if len(np.unique(groups)) < len(groups):
+                return self._fit_grouped(X, y, alphas, groups)
         # the penalty by leave-one-out squared error (smoother than accuracy)
         search = RidgeClassifierCV(alphas=alphas).fit(X, y)
         # the same fit again, keeping the exact leave-one-out decision values
@@ -112,7 +130,44 @@ class RidgeSoftmaxClassifier(ClassifierMixin, BaseEstimator):
         self.alpha_ = float(search.alpha_)
         self.coef_ = np.atleast_2d(ridge.coef_)
         self.intercept_ = np.atleast_1d(ridge.intercept_)
-        loo = self._logits(ridge.cv_results_[:, :, 0])
+        self._fit_temperature(ridge.cv_results_[:, :, 0], y)
+        return self
+
+    def _fit_grouped(self, X, y, alphas, groups):
+        """Penalty, weights and temperature by leave-one-group-out."""
+        X = np.asarray(X, dtype=np.float64)
+        self.classes_ = np.unique(y)
+        targets = np.where(y[:, None] == self.classes_[None, :], 1.0, -1.0)
+        if len(self.classes_) == 2:  # one column, as RidgeClassifierCV
+            targets = targets[:, 1:]
+        x_mean, t_mean = X.mean(axis=0), targets.mean(axis=0)
+        Xc, Tc = X - x_mean, targets - t_mean
+        # with an unpenalised intercept the hat matrix is 1/n + K (K + aI)^-1
+        values, vectors = np.linalg.eigh(Xc @ Xc.T)
+        values = np.clip(values, 0.0, None)
+        projected = vectors.T @ Tc
+        members = [np.flatnonzero(groups == g) for g in np.unique(groups)]
+        best = None
+        for alpha in alphas:
+            shrink = values / (values + alpha)
+            residuals = Tc - vectors @ (shrink[:, None] * projected)
+            loo = np.empty_like(residuals)
+            for rows in members:  # a group's exact leave-out residuals
+                hat = (vectors[rows] * shrink) @ vectors[rows].T + 1.0 / len(X)
+                loo[rows] = np.linalg.solve(np.eye(len(rows)) - hat, residuals[rows])
+            error = float(np.mean(loo ** 2))
+            if best is None or error < best[0]:
+                best = (error, alpha, targets - loo)
+        _, alpha, decisions = best
+        dual = vectors @ (projected / (values + alpha)[:, None])
+        self.alpha_ = float(alpha)
+        self.coef_ = (Xc.T @ dual).T
+        self.intercept_ = t_mean - x_mean @ self.coef_.T
+        self._fit_temperature(decisions, y)
+        return self
+
+    def _fit_temperature(self, loo_decisions, y):
+        loo = self._logits(loo_decisions)
         codes = np.searchsorted(self.classes_, y)
 
         def loss(log_t):
@@ -121,7 +176,6 @@ class RidgeSoftmaxClassifier(ClassifierMixin, BaseEstimator):
 
         best = minimize_scalar(loss, bounds=(-7.0, 7.0), method="bounded")
         self.temperature_ = float(np.exp(best.x))
-        return self
 
     def _logits(self, decision):
         decision = np.asarray(decision, dtype=np.float64)

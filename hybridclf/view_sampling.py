@@ -149,6 +149,9 @@ class ViewAugmenter(BaseSampler):
     when :class:`~hybridclf.classifiers.RidgeSoftmaxClassifier` leaves the
     image out to calibrate its probabilities, so they come out overconfident,
     and so do the open-set thresholds learned from them.
+    ``RidgeSoftmaxClassifier().fit(X, y, groups=sampler.sample_indices_)``
+    leaves each image out with its views and keeps them honest
+    (``docs/choosing-features.md``); the pipeline does not pass the groups yet.
 
     :data:`OBJECT_VIEWS`, the mirror image, 12-degree turns and a blur
     (``hybridclf train --views`` adds them to the default ones), suit

@@ -54,3 +54,54 @@ def test_bad_alphas_name_the_parameter():
     X, y = make_classification(n_samples=20, random_state=0)
     with pytest.raises(ValueError, match="'alphas' parameter of RidgeSoftmax"):
         RidgeSoftmaxClassifier(alphas=(0.0, 1.0)).fit(X, y)
+
+
+def _with_views(X, y, rng):
+    """Each row and two noisy copies of it, as ViewAugmenter adds views."""
+    views = [X] + [X + rng.normal(0, 2.0, X.shape) for _ in range(2)]
+    return np.vstack(views), np.tile(y, 3), np.tile(np.arange(len(y)), 3)
+
+
+def test_groups_leave_each_photo_out_with_its_views():
+    # the temperature is the one fitted on leave-one-group-out refits
+    from scipy.optimize import minimize_scalar
+    from scipy.special import log_softmax
+    from sklearn.linear_model import RidgeClassifier
+
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:60], y[:60]
+    Xv, yv, groups = _with_views(X, y, np.random.default_rng(0))
+    clf = RidgeSoftmaxClassifier(alphas=(30.0,)).fit(Xv, yv, groups=groups)
+    loo = np.empty((len(yv), 10))
+    for g in range(len(y)):
+        out = groups == g
+        ridge = RidgeClassifier(alpha=30.0).fit(Xv[~out], yv[~out])
+        loo[out] = ridge.decision_function(Xv[out])
+    codes = np.searchsorted(clf.classes_, yv)
+    best = minimize_scalar(
+        lambda t: -log_softmax(loo / np.exp(t), axis=1)[np.arange(len(yv)),
+                                                         codes].mean(),
+        bounds=(-7.0, 7.0), method="bounded")
+    assert clf.temperature_ == pytest.approx(np.exp(best.x), rel=1e-3)
+    # the weights are those of the ridge classifier on every row
+    ridge = RidgeClassifier(alpha=30.0).fit(Xv, yv)
+    np.testing.assert_allclose(clf.decision_function(Xv),
+                               ridge.decision_function(Xv), atol=1e-8)
+
+
+def test_groups_keep_probabilities_honest_with_views():
+    X, y = load_digits(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, train_size=100, random_state=0, stratify=y)
+    Xv, yv, groups = _with_views(X_train, y_train, np.random.default_rng(0))
+    plain = RidgeSoftmaxClassifier().fit(Xv, yv)
+    grouped = RidgeSoftmaxClassifier().fit(Xv, yv, groups=groups)
+    assert grouped.temperature_ > plain.temperature_  # less overconfident
+    loss = [log_loss(y_test, c.predict_proba(X_test), labels=c.classes_)
+            for c in (plain, grouped)]
+    assert loss[1] < loss[0]
+    # one row per group is plain leave-one-out
+    ones = RidgeSoftmaxClassifier().fit(X_train, y_train,
+                                        groups=np.arange(len(y_train)))
+    assert ones.temperature_ == RidgeSoftmaxClassifier().fit(
+        X_train, y_train).temperature_
