@@ -5,6 +5,8 @@ measured and kept or not; :func:`side_by_side_lines` the speed of this
 checkout beside a baseline's (``bench_inspect.py --baseline``).
 """
 
+import statistics
+
 import _duplicate_truth as truth_set
 from _photo_pairs import separation_lines
 
@@ -106,32 +108,55 @@ def copies_lines(copies):
     return lines + [""] + _COPIES_NOTES
 
 
+def cpu_estimate(report):
+    """(one core, two cores) images/s of full mode on amulet6 by CPU time, or None.
+
+    The medians over the probe runs of this checkout (``_speed_probe.py``):
+    the lower bound runs everything on one core, the upper bound the threaded
+    phases on two. Unlike the wall time, the CPU time of a process hardly
+    depends on how many other jobs share the machine.
+    """
+    runs = (report.get("side_by_side") or {}).get("this")
+    if not runs:
+        return None
+    return (statistics.median(r["one_core_images_per_s"] for r in runs),
+            statistics.median(r["quiet_images_per_s"] for r in runs))
+
+
 def side_by_side_lines(report):
-    """The speed of the baseline's code and this checkout's, in turn."""
+    """The speed of this checkout by phase, beside a baseline's when given."""
     runs = report.get("side_by_side")
     if not runs:
         return []
-    lines = ["", "### Full mode side by side with the baseline", "",
-             f"Baseline: {report['baseline_label']} (its `hybridclf` package, "
-             "from `git archive COMMIT hybridclf | tar -x -C /tmp/base`). Each "
-             "row is one process "
-             "(`benchmarks/_speed_probe.py`) that inspects amulet6 in full mode "
-             "once to warm up and then 3 times with `n_jobs=2` (images/s: "
-             "median wall time; CPU ms/image: process CPU time of every thread), "
-             "then 3 times with `n_jobs=1`, split by phase (CPU ms per image: "
-             "reading, CNN, alignment, the rest). The two codes ran in turn, "
-             "twice. *Quiet estimate*: the images/s of a quiet 2-core machine "
-             "by those phases, the threaded ones (reading, CNN, and the "
-             "alignment where the code threads it) on 2 cores and the rest on "
-             "one; an upper bound (threads never split work perfectly), with "
-             "the one-core figure as the lower bound. CPU time measured under "
-             "load runs slower than on a quiet machine, so both bounds are on "
-             "the low side.", "",
-             "| code | images/s | CPU ms/image | read | CNN | align | rest | "
-             "one core | quiet estimate |",
+    if "baseline" in runs:
+        head = ["", "### Full mode side by side with the baseline", "",
+                f"Baseline: {report['baseline_label']} (its `hybridclf` package, "
+                "from `git archive COMMIT hybridclf | tar -x -C /tmp/base`). The "
+                "two codes ran in turn, twice. "]
+    else:
+        head = ["", "### Full mode by phase", "",
+                "This checkout, twice (with `--baseline DIR`, another version "
+                "runs in turn with it). "]
+    head[-1] += (
+        "Each row is one process "
+        "(`benchmarks/_speed_probe.py`) that inspects amulet6 in full mode "
+        "once to warm up and then 3 times with `n_jobs=2` (images/s: "
+        "median wall time; CPU ms/image: process CPU time of every thread), "
+        "then 3 times with `n_jobs=1`, split by phase (CPU ms per image: "
+        "reading, CNN, alignment, the rest). *Estimate*: the images/s of a "
+        "quiet 2-core machine by those CPU times, the threaded phases "
+        "(reading, CNN, and the alignment where the code threads it) on 2 "
+        "cores and the rest on one (an upper bound: threads never split work "
+        "perfectly), and everything on one core (the lower bound). CPU time "
+        "measured under load runs slower than on a quiet machine (shared "
+        "caches and cores), so both bounds are on the low side; the wall-time "
+        "images/s depend on the other jobs and are not comparable across runs.")
+    lines = head + ["",
+             "| code | images/s (wall) | CPU ms/image | read | CNN | align | rest | "
+             "estimate: one core | estimate: two cores |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for key, label in (("baseline", "baseline"), ("this", "this checkout")):
-        for run in runs[key]:
+        for run in runs.get(key, []):
             ph = run["phases_ms_per_image"]
             lines.append(
                 f"| {label} | {run['images_per_s']:.1f} | "

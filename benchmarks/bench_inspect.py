@@ -74,7 +74,7 @@ from pathlib import Path
 import _common
 import _duplicate_truth as truth_set
 from _common import machine_info
-from _inspect_tables import copies_lines, side_by_side_lines
+from _inspect_tables import copies_lines, cpu_estimate, side_by_side_lines
 from _photo_pairs import photo_pair_separation
 from _speed_probe import baseline_scores, baseline_speed
 
@@ -236,6 +236,14 @@ def _baseline_args(report):
     return f" --baseline /tmp/base --baseline-label '{report['baseline_label']}'"
 
 
+def _estimate_cell(estimate, target):
+    """'low to high' images/s, each under the target in bold; n/a without."""
+    if estimate is None:
+        return "n/a"
+    return " to ".join(f"**{v:.0f}**" if v < target else f"{v:.0f}"
+                       for v in estimate)
+
+
 def render_section(report):
     machine = report["machine"]
     target = CLEANVISION_IMAGES_PER_S * TARGET_FACTOR
@@ -262,12 +270,18 @@ def render_section(report):
         "22 images/s then); *warm*: later calls. Figures under the target are "
         "in bold. The target is set on amulet6's 224x224 photos; somdej's "
         "photos are 10 to 50 times larger and decoding dominates (cleanvision "
-        "ran at 3.3 images/s there: 36 photos in 11 s).",
+        "ran at 3.3 images/s there: 36 photos in 11 s). The wall-time figures "
+        "depend on the other jobs on the machine; *full, estimate* does not "
+        "much: the images/s a quiet 2-core machine reaches by the CPU time of "
+        "each phase, from one core (lower bound) to the threaded phases on "
+        "two (upper bound; see *Full mode by phase* below).",
         "",
         "| data | files | quick | full, warm | full, cold | full, warm: CPU "
-        "ms/image | duplicate groups (quick / full) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+        "ms/image | full, estimate (one / two cores) | duplicate groups "
+        "(quick / full) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
+    estimate = cpu_estimate(report)
     for name, modes in report["results"].items():
         def cell(mode, flag=False, modes=modes):
             if mode not in modes:
@@ -280,6 +294,7 @@ def render_section(report):
             f"| {name} | {modes['quick']['n_files']} | {cell('quick')} | "
             f"{cell('full_warm', True)} | {cell('full_cold', True)} | "
             f"{modes['full_warm'].get('cpu_ms_per_image', float('nan')):.1f} | "
+            f"{_estimate_cell(estimate if name == 'amulet6' else None, target)} | "
             f"{modes['quick']['duplicate_groups']} / "
             f"{modes['full_warm']['duplicate_groups']} |"
         )
@@ -336,8 +351,8 @@ def main(argv=None):
     start = time.perf_counter()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     results = run(base, repeats)
-    side_by_side = (None if args.baseline is None
-                    else baseline_speed(base, args.baseline))
+    # the CPU-time estimate of full mode, with the baseline's when given
+    side_by_side = baseline_speed(base, args.baseline)
     copies = None if args.no_copies else copies_run(base, 1, args.baseline)
     report = {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="minutes"),
