@@ -73,6 +73,7 @@ from pathlib import Path
 
 import _common
 import _duplicate_truth as truth_set
+import _pair_verifier as pair_verifier
 from _common import machine_info
 from _inspect_tables import copies_lines, cpu_estimate, side_by_side_lines
 from _photo_pairs import photo_pair_separation
@@ -179,9 +180,37 @@ def imagededup_scores(folder, truth):
     return scores
 
 
+def _rule_of(name, rules):
+    """Which verifier rule a file of data set ``name`` gets (held out)."""
+    if name == "amulet6":
+        return lambda path: rules["by_class"][Path(path).parent.name]
+    return lambda path: rules["somdej"]
+
+
+def verifier_rows(entry, name, report, truth, rules, full_s, full_cpu):
+    """The inspector's full-mode groups merged by the combined verifier, scored."""
+    files = [f["file"] for f in report.files]
+    groups = report.groups()
+    start, cpu = time.perf_counter(), time.process_time()
+    links, n_checked = pair_verifier.verified_links(files, groups,
+                                                    _rule_of(name, rules))
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    entry["verifier"] = {"checked_pairs": n_checked, "group_links": len(links),
+                         "seconds": seconds}
+    for share, key in ((0.0, "full_verified_any"), (0.25, "full_verified_quarter")):
+        scores = truth_set.pair_scores(
+            files, pair_verifier.merged_groups(groups, links, share), truth)
+        scores["images_per_s"] = len(files) / (full_s + seconds)
+        scores["cpu_ms_per_image"] = 1000 * (full_cpu + cpu) / len(files)
+        entry[key] = scores
+        print(f"copies {name:<18} verifier {share:.2f} P {scores['precision']:.3f} "
+              f"R {scores['recall']:.3f} purity {scores['purity']:.3f}", flush=True)
+
+
 def copies_run(base, repeats, baseline=None):
     """Scores and speed on the OpenCV copies of amulet6 and somdej."""
     results = {}
+    rules = pair_verifier.cross_fitted_rules(base)
     with tempfile.TemporaryDirectory(prefix="hybridclf_bench_copies_") as tmp:
         for name, objects in (("amulet6", truth_set.amulet6_objects),
                               ("somdej_fatherguay", truth_set.somdej_objects)):
@@ -203,12 +232,15 @@ def copies_run(base, repeats, baseline=None):
                 scores["cpu_ms_per_image"] = (1000 * statistics.median(cpus)
                                               / report.n_files)
                 entry[f"{mode}_{linkage}"] = scores
+                if (mode, linkage) == ("full", "average"):
+                    full = (report, statistics.median(times), statistics.median(cpus))
                 print(f"copies {name:<18} {mode:<5} {linkage:<7} "
                       f"P {scores['precision']:.3f} R {scores['recall']:.3f} "
                       f"(copies {scores['copy_recall']:.3f}, "
                       f"photos {scores['photo_recall']:.3f}) "
                       f"purity {scores['purity']:.3f} "
                       f"{scores['images_per_s']:.1f} images/s", flush=True)
+            verifier_rows(entry, name, full[0], truth, rules, *full[1:])
             if baseline is not None:
                 entry["baseline_full_average"] = baseline_scores(folder, truth,
                                                                  baseline)
@@ -216,6 +248,7 @@ def copies_run(base, repeats, baseline=None):
             if peer is not None:
                 entry["imagededup_phash"] = peer
     results["amulet6"]["photo_pairs"] = photo_pair_separation(base)
+    results["amulet6"]["verifier_rules"] = rules
     return results
 
 

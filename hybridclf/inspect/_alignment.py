@@ -34,12 +34,18 @@ VALUE_MARGIN = 0.02
 _N_FEATURES = 150
 
 
-def _keypoints(gray):
-    """ORB keypoint positions and descriptors of a grey image and of its mirror."""
+def _keypoints(gray, mirror=True, known=()):
+    """ORB keypoint positions and descriptors of a grey image and of its mirror.
+
+    ``known`` holds the upright image's, found before; the mirror's are found
+    only when ``mirror`` (the second image of a pair is tried mirrored, the
+    first never is).
+    """
     orb = cv2.ORB_create(nfeatures=_N_FEATURES, fastThreshold=10, edgeThreshold=15,
                          patchSize=15)
-    out = []
-    for image in (gray, np.ascontiguousarray(gray[:, ::-1])):
+    out = list(known)
+    images = (gray, np.ascontiguousarray(gray[:, ::-1]))[len(out):1 + bool(mirror)]
+    for image in images:
         kp, des = orb.detectAndCompute(image, None)
         pts = np.float32([k.pt for k in kp]) if kp else np.empty((0, 2), np.float32)
         out.append((image, pts, des))
@@ -114,17 +120,32 @@ def _aligned_similarity(a, b, min_inliers, enough=1.0):
     return best
 
 
-def _all_keypoints(records, index, channel, n_jobs):
-    """:func:`_keypoints` of ``records[k].<channel>`` for each ``k`` in ``index``."""
-    index = sorted(index)
-    found = [None] * len(index)
+def _all_keypoints(records, candidates, channel, n_jobs):
+    """:func:`_keypoints` of ``records[k].<channel>`` for each file of the pairs.
+
+    The mirror's only for the second file of a pair. They are kept in each
+    record's ``align_features`` and reused by later calls (the pairs that
+    share a duplicate are aligned after the candidates): on the OpenCV copies
+    of amulet6 this skips a tenth of the ORB searches, and the mirrors of
+    files only ever first a seventh.
+    """
+    second = {j for _, j in candidates}
+    todo = []
+    for k in sorted({k for pair in candidates for k in pair}):
+        have = records[k].align_features.get(channel, ())
+        if len(have) < 1 + (k in second):
+            todo.append(k)
 
     def work(chunk):
-        for k in range(chunk.start, chunk.stop):
-            found[k] = _keypoints(getattr(records[index[k]], channel))
+        for k in todo[chunk]:
+            features = records[k].align_features
+            features[channel] = _keypoints(getattr(records[k], channel),
+                                           mirror=k in second,
+                                           known=features.get(channel, ())[:1])
 
-    run_chunked(work, len(index), n_jobs)
-    return dict(zip(index, found))
+    run_chunked(work, len(todo), n_jobs)
+    return {k: records[k].align_features[channel]
+            for pair in candidates for k in pair}
 
 
 def _hue_shifted(a, b):
@@ -141,8 +162,7 @@ def _align_channel(records, candidates, channel, enough, min_inliers, n_jobs):
     candidates = [(i, j) for i, j in candidates
                   if getattr(records[i], channel) is not None
                   and getattr(records[j], channel) is not None]
-    features = _all_keypoints(records, {k for pair in candidates for k in pair},
-                              channel, n_jobs)
+    features = _all_keypoints(records, candidates, channel, n_jobs)
 
     def work(chunk):
         return [(i, j, _aligned_similarity(features[i], features[j], min_inliers,

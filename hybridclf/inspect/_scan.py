@@ -42,8 +42,9 @@ class ScanRecord:
     starts like an image; ``error`` says why it cannot be decoded.
     ``phash`` and ``vhash`` are the perceptual hashes of the grey image and of
     its value channel. ``align_gray`` and ``align_value`` are the equalised
-    grey and value-channel copies for the alignment check, dropped once the
-    duplicates are found.
+    grey and value-channel copies for the alignment check, and
+    ``align_features`` their ORB features once found (by channel), dropped
+    once the duplicates are found.
     """
 
     path: str
@@ -68,6 +69,7 @@ class ScanRecord:
     vhash: np.ndarray | None = dataclasses.field(default=None, repr=False)
     align_gray: np.ndarray | None = dataclasses.field(default=None, repr=False)
     align_value: np.ndarray | None = dataclasses.field(default=None, repr=False)
+    align_features: dict = dataclasses.field(default_factory=dict, repr=False)
 
     @property
     def decoded(self):
