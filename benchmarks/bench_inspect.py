@@ -266,7 +266,8 @@ def _load_line(report, machine):
 def _baseline_args(report):
     if not report.get("baseline_label"):
         return ""
-    return f" --baseline /tmp/base --baseline-label '{report['baseline_label']}'"
+    return (f" --baseline {report.get('baseline_dir', '/tmp/base')} "
+            f"--baseline-label '{report['baseline_label']}'")
 
 
 def _estimate_cell(estimate, target):
@@ -394,6 +395,7 @@ def main(argv=None):
         "side_by_side": side_by_side,
         "baseline_label": (args.baseline_label or str(args.baseline)
                            if args.baseline is not None else None),
+        "baseline_dir": None if args.baseline is None else str(args.baseline),
         "load_average": load,
         "references": {"cleanvision_images_per_s": CLEANVISION_IMAGES_PER_S,
                        "target_factor": TARGET_FACTOR, "peers": PEERS},
