@@ -126,11 +126,10 @@ def _aligned_similarity(a, b, min_inliers, enough=1.0):
 def _all_keypoints(records, candidates, channel, n_jobs):
     """:func:`_keypoints` of ``records[k].<channel>`` for each file of the pairs.
 
-    The mirror's only for the second file of a pair. They are kept in each
-    record's ``align_features`` and reused by later calls (the pairs that
-    share a duplicate are aligned after the candidates): on the OpenCV copies
-    of amulet6 this skips a tenth of the ORB searches, and the mirrors of
-    files only ever first a seventh.
+    The mirror image's only for files that are the second of a pair. They
+    are kept in each record's ``align_features`` and reused by later calls
+    (the pairs that share a duplicate are aligned after the candidates); on
+    amulet6 this skips about a tenth of the ORB searches.
     """
     second = {j for _, j in candidates}
     todo = []
