@@ -70,7 +70,7 @@ _COPIES_NOTES = [
     "for speed and not kept: 5 ORB pyramid levels instead of 8 (lost copies "
     "on seeds 0, 2 and 3, saved 1-5% of CPU); the value-channel retry only "
     "when the value hashes are 2 (or 4) bits the closer, not 1: 35% (63%) "
-    "fewer retries and 5-10% (10-20%) less alignment CPU, but 0.003 (0.008) "
+    "fewer retries and 8-15% (14-24%) less alignment CPU, but 0.003 (0.008) "
     "less copy recall on seed 3. "
     "Measured and not kept: candidates by value-channel hash (12 bits) as "
     "well: +0.003 of copy recall in full mode for 35% more CPU; 3 or 4 "
