@@ -308,7 +308,7 @@ def render_section(report):
         "depend on the other jobs on the machine; *full, estimate* does not "
         "much: the images/s a quiet 2-core machine reaches by the CPU time of "
         "each phase, from one core (lower bound) to the threaded phases on "
-        "two (upper bound; see *Full mode by phase* below).",
+        "two (upper bound; see the CPU time by phase below).",
         "",
         "| data | files | quick | full, warm | full, cold | full, warm: CPU "
         "ms/image | full, estimate (one / two cores) | duplicate groups "
