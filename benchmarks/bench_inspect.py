@@ -36,12 +36,16 @@ What it measures, with ``n_jobs=2``:
   correlation of fine detail after alignment, the CNN embedding) tell the
   photo pairs of ``amulet6_groups.csv`` from different amulets of one mould
   (``_photo_pairs.py``).
-- With ``--baseline DIR``: another version's ``hybridclf`` package (in
-  ``DIR``) timed in full mode on amulet6 side by side with this checkout, in
-  turn, twice, each in its own process (``_speed_probe.py``): images per
-  second, CPU time per image, CPU time by phase and an estimate for a quiet
-  2-core machine; and the baseline's full-mode groups scored on the same
-  copies.
+- A combined pair verifier (SIFT inliers, their share, fine detail once
+  aligned, the CNN embedding; ``_pair_verifier.py``) that merges the
+  inspector's full-mode groups, its bars chosen on one half of amulet6's
+  classes and scored on the other: held out, as the inspector does not use it.
+- Full mode on amulet6 in its own process, twice (``_speed_probe.py``):
+  images per second, CPU time per image, CPU time by phase and from those an
+  estimate for a quiet 2-core machine (one core to two), which other jobs on
+  the machine hardly move. With ``--baseline DIR``, another version's
+  ``hybridclf`` package (in ``DIR``) runs in turn with this checkout, and
+  its full-mode groups are scored on the same copies.
 
 It writes a section of ``docs/benchmarks.md`` (between the markers
 ``<!-- bench_inspect:start -->`` and ``<!-- bench_inspect:end -->``) and every
