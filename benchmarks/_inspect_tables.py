@@ -5,6 +5,8 @@ measured and kept or not; :func:`side_by_side_lines` the speed of this
 checkout beside a baseline's (``bench_inspect.py --baseline``).
 """
 
+import statistics
+
 import _duplicate_truth as truth_set
 from _photo_pairs import separation_lines
 
@@ -56,9 +58,20 @@ _COPIES_NOTES = [
     "that share a duplicate but are not linked are aligned too (closed "
     "triangles), so the average linkage sees a family of copies whole; a hash "
     "pair whose CNN embeddings are under 0.6 must also align (it is listed "
-    "as a near miss when it does not); 150 ORB features instead of 200 (same "
-    "pairs, about 20% less search CPU); the alignment runs in `n_jobs` "
-    "threads. "
+    "as a near miss when it does not); 120 ORB features instead of 200 (150: "
+    "same pairs, about 20% less search CPU; 120: the same groups on tuning "
+    "seeds 0 and 3, 0.003 less copy recall on seed 2, about 10% less CPU of "
+    "the whole full-mode inspection); the alignment runs in `n_jobs` "
+    "threads; each file's ORB features are found once per search (the mirror "
+    "image's only for the second file of a pair) and reused by the pass over "
+    "closed triangles; the value channel and the greyscale check by "
+    "OpenCV's per-channel kernels instead of NumPy's reductions over the "
+    "channel axis (same hashes, about 2.4 ms less per 224x224 photo). Tried "
+    "for speed and not kept: 5 ORB pyramid levels instead of 8 (lost copies "
+    "on seeds 0, 2 and 3, saved 1-5% of CPU); the value-channel retry only "
+    "when the value hashes are 2 (or 4) bits the closer, not 1: 35% (63%) "
+    "fewer retries and 8-15% (14-24%) less alignment CPU, but 0.003 (0.008) "
+    "less copy recall on seed 3. "
     "Measured and not kept: candidates by value-channel hash (12 bits) as "
     "well: +0.003 of copy recall in full mode for 35% more CPU; 3 or 4 "
     "nearest neighbours instead of 5: up to 0.011 less copy recall; the value "
@@ -72,12 +85,80 @@ _COPIES_NOTES = [
 ]
 
 
+_VERIFIER_ROWS = {"full_verified_any": "average + verifier, any pair",
+                  "full_verified_quarter": "average + verifier, 1/4 of pairs"}
+
+
+def _rule_text(rule):
+    return (f"SIFT inliers >= {rule['sift']}, inlier share >= {rule['ratio']}, "
+            f"detail >= {rule['detail']}, embedding >= {rule['embedding']}")
+
+
+def verifier_lines(copies):
+    """The combined verifier's rules and what they found where chosen and held out."""
+    rules = copies["amulet6"]["verifier_rules"]
+    lines = ["", "#### A combined verifier, held out (`_pair_verifier.py`)", "",
+             "Cluster, then verify: two of the inspector's full-mode groups are "
+             "joined when pairs of their files pass four bars at once (SIFT "
+             "inliers of a RANSAC homography, those inliers' share of the "
+             "ratio-test matches, the correlation of fine detail once aligned, "
+             "the CNN embedding), *any pair*: one verified pair; *1/4 of "
+             "pairs*: a quarter of their cross pairs. The bars are chosen on "
+             "the originals of one half of amulet6's classes (grid search: "
+             "photo pairs of `amulet6_groups.csv` found less twice the pairs "
+             "of different amulets of one class and side let in) and scored on "
+             "the copies of the other half; somdej gets the bars chosen on all "
+             "of amulet6. Its CPU time is in the rows above (the inspector's "
+             "plus the verifier's).", "",
+             "| classes scored | bars (chosen on the other half) | chosen on: "
+             "photo pairs / different | held out: photo pairs / different |",
+             "| --- | --- | ---: | ---: |"]
+    for half in rules["halves"]:
+        lines.append(f"| {', '.join(half['classes'])} | {_rule_text(half['rule'])} "
+                     f"| {half['photo_pairs']} / {half['different_pairs']} | "
+                     f"{half['held_out_photo_pairs']} / "
+                     f"{half['held_out_different_pairs']} |")
+    lines.append(f"| somdej_fatherguay | {_rule_text(rules['somdej'])} (all of "
+                 "amulet6) | | |")
+    checked = "; ".join(f"{name}: {e['verifier']['checked_pairs']} pairs of files "
+                        f"measured, {e['verifier']['group_links']} pairs of groups "
+                        f"with a verified pair, {e['verifier']['seconds']:.0f} s"
+                        for name, e in copies.items() if "verifier" in e)
+    lines += ["", f"Verifier work: {checked}."]
+    amulet = copies["amulet6"]
+    base = amulet["full_average"]
+    verdicts = []
+    for key, label in _VERIFIER_ROWS.items():
+        v = amulet[key]
+        ok = v["precision"] >= 0.95 and v["purity"] >= 0.98
+        cpu = v["cpu_ms_per_image"] / base["cpu_ms_per_image"]
+        verdicts.append(
+            f"*{label}*: precision {v['precision']:.3f}, recall {v['recall']:.3f} "
+            f"({v['recall'] - base['recall']:+.3f}), purity {v['purity']:.3f} "
+            f"(precision and purity bars {'met' if ok else 'missed'}), CPU "
+            f"x{cpu:.1f}")
+    lines += ["", "The bar to keep it: precision >= 0.95 and purity >= 0.98, more "
+              "recall than the inspector alone (precision / recall / purity "
+              f"{base['precision']:.3f} / {base['recall']:.3f} / "
+              f"{base['purity']:.3f}), somdej still 1.0 / 1.0, and little more "
+              f"CPU. On amulet6: {'; '.join(verdicts)}. Held out, each half's "
+              "bars find fewer new photo pairs than they let in pairs of "
+              "different amulets (the table above); what recall the stricter "
+              "merge gains comes from copies, not from photo pairs (photo "
+              "recall as the inspector's), at a cost in precision and purity "
+              "and the SIFT features of every file with a close neighbour. So "
+              "the verifier is not used by the inspector."]
+    return lines
+
+
 def _copies_row(name, entry, key):
     s = entry[key]
     if key == "imagededup_phash":
         mode, grouping = "PHash (10 bits)", "imagededup"
     elif key.startswith("baseline"):
         mode, grouping = "full", "baseline"
+    elif key in _VERIFIER_ROWS:
+        mode, grouping = "full", _VERIFIER_ROWS[key]
     else:
         mode, grouping = key.split("_")
     cpu = s.get("cpu_ms_per_image")
@@ -98,40 +179,66 @@ def copies_lines(copies):
              "---: | ---: |"]
     for name, entry in copies.items():
         for key in ("quick_single", "quick_average", "full_single",
-                    "baseline_full_average", "full_average", "imagededup_phash"):
+                    "baseline_full_average", "full_average", *_VERIFIER_ROWS,
+                    "imagededup_phash"):
             if key in entry:
                 lines.append(_copies_row(name, entry, key))
     if "photo_pairs" in copies.get("amulet6", {}):
         lines += separation_lines(copies["amulet6"]["photo_pairs"])
+    if "verifier_rules" in copies.get("amulet6", {}):
+        lines += verifier_lines(copies)
     return lines + [""] + _COPIES_NOTES
 
 
+def cpu_estimate(report):
+    """(one core, two cores) images/s of full mode on amulet6 by CPU time, or None.
+
+    The medians over the probe runs of this checkout (``_speed_probe.py``):
+    the lower bound runs everything on one core, the upper bound the threaded
+    phases on two. Unlike the wall time, the CPU time of a process hardly
+    depends on how many other jobs share the machine.
+    """
+    runs = (report.get("side_by_side") or {}).get("this")
+    if not runs:
+        return None
+    return (statistics.median(r["one_core_images_per_s"] for r in runs),
+            statistics.median(r["quiet_images_per_s"] for r in runs))
+
+
 def side_by_side_lines(report):
-    """The speed of the baseline's code and this checkout's, in turn."""
+    """The speed of this checkout by phase, beside a baseline's when given."""
     runs = report.get("side_by_side")
     if not runs:
         return []
-    lines = ["", "### Full mode side by side with the baseline", "",
-             f"Baseline: {report['baseline_label']} (its `hybridclf` package, "
-             "from `git archive COMMIT hybridclf | tar -x -C /tmp/base`). Each "
-             "row is one process "
-             "(`benchmarks/_speed_probe.py`) that inspects amulet6 in full mode "
-             "once to warm up and then 3 times with `n_jobs=2` (images/s: "
-             "median wall time; CPU ms/image: process CPU time of every thread), "
-             "then 3 times with `n_jobs=1`, split by phase (CPU ms per image: "
-             "reading, CNN, alignment, the rest). The two codes ran in turn, "
-             "twice. *Quiet estimate*: the images/s of a quiet 2-core machine "
-             "by those phases, the threaded ones (reading, CNN, and the "
-             "alignment where the code threads it) on 2 cores and the rest on "
-             "one; an upper bound (threads never split work perfectly), with "
-             "the one-core figure as the lower bound. CPU time measured under "
-             "load runs slower than on a quiet machine, so both bounds are on "
-             "the low side.", "",
-             "| code | images/s | CPU ms/image | read | CNN | align | rest | "
-             "one core | quiet estimate |",
+    if "baseline" in runs:
+        head = ["", "### Full mode side by side with the baseline", "",
+                f"Baseline: {report['baseline_label']} (its `hybridclf` package, "
+                "from `git archive COMMIT hybridclf | tar -x -C /tmp/base`). The "
+                "two codes ran in turn, twice. "]
+    else:
+        head = ["", "### Full mode by phase", "",
+                "This checkout, twice (with `--baseline DIR`, another version "
+                "runs in turn with it). "]
+    head[-1] += (
+        "Each row is one process "
+        "(`benchmarks/_speed_probe.py`) that inspects amulet6 in full mode "
+        "once to warm up and then 3 times with `n_jobs=2` (images/s: "
+        "median wall time; CPU ms/image: process CPU time of every thread), "
+        "then 3 times with `n_jobs=1`, split by phase (CPU ms per image: "
+        "reading, CNN, alignment, the rest). *Estimate*: the images/s of a "
+        "quiet 2-core machine by those CPU times, the threaded phases "
+        "(reading, CNN, and the alignment where the code threads it) on 2 "
+        "cores and the rest on one (an upper bound: threads never split work "
+        "perfectly), and everything on one core (the lower bound). CPU time "
+        "measured under load runs slower than on a quiet machine (shared "
+        "caches and cores), so both bounds are on the low side; the wall-time "
+        "images/s depend on the other jobs and are not comparable across runs.")
+    lines = head + ["",
+             "| code | images/s (wall) | CPU ms/image | read | CNN | align | rest | "
+             "estimate: one core | estimate: two cores |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for key, label in (("baseline", "baseline"), ("this", "this checkout")):
-        for run in runs[key]:
+        for run in runs.get(key, []):
             ph = run["phases_ms_per_image"]
             lines.append(
                 f"| {label} | {run['images_per_s']:.1f} | "

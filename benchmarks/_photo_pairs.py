@@ -35,21 +35,22 @@ def _detectors():
                             cv2.NORM_HAMMING)}
 
 
-def _homography(feats, norm, a, b):
-    """(inliers, homography or None) of photo a onto photo b."""
+def homography(feats, norm, a, b):
+    """(inliers, homography or None, matches passing the ratio test) of a onto b."""
     (pa, da), (pb, db) = feats[a], feats[b]
     if da is None or db is None or len(da) < 8 or len(db) < 8:
-        return 0, None
+        return 0, None, 0
     knn = cv2.BFMatcher(norm).knnMatch(da, db, k=2)
     good = [m[0] for m in knn if len(m) == 2 and m[0].distance < 0.8 * m[1].distance]
     if len(good) < 8:
-        return 0, None
+        return 0, None, len(good)
     matrix, mask = cv2.findHomography(pa[[g.queryIdx for g in good]],
                                       pb[[g.trainIdx for g in good]], cv2.RANSAC, 4.0)
-    return (0, None) if matrix is None else (int(mask.sum()), matrix)
+    return (0, None, len(good)) if matrix is None else (int(mask.sum()), matrix,
+                                                        len(good))
 
 
-def _detail_correlation(gray_a, gray_b, matrix):
+def detail_correlation(gray_a, gray_b, matrix):
     if matrix is None:
         return -1.0
     h, w = gray_b.shape
@@ -68,7 +69,7 @@ def _detail_correlation(gray_a, gray_b, matrix):
     return float((x * y).sum()) / denom if denom > 0 else -1.0
 
 
-def _embeddings(paths):
+def embeddings(paths):
     from hybridclf.inspect._duplicates import CNN_SIZE, embed
     from hybridclf.inspect._scan import scan_files
 
@@ -77,7 +78,7 @@ def _embeddings(paths):
     return emb / np.linalg.norm(emb, axis=1, keepdims=True)
 
 
-def _pairs(paths, objects):
+def index_pairs(paths, objects):
     """Index pairs: the listed photo pairs, and different amulets of one class/side."""
     kind = [(p.parent.name, p.stem.split("_")[0]) for p in paths]
     same, different = [], []
@@ -94,7 +95,7 @@ def photo_pair_separation(base):
     paths, objects = truth_set.amulet6_objects(base)
     names = [f"{p.parent.name}/{p.stem}" for p in paths]
     grays = [cv2.equalizeHist(cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)) for p in paths]
-    same, different = _pairs(paths, objects)
+    same, different = index_pairs(paths, objects)
     scores = {}
     for name, (detector, norm) in _detectors().items():
         feats = []
@@ -102,12 +103,12 @@ def photo_pair_separation(base):
             kp, des = detector.detectAndCompute(gray, None)
             feats.append((np.float32([k.pt for k in kp]), des))
         for a, b in same + different:
-            inliers, matrix = _homography(feats, norm, a, b)
+            inliers, matrix, _ = homography(feats, norm, a, b)
             scores.setdefault(name, {})[a, b] = inliers
             if name == "sift_inliers":
                 scores.setdefault("detail_correlation", {})[a, b] = (
-                    _detail_correlation(grays[a], grays[b], matrix))
-    emb = _embeddings(paths)
+                    detail_correlation(grays[a], grays[b], matrix))
+    emb = embeddings(paths)
     scores["embedding"] = {(a, b): float(emb[a] @ emb[b]) for a, b in same + different}
     out = {"photo_pairs": len(same), "different_pairs": len(different), "measures": {}}
     for name, values in scores.items():

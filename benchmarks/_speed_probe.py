@@ -57,11 +57,22 @@ def _timed_phases():
     """Wrap the phases of the inspector; return the dict they add CPU time to."""
     spent = {}
     inspector = _module("hybridclf.inspect._inspect")
-    aligner = _module("hybridclf.inspect._evidence", "hybridclf.inspect._duplicates")
-    threaded = "n_jobs" in inspect.signature(aligner.aligned_pairs).parameters
+    try:
+        # the alignment of one channel, called through its module's globals
+        # (duplicate_pairs binds aligned_pairs as a default argument, which a
+        # wrapper set on the module afterwards would miss)
+        aligner = importlib.import_module("hybridclf.inspect._alignment")
+        align_name = "_align_channel"
+        getattr(aligner, align_name)
+    except (ImportError, AttributeError):
+        aligner = _module("hybridclf.inspect._evidence",
+                          "hybridclf.inspect._duplicates")
+        align_name = "aligned_pairs"
+    threaded = (align_name == "_align_channel"
+                or "n_jobs" in inspect.signature(aligner.aligned_pairs).parameters)
     for module, name, phase in ((inspector, "scan_files", "read"),
                                 (inspector, "embed", "cnn"),
-                                (aligner, "aligned_pairs", "align")):
+                                (aligner, align_name, "align")):
         func = getattr(module, name)
 
         def timed(*args, _func=func, _phase=phase, **kwargs):
@@ -124,11 +135,17 @@ def _probe(code_dir, *args):
     return json.loads(out.stdout.splitlines()[-1])
 
 
-def baseline_speed(base, baseline, rounds=2, repeats=3):
-    """Full mode on amulet6, the baseline's code and this checkout's in turn."""
-    runs = {"baseline": [], "this": []}
+def baseline_speed(base, baseline=None, rounds=2, repeats=3):
+    """Full mode on amulet6, the baseline's code and this checkout's in turn.
+
+    Without ``baseline``, this checkout's alone (for its CPU-time estimate).
+    """
+    codes = [("this", REPO_ROOT)]
+    if baseline is not None:
+        codes.insert(0, ("baseline", baseline))
+    runs = {key: [] for key, _ in codes}
     for _ in range(rounds):
-        for key, code in (("baseline", baseline), ("this", REPO_ROOT)):
+        for key, code in codes:
             runs[key].append(_probe(code, base / "amulet6", "--repeats", repeats))
             print(f"side by side {key:<8} "
                   f"{runs[key][-1]['images_per_s']:.1f} images/s, "

@@ -36,12 +36,16 @@ What it measures, with ``n_jobs=2``:
   correlation of fine detail after alignment, the CNN embedding) tell the
   photo pairs of ``amulet6_groups.csv`` from different amulets of one mould
   (``_photo_pairs.py``).
-- With ``--baseline DIR``: another version's ``hybridclf`` package (in
-  ``DIR``) timed in full mode on amulet6 side by side with this checkout, in
-  turn, twice, each in its own process (``_speed_probe.py``): images per
-  second, CPU time per image, CPU time by phase and an estimate for a quiet
-  2-core machine; and the baseline's full-mode groups scored on the same
-  copies.
+- A combined pair verifier (SIFT inliers, their share, fine detail once
+  aligned, the CNN embedding; ``_pair_verifier.py``) that merges the
+  inspector's full-mode groups, its bars chosen on one half of amulet6's
+  classes and scored on the other: held out, as the inspector does not use it.
+- Full mode on amulet6 in its own process, twice (``_speed_probe.py``):
+  images per second, CPU time per image, CPU time by phase and from those an
+  estimate for a quiet 2-core machine (one core to two), which other jobs on
+  the machine hardly move. With ``--baseline DIR``, another version's
+  ``hybridclf`` package (in ``DIR``) runs in turn with this checkout, and
+  its full-mode groups are scored on the same copies.
 
 It writes a section of ``docs/benchmarks.md`` (between the markers
 ``<!-- bench_inspect:start -->`` and ``<!-- bench_inspect:end -->``) and every
@@ -73,8 +77,9 @@ from pathlib import Path
 
 import _common
 import _duplicate_truth as truth_set
+import _pair_verifier as pair_verifier
 from _common import machine_info
-from _inspect_tables import copies_lines, side_by_side_lines
+from _inspect_tables import copies_lines, cpu_estimate, side_by_side_lines
 from _photo_pairs import photo_pair_separation
 from _speed_probe import baseline_scores, baseline_speed
 
@@ -179,9 +184,37 @@ def imagededup_scores(folder, truth):
     return scores
 
 
+def _rule_of(name, rules):
+    """Which verifier rule a file of data set ``name`` gets (held out)."""
+    if name == "amulet6":
+        return lambda path: rules["by_class"][Path(path).parent.name]
+    return lambda path: rules["somdej"]
+
+
+def verifier_rows(entry, name, report, truth, rules, full_s, full_cpu):
+    """The inspector's full-mode groups merged by the combined verifier, scored."""
+    files = [f["file"] for f in report.files]
+    groups = report.groups()
+    start, cpu = time.perf_counter(), time.process_time()
+    links, n_checked = pair_verifier.verified_links(files, groups,
+                                                    _rule_of(name, rules))
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    entry["verifier"] = {"checked_pairs": n_checked, "group_links": len(links),
+                         "seconds": seconds}
+    for share, key in ((0.0, "full_verified_any"), (0.25, "full_verified_quarter")):
+        scores = truth_set.pair_scores(
+            files, pair_verifier.merged_groups(groups, links, share), truth)
+        scores["images_per_s"] = len(files) / (full_s + seconds)
+        scores["cpu_ms_per_image"] = 1000 * (full_cpu + cpu) / len(files)
+        entry[key] = scores
+        print(f"copies {name:<18} verifier {share:.2f} P {scores['precision']:.3f} "
+              f"R {scores['recall']:.3f} purity {scores['purity']:.3f}", flush=True)
+
+
 def copies_run(base, repeats, baseline=None):
     """Scores and speed on the OpenCV copies of amulet6 and somdej."""
     results = {}
+    rules = pair_verifier.cross_fitted_rules(base)
     with tempfile.TemporaryDirectory(prefix="hybridclf_bench_copies_") as tmp:
         for name, objects in (("amulet6", truth_set.amulet6_objects),
                               ("somdej_fatherguay", truth_set.somdej_objects)):
@@ -203,12 +236,15 @@ def copies_run(base, repeats, baseline=None):
                 scores["cpu_ms_per_image"] = (1000 * statistics.median(cpus)
                                               / report.n_files)
                 entry[f"{mode}_{linkage}"] = scores
+                if (mode, linkage) == ("full", "average"):
+                    full = (report, statistics.median(times), statistics.median(cpus))
                 print(f"copies {name:<18} {mode:<5} {linkage:<7} "
                       f"P {scores['precision']:.3f} R {scores['recall']:.3f} "
                       f"(copies {scores['copy_recall']:.3f}, "
                       f"photos {scores['photo_recall']:.3f}) "
                       f"purity {scores['purity']:.3f} "
                       f"{scores['images_per_s']:.1f} images/s", flush=True)
+            verifier_rows(entry, name, full[0], truth, rules, *full[1:])
             if baseline is not None:
                 entry["baseline_full_average"] = baseline_scores(folder, truth,
                                                                  baseline)
@@ -216,6 +252,7 @@ def copies_run(base, repeats, baseline=None):
             if peer is not None:
                 entry["imagededup_phash"] = peer
     results["amulet6"]["photo_pairs"] = photo_pair_separation(base)
+    results["amulet6"]["verifier_rules"] = rules
     return results
 
 
@@ -233,7 +270,16 @@ def _load_line(report, machine):
 def _baseline_args(report):
     if not report.get("baseline_label"):
         return ""
-    return f" --baseline /tmp/base --baseline-label '{report['baseline_label']}'"
+    return (f" --baseline {report.get('baseline_dir', '/tmp/base')} "
+            f"--baseline-label '{report['baseline_label']}'")
+
+
+def _estimate_cell(estimate, target):
+    """'low to high' images/s, each under the target in bold; n/a without."""
+    if estimate is None:
+        return "n/a"
+    return " to ".join(f"**{v:.0f}**" if v < target else f"{v:.0f}"
+                       for v in estimate)
 
 
 def render_section(report):
@@ -262,12 +308,18 @@ def render_section(report):
         "22 images/s then); *warm*: later calls. Figures under the target are "
         "in bold. The target is set on amulet6's 224x224 photos; somdej's "
         "photos are 10 to 50 times larger and decoding dominates (cleanvision "
-        "ran at 3.3 images/s there: 36 photos in 11 s).",
+        "ran at 3.3 images/s there: 36 photos in 11 s). The wall-time figures "
+        "depend on the other jobs on the machine; *full, estimate* does not "
+        "much: the images/s a quiet 2-core machine reaches by the CPU time of "
+        "each phase, from one core (lower bound) to the threaded phases on "
+        "two (upper bound; see the CPU time by phase below).",
         "",
         "| data | files | quick | full, warm | full, cold | full, warm: CPU "
-        "ms/image | duplicate groups (quick / full) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+        "ms/image | full, estimate (one / two cores) | duplicate groups "
+        "(quick / full) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
+    estimate = cpu_estimate(report)
     for name, modes in report["results"].items():
         def cell(mode, flag=False, modes=modes):
             if mode not in modes:
@@ -280,6 +332,7 @@ def render_section(report):
             f"| {name} | {modes['quick']['n_files']} | {cell('quick')} | "
             f"{cell('full_warm', True)} | {cell('full_cold', True)} | "
             f"{modes['full_warm'].get('cpu_ms_per_image', float('nan')):.1f} | "
+            f"{_estimate_cell(estimate if name == 'amulet6' else None, target)} | "
             f"{modes['quick']['duplicate_groups']} / "
             f"{modes['full_warm']['duplicate_groups']} |"
         )
@@ -336,8 +389,8 @@ def main(argv=None):
     start = time.perf_counter()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     results = run(base, repeats)
-    side_by_side = (None if args.baseline is None
-                    else baseline_speed(base, args.baseline))
+    # the CPU-time estimate of full mode, with the baseline's when given
+    side_by_side = baseline_speed(base, args.baseline)
     copies = None if args.no_copies else copies_run(base, 1, args.baseline)
     report = {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="minutes"),
@@ -346,6 +399,7 @@ def main(argv=None):
         "side_by_side": side_by_side,
         "baseline_label": (args.baseline_label or str(args.baseline)
                            if args.baseline is not None else None),
+        "baseline_dir": None if args.baseline is None else str(args.baseline),
         "load_average": load,
         "references": {"cleanvision_images_per_s": CLEANVISION_IMAGES_PER_S,
                        "target_factor": TARGET_FACTOR, "peers": PEERS},

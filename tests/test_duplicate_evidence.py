@@ -119,3 +119,32 @@ def test_a_hash_match_the_cnn_contradicts_must_align(hash_twins):
     settings = SearchSettings(10, True, 0.95, None, "average")
     pairs, _ = duplicate_pairs(hash_twins, np.eye(3, dtype=np.float32), settings)
     assert {(p.i, p.j) for p in pairs} == {(0, 1), (0, 2), (1, 2)}
+
+
+def test_features_found_for_one_pair_serve_the_next(colour_blocks, tmp_path):
+    """A file first aligned as the first of a pair gets its mirror's features
+    once it is the second of one, and the answers match a fresh search."""
+    images = {"original": colour_blocks, "mirrored": colour_blocks[:, ::-1],
+              "coffee": _photo("coffee")}
+    records = _scan(tmp_path, images)
+    # 0 only as first: its mirror is not needed yet
+    aligned_pairs(records, [(0, 2)], 0.93)
+    assert len(records[0].align_features["align_gray"]) == 1
+    # the mirrored copy aligns with 0's mirror only
+    reused = aligned_pairs(records, [(1, 0), (0, 2)], 0.93)
+    assert len(records[0].align_features["align_gray"]) == 2
+    fresh = aligned_pairs(_scan(tmp_path, images), [(1, 0), (0, 2)], 0.93)
+    assert sorted(reused) == sorted(fresh)
+    assert {(i, j) for i, j, s in reused if s >= 0.93} == {(1, 0)}
+
+
+def test_the_value_hash_of_a_hue_shifted_copy_stays(colour_blocks, tmp_path):
+    records = _scan(tmp_path, {"original": colour_blocks,
+                               "shifted": _hue_shifted(colour_blocks, 60)})
+    value = np.bitwise_count(records[0].vhash[0] ^ records[1].vhash[0])
+    grey = np.bitwise_count(records[0].phash[0] ^ records[1].phash[0])
+    assert value <= 3 < grey
+    # a colour photo is not taken for a greyscale one stored as RGB
+    assert not any(record.grayscale_as_colour for record in records)
+    grey_copy = _scan(tmp_path, {"grey": np.repeat(colour_blocks[..., :1], 3, -1)})
+    assert grey_copy[0].grayscale_as_colour

@@ -29,17 +29,26 @@ BLURRED_MARGIN = 0.02
 # takes a third of the retries and loses 0.003 of copy recall
 VALUE_MARGIN = 0.02
 # ORB features per image (and per mirror image): on the tuning copies of
-# amulet6, 150 and 120 features align the same copies as 200 did, and the
-# search costs about 20% less CPU than with 200
-_N_FEATURES = 150
+# amulet6, 150 features align the same copies as 200 did for about 20% less
+# search CPU; 120 the same groups as 150 on seeds 0 and 3 and 0.003 less copy
+# recall on seed 2, for 10% less CPU of the whole full-mode inspection (the
+# alignment 15-20% less); 5 pyramid levels instead of 8 lost copies on seeds
+# 0, 2 and 3 and saved little
+_N_FEATURES = 120
 
 
-def _keypoints(gray):
-    """ORB keypoint positions and descriptors of a grey image and of its mirror."""
+def _keypoints(gray, mirror=True, known=()):
+    """ORB keypoint positions and descriptors of a grey image and of its mirror.
+
+    ``known`` holds the upright image's, found before; the mirror's are found
+    only when ``mirror`` (the second image of a pair is tried mirrored, the
+    first never is).
+    """
     orb = cv2.ORB_create(nfeatures=_N_FEATURES, fastThreshold=10, edgeThreshold=15,
                          patchSize=15)
-    out = []
-    for image in (gray, np.ascontiguousarray(gray[:, ::-1])):
+    out = list(known)
+    images = (gray, np.ascontiguousarray(gray[:, ::-1]))[len(out):1 + bool(mirror)]
+    for image in images:
         kp, des = orb.detectAndCompute(image, None)
         pts = np.float32([k.pt for k in kp]) if kp else np.empty((0, 2), np.float32)
         out.append((image, pts, des))
@@ -114,17 +123,31 @@ def _aligned_similarity(a, b, min_inliers, enough=1.0):
     return best
 
 
-def _all_keypoints(records, index, channel, n_jobs):
-    """:func:`_keypoints` of ``records[k].<channel>`` for each ``k`` in ``index``."""
-    index = sorted(index)
-    found = [None] * len(index)
+def _all_keypoints(records, candidates, channel, n_jobs):
+    """:func:`_keypoints` of ``records[k].<channel>`` for each file of the pairs.
+
+    The mirror image's only for files that are the second of a pair. They
+    are kept in each record's ``align_features`` and reused by later calls
+    (the pairs that share a duplicate are aligned after the candidates); on
+    amulet6 this skips about a tenth of the ORB searches.
+    """
+    second = {j for _, j in candidates}
+    todo = []
+    for k in sorted({k for pair in candidates for k in pair}):
+        have = records[k].align_features.get(channel, ())
+        if len(have) < 1 + (k in second):
+            todo.append(k)
 
     def work(chunk):
-        for k in range(chunk.start, chunk.stop):
-            found[k] = _keypoints(getattr(records[index[k]], channel))
+        for k in todo[chunk]:
+            features = records[k].align_features
+            features[channel] = _keypoints(getattr(records[k], channel),
+                                           mirror=k in second,
+                                           known=features.get(channel, ())[:1])
 
-    run_chunked(work, len(index), n_jobs)
-    return dict(zip(index, found))
+    run_chunked(work, len(todo), n_jobs)
+    return {k: records[k].align_features[channel]
+            for pair in candidates for k in pair}
 
 
 def _hue_shifted(a, b):
@@ -141,8 +164,7 @@ def _align_channel(records, candidates, channel, enough, min_inliers, n_jobs):
     candidates = [(i, j) for i, j in candidates
                   if getattr(records[i], channel) is not None
                   and getattr(records[j], channel) is not None]
-    features = _all_keypoints(records, {k for pair in candidates for k in pair},
-                              channel, n_jobs)
+    features = _all_keypoints(records, candidates, channel, n_jobs)
 
     def work(chunk):
         return [(i, j, _aligned_similarity(features[i], features[j], min_inliers,

@@ -241,6 +241,7 @@ def inspect_dataset(root, *, test_root=None, quick=False, check_duplicates=True,
                      n_jobs)
     for rec in records:
         rec.align_gray = rec.align_value = None
+        rec.align_features = {}
     groups = search.groups
     readable = [i for i, rec in enumerate(records)
                 if rec.error is None and files.splits[i] == "train"]

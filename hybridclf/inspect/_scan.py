@@ -42,8 +42,9 @@ class ScanRecord:
     starts like an image; ``error`` says why it cannot be decoded.
     ``phash`` and ``vhash`` are the perceptual hashes of the grey image and of
     its value channel. ``align_gray`` and ``align_value`` are the equalised
-    grey and value-channel copies for the alignment check, dropped once the
-    duplicates are found.
+    grey and value-channel copies for the alignment check, and
+    ``align_features`` their ORB features once found (by channel), dropped
+    once the duplicates are found.
     """
 
     path: str
@@ -68,6 +69,7 @@ class ScanRecord:
     vhash: np.ndarray | None = dataclasses.field(default=None, repr=False)
     align_gray: np.ndarray | None = dataclasses.field(default=None, repr=False)
     align_value: np.ndarray | None = dataclasses.field(default=None, repr=False)
+    align_features: dict = dataclasses.field(default_factory=dict, repr=False)
 
     @property
     def decoded(self):
@@ -97,16 +99,17 @@ def _measure(record, rgb):
     # the grey copy of hybridclf.quality, measured there and hashed here
     small = shrink(rgb, MEASURE_SIDE)
     gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
-    channel_gap = max(
-        int(np.abs(small[..., 0].astype(np.int16) - small[..., 1]).max()),
-        int(np.abs(small[..., 1].astype(np.int16) - small[..., 2]).max()),
-    )
+    # OpenCV's per-channel kernels: NumPy's reductions over the channel axis
+    # cost 2.5 ms of a 224x224 photo, these 0.3 ms
+    red, green, blue = cv2.split(np.ascontiguousarray(small))
+    channel_gap = max(int(cv2.absdiff(red, green).max()),
+                      int(cv2.absdiff(green, blue).max()))
     record.flat = float(gray.std()) < _FLAT_STD
     if not record.flat:
         record.align_gray = cv2.equalizeHist(shrink(gray, _ALIGN_SIDE))
         record.phash = perceptual_hashes(gray)
         # the value channel (max of R, G, B) does not change with a hue shift
-        value = np.ascontiguousarray(small.max(axis=2))
+        value = cv2.max(cv2.max(red, green), blue)
         record.vhash = perceptual_hashes(value)
         record.align_value = cv2.equalizeHist(shrink(value, _ALIGN_SIDE))
     measures = measure_grey(gray)

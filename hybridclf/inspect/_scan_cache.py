@@ -44,7 +44,7 @@ _LIBRARIES = ("hybridclf", "numpy", "opencv-contrib-python-headless",
               "opencv-python-headless", "opencv-python", "pillow")
 # ScanRecord fields kept as arrays, or not kept (made again when needed)
 _HASHES = ("phash", "vhash")
-_NOT_KEPT = ("path", "align_gray", "align_value")
+_NOT_KEPT = ("path", "align_gray", "align_value", "align_features")
 
 
 class ScanCache:
