@@ -166,22 +166,6 @@ def predict_files(pipe, files, *, batch_size=32, proba_threshold=0.0,
             bar.close()
 
 
-def _check_neighbours(neighbours, index):
-    is_int = isinstance(neighbours, (int, np.integer)) and not isinstance(
-        neighbours, bool)
-    if not (is_int and neighbours >= 0):
-        raise ValueError(
-            "The 'neighbours' parameter of predict_files must be an int >= 0 "
-            f"(nearest training photos per file). Got {neighbours!r} instead."
-        )
-    if neighbours and index is None:
-        raise ValueError(
-            f"predict_files got neighbours={neighbours} but no embedding index: "
-            "only a model trained with a CNN block keeps its training photos "
-            "(neighbours.npz); pass index=EmbeddingIndex.load(model_dir)."
-        )
-
-
 def _without_thumbnails(neighbours, i):
     """The neighbours of row ``i`` as CSV cells take them: file, label, similarity."""
     if neighbours is None:

@@ -1,0 +1,96 @@
+"""Partitions of a file list, and the output folder that holds their files.
+
+:func:`partition_files` cuts a file list, in its order, into partitions;
+partition ``i`` is written to ``part-<i>.parquet`` under a hidden temporary
+name first (``_write_atomic``), and the folder's manifest (:data:`MANIFEST`)
+ties it to one file list and partition size (``_check_manifest``).
+"""
+
+import hashlib
+import json
+import os
+import re
+import uuid
+
+from ..utils._optional import import_or_raise
+
+__all__ = ["MANIFEST", "partition_files"]
+
+#: The manifest of an output folder: partitioning, file list hash, feature names.
+MANIFEST = "_hybridclf.json"
+
+_PART = re.compile(r"^part-(\d{5,})\.parquet$")
+
+
+def partition_files(files, partition_size):
+    """Cut a file list, in its order, into partitions of ``partition_size`` files.
+
+    Parameters
+    ----------
+    files : sequence of str
+        The files.
+
+    partition_size : int
+        Files per partition (the last one may hold fewer).
+
+    Returns
+    -------
+    partitions : list of list of str
+        The partitions, in order.
+
+    Examples
+    --------
+    >>> from hybridclf.distributed import partition_files
+    >>> partition_files(["a", "b", "c", "d", "e"], 2)
+    [['a', 'b'], ['c', 'd'], ['e']]
+    """
+    if not isinstance(partition_size, int) or partition_size < 1:
+        raise ValueError(
+            "The 'partition_size' parameter must be an int >= 1. Got "
+            f"{partition_size!r} instead."
+        )
+    files = list(files)
+    return [files[i : i + partition_size]
+            for i in range(0, len(files), partition_size)]
+
+
+def _part_name(index):
+    return f"part-{index:05d}.parquet"
+
+
+def _files_digest(files):
+    digest = hashlib.sha256()
+    for name in files:
+        digest.update(os.fspath(name).encode("utf-8", "surrogateescape") + b"\0")
+    return digest.hexdigest()
+
+
+def _write_atomic(table, path):
+    """Write a Parquet file under a hidden name, then rename it into place."""
+    pq = import_or_raise("pyarrow.parquet", "Parquet output")
+    folder, name = os.path.split(path)
+    tmp = os.path.join(folder, f".{name}.{uuid.uuid4().hex}.tmp")
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _check_manifest(output, manifest):
+    path = os.path.join(output, MANIFEST)
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as fh:
+            old = json.load(fh)
+        keys = ("kind", "partition_size", "n_files", "files_sha256", "neighbours")
+        if any(old.get(k) != manifest.get(k) for k in keys):
+            raise ValueError(
+                f"The output folder {output!r} holds partitions of another file "
+                f"list, partition size or number of neighbours ({old.get('n_files')} "
+                f"files in partitions of {old.get('partition_size')}). Use a new "
+                "output folder, or delete this one to start again."
+            )
+        return
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(manifest, fh)

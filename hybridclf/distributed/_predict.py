@@ -1,0 +1,111 @@
+"""Predicting many files partition by partition, here or on a Dask cluster.
+
+:func:`predict_partitioned` predicts each partition with
+:func:`hybridclf.prediction.predict_files` (``_predict_partition``) and
+returns the rows in file order; with ``parts_dir`` it keeps each finished
+partition's rows and reuses them on the next run.
+"""
+
+import os
+
+from ..utils._optional import import_or_raise
+from ._parquet import _rows_table, _table_rows
+from ._partitions import (
+    _check_manifest,
+    _files_digest,
+    _part_name,
+    _write_atomic,
+    partition_files,
+)
+from ._run import _run
+
+__all__ = ["predict_partitioned"]
+
+
+def _predict_partition(pipe, files, index, batch_size, proba_threshold,
+                       ood_thresholds, novelty, top_k, neighbours, cwd):
+    """Task: the prediction rows of one partition (relative names from ``cwd``)."""
+    from ..prediction import predict_files
+
+    near, embedding_index = neighbours
+    rows = list(predict_files(pipe, [os.path.join(cwd, f) for f in files],
+                              batch_size=batch_size,
+                              proba_threshold=proba_threshold,
+                              ood_thresholds=ood_thresholds, novelty=novelty,
+                              top_k=top_k, neighbours=near, index=embedding_index))
+    for name, row in zip(files, rows):
+        row["file"] = name
+        row["label"] = str(row["label"])
+        row["top"] = [(str(c), float(p)) for c, p in row["top"]]
+    return rows
+
+
+def predict_partitioned(pipe, files, *, client=None, parts_dir=None,
+                        partition_size=256, batch_size=32, proba_threshold=0.0,
+                        ood_thresholds=None, novelty=None, top_k=3,
+                        neighbours=0, index=None, progress=False):
+    """Predict many files partition by partition, here or on a Dask cluster.
+
+    Each partition is predicted by
+    :func:`hybridclf.prediction.predict_files`, so the rows are those of a
+    local run, in file order.
+
+    Parameters
+    ----------
+    pipe : fitted Pipeline
+        A hybrid pipeline, as from :func:`~hybridclf.load_model`.
+
+    files : sequence of str
+        Image files; on a cluster, every worker must read them at these paths
+        (relative ones from this process's working folder).
+
+    client : distributed.Client or None, default=None
+        Run the partitions on this Dask cluster; None runs them here.
+
+    parts_dir : str or os.PathLike or None, default=None
+        Keep each finished partition's rows in ``parts_dir/part-<i>.parquet``
+        (written by this process, not by the workers), and reuse those found
+        there: an interrupted run goes on where it stopped. None keeps
+        nothing.
+
+    partition_size : int, default=256
+        Files per partition.
+
+    batch_size, proba_threshold, ood_thresholds, novelty, top_k, neighbours, index
+        As in :func:`hybridclf.prediction.predict_files`.
+
+    progress : bool, default=False
+        Show a progress bar over the images.
+
+    Returns
+    -------
+    rows : list of dict
+        One row per file, in file order, as
+        :func:`hybridclf.prediction.predict_files` yields them.
+    """
+    files = [os.fspath(f) for f in files]
+    partitions = partition_files(files, partition_size)
+    results, todo = {}, list(range(len(partitions)))
+    if parts_dir is not None:
+        pq = import_or_raise("pyarrow.parquet", "Parquet output")
+        parts_dir = os.fspath(parts_dir)
+        os.makedirs(parts_dir, exist_ok=True)
+        _check_manifest(parts_dir, {
+            "kind": "predict", "partition_size": partition_size,
+            "n_files": len(files), "files_sha256": _files_digest(files),
+            "n_partitions": len(partitions), **({"neighbours": neighbours}
+                                                if neighbours else {}),
+        })
+        for i in list(todo):
+            path = os.path.join(parts_dir, _part_name(i))
+            if os.path.exists(path):
+                results[i] = _table_rows(pq.read_table(path))
+                todo.remove(i)
+    for i, rows in _run(_predict_partition, pipe, partitions, todo,
+                        (batch_size, proba_threshold, ood_thresholds, novelty,
+                         top_k, (neighbours, index), os.getcwd()), client,
+                        progress, "predict"):
+        if parts_dir is not None:
+            _write_atomic(_rows_table(rows), os.path.join(parts_dir, _part_name(i)))
+        results[i] = rows
+    return [row for i in range(len(partitions)) for row in results[i]]

@@ -1,0 +1,181 @@
+"""Evaluating a fitted pipeline on labelled test images, in one pass.
+
+:func:`evaluate_model` times each stage (decoding, each feature block, the
+classifier; ``_timed_features``), scores the predictions
+(:mod:`hybridclf.evaluation._metrics`), lists the misclassified images with
+their nearest training photos, and for a cascade measures its early exit
+(``_cascade``).
+"""
+
+import time
+
+import numpy as np
+
+from .._gallery import error_gallery
+from ..pipeline import get_classifier, get_loader, iter_feature_blocks
+from ..prediction import embedding_of
+from ._metrics import _block_importance, _metrics, _open_set, _per_class
+
+__all__ = ["evaluate_model"]
+
+
+def _timed(func, *args):
+    start = time.perf_counter()
+    out = func(*args)
+    return out, time.perf_counter() - start
+
+
+def evaluate_model(pipe, X, labels, *, n_repeats=3, top_k=(2, 3), n_bins=10,
+                   random_state=0, model_info=None, novelty=None, index=None,
+                   neighbours=3):
+    """Evaluate a fitted hybrid pipeline on labelled test images.
+
+    Parameters
+    ----------
+    pipe : fitted Pipeline
+        A hybrid pipeline (steps ``load``, ``augment``, ``features``,
+        ``clf``) whose classifier has ``predict_proba``.
+
+    X : sequence of str or images
+        Test images, as ``pipe.predict`` takes them.
+
+    labels : array-like of shape (n_samples,)
+        Their true classes. A class the model does not know counts as wrong.
+
+    n_repeats : int, default=3
+        Permutations per feature block for the block importance.
+
+    top_k : tuple of int, default=(2, 3)
+        The k of each top-k accuracy.
+
+    n_bins : int, default=10
+        Bins of the reliability curve.
+
+    random_state : int, default=0
+        Seeds the permutations.
+
+    model_info : dict or None, default=None
+        The model's ``model.json`` (:func:`~hybridclf.persistence.read_model_info`);
+        its open-set thresholds, when present, are applied too.
+
+    novelty : dict or None, default=None
+        The novelty check with its index, as
+        :func:`~hybridclf.prediction.read_open_set` reads it from the model
+        directory; it replaces the per-block OOD check of ``model_info``.
+
+    index : EmbeddingIndex or None, default=None
+        The model's index of its training photos
+        (:meth:`~hybridclf.neighbours.EmbeddingIndex.load`), to show each
+        misclassified image beside its nearest training photos; None takes the
+        novelty check's, if any.
+
+    neighbours : int, default=3
+        Nearest training photos per misclassified image; 0 shows none.
+
+    Returns
+    -------
+    report : dict
+        ``metrics``, ``per_class``, ``confusion_matrix`` (``labels`` and
+        ``matrix``), ``reliability``, ``block_importance``, ``errors``,
+        ``speed_ms_per_image``, ``open_set`` and ``n_images``; for a
+        :class:`~hybridclf.cascade.CascadePipeline` the metrics are the
+        cascade's and ``cascade`` holds its early-exit share, the accuracy of
+        each stage and its estimated time per image. With an index, each
+        entry of ``errors`` lists its nearest training photos under
+        ``neighbours`` (``file``, ``label``, ``similarity``). The keys
+        ``_thumbnails`` and ``_neighbour_thumbnails`` (not JSON) hold small
+        images of the errors and of their neighbours for :func:`write_report`.
+    """
+    if index is None and novelty:
+        index = novelty["index"]
+    clf = get_classifier(pipe)
+    y = np.asarray(labels)
+    images, features, widths, speed = _timed_features(pipe, X)
+    proba, seconds = _timed(clf.predict_proba, features)
+    speed["classifier"] = seconds
+    speed = {k: 1000 * v / len(y) for k, v in speed.items()}
+    speed["total"] = sum(speed.values())
+    cascade = {}
+    if hasattr(pipe, "stages_from_features"):
+        proba, cascade = _cascade(pipe, features, proba, y, speed)
+
+    classes = np.asarray(clf.classes_)
+    predicted = classes[proba.argmax(axis=1)]
+    correct = predicted == y
+    metrics, bins = _metrics(y, classes, proba, top_k=top_k, n_bins=n_bins)
+    per_class, all_labels, matrix = _per_class(y, predicted, classes)
+    errors, thumbnails, near_thumbnails = error_gallery(
+        X, y, images, classes, proba, index=index, k=neighbours,
+        embeddings=None if index is None else embedding_of(pipe, features))
+    return {
+        "n_images": int(len(y)),
+        "classes": [str(c) for c in classes],
+        "metrics": metrics,
+        "per_class": per_class,
+        "confusion_matrix": {"labels": [str(c) for c in all_labels],
+                             "matrix": matrix.tolist()},
+        "reliability": bins,
+        "block_importance": _block_importance(
+            clf, features, y, widths, base=metrics["accuracy"],
+            n_repeats=n_repeats, random_state=random_state),
+        "errors": errors,
+        "speed_ms_per_image": speed,
+        "open_set": _open_set(pipe, proba, features, widths, correct, model_info,
+                              novelty),
+        **({"cascade": cascade} if cascade else {}),
+        "_thumbnails": thumbnails,
+        "_neighbour_thumbnails": near_thumbnails,
+    }
+
+
+def _cascade(pipe, features, full_proba, y, speed):
+    """A cascade's probabilities, and its early-exit share and stage accuracy.
+
+    Every block ran on every image (for the block importance), so the
+    cascade's time is estimated from the measured per-block times: the cheap
+    blocks and both classifiers for every image, the other blocks for the
+    images passed on.
+    """
+    proba, early = pipe.stages_from_features(features, full_proba)
+    classes = np.asarray(get_classifier(pipe).classes_)
+    right = classes[proba.argmax(axis=1)] == y
+    full_right = classes[full_proba.argmax(axis=1)] == y
+    cheap = set(pipe.cheap_features)
+    late_ms = sum(v for k, v in speed.items()
+                  if k.startswith("block ") and k[6:] not in cheap)
+
+    def share(mask):
+        return float(mask.mean()) if mask.size else None
+
+    return proba, {
+        "threshold": float(pipe.threshold_),
+        "cheap_features": sorted(cheap),
+        "early_share": float(early.mean()),
+        "early_accuracy": share(right[early]),
+        "late_accuracy": share(right[~early]),
+        "full_model_accuracy": float(full_right.mean()),
+        "cascade_accuracy": float(right.mean()),
+        "ms_per_image_full": speed["total"],
+        "ms_per_image_estimated": speed["total"] - late_ms * float(early.mean()),
+    }
+
+
+def _timed_features(pipe, X):
+    """(images, features, block widths, seconds per stage) of a fitted pipeline."""
+    speed = {}
+    loader = get_loader(pipe)
+    if loader is None:
+        images = np.asarray(X)
+    else:
+        images, seconds = _timed(loader.transform, X)
+        speed["decode"] = seconds
+    blocks, widths = [], {}
+    for name, block in iter_feature_blocks(pipe):
+        # one image first, untimed: a block's first call may set itself up
+        # (the CNN opens its ONNX Runtime session), a cost paid once per process
+        block.transform(images[:1])
+        out, seconds = _timed(block.transform, images)
+        speed[f"block {name}"] = seconds
+        blocks.append(np.asarray(out, dtype=np.float32))
+        widths[name] = out.shape[1]
+    return images, np.hstack(blocks), widths, speed

@@ -1,0 +1,171 @@
+"""The scores of a test set's predictions.
+
+:func:`reliability_bins` bins the top-class probabilities (the reliability
+curve and the ECE); ``_metrics`` and ``_per_class`` score the predictions
+(accuracy, top-k, log loss, per-class precision / recall / F1, the confusion
+matrix); ``_block_importance`` permutes each feature block; ``_open_set``
+counts the images the model's open-set thresholds call unknown.
+"""
+
+import numpy as np
+from sklearn.metrics import (
+    accuracy_score,
+    balanced_accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+)
+
+from ..prediction import confidence_limits, embedding_of, ood_scores
+
+__all__ = ["reliability_bins"]
+
+
+def reliability_bins(confidence, correct, *, n_bins=10):
+    """Bin the top-class probabilities and measure the accuracy in each bin.
+
+    Parameters
+    ----------
+    confidence : array-like of shape (n_samples,)
+        Top-class probability of each prediction.
+
+    correct : array-like of shape (n_samples,), dtype bool
+        Whether each prediction is right.
+
+    n_bins : int, default=10
+        Equal-width bins over [0, 1].
+
+    Returns
+    -------
+    bins : list of dict
+        Per bin: ``low``, ``high``, ``count``, ``confidence`` (mean) and
+        ``accuracy`` (None for empty bins).
+
+    ece : float
+        Expected calibration error: the count-weighted mean of
+        ``|accuracy - confidence|``.
+
+    Examples
+    --------
+    >>> from hybridclf.evaluation import reliability_bins
+    >>> bins, ece = reliability_bins([0.95, 0.95, 0.55], [True, True, False],
+    ...                              n_bins=2)
+    >>> [b["count"] for b in bins], round(ece, 3)
+    ([0, 3], 0.15)
+    """
+    confidence = np.asarray(confidence, dtype=float)
+    correct = np.asarray(correct, dtype=bool)
+    edges = np.linspace(0, 1, n_bins + 1)
+    index = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, n_bins - 1)
+    bins, ece = [], 0.0
+    for b in range(n_bins):
+        mask = index == b
+        count = int(mask.sum())
+        conf = float(confidence[mask].mean()) if count else None
+        acc = float(correct[mask].mean()) if count else None
+        if count:
+            ece += count / len(confidence) * abs(acc - conf)
+        bins.append({"low": float(edges[b]), "high": float(edges[b + 1]),
+                     "count": count, "confidence": conf, "accuracy": acc})
+    return bins, float(ece)
+
+
+def _true_rank(y, classes, proba):
+    """(whether each true class is known, its column, its rank among guesses)."""
+    n = len(y)
+    order = np.argsort(-proba, axis=1)
+    known = np.isin(y, classes)
+    true_column = np.full(n, -1)
+    true_column[known] = np.searchsorted(classes, y[known])
+    rank = np.where(known, (order == true_column[:, None]).argmax(axis=1), n)
+    return known, true_column, rank
+
+
+def _metrics(y, classes, proba, *, top_k, n_bins):
+    """The summary metrics and the reliability bins."""
+    predicted = classes[proba.argmax(axis=1)]
+    known, true_column, rank = _true_rank(y, classes, proba)
+    metrics = {
+        "accuracy": float(accuracy_score(y, predicted)),
+        "balanced_accuracy": float(balanced_accuracy_score(y, predicted)),
+        "f1_macro": float(f1_score(y, predicted, average="macro")),
+    }
+    for k in top_k:
+        if k < len(classes):
+            metrics[f"top_{k}_accuracy"] = float(np.mean(rank < k))
+    bins, ece = reliability_bins(proba.max(axis=1), predicted == y, n_bins=n_bins)
+    metrics["expected_calibration_error"] = ece
+    metrics["log_loss"] = float(-np.mean(np.log(np.clip(
+        proba[np.arange(len(y))[known], true_column[known]], 1e-15, 1)))) \
+        if known.any() else None
+    return metrics, bins
+
+
+def _per_class(y, predicted, classes):
+    """Per-class precision, recall, F1 and support; the labels and confusion matrix.
+
+    Classes of the test set that the model does not know come after its own.
+    """
+    all_labels = list(classes) + sorted(set(y.tolist()) - set(classes.tolist()))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y, predicted, labels=all_labels, zero_division=0)
+    per_class = {
+        str(c): {"precision": float(p), "recall": float(r), "f1": float(f),
+                 "support": int(s)}
+        for c, p, r, f, s in zip(all_labels, precision, recall, f1, support)
+    }
+    return per_class, all_labels, confusion_matrix(y, predicted, labels=all_labels)
+
+
+def _block_importance(clf, features, y, widths, *, base, n_repeats, random_state):
+    """Permutation importance of whole blocks: shuffle the rows of its columns."""
+    rng = np.random.RandomState(random_state)
+    n = len(y)
+    importance, start = {}, 0
+    for name, width in widths.items():
+        drops = []
+        for _ in range(n_repeats):
+            shuffled = features.copy()
+            shuffled[:, start : start + width] = features[rng.permutation(n),
+                                                          start : start + width]
+            drops.append(base - accuracy_score(y, clf.predict(shuffled)))
+        importance[name] = {"mean": float(np.mean(drops)), "std": float(np.std(drops)),
+                            "n_features": int(width)}
+        start += width
+    return importance
+
+
+def _open_set(pipe, proba, features, widths, correct, model_info, novelty):
+    """With the model's open-set thresholds: how many images are unknown.
+
+    The novelty check (with its index) replaces the per-block OOD check of
+    ``model_info`` when given.
+    """
+    thresholds = (model_info or {}).get("open_set") or {}
+    if not thresholds:
+        return {}
+    scores = None
+    if novelty:
+        from ..neighbours import novelty_scores
+
+        scores = novelty_scores(novelty["index"], embedding_of(pipe, features),
+                                k=novelty.get("k", 1)) / novelty["threshold"]
+        rejected = scores > 1.0
+    elif thresholds.get("ood_thresholds"):
+        rejected = ood_scores(features, list(widths.items()),
+                              thresholds["ood_thresholds"]) > 1.0
+    else:
+        rejected = np.zeros(len(proba), dtype=bool)
+    # the confidence threshold scaled by the novelty, as predict does
+    rejected |= proba.max(axis=1) < confidence_limits(
+        thresholds.get("proba_threshold", 0.0), scores)
+    return {
+        **{k: thresholds[k] for k in ("proba_threshold", "ood_thresholds")
+           if k in thresholds and not (novelty and k == "ood_thresholds")},
+        **({"novelty_threshold": novelty["threshold"]} if novelty else {}),
+        "unknown_share": float(rejected.mean()),
+        "accuracy_of_accepted": float(correct[~rejected].mean())
+        if (~rejected).any() else None,
+        "wrong_share_rejected": float(rejected[~correct].mean())
+        if (~correct).any() else None,
+    }

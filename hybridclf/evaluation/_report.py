@@ -1,0 +1,161 @@
+"""The report files: PNG figures, one HTML page and ``report.json``.
+
+:func:`write_report` writes an :func:`evaluate_model` report;
+:func:`evaluate_folder` evaluates a model directory on a class-per-folder
+test set and writes its report, as ``hybridclf evaluate`` does.
+"""
+
+import io
+import json
+import logging
+import os
+
+from .._report_html import evaluation_page
+from ..pipeline import set_image_params
+from ..prediction import read_open_set
+from ._evaluate import evaluate_model
+
+__all__ = ["evaluate_folder", "write_report"]
+
+logger = logging.getLogger(__name__)
+
+
+def _png(fig):
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()
+
+
+def _figures(report):
+    """(name, PNG bytes) of every figure, or [] without matplotlib."""
+    try:
+        from .. import plotting
+    except ImportError:  # pragma: no cover - plotting imports nothing heavy
+        return []
+    try:
+        figures = [
+            ("confusion_matrix", plotting.plot_confusion_matrix(
+                report["confusion_matrix"]["matrix"],
+                report["confusion_matrix"]["labels"])),
+            ("reliability", plotting.plot_reliability(report["reliability"])),
+            ("block_importance",
+             plotting.plot_block_importance(report["block_importance"])),
+            ("stage_speed", plotting.plot_stage_speed(report["speed_ms_per_image"])),
+        ]
+        if report["_thumbnails"]:
+            figures.append(("error_gallery", _gallery_figure(plotting, report)))
+    except ImportError as exc:
+        logger.warning("No figures: %s", exc)
+        return []
+    return [(name, _png(fig)) for name, fig in figures]
+
+
+def _gallery_figure(plotting, report):
+    """The misclassified images, each beside its nearest training photos if known."""
+    shown = report["errors"][: len(report["_thumbnails"])]
+    titles = [f"{e['file'].split(os.sep)[-1][:24]}\ntrue {e['true']}\n"
+              + "\n".join(f"{c} {p:.2f}" for c, p in e["top"][:2]) for e in shown]
+    neighbours = None
+    if any(e.get("neighbours") for e in shown):
+        neighbours = [
+            [(image, f"{n['file'].split('/')[-1][:20]}\n{n['label'][:22]}\n"
+                     f"similarity {n['similarity']:.2f}")
+             for image, n in zip(images, e.get("neighbours", []))]
+            for images, e in zip(report["_neighbour_thumbnails"], shown)]
+    return plotting.plot_error_gallery(report["_thumbnails"], titles,
+                                       neighbours=neighbours)
+
+
+def write_report(report, output_dir, *, title="hybridclf evaluation"):
+    """Write an evaluation report: PNG figures, ``report.html`` and ``report.json``.
+
+    The HTML page is self-contained: its figures are inlined as base64 PNG,
+    so it can be mailed or archived as one file. Without matplotlib the
+    figures are left out (a warning says how to install it).
+
+    Parameters
+    ----------
+    report : dict
+        As from :func:`evaluate_model`.
+
+    output_dir : str or os.PathLike
+        Folder to write into; created if missing.
+
+    title : str, default="hybridclf evaluation"
+        Heading of the HTML page.
+
+    Returns
+    -------
+    files : dict
+        ``html``, ``json`` and ``figures`` (name to PNG path).
+    """
+    os.makedirs(output_dir, exist_ok=True)
+    figures = _figures(report)
+    paths = {}
+    for name, data in figures:
+        paths[name] = os.path.join(output_dir, f"{name}.png")
+        with open(paths[name], "wb") as fh:
+            fh.write(data)
+    html_path = os.path.join(output_dir, "report.html")
+    with open(html_path, "w", encoding="utf-8") as fh:
+        fh.write(evaluation_page(report, figures, title))
+    json_path = os.path.join(output_dir, "report.json")
+    with open(json_path, "w", encoding="utf-8") as fh:
+        json.dump({k: v for k, v in report.items() if not k.startswith("_")}, fh,
+                  indent=2)
+    logger.info("Wrote the evaluation report to %s", output_dir)
+    return {"html": html_path, "json": json_path, "figures": paths}
+
+
+def evaluate_folder(model_dir, test_data_dir, output_dir, *, n_repeats=3,
+                    random_state=0, neighbours=3, allow_pickle=False,
+                    max_pixels=None, n_jobs=None):
+    """Evaluate a model directory on a class-per-folder test set; write the report.
+
+    Parameters
+    ----------
+    model_dir : str or os.PathLike
+        A model directory (:func:`~hybridclf.save_model`).
+
+    test_data_dir : str or os.PathLike
+        The test set: ``test_data_dir/<class>/<image>``.
+
+    output_dir : str or os.PathLike
+        Folder for the report (:func:`write_report`).
+
+    n_repeats, random_state, neighbours
+        As in :func:`evaluate_model`; the nearest training photos come from
+        the model directory's embedding index (a model with a CNN block).
+
+    allow_pickle : bool, default=False
+        Load a pickled model (runs code from the file).
+
+    max_pixels, n_jobs : int or None, default=None
+        Run-time settings of the image steps
+        (:func:`~hybridclf.pipeline.set_image_params`); None keeps the model's.
+
+    Returns
+    -------
+    report : dict
+        As from :func:`evaluate_model`.
+
+    files : dict
+        As from :func:`write_report`.
+    """
+    from ..io import load_image_folder
+    from ..persistence import load_model, read_model_info
+
+    pipe = load_model(model_dir, allow_pickle=allow_pickle)
+    set_image_params(pipe, n_jobs=n_jobs, max_pixels=max_pixels)
+    info = read_model_info(model_dir)
+    paths, labels = load_image_folder(test_data_dir)
+    novelty = read_open_set(info, model_dir)["novelty"]
+    index = None
+    if neighbours:
+        from ..neighbours import EmbeddingIndex
+
+        index = novelty["index"] if novelty else EmbeddingIndex.load(model_dir)
+    report = evaluate_model(pipe, paths, labels, n_repeats=n_repeats,
+                            random_state=random_state, model_info=info,
+                            novelty=novelty, index=index, neighbours=neighbours)
+    return report, write_report(report, output_dir)
