@@ -24,8 +24,9 @@ them with :func:`apply_geometry` and :func:`apply_photometry`.
   ``hybridclf augment``.
 
 The sampler that over-samples classes with these inside a pipeline,
-:class:`~hybridclf.ClassAwareAugmenter`, lives in :mod:`hybridclf.sampling`:
-that is the module path stored in saved models.
+:class:`~hybridclf.ClassAwareAugmenter`, lives in :mod:`hybridclf.sampling`
+(saved models name it ``hybridclf.sampling._augmenter.ClassAwareAugmenter``,
+those saved before 2026-12-07 ``hybridclf.sampling.ClassAwareAugmenter``).
 """
 
 from ._folder import AugmentFolderResult, ClassCounts, augment_folder
