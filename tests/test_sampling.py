@@ -309,3 +309,28 @@ def test_fit_generate_takes_images_of_different_sizes():
         augmenter.fit_generate([images[0], images[1].astype(np.float32)], y[:2])
     with pytest.raises(ValueError, match="inconsistent numbers"):
         augmenter.fit_generate(images, y[:3])
+
+
+def test_a_model_saved_when_the_sampler_was_a_module_still_loads(tmp_path,
+                                                                  monkeypatch):
+    # models saved before hybridclf.sampling became a package name the class
+    # hybridclf.sampling.ClassAwareAugmenter; load_model must still trust it
+    from hybridclf import load_model, save_model
+    from hybridclf.persistence._formats import _skops_io
+
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 256, (12, 32, 32, 3), dtype=np.uint8)
+    y = np.array([0] * 8 + [1] * 4)
+    pipe = make_hybrid_pipeline(
+        features=["color"], classifier="logistic",
+        sampler=ClassAwareAugmenter(random_state=0, quality_threshold=0.0))
+    pipe.set_params(load="passthrough").fit(X, y)
+    with monkeypatch.context() as patch:
+        patch.setattr(ClassAwareAugmenter, "__module__", "hybridclf.sampling")
+        save_model(pipe, tmp_path)
+    names = _skops_io().get_untrusted_types(file=tmp_path / "model.skops")
+    assert "hybridclf.sampling.ClassAwareAugmenter" in names
+    loaded = load_model(tmp_path)
+    assert type(loaded["augment"]) is ClassAwareAugmenter
+    assert loaded["augment"].n_generated_ == pipe["augment"].n_generated_
+    np.testing.assert_allclose(loaded.predict_proba(X), pipe.predict_proba(X))

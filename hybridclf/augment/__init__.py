@@ -21,14 +21,18 @@ them with :func:`apply_geometry` and :func:`apply_photometry`.
 - random combinations (``_policy.py``): :data:`DEFAULT_TECHNIQUES`,
   :func:`check_techniques`, :func:`draw_params`, :func:`random_augment`;
 - the folder writer (``_folder.py``): :func:`augment_folder`, the work behind
-  ``hybridclf augment``.
+  ``hybridclf augment``; the files it writes (``_folder_output.py``: new
+  names, encoding, ``manifest.csv``) and what it returns
+  (``_folder_result.py``: :class:`AugmentFolderResult`, :class:`ClassCounts`).
 
 The sampler that over-samples classes with these inside a pipeline,
-:class:`~hybridclf.ClassAwareAugmenter`, lives in :mod:`hybridclf.sampling`:
-that is the module path stored in saved models.
+:class:`~hybridclf.ClassAwareAugmenter`, lives in :mod:`hybridclf.sampling`
+(saved models name it ``hybridclf.sampling._augmenter.ClassAwareAugmenter``,
+those saved before 2026-12-07 ``hybridclf.sampling.ClassAwareAugmenter``).
 """
 
-from ._folder import AugmentFolderResult, ClassCounts, augment_folder
+from ._folder import augment_folder
+from ._folder_result import AugmentFolderResult, ClassCounts
 from ._geometry import apply_geometry, flip, perspective, rotate, scale, translate
 from ._photometry import (
     apply_photometry,

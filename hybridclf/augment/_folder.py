@@ -6,114 +6,30 @@ a :class:`~hybridclf.ClassAwareAugmenter`, and writes the originals, the new
 images and a ``manifest.csv`` to another folder.
 """
 
-import csv
 import logging
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 from sklearn.base import clone
 
 from ..exceptions import ImageLoadError
-from ..io import read_image, scan_image_folder, sniff_image_format
+from ..io import read_image, scan_image_folder
 from ..utils._parallel import run_chunked
+from ._folder_output import (
+    MANIFEST_NAME,
+    _encode,
+    _generated_names,
+    _is_jpeg,
+    _write_manifest,
+)
+from ._folder_result import AugmentFolderResult, _class_counts
 
-__all__ = ["AugmentFolderResult", "ClassCounts", "augment_folder"]
+__all__ = ["augment_folder"]
 
 logger = logging.getLogger(__name__)
-
-MANIFEST_NAME = "manifest.csv"
-MANIFEST_COLUMNS = ("file", "label", "kind", "source", "similarity", "techniques")
-_JPEG_QUALITY = 95
-
-
-@dataclass
-class ClassCounts:
-    """Image counts of one class, before and after :func:`augment_folder`.
-
-    Attributes
-    ----------
-    label : str
-        The class (folder name).
-
-    before : int
-        Readable original images, all copied to the output.
-
-    unreadable : int
-        Files in the class folder that could not be read; not copied.
-
-    target : int
-        Images the class should have: ``before`` plus the number asked of the
-        augmenter.
-
-    generated : int
-        New images written.
-
-    regenerated : int
-        New images that failed the quality check and were drawn again.
-
-    dropped : int
-        New images given up after repeated failed checks.
-    """
-
-    label: str
-    before: int
-    unreadable: int
-    target: int
-    generated: int
-    regenerated: int
-    dropped: int
-
-    @property
-    def after(self):
-        """Images of the class in the output: ``before + generated``."""
-        return self.before + self.generated
-
-
-@dataclass
-class AugmentFolderResult:
-    """What :func:`augment_folder` did.
-
-    Attributes
-    ----------
-    output_dir : str
-        The folder written.
-
-    manifest : str
-        Path of ``manifest.csv``.
-
-    classes : list of ClassCounts
-        The counts of each class, sorted by name.
-
-    skipped : list of (str, str)
-        Every file of the input that was not used, with the reason: not an
-        image, unreadable, or outside a class folder.
-
-    n_generated : int
-        New images written.
-
-    generate_seconds : float
-        Time spent making and checking the new images.
-
-    seconds : float
-        Time of the whole run (reading, making, writing).
-
-    augmenter : ClassAwareAugmenter
-        The fitted augmenter, with its per-class counts and ``similarity_``.
-    """
-
-    output_dir: str
-    manifest: str
-    classes: list = field(default_factory=list)
-    skipped: list = field(default_factory=list)
-    n_generated: int = 0
-    generate_seconds: float = 0.0
-    seconds: float = 0.0
-    augmenter: object = None
 
 
 def _check_output_dir(input_dir, output_dir):
@@ -163,59 +79,6 @@ def _read_all(paths, n_jobs, progress):
         if bar is not None:
             bar.close()
     return images, failures
-
-
-def _describe(params):
-    """A short text of the techniques applied, for the manifest."""
-    parts = []
-    for name, value in params.items():
-        if value is True:
-            parts.append(name)
-        elif name == "translate":
-            parts.append(f"translate={value[0]:.3f},{value[1]:.3f}")
-        elif name == "perspective":
-            parts.append(f"perspective={float(np.abs(value).max()):.3f}")
-        elif isinstance(value, int):
-            parts.append(f"{name}={value}")
-        else:
-            parts.append(f"{name}={value:.3g}")
-    return ";".join(parts)
-
-
-def _encode(image, as_jpeg):
-    bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    if as_jpeg:
-        ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY])
-    else:
-        ok, data = cv2.imencode(".png", bgr)
-    if not ok:  # pragma: no cover - OpenCV encodes any uint8 RGB image
-        raise ValueError(f"OpenCV could not encode an image of shape {image.shape}.")
-    return data.tobytes()
-
-
-def _is_jpeg(path):
-    with open(path, "rb") as fh:
-        return sniff_image_format(fh.read(16)) == "jpeg"
-
-
-def _generated_names(sources, rel_paths, jpeg_sources):
-    """A new relative path for each generated image, beside its source."""
-    used = {p.lower() for p in rel_paths}
-    copies = {}
-    names = []
-    for source in sources:
-        copies[source] = copies.get(source, 0) + 1
-        rel = Path(rel_paths[source])
-        ext = ".jpg" if jpeg_sources[source] else ".png"
-        stem = f"{rel.stem}_aug{copies[source]:03d}"
-        name, clash = (rel.parent / f"{stem}{ext}").as_posix(), 1
-        # an original may already bear that name (compared without case)
-        while name.lower() in used:
-            clash += 1
-            name = (rel.parent / f"{stem}_{clash}{ext}").as_posix()
-        used.add(name.lower())
-        names.append(name)
-    return names
 
 
 def augment_folder(input_dir, output_dir, augmenter=None, *, progress=False):
@@ -368,49 +231,3 @@ def augment_folder(input_dir, output_dir, augmenter=None, *, progress=False):
         len(paths), len(generated), output_path, result.seconds,
     )
     return result
-
-
-def _write_manifest(manifest, rel_paths, y, sources, new_names, augmenter):
-    """Write ``manifest.csv``: one row per original, then per generated image."""
-    with open(manifest, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(MANIFEST_COLUMNS)
-        for rel, label in zip(rel_paths, y.tolist()):
-            writer.writerow([rel, label, "original", rel, "", ""])
-        for k, source in enumerate(sources.tolist()):
-            writer.writerow([
-                new_names[k], y[source], "generated", rel_paths[source],
-                f"{augmenter.similarity_[k]:.4f}",
-                _describe(augmenter.augmentation_params_[k]),
-            ])
-
-
-def _class_counts(labels, y, skipped, root, augmenter):
-    """The :class:`ClassCounts` of every class folder, in name order."""
-    unreadable = _count_by_class(skipped, root)
-    before = dict(zip(*np.unique(y, return_counts=True)))
-    counts = []
-    for label in sorted(set(labels)):
-        before_n = int(before.get(label, 0))
-        asked = int(augmenter.sampling_strategy_.get(label, 0))
-        counts.append(ClassCounts(
-            label=label, before=before_n, unreadable=unreadable.get(label, 0),
-            target=before_n + max(asked, 0),
-            generated=augmenter.n_generated_.get(label, 0),
-            regenerated=augmenter.n_regenerated_.get(label, 0),
-            dropped=augmenter.n_dropped_.get(label, 0),
-        ))
-    return counts
-
-
-def _count_by_class(skipped, root):
-    """Number of skipped files under each class folder of ``root``."""
-    counts = {}
-    for path, _ in skipped:
-        try:
-            parts = Path(path).relative_to(root).parts
-        except ValueError:
-            continue
-        if len(parts) > 1:
-            counts[parts[0]] = counts.get(parts[0], 0) + 1
-    return counts

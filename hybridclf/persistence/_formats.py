@@ -38,7 +38,8 @@ TRUSTED_TYPES = [
     "hybridclf.features._sift.SIFTBoVW",
     "hybridclf.io.ImageLoader",  # where models saved before 2026-12-07 name it
     "hybridclf.io._loader.ImageLoader",
-    "hybridclf.sampling.ClassAwareAugmenter",
+    "hybridclf.sampling.ClassAwareAugmenter",  # models saved before 2026-12-07
+    "hybridclf.sampling._augmenter.ClassAwareAugmenter",
     "hybridclf.view_sampling.ViewAugmenter",
     "imblearn.pipeline.Pipeline",
     # "svc", "soft_voting", "stacking": the fitted calibrators

@@ -1,4 +1,11 @@
-"""Class-aware over-sampling of images by augmentation."""
+"""The class-aware over-sampler: :class:`ClassAwareAugmenter`.
+
+It plans which source image each new image is made from, draws and applies
+the augmentation techniques (:mod:`hybridclf.augment`), keeps the images that
+pass the quality check (``_quality``) and counts the rest. ``_as_images`` and
+``_to_input_layout`` check the input batch and give the new images its shape
+and dtype.
+"""
 
 import logging
 import threading
@@ -6,69 +13,27 @@ import warnings
 from collections import Counter
 from numbers import Integral, Real
 
-import cv2
 import numpy as np
 from imblearn.over_sampling.base import BaseOverSampler
 from imblearn.utils import check_sampling_strategy, check_target_type
 from sklearn.utils import check_consistent_length, check_random_state
 
-from .augment._geometry import apply_geometry
-from .augment._photometry import apply_photometry
-from .augment._policy import check_techniques, draw_params
-from .utils._docstrings import Substitution, n_jobs_docstring
-from .utils._parallel import run_chunked
-from .utils._validation import (
+from ..augment._geometry import apply_geometry
+from ..augment._photometry import apply_photometry
+from ..augment._policy import check_techniques, draw_params
+from ..utils._docstrings import Substitution, n_jobs_docstring
+from ..utils._parallel import run_chunked
+from ..utils._validation import (
     Interval,
     _fit_context,
     _random_state_docstring,
     check_image_array,
 )
+from ._quality import _check_quality, _small_gray
 
 __all__ = ["ClassAwareAugmenter"]
 
 logger = logging.getLogger(__name__)
-
-
-# side of the greyscale copies compared by the quality check
-_CHECK_SIDE = 64
-# a generated image is blank when its grey levels vary less than this (and
-# less than half as much as its source's do)
-_BLANK_STD = 2.0
-# grey levels counted as clipped, and the largest increase of their share
-_CLIPPED_LOW, _CLIPPED_HIGH = 2, 253
-_MAX_CLIPPED_INCREASE = 0.2
-
-
-def _small_gray(image):
-    """A 64x64 greyscale copy of an image, for the quality check."""
-    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
-    return cv2.resize(gray, (_CHECK_SIDE, _CHECK_SIDE), interpolation=cv2.INTER_AREA)
-
-
-def _clipped_share(gray):
-    return float(np.count_nonzero((gray <= _CLIPPED_LOW) | (gray >= _CLIPPED_HIGH))
-                 / gray.size)
-
-
-def _check_quality(source_gray, reference, generated, threshold):
-    """(reason or None, similarity) of one generated image.
-
-    ``reference`` is the source after the same geometric transform as the
-    generated image, so the similarity measures what the photometric
-    techniques did, not how far the image was turned or moved.
-    """
-    from skimage.metrics import structural_similarity
-
-    reference, generated = _small_gray(reference), _small_gray(generated)
-    similarity = float(structural_similarity(reference, generated, data_range=255))
-    spread = float(generated.std())
-    if spread < min(_BLANK_STD, 0.5 * float(source_gray.std())):
-        return "blank", similarity
-    if _clipped_share(generated) - _clipped_share(source_gray) > _MAX_CLIPPED_INCREASE:
-        return "saturated", similarity
-    if similarity < threshold:
-        return "dissimilar", similarity
-    return None, similarity
 
 
 def _as_images(X, name):

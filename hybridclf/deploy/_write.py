@@ -1,29 +1,28 @@
-"""Deployment files for the prediction service: Docker, Compose, systemd.
+"""Writing a deployment: :func:`write_deployment`.
 
-:func:`write_deployment` writes into a folder what it takes to run
-``hybridclf serve`` on a model directory, with the exact command to use it
-(returned, and written to ``README.txt`` in that folder):
-
-- ``"docker"``: a multi-stage ``Dockerfile`` (non-root user, healthcheck, the
-  Python and library versions that ``model.json`` records) and a
-  ``.dockerignore``; the model is copied into the folder (the build context);
-  the ``docker run`` line limits memory, CPUs and processes and drops every
-  capability;
-- ``"compose"``: the same plus a ``docker-compose.yml`` with a healthcheck and
-  the same limits;
-- ``"systemd"``: a hardened unit (dedicated user, ``ProtectSystem``,
-  ``NoNewPrivileges``, ``MemoryMax``, ``TasksMax``, restart policy) that runs
-  the installed ``hybridclf`` on the model where it is.
-
-Files already in the output folder are not overwritten unless ``force``.
+It checks the arguments and the model, refuses to overwrite earlier files
+unless ``force``, copies the model (Docker, Compose) or refers to it where it
+is (systemd), writes the files (``_templates``) and ``README.txt``, and
+returns the command that starts the service.
 """
 
-import json
 import logging
 import os
 import shutil
 import sys
 from pathlib import Path
+
+from ._templates import (
+    _DOCKERIGNORE,
+    _PIDS_LIMIT,
+    _PORT_IN_CONTAINER,
+    _SERVICE,
+    _compose,
+    _dockerfile,
+    _limits,
+    _pins,
+    _systemd,
+)
 
 __all__ = ["DEPLOY_TYPES", "write_deployment"]
 
@@ -31,39 +30,6 @@ logger = logging.getLogger(__name__)
 
 #: The kinds of deployment :func:`write_deployment` can write.
 DEPLOY_TYPES = ("docker", "compose", "systemd")
-
-_SERVICE = "hybridclf-serve"
-_PORT_IN_CONTAINER = 8000
-# resource limits of the container and the unit: memory per worker (the model,
-# a few images of up to --max-pixels in flight), processes and threads
-_MEMORY_GB_PER_WORKER = 2
-_PIDS_LIMIT = 256
-# the libraries pinned in the image at the versions model.json records (torch
-# is left out: predictions run the CNN with onnxruntime)
-_PINNED = ("scikit-learn", "imbalanced-learn", "numpy", "scipy", "scikit-image",
-           "opencv-contrib-python-headless", "skops", "onnxruntime")
-
-
-def _limits(workers):
-    """(memory in GB, CPUs) for the container and the unit."""
-    return _MEMORY_GB_PER_WORKER * int(workers), max(2, int(workers))
-
-
-def _pins(info):
-    """``name==version`` of every pinned library model.json records."""
-    versions = info.get("library_versions") or {}
-    return [f"{name}=={versions[name]}" for name in _PINNED
-            if isinstance(versions.get(name), str)
-            and versions[name].replace(".", "").replace("post", "").isalnum()]
-
-
-def _python_image(info):
-    """The python:X.Y-slim image of the Python that saved the model."""
-    found = str((info.get("library_versions") or {}).get("python") or "")
-    parts = found.split(".")
-    if len(parts) >= 2 and all(p.isdigit() for p in parts[:2]):
-        return f"python:{parts[0]}.{parts[1]}-slim"
-    return "python:3.11-slim"
 
 
 def _check_path(value, name):
@@ -75,137 +41,6 @@ def _check_path(value, name):
             f"{bad!r}; these characters are not allowed in the written files. "
             "Move the model to a path without them.")
     return value
-
-
-def _dockerfile(version, workers, api_key_env, info, allow_pickle):
-    cmd = ["hybridclf", "serve", "--model-dir", "/models/model", "--host",
-           "0.0.0.0", "--port", str(_PORT_IN_CONTAINER), "--workers", str(workers)]
-    if api_key_env:
-        cmd += ["--api-key-env", api_key_env]
-    if allow_pickle:
-        cmd += ["--allow-pickle"]
-    cmd = json.dumps(cmd)
-    python = _python_image(info)
-    pins = " ".join(f'"{p}"' for p in _pins(info))
-    return f"""\
-# syntax=docker/dockerfile:1
-# hybridclf prediction service. Build context: this folder (it holds model/).
-# Stage 1 builds a virtual environment; stage 2 runs it as a non-root user.
-# The Python and library versions are the ones model.json records.
-FROM {python} AS build
-ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-RUN python -m venv /opt/venv
-ENV PATH=/opt/venv/bin:$PATH
-# Put a hybridclf wheel in wheels/ (`pip wheel --no-deps -w wheels <source>`)
-# when hybridclf {version} is not on your package index.
-COPY wheels/ /wheels/
-RUN pip install --find-links /wheels "hybridclf[serve]=={version}" {pins}
-
-FROM {python}
-RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin \\
-        hybridclf
-COPY --from=build /opt/venv /opt/venv
-COPY --chown=root:root --chmod=0755 model/ /models/model/
-ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 \\
-    HYBRIDCLF_CACHE_DIR=/tmp/hybridclf-cache
-USER hybridclf
-EXPOSE {_PORT_IN_CONTAINER}
-HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \\
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:{_PORT_IN_CONTAINER}/ready', timeout=4)"]
-CMD {cmd}
-"""  # noqa: E501
-
-
-_DOCKERIGNORE = """\
-# only the model and the wheels go into the image
-*
-!model/
-!wheels/
-"""
-
-
-def _compose(port, api_key_env, workers):
-    q = json.dumps  # a JSON string is a valid YAML scalar
-    health = ("import urllib.request; urllib.request.urlopen("
-              f"'http://127.0.0.1:{_PORT_IN_CONTAINER}/ready', timeout=4)")
-    lines = [
-        "services:",
-        f"  {_SERVICE}:",
-        "    build:",
-        "      context: .",
-        "      dockerfile: Dockerfile",
-        f"    image: {q(_SERVICE + ':latest')}",
-        "    restart: unless-stopped",
-        "    ports:",
-        f"      - {q(f'127.0.0.1:{port}:{_PORT_IN_CONTAINER}')}",
-        "    read_only: true",
-        "    tmpfs:",
-        "      - \"/tmp\"",
-        "    security_opt:",
-        "      - \"no-new-privileges:true\"",
-        "    cap_drop:",
-        "      - \"ALL\"",
-        f"    mem_limit: {q(f'{_limits(workers)[0]}g')}",
-        f"    cpus: {_limits(workers)[1]}",
-        f"    pids_limit: {_PIDS_LIMIT}",
-    ]
-    if api_key_env:
-        value = q("${" + api_key_env + ":?set the API key}")
-        lines += ["    environment:", f"      {api_key_env}: {value}"]
-    lines += [
-        "    healthcheck:",
-        f"      test: {q(['CMD', 'python', '-c', health])}",
-        "      interval: 30s",
-        "      timeout: 5s",
-        "      start_period: 60s",
-        "      retries: 3",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def _systemd(hybridclf_bin, model_dir, host, port, workers, api_key_env, user,
-             allow_pickle=False):
-    key = f" --api-key-env {api_key_env}" if api_key_env else ""
-    key += " --allow-pickle" if allow_pickle else ""
-    memory, _ = _limits(workers)
-    env_file = ("EnvironmentFile=/etc/hybridclf/serve.env\n" if api_key_env
-                else "")
-    return f"""\
-[Unit]
-Description=hybridclf prediction service ({model_dir})
-After=network-online.target
-Wants=network-online.target
-
-[Service]
-Type=exec
-User={user}
-Group={user}
-ExecStart="{hybridclf_bin}" serve --model-dir "{model_dir}" --host {host} --port {port} --workers {workers}{key}
-{env_file}Environment=PYTHONUNBUFFERED=1
-Environment=HYBRIDCLF_CACHE_DIR=/var/cache/hybridclf
-CacheDirectory=hybridclf
-Restart=on-failure
-RestartSec=5s
-TimeoutStopSec=30s
-NoNewPrivileges=yes
-ProtectSystem=strict
-ProtectHome=read-only
-PrivateTmp=yes
-PrivateDevices=yes
-ProtectKernelTunables=yes
-ProtectKernelModules=yes
-ProtectControlGroups=yes
-RestrictSUIDSGID=yes
-LockPersonality=yes
-CapabilityBoundingSet=
-AmbientCapabilities=
-ReadOnlyPaths="{model_dir}"
-MemoryMax={memory}G
-TasksMax={_PIDS_LIMIT}
-
-[Install]
-WantedBy=multi-user.target
-"""  # noqa: E501
 
 
 def _files_of(kind):
@@ -293,7 +128,7 @@ def write_deployment(kind, output_dir, model_dir, *, host="127.0.0.1", port=8000
     ...
     ValueError: The 'kind' parameter of write_deployment must be one of ...
     """
-    from . import __version__
+    from .. import __version__
 
     _check_arguments(kind, api_key_env, user)
     info = _servable_model_info(model_dir, allow_pickle)
@@ -334,7 +169,7 @@ def _check_arguments(kind, api_key_env, user):
 
 def _servable_model_info(model_dir, allow_pickle):
     """The model's ``model.json``; refuses a pickle unless ``allow_pickle``."""
-    from .persistence import read_model_info
+    from ..persistence import read_model_info
 
     info = read_model_info(model_dir)  # a clear error now, not in production
     if info.get("model_format") == "pickle" and not allow_pickle:
