@@ -102,13 +102,13 @@ def release_memory():
 def limit_arenas(n_arenas=2):
     """Let glibc's allocator make at most ``n_arenas`` arenas from now on.
 
-    The service calls it before it starts its threads. A serving process
-    that keeps the default (8 arenas per core) ends a load of 8 clients with
-    about 15-30 MB more resident memory for the same answers, measured by
-    ``benchmarks/bench_serve.py`` on 2 cores; the server's CPU time per
-    request stayed the same. Does nothing without glibc's ``mallopt``
-    (macOS, Windows, musl) or when the environment sets
-    ``MALLOC_ARENA_MAX`` (the operator's choice wins).
+    The service calls it before it starts its threads. With the default
+    (8 arenas per core) each thread that decodes photos or runs a block
+    keeps its own free buffers; with 2 they are shared, and the memory a
+    server holds after a load of 8 clients is lower (see the memory part
+    of ``docs/service.md``) for the same CPU time per request. Does nothing
+    without glibc's ``mallopt`` (macOS, Windows, musl) or when the
+    environment sets ``MALLOC_ARENA_MAX`` (the operator's choice wins).
 
     Parameters
     ----------
