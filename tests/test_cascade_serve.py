@@ -112,3 +112,50 @@ def test_the_warm_up_runs_every_block_of_a_cascade(served, tmp_path):
                                                         allow_pickle=True))
     assert CALLS == [1]  # the grey square went through the CNN's stand-in
     assert model.classes == [str(c) for c in pipe.classes_]
+
+
+@pytest.fixture
+def counted(served, monkeypatch):
+    """Rows each feature block transformed, by block, and the open-set passes."""
+    from hybridclf import prediction
+    from hybridclf.pipeline import iter_feature_blocks
+
+    pipe = served[0]
+    rows, passes = {}, []
+    for name, block in iter_feature_blocks(pipe):
+        def transform(X, name=name, inner=block.transform):
+            rows.setdefault(name, []).append(len(X))
+            return inner(X)
+
+        monkeypatch.setattr(block, "transform", transform, raising=False)
+    answers = prediction.open_set_answers
+
+    def open_set_answers(*args, **kwargs):
+        passes.append(len(args[1]))
+        return answers(*args, **kwargs)
+
+    monkeypatch.setattr(prediction, "open_set_answers", open_set_answers)
+    return rows, passes
+
+
+def test_a_hard_photo_runs_each_block_once_and_one_open_set_pass(served, counted):
+    pipe, photos, early = served
+    rows, passes = counted
+    hard = photos[int(np.flatnonzero(~early)[0])]
+    CALLS.clear()
+    (result,) = classify(pipe, [hard])
+    assert not result.early
+    # the cheap blocks' features of the cheap stage are those of the full stage
+    assert rows == {"hog": [1], "color": [1], "cnn": [1]}
+    assert CALLS == [1]
+    assert passes == [1]
+
+
+def test_an_easy_photo_runs_only_the_cheap_blocks(served, counted):
+    pipe, photos, early = served
+    rows, passes = counted
+    easy = photos[int(np.flatnonzero(early)[0])]
+    (result,) = classify(pipe, [easy])
+    assert result.early
+    assert rows == {"hog": [1], "color": [1]}
+    assert passes == [1]

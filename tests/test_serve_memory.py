@@ -11,6 +11,8 @@ pytest.importorskip("fastapi")  # hybridclf.serve needs it
 
 from hybridclf import load_image_folder, make_hybrid_pipeline, save_model  # noqa: E402
 from hybridclf.utils._memory import (  # noqa: E402
+    _MALLOPT,
+    limit_arenas,
     release_memory,
     without_unused_imports,
 )
@@ -67,3 +69,31 @@ def test_release_memory_gives_freed_memory_back():
     before = rss_mb()
     assert release_memory()
     assert rss_mb() < before - 100
+
+
+def test_a_served_cnn_keeps_one_copy_of_its_graph(texture_folder, tmp_path):
+    pytest.importorskip("torch")  # to export the graph in fit
+    from hybridclf.features import CNNFeatures
+    from hybridclf.pipeline import get_block_extractor, iter_feature_blocks
+    from hybridclf.serve import ServiceSettings
+    from hybridclf.serve._model import load_served_model
+    from hybridclf.serve._predict import classify
+
+    paths, labels = load_image_folder(texture_folder)
+    cnn = CNNFeatures(weights=None, image_size=32, device="cpu")
+    pipe = make_hybrid_pipeline(features=["color", ("cnn", cnn)], cascade=False)
+    save_model(pipe.set_params(load__size=32).fit(paths, labels), tmp_path)
+    model = load_served_model(tmp_path, ServiceSettings(str(tmp_path)))
+    served = dict(iter_feature_blocks(model.pipe))["cnn"]
+    # the ONNX Runtime session holds the weights; the bytes are dropped
+    assert get_block_extractor(served).onnx_model_ is None
+    (answer,) = classify(model.pipe, [open(paths[0], "rb").read()])
+    assert answer.label in set(labels)
+
+
+@pytest.mark.skipif(_MALLOPT is None, reason="glibc's mallopt only")
+def test_limit_arenas_leaves_the_operators_setting_alone(monkeypatch):
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert not limit_arenas()
+    monkeypatch.delenv("MALLOC_ARENA_MAX")
+    assert limit_arenas()

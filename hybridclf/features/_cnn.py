@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 from joblib import effective_n_jobs
 from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
 
 from ..exceptions import DeviceWarning
 from ..utils._docstrings import Substitution, n_jobs_docstring
@@ -515,8 +516,9 @@ class CNNFeatures(ImageFeatureExtractor):
                 DeviceWarning,
                 stacklevel=4,
             )
-        return self.onnx_model_ is None or _onnxruntime() is None or (
-            self.engine == "torch")
+        no_graph = (self.onnx_model_ is None
+                    and getattr(self, "_ort_session", None) is None)
+        return no_graph or _onnxruntime() is None or self.engine == "torch"
 
     def _run(self, batch):
         """Embeddings of one prepared batch."""
@@ -569,11 +571,47 @@ class CNNFeatures(ImageFeatureExtractor):
         return self.fit(X, y)._extract(check_images(X, self))
 
     # -- persistence -----------------------------------------------------------
+    def release_graph(self):
+        """Build the ONNX Runtime session and drop the Python copy of the graph.
+
+        The session holds the network's weights; ``onnx_model_`` holds them
+        once more (about 18 MB for the default backbone), needed only to save
+        the extractor again. A process that only predicts (the service) calls
+        this once the session is built: the extractor still transforms, but
+        can no longer be pickled, saved or copied (load the model again for
+        that).
+
+        Returns
+        -------
+        released : bool
+            False when there is nothing to release: PyTorch runs the network
+            (no ONNX graph, ``engine="torch"`` or no ONNX Runtime).
+        """
+        check_is_fitted(self)
+        if self._use_torch():
+            return False
+        session = self._session()
+        if getattr(session, "_model_bytes", None) is self.onnx_model_:
+            # ONNX Runtime's Python wrapper keeps the bytes it was built from,
+            # to rebuild the session should an execution provider fail; the
+            # CPU provider has none to fall back to
+            session._model_bytes = None
+        self.onnx_model_ = None
+        self._graph_released = True
+        return True
+
     def _forget_runtime(self):
-        for name in ("_net", "_ort_session"):
+        for name in ("_net", "_ort_session", "_graph_released"):
             self.__dict__.pop(name, None)
 
     def __getstate__(self):
+        if getattr(self, "_graph_released", False):
+            raise TypeError(
+                "This CNNFeatures released its ONNX graph (release_graph, as the "
+                "service does to save memory): it predicts, but cannot be "
+                "pickled, saved or copied. Load the model again with "
+                "hybridclf.load_model(model_dir) to save it."
+            )
         state = super().__getstate__()
         # never pickle the torch module or the ONNX Runtime session: they are
         # rebuilt from the backbone name, onnx_model_ and fine_tuned_state_

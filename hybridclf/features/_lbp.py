@@ -33,7 +33,9 @@ def _neighbour_bits(images, n_points, radius):
     sit at offsets rounded to 5 decimals, are read by bilinear interpolation
     with zeros outside the image, and every product and sum is taken in the
     same order in float64, so the bits equal
-    :func:`skimage.feature.local_binary_pattern`'s.
+    :func:`skimage.feature.local_binary_pattern`'s. A bilinear read
+    interpolates along the rows twice, on rows ``r`` and ``r + 1``: one pass
+    over ``rows + 1`` rows gives both (the same products, a third less work).
     """
     n, rows, cols = images.shape
     angles = 2 * np.pi * np.arange(n_points, dtype=np.float64) / n_points
@@ -45,16 +47,17 @@ def _neighbour_bits(images, n_points, radius):
     row_idx = np.arange(rows, dtype=np.float64)
     col_idx = np.arange(cols, dtype=np.float64)
     bits = np.empty((n_points, n, rows, cols), dtype=bool)
-    top, bottom, tmp = (np.empty((n, rows, cols)) for _ in range(3))
+    pair, tmp = np.empty((n, rows + 1, cols)), np.empty((n, rows + 1, cols))
+    out, scratch = np.empty((n, rows, cols)), tmp[:, :rows]
 
-    def window(r, c):
-        return padded[:, r + pad : r + pad + rows, c + pad : c + pad + cols]
+    def window(r, c, extra=0):
+        return padded[:, r + pad : r + pad + rows + extra, c + pad : c + pad + cols]
 
-    def lerp(a, b, weight, out):
+    def lerp(a, b, weight, out, scratch):
         # (1 - w) * a + w * b, as scikit-image computes it
         np.multiply(1 - weight, a, out=out)
-        np.multiply(weight, b, out=tmp)
-        return np.add(out, tmp, out=out)
+        np.multiply(weight, b, out=scratch)
+        return np.add(out, scratch, out=out)
 
     for i in range(n_points):
         rr = row_idx + offsets_r[i]
@@ -67,14 +70,14 @@ def _neighbour_bits(images, n_points, radius):
         if not dr.any() and not dc.any():
             texture = window(r0, c0)
         elif not dr.any():
-            texture = lerp(window(r0, c0), window(r0, c1), dc, top)
+            texture = lerp(window(r0, c0), window(r0, c1), dc, out, scratch)
         elif not dc.any():
-            texture = lerp(window(r0, c0), window(r1, c0), dr, top)
-        else:
-            lerp(window(r0, c0), window(r0, c1), dc, top)
-            lerp(window(r1, c0), window(r1, c1), dc, bottom)
-            texture = lerp(top, bottom, dr, top)
-        np.greater_equal(np.subtract(texture, images, out=tmp), 0, out=bits[i])
+            texture = lerp(window(r0, c0), window(r1, c0), dr, out, scratch)
+        else:  # r1 = r0 + 1: row r1's pass is row r0's, one row down
+            lerp(window(r0, c0, 1), window(r0, c1, 1), dc, pair, tmp)
+            texture = lerp(pair[:, :rows], pair[:, 1:], dr, out, scratch)
+        # for finite numbers t >= c exactly when t - c >= 0 (scikit-image's test)
+        np.greater_equal(texture, images, out=bits[i])
     return bits
 
 
@@ -99,9 +102,11 @@ def lbp_codes(images, n_points, radius, method="uniform"):
     """
     images = np.asarray(images, dtype=np.float64)
     bits = _neighbour_bits(images.reshape(-1, *images.shape[-2:]), n_points, radius)
+    # counted in bytes while they fit: summing bools into intp casts each
+    count = np.uint8 if n_points < 256 else np.intp
     # scikit-image counts the changes along the circle without wrapping round
-    changes = (bits[1:] != bits[:-1]).sum(axis=0, dtype=np.intp)
-    n_ones = bits.sum(axis=0, dtype=np.intp)
+    changes = np.not_equal(bits[1:], bits[:-1]).sum(axis=0, dtype=count)
+    n_ones = bits.sum(axis=0, dtype=count).astype(np.intp)
     uniform = changes <= 2
     if method == "uniform":
         codes = np.where(uniform, n_ones, n_points + 1)

@@ -20,7 +20,13 @@ from .. import prediction
 from ..exceptions import ModelLoadError, ModelTypeError
 from ..neighbours import EmbeddingIndex
 from ..persistence import load_model, read_model_info
-from ..pipeline import get_classifier, set_max_pixels, set_n_jobs
+from ..pipeline import (
+    get_block_extractor,
+    get_classifier,
+    iter_feature_blocks,
+    set_max_pixels,
+    set_n_jobs,
+)
 from ..utils._memory import release_memory
 from ._predict import class_names
 
@@ -189,12 +195,26 @@ def load_served_model(directory, settings):
         raise ModelLoadError(f"The model in {directory!r} cannot be served: "
                              f"{exc}") from exc
     learned = (info.get("open_set") or {}).get("proba_threshold")
+    _release_graphs(pipe)
     release_memory()  # what loading and the warm-up freed
     return ServedModel(
         pipe=pipe, info=info, directory=directory, version=model_version(info),
         classes=classes, ood_thresholds=options["ood_thresholds"],
         novelty=options["novelty"], index=index,
         confidence_threshold=0.5 if learned is None else float(learned))
+
+
+def _release_graphs(pipe):
+    """Drop the CNN graphs' bytes once their ONNX Runtime sessions are built.
+
+    The sessions hold the weights; the bytes (about 18 MB for the default
+    backbone) would serve only to save the model again, which the service
+    never does. See :meth:`~hybridclf.features.CNNFeatures.release_graph`.
+    """
+    for _, block in iter_feature_blocks(pipe):
+        release = getattr(get_block_extractor(block), "release_graph", None)
+        if release is not None:
+            release()
 
 
 def _warm_up(pipe):

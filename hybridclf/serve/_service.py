@@ -21,7 +21,7 @@ import anyio
 from .. import prediction
 from ..exceptions import ModelLoadError
 from ..feedback import FeedbackStore, PredictionLog
-from ..utils._memory import release_memory
+from ..utils._memory import limit_arenas, release_memory
 from ._batching import MicroBatcher
 from ._metrics import Metrics, all_worker_totals, multiprocess
 from ._model import load_served_model
@@ -87,6 +87,7 @@ class Service:
     """
 
     def __init__(self, settings):
+        limit_arenas()  # before the service's threads allocate: fewer arenas
         self.settings = settings
         self.metrics = Metrics()
         self.model = None

@@ -11,16 +11,21 @@ Two things make a process that only predicts larger than it needs to be:
   ``sys.modules`` at call time, so a package imported later works as usual.
 - glibc's allocator keeps the memory of freed buffers (decoded photos, the
   CNN's activations) in per-thread arenas instead of returning it;
-  :func:`release_memory` gives it back.
+  :func:`release_memory` gives it back, and :func:`limit_arenas` keeps the
+  arenas few: a megabyte-sized buffer freed in one arena is not reused by a
+  thread of another, so with an arena per thread (up to 8 per core) the
+  free memory that fragmentation keeps grows with the threads.
 """
 
 import ctypes
 import ctypes.util
 import importlib.abc
+import os
 import sys
 from contextlib import contextmanager
 
-__all__ = ["UNUSED_WHILE_SERVING", "release_memory", "without_unused_imports"]
+__all__ = ["UNUSED_WHILE_SERVING", "limit_arenas", "release_memory",
+           "without_unused_imports"]
 
 #: Packages that scikit-learn and imbalanced-learn import if installed, and
 #: that a process serving a model never uses.
@@ -61,17 +66,20 @@ def without_unused_imports(names=UNUSED_WHILE_SERVING):
         sys.meta_path.remove(finder)
 
 
-def _malloc_trim():
+def _glibc_function(name):
     if not sys.platform.startswith("linux"):
         return None
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
     except OSError:
         return None
-    return getattr(libc, "malloc_trim", None)  # glibc only, not musl
+    return getattr(libc, name, None)  # glibc only, not musl
 
 
-_TRIM = _malloc_trim()
+_TRIM = _glibc_function("malloc_trim")
+_MALLOPT = _glibc_function("mallopt")
+#: glibc's ``mallopt`` parameter for the most arenas (malloc.h)
+_M_ARENA_MAX = -8
 
 
 def release_memory():
@@ -89,3 +97,29 @@ def release_memory():
         return False
     _TRIM(0)
     return True
+
+
+def limit_arenas(n_arenas=2):
+    """Let glibc's allocator make at most ``n_arenas`` arenas from now on.
+
+    The service calls it before it starts its threads. With the default
+    (8 arenas per core) each thread that decodes photos or runs a block
+    keeps its own free buffers; with 2 they are shared, and the memory a
+    server holds after a load of 8 clients is lower (see the memory part
+    of ``docs/service.md``) for the same CPU time per request. Does nothing
+    without glibc's ``mallopt`` (macOS, Windows, musl) or when the
+    environment sets ``MALLOC_ARENA_MAX`` (the operator's choice wins).
+
+    Parameters
+    ----------
+    n_arenas : int, default=2
+        The most arenas.
+
+    Returns
+    -------
+    limited : bool
+        Whether ``mallopt`` took the limit.
+    """
+    if _MALLOPT is None or "MALLOC_ARENA_MAX" in os.environ:
+        return False
+    return bool(_MALLOPT(_M_ARENA_MAX, int(n_arenas)))

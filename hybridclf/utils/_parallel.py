@@ -66,9 +66,11 @@ def run_chunked(func, n_items, n_jobs=None):
     """
     if n_items == 0:
         return []
+    if n_items == 1:  # before effective_n_jobs, which reads the cgroup files
+        return [func(slice(0, 1))]
     n_threads = effective_n_jobs(n_jobs)
     nested = threading.current_thread().name.startswith("hybridclf")
-    if n_threads == 1 or n_items == 1 or nested:
+    if n_threads == 1 or nested:
         return [func(slice(0, n_items))]
     # a few chunks per thread balance uneven per-image costs
     slices = chunk_slices(n_items, 4 * n_threads)

@@ -75,6 +75,22 @@ def test_pickled_estimator_needs_no_torch_module(real_images):
     assert restored.transform(real_images[:2]).shape == (2, 1488)
 
 
+def test_a_released_graph_still_transforms_but_is_not_saved(real_images):
+    cnn = CNNFeatures(weights=None, image_size=32, device="cpu").fit(real_images)
+    expected = cnn.transform(real_images[:2])
+    assert cnn.release_graph()
+    assert cnn.onnx_model_ is None
+    cnn._build_network = None  # would fail if transform fell back to torch
+    np.testing.assert_array_equal(cnn.transform(real_images[:2]), expected)
+    with pytest.raises(TypeError, match="load_model"):
+        pickle.dumps(cnn)
+    del cnn._build_network
+    cnn.set_params(weights=None).fit(real_images)  # a refit has a graph again
+    assert cnn.onnx_model_ is not None
+    assert pickle.loads(pickle.dumps(cnn)).transform(real_images[:1]).shape == (
+        1, cnn.n_features_out_)
+
+
 def test_cuda_requested_but_absent_falls_back_to_cpu(monkeypatch, real_images):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     cnn = CNNFeatures(weights=None, image_size=32, device="cuda")
