@@ -11,7 +11,7 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.preprocessing import StandardScaler
 
-from ..pipeline import get_block_extractor
+from ..pipeline import fit_classifier, get_block_extractor, view_groups
 from ..prediction import block_ood_scores
 
 __all__ = ["MAX_FOLD_LOSS", "block_columns", "fixed_features", "ood_limits",
@@ -196,9 +196,11 @@ def out_of_fold_stages(fold_features, n_samples, classes, blocks, cheap,
 
     Parameters
     ----------
-    fold_features : iterable of (test_index, train_x, train_y, test_x)
+    fold_features : iterable of (test_index, train_x, train_y, test_x[, groups])
         Per fold: the test rows and the scaled feature tables of all blocks
-        (the input of the full classifier).
+        (the input of the full classifier); optionally the image each
+        training row was made from (:func:`~hybridclf.pipeline.view_groups`),
+        so that the classifiers leave an image out with its views.
 
     n_samples : int
         Rows of the out-of-fold tables.
@@ -234,12 +236,13 @@ def out_of_fold_stages(fold_features, n_samples, classes, blocks, cheap,
     stages = [(oof["cheap_proba"], cheap_classifier, cheap_columns)]
     if full_classifier is not None:
         stages.append((full, full_classifier, slice(None)))
-    for k, (test, train_x, train_y, test_x) in enumerate(fold_features):
+    for k, (test, train_x, train_y, test_x, *groups) in enumerate(fold_features):
         oof["fold"][test] = k
         oof["cheap_ood"][test] = block_ood_scores(test_x[:, cheap_columns],
                                                   cheap_blocks)
         for out, clf, cols in stages:
-            model = clone(clf).fit(train_x[:, cols], train_y)
+            model = fit_classifier(clone(clf), train_x[:, cols], train_y,
+                                   groups[0] if groups else None)
             columns = np.searchsorted(classes, model.classes_)
             out[np.ix_(test, columns)] = model.predict_proba(test_x[:, cols])
     return oof
@@ -273,7 +276,7 @@ def fixed_features(images, blocks):
 
 
 def scaled_folds(images, y, blocks, splits, sampler, fixed):
-    """Yield (test, train_x, train_y, test_x) per fold, each block scaled.
+    """Yield (test, train_x, train_y, test_x, groups) per fold, each block scaled.
 
     The blocks of ``fixed`` (:func:`fixed_features`; give ``{}`` with a
     sampler, which changes the images) are sliced; the others, and every
@@ -282,8 +285,11 @@ def scaled_folds(images, y, blocks, splits, sampler, fixed):
     """
     for train, test in splits:
         train_images, train_y = images[train], y[train]
+        groups = None
         if sampler is not None:
-            train_images, train_y = clone(sampler).fit_resample(train_images, train_y)
+            fitted = clone(sampler)
+            train_images, train_y = fitted.fit_resample(train_images, train_y)
+            groups = view_groups(fitted, len(train), len(train_y))
         parts_train, parts_test = [], []
         for name, block in blocks:
             if name in fixed:
@@ -296,4 +302,4 @@ def scaled_folds(images, y, blocks, splits, sampler, fixed):
             parts_train.append(scaler.transform(a))
             parts_test.append(scaler.transform(b))
         yield (test, np.hstack(parts_train).astype(np.float32), train_y,
-               np.hstack(parts_test).astype(np.float32))
+               np.hstack(parts_test).astype(np.float32), groups)
