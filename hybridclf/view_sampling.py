@@ -143,8 +143,9 @@ class ViewAugmenter(BaseSampler):
     class, and they are added only when they pay: when the training set's
     smallest class has fewer than ``max_smallest_class`` images
     (``make_hybrid_pipeline(sampler="views")``, ``hybridclf train
-    --photo-views``; with a blur, the default ``sampler="auto"``). On the learning curve (``docs/benchmarks.md``,
-    ``bench_learning_curve.py``, 20 paired draws) the default views raised
+    --photo-views``; with a blur, the default ``sampler="auto"``). On the
+    learning curve (``docs/benchmarks.md``, ``bench_learning_curve.py``, 20
+    paired draws) the default views raised
     the default pipeline by 3.9, 3.4 and 0.7 points at 3, 5 and 10 photos
     per class on amulet6, and by 4.6, 2.6 and 0.8 on handwritten digits; at
     15 photos or more they are not added (at 20 on amulet6, added always,

@@ -123,11 +123,11 @@ def make_training_pipeline(*, features=None, classifier="ridge", quick=False,
         the learning curve on amulets and on digits,
         ``docs/choosing-features.md``); "photo", the same without the blur;
         "objects" (or True), the photo views with its mirror image, its turns
-        by 12 degrees each way and a blur, for objects photographed at any angle (not for
-        digits, text or textures, where they cost accuracy); "none" (or
-        False), no views. With ``augment``, "auto" gives way to the
-        augmenter; the others are refused (the pipeline has one ``augment``
-        step).
+        by 12 degrees each way and a blur, for objects photographed at any
+        angle (not for digits, text or textures, where they cost accuracy);
+        "none" (or False), no views. With ``augment``, "auto" gives way to
+        the augmenter; the others are refused (the pipeline has one
+        ``augment`` step).
 
     cache_dir : str or None, default=None
         The pipeline's ``memory`` (a joblib cache of fitted feature blocks).
