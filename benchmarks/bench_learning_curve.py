@@ -193,9 +193,11 @@ def measure(name, images, y, groups, n_draws, amulet, rows=None):
     views = sorted({"id", *(v for _, m, _ in methods
                             for v in [*m.get("aug", ()), *m.get("tta", ())])})
     features, ms = cached_view_features(name, images, views)
-    if amulet:
+    used = {b for _, m, _ in methods for b in m.get("blocks", ())}
+    if amulet and used & {"grid2", "vlad"}:
         add_map_blocks(features, name, images, ["id"])
-        for block in EXTRA_BLOCKS:  # for the views of the methods that use it
+    for block in EXTRA_BLOCKS if amulet else ():
+        if block in used:  # for the views of the methods that use it
             wanted = sorted({"id", *(v for _, m, _ in methods
                                      if block in m.get("blocks", ())
                                      for v in m.get("aug", ()))})

@@ -33,11 +33,14 @@ from ..pipeline import (
     view_groups,
 )
 from ..prediction import block_ood_scores, transform_blocks
+from ..view_sampling import ViewAugmenter
 from ._threshold import (
     block_columns,
     fixed_features,
+    fixed_rows,
     ood_limits,
     out_of_fold_stages,
+    resample,
     scaled_folds,
     select_threshold,
 )
@@ -229,8 +232,9 @@ class CascadePipeline(Pipeline):
             n_splits, shuffle=True, random_state=self.random_state,
         ).split(images, y, groups))
         blocks = list(iter_feature_blocks(self))
-        fixed = {} if get_sampler(self) is not None else fixed_features(images,
-                                                                        blocks)
+        sampler = get_sampler(self)
+        fixed = fixed_features(images, blocks) if sampler is None or isinstance(
+            sampler, ViewAugmenter) else {}
         folds = list(scaled_folds(images, y, blocks, splits, get_sampler(self),
                                   fixed))
         train_x, train_y, view_rows = self._fit_steps(images, y, params, fixed)
@@ -267,15 +271,17 @@ class CascadePipeline(Pipeline):
                 "CascadePipeline.fit takes no step fit parameters; got "
                 f"{sorted(params)}. Set them with set_params instead."
             )
-        sampler, n_images = get_sampler(self), len(y)
+        sampler, n_images, loaded = get_sampler(self), len(y), images
+        blocks = list(iter_feature_blocks(self))
         if sampler is not None:
-            images, y = sampler.fit_resample(images, y)
+            images, y = resample(sampler, images, y, blocks, fixed)
         groups = view_groups(sampler, n_images, len(y))
         parts = []
-        for name, block in iter_feature_blocks(self):
+        for name, block in blocks:
             if name in fixed:
                 block.steps[0] = (block.steps[0][0], fixed[name][0])
-                parts.append(get_block_scaler(block).fit_transform(fixed[name][1]))
+                parts.append(get_block_scaler(block).fit_transform(fixed_rows(
+                    fixed, name, np.arange(n_images), sampler, loaded)))
             else:
                 parts.append(block.fit_transform(images, y))
         train_x = np.hstack(parts).astype(np.float32)

@@ -13,6 +13,7 @@ from sklearn.preprocessing import StandardScaler
 
 from ..pipeline import fit_classifier, get_block_extractor, view_groups
 from ..prediction import block_ood_scores
+from ..view_sampling import ViewAugmenter, make_view
 
 __all__ = ["MAX_FOLD_LOSS", "block_columns", "fixed_features", "ood_limits",
            "out_of_fold_stages", "scaled_folds", "select_threshold"]
@@ -275,25 +276,64 @@ def fixed_features(images, blocks):
     return fixed
 
 
+def fixed_rows(fixed, name, rows, sampler, images):
+    """Fixed block ``name``'s features of images ``rows`` and of their views.
+
+    The rows of a :class:`~hybridclf.ViewAugmenter`'s ``fit_resample``: the
+    images, then each view of them that ``sampler`` (fitted) adds. The
+    features of each view of all ``images`` are computed once and kept in
+    ``fixed`` (under ``(name, view, angle, crop_fraction)``) for the other
+    folds and the final fit.
+    """
+    fitted, table = fixed[name]
+    parts = [table[rows]]
+    for view in getattr(sampler, "views_", ()):
+        key = (name, view, sampler.angle, sampler.crop_fraction)
+        if key not in fixed:
+            seen = np.stack([make_view(image, view, angle=sampler.angle,
+                                       crop_fraction=sampler.crop_fraction)
+                             for image in images])
+            fixed[key] = (fitted, np.asarray(fitted.transform(seen)))
+        parts.append(fixed[key][1][rows])
+    return np.vstack(parts) if len(parts) > 1 else parts[0]
+
+
+def resample(sampler, images, y, blocks, fixed):
+    """The sampler's (images, y), fitting ``sampler``; see :func:`scaled_folds`.
+
+    A :class:`~hybridclf.ViewAugmenter` whose views only blocks of ``fixed``
+    see does not make them (:func:`fixed_rows` has them): ``images`` come
+    back unchanged with the resampled labels.
+    """
+    if (isinstance(sampler, ViewAugmenter) and fixed
+            and all(name in fixed for name, _ in blocks)):
+        sampler.fit(images, y)
+        return images, np.tile(np.asarray(y), 1 + len(sampler.views_))
+    return sampler.fit_resample(images, y)
+
+
 def scaled_folds(images, y, blocks, splits, sampler, fixed):
     """Yield (test, train_x, train_y, test_x, groups) per fold, each block scaled.
 
     The blocks of ``fixed`` (:func:`fixed_features`; give ``{}`` with a
-    sampler, which changes the images) are sliced; the others, and every
-    scaler, are fitted on each training fold, as fitting the pipeline there
-    would.
+    sampler that changes the images at random) are sliced, with the views of
+    a :class:`~hybridclf.ViewAugmenter` (:func:`fixed_rows`); the others, and
+    every scaler, are fitted on each training fold, as fitting the pipeline
+    there would.
     """
     for train, test in splits:
         train_images, train_y = images[train], y[train]
-        groups = None
+        groups = fitted = None
         if sampler is not None:
             fitted = clone(sampler)
-            train_images, train_y = fitted.fit_resample(train_images, train_y)
+            train_images, train_y = resample(fitted, train_images, train_y,
+                                             blocks, fixed)
             groups = view_groups(fitted, len(train), len(train_y))
         parts_train, parts_test = [], []
         for name, block in blocks:
             if name in fixed:
-                a, b = fixed[name][1][train], fixed[name][1][test]
+                a = fixed_rows(fixed, name, train, fitted, images)
+                b = fixed[name][1][test]
             else:
                 extract = clone(get_block_extractor(block))
                 a = extract.fit_transform(train_images, train_y)
