@@ -235,8 +235,7 @@ class CascadePipeline(Pipeline):
         sampler = get_sampler(self)
         fixed = fixed_features(images, blocks) if sampler is None or isinstance(
             sampler, ViewAugmenter) else {}
-        folds = list(scaled_folds(images, y, blocks, splits, get_sampler(self),
-                                  fixed))
+        folds = list(scaled_folds(images, y, blocks, splits, sampler, fixed))
         train_x, train_y, view_rows = self._fit_steps(images, y, params, fixed)
         oof = out_of_fold_stages(
             folds, len(y), get_classifier(self).classes_, self._block_widths(),
