@@ -128,8 +128,9 @@ def run_method(method, features, y, train, test, proba=False):
     """Predicted labels of the ``test`` rows for one method.
 
     With ``proba``, the ridge classifier's probabilities instead (columns in
-    the order of the sorted labels); ``method["groups"]`` leaves each photo
-    out with its views in the classifier's leave-one-out.
+    the order of the sorted labels). ``method["groups"]`` leaves each photo
+    out with its views in the ridge classifier's leave-one-out, as the
+    pipeline does (``fit(groups=)``).
     """
     blocks = method.get("blocks", DEFAULT_BLOCKS)
     aug = ["id", *method.get("aug", ())]
@@ -149,8 +150,11 @@ def run_method(method, features, y, train, test, proba=False):
         clf = RidgeSoftmaxClassifier().fit(
             X, Y, groups=groups if method.get("groups") else None)
         return clf.predict_proba(test_x[0])
+    groups = np.tile(np.arange(len(train)), len(aug)) if method.get(
+        "groups") and len(aug) > 1 else None
     for name in names:
-        clf = CLASSIFIERS[name]().fit(X, Y)
+        clf = CLASSIFIERS[name]()
+        clf = clf.fit(X, Y) if groups is None else clf.fit(X, Y, groups=groups)
         s = np.mean([_margins(clf, T) for T in test_x], axis=0)
         if len(names) > 1:  # an ensemble: mean of softmaxed standardised margins
             s = softmax((s - s.mean(1, keepdims=True))

@@ -25,6 +25,7 @@ It rewrites its section of ``docs/benchmarks.md``::
     .venv/bin/python benchmarks/bench_learning_curve.py  # ~40 min, 2 busy cores
     .venv/bin/python benchmarks/bench_learning_curve.py --quick   # smoke test
     .venv/bin/python benchmarks/bench_learning_curve.py --datasets amulet6
+    .venv/bin/python benchmarks/bench_learning_curve.py --rows 4  # a few rows
 """
 
 import argparse
@@ -52,15 +53,22 @@ GEO = ["hflip", "rot+12", "rot-12"]  # mirror, +/-12 degrees (the old --views)
 DV = ["zoom_out", "hue_turn", "darken"]  # ViewAugmenter's DEFAULT_VIEWS
 OBJ = [*GEO, "blur"]  # its OBJECT_VIEWS, which --views adds
 
-# (label, method, amulet6 only); the first is the default pipeline
+# (label, method, amulet6 only); the first is the default pipeline, the
+# differences are from the second (REFERENCE), the default before issue 21
 METHODS = [
-    ("default: cnn, hog, lbp, color + ridge (no views)", {"clf": "ridge"}, False),
+    ("default: cnn, hog, lbp, color + ridge; each photo also shrunk, hue turned, "
+     "darkened, blurred when the smallest class < 15 (`sampler=\"auto\"`), left "
+     "out with its views in the ridge's leave-one-out",
+     {"clf": "ridge", "aug": [*DV, "blur"], "aug_below": 15, "groups": True},
+     False),
+    ("no views (`sampler=None`, `--no-views`; the default before)",
+     {"clf": "ridge"}, False),
     ("+ photo views (`--photo-views`, `sampler=\"views\"`): each photo also "
      "shrunk, hue turned, darkened when smallest class < 15",
      {"clf": "ridge", "aug": DV, "aug_below": 15}, False),
     ("+ `--views`: mirror, +/-12 deg, blur beside the photo views (< 15)",
      {"clf": "ridge", "aug": [*OBJ, *DV], "aug_below": 15}, False),
-    ("photo views + blur (< 15)",
+    ("photo views + blur (< 15), plain leave-one-out (a photo's views stay in)",
      {"clf": "ridge", "aug": [*DV, "blur"], "aug_below": 15}, False),
     ("mirror, +/-12 deg only (`--views` before issue 21, then < 20; here < 15)",
      {"clf": "ridge", "aug": GEO, "aug_below": 15}, False),
@@ -102,10 +110,16 @@ METHODS = [
      {"clf": "ridge", "aug": [*OBJ, *DV], "aug_below": 15, "power": True,
       "blocks": ("cnn_260", "hog_signed", "lbp", "color")}, True),
 ]
+REFERENCE = 1  # the row that the others are compared with
 # (label, method): the ridge classifier's probabilities with views, its
 # leave-one-out plain (a photo's views stay in) or grouped (they leave with it)
 CALIBRATION = [
     ("no views", {"clf": "ridge"}),
+    ("photo views + blur, plain leave-one-out", {"clf": "ridge",
+                                                 "aug": [*DV, "blur"]}),
+    ("photo views + blur, grouped (the default)", {"clf": "ridge",
+                                                   "aug": [*DV, "blur"],
+                                                   "groups": True}),
     ("photo views, plain leave-one-out", {"clf": "ridge", "aug": DV}),
     ("photo views, grouped (`fit(groups=)`)", {"clf": "ridge", "aug": DV,
                                                "groups": True}),
@@ -156,7 +170,10 @@ def resolve(method, y_train):
 
 
 def check_exact(images, features, y, split):
-    """The cached path predicts what the default pipeline predicts."""
+    """The cached path predicts what the default pipeline predicts.
+
+    On a draw of 3 photos per class, so the default adds its views.
+    """
     train, test = split
     cached = run_method(resolve(METHODS[0][1], y[train]), features, y, train, test)
     # the full model: the cached path has no cascade (which answers as the full
@@ -170,14 +187,17 @@ def check_exact(images, features, y, split):
     return agree
 
 
-def measure(name, images, y, groups, n_draws, amulet):
-    methods = [m for m in METHODS if amulet or not m[2]]
+def measure(name, images, y, groups, n_draws, amulet, rows=None):
+    methods = [m for i, m in enumerate(METHODS) if (amulet or not m[2])
+               and (rows is None or i in rows)]
     views = sorted({"id", *(v for _, m, _ in methods
                             for v in [*m.get("aug", ()), *m.get("tta", ())])})
     features, ms = cached_view_features(name, images, views)
-    if amulet:
+    used = {b for _, m, _ in methods for b in m.get("blocks", ())}
+    if amulet and used & {"grid2", "vlad"}:
         add_map_blocks(features, name, images, ["id"])
-        for block in EXTRA_BLOCKS:  # for the views of the methods that use it
+    for block in EXTRA_BLOCKS if amulet else ():
+        if block in used:  # for the views of the methods that use it
             wanted = sorted({"id", *(v for _, m, _ in methods
                                      if block in m.get("blocks", ())
                                      for v in m.get("aug", ()))})
@@ -213,6 +233,8 @@ def calibration(features, y, splits):
     """
     rows = []
     for label, method in CALIBRATION:
+        if any(view not in features for view in method.get("aug", ())):
+            continue  # a subset of the methods (--rows): views not computed
         cells = {}
         for k in CAL_KS:
             stats = []
@@ -241,8 +263,9 @@ def calibration_table(rows):
 
 
 def table(result):
-    """Rows of mean +/- std, and the paired difference from the default."""
-    before = result["rows"][0]
+    """Rows of mean +/- std, and the paired difference from the reference."""
+    before = next(row for row in result["rows"]
+                  if row["label"] == METHODS[REFERENCE][0])
     base = before["accuracy"]
     head = " | ".join(f"k = {k}" for k in KS)
     lines = [f"| method | {head} |", "| --- |" + " ---: |" * len(KS)]
@@ -263,7 +286,7 @@ def table(result):
 def render_choosing(report):
     """The amulet6 curve of a few methods, for docs/choosing-features.md."""
     result = report["results"][0]
-    keep = [0, 1, 2, 3, 8, 10, 14, 15, 16, 17, 18, 19, 20, 21]
+    keep = [0, 1, 2, 3, 4, 9, 11, 15, 16, 17, 18, 19, 20, 21, 22]
     short = {**result, "rows": [result["rows"][i] for i in keep
                                 if i < len(result["rows"])]}
     return "\n".join([C_START, *table(short), C_END]) + "\n"
@@ -275,16 +298,17 @@ def render(report):
         f"- Date: {report['date']}", f"- Machine: {report['machine']}",
         f"- Command: `{COMMAND}`",
         "- Each cell: mean accuracy +/- its standard deviation over the draws; in "
-        "brackets, the mean paired difference from the first row (the default "
-        "pipeline) +/- its standard error (a 95% interval "
+        "brackets, the mean paired difference from the row \"no views\" (the "
+        "default pipeline before issue 21) +/- its standard error (a 95% interval "
         "is about twice that). k = 3 ... 20: "
         "k training photos per class from random duplicate groups, tested on "
         "every photo of the other groups; *all*: grouped 5-fold "
         "cross-validation x 3 (15 folds). Every method sees the same draws.",
         "- Features of the fixed blocks are computed once per image and view; "
         "scalers and classifiers are fitted on each draw, as the pipeline does "
-        "(checked: on one draw the cached path and the default "
-        "`make_hybrid_pipeline()` agree on every test photo).",
+        "(checked: on one draw of 3 photos per class the cached path and the "
+        "default `make_hybrid_pipeline()`, views included, agree on every "
+        "test photo).",
     ]
     for result in report["results"]:
         lines += ["", f"### {result['name']}: {result['n_images']} images, "
@@ -313,27 +337,38 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true",
                         help="3 draws, amulet6 only, no docs update")
     parser.add_argument("--draws", type=int, default=20)
+    parser.add_argument("--rows", type=int, nargs="+", default=None,
+                        metavar="I", help="measure only these rows of METHODS "
+                        "(0: the default, 1: no views, always measured); prints "
+                        "the tables and writes learning_curve_rows.json, not "
+                        "the docs")
     parser.add_argument("--datasets", nargs="+", default=["amulet6", "digits"],
                         choices=["amulet6", "digits"])
     args = parser.parse_args(argv)
     n_draws = 3 if args.quick else args.draws
+    rows = None if args.rows is None else {0, REFERENCE, *args.rows}
     results = []
     amulet = load_amulet6() if "amulet6" in args.datasets else None
     if amulet is None:
         print("amulet6 not measured (absent: set HYBRIDCLF_DATA, or not asked)")
     else:
         images, y, groups, _ = amulet
-        results.append(measure("amulet6", images, y, groups, n_draws, True))
+        results.append(measure("amulet6", images, y, groups, n_draws, True,
+                               rows))
     if not args.quick and "digits" in args.datasets:
         images, y, groups, _ = load_digits_photos()
-        results.append(measure("digits", images, y, groups, n_draws, False))
+        results.append(measure("digits", images, y, groups, n_draws, False,
+                               rows))
     info = _common.machine_info()
     report = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M+00:00"),
               "machine": f"{info['nproc']} CPUs, {info['cpu_model']}; "
                          f"scikit-learn {info['scikit-learn']}",
               "results": results}
-    if args.quick:
+    if args.quick or rows is not None:
         print(render(report))
+        if rows is not None:
+            (_common.RESULTS_DIR / "learning_curve_rows.json").write_text(
+                json.dumps(report))
         return 0
     JSON_FILE.write_text(json.dumps(report))
     _common.write_section(_common.DOCS_FILE, render(report), START, END)

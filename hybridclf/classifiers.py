@@ -31,7 +31,10 @@ class RidgeSoftmaxClassifier(ClassifierMixin, BaseEstimator):
     its photo's other views in, and the leave-one-out decisions come out
     overconfident. Pass ``groups`` to ``fit`` (the sampler's
     ``sample_indices_``): each group is then left out as a whole, exactly and
-    in closed form, for the penalty and the temperature alike.
+    in closed form, for the penalty and the temperature alike. The pipelines
+    of :func:`~hybridclf.make_hybrid_pipeline` and
+    :func:`~hybridclf.training.train_model` pass them (see
+    :mod:`hybridclf.grouped_fit`).
 
     With thousands of standardised features from a few hundred images, the
     squared loss with a strong penalty generalises better than the logistic

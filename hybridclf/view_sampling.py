@@ -11,7 +11,8 @@ from sklearn.utils.multiclass import check_classification_targets
 
 from .utils._validation import Interval, _fit_context
 
-__all__ = ["DEFAULT_VIEWS", "OBJECT_VIEWS", "VIEWS", "ViewAugmenter", "make_view"]
+__all__ = ["AUTO_VIEWS", "DEFAULT_VIEWS", "OBJECT_VIEWS", "VIEWS", "ViewAugmenter",
+           "make_view"]
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +27,11 @@ DEFAULT_VIEWS = ("zoom_out", "hue_turn", "darken")
 #: The mirror image, small turns and a blur, for objects photographed at any
 #: angle (``hybridclf train --views`` adds them to the default views).
 OBJECT_VIEWS = ("hflip", "rotate_left", "rotate_right", "blur")
+
+#: The views of ``make_hybrid_pipeline()``'s default (``sampler="auto"``): the
+#: default views and a blur, the best on the learning curve that lost nowhere
+#: (``docs/benchmarks.md``).
+AUTO_VIEWS = (*DEFAULT_VIEWS, "blur")
 
 # fixed settings of the photometric views (the benchmark's; not parameters)
 _GAMMA = 1.5  # "darken": out = 255 * (in / 255) ** _GAMMA
@@ -137,21 +143,25 @@ class ViewAugmenter(BaseSampler):
     class, and they are added only when they pay: when the training set's
     smallest class has fewer than ``max_smallest_class`` images
     (``make_hybrid_pipeline(sampler="views")``, ``hybridclf train
-    --photo-views``). On the learning curve (``docs/benchmarks.md``,
-    ``bench_learning_curve.py``, 20 paired draws) the default views raised
+    --photo-views``; with a blur, the default ``sampler="auto"``). On the
+    learning curve (``docs/benchmarks.md``, ``bench_learning_curve.py``, 20
+    paired draws) the default views raised
     the default pipeline by 3.9, 3.4 and 0.7 points at 3, 5 and 10 photos
     per class on amulet6, and by 4.6, 2.6 and 0.8 on handwritten digits; at
     15 photos or more they are not added (at 20 on amulet6, added always,
     they cost 0.4 points).
     Which views were added is kept in ``views_`` (empty when none were).
 
-    It is not the default: the views of an image stay in the training set
-    when :class:`~hybridclf.classifiers.RidgeSoftmaxClassifier` leaves the
-    image out to calibrate its probabilities, so they come out overconfident,
-    and so do the open-set thresholds learned from them.
-    ``RidgeSoftmaxClassifier().fit(X, y, groups=sampler.sample_indices_)``
-    leaves each image out with its views and keeps them honest
-    (``docs/choosing-features.md``); the pipeline does not pass the groups yet.
+    With a blur beside them (:data:`AUTO_VIEWS`) they are the default of
+    :func:`~hybridclf.make_hybrid_pipeline` (``sampler="auto"``). A
+    classifier that leaves one image out to calibrate its probabilities must
+    leave its views out with it, or its probabilities come out overconfident
+    (and so do the open-set thresholds learned from them): the pipeline
+    passes ``groups`` (the image each row was made from,
+    :func:`~hybridclf.grouped_fit.view_groups`) to
+    :class:`~hybridclf.classifiers.RidgeSoftmaxClassifier`'s ``fit``, which
+    then leaves each image out with its views (``docs/benchmarks.md``,
+    "Calibration with views").
 
     :data:`OBJECT_VIEWS`, the mirror image, 12-degree turns and a blur
     (``hybridclf train --views`` adds them to the default ones), suit

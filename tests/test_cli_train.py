@@ -46,7 +46,8 @@ def test_train_lists_likely_wrong_labels(mislabelled, tmp_path, capsys):
     model = tmp_path / "model"
     assert main(["train", "--data-dir", str(mislabelled), "--output-dir",
                  str(model), "--features", "hog", "color", "--image-size", "64",
-                 "--cv-folds", "3", "--test-size", "0", "--n-jobs", "1"]) == 0
+                 "--cv-folds", "3", "--test-size", "0", "--n-jobs", "1",
+                 "--no-views"]) == 0
     with open(model / "label_issues.csv", newline="") as fh:
         rows = list(csv.reader(fh))
     assert rows[0] == ["file", "given_label", "suggested_label", "score"]
@@ -199,6 +200,24 @@ def test_train_views_adds_mirror_and_turns_in_fit(texture_folder, tmp_path,
                  "--photo-views"]) == 0
     info = json.loads((photo / "model.json").read_text())
     assert info["training"]["views_added"] == ["zoom_out", "hue_turn", "darken"]
+    # the default: the photo views and a blur, and why; --no-views: none
+    for extra, name in [([], "default"), (["--no-views"], "none")]:
+        capsys.readouterr()
+        assert main(["train", "--data-dir", str(texture_folder), "--output-dir",
+                     str(tmp_path / name), "--features", "color", "--image-size",
+                     "32", "--cv-folds", "2", "--test-size", "0", "--n-jobs", "1",
+                     *extra]) == 0
+        training = json.loads((tmp_path / name / "model.json").read_text())[
+            "training"]
+        printed = capsys.readouterr().out
+        if not extra:
+            assert training["views_added"] == ["zoom_out", "hue_turn", "darken",
+                                               "blur"]
+            why = "the smallest class has 8 photos (< 15)"
+            assert training["views"].endswith(why) and why in printed
+            assert why in (tmp_path / name / "README.md").read_text()
+        else:
+            assert "views_added" not in training and "views added" not in printed
 
 
 def _png(image):

@@ -200,13 +200,16 @@ def test_accessors_find_the_steps_and_blocks():
         iter_feature_blocks,
         set_classifier,
     )
-    from hybridclf.view_sampling import ViewAugmenter
+    from hybridclf.view_sampling import AUTO_VIEWS, DEFAULT_VIEWS, ViewAugmenter
 
     pipe = make_hybrid_pipeline(features=["hog", "color"])
     assert isinstance(get_loader(pipe), ImageLoader)
-    assert get_sampler(pipe) is None
+    # the default: the photo views and a blur, below 15 photos per class
+    assert get_sampler(pipe).get_params() == ViewAugmenter(
+        views=AUTO_VIEWS).get_params()
+    assert get_sampler(make_hybrid_pipeline(features="hog", sampler=None)) is None
     views = make_hybrid_pipeline(features="hog", sampler="views")
-    assert isinstance(get_sampler(views), ViewAugmenter)
+    assert get_sampler(views).views == DEFAULT_VIEWS
     with pytest.raises(ValueError, match="'sampler' argument.*Got 'flips'"):
         make_hybrid_pipeline(sampler="flips")
     assert get_feature_union(pipe) is pipe["features"]

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from hybridclf import make_hybrid_pipeline
+from hybridclf.classifiers import RidgeSoftmaxClassifier
 from hybridclf.utils.estimator_checks import image_sampler_checks
 from hybridclf.view_sampling import (
     DEFAULT_VIEWS,
@@ -170,3 +171,66 @@ def test_views_with_every_feature_read_from_the_cache(textures, tmp_path):
             == pytest.approx(first.cv_scores["accuracy"]["folds"]))
     np.testing.assert_allclose(second.pipeline.predict_proba(paths),
                                first.pipeline.predict_proba(paths), atol=1e-5)
+
+
+class _RecordingRidge(RidgeSoftmaxClassifier):
+    """The ridge classifier, keeping the ``groups`` of every fit."""
+
+    seen = []
+
+    def fit(self, X, y, groups=None):
+        _RecordingRidge.seen.append((len(X), None if groups is None
+                                     else np.asarray(groups)))
+        return super().fit(X, y, groups=groups)
+
+
+def _one_image_per_group(n_rows, groups, n_views):
+    """Every fit got groups: one per image, with the image and its views."""
+    assert groups is not None and len(groups) == n_rows
+    sizes = np.unique(groups, return_counts=True)[1]
+    assert np.all(sizes == 1 + n_views)
+
+
+@pytest.mark.parametrize("cascade", [False, True])
+def test_the_classifier_leaves_each_image_out_with_its_views(textures, cascade):
+    from hybridclf.view_sampling import AUTO_VIEWS
+
+    paths, labels = textures
+    pipe = make_hybrid_pipeline(features=["hog", "color"], cascade=cascade,
+                                classifier=_RecordingRidge())
+    if cascade:
+        pipe.set_params(cheap_features=("color",))
+    _RecordingRidge.seen.clear()
+    pipe.set_params(load__size=64).fit(paths, labels)
+    assert pipe["augment"].views_ == AUTO_VIEWS  # the default: 8 photos a class
+    # the pipeline's fit (and with a cascade, the out-of-fold fits too)
+    assert len(_RecordingRidge.seen) == 1 or cascade
+    for n_rows, groups in _RecordingRidge.seen:
+        _one_image_per_group(n_rows, groups, len(AUTO_VIEWS))
+    # the same classifier as fitted by hand with the sampler's groups
+    features = pipe["features"].transform(
+        pipe["augment"].fit_resample(pipe["load"].transform(paths), labels)[0])
+    by_hand = RidgeSoftmaxClassifier().fit(
+        features, np.tile(labels, 5), groups=pipe["augment"].sample_indices_)
+    assert pipe["clf"].temperature_ == pytest.approx(by_hand.temperature_)
+    # without views: no groups
+    _RecordingRidge.seen.clear()
+    make_hybrid_pipeline(features=["color"], sampler=None, cascade=False,
+                         classifier=_RecordingRidge()).set_params(
+        load__size=32).fit(paths, labels)
+    assert _RecordingRidge.seen == [(len(paths), None)]
+
+
+def test_train_model_passes_the_views_groups_to_every_fit(textures):
+    from hybridclf.training import train_model
+    from hybridclf.view_sampling import AUTO_VIEWS
+
+    paths, labels = textures
+    pipe = make_hybrid_pipeline(features=["hog", "color"], cascade=False,
+                                classifier=_RecordingRidge())
+    _RecordingRidge.seen.clear()
+    train_model(pipe.set_params(load__size=64), paths, labels, test_size=0.25,
+                cv_folds=3)
+    assert len(_RecordingRidge.seen) >= 4  # 3 out-of-fold fits and the final
+    for n_rows, groups in _RecordingRidge.seen:
+        _one_image_per_group(n_rows, groups, len(AUTO_VIEWS))

@@ -24,18 +24,23 @@ from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.utils.validation import check_is_fitted
 
 from ..pipeline import (
+    fit_classifier,
     get_block_scaler,
     get_classifier,
     get_loader,
     get_sampler,
     iter_feature_blocks,
+    view_groups,
 )
 from ..prediction import block_ood_scores, transform_blocks
+from ..view_sampling import ViewAugmenter
 from ._threshold import (
     block_columns,
     fixed_features,
+    fixed_rows,
     ood_limits,
     out_of_fold_stages,
+    resample,
     scaled_folds,
     select_threshold,
 )
@@ -227,15 +232,15 @@ class CascadePipeline(Pipeline):
             n_splits, shuffle=True, random_state=self.random_state,
         ).split(images, y, groups))
         blocks = list(iter_feature_blocks(self))
-        fixed = {} if get_sampler(self) is not None else fixed_features(images,
-                                                                        blocks)
-        folds = list(scaled_folds(images, y, blocks, splits, get_sampler(self),
-                                  fixed))
-        train_x, train_y = self._fit_steps(images, y, params, fixed)
+        sampler = get_sampler(self)
+        fixed = fixed_features(images, blocks) if sampler is None or isinstance(
+            sampler, ViewAugmenter) else {}
+        folds = list(scaled_folds(images, y, blocks, splits, sampler, fixed))
+        train_x, train_y, view_rows = self._fit_steps(images, y, params, fixed)
         oof = out_of_fold_stages(
             folds, len(y), get_classifier(self).classes_, self._block_widths(),
             cheap, get_classifier(self), self.cheap_classifier_template())
-        return self.fit_cheap_stage(train_x, train_y, y, oof)
+        return self.fit_cheap_stage(train_x, train_y, y, oof, groups=view_rows)
 
     def _fit_without_early_exit(self, images, y, params):
         """Too few photos for out-of-fold answers: fit the full model only."""
@@ -252,7 +257,10 @@ class CascadePipeline(Pipeline):
         return self
 
     def _fit_steps(self, images, y, params, fixed):
-        """Fit the steps after ``load`` as ``Pipeline.fit`` would; return features.
+        """Fit the steps after ``load`` as ``Pipeline.fit`` would.
+
+        Returns the features, their labels and the image each row was made
+        from (None when the sampler added no rows).
 
         The blocks of ``fixed`` take their fitted extractor from there and
         fit only their scaler: no photo is extracted twice.
@@ -262,26 +270,29 @@ class CascadePipeline(Pipeline):
                 "CascadePipeline.fit takes no step fit parameters; got "
                 f"{sorted(params)}. Set them with set_params instead."
             )
-        sampler = get_sampler(self)
+        sampler, n_images, loaded = get_sampler(self), len(y), images
+        blocks = list(iter_feature_blocks(self))
         if sampler is not None:
-            images, y = sampler.fit_resample(images, y)
+            images, y = resample(sampler, images, y, blocks, fixed)
+        groups = view_groups(sampler, n_images, len(y))
         parts = []
-        for name, block in iter_feature_blocks(self):
+        for name, block in blocks:
             if name in fixed:
                 block.steps[0] = (block.steps[0][0], fixed[name][0])
-                parts.append(get_block_scaler(block).fit_transform(fixed[name][1]))
+                parts.append(get_block_scaler(block).fit_transform(fixed_rows(
+                    fixed, name, np.arange(n_images), sampler, loaded)))
             else:
                 parts.append(block.fit_transform(images, y))
         train_x = np.hstack(parts).astype(np.float32)
-        get_classifier(self).fit(train_x, y)
-        return train_x, y
+        fit_classifier(get_classifier(self), train_x, y, groups)
+        return train_x, y, groups
 
     def _block_widths(self):
         return [(name, int(block[-1].n_features_in_) if hasattr(block, "steps")
                  else int(len(block.get_feature_names_out())))
                 for name, block in iter_feature_blocks(self)]
 
-    def fit_cheap_stage(self, train_x, train_y, y_oof, oof):
+    def fit_cheap_stage(self, train_x, train_y, y_oof, oof, groups=None):
         """Fit the cheap stage on a fitted pipeline's features; set the threshold.
 
         :meth:`fit` calls it; :func:`hybridclf.train_model`, which fits the
@@ -303,14 +314,19 @@ class CascadePipeline(Pipeline):
             :func:`~hybridclf.cascade.out_of_fold_stages` returns them, with
             ``full_proba`` filled in.
 
+        groups : ndarray of shape (n_samples,) or None, default=None
+            The image each row of ``train_x`` was made from, when the
+            ``augment`` step added views (:func:`~hybridclf.pipeline.view_groups`).
+
         Returns
         -------
         self : CascadePipeline
         """
         cheap = self._cheap_blocks()
         blocks = self._block_widths()
-        self.cheap_classifier_ = self.cheap_classifier_template().fit(
-            np.asarray(train_x)[:, block_columns(blocks, cheap)], train_y)
+        self.cheap_classifier_ = fit_classifier(
+            self.cheap_classifier_template(),
+            np.asarray(train_x)[:, block_columns(blocks, cheap)], train_y, groups)
         self.ood_limits_ = ood_limits(
             oof["cheap_ood"], [name for name, _ in blocks if name in cheap],
             self.ood_quantile)

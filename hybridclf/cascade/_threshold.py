@@ -11,8 +11,9 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.preprocessing import StandardScaler
 
-from ..pipeline import get_block_extractor
+from ..pipeline import fit_classifier, get_block_extractor, view_groups
 from ..prediction import block_ood_scores
+from ..view_sampling import ViewAugmenter, make_view
 
 __all__ = ["MAX_FOLD_LOSS", "block_columns", "fixed_features", "ood_limits",
            "out_of_fold_stages", "scaled_folds", "select_threshold"]
@@ -196,9 +197,11 @@ def out_of_fold_stages(fold_features, n_samples, classes, blocks, cheap,
 
     Parameters
     ----------
-    fold_features : iterable of (test_index, train_x, train_y, test_x)
+    fold_features : iterable of (test_index, train_x, train_y, test_x[, groups])
         Per fold: the test rows and the scaled feature tables of all blocks
-        (the input of the full classifier).
+        (the input of the full classifier); optionally the image each
+        training row was made from (:func:`~hybridclf.pipeline.view_groups`),
+        so that the classifiers leave an image out with its views.
 
     n_samples : int
         Rows of the out-of-fold tables.
@@ -234,12 +237,13 @@ def out_of_fold_stages(fold_features, n_samples, classes, blocks, cheap,
     stages = [(oof["cheap_proba"], cheap_classifier, cheap_columns)]
     if full_classifier is not None:
         stages.append((full, full_classifier, slice(None)))
-    for k, (test, train_x, train_y, test_x) in enumerate(fold_features):
+    for k, (test, train_x, train_y, test_x, *groups) in enumerate(fold_features):
         oof["fold"][test] = k
         oof["cheap_ood"][test] = block_ood_scores(test_x[:, cheap_columns],
                                                   cheap_blocks)
         for out, clf, cols in stages:
-            model = clone(clf).fit(train_x[:, cols], train_y)
+            model = fit_classifier(clone(clf), train_x[:, cols], train_y,
+                                   groups[0] if groups else None)
             columns = np.searchsorted(classes, model.classes_)
             out[np.ix_(test, columns)] = model.predict_proba(test_x[:, cols])
     return oof
@@ -272,22 +276,64 @@ def fixed_features(images, blocks):
     return fixed
 
 
+def fixed_rows(fixed, name, rows, sampler, images):
+    """Fixed block ``name``'s features of images ``rows`` and of their views.
+
+    The rows of a :class:`~hybridclf.ViewAugmenter`'s ``fit_resample``: the
+    images, then each view of them that ``sampler`` (fitted) adds. The
+    features of each view of all ``images`` are computed once and kept in
+    ``fixed`` (under ``(name, view, angle, crop_fraction)``) for the other
+    folds and the final fit.
+    """
+    fitted, table = fixed[name]
+    parts = [table[rows]]
+    for view in getattr(sampler, "views_", ()):
+        key = (name, view, sampler.angle, sampler.crop_fraction)
+        if key not in fixed:
+            seen = np.stack([make_view(image, view, angle=sampler.angle,
+                                       crop_fraction=sampler.crop_fraction)
+                             for image in images])
+            fixed[key] = (fitted, np.asarray(fitted.transform(seen)))
+        parts.append(fixed[key][1][rows])
+    return np.vstack(parts) if len(parts) > 1 else parts[0]
+
+
+def resample(sampler, images, y, blocks, fixed):
+    """The sampler's (images, y), fitting ``sampler``; see :func:`scaled_folds`.
+
+    A :class:`~hybridclf.ViewAugmenter` whose views only blocks of ``fixed``
+    see does not make them (:func:`fixed_rows` has them): ``images`` come
+    back unchanged with the resampled labels.
+    """
+    if (isinstance(sampler, ViewAugmenter) and fixed
+            and all(name in fixed for name, _ in blocks)):
+        sampler.fit(images, y)
+        return images, np.tile(np.asarray(y), 1 + len(sampler.views_))
+    return sampler.fit_resample(images, y)
+
+
 def scaled_folds(images, y, blocks, splits, sampler, fixed):
-    """Yield (test, train_x, train_y, test_x) per fold, each block scaled.
+    """Yield (test, train_x, train_y, test_x, groups) per fold, each block scaled.
 
     The blocks of ``fixed`` (:func:`fixed_features`; give ``{}`` with a
-    sampler, which changes the images) are sliced; the others, and every
-    scaler, are fitted on each training fold, as fitting the pipeline there
-    would.
+    sampler that changes the images at random) are sliced, with the views of
+    a :class:`~hybridclf.ViewAugmenter` (:func:`fixed_rows`); the others, and
+    every scaler, are fitted on each training fold, as fitting the pipeline
+    there would.
     """
     for train, test in splits:
         train_images, train_y = images[train], y[train]
+        groups = fitted = None
         if sampler is not None:
-            train_images, train_y = clone(sampler).fit_resample(train_images, train_y)
+            fitted = clone(sampler)
+            train_images, train_y = resample(fitted, train_images, train_y,
+                                             blocks, fixed)
+            groups = view_groups(fitted, len(train), len(train_y))
         parts_train, parts_test = [], []
         for name, block in blocks:
             if name in fixed:
-                a, b = fixed[name][1][train], fixed[name][1][test]
+                a = fixed_rows(fixed, name, train, fitted, images)
+                b = fixed[name][1][test]
             else:
                 extract = clone(get_block_extractor(block))
                 a = extract.fit_transform(train_images, train_y)
@@ -296,4 +342,4 @@ def scaled_folds(images, y, blocks, splits, sampler, fixed):
             parts_train.append(scaler.transform(a))
             parts_test.append(scaler.transform(b))
         yield (test, np.hstack(parts_train).astype(np.float32), train_y,
-               np.hstack(parts_test).astype(np.float32))
+               np.hstack(parts_test).astype(np.float32), groups)

@@ -104,7 +104,13 @@ def _add_model_options(parser):
     sampler.add_argument(
         "--photo-views", action="store_true",
         help="add each photo shrunk, hue-turned and darkened in fit when the "
-        "smallest class has < 15 photos: views that keep any photo's class")
+        "smallest class has < 15 photos: views that keep any photo's class "
+        "(the default adds a blur too)")
+    sampler.add_argument(
+        "--no-views", action="store_true",
+        help="add no views in fit (by default each photo is also shrunk, "
+        "hue-turned, darkened and blurred when the smallest class has < 15 "
+        "photos)")
     parser.add_argument("--image-size", type=positive_int, default=None,
                         metavar="N", help="side images are resized to (default: "
                         "224, or 128 with --quick)")
@@ -128,8 +134,8 @@ def _print_training(training):
     out(f"train part: {len(result.train_indices)} images; test part: "
         f"{len(result.test_indices)} images (no group on both sides)")
     if training.views_added is not None:
-        out("views added in fit: " + (", ".join(training.views_added) or "none "
-                                      "(the smallest class has 15 photos or more)"))
+        out("views added in fit: " + (", ".join(training.views_added) or "none")
+            + f" ({training.views.split(': ', 1)[1]})")
     if result.feature_cache:
         out(f"features computed for {result.feature_cache['n_computed']} of "
             f"{result.feature_cache['n_images']} images, the others read from "
@@ -163,6 +169,15 @@ def _print_training(training):
             f"{c['worst_fold_loss']} photo(s) lost")
 
 
+def _views_choice(args):
+    """The ``views`` of train_folder that the options ask for."""
+    if args.views:
+        return "objects"
+    if args.photo_views:
+        return "photo"
+    return "none" if args.no_views else "auto"
+
+
 def run(args):
     from ..training import train_folder
 
@@ -171,7 +186,7 @@ def run(args):
         classifier=args.classifier, quick=args.quick, cv_folds=args.cv_folds,
         test_size=args.test_size, search=args.search, groups_csv=args.groups,
         augment=args.augment, image_size=args.image_size,
-        views="objects" if args.views else "photo" if args.photo_views else "none",
+        views=_views_choice(args),
         cache_dir=args.cache_dir, feature_cache=not args.no_cache,
         cascade="auto" if args.cascade is None else args.cascade,
         thumbnails=not args.no_thumbnails,

@@ -36,6 +36,7 @@ TRUSTED_TYPES = [
     "hybridclf.features._hog.HOGFeatures",
     "hybridclf.features._lbp.LBPFeatures",
     "hybridclf.features._sift.SIFTBoVW",
+    "hybridclf.grouped_fit.GroupedPipeline",
     "hybridclf.io.ImageLoader",  # where models saved before 2026-12-07 name it
     "hybridclf.io._loader.ImageLoader",
     "hybridclf.sampling.ClassAwareAugmenter",  # models saved before 2026-12-07

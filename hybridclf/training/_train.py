@@ -35,7 +35,13 @@ from threadpoolctl import threadpool_limits
 
 from ..cascade import is_cascade, out_of_fold_stages
 from ..label_issues import find_label_issues
-from ..pipeline import get_classifier, set_classifier
+from ..pipeline import (
+    fit_classifier,
+    get_classifier,
+    get_sampler,
+    set_classifier,
+    view_groups,
+)
 from ..prediction import block_ood_scores
 from ..utils._docstrings import Substitution, n_jobs_docstring
 from ._feature_cache import FeatureCache, image_digest
@@ -252,7 +258,7 @@ def _train(run, pipe, search, param_grid, open_set_quantile):
             run, pipe, grid, search, folds)
     with run.timed("cv_classifier"):
         oof_proba, oof_ood, cv_scores = _out_of_fold(
-            run, get_classifier(pipe), folds, blocks)
+            run, get_classifier(pipe), folds, blocks, get_sampler(pipe))
     classes = np.unique(run.y_train)
     open_set = _open_set(run.y_train, classes, oof_proba, oof_ood, blocks,
                          open_set_quantile)
@@ -325,15 +331,17 @@ def _search_classifier(run, pipe, grid, search, folds):
     return clone(pipe).set_params(**best_params), best_params, info
 
 
-def _out_of_fold(run, clf, folds, blocks):
+def _out_of_fold(run, clf, folds, blocks, sampler=None):
     """Phase 4: out-of-fold probabilities, OOD scores and CV scores."""
     y_train = run.y_train
     classes = np.unique(y_train)
     oof_proba = np.zeros((len(y_train), len(classes)))
     oof_ood = np.zeros((len(y_train), len(blocks)))
     fold_scores = []
-    for (_, fold_test), (train_x, train_y, test_x, test_y) in zip(run.splits, folds):
-        model = clone(clf).fit(train_x, train_y)
+    for (fold_train, fold_test), (train_x, train_y, test_x, test_y) in zip(
+            run.splits, folds):
+        groups = view_groups(sampler, len(fold_train), len(train_y))
+        model = fit_classifier(clone(clf), train_x, train_y, groups)
         proba = model.predict_proba(test_x)
         columns = np.searchsorted(classes, model.classes_)
         oof_proba[np.ix_(fold_test, columns)] = proba
@@ -369,20 +377,23 @@ def _fit_final(run, pipe, shared):
         final, train_x, train_y = shared.fit_pipeline(pipe, run.train, run.y_train)
     else:
         final, train_x, train_y = fit_features(pipe, run.X_train, run.y_train)
-    clf = clone(get_classifier(pipe)).fit(train_x, train_y)
+    groups = view_groups(get_sampler(final), len(run.train), len(train_y))
+    clf = fit_classifier(clone(get_classifier(pipe)), train_x, train_y, groups)
     return set_classifier(final, clf), train_x, train_y
 
 
 def _fit_cascade(run, final, folds, blocks, train_x, train_y, oof_proba):
     """Phase 6b: a cascade's cheap stage and threshold, on the same folds."""
     classes = get_classifier(final).classes_
-    fold_tables = [(test, tx, ty, vx) for (_, test), (tx, ty, vx, _) in
-                   zip(run.splits, folds)]
+    sampler = get_sampler(final)
+    fold_tables = [(test, tx, ty, vx, view_groups(sampler, len(train), len(ty)))
+                   for (train, test), (tx, ty, vx, _) in zip(run.splits, folds)]
     oof = out_of_fold_stages(fold_tables, len(run.y_train), classes, blocks,
                              final.cheap_features, None,
                              final.cheap_classifier_template())
     oof["full_proba"] = oof_proba
-    final.fit_cheap_stage(train_x, train_y, run.y_train, oof)
+    final.fit_cheap_stage(train_x, train_y, run.y_train, oof, groups=view_groups(
+        sampler, len(run.train), len(train_y)))
 
 
 def _novelty_phase(run, final, blocks, shared, open_set):

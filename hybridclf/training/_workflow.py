@@ -92,7 +92,7 @@ def find_training_groups(paths, *, groups_csv=None, root=None, n_jobs=None,
 
 
 def make_training_pipeline(*, features=None, classifier="ridge", quick=False,
-                           image_size=None, augment=False, views="none",
+                           image_size=None, augment=False, views="auto",
                            cache_dir=None, n_jobs=None, random_state=0,
                            cascade="auto"):
     """The pipeline that ``hybridclf train`` trains.
@@ -115,18 +115,19 @@ def make_training_pipeline(*, features=None, classifier="ridge", quick=False,
     augment : bool, default=False
         Balance classes with :class:`~hybridclf.ClassAwareAugmenter`.
 
-    views : {"none", "photo", "objects"} or bool, default="none"
+    views : {"auto", "none", "photo", "objects"} or bool, default="auto"
         Views of each training image added in fit when the smallest class
         has fewer than 15 images (:class:`~hybridclf.ViewAugmenter`):
-        "photo", the image shrunk, with its hue turned, and darkened (they
-        raised the learning curve on amulets and on digits,
-        ``docs/choosing-features.md``); "objects" (or True), also its mirror
-        image, its turns by 12 degrees each way and a blur, for objects
-        photographed at any angle (not for digits, text or textures, where
-        they cost accuracy); "none" (or False), no views. With views the
-        classifier's probabilities are overconfident (see
-        :func:`~hybridclf.make_hybrid_pipeline`). Not with ``augment``: the
-        pipeline has one ``augment`` step.
+        "auto", the image shrunk, with its hue turned, darkened and blurred
+        (the default of :func:`~hybridclf.make_hybrid_pipeline`; they raised
+        the learning curve on amulets and on digits,
+        ``docs/choosing-features.md``); "photo", the same without the blur;
+        "objects" (or True), the photo views with its mirror image, its turns
+        by 12 degrees each way and a blur, for objects photographed at any
+        angle (not for digits, text or textures, where they cost accuracy);
+        "none" (or False), no views. With ``augment``, "auto" gives way to
+        the augmenter; the others are refused (the pipeline has one
+        ``augment`` step).
 
     cache_dir : str or None, default=None
         The pipeline's ``memory`` (a joblib cache of fitted feature blocks).
@@ -153,22 +154,22 @@ def make_training_pipeline(*, features=None, classifier="ridge", quick=False,
     if features is None:
         features = QUICK_FEATURES if quick else DEFAULT_FEATURES
     views = {True: "objects", False: "none"}.get(views, views)
-    if views not in ("none", "photo", "objects"):
+    if views not in ("auto", "none", "photo", "objects"):
         raise ValueError(
-            "The 'views' argument of make_training_pipeline must be \"none\", "
-            f"\"photo\" or \"objects\". Got {views!r} instead."
+            "The 'views' argument of make_training_pipeline must be \"auto\", "
+            f"\"none\", \"photo\" or \"objects\". Got {views!r} instead."
         )
-    if augment and views != "none":
+    if augment and views not in ("auto", "none"):
         raise ValueError(
             f"make_training_pipeline got augment=True and views={views!r}; the "
             "pipeline has one augment step. Choose one (--augment or --views)."
         )
-    sampler = None
+    sampler = "auto" if views == "auto" else None
     if augment:
         from ..sampling import ClassAwareAugmenter
 
         sampler = ClassAwareAugmenter(random_state=random_state, n_jobs=n_jobs)
-    elif views != "none":
+    elif views in ("photo", "objects"):
         from ..view_sampling import DEFAULT_VIEWS, OBJECT_VIEWS, ViewAugmenter
 
         sampler = ViewAugmenter(views=(OBJECT_VIEWS if views == "objects" else ())
@@ -216,7 +217,8 @@ def training_metadata(result, paths, labels, *, root=None, names=None,
     metadata : dict
         :meth:`TrainingResult.metadata` with ``data_fingerprint`` and the
         entries ``features``, ``classifier``, ``groups``, ``seconds_wall``
-        and, with a ViewAugmenter, ``views_added`` of ``training``.
+        and, with a ViewAugmenter, ``views_added`` and ``views`` (which
+        views were added and why) of ``training``.
     """
     metadata = result.metadata()
     metadata["data_fingerprint"] = data_fingerprint(paths, labels, root=root,
@@ -227,6 +229,7 @@ def training_metadata(result, paths, labels, *, root=None, names=None,
     training["groups"] = group_source
     if _views_added(result.pipeline) is not None:
         training["views_added"] = list(_views_added(result.pipeline))
+        training["views"] = _views_reason(get_sampler(result.pipeline))
     if seconds_wall is not None:
         training["seconds_wall"] = round(seconds_wall, 2)
     return metadata
@@ -274,6 +277,22 @@ def training_files(result, paths, *, root=None, names=None):
         index.files_ = np.asarray(names, dtype=str)[result.train_indices]
         files[INDEX_FILE] = index.to_bytes()
     return files
+
+
+def _views_reason(sampler):
+    """Which views a fitted :class:`~hybridclf.ViewAugmenter` added, and why.
+
+    For the training summary and the model card: for example "zoom_out,
+    hue_turn, darken, blur added in fit: the smallest class has 3 photos
+    (< 15)".
+    """
+    below = sampler.max_smallest_class
+    n = sampler.smallest_class_
+    if sampler.views_:
+        why = ("always" if below is None else
+               f"the smallest class has {n} photos (< {below})")
+        return f"{', '.join(sampler.views_)} added in fit: {why}"
+    return f"none added: the smallest class has {n} photos (>= {below})"
 
 
 def _views_added(pipe):
@@ -335,6 +354,13 @@ class FolderTraining:
         """The views added in the final fit: a tuple, or None without ``views``."""
         return _views_added(self.result.pipeline)
 
+    @property
+    def views(self):
+        """Which views were added in the final fit and why; None without views."""
+        sampler = get_sampler(self.result.pipeline)
+        return None if _views_added(self.result.pipeline) is None else (
+            _views_reason(sampler))
+
 
 @contextmanager
 def _dask_backend(scheduler):
@@ -352,7 +378,7 @@ def _dask_backend(scheduler):
 
 def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
                  quick=False, cv_folds=None, test_size=0.2, search="none",
-                 groups_csv=None, augment=False, views="none", image_size=None,
+                 groups_csv=None, augment=False, views="auto", image_size=None,
                  cache_dir=None, feature_cache=True, n_jobs=None, max_pixels=None,
                  scheduler=None, random_state=0, cascade="auto", thumbnails=True,
                  progress=False):

@@ -22,9 +22,11 @@ class CountingColor(ColorHistogram):
 
 
 def _pipe(bins=8, size=48):
+    # no views: their features are computed in each run, not cached (see
+    # tests/test_view_sampling.py for the cache with views)
     return make_hybrid_pipeline(
         features=[("colour", CountingColor(bins=bins)), ("hog", HOGFeatures())],
-        classifier="logistic").set_params(load__size=size)
+        classifier="logistic", sampler=None).set_params(load__size=size)
 
 
 def _train(folder, cache, **params):

@@ -28,15 +28,21 @@ def test_quick_pipeline_settings_and_threads():
     assert pipe.get_params()["features__hog__extract__n_jobs"] == 2
     # the classifier keeps its own n_jobs
     assert get_classifier(pipe).n_jobs is None
-    full = make_training_pipeline(features=["lbp"], image_size=64)
+    full = make_training_pipeline(features=["lbp"], image_size=64, views="none")
     assert get_loader(full).size == 64 and get_sampler(full) is None
 
 
-def test_views_are_opt_in_and_exclude_augment():
+def test_views_by_default_and_exclude_augment():
     from hybridclf import ViewAugmenter
-    from hybridclf.view_sampling import DEFAULT_VIEWS, OBJECT_VIEWS
+    from hybridclf.view_sampling import AUTO_VIEWS, DEFAULT_VIEWS, OBJECT_VIEWS
 
-    assert get_sampler(make_training_pipeline()) is None
+    # the default adds the photo views and a blur below 15 photos per class
+    assert get_sampler(make_training_pipeline()).views == AUTO_VIEWS
+    assert get_sampler(make_training_pipeline(views="none")) is None
+    assert get_sampler(make_training_pipeline(views=False)) is None
+    # --augment replaces the default views
+    assert isinstance(get_sampler(make_training_pipeline(augment=True)),
+                      ClassAwareAugmenter)
     assert get_sampler(make_training_pipeline(views="photo")).views == DEFAULT_VIEWS
     objects = get_sampler(make_training_pipeline(views=True))
     assert isinstance(objects, ViewAugmenter)

@@ -1,0 +1,132 @@
+"""The classifier fitted with the image each resampled row was made from.
+
+A sampler in the ``augment`` step (:class:`~hybridclf.ViewAugmenter`,
+:class:`~hybridclf.ClassAwareAugmenter`) adds rows made from the training
+images. A classifier that leaves one row out to choose its penalty or to
+calibrate its probabilities (:class:`~hybridclf.classifiers.RidgeSoftmaxClassifier`)
+would then leave an image out while its views stay in, and come out
+overconfident. :func:`view_groups` tells which image each row came from;
+:func:`fit_classifier` passes that as ``groups`` to a classifier whose ``fit``
+takes it; :class:`GroupedPipeline` does both inside ``Pipeline.fit``.
+"""
+
+import numpy as np
+from imblearn.pipeline import Pipeline
+from sklearn.utils.validation import _num_samples, has_fit_parameter
+
+from .view_sampling import ViewAugmenter
+
+__all__ = ["GroupedPipeline", "fit_classifier", "view_groups"]
+
+# the fit methods of imblearn's Pipeline whose final step gets the fit params
+_FINAL_FIT_METHODS = ("fit", "fit_predict", "fit_transform")
+
+
+def view_groups(sampler, n_images, n_rows):
+    """The image each training row was made from, when a sampler added rows.
+
+    A :class:`~hybridclf.ViewAugmenter` returns the images, then each view of
+    them in turn (also when only its ``fit`` ran, as in
+    :class:`~hybridclf.training.SharedFeatures`); another sampler tells its
+    rows' sources by ``sample_indices_``.
+
+    Parameters
+    ----------
+    sampler : sampler or None
+        The pipeline's ``augment`` step, fitted on the ``n_images`` images.
+
+    n_images : int
+        Images given to the sampler.
+
+    n_rows : int
+        Rows it returned (rows of the classifier's training table).
+
+    Returns
+    -------
+    groups : ndarray of shape (n_rows,) or None
+        None when no rows were added or their sources are unknown.
+    """
+    if sampler is None or n_rows == n_images:
+        return None
+    if isinstance(sampler, ViewAugmenter) and n_images and n_rows % n_images == 0:
+        return np.tile(np.arange(n_images), n_rows // n_images)
+    groups = getattr(sampler, "sample_indices_", None)
+    return None if groups is None or len(groups) != n_rows else np.asarray(groups)
+
+
+def fit_classifier(clf, X, y, groups=None):
+    """Fit ``clf``, leaving each group of rows out as a whole where it can.
+
+    ``clf.fit(X, y, groups=groups)`` when ``groups`` is given and the
+    classifier's ``fit`` takes ``groups`` (such as
+    :class:`~hybridclf.classifiers.RidgeSoftmaxClassifier`, whose leave-one-out
+    penalty and calibration then leave an image out with its views); else
+    ``clf.fit(X, y)``.
+
+    Parameters
+    ----------
+    clf : classifier
+        The unfitted classifier.
+
+    X : array-like of shape (n_rows, n_features)
+        Training features.
+
+    y : array-like of shape (n_rows,)
+        Their labels.
+
+    groups : array-like of shape (n_rows,) or None, default=None
+        The image each row was made from (:func:`view_groups`).
+
+    Returns
+    -------
+    clf : classifier
+        The fitted classifier.
+    """
+    if groups is not None and has_fit_parameter(clf, "groups"):
+        return clf.fit(X, y, groups=groups)
+    return clf.fit(X, y)
+
+
+class GroupedPipeline(Pipeline):
+    """An imbalanced-learn ``Pipeline`` that tells its classifier the rows' images.
+
+    The same as :class:`imblearn.pipeline.Pipeline`, except that when one
+    sampler step added rows, the final step's ``fit`` also gets
+    ``groups=``: the image each of its rows was made from
+    (:func:`view_groups`), if it takes ``groups`` and none was given
+    (``clf__groups=``). :func:`~hybridclf.make_hybrid_pipeline` returns it
+    when it makes no cascade; :class:`~hybridclf.cascade.CascadePipeline`
+    does the same in its own ``fit``.
+
+    Parameters
+    ----------
+    steps, transform_input, memory, verbose
+        As for :class:`imblearn.pipeline.Pipeline`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hybridclf import ViewAugmenter, make_hybrid_pipeline
+    >>> pipe = make_hybrid_pipeline(features=["color"], sampler=ViewAugmenter())
+    >>> type(pipe).__name__
+    'GroupedPipeline'
+    """
+
+    def _fit(self, X, y=None, routed_params=None, raw_params=None):
+        # the hook of imblearn's fit, fit_transform, fit_resample, fit_predict:
+        # every step but the last is fitted here, the last after it returns
+        n_images = _num_samples(X)
+        Xt, yt = super()._fit(X, y, routed_params, raw_params)
+        samplers = [step for _, _, step in self._iter(
+            with_final=False, filter_passthrough=True, filter_resample=False)
+            if hasattr(step, "fit_resample")]
+        final = self._final_estimator
+        if len(samplers) != 1 or final is None or isinstance(final, str):
+            return Xt, yt
+        groups = view_groups(samplers[0], n_images, _num_samples(Xt))
+        if groups is not None and has_fit_parameter(final, "groups"):
+            step_params = routed_params[self.steps[-1][0]]
+            for method in _FINAL_FIT_METHODS:
+                if method in step_params:
+                    step_params[method].setdefault("groups", groups)
+        return Xt, yt
