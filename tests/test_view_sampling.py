@@ -234,3 +234,33 @@ def test_train_model_passes_the_views_groups_to_every_fit(textures):
     assert len(_RecordingRidge.seen) >= 4  # 3 out-of-fold fits and the final
     for n_rows, groups in _RecordingRidge.seen:
         _one_image_per_group(n_rows, groups, len(AUTO_VIEWS))
+
+
+@pytest.mark.parametrize("final_adds_views", [False, True])
+def test_folds_add_views_as_the_final_fit_does(textures, monkeypatch,
+                                               final_adds_views):
+    # a fold holds fewer photos per class than the training part: deciding the
+    # views per fold would cross-validate another model than the one saved
+    from hybridclf.training import train_model
+
+    paths, labels = textures
+    decisions = []
+    fit = ViewAugmenter.fit
+
+    def recording_fit(self, X, y):
+        fitted = fit(self, X, y)
+        decisions.append(bool(fitted.views_))
+        return fitted
+
+    monkeypatch.setattr(ViewAugmenter, "fit", recording_fit)
+    n_train = int(np.unique(labels, return_counts=True)[1].min() * 0.75)
+    sampler = ViewAugmenter(max_smallest_class=n_train + 1 if final_adds_views
+                            else n_train - 1)
+    pipe = make_hybrid_pipeline(features=["hog", "color"], sampler=sampler)
+    result = train_model(pipe.set_params(load__size=64), paths, labels,
+                         test_size=0.25, cv_folds=3)
+    smallest = np.unique(labels[result.train_indices], return_counts=True)[1].min()
+    assert (smallest < sampler.max_smallest_class) == final_adds_views
+    assert bool(result.pipeline["augment"].views_) == final_adds_views
+    assert len(decisions) > 3  # every fold, then the final fit
+    assert set(decisions) == {final_adds_views}

@@ -44,6 +44,7 @@ from ..pipeline import (
 )
 from ..prediction import block_ood_scores
 from ..utils._docstrings import Substitution, n_jobs_docstring
+from ..view_sampling import ViewAugmenter
 from ._feature_cache import FeatureCache, image_digest
 from ._fold_features import SharedFeatures, compute_folds, fit_features, on_cluster
 from ._novelty import EMBEDDING_BLOCK, novelty_index
@@ -252,7 +253,7 @@ def _train(run, pipe, search, param_grid, open_set_quantile):
             pipe, best_params, search_info = pipeline_search(
                 pipe, grid, search, run.X_train, run.y_train, run.splits,
                 run.random_state)
-    folds, blocks, shared = _fold_phase(run, pipe)
+    folds, blocks, shared = _fold_phase(run, _views_decided(pipe, run.y_train))
     if search != "none" and not on_features:
         pipe, best_params, search_info = _search_classifier(
             run, pipe, grid, search, folds)
@@ -329,6 +330,29 @@ def _search_classifier(run, pipe, grid, search, folds):
     logger.info("Search (%s): best %s with CV accuracy %.3f", search,
                 best_params, means[best])
     return clone(pipe).set_params(**best_params), best_params, info
+
+
+def _views_decided(pipe, y_train):
+    """The pipeline for the folds, with its views decided on the training part.
+
+    A :class:`~hybridclf.ViewAugmenter` adds views when the smallest class
+    it is fitted on is small. Each fold holds fewer photos per class than the
+    whole training part, so a fold may add views where the final fit does not
+    (or, with classes of 15 to 18 photos, the reverse): the cross-validation
+    would then score another model than the one saved, at up to twice the
+    cost. The decision is taken once, on the training part, and every fold
+    follows it.
+    """
+    sampler = get_sampler(pipe)
+    if not isinstance(sampler, ViewAugmenter) or sampler.max_smallest_class is None:
+        return pipe
+    smallest = np.unique(y_train, return_counts=True)[1].min()
+    pipe = clone(pipe)
+    if smallest < sampler.max_smallest_class:
+        get_sampler(pipe).set_params(max_smallest_class=None)
+    else:
+        get_sampler(pipe).set_params(views=())
+    return pipe
 
 
 def _out_of_fold(run, clf, folds, blocks, sampler=None):
