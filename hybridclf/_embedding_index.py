@@ -422,7 +422,7 @@ def _row_space_axes(unit, n_components):
     took 0.3 to 0.45 s of CPU time so, 1.1 s by the SVD of the rows (one
     thread). Rounded to float16 as saved, the axes are the SVD's but for a
     few entries in 10,000, one float16 step apart (and signs, on which no
-    product depends); projected similarities differ by less than 2e-5. Rows
+    similarity depends); projected similarities differ by less than 2e-5. Rows
     of nearly lower rank than ``n_components`` go through the SVD, whose
     axes stay orthonormal there.
     """
@@ -433,8 +433,14 @@ def _row_space_axes(unit, n_components):
     values, vectors = eigh(rows @ rows.T, subset_by_index=[len(rows) - k,
                                                            len(rows) - 1])
     if values[0] <= 1e-8 * values[-1]:
-        return np.linalg.svd(unit, full_matrices=False)[2][:n_components]
-    return (vectors[:, ::-1].T @ rows) / np.sqrt(values[::-1])[:, None]
+        axes = np.linalg.svd(unit, full_matrices=False)[2][:n_components]
+    else:
+        axes = (vectors[:, ::-1].T @ rows) / np.sqrt(values[::-1])[:, None]
+    # a sign of its own for each axis (its largest entry positive, as
+    # scikit-learn's svd_flip): the saved embeddings are then the same from
+    # nearly the same rows, as the SVD's were
+    largest = axes[np.arange(len(axes)), np.abs(axes).argmax(axis=1)]
+    return axes * np.where(largest < 0, -1.0, 1.0)[:, None]
 
 
 def _blas_threads(n_queries):
