@@ -103,16 +103,22 @@ def _write_groups(path, rows):
         writer.writerows(rows)
 
 
-def _train(data, model, cache, groups_csv=None):
-    """Wall seconds and output of ``hybridclf train`` in a new process."""
+def _train(data, model, cache, groups_csv=None, root=None):
+    """Wall seconds and output of ``hybridclf train`` in a new process.
+
+    ``root``: the checkout whose hybridclf runs (its folder first on the
+    path, and the working folder); None runs the one this process imports.
+    """
     command = [sys.executable, "-m", "hybridclf", "train", "--data-dir", str(data),
                "--output-dir", str(model), "--cache-dir", str(cache),
                "--n-jobs", "2",
                *(["--groups", str(groups_csv)] if groups_csv else [])]
+    env = None if root is None else {**os.environ, "PYTHONPATH": str(root)}
     load = os.getloadavg()[0]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    done = subprocess.run(command, capture_output=True, text=True, check=False,
+                          env=env, cwd=root)
     seconds = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -129,8 +135,12 @@ def _train(data, model, cache, groups_csv=None):
             "training_s": info.get("seconds_total")}
 
 
-def measure_retrain(source, workdir, groups_csv=None, n_new=N_NEW, seed=0):
-    """Cold and warm ``train`` on one data set; see the module's docstring."""
+def measure_retrain(source, workdir, groups_csv=None, n_new=N_NEW, seed=0,
+                    root=None):
+    """Cold and warm ``train`` on one data set; see the module's docstring.
+
+    ``root``: the checkout that trains, as in :func:`_train`.
+    """
     rng = np.random.default_rng(seed)
     data, aside = workdir / "data", workdir / "aside"
     shutil.copytree(source, data)
@@ -140,10 +150,11 @@ def measure_retrain(source, workdir, groups_csv=None, n_new=N_NEW, seed=0):
         (aside / path.parent.name).mkdir(parents=True, exist_ok=True)
         path.rename(aside / path.parent.name / path.name)
     previous = _train(data, workdir / "model_previous", workdir / "cache",
-                      groups_csv)
+                      groups_csv, root)
     shutil.copytree(aside, data, dirs_exist_ok=True)
-    warm = _train(data, workdir / "model_warm", workdir / "cache", groups_csv)
-    cold = _train(data, workdir / "model_cold", workdir / "cache_cold", groups_csv)
+    warm = _train(data, workdir / "model_warm", workdir / "cache", groups_csv, root)
+    cold = _train(data, workdir / "model_cold", workdir / "cache_cold", groups_csv,
+                  root)
     n_images = len(files)
     shutil.rmtree(workdir, ignore_errors=True)
     print(f"  {n_images} photos: cold {cold['wall_s']:.1f} s, warm "
@@ -171,6 +182,57 @@ def run(source, workdir):
                                                       csv_path)
     shutil.rmtree(workdir / "large_source", ignore_errors=True)
     return results
+
+
+def compare_versions(source, workdir, baseline, repeats=2):
+    """amulet6 retrained by another checkout and by this one, taking turns.
+
+    Under the same load (the two alternate, ``repeats`` times each), the
+    ratios of the two versions compare where the machine's load moves both.
+    """
+    runs = []
+    for i in range(repeats):
+        for version, root in (("baseline", Path(baseline).resolve()),
+                              ("this checkout", None)):
+            print(f"Retraining amulet6 with {version} ({i + 1}/{repeats}) ...",
+                  flush=True)
+            result = measure_retrain(source, workdir / f"v{i}_{root is None}",
+                                     root=root)
+            runs.append({"version": version, **result})
+    return {"baseline": str(baseline), "runs": runs}
+
+
+def _version_rows(versions):
+    """Table rows of compare_versions: each run, then each version's mean."""
+    lines = []
+    for version in ("baseline", "this checkout"):
+        runs = [r for r in versions["runs"] if r["version"] == version]
+        for r in runs:
+            cold, warm = r["cold"], r["warm"]
+            lines.append(
+                f"| {version} | {cold['load']:.1f} / {warm['load']:.1f} | "
+                f"{cold['wall_s']:.1f} / {warm['wall_s']:.1f} s | "
+                f"{warm['wall_s'] / cold['wall_s']:.0%} | {cold['cpu_s']:.1f} / "
+                f"{warm['cpu_s']:.1f} s | {warm['cpu_s'] / cold['cpu_s']:.0%} |")
+        wall = np.mean([r["warm"]["wall_s"] / r["cold"]["wall_s"] for r in runs])
+        cpu = np.mean([r["warm"]["cpu_s"] / r["cold"]["cpu_s"] for r in runs])
+        lines.append(f"| {version}, mean | | | {wall:.0%} | | {cpu:.0%} |")
+    return lines
+
+
+def render_versions(versions):
+    """The markdown lines of the side-by-side comparison with a baseline."""
+    return [
+        "",
+        f"The same on amulet6 (groups found on the fly) by the checkout in "
+        f"`{versions['baseline']}` (*baseline*) and by this checkout, taking "
+        "turns, so that both see the same load:",
+        "",
+        "| version | load at start, cold / warm | command, cold / warm | "
+        "warm / cold | CPU time, cold / warm | warm / cold |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+        *_version_rows(versions),
+    ]
 
 
 _ROWS = (("amulet6", "amulet6"), ("amulet6_csv", "amulet6, `--groups CSV`"),
@@ -212,6 +274,15 @@ def _loads(results):
              for run in (results[name]["warm"], results[name]["cold"])
              if run.get("load") is not None]
     return f"{min(loads):.1f} to {max(loads):.1f}" if loads else "?"
+
+
+def _busy(results):
+    """Whether a run started with the load average above half the CPUs."""
+    loads = [run["load"] for name, _ in _ROWS if name in results
+             for run in (results[name]["warm"], results[name]["cold"])
+             if run.get("load") is not None]
+    nproc = results.get("machine", {}).get("nproc") or os.cpu_count() or 1
+    return bool(loads) and max(loads) > nproc / 2
 
 
 def render(results, command):
@@ -261,12 +332,27 @@ def render(results, command):
         "the few old ones that left the test part), decodes the new photos "
         "and aligns the pairs with one in the duplicate search, and pays "
         "what does not depend on the photos: starting Python and importing "
-        "scikit-learn (with SciPy and pandas), imbalanced-learn and skops "
-        "(about 2 s of CPU time, one thread: under load, a larger share of the "
-        "wall time than of the CPU time), the classifier fits of the folds, "
-        "the open-set thresholds and writing the model. On amulet6 these "
-        "fixed costs are most of a warm command, so its ratio sits near the "
-        "target and moves by a few points with the machine's load from one "
-        "run to the next.",
+        "scikit-learn (with SciPy and pandas), imbalanced-learn (which "
+        "imports pytest) and skops (about 1.5 s of CPU time, one thread: "
+        "under load, a larger share of the wall time than of the CPU time), "
+        "the classifier fits of the folds, the open-set thresholds and "
+        "writing the model. The command imports with Python's garbage "
+        "collector paused and freezes its objects at the end (`gc.freeze`: "
+        "the exit of a training took 0.4 s of CPU time without), and the "
+        "novelty index's search axes come from the Gram matrix of its rows "
+        "(a third of the SVD's time). On amulet6 these fixed costs are most "
+        "of a warm command, so its ratio moves by a few points with the "
+        "machine's load from one run to the next.",
     ]
+    if _busy(results):
+        lines += [
+            "",
+            "The machine was busy during these runs (other sessions' jobs on "
+            "the same CPUs): a busy machine slows the cold command's "
+            "two-thread CNN work more than the warm command's one-thread "
+            "start-up, so the wall-time ratios read lower than on a quiet "
+            "machine; the CPU-time ratios move less with the load.",
+        ]
+    if results.get("versions"):
+        lines += render_versions(results["versions"])
     return lines

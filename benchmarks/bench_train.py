@@ -38,7 +38,10 @@ root::
     .venv/bin/python benchmarks/bench_train.py --retrain  # only retraining
 
 ``--retrain`` rewrites only the retraining part of the section (between
-``<!-- bench_train_retrain:start -->`` and ``<!-- bench_train_retrain:end -->``).
+``<!-- bench_train_retrain:start -->`` and ``<!-- bench_train_retrain:end -->``);
+``--baseline DIR`` adds amulet6 retrained by the hybridclf of another checkout
+(``git archive REV | tar -x -C DIR``) and by this one in turns, under the same
+load.
 
 ``--quick`` writes to a temporary folder instead of ``docs/``. The data is read
 from ``../shared/data/amulet6`` beside the checkout, or
@@ -331,15 +334,25 @@ def render_section(report):
 
 def retrain_section(results):
     """The retraining part of the section, between its own markers."""
-    return "\n".join([RETRAIN_START, *_retrain.render(results, RETRAIN_COMMAND),
+    command = RETRAIN_COMMAND
+    if results.get("versions"):
+        command += f" --baseline {results['versions']['baseline']}"
+    return "\n".join([RETRAIN_START, *_retrain.render(results, command),
                       RETRAIN_END, ""])
 
 
-def run_retrain_only(folder):
-    """``--retrain``: measure retraining and rewrite only its part of the docs."""
+def run_retrain_only(folder, baseline=None):
+    """``--retrain``: measure retraining and rewrite only its part of the docs.
+
+    With ``baseline`` (another checkout), amulet6 is also retrained by it and
+    by this checkout in turns (:func:`_retrain.compare_versions`).
+    """
     workdir = Path(tempfile.mkdtemp(prefix="bench_train_retrain_"))
     try:
         results = _retrain.run(folder, workdir)
+        if baseline is not None:
+            results["versions"] = _retrain.compare_versions(
+                folder, workdir / "versions", baseline)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     results["date"] = datetime.datetime.now().astimezone().isoformat(
@@ -367,6 +380,10 @@ def main(argv=None):
     )
     parser.add_argument("--retrain", action="store_true",
                         help="measure only retraining with the feature cache")
+    parser.add_argument("--baseline", default=None, metavar="DIR",
+                        help="with --retrain: also retrain amulet6 with the "
+                        "hybridclf of another checkout (DIR) and this one in "
+                        "turns, to compare them under the same load")
     args = parser.parse_args(argv)
     folder = find_dataset()
     if folder is None:
@@ -375,7 +392,7 @@ def main(argv=None):
               "measured, nothing written.")
         return 0
     if args.retrain:
-        return run_retrain_only(folder)
+        return run_retrain_only(folder, args.baseline)
     started = time.perf_counter()
     workdir = Path(tempfile.mkdtemp(prefix="bench_train_"))
     if args.quick:

@@ -150,6 +150,11 @@ def test_train_model_fits_the_cascade_and_the_model_card_reports_it(
     final = result.pipeline
     assert 0.0 < final.threshold_ <= 1.0
     assert final.predict(paths[:3]).shape == (3,)
+    # the test part is scored from the training's feature table: the same
+    # answers as the cascade's own predict
+    test = result.test_indices
+    assert result.test_metrics["accuracy"] == pytest.approx(
+        np.mean(final.predict(paths[test]) == labels[test]))
     save_model(final, tmp_path, metadata=result.metadata())
     info = read_model_info(tmp_path)
     assert info["cascade"]["threshold"] == final.threshold_

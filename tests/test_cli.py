@@ -1,5 +1,6 @@
 """The hybridclf command line."""
 
+import gc
 import os
 import subprocess
 import sys
@@ -14,6 +15,24 @@ from hybridclf.cli import main
 def test_console_script_is_declared():
     scripts = entry_points(group="console_scripts")
     assert scripts["hybridclf"].value == "hybridclf.cli:main"
+
+
+def test_imports_pause_the_collector_and_calls_in_a_process_freeze_nothing(
+        capsys):
+    """The command's imports run with the garbage collector off, and it is on
+    again after; only the process's own command (argv None) freezes objects,
+    so calling main() in a process never keeps its garbage for good."""
+    from hybridclf.cli._common import collector_paused
+
+    with collector_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    frozen = gc.get_freeze_count()
+    assert main(["train", "--help"]) == 0
+    assert main(["inspect", "--data-dir", "/nonexistent-folder"]) == 1
+    assert gc.get_freeze_count() == frozen
+    assert gc.isenabled()
+    capsys.readouterr()
 
 
 def test_quickstart_on_a_folder(texture_folder, tmp_path, capsys):

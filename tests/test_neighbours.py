@@ -249,6 +249,22 @@ def test_projected_search_agrees_with_exact_search(n_rows):
                                novelty_scores(exact, stranger), atol=2e-3)
 
 
+def test_axes_of_few_rows_are_the_first_singular_vectors():
+    """Rows fewer than their features: the axes (from the rows' Gram matrix)
+    are the SVD's first right singular vectors, each with a fixed sign."""
+    rng = np.random.default_rng(0)
+    X = rng.random((60, 200)) ** 3  # non-negative, like CNN embeddings
+    unit = X / np.linalg.norm(X, axis=1, keepdims=True)
+    axes = EmbeddingIndex(n_components=20).fit(X).components_
+    svd = np.linalg.svd(unit, full_matrices=False)[2][:20]
+    np.testing.assert_allclose(np.abs(axes @ svd.T), np.eye(20), atol=2e-3)
+    largest = axes[np.arange(20), np.abs(axes).argmax(axis=1)]
+    assert (largest > 0).all()
+    # the same rows in another order give the same axes
+    again = EmbeddingIndex(n_components=20).fit(X[::-1]).components_
+    np.testing.assert_allclose(again, axes, atol=2e-3)
+
+
 def test_more_components_than_features_or_rows_search_the_space_they_span():
     X, queries = _low_rank_case(10, 30, rank=3)
     assert EmbeddingIndex(n_components=30).fit(X).components_ is None

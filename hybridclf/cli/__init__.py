@@ -8,6 +8,7 @@ so ``hybridclf --help`` answers at once.
 """
 
 import argparse
+import gc
 import sys
 
 from . import (
@@ -21,7 +22,7 @@ from . import (
     _serve,
     _train,
 )
-from ._common import report_errors, setup_logging
+from ._common import collector_paused, report_errors, setup_logging
 
 __all__ = ["build_parser", "main"]
 
@@ -71,7 +72,11 @@ def main(argv=None):
     Parameters
     ----------
     argv : list of str, default=None
-        The arguments; ``None`` reads ``sys.argv[1:]``.
+        The arguments; ``None`` reads ``sys.argv[1:]``: the process's own
+        command line, which ends when the command does, so the objects of its
+        imports, and at the end all of them, are frozen (:func:`gc.freeze`):
+        the collections the command and the interpreter's exit make skip
+        them (the exit after a training took 0.4 s of CPU time, 0.05 s so).
 
     Returns
     -------
@@ -82,15 +87,21 @@ def main(argv=None):
         invalid value, with argparse's message.
     """
     parser = build_parser()
+    own = argv is None  # the process's own command line: it ends with the command
     try:
-        args = parser.parse_args(argv)
+        # a registry option (--classifier, --features) imports scikit-learn
+        with collector_paused(freeze=own):
+            args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version or parser.error
         return exc.code if isinstance(exc.code, int) else int(exc.code is not None)
     setup_logging(args.verbose)
     if args.command is None:
         parser.print_help()
         return 2
-    return report_errors(args.run, args)
+    code = report_errors(args.run, args)
+    if own:
+        gc.freeze()
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

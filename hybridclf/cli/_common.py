@@ -9,6 +9,8 @@ message and exit status 2. This module imports nothing heavy: ``hybridclf
 """
 
 import argparse
+import contextlib
+import gc
 import logging
 import sys
 
@@ -32,6 +34,28 @@ def setup_logging(verbose):
     # Dask logs every worker start and stop at INFO level
     logging.getLogger("distributed").setLevel(
         logging.DEBUG if verbose >= 2 else logging.WARNING)
+
+
+@contextlib.contextmanager
+def collector_paused(*, freeze=False):
+    """Run the body with the cyclic garbage collector off, then as it was.
+
+    For a command's imports: scikit-learn with SciPy and pandas, and
+    imbalanced-learn make some 170,000 objects, none of them garbage, and the
+    collections they trigger took a sixth of their CPU time (0.25 s of 1.9 s
+    here). ``freeze=True`` then moves every object to the permanent generation
+    (:func:`gc.freeze`), which later collections skip: only for the process's
+    own command, as garbage there is never collected.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if freeze:
+            gc.freeze()
+        if enabled:
+            gc.enable()
 
 
 def report_errors(run, args):

@@ -10,6 +10,7 @@ from ._common import (
     add_scheduler,
     add_seed,
     bounded,
+    collector_paused,
     out,
     positive_int,
     registry_name,
@@ -179,7 +180,8 @@ def _views_choice(args):
 
 
 def run(args):
-    from ..training import train_folder
+    with collector_paused():
+        from ..training import train_folder
 
     training = train_folder(
         args.data_dir, args.output_dir, features=args.features,

@@ -444,9 +444,16 @@ def _score_test(run, final, shared):
     if not len(run.test):
         return {}
     with run.timed("test"):
-        if shared is None or is_cascade(final):  # a cascade skips blocks
-            predicted = final.predict(run.X[run.test])
-        else:  # what final.predict computes, from the shared table
-            predicted = get_classifier(final).predict(
-                shared.transform(final, run.test))
+        if shared is None:
+            return scores(run.y[run.test], final.predict(run.X[run.test]))
+        # what final.predict computes, from the shared table (a cascade's
+        # answers too: its cheap stage reads the cheap blocks' columns)
+        features = shared.transform(final, run.test)
+        clf = get_classifier(final)
+        if is_cascade(final):
+            proba, _ = final.stages_from_features(features,
+                                                  clf.predict_proba(features))
+            predicted = clf.classes_[proba.argmax(axis=1)]
+        else:
+            predicted = clf.predict(features)
         return scores(run.y[run.test], predicted)
