@@ -1,9 +1,6 @@
 """Deep features: pooled embeddings of a pretrained CNN, run with ONNX Runtime."""
 
-import logging
 import os
-import sys
-import threading
 import warnings
 from numbers import Integral, Real
 
@@ -15,92 +12,21 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..exceptions import DeviceWarning
 from ..utils._docstrings import Substitution, n_jobs_docstring
-from ..utils._paths import cache_root
 from ..utils._validation import Interval, StrOptions, _fit_context
 from ._backbones import native_image_size
 from ._base import ImageFeatureExtractor, check_images
+from ._cnn_onnx import _cached_graph, _onnxruntime, _store_graph
+from ._cnn_torch import _cuda_possible
 
 __all__ = ["CNNFeatures"]
 
-logger = logging.getLogger(__name__)
-
-# ONNX graphs of unmodified pretrained backbones, shared by every fit in the
-# process (cross-validation folds, grid-search candidates): exporting costs
-# seconds, and the graph depends only on these parameters. Graphs of ImageNet
-# weights are also kept on disk, so a new process skips PyTorch altogether.
-_EXPORT_CACHE = {}
-_EXPORT_LOCK = threading.Lock()
-
-
-def _disk_path(key):
-    import hashlib
-    from importlib.metadata import PackageNotFoundError, version
-
-    versions = []
-    for package in ("hybridclf", "torch", "efficientnet-lite-pytorch"):
-        try:
-            versions.append(version(package))
-        except PackageNotFoundError:
-            versions.append(None)
-    digest = hashlib.sha256(repr((key, versions)).encode()).hexdigest()[:32]
-    return os.path.join(cache_root(), "onnx", f"{digest}.onnx")
-
-
-def _cached_graph(key):
-    """The ONNX bytes for ``key`` from memory or disk, or None."""
-    with _EXPORT_LOCK:
-        if key in _EXPORT_CACHE:
-            return _EXPORT_CACHE[key]
-    if key[1] != "imagenet":
-        return None
-    try:
-        with open(_disk_path(key), "rb") as fh:
-            data = fh.read()
-    except OSError:
-        return None
-    with _EXPORT_LOCK:
-        _EXPORT_CACHE[key] = data
-    return data
-
-
-def _store_graph(key, data):
-    with _EXPORT_LOCK:
-        _EXPORT_CACHE[key] = data
-    if key[1] != "imagenet":
-        return  # random weights differ from process to process
-    path = _disk_path(key)
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)  # atomic: concurrent fits never read half a file
-    except OSError as exc:
-        logger.debug("Cannot cache the ONNX graph in %s: %s", path, exc)
-
-
-def _cuda_possible():
-    """False when this machine surely has no CUDA GPU, found without PyTorch.
-
-    Importing PyTorch only to hear "no GPU" costs seconds, more than a whole
-    retraining from cached features. Linux exposes NVIDIA GPUs as
-    ``/dev/nvidiactl`` (``/dev/dxg`` under WSL 2); macOS has no CUDA.
-    """
-    if "torch" in sys.modules:
-        return True  # already imported: ask it
-    if sys.platform == "darwin":
-        return False
-    if sys.platform.startswith("linux"):
-        return os.path.exists("/dev/nvidiactl") or os.path.exists("/dev/dxg")
-    return True
-
-
-def _onnxruntime():
-    try:
-        import onnxruntime
-    except ImportError:
-        return None
-    return onnxruntime
+#: The helper modules of :class:`CNNFeatures`, whose sources key the feature
+#: cache with this module's (see ``hybridclf.training._feature_cache``): a
+#: change to any of them misses the cache, as it did when they were here.
+_SOURCE_MODULES = (
+    "hybridclf.features._cnn_onnx",
+    "hybridclf.features._cnn_torch",
+)
 
 
 @Substitution(n_jobs=n_jobs_docstring("CPU threads for the network."))
