@@ -8,8 +8,13 @@ here imports torch at module level.
 import logging
 import os
 import threading
+import warnings
+
+from joblib import effective_n_jobs
 
 from ..utils._paths import cache_root
+
+__all__ = ["export_onnx", "onnx_session"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,3 +81,66 @@ def _onnxruntime():
         return None
     return onnxruntime
 
+
+def export_onnx(net, key, image_size):
+    """ONNX bytes of the embedding network, taking n images of any count.
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        The embedding network (moved to the CPU for the export).
+
+    key : tuple or None
+        The graph's key in the export cache (see ``CNNFeatures._export_key``);
+        None for a network that is never cached (fine-tuned weights).
+
+    image_size : int
+        The side of the square input images.
+
+    Returns
+    -------
+    data : bytes
+        The ONNX graph, with inputs ``images`` and outputs ``embedding``.
+    """
+    import io
+
+    import torch
+
+    cached = None if key is None else _cached_graph(key)
+    if cached is not None:
+        return cached
+    dummy = torch.zeros(2, 3, image_size, image_size)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        # the TorchScript exporter announces its own deprecation
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            net.cpu().eval(), (dummy,), buffer, dynamo=False,
+            input_names=["images"], output_names=["embedding"],
+            dynamic_axes={"images": {0: "n"}, "embedding": {0: "n"}},
+            opset_version=17, do_constant_folding=True,
+        )
+    data = buffer.getvalue()
+    if key is not None:
+        _store_graph(key, data)
+    return data
+
+
+def onnx_session(model, n_jobs):
+    """An ONNX Runtime CPU session of the graph ``model`` (bytes)."""
+    ort = _onnxruntime()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = effective_n_jobs(n_jobs)
+    options.inter_op_num_threads = 1
+    # idle threads sleep instead of spinning: spinning took the cores
+    # from the blocks that run beside the CNN (one image's latency
+    # 28 -> 22 ms here) for about 10% more batch throughput alone
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # no memory arena: the arena keeps the peak of the largest batch
+    # for the life of the process (a default model after one batch of
+    # 32 photos: about 710 MB resident with it, 420-460 MB without;
+    # one-photo latency the same within the noise of a shared CPU)
+    options.enable_cpu_mem_arena = False
+    options.log_severity_level = 3
+    return ort.InferenceSession(model, options,
+                                providers=["CPUExecutionProvider"])
