@@ -1,106 +1,31 @@
 """Deep features: pooled embeddings of a pretrained CNN, run with ONNX Runtime."""
 
-import logging
 import os
-import sys
-import threading
 import warnings
 from numbers import Integral, Real
 
 import cv2
 import numpy as np
-from joblib import effective_n_jobs
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from ..exceptions import DeviceWarning
 from ..utils._docstrings import Substitution, n_jobs_docstring
-from ..utils._paths import cache_root
 from ..utils._validation import Interval, StrOptions, _fit_context
 from ._backbones import native_image_size
 from ._base import ImageFeatureExtractor, check_images
+from ._cnn_onnx import _cached_graph, _onnxruntime, export_onnx, onnx_session
+from ._cnn_torch import build_network, resolve_device, run_network
 
 __all__ = ["CNNFeatures"]
 
-logger = logging.getLogger(__name__)
-
-# ONNX graphs of unmodified pretrained backbones, shared by every fit in the
-# process (cross-validation folds, grid-search candidates): exporting costs
-# seconds, and the graph depends only on these parameters. Graphs of ImageNet
-# weights are also kept on disk, so a new process skips PyTorch altogether.
-_EXPORT_CACHE = {}
-_EXPORT_LOCK = threading.Lock()
-
-
-def _disk_path(key):
-    import hashlib
-    from importlib.metadata import PackageNotFoundError, version
-
-    versions = []
-    for package in ("hybridclf", "torch", "efficientnet-lite-pytorch"):
-        try:
-            versions.append(version(package))
-        except PackageNotFoundError:
-            versions.append(None)
-    digest = hashlib.sha256(repr((key, versions)).encode()).hexdigest()[:32]
-    return os.path.join(cache_root(), "onnx", f"{digest}.onnx")
-
-
-def _cached_graph(key):
-    """The ONNX bytes for ``key`` from memory or disk, or None."""
-    with _EXPORT_LOCK:
-        if key in _EXPORT_CACHE:
-            return _EXPORT_CACHE[key]
-    if key[1] != "imagenet":
-        return None
-    try:
-        with open(_disk_path(key), "rb") as fh:
-            data = fh.read()
-    except OSError:
-        return None
-    with _EXPORT_LOCK:
-        _EXPORT_CACHE[key] = data
-    return data
-
-
-def _store_graph(key, data):
-    with _EXPORT_LOCK:
-        _EXPORT_CACHE[key] = data
-    if key[1] != "imagenet":
-        return  # random weights differ from process to process
-    path = _disk_path(key)
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)  # atomic: concurrent fits never read half a file
-    except OSError as exc:
-        logger.debug("Cannot cache the ONNX graph in %s: %s", path, exc)
-
-
-def _cuda_possible():
-    """False when this machine surely has no CUDA GPU, found without PyTorch.
-
-    Importing PyTorch only to hear "no GPU" costs seconds, more than a whole
-    retraining from cached features. Linux exposes NVIDIA GPUs as
-    ``/dev/nvidiactl`` (``/dev/dxg`` under WSL 2); macOS has no CUDA.
-    """
-    if "torch" in sys.modules:
-        return True  # already imported: ask it
-    if sys.platform == "darwin":
-        return False
-    if sys.platform.startswith("linux"):
-        return os.path.exists("/dev/nvidiactl") or os.path.exists("/dev/dxg")
-    return True
-
-
-def _onnxruntime():
-    try:
-        import onnxruntime
-    except ImportError:
-        return None
-    return onnxruntime
+#: The helper modules of :class:`CNNFeatures`, whose sources key the feature
+#: cache with this module's (see ``hybridclf.training._feature_cache``): a
+#: change to any of them misses the cache, as it did when they were here.
+_SOURCE_MODULES = (
+    "hybridclf.features._cnn_onnx",
+    "hybridclf.features._cnn_torch",
+)
 
 
 @Substitution(n_jobs=n_jobs_docstring("CPU threads for the network."))
@@ -320,38 +245,13 @@ class CNNFeatures(ImageFeatureExtractor):
 
     # -- building ------------------------------------------------------------
     def _resolve_device(self):
-        if self.device == "cpu" or (self.device == "auto" and not _cuda_possible()):
-            return "cpu"
-        import torch
-
-        if torch.cuda.is_available():
-            return "cuda"
-        if self.device == "cuda":
-            warnings.warn(
-                "CNNFeatures was asked for device='cuda' but PyTorch sees no CUDA "
-                "GPU; running on the CPU instead. Pass device='cpu' to silence "
-                "this warning.",
-                DeviceWarning,
-                stacklevel=3,
-            )
-        return "cpu"
+        return resolve_device(self.device)
 
     def _build_network(self):
         """The torch embedding network on the CPU, with fine-tuned weights."""
-        import torch
-
-        from ._backbones import embedding_network, load_backbone
-
-        model, spec = load_backbone(self.backbone, self.weights)
-        net = embedding_network(model, spec, self.backbone, layer=self.layer,
-                                pooling=self.pooling, flip_tta=self.flip_tta)
-        state = getattr(self, "fine_tuned_state_", None)
-        if state:
-            net.load_state_dict(
-                {k: torch.from_numpy(np.asarray(v)) for k, v in state.items()},
-                strict=False,
-            )
-        return net.eval(), spec
+        return build_network(self.backbone, self.weights, layer=self.layer,
+                             pooling=self.pooling, flip_tta=self.flip_tta,
+                             state=getattr(self, "fine_tuned_state_", None))
 
     def _network(self):
         net = getattr(self, "_net", None)
@@ -374,51 +274,12 @@ class CNNFeatures(ImageFeatureExtractor):
 
     def _export_onnx(self, net):
         """ONNX bytes of the embedding network, taking n images of any count."""
-        import io
-
-        import torch
-
-        key = self._export_key()
-        cached = None if key is None else _cached_graph(key)
-        if cached is not None:
-            return cached
-        size = self.image_size_
-        dummy = torch.zeros(2, 3, size, size)
-        buffer = io.BytesIO()
-        with warnings.catch_warnings():
-            # the TorchScript exporter announces its own deprecation
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                net.cpu().eval(), (dummy,), buffer, dynamo=False,
-                input_names=["images"], output_names=["embedding"],
-                dynamic_axes={"images": {0: "n"}, "embedding": {0: "n"}},
-                opset_version=17, do_constant_folding=True,
-            )
-        data = buffer.getvalue()
-        if key is not None:
-            _store_graph(key, data)
-        return data
+        return export_onnx(net, self._export_key(), self.image_size_)
 
     def _session(self):
         session = getattr(self, "_ort_session", None)
         if session is None:
-            ort = _onnxruntime()
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = effective_n_jobs(self.n_jobs)
-            options.inter_op_num_threads = 1
-            # idle threads sleep instead of spinning: spinning took the cores
-            # from the blocks that run beside the CNN (one image's latency
-            # 28 -> 22 ms here) for about 10% more batch throughput alone
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            # no memory arena: the arena keeps the peak of the largest batch
-            # for the life of the process (a default model after one batch of
-            # 32 photos: about 710 MB resident with it, 420-460 MB without;
-            # one-photo latency the same within the noise of a shared CPU)
-            options.enable_cpu_mem_arena = False
-            options.log_severity_level = 3
-            session = ort.InferenceSession(
-                self.onnx_model_, options, providers=["CPUExecutionProvider"]
-            )
+            session = onnx_session(self.onnx_model_, self.n_jobs)
             self._ort_session = session
         return session
 
@@ -524,21 +385,7 @@ class CNNFeatures(ImageFeatureExtractor):
         """Embeddings of one prepared batch."""
         if not self._use_torch():
             return self._session().run(None, {"images": batch})[0]
-        import torch
-
-        net = self._network()
-        on_gpu = self.device_ == "cuda" and torch.cuda.is_available()
-        device = "cuda" if on_gpu else "cpu"
-        net = net.to(device, memory_format=torch.channels_last)
-        if not on_gpu:
-            torch.set_num_threads(effective_n_jobs(self.n_jobs))
-        with torch.inference_mode(), torch.autocast(
-            device_type=device, dtype=torch.bfloat16 if on_gpu else torch.float32,
-            enabled=on_gpu,
-        ):
-            tensor = torch.from_numpy(batch).to(device, non_blocking=True)
-            out = net(tensor.contiguous(memory_format=torch.channels_last))
-        return out.float().cpu().numpy()
+        return run_network(self._network(), batch, self.device_, self.n_jobs)
 
     def _extract(self, X):
         out = np.empty((X.shape[0], self._n_features_out), dtype=np.float32)

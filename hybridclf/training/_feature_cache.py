@@ -70,6 +70,20 @@ def _loader_sources(loader):
     return [sys.modules[name] for name in _IO_MODULES]
 
 
+def _extractor_sources(extractor):
+    """The helper modules named by the modules of an extractor's classes.
+
+    A module that split its helpers off lists them in ``_SOURCE_MODULES``
+    (as :mod:`hybridclf.features._cnn` does), so that a change to a helper
+    still changes the key, as it did when the helper was in that module.
+    """
+    names = []
+    for cls in type(extractor).__mro__:
+        module = sys.modules.get(cls.__module__)
+        names.extend(getattr(module, "_SOURCE_MODULES", ()))
+    return [sys.modules[name] for name in names if name in sys.modules]
+
+
 #: SHA-256 (hex) of an image's content (a file's bytes, bytes, or an array);
 #: None for a file that cannot be read.
 image_digest = content_digest
@@ -163,6 +177,7 @@ class FeatureCache:
                     **{k: _plain(v) for k, v in sorted(load.items())}},
                 "versions": library_versions(_FEATURE_LIBRARIES),
                 "sources": source_digests(extractor, loader,
+                                          *_extractor_sources(extractor),
                                           *_loader_sources(loader)),
             }
         except (TypeError, OSError):

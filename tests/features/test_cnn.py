@@ -209,11 +209,11 @@ def test_unknown_backbone_lists_choices(real_images):
 
 def test_exported_graph_is_reused_from_disk_without_torch_network(
         real_images, monkeypatch):
-    from hybridclf.features import _cnn
+    from hybridclf.features import _cnn_onnx
 
     first = CNNFeatures(image_size=64, device="cpu").fit(real_images)
     expected = first.transform(real_images)
-    monkeypatch.setattr(_cnn, "_EXPORT_CACHE", {})  # as in a new process
+    monkeypatch.setattr(_cnn_onnx, "_EXPORT_CACHE", {})  # as in a new process
 
     def no_torch_network(self):
         raise AssertionError("the network was built although a graph was cached")

@@ -138,6 +138,26 @@ def test_blocks_that_learn_or_random_networks_are_never_cached(tmp_path):
         CNNFeatures(random_state=3, batch_size=8))
 
 
+@pytest.mark.parametrize("helper", ["_cnn", "_cnn_onnx", "_cnn_torch"])
+def test_an_edit_to_any_cnn_module_misses_the_cache(tmp_path, monkeypatch,
+                                                     helper):
+    # CNNFeatures' helpers left its module: an edit to them must still
+    # change the key, as it did when they were in hybridclf/features/_cnn.py
+    from hybridclf.features import CNNFeatures
+    from hybridclf.utils import _row_store
+
+    cache = FeatureCache(tmp_path)
+    before = cache.settings_key(CNNFeatures())
+    real = _row_store.file_digest
+
+    def edited(path):
+        digest = real(path)
+        return "edited" if path.endswith(f"{helper}.py") else digest
+
+    monkeypatch.setattr(_row_store, "file_digest", edited)
+    assert cache.settings_key(CNNFeatures()) != before
+
+
 def test_cached_rows_of_another_width_are_replaced(photos, tmp_path, caplog):
     root, _ = photos
     cache = tmp_path / "cache"
