@@ -21,8 +21,10 @@ __all__ = ["CNNFeatures"]
 
 #: The helper modules of :class:`CNNFeatures`, whose sources key the feature
 #: cache with this module's (see ``hybridclf.training._feature_cache``): a
-#: change to any of them misses the cache, as it did when they were here.
+#: change to the backbones, the ONNX graph or the torch network misses the
+#: cache, as a change to this module does.
 _SOURCE_MODULES = (
+    "hybridclf.features._backbones",
     "hybridclf.features._cnn_onnx",
     "hybridclf.features._cnn_torch",
 )

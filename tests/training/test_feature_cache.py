@@ -138,7 +138,7 @@ def test_blocks_that_learn_or_random_networks_are_never_cached(tmp_path):
         CNNFeatures(random_state=3, batch_size=8))
 
 
-@pytest.mark.parametrize("helper", ["_cnn", "_cnn_onnx", "_cnn_torch"])
+@pytest.mark.parametrize("helper", ["_cnn", "_backbones", "_cnn_onnx", "_cnn_torch"])
 def test_an_edit_to_any_cnn_module_misses_the_cache(tmp_path, monkeypatch,
                                                      helper):
     # CNNFeatures' helpers left its module: an edit to them must still
