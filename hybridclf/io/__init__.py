@@ -23,7 +23,7 @@ The package's modules, one concept each:
 from ._decode import DEFAULT_MAX_PIXELS, array_to_rgb
 from ._files import IMAGE_EXTENSIONS, sniff_image_format, special_file_reason  # noqa: F401
 from ._folders import load_image_folder, load_image_folders
-from ._loader import ImageLoader
+from ._loader import _SOURCE_MODULES, ImageLoader  # noqa: F401
 from ._read import fit_to_size, read_image  # noqa: F401
 from ._scan import FEEDBACK_LOG, scan_image_folder
 
@@ -40,16 +40,3 @@ __all__ = [
     "special_file_reason",
 ]
 
-#: The modules of this package, whose sources key the caches of what is read
-#: and computed from images (the feature cache of training, the duplicate
-#: search cache of ``hybridclf inspect``): a change to any of them misses the
-#: caches, as a change to the one module ``hybridclf/io.py`` did.
-_SOURCE_MODULES = (
-    "hybridclf.io",
-    "hybridclf.io._files",
-    "hybridclf.io._decode",
-    "hybridclf.io._read",
-    "hybridclf.io._loader",
-    "hybridclf.io._scan",
-    "hybridclf.io._folders",
-)

@@ -21,6 +21,22 @@ from ._read import _read_one, _source_name, fit_to_size
 
 __all__ = ["ImageLoader"]
 
+#: The modules of this package: they make the loader's images, so their
+#: sources key the caches of what is computed from images (the feature cache
+#: of training, via the loader's module; the duplicate search cache of
+#: ``hybridclf inspect``): a change to any of them misses the caches, as a
+#: change to the one module ``hybridclf/io.py`` did.
+_SOURCE_MODULES = (
+    "hybridclf.io",
+    "hybridclf.io._files",
+    "hybridclf.io._decode",
+    "hybridclf.io._read",
+    "hybridclf.io._loader",
+    "hybridclf.io._scan",
+    "hybridclf.io._folders",
+)
+
+
 def _as_sequence(X):
     """Return the images of X as an indexable sequence, rejecting single items."""
     if isinstance(X, (str, os.PathLike, bytes, bytearray)):

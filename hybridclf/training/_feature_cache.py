@@ -36,8 +36,6 @@ import sys
 
 import numpy as np
 
-from ..io import _SOURCE_MODULES as _IO_MODULES
-from ..io import ImageLoader
 from ..utils._paths import cache_root
 from ..utils._row_store import (
     RowStore,
@@ -59,26 +57,17 @@ _FEATURE_LIBRARIES = ("hybridclf", "numpy", "opencv-contrib-python-headless",
                       "efficientnet-lite-pytorch")
 
 
-def _loader_sources(loader):
-    """The modules that make an :class:`~hybridclf.io.ImageLoader`'s images.
+def _helper_sources(estimator):
+    """The helper modules named by the modules of an estimator's classes.
 
-    All of :mod:`hybridclf.io` (reading, decoding, resizing), whose one
-    source file the loader's class was in before it became a package.
-    """
-    if not isinstance(loader, ImageLoader):
-        return []
-    return [sys.modules[name] for name in _IO_MODULES]
-
-
-def _extractor_sources(extractor):
-    """The helper modules named by the modules of an extractor's classes.
-
-    A module that split its helpers off lists them in ``_SOURCE_MODULES``
-    (as :mod:`hybridclf.features._cnn` does), so that a change to a helper
-    still changes the key, as it did when the helper was in that module.
+    A module whose estimator relies on code in other modules lists them in
+    ``_SOURCE_MODULES`` (:mod:`hybridclf.features._cnn` its ONNX and torch
+    helpers, :mod:`hybridclf.io._loader` every module of :mod:`hybridclf.io`),
+    so that a change to a helper changes the key as a change to the
+    estimator's own module does.
     """
     names = []
-    for cls in type(extractor).__mro__:
+    for cls in type(estimator).__mro__:
         module = sys.modules.get(cls.__module__)
         names.extend(getattr(module, "_SOURCE_MODULES", ()))
     return [sys.modules[name] for name in names if name in sys.modules]
@@ -177,8 +166,8 @@ class FeatureCache:
                     **{k: _plain(v) for k, v in sorted(load.items())}},
                 "versions": library_versions(_FEATURE_LIBRARIES),
                 "sources": source_digests(extractor, loader,
-                                          *_extractor_sources(extractor),
-                                          *_loader_sources(loader)),
+                                          *_helper_sources(extractor),
+                                          *_helper_sources(loader)),
             }
         except (TypeError, OSError):
             return None
