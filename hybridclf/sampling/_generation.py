@@ -5,7 +5,7 @@ it plans which source image each new image is made from (``_plan_sources``:
 a class's images in turn, in a shuffled order), makes each one from its own
 seed on ``n_jobs`` threads (``_generate``), draws and applies the
 augmentation techniques until the image passes the quality check
-(``_make_one``, :mod:`._quality`) and keeps the images that passed, counting
+(``_make_one``, ``_quality``) and keeps the images that passed, counting
 the redrawn and dropped ones (``_collect``).
 
 It is a mixin of :class:`ClassAwareAugmenter` alone: it reads the sampler's
