@@ -1,23 +1,24 @@
-"""The embedding index of a model's training photos, and its file.
+"""The embedding index of a model's training photos.
 
 :class:`EmbeddingIndex` is documented and used through
 :mod:`hybridclf.neighbours`, which re-exports it with :data:`INDEX_FILE`;
-this module holds the class, its exact search and its ``.npz`` format.
+this module holds the class and its exact search (unit rows, one matrix
+product on few BLAS threads, the top ``k``). Its ``.npz`` format is in
+``_index_file``, its principal axes in ``_index_axes`` and the checks of its
+arguments in ``_index_checks``.
 """
 
 import contextlib
-import io
 import os
 
 import numpy as np
 
+from ._index_axes import _principal_axes
+from ._index_checks import _check_neighbours_k, _check_sources, _is_int, _per_source
+from ._index_file import INDEX_FILE, _index_bytes, _load_index
+
 __all__ = ["INDEX_FILE", "EmbeddingIndex"]
 
-#: File name of the index inside a model directory.
-INDEX_FILE = "neighbours.npz"
-# 2: the projection ("components"), labels once per photo, UTF-8 names
-_FORMAT_VERSION = 2
-_READABLE_VERSIONS = (1, 2)
 # fewer queries than this search on one BLAS thread: a product of a few rows
 # is bound by memory, and on a busy machine a second thread only waits
 _FEW_QUERIES = 64
@@ -327,23 +328,7 @@ class EmbeddingIndex:
         -------
         data : bytes
         """
-        labels = self._source_labels()
-        if not np.array_equal(labels[self.sources_], self.labels_):
-            labels = self.labels_  # views labelled unlike their photo: per entry
-        arrays = {"embeddings": self.embeddings_, "labels": _utf8(labels),
-                  "sources": self.sources_.astype(np.int32),
-                  "files": _utf8(self.files_), "version": np.array(_FORMAT_VERSION)}
-        if getattr(self, "components_", None) is not None:
-            arrays["components"] = self.components_.astype(np.float16)
-        if self.thumbnails_ is not None:
-            sizes = [len(t) for t in self.thumbnails_]
-            arrays["thumbnail_offsets"] = np.concatenate(
-                [[0], np.cumsum(sizes)]).astype(np.int64)
-            arrays["thumbnail_data"] = np.frombuffer(b"".join(self.thumbnails_),
-                                                     dtype=np.uint8)
-        buffer = io.BytesIO()
-        np.savez(buffer, **arrays)
-        return buffer.getvalue()
+        return _index_bytes(self)
 
     @classmethod
     def load(cls, directory):
@@ -357,90 +342,7 @@ class EmbeddingIndex:
         ValueError
             When the file is not an index of this version.
         """
-        path = os.path.join(os.fspath(directory), INDEX_FILE)
-        if not os.path.exists(path):
-            return None
-        with np.load(path, allow_pickle=False) as data:
-            version = int(data["version"]) if "version" in data else -1
-            if version not in _READABLE_VERSIONS or "embeddings" not in data:
-                raise ValueError(
-                    f"{path!r} is not a hybridclf embedding index of format "
-                    f"{_FORMAT_VERSION} or older (found {version}); retrain the "
-                    "model with 'hybridclf train' to rebuild it."
-                )
-            index = cls(dtype=str(data["embeddings"].dtype))
-            index.embeddings_ = data["embeddings"]
-            index.components_ = (data["components"].astype(np.float32)
-                                 if "components" in data else None)
-            if index.components_ is not None:
-                index.n_components = len(index.components_)
-            index.sources_ = data["sources"].astype(np.int64)
-            labels = _text(data["labels"])
-            index.labels_ = (labels if len(labels) == len(index.sources_)
-                             else labels[index.sources_])
-            n_sources = int(index.sources_.max()) + 1
-            index.files_ = (_text(data["files"]) if "files" in data
-                            else np.full(n_sources, ""))
-            index.thumbnails_ = None
-            if "thumbnail_data" in data:
-                blob = data["thumbnail_data"].tobytes()
-                offsets = data["thumbnail_offsets"].tolist()
-                index.thumbnails_ = [blob[a:b] for a, b in
-                                     zip(offsets[:-1], offsets[1:])]
-        return index
-
-
-def _principal_axes(unit, n_components):
-    """The first principal axes (uncentred) of unit rows, or None for all.
-
-    Uncentred, so that products of projected rows approximate the cosines
-    themselves (the best rank-``n_components`` approximation of the rows).
-    Rounded to float16 precision, as saved, so that a loaded index searches
-    exactly as the fitted one.
-    """
-    n_rows, n_features = unit.shape
-    if n_components is None or n_components >= n_features:
-        return None
-    if n_rows <= n_features:
-        # the rows span at most n_rows axes: the projection on them is exact
-        axes = _row_space_axes(unit, n_components)
-    else:
-        from scipy.linalg import eigh
-
-        gram = unit.T @ unit
-        _, vectors = eigh(gram, subset_by_index=[n_features - n_components,
-                                                 n_features - 1])
-        axes = vectors[:, ::-1].T
-    return np.ascontiguousarray(axes, dtype=np.float16).astype(np.float32)
-
-
-def _row_space_axes(unit, n_components):
-    """The first right singular vectors of rows fewer than their features.
-
-    From the eigenvectors of the rows' Gram matrix (``n_rows`` squared, in
-    float64): a training's six indexes of 555 to 695 rows of 1,488 values
-    took 0.3 to 0.45 s of CPU time so, 1.1 s by the SVD of the rows (one
-    thread). Rounded to float16 as saved, the axes are the SVD's but for a
-    few entries in 10,000, one float16 step apart (and signs, on which no
-    similarity depends); projected similarities differ by less than 2e-5. Rows
-    of nearly lower rank than ``n_components`` go through the SVD, whose
-    axes stay orthonormal there.
-    """
-    from scipy.linalg import eigh
-
-    rows = np.asarray(unit, dtype=np.float64)
-    k = min(n_components, len(rows))
-    values, vectors = eigh(rows @ rows.T, subset_by_index=[len(rows) - k,
-                                                           len(rows) - 1])
-    if values[0] <= 1e-8 * values[-1]:
-        axes = np.linalg.svd(unit, full_matrices=False)[2][:n_components]
-    else:
-        axes = (vectors[:, ::-1].T @ rows) / np.sqrt(values[::-1])[:, None]
-    # a sign of its own for each axis (its largest entry positive, as
-    # scikit-learn's svd_flip): the saved embeddings are then the same from
-    # nearly the same rows, as the SVD's were
-    largest = axes[np.arange(len(axes)), np.abs(axes).argmax(axis=1)]
-    return axes * np.where(largest < 0, -1.0, 1.0)[:, None]
+        return _load_index(cls, directory)
 
 
 def _blas_threads(n_queries):
@@ -454,21 +356,6 @@ def _blas_threads(n_queries):
     return _BLAS["controller"].limit(limits=1, user_api="blas")
 
 
-def _utf8(strings):
-    """Strings as UTF-8 bytes: a quarter of NumPy's 4 bytes per character."""
-    return np.char.encode(np.asarray(strings).astype(str), "utf-8")
-
-
-def _text(array):
-    """Strings saved by :func:`_utf8`, or as str by format 1."""
-    return (np.char.decode(array, "utf-8") if array.dtype.kind == "S"
-            else array.astype(str))
-
-
-def _is_int(k):
-    return isinstance(k, (int, np.integer)) and not isinstance(k, bool)
-
-
 def _top_k(sim, k):
     """Columns of the ``k`` largest values of each row, and the values, best first."""
     top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
@@ -476,38 +363,3 @@ def _top_k(sim, k):
     order = np.argsort(-top_sim, axis=1, kind="stable")
     return (np.take_along_axis(top, order, axis=1),
             np.take_along_axis(top_sim, order, axis=1))
-
-
-def _check_neighbours_k(k):
-    if not (_is_int(k) and k >= 0):
-        raise ValueError(
-            "The 'k' parameter of EmbeddingIndex.neighbours must be an int "
-            f">= 0 (training photos per query). Got {k!r} instead."
-        )
-
-
-def _check_sources(sources, n_rows):
-    if sources is None:
-        return np.arange(n_rows)
-    sources = np.asarray(sources)
-    if (sources.shape != (n_rows,) or not np.issubdtype(sources.dtype, np.integer)
-            or sources.min() < 0
-            or len(np.unique(sources)) != int(sources.max()) + 1):
-        raise ValueError(
-            "The 'sources' of EmbeddingIndex.fit must be one int per embedding, "
-            "numbering the training photos from 0 with every number present. "
-            f"Got {sources!r} instead."
-        )
-    return sources.astype(np.int64)
-
-
-def _per_source(values, n_sources, name, default):
-    if values is None:
-        return np.full(n_sources, default)
-    values = list(values) if name == "thumbnails" else np.asarray(values).astype(str)
-    if len(values) != n_sources:
-        raise ValueError(
-            f"EmbeddingIndex.fit got {len(values)} {name} for {n_sources} training "
-            f"photos; give one per photo (the 'sources')."
-        )
-    return values

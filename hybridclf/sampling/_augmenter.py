@@ -1,58 +1,37 @@
 """The class-aware over-sampler: :class:`ClassAwareAugmenter`.
 
-It plans which source image each new image is made from, draws and applies
-the augmentation techniques (:mod:`hybridclf.augment`), keeps the images that
-pass the quality check (``_quality``) and counts the rest. ``_as_images`` and
-``_to_input_layout`` check the input batch and give the new images its shape
-and dtype.
+The estimator: its parameters, the number of images to generate per class
+(``_resolve_strategy``) and the imbalanced-learn entry points (``fit``,
+``fit_resample``, ``fit_generate``). The images are made by its mixin
+``_ImageGeneration`` (``_generation``: the plan of source images, the
+augmentation, the quality check of ``_quality`` and the fitted counts);
+``_as_images`` and ``_to_input_layout`` (``_layout``) check the input batch
+and give the new images its shape and dtype.
 """
 
 import logging
-import threading
-import warnings
 from collections import Counter
 from numbers import Integral, Real
 
 import numpy as np
 from imblearn.over_sampling.base import BaseOverSampler
 from imblearn.utils import check_sampling_strategy, check_target_type
-from sklearn.utils import check_consistent_length, check_random_state
+from sklearn.utils import check_consistent_length
 
-from ..augment._geometry import apply_geometry
-from ..augment._photometry import apply_photometry
-from ..augment._policy import check_techniques, draw_params
 from ..utils._docstrings import Substitution, n_jobs_docstring
-from ..utils._parallel import run_chunked
 from ..utils._validation import (
     Interval,
     _fit_context,
     _random_state_docstring,
     check_image_array,
 )
-from ._quality import _check_quality, _small_gray
+from ._generation import _ImageGeneration
+from ._layout import _as_images, _to_input_layout
 
 __all__ = ["ClassAwareAugmenter"]
 
+# the records of the generation (``_generation.logger`` is this logger)
 logger = logging.getLogger(__name__)
-
-
-def _as_images(X, name):
-    """Validate an image batch; return its uint8 view for augmenting."""
-    return check_image_array(
-        X, what=f"The images given to {name}", batch=True, allow_float=True,
-        hint="Put it after the ImageLoader, before the feature extraction "
-        "(make_hybrid_pipeline does), or stack separate images with numpy.stack.")
-
-
-def _to_input_layout(generated, X):
-    """Stack generated uint8 images in the shape and dtype of the input ``X``."""
-    out = np.stack(generated) if generated else np.empty(
-        (0, *X.shape[1:]), dtype=np.uint8)
-    if X.ndim == 4 and X.shape[3] == 1:
-        out = out.reshape((-1, *X.shape[1:]))
-    if X.dtype != np.uint8:
-        out = out.astype(X.dtype) / X.dtype.type(255)
-    return out
 
 
 @Substitution(
@@ -61,7 +40,7 @@ def _to_input_layout(generated, X):
     n_jobs=n_jobs_docstring("Number of threads that make images.",
                             "The images do not depend on it."),
 )
-class ClassAwareAugmenter(BaseOverSampler):
+class ClassAwareAugmenter(_ImageGeneration, BaseOverSampler):
     """Over-sample classes with augmented copies of their own images.
 
     An imbalanced-learn over-sampler for images: each class that the sampling
@@ -336,113 +315,6 @@ n_channels])
         y, _ = check_target_type(y, indicate_one_vs_all=True)
         check_consistent_length(images, y)
         return self._generate(images, y, progress=progress)
-
-    def _generate(self, images, y, progress=False):
-        """Generate the images of the resolved strategy; set the fitted counts."""
-        y = np.asarray(y)
-        self.sampling_strategy_ = self._resolve_strategy(y)
-        policy = check_techniques(self.techniques)
-        random_state = check_random_state(self.random_state)
-        sources = self._plan_sources(y, random_state)
-        # one seed per planned image: the images do not depend on n_jobs
-        seeds = np.random.SeedSequence(
-            random_state.randint(0, 2**31 - 1, size=4).tolist()
-        ).spawn(len(sources))
-        source_grays = {i: _small_gray(images[i]) for i in set(sources.tolist())}
-        results = [None] * len(sources)
-        bar, lock = self._progress_bar(len(sources), progress)
-
-        def work(chunk):
-            for k in range(chunk.start, chunk.stop):
-                i = sources[k]
-                results[k] = self._make_one(
-                    images[i], source_grays[i], policy, np.random.default_rng(seeds[k])
-                )
-                if bar is not None:
-                    with lock:
-                        bar.update()
-
-        try:
-            run_chunked(work, len(sources), self.n_jobs)
-        finally:
-            if bar is not None:
-                bar.close()
-        return self._collect(results, sources, y)
-
-    def _plan_sources(self, y, random_state):
-        """The source index of each image to generate, class by class."""
-        plan = []
-        for label, n_new in self.sampling_strategy_.items():
-            members = np.flatnonzero(y == label)
-            if n_new <= 0 or len(members) == 0:
-                continue
-            order = random_state.permutation(members)
-            plan.append(np.resize(order, n_new))
-        return np.concatenate(plan) if plan else np.empty(0, dtype=np.intp)
-
-    def _progress_bar(self, total, progress):
-        if not progress or total == 0:
-            return None, None
-        from tqdm.auto import tqdm
-
-        return tqdm(total=total, desc="augmenting", unit="image"), threading.Lock()
-
-    def _make_one(self, image, source_gray, policy, rng):
-        """(image or None, failed reasons, similarity, params) for one source."""
-        failed = []
-        for _ in range(self.max_attempts):
-            params = draw_params(rng, policy)
-            reference = apply_geometry(image, params)
-            generated = apply_photometry(reference, params, rng)
-            reason, similarity = _check_quality(
-                source_gray, reference, generated, self.quality_threshold
-            )
-            if reason is None:
-                return generated, failed, similarity, params
-            failed.append(reason)
-        return None, failed, None, None
-
-    def _collect(self, results, sources, y):
-        """Keep the images that passed; set the fitted counts."""
-        labels = np.unique(y).tolist()
-        self.n_generated_ = dict.fromkeys(labels, 0)
-        self.n_regenerated_ = dict.fromkeys(labels, 0)
-        self.n_dropped_ = dict.fromkeys(labels, 0)
-        self.rejections_ = dict.fromkeys(("blank", "saturated", "dissimilar"), 0)
-        kept, kept_sources, similarity, params = [], [], [], []
-        for source, (image, failed, sim, drawn) in zip(sources, results):
-            label = np.asarray(y[source]).item()
-            for reason in failed:
-                self.rejections_[reason] += 1
-            if image is None:
-                self.n_regenerated_[label] += len(failed) - 1
-                self.n_dropped_[label] += 1
-                continue
-            self.n_regenerated_[label] += len(failed)
-            self.n_generated_[label] += 1
-            kept.append(image)
-            kept_sources.append(source)
-            similarity.append(sim)
-            params.append(drawn)
-        self.similarity_ = np.asarray(similarity, dtype=np.float64)
-        self.augmentation_params_ = params
-        n_dropped = sum(self.n_dropped_.values())
-        if n_dropped:
-            message = (
-                f"ClassAwareAugmenter dropped {n_dropped} of {len(sources)} generated"
-                f" images after {self.max_attempts} failed quality checks each "
-                f"(per class: {self.n_dropped_}; reasons: {self.rejections_}). Lower"
-                " 'quality_threshold' or narrow the 'techniques' ranges to keep "
-                "them."
-            )
-            logger.warning(message)
-            warnings.warn(message, UserWarning, stacklevel=2)
-        logger.info(
-            "Generated %d images (%s per class); %d redrawn after a failed quality "
-            "check, %d dropped.", len(kept), self.n_generated_,
-            sum(self.n_regenerated_.values()), n_dropped,
-        )
-        return kept, np.asarray(kept_sources, dtype=np.intp)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
