@@ -20,6 +20,7 @@ import logging
 import subprocess
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import _duplicate_truth as truth_set
@@ -60,12 +61,12 @@ def _scored(files, pairs, truth, n_seconds, cpu_seconds, **extra):
     return scores
 
 
-def _tuned(files, scored_pairs, truth, thresholds, keep, timing):
+def _tuned(files, scored_pairs, truth, thresholds, keep, timing, **extra):
     """The threshold of most recall at precision >= 0.95 on this very set."""
     best = None
     for t in thresholds:
         s = _scored(files, [(a, b) for a, b, d in scored_pairs if keep(d, t)],
-                    truth, *timing, threshold=round(t, 3))
+                    truth, *timing, threshold=round(t, 3), **extra)
         key = (s["precision"] >= TARGET_PRECISION, s["recall"] if
                s["precision"] >= TARGET_PRECISION else s["precision"])
         if best is None or key > best[0]:
@@ -73,8 +74,8 @@ def _tuned(files, scored_pairs, truth, thresholds, keep, timing):
     return best[1]
 
 
-def imagededup_rows(folder, truth):
-    """imagededup PHash and DHash on ``folder``: default and tuned rows."""
+def imagededup_rows(folder, truth, tuned=True):
+    """imagededup PHash and DHash on ``folder``: default (and tuned) rows."""
     try:
         import imagededup
         from imagededup.methods import DHash, PHash
@@ -91,20 +92,29 @@ def imagededup_rows(folder, truth):
         start, cpu = time.perf_counter(), time.process_time()
         hasher = method(verbose=False)
         encodings = {f: hasher.encode_image(image_file=f) for f in files}
-        found = hasher.find_duplicates(encoding_map=encodings)  # its default, 10
+        with warnings.catch_warnings():  # num_enc_workers: no effect here
+            warnings.simplefilter("ignore", RuntimeWarning)
+            found = hasher.find_duplicates(encoding_map=encodings)  # default: 10
         timing = (time.perf_counter() - start, time.process_time() - cpu)
         pairs = [(f, o) for f, others in found.items() for o in others]
         key = f"imagededup_{method.__name__.lower()}"
         rows[key] = _scored(files, pairs, truth, *timing,
                             threshold=IMAGEDEDUP_DEFAULT,
                             version=imagededup.__version__)
-        scored = hasher.find_duplicates(encoding_map=encodings, scores=True,
-                                        max_distance_threshold=max(IMAGEDEDUP_SWEEP))
+        print(f"  {key}: P {rows[key]['precision']:.3f} R "
+              f"{rows[key]['recall']:.3f}", flush=True)
+        if not tuned:
+            continue
+        with warnings.catch_warnings():  # num_enc_workers: no effect here
+            warnings.simplefilter("ignore", RuntimeWarning)
+            scored = hasher.find_duplicates(
+                encoding_map=encodings, scores=True,
+                max_distance_threshold=max(IMAGEDEDUP_SWEEP))
         scored_pairs = [(f, o, d) for f, others in scored.items() for o, d in others]
         rows[key + "_tuned"] = _tuned(files, scored_pairs, truth, IMAGEDEDUP_SWEEP,
-                                      lambda d, t: d <= t, timing)
-        print(f"  {key}: P {rows[key]['precision']:.3f} R {rows[key]['recall']:.3f}"
-              f"; tuned ({rows[key + '_tuned']['threshold']}) P "
+                                      lambda d, t: d <= t, timing,
+                                      version=imagededup.__version__)
+        print(f"  {key}, tuned ({rows[key + '_tuned']['threshold']}): P "
               f"{rows[key + '_tuned']['precision']:.3f} R "
               f"{rows[key + '_tuned']['recall']:.3f}", flush=True)
     return rows
@@ -131,8 +141,8 @@ def run_fastdup(folder):
         return json.loads(out.read_text(encoding="utf-8")), None
 
 
-def fastdup_rows(folder, truth):
-    """fastdup on ``folder``: its pairs joined, its components, and tuned."""
+def fastdup_rows(folder, truth, tuned=True):
+    """fastdup on ``folder``: its pairs joined, its components (and tuned)."""
     answer, why = run_fastdup(folder)
     if answer is None:
         print(f"  {why}", flush=True)
@@ -153,26 +163,28 @@ def fastdup_rows(folder, truth):
                   cpu_ms_per_image=rows["fastdup_pairs"]["cpu_ms_per_image"],
                   threshold=answer["ccthreshold"], **extra)
     rows["fastdup_components"] = scores
-    rows["fastdup_pairs_tuned"] = _tuned(files, pairs, truth, FASTDUP_SWEEP,
-                                         lambda s, t: s >= t - 1e-9, timing)
+    if tuned:
+        rows["fastdup_pairs_tuned"] = _tuned(
+            files, pairs, truth, FASTDUP_SWEEP, lambda s, t: s >= t - 1e-9,
+            timing, **extra)
     for key, s in rows.items():
         print(f"  {key}: P {s['precision']:.3f} R {s['recall']:.3f} "
               f"(threshold {s['threshold']})", flush=True)
     return rows
 
 
-def peer_rows(folder, truth):
+def peer_rows(folder, truth, tuned=True):
     """Every peer's rows on ``folder`` (the copies of one data set)."""
-    print(f"peers on {Path(folder).name}", flush=True)
-    return {**imagededup_rows(folder, truth), **fastdup_rows(folder, truth)}
+    print(f"peers on {folder}", flush=True)
+    return {**imagededup_rows(folder, truth, tuned),
+            **fastdup_rows(folder, truth, tuned)}
 
 
 def somdej_peer_pairs(folder):
     """The peers' default answers on somdej's 36 photos (its 24 known pairs)."""
     files = sorted(str(f) for f in Path(folder).glob("*.jpg"))
     truth = {f: truth_set.somdej_key(f) for f in files}
-    return {k: v for k, v in peer_rows(folder, truth).items()
-            if not k.endswith("_tuned")}
+    return peer_rows(folder, truth, tuned=False)
 
 
 PEER_KEYS = ("imagededup_phash", "imagededup_phash_tuned", "imagededup_dhash",
@@ -185,13 +197,12 @@ def peer_label(key, scores):
     tool, _, rest = key.partition("_")
     version = scores.get("version", "")
     if tool == "imagededup":
-        method = rest.split("_")[0].replace("hash", "Hash").capitalize()
-        mode = f"imagededup {version} {method}, distance <= {scores['threshold']}"
+        mode = f"{_name(key)} {version}, distance <= {scores['threshold']}"
     elif rest == "components":
         return (f"fastdup {version}, ccthreshold {scores['threshold']} (default)",
                 "fastdup's connected components")
     else:
-        mode = f"fastdup {version}, similarity >= {scores['threshold']}"
+        mode = f"fastdup {version} pairs, similarity >= {scores['threshold']}"
     tuned = key.endswith("_tuned")
     return (mode + (", **tuned on this set**" if tuned else " (default)"),
             "its pairs joined")
@@ -239,7 +250,8 @@ def peer_notes(copies):
                  f"{TARGET_PRECISION} on this very set (an upper bound, not held "
                  f"out), the best peer, {_name(key)}, reaches recall {recall:.3f} "
                  f"(copy recall {amulet[key]['copy_recall']:.3f}), and the most "
-                 f"photo recall is {photo:.3f} ({_name(photo_key)}); the "
+                 f"photo recall of those rows is {photo:.3f} ({_name(photo_key)}); "
+                 f"the "
                  f"inspector's full mode, held out: recall {own['recall']:.3f}, "
                  f"copy recall {own['copy_recall']:.3f}, photo recall "
                  f"{own['photo_recall']:.3f}.")

@@ -257,7 +257,8 @@ def _peers_run_line(report):
             "`.venv/bin/python benchmarks/bench_inspect.py --peers-only`"
             + (f" (1-minute load average {load:.1f} at the start)"
                if load is not None else "")
-            + "; the other rows come from the run above."]
+            + "; the other rows come from the run above, so compare the "
+            "peers' CPU ms/image with the inspector's, not their images/s."]
 
 
 def _baseline_args(report):
@@ -338,10 +339,10 @@ def render_section(report):
         lines.append(f"| {mode} | {p['true_pairs']} | {p['found_pairs']} | "
                      f"{p['correct']} | {p['precision']:.3f} | {p['recall']:.3f} |")
     lines += somdej_peer_lines(report.get("somdej_peers") or {})
-    lines += ["", "Peers measured in the same run (`_peers.py`, at their defaults; "
-              "imagededup: pairs joined; fastdup: its pairs joined, and its "
-              "connected components) are the rows below the inspector's; quoted "
-              f"from an earlier run: {PEERS}."]
+    lines += ["", "Below the inspector's rows, the peers (`_peers.py`) at their "
+              "defaults: imagededup's pairs joined into groups; fastdup's pairs "
+              "joined, and its connected components. Quoted from an earlier "
+              f"run: {PEERS}."]
     lines += side_by_side_lines(report)
     if report.get("copies"):
         lines += copies_lines(report["copies"])
