@@ -8,13 +8,14 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 PYTEST_ARGS ?= --durations=15
 
-.PHONY: demo test browser lint bench docs clean help
+.PHONY: demo test browser lint bench fastdup-venv docs clean help
 
 help:
 	@echo "make demo   - set up .venv; inspect, train, evaluate and serve on built-in digits"
 	@echo "make test   - set up .venv with the test tools and run the test suite"
 	@echo "make lint   - ruff over the package, tests, examples and benchmarks"
 	@echo "make bench  - run the benchmarks; they write docs/benchmarks.md"
+	@echo "make fastdup-venv - fastdup in its own venv, a peer bench_inspect measures"
 	@echo "make docs   - build the API reference from the docstrings into docs/api/"
 
 $(BIN)/python:
@@ -29,6 +30,21 @@ $(VENV)/.installed-base: pyproject.toml | $(BIN)/python
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(PIP) -e '.[dev,plot,serve]'
 	@touch $@ $(VENV)/.installed-base
+
+# the peers of bench_inspect: imagededup in the project venv (the bench extra)
+$(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed-dev
+	$(PIP) -e '.[dev,plot,serve,bench]'
+	@touch $@
+
+# fastdup pins NumPy 1.26 and scikit-learn 1.5, so it gets a venv of its own;
+# bench_inspect runs it there in a subprocess (benchmarks/_fastdup_pairs.py)
+FASTDUP_VENV ?= benchmarks/.venv-fastdup
+$(FASTDUP_VENV)/.installed:
+	$(PYTHON) -m venv $(FASTDUP_VENV)
+	$(FASTDUP_VENV)/bin/python -m pip install --quiet --disable-pip-version-check 'fastdup>=2.5'
+	@touch $@
+
+fastdup-venv: $(FASTDUP_VENV)/.installed
 
 demo: $(VENV)/.installed-base
 	rm -rf demo_output
@@ -47,7 +63,9 @@ test: $(VENV)/.installed-dev browser
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check hybridclf tests benchmarks examples
 
-bench: $(VENV)/.installed-dev
+bench: $(VENV)/.installed-bench
+	@$(MAKE) --no-print-directory fastdup-venv || \
+	  echo "fastdup did not install: bench_inspect says it was not measured"
 	$(BIN)/python benchmarks/bench_features.py
 	$(BIN)/python benchmarks/bench_cnn.py
 	$(BIN)/python benchmarks/bench_augment.py

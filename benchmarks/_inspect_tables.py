@@ -8,6 +8,7 @@ checkout beside a baseline's (``bench_inspect.py --baseline``).
 import statistics
 
 import _duplicate_truth as truth_set
+from _peers import PEER_KEYS, peer_label, peer_notes
 from _photo_pairs import separation_lines
 
 _COPIES_TEXT = (
@@ -29,13 +30,24 @@ _COPIES_TEXT = (
     "(`--baseline`), run in its own process on the same copies. All rows of a "
     "data set run one after the other on the same machine; their speed ratios "
     "are fair on a shared machine, the absolute speeds are not. CPU ms/image: "
-    "the process CPU time (every thread) per file. imagededup (PHash, its "
-    "default 10 bits; pairs joined into groups) runs when it can be imported; "
-    "it is no dependency of hybridclf.")
+    "the process CPU time (every thread) per file. Peers (`_peers.py`; no "
+    "dependency of hybridclf): imagededup PHash and DHash (`pip install "
+    "'imagededup>=0.3'`, the `bench` extra) at their default Hamming distance "
+    "10, timed from encoding to `find_duplicates`; fastdup with its defaults "
+    "(`make fastdup-venv` builds its own venv, `benchmarks/.venv-fastdup`: it "
+    "pins NumPy 1.26 and scikit-learn 1.5; run in a subprocess by "
+    "`_fastdup_pairs.py`, Sentry reports off, images/s and CPU time of its "
+    "`run` call). Both answer with pairs, joined into groups as a user would; "
+    "fastdup also gives its connected components (at its `ccthreshold`). The "
+    "rows marked *tuned on this set* take the threshold of most pair recall at "
+    "precision >= 0.95 on these very copies (imagededup: distance 0 to 20; "
+    "fastdup: similarity 0.9 to 0.995, as its similarity table stops at 0.9 "
+    "and holds each image's 2 nearest neighbours, its default): an upper "
+    "bound for the method, not a held-out figure.")
 
 _COPIES_NOTES = [
     "Targets: pair precision >= 0.95 at pair recall >= 0.85, group purity >= "
-    "0.98. fastdup was not measured (not installed).", "",
+    "0.98.", "",
     "What limits the pair recall: the photo pairs. Of amulet6_groups.csv's 21 "
     "pairs of different photos of one amulet, 3 are found (with their "
     "copies: 48 file pairs); the others look no closer than different amulets "
@@ -153,8 +165,8 @@ def verifier_lines(copies):
 
 def _copies_row(name, entry, key):
     s = entry[key]
-    if key == "imagededup_phash":
-        mode, grouping = "PHash (10 bits)", "imagededup"
+    if key in PEER_KEYS:
+        mode, grouping = peer_label(key, s)
     elif key.startswith("baseline"):
         mode, grouping = "full", "baseline"
     elif key in _VERIFIER_ROWS:
@@ -180,14 +192,28 @@ def copies_lines(copies):
     for name, entry in copies.items():
         for key in ("quick_single", "quick_average", "full_single",
                     "baseline_full_average", "full_average", *_VERIFIER_ROWS,
-                    "imagededup_phash"):
+                    *PEER_KEYS):
             if key in entry:
                 lines.append(_copies_row(name, entry, key))
     if "photo_pairs" in copies.get("amulet6", {}):
         lines += separation_lines(copies["amulet6"]["photo_pairs"])
     if "verifier_rules" in copies.get("amulet6", {}):
         lines += verifier_lines(copies)
-    return lines + [""] + _COPIES_NOTES
+    notes = _COPIES_NOTES[:2] + peer_notes(copies) + [""] + _COPIES_NOTES[2:]
+    return lines + [""] + notes
+
+
+def somdej_peer_lines(peers):
+    """Rows of the somdej pair table for the peers' default answers."""
+    lines = []
+    for key in PEER_KEYS:
+        if key in peers:
+            p = peers[key]
+            mode, grouping = peer_label(key, p)
+            lines.append(f"| {mode}, {grouping} | {p['true_pairs']} | "
+                         f"{p['found_pairs']} | {p['correct']} | "
+                         f"{p['precision']:.3f} | {p['recall']:.3f} |")
+    return lines
 
 
 def cpu_estimate(report):

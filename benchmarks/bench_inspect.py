@@ -15,8 +15,8 @@ What it measures, with ``n_jobs=2``:
   14 images/s, i.e. 70 images/s, on 2 cores.
 - Precision and recall of the duplicate pairs on somdej_fatherguay, against
   its 24 known pairs (names ending ``(bw)`` or ``_1`` are copies of the name
-  without), in both modes. Peers measured on the same data: cleanvision 0.3.7
-  found 4 of 24 in 11 s, imagededup DHash 24 of 24 in 1.2 s.
+  without), in both modes, and the peers' (below) at their defaults;
+  cleanvision 0.3.7 (not installed here) found 4 of 24 in 11 s.
 - Duplicate groups against a ground truth made without the inspector
   (``_duplicate_truth.py``): amulet6 and somdej photos plus 3 copies of each
   made with OpenCV directly (blur, rotation, brightness and contrast,
@@ -30,8 +30,12 @@ What it measures, with ``n_jobs=2``:
   group purity (the share of groups of two or more files
   that hold one object), in quick and full mode, for the average linkage
   (the default) and the old single linkage side by side (same process, same
-  load: their speed ratio is fair on a shared machine), and for imagededup's
-  PHash when it can be imported.
+  load: their speed ratio is fair on a shared machine), and for the peers
+  (``_peers.py``): imagededup PHash and DHash (the ``bench`` extra) and
+  fastdup (its own venv, ``make fastdup-venv``; run in a subprocess by
+  ``_fastdup_pairs.py``), at their default thresholds and at the threshold
+  tuned on these very copies (labelled so), or a line saying why a peer was
+  not measured.
 - How well measures the inspector does not use (SIFT and ORB inliers, the
   correlation of fine detail after alignment, the CNN embedding) tell the
   photo pairs of ``amulet6_groups.csv`` from different amulets of one mould
@@ -55,13 +59,16 @@ Run it from the repository root::
 
     .venv/bin/python benchmarks/bench_inspect.py          # 3 repeats
     .venv/bin/python benchmarks/bench_inspect.py --quick  # 1 repeat, temp folder
+    .venv/bin/python benchmarks/bench_inspect.py --peers-only  # imagededup, fastdup
     git archive COMMIT hybridclf | tar -x -C /tmp/base    # a baseline
     .venv/bin/python benchmarks/bench_inspect.py --baseline /tmp/base \
         --baseline-label "main at COMMIT"
 
-``--quick`` writes to a temporary folder instead of ``docs/``. The data is read
-from ``../shared/data`` beside the checkout, or from ``$HYBRIDCLF_DATA``;
-without it the script says so and exits with 0.
+``--peers-only`` measures only the peers and writes them into the figures of
+the last full run (``benchmarks/results/bench_inspect.json``), keeping the
+inspector's rows. ``--quick`` writes to a temporary folder instead of
+``docs/``. The data is read from ``../shared/data`` beside the checkout, or
+from ``$HYBRIDCLF_DATA``; without it the script says so and exits with 0.
 """
 
 import argparse
@@ -79,7 +86,13 @@ import _common
 import _duplicate_truth as truth_set
 import _pair_verifier as pair_verifier
 from _common import machine_info
-from _inspect_tables import copies_lines, cpu_estimate, side_by_side_lines
+from _inspect_tables import (
+    copies_lines,
+    cpu_estimate,
+    side_by_side_lines,
+    somdej_peer_lines,
+)
+from _peers import peer_rows, somdej_peer_pairs
 from _photo_pairs import photo_pair_separation
 from _speed_probe import baseline_scores, baseline_speed
 
@@ -94,7 +107,8 @@ DATASETS = ("amulet6", "somdej_fatherguay")
 N_JOBS = 2
 CLEANVISION_IMAGES_PER_S = 14.0
 TARGET_FACTOR = 5.0
-PEERS = "cleanvision 0.3.7: 4 of 24 pairs in 11 s; imagededup DHash: 24 of 24 in 1.2 s"
+# quoted from an earlier measurement: cleanvision is not installed here
+PEERS = "cleanvision 0.3.7: 4 of 24 pairs in 11 s"
 
 
 def data_root():
@@ -150,38 +164,6 @@ def run(base, repeats):
 def _score(report, truth):
     return truth_set.pair_scores([f["file"] for f in report.files],
                                  report.groups(), truth)
-
-
-def imagededup_scores(folder, truth):
-    """imagededup PHash (Hamming 10, its default) on ``folder``, or None."""
-    try:
-        from imagededup.methods import PHash
-    except ImportError:
-        return None
-    start = time.perf_counter()
-    hasher = PHash(verbose=False)
-    files = sorted(truth)
-    encodings = {f: hasher.encode_image(image_file=f) for f in files}
-    found = hasher.find_duplicates(encoding_map=encodings,
-                                   max_distance_threshold=10)
-    seconds = time.perf_counter() - start
-    # its answer is pairs; groups by joining them, as a user would
-    index = {f: k for k, f in enumerate(files)}
-    parent = list(range(len(files)))
-
-    def find(i):
-        while parent[i] != i:
-            i = parent[i]
-        return i
-
-    for f, others in found.items():
-        for o in others:
-            a, b = find(index[f]), find(index[o])
-            parent[max(a, b)] = min(a, b)
-    scores = truth_set.pair_scores(files, [find(k) for k in range(len(files))],
-                                   truth)
-    scores["images_per_s"] = len(files) / seconds
-    return scores
 
 
 def _rule_of(name, rules):
@@ -248,9 +230,7 @@ def copies_run(base, repeats, baseline=None):
             if baseline is not None:
                 entry["baseline_full_average"] = baseline_scores(folder, truth,
                                                                  baseline)
-            peer = imagededup_scores(folder, truth)
-            if peer is not None:
-                entry["imagededup_phash"] = peer
+            entry.update(peer_rows(folder, truth))
     results["amulet6"]["photo_pairs"] = photo_pair_separation(base)
     results["amulet6"]["verifier_rules"] = rules
     return results
@@ -265,6 +245,20 @@ def _load_line(report, machine):
             f"{machine['nproc']} CPUs when the run started: other jobs shared "
             "the machine, so the speeds below are lower than on a quiet one "
             "(compare only figures of one run)."]
+
+
+def _peers_run_line(report):
+    """When the peers were measured apart (``--peers-only``), and under what load."""
+    run = report.get("peers_run")
+    if not run:
+        return []
+    load = run.get("load_average")
+    return [f"- Peers (imagededup, fastdup) measured apart on {run['date']} by "
+            "`.venv/bin/python benchmarks/bench_inspect.py --peers-only`"
+            + (f" (1-minute load average {load:.1f} at the start)"
+               if load is not None else "")
+            + "; the other rows come from the run above, so compare the "
+            "peers' CPU ms/image with the inspector's, not their images/s."]
 
 
 def _baseline_args(report):
@@ -297,6 +291,7 @@ def render_section(report):
         f"{' --quick' if report['quick'] else ''}"
         f"{_baseline_args(report)}` ({report['repeats']} repeat(s)).",
         *_load_line(report, machine),
+        *_peers_run_line(report),
         "",
         "### Images per second",
         "",
@@ -343,7 +338,11 @@ def render_section(report):
         p = report["results"]["somdej_fatherguay"][mode]["pairs"]
         lines.append(f"| {mode} | {p['true_pairs']} | {p['found_pairs']} | "
                      f"{p['correct']} | {p['precision']:.3f} | {p['recall']:.3f} |")
-    lines += ["", f"Peers on the same data: {PEERS}."]
+    lines += somdej_peer_lines(report.get("somdej_peers") or {})
+    lines += ["", "Below the inspector's rows, the peers (`_peers.py`) at their "
+              "defaults: imagededup's pairs joined into groups; fastdup's pairs "
+              "joined, and its connected components. Quoted from an earlier "
+              f"run: {PEERS}."]
     lines += side_by_side_lines(report)
     if report.get("copies"):
         lines += copies_lines(report["copies"])
@@ -353,6 +352,38 @@ def render_section(report):
 
 def write_section(path, section):
     _common.write_section(path, section, START_MARKER, END_MARKER)
+
+
+def peers_only(base):
+    """The peers alone, written into the last full run's figures."""
+    if not RESULTS_FILE.exists():
+        print(f"bench_inspect --peers-only: {RESULTS_FILE} is absent; run "
+              "bench_inspect.py without it first.")
+        return 1
+    report = json.loads(RESULTS_FILE.read_text(encoding="utf-8"))
+    if not report.get("copies"):
+        print("bench_inspect --peers-only: the last run had no copies (--no-copies)")
+        return 1
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="hybridclf_bench_copies_") as tmp:
+        for name, objects in (("amulet6", truth_set.amulet6_objects),
+                              ("somdej_fatherguay", truth_set.somdej_objects)):
+            folder = Path(tmp) / name
+            truth = truth_set.write_copies(*objects(base), folder,
+                                           seed=truth_set.EVALUATION_SEED)
+            entry = report["copies"][name]
+            for key in [k for k in entry if k.startswith(("imagededup", "fastdup"))]:
+                del entry[key]
+            entry.update(peer_rows(folder, truth))
+    report["somdej_peers"] = somdej_peer_pairs(base / "somdej_fatherguay")
+    report["peers_run"] = {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="minutes"),
+        "load_average": load, "wall_s": time.perf_counter() - start}
+    RESULTS_FILE.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    write_section(DOCS_FILE, render_section(report))
+    print(f"Wrote the peers into {DOCS_FILE} and {RESULTS_FILE}.")
+    return 0
 
 
 def main(argv=None):
@@ -372,6 +403,11 @@ def main(argv=None):
     parser.add_argument("--baseline-label", default=None,
                         help="what the baseline is, for the docs (e.g. the "
                         "commit)")
+    parser.add_argument("--peers-only", action="store_true",
+                        help="measure only the peers (imagededup, fastdup) on "
+                        "the same copies and somdej photos, and write them into "
+                        "the figures of the last full run "
+                        "(benchmarks/results/bench_inspect.json)")
     args = parser.parse_args(argv)
     base = data_root()
     if base is None:
@@ -379,6 +415,8 @@ def main(argv=None):
               " (looked in $HYBRIDCLF_DATA, or ../shared/data beside the checkout);"
               " nothing measured, nothing written.")
         return 0
+    if args.peers_only:
+        return peers_only(base)
     repeats = args.repeats or (1 if args.quick else 3)
     if args.quick:
         out_dir = Path(tempfile.gettempdir()) / "hybridclf_bench_quick"
@@ -392,11 +430,12 @@ def main(argv=None):
     # the CPU-time estimate of full mode, with the baseline's when given
     side_by_side = baseline_speed(base, args.baseline)
     copies = None if args.no_copies else copies_run(base, 1, args.baseline)
+    somdej_peers = somdej_peer_pairs(base / "somdej_fatherguay")
     report = {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="minutes"),
         "machine": machine_info(), "quick": args.quick, "repeats": repeats,
         "n_jobs": N_JOBS, "results": results, "copies": copies,
-        "side_by_side": side_by_side,
+        "side_by_side": side_by_side, "somdej_peers": somdej_peers,
         "baseline_label": (args.baseline_label or str(args.baseline)
                            if args.baseline is not None else None),
         "baseline_dir": None if args.baseline is None else str(args.baseline),
