@@ -1,5 +1,6 @@
 """Uniform local binary pattern histograms, at one or several scales."""
 
+import functools
 from numbers import Integral
 
 import numpy as np
@@ -238,19 +239,37 @@ class LBPFeatures(ImageFeatureExtractor):
         return (self.grid, self.grid) if isinstance(self.grid, Integral) else self.grid
 
     def _transform_chunk(self, images, out):
+        for first in range(0, len(images), _STACK):
+            grays = self._grays(images[first : first + _STACK])
+            out[first : first + len(grays)] = np.hstack([
+                self._scale_histograms(grays, n_points, radius)
+                for n_points, radius in self._scales()
+            ])
+
+    def _extract_parts(self, X):
+        """One part per (P, R) scale, on greyscale images made once."""
+        grays = self._grays(X)
+        gy, gx = self._grid()
+        parts, start = [], 0
+        for n_points, radius in self._scales():
+            width = gy * gx * _n_codes(n_points, self.method)
+            parts.append((slice(start, start + width), functools.partial(
+                self._scale_histograms, grays, n_points, radius)))
+            start += width
+        return parts
+
+    def _grays(self, images):
+        """The greyscale images, resized to ``image_size``: (n, rows, cols)."""
         import cv2
 
-        scales = self._scales()
-        grid = self._grid()
-        for first in range(0, len(images), _STACK):
-            grays = [to_gray(image) for image in images[first : first + _STACK]]
-            if self.image_size is not None:
-                size = (self.image_size, self.image_size)
-                grays = [cv2.resize(g, size, interpolation=cv2.INTER_AREA)
-                         for g in grays]
-            grays = np.stack(grays)
-            out[first : first + len(grays)] = np.hstack([
-                _cell_histograms(lbp_codes(grays, n_points, radius, self.method),
-                                 _n_codes(n_points, self.method), grid)
-                for n_points, radius in scales
-            ])
+        grays = [to_gray(image) for image in images]
+        if self.image_size is not None:
+            size = (self.image_size, self.image_size)
+            grays = [cv2.resize(g, size, interpolation=cv2.INTER_AREA)
+                     for g in grays]
+        return np.stack(grays)
+
+    def _scale_histograms(self, grays, n_points, radius):
+        """The cell histograms of one (P, R) scale: (n, cells * codes)."""
+        return _cell_histograms(lbp_codes(grays, n_points, radius, self.method),
+                                _n_codes(n_points, self.method), self._grid())

@@ -5,16 +5,21 @@ they work, so threads parallelise per-image work without copying images into
 other processes.
 """
 
+import functools
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 from joblib import effective_n_jobs
+from joblib.parallel import get_active_backend
 
 from ._docstrings import Substitution, n_jobs_docstring
 
 _pools = {}
 _pools_lock = threading.Lock()
+# set while a caller's thread runs its share of run_groups: what it calls
+# runs serially, as in a pool thread
+_sharing = threading.local()
 # a forked child has none of its parent's threads: it makes its own pools
 os.register_at_fork(after_in_child=_pools.clear)
 
@@ -32,6 +37,79 @@ def _thread_pool(n_threads):
                 max_workers=n_threads, thread_name_prefix="hybridclf"
             )
         return pool
+
+
+def effective_threads(n_jobs):
+    """``joblib.effective_n_jobs(n_jobs)``, worked out once per process.
+
+    joblib reads the cgroup CPU quota on every call with a negative
+    ``n_jobs`` (about 0.1 ms): a prediction of one photo would pay it for
+    every block. The answer depends only on ``n_jobs`` and on the active
+    joblib backend and its default ``n_jobs`` (``joblib.parallel_config``),
+    so it is kept for each of them.
+
+    Parameters
+    ----------
+    n_jobs : int or None
+        As for joblib.
+
+    Returns
+    -------
+    n_threads : int
+        At least 1.
+    """
+    backend, default_n_jobs = get_active_backend()
+    return _effective_threads(n_jobs, type(backend), default_n_jobs)
+
+
+@functools.lru_cache(maxsize=64)
+def _effective_threads(n_jobs, backend_type, default_n_jobs):
+    return effective_n_jobs(n_jobs)
+
+
+def in_worker():
+    """Whether this thread already runs a share of work side by side.
+
+    True in a pool thread and in a thread running its share of
+    :func:`run_groups`: work started there runs serially, so that nested
+    calls neither wait on themselves nor start more threads than cores.
+    """
+    return (getattr(_sharing, "active", False)
+            or threading.current_thread().name.startswith("hybridclf"))
+
+
+def run_groups(groups):
+    """Run groups of functions side by side: the first here, the others in the pool.
+
+    The calling thread runs the first group itself instead of waiting idle,
+    so ``len(groups)`` threads do the work with one hand-over per other
+    group.
+
+    Parameters
+    ----------
+    groups : list of list of callable
+        Functions without arguments; those of a group run one after the
+        other, in order.
+
+    Returns
+    -------
+    results : list of list
+        What each function returned, group by group.
+    """
+    def run(group):
+        return [func() for func in group]
+
+    if not groups:
+        return []
+    futures = [_thread_pool(len(groups) - 1).submit(run, group)
+               for group in groups[1:]] if len(groups) > 1 else []
+    previous, _sharing.active = getattr(_sharing, "active", False), True
+    try:
+        first = run(groups[0])
+    finally:
+        _sharing.active = previous
+        wait(futures)  # none left running, even when the first group raised
+    return [first] + [future.result() for future in futures]
 
 
 def chunk_slices(n_items, n_chunks):
@@ -68,9 +146,8 @@ def run_chunked(func, n_items, n_jobs=None):
         return []
     if n_items == 1:  # before effective_n_jobs, which reads the cgroup files
         return [func(slice(0, 1))]
-    n_threads = effective_n_jobs(n_jobs)
-    nested = threading.current_thread().name.startswith("hybridclf")
-    if n_threads == 1 or nested:
+    n_threads = effective_threads(n_jobs)
+    if n_threads == 1 or in_worker():
         return [func(slice(0, n_items))]
     # a few chunks per thread balance uneven per-image costs
     slices = chunk_slices(n_items, 4 * n_threads)
