@@ -204,6 +204,11 @@ class ImageFeatureExtractor(
             shape (n_samples, width of the slice), equal to those columns of
             ``transform(X)`` once cast to float32.
         """
+        if type(self).transform is not ImageFeatureExtractor.transform:
+            # a subclass's own transform decides its features: one part
+            check_is_fitted(self)
+            return [(slice(0, self._n_features_out),
+                     functools.partial(self.transform, X))]
         return self._extract_parts(self._check_transform_input(X))
 
     def _check_transform_input(self, X):
