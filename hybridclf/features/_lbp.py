@@ -35,8 +35,10 @@ def _neighbour_bits(images, n_points, radius):
     with zeros outside the image, and every product and sum is taken in the
     same order in float64, so the bits equal
     :func:`skimage.feature.local_binary_pattern`'s. A bilinear read
-    interpolates along the rows twice, on rows ``r`` and ``r + 1``: one pass
-    over ``rows + 1`` rows gives both (the same products, a third less work).
+    interpolates along the columns on rows ``r`` and ``r + 1``: one pass over
+    ``rows + 1`` rows gives both (the same products, a third less work); the
+    points that share a column offset (mirror images about the horizontal
+    axis) share one such pass, over every row.
     """
     n, rows, cols = images.shape
     angles = 2 * np.pi * np.arange(n_points, dtype=np.float64) / n_points
@@ -48,7 +50,7 @@ def _neighbour_bits(images, n_points, radius):
     row_idx = np.arange(rows, dtype=np.float64)
     col_idx = np.arange(cols, dtype=np.float64)
     bits = np.empty((n_points, n, rows, cols), dtype=bool)
-    pair, tmp = np.empty((n, rows + 1, cols)), np.empty((n, rows + 1, cols))
+    pair, tmp = np.empty((n, rows + 2 * pad, cols)), np.empty((n, rows + 2 * pad, cols))
     out, scratch = np.empty((n, rows, cols)), tmp[:, :rows]
 
     def window(r, c, extra=0):
@@ -60,25 +62,42 @@ def _neighbour_bits(images, n_points, radius):
         np.multiply(weight, b, out=scratch)
         return np.add(out, scratch, out=out)
 
+    def split(offsets, index):
+        # first whole pixel, the next, and the weight of the next, per position
+        at = index + offsets
+        low = np.floor(at)
+        return int(low[0]), int(np.ceil(at[0])), at - low
+
+    by_column = {}
     for i in range(n_points):
-        rr = row_idx + offsets_r[i]
-        cc = col_idx + offsets_c[i]
-        min_r, min_c = np.floor(rr), np.floor(cc)
-        dr, dc = (rr - min_r)[:, None], cc - min_c
-        r0, c0 = int(min_r[0]), int(min_c[0])
-        r1, c1 = int(np.ceil(rr[0])), int(np.ceil(cc[0]))
-        # a zero weight adds exactly 0, so whole-pixel offsets skip a lerp
-        if not dr.any() and not dc.any():
-            texture = window(r0, c0)
-        elif not dr.any():
-            texture = lerp(window(r0, c0), window(r0, c1), dc, out, scratch)
-        elif not dc.any():
-            texture = lerp(window(r0, c0), window(r1, c0), dr, out, scratch)
-        else:  # r1 = r0 + 1: row r1's pass is row r0's, one row down
-            lerp(window(r0, c0, 1), window(r0, c1, 1), dc, pair, tmp)
-            texture = lerp(pair[:, :rows], pair[:, 1:], dr, out, scratch)
-        # for finite numbers t >= c exactly when t - c >= 0 (scikit-image's test)
-        np.greater_equal(texture, images, out=bits[i])
+        by_column.setdefault(offsets_c[i], []).append(i)
+    for offset_c, points in by_column.items():
+        c0, c1, dc = split(offset_c, col_idx)
+        reads = {i: split(offsets_r[i], row_idx) for i in points}
+        between = [i for i in points if reads[i][2].any() and dc.any()]
+        # the column pass of the points read between rows and columns: over
+        # the rows + 1 one point needs, or over every row when several share it
+        first, count = ((-pad, rows + 2 * pad) if len(between) > 1
+                        else (reads[between[0]][0], rows + 1) if between else (0, 0))
+        if between:
+            lerp(window(first, c0, count - rows), window(first, c1, count - rows), dc,
+                 pair[:, :count], tmp[:, :count])
+        for i in points:
+            r0, r1, dr = reads[i]
+            dr = dr[:, None]
+            # a zero weight adds exactly 0, so whole-pixel offsets skip a lerp
+            if not dr.any() and not dc.any():
+                texture = window(r0, c0)
+            elif not dr.any():
+                texture = lerp(window(r0, c0), window(r0, c1), dc, out, scratch)
+            elif not dc.any():
+                texture = lerp(window(r0, c0), window(r1, c0), dr, out, scratch)
+            else:  # r1 = r0 + 1: row r1's pass is row r0's, one row down
+                top = r0 - first
+                texture = lerp(pair[:, top : top + rows],
+                               pair[:, top + 1 : top + 1 + rows], dr, out, scratch)
+            # for finite numbers t >= c exactly when t - c >= 0 (scikit-image's test)
+            np.greater_equal(texture, images, out=bits[i])
     return bits
 
 
