@@ -7,7 +7,7 @@ import joblib
 import pytest
 
 import hybridclf.utils._parallel as parallel
-from hybridclf.utils._parallel import effective_threads, in_worker, run_groups
+from hybridclf.utils._parallel import effective_threads, in_worker, run_shared
 
 
 @pytest.mark.parametrize("n_jobs", [1, 3, -1, -2, None])
@@ -40,39 +40,52 @@ def test_the_cpu_count_is_read_once(monkeypatch):
         parallel._effective_threads.cache_clear()
 
 
-def _recorder(seen, value):
+def _recorder(seen, value, wait_for=None):
     def record():
         seen.append((value, threading.current_thread().name, in_worker()))
+        if wait_for is not None:
+            assert wait_for.wait(10)
         return value
 
     return record
 
 
-def test_the_first_group_runs_here_the_others_in_the_pool():
-    seen = []
-    groups = [[_recorder(seen, 1), _recorder(seen, 2)], [_recorder(seen, 3)],
-              [_recorder(seen, 4), _recorder(seen, 5)]]
-    assert run_groups(groups) == [[1, 2], [3], [4, 5]]
+def test_this_thread_and_the_pool_share_the_functions():
+    seen, started = [], threading.Event()
+
+    def second():
+        started.set()
+        return _recorder(seen, 2)()
+
+    # the first waits until a pool thread has taken the second
+    funcs = [_recorder(seen, 1, wait_for=started), second, _recorder(seen, 3)]
+    assert run_shared(funcs, 2) == [1, 2, 3]
     thread = {value: name for value, name, _ in seen}
     here = threading.current_thread().name
-    assert thread[1] == thread[2] == here
-    assert here not in (thread[3], thread[4], thread[5])
-    # what the groups start runs serially, here as in the pool
+    assert thread[1] == here and thread[2] != here
+    # what the functions start runs serially, here as in the pool
     assert all(worker for _, _, worker in seen)
     assert not in_worker()
 
 
-def test_a_failing_first_group_waits_for_the_others():
-    finished = threading.Event()
+def test_one_thread_runs_everything_here_in_order():
+    seen = []
+    assert run_shared([_recorder(seen, k) for k in range(4)], 1) == [0, 1, 2, 3]
+    assert [value for value, _, _ in seen] == [0, 1, 2, 3]
+    assert {name for _, name, _ in seen} == {threading.current_thread().name}
 
-    def slow():
-        time.sleep(0.05)
-        finished.set()
+
+def test_a_failure_stops_the_others_and_is_raised():
+    ran = []
 
     def fail():
         raise ValueError("boom")
 
+    def slow():
+        time.sleep(0.05)
+        ran.append("slow")
+
     with pytest.raises(ValueError, match="boom"):
-        run_groups([[fail], [slow]])
-    assert finished.is_set()
+        run_shared([fail, slow, lambda: ran.append("late")], 2)
+    assert "late" not in ran or "slow" in ran  # nothing left running after
     assert not in_worker()

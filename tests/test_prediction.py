@@ -21,22 +21,29 @@ from hybridclf.prediction import (
     transform_blocks,
     transform_features,
 )
-from hybridclf.prediction._block_parts import schedule
+from hybridclf.prediction._block_parts import longest_first
 
 
 class ThreadRecordingHOG(HOGFeatures):
     threads = set()
+    #: set: wait (a bounded time) for the colour block to start elsewhere
+    wait_for_color = None
 
     def transform(self, X):
         type(self).threads.add(threading.current_thread().name)
+        if type(self).wait_for_color is not None:
+            type(self).wait_for_color.wait(10)
         return super().transform(X)
 
 
 class ThreadRecordingColor(ColorHistogram):
     threads = set()
+    started = None
 
     def transform(self, X):
         type(self).threads.add(threading.current_thread().name)
+        if type(self).started is not None:
+            type(self).started.set()
         return super().transform(X)
 
 
@@ -47,15 +54,21 @@ def test_single_images_run_blocks_side_by_side_with_the_same_result(real_images)
                   ("color", ThreadRecordingColor(n_jobs=2))],
     ).set_params(load="passthrough").fit(real_images, labels)
     union = pipe["features"]
-    for n in (1, 2, 5):
-        ThreadRecordingHOG.threads, ThreadRecordingColor.threads = set(), set()
-        np.testing.assert_array_equal(transform_features(pipe, real_images[:n]),
-                                      union.transform(real_images[:n]))
-        here = {threading.current_thread().name}
-        # one or two images: the blocks run on two threads, this one and a
-        # pool thread; a batch: in turn, each spread over its own threads
-        threads = ThreadRecordingHOG.threads | ThreadRecordingColor.threads
-        assert (len(threads) == 2 and here < threads) == (n <= 2)
+    here = threading.current_thread().name
+    try:
+        for n in (1, 2, 5):
+            ThreadRecordingHOG.threads, ThreadRecordingColor.threads = set(), set()
+            started = threading.Event() if n <= 2 else None
+            ThreadRecordingHOG.wait_for_color = ThreadRecordingColor.started = started
+            np.testing.assert_array_equal(transform_features(pipe, real_images[:n]),
+                                          union.transform(real_images[:n]))
+            threads = ThreadRecordingHOG.threads | ThreadRecordingColor.threads
+            if n <= 2:  # side by side: this thread and a pool thread
+                assert started.is_set() and len(threads) == 2 and here in threads
+            else:  # a batch: in turn, each spread over its own threads
+                assert threads == {here}
+    finally:
+        ThreadRecordingHOG.wait_for_color = ThreadRecordingColor.started = None
 
 
 def test_one_thread_keeps_blocks_in_turn(real_images):
@@ -83,14 +96,10 @@ def test_blocks_in_parts_equal_their_transform(real_images, n_jobs):
             np.testing.assert_array_equal(got, block.transform(images))
 
 
-def test_parts_go_longest_first_to_the_least_loaded_thread():
-    costs = [1.0, 5.0, 2.0, 2.5, 0.5]
-    groups = schedule(costs, 2)
-    assert sorted(i for group in groups for i in group) == [0, 1, 2, 3, 4]
-    assert groups[0][0] == 1  # the longest part, on the caller's thread
-    assert sorted(sum(costs[i] for i in group) for group in groups) == [5.5, 5.5]
-    assert schedule(costs, 8) == [[1], [3], [2], [0], [4]]
-    assert schedule([1.0], 1) == [[0]]
+def test_parts_are_handed_out_longest_first():
+    assert longest_first([1.0, 5.0, 2.0, 2.5, 0.5]) == [1, 3, 2, 0, 4]
+    assert longest_first([1.0, 1.0, 2.0]) == [2, 0, 1]  # ties keep their order
+    assert longest_first([]) == []
 
 
 def _small_model(images):

@@ -3,10 +3,10 @@
 A block spreads a batch over its threads image by image: one or two images
 would leave all but one idle. :func:`run_block_parts` cuts the blocks into
 parts (an extractor's ``transform_parts``: LBP gives one per scale), each
-scaled column by column as the block's scaler would, and places them on the
-threads longest first, each on the least loaded thread, by the time each
-part took before in this process (:func:`schedule`). The caller's thread is
-one of them. The features equal the blocks' ``transform``.
+scaled column by column as the block's scaler would, and the threads (the
+caller's among them) take the parts in turn, the longest first by the time
+each took before in this process (:func:`longest_first`). The features
+equal the blocks' ``transform``.
 """
 
 import threading
@@ -17,9 +17,9 @@ import numpy as np
 from sklearn.preprocessing import StandardScaler
 
 from ..pipeline import get_block_extractor, get_block_scaler
-from ..utils._parallel import run_groups
+from ..utils._parallel import run_shared
 
-__all__ = ["run_block_parts", "schedule"]
+__all__ = ["longest_first", "run_block_parts"]
 
 #: Seconds each part of an extractor took, smoothed over its calls, by
 #: extractor: a part not timed yet counts as this long.
@@ -30,35 +30,26 @@ _UNTIMED_S = 1e-3
 _LATEST = 0.3
 
 
-def schedule(costs, n_threads):
-    """Groups of parts for ``n_threads`` threads, longest part first (LPT).
+def longest_first(costs):
+    """The order to hand parts to free threads: by decreasing cost.
 
     Parameters
     ----------
     costs : list of float
         The expected time of each part.
 
-    n_threads : int
-        Threads to spread them over.
-
     Returns
     -------
-    groups : list of list of int
-        Part indices per thread, each group in decreasing cost; no empty
-        group; the first group got the longest part.
+    order : list of int
+        Part indices, the longest first; ties keep their order.
 
     Examples
     --------
-    >>> from hybridclf.prediction._block_parts import schedule
-    >>> schedule([1.0, 5.0, 2.0, 2.5], 2)
-    [[1], [3, 2, 0]]
+    >>> from hybridclf.prediction._block_parts import longest_first
+    >>> longest_first([1.0, 5.0, 2.0, 2.5])
+    [1, 3, 2, 0]
     """
-    groups, loads = [[] for _ in range(max(1, n_threads))], [0.0] * max(1, n_threads)
-    for i in sorted(range(len(costs)), key=lambda i: -costs[i]):
-        k = loads.index(min(loads))
-        groups[k].append(i)
-        loads[k] += costs[i]
-    return [group for group in groups if group]
+    return sorted(range(len(costs)), key=lambda i: -costs[i])
 
 
 def run_block_parts(blocks, images, n_threads):
@@ -82,12 +73,10 @@ def run_block_parts(blocks, images, n_threads):
     """
     work = [(b, k, columns, func) for b, block in enumerate(blocks)
             for k, (columns, func) in enumerate(_block_parts(block, images))]
-    costs = [_expected_seconds(blocks[b], k) for b, k, _, _ in work]
-    groups = schedule(costs, n_threads)
-    done = run_groups([[_timed(blocks[work[i][0]], work[i][1], work[i][3])
-                        for i in group] for group in groups])
-    results = {i: out for group, outs in zip(groups, done)
-               for i, out in zip(group, outs)}
+    order = longest_first([_expected_seconds(blocks[b], k) for b, k, _, _ in work])
+    done = run_shared([_timed(blocks[work[i][0]], work[i][1], work[i][3])
+                       for i in order], n_threads)
+    results = dict(zip(order, done))
     features = [[] for _ in blocks]
     for i, (b, _, columns, _) in enumerate(work):
         features[b].append((columns, results[i]))

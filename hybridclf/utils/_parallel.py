@@ -17,7 +17,7 @@ from ._docstrings import Substitution, n_jobs_docstring
 
 _pools = {}
 _pools_lock = threading.Lock()
-# set while a caller's thread runs its share of run_groups: what it calls
+# set while a caller's thread runs its share of run_shared: what it calls
 # runs serially, as in a pool thread
 _sharing = threading.local()
 # a forked child has none of its parent's threads: it makes its own pools
@@ -71,45 +71,64 @@ def in_worker():
     """Whether this thread already runs a share of work side by side.
 
     True in a pool thread and in a thread running its share of
-    :func:`run_groups`: work started there runs serially, so that nested
+    :func:`run_shared`: work started there runs serially, so that nested
     calls neither wait on themselves nor start more threads than cores.
     """
     return (getattr(_sharing, "active", False)
             or threading.current_thread().name.startswith("hybridclf"))
 
 
-def run_groups(groups):
-    """Run groups of functions side by side: the first here, the others in the pool.
+def run_shared(funcs, n_threads):
+    """Run functions on ``n_threads`` threads, this one included, in turn.
 
-    The calling thread runs the first group itself instead of waiting idle,
-    so ``len(groups)`` threads do the work with one hand-over per other
-    group.
+    Each thread takes the next function not taken yet as soon as it is free
+    (list scheduling): pass the longest first. The calling thread starts the
+    first at once and works instead of waiting idle, and a thread that the
+    system leaves waiting holds up at most the function it runs: the others
+    take the rest.
 
     Parameters
     ----------
-    groups : list of list of callable
-        Functions without arguments; those of a group run one after the
-        other, in order.
+    funcs : list of callable
+        Functions without arguments.
+
+    n_threads : int
+        Threads to use, at most one per function.
 
     Returns
     -------
-    results : list of list
-        What each function returned, group by group.
+    results : list
+        What each function returned, in the order of ``funcs``.
     """
-    def run(group):
-        return [func() for func in group]
+    results, failed = [None] * len(funcs), []
+    order, lock = iter(range(len(funcs))), threading.Lock()
 
-    if not groups:
-        return []
-    futures = [_thread_pool(len(groups) - 1).submit(run, group)
-               for group in groups[1:]] if len(groups) > 1 else []
+    def drain(i=None):
+        while not failed:
+            if i is None:
+                with lock:
+                    i = next(order, None)
+            if i is None:
+                return
+            try:
+                results[i] = funcs[i]()
+            except BaseException:
+                failed.append(i)  # the others stop taking functions
+                raise
+            i = None
+
+    first = next(order, None)  # this thread starts the first one at once
+    n_helpers = max(0, min(n_threads, len(funcs)) - 1)
+    futures = [_thread_pool(n_helpers).submit(drain) for _ in range(n_helpers)]
     previous, _sharing.active = getattr(_sharing, "active", False), True
     try:
-        first = run(groups[0])
+        drain(first)
     finally:
         _sharing.active = previous
-        wait(futures)  # none left running, even when the first group raised
-    return [first] + [future.result() for future in futures]
+        wait(futures)  # none left running, even when this thread raised
+    for future in futures:
+        future.result()  # raises what a helper raised
+    return results
 
 
 def chunk_slices(n_items, n_chunks):
