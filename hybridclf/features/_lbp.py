@@ -63,18 +63,20 @@ def _neighbour_bits(images, n_points, radius):
         return np.add(out, scratch, out=out)
 
     def split(offsets, index):
-        # first whole pixel, the next, and the weight of the next, per position
+        # first whole pixel, the next, the weight of the next per position,
+        # and whether any weight is not 0
         at = index + offsets
         low = np.floor(at)
-        return int(low[0]), int(np.ceil(at[0])), at - low
+        weight = at - low
+        return int(low[0]), int(np.ceil(at[0])), weight, bool(weight.any())
 
     by_column = {}
     for i in range(n_points):
         by_column.setdefault(offsets_c[i], []).append(i)
     for offset_c, points in by_column.items():
-        c0, c1, dc = split(offset_c, col_idx)
+        c0, c1, dc, in_column = split(offset_c, col_idx)
         reads = {i: split(offsets_r[i], row_idx) for i in points}
-        between = [i for i in points if reads[i][2].any() and dc.any()]
+        between = [i for i in points if reads[i][3] and in_column]
         # the column pass of the points read between rows and columns: over
         # the rows + 1 one point needs, or over every row when several share it
         first, count = ((-pad, rows + 2 * pad) if len(between) > 1
@@ -83,14 +85,14 @@ def _neighbour_bits(images, n_points, radius):
             lerp(window(first, c0, count - rows), window(first, c1, count - rows), dc,
                  pair[:, :count], tmp[:, :count])
         for i in points:
-            r0, r1, dr = reads[i]
+            r0, r1, dr, in_row = reads[i]
             dr = dr[:, None]
             # a zero weight adds exactly 0, so whole-pixel offsets skip a lerp
-            if not dr.any() and not dc.any():
+            if not in_row and not in_column:
                 texture = window(r0, c0)
-            elif not dr.any():
+            elif not in_row:
                 texture = lerp(window(r0, c0), window(r0, c1), dc, out, scratch)
-            elif not dc.any():
+            elif not in_column:
                 texture = lerp(window(r0, c0), window(r1, c0), dr, out, scratch)
             else:  # r1 = r0 + 1: row r1's pass is row r0's, one row down
                 top = r0 - first
