@@ -1,6 +1,7 @@
 """Uniform local binary pattern histograms, at one or several scales."""
 
 import functools
+import threading
 from numbers import Integral
 
 import numpy as np
@@ -268,8 +269,12 @@ class LBPFeatures(ImageFeatureExtractor):
             ])
 
     def _extract_parts(self, X):
-        """One part per (P, R) scale, on greyscale images made once."""
-        grays = self._grays(X)
+        """One part per (P, R) scale, on greyscale images made once.
+
+        The first part to run makes the greyscale images (in its thread, so
+        that the parts start at once); the others wait for them.
+        """
+        grays = _Once(functools.partial(self._grays, X))
         gy, gx = self._grid()
         parts, start = [], 0
         for n_points, radius in self._scales():
@@ -292,5 +297,20 @@ class LBPFeatures(ImageFeatureExtractor):
 
     def _scale_histograms(self, grays, n_points, radius):
         """The cell histograms of one (P, R) scale: (n, cells * codes)."""
+        if isinstance(grays, _Once):
+            grays = grays()
         return _cell_histograms(lbp_codes(grays, n_points, radius, self.method),
                                 _n_codes(n_points, self.method), self._grid())
+
+
+class _Once:
+    """A function without arguments, called once, its result kept; thread-safe."""
+
+    def __init__(self, func):
+        self._func, self._lock, self._result = func, threading.Lock(), None
+
+    def __call__(self):
+        with self._lock:
+            if self._result is None:
+                self._result = self._func()
+            return self._result
