@@ -6,7 +6,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from hybridclf import load_image_folder, load_model, make_hybrid_pipeline, save_model
 from hybridclf.cascade import select_threshold
-from hybridclf.pipeline import get_classifier
+from hybridclf.pipeline import get_classifier, set_n_jobs
 from hybridclf.prediction import predict_open_set, transform_features
 
 #: rows each call of ExpensiveBlock.transform received
@@ -288,3 +288,19 @@ def test_a_cascade_saved_before_the_gate_still_loads_and_predicts(fitted, textur
         np.testing.assert_array_equal(old.predict(paths), fitted.predict(paths))
     finally:
         fitted.ood_limits_ = kept
+
+
+def test_one_photo_at_a_time_gets_the_features_of_a_batch(fitted, textures):
+    # one photo's blocks run in parts side by side; a batch's block by block
+    paths = textures[0][1::2][:6]
+    features, proba, early = fitted.predict_stages(paths)
+    saved = {k: v for k, v in fitted.get_params().items() if k.endswith("n_jobs")}
+    set_n_jobs(fitted, 2)
+    try:
+        for i in range(len(paths)):
+            one = fitted.predict_stages(paths[i : i + 1])
+            np.testing.assert_array_equal(one[0], features[i : i + 1])
+            np.testing.assert_allclose(one[1], proba[i : i + 1], rtol=1e-6)
+            assert one[2][0] == early[i]
+    finally:
+        fitted.set_params(**saved)

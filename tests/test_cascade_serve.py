@@ -118,16 +118,22 @@ def test_the_warm_up_runs_every_block_of_a_cascade(served, tmp_path):
 def counted(served, monkeypatch):
     """Rows each feature block transformed, by block, and the open-set passes."""
     from hybridclf import prediction
-    from hybridclf.pipeline import iter_feature_blocks
+    from hybridclf.pipeline import get_block_extractor, iter_feature_blocks
 
     pipe = served[0]
     rows, passes = {}, []
     for name, block in iter_feature_blocks(pipe):
-        def transform(X, name=name, inner=block.transform):
-            rows.setdefault(name, []).append(len(X))
-            return inner(X)
+        # a block runs whole, or in parts (one or two photos): count either
+        extractor = get_block_extractor(block)
+        for owner, method in ((block, "transform"), (extractor, "transform_parts")):
+            if not hasattr(owner, method):
+                continue
 
-        monkeypatch.setattr(block, "transform", transform, raising=False)
+            def counted_call(X, name=name, inner=getattr(owner, method)):
+                rows.setdefault(name, []).append(len(X))
+                return inner(X)
+
+            monkeypatch.setattr(owner, method, counted_call, raising=False)
     answers = prediction.open_set_answers
 
     def open_set_answers(*args, **kwargs):

@@ -1,5 +1,6 @@
 """What every image feature extractor shares: input checks and the per-image loop."""
 
+import functools
 from numbers import Integral
 
 import cv2
@@ -180,6 +181,37 @@ class ImageFeatureExtractor(
         -------
         {features}
         """
+        return self._extract(self._check_transform_input(X))
+
+    def transform_parts(self, X):
+        """The work of :meth:`transform` as parts that may run side by side.
+
+        Each part computes some columns of ``transform(X)``, independently of
+        the others: the threads of a machine can share the features of a
+        single image (:func:`hybridclf.prediction.transform_blocks` does).
+        Most extractors are one part; :class:`LBPFeatures` is one per scale.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, height, width[, 3])
+            Images of the shape seen in ``fit``.
+
+        Returns
+        -------
+        parts : list of (slice, callable)
+            The columns of each part, in order and covering every column,
+            and a function without arguments that returns them: an array of
+            shape (n_samples, width of the slice), equal to those columns of
+            ``transform(X)`` once cast to float32.
+        """
+        if type(self).transform is not ImageFeatureExtractor.transform:
+            # a subclass's own transform decides its features: one part
+            check_is_fitted(self)
+            return [(slice(0, self._n_features_out),
+                     functools.partial(self.transform, X))]
+        return self._extract_parts(self._check_transform_input(X))
+
+    def _check_transform_input(self, X):
         check_is_fitted(self)
         X = check_images(X, self)
         if X.shape[1:] != tuple(self.image_shape_):
@@ -188,7 +220,11 @@ class ImageFeatureExtractor(
                 f"{tuple(self.image_shape_)} but got images of shape {X.shape[1:]}."
                 " Resize them with the same ImageLoader used for fitting."
             )
-        return self._extract(X)
+        return X
+
+    def _extract_parts(self, X):
+        """Checked images to :meth:`transform_parts`; one part by default."""
+        return [(slice(0, self._n_features_out), functools.partial(self._extract, X))]
 
     def _extract(self, X):
         out = np.empty((X.shape[0], self._n_features_out), dtype=np.float32)

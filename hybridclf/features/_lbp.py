@@ -1,5 +1,7 @@
 """Uniform local binary pattern histograms, at one or several scales."""
 
+import functools
+import threading
 from numbers import Integral
 
 import numpy as np
@@ -34,8 +36,10 @@ def _neighbour_bits(images, n_points, radius):
     with zeros outside the image, and every product and sum is taken in the
     same order in float64, so the bits equal
     :func:`skimage.feature.local_binary_pattern`'s. A bilinear read
-    interpolates along the rows twice, on rows ``r`` and ``r + 1``: one pass
-    over ``rows + 1`` rows gives both (the same products, a third less work).
+    interpolates along the columns on rows ``r`` and ``r + 1``: one pass over
+    ``rows + 1`` rows gives both (the same products, a third less work); the
+    points that share a column offset (mirror images about the horizontal
+    axis) share one such pass, over every row.
     """
     n, rows, cols = images.shape
     angles = 2 * np.pi * np.arange(n_points, dtype=np.float64) / n_points
@@ -47,7 +51,7 @@ def _neighbour_bits(images, n_points, radius):
     row_idx = np.arange(rows, dtype=np.float64)
     col_idx = np.arange(cols, dtype=np.float64)
     bits = np.empty((n_points, n, rows, cols), dtype=bool)
-    pair, tmp = np.empty((n, rows + 1, cols)), np.empty((n, rows + 1, cols))
+    pair, tmp = np.empty((n, rows + 2 * pad, cols)), np.empty((n, rows + 2 * pad, cols))
     out, scratch = np.empty((n, rows, cols)), tmp[:, :rows]
 
     def window(r, c, extra=0):
@@ -59,25 +63,44 @@ def _neighbour_bits(images, n_points, radius):
         np.multiply(weight, b, out=scratch)
         return np.add(out, scratch, out=out)
 
+    def split(offsets, index):
+        # first whole pixel, the next, the weight of the next per position,
+        # and whether any weight is not 0
+        at = index + offsets
+        low = np.floor(at)
+        weight = at - low
+        return int(low[0]), int(np.ceil(at[0])), weight, bool(weight.any())
+
+    by_column = {}
     for i in range(n_points):
-        rr = row_idx + offsets_r[i]
-        cc = col_idx + offsets_c[i]
-        min_r, min_c = np.floor(rr), np.floor(cc)
-        dr, dc = (rr - min_r)[:, None], cc - min_c
-        r0, c0 = int(min_r[0]), int(min_c[0])
-        r1, c1 = int(np.ceil(rr[0])), int(np.ceil(cc[0]))
-        # a zero weight adds exactly 0, so whole-pixel offsets skip a lerp
-        if not dr.any() and not dc.any():
-            texture = window(r0, c0)
-        elif not dr.any():
-            texture = lerp(window(r0, c0), window(r0, c1), dc, out, scratch)
-        elif not dc.any():
-            texture = lerp(window(r0, c0), window(r1, c0), dr, out, scratch)
-        else:  # r1 = r0 + 1: row r1's pass is row r0's, one row down
-            lerp(window(r0, c0, 1), window(r0, c1, 1), dc, pair, tmp)
-            texture = lerp(pair[:, :rows], pair[:, 1:], dr, out, scratch)
-        # for finite numbers t >= c exactly when t - c >= 0 (scikit-image's test)
-        np.greater_equal(texture, images, out=bits[i])
+        by_column.setdefault(offsets_c[i], []).append(i)
+    for offset_c, points in by_column.items():
+        c0, c1, dc, in_column = split(offset_c, col_idx)
+        reads = {i: split(offsets_r[i], row_idx) for i in points}
+        between = [i for i in points if reads[i][3] and in_column]
+        # the column pass of the points read between rows and columns: over
+        # the rows + 1 one point needs, or over every row when several share it
+        first, count = ((-pad, rows + 2 * pad) if len(between) > 1
+                        else (reads[between[0]][0], rows + 1) if between else (0, 0))
+        if between:
+            lerp(window(first, c0, count - rows), window(first, c1, count - rows), dc,
+                 pair[:, :count], tmp[:, :count])
+        for i in points:
+            r0, r1, dr, in_row = reads[i]
+            dr = dr[:, None]
+            # a zero weight adds exactly 0, so whole-pixel offsets skip a lerp
+            if not in_row and not in_column:
+                texture = window(r0, c0)
+            elif not in_row:
+                texture = lerp(window(r0, c0), window(r0, c1), dc, out, scratch)
+            elif not in_column:
+                texture = lerp(window(r0, c0), window(r1, c0), dr, out, scratch)
+            else:  # r1 = r0 + 1: row r1's pass is row r0's, one row down
+                top = r0 - first
+                texture = lerp(pair[:, top : top + rows],
+                               pair[:, top + 1 : top + 1 + rows], dr, out, scratch)
+            # for finite numbers t >= c exactly when t - c >= 0 (scikit-image's test)
+            np.greater_equal(texture, images, out=bits[i])
     return bits
 
 
@@ -238,19 +261,56 @@ class LBPFeatures(ImageFeatureExtractor):
         return (self.grid, self.grid) if isinstance(self.grid, Integral) else self.grid
 
     def _transform_chunk(self, images, out):
+        for first in range(0, len(images), _STACK):
+            grays = self._grays(images[first : first + _STACK])
+            out[first : first + len(grays)] = np.hstack([
+                self._scale_histograms(grays, n_points, radius)
+                for n_points, radius in self._scales()
+            ])
+
+    def _extract_parts(self, X):
+        """One part per (P, R) scale, on greyscale images made once.
+
+        The first part to run makes the greyscale images (in its thread, so
+        that the parts start at once); the others wait for them.
+        """
+        grays = _Once(functools.partial(self._grays, X))
+        gy, gx = self._grid()
+        parts, start = [], 0
+        for n_points, radius in self._scales():
+            width = gy * gx * _n_codes(n_points, self.method)
+            parts.append((slice(start, start + width), functools.partial(
+                self._scale_histograms, grays, n_points, radius)))
+            start += width
+        return parts
+
+    def _grays(self, images):
+        """The greyscale images, resized to ``image_size``: (n, rows, cols)."""
         import cv2
 
-        scales = self._scales()
-        grid = self._grid()
-        for first in range(0, len(images), _STACK):
-            grays = [to_gray(image) for image in images[first : first + _STACK]]
-            if self.image_size is not None:
-                size = (self.image_size, self.image_size)
-                grays = [cv2.resize(g, size, interpolation=cv2.INTER_AREA)
-                         for g in grays]
-            grays = np.stack(grays)
-            out[first : first + len(grays)] = np.hstack([
-                _cell_histograms(lbp_codes(grays, n_points, radius, self.method),
-                                 _n_codes(n_points, self.method), grid)
-                for n_points, radius in scales
-            ])
+        grays = [to_gray(image) for image in images]
+        if self.image_size is not None:
+            size = (self.image_size, self.image_size)
+            grays = [cv2.resize(g, size, interpolation=cv2.INTER_AREA)
+                     for g in grays]
+        return np.stack(grays)
+
+    def _scale_histograms(self, grays, n_points, radius):
+        """The cell histograms of one (P, R) scale: (n, cells * codes)."""
+        if isinstance(grays, _Once):
+            grays = grays()
+        return _cell_histograms(lbp_codes(grays, n_points, radius, self.method),
+                                _n_codes(n_points, self.method), self._grid())
+
+
+class _Once:
+    """A function without arguments, called once, its result kept; thread-safe."""
+
+    def __init__(self, func):
+        self._func, self._lock, self._result = func, threading.Lock(), None
+
+    def __call__(self):
+        with self._lock:
+            if self._result is None:
+                self._result = self._func()
+            return self._result

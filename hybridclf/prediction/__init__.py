@@ -33,6 +33,8 @@ The package's modules, one concept each:
 
 - ``_features``: the features of a fitted pipeline, block by block and stage
   by stage (:func:`transform_features`, :func:`iter_stages`);
+- ``_block_parts``: one or two images' blocks cut into parts that the
+  threads take in turn, longest first (:func:`transform_blocks` uses it);
 - ``_embedding``: the embedding where novelty is measured
   (:func:`embedding_of`, :func:`embed_images`);
 - ``_checks``: the checks' scores, the confidence limit and the thresholds

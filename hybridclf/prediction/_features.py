@@ -16,6 +16,8 @@ from ..pipeline import (
     get_loader,
     iter_feature_blocks,
 )
+from ..utils._parallel import effective_threads, in_worker
+from ._block_parts import run_block_parts
 
 __all__ = ["feature_blocks", "iter_stages", "transform_blocks",
            "transform_features"]
@@ -43,7 +45,7 @@ def transform_features(pipe, X):
     blocks = [b for _, b in getattr(union, "transformer_list", [])]
     if (getattr(union, "transformer_weights", None) is not None
             or any(isinstance(b, str) for b in blocks)
-            or _block_threads(blocks, len(images)) == 1):
+            or not blocks or len(images) > 2):
         return np.asarray(union.transform(images), dtype=np.float32)
     return np.hstack(transform_blocks(blocks, images))
 
@@ -52,9 +54,12 @@ def transform_blocks(blocks, images):
     """The features of each block for the same images, side by side if that helps.
 
     A block spreads a batch over its ``n_jobs`` threads, image by image; one
-    or two images leave those threads idle. Then the blocks themselves run
-    side by side (the CNN in ONNX Runtime while HOG, LBP and colour run in
-    another thread), which cuts the latency of a single prediction.
+    or two images leave those threads idle. Then the blocks' parts are
+    spread over the threads instead, longest first
+    (:func:`~hybridclf.prediction._block_parts.run_block_parts`): the CNN in
+    ONNX Runtime on one while HOG, LBP and colour run on another; without
+    the CNN, LBP's two scales on different threads. That cuts the latency
+    of a single prediction.
 
     Parameters
     ----------
@@ -69,35 +74,17 @@ def transform_blocks(blocks, images):
     parts : list of ndarray of shape (n_images, n_block_features), float32
         One per block, in order.
     """
-    n_threads = _block_threads(blocks, len(images))
-    if n_threads == 1:
+    if len(images) > 2:
         return [np.asarray(b.transform(images), dtype=np.float32) for b in blocks]
-    from ..utils._parallel import _thread_pool
-
-    pool = _thread_pool(n_threads)
-    # the CNN first: it is the longest, the others share the second thread
-    order = sorted(range(len(blocks)), key=lambda i: not _is_cnn(blocks[i]))
-    futures = {i: pool.submit(blocks[i].transform, images) for i in order}
-    return [np.asarray(futures[i].result(), dtype=np.float32)
-            for i in range(len(blocks))]
+    return run_block_parts(blocks, images, _block_threads(blocks, len(images)))
 
 
 def _block_threads(blocks, n_images):
     """Threads to run the feature blocks side by side, or 1."""
-    import threading
-
-    from joblib import effective_n_jobs
-
-    nested = threading.current_thread().name.startswith("hybridclf")
-    if nested or n_images > 2 or len(blocks) < 2:
+    if in_worker() or n_images > 2 or not blocks:
         return 1
-    n_jobs = [effective_n_jobs(getattr(get_block_extractor(b), "n_jobs", None))
-              for b in blocks]
-    return min(max(n_jobs), len(blocks))
-
-
-def _is_cnn(block):
-    return type(get_block_extractor(block)).__name__ == "CNNFeatures"
+    return max(effective_threads(getattr(get_block_extractor(b), "n_jobs", None))
+               for b in blocks)
 
 
 def feature_blocks(pipe):

@@ -42,3 +42,26 @@ def test_bad_shapes_are_rejected():
         ColorHistogram().fit(np.zeros((2, 8, 8, 5), np.uint8))
     with pytest.raises(ValueError, match="at least 1 image"):
         ColorHistogram().fit(np.zeros((0, 8, 8, 3), np.uint8))
+
+
+@pytest.mark.parametrize("extractor", EXTRACTORS, ids=lambda e: type(e).__name__)
+def test_parts_cover_the_columns_of_transform(extractor, real_images):
+    expected = extractor.fit(real_images).transform(real_images[:2])
+    parts = extractor.transform_parts(real_images[:2])
+    assert [columns.start for columns, _ in parts] == [0] + [
+        columns.stop for columns, _ in parts[:-1]]
+    assert parts[-1][0].stop == expected.shape[1]
+    got = np.hstack([np.asarray(func(), dtype=np.float32) for _, func in parts])
+    np.testing.assert_array_equal(got, expected)
+
+
+class _HalvedHOG(HOGFeatures):
+    def transform(self, X):
+        return super().transform(X) / 2
+
+
+def test_parts_follow_a_subclass_transform(real_images):
+    extractor = _HalvedHOG().fit(real_images)
+    (columns, func), = extractor.transform_parts(real_images[:1])
+    np.testing.assert_array_equal(func(), extractor.transform(real_images[:1]))
+    assert columns == slice(0, extractor.n_features_out_)

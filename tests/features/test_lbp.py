@@ -72,3 +72,9 @@ def test_flat_image_is_all_one_pattern():
 def test_bad_scales_are_explained():
     with pytest.raises(ValueError, match=r"\(P, R\) pairs"):
         LBPFeatures(points_radii=((8,),)).fit(np.zeros((1, 32, 32, 3), np.uint8))
+
+
+def test_each_scale_is_a_part(real_images):
+    lbp = LBPFeatures(points_radii=((8, 1), (16, 2)), grid=2).fit(real_images)
+    parts = lbp.transform_parts(real_images[:1])
+    assert [columns for columns, _ in parts] == [slice(0, 40), slice(40, 112)]
