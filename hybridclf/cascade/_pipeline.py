@@ -11,50 +11,25 @@ remaining blocks (the CNN) and the full classifier. The cheap blocks'
 features are reused by the full stage: no block runs twice on a photo.
 
 The threshold and the gate are learned in ``fit`` from grouped out-of-fold
-predictions of both stages (:mod:`hybridclf.cascade._threshold`).
+predictions of both stages (:mod:`hybridclf.cascade._threshold`). The bodies
+of ``fit`` and ``fit_cheap_stage`` are in :mod:`hybridclf.cascade._fit`, those
+of the staged prediction (``iter_stages``, ``predict_stages``,
+``stages_from_features``) in :mod:`hybridclf.cascade._stages`.
 """
-
-import logging
-import warnings
 
 import numpy as np
 from imblearn.pipeline import Pipeline
 from sklearn.base import clone
-from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.utils.validation import check_is_fitted
 
-from ..pipeline import (
-    fit_classifier,
-    get_block_scaler,
-    get_classifier,
-    get_loader,
-    get_sampler,
-    iter_feature_blocks,
-    view_groups,
-)
-from ..prediction import block_ood_scores, transform_blocks
-from ..view_sampling import ViewAugmenter
-from ._threshold import (
-    block_columns,
-    fixed_features,
-    fixed_rows,
-    ood_limits,
-    out_of_fold_stages,
-    resample,
-    scaled_folds,
-    select_threshold,
-)
+from ..pipeline import get_classifier
+from . import _fit, _stages
+from ._fit import _STATS
 
 __all__ = ["CHEAP_FEATURES", "CascadePipeline", "is_cascade"]
 
-logger = logging.getLogger(__name__)
-
 #: The blocks of the cheap stage by default: about 2 ms a photo together.
 CHEAP_FEATURES = ("hog", "lbp", "color")
-
-#: The out-of-fold statistics kept as attributes (``<key>_``) and in model.json.
-_STATS = ("threshold", "early_share", "cheap_accuracy", "early_accuracy",
-          "full_accuracy", "cascade_accuracy", "worst_fold_loss")
 
 
 def is_cascade(pipe):
@@ -177,17 +152,6 @@ class CascadePipeline(Pipeline):
         super().__setstate__(state)
 
     # -- fit -------------------------------------------------------------------
-    def _cheap_blocks(self):
-        names = [name for name, _ in iter_feature_blocks(self)]
-        cheap = tuple(self.cheap_features)
-        if not cheap or set(cheap) - set(names) or set(names) <= set(cheap):
-            raise ValueError(
-                "The 'cheap_features' parameter of CascadePipeline must name some "
-                f"but not all of the feature blocks {names}. Got {cheap!r} instead; "
-                "pass e.g. cheap_features=('hog', 'lbp', 'color')."
-            )
-        return cheap
-
     def cheap_classifier_template(self):
         """A new unfitted cheap-stage classifier (``cheap_classifier`` or ridge)."""
         if self.cheap_classifier is not None:
@@ -218,79 +182,7 @@ class CascadePipeline(Pipeline):
         -------
         self : CascadePipeline
         """
-        cheap = self._cheap_blocks()
-        y = np.asarray(y)
-        loader = get_loader(self)
-        images = X if loader is None else loader.fit_transform(X, y)
-        images = np.asarray(images)
-        groups = np.arange(len(y)) if groups is None else np.asarray(groups)
-        n_splits = min(self.cv, len(np.unique(groups)),
-                       int(np.unique(y, return_counts=True)[1].min()))
-        if n_splits < 2:
-            return self._fit_without_early_exit(images, y, params)
-        splits = list(StratifiedGroupKFold(
-            n_splits, shuffle=True, random_state=self.random_state,
-        ).split(images, y, groups))
-        blocks = list(iter_feature_blocks(self))
-        sampler = get_sampler(self)
-        fixed = fixed_features(images, blocks) if sampler is None or isinstance(
-            sampler, ViewAugmenter) else {}
-        folds = list(scaled_folds(images, y, blocks, splits, sampler, fixed))
-        train_x, train_y, view_rows = self._fit_steps(images, y, params, fixed)
-        oof = out_of_fold_stages(
-            folds, len(y), get_classifier(self).classes_, self._block_widths(),
-            cheap, get_classifier(self), self.cheap_classifier_template())
-        return self.fit_cheap_stage(train_x, train_y, y, oof, groups=view_rows)
-
-    def _fit_without_early_exit(self, images, y, params):
-        """Too few photos for out-of-fold answers: fit the full model only."""
-        warnings.warn(
-            "CascadePipeline.fit needs at least 2 groups and 2 photos per class "
-            "to choose its threshold out of fold; every photo will run every "
-            "block. Add photos, or build the pipeline with cascade=False.",
-            UserWarning, stacklevel=3)
-        self._fit_steps(images, y, params, {})
-        self.cheap_classifier_, self.ood_limits_ = None, None
-        for key in _STATS:
-            setattr(self, f"{key}_", np.inf if key == "threshold" else np.nan)
-        self.worst_fold_loss_ = 0
-        return self
-
-    def _fit_steps(self, images, y, params, fixed):
-        """Fit the steps after ``load`` as ``Pipeline.fit`` would.
-
-        Returns the features, their labels and the image each row was made
-        from (None when the sampler added no rows).
-
-        The blocks of ``fixed`` take their fitted extractor from there and
-        fit only their scaler: no photo is extracted twice.
-        """
-        if params:
-            raise TypeError(
-                "CascadePipeline.fit takes no step fit parameters; got "
-                f"{sorted(params)}. Set them with set_params instead."
-            )
-        sampler, n_images, loaded = get_sampler(self), len(y), images
-        blocks = list(iter_feature_blocks(self))
-        if sampler is not None:
-            images, y = resample(sampler, images, y, blocks, fixed)
-        groups = view_groups(sampler, n_images, len(y))
-        parts = []
-        for name, block in blocks:
-            if name in fixed:
-                block.steps[0] = (block.steps[0][0], fixed[name][0])
-                parts.append(get_block_scaler(block).fit_transform(fixed_rows(
-                    fixed, name, np.arange(n_images), sampler, loaded)))
-            else:
-                parts.append(block.fit_transform(images, y))
-        train_x = np.hstack(parts).astype(np.float32)
-        fit_classifier(get_classifier(self), train_x, y, groups)
-        return train_x, y, groups
-
-    def _block_widths(self):
-        return [(name, int(block[-1].n_features_in_) if hasattr(block, "steps")
-                 else int(len(block.get_feature_names_out())))
-                for name, block in iter_feature_blocks(self)]
+        return _fit.fit_cascade(self, X, y, groups, params)
 
     def fit_cheap_stage(self, train_x, train_y, y_oof, oof, groups=None):
         """Fit the cheap stage on a fitted pipeline's features; set the threshold.
@@ -322,33 +214,8 @@ class CascadePipeline(Pipeline):
         -------
         self : CascadePipeline
         """
-        cheap = self._cheap_blocks()
-        blocks = self._block_widths()
-        self.cheap_classifier_ = fit_classifier(
-            self.cheap_classifier_template(),
-            np.asarray(train_x)[:, block_columns(blocks, cheap)], train_y, groups)
-        self.ood_limits_ = ood_limits(
-            oof["cheap_ood"], [name for name, _ in blocks if name in cheap],
-            self.ood_quantile)
-        stats = select_threshold(
-            y_oof, oof["full_proba"], oof["cheap_proba"],
-            get_classifier(self).classes_, tolerance=self.tolerance,
-            fold=oof["fold"], eligible=self._in_gate(oof["cheap_ood"]))
-        for key in _STATS:
-            setattr(self, f"{key}_", stats[key])
-        logger.info(
-            "Cascade: threshold %.3f answers %.0f%% of the photos early; out of "
-            "fold accuracy %.3f (full %.3f, cheap %.3f)", self.threshold_,
-            100 * self.early_share_, self.cascade_accuracy_, self.full_accuracy_,
-            self.cheap_accuracy_)
-        return self
-
-    def _in_gate(self, cheap_ood):
-        """Whether each photo's cheap-block OOD scores are within the gate."""
-        if self.ood_limits_ is None:
-            return np.ones(len(cheap_ood), dtype=bool)
-        limits = np.array(list(self.ood_limits_.values()))
-        return np.all(cheap_ood <= limits, axis=1)
+        return _fit.fit_cheap_stage(self, train_x, train_y, y_oof, oof,
+                                    groups=groups)
 
     def cascade_summary(self):
         """The threshold, the gate and out-of-fold statistics, for ``model.json``.
@@ -400,34 +267,7 @@ class CascadePipeline(Pipeline):
         early : bool
             Whether the stage is the cheap stage's (the early answers).
         """
-        check_is_fitted(self, "threshold_")
-        loader = get_loader(self)
-        images = np.asarray(X if loader is None else loader.transform(X))
-        blocks = list(iter_feature_blocks(self))
-        cheap = [(name, block) for name, block in blocks
-                 if name in self.cheap_features]
-        parts = dict(zip([name for name, _ in cheap], transform_blocks(
-            [block for _, block in cheap], images)))
-        cheap_proba, early = self._cheap_stage(
-            np.hstack([parts[name] for name, _ in cheap]))
-        if full is not None:
-            early &= ~np.asarray(full, dtype=bool)
-        widths = dict(self._block_widths())
-        rows = np.flatnonzero(early)
-        if len(rows):
-            table = np.hstack([
-                parts[name][rows] if name in parts
-                else np.full((len(rows), widths[name]), np.nan, dtype=np.float32)
-                for name, _ in blocks])
-            yield rows, table, self._early_proba(cheap_proba[rows]), True
-        rows = np.flatnonzero(~early)
-        if len(rows):
-            rest = [(name, block) for name, block in blocks if name not in parts]
-            late = dict(zip([name for name, _ in rest], transform_blocks(
-                [block for _, block in rest], images[rows])))
-            table = np.hstack([parts[name][rows] if name in parts else late[name]
-                               for name, _ in blocks])
-            yield rows, table, get_classifier(self).predict_proba(table), False
+        yield from _stages.iter_stages(self, X, full=full)
 
     def predict_stages(self, X, *, full=None):
         """Features, probabilities and early exits of the cascade.
@@ -453,37 +293,7 @@ class CascadePipeline(Pipeline):
         early : ndarray of shape (n_samples,), dtype bool
             Whether each photo was answered by the cheap stage.
         """
-        n_samples = len(X)
-        features = np.zeros((n_samples, sum(w for _, w in self._block_widths())),
-                            dtype=np.float32)
-        proba = np.zeros((n_samples, len(get_classifier(self).classes_)))
-        early = np.zeros(n_samples, dtype=bool)
-        for rows, table, stage_proba, stage_early in self.iter_stages(X,
-                                                                      full=full):
-            features[rows], proba[rows], early[rows] = table, stage_proba, stage_early
-        return features, proba, early
-
-    def _cheap_stage(self, cheap_x):
-        """The cheap stage's probabilities, and which photos it answers."""
-        if self.cheap_classifier_ is None:  # fitted on too few photos
-            n_classes = len(get_classifier(self).classes_)
-            return (np.full((len(cheap_x), n_classes), 1.0 / n_classes),
-                    np.zeros(len(cheap_x), dtype=bool))
-        cheap_proba = self.cheap_classifier_.predict_proba(cheap_x)
-        early = cheap_proba.max(axis=1) >= self.threshold_
-        if self.ood_limits_ is not None:
-            cheap = [(name, width) for name, width in self._block_widths()
-                     if name in self.cheap_features]
-            early &= self._in_gate(block_ood_scores(cheap_x, cheap))
-        return cheap_proba, early
-
-    def _early_proba(self, cheap_proba):
-        """The cheap stage's probabilities in the columns of ``classes_``."""
-        classes = get_classifier(self).classes_
-        proba = np.zeros((len(cheap_proba), len(classes)))
-        proba[:, np.searchsorted(classes, self.cheap_classifier_.classes_)] = (
-            cheap_proba)
-        return proba
+        return _stages.predict_stages(self, X, full=full)
 
     def stages_from_features(self, features, full_proba):
         """The cascade's answers from the full feature table (for evaluation).
@@ -505,13 +315,7 @@ class CascadePipeline(Pipeline):
         early : ndarray of shape (n_samples,), dtype bool
             Photos the cheap stage answers.
         """
-        check_is_fitted(self, "threshold_")
-        columns = block_columns(self._block_widths(), tuple(self.cheap_features))
-        cheap_proba, early = self._cheap_stage(np.asarray(features)[:, columns])
-        proba = np.array(full_proba, dtype=np.float64)
-        if early.any():
-            proba[early] = self._early_proba(cheap_proba[early])
-        return proba, early
+        return _stages.stages_from_features(self, features, full_proba)
 
     def predict_proba(self, X, **params):
         """Class probabilities, from the cheap stage where it is confident."""

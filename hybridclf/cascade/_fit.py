@@ -1,0 +1,168 @@
+"""Fitting a :class:`CascadePipeline`: the full pipeline, then the cheap stage.
+
+:func:`fit_cascade` loads the photos once, computes the grouped out-of-fold
+answers of both stages (:mod:`hybridclf.cascade._threshold`), fits the steps
+after ``load`` as ``Pipeline.fit`` would (:func:`fit_steps`, reusing the
+features of the blocks computed for the folds), and ends with
+:func:`fit_cheap_stage`: the cheap classifier on the cheap blocks' columns,
+the gate and the threshold. These are the bodies of the methods ``fit`` and
+``fit_cheap_stage`` of :class:`~hybridclf.cascade.CascadePipeline`, which
+document them; ``pipe`` is the pipeline.
+"""
+
+import logging
+import warnings
+
+import numpy as np
+from sklearn.model_selection import StratifiedGroupKFold
+
+from ..pipeline import (
+    fit_classifier,
+    get_block_scaler,
+    get_classifier,
+    get_loader,
+    get_sampler,
+    iter_feature_blocks,
+    view_groups,
+)
+from ..view_sampling import ViewAugmenter
+from ._stages import block_widths, in_gate
+from ._threshold import (
+    block_columns,
+    fixed_features,
+    fixed_rows,
+    ood_limits,
+    out_of_fold_stages,
+    resample,
+    scaled_folds,
+    select_threshold,
+)
+
+__all__ = ["cheap_blocks", "fit_cascade", "fit_cheap_stage", "fit_steps",
+           "fit_without_early_exit"]
+
+# the name of the module these functions came from, which logging configurations
+# may name
+logger = logging.getLogger("hybridclf.cascade._pipeline")
+
+#: The out-of-fold statistics kept as attributes (``<key>_``) and in model.json.
+_STATS = ("threshold", "early_share", "cheap_accuracy", "early_accuracy",
+          "full_accuracy", "cascade_accuracy", "worst_fold_loss")
+
+
+def cheap_blocks(pipe):
+    """The ``cheap_features`` of ``pipe``, checked against its feature blocks."""
+    names = [name for name, _ in iter_feature_blocks(pipe)]
+    cheap = tuple(pipe.cheap_features)
+    if not cheap or set(cheap) - set(names) or set(names) <= set(cheap):
+        raise ValueError(
+            "The 'cheap_features' parameter of CascadePipeline must name some "
+            f"but not all of the feature blocks {names}. Got {cheap!r} instead; "
+            "pass e.g. cheap_features=('hog', 'lbp', 'color')."
+        )
+    return cheap
+
+
+def fit_cascade(pipe, X, y, groups, params):
+    """Fit the pipeline, the cheap stage and the threshold.
+
+    See :meth:`CascadePipeline.fit`; ``params`` is its ``**params``.
+    """
+    cheap = cheap_blocks(pipe)
+    y = np.asarray(y)
+    loader = get_loader(pipe)
+    images = X if loader is None else loader.fit_transform(X, y)
+    images = np.asarray(images)
+    groups = np.arange(len(y)) if groups is None else np.asarray(groups)
+    n_splits = min(pipe.cv, len(np.unique(groups)),
+                   int(np.unique(y, return_counts=True)[1].min()))
+    if n_splits < 2:
+        return fit_without_early_exit(pipe, images, y, params)
+    splits = list(StratifiedGroupKFold(
+        n_splits, shuffle=True, random_state=pipe.random_state,
+    ).split(images, y, groups))
+    blocks = list(iter_feature_blocks(pipe))
+    sampler = get_sampler(pipe)
+    fixed = fixed_features(images, blocks) if sampler is None or isinstance(
+        sampler, ViewAugmenter) else {}
+    folds = list(scaled_folds(images, y, blocks, splits, sampler, fixed))
+    train_x, train_y, view_rows = fit_steps(pipe, images, y, params, fixed)
+    oof = out_of_fold_stages(
+        folds, len(y), get_classifier(pipe).classes_, block_widths(pipe),
+        cheap, get_classifier(pipe), pipe.cheap_classifier_template())
+    return pipe.fit_cheap_stage(train_x, train_y, y, oof, groups=view_rows)
+
+
+def fit_without_early_exit(pipe, images, y, params):
+    """Too few photos for out-of-fold answers: fit the full model only."""
+    # stacklevel: this function, fit_cascade, CascadePipeline.fit, its caller
+    warnings.warn(
+        "CascadePipeline.fit needs at least 2 groups and 2 photos per class "
+        "to choose its threshold out of fold; every photo will run every "
+        "block. Add photos, or build the pipeline with cascade=False.",
+        UserWarning, stacklevel=4)
+    fit_steps(pipe, images, y, params, {})
+    pipe.cheap_classifier_, pipe.ood_limits_ = None, None
+    for key in _STATS:
+        setattr(pipe, f"{key}_", np.inf if key == "threshold" else np.nan)
+    pipe.worst_fold_loss_ = 0
+    return pipe
+
+
+def fit_steps(pipe, images, y, params, fixed):
+    """Fit the steps after ``load`` as ``Pipeline.fit`` would.
+
+    Returns the features, their labels and the image each row was made
+    from (None when the sampler added no rows).
+
+    The blocks of ``fixed`` take their fitted extractor from there and
+    fit only their scaler: no photo is extracted twice.
+    """
+    if params:
+        raise TypeError(
+            "CascadePipeline.fit takes no step fit parameters; got "
+            f"{sorted(params)}. Set them with set_params instead."
+        )
+    sampler, n_images, loaded = get_sampler(pipe), len(y), images
+    blocks = list(iter_feature_blocks(pipe))
+    if sampler is not None:
+        images, y = resample(sampler, images, y, blocks, fixed)
+    groups = view_groups(sampler, n_images, len(y))
+    parts = []
+    for name, block in blocks:
+        if name in fixed:
+            block.steps[0] = (block.steps[0][0], fixed[name][0])
+            parts.append(get_block_scaler(block).fit_transform(fixed_rows(
+                fixed, name, np.arange(n_images), sampler, loaded)))
+        else:
+            parts.append(block.fit_transform(images, y))
+    train_x = np.hstack(parts).astype(np.float32)
+    fit_classifier(get_classifier(pipe), train_x, y, groups)
+    return train_x, y, groups
+
+
+def fit_cheap_stage(pipe, train_x, train_y, y_oof, oof, groups=None):
+    """Fit the cheap stage on a fitted pipeline's features; set the threshold.
+
+    See :meth:`CascadePipeline.fit_cheap_stage`.
+    """
+    cheap = cheap_blocks(pipe)
+    blocks = block_widths(pipe)
+    pipe.cheap_classifier_ = fit_classifier(
+        pipe.cheap_classifier_template(),
+        np.asarray(train_x)[:, block_columns(blocks, cheap)], train_y, groups)
+    pipe.ood_limits_ = ood_limits(
+        oof["cheap_ood"], [name for name, _ in blocks if name in cheap],
+        pipe.ood_quantile)
+    stats = select_threshold(
+        y_oof, oof["full_proba"], oof["cheap_proba"],
+        get_classifier(pipe).classes_, tolerance=pipe.tolerance,
+        fold=oof["fold"], eligible=in_gate(pipe, oof["cheap_ood"]))
+    for key in _STATS:
+        setattr(pipe, f"{key}_", stats[key])
+    logger.info(
+        "Cascade: threshold %.3f answers %.0f%% of the photos early; out of "
+        "fold accuracy %.3f (full %.3f, cheap %.3f)", pipe.threshold_,
+        100 * pipe.early_share_, pipe.cascade_accuracy_, pipe.full_accuracy_,
+        pipe.cheap_accuracy_)
+    return pipe
