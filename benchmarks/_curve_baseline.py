@@ -17,6 +17,10 @@ checkout's ``make_hybrid_pipeline()`` with its own defaults and
   inputs, on the first ``check`` draws of every k: every test photo must get
   the same answer, else it stops.
 
+With ``end_to_end`` (``--baseline-end-to-end``) it fits the whole pipeline on
+every draw instead: any pipeline (a sampler, a cascade), at the cost of the
+feature extraction on every draw.
+
 Nothing here imports this checkout's ``hybridclf``: the script side imports
 the other checkout's, the caller side (:func:`score_checkout`) none.
 """
@@ -32,13 +36,16 @@ from pathlib import Path
 import numpy as np
 
 
-def score_checkout(root, y, splits, *, images=None, paths=None, check=1):
+def score_checkout(root, y, splits, *, images=None, paths=None, check=1,
+                   end_to_end=False):
     """Accuracy of ``root``'s default pipeline on every split, per k.
 
     ``splits`` maps each k to a list of (train, test) index arrays; ``paths``
     (file paths, read by that checkout's loader) or ``images`` (arrays) are
-    the inputs. Returns ``{"accuracy": {k: [...]}, "check": ..., "pipeline":
-    ..., "stateless": ..., "seconds": ...}``.
+    the inputs. With ``end_to_end``, the whole pipeline is fitted on every
+    training part (any pipeline, slow) instead of its blocks computed once per
+    image. Returns ``{"accuracy": {k: [...]}, "check": ..., "pipeline": ...,
+    "stateless": ..., "seconds": ...}``.
     """
     root = Path(root).resolve()
     if not (root / "hybridclf" / "__init__.py").exists():
@@ -50,7 +57,8 @@ def score_checkout(root, y, splits, *, images=None, paths=None, check=1):
                                    for tr, te in parts]
                           for k, parts in splits.items()},
                "paths": None if paths is None else [str(p) for p in paths],
-               "check": int(check), "root": str(root)}
+               "check": int(check), "root": str(root),
+               "end_to_end": bool(end_to_end)}
         (tmp / "job.json").write_text(json.dumps(job))
         arrays = {"y": np.asarray(y).astype(str)}
         if paths is None:
@@ -100,21 +108,25 @@ def paired_lines(result, rows, marker):
     where = (f"`--baseline {base['dir']}`" if not base.get("commit") else
              f"`--baseline-commit {base['commit'][:7]}`: its `hybridclf` folder "
              f"taken by `git archive {base['commit'][:7]} hybridclf`")
+    if base.get("end_to_end"):
+        how = "that pipeline fitted end to end on every draw's training photos."
+    else:
+        how = ("its feature blocks computed once per image (each learns nothing "
+               "in fit: fitted on 2 images and on all, the same features) and its "
+               "scalers and classifier fitted on every draw; against that "
+               f"pipeline fitted end to end on {check['fits']} draws, "
+               f"{check['agree']} of {check['test_photos']} test photos got the "
+               "same answer.")
     lines = [f"<!-- {marker}:start -->",
              f"Paired with the baseline *{base['label']}* ({where}): each cell "
-             "is the mean paired difference, a row "
-             "minus the baseline, +/- its standard error over the same draws, "
-             "and in brackets the draws it wins / ties / loses. The baseline "
-             "ran in its own process with its own code: its "
-             "`make_hybrid_pipeline()` with its defaults (steps "
-             f"{', '.join(pipe['steps'])}; augment `{pipe['augment']}`; loader "
-             f"`{pipe['load']}`; blocks {', '.join(pipe['blocks'])}; classifier "
-             f"`{pipe['clf']}`), its feature blocks "
-             "computed once per image (each learns nothing in fit: fitted on 2 "
-             "images and on all, the same features) and its scalers and "
-             "classifier fitted on every draw; against that pipeline fitted end "
-             f"to end on {check['fits']} draws, {check['agree']} of "
-             f"{check['test_photos']} test photos got the same answer.", "",
+             "is the mean paired difference, a row minus the baseline, +/- its "
+             "standard error over the same draws, and in brackets the draws it "
+             "wins / ties / loses. The baseline ran in its own process with its "
+             "own code: its `make_hybrid_pipeline()` with its defaults (a "
+             f"`{pipe['type']}` of steps {', '.join(pipe['steps'])}; augment "
+             f"`{pipe['augment']}`; loader `{pipe['load']}`; blocks "
+             f"{', '.join(pipe['blocks'])}; classifier `{pipe['clf']}`), " + how,
+             "",
              "| minus the baseline | " + " | ".join(f"k = {k}" for k in ks) + " |",
              "| --- |" + " ---: |" * len(ks)]
     for label, accuracy in rows:
@@ -185,7 +197,7 @@ def _describe(pipe):
     """The steps of the default pipeline, as words for the report."""
     steps = dict(pipe.steps)
     blocks = steps["features"].transformer_list
-    return {"steps": [name for name, _ in pipe.steps],
+    return {"type": type(pipe).__name__, "steps": [name for name, _ in pipe.steps],
             "augment": str(steps.get("augment")),
             "load": repr(steps["load"]),
             "blocks": {name: repr(block) for name, block in blocks},
@@ -245,10 +257,39 @@ def _predict_from_features(pipe, features, y, train, test):
     return clf.predict(X[test])
 
 
-def _run(job_dir):
+def _inputs(job, data, rows):
+    """The pipeline's inputs of ``rows``: file paths, or image arrays."""
+    if job["paths"] is not None:
+        return [job["paths"][i] for i in rows]
+    return data["images"][rows]
+
+
+def _end_to_end(pipe, job, data, y, parts):
+    """Predictions of the whole pipeline fitted on each training part."""
+    from sklearn.base import clone
+
+    return [clone(pipe).fit(_inputs(job, data, train), y[train]).predict(
+        _inputs(job, data, test)) for train, test in parts]
+
+
+def _from_features(pipe, job, data, y):
+    """{k: predictions} with the blocks computed once per image, and checks."""
     from sklearn.base import clone
     from threadpoolctl import threadpool_limits
 
+    _check_structure(pipe)
+    everything = np.arange(len(y))
+    images = clone(dict(pipe.steps)["load"]).fit_transform(
+        _inputs(job, data, everything))
+    features, stateless = _block_features(pipe, images)
+    with threadpool_limits(1, user_api="blas"):
+        predictions = {k: [_predict_from_features(pipe, features, y, tr, te)
+                           for tr, te in parts]
+                       for k, parts in job["splits"].items()}
+    return predictions, stateless
+
+
+def _run(job_dir):
     import hybridclf
 
     job = json.loads((job_dir / "job.json").read_text())
@@ -257,32 +298,30 @@ def _run(job_dir):
         sys.exit(f"imported hybridclf from {here}, not from {job['root']}")
     data = np.load(job_dir / "data.npz")
     y = data["y"]
-    inputs = (np.asarray(job["paths"], dtype=object) if job["paths"] is not None
-              else data["images"])
     pipe = hybridclf.make_hybrid_pipeline()
-    _check_structure(pipe)
     started = time.perf_counter()
-    images = clone(dict(pipe.steps)["load"]).fit_transform(list(inputs) if
-                                                            job["paths"] else inputs)
-    features, stateless = _block_features(pipe, images)
-    seconds_features = time.perf_counter() - started
-    accuracy, predictions = {}, {}
-    with threadpool_limits(1, user_api="blas"):
-        for k, parts in job["splits"].items():
-            accuracy[k], predictions[k] = [], []
-            for train, test in parts:
-                pred = _predict_from_features(pipe, features, y, train, test)
-                predictions[k].append(pred)
-                accuracy[k].append(float(np.mean(pred == y[test])))
-            print(f"baseline k = {k}: {np.mean(accuracy[k]):.3f}", flush=True)
+    splits = {k: [(np.asarray(tr), np.asarray(te)) for tr, te in parts]
+              for k, parts in job["splits"].items()}
+    job["splits"] = splits
+    if job["end_to_end"]:
+        predictions = {k: _end_to_end(pipe, job, data, y, parts)
+                       for k, parts in splits.items()}
+        stateless = None
+    else:
+        predictions, stateless = _from_features(pipe, job, data, y)
+    accuracy = {k: [float(np.mean(pred == y[te]))
+                    for pred, (_, te) in zip(predictions[k], splits[k])]
+                for k in splits}
+    for k, acc in accuracy.items():
+        print(f"baseline k = {k}: {np.mean(acc):.3f}", flush=True)
     agree, n_test, n_fits = 0, 0, 0
-    for k, parts in job["splits"].items():
-        for (train, test), pred in list(zip(parts, predictions[k]))[:job["check"]]:
-            subset = (list(inputs[train]) if job["paths"] else inputs[train])
-            real = clone(pipe).fit(subset, y[train]).predict(
-                list(inputs[test]) if job["paths"] else inputs[test])
+    for k, parts in splits.items():
+        if job["end_to_end"]:
+            break
+        checked = parts[:job["check"]]
+        for pred, real in zip(predictions[k], _end_to_end(pipe, job, data, y, checked)):
             agree += int(np.sum(real == pred))
-            n_test += len(test)
+            n_test += len(pred)
             n_fits += 1
     print(f"baseline: features once per image vs its make_hybrid_pipeline() end to "
           f"end: {agree} of {n_test} test photos agree ({n_fits} fits)", flush=True)
@@ -290,8 +329,8 @@ def _run(job_dir):
         sys.exit("the baseline's cached path does not reproduce its pipeline")
     result = {"accuracy": accuracy, "stateless": stateless,
               "pipeline": _describe(pipe), "hybridclf": str(here),
+              "end_to_end": job["end_to_end"],
               "check": {"fits": n_fits, "test_photos": n_test, "agree": agree},
-              "seconds_features": seconds_features,
               "seconds": time.perf_counter() - started}
     (job_dir / "result.json").write_text(json.dumps(result))
     return 0

@@ -47,6 +47,7 @@ import shlex
 import sys
 import tempfile
 from datetime import datetime, timezone
+from pathlib import Path
 
 import _common
 import numpy as np
@@ -226,7 +227,8 @@ def measure(name, images, y, groups, n_draws, amulet, rows=None, paths=None,
     base = None
     if baseline is not None:  # another checkout's default, on these draws
         base = {**score_checkout(baseline["dir"], y, splits, paths=paths,
-                                 images=images, check=baseline["check"]),
+                                 images=images, check=baseline["check"],
+                                 end_to_end=baseline["end_to_end"]),
                 "label": baseline["label"], "dir": baseline["dir"],
                 "commit": baseline.get("commit")}
     rows = []
@@ -366,7 +368,10 @@ def baseline_paired(result):
              REFERENCE: "no views (`sampler=None`, this checkout's code)"}
     rows = [(short[i], next(r["accuracy"] for r in result["rows"]
                             if r["label"] == METHODS[i][0])) for i in short]
-    return paired_lines(result, rows, f"bench_learning_curve:baseline:{result['name']}")
+    base = result["baseline"]
+    slug = (base.get("commit") or Path(base["dir"]).name)[:7]
+    return paired_lines(result, rows,
+                        f"bench_learning_curve:baseline:{result['name']}:{slug}")
 
 
 def put_baseline_in_docs(report, command):
@@ -418,6 +423,9 @@ def main(argv=None):
                         help="fit the baseline's pipeline end to end on the first "
                         "N draws of every k and require the same answers as its "
                         "features computed once per image (default 1)")
+    parser.add_argument("--baseline-end-to-end", action="store_true",
+                        help="fit the baseline's whole pipeline on every draw "
+                        "(any pipeline: a sampler, a cascade; slow)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="curve_baseline_") as tmp:
         baseline = None
@@ -429,6 +437,7 @@ def main(argv=None):
             baseline = {"dir": args.baseline, "label": f"default of `{args.baseline}`"}
         if baseline is not None:
             baseline["check"] = args.baseline_check
+            baseline["end_to_end"] = args.baseline_end_to_end
             baseline["label"] = args.baseline_label or baseline["label"]
         return run(args, baseline, argv)
 
