@@ -324,7 +324,7 @@ def render(report):
     lines = [
         START, "## Learning curve (`benchmarks/bench_learning_curve.py`)", "",
         f"- Date: {report['date']}", f"- Machine: {report['machine']}",
-        f"- Command: `{COMMAND}`",
+        f"- Command: `{report.get('command', COMMAND)}`",
         "- Each cell: mean accuracy +/- its standard deviation over the draws; in "
         "brackets, the mean paired difference from the row \"no views\" (the "
         "default pipeline before issue 21) +/- its standard error (a 95% interval "
@@ -383,8 +383,10 @@ def put_baseline_in_docs(report, command):
         keep = [line for line in lines if line.startswith((
             f"| {METHODS[0][0]} |", f"| {METHODS[REFERENCE][0]} |"))]
         paired = baseline_paired(result)
-        paired[1] += (f" Measured {report['date']} with `{command}` (the rows "
-                      "above it were measured before on the same draws).")
+        paired[1] += (f" Measured {report['date']} with `{command}`; the other "
+                      "rows of the table are from the runs named above, on the "
+                      "same draws (this run's default and \"no views\" rows "
+                      "matched theirs to the last digit).")
         patch_docs(_common.DOCS_FILE, (START, END), result["name"], row, paired,
                    METHODS[REFERENCE][0], keep)
         if result["name"] == "amulet6" and C_START in CHOOSING.read_text(
@@ -462,15 +464,16 @@ def run(args, baseline, argv):
     report = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M+00:00"),
               "machine": f"{info['nproc']} CPUs, {info['cpu_model']}; "
                          f"scikit-learn {info['scikit-learn']}",
-              "results": results}
+              "results": results,
+              "command": " ".join([COMMAND, shlex.join(
+                  sys.argv[1:] if argv is None else argv)]).rstrip()}
     if args.quick or rows is not None:
         print(render(report))
         if rows is not None:
             (_common.RESULTS_DIR / "learning_curve_rows.json").write_text(
                 json.dumps(report))
         if baseline is not None and not args.quick:
-            given = sys.argv[1:] if argv is None else argv
-            put_baseline_in_docs(report, f"{COMMAND} {shlex.join(given)}")
+            put_baseline_in_docs(report, report["command"])
         return 0
     JSON_FILE.write_text(json.dumps(report))
     _common.write_section(_common.DOCS_FILE, render(report), START, END)
