@@ -26,15 +26,32 @@ It rewrites its section of ``docs/benchmarks.md``::
     .venv/bin/python benchmarks/bench_learning_curve.py --quick   # smoke test
     .venv/bin/python benchmarks/bench_learning_curve.py --datasets amulet6
     .venv/bin/python benchmarks/bench_learning_curve.py --rows 4  # a few rows
+
+``--baseline DIR`` adds the row of another checkout's default pipeline, run
+with its own code in its own process on the very same draws (see
+``_curve_baseline.py``), and the paired differences of the default and of
+"no views" from it; with ``--rows`` that row and its paired table are put
+into the docs' tables beside the rows already there (refused when this run's
+default or "no views" row differs from the docs', which would mean other
+draws). ``--baseline-commit REV`` takes the ``hybridclf`` folder of a commit
+of this repository (``git archive``), for example the code of an issue's
+filing time::
+
+    .venv/bin/python benchmarks/bench_learning_curve.py --rows \\
+        --baseline-commit cf0b537 --datasets amulet6
 """
 
 import argparse
 import json
+import shlex
 import sys
+import tempfile
 from datetime import datetime, timezone
+from pathlib import Path
 
 import _common
 import numpy as np
+from _curve_baseline import extract_commit, paired_lines, patch_docs, score_checkout
 from _curve_data import add_map_blocks, load_amulet6, load_digits_photos
 from _curve_data import view_features as cached_view_features
 from _curve_methods import DEFAULT_BLOCKS, run_method
@@ -187,7 +204,8 @@ def check_exact(images, features, y, split):
     return agree
 
 
-def measure(name, images, y, groups, n_draws, amulet, rows=None):
+def measure(name, images, y, groups, n_draws, amulet, rows=None, paths=None,
+            baseline=None):
     methods = [m for i, m in enumerate(METHODS) if (amulet or not m[2])
                and (rows is None or i in rows)]
     views = sorted({"id", *(v for _, m, _ in methods
@@ -206,6 +224,13 @@ def measure(name, images, y, groups, n_draws, amulet, rows=None):
                 features[view].update(extra[view])
     splits = make_splits(y, groups, n_draws)
     exact = check_exact(images, features, y, splits[3][0])
+    base = None
+    if baseline is not None:  # another checkout's default, on these draws
+        base = {**score_checkout(baseline["dir"], y, splits, paths=paths,
+                                 images=images, check=baseline["check"],
+                                 end_to_end=baseline["end_to_end"]),
+                "label": baseline["label"], "dir": baseline["dir"],
+                "commit": baseline.get("commit")}
     rows = []
     with threadpool_limits(1, user_api="blas"):
         for label, method, _ in methods:
@@ -222,7 +247,7 @@ def measure(name, images, y, groups, n_draws, amulet, rows=None):
             "name": name, "n_images": len(y), "n_classes": len(np.unique(y)),
             "n_groups": len(np.unique(groups)), "n_draws": n_draws,
             "exact_check": exact, "ms_per_image": ms, "n_test": n_test,
-            "rows": rows}
+            "rows": rows, "baseline": base}
 
 
 def calibration(features, y, splits):
@@ -269,7 +294,10 @@ def table(result):
     base = before["accuracy"]
     head = " | ".join(f"k = {k}" for k in KS)
     lines = [f"| method | {head} |", "| --- |" + " ---: |" * len(KS)]
-    for row in result["rows"]:
+    rows = list(result["rows"])
+    if result.get("baseline"):  # after the reference row
+        rows.insert(rows.index(before) + 1, result["baseline"])
+    for row in rows:
         cells = []
         for k in map(str, KS):
             acc = np.array(row["accuracy"][k])
@@ -296,7 +324,7 @@ def render(report):
     lines = [
         START, "## Learning curve (`benchmarks/bench_learning_curve.py`)", "",
         f"- Date: {report['date']}", f"- Machine: {report['machine']}",
-        f"- Command: `{COMMAND}`",
+        f"- Command: `{report.get('command', COMMAND)}`",
         "- Each cell: mean accuracy +/- its standard deviation over the draws; in "
         "brackets, the mean paired difference from the row \"no views\" (the "
         "default pipeline before issue 21) +/- its standard error (a 95% interval "
@@ -317,6 +345,8 @@ def render(report):
                   "Mean test photos per draw: " + ", ".join(
                       f"k = {k}: {v:.0f}" for k, v in result["n_test"].items())
                   + ".", "", *table(result)]
+        if result.get("baseline"):
+            lines += ["", *baseline_paired(result)]
         if result.get("calibration"):
             lines += [
                 "", f"Calibration with views ({result['name']}): each cell is the "
@@ -332,19 +362,90 @@ def render(report):
     return "\n".join(lines) + "\n"
 
 
+def baseline_paired(result):
+    """The default and "no views" minus the baseline, paired per draw."""
+    short = {0: "the default (views + blur below 15 photos per class)",
+             REFERENCE: "no views (`sampler=None`, this checkout's code)"}
+    rows = [(short[i], next(r["accuracy"] for r in result["rows"]
+                            if r["label"] == METHODS[i][0])) for i in short]
+    base = result["baseline"]
+    slug = (base.get("commit") or Path(base["dir"]).name)[:7]
+    return paired_lines(result, rows,
+                        f"bench_learning_curve:baseline:{result['name']}:{slug}")
+
+
+def put_baseline_in_docs(report, command):
+    """--rows --baseline: the baseline row and its paired table into the docs."""
+    for result in report["results"]:
+        lines = table(result)
+        row = next(line for line in lines
+                   if line.startswith(f"| {result['baseline']['label']} |"))
+        keep = [line for line in lines if line.startswith((
+            f"| {METHODS[0][0]} |", f"| {METHODS[REFERENCE][0]} |"))]
+        paired = baseline_paired(result)
+        paired[1] += (f" Measured {report['date']} with `{command}`; the other "
+                      "rows of the table are from the runs named above, on the "
+                      "same draws (this run's default and \"no views\" rows "
+                      "matched theirs to the last digit).")
+        patch_docs(_common.DOCS_FILE, (START, END), result["name"], row, paired,
+                   METHODS[REFERENCE][0], keep)
+        if result["name"] == "amulet6" and C_START in CHOOSING.read_text(
+                encoding="utf-8"):
+            patch_docs(CHOOSING, (C_START, C_END), None, row, None,
+                       METHODS[REFERENCE][0], keep)
+    print(f"put the baseline row into {_common.DOCS_FILE} and {CHOOSING}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="3 draws, amulet6 only, no docs update")
     parser.add_argument("--draws", type=int, default=20)
-    parser.add_argument("--rows", type=int, nargs="+", default=None,
+    parser.add_argument("--rows", type=int, nargs="*", default=None,
                         metavar="I", help="measure only these rows of METHODS "
-                        "(0: the default, 1: no views, always measured); prints "
+                        "(0: the default, 1: no views, always measured; none "
+                        "given: only those two); prints "
                         "the tables and writes learning_curve_rows.json, not "
                         "the docs")
     parser.add_argument("--datasets", nargs="+", default=["amulet6", "digits"],
                         choices=["amulet6", "digits"])
+    parser.add_argument("--baseline", default=None, metavar="DIR",
+                        help="also score the default make_hybrid_pipeline() of "
+                        "the hybridclf in DIR (DIR/hybridclf), with its own code "
+                        "in its own process, on the same draws; with --rows, its "
+                        "row goes into the docs beside the rows there")
+    parser.add_argument("--baseline-commit", default=None, metavar="REV",
+                        help="as --baseline, with the hybridclf folder of this "
+                        "repository's commit REV (git archive into a temporary "
+                        "folder)")
+    parser.add_argument("--baseline-label", default=None, metavar="TEXT",
+                        help="the baseline's row label (default: its folder or "
+                        "commit)")
+    parser.add_argument("--baseline-check", type=int, default=1, metavar="N",
+                        help="fit the baseline's pipeline end to end on the first "
+                        "N draws of every k and require the same answers as its "
+                        "features computed once per image (default 1)")
+    parser.add_argument("--baseline-end-to-end", action="store_true",
+                        help="fit the baseline's whole pipeline on every draw "
+                        "(any pipeline: a sampler, a cascade; slow)")
     args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="curve_baseline_") as tmp:
+        baseline = None
+        if args.baseline_commit is not None:
+            sha = extract_commit(_common.REPO_ROOT, args.baseline_commit, tmp)
+            baseline = {"dir": tmp, "commit": sha,
+                        "label": f"default at {sha[:7]}"}
+        elif args.baseline is not None:
+            baseline = {"dir": args.baseline, "label": f"default of `{args.baseline}`"}
+        if baseline is not None:
+            baseline["check"] = args.baseline_check
+            baseline["end_to_end"] = args.baseline_end_to_end
+            baseline["label"] = args.baseline_label or baseline["label"]
+        return run(args, baseline, argv)
+
+
+def run(args, baseline, argv):
+    """Measure the datasets asked, write the results and the docs."""
     n_draws = 3 if args.quick else args.draws
     rows = None if args.rows is None else {0, REFERENCE, *args.rows}
     results = []
@@ -352,23 +453,27 @@ def main(argv=None):
     if amulet is None:
         print("amulet6 not measured (absent: set HYBRIDCLF_DATA, or not asked)")
     else:
-        images, y, groups, _ = amulet
+        images, y, groups, paths = amulet
         results.append(measure("amulet6", images, y, groups, n_draws, True,
-                               rows))
+                               rows, paths, baseline))
     if not args.quick and "digits" in args.datasets:
         images, y, groups, _ = load_digits_photos()
         results.append(measure("digits", images, y, groups, n_draws, False,
-                               rows))
+                               rows, None, baseline))
     info = _common.machine_info()
     report = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M+00:00"),
               "machine": f"{info['nproc']} CPUs, {info['cpu_model']}; "
                          f"scikit-learn {info['scikit-learn']}",
-              "results": results}
+              "results": results,
+              "command": " ".join([COMMAND, shlex.join(
+                  sys.argv[1:] if argv is None else argv)]).rstrip()}
     if args.quick or rows is not None:
         print(render(report))
         if rows is not None:
             (_common.RESULTS_DIR / "learning_curve_rows.json").write_text(
                 json.dumps(report))
+        if baseline is not None and not args.quick:
+            put_baseline_in_docs(report, report["command"])
         return 0
     JSON_FILE.write_text(json.dumps(report))
     _common.write_section(_common.DOCS_FILE, render(report), START, END)
