@@ -35,7 +35,7 @@ from datetime import datetime, timezone
 
 import _common
 import numpy as np
-from _curve_data import add_map_blocks, load_amulet6, load_digits_photos
+from _curve_data import BLOCKS, add_map_blocks, load_amulet6, load_digits_photos
 from _curve_data import view_features as cached_view_features
 from _curve_methods import DEFAULT_BLOCKS, run_method
 from sklearn.model_selection import StratifiedGroupKFold
@@ -110,6 +110,82 @@ METHODS = [
      {"clf": "ridge", "aug": [*OBJ, *DV], "aug_below": 15, "power": True,
       "blocks": ("cnn_260", "hog_signed", "lbp", "color")}, True),
 ]
+# issue 21, second round: the default's views, one block changed at a time
+DEFAULT = {"clf": "ridge", "aug": [*DV, "blur"], "aug_below": 15, "groups": True}
+SIGNED = ("cnn", "hog_signed", "lbp", "color")
+
+
+def _blocks(*swap):
+    """The signed-HOG blocks with ``old -> new`` pairs swapped in or added."""
+    blocks = list(SIGNED)
+    for old, new in swap:
+        if old in blocks:
+            blocks[blocks.index(old)] = new
+        else:
+            blocks.append(new)
+    return tuple(blocks)
+
+
+METHODS += [
+    ("default + signed HOG, 18 orientations", {**DEFAULT, "blocks": SIGNED}, False),
+    ("default + signed HOG, cells of 8 px", {**DEFAULT, "blocks": _blocks(
+        ("hog_signed", "hog_s_c8"))}, False),
+    ("default + signed HOG + a second signed HOG of 32 px cells", {
+        **DEFAULT, "blocks": _blocks((None, "hog_s_c32"))}, False),
+    ("default + signed HOG at 192 px", {**DEFAULT, "blocks": _blocks(
+        ("hog_signed", "hog_s_192"))}, False),
+    ("default + signed HOG, blocks of 1 cell", {**DEFAULT, "blocks": _blocks(
+        ("hog_signed", "hog_s_b1"))}, False),
+    ("default + signed HOG, 12 orientations", {**DEFAULT, "blocks": _blocks(
+        ("hog_signed", "hog_s_12"))}, False),
+    ("default + signed HOG of the colour image", {**DEFAULT, "blocks": _blocks(
+        ("hog_signed", "hog_s_color"))}, False),
+    ("default + signed HOG + LBP at radii 1, 2, 3", {**DEFAULT, "blocks": _blocks(
+        ("lbp", "lbp_3"))}, False),
+    ("default + signed HOG + LBP non-rotation-invariant uniform", {
+        **DEFAULT, "blocks": _blocks(("lbp", "lbp_nri"))}, False),
+    ("default + signed HOG + Lab histogram, whole and 2x2", {
+        **DEFAULT, "blocks": _blocks(("color", "color_lab_grid"))}, False),
+    ("default + signed HOG + HSV histogram, whole and 2x2", {
+        **DEFAULT, "blocks": _blocks(("color", "color_hsv_grid"))}, False),
+    ("default + signed HOG, HOG weight 1.5", {
+        **DEFAULT, "blocks": SIGNED, "weights": {
+            "cnn": 1.0, "hog_signed": 1.5, "lbp": 1.0, "color": 1.0}}, False),
+    ("default + signed HOG, HOG weight 0.7", {
+        **DEFAULT, "blocks": SIGNED, "weights": {
+            "cnn": 1.0, "hog_signed": 0.7, "lbp": 1.0, "color": 1.0}}, False),
+    # the default's unsigned HOG (signed HOG loses on digits)
+    ("default + CNN mirror-averaged (2x CNN cost)", {
+        **DEFAULT, "blocks": ("cnn_tta", "hog", "lbp", "color")}, False),
+    ("default + CNN at 260 px (1.4x CNN cost)", {
+        **DEFAULT, "blocks": ("cnn_260", "hog", "lbp", "color")}, False),
+    ("default + CNN average pooling", {
+        **DEFAULT, "blocks": ("cnn_avg", "hog", "lbp", "color")}, False),
+    ("default, its ridge's probabilities averaged with a second ridge's on "
+     "HOG, LBP, colour", {**DEFAULT, "blocks": DEFAULT_BLOCKS, "late": [
+         DEFAULT_BLOCKS, DEFAULT_BLOCKS[1:]]}, False),
+    ("default, a ridge on the CNN and one on HOG, LBP, colour, probabilities "
+     "averaged", {**DEFAULT, "blocks": DEFAULT_BLOCKS, "late": [
+         DEFAULT_BLOCKS[:1], DEFAULT_BLOCKS[1:]]}, False),
+    ("default + HOG 12 orientations", {
+        **DEFAULT, "blocks": ("cnn", "hog_12", "lbp", "color")}, False),
+    ("default + a second HOG of 32 px cells", {
+        **DEFAULT, "blocks": (*DEFAULT_BLOCKS, "hog_c32")}, False),
+    ("default + LBP at radii 1, 2, 3", {
+        **DEFAULT, "blocks": ("cnn", "hog", "lbp_3", "color")}, False),
+    ("default + HSV histogram, whole and 2x2", {
+        **DEFAULT, "blocks": ("cnn", "hog", "lbp", "color_hsv_grid")}, False),
+    ("default + signed HOG beside the unsigned", {
+        **DEFAULT, "blocks": (*DEFAULT_BLOCKS, "hog_signed")}, False),
+    ("default, HOG unsigned or signed (12 orientations), chosen by the ridge's "
+     "leave-one-out error in fit", {**DEFAULT, "blocks": (
+         *DEFAULT_BLOCKS, "hog_s_12"), "choose": [
+         DEFAULT_BLOCKS, ("cnn", "hog_s_12", "lbp", "color")]}, False),
+    ("default + signed HOG (12 orientations) + CNN mirror-averaged", {
+        **DEFAULT, "blocks": ("cnn_tta", "hog_s_12", "lbp", "color")}, False),
+    ("default + signed HOG (12 orientations) + CNN at 260 px", {
+        **DEFAULT, "blocks": ("cnn_260", "hog_s_12", "lbp", "color")}, False),
+]
 REFERENCE = 1  # the row that the others are compared with
 # (label, method): the ridge classifier's probabilities with views, its
 # leave-one-out plain (a photo's views stay in) or grouped (they leave with it)
@@ -128,7 +204,7 @@ CALIBRATION = [
                                              "groups": True}),
 ]
 CAL_KS = (3, 5, 10)  # the views are added below 15 photos per class
-EXTRA_BLOCKS = ("cnn_320", "hog_signed", "cnn_lite0_gem", "cnn_260")  # amulet6
+MAP_BLOCKS = ("grid2", "vlad")  # from the CNN's maps (amulet6), see add_map_blocks
 
 
 def draw_split(y, groups, k, rng):
@@ -196,14 +272,14 @@ def measure(name, images, y, groups, n_draws, amulet, rows=None):
     used = {b for _, m, _ in methods for b in m.get("blocks", ())}
     if amulet and used & {"grid2", "vlad"}:
         add_map_blocks(features, name, images, ["id"])
-    for block in EXTRA_BLOCKS if amulet else ():
-        if block in used:  # for the views of the methods that use it
-            wanted = sorted({"id", *(v for _, m, _ in methods
-                                     if block in m.get("blocks", ())
-                                     for v in m.get("aug", ()))})
-            extra, _ = cached_view_features(name, images, wanted, (block,))
-            for view in wanted:
-                features[view].update(extra[view])
+    for block in sorted(used - {*BLOCKS, *MAP_BLOCKS}):
+        # for the views of the methods that use it
+        wanted = sorted({"id", *(v for _, m, _ in methods
+                                 if block in m.get("blocks", ())
+                                 for v in [*m.get("aug", ()), *m.get("tta", ())])})
+        extra, _ = cached_view_features(name, images, wanted, (block,))
+        for view in wanted:
+            features[view].update(extra[view])
     splits = make_splits(y, groups, n_draws)
     exact = check_exact(images, features, y, splits[3][0])
     rows = []
