@@ -22,10 +22,11 @@ pipeline, the default ``make_hybrid_pipeline()``, on one draw.
 
 It rewrites its section of ``docs/benchmarks.md``::
 
-    .venv/bin/python benchmarks/bench_learning_curve.py  # ~40 min, 2 busy cores
+    .venv/bin/python benchmarks/bench_learning_curve.py  # ~70 min, 2 busy cores
     .venv/bin/python benchmarks/bench_learning_curve.py --quick   # smoke test
     .venv/bin/python benchmarks/bench_learning_curve.py --datasets amulet6
     .venv/bin/python benchmarks/bench_learning_curve.py --rows 4  # a few rows
+    .venv/bin/python benchmarks/bench_learning_curve.py --predict-time
 """
 
 import argparse
@@ -126,6 +127,7 @@ def _blocks(*swap):
     return tuple(blocks)
 
 
+SECOND_ROUND = len(METHODS)  # from here on, compared with the default (row 0)
 METHODS += [
     ("default + signed HOG, 18 orientations", {**DEFAULT, "blocks": SIGNED}, False),
     ("default + signed HOG, cells of 8 px", {**DEFAULT, "blocks": _blocks(
@@ -338,14 +340,21 @@ def calibration_table(rows):
     return lines
 
 
-def table(result):
-    """Rows of mean +/- std, and the paired difference from the reference."""
+def table(result, reference=REFERENCE, methods=None):
+    """Rows of mean +/- std, and the paired difference from the reference.
+
+    ``methods``: the rows of METHODS shown (by default all measured), beside
+    the reference.
+    """
     before = next(row for row in result["rows"]
-                  if row["label"] == METHODS[REFERENCE][0])
+                  if row["label"] == METHODS[reference][0])
     base = before["accuracy"]
+    shown = None if methods is None else {m[0] for m in methods}
     head = " | ".join(f"k = {k}" for k in KS)
     lines = [f"| method | {head} |", "| --- |" + " ---: |" * len(KS)]
     for row in result["rows"]:
+        if shown is not None and row is not before and row["label"] not in shown:
+            continue
         cells = []
         for k in map(str, KS):
             acc = np.array(row["accuracy"][k])
@@ -368,14 +377,15 @@ def render_choosing(report):
     return "\n".join([C_START, *table(short), C_END]) + "\n"
 
 
-def render(report):
+def render(report, reference=REFERENCE):
+    name = METHODS[reference][0].split(" (")[0].split(":")[0]
     lines = [
         START, "## Learning curve (`benchmarks/bench_learning_curve.py`)", "",
         f"- Date: {report['date']}", f"- Machine: {report['machine']}",
         f"- Command: `{COMMAND}`",
         "- Each cell: mean accuracy +/- its standard deviation over the draws; in "
-        "brackets, the mean paired difference from the row \"no views\" (the "
-        "default pipeline before issue 21) +/- its standard error (a 95% interval "
+        f"brackets, the mean paired difference from the row \"{name}\" "
+        "+/- its standard error (a 95% interval "
         "is about twice that). k = 3 ... 20: "
         "k training photos per class from random duplicate groups, tested on "
         "every photo of the other groups; *all*: grouped 5-fold "
@@ -392,7 +402,13 @@ def render(report):
                   f"{result['n_draws']} draws per k", "",
                   "Mean test photos per draw: " + ", ".join(
                       f"k = {k}: {v:.0f}" for k, v in result["n_test"].items())
-                  + ".", "", *table(result)]
+                  + ".", "", *table(result, reference, METHODS[:SECOND_ROUND])]
+        second = {m[0] for m in METHODS[SECOND_ROUND:]}
+        if any(row["label"] in second for row in result["rows"]):
+            lines += ["", f"{result['name']}, second round: the default's views "
+                      "kept, one thing changed; in brackets, the paired difference "
+                      "from the default (the first row):", "",
+                      *table(result, 0, METHODS[SECOND_ROUND:])]
         if result.get("calibration"):
             lines += [
                 "", f"Calibration with views ({result['name']}): each cell is the "
@@ -408,6 +424,21 @@ def render(report):
     return "\n".join(lines) + "\n"
 
 
+def print_predict_times():
+    from _curve_timing import predict_times
+
+    amulet = load_amulet6()
+    if amulet is None:
+        print("amulet6 absent (set HYBRIDCLF_DATA): nothing timed")
+        return 0
+    times = predict_times(amulet[0], amulet[1])
+    base = times["default"][0]
+    for label, (mean, median) in times.items():
+        print(f"{label:40s} mean {mean:6.1f} ms (x{mean / base:.2f}), "
+              f"median {median:6.1f} ms")
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
@@ -418,9 +449,17 @@ def main(argv=None):
                         "(0: the default, 1: no views, always measured); prints "
                         "the tables and writes learning_curve_rows.json, not "
                         "the docs")
+    parser.add_argument("--reference", type=int, default=REFERENCE, metavar="I",
+                        help="with --rows: the row the paired differences are "
+                        "from (default: 1, no views; 0: the default)")
+    parser.add_argument("--predict-time", action="store_true",
+                        help="only time predict per photo (amulet6) for the "
+                        "default and the block variants of _curve_timing")
     parser.add_argument("--datasets", nargs="+", default=["amulet6", "digits"],
                         choices=["amulet6", "digits"])
     args = parser.parse_args(argv)
+    if args.predict_time:
+        return print_predict_times()
     n_draws = 3 if args.quick else args.draws
     rows = None if args.rows is None else {0, REFERENCE, *args.rows}
     results = []
@@ -441,7 +480,7 @@ def main(argv=None):
                          f"scikit-learn {info['scikit-learn']}",
               "results": results}
     if args.quick or rows is not None:
-        print(render(report))
+        print(render(report, args.reference))
         if rows is not None:
             (_common.RESULTS_DIR / "learning_curve_rows.json").write_text(
                 json.dumps(report))
