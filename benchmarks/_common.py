@@ -80,7 +80,9 @@ def fixed_block(name):
     The names of :data:`hybridclf.pipeline.FEATURE_BLOCKS` with their defaults,
     and variants that the accuracy benchmarks compare.
     """
-    from hybridclf.features import CNNFeatures, HOGFeatures
+    from _block_variants import ColorHOG, GridColor
+
+    from hybridclf.features import CNNFeatures, HOGFeatures, LBPFeatures
     from hybridclf.pipeline import FEATURE_BLOCKS
 
     variants = {
@@ -97,6 +99,24 @@ def fixed_block(name):
         "cnn_320": lambda: CNNFeatures(image_size=320),
         "cnn_lite0_gem": lambda: CNNFeatures(backbone="efficientnet_lite0"),
         "cnn_260": lambda: CNNFeatures(image_size=260),
+        # issue 21, second round: HOG, LBP, colour and CNN variants
+        "hog_s_c8": lambda: HOGFeatures(signed_gradient=True, orientations=18,
+                                        pixels_per_cell=(8, 8)),
+        "hog_s_c32": lambda: HOGFeatures(signed_gradient=True, orientations=18,
+                                         pixels_per_cell=(32, 32)),
+        "hog_s_192": lambda: HOGFeatures(signed_gradient=True, orientations=18,
+                                         image_size=192),
+        "hog_s_b1": lambda: HOGFeatures(signed_gradient=True, orientations=18,
+                                        cells_per_block=(1, 1)),
+        "hog_s_12": lambda: HOGFeatures(signed_gradient=True, orientations=12),
+        "hog_s_color": lambda: ColorHOG(signed_gradient=True, orientations=18),
+        "lbp_3": lambda: LBPFeatures(points_radii=((8, 1), (16, 2), (24, 3))),
+        "lbp_nri": lambda: LBPFeatures(method="nri_uniform"),
+        "color_lab_grid": lambda: GridColor(color_space="lab", bins=(4, 6, 6)),
+        "color_hsv_grid": lambda: GridColor(),
+        "cnn_avg": lambda: CNNFeatures(pooling="avg"),
+        "hog_12": lambda: HOGFeatures(orientations=12),
+        "hog_c32": lambda: HOGFeatures(pixels_per_cell=(32, 32)),
     }
     return variants[name]() if name in variants else FEATURE_BLOCKS[name]()
 

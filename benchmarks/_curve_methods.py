@@ -7,8 +7,10 @@ the image's at test time), ``weights`` ("balanced", a dict of block
 weights, or "loo": a weight of the CNN block among ``LOO_CNN_WEIGHTS``
 chosen with the penalty by the ridge's leave-one-out squared error on the
 training rows), ``power`` (signed square root of every feature before
-scaling). Each block is standardised on the training rows, as the pipeline's
-per-block ``StandardScaler`` does.
+scaling), ``late`` (block sets: one ridge per set, their probabilities
+averaged), ``choose`` (block sets: the one of least leave-one-out
+error on the training photos). Each block is standardised on the training
+rows, as the pipeline's per-block ``StandardScaler`` does.
 """
 
 import numpy as np
@@ -124,6 +126,37 @@ def _loo_weights(features, blocks, y, train, test, aug, tta, power):
     return best[1]
 
 
+def _late_fusion(method, features, y, train, test, aug, tta):
+    """Mean of the probabilities of one ridge per block set in ``method["late"]``."""
+    groups = np.tile(np.arange(len(train)), len(aug)) if method.get(
+        "groups") and len(aug) > 1 else None
+    total = 0.0
+    for blocks in method["late"]:
+        train_x, test_x = _tables(features, blocks, train, test, aug, tta, None,
+                                  method.get("power", False))
+        clf = RidgeSoftmaxClassifier().fit(np.vstack(train_x),
+                                           np.tile(y[train], len(aug)),
+                                           groups=groups)
+        total = total + np.mean([clf.predict_proba(T) for T in test_x], axis=0)
+    return clf.classes_[np.argmax(total, axis=1)]
+
+
+def _choose_blocks(method, features, y, train, test):
+    """The block set of ``method["choose"]`` with the least leave-one-out error.
+
+    The ridge's leave-one-out squared error on the photos alone (no views),
+    at its best penalty, as ``RidgeClassifierCV`` computes it.
+    """
+    best = None
+    for blocks in method["choose"]:
+        train_x, _ = _tables(features, blocks, train, test, ["id"], ["id"], None)
+        ridge = RidgeClassifierCV(alphas=RidgeSoftmaxClassifier().alphas)
+        score = ridge.fit(train_x[0], y[train]).best_score_
+        if best is None or score > best[0]:
+            best = (score, blocks)
+    return best[1]
+
+
 def run_method(method, features, y, train, test, proba=False):
     """Predicted labels of the ``test`` rows for one method.
 
@@ -133,9 +166,13 @@ def run_method(method, features, y, train, test, proba=False):
     pipeline does (``fit(groups=)``).
     """
     blocks = method.get("blocks", DEFAULT_BLOCKS)
+    if "choose" in method:
+        blocks = _choose_blocks(method, features, y, train, test)
     aug = ["id", *method.get("aug", ())]
     tta = ["id", *method.get("tta", ())]
     weights, power = method.get("weights"), method.get("power", False)
+    if "late" in method:
+        return _late_fusion(method, features, y, train, test, aug, tta)
     if weights == "balanced":
         weights = {b: 1 / np.sqrt(features["id"][b].shape[1]) for b in blocks}
     if weights == "loo":

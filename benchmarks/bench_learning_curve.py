@@ -22,10 +22,11 @@ pipeline, the default ``make_hybrid_pipeline()``, on one draw.
 
 It rewrites its section of ``docs/benchmarks.md``::
 
-    .venv/bin/python benchmarks/bench_learning_curve.py  # ~40 min, 2 busy cores
+    .venv/bin/python benchmarks/bench_learning_curve.py  # ~70 min, 2 busy cores
     .venv/bin/python benchmarks/bench_learning_curve.py --quick   # smoke test
     .venv/bin/python benchmarks/bench_learning_curve.py --datasets amulet6
     .venv/bin/python benchmarks/bench_learning_curve.py --rows 4  # a few rows
+    .venv/bin/python benchmarks/bench_learning_curve.py --predict-time
 
 ``--baseline DIR`` adds the row of another checkout's default pipeline, run
 with its own code in its own process on the very same draws (see
@@ -52,7 +53,7 @@ from pathlib import Path
 import _common
 import numpy as np
 from _curve_baseline import extract_commit, paired_lines, patch_docs, score_checkout
-from _curve_data import add_map_blocks, load_amulet6, load_digits_photos
+from _curve_data import BLOCKS, add_map_blocks, load_amulet6, load_digits_photos
 from _curve_data import view_features as cached_view_features
 from _curve_methods import DEFAULT_BLOCKS, run_method
 from sklearn.model_selection import StratifiedGroupKFold
@@ -127,6 +128,83 @@ METHODS = [
      {"clf": "ridge", "aug": [*OBJ, *DV], "aug_below": 15, "power": True,
       "blocks": ("cnn_260", "hog_signed", "lbp", "color")}, True),
 ]
+# issue 21, second round: the default's views, one block changed at a time
+DEFAULT = {"clf": "ridge", "aug": [*DV, "blur"], "aug_below": 15, "groups": True}
+SIGNED = ("cnn", "hog_signed", "lbp", "color")
+
+
+def _blocks(*swap):
+    """The signed-HOG blocks with ``old -> new`` pairs swapped in or added."""
+    blocks = list(SIGNED)
+    for old, new in swap:
+        if old in blocks:
+            blocks[blocks.index(old)] = new
+        else:
+            blocks.append(new)
+    return tuple(blocks)
+
+
+SECOND_ROUND = len(METHODS)  # from here on, compared with the default (row 0)
+METHODS += [
+    ("default + signed HOG, 18 orientations", {**DEFAULT, "blocks": SIGNED}, False),
+    ("default + signed HOG, cells of 8 px", {**DEFAULT, "blocks": _blocks(
+        ("hog_signed", "hog_s_c8"))}, False),
+    ("default + signed HOG + a second signed HOG of 32 px cells", {
+        **DEFAULT, "blocks": _blocks((None, "hog_s_c32"))}, False),
+    ("default + signed HOG at 192 px", {**DEFAULT, "blocks": _blocks(
+        ("hog_signed", "hog_s_192"))}, False),
+    ("default + signed HOG, blocks of 1 cell", {**DEFAULT, "blocks": _blocks(
+        ("hog_signed", "hog_s_b1"))}, False),
+    ("default + signed HOG, 12 orientations", {**DEFAULT, "blocks": _blocks(
+        ("hog_signed", "hog_s_12"))}, False),
+    ("default + signed HOG of the colour image", {**DEFAULT, "blocks": _blocks(
+        ("hog_signed", "hog_s_color"))}, False),
+    ("default + signed HOG + LBP at radii 1, 2, 3", {**DEFAULT, "blocks": _blocks(
+        ("lbp", "lbp_3"))}, False),
+    ("default + signed HOG + LBP non-rotation-invariant uniform", {
+        **DEFAULT, "blocks": _blocks(("lbp", "lbp_nri"))}, False),
+    ("default + signed HOG + Lab histogram, whole and 2x2", {
+        **DEFAULT, "blocks": _blocks(("color", "color_lab_grid"))}, False),
+    ("default + signed HOG + HSV histogram, whole and 2x2", {
+        **DEFAULT, "blocks": _blocks(("color", "color_hsv_grid"))}, False),
+    ("default + signed HOG, HOG weight 1.5", {
+        **DEFAULT, "blocks": SIGNED, "weights": {
+            "cnn": 1.0, "hog_signed": 1.5, "lbp": 1.0, "color": 1.0}}, False),
+    ("default + signed HOG, HOG weight 0.7", {
+        **DEFAULT, "blocks": SIGNED, "weights": {
+            "cnn": 1.0, "hog_signed": 0.7, "lbp": 1.0, "color": 1.0}}, False),
+    # the default's unsigned HOG (signed HOG loses on digits)
+    ("default + CNN mirror-averaged (2x CNN cost)", {
+        **DEFAULT, "blocks": ("cnn_tta", "hog", "lbp", "color")}, False),
+    ("default + CNN at 260 px (1.4x CNN cost)", {
+        **DEFAULT, "blocks": ("cnn_260", "hog", "lbp", "color")}, False),
+    ("default + CNN average pooling", {
+        **DEFAULT, "blocks": ("cnn_avg", "hog", "lbp", "color")}, False),
+    ("default, its ridge's probabilities averaged with a second ridge's on "
+     "HOG, LBP, colour", {**DEFAULT, "blocks": DEFAULT_BLOCKS, "late": [
+         DEFAULT_BLOCKS, DEFAULT_BLOCKS[1:]]}, False),
+    ("default, a ridge on the CNN and one on HOG, LBP, colour, probabilities "
+     "averaged", {**DEFAULT, "blocks": DEFAULT_BLOCKS, "late": [
+         DEFAULT_BLOCKS[:1], DEFAULT_BLOCKS[1:]]}, False),
+    ("default + HOG 12 orientations", {
+        **DEFAULT, "blocks": ("cnn", "hog_12", "lbp", "color")}, False),
+    ("default + a second HOG of 32 px cells", {
+        **DEFAULT, "blocks": (*DEFAULT_BLOCKS, "hog_c32")}, False),
+    ("default + LBP at radii 1, 2, 3", {
+        **DEFAULT, "blocks": ("cnn", "hog", "lbp_3", "color")}, False),
+    ("default + HSV histogram, whole and 2x2", {
+        **DEFAULT, "blocks": ("cnn", "hog", "lbp", "color_hsv_grid")}, False),
+    ("default + signed HOG beside the unsigned", {
+        **DEFAULT, "blocks": (*DEFAULT_BLOCKS, "hog_signed")}, False),
+    ("default, HOG unsigned or signed (12 orientations), chosen by the ridge's "
+     "leave-one-out error in fit", {**DEFAULT, "blocks": (
+         *DEFAULT_BLOCKS, "hog_s_12"), "choose": [
+         DEFAULT_BLOCKS, ("cnn", "hog_s_12", "lbp", "color")]}, False),
+    ("default + signed HOG (12 orientations) + CNN mirror-averaged", {
+        **DEFAULT, "blocks": ("cnn_tta", "hog_s_12", "lbp", "color")}, False),
+    ("default + signed HOG (12 orientations) + CNN at 260 px", {
+        **DEFAULT, "blocks": ("cnn_260", "hog_s_12", "lbp", "color")}, False),
+]
 REFERENCE = 1  # the row that the others are compared with
 # (label, method): the ridge classifier's probabilities with views, its
 # leave-one-out plain (a photo's views stay in) or grouped (they leave with it)
@@ -145,7 +223,7 @@ CALIBRATION = [
                                              "groups": True}),
 ]
 CAL_KS = (3, 5, 10)  # the views are added below 15 photos per class
-EXTRA_BLOCKS = ("cnn_320", "hog_signed", "cnn_lite0_gem", "cnn_260")  # amulet6
+MAP_BLOCKS = ("grid2", "vlad")  # from the CNN's maps (amulet6), see add_map_blocks
 
 
 def draw_split(y, groups, k, rng):
@@ -214,14 +292,14 @@ def measure(name, images, y, groups, n_draws, amulet, rows=None, paths=None,
     used = {b for _, m, _ in methods for b in m.get("blocks", ())}
     if amulet and used & {"grid2", "vlad"}:
         add_map_blocks(features, name, images, ["id"])
-    for block in EXTRA_BLOCKS if amulet else ():
-        if block in used:  # for the views of the methods that use it
-            wanted = sorted({"id", *(v for _, m, _ in methods
-                                     if block in m.get("blocks", ())
-                                     for v in m.get("aug", ()))})
-            extra, _ = cached_view_features(name, images, wanted, (block,))
-            for view in wanted:
-                features[view].update(extra[view])
+    for block in sorted(used - {*BLOCKS, *MAP_BLOCKS}):
+        # for the views of the methods that use it
+        wanted = sorted({"id", *(v for _, m, _ in methods
+                                 if block in m.get("blocks", ())
+                                 for v in [*m.get("aug", ()), *m.get("tta", ())])})
+        extra, _ = cached_view_features(name, images, wanted, (block,))
+        for view in wanted:
+            features[view].update(extra[view])
     splits = make_splits(y, groups, n_draws)
     exact = check_exact(images, features, y, splits[3][0])
     base = None
@@ -287,17 +365,26 @@ def calibration_table(rows):
     return lines
 
 
-def table(result):
-    """Rows of mean +/- std, and the paired difference from the reference."""
+def table(result, reference=REFERENCE, methods=None):
+    """Rows of mean +/- std, and the paired difference from the reference.
+
+    ``methods``: the rows of METHODS shown (by default all measured), beside
+    the reference.
+    """
     before = next(row for row in result["rows"]
-                  if row["label"] == METHODS[REFERENCE][0])
+                  if row["label"] == METHODS[reference][0])
     base = before["accuracy"]
+    shown = None if methods is None else {m[0] for m in methods}
     head = " | ".join(f"k = {k}" for k in KS)
     lines = [f"| method | {head} |", "| --- |" + " ---: |" * len(KS)]
     rows = list(result["rows"])
-    if result.get("baseline"):  # after the reference row
-        rows.insert(rows.index(before) + 1, result["baseline"])
+    baseline = result.get("baseline")
+    if baseline and (methods is None or METHODS[0] in methods):
+        rows.insert(rows.index(before) + 1, baseline)  # after the reference row
     for row in rows:
+        if (shown is not None and row is not before and row is not baseline
+                and row["label"] not in shown):
+            continue
         cells = []
         for k in map(str, KS):
             acc = np.array(row["accuracy"][k])
@@ -320,14 +407,15 @@ def render_choosing(report):
     return "\n".join([C_START, *table(short), C_END]) + "\n"
 
 
-def render(report):
+def render(report, reference=REFERENCE):
+    name = METHODS[reference][0].split(" (")[0].split(":")[0]
     lines = [
         START, "## Learning curve (`benchmarks/bench_learning_curve.py`)", "",
         f"- Date: {report['date']}", f"- Machine: {report['machine']}",
         f"- Command: `{report.get('command', COMMAND)}`",
         "- Each cell: mean accuracy +/- its standard deviation over the draws; in "
-        "brackets, the mean paired difference from the row \"no views\" (the "
-        "default pipeline before issue 21) +/- its standard error (a 95% interval "
+        f"brackets, the mean paired difference from the row \"{name}\" "
+        "+/- its standard error (a 95% interval "
         "is about twice that). k = 3 ... 20: "
         "k training photos per class from random duplicate groups, tested on "
         "every photo of the other groups; *all*: grouped 5-fold "
@@ -344,9 +432,15 @@ def render(report):
                   f"{result['n_draws']} draws per k", "",
                   "Mean test photos per draw: " + ", ".join(
                       f"k = {k}: {v:.0f}" for k, v in result["n_test"].items())
-                  + ".", "", *table(result)]
+                  + ".", "", *table(result, reference, METHODS[:SECOND_ROUND])]
         if result.get("baseline"):
             lines += ["", *baseline_paired(result)]
+        second = {m[0] for m in METHODS[SECOND_ROUND:]}
+        if any(row["label"] in second for row in result["rows"]):
+            lines += ["", f"{result['name']}, second round: the default's views "
+                      "kept, one thing changed; in brackets, the paired difference "
+                      "from the default (the first row):", "",
+                      *table(result, 0, METHODS[SECOND_ROUND:])]
         if result.get("calibration"):
             lines += [
                 "", f"Calibration with views ({result['name']}): each cell is the "
@@ -396,6 +490,21 @@ def put_baseline_in_docs(report, command):
     print(f"put the baseline row into {_common.DOCS_FILE} and {CHOOSING}")
 
 
+def print_predict_times():
+    from _curve_timing import predict_times
+
+    amulet = load_amulet6()
+    if amulet is None:
+        print("amulet6 absent (set HYBRIDCLF_DATA): nothing timed")
+        return 0
+    times = predict_times(amulet[0], amulet[1])
+    base = times["default"][0]
+    for label, (mean, median) in times.items():
+        print(f"{label:40s} mean {mean:6.1f} ms (x{mean / base:.2f}), "
+              f"median {median:6.1f} ms")
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
@@ -407,6 +516,12 @@ def main(argv=None):
                         "given: only those two); prints "
                         "the tables and writes learning_curve_rows.json, not "
                         "the docs")
+    parser.add_argument("--reference", type=int, default=REFERENCE, metavar="I",
+                        help="with --rows: the row the paired differences are "
+                        "from (default: 1, no views; 0: the default)")
+    parser.add_argument("--predict-time", action="store_true",
+                        help="only time predict per photo (amulet6) for the "
+                        "default and the block variants of _curve_timing")
     parser.add_argument("--datasets", nargs="+", default=["amulet6", "digits"],
                         choices=["amulet6", "digits"])
     parser.add_argument("--baseline", default=None, metavar="DIR",
@@ -429,6 +544,8 @@ def main(argv=None):
                         help="fit the baseline's whole pipeline on every draw "
                         "(any pipeline: a sampler, a cascade; slow)")
     args = parser.parse_args(argv)
+    if args.predict_time:
+        return print_predict_times()
     with tempfile.TemporaryDirectory(prefix="curve_baseline_") as tmp:
         baseline = None
         if args.baseline_commit is not None:
@@ -468,7 +585,7 @@ def run(args, baseline, argv):
               "command": " ".join([COMMAND, shlex.join(
                   sys.argv[1:] if argv is None else argv)]).rstrip()}
     if args.quick or rows is not None:
-        print(render(report))
+        print(render(report, args.reference))
         if rows is not None:
             (_common.RESULTS_DIR / "learning_curve_rows.json").write_text(
                 json.dumps(report))
