@@ -179,7 +179,7 @@ def test_novelty_views_of_cached_photos_are_read_not_embedded(photos, tmp_path,
                                                               monkeypatch):
     """The CNN embeddings of the novelty index's blurred and turned views of
     unchanged photos come from the cache, and equal freshly computed ones."""
-    from hybridclf.training import _novelty
+    from hybridclf.training import _novelty_views as _novelty
 
     viewed, degraded_views = [], _novelty.degraded_views
 
