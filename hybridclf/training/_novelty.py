@@ -16,8 +16,12 @@ while the classifiers are fitted).
 import logging
 import os
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 
 import numpy as np
+from joblib import effective_n_jobs
+from threadpoolctl import threadpool_limits
 
 from ..neighbours import (
     THUMBNAIL_QUALITY,
@@ -36,7 +40,8 @@ __all__ = ["EMBEDDING_BLOCK", "novelty_index", "novelty_threshold"]
 logger = logging.getLogger(__name__)
 
 
-def novelty_threshold(embeddings, views, splits, *, quantile=0.995, k=1):
+def novelty_threshold(embeddings, views, splits, *, quantile=0.995, k=1,
+                      n_jobs=None):
     """The novelty threshold learned from out-of-fold embeddings.
 
     For each fold, the photos of its test part are scored
@@ -64,6 +69,11 @@ def novelty_threshold(embeddings, views, splits, *, quantile=0.995, k=1):
     k : int, default=1
         Nearest entries averaged by the score.
 
+    n_jobs : int or None, default=None
+        Folds indexed at once, in threads (NumPy and LAPACK work outside
+        Python's lock); None: one after the other. Each fold's index is
+        the same either way.
+
     Returns
     -------
     novelty : dict
@@ -79,18 +89,57 @@ def novelty_threshold(embeddings, views, splits, *, quantile=0.995, k=1):
     >>> novelty_threshold(emb, [], splits, quantile=1.0)["threshold"] < 0.01
     True
     """
+    with _threads(n_jobs) as pool:
+        return _threshold(pool, embeddings, views, splits, quantile, k)
+
+
+def _threshold(pool, embeddings, views, splits, quantile, k=1):
+    """:func:`novelty_threshold`, its folds indexed and scored in ``pool``."""
     embeddings = np.asarray(embeddings)
-    scores = [novelty_scores(index_with_views(embeddings[tr],
-                                              [v[tr] for v in views]),
-                             embeddings[te], k=k)
-              for tr, te in splits]
+
+    def fold_scores(split):
+        train, test = split
+        return novelty_scores(index_with_views(embeddings[train],
+                                               [v[train] for v in views]),
+                              embeddings[test], k=k)
+
+    scores = list(pool.map(fold_scores, splits))
     return {"threshold": float(np.quantile(np.concatenate(scores), quantile)),
             "k": int(k), "quantile": float(quantile)}
 
 
+class _InOrder:
+    """A stand-in for a thread pool that runs each task at once, in the caller."""
+
+    map = staticmethod(map)
+
+    @staticmethod
+    def submit(fn, *args, **kwargs):
+        future = Future()
+        future.set_result(fn(*args, **kwargs))
+        return future
+
+
+@contextmanager
+def _threads(n_jobs):
+    """A pool of ``n_jobs`` threads, or :class:`_InOrder` for None or 1.
+
+    BLAS runs one thread meanwhile: the threads are the parallelism (and the
+    searches of few queries, which set one BLAS thread themselves, then
+    restore one).
+    """
+    n = 1 if n_jobs is None else effective_n_jobs(n_jobs)
+    if n <= 1:
+        yield _InOrder()
+        return
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(
+            max_workers=n, thread_name_prefix="hybridclf-novelty") as pool:
+        yield pool
+
+
 def novelty_index(final, X_train, y_train, splits, quantile, *, embeddings=None,
                   images=None, thumbnails=True, batch=256, cache=None,
-                  digests=None, views=None):
+                  digests=None, views=None, n_jobs=None):
     """The embedding index of the fitted pipeline and its novelty threshold.
 
     Only for a pipeline with a ``"cnn"`` block (the blocks without one judge
@@ -148,6 +197,10 @@ def novelty_index(final, X_train, y_train, splits, quantile, *, embeddings=None,
         (``train_model`` does it in a thread while the classifiers are
         fitted); None embeds them here.
 
+    n_jobs : int or None, default=None
+        Threads that build the index and the folds' indexes of
+        :func:`novelty_threshold` at once; None: one after the other.
+
     Returns
     -------
     index : EmbeddingIndex
@@ -170,12 +223,13 @@ def novelty_index(final, X_train, y_train, splits, quantile, *, embeddings=None,
     if embeddings is None:
         embeddings = views.photos
     embeddings = np.asarray(embeddings, dtype=np.float32)
-    novelty = novelty_threshold(embeddings, views.views, splits, quantile=quantile)
     thumbs = (_thumbnails(final, X_train, images, views.thumbnails, cache,
                           digests, batch) if thumbnails else None)
-    index = index_with_views(embeddings, views.views, y_train,
-                             files=_file_names(X_train), thumbnails=thumbs)
-    return index, novelty
+    with _threads(n_jobs) as pool:
+        index = pool.submit(index_with_views, embeddings, views.views, y_train,
+                            files=_file_names(X_train), thumbnails=thumbs)
+        novelty = _threshold(pool, embeddings, views.views, splits, quantile)
+        return index.result(), novelty
 
 
 def _file_names(X):

@@ -465,7 +465,8 @@ def _novelty_phase(run, final, blocks, shared, open_set):
             embeddings=None if embeddings is None else embeddings[run.train],
             images=None if images is None else images[run.train],
             thumbnails=run.thumbnails, cache=run.cache,
-            digests=[run.digests[i] for i in run.train], views=views)
+            digests=[run.digests[i] for i in run.train], views=views,
+            n_jobs=run.n_jobs)
     if views is not None:  # embedded beside phases 3 to 6
         run.timings["novelty_views"] = views.seconds
     return index
