@@ -131,7 +131,10 @@ def _train(data, model, cache, groups_csv=None, root=None):
             "computed": [int(computed[1]), int(computed[2])] if computed else None,
             "groups_s": float(groups[1]) if groups else None,
             "features_s": info.get("seconds_features_shared"),
-            "novelty_s": info.get("seconds_novelty"),
+            # the views' own time (embedded in a thread beside the classifier
+            # fits); older versions embedded them in the novelty phase
+            "novelty_s": info.get("seconds_novelty_views",
+                                  info.get("seconds_novelty")),
             "training_s": info.get("seconds_total")}
 
 
@@ -323,20 +326,30 @@ def render(results, command):
         "`train_model` (split, features, cross-validation, final fit, test "
         "part) as `model.json` records it; *novelty views*: the CNN embeddings "
         "of each training photo's blurred and turned views for the novelty "
-        "index. The cache holds each photo's features, the embeddings of its "
+        "index, the time of the thread that embeds them beside the folds' "
+        "classifier fits. The cache holds each photo's features, the embeddings of its "
         "views, and what the duplicate search measured of it (hashes, "
         "sharpness) with the aligned similarity of each pair it checked; the "
         "test part is drawn from the photos' content, so adding photos moves "
         "few old ones between the parts. A warm command computes the features "
-        "of the new photos and the views of the new training photos (and of "
-        "the few old ones that left the test part), decodes the new photos "
-        "and aligns the pairs with one in the duplicate search, and pays "
-        "what does not depend on the photos: starting Python and importing "
-        "scikit-learn (with SciPy and pandas), imbalanced-learn (which "
-        "imports pytest) and skops (about 1.5 s of CPU time, one thread: "
-        "under load, a larger share of the wall time than of the CPU time), "
-        "the classifier fits of the folds, the open-set thresholds and "
-        "writing the model. The command imports with Python's garbage "
+        "of the new photos and, from the same decoded photos, the views of "
+        "the new training photos (and of the few old ones that left the test "
+        "part), decodes the new photos and aligns the pairs with one in the "
+        "duplicate search, and pays what does not depend on the photos: "
+        "starting Python and importing scikit-learn (whose "
+        "`sklearn.utils.fixes` imports SciPy's statistics and pandas "
+        "whatever the command), imbalanced-learn (whose `sklearn_compat` "
+        "imports scikit-learn's test helpers, most of its estimators and "
+        "pytest) and skops (whose list of trusted types imports every "
+        "scikit-learn estimator module, so sparing the test helpers' "
+        "imports saves nothing): about 1.5 s of CPU time, one thread, under "
+        "load a larger share of the wall time than of the CPU time; then the "
+        "classifier fits of the folds, the open-set thresholds and writing "
+        "the model. The views are embedded (ONNX Runtime, two threads) in a "
+        "thread of their own while the folds' classifiers, the label issues "
+        "and the final pipeline are fitted, and the novelty index's six "
+        "indexes (five folds' and the final one) are built two at a time. "
+        "The command imports with Python's garbage "
         "collector paused and freezes its objects at the end (`gc.freeze`: "
         "the exit of a training took 0.4 s of CPU time without), and the "
         "novelty index's search axes come from the Gram matrix of its rows "

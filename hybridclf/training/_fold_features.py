@@ -186,23 +186,44 @@ class SharedFeatures:
         # views are shared only when no block would fit on their images
         return not all(learns) and (get_sampler(pipe) is None or not any(learns))
 
-    def _fitted(self, name, extract):
+    def fitted(self, name, extract):
         """The fixed block ``extract`` fitted once, for every fold and the final fit.
 
         It learns nothing, so fitting it on one image (which records the
         image shape) gives what fitting it on a fold would; a CNN is fitted
-        (its runtime session built) once, not once per fold.
+        (its runtime session built) once, not once per fold. The final
+        pipeline of :meth:`fit_pipeline` holds this very object.
         """
         prefit = self._prefit.get(name)
         if prefit is None or not _same_params(prefit, extract):
-            if self.images is not None:
-                probe = self.images[:1]
-            else:
-                if not self._some:
-                    self._some = {0: self._load(np.arange(1))[0]}
-                probe = np.stack([next(iter(self._some.values()))])
-            prefit = self._prefit[name] = clone(extract).fit(probe)
+            prefit = self._prefit[name] = clone(extract).fit(self._probe())
         return prefit
+
+    def _probe(self):
+        """One loaded image, as an array of one image."""
+        if self.images is not None:
+            return self.images[:1]
+        if not self._some:
+            self._some = {0: self._load(np.arange(1))[0]}
+        return np.stack([next(iter(self._some.values()))])
+
+    def loaded(self, rows):
+        """Images ``rows`` (of the whole X) as the loader gives them.
+
+        Those loaded already (every image, or the ones whose features were
+        computed) are not decoded again; the others are loaded now and not
+        kept.
+        """
+        rows = np.asarray(rows, dtype=int)
+        if self.images is not None:
+            return self.images[rows]
+        if "images" in self._views:
+            return self._views["images"][rows]
+        absent = [i for i in rows.tolist() if i not in self._some]
+        extra = dict(zip(absent, self._load(np.asarray(absent, dtype=int))
+                         if absent else []))
+        return np.stack([self._some[i] if i in self._some else extra[i]
+                         for i in rows.tolist()])
 
     def _block_features(self, block, name, rows, y, fit, views=None):
         """Fit (when ``fit``) and apply one block's extract and scale steps."""
@@ -213,7 +234,7 @@ class SharedFeatures:
             if views is not None:
                 raw = np.vstack([raw, self._view_features(name, extract, views, rows)])
             if fit:
-                block.steps[0] = (block.steps[0][0], self._fitted(name, extract))
+                block.steps[0] = (block.steps[0][0], self.fitted(name, extract))
         elif fit:
             raw = extract.fit_transform(self.images[rows], y)
         else:
@@ -240,10 +261,20 @@ class SharedFeatures:
         return pipe, np.hstack(blocks).astype(np.float32, copy=False), y
 
     def _fit_views(self, sampler, rows, y):
-        """The fitted ViewAugmenter when it adds views to images ``rows``, else None."""
+        """The fitted ViewAugmenter when it adds views to images ``rows``, else None.
+
+        Its ``fit`` decides from the labels and checks only the images' shape
+        and count, so unless every image is loaded anyway, the first one
+        stands for all (repeated without a copy): a retraining whose other
+        features come from the cache decodes no image for it.
+        """
         if sampler is None:
             return None
-        images = self._all_images()[self._rows[rows]]
+        if self.images is not None or "images" in self._views:
+            images = self._all_images()[self._rows[rows]]
+        else:
+            probe = self._probe()
+            images = np.broadcast_to(probe, (len(rows),) + probe.shape[1:])
         return sampler if sampler.fit(images, y).views_ else None
 
     def _all_images(self):

@@ -8,47 +8,40 @@ the threshold comes from grouped out-of-fold scores
 (:func:`novelty_threshold`). Pipelines without a CNN block keep the per-block
 OOD check of the other thresholds.
 
-The views cost three CNN passes per photo, more than the photo's own
-features; with a :class:`FeatureCache`, the embeddings of each view are kept
-under the photo's content and a key derived from the CNN block's
-(:meth:`FeatureCache.derived_key`: the view, and the code that makes it), so
-a retraining embeds the views of new photos only.
+The embeddings of the views come from :mod:`._novelty_views` (with a
+:class:`FeatureCache`, for new photos only; in ``train_model``, in a thread
+while the classifiers are fitted).
 """
 
 import logging
 import os
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 
 import numpy as np
+from joblib import effective_n_jobs
+from threadpoolctl import threadpool_limits
 
-from .. import neighbours
 from ..neighbours import (
     THUMBNAIL_QUALITY,
     THUMBNAIL_SIDE,
-    VIEWS,
-    degraded_views,
     index_with_views,
     jpeg_thumbnails,
     novelty_scores,
 )
-from ..pipeline import (
-    get_block_extractor,
-    get_block_scaler,
-    get_loader,
-    iter_feature_blocks,
-)
+from ..pipeline import get_loader
 from ..prediction import embed_images
 from ._feature_cache import image_digest
+from ._novelty_views import EMBEDDING_BLOCK, embed_views, view_keys
 
 __all__ = ["EMBEDDING_BLOCK", "novelty_index", "novelty_threshold"]
 
 logger = logging.getLogger(__name__)
 
-#: The feature block whose output is the embedding of the novelty check.
-EMBEDDING_BLOCK = "cnn"
 
-
-def novelty_threshold(embeddings, views, splits, *, quantile=0.995, k=1):
+def novelty_threshold(embeddings, views, splits, *, quantile=0.995, k=1,
+                      n_jobs=None):
     """The novelty threshold learned from out-of-fold embeddings.
 
     For each fold, the photos of its test part are scored
@@ -76,6 +69,11 @@ def novelty_threshold(embeddings, views, splits, *, quantile=0.995, k=1):
     k : int, default=1
         Nearest entries averaged by the score.
 
+    n_jobs : int or None, default=None
+        Folds indexed at once, in threads (NumPy and LAPACK work outside
+        Python's lock); None: one after the other. Each fold's index is
+        the same either way.
+
     Returns
     -------
     novelty : dict
@@ -91,18 +89,57 @@ def novelty_threshold(embeddings, views, splits, *, quantile=0.995, k=1):
     >>> novelty_threshold(emb, [], splits, quantile=1.0)["threshold"] < 0.01
     True
     """
+    with _threads(n_jobs) as pool:
+        return _threshold(pool, embeddings, views, splits, quantile, k)
+
+
+def _threshold(pool, embeddings, views, splits, quantile, k=1):
+    """:func:`novelty_threshold`, its folds indexed and scored in ``pool``."""
     embeddings = np.asarray(embeddings)
-    scores = [novelty_scores(index_with_views(embeddings[tr],
-                                              [v[tr] for v in views]),
-                             embeddings[te], k=k)
-              for tr, te in splits]
+
+    def fold_scores(split):
+        train, test = split
+        return novelty_scores(index_with_views(embeddings[train],
+                                               [v[train] for v in views]),
+                              embeddings[test], k=k)
+
+    scores = list(pool.map(fold_scores, splits))
     return {"threshold": float(np.quantile(np.concatenate(scores), quantile)),
             "k": int(k), "quantile": float(quantile)}
 
 
+class _InOrder:
+    """A stand-in for a thread pool that runs each task at once, in the caller."""
+
+    map = staticmethod(map)
+
+    @staticmethod
+    def submit(fn, *args, **kwargs):
+        future = Future()
+        future.set_result(fn(*args, **kwargs))
+        return future
+
+
+@contextmanager
+def _threads(n_jobs):
+    """A pool of ``n_jobs`` threads, or :class:`_InOrder` for None or 1.
+
+    BLAS runs one thread meanwhile: the threads are the parallelism (and the
+    searches of few queries, which set one BLAS thread themselves, then
+    restore one).
+    """
+    n = 1 if n_jobs is None else effective_n_jobs(n_jobs)
+    if n <= 1:
+        yield _InOrder()
+        return
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(
+            max_workers=n, thread_name_prefix="hybridclf-novelty") as pool:
+        yield pool
+
+
 def novelty_index(final, X_train, y_train, splits, quantile, *, embeddings=None,
                   images=None, thumbnails=True, batch=256, cache=None,
-                  digests=None):
+                  digests=None, views=None, n_jobs=None):
     """The embedding index of the fitted pipeline and its novelty threshold.
 
     Only for a pipeline with a ``"cnn"`` block (the blocks without one judge
@@ -153,6 +190,17 @@ def novelty_index(final, X_train, y_train, splits, quantile, *, embeddings=None,
         The training photos' :func:`image_digest`; computed when None and
         ``cache`` is used.
 
+    views : ViewEmbeddings or None, default=None
+        The views' embeddings (and the thumbnails made on the way), computed
+        beforehand by :func:`~hybridclf.training._novelty_views.embed_views`
+        with the final pipeline's CNN extractor and ``embeddings`` given
+        (``train_model`` does it in a thread while the classifiers are
+        fitted); None embeds them here.
+
+    n_jobs : int or None, default=None
+        Threads that build the index and the folds' indexes of
+        :func:`novelty_threshold` at once; None: one after the other.
+
     Returns
     -------
     index : EmbeddingIndex
@@ -162,44 +210,26 @@ def novelty_index(final, X_train, y_train, splits, quantile, *, embeddings=None,
     novelty : dict
         As from :func:`novelty_threshold`.
     """
-    n = len(X_train)
-    keys = None if embeddings is None else _view_keys(final, cache)
-    if keys is not None and digests is None:
-        digests = [image_digest(x) for x in X_train]
-    views, missing = _cached_views(cache, keys, digests, n, None if embeddings
-                                   is None else np.shape(embeddings)[1])
-    todo = np.arange(n) if keys is None else np.asarray(
-        sorted(set().union(*missing)), dtype=int)
-    if keys is not None:
-        logger.info("Novelty index: views embedded for %d of %d photos, the "
-                    "others read from the cache", len(todo), n)
-    parts, view_parts, made = [], [], {}
-    for start in range(0, len(todo), batch):
-        rows = todo[start:start + batch]
-        loaded = _loaded(final, X_train, images, rows)
-        if thumbnails:
-            made.update(zip(rows.tolist(), jpeg_thumbnails(loaded)))
-        if embeddings is None:
-            parts.append(embed_images(final, loaded))
-        view_parts.append([embed_images(final, v) for v in degraded_views(loaded)])
+    if views is None:
+        keys = None if embeddings is None else view_keys(final, cache)
+        if keys is not None and digests is None:
+            digests = [image_digest(x) for x in X_train]
+        views = embed_views(
+            lambda loaded: embed_images(final, loaded),
+            lambda rows: _loaded(final, X_train, images, rows), len(X_train),
+            width=None if embeddings is None else np.shape(embeddings)[1],
+            keys=keys, cache=cache, digests=digests, thumbnails=thumbnails,
+            photos=embeddings is None, batch=batch)
     if embeddings is None:
-        embeddings = np.vstack(parts)
+        embeddings = views.photos
     embeddings = np.asarray(embeddings, dtype=np.float32)
-    computed = [np.vstack(v) for v in zip(*view_parts)]
-    for k, rows in enumerate(computed):
-        if views[k] is None:
-            views[k] = np.empty((n, rows.shape[1]), dtype=np.float32)
-        views[k][todo] = rows
-        if keys is not None:
-            store = sorted(missing[k])
-            cache.store(keys[k], [digests[i] for i in store],
-                        views[k][store])
-    novelty = novelty_threshold(embeddings, views, splits, quantile=quantile)
-    thumbs = (_thumbnails(final, X_train, images, made, cache, digests, batch)
-              if thumbnails else None)
-    index = index_with_views(embeddings, views, y_train, files=_file_names(X_train),
-                             thumbnails=thumbs)
-    return index, novelty
+    thumbs = (_thumbnails(final, X_train, images, views.thumbnails, cache,
+                          digests, batch) if thumbnails else None)
+    with _threads(n_jobs) as pool:
+        index = pool.submit(index_with_views, embeddings, views.views, y_train,
+                            files=_file_names(X_train), thumbnails=thumbs)
+        novelty = _threshold(pool, embeddings, views.views, splits, quantile)
+        return index.result(), novelty
 
 
 def _file_names(X):
@@ -257,46 +287,3 @@ def _loaded(final, X_train, images, rows):
     loader = get_loader(final)
     chunk = X_train[rows]
     return chunk if loader is None else loader.transform(chunk)
-
-
-def _view_keys(final, cache):
-    """The cache keys of the CNN embeddings of each view; None: not cached.
-
-    The embedding is the CNN block's own output only when the block has a
-    scaler (:func:`~hybridclf.prediction.embed_images`); that output is cached
-    when the extractor is (:meth:`FeatureCache.settings_key`).
-    """
-    if cache is None:
-        return None
-    block = dict(iter_feature_blocks(final)).get(EMBEDDING_BLOCK)
-    if block is None or get_block_scaler(block) is None:
-        return None
-    key = cache.settings_key(get_block_extractor(block), get_loader(final))
-    if key is None:
-        return None
-    from ..augment import gaussian_blur, rotate
-
-    return [cache.derived_key(key, list(view), neighbours, gaussian_blur, rotate)
-            for view in VIEWS]
-
-
-def _cached_views(cache, keys, digests, n, width):
-    """Each view's table from the cache (None where empty) and its missing rows.
-
-    Rows of another width than the embeddings' are not used (and replaced).
-    """
-    if keys is None:
-        return [None] * len(VIEWS), [range(n)] * len(VIEWS)
-    views, missing = [], []
-    for key in keys:
-        found, absent = cache.lookup(key, digests)
-        table = None
-        if found and len(next(iter(found.values()))) != width:
-            cache.store(key, [], np.empty((0, width)), replace=True)
-            found, absent = {}, list(range(n))
-        if found:
-            table = np.empty((n, width), np.float32)
-            table[list(found)] = np.stack(list(found.values()))
-        views.append(table)
-        missing.append(absent)
-    return views, missing

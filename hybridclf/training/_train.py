@@ -20,7 +20,8 @@ small record of the data and its splits (``_Run``):
 7. with a CNN block, it embeds the training photos and their degraded views
    into the index of the novelty check, whose threshold comes from the
    folds (``_novelty.py``; the views of photos seen before come from the
-   feature cache);
+   feature cache, the others are embedded in a thread from phase 2 on,
+   while phases 3 to 6 run: ``_novelty_views.py``);
 8. and the final pipeline is scored on the test part.
 """
 
@@ -37,8 +38,11 @@ from ..cascade import is_cascade, out_of_fold_stages
 from ..label_issues import find_label_issues
 from ..pipeline import (
     fit_classifier,
+    get_block_extractor,
+    get_block_scaler,
     get_classifier,
     get_sampler,
+    iter_feature_blocks,
     set_classifier,
     view_groups,
 )
@@ -48,6 +52,7 @@ from ..view_sampling import ViewAugmenter
 from ._feature_cache import FeatureCache, image_digest
 from ._fold_features import SharedFeatures, compute_folds, fit_features, on_cluster
 from ._novelty import EMBEDDING_BLOCK, novelty_index
+from ._novelty_views import start_views, view_keys
 from ._result import TrainingResult, plain, scores
 from ._search import (
     default_grid,
@@ -201,6 +206,7 @@ class _Run:
     started: float = field(default_factory=time.perf_counter)
     timings: dict = field(default_factory=dict)
     cache_use: dict = field(default_factory=dict)
+    views: object = None  # the Future of the novelty index's views, or None
 
     @property
     def X_train(self):
@@ -299,12 +305,35 @@ def _fold_phase(run, pipe):
                              "n_computed": shared.n_computed}
             logger.info("Feature cache %s: %d of %d images computed",
                         run.cache.directory, shared.n_computed, len(run.y))
+        run.views = _start_views(run, pipe, shared)
     folds, blocks, _ = compute_folds(
         pipe, run.X_train, run.y_train, run.splits, n_jobs=run.n_jobs,
         progress=run.progress,
         shared=None if shared is None else shared.subset(run.train))
     run.timings["features_cv"] = time.perf_counter() - t0
     return folds, blocks, shared
+
+
+def _start_views(run, pipe, shared):
+    """Start embedding the novelty index's views in a thread; None: not here.
+
+    Only where phase 7 would embed them with the CNN block's extractor, as
+    the folds and the final pipeline share it (``SharedFeatures.fitted``):
+    a CNN block with a scaler whose features the folds computed once.
+    """
+    block = dict(iter_feature_blocks(pipe)).get(EMBEDDING_BLOCK)
+    if (block is None or get_block_scaler(block) is None
+            or EMBEDDING_BLOCK not in shared.fixed):
+        return None
+    extract = shared.fitted(EMBEDDING_BLOCK, get_block_extractor(block))
+    train = run.train
+    keys = view_keys(pipe, run.cache)
+    return start_views(
+        lambda images: np.asarray(extract.transform(images), dtype=np.float32),
+        lambda rows: shared.loaded(train[rows]), len(train),
+        width=shared.fixed[EMBEDDING_BLOCK].shape[1], keys=keys,
+        cache=run.cache, digests=[run.digests[i] for i in train],
+        thumbnails=run.thumbnails)
 
 
 def _search_classifier(run, pipe, grid, search, folds):
@@ -430,12 +459,16 @@ def _novelty_phase(run, final, blocks, shared, open_set):
     embeddings = fixed.get(EMBEDDING_BLOCK)
     images = None if shared is None else shared.images
     with run.timed("novelty"):
+        views = None if run.views is None else run.views.result()
         index, open_set["novelty"] = novelty_index(
             final, run.X_train, run.y_train, run.splits, open_set["quantile"],
             embeddings=None if embeddings is None else embeddings[run.train],
             images=None if images is None else images[run.train],
             thumbnails=run.thumbnails, cache=run.cache,
-            digests=[run.digests[i] for i in run.train])
+            digests=[run.digests[i] for i in run.train], views=views,
+            n_jobs=run.n_jobs)
+    if views is not None:  # embedded beside phases 3 to 6
+        run.timings["novelty_views"] = views.seconds
     return index
 
 

@@ -179,7 +179,7 @@ def test_novelty_views_of_cached_photos_are_read_not_embedded(photos, tmp_path,
                                                               monkeypatch):
     """The CNN embeddings of the novelty index's blurred and turned views of
     unchanged photos come from the cache, and equal freshly computed ones."""
-    from hybridclf.training import _novelty
+    from hybridclf.training import _novelty_views as _novelty
 
     viewed, degraded_views = [], _novelty.degraded_views
 
@@ -217,3 +217,40 @@ def test_novelty_views_of_cached_photos_are_read_not_embedded(photos, tmp_path,
     # the thumbnails of cached photos are read from the cache, not lost
     assert all(t for t in warm.neighbours.thumbnails_)
     assert warm.neighbours.thumbnails_ == fresh.neighbours.thumbnails_
+
+
+def test_novelty_views_embedded_in_a_thread_give_the_same_index(photos, tmp_path,
+                                                                monkeypatch):
+    """train_model embeds the views in a thread while it fits the
+    classifiers; the index and threshold are those of embedding them after."""
+    import threading
+
+    from hybridclf.training import _novelty_views, _train
+
+    threads, degraded_views = set(), _novelty_views.degraded_views
+
+    def recording_views(images):
+        threads.add(threading.current_thread().name)
+        return degraded_views(images)
+
+    monkeypatch.setattr(_novelty_views, "degraded_views", recording_views)
+    paths, labels = load_image_folder(photos[0])
+
+    def train(cache):
+        pipe = make_hybrid_pipeline(features=["cnn", "color"]).set_params(
+            load__size=48, features__cnn__extract__image_size=48,
+            features__cnn__extract__engine="torch")
+        return train_model(pipe, paths, labels, cv_folds=2, test_size=0.25,
+                           feature_cache=cache)
+
+    threaded = train(tmp_path / "cache")
+    assert threads and all(t.startswith("hybridclf-views") for t in threads)
+    assert "novelty_views" in threaded.timings
+    threads.clear()
+    monkeypatch.setattr(_train, "start_views", lambda *args, **kwargs: None)
+    after = train(tmp_path / "other")
+    assert threads == {threading.main_thread().name}
+    np.testing.assert_array_equal(threaded.neighbours.embeddings_,
+                                  after.neighbours.embeddings_)
+    assert threaded.neighbours.thumbnails_ == after.neighbours.thumbnails_
+    assert threaded.open_set["novelty"] == after.open_set["novelty"]

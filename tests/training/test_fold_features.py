@@ -45,3 +45,36 @@ def test_no_shortcut_for_blocks_that_all_learn_or_are_not_image_extractors():
     assert not SharedFeatures.applies(make_hybrid_pipeline(features=[own, "hog"]))
     assert SharedFeatures.applies(
         make_hybrid_pipeline(features=[("colour", ColorHistogram())]))
+
+
+def test_cached_features_spare_decoding_the_photos_a_view_sampler_skips(
+        textures, tmp_path, monkeypatch):
+    """With every feature in the cache, the folds decode no photo to decide
+    that a ViewAugmenter adds no views (it decides from the labels), and
+    the photos decoded for new features are not decoded again."""
+    from hybridclf import ViewAugmenter
+    from hybridclf.training import FeatureCache
+
+    paths, labels = textures
+    pipe = make_hybrid_pipeline(
+        features=["color"], sampler=ViewAugmenter(max_smallest_class=2),
+    ).set_params(load__size=32)
+    cache = FeatureCache(tmp_path / "cache")
+    SharedFeatures(pipe, paths[2:], labels[2:], cache=cache)  # fills the cache
+    decoded = []
+    load = SharedFeatures._load
+    monkeypatch.setattr(SharedFeatures, "_load", lambda self, rows: (
+        decoded.extend(np.asarray(rows).tolist()), load(self, rows))[1])
+    shared = SharedFeatures(pipe, paths, labels, cache=cache)
+    assert sorted(decoded) == [0, 1]  # the two photos the cache lacks
+    train, test = np.arange(len(paths))[::2], np.arange(len(paths))[1::2]
+    (train_x, train_y, _, _), _ = shared.fold(pipe, train, test, labels)
+    assert len(train_x) == len(train) and sorted(decoded) == [0, 1]
+    np.testing.assert_array_equal(shared.loaded([1, 0]),
+                                  load(shared, np.array([1, 0])))
+    assert sorted(decoded) == [0, 1]
+    # a sampler that does add views needs every photo's pixels
+    pipe.set_params(augment__max_smallest_class=None)
+    (train_x, _, _, _), _ = SharedFeatures(pipe, paths, labels, cache=cache).fold(
+        pipe, train, test, labels)
+    assert len(train_x) > len(train)
