@@ -23,45 +23,37 @@ small record of the data and its splits (``_Run``):
    feature cache, the others are embedded in a thread from phase 2 on,
    while phases 3 to 6 run: ``_novelty_views.py``);
 8. and the final pipeline is scored on the test part.
+
+``_Run`` and phase 1 are in ``_run.py``, phases 3 to 5 in ``_cv_phases.py``,
+phases 6 to 8 in ``_final_phases.py``; their names stay importable from here.
+Phase 2 stays here, where it starts the views with :func:`start_views`.
 """
 
 import logging
 import time
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 import numpy as np
-from sklearn.base import clone
 from threadpoolctl import threadpool_limits
 
-from ..cascade import is_cascade, out_of_fold_stages
+from ..cascade import is_cascade
 from ..label_issues import find_label_issues
 from ..pipeline import (
-    fit_classifier,
     get_block_extractor,
     get_block_scaler,
     get_classifier,
     get_sampler,
     iter_feature_blocks,
-    set_classifier,
-    view_groups,
 )
-from ..prediction import block_ood_scores
 from ..utils._docstrings import Substitution, n_jobs_docstring
-from ..view_sampling import ViewAugmenter
-from ._feature_cache import FeatureCache, image_digest
-from ._fold_features import SharedFeatures, compute_folds, fit_features, on_cluster
-from ._novelty import EMBEDDING_BLOCK, novelty_index
+from ._cv_phases import _open_set, _out_of_fold, _search_classifier, _views_decided
+from ._feature_cache import FeatureCache
+from ._final_phases import _fit_cascade, _fit_final, _novelty_phase, _score_test
+from ._fold_features import SharedFeatures, compute_folds, on_cluster
+from ._novelty import EMBEDDING_BLOCK
 from ._novelty_views import start_views, view_keys
-from ._result import TrainingResult, plain, scores
-from ._search import (
-    default_grid,
-    grid_search,
-    halving_search,
-    is_classifier_grid,
-    pipeline_search,
-)
-from ._split import cv_splits, grouped_train_test_split
+from ._result import TrainingResult
+from ._run import _Run, _split  # noqa: F401 (importable from here)
+from ._search import default_grid, is_classifier_grid, pipeline_search
 
 __all__ = ["train_model"]
 
@@ -187,66 +179,6 @@ def _check_options(search, cv_folds):
         )
 
 
-@dataclass
-class _Run:
-    """What the phases of one :func:`train_model` call share: data and splits."""
-
-    X: np.ndarray
-    y: np.ndarray
-    groups: np.ndarray
-    train: np.ndarray
-    test: np.ndarray
-    splits: list
-    random_state: int
-    n_jobs: object
-    progress: bool
-    digests: list = None
-    cache: object = None
-    thumbnails: bool = True
-    started: float = field(default_factory=time.perf_counter)
-    timings: dict = field(default_factory=dict)
-    cache_use: dict = field(default_factory=dict)
-    views: object = None  # the Future of the novelty index's views, or None
-
-    @property
-    def X_train(self):
-        return self.X[self.train]
-
-    @property
-    def y_train(self):
-        return self.y[self.train]
-
-    @contextmanager
-    def timed(self, phase):
-        """Record the seconds the ``with`` block takes as ``timings[phase]``."""
-        t0 = time.perf_counter()
-        yield
-        self.timings[phase] = time.perf_counter() - t0
-
-
-def _split(paths, labels, groups, *, test_size, cv_folds, random_state, n_jobs,
-           progress):
-    """Phase 1: the grouped test split and the cross-validation folds."""
-    started = time.perf_counter()
-    X = np.asarray(paths, dtype=object) if isinstance(paths, (list, tuple)) else (
-        np.asarray(paths))
-    y = np.asarray(labels)
-    groups = np.arange(len(y)) if groups is None else np.asarray(groups)
-    # the images' content: the key of the split, and of the feature cache
-    digests = [image_digest(x) for x in X]
-    if test_size:
-        train, test = grouped_train_test_split(y, groups, test_size=test_size,
-                                               random_state=random_state,
-                                               keys=digests)
-    else:
-        train, test = np.arange(len(y)), np.array([], dtype=int)
-    splits = cv_splits(y[train], groups[train], cv_folds=cv_folds,
-                       random_state=random_state)
-    return _Run(X=X, y=y, groups=groups, train=train, test=test, splits=splits,
-                random_state=random_state, n_jobs=n_jobs, progress=progress,
-                digests=digests, started=started)
-
-
 def _train(run, pipe, search, param_grid, open_set_quantile):
     """Phases 2 to 8, in order; see the module's docstring."""
     grid = param_grid
@@ -334,159 +266,3 @@ def _start_views(run, pipe, shared):
         width=shared.fixed[EMBEDDING_BLOCK].shape[1], keys=keys,
         cache=run.cache, digests=[run.digests[i] for i in train],
         thumbnails=run.thumbnails)
-
-
-def _search_classifier(run, pipe, grid, search, folds):
-    """Phase 3: search the classifier's grid on the cached fold features."""
-    clf = get_classifier(pipe)
-    t0 = time.perf_counter()
-    if search == "grid":
-        candidates, means, n_fits, best = grid_search(clf, grid, folds, run.n_jobs)
-    else:
-        candidates, means, n_fits, best = halving_search(
-            clf, grid, folds, run.n_jobs, run.random_state)
-    best_params = candidates[best]
-    run.timings["search"] = time.perf_counter() - t0
-    info = {
-        "kind": search, "n_candidates": len(candidates), "n_fits": n_fits,
-        "seconds": round(run.timings["search"], 3),
-        "best_score": float(means[best]),
-        "candidates": [
-            {"params": {k: plain(v) for k, v in c.items()}, "accuracy": float(m)}
-            for c, m in zip(candidates, means)
-        ],
-    }
-    logger.info("Search (%s): best %s with CV accuracy %.3f", search,
-                best_params, means[best])
-    return clone(pipe).set_params(**best_params), best_params, info
-
-
-def _views_decided(pipe, y_train):
-    """The pipeline for the folds, with its views decided on the training part.
-
-    A :class:`~hybridclf.ViewAugmenter` adds views when the smallest class
-    it is fitted on is small. Each fold holds fewer photos per class than the
-    whole training part, so a fold may add views where the final fit does not
-    (on amulet6, 16 photos of the smallest class in the training part and
-    about 13 in a fold's): the cross-validation would then score another
-    model than the one saved, at up to twice the cost. The decision is taken
-    once, on the training part, and every fold follows it.
-    """
-    sampler = get_sampler(pipe)
-    if not isinstance(sampler, ViewAugmenter) or sampler.max_smallest_class is None:
-        return pipe
-    smallest = np.unique(y_train, return_counts=True)[1].min()
-    pipe = clone(pipe)
-    if smallest < sampler.max_smallest_class:
-        get_sampler(pipe).set_params(max_smallest_class=None)
-    else:
-        get_sampler(pipe).set_params(views=())
-    return pipe
-
-
-def _out_of_fold(run, clf, folds, blocks, sampler=None):
-    """Phase 4: out-of-fold probabilities, OOD scores and CV scores."""
-    y_train = run.y_train
-    classes = np.unique(y_train)
-    oof_proba = np.zeros((len(y_train), len(classes)))
-    oof_ood = np.zeros((len(y_train), len(blocks)))
-    fold_scores = []
-    for (fold_train, fold_test), (train_x, train_y, test_x, test_y) in zip(
-            run.splits, folds):
-        groups = view_groups(sampler, len(fold_train), len(train_y))
-        model = fit_classifier(clone(clf), train_x, train_y, groups)
-        proba = model.predict_proba(test_x)
-        columns = np.searchsorted(classes, model.classes_)
-        oof_proba[np.ix_(fold_test, columns)] = proba
-        oof_ood[fold_test] = block_ood_scores(test_x, blocks)
-        fold_scores.append(scores(test_y, model.classes_[proba.argmax(axis=1)]))
-    cv_scores = {
-        metric: {"mean": float(np.mean([s[metric] for s in fold_scores])),
-                 "std": float(np.std([s[metric] for s in fold_scores])),
-                 "folds": [s[metric] for s in fold_scores]}
-        for metric in fold_scores[0]
-    }
-    return oof_proba, oof_ood, cv_scores
-
-
-def _open_set(y_train, classes, oof_proba, oof_ood, blocks, quantile):
-    """Phase 5: the open-set thresholds from the out-of-fold predictions."""
-    correct = classes[oof_proba.argmax(axis=1)] == y_train
-    top = oof_proba.max(axis=1)
-    return {
-        "quantile": quantile,
-        "proba_threshold": float(np.quantile(top[correct], 1 - quantile))
-        if correct.any() else 0.0,
-        "ood_thresholds": {
-            name: float(np.quantile(oof_ood[:, b], quantile))
-            for b, (name, _) in enumerate(blocks)
-        },
-    }
-
-
-def _fit_final(run, pipe, shared):
-    """Phase 6: fit the pipeline on the whole training part."""
-    if shared is not None:
-        final, train_x, train_y = shared.fit_pipeline(pipe, run.train, run.y_train)
-    else:
-        final, train_x, train_y = fit_features(pipe, run.X_train, run.y_train)
-    groups = view_groups(get_sampler(final), len(run.train), len(train_y))
-    clf = fit_classifier(clone(get_classifier(pipe)), train_x, train_y, groups)
-    return set_classifier(final, clf), train_x, train_y
-
-
-def _fit_cascade(run, final, folds, blocks, train_x, train_y, oof_proba):
-    """Phase 6b: a cascade's cheap stage and threshold, on the same folds."""
-    classes = get_classifier(final).classes_
-    sampler = get_sampler(final)
-    fold_tables = [(test, tx, ty, vx, view_groups(sampler, len(train), len(ty)))
-                   for (train, test), (tx, ty, vx, _) in zip(run.splits, folds)]
-    oof = out_of_fold_stages(fold_tables, len(run.y_train), classes, blocks,
-                             final.cheap_features, None,
-                             final.cheap_classifier_template())
-    oof["full_proba"] = oof_proba
-    final.fit_cheap_stage(train_x, train_y, run.y_train, oof, groups=view_groups(
-        sampler, len(run.train), len(train_y)))
-
-
-def _novelty_phase(run, final, blocks, shared, open_set):
-    """Phase 7: the embedding index and ``open_set["novelty"]``; None without CNN."""
-    if EMBEDDING_BLOCK not in dict(blocks):
-        return None
-    # reuse what the folds computed: the CNN's output, and the loaded photos
-    # (a feature cache may have spared loading them)
-    fixed = {} if shared is None else shared.fixed
-    embeddings = fixed.get(EMBEDDING_BLOCK)
-    images = None if shared is None else shared.images
-    with run.timed("novelty"):
-        views = None if run.views is None else run.views.result()
-        index, open_set["novelty"] = novelty_index(
-            final, run.X_train, run.y_train, run.splits, open_set["quantile"],
-            embeddings=None if embeddings is None else embeddings[run.train],
-            images=None if images is None else images[run.train],
-            thumbnails=run.thumbnails, cache=run.cache,
-            digests=[run.digests[i] for i in run.train], views=views,
-            n_jobs=run.n_jobs)
-    if views is not None:  # embedded beside phases 3 to 6
-        run.timings["novelty_views"] = views.seconds
-    return index
-
-
-def _score_test(run, final, shared):
-    """Phase 8: the metrics on the test part (none without one)."""
-    if not len(run.test):
-        return {}
-    with run.timed("test"):
-        if shared is None:
-            return scores(run.y[run.test], final.predict(run.X[run.test]))
-        # what final.predict computes, from the shared table (a cascade's
-        # answers too: its cheap stage reads the cheap blocks' columns)
-        features = shared.transform(final, run.test)
-        clf = get_classifier(final)
-        if is_cascade(final):
-            proba, _ = final.stages_from_features(features,
-                                                  clf.predict_proba(features))
-            predicted = clf.classes_[proba.argmax(axis=1)]
-        else:
-            predicted = clf.predict(features)
-        return scores(run.y[run.test], predicted)

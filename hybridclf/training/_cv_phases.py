@@ -1,0 +1,111 @@
+"""Phases 3 to 5 of :func:`~hybridclf.training.train_model`, on the fold features.
+
+The classifier's grid searched on the cached fold features
+(``_search_classifier``), the views of a ViewAugmenter decided once on the
+training part for every fold (``_views_decided``), the out-of-fold
+probabilities, OOD scores and cross-validation scores (``_out_of_fold``) and
+the open-set thresholds from them (``_open_set``).
+"""
+
+import logging
+import time
+
+import numpy as np
+from sklearn.base import clone
+
+from ..pipeline import fit_classifier, get_classifier, get_sampler, view_groups
+from ..prediction import block_ood_scores
+from ..view_sampling import ViewAugmenter
+from ._result import plain, scores
+from ._search import grid_search, halving_search
+
+# the records keep the logger name they had before this module was split off
+logger = logging.getLogger("hybridclf.training._train")
+
+
+def _search_classifier(run, pipe, grid, search, folds):
+    """Phase 3: search the classifier's grid on the cached fold features."""
+    clf = get_classifier(pipe)
+    t0 = time.perf_counter()
+    if search == "grid":
+        candidates, means, n_fits, best = grid_search(clf, grid, folds, run.n_jobs)
+    else:
+        candidates, means, n_fits, best = halving_search(
+            clf, grid, folds, run.n_jobs, run.random_state)
+    best_params = candidates[best]
+    run.timings["search"] = time.perf_counter() - t0
+    info = {
+        "kind": search, "n_candidates": len(candidates), "n_fits": n_fits,
+        "seconds": round(run.timings["search"], 3),
+        "best_score": float(means[best]),
+        "candidates": [
+            {"params": {k: plain(v) for k, v in c.items()}, "accuracy": float(m)}
+            for c, m in zip(candidates, means)
+        ],
+    }
+    logger.info("Search (%s): best %s with CV accuracy %.3f", search,
+                best_params, means[best])
+    return clone(pipe).set_params(**best_params), best_params, info
+
+
+def _views_decided(pipe, y_train):
+    """The pipeline for the folds, with its views decided on the training part.
+
+    A :class:`~hybridclf.ViewAugmenter` adds views when the smallest class
+    it is fitted on is small. Each fold holds fewer photos per class than the
+    whole training part, so a fold may add views where the final fit does not
+    (on amulet6, 16 photos of the smallest class in the training part and
+    about 13 in a fold's): the cross-validation would then score another
+    model than the one saved, at up to twice the cost. The decision is taken
+    once, on the training part, and every fold follows it.
+    """
+    sampler = get_sampler(pipe)
+    if not isinstance(sampler, ViewAugmenter) or sampler.max_smallest_class is None:
+        return pipe
+    smallest = np.unique(y_train, return_counts=True)[1].min()
+    pipe = clone(pipe)
+    if smallest < sampler.max_smallest_class:
+        get_sampler(pipe).set_params(max_smallest_class=None)
+    else:
+        get_sampler(pipe).set_params(views=())
+    return pipe
+
+
+def _out_of_fold(run, clf, folds, blocks, sampler=None):
+    """Phase 4: out-of-fold probabilities, OOD scores and CV scores."""
+    y_train = run.y_train
+    classes = np.unique(y_train)
+    oof_proba = np.zeros((len(y_train), len(classes)))
+    oof_ood = np.zeros((len(y_train), len(blocks)))
+    fold_scores = []
+    for (fold_train, fold_test), (train_x, train_y, test_x, test_y) in zip(
+            run.splits, folds):
+        groups = view_groups(sampler, len(fold_train), len(train_y))
+        model = fit_classifier(clone(clf), train_x, train_y, groups)
+        proba = model.predict_proba(test_x)
+        columns = np.searchsorted(classes, model.classes_)
+        oof_proba[np.ix_(fold_test, columns)] = proba
+        oof_ood[fold_test] = block_ood_scores(test_x, blocks)
+        fold_scores.append(scores(test_y, model.classes_[proba.argmax(axis=1)]))
+    cv_scores = {
+        metric: {"mean": float(np.mean([s[metric] for s in fold_scores])),
+                 "std": float(np.std([s[metric] for s in fold_scores])),
+                 "folds": [s[metric] for s in fold_scores]}
+        for metric in fold_scores[0]
+    }
+    return oof_proba, oof_ood, cv_scores
+
+
+def _open_set(y_train, classes, oof_proba, oof_ood, blocks, quantile):
+    """Phase 5: the open-set thresholds from the out-of-fold predictions."""
+    correct = classes[oof_proba.argmax(axis=1)] == y_train
+    top = oof_proba.max(axis=1)
+    return {
+        "quantile": quantile,
+        "proba_threshold": float(np.quantile(top[correct], 1 - quantile))
+        if correct.any() else 0.0,
+        "ood_thresholds": {
+            name: float(np.quantile(oof_ood[:, b], quantile))
+            for b, (name, _) in enumerate(blocks)
+        },
+    }

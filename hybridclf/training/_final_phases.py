@@ -1,0 +1,89 @@
+"""Phases 6 to 8 of :func:`~hybridclf.training.train_model`: the final pipeline.
+
+The pipeline fitted on the whole training part (``_fit_final``) and a
+cascade's cheap stage and threshold (``_fit_cascade``), the embedding index
+of the novelty check (``_novelty_phase``) and the scores on the test part
+(``_score_test``).
+"""
+
+from sklearn.base import clone
+
+from ..cascade import is_cascade, out_of_fold_stages
+from ..pipeline import (
+    fit_classifier,
+    get_classifier,
+    get_sampler,
+    set_classifier,
+    view_groups,
+)
+from ._fold_features import fit_features
+from ._novelty import EMBEDDING_BLOCK, novelty_index
+from ._result import scores
+
+
+def _fit_final(run, pipe, shared):
+    """Phase 6: fit the pipeline on the whole training part."""
+    if shared is not None:
+        final, train_x, train_y = shared.fit_pipeline(pipe, run.train, run.y_train)
+    else:
+        final, train_x, train_y = fit_features(pipe, run.X_train, run.y_train)
+    groups = view_groups(get_sampler(final), len(run.train), len(train_y))
+    clf = fit_classifier(clone(get_classifier(pipe)), train_x, train_y, groups)
+    return set_classifier(final, clf), train_x, train_y
+
+
+def _fit_cascade(run, final, folds, blocks, train_x, train_y, oof_proba):
+    """Phase 6b: a cascade's cheap stage and threshold, on the same folds."""
+    classes = get_classifier(final).classes_
+    sampler = get_sampler(final)
+    fold_tables = [(test, tx, ty, vx, view_groups(sampler, len(train), len(ty)))
+                   for (train, test), (tx, ty, vx, _) in zip(run.splits, folds)]
+    oof = out_of_fold_stages(fold_tables, len(run.y_train), classes, blocks,
+                             final.cheap_features, None,
+                             final.cheap_classifier_template())
+    oof["full_proba"] = oof_proba
+    final.fit_cheap_stage(train_x, train_y, run.y_train, oof, groups=view_groups(
+        sampler, len(run.train), len(train_y)))
+
+
+def _novelty_phase(run, final, blocks, shared, open_set):
+    """Phase 7: the embedding index and ``open_set["novelty"]``; None without CNN."""
+    if EMBEDDING_BLOCK not in dict(blocks):
+        return None
+    # reuse what the folds computed: the CNN's output, and the loaded photos
+    # (a feature cache may have spared loading them)
+    fixed = {} if shared is None else shared.fixed
+    embeddings = fixed.get(EMBEDDING_BLOCK)
+    images = None if shared is None else shared.images
+    with run.timed("novelty"):
+        views = None if run.views is None else run.views.result()
+        index, open_set["novelty"] = novelty_index(
+            final, run.X_train, run.y_train, run.splits, open_set["quantile"],
+            embeddings=None if embeddings is None else embeddings[run.train],
+            images=None if images is None else images[run.train],
+            thumbnails=run.thumbnails, cache=run.cache,
+            digests=[run.digests[i] for i in run.train], views=views,
+            n_jobs=run.n_jobs)
+    if views is not None:  # embedded beside phases 3 to 6
+        run.timings["novelty_views"] = views.seconds
+    return index
+
+
+def _score_test(run, final, shared):
+    """Phase 8: the metrics on the test part (none without one)."""
+    if not len(run.test):
+        return {}
+    with run.timed("test"):
+        if shared is None:
+            return scores(run.y[run.test], final.predict(run.X[run.test]))
+        # what final.predict computes, from the shared table (a cascade's
+        # answers too: its cheap stage reads the cheap blocks' columns)
+        features = shared.transform(final, run.test)
+        clf = get_classifier(final)
+        if is_cascade(final):
+            proba, _ = final.stages_from_features(features,
+                                                  clf.predict_proba(features))
+            predicted = clf.classes_[proba.argmax(axis=1)]
+        else:
+            predicted = clf.predict(features)
+        return scores(run.y[run.test], predicted)

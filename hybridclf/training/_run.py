@@ -1,0 +1,76 @@
+"""What the phases of :func:`~hybridclf.training.train_model` share, and phase 1.
+
+``_Run`` is one small record of the data and its splits (with the feature
+cache, the timings and the Future of the novelty index's views), and
+``_split`` makes it: the grouped test split, drawn from the images' content,
+and the folds of ``StratifiedGroupKFold`` on the training part.
+"""
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._feature_cache import image_digest
+from ._split import cv_splits, grouped_train_test_split
+
+
+@dataclass
+class _Run:
+    """What the phases of one :func:`train_model` call share: data and splits."""
+
+    X: np.ndarray
+    y: np.ndarray
+    groups: np.ndarray
+    train: np.ndarray
+    test: np.ndarray
+    splits: list
+    random_state: int
+    n_jobs: object
+    progress: bool
+    digests: list = None
+    cache: object = None
+    thumbnails: bool = True
+    started: float = field(default_factory=time.perf_counter)
+    timings: dict = field(default_factory=dict)
+    cache_use: dict = field(default_factory=dict)
+    views: object = None  # the Future of the novelty index's views, or None
+
+    @property
+    def X_train(self):
+        return self.X[self.train]
+
+    @property
+    def y_train(self):
+        return self.y[self.train]
+
+    @contextmanager
+    def timed(self, phase):
+        """Record the seconds the ``with`` block takes as ``timings[phase]``."""
+        t0 = time.perf_counter()
+        yield
+        self.timings[phase] = time.perf_counter() - t0
+
+
+def _split(paths, labels, groups, *, test_size, cv_folds, random_state, n_jobs,
+           progress):
+    """Phase 1: the grouped test split and the cross-validation folds."""
+    started = time.perf_counter()
+    X = np.asarray(paths, dtype=object) if isinstance(paths, (list, tuple)) else (
+        np.asarray(paths))
+    y = np.asarray(labels)
+    groups = np.arange(len(y)) if groups is None else np.asarray(groups)
+    # the images' content: the key of the split, and of the feature cache
+    digests = [image_digest(x) for x in X]
+    if test_size:
+        train, test = grouped_train_test_split(y, groups, test_size=test_size,
+                                               random_state=random_state,
+                                               keys=digests)
+    else:
+        train, test = np.arange(len(y)), np.array([], dtype=int)
+    splits = cv_splits(y[train], groups[train], cv_folds=cv_folds,
+                       random_state=random_state)
+    return _Run(X=X, y=y, groups=groups, train=train, test=test, splits=splits,
+                random_state=random_state, n_jobs=n_jobs, progress=progress,
+                digests=digests, started=started)

@@ -1,0 +1,145 @@
+"""What ``hybridclf train`` saves beside the pipeline.
+
+:func:`training_metadata` gives the ``model.json`` entries of a trained model
+(its dataset's fingerprint, blocks, classifier, groups and views) and
+:func:`training_files` the files of the model directory (the label issues and
+the embedding index). :func:`~hybridclf.training.train_folder` saves both.
+"""
+
+import copy
+import os
+
+import numpy as np
+
+from ..label_issues import LABEL_ISSUES_FILE, label_issues_csv
+from ..neighbours import INDEX_FILE
+from ..pipeline import get_sampler, iter_feature_blocks
+from ._split import data_fingerprint
+
+__all__ = [
+    "training_files",
+    "training_metadata",
+]
+
+
+def training_metadata(result, paths, labels, *, root=None, names=None,
+                      classifier=None, group_source=None, seconds_wall=None):
+    """The ``model.json`` entries of a model that ``hybridclf train`` saves.
+
+    Parameters
+    ----------
+    result : TrainingResult
+        What :func:`train_model` returned.
+
+    paths, labels : sequence
+        The dataset it was trained on (for its fingerprint).
+
+    root : str or None, default=None
+        The dataset's folder; names in the fingerprint are relative to it.
+
+    names : sequence of str or None, default=None
+        The files' names from :func:`~hybridclf.io.load_image_folders`, for a
+        dataset of several folders (they replace ``root``).
+
+    classifier : str or None, default=None
+        The classifier's name, as given to :func:`make_training_pipeline`.
+
+    group_source : str or None, default=None
+        Where the groups came from (:func:`find_training_groups`).
+
+    seconds_wall : float or None, default=None
+        The whole command's time.
+
+    Returns
+    -------
+    metadata : dict
+        :meth:`TrainingResult.metadata` with ``data_fingerprint`` and the
+        entries ``features``, ``classifier``, ``groups``, ``seconds_wall``
+        and, with a ViewAugmenter, ``views_added`` and ``views`` (which
+        views were added and why) of ``training``.
+    """
+    metadata = result.metadata()
+    metadata["data_fingerprint"] = data_fingerprint(paths, labels, root=root,
+                                                    names=names)
+    training = metadata["training"]
+    training["features"] = [name for name, _ in iter_feature_blocks(result.pipeline)]
+    training["classifier"] = classifier
+    training["groups"] = group_source
+    if _views_added(result.pipeline) is not None:
+        training["views_added"] = list(_views_added(result.pipeline))
+        training["views"] = _views_reason(get_sampler(result.pipeline))
+    if seconds_wall is not None:
+        training["seconds_wall"] = round(seconds_wall, 2)
+    return metadata
+
+
+
+def training_files(result, paths, *, root=None, names=None):
+    """The files beside the model that ``hybridclf train`` saves.
+
+    Parameters
+    ----------
+    result : TrainingResult
+        What :func:`train_model` returned.
+
+    paths : sequence of str
+        The images it was trained on, in the same order.
+
+    root : str or None, default=None
+        The dataset's folder; file names are written relative to it (the
+        base name without it).
+
+    names : sequence of str or None, default=None
+        The file names to write, one per path (as
+        :func:`~hybridclf.io.load_image_folders` gives them); overrides
+        ``root``.
+
+    Returns
+    -------
+    files : dict of str to str or bytes
+        ``{"label_issues.csv": text}`` (see
+        :func:`hybridclf.label_issues.label_issues_csv`) and
+        ``{"neighbours.npz": data}``, the embedding index of the novelty
+        check and of the nearest training photos, with their file names
+        (:meth:`~hybridclf.neighbours.EmbeddingIndex.to_bytes`), when the
+        result has them; for the ``files`` parameter of
+        :func:`~hybridclf.save_model`.
+    """
+    files = {}
+    if names is None:
+        names = [_relative(path, root) for path in paths]
+    if result.label_issues is not None:
+        files[LABEL_ISSUES_FILE] = label_issues_csv(result.label_issues, names)
+    if result.neighbours is not None:
+        index = copy.copy(result.neighbours)
+        index.files_ = np.asarray(names, dtype=str)[result.train_indices]
+        files[INDEX_FILE] = index.to_bytes()
+    return files
+
+
+def _views_reason(sampler):
+    """Which views a fitted :class:`~hybridclf.ViewAugmenter` added, and why.
+
+    For the training summary and the model card: for example "zoom_out,
+    hue_turn, darken, blur added in fit: the smallest class has 3 photos
+    (< 15)".
+    """
+    below = sampler.max_smallest_class
+    n = sampler.smallest_class_
+    if sampler.views_:
+        why = ("always" if below is None else
+               f"the smallest class has {n} photos (< {below})")
+        return f"{', '.join(sampler.views_)} added in fit: {why}"
+    return f"none added: the smallest class has {n} photos (>= {below})"
+
+
+def _views_added(pipe):
+    """The views a fitted pipeline's ViewAugmenter added (None without one)."""
+    return getattr(get_sampler(pipe), "views_", None)
+
+
+def _relative(path, root):
+    if not isinstance(path, (str, os.PathLike)):
+        return ""
+    name = os.path.relpath(path, root) if root else os.path.basename(path)
+    return name.replace(os.sep, "/")
