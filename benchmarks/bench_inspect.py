@@ -193,44 +193,54 @@ def verifier_rows(entry, name, report, truth, rules, full_s, full_cpu):
               f"R {scores['recall']:.3f} purity {scores['purity']:.3f}", flush=True)
 
 
+def copy_sets(base):
+    """``(name, folder, truth)`` of amulet6's and somdej's OpenCV copies.
+
+    Each set is written (seed ``EVALUATION_SEED``) into a temporary folder
+    that is deleted once the caller moves on to the next set.
+    """
+    for name, objects in (("amulet6", truth_set.amulet6_objects),
+                          ("somdej_fatherguay", truth_set.somdej_objects)):
+        with tempfile.TemporaryDirectory(prefix="hybridclf_bench_copies_") as tmp:
+            folder = Path(tmp) / name
+            truth = truth_set.write_copies(*objects(base), folder,
+                                           seed=truth_set.EVALUATION_SEED)
+            yield name, folder, truth
+
+
 def copies_run(base, repeats, baseline=None):
     """Scores and speed on the OpenCV copies of amulet6 and somdej."""
     results = {}
     rules = pair_verifier.cross_fitted_rules(base)
-    with tempfile.TemporaryDirectory(prefix="hybridclf_bench_copies_") as tmp:
-        for name, objects in (("amulet6", truth_set.amulet6_objects),
-                              ("somdej_fatherguay", truth_set.somdej_objects)):
-            folder = Path(tmp) / name
-            truth = truth_set.write_copies(*objects(base), folder,
-                                           seed=truth_set.EVALUATION_SEED)
-            entry = results.setdefault(name, {"n_files": len(truth)})
-            for mode, linkage in itertools.product(("quick", "full"),
-                                                   ("single", "average")):
-                times, cpus = [], []
-                for _ in range(repeats):
-                    start, cpu = time.perf_counter(), time.process_time()
-                    report = inspect_dataset(folder, quick=mode == "quick",
-                                             n_jobs=N_JOBS, linkage=linkage)
-                    times.append(time.perf_counter() - start)
-                    cpus.append(time.process_time() - cpu)
-                scores = _score(report, truth)
-                scores["images_per_s"] = report.n_files / statistics.median(times)
-                scores["cpu_ms_per_image"] = (1000 * statistics.median(cpus)
-                                              / report.n_files)
-                entry[f"{mode}_{linkage}"] = scores
-                if (mode, linkage) == ("full", "average"):
-                    full = (report, statistics.median(times), statistics.median(cpus))
-                print(f"copies {name:<18} {mode:<5} {linkage:<7} "
-                      f"P {scores['precision']:.3f} R {scores['recall']:.3f} "
-                      f"(copies {scores['copy_recall']:.3f}, "
-                      f"photos {scores['photo_recall']:.3f}) "
-                      f"purity {scores['purity']:.3f} "
-                      f"{scores['images_per_s']:.1f} images/s", flush=True)
-            verifier_rows(entry, name, full[0], truth, rules, *full[1:])
-            if baseline is not None:
-                entry["baseline_full_average"] = baseline_scores(folder, truth,
-                                                                 baseline)
-            entry.update(peer_rows(folder, truth))
+    for name, folder, truth in copy_sets(base):
+        entry = results.setdefault(name, {"n_files": len(truth)})
+        for mode, linkage in itertools.product(("quick", "full"),
+                                               ("single", "average")):
+            times, cpus = [], []
+            for _ in range(repeats):
+                start, cpu = time.perf_counter(), time.process_time()
+                report = inspect_dataset(folder, quick=mode == "quick",
+                                         n_jobs=N_JOBS, linkage=linkage)
+                times.append(time.perf_counter() - start)
+                cpus.append(time.process_time() - cpu)
+            scores = _score(report, truth)
+            scores["images_per_s"] = report.n_files / statistics.median(times)
+            scores["cpu_ms_per_image"] = (1000 * statistics.median(cpus)
+                                          / report.n_files)
+            entry[f"{mode}_{linkage}"] = scores
+            if (mode, linkage) == ("full", "average"):
+                full = (report, statistics.median(times), statistics.median(cpus))
+            print(f"copies {name:<18} {mode:<5} {linkage:<7} "
+                  f"P {scores['precision']:.3f} R {scores['recall']:.3f} "
+                  f"(copies {scores['copy_recall']:.3f}, "
+                  f"photos {scores['photo_recall']:.3f}) "
+                  f"purity {scores['purity']:.3f} "
+                  f"{scores['images_per_s']:.1f} images/s", flush=True)
+        verifier_rows(entry, name, full[0], truth, rules, *full[1:])
+        if baseline is not None:
+            entry["baseline_full_average"] = baseline_scores(folder, truth,
+                                                             baseline)
+        entry.update(peer_rows(folder, truth))
     results["amulet6"]["photo_pairs"] = photo_pair_separation(base)
     results["amulet6"]["verifier_rules"] = rules
     return results
@@ -366,16 +376,11 @@ def peers_only(base):
         return 1
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="hybridclf_bench_copies_") as tmp:
-        for name, objects in (("amulet6", truth_set.amulet6_objects),
-                              ("somdej_fatherguay", truth_set.somdej_objects)):
-            folder = Path(tmp) / name
-            truth = truth_set.write_copies(*objects(base), folder,
-                                           seed=truth_set.EVALUATION_SEED)
-            entry = report["copies"][name]
-            for key in [k for k in entry if k.startswith(("imagededup", "fastdup"))]:
-                del entry[key]
-            entry.update(peer_rows(folder, truth))
+    for name, folder, truth in copy_sets(base):
+        entry = report["copies"][name]
+        for key in [k for k in entry if k.startswith(("imagededup", "fastdup"))]:
+            del entry[key]
+        entry.update(peer_rows(folder, truth))
     report["somdej_peers"] = somdej_peer_pairs(base / "somdej_fatherguay")
     report["peers_run"] = {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="minutes"),
