@@ -222,3 +222,18 @@ def test_exported_graph_is_reused_from_disk_without_torch_network(
     again = CNNFeatures(image_size=64, device="cpu").fit(real_images)
     assert again.onnx_model_ == first.onnx_model_
     np.testing.assert_array_equal(again.transform(real_images), expected)
+
+
+def test_the_cache_keys_cover_every_cnn_module():
+    # the feature cache keys on the sources of CNNFeatures' module and of the
+    # modules it names: one left out would let an edited runtime or export
+    # serve stale cached features
+    import pkgutil
+
+    import hybridclf.features
+    from hybridclf.features import _cnn
+
+    modules = {f"hybridclf.features.{m.name}"
+               for m in pkgutil.iter_modules(hybridclf.features.__path__)
+               if m.name.startswith("_cnn_")}
+    assert set(_cnn._SOURCE_MODULES) == {"hybridclf.features._backbones"} | modules
