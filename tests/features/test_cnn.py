@@ -2,6 +2,8 @@
 
 import pickle
 import socket
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -237,3 +239,10 @@ def test_the_cache_keys_cover_every_cnn_module():
                for m in pkgutil.iter_modules(hybridclf.features.__path__)
                if m.name.startswith("_cnn_")}
     assert set(_cnn._SOURCE_MODULES) == {"hybridclf.features._backbones"} | modules
+    # the cache keys only on loaded modules: all load with the estimator, not
+    # when a network is built, so the key is the same in every process
+    code = ("import sys; from hybridclf.features import _cnn; "
+            "print([m for m in _cnn._SOURCE_MODULES if m not in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == "[]"
