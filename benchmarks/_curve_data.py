@@ -105,7 +105,8 @@ def cnn_maps(name, images, view):
         return data["mid"], data["head"]
     import torch
 
-    from hybridclf.features._backbones import _LiteTrunk, load_backbone
+    from hybridclf.features._backbones import load_backbone
+    from hybridclf.features._cnn_embedding import _LiteTrunk
 
     model, spec = load_backbone("efficientnet_lite2", "imagenet")
     trunk = _LiteTrunk(model, [-4, "head"]).eval()

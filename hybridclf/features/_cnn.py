@@ -1,37 +1,41 @@
-"""Deep features: pooled embeddings of a pretrained CNN, run with ONNX Runtime."""
+"""Deep features: pooled embeddings of a pretrained CNN, run with ONNX Runtime.
+
+:class:`CNNFeatures` is the estimator: its parameters, ``fit`` (the backbone,
+fine-tuning, the ONNX export) and ``fit_transform``. How a fitted extractor
+builds, runs and releases its network is in
+:mod:`hybridclf.features._cnn_runtime` (its base :class:`_CNNRuntimeMixin`).
+"""
 
 import os
-import warnings
 from numbers import Integral, Real
 
-import cv2
 import numpy as np
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted
 
-from ..exceptions import DeviceWarning
 from ..utils._docstrings import Substitution, n_jobs_docstring
 from ..utils._validation import Interval, StrOptions, _fit_context
 from ._backbones import native_image_size
 from ._base import ImageFeatureExtractor, check_images
-from ._cnn_onnx import _cached_graph, _onnxruntime, export_onnx, onnx_session
-from ._cnn_torch import build_network, resolve_device, run_network
+from ._cnn_onnx import _cached_graph, _onnxruntime
+from ._cnn_runtime import _CNNRuntimeMixin
 
 __all__ = ["CNNFeatures"]
 
 #: The helper modules of :class:`CNNFeatures`, whose sources key the feature
 #: cache with this module's (see ``hybridclf.training._feature_cache``): a
-#: change to the backbones, the ONNX graph or the torch network misses the
-#: cache, as a change to this module does.
+#: change to the backbones, the embedding network, the ONNX graph, the torch
+#: network or the runtime misses the cache, as a change to this module does.
 _SOURCE_MODULES = (
     "hybridclf.features._backbones",
+    "hybridclf.features._cnn_embedding",
     "hybridclf.features._cnn_onnx",
+    "hybridclf.features._cnn_runtime",
     "hybridclf.features._cnn_torch",
 )
 
 
 @Substitution(n_jobs=n_jobs_docstring("CPU threads for the network."))
-class CNNFeatures(ImageFeatureExtractor):
+class CNNFeatures(_CNNRuntimeMixin, ImageFeatureExtractor):
     """Pooled embeddings of a pretrained convolutional network.
 
     Each image is resized to the backbone's input size, normalised as the
@@ -245,46 +249,6 @@ class CNNFeatures(ImageFeatureExtractor):
             settings.pop(name)
         return settings
 
-    # -- building ------------------------------------------------------------
-    def _resolve_device(self):
-        return resolve_device(self.device)
-
-    def _build_network(self):
-        """The torch embedding network on the CPU, with fine-tuned weights."""
-        return build_network(self.backbone, self.weights, layer=self.layer,
-                             pooling=self.pooling, flip_tta=self.flip_tta,
-                             state=getattr(self, "fine_tuned_state_", None))
-
-    def _network(self):
-        net = getattr(self, "_net", None)
-        if net is None:
-            net, _ = self._build_network()
-            self._net = net
-        return net
-
-    def _export_key(self):
-        if getattr(self, "fine_tuned_state_", None) or not isinstance(
-            self.weights, (str, type(None))
-        ):
-            return None
-        layer = tuple(self.layer) if isinstance(self.layer, list) else self.layer
-        if layer is None:
-            # the backbone's default layers; version 2 added Lite's block -4
-            layer = ("default", 2)
-        return (self.backbone, self.weights, layer, self.pooling,
-                self.image_size_, bool(self.flip_tta))
-
-    def _export_onnx(self, net):
-        """ONNX bytes of the embedding network, taking n images of any count."""
-        return export_onnx(net, self._export_key(), self.image_size_)
-
-    def _session(self):
-        session = getattr(self, "_ort_session", None)
-        if session is None:
-            session = onnx_session(self.onnx_model_, self.n_jobs)
-            self._ort_session = session
-        return session
-
     # -- fitting ---------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -354,53 +318,6 @@ class CNNFeatures(ImageFeatureExtractor):
     def n_features_out_(self):
         return self._n_features_out
 
-    # -- inference -------------------------------------------------------------
-    def _prepare(self, images):
-        """Resize to the network input and lay out as float32 (n, 3, s, s)."""
-        size = self.image_size_
-        if images.shape[1:3] != (size, size):
-            shrinking = images.shape[1] * images.shape[2] > size * size
-            interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-            images = np.stack([
-                cv2.resize(img, (size, size), interpolation=interpolation)
-                for img in images
-            ])
-        return np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=np.float32)
-
-    def _use_torch(self):
-        if self.device_ == "cuda":
-            import torch
-
-            if torch.cuda.is_available():
-                return True
-            warnings.warn(
-                "CNNFeatures was fitted on a GPU but PyTorch sees none here; "
-                "running on the CPU.",
-                DeviceWarning,
-                stacklevel=4,
-            )
-        no_graph = (self.onnx_model_ is None
-                    and getattr(self, "_ort_session", None) is None)
-        return no_graph or _onnxruntime() is None or self.engine == "torch"
-
-    def _run(self, batch):
-        """Embeddings of one prepared batch."""
-        if not self._use_torch():
-            return self._session().run(None, {"images": batch})[0]
-        return run_network(self._network(), batch, self.device_, self.n_jobs)
-
-    def _extract(self, X):
-        out = np.empty((X.shape[0], self._n_features_out), dtype=np.float32)
-        starts = range(0, X.shape[0], self.batch_size)
-        if self.verbose and X.shape[0] > self.batch_size:
-            from tqdm.auto import tqdm
-
-            starts = tqdm(starts, desc="CNN features", unit="batch")
-        for start in starts:
-            stop = start + self.batch_size
-            out[start:stop] = self._run(self._prepare(X[start:stop]))
-        return out
-
     def fit_transform(self, X, y=None):
         """Fit (fine-tuning on ``y`` if asked), then transform ``X``.
 
@@ -418,52 +335,3 @@ class CNNFeatures(ImageFeatureExtractor):
             The embeddings.
         """
         return self.fit(X, y)._extract(check_images(X, self))
-
-    # -- persistence -----------------------------------------------------------
-    def release_graph(self):
-        """Build the ONNX Runtime session and drop the Python copy of the graph.
-
-        The session holds the network's weights; ``onnx_model_`` holds them
-        once more (about 18 MB for the default backbone), needed only to save
-        the extractor again. A process that only predicts (the service) calls
-        this once the session is built: the extractor still transforms, but
-        can no longer be pickled, saved or copied (load the model again for
-        that).
-
-        Returns
-        -------
-        released : bool
-            False when there is nothing to release: PyTorch runs the network
-            (no ONNX graph, ``engine="torch"`` or no ONNX Runtime).
-        """
-        check_is_fitted(self)
-        if self._use_torch():
-            return False
-        session = self._session()
-        if getattr(session, "_model_bytes", None) is self.onnx_model_:
-            # ONNX Runtime's Python wrapper keeps the bytes it was built from,
-            # to rebuild the session should an execution provider fail; the
-            # CPU provider has none to fall back to
-            session._model_bytes = None
-        self.onnx_model_ = None
-        self._graph_released = True
-        return True
-
-    def _forget_runtime(self):
-        for name in ("_net", "_ort_session", "_graph_released"):
-            self.__dict__.pop(name, None)
-
-    def __getstate__(self):
-        if getattr(self, "_graph_released", False):
-            raise TypeError(
-                "This CNNFeatures released its ONNX graph (release_graph, as the "
-                "service does to save memory): it predicts, but cannot be "
-                "pickled, saved or copied. Load the model again with "
-                "hybridclf.load_model(model_dir) to save it."
-            )
-        state = super().__getstate__()
-        # never pickle the torch module or the ONNX Runtime session: they are
-        # rebuilt from the backbone name, onnx_model_ and fine_tuned_state_
-        state.pop("_net", None)
-        state.pop("_ort_session", None)
-        return state

@@ -12,6 +12,10 @@ from joblib import effective_n_jobs
 
 from ..exceptions import DeviceWarning
 
+# imported with this module, not when a network is built: the feature cache keys
+# on the sources of the loaded CNN modules (hybridclf.features._cnn)
+from ._cnn_embedding import embedding_network
+
 __all__ = ["build_network", "resolve_device", "run_network"]
 
 
@@ -75,7 +79,7 @@ def build_network(backbone, weights, *, layer, pooling, flip_tta, state=None):
     """
     import torch
 
-    from ._backbones import embedding_network, load_backbone
+    from ._backbones import load_backbone
 
     model, spec = load_backbone(backbone, weights)
     net = embedding_network(model, spec, backbone, layer=layer,

@@ -31,10 +31,11 @@ This is the only package of hybridclf that imports FastAPI; install the
 FastAPI's "bigger applications": ``_app`` (create_app, lifespan), ``_routes``
 (one router per concern), ``_dependencies``, ``_schemas``, ``_middleware``,
 ``_errors``, ``_service`` (the model, reloads, counters), ``_model`` (a
-checked model: what a reload swaps in), ``_predict`` (from request images
-to answers), ``_batching`` (micro-batching), ``_metrics``
-(Prometheus), ``_page`` (the upload page), ``_settings`` and ``_run``
-(:func:`serve`, :func:`try_service`).
+checked model: what a reload swaps in), ``_uploads`` (a request's base64
+images to bytes), ``_predict`` (one model call for the images of a batch),
+``_answers`` (the JSON of a prediction), ``_batching`` (micro-batching),
+``_metrics`` (Prometheus), ``_page`` (the upload page), ``_settings`` and
+``_run`` (:func:`serve`, :func:`try_service`).
 """
 
 from ..utils._memory import without_unused_imports

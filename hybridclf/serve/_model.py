@@ -28,7 +28,7 @@ from ..pipeline import (
     set_n_jobs,
 )
 from ..utils._memory import release_memory
-from ._predict import class_names
+from ._answers import class_names
 
 __all__ = ["ServedModel", "load_served_model", "model_version"]
 

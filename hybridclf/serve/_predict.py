@@ -1,53 +1,31 @@
-"""From request images to answers: decoding, one model call, the response body.
+"""From request images to answers: one model call for a batch of images.
 
-Every image of a request is a :class:`Upload` (its bytes, or why there are
-none); the model answers each readable one with an :class:`ItemResult`;
-:func:`prediction_body` turns either into the JSON of one prediction. No
-exception travels between the images of a batch: an unreadable image is a
-result like the others, so the rest of its batch is predicted in the same
-model call. :func:`classify_stages` hands the answers on as they are ready:
-a cascade's early answers before the CNN has run on the other photos. This
-module does not import FastAPI.
+The model answers each readable image of a request with an
+:class:`ItemResult`. No exception travels between the images of a batch: an
+unreadable image is a result like the others, so the rest of its batch is
+predicted in the same model call. :func:`classify_stages` hands the answers
+on as they are ready: a cascade's early answers before the CNN has run on the
+other photos. The images of a request (:class:`Upload`) are decoded in
+:mod:`hybridclf.serve._uploads`; a result becomes the JSON of a prediction in
+:mod:`hybridclf.serve._answers` (:func:`prediction_body`); those names stay
+importable from here. This module does not import FastAPI.
 """
 
-import base64
-import binascii
 import dataclasses
 import time
 from dataclasses import dataclass, field
 
-import anyio
 import numpy as np
 
 from .. import prediction
-from ..pipeline import get_classifier, get_loader
-from ..quality import quality_answer, quality_message
+from ..pipeline import get_loader
+from ..quality import quality_answer
+from ._answers import class_names, neighbour_answers, prediction_body
+from ._uploads import Upload, decode_base64, decode_uploads
 
 __all__ = ["ItemResult", "Upload", "class_names", "classify", "classify_stages",
            "decode_base64", "decode_uploads", "neighbour_answers",
            "prediction_body"]
-
-# Base64 text above this many characters is decoded in a worker thread: a
-# 10 MB body takes milliseconds that the event loop owes other requests,
-# while a photo of a few hundred KB decodes faster than the hand-over.
-_ON_LOOP_CHARS = 1 << 20
-
-
-@dataclass(frozen=True)
-class Upload:
-    """One image of a request: its encoded bytes, or why there are none.
-
-    Attributes
-    ----------
-    data : bytes or None
-        The encoded image file.
-
-    error : str or None
-        Why the request holds no image here (invalid base64, ...).
-    """
-
-    data: bytes | None = None
-    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -102,107 +80,6 @@ class ItemResult:
     neighbours: list = field(default_factory=list)
     early: bool = False
     seconds: float = 0.0
-
-
-def decode_base64(text, what="image_data"):
-    """The image bytes of a base64 field, or why it holds none.
-
-    Parameters
-    ----------
-    text : str
-        The field's value; a ``data:image/...;base64,`` prefix is accepted.
-
-    what : str, default="image_data"
-        The field's name, for the message.
-
-    Returns
-    -------
-    upload : Upload
-        The bytes, or the error message naming ``what``.
-
-    Examples
-    --------
-    >>> from hybridclf.serve._predict import decode_base64
-    >>> decode_base64("aGk=").data
-    b'hi'
-    >>> decode_base64("%%", what="images[1]").error
-    "The 'images[1]' field is not valid base64 (...). Send the image ..."
-    """
-    if text.startswith("data:") and "," in text:
-        text = text.split(",", 1)[1]
-    try:
-        data = base64.b64decode("".join(text.split()), validate=True)
-    except (binascii.Error, ValueError) as exc:
-        return Upload(error=f"The '{what}' field is not valid base64 ({exc}). Send "
-                      "the image file's bytes encoded with standard base64.")
-    if not data:
-        return Upload(error=f"The '{what}' field decodes to no bytes. Send a "
-                      "non-empty image file.")
-    return Upload(data=data)
-
-
-async def decode_uploads(texts, whats):
-    """:func:`decode_base64` of every field, off the event loop when large.
-
-    Parameters
-    ----------
-    texts : list of str
-        The base64 fields of a request.
-
-    whats : list of str
-        Their names, for the messages.
-
-    Returns
-    -------
-    uploads : list of Upload
-        One per field, in order.
-    """
-    def decode_all():
-        return [decode_base64(text, what) for text, what in zip(texts, whats)]
-
-    if sum(len(text) for text in texts) <= _ON_LOOP_CHARS:
-        return decode_all()
-    return await anyio.to_thread.run_sync(decode_all)
-
-
-def neighbour_answers(found, ks):
-    """The nearest training photos of each image, as the service answers them.
-
-    Parameters
-    ----------
-    found : list of list of dict or None
-        Per image, its nearest training photos, as many as the most any image
-        asked for (``predict_with_reasons(..., neighbours=K)``); None when
-        none were looked up.
-
-    ks : list of int
-        How many each image asked for.
-
-    Returns
-    -------
-    neighbours : list of list of dict
-        Per image, ``label``, ``similarity``, ``file`` and ``thumbnail`` (a
-        ``data:image/jpeg;base64,`` URI, or None when the model was trained
-        without thumbnails).
-
-    Examples
-    --------
-    >>> from hybridclf.serve._predict import neighbour_answers
-    >>> near = {"label": "a", "similarity": 0.9, "file": "a/1.jpg",
-    ...         "thumbnail": b"jpeg"}
-    >>> neighbour_answers([[near], [near]], [0, 1])
-    [[], [{'label': 'a', ..., 'thumbnail': 'data:image/jpeg;base64,anBlZw=='}]]
-    """
-    if found is None:
-        return [[] for _ in ks]
-    return [[{**n, "thumbnail": _data_uri(n["thumbnail"])} for n in row[:k]]
-            for row, k in zip(found, ks)]
-
-
-def _data_uri(jpeg):
-    if jpeg is None:
-        return None
-    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
 
 
 def classify_stages(pipe, items, *, ood_thresholds=None, novelty=None, index=None,
@@ -310,60 +187,3 @@ def classify(pipe, items, *, ood_thresholds=None, novelty=None, index=None,
                                  neighbours=neighbours):
         results.update(ready)
     return [results[i] for i in range(len(items))]
-
-
-def prediction_body(result, *, name, classes, threshold, with_proba):
-    """The JSON fields of one prediction (``PredictResponse``), timing aside.
-
-    The one place where a prediction's answer is built: a new field of
-    ``PredictResponse`` is filled here.
-
-    Parameters
-    ----------
-    result : ItemResult
-        What the model said.
-
-    name : str
-        The image in an error message: "the uploaded image", "image 3".
-
-    classes : list of str
-        The model's classes, in the columns of ``result.proba``.
-
-    threshold : float
-        Below this top probability, scaled by the novelty
-        (:func:`~hybridclf.prediction.confidence_limits`), the class is
-        "unknown".
-
-    with_proba : bool
-        Include the probability of every class.
-
-    Returns
-    -------
-    body : dict
-        ``success`` and either the prediction or ``error_message``.
-    """
-    if result.error is not None:
-        return {"success": False,
-                "error_message": f"Cannot decode {name}: {result.error}."}
-    top = float(result.proba.max())
-    label, reason = str(result.label), result.reason
-    if not reason and top < prediction.confidence_limits(threshold,
-                                                         result.novelty):
-        label, reason = prediction.UNKNOWN, prediction.LOW_CONFIDENCE
-    quality = result.quality
-    return {
-        "success": True,
-        "predicted_class": label,
-        "unknown_reason": reason or None,
-        "quality": None if quality is None else {
-            **quality, "message": quality_message(quality["issues"])},
-        "confidence": top,
-        "probabilities": ({c: float(v) for c, v in zip(classes, result.proba)}
-                          if with_proba else None),
-        "neighbours": result.neighbours,
-    }
-
-
-def class_names(pipe):
-    """The classes of a fitted pipeline as strings, in its probability columns."""
-    return [str(c) for c in get_classifier(pipe).classes_]

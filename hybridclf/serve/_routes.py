@@ -40,8 +40,8 @@ from ._dependencies import (
 )
 from ._metrics import memory_mb
 from ._page import PAGE_HEADERS, page_html
-from ._predict import Upload, decode_uploads
 from ._schemas import ERRORS
+from ._uploads import Upload, decode_uploads
 
 __all__ = ["admin_router", "feedback_router", "page_router", "predict_router",
            "probes_router"]

@@ -2,7 +2,7 @@
 
 These models are the HTTP contract: ``/openapi.json`` is generated from them.
 A new field of a prediction goes in :class:`PredictResponse` here and in the
-one function that fills it, ``_predict.prediction_body``.
+one function that fills it, ``_answers.prediction_body``.
 """
 
 from typing import Annotated

@@ -22,10 +22,11 @@ from .. import prediction
 from ..exceptions import ModelLoadError
 from ..feedback import FeedbackStore, PredictionLog
 from ..utils._memory import limit_arenas, release_memory
+from ._answers import prediction_body
 from ._batching import MicroBatcher
 from ._metrics import Metrics, all_worker_totals, multiprocess
 from ._model import load_served_model
-from ._predict import classify_stages, prediction_body
+from ._predict import classify_stages
 
 __all__ = ["Service", "check_writable"]
 

@@ -2,6 +2,8 @@
 
 import pickle
 import socket
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -222,3 +224,25 @@ def test_exported_graph_is_reused_from_disk_without_torch_network(
     again = CNNFeatures(image_size=64, device="cpu").fit(real_images)
     assert again.onnx_model_ == first.onnx_model_
     np.testing.assert_array_equal(again.transform(real_images), expected)
+
+
+def test_the_cache_keys_cover_every_cnn_module():
+    # the feature cache keys on the sources of CNNFeatures' module and of the
+    # modules it names: one left out would let an edited runtime or export
+    # serve stale cached features
+    import pkgutil
+
+    import hybridclf.features
+    from hybridclf.features import _cnn
+
+    modules = {f"hybridclf.features.{m.name}"
+               for m in pkgutil.iter_modules(hybridclf.features.__path__)
+               if m.name.startswith("_cnn_")}
+    assert set(_cnn._SOURCE_MODULES) == {"hybridclf.features._backbones"} | modules
+    # the cache keys only on loaded modules: all load with the estimator, not
+    # when a network is built, so the key is the same in every process
+    code = ("import sys; from hybridclf.features import _cnn; "
+            "print([m for m in _cnn._SOURCE_MODULES if m not in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == "[]"
