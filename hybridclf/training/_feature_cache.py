@@ -61,8 +61,9 @@ def _helper_sources(estimator):
     """The helper modules named by the modules of an estimator's classes.
 
     A module whose estimator relies on code in other modules lists them in
-    ``_SOURCE_MODULES`` (:mod:`hybridclf.features._cnn` its ONNX and torch
-    helpers, :mod:`hybridclf.io._loader` every module of :mod:`hybridclf.io`),
+    ``_SOURCE_MODULES`` (:mod:`hybridclf.features._cnn` its runtime, network,
+    backbone, ONNX and torch modules, :mod:`hybridclf.io._loader` every module
+    of :mod:`hybridclf.io`),
     so that a change to a helper changes the key as a change to the
     estimator's own module does.
     """
