@@ -204,6 +204,15 @@ METHODS += [
         **DEFAULT, "blocks": ("cnn_tta", "hog_s_12", "lbp", "color")}, False),
     ("default + signed HOG (12 orientations) + CNN at 260 px", {
         **DEFAULT, "blocks": ("cnn_260", "hog_s_12", "lbp", "color")}, False),
+    # issue 21, third round: the blocks chosen by the smallest class, as
+    # make_hybrid_pipeline() would in fit; T = 15 fixed beforehand (the views'
+    # threshold), not chosen on these draws
+    ("by the smallest class: the default below 15 photos, signed HOG (12 "
+     "orientations) from 15 on", {**DEFAULT, "blocks_from": (
+         15, ("cnn", "hog_s_12", "lbp", "color"))}, False),
+    ("by the smallest class: the default below 15 photos, signed HOG (12 "
+     "orientations) + CNN mirror-averaged from 15 on", {**DEFAULT, "blocks_from": (
+         15, ("cnn_tta", "hog_s_12", "lbp", "color"))}, False),
 ]
 REFERENCE = 1  # the row that the others are compared with
 # (label, method): the ridge classifier's probabilities with views, its
@@ -256,11 +265,18 @@ def make_splits(y, groups, n_draws, seed=0):
 
 
 def resolve(method, y_train):
-    """The method as fitted on ``y_train``: ``aug_below`` decides the views."""
+    """The method as fitted on ``y_train``.
+
+    ``aug_below`` decides the views, ``blocks_from`` (T, blocks) the blocks:
+    both by the training set's smallest class.
+    """
+    smallest = np.unique(y_train, return_counts=True)[1].min()
+    method = {k: v for k, v in method.items() if k != "blocks_from"} | (
+        {"blocks": method["blocks_from"][1]}
+        if "blocks_from" in method and smallest >= method["blocks_from"][0] else {})
     below = method.get("aug_below")
     if below is None:
         return method
-    smallest = np.unique(y_train, return_counts=True)[1].min()
     return {**method, "aug": method["aug"] if smallest < below else []}
 
 
@@ -289,13 +305,15 @@ def measure(name, images, y, groups, n_draws, amulet, rows=None, paths=None,
     views = sorted({"id", *(v for _, m, _ in methods
                             for v in [*m.get("aug", ()), *m.get("tta", ())])})
     features, ms = cached_view_features(name, images, views)
-    used = {b for _, m, _ in methods for b in m.get("blocks", ())}
+    used = {b for _, m, _ in methods for b in (*m.get("blocks", ()),
+                                               *m.get("blocks_from", (0, ()))[1])}
     if amulet and used & {"grid2", "vlad"}:
         add_map_blocks(features, name, images, ["id"])
     for block in sorted(used - {*BLOCKS, *MAP_BLOCKS}):
         # for the views of the methods that use it
         wanted = sorted({"id", *(v for _, m, _ in methods
-                                 if block in m.get("blocks", ())
+                                 if block in (*m.get("blocks", ()), *m.get(
+                                     "blocks_from", (0, ()))[1])
                                  for v in [*m.get("aug", ()), *m.get("tta", ())])})
         extra, _ = cached_view_features(name, images, wanted, (block,))
         for view in wanted:
