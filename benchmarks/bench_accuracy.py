@@ -1,14 +1,15 @@
 """Leak-free accuracy benchmark of feature blocks, classifiers and options.
 
 Repeated 5-fold cross-validation on ``amulet6`` (``../shared/data/amulet6`` or
-``$HYBRIDCLF_DATA/amulet6``) with folds grouped by the inspector's duplicate
-groups (``StratifiedGroupKFold``; a near-identical photo is never on both
-sides), for: each feature block alone, the classical union, the CNN alone,
-the full union, the default, each classifier and ensemble on the default
-blocks, and the default with class-aware augmentation, flip test-time
-augmentation, another CNN and fine-tuning. Mean and standard deviation of
-accuracy, balanced accuracy and macro-F1, fit and predict time, and paired
-per-fold differences against the default.
+``$HYBRIDCLF_DATA/amulet6``) with folds grouped by ``amulet6_groups.csv``, the
+hand-checked groups of photos of one physical amulet (``StratifiedGroupKFold``;
+photos of one amulet are never on both sides; without the file, by the
+inspector's duplicate groups), for: each feature block alone, the classical
+union, the CNN alone, the full union, the default, each classifier and
+ensemble on the default blocks, and the default with class-aware
+augmentation, flip test-time augmentation, another CNN and fine-tuning. Mean
+and standard deviation of accuracy, balanced accuracy and macro-F1, fit and
+predict time, and paired per-fold differences against the default.
 
 How it stays exact and affordable: a block whose ``fit`` learns nothing from
 the images (HOG, LBP, colour, a pretrained CNN) maps each image to the same
@@ -212,7 +213,8 @@ def render(report):
         f"- Machine: {setup['machine']}",
         f"- Command: `{COMMAND}{' --fine-tune' if setup['fine_tune'] else ''}`",
         f"- Data: amulet6, {setup['n_images']} photos, 6 classes, "
-        f"{setup['n_groups']} duplicate groups (the inspector's).",
+        f"{setup['n_groups']} groups of photos of one amulet "
+        f"({setup.get('groups', 'the inspector')}).",
         f"- Folds: StratifiedGroupKFold(5, shuffle=True) with random_state "
         f"{setup['seeds']}: {setup['n_folds']} grouped folds; mean +/- std over "
         "them. Every fold of every configuration is in `docs/bench_accuracy.json`.",
@@ -276,7 +278,7 @@ def main(argv=None):
     y = np.asarray(labels)
     if args.cascade:
         return cascade_main(args, folder, paths, y)
-    groups = np.asarray(duplicate_groups(paths, n_jobs=2))
+    groups, source = fold_groups(folder, paths)
     images = ImageLoader(size=224, n_jobs=2).fit_transform(paths)
     seeds = list(range(1 if args.quick else args.repeats))
     folds = [split for seed in seeds for split in StratifiedGroupKFold(
@@ -317,6 +319,7 @@ def main(argv=None):
         "setup": {"machine": f"{info['nproc']} CPUs, {info['cpu_model']}; "
                              f"scikit-learn {info['scikit-learn']}",
                   "n_images": len(paths), "n_groups": len(set(groups.tolist())),
+                  "groups": source,
                   # fold "test" entries index this list (relative to amulet6)
                   "files": [os.path.relpath(p, folder) for p in paths],
                   "seeds": seeds, "n_folds": len(folds), "exact_check": exact,
@@ -339,6 +342,21 @@ def main(argv=None):
     _common.write_section(_common.DOCS_FILE, render(report), START, END)
     print(f"wrote {_common.DOCS_FILE} and {JSON_FILE}")
     return 0
+
+
+def fold_groups(folder, paths):
+    """The folds' groups and where they come from.
+
+    ``amulet6_groups.csv`` beside the data (checked by eye), else the
+    inspector's duplicate groups.
+    """
+    csv = folder.parent / "amulet6_groups.csv"
+    if csv.is_file():
+        groups = read_groups_csv(csv, paths, root=folder)
+        return np.asarray(groups), f"`{csv.name}`, checked by eye"
+    print(f"{csv} not found: folds grouped by the inspector's duplicate groups")
+    groups = duplicate_groups(paths, n_jobs=2)
+    return np.asarray(groups), "the inspector's duplicate groups"
 
 
 def cascade_main(args, folder, paths, y):
