@@ -88,9 +88,9 @@ class SharedFeatures:
 
     compute : bool, default=True
         Compute the fixed blocks' features of the images the cache lacks now;
-        False leaves that to :meth:`compute`, so that work that needs some
-        blocks' features only (the novelty views need the CNN's) can start
-        before the others are computed.
+        False leaves that to :meth:`compute`, so that work that needs only the
+        fitted blocks and the loaded images (:meth:`fitted`, :meth:`loaded`)
+        can start first.
     """
 
     def __init__(self, pipe, X, y=None, *, cache=None, digests=None, compute=True):
@@ -124,23 +124,14 @@ class SharedFeatures:
         if compute:
             self.compute()
 
-    def compute(self, names=None):
+    def compute(self):
         """Compute the fixed blocks' features that the cache lacks, and store them.
 
         Each block is fitted once (:meth:`fitted`, the object the final
-        pipeline holds) and transforms the images; a block computed before is
-        not computed again.
-
-        Parameters
-        ----------
-        names : list of str or None, default=None
-            The blocks to compute now; None computes every block left.
+        pipeline holds) and transforms the images; a second call does nothing.
         """
         started = time.perf_counter()
-        todo = {name: work for name, work in self._todo.items()
-                if names is None or name in names}
-        for name in todo:
-            del self._todo[name]
+        todo, self._todo = self._todo, {}
         for name, (rows, store) in todo.items():
             extract = self.fitted(name, self._blocks[name])
             computed = extract.transform(self._images(rows))

@@ -20,9 +20,9 @@ small record of the data and its splits (``_Run``):
 7. with a CNN block, it embeds the training photos and their degraded views
    into the index of the novelty check, whose threshold comes from the
    folds (``_novelty.py``; the views of photos seen before come from the
-   feature cache, the others are embedded in a thread from phase 2 on, as
-   soon as the CNN's features are computed, while the other blocks' are and
-   phases 3 to 6 run: ``_novelty_views.py``);
+   feature cache, the others are embedded in a thread from the start of
+   phase 2, as soon as the CNN is ready, while the blocks' features of new
+   photos are computed and phases 3 to 6 run: ``_novelty_views.py``);
 8. and the final pipeline is scored on the test part.
 
 ``_Run`` and phase 1 are in ``_run.py``, phases 3 to 5 in ``_cv_phases.py``,
@@ -242,9 +242,8 @@ def _fold_phase(run, pipe):
     if not on_cluster() and SharedFeatures.applies(pipe):
         shared = SharedFeatures(pipe, run.X, run.y, cache=run.cache,
                                 digests=run.digests, compute=False)
-        # the views need the CNN only: they start once its features of the
-        # photos the cache lacks are computed, before the other blocks'
-        shared.compute([EMBEDDING_BLOCK])
+        # the views need the fitted CNN and the decoded photos only: they
+        # start before the blocks' features of the photos the cache lacks
         run.views = _start_views(run, pipe, shared)
         shared.compute()
         run.timings["features_shared"] = shared.seconds
