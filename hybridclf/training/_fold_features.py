@@ -85,15 +85,9 @@ class SharedFeatures:
 
     digests : list of str or None, default=None
         The images' :func:`image_digest`, when known; computed when needed.
-
-    compute : bool, default=True
-        Compute the fixed blocks' features of the images the cache lacks now;
-        False leaves that to :meth:`compute`, so that work that needs only the
-        fitted blocks and the loaded images (:meth:`fitted`, :meth:`loaded`)
-        can start first.
     """
 
-    def __init__(self, pipe, X, y=None, *, cache=None, digests=None, compute=True):
+    def __init__(self, pipe, X, y=None, *, cache=None, digests=None):
         started = time.perf_counter()
         self._X, self._rows = X, np.arange(len(X))
         loader = get_loader(pipe)
@@ -113,28 +107,9 @@ class SharedFeatures:
             self.images = self._load(self._rows)
         elif self.images is None and needed:
             self._some = dict(zip(needed, self._load(np.asarray(needed))))
-        #: the blocks that learn nothing: their features are in ``fixed``
-        #: once :meth:`compute` ran
-        self.fixed_names = [n for n, e in blocks if not e.learns_from_images()]
-        self._todo, self._blocks = todo, dict(blocks)
-        #: images whose features some block computed (the rest came from cache)
-        self.n_computed = len(needed)
-        #: seconds spent loading the images and computing the fixed blocks
-        self.seconds = time.perf_counter() - started
-        if compute:
-            self.compute()
-
-    def compute(self):
-        """Compute the fixed blocks' features that the cache lacks, and store them.
-
-        Each block is fitted once (:meth:`fitted`, the object the final
-        pipeline holds) and transforms the images; a second call does nothing.
-        """
-        started = time.perf_counter()
-        todo, self._todo = self._todo, {}
         for name, (rows, store) in todo.items():
-            extract = self.fitted(name, self._blocks[name])
-            computed = extract.transform(self._images(rows))
+            extract = self._prefit[name] = clone(dict(blocks)[name])
+            computed = extract.fit_transform(self._images(rows))
             table = self.fixed.get(name)
             if table is not None and table.shape[1] != computed.shape[1]:
                 logger.warning("The cached %s features have %d columns, the "
@@ -144,9 +119,12 @@ class SharedFeatures:
                 rows, table = self._rows, None
                 computed = extract.transform(self.images)
                 store = partial(store, replace=True)
-            self.fixed[name] = _fill(table, rows, computed, len(self._X))
+            self.fixed[name] = _fill(table, rows, computed, len(X))
             store(rows, computed)
-        self.seconds += time.perf_counter() - started
+        #: images whose features some block computed (the rest came from cache)
+        self.n_computed = len(needed)
+        #: seconds spent loading the images and computing the fixed blocks
+        self.seconds = time.perf_counter() - started
 
     def _ensure_loaded(self):
         if self.images is None:

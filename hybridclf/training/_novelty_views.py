@@ -11,10 +11,9 @@ embeds the views of new photos only.
 
 The views depend on the photos and the network only, not on what the
 classifier learns, so :func:`start_views` runs :func:`embed_views` in a
-thread: ``train_model`` starts it once the CNN is fitted and the photos the
-feature cache lacks are decoded, and computes those photos' features, fits the
-folds' classifiers, finds the label issues and fits the final pipeline
-meanwhile (the network runs in ONNX Runtime's own threads, outside
+thread: ``train_model`` starts it once the folds' CNN features are known and
+fits the folds' classifiers, finds the label issues and fits the final
+pipeline meanwhile (the network runs in ONNX Runtime's own threads, outside
 Python's lock), then collects it for the index.
 """
 

@@ -20,9 +20,8 @@ small record of the data and its splits (``_Run``):
 7. with a CNN block, it embeds the training photos and their degraded views
    into the index of the novelty check, whose threshold comes from the
    folds (``_novelty.py``; the views of photos seen before come from the
-   feature cache, the others are embedded in a thread from the start of
-   phase 2, as soon as the CNN is ready, while the blocks' features of new
-   photos are computed and phases 3 to 6 run: ``_novelty_views.py``);
+   feature cache, the others are embedded in a thread from phase 2 on,
+   while phases 3 to 6 run: ``_novelty_views.py``);
 8. and the final pipeline is scored on the test part.
 
 ``_Run`` and phase 1 are in ``_run.py``, phases 3 to 5 in ``_cv_phases.py``,
@@ -71,7 +70,7 @@ _SEARCHES = ("none", "grid", "halving")
 def train_model(
     pipe, paths, labels, *, groups=None, test_size=0.2, cv_folds=5, search="none",
     param_grid=None, open_set_quantile=0.995, random_state=0, n_jobs=None,
-    progress=False, feature_cache=None, thumbnails=True, while_waiting=None,
+    progress=False, feature_cache=None, thumbnails=True,
 ):
     """Split, cross-validate, optionally search, and fit a hybrid pipeline.
 
@@ -148,15 +147,6 @@ def train_model(
         :func:`hybridclf.neighbours.explain`). False keeps only their
         embeddings, labels and file names.
 
-    while_waiting : callable or None, default=None
-        With a CNN block, called once without arguments where the training
-        waits for the thread that embeds the novelty index's views (ONNX
-        Runtime's threads, which leave Python's lock free, while one core is
-        often idle): work of the caller's that needs Python, such as an
-        import for what it does next, runs there instead of after the
-        training. ``hybridclf train`` starts the import of what saving the
-        model needs (:func:`hybridclf.persistence.import_skops_early`).
-
     Returns
     -------
     result : TrainingResult
@@ -173,7 +163,6 @@ def train_model(
             feature_cache = FeatureCache(feature_cache)
         run.cache = feature_cache
         run.thumbnails = thumbnails
-        run.while_waiting = while_waiting
         return _train(run, pipe, search, param_grid, open_set_quantile)
 
 
@@ -241,17 +230,14 @@ def _fold_phase(run, pipe):
     shared = None
     if not on_cluster() and SharedFeatures.applies(pipe):
         shared = SharedFeatures(pipe, run.X, run.y, cache=run.cache,
-                                digests=run.digests, compute=False)
-        # the views need the fitted CNN and the decoded photos only: they
-        # start before the blocks' features of the photos the cache lacks
-        run.views = _start_views(run, pipe, shared)
-        shared.compute()
+                                digests=run.digests)
         run.timings["features_shared"] = shared.seconds
         if run.cache is not None:
             run.cache_use = {"n_images": len(run.y),
                              "n_computed": shared.n_computed}
             logger.info("Feature cache %s: %d of %d images computed",
                         run.cache.directory, shared.n_computed, len(run.y))
+        run.views = _start_views(run, pipe, shared)
     folds, blocks, _ = compute_folds(
         pipe, run.X_train, run.y_train, run.splits, n_jobs=run.n_jobs,
         progress=run.progress,
@@ -269,7 +255,7 @@ def _start_views(run, pipe, shared):
     """
     block = dict(iter_feature_blocks(pipe)).get(EMBEDDING_BLOCK)
     if (block is None or get_block_scaler(block) is None
-            or EMBEDDING_BLOCK not in shared.fixed_names):
+            or EMBEDDING_BLOCK not in shared.fixed):
         return None
     extract = shared.fitted(EMBEDDING_BLOCK, get_block_extractor(block))
     train = run.train
@@ -277,6 +263,6 @@ def _start_views(run, pipe, shared):
     return start_views(
         lambda images: np.asarray(extract.transform(images), dtype=np.float32),
         lambda rows: shared.loaded(train[rows]), len(train),
-        width=extract.n_features_out_, keys=keys,
+        width=shared.fixed[EMBEDDING_BLOCK].shape[1], keys=keys,
         cache=run.cache, digests=[run.digests[i] for i in train],
         thumbnails=run.thumbnails)

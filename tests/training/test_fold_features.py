@@ -78,32 +78,3 @@ def test_cached_features_spare_decoding_the_photos_a_view_sampler_skips(
     (train_x, _, _, _), _ = SharedFeatures(pipe, paths, labels, cache=cache).fold(
         pipe, train, test, labels)
     assert len(train_x) > len(train)
-
-
-def test_fitted_blocks_and_loaded_photos_before_the_features(textures, tmp_path):
-    """compute=False: the blocks are fitted and the photos the cache lacks
-    decoded, so work on them (the novelty views) can start; compute() then
-    gives the table and the fitted blocks that compute=True gives."""
-    from hybridclf.training import FeatureCache
-
-    paths, labels = textures
-    pipe = make_hybrid_pipeline(features=["hog", "color"], sampler=None).set_params(
-        load__size=32)
-    cache = FeatureCache(tmp_path / "cache")
-    SharedFeatures(pipe, paths[3:], labels[3:], cache=cache)  # fills the cache
-    whole = SharedFeatures(pipe, paths, labels, cache=FeatureCache(tmp_path / "x"))
-    shared = SharedFeatures(pipe, paths, labels, cache=cache, compute=False)
-    assert shared.fixed_names == ["hog", "color"] and shared.n_computed == 3
-    fitted = shared.fitted("color", pipe["features"].transformer_list[1][1][0])
-    assert fitted.n_features_out_ == whole.fixed["color"].shape[1]
-    np.testing.assert_array_equal(shared.loaded([2, 0]).shape[1:], (32, 32, 3))
-    shared.compute()
-    shared.compute()  # nothing left to do
-    for name in ("hog", "color"):
-        np.testing.assert_array_equal(shared.fixed[name], whole.fixed[name])
-    # the block the final pipeline holds is the one fitted before
-    assert shared.fitted("color", pipe["features"].transformer_list[1][1][0]) is fitted
-    from hybridclf.pipeline import get_loader
-
-    key = cache.settings_key(fitted, get_loader(pipe))
-    assert FeatureCache(tmp_path / "cache").lookup(key, shared.digests)[1] == []
