@@ -9,6 +9,8 @@ come from the rows' Gram matrix (``_row_space_axes``).
 
 import numpy as np
 
+from .utils._lapack import largest_eigh
+
 __all__ = []
 
 
@@ -48,12 +50,11 @@ def _row_space_axes(unit, n_components):
     of nearly lower rank than ``n_components`` go through the SVD, whose
     axes stay orthonormal there.
     """
-    from scipy.linalg import eigh
-
     rows = np.asarray(unit, dtype=np.float64)
     k = min(n_components, len(rows))
-    values, vectors = eigh(rows @ rows.T, subset_by_index=[len(rows) - k,
-                                                           len(rows) - 1])
+    # scipy's eigh, bit for bit, but without holding Python's lock: the
+    # indexes of a training are built two at a time in threads
+    values, vectors = largest_eigh(rows @ rows.T, k)
     if values[0] <= 1e-8 * values[-1]:
         axes = np.linalg.svd(unit, full_matrices=False)[2][:n_components]
     else:

@@ -125,6 +125,27 @@ def test_loading_a_classical_model_imports_neither_torch_nor_matplotlib(fitted,
     assert out.stdout.split() == ["False", "False"]
 
 
+def test_skops_imported_early_in_a_thread_then_saved_with(tmp_path):
+    """import_skops_early: the import runs in a thread of its own, without
+    torch, and the save waits for it; the model loads as any other."""
+    code = (
+        "import sys, threading\n"
+        "import numpy as np\n"
+        "from hybridclf import make_hybrid_pipeline\n"
+        "from hybridclf.persistence import import_skops_early, save_model\n"
+        "import_skops_early(); import_skops_early()\n"
+        "names = [t.name for t in threading.enumerate()]\n"
+        "X = np.random.RandomState(0).randint(0, 255, (6, 32, 32, 3), np.uint8)\n"
+        "pipe = make_hybrid_pipeline(features=['color']).set_params(load__size=32)\n"
+        "save_model(pipe.fit(X, [0, 1] * 3), sys.argv[1])\n"
+        "print(names.count('hybridclf-skops'), 'skops.io' in sys.modules,\n"
+        "      'torch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "model")],
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["1", "True", "False"]
+    assert load_model(tmp_path / "model").classes_.tolist() == [0, 1]
+
+
 class Flatten(TransformerMixin, BaseEstimator):
     """A user-defined transformer (not trusted by hybridclf)."""
 

@@ -38,9 +38,10 @@ The package's modules, one concept each:
 - ``_load``: :func:`load_model`.
 """
 
-# library_versions is public too, outside __all__ as before
+# library_versions is public too, outside __all__ as before; import_skops_early
+# is for hybridclf's own commands
 from ..exceptions import ModelLoadError
-from ._formats import TRUSTED_TYPES
+from ._formats import TRUSTED_TYPES, import_skops_early  # noqa: F401
 from ._load import load_model
 from ._metadata import MODEL_FORMAT_VERSION, library_versions, read_model_info  # noqa: F401
 from ._save import check_output_dir, save_model

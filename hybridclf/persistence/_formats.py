@@ -5,12 +5,14 @@
 only when every type in it is trusted (:data:`TRUSTED_TYPES`),
 ``_load_pickle`` unpickles only with ``allow_pickle=True`` and warns, and
 ``_check_pipeline`` accepts only a fitted pipeline. ``_skops_io`` imports
-skops without torch or dask.
+skops without torch or dask; ``import_skops_early`` starts that import in a
+thread, for a process that will save a model after other work.
 """
 
 import logging
 import os
 import sys
+import threading
 import types
 import warnings
 
@@ -58,6 +60,38 @@ TRUSTED_TYPES = [
 _FILES = {"skops": "model.skops", "pickle": "model.joblib"}
 
 
+#: the thread of :func:`import_skops_early`, while one was started
+_EARLY_IMPORT = {}
+_EARLY_LOCK = threading.Lock()
+
+
+def import_skops_early():
+    """Start importing ``skops.io`` in a thread; the next save waits for it.
+
+    For a process that saves a model after long work: skops' import is
+    about 0.15 s of Python work (it lists every scikit-learn estimator, see
+    :func:`_skops_io`), which would otherwise run after the work, on one
+    core. ``hybridclf train`` starts it where the training waits for ONNX
+    Runtime's threads (``train_model``'s ``while_waiting``), which leave
+    Python's lock free and often a core idle. Nothing is imported twice; an
+    import that fails there fails again, with its message, when the model is
+    saved.
+    """
+    with _EARLY_LOCK:
+        if "skops.io" in sys.modules or "thread" in _EARLY_IMPORT:
+            return
+        thread = threading.Thread(target=_import_quietly, name="hybridclf-skops")
+        _EARLY_IMPORT["thread"] = thread
+        thread.start()
+
+
+def _import_quietly():
+    try:
+        _skops_io()
+    except ImportError:  # raised again where the model is saved
+        logger.debug("importing skops.io early failed", exc_info=True)
+
+
 def _skops_io():
     """Import ``skops.io`` without importing torch or dask.
 
@@ -68,8 +102,11 @@ def _skops_io():
     into a process that only predicts. Placeholder modules without
     ``__path__`` stop the walk there; they are removed right after, and the
     list of trusted scikit-learn types is the same (neither holds an
-    estimator).
+    estimator). An import :func:`import_skops_early` started is waited for.
     """
+    early = _EARLY_IMPORT.get("thread")
+    if early is not None and early is not threading.current_thread():
+        early.join()
     if "skops.io" in sys.modules:
         return sys.modules["skops.io"]
     import sklearn  # noqa: F401 - the walk starts from the imported package

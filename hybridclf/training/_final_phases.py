@@ -56,6 +56,8 @@ def _novelty_phase(run, final, blocks, shared, open_set):
     embeddings = fixed.get(EMBEDDING_BLOCK)
     images = None if shared is None else shared.images
     with run.timed("novelty"):
+        if run.while_waiting is not None:  # the caller's work, on the idle core
+            run.while_waiting()
         views = None if run.views is None else run.views.result()
         index, open_set["novelty"] = novelty_index(
             final, run.X_train, run.y_train, run.splits, open_set["quantile"],

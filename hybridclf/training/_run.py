@@ -36,6 +36,7 @@ class _Run:
     timings: dict = field(default_factory=dict)
     cache_use: dict = field(default_factory=dict)
     views: object = None  # the Future of the novelty index's views, or None
+    while_waiting: object = None  # train_model's ``while_waiting``
 
     @property
     def X_train(self):

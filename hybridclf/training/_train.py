@@ -70,7 +70,7 @@ _SEARCHES = ("none", "grid", "halving")
 def train_model(
     pipe, paths, labels, *, groups=None, test_size=0.2, cv_folds=5, search="none",
     param_grid=None, open_set_quantile=0.995, random_state=0, n_jobs=None,
-    progress=False, feature_cache=None, thumbnails=True,
+    progress=False, feature_cache=None, thumbnails=True, while_waiting=None,
 ):
     """Split, cross-validate, optionally search, and fit a hybrid pipeline.
 
@@ -147,6 +147,15 @@ def train_model(
         :func:`hybridclf.neighbours.explain`). False keeps only their
         embeddings, labels and file names.
 
+    while_waiting : callable or None, default=None
+        With a CNN block, called once without arguments where the training
+        waits for the thread that embeds the novelty index's views (ONNX
+        Runtime's threads, which leave Python's lock free, while one core is
+        often idle): work of the caller's that needs Python, such as an
+        import for what it does next, runs there instead of after the
+        training. ``hybridclf train`` starts the import of what saving the
+        model needs (:func:`hybridclf.persistence.import_skops_early`).
+
     Returns
     -------
     result : TrainingResult
@@ -163,6 +172,7 @@ def train_model(
             feature_cache = FeatureCache(feature_cache)
         run.cache = feature_cache
         run.thumbnails = thumbnails
+        run.while_waiting = while_waiting
         return _train(run, pipe, search, param_grid, open_set_quantile)
 
 

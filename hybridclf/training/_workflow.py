@@ -184,7 +184,7 @@ def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
         The training result and a summary of the dataset.
     """
     from ..io import load_image_folders
-    from ..persistence import check_output_dir, save_model
+    from ..persistence import check_output_dir, import_skops_early, save_model
 
     started = time.perf_counter()
     check_output_dir(output_dir)  # before the training, not after
@@ -209,7 +209,10 @@ def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
                              test_size=test_size, cv_folds=cv_folds, search=search,
                              random_state=random_state, n_jobs=n_jobs,
                              feature_cache=cache, thumbnails=thumbnails,
-                             progress=progress)
+                             progress=progress,
+                             # the model's saving imports skops: on the core
+                             # that the training leaves idle
+                             while_waiting=import_skops_early)
     metadata = training_metadata(
         result, paths, labels, names=names, classifier=classifier,
         group_source=source, seconds_wall=time.perf_counter() - started)

@@ -96,3 +96,23 @@ def test_byte_identical_files_share_a_group_whatever_the_csv_says(texture_folder
     csv.write_text(f"file,group\n{paths[0]},g\n{paths[1]},g\n")
     groups, _ = find_training_groups(paths, groups_csv=str(csv))
     assert len(set(groups.tolist())) == 1
+
+
+def test_while_waiting_runs_once_where_the_views_are_awaited(texture_folder):
+    """With a CNN block, the caller's work runs once, while the novelty
+    index's views are embedded in their thread; without one, never."""
+    paths, labels = load_image_folder(texture_folder)
+    calls = []
+
+    def note():
+        calls.append("called")
+
+    pipe = make_training_pipeline(features=["cnn", "color"], image_size=64,
+                                  views="none")
+    result = train_model(pipe, paths, labels, cv_folds=3, test_size=0,
+                         while_waiting=note)
+    assert len(calls) == 1 and result.neighbours is not None
+    train_model(make_training_pipeline(features=["color"], image_size=64,
+                                       views="none"),
+                paths, labels, cv_folds=3, test_size=0, while_waiting=note)
+    assert len(calls) == 1
