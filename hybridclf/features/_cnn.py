@@ -14,7 +14,13 @@ from ..utils._docstrings import Substitution, n_jobs_docstring
 from ..utils._validation import Interval, StrOptions, _fit_context
 from ._backbones import native_image_size
 from ._base import ImageFeatureExtractor, check_images
-from ._cnn_onnx import _cached_graph, _onnxruntime, export_onnx, onnx_session
+from ._cnn_onnx import (
+    SplitSessions,
+    _cached_graph,
+    _onnxruntime,
+    export_onnx,
+    onnx_session,
+)
 from ._cnn_torch import build_network, resolve_device, run_network
 
 __all__ = ["CNNFeatures"]
@@ -367,6 +373,50 @@ class CNNFeatures(ImageFeatureExtractor):
             ])
         return np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=np.float32)
 
+    def split_transform(self, X):
+        """:meth:`transform` of a few images in two steps, the first to start early.
+
+        A cascade runs the first layers of the network beside its cheap
+        stage, on one thread, and the other layers only for the photos the
+        cheap stage passes on (``hybridclf.cascade._ahead``). The network's
+        ONNX graph is cut once, at the first call; from then on every
+        :meth:`transform` runs the two parts in turn (the same operations:
+        the same features), and the whole graph's session is let go.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, height, width[, 3])
+            Images of the shape seen in ``fit``.
+
+        Returns
+        -------
+        steps : tuple of (callable, callable) or None
+            ``first()`` runs the first layers on ``X`` on one thread and
+            returns their output; a
+            :class:`~hybridclf.features._cnn_onnx.StoppableRuns` around it
+            stops it. ``rest(output)`` runs the other layers on every thread:
+            its result equals ``transform`` of the images whose rows of
+            ``output`` it gets. None when the network cannot be cut:
+            PyTorch runs it, no tensor cuts its graph alone, or the graph
+            was released (:meth:`release_graph`) before the first call.
+        """
+        check_is_fitted(self)
+        split = self._split_sessions()
+        if split is None:
+            return None
+        X = self._check_transform_input(X)
+        return (lambda: split.run_first_one(self._prepare(X)),
+                lambda output: np.asarray(split.run_rest(output), dtype=np.float32))
+
+    def _split_sessions(self):
+        if "_ort_split" not in self.__dict__:
+            self._ort_split = None
+            if not self._use_torch() and self.onnx_model_ is not None:
+                self._ort_split = SplitSessions.make(self.onnx_model_, self.n_jobs)
+            if self._ort_split is not None:
+                self._ort_session = None  # the two parts replace it
+        return self._ort_split
+
     def _use_torch(self):
         if self.device_ == "cuda":
             import torch
@@ -380,12 +430,16 @@ class CNNFeatures(ImageFeatureExtractor):
                 stacklevel=4,
             )
         no_graph = (self.onnx_model_ is None
-                    and getattr(self, "_ort_session", None) is None)
+                    and getattr(self, "_ort_session", None) is None
+                    and getattr(self, "_ort_split", None) is None)
         return no_graph or _onnxruntime() is None or self.engine == "torch"
 
     def _run(self, batch):
         """Embeddings of one prepared batch."""
         if not self._use_torch():
+            split = getattr(self, "_ort_split", None)
+            if split is not None:  # cut for a cascade (split_transform)
+                return split.run(batch)
             return self._session().run(None, {"images": batch})[0]
         return run_network(self._network(), batch, self.device_, self.n_jobs)
 
@@ -439,7 +493,9 @@ class CNNFeatures(ImageFeatureExtractor):
         check_is_fitted(self)
         if self._use_torch():
             return False
-        session = self._session()
+        # the sessions of the graph cut in two hold no copy of the bytes
+        session = (self._session() if getattr(self, "_ort_split", None) is None
+                   else None)
         if getattr(session, "_model_bytes", None) is self.onnx_model_:
             # ONNX Runtime's Python wrapper keeps the bytes it was built from,
             # to rebuild the session should an execution provider fail; the
@@ -450,7 +506,7 @@ class CNNFeatures(ImageFeatureExtractor):
         return True
 
     def _forget_runtime(self):
-        for name in ("_net", "_ort_session", "_graph_released"):
+        for name in ("_net", "_ort_session", "_ort_split", "_graph_released"):
             self.__dict__.pop(name, None)
 
     def __getstate__(self):
@@ -466,4 +522,5 @@ class CNNFeatures(ImageFeatureExtractor):
         # rebuilt from the backbone name, onnx_model_ and fine_tuned_state_
         state.pop("_net", None)
         state.pop("_ort_session", None)
+        state.pop("_ort_split", None)
         return state

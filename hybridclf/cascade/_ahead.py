@@ -1,0 +1,114 @@
+"""The CNN's first layers run ahead, beside the cheap stage: :func:`start_ahead`.
+
+A photo that the cheap stage passes on ran the CNN after HOG, LBP and colour,
+where the full model runs them side by side on two cores: one photo's cheap
+stage keeps about one core busy (its parts do not scale further), and the
+CNN that followed it was most of the difference between a hard photo's
+latency in the cascade and in the full model. For one or two photos,
+:func:`start_ahead` starts the first layers of the CNN on a thread of their
+own, on one core, as the cheap stage starts on the other
+(:meth:`~hybridclf.features.CNNFeatures.split_transform`): a photo passed on
+finds them done and runs only the other layers, on every core; when every
+photo is answered early, the run is stopped after the node it is in
+(:class:`~hybridclf.features._cnn_onnx.StoppableRuns`). The threads at work
+stay as many as the cores, so the early answers do not wait for the CNN:
+measured, they took as long as without it.
+
+The features equal the blocks' own (:func:`~hybridclf.prediction.transform_blocks`
+on the same images): the answers are those of the cascade without it.
+"""
+
+import time
+from concurrent import futures
+
+from ..features._cnn_onnx import StoppableRuns
+from ..pipeline import get_block_extractor
+from ..prediction import scale_block_features
+from ..utils._parallel import effective_threads, in_worker, start_idle
+
+__all__ = ["start_ahead"]
+
+#: Start the CNN ahead at all (a switch for benchmarks).
+_START_AHEAD = True
+#: First layers not done when the cheap stage is get this share of the time
+#: the cheap stage took to end; then they start over on every thread.
+_GRACE = 0.25
+
+
+class _Ahead:
+    """The first layers of the full stage's blocks, running beside the caller."""
+
+    def __init__(self, blocks, steps):
+        self._blocks, self._steps = blocks, steps
+        self._runs = StoppableRuns()
+        self._start = time.perf_counter()
+        self._future = start_idle(self._run)
+
+    def _run(self):
+        with self._runs:
+            return [first() for first, _ in self._steps]
+
+    def result(self, rows):
+        """Each block's features of the photos ``rows``; None if it must start over.
+
+        The other layers run now, on every thread. The first layers are cut
+        to take less time than the cheap stage on a core of their own, but
+        run at the lowest priority: on a busy machine they may be far from
+        done when the cheap stage is. Not done by a quarter of the cheap
+        stage's time later, they are stopped, and None says so: the caller
+        runs the blocks from the start, on every thread.
+        """
+        elapsed = time.perf_counter() - self._start
+        try:
+            outputs = self._future.result(timeout=_GRACE * elapsed)
+        except futures.TimeoutError:  # the builtin one from Python 3.11
+            outputs = None
+        if outputs is None or any(output is None for output in outputs):
+            self.stop()
+            return None
+        return [scale_block_features(block, rest(output[rows]))
+                for block, (_, rest), output in zip(self._blocks, self._steps, outputs)]
+
+    def stop(self):
+        """Stop the first layers: their output is not wanted (idempotent)."""
+        self._runs.stop()
+
+
+def start_ahead(blocks, images, all_blocks):
+    """Start the first layers of ``blocks`` on ``images`` beside the caller.
+
+    Parameters
+    ----------
+    blocks : list of transformer
+        The fitted blocks of the full stage only (the CNN).
+
+    images : ndarray of shape (n_images, height, width, 3)
+        Loaded images.
+
+    all_blocks : list of transformer
+        Every block of the pipeline: their ``n_jobs`` give the cores the
+        prediction may use.
+
+    Returns
+    -------
+    ahead : object or None
+        With ``result(rows)`` (each block's features of those photos, as
+        :func:`~hybridclf.prediction.transform_blocks` gives them) and
+        ``stop()``; None when nothing is started: more than two images (a
+        batch keeps the cores busy by itself), one core, a thread that
+        already runs work side by side, or a block whose extractor cannot be
+        cut in two (``split_transform``).
+    """
+    if (not _START_AHEAD or not blocks or len(images) > 2 or in_worker()
+            or max(effective_threads(getattr(get_block_extractor(b), "n_jobs", None))
+                   for b in all_blocks) < 2):
+        return None
+    steps = [getattr(get_block_extractor(b), "split_transform", _none)(images)
+             for b in blocks]
+    if any(step is None for step in steps):
+        return None
+    return _Ahead(blocks, steps)
+
+
+def _none(images):
+    return None
