@@ -18,6 +18,7 @@ The features equal the blocks' own (:func:`~hybridclf.prediction.transform_block
 on the same images): the answers are those of the cascade without it.
 """
 
+import threading
 import time
 from concurrent import futures
 
@@ -31,8 +32,11 @@ __all__ = ["start_ahead"]
 #: Start the CNN ahead at all (a switch for benchmarks).
 _START_AHEAD = True
 #: First layers not done when the cheap stage is get this share of the time
-#: the cheap stage took to end; then they start over on every thread.
+#: the cheap stage took to end, if they had a core to themselves so far (at
+#: least this share of the time on a CPU); otherwise they start over at once,
+#: on every thread.
 _GRACE = 0.25
+_FREE_CORE = 0.5
 
 
 class _Ahead:
@@ -41,12 +45,24 @@ class _Ahead:
     def __init__(self, blocks, steps):
         self._blocks, self._steps = blocks, steps
         self._runs = StoppableRuns()
+        self._cpu = None  # the thread's CPU clock and its reading at the start
         self._start = time.perf_counter()
         self._future = start_idle(self._run)
 
     def _run(self):
+        if hasattr(time, "pthread_getcpuclockid"):  # not on Windows or macOS
+            clock = time.pthread_getcpuclockid(threading.get_ident())
+            self._cpu = (clock, time.clock_gettime(clock))
         with self._runs:
             return [first() for first, _ in self._steps]
+
+    def _on_free_core(self, elapsed):
+        """Whether the first layers had a core to themselves so far."""
+        if not hasattr(time, "pthread_getcpuclockid"):
+            return True
+        cpu = self._cpu
+        return (cpu is not None and elapsed > 0
+                and time.clock_gettime(cpu[0]) - cpu[1] >= _FREE_CORE * elapsed)
 
     def result(self, rows):
         """Each block's features of the photos ``rows``; None if it must start over.
@@ -54,13 +70,15 @@ class _Ahead:
         The other layers run now, on every thread. The first layers are cut
         to take less time than the cheap stage on a core of their own, but
         run at the lowest priority: on a busy machine they may be far from
-        done when the cheap stage is. Not done by a quarter of the cheap
-        stage's time later, they are stopped, and None says so: the caller
-        runs the blocks from the start, on every thread.
+        done when the cheap stage is. Not done then, they get a quarter of
+        the cheap stage's time more if they had a core to themselves so far;
+        otherwise, or still not done, they are stopped, and None says so:
+        the caller runs the blocks from the start, on every thread.
         """
         elapsed = time.perf_counter() - self._start
         try:
-            outputs = self._future.result(timeout=_GRACE * elapsed)
+            outputs = self._future.result(
+                timeout=_GRACE * elapsed if self._on_free_core(elapsed) else 0)
         except futures.TimeoutError:  # the builtin one from Python 3.11
             outputs = None
         if outputs is None or any(output is None for output in outputs):

@@ -87,10 +87,8 @@ def iter_stages(pipe, X, *, full=None):
 
 def _stages(pipe, images, blocks, cheap, rest, ahead, full):
     """The body of :func:`iter_stages`, with the full stage's blocks maybe ahead."""
-    # the cheap blocks on this thread alone while the CNN starts beside it
     parts = dict(zip([name for name, _ in cheap], transform_blocks(
-        [block for _, block in cheap], images,
-        n_threads=None if ahead is None else 1)))
+        [block for _, block in cheap], images)))
     cheap_proba, early = cheap_stage(
         pipe, np.hstack([parts[name] for name, _ in cheap]))
     if full is not None:
