@@ -2,17 +2,18 @@
 
 A photo that the cheap stage passes on ran the CNN after HOG, LBP and colour,
 where the full model runs them side by side on two cores: one photo's cheap
-stage keeps about one core busy (its parts do not scale further), and the
-CNN that followed it was most of the difference between a hard photo's
-latency in the cascade and in the full model. For one or two photos,
-:func:`start_ahead` starts the first layers of the CNN on a thread of their
-own, on one core, as the cheap stage starts on the other
-(:meth:`~hybridclf.features.CNNFeatures.split_transform`): a photo passed on
+stage keeps only about one core busy (its parts do not scale further), and
+the CNN that followed it made a hard photo slower in the cascade than in the
+full model. For one or two photos, :func:`start_ahead` starts the first
+layers of the CNN (:meth:`~hybridclf.features.CNNFeatures.split_transform`)
+on a thread of their own, at the lowest priority
+(:func:`~hybridclf.utils._parallel.start_idle`), as the cheap stage starts:
+they take only a core that the cheap stage leaves idle. A photo passed on
 finds them done and runs only the other layers, on every core; when every
-photo is answered early, the run is stopped after the node it is in
-(:class:`~hybridclf.features._cnn_onnx.StoppableRuns`). The threads at work
-stay as many as the cores, so the early answers do not wait for the CNN:
-measured, they took as long as without it.
+photo is answered early they are stopped after the node they are in
+(:class:`~hybridclf.features._cnn_onnx.StoppableRuns`) and their output is
+dropped. On a busy machine, where they get no core of their own, they are
+stopped too and the photo runs the CNN from the start, as without them.
 
 The features equal the blocks' own (:func:`~hybridclf.prediction.transform_blocks`
 on the same images): the answers are those of the cascade without it.

@@ -374,14 +374,11 @@ class CNNFeatures(ImageFeatureExtractor):
         return np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=np.float32)
 
     def split_transform(self, X):
-        """:meth:`transform` of a few images in two steps, the first to start early.
+        """:meth:`transform` in two steps, the first to start early (a cascade's).
 
-        A cascade runs the first layers of the network beside its cheap
-        stage, on one thread, and the other layers only for the photos the
-        cheap stage passes on (``hybridclf.cascade._ahead``). The network's
-        ONNX graph is cut once, at the first call; from then on every
-        :meth:`transform` runs the two parts in turn (the same operations:
-        the same features), and the whole graph's session is let go.
+        The ONNX graph is cut in two at the first call; from then on
+        :meth:`transform` runs the two parts in turn (the same features) and
+        the whole graph's session is let go.
 
         Parameters
         ----------
@@ -391,14 +388,12 @@ class CNNFeatures(ImageFeatureExtractor):
         Returns
         -------
         steps : tuple of (callable, callable) or None
-            ``first()`` runs the first layers on ``X`` on one thread and
-            returns their output; a
-            :class:`~hybridclf.features._cnn_onnx.StoppableRuns` around it
-            stops it. ``rest(output)`` runs the other layers on every thread:
-            its result equals ``transform`` of the images whose rows of
-            ``output`` it gets. None when the network cannot be cut:
-            PyTorch runs it, no tensor cuts its graph alone, or the graph
-            was released (:meth:`release_graph`) before the first call.
+            ``first()``: the first layers' output on ``X``, on one thread
+            (None if a :class:`~hybridclf.features._cnn_onnx.StoppableRuns`
+            stopped it); ``rest(output)``: ``transform`` of the images of
+            these rows of it, on every thread. None when the graph cannot
+            be cut: PyTorch runs the network, no tensor cuts the graph
+            alone, or it was released (:meth:`release_graph`) before.
         """
         check_is_fitted(self)
         split = self._split_sessions()
