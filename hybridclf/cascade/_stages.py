@@ -64,9 +64,9 @@ def early_proba(pipe, cheap_proba):
 def iter_stages(pipe, X, *, full=None):
     """The cascade's answers stage by stage: the early answers first.
 
-    See :meth:`CascadePipeline.iter_stages`. For one or two photos the full
-    stage's blocks start beside the cheap stage (:func:`start_ahead`) and
-    stop once every photo is answered early.
+    See :meth:`CascadePipeline.iter_stages`. For one or two photos the
+    CNN's first layers start beside the cheap stage (:func:`start_ahead`)
+    and stop once every photo is answered early.
     """
     check_is_fitted(pipe, "threshold_")
     loader = get_loader(pipe)
@@ -86,7 +86,7 @@ def iter_stages(pipe, X, *, full=None):
 
 
 def _stages(pipe, images, blocks, cheap, rest, ahead, full):
-    """The body of :func:`iter_stages`, with the full stage's blocks maybe ahead."""
+    """The body of :func:`iter_stages`; ``ahead`` from :func:`start_ahead` or None."""
     parts = dict(zip([name for name, _ in cheap], transform_blocks(
         [block for _, block in cheap], images)))
     cheap_proba, early = cheap_stage(
