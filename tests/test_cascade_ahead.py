@@ -146,14 +146,18 @@ def test_first_layers_not_done_in_time_start_over(cascade, monkeypatch):
 def test_nothing_starts_ahead_for_a_batch_or_in_a_worker(cascade):
     pipe, photos = cascade
     images = pipe.named_steps["load"].transform(photos[:3])
-    blocks = [block for _, block in iter_feature_blocks(pipe)]
     rest = [block for name, block in iter_feature_blocks(pipe) if name == "cnn"]
-    assert _ahead.start_ahead(rest, images, blocks) is None  # three photos
-    assert start_idle(lambda: _ahead.start_ahead(rest, images[:1], blocks)).result(
+    assert _ahead.start_ahead(rest, images) is None  # three photos
+    assert start_idle(lambda: _ahead.start_ahead(rest, images[:1])).result(
         ) is None  # a thread that already works beside another
-    ahead = _ahead.start_ahead(rest, images[:1], blocks)
+    ahead = _ahead.start_ahead(rest, images[:1])
     assert ahead is not None
     ahead.stop()
+    set_n_jobs(pipe, 1)
+    try:
+        assert _ahead.start_ahead(rest, images[:1]) is None  # one thread only
+    finally:
+        set_n_jobs(pipe, 2)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"),

@@ -93,7 +93,7 @@ class _Ahead:
         self._runs.stop()
 
 
-def start_ahead(blocks, images, all_blocks):
+def start_ahead(blocks, images):
     """Start the first layers of ``blocks`` on ``images`` beside the caller.
 
     Parameters
@@ -104,26 +104,23 @@ def start_ahead(blocks, images, all_blocks):
     images : ndarray of shape (n_images, height, width, 3)
         Loaded images.
 
-    all_blocks : list of transformer
-        Every block of the pipeline: their ``n_jobs`` give the cores the
-        prediction may use.
-
     Returns
     -------
     ahead : object or None
         With ``result(rows)`` (each block's features of those photos, as
         :func:`~hybridclf.prediction.transform_blocks` gives them) and
         ``stop()``; None when nothing is started: more than two images (a
-        batch keeps the cores busy by itself), one core, a thread that
-        already runs work side by side, or a block whose extractor cannot be
-        cut in two (``split_transform``).
+        batch keeps the cores busy by itself), blocks that may use one
+        thread only (their ``n_jobs``), a thread that already runs work side
+        by side, or a block whose extractor cannot be cut in two
+        (``split_transform``).
     """
+    extractors = [get_block_extractor(b) for b in blocks]
     if (not _START_AHEAD or not blocks or len(images) > 2 or in_worker()
-            or max(effective_threads(getattr(get_block_extractor(b), "n_jobs", None))
-                   for b in all_blocks) < 2):
+            or max(effective_threads(getattr(e, "n_jobs", None))
+                   for e in extractors) < 2):
         return None
-    steps = [getattr(get_block_extractor(b), "split_transform", _none)(images)
-             for b in blocks]
+    steps = [getattr(e, "split_transform", _none)(images) for e in extractors]
     if any(step is None for step in steps):
         return None
     return _Ahead(blocks, steps)

@@ -76,8 +76,7 @@ def iter_stages(pipe, X, *, full=None):
              if name in pipe.cheap_features]
     rest = [(name, block) for name, block in blocks
             if name not in pipe.cheap_features]
-    ahead = start_ahead([block for _, block in rest], images,
-                        [block for _, block in blocks])
+    ahead = start_ahead([block for _, block in rest], images)
     try:
         yield from _stages(pipe, images, blocks, cheap, rest, ahead, full)
     finally:

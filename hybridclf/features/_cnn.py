@@ -399,8 +399,10 @@ class CNNFeatures(ImageFeatureExtractor):
         split = self._split_sessions()
         if split is None:
             return None
-        X = self._check_transform_input(X)
-        return (lambda: split.run_first_one(self._prepare(X)),
+        # the images are checked and laid out in first(): on the thread that
+        # runs it ahead, not on the caller's
+        return (lambda: split.run_first_one(
+                    self._prepare(self._check_transform_input(X))),
                 lambda output: np.asarray(split.run_rest(output), dtype=np.float32))
 
     def _split_sessions(self):
