@@ -199,6 +199,12 @@ def split_graph(model, fraction, shape=(None,) * 4):
         The share of the network's work (weights times output area, summed
         over the nodes with weights) wanted in the first part.
 
+    shape : tuple of (int or None), default=(None, None, None, None)
+        The cut tensor's shape as the parts declare it, None for a size
+        left to ONNX Runtime: a CNN's feature maps have 4 dimensions.
+        Without a declared rank ONNX Runtime runs the second part with other
+        kernels, whose features differ in the last bits.
+
     Returns
     -------
     parts : tuple of (bytes, bytes, str) or None
