@@ -3,7 +3,8 @@
 import os
 import pickle
 import sys
-import time
+import threading
+from concurrent.futures import Future
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from hybridclf import load_image_folder, make_hybrid_pipeline
 from hybridclf.cascade import _ahead
 from hybridclf.features import CNNFeatures
-from hybridclf.features._cnn_onnx import SplitSessions, StoppableRuns
+from hybridclf.features._cnn_onnx import SplitSessions, stoppable_options
 from hybridclf.features._onnx_split import split_graph
 from hybridclf.pipeline import (
     get_block_extractor,
@@ -68,19 +69,35 @@ def test_the_two_parts_of_the_graph_give_the_whole_graphs_features(
     assert cut and len(head) < len(cnn.onnx_model_) and len(tail) > len(head) / 10
     expected = cnn.transform(real_images)  # the whole graph
     monkeypatch.setattr(SplitSessions, "FRACTION", fraction)
-    first, rest = cnn.split_transform(real_images[:2])
-    np.testing.assert_array_equal(rest(first()), expected[:2])
-    np.testing.assert_array_equal(rest(first()[1:]), expected[1:2])
+    start, rest, _ = cnn.split_transform(real_images[:2])
+    first = start(stoppable_options()).result()
+    np.testing.assert_array_equal(rest(first), expected[:2])
+    np.testing.assert_array_equal(rest(first[1:]), expected[1:2])
     # from now on transform runs the two parts: the same features
     np.testing.assert_array_equal(cnn.transform(real_images), expected)
 
 
 def test_a_stopped_first_part_gives_nothing(small_cnn, real_images):
-    first, _ = pickle.loads(pickle.dumps(small_cnn)).split_transform(real_images[:1])
-    with StoppableRuns() as runs:
-        runs.stop()
-        assert first() is None
-    assert first() is not None  # outside, runs are not stopped
+    start, _, _ = pickle.loads(pickle.dumps(small_cnn)).split_transform(
+        real_images[:1])
+    options = stoppable_options()
+    options.terminate = True
+    assert start(options).result(timeout=10) is None
+    assert start(stoppable_options()).result(timeout=10) is not None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"),
+                    reason="a thread's nice is set on Linux only")
+def test_the_first_part_runs_on_a_thread_at_the_lowest_priority(
+        small_cnn, real_images):
+    cnn = pickle.loads(pickle.dumps(small_cnn))
+    start, _, split = cnn.split_transform(real_images[:1])
+    start(stoppable_options()).result(timeout=10)
+    threads = split._idle_threads
+    assert threads and split.first_cpu_seconds() > 0
+    for tid in threads:
+        with open(f"/proc/self/task/{tid}/stat") as fh:
+            assert int(fh.read().rsplit(")", 1)[1].split()[16]) == 19  # nice
 
 
 def test_the_cnn_started_ahead_changes_no_answer(cascade):
@@ -130,8 +147,15 @@ def test_first_layers_not_done_in_time_start_over(cascade, monkeypatch):
     split = type(cnn).split_transform
 
     def slow_split(self, X):
-        first, rest = split(self, X)
-        return (lambda: time.sleep(0.05) or first()), rest
+        start, rest, sessions = split(self, X)
+
+        def slow_start(options):
+            late = Future()
+            threading.Timer(0.05, lambda: late.set_result(
+                start(options).result())).start()
+            return late
+
+        return slow_start, rest, sessions
 
     monkeypatch.setattr(type(cnn), "split_transform", slow_split)
     late = []

@@ -6,38 +6,39 @@ stage keeps only about one core busy (its parts do not scale further), and
 the CNN that followed it made a hard photo slower in the cascade than in the
 full model. For one or two photos, :func:`start_ahead` starts the first
 layers of the CNN (:meth:`~hybridclf.features.CNNFeatures.split_transform`)
-on a thread of their own, at the lowest priority
-(:func:`~hybridclf.utils._parallel.start_idle`), as the cheap stage starts:
+on a thread of their own, at the lowest priority, as the cheap stage starts:
 they take only a core that the cheap stage leaves idle. A photo passed on
 finds them done and runs only the other layers, on every core; when every
-photo is answered early they are stopped after the node they are in
-(:class:`~hybridclf.features._cnn_onnx.StoppableRuns`) and their output is
-dropped. On a busy machine, where they get no core of their own, they are
+photo is answered early they are stopped after the node they are in (ONNX
+Runtime's ``terminate`` flag) and their output is dropped. They run on a
+thread of ONNX Runtime's (``run_async``), not a Python one: they need not
+wait for the interpreter's lock, which the cheap stage holds most of the
+time. On a busy machine, where they get no core of their own, they are
 stopped too and the photo runs the CNN from the start, as without them.
 
 The features equal the blocks' own (:func:`~hybridclf.prediction.transform_blocks`
 on the same images): the answers are those of the cascade without it.
 """
 
-import threading
 import time
 from concurrent import futures
 
-from ..features._cnn_onnx import StoppableRuns
+from ..features._cnn_onnx import stoppable_options
 from ..pipeline import get_block_extractor
 from ..prediction import scale_block_features
-from ..utils._parallel import effective_threads, in_worker, start_idle
+from ..utils._parallel import effective_threads, in_worker
 
 __all__ = ["start_ahead"]
 
 #: Start the CNN ahead at all (a switch for benchmarks).
 _START_AHEAD = True
-#: First layers not done when the cheap stage is get this share of the time
-#: the cheap stage took to end, if they had a core to themselves so far (at
-#: least this share of the time on a CPU); otherwise they start over at once,
-#: on every thread.
-_GRACE = 0.25
+#: First layers not done when the cheap stage is are watched this long
+#: (seconds); if they ran at least this share of it on a CPU (they have a
+#: core), they get as long again as the cheap stage took, times _GRACE, to
+#: end; the others start over at once, on every thread.
+_PROBE_S = 0.0005
 _FREE_CORE = 0.5
+_GRACE = 0.5
 
 
 class _Ahead:
@@ -45,52 +46,51 @@ class _Ahead:
 
     def __init__(self, blocks, steps):
         self._blocks, self._steps = blocks, steps
-        self._runs = StoppableRuns()
-        self._cpu = None  # the thread's CPU clock and its reading at the start
+        self._options = stoppable_options()
         self._start = time.perf_counter()
-        self._future = start_idle(self._run)
+        self._futures = [start(self._options) for start, _, _ in steps]
 
-    def _run(self):
-        if hasattr(time, "pthread_getcpuclockid"):  # not on Windows or macOS
-            clock = time.pthread_getcpuclockid(threading.get_ident())
-            self._cpu = (clock, time.clock_gettime(clock))
-        with self._runs:
-            return [first() for first, _ in self._steps]
+    def _outputs(self, timeout):
+        """The first layers' outputs, waiting ``timeout`` seconds at most; or None."""
+        try:
+            return [future.result(timeout=timeout) for future in self._futures]
+        except futures.TimeoutError:  # the builtin one from Python 3.11
+            return None
 
-    def _on_free_core(self, elapsed):
-        """Whether the first layers had a core to themselves so far."""
-        if not hasattr(time, "pthread_getcpuclockid"):
-            return True
-        cpu = self._cpu
-        return (cpu is not None and elapsed > 0
-                and time.clock_gettime(cpu[0]) - cpu[1] >= _FREE_CORE * elapsed)
+    def _cpu_seconds(self):
+        seconds = [split.first_cpu_seconds() for _, _, split in self._steps]
+        return None if None in seconds else sum(seconds)
 
     def result(self, rows):
         """Each block's features of the photos ``rows``; None if it must start over.
 
         The other layers run now, on every thread. The first layers are cut
-        to take less time than the cheap stage on a core of their own, but
+        to take about as long as the cheap stage on a core of their own, but
         run at the lowest priority: on a busy machine they may be far from
-        done when the cheap stage is. Not done then, they get a quarter of
-        the cheap stage's time more if they had a core to themselves so far;
-        otherwise, or still not done, they are stopped, and None says so:
-        the caller runs the blocks from the start, on every thread.
+        done when the cheap stage is. Not done then, they are watched for
+        half a millisecond: if they run (or where that cannot be told) they
+        get as long again as the cheap stage took; if they do not, or are
+        still not done, they are stopped, and None says so: the caller runs
+        the blocks from the start, on every thread.
         """
         elapsed = time.perf_counter() - self._start
-        try:
-            outputs = self._future.result(
-                timeout=_GRACE * elapsed if self._on_free_core(elapsed) else 0)
-        except futures.TimeoutError:  # the builtin one from Python 3.11
-            outputs = None
+        outputs = self._outputs(0)
+        if outputs is None:
+            before = self._cpu_seconds()
+            outputs = self._outputs(_PROBE_S)
+            if outputs is None and (before is None or self._cpu_seconds() - before
+                                    >= _FREE_CORE * _PROBE_S):
+                outputs = self._outputs(_GRACE * elapsed)
         if outputs is None or any(output is None for output in outputs):
             self.stop()
             return None
         return [scale_block_features(block, rest(output[rows]))
-                for block, (_, rest), output in zip(self._blocks, self._steps, outputs)]
+                for block, (_, rest, _), output in zip(
+                    self._blocks, self._steps, outputs)]
 
     def stop(self):
         """Stop the first layers: their output is not wanted (idempotent)."""
-        self._runs.stop()
+        self._options.terminate = True
 
 
 def start_ahead(blocks, images):

@@ -86,8 +86,12 @@ def iter_stages(pipe, X, *, full=None):
 
 def _stages(pipe, images, blocks, cheap, rest, ahead, full):
     """The body of :func:`iter_stages`; ``ahead`` from :func:`start_ahead` or None."""
+    # the cheap blocks on this thread alone while the CNN starts on another:
+    # two threads for the cheap parts gained little, and the second one
+    # would take the core from the CNN's first layers
     parts = dict(zip([name for name, _ in cheap], transform_blocks(
-        [block for _, block in cheap], images)))
+        [block for _, block in cheap], images,
+        n_threads=None if ahead is None else 1)))
     cheap_proba, early = cheap_stage(
         pipe, np.hstack([parts[name] for name, _ in cheap]))
     if full is not None:

@@ -387,23 +387,26 @@ class CNNFeatures(ImageFeatureExtractor):
 
         Returns
         -------
-        steps : tuple of (callable, callable) or None
-            ``first()``: the first layers' output on ``X``, on one thread
-            (None if a :class:`~hybridclf.features._cnn_onnx.StoppableRuns`
-            stopped it); ``rest(output)``: ``transform`` of the images of
-            these rows of it, on every thread. None when the graph cannot
-            be cut: PyTorch runs the network, no tensor cuts the graph
-            alone, or it was released (:meth:`release_graph`) before.
+        steps : tuple or None
+            ``(start, rest, split)``. ``start(options)`` starts the first
+            layers on ``X`` at the lowest priority and returns a Future of
+            their output (None if ``options.terminate`` stopped them);
+            ``rest(output)``: ``transform`` of the images of these rows of
+            it, on every thread; ``split``: the
+            :class:`~hybridclf.features._cnn_onnx.SplitSessions` (the CPU
+            time of the first layers' thread). None when
+            the graph cannot be cut: PyTorch runs the network, no tensor
+            cuts the graph alone, or it was released (:meth:`release_graph`)
+            before.
         """
         check_is_fitted(self)
         split = self._split_sessions()
         if split is None:
             return None
-        # the images are checked and laid out in first(): on the thread that
-        # runs it ahead, not on the caller's
-        return (lambda: split.run_first_one(
-                    self._prepare(self._check_transform_input(X))),
-                lambda output: np.asarray(split.run_rest(output), dtype=np.float32))
+        batch = self._prepare(self._check_transform_input(X))
+        return (lambda options: split.start_first(batch, options),
+                lambda output: np.asarray(split.run_rest(output), dtype=np.float32),
+                split)
 
     def _split_sessions(self):
         if "_ort_split" not in self.__dict__:

@@ -9,14 +9,15 @@ import logging
 import os
 import threading
 import warnings
+from concurrent.futures import Future
 
 from joblib import effective_n_jobs
 
+from ..utils._parallel import start_idle
 from ..utils._paths import cache_root
 from ._onnx_split import split_graph
 
-__all__ = ["StoppableRuns", "SplitSessions", "export_onnx", "onnx_session",
-           "run_options"]
+__all__ = ["SplitSessions", "export_onnx", "onnx_session", "stoppable_options"]
 
 logger = logging.getLogger(__name__)
 
@@ -75,10 +76,6 @@ def _store_graph(key, data):
         logger.debug("Cannot cache the ONNX graph in %s: %s", path, exc)
 
 
-# the RunOptions of the StoppableRuns each thread is in, if any
-_RUNS = threading.local()
-
-
 def _onnxruntime():
     try:
         import onnxruntime
@@ -131,40 +128,13 @@ def export_onnx(net, key, image_size):
     return data
 
 
-class StoppableRuns:
-    """ONNX Runtime runs in one thread that another thread can stop.
-
-    Within ``with runs:``, every ONNX Runtime session that
-    :class:`~hybridclf.features.CNNFeatures` runs in this thread gets the
-    same ``RunOptions``; :meth:`stop`, from any thread, sets their
-    ``terminate`` flag: the run under way raises after the node it is in (a
-    fraction of a millisecond), and later runs raise at once.
-    """
-
-    def __init__(self):
-        self._options = _onnxruntime().RunOptions()
-        self._options.log_severity_level = 4  # a stopped run is no error
-        self._previous = None
-
-    def __enter__(self):
-        self._previous = getattr(_RUNS, "options", None)
-        _RUNS.options = self._options
-        return self
-
-    def __exit__(self, *exc):
-        _RUNS.options = self._previous
-
-    def stop(self):
-        """Stop the run under way and any later one."""
-        self._options.terminate = True
-
-
 class SplitSessions:
     """Sessions of a graph cut in two (:func:`~._onnx_split.split_graph`).
 
-    ``first_one`` runs the first part on one thread (beside other work),
-    ``first`` and ``rest`` on every thread of ``n_jobs``; the parts in turn
-    compute what the whole graph does.
+    ``first`` and ``rest`` run the two parts on every thread of ``n_jobs``;
+    in turn they compute what the whole graph does. :meth:`start_first`
+    runs the first part beside the caller, on a thread of ONNX Runtime's
+    that the operating system runs at the lowest priority.
     """
 
     #: The share of the network's work (weights times output area) in the
@@ -174,10 +144,15 @@ class SplitSessions:
 
     def __init__(self, parts, n_jobs):
         head, tail, self.cut = parts
-        self.first_one = onnx_session(head, 1)
+        # made on the thread of start_idle: the session's own thread, which
+        # start_first's runs use, inherits its lowest priority (Linux)
+        start_idle(lambda: None).result()  # that thread exists before
+        before = _thread_ids()
+        self.first_idle = start_idle(lambda: onnx_session(head, 2)).result()
+        self._idle_threads = sorted(_thread_ids() - before)
         self.first = onnx_session(head, n_jobs)
         self.rest = onnx_session(tail, n_jobs)
-        for session in (self.first_one, self.first, self.rest):
+        for session in (self.first_idle, self.first, self.rest):
             # ONNX Runtime's wrapper keeps the bytes to rebuild a session
             # whose execution provider fails; the CPU's has none to fall
             # back to (CNNFeatures.release_graph does the same)
@@ -189,23 +164,33 @@ class SplitSessions:
         parts = split_graph(model, cls.FRACTION)
         return None if parts is None else cls(parts, n_jobs)
 
-    def run_first_one(self, batch):
-        """The first part's output on one thread; None once stopped.
+    def start_first(self, batch, options):
+        """Start the first part on ``batch`` at the lowest priority; a Future.
 
-        A :class:`StoppableRuns` around the call stops it.
+        The run needs no Python thread (nor the interpreter's lock) until it
+        ends; ``options.terminate = True`` stops it after the node it is in.
+        The Future's result is the first part's output, or None when the run
+        was stopped or failed (a failure shows again when the caller runs the
+        network from the start).
         """
-        from onnxruntime.capi.onnxruntime_pybind11_state import Fail
+        future = Future()
 
-        options = run_options()
-        try:
-            return self.first_one.run(None, {"images": batch}, options)[0]
-        except Fail:
-            if options is None or not options.terminate:
-                raise
-        # stopped: nothing raised, since a traceback kept with a future would
-        # hold the images in a reference cycle until the garbage collector
-        # runs (about 1 MB a photo: 100 MB over a hundred photos)
-        return None
+        def done(outputs, _, error):
+            future.set_result(outputs[0] if not error else None)
+
+        self.first_idle.run_async(None, {"images": batch}, done, None, options)
+        return future
+
+    def first_cpu_seconds(self):
+        """CPU seconds the thread of :meth:`start_first` ran so far; None unknown."""
+        total = 0
+        for tid in self._idle_threads:
+            try:
+                with open(f"/proc/self/task/{tid}/schedstat") as fh:
+                    total += int(fh.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                return None
+        return total / 1e9 if self._idle_threads else None
 
     def run_rest(self, output):
         """The graph's output from the first part's."""
@@ -216,9 +201,19 @@ class SplitSessions:
         return self.run_rest(self.first.run(None, {"images": batch})[0])
 
 
-def run_options():
-    """The ``RunOptions`` of this thread's :class:`StoppableRuns`, or None."""
-    return getattr(_RUNS, "options", None)
+def stoppable_options():
+    """ONNX Runtime ``RunOptions`` whose ``terminate`` flag stops a run."""
+    options = _onnxruntime().RunOptions()
+    options.log_severity_level = 4  # a stopped run is no error
+    return options
+
+
+def _thread_ids():
+    """This process's thread ids (Linux); empty elsewhere."""
+    try:
+        return {int(tid) for tid in os.listdir("/proc/self/task")}
+    except OSError:
+        return set()
 
 
 def onnx_session(model, n_jobs):
