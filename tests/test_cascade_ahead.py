@@ -2,6 +2,7 @@
 
 import os
 import pickle
+import subprocess
 import sys
 import threading
 from concurrent.futures import Future
@@ -188,3 +189,20 @@ def test_nothing_starts_ahead_for_a_batch_or_in_a_worker(cascade):
                     reason="the thread's nice is set on Linux only")
 def test_the_idle_thread_runs_at_the_lowest_priority():
     assert start_idle(lambda: os.getpriority(os.PRIO_PROCESS, 0)).result() == 19
+
+
+def test_a_process_exits_cleanly_with_first_layers_still_running(tmp_path):
+    # a run that ended after the interpreter had gone aborted the process
+    code = (
+        "import numpy as np\n"
+        "from hybridclf.features import CNNFeatures\n"
+        "from hybridclf.features._cnn_onnx import stoppable_options\n"
+        "images = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3), np.uint8)\n"
+        "cnn = CNNFeatures(weights=None, image_size=128, device='cpu').fit(images)\n"
+        "start, _, _ = cnn.split_transform(images[:1])\n"
+        "for _ in range(30):\n"  # runs queued beyond the end of the script
+        "    start(stoppable_options())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                          timeout=120, env={**os.environ})
+    assert done.returncode == 0, done.stderr.decode()[-2000:]

@@ -5,11 +5,13 @@ new process runs a pretrained backbone without importing PyTorch. Nothing
 here imports torch at module level.
 """
 
+import atexit
 import logging
 import os
 import threading
 import warnings
 from concurrent.futures import Future
+from concurrent.futures import wait as futures_wait
 
 from joblib import effective_n_jobs
 
@@ -173,11 +175,16 @@ class SplitSessions:
         was stopped or failed (a failure shows again when the caller runs the
         network from the start).
         """
-        future = Future()
+        future, sessions = Future(), self
 
         def done(outputs, _, error):
-            future.set_result(outputs[0] if not error else None)
+            # (the closure keeps the sessions alive until the run has ended)
+            future.set_result(outputs[0] if not error and sessions else None)
+            with _RUNNING_LOCK:
+                _RUNNING.discard(future)
 
+        with _RUNNING_LOCK:
+            _RUNNING.add(future)
         self.first_idle.run_async(None, {"images": batch}, done, None, options)
         return future
 
@@ -199,6 +206,20 @@ class SplitSessions:
     def run(self, batch):
         """The graph's output, both parts on every thread."""
         return self.run_rest(self.first.run(None, {"images": batch})[0])
+
+
+#: Runs of start_first not ended yet: the interpreter waits for them when it
+#: exits, since a run that ends after it has gone calls back into nothing
+#: (the process aborts: "FATAL: exception not rethrown").
+_RUNNING = set()
+_RUNNING_LOCK = threading.Lock()
+
+
+@atexit.register
+def _wait_for_runs(timeout=10.0):
+    with _RUNNING_LOCK:
+        running = list(_RUNNING)
+    futures_wait(running, timeout=timeout)
 
 
 def stoppable_options():
