@@ -6,9 +6,11 @@ stage keeps only about one core busy (its parts do not scale further), and
 the CNN that followed it made a hard photo slower in the cascade than in the
 full model. For one or two photos, :func:`start_ahead` starts the first
 layers of the CNN (:meth:`~hybridclf.features.CNNFeatures.split_transform`)
-on a thread of their own, at the lowest priority, as the cheap stage starts:
-they take only a core that the cheap stage leaves idle. A photo passed on
-finds them done and runs only the other layers, on every core; when every
+on a thread of their own, at the lowest priority, as the cheap stage starts
+on the caller's thread alone (a second thread gained it little, and would
+take the other core): they take only the core the cheap stage leaves idle.
+A photo passed on finds them done and runs only the other layers, on every
+core; when every
 photo is answered early they are stopped after the node they are in (ONNX
 Runtime's ``terminate`` flag) and their output is dropped. They run on a
 thread of ONNX Runtime's (``run_async``), not a Python one: they need not
