@@ -10,11 +10,10 @@ on a thread of their own, at the lowest priority, as the cheap stage starts
 on the caller's thread alone (a second thread gained it little, and would
 take the other core): they take only the core the cheap stage leaves idle.
 A photo passed on finds them done and runs only the other layers, on every
-core; when every
-photo is answered early they are stopped after the node they are in (ONNX
-Runtime's ``terminate`` flag) and their output is dropped. They run on a
-thread of ONNX Runtime's (``run_async``), not a Python one: they need not
-wait for the interpreter's lock, which the cheap stage holds most of the
+core; when every photo is answered early they are stopped after the node they
+are in (ONNX Runtime's ``terminate`` flag) and their output is dropped. They
+run on a thread of ONNX Runtime's (``run_async``), not a Python one: they need
+not wait for the interpreter's lock, which the cheap stage holds most of the
 time. On a busy machine, where they get no core of their own, they are
 stopped too and the photo runs the CNN from the start, as without them.
 
