@@ -118,6 +118,12 @@ class CascadePipeline(Pipeline):
 
     Notes
     -----
+    For one or two photos, the first layers of the CNN start as the cheap
+    stage does, on a thread at the lowest priority (on a core the cheap stage
+    leaves idle); they are stopped, their output unused, when every photo is
+    answered early, and a photo passed on runs only the other layers
+    (``hybridclf.cascade._ahead``). The answers are the same.
+
     Open set: the confidence check (``proba_threshold``) applies to the
     cheap stage's probabilities as to the full model's. The novelty check
     needs the CNN embedding, which a photo answered early does not have; the

@@ -15,6 +15,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..pipeline import get_classifier, get_loader, iter_feature_blocks
 from ..prediction import block_ood_scores, transform_blocks
+from ._ahead import start_ahead
 from ._threshold import block_columns
 
 __all__ = ["block_widths", "cheap_stage", "early_proba", "in_gate", "iter_stages",
@@ -63,7 +64,9 @@ def early_proba(pipe, cheap_proba):
 def iter_stages(pipe, X, *, full=None):
     """The cascade's answers stage by stage: the early answers first.
 
-    See :meth:`CascadePipeline.iter_stages`.
+    See :meth:`CascadePipeline.iter_stages`. For one or two photos the
+    CNN's first layers start beside the cheap stage (:func:`start_ahead`)
+    and stop once every photo is answered early.
     """
     check_is_fitted(pipe, "threshold_")
     loader = get_loader(pipe)
@@ -71,14 +74,32 @@ def iter_stages(pipe, X, *, full=None):
     blocks = list(iter_feature_blocks(pipe))
     cheap = [(name, block) for name, block in blocks
              if name in pipe.cheap_features]
+    rest = [(name, block) for name, block in blocks
+            if name not in pipe.cheap_features]
+    ahead = start_ahead([block for _, block in rest], images)
+    try:
+        yield from _stages(pipe, images, blocks, cheap, rest, ahead, full)
+    finally:
+        if ahead is not None:
+            ahead.stop()  # no-op once its features were taken
+
+
+def _stages(pipe, images, blocks, cheap, rest, ahead, full):
+    """The body of :func:`iter_stages`; ``ahead`` from :func:`start_ahead` or None."""
+    # the cheap blocks on this thread alone while the CNN starts on another:
+    # two threads for the cheap parts gained little, and the second one
+    # would take the core from the CNN's first layers
     parts = dict(zip([name for name, _ in cheap], transform_blocks(
-        [block for _, block in cheap], images)))
+        [block for _, block in cheap], images,
+        n_threads=None if ahead is None else 1)))
     cheap_proba, early = cheap_stage(
         pipe, np.hstack([parts[name] for name, _ in cheap]))
     if full is not None:
         early &= ~np.asarray(full, dtype=bool)
     widths = dict(block_widths(pipe))
     rows = np.flatnonzero(early)
+    if ahead is not None and len(rows) == len(images):
+        ahead.stop()  # every photo answered here: the CNN is not wanted
     if len(rows):
         table = np.hstack([
             parts[name][rows] if name in parts
@@ -87,9 +108,10 @@ def iter_stages(pipe, X, *, full=None):
         yield rows, table, early_proba(pipe, cheap_proba[rows]), True
     rows = np.flatnonzero(~early)
     if len(rows):
-        rest = [(name, block) for name, block in blocks if name not in parts]
-        late = dict(zip([name for name, _ in rest], transform_blocks(
-            [block for _, block in rest], images[rows])))
+        late = None if ahead is None else ahead.result(rows)
+        if late is None:
+            late = transform_blocks([block for _, block in rest], images[rows])
+        late = dict(zip([name for name, _ in rest], late))
         table = np.hstack([parts[name][rows] if name in parts else late[name]
                            for name, _ in blocks])
         yield rows, table, get_classifier(pipe).predict_proba(table), False

@@ -17,7 +17,7 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from ..exceptions import DeviceWarning
-from ._cnn_onnx import _onnxruntime, export_onnx, onnx_session
+from ._cnn_onnx import SplitSessions, _onnxruntime, export_onnx, onnx_session
 from ._cnn_torch import build_network, resolve_device, run_network
 
 __all__ = []
@@ -29,8 +29,9 @@ class _CNNRuntimeMixin:
     The methods of ``CNNFeatures`` that build, run and release its network;
     they read its parameters and fitted attributes (``device_``,
     ``image_size_``, ``onnx_model_``, ``fine_tuned_state_``) and cache the
-    torch module (``_net``) and the ONNX Runtime session (``_ort_session``),
-    which ``__getstate__`` leaves out of pickles.
+    torch module (``_net``) and the ONNX Runtime session (``_ort_session``,
+    or ``_ort_split``: the graph cut in two for a cascade), which
+    ``__getstate__`` leaves out of pickles.
     """
 
     # -- building ------------------------------------------------------------
@@ -86,6 +87,50 @@ class _CNNRuntimeMixin:
             ])
         return np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=np.float32)
 
+    def split_transform(self, X):
+        """:meth:`transform` in two steps, the first to start early (a cascade's).
+
+        The ONNX graph is cut in two at the first call; from then on
+        :meth:`transform` runs the two parts in turn (the same features) and
+        the whole graph's session is let go.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, height, width[, 3])
+            Images of the shape seen in ``fit``.
+
+        Returns
+        -------
+        steps : tuple or None
+            ``(start, rest, split)``. ``start(options)`` starts the first
+            layers on ``X`` at the lowest priority and returns a Future of
+            their output (None if ``options.terminate`` stopped them);
+            ``rest(output)``: ``transform`` of the images of these rows of
+            it, on every thread; ``split``: the
+            :class:`~hybridclf.features._cnn_onnx.SplitSessions` (the CPU
+            time of the first layers' thread). None when
+            the graph cannot be cut: PyTorch runs the network, no tensor
+            cuts the graph alone, or it was released (:meth:`release_graph`)
+            before.
+        """
+        check_is_fitted(self)
+        split = self._split_sessions()
+        if split is None:
+            return None
+        batch = self._prepare(self._check_transform_input(X))
+        return (lambda options: split.start_first(batch, options),
+                lambda output: np.asarray(split.run_rest(output), dtype=np.float32),
+                split)
+
+    def _split_sessions(self):
+        if "_ort_split" not in self.__dict__:
+            self._ort_split = None
+            if not self._use_torch() and self.onnx_model_ is not None:
+                self._ort_split = SplitSessions.make(self.onnx_model_, self.n_jobs)
+            if self._ort_split is not None:
+                self._ort_session = None  # the two parts replace it
+        return self._ort_split
+
     def _use_torch(self):
         if self.device_ == "cuda":
             import torch
@@ -99,12 +144,16 @@ class _CNNRuntimeMixin:
                 stacklevel=4,
             )
         no_graph = (self.onnx_model_ is None
-                    and getattr(self, "_ort_session", None) is None)
+                    and getattr(self, "_ort_session", None) is None
+                    and getattr(self, "_ort_split", None) is None)
         return no_graph or _onnxruntime() is None or self.engine == "torch"
 
     def _run(self, batch):
         """Embeddings of one prepared batch."""
         if not self._use_torch():
+            split = getattr(self, "_ort_split", None)
+            if split is not None:  # cut for a cascade (split_transform)
+                return split.run(batch)
             return self._session().run(None, {"images": batch})[0]
         return run_network(self._network(), batch, self.device_, self.n_jobs)
 
@@ -140,7 +189,9 @@ class _CNNRuntimeMixin:
         check_is_fitted(self)
         if self._use_torch():
             return False
-        session = self._session()
+        # the sessions of the graph cut in two hold no copy of the bytes
+        session = (self._session() if getattr(self, "_ort_split", None) is None
+                   else None)
         if getattr(session, "_model_bytes", None) is self.onnx_model_:
             # ONNX Runtime's Python wrapper keeps the bytes it was built from,
             # to rebuild the session should an execution provider fail; the
@@ -151,7 +202,7 @@ class _CNNRuntimeMixin:
         return True
 
     def _forget_runtime(self):
-        for name in ("_net", "_ort_session", "_graph_released"):
+        for name in ("_net", "_ort_session", "_ort_split", "_graph_released"):
             self.__dict__.pop(name, None)
 
     def __getstate__(self):
@@ -167,4 +218,5 @@ class _CNNRuntimeMixin:
         # rebuilt from the backbone name, onnx_model_ and fine_tuned_state_
         state.pop("_net", None)
         state.pop("_ort_session", None)
+        state.pop("_ort_split", None)
         return state

@@ -34,7 +34,8 @@ The package's modules, one concept each:
 - ``_features``: the features of a fitted pipeline, block by block and stage
   by stage (:func:`transform_features`, :func:`iter_stages`);
 - ``_block_parts``: one or two images' blocks cut into parts that the
-  threads take in turn, longest first (:func:`transform_blocks` uses it);
+  threads take in turn, longest first (:func:`transform_blocks` uses it),
+  and a block's output from its extractor's (:func:`scale_block_features`);
 - ``_embedding``: the embedding where novelty is measured
   (:func:`embedding_of`, :func:`embed_images`);
 - ``_checks``: the checks' scores, the confidence limit and the thresholds
@@ -45,6 +46,7 @@ The package's modules, one concept each:
 - ``_files``: files and folders in batches (:func:`predict_files`).
 """
 
+from ._block_parts import scale_block_features
 from ._checks import (
     LOW_CONFIDENCE,
     NOVEL,
@@ -77,6 +79,7 @@ __all__ = [
     "predict_open_set",
     "predict_with_reasons",
     "read_open_set",
+    "scale_block_features",
     "transform_blocks",
     "transform_features",
 ]

@@ -19,7 +19,7 @@ from sklearn.preprocessing import StandardScaler
 from ..pipeline import get_block_extractor, get_block_scaler
 from ..utils._parallel import run_shared
 
-__all__ = ["longest_first", "run_block_parts"]
+__all__ = ["longest_first", "run_block_parts", "scale_block_features"]
 
 #: Seconds each part of an extractor took, smoothed over its calls, by
 #: extractor: a part not timed yet counts as this long.
@@ -81,6 +81,30 @@ def run_block_parts(blocks, images, n_threads):
     for i, (b, _, columns, _) in enumerate(work):
         features[b].append((columns, results[i]))
     return [_assemble(pieces, len(images)) for pieces in features]
+
+
+def scale_block_features(block, values):
+    """A block's output from its extractor's ``values``, as in :func:`run_block_parts`.
+
+    Parameters
+    ----------
+    block : transformer
+        A fitted feature block.
+
+    values : ndarray of shape (n_images, n_block_features)
+        What the block's extractor gives for some images.
+
+    Returns
+    -------
+    features : ndarray of shape (n_images, n_block_features), float32
+        What :func:`run_block_parts` gives for the block and those images.
+    """
+    extractor, scaler = get_block_extractor(block), get_block_scaler(block)
+    if scaler is None and extractor is block:
+        return np.asarray(values, dtype=np.float32)
+    if type(scaler) is StandardScaler and hasattr(extractor, "transform_parts"):
+        return _scaled(lambda: values, scaler, slice(None))()
+    return np.asarray(block[1:].transform(values), dtype=np.float32)
 
 
 def _block_parts(block, images):

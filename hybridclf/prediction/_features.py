@@ -50,7 +50,7 @@ def transform_features(pipe, X):
     return np.hstack(transform_blocks(blocks, images))
 
 
-def transform_blocks(blocks, images):
+def transform_blocks(blocks, images, *, n_threads=None):
     """The features of each block for the same images, side by side if that helps.
 
     A block spreads a batch over its ``n_jobs`` threads, image by image; one
@@ -69,6 +69,11 @@ def transform_blocks(blocks, images):
     images : ndarray of shape (n_images, height, width, 3)
         Loaded images.
 
+    n_threads : int or None, default=None
+        At most this many threads side by side (1: one after the other in
+        this thread, as when another thread keeps the other cores busy);
+        None: as many as the blocks' ``n_jobs``.
+
     Returns
     -------
     parts : list of ndarray of shape (n_images, n_block_features), float32
@@ -76,7 +81,9 @@ def transform_blocks(blocks, images):
     """
     if len(images) > 2:
         return [np.asarray(b.transform(images), dtype=np.float32) for b in blocks]
-    return run_block_parts(blocks, images, _block_threads(blocks, len(images)))
+    threads = _block_threads(blocks, len(images))
+    return run_block_parts(blocks, images,
+                           threads if n_threads is None else min(threads, n_threads))
 
 
 def _block_threads(blocks, n_images):

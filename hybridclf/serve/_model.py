@@ -224,6 +224,14 @@ def _warm_up(pipe):
     on the first request), whatever a cascade would answer early; then the
     cascade's cheap stage on the same features.
     """
+    if hasattr(pipe, "iter_stages") and any(
+            hasattr(get_block_extractor(block), "split_transform")
+            for _, block in iter_feature_blocks(pipe)):
+        # first one photo through both stages: a cascade cuts its CNN in two
+        # for one photo's requests (CNNFeatures.split_transform), so the
+        # whole graph's session is never made, and runs both parts
+        for _ in pipe.iter_stages([_WARM_UP], full=[True]):
+            pass
     features = prediction.transform_features(pipe, [_WARM_UP])
     proba = get_classifier(pipe).predict_proba(features)
     if hasattr(pipe, "stages_from_features"):

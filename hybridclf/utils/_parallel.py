@@ -7,6 +7,7 @@ other processes.
 
 import functools
 import os
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 
@@ -20,12 +21,16 @@ _pools_lock = threading.Lock()
 # set while a caller's thread runs its share of run_shared: what it calls
 # runs serially, as in a pool thread
 _sharing = threading.local()
+# the thread of start_idle, once its priority is lowered
+_idle = threading.local()
 # a forked child has none of its parent's threads: it makes its own pools
 os.register_at_fork(after_in_child=_pools.clear)
 
 
 def _thread_pool(n_threads):
     """A process-wide pool of ``n_threads`` threads, made on first use.
+
+    ``"idle"`` is the one thread of :func:`start_idle`.
 
     Starting threads costs milliseconds, as much as extracting the features of
     a small batch, so pools are kept for the life of the process.
@@ -34,9 +39,44 @@ def _thread_pool(n_threads):
         pool = _pools.get(n_threads)
         if pool is None:
             pool = _pools[n_threads] = ThreadPoolExecutor(
-                max_workers=n_threads, thread_name_prefix="hybridclf"
-            )
+                max_workers=1 if n_threads == "idle" else n_threads,
+                thread_name_prefix="hybridclf")
         return pool
+
+
+def start_idle(func):
+    """Start ``func()`` on a thread that runs when a core would be idle; its Future.
+
+    The thread is a process-wide pool of one, apart from the pools of
+    :func:`run_shared` (what ``func`` calls runs serially there:
+    :func:`in_worker`), and the operating system runs it at the lowest
+    priority (Linux: nice 19 for that thread alone; elsewhere as any
+    thread): on a busy machine it takes no time from the caller or from
+    other processes, on an idle core it runs at full speed. One function
+    runs at a time; another waits for it.
+
+    Parameters
+    ----------
+    func : callable
+        A function without arguments.
+
+    Returns
+    -------
+    future : concurrent.futures.Future
+        Its result, or what it raised.
+    """
+    return _thread_pool("idle").submit(_at_lowest_priority, func)
+
+
+def _at_lowest_priority(func):
+    if not getattr(_idle, "lowered", False):
+        _idle.lowered = True
+        if sys.platform.startswith("linux"):  # there a thread id takes a nice
+            try:
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+            except OSError:  # not allowed here: the thread stays as it is
+                pass
+    return func()
 
 
 def effective_threads(n_jobs):
