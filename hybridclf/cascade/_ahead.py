@@ -121,11 +121,8 @@ def start_ahead(blocks, images):
             or max(effective_threads(getattr(e, "n_jobs", None))
                    for e in extractors) < 2):
         return None
-    steps = [getattr(e, "split_transform", _none)(images) for e in extractors]
+    steps = [e.split_transform(images) if hasattr(e, "split_transform") else None
+             for e in extractors]
     if any(step is None for step in steps):
         return None
     return _Ahead(blocks, steps)
-
-
-def _none(images):
-    return None
