@@ -18,7 +18,8 @@ from ..utils._docstrings import Substitution, n_jobs_docstring
 
 __all__ = ["duplicate_groups", "join_identical_files", "read_groups_csv"]
 
-logger = logging.getLogger(__name__)
+# the records keep the logger name they had before this module was split off
+logger = logging.getLogger("hybridclf.training._split")
 
 
 def _content_groups(paths):

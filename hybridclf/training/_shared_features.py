@@ -32,7 +32,8 @@ from ._feature_cache import image_digest
 
 __all__ = ["SharedFeatures"]
 
-logger = logging.getLogger(__name__)
+# the records keep the logger name they had before this module was split off
+logger = logging.getLogger("hybridclf.training._fold_features")
 
 
 class SharedFeatures:
