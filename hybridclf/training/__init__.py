@@ -30,16 +30,11 @@ the new ones.
 """
 
 from ._feature_cache import FeatureCache, default_feature_cache_dir
+from ._groups import duplicate_groups, join_identical_files, read_groups_csv
 from ._novelty import novelty_threshold
 from ._result import TrainingResult
 from ._search import SEARCH_GRIDS
-from ._split import (
-    data_fingerprint,
-    duplicate_groups,
-    grouped_train_test_split,
-    join_identical_files,
-    read_groups_csv,
-)
+from ._split import data_fingerprint, grouped_train_test_split
 from ._train import train_model
 from ._workflow import (
     QUICK_CV_FOLDS,

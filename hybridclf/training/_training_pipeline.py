@@ -7,7 +7,7 @@ the command. :func:`~hybridclf.training.train_folder` calls both.
 """
 
 from ..pipeline import DEFAULT_FEATURES, make_hybrid_pipeline, set_image_params
-from ._split import duplicate_groups, join_identical_files, read_groups_csv
+from ._groups import duplicate_groups, join_identical_files, read_groups_csv
 
 __all__ = [
     "QUICK_CV_FOLDS",

@@ -1,0 +1,181 @@
+"""Group ids: which images are near-identical copies of one object.
+
+Near-identical photos of one object must not sit on both sides of a split, or
+the scores measure memory, not recognition. Each image gets a **group** id:
+:func:`duplicate_groups` finds them, :func:`read_groups_csv` reads them, and
+:func:`join_identical_files` joins the groups of byte-identical files. The
+splits that keep each group whole are in ``_split``.
+"""
+
+import hashlib
+import logging
+import os
+import warnings
+
+import numpy as np
+
+from ..utils._docstrings import Substitution, n_jobs_docstring
+
+__all__ = ["duplicate_groups", "join_identical_files", "read_groups_csv"]
+
+# the records keep the logger name they had before this module was split off
+logger = logging.getLogger("hybridclf.training._split")
+
+
+def _content_groups(paths):
+    """Group ids of byte-identical files (the fallback without the inspector)."""
+    ids, groups = {}, np.empty(len(paths), dtype=np.int64)
+    for i, path in enumerate(paths):
+        try:
+            with open(path, "rb") as fh:
+                key = hashlib.sha256(fh.read()).hexdigest()
+        except OSError:
+            key = f"unreadable:{i}"
+        groups[i] = ids.setdefault(key, len(ids))
+    return groups
+
+
+@Substitution(n_jobs=n_jobs_docstring("Threads for the inspector."))
+def duplicate_groups(paths, *, n_jobs=None, cache_dir=None):
+    """One group id per image; near-identical images share one.
+
+    Uses the dataset inspector's :func:`hybridclf.find_duplicate_groups`.
+    Where that is not available, only byte-identical files are grouped, and a
+    warning says so.
+
+    Parameters
+    ----------
+    paths : sequence of str
+        Image files.
+
+    {n_jobs}
+
+    cache_dir : str, os.PathLike or None, default=None
+        Where the search keeps each photo's measures and hashes and the
+        aligned pairs, so that a second search decodes only new photos (the
+        folder of a :class:`FeatureCache`); None keeps nothing.
+
+    Returns
+    -------
+    groups : ndarray of shape (n_images,), dtype int
+        Group id of each image.
+    """
+    try:
+        # the public name: it stays valid wherever the inspector keeps it
+        from .. import find_duplicate_groups
+    except ImportError:
+        warnings.warn(
+            "hybridclf.find_duplicate_groups is not available; only "
+            "byte-identical files are grouped, so near-identical photos may land "
+            "on both sides of a split. Pass a groups CSV to group them.",
+            UserWarning,
+            stacklevel=2,
+        )
+        return _content_groups(paths)
+    return np.asarray(find_duplicate_groups(list(paths), n_jobs=n_jobs,
+                                            cache_dir=cache_dir))
+
+
+def read_groups_csv(csv_path, paths, *, root=None):
+    """Read group ids from a CSV with the columns ``file`` and ``group``.
+
+    A ``file`` may be given as the path itself, relative to ``root``, or by a
+    path that resolves to the same file. Images that the CSV does not name
+    get a group of their own. ``hybridclf augment``'s ``manifest.csv`` also
+    works: its ``source`` column is taken when there is no ``group`` column.
+
+    Parameters
+    ----------
+    csv_path : str or os.PathLike
+        The CSV file.
+
+    paths : sequence of str
+        The images to group.
+
+    root : str, os.PathLike or sequence of them, default=None
+        Folder (or folders, each tried) that relative names in the CSV start
+        from; default: the CSV's folder and the current folder are both tried.
+
+    Returns
+    -------
+    groups : ndarray of shape (n_images,), dtype int
+        Group id of each image.
+
+    Raises
+    ------
+    ValueError
+        When the CSV lacks a ``file`` or a ``group`` (or ``source``) column.
+    """
+    import csv
+
+    with open(csv_path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    columns = set(rows[0]) if rows else set()
+    group_column = "group" if "group" in columns else "source"
+    if "file" not in columns or group_column not in columns:
+        raise ValueError(
+            f"The groups CSV {os.fspath(csv_path)!r} must have the columns 'file' "
+            f"and 'group'. Got the columns {sorted(columns)!r} instead."
+        )
+    if root is None:
+        bases = [os.path.dirname(os.path.abspath(csv_path)), os.getcwd()]
+    elif isinstance(root, (str, os.PathLike)):
+        bases = [os.fspath(root)]
+    else:
+        bases = [os.fspath(r) for r in root]
+    by_file = {}
+    for row in rows:
+        name = row["file"]
+        candidates = [name] if os.path.isabs(name) else [
+            os.path.join(base, name) for base in bases]
+        for candidate in candidates:
+            by_file[os.path.realpath(candidate)] = row[group_column]
+    labels, missing = [], 0
+    for i, path in enumerate(paths):
+        key = by_file.get(os.path.realpath(path))
+        if key is None:
+            missing += 1
+            key = f"\0own:{i}"
+        labels.append(key)
+    if missing:
+        logger.warning("%d of %d images are not in %s; each gets its own group",
+                       missing, len(paths), csv_path)
+    _, groups = np.unique(np.asarray(labels, dtype=object).astype(str),
+                          return_inverse=True)
+    return groups.astype(np.int64)
+
+
+def join_identical_files(groups, paths):
+    """``groups`` with the groups of byte-identical files joined into one.
+
+    The same photo in two dataset folders (a data folder and a feedback
+    folder) must not land on both sides of a split, whatever the groups say.
+
+    Parameters
+    ----------
+    groups : array-like of int
+        A group id per file.
+
+    paths : sequence of str
+        The files.
+
+    Returns
+    -------
+    groups : ndarray of int
+        Group ids numbered 0, 1, ... in order of first appearance.
+    """
+    groups = np.asarray(groups)
+    parent = {}
+
+    def find(g):
+        while parent.setdefault(g, g) != g:
+            g = parent[g]
+        return g
+
+    content = _content_groups(paths)
+    first = {}
+    for group, same in zip(groups.tolist(), content.tolist()):
+        other = first.setdefault(same, group)
+        parent[find(group)] = find(other)
+    _, joined = np.unique([find(g) for g in groups.tolist()], return_inverse=True)
+    return joined.astype(np.int64)
