@@ -3,7 +3,10 @@
 Each measurement runs ``hybridclf train`` (default blocks and classifier, groups
 found on the fly) as a **separate process**, so both the cold and the warm run
 pay Python's imports; the exported ONNX graph of the CNN is on disk for both
-(a first run ever also exports it). Per data set, in one run of the script:
+(a first run ever also exports it), and so is hybridclf's byte code (compiled
+first, as an installed package or ``make`` has it: with
+``PYTHONDONTWRITEBYTECODE`` set, Python would otherwise compile every module
+it imports in each run). Per data set, in one run of the script:
 
 1. a previous training on all photos but 20 fills a fresh feature cache
    (``--cache-dir``; timed too, as a cold train of N - 20 photos);
@@ -19,6 +22,7 @@ default) and with ``--groups CSV`` (``amulet6_groups.csv``; for the copies,
 each photo's copies share its group), which skips the duplicate search.
 """
 
+import compileall
 import csv
 import json
 import os
@@ -103,6 +107,19 @@ def _write_groups(path, rows):
         writer.writerows(rows)
 
 
+def byte_compile(root=None):
+    """Compile the byte code of the hybridclf that ``root`` runs (None: this one).
+
+    What an installed wheel and ``make`` (its ``bytecode`` step) give; only
+    modules changed since are compiled again.
+    """
+    import hybridclf
+
+    folder = (Path(hybridclf.__file__).parent if root is None
+              else Path(root) / "hybridclf")
+    compileall.compile_dir(folder, quiet=1)
+
+
 def _train(data, model, cache, groups_csv=None, root=None):
     """Wall seconds and output of ``hybridclf train`` in a new process.
 
@@ -144,6 +161,7 @@ def measure_retrain(source, workdir, groups_csv=None, n_new=N_NEW, seed=0,
 
     ``root``: the checkout that trains, as in :func:`_train`.
     """
+    byte_compile(root)
     rng = np.random.default_rng(seed)
     data, aside = workdir / "data", workdir / "aside"
     shutil.copytree(source, data)
@@ -301,7 +319,10 @@ def render(results, command):
         "`--groups CSV`: `amulet6_groups.csv`, and for the copies each photo's "
         "copies in its group) runs as a separate process, cold and warm in the "
         "same run of the script, one after the other (the machine's other load "
-        "shifts both; the ratios are the figures). *Warm*: the feature cache "
+        "shifts both; the ratios are the figures), with hybridclf's byte code "
+        "compiled beforehand, as `make` and an installed package have it "
+        "(this machine sets `PYTHONDONTWRITEBYTECODE`, so each run would "
+        "compile the modules it imports: about 0.1 s). *Warm*: the feature cache "
         "holds every photo but the 20 new ones, from a previous training; "
         "*cold*: an empty cache. The "
         "1,000+ set is amulet6 with OpenCV-perturbed copies of each photo "
