@@ -17,6 +17,7 @@ help:
 	@echo "make bench  - run the benchmarks; they write docs/benchmarks.md"
 	@echo "make fastdup-venv - fastdup in its own venv, a peer bench_inspect measures"
 	@echo "make docs   - build the API reference from the docstrings into docs/api/"
+	@echo "make bytecode - compile hybridclf's byte code (demo, test and bench do it first)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
