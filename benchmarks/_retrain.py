@@ -3,7 +3,11 @@
 Each measurement runs ``hybridclf train`` (default blocks and classifier, groups
 found on the fly) as a **separate process**, so both the cold and the warm run
 pay Python's imports; the exported ONNX graph of the CNN is on disk for both
-(a first run ever also exports it). Per data set, in one run of the script:
+(a first run ever also exports it), and so is this checkout's byte code
+(compiled first, as an installed package or ``make`` has it: with
+``PYTHONDONTWRITEBYTECODE`` set, Python would otherwise compile every module
+of hybridclf it imports in each run; a ``--baseline`` checkout runs as it is,
+nothing is written into it). Per data set, in one run of the script:
 
 1. a previous training on all photos but 20 fills a fresh feature cache
    (``--cache-dir``; timed too, as a cold train of N - 20 photos);
@@ -19,6 +23,7 @@ default) and with ``--groups CSV`` (``amulet6_groups.csv``; for the copies,
 each photo's copies share its group), which skips the duplicate search.
 """
 
+import compileall
 import csv
 import json
 import os
@@ -103,6 +108,17 @@ def _write_groups(path, rows):
         writer.writerows(rows)
 
 
+def byte_compile():
+    """Compile the byte code of the hybridclf this process imports.
+
+    What an installed wheel and ``make`` (its ``bytecode`` step) give; only
+    modules changed since are compiled again.
+    """
+    import hybridclf
+
+    compileall.compile_dir(Path(hybridclf.__file__).parent, quiet=1)
+
+
 def _train(data, model, cache, groups_csv=None, root=None):
     """Wall seconds and output of ``hybridclf train`` in a new process.
 
@@ -144,6 +160,8 @@ def measure_retrain(source, workdir, groups_csv=None, n_new=N_NEW, seed=0,
 
     ``root``: the checkout that trains, as in :func:`_train`.
     """
+    if root is None:
+        byte_compile()
     rng = np.random.default_rng(seed)
     data, aside = workdir / "data", workdir / "aside"
     shutil.copytree(source, data)
@@ -228,8 +246,9 @@ def render_versions(versions):
     return [
         "",
         f"The same on amulet6 (groups found on the fly) by the checkout in "
-        f"`{versions['baseline']}` (*baseline*) and by this checkout, taking "
-        "turns, so that both see the same load:",
+        f"`{versions['baseline']}` (*baseline*, run as it is: its modules "
+        "compiled in each run where it has no byte code) and by this "
+        "checkout, taking turns, so that both see the same load:",
         "",
         "| version | load at start, cold / warm | command, cold / warm | "
         "warm / cold | CPU time, cold / warm | warm / cold |",
@@ -301,7 +320,11 @@ def render(results, command):
         "`--groups CSV`: `amulet6_groups.csv`, and for the copies each photo's "
         "copies in its group) runs as a separate process, cold and warm in the "
         "same run of the script, one after the other (the machine's other load "
-        "shifts both; the ratios are the figures). *Warm*: the feature cache "
+        "shifts both; the ratios are the figures), with this checkout's byte code "
+        "compiled beforehand, as `make` and an installed package have it "
+        "(this machine sets `PYTHONDONTWRITEBYTECODE`, so each run would "
+        "compile the modules of hybridclf it imports: about 0.1 s). *Warm*: "
+        "the feature cache "
         "holds every photo but the 20 new ones, from a previous training; "
         "*cold*: an empty cache. The "
         "1,000+ set is amulet6 with OpenCV-perturbed copies of each photo "

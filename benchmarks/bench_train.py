@@ -41,7 +41,8 @@ root::
 ``<!-- bench_train_retrain:start -->`` and ``<!-- bench_train_retrain:end -->``);
 ``--baseline DIR`` adds amulet6 retrained by the hybridclf of another checkout
 (``git archive REV | tar -x -C DIR``) and by this one in turns, under the same
-load.
+load. This checkout's byte code is compiled first (``compileall``, as ``make``
+does); the other checkout runs as it is.
 
 ``--quick`` writes to a temporary folder instead of ``docs/``. The data is read
 from ``../shared/data/amulet6`` beside the checkout, or
