@@ -56,6 +56,7 @@ from _curve_baseline import extract_commit, paired_lines, patch_docs, score_chec
 from _curve_data import BLOCKS, add_map_blocks, load_amulet6, load_digits_photos
 from _curve_data import view_features as cached_view_features
 from _curve_methods import DEFAULT_BLOCKS, run_method
+from _dn4 import add_local_blocks
 from sklearn.model_selection import StratifiedGroupKFold
 from threadpoolctl import threadpool_limits
 
@@ -214,6 +215,18 @@ METHODS += [
      "orientations) + CNN mirror-averaged from 15 on", {**DEFAULT, "blocks_from": (
          15, ("cnn_tta", "hog_s_12", "lbp", "color"))}, False),
 ]
+# issue 21, fourth round: an image-to-class measure over local CNN descriptors
+# (DN4, Li et al. CVPR 2019; NBNN, Boiman et al. CVPR 2008), chosen on 5 other
+# draws (benchmarks/_dn4_screen.py, seed 1): block -10 (14 x 14, 88 channels),
+# 1 nearest descriptor, the default's views in the class pools below 15
+DN4 = {"layer": -10, "knn": 1}
+METHODS += [
+    ("DN4 alone: local descriptors of CNN block -10 (14 x 14), image-to-class "
+     "sum of nearest cosines, the default's views in the class pools (< 15)",
+     {**DEFAULT, "dn4": DN4}, False),
+    ("default, its ridge's probabilities averaged with the softmax of the "
+     "standardised DN4 scores", {**DEFAULT, "dn4": {**DN4, "fuse": "avg"}}, False),
+]
 REFERENCE = 1  # the row that the others are compared with
 # (label, method): the ridge classifier's probabilities with views, its
 # leave-one-out plain (a photo's views stay in) or grouped (they leave with it)
@@ -309,6 +322,10 @@ def measure(name, images, y, groups, n_draws, amulet, rows=None, paths=None,
                                                *m.get("blocks_from", (0, ()))[1])}
     if amulet and used & {"grid2", "vlad"}:
         add_map_blocks(features, name, images, ["id"])
+    for _, m, _ in methods:  # DN4: local descriptors of the views it pools
+        if "dn4" in m:
+            add_local_blocks(features, name, images, ["id", *m.get("aug", ())],
+                             [m["dn4"]["layer"]])
     for block in sorted(used - {*BLOCKS, *MAP_BLOCKS}):
         # for the views of the methods that use it
         wanted = sorted({"id", *(v for _, m, _ in methods
