@@ -140,6 +140,35 @@ def screen(images, y, groups, n_draws, ks, layers, knns, mirror, centres):
     report(results, ks)
 
 
+def time_predict(images, y, layers, knns, n_test=40):
+    """ms per photo of the DN4 scores, one photo at a time, all other photos pooled.
+
+    The cost the DN4 step adds to a prediction (its CNN maps come from the
+    pass the default's CNN block makes anyway); it grows with the number of
+    training photos.
+    """
+    import time
+
+    from _curve_data import VIEWS as MAKE
+
+    rng = np.random.default_rng(0)
+    test = rng.choice(len(y), n_test, replace=False)
+    train = np.setdiff1d(np.arange(len(y)), test)
+    maps = local_maps("amulet6", MAKE["id"](images), "id")
+    for layer, knn in itertools.product(layers, knns):
+        desc = {"id": descriptors(maps[layer])}
+        pools = class_pools(desc, y, train, np.unique(y[train]))
+        times = []
+        for i in test:
+            t = time.perf_counter()
+            dn4_scores(desc["id"][i:i + 1], pools, knn)
+            times.append((time.perf_counter() - t) * 1000)
+        n_desc = sum(len(p[1]) * p[0].shape[1] for p in pools)
+        print(f"L{layer} k{knn}: {len(train)} training photos, {n_desc} "
+              f"descriptors of {desc['id'].shape[2]}; mean {np.mean(times):.1f} "
+              f"ms, median {np.median(times):.1f} ms per photo", flush=True)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--draws", type=int, default=5)
@@ -154,10 +183,15 @@ def main(argv=None):
     parser.add_argument("--block", type=float, nargs="*", default=None,
                         metavar="W", help="DN4 scores as a fifth block of the "
                         "ridge, at these block weights")
+    parser.add_argument("--time", action="store_true",
+                        help="only time the DN4 scores per photo")
     args = parser.parse_args(argv)
     layers = [x if x == "head" else int(x) for x in args.layers]
     images, y, groups, _ = load_amulet6()
     with threadpool_limits(1, user_api="blas"):
+        if args.time:
+            time_predict(images, y, layers, args.knns)
+            return 0
         if args.block is not None:
             screen_block(images, y, groups, args.draws, args.ks, layers, args.knns,
                          args.block)
