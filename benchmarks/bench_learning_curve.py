@@ -217,7 +217,7 @@ METHODS += [
 ]
 # issue 21, fourth round: an image-to-class measure over local CNN descriptors
 # (DN4, Li et al. CVPR 2019; NBNN, Boiman et al. CVPR 2008), chosen on 5 other
-# draws (benchmarks/_dn4_screen.py, seed 1): block -10 (14 x 14, 88 channels),
+# draws (benchmarks/_dn4_screen.py, seed 1): block -10 (14 x 14, 120 channels),
 # 1 nearest descriptor, the default's views in the class pools below 15
 DN4 = {"layer": -10, "knn": 1}
 METHODS += [
