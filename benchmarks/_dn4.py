@@ -8,9 +8,10 @@ map position); a query's score for class c is the mean, over its local
 descriptors, of the summed cosine similarities to their ``knn`` nearest
 descriptors among all of class c's training descriptors.
 
-For measuring only (``bench_learning_curve.py`` rows and ``bench_dn4.py``):
-the maps of EfficientNet-Lite2 are computed once per image and view and kept
-in ``benchmarks/results/features/`` (gitignored).
+For measuring only (rows 51 and 52 of ``bench_learning_curve.py`` and the
+screening in ``_dn4_screen.py``; figures in docs/benchmarks.md, "Fourth
+round"): the maps of EfficientNet-Lite2 are computed once per image and view
+and kept in ``benchmarks/results/features/`` (gitignored).
 """
 
 import numpy as np
