@@ -2,9 +2,19 @@
 
 The draws come from ``make_splits(..., seed=1)``, not the seed 0 of the
 learning curve's tables, so that choosing a variant here does not tune it to
-the draws it is then measured on::
+the draws it is then measured on. The runs behind docs/benchmarks.md's
+"Fourth round" (from ``benchmarks/``, ``PYTHONPATH`` at the checkout)::
 
-    .venv/bin/python benchmarks/_dn4_screen.py --draws 5 --ks 3 5 10
+    nice -n 19 ../.venv/bin/python _dn4_screen.py --draws 5 \
+        --layers -7 -4 -2 -1 head --knns 1 3 --centre 0
+    nice -n 19 ../.venv/bin/python _dn4_screen.py --draws 5 \
+        --layers -14 -10 -7 -4 --knns 1 --pools id mirror
+    nice -n 19 ../.venv/bin/python _dn4_screen.py --draws 5 \
+        --layers -10 -7 --knns 1 --centre 0 --pools views
+    nice -n 19 ../.venv/bin/python _dn4_screen.py --draws 5 \
+        --layers -10 -7 --knns 1 --block 1 3 10
+    nice -n 19 ../.venv/bin/python _dn4_screen.py --time \
+        --layers -10 -7 -4 --knns 1 3
 """
 
 import argparse

@@ -22,7 +22,7 @@ pipeline, the default ``make_hybrid_pipeline()``, on one draw.
 
 It rewrites its section of ``docs/benchmarks.md``::
 
-    .venv/bin/python benchmarks/bench_learning_curve.py  # ~70 min, 2 busy cores
+    .venv/bin/python benchmarks/bench_learning_curve.py  # ~90 min, 2 busy cores
     .venv/bin/python benchmarks/bench_learning_curve.py --quick   # smoke test
     .venv/bin/python benchmarks/bench_learning_curve.py --datasets amulet6
     .venv/bin/python benchmarks/bench_learning_curve.py --rows 4  # a few rows
