@@ -9,7 +9,9 @@ chosen with the penalty by the ridge's leave-one-out squared error on the
 training rows), ``power`` (signed square root of every feature before
 scaling), ``late`` (block sets: one ridge per set, their probabilities
 averaged), ``choose`` (block sets: the one of least leave-one-out
-error on the training photos). Each block is standardised on the training
+error on the training photos), ``dn4`` (an image-to-class measure over
+local CNN descriptors, alone or fused with the ridge: see ``_dn4.run_dn4``).
+Each block is standardised on the training
 rows, as the pipeline's per-block ``StandardScaler`` does.
 """
 
@@ -165,6 +167,13 @@ def run_method(method, features, y, train, test, proba=False):
     out with its views in the ridge classifier's leave-one-out, as the
     pipeline does (``fit(groups=)``).
     """
+    if "dn4" in method:
+        from _dn4 import run_dn4
+
+        plain = {k: v for k, v in method.items() if k != "dn4"}
+        out = run_dn4(method, features, y, train, test, lambda: run_method(
+            plain, features, y, train, test, proba=True))
+        return out if proba else np.unique(y[train])[np.argmax(out, axis=1)]
     blocks = method.get("blocks", DEFAULT_BLOCKS)
     if "choose" in method:
         blocks = _choose_blocks(method, features, y, train, test)

@@ -22,7 +22,7 @@ pipeline, the default ``make_hybrid_pipeline()``, on one draw.
 
 It rewrites its section of ``docs/benchmarks.md``::
 
-    .venv/bin/python benchmarks/bench_learning_curve.py  # ~70 min, 2 busy cores
+    .venv/bin/python benchmarks/bench_learning_curve.py  # ~90 min, 2 busy cores
     .venv/bin/python benchmarks/bench_learning_curve.py --quick   # smoke test
     .venv/bin/python benchmarks/bench_learning_curve.py --datasets amulet6
     .venv/bin/python benchmarks/bench_learning_curve.py --rows 4  # a few rows
@@ -56,6 +56,7 @@ from _curve_baseline import extract_commit, paired_lines, patch_docs, score_chec
 from _curve_data import BLOCKS, add_map_blocks, load_amulet6, load_digits_photos
 from _curve_data import view_features as cached_view_features
 from _curve_methods import DEFAULT_BLOCKS, run_method
+from _dn4 import add_local_blocks
 from sklearn.model_selection import StratifiedGroupKFold
 from threadpoolctl import threadpool_limits
 
@@ -214,6 +215,18 @@ METHODS += [
      "orientations) + CNN mirror-averaged from 15 on", {**DEFAULT, "blocks_from": (
          15, ("cnn_tta", "hog_s_12", "lbp", "color"))}, False),
 ]
+# issue 21, fourth round: an image-to-class measure over local CNN descriptors
+# (DN4, Li et al. CVPR 2019; NBNN, Boiman et al. CVPR 2008), chosen on 5 other
+# draws (benchmarks/_dn4_screen.py, seed 1): block -10 (14 x 14, 120 channels),
+# 1 nearest descriptor, the default's views in the class pools below 15
+DN4 = {"layer": -10, "knn": 1}
+METHODS += [
+    ("DN4 alone: local descriptors of CNN block -10 (14 x 14), image-to-class "
+     "sum of nearest cosines, the default's views in the class pools (< 15)",
+     {**DEFAULT, "dn4": DN4}, False),
+    ("default, its ridge's probabilities averaged with the softmax of the "
+     "standardised DN4 scores", {**DEFAULT, "dn4": {**DN4, "fuse": "avg"}}, False),
+]
 REFERENCE = 1  # the row that the others are compared with
 # (label, method): the ridge classifier's probabilities with views, its
 # leave-one-out plain (a photo's views stay in) or grouped (they leave with it)
@@ -309,6 +322,10 @@ def measure(name, images, y, groups, n_draws, amulet, rows=None, paths=None,
                                                *m.get("blocks_from", (0, ()))[1])}
     if amulet and used & {"grid2", "vlad"}:
         add_map_blocks(features, name, images, ["id"])
+    for _, m, _ in methods:  # DN4: local descriptors of the views it pools
+        if "dn4" in m:
+            add_local_blocks(features, name, images, ["id", *m.get("aug", ())],
+                             [m["dn4"]["layer"]])
     for block in sorted(used - {*BLOCKS, *MAP_BLOCKS}):
         # for the views of the methods that use it
         wanted = sorted({"id", *(v for _, m, _ in methods
