@@ -119,6 +119,27 @@ def byte_compile():
     compileall.compile_dir(Path(hybridclf.__file__).parent, quiet=1)
 
 
+def other_busy_cpus(seconds=0.5):
+    """CPUs busy over ``seconds`` while this process waits; None off Linux.
+
+    Read from ``/proc/stat`` just before a run starts, while the benchmark
+    itself sleeps: the work of other processes. The load average counts the
+    benchmark's own runs of the last minutes too.
+    """
+    def _ticks():
+        with open("/proc/stat") as fh:
+            values = [int(v) for v in fh.readline().split()[1:]]
+        return sum(values) - values[3] - values[4], sum(values)  # idle, iowait
+
+    try:
+        busy0, total0 = _ticks()
+        time.sleep(seconds)
+        busy1, total1 = _ticks()
+    except (OSError, ValueError, IndexError):
+        return None
+    return (busy1 - busy0) / max(total1 - total0, 1) * (os.cpu_count() or 1)
+
+
 def _train(data, model, cache, groups_csv=None, root=None):
     """Wall seconds and output of ``hybridclf train`` in a new process.
 
@@ -130,7 +151,7 @@ def _train(data, model, cache, groups_csv=None, root=None):
                "--n-jobs", "2",
                *(["--groups", str(groups_csv)] if groups_csv else [])]
     env = None if root is None else {**os.environ, "PYTHONPATH": str(root)}
-    load = os.getloadavg()[0]
+    load, busy = os.getloadavg()[0], other_busy_cpus()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, check=False,
@@ -143,7 +164,7 @@ def _train(data, model, cache, groups_csv=None, root=None):
     computed = re.search(r"features computed for (\d+) of (\d+)", done.stdout)
     groups = re.search(r"groups \(.*\) in ([\d.]+) s", done.stdout)
     info = json.loads((Path(model) / "model.json").read_text())["training"]
-    return {"wall_s": seconds, "cpu_s": cpu, "load": load,
+    return {"wall_s": seconds, "cpu_s": cpu, "load": load, "busy": busy,
             "computed": [int(computed[1]), int(computed[2])] if computed else None,
             "groups_s": float(groups[1]) if groups else None,
             "features_s": info.get("seconds_features_shared"),
@@ -223,6 +244,12 @@ def compare_versions(source, workdir, baseline, repeats=2):
     return {"baseline": str(baseline), "runs": runs}
 
 
+def _start(run):
+    """A run's load average at start, and other work's busy CPUs if known."""
+    busy = run.get("busy")
+    return f"{run['load']:.1f}" + ("" if busy is None else f" ({busy:.1f})")
+
+
 def _version_rows(versions):
     """Table rows of compare_versions: each run, then each version's mean."""
     lines = []
@@ -231,7 +258,7 @@ def _version_rows(versions):
         for r in runs:
             cold, warm = r["cold"], r["warm"]
             lines.append(
-                f"| {version} | {cold['load']:.1f} / {warm['load']:.1f} | "
+                f"| {version} | {_start(cold)} / {_start(warm)} | "
                 f"{cold['wall_s']:.1f} / {warm['wall_s']:.1f} s | "
                 f"{warm['wall_s'] / cold['wall_s']:.0%} | {cold['cpu_s']:.1f} / "
                 f"{warm['cpu_s']:.1f} s | {warm['cpu_s'] / cold['cpu_s']:.0%} |")
@@ -250,7 +277,8 @@ def render_versions(versions):
         "compiled in each run where it has no byte code) and by this "
         "checkout, taking turns, so that both see the same load:",
         "",
-        "| version | load at start, cold / warm | command, cold / warm | "
+        "| version | load average at start (other work's busy CPUs), cold / "
+        "warm | command, cold / warm | "
         "warm / cold | CPU time, cold / warm | warm / cold |",
         "| --- | --- | ---: | ---: | ---: | ---: |",
         *_version_rows(versions),
@@ -290,19 +318,33 @@ def _row(label, r):
         f"{_seconds(cold['groups_s'])} / {_seconds(warm['groups_s'])} |")
 
 
+def _figures(results, key):
+    """Each run's ``key`` (``load``, ``busy``), None left out."""
+    return [run[key] for name, _ in _ROWS if name in results
+            for run in (results[name]["warm"], results[name]["cold"])
+            if run.get(key) is not None]
+
+
 def _loads(results):
-    """The range of the 1-minute load averages at the start of each run."""
-    loads = [run["load"] for name, _ in _ROWS if name in results
-             for run in (results[name]["warm"], results[name]["cold"])
-             if run.get("load") is not None]
-    return f"{min(loads):.1f} to {max(loads):.1f}" if loads else "?"
+    """The 1-minute load averages and the other work's busy CPUs at each start."""
+    loads, busy = _figures(results, "load"), _figures(results, "busy")
+    text = f"load average {min(loads):.1f} to {max(loads):.1f}" if loads else "?"
+    if busy:
+        text += (f", of which other processes kept {min(busy):.1f} to "
+                 f"{max(busy):.1f} CPUs busy in the half second before each run")
+    return text
 
 
 def _busy(results):
-    """Whether a run started with the load average above half the CPUs."""
-    loads = [run["load"] for name, _ in _ROWS if name in results
-             for run in (results[name]["warm"], results[name]["cold"])
-             if run.get("load") is not None]
+    """Whether other processes kept half a CPU busy before a run started.
+
+    Without that figure (older results), whether the load average was over
+    half the CPUs.
+    """
+    busy = _figures(results, "busy")
+    if busy:
+        return max(busy) > 0.5
+    loads = _figures(results, "load")
     nproc = results.get("machine", {}).get("nproc") or os.cpu_count() or 1
     return bool(loads) and max(loads) > nproc / 2
 
@@ -313,8 +355,8 @@ def render(results, command):
         "### Retraining after adding 20 photos (feature cache)",
         "",
         f"Command: `{command}` ({results.get('date', '?')}, "
-        f"{results.get('machine', {}).get('nproc', '?')} CPUs shared with other "
-        f"work: load average {_loads(results)} when the runs started). Each "
+        f"{results.get('machine', {}).get('nproc', '?')} CPUs: "
+        f"{_loads(results)}). Each "
         "`hybridclf train` (default blocks and classifier, "
         "`--n-jobs 2`; duplicate groups found on the fly, or read with "
         "`--groups CSV`: `amulet6_groups.csv`, and for the copies each photo's "
