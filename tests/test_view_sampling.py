@@ -114,7 +114,8 @@ def textures(texture_folder):
 
 
 def test_shared_features_of_added_views_give_exactly_the_pipeline_folds(textures):
-    from hybridclf.training._fold_features import SharedFeatures, fold_features
+    from hybridclf.training._fold_features import fold_features
+    from hybridclf.training._shared_features import SharedFeatures
 
     paths, labels = textures
     pipe = make_hybrid_pipeline(features=["hog", "color"],

@@ -14,7 +14,7 @@ from ..pipeline import get_feature_union, get_loader, get_sampler
 from ..prediction import feature_blocks, transform_features
 from ._shared_features import SharedFeatures
 
-__all__ = ["SharedFeatures", "compute_folds", "fit_features", "fold_features"]
+__all__ = ["compute_folds", "fit_features", "fold_features"]
 
 
 def fit_features(pipe, X, y):

@@ -48,12 +48,13 @@ from ..utils._docstrings import Substitution, n_jobs_docstring
 from ._cv_phases import _open_set, _out_of_fold, _search_classifier, _views_decided
 from ._feature_cache import FeatureCache
 from ._final_phases import _fit_cascade, _fit_final, _novelty_phase, _score_test
-from ._fold_features import SharedFeatures, compute_folds, on_cluster
+from ._fold_features import compute_folds, on_cluster
 from ._novelty import EMBEDDING_BLOCK
 from ._novelty_views import start_views, view_keys
 from ._result import TrainingResult
 from ._run import _Run, _split  # noqa: F401 (importable from here)
 from ._search import default_grid, is_classifier_grid, pipeline_search
+from ._shared_features import SharedFeatures
 
 __all__ = ["train_model"]
 

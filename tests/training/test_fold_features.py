@@ -5,7 +5,8 @@ import pytest
 
 from hybridclf import ClassAwareAugmenter, load_image_folder, make_hybrid_pipeline
 from hybridclf.features import ColorHistogram
-from hybridclf.training._fold_features import SharedFeatures, fold_features
+from hybridclf.training._fold_features import fold_features
+from hybridclf.training._shared_features import SharedFeatures
 
 
 @pytest.fixture(scope="module")
