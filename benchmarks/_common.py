@@ -2,6 +2,7 @@
 
 import os
 import platform
+import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -153,3 +154,24 @@ def block_features(name, images, *, cache_key=None, n_jobs=2):
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez(path, features=features, ms_per_image=ms)
     return features, ms
+
+
+def other_busy_cpus(seconds=0.5):
+    """CPUs busy over ``seconds`` while this process waits; None off Linux.
+
+    Read from ``/proc/stat`` just before a run starts, while the benchmark
+    itself sleeps: the work of other processes. The load average counts the
+    benchmark's own runs of the last minutes too.
+    """
+    def _ticks():
+        with open("/proc/stat") as fh:
+            values = [int(v) for v in fh.readline().split()[1:]]
+        return sum(values) - values[3] - values[4], sum(values)  # idle, iowait
+
+    try:
+        busy0, total0 = _ticks()
+        time.sleep(seconds)
+        busy1, total1 = _ticks()
+    except (OSError, ValueError, IndexError):
+        return None
+    return (busy1 - busy0) / max(total1 - total0, 1) * (os.cpu_count() or 1)

@@ -35,6 +35,7 @@ import sys
 import time
 from pathlib import Path
 
+import _common
 import cv2
 import numpy as np
 
@@ -119,27 +120,6 @@ def byte_compile():
     compileall.compile_dir(Path(hybridclf.__file__).parent, quiet=1)
 
 
-def other_busy_cpus(seconds=0.5):
-    """CPUs busy over ``seconds`` while this process waits; None off Linux.
-
-    Read from ``/proc/stat`` just before a run starts, while the benchmark
-    itself sleeps: the work of other processes. The load average counts the
-    benchmark's own runs of the last minutes too.
-    """
-    def _ticks():
-        with open("/proc/stat") as fh:
-            values = [int(v) for v in fh.readline().split()[1:]]
-        return sum(values) - values[3] - values[4], sum(values)  # idle, iowait
-
-    try:
-        busy0, total0 = _ticks()
-        time.sleep(seconds)
-        busy1, total1 = _ticks()
-    except (OSError, ValueError, IndexError):
-        return None
-    return (busy1 - busy0) / max(total1 - total0, 1) * (os.cpu_count() or 1)
-
-
 def _train(data, model, cache, groups_csv=None, root=None):
     """Wall seconds and output of ``hybridclf train`` in a new process.
 
@@ -151,7 +131,7 @@ def _train(data, model, cache, groups_csv=None, root=None):
                "--n-jobs", "2",
                *(["--groups", str(groups_csv)] if groups_csv else [])]
     env = None if root is None else {**os.environ, "PYTHONPATH": str(root)}
-    load, busy = os.getloadavg()[0], other_busy_cpus()
+    load, busy = os.getloadavg()[0], _common.other_busy_cpus()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, check=False,

@@ -430,12 +430,31 @@ def _ratio_lines(report):
     return lines
 
 
-def _load_words(start, end, nproc):
+def _shared_words(busy):
+    """Whether other work kept the cores busy before the run (None: not known)."""
+    if busy is None:
+        return (", **the cores may have been shared with other jobs** (not "
+                "measured): absolute times may be inflated, compare the models "
+                "by the ratios")
+    if busy > 0.5:
+        return (f", and other processes kept {busy:.1f} CPUs busy just before "
+                "the servers were loaded: **the cores were shared with other "
+                "jobs**, absolute times are inflated, compare the models by the "
+                "ratios")
+    return (f", and other processes kept {busy:.1f} CPUs busy just before the "
+            "servers were loaded (a quiet machine)")
+
+
+def _load_words(start, end, nproc, busy=None):
+    """The load in words; ``busy``: other processes' busy CPUs, when measured."""
     if start is None:
         return "the load average is not known on this system"
     words = (f"1-minute load average {start:.1f} at the start and {end:.1f} at "
              f"the end, on {nproc} cores")
-    if max(start, end) > 0.5 * nproc:
+    if busy is not None:
+        words += (f" (the benchmark's own servers and training count in it); "
+                  f"other processes kept {busy:.1f} CPUs busy before it")
+    if (max(start, end) > 0.5 * nproc) if busy is None else busy > 0.5:
         words += (": the machine was shared with other jobs, so the absolute "
                   "latencies are inflated; the figure is the difference between "
                   "the two kinds of request, measured alternately under the same "
@@ -492,7 +511,7 @@ def render_neighbours(nb, machine, quick):
         "1-thread columns.",
         "",
         "Target: the search adds at most 2 ms per image for a 10,000-image index.",
-        f"- Load: {_load_words(*nb['load'], machine['nproc'])}.",
+        f"- Load: {_load_words(*nb['load'], machine['nproc'], nb.get('busy'))}.",
         f"- Machine: {machine['cpu_model']}, {machine['nproc']} cores; measured "
         f"{nb['date']}.",
         f"- Command: `{QUICK_COMMAND if quick else nb['command']}`",
@@ -525,8 +544,7 @@ def render_section(report):
         "with one worker and its default threads (every core per prediction). "
         "Both servers ran side by side and took turns (A B B A), so that both "
         "saw the same load: the load average was "
-        f"{report['load']} at the start, **the 2 cores were shared with other "
-        "jobs**: absolute times are inflated, compare the models by the ratios. "
+        f"{report['load']} at the start{_shared_words(report.get('busy'))}. "
         "*In-process*: median of `predict_open_set` (the model's own open-set "
         "checks) on the same photos in the benchmark's process; *overhead* = "
         "sequential p50 / in-process. *RSS*: resident memory of the server "
@@ -708,7 +726,10 @@ def measure(args, folder, duration, tmp):
     bodies = [json.dumps({"image_data": base64.b64encode(d).decode()}).encode()
               for d in photos]
     command = NB_COMMAND if args.neighbours_only else COMMAND
+    busy = _common.other_busy_cpus()  # after the training, before the load
     nb = measure_neighbours(*models[0], photos[0], duration, command)
+    if nb:
+        nb["busy"] = busy
     results = []
     for s in ([] if args.neighbours_only else _serve_both(models, bodies, duration)):
         result = _model_report(s)
@@ -721,7 +742,8 @@ def measure(args, folder, duration, tmp):
         print(f"{s['name']}: p50 {result['sequential']['p50_ms']:.1f} ms", flush=True)
     report = {
         "date": datetime.date.today().isoformat(), "quick": args.quick,
-        "n_photos": len(photos), "load": load, "duration_s": duration,
+        "n_photos": len(photos), "load": load, "busy": busy,
+        "duration_s": duration,
         "models": results, "neighbours": nb, "machine": machine_info(),
     }
     return _write(args, report, results, nb)
