@@ -175,3 +175,22 @@ def other_busy_cpus(seconds=0.5):
     except (OSError, ValueError, IndexError):
         return None
     return (busy1 - busy0) / max(total1 - total0, 1) * (os.cpu_count() or 1)
+
+
+def fold_groups(folder, paths):
+    """The folds' groups and where they come from.
+
+    ``amulet6_groups.csv`` beside the data (checked by eye), else the
+    inspector's duplicate groups.
+    """
+    import numpy as np
+
+    from hybridclf.training import duplicate_groups, read_groups_csv
+
+    csv = folder.parent / "amulet6_groups.csv"
+    if csv.is_file():
+        groups = read_groups_csv(csv, paths, root=folder)
+        return np.asarray(groups), f"`{csv.name}`, checked by eye"
+    print(f"{csv} not found: folds grouped by the inspector's duplicate groups")
+    groups = duplicate_groups(paths, n_jobs=2)
+    return np.asarray(groups), "the inspector's duplicate groups"

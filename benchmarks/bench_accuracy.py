@@ -59,7 +59,7 @@ from threadpoolctl import threadpool_limits
 from hybridclf import ClassAwareAugmenter, load_image_folder, make_hybrid_pipeline
 from hybridclf.io import ImageLoader
 from hybridclf.pipeline import DEFAULT_FEATURES
-from hybridclf.training import duplicate_groups, read_groups_csv
+from hybridclf.training import read_groups_csv
 
 START, END = "<!-- bench_accuracy:start -->", "<!-- bench_accuracy:end -->"
 JSON_FILE = _common.REPO_ROOT / "docs" / "bench_accuracy.json"
@@ -278,7 +278,7 @@ def main(argv=None):
     y = np.asarray(labels)
     if args.cascade:
         return cascade_main(args, folder, paths, y)
-    groups, source = fold_groups(folder, paths)
+    groups, source = _common.fold_groups(folder, paths)
     images = ImageLoader(size=224, n_jobs=2).fit_transform(paths)
     seeds = list(range(1 if args.quick else args.repeats))
     folds = [split for seed in seeds for split in StratifiedGroupKFold(
@@ -342,21 +342,6 @@ def main(argv=None):
     _common.write_section(_common.DOCS_FILE, render(report), START, END)
     print(f"wrote {_common.DOCS_FILE} and {JSON_FILE}")
     return 0
-
-
-def fold_groups(folder, paths):
-    """The folds' groups and where they come from.
-
-    ``amulet6_groups.csv`` beside the data (checked by eye), else the
-    inspector's duplicate groups.
-    """
-    csv = folder.parent / "amulet6_groups.csv"
-    if csv.is_file():
-        groups = read_groups_csv(csv, paths, root=folder)
-        return np.asarray(groups), f"`{csv.name}`, checked by eye"
-    print(f"{csv} not found: folds grouped by the inspector's duplicate groups")
-    groups = duplicate_groups(paths, n_jobs=2)
-    return np.asarray(groups), "the inspector's duplicate groups"
 
 
 def cascade_main(args, folder, paths, y):
