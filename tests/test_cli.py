@@ -1,6 +1,7 @@
 """The hybridclf command line."""
 
 import gc
+import json
 import os
 import subprocess
 import sys
@@ -33,6 +34,29 @@ def test_imports_pause_the_collector_and_calls_in_a_process_freeze_nothing(
     assert gc.get_freeze_count() == frozen
     assert gc.isenabled()
     capsys.readouterr()
+
+
+def test_a_command_imports_neither_pytest_nor_pandas_until_it_needs_them(
+        texture_folder, tmp_path):
+    """scikit-learn and imbalanced-learn would import pandas and pytest with
+    the command's modules; both are kept out (a fresh interpreter: this one
+    imported them long ago), and the label issues' cleanlab, which needs
+    pandas, still imports it later: the training finds its label issues."""
+    argv = ["train", "--data-dir", str(texture_folder), "--output-dir",
+            str(tmp_path / "model"), "--features", "hog", "color",
+            "--cv-folds", "3", "--image-size", "64", "--n-jobs", "1"]
+    code = ("import sys\nfrom hybridclf.cli import main\n"
+            f"assert main({argv!r}) == 0\n"
+            "import sklearn.utils.fixes\n"
+            "print('pandas at import:', sklearn.utils.fixes.pd is not None)\n"
+            "print('pytest:', 'pytest' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                            text=True, env=os.environ, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-2:] == ["pandas at import: False",
+                                               "pytest: False"]
+    metadata = json.loads((tmp_path / "model" / "model.json").read_text())
+    assert metadata["label_issues"]["n_checked"] > 0
 
 
 def test_quickstart_on_a_folder(texture_folder, tmp_path, capsys):

@@ -48,7 +48,7 @@ def test_a_serving_process_imports_nothing_it_does_not_use(texture_folder,
 def test_refused_imports_fail_as_if_not_installed():
     name = "hybridclf_test_never_imported"
     with without_unused_imports([name]):
-        with pytest.raises(ModuleNotFoundError, match="serves a model"):
+        with pytest.raises(ModuleNotFoundError, match="keeps it out of these imports"):
             __import__(name)
     with pytest.raises(ModuleNotFoundError, match="No module named"):
         __import__(name)  # refused no more: simply absent

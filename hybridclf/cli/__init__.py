@@ -22,7 +22,7 @@ from . import (
     _serve,
     _train,
 )
-from ._common import collector_paused, report_errors, setup_logging
+from ._common import command_imports, report_errors, setup_logging
 
 __all__ = ["build_parser", "main"]
 
@@ -90,7 +90,7 @@ def main(argv=None):
     own = argv is None  # the process's own command line: it ends with the command
     try:
         # a registry option (--classifier, --features) imports scikit-learn
-        with collector_paused(freeze=own):
+        with command_imports(freeze=own):
             args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version or parser.error
         return exc.code if isinstance(exc.code, int) else int(exc.code is not None)

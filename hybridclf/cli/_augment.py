@@ -5,6 +5,7 @@ from ._common import (
     add_n_jobs,
     add_seed,
     bounded,
+    command_imports,
     fraction,
     out,
     positive_int,
@@ -45,8 +46,9 @@ def format_parser(parser):
 
 
 def run(args):
-    from ..augment import augment_folder
-    from ..sampling import ClassAwareAugmenter
+    with command_imports():
+        from ..augment import augment_folder
+        from ..sampling import ClassAwareAugmenter
 
     params = {"target_samples": args.target_samples,
               "augmentation_factor": args.augmentation_factor,

@@ -58,6 +58,27 @@ def collector_paused(*, freeze=False):
             gc.enable()
 
 
+@contextlib.contextmanager
+def command_imports(*, freeze=False):
+    """A command's imports: :func:`collector_paused`, and no unused packages.
+
+    scikit-learn imports pandas when it is installed, and imbalanced-learn
+    (through ``sklearn-compat``) scikit-learn's test helpers, which import
+    pytest: work that no command uses at that point (``hybridclf train``:
+    0.1 s of its imports for pytest, 0.17 s for pandas). Inside the block
+    both are refused as if absent
+    (:func:`~hybridclf.utils._memory.without_unused_imports`, as the service
+    does), which both libraries take in their stride; a command that needs
+    pandas later (the label issues' cleanlab, Parquet output) imports it
+    then, as usual. In a process that imported them already (a notebook, a
+    test run) nothing changes.
+    """
+    from ..utils._memory import without_unused_imports
+
+    with collector_paused(freeze=freeze), without_unused_imports():
+        yield
+
+
 def report_errors(run, args):
     """Run a command; a reported error is one ``error:`` line and exit status 1."""
     from ..exceptions import HybridClfError

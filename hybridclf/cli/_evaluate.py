@@ -9,6 +9,7 @@ from ._common import (
     add_n_jobs,
     add_seed,
     bounded,
+    command_imports,
     out,
     positive_int,
 )
@@ -44,7 +45,8 @@ def format_parser(parser):
 
 
 def run(args):
-    from ..evaluation import evaluate_folder
+    with command_imports():
+        from ..evaluation import evaluate_folder
 
     report, files = evaluate_folder(
         args.model_dir, args.test_data_dir, args.output_dir,

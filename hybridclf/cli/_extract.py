@@ -2,7 +2,14 @@
 
 import os
 
-from ._common import add_batch_options, add_inputs, add_model_dir, batch_options, out
+from ._common import (
+    add_batch_options,
+    add_inputs,
+    add_model_dir,
+    batch_options,
+    command_imports,
+    out,
+)
 
 # unreadable files listed on screen; all are in the 'error' column
 _SHOWN = 20
@@ -26,7 +33,8 @@ def format_parser(parser):
 
 
 def run(args):
-    from ..batch import extract_to_parquet
+    with command_imports():
+        from ..batch import extract_to_parquet
 
     result = extract_to_parquet(args.model_dir, args.inputs, args.output_dir,
                                 **batch_options(args))

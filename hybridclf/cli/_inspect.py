@@ -3,7 +3,7 @@
 import argparse
 import time
 
-from ._common import add_data_dir, add_n_jobs, fraction, out
+from ._common import add_data_dir, add_n_jobs, command_imports, fraction, out
 
 
 def format_parser(parser):
@@ -45,7 +45,8 @@ def format_parser(parser):
 
 
 def run(args):
-    from ..inspect import inspect_dataset
+    with command_imports():
+        from ..inspect import inspect_dataset
 
     start = time.perf_counter()
     report = inspect_dataset(

@@ -9,6 +9,7 @@ from ._common import (
     add_model_dir,
     batch_options,
     bounded,
+    command_imports,
     fraction,
     out,
     positive_int,
@@ -50,7 +51,8 @@ def format_parser(parser):
 
 
 def run(args):
-    from ..batch import predict_to_csv
+    with command_imports():
+        from ..batch import predict_to_csv
 
     counts = predict_to_csv(
         args.model_dir, args.inputs, args.output or sys.stdout,

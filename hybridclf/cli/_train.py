@@ -10,7 +10,7 @@ from ._common import (
     add_scheduler,
     add_seed,
     bounded,
-    collector_paused,
+    command_imports,
     out,
     positive_int,
     registry_name,
@@ -180,7 +180,7 @@ def _views_choice(args):
 
 
 def run(args):
-    with collector_paused():
+    with command_imports():
         from ..training import train_folder
 
     training = train_folder(

@@ -28,7 +28,8 @@ __all__ = ["UNUSED_WHILE_SERVING", "limit_arenas", "release_memory",
            "without_unused_imports"]
 
 #: Packages that scikit-learn and imbalanced-learn import if installed, and
-#: that a process serving a model never uses.
+#: that a process serving a model never uses (nor a command's imports: see
+#: ``hybridclf.cli._common.command_imports``).
 UNUSED_WHILE_SERVING = ("pandas", "pyarrow", "pytest")
 
 
@@ -41,8 +42,8 @@ class _Refuse(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname, path=None, target=None):
         if fullname.partition(".")[0] in self.names:
             raise ModuleNotFoundError(
-                f"No module named {fullname!r} (hybridclf does not import it "
-                "in a process that serves a model)", name=fullname)
+                f"No module named {fullname!r} (hybridclf keeps it out of "
+                "these imports: nothing they load uses it)", name=fullname)
         return None
 
 
