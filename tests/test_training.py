@@ -86,6 +86,25 @@ def test_groups_from_csv(textures, tmp_path):
         read_groups_csv(tmp_path / "bad.csv", paths)
 
 
+def test_groups_csv_names_relative_to_where_it_was_written(textures, tmp_path,
+                                                          monkeypatch):
+    """``hybridclf inspect --output-dir out`` names the files as it was given
+    them (relative to the folder it ran in); the training, which passes its
+    data folder as ``root``, still finds them there."""
+    import shutil
+
+    paths, _ = textures
+    data = tmp_path / "out" / "train"
+    (data / "a").mkdir(parents=True)
+    copies = [shutil.copy(p, data / "a" / f"{i}.png") for i, p in enumerate(paths[:3])]
+    csv = tmp_path / "out" / "groups.csv"
+    csv.write_text("file,group\nout/train/a/0.png,g\nout/train/a/1.png,g\n"
+                   "out/train/a/2.png,h\n")
+    monkeypatch.chdir(tmp_path)
+    groups = read_groups_csv(csv, [str(c) for c in copies], root=data)
+    assert groups[0] == groups[1] != groups[2]
+
+
 def test_duplicate_groups_join_copies(tmp_path):
     import shutil
 

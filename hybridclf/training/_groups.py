@@ -93,8 +93,10 @@ def read_groups_csv(csv_path, paths, *, root=None):
         The images to group.
 
     root : str, os.PathLike or sequence of them, default=None
-        Folder (or folders, each tried) that relative names in the CSV start
-        from; default: the CSV's folder and the current folder are both tried.
+        Folder (or folders) that relative names in the CSV start from. Each is
+        tried, and then the CSV's folder and the current folder: a CSV that
+        ``hybridclf inspect`` wrote names its files as the command was given
+        them, often relative to the folder it ran in.
 
     Returns
     -------
@@ -117,12 +119,11 @@ def read_groups_csv(csv_path, paths, *, root=None):
             f"The groups CSV {os.fspath(csv_path)!r} must have the columns 'file' "
             f"and 'group'. Got the columns {sorted(columns)!r} instead."
         )
-    if root is None:
-        bases = [os.path.dirname(os.path.abspath(csv_path)), os.getcwd()]
-    elif isinstance(root, (str, os.PathLike)):
-        bases = [os.fspath(root)]
-    else:
-        bases = [os.fspath(r) for r in root]
+    roots = [] if root is None else (
+        [root] if isinstance(root, (str, os.PathLike)) else list(root))
+    bases = list(dict.fromkeys(
+        [os.fspath(r) for r in roots]
+        + [os.path.dirname(os.path.abspath(csv_path)), os.getcwd()]))
     by_file = {}
     for row in rows:
         name = row["file"]
