@@ -139,8 +139,11 @@ def read_groups_csv(csv_path, paths, *, root=None):
             key = f"\0own:{i}"
         labels.append(key)
     if missing:
-        logger.warning("%d of %d images are not in %s; each gets its own group",
-                       missing, len(paths), csv_path)
+        logger.warning(
+            "%d of %d images are not in %s; each gets its own group (its "
+            "relative names were read from %s: give the files as absolute "
+            "paths or relative to one of them)", missing, len(paths), csv_path,
+            ", ".join(bases))
     _, groups = np.unique(np.asarray(labels, dtype=object).astype(str),
                           return_inverse=True)
     return groups.astype(np.int64)
