@@ -408,7 +408,12 @@ def render(results, command):
         "novelty index's search axes come from the Gram matrix of its rows "
         "(a third of the SVD's time). On amulet6 these fixed costs are most "
         "of a warm command, so its ratio moves by a few points with the "
-        "machine's load from one run to the next.",
+        "machine's load from one run to the next. Running the new photos' "
+        "CNN work (their features and views, 92 passes) in a thread started "
+        "before the imports, on the core they leave idle, was tried as a "
+        "prototype (2026-12-07): the imports took 0.45 to 0.65 s longer and "
+        "the passes about 70% longer than alone, about what moving them "
+        "saved, so it was not built.",
     ]
     if _busy(results):
         lines += [
