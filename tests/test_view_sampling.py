@@ -79,6 +79,19 @@ def test_views_by_hand():
     assert make_view(ring, "blur")[8, 16] < 255
 
 
+@pytest.mark.parametrize("dtype, top", [(np.float64, 1.0), (np.float32, 1.0),
+                                        (np.uint16, 65535)])
+def test_hue_turn_of_float_and_16_bit_images(real_images, dtype, top):
+    # found by the API audit: ViewAugmenter on float images in [0, 1] (which
+    # every feature block takes) added an unchanged copy as the "hue_turn" view
+    image = real_images[0]
+    expected = make_view(image, "hue_turn").astype(np.float64)
+    turned = make_view((image / 255.0 * top).astype(dtype), "hue_turn")
+    assert turned.dtype == dtype
+    # the same colours as the uint8 view, within OpenCV's 2-degree uint8 hues
+    np.testing.assert_allclose(turned / top * 255, expected, atol=4)
+
+
 def test_default_views_keep_the_class_of_any_photo():
     # no mirror, no turn (they change a digit), no blur (it erases a texture)
     assert not set(DEFAULT_VIEWS) & set(OBJECT_VIEWS)
