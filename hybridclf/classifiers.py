@@ -3,6 +3,7 @@
 import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, softmax
+from sklearn import config_context
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import RidgeClassifierCV
 from sklearn.utils import check_consistent_length
@@ -84,6 +85,10 @@ class RidgeSoftmaxClassifier(ClassifierMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {"alphas": ["array-like"]}
+    # 'groups' are the rows made from one image, which the pipeline passes
+    # (hybridclf.grouped_fit); with metadata routing on, the groups of a
+    # cross-validation are for its splitter and are not routed here
+    __metadata_request__fit = {"groups": False}
 
     def __init__(self, *, alphas=(10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0)):
         self.alphas = alphas
@@ -123,12 +128,15 @@ class RidgeSoftmaxClassifier(ClassifierMixin, BaseEstimator):
             check_consistent_length(X, groups)
             if len(np.unique(groups)) < len(groups):
                 return self._fit_grouped(X, y, alphas, groups)
-        # the penalty by leave-one-out squared error (smoother than accuracy)
-        search = RidgeClassifierCV(alphas=alphas).fit(X, y)
-        # the same fit again, keeping the exact leave-one-out decision values
-        ridge = RidgeClassifierCV(
-            alphas=[search.alpha_], scoring="accuracy", store_cv_results=True
-        ).fit(X, y)
+        # without metadata routing: with it on, RidgeClassifierCV passes its
+        # own sample_weight to the scorer, which has not requested it, and raises
+        with config_context(enable_metadata_routing=False):
+            # the penalty by leave-one-out squared error (smoother than accuracy)
+            search = RidgeClassifierCV(alphas=alphas).fit(X, y)
+            # the same fit again, keeping the exact leave-one-out decision values
+            ridge = RidgeClassifierCV(
+                alphas=[search.alpha_], scoring="accuracy", store_cv_results=True
+            ).fit(X, y)
         self.classes_ = ridge.classes_
         self.alpha_ = float(search.alpha_)
         self.coef_ = np.atleast_2d(ridge.coef_)

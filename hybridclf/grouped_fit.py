@@ -12,6 +12,7 @@ takes it; :class:`GroupedPipeline` does both inside ``Pipeline.fit``.
 
 import numpy as np
 from imblearn.pipeline import Pipeline
+from sklearn.utils import Bunch
 from sklearn.utils.validation import _num_samples, has_fit_parameter
 
 from .view_sampling import ViewAugmenter
@@ -111,6 +112,13 @@ class GroupedPipeline(Pipeline):
     >>> type(pipe).__name__
     'GroupedPipeline'
     """
+
+    def _check_method_params(self, method, props, **kwargs):
+        routed = super()._check_method_params(method, props, **kwargs)
+        # with metadata routing on and no parameters, scikit-learn answers a
+        # stand-in that makes new dicts on every access, so the groups that
+        # _fit adds for the classifier were lost: keep one per step
+        return Bunch(**{name: routed[name] for name, _ in self.steps})
 
     def _fit(self, X, y=None, routed_params=None, raw_params=None):
         # the hook of imblearn's fit, fit_transform, fit_resample, fit_predict:

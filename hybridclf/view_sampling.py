@@ -61,11 +61,19 @@ def _zoom_out(image, fraction):
 
 def _hue_turn(image):
     """Hue turned half a circle (red <-> cyan); grey and 2-D images unchanged."""
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+    if image.ndim != 3 or image.shape[2] != 3:
         return image.copy()
-    hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)
-    hsv[..., 0] = (hsv[..., 0].astype(np.int16) + 90) % 180  # OpenCV hue: 0-179
-    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+    if image.dtype == np.uint8:
+        hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)
+        hsv[..., 0] = (hsv[..., 0].astype(np.int16) + 90) % 180  # hue: 0-179
+        return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+    # float (or 16-bit) RGB: OpenCV's float HSV, hue in degrees; the turn
+    # keeps each pixel's min and max, so any value range comes back as it was
+    hsv = cv2.cvtColor(image.astype(np.float32), cv2.COLOR_RGB2HSV)
+    hsv[..., 0] = (hsv[..., 0] + 180.0) % 360.0
+    rgb = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+    return (np.rint(rgb) if np.issubdtype(image.dtype, np.integer) else rgb
+            ).astype(image.dtype)
 
 
 def _darken(image):

@@ -37,6 +37,23 @@ def test_round_trip_gives_the_same_probabilities(fitted, tmp_path):
     assert "brick" in card and info["sha256"] in card
 
 
+def test_a_pipeline_with_pandas_output_round_trips(texture_folder, tmp_path):
+    # found by the API audit: after set_output(transform="pandas") the
+    # FeatureUnion keeps pandas Index objects that skops cannot store, and
+    # save_model failed with "no default __reduce__ due to non-trivial __cinit__"
+    paths, labels = load_image_folder(texture_folder)
+    pipe = make_hybrid_pipeline(features=["hog", "color"]).set_params(load__size=32)
+    pipe.set_output(transform="pandas").fit(paths, labels)
+    save_model(pipe, tmp_path)
+    loaded = load_model(tmp_path)
+    np.testing.assert_array_equal(loaded.predict_proba(paths),
+                                  pipe.predict_proba(paths))
+    columns = loaded[:-1].transform(paths[:1]).columns
+    assert list(columns) == list(pipe[:-1].get_feature_names_out())
+    # the saved pipeline is left as it was
+    assert hasattr(pipe["features"], "_transformers_feature_names_out")
+
+
 def test_a_modified_file_is_refused(fitted, tmp_path):
     pipe, _, _ = fitted
     save_model(pipe, tmp_path)

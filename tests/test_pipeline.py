@@ -76,6 +76,18 @@ def test_cross_validate_and_grid_search(textures):
     assert search.predict(paths[:2]).shape == (2,)
 
 
+def test_set_output_pandas_gives_named_feature_tables(textures):
+    # found by the API audit: the loader's images were wrapped in a DataFrame
+    # ("Must pass 2-d input"), so set_output(transform="pandas") broke fit
+    paths, labels = textures
+    pipe = make_hybrid_pipeline(features=["hog", "color"]).set_params(load__size=32)
+    pipe.set_output(transform="pandas").fit(paths, labels)
+    table = pipe[:-1].transform(paths[:2])
+    assert list(table.columns) == list(pipe[:-1].get_feature_names_out())
+    assert pipe.predict(paths[:2]).shape == (2,)
+    assert isinstance(pipe["load"].transform(paths[:2]), np.ndarray)
+
+
 class CountingBlock(ColorHistogram):
     """A colour histogram that counts how often it is fitted."""
 

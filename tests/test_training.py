@@ -145,6 +145,19 @@ def test_train_model_grouped_and_scored(textures):
     assert meta["label_issues"]["n_checked"] == len(train)
 
 
+def test_train_model_takes_a_list_of_equal_sized_image_arrays(textures):
+    # found by the API audit: train_model(pipe, list_of_arrays, ...) turned a
+    # list of same-sized images into one 4-D object array and failed with
+    # "images must be numeric arrays; got dtype object"
+    from hybridclf import ImageLoader
+
+    paths, labels = textures
+    images = list(ImageLoader(size=32).transform(paths))
+    pipe = make_hybrid_pipeline(features=["color"]).set_params(load__size=32)
+    result = train_model(pipe, images, labels, test_size=0.25, cv_folds=2)
+    assert result.pipeline.predict(images[:2]).shape == (2,)
+
+
 @pytest.mark.parametrize("search", ["grid", "halving"])
 def test_search_reuses_cached_features(textures, search):
     paths, labels = textures

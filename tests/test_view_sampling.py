@@ -79,6 +79,19 @@ def test_views_by_hand():
     assert make_view(ring, "blur")[8, 16] < 255
 
 
+@pytest.mark.parametrize("dtype, top", [(np.float64, 1.0), (np.float32, 1.0),
+                                        (np.uint16, 65535)])
+def test_hue_turn_of_float_and_16_bit_images(real_images, dtype, top):
+    # found by the API audit: ViewAugmenter on float images in [0, 1] (which
+    # every feature block takes) added an unchanged copy as the "hue_turn" view
+    image = real_images[0]
+    expected = make_view(image, "hue_turn").astype(np.float64)
+    turned = make_view((image / 255.0 * top).astype(dtype), "hue_turn")
+    assert turned.dtype == dtype
+    # the same colours as the uint8 view, within OpenCV's 2-degree uint8 hues
+    np.testing.assert_allclose(turned / top * 255, expected, atol=4)
+
+
 def test_default_views_keep_the_class_of_any_photo():
     # no mirror, no turn (they change a digit), no blur (it erases a texture)
     assert not set(DEFAULT_VIEWS) & set(OBJECT_VIEWS)
@@ -220,6 +233,34 @@ def test_the_classifier_leaves_each_image_out_with_its_views(textures, cascade):
                          classifier=_RecordingRidge()).set_params(
         load__size=32).fit(paths, labels)
     assert _RecordingRidge.seen == [(len(paths), None)]
+
+
+def test_metadata_routing_keeps_the_views_groups_and_the_cv_groups(textures):
+    # found by the API audit: with sklearn's metadata routing on, the pipeline
+    # fitted its classifier without the views' groups (the routed parameters
+    # were a stand-in that dropped them; leave-one-out kept views in), and
+    # cross_validate(..., params={"groups": g}) raised UnsetMetadataPassedError
+    # for RidgeSoftmaxClassifier.fit, then RidgeClassifierCV's scorer did
+    import sklearn
+    from sklearn.model_selection import StratifiedGroupKFold, cross_validate
+
+    from hybridclf.view_sampling import AUTO_VIEWS
+
+    paths, labels = textures
+    groups = np.arange(len(paths)) // 2
+    cv = StratifiedGroupKFold(3)
+    with sklearn.config_context(enable_metadata_routing=True):
+        _RecordingRidge.seen.clear()
+        make_hybrid_pipeline(features=["color"], cascade=False,
+                             classifier=_RecordingRidge()).set_params(
+            load__size=32).fit(paths, labels)
+        n_rows, seen = _RecordingRidge.seen[0]
+        _one_image_per_group(n_rows, seen, len(AUTO_VIEWS))
+        pipe = make_hybrid_pipeline(features=["color"], cascade=False)
+        routed = cross_validate(pipe.set_params(load__size=32), paths, labels,
+                                params={"groups": groups}, cv=cv)["test_score"]
+    plain = cross_validate(pipe, paths, labels, groups=groups, cv=cv)["test_score"]
+    np.testing.assert_allclose(routed, plain)
 
 
 def test_train_model_passes_the_views_groups_to_every_fit(textures):

@@ -37,6 +37,13 @@ def check_images(X, estimator):
                 f"{name} expects images as arrays, not file paths. Put an "
                 "ImageLoader before it (make_hybrid_pipeline does)."
             )
+        shapes = sorted({np.shape(img) for img in X})
+        if len(shapes) > 1:
+            raise ValueError(
+                f"{name} expects images of one shape; got images of shapes "
+                f"{shapes[:4]}{' ...' if len(shapes) > 4 else ''}. Put an "
+                "ImageLoader before it to resize them (make_hybrid_pipeline does)."
+            )
         X = np.asarray(X)
     elif not isinstance(X, np.ndarray):
         X = np.asarray(X)

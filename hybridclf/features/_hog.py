@@ -14,8 +14,18 @@ from ..utils._validation import Interval
 from ._base import ImageFeatureExtractor, to_gray
 
 
-def _pair(value):
-    return (value, value) if isinstance(value, Integral) else tuple(value)
+def _pair(value, name):
+    """(rows, cols) of an int or a pair of ints >= 1; else an error naming ``name``.
+
+    A 0 reached OpenCV's HOGDescriptor unchecked and crashed the process.
+    """
+    pair = (value, value) if isinstance(value, Integral) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, Integral) and v >= 1 for v in pair):
+        raise ValueError(
+            f"The {name!r} parameter of HOGFeatures must be an int >= 1 or a tuple "
+            f"of two such ints (rows, cols). Got {value!r} instead."
+        )
+    return (int(pair[0]), int(pair[1]))
 
 
 @Substitution(n_jobs=_n_jobs_extract_docstring, image_shape=_image_shape_docstring)
@@ -107,8 +117,9 @@ class HOGFeatures(ImageFeatureExtractor):
         self.n_jobs = n_jobs
 
     def _descriptor(self, window):
-        cell = _pair(self.pixels_per_cell)[::-1]  # OpenCV sizes are (w, h)
-        block = _pair(self.cells_per_block)[::-1]
+        # OpenCV sizes are (w, h)
+        cell = _pair(self.pixels_per_cell, "pixels_per_cell")[::-1]
+        block = _pair(self.cells_per_block, "cells_per_block")[::-1]
         return cv2.HOGDescriptor(
             window[::-1],
             (block[0] * cell[0], block[1] * cell[1]),
@@ -128,8 +139,8 @@ class HOGFeatures(ImageFeatureExtractor):
         """(window, n_blocks) of the HOG grid for an image of this size."""
         if self.image_size is not None:
             height = width = self.image_size
-        cell = _pair(self.pixels_per_cell)
-        block = _pair(self.cells_per_block)
+        cell = _pair(self.pixels_per_cell, "pixels_per_cell")
+        block = _pair(self.cells_per_block, "cells_per_block")
         cells = (height // cell[0], width // cell[1])
         n_blocks = (cells[0] - block[0] + 1, cells[1] - block[1] + 1)
         if min(n_blocks) < 1:
@@ -142,7 +153,7 @@ class HOGFeatures(ImageFeatureExtractor):
 
     def _n_features_for(self, height, width):
         _, n_blocks = self._grid(height, width)
-        block = _pair(self.cells_per_block)
+        block = _pair(self.cells_per_block, "cells_per_block")
         return n_blocks[0] * n_blocks[1] * block[0] * block[1] * self.orientations
 
     def _transform_chunk(self, images, out):

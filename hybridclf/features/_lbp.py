@@ -258,7 +258,13 @@ class LBPFeatures(ImageFeatureExtractor):
         return scales
 
     def _grid(self):
-        return (self.grid, self.grid) if isinstance(self.grid, Integral) else self.grid
+        grid = (self.grid,) * 2 if isinstance(self.grid, Integral) else tuple(self.grid)
+        if len(grid) != 2 or not all(isinstance(g, Integral) and g >= 1 for g in grid):
+            raise ValueError(
+                "The 'grid' parameter of LBPFeatures must be an int >= 1 or a tuple "
+                f"of two such ints (rows, cols). Got {self.grid!r} instead."
+            )
+        return (int(grid[0]), int(grid[1]))
 
     def _transform_chunk(self, images, out):
         for first in range(0, len(images), _STACK):

@@ -162,7 +162,9 @@ class SIFTBoVW(ImageFeatureExtractor):
                 for y in np.arange(half, h, self.dense_step)
                 for x in np.arange(half, w, self.dense_step)
             ]
-            kps, desc = extractor.compute(gray, kps)
+            # an image smaller than the grid has no keypoint; OpenCV's SIFT
+            # raises an opaque C++ error on an empty list for tiny images
+            desc = extractor.compute(gray, kps)[1] if kps else None
         else:
             kps, desc = extractor.detectAndCompute(gray, None)
         n_dims = 128 if self.descriptor == "sift" else 256
@@ -188,10 +190,12 @@ class SIFTBoVW(ImageFeatureExtractor):
         rng = check_random_state(self.random_state)
         pool = np.concatenate(descriptors)
         if len(pool) < self.n_words:
+            fix = ("keypoints='dense'" if self.keypoints == "detect" else
+                   f"a dense_step under {self.dense_step}")
             raise ValueError(
                 f"SIFTBoVW found {len(pool)} local descriptors in {len(descriptors)}"
                 f" images, fewer than n_words={self.n_words}. Use fewer words, more"
-                " or larger images, or keypoints='dense'."
+                f" or larger images, or {fix}."
             )
         if len(pool) > self.max_descriptors:
             pool = pool[rng.choice(len(pool), self.max_descriptors, replace=False)]

@@ -68,7 +68,7 @@ def _as_sequence(X):
     return list(X)
 
 
-class ImageLoader(TransformerMixin, BaseEstimator):
+class ImageLoader(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
     """Read images and resize them to one shape: the first step of a pipeline.
 
     Turns a 1-D sequence of image files, encoded byte strings or arrays of any
@@ -349,6 +349,27 @@ class ImageLoader(TransformerMixin, BaseEstimator):
 
         run_chunked(work, n, self.n_jobs)
         return out, reasons, measures
+
+    def set_output(self, *, transform=None):
+        """Accept an output container and keep returning arrays of images.
+
+        Images of shape (n_images, height, width, 3) are no table, so
+        ``transform`` returns them as an ndarray whatever the container. This
+        method lets ``pipe.set_output(transform="pandas")`` (and
+        ``sklearn.set_config(transform_output=...)``) apply to the steps after
+        the loader: the feature blocks then return DataFrames.
+
+        Parameters
+        ----------
+        transform : {"default", "pandas", "polars"} or None, default=None
+            Ignored: the loader's output is always an ndarray.
+
+        Returns
+        -------
+        self : object
+            The loader.
+        """
+        return self
 
     @Substitution(ignored=_ignored_docstring("input_features"))
     def get_feature_names_out(self, input_features=None):

@@ -133,9 +133,27 @@ def _without_memory(pipe):
     return {k: v for k, v in old.items() if v is not None}
 
 
+def _without_frame_names(pipe):
+    """Take out the column names a FeatureUnion keeps with pandas output.
+
+    After a transform with ``set_output(transform="pandas")``, scikit-learn's
+    FeatureUnion keeps each block's columns as a ``pandas.Index``, which
+    skops cannot store (saving failed with "no default __reduce__"); the next
+    transform makes them again. Returns (union, names) pairs to put back.
+    """
+    from sklearn.pipeline import FeatureUnion
+
+    unions = [value for value in pipe.get_params(deep=True).values()
+              if isinstance(value, FeatureUnion)]
+    return [(union, union.__dict__.pop("_transformers_feature_names_out"))
+            for union in unions
+            if "_transformers_feature_names_out" in union.__dict__]
+
+
 def _dump(pipe, model_path, model_format):
     """Write the pipeline to ``model_path``, without its ``memory`` caches."""
     memory = _without_memory(pipe)
+    frame_names = _without_frame_names(pipe)
     try:
         if model_format == "skops":
             _skops_io().dump(pipe, model_path)
@@ -146,6 +164,8 @@ def _dump(pipe, model_path, model_format):
     finally:
         if memory:
             pipe.set_params(**memory)
+        for union, names in frame_names:
+            union._transformers_feature_names_out = names
 
 
 def _load_pickle(model_path, allow_pickle):

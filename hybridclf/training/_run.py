@@ -54,12 +54,26 @@ class _Run:
         self.timings[phase] = time.perf_counter() - t0
 
 
+def _rows(paths):
+    """The images as an array with one row per image.
+
+    A list of paths or of arrays of any sizes becomes a 1-D object array;
+    ``np.asarray(..., dtype=object)`` would turn a list of equal-sized image
+    arrays into one 4-D array of objects, which the loader cannot read.
+    """
+    if not isinstance(paths, (list, tuple)):
+        return np.asarray(paths)
+    X = np.empty(len(paths), dtype=object)
+    for i, item in enumerate(paths):
+        X[i] = item
+    return X
+
+
 def _split(paths, labels, groups, *, test_size, cv_folds, random_state, n_jobs,
            progress):
     """Phase 1: the grouped test split and the cross-validation folds."""
     started = time.perf_counter()
-    X = np.asarray(paths, dtype=object) if isinstance(paths, (list, tuple)) else (
-        np.asarray(paths))
+    X = _rows(paths)
     y = np.asarray(labels)
     groups = np.arange(len(y)) if groups is None else np.asarray(groups)
     # the images' content: the key of the split, and of the feature cache

@@ -37,6 +37,15 @@ def test_paths_are_rejected_with_a_hint():
         HOGFeatures().fit(["a.jpg", "b.jpg"])
 
 
+def test_a_list_of_images_of_several_sizes_names_the_fix():
+    # found by the API audit: numpy's "inhomogeneous shape" error named
+    # neither the extractor nor the fix
+    images = [np.zeros((20, 20, 3), np.uint8), np.zeros((24, 24, 3), np.uint8)]
+    with pytest.raises(ValueError, match=r"one shape.*\(24, 24, 3\).*ImageLoader"):
+        HOGFeatures().fit(images)
+    assert ColorHistogram().fit_transform(images[:1] * 2).shape == (2, 256)
+
+
 def test_bad_shapes_are_rejected():
     with pytest.raises(ValueError, match=r"\(n_images, height, width, 3\)"):
         ColorHistogram().fit(np.zeros((2, 8, 8, 5), np.uint8))

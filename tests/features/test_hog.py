@@ -61,3 +61,17 @@ def test_edges_vote_for_their_gradient_orientation(axis, expected_bins):
 def test_too_small_image_names_the_fix():
     with pytest.raises(ValueError, match="Use a larger 'image_size'"):
         HOGFeatures(image_size=16).fit(np.zeros((1, 64, 64, 3), np.uint8))
+
+
+@pytest.mark.parametrize("params", [
+    {"cells_per_block": (0, 2)}, {"cells_per_block": (1, 2, 3)},
+    {"pixels_per_cell": (0, 8)}, {"pixels_per_cell": (8,)},
+    {"pixels_per_cell": (8.0, 8.0)},
+])
+def test_bad_cell_and_block_pairs_are_explained(params):
+    # found by the API audit: cells_per_block=(0, 2) crashed the Python process
+    # inside OpenCV (segmentation fault, so a grid search died with it); other
+    # bad pairs raised ZeroDivisionError, IndexError or a broadcast error
+    name = next(iter(params))
+    with pytest.raises(ValueError, match=f"The '{name}' parameter of HOGFeatures"):
+        HOGFeatures(**params).fit(np.zeros((2, 64, 64, 3), np.uint8))

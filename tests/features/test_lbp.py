@@ -74,6 +74,14 @@ def test_bad_scales_are_explained():
         LBPFeatures(points_radii=((8,),)).fit(np.zeros((1, 32, 32, 3), np.uint8))
 
 
+@pytest.mark.parametrize("grid", [(0, 4), (-1, -1), (4,), (1, 2, 3), (2.5, 2)])
+def test_bad_grid_is_explained(grid):
+    # found by the API audit: (-1, -1) was accepted (28 meaningless features),
+    # the others raised reshape or unpacking errors that named no parameter
+    with pytest.raises(ValueError, match="The 'grid' parameter of LBPFeatures"):
+        LBPFeatures(grid=grid).fit(np.zeros((2, 32, 32, 3), np.uint8))
+
+
 def test_each_scale_is_a_part(real_images):
     lbp = LBPFeatures(points_radii=((8, 1), (16, 2)), grid=2).fit(real_images)
     parts = lbp.transform_parts(real_images[:1])

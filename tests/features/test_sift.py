@@ -52,3 +52,11 @@ def test_too_few_descriptors_names_the_fix():
     flat = np.full((2, 32, 32, 3), 30, np.uint8)
     with pytest.raises(ValueError, match="fewer than n_words=256"):
         SIFTBoVW(keypoints="detect").fit(flat)
+
+
+def test_images_smaller_than_the_dense_grid_are_explained():
+    # found by the API audit: 2x2 images (no grid point) made OpenCV's SIFT raise
+    # "vector::_M_default_append" instead of the error that names the fix
+    tiny = np.random.default_rng(0).integers(0, 256, (3, 2, 2, 3), np.uint8)
+    with pytest.raises(ValueError, match="found 0 local descriptors.*dense_step"):
+        SIFTBoVW(n_words=2).fit(tiny)
