@@ -70,3 +70,13 @@ def test_classes_without_test_images_are_listed(evaluated):
     keep = labels != "grass"
     report = evaluate_model(pipe, paths[keep], labels[keep], n_repeats=1)
     assert report["absent_classes"] == ["grass"]
+
+
+def test_unknown_classes_are_never_in_the_top_k(evaluated):
+    # one test image of a class the model never saw: its rank was the number
+    # of test images (1), within the top 2 of three classes
+    pipe, _, (paths, _) = evaluated
+    with pytest.warns(UserWarning, match=r"does not know: 'marble' \(1\)"):
+        report = evaluate_model(pipe, paths[:1], np.array(["marble"]), n_repeats=1)
+    assert report["metrics"]["accuracy"] == 0
+    assert report["metrics"]["top_2_accuracy"] == 0

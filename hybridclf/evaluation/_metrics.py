@@ -73,13 +73,17 @@ def reliability_bins(confidence, correct, *, n_bins=10):
 
 
 def _true_rank(y, classes, proba):
-    """(whether each true class is known, its column, its rank among guesses)."""
-    n = len(y)
+    """(whether each true class is known, its column, its rank among guesses).
+
+    An unknown class ranks after every guess (``len(classes)``), so it is never
+    within a top-k.
+    """
     order = np.argsort(-proba, axis=1)
     known = np.isin(y, classes)
-    true_column = np.full(n, -1)
+    true_column = np.full(len(y), -1)
     true_column[known] = np.searchsorted(classes, y[known])
-    rank = np.where(known, (order == true_column[:, None]).argmax(axis=1), n)
+    rank = np.where(known, (order == true_column[:, None]).argmax(axis=1),
+                    len(classes))
     return known, true_column, rank
 
 
