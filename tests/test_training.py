@@ -1,5 +1,7 @@
 """train_model: grouped split, cross-validation, search on cached features."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -103,6 +105,30 @@ def test_groups_csv_names_relative_to_where_it_was_written(textures, tmp_path,
     monkeypatch.chdir(tmp_path)
     groups = read_groups_csv(csv, [str(c) for c in copies], root=data)
     assert groups[0] == groups[1] != groups[2]
+
+
+def test_groups_csv_read_from_another_folder(textures, tmp_path, monkeypatch):
+    """``hybridclf inspect --data-dir "my photos"`` run in ``project/`` names
+    ``my photos/a/0.png``; a training run from ``tmp_path`` with
+    ``project/my photos/`` (or a link to it) as its data folder still reads
+    the groups."""
+    import shutil
+
+    paths, _ = textures
+    data = tmp_path / "project" / "my photos"
+    (data / "a").mkdir(parents=True)
+    for i, p in enumerate(paths[:3]):
+        shutil.copy(p, data / "a" / f"{i}.png")
+    (tmp_path / "link").symlink_to(data)
+    csv = tmp_path / "project" / "inspection" / "duplicate_groups.csv"
+    csv.parent.mkdir()
+    csv.write_text("file,group\nmy photos/a/0.png,0\nmy photos/a/1.png,0\n"
+                   "my photos/a/2.png,1\nheld_out/a/0.png,1\n")
+    monkeypatch.chdir(tmp_path)
+    for root in ["project/my photos/", "link"]:
+        names = [os.path.join(root, "a", f"{i}.png") for i in range(3)]
+        groups = read_groups_csv(csv, names, root=[root])
+        assert groups[0] == groups[1] != groups[2]
 
 
 def test_duplicate_groups_join_copies(tmp_path):
