@@ -108,6 +108,29 @@ def test_evaluate_writes_html_json_and_figures(trained, texture_folder, tmp_path
     assert "accuracy:" in capsys.readouterr().out
 
 
+def test_an_output_in_the_way_is_one_error_line_before_the_work(
+        trained, texture_folder, tmp_path, capsys):
+    # a file given for a folder, a folder for a file: each was a traceback,
+    # evaluate's and inspect's after all their work
+    in_the_way = tmp_path / "report.txt"
+    in_the_way.write_text("not a folder")
+    for argv in (
+        ["evaluate", "--model-dir", str(trained), "--test-data-dir",
+         str(texture_folder), "--output-dir", str(in_the_way / "sub")],
+        ["inspect", "--data-dir", str(texture_folder), "--quick",
+         "--output-dir", str(in_the_way)],
+    ):
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("error: The 'output_dir' folder ")
+        assert f"{str(in_the_way)!r} is a file" in err
+        assert "Traceback" not in err and "test images" not in err
+    assert main(["predict", "--model-dir", str(trained), str(texture_folder),
+                 "--output", str(tmp_path)]) == 1
+    assert capsys.readouterr().err == (
+        f"error: [Errno 21] Is a directory: {str(tmp_path)!r}\n")
+
+
 def test_a_tampered_model_fails_with_a_clear_message(trained, tmp_path, capsys):
     import shutil
 

@@ -85,7 +85,9 @@ def report_errors(run, args):
 
     try:
         return run(args)
-    except (HybridClfError, FileNotFoundError, ValueError) as exc:
+    except (HybridClfError, OSError, ValueError) as exc:
+        # OSError: a file named for an output folder, a folder for a file, no
+        # permission: the message names the path
         logger.debug("details", exc_info=True)
         sys.stderr.write(f"error: {exc}\n")
         return 1

@@ -8,6 +8,7 @@ import os
 from collections import Counter
 
 from ..label_issues import LABEL_ISSUES_COLUMNS, LABEL_ISSUES_FILE
+from ..utils._paths import make_output_dir
 from ._checks import ISSUE_KINDS
 
 logger = logging.getLogger(__name__)
@@ -327,7 +328,7 @@ class DatasetReport:
             ``"json"``, ``"html"`` and ``"csv"``: the written files, and
             ``"label_issues"`` with the label check.
         """
-        os.makedirs(output_dir, exist_ok=True)
+        make_output_dir(output_dir)
         written = {
             "json": self.write_json(os.path.join(output_dir, "report.json")),
             "html": self.write_html(os.path.join(output_dir, "report.html")),
