@@ -28,7 +28,7 @@ def sha256_file(path):
 
 
 def check_output_dir(path, *, parameter="output_dir"):
-    """Raise a ``ValueError`` naming ``parameter`` if the folder ``path`` cannot be made.
+    """Raise a ``ValueError`` naming ``parameter`` if folder ``path`` cannot be made.
 
     It cannot when ``path`` or the nearest of its parents that exists is a
     file. A command checks this before its work, so that it is not lost to a
