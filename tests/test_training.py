@@ -71,6 +71,22 @@ def test_split_by_content_keeps_the_test_part_when_samples_are_added():
         grouped_train_test_split(labels, groups, keys=keys[:2])
 
 
+def test_fewer_folds_when_no_class_has_enough_images(caplog):
+    """Three classes of 3 or 4 ungrouped images and 5 folds wanted:
+    scikit-learn's "n_splits=5 cannot be greater than the number of members
+    in each class" ended ``hybridclf train``; now 4 folds, and a warning says
+    why."""
+    from hybridclf.training._split import cv_splits
+
+    labels = np.repeat(["a", "b", "c"], [3, 4, 4])
+    with caplog.at_level("WARNING"):
+        splits = cv_splits(labels, np.arange(len(labels)), cv_folds=5)
+    assert len(splits) == 4
+    assert "Using 4 folds instead of 5 ('cv_folds'): no class has more than 4" \
+        in caplog.text
+    assert sorted(np.concatenate([test for _, test in splits])) == list(range(11))
+
+
 def test_bad_test_size_is_explained():
     with pytest.raises(ValueError, match="'test_size' parameter.*Got 0.9"):
         grouped_train_test_split([0, 1], [0, 1], test_size=0.9)
