@@ -179,6 +179,22 @@ def test_train_refuses_an_output_folder_that_is_not_a_model(texture_folder,
     assert (tmp_path / "README.md").read_text() == "my notes"
 
 
+def test_train_counts_the_images_that_share_a_group(texture_folder, tmp_path,
+                                                    capsys):
+    # one group of three photos: 22 groups of 24 images. The line said "2
+    # images share a group with another" (images minus groups); on amulet6,
+    # 15 where 25 photos are in 10 groups
+    groups = tmp_path / "groups.csv"
+    groups.write_text("file,group\nbrick/0.png,g\nbrick/1.png,g\nbrick/2.png,g\n")
+    assert main(["train", "--data-dir", str(texture_folder), "--groups",
+                 str(groups), "--output-dir", str(tmp_path / "model"),
+                 "--features", "color", "--image-size", "32", "--cv-folds", "2",
+                 "--test-size", "0", "--n-jobs", "1", "--no-views",
+                 "--no-cache"]) == 0
+    assert (f"22 groups (3 images in 1 group(s) of two or more; {groups})"
+            in capsys.readouterr().out)
+
+
 def test_train_names_an_empty_class_folder(texture_folder, tmp_path, capsys):
     import shutil
 

@@ -129,8 +129,9 @@ def _print_training(training):
     counts = training.class_counts.values()
     out(f"{training.n_images} images in {len(counts)} classes "
         f"({min(counts)} to {max(counts)} per class)")
-    out(f"{training.n_groups} groups ({training.n_images - training.n_groups} "
-        f"images share a group with another; {training.group_source}) in "
+    n_shared, n_shared_groups = training.n_grouped_images
+    out(f"{training.n_groups} groups ({n_shared} images in {n_shared_groups} "
+        f"group(s) of two or more; {training.group_source}) in "
         f"{training.group_seconds:.1f} s")
     out(f"train part: {len(result.train_indices)} images; test part: "
         f"{len(result.test_indices)} images (no group on both sides)")
