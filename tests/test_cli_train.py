@@ -187,12 +187,14 @@ def test_train_counts_the_images_that_share_a_group(texture_folder, tmp_path,
     groups = tmp_path / "groups.csv"
     groups.write_text("file,group\nbrick/0.png,g\nbrick/1.png,g\nbrick/2.png,g\n")
     assert main(["train", "--data-dir", str(texture_folder), "--groups",
-                 str(groups), "--output-dir", str(tmp_path / "model"),
+                 str(groups), "--output-dir", str(tmp_path / "my model"),
                  "--features", "color", "--image-size", "32", "--cv-folds", "2",
                  "--test-size", "0", "--n-jobs", "1", "--no-views",
                  "--no-cache"]) == 0
-    assert (f"22 groups (3 images in 1 group(s) of two or more; {groups})"
-            in capsys.readouterr().out)
+    out = capsys.readouterr().out
+    assert f"22 groups (3 images in 1 group(s) of two or more; {groups})" in out
+    # the commands to go on with quote a folder name with a space
+    assert f"hybridclf predict --model-dir '{tmp_path / 'my model'}' <images" in out
 
 
 def test_train_names_an_empty_class_folder(texture_folder, tmp_path, capsys):

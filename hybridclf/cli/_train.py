@@ -2,6 +2,7 @@
 
 import argparse
 import os
+import shlex
 
 from ._common import (
     add_data_dir,
@@ -204,7 +205,8 @@ def run(args):
             f"{os.path.join(model_dir, issues['file'])}")
     out(f"training took {training.seconds:.1f} s")
     out(f"Model saved to {model_dir}")
-    out(f"Evaluate it: hybridclf evaluate --model-dir {model_dir} --test-data-dir "
+    quoted = shlex.quote(model_dir)  # commands to copy: a space must not split one
+    out(f"Evaluate it: hybridclf evaluate --model-dir {quoted} --test-data-dir "
         "<folder> --output-dir <report folder>")
-    out(f"Predict:     hybridclf predict --model-dir {model_dir} <images or folders>")
+    out(f"Predict:     hybridclf predict --model-dir {quoted} <images or folders>")
     return 0
