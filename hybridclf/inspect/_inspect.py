@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from ..io import IMAGE_EXTENSIONS
+from ..io import IMAGE_EXTENSIONS, LINKED_FOLDER
 from ._advice import cv_advice, distribution
 from ._checks import class_outliers, integrity_issues, quality_issues, size_outliers
 from ._docs import fill_doc
@@ -67,7 +67,8 @@ def _image_index(records):
     index, non_images = [], []
     for i, rec in enumerate(records):
         ext = os.path.splitext(rec.path)[1].lower()
-        if not rec.is_image and ext and ext not in IMAGE_EXTENSIONS:
+        if not rec.is_image and (ext and ext not in IMAGE_EXTENSIONS
+                                 or rec.error == LINKED_FOLDER):
             non_images.append(NonImageFile(rec.path, rec.error))
         else:
             index.append(i)

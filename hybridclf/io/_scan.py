@@ -8,7 +8,7 @@ is not taken; it decodes nothing and warns of nothing.
 import os
 
 from ..utils._docstrings import Substitution
-from ._files import _describe_non_image, _read_file, sniff_image_format
+from ._files import LINKED_FOLDER, _describe_non_image, _read_file, sniff_image_format
 
 __all__ = ["FEEDBACK_LOG", "scan_image_folder"]
 
@@ -53,8 +53,9 @@ def scan_image_folder(root, *, follow_symlinks=False):
 
     skipped : list of (str, str)
         Each file not taken, with the reason (not an image, not inside a class
-        folder, not a regular file, cannot be read), and each class folder
-        without any image (the class is left out).
+        folder, not a regular file, cannot be read), each symbolic link to a
+        folder not followed, and each class folder without any image (the
+        class is left out).
 
     Raises
     ------
@@ -82,7 +83,8 @@ def scan_image_folder(root, *, follow_symlinks=False):
         if entry.name.startswith(".") or entry.name == FEEDBACK_LOG:
             continue
         if not entry.is_dir(follow_symlinks=follow_symlinks):
-            skipped.append((entry.path, "not inside a class folder"))
+            skipped.append((entry.path, LINKED_FOLDER if entry.is_dir()
+                            else "not inside a class folder"))
             continue
         found = _scan_class(entry.path, follow_symlinks, skipped)
         if not found:
@@ -98,6 +100,9 @@ def _scan_class(folder, follow_symlinks, skipped):
     found = []
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=follow_symlinks):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        if not follow_symlinks:  # os.walk passes over them without a word
+            links = [os.path.join(dirpath, d) for d in dirnames]
+            skipped.extend((d, LINKED_FOLDER) for d in links if os.path.islink(d))
         for name in sorted(filenames):
             if name.startswith("."):
                 continue
