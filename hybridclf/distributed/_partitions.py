@@ -67,10 +67,11 @@ def _files_digest(files):
 
 def _model_digest(pipe):
     """A digest of a fitted pipeline's content: partitions of another model
-    (other blocks, or the same blocks fitted again) are never taken as done."""
+    (other blocks, or the same blocks fitted again) are never taken as done.
+    None without a pipeline (rows rebuilt from partitions all written)."""
     import joblib
 
-    return joblib.hash(pipe)
+    return None if pipe is None else joblib.hash(pipe)
 
 
 def _write_atomic(table, path):
@@ -91,8 +92,9 @@ def _check_manifest(output, manifest):
     if os.path.exists(path):
         with open(path, encoding="utf-8") as fh:
             old = json.load(fh)
-        keys = ("kind", "partition_size", "n_files", "files_sha256", "neighbours",
-                "model")
+        keys = ("kind", "partition_size", "n_files", "files_sha256", "neighbours")
+        if manifest.get("model") is not None:
+            keys += ("model",)
         if any(old.get(k) != manifest.get(k) for k in keys):
             raise ValueError(
                 f"The output folder {output!r} holds partitions of another model, "
