@@ -16,7 +16,8 @@ import numpy as np
 
 from ..utils._docstrings import Substitution, n_jobs_docstring
 
-__all__ = ["duplicate_groups", "join_identical_files", "read_groups_csv"]
+__all__ = ["duplicate_groups", "join_groups", "join_identical_files",
+           "read_groups_csv"]
 
 # the records keep the logger name they had before this module was split off
 logger = logging.getLogger("hybridclf.training._split")
@@ -191,6 +192,23 @@ def join_identical_files(groups, paths):
     groups : ndarray of int
         Group ids numbered 0, 1, ... in order of first appearance.
     """
+    return join_groups(groups, _content_groups(paths))
+
+
+def join_groups(groups, other):
+    """The groups of ``groups`` and ``other`` joined: two images share a group
+    when either grouping puts them together (directly or through others).
+
+    Parameters
+    ----------
+    groups, other : array-like of int
+        Two group ids per image.
+
+    Returns
+    -------
+    groups : ndarray of int
+        Group ids numbered by their order of first appearance.
+    """
     groups = np.asarray(groups)
     parent = {}
 
@@ -199,10 +217,9 @@ def join_identical_files(groups, paths):
             g = parent[g]
         return g
 
-    content = _content_groups(paths)
     first = {}
-    for group, same in zip(groups.tolist(), content.tolist()):
-        other = first.setdefault(same, group)
-        parent[find(group)] = find(other)
+    for group, same in zip(groups.tolist(), np.asarray(other).tolist()):
+        other_group = first.setdefault(same, group)
+        parent[find(group)] = find(other_group)
     _, joined = np.unique([find(g) for g in groups.tolist()], return_inverse=True)
     return joined.astype(np.int64)
