@@ -16,8 +16,7 @@ import numpy as np
 
 from ..utils._docstrings import Substitution, n_jobs_docstring
 
-__all__ = ["duplicate_groups", "join_groups", "join_identical_files",
-           "read_groups_csv"]
+__all__ = ["duplicate_groups", "join_identical_files", "read_groups_csv"]
 
 # the records keep the logger name they had before this module was split off
 logger = logging.getLogger("hybridclf.training._split")
