@@ -141,6 +141,11 @@ def test_help_imports_no_heavy_library(command):
      "argument --port: must be a port number in [1, 65535]"),
     (["evaluate", "--model-dir", "m", "--test-data-dir", "t", "--output-dir", "o",
       "--n-repeats", "two"], "argument --n-repeats: not a positive integer: 'two'"),
+    # inspect read the last folder alone, as if the first were not given
+    (["inspect", "--data-dir", "a", "--data-dir", "b"],
+     "--data-dir takes one folder; got 'a' and 'b'. 'hybridclf train' merges"),
+    (["augment", "--data-dir", "a", "--output-dir", "o", "--data-dir", "b"],
+     "--data-dir takes one folder; got 'a' and 'b'"),
 ])
 def test_invalid_values_are_usage_errors(argv, message, capsys):
     assert main(argv) == 2
