@@ -336,6 +336,18 @@ def test_folder_without_skips_warns_nothing(texture_folder):
     assert len(paths) == 24 and sorted(set(labels)) == ["brick", "grass", "gravel"]
 
 
+def test_an_augmented_folder_warns_nothing_of_its_manifest(tmp_path):
+    # hybridclf augment writes manifest.csv beside the class folders, and
+    # train reads it for its groups: "Skipping manifest.csv: not inside a
+    # class folder" was a warning on every such training
+    (tmp_path / "cat").mkdir()
+    Image.new("RGB", (32, 32)).save(tmp_path / "cat" / "a.png")
+    (tmp_path / "manifest.csv").write_text("file,label,kind,source\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_image_folder(tmp_path)[1] == ["cat"]
+
+
 def test_folder_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_image_folder(tmp_path / "missing")

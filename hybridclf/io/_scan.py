@@ -17,6 +17,10 @@ __all__ = ["FEEDBACK_LOG", "scan_image_folder"]
 #: without reporting it, so training on a feedback folder warns of nothing.
 FEEDBACK_LOG = "feedback.jsonl"
 
+# the manifest that ``hybridclf augment`` writes beside its class folders, which
+# the training reads for its groups: passed over without a report too
+_AUGMENT_MANIFEST = "manifest.csv"
+
 
 # the parameters and first returns of scan_image_folder and load_image_folder
 _FOLDER_WALK_DOC = """root : str or os.PathLike
@@ -41,8 +45,9 @@ def scan_image_folder(root, *, follow_symlinks=False):
     Each direct sub-folder of ``root`` is a class, named after the folder; its
     images may lie in nested folders at any depth. Files are recognised by
     their first bytes, not their extension. Hidden files and folders
-    (starting with ".") are ignored, and so is a feedback folder's log
-    (:data:`FEEDBACK_LOG`) at the top. Only regular files are opened: FIFOs,
+    (starting with ".") are ignored, and so are a feedback folder's log
+    (:data:`FEEDBACK_LOG`) and ``hybridclf augment``'s ``manifest.csv`` at
+    the top. Only regular files are opened: FIFOs,
     sockets and devices are skipped unopened (opening a FIFO blocks). This
     function neither decodes images nor warns: :func:`load_image_folder`,
     ``hybridclf inspect`` and ``hybridclf augment`` report what it skipped.
@@ -80,7 +85,8 @@ def scan_image_folder(root, *, follow_symlinks=False):
         )
     paths, labels, skipped = [], [], []
     for entry in sorted(os.scandir(root), key=lambda e: e.name):
-        if entry.name.startswith(".") or entry.name == FEEDBACK_LOG:
+        if (entry.name.startswith(".")
+                or entry.name in (FEEDBACK_LOG, _AUGMENT_MANIFEST) and entry.is_file()):
             continue
         if not entry.is_dir(follow_symlinks=follow_symlinks):
             skipped.append((entry.path, LINKED_FOLDER if entry.is_dir()
