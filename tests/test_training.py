@@ -99,6 +99,12 @@ def test_groups_from_csv(textures, tmp_path):
     groups = read_groups_csv(csv, paths)
     assert groups[0] == groups[1]
     assert len(np.unique(groups)) == len(paths) - 1
+    # saved by a spreadsheet: a byte-order mark, and names in UTF-8 whatever
+    # the locale ("The groups CSV must have the columns 'file' and 'group'.
+    # Got the columns ['\ufefffile', 'group']")
+    csv.write_bytes(("file,group\n" + f"{paths[0]},g\n{paths[1]},g\n").encode(
+        "utf-8-sig"))
+    assert (read_groups_csv(csv, paths) == groups).all()
     (tmp_path / "bad.csv").write_text("name,cluster\na,1\n")
     with pytest.raises(ValueError, match="columns 'file' and 'group'"):
         read_groups_csv(tmp_path / "bad.csv", paths)

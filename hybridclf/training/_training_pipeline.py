@@ -83,7 +83,7 @@ def _augment_manifests(root):
     for folder in roots:
         path = os.path.join(os.fspath(folder), "manifest.csv")
         if os.path.isfile(path):
-            with open(path, newline="") as fh:
+            with open(path, newline="", encoding="utf-8-sig") as fh:
                 header = next(csv.reader(fh), [])
             if {"file", "source"} <= set(header):
                 yield path
