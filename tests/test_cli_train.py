@@ -131,6 +131,27 @@ def test_an_output_in_the_way_is_one_error_line_before_the_work(
         f"error: [Errno 21] Is a directory: {str(tmp_path)!r}\n")
 
 
+def test_predict_writes_utf8_names_whatever_the_locale(trained, texture_folder,
+                                                      tmp_path):
+    # under an ASCII locale the CSV of a photo named 'พระ é.png' failed with
+    # "'ascii' codec can't encode characters" before its first row
+    import shutil
+    import subprocess
+    import sys
+
+    photo = tmp_path / "พระ é.png"
+    shutil.copy(texture_folder / "brick" / "0.png", photo)
+    env = {**os.environ, "LC_ALL": "C", "LANG": "C", "PYTHONCOERCECLOCALE": "0",
+           "PYTHONUTF8": "0"}
+    result = subprocess.run(
+        [sys.executable, "-m", "hybridclf", "predict", "--model-dir", str(trained),
+         str(photo), "--output", str(tmp_path / "out.csv")],
+        env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader((tmp_path / "out.csv").open(encoding="utf-8")))
+    assert rows[0]["file"] == str(photo) and rows[0]["label"]
+
+
 def test_a_tampered_model_fails_with_a_clear_message(trained, tmp_path, capsys):
     import shutil
 
