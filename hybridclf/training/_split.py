@@ -198,15 +198,17 @@ def cv_splits(labels, groups, *, cv_folds=5, random_state=0):
     ValueError
         When a class has fewer than 2 images, or there are fewer than 2 groups.
     """
-    counts = np.unique(labels, return_counts=True)[1]
+    classes, counts = np.unique(labels, return_counts=True)
     n_groups = len(np.unique(groups))
     # StratifiedGroupKFold refuses more folds than the largest class has images
     n_folds = min(cv_folds, n_groups, counts.max())
     if counts.min() < 2 or n_folds < 2:
+        small = ", ".join(f"{c!r} has {n}" for c, n in zip(classes.tolist(), counts)
+                          if n < 2) or f"there are {n_groups} groups"
         raise ValueError(
             f"train_model needs at least 2 images per class in the training part "
-            f"for cross-validation; the smallest class has {counts.min()}. Add "
-            "images or lower 'test_size'."
+            f"for cross-validation; {small}. Add images to that class or leave "
+            "it out (or lower 'test_size' if the test part took some)."
         )
     if n_folds < cv_folds:
         why = (f"only {n_groups} groups" if n_folds == n_groups else
