@@ -218,6 +218,19 @@ def test_train_counts_the_images_that_share_a_group(texture_folder, tmp_path,
     assert f"hybridclf predict --model-dir '{tmp_path / 'my model'}' <images" in out
 
 
+def test_train_says_when_the_feature_cache_is_not_used(texture_folder, tmp_path,
+                                                      capsys):
+    # --cache-dir with --augment was ignored without a word
+    assert main(["train", "--data-dir", str(texture_folder), "--output-dir",
+                 str(tmp_path / "model"), "--features", "color", "--image-size",
+                 "32", "--cv-folds", "2", "--test-size", "0", "--n-jobs", "1",
+                 "--augment", "--cache-dir", str(tmp_path / "cache")]) == 0
+    out = capsys.readouterr().out
+    assert f"the feature cache {tmp_path / 'cache'} was not used: it does not " \
+        "serve --augment" in out
+    assert "features computed for" not in out
+
+
 def test_train_names_an_empty_class_folder(texture_folder, tmp_path, capsys):
     import shutil
 

@@ -143,6 +143,10 @@ def _print_training(training):
         out(f"features computed for {result.feature_cache['n_computed']} of "
             f"{result.feature_cache['n_images']} images, the others read from "
             f"the cache {training.cache_dir}")
+    elif training.cache_dir:  # asked for (or the default), yet not used
+        out(f"the feature cache {training.cache_dir} was not used: it does not "
+            "serve --augment, --scheduler or blocks that learn from the photos "
+            "(sift)")
     if result.search:
         out(f"search ({result.search['kind']}): {result.search['n_candidates']} "
             f"candidates, {result.search['n_fits']} fits in "
