@@ -232,7 +232,12 @@ class DatasetReport:
             lines.append(f"Classes: {counts}; imbalance ratio "
                          f"{stats['imbalance_ratio']:.2f}")
         advice = self.advice
-        if advice["splitter"]:
+        if advice["splitter"] and advice["n_splits"] < 2:
+            # no splitter takes 1 fold: say why instead (the reasons name the class)
+            lines.append("Advice: no cross-validation: " + next(
+                (r for r in advice["reasons"] if "too few" in r),
+                "too few images per class."))
+        elif advice["splitter"]:
             lines.append(f"Advice: {advice['splitter']}(n_splits="
                          f"{advice['n_splits']}), {advice['n_repeats']} repeat(s)"
                          + (", groups from duplicate_groups.csv"
