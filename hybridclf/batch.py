@@ -279,7 +279,10 @@ def predict_to_csv(model_dir, inputs, output, *, batch_size=32, threshold=None,
     parts = f"{os.fspath(output)}.parts" if is_path else None
     rows = _predicted_rows(pipe, files, options, scheduler, parts, partition_size)
     counts = BatchPrediction(len(files), output=os.fspath(output) if is_path else None)
-    with open(output, "w", newline="") if is_path else nullcontext(output) as fh:
+    # UTF-8 whatever the locale, as every CSV hybridclf writes; a file name
+    # that is not valid in the file system's encoding keeps its bytes
+    with (open(output, "w", newline="", encoding="utf-8", errors="surrogateescape")
+          if is_path else nullcontext(output)) as fh:
         writer = csv.writer(fh)
         writer.writerow(csv_columns(neighbours))
         for row in rows:

@@ -3,6 +3,7 @@
 import gc
 import json
 import os
+import shlex
 import subprocess
 import sys
 from importlib.metadata import entry_points
@@ -60,11 +61,15 @@ def test_a_command_imports_neither_pytest_nor_pandas_until_it_needs_them(
 
 
 def test_quickstart_on_a_folder(texture_folder, tmp_path, capsys):
+    tmp_path = tmp_path / "quick start"  # the printed commands still copy-paste
     code = main(["quickstart", "--data-dir", str(texture_folder), "--output-dir",
                  str(tmp_path), "--cv-folds", "3", "--image-size", "64",
                  "--n-jobs", "1"])
     out = capsys.readouterr().out
     assert code == 0
+    commands = [shlex.split(line.split("hybridclf ", 1)[1].split(",")[0])
+                for line in out.splitlines() if "hybridclf " in line]
+    assert sum(str(tmp_path / "model") in argv for argv in commands) >= 5
     assert "24 images in 3 classes" in out
     accuracy = float(out.split("3-fold grouped CV accuracy: ")[1].split()[0])
     assert accuracy >= 0.75
@@ -136,6 +141,11 @@ def test_help_imports_no_heavy_library(command):
      "argument --port: must be a port number in [1, 65535]"),
     (["evaluate", "--model-dir", "m", "--test-data-dir", "t", "--output-dir", "o",
       "--n-repeats", "two"], "argument --n-repeats: not a positive integer: 'two'"),
+    # inspect read the last folder alone, as if the first were not given
+    (["inspect", "--data-dir", "a", "--data-dir", "b"],
+     "--data-dir takes one folder; got 'a' and 'b'. 'hybridclf train' merges"),
+    (["augment", "--data-dir", "a", "--output-dir", "o", "--data-dir", "b"],
+     "--data-dir takes one folder; got 'a' and 'b'"),
 ])
 def test_invalid_values_are_usage_errors(argv, message, capsys):
     assert main(argv) == 2

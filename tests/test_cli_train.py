@@ -108,6 +108,50 @@ def test_evaluate_writes_html_json_and_figures(trained, texture_folder, tmp_path
     assert "accuracy:" in capsys.readouterr().out
 
 
+def test_an_output_in_the_way_is_one_error_line_before_the_work(
+        trained, texture_folder, tmp_path, capsys):
+    # a file given for a folder, a folder for a file: each was a traceback,
+    # evaluate's and inspect's after all their work
+    in_the_way = tmp_path / "report.txt"
+    in_the_way.write_text("not a folder")
+    for argv in (
+        ["evaluate", "--model-dir", str(trained), "--test-data-dir",
+         str(texture_folder), "--output-dir", str(in_the_way / "sub")],
+        ["inspect", "--data-dir", str(texture_folder), "--quick",
+         "--output-dir", str(in_the_way)],
+    ):
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("error: The 'output_dir' folder ")
+        assert f"{str(in_the_way)!r} is a file" in err
+        assert "Traceback" not in err and "test images" not in err
+    assert main(["predict", "--model-dir", str(trained), str(texture_folder),
+                 "--output", str(tmp_path)]) == 1
+    assert capsys.readouterr().err == (
+        f"error: [Errno 21] Is a directory: {str(tmp_path)!r}\n")
+
+
+def test_predict_writes_utf8_names_whatever_the_locale(trained, texture_folder,
+                                                      tmp_path):
+    # under an ASCII locale the CSV of a photo named 'พระ é.png' failed with
+    # "'ascii' codec can't encode characters" before its first row
+    import shutil
+    import subprocess
+    import sys
+
+    photo = tmp_path / "พระ é.png"
+    shutil.copy(texture_folder / "brick" / "0.png", photo)
+    env = {**os.environ, "LC_ALL": "C", "LANG": "C", "PYTHONCOERCECLOCALE": "0",
+           "PYTHONUTF8": "0"}
+    result = subprocess.run(
+        [sys.executable, "-m", "hybridclf", "predict", "--model-dir", str(trained),
+         str(photo), "--output", str(tmp_path / "out.csv")],
+        env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader((tmp_path / "out.csv").open(encoding="utf-8")))
+    assert rows[0]["file"] == str(photo) and rows[0]["label"]
+
+
 def test_a_tampered_model_fails_with_a_clear_message(trained, tmp_path, capsys):
     import shutil
 
@@ -154,6 +198,37 @@ def test_train_refuses_an_output_folder_that_is_not_a_model(texture_folder,
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "not a model directory" in err
     assert (tmp_path / "README.md").read_text() == "my notes"
+
+
+def test_train_counts_the_images_that_share_a_group(texture_folder, tmp_path,
+                                                    capsys):
+    # one group of three photos: 22 groups of 24 images. The line said "2
+    # images share a group with another" (images minus groups); on amulet6,
+    # 15 where 25 photos are in 10 groups
+    groups = tmp_path / "groups.csv"
+    groups.write_text("file,group\nbrick/0.png,g\nbrick/1.png,g\nbrick/2.png,g\n")
+    assert main(["train", "--data-dir", str(texture_folder), "--groups",
+                 str(groups), "--output-dir", str(tmp_path / "my model"),
+                 "--features", "color", "--image-size", "32", "--cv-folds", "2",
+                 "--test-size", "0", "--n-jobs", "1", "--no-views",
+                 "--no-cache"]) == 0
+    out = capsys.readouterr().out
+    assert f"22 groups (3 images in 1 group(s) of two or more; {groups})" in out
+    # the commands to go on with quote a folder name with a space
+    assert f"hybridclf predict --model-dir '{tmp_path / 'my model'}' <images" in out
+
+
+def test_train_says_when_the_feature_cache_is_not_used(texture_folder, tmp_path,
+                                                      capsys):
+    # --cache-dir with --augment was ignored without a word
+    assert main(["train", "--data-dir", str(texture_folder), "--output-dir",
+                 str(tmp_path / "model"), "--features", "color", "--image-size",
+                 "32", "--cv-folds", "2", "--test-size", "0", "--n-jobs", "1",
+                 "--augment", "--cache-dir", str(tmp_path / "cache")]) == 0
+    out = capsys.readouterr().out
+    assert f"the feature cache {tmp_path / 'cache'} was not used: it does not " \
+        "serve --augment" in out
+    assert "features computed for" not in out
 
 
 def test_train_names_an_empty_class_folder(texture_folder, tmp_path, capsys):

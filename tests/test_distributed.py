@@ -157,9 +157,22 @@ def test_another_file_list_in_the_same_output_is_refused(model_dir, images,
                                                          tmp_path):
     pipe = load_model(model_dir)
     extract_features(pipe, _files(images)[:5], tmp_path / "f", partition_size=2)
-    with pytest.raises(ValueError, match="holds partitions of another file list"):
+    with pytest.raises(ValueError, match="holds partitions of another model, file "
+                       "list"):
         extract_features(pipe, _files(images)[:5], tmp_path / "f",
                          partition_size=3)
+
+
+def test_another_model_in_the_same_output_is_refused(model_dir, images, tmp_path):
+    # 'hybridclf extract' with a second model into the folder of the first
+    # wrote "0 computed, 1 already written": the first model's features
+    files = _files(images)[:5]
+    extract_features(load_model(model_dir), files, tmp_path / "f")
+    again = extract_features(load_model(model_dir), files, tmp_path / "f")
+    assert again.computed == [] and again.skipped == [0]  # the same model resumes
+    other = load_model(model_dir).set_params(load__size=24)
+    with pytest.raises(ValueError, match="holds partitions of another model"):
+        extract_features(other, files, tmp_path / "f")
 
 
 # -- on the cluster ------------------------------------------------------------

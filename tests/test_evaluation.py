@@ -56,6 +56,27 @@ def test_unknown_test_classes_count_as_wrong(evaluated):
     pipe, _, (paths, labels) = evaluated
     labels = labels.copy()
     labels[0] = "marble"
-    report = evaluate_model(pipe, paths, labels, n_repeats=1)
+    with pytest.warns(UserWarning, match=r"1 of \d+ test images belong to classes "
+                      r"the model does not know: 'marble' \(1\)"):
+        report = evaluate_model(pipe, paths, labels, n_repeats=1)
     assert "marble" in report["confusion_matrix"]["labels"]
     assert report["per_class"]["marble"]["recall"] == 0
+    assert report["unknown_classes"] == {"marble": 1}
+
+
+def test_classes_without_test_images_are_listed(evaluated):
+    pipe, report, (paths, labels) = evaluated
+    assert report["unknown_classes"] == {} and report["absent_classes"] == []
+    keep = labels != "grass"
+    report = evaluate_model(pipe, paths[keep], labels[keep], n_repeats=1)
+    assert report["absent_classes"] == ["grass"]
+
+
+def test_unknown_classes_are_never_in_the_top_k(evaluated):
+    # one test image of a class the model never saw: its rank was the number
+    # of test images (1), within the top 2 of three classes
+    pipe, _, (paths, _) = evaluated
+    with pytest.warns(UserWarning, match=r"does not know: 'marble' \(1\)"):
+        report = evaluate_model(pipe, paths[:1], np.array(["marble"]), n_repeats=1)
+    assert report["metrics"]["accuracy"] == 0
+    assert report["metrics"]["top_2_accuracy"] == 0

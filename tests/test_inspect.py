@@ -485,3 +485,35 @@ def test_inspect_dataset_on_amulet6_recommends_grouped_folds():
     assert report.advice["splitter"] == "StratifiedGroupKFold"
     assert report.advice["n_splits"] == 5
     assert report.stats["n_classes"] == 6 and report.stats["n_images"] == 173
+
+
+def test_an_image_outside_the_class_folders_is_no_class(texture_folder, tmp_path,
+                                                        caplog):
+    # one photo directly in the dataset folder was a class '' of one image:
+    # "3 classes", imbalance 8.00, advice RepeatedStratifiedKFold(n_splits=1)
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(texture_folder, data)
+    shutil.copy(texture_folder / "brick" / "0.png", data / "loose.png")
+    with caplog.at_level("WARNING"):
+        report = inspect_dataset(data, quick=True, check_duplicates=False)
+    assert report.stats["class_counts"] == {"brick": 8, "grass": 8, "gravel": 8}
+    assert report.advice["n_splits"] >= 2
+    assert "1 image file(s) lie directly in a dataset folder" in caplog.text
+    assert str(data / "loose.png") in caplog.text
+
+
+def test_no_cross_validation_advice_names_the_class(texture_folder, tmp_path):
+    # a class of one photo: the summary said
+    # "Advice: RepeatedStratifiedKFold(n_splits=1), 1 repeat(s)"
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(texture_folder, data)
+    for extra in list((data / "gravel").iterdir())[1:]:
+        extra.unlink()
+    report = inspect_dataset(data, quick=True, check_duplicates=False)
+    assert ("Advice: no cross-validation: Class 'gravel' has 1 independent "
+            "image(s)") in report.summary()
+    assert "n_splits=1" not in report.summary()

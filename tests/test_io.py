@@ -336,6 +336,18 @@ def test_folder_without_skips_warns_nothing(texture_folder):
     assert len(paths) == 24 and sorted(set(labels)) == ["brick", "grass", "gravel"]
 
 
+def test_an_augmented_folder_warns_nothing_of_its_manifest(tmp_path):
+    # hybridclf augment writes manifest.csv beside the class folders, and
+    # train reads it for its groups: "Skipping manifest.csv: not inside a
+    # class folder" was a warning on every such training
+    (tmp_path / "cat").mkdir()
+    Image.new("RGB", (32, 32)).save(tmp_path / "cat" / "a.png")
+    (tmp_path / "manifest.csv").write_text("file,label,kind,source\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_image_folder(tmp_path)[1] == ["cat"]
+
+
 def test_folder_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_image_folder(tmp_path / "missing")
@@ -504,6 +516,36 @@ def test_the_folder_scan_reports_special_files_and_empty_classes(tmp_path):
     assert "without any image" in reasons["empty"]
     with pytest.warns(SkippedFilesWarning, match=r"(?s)x\.jpg.*FIFO.*empty"):
         assert load_image_folder(tmp_path) == (paths, labels)
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symbolic links")
+def test_links_to_folders_are_reported_by_every_walk(tmp_path):
+    """A linked class folder was "not inside a class folder", a linked
+    sub-folder (and its images) left out without a word: by ``train``,
+    ``predict`` (no row) and ``inspect`` ("0 image files")."""
+    from hybridclf.inspect import inspect_dataset
+    from hybridclf.io import LINKED_FOLDER, scan_image_folder
+    from hybridclf.prediction import iter_image_files
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    Image.new("RGB", (32, 32)).save(elsewhere / "c.png")
+    data = tmp_path / "data"
+    (data / "cats").mkdir(parents=True)
+    Image.new("RGB", (32, 32)).save(data / "cats" / "a.png")
+    (data / "dogs").symlink_to(elsewhere)
+    (data / "cats" / "more").symlink_to(elsewhere)
+    links = {str(data / "dogs"), str(data / "cats" / "more")}
+    paths, labels, skipped = scan_image_folder(data)
+    assert labels == ["cats"]
+    assert dict(skipped) == dict.fromkeys(links, LINKED_FOLDER)
+    files = iter_image_files([data])
+    assert set(files) == links | {str(data / "cats" / "a.png")}
+    with pytest.raises(ImageLoadError, match="a symbolic link to a folder"):
+        read_image(data / "dogs")
+    report = inspect_dataset(data, quick=True, check_duplicates=False)
+    assert {n["file"]: n["reason"] for n in report.non_image_files} == dict.fromkeys(
+        links, LINKED_FOLDER)
 
 
 def test_load_image_folders_merges_classes_with_unique_names(tmp_path):

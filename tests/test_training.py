@@ -1,5 +1,7 @@
 """train_model: grouped split, cross-validation, search on cached features."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -69,6 +71,27 @@ def test_split_by_content_keeps_the_test_part_when_samples_are_added():
         grouped_train_test_split(labels, groups, keys=keys[:2])
 
 
+def test_fewer_folds_when_no_class_has_enough_images(caplog):
+    """Three classes of 3 or 4 ungrouped images and 5 folds wanted:
+    scikit-learn's "n_splits=5 cannot be greater than the number of members
+    in each class" ended ``hybridclf train``; now 4 folds, and a warning says
+    why."""
+    from hybridclf.training._split import cv_splits
+
+    labels = np.repeat(["a", "b", "c"], [3, 4, 4])
+    with caplog.at_level("WARNING"):
+        splits = cv_splits(labels, np.arange(len(labels)), cv_folds=5)
+    assert len(splits) == 4
+    assert "Using 4 folds instead of 5 ('cv_folds'): no class has more than 4" \
+        in caplog.text
+    assert sorted(np.concatenate([test for _, test in splits])) == list(range(11))
+    # a class of one image: named, with a fix that works at test_size=0 too
+    labels = np.array(["a", "a", "b", "b", "c"])
+    with pytest.raises(ValueError, match="'c' has 1. Add images to that class or "
+                       "leave it out"):
+        cv_splits(labels, np.arange(5), cv_folds=2)
+
+
 def test_bad_test_size_is_explained():
     with pytest.raises(ValueError, match="'test_size' parameter.*Got 0.9"):
         grouped_train_test_split([0, 1], [0, 1], test_size=0.9)
@@ -81,6 +104,12 @@ def test_groups_from_csv(textures, tmp_path):
     groups = read_groups_csv(csv, paths)
     assert groups[0] == groups[1]
     assert len(np.unique(groups)) == len(paths) - 1
+    # saved by a spreadsheet: a byte-order mark, and names in UTF-8 whatever
+    # the locale ("The groups CSV must have the columns 'file' and 'group'.
+    # Got the columns ['\ufefffile', 'group']")
+    csv.write_bytes(("file,group\n" + f"{paths[0]},g\n{paths[1]},g\n").encode(
+        "utf-8-sig"))
+    assert (read_groups_csv(csv, paths) == groups).all()
     (tmp_path / "bad.csv").write_text("name,cluster\na,1\n")
     with pytest.raises(ValueError, match="columns 'file' and 'group'"):
         read_groups_csv(tmp_path / "bad.csv", paths)
@@ -103,6 +132,55 @@ def test_groups_csv_names_relative_to_where_it_was_written(textures, tmp_path,
     monkeypatch.chdir(tmp_path)
     groups = read_groups_csv(csv, [str(c) for c in copies], root=data)
     assert groups[0] == groups[1] != groups[2]
+
+
+def test_groups_csv_read_from_another_folder(textures, tmp_path, monkeypatch):
+    """``hybridclf inspect --data-dir "my photos"`` run in ``project/`` names
+    ``my photos/a/0.png``; a training run from ``tmp_path`` with
+    ``project/my photos/`` (or a link to it) as its data folder still reads
+    the groups."""
+    import shutil
+
+    paths, _ = textures
+    data = tmp_path / "project" / "my photos"
+    (data / "a").mkdir(parents=True)
+    for i, p in enumerate(paths[:3]):
+        shutil.copy(p, data / "a" / f"{i}.png")
+    (tmp_path / "link").symlink_to(data)
+    csv = tmp_path / "project" / "inspection" / "duplicate_groups.csv"
+    csv.parent.mkdir()
+    csv.write_text("file,group\nmy photos/a/0.png,0\nmy photos/a/1.png,0\n"
+                   "my photos/a/2.png,1\nheld_out/a/0.png,1\n")
+    monkeypatch.chdir(tmp_path)
+    for root in ["project/my photos/", "link"]:
+        names = [os.path.join(root, "a", f"{i}.png") for i in range(3)]
+        groups = read_groups_csv(csv, names, root=[root])
+        assert groups[0] == groups[1] != groups[2]
+
+
+def test_an_augmented_folder_groups_copies_with_their_source(textures, tmp_path):
+    """``hybridclf train --data-dir balanced/`` on a folder that ``hybridclf
+    augment`` wrote: a copy the duplicate search does not recognise (here a
+    photo of another texture) shares the group of its source, from the
+    folder's manifest.csv; before, 13 of 29 copies on amulet photos had a
+    group of their own, beside their source in the folds."""
+    import shutil
+
+    from hybridclf.training._training_pipeline import find_training_groups
+
+    paths, _ = textures
+    data = tmp_path / "balanced"
+    (data / "a").mkdir(parents=True)
+    for name, source in [("0.png", 0), ("0_aug1.png", 9), ("1.png", 18)]:
+        shutil.copy(paths[source], data / "a" / name)
+    (data / "manifest.csv").write_text(
+        "file,label,kind,source,similarity,techniques\n"
+        "a/0.png,a,original,a/0.png,,\na/0_aug1.png,a,generated,a/0.png,0.8,flip\n"
+        "a/1.png,a,original,a/1.png,,\n")
+    names = [str(data / "a" / n) for n in ("0.png", "0_aug1.png", "1.png")]
+    groups, source = find_training_groups(names, root=[str(data)], n_jobs=1)
+    assert groups[0] == groups[1] != groups[2]
+    assert source == f"found on the fly, joined with {data / 'manifest.csv'}"
 
 
 def test_duplicate_groups_join_copies(tmp_path):

@@ -85,7 +85,9 @@ def report_errors(run, args):
 
     try:
         return run(args)
-    except (HybridClfError, FileNotFoundError, ValueError) as exc:
+    except (HybridClfError, OSError, ValueError) as exc:
+        # OSError: a file named for an output folder, a folder for a file, no
+        # permission: the message names the path
         logger.debug("details", exc_info=True)
         sys.stderr.write(f"error: {exc}\n")
         return 1
@@ -163,8 +165,20 @@ def registry_name(registry):
 
 
 # -- options that several commands share ----------------------------------------
+class _OneFolder(argparse.Action):
+    """Store a folder option given once; a second one is a usage error, not
+    silently the only one read (``train --data-dir`` takes several)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if getattr(namespace, self.dest, None) is not None:
+            parser.error(f"{option_string} takes one folder; got "
+                         f"{getattr(namespace, self.dest)!r} and {values!r}. "
+                         "'hybridclf train' merges several")
+        setattr(namespace, self.dest, values)
+
+
 def add_data_dir(parser, *, required=True, help=None, several=False):
-    extra = {"nargs": "+", "action": "extend"} if several else {}
+    extra = {"nargs": "+", "action": "extend"} if several else {"action": _OneFolder}
     parser.add_argument(
         "--data-dir", required=required, metavar="DATA_DIR", **extra,
         help=help or "class-per-folder dataset: DATA_DIR/<class>/<image>")

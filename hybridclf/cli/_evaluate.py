@@ -1,6 +1,7 @@
 """``hybridclf evaluate``: a model directory on a labelled test set."""
 
 import os
+import warnings
 
 from ._common import (
     add_allow_pickle,
@@ -48,13 +49,24 @@ def run(args):
     with command_imports():
         from ..evaluation import evaluate_folder
 
-    report, files = evaluate_folder(
-        args.model_dir, args.test_data_dir, args.output_dir,
-        n_repeats=args.n_repeats, random_state=args.seed,
-        neighbours=args.neighbours,
-        allow_pickle=args.allow_pickle, max_pixels=args.max_pixels,
-        n_jobs=args.n_jobs)
+    with warnings.catch_warnings():
+        # printed below, with the figures it explains
+        warnings.filterwarnings("ignore", ".* belong to classes the model does not")
+        report, files = evaluate_folder(
+            args.model_dir, args.test_data_dir, args.output_dir,
+            n_repeats=args.n_repeats, random_state=args.seed,
+            neighbours=args.neighbours,
+            allow_pickle=args.allow_pickle, max_pixels=args.max_pixels,
+            n_jobs=args.n_jobs)
     out(f"{report['n_images']} test images")
+    if report["unknown_classes"]:
+        out("classes the model does not know (their images count as wrong): "
+            + ", ".join(f"{name} ({n} images)"
+                        for name, n in report["unknown_classes"].items())
+            + f"; the model's classes: {', '.join(report['classes'])}")
+    if report["absent_classes"]:
+        out("model classes without a test image: "
+            + ", ".join(report["absent_classes"]))
     for metric in _PRINTED:
         if metric in report["metrics"]:
             out(f"{metric}: {report['metrics'][metric]:.3f}")

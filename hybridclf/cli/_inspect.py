@@ -47,7 +47,9 @@ def format_parser(parser):
 def run(args):
     with command_imports():
         from ..inspect import inspect_dataset
+        from ..utils._paths import check_output_dir
 
+    check_output_dir(args.output_dir)  # before the scan, not after it
     start = time.perf_counter()
     report = inspect_dataset(
         args.data_dir, test_root=args.test_data_dir, quick=args.quick,

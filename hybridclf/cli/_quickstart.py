@@ -6,6 +6,7 @@ and printed, so the output is also a lesson in the commands.
 
 import logging
 import os
+import shlex
 
 from ._common import add_n_jobs, add_seed, bounded, logger, out, positive_int
 
@@ -85,7 +86,7 @@ def run(args):
             f"{data_dir}, 10 other ones per class held out in {test_dir}")
     verbose = ["-v"] if logger.isEnabledFor(logging.INFO) else []
     for title, argv in _steps(args, data_dir, test_dir, image_size):
-        out(f"\n== {title}: hybridclf {' '.join(argv)}")
+        out(f"\n== {title}: hybridclf {shlex.join(argv)}")
         code = main([*verbose, *argv])
         if code != 0:
             return code
@@ -98,8 +99,9 @@ def run(args):
     if test_dir:
         report = os.path.join(args.output_dir, "report", "report.html")
         out(f"  evaluation report  {report}")
-    out(f"  predict files      hybridclf predict --model-dir {model_dir} <images>")
-    out(f"  serve over HTTP    hybridclf serve --model-dir {model_dir}")
+    quoted = shlex.quote(model_dir)
+    out(f"  predict files      hybridclf predict --model-dir {quoted} <images>")
+    out(f"  serve over HTTP    hybridclf serve --model-dir {quoted}")
     out(f"  in Python          hybridclf.load_model({model_dir!r}).predict([...])")
     return 0
 
@@ -121,5 +123,6 @@ def _serve_once(model_dir, image_root):
     out(f"  predicted_class={answer['predicted_class']!r} "
         f"confidence={answer['confidence']:.3f} "
         f"processing_time_ms={answer['processing_time_ms']:.1f}")
-    out(f"Run it yourself: hybridclf serve --model-dir {model_dir}, then open "
+    out(f"Run it yourself: hybridclf serve --model-dir {shlex.quote(model_dir)}, "
+        "then open "
         "http://127.0.0.1:8000/ to upload photos (the API: /docs)")

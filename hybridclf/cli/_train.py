@@ -2,6 +2,7 @@
 
 import argparse
 import os
+import shlex
 
 from ._common import (
     add_data_dir,
@@ -129,8 +130,9 @@ def _print_training(training):
     counts = training.class_counts.values()
     out(f"{training.n_images} images in {len(counts)} classes "
         f"({min(counts)} to {max(counts)} per class)")
-    out(f"{training.n_groups} groups ({training.n_images - training.n_groups} "
-        f"images share a group with another; {training.group_source}) in "
+    n_shared, n_shared_groups = training.n_grouped_images
+    out(f"{training.n_groups} groups ({n_shared} images in {n_shared_groups} "
+        f"group(s) of two or more; {training.group_source}) in "
         f"{training.group_seconds:.1f} s")
     out(f"train part: {len(result.train_indices)} images; test part: "
         f"{len(result.test_indices)} images (no group on both sides)")
@@ -141,6 +143,10 @@ def _print_training(training):
         out(f"features computed for {result.feature_cache['n_computed']} of "
             f"{result.feature_cache['n_images']} images, the others read from "
             f"the cache {training.cache_dir}")
+    elif training.cache_dir:  # asked for (or the default), yet not used
+        out(f"the feature cache {training.cache_dir} was not used: it does not "
+            "serve --augment, --scheduler or blocks that learn from the photos "
+            "(sift)")
     if result.search:
         out(f"search ({result.search['kind']}): {result.search['n_candidates']} "
             f"candidates, {result.search['n_fits']} fits in "
@@ -203,7 +209,8 @@ def run(args):
             f"{os.path.join(model_dir, issues['file'])}")
     out(f"training took {training.seconds:.1f} s")
     out(f"Model saved to {model_dir}")
-    out(f"Evaluate it: hybridclf evaluate --model-dir {model_dir} --test-data-dir "
+    quoted = shlex.quote(model_dir)  # commands to copy: a space must not split one
+    out(f"Evaluate it: hybridclf evaluate --model-dir {quoted} --test-data-dir "
         "<folder> --output-dir <report folder>")
-    out(f"Predict:     hybridclf predict --model-dir {model_dir} <images or folders>")
+    out(f"Predict:     hybridclf predict --model-dir {quoted} <images or folders>")
     return 0

@@ -18,6 +18,7 @@ from ._partitions import (
     _PART,
     _check_manifest,
     _files_digest,
+    _model_digest,
     _part_name,
     _write_atomic,
     partition_files,
@@ -162,8 +163,8 @@ def extract_features(pipe, files, output, *, client=None, partition_size=256,
     Raises
     ------
     ValueError
-        When ``output`` holds partitions of another file list or partition
-        size.
+        When ``output`` holds partitions of another model, file list or
+        partition size.
 
     See Also
     --------
@@ -178,7 +179,7 @@ def extract_features(pipe, files, output, *, client=None, partition_size=256,
     _check_manifest(output, {
         "kind": "extract", "partition_size": partition_size, "n_files": len(files),
         "files_sha256": _files_digest(files), "n_partitions": len(partitions),
-        "blocks": blocks, "feature_names": names,
+        "model": _model_digest(pipe), "blocks": blocks, "feature_names": names,
     })
     done = {int(m.group(1)) for m in map(_PART.match, os.listdir(output)) if m}
     todo = [i for i in range(len(partitions)) if i not in done]

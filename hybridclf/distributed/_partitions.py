@@ -3,7 +3,7 @@
 :func:`partition_files` cuts a file list, in its order, into partitions;
 partition ``i`` is written to ``part-<i>.parquet`` under a hidden temporary
 name first (``_write_atomic``), and the folder's manifest (:data:`MANIFEST`)
-ties it to one file list and partition size (``_check_manifest``).
+ties it to one model, file list and partition size (``_check_manifest``).
 """
 
 import hashlib
@@ -65,6 +65,15 @@ def _files_digest(files):
     return digest.hexdigest()
 
 
+def _model_digest(pipe):
+    """A digest of a fitted pipeline's content: partitions of another model
+    (other blocks, or the same blocks fitted again) are never taken as done.
+    None without a pipeline (rows rebuilt from partitions all written)."""
+    import joblib
+
+    return None if pipe is None else joblib.hash(pipe)
+
+
 def _write_atomic(table, path):
     """Write a Parquet file under a hidden name, then rename it into place."""
     pq = import_or_raise("pyarrow.parquet", "Parquet output")
@@ -84,12 +93,15 @@ def _check_manifest(output, manifest):
         with open(path, encoding="utf-8") as fh:
             old = json.load(fh)
         keys = ("kind", "partition_size", "n_files", "files_sha256", "neighbours")
+        if manifest.get("model") is not None:
+            keys += ("model",)
         if any(old.get(k) != manifest.get(k) for k in keys):
             raise ValueError(
-                f"The output folder {output!r} holds partitions of another file "
-                f"list, partition size or number of neighbours ({old.get('n_files')} "
-                f"files in partitions of {old.get('partition_size')}). Use a new "
-                "output folder, or delete this one to start again."
+                f"The output folder {output!r} holds partitions of another model, "
+                "file list, partition size or number of neighbours "
+                f"({old.get('n_files')} files in partitions of "
+                f"{old.get('partition_size')}). Use a new output folder, or "
+                "delete this one to start again."
             )
         return
     with open(path, "w", encoding="utf-8") as fh:

@@ -13,6 +13,7 @@ from ._parquet import _rows_table, _table_rows
 from ._partitions import (
     _check_manifest,
     _files_digest,
+    _model_digest,
     _part_name,
     _write_atomic,
     partition_files,
@@ -93,7 +94,8 @@ def predict_partitioned(pipe, files, *, client=None, parts_dir=None,
         _check_manifest(parts_dir, {
             "kind": "predict", "partition_size": partition_size,
             "n_files": len(files), "files_sha256": _files_digest(files),
-            "n_partitions": len(partitions), **({"neighbours": neighbours}
+            "n_partitions": len(partitions), "model": _model_digest(pipe),
+            **({"neighbours": neighbours}
                                                 if neighbours else {}),
         })
         for i in list(todo):

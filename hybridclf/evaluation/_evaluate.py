@@ -8,6 +8,7 @@ their nearest training photos, and for a cascade measures its early exit
 """
 
 import time
+import warnings
 
 import numpy as np
 
@@ -40,7 +41,9 @@ def evaluate_model(pipe, X, labels, *, n_repeats=3, top_k=(2, 3), n_bins=10,
         Test images, as ``pipe.predict`` takes them.
 
     labels : array-like of shape (n_samples,)
-        Their true classes. A class the model does not know counts as wrong.
+        Their true classes. A class the model does not know counts as wrong
+        (in the accuracy, balanced accuracy, F1 and top-k accuracy; the log
+        loss leaves its images out), and a warning names it.
 
     n_repeats : int, default=3
         Permutations per feature block for the block importance.
@@ -77,7 +80,10 @@ def evaluate_model(pipe, X, labels, *, n_repeats=3, top_k=(2, 3), n_bins=10,
     report : dict
         ``metrics``, ``per_class``, ``confusion_matrix`` (``labels`` and
         ``matrix``), ``reliability``, ``block_importance``, ``errors``,
-        ``speed_ms_per_image``, ``open_set`` and ``n_images``; for a
+        ``speed_ms_per_image``, ``open_set`` and ``n_images``;
+        ``unknown_classes`` (the number of test images of each class the model
+        does not know) and ``absent_classes`` (the model's classes without a
+        test image); for a
         :class:`~hybridclf.cascade.CascadePipeline` the metrics are the
         cascade's and ``cascade`` holds its early-exit share, the accuracy of
         each stage and its estimated time per image. With an index, each
@@ -100,6 +106,7 @@ def evaluate_model(pipe, X, labels, *, n_repeats=3, top_k=(2, 3), n_bins=10,
         proba, cascade = _cascade(pipe, features, proba, y, speed)
 
     classes = np.asarray(clf.classes_)
+    unknown, absent = _class_mismatch(y, classes)
     predicted = classes[proba.argmax(axis=1)]
     correct = predicted == y
     metrics, bins = _metrics(y, classes, proba, top_k=top_k, n_bins=n_bins)
@@ -110,6 +117,8 @@ def evaluate_model(pipe, X, labels, *, n_repeats=3, top_k=(2, 3), n_bins=10,
     return {
         "n_images": int(len(y)),
         "classes": [str(c) for c in classes],
+        "unknown_classes": unknown,
+        "absent_classes": absent,
         "metrics": metrics,
         "per_class": per_class,
         "confusion_matrix": {"labels": [str(c) for c in all_labels],
@@ -126,6 +135,28 @@ def evaluate_model(pipe, X, labels, *, n_repeats=3, top_k=(2, 3), n_bins=10,
         "_thumbnails": thumbnails,
         "_neighbour_thumbnails": near_thumbnails,
     }
+
+
+def _class_mismatch(y, classes):
+    """The test classes the model does not know (with counts), its classes not tested.
+
+    A test folder named differently from the training folder (``cats`` for
+    ``cat``) or holding a class the model never saw scores every one of its
+    images as wrong: the warning says why the accuracy is low.
+    """
+    names, counts = np.unique(y[~np.isin(y, classes)], return_counts=True)
+    unknown = {str(n): int(c) for n, c in zip(names, counts)}
+    absent = [str(c) for c in classes if c not in set(y.tolist())]
+    if unknown:
+        warnings.warn(
+            f"{sum(unknown.values())} of {len(y)} test images belong to classes "
+            f"the model does not know: "
+            + ", ".join(f"{n!r} ({c})" for n, c in unknown.items())
+            + f". They count as wrong. The model's classes are "
+            f"{[str(c) for c in classes]!r}: rename the test folders that "
+            "stand for one of them, or leave the others out.",
+            UserWarning, stacklevel=3)
+    return unknown, absent
 
 
 def _cascade(pipe, features, full_proba, y, speed):

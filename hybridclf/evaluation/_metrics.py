@@ -7,6 +7,8 @@ matrix); ``_block_importance`` permutes each feature block; ``_open_set``
 counts the images the model's open-set thresholds call unknown.
 """
 
+import warnings
+
 import numpy as np
 from sklearn.metrics import (
     accuracy_score,
@@ -71,13 +73,17 @@ def reliability_bins(confidence, correct, *, n_bins=10):
 
 
 def _true_rank(y, classes, proba):
-    """(whether each true class is known, its column, its rank among guesses)."""
-    n = len(y)
+    """(whether each true class is known, its column, its rank among guesses).
+
+    An unknown class ranks after every guess (``len(classes)``), so it is never
+    within a top-k.
+    """
     order = np.argsort(-proba, axis=1)
     known = np.isin(y, classes)
-    true_column = np.full(n, -1)
+    true_column = np.full(len(y), -1)
     true_column[known] = np.searchsorted(classes, y[known])
-    rank = np.where(known, (order == true_column[:, None]).argmax(axis=1), n)
+    rank = np.where(known, (order == true_column[:, None]).argmax(axis=1),
+                    len(classes))
     return known, true_column, rank
 
 
@@ -85,9 +91,14 @@ def _metrics(y, classes, proba, *, top_k, n_bins):
     """The summary metrics and the reliability bins."""
     predicted = classes[proba.argmax(axis=1)]
     known, true_column, rank = _true_rank(y, classes, proba)
+    with warnings.catch_warnings():
+        # a model class without test images: the report lists it (absent_classes),
+        # and the balanced accuracy averages the classes tested, as scikit-learn's
+        warnings.filterwarnings("ignore", "y_pred contains classes not in y_true")
+        balanced = float(balanced_accuracy_score(y, predicted))
     metrics = {
         "accuracy": float(accuracy_score(y, predicted)),
-        "balanced_accuracy": float(balanced_accuracy_score(y, predicted)),
+        "balanced_accuracy": balanced,
         "f1_macro": float(f1_score(y, predicted, average="macro")),
     }
     for k in top_k:

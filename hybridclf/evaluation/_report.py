@@ -13,6 +13,7 @@ import os
 from .._report_html import evaluation_page
 from ..pipeline import set_image_params
 from ..prediction import read_open_set
+from ..utils._paths import check_output_dir, make_output_dir
 from ._evaluate import evaluate_model
 
 __all__ = ["evaluate_folder", "write_report"]
@@ -89,7 +90,7 @@ def write_report(report, output_dir, *, title="hybridclf evaluation"):
     files : dict
         ``html``, ``json`` and ``figures`` (name to PNG path).
     """
-    os.makedirs(output_dir, exist_ok=True)
+    make_output_dir(output_dir)
     figures = _figures(report)
     paths = {}
     for name, data in figures:
@@ -145,6 +146,7 @@ def evaluate_folder(model_dir, test_data_dir, output_dir, *, n_repeats=3,
     from ..io import load_image_folder
     from ..persistence import load_model, read_model_info
 
+    check_output_dir(output_dir)  # refused before the work, not after
     pipe = load_model(model_dir, allow_pickle=allow_pickle)
     set_image_params(pipe, n_jobs=n_jobs, max_pixels=max_pixels)
     info = read_model_info(model_dir)

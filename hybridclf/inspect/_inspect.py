@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from ..io import IMAGE_EXTENSIONS
+from ..io import IMAGE_EXTENSIONS, LINKED_FOLDER
 from ._advice import cv_advice, distribution
 from ._checks import class_outliers, integrity_issues, quality_issues, size_outliers
 from ._docs import fill_doc
@@ -50,6 +50,22 @@ def _collect(root, test_root):
     return files
 
 
+def _warn_outside_classes(files):
+    """Images directly in a dataset folder: checked, but of no class.
+
+    The training leaves them out ("not inside a class folder"), so the class
+    counts, the advice and the label check leave them out too; a class ""
+    of one image made the advice ``RepeatedStratifiedKFold(n_splits=1)``.
+    """
+    loose = [p for p, label in zip(files.paths, files.labels) if not label]
+    if loose:
+        logger.warning(
+            "%d image file(s) lie directly in a dataset folder, not in a class "
+            "folder; they are checked, but left out of the class counts and the "
+            "advice, as the training leaves them out: %s", len(loose),
+            ", ".join(loose[:5]) + (", ..." if len(loose) > 5 else ""))
+
+
 def _skipped_checks(quick, check_duplicates):
     skipped = []
     if quick:
@@ -67,7 +83,8 @@ def _image_index(records):
     index, non_images = [], []
     for i, rec in enumerate(records):
         ext = os.path.splitext(rec.path)[1].lower()
-        if not rec.is_image and ext and ext not in IMAGE_EXTENSIONS:
+        if not rec.is_image and (ext and ext not in IMAGE_EXTENSIONS
+                                 or rec.error == LINKED_FOLDER):
             non_images.append(NonImageFile(rec.path, rec.error))
         else:
             index.append(i)
@@ -244,7 +261,9 @@ def inspect_dataset(root, *, test_root=None, quick=False, check_duplicates=True,
         rec.align_features = {}
     groups = search.groups
     readable = [i for i, rec in enumerate(records)
-                if rec.error is None and files.splits[i] == "train"]
+                if rec.error is None and files.splits[i] == "train"
+                and files.labels[i]]
+    _warn_outside_classes(files)
     train_labels = [files.labels[i] for i in readable]
     label_check = None
     if labels:

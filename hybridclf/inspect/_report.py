@@ -8,6 +8,7 @@ import os
 from collections import Counter
 
 from ..label_issues import LABEL_ISSUES_COLUMNS, LABEL_ISSUES_FILE
+from ..utils._paths import make_output_dir
 from ._checks import ISSUE_KINDS
 
 logger = logging.getLogger(__name__)
@@ -231,7 +232,12 @@ class DatasetReport:
             lines.append(f"Classes: {counts}; imbalance ratio "
                          f"{stats['imbalance_ratio']:.2f}")
         advice = self.advice
-        if advice["splitter"]:
+        if advice["splitter"] and advice["n_splits"] < 2:
+            # no splitter takes 1 fold: say why instead (the reasons name the class)
+            lines.append("Advice: no cross-validation: " + next(
+                (r for r in advice["reasons"] if "too few" in r),
+                "too few images per class."))
+        elif advice["splitter"]:
             lines.append(f"Advice: {advice['splitter']}(n_splits="
                          f"{advice['n_splits']}), {advice['n_repeats']} repeat(s)"
                          + (", groups from duplicate_groups.csv"
@@ -327,7 +333,7 @@ class DatasetReport:
             ``"json"``, ``"html"`` and ``"csv"``: the written files, and
             ``"label_issues"`` with the label check.
         """
-        os.makedirs(output_dir, exist_ok=True)
+        make_output_dir(output_dir)
         written = {
             "json": self.write_json(os.path.join(output_dir, "report.json")),
             "html": self.write_html(os.path.join(output_dir, "report.html")),

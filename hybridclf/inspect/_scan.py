@@ -240,7 +240,9 @@ def list_files(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         rel = os.path.relpath(dirpath, root)
         label = "" if rel == "." else rel.split(os.sep)[0]
-        for name in sorted(filenames):
+        # a link to a folder is not followed: listed, its record says so
+        links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+        for name in sorted(filenames + links):
             if not name.startswith("."):
                 paths.append(os.path.join(dirpath, name))
                 labels.append(label)

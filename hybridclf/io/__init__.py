@@ -19,9 +19,14 @@ The package's modules, one concept each:
   (:func:`load_image_folder`, :func:`load_image_folders`).
 """
 
-# IMAGE_EXTENSIONS and fit_to_size are public too, outside __all__ as before
+# IMAGE_EXTENSIONS, LINKED_FOLDER and fit_to_size are public too, outside __all__
 from ._decode import DEFAULT_MAX_PIXELS, array_to_rgb
-from ._files import IMAGE_EXTENSIONS, sniff_image_format, special_file_reason  # noqa: F401
+from ._files import (  # noqa: F401
+    IMAGE_EXTENSIONS,
+    LINKED_FOLDER,
+    sniff_image_format,
+    special_file_reason,
+)
 from ._folders import load_image_folder, load_image_folders
 from ._loader import _SOURCE_MODULES, ImageLoader  # noqa: F401
 from ._read import fit_to_size, read_image  # noqa: F401

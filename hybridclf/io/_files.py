@@ -9,7 +9,8 @@ so that nothing the loader or a folder walk opens can block.
 import os
 import stat
 
-__all__ = ["IMAGE_EXTENSIONS", "sniff_image_format", "special_file_reason"]
+__all__ = ["IMAGE_EXTENSIONS", "LINKED_FOLDER", "sniff_image_format",
+           "special_file_reason"]
 
 # (format name, offset, magic bytes); RIFF/WEBP is checked separately
 _MAGIC = [
@@ -32,6 +33,11 @@ _SPECIAL_KINDS = (
     (stat.S_ISCHR, "a character device"),
     (stat.S_ISBLK, "a block device"),
 )
+
+#: Why the folder walks pass over a symbolic link to a folder (they do not
+#: follow them: a link may lead back up the tree), reported, never silent.
+LINKED_FOLDER = ("a symbolic link to a folder, not followed: its files are left "
+                 "out; pass the folder it points to, or copy its files here")
 
 # the file name extensions of the formats above, for load_image_folder's report
 IMAGE_EXTENSIONS = frozenset(
@@ -104,7 +110,8 @@ def special_file_reason(path):
     Returns
     -------
     reason : str or None
-        The reason it is skipped, or None for a regular file, a folder or a
+        The reason it is skipped (for a symbolic link to a folder too:
+        :data:`LINKED_FOLDER`), or None for a regular file, a folder or a
         path that does not exist (reading it reports that).
 
     Examples
@@ -117,6 +124,8 @@ def special_file_reason(path):
         mode = os.stat(path).st_mode
     except OSError:
         return None
+    if stat.S_ISDIR(mode) and os.path.islink(path):
+        return LINKED_FOLDER
     for test, kind in _SPECIAL_KINDS:
         if test(mode):
             return f"not a regular file ({kind}); only regular files are read"

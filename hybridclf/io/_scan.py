@@ -8,7 +8,7 @@ is not taken; it decodes nothing and warns of nothing.
 import os
 
 from ..utils._docstrings import Substitution
-from ._files import _describe_non_image, _read_file, sniff_image_format
+from ._files import LINKED_FOLDER, _describe_non_image, _read_file, sniff_image_format
 
 __all__ = ["FEEDBACK_LOG", "scan_image_folder"]
 
@@ -16,6 +16,10 @@ __all__ = ["FEEDBACK_LOG", "scan_image_folder"]
 #: (:class:`hybridclf.feedback.FeedbackStore`); the folder walks pass over it
 #: without reporting it, so training on a feedback folder warns of nothing.
 FEEDBACK_LOG = "feedback.jsonl"
+
+# the manifest that ``hybridclf augment`` writes beside its class folders, which
+# the training reads for its groups: passed over without a report too
+_AUGMENT_MANIFEST = "manifest.csv"
 
 
 # the parameters and first returns of scan_image_folder and load_image_folder
@@ -41,8 +45,9 @@ def scan_image_folder(root, *, follow_symlinks=False):
     Each direct sub-folder of ``root`` is a class, named after the folder; its
     images may lie in nested folders at any depth. Files are recognised by
     their first bytes, not their extension. Hidden files and folders
-    (starting with ".") are ignored, and so is a feedback folder's log
-    (:data:`FEEDBACK_LOG`) at the top. Only regular files are opened: FIFOs,
+    (starting with ".") are ignored, and so are a feedback folder's log
+    (:data:`FEEDBACK_LOG`) and ``hybridclf augment``'s ``manifest.csv`` at
+    the top. Only regular files are opened: FIFOs,
     sockets and devices are skipped unopened (opening a FIFO blocks). This
     function neither decodes images nor warns: :func:`load_image_folder`,
     ``hybridclf inspect`` and ``hybridclf augment`` report what it skipped.
@@ -53,8 +58,9 @@ def scan_image_folder(root, *, follow_symlinks=False):
 
     skipped : list of (str, str)
         Each file not taken, with the reason (not an image, not inside a class
-        folder, not a regular file, cannot be read), and each class folder
-        without any image (the class is left out).
+        folder, not a regular file, cannot be read), each symbolic link to a
+        folder not followed, and each class folder without any image (the
+        class is left out).
 
     Raises
     ------
@@ -79,10 +85,12 @@ def scan_image_folder(root, *, follow_symlinks=False):
         )
     paths, labels, skipped = [], [], []
     for entry in sorted(os.scandir(root), key=lambda e: e.name):
-        if entry.name.startswith(".") or entry.name == FEEDBACK_LOG:
+        if (entry.name.startswith(".")
+                or entry.name in (FEEDBACK_LOG, _AUGMENT_MANIFEST) and entry.is_file()):
             continue
         if not entry.is_dir(follow_symlinks=follow_symlinks):
-            skipped.append((entry.path, "not inside a class folder"))
+            skipped.append((entry.path, LINKED_FOLDER if entry.is_dir()
+                            else "not inside a class folder"))
             continue
         found = _scan_class(entry.path, follow_symlinks, skipped)
         if not found:
@@ -98,6 +106,9 @@ def _scan_class(folder, follow_symlinks, skipped):
     found = []
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=follow_symlinks):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        if not follow_symlinks:  # os.walk passes over them without a word
+            links = [os.path.join(dirpath, d) for d in dirnames]
+            skipped.extend((d, LINKED_FOLDER) for d in links if os.path.islink(d))
         for name in sorted(filenames):
             if name.startswith("."):
                 continue

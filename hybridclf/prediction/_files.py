@@ -43,7 +43,10 @@ def iter_image_files(inputs):
         if os.path.isdir(item):
             for dirpath, dirnames, filenames in os.walk(item):
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                files.extend(os.path.join(dirpath, name) for name in sorted(filenames)
+                # a link to a folder is not followed: listed, its row says so
+                names = sorted(filenames + [d for d in dirnames if os.path.islink(
+                    os.path.join(dirpath, d))])
+                files.extend(os.path.join(dirpath, name) for name in names
                              if not name.startswith("."))
         elif os.path.exists(item):
             files.append(item)

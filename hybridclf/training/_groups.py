@@ -76,6 +76,23 @@ def duplicate_groups(paths, *, n_jobs=None, cache_dir=None):
                                             cache_dir=cache_dir))
 
 
+def _under_root_name(name, roots):
+    """Where ``name`` points if it passes through a folder named like a root.
+
+    ``hybridclf inspect --data-dir photos/`` run in ``project/`` names
+    ``photos/cat/1.jpg``; a training run elsewhere, with ``project/photos`` as
+    its data folder, finds that file after the component ``photos``.
+    """
+    parts = os.path.normpath(name).replace("\\", "/").split("/")
+    for root in roots:
+        root = os.fspath(root)
+        folder_names = {os.path.basename(os.path.normpath(root)),
+                        os.path.basename(os.path.realpath(root))}
+        for i, part in enumerate(parts[:-1]):
+            if part in folder_names:
+                yield os.path.join(root, *parts[i + 1:])
+
+
 def read_groups_csv(csv_path, paths, *, root=None):
     """Read group ids from a CSV with the columns ``file`` and ``group``.
 
@@ -96,7 +113,10 @@ def read_groups_csv(csv_path, paths, *, root=None):
         Folder (or folders) that relative names in the CSV start from. Each is
         tried, and then the CSV's folder and the current folder: a CSV that
         ``hybridclf inspect`` wrote names its files as the command was given
-        them, often relative to the folder it ran in.
+        them, often relative to the folder it ran in. A name that none of
+        these resolves is also looked for after a folder of its path named
+        like one of the roots (``photos/cat/1.jpg`` in ``../photos``), so the
+        CSV still serves a run from another folder.
 
     Returns
     -------
@@ -110,7 +130,9 @@ def read_groups_csv(csv_path, paths, *, root=None):
     """
     import csv
 
-    with open(csv_path, newline="") as fh:
+    # UTF-8 as inspect and augment write it; a spreadsheet's byte-order mark
+    # would otherwise hide the 'file' column
+    with open(csv_path, newline="", encoding="utf-8-sig") as fh:
         rows = list(csv.DictReader(fh))
     columns = set(rows[0]) if rows else set()
     group_column = "group" if "group" in columns else "source"
@@ -124,16 +146,19 @@ def read_groups_csv(csv_path, paths, *, root=None):
     bases = list(dict.fromkeys(
         [os.fspath(r) for r in roots]
         + [os.path.dirname(os.path.abspath(csv_path)), os.getcwd()]))
-    by_file = {}
+    by_file, by_root_name = {}, {}
     for row in rows:
         name = row["file"]
         candidates = [name] if os.path.isabs(name) else [
             os.path.join(base, name) for base in bases]
         for candidate in candidates:
             by_file[os.path.realpath(candidate)] = row[group_column]
+        for candidate in _under_root_name(name, roots):
+            by_root_name.setdefault(os.path.realpath(candidate), row[group_column])
     labels, missing = [], 0
     for i, path in enumerate(paths):
-        key = by_file.get(os.path.realpath(path))
+        real = os.path.realpath(path)
+        key = by_file.get(real, by_root_name.get(real))
         if key is None:
             missing += 1
             key = f"\0own:{i}"
@@ -168,6 +193,23 @@ def join_identical_files(groups, paths):
     groups : ndarray of int
         Group ids numbered 0, 1, ... in order of first appearance.
     """
+    return join_groups(groups, _content_groups(paths))
+
+
+def join_groups(groups, other):
+    """The groups of ``groups`` and ``other`` joined: two images share a group
+    when either grouping puts them together (directly or through others).
+
+    Parameters
+    ----------
+    groups, other : array-like of int
+        Two group ids per image.
+
+    Returns
+    -------
+    groups : ndarray of int
+        Group ids numbered by their order of first appearance.
+    """
     groups = np.asarray(groups)
     parent = {}
 
@@ -176,10 +218,9 @@ def join_identical_files(groups, paths):
             g = parent[g]
         return g
 
-    content = _content_groups(paths)
     first = {}
-    for group, same in zip(groups.tolist(), content.tolist()):
-        other = first.setdefault(same, group)
-        parent[find(group)] = find(other)
+    for group, same in zip(groups.tolist(), np.asarray(other).tolist()):
+        other_group = first.setdefault(same, group)
+        parent[find(group)] = find(other_group)
     _, joined = np.unique([find(g) for g in groups.tolist()], return_inverse=True)
     return joined.astype(np.int64)

@@ -181,7 +181,8 @@ def cv_splits(labels, groups, *, cv_folds=5, random_state=0):
         Group id of each sample.
 
     cv_folds : int, default=5
-        Folds wanted; fewer when there are fewer groups (a warning is logged).
+        Folds wanted; fewer when there are fewer groups, or fewer images in
+        the largest class (a warning is logged).
 
     random_state : int, default=0
         Seeds the shuffle.
@@ -197,17 +198,23 @@ def cv_splits(labels, groups, *, cv_folds=5, random_state=0):
     ValueError
         When a class has fewer than 2 images, or there are fewer than 2 groups.
     """
-    counts = np.unique(labels, return_counts=True)[1]
-    n_folds = min(cv_folds, len(np.unique(groups)))
+    classes, counts = np.unique(labels, return_counts=True)
+    n_groups = len(np.unique(groups))
+    # StratifiedGroupKFold refuses more folds than the largest class has images
+    n_folds = min(cv_folds, n_groups, counts.max())
     if counts.min() < 2 or n_folds < 2:
+        small = ", ".join(f"{c!r} has {n}" for c, n in zip(classes.tolist(), counts)
+                          if n < 2) or f"there are {n_groups} groups"
         raise ValueError(
             f"train_model needs at least 2 images per class in the training part "
-            f"for cross-validation; the smallest class has {counts.min()}. Add "
-            "images or lower 'test_size'."
+            f"for cross-validation; {small}. Add images to that class or leave "
+            "it out (or lower 'test_size' if the test part took some)."
         )
     if n_folds < cv_folds:
-        logger.warning("Only %d groups: using %d folds instead of %d", n_folds,
-                       n_folds, cv_folds)
+        why = (f"only {n_groups} groups" if n_folds == n_groups else
+               f"no class has more than {counts.max()} images in the training part")
+        logger.warning("Using %d folds instead of %d ('cv_folds'): %s", n_folds,
+                       cv_folds, why)
     splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True,
                                     random_state=random_state)
     with warnings.catch_warnings():

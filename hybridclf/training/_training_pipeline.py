@@ -6,8 +6,15 @@ class-per-folder dataset (from a CSV or found on the fly), and
 the command. :func:`~hybridclf.training.train_folder` calls both.
 """
 
+import os
+
 from ..pipeline import DEFAULT_FEATURES, make_hybrid_pipeline, set_image_params
-from ._groups import duplicate_groups, join_identical_files, read_groups_csv
+from ._groups import (
+    duplicate_groups,
+    join_groups,
+    join_identical_files,
+    read_groups_csv,
+)
 
 __all__ = [
     "QUICK_CV_FOLDS",
@@ -52,13 +59,34 @@ def find_training_groups(paths, *, groups_csv=None, root=None, n_jobs=None,
         (:func:`join_identical_files`), also when the CSV does not say so.
 
     source : str
-        The CSV's path, or ``"found on the fly"``.
+        The CSV's path, or ``"found on the fly"`` (and the ``manifest.csv``
+        of each folder that ``hybridclf augment`` wrote: its copies join the
+        group of their source, which the duplicate search may miss).
     """
     if groups_csv:
         groups = read_groups_csv(groups_csv, paths, root=root)
         return join_identical_files(groups, paths), str(groups_csv)
-    return (duplicate_groups(paths, n_jobs=n_jobs, cache_dir=cache_dir),
-            "found on the fly")
+    groups = duplicate_groups(paths, n_jobs=n_jobs, cache_dir=cache_dir)
+    manifests = list(_augment_manifests(root))
+    for manifest in manifests:
+        groups = join_groups(groups, read_groups_csv(manifest, paths,
+                                                     root=os.path.dirname(manifest)))
+    return groups, ", joined with ".join(["found on the fly", *manifests])
+
+
+def _augment_manifests(root):
+    """The ``manifest.csv`` (with a ``source`` column) of each data folder."""
+    import csv
+
+    roots = [] if root is None else (
+        [root] if isinstance(root, (str, os.PathLike)) else list(root))
+    for folder in roots:
+        path = os.path.join(os.fspath(folder), "manifest.csv")
+        if os.path.isfile(path):
+            with open(path, newline="", encoding="utf-8-sig") as fh:
+                header = next(csv.reader(fh), [])
+            if {"file", "source"} <= set(header):
+                yield path
 
 
 def make_training_pipeline(*, features=None, classifier="ridge", quick=False,

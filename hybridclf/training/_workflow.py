@@ -92,6 +92,12 @@ class FolderTraining:
         return sum(self.class_counts.values())
 
     @property
+    def n_grouped_images(self):
+        """(images that share their group with others, groups of two or more)."""
+        counts = np.unique(self.result.groups, return_counts=True)[1]
+        return int(counts[counts > 1].sum()), int((counts > 1).sum())
+
+    @property
     def views_added(self):
         """The views added in the final fit: a tuple, or None without ``views``."""
         return _views_added(self.result.pipeline)

@@ -1,9 +1,9 @@
-"""Where hybridclf keeps its on-disk caches, and the hash of a file."""
+"""Where hybridclf keeps its on-disk caches, the hash of a file, output folders."""
 
 import hashlib
 import os
 
-__all__ = ["cache_root", "sha256_file"]
+__all__ = ["cache_root", "check_output_dir", "make_output_dir", "sha256_file"]
 
 
 def cache_root():
@@ -24,3 +24,32 @@ def sha256_file(path):
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+
+def check_output_dir(path, *, parameter="output_dir"):
+    """Raise a ``ValueError`` naming ``parameter`` if folder ``path`` cannot be made.
+
+    It cannot when ``path`` or the nearest of its parents that exists is a
+    file. A command checks this before its work, so that it is not lost to a
+    bare ``FileExistsError`` at the end; nothing is created.
+    """
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing) and os.path.dirname(existing) != existing:
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise ValueError(
+            f"The '{parameter}' folder {os.fspath(path)!r} cannot be made: "
+            f"{existing!r} is a file. Pass a new or existing folder."
+        )
+    return path
+
+
+def make_output_dir(path, *, parameter="output_dir"):
+    """Make the folder ``path`` (and its parents) unless it exists; return it.
+
+    See :func:`check_output_dir` for the error when a file is in the way.
+    """
+    check_output_dir(path, parameter=parameter)
+    os.makedirs(path, exist_ok=True)
+    return path
