@@ -158,6 +158,16 @@ def test_path_like_or_empty_labels_are_422(keyed, photos, tmp_path):
     assert list((tmp_path / "feedback").iterdir()) == []
 
 
+def test_labels_too_long_for_a_folder_are_422_not_500(keyed, photos, tmp_path):
+    # 100 Thai characters pass the length check but are 300 bytes: the folder
+    # could not be made (500, "Internal error (OSError)", before)
+    for label in ["ก" * 100, "feedback.jsonl"]:
+        body = {"image_data": _b64(photos["brick"]), "label": label}
+        _is_error(keyed.post("/feedback", json=body), 422, "label")
+    assert list((tmp_path / "feedback").iterdir()) == []
+    assert keyed.get("/ready").status_code == 200
+
+
 def test_feedback_and_reload_need_the_key(keyed, photos, models, tmp_path):
     body = {"image_data": _b64(photos["brick"]), "label": "brick"}
     url = str(keyed.base_url)

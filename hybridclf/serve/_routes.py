@@ -155,7 +155,7 @@ async def predict_batch(body: schemas.BatchPredictRequest,
 async def _store_feedback(service, upload, label, predicted_class, model_version):
     """Store one correction: 422 for an unsafe label, 400 for a bad image."""
     try:
-        check_label(label)
+        label = check_label(label)  # the stored name (NFC)
     except ValueError as exc:
         raise HTTPException(422, f"Invalid request: label: {exc}") from None
     if upload.error is not None:
