@@ -264,6 +264,16 @@ def _reload(http, model_dir=None):
     return http.post("/admin/reload", json=body, timeout=120)
 
 
+def test_a_model_json_that_is_no_object_is_refused_not_500(keyed, models,
+                                                          tmp_path):
+    # a model.json holding a JSON list answered 500 (AttributeError) before
+    copy = shutil.copytree(models["a"], tmp_path / "listed")
+    (copy / "model.json").write_text("[1, 2]")
+    _is_error(_reload(keyed, copy), 422, "refused", _version(models["a"]),
+              "model.json")
+    assert keyed.get("/ready").json()["model_version"] == _version(models["a"])
+
+
 def test_reload_under_8_clients_loses_no_request(keyed, models, photos, tmp_path):
     stop, answers, errors, statuses = threading.Event(), [], [], []
     threads = [threading.Thread(target=_hammer,
