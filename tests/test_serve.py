@@ -202,6 +202,26 @@ def test_api_key(client, brick):
     assert httpx.get(f"{client.base_url}/health").status_code == 200
 
 
+def test_a_key_beyond_ascii_is_accepted(model_dir, brick):
+    # the right UTF-8 key passed the middleware, then the route's check
+    # compared its Latin-1 reading and answered 401 "Wrong API key"
+    import anyio
+
+    from hybridclf.serve import create_app
+
+    app = create_app(model_dir, api_key="clé-secrète")  # not started: 503 if let in
+
+    async def post(key):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport,
+                                     base_url="http://test") as http:
+            return await http.post("/predict", json={"image_data": _b64(brick)},
+                                   headers={"X-API-Key": key.encode()})
+
+    _is_error(anyio.run(post, "clé-secrète"), 503, "not loaded")
+    _is_error(anyio.run(post, "cle-secrete"), 401, "wrong")
+
+
 def test_body_limit_is_413(client):
     big = {"image_data": "A" * 400_000}
     _is_error(client.post("/predict", json=big), 413, "limit")
