@@ -335,6 +335,13 @@ def test_cli_serve_refuses_a_missing_key_or_model(model_dir, tmp_path, capsys,
     assert main(["serve", "--model-dir", str(tmp_path / "none")]) == 1
     assert "does not exist" in capsys.readouterr().err
 
+    # a folder as the prediction log: the server started, /ready said 200 and
+    # every prediction answered 500 (IsADirectoryError) when it was logged
+    (tmp_path / "answers.jsonl").mkdir()
+    assert main(["serve", "--model-dir", str(model_dir), "--log-predictions",
+                 str(tmp_path / "answers.jsonl")]) == 1
+    assert "Cannot append to" in capsys.readouterr().err
+
 
 @pytest.mark.slow
 def test_fuzzing_the_openapi_schema_finds_no_5xx(client):

@@ -50,7 +50,8 @@ def check_writable(path, option, *, folder=True):
     Raises
     ------
     ValueError
-        When the folder cannot be made or written.
+        When the folder cannot be made or written, or the file (``folder=False``)
+        cannot be opened for appending: a folder of that name, a read-only file.
     """
     target = path if folder else os.path.dirname(os.path.abspath(path))
     try:
@@ -61,6 +62,12 @@ def check_writable(path, option, *, folder=True):
     if not os.access(target, os.W_OK | os.X_OK):
         raise ValueError(f"The folder {target!r} of {option} is not writable by "
                          "this user. Name a folder this user can write.")
+    if not folder:  # the file itself: a folder or a read-only file fails here
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644))
+        except OSError as exc:
+            raise ValueError(f"Cannot append to {path!r} of {option} ({exc}). Name "
+                             "a file this user can write.") from exc
 
 
 class Service:
