@@ -330,6 +330,38 @@ def test_reload_under_8_clients_loses_no_request(keyed, models, photos, tmp_path
                    model_version=_version(models["b"])) == 0
 
 
+def test_a_slow_batch_to_decode_holds_up_no_other_request(models, photos,
+                                                         monkeypatch):
+    # images were decoded in the micro-batcher's thread, before every model
+    # call queued behind them: a batch of 16 PNGs of 64 megapixels held a
+    # one-photo request for 10 s. Here each of 6 images takes 1 s to decode,
+    # on 2 threads: the one-photo request waits for one of them at most.
+    import hybridclf.io._loader as loader_module
+    from hybridclf.serve import create_app
+
+    real, slow = loader_module._read_one, photos["gravel"]
+
+    def read_one(source, *args, **kwargs):
+        if isinstance(source, bytes) and source == slow:
+            time.sleep(1)
+        return real(source, *args, **kwargs)
+
+    monkeypatch.setattr(loader_module, "_read_one", read_one)
+    answers = {}
+    with _Server(create_app(models["a"], threads=2)) as http:
+        sender = threading.Thread(target=lambda: answers.update(slow=http.post(
+            "/predict/batch", json={"images": [_b64(slow)] * 6})))
+        sender.start()
+        time.sleep(0.5)  # the slow images are being decoded
+        start = time.monotonic()
+        r = http.post("/predict", json={"image_data": _b64(photos["brick"])})
+        waited = time.monotonic() - start
+        sender.join(30)
+    assert r.status_code == 200, r.text
+    assert waited < 1.6, f"a one-photo request waited {waited:.1f} s"
+    assert [x["success"] for x in answers["slow"].json()["results"]] == [True] * 6
+
+
 def test_a_request_in_flight_finishes_on_the_old_model(models, photos,
                                                        monkeypatch):
     import hybridclf.prediction
