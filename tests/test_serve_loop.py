@@ -362,6 +362,39 @@ def test_a_slow_batch_to_decode_holds_up_no_other_request(models, photos,
     assert [x["success"] for x in answers["slow"].json()["results"]] == [True] * 6
 
 
+def test_corrections_decode_a_few_images_at_a_time(models, monkeypatch,
+                                                  tmp_path):
+    # each correction decoded its photo in a thread of its own: 8 of 64
+    # megapixels at once took 5.9 GB; they now share the decoding threads
+    import hybridclf.feedback
+    from hybridclf.serve import create_app
+
+    real, lock, running = hybridclf.feedback.read_image, threading.Lock(), [0, 0]
+
+    def read_image(*args, **kwargs):
+        with lock:
+            running[0] += 1
+            running[1] = max(running)
+        time.sleep(0.3)
+        with lock:
+            running[0] -= 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(hybridclf.feedback, "read_image", read_image)
+    answers = []
+    with _Server(create_app(models["a"], threads=2,
+                            feedback_dir=tmp_path / "feedback")) as http:
+        senders = [threading.Thread(target=lambda i=i: answers.append(http.post(
+            "/feedback", json={"image_data": _b64(_coffee(i)), "label": "coffee"})))
+            for i in range(6)]
+        for sender in senders:
+            sender.start()
+        for sender in senders:
+            sender.join(30)
+    assert [r.status_code for r in answers] == [200] * 6
+    assert running[1] <= 2, f"{running[1]} photos were decoded at once"
+
+
 def test_a_request_in_flight_finishes_on_the_old_model(models, photos,
                                                        monkeypatch):
     import hybridclf.prediction

@@ -107,7 +107,7 @@ class Service:
         self.prediction_log = (PredictionLog(settings.log_predictions)
                                if settings.log_predictions else None)
         self._batcher = None
-        self._decoders = None  # the limiter of :meth:`_read`, made in the loop
+        self._decoders = None  # see decoders
         self._lock = threading.Lock()
         self._reload_lock = threading.Lock()  # one load at a time
         self._counts = {"images": 0, "total_ms": 0.0, "calls": 0}
@@ -299,6 +299,20 @@ class Service:
             await anyio.to_thread.run_sync(self._log, bodies, endpoint)
         return bodies
 
+    @property
+    def decoders(self):
+        """The limiter of the worker threads that decode images (anyio).
+
+        ``settings.threads`` of them at once, for predictions and
+        corrections together: a decode of a large image takes hundreds of
+        MB, and 8 corrections of 64 megapixels at once took 5.9 GB before
+        they shared it. Made on first use, in the event loop.
+        """
+        if self._decoders is None:
+            self._decoders = anyio.CapacityLimiter(
+                effective_threads(self.settings.threads))
+        return self._decoders
+
     async def _read(self, model, datas):
         """Decode a request's images in worker threads, each image on its own.
 
@@ -317,15 +331,13 @@ class Service:
             ``(image resized for the model or None, why it could not be read
             or None, its quality or None)`` for each of ``datas``.
         """
-        n_threads = effective_threads(self.settings.threads)
-        if self._decoders is None:  # made in the event loop (anyio)
-            self._decoders = anyio.CapacityLimiter(n_threads)
+        n_threads = self.decoders.total_tokens
         read = [None] * len(datas)
 
         async def lane(first):  # the images first, first + n_threads, ...
             for i in range(first, len(datas), n_threads):
                 images, reasons, qualities = await anyio.to_thread.run_sync(
-                    read_images, model.pipe, [datas[i]], limiter=self._decoders)
+                    read_images, model.pipe, [datas[i]], limiter=self.decoders)
                 read[i] = ((images[0], None, qualities[0]) if len(images)
                            else (None, reasons[0], None))
 
@@ -351,6 +363,8 @@ class Service:
     def add_feedback(self, data, label, *, predicted_class=None,
                      model_version=None):
         """Store a correction (blocking: decodes the image, writes two files).
+
+        Run it in a thread of :attr:`decoders`.
 
         Returns
         -------
