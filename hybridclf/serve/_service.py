@@ -227,10 +227,11 @@ class Service:
         start = 0
         for model, group in groupby(items, key=lambda item: item[0]):
             group = list(group)
-            images = [read[0] for _, read, _ in group if read[0] is not None]
+            decoded = [one for _, one, _ in group]
+            images = [one[0] for one in decoded if one[0] is not None]
             read = (np.stack(images) if images else np.empty((0,)),
-                    [read[1] for _, read, _ in group],
-                    [read[2] for _, read, _ in group if read[0] is not None])
+                    [one[1] for one in decoded],
+                    [one[2] for one in decoded if one[0] is not None])
             for ready in classify_stages(model.pipe, None, read=read,
                                          ood_thresholds=model.ood_thresholds,
                                          novelty=model.novelty, index=model.index,
