@@ -24,6 +24,7 @@ Each line is written by one ``write`` call on a file opened for appending
 file system; a lock orders the threads of one process.
 """
 
+import contextlib
 import datetime
 import hashlib
 import json
@@ -201,15 +202,7 @@ class FeedbackStore:
                 "Send the photo's file as it was sent to /predict.") from exc
         digest = hashlib.sha256(data).hexdigest()
         name = f"{digest}.{_EXTENSIONS[kind]}"
-        folder = os.path.join(self.directory, label)
-        path = os.path.join(folder, name)
-        new = not os.path.exists(path)
-        if new:
-            os.makedirs(folder, exist_ok=True)
-            tmp = os.path.join(folder, f".{uuid.uuid4().hex}.tmp")
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, path)  # atomic; the same bytes if two raced
+        new = _store_once(os.path.join(self.directory, label), name, data)
         entry = {"time": _now(), "label": label, "predicted_class": predicted_class,
                  "model_version": model_version, "file": f"{label}/{name}",
                  "sha256": digest, "new": new}
@@ -230,6 +223,32 @@ class FeedbackStore:
     def entries(self):
         """The logged corrections, oldest first; unreadable lines are skipped."""
         return list(_read_lines(self.log_path))
+
+
+def _store_once(folder, name, data):
+    """Write ``data`` to ``folder/name`` unless it is there; whether this call did.
+
+    Of concurrent calls with the same photo, one stores it and says so; the
+    others say it was known (a check, then a write, let several say "new").
+    """
+    path = os.path.join(folder, name)
+    if os.path.exists(path):
+        return False
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{uuid.uuid4().hex}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+    try:
+        os.link(tmp, path)  # atomic, and fails when another call stored it first
+        return True
+    except FileExistsError:
+        return False
+    except OSError:  # a file system without hard links: replace (same bytes)
+        os.replace(tmp, path)
+        return True
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
 
 
 def _read_lines(path):

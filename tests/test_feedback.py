@@ -88,6 +88,32 @@ def test_one_label_typed_two_ways_is_one_class_folder(tmp_path):
     assert store.labels() == [composed]
 
 
+def test_the_same_photo_sent_at_once_is_new_once(tmp_path, monkeypatch):
+    # several requests checked that the file was missing, then all wrote it
+    # and all logged "new": true (6 of 8 in a run)
+    import hybridclf.feedback
+
+    real, barrier = hybridclf.feedback.read_image, threading.Barrier(8)
+
+    def read_image(*args, **kwargs):  # all 8 go on from here together
+        image = real(*args, **kwargs)
+        barrier.wait(10)
+        return image
+
+    monkeypatch.setattr(hybridclf.feedback, "read_image", read_image)
+    for seed in range(5):
+        store, news = FeedbackStore(tmp_path / str(seed)), []
+        threads = [threading.Thread(target=lambda: news.append(
+            store.add(_jpeg(seed), "waek_man")["new"])) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert sorted(news) == [False] * 7 + [True]
+        assert [e["new"] for e in store.entries()].count(True) == 1
+        assert len(list((tmp_path / str(seed)).rglob("*"))) == 3  # no temp file
+
+
 def test_plain_names_in_any_script_are_labels():
     for label in ("waek_man", "Somdej 2", "พระสมเด็จ", "phra-sivali (old)"):
         assert check_label(label) == label
