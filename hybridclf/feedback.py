@@ -24,6 +24,7 @@ Each line is written by one ``write`` call on a file opened for appending
 file system; a lock orders the threads of one process.
 """
 
+import contextlib
 import datetime
 import hashlib
 import json
@@ -39,6 +40,9 @@ __all__ = ["FeedbackStore", "PredictionLog", "check_label"]
 
 #: longest accepted label, in characters
 MAX_LABEL_LENGTH = 100
+#: longest accepted label in UTF-8 bytes: a file name's limit on common file
+#: systems (ext4, XFS, APFS, NTFS: 255); 100 Thai characters (3 bytes each) are 300
+MAX_LABEL_BYTES = 255
 _FORBIDDEN = set('/\\:*?"<>|')
 _EXTENSIONS = {"jpeg": "jpg", "png": "png", "gif": "gif", "bmp": "bmp",
                "tiff": "tif", "webp": "webp", "jpeg2000": "jp2", "pnm": "pnm"}
@@ -65,11 +69,15 @@ def check_label(label):
     """Return ``label`` if it is a safe class-folder name, else raise ValueError.
 
     A label becomes a folder of the feedback dataset, so it must be one plain
-    name: not empty, at most :data:`MAX_LABEL_LENGTH` characters, no path
+    name: not empty, at most :data:`MAX_LABEL_LENGTH` characters and
+    :data:`MAX_LABEL_BYTES` bytes in UTF-8 (a file name's limit), no path
     separator or other character that is special in file names
     (``/ \\ : * ? " < > |``), no control character, not starting with "."
-    (hidden folders are not read as classes) and no surrounding spaces. Any
-    script is fine (``พระสมเด็จ``).
+    (hidden folders are not read as classes), no surrounding spaces, and not
+    the name of the feedback log. Any script is fine (``พระสมเด็จ``). The
+    name is returned in Unicode's composed form (NFC), so that "café" typed
+    with a combining accent and "café" typed with "é" name one class folder,
+    not two that look the same.
 
     Parameters
     ----------
@@ -79,7 +87,7 @@ def check_label(label):
     Returns
     -------
     label : str
-        The same name.
+        The same name, in NFC.
 
     Raises
     ------
@@ -88,9 +96,15 @@ def check_label(label):
     """
     if not isinstance(label, str) or not label:
         raise ValueError(f"The label must be a non-empty class name. Got {label!r}.")
+    label = unicodedata.normalize("NFC", label)
     problem = None
     if len(label) > MAX_LABEL_LENGTH:
         problem = f"it is longer than {MAX_LABEL_LENGTH} characters"
+    elif len(label.encode("utf-8", "surrogatepass")) > MAX_LABEL_BYTES:
+        problem = (f"it is longer than {MAX_LABEL_BYTES} bytes in UTF-8, the "
+                   "longest folder name")
+    elif label.casefold() == FEEDBACK_LOG.casefold():
+        problem = "it is the name of the feedback log"
     elif label != label.strip():
         problem = "it starts or ends with a space"
     elif label.startswith("."):
@@ -154,7 +168,8 @@ class FeedbackStore:
             The image file's bytes, as sent to ``/predict``.
 
         label : str
-            The right class; checked by :func:`check_label`.
+            The right class; checked by :func:`check_label` and stored in
+            its composed form (NFC).
 
         predicted_class : str or None, default=None
             What the model answered.
@@ -175,7 +190,7 @@ class FeedbackStore:
             image that training can read (decoded here, at least 16 pixels a
             side); nothing is written then.
         """
-        check_label(label)
+        label = check_label(label)
         data = bytes(data)
         kind = sniff_image_format(data[:16])
         try:
@@ -187,15 +202,7 @@ class FeedbackStore:
                 "Send the photo's file as it was sent to /predict.") from exc
         digest = hashlib.sha256(data).hexdigest()
         name = f"{digest}.{_EXTENSIONS[kind]}"
-        folder = os.path.join(self.directory, label)
-        path = os.path.join(folder, name)
-        new = not os.path.exists(path)
-        if new:
-            os.makedirs(folder, exist_ok=True)
-            tmp = os.path.join(folder, f".{uuid.uuid4().hex}.tmp")
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, path)  # atomic; the same bytes if two raced
+        new = _store_once(os.path.join(self.directory, label), name, data)
         entry = {"time": _now(), "label": label, "predicted_class": predicted_class,
                  "model_version": model_version, "file": f"{label}/{name}",
                  "sha256": digest, "new": new}
@@ -216,6 +223,32 @@ class FeedbackStore:
     def entries(self):
         """The logged corrections, oldest first; unreadable lines are skipped."""
         return list(_read_lines(self.log_path))
+
+
+def _store_once(folder, name, data):
+    """Write ``data`` to ``folder/name`` unless it is there; whether this call did.
+
+    Of concurrent calls with the same photo, one stores it and says so; the
+    others say it was known (a check, then a write, let several say "new").
+    """
+    path = os.path.join(folder, name)
+    if os.path.exists(path):
+        return False
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{uuid.uuid4().hex}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+    try:
+        os.link(tmp, path)  # atomic, and fails when another call stored it first
+        return True
+    except FileExistsError:
+        return False
+    except OSError:  # a file system without hard links: replace (same bytes)
+        os.replace(tmp, path)
+        return True
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
 
 
 def _read_lines(path):

@@ -66,6 +66,54 @@ def test_unsafe_labels_are_refused_and_nothing_is_written(tmp_path, label):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_labels_a_file_system_refuses_are_refused_unwritten(tmp_path):
+    # 100 Thai characters are 300 bytes: over a folder name's 255 (an OSError
+    # and a 500 from the service before); the log's own name is no folder
+    store = FeedbackStore(tmp_path)
+    store.add(_jpeg(0), "waek_man")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for label in ("ก" * 100, "ก" * 86, "feedback.jsonl", "Feedback.JSONL"):
+        with pytest.raises(ValueError, match="label"):
+            store.add(_jpeg(1), label)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert store.add(_jpeg(1), "ก" * 85)["new"]  # 255 bytes
+
+
+def test_one_label_typed_two_ways_is_one_class_folder(tmp_path):
+    store = FeedbackStore(tmp_path)
+    composed, decomposed = "caf\u00e9", "cafe\u0301"  # look the same
+    first = store.add(_jpeg(0), decomposed)
+    second = store.add(_jpeg(1), composed)
+    assert first["label"] == second["label"] == composed == check_label(decomposed)
+    assert store.labels() == [composed]
+
+
+def test_the_same_photo_sent_at_once_is_new_once(tmp_path, monkeypatch):
+    # several requests checked that the file was missing, then all wrote it
+    # and all logged "new": true (6 of 8 in a run)
+    import hybridclf.feedback
+
+    real, barrier = hybridclf.feedback.read_image, threading.Barrier(8)
+
+    def read_image(*args, **kwargs):  # all 8 go on from here together
+        image = real(*args, **kwargs)
+        barrier.wait(10)
+        return image
+
+    monkeypatch.setattr(hybridclf.feedback, "read_image", read_image)
+    for seed in range(5):
+        store, news = FeedbackStore(tmp_path / str(seed)), []
+        threads = [threading.Thread(target=lambda: news.append(
+            store.add(_jpeg(seed), "waek_man")["new"])) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert sorted(news) == [False] * 7 + [True]
+        assert [e["new"] for e in store.entries()].count(True) == 1
+        assert len(list((tmp_path / str(seed)).rglob("*"))) == 3  # no temp file
+
+
 def test_plain_names_in_any_script_are_labels():
     for label in ("waek_man", "Somdej 2", "พระสมเด็จ", "phra-sivali (old)"):
         assert check_label(label) == label

@@ -76,6 +76,23 @@ def test_newer_format_and_missing_files_are_explained(fitted, tmp_path):
         load_model(tmp_path / "nothing")
 
 
+@pytest.mark.parametrize("text", [b"[1, 2]", b'"model"', b"null", b"\xff\xfe{}"])
+def test_a_model_json_that_is_no_json_object_is_refused(fitted, tmp_path, text):
+    # a list or a non-UTF-8 file raised AttributeError or UnicodeDecodeError
+    # (a 500 from /admin/reload) instead of saying what is wrong
+    pipe, _, _ = fitted
+    save_model(pipe, tmp_path)
+    (tmp_path / "model.json").write_bytes(text)
+    with pytest.raises(ModelLoadError, match="model.json"):
+        load_model(tmp_path)
+
+
+def test_a_file_named_as_the_model_directory_is_not_a_folder(tmp_path):
+    (tmp_path / "model.json").write_text("{}")
+    with pytest.raises(ModelLoadError, match="is not a folder"):
+        load_model(tmp_path / "model.json")
+
+
 def test_untrusted_types_are_refused(fitted, tmp_path):
     _, paths, labels = fitted
     # a transformer of the user's own is not in hybridclf's trusted list

@@ -202,6 +202,26 @@ def test_api_key(client, brick):
     assert httpx.get(f"{client.base_url}/health").status_code == 200
 
 
+def test_a_key_beyond_ascii_is_accepted(model_dir, brick):
+    # the right UTF-8 key passed the middleware, then the route's check
+    # compared its Latin-1 reading and answered 401 "Wrong API key"
+    import anyio
+
+    from hybridclf.serve import create_app
+
+    app = create_app(model_dir, api_key="clé-secrète")  # not started: 503 if let in
+
+    async def post(key):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport,
+                                     base_url="http://test") as http:
+            return await http.post("/predict", json={"image_data": _b64(brick)},
+                                   headers={"X-API-Key": key.encode()})
+
+    _is_error(anyio.run(post, "clé-secrète"), 503, "not loaded")
+    _is_error(anyio.run(post, "cle-secrete"), 401, "wrong")
+
+
 def test_body_limit_is_413(client):
     big = {"image_data": "A" * 400_000}
     _is_error(client.post("/predict", json=big), 413, "limit")
@@ -314,6 +334,13 @@ def test_cli_serve_refuses_a_missing_key_or_model(model_dir, tmp_path, capsys,
     assert "'NO_SUCH_KEY_VAR'" in capsys.readouterr().err
     assert main(["serve", "--model-dir", str(tmp_path / "none")]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+    # a folder as the prediction log: the server started, /ready said 200 and
+    # every prediction answered 500 (IsADirectoryError) when it was logged
+    (tmp_path / "answers.jsonl").mkdir()
+    assert main(["serve", "--model-dir", str(model_dir), "--log-predictions",
+                 str(tmp_path / "answers.jsonl")]) == 1
+    assert "Cannot append to" in capsys.readouterr().err
 
 
 @pytest.mark.slow

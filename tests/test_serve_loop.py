@@ -158,6 +158,16 @@ def test_path_like_or_empty_labels_are_422(keyed, photos, tmp_path):
     assert list((tmp_path / "feedback").iterdir()) == []
 
 
+def test_labels_too_long_for_a_folder_are_422_not_500(keyed, photos, tmp_path):
+    # 100 Thai characters pass the length check but are 300 bytes: the folder
+    # could not be made (500, "Internal error (OSError)", before)
+    for label in ["ก" * 100, "feedback.jsonl"]:
+        body = {"image_data": _b64(photos["brick"]), "label": label}
+        _is_error(keyed.post("/feedback", json=body), 422, "label")
+    assert list((tmp_path / "feedback").iterdir()) == []
+    assert keyed.get("/ready").status_code == 200
+
+
 def test_feedback_and_reload_need_the_key(keyed, photos, models, tmp_path):
     body = {"image_data": _b64(photos["brick"]), "label": "brick"}
     url = str(keyed.base_url)
@@ -254,6 +264,16 @@ def _reload(http, model_dir=None):
     return http.post("/admin/reload", json=body, timeout=120)
 
 
+def test_a_model_json_that_is_no_object_is_refused_not_500(keyed, models,
+                                                          tmp_path):
+    # a model.json holding a JSON list answered 500 (AttributeError) before
+    copy = shutil.copytree(models["a"], tmp_path / "listed")
+    (copy / "model.json").write_text("[1, 2]")
+    _is_error(_reload(keyed, copy), 422, "refused", _version(models["a"]),
+              "model.json")
+    assert keyed.get("/ready").json()["model_version"] == _version(models["a"])
+
+
 def test_reload_under_8_clients_loses_no_request(keyed, models, photos, tmp_path):
     stop, answers, errors, statuses = threading.Event(), [], [], []
     threads = [threading.Thread(target=_hammer,
@@ -308,6 +328,71 @@ def test_reload_under_8_clients_loses_no_request(keyed, models, photos, tmp_path
     assert _metric(metrics, "hybridclf_model_reloads_total", result="refused") == 2
     assert _metric(metrics, "hybridclf_model_info",
                    model_version=_version(models["b"])) == 0
+
+
+def test_a_slow_batch_to_decode_holds_up_no_other_request(models, photos,
+                                                         monkeypatch):
+    # images were decoded in the micro-batcher's thread, before every model
+    # call queued behind them: a batch of 16 PNGs of 64 megapixels held a
+    # one-photo request for 10 s. Here each of 6 images takes 1 s to decode,
+    # on 2 threads: the one-photo request waits for one of them at most.
+    import hybridclf.io._loader as loader_module
+    from hybridclf.serve import create_app
+
+    real, slow = loader_module._read_one, photos["gravel"]
+
+    def read_one(source, *args, **kwargs):
+        if isinstance(source, bytes) and source == slow:
+            time.sleep(1)
+        return real(source, *args, **kwargs)
+
+    monkeypatch.setattr(loader_module, "_read_one", read_one)
+    answers = {}
+    with _Server(create_app(models["a"], threads=2)) as http:
+        sender = threading.Thread(target=lambda: answers.update(slow=http.post(
+            "/predict/batch", json={"images": [_b64(slow)] * 6})))
+        sender.start()
+        time.sleep(0.5)  # the slow images are being decoded
+        start = time.monotonic()
+        r = http.post("/predict", json={"image_data": _b64(photos["brick"])})
+        waited = time.monotonic() - start
+        sender.join(30)
+    assert r.status_code == 200, r.text
+    assert waited < 1.6, f"a one-photo request waited {waited:.1f} s"
+    assert [x["success"] for x in answers["slow"].json()["results"]] == [True] * 6
+
+
+def test_corrections_decode_a_few_images_at_a_time(models, monkeypatch,
+                                                  tmp_path):
+    # each correction decoded its photo in a thread of its own: 8 of 64
+    # megapixels at once took 5.9 GB; they now share the decoding threads
+    import hybridclf.feedback
+    from hybridclf.serve import create_app
+
+    real, lock, running = hybridclf.feedback.read_image, threading.Lock(), [0, 0]
+
+    def read_image(*args, **kwargs):
+        with lock:
+            running[0] += 1
+            running[1] = max(running)
+        time.sleep(0.3)
+        with lock:
+            running[0] -= 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(hybridclf.feedback, "read_image", read_image)
+    answers = []
+    with _Server(create_app(models["a"], threads=2,
+                            feedback_dir=tmp_path / "feedback")) as http:
+        senders = [threading.Thread(target=lambda i=i: answers.append(http.post(
+            "/feedback", json={"image_data": _b64(_coffee(i)), "label": "coffee"})))
+            for i in range(6)]
+        for sender in senders:
+            sender.start()
+        for sender in senders:
+            sender.join(30)
+    assert [r.status_code for r in answers] == [200] * 6
+    assert running[1] <= 2, f"{running[1]} photos were decoded at once"
 
 
 def test_a_request_in_flight_finishes_on_the_old_model(models, photos,

@@ -113,16 +113,24 @@ def read_model_info(directory):
     """
     path = Path(directory) / _INFO
     if not Path(directory).is_dir():
+        problem = "is not a folder" if Path(directory).exists() else "does not exist"
         raise ModelLoadError(
-            f"The model directory {os.fspath(directory)!r} does not exist. Pass a "
+            f"The model directory {os.fspath(directory)!r} {problem}. Pass a "
             "folder written by save_model or `hybridclf train`."
         )
     try:
-        return json.loads(path.read_text())
+        info = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ModelLoadError(
             f"The model directory {os.fspath(directory)!r} has no {_INFO}. Pass a "
             "folder written by save_model or `hybridclf train`."
         ) from exc
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:  # not JSON, or not UTF-8 text
         raise ModelLoadError(f"{os.fspath(path)!r} is not valid JSON ({exc}).") from exc
+    if not isinstance(info, dict):
+        raise ModelLoadError(
+            f"{os.fspath(path)!r} holds a JSON {type(info).__name__}, not the "
+            "object that save_model writes. Restore the model directory's "
+            f"{_INFO} or retrain the model."
+        )
+    return info

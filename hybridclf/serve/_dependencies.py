@@ -40,7 +40,9 @@ async def require_api_key(request: Request, service=Depends(get_service)):
     if api_key is None:
         return
     given = request.headers.get("x-api-key")
-    problem = api_key_problem(None if given is None else given.encode(),
+    # Starlette decodes header bytes as Latin-1: back to the bytes sent, which
+    # the middleware compares with the key's UTF-8 (a key like "clé")
+    problem = api_key_problem(None if given is None else given.encode("latin-1"),
                               api_key.encode())
     if problem is not None:
         raise HTTPException(401, problem)

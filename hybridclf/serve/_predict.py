@@ -25,7 +25,7 @@ from ._uploads import Upload, decode_base64, decode_uploads
 
 __all__ = ["ItemResult", "Upload", "class_names", "classify", "classify_stages",
            "decode_base64", "decode_uploads", "neighbour_answers",
-           "prediction_body"]
+           "prediction_body", "read_images"]
 
 
 @dataclass(frozen=True)
@@ -82,8 +82,39 @@ class ItemResult:
     seconds: float = 0.0
 
 
+def read_images(pipe, items):
+    """Decode and resize images for ``pipe``; the quality of each as decoded.
+
+    The first part of :func:`classify_stages`, which the service runs in the
+    request's own thread (see ``Service.predict``), so that a costly image
+    (tens of megapixels) never holds up the model calls of other requests.
+
+    Parameters
+    ----------
+    pipe : fitted Pipeline
+        The served model; its loader decodes.
+
+    items : list of bytes
+        Encoded image files.
+
+    Returns
+    -------
+    images : ndarray of shape (n_read, height, width, 3)
+        The readable images, resized for the model, in order.
+
+    reasons : list of str or None
+        One per item: why it could not be read, or None.
+
+    qualities : list of dict
+        The photo quality of each readable image, in the order of ``images``.
+    """
+    # the quality is measured on each photo as decoded, not on the copy
+    # resized for the model
+    return get_loader(pipe).read_each(items, measure=quality_answer)
+
+
 def classify_stages(pipe, items, *, ood_thresholds=None, novelty=None, index=None,
-                    neighbours=None):
+                    neighbours=None, read=None):
     """Decode every image, predict the readable ones; yield answers when ready.
 
     The images are predicted in one model call. A cascade answers the photos
@@ -97,8 +128,8 @@ def classify_stages(pipe, items, *, ood_thresholds=None, novelty=None, index=Non
     pipe : fitted Pipeline
         The served model.
 
-    items : list of bytes
-        Encoded image files (of one or several requests).
+    items : list of bytes or None
+        Encoded image files (of one or several requests); None with ``read``.
 
     ood_thresholds, novelty : dict or None, default=None
         The "unlike any training photo" check (see
@@ -113,6 +144,10 @@ def classify_stages(pipe, items, *, ood_thresholds=None, novelty=None, index=Non
         How many nearest training photos each item asked for (0: none);
         None asks for none.
 
+    read : tuple or None, default=None
+        What :func:`read_images` answered for ``items``, when they are
+        decoded already; they are not decoded again.
+
     Yields
     ------
     ready : dict of int to ItemResult
@@ -120,12 +155,10 @@ def classify_stages(pipe, items, *, ood_thresholds=None, novelty=None, index=Non
         readable one; together the dicts cover every item once.
     """
     start = time.perf_counter()
-    # the quality is measured on each photo as decoded, not on the copy
-    # resized for the model
-    images, reasons, qualities = get_loader(pipe).read_each(
-        items, measure=quality_answer)
+    images, reasons, qualities = read if read is not None else read_images(pipe,
+                                                                           items)
     readable = np.flatnonzero([reason is None for reason in reasons])
-    asked = neighbours if neighbours and index is not None else [0] * len(items)
+    asked = neighbours if neighbours and index is not None else [0] * len(reasons)
     ks = np.array([asked[i] for i in readable], dtype=int)
     ready = {i: ItemResult(error=reason) for i, reason in enumerate(reasons)
              if reason is not None}

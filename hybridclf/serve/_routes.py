@@ -155,7 +155,7 @@ async def predict_batch(body: schemas.BatchPredictRequest,
 async def _store_feedback(service, upload, label, predicted_class, model_version):
     """Store one correction: 422 for an unsafe label, 400 for a bad image."""
     try:
-        check_label(label)
+        label = check_label(label)  # the stored name (NFC)
     except ValueError as exc:
         raise HTTPException(422, f"Invalid request: label: {exc}") from None
     if upload.error is not None:
@@ -163,7 +163,8 @@ async def _store_feedback(service, upload, label, predicted_class, model_version
     try:
         entry = await anyio.to_thread.run_sync(functools.partial(
             service.add_feedback, upload.data, label,
-            predicted_class=predicted_class, model_version=model_version))
+            predicted_class=predicted_class, model_version=model_version),
+            limiter=service.decoders)  # decoding takes memory: a few at once
     except ValueError as exc:  # not an image that training can read
         raise HTTPException(400, str(exc)) from None
     return {"success": True, **{k: entry[k] for k in ("label", "file", "sha256",

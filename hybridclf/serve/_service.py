@@ -17,16 +17,18 @@ import time
 from itertools import groupby
 
 import anyio
+import numpy as np
 
 from .. import prediction
 from ..exceptions import ModelLoadError
 from ..feedback import FeedbackStore, PredictionLog
 from ..utils._memory import limit_arenas, release_memory
+from ..utils._parallel import effective_threads
 from ._answers import prediction_body
 from ._batching import MicroBatcher
 from ._metrics import Metrics, all_worker_totals, multiprocess
 from ._model import load_served_model
-from ._predict import classify_stages
+from ._predict import classify_stages, read_images
 
 __all__ = ["Service", "check_writable"]
 
@@ -50,7 +52,8 @@ def check_writable(path, option, *, folder=True):
     Raises
     ------
     ValueError
-        When the folder cannot be made or written.
+        When the folder cannot be made or written, or the file (``folder=False``)
+        cannot be opened for appending: a folder of that name, a read-only file.
     """
     target = path if folder else os.path.dirname(os.path.abspath(path))
     try:
@@ -61,6 +64,12 @@ def check_writable(path, option, *, folder=True):
     if not os.access(target, os.W_OK | os.X_OK):
         raise ValueError(f"The folder {target!r} of {option} is not writable by "
                          "this user. Name a folder this user can write.")
+    if not folder:  # the file itself: a folder or a read-only file fails here
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644))
+        except OSError as exc:
+            raise ValueError(f"Cannot append to {path!r} of {option} ({exc}). Name "
+                             "a file this user can write.") from exc
 
 
 class Service:
@@ -98,6 +107,7 @@ class Service:
         self.prediction_log = (PredictionLog(settings.log_predictions)
                                if settings.log_predictions else None)
         self._batcher = None
+        self._decoders = None  # see decoders
         self._lock = threading.Lock()
         self._reload_lock = threading.Lock()  # one load at a time
         self._counts = {"images": 0, "total_ms": 0.0, "calls": 0}
@@ -204,19 +214,25 @@ class Service:
     def _classify(self, items):
         """The model call of the micro-batcher's thread, answers as they are ready.
 
-        ``items`` are ``(model, image bytes, neighbours)`` triples: each
-        request names the model it started with, so the requests queued
-        before a reload are answered by the old model, those after by the new
-        one (one model call each, in the rare batch that holds both), and how
-        many nearest training photos it wants. Yields ``{position:
-        ItemResult}`` dicts: a cascade's early answers go out before the CNN
-        runs on the other photos (see :func:`classify_stages`).
+        ``items`` are ``(model, read, neighbours)`` triples: each request
+        names the model it started with, so the requests queued before a
+        reload are answered by the old model, those after by the new one (one
+        model call each, in the rare batch that holds both), its image as
+        :meth:`_read` decoded it, and how many nearest training photos it
+        wants. Yields ``{position: ItemResult}`` dicts: a cascade's early
+        answers go out before the CNN runs on the other photos (see
+        :func:`classify_stages`).
         """
         self.metrics.batch_size.observe(len(items))
         start = 0
         for model, group in groupby(items, key=lambda item: item[0]):
             group = list(group)
-            for ready in classify_stages(model.pipe, [data for _, data, _ in group],
+            decoded = [one for _, one, _ in group]
+            images = [one[0] for one in decoded if one[0] is not None]
+            read = (np.stack(images) if images else np.empty((0,)),
+                    [one[1] for one in decoded],
+                    [one[2] for one in decoded if one[0] is not None])
+            for ready in classify_stages(model.pipe, None, read=read,
                                          ood_thresholds=model.ood_thresholds,
                                          novelty=model.novelty, index=model.index,
                                          neighbours=[k for _, _, k in group]):
@@ -264,9 +280,9 @@ class Service:
                   for upload in uploads]
         results = []
         if todo:
+            read = await self._read(model, [uploads[i].data for i in todo])
             results = await asyncio.wrap_future(
-                self._batcher.submit([(model, uploads[i].data, neighbours)
-                                     for i in todo]))
+                self._batcher.submit([(model, one, neighbours) for one in read]))
             self.metrics.inference.labels(endpoint).observe(results[0].seconds)
         for i, result in zip(todo, results):
             bodies[i] = prediction_body(result, name=names[i], classes=model.classes,
@@ -284,6 +300,56 @@ class Service:
             await anyio.to_thread.run_sync(self._log, bodies, endpoint)
         return bodies
 
+    @property
+    def decoders(self):
+        """The limiter of the worker threads that decode images (anyio).
+
+        ``settings.threads`` of them at once, for predictions and
+        corrections together: a decode of a large image takes hundreds of
+        MB, and 8 corrections of 64 megapixels at once took 5.9 GB before
+        they shared it. Made on first use, in the event loop.
+        """
+        if self._decoders is None:
+            self._decoders = anyio.CapacityLimiter(
+                effective_threads(self.settings.threads))
+        return self._decoders
+
+    async def _read(self, model, datas):
+        """Decode a request's images in worker threads, each image on its own.
+
+        Not in the micro-batcher's thread, which would hold every other
+        request's model call while it decodes: a batch of 16 PNGs of 64
+        megapixels (5 MB of base64) held a one-photo request for 10 s. At
+        most ``settings.threads`` images are decoded at once over all
+        requests, as the batcher's loader did, which bounds the memory that
+        decoding takes; a request queues at most that many images at a time,
+        so another request waits for about one image's decode, not for a
+        whole batch.
+
+        Returns
+        -------
+        read : list of tuple
+            ``(image resized for the model or None, why it could not be read
+            or None, its quality or None)`` for each of ``datas``.
+        """
+        n_threads = self.decoders.total_tokens
+        read = [None] * len(datas)
+
+        async def lane(first):  # the images first, first + n_threads, ...
+            for i in range(first, len(datas), n_threads):
+                images, reasons, qualities = await anyio.to_thread.run_sync(
+                    read_images, model.pipe, [datas[i]], limiter=self.decoders)
+                read[i] = ((images[0], None, qualities[0]) if len(images)
+                           else (None, reasons[0], None))
+
+        # a request queues at most n_threads images at a time for the limiter
+        # (first come, first served): another request's image is next in line
+        # once one of them is done, not after the whole batch
+        async with anyio.create_task_group() as group:
+            for first in range(min(n_threads, len(datas))):
+                group.start_soon(lane, first)
+        return read
+
     def _log(self, bodies, endpoint):
         """One prediction-log line per answer (never the image)."""
         for body in bodies:
@@ -298,6 +364,8 @@ class Service:
     def add_feedback(self, data, label, *, predicted_class=None,
                      model_version=None):
         """Store a correction (blocking: decodes the image, writes two files).
+
+        Run it in a thread of :attr:`decoders`.
 
         Returns
         -------
