@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from .pipeline import set_image_params
 from .prediction import iter_image_files, predict_files, read_open_set
 from .utils._docstrings import Substitution
+from .utils._paths import make_output_dir
 
 __all__ = [
     "CSV_COLUMNS",
@@ -241,8 +242,9 @@ def predict_to_csv(model_dir, inputs, output, *, batch_size=32, threshold=None,
         Image files and folders (walked recursively; hidden files skipped).
 
     output : str, os.PathLike or file object
-        The CSV file to write, or a text stream (such as ``sys.stdout``) that
-        gets each row as soon as it is predicted. On Dask, the finished
+        The CSV file to write (its folder is made if missing), or a text
+        stream (such as ``sys.stdout``) that gets each row as soon as it is
+        predicted. On Dask, the finished
         partitions of a CSV file are kept in ``<output>.parts`` until it is
         written, so an interrupted run goes on where it stopped.
 
@@ -267,6 +269,8 @@ def predict_to_csv(model_dir, inputs, output, *, batch_size=32, threshold=None,
     """
     from .persistence import read_model_info
 
+    if isinstance(output, str | os.PathLike):  # as every --output-dir
+        make_output_dir(os.path.dirname(os.path.abspath(output)), parameter="output")
     options = open_set_options(read_model_info(model_dir), threshold=threshold,
                                ood=ood, closed_set=closed_set, model_dir=model_dir)
     index = _neighbour_index(neighbours, options, model_dir)

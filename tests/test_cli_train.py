@@ -337,3 +337,21 @@ def test_train_merges_a_feedback_folder_and_reuses_cached_features(
     kept = [json.loads(p.read_text())
             for p in (tmp_path / "cache").glob("*/settings.json")]
     assert any(k.get("duplicate search") == "scan records" for k in kept)
+
+
+def test_predict_output_in_a_new_folder_makes_the_folder(trained, texture_folder,
+                                                        tmp_path, capsys):
+    # as --output-dir everywhere: was "[Errno 2] No such file or directory"
+    out = tmp_path / "new" / "sub" / "preds.csv"
+    assert main(["predict", "--model-dir", str(trained),
+                 str(texture_folder / "brick"), "--output", str(out)]) == 0
+    assert len(list(csv.DictReader(out.open()))) == 8
+    capsys.readouterr()
+    in_the_way = tmp_path / "file.txt"
+    in_the_way.write_text("not a folder")
+    assert main(["predict", "--model-dir", str(trained),
+                 str(texture_folder / "brick"),
+                 "--output", str(in_the_way / "preds.csv")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: The 'output' folder ")
+    assert f"{str(in_the_way)!r} is a file" in err
