@@ -10,6 +10,7 @@ never the end of a run.
 
 import csv
 import logging
+import math
 import os
 import shutil
 from contextlib import nullcontext
@@ -168,10 +169,15 @@ def _quality_cell(quality):
     return ";".join(quality["issues"]) or "ok"
 
 
+def _number(value, spec):
+    """A number's cell; empty for NaN (no score), as every missing value."""
+    return "" if math.isnan(value) else format(value, spec)
+
+
 def _csv_row(row, neighbours=0):
     ok = not row["error"]
     cells = [row["file"], row["label"], f"{row['confidence']:.4f}" if ok else "",
-             f"{row['ood_score']:.3f}" if ok else "",
+             _number(row["ood_score"], ".3f") if ok else "",
              row["unknown_reason"], _quality_cell(row["quality"]),
              ";".join(f"{c}:{p:.3f}" for c, p in row["top"]), row["error"]]
     near = row.get("neighbours") or []

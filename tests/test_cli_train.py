@@ -355,3 +355,16 @@ def test_predict_output_in_a_new_folder_makes_the_folder(trained, texture_folder
     err = capsys.readouterr().err
     assert err.startswith("error: The 'output' folder ")
     assert f"{str(in_the_way)!r} is a file" in err
+
+
+@pytest.mark.parametrize("flag", ["--closed-set", "--no-ood"])
+def test_predict_without_a_score_writes_an_empty_cell(trained, texture_folder,
+                                                     tmp_path, flag):
+    # as every other missing value of the CSV: the column had 'nan'
+    out = tmp_path / "preds.csv"
+    assert main(["predict", "--model-dir", str(trained),
+                 str(texture_folder / "brick"), "--output", str(out), flag]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 8
+    assert [r["ood_score"] for r in rows] == [""] * 8
+    assert all(float(r["confidence"]) > 0 for r in rows)
