@@ -536,6 +536,21 @@ def test_strict_types_and_content_types(client, brick):
     _is_error(client.post("/predict/batch", json={"images": [_b64(brick)],
                                                   "confidence_threshold": "0.5"}),
               422, "confidence_threshold")
+    # a JSON boolean is true or false: "yes", "false" or 0 were taken as one
+    for value in ("yes", "false", 0, 1.0):
+        _is_error(client.post("/predict", json={"image_data": _b64(brick),
+                                                "return_probabilities": value}),
+                  422, "return_probabilities")
+        _is_error(client.post("/predict/batch", json={
+            "images": [_b64(brick)], "return_probabilities": value}),
+            422, "return_probabilities")
+    body = client.post("/predict", json={"image_data": _b64(brick),
+                                         "return_probabilities": False}).json()
+    assert body["success"] and not body.get("probabilities")
+    # a query string is text: /predict/file?return_probabilities=false stays
+    answer = client.post("/predict/file?return_probabilities=false",
+                         files={"file": ("a.png", brick, "image/png")})
+    assert answer.status_code == 200 and not answer.json().get("probabilities")
     files = [("file", ("a.png", brick, "image/png")),
              ("file", ("b.png", brick, "image/png"))]
     _is_error(client.post("/predict/file", files=files), 400, "2 'file' parts")
