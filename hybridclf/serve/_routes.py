@@ -65,9 +65,11 @@ def _is_image_upload(declared):
 
 async def _predict_one(service, upload, threshold, with_proba, endpoint,
                        neighbours):
-    """The answer for one image; 400 when it holds no readable image."""
-    if upload.error is not None:
-        raise HTTPException(400, upload.error)
+    """The answer for one image; 400 when it holds no readable image.
+
+    An upload that holds its error (bad base64, an empty file) goes through
+    ``service.predict`` too, which logs every answer as a batch item's.
+    """
     body, = await service.predict([upload], names=[_UPLOADED], threshold=threshold,
                                   with_proba=with_proba, endpoint=endpoint,
                                   neighbours=neighbours)
