@@ -206,14 +206,20 @@ def test_admin_answers_only_loopback_without_a_key(models):
 
     app = create_app(models["a"])  # not started: the key checks come first
 
-    async def post(host):
+    async def post(host, headers=None):
         transport = httpx.ASGITransport(app=app, client=(host, 5000))
         async with httpx.AsyncClient(transport=transport,
                                      base_url="http://test") as client:
-            return await client.post("/admin/reload")
+            return await client.post("/admin/reload", headers=headers)
 
     _is_error(anyio.run(post, "192.0.2.7"), 403, "loopback", "SIGHUP")
     _is_error(anyio.run(post, "127.0.0.1"), 503, "not loaded")
+    # behind a reverse proxy on this machine every client is loopback: a
+    # request that a proxy forwarded is refused, with the fix
+    for header in ({"X-Forwarded-For": "192.0.2.7"}, {"X-Real-IP": "192.0.2.7"},
+                   {"Forwarded": "for=192.0.2.7"}):
+        _is_error(anyio.run(post, "127.0.0.1", header), 403,
+                  next(iter(header)), "proxy", "--api-key-env")
 
 
 def _corrupted(folder, tmp_path):
