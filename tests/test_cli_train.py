@@ -368,3 +368,37 @@ def test_predict_without_a_score_writes_an_empty_cell(trained, texture_folder,
     assert len(rows) == 8
     assert [r["ood_score"] for r in rows] == [""] * 8
     assert all(float(r["confidence"]) > 0 for r in rows)
+
+
+def test_evaluate_reports_unreadable_test_files_and_evaluates_the_rest(
+        trained, texture_folder, tmp_path, capsys):
+    # one bad file refused the whole test folder; predict goes on past it
+    import shutil
+
+    test = tmp_path / "test"
+    shutil.copytree(texture_folder, test)
+    (test / "brick" / "truncated.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really")
+    (test / "grass" / "zero_bytes.png").write_bytes(b"")
+    report = tmp_path / "report"
+    assert main(["evaluate", "--model-dir", str(trained), "--test-data-dir",
+                 str(test), "--output-dir", str(report), "--n-repeats", "1",
+                 "--neighbours", "0"]) == 0
+    printed = capsys.readouterr().out
+    data = json.loads((report / "report.json").read_text())
+    assert data["n_images"] == 24
+    unreadable = {os.path.basename(u["file"]): u["reason"]
+                  for u in data["unreadable"]}
+    assert set(unreadable) == {"truncated.jpg", "zero_bytes.png"}
+    assert all(unreadable.values())
+    assert "2 unreadable test files (left out)" in printed
+    assert "truncated.jpg" in printed and "zero_bytes.png" in printed
+    html = (report / "report.html").read_text()
+    assert "truncated.jpg" in html and unreadable["zero_bytes.png"] in html
+    # nothing readable: one error that says so
+    empty = tmp_path / "bad"
+    (empty / "brick").mkdir(parents=True)
+    (empty / "brick" / "a.jpg").write_bytes(b"not an image")
+    assert main(["evaluate", "--model-dir", str(trained), "--test-data-dir",
+                 str(empty), "--output-dir", str(tmp_path / "r2")]) == 1
+    err = capsys.readouterr().err
+    assert "no test image" in err.lower() and "a.jpg" in err
