@@ -161,7 +161,9 @@ def evaluation_page(report, figures, title):
         "figure{margin:0}img{max-width:100%;height:auto}",
         TABLE_STYLE, "</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
-        f"<p>{report['n_images']} test images, {len(report['classes'])} classes.</p>",
+        f"<p>{report['n_images']} test images, {len(report['classes'])} classes"
+        + (f"; {len(report['unreadable'])} unreadable test files left out "
+           "(listed below)" if report.get("unreadable") else "") + ".</p>",
         "<h2>Metrics</h2>",
         _table(["metric", "value"], list(report["metrics"].items())),
         "<h2>Per class</h2>",
@@ -190,6 +192,10 @@ def evaluation_page(report, figures, title):
                   f"src='data:image/png;base64,{uri}'></figure>"]
     parts += ["<h2>Speed (ms per image)</h2>",
               _table(["stage", "ms"], list(report["speed_ms_per_image"].items())),
-              "<h2>Errors</h2>", _errors_table(report["errors"]),
-              f"<script>{SORT_SCRIPT}</script></body></html>"]
+              "<h2>Errors</h2>", _errors_table(report["errors"])]
+    if report.get("unreadable"):
+        parts += ["<h2>Unreadable test files (left out)</h2>",
+                  _table(["file", "reason"], [[u["file"], u["reason"]]
+                                              for u in report["unreadable"]])]
+    parts += [f"<script>{SORT_SCRIPT}</script></body></html>"]
     return "\n".join(parts)

@@ -10,6 +10,7 @@ never the end of a run.
 
 import csv
 import logging
+import math
 import os
 import shutil
 from contextlib import nullcontext
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from .pipeline import set_image_params
 from .prediction import iter_image_files, predict_files, read_open_set
 from .utils._docstrings import Substitution
+from .utils._paths import make_output_dir
 
 __all__ = [
     "CSV_COLUMNS",
@@ -167,10 +169,15 @@ def _quality_cell(quality):
     return ";".join(quality["issues"]) or "ok"
 
 
+def _number(value, spec):
+    """A number's cell; empty for NaN (no score), as every missing value."""
+    return "" if math.isnan(value) else format(value, spec)
+
+
 def _csv_row(row, neighbours=0):
     ok = not row["error"]
     cells = [row["file"], row["label"], f"{row['confidence']:.4f}" if ok else "",
-             f"{row['ood_score']:.3f}" if ok else "",
+             _number(row["ood_score"], ".3f") if ok else "",
              row["unknown_reason"], _quality_cell(row["quality"]),
              ";".join(f"{c}:{p:.3f}" for c, p in row["top"]), row["error"]]
     near = row.get("neighbours") or []
@@ -241,8 +248,9 @@ def predict_to_csv(model_dir, inputs, output, *, batch_size=32, threshold=None,
         Image files and folders (walked recursively; hidden files skipped).
 
     output : str, os.PathLike or file object
-        The CSV file to write, or a text stream (such as ``sys.stdout``) that
-        gets each row as soon as it is predicted. On Dask, the finished
+        The CSV file to write (its folder is made if missing), or a text
+        stream (such as ``sys.stdout``) that gets each row as soon as it is
+        predicted. On Dask, the finished
         partitions of a CSV file are kept in ``<output>.parts`` until it is
         written, so an interrupted run goes on where it stopped.
 
@@ -267,6 +275,8 @@ def predict_to_csv(model_dir, inputs, output, *, batch_size=32, threshold=None,
     """
     from .persistence import read_model_info
 
+    if isinstance(output, str | os.PathLike):  # as every --output-dir
+        make_output_dir(os.path.dirname(os.path.abspath(output)), parameter="output")
     options = open_set_options(read_model_info(model_dir), threshold=threshold,
                                ood=ood, closed_set=closed_set, model_dir=model_dir)
     index = _neighbour_index(neighbours, options, model_dir)

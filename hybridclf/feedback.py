@@ -26,6 +26,7 @@ file system; a lock orders the threads of one process.
 
 import contextlib
 import datetime
+import errno
 import hashlib
 import json
 import os
@@ -55,12 +56,23 @@ def _now():
 
 
 def _append_line(path, record):
-    """Append ``record`` as one JSON line, in one write call."""
+    """Append ``record`` as one JSON line, in one write call.
+
+    A write that fails or is cut short (a full disk) is undone: the file is
+    truncated back to its size before, and the OSError raised.
+    """
     line = (json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n").encode()
     with _LOCK:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, line)
+            size = os.fstat(fd).st_size
+            try:
+                if os.write(fd, line) != len(line):
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, size)
+                raise
         finally:
             os.close(fd)
 
@@ -202,11 +214,24 @@ class FeedbackStore:
                 "Send the photo's file as it was sent to /predict.") from exc
         digest = hashlib.sha256(data).hexdigest()
         name = f"{digest}.{_EXTENSIONS[kind]}"
-        new = _store_once(os.path.join(self.directory, label), name, data)
-        entry = {"time": _now(), "label": label, "predicted_class": predicted_class,
-                 "model_version": model_version, "file": f"{label}/{name}",
-                 "sha256": digest, "new": new}
-        _append_line(self.log_path, entry)
+        folder = os.path.join(self.directory, label)
+        had_folder, new = os.path.isdir(folder), False
+        try:
+            new = _store_once(folder, name, data)
+            entry = {"time": _now(), "label": label,
+                     "predicted_class": predicted_class,
+                     "model_version": model_version, "file": f"{label}/{name}",
+                     "sha256": digest, "new": new}
+            _append_line(self.log_path, entry)
+        except OSError:  # a full disk, a folder made read-only: no photo
+            # without its line, no empty class folder
+            if new:
+                with contextlib.suppress(OSError):
+                    os.remove(os.path.join(folder, name))
+            if not had_folder:
+                with contextlib.suppress(OSError):
+                    os.rmdir(folder)
+            raise
         return entry
 
     def labels(self):
@@ -236,15 +261,15 @@ def _store_once(folder, name, data):
         return False
     os.makedirs(folder, exist_ok=True)
     tmp = os.path.join(folder, f".{uuid.uuid4().hex}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
     try:
-        os.link(tmp, path)  # atomic, and fails when another call stored it first
-        return True
-    except FileExistsError:
-        return False
-    except OSError:  # a file system without hard links: replace (same bytes)
-        os.replace(tmp, path)
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        try:
+            os.link(tmp, path)  # atomic; fails when another call stored it first
+        except FileExistsError:
+            return False
+        except OSError:  # a file system without hard links: replace (same bytes)
+            os.replace(tmp, path)
         return True
     finally:
         with contextlib.suppress(FileNotFoundError):

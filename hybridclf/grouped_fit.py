@@ -113,6 +113,40 @@ class GroupedPipeline(Pipeline):
     'GroupedPipeline'
     """
 
+    def fit(self, X, y=None, groups=None, **params):
+        """Fit every step, as :meth:`imblearn.pipeline.Pipeline.fit` does.
+
+        Parameters
+        ----------
+        X : sequence of images or paths
+            What the first step takes.
+
+        y : array-like of shape (n_samples,)
+            Class labels.
+
+        groups : array-like of shape (n_samples,) or None, default=None
+            Groups of near-identical photos, accepted as
+            :meth:`CascadePipeline.fit <hybridclf.cascade.CascadePipeline.fit>`
+            takes them, so that one call fits either pipeline. A cascade uses
+            them only for the out-of-fold predictions of its threshold; this
+            pipeline makes none, so they do not change the fit (its
+            classifier gets the rows' images, :func:`view_groups`, as the
+            cascade's does). Checked to hold one entry per image.
+
+        **params : dict
+            Fit parameters of the steps (``step__param``).
+
+        Returns
+        -------
+        self : GroupedPipeline
+        """
+        if groups is not None and _num_samples(groups) != _num_samples(X):
+            raise ValueError(
+                f"The 'groups' parameter of {type(self).__name__}.fit must hold "
+                f"one group per image: got {_num_samples(groups)} for "
+                f"{_num_samples(X)} images.")
+        return super().fit(X, y, **params)
+
     def _check_method_params(self, method, props, **kwargs):
         routed = super()._check_method_params(method, props, **kwargs)
         # with metadata routing on and no parameters, scikit-learn answers a

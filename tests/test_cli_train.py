@@ -337,3 +337,68 @@ def test_train_merges_a_feedback_folder_and_reuses_cached_features(
     kept = [json.loads(p.read_text())
             for p in (tmp_path / "cache").glob("*/settings.json")]
     assert any(k.get("duplicate search") == "scan records" for k in kept)
+
+
+def test_predict_output_in_a_new_folder_makes_the_folder(trained, texture_folder,
+                                                        tmp_path, capsys):
+    # as --output-dir everywhere: was "[Errno 2] No such file or directory"
+    out = tmp_path / "new" / "sub" / "preds.csv"
+    assert main(["predict", "--model-dir", str(trained),
+                 str(texture_folder / "brick"), "--output", str(out)]) == 0
+    assert len(list(csv.DictReader(out.open()))) == 8
+    capsys.readouterr()
+    in_the_way = tmp_path / "file.txt"
+    in_the_way.write_text("not a folder")
+    assert main(["predict", "--model-dir", str(trained),
+                 str(texture_folder / "brick"),
+                 "--output", str(in_the_way / "preds.csv")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: The 'output' folder ")
+    assert f"{str(in_the_way)!r} is a file" in err
+
+
+@pytest.mark.parametrize("flag", ["--closed-set", "--no-ood"])
+def test_predict_without_a_score_writes_an_empty_cell(trained, texture_folder,
+                                                     tmp_path, flag):
+    # as every other missing value of the CSV: the column had 'nan'
+    out = tmp_path / "preds.csv"
+    assert main(["predict", "--model-dir", str(trained),
+                 str(texture_folder / "brick"), "--output", str(out), flag]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 8
+    assert [r["ood_score"] for r in rows] == [""] * 8
+    assert all(float(r["confidence"]) > 0 for r in rows)
+
+
+def test_evaluate_reports_unreadable_test_files_and_evaluates_the_rest(
+        trained, texture_folder, tmp_path, capsys):
+    # one bad file refused the whole test folder; predict goes on past it
+    import shutil
+
+    test = tmp_path / "test"
+    shutil.copytree(texture_folder, test)
+    (test / "brick" / "truncated.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really")
+    (test / "grass" / "zero_bytes.png").write_bytes(b"")
+    report = tmp_path / "report"
+    assert main(["evaluate", "--model-dir", str(trained), "--test-data-dir",
+                 str(test), "--output-dir", str(report), "--n-repeats", "1",
+                 "--neighbours", "0"]) == 0
+    printed = capsys.readouterr().out
+    data = json.loads((report / "report.json").read_text())
+    assert data["n_images"] == 24
+    unreadable = {os.path.basename(u["file"]): u["reason"]
+                  for u in data["unreadable"]}
+    assert set(unreadable) == {"truncated.jpg", "zero_bytes.png"}
+    assert all(unreadable.values())
+    assert "2 unreadable test files (left out)" in printed
+    assert "truncated.jpg" in printed and "zero_bytes.png" in printed
+    html = (report / "report.html").read_text()
+    assert "truncated.jpg" in html and unreadable["zero_bytes.png"] in html
+    # nothing readable: one error that says so
+    empty = tmp_path / "bad"
+    (empty / "brick").mkdir(parents=True)
+    (empty / "brick" / "a.jpg").write_bytes(b"not an image")
+    assert main(["evaluate", "--model-dir", str(trained), "--test-data-dir",
+                 str(empty), "--output-dir", str(tmp_path / "r2")]) == 1
+    err = capsys.readouterr().err
+    assert "no test image" in err.lower() and "a.jpg" in err

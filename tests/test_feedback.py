@@ -150,3 +150,45 @@ def test_concurrent_writers_never_interleave_lines(tmp_path):
                                "model_version", "note"}
     assert len(store.entries()) == 8
     assert len(list((tmp_path / "feedback" / "waek_man").iterdir())) == 2
+
+
+@pytest.mark.parametrize("failing", ["photo", "log"])
+def test_a_full_disk_leaves_nothing_half_written(tmp_path, monkeypatch, failing):
+    import errno
+    import os
+
+    import hybridclf.feedback as feedback
+
+    store = FeedbackStore(tmp_path / "feedback")
+    store.add(_jpeg(1), "waek_man")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    log_bytes = store.log_path and open(store.log_path, "rb").read()
+    real_write = os.write
+
+    def full(fd, data):  # a short write, then ENOSPC: as a disk that fills up
+        real_write(fd, data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    if failing == "log":
+        monkeypatch.setattr(feedback.os, "write", full)
+    else:
+        class Full:
+            def __init__(self, path, mode):
+                self.fh = open(path, mode)
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                self.fh.close()
+
+            def write(self, data):
+                self.fh.write(data[: len(data) // 2])
+                raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(feedback, "open", Full, raising=False)
+    with pytest.raises(OSError, match="No space"):
+        store.add(_jpeg(2), "phra_sivali")
+    # no photo without its line, no temporary file, no half line
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    assert open(store.log_path, "rb").read() == log_bytes

@@ -234,3 +234,21 @@ def test_accessors_find_the_steps_and_blocks():
     assert get_block_extractor(ColorHistogram()).__class__ is ColorHistogram
     other = make_hybrid_pipeline(classifier="logistic")["clf"]
     assert get_classifier(set_classifier(pipe, other)) is other
+
+
+def test_fit_takes_groups_as_the_cascade_does(textures):
+    # README tells to pass groups=; make_hybrid_pipeline(cascade=False) raised
+    # "Pipeline.fit does not accept the groups parameter"
+    from hybridclf import ViewAugmenter
+
+    paths, labels = textures
+    groups = np.arange(len(paths)) // 2
+    for sampler in (None, ViewAugmenter()):
+        pipe = make_hybrid_pipeline(features=FAST, sampler=sampler).set_params(
+            load__size=64)
+        plain = pipe.fit(paths, labels).predict_proba(paths)
+        assert pipe.fit(paths, labels, groups=groups) is pipe
+        # no out-of-fold step here: the groups change nothing in the fit
+        np.testing.assert_allclose(pipe.predict_proba(paths), plain)
+    with pytest.raises(ValueError, match="groups"):
+        pipe.fit(paths, labels, groups=groups[:-1])

@@ -536,6 +536,21 @@ def test_strict_types_and_content_types(client, brick):
     _is_error(client.post("/predict/batch", json={"images": [_b64(brick)],
                                                   "confidence_threshold": "0.5"}),
               422, "confidence_threshold")
+    # a JSON boolean is true or false: "yes", "false" or 0 were taken as one
+    for value in ("yes", "false", 0, 1.0):
+        _is_error(client.post("/predict", json={"image_data": _b64(brick),
+                                                "return_probabilities": value}),
+                  422, "return_probabilities")
+        _is_error(client.post("/predict/batch", json={
+            "images": [_b64(brick)], "return_probabilities": value}),
+            422, "return_probabilities")
+    body = client.post("/predict", json={"image_data": _b64(brick),
+                                         "return_probabilities": False}).json()
+    assert body["success"] and not body.get("probabilities")
+    # a query string is text: /predict/file?return_probabilities=false stays
+    answer = client.post("/predict/file?return_probabilities=false",
+                         files={"file": ("a.png", brick, "image/png")})
+    assert answer.status_code == 200 and not answer.json().get("probabilities")
     files = [("file", ("a.png", brick, "image/png")),
              ("file", ("b.png", brick, "image/png"))]
     _is_error(client.post("/predict/file", files=files), 400, "2 'file' parts")
@@ -767,3 +782,30 @@ def test_without_a_threshold_the_request_uses_the_models_learned_one(
     assert learned["predicted_class"] == "unknown"
     assert learned["unknown_reason"] == "low confidence"
     assert given["predicted_class"] == "brick"
+
+
+def test_every_answer_has_a_prediction_log_line_errors_included(model_dir, brick,
+                                                                tmp_path):
+    # a single /predict with bad base64 (or an empty file) had no line, while
+    # the same error inside a batch had one
+    import json
+
+    from hybridclf.serve import create_app
+
+    log = tmp_path / "answers.jsonl"
+    with _Server(create_app(model_dir, log_predictions=log)) as client:
+        assert client.post("/predict", json={"image_data": "%%%"}).status_code == 400
+        assert client.post("/predict/file", files={
+            "file": ("e.png", b"", "image/png")}).status_code == 400
+        assert client.post("/predict", json={
+            "image_data": _b64(b"hello world")}).status_code == 400
+        assert client.post("/predict/batch", json={
+            "images": ["%%%", _b64(brick)]}).status_code == 200
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [line["endpoint"] for line in lines] == [
+        "/predict", "/predict/file", "/predict", "/predict/batch", "/predict/batch"]
+    assert ["base64" in (line.get("error_message") or "") for line in lines] == [
+        True, False, False, True, False]
+    assert "empty" in lines[1]["error_message"]
+    assert lines[4]["class"] == "brick"
+    assert "%%%" not in log.read_text()

@@ -168,6 +168,39 @@ def test_labels_too_long_for_a_folder_are_422_not_500(keyed, photos, tmp_path):
     assert keyed.get("/ready").status_code == 200
 
 
+@pytest.mark.parametrize("code, status, words", [
+    ("ENOSPC", 507, ("full", "free space")),
+    ("EDQUOT", 507, ("full", "free space")),
+    ("EACCES", 503, ("cannot be written", "writable")),
+])
+def test_a_feedback_folder_that_cannot_be_written_is_507_or_503(
+        keyed, photos, tmp_path, monkeypatch, code, status, words):
+    # was 500 "Internal error (OSError)"
+    import errno
+
+    import hybridclf.feedback as feedback
+
+    append = feedback._append_line
+
+    def failing(path, record):  # the feedback log only, not the prediction log
+        if os.path.basename(path) != "feedback.jsonl":
+            return append(path, record)
+        raise OSError(getattr(errno, code), os.strerror(getattr(errno, code)), path)
+
+    monkeypatch.setattr(feedback, "_append_line", failing)
+    folder = tmp_path / "feedback"
+    body = {"image_data": _b64(photos["brick"]), "label": "moss"}
+    for answer in (keyed.post("/feedback", json=body),
+                   keyed.post("/feedback/file", data={"label": "moss"},
+                              files={"file": ("b.png", photos["brick"],
+                                              "image/png")})):
+        error = _is_error(answer, status, str(folder), "nothing was stored", *words)
+        assert "--feedback-dir" in error["error_message"]
+    assert list(folder.rglob("*.png")) == []  # nothing half-written
+    assert keyed.post("/predict", json={
+        "image_data": _b64(photos["brick"])}).status_code == 200
+
+
 def test_feedback_and_reload_need_the_key(keyed, photos, models, tmp_path):
     body = {"image_data": _b64(photos["brick"]), "label": "brick"}
     url = str(keyed.base_url)
@@ -206,14 +239,20 @@ def test_admin_answers_only_loopback_without_a_key(models):
 
     app = create_app(models["a"])  # not started: the key checks come first
 
-    async def post(host):
+    async def post(host, headers=None):
         transport = httpx.ASGITransport(app=app, client=(host, 5000))
         async with httpx.AsyncClient(transport=transport,
                                      base_url="http://test") as client:
-            return await client.post("/admin/reload")
+            return await client.post("/admin/reload", headers=headers)
 
     _is_error(anyio.run(post, "192.0.2.7"), 403, "loopback", "SIGHUP")
     _is_error(anyio.run(post, "127.0.0.1"), 503, "not loaded")
+    # behind a reverse proxy on this machine every client is loopback: a
+    # request that a proxy forwarded is refused, with the fix
+    for header in ({"X-Forwarded-For": "192.0.2.7"}, {"X-Real-IP": "192.0.2.7"},
+                   {"Forwarded": "for=192.0.2.7"}):
+        _is_error(anyio.run(post, "127.0.0.1", header), 403,
+                  next(iter(header)), "proxy", "--api-key-env")
 
 
 def _corrupted(folder, tmp_path):

@@ -59,6 +59,10 @@ def run(args):
             allow_pickle=args.allow_pickle, max_pixels=args.max_pixels,
             n_jobs=args.n_jobs)
     out(f"{report['n_images']} test images")
+    if report["unreadable"]:
+        out(f"{len(report['unreadable'])} unreadable test files (left out):")
+        for entry in report["unreadable"]:
+            out(f"  {entry['file']}: {entry['reason']}")
     if report["unknown_classes"]:
         out("classes the model does not know (their images count as wrong): "
             + ", ".join(f"{name} ({n} images)"

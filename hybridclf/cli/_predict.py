@@ -26,7 +26,8 @@ def format_parser(parser):
     add_model_dir(parser)
     add_inputs(parser)
     parser.add_argument("--output", default=None, metavar="CSV",
-                        help="CSV file to write (default: standard output)")
+                        help="CSV file to write; its folder is created if missing "
+                        "(default: standard output)")
     parser.add_argument(
         "--threshold", type=fraction, default=None, metavar="P",
         help="lowest top probability of a known class, for a photo at the "

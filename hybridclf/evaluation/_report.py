@@ -11,6 +11,7 @@ import logging
 import os
 
 from .._report_html import evaluation_page
+from ..exceptions import ImageLoadError
 from ..pipeline import set_image_params
 from ..prediction import read_open_set
 from ..utils._paths import check_output_dir, make_output_dir
@@ -138,26 +139,71 @@ def evaluate_folder(model_dir, test_data_dir, output_dir, *, n_repeats=3,
     Returns
     -------
     report : dict
-        As from :func:`evaluate_model`.
+        As from :func:`evaluate_model`, on the test files that can be read,
+        with ``unreadable``: each test file left out (``file``, ``reason``):
+        not taken by the walk (not an image, empty, ...) or not decoded
+        (truncated, too small, ...). Only a test set without one readable
+        image is an error (ValueError).
 
     files : dict
         As from :func:`write_report`.
     """
-    from ..io import load_image_folder
+    from ..io import scan_image_folder
     from ..persistence import load_model, read_model_info
 
     check_output_dir(output_dir)  # refused before the work, not after
     pipe = load_model(model_dir, allow_pickle=allow_pickle)
     set_image_params(pipe, n_jobs=n_jobs, max_pixels=max_pixels)
     info = read_model_info(model_dir)
-    paths, labels = load_image_folder(test_data_dir)
+    # the files the walk did not take are reported as unreadable ones are
+    paths, labels, skipped = scan_image_folder(test_data_dir)
+    for path, reason in skipped:
+        logger.warning("Skipping %s: %s", path, reason)
     novelty = read_open_set(info, model_dir)["novelty"]
     index = None
     if neighbours:
         from ..neighbours import EmbeddingIndex
 
         index = novelty["index"] if novelty else EmbeddingIndex.load(model_dir)
-    report = evaluate_model(pipe, paths, labels, n_repeats=n_repeats,
-                            random_state=random_state, model_info=info,
-                            novelty=novelty, index=index, neighbours=neighbours)
+    report = _evaluate_readable(
+        pipe, paths, labels, test_data_dir, skipped, n_repeats=n_repeats,
+        random_state=random_state, model_info=info, novelty=novelty,
+        index=index, neighbours=neighbours)
     return report, write_report(report, output_dir)
+
+
+def _evaluate_readable(pipe, paths, labels, test_data_dir, skipped, **options):
+    """:func:`evaluate_model` on the test files that can be read.
+
+    The others are left out and listed in the report's ``unreadable``
+    (``file``, ``reason``) after those the walk did not take (``skipped``),
+    as ``hybridclf predict`` lists them; a ValueError only when no test file
+    can be read.
+    """
+    paths, labels = list(paths), list(labels)
+    unreadable = [{"file": path, "reason": reason} for path, reason in skipped]
+    while paths:
+        try:
+            report = evaluate_model(pipe, paths, labels, **options)
+        except ImageLoadError as exc:
+            bad = dict(exc.failures)
+            keep = [i for i, path in enumerate(paths) if path not in bad]
+            if len(keep) == len(paths):  # not one of these files: not ours
+                raise
+            unreadable += [{"file": path, "reason": bad[path]}
+                           for path in paths if path in bad]
+            paths = [paths[i] for i in keep]
+            labels = [labels[i] for i in keep]
+            continue
+        report["unreadable"] = unreadable
+        return report
+    if not unreadable:
+        raise ValueError(
+            f"No images found in class sub-folders of {os.fspath(test_data_dir)!r}. "
+            "Expected a layout like root/<class name>/<image file>.")
+    shown = "; ".join(f"{u['file']}: {u['reason']}" for u in unreadable[:10])
+    raise ValueError(
+        f"No test image of {os.fspath(test_data_dir)!r} can be read "
+        f"({len(unreadable)} unreadable files: {shown}"
+        f"{'; ...' if len(unreadable) > 10 else ''}). Fix or replace them "
+        "(`hybridclf inspect` lists every problem of a dataset).")

@@ -68,7 +68,8 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
         must carry it in the ``X-API-Key`` header (401 otherwise).
         ``/health``, ``/ready``, ``/metrics`` and the docs stay open for probes
         and scrapers. Without it, ``/admin/reload`` answers loopback clients
-        only.
+        only, and no request that a proxy forwarded (``Forwarded``,
+        ``X-Forwarded-For``, ``X-Real-IP``): behind a proxy, set a key.
 
     max_body_mb : float, default=10.0
         Largest accepted request body in megabytes (413 above it).

@@ -15,6 +15,8 @@ __all__ = ["JSON_TYPE", "FORM_TYPE", "admin_access", "content_type",
 
 JSON_TYPE = "application/json"
 FORM_TYPE = "multipart/form-data"
+#: Headers a reverse proxy adds: /admin without a key refuses such requests.
+PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
 
 
 def media_type(value):
@@ -62,10 +64,19 @@ async def admin_access(request: Request, service=Depends(get_service)):
 
     With an API key the key decides (:func:`require_api_key` runs first).
     Without one, ``/admin`` answers only clients on a loopback address (403
-    otherwise): a model directory is a path on the server's disk.
+    otherwise): a model directory is a path on the server's disk. A request
+    that carries a proxy's headers is refused too: behind a reverse proxy on
+    the same machine every client is loopback.
     """
     if service.settings.api_key is not None:
         return
+    forwarded = [name for name in PROXY_HEADERS if name in request.headers]
+    if forwarded:
+        raise HTTPException(
+            403, f"/admin refuses a request forwarded by a proxy (it carries "
+            f"{', '.join(forwarded)}) when the server has no API key: behind a "
+            "reverse proxy every client looks like this machine. Start the "
+            "server with --api-key-env, or send SIGHUP to the server process.")
     host = request.client.host if request.client else ""
     if not (host.startswith("127.") or host in ("::1", "localhost")):
         raise HTTPException(

@@ -14,6 +14,7 @@ leaves the model work to :meth:`Service.predict`; a new concern gets a router
 of its own, included in ``_app.ROUTERS``.
 """
 
+import errno
 import functools
 import os
 import time
@@ -65,9 +66,11 @@ def _is_image_upload(declared):
 
 async def _predict_one(service, upload, threshold, with_proba, endpoint,
                        neighbours):
-    """The answer for one image; 400 when it holds no readable image."""
-    if upload.error is not None:
-        raise HTTPException(400, upload.error)
+    """The answer for one image; 400 when it holds no readable image.
+
+    An upload that holds its error (bad base64, an empty file) goes through
+    ``service.predict`` too, which logs every answer as a batch item's.
+    """
     body, = await service.predict([upload], names=[_UPLOADED], threshold=threshold,
                                   with_proba=with_proba, endpoint=endpoint,
                                   neighbours=neighbours)
@@ -152,6 +155,26 @@ async def predict_batch(body: schemas.BatchPredictRequest,
             "model_version": results[0]["model_version"]}
 
 
+def _storage_problem(exc, folder):
+    """The status and message of a feedback folder that cannot be written.
+
+    507 (Insufficient Storage) for a full disk or quota, 503 otherwise; the
+    store has written nothing (:meth:`FeedbackStore.add` undoes a half write).
+    """
+    reason = exc.strerror or type(exc).__name__
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return 507, (
+            f"The feedback folder {folder!r} is full ({reason}): nothing was "
+            "stored. Free space on its disk (or raise the quota), or restart "
+            "the server with another --feedback-dir, then send the correction "
+            "again. Predictions are not affected.")
+    return 503, (
+        f"The feedback folder {folder!r} cannot be written ({reason}): nothing "
+        "was stored. Make it writable by the server's user, or restart the "
+        "server with another --feedback-dir, then send the correction again. "
+        "Predictions are not affected.")
+
+
 async def _store_feedback(service, upload, label, predicted_class, model_version):
     """Store one correction: 422 for an unsafe label, 400 for a bad image."""
     try:
@@ -167,6 +190,9 @@ async def _store_feedback(service, upload, label, predicted_class, model_version
             limiter=service.decoders)  # decoding takes memory: a few at once
     except ValueError as exc:  # not an image that training can read
         raise HTTPException(400, str(exc)) from None
+    except OSError as exc:  # the folder: full, read-only, gone
+        raise HTTPException(*_storage_problem(exc, service.feedback.directory)
+                            ) from None
     return {"success": True, **{k: entry[k] for k in ("label", "file", "sha256",
                                                       "new")}}
 

@@ -62,7 +62,7 @@ class PredictRequest(BaseModel):
     confidence_threshold: float | None = Field(
         None, ge=0.0, le=1.0, strict=True, description=THRESHOLD_HELP)
     return_probabilities: bool = Field(
-        True, description="Include the probability of every class.")
+        True, strict=True, description="Include the probability of every class.")
     neighbours: Neighbours = 0
 
 
@@ -75,7 +75,8 @@ class BatchPredictRequest(BaseModel):
                               description="Base64-encoded image files.")
     confidence_threshold: float | None = Field(
         None, ge=0.0, le=1.0, strict=True, description=THRESHOLD_HELP)
-    return_probabilities: bool = True
+    return_probabilities: bool = Field(
+        True, strict=True, description="Include the probability of every class.")
     neighbours: Neighbours = 0
 
 
