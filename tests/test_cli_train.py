@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from hybridclf.cli import main
+from hybridclf.exceptions import SkippedFilesWarning
 
 
 @pytest.fixture(scope="module")
@@ -337,3 +338,25 @@ def test_train_merges_a_feedback_folder_and_reuses_cached_features(
     kept = [json.loads(p.read_text())
             for p in (tmp_path / "cache").glob("*/settings.json")]
     assert any(k.get("duplicate search") == "scan records" for k in kept)
+
+
+def test_train_leaves_out_a_photo_filed_under_two_classes(texture_folder,
+                                                          tmp_path, capsys):
+    # a correction that contradicts the data folder: the same bytes as
+    # grass/0.png, filed as gravel in the feedback folder
+    feedback = tmp_path / "feedback" / "gravel"
+    feedback.mkdir(parents=True)
+    (feedback / "copy.png").write_bytes(
+        (texture_folder / "grass" / "0.png").read_bytes())
+    with pytest.warns(SkippedFilesWarning, match=r"(?s)label conflict.*"
+                      r"grass/0\.png \(grass\).*copy\.png \(gravel\).*Delete"):
+        assert main(["train", "--data-dir", str(texture_folder),
+                     str(tmp_path / "feedback"), "--output-dir",
+                     str(tmp_path / "model"), "--features", "hog",
+                     "--image-size", "48", "--cv-folds", "2", "--n-jobs", "1",
+                     "--no-cache"]) == 0
+    info = json.loads((tmp_path / "model" / "model.json").read_text())
+    counts = info["data_fingerprint"]["class_counts"]
+    n_grass = len(list((texture_folder / "grass").iterdir()))
+    n_gravel = len(list((texture_folder / "gravel").iterdir()))
+    assert (counts["grass"], counts["gravel"]) == (n_grass - 1, n_gravel)
