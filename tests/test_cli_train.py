@@ -360,3 +360,17 @@ def test_train_leaves_out_a_photo_filed_under_two_classes(texture_folder,
     n_grass = len(list((texture_folder / "grass").iterdir()))
     n_gravel = len(list((texture_folder / "gravel").iterdir()))
     assert (counts["grass"], counts["gravel"]) == (n_grass - 1, n_gravel)
+
+
+def test_train_on_one_class_says_a_second_is_needed(texture_folder, tmp_path,
+                                                    capsys):
+    data = tmp_path / "data"
+    (data / "grass").mkdir(parents=True)
+    for image in (texture_folder / "grass").iterdir():
+        (data / "grass" / image.name).write_bytes(image.read_bytes())
+    assert main(["train", "--data-dir", str(data), "--output-dir",
+                 str(tmp_path / "model"), "--features", "hog", "--image-size",
+                 "48", "--n-jobs", "1", "--no-cache"]) == 1
+    err = capsys.readouterr().err
+    assert "at least two classes" in err and "'grass'" in err
+    assert "shape mismatch" not in err
