@@ -2,6 +2,7 @@
 
 import csv
 import json
+import logging
 import os
 import signal
 import threading
@@ -391,3 +392,19 @@ def test_local_scheduler_starts_and_closes_a_local_cluster(monkeypatch):
         assert list(env.values()) == ["1"]
         cluster = client.cluster
     assert cluster.status.name == "closed"
+
+
+def test_the_commands_keep_dask_info_logs_quiet_after_importing_it():
+    # 'hybridclf extract --scheduler local:2' printed some 40 INFO lines of
+    # Dask (and a traceback on closing): distributed, imported after the
+    # logging was set up, set its logger back to INFO
+    import subprocess
+    import sys
+
+    code = ("import logging; from hybridclf.cli._common import setup_logging; "
+            "setup_logging(0); import distributed; "
+            "print(logging.getLogger('distributed.scheduler').getEffectiveLevel())")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DASK_")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, check=True,
+                         capture_output=True, text=True).stdout
+    assert int(out) >= logging.WARNING
