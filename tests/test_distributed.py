@@ -176,6 +176,20 @@ def test_another_model_in_the_same_output_is_refused(model_dir, images, tmp_path
         extract_features(other, files, tmp_path / "f")
 
 
+def test_a_folder_of_other_files_is_refused_as_the_output(model_dir, images,
+                                                          tmp_path, capsys):
+    # 'hybridclf extract --output-dir' a model directory (or a dataset folder)
+    # wrote its partitions among the model's files
+    model_files = sorted(p.name for p in model_dir.iterdir())
+    assert main(["extract", "--model-dir", str(model_dir), *_files(images)[:3],
+                 "--output-dir", str(model_dir)]) == 1
+    err = capsys.readouterr().err
+    assert "is not empty" in err and "new or empty output folder" in err
+    assert sorted(p.name for p in model_dir.iterdir()) == model_files
+    (tmp_path / "empty").mkdir()  # an empty folder is fine
+    extract_features(load_model(model_dir), _files(images)[:3], tmp_path / "empty")
+
+
 # -- on the cluster ------------------------------------------------------------
 def test_partitioned_predict_keeps_the_neighbours_in_its_parts(model_dir, images,
                                                                tmp_path):
