@@ -374,3 +374,22 @@ def test_train_on_one_class_says_a_second_is_needed(texture_folder, tmp_path,
     err = capsys.readouterr().err
     assert "at least two classes" in err and "'grass'" in err
     assert "shape mismatch" not in err
+
+
+def test_predict_refuses_an_output_that_is_an_input_or_a_model_file(
+        trained, texture_folder, tmp_path, capsys):
+    # '--output M/model.json' replaced the model's metadata by the CSV, and an
+    # input image given as the output was emptied before it was read
+    photo = tmp_path / "photo.png"
+    photo.write_bytes((texture_folder / "brick" / "0.png").read_bytes())
+    model_json = trained / "model.json"
+    kept = model_json.read_bytes(), photo.read_bytes()
+    for output in (model_json, photo):
+        assert main(["predict", "--model-dir", str(trained), str(photo),
+                     "--output", str(output)]) == 1
+        err = capsys.readouterr().err
+        assert "would destroy it" in err and "--output" in err
+    assert (model_json.read_bytes(), photo.read_bytes()) == kept
+    assert main(["predict", "--model-dir", str(trained), str(photo), "--output",
+                 str(trained / "predictions.csv")]) == 0  # a new file is fine
+    (trained / "predictions.csv").unlink()
