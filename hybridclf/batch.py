@@ -224,6 +224,23 @@ def _predicted_rows(pipe, files, options, scheduler, parts_dir, partition_size):
 
 
 @Substitution(settings=_SETTINGS_DOC)
+def _check_csv_output(output, model_dir, files):
+    """Refuse a CSV path that would overwrite an input image or the model."""
+    real = os.path.realpath(output)
+    if any(os.path.realpath(f) == real for f in files):
+        what = "one of the images to predict"
+    elif (os.path.exists(real)
+          and os.path.dirname(real) == os.path.realpath(model_dir)):
+        what = f"a file of the model directory {os.fspath(model_dir)!r}"
+    else:
+        return
+    raise ValueError(
+        f"The output {os.fspath(output)!r} is {what}: writing the CSV there "
+        "would destroy it. Give the output (--output) a path of its own, such "
+        "as predictions.csv."
+    )
+
+
 def predict_to_csv(model_dir, inputs, output, *, batch_size=32, threshold=None,
                    ood=True, closed_set=False, top_k=3, neighbours=0,
                    allow_pickle=False, max_pixels=None, n_jobs=None, scheduler=None,
@@ -275,7 +292,10 @@ def predict_to_csv(model_dir, inputs, output, *, batch_size=32, threshold=None,
     """
     from .persistence import read_model_info
 
-    if isinstance(output, str | os.PathLike):  # as every --output-dir
+    files = iter_image_files(inputs)
+    if isinstance(output, str | os.PathLike):
+        _check_csv_output(output, model_dir, files)
+        # as every --output-dir: its folder is made
         make_output_dir(os.path.dirname(os.path.abspath(output)), parameter="output")
     options = open_set_options(read_model_info(model_dir), threshold=threshold,
                                ood=ood, closed_set=closed_set, model_dir=model_dir)
@@ -284,7 +304,6 @@ def predict_to_csv(model_dir, inputs, output, *, batch_size=32, threshold=None,
     options.update(batch_size=batch_size, top_k=top_k, progress=progress)
     if neighbours:
         options.update(neighbours=neighbours, index=index)
-    files = iter_image_files(inputs)
     is_path = isinstance(output, str | os.PathLike)
     parts = f"{os.fspath(output)}.parts" if is_path else None
     rows = _predicted_rows(pipe, files, options, scheduler, parts, partition_size)

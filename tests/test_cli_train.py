@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from hybridclf.cli import main
+from hybridclf.exceptions import SkippedFilesWarning
 
 
 @pytest.fixture(scope="module")
@@ -402,3 +403,58 @@ def test_evaluate_reports_unreadable_test_files_and_evaluates_the_rest(
                  str(empty), "--output-dir", str(tmp_path / "r2")]) == 1
     err = capsys.readouterr().err
     assert "no test image" in err.lower() and "a.jpg" in err
+
+
+def test_train_leaves_out_a_photo_filed_under_two_classes(texture_folder,
+                                                          tmp_path, capsys):
+    # a correction that contradicts the data folder: the same bytes as
+    # grass/0.png, filed as gravel in the feedback folder
+    feedback = tmp_path / "feedback" / "gravel"
+    feedback.mkdir(parents=True)
+    (feedback / "copy.png").write_bytes(
+        (texture_folder / "grass" / "0.png").read_bytes())
+    with pytest.warns(SkippedFilesWarning, match=r"(?s)label conflict.*"
+                      r"grass/0\.png \(grass\).*copy\.png \(gravel\).*Delete"):
+        assert main(["train", "--data-dir", str(texture_folder),
+                     str(tmp_path / "feedback"), "--output-dir",
+                     str(tmp_path / "model"), "--features", "hog",
+                     "--image-size", "48", "--cv-folds", "2", "--n-jobs", "1",
+                     "--no-cache"]) == 0
+    info = json.loads((tmp_path / "model" / "model.json").read_text())
+    counts = info["data_fingerprint"]["class_counts"]
+    n_grass = len(list((texture_folder / "grass").iterdir()))
+    n_gravel = len(list((texture_folder / "gravel").iterdir()))
+    assert (counts["grass"], counts["gravel"]) == (n_grass - 1, n_gravel)
+
+
+def test_train_on_one_class_says_a_second_is_needed(texture_folder, tmp_path,
+                                                    capsys):
+    data = tmp_path / "data"
+    (data / "grass").mkdir(parents=True)
+    for image in (texture_folder / "grass").iterdir():
+        (data / "grass" / image.name).write_bytes(image.read_bytes())
+    assert main(["train", "--data-dir", str(data), "--output-dir",
+                 str(tmp_path / "model"), "--features", "hog", "--image-size",
+                 "48", "--n-jobs", "1", "--no-cache"]) == 1
+    err = capsys.readouterr().err
+    assert "at least two classes" in err and "'grass'" in err
+    assert "shape mismatch" not in err
+
+
+def test_predict_refuses_an_output_that_is_an_input_or_a_model_file(
+        trained, texture_folder, tmp_path, capsys):
+    # '--output M/model.json' replaced the model's metadata by the CSV, and an
+    # input image given as the output was emptied before it was read
+    photo = tmp_path / "photo.png"
+    photo.write_bytes((texture_folder / "brick" / "0.png").read_bytes())
+    model_json = trained / "model.json"
+    kept = model_json.read_bytes(), photo.read_bytes()
+    for output in (model_json, photo):
+        assert main(["predict", "--model-dir", str(trained), str(photo),
+                     "--output", str(output)]) == 1
+        err = capsys.readouterr().err
+        assert "would destroy it" in err and "--output" in err
+    assert (model_json.read_bytes(), photo.read_bytes()) == kept
+    assert main(["predict", "--model-dir", str(trained), str(photo), "--output",
+                 str(trained / "predictions.csv")]) == 0  # a new file is fine
+    (trained / "predictions.csv").unlink()

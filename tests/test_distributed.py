@@ -2,6 +2,7 @@
 
 import csv
 import json
+import logging
 import os
 import signal
 import threading
@@ -173,6 +174,20 @@ def test_another_model_in_the_same_output_is_refused(model_dir, images, tmp_path
     other = load_model(model_dir).set_params(load__size=24)
     with pytest.raises(ValueError, match="holds partitions of another model"):
         extract_features(other, files, tmp_path / "f")
+
+
+def test_a_folder_of_other_files_is_refused_as_the_output(model_dir, images,
+                                                          tmp_path, capsys):
+    # 'hybridclf extract --output-dir' a model directory (or a dataset folder)
+    # wrote its partitions among the model's files
+    model_files = sorted(p.name for p in model_dir.iterdir())
+    assert main(["extract", "--model-dir", str(model_dir), *_files(images)[:3],
+                 "--output-dir", str(model_dir)]) == 1
+    err = capsys.readouterr().err
+    assert "is not empty" in err and "new or empty output folder" in err
+    assert sorted(p.name for p in model_dir.iterdir()) == model_files
+    (tmp_path / "empty").mkdir()  # an empty folder is fine
+    extract_features(load_model(model_dir), _files(images)[:3], tmp_path / "empty")
 
 
 # -- on the cluster ------------------------------------------------------------
@@ -391,3 +406,19 @@ def test_local_scheduler_starts_and_closes_a_local_cluster(monkeypatch):
         assert list(env.values()) == ["1"]
         cluster = client.cluster
     assert cluster.status.name == "closed"
+
+
+def test_the_commands_keep_dask_info_logs_quiet_after_importing_it():
+    # 'hybridclf extract --scheduler local:2' printed some 40 INFO lines of
+    # Dask (and a traceback on closing): distributed, imported after the
+    # logging was set up, set its logger back to INFO
+    import subprocess
+    import sys
+
+    code = ("import logging; from hybridclf.cli._common import setup_logging; "
+            "setup_logging(0); import distributed; "
+            "print(logging.getLogger('distributed.scheduler').getEffectiveLevel())")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DASK_")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, check=True,
+                         capture_output=True, text=True).stdout
+    assert int(out) >= logging.WARNING

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
+from hybridclf.exceptions import SkippedFilesWarning
 from hybridclf.feedback import FeedbackStore, PredictionLog, check_label
 from hybridclf.io import load_image_folders
 
@@ -45,6 +46,24 @@ def test_the_feedback_folder_is_a_dataset_with_the_new_class(tmp_path):
         warnings.simplefilter("error")  # the log beside the classes is no stray file
         paths, labels, _ = load_image_folders([tmp_path / "feedback"])
     assert labels == ["new_amulet"] * 3
+
+
+def test_a_feedback_folder_inside_the_data_folder_is_no_class(tmp_path):
+    # 'serve --feedback-dir photos/feedback' then 'train --data-dir photos'
+    # trained every correction as the class 'feedback'
+    data = tmp_path / "photos"
+    (data / "waek_man").mkdir(parents=True)
+    (data / "waek_man" / "a.jpg").write_bytes(_jpeg(10))
+    store = FeedbackStore(data / "feedback")
+    store.add(_jpeg(0), "new_amulet")
+    store.add(_jpeg(1), "waek_man")
+    with pytest.warns(SkippedFilesWarning, match="a feedback folder .*--data-dir"):
+        paths, labels, _ = load_image_folders([data])
+    assert labels == ["waek_man"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # given as a folder of its own: no warning
+        paths, labels, _ = load_image_folders([data, data / "feedback"])
+    assert sorted(labels) == ["new_amulet", "waek_man", "waek_man"]
 
 
 def test_a_photo_over_the_pixel_budget_is_refused_unwritten(tmp_path):

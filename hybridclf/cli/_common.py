@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import gc
 import logging
+import os
 import sys
 
 logger = logging.getLogger("hybridclf")
@@ -31,7 +32,13 @@ def setup_logging(verbose):
     """WARNING, INFO with ``-v``, DEBUG with ``-vv``; Dask's own log kept quieter."""
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    # Dask logs every worker start and stop at INFO level
+    # Dask logs every worker start and stop at INFO level. Importing
+    # distributed (later, with --scheduler) sets its logger's level from
+    # Dask's configuration, which reads this variable (also in the workers).
+    dask_level = "debug" if verbose >= 2 else "warning"
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", dask_level)
+    if "dask.config" in sys.modules:  # read its variables already
+        sys.modules["dask.config"].refresh()
     logging.getLogger("distributed").setLevel(
         logging.DEBUG if verbose >= 2 else logging.WARNING)
 

@@ -104,5 +104,15 @@ def _check_manifest(output, manifest):
                 "delete this one to start again."
             )
         return
+    others = sorted(os.listdir(output))
+    if others:
+        # not a folder of partitions: a dataset, a model directory, ...
+        raise ValueError(
+            f"The output folder {output!r} is not empty ({len(others)} "
+            f"entries, such as {others[0]!r}) and holds no partitions written "
+            f"by hybridclf ({MANIFEST} is missing), so files of its own could be "
+            "mixed with or taken for partitions. Use a new or empty output "
+            "folder."
+        )
     with open(path, "w", encoding="utf-8") as fh:
         json.dump(manifest, fh)

@@ -142,7 +142,10 @@ def _load_folders(roots, follow_symlinks):
     for root, tag in zip(roots, tags):
         found, found_labels, skipped = scan_image_folder(
             root, follow_symlinks=follow_symlinks)
-        _report_skipped(root, skipped)
+        # a folder given as a root of its own (a feedback folder inside the
+        # data folder) is read there: not reported as skipped here
+        _report_skipped(root, [(p, r) for p, r in skipped
+                               if os.path.realpath(p) not in real])
         paths += found
         labels += found_labels
         names += [os.path.relpath(p, root) if tag is None

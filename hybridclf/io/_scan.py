@@ -17,6 +17,12 @@ __all__ = ["FEEDBACK_LOG", "scan_image_folder"]
 #: without reporting it, so training on a feedback folder warns of nothing.
 FEEDBACK_LOG = "feedback.jsonl"
 
+#: Why a folder holding :data:`FEEDBACK_LOG` is not taken as a class.
+FEEDBACK_FOLDER = (
+    f"a feedback folder (it holds {FEEDBACK_LOG}), not a class: its photos lie in "
+    "class folders of their own. Give it as a dataset folder of its own "
+    "(hybridclf train --data-dir <data folder> <feedback folder>)")
+
 # the manifest that ``hybridclf augment`` writes beside its class folders, which
 # the training reads for its groups: passed over without a report too
 _AUGMENT_MANIFEST = "manifest.csv"
@@ -47,7 +53,8 @@ def scan_image_folder(root, *, follow_symlinks=False):
     their first bytes, not their extension. Hidden files and folders
     (starting with ".") are ignored, and so are a feedback folder's log
     (:data:`FEEDBACK_LOG`) and ``hybridclf augment``'s ``manifest.csv`` at
-    the top. Only regular files are opened: FIFOs,
+    the top. A sub-folder holding a feedback log is a feedback folder, not a
+    class: it is skipped, with the reason. Only regular files are opened: FIFOs,
     sockets and devices are skipped unopened (opening a FIFO blocks). This
     function neither decodes images nor warns: :func:`load_image_folder`,
     ``hybridclf inspect`` and ``hybridclf augment`` report what it skipped.
@@ -59,8 +66,8 @@ def scan_image_folder(root, *, follow_symlinks=False):
     skipped : list of (str, str)
         Each file not taken, with the reason (not an image, not inside a class
         folder, not a regular file, cannot be read), each symbolic link to a
-        folder not followed, and each class folder without any image (the
-        class is left out).
+        folder not followed, each class folder without any image (the
+        class is left out), and each feedback folder among the class folders.
 
     Raises
     ------
@@ -91,6 +98,10 @@ def scan_image_folder(root, *, follow_symlinks=False):
         if not entry.is_dir(follow_symlinks=follow_symlinks):
             skipped.append((entry.path, LINKED_FOLDER if entry.is_dir()
                             else "not inside a class folder"))
+            continue
+        if os.path.isfile(os.path.join(entry.path, FEEDBACK_LOG)):
+            # its corrections would all be labelled with its folder's name
+            skipped.append((entry.path, FEEDBACK_FOLDER))
             continue
         found = _scan_class(entry.path, follow_symlinks, skipped)
         if not found:

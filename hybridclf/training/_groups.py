@@ -14,9 +14,11 @@ import warnings
 
 import numpy as np
 
+from ..exceptions import SkippedFilesWarning
 from ..utils._docstrings import Substitution, n_jobs_docstring
 
-__all__ = ["duplicate_groups", "join_identical_files", "read_groups_csv"]
+__all__ = ["drop_label_conflicts", "duplicate_groups", "join_identical_files",
+           "read_groups_csv"]
 
 # the records keep the logger name they had before this module was split off
 logger = logging.getLogger("hybridclf.training._split")
@@ -194,6 +196,59 @@ def join_identical_files(groups, paths):
         Group ids numbered 0, 1, ... in order of first appearance.
     """
     return join_groups(groups, _content_groups(paths))
+
+
+def drop_label_conflicts(paths, labels, names=None):
+    """Leave out byte-identical files filed under different classes, and say so.
+
+    The same photo under two class names (a correction in a feedback folder
+    that contradicts the data folder, or a copy filed twice) would be trained
+    on with both labels. Every copy of such a photo is left out, and a
+    :class:`~hybridclf.exceptions.SkippedFilesWarning` names the files, their
+    classes and the fix.
+
+    Parameters
+    ----------
+    paths : sequence of str
+        The files.
+
+    labels : sequence of str
+        The class of each file.
+
+    names : sequence of str or None, default=None
+        Names of the files for the message (their paths when None), kept in
+        step with ``paths``.
+
+    Returns
+    -------
+    paths, labels, names : list
+        The three lists without the conflicting files (``names`` is None when
+        it was not given).
+    """
+    content = _content_groups(paths)
+    classes = {}
+    for group, label in zip(content.tolist(), labels):
+        classes.setdefault(group, set()).add(label)
+    conflicts = {g for g, found in classes.items() if len(found) > 1}
+    if not conflicts:
+        return list(paths), list(labels), None if names is None else list(names)
+    shown = list(paths) if names is None else list(names)
+    lines = [
+        "  " + ", ".join(f"{shown[i]} ({labels[i]})"
+                         for i in np.flatnonzero(content == g))
+        for g in sorted(conflicts)]
+    more = f"\n  ... and {len(lines) - 20} more" if len(lines) > 20 else ""
+    warnings.warn(
+        f"{len(conflicts)} photo(s) are filed under more than one class "
+        "(byte-identical files: a label conflict) and are left out of the "
+        "training:\n" + "\n".join(lines[:20]) + more + "\nDelete the copy "
+        "under the wrong class to train on the photo.",
+        SkippedFilesWarning,
+        stacklevel=3,
+    )
+    keep = [i for i, g in enumerate(content.tolist()) if g not in conflicts]
+    return ([paths[i] for i in keep], [labels[i] for i in keep],
+            None if names is None else [names[i] for i in keep])
 
 
 def join_groups(groups, other):

@@ -163,6 +163,7 @@ def train_model(
         The fitted pipeline, scores, chosen parameters, thresholds, timings.
     """
     _check_options(search, cv_folds)
+    _check_classes(labels)
     # One BLAS/OpenMP thread: the parallelism comes from n_jobs. Several BLAS
     # threads made each LogisticRegression fit on amulet6 7 to 25 times slower
     # on 2 busy cores (2.8-10.8 s against 0.4 s), and SIFT's k-means too.
@@ -175,6 +176,19 @@ def train_model(
         run.thumbnails = thumbnails
         run.while_waiting = while_waiting
         return _train(run, pipe, search, param_grid, open_set_quantile)
+
+
+def _check_classes(labels):
+    """A classifier needs two classes; one would fail deep in the folds."""
+    classes = np.unique(np.asarray(labels, dtype=object).astype(str))
+    if len(classes) < 2:
+        found = (f"one class, {str(classes[0])!r} ({len(labels)} images)"
+                 if len(classes) else "no image")
+        raise ValueError(
+            "train_model needs images of at least two classes; got "
+            f"{found}. Add a folder of images for each other class "
+            "(<data folder>/<class>/<image>)."
+        )
 
 
 def _check_options(search, cv_folds):

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..pipeline import get_sampler, set_image_params
 from ._feature_cache import FeatureCache
+from ._groups import drop_label_conflicts
 from ._result import TrainingResult
 from ._train import train_model
 from ._training_metadata import (  # noqa: F401 (importable from here)
@@ -136,7 +137,9 @@ def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
     lost to a folder that cannot be written. The groups of near-identical
     images come from ``groups_csv`` or are found on the fly; the pipeline of
     :func:`make_training_pipeline` is trained by :func:`train_model` and saved
-    by :func:`~hybridclf.save_model` with :func:`training_metadata`.
+    by :func:`~hybridclf.save_model` with :func:`training_metadata`. A photo
+    filed under two classes (byte-identical files) is left out, with a
+    warning that names its files (a label conflict).
 
     Parameters
     ----------
@@ -195,7 +198,7 @@ def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
     started = time.perf_counter()
     check_output_dir(output_dir)  # before the training, not after
     roots = [data_dir] if isinstance(data_dir, (str, os.PathLike)) else list(data_dir)
-    paths, labels, names = load_image_folders(roots)
+    paths, labels, names = drop_label_conflicts(*load_image_folders(roots))
     classes, counts = np.unique(labels, return_counts=True)
     cache = FeatureCache(cache_dir) if feature_cache else None
     t0 = time.perf_counter()
