@@ -313,6 +313,24 @@ def test_label_check_flags_a_misfiled_photo_with_its_neighbours(texture_folder,
     assert inspect_dataset(texture_folder, quick=True).label_issues is None
 
 
+def test_label_check_skips_a_class_of_copies_of_one_photo(texture_folder, tmp_path):
+    # 'hybridclf inspect --labels' on a class of 4 copies of one photo stopped
+    # with "Cannot have number of splits n_splits=3 greater than the number of
+    # groups" and wrote no report: the copies are one independent image
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(texture_folder, root)
+    (root / "sky").mkdir()
+    for i in range(4):
+        shutil.copy(root / "gravel" / "0.png", root / "sky" / f"copy {i}.png")
+    report = inspect_dataset(root, quick=True, labels=True, n_jobs=1)
+    assert report.label_check["skipped_classes"] == ["sky"]
+    assert report.label_check["n_checked"] == 24
+    assert "Not checked (fewer independent images than folds): sky" in (
+        open(report.save(tmp_path / "out")["html"], encoding="utf-8").read())
+
+
 def test_inspect_dataset_folds_follow_the_smallest_class(tmp_path):
     for cls, names in (("a", ("coffee", "chelsea", "rocket", "astronaut")),
                        ("b", ("camera", "brick"))):

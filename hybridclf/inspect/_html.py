@@ -168,7 +168,7 @@ def _label_issues_html(report, thumbs):
            "model is quick, and an unusual photo of the right class is flagged "
            "too. The list is in label_issues.csv.</p>"]
     if check["skipped_classes"]:
-        out.append("<p>Not checked (fewer images than folds): "
+        out.append("<p>Not checked (fewer independent images than folds): "
                    + escape(", ".join(check["skipped_classes"])) + "</p>")
     for issue in report.label_issues:
         flagged = thumbs.figure(issue["file"], f"labelled {issue['given_label']}; "

@@ -90,7 +90,7 @@ class DatasetReport:
     label_check : dict or None
         With ``labels=True``: ``n_checked`` images, the quick model's
         out-of-fold ``cv_accuracy``, and the ``skipped_classes`` (fewer
-        images than folds).
+        independent images, duplicate groups, than folds).
     """
 
     def __init__(self, *, root, test_root, records, labels, splits, issues, search,
