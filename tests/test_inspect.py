@@ -3,6 +3,7 @@
 import itertools
 import json
 import os
+import re
 
 import cv2
 import numpy as np
@@ -425,6 +426,25 @@ def test_inspect_dataset_full_mode_uses_the_cnn(copies, tmp_path):
 
     assert n_parts(weakest[3], strict=False) == 1
     assert n_parts(weakest[3], strict=True) > 1
+
+
+def test_the_weakest_link_reads_in_its_evidence_units(tmp_path):
+    # report.html said "Weakest link: perceptual hash 0.906" for a hash 6 bits
+    # apart: a number under every similarity threshold the page lists (0.93,
+    # 0.95), while its near misses said "perceptual hash 8 bits apart"
+    astro = _photo("astronaut")
+    _save(tmp_path / "a" / "original.png", astro)
+    _save(tmp_path / "a" / "copy.jpg", cv2.resize(astro, (150, 150)),
+          q=[cv2.IMWRITE_JPEG_QUALITY, 60])
+    _save(tmp_path / "b" / "other.png", _photo("coffee"))
+    report = inspect_dataset(tmp_path, quick=True, n_jobs=1)
+    (group,) = report.duplicate_groups
+    how, score = group["weakest_link"][2:]
+    assert how.startswith("perceptual hash")
+    page = open(report.save(tmp_path / "out")["html"], encoding="utf-8").read()
+    bits = round((1 - score) * 64)
+    assert re.search(rf"Weakest link: perceptual hash( \(value channel\))? {bits} "
+                     r"bits apart \(duplicates up to \d+\) between", page)
 
 
 def test_union_find_groups_joins_transitively():
