@@ -72,6 +72,25 @@ def test_classes_without_test_images_are_listed(evaluated):
     assert report["absent_classes"] == ["grass"]
 
 
+def test_classes_without_test_images_have_no_scores(evaluated, tmp_path):
+    # report.html listed a model class without test images, never predicted,
+    # as precision, recall and F1 0.000 (a class the model fails), and the
+    # mean of the table's F1 column was not the f1_macro printed above it
+    pipe, _, (paths, labels) = evaluated
+    predicted = pipe.predict(paths)
+    # a class left out of the test set that no other test image is taken for
+    absent = next(c for c in pipe.classes_ if c not in predicted[labels != c])
+    keep = labels != absent
+    report = evaluate_model(pipe, paths[keep], labels[keep], n_repeats=1)
+    row = report["per_class"][absent]
+    assert row == {"precision": None, "recall": None, "f1": None, "support": 0}
+    f1 = [r["f1"] for r in report["per_class"].values() if r["f1"] is not None]
+    assert np.mean(f1) == pytest.approx(report["metrics"]["f1_macro"])
+    html = open(write_report(report, tmp_path)["html"]).read()
+    assert (f"<tr><td>{absent}</td><td></td><td></td><td></td>"
+            '<td class="num">0</td></tr>') in html
+
+
 def test_unknown_classes_are_never_in_the_top_k(evaluated):
     # one test image of a class the model never saw: its rank was the number
     # of test images (1), within the top 2 of three classes
