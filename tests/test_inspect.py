@@ -274,6 +274,12 @@ def test_inspect_dataset_calls_out_label_conflicts_and_leakage_first(tmp_path):
     assert "LEAKAGE" in report.summary() and "LABEL CONFLICTS" in report.summary()
     assert report.advice["splitter"] == "StratifiedGroupKFold"
     assert report.advice["use_groups"]
+    # the summary counts the leak too; the advice only the training images'
+    # groups, and said so not ("Duplicates: 2 group(s)" beside "1 group(s)
+    # of duplicate images")
+    assert "Duplicates: 2 group(s)" in report.summary()
+    assert report.advice["reasons"][0].startswith(
+        "1 group(s) of duplicate training images:")
 
 
 def test_inspect_dataset_advice_without_duplicates(texture_folder):

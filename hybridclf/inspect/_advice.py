@@ -94,9 +94,9 @@ def cv_advice(labels, groups, *, max_folds=5):
     if use_groups:
         splitter = "StratifiedGroupKFold"
         reasons.append(
-            f"{n_dup_groups} group(s) of duplicate images: keep each group in one "
-            "fold, or the score is inflated by images seen in training. Pass the "
-            "'group' column of duplicate_groups.csv as `groups`."
+            f"{n_dup_groups} group(s) of duplicate training images: keep each "
+            "group in one fold, or the score is inflated by images seen in "
+            "training. Pass the 'group' column of duplicate_groups.csv as `groups`."
         )
     else:
         splitter = "RepeatedStratifiedKFold" if labels.size < _SMALL_SET else (
