@@ -91,6 +91,18 @@ def test_classes_without_test_images_have_no_scores(evaluated, tmp_path):
             '<td class="num">0</td></tr>') in html
 
 
+def test_the_open_set_thresholds_read_as_numbers(evaluated, tmp_path):
+    # report.html showed the OOD thresholds as a Python dict, unrounded:
+    # "{'hog': 2.641783214697648, 'color': 47.148721108153296}"
+    report = dict(evaluated[1])
+    report["open_set"] = {"proba_threshold": 0.425,
+                          "ood_thresholds": {"hog": 2.641783214697648,
+                                             "color": 47.148721108153296},
+                          "unknown_share": 0.1}
+    html = open(write_report(report, tmp_path)["html"]).read()
+    assert "<td>ood_thresholds</td><td>hog 2.642, color 47.149</td>" in html
+
+
 def test_unknown_classes_are_never_in_the_top_k(evaluated):
     # one test image of a class the model never saw: its rank was the number
     # of test images (1), within the top 2 of three classes
