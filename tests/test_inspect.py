@@ -336,6 +336,10 @@ def test_label_check_skips_a_class_of_copies_of_one_photo(texture_folder, tmp_pa
     assert report.label_check["n_checked"] == 24
     assert "Not checked (fewer independent images than folds): sky" in (
         open(report.save(tmp_path / "out")["html"], encoding="utf-8").read())
+    # the printed summary said 'N of 24 images' and nothing of the class left out
+    (line,) = [x for x in report.summary().splitlines()
+               if x.startswith("Likely wrong labels:")]
+    assert line.endswith("; not checked (fewer independent images than folds): sky")
 
 
 def test_inspect_dataset_folds_follow_the_smallest_class(tmp_path):

@@ -245,9 +245,12 @@ class DatasetReport:
                          + (f"; augment to ~{advice['augment_to']} per class"
                             if advice["augment"] else ""))
         if self.label_issues is not None:
+            skipped = self.label_check["skipped_classes"]
             lines.append(f"Likely wrong labels: {len(self.label_issues)} of "
                          f"{self.label_check['n_checked']} images (quick grouped "
-                         "out-of-fold model)")
+                         "out-of-fold model)" + (
+                             "; not checked (fewer independent images than "
+                             f"folds): {', '.join(skipped)}" if skipped else ""))
         if self.skipped_checks:
             lines.append("Skipped: " + "; ".join(self.skipped_checks))
         return "\n".join(lines)
