@@ -475,6 +475,27 @@ def test_class_outliers_flags_a_mislabelled_embedding():
     assert flagged[0][3].kind == "class_outlier"
 
 
+def test_class_outliers_of_training_images_ignore_the_test_set():
+    # 'hybridclf inspect' flagged 8 amulet6 training photos as possible wrong
+    # labels, and 3 of them once a --test-data-dir held copies of some
+    # photos: the test images moved the class centres and spreads
+    rng = np.random.default_rng(0)
+    centre_a, centre_b = np.eye(8)[0] * 10, np.eye(8)[1] * 10
+    emb = np.vstack([centre_a + rng.normal(size=(10, 8)),
+                     centre_b + rng.normal(size=(10, 8))])
+    labels = ["a"] * 10 + ["b"] * 10
+    labels[3] = "b"  # an "a" image filed under "b"
+    alone = [i for i, *_ in class_outliers(emb, labels, threshold=3.0)]
+    assert alone == [3]
+    # a test set of 8 copies of that image, filed under "b" too
+    emb = np.vstack([emb, np.repeat(emb[3:4], 8, axis=0)])
+    labels += ["b"] * 8
+    train = np.arange(len(labels)) < 20
+    flagged = [i for i, *_ in class_outliers(emb, labels, threshold=3.0,
+                                             reference=train)]
+    assert flagged == [3, *range(20, 28)]
+
+
 def test_cv_advice_counts_groups_not_files():
     labels = ["a"] * 6 + ["b"] * 6
     # class b holds 6 files but only 2 independent photos
