@@ -496,6 +496,29 @@ def test_class_outliers_of_training_images_ignore_the_test_set():
     assert flagged == [3, *range(20, 28)]
 
 
+def test_the_advised_grouped_cv_code_runs(tmp_path, capsys):
+    # the snippet of report.html called cross_validate without importing it:
+    # pasted as advised, it stopped with a NameError (and kept no score of
+    # the repeats whose mean and spread the advice asks for)
+    from sklearn.dummy import DummyClassifier
+
+    labels = ["a"] * 6 + ["b"] * 6
+    paths = [f"{c}/{i}.png" for i, c in enumerate(labels)]
+    groups = [0, 1, 2, 3, 4, 5, 6, 6, 6, 7, 7, 7]
+    advice = cv_advice(labels, groups)
+    (tmp_path / "duplicate_groups.csv").write_text(
+        "file,group\n" + "".join(f"{p},{g}\n" for p, g in zip(paths, groups)))
+    namespace = {"pipe": DummyClassifier(), "paths": paths, "labels": labels}
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        exec(advice["code"], namespace)
+    finally:
+        os.chdir(cwd)
+    assert len(namespace["scores"]) == advice["n_splits"] * advice["n_repeats"]
+    assert capsys.readouterr().out.startswith("accuracy ")
+
+
 def test_cv_advice_counts_groups_not_files():
     labels = ["a"] * 6 + ["b"] * 6
     # class b holds 6 files but only 2 independent photos
