@@ -519,6 +519,18 @@ def test_the_advised_grouped_cv_code_runs(tmp_path, capsys):
     assert capsys.readouterr().out.startswith("accuracy ")
 
 
+def test_the_summary_of_one_class_says_so(texture_folder, tmp_path):
+    # a folder of one class printed 'Advice: RepeatedStratifiedKFold(n_splits=5),
+    # 5 repeat(s)' as if it could be trained; only the reasons said otherwise
+    import shutil
+
+    shutil.copytree(texture_folder / "brick", tmp_path / "brick")
+    report = inspect_dataset(tmp_path, quick=True, n_jobs=1)
+    (line,) = [x for x in report.summary().splitlines() if x.startswith("Advice:")]
+    assert line.startswith("Advice: Only one class ('brick'): add other classes; "
+                           "then ")
+
+
 def test_cv_advice_counts_groups_not_files():
     labels = ["a"] * 6 + ["b"] * 6
     # class b holds 6 files but only 2 independent photos

@@ -238,7 +238,11 @@ class DatasetReport:
                 (r for r in advice["reasons"] if "too few" in r),
                 "too few images per class."))
         elif advice["splitter"]:
-            lines.append(f"Advice: {advice['splitter']}(n_splits="
+            # one class: the plan is for later; say so first, as the reasons do
+            first = advice["reasons"][0] if advice["reasons"] else ""
+            later = (first.split(":")[0] + ": add other classes; then "
+                     if first.startswith("Only one class") else "")
+            lines.append(f"Advice: {later}{advice['splitter']}(n_splits="
                          f"{advice['n_splits']}), {advice['n_repeats']} repeat(s)"
                          + (", groups from duplicate_groups.csv"
                             if advice["use_groups"] else "")
