@@ -113,6 +113,8 @@ def _table(header, rows):
 def _cell(value):
     if isinstance(value, float):
         return f"{value:.3f}"
+    if isinstance(value, dict):  # e.g. the OOD threshold of each feature block
+        return ", ".join(f"{k} {_cell(v)}" for k, v in value.items())
     return "" if value is None else str(value)
 
 

@@ -32,6 +32,23 @@ def test_train_writes_a_model_directory(trained, capsys):
     assert (trained / "README.md").read_text().startswith("# hybridclf model")
 
 
+def test_the_model_card_names_what_the_search_chose(trained):
+    # after 'train --search grid' printed "best {'clf__alpha': ...} (CV accuracy
+    # ...)", README.md named neither the chosen parameters nor the search
+    info = json.loads((trained / "model.json").read_text())
+    card = (trained / "README.md").read_text()
+    assert "## Hyper-parameter search" in card
+    def shown(value):
+        if isinstance(value, list):
+            return "[" + ", ".join(map(shown, value)) + "]"
+        return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+    for name, value in info["best_params"].items():
+        assert f"`{name}` = {shown(value)}" in card
+    assert f"(CV accuracy {info['search']['best_score']:.3f}," in card
+    assert f"search over {info['search']['n_candidates']} candidates" in card
+
+
 @pytest.fixture(scope="module")
 def mislabelled(texture_folder, tmp_path_factory):
     """The textures with one brick photo filed under grass."""

@@ -147,6 +147,31 @@ def test_systemd_unit(model_dir, tmp_path, capsys):
     assert unit["Install"]["WantedBy"] == ["multi-user.target"]
 
 
+def test_containers_publish_on_the_host_asked_for(model_dir, tmp_path):
+    # 'deploy --type docker --host 0.0.0.0' (for other machines) published the
+    # port on 127.0.0.1 only, and README.txt checked a bound address on loopback
+    docker = write_deployment("docker", tmp_path / "d", model_dir, host="0.0.0.0",
+                              port=9000)
+    assert " -p 0.0.0.0:9000:8000 " in docker["command"]
+    write_deployment("compose", tmp_path / "c", model_dir, host="::", port=9000)
+    assert '      - "[::]:9000:8000"' in (
+        tmp_path / "c" / "docker-compose.yml").read_text().splitlines()
+    write_deployment("systemd", tmp_path / "s", model_dir, host="10.0.0.5")
+    assert "curl http://10.0.0.5:8000/health" in (
+        tmp_path / "s" / "README.txt").read_text()
+    default = write_deployment("docker", tmp_path / "l", model_dir)
+    assert " -p 127.0.0.1:8000:8000 " in default["command"]
+
+
+@pytest.mark.parametrize("host", ["", "0.0.0.0 --allow-pickle", "a\nb", "-x"])
+def test_a_host_that_would_break_the_files_is_refused(model_dir, tmp_path, host):
+    # an empty --host wrote 'ExecStart=... --host  --port 8000': a unit whose
+    # service exits at once ('--host: expected one argument')
+    with pytest.raises(ValueError, match="'host' parameter"):
+        write_deployment("systemd", tmp_path, model_dir, host=host)
+    assert not (tmp_path / "hybridclf-serve.service").exists()
+
+
 def test_errors_name_the_problem(model_dir, tmp_path, capsys):
     with pytest.raises(ValueError, match="'kind' parameter"):
         write_deployment("k8s", tmp_path, model_dir)

@@ -72,6 +72,37 @@ def test_classes_without_test_images_are_listed(evaluated):
     assert report["absent_classes"] == ["grass"]
 
 
+def test_classes_without_test_images_have_no_scores(evaluated, tmp_path):
+    # report.html listed a model class without test images, never predicted,
+    # as precision, recall and F1 0.000 (a class the model fails), and the
+    # mean of the table's F1 column was not the f1_macro printed above it
+    pipe, _, (paths, labels) = evaluated
+    predicted = pipe.predict(paths)
+    # a class left out of the test set that no other test image is taken for
+    absent = next(c for c in pipe.classes_ if c not in predicted[labels != c])
+    keep = labels != absent
+    report = evaluate_model(pipe, paths[keep], labels[keep], n_repeats=1)
+    row = report["per_class"][absent]
+    assert row == {"precision": None, "recall": None, "f1": None, "support": 0}
+    f1 = [r["f1"] for r in report["per_class"].values() if r["f1"] is not None]
+    assert np.mean(f1) == pytest.approx(report["metrics"]["f1_macro"])
+    html = open(write_report(report, tmp_path)["html"]).read()
+    assert (f"<tr><td>{absent}</td><td></td><td></td><td></td>"
+            '<td class="num">0</td></tr>') in html
+
+
+def test_the_open_set_thresholds_read_as_numbers(evaluated, tmp_path):
+    # report.html showed the OOD thresholds as a Python dict, unrounded:
+    # "{'hog': 2.641783214697648, 'color': 47.148721108153296}"
+    report = dict(evaluated[1])
+    report["open_set"] = {"proba_threshold": 0.425,
+                          "ood_thresholds": {"hog": 2.641783214697648,
+                                             "color": 47.148721108153296},
+                          "unknown_share": 0.1}
+    html = open(write_report(report, tmp_path)["html"]).read()
+    assert "<td>ood_thresholds</td><td>hog 2.642, color 47.149</td>" in html
+
+
 def test_unknown_classes_are_never_in_the_top_k(evaluated):
     # one test image of a class the model never saw: its rank was the number
     # of test images (1), within the top 2 of three classes

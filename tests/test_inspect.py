@@ -3,6 +3,7 @@
 import itertools
 import json
 import os
+import re
 
 import cv2
 import numpy as np
@@ -273,6 +274,12 @@ def test_inspect_dataset_calls_out_label_conflicts_and_leakage_first(tmp_path):
     assert "LEAKAGE" in report.summary() and "LABEL CONFLICTS" in report.summary()
     assert report.advice["splitter"] == "StratifiedGroupKFold"
     assert report.advice["use_groups"]
+    # the summary counts the leak too; the advice only the training images'
+    # groups, and said so not ("Duplicates: 2 group(s)" beside "1 group(s)
+    # of duplicate images")
+    assert "Duplicates: 2 group(s)" in report.summary()
+    assert report.advice["reasons"][0].startswith(
+        "1 group(s) of duplicate training images:")
 
 
 def test_inspect_dataset_advice_without_duplicates(texture_folder):
@@ -311,6 +318,28 @@ def test_label_check_flags_a_misfiled_photo_with_its_neighbours(texture_folder,
     assert "grass/brick0.png,grass,brick," in open(paths["label_issues"]).read()
     # off by default: no check, no file
     assert inspect_dataset(texture_folder, quick=True).label_issues is None
+
+
+def test_label_check_skips_a_class_of_copies_of_one_photo(texture_folder, tmp_path):
+    # 'hybridclf inspect --labels' on a class of 4 copies of one photo stopped
+    # with "Cannot have number of splits n_splits=3 greater than the number of
+    # groups" and wrote no report: the copies are one independent image
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(texture_folder, root)
+    (root / "sky").mkdir()
+    for i in range(4):
+        shutil.copy(root / "gravel" / "0.png", root / "sky" / f"copy {i}.png")
+    report = inspect_dataset(root, quick=True, labels=True, n_jobs=1)
+    assert report.label_check["skipped_classes"] == ["sky"]
+    assert report.label_check["n_checked"] == 24
+    assert "Not checked (fewer independent images than folds): sky" in (
+        open(report.save(tmp_path / "out")["html"], encoding="utf-8").read())
+    # the printed summary said 'N of 24 images' and nothing of the class left out
+    (line,) = [x for x in report.summary().splitlines()
+               if x.startswith("Likely wrong labels:")]
+    assert line.endswith("; not checked (fewer independent images than folds): sky")
 
 
 def test_inspect_dataset_folds_follow_the_smallest_class(tmp_path):
@@ -409,6 +438,25 @@ def test_inspect_dataset_full_mode_uses_the_cnn(copies, tmp_path):
     assert n_parts(weakest[3], strict=True) > 1
 
 
+def test_the_weakest_link_reads_in_its_evidence_units(tmp_path):
+    # report.html said "Weakest link: perceptual hash 0.906" for a hash 6 bits
+    # apart: a number under every similarity threshold the page lists (0.93,
+    # 0.95), while its near misses said "perceptual hash 8 bits apart"
+    astro = _photo("astronaut")
+    _save(tmp_path / "a" / "original.png", astro)
+    _save(tmp_path / "a" / "copy.jpg", cv2.resize(astro, (150, 150)),
+          q=[cv2.IMWRITE_JPEG_QUALITY, 60])
+    _save(tmp_path / "b" / "other.png", _photo("coffee"))
+    report = inspect_dataset(tmp_path, quick=True, n_jobs=1)
+    (group,) = report.duplicate_groups
+    how, score = group["weakest_link"][2:]
+    assert how.startswith("perceptual hash")
+    page = open(report.save(tmp_path / "out")["html"], encoding="utf-8").read()
+    bits = round((1 - score) * 64)
+    assert re.search(rf"Weakest link: perceptual hash( \(value channel\))? {bits} "
+                     r"bits apart \(duplicates up to \d+\) between", page)
+
+
 def test_union_find_groups_joins_transitively():
     groups = union_find_groups(6, [(4, 2, "x"), (2, 0, "y"), (3, 5, "z")])
     assert list(groups) == [0, 1, 0, 2, 0, 2]
@@ -425,6 +473,62 @@ def test_class_outliers_flags_a_mislabelled_embedding():
     flagged = class_outliers(emb, labels, threshold=3.0)
     assert [(i, near) for i, _, near, _ in flagged] == [(3, "a")]
     assert flagged[0][3].kind == "class_outlier"
+
+
+def test_class_outliers_of_training_images_ignore_the_test_set():
+    # 'hybridclf inspect' flagged 8 amulet6 training photos as possible wrong
+    # labels, and 3 of them once a --test-data-dir held copies of some
+    # photos: the test images moved the class centres and spreads
+    rng = np.random.default_rng(0)
+    centre_a, centre_b = np.eye(8)[0] * 10, np.eye(8)[1] * 10
+    emb = np.vstack([centre_a + rng.normal(size=(10, 8)),
+                     centre_b + rng.normal(size=(10, 8))])
+    labels = ["a"] * 10 + ["b"] * 10
+    labels[3] = "b"  # an "a" image filed under "b"
+    alone = [i for i, *_ in class_outliers(emb, labels, threshold=3.0)]
+    assert alone == [3]
+    # a test set of 8 copies of that image, filed under "b" too
+    emb = np.vstack([emb, np.repeat(emb[3:4], 8, axis=0)])
+    labels += ["b"] * 8
+    train = np.arange(len(labels)) < 20
+    flagged = [i for i, *_ in class_outliers(emb, labels, threshold=3.0,
+                                             reference=train)]
+    assert flagged == [3, *range(20, 28)]
+
+
+def test_the_advised_grouped_cv_code_runs(tmp_path, capsys):
+    # the snippet of report.html called cross_validate without importing it:
+    # pasted as advised, it stopped with a NameError (and kept no score of
+    # the repeats whose mean and spread the advice asks for)
+    from sklearn.dummy import DummyClassifier
+
+    labels = ["a"] * 6 + ["b"] * 6
+    paths = [f"{c}/{i}.png" for i, c in enumerate(labels)]
+    groups = [0, 1, 2, 3, 4, 5, 6, 6, 6, 7, 7, 7]
+    advice = cv_advice(labels, groups)
+    (tmp_path / "duplicate_groups.csv").write_text(
+        "file,group\n" + "".join(f"{p},{g}\n" for p, g in zip(paths, groups)))
+    namespace = {"pipe": DummyClassifier(), "paths": paths, "labels": labels}
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        exec(advice["code"], namespace)
+    finally:
+        os.chdir(cwd)
+    assert len(namespace["scores"]) == advice["n_splits"] * advice["n_repeats"]
+    assert capsys.readouterr().out.startswith("accuracy ")
+
+
+def test_the_summary_of_one_class_says_so(texture_folder, tmp_path):
+    # a folder of one class printed 'Advice: RepeatedStratifiedKFold(n_splits=5),
+    # 5 repeat(s)' as if it could be trained; only the reasons said otherwise
+    import shutil
+
+    shutil.copytree(texture_folder / "brick", tmp_path / "brick")
+    report = inspect_dataset(tmp_path, quick=True, n_jobs=1)
+    (line,) = [x for x in report.summary().splitlines() if x.startswith("Advice:")]
+    assert line.startswith("Advice: Only one class ('brick'): add other classes; "
+                           "then ")
 
 
 def test_cv_advice_counts_groups_not_files():

@@ -92,7 +92,7 @@ _DOCKERIGNORE = """\
 """
 
 
-def _compose(port, api_key_env, workers):
+def _compose(published, api_key_env, workers):
     q = json.dumps  # a JSON string is a valid YAML scalar
     health = ("import urllib.request; urllib.request.urlopen("
               f"'http://127.0.0.1:{_PORT_IN_CONTAINER}/ready', timeout=4)")
@@ -105,7 +105,7 @@ def _compose(port, api_key_env, workers):
         f"    image: {q(_SERVICE + ':latest')}",
         "    restart: unless-stopped",
         "    ports:",
-        f"      - {q(f'127.0.0.1:{port}:{_PORT_IN_CONTAINER}')}",
+        f"      - {q(published)}",
         "    read_only: true",
         "    tmpfs:",
         "      - \"/tmp\"",

@@ -43,6 +43,23 @@ def _check_path(value, name):
     return value
 
 
+def _check_host(host):
+    """Refuse an address that would break the unit's command line or ``-p``."""
+    host = str(host)
+    if not host or host.startswith("-") or not all(
+            c.isascii() and (c.isalnum() or c in ".-:") for c in host):
+        raise ValueError(
+            "The 'host' parameter of write_deployment must be an IP address or a "
+            f"host name (letters, digits, '.', '-' and ':'). Got {host!r} instead.")
+    return host
+
+
+def _published(host, port):
+    """Docker's ``-p`` / Compose ``ports`` entry: ``port`` on ``host``."""
+    address = f"[{host}]" if ":" in host else host  # an IPv6 address
+    return f"{address}:{port}:{_PORT_IN_CONTAINER}"
+
+
 def _files_of(kind):
     """The names write_deployment writes for ``kind``."""
     names = {"docker": ["Dockerfile", ".dockerignore", "model"],
@@ -82,8 +99,9 @@ def write_deployment(kind, output_dir, model_dir, *, host="127.0.0.1", port=8000
         ``output_dir/model``; the systemd unit refers to it where it is.
 
     host : str, default="127.0.0.1"
-        Address the systemd service binds (containers bind 0.0.0.0 inside and
-        publish on 127.0.0.1 of the host).
+        Address the systemd service binds; containers bind 0.0.0.0 inside and
+        publish ``port`` on this address of the host (0.0.0.0: other machines
+        reach it).
 
     port : int, default=8000
         Port on the host.
@@ -131,6 +149,7 @@ def write_deployment(kind, output_dir, model_dir, *, host="127.0.0.1", port=8000
     from .. import __version__
 
     _check_arguments(kind, api_key_env, user)
+    host = _check_host(host)
     info = _servable_model_info(model_dir, allow_pickle)
     model_dir = _check_path(os.path.abspath(os.fspath(model_dir)), "model_dir")
     out = Path(output_dir)
@@ -139,14 +158,15 @@ def write_deployment(kind, output_dir, model_dir, *, host="127.0.0.1", port=8000
     files = []
     if kind in ("docker", "compose"):
         command, folder = _write_container(
-            kind, out, model_dir, files, version=__version__, info=info, port=port,
-            workers=workers, api_key_env=api_key_env, allow_pickle=allow_pickle)
+            kind, out, model_dir, files, version=__version__, info=info,
+            published=_published(host, port), workers=workers,
+            api_key_env=api_key_env, allow_pickle=allow_pickle)
     else:
         command, folder = _write_systemd(
             out, model_dir, files, host=host, port=port, workers=workers,
             api_key_env=api_key_env, user=user, allow_pickle=allow_pickle)
     readme = _readme(kind, model_dir, command, folder, version=__version__,
-                     info=info, port=port, api_key_env=api_key_env)
+                     info=info, url=_url(host, port), api_key_env=api_key_env)
     _write(files, out / "README.txt", readme)
     logger.info("Wrote a %s deployment to %s", kind, out)
     return {"files": files, "command": command}
@@ -186,8 +206,8 @@ def _write(files, path, text):
     files.append(str(path))
 
 
-def _write_container(kind, out, model_dir, files, *, version, info, port, workers,
-                     api_key_env, allow_pickle):
+def _write_container(kind, out, model_dir, files, *, version, info, published,
+                     workers, api_key_env, allow_pickle):
     """Copy the model and write the Docker files; (start command, folder)."""
     shutil.copytree(model_dir, out / "model")
     (out / "wheels").mkdir(exist_ok=True)
@@ -197,7 +217,7 @@ def _write_container(kind, out, model_dir, files, *, version, info, port, worker
     folder = _check_path(str(out.resolve()), "output_dir")
     if kind == "compose":
         _write(files, out / "docker-compose.yml",
-               _compose(port, api_key_env, workers))
+               _compose(published, api_key_env, workers))
         return (f'docker compose -f "{folder}/docker-compose.yml" up -d --build',
                 folder)
     run_key = f" -e {api_key_env}" if api_key_env else ""
@@ -207,7 +227,7 @@ def _write_container(kind, out, model_dir, files, *, version, info, port, worker
                f"--tmpfs /tmp --memory {memory}g --cpus {cpus} "
                f"--pids-limit {_PIDS_LIMIT} --cap-drop ALL "
                "--security-opt no-new-privileges "
-               f"-p 127.0.0.1:{port}:{_PORT_IN_CONTAINER}"
+               f"-p {published}"
                f"{run_key} {_SERVICE}")
     return command, folder
 
@@ -235,7 +255,14 @@ def _write_systemd(out, model_dir, files, *, host, port, workers, api_key_env, u
     return command, folder
 
 
-def _readme(kind, model_dir, command, folder, *, version, info, port, api_key_env):
+def _url(host, port):
+    """Where the service answers on this machine (a wildcard: on loopback)."""
+    if host in ("0.0.0.0", "::", "[::]"):
+        host = "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _readme(kind, model_dir, command, folder, *, version, info, url, api_key_env):
     """The text of README.txt: how to start and check the service."""
     notes = [f"hybridclf {kind} deployment of the model {model_dir}", "",
              "Start it with:", "", f"    {command}", ""]
@@ -253,5 +280,5 @@ def _readme(kind, model_dir, command, folder, *, version, info, port, api_key_en
     if kind == "systemd" and pins:
         notes += ["The model was saved with these versions; install them beside "
                   "hybridclf:", "    " + " ".join(pins), ""]
-    notes += [f"Check it with: curl http://127.0.0.1:{port}/health", ""]
+    notes += [f"Check it with: curl {url}/health", ""]
     return "\n".join(notes)

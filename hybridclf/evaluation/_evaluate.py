@@ -78,7 +78,10 @@ def evaluate_model(pipe, X, labels, *, n_repeats=3, top_k=(2, 3), n_bins=10,
     Returns
     -------
     report : dict
-        ``metrics``, ``per_class``, ``confusion_matrix`` (``labels`` and
+        ``metrics``, ``per_class`` (``precision``, ``recall``, ``f1`` and
+        ``support`` of each class; None where the class has no test image to
+        score it on and is never predicted, and no recall without a test
+        image), ``confusion_matrix`` (``labels`` and
         ``matrix``), ``reliability``, ``block_importance``, ``errors``,
         ``speed_ms_per_image``, ``open_set`` and ``n_images``;
         ``unknown_classes`` (the number of test images of each class the model

@@ -116,15 +116,21 @@ def _per_class(y, predicted, classes):
     """Per-class precision, recall, F1 and support; the labels and confusion matrix.
 
     Classes of the test set that the model does not know come after its own.
+    A class without test images has no recall (None); one that is also never
+    predicted has no precision nor F1 either, as ``f1_macro`` leaves it out
+    (a 0 there read as a class the model fails, and the rows' mean F1 was
+    not the macro F1).
     """
     all_labels = list(classes) + sorted(set(y.tolist()) - set(classes.tolist()))
     precision, recall, f1, support = precision_recall_fscore_support(
         y, predicted, labels=all_labels, zero_division=0)
-    per_class = {
-        str(c): {"precision": float(p), "recall": float(r), "f1": float(f),
-                 "support": int(s)}
-        for c, p, r, f, s in zip(all_labels, precision, recall, f1, support)
-    }
+    seen = set(predicted.tolist())
+    per_class = {}
+    for c, p, r, f, s in zip(all_labels, precision, recall, f1, support):
+        scored = s > 0 or c in seen
+        per_class[str(c)] = {"precision": float(p) if scored else None,
+                             "recall": float(r) if s > 0 else None,
+                             "f1": float(f) if scored else None, "support": int(s)}
     return per_class, all_labels, confusion_matrix(y, predicted, labels=all_labels)
 
 

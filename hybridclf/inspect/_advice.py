@@ -94,9 +94,9 @@ def cv_advice(labels, groups, *, max_folds=5):
     if use_groups:
         splitter = "StratifiedGroupKFold"
         reasons.append(
-            f"{n_dup_groups} group(s) of duplicate images: keep each group in one "
-            "fold, or the score is inflated by images seen in training. Pass the "
-            "'group' column of duplicate_groups.csv as `groups`."
+            f"{n_dup_groups} group(s) of duplicate training images: keep each "
+            "group in one fold, or the score is inflated by images seen in "
+            "training. Pass the 'group' column of duplicate_groups.csv as `groups`."
         )
     else:
         splitter = "RepeatedStratifiedKFold" if labels.size < _SMALL_SET else (
@@ -144,14 +144,19 @@ def _code(splitter, n_splits, n_repeats, use_groups):
         return ""
     if use_groups:
         return (
+            "import numpy as np\n"
             "import pandas as pd\n"
-            "from sklearn.model_selection import StratifiedGroupKFold\n"
+            "from sklearn.model_selection import StratifiedGroupKFold, "
+            "cross_val_score\n"
             "groups = pd.read_csv('duplicate_groups.csv').set_index('file')"
             ".loc[paths, 'group']\n"
+            "scores = []\n"
             f"for seed in range({n_repeats}):\n"
             f"    cv = StratifiedGroupKFold(n_splits={n_splits}, shuffle=True, "
             "random_state=seed)\n"
-            "    cross_validate(pipe, paths, labels, groups=groups, cv=cv)"
+            "    scores += list(cross_val_score(pipe, paths, labels, groups=groups, "
+            "cv=cv))\n"
+            'print(f"accuracy {np.mean(scores):.3f} +/- {np.std(scores):.3f}")'
         )
     if splitter == "RepeatedStratifiedKFold":
         return (

@@ -138,14 +138,19 @@ def size_outliers(records, size_ratio):
     return out
 
 
-def class_outliers(embeddings, labels, threshold, *, min_class_size=5):
+def class_outliers(embeddings, labels, threshold, *, min_class_size=5,
+                   reference=None):
     """Images far from their class centre and nearer another class's.
 
     The distance is the cosine distance to the mean unit embedding of the
     class; it is turned into a robust z-score with the class's median and
     median absolute deviation. An image is an outlier when its z-score exceeds
     ``threshold`` and another class's centre is nearer than its own. Classes
-    with fewer than ``min_class_size`` embedded images are skipped.
+    with fewer than ``min_class_size`` embedded reference images are skipped.
+
+    ``reference`` (boolean mask, default: every image) picks the images whose
+    centres and spreads the others are measured against: the training images,
+    so that a test set does not move the flags of the training images.
 
     Returns
     -------
@@ -158,21 +163,23 @@ def class_outliers(embeddings, labels, threshold, *, min_class_size=5):
     unit = np.where(ok[:, None], emb, 0.0)
     unit /= np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
     labels = np.asarray(labels, dtype=object)
-    names = sorted(set(labels[ok].tolist()), key=str)
+    ref = ok if reference is None else ok & np.asarray(reference, dtype=bool)
+    names = sorted(set(labels[ref].tolist()), key=str)
     if len(names) < 2:
         return []
-    centres = np.stack([unit[ok & (labels == name)].mean(axis=0) for name in names])
+    centres = np.stack([unit[ref & (labels == name)].mean(axis=0) for name in names])
     centres /= np.maximum(np.linalg.norm(centres, axis=1, keepdims=True), 1e-12)
     nearest = np.asarray(names, dtype=object)[np.argmax(unit @ centres.T, axis=1)]
     out = []
     for k, label in enumerate(names):
-        index = np.flatnonzero(ok & (labels == label))
-        if len(index) < min_class_size:
+        if (ref & (labels == label)).sum() < min_class_size:
             continue
+        index = np.flatnonzero(ok & (labels == label))
         dist = 1.0 - unit[index] @ centres[k]
-        med = np.median(dist)
+        spread = 1.0 - unit[ref & (labels == label)] @ centres[k]
+        med = np.median(spread)
         # 1.4826 * MAD estimates the standard deviation of normal data
-        mad = 1.4826 * np.median(np.abs(dist - med))
+        mad = 1.4826 * np.median(np.abs(spread - med))
         z = (dist - med) / max(mad, 1e-6)
         # a class of several views (front, back) is spread out: only an image
         # also nearer another class's centre hints at a wrong label

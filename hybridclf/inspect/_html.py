@@ -17,6 +17,7 @@ from .._report_html import SORT_SCRIPT, TABLE_STYLE, html_table
 from ..exceptions import ImageLoadError
 from ..io import read_image
 from ._checks import ISSUE_KINDS
+from ._evidence import _VALUE_HASH_MARGIN
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +116,27 @@ def class_chart_svg(class_counts, *, width=640, bar_height=22):
     return "".join(parts)
 
 
-def _group_html(group, thumbs, files_by_path):
+def _link_text(how, score, thresholds):
+    """A duplicate link in its evidence's own units, beside its threshold.
+
+    The scores of the kinds of evidence are on different scales (a hash 6 bits
+    apart scores 0.906, under the CNN threshold 0.95), so the bare score would
+    read as a link below every threshold.
+    """
+    limits = {"CNN embedding": thresholds.get("embedding_similarity"),
+              "aligned pixels": thresholds.get("aligned_similarity")}
+    limit = thresholds.get("hash_distance")
+    if how.startswith("perceptual hash") and limit is not None:
+        if "value channel" in how:
+            limit = max(limit - _VALUE_HASH_MARGIN, 0)
+        bits = round((1.0 - score) * 64)
+        return f"{how} {bits} bits apart (duplicates up to {limit})"
+    if limits.get(how) is not None:
+        return f"{how} {score:.3f} (duplicates from {limits[how]})"
+    return how if score >= 1.0 else f"{how} {score:.3f}"
+
+
+def _group_html(group, thumbs, files_by_path, thresholds):
     flags = []
     if group["leakage"]:
         flags.append("train/test leakage")
@@ -129,8 +150,9 @@ def _group_html(group, thumbs, files_by_path):
     weakest = group.get("weakest_link")
     if weakest:
         a, b, how, score = weakest
-        head += (f'<br><span class="weak">Weakest link: {escape(how)} '
-                 f"{score:.3f} between {escape(os.path.basename(a))} and "
+        head += (f'<br><span class="weak">Weakest link: '
+                 f"{escape(_link_text(how, score, thresholds))} "
+                 f"between {escape(os.path.basename(a))} and "
                  f"{escape(os.path.basename(b))}</span>")
     figs = "".join(
         thumbs.figure(path, f"{files_by_path[path]['split']} / "
@@ -168,7 +190,7 @@ def _label_issues_html(report, thumbs):
            "model is quick, and an unusual photo of the right class is flagged "
            "too. The list is in label_issues.csv.</p>"]
     if check["skipped_classes"]:
-        out.append("<p>Not checked (fewer images than folds): "
+        out.append("<p>Not checked (fewer independent images than folds): "
                    + escape(", ".join(check["skipped_classes"])) + "</p>")
     for issue in report.label_issues:
         flagged = thumbs.figure(issue["file"], f"labelled {issue['given_label']}; "
@@ -200,7 +222,8 @@ def render_html(report):
               if g["leakage"] or g["label_conflict"]]
     if urgent:
         out.append("<h2>Fix first: leakage and label conflicts</h2>")
-        out += [_group_html(g, thumbs, files_by_path) for g in urgent]
+        out += [_group_html(g, thumbs, files_by_path, report.thresholds)
+               for g in urgent]
     if report.label_issues is not None:
         out += _label_issues_html(report, thumbs)
 
@@ -224,7 +247,8 @@ def render_html(report):
     out.append(f"<h2>Duplicate groups ({len(report.duplicate_groups)})</h2>")
     if not report.duplicate_groups:
         out.append("<p>None found.</p>")
-    out += [_group_html(g, thumbs, files_by_path) for g in rest]
+    out += [_group_html(g, thumbs, files_by_path, report.thresholds)
+               for g in rest]
     if report.near_misses:
         out += _near_misses_html(report, thumbs)
 

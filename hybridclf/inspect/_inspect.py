@@ -91,15 +91,21 @@ def _image_index(records):
     return index, non_images
 
 
-def _issues(records, labels, embeddings, thresholds):
-    """The list of :class:`~._checks.Issue` of each file."""
+def _issues(records, labels, embeddings, thresholds, splits):
+    """The list of :class:`~._checks.Issue` of each file.
+
+    The class centres of the outlier check are the training images' (a test
+    set measured against them moves no training image's flag).
+    """
     issues = [integrity_issues(rec, thresholds) + quality_issues(rec, thresholds)
               for rec in records]
     for i, issue in size_outliers(records, thresholds.size_ratio):
         issues[i].append(issue)
     if embeddings is not None:
+        train = np.asarray(splits) == "train"
         for i, _, _, issue in class_outliers(embeddings, labels,
-                                             thresholds.outlier_threshold):
+                                             thresholds.outlier_threshold,
+                                             reference=train):
             issues[i].append(issue)
     return issues
 
@@ -253,7 +259,7 @@ def inspect_dataset(root, *, test_root=None, quick=False, check_duplicates=True,
     files = files.subset(index)
     if embeddings is not None:
         embeddings = embeddings[index]
-    issues = _issues(records, files.labels, embeddings, thresholds)
+    issues = _issues(records, files.labels, embeddings, thresholds, files.splits)
     search = _search(records, embeddings, thresholds, quick, check_duplicates,
                      n_jobs)
     for rec in records:

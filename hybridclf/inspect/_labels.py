@@ -15,8 +15,9 @@ as ``hybridclf train`` does with the full model:
   features, the features the model used) labelled with the suggested class,
   for the report to show side by side.
 
-Classes with fewer images than folds are not checked (a model cannot learn
-them out of fold); the report says which.
+Classes with fewer independent images (duplicate groups) than folds are not
+checked (a model cannot learn them out of fold, and the folds cannot be
+made); the report says which.
 """
 
 import dataclasses
@@ -57,7 +58,8 @@ class LabelCheck:
     cv_accuracy : float or None
         Out-of-fold accuracy of the quick model on the given labels.
     skipped_classes : list of str
-        Classes with fewer than ``N_FOLDS`` readable images, not checked.
+        Classes with fewer than ``N_FOLDS`` independent readable images
+        (duplicate groups), not checked.
     """
 
     issues: list
@@ -87,7 +89,10 @@ def check_labels(paths, labels, groups, *, n_jobs=None, random_state=0):
     check : LabelCheck
     """
     paths, labels = np.asarray(paths, dtype=object), np.asarray(labels)
-    classes, counts = np.unique(labels, return_counts=True)
+    groups = np.asarray(groups)
+    classes = np.unique(labels)
+    # copies count once: the grouped folds cannot split a class of N_FOLDS copies
+    counts = np.array([len(np.unique(groups[labels == c])) for c in classes])
     skipped = sorted(classes[counts < N_FOLDS].tolist())
     kept = np.flatnonzero(~np.isin(labels, skipped))
     classes = classes[counts >= N_FOLDS]
@@ -96,7 +101,7 @@ def check_labels(paths, labels, groups, *, n_jobs=None, random_state=0):
     paths, labels = paths[kept], labels[kept]
     blocks = _features(paths, n_jobs)
     folds = StratifiedGroupKFold(N_FOLDS, shuffle=True, random_state=random_state)
-    proba = _out_of_fold(blocks, labels, np.asarray(groups)[kept], classes, folds)
+    proba = _out_of_fold(blocks, labels, groups[kept], classes, folds)
     found = find_label_issues(labels, proba, classes)
     embedding = normalize(np.hstack([StandardScaler().fit_transform(b)
                                      for b in blocks]))

@@ -90,7 +90,7 @@ class DatasetReport:
     label_check : dict or None
         With ``labels=True``: ``n_checked`` images, the quick model's
         out-of-fold ``cv_accuracy``, and the ``skipped_classes`` (fewer
-        images than folds).
+        independent images, duplicate groups, than folds).
     """
 
     def __init__(self, *, root, test_root, records, labels, splits, issues, search,
@@ -238,16 +238,23 @@ class DatasetReport:
                 (r for r in advice["reasons"] if "too few" in r),
                 "too few images per class."))
         elif advice["splitter"]:
-            lines.append(f"Advice: {advice['splitter']}(n_splits="
+            # one class: the plan is for later; say so first, as the reasons do
+            first = advice["reasons"][0] if advice["reasons"] else ""
+            later = (first.split(":")[0] + ": add other classes; then "
+                     if first.startswith("Only one class") else "")
+            lines.append(f"Advice: {later}{advice['splitter']}(n_splits="
                          f"{advice['n_splits']}), {advice['n_repeats']} repeat(s)"
                          + (", groups from duplicate_groups.csv"
                             if advice["use_groups"] else "")
                          + (f"; augment to ~{advice['augment_to']} per class"
                             if advice["augment"] else ""))
         if self.label_issues is not None:
+            skipped = self.label_check["skipped_classes"]
             lines.append(f"Likely wrong labels: {len(self.label_issues)} of "
                          f"{self.label_check['n_checked']} images (quick grouped "
-                         "out-of-fold model)")
+                         "out-of-fold model)" + (
+                             "; not checked (fewer independent images than "
+                             f"folds): {', '.join(skipped)}" if skipped else ""))
         if self.skipped_checks:
             lines.append("Skipped: " + "; ".join(self.skipped_checks))
         return "\n".join(lines)

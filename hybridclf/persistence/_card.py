@@ -12,6 +12,8 @@ _CARD = "README.md"
 
 
 def _fmt(value):
+    if isinstance(value, (list, tuple)):  # a tuple before model.json, a list after
+        return "[" + ", ".join(_fmt(v) for v in value) + "]"
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
@@ -62,6 +64,15 @@ def _card_scores(info):
             if isinstance(values, dict) and "mean" in values:
                 lines.append(f"| {name} | {values['mean']:.3f} | "
                              f"{values['std']:.3f} | {len(values['folds'])} |")
+    search = info.get("search") or {}
+    if info.get("best_params") and "best_score" in search:
+        # as 'hybridclf train' prints it: the card named no chosen parameter
+        chosen = ", ".join(f"`{k}` = {_fmt(v)}" for k, v in info["best_params"].items())
+        lines += ["", "## Hyper-parameter search", "",
+                  f"A {search.get('kind', '')} search over "
+                  f"{search.get('n_candidates', '?')} candidates "
+                  f"({search.get('n_fits', '?')} fits) chose {chosen} (CV accuracy "
+                  f"{search['best_score']:.3f}, on the folds it was chosen by)."]
     training = info.get("training") or {}
     if training:
         lines += ["", "## Training", ""]
