@@ -462,13 +462,20 @@ def test_union_find_groups_joins_transitively():
     assert list(groups) == [0, 1, 0, 2, 0, 2]
 
 
-def test_class_outliers_flags_a_mislabelled_embedding():
+def _two_classes_one_mislabelled():
+    """Embeddings of two classes of 10 around distinct centres; image 3 of
+    class "a" is filed under "b"."""
     rng = np.random.default_rng(0)
     centre_a, centre_b = np.eye(8)[0] * 10, np.eye(8)[1] * 10
     emb = np.vstack([centre_a + rng.normal(size=(10, 8)),
                      centre_b + rng.normal(size=(10, 8))])
     labels = ["a"] * 10 + ["b"] * 10
-    labels[3] = "b"  # an "a" image filed under "b"
+    labels[3] = "b"
+    return emb, labels
+
+
+def test_class_outliers_flags_a_mislabelled_embedding():
+    emb, labels = _two_classes_one_mislabelled()
     emb[7] = np.nan  # an unreadable image has no embedding
     flagged = class_outliers(emb, labels, threshold=3.0)
     assert [(i, near) for i, _, near, _ in flagged] == [(3, "a")]
@@ -479,12 +486,7 @@ def test_class_outliers_of_training_images_ignore_the_test_set():
     # 'hybridclf inspect' flagged 8 amulet6 training photos as possible wrong
     # labels, and 3 of them once a --test-data-dir held copies of some
     # photos: the test images moved the class centres and spreads
-    rng = np.random.default_rng(0)
-    centre_a, centre_b = np.eye(8)[0] * 10, np.eye(8)[1] * 10
-    emb = np.vstack([centre_a + rng.normal(size=(10, 8)),
-                     centre_b + rng.normal(size=(10, 8))])
-    labels = ["a"] * 10 + ["b"] * 10
-    labels[3] = "b"  # an "a" image filed under "b"
+    emb, labels = _two_classes_one_mislabelled()
     alone = [i for i, *_ in class_outliers(emb, labels, threshold=3.0)]
     assert alone == [3]
     # a test set of 8 copies of that image, filed under "b" too
