@@ -7,7 +7,6 @@ the scores measure memory, not recognition. Each image gets a **group** id:
 splits that keep each group whole are in ``_split``.
 """
 
-import hashlib
 import logging
 import os
 import warnings
@@ -16,6 +15,7 @@ import numpy as np
 
 from ..exceptions import SkippedFilesWarning
 from ..utils._docstrings import Substitution, n_jobs_docstring
+from ..utils._row_store import content_digest
 
 __all__ = ["drop_label_conflicts", "duplicate_groups", "join_identical_files",
            "read_groups_csv"]
@@ -28,11 +28,8 @@ def _content_groups(paths):
     """Group ids of byte-identical files (the fallback without the inspector)."""
     ids, groups = {}, np.empty(len(paths), dtype=np.int64)
     for i, path in enumerate(paths):
-        try:
-            with open(path, "rb") as fh:
-                key = hashlib.sha256(fh.read()).hexdigest()
-        except OSError:
-            key = f"unreadable:{i}"
+        # the digest the duplicate search and the feature cache take too
+        key = content_digest(path) or f"unreadable:{i}"
         groups[i] = ids.setdefault(key, len(ids))
     return groups
 
@@ -95,6 +92,13 @@ def _under_root_name(name, roots):
                 yield os.path.join(root, *parts[i + 1:])
 
 
+def as_folders(root):
+    """``root`` (None, one folder, or several) as a list of folders."""
+    if root is None:
+        return []
+    return [root] if isinstance(root, (str, os.PathLike)) else list(root)
+
+
 def read_groups_csv(csv_path, paths, *, root=None):
     """Read group ids from a CSV with the columns ``file`` and ``group``.
 
@@ -143,8 +147,7 @@ def read_groups_csv(csv_path, paths, *, root=None):
             f"The groups CSV {os.fspath(csv_path)!r} must have the columns 'file' "
             f"and 'group'. Got the columns {sorted(columns)!r} instead."
         )
-    roots = [] if root is None else (
-        [root] if isinstance(root, (str, os.PathLike)) else list(root))
+    roots = as_folders(root)
     bases = list(dict.fromkeys(
         [os.fspath(r) for r in roots]
         + [os.path.dirname(os.path.abspath(csv_path)), os.getcwd()]))

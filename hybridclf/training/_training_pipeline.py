@@ -10,6 +10,7 @@ import os
 
 from ..pipeline import DEFAULT_FEATURES, make_hybrid_pipeline, set_image_params
 from ._groups import (
+    as_folders,
     duplicate_groups,
     join_groups,
     join_identical_files,
@@ -78,9 +79,7 @@ def _augment_manifests(root):
     """The ``manifest.csv`` (with a ``source`` column) of each data folder."""
     import csv
 
-    roots = [] if root is None else (
-        [root] if isinstance(root, (str, os.PathLike)) else list(root))
-    for folder in roots:
+    for folder in as_folders(root):
         path = os.path.join(os.fspath(folder), "manifest.csv")
         if os.path.isfile(path):
             with open(path, newline="", encoding="utf-8-sig") as fh:

@@ -57,7 +57,9 @@ def library_versions(packages):
     return versions
 
 
-@lru_cache(maxsize=256)
+# one entry per file a process hashes (64 hex digits each): a training hashes
+# each photo for its label conflicts, its duplicate search and its cache keys
+@lru_cache(maxsize=1 << 16)
 def _digest_of_file(path, size, mtime_ns):
     return sha256_file(path)
 
@@ -108,7 +110,7 @@ def content_digest(image):
     """
     if isinstance(image, (str, os.PathLike)):
         try:
-            return sha256_file(image)
+            return file_digest(image)
         except OSError:
             return None
     digest = hashlib.sha256()
