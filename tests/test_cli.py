@@ -102,6 +102,20 @@ def test_missing_data_dir_is_an_error(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_ctrl_c_is_one_line_and_status_130(tmp_path, monkeypatch, capsys):
+    # a user stopping a long inspection sees one line, not a traceback
+    from hybridclf.cli import _inspect
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_inspect, "run", interrupted)
+    code = main(["inspect", "--data-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 130
+    assert err == "interrupted\n"
+
+
 def test_no_command_prints_help(capsys):
     assert main([]) == 2
     assert "quickstart" in capsys.readouterr().out

@@ -87,7 +87,12 @@ def command_imports(*, freeze=False):
 
 
 def report_errors(run, args):
-    """Run a command; a reported error is one ``error:`` line and exit status 1."""
+    """Run a command; a reported error is one ``error:`` line and exit status 1.
+
+    Ctrl+C is one ``interrupted`` line and exit status 130 (128 + SIGINT, as
+    a shell reports it), not a traceback through whatever was running; ``-vv``
+    logs where it stopped.
+    """
     from ..exceptions import HybridClfError
 
     try:
@@ -98,6 +103,10 @@ def report_errors(run, args):
         logger.debug("details", exc_info=True)
         sys.stderr.write(f"error: {exc}\n")
         return 1
+    except KeyboardInterrupt:
+        logger.debug("interrupted", exc_info=True)
+        sys.stderr.write("interrupted\n")
+        return 130
 
 
 # -- value checks (argparse ``type=``) -------------------------------------------
