@@ -163,6 +163,21 @@ def test_containers_publish_on_the_host_asked_for(model_dir, tmp_path):
     assert " -p 127.0.0.1:8000:8000 " in default["command"]
 
 
+def test_a_public_deployment_without_a_key_is_warned_of(model_dir, tmp_path,
+                                                        caplog):
+    # the warning used to come only from the running service's log
+    with caplog.at_level("WARNING", logger="hybridclf"):
+        write_deployment("docker", tmp_path / "open", model_dir, host="0.0.0.0")
+    assert "without an API key" in caplog.text
+    assert "--api-key-env" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="hybridclf"):
+        write_deployment("docker", tmp_path / "keyed", model_dir, host="0.0.0.0",
+                         api_key_env="HYBRIDCLF_KEY")
+        write_deployment("docker", tmp_path / "local", model_dir)
+    assert "without an API key" not in caplog.text
+
+
 @pytest.mark.parametrize("host", ["", "0.0.0.0 --allow-pickle", "a\nb", "-x"])
 def test_a_host_that_would_break_the_files_is_refused(model_dir, tmp_path, host):
     # an empty --host wrote 'ExecStart=... --host  --port 8000': a unit whose
