@@ -36,6 +36,7 @@ import uuid
 
 from .exceptions import ImageLoadError
 from .io import DEFAULT_MAX_PIXELS, FEEDBACK_LOG, read_image, sniff_image_format
+from .prediction import UNKNOWN
 
 __all__ = ["FeedbackStore", "PredictionLog", "check_label"]
 
@@ -85,8 +86,10 @@ def check_label(label):
     :data:`MAX_LABEL_BYTES` bytes in UTF-8 (a file name's limit), no path
     separator or other character that is special in file names
     (``/ \\ : * ? " < > |``), no control character, not starting with "."
-    (hidden folders are not read as classes), no surrounding spaces, and not
-    the name of the feedback log. Any script is fine (``พระสมเด็จ``). The
+    (hidden folders are not read as classes), no surrounding spaces, not
+    the name of the feedback log, and not "unknown" in any case (the answer
+    for a photo of no class: a class of that name could not be told from
+    it). Any script is fine (``พระสมเด็จ``). The
     name is returned in Unicode's composed form (NFC), so that "café" typed
     with a combining accent and "café" typed with "é" name one class folder,
     not two that look the same.
@@ -117,6 +120,9 @@ def check_label(label):
                    "longest folder name")
     elif label.casefold() == FEEDBACK_LOG.casefold():
         problem = "it is the name of the feedback log"
+    elif label.casefold() == UNKNOWN:
+        problem = ("it is the answer for a photo of no known class; name the "
+                   "class the photo shows")
     elif label != label.strip():
         problem = "it starts or ends with a space"
     elif label.startswith("."):

@@ -167,7 +167,8 @@ class HealthResponse(BaseModel):
 
 CORRECTION = ("The right class: a plain folder name (no '/', '\\', ':', "
                "'*', '?', '\"', '<', '>', '|' or control character, not "
-               "starting with '.', at most 100 characters); a new class is fine.")
+               "starting with '.', at most 100 characters, not 'unknown'); a new "
+               "class is fine.")
 
 
 class FeedbackRequest(BaseModel):
