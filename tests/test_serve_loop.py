@@ -168,6 +168,32 @@ def test_labels_too_long_for_a_folder_are_422_not_500(keyed, photos, tmp_path):
     assert keyed.get("/ready").status_code == 200
 
 
+def test_a_class_of_the_model_is_a_label_whatever_it_holds(texture_folder,
+                                                          photos, tmp_path):
+    # the page offers the model's classes for a correction; one whose folder
+    # name holds ':' or '<' (fine on Linux) was refused with 422
+    from hybridclf import load_image_folder, make_hybrid_pipeline
+    from hybridclf.serve import create_app
+
+    paths, labels = load_image_folder(texture_folder)
+    names = {"brick": "brick: red <old>", "grass": 'grass "a"'}
+    pipe = make_hybrid_pipeline(features=["color"]).set_params(load__size=32)
+    model = _save(pipe.fit(paths, [names.get(c, c) for c in labels]),
+                  tmp_path / "model")
+    feedback = tmp_path / "feedback"
+    with _Server(create_app(model, feedback_dir=feedback)) as http:
+        for label in names.values():
+            r = http.post("/feedback", json={"image_data": _b64(photos["gravel"]),
+                                             "label": label})
+            assert r.status_code == 200, r.text
+        # not the model's: still refused, as a path always is
+        for label in ["brick: blue", "brick: red <old>/x", "a\\b"]:
+            _is_error(http.post("/feedback", json={
+                "image_data": _b64(photos["brick"]), "label": label}), 422, "label")
+    assert sorted(p.name for p in feedback.iterdir()) == sorted(
+        [*names.values(), "feedback.jsonl"])
+
+
 @pytest.mark.parametrize("code, status, words", [
     ("ENOSPC", 507, ("full", "free space")),
     ("EDQUOT", 507, ("full", "free space")),
