@@ -352,6 +352,58 @@ def test_errors_are_shown_in_plain_words(tab_factory, served, screenshots):
     tab.assert_nothing_left_the_machine()
 
 
+def test_busy_and_proxy_answers_say_what_to_do(tab_factory, served_with_feedback,
+                                                amulet):
+    # uvicorn's --limit-concurrency answers 503 "Service Unavailable" (plain
+    # text), a proxy 429 or 502: the page said "The model is still loading",
+    # or "answered with an error (HTTP 429). The service answered with HTTP
+    # 429 and no explanation.", and a correction that the feedback folder
+    # refused (503) read "The model is still loading."
+    origin, _ = served_with_feedback
+    tab = tab_factory(origin)
+    page = tab.page
+    _open_page(tab)
+    page.fill("#api-key", KEY)
+    page.press("#api-key", "Tab")
+    answers = [(429, "text/plain", ""), (503, "text/plain", "Service Unavailable"),
+               (502, "text/html", "<html><body>Bad gateway</body></html>")]
+
+    def predict(route):
+        if answers:
+            status, kind, body = answers.pop(0)
+            route.fulfill(status=status, content_type=kind, body=body)
+        else:
+            route.continue_()
+
+    page.route("**/predict", predict)
+    photos = amulet["test"][0][:3]
+    page.set_input_files("#file-input", photos)
+    _wait_answered(page, 3)
+    texts = [_card(page, os.path.basename(p)).locator(".error").text_content()
+             for p in photos]
+    assert texts[0] == ("The service is getting too many requests. (HTTP 429) "
+                        "Wait a moment, then try again.")
+    assert texts[1].startswith("The service is not ready: its model is loading, "
+                               "or it is busy. (HTTP 503)")
+    assert texts[2].startswith("The service answered with an error (HTTP 502).")
+    assert "Try again in a moment" in texts[2]
+    assert not any("no explanation" in t for t in texts)
+
+    card = _card(page, os.path.basename(photos[0]))
+    card.locator(".retry").click()
+    page.wait_for_function("el => el.dataset.state === 'done' || "
+                           "el.dataset.state === 'unknown'",
+                           arg=card.element_handle())
+    refused = ("The feedback folder '/srv/feedback' cannot be written "
+               "(Permission denied): nothing was stored.")
+    page.route("**/feedback", lambda route: route.fulfill(
+        status=503, content_type="application/json",
+        body=json.dumps({"success": False, "error_message": refused})))
+    right = next(c for c in amulet["pipe"].classes_
+                 if c != card.locator(".predicted-class").text_content())
+    assert _correct(page, card, known=right) == refused
+
+
 def test_the_api_key_is_asked_for_and_sent(tab_factory, served_with_key, amulet,
                                            screenshots):
     tab = tab_factory(served_with_key)
