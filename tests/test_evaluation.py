@@ -91,6 +91,20 @@ def test_classes_without_test_images_have_no_scores(evaluated, tmp_path):
             '<td class="num">0</td></tr>') in html
 
 
+def test_the_page_says_which_classes_the_test_set_lacks_or_adds(evaluated):
+    # the summary printed both, report.json held both, but report.html said only
+    # "51 test images, 4 classes." above lower scores and blank table cells
+    from hybridclf._report_html import evaluation_page
+
+    report = dict(evaluated[1], unknown_classes={"marble <b>": 4},
+                  absent_classes=["grass"])
+    page = evaluation_page(report, [], "t")
+    assert ("<p>Classes the model does not know (their images count as wrong): "
+            "marble &lt;b&gt; (4 images).</p>") in page
+    assert "<p>Model classes without a test image (no recall): grass.</p>" in page
+    assert "does not know" not in evaluation_page(evaluated[1], [], "t")
+
+
 def test_the_open_set_thresholds_read_as_numbers(evaluated, tmp_path):
     # report.html showed the OOD thresholds as a Python dict, unrounded:
     # "{'hog': 2.641783214697648, 'color': 47.148721108153296}"
