@@ -341,6 +341,8 @@ def test_errors_are_shown_in_plain_words(tab_factory, served, screenshots):
     text = _card(page, "huge.jpg").locator(".error").text_content()
     assert text.startswith("The file is too large for the service.")
     assert "limit" in text
+    # a 0.9 MB photo is refused under a 1 MB limit: the page says why
+    assert text.endswith("as base64 text, a third larger than its file.")
     page.screenshot(path=screenshots / "page_errors.png", full_page=True)
 
     # the service gone: the page says so, and "Try again" asks again
