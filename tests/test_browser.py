@@ -517,6 +517,30 @@ def test_correcting_an_answer_from_the_page(tab_factory, served_with_feedback,
     tab.assert_nothing_left_the_machine()
 
 
+def test_a_service_that_came_back_late_still_takes_corrections(
+        tab_factory, served_with_feedback, amulet):
+    # the page asks /ready for a minute; a service down or loading longer left
+    # it at "Cannot reach the service" with no class list and no "Wrong?"
+    # control, even after its answers came
+    origin, _ = served_with_feedback
+    tab = tab_factory(origin)
+    page = tab.page
+    page.clock.install()
+    page.route("**/ready", lambda route: route.abort())
+    page.goto(origin + "/")
+    for _ in range(32):  # the page's tries, 2 s apart
+        page.clock.run_for(2_100)
+    assert page.text_content("#model-info").startswith("Cannot reach the service")
+    page.unroute("**/ready")
+    page.fill("#api-key", KEY)
+    page.press("#api-key", "Tab")
+    page.set_input_files("#file-input", amulet["test"][0][0])
+    page.wait_for_selector("#results .card .correct")
+    assert page.text_content("#model-info").startswith("Model")
+    options = page.locator("select.fix-class option").all_text_contents()
+    assert len(options) == len(amulet["pipe"].classes_) + 1  # less one, + 2
+
+
 def test_the_page_is_usable_from_the_keyboard(tab_factory, served):
     tab = tab_factory(served)
     page = tab.page
