@@ -583,6 +583,24 @@ def test_inspection_report_renders_offline(tab_factory, tmp_path, screenshots):
     tab.assert_nothing_left_the_machine()
 
 
+def test_long_class_names_fit_in_the_class_chart(browser):
+    # the chart kept 220 px for the names: a long one lost its start
+    from hybridclf.inspect._html import class_chart_svg
+
+    names = ["somdej_pratanporn_buddhagavak_wat_rakang_first_batch",
+             "พระสมเด็จวัดระฆังพิมพ์ใหญ่ เนื้อผงพุทธคุณ", "a"]
+    page = browser.new_page()
+    try:
+        page.set_content(class_chart_svg(dict.fromkeys(names, 3)))
+        boxes = page.evaluate("""() => [...document.querySelectorAll('svg text')]
+            .map(t => [t.textContent, t.getBBox().x, t.getBBox().width,
+                       t.ownerSVGElement.width.baseVal.value])""")
+    finally:
+        page.close()
+    for text, x, width, svg_width in boxes:
+        assert 0 <= x and x + width <= svg_width, (text, x, width)
+
+
 def test_evaluation_report_renders_offline(tab_factory, amulet, tmp_path,
                                            screenshots):
     from hybridclf.evaluation import evaluate_model, write_report

@@ -96,7 +96,11 @@ def class_chart_svg(class_counts, *, width=640, bar_height=22):
     """
     if not class_counts:
         return "<p>No readable training image.</p>"
-    label_w, pad = 220, 4
+    # room for the longest name at about 7.5 px a character (12 px type): a
+    # fixed 220 px cut long names off at the chart's left edge
+    longest = max(len(label or "(root)") for label in class_counts)
+    label_w, pad = max(220, round(7.5 * longest) + 12), 4
+    width = max(width, label_w + 300)
     top = max(class_counts.values())
     height = len(class_counts) * (bar_height + pad) + pad
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" '
