@@ -207,6 +207,39 @@ def test_upload_real_photos_and_read_the_class(tab_factory, served, amulet,
     tab.assert_nothing_left_the_machine()
 
 
+def test_the_models_threshold_is_sent_unrounded_and_a_set_one_kept(
+        tab_factory, served, amulet):
+    # the slider's 0.01 steps sent a learned 0.465 as 0.47 (another answer
+    # than the API's default), and an answer of a reloaded model put a
+    # threshold the user had set back to the model's
+    tab = tab_factory(served)
+    page = tab.page
+
+    def health(route):
+        route.fulfill(json={**route.fetch().json(), "confidence_threshold": 0.465})
+
+    def ready(route):  # another model than the one answering: asked again
+        route.fulfill(json={**route.fetch().json(), "model_version": "v-other"})
+
+    page.route("**/health", health)
+    page.route("**/ready", ready)
+    _open_page(tab)
+    assert page.text_content("#threshold-value") == "46.5%"
+    page.set_input_files("#file-input", amulet["test"][0][0])
+    _wait_answered(page, 1)
+    assert tab.predict_calls()[0].post_data_json["confidence_threshold"] == 0.465
+    _set_threshold(page, 0.3)
+    # asked again under 0.3; that answer makes the page ask /health a third time
+    page.wait_for_function(
+        "() => performance.getEntriesByType('resource')"
+        ".filter(e => e.name.endsWith('/health')).length >= 3")
+    page.wait_for_timeout(200)
+    assert len(tab.predict_calls()) == 2
+    assert page.input_value("#threshold") == "0.3"
+    assert page.text_content("#threshold-value") == "30%"
+    assert tab.predict_calls()[-1].post_data_json["confidence_threshold"] == 0.3
+
+
 def test_dropping_a_photo(tab_factory, served, amulet):
     tab = tab_factory(served)
     page = tab.page
