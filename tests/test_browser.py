@@ -476,6 +476,25 @@ def test_the_api_key_is_asked_for_and_sent(tab_factory, served_with_key, amulet,
     tab.assert_nothing_left_the_machine()
 
 
+def test_a_key_in_any_script_is_sent_as_the_service_reads_it(tab_factory, amulet):
+    # a right key "clé" was refused as wrong (sent as Latin-1), and "กุญแจ" gave
+    # "Could not reach the service" (a header takes no Thai characters)
+    from hybridclf.serve import create_app
+
+    key = "clé-กุญแจ"
+    with _Server(create_app(amulet["model_dir"], api_key=key)) as http:
+        tab = tab_factory(str(http.base_url).rstrip("/"))
+        page = tab.page
+        _open_page(tab)
+        page.fill("#api-key", key)
+        page.press("#api-key", "Tab")
+        page.set_input_files("#file-input", amulet["test"][0][0])
+        _wait_answered(page, 1)
+        assert page.locator("#results .card .error").count() == 0
+        assert page.text_content(".predicted-class") in {*amulet["pipe"].classes_,
+                                                        "unknown"}
+
+
 @pytest.fixture(scope="module")
 def served_with_feedback(amulet, tmp_path_factory):
     from hybridclf.serve import create_app
