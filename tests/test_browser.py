@@ -439,6 +439,24 @@ def test_busy_and_proxy_answers_say_what_to_do(tab_factory, served_with_feedback
     assert _correct(page, card, known=right) == refused
 
 
+def test_a_file_gone_before_its_turn_is_not_blamed_on_the_service(
+        tab_factory, served, amulet, tmp_path):
+    # the photos go one at a time; one deleted (or a folder dropped) before its
+    # turn read "Could not reach the service ... Check that it is running"
+    gone = tmp_path / "gone.jpg"
+    gone.write_bytes(Path(amulet["test"][0][0]).read_bytes())
+    tab = tab_factory(served)
+    page = tab.page
+    _open_page(tab)
+    page.set_input_files("#file-input", [*amulet["test"][0][1:4], str(gone)])
+    gone.unlink()
+    _wait_answered(page, 4)
+    text = _card(page, "gone.jpg").locator(".error").text_content()
+    assert text.startswith("This browser cannot read the file"), text
+    assert "reach the service" not in text
+    assert page.locator("#results .card[data-state=error]").count() == 1
+
+
 def test_the_api_key_is_asked_for_and_sent(tab_factory, served_with_key, amulet,
                                            screenshots):
     tab = tab_factory(served_with_key)
