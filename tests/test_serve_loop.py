@@ -168,6 +168,30 @@ def test_labels_too_long_for_a_folder_are_422_not_500(keyed, photos, tmp_path):
     assert keyed.get("/ready").status_code == 200
 
 
+def test_a_page_of_another_site_cannot_write_corrections(models, photos,
+                                                         tmp_path):
+    # any web page could have its visitor's browser POST a multipart form to a
+    # keyless service on the visitor's machine (no preflight): its photos
+    # landed in the feedback folder under its labels; a browser marks such a
+    # request Sec-Fetch-Site: cross-site
+    from hybridclf.serve import create_app
+
+    feedback = tmp_path / "feedback"
+    with _Server(create_app(models["a"], feedback_dir=feedback)) as http:
+        upload = {"file": ("b.png", photos["brick"], "image/png")}
+        for path in ("/feedback/file", "/predict/file"):
+            r = http.post(path, data={"label": "poisoned"}, files=upload,
+                          headers={"Sec-Fetch-Site": "cross-site"})
+            _is_error(r, 403, "another site")
+        r = http.post("/feedback/file", data={"label": "moss"}, files=upload,
+                      headers={"Sec-Fetch-Site": "same-origin"})
+        assert r.status_code == 200, r.text
+        # clients that are not browsers send no such header
+        r = http.post("/feedback/file", data={"label": "moss"}, files=upload)
+        assert r.status_code == 200, r.text
+    assert sorted(p.name for p in feedback.iterdir()) == ["feedback.jsonl", "moss"]
+
+
 def test_a_class_of_the_model_is_a_label_whatever_it_holds(texture_folder,
                                                           photos, tmp_path):
     # the page offers the model's classes for a correction; one whose folder
