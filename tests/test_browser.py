@@ -523,6 +523,15 @@ def served_with_feedback(amulet, tmp_path_factory):
         yield str(http.base_url).rstrip("/"), folder
 
 
+@pytest.fixture(scope="module")
+def served_with_feedback_no_key(amulet, tmp_path_factory):
+    from hybridclf.serve import create_app
+
+    folder = tmp_path_factory.mktemp("page_feedback_no_key")
+    with _Server(create_app(amulet["model_dir"], feedback_dir=folder)) as http:
+        yield str(http.base_url).rstrip("/"), folder
+
+
 def _correct(page, card, *, known=None, new=None):
     """Open a card's correction control, pick or type the class, send it."""
     control = card.locator("details.correct")
@@ -609,6 +618,49 @@ def test_a_service_that_came_back_late_still_takes_corrections(
     assert page.text_content("#model-info").startswith("Model")
     options = page.locator("select.fix-class option").all_text_contents()
     assert len(options) == len(amulet["pipe"].classes_) + 1  # less one, + 2
+
+
+ATTACK = """<!DOCTYPE html><script>
+async function attack(target, bytes) {
+  const form = new FormData();
+  form.append("label", "poisoned");
+  form.append("file", new Blob([new Uint8Array(bytes)], {type: "image/jpeg"}), "x.jpg");
+  await fetch(target + "/feedback/file", {method: "POST", mode: "no-cors", body: form});
+}
+</script>"""
+
+
+def test_a_page_of_another_site_cannot_store_corrections(
+        tab_factory, served_with_feedback_no_key, amulet):
+    # a page on another site (here "localhost" against "127.0.0.1") had the
+    # browser post a photo and a label: stored in the training data
+    import http.server
+    import threading
+
+    class Attacker(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(ATTACK.encode())
+
+        def log_message(self, *args):
+            pass
+
+    origin, folder = served_with_feedback_no_key
+    site = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Attacker)
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    try:
+        tab = tab_factory("http://localhost")
+        page = tab.page
+        page.goto(f"http://localhost:{site.server_port}/")
+        photo = list(Path(amulet["test"][0][0]).read_bytes())
+        with page.expect_response(origin + "/feedback/file") as response:
+            page.evaluate("([t, b]) => attack(t, b)", [origin, photo])
+    finally:
+        site.shutdown()
+    assert response.value.status == 403
+    assert not (folder / "poisoned").exists()
 
 
 def test_the_page_is_usable_from_the_keyboard(tab_factory, served):
