@@ -154,6 +154,14 @@ def _class_notes(report):
     return notes
 
 
+def _gallery_share(report):
+    """' (the first 24 of 30; all are in the table of errors)', or ''."""
+    shown, n = len(report.get("_thumbnails") or []), len(report["errors"])
+    if not shown or shown >= n:
+        return ""
+    return f" (the first {shown} of {n}; all are in the table of errors)"
+
+
 def evaluation_page(report, figures, title):
     """The self-contained HTML page of an evaluation report.
 
@@ -204,7 +212,7 @@ def evaluation_page(report, figures, title):
         "error_gallery": "Misclassified images"
                          + (" and their nearest training photos"
                             if any(e.get("neighbours") for e in report["errors"])
-                            else ""),
+                            else "") + _gallery_share(report),
     }
     for name, data in figures:
         uri = base64.b64encode(data).decode("ascii")

@@ -105,6 +105,21 @@ def test_the_page_says_which_classes_the_test_set_lacks_or_adds(evaluated):
     assert "does not know" not in evaluation_page(evaluated[1], [], "t")
 
 
+def test_the_gallery_says_when_it_shows_only_some_errors(evaluated):
+    # 30 misclassified images, 24 drawn: the caption read as if that were all
+    from hybridclf._report_html import evaluation_page
+
+    error = {"file": "a.png", "true": "brick", "predicted": "grass",
+             "top": [("grass", 0.6)]}
+    report = dict(evaluated[1], errors=[error] * 30, _thumbnails=[None] * 24)
+    page = evaluation_page(report, [("error_gallery", b"png")], "t")
+    assert ("<h2>Misclassified images (the first 24 of 30; all are in the table "
+            "of errors)</h2>") in page
+    report = dict(report, errors=[error] * 24)
+    page = evaluation_page(report, [("error_gallery", b"png")], "t")
+    assert "<h2>Misclassified images</h2>" in page
+
+
 def test_the_open_set_thresholds_read_as_numbers(evaluated, tmp_path):
     # report.html showed the OOD thresholds as a Python dict, unrounded:
     # "{'hog': 2.641783214697648, 'color': 47.148721108153296}"
