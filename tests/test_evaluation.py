@@ -120,6 +120,23 @@ def test_the_gallery_says_when_it_shows_only_some_errors(evaluated):
     assert "<h2>Misclassified images</h2>" in page
 
 
+def test_a_script_no_font_has_is_not_one_warning_per_character(evaluated,
+                                                                 tmp_path):
+    # a Thai class name printed one matplotlib "Glyph ... missing" warning per
+    # character under the summary (11 lines for one name); hybridclf.plotting
+    # names them once, with the fix
+    import warnings
+
+    report = dict(evaluated[1])
+    labels = ["พระสมเด็จ วัดระฆัง", *report["confusion_matrix"]["labels"][1:]]
+    report["confusion_matrix"] = dict(report["confusion_matrix"], labels=labels)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        write_report(report, tmp_path)
+    assert [str(w.message) for w in caught
+            if "missing from font" in str(w.message)] == []
+
+
 def test_the_open_set_thresholds_read_as_numbers(evaluated, tmp_path):
     # report.html showed the OOD thresholds as a Python dict, unrounded:
     # "{'hog': 2.641783214697648, 'color': 47.148721108153296}"
