@@ -135,6 +135,33 @@ def _errors_table(errors):
     return _table(header, rows)
 
 
+def _class_notes(report):
+    """Paragraphs on the test classes the model does not know, and its absent ones.
+
+    Both change the metrics: the first count as wrong, the second have no
+    recall (empty cells in the per-class table).
+    """
+    notes = []
+    if report.get("unknown_classes"):
+        notes.append(
+            "<p>Classes the model does not know (their images count as wrong): "
+            + html.escape(", ".join(f"{name} ({n} images)" for name, n
+                                    in report["unknown_classes"].items()))
+            + ".</p>")
+    if report.get("absent_classes"):
+        notes.append("<p>Model classes without a test image (no recall): "
+                     + html.escape(", ".join(report["absent_classes"])) + ".</p>")
+    return notes
+
+
+def _gallery_share(report):
+    """' (the first 24 of 30; all are in the table of errors)', or ''."""
+    shown, n = len(report.get("_thumbnails") or []), len(report["errors"])
+    if not shown or shown >= n:
+        return ""
+    return f" (the first {shown} of {n}; all are in the table of errors)"
+
+
 def evaluation_page(report, figures, title):
     """The self-contained HTML page of an evaluation report.
 
@@ -166,6 +193,7 @@ def evaluation_page(report, figures, title):
         f"<p>{report['n_images']} test images, {len(report['classes'])} classes"
         + (f"; {len(report['unreadable'])} unreadable test files left out "
            "(listed below)" if report.get("unreadable") else "") + ".</p>",
+        *_class_notes(report),
         "<h2>Metrics</h2>",
         _table(["metric", "value"], list(report["metrics"].items())),
         "<h2>Per class</h2>",
@@ -184,7 +212,7 @@ def evaluation_page(report, figures, title):
         "error_gallery": "Misclassified images"
                          + (" and their nearest training photos"
                             if any(e.get("neighbours") for e in report["errors"])
-                            else ""),
+                            else "") + _gallery_share(report),
     }
     for name, data in figures:
         uri = base64.b64encode(data).decode("ascii")

@@ -36,6 +36,7 @@ import uuid
 
 from .exceptions import ImageLoadError
 from .io import DEFAULT_MAX_PIXELS, FEEDBACK_LOG, read_image, sniff_image_format
+from .prediction import UNKNOWN
 
 __all__ = ["FeedbackStore", "PredictionLog", "check_label"]
 
@@ -45,6 +46,8 @@ MAX_LABEL_LENGTH = 100
 #: systems (ext4, XFS, APFS, NTFS: 255); 100 Thai characters (3 bytes each) are 300
 MAX_LABEL_BYTES = 255
 _FORBIDDEN = set('/\\:*?"<>|')
+# never in a label, even a class of the model: they make a path
+_SEPARATORS = set("/\\")
 _EXTENSIONS = {"jpeg": "jpg", "png": "png", "gif": "gif", "bmp": "bmp",
                "tiff": "tif", "webp": "webp", "jpeg2000": "jp2", "pnm": "pnm"}
 _LOCK = threading.Lock()
@@ -77,7 +80,7 @@ def _append_line(path, record):
             os.close(fd)
 
 
-def check_label(label):
+def check_label(label, *, known=()):
     """Return ``label`` if it is a safe class-folder name, else raise ValueError.
 
     A label becomes a folder of the feedback dataset, so it must be one plain
@@ -85,8 +88,12 @@ def check_label(label):
     :data:`MAX_LABEL_BYTES` bytes in UTF-8 (a file name's limit), no path
     separator or other character that is special in file names
     (``/ \\ : * ? " < > |``), no control character, not starting with "."
-    (hidden folders are not read as classes), no surrounding spaces, and not
-    the name of the feedback log. Any script is fine (``พระสมเด็จ``). The
+    (hidden folders are not read as classes), no surrounding spaces, not
+    the name of the feedback log, and not "unknown" in any case (the answer
+    for a photo of no class: a class of that name could not be told from
+    it). Any script is fine (``พระสมเด็จ``), and a class of ``known`` (the
+    served model's) may hold the characters special only on other systems
+    (``: * ? " < > |``): it was a folder name where the model was trained. The
     name is returned in Unicode's composed form (NFC), so that "café" typed
     with a combining accent and "café" typed with "é" name one class folder,
     not two that look the same.
@@ -95,6 +102,9 @@ def check_label(label):
     ----------
     label : str
         The class name.
+
+    known : iterable of str, default=()
+        The classes of the model whose answer is corrected.
 
     Returns
     -------
@@ -117,11 +127,14 @@ def check_label(label):
                    "longest folder name")
     elif label.casefold() == FEEDBACK_LOG.casefold():
         problem = "it is the name of the feedback log"
+    elif label.casefold() == UNKNOWN:
+        problem = ("it is the answer for a photo of no known class; name the "
+                   "class the photo shows")
     elif label != label.strip():
         problem = "it starts or ends with a space"
     elif label.startswith("."):
         problem = "it starts with '.' (a hidden folder, or a path)"
-    elif _FORBIDDEN & set(label):
+    elif (_SEPARATORS if _is_known(label, known) else _FORBIDDEN) & set(label):
         problem = f"it holds {''.join(sorted(_FORBIDDEN & set(label)))!r}"
     elif any(unicodedata.category(c).startswith("C") for c in label):
         problem = "it holds a control character"
@@ -130,6 +143,11 @@ def check_label(label):
             f"The label {label!r} cannot be a class folder name: {problem}. Use a "
             "plain name such as 'waek_man'.")
     return label
+
+
+def _is_known(label, known):
+    """Whether ``label`` (NFC) is one of the ``known`` classes, in any form."""
+    return any(unicodedata.normalize("NFC", str(k)) == label for k in known)
 
 
 class FeedbackStore:
@@ -171,7 +189,8 @@ class FeedbackStore:
         """``DIR/feedback.jsonl``."""
         return os.path.join(self.directory, FEEDBACK_LOG)
 
-    def add(self, data, label, *, predicted_class=None, model_version=None):
+    def add(self, data, label, *, predicted_class=None, model_version=None,
+            known=()):
         """Store a corrected photo under its label and log the correction.
 
         Parameters
@@ -189,6 +208,9 @@ class FeedbackStore:
         model_version : str or None, default=None
             The version of the model that answered.
 
+        known : iterable of str, default=()
+            The classes of that model, passed to :func:`check_label`.
+
         Returns
         -------
         entry : dict
@@ -202,7 +224,7 @@ class FeedbackStore:
             image that training can read (decoded here, at least 16 pixels a
             side); nothing is written then.
         """
-        label = check_label(label)
+        label = check_label(label, known=known)
         data = bytes(data)
         kind = sniff_image_format(data[:16])
         try:

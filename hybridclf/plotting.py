@@ -7,10 +7,15 @@ Each function draws one figure from the plain data of
 into an axes of your own.
 """
 
+import functools
+import logging
+
 import numpy as np
 
 from .utils import import_or_raise
 from .utils._docstrings import Substitution
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "plot_block_importance",
@@ -26,6 +31,67 @@ _AX_DOC = """ax : matplotlib Axes, default=None
 
 _FIG_DOC = """fig : matplotlib Figure
         The figure."""
+
+
+@functools.cache
+def _charmap(path):
+    """The code points that the font file at ``path`` draws."""
+    from matplotlib import ft2font
+
+    return frozenset(ft2font.FT2Font(path).get_charmap())
+
+
+@functools.cache
+def _font_for(char):
+    """The family name of an installed font that draws ``char``, or None.
+
+    Regular faces only, in name order; matplotlib's "Last Resort" font draws
+    a placeholder box for every character, so it is never one.
+    """
+    from matplotlib import font_manager
+
+    for entry in sorted(font_manager.fontManager.ttflist, key=lambda e: e.name):
+        if (entry.style == "normal" and entry.weight in (400, "normal")
+                and not entry.name.startswith("Last Resort")
+                and ord(char) in _charmap(entry.fname)):
+            return entry.name
+    return None
+
+
+def _with_fallback_fonts(fig):
+    """Give each text of ``fig`` the installed fonts that draw its other characters.
+
+    Matplotlib draws with DejaVu Sans, which has no Thai or CJK: a class named
+    พระสมเด็จ came out as a row of boxes. A text with characters its font
+    lacks gets, after its own, the installed fonts that have them
+    (matplotlib's per-character font fallback); a warning names those that
+    no installed font has.
+    """
+    from matplotlib import font_manager, text
+
+    lacking = set()
+    for artist in fig.findobj(text.Text):
+        chars = {c for c in artist.get_text() if ord(c) > 127 and not c.isspace()}
+        if not chars:
+            continue
+        drawn = _charmap(font_manager.findfont(artist.get_fontproperties()))
+        missing = sorted(c for c in chars if ord(c) not in drawn)
+        fonts = [f for f in dict.fromkeys(map(_font_for, missing)) if f]
+        lacking.update(c for c in missing if _font_for(c) is None)
+        if fonts:
+            artist.set_fontfamily([*artist.get_fontfamily(), *fonts])
+    if lacking:
+        _warn_lacking("".join(sorted(lacking)))
+    return fig
+
+
+@functools.cache
+def _warn_lacking(chars):
+    """Warn once per process about characters that no installed font draws."""
+    logger.warning(
+        "No installed font draws %r: the figures show boxes for them. Install a "
+        "font that has them (Thai: fonts-thai-tlwg; most scripts: fonts-noto).",
+        chars)
 
 
 def _axes(ax, feature, size=(5.0, 4.0)):
@@ -70,7 +136,7 @@ def plot_confusion_matrix(matrix, labels, *, ax=None):
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     fig.colorbar(image, ax=ax)
-    return fig
+    return _with_fallback_fonts(fig)
 
 
 @Substitution(ax=_AX_DOC, fig=_FIG_DOC)
@@ -134,7 +200,7 @@ def plot_block_importance(importance, *, ax=None):
     _barh(ax, names, [importance[n]["mean"] for n in names],
           [importance[n]["std"] for n in names],
           "accuracy drop when the block is permuted")
-    return fig
+    return _with_fallback_fonts(fig)
 
 
 @Substitution(ax=_AX_DOC, fig=_FIG_DOC)
@@ -154,7 +220,7 @@ def plot_stage_speed(speed, *, ax=None):
     """
     fig, ax = _axes(ax, "plot_stage_speed", size=(5.0, 1.2 + 0.4 * len(speed)))
     _barh(ax, list(speed), list(speed.values()), xlabel="ms per image")
-    return fig
+    return _with_fallback_fonts(fig)
 
 
 @Substitution(fig=_FIG_DOC)
@@ -207,4 +273,4 @@ def plot_error_gallery(images, titles, *, n_columns=6, neighbours=None):
             ax.set_title(title, fontsize=7, fontweight="bold", color="#b00020")
         else:
             ax.set_title(title, fontsize=7)
-    return fig
+    return _with_fallback_fonts(fig)

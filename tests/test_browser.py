@@ -207,6 +207,39 @@ def test_upload_real_photos_and_read_the_class(tab_factory, served, amulet,
     tab.assert_nothing_left_the_machine()
 
 
+def test_the_models_threshold_is_sent_unrounded_and_a_set_one_kept(
+        tab_factory, served, amulet):
+    # the slider's 0.01 steps sent a learned 0.465 as 0.47 (another answer
+    # than the API's default), and an answer of a reloaded model put a
+    # threshold the user had set back to the model's
+    tab = tab_factory(served)
+    page = tab.page
+
+    def health(route):
+        route.fulfill(json={**route.fetch().json(), "confidence_threshold": 0.465})
+
+    def ready(route):  # another model than the one answering: asked again
+        route.fulfill(json={**route.fetch().json(), "model_version": "v-other"})
+
+    page.route("**/health", health)
+    page.route("**/ready", ready)
+    _open_page(tab)
+    assert page.text_content("#threshold-value") == "46.5%"
+    page.set_input_files("#file-input", amulet["test"][0][0])
+    _wait_answered(page, 1)
+    assert tab.predict_calls()[0].post_data_json["confidence_threshold"] == 0.465
+    _set_threshold(page, 0.3)
+    # asked again under 0.3; that answer makes the page ask /health a third time
+    page.wait_for_function(
+        "() => performance.getEntriesByType('resource')"
+        ".filter(e => e.name.endsWith('/health')).length >= 3")
+    page.wait_for_timeout(200)
+    assert len(tab.predict_calls()) == 2
+    assert page.input_value("#threshold") == "0.3"
+    assert page.text_content("#threshold-value") == "30%"
+    assert tab.predict_calls()[-1].post_data_json["confidence_threshold"] == 0.3
+
+
 def test_dropping_a_photo(tab_factory, served, amulet):
     tab = tab_factory(served)
     page = tab.page
@@ -341,6 +374,8 @@ def test_errors_are_shown_in_plain_words(tab_factory, served, screenshots):
     text = _card(page, "huge.jpg").locator(".error").text_content()
     assert text.startswith("The file is too large for the service.")
     assert "limit" in text
+    # a 0.9 MB photo is refused under a 1 MB limit: the page says why
+    assert text.endswith("as base64 text, a third larger than its file.")
     page.screenshot(path=screenshots / "page_errors.png", full_page=True)
 
     # the service gone: the page says so, and "Try again" asks again
@@ -350,6 +385,76 @@ def test_errors_are_shown_in_plain_words(tab_factory, served, screenshots):
         "() => [...document.querySelectorAll('.error')].some("
         "e => e.textContent.startsWith('Could not reach the service'))")
     tab.assert_nothing_left_the_machine()
+
+
+def test_busy_and_proxy_answers_say_what_to_do(tab_factory, served_with_feedback,
+                                                amulet):
+    # uvicorn's --limit-concurrency answers 503 "Service Unavailable" (plain
+    # text), a proxy 429 or 502: the page said "The model is still loading",
+    # or "answered with an error (HTTP 429). The service answered with HTTP
+    # 429 and no explanation.", and a correction that the feedback folder
+    # refused (503) read "The model is still loading."
+    origin, _ = served_with_feedback
+    tab = tab_factory(origin)
+    page = tab.page
+    _open_page(tab)
+    page.fill("#api-key", KEY)
+    page.press("#api-key", "Tab")
+    answers = [(429, "text/plain", ""), (503, "text/plain", "Service Unavailable"),
+               (502, "text/html", "<html><body>Bad gateway</body></html>")]
+
+    def predict(route):
+        if answers:
+            status, kind, body = answers.pop(0)
+            route.fulfill(status=status, content_type=kind, body=body)
+        else:
+            route.continue_()
+
+    page.route("**/predict", predict)
+    photos = amulet["test"][0][:3]
+    page.set_input_files("#file-input", photos)
+    _wait_answered(page, 3)
+    texts = [_card(page, os.path.basename(p)).locator(".error").text_content()
+             for p in photos]
+    assert texts[0] == ("The service is getting too many requests. (HTTP 429) "
+                        "Wait a moment, then try again.")
+    assert texts[1].startswith("The service is not ready: its model is loading, "
+                               "or it is busy. (HTTP 503)")
+    assert texts[2].startswith("The service answered with an error (HTTP 502).")
+    assert "Try again in a moment" in texts[2]
+    assert not any("no explanation" in t for t in texts)
+
+    card = _card(page, os.path.basename(photos[0]))
+    card.locator(".retry").click()
+    page.wait_for_function("el => el.dataset.state === 'done' || "
+                           "el.dataset.state === 'unknown'",
+                           arg=card.element_handle())
+    refused = ("The feedback folder '/srv/feedback' cannot be written "
+               "(Permission denied): nothing was stored.")
+    page.route("**/feedback", lambda route: route.fulfill(
+        status=503, content_type="application/json",
+        body=json.dumps({"success": False, "error_message": refused})))
+    right = next(c for c in amulet["pipe"].classes_
+                 if c != card.locator(".predicted-class").text_content())
+    assert _correct(page, card, known=right) == refused
+
+
+def test_a_file_gone_before_its_turn_is_not_blamed_on_the_service(
+        tab_factory, served, amulet, tmp_path):
+    # the photos go one at a time; one deleted (or a folder dropped) before its
+    # turn read "Could not reach the service ... Check that it is running"
+    gone = tmp_path / "gone.jpg"
+    gone.write_bytes(Path(amulet["test"][0][0]).read_bytes())
+    tab = tab_factory(served)
+    page = tab.page
+    _open_page(tab)
+    page.set_input_files("#file-input", [*amulet["test"][0][1:4], str(gone)])
+    gone.unlink()
+    _wait_answered(page, 4)
+    text = _card(page, "gone.jpg").locator(".error").text_content()
+    assert text.startswith("This browser cannot read the file"), text
+    assert "reach the service" not in text
+    assert page.locator("#results .card[data-state=error]").count() == 1
 
 
 def test_the_api_key_is_asked_for_and_sent(tab_factory, served_with_key, amulet,
@@ -389,6 +494,25 @@ def test_the_api_key_is_asked_for_and_sent(tab_factory, served_with_key, amulet,
     tab.assert_nothing_left_the_machine()
 
 
+def test_a_key_in_any_script_is_sent_as_the_service_reads_it(tab_factory, amulet):
+    # a right key "clé" was refused as wrong (sent as Latin-1), and "กุญแจ" gave
+    # "Could not reach the service" (a header takes no Thai characters)
+    from hybridclf.serve import create_app
+
+    key = "clé-กุญแจ"
+    with _Server(create_app(amulet["model_dir"], api_key=key)) as http:
+        tab = tab_factory(str(http.base_url).rstrip("/"))
+        page = tab.page
+        _open_page(tab)
+        page.fill("#api-key", key)
+        page.press("#api-key", "Tab")
+        page.set_input_files("#file-input", amulet["test"][0][0])
+        _wait_answered(page, 1)
+        assert page.locator("#results .card .error").count() == 0
+        assert page.text_content(".predicted-class") in {*amulet["pipe"].classes_,
+                                                        "unknown"}
+
+
 @pytest.fixture(scope="module")
 def served_with_feedback(amulet, tmp_path_factory):
     from hybridclf.serve import create_app
@@ -396,6 +520,15 @@ def served_with_feedback(amulet, tmp_path_factory):
     folder = tmp_path_factory.mktemp("page_feedback")
     app = create_app(amulet["model_dir"], api_key=KEY, feedback_dir=folder)
     with _Server(app) as http:
+        yield str(http.base_url).rstrip("/"), folder
+
+
+@pytest.fixture(scope="module")
+def served_with_feedback_no_key(amulet, tmp_path_factory):
+    from hybridclf.serve import create_app
+
+    folder = tmp_path_factory.mktemp("page_feedback_no_key")
+    with _Server(create_app(amulet["model_dir"], feedback_dir=folder)) as http:
         yield str(http.base_url).rstrip("/"), folder
 
 
@@ -463,6 +596,73 @@ def test_correcting_an_answer_from_the_page(tab_factory, served_with_feedback,
     tab.assert_nothing_left_the_machine()
 
 
+def test_a_service_that_came_back_late_still_takes_corrections(
+        tab_factory, served_with_feedback, amulet):
+    # the page asks /ready for a minute; a service down or loading longer left
+    # it at "Cannot reach the service" with no class list and no "Wrong?"
+    # control, even after its answers came
+    origin, _ = served_with_feedback
+    tab = tab_factory(origin)
+    page = tab.page
+    page.clock.install()
+    page.route("**/ready", lambda route: route.abort())
+    page.goto(origin + "/")
+    for _ in range(32):  # the page's tries, 2 s apart
+        page.clock.run_for(2_100)
+    assert page.text_content("#model-info").startswith("Cannot reach the service")
+    page.unroute("**/ready")
+    page.fill("#api-key", KEY)
+    page.press("#api-key", "Tab")
+    page.set_input_files("#file-input", amulet["test"][0][0])
+    page.wait_for_selector("#results .card .correct")
+    assert page.text_content("#model-info").startswith("Model")
+    options = page.locator("select.fix-class option").all_text_contents()
+    assert len(options) == len(amulet["pipe"].classes_) + 1  # less one, + 2
+
+
+ATTACK = """<!DOCTYPE html><script>
+async function attack(target, bytes) {
+  const form = new FormData();
+  form.append("label", "poisoned");
+  form.append("file", new Blob([new Uint8Array(bytes)], {type: "image/jpeg"}), "x.jpg");
+  await fetch(target + "/feedback/file", {method: "POST", mode: "no-cors", body: form});
+}
+</script>"""
+
+
+def test_a_page_of_another_site_cannot_store_corrections(
+        tab_factory, served_with_feedback_no_key, amulet):
+    # a page on another site (here "localhost" against "127.0.0.1") had the
+    # browser post a photo and a label: stored in the training data
+    import http.server
+    import threading
+
+    class Attacker(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(ATTACK.encode())
+
+        def log_message(self, *args):
+            pass
+
+    origin, folder = served_with_feedback_no_key
+    site = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Attacker)
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    try:
+        tab = tab_factory("http://localhost")
+        page = tab.page
+        page.goto(f"http://localhost:{site.server_port}/")
+        photo = list(Path(amulet["test"][0][0]).read_bytes())
+        with page.expect_response(origin + "/feedback/file") as response:
+            page.evaluate("([t, b]) => attack(t, b)", [origin, photo])
+    finally:
+        site.shutdown()
+    assert response.value.status == 403
+    assert not (folder / "poisoned").exists()
+
+
 def test_the_page_is_usable_from_the_keyboard(tab_factory, served):
     tab = tab_factory(served)
     page = tab.page
@@ -503,6 +703,24 @@ def test_inspection_report_renders_offline(tab_factory, tmp_path, screenshots):
     assert tab.page.locator("svg[role=img]").count() == 1  # the class chart
     tab.page.screenshot(path=screenshots / "inspection_report.png", full_page=True)
     tab.assert_nothing_left_the_machine()
+
+
+def test_long_class_names_fit_in_the_class_chart(browser):
+    # the chart kept 220 px for the names: a long one lost its start
+    from hybridclf.inspect._html import class_chart_svg
+
+    names = ["somdej_pratanporn_buddhagavak_wat_rakang_first_batch",
+             "พระสมเด็จวัดระฆังพิมพ์ใหญ่ เนื้อผงพุทธคุณ", "a"]
+    page = browser.new_page()
+    try:
+        page.set_content(class_chart_svg(dict.fromkeys(names, 3)))
+        boxes = page.evaluate("""() => [...document.querySelectorAll('svg text')]
+            .map(t => [t.textContent, t.getBBox().x, t.getBBox().width,
+                       t.ownerSVGElement.width.baseVal.value])""")
+    finally:
+        page.close()
+    for text, x, width, svg_width in boxes:
+        assert 0 <= x and x + width <= svg_width, (text, x, width)
 
 
 def test_evaluation_report_renders_offline(tab_factory, amulet, tmp_path,

@@ -91,6 +91,52 @@ def test_classes_without_test_images_have_no_scores(evaluated, tmp_path):
             '<td class="num">0</td></tr>') in html
 
 
+def test_the_page_says_which_classes_the_test_set_lacks_or_adds(evaluated):
+    # the summary printed both, report.json held both, but report.html said only
+    # "51 test images, 4 classes." above lower scores and blank table cells
+    from hybridclf._report_html import evaluation_page
+
+    report = dict(evaluated[1], unknown_classes={"marble <b>": 4},
+                  absent_classes=["grass"])
+    page = evaluation_page(report, [], "t")
+    assert ("<p>Classes the model does not know (their images count as wrong): "
+            "marble &lt;b&gt; (4 images).</p>") in page
+    assert "<p>Model classes without a test image (no recall): grass.</p>" in page
+    assert "does not know" not in evaluation_page(evaluated[1], [], "t")
+
+
+def test_the_gallery_says_when_it_shows_only_some_errors(evaluated):
+    # 30 misclassified images, 24 drawn: the caption read as if that were all
+    from hybridclf._report_html import evaluation_page
+
+    error = {"file": "a.png", "true": "brick", "predicted": "grass",
+             "top": [("grass", 0.6)]}
+    report = dict(evaluated[1], errors=[error] * 30, _thumbnails=[None] * 24)
+    page = evaluation_page(report, [("error_gallery", b"png")], "t")
+    assert ("<h2>Misclassified images (the first 24 of 30; all are in the table "
+            "of errors)</h2>") in page
+    report = dict(report, errors=[error] * 24)
+    page = evaluation_page(report, [("error_gallery", b"png")], "t")
+    assert "<h2>Misclassified images</h2>" in page
+
+
+def test_a_script_no_font_has_is_not_one_warning_per_character(evaluated,
+                                                                 tmp_path):
+    # a Thai class name printed one matplotlib "Glyph ... missing" warning per
+    # character under the summary (11 lines for one name); hybridclf.plotting
+    # names them once, with the fix
+    import warnings
+
+    report = dict(evaluated[1])
+    labels = ["พระสมเด็จ วัดระฆัง", *report["confusion_matrix"]["labels"][1:]]
+    report["confusion_matrix"] = dict(report["confusion_matrix"], labels=labels)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        write_report(report, tmp_path)
+    assert [str(w.message) for w in caught
+            if "missing from font" in str(w.message)] == []
+
+
 def test_the_open_set_thresholds_read_as_numbers(evaluated, tmp_path):
     # report.html showed the OOD thresholds as a Python dict, unrounded:
     # "{'hog': 2.641783214697648, 'color': 47.148721108153296}"

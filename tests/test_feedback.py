@@ -98,6 +98,17 @@ def test_labels_a_file_system_refuses_are_refused_unwritten(tmp_path):
     assert store.add(_jpeg(1), "ก" * 85)["new"]  # 255 bytes
 
 
+def test_the_unknown_answer_is_no_label(tmp_path):
+    # a correction typed as "unknown" made a class of that name in the next
+    # training, whose answers the service and the page took for rejections
+    store = FeedbackStore(tmp_path)
+    for label in ("unknown", "Unknown", "UNKNOWN"):
+        with pytest.raises(ValueError, match="no known class"):
+            store.add(_jpeg(0), label)
+    assert list(tmp_path.iterdir()) == []
+    assert store.add(_jpeg(0), "unknown_amulet")["new"]
+
+
 def test_one_label_typed_two_ways_is_one_class_folder(tmp_path):
     store = FeedbackStore(tmp_path)
     composed, decomposed = "caf\u00e9", "cafe\u0301"  # look the same

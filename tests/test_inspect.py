@@ -352,6 +352,22 @@ def test_inspect_dataset_folds_follow_the_smallest_class(tmp_path):
     assert advice["augment"] and advice["augment_to"] >= 4
 
 
+def test_near_misses_name_the_class_of_each_photo():
+    # each near miss showed two names such as front_001.jpg, which every
+    # amulet6 class has: a pair inside a class read as one across two
+    from types import SimpleNamespace
+
+    from hybridclf.inspect._html import _near_misses_html, _Thumbs
+
+    files = {"d/waek_man/front_001.jpg": {"split": "train", "label": "waek_man"},
+             "d/phra_sivali/front_001.jpg": {"split": "test",
+                                             "label": "phra_sivali"}}
+    report = SimpleNamespace(near_misses=[[*files, "CNN embedding", 0.93]])
+    page = "".join(_near_misses_html(report, _Thumbs(0), files))
+    assert "front_001.jpg<br>train / waek_man" in page
+    assert "front_001.jpg<br>test / phra_sivali" in page
+
+
 def test_dataset_report_files(awkward_report, tmp_path):
     paths = awkward_report.save(tmp_path / "out")
     data = json.loads(open(paths["json"], encoding="utf-8").read())

@@ -1,6 +1,8 @@
 """save_model / load_model: round trip, integrity, trusted types, pickle opt-in."""
 
+import html
 import json
+import re
 import subprocess
 import sys
 
@@ -35,6 +37,22 @@ def test_round_trip_gives_the_same_probabilities(fitted, tmp_path):
                                   pipe.predict_proba(paths))
     card = (tmp_path / "README.md").read_text()
     assert "brick" in card and info["sha256"] in card
+
+
+def test_class_names_stay_text_in_the_model_card(texture_folder, tmp_path):
+    # a class folder holding a backtick ended the card's code span, and the
+    # rest of its name was HTML to a Markdown viewer (an <img onerror=...>)
+    markdown_it = pytest.importorskip("markdown_it")
+    paths, labels = load_image_folder(texture_folder)
+    names = {"brick": "a`<img src=x onerror=alert(1)>", "grass": "`b``",
+             "gravel": "พระสมเด็จ <b>"}
+    pipe = make_hybrid_pipeline(features=["color"]).set_params(load__size=32)
+    save_model(pipe.fit(paths, [names[c] for c in labels]), tmp_path)
+    page = markdown_it.MarkdownIt().render((tmp_path / "README.md").read_text())
+    assert "<img" not in page and "<b>" not in page
+    shown = page[page.index("<h2>Classes</h2>"):page.index("<h2>Pipeline")]
+    codes = re.findall("<code>(.*?)</code>", shown)
+    assert [html.unescape(c) for c in codes] == sorted(names.values())
 
 
 def test_a_pipeline_with_pandas_output_round_trips(texture_folder, tmp_path):

@@ -168,6 +168,56 @@ def test_labels_too_long_for_a_folder_are_422_not_500(keyed, photos, tmp_path):
     assert keyed.get("/ready").status_code == 200
 
 
+def test_a_page_of_another_site_cannot_write_corrections(models, photos,
+                                                         tmp_path):
+    # any web page could have its visitor's browser POST a multipart form to a
+    # keyless service on the visitor's machine (no preflight): its photos
+    # landed in the feedback folder under its labels; a browser marks such a
+    # request Sec-Fetch-Site: cross-site
+    from hybridclf.serve import create_app
+
+    feedback = tmp_path / "feedback"
+    with _Server(create_app(models["a"], feedback_dir=feedback)) as http:
+        upload = {"file": ("b.png", photos["brick"], "image/png")}
+        for path in ("/feedback/file", "/predict/file"):
+            r = http.post(path, data={"label": "poisoned"}, files=upload,
+                          headers={"Sec-Fetch-Site": "cross-site"})
+            _is_error(r, 403, "another site")
+        r = http.post("/feedback/file", data={"label": "moss"}, files=upload,
+                      headers={"Sec-Fetch-Site": "same-origin"})
+        assert r.status_code == 200, r.text
+        # clients that are not browsers send no such header
+        r = http.post("/feedback/file", data={"label": "moss"}, files=upload)
+        assert r.status_code == 200, r.text
+    assert sorted(p.name for p in feedback.iterdir()) == ["feedback.jsonl", "moss"]
+
+
+def test_a_class_of_the_model_is_a_label_whatever_it_holds(texture_folder,
+                                                          photos, tmp_path):
+    # the page offers the model's classes for a correction; one whose folder
+    # name holds ':' or '<' (fine on Linux) was refused with 422
+    from hybridclf import load_image_folder, make_hybrid_pipeline
+    from hybridclf.serve import create_app
+
+    paths, labels = load_image_folder(texture_folder)
+    names = {"brick": "brick: red <old>", "grass": 'grass "a"'}
+    pipe = make_hybrid_pipeline(features=["color"]).set_params(load__size=32)
+    model = _save(pipe.fit(paths, [names.get(c, c) for c in labels]),
+                  tmp_path / "model")
+    feedback = tmp_path / "feedback"
+    with _Server(create_app(model, feedback_dir=feedback)) as http:
+        for label in names.values():
+            r = http.post("/feedback", json={"image_data": _b64(photos["gravel"]),
+                                             "label": label})
+            assert r.status_code == 200, r.text
+        # not the model's: still refused, as a path always is
+        for label in ["brick: blue", "brick: red <old>/x", "a\\b"]:
+            _is_error(http.post("/feedback", json={
+                "image_data": _b64(photos["brick"]), "label": label}), 422, "label")
+    assert sorted(p.name for p in feedback.iterdir()) == sorted(
+        [*names.values(), "feedback.jsonl"])
+
+
 @pytest.mark.parametrize("code, status, words", [
     ("ENOSPC", 507, ("full", "free space")),
     ("EDQUOT", 507, ("full", "free space")),

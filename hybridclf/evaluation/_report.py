@@ -9,6 +9,7 @@ import io
 import json
 import logging
 import os
+import warnings
 
 from .._report_html import evaluation_page
 from ..exceptions import ImageLoadError
@@ -24,7 +25,10 @@ logger = logging.getLogger(__name__)
 
 def _png(fig):
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
+    with warnings.catch_warnings():
+        # one line per character: hybridclf.plotting warned once, with the fix
+        warnings.filterwarnings("ignore", "Glyph .* missing from font", UserWarning)
+        fig.savefig(buffer, format="png", dpi=100)
     return buffer.getvalue()
 
 

@@ -96,7 +96,11 @@ def class_chart_svg(class_counts, *, width=640, bar_height=22):
     """
     if not class_counts:
         return "<p>No readable training image.</p>"
-    label_w, pad = 220, 4
+    # room for the longest name at about 7.5 px a character (12 px type): a
+    # fixed 220 px cut long names off at the chart's left edge
+    longest = max(len(label or "(root)") for label in class_counts)
+    label_w, pad = max(220, round(7.5 * longest) + 12), 4
+    width = max(width, label_w + 300)
     top = max(class_counts.values())
     height = len(class_counts) * (bar_height + pad) + pad
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" '
@@ -154,16 +158,23 @@ def _group_html(group, thumbs, files_by_path, thresholds):
                  f"{escape(_link_text(how, score, thresholds))} "
                  f"between {escape(os.path.basename(a))} and "
                  f"{escape(os.path.basename(b))}</span>")
-    figs = "".join(
-        thumbs.figure(path, f"{files_by_path[path]['split']} / "
-                      f"{files_by_path[path]['label'] or '(root)'}")
-        for path in group["files"]
-    )
+    figs = "".join(thumbs.figure(path, _where(files_by_path, path))
+                   for path in group["files"])
     return f'<div class="group">{head}<div class="row">{figs}</div></div>'
 
 
-def _near_misses_html(report, thumbs):
-    """The near misses: two thumbnails and the evidence per pair."""
+def _where(files_by_path, path):
+    """'train / waek_man': the split and class of a file, for its caption."""
+    entry = files_by_path.get(path)
+    return "" if entry is None else f"{entry['split']} / {entry['label'] or '(root)'}"
+
+
+def _near_misses_html(report, thumbs, files_by_path):
+    """The near misses: two thumbnails, their classes and the evidence per pair.
+
+    The class matters here: every amulet6 class has a ``front_001.jpg``, and a
+    pair across two classes is merged differently than one inside a class.
+    """
     out = [f"<h2>Near misses ({len(report.near_misses)})</h2>",
            "<p>Pairs in different groups that came close: just under a "
            "threshold, or linked but not close to the other group as a whole. "
@@ -171,8 +182,8 @@ def _near_misses_html(report, thumbs):
            "duplicate_groups.csv, what is one object.</p>"]
     for a, b, how, score in report.near_misses:
         out.append(f'<div class="group">{escape(how)} (score {score:.3f})'
-                   f'<div class="row">{thumbs.figure(a)}{thumbs.figure(b)}</div>'
-                   "</div>")
+                   f'<div class="row">{thumbs.figure(a, _where(files_by_path, a))}'
+                   f"{thumbs.figure(b, _where(files_by_path, b))}</div></div>")
     return out
 
 
@@ -250,7 +261,7 @@ def render_html(report):
     out += [_group_html(g, thumbs, files_by_path, report.thresholds)
                for g in rest]
     if report.near_misses:
-        out += _near_misses_html(report, thumbs)
+        out += _near_misses_html(report, thumbs, files_by_path)
 
     for kind, title in ISSUE_KINDS.items():
         flagged = [(f, i["message"]) for f in report.files for i in f["issues"]

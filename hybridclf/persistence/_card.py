@@ -5,6 +5,8 @@ the classes and pipeline, the held-out and cross-validation scores, the
 open-set, label-issue and cascade decisions, and the integrity and versions.
 """
 
+import re
+
 from .._model_files import MANIFEST
 from ..neighbours import INDEX_FILE
 
@@ -15,6 +17,19 @@ def _fmt(value):
     if isinstance(value, (list, tuple)):  # a tuple before model.json, a list after
         return "[" + ", ".join(_fmt(v) for v in value) + "]"
     return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _code(text):
+    """``text`` as one Markdown code span, whatever backticks it holds.
+
+    The fence is one backtick longer than the longest run in ``text``, and
+    spaces pad a name that starts or ends with one (CommonMark): a class
+    folder named ``a`<img src=x onerror=alert(1)>`` stays code, not HTML.
+    """
+    text = " ".join(str(text).splitlines())
+    fence = "`" * (max(map(len, re.findall("`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def _model_card(info):
@@ -36,7 +51,7 @@ def _model_card(info):
         "",
         "## Classes",
         "",
-        ", ".join(f"`{c}`" for c in info["classes"]),
+        ", ".join(_code(c) for c in info["classes"]),
         "",
         "## Pipeline",
         "",

@@ -18,7 +18,8 @@ in its lifespan, never at import. Endpoints:
 Every error is JSON ``{"success": false, "error_message": ...}`` with status
 400 (invalid base64, undecodable image, image over the pixel limit, two
 ``file`` parts), 401 (missing or wrong ``X-API-Key`` when a key is
-configured), 403 (``/admin`` from another machine without a key), 404
+configured), 403 (a write that a page of another site had a browser send;
+``/admin`` from another machine without a key), 404
 (``/feedback`` without a feedback folder), 408 (body not received within
 the read timeout), 413 (body over the limit), 415 (unsupported content
 type) or 422 (request schema, unsafe feedback label, refused model).

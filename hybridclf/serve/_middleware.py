@@ -1,10 +1,10 @@
-"""Pure ASGI middleware: metrics, API key, body limit and read timeout.
+"""Pure ASGI middleware: metrics, cross-site writes, API key, body limit, timeout.
 
 They run before FastAPI parses anything, so that a request without the key,
 with a body over the limit or a body that never arrives costs the server
 nothing. :func:`add_middleware` puts them on an app in the right order (the
-last added runs first): metrics, then the key, then the read timeout, then
-the body limit.
+last added runs first): metrics, then cross-site writes, then the key, then
+the read timeout, then the body limit.
 """
 
 import asyncio
@@ -114,6 +114,34 @@ class MetricsMiddleware:
                 time.perf_counter() - start)
             if status["code"] >= 400:
                 self.metrics.errors.labels(endpoint, code).inc()
+
+
+class CrossSiteMiddleware:
+    """403 for writes that a page of another site makes a browser send.
+
+    A page anywhere on the web may have a visitor's browser POST a multipart
+    form to ``/feedback/file`` of a service on that visitor's machine or
+    network (no preflight asks first): without a key, its photos landed in
+    the training data under its labels. Browsers say where such a request
+    comes from (``Sec-Fetch-Site: cross-site``); the upload page's calls are
+    ``same-origin``, and clients that are not browsers send no such header.
+    """
+
+    def __init__(self, app, prefixes=KEYED_PREFIXES):
+        self.app = app
+        self.prefixes = tuple(prefixes)
+
+    async def __call__(self, scope, receive, send):
+        if (scope["type"] == "http"
+                and scope.get("path", "").startswith(self.prefixes)
+                and dict(scope.get("headers", ())).get(b"sec-fetch-site")
+                == b"cross-site"):
+            await error_response(403, (
+                "Refused a request that a page of another site had this browser "
+                "send (Sec-Fetch-Site: cross-site). Use the service's own page "
+                "(GET /), or a client that is not a browser."))(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 class ApiKeyMiddleware:
@@ -238,4 +266,5 @@ def add_middleware(app, settings, metrics, endpoints):
     app.add_middleware(ReadTimeoutMiddleware, seconds=float(settings.read_timeout))
     if settings.api_key is not None:
         app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key)
+    app.add_middleware(CrossSiteMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics, endpoints=endpoints)

@@ -178,7 +178,7 @@ def _storage_problem(exc, folder):
 async def _store_feedback(service, upload, label, predicted_class, model_version):
     """Store one correction: 422 for an unsafe label, 400 for a bad image."""
     try:
-        label = check_label(label)  # the stored name (NFC)
+        label = check_label(label, known=service.known_classes())  # stored: NFC
     except ValueError as exc:
         raise HTTPException(422, f"Invalid request: label: {exc}") from None
     if upload.error is not None:

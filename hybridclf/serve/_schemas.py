@@ -167,7 +167,9 @@ class HealthResponse(BaseModel):
 
 CORRECTION = ("The right class: a plain folder name (no '/', '\\', ':', "
                "'*', '?', '\"', '<', '>', '|' or control character, not "
-               "starting with '.', at most 100 characters); a new class is fine.")
+               "starting with '.', at most 100 characters, not 'unknown'; a class "
+               "of the served model may hold any but '/' and '\\'); a new class "
+               "is fine.")
 
 
 class FeedbackRequest(BaseModel):

@@ -207,6 +207,11 @@ class Service:
         self.model = None
         self.metrics.close()
 
+    def known_classes(self):
+        """The served model's classes; none before it is loaded."""
+        model = self.model
+        return () if model is None else tuple(model.classes)
+
     def uptime(self):
         """Seconds since the model was loaded (since the app was built before)."""
         return time.monotonic() - self.started
@@ -373,7 +378,8 @@ class Service:
             :meth:`FeedbackStore.add`'s logged line.
         """
         entry = self.feedback.add(data, label, predicted_class=predicted_class,
-                                  model_version=model_version)
+                                  model_version=model_version,
+                                  known=self.known_classes())
         self.metrics.feedback.labels("new" if entry["new"] else "known").inc()
         return entry
 
