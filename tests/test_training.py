@@ -183,6 +183,43 @@ def test_an_augmented_folder_groups_copies_with_their_source(textures, tmp_path)
     assert source == f"found on the fly, joined with {data / 'manifest.csv'}"
 
 
+def test_an_augmented_folder_keeps_its_copies_grouped_with_a_groups_csv(
+        textures, tmp_path):
+    """``hybridclf train --data-dir balanced/ --groups duplicate_groups.csv``,
+    the CSV that ``hybridclf inspect --data-dir balanced/`` wrote (as its
+    advice says): a copy the inspector did not recognise still shares the
+    group of its source. Before, the manifest was read only without
+    ``--groups``: 32 of 82 copies of a messy amulet folder had a group of
+    their own, beside their source in the folds."""
+    import shutil
+
+    from hybridclf.training._training_pipeline import find_training_groups
+
+    paths, _ = textures
+    data = tmp_path / "balanced"
+    (data / "a").mkdir(parents=True)
+    for name, source in [("0.png", 0), ("0_aug1.png", 9), ("1.png", 18)]:
+        shutil.copy(paths[source], data / "a" / name)
+    (data / "manifest.csv").write_text(
+        "file,label,kind,source,similarity,techniques\n"
+        "a/0.png,a,original,a/0.png,,\na/0_aug1.png,a,generated,a/0.png,0.8,flip\n"
+        "a/1.png,a,original,a/1.png,,\n")
+    groups_csv = tmp_path / "report" / "duplicate_groups.csv"
+    groups_csv.parent.mkdir()
+    names = [str(data / "a" / n) for n in ("0.png", "0_aug1.png", "1.png")]
+    groups_csv.write_text("file,group\n" + "".join(
+        f"{name},{i}\n" for i, name in enumerate(names)))
+    groups, source = find_training_groups(names, groups_csv=str(groups_csv),
+                                          root=[str(data)])
+    assert groups[0] == groups[1] != groups[2]
+    assert source == f"{groups_csv}, joined with {data / 'manifest.csv'}"
+    # the manifest itself as the groups CSV is read once
+    groups, source = find_training_groups(
+        names, groups_csv=str(data / "manifest.csv"), root=[str(data)])
+    assert groups[0] == groups[1] != groups[2]
+    assert source == str(data / "manifest.csv")
+
+
 def test_duplicate_groups_join_copies(tmp_path):
     import shutil
 
