@@ -66,7 +66,9 @@ class TrainingResult:
         contradict, most suspicious first (see
         :func:`hybridclf.label_issues.find_label_issues`): ``index`` (into the
         images given to :func:`train_model`), ``given_label``,
-        ``suggested_label`` and ``score``. The test part is not checked.
+        ``suggested_label`` and ``score``; and ``n_checked`` (images checked)
+        and ``not_checked`` (the classes a fold had no image of to learn from,
+        whose images are not checked). The test part is not checked.
 
     timings : dict
         Seconds spent: ``groups``, ``features_cv``, ``search``,
@@ -132,8 +134,12 @@ class TrainingResult:
             metadata["label_issues"] = {
                 "file": LABEL_ISSUES_FILE,
                 "n_flagged": int(len(self.label_issues["index"])),
-                "n_checked": int(len(self.train_indices)),
+                "n_checked": int(self.label_issues.get(
+                    "n_checked", len(self.train_indices))),
             }
+            if self.label_issues.get("not_checked"):
+                metadata["label_issues"]["not_checked"] = list(
+                    self.label_issues["not_checked"])
         return metadata
 
 
