@@ -76,6 +76,26 @@ def test_inspect_labels_lists_and_shows_likely_wrong_labels(small_dataset,
     assert block.count("<br>brick; similarity") == 3
 
 
+def test_a_rerun_without_labels_leaves_no_older_label_list(small_dataset, tmp_path):
+    """``inspect --labels`` then, the labels fixed, ``inspect`` into the same
+    folder: before, the first run's label_issues.csv stayed beside the new
+    report, listing photos already moved. A model directory's is kept."""
+    out = tmp_path / "report"
+    args = ["inspect", "--data-dir", str(small_dataset), "--output-dir", str(out),
+            "--quick", "--n-jobs", "1"]
+    assert main([*args, "--labels"]) == 0
+    assert (out / "label_issues.csv").is_file()
+    assert main(args) == 0
+    assert not (out / "label_issues.csv").exists()
+    # a folder with no earlier report keeps any label_issues.csv it holds
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "label_issues.csv").write_text("file,given_label,suggested_label,score\n")
+    args[args.index(str(out))] = str(model)
+    assert main(args) == 0
+    assert (model / "label_issues.csv").is_file()
+
+
 def test_inspect_test_data_dir_reports_leakage(small_dataset, tmp_path, capsys):
     held_out = tmp_path / "held_out" / "grass"
     held_out.mkdir(parents=True)

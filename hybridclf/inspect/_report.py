@@ -327,7 +327,10 @@ class DatasetReport:
     def save(self, output_dir):
         """Write ``report.json``, ``report.html`` and ``duplicate_groups.csv``.
 
-        With the label check, ``label_issues.csv`` too.
+        With the label check, ``label_issues.csv`` too; without it, the
+        ``label_issues.csv`` of an earlier report in the folder (one with a
+        ``report.json``) is removed, so that no list of an older dataset
+        state is left beside this report.
 
         Parameters
         ----------
@@ -341,6 +344,12 @@ class DatasetReport:
             ``"label_issues"`` with the label check.
         """
         make_output_dir(output_dir)
+        older = os.path.join(output_dir, LABEL_ISSUES_FILE)
+        if (self.label_issues is None and os.path.isfile(older)
+                and os.path.isfile(os.path.join(output_dir, "report.json"))):
+            os.remove(older)
+            logger.info("Removed %s of an earlier report: this one has no label "
+                        "check", older)
         written = {
             "json": self.write_json(os.path.join(output_dir, "report.json")),
             "html": self.write_html(os.path.join(output_dir, "report.html")),
