@@ -134,6 +134,28 @@ def test_library_result_and_grouped_folds(uneven_tree, tmp_path):
         assert not set(groups[train]) & set(groups[test])
 
 
+def test_an_augmented_folder_augmented_again_keeps_each_copys_original(
+        uneven_tree, tmp_path):
+    """``hybridclf augment`` on a folder it wrote (a higher target): before,
+    the first run's copies became "original" rows, each its own source, so
+    grouping by ``source`` put 42 of 208 copies of a messy amulet folder in
+    another group than their photo. They stay copies of their photo now."""
+    augment_folder(uneven_tree, tmp_path / "once",
+                   ClassAwareAugmenter(random_state=0))
+    augment_folder(tmp_path / "once", tmp_path / "twice",
+                   ClassAwareAugmenter(target_samples=9, random_state=0))
+    first = {r["file"]: r for r in read_manifest(tmp_path / "once")}
+    rows = read_manifest(tmp_path / "twice")
+    originals = {r["file"] for r in rows if r["kind"] == "original"}
+    assert originals == {f for f, r in first.items() if r["kind"] == "original"}
+    for row in rows:
+        assert row["source"] in originals
+        if row["file"] in first:  # written by the first run: its row is kept
+            assert row["kind"] == first[row["file"]]["kind"]
+            assert row["source"] == first[row["file"]]["source"]
+    assert sum(r["kind"] == "generated" for r in rows) == 27 - len(originals)
+
+
 def test_broken_real_files_are_listed_not_fatal(tmp_path):
     broken = require_shared("broken")
     root = tmp_path / "data"

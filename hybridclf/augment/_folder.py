@@ -23,6 +23,7 @@ from ._folder_output import (
     _encode,
     _generated_names,
     _is_jpeg,
+    _read_lineage,
     _write_manifest,
 )
 from ._folder_result import AugmentFolderResult, _class_counts
@@ -98,7 +99,10 @@ def augment_folder(input_dir, output_dir, augmenter=None, *, progress=False):
     - ``kind``: ``original`` or ``generated``;
     - ``source``: the original the image was made from (itself for an
       original), relative to ``output_dir`` and, as the layout is kept, to
-      ``input_dir``. Use it as the group of
+      ``input_dir``. When ``input_dir`` is itself a folder this function
+      wrote, its ``manifest.csv`` is followed: its copies stay
+      ``generated``, and they and their new copies keep the original photo as
+      source. Use it as the group of
       :class:`~sklearn.model_selection.GroupKFold` so that an original and its
       copies always fall in the same fold;
     - ``similarity``: the SSIM of the quality check (generated images only);
@@ -217,7 +221,8 @@ def augment_folder(input_dir, output_dir, augmenter=None, *, progress=False):
     run_chunked(write_generated, len(generated), augmenter.n_jobs)
 
     manifest = output_path / MANIFEST_NAME
-    _write_manifest(manifest, rel_paths, y, sources, new_names, augmenter)
+    _write_manifest(manifest, rel_paths, y, sources, new_names, augmenter,
+                    _read_lineage(input_dir))
 
     result = AugmentFolderResult(
         output_dir=str(output_path), manifest=str(manifest),
