@@ -291,6 +291,20 @@ def test_a_class_no_fold_could_learn_is_not_flagged_as_wrong_labels(
     assert meta["n_checked"] == len(labels) - 6
 
 
+def test_a_fold_without_a_class_scores_without_a_library_warning():
+    """A fold with no test image of a class the model predicts (a class of
+    few groups): ``hybridclf train`` printed scikit-learn's "y_pred contains
+    classes not in y_true" with its file path, once per fold."""
+    import warnings
+
+    from hybridclf.training._result import scores
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        found = scores(np.array(["a", "a", "b"]), np.array(["a", "c", "b"]))
+    assert found["balanced_accuracy"] == 0.75
+
+
 def test_train_model_takes_a_list_of_equal_sized_image_arrays(textures):
     # found by the API audit: train_model(pipe, list_of_arrays, ...) turned a
     # list of same-sized images into one 4-D object array and failed with
