@@ -365,6 +365,16 @@ def test_an_augmented_folder_groups_each_copy_with_its_source(texture_folder,
     assert sorted(group["files"]) == [str(root / "brick" / "0.png"),
                                       str(root / "brick" / "0_aug001.png")]
     assert group["weakest_link"][2] == "generated from it (manifest.csv)"
+    # the source deleted: its copies still share a group
+    _save(root / "brick" / "0_aug002.png", _photo("astronaut"))
+    (root / "brick" / "0.png").unlink()
+    with open(root / "manifest.csv", "a") as fh:
+        fh.write("brick/0_aug002.png,brick,generated,brick/0.png,0.9,hflip\n")
+    report = inspect_dataset(root, quick=True, n_jobs=1)
+    (group,) = [g for g in report.duplicate_groups
+                if str(root / "brick" / "0_aug001.png") in g["files"]]
+    assert sorted(group["files"]) == [str(root / "brick" / "0_aug001.png"),
+                                      str(root / "brick" / "0_aug002.png")]
 
 
 def test_inspect_dataset_folds_follow_the_smallest_class(tmp_path):

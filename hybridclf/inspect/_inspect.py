@@ -138,15 +138,22 @@ def _augment_copies(files, roots):
         if not os.path.isfile(path):
             continue
         with open(path, newline="", encoding="utf-8-sig") as fh:
-            rows = list(csv.DictReader(fh))
+            rows = [row for row in csv.DictReader(fh)
+                    if row.get("kind") == "generated" and row.get("source")]
+        # a copy joins its source or, the source deleted, its first sibling
+        first = {}
         for row in rows:
-            if row.get("kind") != "generated" or not row.get("source"):
-                continue
-            i, j = (index.get(os.path.realpath(os.path.join(root, row[k])))
-                    for k in ("file", "source"))
+            source = os.path.realpath(os.path.join(root, row["source"]))
+            i = index.get(os.path.realpath(os.path.join(root, row["file"])))
+            j = first.get(source)
+            if j is None:
+                j = first[source] = index.get(source, i)
             if i is not None and j is not None and i != j:
                 copies.append(DuplicatePair(min(i, j), max(i, j),
-                                            "generated from it (manifest.csv)", 1.0))
+                                            "generated from it (manifest.csv)"
+                                            if j == index.get(source) else
+                                            "generated from one photo "
+                                            "(manifest.csv)", 1.0))
     return copies
 
 
