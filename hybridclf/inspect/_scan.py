@@ -18,7 +18,13 @@ import numpy as np
 from PIL import Image
 
 from ..exceptions import ImageLoadError
-from ..io import fit_to_size, read_image, sniff_image_format, special_file_reason
+from ..io import (
+    class_name,
+    fit_to_size,
+    read_image,
+    sniff_image_format,
+    special_file_reason,
+)
 from ..quality import MEASURE_SIDE, measure_grey, shrink
 from ..utils._parallel import run_chunked
 from ._pairs import perceptual_hashes
@@ -239,7 +245,7 @@ def list_files(root):
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         rel = os.path.relpath(dirpath, root)
-        label = "" if rel == "." else rel.split(os.sep)[0]
+        label = "" if rel == "." else class_name(rel.split(os.sep)[0])
         # a link to a folder is not followed: listed, its record says so
         links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
         for name in sorted(filenames + links):
