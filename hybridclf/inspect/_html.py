@@ -168,7 +168,8 @@ def _near_misses_html(report, thumbs):
            "<p>Pairs in different groups that came close: just under a "
            "threshold, or linked but not close to the other group as a whole. "
            "Copies missed by the grouping are among them; merge by hand, in "
-           "duplicate_groups.csv, what is one object.</p>"]
+           "duplicate_groups.csv, what is one object (a later run into this "
+           "folder keeps the edited file as duplicate_groups.edited.csv).</p>"]
     for a, b, how, score in report.near_misses:
         out.append(f'<div class="group">{escape(how)} (score {score:.3f})'
                    f'<div class="row">{thumbs.figure(a)}{thumbs.figure(b)}</div>'
