@@ -365,6 +365,8 @@ def test_an_augmented_folder_groups_each_copy_with_its_source(texture_folder,
     assert sorted(group["files"]) == [str(root / "brick" / "0.png"),
                                       str(root / "brick" / "0_aug001.png")]
     assert group["weakest_link"][2] == "generated from it (manifest.csv)"
+    # the manifest is the tool's own file, not a non-image of the dataset
+    assert report.to_dict()["non_image_files"] == []
     # the source deleted: its copies still share a group
     _save(root / "brick" / "0_aug002.png", _photo("astronaut"))
     (root / "brick" / "0.png").unlink()

@@ -19,6 +19,7 @@ from PIL import Image
 
 from ..exceptions import ImageLoadError
 from ..io import (
+    FEEDBACK_LOG,
     class_name,
     fit_to_size,
     read_image,
@@ -234,7 +235,11 @@ def scan_files(paths, *, n_jobs=None, measure=True, keep_size=None, progress=Fal
 
 
 def list_files(root):
-    """Every non-hidden file under ``root`` with its class (first sub-folder)."""
+    """Every non-hidden file under ``root`` with its class (first sub-folder).
+
+    The ``feedback.jsonl`` and ``manifest.csv`` (``hybridclf augment``) of the
+    root are the tools' own files, left out as the training leaves them out.
+    """
     root = os.fspath(root)
     if not os.path.isdir(root):
         raise FileNotFoundError(
@@ -249,6 +254,9 @@ def list_files(root):
         # a link to a folder is not followed: listed, its record says so
         links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
         for name in sorted(filenames + links):
+            # the root's feedback log and augment manifest, as load_image_folder
+            if rel == "." and name in (FEEDBACK_LOG, "manifest.csv"):
+                continue
             if not name.startswith("."):
                 paths.append(os.path.join(dirpath, name))
                 labels.append(label)
