@@ -189,7 +189,10 @@ def _label_issues_html(report, thumbs):
            "shown beside its nearest images of the suggested class (cosine "
            "similarity of the model's features). Check them by eye: the "
            "model is quick, and an unusual photo of the right class is flagged "
-           "too. The list is in label_issues.csv.</p>"]
+           "too. Move a photo that is filed wrongly into its class folder (the "
+           "suggested class is only the model's guess), then run inspect again: "
+           "one fixed label changes the others' probabilities. The list is in "
+           "label_issues.csv.</p>"]
     if check["skipped_classes"]:
         out.append("<p>Not checked (fewer independent images than folds): "
                    + escape(", ".join(check["skipped_classes"])) + "</p>")
