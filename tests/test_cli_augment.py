@@ -156,6 +156,34 @@ def test_an_augmented_folder_augmented_again_keeps_each_copys_original(
     assert sum(r["kind"] == "generated" for r in rows) == 27 - len(originals)
 
 
+def test_a_run_stopped_half_way_leaves_no_copies_without_manifest(
+        uneven_tree, tmp_path, monkeypatch):
+    """A full disk (or Ctrl+C) while the copies were written left a folder
+    of originals and copies without manifest.csv: a training on it grouped
+    no copy with its source. Nothing is left now."""
+    from hybridclf.augment import _folder
+
+    written = []
+
+    def encode_then_fail(image, as_jpeg):
+        if written:
+            raise OSError(28, "No space left on device")
+        written.append(1)
+        return b"partial"
+
+    monkeypatch.setattr(_folder, "_encode", encode_then_fail)
+    out = tmp_path / "out"
+    with pytest.raises(OSError, match="No space left"):
+        augment_folder(uneven_tree, out, ClassAwareAugmenter(random_state=0,
+                                                             n_jobs=1))
+    assert [p for p in out.rglob("*")] == []
+    # the remains of a killed run are named, not just "not empty"
+    (out / ".partial-123" / "brick").mkdir(parents=True)
+    with pytest.raises(ValueError, match="'.partial-123', the remains of an "
+                                         "interrupted run. Delete it"):
+        augment_folder(uneven_tree, out)
+
+
 def test_broken_real_files_are_listed_not_fatal(tmp_path):
     broken = require_shared("broken")
     root = tmp_path / "data"
