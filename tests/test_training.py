@@ -92,6 +92,23 @@ def test_fewer_folds_when_no_class_has_enough_images(caplog):
         cv_splits(labels, np.arange(5), cv_folds=2)
 
 
+def test_a_class_of_one_photo_and_its_copies_is_named(caplog):
+    """A class of one photo's copies (one group) trained and cross-validated
+    without a word, its images all errors in the fold that tests it (30
+    images of an augmented messy amulet folder). The warning names it."""
+    from hybridclf.training._split import cv_splits
+
+    labels = np.repeat(["a", "b", "copies"], [6, 6, 4])
+    groups = np.concatenate([np.arange(12), [99] * 4])
+    with caplog.at_level("WARNING"):
+        cv_splits(labels, groups, cv_folds=3)
+    assert "Class(es) 'copies' hold one photo and its copies" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        cv_splits(labels, np.arange(16), cv_folds=3)
+    assert "one photo and its copies" not in caplog.text
+
+
 def test_bad_test_size_is_explained():
     with pytest.raises(ValueError, match="'test_size' parameter.*Got 0.9"):
         grouped_train_test_split([0, 1], [0, 1], test_size=0.9)
