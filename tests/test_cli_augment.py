@@ -134,6 +134,56 @@ def test_library_result_and_grouped_folds(uneven_tree, tmp_path):
         assert not set(groups[train]) & set(groups[test])
 
 
+def test_an_augmented_folder_augmented_again_keeps_each_copys_original(
+        uneven_tree, tmp_path):
+    """``hybridclf augment`` on a folder it wrote (a higher target): before,
+    the first run's copies became "original" rows, each its own source, so
+    grouping by ``source`` put 42 of 208 copies of a messy amulet folder in
+    another group than their photo. They stay copies of their photo now."""
+    augment_folder(uneven_tree, tmp_path / "once",
+                   ClassAwareAugmenter(random_state=0))
+    augment_folder(tmp_path / "once", tmp_path / "twice",
+                   ClassAwareAugmenter(target_samples=9, random_state=0))
+    first = {r["file"]: r for r in read_manifest(tmp_path / "once")}
+    rows = read_manifest(tmp_path / "twice")
+    originals = {r["file"] for r in rows if r["kind"] == "original"}
+    assert originals == {f for f, r in first.items() if r["kind"] == "original"}
+    for row in rows:
+        assert row["source"] in originals
+        if row["file"] in first:  # written by the first run: its row is kept
+            assert row["kind"] == first[row["file"]]["kind"]
+            assert row["source"] == first[row["file"]]["source"]
+    assert sum(r["kind"] == "generated" for r in rows) == 27 - len(originals)
+
+
+def test_a_run_stopped_half_way_leaves_no_copies_without_manifest(
+        uneven_tree, tmp_path, monkeypatch):
+    """A full disk (or Ctrl+C) while the copies were written left a folder
+    of originals and copies without manifest.csv: a training on it grouped
+    no copy with its source. Nothing is left now."""
+    from hybridclf.augment import _folder
+
+    written = []
+
+    def encode_then_fail(image, as_jpeg):
+        if written:
+            raise OSError(28, "No space left on device")
+        written.append(1)
+        return b"partial"
+
+    monkeypatch.setattr(_folder, "_encode", encode_then_fail)
+    out = tmp_path / "out"
+    with pytest.raises(OSError, match="No space left"):
+        augment_folder(uneven_tree, out, ClassAwareAugmenter(random_state=0,
+                                                             n_jobs=1))
+    assert [p for p in out.rglob("*")] == []
+    # the remains of a killed run are named, not just "not empty"
+    (out / ".partial-123" / "brick").mkdir(parents=True)
+    with pytest.raises(ValueError, match="'.partial-123', the remains of an "
+                                         "interrupted run. Delete it"):
+        augment_folder(uneven_tree, out)
+
+
 def test_broken_real_files_are_listed_not_fatal(tmp_path):
     broken = require_shared("broken")
     root = tmp_path / "data"

@@ -76,6 +76,50 @@ def test_inspect_labels_lists_and_shows_likely_wrong_labels(small_dataset,
     assert block.count("<br>brick; similarity") == 3
 
 
+def test_a_rerun_without_labels_leaves_no_older_label_list(small_dataset, tmp_path):
+    """``inspect --labels`` then, the labels fixed, ``inspect`` into the same
+    folder: before, the first run's label_issues.csv stayed beside the new
+    report, listing photos already moved. A model directory's is kept."""
+    out = tmp_path / "report"
+    args = ["inspect", "--data-dir", str(small_dataset), "--output-dir", str(out),
+            "--quick", "--n-jobs", "1"]
+    assert main([*args, "--labels"]) == 0
+    assert (out / "label_issues.csv").is_file()
+    assert main(args) == 0
+    assert not (out / "label_issues.csv").exists()
+    # a folder with no earlier report keeps any label_issues.csv it holds
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "label_issues.csv").write_text("file,given_label,suggested_label,score\n")
+    args[args.index(str(out))] = str(model)
+    assert main(args) == 0
+    assert (model / "label_issues.csv").is_file()
+
+
+def test_a_rerun_keeps_the_groups_merged_by_hand(small_dataset, tmp_path):
+    """The report asks to merge near misses by hand in duplicate_groups.csv;
+    before, the next run into the folder (after moving the photos its label
+    check flagged) overwrote those merges without a word."""
+    out = tmp_path / "report"
+    args = ["inspect", "--data-dir", str(small_dataset), "--output-dir", str(out),
+            "--quick", "--n-jobs", "1"]
+    assert main(args) == 0
+    groups_csv = out / "duplicate_groups.csv"
+    rows = list(csv.DictReader(groups_csv.open(newline="", encoding="utf-8")))
+    rows[1]["group"] = rows[0]["group"]  # one object, by the person's eye
+    with groups_csv.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, ["file", "group"])
+        writer.writeheader()
+        writer.writerows(rows)
+    edited = groups_csv.read_text(encoding="utf-8")
+    assert main(args) == 0
+    assert (out / "duplicate_groups.edited.csv").read_text(encoding="utf-8") == edited
+    assert groups_csv.read_text(encoding="utf-8") != edited
+    assert main(args) == 0  # nothing edited since: nothing more kept
+    assert sorted(p.name for p in out.glob("duplicate_groups*")) == [
+        "duplicate_groups.csv", "duplicate_groups.edited.csv"]
+
+
 def test_inspect_test_data_dir_reports_leakage(small_dataset, tmp_path, capsys):
     held_out = tmp_path / "held_out" / "grass"
     held_out.mkdir(parents=True)

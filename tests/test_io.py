@@ -577,3 +577,26 @@ def test_the_cache_keys_cover_every_module_of_the_io_package():
     modules = {f"hybridclf.io.{m.name}"
                for m in pkgutil.iter_modules(hybridclf.io.__path__)}
     assert set(hybridclf.io._SOURCE_MODULES) == {"hybridclf.io"} | modules
+
+
+def test_a_class_named_in_either_unicode_form_is_one_class(tmp_path):
+    """"café" decomposed (NFD, a folder copied from macOS's HFS+) beside
+    "café" composed (typed on Linux, or a feedback label): before, two classes
+    that print alike, in training, inspect ("café=4, café=4") and augment."""
+    import unicodedata
+
+    from hybridclf import inspect_dataset
+
+    for form, names in (("NFD", ("0.png", "1.png")), ("NFC", ("2.png", "3.png"))):
+        folder = tmp_path / unicodedata.normalize(form, "café")
+        folder.mkdir()
+        for i, name in enumerate(names):
+            pixels = np.full((16, 16, 3), 40 * (i + 1) + len(form), np.uint8)
+            Image.fromarray(pixels).save(folder / name)
+    (tmp_path / "tea").mkdir()
+    Image.new("RGB", (16, 16), "green").save(tmp_path / "tea" / "t.png")
+    _, labels = load_image_folder(tmp_path)
+    assert sorted(set(labels)) == ["caf\u00e9", "tea"]
+    assert labels.count("caf\u00e9") == 4
+    counts = inspect_dataset(tmp_path, quick=True).stats["class_counts"]
+    assert counts == {"caf\u00e9": 4, "tea": 1}

@@ -92,6 +92,23 @@ def test_fewer_folds_when_no_class_has_enough_images(caplog):
         cv_splits(labels, np.arange(5), cv_folds=2)
 
 
+def test_a_class_of_one_photo_and_its_copies_is_named(caplog):
+    """A class of one photo's copies (one group) trained and cross-validated
+    without a word, its images all errors in the fold that tests it (30
+    images of an augmented messy amulet folder). The warning names it."""
+    from hybridclf.training._split import cv_splits
+
+    labels = np.repeat(["a", "b", "copies"], [6, 6, 4])
+    groups = np.concatenate([np.arange(12), [99] * 4])
+    with caplog.at_level("WARNING"):
+        cv_splits(labels, groups, cv_folds=3)
+    assert "Class(es) 'copies' hold one photo and its copies" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        cv_splits(labels, np.arange(16), cv_folds=3)
+    assert "one photo and its copies" not in caplog.text
+
+
 def test_bad_test_size_is_explained():
     with pytest.raises(ValueError, match="'test_size' parameter.*Got 0.9"):
         grouped_train_test_split([0, 1], [0, 1], test_size=0.9)
@@ -183,6 +200,43 @@ def test_an_augmented_folder_groups_copies_with_their_source(textures, tmp_path)
     assert source == f"found on the fly, joined with {data / 'manifest.csv'}"
 
 
+def test_an_augmented_folder_keeps_its_copies_grouped_with_a_groups_csv(
+        textures, tmp_path):
+    """``hybridclf train --data-dir balanced/ --groups duplicate_groups.csv``,
+    the CSV that ``hybridclf inspect --data-dir balanced/`` wrote (as its
+    advice says): a copy the inspector did not recognise still shares the
+    group of its source. Before, the manifest was read only without
+    ``--groups``: 32 of 82 copies of a messy amulet folder had a group of
+    their own, beside their source in the folds."""
+    import shutil
+
+    from hybridclf.training._training_pipeline import find_training_groups
+
+    paths, _ = textures
+    data = tmp_path / "balanced"
+    (data / "a").mkdir(parents=True)
+    for name, source in [("0.png", 0), ("0_aug1.png", 9), ("1.png", 18)]:
+        shutil.copy(paths[source], data / "a" / name)
+    (data / "manifest.csv").write_text(
+        "file,label,kind,source,similarity,techniques\n"
+        "a/0.png,a,original,a/0.png,,\na/0_aug1.png,a,generated,a/0.png,0.8,flip\n"
+        "a/1.png,a,original,a/1.png,,\n")
+    groups_csv = tmp_path / "report" / "duplicate_groups.csv"
+    groups_csv.parent.mkdir()
+    names = [str(data / "a" / n) for n in ("0.png", "0_aug1.png", "1.png")]
+    groups_csv.write_text("file,group\n" + "".join(
+        f"{name},{i}\n" for i, name in enumerate(names)))
+    groups, source = find_training_groups(names, groups_csv=str(groups_csv),
+                                          root=[str(data)])
+    assert groups[0] == groups[1] != groups[2]
+    assert source == f"{groups_csv}, joined with {data / 'manifest.csv'}"
+    # the manifest itself as the groups CSV is read once
+    groups, source = find_training_groups(
+        names, groups_csv=str(data / "manifest.csv"), root=[str(data)])
+    assert groups[0] == groups[1] != groups[2]
+    assert source == str(data / "manifest.csv")
+
+
 def test_duplicate_groups_join_copies(tmp_path):
     import shutil
 
@@ -221,6 +275,51 @@ def test_train_model_grouped_and_scored(textures):
     assert (result.label_issues["suggested_label"] != labels[flagged]).all()
     assert meta["label_issues"]["n_flagged"] == len(flagged)
     assert meta["label_issues"]["n_checked"] == len(train)
+    assert "not_checked" not in meta["label_issues"]
+
+
+def test_a_class_no_fold_could_learn_is_not_flagged_as_wrong_labels(
+        textures, tmp_path):
+    """A class made of one photo and its copies (one group) is, in its fold,
+    missing from the training part: its images get no probability, and
+    before, every one of them was listed as a likely wrong label (30 of the
+    58 flagged images of a messy amulet folder after ``hybridclf augment``).
+    It is now left out of the check, and named."""
+    import cv2
+    import skimage.data
+
+    paths, labels = textures
+    photo = skimage.data.camera()[100:196, 200:296]
+    copies = []
+    for i in range(6):
+        copies.append(str(tmp_path / f"copy_{i}.png"))
+        cv2.imwrite(copies[-1], np.clip(photo.astype(int) + 3 * i, 0, 255)
+                    .astype(np.uint8))
+    paths = np.concatenate([paths, np.asarray(copies, dtype=object)])
+    labels = np.concatenate([labels, ["copies"] * 6])
+    groups = np.concatenate([np.arange(len(labels) - 6), [999] * 6])
+    pipe = make_hybrid_pipeline(features=["hog", "color"]).set_params(load__size=64)
+    result = train_model(pipe, paths, labels, groups=groups, test_size=0,
+                         cv_folds=3)
+    flagged = result.label_issues["index"]
+    assert "copies" not in set(labels[flagged])
+    meta = result.metadata()["label_issues"]
+    assert meta["not_checked"] == ["copies"]
+    assert meta["n_checked"] == len(labels) - 6
+
+
+def test_a_fold_without_a_class_scores_without_a_library_warning():
+    """A fold with no test image of a class the model predicts (a class of
+    few groups): ``hybridclf train`` printed scikit-learn's "y_pred contains
+    classes not in y_true" with its file path, once per fold."""
+    import warnings
+
+    from hybridclf.training._result import scores
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        found = scores(np.array(["a", "a", "b"]), np.array(["a", "c", "b"]))
+    assert found["balanced_accuracy"] == 0.75
 
 
 def test_train_model_takes_a_list_of_equal_sized_image_arrays(textures):

@@ -23,6 +23,7 @@ from ._folder_output import (
     _encode,
     _generated_names,
     _is_jpeg,
+    _read_lineage,
     _write_manifest,
 )
 from ._folder_result import AugmentFolderResult, _class_counts
@@ -41,11 +42,33 @@ def _check_output_dir(input_dir, output_dir):
             "next time. Choose a folder outside the input."
         )
     if output_dir.exists() and (not output_dir.is_dir() or any(output_dir.iterdir())):
+        left = sorted(p.name for p in output_dir.glob(".partial-*"))
+        if left and len(left) == len(list(output_dir.iterdir())):
+            raise ValueError(
+                f"The output folder {str(output_dir)!r} holds only {left[0]!r}, "
+                "the remains of an interrupted run. Delete it, or choose a new "
+                "folder."
+            )
         raise ValueError(
             f"The output folder {str(output_dir)!r} already exists and is not an "
             "empty folder. Choose a new or empty folder, so that no file is "
             "overwritten or mixed with an older run."
         )
+
+
+def _staging_dir(output_path):
+    """A hidden folder in ``output_path`` whose files move up once all are written.
+
+    A run stopped half-way (Ctrl+C, a full disk) removes it, and leaves no
+    folder of copies without their ``manifest.csv``, which a training would
+    take for a dataset whose copies are not grouped with their source. Inside
+    the output folder, not beside it: that may be a mount point (a container's
+    volume), and the moves stay on its file system.
+    """
+    output_path.mkdir(parents=True, exist_ok=True)
+    staging = output_path / f".partial-{os.getpid()}"
+    staging.mkdir()
+    return staging
 
 
 def _list_images(input_dir):
@@ -98,7 +121,10 @@ def augment_folder(input_dir, output_dir, augmenter=None, *, progress=False):
     - ``kind``: ``original`` or ``generated``;
     - ``source``: the original the image was made from (itself for an
       original), relative to ``output_dir`` and, as the layout is kept, to
-      ``input_dir``. Use it as the group of
+      ``input_dir``. When ``input_dir`` is itself a folder this function
+      wrote, its ``manifest.csv`` is followed: its copies stay
+      ``generated``, and they and their new copies keep the original photo as
+      source. Use it as the group of
       :class:`~sklearn.model_selection.GroupKFold` so that an original and its
       copies always fall in the same fold;
     - ``similarity``: the SSIM of the quality check (generated images only);
@@ -200,24 +226,32 @@ def augment_folder(input_dir, output_dir, augmenter=None, *, progress=False):
     rel_paths = [Path(os.path.relpath(p, input_dir)).as_posix() for p in paths]
     jpeg_sources = [_is_jpeg(p) for p in paths]
     new_names = _generated_names(sources.tolist(), rel_paths, jpeg_sources)
-    output_path.mkdir(parents=True, exist_ok=True)
-    for rel in {Path(r).parent for r in rel_paths}:
-        (output_path / rel).mkdir(parents=True, exist_ok=True)
+    staging = _staging_dir(output_path)
+    try:
+        for rel in {Path(r).parent for r in rel_paths}:
+            (staging / rel).mkdir(parents=True, exist_ok=True)
 
-    def copy_originals(chunk):
-        for i in range(chunk.start, chunk.stop):
-            shutil.copy2(paths[i], output_path / rel_paths[i])
+        def copy_originals(chunk):
+            for i in range(chunk.start, chunk.stop):
+                shutil.copy2(paths[i], staging / rel_paths[i])
 
-    def write_generated(chunk):
-        for k in range(chunk.start, chunk.stop):
-            data = _encode(generated[k], jpeg_sources[sources[k]])
-            (output_path / new_names[k]).write_bytes(data)
+        def write_generated(chunk):
+            for k in range(chunk.start, chunk.stop):
+                data = _encode(generated[k], jpeg_sources[sources[k]])
+                (staging / new_names[k]).write_bytes(data)
 
-    run_chunked(copy_originals, len(paths), augmenter.n_jobs)
-    run_chunked(write_generated, len(generated), augmenter.n_jobs)
-
+        run_chunked(copy_originals, len(paths), augmenter.n_jobs)
+        run_chunked(write_generated, len(generated), augmenter.n_jobs)
+        _write_manifest(staging / MANIFEST_NAME, rel_paths, y, sources, new_names,
+                        augmenter, _read_lineage(input_dir))
+        # the manifest last: a folder of copies is never without it
+        for child in sorted(staging.iterdir(), key=lambda c: c.name == MANIFEST_NAME):
+            child.rename(output_path / child.name)
+        staging.rmdir()
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     manifest = output_path / MANIFEST_NAME
-    _write_manifest(manifest, rel_paths, y, sources, new_names, augmenter)
 
     result = AugmentFolderResult(
         output_dir=str(output_path), manifest=str(manifest),

@@ -3,7 +3,8 @@
 ``_generated_names`` names each new image beside its source (``_augNNN``,
 clear of any original's name), ``_encode`` encodes it as JPEG or PNG like its
 source (``_is_jpeg``), and ``_write_manifest`` writes ``manifest.csv``, with
-the techniques of each new image as ``_describe`` puts them.
+the techniques of each new image as ``_describe`` puts them, and the sources
+of an input folder that an earlier run wrote (``_read_lineage``).
 """
 
 import csv
@@ -74,16 +75,47 @@ def _generated_names(sources, rel_paths, jpeg_sources):
     return names
 
 
-def _write_manifest(manifest, rel_paths, y, sources, new_names, augmenter):
-    """Write ``manifest.csv``: one row per original, then per generated image."""
+def _read_lineage(input_dir):
+    """The rows of the input folder's own ``manifest.csv``, by file; {} if none.
+
+    A folder that ``hybridclf augment`` wrote, augmented again: its copies
+    stay copies of their original photo in the new manifest.
+    """
+    path = Path(input_dir) / MANIFEST_NAME
+    if not path.is_file():
+        return {}
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows or not {"file", "kind", "source"} <= set(rows[0]):
+        return {}
+    return {row["file"]: row for row in rows}
+
+
+def _write_manifest(manifest, rel_paths, y, sources, new_names, augmenter,
+                    lineage=None):
+    """Write ``manifest.csv``: one row per input image, then per generated image.
+
+    ``lineage`` (from :func:`_read_lineage`) keeps an input image that an
+    earlier run generated a ``generated`` row with its original as source,
+    and makes that original the source of its new copies too.
+    """
+    lineage = lineage or {}
     with open(manifest, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(MANIFEST_COLUMNS)
         for rel, label in zip(rel_paths, y.tolist()):
-            writer.writerow([rel, label, "original", rel, "", ""])
+            row = lineage.get(rel, {})
+            if row.get("kind") == "generated" and row.get("source"):
+                writer.writerow([rel, label, "generated", row["source"],
+                                 row.get("similarity", ""),
+                                 row.get("techniques", "")])
+            else:
+                writer.writerow([rel, label, "original", rel, "", ""])
         for k, source in enumerate(sources.tolist()):
+            row = lineage.get(rel_paths[source], {})
             writer.writerow([
-                new_names[k], y[source], "generated", rel_paths[source],
+                new_names[k], y[source], "generated",
+                row.get("source") or rel_paths[source],
                 f"{augmenter.similarity_[k]:.4f}",
                 _describe(augmenter.augmentation_params_[k]),
             ])

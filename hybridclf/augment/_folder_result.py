@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io import class_name
+
 __all__ = ["AugmentFolderResult", "ClassCounts"]
 
 
@@ -126,5 +128,6 @@ def _count_by_class(skipped, root):
         except ValueError:
             continue
         if len(parts) > 1:
-            counts[parts[0]] = counts.get(parts[0], 0) + 1
+            label = class_name(parts[0])
+            counts[label] = counts.get(label, 0) + 1
     return counts

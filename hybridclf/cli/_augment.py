@@ -20,7 +20,13 @@ def format_parser(parser):
         "Write a class-balanced copy of a class-per-folder dataset: every "
         "readable original, plus augmented images for the classes below the "
         "target, plus manifest.csv mapping each generated file to its source. "
-        "Without --target-samples, every class is brought up to the largest."
+        "Without --target-samples, every class is brought up to the largest. "
+        "A new image is its source with a random mix of mild changes "
+        "(hybridclf.augment.DEFAULT_TECHNIQUES): about half of them mirrored "
+        "left-right, turned up to 15 degrees, rescaled, shifted, brightness, contrast, "
+        "colour, blur, noise, JPEG. A mirror changes the class of text, digits "
+        "or left/right objects: for those, call hybridclf.augment.augment_folder "
+        "with ClassAwareAugmenter(techniques={'hflip': 0.0})."
     )
     add_data_dir(parser)
     parser.add_argument("--output-dir", required=True,
@@ -39,7 +45,8 @@ def format_parser(parser):
     parser.add_argument(
         "--quality-threshold", type=fraction, default=None, metavar="S",
         help="lowest accepted SSIM between a generated image and its source "
-        "(default: 0.6); failing images are drawn again, then dropped",
+        "turned and shifted alike, so it measures the changes of tone, blur and "
+        "noise (default: 0.6); failing images are drawn again, then dropped",
     )
     add_seed(parser)
     add_n_jobs(parser, "reading, augmenting and writing")

@@ -204,8 +204,11 @@ def run(args):
     model_dir = os.path.abspath(training.model_dir)
     issues = training.result.metadata().get("label_issues")
     if issues:
+        skipped = issues.get("not_checked")
+        skipped = (f"; not checked (a fold had no image of them to learn from): "
+                   f"{', '.join(skipped)}" if skipped else "")
         out(f"likely wrong labels: {issues['n_flagged']} of {issues['n_checked']} "
-            "training images (grouped out-of-fold predictions); see "
+            f"training images (grouped out-of-fold predictions){skipped}; see "
             f"{os.path.join(model_dir, issues['file'])}")
     out(f"training took {training.seconds:.1f} s")
     out(f"Model saved to {model_dir}")

@@ -101,6 +101,37 @@ def search_duplicates(records, embeddings, t, align=aligned_pairs):
                            near_misses=near_misses)
 
 
+def join_known_copies(search, copies):
+    """``search`` with each known copy put in the group of its source.
+
+    Parameters
+    ----------
+    search : DuplicateSearch
+        What the search found.
+
+    copies : list of DuplicatePair
+        Pairs known to be copies whatever their pixels say (the
+        ``manifest.csv`` of ``hybridclf augment``), with their evidence.
+
+    Returns
+    -------
+    search : DuplicateSearch
+        The groups joined (numbered again by first member), the pairs,
+        weakest links and near misses updated.
+    """
+    if not copies:
+        return search
+    groups = search.groups
+    first = {}
+    links = [(i, first.setdefault(int(g), i)) for i, g in enumerate(groups.tolist())]
+    groups = union_find_groups(len(groups), links + [(p.i, p.j) for p in copies])
+    known = {(p.i, p.j) for p in search.pairs}
+    pairs = search.pairs + [p for p in copies if (p.i, p.j) not in known]
+    return DuplicateSearch(
+        pairs=pairs, groups=groups, weakest=weakest_links(groups, pairs),
+        near_misses=[p for p in search.near_misses if groups[p.i] != groups[p.j]])
+
+
 @dataclasses.dataclass(frozen=True)
 class SearchSettings:
     """The settings of one duplicate search (see :func:`search_duplicates`)."""

@@ -179,7 +179,8 @@ def _near_misses_html(report, thumbs, files_by_path):
            "<p>Pairs in different groups that came close: just under a "
            "threshold, or linked but not close to the other group as a whole. "
            "Copies missed by the grouping are among them; merge by hand, in "
-           "duplicate_groups.csv, what is one object.</p>"]
+           "duplicate_groups.csv, what is one object (a later run into this "
+           "folder keeps the edited file as duplicate_groups.edited.csv).</p>"]
     for a, b, how, score in report.near_misses:
         out.append(f'<div class="group">{escape(how)} (score {score:.3f})'
                    f'<div class="row">{thumbs.figure(a, _where(files_by_path, a))}'
@@ -199,7 +200,10 @@ def _label_issues_html(report, thumbs):
            "shown beside its nearest images of the suggested class (cosine "
            "similarity of the model's features). Check them by eye: the "
            "model is quick, and an unusual photo of the right class is flagged "
-           "too. The list is in label_issues.csv.</p>"]
+           "too. Move a photo that is filed wrongly into its class folder (the "
+           "suggested class is only the model's guess), then run inspect again: "
+           "one fixed label changes the others' probabilities. The list is in "
+           "label_issues.csv.</p>"]
     if check["skipped_classes"]:
         out.append("<p>Not checked (fewer independent images than folds): "
                    + escape(", ".join(check["skipped_classes"])) + "</p>")

@@ -1,5 +1,6 @@
 """The inspector's entry point: every check on a class-per-folder dataset."""
 
+import csv
 import dataclasses
 import logging
 import os
@@ -15,10 +16,12 @@ from ._duplicates import (
     DuplicateSearch,
     SearchSettings,
     embed,
+    join_known_copies,
     search_duplicates,
 )
 from ._evidence import CANDIDATE_HASH_DISTANCE
 from ._labels import check_labels
+from ._pairs import DuplicatePair
 from ._report import DatasetReport, NonImageFile
 from ._scan import list_files, scan_files
 from ._thresholds import resolve_thresholds
@@ -121,6 +124,39 @@ def _search(records, embeddings, t, quick, check_duplicates, n_jobs):
     return search_duplicates(records, embeddings, settings)
 
 
+def _augment_copies(files, roots):
+    """The (copy, source) pairs that each root's augment ``manifest.csv`` names.
+
+    The copies that ``hybridclf augment`` made join their source's group
+    (as ``hybridclf train`` joins them), also those the search does not
+    recognise: in quick mode a third of them.
+    """
+    index = {os.path.realpath(p): i for i, p in enumerate(files.paths)}
+    copies = []
+    for root in roots:
+        path = os.path.join(os.fspath(root), "manifest.csv")
+        if not os.path.isfile(path):
+            continue
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            rows = [row for row in csv.DictReader(fh)
+                    if row.get("kind") == "generated" and row.get("source")]
+        # a copy joins its source or, the source deleted, its first sibling
+        first = {}
+        for row in rows:
+            source = os.path.realpath(os.path.join(root, row["source"]))
+            i = index.get(os.path.realpath(os.path.join(root, row["file"])))
+            j = first.get(source)
+            if j is None:
+                j = first[source] = index.get(source, i)
+            if i is not None and j is not None and i != j:
+                copies.append(DuplicatePair(min(i, j), max(i, j),
+                                            "generated from it (manifest.csv)"
+                                            if j == index.get(source) else
+                                            "generated from one photo "
+                                            "(manifest.csv)", 1.0))
+    return copies
+
+
 @fill_doc
 def inspect_dataset(root, *, test_root=None, quick=False, check_duplicates=True,
                     labels=False, thresholds=None, n_jobs=None, progress=False,
@@ -142,7 +178,9 @@ def inspect_dataset(root, *, test_root=None, quick=False, check_duplicates=True,
       ``rotations``, its quarter turns) and by CNN-embedding similarity, and
       crops and rotations by aligning their pixels; grouped by average
       linkage, so one wrong link does not chain two objects (see
-      ``linkage`` in :class:`~hybridclf.inspect.InspectThresholds`). Groups
+      ``linkage`` in :class:`~hybridclf.inspect.InspectThresholds`). In a
+      folder that ``hybridclf augment`` wrote, each copy its
+      ``manifest.csv`` lists joins the group of its source. Groups
       whose files carry different classes (label conflicts) or lie in both
       ``root`` and ``test_root`` (leakage) come first in the report, each
       with its weakest link; near misses just under a threshold are listed
@@ -262,6 +300,9 @@ def inspect_dataset(root, *, test_root=None, quick=False, check_duplicates=True,
     issues = _issues(records, files.labels, embeddings, thresholds, files.splits)
     search = _search(records, embeddings, thresholds, quick, check_duplicates,
                      n_jobs)
+    if check_duplicates:
+        roots = [root] + ([] if test_root is None else [test_root])
+        search = join_known_copies(search, _augment_copies(files, roots))
     for rec in records:
         rec.align_gray = rec.align_value = None
         rec.align_features = {}

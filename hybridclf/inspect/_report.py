@@ -327,7 +327,13 @@ class DatasetReport:
     def save(self, output_dir):
         """Write ``report.json``, ``report.html`` and ``duplicate_groups.csv``.
 
-        With the label check, ``label_issues.csv`` too.
+        A ``duplicate_groups.csv`` edited by hand since the earlier report
+        in the folder (groups merged as its near misses suggest) is kept as
+        ``duplicate_groups.edited.csv``, with a warning, not overwritten.
+        With the label check, ``label_issues.csv`` too; without it, the
+        ``label_issues.csv`` of an earlier report in the folder (one with a
+        ``report.json``) is removed, so that no list of an older dataset
+        state is left beside this report.
 
         Parameters
         ----------
@@ -341,6 +347,13 @@ class DatasetReport:
             ``"label_issues"`` with the label check.
         """
         make_output_dir(output_dir)
+        _keep_edited_groups(output_dir)
+        older = os.path.join(output_dir, LABEL_ISSUES_FILE)
+        if (self.label_issues is None and os.path.isfile(older)
+                and os.path.isfile(os.path.join(output_dir, "report.json"))):
+            os.remove(older)
+            logger.info("Removed %s of an earlier report: this one has no label "
+                        "check", older)
         written = {
             "json": self.write_json(os.path.join(output_dir, "report.json")),
             "html": self.write_html(os.path.join(output_dir, "report.html")),
@@ -356,3 +369,33 @@ class DatasetReport:
         return (f"DatasetReport(root={self.root!r}, n_files={self.n_files}, "
                 f"n_duplicate_groups={len(self.duplicate_groups)}, "
                 f"n_unreadable={self.n_unreadable})")
+
+
+def _keep_edited_groups(output_dir):
+    """Move aside an earlier ``duplicate_groups.csv`` that differs from its report.
+
+    The report's near misses ask a person to merge groups by hand in that
+    file; a second run into the folder would otherwise overwrite the merges.
+    Returns the new path, or None when there was nothing to keep.
+    """
+    path = os.path.join(output_dir, "duplicate_groups.csv")
+    report = os.path.join(output_dir, "report.json")
+    if not (os.path.isfile(path) and os.path.isfile(report)):
+        return None
+    try:
+        with open(report, encoding="utf-8") as fh:
+            written = {f["file"]: str(f["group"]) for f in json.load(fh)["files"]}
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            found = {row["file"]: row["group"] for row in csv.DictReader(fh)}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # not an earlier report of this kind: overwritten as before
+    if found == written:
+        return None
+    target, n = os.path.join(output_dir, "duplicate_groups.edited.csv"), 1
+    while os.path.exists(target):
+        n += 1
+        target = os.path.join(output_dir, f"duplicate_groups.edited-{n}.csv")
+    os.replace(path, target)
+    logger.warning("%s was edited since the earlier report; kept as %s (merge "
+                   "your changes into the new duplicate_groups.csv)", path, target)
+    return target

@@ -18,7 +18,14 @@ import numpy as np
 from PIL import Image
 
 from ..exceptions import ImageLoadError
-from ..io import fit_to_size, read_image, sniff_image_format, special_file_reason
+from ..io import (
+    FEEDBACK_LOG,
+    class_name,
+    fit_to_size,
+    read_image,
+    sniff_image_format,
+    special_file_reason,
+)
 from ..quality import MEASURE_SIDE, measure_grey, shrink
 from ..utils._parallel import run_chunked
 from ._pairs import perceptual_hashes
@@ -228,7 +235,11 @@ def scan_files(paths, *, n_jobs=None, measure=True, keep_size=None, progress=Fal
 
 
 def list_files(root):
-    """Every non-hidden file under ``root`` with its class (first sub-folder)."""
+    """Every non-hidden file under ``root`` with its class (first sub-folder).
+
+    The ``feedback.jsonl`` and ``manifest.csv`` (``hybridclf augment``) of the
+    root are the tools' own files, left out as the training leaves them out.
+    """
     root = os.fspath(root)
     if not os.path.isdir(root):
         raise FileNotFoundError(
@@ -239,10 +250,13 @@ def list_files(root):
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         rel = os.path.relpath(dirpath, root)
-        label = "" if rel == "." else rel.split(os.sep)[0]
+        label = "" if rel == "." else class_name(rel.split(os.sep)[0])
         # a link to a folder is not followed: listed, its record says so
         links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
         for name in sorted(filenames + links):
+            # the root's feedback log and augment manifest, as load_image_folder
+            if rel == "." and name in (FEEDBACK_LOG, "manifest.csv"):
+                continue
             if not name.startswith("."):
                 paths.append(os.path.join(dirpath, name))
                 labels.append(label)

@@ -6,6 +6,7 @@ is not taken; it decodes nothing and warns of nothing.
 """
 
 import os
+import unicodedata
 
 from ..utils._docstrings import Substitution
 from ._files import LINKED_FOLDER, _describe_non_image, _read_file, sniff_image_format
@@ -108,8 +109,18 @@ def scan_image_folder(root, *, follow_symlinks=False):
             skipped.append((entry.path, "class folder without any image; the "
                             "class is left out"))
         paths += found
-        labels += [entry.name] * len(found)
+        labels += [class_name(entry.name)] * len(found)
     return paths, labels, skipped
+
+
+def class_name(folder_name):
+    """The class of a class folder: its name in Unicode's composed form (NFC).
+
+    A name copied from macOS's HFS+ holds "café" decomposed (NFD), the one
+    typed on Linux, or a feedback label, composed: one class, not two that
+    print alike.
+    """
+    return unicodedata.normalize("NFC", folder_name)
 
 
 def _scan_class(folder, follow_symlinks, skipped):

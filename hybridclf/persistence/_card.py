@@ -124,6 +124,9 @@ def _card_decisions(info):
                   "predictions contradict (confident learning, cleanlab); "
                   f"`{issues.get('file')}` lists them, most suspicious first, "
                   "with the class the model suggests. Check them by eye."]
+        if issues.get("not_checked"):
+            lines[-1] += (" Not checked (a fold had no image of them to learn "
+                          f"from): {', '.join(issues['not_checked'])}.")
     cascade = info.get("cascade") or {}
     if cascade:
         lines += ["", "## Cascade", "",

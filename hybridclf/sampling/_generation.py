@@ -53,9 +53,14 @@ class _ImageGeneration:
         source_grays = {i: _small_gray(images[i]) for i in set(sources.tolist())}
         results = [None] * len(sources)
         bar, lock = self._progress_bar(len(sources), progress)
+        # Ctrl+C stops the threads at the next image, not at the end of
+        # their chunks (minutes of a large class)
+        stop = threading.Event()
 
         def work(chunk):
             for k in range(chunk.start, chunk.stop):
+                if stop.is_set():
+                    return
                 i = sources[k]
                 results[k] = self._make_one(
                     images[i], source_grays[i], policy, np.random.default_rng(seeds[k])
@@ -66,6 +71,9 @@ class _ImageGeneration:
 
         try:
             run_chunked(work, len(sources), self.n_jobs)
+        except BaseException:
+            stop.set()
+            raise
         finally:
             if bar is not None:
                 bar.close()

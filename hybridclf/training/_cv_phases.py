@@ -4,7 +4,8 @@ The classifier's grid searched on the cached fold features
 (``_search_classifier``), the views of a ViewAugmenter decided once on the
 training part for every fold (``_views_decided``), the out-of-fold
 probabilities, OOD scores and cross-validation scores (``_out_of_fold``) and
-the open-set thresholds from them (``_open_set``).
+the open-set thresholds and the likely wrong labels from them (``_open_set``,
+``_label_issues``).
 """
 
 import logging
@@ -13,6 +14,7 @@ import time
 import numpy as np
 from sklearn.base import clone
 
+from ..label_issues import find_label_issues
 from ..pipeline import fit_classifier, get_classifier, get_sampler, view_groups
 from ..prediction import block_ood_scores
 from ..view_sampling import ViewAugmenter
@@ -109,3 +111,28 @@ def _open_set(y_train, classes, oof_proba, oof_ood, blocks, quantile):
             for b, (name, _) in enumerate(blocks)
         },
     }
+
+
+def _label_issues(run, classes, oof_proba):
+    """Phase 5: the likely wrong labels, of the classes every fold learned.
+
+    A class missing from the training part of a fold (a class of one photo
+    and its copies, or of fewer groups than folds) gets no probability in
+    that fold, so each of its images would read as a wrong label; such
+    classes are left out, with their column, and named in ``not_checked``.
+    """
+    y_train = run.y_train
+    unseen = set()
+    for fold_train, fold_test in run.splits:
+        unseen.update(np.setdiff1d(y_train[fold_test], y_train[fold_train]).tolist())
+    checked = np.flatnonzero(~np.isin(y_train, list(unseen)))
+    columns = np.flatnonzero(~np.isin(classes, list(unseen)))
+    issues = find_label_issues(y_train[checked],
+                               oof_proba[np.ix_(checked, columns)], classes[columns])
+    if unseen:
+        logger.info("Label check: not checked (a fold had none of their images "
+                    "to learn from): %s", ", ".join(sorted(unseen)))
+    issues["index"] = run.train[checked[issues["index"]]]
+    issues["n_checked"] = len(checked)
+    issues["not_checked"] = sorted(unseen)
+    return issues

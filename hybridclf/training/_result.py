@@ -1,5 +1,6 @@
 """What :func:`~hybridclf.training.train_model` returns, and its metrics."""
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -12,9 +13,14 @@ __all__ = ["TrainingResult", "plain", "scores"]
 
 def scores(y_true, y_pred):
     """Accuracy, balanced accuracy and macro-F1 of predictions, as floats."""
+    with warnings.catch_warnings():
+        # a fold without an image of a class (a class of few groups): the
+        # balanced accuracy averages the classes tested, as in evaluate
+        warnings.filterwarnings("ignore", "y_pred contains classes not in y_true")
+        balanced = float(balanced_accuracy_score(y_true, y_pred))
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)),
-        "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
+        "balanced_accuracy": balanced,
         "f1_macro": float(f1_score(y_true, y_pred, average="macro")),
     }
 
@@ -66,7 +72,9 @@ class TrainingResult:
         contradict, most suspicious first (see
         :func:`hybridclf.label_issues.find_label_issues`): ``index`` (into the
         images given to :func:`train_model`), ``given_label``,
-        ``suggested_label`` and ``score``. The test part is not checked.
+        ``suggested_label`` and ``score``; and ``n_checked`` (images checked)
+        and ``not_checked`` (the classes a fold had no image of to learn from,
+        whose images are not checked). The test part is not checked.
 
     timings : dict
         Seconds spent: ``groups``, ``features_cv``, ``search``,
@@ -132,8 +140,12 @@ class TrainingResult:
             metadata["label_issues"] = {
                 "file": LABEL_ISSUES_FILE,
                 "n_flagged": int(len(self.label_issues["index"])),
-                "n_checked": int(len(self.train_indices)),
+                "n_checked": int(self.label_issues.get(
+                    "n_checked", len(self.train_indices))),
             }
+            if self.label_issues.get("not_checked"):
+                metadata["label_issues"]["not_checked"] = list(
+                    self.label_issues["not_checked"])
         return metadata
 
 

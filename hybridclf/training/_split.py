@@ -215,6 +215,14 @@ def cv_splits(labels, groups, *, cv_folds=5, random_state=0):
                f"no class has more than {counts.max()} images in the training part")
         logger.warning("Using %d folds instead of %d ('cv_folds'): %s", n_folds,
                        cv_folds, why)
+    one_group = [c for c in classes.tolist()
+                 if len(np.unique(groups[labels == c])) == 1]
+    if one_group:
+        logger.warning(
+            "Class(es) %s hold one photo and its copies (one group): the fold "
+            "that tests such a class has no image of it to learn from, so its "
+            "images count as errors there. Add photos of other objects of the "
+            "class.", ", ".join(map(repr, one_group)))
     splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True,
                                     random_state=random_state)
     with warnings.catch_warnings():

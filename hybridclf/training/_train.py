@@ -36,7 +36,6 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ..cascade import is_cascade
-from ..label_issues import find_label_issues
 from ..pipeline import (
     get_block_extractor,
     get_block_scaler,
@@ -45,7 +44,13 @@ from ..pipeline import (
     iter_feature_blocks,
 )
 from ..utils._docstrings import Substitution, n_jobs_docstring
-from ._cv_phases import _open_set, _out_of_fold, _search_classifier, _views_decided
+from ._cv_phases import (
+    _label_issues,
+    _open_set,
+    _out_of_fold,
+    _search_classifier,
+    _views_decided,
+)
 from ._feature_cache import FeatureCache
 from ._final_phases import _fit_cascade, _fit_final, _novelty_phase, _score_test
 from ._fold_features import compute_folds, on_cluster
@@ -227,8 +232,7 @@ def _train(run, pipe, search, param_grid, open_set_quantile):
     open_set = _open_set(run.y_train, classes, oof_proba, oof_ood, blocks,
                          open_set_quantile)
     with run.timed("label_issues"):
-        issues = find_label_issues(run.y_train, oof_proba, classes)
-        issues["index"] = run.train[issues["index"]]
+        issues = _label_issues(run, classes, oof_proba)
     with run.timed("final_fit"):
         final, train_x, train_y = _fit_final(run, pipe, shared)
         if is_cascade(final):

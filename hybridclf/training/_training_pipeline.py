@@ -41,6 +41,8 @@ def find_training_groups(paths, *, groups_csv=None, root=None, n_jobs=None,
     groups_csv : str or None, default=None
         A CSV with the columns ``file`` and ``group`` (:func:`read_groups_csv`);
         None finds groups of near-identical images (:func:`duplicate_groups`).
+        Either way, the ``manifest.csv`` of each folder that ``hybridclf
+        augment`` wrote joins its copies to the group of their source.
 
     root : str, sequence of str or None, default=None
         The folder (or folders, each tried) that relative names in the CSV
@@ -60,19 +62,24 @@ def find_training_groups(paths, *, groups_csv=None, root=None, n_jobs=None,
         (:func:`join_identical_files`), also when the CSV does not say so.
 
     source : str
-        The CSV's path, or ``"found on the fly"`` (and the ``manifest.csv``
-        of each folder that ``hybridclf augment`` wrote: its copies join the
-        group of their source, which the duplicate search may miss).
+        The CSV's path, or ``"found on the fly"``, and the ``manifest.csv``
+        of each folder that ``hybridclf augment`` wrote (its copies join the
+        group of their source, which the duplicate search, and so a groups
+        CSV that ``hybridclf inspect`` wrote, may miss).
     """
     if groups_csv:
-        groups = read_groups_csv(groups_csv, paths, root=root)
-        return join_identical_files(groups, paths), str(groups_csv)
-    groups = duplicate_groups(paths, n_jobs=n_jobs, cache_dir=cache_dir)
-    manifests = list(_augment_manifests(root))
+        groups = join_identical_files(
+            read_groups_csv(groups_csv, paths, root=root), paths)
+        found = str(groups_csv)
+    else:
+        groups = duplicate_groups(paths, n_jobs=n_jobs, cache_dir=cache_dir)
+        found = "found on the fly"
+    manifests = [m for m in _augment_manifests(root)
+                 if not groups_csv or not os.path.samefile(m, groups_csv)]
     for manifest in manifests:
         groups = join_groups(groups, read_groups_csv(manifest, paths,
                                                      root=os.path.dirname(manifest)))
-    return groups, ", joined with ".join(["found on the fly", *manifests])
+    return groups, ", joined with ".join([found, *manifests])
 
 
 def _augment_manifests(root):
