@@ -6,7 +6,9 @@ confusion between the two classes explains. That is confident learning
 (Northcutt et al., 2021), which :mod:`cleanlab` implements; this module feeds
 it the grouped out-of-fold probabilities that training computes anyway and
 turns its answer into rows a person can check: the file, its label, the class
-the model suggests, and a score.
+the model suggests, and a score. The default filter, cleanlab's
+"low_self_confidence", is computed here with cleanlab's steps, without
+importing it (which imports pandas): the same rows, a test checks.
 
 :func:`find_label_issues` ranks the images; :func:`label_issues_csv` writes
 them as ``label_issues.csv`` (a file of every model directory that
@@ -42,6 +44,10 @@ LABEL_ISSUES_FILE = "label_issues.csv"
 #: Its columns, in order.
 LABEL_ISSUES_COLUMNS = ("file", "given_label", "suggested_label", "score")
 
+# cleanlab's constants (cleanlab.internal.constants)
+_TOLERANCE = 1e-6
+_MIN_THRESHOLD = 2 * _TOLERANCE
+
 _FILTERS = ("low_self_confidence", "low_normalized_margin", "prune_by_noise_rate",
             "prune_by_class", "both", "confident_learning", "predicted_neq_given")
 
@@ -70,10 +76,11 @@ def find_label_issues(labels, pred_proba, classes, *,
         lowest probabilities of the given label), "low_normalized_margin",
         "prune_by_noise_rate", "prune_by_class", "both",
         "confident_learning", or "predicted_neq_given" (every image whose most
-        probable class is not its label). On amulet6 with 5% of the labels
-        moved at random, "low_self_confidence" found 80% of them with a
-        precision of 0.93, against 0.78 and 0.86 for cleanlab's default
-        "prune_by_noise_rate" (``benchmarks/bench_label_issues.py``, which
+        probable class is not its label); those two run without importing
+        cleanlab. On amulet6 with 5% of the labels moved at random,
+        "low_self_confidence" found 80% of them with a precision of 0.93,
+        against 0.78 and 0.86 for cleanlab's default "prune_by_noise_rate"
+        (``benchmarks/bench_label_issues.py``, which
         compares them all).
 
     Returns
@@ -145,13 +152,50 @@ def _flag(codes, proba, filter_by):
     if filter_by == "predicted_neq_given":
         flagged = np.flatnonzero(proba.argmax(axis=1) != codes)
     else:
-        flt = import_or_raise("cleanlab.filter", "find_label_issues")
-        # cleanlab wants every class present and probabilities that sum to 1
+        # cleanlab wants probabilities that sum to 1
         proba = proba / np.maximum(proba.sum(axis=1, keepdims=True), 1e-12)
-        mask = flt.find_label_issues(codes, proba, filter_by=filter_by, n_jobs=1)
-        flagged = np.flatnonzero(mask)
+        if filter_by == "low_self_confidence":
+            flagged = _low_self_confidence(codes, proba)
+        else:
+            flt = import_or_raise("cleanlab.filter", "find_label_issues")
+            mask = flt.find_label_issues(codes, proba, filter_by=filter_by,
+                                         n_jobs=1)
+            flagged = np.flatnonzero(mask)
     order = np.argsort(proba[flagged, codes[flagged]], kind="stable")
     return flagged[order]
+
+
+def _low_self_confidence(codes, proba):
+    """cleanlab's ``filter_by="low_self_confidence"``, without importing it.
+
+    The same steps as ``cleanlab.filter.find_label_issues`` (2.x) with that
+    filter: the number of issues is the count of confident off-diagonal rows
+    (``cleanlab.count.num_label_issues``: a row is confident for a class when
+    its probability reaches the mean probability of the class over the rows
+    labelled with it; with several, the most probable wins), less the rows
+    whose given label is, within 1e-6, the most probable; the rows flagged are
+    that many of the lowest probability of the given label, in the order of
+    ``np.argsort``. The default training needs only this filter, and
+    importing cleanlab imports pandas (0.3 s of CPU time, a tenth of a warm
+    retraining's); ``tests/test_label_issues.py`` checks that both flag the
+    same rows.
+    """
+    rows = np.arange(len(codes))
+    present = np.bincount(codes, minlength=proba.shape[1]) > 0
+    thresholds = np.full(proba.shape[1], 2.0)  # cleanlab's for an absent class
+    for k in np.flatnonzero(present):
+        thresholds[k] = np.mean(proba[codes == k, k])
+    thresholds = np.clip(thresholds, _MIN_THRESHOLD, None)
+    confident = proba >= thresholds - _TOLERANCE
+    n_confident = confident.sum(axis=1)
+    guess = np.where(n_confident > 1, proba.argmax(axis=1),
+                     confident.argmax(axis=1))
+    off_diagonal = (n_confident > 0) & (guess != codes)
+    nudged = proba.copy()
+    nudged[rows, codes] += _TOLERANCE
+    off_diagonal &= nudged.argmax(axis=1) != codes
+    n_issues = int(off_diagonal.sum())
+    return np.sort(np.argsort(proba[rows, codes])[:n_issues])
 
 
 def label_issues_csv(issues, files):

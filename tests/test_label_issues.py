@@ -49,3 +49,46 @@ def test_nothing_to_check_gives_an_empty_list():
     assert len(issues["index"]) == 0
     assert label_issues_csv(issues, ["x", "y"]) == (
         "file,given_label,suggested_label,score\n")
+
+
+def _hard_cases(rng):
+    """Probabilities of the kinds that decide ties: peaked, flat, equal rows."""
+    for n, k in [(60, 3), (40, 2), (139, 6), (25, 5), (80, 4)]:
+        labels = rng.integers(0, k, n)
+        peaked = rng.dirichlet(np.full(k, 0.3), n)
+        flat = rng.dirichlet(np.full(k, 5.0), n)
+        rounded = np.round(rng.dirichlet(np.ones(k), n), 1) + 1e-3  # many ties
+        yield labels, peaked
+        yield labels, flat
+        yield labels, rounded / rounded.sum(axis=1, keepdims=True)
+        if k > 2:  # the last class never given (cleanlab wants two given)
+            yield np.minimum(labels, k - 2), peaked
+
+
+def test_low_self_confidence_flags_what_cleanlab_flags():
+    # the default filter runs without importing cleanlab; its answer must be
+    # cleanlab's own, row for row
+    cleanlab_filter = pytest.importorskip("cleanlab.filter")
+    rng = np.random.default_rng(1)
+    for codes, proba in _hard_cases(rng):
+        classes = np.arange(proba.shape[1])
+        # what find_label_issues gave cleanlab: rows scaled to sum to 1 (which
+        # moves the last bits, and so the order of tied rows)
+        scaled = proba / np.maximum(proba.sum(axis=1, keepdims=True), 1e-12)
+        expected = np.flatnonzero(cleanlab_filter.find_label_issues(
+            codes, scaled, filter_by="low_self_confidence", n_jobs=1))
+        issues = find_label_issues(codes, proba, classes)
+        assert sorted(issues["index"]) == expected.tolist()
+
+
+def test_the_default_filter_does_not_import_cleanlab():
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np\n"
+            "from hybridclf.label_issues import find_label_issues\n"
+            "find_label_issues(['a', 'b', 'a'], np.eye(2)[[0, 1, 1]], ['a', 'b'])\n"
+            "print('cleanlab' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == "False"

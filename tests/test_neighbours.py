@@ -265,6 +265,30 @@ def test_axes_of_few_rows_are_the_first_singular_vectors():
     np.testing.assert_allclose(again, axes, atol=2e-3)
 
 
+def test_axes_in_float32_search_as_those_in_float64(monkeypatch):
+    """The Gram matrix's eigenpairs in float32 (half the time) give the
+    projected similarities of float64's, and rows of lower rank than the
+    axes wanted still get orthonormal axes (float64, then the SVD)."""
+    from hybridclf import _index_axes
+
+    rng = np.random.default_rng(0)
+    X = rng.random((300, 500)) ** 3  # non-negative, like CNN embeddings
+    queries = rng.random((30, 500)) ** 3
+    fast = EmbeddingIndex(n_components=64).fit(X)
+    monkeypatch.setattr(_index_axes, "_FLOAT32_FLOOR", np.inf)  # float64 only
+    slow = EmbeddingIndex(n_components=64).fit(X)
+    np.testing.assert_allclose(np.abs(fast.components_ @ slow.components_.T),
+                               np.eye(64), atol=2e-3)
+    assert (fast.query(queries, k=5)[0] == slow.query(queries, k=5)[0]).all()
+    np.testing.assert_allclose(fast.query(queries, k=5)[1],
+                               slow.query(queries, k=5)[1], atol=2e-4)
+    monkeypatch.undo()
+    copies = np.vstack([X[:40]] * 3)  # rank 40, 64 axes wanted
+    axes = EmbeddingIndex(n_components=64).fit(copies).components_
+    assert np.isfinite(axes).all()
+    np.testing.assert_allclose(axes[:40] @ axes[:40].T, np.eye(40), atol=2e-3)
+
+
 def test_more_components_than_features_or_rows_search_the_space_they_span():
     X, queries = _low_rank_case(10, 30, rank=3)
     assert EmbeddingIndex(n_components=30).fit(X).components_ is None

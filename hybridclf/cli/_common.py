@@ -76,7 +76,8 @@ def command_imports(*, freeze=False):
     both are refused as if absent
     (:func:`~hybridclf.utils._memory.without_unused_imports`, as the service
     does), which both libraries take in their stride; a command that needs
-    pandas later (the label issues' cleanlab, Parquet output) imports it
+    pandas later (cleanlab, for label-issue filters other than the
+    default; Parquet output) imports it
     then, as usual. In a process that imported them already (a notebook, a
     test run) nothing changes.
     """

@@ -24,13 +24,15 @@ __all__ = ["CNNFeatures"]
 #: The helper modules of :class:`CNNFeatures`, whose sources key the feature
 #: cache with this module's (see ``hybridclf.training._feature_cache``): a
 #: change to the backbones, the embedding network, the ONNX graph, the torch
-#: network or the runtime misses the cache, as a change to this module does.
+#: network, the runtime or its kept optimised graphs misses the cache, as a
+#: change to this module does.
 _SOURCE_MODULES = (
     "hybridclf.features._backbones",
     "hybridclf.features._cnn_embedding",
     "hybridclf.features._cnn_onnx",
     "hybridclf.features._cnn_runtime",
     "hybridclf.features._cnn_torch",
+    "hybridclf.features._cnn_ort_cache",
 )
 
 

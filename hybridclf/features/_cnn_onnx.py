@@ -17,6 +17,7 @@ from joblib import effective_n_jobs
 
 from ..utils._parallel import start_idle
 from ..utils._paths import cache_root
+from ._cnn_ort_cache import cached_session
 from ._onnx_split import split_graph
 
 __all__ = ["SplitSessions", "export_onnx", "onnx_session", "stoppable_options"]
@@ -237,21 +238,32 @@ def _thread_ids():
         return set()
 
 
-def onnx_session(model, n_jobs):
-    """An ONNX Runtime CPU session of the graph ``model`` (bytes)."""
+def onnx_session(model, n_jobs, *, keep_optimized=False):
+    """An ONNX Runtime CPU session of the graph ``model`` (bytes).
+
+    ``keep_optimized``: the graph is the same from process to process (a
+    pretrained backbone's), so its optimised form is kept on disk and the
+    next process loads that (:mod:`hybridclf.features._cnn_ort_cache`).
+    """
     ort = _onnxruntime()
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = effective_n_jobs(n_jobs)
-    options.inter_op_num_threads = 1
-    # idle threads sleep instead of spinning: spinning took the cores
-    # from the blocks that run beside the CNN (one image's latency
-    # 28 -> 22 ms here) for about 10% more batch throughput alone
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    # no memory arena: the arena keeps the peak of the largest batch
-    # for the life of the process (a default model after one batch of
-    # 32 photos: about 710 MB resident with it, 420-460 MB without;
-    # one-photo latency the same within the noise of a shared CPU)
-    options.enable_cpu_mem_arena = False
-    options.log_severity_level = 3
-    return ort.InferenceSession(model, options,
-                                providers=["CPUExecutionProvider"])
+
+    def make_options():
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = effective_n_jobs(n_jobs)
+        options.inter_op_num_threads = 1
+        # idle threads sleep instead of spinning: spinning took the cores
+        # from the blocks that run beside the CNN (one image's latency
+        # 28 -> 22 ms here) for about 10% more batch throughput alone
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # no memory arena: the arena keeps the peak of the largest batch
+        # for the life of the process (a default model after one batch of
+        # 32 photos: about 710 MB resident with it, 420-460 MB without;
+        # one-photo latency the same within the noise of a shared CPU)
+        options.enable_cpu_mem_arena = False
+        options.log_severity_level = 3
+        return options
+
+    providers = ["CPUExecutionProvider"]
+    if keep_optimized:
+        return cached_session(ort, model, make_options, providers)
+    return ort.InferenceSession(model, make_options(), providers=providers)

@@ -70,7 +70,12 @@ class _CNNRuntimeMixin:
     def _session(self):
         session = getattr(self, "_ort_session", None)
         if session is None:
-            session = onnx_session(self.onnx_model_, self.n_jobs)
+            # a pretrained backbone's graph (one the export cache keeps):
+            # the same in the next process, which loads it optimised
+            key = self._export_key()
+            session = onnx_session(self.onnx_model_, self.n_jobs,
+                                   keep_optimized=key is not None
+                                   and key[1] == "imagenet")
             self._ort_session = session
         return session
 

@@ -6,11 +6,12 @@ global lock for the whole call: two threads that each decompose a matrix
 two at a time by ``hybridclf train``) take turns instead of sharing the
 cores (measured: two 695 x 695 decompositions in two threads took as long
 as one after the other). :func:`largest_eigh` calls the very routine that
-``eigh(a, subset_by_index=[n - k, n - 1])`` calls, ``dsyevr`` of SciPy's
-LAPACK, with the same arguments and workspace, through its Cython export
-(``scipy.linalg.cython_lapack``) and :mod:`ctypes`, which releases the lock
-during the call, as Numba calls it. The results are the same bits (a test
-checks it); where that export cannot be used it falls back on ``eigh``.
+``eigh(a, subset_by_index=[n - k, n - 1])`` calls, ``dsyevr`` (``ssyevr`` for
+float32) of SciPy's LAPACK, with the same arguments and workspace, through
+its Cython export (``scipy.linalg.cython_lapack``) and :mod:`ctypes`, which
+releases the lock during the call, as Numba calls it. The results are the
+same bits (a test checks it); where that export cannot be used it falls back
+on ``eigh``.
 """
 
 import ctypes
@@ -26,13 +27,18 @@ logger = logging.getLogger(__name__)
 _PTR = ctypes.c_void_p
 
 
+#: The LAPACK routine for each dtype, and the C type of its real scalars.
+_ROUTINES = {np.dtype(np.float64): ("dsyevr", ctypes.c_double),
+             np.dtype(np.float32): ("ssyevr", ctypes.c_float)}
+
+
 @functools.cache
-def _dsyevr():
-    """``dsyevr`` of SciPy's LAPACK as a ctypes function, or None."""
+def _syevr(name):
+    """``dsyevr`` or ``ssyevr`` of SciPy's LAPACK as a ctypes function, or None."""
     try:
         from scipy.linalg import cython_lapack
 
-        capsule = cython_lapack.__pyx_capi__["dsyevr"]
+        capsule = cython_lapack.__pyx_capi__[name]
         get_name = ctypes.pythonapi.PyCapsule_GetName
         get_name.restype, get_name.argtypes = ctypes.c_char_p, [ctypes.py_object]
         get_pointer = ctypes.pythonapi.PyCapsule_GetPointer
@@ -55,8 +61,9 @@ def largest_eigh(a, k):
 
     Parameters
     ----------
-    a : ndarray of shape (n, n), dtype float64
-        A symmetric matrix; its lower triangle is read.
+    a : ndarray of shape (n, n), dtype float64 or float32
+        A symmetric matrix; its lower triangle is read. Float32 runs
+        LAPACK's single-precision routine (half the time of float64's).
 
     k : int
         How many eigenpairs, from 1 to ``n``.
@@ -70,8 +77,9 @@ def largest_eigh(a, k):
         The unit eigenvectors, column ``i`` for ``values[i]``.
     """
     n = a.shape[0]
-    routine = _dsyevr()
-    if routine is None or a.dtype != np.float64 or not 1 <= k <= n:
+    name, real = _ROUTINES.get(a.dtype, (None, None))
+    routine = None if name is None else _syevr(name)
+    if routine is None or not 1 <= k <= n:
         from scipy.linalg import eigh
 
         return eigh(a, subset_by_index=[n - k, n - 1])
@@ -82,14 +90,15 @@ def largest_eigh(a, k):
     lwork, liwork = _compute_lwork(query, n=n, lower=True)
     if not np.isfinite(a).all():
         raise ValueError("array must not contain infs or NaNs")
-    matrix = np.array(a, dtype=np.float64, order="F")  # overwritten by LAPACK
-    values = np.empty(n)
-    vectors = np.empty((n, k), order="F")
+    matrix = np.array(a, order="F")  # overwritten by LAPACK
+    values = np.empty(n, dtype=a.dtype)
+    vectors = np.empty((n, k), dtype=a.dtype, order="F")
     support = np.empty(2 * n, dtype=np.intc)
-    work, iwork = np.empty(lwork), np.empty(liwork, dtype=np.intc)
+    work = np.empty(lwork, dtype=a.dtype)
+    iwork = np.empty(liwork, dtype=np.intc)
     ints = [ctypes.c_int(v) for v in (n, n, n - k + 1, n, 0, n, lwork, liwork, 0)]
     size, lda, low, high, found, ldz, nwork, niwork, info = ints
-    zero, one = ctypes.c_double(0.0), ctypes.c_double(1.0)
+    zero, one = real(0.0), real(1.0)
     ref, text = ctypes.byref, ctypes.c_char_p
     routine(text(b"V"), text(b"I"), text(b"L"), ref(size), matrix.ctypes.data, ref(lda),
             ref(zero), ref(one), ref(low), ref(high), ref(zero), ref(found),
@@ -97,5 +106,5 @@ def largest_eigh(a, k):
             work.ctypes.data, ref(nwork), iwork.ctypes.data, ref(niwork), ref(info))
     if info.value != 0:
         raise np.linalg.LinAlgError(
-            f"LAPACK's dsyevr did not converge (info={info.value}).")
+            f"LAPACK's {name} did not converge (info={info.value}).")
     return values[:found.value], vectors[:, :found.value]
