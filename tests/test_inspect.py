@@ -4,6 +4,7 @@ import itertools
 import json
 import os
 import re
+import shutil
 
 import cv2
 import numpy as np
@@ -623,3 +624,17 @@ def test_no_cross_validation_advice_names_the_class(texture_folder, tmp_path):
     assert ("Advice: no cross-validation: Class 'gravel' has 1 independent "
             "image(s)") in report.summary()
     assert "n_splits=1" not in report.summary()
+
+
+def test_a_file_name_that_is_not_utf8_is_written_back_byte_for_byte(texture_folder,
+                                                                   tmp_path):
+    # a camera card or an old archive can hold names in Latin-1: os.listdir
+    # gives them with surrogates, which a strict UTF-8 writer refuses
+    root = tmp_path / "data"
+    shutil.copytree(texture_folder, root)
+    raw = os.fsencode(root / "brick") + b"/caf\xe9.png"
+    os.rename(os.fsencode(root / "brick" / "0.png"), raw)
+    report = inspect_dataset(root, quick=True, n_jobs=1)
+    paths = report.save(tmp_path / "out")
+    assert raw in open(paths["csv"], "rb").read()
+    assert os.path.isfile(paths["html"])

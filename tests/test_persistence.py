@@ -1,6 +1,7 @@
 """save_model / load_model: round trip, integrity, trusted types, pickle opt-in."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -372,3 +373,14 @@ def test_saving_through_a_link_replaces_the_folder_it_names(fitted, tmp_path):
     assert (tmp_path / "link").is_symlink()
     assert read_model_info(tmp_path / "real")["run"] == "new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]
+
+
+def test_a_file_name_that_is_not_utf8_in_an_extra_file_is_saved(fitted, tmp_path):
+    # train's label_issues.csv names training photos; one named in Latin-1
+    # (surrogates from os.listdir) failed the save after the whole training
+    pipe, _, _ = fitted
+    name = os.fsdecode(b"brick/caf\xe9.png")
+    save_model(pipe, tmp_path / "m", files={"label_issues.csv": f"file\n{name}\n"})
+    assert (tmp_path / "m" / "label_issues.csv").read_bytes() == (
+        b"file\nbrick/caf\xe9.png\n")
+    load_model(tmp_path / "m")

@@ -76,7 +76,8 @@ def _generated_names(sources, rel_paths, jpeg_sources):
 
 def _write_manifest(manifest, rel_paths, y, sources, new_names, augmenter):
     """Write ``manifest.csv``: one row per original, then per generated image."""
-    with open(manifest, "w", newline="", encoding="utf-8") as fh:
+    with open(manifest, "w", newline="", encoding="utf-8",
+              errors="surrogateescape") as fh:
         writer = csv.writer(fh)
         writer.writerow(MANIFEST_COLUMNS)
         for rel, label in zip(rel_paths, y.tolist()):
