@@ -627,3 +627,33 @@ def _png_file(header, pixels):
 
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels)
             + chunk(b"IEND", b""))
+
+
+def test_a_folder_that_cannot_be_read_is_reported_not_dropped(tmp_path, monkeypatch,
+                                                              real_images):
+    # os.walk passes over a folder it cannot list without a word: its photos
+    # vanished from train, evaluate, augment, predict, extract and inspect.
+    # (EACCES is simulated: the tests may run as root, which reads anything.)
+    from hybridclf.inspect._scan import list_files
+    from hybridclf.io import scan_image_folder
+    from hybridclf.prediction import iter_image_files
+
+    for folder in ("cat", "dog", "dog/locked"):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(real_images[0]).save(tmp_path / folder / "a.png")
+    locked = os.fspath(tmp_path / "dog" / "locked")
+    scandir = os.scandir
+
+    def refuse(path="."):
+        if os.fspath(path) == locked:
+            raise PermissionError(13, "Permission denied", locked)
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refuse)
+    paths, _, skipped = scan_image_folder(tmp_path)
+    assert len(paths) == 2
+    assert skipped == [(locked, "a folder that cannot be read (Permission denied): "
+                        "its files are left out; give this user read access to it")]
+    assert locked in iter_image_files([tmp_path])
+    files, labels = list_files(tmp_path)
+    assert (locked, "dog") in set(zip(files, labels))

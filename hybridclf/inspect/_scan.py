@@ -236,7 +236,13 @@ def list_files(root):
             "a folder holding one sub-folder of images per class."
         )
     paths, labels = [], []
-    for dirpath, dirnames, filenames in os.walk(root):
+
+    def unreadable(exc):  # listed itself, so that its record says why
+        rel = os.path.relpath(exc.filename, root)
+        paths.append(exc.filename)
+        labels.append("" if rel == "." else rel.split(os.sep)[0])
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         rel = os.path.relpath(dirpath, root)
         label = "" if rel == "." else rel.split(os.sep)[0]

@@ -115,7 +115,12 @@ def scan_image_folder(root, *, follow_symlinks=False):
 def _scan_class(folder, follow_symlinks, skipped):
     """The image files under one class folder; the others go to ``skipped``."""
     found = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=follow_symlinks):
+
+    def unreadable(exc):  # os.walk passes over a folder it cannot list
+        skipped.append((exc.filename, _unreadable_folder(exc)))
+
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=follow_symlinks,
+                                                onerror=unreadable):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         if not follow_symlinks:  # os.walk passes over them without a word
             links = [os.path.join(dirpath, d) for d in dirnames]
@@ -130,6 +135,11 @@ def _scan_class(folder, follow_symlinks, skipped):
             else:
                 skipped.append((path, reason))
     return found
+
+
+def _unreadable_folder(exc):
+    return (f"a folder that cannot be read ({exc.strerror or exc}): its files are "
+            "left out; give this user read access to it")
 
 
 def _check_image_file(path):
