@@ -465,3 +465,17 @@ def test_a_model_json_nested_too_deep_is_refused(fitted, tmp_path):
     (tmp_path / "m" / "model.json").write_text("[" * 100000 + "]" * 100000)
     with pytest.raises(ModelLoadError, match="model.json' is not valid JSON"):
         load_model(tmp_path / "m")
+
+
+@pytest.mark.parametrize("value", ["1", None, True])
+def test_a_format_version_that_is_no_int_is_named(fitted, tmp_path, value):
+    # it said "has format_version '1'; this hybridclf reads up to 1. Upgrade
+    # hybridclf": a fix that cannot work
+    pipe, _, _ = fitted
+    save_model(pipe, tmp_path)
+    info = json.loads((tmp_path / "model.json").read_text())
+    (tmp_path / "model.json").write_text(json.dumps({**info, "format_version": value}))
+    write_manifest(tmp_path)
+    with pytest.raises(ModelLoadError, match=r"'format_version' entry of .*model.json"
+                       r"' must be an int. Got"):
+        load_model(tmp_path)
