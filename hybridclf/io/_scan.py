@@ -99,6 +99,9 @@ def scan_image_folder(root, *, follow_symlinks=False):
             skipped.append((entry.path, LINKED_FOLDER if entry.is_dir()
                             else "not inside a class folder"))
             continue
+        if not _is_utf8(entry.name):
+            skipped.append((entry.path, _not_utf8_class(entry.name)))
+            continue
         if os.path.isfile(os.path.join(entry.path, FEEDBACK_LOG)):
             # its corrections would all be labelled with its folder's name
             skipped.append((entry.path, FEEDBACK_FOLDER))
@@ -135,6 +138,21 @@ def _scan_class(folder, follow_symlinks, skipped):
             else:
                 skipped.append((path, reason))
     return found
+
+
+def _is_utf8(name):
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # os.listdir's surrogates for bytes not UTF-8
+        return False
+    return True
+
+
+def _not_utf8_class(name):
+    # a class name is written in model.json, reports, plots and the service's
+    # JSON answers, which all take UTF-8 text
+    return (f"a class folder whose name is not UTF-8 text ({os.fsencode(name)!r}): "
+            "the class is left out; rename the folder in UTF-8 (convmv does it)")
 
 
 def _unreadable_folder(exc):
