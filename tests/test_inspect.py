@@ -638,3 +638,15 @@ def test_a_file_name_that_is_not_utf8_is_written_back_byte_for_byte(texture_fold
     paths = report.save(tmp_path / "out")
     assert raw in open(paths["csv"], "rb").read()
     assert os.path.isfile(paths["html"])
+
+
+def test_a_file_too_large_for_any_image_is_reported_unread(texture_folder, tmp_path):
+    # inspect read a 3 GB file named .jpg whole before looking at its header
+    root = tmp_path / "data"
+    shutil.copytree(texture_folder, root)
+    big = root / "brick" / "video.jpg"
+    shutil.copy(root / "brick" / "0.png", big)
+    os.truncate(big, 600 << 20)  # sparse
+    report = inspect_dataset(root, quick=True, n_jobs=1)
+    (info,) = [f for f in report.files if f["file"].endswith("video.jpg")]
+    assert "too large a file (629 MB)" in info["issues"][0]["message"]

@@ -18,7 +18,14 @@ import numpy as np
 from PIL import Image
 
 from ..exceptions import ImageLoadError
-from ..io import fit_to_size, read_image, sniff_image_format, special_file_reason
+from ..io import (
+    DEFAULT_MAX_PIXELS,
+    fit_to_size,
+    read_image,
+    sniff_image_format,
+    special_file_reason,
+)
+from ..io._files import _oversized, max_file_bytes
 from ..quality import MEASURE_SIDE, measure_grey, shrink
 from ..utils._parallel import run_chunked
 from ._pairs import perceptual_hashes
@@ -145,6 +152,11 @@ def scan_file(path, *, measure=True):
         return record, None
     try:
         with open(path, "rb") as fh:
+            n_bytes = os.fstat(fh.fileno()).st_size
+            if n_bytes > max_file_bytes(DEFAULT_MAX_PIXELS):
+                # a video named .jpg would fill memory before its header is read
+                record.error = _oversized(n_bytes, max_file_bytes(DEFAULT_MAX_PIXELS))
+                return record, None
             data = fh.read()
     except OSError as exc:
         record.error = f"cannot be read ({exc.strerror or exc})"
