@@ -204,6 +204,19 @@ def test_a_file_name_that_is_not_utf8_is_extracted(model_dir, images, tmp_path):
     np.testing.assert_array_equal(features[3], features[0])
 
 
+@pytest.mark.parametrize("text", ["", '{"kind": "feat', "[1, 2]"])
+def test_a_cut_or_edited_manifest_of_the_output_is_explained(model_dir, images,
+                                                             tmp_path, text):
+    # a manifest cut by a crash (it was written in place) or edited gave a
+    # bare "Expecting value: line 1 column 1" or an AttributeError traceback
+    files = _files(images)[:3]
+    extract_features(load_model(model_dir), files, tmp_path / "f")
+    (tmp_path / "f" / "_hybridclf.json").write_text(text)
+    with pytest.raises(ValueError, match="holds a _hybridclf.json that is not the one "
+                       "hybridclf writes.*Delete the folder to start again"):
+        extract_features(load_model(model_dir), files, tmp_path / "f")
+
+
 # -- on the cluster ------------------------------------------------------------
 def test_partitioned_predict_keeps_the_neighbours_in_its_parts(model_dir, images,
                                                                tmp_path):
