@@ -42,6 +42,9 @@ MANIFEST = "manifest.json"
 
 _RENAME_EXCHANGE = 2  # linux/fs.h
 
+# model.json and manifest.json: a few KB, a few MB with thousands of classes
+_MAX_JSON_BYTES = 64 << 20
+
 
 def _files(directory):
     """Relative POSIX paths of every regular file under ``directory``, sorted."""
@@ -55,21 +58,28 @@ def _files(directory):
     return sorted(f for f in found if f != MANIFEST)
 
 
-def read_regular_file(path, *, follow_links=True):
+def read_regular_file(path, *, follow_links=True, max_bytes=_MAX_JSON_BYTES):
     """The bytes of the regular file ``path``; OSError for anything else.
 
     Opened without blocking, so that a FIFO in a model directory (or swapped
     in after a check) cannot hold a load or an ``/admin/reload`` for ever, and
-    checked once open: a FIFO, socket, device or folder is refused. With
-    ``follow_links=False`` a symbolic link is refused too.
+    checked once open: a FIFO, socket, device or folder is refused, and so is
+    a file over ``max_bytes`` (a ``model.json`` of gigabytes would take as
+    much memory, several times). With ``follow_links=False`` a symbolic link
+    is refused too.
     """
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
     if not follow_links:
         flags |= getattr(os, "O_NOFOLLOW", 0)
     fd = os.open(path, flags)
     with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
             raise OSError(errno.EINVAL, "not a regular file", os.fspath(path))
+        if max_bytes is not None and info.st_size > max_bytes:
+            raise OSError(errno.EFBIG, f"{info.st_size} bytes, over the "
+                          f"{max_bytes} that hybridclf writes at most",
+                          os.fspath(path))
         return fh.read()
 
 

@@ -479,3 +479,14 @@ def test_a_format_version_that_is_no_int_is_named(fitted, tmp_path, value):
     with pytest.raises(ModelLoadError, match=r"'format_version' entry of .*model.json"
                        r"' must be an int. Got"):
         load_model(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["model.json", "manifest.json"])
+def test_a_huge_model_json_is_refused_unread(fitted, tmp_path, name):
+    # a model.json of gigabytes was read and parsed whole (memory, several times)
+    pipe, _, _ = fitted
+    save_model(pipe, tmp_path / "m")
+    os.truncate(tmp_path / "m" / name, 100 << 20)  # sparse
+    with pytest.raises(ModelLoadError, match=f"{name}.*104857600 bytes, over the "
+                       "67108864 that hybridclf writes at most"):
+        load_model(tmp_path / "m")
