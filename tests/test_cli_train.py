@@ -503,3 +503,22 @@ def test_names_that_are_not_utf8_train_or_are_reported(texture_folder, tmp_path,
     info = json.loads((model / "model.json").read_text())
     assert info["classes"] == ["brick", "grass", "gravel"]
     assert info["data_fingerprint"]["n_images"] == 24
+
+
+def test_predict_prints_a_name_that_is_not_utf8_in_a_utf8_locale(trained,
+                                                                 texture_folder,
+                                                                 tmp_path):
+    # in en_US.UTF-8 (not C) Python's stdout refuses the surrogates of such a
+    # name: predict's CSV on stdout stopped with "'utf-8' codec can't encode"
+    import subprocess
+    import sys
+
+    raw = os.fsencode(tmp_path) + b"/caf\xe9.png"
+    with open(raw, "wb") as fh:
+        fh.write((texture_folder / "brick" / "0.png").read_bytes())
+    answer = subprocess.run(
+        [sys.executable, "-m", "hybridclf", "predict", "--model-dir", str(trained),
+         os.fsdecode(raw)], capture_output=True, timeout=120,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8:strict"})
+    assert answer.returncode == 0, answer.stderr.decode(errors="replace")
+    assert raw + b",brick," in answer.stdout
