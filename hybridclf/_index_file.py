@@ -82,10 +82,11 @@ def _load_index(cls, directory):
 
 def _utf8(strings):
     """Strings as UTF-8 bytes: a quarter of NumPy's 4 bytes per character."""
-    return np.char.encode(np.asarray(strings).astype(str), "utf-8")
+    # a file name that is not UTF-8 keeps its bytes (os.listdir's surrogates)
+    return np.char.encode(np.asarray(strings).astype(str), "utf-8", "surrogateescape")
 
 
 def _text(array):
     """Strings saved by :func:`_utf8`, or as str by format 1."""
-    return (np.char.decode(array, "utf-8") if array.dtype.kind == "S"
+    return (np.char.decode(array, "utf-8", "surrogateescape") if array.dtype.kind == "S"
             else array.astype(str))

@@ -20,17 +20,20 @@ Two guarantees of :func:`~hybridclf.save_model` and
 import ctypes
 import ctypes.util
 import errno
+import hashlib
 import json
 import logging
 import os
 import shutil
+import stat
 import tempfile
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from .utils._paths import sha256_file
 
-__all__ = ["MANIFEST", "check_manifest", "replace_directory", "write_manifest"]
+__all__ = ["MANIFEST", "check_manifest", "read_regular_file", "replace_directory",
+           "write_manifest"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +41,9 @@ logger = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 
 _RENAME_EXCHANGE = 2  # linux/fs.h
+
+# model.json and manifest.json: a few KB, a few MB with thousands of classes
+_MAX_JSON_BYTES = 64 << 20
 
 
 def _files(directory):
@@ -50,6 +56,69 @@ def _files(directory):
             if path.is_file() and not path.is_symlink():
                 found.append(path.relative_to(directory).as_posix())
     return sorted(f for f in found if f != MANIFEST)
+
+
+def read_regular_file(path, *, follow_links=True, max_bytes=_MAX_JSON_BYTES):
+    """The bytes of the regular file ``path``; OSError for anything else.
+
+    Opened without blocking, so that a FIFO in a model directory (or swapped
+    in after a check) cannot hold a load or an ``/admin/reload`` for ever, and
+    checked once open: a FIFO, socket, device or folder is refused, and so is
+    a file over ``max_bytes`` (a ``model.json`` of gigabytes would take as
+    much memory, several times). With ``follow_links=False`` a symbolic link
+    is refused too.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+    if not follow_links:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags)
+    with os.fdopen(fd, "rb") as fh:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", os.fspath(path))
+        if max_bytes is not None and info.st_size > max_bytes:
+            raise OSError(errno.EFBIG, f"{info.st_size} bytes, over the "
+                          f"{max_bytes} that hybridclf writes at most",
+                          os.fspath(path))
+        return fh.read()
+
+
+def _sha256_regular(path):
+    """Hex SHA-256 of a regular file, read as :func:`read_regular_file` reads."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+                 | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", os.fspath(path))
+        digest = hashlib.sha256()
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+        return digest.hexdigest()
+
+
+def _read_listed(path, error):
+    """The ``files`` of a manifest: plain relative names to hex digests."""
+    try:
+        listed = json.loads(read_regular_file(path))["files"]
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise error(f"The manifest {os.fspath(path)!r} is missing or unreadable "
+                    f"({exc}); the model directory is incomplete. Copy the whole "
+                    "directory again, or retrain the model.") from exc
+    if not isinstance(listed, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in listed.items()):
+        raise error(f"The 'files' of the manifest {os.fspath(path)!r} must map file "
+                    "names to SHA-256 digests (str to str). Got "
+                    f"{type(listed).__name__} {str(listed)[:80]!r}; restore the "
+                    "manifest or retrain the model.")
+    for name in listed:
+        parts = PurePosixPath(name).parts
+        if not name or "\0" in name or os.path.isabs(name) or ".." in parts:
+            raise error(
+                f"The manifest {os.fspath(path)!r} lists {name!r}, which is not a "
+                "file inside the model directory (a model lists only its own "
+                "files, by relative name). Refusing the model; restore the "
+                "manifest or retrain the model.")
+    return listed
 
 
 def write_manifest(directory):
@@ -96,19 +165,27 @@ def check_manifest(directory, error):
         content differs; the message names the file.
     """
     directory = Path(directory)
-    path = directory / MANIFEST
-    try:
-        listed = json.loads(path.read_text(encoding="utf-8"))["files"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise error(f"The manifest {os.fspath(path)!r} is missing or unreadable "
-                    f"({exc}); the model directory is incomplete. Copy the whole "
-                    "directory again, or retrain the model.") from exc
+    listed = _read_listed(directory / MANIFEST, error)
+    inside = os.path.realpath(directory)
     for name, expected in sorted(listed.items()):
         file = directory / name
+        if file.is_symlink() or os.path.realpath(file.parent) != os.path.join(
+                inside, *PurePosixPath(name).parent.parts):
+            raise error(f"The file {os.fspath(file)!r} listed in {MANIFEST} is (or "
+                        "lies behind) a symbolic link; a model directory holds its "
+                        "own files. "
+                        "Replace the link by a copy of the file it names.")
         if not file.is_file():
+            problem = "not a regular file" if file.exists() else "missing"
             raise error(f"The file {os.fspath(file)!r} listed in {MANIFEST} is "
-                        "missing. Copy the whole model directory again.")
-        if sha256_file(file) != expected:
+                        f"{problem}. Copy the whole model directory again.")
+        try:
+            actual = _sha256_regular(file)
+        except OSError as exc:
+            raise error(f"The file {os.fspath(file)!r} listed in {MANIFEST} cannot "
+                        f"be read ({exc.strerror or exc}); only regular files are "
+                        "read. Copy the whole model directory again.") from exc
+        if actual != expected:
             raise error(
                 f"The file {os.fspath(file)!r} was modified after the model was "
                 f"saved: its SHA-256 differs from the one in {MANIFEST}. Refusing "

@@ -267,6 +267,9 @@ def plot_error_gallery(images, titles, *, n_columns=6, neighbours=None):
     for ax in axes:
         ax.axis("off")
     for ax, (image, title, mark) in zip(axes, cells):
+        # a file name that is not UTF-8 holds surrogates, which the font
+        # renderer refuses: show its bad bytes as U+FFFD
+        title = title.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
         if image is not None:
             ax.imshow(image)
         if mark:

@@ -1,6 +1,7 @@
 """``hybridclf augment`` and the library function behind it."""
 
 import csv
+import os
 import shutil
 
 import numpy as np
@@ -196,3 +197,18 @@ def test_broken_real_files_are_listed_not_fatal(tmp_path):
     assert "truncated" in reasons["truncated_half.jpg"]
     assert "empty" in reasons["zero_bytes.jpg"]
     assert result.classes[1].after == 2
+
+
+def test_a_file_name_that_is_not_utf8_reaches_the_manifest_and_its_group(
+        uneven_tree, tmp_path):
+    from hybridclf.training._groups import read_groups_csv
+
+    raw = os.fsencode(uneven_tree / "grass") + b"/caf\xe9.png"
+    os.rename(os.fsencode(uneven_tree / "grass" / "0.png"), raw)
+    out = tmp_path / "out"
+    augment_folder(uneven_tree, out, ClassAwareAugmenter(random_state=0))
+    assert b"grass/caf\xe9.png" in (out / "manifest.csv").read_bytes()
+    name = os.fsdecode(os.fsencode(out / "grass") + b"/caf\xe9.png")
+    copies = [str(p) for p in (out / "grass").glob("caf*_aug*")]
+    groups = read_groups_csv(out / "manifest.csv", [name, *copies], root=out)
+    assert len(copies) >= 1 and len(set(groups)) == 1

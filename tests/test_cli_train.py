@@ -475,3 +475,50 @@ def test_predict_refuses_an_output_that_is_an_input_or_a_model_file(
     assert main(["predict", "--model-dir", str(trained), str(photo), "--output",
                  str(trained / "predictions.csv")]) == 0  # a new file is fine
     (trained / "predictions.csv").unlink()
+
+
+def test_names_that_are_not_utf8_train_or_are_reported(texture_folder, tmp_path,
+                                                       capsys):
+    # a Latin-1 photo name crashed train at its very end ("'utf-8' codec can't
+    # encode '\udce9'"); a Latin-1 class folder crashed the model card, then
+    # every plot of evaluate: the class is now left out with the reason
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(texture_folder, data)
+    os.rename(os.fsencode(data / "brick" / "0.png"),
+              os.fsencode(data / "brick") + b"/caf\xe9.png")
+    os.mkdir(os.fsencode(data) + b"/gr\xe8s")
+    from PIL import Image
+
+    Image.open(data / "grass" / "0.png").transpose(Image.FLIP_LEFT_RIGHT).save(
+        os.fsdecode(os.fsencode(data) + b"/gr\xe8s/0.png"))
+    model = tmp_path / "model"
+    with pytest.warns(SkippedFilesWarning, match=r"class folder whose name is not "
+                      r"UTF-8 text \(b'gr\\xe8s'\): the class is left out"):
+        code = main(["train", "--data-dir", str(data), "--output-dir", str(model),
+                     "--features", "color", "--image-size", "32", "--cv-folds", "2",
+                     "--test-size", "0", "--n-jobs", "1"])
+    assert code == 0, capsys.readouterr().err
+    info = json.loads((model / "model.json").read_text())
+    assert info["classes"] == ["brick", "grass", "gravel"]
+    assert info["data_fingerprint"]["n_images"] == 24
+
+
+def test_predict_prints_a_name_that_is_not_utf8_in_a_utf8_locale(trained,
+                                                                 texture_folder,
+                                                                 tmp_path):
+    # in en_US.UTF-8 (not C) Python's stdout refuses the surrogates of such a
+    # name: predict's CSV on stdout stopped with "'utf-8' codec can't encode"
+    import subprocess
+    import sys
+
+    raw = os.fsencode(tmp_path) + b"/caf\xe9.png"
+    with open(raw, "wb") as fh:
+        fh.write((texture_folder / "brick" / "0.png").read_bytes())
+    answer = subprocess.run(
+        [sys.executable, "-m", "hybridclf", "predict", "--model-dir", str(trained),
+         os.fsdecode(raw)], capture_output=True, timeout=120,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8:strict"})
+    assert answer.returncode == 0, answer.stderr.decode(errors="replace")
+    assert raw + b",brick," in answer.stdout

@@ -190,6 +190,33 @@ def test_a_folder_of_other_files_is_refused_as_the_output(model_dir, images,
     extract_features(load_model(model_dir), _files(images)[:3], tmp_path / "empty")
 
 
+def test_a_file_name_that_is_not_utf8_is_extracted(model_dir, images, tmp_path):
+    # extract stopped with "'utf-8' codec can't encode '\\udce9'" at the
+    # partition holding a Latin-1 name (Parquet text is UTF-8)
+    raw = os.fsencode(tmp_path) + b"/caf\xe9.png"
+    with open(raw, "wb") as fh:
+        fh.write(open(_files(images)[0], "rb").read())
+    files = [*_files(images)[:3], os.fsdecode(raw)]
+    result = extract_features(load_model(model_dir), files, tmp_path / "f")
+    names, features, errors = read_features(tmp_path / "f")
+    assert result.errors == [] and not np.isnan(features).any()
+    assert names[3] == os.fsdecode(tmp_path) + "/caf\\xe9.png"
+    np.testing.assert_array_equal(features[3], features[0])
+
+
+@pytest.mark.parametrize("text", ["", '{"kind": "feat', "[1, 2]"])
+def test_a_cut_or_edited_manifest_of_the_output_is_explained(model_dir, images,
+                                                             tmp_path, text):
+    # a manifest cut by a crash (it was written in place) or edited gave a
+    # bare "Expecting value: line 1 column 1" or an AttributeError traceback
+    files = _files(images)[:3]
+    extract_features(load_model(model_dir), files, tmp_path / "f")
+    (tmp_path / "f" / "_hybridclf.json").write_text(text)
+    with pytest.raises(ValueError, match="holds a _hybridclf.json that is not the one "
+                       "hybridclf writes.*Delete the folder to start again"):
+        extract_features(load_model(model_dir), files, tmp_path / "f")
+
+
 # -- on the cluster ------------------------------------------------------------
 def test_partitioned_predict_keeps_the_neighbours_in_its_parts(model_dir, images,
                                                                tmp_path):

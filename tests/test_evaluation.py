@@ -1,6 +1,7 @@
 """evaluate_model and write_report: metrics worked out by hand, files written."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -157,3 +158,15 @@ def test_unknown_classes_are_never_in_the_top_k(evaluated):
         report = evaluate_model(pipe, paths[:1], np.array(["marble"]), n_repeats=1)
     assert report["metrics"]["accuracy"] == 0
     assert report["metrics"]["top_2_accuracy"] == 0
+
+
+def test_write_report_draws_a_file_name_that_is_not_utf8(evaluated, tmp_path):
+    # os.listdir gives a Latin-1 name with surrogates; the font renderer of
+    # the error gallery refused it, after the whole evaluation
+    _, report, _ = evaluated
+    assert report["errors"], "the fixture needs a misclassified image"
+    report = dict(report, errors=[dict(e, file=os.fsdecode(b"/data/caf\xe9.png"))
+                                  for e in report["errors"]])
+    files = write_report(report, tmp_path)
+    assert "error_gallery" in files["figures"]
+    assert b"caf\xe9.png" in open(files["html"], "rb").read()

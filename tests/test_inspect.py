@@ -4,6 +4,7 @@ import itertools
 import json
 import os
 import re
+import shutil
 
 import cv2
 import numpy as np
@@ -676,3 +677,29 @@ def test_no_cross_validation_advice_names_the_class(texture_folder, tmp_path):
     assert ("Advice: no cross-validation: Class 'gravel' has 1 independent "
             "image(s)") in report.summary()
     assert "n_splits=1" not in report.summary()
+
+
+def test_a_file_name_that_is_not_utf8_is_written_back_byte_for_byte(texture_folder,
+                                                                   tmp_path):
+    # a camera card or an old archive can hold names in Latin-1: os.listdir
+    # gives them with surrogates, which a strict UTF-8 writer refuses
+    root = tmp_path / "data"
+    shutil.copytree(texture_folder, root)
+    raw = os.fsencode(root / "brick") + b"/caf\xe9.png"
+    os.rename(os.fsencode(root / "brick" / "0.png"), raw)
+    report = inspect_dataset(root, quick=True, n_jobs=1)
+    paths = report.save(tmp_path / "out")
+    assert raw in open(paths["csv"], "rb").read()
+    assert os.path.isfile(paths["html"])
+
+
+def test_a_file_too_large_for_any_image_is_reported_unread(texture_folder, tmp_path):
+    # inspect read a 3 GB file named .jpg whole before looking at its header
+    root = tmp_path / "data"
+    shutil.copytree(texture_folder, root)
+    big = root / "brick" / "video.jpg"
+    shutil.copy(root / "brick" / "0.png", big)
+    os.truncate(big, 600 << 20)  # sparse
+    report = inspect_dataset(root, quick=True, n_jobs=1)
+    (info,) = [f for f in report.files if f["file"].endswith("video.jpg")]
+    assert "too large a file (629 MB)" in info["issues"][0]["message"]

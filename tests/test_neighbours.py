@@ -344,3 +344,22 @@ def test_a_search_leaves_the_blas_threads_as_they_were():
     index = EmbeddingIndex(n_components=4).fit(_low_rank_case(50, 20, rank=4)[0])
     index.query(np.ones((1, 20)))  # one BLAS thread during the search
     assert [i["num_threads"] for i in threadpool_info()] == before
+
+
+def test_a_file_name_that_is_not_utf8_is_saved_and_answered(tmp_path):
+    # train with a CNN block failed at its end on a Latin-1 photo name (the
+    # index encoded names strictly); the service's answer naming it gave 500
+    import json
+    import os
+
+    from hybridclf.serve._answers import neighbour_answers
+
+    name = os.fsdecode(b"a/caf\xe9.jpg")
+    index = EmbeddingIndex().fit(np.eye(2), ["a", "b"], files=[name, "b/2.jpg"])
+    index.save(tmp_path)
+    loaded = EmbeddingIndex.load(tmp_path)
+    assert loaded.files_.tolist() == [name, "b/2.jpg"]
+    near = {"label": "a", "similarity": 1.0, "file": name, "thumbnail": None}
+    answer = neighbour_answers([[near]], [1])
+    assert answer[0][0]["file"] == "a/caf\\xe9.jpg"
+    json.dumps(answer, ensure_ascii=False).encode("utf-8")

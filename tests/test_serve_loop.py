@@ -7,6 +7,7 @@ what the service answers.
 """
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -361,6 +362,38 @@ def test_a_model_json_that_is_no_object_is_refused_not_500(keyed, models,
     _is_error(_reload(keyed, copy), 422, "refused", _version(models["a"]),
               "model.json")
     assert keyed.get("/ready").json()["model_version"] == _version(models["a"])
+
+
+@pytest.mark.parametrize("entry, value", [
+    ("classes", None), ("open_set", "x"), ("open_set", {"proba_threshold": "high"}),
+])
+def test_a_model_json_with_a_wrong_entry_is_refused_not_500(keyed, models,
+                                                            tmp_path, entry, value):
+    # model.json edited by hand (unchecked in a model saved before manifests,
+    # or with the manifest written again): /admin/reload answered 500
+    from hybridclf._model_files import write_manifest
+
+    copy = shutil.copytree(models["a"], tmp_path / "edited")
+    info = json.loads((copy / "model.json").read_text())
+    (copy / "model.json").write_text(json.dumps({**info, entry: value}))
+    write_manifest(copy)
+    _is_error(_reload(keyed, copy), 422, "refused", _version(models["a"]), entry)
+    assert keyed.get("/ready").json()["model_version"] == _version(models["a"])
+
+
+def test_a_fifo_named_model_json_holds_up_no_reload(keyed, models, tmp_path):
+    # the reload blocked for ever on open(), and every reload after it
+    copy = shutil.copytree(models["a"], tmp_path / "fifo")
+    (copy / "model.json").unlink()
+    os.mkfifo(copy / "model.json")
+    try:
+        answer = keyed.post("/admin/reload", json={"model_dir": str(copy)},
+                            timeout=20)
+    finally:  # unblock the old code's open(); ENXIO when nothing reads
+        with contextlib.suppress(OSError):
+            os.close(os.open(copy / "model.json", os.O_WRONLY | os.O_NONBLOCK))
+    _is_error(answer, 422, "refused", "regular file")
+    assert _reload(keyed).status_code == 200
 
 
 def test_reload_under_8_clients_loses_no_request(keyed, models, photos, tmp_path):

@@ -84,7 +84,8 @@ def _read_lineage(input_dir):
     path = Path(input_dir) / MANIFEST_NAME
     if not path.is_file():
         return {}
-    with open(path, newline="", encoding="utf-8-sig") as fh:
+    with open(path, newline="", encoding="utf-8-sig",
+              errors="surrogateescape") as fh:
         rows = list(csv.DictReader(fh))
     if not rows or not {"file", "kind", "source"} <= set(rows[0]):
         return {}
@@ -100,7 +101,8 @@ def _write_manifest(manifest, rel_paths, y, sources, new_names, augmenter,
     and makes that original the source of its new copies too.
     """
     lineage = lineage or {}
-    with open(manifest, "w", newline="", encoding="utf-8") as fh:
+    with open(manifest, "w", newline="", encoding="utf-8",
+              errors="surrogateescape") as fh:
         writer = csv.writer(fh)
         writer.writerow(MANIFEST_COLUMNS)
         for rel, label in zip(rel_paths, y.tolist()):

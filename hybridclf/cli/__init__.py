@@ -9,6 +9,7 @@ so ``hybridclf --help`` answers at once.
 
 import argparse
 import gc
+import io
 import sys
 
 from . import (
@@ -66,6 +67,19 @@ def build_parser():
     return parser
 
 
+def _print_names_as_bytes():
+    """Let standard output carry file names that are not UTF-8, byte for byte.
+
+    In a UTF-8 locale other than C (``en_US.UTF-8``) Python's standard output
+    refuses the surrogates that stand for such bytes: a command printing the
+    name (predict's CSV, the unreadable files of evaluate) stopped with
+    "'utf-8' codec can't encode". The C locale's choice is taken instead.
+    """
+    stream = sys.stdout
+    if isinstance(stream, io.TextIOWrapper) and stream.errors == "strict":
+        stream.reconfigure(errors="surrogateescape")
+
+
 def main(argv=None):
     """Run the ``hybridclf`` command line and return its exit code.
 
@@ -95,6 +109,7 @@ def main(argv=None):
     except SystemExit as exc:  # --help, --version or parser.error
         return exc.code if isinstance(exc.code, int) else int(exc.code is not None)
     setup_logging(args.verbose)
+    _print_names_as_bytes()
     if args.command is None:
         parser.print_help()
         return 2

@@ -4,6 +4,8 @@ A feature part has the columns ``file``, ``error`` and ``features``
 (``fixed_size_list<float32>``, null when unreadable); :func:`read_features`
 reads a folder of them back as NumPy arrays. A prediction part holds the rows
 of :func:`hybridclf.prediction.predict_files`, one column per field.
+Parquet text is UTF-8: a file name that is not (a Latin-1 name from an old
+archive) is stored with its other bytes written ``\\xNN``.
 """
 
 import os
@@ -16,6 +18,11 @@ from ._partitions import _PART
 __all__ = ["read_features"]
 
 
+def _utf8_names(files):
+    """The file names as Parquet can hold them: bytes not UTF-8 as ``\\xNN``."""
+    return [os.fsencode(f).decode("utf-8", "backslashreplace") for f in files]
+
+
 def _feature_table(files, features, errors):
     pa = import_or_raise("pyarrow", "Parquet output")
     width = features.shape[1]
@@ -24,7 +31,7 @@ def _feature_table(files, features, errors):
     column = pa.FixedSizeListArray.from_arrays(
         values, type=pa.list_(pa.float32(), width), mask=mask)
     return pa.table({
-        "file": pa.array([os.fspath(f) for f in files], type=pa.string()),
+        "file": pa.array(_utf8_names(files), type=pa.string()),
         "error": pa.array(errors, type=pa.string()),
         "features": column,
     })
@@ -80,7 +87,7 @@ def read_features(output):
 def _rows_table(rows):
     pa = import_or_raise("pyarrow", "Parquet output")
     return pa.table({
-        "file": pa.array([r["file"] for r in rows], type=pa.string()),
+        "file": pa.array(_utf8_names(r["file"] for r in rows), type=pa.string()),
         "label": pa.array([r["label"] for r in rows], type=pa.string()),
         "confidence": pa.array([r["confidence"] for r in rows], type=pa.float64()),
         "ood_score": pa.array([r["ood_score"] for r in rows], type=pa.float64()),
@@ -95,7 +102,8 @@ def _rows_table(rows):
                                type=pa.list_(pa.float64())),
         "error": pa.array([r["error"] for r in rows], type=pa.string()),
         **{f"neighbour_{key}s": pa.array(
-            [[n[key] for n in r["neighbours"]] for r in rows],
+            [_utf8_names(n[key] for n in r["neighbours"]) if key == "file"
+             else [n[key] for n in r["neighbours"]] for r in rows],
             type=pa.list_(pa.float64() if key == "similarity" else pa.string()))
            for key in ("file", "label", "similarity")},
     })

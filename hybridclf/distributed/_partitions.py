@@ -90,8 +90,16 @@ def _write_atomic(table, path):
 def _check_manifest(output, manifest):
     path = os.path.join(output, MANIFEST)
     if os.path.exists(path):
-        with open(path, encoding="utf-8") as fh:
-            old = json.load(fh)
+        try:
+            with open(path, "rb") as fh:
+                old = json.loads(fh.read())
+        except (OSError, ValueError) as exc:
+            old = exc
+        if not isinstance(old, dict):
+            raise ValueError(
+                f"The output folder {output!r} holds a {MANIFEST} that is not the "
+                f"one hybridclf writes ({str(old)[:80]}). Delete the folder to start "
+                "again, or use a new output folder.")
         keys = ("kind", "partition_size", "n_files", "files_sha256", "neighbours")
         if manifest.get("model") is not None:
             keys += ("model",)
@@ -104,7 +112,8 @@ def _check_manifest(output, manifest):
                 "delete this one to start again."
             )
         return
-    others = sorted(os.listdir(output))
+    others = sorted(n for n in os.listdir(output)
+                    if not n.startswith(f".{MANIFEST}."))  # a write cut short
     if others:
         # not a folder of partitions: a dataset, a model directory, ...
         raise ValueError(
@@ -114,5 +123,8 @@ def _check_manifest(output, manifest):
             "mixed with or taken for partitions. Use a new or empty output "
             "folder."
         )
-    with open(path, "w", encoding="utf-8") as fh:
+    # written whole or not at all: a rerun reads it to resume
+    tmp = os.path.join(output, f".{MANIFEST}.{uuid.uuid4().hex}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(manifest, fh)
+    os.replace(tmp, path)

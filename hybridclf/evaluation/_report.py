@@ -103,7 +103,7 @@ def write_report(report, output_dir, *, title="hybridclf evaluation"):
         with open(paths[name], "wb") as fh:
             fh.write(data)
     html_path = os.path.join(output_dir, "report.html")
-    with open(html_path, "w", encoding="utf-8") as fh:
+    with open(html_path, "w", encoding="utf-8", errors="surrogateescape") as fh:
         fh.write(evaluation_page(report, figures, title))
     json_path = os.path.join(output_dir, "report.json")
     with open(json_path, "w", encoding="utf-8") as fh:

@@ -293,7 +293,8 @@ class DatasetReport:
         column can be passed as ``groups`` to
         :class:`~sklearn.model_selection.StratifiedGroupKFold`.
         """
-        with open(path, "w", newline="", encoding="utf-8") as fh:
+        with open(path, "w", newline="", encoding="utf-8",
+                  errors="surrogateescape") as fh:
             writer = csv.writer(fh)
             writer.writerow(["file", "group"])
             for f in self.files:
@@ -307,7 +308,8 @@ class DatasetReport:
         (relative to the dataset folder), ``given_label``,
         ``suggested_label``, ``score``; most suspicious first.
         """
-        with open(path, "w", newline="", encoding="utf-8") as fh:
+        with open(path, "w", newline="", encoding="utf-8",
+                  errors="surrogateescape") as fh:
             writer = csv.writer(fh, lineterminator="\n")
             writer.writerow(LABEL_ISSUES_COLUMNS)
             for issue in self.label_issues or []:
@@ -320,7 +322,7 @@ class DatasetReport:
         """Write the self-contained HTML page to ``path``; return the path."""
         from ._html import render_html
 
-        with open(path, "w", encoding="utf-8") as fh:
+        with open(path, "w", encoding="utf-8", errors="surrogateescape") as fh:
             fh.write(render_html(self))
         return os.fspath(path)
 

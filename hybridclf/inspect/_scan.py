@@ -19,6 +19,7 @@ from PIL import Image
 
 from ..exceptions import ImageLoadError
 from ..io import (
+    DEFAULT_MAX_PIXELS,
     FEEDBACK_LOG,
     class_name,
     fit_to_size,
@@ -26,6 +27,7 @@ from ..io import (
     sniff_image_format,
     special_file_reason,
 )
+from ..io._files import _oversized, max_file_bytes
 from ..quality import MEASURE_SIDE, measure_grey, shrink
 from ..utils._parallel import run_chunked
 from ._pairs import perceptual_hashes
@@ -152,6 +154,11 @@ def scan_file(path, *, measure=True):
         return record, None
     try:
         with open(path, "rb") as fh:
+            n_bytes = os.fstat(fh.fileno()).st_size
+            if n_bytes > max_file_bytes(DEFAULT_MAX_PIXELS):
+                # a video named .jpg would fill memory before its header is read
+                record.error = _oversized(n_bytes, max_file_bytes(DEFAULT_MAX_PIXELS))
+                return record, None
             data = fh.read()
     except OSError as exc:
         record.error = f"cannot be read ({exc.strerror or exc})"
@@ -247,7 +254,13 @@ def list_files(root):
             "a folder holding one sub-folder of images per class."
         )
     paths, labels = [], []
-    for dirpath, dirnames, filenames in os.walk(root):
+
+    def unreadable(exc):  # listed itself, so that its record says why
+        rel = os.path.relpath(exc.filename, root)
+        paths.append(exc.filename)
+        labels.append("" if rel == "." else rel.split(os.sep)[0])
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         rel = os.path.relpath(dirpath, root)
         label = "" if rel == "." else class_name(rel.split(os.sep)[0])

@@ -19,12 +19,13 @@ The package's modules, one concept each:
   (:func:`load_image_folder`, :func:`load_image_folders`).
 """
 
-# IMAGE_EXTENSIONS, LINKED_FOLDER, class_name and fit_to_size are public too,
-# outside __all__
+# IMAGE_EXTENSIONS, LINKED_FOLDER, class_name, fit_to_size and max_file_bytes are
+# public too, outside __all__
 from ._decode import DEFAULT_MAX_PIXELS, array_to_rgb
 from ._files import (  # noqa: F401
     IMAGE_EXTENSIONS,
     LINKED_FOLDER,
+    max_file_bytes,
     sniff_image_format,
     special_file_reason,
 )

@@ -80,6 +80,24 @@ def sniff_image_format(header):
     return None
 
 
+def max_file_bytes(max_pixels):
+    """The largest file read as an image of at most ``max_pixels`` pixels.
+
+    8 bytes a pixel (uncompressed 16-bit RGBA, the largest a decoder takes)
+    and 16 MB for metadata: 528 MB at the default 64 megapixels. A larger
+    file (a video or a disk image named ``.jpg``) would only fill memory.
+    """
+    return 8 * max_pixels + (16 << 20)
+
+
+def _oversized(n_bytes, max_bytes):
+    """The reason a file over :func:`max_file_bytes` is not read."""
+    return (f"too large a file ({n_bytes / 1e6:.0f} MB): an image under the pixel "
+            f"limit needs at most {max_bytes / 1e6:.0f} MB, so it is refused unread. "
+            "Raise the 'max_pixels' parameter (--max-pixels on the command line) "
+            "if it is an image")
+
+
 def _describe_non_image(data):
     """A short reason for bytes that are no image."""
     if not data:
@@ -132,11 +150,13 @@ def special_file_reason(path):
     return None
 
 
-def _read_file(path, size=-1):
+def _read_file(path, size=-1, max_bytes=None):
     """The first ``size`` bytes (all for -1) of a regular file; ValueError else.
 
     The file is opened non-blocking and checked again once open, so that a
-    FIFO put in its place between the check and the open cannot block.
+    FIFO put in its place between the check and the open cannot block. A
+    whole file larger than ``max_bytes`` is refused unread (see
+    :func:`max_file_bytes`).
     """
     reason = special_file_reason(path)
     if reason is not None:
@@ -151,7 +171,11 @@ def _read_file(path, size=-1):
         raise ValueError("permission denied") from exc
     except OSError as exc:
         raise ValueError(f"cannot be read ({exc.strerror or exc})") from exc
-    mode = os.fstat(fd).st_mode
+    info = os.fstat(fd)
+    mode = info.st_mode
+    if size < 0 and max_bytes is not None and info.st_size > max_bytes:
+        os.close(fd)
+        raise ValueError(_oversized(info.st_size, max_bytes))
     if not stat.S_ISREG(mode):
         os.close(fd)
         raise ValueError("is a directory, not a file" if stat.S_ISDIR(mode)

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..exceptions import ImageLoadError
 from ._decode import DEFAULT_MAX_PIXELS, _decode, array_to_rgb
-from ._files import _read_file
+from ._files import _read_file, max_file_bytes
 
 __all__ = ["fit_to_size", "read_image"]
 
@@ -30,7 +30,7 @@ def _read_one(source, background, min_size, target=None,
               max_pixels=DEFAULT_MAX_PIXELS):
     """Read one image; raise ValueError(reason) or TypeError on bad input."""
     if isinstance(source, (str, os.PathLike)):
-        data = _read_file(os.fspath(source))
+        data = _read_file(os.fspath(source), max_bytes=max_file_bytes(max_pixels))
         rgb = _decode(data, background, target, max_pixels)
     elif isinstance(source, (bytes, bytearray, memoryview)):
         rgb = _decode(bytes(source), background, target, max_pixels)

@@ -100,6 +100,9 @@ def scan_image_folder(root, *, follow_symlinks=False):
             skipped.append((entry.path, LINKED_FOLDER if entry.is_dir()
                             else "not inside a class folder"))
             continue
+        if not _is_utf8(entry.name):
+            skipped.append((entry.path, _not_utf8_class(entry.name)))
+            continue
         if os.path.isfile(os.path.join(entry.path, FEEDBACK_LOG)):
             # its corrections would all be labelled with its folder's name
             skipped.append((entry.path, FEEDBACK_FOLDER))
@@ -126,7 +129,12 @@ def class_name(folder_name):
 def _scan_class(folder, follow_symlinks, skipped):
     """The image files under one class folder; the others go to ``skipped``."""
     found = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=follow_symlinks):
+
+    def unreadable(exc):  # os.walk passes over a folder it cannot list
+        skipped.append((exc.filename, _unreadable_folder(exc)))
+
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=follow_symlinks,
+                                                onerror=unreadable):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         if not follow_symlinks:  # os.walk passes over them without a word
             links = [os.path.join(dirpath, d) for d in dirnames]
@@ -141,6 +149,26 @@ def _scan_class(folder, follow_symlinks, skipped):
             else:
                 skipped.append((path, reason))
     return found
+
+
+def _is_utf8(name):
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # os.listdir's surrogates for bytes not UTF-8
+        return False
+    return True
+
+
+def _not_utf8_class(name):
+    # a class name is written in model.json, reports, plots and the service's
+    # JSON answers, which all take UTF-8 text
+    return (f"a class folder whose name is not UTF-8 text ({os.fsencode(name)!r}): "
+            "the class is left out; rename the folder in UTF-8 (convmv does it)")
+
+
+def _unreadable_folder(exc):
+    return (f"a folder that cannot be read ({exc.strerror or exc}): its files are "
+            "left out; give this user read access to it")
 
 
 def _check_image_file(path):

@@ -80,7 +80,12 @@ def load_model(directory, *, allow_pickle=False, trusted=None):
     directory = Path(directory)
     _check_files(directory, info)
     found = info.get("format_version")
-    if not isinstance(found, int) or found > MODEL_FORMAT_VERSION:
+    if not isinstance(found, int) or isinstance(found, bool):
+        raise ModelLoadError(
+            f"The 'format_version' entry of {os.fspath(directory / _INFO)!r} must "
+            f"be an int. Got {found!r} instead. Restore the model directory's "
+            f"{_INFO} or retrain the model.")
+    if found > MODEL_FORMAT_VERSION:
         raise ModelLoadError(
             f"The model in {os.fspath(directory)!r} has format_version {found!r}; "
             f"this hybridclf ({library_versions()['hybridclf']}) reads up to "

@@ -12,7 +12,7 @@ import platform
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from .._model_files import MANIFEST, sha256_file
+from .._model_files import MANIFEST, read_regular_file, sha256_file
 from ..exceptions import ModelLoadError
 
 __all__ = ["MODEL_FORMAT_VERSION", "library_versions", "read_model_info"]
@@ -119,13 +119,19 @@ def read_model_info(directory):
             "folder written by save_model or `hybridclf train`."
         )
     try:
-        info = json.loads(path.read_text(encoding="utf-8"))
+        # a FIFO named model.json would block a plain read (and a reload) for ever
+        info = json.loads(read_regular_file(path))
     except FileNotFoundError as exc:
         raise ModelLoadError(
             f"The model directory {os.fspath(directory)!r} has no {_INFO}. Pass a "
             "folder written by save_model or `hybridclf train`."
         ) from exc
-    except ValueError as exc:  # not JSON, or not UTF-8 text
+    except OSError as exc:
+        raise ModelLoadError(
+            f"{os.fspath(path)!r} cannot be read ({exc.strerror or exc}); only a "
+            "regular file is read. Restore the model directory's "
+            f"{_INFO} or retrain the model.") from exc
+    except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, too deep
         raise ModelLoadError(f"{os.fspath(path)!r} is not valid JSON ({exc}).") from exc
     if not isinstance(info, dict):
         raise ModelLoadError(

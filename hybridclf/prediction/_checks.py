@@ -9,8 +9,11 @@ thresholds and index a model directory holds (:func:`read_open_set`).
 
 import logging
 import os
+from numbers import Integral, Real
 
 import numpy as np
+
+from ..exceptions import ModelLoadError
 
 __all__ = ["LOW_CONFIDENCE", "NOVEL", "UNKNOWN", "block_ood_scores",
            "confidence_limits", "ood_scores", "read_open_set"]
@@ -164,7 +167,7 @@ def read_open_set(info, directory=None):
     """
     from ..neighbours import INDEX_FILE, EmbeddingIndex
 
-    open_set = info.get("open_set") or {}
+    open_set = _checked_open_set(info.get("open_set") or {})
     options = {"proba_threshold": open_set.get("proba_threshold", 0.0),
                "ood_thresholds": open_set.get("ood_thresholds"), "novelty": None}
     novelty = open_set.get("novelty")
@@ -179,3 +182,40 @@ def read_open_set(info, directory=None):
                        "photo' check uses the per-block OOD scores instead; "
                        "retrain to restore it", os.fspath(directory), INDEX_FILE)
     return options
+
+
+def _number(value, low=-np.inf, high=np.inf):
+    return (isinstance(value, Real) and not isinstance(value, bool)
+            and low <= value <= high)
+
+
+def _checked_open_set(open_set):
+    """The ``open_set`` entry of a model.json, its values checked.
+
+    A hand-edited model.json (a model saved before manifests has its
+    model.json unchecked) otherwise failed deep in a prediction with a numpy
+    error, and an ``/admin/reload`` answered 500.
+    """
+    def refuse(entry, value, kind):
+        return ModelLoadError(
+            f"The '{entry}' entry of model.json must be {kind}. Got "
+            f"{value!r} instead. Restore the model directory's model.json or "
+            "retrain the model.")
+
+    if not isinstance(open_set, dict):
+        raise refuse("open_set", open_set, "an object")
+    threshold = open_set.get("proba_threshold", 0.0)
+    if not _number(threshold, 0.0, 1.0):
+        raise refuse("open_set.proba_threshold", threshold, "a number in [0, 1]")
+    ood = open_set.get("ood_thresholds")
+    if ood is not None and not (isinstance(ood, dict)
+                                and all(_number(v) for v in ood.values())):
+        raise refuse("open_set.ood_thresholds", ood, "null or an object of numbers")
+    novelty = open_set.get("novelty")
+    if novelty and not (isinstance(novelty, dict)
+                        and _number(novelty.get("threshold"), 0.0)
+                        and isinstance(novelty.get("k", 1), Integral)
+                        and novelty.get("k", 1) >= 1):
+        raise refuse("open_set.novelty", novelty,
+                     "null or an object with a 'threshold' >= 0 and a 'k' >= 1")
+    return open_set

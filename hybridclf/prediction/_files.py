@@ -41,7 +41,9 @@ def iter_image_files(inputs):
     for item in inputs:
         item = os.fspath(item)
         if os.path.isdir(item):
-            for dirpath, dirnames, filenames in os.walk(item):
+            # a folder that cannot be listed is listed itself: its row says why
+            for dirpath, dirnames, filenames in os.walk(
+                    item, onerror=lambda exc: files.append(exc.filename)):
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
                 # a link to a folder is not followed: listed, its row says so
                 names = sorted(filenames + [d for d in dirnames if os.path.islink(

@@ -9,6 +9,7 @@ model's classes as strings. This module does not import FastAPI.
 """
 
 import base64
+import os
 
 from .. import prediction
 from ..pipeline import get_classifier
@@ -47,7 +48,10 @@ def neighbour_answers(found, ks):
     """
     if found is None:
         return [[] for _ in ks]
-    return [[{**n, "thumbnail": _data_uri(n["thumbnail"])} for n in row[:k]]
+    # JSON is UTF-8: a training photo's name that is not keeps its other
+    # bytes as \xNN (the answer failed with 500 otherwise)
+    return [[{**n, "file": os.fsencode(n["file"]).decode("utf-8", "backslashreplace"),
+              "thumbnail": _data_uri(n["thumbnail"])} for n in row[:k]]
             for row, k in zip(found, ks)]
 
 

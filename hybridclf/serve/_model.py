@@ -128,7 +128,8 @@ def _check_classes(directory, info, classes, proba):
     problem = None
     if len(classes) < 2:
         problem = f"its classifier knows {len(classes)} class(es); at least 2 needed"
-    elif "classes" in info and [str(c) for c in info["classes"]] != classes:
+    elif "classes" in info and (not isinstance(info["classes"], list) or [
+            str(c) for c in info["classes"]] != classes):
         problem = (f"model.json lists the classes {info['classes']!r} but the "
                    f"classifier has {classes!r}")
     elif proba.shape != (1, len(classes)) or not np.all(np.isfinite(proba)):
@@ -186,15 +187,16 @@ def load_served_model(directory, settings):
     _check_classes(directory, info, classes, np.asarray(proba))
     options = {"ood_thresholds": None, "novelty": None}
     try:
+        prediction.read_open_set(info)  # checks model.json's open_set entry
+        learned = (info.get("open_set") or {}).get("proba_threshold")
         if settings.use_ood:
             options = prediction.read_open_set(info, directory)
         # one index for the novelty check and the nearest training photos
         index = (options["novelty"]["index"] if options["novelty"]
                  else EmbeddingIndex.load(directory))
-    except (ValueError, OSError) as exc:  # an unreadable embedding index
+    except (ValueError, OSError) as exc:  # a bad open_set, an unreadable index
         raise ModelLoadError(f"The model in {directory!r} cannot be served: "
                              f"{exc}") from exc
-    learned = (info.get("open_set") or {}).get("proba_threshold")
     _release_graphs(pipe)
     release_memory()  # what loading and the warm-up freed
     return ServedModel(

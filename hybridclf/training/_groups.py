@@ -138,7 +138,8 @@ def read_groups_csv(csv_path, paths, *, root=None):
 
     # UTF-8 as inspect and augment write it; a spreadsheet's byte-order mark
     # would otherwise hide the 'file' column
-    with open(csv_path, newline="", encoding="utf-8-sig") as fh:
+    with open(csv_path, newline="", encoding="utf-8-sig",
+              errors="surrogateescape") as fh:
         rows = list(csv.DictReader(fh))
     columns = set(rows[0]) if rows else set()
     group_column = "group" if "group" in columns else "source"

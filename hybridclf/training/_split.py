@@ -163,7 +163,7 @@ def data_fingerprint(paths, labels, *, root=None, names=None):
             size = -1
         entries.append(f"{name}\t{size}\t{label}")
     for entry in sorted(entries):
-        digest.update(entry.encode() + b"\n")
+        digest.update(entry.encode("utf-8", "surrogateescape") + b"\n")
     classes, counts = np.unique(np.asarray(labels).astype(str), return_counts=True)
     return {"sha256": digest.hexdigest(), "n_images": len(entries),
             "class_counts": dict(zip(classes.tolist(), counts.tolist()))}

@@ -89,7 +89,8 @@ def _augment_manifests(root):
     for folder in as_folders(root):
         path = os.path.join(os.fspath(folder), "manifest.csv")
         if os.path.isfile(path):
-            with open(path, newline="", encoding="utf-8-sig") as fh:
+            with open(path, newline="", encoding="utf-8-sig",
+                      errors="surrogateescape") as fh:
                 header = next(csv.reader(fh), [])
             if {"file", "source"} <= set(header):
                 yield path
