@@ -30,7 +30,8 @@ from pathlib import Path
 
 from .utils._paths import sha256_file
 
-__all__ = ["MANIFEST", "check_manifest", "replace_directory", "write_manifest"]
+__all__ = ["MANIFEST", "check_listed_file", "check_manifest", "replace_directory",
+           "write_manifest"]
 
 logger = logging.getLogger(__name__)
 
@@ -96,24 +97,81 @@ def check_manifest(directory, error):
         content differs; the message names the file.
     """
     directory = Path(directory)
+    listed = _listed(directory, error)
+    for name, expected in sorted(listed.items()):
+        _check_file(directory / name, expected, error)
+    return [name for name in _files(directory) if name not in listed]
+
+
+def check_listed_file(directory, name, error):
+    """Check one file of a model directory against its ``manifest.json``.
+
+    For a file read on its own, without :func:`check_manifest` (the
+    embedding index that the open-set checks and the nearest training photos
+    read): a listed file must be there, unchanged, and an unlisted one was
+    added after the save, so it is not the model's.
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+        The model directory.
+
+    name : str
+        The file's path relative to it.
+
+    error : type
+        The exception raised on a problem (``ModelLoadError``).
+
+    Returns
+    -------
+    present : bool
+        Whether the file is there to read: listed and unchanged, or present
+        in a directory saved before manifests. False when it is neither
+        listed nor present.
+
+    Raises
+    ------
+    error
+        When the manifest is unreadable, the file is listed but missing or
+        changed, or present but not listed; the message names the file.
+    """
+    directory = Path(directory)
+    file = directory / name
+    if not (directory / MANIFEST).exists():
+        return file.is_file()
+    listed = _listed(directory, error)
+    if name in listed:
+        _check_file(file, listed[name], error)
+        return True
+    if file.exists():
+        raise error(
+            f"The file {os.fspath(file)!r} is not listed in {MANIFEST}: it was "
+            "added after the model was saved (from another model?), so it is not "
+            "this model's. Remove it, or copy the whole model directory again.")
+    return False
+
+
+def _listed(directory, error):
+    """The manifest's files: relative path to SHA-256."""
     path = directory / MANIFEST
     try:
-        listed = json.loads(path.read_text(encoding="utf-8"))["files"]
+        return json.loads(path.read_text(encoding="utf-8"))["files"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise error(f"The manifest {os.fspath(path)!r} is missing or unreadable "
                     f"({exc}); the model directory is incomplete. Copy the whole "
                     "directory again, or retrain the model.") from exc
-    for name, expected in sorted(listed.items()):
-        file = directory / name
-        if not file.is_file():
-            raise error(f"The file {os.fspath(file)!r} listed in {MANIFEST} is "
-                        "missing. Copy the whole model directory again.")
-        if sha256_file(file) != expected:
-            raise error(
-                f"The file {os.fspath(file)!r} was modified after the model was "
-                f"saved: its SHA-256 differs from the one in {MANIFEST}. Refusing "
-                "to load the model; restore the original file or retrain.")
-    return [name for name in _files(directory) if name not in listed]
+
+
+def _check_file(file, expected, error):
+    """Refuse a listed file that is missing or whose SHA-256 differs."""
+    if not file.is_file():
+        raise error(f"The file {os.fspath(file)!r} listed in {MANIFEST} is "
+                    "missing. Copy the whole model directory again.")
+    if sha256_file(file) != expected:
+        raise error(
+            f"The file {os.fspath(file)!r} was modified after the model was "
+            f"saved: its SHA-256 differs from the one in {MANIFEST}. Refusing "
+            "to load the model; restore the original file or retrain.")
 
 
 def _exchange(a, b):
