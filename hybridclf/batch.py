@@ -223,7 +223,6 @@ def _predicted_rows(pipe, files, options, scheduler, parts_dir, partition_size):
                                    partition_size=partition_size, **options)
 
 
-@Substitution(settings=_SETTINGS_DOC)
 def _check_csv_output(output, model_dir, files):
     """Refuse a CSV path that would overwrite an input image or the model."""
     real = os.path.realpath(output)
@@ -241,6 +240,7 @@ def _check_csv_output(output, model_dir, files):
     )
 
 
+@Substitution(settings=_SETTINGS_DOC)
 def predict_to_csv(model_dir, inputs, output, *, batch_size=32, threshold=None,
                    ood=True, closed_set=False, top_k=3, neighbours=0,
                    allow_pickle=False, max_pixels=None, n_jobs=None, scheduler=None,
