@@ -281,7 +281,9 @@ def predict_to_csv(model_dir, inputs, output, *, batch_size=32, threshold=None,
         List the nearest training photos of each file, this many, in the
         columns ``neighbour_<i>_file`` (relative to the training data folder),
         ``neighbour_<i>_label`` and ``neighbour_<i>_similarity`` (cosine of
-        the CNN embeddings, 1 for the same photo). Needs a model trained with
+        the CNN embeddings on the index's principal axes: near 1, not 1, for
+        the same photo; see :class:`~hybridclf.neighbours.EmbeddingIndex`).
+        Needs a model trained with
         a CNN block (its ``neighbours.npz``).
 
     {settings}
