@@ -153,6 +153,21 @@ def test_an_index_that_is_not_the_models_is_refused(trained, copies_folder,
         explain(pipe, [photo], index=model)
 
 
+def test_explain_refuses_an_index_of_other_classes(trained, copies_folder):
+    # before, another model's index gave its photos and classes as evidence
+    pipe = load_model(trained)
+    ours = EmbeddingIndex.load(trained)
+    width = (ours.embeddings_ if ours.components_ is None
+             else ours.components_).shape[1]
+    other = EmbeddingIndex().fit(np.eye(3, width), ["x", "brick", "z"])
+    with pytest.raises(ValueError, match="classes the pipeline does not know "
+                       r"\('x', 'z'\): it is another model's index"):
+        explain(pipe, [str(copies_folder / "brick" / "0.png")], index=other)
+    unlabelled = EmbeddingIndex().fit(np.eye(3, width))  # no labels: allowed
+    assert len(explain(pipe, [str(copies_folder / "brick" / "0.png")], k=2,
+                       index=unlabelled)[0]) == 2
+
+
 def test_predict_lists_the_nearest_training_files(trained, copies_folder, tmp_path):
     out = tmp_path / "preds.csv"
     assert main(["predict", "--model-dir", str(trained), str(copies_folder / "brick"),
