@@ -339,6 +339,12 @@ class EmbeddingIndex:
 
         Raises
         ------
+        ModelLoadError
+            In a model directory, when ``manifest.json`` lists the index but
+            the file is missing or was changed, or the file is there but not
+            listed (copied in from another model): its nearest photos and
+            novelty would not be the model's.
+
         ValueError
             When the file is not an index of this version.
         """

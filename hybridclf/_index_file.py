@@ -15,6 +15,9 @@ import os
 
 import numpy as np
 
+from ._model_files import check_listed_file
+from .exceptions import ModelLoadError
+
 __all__ = ["INDEX_FILE"]
 
 #: File name of the index inside a model directory.
@@ -46,9 +49,14 @@ def _index_bytes(index):
 
 
 def _load_index(cls, directory):
-    """The index of class ``cls`` saved in ``directory``, or None."""
+    """The index of class ``cls`` saved in ``directory``, or None.
+
+    In a model directory, the file is checked against ``manifest.json``
+    first (:func:`check_listed_file`): an index deleted, changed or copied
+    in from another model is refused, not read or taken as absent.
+    """
     path = os.path.join(os.fspath(directory), INDEX_FILE)
-    if not os.path.exists(path):
+    if not check_listed_file(directory, INDEX_FILE, ModelLoadError):
         return None
     with np.load(path, allow_pickle=False) as data:
         version = int(data["version"]) if "version" in data else -1

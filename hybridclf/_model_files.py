@@ -32,7 +32,8 @@ from pathlib import Path, PurePosixPath
 
 from .utils._paths import sha256_file
 
-__all__ = ["MANIFEST", "check_manifest", "read_regular_file", "replace_directory",
+__all__ = ["MANIFEST", "check_listed_file", "check_manifest", "read_regular_file",
+           "replace_directory",
            "write_manifest"]
 
 logger = logging.getLogger(__name__)
@@ -166,31 +167,84 @@ def check_manifest(directory, error):
     """
     directory = Path(directory)
     listed = _read_listed(directory / MANIFEST, error)
-    inside = os.path.realpath(directory)
     for name, expected in sorted(listed.items()):
-        file = directory / name
-        if file.is_symlink() or os.path.realpath(file.parent) != os.path.join(
-                inside, *PurePosixPath(name).parent.parts):
-            raise error(f"The file {os.fspath(file)!r} listed in {MANIFEST} is (or "
-                        "lies behind) a symbolic link; a model directory holds its "
-                        "own files. "
-                        "Replace the link by a copy of the file it names.")
-        if not file.is_file():
-            problem = "not a regular file" if file.exists() else "missing"
-            raise error(f"The file {os.fspath(file)!r} listed in {MANIFEST} is "
-                        f"{problem}. Copy the whole model directory again.")
-        try:
-            actual = _sha256_regular(file)
-        except OSError as exc:
-            raise error(f"The file {os.fspath(file)!r} listed in {MANIFEST} cannot "
-                        f"be read ({exc.strerror or exc}); only regular files are "
-                        "read. Copy the whole model directory again.") from exc
-        if actual != expected:
-            raise error(
-                f"The file {os.fspath(file)!r} was modified after the model was "
-                f"saved: its SHA-256 differs from the one in {MANIFEST}. Refusing "
-                "to load the model; restore the original file or retrain.")
+        _check_file(directory, name, expected, error)
     return [name for name in _files(directory) if name not in listed]
+
+
+def check_listed_file(directory, name, error):
+    """Check one file of a model directory against its ``manifest.json``.
+
+    For a file read on its own, without :func:`check_manifest` (the
+    embedding index that the open-set checks and the nearest training photos
+    read): a listed file must be there, unchanged, and an unlisted one was
+    added after the save, so it is not the model's.
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+        The model directory.
+
+    name : str
+        The file's path relative to it.
+
+    error : type
+        The exception raised on a problem (``ModelLoadError``).
+
+    Returns
+    -------
+    present : bool
+        Whether the file is there to read: listed and unchanged, or present
+        in a directory saved before manifests. False when it is neither
+        listed nor present.
+
+    Raises
+    ------
+    error
+        When the manifest is unreadable, the file is listed but missing or
+        changed, or present but not listed; the message names the file.
+    """
+    directory = Path(directory)
+    file = directory / name
+    if not (directory / MANIFEST).exists():
+        return file.is_file()
+    listed = _read_listed(directory / MANIFEST, error)
+    if name in listed:
+        _check_file(directory, name, listed[name], error)
+        return True
+    if file.exists():
+        raise error(
+            f"The file {os.fspath(file)!r} is not listed in {MANIFEST}: it was "
+            "added after the model was saved (from another model?), so it is not "
+            "this model's. Remove it, or copy the whole model directory again.")
+    return False
+
+
+def _check_file(directory, name, expected, error):
+    """Refuse a listed file that is a link, not regular, or whose SHA-256 differs."""
+    file = directory / name
+    inside = os.path.realpath(directory)
+    if file.is_symlink() or os.path.realpath(file.parent) != os.path.join(
+            inside, *PurePosixPath(name).parent.parts):
+        raise error(f"The file {os.fspath(file)!r} listed in {MANIFEST} is (or "
+                    "lies behind) a symbolic link; a model directory holds its "
+                    "own files. "
+                    "Replace the link by a copy of the file it names.")
+    if not file.is_file():
+        problem = "not a regular file" if file.exists() else "missing"
+        raise error(f"The file {os.fspath(file)!r} listed in {MANIFEST} is "
+                    f"{problem}. Copy the whole model directory again.")
+    try:
+        actual = _sha256_regular(file)
+    except OSError as exc:
+        raise error(f"The file {os.fspath(file)!r} listed in {MANIFEST} cannot "
+                    f"be read ({exc.strerror or exc}); only regular files are "
+                    "read. Copy the whole model directory again.") from exc
+    if actual != expected:
+        raise error(
+            f"The file {os.fspath(file)!r} was modified after the model was "
+            f"saved: its SHA-256 differs from the one in {MANIFEST}. Refusing "
+            "to load the model; restore the original file or retrain.")
 
 
 def _exchange(a, b):

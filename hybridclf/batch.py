@@ -223,7 +223,6 @@ def _predicted_rows(pipe, files, options, scheduler, parts_dir, partition_size):
                                    partition_size=partition_size, **options)
 
 
-@Substitution(settings=_SETTINGS_DOC)
 def _check_csv_output(output, model_dir, files):
     """Refuse a CSV path that would overwrite an input image or the model."""
     real = os.path.realpath(output)
@@ -241,6 +240,7 @@ def _check_csv_output(output, model_dir, files):
     )
 
 
+@Substitution(settings=_SETTINGS_DOC)
 def predict_to_csv(model_dir, inputs, output, *, batch_size=32, threshold=None,
                    ood=True, closed_set=False, top_k=3, neighbours=0,
                    allow_pickle=False, max_pixels=None, n_jobs=None, scheduler=None,
@@ -281,7 +281,9 @@ def predict_to_csv(model_dir, inputs, output, *, batch_size=32, threshold=None,
         List the nearest training photos of each file, this many, in the
         columns ``neighbour_<i>_file`` (relative to the training data folder),
         ``neighbour_<i>_label`` and ``neighbour_<i>_similarity`` (cosine of
-        the CNN embeddings, 1 for the same photo). Needs a model trained with
+        the CNN embeddings on the index's principal axes: near 1, not 1, for
+        the same photo; see :class:`~hybridclf.neighbours.EmbeddingIndex`).
+        Needs a model trained with
         a CNN block (its ``neighbours.npz``).
 
     {settings}

@@ -306,7 +306,8 @@ def explain(pipe, images, k=3, *, index):
     Raises
     ------
     ValueError
-        When ``index`` is a folder without an index.
+        When ``index`` is a folder without an index, or holds classes that
+        ``pipe`` does not know (another model's index).
 
     Examples
     --------
@@ -317,7 +318,7 @@ def explain(pipe, images, k=3, *, index):
     [[{'label': 'waek_man', 'similarity': 0.93, 'file': 'waek_man/front_004.jpg',
        'thumbnail': b'\\xff\\xd8...'}, ...]]
     """
-    from .pipeline import get_loader
+    from .pipeline import get_classifier, get_loader
     from .prediction import embed_images
 
     if isinstance(index, (str, os.PathLike)):
@@ -328,6 +329,15 @@ def explain(pipe, images, k=3, *, index):
                 "only a model trained with a CNN block ('hybridclf train' with the "
                 "cnn feature) keeps its training photos. Retrain it with one."
             )
+    index._check_fitted()
+    foreign = sorted(set(index.labels_.tolist()) - {""} - {
+        str(c) for c in get_classifier(pipe).classes_})
+    if foreign:
+        raise ValueError(
+            f"The index holds training photos of classes the pipeline does not "
+            f"know ({', '.join(map(repr, foreign[:5]))}): it is another model's "
+            "index. Pass the index of this pipeline's model directory."
+        )
     loader = get_loader(pipe)
     loaded = images if loader is None else loader.transform(images)
     return index.neighbours(embed_images(pipe, loaded), k)

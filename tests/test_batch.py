@@ -26,3 +26,16 @@ def test_a_model_without_open_set_thresholds_never_says_unknown():
 def test_summary_line():
     counts = BatchPrediction(5, n_predicted=3, n_unknown=1, n_unreadable=1)
     assert counts.summary() == "5 files: 3 predicted, 1 unknown, 1 unreadable"
+
+
+@pytest.mark.parametrize("name", ["predict_to_csv", "extract_to_parquet"])
+def test_the_run_settings_are_documented(name):
+    # help(predict_to_csv) showed a bare "{settings}" and no allow_pickle,
+    # max_pixels, n_jobs, scheduler or partition_size
+    import hybridclf.batch
+
+    doc = getattr(hybridclf.batch, name).__doc__
+    assert "{settings}" not in doc
+    for parameter in ("allow_pickle", "max_pixels, n_jobs", "scheduler",
+                      "partition_size"):
+        assert f"    {parameter} :" in doc

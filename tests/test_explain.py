@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from hybridclf import load_model
+from hybridclf._model_files import write_manifest
 from hybridclf.cli import main
 from hybridclf.neighbours import INDEX_FILE, EmbeddingIndex, explain
 from hybridclf.training import train_folder
@@ -79,6 +80,7 @@ def test_a_model_saved_with_a_format_1_index_still_explains(trained, copies_fold
              labels=index.labels_[:len(photos)].astype(str),
              sources=np.arange(len(photos)), files=index.files_.astype(str),
              version=np.array(1))
+    write_manifest(old)  # as that model was saved
     [near] = explain(pipe, [str(copies_folder / "brick" / "0.png")], k=3, index=old)
     assert near[0]["file"] == "brick/0.png"
     assert near[0]["similarity"] == pytest.approx(1, abs=2e-3)
@@ -115,6 +117,55 @@ def test_explain_without_an_index_says_how_to_get_one(trained, tmp_path):
     with pytest.raises(ValueError, match="has no neighbours.npz.*CNN block"):
         explain(load_model(trained), [np.zeros((SIZE, SIZE, 3), np.uint8)],
                 index=tmp_path)
+
+
+def test_an_index_that_is_not_the_models_is_refused(trained, copies_folder,
+                                                    tmp_path, capsys):
+    # before, explain() and the novelty check read any neighbours.npz: another
+    # model's gave its photos as evidence, and a deleted one made predict
+    # warn of a fallback and advise retraining with a CNN block
+    from hybridclf.exceptions import ModelLoadError
+
+    pipe, photo = load_model(trained), str(copies_folder / "brick" / "0.png")
+    model = tmp_path / "model"
+    shutil.copytree(trained, model)
+    ours = EmbeddingIndex.load(trained)
+    width = (ours.embeddings_ if ours.components_ is None
+             else ours.components_).shape[1]
+    # another model's index, of the same CNN
+    EmbeddingIndex().fit(np.eye(3, width), ["x", "y", "z"]).save(model)
+    with pytest.raises(ModelLoadError, match="neighbours.npz' was modified"):
+        explain(pipe, [photo], index=model)
+    (model / INDEX_FILE).unlink()
+    with pytest.raises(ModelLoadError, match="neighbours.npz' listed in manifest"
+                       ".json is missing. Copy the whole model directory"):
+        explain(pipe, [photo], index=model)
+    assert main(["predict", "--model-dir", str(model), photo]) == 1
+    err = capsys.readouterr().err
+    assert "is missing. Copy the whole model directory" in err
+    assert "per-block OOD" not in err and "CNN block" not in err
+    write_manifest(model)  # a model saved without an index, and one copied in
+    shutil.copy(trained / INDEX_FILE, model / INDEX_FILE)
+    with pytest.raises(ModelLoadError, match="not listed in manifest.json"):
+        explain(pipe, [photo], index=model)
+    (model / INDEX_FILE).unlink()
+    with pytest.raises(ValueError, match="has no neighbours.npz"):
+        explain(pipe, [photo], index=model)
+
+
+def test_explain_refuses_an_index_of_other_classes(trained, copies_folder):
+    # before, another model's index gave its photos and classes as evidence
+    pipe = load_model(trained)
+    ours = EmbeddingIndex.load(trained)
+    width = (ours.embeddings_ if ours.components_ is None
+             else ours.components_).shape[1]
+    other = EmbeddingIndex().fit(np.eye(3, width), ["x", "brick", "z"])
+    with pytest.raises(ValueError, match="classes the pipeline does not know "
+                       r"\('x', 'z'\): it is another model's index"):
+        explain(pipe, [str(copies_folder / "brick" / "0.png")], index=other)
+    unlabelled = EmbeddingIndex().fit(np.eye(3, width))  # no labels: allowed
+    assert len(explain(pipe, [str(copies_folder / "brick" / "0.png")], k=2,
+                       index=unlabelled)[0]) == 2
 
 
 def test_predict_lists_the_nearest_training_files(trained, copies_folder, tmp_path):

@@ -508,3 +508,21 @@ def test_a_huge_model_json_is_refused_unread(fitted, tmp_path, name):
     with pytest.raises(ModelLoadError, match=f"{name}.*104857600 bytes, over the "
                        "67108864 that hybridclf writes at most"):
         load_model(tmp_path / "m")
+
+
+@pytest.mark.parametrize("novelty", [{"threshold": 0.14, "k": 1, "quantile": 0.99},
+                                     None])
+def test_the_model_card_says_how_the_open_set_thresholds_were_learned(novelty):
+    # the card gave the thresholds as bare numbers: nothing said where they
+    # came from, or what share of known photos they let through
+    from hybridclf.persistence._card import _card_decisions
+
+    open_set = {"quantile": 0.99, "proba_threshold": 0.4, "novelty": novelty,
+                "ood_thresholds": {"hog": 2.9}}
+    text = "\n".join(_card_decisions({"open_set": open_set}))
+    assert "learned in training from grouped out-of-fold predictions: 99.0%" in text
+    assert ("the other folds" if novelty else "each block's threshold") in text
+    assert "99.0% of the correctly classified out-of-fold photos" in text
+    # a model.json without the quantile (older) keeps the numbers alone
+    del open_set["quantile"]
+    assert "learned" not in "\n".join(_card_decisions({"open_set": open_set}))

@@ -46,7 +46,8 @@ def format_parser(parser):
         metavar="K",
         help="also list the K nearest training photos of each image: columns "
         "neighbour_<i>_file, neighbour_<i>_label and neighbour_<i>_similarity "
-        "(cosine, 1 = the same photo); needs a model trained with a CNN block "
+        "(cosine on the index's principal axes: near 1, not 1, for the same "
+        "photo); needs a model trained with a CNN block "
         "(default: %(default)s)")
     add_batch_options(parser)
 

@@ -96,6 +96,22 @@ def _card_scores(info):
     return lines
 
 
+def _open_set_origin(open_set):
+    """How the open-set thresholds were learned, as a sentence (or "")."""
+    quantile = open_set.get("quantile")
+    if not isinstance(quantile, int | float):
+        return ""
+    share = f"{quantile:.1%}"
+    distance = ("of the training photos, each measured against the photos of "
+                "the other folds as a new photo would be, are within the "
+                "distance" if open_set.get("novelty") else
+                "of the out-of-fold photos are within each block's threshold")
+    return (" The thresholds were learned in training from grouped out-of-fold "
+            f"predictions: {share} {distance}, and {share} of the correctly "
+            "classified out-of-fold photos reach the confidence (`open_set` in "
+            "`model.json`).")
+
+
 def _card_decisions(info):
     """The model card's open-set, label-issue and cascade sections."""
     lines = []
@@ -115,7 +131,8 @@ def _card_decisions(info):
                       "threshold, at most 1" if novelty else f"below {limit}")
         lines += ["", "## Open set", "",
                   f"`hybridclf predict` answers \"unknown\" when {rule}, or when "
-                  f"the top probability is {confidence} (low confidence)."]
+                  f"the top probability is {confidence} (low confidence)."
+                  + _open_set_origin(open_set)]
     issues = info.get("label_issues") or {}
     if issues:
         lines += ["", "## Likely wrong labels", "",

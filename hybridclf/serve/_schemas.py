@@ -97,8 +97,10 @@ class Neighbour(BaseModel):
 
     label: str = Field(..., description="Its class in the training data.")
     similarity: float = Field(
-        ..., description="Cosine similarity of the embeddings, 4 decimals: 1 "
-        "for the same photo, lower for less alike ones.")
+        ..., description="Cosine similarity of the embeddings on the "
+        "index's principal axes, 4 decimals: near 1 for the same photo (the part "
+        "of an embedding off those axes counts as unlike), lower for less alike "
+        "ones.")
     file: str = Field(
         ..., description="Its file, relative to the training data folder "
         "('/' separators); empty for a model that did not record it.")
