@@ -135,6 +135,29 @@ def _errors_table(errors):
     return _table(header, rows)
 
 
+def _class_notes(report):
+    """What ``hybridclf evaluate`` prints of the test classes, as paragraphs.
+
+    The page is the file that is mailed around: without them, a test folder
+    of classes the model does not know read as a model at 0.371 accuracy
+    (with a log loss of 0.023, from the other images only).
+    """
+    notes = []
+    unknown = report.get("unknown_classes") or {}
+    if unknown:
+        notes.append(
+            f"{sum(unknown.values())} of the {report['n_images']} test images "
+            "belong to classes the model does not know: "
+            + ", ".join(f"{name} ({n})" for name, n in unknown.items())
+            + ". They count as wrong in the accuracy, balanced accuracy, F1 and "
+            "top-k accuracy; the log loss leaves them out. The model's classes: "
+            + ", ".join(report["classes"]) + ".")
+    if report.get("absent_classes"):
+        notes.append("Model classes without a test image (not scored): "
+                     + ", ".join(report["absent_classes"]) + ".")
+    return [f"<p><strong>Note:</strong> {html.escape(n)}</p>" for n in notes]
+
+
 def evaluation_page(report, figures, title):
     """The self-contained HTML page of an evaluation report.
 
@@ -166,6 +189,7 @@ def evaluation_page(report, figures, title):
         f"<p>{report['n_images']} test images, {len(report['classes'])} classes"
         + (f"; {len(report['unreadable'])} unreadable test files left out "
            "(listed below)" if report.get("unreadable") else "") + ".</p>",
+        *_class_notes(report),
         "<h2>Metrics</h2>",
         _table(["metric", "value"], list(report["metrics"].items())),
         "<h2>Per class</h2>",
