@@ -158,6 +158,15 @@ def _class_notes(report):
     return [f"<p><strong>Note:</strong> {html.escape(n)}</p>" for n in notes]
 
 
+def _interval_note(report):
+    """The accuracy's 95% interval, as ``hybridclf evaluate`` prints it."""
+    if "accuracy_interval" not in report:  # a report of an older version
+        return []
+    low, high = report["accuracy_interval"]
+    return [f"<p>Accuracy 95% interval (Wilson): {low:.3f} to {high:.3f}, from "
+            f"{report['n_images']} test images.</p>"]
+
+
 def evaluation_page(report, figures, title):
     """The self-contained HTML page of an evaluation report.
 
@@ -192,6 +201,7 @@ def evaluation_page(report, figures, title):
         *_class_notes(report),
         "<h2>Metrics</h2>",
         _table(["metric", "value"], list(report["metrics"].items())),
+        *_interval_note(report),
         "<h2>Per class</h2>",
         _table(["class", "precision", "recall", "f1", "support"],
                [[c, v["precision"], v["recall"], v["f1"], v["support"]]
