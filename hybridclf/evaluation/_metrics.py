@@ -173,10 +173,16 @@ def _per_class(y, predicted, classes):
     return per_class, all_labels, confusion_matrix(y, predicted, labels=all_labels)
 
 
-def _block_importance(clf, features, y, widths, *, base, n_repeats, random_state):
-    """Permutation importance of whole blocks: shuffle the rows of its columns."""
+def _block_importance(clf, features, y, widths, *, n_repeats, random_state):
+    """Permutation importance of whole blocks: shuffle the rows of its columns.
+
+    The drop is from the accuracy of ``clf`` itself: a cascade's accuracy
+    (its cheap stage answers some photos) is not the baseline of its full
+    model's classifier.
+    """
     rng = np.random.RandomState(random_state)
     n = len(y)
+    base = accuracy_score(y, clf.predict(features))
     importance, start = {}, 0
     for name, width in widths.items():
         drops = []
