@@ -174,6 +174,26 @@ def test_evaluate_reports_the_cascade(fitted, textures):
     assert cascade["ms_per_image_estimated"] <= cascade["ms_per_image_full"]
 
 
+def test_block_importance_of_a_cascade_is_the_full_models(fitted, textures):
+    # the blocks are permuted under the full model's classifier, but the drop
+    # was taken from the cascade's accuracy: a cascade whose cheap stage
+    # answered differently showed other importances for the same classifier
+    import copy
+
+    from sklearn.dummy import DummyClassifier
+
+    from hybridclf.evaluation import evaluate_model
+
+    paths, labels = textures
+    worse = copy.deepcopy(fitted)  # a cheap stage sure of one class, always
+    worse.cheap_classifier_ = DummyClassifier(strategy="most_frequent").fit(
+        np.zeros((len(labels[::2]), 1)), labels[::2])
+    reports = [evaluate_model(cascade, paths[1::2], labels[1::2], n_repeats=2)
+               for cascade in (fitted, worse)]
+    assert reports[0]["metrics"]["accuracy"] != reports[1]["metrics"]["accuracy"]
+    assert reports[0]["block_importance"] == reports[1]["block_importance"]
+
+
 def test_select_threshold_stays_above_the_cheap_stage_accuracy():
     # no photo is lost: the accuracy rule alone would answer all of them early
     classes = np.array(["a", "b"])

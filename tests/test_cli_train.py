@@ -126,6 +126,30 @@ def test_evaluate_writes_html_json_and_figures(trained, texture_folder, tmp_path
     assert "accuracy:" in capsys.readouterr().out
 
 
+def test_evaluate_gives_the_accuracy_interval_everywhere(trained, texture_folder,
+                                                         tmp_path, capsys):
+    # "accuracy: 1.000" on a handful of test images, with no word of how far
+    # that goes, in the command, report.json or report.html
+    from scipy.stats import binomtest
+
+    report = tmp_path / "report"
+    test = tmp_path / "test"
+    for name in ("brick", "grass"):
+        (test / name).mkdir(parents=True)
+        for path in sorted((texture_folder / name).iterdir())[:3]:
+            (test / name / path.name).write_bytes(path.read_bytes())
+    assert main(["evaluate", "--model-dir", str(trained), "--test-data-dir",
+                 str(test), "--output-dir", str(report), "--n-repeats", "1"]) == 0
+    data = json.loads((report / "report.json").read_text())
+    ci = binomtest(round(data["metrics"]["accuracy"] * 6), 6).proportion_ci(
+        0.95, method="wilson")
+    assert data["accuracy_interval"] == pytest.approx([ci.low, ci.high])
+    text = f"{ci.low:.3f} to {ci.high:.3f}"
+    assert f"accuracy 95% interval: {text} (6 test images)" in capsys.readouterr().out
+    assert (f"Accuracy 95% interval (Wilson): {text}, from 6 test images."
+            in (report / "report.html").read_text())
+
+
 def test_an_output_in_the_way_is_one_error_line_before_the_work(
         trained, texture_folder, tmp_path, capsys):
     # a file given for a folder, a folder for a file: each was a traceback,
@@ -522,3 +546,34 @@ def test_predict_prints_a_name_that_is_not_utf8_in_a_utf8_locale(trained,
         env={**os.environ, "PYTHONIOENCODING": "utf-8:strict"})
     assert answer.returncode == 0, answer.stderr.decode(errors="replace")
     assert raw + b",brick," in answer.stdout
+
+
+def test_train_says_how_far_its_test_metrics_go(texture_folder, tmp_path, capsys):
+    # a class of 2 photos keeps both for training: "test balanced_accuracy"
+    # was the mean over the other classes, and neither the command nor the
+    # model card gave the test metrics' size or spread
+    import shutil
+
+    from scipy.stats import binomtest
+
+    data = tmp_path / "data"
+    shutil.copytree(texture_folder, data)
+    for extra in sorted((data / "grass").iterdir())[2:]:
+        extra.unlink()
+    model = tmp_path / "model"
+    assert main(["train", "--data-dir", str(data), "--output-dir", str(model),
+                 "--features", "hog", "color", "--image-size", "64",
+                 "--cv-folds", "2", "--n-jobs", "1", "--no-cache"]) == 0
+    printed = capsys.readouterr().out
+    info = json.loads((model / "model.json").read_text())
+    n = info["training"]["n_test"]
+    ci = binomtest(round(info["metrics"]["accuracy"] * n), n).proportion_ci(
+        0.95, method="wilson")
+    assert (f"test accuracy 95% interval: {ci.low:.3f} to {ci.high:.3f} ({n} test "
+            "images)") in printed
+    assert "the test metrics leave out the classes without a test image: grass" \
+        in printed
+    card = (model / "README.md").read_text()
+    assert (f"On {n} held-out images: the accuracy's 95% interval (Wilson) is "
+            f"{ci.low:.3f} to {ci.high:.3f}. These metrics leave out the classes "
+            "without a held-out image: `grass`.") in card

@@ -65,6 +65,22 @@ def test_unknown_test_classes_count_as_wrong(evaluated):
     assert report["unknown_classes"] == {"marble": 1}
 
 
+def test_the_page_says_what_the_command_prints_of_the_classes(evaluated, tmp_path):
+    # report.html, the file that is mailed around, said "35 test images, 2
+    # classes" and accuracy 0.371, not that 22 of them were of classes the
+    # model does not know (the command and report.json said so)
+    pipe, _, (paths, labels) = evaluated
+    labels = labels.copy()
+    labels[labels == "grass"] = "marble"
+    with pytest.warns(UserWarning, match="does not know"):
+        report = evaluate_model(pipe, paths, labels, n_repeats=1)
+    page = open(write_report(report, tmp_path)["html"]).read()
+    n = int((labels == "marble").sum())
+    assert (f"{n} of the {len(labels)} test images belong to classes the model "
+            f"does not know: marble ({n})") in page
+    assert "Model classes without a test image (not scored): grass." in page
+
+
 def test_classes_without_test_images_are_listed(evaluated):
     pipe, report, (paths, labels) = evaluated
     assert report["unknown_classes"] == {} and report["absent_classes"] == []
@@ -100,9 +116,9 @@ def test_the_page_says_which_classes_the_test_set_lacks_or_adds(evaluated):
     report = dict(evaluated[1], unknown_classes={"marble <b>": 4},
                   absent_classes=["grass"])
     page = evaluation_page(report, [], "t")
-    assert ("<p>Classes the model does not know (their images count as wrong): "
-            "marble &lt;b&gt; (4 images).</p>") in page
-    assert "<p>Model classes without a test image (no recall): grass.</p>" in page
+    assert ("classes the model does not know: marble &lt;b&gt; (4). They count "
+            "as wrong") in page
+    assert "Model classes without a test image (not scored): grass.</p>" in page
     assert "does not know" not in evaluation_page(evaluated[1], [], "t")
 
 

@@ -121,6 +121,18 @@ def test_a_blurred_and_turned_copy_is_found_by_alignment(copies, tmp_path):
         0, 1, 2, 3]
 
 
+def test_photos_in_one_pure_colour_are_not_all_one_group(tmp_path):
+    # cyan ink on white: red is 255 everywhere, so the value channel (the max
+    # of R, G, B) was flat and its hash matched every such photo; 1,797
+    # tinted digits became one group, and `train` found "1 groups"
+    paths = []
+    for name in ("astronaut", "coffee", "chelsea", "rocket", "camera"):
+        gray = cv2.cvtColor(_photo(name), cv2.COLOR_RGB2GRAY)
+        cyan = np.stack([np.full_like(gray, 255), gray, gray], axis=-1)
+        paths.append(_save(tmp_path / f"{name}.png", cyan))
+    assert find_duplicate_groups(paths).tolist() == [0, 1, 2, 3, 4]
+
+
 def test_find_duplicate_groups_without_rotations_keeps_turned_copy_apart(copies):
     groups = find_duplicate_groups(
         [copies["original"], copies["rotated"], copies["mirrored"]], rotations=False

@@ -109,6 +109,25 @@ def test_a_class_of_one_photo_and_its_copies_is_named(caplog):
     assert "one photo and its copies" not in caplog.text
 
 
+def test_a_class_in_fewer_groups_than_folds_is_named(caplog):
+    """A class of 3 training photos in 5 folds: 2 folds test none of it, and
+    its cross-validation scores rest on 3 photos; nothing said so."""
+    from hybridclf.training._split import cv_splits
+
+    labels = np.repeat(["a", "b", "c"], [10, 10, 6])
+    groups = np.concatenate([np.arange(20), [20, 20, 21, 21, 22, 22]])
+    with caplog.at_level("WARNING"):
+        splits = cv_splits(labels, groups, cv_folds=5)
+    tested = [set(labels[test]) for _, test in splits]
+    assert sum("c" not in t for t in tested) == 2
+    assert ("Fewer groups of images than the 5 folds in the training part for "
+            "'c' (3): some folds test none of it") in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        cv_splits(labels, groups, cv_folds=3)
+    assert "Fewer groups" not in caplog.text
+
+
 def test_bad_test_size_is_explained():
     with pytest.raises(ValueError, match="'test_size' parameter.*Got 0.9"):
         grouped_train_test_split([0, 1], [0, 1], test_size=0.9)

@@ -74,6 +74,10 @@ def run(args):
     for metric in _PRINTED:
         if metric in report["metrics"]:
             out(f"{metric}: {report['metrics'][metric]:.3f}")
+        if metric == "accuracy":
+            low, high = report["accuracy_interval"]
+            out(f"accuracy 95% interval: {low:.3f} to {high:.3f} "
+                f"({report['n_images']} test images)")
     speed = report["speed_ms_per_image"]
     out("ms per image: " + ", ".join(f"{k} {v:.2f}" for k, v in speed.items()))
     out(f"{len(report['errors'])} misclassified images")

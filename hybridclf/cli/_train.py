@@ -157,6 +157,7 @@ def _print_training(training):
             f"{values['mean']:.3f} +/- {values['std']:.3f}")
     for metric, value in result.test_metrics.items():
         out(f"test {metric}: {value:.3f}")
+    _print_test_part(result.test_part)
     novelty = result.open_set.get("novelty")
     out("open set: unknown below top probability "
         f"{result.open_set['proba_threshold']:.3f}" + (
@@ -174,6 +175,18 @@ def _print_training(training):
             f"out-of-fold accuracy {c['cascade_accuracy'] or float('nan'):.3f} "
             f"(full model {c['full_accuracy'] or float('nan'):.3f}), worst fold "
             f"{c['worst_fold_loss']} photo(s) lost")
+
+
+def _print_test_part(part):
+    """How far the test metrics go: their interval and the classes not tested."""
+    if not part:
+        return
+    low, high = part["accuracy_interval"]
+    out(f"test accuracy 95% interval: {low:.3f} to {high:.3f} "
+        f"({part['n_images']} test images)")
+    if part["untested_classes"]:
+        out("the test metrics leave out the classes without a test image: "
+            + ", ".join(part["untested_classes"]))
 
 
 def _views_choice(args):

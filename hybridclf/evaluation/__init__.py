@@ -31,7 +31,13 @@ The package's modules, one concept each:
 """
 
 from ._evaluate import evaluate_model
-from ._metrics import reliability_bins
+from ._metrics import accuracy_interval, reliability_bins
 from ._report import evaluate_folder, write_report
 
-__all__ = ["evaluate_folder", "evaluate_model", "reliability_bins", "write_report"]
+__all__ = [
+    "accuracy_interval",
+    "evaluate_folder",
+    "evaluate_model",
+    "reliability_bins",
+    "write_report",
+]

@@ -15,7 +15,13 @@ import numpy as np
 from .._gallery import error_gallery
 from ..pipeline import get_classifier, get_loader, iter_feature_blocks
 from ..prediction import embedding_of
-from ._metrics import _block_importance, _metrics, _open_set, _per_class
+from ._metrics import (
+    _block_importance,
+    _metrics,
+    _open_set,
+    _per_class,
+    accuracy_interval,
+)
 
 __all__ = ["evaluate_model"]
 
@@ -78,7 +84,9 @@ def evaluate_model(pipe, X, labels, *, n_repeats=3, top_k=(2, 3), n_bins=10,
     Returns
     -------
     report : dict
-        ``metrics``, ``per_class`` (``precision``, ``recall``, ``f1`` and
+        ``metrics``, ``accuracy_interval`` (the accuracy's 95% interval,
+        ``[low, high]``: :func:`accuracy_interval`), ``per_class``
+        (``precision``, ``recall``, ``f1`` and
         ``support`` of each class; None where the class has no test image to
         score it on and is never predicted, and no recall without a test
         image), ``confusion_matrix`` (``labels`` and
@@ -123,13 +131,14 @@ def evaluate_model(pipe, X, labels, *, n_repeats=3, top_k=(2, 3), n_bins=10,
         "unknown_classes": unknown,
         "absent_classes": absent,
         "metrics": metrics,
+        "accuracy_interval": accuracy_interval(int(correct.sum()), len(y)),
         "per_class": per_class,
         "confusion_matrix": {"labels": [str(c) for c in all_labels],
                              "matrix": matrix.tolist()},
         "reliability": bins,
         "block_importance": _block_importance(
-            clf, features, y, widths, base=metrics["accuracy"],
-            n_repeats=n_repeats, random_state=random_state),
+            clf, features, y, widths, n_repeats=n_repeats,
+            random_state=random_state),
         "errors": errors,
         "speed_ms_per_image": speed,
         "open_set": _open_set(pipe, proba, features, widths, correct, model_info,

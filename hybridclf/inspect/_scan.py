@@ -119,7 +119,10 @@ def _measure(record, rgb):
         record.phash = perceptual_hashes(gray)
         # the value channel (max of R, G, B) does not change with a hue shift
         value = cv2.max(cv2.max(red, green), blue)
-        record.vhash = perceptual_hashes(value)
+        # flat where one channel is full everywhere (ink of a pure colour on
+        # white): its hash, noise, matched every such image (zeros: skipped)
+        record.vhash = (perceptual_hashes(value) if float(value.std()) >= _FLAT_STD
+                        else np.zeros(8, dtype=np.uint64))
         record.align_value = cv2.equalizeHist(shrink(value, _ALIGN_SIDE))
     measures = measure_grey(gray)
     record.sharpness = measures["sharpness"]

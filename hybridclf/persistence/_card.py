@@ -71,6 +71,7 @@ def _card_scores(info):
                   "| --- | ---: |"]
         lines += [f"| {k} | {_fmt(v)} |" for k, v in metrics.items()
                   if isinstance(v, (int, float))]
+        lines += _card_test_part(info.get("test_part") or {})
     cv = info.get("cv_scores") or {}
     if cv:
         lines += ["", "## Cross-validation on the training part", "",
@@ -110,6 +111,20 @@ def _open_set_origin(open_set):
             f"predictions: {share} {distance}, and {share} of the correctly "
             "classified out-of-fold photos reach the confidence (`open_set` in "
             "`model.json`).")
+
+
+def _card_test_part(part):
+    """How far the held-out metrics go, as ``hybridclf train`` prints it."""
+    if not part:
+        return []
+    low, high = part["accuracy_interval"]
+    lines = ["", f"On {part['n_images']} held-out images: the accuracy's 95% "
+             f"interval (Wilson) is {low:.3f} to {high:.3f}."]
+    if part.get("untested_classes"):
+        lines[-1] += (" These metrics leave out the classes without a held-out "
+                      "image: " + ", ".join(f"`{c}`" for c in part["untested_classes"])
+                      + ".")
+    return lines
 
 
 def _card_decisions(info):

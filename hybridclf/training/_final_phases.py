@@ -9,6 +9,7 @@ of the novelty check (``_novelty_phase``) and the scores on the test part
 from sklearn.base import clone
 
 from ..cascade import is_cascade, out_of_fold_stages
+from ..evaluation import accuracy_interval
 from ..pipeline import (
     fit_classifier,
     get_classifier,
@@ -89,3 +90,23 @@ def _score_test(run, final, shared):
         else:
             predicted = clf.predict(features)
         return scores(run.y[run.test], predicted)
+
+
+def _test_part(run, classes, metrics):
+    """Phase 8's account of the test part: its size, accuracy interval, gaps.
+
+    ``n_images``, the 95% ``accuracy_interval`` (:func:`accuracy_interval`)
+    and ``untested_classes``: the classes with no test image, which the test
+    metrics do not score (a class of 2 photos keeps both for training; its
+    balanced accuracy was then the mean of the other classes'). Empty
+    without a test part.
+    """
+    if not len(run.test):
+        return {}
+    n = len(run.test)
+    tested = set(run.y[run.test].tolist())
+    return {
+        "n_images": n,
+        "accuracy_interval": accuracy_interval(round(metrics["accuracy"] * n), n),
+        "untested_classes": [str(c) for c in classes if c not in tested],
+    }

@@ -51,6 +51,12 @@ class TrainingResult:
     test_metrics : dict
         The same metrics on the test part (empty without one).
 
+    test_part : dict
+        How far to trust them: ``n_images``, the 95% ``accuracy_interval``
+        (Wilson's, :func:`~hybridclf.evaluation.accuracy_interval`) and
+        ``untested_classes`` (classes without a test image, which the test
+        metrics do not score). Empty without a test part.
+
     best_params : dict
         Parameters chosen by the search (empty with ``search="none"``).
 
@@ -110,6 +116,7 @@ class TrainingResult:
     timings: dict = field(default_factory=dict)
     feature_cache: dict = field(default_factory=dict)
     neighbours: object = None
+    test_part: dict = field(default_factory=dict)
 
     def metadata(self):
         """The entries of ``model.json`` for :func:`~hybridclf.save_model`.
@@ -117,12 +124,13 @@ class TrainingResult:
         Returns
         -------
         metadata : dict
-            ``metrics``, ``cv_scores``, ``best_params``, ``search``,
-            ``open_set``, ``label_issues`` (how many training images were
+            ``metrics``, ``test_part``, ``cv_scores``, ``best_params``,
+            ``search``, ``open_set``, ``label_issues`` (how many training images were
             flagged) and ``training`` (sizes and timings).
         """
         metadata = {
             "metrics": self.test_metrics,
+            **({"test_part": self.test_part} if self.test_part else {}),
             "cv_scores": self.cv_scores,
             "best_params": {k: plain(v) for k, v in self.best_params.items()},
             "search": {k: v for k, v in self.search.items() if k != "candidates"},

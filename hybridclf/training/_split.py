@@ -215,16 +215,41 @@ def cv_splits(labels, groups, *, cv_folds=5, random_state=0):
                f"no class has more than {counts.max()} images in the training part")
         logger.warning("Using %d folds instead of %d ('cv_folds'): %s", n_folds,
                        cv_folds, why)
-    one_group = [c for c in classes.tolist()
-                 if len(np.unique(groups[labels == c])) == 1]
+    _warn_thin_classes(labels, groups, n_folds)
+    splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True,
+                                    random_state=random_state)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return list(splitter.split(np.zeros(len(labels)), labels, groups))
+
+
+def _warn_thin_classes(labels, groups, n_folds):
+    """Warn of the classes in fewer groups than folds: some folds test none.
+
+    A class of one group (one photo and its copies) gets its own warning: the
+    fold that tests it has none of it to learn from.
+
+    Their cross-validation scores rest on those few images, and the folds'
+    balanced accuracy and macro-F1 average different classes (scikit-learn
+    leaves a class out of a fold that tests none of it).
+    """
+    labels, groups, thin, one_group = np.asarray(labels), np.asarray(groups), {}, []
+    for c in np.unique(labels).tolist():
+        n_groups = len(np.unique(groups[labels == c]))
+        if n_groups == 1:
+            one_group.append(c)
+        elif n_groups < n_folds:
+            thin[c] = n_groups
     if one_group:
         logger.warning(
             "Class(es) %s hold one photo and its copies (one group): the fold "
             "that tests such a class has no image of it to learn from, so its "
             "images count as errors there. Add photos of other objects of the "
             "class.", ", ".join(map(repr, one_group)))
-    splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True,
-                                    random_state=random_state)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        return list(splitter.split(np.zeros(len(labels)), labels, groups))
+    if thin:
+        it, its = ("them", "their") if len(thin) > 1 else ("it", "its")
+        logger.warning(
+            "Fewer groups of images than the %d folds in the training part for "
+            "%s: some folds test none of %s, and %s cross-validation scores rest "
+            "on those images alone.", n_folds,
+            ", ".join(f"{c!r} ({n})" for c, n in thin.items()), it, its)

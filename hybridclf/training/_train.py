@@ -52,7 +52,13 @@ from ._cv_phases import (
     _views_decided,
 )
 from ._feature_cache import FeatureCache
-from ._final_phases import _fit_cascade, _fit_final, _novelty_phase, _score_test
+from ._final_phases import (
+    _fit_cascade,
+    _fit_final,
+    _novelty_phase,
+    _score_test,
+    _test_part,
+)
 from ._fold_features import compute_folds, on_cluster
 from ._novelty import EMBEDDING_BLOCK
 from ._novelty_views import start_views, view_keys
@@ -244,6 +250,7 @@ def _train(run, pipe, search, param_grid, open_set_quantile):
         pipeline=final, classes=classes.tolist(), train_indices=run.train,
         test_indices=run.test, groups=run.groups, cv_scores=cv_scores,
         test_metrics=test_metrics, best_params=best_params, search=search_info,
+        test_part=_test_part(run, classes, test_metrics),
         open_set=open_set, oof_proba=oof_proba, label_issues=issues,
         timings=run.timings, feature_cache=run.cache_use, neighbours=neighbours,
     )
