@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import sys
+import time
 import uuid
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
@@ -57,17 +58,32 @@ def library_versions(packages):
     return versions
 
 
+# a file changed this long after its stat was taken may keep its times on a
+# file system of coarse timestamps (FAT: 2 s): such a file is not remembered
+_RACY_NS = 3_000_000_000
+
+
 # one entry per file a process hashes (64 hex digits each): a training hashes
 # each photo for its label conflicts, its duplicate search and its cache keys
 @lru_cache(maxsize=1 << 16)
-def _digest_of_file(path, size, mtime_ns):
+def _digest_of_file(path, identity):
     return sha256_file(path)
 
 
 def file_digest(path):
-    """SHA-256 (hex) of a file's bytes, remembered while its size and time hold."""
+    """SHA-256 (hex) of a file's bytes, remembered while its stat holds.
+
+    The digest is remembered under the file's device, inode, size, and
+    modification and change times (a photo edited in place whose time was
+    set back, ``touch -r``, has a new change time; one replaced by a rename
+    a new inode), and only once the file is a few seconds old: one written
+    again within the same tick of a coarse clock keeps all of them.
+    """
     st = os.stat(path)
-    return _digest_of_file(os.fspath(path), st.st_size, st.st_mtime_ns)
+    if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) < _RACY_NS:
+        return sha256_file(path)
+    identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    return _digest_of_file(os.fspath(path), identity)
 
 
 def source_digests(*objects):

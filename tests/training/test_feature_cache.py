@@ -254,3 +254,34 @@ def test_novelty_views_embedded_in_a_thread_give_the_same_index(photos, tmp_path
                                   after.neighbours.embeddings_)
     assert threaded.neighbours.thumbnails_ == after.neighbours.thumbnails_
     assert threaded.open_set["novelty"] == after.open_set["novelty"]
+
+
+@pytest.mark.parametrize("replace", [False, True])
+@pytest.mark.parametrize("racy_ns", [None, 0])
+def test_an_edited_photo_that_kept_its_size_and_time_gets_its_new_digest(
+        tmp_path, monkeypatch, replace, racy_ns):
+    # remembered by path, size and mtime, the digest of a photo edited in
+    # place (then `touch -r`) or replaced by a rename stayed the old one: its
+    # old cached features were used for its new pixels
+    import hashlib
+    import os
+    import time
+
+    from hybridclf.training._feature_cache import image_digest
+    from hybridclf.utils import _row_store
+
+    if racy_ns is not None:  # the stat key alone, as for a photo hours old
+        monkeypatch.setattr(_row_store, "_RACY_NS", racy_ns)
+    photo, new = tmp_path / "photo.png", tmp_path / "new.png"
+    photo.write_bytes(b"A" * 100)
+    os.utime(photo, ns=(10**18, 10**18))
+    assert image_digest(photo) == hashlib.sha256(b"A" * 100).hexdigest()
+    time.sleep(0.05)  # past a tick of the clock of change times
+    if replace:
+        new.write_bytes(b"B" * 100)
+        os.utime(new, ns=(10**18, 10**18))
+        os.replace(new, photo)
+    else:
+        photo.write_bytes(b"B" * 100)
+        os.utime(photo, ns=(10**18, 10**18))
+    assert image_digest(photo) == hashlib.sha256(b"B" * 100).hexdigest()
