@@ -285,3 +285,31 @@ def test_an_edited_photo_that_kept_its_size_and_time_gets_its_new_digest(
         photo.write_bytes(b"B" * 100)
         os.utime(photo, ns=(10**18, 10**18))
     assert image_digest(photo) == hashlib.sha256(b"B" * 100).hexdigest()
+
+
+def test_a_photo_edited_during_the_training_is_not_cached_under_its_old_content(
+        photos, tmp_path, monkeypatch, caplog):
+    # its features (of the new pixels) were kept under the digest taken
+    # before: a later training of the old photo (the edit undone) used them
+    from hybridclf.training import _shared_features
+
+    root, _ = photos
+    cache = tmp_path / "cache"
+    photo = sorted((root / "brick").iterdir())[0]
+    original = photo.read_bytes()
+    load = _shared_features.SharedFeatures._load
+
+    def edit_then_load(self, rows):
+        shutil.copyfile(root / "grass" / "0.png", photo)  # edited meanwhile
+        return load(self, rows)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(_shared_features.SharedFeatures, "_load", edit_then_load)
+        with caplog.at_level(logging.WARNING):
+            _train(root, cache)
+    assert "changed during the training" in caplog.text
+    photo.write_bytes(original)  # the edit undone
+    again, paths = _train(root, cache)
+    fresh, _ = _train(root, None)
+    np.testing.assert_allclose(again.pipeline.decision_function(paths),
+                               fresh.pipeline.decision_function(paths), rtol=1e-5)
