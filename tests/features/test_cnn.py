@@ -268,6 +268,26 @@ def test_an_edit_to_the_network_code_misses_the_graph_on_disk(
     assert _cnn_onnx._cached_graph(key) is None
 
 
+def test_a_weights_file_saved_again_is_a_new_network(real_images, tmp_path):
+    # the graph exported in this process was found by the file's name: the
+    # weights saved again under it (fine-tuned once more) were not used
+    from hybridclf.features._backbones import load_backbone
+
+    path = tmp_path / "weights.pt"
+    model, _ = load_backbone("resnet18", None)
+    torch.save(model.state_dict(), path)
+    cnn = CNNFeatures(backbone="resnet18", weights=str(path), image_size=32,
+                      device="cpu")
+    first = clone(cnn).fit(real_images).transform(real_images)
+    torch.manual_seed(1)
+    torch.save(load_backbone("resnet18", None)[0].state_dict(), path)
+    second = clone(cnn).fit(real_images).transform(real_images)
+    fresh = clone(cnn).set_params(engine="torch").fit(real_images)
+    assert not np.allclose(first, second)
+    np.testing.assert_allclose(second, fresh.transform(real_images),
+                               rtol=1e-3, atol=1e-4)
+
+
 def test_the_cache_keys_cover_every_cnn_module():
     # the feature cache keys on the sources of CNNFeatures' module and of the
     # modules it names: one left out would let an edited runtime or export
