@@ -172,6 +172,7 @@ class RowStore:
         path = os.path.join(folder, "settings.json")
         if os.path.exists(path):
             return
+        tmp = None
         try:
             os.makedirs(folder, exist_ok=True)
             tmp = f"{path}.{uuid.uuid4().hex}.tmp"
@@ -179,6 +180,7 @@ class RowStore:
                 json.dump(description, fh, indent=2, sort_keys=True)
             os.replace(tmp, path)
         except OSError as exc:
+            _remove(tmp)
             logger.warning("Cannot write the %s %s: %s", self.name, folder, exc)
 
     def shards(self, key):
@@ -277,9 +279,13 @@ class RowStore:
         os.makedirs(folder, exist_ok=True)
         name = uuid.uuid4().hex
         tmp = os.path.join(folder, f".{name}.tmp")
-        with open(tmp, "wb") as fh:
-            np.savez(fh, keys=keys, **rows)
-        os.replace(tmp, os.path.join(folder, f"{name}.npz"))  # atomic
+        try:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, keys=keys, **rows)
+            os.replace(tmp, os.path.join(folder, f"{name}.npz"))  # atomic
+        except BaseException:
+            _remove(tmp)  # a full disk: no hidden half shard left behind
+            raise
 
     def _merge(self, key):
         """Merge a key's shards into one; the merged ones are then removed."""
@@ -294,6 +300,15 @@ class RowStore:
                 os.remove(path)
             except OSError:
                 pass
+
+
+def _remove(path):
+    """Delete a file if there is one."""
+    try:
+        if path is not None:
+            os.remove(path)
+    except OSError:
+        pass
 
 
 def _same_kind(dtype, expected):

@@ -336,3 +336,23 @@ def test_another_version_of_the_cnn_weights_or_models_misses_the_cache(
     finally:
         monkeypatch.undo()
         _row_store.library_versions.cache_clear()
+
+
+def test_a_full_disk_leaves_no_half_written_cache_file(tmp_path, monkeypatch,
+                                                      caplog):
+    # the hidden temporary shard stayed behind after a failed write, and one
+    # more after every training on the full disk, never read nor deleted
+    import errno
+
+    from hybridclf.utils import _row_store
+
+    def disk_full(fh, **arrays):
+        fh.write(b"PK" * 1000)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(_row_store.np, "savez", disk_full)
+    cache = FeatureCache(tmp_path / "cache")
+    with caplog.at_level(logging.WARNING):
+        cache.store("k" * 32, ["a" * 64], np.ones((1, 3)))
+    assert "No space left" in caplog.text
+    assert [p.name for p in (tmp_path / "cache").rglob("*") if p.is_file()] == []
