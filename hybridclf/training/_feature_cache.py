@@ -96,10 +96,13 @@ def _plain(value):
         return {"file": os.fspath(value), "sha256": file_digest(value)}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):  # its repr elides all but the ends
+        return {"array": value.dtype.str, "shape": list(value.shape),
+                "sha256": content_digest(value)}
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     text = repr(value)
-    if " at 0x" in text:  # an object without a stable description
+    if " at 0x" in text or "..." in text:  # no stable or no whole description
         raise TypeError(text)
     return f"{type(value).__module__}.{type(value).__qualname__}:{text}"
 

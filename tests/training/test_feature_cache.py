@@ -356,3 +356,23 @@ def test_a_full_disk_leaves_no_half_written_cache_file(tmp_path, monkeypatch,
         cache.store("k" * 32, ["a" * 64], np.ones((1, 3)))
     assert "No space left" in caplog.text
     assert [p.name for p in (tmp_path / "cache").rglob("*") if p.is_file()] == []
+
+
+def test_array_parameters_that_differ_inside_are_other_settings(tmp_path):
+    # the key described an array parameter by its repr, which elides the
+    # middle of a long array: two kernels that differ there shared the
+    # cached features of whichever was computed first
+    from hybridclf.features import ImageFeatureExtractor
+
+    class Weighted(ImageFeatureExtractor):
+        def __init__(self, weights=None, n_jobs=None):
+            self.weights = weights
+            self.n_jobs = n_jobs
+
+    first, second = np.zeros(2000), np.zeros(2000)
+    second[1000] = 1.0
+    cache = FeatureCache(tmp_path)
+    assert cache.settings_key(Weighted(first)) == cache.settings_key(
+        Weighted(first.copy()))
+    assert cache.settings_key(Weighted(first)) != cache.settings_key(
+        Weighted(second))
