@@ -18,10 +18,12 @@ the package version; its content still changes the key), :func:`file_digest`
 and :func:`settings_hash`.
 """
 
+import errno
 import hashlib
 import json
 import logging
 import os
+import stat
 import sys
 import time
 import uuid
@@ -77,9 +79,13 @@ def file_digest(path):
     modification and change times (a photo edited in place whose time was
     set back, ``touch -r``, has a new change time; one replaced by a rename
     a new inode), and only once the file is a few seconds old: one written
-    again within the same tick of a coarse clock keeps all of them.
+    again within the same tick of a coarse clock keeps all of them. A path
+    that is not a regular file (a FIFO, a device, a folder) raises OSError
+    unopened.
     """
     st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):  # opening a FIFO would wait for a writer
+        raise OSError(errno.EINVAL, "not a regular file", os.fspath(path))
     if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) < _RACY_NS:
         return sha256_file(path)
     identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)

@@ -376,3 +376,25 @@ def test_array_parameters_that_differ_inside_are_other_settings(tmp_path):
         Weighted(first.copy()))
     assert cache.settings_key(Weighted(first)) != cache.settings_key(
         Weighted(second))
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="no FIFOs")
+def test_a_fifo_among_the_photos_is_not_opened_for_its_digest(tmp_path):
+    # train_model hashed every path to key its features, opening a FIFO,
+    # which waits for a writer: the training hung before the loader could
+    # name the file; now the digest is None and the loader reports it
+    import os
+    import threading
+
+    from hybridclf.training._feature_cache import image_digest
+
+    fifo = tmp_path / "photo.jpg"
+    os.mkfifo(fifo)
+    answer = []
+    thread = threading.Thread(target=lambda: answer.append(image_digest(fifo)),
+                              daemon=True)
+    thread.start()
+    thread.join(timeout=5)
+    if thread.is_alive():  # let the old code's open() return
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    assert answer == [None]
