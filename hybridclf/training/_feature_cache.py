@@ -85,6 +85,16 @@ def _helper_sources(estimator):
 image_digest = content_digest
 
 
+def unchanged_digest(digest, image):
+    """``digest``, or None for a file whose content no longer has it."""
+    if (digest is not None and isinstance(image, (str, os.PathLike))
+            and image_digest(image) != digest):
+        logger.warning("%s changed during the training; what was computed "
+                       "from it is not kept in the cache.", os.fspath(image))
+        return None
+    return digest
+
+
 def default_feature_cache_dir():
     """``$HYBRIDCLF_CACHE_DIR/features``, or ``~/.cache/hybridclf/features``."""
     return os.path.join(cache_root(), "features")
@@ -242,7 +252,7 @@ class FeatureCache:
         self.hits += len(found)
         return found, missing
 
-    def store(self, key, digests, features, *, replace=False):
+    def store(self, key, digests, features, *, replace=False, images=None):
         """Add the features of images (rows without a digest are skipped).
 
         Parameters
@@ -258,7 +268,15 @@ class FeatureCache:
 
         replace : bool, default=False
             Delete the key's stored features first (they no longer fit).
+
+        images : sequence or None, default=None
+            The images the rows were computed from: a file whose content
+            changed since its digest was taken (a photo edited while the
+            training ran) is not stored, as its features are those of its
+            new pixels (:func:`unchanged_digest`).
         """
+        if images is not None:
+            digests = [unchanged_digest(d, x) for d, x in zip(digests, images)]
         if replace:
             self._store.clear(key)
         keep = [i for i, d in enumerate(digests) if d is not None]

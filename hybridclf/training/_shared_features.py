@@ -10,7 +10,6 @@ scalers are still fitted on each fold. :func:`compute_folds` uses it when
 
 import copy
 import logging
-import os
 import time
 from functools import partial
 
@@ -324,23 +323,8 @@ def _fill(table, rows, computed, n):
 
 
 def _store(cache, key, digests, X, rows, features, replace=False):
-    """Store the features of images ``rows`` under their digests.
-
-    A file whose content changed since its digest was taken (a photo edited
-    while the training ran) is not stored: its features are those of its new
-    pixels, which its old digest would have given to the old ones.
-    """
-    cache.store(key, [_unchanged(digests[i], X[i]) for i in rows], features,
-                replace=replace)
-
-
-def _unchanged(digest, image):
-    """``digest``, or None for a file whose content no longer has it."""
-    if isinstance(image, (str, os.PathLike)) and image_digest(image) != digest:
-        logger.warning("%s changed during the training; its features are not "
-                       "kept in the feature cache.", os.fspath(image))
-        return None
-    return digest
+    cache.store(key, [digests[i] for i in rows], features, replace=replace,
+                images=[X[i] for i in rows])
 
 
 def _no_store(rows, features, replace=False):

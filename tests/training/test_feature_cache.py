@@ -398,3 +398,23 @@ def test_a_fifo_among_the_photos_is_not_opened_for_its_digest(tmp_path):
     if thread.is_alive():  # let the old code's open() return
         os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
     assert answer == [None]
+
+
+def test_views_of_a_photo_edited_during_the_training_are_not_cached(tmp_path):
+    # the novelty index's view embeddings of a photo edited meanwhile (the
+    # new pixels) were kept under its old digest, like its features
+    from hybridclf.neighbours import VIEWS
+    from hybridclf.training._feature_cache import image_digest
+    from hybridclf.training._novelty_views import embed_views
+
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(b"A" * 100)
+    digests = [image_digest(photo)]
+    photo.write_bytes(b"B" * 200)  # edited after the digest, before loading
+    cache = FeatureCache(tmp_path / "cache")
+    keys = [f"{k:032x}" for k in range(len(VIEWS))]
+    embed_views(lambda images: np.zeros((len(images), 3), np.float32),
+                lambda rows: np.zeros((len(rows), 32, 32, 3), np.uint8), 1,
+                width=3, keys=keys, cache=cache, digests=digests,
+                thumbnails=False, sources=[str(photo)])
+    assert all(cache.lookup(key, digests)[0] == {} for key in keys)
