@@ -10,11 +10,14 @@ overconfident. :func:`view_groups` tells which image each row came from;
 takes it; :class:`GroupedPipeline` does both inside ``Pipeline.fit``.
 """
 
+import os
+
 import numpy as np
 from imblearn.pipeline import Pipeline
 from sklearn.utils import Bunch
 from sklearn.utils.validation import _num_samples, has_fit_parameter
 
+from .utils._row_store import content_digest
 from .view_sampling import ViewAugmenter
 
 __all__ = ["GroupedPipeline", "fit_classifier", "view_groups"]
@@ -158,6 +161,8 @@ class GroupedPipeline(Pipeline):
         # the hook of imblearn's fit, fit_transform, fit_resample, fit_predict:
         # every step but the last is fitted here, the last after it returns
         n_images = _num_samples(X)
+        if self.memory is not None:
+            X = _keyed_by_content(X)
         Xt, yt = super()._fit(X, y, routed_params, raw_params)
         samplers = [step for _, _, step in self._iter(
             with_final=False, filter_passthrough=True, filter_resample=False)
@@ -172,3 +177,32 @@ class GroupedPipeline(Pipeline):
                 if method in step_params:
                     step_params[method].setdefault("groups", groups)
         return Xt, yt
+
+
+class _PathsAndDigests(list):
+    """Image paths that carry their files' SHA-256 (``digests``).
+
+    joblib's ``Memory`` keys the ``load`` step of a pipeline with ``memory``
+    by what pickling its input gives: for a plain list of paths, the paths
+    alone, so a photo edited or replaced under the same name was answered
+    with its old pixels. Pickling this list also gives the digests.
+    """
+
+
+def _keyed_by_content(X):
+    """X as the pipeline's ``memory`` should key it: with its files' content.
+
+    A sequence that holds file paths comes back as :class:`_PathsAndDigests`
+    (the same paths); anything else (arrays, bytes) as it is.
+    """
+    if hasattr(X, "to_numpy") and getattr(X, "ndim", 2) == 1:
+        X = X.to_numpy()  # a Series of paths
+    if isinstance(X, np.ndarray) and (X.ndim != 1 or X.dtype.kind not in "OU"):
+        return X
+    if not isinstance(X, (list, tuple, np.ndarray)) or not any(
+            isinstance(x, (str, os.PathLike)) for x in X):
+        return X
+    keyed = _PathsAndDigests(X)
+    keyed.digests = [content_digest(x) if isinstance(x, (str, os.PathLike))
+                     else None for x in keyed]
+    return keyed

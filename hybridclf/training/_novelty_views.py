@@ -89,7 +89,8 @@ def view_keys(pipe, cache):
 
 
 def embed_views(embed, load, n, *, width=None, keys=None, cache=None,
-                digests=None, thumbnails=True, photos=False, batch=256):
+                digests=None, thumbnails=True, photos=False, batch=256,
+                sources=None):
     """The embeddings of the degraded views of ``n`` training photos.
 
     Parameters
@@ -127,6 +128,10 @@ def embed_views(embed, load, n, *, width=None, keys=None, cache=None,
     batch : int, default=256
         Photos loaded and viewed at once (bounds the memory of the views).
 
+    sources : sequence or None, default=None
+        The ``n`` photos as given (paths): one whose file changed since its
+        digest was taken is not stored (:meth:`FeatureCache.store`).
+
     Returns
     -------
     embeddings : ViewEmbeddings
@@ -154,7 +159,9 @@ def embed_views(embed, load, n, *, width=None, keys=None, cache=None,
         views[k][todo] = rows
         if keys is not None:
             store = sorted(missing[k])
-            cache.store(keys[k], [digests[i] for i in store], views[k][store])
+            cache.store(keys[k], [digests[i] for i in store], views[k][store],
+                        images=None if sources is None else [
+                            sources[i] for i in store])
     return ViewEmbeddings(
         views=views, thumbnails=made,
         photos=np.vstack(parts) if photos and parts else None,

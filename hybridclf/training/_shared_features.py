@@ -144,7 +144,7 @@ class SharedFeatures:
                 table[list(found)] = np.stack(list(found.values()))
                 self.fixed[name] = table
             if missing:
-                todo[name] = (missing, partial(_store, cache, key, digests))
+                todo[name] = (missing, partial(_store, cache, key, digests, self._X))
         return todo
 
     def subset(self, rows):
@@ -322,8 +322,9 @@ def _fill(table, rows, computed, n):
     return table
 
 
-def _store(cache, key, digests, rows, features, replace=False):
-    cache.store(key, [digests[i] for i in rows], features, replace=replace)
+def _store(cache, key, digests, X, rows, features, replace=False):
+    cache.store(key, [digests[i] for i in rows], features, replace=replace,
+                images=[X[i] for i in rows])
 
 
 def _no_store(rows, features, replace=False):

@@ -18,11 +18,14 @@ the package version; its content still changes the key), :func:`file_digest`
 and :func:`settings_hash`.
 """
 
+import errno
 import hashlib
 import json
 import logging
 import os
+import stat
 import sys
+import time
 import uuid
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
@@ -57,17 +60,36 @@ def library_versions(packages):
     return versions
 
 
+# a file changed this long after its stat was taken may keep its times on a
+# file system of coarse timestamps (FAT: 2 s): such a file is not remembered
+_RACY_NS = 3_000_000_000
+
+
 # one entry per file a process hashes (64 hex digits each): a training hashes
 # each photo for its label conflicts, its duplicate search and its cache keys
 @lru_cache(maxsize=1 << 16)
-def _digest_of_file(path, size, mtime_ns):
+def _digest_of_file(path, identity):
     return sha256_file(path)
 
 
 def file_digest(path):
-    """SHA-256 (hex) of a file's bytes, remembered while its size and time hold."""
+    """SHA-256 (hex) of a file's bytes, remembered while its stat holds.
+
+    The digest is remembered under the file's device, inode, size, and
+    modification and change times (a photo edited in place whose time was
+    set back, ``touch -r``, has a new change time; one replaced by a rename
+    a new inode), and only once the file is a few seconds old: one written
+    again within the same tick of a coarse clock keeps all of them. A path
+    that is not a regular file (a FIFO, a device, a folder) raises OSError
+    unopened.
+    """
     st = os.stat(path)
-    return _digest_of_file(os.fspath(path), st.st_size, st.st_mtime_ns)
+    if not stat.S_ISREG(st.st_mode):  # opening a FIFO would wait for a writer
+        raise OSError(errno.EINVAL, "not a regular file", os.fspath(path))
+    if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) < _RACY_NS:
+        return sha256_file(path)
+    identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    return _digest_of_file(os.fspath(path), identity)
 
 
 def source_digests(*objects):
@@ -156,6 +178,7 @@ class RowStore:
         path = os.path.join(folder, "settings.json")
         if os.path.exists(path):
             return
+        tmp = None
         try:
             os.makedirs(folder, exist_ok=True)
             tmp = f"{path}.{uuid.uuid4().hex}.tmp"
@@ -163,6 +186,7 @@ class RowStore:
                 json.dump(description, fh, indent=2, sort_keys=True)
             os.replace(tmp, path)
         except OSError as exc:
+            _remove(tmp)
             logger.warning("Cannot write the %s %s: %s", self.name, folder, exc)
 
     def shards(self, key):
@@ -261,9 +285,13 @@ class RowStore:
         os.makedirs(folder, exist_ok=True)
         name = uuid.uuid4().hex
         tmp = os.path.join(folder, f".{name}.tmp")
-        with open(tmp, "wb") as fh:
-            np.savez(fh, keys=keys, **rows)
-        os.replace(tmp, os.path.join(folder, f"{name}.npz"))  # atomic
+        try:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, keys=keys, **rows)
+            os.replace(tmp, os.path.join(folder, f"{name}.npz"))  # atomic
+        except BaseException:
+            _remove(tmp)  # a full disk: no hidden half shard left behind
+            raise
 
     def _merge(self, key):
         """Merge a key's shards into one; the merged ones are then removed."""
@@ -278,6 +306,15 @@ class RowStore:
                 os.remove(path)
             except OSError:
                 pass
+
+
+def _remove(path):
+    """Delete a file if there is one."""
+    try:
+        if path is not None:
+            os.remove(path)
+    except OSError:
+        pass
 
 
 def _same_kind(dtype, expected):

@@ -226,6 +226,68 @@ def test_exported_graph_is_reused_from_disk_without_torch_network(
     np.testing.assert_array_equal(again.transform(real_images), expected)
 
 
+def test_a_damaged_graph_on_disk_is_exported_again(real_images, monkeypatch,
+                                                   tmp_path, caplog):
+    # a bit flipped in the kept graph failed every fit (InvalidProtobuf), or
+    # worse, changed the embeddings; now its name holds its SHA-256
+    import logging
+
+    from hybridclf.features import _cnn_onnx
+
+    monkeypatch.setenv("HYBRIDCLF_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(_cnn_onnx, "_EXPORT_CACHE", {})
+    expected = CNNFeatures(image_size=64, device="cpu").fit(real_images)
+    (graph,) = (tmp_path / "onnx").iterdir()
+    data = bytearray(graph.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    graph.write_bytes(bytes(data))
+    monkeypatch.setattr(_cnn_onnx, "_EXPORT_CACHE", {})  # as in a new process
+    with caplog.at_level(logging.WARNING):
+        again = CNNFeatures(image_size=64, device="cpu").fit(real_images)
+    assert "damaged ONNX graph" in caplog.text
+    np.testing.assert_array_equal(again.transform(real_images),
+                                  expected.transform(real_images))
+
+
+def test_an_edit_to_the_network_code_misses_the_graph_on_disk(
+        real_images, monkeypatch, tmp_path):
+    # the graph kept on disk was keyed by the versions only: after an edit
+    # to the modules that build the network (a development checkout) the
+    # old graph computed the features
+    from hybridclf.features import _cnn_onnx
+    from hybridclf.utils import _row_store
+
+    monkeypatch.setenv("HYBRIDCLF_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(_cnn_onnx, "_EXPORT_CACHE", {})
+    key = CNNFeatures(image_size=64, device="cpu").fit(real_images)._export_key()
+    assert _cnn_onnx._cached_graph(key) is not None
+    real = _row_store.file_digest
+    monkeypatch.setattr(_row_store, "file_digest", lambda path: (
+        "edited" if str(path).endswith("_cnn_embedding.py") else real(path)))
+    monkeypatch.setattr(_cnn_onnx, "_EXPORT_CACHE", {})
+    assert _cnn_onnx._cached_graph(key) is None
+
+
+def test_a_weights_file_saved_again_is_a_new_network(real_images, tmp_path):
+    # the graph exported in this process was found by the file's name: the
+    # weights saved again under it (fine-tuned once more) were not used
+    from hybridclf.features._backbones import load_backbone
+
+    path = tmp_path / "weights.pt"
+    model, _ = load_backbone("resnet18", None)
+    torch.save(model.state_dict(), path)
+    cnn = CNNFeatures(backbone="resnet18", weights=str(path), image_size=32,
+                      device="cpu")
+    first = clone(cnn).fit(real_images).transform(real_images)
+    torch.manual_seed(1)
+    torch.save(load_backbone("resnet18", None)[0].state_dict(), path)
+    second = clone(cnn).fit(real_images).transform(real_images)
+    fresh = clone(cnn).set_params(engine="torch").fit(real_images)
+    assert not np.allclose(first, second)
+    np.testing.assert_allclose(second, fresh.transform(real_images),
+                               rtol=1e-3, atol=1e-4)
+
+
 def test_the_cache_keys_cover_every_cnn_module():
     # the feature cache keys on the sources of CNNFeatures' module and of the
     # modules it names: one left out would let an edited runtime or export

