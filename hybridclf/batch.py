@@ -267,7 +267,10 @@ def predict_to_csv(model_dir, inputs, output, *, batch_size=32, threshold=None,
     output : str, os.PathLike or file object
         The CSV file to write (its folder is made if missing), or a text
         stream (such as ``sys.stdout``) that gets each row as soon as it is
-        predicted. On Dask, the finished
+        predicted. A CSV file is written as ``<output>.partial`` and renamed
+        to ``output`` once every row is in, so an interrupted run leaves
+        ``output`` as it was (a rerun predicts every file again) and its rows
+        so far in ``<output>.partial``. On Dask, the finished
         partitions of a CSV file are kept in ``<output>.parts`` until it is
         written, so an interrupted run goes on where it stopped.
 
@@ -310,9 +313,12 @@ def predict_to_csv(model_dir, inputs, output, *, batch_size=32, threshold=None,
     parts = f"{os.fspath(output)}.parts" if is_path else None
     rows = _predicted_rows(pipe, files, options, scheduler, parts, partition_size)
     counts = BatchPrediction(len(files), output=os.fspath(output) if is_path else None)
+    # the rows go to <output>.partial, renamed when all are in: an interrupted
+    # run never leaves a short CSV that reads as whole, nor destroys the last one
+    partial = f"{os.fspath(output)}.partial" if is_path else None
     # UTF-8 whatever the locale, as every CSV hybridclf writes; a file name
     # that is not valid in the file system's encoding keeps its bytes
-    with (open(output, "w", newline="", encoding="utf-8", errors="surrogateescape")
+    with (open(partial, "w", newline="", encoding="utf-8", errors="surrogateescape")
           if is_path else nullcontext(output)) as fh:
         writer = csv.writer(fh)
         writer.writerow(csv_columns(neighbours))
@@ -322,6 +328,8 @@ def predict_to_csv(model_dir, inputs, output, *, batch_size=32, threshold=None,
             writer.writerow(_csv_row(row, neighbours))
             if not is_path:
                 fh.flush()
+    if is_path:
+        os.replace(partial, output)
     if parts and os.path.isdir(parts):
         shutil.rmtree(parts)
     counts.n_predicted = counts.n_files - counts.n_unknown - counts.n_unreadable

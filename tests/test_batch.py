@@ -39,3 +39,45 @@ def test_the_run_settings_are_documented(name):
     for parameter in ("allow_pickle", "max_pixels, n_jobs", "scheduler",
                       "partition_size"):
         assert f"    {parameter} :" in doc
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    """20 digit PNGs in 10 class folders, and a model trained on them."""
+    from hybridclf.cli import main
+    from hybridclf.sample_data import write_digits_folder
+
+    root = tmp_path_factory.mktemp("batch")
+    write_digits_folder(root / "digits", n_per_class=2, size=32, random_state=0)
+    code = main(["train", "--data-dir", str(root / "digits"), "--output-dir",
+                 str(root / "model"), "--features", "hog", "--image-size", "32",
+                 "--cv-folds", "2", "--test-size", "0", "--n-jobs", "1"])
+    assert code == 0
+    return root
+
+
+def test_an_interrupted_predict_keeps_the_last_csv_and_leaves_a_partial_one(
+        digits, tmp_path, monkeypatch):
+    # Ctrl+C at file 5 of 20 left predictions.csv holding 5 rows that read as
+    # a whole CSV, and the CSV of the last run was gone
+    import hybridclf.batch
+
+    output = tmp_path / "predictions.csv"
+    whole = hybridclf.batch.predict_to_csv(digits / "model", [digits / "digits"],
+                                           output)
+    before = output.read_bytes()
+    predict_files = hybridclf.batch.predict_files
+
+    def interrupted(*args, **kwargs):
+        for i, row in enumerate(predict_files(*args, **kwargs)):
+            if i == 5:
+                raise KeyboardInterrupt
+            yield row
+
+    monkeypatch.setattr(hybridclf.batch, "predict_files", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        hybridclf.batch.predict_to_csv(digits / "model", [digits / "digits"], output)
+    assert output.read_bytes() == before
+    assert len(before.splitlines()) == whole.n_files + 1
+    partial = (tmp_path / "predictions.csv.partial").read_text().splitlines()
+    assert len(partial) == 1 + 5
