@@ -176,6 +176,21 @@ def test_another_model_in_the_same_output_is_refused(model_dir, images, tmp_path
         extract_features(other, files, tmp_path / "f")
 
 
+def test_a_rerun_with_other_threads_resumes(model_dir, images, tmp_path):
+    # 'hybridclf extract' stopped, then run again with another --n-jobs, was
+    # refused: "holds partitions of another model"
+    from hybridclf.pipeline import set_image_params
+
+    files = _files(images)[:5]
+    extract_features(set_image_params(load_model(model_dir), n_jobs=1), files,
+                     tmp_path / "f", partition_size=2)
+    os.remove(tmp_path / "f" / "part-00001.parquet")
+    pipe = set_image_params(load_model(model_dir), n_jobs=2)
+    again = extract_features(pipe, files, tmp_path / "f", partition_size=2)
+    assert (again.computed, again.skipped) == ([1], [0, 2])
+    assert pipe.get_params()["load__n_jobs"] == 2  # left as it was
+
+
 def test_a_folder_of_other_files_is_refused_as_the_output(model_dir, images,
                                                           tmp_path, capsys):
     # 'hybridclf extract --output-dir' a model directory (or a dataset folder)

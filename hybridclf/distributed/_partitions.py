@@ -68,10 +68,21 @@ def _files_digest(files):
 def _model_digest(pipe):
     """A digest of a fitted pipeline's content: partitions of another model
     (other blocks, or the same blocks fitted again) are never taken as done.
-    None without a pipeline (rows rebuilt from partitions all written)."""
+    None without a pipeline (rows rebuilt from partitions all written).
+    The threads of the image steps (``--n-jobs``) are left out: they change
+    no feature, so a rerun with other threads resumes."""
     import joblib
 
-    return None if pipe is None else joblib.hash(pipe)
+    if pipe is None:
+        return None
+    threads = {name: value for name, value in pipe.get_params().items()
+               if name.endswith(("load__n_jobs", "augment__n_jobs",
+                                 "extract__n_jobs"))}
+    try:
+        pipe.set_params(**dict.fromkeys(threads, 1))
+        return joblib.hash(pipe)
+    finally:
+        pipe.set_params(**threads)
 
 
 def _write_atomic(table, path):
