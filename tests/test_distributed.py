@@ -321,6 +321,27 @@ def test_distributed_predict_rows_equal_local_and_resume(model_dir, images,
     _assert_same_rows(again, local)
 
 
+def test_kept_partitions_of_other_open_set_settings_are_refused(model_dir, images,
+                                                               tmp_path):
+    # predict --scheduler stopped, then run again with --closed-set (or
+    # another --threshold or --top-k), kept the old answers of the partitions
+    # written, in the same CSV as the new ones
+    pipe = load_model(model_dir)
+    files = _files(images)[:6]
+    parts = tmp_path / "parts"
+    first = predict_partitioned(pipe, files, parts_dir=parts, partition_size=2,
+                                proba_threshold=1.0)
+    assert {r["label"] for r in first if not r["error"]} == {"unknown"}
+    (parts / "part-00002.parquet").unlink()  # the run was stopped
+    for changed in ({"proba_threshold": 0.0}, {"proba_threshold": 1.0, "top_k": 1}):
+        with pytest.raises(ValueError, match="open-set settings"):
+            predict_partitioned(pipe, files, parts_dir=parts, partition_size=2,
+                                **changed)
+    again = predict_partitioned(pipe, files, parts_dir=parts, partition_size=2,
+                                proba_threshold=1.0)
+    _assert_same_rows(again, first)
+
+
 def _assert_same_rows(rows, expected):
     def plain(r):
         return (r["file"], str(r["label"]), r["error"],

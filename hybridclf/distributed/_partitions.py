@@ -111,13 +111,15 @@ def _check_manifest(output, manifest):
                 f"The output folder {output!r} holds a {MANIFEST} that is not the "
                 f"one hybridclf writes ({str(old)[:80]}). Delete the folder to start "
                 "again, or use a new output folder.")
-        keys = ("kind", "partition_size", "n_files", "files_sha256", "neighbours")
+        keys = ("kind", "partition_size", "n_files", "files_sha256", "neighbours",
+                "answers")
         if manifest.get("model") is not None:
             keys += ("model",)
         if any(old.get(k) != manifest.get(k) for k in keys):
             raise ValueError(
                 f"The output folder {output!r} holds partitions of another model, "
-                "file list, partition size or number of neighbours "
+                "file list, partition size, number of neighbours or open-set "
+                "settings (threshold, OOD check, top-k) "
                 f"({old.get('n_files')} files in partitions of "
                 f"{old.get('partition_size')}). Use a new output folder, or "
                 "delete this one to start again."
