@@ -467,8 +467,17 @@ def test_local_scheduler_starts_and_closes_a_local_cluster(monkeypatch):
         assert list(env.values()) == [None]
         env = client.run(_environ, "OPENCV_FOR_THREADS_NUM")
         assert list(env.values()) == ["1"]
+        # Ctrl+C on 'predict --scheduler local:2' printed a traceback of every
+        # worker process above "interrupted": they leave it to this process
+        ignored = client.run(_ignores_ctrl_c)
+        assert list(ignored.values()) == [True]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
         cluster = client.cluster
     assert cluster.status.name == "closed"
+
+
+def _ignores_ctrl_c():
+    return signal.getsignal(signal.SIGINT) == signal.SIG_IGN
 
 
 def test_the_commands_keep_dask_info_logs_quiet_after_importing_it():
