@@ -267,7 +267,8 @@ def predict_to_csv(model_dir, inputs, output, *, batch_size=32, threshold=None,
     output : str, os.PathLike or file object
         The CSV file to write (its folder is made if missing), or a text
         stream (such as ``sys.stdout``) that gets each row as soon as it is
-        predicted. A CSV file is written as ``<output>.partial`` and renamed
+        predicted. A CSV file (a regular one, not ``/dev/stdout``) is
+        written as ``<output>.partial`` and renamed
         to ``output`` once every row is in, so an interrupted run leaves
         ``output`` as it was (a rerun predicts every file again) and its rows
         so far in ``<output>.partial``. On Dask, the finished
@@ -315,10 +316,13 @@ def predict_to_csv(model_dir, inputs, output, *, batch_size=32, threshold=None,
     counts = BatchPrediction(len(files), output=os.fspath(output) if is_path else None)
     # the rows go to <output>.partial, renamed when all are in: an interrupted
     # run never leaves a short CSV that reads as whole, nor destroys the last one
-    partial = f"{os.fspath(output)}.partial" if is_path else None
+    # (not /dev/stdout, /dev/null or a named pipe: those are written as they are)
+    partial = f"{os.fspath(output)}.partial" if is_path and (
+        os.path.isfile(output) or not os.path.exists(output)) else None
     # UTF-8 whatever the locale, as every CSV hybridclf writes; a file name
     # that is not valid in the file system's encoding keeps its bytes
-    with (open(partial, "w", newline="", encoding="utf-8", errors="surrogateescape")
+    with (open(partial or output, "w", newline="", encoding="utf-8",
+               errors="surrogateescape")
           if is_path else nullcontext(output)) as fh:
         writer = csv.writer(fh)
         writer.writerow(csv_columns(neighbours))
@@ -328,7 +332,7 @@ def predict_to_csv(model_dir, inputs, output, *, batch_size=32, threshold=None,
             writer.writerow(_csv_row(row, neighbours))
             if not is_path:
                 fh.flush()
-    if is_path:
+    if partial:
         os.replace(partial, output)
     if parts and os.path.isdir(parts):
         shutil.rmtree(parts)

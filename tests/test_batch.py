@@ -1,5 +1,7 @@
 """The library behind ``hybridclf predict`` and ``extract``: hybridclf.batch."""
 
+import os
+
 import pytest
 
 from hybridclf.batch import BatchPrediction, open_set_options
@@ -81,3 +83,15 @@ def test_an_interrupted_predict_keeps_the_last_csv_and_leaves_a_partial_one(
     assert len(before.splitlines()) == whole.n_files + 1
     partial = (tmp_path / "predictions.csv.partial").read_text().splitlines()
     assert len(partial) == 1 + 5
+
+
+def test_a_device_as_the_output_is_written_as_it_is(digits, tmp_path):
+    # --output /dev/stdout (or /dev/null, a named pipe) must stay a device:
+    # no '/dev/stdout.partial' renamed over it
+    import hybridclf.batch
+
+    counts = hybridclf.batch.predict_to_csv(digits / "model", [digits / "digits"],
+                                            os.devnull)
+    assert counts.n_files == 20
+    assert not os.path.isfile(os.devnull)
+    assert not os.path.exists(f"{os.devnull}.partial")
