@@ -311,14 +311,14 @@ def predict_to_csv(model_dir, inputs, output, *, batch_size=32, threshold=None,
     if neighbours:
         options.update(neighbours=neighbours, index=index)
     is_path = isinstance(output, str | os.PathLike)
-    parts = f"{os.fspath(output)}.parts" if is_path else None
-    rows = _predicted_rows(pipe, files, options, scheduler, parts, partition_size)
-    counts = BatchPrediction(len(files), output=os.fspath(output) if is_path else None)
     # the rows go to <output>.partial, renamed when all are in: an interrupted
     # run never leaves a short CSV that reads as whole, nor destroys the last one
     # (not /dev/stdout, /dev/null or a named pipe: those are written as they are)
     partial = f"{os.fspath(output)}.partial" if is_path and (
         os.path.isfile(output) or not os.path.exists(output)) else None
+    parts = f"{os.fspath(output)}.parts" if partial else None
+    rows = _predicted_rows(pipe, files, options, scheduler, parts, partition_size)
+    counts = BatchPrediction(len(files), output=os.fspath(output) if is_path else None)
     # UTF-8 whatever the locale, as every CSV hybridclf writes; a file name
     # that is not valid in the file system's encoding keeps its bytes
     with (open(partial or output, "w", newline="", encoding="utf-8",
