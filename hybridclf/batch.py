@@ -223,6 +223,21 @@ def _predicted_rows(pipe, files, options, scheduler, parts_dir, partition_size):
                                    partition_size=partition_size, **options)
 
 
+def _without_own_output(files, inputs, output):
+    """The files less this command's own output found in an input folder.
+
+    ``predict photos/ --output photos/predictions.csv`` run again found the
+    last CSV (or its ``.partial`` and ``.parts``) among the photos. A file
+    given by name stays: :func:`_check_csv_output` refuses it as the output.
+    """
+    output = os.fspath(output)
+    own = {os.path.realpath(output), os.path.realpath(f"{output}.partial")}
+    parts = os.path.join(os.path.realpath(f"{output}.parts"), "")
+    given = {os.path.realpath(item) for item in inputs}
+    return [f for f in files if (real := os.path.realpath(f)) in given
+            or not (real in own or real.startswith(parts))]
+
+
 def _check_csv_output(output, model_dir, files):
     """Refuse a CSV path that would overwrite an input image or the model."""
     real = os.path.realpath(output)
@@ -300,6 +315,7 @@ def predict_to_csv(model_dir, inputs, output, *, batch_size=32, threshold=None,
 
     files = iter_image_files(inputs)
     if isinstance(output, str | os.PathLike):
+        files = _without_own_output(files, inputs, output)
         _check_csv_output(output, model_dir, files)
         # as every --output-dir: its folder is made
         make_output_dir(os.path.dirname(os.path.abspath(output)), parameter="output")

@@ -95,3 +95,22 @@ def test_a_device_as_the_output_is_written_as_it_is(digits, tmp_path):
     assert counts.n_files == 20
     assert not os.path.isfile(os.devnull)
     assert not os.path.exists(f"{os.devnull}.partial")
+
+
+def test_predicting_a_folder_again_into_it_skips_its_last_csv(digits, tmp_path):
+    # 'predict photos/ --output photos/predictions.csv' run a second time was
+    # refused: "the output is one of the images to predict" (the last CSV)
+    import shutil
+
+    import hybridclf.batch
+
+    photos = tmp_path / "photos"
+    shutil.copytree(digits / "digits", photos)
+    output = photos / "predictions.csv"
+    first = hybridclf.batch.predict_to_csv(digits / "model", [photos], output)
+    (photos / "predictions.csv.partial").write_text("file\n")  # a stopped run
+    again = hybridclf.batch.predict_to_csv(digits / "model", [photos], output)
+    assert again.n_files == first.n_files == 20
+    assert "predictions.csv" not in output.read_text()
+    with pytest.raises(ValueError, match="one of the images to predict"):
+        hybridclf.batch.predict_to_csv(digits / "model", [output], output)
