@@ -223,19 +223,19 @@ def _predicted_rows(pipe, files, options, scheduler, parts_dir, partition_size):
                                    partition_size=partition_size, **options)
 
 
-def _without_own_output(files, inputs, output):
+def _without_own_output(files, inputs, paths=(), folders=()):
     """The files less this command's own output found in an input folder.
 
     ``predict photos/ --output photos/predictions.csv`` run again found the
-    last CSV (or its ``.partial`` and ``.parts``) among the photos. A file
-    given by name stays: :func:`_check_csv_output` refuses it as the output.
+    last CSV (or its ``.partial`` and ``.parts``) among the photos, and
+    ``extract photos/ --output-dir photos/features`` its own partitions. A
+    file given by name stays (:func:`_check_csv_output` refuses it).
     """
-    output = os.fspath(output)
-    own = {os.path.realpath(output), os.path.realpath(f"{output}.partial")}
-    parts = os.path.join(os.path.realpath(f"{output}.parts"), "")
+    own = {os.path.realpath(path) for path in paths}
+    inside = tuple(os.path.join(os.path.realpath(f), "") for f in folders)
     given = {os.path.realpath(item) for item in inputs}
     return [f for f in files if (real := os.path.realpath(f)) in given
-            or not (real in own or real.startswith(parts))]
+            or not (real in own or real.startswith(inside))]
 
 
 def _check_csv_output(output, model_dir, files):
@@ -315,7 +315,9 @@ def predict_to_csv(model_dir, inputs, output, *, batch_size=32, threshold=None,
 
     files = iter_image_files(inputs)
     if isinstance(output, str | os.PathLike):
-        files = _without_own_output(files, inputs, output)
+        output_name = os.fspath(output)
+        files = _without_own_output(files, inputs, (output, f"{output_name}.partial"),
+                                    (f"{output_name}.parts",))
         _check_csv_output(output, model_dir, files)
         # as every --output-dir: its folder is made
         make_output_dir(os.path.dirname(os.path.abspath(output)), parameter="output")
@@ -392,7 +394,8 @@ def extract_to_parquet(model_dir, inputs, output_dir, *, batch_size=32,
     from .distributed import extract_features
 
     pipe = _load(model_dir, allow_pickle, max_pixels, n_jobs)
-    files = iter_image_files(inputs)
+    files = _without_own_output(iter_image_files(inputs), inputs,
+                                folders=(output_dir,))
     with _client(scheduler) as client:
         return extract_features(pipe, files, output_dir, client=client,
                                 partition_size=partition_size,

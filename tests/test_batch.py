@@ -114,3 +114,20 @@ def test_predicting_a_folder_again_into_it_skips_its_last_csv(digits, tmp_path):
     assert "predictions.csv" not in output.read_text()
     with pytest.raises(ValueError, match="one of the images to predict"):
         hybridclf.batch.predict_to_csv(digits / "model", [output], output)
+
+
+def test_extracting_a_folder_again_into_it_resumes(digits, tmp_path):
+    # 'extract photos/ --output-dir photos/features' run again listed its own
+    # partitions as photos and was refused as "another file list"
+    import shutil
+
+    import hybridclf.batch
+
+    photos = tmp_path / "photos"
+    shutil.copytree(digits / "digits", photos)
+    first = hybridclf.batch.extract_to_parquet(digits / "model", [photos],
+                                               photos / "features")
+    again = hybridclf.batch.extract_to_parquet(digits / "model", [photos],
+                                               photos / "features")
+    assert again.n_files == first.n_files == 20
+    assert (again.computed, again.skipped) == ([], [0])
