@@ -223,6 +223,21 @@ def _predicted_rows(pipe, files, options, scheduler, parts_dir, partition_size):
                                    partition_size=partition_size, **options)
 
 
+def _without_own_output(files, inputs, paths=(), folders=()):
+    """The files less this command's own output found in an input folder.
+
+    ``predict photos/ --output photos/predictions.csv`` run again found the
+    last CSV (or its ``.partial`` and ``.parts``) among the photos, and
+    ``extract photos/ --output-dir photos/features`` its own partitions. A
+    file given by name stays (:func:`_check_csv_output` refuses it).
+    """
+    own = {os.path.realpath(path) for path in paths}
+    inside = tuple(os.path.join(os.path.realpath(f), "") for f in folders)
+    given = {os.path.realpath(item) for item in inputs}
+    return [f for f in files if (real := os.path.realpath(f)) in given
+            or not (real in own or real.startswith(inside))]
+
+
 def _check_csv_output(output, model_dir, files):
     """Refuse a CSV path that would overwrite an input image or the model."""
     real = os.path.realpath(output)
@@ -267,7 +282,11 @@ def predict_to_csv(model_dir, inputs, output, *, batch_size=32, threshold=None,
     output : str, os.PathLike or file object
         The CSV file to write (its folder is made if missing), or a text
         stream (such as ``sys.stdout``) that gets each row as soon as it is
-        predicted. On Dask, the finished
+        predicted. A CSV file (a regular one, not ``/dev/stdout``) is
+        written as ``<output>.partial`` and renamed
+        to ``output`` once every row is in, so an interrupted run leaves
+        ``output`` as it was (a rerun predicts every file again) and its rows
+        so far in ``<output>.partial``. On Dask, the finished
         partitions of a CSV file are kept in ``<output>.parts`` until it is
         written, so an interrupted run goes on where it stopped.
 
@@ -296,6 +315,9 @@ def predict_to_csv(model_dir, inputs, output, *, batch_size=32, threshold=None,
 
     files = iter_image_files(inputs)
     if isinstance(output, str | os.PathLike):
+        output_name = os.fspath(output)
+        files = _without_own_output(files, inputs, (output, f"{output_name}.partial"),
+                                    (f"{output_name}.parts",))
         _check_csv_output(output, model_dir, files)
         # as every --output-dir: its folder is made
         make_output_dir(os.path.dirname(os.path.abspath(output)), parameter="output")
@@ -307,12 +329,18 @@ def predict_to_csv(model_dir, inputs, output, *, batch_size=32, threshold=None,
     if neighbours:
         options.update(neighbours=neighbours, index=index)
     is_path = isinstance(output, str | os.PathLike)
-    parts = f"{os.fspath(output)}.parts" if is_path else None
+    # the rows go to <output>.partial, renamed when all are in: an interrupted
+    # run never leaves a short CSV that reads as whole, nor destroys the last one
+    # (not /dev/stdout, /dev/null or a named pipe: those are written as they are)
+    partial = f"{os.fspath(output)}.partial" if is_path and (
+        os.path.isfile(output) or not os.path.exists(output)) else None
+    parts = f"{os.fspath(output)}.parts" if partial else None
     rows = _predicted_rows(pipe, files, options, scheduler, parts, partition_size)
     counts = BatchPrediction(len(files), output=os.fspath(output) if is_path else None)
     # UTF-8 whatever the locale, as every CSV hybridclf writes; a file name
     # that is not valid in the file system's encoding keeps its bytes
-    with (open(output, "w", newline="", encoding="utf-8", errors="surrogateescape")
+    with (open(partial or output, "w", newline="", encoding="utf-8",
+               errors="surrogateescape")
           if is_path else nullcontext(output)) as fh:
         writer = csv.writer(fh)
         writer.writerow(csv_columns(neighbours))
@@ -322,6 +350,8 @@ def predict_to_csv(model_dir, inputs, output, *, batch_size=32, threshold=None,
             writer.writerow(_csv_row(row, neighbours))
             if not is_path:
                 fh.flush()
+    if partial:
+        os.replace(partial, output)
     if parts and os.path.isdir(parts):
         shutil.rmtree(parts)
     counts.n_predicted = counts.n_files - counts.n_unknown - counts.n_unreadable
@@ -364,7 +394,8 @@ def extract_to_parquet(model_dir, inputs, output_dir, *, batch_size=32,
     from .distributed import extract_features
 
     pipe = _load(model_dir, allow_pickle, max_pixels, n_jobs)
-    files = iter_image_files(inputs)
+    files = _without_own_output(iter_image_files(inputs), inputs,
+                                folders=(output_dir,))
     with _client(scheduler) as client:
         return extract_features(pipe, files, output_dir, client=client,
                                 partition_size=partition_size,

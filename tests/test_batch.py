@@ -1,5 +1,7 @@
 """The library behind ``hybridclf predict`` and ``extract``: hybridclf.batch."""
 
+import os
+
 import pytest
 
 from hybridclf.batch import BatchPrediction, open_set_options
@@ -39,3 +41,93 @@ def test_the_run_settings_are_documented(name):
     for parameter in ("allow_pickle", "max_pixels, n_jobs", "scheduler",
                       "partition_size"):
         assert f"    {parameter} :" in doc
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    """20 digit PNGs in 10 class folders, and a model trained on them."""
+    from hybridclf.cli import main
+    from hybridclf.sample_data import write_digits_folder
+
+    root = tmp_path_factory.mktemp("batch")
+    write_digits_folder(root / "digits", n_per_class=2, size=32, random_state=0)
+    code = main(["train", "--data-dir", str(root / "digits"), "--output-dir",
+                 str(root / "model"), "--features", "hog", "--image-size", "32",
+                 "--cv-folds", "2", "--test-size", "0", "--n-jobs", "1"])
+    assert code == 0
+    return root
+
+
+def test_an_interrupted_predict_keeps_the_last_csv_and_leaves_a_partial_one(
+        digits, tmp_path, monkeypatch):
+    # Ctrl+C at file 5 of 20 left predictions.csv holding 5 rows that read as
+    # a whole CSV, and the CSV of the last run was gone
+    import hybridclf.batch
+
+    output = tmp_path / "predictions.csv"
+    whole = hybridclf.batch.predict_to_csv(digits / "model", [digits / "digits"],
+                                           output)
+    before = output.read_bytes()
+    predict_files = hybridclf.batch.predict_files
+
+    def interrupted(*args, **kwargs):
+        for i, row in enumerate(predict_files(*args, **kwargs)):
+            if i == 5:
+                raise KeyboardInterrupt
+            yield row
+
+    monkeypatch.setattr(hybridclf.batch, "predict_files", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        hybridclf.batch.predict_to_csv(digits / "model", [digits / "digits"], output)
+    assert output.read_bytes() == before
+    assert len(before.splitlines()) == whole.n_files + 1
+    partial = (tmp_path / "predictions.csv.partial").read_text().splitlines()
+    assert len(partial) == 1 + 5
+
+
+def test_a_device_as_the_output_is_written_as_it_is(digits, tmp_path):
+    # --output /dev/stdout (or /dev/null, a named pipe) must stay a device:
+    # no '/dev/stdout.partial' renamed over it
+    import hybridclf.batch
+
+    counts = hybridclf.batch.predict_to_csv(digits / "model", [digits / "digits"],
+                                            os.devnull)
+    assert counts.n_files == 20
+    assert not os.path.isfile(os.devnull)
+    assert not os.path.exists(f"{os.devnull}.partial")
+
+
+def test_predicting_a_folder_again_into_it_skips_its_last_csv(digits, tmp_path):
+    # 'predict photos/ --output photos/predictions.csv' run a second time was
+    # refused: "the output is one of the images to predict" (the last CSV)
+    import shutil
+
+    import hybridclf.batch
+
+    photos = tmp_path / "photos"
+    shutil.copytree(digits / "digits", photos)
+    output = photos / "predictions.csv"
+    first = hybridclf.batch.predict_to_csv(digits / "model", [photos], output)
+    (photos / "predictions.csv.partial").write_text("file\n")  # a stopped run
+    again = hybridclf.batch.predict_to_csv(digits / "model", [photos], output)
+    assert again.n_files == first.n_files == 20
+    assert "predictions.csv" not in output.read_text()
+    with pytest.raises(ValueError, match="one of the images to predict"):
+        hybridclf.batch.predict_to_csv(digits / "model", [output], output)
+
+
+def test_extracting_a_folder_again_into_it_resumes(digits, tmp_path):
+    # 'extract photos/ --output-dir photos/features' run again listed its own
+    # partitions as photos and was refused as "another file list"
+    import shutil
+
+    import hybridclf.batch
+
+    photos = tmp_path / "photos"
+    shutil.copytree(digits / "digits", photos)
+    first = hybridclf.batch.extract_to_parquet(digits / "model", [photos],
+                                               photos / "features")
+    again = hybridclf.batch.extract_to_parquet(digits / "model", [photos],
+                                               photos / "features")
+    assert again.n_files == first.n_files == 20
+    assert (again.computed, again.skipped) == ([], [0])

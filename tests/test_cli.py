@@ -116,6 +116,20 @@ def test_ctrl_c_is_one_line_and_status_130(tmp_path, monkeypatch, capsys):
     assert err == "interrupted\n"
 
 
+def test_output_piped_into_head_ends_quietly(tmp_path, monkeypatch, capsys):
+    # 'hybridclf predict DIR | head' ended with "error: [Errno 32] Broken
+    # pipe" and status 1, as if the run had failed
+    from hybridclf.cli import _inspect
+
+    def reader_gone(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(_inspect, "run", reader_gone)
+    code = main(["inspect", "--data-dir", str(tmp_path)])
+    assert code == 141  # 128 + SIGPIPE, as a shell tool stopped by it
+    assert capsys.readouterr().err == ""
+
+
 def test_no_command_prints_help(capsys):
     assert main([]) == 2
     assert "quickstart" in capsys.readouterr().out

@@ -176,6 +176,21 @@ def test_another_model_in_the_same_output_is_refused(model_dir, images, tmp_path
         extract_features(other, files, tmp_path / "f")
 
 
+def test_a_rerun_with_other_threads_resumes(model_dir, images, tmp_path):
+    # 'hybridclf extract' stopped, then run again with another --n-jobs, was
+    # refused: "holds partitions of another model"
+    from hybridclf.pipeline import set_image_params
+
+    files = _files(images)[:5]
+    extract_features(set_image_params(load_model(model_dir), n_jobs=1), files,
+                     tmp_path / "f", partition_size=2)
+    os.remove(tmp_path / "f" / "part-00001.parquet")
+    pipe = set_image_params(load_model(model_dir), n_jobs=2)
+    again = extract_features(pipe, files, tmp_path / "f", partition_size=2)
+    assert (again.computed, again.skipped) == ([1], [0, 2])
+    assert pipe.get_params()["load__n_jobs"] == 2  # left as it was
+
+
 def test_a_folder_of_other_files_is_refused_as_the_output(model_dir, images,
                                                           tmp_path, capsys):
     # 'hybridclf extract --output-dir' a model directory (or a dataset folder)
@@ -306,6 +321,27 @@ def test_distributed_predict_rows_equal_local_and_resume(model_dir, images,
     _assert_same_rows(again, local)
 
 
+def test_kept_partitions_of_other_open_set_settings_are_refused(model_dir, images,
+                                                               tmp_path):
+    # predict --scheduler stopped, then run again with --closed-set (or
+    # another --threshold or --top-k), kept the old answers of the partitions
+    # written, in the same CSV as the new ones
+    pipe = load_model(model_dir)
+    files = _files(images)[:6]
+    parts = tmp_path / "parts"
+    first = predict_partitioned(pipe, files, parts_dir=parts, partition_size=2,
+                                proba_threshold=1.0)
+    assert {r["label"] for r in first if not r["error"]} == {"unknown"}
+    (parts / "part-00002.parquet").unlink()  # the run was stopped
+    for changed in ({"proba_threshold": 0.0}, {"proba_threshold": 1.0, "top_k": 1}):
+        with pytest.raises(ValueError, match="open-set settings"):
+            predict_partitioned(pipe, files, parts_dir=parts, partition_size=2,
+                                **changed)
+    again = predict_partitioned(pipe, files, parts_dir=parts, partition_size=2,
+                                proba_threshold=1.0)
+    _assert_same_rows(again, first)
+
+
 def _assert_same_rows(rows, expected):
     def plain(r):
         return (r["file"], str(r["label"]), r["error"],
@@ -431,8 +467,17 @@ def test_local_scheduler_starts_and_closes_a_local_cluster(monkeypatch):
         assert list(env.values()) == [None]
         env = client.run(_environ, "OPENCV_FOR_THREADS_NUM")
         assert list(env.values()) == ["1"]
+        # Ctrl+C on 'predict --scheduler local:2' printed a traceback of every
+        # worker process above "interrupted": they leave it to this process
+        ignored = client.run(_ignores_ctrl_c)
+        assert list(ignored.values()) == [True]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
         cluster = client.cluster
     assert cluster.status.name == "closed"
+
+
+def _ignores_ctrl_c():
+    return signal.getsignal(signal.SIGINT) == signal.SIG_IGN
 
 
 def test_the_commands_keep_dask_info_logs_quiet_after_importing_it():

@@ -693,3 +693,16 @@ def test_a_file_too_large_for_any_image_is_refused_unread(tmp_path, real_images)
                        r"under the pixel limit needs at most 17 MB"):
         read_image(path, max_pixels=10_000)
     assert read_image(path).shape == (64, 64, 3)  # within the default budget
+
+
+def test_a_file_given_twice_is_listed_once(tmp_path, monkeypatch):
+    # predict with a folder given twice, or a file and its folder, wrote the
+    # same file's row twice and counted it twice in "N files"
+    from hybridclf.prediction import iter_image_files
+
+    (tmp_path / "data" / "sub").mkdir(parents=True)
+    for name in ("a.png", "sub/b.png"):
+        Image.new("RGB", (8, 8)).save(tmp_path / "data" / name)
+    monkeypatch.chdir(tmp_path)
+    files = iter_image_files(["data/sub/b.png", "data", "./data/", "data/a.png"])
+    assert files == ["data/sub/b.png", os.path.join("data", "a.png")]

@@ -10,6 +10,7 @@ so ``hybridclf --help`` answers at once.
 import argparse
 import gc
 import io
+import os
 import sys
 
 from . import (
@@ -23,7 +24,7 @@ from . import (
     _serve,
     _train,
 )
-from ._common import command_imports, report_errors, setup_logging
+from ._common import PIPE_CLOSED, command_imports, report_errors, setup_logging
 
 __all__ = ["build_parser", "main"]
 
@@ -116,6 +117,9 @@ def main(argv=None):
     code = report_errors(args.run, args)
     if own:
         gc.freeze()
+        if code == PIPE_CLOSED:
+            # the rows still buffered would fail again at exit, with a traceback
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return code
 
 

@@ -87,17 +87,27 @@ def command_imports(*, freeze=False):
         yield
 
 
+#: The exit status when standard output's reader went away (128 + SIGPIPE).
+PIPE_CLOSED = 141
+
+
 def report_errors(run, args):
     """Run a command; a reported error is one ``error:`` line and exit status 1.
 
     Ctrl+C is one ``interrupted`` line and exit status 130 (128 + SIGINT, as
     a shell reports it), not a traceback through whatever was running; ``-vv``
-    logs where it stopped.
+    logs where it stopped. Output piped into a reader that stopped reading
+    (``hybridclf predict DIR | head``) ends the command quietly with status
+    :data:`PIPE_CLOSED`, as a shell tool killed by SIGPIPE.
     """
     from ..exceptions import HybridClfError
 
     try:
         return run(args)
+    except BrokenPipeError:
+        # not an error of the command: its reader has all it wanted
+        logger.debug("output closed by its reader", exc_info=True)
+        return PIPE_CLOSED
     except (HybridClfError, OSError, ValueError) as exc:
         # OSError: a file named for an output folder, a folder for a file, no
         # permission: the message names the path

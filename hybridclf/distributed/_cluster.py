@@ -8,6 +8,8 @@ scheduler, and closes what it opened.
 import logging
 import os
 import re
+import signal
+import threading
 from contextlib import contextmanager
 
 from ..exceptions import ClusterError
@@ -70,6 +72,20 @@ def parse_scheduler(address):
 
 
 @contextmanager
+def _workers_ignore_ctrl_c():
+    """Start processes that ignore SIGINT: Ctrl+C reaches every process of the
+    terminal, and each worker printed its traceback; this one stops them."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited on spawn
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, handler)
+
+
+@contextmanager
 def dask_client(scheduler, *, timeout=30):
     """A ``dask.distributed.Client`` for a ``--scheduler`` value; closed on exit.
 
@@ -105,7 +121,7 @@ def dask_client(scheduler, *, timeout=30):
             # mmap threshold: every large image buffer is then mapped and
             # faulted in again, which made the feature steps about twice as
             # slow. One OpenCV thread per worker, as one task runs at a time.
-            with dask.config.set({_TRIM_KEY: None}):
+            with dask.config.set({_TRIM_KEY: None}), _workers_ignore_ctrl_c():
                 cluster = distributed.LocalCluster(
                     n_workers=value, threads_per_worker=1, processes=True,
                     host="127.0.0.1", dashboard_address=":0",

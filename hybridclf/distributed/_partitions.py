@@ -68,10 +68,21 @@ def _files_digest(files):
 def _model_digest(pipe):
     """A digest of a fitted pipeline's content: partitions of another model
     (other blocks, or the same blocks fitted again) are never taken as done.
-    None without a pipeline (rows rebuilt from partitions all written)."""
+    None without a pipeline (rows rebuilt from partitions all written).
+    The threads of the image steps (``--n-jobs``) are left out: they change
+    no feature, so a rerun with other threads resumes."""
     import joblib
 
-    return None if pipe is None else joblib.hash(pipe)
+    if pipe is None:
+        return None
+    threads = {name: value for name, value in pipe.get_params().items()
+               if name.endswith(("load__n_jobs", "augment__n_jobs",
+                                 "extract__n_jobs"))}
+    try:
+        pipe.set_params(**dict.fromkeys(threads, 1))
+        return joblib.hash(pipe)
+    finally:
+        pipe.set_params(**threads)
 
 
 def _write_atomic(table, path):
@@ -100,13 +111,15 @@ def _check_manifest(output, manifest):
                 f"The output folder {output!r} holds a {MANIFEST} that is not the "
                 f"one hybridclf writes ({str(old)[:80]}). Delete the folder to start "
                 "again, or use a new output folder.")
-        keys = ("kind", "partition_size", "n_files", "files_sha256", "neighbours")
+        keys = ("kind", "partition_size", "n_files", "files_sha256", "neighbours",
+                "answers")
         if manifest.get("model") is not None:
             keys += ("model",)
         if any(old.get(k) != manifest.get(k) for k in keys):
             raise ValueError(
                 f"The output folder {output!r} holds partitions of another model, "
-                "file list, partition size or number of neighbours "
+                "file list, partition size, number of neighbours or open-set "
+                "settings (threshold, OOD check, top-k) "
                 f"({old.get('n_files')} files in partitions of "
                 f"{old.get('partition_size')}). Use a new output folder, or "
                 "delete this one to start again."

@@ -6,6 +6,7 @@ returns the rows in file order; with ``parts_dir`` it keeps each finished
 partition's rows and reuses them on the next run.
 """
 
+import json
 import os
 
 from ..utils._optional import import_or_raise
@@ -39,6 +40,15 @@ def _predict_partition(pipe, files, index, batch_size, proba_threshold,
         row["label"] = str(row["label"])
         row["top"] = [(str(c), float(p)) for c, p in row["top"]]
     return rows
+
+
+def _answers(proba_threshold, ood_thresholds, novelty, top_k):
+    """The settings that make a partition's rows, as its manifest keeps them."""
+    checks = {"proba_threshold": proba_threshold, "ood_thresholds": ood_thresholds,
+              "novelty": None if novelty is None else {
+                  k: v for k, v in novelty.items() if k != "index"},
+              "top_k": top_k}
+    return json.loads(json.dumps(checks, default=str))  # as read back
 
 
 def predict_partitioned(pipe, files, *, client=None, parts_dir=None,
@@ -97,6 +107,9 @@ def predict_partitioned(pipe, files, *, client=None, parts_dir=None,
             "n_partitions": len(partitions), "model": _model_digest(pipe),
             **({"neighbours": neighbours}
                                                 if neighbours else {}),
+            # the rows' labels and top guesses: a rerun with another
+            # --threshold, --no-ood, --closed-set or --top-k kept the old ones
+            "answers": _answers(proba_threshold, ood_thresholds, novelty, top_k),
         })
         for i in list(todo):
             path = os.path.join(parts_dir, _part_name(i))

@@ -20,7 +20,9 @@ def iter_image_files(inputs):
 
     Folders are walked recursively; hidden files and folders (starting with
     ".") are left out. Every other file is listed, images or not, so that
-    :func:`predict_files` reports each file that cannot be read.
+    :func:`predict_files` reports each file that cannot be read, and listed
+    once: where it was given first, however often it is given again (the
+    same folder twice, a file and its folder, ``./a`` and ``a``).
 
     Parameters
     ----------
@@ -30,7 +32,8 @@ def iter_image_files(inputs):
     Returns
     -------
     files : list of str
-        The files: those given, then the content of each folder, sorted.
+        The files, in the order of the inputs: a file given, or the content
+        of a folder, sorted (a folder's files before its sub-folders').
 
     Raises
     ------
@@ -57,7 +60,10 @@ def iter_image_files(inputs):
                 f"The input {item!r} does not exist. Pass image files or folders "
                 "of images."
             )
-    return files
+    # one row per file: the same file given twice was predicted twice
+    seen = set()
+    return [f for f in files if not (os.path.abspath(f) in seen
+                                     or seen.add(os.path.abspath(f)))]
 
 
 def predict_files(pipe, files, *, batch_size=32, proba_threshold=0.0,
