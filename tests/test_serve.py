@@ -696,6 +696,20 @@ def test_workers_build_their_app_from_a_settings_file(model_dir, monkeypatch):
     assert not os.path.exists(seen["path"]) and SETTINGS_ENV not in os.environ
 
 
+def test_several_workers_have_time_to_load_the_model_on_sighup(model_dir,
+                                                               monkeypatch):
+    # uvicorn's default gave a new worker 5 s to start: on a loaded machine a
+    # worker took 8 s, and SIGHUP logged "not ready in time" and reloaded none
+    import uvicorn
+
+    from hybridclf.serve import serve
+
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: calls.append(k))
+    serve(model_dir, workers=2)
+    assert calls[0]["timeout_worker_healthcheck"] >= 60
+
+
 def test_cli_serve_checks_the_model_before_serving(model_dir, tmp_path, capsys,
                                                    monkeypatch):
     import shutil

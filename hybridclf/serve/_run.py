@@ -31,15 +31,17 @@ from ..persistence import read_model_info
 from ._app import app_from_settings, create_app
 from ._metrics import MULTIPROC_ENV
 from ._service import check_writable
-from ._settings import ServiceSettings
+from ._settings import SETTINGS_ENV, ServiceSettings
 
 __all__ = ["SETTINGS_ENV", "app_from_settings_file", "serve", "try_service"]
 
 logger = logging.getLogger(__name__)
 
-#: The variable that holds the path of the workers' settings file.
-SETTINGS_ENV = "HYBRIDCLF_SERVE_SETTINGS"
 _LOOPBACK = ("127.", "::1", "localhost")
+# Seconds a new worker has to load and warm up its model in a rolling restart
+# (SIGHUP) before uvicorn gives up and keeps the old one; uvicorn's 5 s
+# aborted the restart of a model that took 8 s to start on a loaded machine.
+_WORKER_START_S = 120
 
 
 def app_from_settings_file():
@@ -149,7 +151,10 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
     directory is loaded, checked and swapped in (see ``POST /admin/reload``);
     a model that fails its checks is refused, logged, and the old one keeps
     serving. With several, uvicorn replaces the workers one at a time, each
-    new one loading ``model_dir`` before the old one stops.
+    new one loading ``model_dir`` before the old one stops (a new worker has
+    120 s to start; one that fails keeps the old ones serving).
+    ``POST /admin/reload`` to one worker does the same for every worker, on
+    the model directory it names.
 
     Raises
     ------
@@ -189,7 +194,8 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
         return
     with _worker_files(settings, api_key_env):
         uvicorn.run(f"{__name__}:app_from_settings_file", factory=True,
-                    workers=workers, **options)
+                    workers=workers, timeout_worker_healthcheck=_WORKER_START_S,
+                    **options)
 
 
 def _abspath(path):
