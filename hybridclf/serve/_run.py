@@ -127,7 +127,8 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
         Most pixels an uploaded image may declare (see :func:`create_app`).
 
     read_timeout : float, default=30.0
-        Seconds to receive a request body (see :func:`create_app`).
+        Seconds to receive a request body (see :func:`create_app`), and
+        the request line and headers of a new connection (closed after).
 
     allow_pickle : bool, default=False
         Serve a pickled model (runs code from the file; see
@@ -185,8 +186,11 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
         check_writable(settings.log_predictions, "--log-predictions", folder=False)
     logger.info("Serving %s on http://%s:%d with %d worker(s)", model_dir, host,
                 port, workers)
+    from ._protocol import protocol_with_header_deadline
+
     options = dict(host=host, port=int(port), log_level=log_level,
-                   timeout_keep_alive=5, limit_concurrency=limit_concurrency)
+                   timeout_keep_alive=5, limit_concurrency=limit_concurrency,
+                   http=protocol_with_header_deadline(settings.read_timeout))
     if workers == 1:
         app = app_from_settings(settings)
         with _reload_on_sighup(app.state.service):
