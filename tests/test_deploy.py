@@ -147,6 +147,17 @@ def test_systemd_unit(model_dir, tmp_path, capsys):
     assert unit["Install"]["WantedBy"] == ["multi-user.target"]
 
 
+def test_systemd_reload_signals_the_main_process_only(model_dir, tmp_path):
+    # the unit had no ExecReload: 'systemctl reload' was refused, and
+    # 'systemctl kill -s HUP' signals every process of the unit, which kills
+    # uvicorn's workers (they do not handle SIGHUP) with their requests
+    write_deployment("systemd", tmp_path, model_dir, workers=2)
+    unit = _parse_unit((tmp_path / "hybridclf-serve.service").read_text())
+    assert unit["Service"]["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
+    readme = (tmp_path / "README.txt").read_text()
+    assert "sudo systemctl reload hybridclf-serve.service" in readme
+
+
 def test_containers_publish_on_the_host_asked_for(model_dir, tmp_path):
     # 'deploy --type docker --host 0.0.0.0' (for other machines) published the
     # port on 127.0.0.1 only, and README.txt checked a bound address on loopback

@@ -696,6 +696,83 @@ def test_workers_build_their_app_from_a_settings_file(model_dir, monkeypatch):
     assert not os.path.exists(seen["path"]) and SETTINGS_ENV not in os.environ
 
 
+def test_several_workers_have_time_to_load_the_model_on_sighup(model_dir,
+                                                               monkeypatch):
+    # uvicorn's default gave a new worker 5 s to start: on a loaded machine a
+    # worker took 8 s, and SIGHUP logged "not ready in time" and reloaded none
+    import uvicorn
+
+    from hybridclf.serve import serve
+
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: calls.append(k))
+    serve(model_dir, workers=2)
+    assert calls[0]["timeout_worker_healthcheck"] >= 60
+
+
+def test_a_client_sending_its_headers_slowly_is_cut_off(model_dir, monkeypatch):
+    # uvicorn set no deadline on a new connection's headers: 25 clients
+    # sending one byte a second held their sockets forever, and with
+    # --limit-concurrency 20 every other client got 503
+    import pickle
+
+    import uvicorn
+
+    from hybridclf.serve import create_app, serve
+    from hybridclf.serve._protocol import protocol_with_header_deadline
+
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: calls.append(k))
+    serve(model_dir, read_timeout=1.5, workers=2)
+    protocol = calls[0]["http"]
+    assert protocol.keywords["header_timeout"] == 1.5
+    pickle.dumps(protocol)  # the workers receive it
+    port = _free_port()
+    config = uvicorn.Config(create_app(model_dir), host="127.0.0.1", port=port,
+                            log_level="warning", lifespan="off",
+                            http=protocol_with_header_deadline(1.5),
+                            limit_concurrency=3)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.02)
+        slow = [socket.create_connection(("127.0.0.1", port)) for _ in range(4)]
+        start = time.monotonic()
+        for sock in slow:
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            sock.settimeout(5)
+        closed = 0
+        while time.monotonic() - start < 4 and closed < len(slow):
+            for sock in slow:
+                try:
+                    sock.sendall(b"a")
+                except OSError:
+                    continue
+            time.sleep(0.5)
+            closed = sum(_is_closed(sock) for sock in slow)
+        assert closed == len(slow)  # cut off after the deadline, not held
+        assert time.monotonic() - start < 4
+        answer = httpx.get(f"http://127.0.0.1:{port}/health", timeout=10)
+        assert answer.status_code == 200  # not 503: the slow ones are gone
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def _is_closed(sock):
+    sock.setblocking(False)
+    try:
+        return sock.recv(100) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+    finally:
+        sock.setblocking(True)
+
+
 def test_cli_serve_checks_the_model_before_serving(model_dir, tmp_path, capsys,
                                                    monkeypatch):
     import shutil

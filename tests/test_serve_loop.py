@@ -396,6 +396,34 @@ def test_a_fifo_named_model_json_holds_up_no_reload(keyed, models, tmp_path):
     assert _reload(keyed).status_code == 200
 
 
+def test_a_reload_with_several_workers_restarts_them_on_the_new_model(
+        models, tmp_path, monkeypatch):
+    # with --workers 2, /admin/reload swapped the model in the worker that
+    # answered only: the other went on serving the old version, and the
+    # answer said success
+    from hybridclf.serve import ServiceSettings, create_app
+    from hybridclf.serve._run import SETTINGS_ENV, app_from_settings_file
+
+    path = tmp_path / "settings.json"
+    ServiceSettings(str(models["a"])).write(path)
+    monkeypatch.setenv(SETTINGS_ENV, str(path))  # as serve sets it for workers
+    signals = []
+    monkeypatch.setattr(os, "kill", lambda pid, sig: signals.append((pid, sig)))
+    with _Server(create_app(models["a"])) as http:
+        r = _reload(http, models["b"])
+        assert r.status_code == 200, r.text
+        assert r.json()["restarting_workers"] is True
+        assert http.get("/ready").json()["model_version"] == _version(models["b"])
+    # the supervisor replaces every worker, and each new one serves model B
+    assert signals == [(os.getppid(), signal.SIGHUP)]
+    worker = app_from_settings_file()
+    assert worker.state.settings.model_dir == os.path.abspath(models["b"])
+    monkeypatch.delenv(SETTINGS_ENV)
+    with _Server(create_app(models["a"])) as http:  # one worker: nothing to restart
+        assert _reload(http, models["b"]).json()["restarting_workers"] is False
+    assert len(signals) == 1
+
+
 def test_reload_under_8_clients_loses_no_request(keyed, models, photos, tmp_path):
     stop, answers, errors, statuses = threading.Event(), [], [], []
     threads = [threading.Thread(target=_hammer,

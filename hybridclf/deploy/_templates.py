@@ -149,6 +149,7 @@ Type=exec
 User={user}
 Group={user}
 ExecStart="{hybridclf_bin}" serve --model-dir "{model_dir}" --host {host} --port {port} --workers {workers}{key}
+ExecReload=/bin/kill -HUP $MAINPID
 {env_file}Environment=PYTHONUNBUFFERED=1
 Environment=HYBRIDCLF_CACHE_DIR=/var/cache/hybridclf
 CacheDirectory=hybridclf

@@ -291,5 +291,8 @@ def _readme(kind, model_dir, command, folder, *, version, info, url, api_key_env
     if kind == "systemd" and pins:
         notes += ["The model was saved with these versions; install them beside "
                   "hybridclf:", "    " + " ".join(pins), ""]
+    if kind == "systemd":
+        notes += ["Load a model retrained into the same folder, without downtime:",
+                  f"    sudo systemctl reload {_SERVICE}.service", ""]
     notes += [f"Check it with: curl {url}/health", ""]
     return "\n".join(notes)

@@ -239,7 +239,9 @@ async def reload_model(body: schemas.ReloadRequest | None = Body(None),
     none (or ``{}``) loads the served model's path again. Requests in flight
     finish on the old model; ``/ready`` stays 200. A model that fails its
     checks (manifest, hash, classes, warm-up) is refused with 422 and the
-    reason, and the old one keeps serving.
+    reason, and the old one keeps serving. With several workers, the worker
+    that answers swaps the model in, and the others are replaced one at a
+    time by workers that load it (``restarting_workers``).
     """
     start = time.perf_counter()
     try:
@@ -254,7 +256,8 @@ async def reload_model(body: schemas.ReloadRequest | None = Body(None),
     return {"success": True, "model_version": model.version,
             "previous_model_version": previous.version, "classes": model.classes,
             "model_loaded_at": model.loaded_at,
-            "reload_seconds": time.perf_counter() - start}
+            "reload_seconds": time.perf_counter() - start,
+            "restarting_workers": service.several_workers}
 
 
 @page_router.get("/", response_class=HTMLResponse, include_in_schema=False)

@@ -31,15 +31,17 @@ from ..persistence import read_model_info
 from ._app import app_from_settings, create_app
 from ._metrics import MULTIPROC_ENV
 from ._service import check_writable
-from ._settings import ServiceSettings
+from ._settings import SETTINGS_ENV, ServiceSettings
 
 __all__ = ["SETTINGS_ENV", "app_from_settings_file", "serve", "try_service"]
 
 logger = logging.getLogger(__name__)
 
-#: The variable that holds the path of the workers' settings file.
-SETTINGS_ENV = "HYBRIDCLF_SERVE_SETTINGS"
 _LOOPBACK = ("127.", "::1", "localhost")
+# Seconds a new worker has to load and warm up its model in a rolling restart
+# (SIGHUP) before uvicorn gives up and keeps the old one; uvicorn's 5 s
+# aborted the restart of a model that took 8 s to start on a loaded machine.
+_WORKER_START_S = 120
 
 
 def app_from_settings_file():
@@ -125,7 +127,8 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
         Most pixels an uploaded image may declare (see :func:`create_app`).
 
     read_timeout : float, default=30.0
-        Seconds to receive a request body (see :func:`create_app`).
+        Seconds to receive a request body (see :func:`create_app`), and
+        the request line and headers of a new connection (closed after).
 
     allow_pickle : bool, default=False
         Serve a pickled model (runs code from the file; see
@@ -149,7 +152,10 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
     directory is loaded, checked and swapped in (see ``POST /admin/reload``);
     a model that fails its checks is refused, logged, and the old one keeps
     serving. With several, uvicorn replaces the workers one at a time, each
-    new one loading ``model_dir`` before the old one stops.
+    new one loading ``model_dir`` before the old one stops (a new worker has
+    120 s to start; one that fails keeps the old ones serving).
+    ``POST /admin/reload`` to one worker does the same for every worker, on
+    the model directory it names.
 
     Raises
     ------
@@ -180,8 +186,11 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
         check_writable(settings.log_predictions, "--log-predictions", folder=False)
     logger.info("Serving %s on http://%s:%d with %d worker(s)", model_dir, host,
                 port, workers)
+    from ._protocol import protocol_with_header_deadline
+
     options = dict(host=host, port=int(port), log_level=log_level,
-                   timeout_keep_alive=5, limit_concurrency=limit_concurrency)
+                   timeout_keep_alive=5, limit_concurrency=limit_concurrency,
+                   http=protocol_with_header_deadline(settings.read_timeout))
     if workers == 1:
         app = app_from_settings(settings)
         with _reload_on_sighup(app.state.service):
@@ -189,7 +198,8 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
         return
     with _worker_files(settings, api_key_env):
         uvicorn.run(f"{__name__}:app_from_settings_file", factory=True,
-                    workers=workers, **options)
+                    workers=workers, timeout_worker_healthcheck=_WORKER_START_S,
+                    **options)
 
 
 def _abspath(path):

@@ -222,6 +222,10 @@ class ReloadResponse(BaseModel):
     classes: list[str]
     model_loaded_at: str
     reload_seconds: float
+    restarting_workers: bool = Field(
+        False, description="True with several workers: the others are being "
+        "replaced, one at a time, by workers that load this model (each "
+        "worker's /health names the version it serves).")
 
 
 class ErrorResponse(BaseModel):

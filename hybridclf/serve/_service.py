@@ -12,6 +12,7 @@ This module does not import FastAPI.
 import asyncio
 import logging
 import os
+import signal
 import threading
 import time
 from itertools import groupby
@@ -29,6 +30,7 @@ from ._batching import MicroBatcher
 from ._metrics import Metrics, all_worker_totals, multiprocess
 from ._model import load_served_model
 from ._predict import classify_stages, read_images
+from ._settings import SETTINGS_ENV, point_workers_at
 
 __all__ = ["Service", "check_writable"]
 
@@ -181,10 +183,31 @@ class Service:
                 raise
             self._swap(model, previous)
             self.metrics.reloads.labels("done").inc()
+            self._restart_other_workers(model)
         logger.info("Reloaded: now serving %s (%s) after %s, in %.2f s",
                     model.directory, model.version, previous.version,
                     time.perf_counter() - start)
         return previous, model
+
+    @property
+    def several_workers(self):
+        """Whether ``serve`` runs this app in several worker processes."""
+        return bool(os.environ.get(SETTINGS_ENV))
+
+    def _restart_other_workers(self, model):
+        """With several workers, have uvicorn replace each by one serving ``model``.
+
+        A reload reaches the one worker that got the request: the others
+        would go on serving the old model. The workers' settings file is
+        pointed at the new directory and the supervisor gets SIGHUP, which
+        replaces every worker, one at a time, by one that loads it.
+        """
+        if point_workers_at(model.directory) is None:
+            return
+        logger.warning("Reloaded %s in worker %d; restarting the other workers on "
+                       "it (SIGHUP to the supervisor, pid %d)", model.version,
+                       os.getpid(), os.getppid())
+        os.kill(os.getppid(), signal.SIGHUP)
 
     def reload_in_background(self):
         """:meth:`reload` the same path in a thread; the outcome is logged (SIGHUP)."""

@@ -12,7 +12,41 @@ from dataclasses import asdict, dataclass, fields
 
 from ..io import DEFAULT_MAX_PIXELS
 
-__all__ = ["ServiceSettings"]
+__all__ = ["SETTINGS_ENV", "ServiceSettings", "point_workers_at"]
+
+#: The variable that holds the path of the workers' settings file (set by
+#: ``serve`` when it runs several workers).
+SETTINGS_ENV = "HYBRIDCLF_SERVE_SETTINGS"
+
+
+def point_workers_at(model_dir):
+    """Make the workers' settings file name ``model_dir``; its path, or None.
+
+    With several workers, each worker that uvicorn starts (a rolling restart
+    on SIGHUP, a worker that died) reads its settings from this file; with
+    one, there is no file and nothing changes.
+
+    Parameters
+    ----------
+    model_dir : str or os.PathLike
+        The model directory that the next workers load.
+
+    Returns
+    -------
+    path : str or None
+        The settings file, None when ``serve`` runs one worker.
+    """
+    path = os.environ.get(SETTINGS_ENV)
+    if not path:
+        return None
+    with open(path, encoding="utf-8") as fh:
+        values = json.load(fh)
+    values["model_dir"] = os.path.abspath(os.fspath(model_dir))
+    fd = os.open(f"{path}.tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(values, fh)
+    os.replace(f"{path}.tmp", path)  # a worker starting now reads one or the other
+    return path
 
 
 @dataclass(frozen=True)
