@@ -30,6 +30,7 @@ Phase 2 stays here, where it starts the views with :func:`start_views`.
 """
 
 import logging
+import os
 import time
 
 import numpy as np
@@ -168,7 +169,7 @@ def train_model(
         The fitted pipeline, scores, chosen parameters, thresholds, timings.
     """
     _check_options(search, cv_folds)
-    _check_classes(labels)
+    _check_classes(labels, paths)
     # One BLAS/OpenMP thread: the parallelism comes from n_jobs. Several BLAS
     # threads made each LogisticRegression fit on amulet6 7 to 25 times slower
     # on 2 busy cores (2.8-10.8 s against 0.4 s), and SIFT's k-means too.
@@ -183,7 +184,7 @@ def train_model(
         return _train(run, pipe, search, param_grid, open_set_quantile)
 
 
-def _check_classes(labels):
+def _check_classes(labels, paths=()):
     """A classifier needs two classes; one would fail deep in the folds."""
     classes = np.unique(np.asarray(labels, dtype=object).astype(str))
     if len(classes) < 2:
@@ -191,9 +192,32 @@ def _check_classes(labels):
                  if len(classes) else "no image")
         raise ValueError(
             "train_model needs images of at least two classes; got "
-            f"{found}. Add a folder of images for each other class "
-            "(<data folder>/<class>/<image>)."
+            f"{found}. " + (_one_level_too_deep(classes, paths) or
+                            "Add a folder of images for each other class "
+                            "(<data folder>/<class>/<image>).")
         )
+
+
+def _one_level_too_deep(classes, paths):
+    """The fix when the one class's images lie in sub-folders of their own.
+
+    ``--data-dir photos/`` with ``photos/dataset/<class>/<image>`` gives one
+    class, ``dataset``: its sub-folders are the classes meant.
+    """
+    if len(classes) != 1:
+        return ""
+    parents = {os.path.dirname(os.fspath(p)) for p in paths if isinstance(
+        p, (str, os.PathLike))}
+    tops = {os.path.dirname(p) for p in parents}
+    if len(parents) < 2 or len(tops) != 1:
+        return ""
+    (top,) = tops
+    if os.path.basename(top) != classes[0]:
+        return ""
+    names = ", ".join(repr(os.path.basename(p)) for p in sorted(parents)[:5])
+    return (f"Its images lie in the sub-folders {names}"
+            f"{', ...' if len(parents) > 5 else ''} of {top!r}: if those are the "
+            f"classes, name {top!r} as the data folder (--data-dir {top}).")
 
 
 def _check_options(search, cv_folds):
