@@ -318,4 +318,4 @@ def _start_views(run, pipe, shared):
         lambda rows: shared.loaded(train[rows]), len(train),
         width=shared.fixed[EMBEDDING_BLOCK].shape[1], keys=keys,
         cache=run.cache, digests=[run.digests[i] for i in train],
-        thumbnails=run.thumbnails)
+        thumbnails=run.thumbnails, progress=run.progress)
