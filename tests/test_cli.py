@@ -182,3 +182,18 @@ def test_python_m_hybridclf_runs_the_cli():
     result = subprocess.run([sys.executable, "-m", "hybridclf", "--version"],
                             capture_output=True, text=True, env=os.environ)
     assert result.returncode == 0 and result.stdout.startswith("hybridclf ")
+
+
+def test_a_typo_in_an_option_names_the_option_meant(capsys):
+    # `hybridclf train ... --cvfolds 3` said only "hybridclf: error:
+    # unrecognized arguments", under the top level's usage
+    assert main(["train", "--data-dir", "d", "--output-dir", "m",
+                 "--cvfolds", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "hybridclf train: error: unrecognized arguments: --cvfolds 3" in err
+    assert "(did you mean --cv-folds?)" in err
+    assert "usage: hybridclf train" in err
+    assert main(["predict", "--model-dir", "m", "--treshold=0.3", "x.jpg"]) == 2
+    assert "(did you mean --threshold?)" in capsys.readouterr().err
+    assert main(["predict", "--model-dir", "m", "--zzzz", "x.jpg"]) == 2
+    assert "unrecognized arguments: --zzzz\n" in capsys.readouterr().err

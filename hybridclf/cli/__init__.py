@@ -67,6 +67,25 @@ def build_parser():
     return parser
 
 
+def _refuse_unknown(parser, args, unknown):
+    """argparse's "unrecognized arguments" error, from the sub-command's parser
+    (its usage, not the top level's), naming the option each unknown one is
+    likely a typo of; exits with 2 as argparse does."""
+    import difflib
+
+    subs = next(a for a in parser._actions
+                if isinstance(a, argparse._SubParsersAction)).choices
+    target = subs.get(args.command, parser)
+    known = [s for a in target._actions for s in a.option_strings]
+    hints = []
+    for arg in unknown:
+        if arg.startswith("--"):
+            close = difflib.get_close_matches(arg.split("=")[0], known, n=1)
+            hints += close
+    target.error("unrecognized arguments: " + " ".join(unknown)
+                 + (f" (did you mean {', '.join(hints)}?)" if hints else ""))
+
+
 def _print_names_as_bytes():
     """Let standard output carry file names that are not UTF-8, byte for byte.
 
@@ -105,7 +124,9 @@ def main(argv=None):
     try:
         # a registry option (--classifier, --features) imports scikit-learn
         with command_imports(freeze=own):
-            args = parser.parse_args(argv)
+            args, unknown = parser.parse_known_args(argv)
+            if unknown:
+                _refuse_unknown(parser, args, unknown)
     except SystemExit as exc:  # --help, --version or parser.error
         return exc.code if isinstance(exc.code, int) else int(exc.code is not None)
     setup_logging(args.verbose)
