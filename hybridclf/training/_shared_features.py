@@ -11,6 +11,7 @@ scalers are still fitted on each fold. :func:`compute_folds` uses it when
 import copy
 import logging
 import time
+from contextlib import contextmanager
 from functools import partial
 
 import numpy as np
@@ -34,6 +35,20 @@ __all__ = ["SharedFeatures"]
 
 # the records keep the logger name they had before this module was split off
 logger = logging.getLogger("hybridclf.training._fold_features")
+
+
+@contextmanager
+def _verbose(extract, progress):
+    """``extract`` with its progress bar on (``verbose=True``), then as it was."""
+    params = extract.get_params(deep=False)
+    if not progress or params.get("verbose") is not False:
+        yield
+        return
+    extract.set_params(verbose=True)
+    try:
+        yield
+    finally:
+        extract.set_params(verbose=False)
 
 
 class SharedFeatures:
@@ -68,9 +83,14 @@ class SharedFeatures:
 
     digests : list of str or None, default=None
         The images' :func:`image_digest`, when known; computed when needed.
+
+    progress : bool, default=False
+        Show the progress bar of a block that has one (the CNN's ``verbose``)
+        while it computes the table; the block's parameters stay as given.
     """
 
-    def __init__(self, pipe, X, y=None, *, cache=None, digests=None):
+    def __init__(self, pipe, X, y=None, *, cache=None, digests=None,
+                 progress=False):
         started = time.perf_counter()
         self._X, self._rows = X, np.arange(len(X))
         loader = get_loader(pipe)
@@ -92,7 +112,8 @@ class SharedFeatures:
             self._some = dict(zip(needed, self._load(np.asarray(needed))))
         for name, (rows, store) in todo.items():
             extract = self._prefit[name] = clone(dict(blocks)[name])
-            computed = extract.fit_transform(self._images(rows))
+            with _verbose(extract, progress):
+                computed = extract.fit_transform(self._images(rows))
             table = self.fixed.get(name)
             if table is not None and table.shape[1] != computed.shape[1]:
                 logger.warning("The cached %s features have %d columns, the "

@@ -283,7 +283,7 @@ def _fold_phase(run, pipe):
     shared = None
     if not on_cluster() and SharedFeatures.applies(pipe):
         shared = SharedFeatures(pipe, run.X, run.y, cache=run.cache,
-                                digests=run.digests)
+                                digests=run.digests, progress=run.progress)
         run.timings["features_shared"] = shared.seconds
         if run.cache is not None:
             run.cache_use = {"n_images": len(run.y),
