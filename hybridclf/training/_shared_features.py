@@ -11,13 +11,13 @@ scalers are still fitted on each fold. :func:`compute_folds` uses it when
 import copy
 import logging
 import time
-from contextlib import contextmanager
 from functools import partial
 
 import numpy as np
 from sklearn.base import clone
 
 from ..features import ImageFeatureExtractor
+from ..features._base import showing_progress
 from ..pipeline import (
     get_block_extractor,
     get_block_scaler,
@@ -35,20 +35,6 @@ __all__ = ["SharedFeatures"]
 
 # the records keep the logger name they had before this module was split off
 logger = logging.getLogger("hybridclf.training._fold_features")
-
-
-@contextmanager
-def _verbose(extract, progress):
-    """``extract`` with its progress bar on (``verbose=True``), then as it was."""
-    params = extract.get_params(deep=False)
-    if not progress or params.get("verbose") is not False:
-        yield
-        return
-    extract.set_params(verbose=True)
-    try:
-        yield
-    finally:
-        extract.set_params(verbose=False)
 
 
 class SharedFeatures:
@@ -112,7 +98,7 @@ class SharedFeatures:
             self._some = dict(zip(needed, self._load(np.asarray(needed))))
         for name, (rows, store) in todo.items():
             extract = self._prefit[name] = clone(dict(blocks)[name])
-            with _verbose(extract, progress):
+            with showing_progress(extract, progress):
                 computed = extract.fit_transform(self._images(rows))
             table = self.fixed.get(name)
             if table is not None and table.shape[1] != computed.shape[1]:
