@@ -30,13 +30,13 @@ Phase 2 stays here, where it starts the views with :func:`start_views`.
 """
 
 import logging
-import os
 import time
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ..cascade import is_cascade
+from ..io._folders import layout_hint
 from ..pipeline import (
     get_block_extractor,
     get_block_scaler,
@@ -192,32 +192,10 @@ def _check_classes(labels, paths=()):
                  if len(classes) else "no image")
         raise ValueError(
             "train_model needs images of at least two classes; got "
-            f"{found}. " + (_one_level_too_deep(classes, paths) or
+            f"{found}. " + (layout_hint(labels, paths) or
                             "Add a folder of images for each other class "
                             "(<data folder>/<class>/<image>).")
         )
-
-
-def _one_level_too_deep(classes, paths):
-    """The fix when the one class's images lie in sub-folders of their own.
-
-    ``--data-dir photos/`` with ``photos/dataset/<class>/<image>`` gives one
-    class, ``dataset``: its sub-folders are the classes meant.
-    """
-    if len(classes) != 1:
-        return ""
-    parents = {os.path.dirname(os.fspath(p)) for p in paths if isinstance(
-        p, (str, os.PathLike))}
-    tops = {os.path.dirname(p) for p in parents}
-    if len(parents) < 2 or len(tops) != 1:
-        return ""
-    (top,) = tops
-    if os.path.basename(top) != classes[0]:
-        return ""
-    names = ", ".join(repr(os.path.basename(p)) for p in sorted(parents)[:5])
-    return (f"Its images lie in the sub-folders {names}"
-            f"{', ...' if len(parents) > 5 else ''} of {top!r}: if those are the "
-            f"classes, name {top!r} as the data folder (--data-dir {top}).")
 
 
 def _check_options(search, cv_folds):
