@@ -8,6 +8,7 @@ import subprocess
 import sys
 from importlib.metadata import entry_points
 
+import numpy as np
 import pytest
 
 from hybridclf import load_model
@@ -197,3 +198,21 @@ def test_a_typo_in_an_option_names_the_option_meant(capsys):
     assert "(did you mean --threshold?)" in capsys.readouterr().err
     assert main(["predict", "--model-dir", "m", "--zzzz", "x.jpg"]) == 2
     assert "unrecognized arguments: --zzzz\n" in capsys.readouterr().err
+
+
+def test_warnings_show_no_library_source_line(tmp_path):
+    # images directly in the data folder: the warning listing them came with
+    # ".../_workflow.py:201:" and a line of hybridclf's source
+    import cv2
+
+    data = tmp_path / "flat"
+    data.mkdir()
+    cv2.imwrite(str(data / "a.png"), np.full((32, 32, 3), 90, np.uint8))
+    result = subprocess.run(
+        [sys.executable, "-m", "hybridclf", "train", "--data-dir", str(data),
+         "--output-dir", str(tmp_path / "model")],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "SkippedFilesWarning: 1 file(s)" in result.stderr
+    assert ".py:" not in result.stderr and "load_image_folders(" not in result.stderr
+    assert "Expected a layout like root/<class name>/<image file>" in result.stderr

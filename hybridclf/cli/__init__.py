@@ -11,6 +11,7 @@ import argparse
 import gc
 import io
 import sys
+import warnings
 
 from . import (
     _augment,
@@ -86,6 +87,16 @@ def _refuse_unknown(parser, args, unknown):
                  + (f" (did you mean {', '.join(hints)}?)" if hints else ""))
 
 
+def _plain_warning(message, category, filename, lineno, line=None):
+    """A warning as the command line shows it: its category and message.
+
+    Python's own format added the library's file, line and source line
+    (``paths, labels, names = drop_label_conflicts(...)``), which tell a
+    user nothing.
+    """
+    return f"{category.__name__}: {message}\n"
+
+
 def _print_names_as_bytes():
     """Let standard output carry file names that are not UTF-8, byte for byte.
 
@@ -130,6 +141,7 @@ def main(argv=None):
     except SystemExit as exc:  # --help, --version or parser.error
         return exc.code if isinstance(exc.code, int) else int(exc.code is not None)
     setup_logging(args.verbose)
+    warnings.formatwarning = _plain_warning
     _print_names_as_bytes()
     if args.command is None:
         parser.print_help()
