@@ -198,6 +198,11 @@ def test_a_typo_in_an_option_names_the_option_meant(capsys):
     assert "(did you mean --threshold?)" in capsys.readouterr().err
     assert main(["predict", "--model-dir", "m", "--zzzz", "x.jpg"]) == 2
     assert "unrecognized arguments: --zzzz\n" in capsys.readouterr().err
+    # a typo of a required option: argparse said only that it is required
+    assert main(["train", "--data-dir", "d", "--output-dirr", "m"]) == 2
+    err = capsys.readouterr().err
+    assert "required: --output-dir (unknown: --output-dirr; did you mean " \
+        "--output-dir?)" in err
 
 
 def test_warnings_show_no_library_source_line(tmp_path):

@@ -48,6 +48,35 @@ COMMANDS = {
 }
 
 
+class _CommandParser(argparse.ArgumentParser):
+    """A sub-command's parser whose errors name the option a typo meant.
+
+    ``--output-dirr m`` left ``--output-dir`` missing, and argparse said only
+    that it is required, not that ``--output-dirr`` is unknown.
+    """
+
+    def parse_known_args(self, args=None, namespace=None):
+        self._given = list(args or [])
+        return super().parse_known_args(args, namespace)
+
+    def error(self, message):
+        known = [s for a in self._actions for s in a.option_strings]
+        typos = [a.split("=")[0] for a in getattr(self, "_given", [])
+                 if a.startswith("--") and not any(
+                     k.startswith(a.split("=")[0]) for k in known)]
+        if typos and "unrecognized arguments" not in message:
+            message += f" (unknown: {', '.join(typos)}{_meant(typos, known)})"
+        super().error(message)
+
+
+def _meant(options, known):
+    """"; did you mean --x?" for the known options close to ``options``."""
+    import difflib
+
+    close = [c for o in options for c in difflib.get_close_matches(o, known, n=1)]
+    return f"; did you mean {', '.join(close)}?" if close else ""
+
+
 def build_parser():
     """The argument parser of the ``hybridclf`` command."""
     from .. import __version__
@@ -60,7 +89,8 @@ def build_parser():
                         version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="-v for progress messages, -vv for debugging")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND",
+                                parser_class=_CommandParser)
     for name, (module, help_text) in COMMANDS.items():
         sub_parser = sub.add_parser(name, help=help_text)
         module.format_parser(sub_parser)
@@ -72,19 +102,14 @@ def _refuse_unknown(parser, args, unknown):
     """argparse's "unrecognized arguments" error, from the sub-command's parser
     (its usage, not the top level's), naming the option each unknown one is
     likely a typo of; exits with 2 as argparse does."""
-    import difflib
-
     subs = next(a for a in parser._actions
                 if isinstance(a, argparse._SubParsersAction)).choices
     target = subs.get(args.command, parser)
     known = [s for a in target._actions for s in a.option_strings]
-    hints = []
-    for arg in unknown:
-        if arg.startswith("--"):
-            close = difflib.get_close_matches(arg.split("=")[0], known, n=1)
-            hints += close
+    options = [arg.split("=")[0] for arg in unknown if arg.startswith("--")]
+    meant = _meant(options, known)
     target.error("unrecognized arguments: " + " ".join(unknown)
-                 + (f" (did you mean {', '.join(hints)}?)" if hints else ""))
+                 + (f" ({meant[2:]})" if meant else ""))
 
 
 def _plain_warning(message, category, filename, lineno, line=None):
