@@ -8,6 +8,7 @@ import subprocess
 import sys
 from importlib.metadata import entry_points
 
+import numpy as np
 import pytest
 
 from hybridclf import load_model
@@ -196,3 +197,41 @@ def test_python_m_hybridclf_runs_the_cli():
     result = subprocess.run([sys.executable, "-m", "hybridclf", "--version"],
                             capture_output=True, text=True, env=os.environ)
     assert result.returncode == 0 and result.stdout.startswith("hybridclf ")
+
+
+def test_a_typo_in_an_option_names_the_option_meant(capsys):
+    # `hybridclf train ... --cvfolds 3` said only "hybridclf: error:
+    # unrecognized arguments", under the top level's usage
+    assert main(["train", "--data-dir", "d", "--output-dir", "m",
+                 "--cvfolds", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "hybridclf train: error: unrecognized arguments: --cvfolds 3" in err
+    assert "(did you mean --cv-folds?)" in err
+    assert "usage: hybridclf train" in err
+    assert main(["predict", "--model-dir", "m", "--treshold=0.3", "x.jpg"]) == 2
+    assert "(did you mean --threshold?)" in capsys.readouterr().err
+    assert main(["predict", "--model-dir", "m", "--zzzz", "x.jpg"]) == 2
+    assert "unrecognized arguments: --zzzz\n" in capsys.readouterr().err
+    # a typo of a required option: argparse said only that it is required
+    assert main(["train", "--data-dir", "d", "--output-dirr", "m"]) == 2
+    err = capsys.readouterr().err
+    assert "required: --output-dir (unknown: --output-dirr; did you mean " \
+        "--output-dir?)" in err
+
+
+def test_warnings_show_no_library_source_line(tmp_path):
+    # images directly in the data folder: the warning listing them came with
+    # ".../_workflow.py:201:" and a line of hybridclf's source
+    import cv2
+
+    data = tmp_path / "flat"
+    data.mkdir()
+    cv2.imwrite(str(data / "a.png"), np.full((32, 32, 3), 90, np.uint8))
+    result = subprocess.run(
+        [sys.executable, "-m", "hybridclf", "train", "--data-dir", str(data),
+         "--output-dir", str(tmp_path / "model")],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "SkippedFilesWarning: 1 file(s)" in result.stderr
+    assert ".py:" not in result.stderr and "load_image_folders(" not in result.stderr
+    assert "Expected a layout like root/<class name>/<image file>" in result.stderr

@@ -577,3 +577,20 @@ def test_train_says_how_far_its_test_metrics_go(texture_folder, tmp_path, capsys
     assert (f"On {n} held-out images: the accuracy's 95% interval (Wilson) is "
             f"{ci.low:.3f} to {ci.high:.3f}. These metrics leave out the classes "
             "without a held-out image: `grass`.") in card
+
+
+def test_train_on_a_folder_one_level_too_deep_names_the_right_one(
+        texture_folder, tmp_path, capsys):
+    # photos/dataset/<class>/<image>, given as --data-dir photos/: one class,
+    # 'dataset'; the message names photos/dataset as the data folder
+    data = tmp_path / "photos" / "dataset"
+    for name in ("grass", "gravel"):
+        (data / name).mkdir(parents=True)
+        for image in sorted((texture_folder / name).iterdir())[:4]:
+            (data / name / image.name).write_bytes(image.read_bytes())
+    assert main(["train", "--data-dir", str(tmp_path / "photos"), "--output-dir",
+                 str(tmp_path / "model"), "--features", "hog", "--image-size",
+                 "48", "--n-jobs", "1", "--no-cache"]) == 1
+    err = capsys.readouterr().err
+    assert "'grass', 'gravel'" in err and f"--data-dir {data}" in err
+    assert "Add a folder of images for each other class" not in err

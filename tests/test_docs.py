@@ -230,6 +230,45 @@ def test_cli_reference_matches_the_parser():
                     f"says {default!r}")
 
 
+def test_documented_options_exist():
+    # the other way round: every `--option` written after `hybridclf
+    # COMMAND` in the README or a docs page is an option of that command, and
+    # every `--option` of a docs/cli.md section one of its command (a
+    # renamed option would otherwise linger in the pages)
+    import argparse
+
+    from hybridclf.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions
+                    if isinstance(a, argparse._SubParsersAction)).choices
+    top = {s for a in parser._actions for s in a.option_strings}
+    known = {name: top | {s for a in sub._actions for s in a.option_strings}
+             for name, sub in commands.items()}
+    # options of another command that a section names on purpose
+    elsewhere = {("augment", "--groups"), ("predict", "--groups"),
+                 ("serve", "--data-dir")}
+    wrong = []
+    for file in [*doc_files(), "docs/benchmarks.md"]:
+        text = (REPO / file).read_text(encoding="utf-8").replace("\\\n", " ")
+        for match in re.finditer(r"hybridclf\s+(?:-\S+\s+)*([a-z]+)([^\n`]*)", text):
+            name, rest = match.groups()
+            for option in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", rest):
+                if name in known and option not in known[name]:
+                    wrong.append(f"{file}: hybridclf {name} has no {option}")
+    section = None
+    for line in (REPO / "docs" / "cli.md").read_text(encoding="utf-8").splitlines():
+        heading = re.match(r"^##\s+`?(?:hybridclf\s+)?([a-z-]+)", line)
+        if heading:
+            section = heading.group(1) if heading.group(1) in known else None
+        elif section:
+            wrong += [f"docs/cli.md, section {section}: no {option}"
+                      for option in re.findall(r"`(--[a-z][a-z0-9-]*)", line)
+                      if option not in known[section]
+                      and (section, option) not in elsewhere]
+    assert not wrong, "\n".join(wrong)
+
+
 # --------------------------------------------------------------------------
 # the sandbox
 # --------------------------------------------------------------------------

@@ -186,3 +186,21 @@ def test_write_report_draws_a_file_name_that_is_not_utf8(evaluated, tmp_path):
     files = write_report(report, tmp_path)
     assert "error_gallery" in files["figures"]
     assert b"caf\xe9.png" in open(files["html"], "rb").read()
+
+
+def test_evaluating_shows_the_cnn_progress_bar(texture_folder, capsys):
+    # `hybridclf evaluate` ran the CNN over every test image with nothing on
+    # the screen; the model's own parameters stay as they were
+    paths, labels = load_image_folder(texture_folder)
+    pipe = make_hybrid_pipeline(features=["cnn"], sampler=None, cascade=False)
+    pipe.set_params(load__size=32, features__cnn__extract__batch_size=2,
+                    features__cnn__extract__backbone="efficientnet_lite0",
+                    features__cnn__extract__engine="torch")
+    pipe.fit(paths[:6], labels[:6])
+    capsys.readouterr()
+    evaluate_model(pipe, paths[:6], labels[:6], n_repeats=1, neighbours=0,
+                   progress=True)
+    assert "CNN features" in capsys.readouterr().err
+    assert pipe.get_params()["features__cnn__extract__verbose"] is False
+    evaluate_model(pipe, paths[:6], labels[:6], n_repeats=1, neighbours=0)
+    assert "CNN features" not in capsys.readouterr().err

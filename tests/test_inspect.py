@@ -715,3 +715,20 @@ def test_a_file_too_large_for_any_image_is_reported_unread(texture_folder, tmp_p
     report = inspect_dataset(root, quick=True, n_jobs=1)
     (info,) = [f for f in report.files if f["file"].endswith("video.jpg")]
     assert "too large a file (629 MB)" in info["issues"][0]["message"]
+
+
+def test_a_folder_one_level_too_deep_is_named_in_the_advice(texture_folder,
+                                                            tmp_path, caplog):
+    # photos/dataset/<class>/..., inspected as photos/: the advice said only
+    # "Only one class ('dataset'): add other classes"
+    from hybridclf import inspect_dataset
+
+    data = tmp_path / "photos" / "dataset"
+    for name in ("grass", "gravel"):
+        (data / name).mkdir(parents=True)
+        for image in sorted((texture_folder / name).iterdir())[:3]:
+            (data / name / image.name).write_bytes(image.read_bytes())
+    report = inspect_dataset(tmp_path / "photos", quick=True)
+    hint = f"name {str(data)!r} as the data folder"
+    assert any(hint in reason for reason in report.advice["reasons"])
+    assert hint in caplog.text

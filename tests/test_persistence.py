@@ -526,3 +526,23 @@ def test_the_model_card_says_how_the_open_set_thresholds_were_learned(novelty):
     # a model.json without the quantile (older) keeps the numbers alone
     del open_set["quantile"]
     assert "learned" not in "\n".join(_card_decisions({"open_set": open_set}))
+
+
+def test_a_folder_without_model_json_says_what_to_pass_instead(tmp_path):
+    # `--model-dir demo_output` (the model is demo_output/model) or a data
+    # folder said only "has no model.json"
+    from hybridclf.exceptions import ModelLoadError
+    from hybridclf.persistence import read_model_info
+
+    (tmp_path / "out" / "model").mkdir(parents=True)
+    (tmp_path / "out" / "model" / "model.json").write_text("{}")
+    (tmp_path / "out" / "report").mkdir()
+    with pytest.raises(ModelLoadError, match="It holds the model directory .*model'"):
+        read_model_info(tmp_path / "out")
+    (tmp_path / "data" / "cat").mkdir(parents=True)
+    (tmp_path / "data" / "cat" / "a.jpg").write_bytes(b"x")
+    with pytest.raises(ModelLoadError, match="it is a dataset, not a model"):
+        read_model_info(tmp_path / "data")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelLoadError, match="Pass a folder written by save_model"):
+        read_model_info(tmp_path / "empty")

@@ -12,6 +12,7 @@ import gc
 import io
 import os
 import sys
+import warnings
 
 from . import (
     _augment,
@@ -48,6 +49,35 @@ COMMANDS = {
 }
 
 
+class _CommandParser(argparse.ArgumentParser):
+    """A sub-command's parser whose errors name the option a typo meant.
+
+    ``--output-dirr m`` left ``--output-dir`` missing, and argparse said only
+    that it is required, not that ``--output-dirr`` is unknown.
+    """
+
+    def parse_known_args(self, args=None, namespace=None):
+        self._given = list(args or [])
+        return super().parse_known_args(args, namespace)
+
+    def error(self, message):
+        known = [s for a in self._actions for s in a.option_strings]
+        typos = [a.split("=")[0] for a in getattr(self, "_given", [])
+                 if a.startswith("--") and not any(
+                     k.startswith(a.split("=")[0]) for k in known)]
+        if typos and "unrecognized arguments" not in message:
+            message += f" (unknown: {', '.join(typos)}{_meant(typos, known)})"
+        super().error(message)
+
+
+def _meant(options, known):
+    """"; did you mean --x?" for the known options close to ``options``."""
+    import difflib
+
+    close = [c for o in options for c in difflib.get_close_matches(o, known, n=1)]
+    return f"; did you mean {', '.join(close)}?" if close else ""
+
+
 def build_parser():
     """The argument parser of the ``hybridclf`` command."""
     from .. import __version__
@@ -60,12 +90,37 @@ def build_parser():
                         version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="-v for progress messages, -vv for debugging")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND",
+                                parser_class=_CommandParser)
     for name, (module, help_text) in COMMANDS.items():
         sub_parser = sub.add_parser(name, help=help_text)
         module.format_parser(sub_parser)
         sub_parser.set_defaults(run=module.run)
     return parser
+
+
+def _refuse_unknown(parser, args, unknown):
+    """argparse's "unrecognized arguments" error, from the sub-command's parser
+    (its usage, not the top level's), naming the option each unknown one is
+    likely a typo of; exits with 2 as argparse does."""
+    subs = next(a for a in parser._actions
+                if isinstance(a, argparse._SubParsersAction)).choices
+    target = subs.get(args.command, parser)
+    known = [s for a in target._actions for s in a.option_strings]
+    options = [arg.split("=")[0] for arg in unknown if arg.startswith("--")]
+    meant = _meant(options, known)
+    target.error("unrecognized arguments: " + " ".join(unknown)
+                 + (f" ({meant[2:]})" if meant else ""))
+
+
+def _plain_warning(message, category, filename, lineno, line=None):
+    """A warning as the command line shows it: its category and message.
+
+    Python's own format added the library's file, line and source line
+    (``paths, labels, names = drop_label_conflicts(...)``), which tell a
+    user nothing.
+    """
+    return f"{category.__name__}: {message}\n"
 
 
 def _print_names_as_bytes():
@@ -106,10 +161,13 @@ def main(argv=None):
     try:
         # a registry option (--classifier, --features) imports scikit-learn
         with command_imports(freeze=own):
-            args = parser.parse_args(argv)
+            args, unknown = parser.parse_known_args(argv)
+            if unknown:
+                _refuse_unknown(parser, args, unknown)
     except SystemExit as exc:  # --help, --version or parser.error
         return exc.code if isinstance(exc.code, int) else int(exc.code is not None)
     setup_logging(args.verbose)
+    warnings.formatwarning = _plain_warning
     _print_names_as_bytes()
     if args.command is None:
         parser.print_help()

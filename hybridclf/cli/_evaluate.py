@@ -56,7 +56,7 @@ def run(args):
             args.model_dir, args.test_data_dir, args.output_dir,
             n_repeats=args.n_repeats, random_state=args.seed,
             neighbours=args.neighbours,
-            allow_pickle=args.allow_pickle, max_pixels=args.max_pixels,
+            allow_pickle=args.allow_pickle, max_pixels=args.max_pixels, progress=True,
             n_jobs=args.n_jobs)
     out(f"{report['n_images']} test images")
     if report["unreadable"]:

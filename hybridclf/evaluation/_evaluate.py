@@ -13,7 +13,13 @@ import warnings
 import numpy as np
 
 from .._gallery import error_gallery
-from ..pipeline import get_classifier, get_loader, iter_feature_blocks
+from ..features._base import showing_progress
+from ..pipeline import (
+    get_block_extractor,
+    get_classifier,
+    get_loader,
+    iter_feature_blocks,
+)
 from ..prediction import embedding_of
 from ._metrics import (
     _block_importance,
@@ -34,7 +40,7 @@ def _timed(func, *args):
 
 def evaluate_model(pipe, X, labels, *, n_repeats=3, top_k=(2, 3), n_bins=10,
                    random_state=0, model_info=None, novelty=None, index=None,
-                   neighbours=3):
+                   neighbours=3, progress=False):
     """Evaluate a fitted hybrid pipeline on labelled test images.
 
     Parameters
@@ -81,6 +87,10 @@ def evaluate_model(pipe, X, labels, *, n_repeats=3, top_k=(2, 3), n_bins=10,
     neighbours : int, default=3
         Nearest training photos per misclassified image; 0 shows none.
 
+    progress : bool, default=False
+        Show the progress bar of a feature block that has one (the CNN's),
+        over the test images.
+
     Returns
     -------
     report : dict
@@ -107,7 +117,7 @@ def evaluate_model(pipe, X, labels, *, n_repeats=3, top_k=(2, 3), n_bins=10,
         index = novelty["index"]
     clf = get_classifier(pipe)
     y = np.asarray(labels)
-    images, features, widths, speed = _timed_features(pipe, X)
+    images, features, widths, speed = _timed_features(pipe, X, progress)
     proba, seconds = _timed(clf.predict_proba, features)
     speed["classifier"] = seconds
     speed = {k: 1000 * v / len(y) for k, v in speed.items()}
@@ -203,7 +213,7 @@ def _cascade(pipe, features, full_proba, y, speed):
     }
 
 
-def _timed_features(pipe, X):
+def _timed_features(pipe, X, progress=False):
     """(images, features, block widths, seconds per stage) of a fitted pipeline."""
     speed = {}
     loader = get_loader(pipe)
@@ -217,7 +227,8 @@ def _timed_features(pipe, X):
         # one image first, untimed: a block's first call may set itself up
         # (the CNN opens its ONNX Runtime session), a cost paid once per process
         block.transform(images[:1])
-        out, seconds = _timed(block.transform, images)
+        with showing_progress(get_block_extractor(block), progress):
+            out, seconds = _timed(block.transform, images)
         speed[f"block {name}"] = seconds
         blocks.append(np.asarray(out, dtype=np.float32))
         widths[name] = out.shape[1]

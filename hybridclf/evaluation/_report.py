@@ -115,7 +115,7 @@ def write_report(report, output_dir, *, title="hybridclf evaluation"):
 
 def evaluate_folder(model_dir, test_data_dir, output_dir, *, n_repeats=3,
                     random_state=0, neighbours=3, allow_pickle=False,
-                    max_pixels=None, n_jobs=None):
+                    max_pixels=None, n_jobs=None, progress=False):
     """Evaluate a model directory on a class-per-folder test set; write the report.
 
     Parameters
@@ -139,6 +139,9 @@ def evaluate_folder(model_dir, test_data_dir, output_dir, *, n_repeats=3,
     max_pixels, n_jobs : int or None, default=None
         Run-time settings of the image steps
         (:func:`~hybridclf.pipeline.set_image_params`); None keeps the model's.
+
+    progress : bool, default=False
+        As in :func:`evaluate_model`.
 
     Returns
     -------
@@ -172,7 +175,7 @@ def evaluate_folder(model_dir, test_data_dir, output_dir, *, n_repeats=3,
     report = _evaluate_readable(
         pipe, paths, labels, test_data_dir, skipped, n_repeats=n_repeats,
         random_state=random_state, model_info=info, novelty=novelty,
-        index=index, neighbours=neighbours)
+        index=index, neighbours=neighbours, progress=progress)
     return report, write_report(report, output_dir)
 
 

@@ -1,6 +1,7 @@
 """What every image feature extractor shares: input checks and the per-image loop."""
 
 import functools
+from contextlib import contextmanager
 from numbers import Integral
 
 import cv2
@@ -245,3 +246,26 @@ class ImageFeatureExtractor(
         tags.input_tags.two_d_array = False
         tags.input_tags.three_d_array = True
         return tags
+
+
+@contextmanager
+def showing_progress(extract, progress=True):
+    """``extract`` with its progress bar on (``verbose=True``), then as it was.
+
+    Parameters
+    ----------
+    extract : estimator
+        A feature extractor; one without a ``verbose`` parameter, or with it
+        already on, is left alone.
+
+    progress : bool, default=True
+        False leaves ``extract`` alone.
+    """
+    if not progress or extract.get_params(deep=False).get("verbose") is not False:
+        yield extract
+        return
+    extract.set_params(verbose=True)
+    try:
+        yield extract
+    finally:
+        extract.set_params(verbose=False)

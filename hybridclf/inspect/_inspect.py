@@ -8,6 +8,7 @@ import os
 import numpy as np
 
 from ..io import IMAGE_EXTENSIONS, LINKED_FOLDER
+from ..io._folders import layout_hint
 from ._advice import cv_advice, distribution
 from ._checks import class_outliers, integrity_issues, quality_issues, size_outliers
 from ._docs import fill_doc
@@ -312,6 +313,11 @@ def inspect_dataset(root, *, test_root=None, quick=False, check_duplicates=True,
                 and files.labels[i]]
     _warn_outside_classes(files)
     train_labels = [files.labels[i] for i in readable]
+    advice = cv_advice(train_labels, groups[readable])
+    hint = layout_hint(train_labels, [files.paths[i] for i in readable])
+    if hint:  # photos/dataset/<class>/... given as photos/: one class, 'dataset'
+        logger.warning("One class, %r. %s", train_labels[0], hint)
+        advice["reasons"].insert(1, hint)
     label_check = None
     if labels:
         label_check = check_labels([files.paths[i] for i in readable], train_labels,
@@ -323,7 +329,7 @@ def inspect_dataset(root, *, test_root=None, quick=False, check_duplicates=True,
         search=search, non_images=non_images,
         stats=distribution(train_labels, [(records[i].width, records[i].height)
                                           for i in readable]),
-        advice=cv_advice(train_labels, groups[readable]),
+        advice=advice,
         thresholds=thresholds, quick=quick,
         skipped_checks=_skipped_checks(quick, check_duplicates),
         label_check=label_check,

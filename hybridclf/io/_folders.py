@@ -185,3 +185,41 @@ def _report_skipped(root, skipped):
         SkippedFilesWarning,
         stacklevel=4,  # the caller of load_image_folder(s)
     )
+
+
+def layout_hint(labels, paths):
+    """The fix when the one class's images lie in sub-folders of their own.
+
+    ``--data-dir photos/`` with ``photos/dataset/<class>/<image>`` gives one
+    class, ``dataset``: its sub-folders are the classes meant.
+
+    Parameters
+    ----------
+    labels : sequence of str
+        The class of each image.
+
+    paths : sequence of str or os.PathLike
+        The image files.
+
+    Returns
+    -------
+    hint : str
+        A sentence naming the folder to pass, or "" when the labels hold
+        other than one class or its images do not lie in two or more
+        sub-folders of the class folder.
+    """
+    classes = {str(label) for label in labels}
+    if len(classes) != 1:
+        return ""
+    parents = {os.path.dirname(os.fspath(p)) for p in paths
+               if isinstance(p, (str, os.PathLike))}
+    tops = {os.path.dirname(p) for p in parents}
+    if len(parents) < 2 or len(tops) != 1:
+        return ""
+    (top,) = tops
+    if os.path.basename(top) != next(iter(classes)):
+        return ""
+    names = ", ".join(repr(os.path.basename(p)) for p in sorted(parents)[:5])
+    return (f"Its images lie in the sub-folders {names}"
+            f"{', ...' if len(parents) > 5 else ''} of {top!r}: if those are the "
+            f"classes, name {top!r} as the data folder (--data-dir {top}).")

@@ -123,8 +123,9 @@ def read_model_info(directory):
         info = json.loads(read_regular_file(path))
     except FileNotFoundError as exc:
         raise ModelLoadError(
-            f"The model directory {os.fspath(directory)!r} has no {_INFO}. Pass a "
-            "folder written by save_model or `hybridclf train`."
+            f"The model directory {os.fspath(directory)!r} has no {_INFO}. "
+            + (_what_it_holds(directory) or "Pass a folder written by save_model "
+               "or `hybridclf train`.")
         ) from exc
     except OSError as exc:
         raise ModelLoadError(
@@ -140,3 +141,31 @@ def read_model_info(directory):
             f"{_INFO} or retrain the model."
         )
     return info
+
+
+def _what_it_holds(directory, most=50):
+    """The fix for a folder without model.json that a newcomer passes.
+
+    A folder holding a model directory (``demo_output/`` for
+    ``demo_output/model/``) names it; a folder of class folders of images (a
+    dataset) says so. "" otherwise. Looks at ``most`` sub-folders and
+    ``most`` entries of each, never more.
+    """
+    from ..io import IMAGE_EXTENSIONS
+
+    try:
+        subs = [e for _, e in zip(range(most), os.scandir(directory))
+                if e.is_dir(follow_symlinks=False)]
+        models = [e.path for e in subs if os.path.isfile(os.path.join(e.path, _INFO))]
+        if models:
+            return (f"It holds the model directory {sorted(models)[0]!r}: pass "
+                    "that folder.")
+        for sub in subs:
+            names = [e.name for _, e in zip(range(most), os.scandir(sub.path))]
+            if any(os.path.splitext(n)[1].lower() in IMAGE_EXTENSIONS for n in names):
+                return ("It holds class folders of images: it is a dataset, not "
+                        "a model. Pass the folder that `hybridclf train` wrote "
+                        "(its --output-dir), or train one first.")
+    except OSError:
+        pass
+    return ""

@@ -90,7 +90,7 @@ def view_keys(pipe, cache):
 
 def embed_views(embed, load, n, *, width=None, keys=None, cache=None,
                 digests=None, thumbnails=True, photos=False, batch=256,
-                sources=None):
+                sources=None, progress=False):
     """The embeddings of the degraded views of ``n`` training photos.
 
     Parameters
@@ -132,6 +132,10 @@ def embed_views(embed, load, n, *, width=None, keys=None, cache=None,
         The ``n`` photos as given (paths): one whose file changed since its
         digest was taken is not stored (:meth:`FeatureCache.store`).
 
+    progress : bool, default=False
+        Show a progress bar over the views embedded (the CNN runs on each
+        of the ``len(VIEWS)`` views of every photo not in the cache).
+
     Returns
     -------
     embeddings : ViewEmbeddings
@@ -145,6 +149,7 @@ def embed_views(embed, load, n, *, width=None, keys=None, cache=None,
         logger.info("Novelty index: views embedded for %d of %d photos, the "
                     "others read from the cache", len(todo), n)
     parts, view_parts, made = [], [], {}
+    bar = _progress_bar(len(todo) * len(VIEWS), progress)
     for start in range(0, len(todo), batch):
         rows = todo[start:start + batch]
         loaded = load(rows)
@@ -152,7 +157,9 @@ def embed_views(embed, load, n, *, width=None, keys=None, cache=None,
             made.update(zip(rows.tolist(), jpeg_thumbnails(loaded)))
         if photos:
             parts.append(embed(loaded))
-        view_parts.append([embed(v) for v in degraded_views(loaded)])
+        view_parts.append([_embedded(embed, v, bar) for v in degraded_views(loaded)])
+    if bar is not None:
+        bar.close()
     for k, rows in enumerate(np.vstack(v) for v in zip(*view_parts)):
         if views[k] is None:
             views[k] = np.empty((n, rows.shape[1]), dtype=np.float32)
@@ -166,6 +173,24 @@ def embed_views(embed, load, n, *, width=None, keys=None, cache=None,
         views=views, thumbnails=made,
         photos=np.vstack(parts) if photos and parts else None,
         n_embedded=len(todo), seconds=time.perf_counter() - started)
+
+
+def _progress_bar(total, progress):
+    """A tqdm bar over ``total`` views, or None (no progress, nothing to do)."""
+    if not progress or not total:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="novelty index: views of the training photos",
+                unit="view")
+
+
+def _embedded(embed, images, bar):
+    """``embed(images)``, counted on ``bar``."""
+    rows = embed(images)
+    if bar is not None:
+        bar.update(len(images))
+    return rows
 
 
 def start_views(embed, load, n, **params):

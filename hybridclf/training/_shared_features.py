@@ -17,6 +17,7 @@ import numpy as np
 from sklearn.base import clone
 
 from ..features import ImageFeatureExtractor
+from ..features._base import showing_progress
 from ..pipeline import (
     get_block_extractor,
     get_block_scaler,
@@ -68,9 +69,14 @@ class SharedFeatures:
 
     digests : list of str or None, default=None
         The images' :func:`image_digest`, when known; computed when needed.
+
+    progress : bool, default=False
+        Show the progress bar of a block that has one (the CNN's ``verbose``)
+        while it computes the table; the block's parameters stay as given.
     """
 
-    def __init__(self, pipe, X, y=None, *, cache=None, digests=None):
+    def __init__(self, pipe, X, y=None, *, cache=None, digests=None,
+                 progress=False):
         started = time.perf_counter()
         self._X, self._rows = X, np.arange(len(X))
         loader = get_loader(pipe)
@@ -92,7 +98,8 @@ class SharedFeatures:
             self._some = dict(zip(needed, self._load(np.asarray(needed))))
         for name, (rows, store) in todo.items():
             extract = self._prefit[name] = clone(dict(blocks)[name])
-            computed = extract.fit_transform(self._images(rows))
+            with showing_progress(extract, progress):
+                computed = extract.fit_transform(self._images(rows))
             table = self.fixed.get(name)
             if table is not None and table.shape[1] != computed.shape[1]:
                 logger.warning("The cached %s features have %d columns, the "

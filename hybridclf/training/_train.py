@@ -36,6 +36,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ..cascade import is_cascade
+from ..io._folders import layout_hint
 from ..pipeline import (
     get_block_extractor,
     get_block_scaler,
@@ -174,7 +175,7 @@ def train_model(
         The fitted pipeline, scores, chosen parameters, thresholds, timings.
     """
     _check_options(search, cv_folds)
-    _check_classes(labels)
+    _check_classes(labels, paths)
     # One BLAS/OpenMP thread: the parallelism comes from n_jobs. Several BLAS
     # threads made each LogisticRegression fit on amulet6 7 to 25 times slower
     # on 2 busy cores (2.8-10.8 s against 0.4 s), and SIFT's k-means too.
@@ -189,7 +190,7 @@ def train_model(
         return _train(run, pipe, search, param_grid, open_set_quantile)
 
 
-def _check_classes(labels):
+def _check_classes(labels, paths=()):
     """A classifier needs two classes; one would fail deep in the folds."""
     classes = np.unique(np.asarray(labels, dtype=object).astype(str))
     if len(classes) < 2:
@@ -197,8 +198,9 @@ def _check_classes(labels):
                  if len(classes) else "no image")
         raise ValueError(
             "train_model needs images of at least two classes; got "
-            f"{found}. Add a folder of images for each other class "
-            "(<data folder>/<class>/<image>)."
+            f"{found}. " + (layout_hint(labels, paths) or
+                            "Add a folder of images for each other class "
+                            "(<data folder>/<class>/<image>).")
         )
 
 
@@ -266,7 +268,7 @@ def _fold_phase(run, pipe):
     shared = None
     if not on_cluster() and SharedFeatures.applies(pipe):
         shared = SharedFeatures(pipe, run.X, run.y, cache=run.cache,
-                                digests=run.digests)
+                                digests=run.digests, progress=run.progress)
         run.timings["features_shared"] = shared.seconds
         if run.cache is not None:
             run.cache_use = {"n_images": len(run.y),
@@ -301,4 +303,5 @@ def _start_views(run, pipe, shared):
         lambda rows: shared.loaded(train[rows]), len(train),
         width=shared.fixed[EMBEDDING_BLOCK].shape[1], keys=keys,
         cache=run.cache, digests=[run.digests[i] for i in train],
-        thumbnails=run.thumbnails, sources=run.X_train)
+        thumbnails=run.thumbnails, sources=run.X_train,
+        progress=run.progress)

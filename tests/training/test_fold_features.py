@@ -79,3 +79,17 @@ def test_cached_features_spare_decoding_the_photos_a_view_sampler_skips(
     (train_x, _, _, _), _ = SharedFeatures(pipe, paths, labels, cache=cache).fold(
         pipe, train, test, labels)
     assert len(train_x) > len(train)
+
+
+def test_the_shared_cnn_features_show_a_progress_bar(textures, capsys):
+    # hybridclf train computed the CNN features of every photo (10 of 39 s on
+    # the demo's digits, minutes on thousands of photos) with nothing on the
+    # screen; the block's own parameters stay as they were
+    paths, labels = textures
+    pipe = make_hybrid_pipeline(features=["cnn"], sampler=None, cascade=False)
+    pipe.set_params(load__size=32, features__cnn__extract__batch_size=2,
+                    features__cnn__extract__backbone="efficientnet_lite0",
+                    features__cnn__extract__engine="torch")
+    SharedFeatures(pipe, paths[:3], labels[:3], progress=True)
+    assert "CNN features" in capsys.readouterr().err
+    assert pipe.get_params()["features__cnn__extract__verbose"] is False

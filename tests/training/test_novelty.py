@@ -21,3 +21,21 @@ def test_folds_indexed_in_threads_give_the_same_threshold():
     # the threads' one-thread BLAS is undone after
     assert [lib["num_threads"] for lib in threadpool_info()
             if lib["user_api"] == "blas"] == blas
+
+
+def test_embedding_the_views_shows_a_progress_bar(capsys):
+    # training spent 25 s of its 39 on the demo's digits here with nothing on
+    # the screen; `hybridclf train` passes progress=True
+    from hybridclf.neighbours import VIEWS
+    from hybridclf.training._novelty_views import embed_views
+
+    images = np.zeros((3, 16, 16, 3), np.uint8)
+    views = embed_views(lambda x: np.zeros((len(x), 2), np.float32),
+                        lambda rows: images[rows], 3, thumbnails=False,
+                        progress=True)
+    assert len(views.views) == len(VIEWS)
+    err = capsys.readouterr().err
+    assert "novelty index" in err and f"{3 * len(VIEWS)}/{3 * len(VIEWS)}" in err
+    embed_views(lambda x: np.zeros((len(x), 2), np.float32),
+                lambda rows: images[rows], 3, thumbnails=False)
+    assert "novelty index" not in capsys.readouterr().err
