@@ -194,15 +194,9 @@ def test_groups_csv_read_from_another_folder(textures, tmp_path, monkeypatch):
         assert groups[0] == groups[1] != groups[2]
 
 
-def test_an_augmented_folder_groups_copies_with_their_source(textures, tmp_path):
-    """``hybridclf train --data-dir balanced/`` on a folder that ``hybridclf
-    augment`` wrote: a copy the duplicate search does not recognise (here a
-    photo of another texture) shares the group of its source, from the
-    folder's manifest.csv; before, 13 of 29 copies on amulet photos had a
-    group of their own, beside their source in the folds."""
+def _augmented_folder(textures, tmp_path):
+    """A folder ``augment`` could have written: two photos, one copy, manifest."""
     import shutil
-
-    from hybridclf.training._training_pipeline import find_training_groups
 
     paths, _ = textures
     data = tmp_path / "balanced"
@@ -213,7 +207,18 @@ def test_an_augmented_folder_groups_copies_with_their_source(textures, tmp_path)
         "file,label,kind,source,similarity,techniques\n"
         "a/0.png,a,original,a/0.png,,\na/0_aug1.png,a,generated,a/0.png,0.8,flip\n"
         "a/1.png,a,original,a/1.png,,\n")
-    names = [str(data / "a" / n) for n in ("0.png", "0_aug1.png", "1.png")]
+    return data, [str(data / "a" / n) for n in ("0.png", "0_aug1.png", "1.png")]
+
+
+def test_an_augmented_folder_groups_copies_with_their_source(textures, tmp_path):
+    """``hybridclf train --data-dir balanced/`` on a folder that ``hybridclf
+    augment`` wrote: a copy the duplicate search does not recognise (here a
+    photo of another texture) shares the group of its source, from the
+    folder's manifest.csv; before, 13 of 29 copies on amulet photos had a
+    group of their own, beside their source in the folds."""
+    from hybridclf.training._training_pipeline import find_training_groups
+
+    data, names = _augmented_folder(textures, tmp_path)
     groups, source = find_training_groups(names, root=[str(data)], n_jobs=1)
     assert groups[0] == groups[1] != groups[2]
     assert source == f"found on the fly, joined with {data / 'manifest.csv'}"
@@ -227,22 +232,11 @@ def test_an_augmented_folder_keeps_its_copies_grouped_with_a_groups_csv(
     group of its source. Before, the manifest was read only without
     ``--groups``: 32 of 82 copies of a messy amulet folder had a group of
     their own, beside their source in the folds."""
-    import shutil
-
     from hybridclf.training._training_pipeline import find_training_groups
 
-    paths, _ = textures
-    data = tmp_path / "balanced"
-    (data / "a").mkdir(parents=True)
-    for name, source in [("0.png", 0), ("0_aug1.png", 9), ("1.png", 18)]:
-        shutil.copy(paths[source], data / "a" / name)
-    (data / "manifest.csv").write_text(
-        "file,label,kind,source,similarity,techniques\n"
-        "a/0.png,a,original,a/0.png,,\na/0_aug1.png,a,generated,a/0.png,0.8,flip\n"
-        "a/1.png,a,original,a/1.png,,\n")
+    data, names = _augmented_folder(textures, tmp_path)
     groups_csv = tmp_path / "report" / "duplicate_groups.csv"
     groups_csv.parent.mkdir()
-    names = [str(data / "a" / n) for n in ("0.png", "0_aug1.png", "1.png")]
     groups_csv.write_text("file,group\n" + "".join(
         f"{name},{i}\n" for i, name in enumerate(names)))
     groups, source = find_training_groups(names, groups_csv=str(groups_csv),
