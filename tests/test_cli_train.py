@@ -482,6 +482,23 @@ def test_train_on_one_class_says_a_second_is_needed(texture_folder, tmp_path,
     assert "shape mismatch" not in err
 
 
+def test_a_class_named_unknown_is_refused_before_training(texture_folder, tmp_path,
+                                                         capsys):
+    # a folder called "Unknown" trained into a class whose answers the
+    # service, predict and the page took for rejections
+    data = tmp_path / "data"
+    for source, name in (("grass", "grass"), ("gravel", "Unknown")):
+        (data / name).mkdir(parents=True)
+        for image in (texture_folder / source).iterdir():
+            (data / name / image.name).write_bytes(image.read_bytes())
+    assert main(["train", "--data-dir", str(data), "--output-dir",
+                 str(tmp_path / "model"), "--features", "hog", "--image-size",
+                 "48", "--n-jobs", "1", "--no-cache"]) == 1
+    err = capsys.readouterr().err
+    assert "class named 'Unknown'" in err and "Rename that class folder" in err
+    assert not (tmp_path / "model").exists()
+
+
 def test_predict_refuses_an_output_that_is_an_input_or_a_model_file(
         trained, texture_folder, tmp_path, capsys):
     # '--output M/model.json' replaced the model's metadata by the CSV, and an

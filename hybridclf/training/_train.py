@@ -44,6 +44,7 @@ from ..pipeline import (
     get_sampler,
     iter_feature_blocks,
 )
+from ..prediction import UNKNOWN
 from ..utils._docstrings import Substitution, n_jobs_docstring
 from ._cv_phases import (
     _label_issues,
@@ -191,8 +192,20 @@ def train_model(
 
 
 def _check_classes(labels, paths=()):
-    """A classifier needs two classes; one would fail deep in the folds."""
+    """A classifier needs two classes; one would fail deep in the folds.
+
+    No class may be called "unknown" (in any case): that is the answer of a
+    rejected photo, so the service, ``predict`` and the page could not tell
+    that class's answers from rejections (feedback labels are refused alike).
+    """
     classes = np.unique(np.asarray(labels, dtype=object).astype(str))
+    named = [c for c in classes.tolist() if c.casefold() == UNKNOWN]
+    if named:
+        raise ValueError(
+            f"train_model cannot learn a class named {named[0]!r}: "
+            f"{UNKNOWN!r} is the answer for a photo the model rejects, so its "
+            "answers could not be told from rejections. Rename that class "
+            "folder (for example to 'other') and train again.")
     if len(classes) < 2:
         found = (f"one class, {str(classes[0])!r} ({len(labels)} images)"
                  if len(classes) else "no image")
