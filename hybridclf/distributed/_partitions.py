@@ -10,9 +10,9 @@ import hashlib
 import json
 import os
 import re
-import uuid
 
 from ..utils._optional import import_or_raise
+from ..utils._paths import written_whole
 
 __all__ = ["MANIFEST", "partition_files"]
 
@@ -88,14 +88,8 @@ def _model_digest(pipe):
 def _write_atomic(table, path):
     """Write a Parquet file under a hidden name, then rename it into place."""
     pq = import_or_raise("pyarrow.parquet", "Parquet output")
-    folder, name = os.path.split(path)
-    tmp = os.path.join(folder, f".{name}.{uuid.uuid4().hex}.tmp")
-    try:
+    with written_whole(path) as tmp:
         pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _check_manifest(output, manifest):
@@ -137,7 +131,5 @@ def _check_manifest(output, manifest):
             "folder."
         )
     # written whole or not at all: a rerun reads it to resume
-    tmp = os.path.join(output, f".{MANIFEST}.{uuid.uuid4().hex}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
+    with written_whole(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         json.dump(manifest, fh)
-    os.replace(tmp, path)

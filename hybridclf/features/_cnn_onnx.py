@@ -16,7 +16,7 @@ from concurrent.futures import wait as futures_wait
 from joblib import effective_n_jobs
 
 from ..utils._parallel import start_idle
-from ..utils._paths import cache_root
+from ..utils._paths import cache_root, written_whole
 from ._cnn_ort_cache import cached_session
 from ._onnx_split import split_graph
 
@@ -119,18 +119,12 @@ def _store_graph(key, data):
     folder = os.path.join(cache_root(), "onnx")
     path = os.path.join(folder, f"{_disk_stem(key)}."
                                 f"{hashlib.sha256(data).hexdigest()[:16]}.onnx")
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
+    try:  # concurrent fits never read half a file; a full disk leaves none
         os.makedirs(folder, exist_ok=True)
-        with open(tmp, "wb") as fh:
+        with written_whole(path) as tmp, open(tmp, "wb") as fh:
             fh.write(data)
-        os.replace(tmp, path)  # atomic: concurrent fits never read half a file
     except OSError as exc:
         logger.debug("Cannot cache the ONNX graph in %s: %s", path, exc)
-        try:
-            os.remove(tmp)  # a full disk: not 19 MB of half a graph
-        except OSError:
-            pass
 
 
 def _onnxruntime():

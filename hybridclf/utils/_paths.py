@@ -1,9 +1,12 @@
 """Where hybridclf keeps its on-disk caches, the hash of a file, output folders."""
 
+import contextlib
 import hashlib
 import os
+import uuid
 
-__all__ = ["cache_root", "check_output_dir", "make_output_dir", "sha256_file"]
+__all__ = ["cache_root", "check_output_dir", "make_output_dir", "sha256_file",
+           "written_whole"]
 
 
 def cache_root():
@@ -53,3 +56,33 @@ def make_output_dir(path, *, parameter="output_dir"):
     check_output_dir(path, parameter=parameter)
     os.makedirs(path, exist_ok=True)
     return path
+
+
+@contextlib.contextmanager
+def written_whole(path):
+    """A temporary name beside ``path`` to write to, renamed onto it at the end.
+
+    The ``with`` block writes the file under the yielded name (hidden, unique
+    to the call, in the same folder); when the block ends without an error
+    the file replaces ``path`` in one rename, so a reader, another process or
+    a run killed half-way never finds half a file under ``path``. Whatever
+    happens, no temporary file is left behind (a full disk leaves nothing).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write.
+
+    Yields
+    ------
+    tmp : str
+        The name to write to.
+    """
+    folder, name = os.path.split(os.fspath(path))
+    tmp = os.path.join(folder, f".{name}.{uuid.uuid4().hex}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)

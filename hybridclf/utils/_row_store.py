@@ -32,7 +32,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
 
-from ._paths import sha256_file
+from ._paths import sha256_file, written_whole
 
 __all__ = [
     "RowStore",
@@ -178,15 +178,11 @@ class RowStore:
         path = os.path.join(folder, "settings.json")
         if os.path.exists(path):
             return
-        tmp = None
         try:
             os.makedirs(folder, exist_ok=True)
-            tmp = f"{path}.{uuid.uuid4().hex}.tmp"
-            with open(tmp, "w", encoding="utf-8") as fh:
+            with written_whole(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
                 json.dump(description, fh, indent=2, sort_keys=True)
-            os.replace(tmp, path)
         except OSError as exc:
-            _remove(tmp)
             logger.warning("Cannot write the %s %s: %s", self.name, folder, exc)
 
     def shards(self, key):
@@ -283,15 +279,9 @@ class RowStore:
     def _write(self, key, keys, rows):
         folder = os.path.join(self.directory, key)
         os.makedirs(folder, exist_ok=True)
-        name = uuid.uuid4().hex
-        tmp = os.path.join(folder, f".{name}.tmp")
-        try:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, keys=keys, **rows)
-            os.replace(tmp, os.path.join(folder, f"{name}.npz"))  # atomic
-        except BaseException:
-            _remove(tmp)  # a full disk: no hidden half shard left behind
-            raise
+        shard = os.path.join(folder, f"{uuid.uuid4().hex}.npz")
+        with written_whole(shard) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, keys=keys, **rows)
 
     def _merge(self, key):
         """Merge a key's shards into one; the merged ones are then removed."""
@@ -306,15 +296,6 @@ class RowStore:
                 os.remove(path)
             except OSError:
                 pass
-
-
-def _remove(path):
-    """Delete a file if there is one."""
-    try:
-        if path is not None:
-            os.remove(path)
-    except OSError:
-        pass
 
 
 def _same_kind(dtype, expected):
