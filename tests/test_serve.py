@@ -761,6 +761,48 @@ def test_a_client_sending_its_headers_slowly_is_cut_off(model_dir, monkeypatch):
         thread.join(timeout=10)
 
 
+def test_a_keep_alive_client_sending_its_next_headers_slowly_is_cut_off(
+        model_dir):
+    # the deadline covered only a connection's first request: after one fast
+    # request, the next request's headers could come one byte a second for
+    # ever (uvicorn's keep-alive timeout stops at the first byte)
+    import uvicorn
+
+    from hybridclf.serve import create_app
+    from hybridclf.serve._protocol import protocol_with_header_deadline
+
+    port = _free_port()
+    config = uvicorn.Config(create_app(model_dir), host="127.0.0.1", port=port,
+                            log_level="warning", lifespan="off",
+                            http=protocol_with_header_deadline(1.0))
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.02)
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.settimeout(10)
+        for _ in range(2):  # answered requests on the connection: no cut
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        start, closed = time.monotonic(), False
+        while not closed and time.monotonic() - start < 8:
+            try:
+                sock.sendall(b"a")
+            except OSError:
+                closed = True
+                break
+            time.sleep(0.25)
+            closed = _is_closed(sock)
+        assert closed  # before: still open after 12 s with --read-timeout 2
+        sock.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
 def _is_closed(sock):
     sock.setblocking(False)
     try:

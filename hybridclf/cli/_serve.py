@@ -32,8 +32,9 @@ def format_parser(parser):
     add_max_pixels(parser, model=False)
     parser.add_argument("--read-timeout", type=positive_float, default=30.0,
                         metavar="S",
-                        help="seconds a client has to send its request body; 408 "
-                        "after (default: %(default)s)")
+                        help="seconds a client has to send its request body (408 "
+                        "after) and each request's headers (closed after) "
+                        "(default: %(default)s)")
     parser.add_argument("--limit-concurrency", type=positive_int, default=None,
                         metavar="N", help="most connections at once before 503 "
                         "(default: no limit)")

@@ -128,7 +128,7 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
 
     read_timeout : float, default=30.0
         Seconds to receive a request body (see :func:`create_app`), and
-        the request line and headers of a new connection (closed after).
+        each request line and headers of a connection (closed after).
 
     allow_pickle : bool, default=False
         Serve a pickled model (runs code from the file; see
