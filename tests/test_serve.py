@@ -685,14 +685,15 @@ def test_workers_build_their_app_from_a_settings_file(model_dir, monkeypatch):
     monkeypatch.setenv("MY_SERVE_KEY", KEY)
     monkeypatch.setattr(uvicorn, "run", fake_run)
     serve(model_dir, workers=2, api_key_env="MY_SERVE_KEY", max_body_mb=2.5,
-          read_timeout=7)
+          read_timeout=7, allowed_hosts=["Models.example.com"])
     assert seen["app"] == "hybridclf.serve._run:app_from_settings_file"
     assert seen["kwargs"]["factory"] is True and seen["kwargs"]["workers"] == 2
     assert seen["mode"] == 0o600 and KEY not in seen["text"]
     settings = seen["worker_app"].state.settings
     assert settings == ServiceSettings(
         os.path.abspath(model_dir), api_key=KEY, max_body_mb=2.5, read_timeout=7.0,
-        threads=max(1, (os.cpu_count() or 1) // 2))
+        threads=max(1, (os.cpu_count() or 1) // 2),
+        allowed_hosts=("models.example.com",))
     assert not os.path.exists(seen["path"]) and SETTINGS_ENV not in os.environ
 
 

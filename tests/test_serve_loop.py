@@ -193,6 +193,41 @@ def test_a_page_of_another_site_cannot_write_corrections(models, photos,
     assert sorted(p.name for p in feedback.iterdir()) == ["feedback.jsonl", "moss"]
 
 
+def test_a_page_whose_name_points_at_this_machine_is_refused(models, photos,
+                                                              tmp_path):
+    # DNS rebinding: a page on evil.example, its name then pointed at
+    # 127.0.0.1, is the service's own origin for the browser; a keyless
+    # server answered it, stored its corrections and reloaded its model.
+    # The browser still sends Host: evil.example
+    from hybridclf.serve import create_app
+
+    feedback = tmp_path / "feedback"
+    upload = {"file": ("b.png", photos["brick"], "image/png")}
+    with _Server(create_app(models["a"], feedback_dir=feedback)) as http:
+        port = http.base_url.port
+        evil = {"Host": f"evil.example:{port}"}
+        _is_error(http.get("/health", headers=evil), 400,
+                  "--allowed-hosts evil.example", "DNS rebinding")
+        _is_error(http.post("/feedback/file", data={"label": "poisoned"},
+                            files=upload, headers=evil), 400, "Host")
+        _is_error(http.post("/admin/reload", headers=evil), 400, "Host")
+        for host in (f"127.0.0.1:{port}", f"LOCALHOST:{port}", "localhost.",
+                     f"[::1]:{port}"):
+            assert http.get("/health", headers={"Host": host}).status_code == 200
+        assert http.post("/feedback/file", data={"label": "moss"},
+                         files=upload).status_code == 200
+    assert sorted(p.name for p in feedback.iterdir()) == ["feedback.jsonl", "moss"]
+    # the server's own names, when listed; still this machine's
+    app = create_app(models["a"], allowed_hosts=["models.example.com", "*.lan"])
+    with _Server(app) as http:
+        for host, status in (("models.example.com", 200), ("cam.lan:8000", 200),
+                             ("localhost", 200), ("evil.example", 400),
+                             ("lan", 400)):
+            assert http.get("/ready", headers={"Host": host}).status_code == status
+    with pytest.raises(ValueError, match="allowed_hosts"):
+        create_app(models["a"], allowed_hosts=["http://x/"])
+
+
 def test_a_class_of_the_model_is_a_label_whatever_it_holds(texture_folder,
                                                           photos, tmp_path):
     # the page offers the model's classes for a correction; one whose folder

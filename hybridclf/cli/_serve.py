@@ -38,6 +38,13 @@ def format_parser(parser):
     parser.add_argument("--limit-concurrency", type=positive_int, default=None,
                         metavar="N", help="most connections at once before 503 "
                         "(default: no limit)")
+    parser.add_argument(
+        "--allowed-hosts", nargs="+", default=None, metavar="NAME",
+        help="the names clients call the server by, in the Host header; others "
+        "are answered 400 (DNS rebinding). localhost, 127.0.0.1 and [::1] are "
+        "always accepted; '*.example.com' takes the sub-domains, '*' any name "
+        "(default: only those of this machine, for requests on a loopback "
+        "address)")
     add_allow_pickle(parser)
     parser.add_argument("--feedback-dir", default=None, metavar="DIR",
                         help="enable POST /feedback: corrected photos are stored "
@@ -67,5 +74,6 @@ def run(args):
           threads=args.n_jobs, read_timeout=args.read_timeout,
           allow_pickle=args.allow_pickle,
           limit_concurrency=args.limit_concurrency, feedback_dir=args.feedback_dir,
-          log_predictions=args.log_predictions, **limits)
+          log_predictions=args.log_predictions, allowed_hosts=args.allowed_hosts,
+          **limits)
     return 0

@@ -1,13 +1,15 @@
-"""Pure ASGI middleware: metrics, cross-site writes, API key, body limit, timeout.
+"""Pure ASGI middleware: metrics, Host names, cross-site writes, API key, body
+limit, timeout.
 
 They run before FastAPI parses anything, so that a request without the key,
 with a body over the limit or a body that never arrives costs the server
 nothing. :func:`add_middleware` puts them on an app in the right order (the
-last added runs first): metrics, then cross-site writes, then the key, then
-the read timeout, then the body limit.
+last added runs first): metrics, then the Host name, then cross-site writes,
+then the key, then the read timeout, then the body limit.
 """
 
 import asyncio
+import ipaddress
 import secrets
 import time
 
@@ -114,6 +116,105 @@ class MetricsMiddleware:
                 time.perf_counter() - start)
             if status["code"] >= 400:
                 self.metrics.errors.labels(endpoint, code).inc()
+
+
+#: The names of this machine, always accepted in a Host header.
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def host_name(value):
+    """The name in a Host header: lower case, no port, no brackets, no final dot.
+
+    Parameters
+    ----------
+    value : str
+        The header's value, such as ``"Localhost:8000"`` or ``"[::1]:8000"``.
+
+    Returns
+    -------
+    name : str
+        ``"localhost"``, ``"::1"``.
+    """
+    text = value.strip().lower()
+    if text.startswith("["):  # [IPv6]:port
+        text = text[1:].split("]", 1)[0]
+    elif text.count(":") == 1:  # name:port (more colons: a bare IPv6 address)
+        text = text.split(":", 1)[0]
+    return text.rstrip(".")
+
+
+def is_loopback(address):
+    """Whether ``address`` (an IP address or name) is this machine's loopback."""
+    if address in ("localhost",):
+        return True
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)  # ::ffff:127.0.0.1
+    return ip.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
+def _allowed(name, allowed_hosts):
+    """Whether the Host name ``name`` is one of ``allowed_hosts`` (or loopback)."""
+    if is_loopback(name) or "*" in allowed_hosts:
+        return True
+    return any(name == host or (host.startswith("*.") and name.endswith(host[1:]))
+               for host in allowed_hosts)
+
+
+class HostMiddleware:
+    """400 for a request whose Host header names a host this server is not.
+
+    DNS rebinding: a page on ``evil.example`` whose name the attacker then
+    points at 127.0.0.1 is, for the visitor's browser, the same origin as
+    the service on that machine, so it could read answers and write
+    corrections (and reload the model of a server without a key), as the
+    visitor. The browser still sends ``Host: evil.example``: that is what is
+    checked. Without ``allowed_hosts``, a request that arrived on a loopback
+    address must name this machine (``localhost``, ``127.0.0.1``, ``[::1]``,
+    any port); one that arrived on another address is not checked, since the
+    server cannot know its public names. With ``allowed_hosts`` every
+    request must name one of them or this machine (``*.example.com`` takes
+    the sub-domains; ``*`` takes any name). A request without a Host header
+    (HTTP/1.0; browsers always send one) passes.
+    """
+
+    def __init__(self, app, allowed_hosts=None):
+        self.app = app
+        self.allowed_hosts = (None if allowed_hosts is None
+                              else tuple(h.lower() for h in allowed_hosts))
+
+    def _refused(self, scope):
+        """The Host value to refuse, or None."""
+        value = dict(scope.get("headers", ())).get(b"host")
+        if value is None:
+            return None
+        value = value.decode("latin-1")
+        name = host_name(value)
+        if self.allowed_hosts is None:
+            server = scope.get("server") or ("",)
+            if not is_loopback(str(server[0])) or is_loopback(name):
+                return None
+        elif _allowed(name, self.allowed_hosts):
+            return None
+        return value
+
+    async def __call__(self, scope, receive, send):
+        value = self._refused(scope) if scope["type"] == "http" else None
+        if value is None:
+            await self.app(scope, receive, send)
+            return
+        name = host_name(value)
+        await error_response(400, (
+            f"The Host header {value!r} does not name this server, so the request "
+            "was refused: a page of another site can point its own name at this "
+            "machine (DNS rebinding) and use the service through the visitor's "
+            "browser. Open the service as http://localhost:<port>/ or "
+            "http://127.0.0.1:<port>/; if "
+            f"{name!r} is a name of this server (behind a proxy, say), start it "
+            f"with --allowed-hosts {name} (create_app(allowed_hosts=[{name!r}]))."
+        ))(scope, receive, send)
 
 
 class CrossSiteMiddleware:
@@ -254,7 +355,7 @@ def add_middleware(app, settings, metrics, endpoints):
         The application, with every route.
 
     settings : ServiceSettings
-        The body limit, read timeout and API key.
+        The body limit, read timeout, API key and allowed host names.
 
     metrics : Metrics
         Where the request counts and latencies go.
@@ -267,4 +368,5 @@ def add_middleware(app, settings, metrics, endpoints):
     if settings.api_key is not None:
         app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key)
     app.add_middleware(CrossSiteMiddleware)
+    app.add_middleware(HostMiddleware, allowed_hosts=settings.allowed_hosts)
     app.add_middleware(MetricsMiddleware, metrics=metrics, endpoints=endpoints)

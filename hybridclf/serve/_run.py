@@ -83,7 +83,8 @@ def _api_key(api_key_env, host):
 def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0,
           api_key_env=None, threads=None, log_level="info",
           max_pixels=DEFAULT_MAX_PIXELS, read_timeout=30.0, allow_pickle=False,
-          limit_concurrency=None, feedback_dir=None, log_predictions=None):
+          limit_concurrency=None, feedback_dir=None, log_predictions=None,
+          allowed_hosts=None):
     """Run the prediction service with uvicorn until interrupted.
 
     The model directory is checked (its manifest) before uvicorn starts. With
@@ -146,6 +147,11 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
         Append one JSON line per answer to this file (see
         :func:`create_app`); with several workers, they all append to it.
 
+    allowed_hosts : list of str or None, default=None
+        The names clients may call the server by (see :func:`create_app`);
+        None accepts only this machine's names on a loopback address. List
+        the server's names when ``host`` is not a loopback address.
+
     Notes
     -----
     SIGHUP reloads the model without downtime. With one worker, the model
@@ -179,7 +185,8 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
         os.path.abspath(os.fspath(model_dir)), api_key=_api_key(api_key_env, host),
         max_body_mb=max_body_mb, threads=int(threads), max_pixels=int(max_pixels),
         read_timeout=float(read_timeout), allow_pickle=bool(allow_pickle),
-        feedback_dir=_abspath(feedback_dir), log_predictions=_abspath(log_predictions))
+        feedback_dir=_abspath(feedback_dir), log_predictions=_abspath(log_predictions),
+        allowed_hosts=allowed_hosts)
     if feedback_dir is not None:
         check_writable(settings.feedback_dir, "--feedback-dir")
     if log_predictions is not None:
