@@ -193,6 +193,37 @@ def test_a_page_of_another_site_cannot_write_corrections(models, photos,
     assert sorted(p.name for p in feedback.iterdir()) == ["feedback.jsonl", "moss"]
 
 
+def test_a_browser_without_sec_fetch_site_is_judged_by_its_origin(models, photos,
+                                                                 tmp_path):
+    # Safari before 16.4 sends no Sec-Fetch-Site: a page of another site had
+    # it POST corrections to a keyless service, which stored them
+    from hybridclf.serve import create_app
+
+    feedback = tmp_path / "feedback"
+    upload = {"file": ("b.png", photos["brick"], "image/png")}
+    with _Server(create_app(models["a"], feedback_dir=feedback)) as http:
+        own = f"http://127.0.0.1:{http.base_url.port}"
+        for headers in ({"Origin": "https://evil.example"}, {"Origin": "null"},
+                        {"Referer": "https://evil.example/upload.html"},
+                        {"Origin": "http://localhost:9999"}):
+            r = http.post("/feedback/file", data={"label": "poisoned"},
+                          files=upload, headers=headers)
+            _is_error(r, 403, "another site", next(iter(headers.values())))
+        for headers in ({"Origin": own}, {"Referer": f"{own}/"}, {}):
+            r = http.post("/feedback/file", data={"label": "moss"}, files=upload,
+                          headers=headers)
+            assert r.status_code == 200, r.text
+        # a reading request is not a write: not judged
+        assert http.get("/health", headers={"Origin": "null"}).status_code == 200
+    assert sorted(p.name for p in feedback.iterdir()) == ["feedback.jsonl", "moss"]
+    # behind a proxy that rewrites Host, the page's own listed name is no other site
+    app = create_app(models["a"], allowed_hosts=["models.example.com"])
+    with _Server(app) as http:
+        r = http.post("/predict/file", files=upload,
+                      headers={"Origin": "https://models.example.com"})
+        assert r.status_code == 200, r.text
+
+
 def test_a_page_whose_name_points_at_this_machine_is_refused(models, photos,
                                                               tmp_path):
     # DNS rebinding: a page on evil.example, its name then pointed at

@@ -12,6 +12,7 @@ import asyncio
 import ipaddress
 import secrets
 import time
+import urllib.parse
 
 from fastapi.exceptions import HTTPException
 
@@ -217,6 +218,38 @@ class HostMiddleware:
         ))(scope, receive, send)
 
 
+def _source_problem(headers, allowed_hosts):
+    """The ``Origin`` or ``Referer`` of another site, for a request without
+    ``Sec-Fetch-Site``; None when it is this server or absent.
+
+    A browser that predates ``Sec-Fetch-Site`` (Safari before 16.4) still
+    sends ``Origin`` with a POST (or at least a ``Referer``): a page of
+    another site has a host name other than the one the request was sent
+    to (its ``Host``). ``Origin: null`` (a sandboxed frame, a local file)
+    is never the service's own page.
+    """
+    source = headers.get(b"origin")
+    name = "Origin"
+    if source is None:
+        source, name = headers.get(b"referer"), "Referer"
+    if source is None:
+        return None
+    text = source.decode("latin-1").strip()
+    host = headers.get(b"host")
+    if text == "null" and name == "Origin":
+        return f"{name}: null"
+    try:
+        hostname = urllib.parse.urlsplit(text).hostname or ""
+    except ValueError:
+        hostname = ""
+    own = host_name(host.decode("latin-1")) if host is not None else hostname
+    listed = tuple(h for h in allowed_hosts or () if h != "*")
+    if hostname == own or (hostname and listed and _allowed(hostname, listed)
+                           and not is_loopback(hostname)):
+        return None
+    return f"{name}: {text}"
+
+
 class CrossSiteMiddleware:
     """403 for writes that a page of another site makes a browser send.
 
@@ -226,20 +259,34 @@ class CrossSiteMiddleware:
     the training data under its labels. Browsers say where such a request
     comes from (``Sec-Fetch-Site: cross-site``); the upload page's calls are
     ``same-origin``, and clients that are not browsers send no such header.
+    A browser without ``Sec-Fetch-Site`` (Safari before 16.4) is judged by
+    its ``Origin`` (else ``Referer``): a host name other than the request's
+    ``Host`` (or one of ``allowed_hosts``) is another site. curl and
+    scripts send neither, and pass.
     """
 
-    def __init__(self, app, prefixes=KEYED_PREFIXES):
+    def __init__(self, app, prefixes=KEYED_PREFIXES, allowed_hosts=None):
         self.app = app
         self.prefixes = tuple(prefixes)
+        self.allowed_hosts = allowed_hosts
+
+    def _problem(self, scope):
+        """What shows the request came from another site, or None."""
+        if scope["type"] != "http" or not scope.get("path", "").startswith(
+                self.prefixes):
+            return None
+        headers = dict(scope.get("headers", ()))
+        site = headers.get(b"sec-fetch-site")
+        if site is not None:
+            return "Sec-Fetch-Site: cross-site" if site == b"cross-site" else None
+        return _source_problem(headers, self.allowed_hosts)
 
     async def __call__(self, scope, receive, send):
-        if (scope["type"] == "http"
-                and scope.get("path", "").startswith(self.prefixes)
-                and dict(scope.get("headers", ())).get(b"sec-fetch-site")
-                == b"cross-site"):
+        problem = self._problem(scope)
+        if problem is not None:
             await error_response(403, (
                 "Refused a request that a page of another site had this browser "
-                "send (Sec-Fetch-Site: cross-site). Use the service's own page "
+                f"send ({problem}). Use the service's own page "
                 "(GET /), or a client that is not a browser."))(scope, receive, send)
             return
         await self.app(scope, receive, send)
@@ -367,6 +414,6 @@ def add_middleware(app, settings, metrics, endpoints):
     app.add_middleware(ReadTimeoutMiddleware, seconds=float(settings.read_timeout))
     if settings.api_key is not None:
         app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key)
-    app.add_middleware(CrossSiteMiddleware)
+    app.add_middleware(CrossSiteMiddleware, allowed_hosts=settings.allowed_hosts)
     app.add_middleware(HostMiddleware, allowed_hosts=settings.allowed_hosts)
     app.add_middleware(MetricsMiddleware, metrics=metrics, endpoints=endpoints)
