@@ -27,14 +27,14 @@ import os
 import shutil
 import stat
 import tempfile
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
 from .utils._paths import sha256_file
 
-__all__ = ["MANIFEST", "check_listed_file", "check_manifest", "read_regular_file",
-           "replace_directory",
-           "write_manifest"]
+__all__ = ["MANIFEST", "check_archive", "check_listed_file", "check_manifest",
+           "read_regular_file", "replace_directory", "write_manifest"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +42,13 @@ logger = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 
 _RENAME_EXCHANGE = 2  # linux/fs.h
+
+# A zip archive of a model directory (model.skops, neighbours.npz) may unpack
+# to at most this many times its size on disk, or to _UNPACKED_FLOOR bytes:
+# hybridclf stores their members uncompressed (a ratio of 1), and a
+# deflated member of zeros unpacks to 1000 times its size
+_MAX_UNPACK_RATIO = 10
+_UNPACKED_FLOOR = 64 << 20
 
 # model.json and manifest.json: a few KB, a few MB with thousands of classes
 _MAX_JSON_BYTES = 64 << 20
@@ -82,6 +89,51 @@ def read_regular_file(path, *, follow_links=True, max_bytes=_MAX_JSON_BYTES):
                           f"{max_bytes} that hybridclf writes at most",
                           os.fspath(path))
         return fh.read()
+
+
+def check_archive(path, error):
+    """Refuse a zip archive that would unpack to far more than its size.
+
+    ``model.skops`` and ``neighbours.npz`` are zip archives, which NumPy and
+    skops unpack in memory: a deflated member of a few megabytes can unpack
+    to gigabytes (a decompression bomb), and the manifest's hashes do not
+    help against whoever wrote the whole directory. Before either is read,
+    the sizes that its members declare (which Python's ``zipfile`` never
+    reads past) must add up to at most 10 times the file's size on disk, or
+    64 MB: hybridclf stores the members uncompressed.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The archive.
+
+    error : type
+        The exception raised on a problem (``ModelLoadError``).
+
+    Raises
+    ------
+    error
+        When the archive is not a zip file, or its members unpack to more
+        than the limit; the message names the file.
+    """
+    path = os.fspath(path)
+    try:
+        size = os.path.getsize(path)
+        with zipfile.ZipFile(path) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except (OSError, zipfile.BadZipFile, ValueError) as exc:
+        raise error(f"The file {path!r} is not a readable zip archive ({exc}). "
+                    "Copy the whole model directory again, or retrain the "
+                    "model.") from exc
+    limit = max(_MAX_UNPACK_RATIO * size, _UNPACKED_FLOOR)
+    if unpacked > limit:
+        raise error(
+            f"The file {path!r} would unpack to {unpacked} bytes, "
+            f"{unpacked / max(size, 1):.0f} times its {size} bytes on disk (at "
+            f"most {limit} are read): a decompression bomb, not a file that "
+            "hybridclf wrote (it stores its arrays uncompressed). Refusing to "
+            "read it; copy the model directory again from where it was trained, "
+            "or retrain the model.")
 
 
 def _sha256_regular(path):

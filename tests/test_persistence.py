@@ -218,6 +218,22 @@ def _resign(folder):
     write_manifest(folder)
 
 
+def test_a_model_file_that_unpacks_to_far_more_than_its_size_is_refused(fitted,
+                                                                        tmp_path):
+    # a 1.1 MB model.skops whose schema.json was padded with a deflated
+    # gigabyte of spaces loaded, at 2.3 GB of memory and 47 s; a forger who
+    # writes the whole folder also rewrites the hashes
+    from .conftest import deflate_bombed
+
+    pipe, _, _ = fitted
+    save_model(pipe, tmp_path)
+    deflate_bombed(tmp_path / "model.skops", "schema.json", 80 << 20, fill=b" ")
+    _resign(tmp_path)
+    with pytest.raises(ModelLoadError, match=r"model.skops' would unpack to "
+                       r"\d+ bytes.*decompression bomb"):
+        load_model(tmp_path)
+
+
 # -- the manifest covers every file --------------------------------------------
 @pytest.mark.parametrize("name, edit", [
     ("model.json", lambda t: t.replace('"grass"', '"gr^ss"')),
