@@ -7,7 +7,9 @@ Two guarantees of :func:`~hybridclf.save_model` and
   the directory (the model file, ``model.json``, the model card, and any file
   a later version adds), written over the directory's content, not a fixed
   list. :func:`check_manifest` refuses a directory whose listed file was
-  edited, removed or replaced, naming the file. It detects corruption and
+  edited, removed or replaced, naming the file; a manifest deleted from a
+  directory whose ``model.json`` records one is refused too
+  (:func:`expects_manifest`). It detects corruption and
   edits; it is not a signature: whoever can write the folder can also rewrite
   the manifest, so protect a served model with file permissions.
 - **Atomicity.** :func:`replace_directory` writes a new directory beside the
@@ -34,12 +36,15 @@ from pathlib import Path, PurePosixPath
 from .utils._paths import sha256_file
 
 __all__ = ["MANIFEST", "check_archive", "check_listed_file", "check_manifest",
-           "read_regular_file", "replace_directory", "write_manifest"]
+           "expects_manifest", "read_regular_file", "replace_directory",
+           "write_manifest"]
 
 logger = logging.getLogger(__name__)
 
 #: Name of the manifest file in a model directory.
 MANIFEST = "manifest.json"
+# model.json: its "manifest" entry says that the directory was saved with one
+_INFO = "model.json"
 
 _RENAME_EXCHANGE = 2  # linux/fs.h
 
@@ -174,6 +179,42 @@ def _read_listed(path, error):
     return listed
 
 
+def expects_manifest(directory, info=None):
+    """Whether the files of ``directory`` must be checked against a manifest.
+
+    Every directory that :func:`~hybridclf.save_model` writes has one, and
+    its ``model.json`` says so (its ``manifest`` entry): a manifest deleted
+    since must not turn the checks off. Only a directory saved before
+    manifests (no such entry), or a folder without ``model.json`` (a bare
+    embedding index), goes without.
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+        The model directory.
+
+    info : dict or None, default=None
+        Its ``model.json``, when already read; read here otherwise (one that
+        exists but cannot be read counts as expecting a manifest).
+
+    Returns
+    -------
+    expected : bool
+        True when ``manifest.json`` is there or ``model.json`` records one.
+    """
+    directory = Path(directory)
+    if (directory / MANIFEST).exists():
+        return True
+    if info is None:
+        if not os.path.lexists(directory / _INFO):
+            return False
+        try:
+            info = json.loads(read_regular_file(directory / _INFO))
+        except (OSError, ValueError, RecursionError):
+            return True
+    return not isinstance(info, dict) or bool(info.get("manifest"))
+
+
 def write_manifest(directory):
     """Write ``manifest.json``: the SHA-256 of every other file of ``directory``.
 
@@ -247,18 +288,19 @@ def check_listed_file(directory, name, error):
     -------
     present : bool
         Whether the file is there to read: listed and unchanged, or present
-        in a directory saved before manifests. False when it is neither
-        listed nor present.
+        in a directory saved before manifests (see :func:`expects_manifest`).
+        False when it is neither listed nor present.
 
     Raises
     ------
     error
-        When the manifest is unreadable, the file is listed but missing or
-        changed, or present but not listed; the message names the file.
+        When the manifest is missing (though ``model.json`` records one) or
+        unreadable, the file is listed but missing or changed, or present but
+        not listed; the message names the file.
     """
     directory = Path(directory)
     file = directory / name
-    if not (directory / MANIFEST).exists():
+    if not expects_manifest(directory):
         return file.is_file()
     listed = _read_listed(directory / MANIFEST, error)
     if name in listed:

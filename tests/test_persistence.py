@@ -265,6 +265,30 @@ def test_a_missing_manifest_or_file_is_refused_and_added_files_warn(fitted,
         load_model(tmp_path)
 
 
+def test_a_deleted_manifest_does_not_turn_off_the_index_check(fitted, tmp_path):
+    # model.json records the manifest, and load_model refused its deletion,
+    # but the embedding index, read on its own (explain(index=dir), the
+    # novelty check), was then read unchecked: another model's index was
+    # taken silently
+    from hybridclf._index_file import _index_bytes
+    from hybridclf.neighbours import EmbeddingIndex, index_with_views
+
+    pipe, _, _ = fitted
+    ours = index_with_views(np.eye(3), [np.eye(3) + 0.1], ["a", "b", "c"])
+    other = index_with_views(np.eye(3), [np.eye(3) + 0.2], ["x", "y", "z"])
+    save_model(pipe, tmp_path, files={"neighbours.npz": _index_bytes(ours)})
+    (tmp_path / "manifest.json").unlink()
+    (tmp_path / "neighbours.npz").write_bytes(_index_bytes(other))
+    with pytest.raises(ModelLoadError, match="manifest.json' is missing.*Copy "
+                       "the whole"):
+        EmbeddingIndex.load(tmp_path)
+    # a folder that is no model directory (no model.json) needs none
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    ours.save(bare)
+    assert EmbeddingIndex.load(bare) is not None
+
+
 def test_directories_saved_before_manifests_still_load(fitted, tmp_path):
     pipe, paths, _ = fitted
     save_model(pipe, tmp_path)

@@ -24,7 +24,7 @@ import urllib.request
 from base64 import b64encode
 from contextlib import contextmanager
 
-from .._model_files import check_manifest
+from .._model_files import check_manifest, expects_manifest
 from ..exceptions import ModelLoadError
 from ..io import DEFAULT_MAX_PIXELS
 from ..persistence import read_model_info
@@ -58,8 +58,8 @@ def app_from_settings_file():
 
 def _check_model_dir(model_dir):
     """Fail now, with a clear message, if the model directory is wrong."""
-    read_model_info(model_dir)
-    if os.path.exists(os.path.join(model_dir, "manifest.json")):
+    info = read_model_info(model_dir)
+    if expects_manifest(model_dir, info):
         check_manifest(model_dir, ModelLoadError)
 
 
