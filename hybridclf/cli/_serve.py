@@ -38,13 +38,6 @@ def format_parser(parser):
     parser.add_argument("--limit-concurrency", type=positive_int, default=None,
                         metavar="N", help="most connections at once before 503 "
                         "(default: no limit)")
-    parser.add_argument(
-        "--allowed-hosts", nargs="+", default=None, metavar="NAME",
-        help="the names clients call the server by, in the Host header; others "
-        "are answered 400 (DNS rebinding). localhost, 127.0.0.1 and [::1] are "
-        "always accepted; '*.example.com' takes the sub-domains, '*' any name "
-        "(default: only those of this machine, for requests on a loopback "
-        "address)")
     add_allow_pickle(parser)
     parser.add_argument("--feedback-dir", default=None, metavar="DIR",
                         help="enable POST /feedback: corrected photos are stored "
