@@ -564,7 +564,7 @@ def test_a_slow_body_is_answered_408(model_dir):
     server = _Server(create_app(model_dir, read_timeout=0.5))
     with server:
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
-            s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: "
+            s.sendall(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
                       b"application/json\r\nContent-Length: 100\r\n\r\n{\"ima")
             start = time.monotonic()
             answer = s.recv(4096).decode()

@@ -299,9 +299,9 @@ def test_a_feedback_folder_that_cannot_be_written_is_507_or_503(
 
     append = feedback._append_line
 
-    def failing(path, record):  # the feedback log only, not the prediction log
-        if os.path.basename(path) != "feedback.jsonl":
-            return append(path, record)
+    def failing(path, record, **kwargs):  # the feedback log only, not the
+        if os.path.basename(path) != "feedback.jsonl":  # prediction log
+            return append(path, record, **kwargs)
         raise OSError(getattr(errno, code), os.strerror(getattr(errno, code)), path)
 
     monkeypatch.setattr(feedback, "_append_line", failing)
