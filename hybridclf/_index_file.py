@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from ._model_files import check_listed_file
+from ._model_files import check_archive, check_listed_file
 from .exceptions import ModelLoadError
 
 __all__ = ["INDEX_FILE"]
@@ -53,11 +53,13 @@ def _load_index(cls, directory):
 
     In a model directory, the file is checked against ``manifest.json``
     first (:func:`check_listed_file`): an index deleted, changed or copied
-    in from another model is refused, not read or taken as absent.
+    in from another model is refused, not read or taken as absent; so is
+    one that would unpack to far more than its size (:func:`check_archive`).
     """
     path = os.path.join(os.fspath(directory), INDEX_FILE)
     if not check_listed_file(directory, INDEX_FILE, ModelLoadError):
         return None
+    check_archive(path, ModelLoadError)  # a deflated bomb: gigabytes in np.load
     with np.load(path, allow_pickle=False) as data:
         version = int(data["version"]) if "version" in data else -1
         if version not in _READABLE_VERSIONS or "embeddings" not in data:

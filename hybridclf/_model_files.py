@@ -7,7 +7,9 @@ Two guarantees of :func:`~hybridclf.save_model` and
   the directory (the model file, ``model.json``, the model card, and any file
   a later version adds), written over the directory's content, not a fixed
   list. :func:`check_manifest` refuses a directory whose listed file was
-  edited, removed or replaced, naming the file. It detects corruption and
+  edited, removed or replaced, naming the file; a manifest deleted from a
+  directory whose ``model.json`` records one is refused too
+  (:func:`expects_manifest`). It detects corruption and
   edits; it is not a signature: whoever can write the folder can also rewrite
   the manifest, so protect a served model with file permissions.
 - **Atomicity.** :func:`replace_directory` writes a new directory beside the
@@ -27,21 +29,31 @@ import os
 import shutil
 import stat
 import tempfile
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
 from .utils._paths import sha256_file
 
-__all__ = ["MANIFEST", "check_listed_file", "check_manifest", "read_regular_file",
-           "replace_directory",
+__all__ = ["MANIFEST", "check_archive", "check_listed_file", "check_manifest",
+           "expects_manifest", "read_regular_file", "replace_directory",
            "write_manifest"]
 
 logger = logging.getLogger(__name__)
 
 #: Name of the manifest file in a model directory.
 MANIFEST = "manifest.json"
+# model.json: its "manifest" entry says that the directory was saved with one
+_INFO = "model.json"
 
 _RENAME_EXCHANGE = 2  # linux/fs.h
+
+# A zip archive of a model directory (model.skops, neighbours.npz) may unpack
+# to at most this many times its size on disk, or to _UNPACKED_FLOOR bytes:
+# hybridclf stores their members uncompressed (a ratio of 1), and a
+# deflated member of zeros unpacks to 1000 times its size
+_MAX_UNPACK_RATIO = 10
+_UNPACKED_FLOOR = 64 << 20
 
 # model.json and manifest.json: a few KB, a few MB with thousands of classes
 _MAX_JSON_BYTES = 64 << 20
@@ -84,6 +96,51 @@ def read_regular_file(path, *, follow_links=True, max_bytes=_MAX_JSON_BYTES):
         return fh.read()
 
 
+def check_archive(path, error):
+    """Refuse a zip archive that would unpack to far more than its size.
+
+    ``model.skops`` and ``neighbours.npz`` are zip archives, which NumPy and
+    skops unpack in memory: a deflated member of a few megabytes can unpack
+    to gigabytes (a decompression bomb), and the manifest's hashes do not
+    help against whoever wrote the whole directory. Before either is read,
+    the sizes that its members declare (which Python's ``zipfile`` never
+    reads past) must add up to at most 10 times the file's size on disk, or
+    64 MB: hybridclf stores the members uncompressed.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The archive.
+
+    error : type
+        The exception raised on a problem (``ModelLoadError``).
+
+    Raises
+    ------
+    error
+        When the archive is not a zip file, or its members unpack to more
+        than the limit; the message names the file.
+    """
+    path = os.fspath(path)
+    try:
+        size = os.path.getsize(path)
+        with zipfile.ZipFile(path) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except (OSError, zipfile.BadZipFile, ValueError) as exc:
+        raise error(f"The file {path!r} is not a readable zip archive ({exc}). "
+                    "Copy the whole model directory again, or retrain the "
+                    "model.") from exc
+    limit = max(_MAX_UNPACK_RATIO * size, _UNPACKED_FLOOR)
+    if unpacked > limit:
+        raise error(
+            f"The file {path!r} would unpack to {unpacked} bytes, "
+            f"{unpacked / max(size, 1):.0f} times its {size} bytes on disk (at "
+            f"most {limit} are read): a decompression bomb, not a file that "
+            "hybridclf wrote (it stores its arrays uncompressed). Refusing to "
+            "read it; copy the model directory again from where it was trained, "
+            "or retrain the model.")
+
+
 def _sha256_regular(path):
     """Hex SHA-256 of a regular file, read as :func:`read_regular_file` reads."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
@@ -120,6 +177,42 @@ def _read_listed(path, error):
                 "files, by relative name). Refusing the model; restore the "
                 "manifest or retrain the model.")
     return listed
+
+
+def expects_manifest(directory, info=None):
+    """Whether the files of ``directory`` must be checked against a manifest.
+
+    Every directory that :func:`~hybridclf.save_model` writes has one, and
+    its ``model.json`` says so (its ``manifest`` entry): a manifest deleted
+    since must not turn the checks off. Only a directory saved before
+    manifests (no such entry), or a folder without ``model.json`` (a bare
+    embedding index), goes without.
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+        The model directory.
+
+    info : dict or None, default=None
+        Its ``model.json``, when already read; read here otherwise (one that
+        exists but cannot be read counts as expecting a manifest).
+
+    Returns
+    -------
+    expected : bool
+        True when ``manifest.json`` is there or ``model.json`` records one.
+    """
+    directory = Path(directory)
+    if (directory / MANIFEST).exists():
+        return True
+    if info is None:
+        if not os.path.lexists(directory / _INFO):
+            return False
+        try:
+            info = json.loads(read_regular_file(directory / _INFO))
+        except (OSError, ValueError, RecursionError):
+            return True
+    return not isinstance(info, dict) or bool(info.get("manifest"))
 
 
 def write_manifest(directory):
@@ -195,18 +288,19 @@ def check_listed_file(directory, name, error):
     -------
     present : bool
         Whether the file is there to read: listed and unchanged, or present
-        in a directory saved before manifests. False when it is neither
-        listed nor present.
+        in a directory saved before manifests (see :func:`expects_manifest`).
+        False when it is neither listed nor present.
 
     Raises
     ------
     error
-        When the manifest is unreadable, the file is listed but missing or
-        changed, or present but not listed; the message names the file.
+        When the manifest is missing (though ``model.json`` records one) or
+        unreadable, the file is listed but missing or changed, or present but
+        not listed; the message names the file.
     """
     directory = Path(directory)
     file = directory / name
-    if not (directory / MANIFEST).exists():
+    if not expects_manifest(directory):
         return file.is_file()
     listed = _read_listed(directory / MANIFEST, error)
     if name in listed:

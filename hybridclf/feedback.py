@@ -19,6 +19,10 @@ service (which only calls them).
   ``confidence``, ``quality``, ``model_version`` and any extra fields given;
   never the image.
 
+Nothing is written through a symbolic link planted in ``DIR``: a class
+folder or ``feedback.jsonl`` that is a link is refused (OSError, ``ELOOP``,
+naming it), so a correction never lands outside ``DIR``.
+
 Each line is written by one ``write`` call on a file opened for appending
 (``O_APPEND``), so lines of concurrent writers never interleave on a local
 file system; a lock orders the threads of one process.
@@ -58,15 +62,25 @@ def _now():
         timespec="milliseconds")
 
 
-def _append_line(path, record):
+def _append_line(path, record, *, follow_links=True):
     """Append ``record`` as one JSON line, in one write call.
 
     A write that fails or is cut short (a full disk) is undone: the file is
-    truncated back to its size before, and the OSError raised.
+    truncated back to its size before, and the OSError raised. With
+    ``follow_links=False`` a symbolic link at ``path`` is refused (OSError,
+    ``ELOOP``), never written through.
     """
     line = (json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n").encode()
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+    if not follow_links:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
     with _LOCK:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(path, flags, 0o644)
+        except OSError as exc:
+            if follow_links or not os.path.islink(path):
+                raise
+            raise _link_error(path) from exc
         try:
             size = os.fstat(fd).st_size
             try:
@@ -237,14 +251,14 @@ class FeedbackStore:
         digest = hashlib.sha256(data).hexdigest()
         name = f"{digest}.{_EXTENSIONS[kind]}"
         folder = os.path.join(self.directory, label)
-        had_folder, new = os.path.isdir(folder), False
+        had_folder, new = os.path.lexists(folder), False
         try:
-            new = _store_once(folder, name, data)
+            new = _store_once(self.directory, label, name, data)
             entry = {"time": _now(), "label": label,
                      "predicted_class": predicted_class,
                      "model_version": model_version, "file": f"{label}/{name}",
                      "sha256": digest, "new": new}
-            _append_line(self.log_path, entry)
+            _append_line(self.log_path, entry, follow_links=False)
         except OSError:  # a full disk, a folder made read-only: no photo
             # without its line, no empty class folder
             if new:
@@ -272,30 +286,65 @@ class FeedbackStore:
         return list(_read_lines(self.log_path))
 
 
-def _store_once(folder, name, data):
-    """Write ``data`` to ``folder/name`` unless it is there; whether this call did.
+def _store_once(directory, label, name, data):
+    """Write ``data`` to ``directory/label/name`` unless it is there; whether this
+    call did.
 
     Of concurrent calls with the same photo, one stores it and says so; the
     others say it was known (a check, then a write, let several say "new").
+    The class folder is opened once, without following a symbolic link, and
+    every name is taken relative to it: a link planted in the feedback folder
+    (a class folder, or the photo's name) never sends a photo elsewhere.
     """
-    path = os.path.join(folder, name)
-    if os.path.exists(path):
-        return False
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{uuid.uuid4().hex}.tmp")
+    os.makedirs(directory, exist_ok=True)
+    folder = os.path.join(directory, label)
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(folder)
     try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        try:
-            os.link(tmp, path)  # atomic; fails when another call stored it first
-        except FileExistsError:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
+                     | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        if not os.path.islink(folder):
+            raise
+        raise _link_error(folder) from exc
+    try:
+        if _lexists(name, fd):
             return False
-        except OSError:  # a file system without hard links: replace (same bytes)
-            os.replace(tmp, path)
-        return True
+        tmp = f".{uuid.uuid4().hex}.tmp"
+        out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL
+                      | getattr(os, "O_NOFOLLOW", 0), 0o644, dir_fd=fd)
+        try:
+            with os.fdopen(out, "wb") as fh:
+                fh.write(data)
+            try:
+                # atomic; fails when another call stored it first
+                os.link(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
+            except FileExistsError:
+                return False
+            except OSError:  # a file system without hard links: replace (same bytes)
+                os.replace(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
+            return True
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(tmp, dir_fd=fd)
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
+        os.close(fd)
+
+
+def _lexists(name, dir_fd):
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _link_error(path):
+    """The OSError for a symbolic link where the feedback folder writes."""
+    return OSError(
+        errno.ELOOP, f"{os.path.basename(path)!r} in it is a symbolic link (to "
+        f"{os.readlink(path)!r}); corrections are written only inside the "
+        "feedback folder, never through a link. Remove the link", os.fspath(path))
 
 
 def _read_lines(path):

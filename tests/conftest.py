@@ -91,6 +91,31 @@ def bomb_jpeg(side=20000):
     return bytes(data)
 
 
+def deflate_bombed(path, name, size, fill=b"\0", head=b""):
+    """Rewrite the zip archive ``path`` with member ``name`` as ``head`` then
+    ``size`` bytes of ``fill``, deflated: 80 MB of zeros take about 80 KB.
+
+    The other members are kept as they were (a model's ``.skops`` or
+    ``.npz`` with one member that unpacks to far more than the file's size).
+    """
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        members = {i.filename: archive.read(i.filename) for i in archive.infolist()}
+    with zipfile.ZipFile(path, "w") as archive:
+        for member, data in members.items():
+            if member != name:
+                archive.writestr(member, data)
+                continue
+            info = zipfile.ZipInfo(name)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with archive.open(info, "w", force_zip64=True) as fh:
+                fh.write(head or data)
+                block = fill * (1 << 20)
+                for _ in range(size >> 20):
+                    fh.write(block)
+
+
 def bomb_png(side=20000):
     """A valid 1-bit PNG of side x side white pixels: ~50 KB for 20000^2."""
     import struct

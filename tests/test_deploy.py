@@ -174,6 +174,31 @@ def test_containers_publish_on_the_host_asked_for(model_dir, tmp_path):
     assert " -p 127.0.0.1:8000:8000 " in default["command"]
 
 
+def test_the_served_names_are_checked_in_containers_too(model_dir, tmp_path):
+    # a container sees its requests arrive on its own address, not loopback,
+    # so the service's default Host check did not apply: a page whose name
+    # pointed at 127.0.0.1 reached the published port (DNS rebinding)
+    def served(folder):
+        text = (folder / "Dockerfile").read_text()
+        return json.loads(text.split("\nCMD ", 1)[1].splitlines()[0])
+
+    write_deployment("docker", tmp_path / "d", model_dir)
+    assert served(tmp_path / "d")[-2:] == ["--allowed-hosts", "localhost"]
+    write_deployment("compose", tmp_path / "c", model_dir, host="0.0.0.0",
+                     allowed_hosts=["models.example.com", "*.lan"])
+    assert served(tmp_path / "c")[-3:] == ["--allowed-hosts", "models.example.com",
+                                           "*.lan"]
+    assert main(["deploy", "--type", "systemd", "--output-dir", str(tmp_path / "s"),
+                 "--model-dir", str(model_dir), "--host", "0.0.0.0",
+                 "--allowed-hosts", "models.example.com"]) == 0
+    unit = _parse_unit((tmp_path / "s" / "hybridclf-serve.service").read_text())
+    assert unit["Service"]["ExecStart"][-1].endswith(
+        "--allowed-hosts models.example.com")
+    with pytest.raises(ValueError, match="'allowed_hosts' parameter"):
+        write_deployment("docker", tmp_path / "x", model_dir,
+                         allowed_hosts=["a b"])
+
+
 def test_a_public_deployment_without_a_key_is_warned_of(model_dir, tmp_path,
                                                         caplog):
     # the warning used to come only from the running service's log

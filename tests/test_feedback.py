@@ -203,8 +203,8 @@ def test_a_full_disk_leaves_nothing_half_written(tmp_path, monkeypatch, failing)
         monkeypatch.setattr(feedback.os, "write", full)
     else:
         class Full:
-            def __init__(self, path, mode):
-                self.fh = open(path, mode)
+            def __init__(self, fd, mode):
+                self.fh = real_fdopen(fd, mode)
 
             def __enter__(self):
                 return self
@@ -216,9 +216,33 @@ def test_a_full_disk_leaves_nothing_half_written(tmp_path, monkeypatch, failing)
                 self.fh.write(data[: len(data) // 2])
                 raise OSError(errno.ENOSPC, "No space left on device")
 
-        monkeypatch.setattr(feedback, "open", Full, raising=False)
+        real_fdopen = os.fdopen
+        monkeypatch.setattr(feedback.os, "fdopen", Full)
     with pytest.raises(OSError, match="No space"):
         store.add(_jpeg(2), "phra_sivali")
     # no photo without its line, no temporary file, no half line
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
     assert open(store.log_path, "rb").read() == log_bytes
+
+
+def test_a_link_planted_in_the_feedback_folder_is_never_written_through(tmp_path):
+    # a class folder (or feedback.jsonl) that was a symbolic link made
+    # /feedback write the photo (or the log line) wherever the link pointed
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    folder = tmp_path / "feedback"
+    store = FeedbackStore(folder)
+    store.add(_jpeg(0), "waek_man")
+    (folder / "planted").symlink_to(outside)
+    (folder / "dangling").symlink_to(outside / "new_class")
+    for label in ("planted", "dangling"):
+        with pytest.raises(OSError, match=f"'{label}' in it is a symbolic link"):
+            store.add(_jpeg(1), label)
+    (folder / "feedback.jsonl").rename(tmp_path / "old.jsonl")
+    (folder / "feedback.jsonl").symlink_to(outside / "log.jsonl")
+    with pytest.raises(OSError, match="'feedback.jsonl' in it is a symbolic link"):
+        store.add(_jpeg(2), "waek_man")
+    assert list(outside.iterdir()) == []
+    # nothing half-stored: the photo of the refused log line is gone too
+    first = json.loads((tmp_path / "old.jsonl").read_text())["file"]
+    assert [f"waek_man/{p.name}" for p in (folder / "waek_man").iterdir()] == [first]

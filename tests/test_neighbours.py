@@ -1,8 +1,11 @@
 """The embedding index: exact cosine neighbours, float16 storage, its file."""
 
+import io
+
 import numpy as np
 import pytest
 
+from hybridclf.exceptions import ModelLoadError
 from hybridclf.neighbours import (
     INDEX_FILE,
     VIEWS,
@@ -53,6 +56,22 @@ def test_save_and_load_round_trip(tmp_path):
 def test_a_file_of_another_format_is_refused(tmp_path):
     np.savez(tmp_path / INDEX_FILE, embeddings=np.eye(2), version=np.array(99))
     with pytest.raises(ValueError, match="not a hybridclf embedding index.*retrain"):
+        EmbeddingIndex.load(tmp_path)
+
+
+def test_an_index_that_unpacks_to_far_more_than_its_size_is_refused(tmp_path):
+    # a deflated member of zeros: a 1 MB neighbours.npz took 1.1 GB and 20 s
+    # in np.load; the manifest does not help against whoever wrote the folder
+    from .conftest import deflate_bombed
+
+    index = index_with_views(np.eye(3), [np.eye(3) + 0.1], ["a", "b", "c"])
+    path = index.save(tmp_path)
+    head = io.BytesIO()
+    np.lib.format.write_array_header_1_0(head, {
+        "descr": "<f2", "fortran_order": False, "shape": (80 << 19,)})
+    deflate_bombed(path, "embeddings.npy", 80 << 20, head=head.getvalue())
+    with pytest.raises(ModelLoadError, match=r"neighbours.npz' would unpack to "
+                       r"\d+ bytes.*decompression bomb"):
         EmbeddingIndex.load(tmp_path)
 
 

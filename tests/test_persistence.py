@@ -218,6 +218,22 @@ def _resign(folder):
     write_manifest(folder)
 
 
+def test_a_model_file_that_unpacks_to_far_more_than_its_size_is_refused(fitted,
+                                                                        tmp_path):
+    # a 1.1 MB model.skops whose schema.json was padded with a deflated
+    # gigabyte of spaces loaded, at 2.3 GB of memory and 47 s; a forger who
+    # writes the whole folder also rewrites the hashes
+    from .conftest import deflate_bombed
+
+    pipe, _, _ = fitted
+    save_model(pipe, tmp_path)
+    deflate_bombed(tmp_path / "model.skops", "schema.json", 80 << 20, fill=b" ")
+    _resign(tmp_path)
+    with pytest.raises(ModelLoadError, match=r"model.skops' would unpack to "
+                       r"\d+ bytes.*decompression bomb"):
+        load_model(tmp_path)
+
+
 # -- the manifest covers every file --------------------------------------------
 @pytest.mark.parametrize("name, edit", [
     ("model.json", lambda t: t.replace('"grass"', '"gr^ss"')),
@@ -247,6 +263,30 @@ def test_a_missing_manifest_or_file_is_refused_and_added_files_warn(fitted,
     (tmp_path / "manifest.json").unlink()
     with pytest.raises(ModelLoadError, match="manifest.json' is missing"):
         load_model(tmp_path)
+
+
+def test_a_deleted_manifest_does_not_turn_off_the_index_check(fitted, tmp_path):
+    # model.json records the manifest, and load_model refused its deletion,
+    # but the embedding index, read on its own (explain(index=dir), the
+    # novelty check), was then read unchecked: another model's index was
+    # taken silently
+    from hybridclf._index_file import _index_bytes
+    from hybridclf.neighbours import EmbeddingIndex, index_with_views
+
+    pipe, _, _ = fitted
+    ours = index_with_views(np.eye(3), [np.eye(3) + 0.1], ["a", "b", "c"])
+    other = index_with_views(np.eye(3), [np.eye(3) + 0.2], ["x", "y", "z"])
+    save_model(pipe, tmp_path, files={"neighbours.npz": _index_bytes(ours)})
+    (tmp_path / "manifest.json").unlink()
+    (tmp_path / "neighbours.npz").write_bytes(_index_bytes(other))
+    with pytest.raises(ModelLoadError, match="manifest.json' is missing.*Copy "
+                       "the whole"):
+        EmbeddingIndex.load(tmp_path)
+    # a folder that is no model directory (no model.json) needs none
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    ours.save(bare)
+    assert EmbeddingIndex.load(bare) is not None
 
 
 def test_directories_saved_before_manifests_still_load(fitted, tmp_path):

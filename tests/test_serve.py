@@ -564,7 +564,7 @@ def test_a_slow_body_is_answered_408(model_dir):
     server = _Server(create_app(model_dir, read_timeout=0.5))
     with server:
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
-            s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: "
+            s.sendall(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
                       b"application/json\r\nContent-Length: 100\r\n\r\n{\"ima")
             start = time.monotonic()
             answer = s.recv(4096).decode()
@@ -685,14 +685,15 @@ def test_workers_build_their_app_from_a_settings_file(model_dir, monkeypatch):
     monkeypatch.setenv("MY_SERVE_KEY", KEY)
     monkeypatch.setattr(uvicorn, "run", fake_run)
     serve(model_dir, workers=2, api_key_env="MY_SERVE_KEY", max_body_mb=2.5,
-          read_timeout=7)
+          read_timeout=7, allowed_hosts=["Models.example.com"])
     assert seen["app"] == "hybridclf.serve._run:app_from_settings_file"
     assert seen["kwargs"]["factory"] is True and seen["kwargs"]["workers"] == 2
     assert seen["mode"] == 0o600 and KEY not in seen["text"]
     settings = seen["worker_app"].state.settings
     assert settings == ServiceSettings(
         os.path.abspath(model_dir), api_key=KEY, max_body_mb=2.5, read_timeout=7.0,
-        threads=max(1, (os.cpu_count() or 1) // 2))
+        threads=max(1, (os.cpu_count() or 1) // 2),
+        allowed_hosts=("models.example.com",))
     assert not os.path.exists(seen["path"]) and SETTINGS_ENV not in os.environ
 
 
@@ -756,6 +757,48 @@ def test_a_client_sending_its_headers_slowly_is_cut_off(model_dir, monkeypatch):
         assert time.monotonic() - start < 4
         answer = httpx.get(f"http://127.0.0.1:{port}/health", timeout=10)
         assert answer.status_code == 200  # not 503: the slow ones are gone
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_a_keep_alive_client_sending_its_next_headers_slowly_is_cut_off(
+        model_dir):
+    # the deadline covered only a connection's first request: after one fast
+    # request, the next request's headers could come one byte a second for
+    # ever (uvicorn's keep-alive timeout stops at the first byte)
+    import uvicorn
+
+    from hybridclf.serve import create_app
+    from hybridclf.serve._protocol import protocol_with_header_deadline
+
+    port = _free_port()
+    config = uvicorn.Config(create_app(model_dir), host="127.0.0.1", port=port,
+                            log_level="warning", lifespan="off",
+                            http=protocol_with_header_deadline(1.0))
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.02)
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.settimeout(10)
+        for _ in range(2):  # answered requests on the connection: no cut
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        start, closed = time.monotonic(), False
+        while not closed and time.monotonic() - start < 8:
+            try:
+                sock.sendall(b"a")
+            except OSError:
+                closed = True
+                break
+            time.sleep(0.25)
+            closed = _is_closed(sock)
+        assert closed  # before: still open after 12 s with --read-timeout 2
+        sock.close()
     finally:
         server.should_exit = True
         thread.join(timeout=10)

@@ -193,6 +193,72 @@ def test_a_page_of_another_site_cannot_write_corrections(models, photos,
     assert sorted(p.name for p in feedback.iterdir()) == ["feedback.jsonl", "moss"]
 
 
+def test_a_browser_without_sec_fetch_site_is_judged_by_its_origin(models, photos,
+                                                                 tmp_path):
+    # Safari before 16.4 sends no Sec-Fetch-Site: a page of another site had
+    # it POST corrections to a keyless service, which stored them
+    from hybridclf.serve import create_app
+
+    feedback = tmp_path / "feedback"
+    upload = {"file": ("b.png", photos["brick"], "image/png")}
+    with _Server(create_app(models["a"], feedback_dir=feedback)) as http:
+        own = f"http://127.0.0.1:{http.base_url.port}"
+        for headers in ({"Origin": "https://evil.example"}, {"Origin": "null"},
+                        {"Referer": "https://evil.example/upload.html"},
+                        {"Origin": "http://localhost:9999"}):
+            r = http.post("/feedback/file", data={"label": "poisoned"},
+                          files=upload, headers=headers)
+            _is_error(r, 403, "another site", next(iter(headers.values())))
+        for headers in ({"Origin": own}, {"Referer": f"{own}/"}, {}):
+            r = http.post("/feedback/file", data={"label": "moss"}, files=upload,
+                          headers=headers)
+            assert r.status_code == 200, r.text
+        # a reading request is not a write: not judged
+        assert http.get("/health", headers={"Origin": "null"}).status_code == 200
+    assert sorted(p.name for p in feedback.iterdir()) == ["feedback.jsonl", "moss"]
+    # behind a proxy that rewrites Host, the page's own listed name is no other site
+    app = create_app(models["a"], allowed_hosts=["models.example.com"])
+    with _Server(app) as http:
+        r = http.post("/predict/file", files=upload,
+                      headers={"Origin": "https://models.example.com"})
+        assert r.status_code == 200, r.text
+
+
+def test_a_page_whose_name_points_at_this_machine_is_refused(models, photos,
+                                                              tmp_path):
+    # DNS rebinding: a page on evil.example, its name then pointed at
+    # 127.0.0.1, is the service's own origin for the browser; a keyless
+    # server answered it, stored its corrections and reloaded its model.
+    # The browser still sends Host: evil.example
+    from hybridclf.serve import create_app
+
+    feedback = tmp_path / "feedback"
+    upload = {"file": ("b.png", photos["brick"], "image/png")}
+    with _Server(create_app(models["a"], feedback_dir=feedback)) as http:
+        port = http.base_url.port
+        evil = {"Host": f"evil.example:{port}"}
+        _is_error(http.get("/health", headers=evil), 400,
+                  "--allowed-hosts evil.example", "DNS rebinding")
+        _is_error(http.post("/feedback/file", data={"label": "poisoned"},
+                            files=upload, headers=evil), 400, "Host")
+        _is_error(http.post("/admin/reload", headers=evil), 400, "Host")
+        for host in (f"127.0.0.1:{port}", f"LOCALHOST:{port}", "localhost.",
+                     f"[::1]:{port}"):
+            assert http.get("/health", headers={"Host": host}).status_code == 200
+        assert http.post("/feedback/file", data={"label": "moss"},
+                         files=upload).status_code == 200
+    assert sorted(p.name for p in feedback.iterdir()) == ["feedback.jsonl", "moss"]
+    # the server's own names, when listed; still this machine's
+    app = create_app(models["a"], allowed_hosts=["models.example.com", "*.lan"])
+    with _Server(app) as http:
+        for host, status in (("models.example.com", 200), ("cam.lan:8000", 200),
+                             ("localhost", 200), ("evil.example", 400),
+                             ("lan", 400)):
+            assert http.get("/ready", headers={"Host": host}).status_code == status
+    with pytest.raises(ValueError, match="allowed_hosts"):
+        create_app(models["a"], allowed_hosts=["http://x/"])
+
+
 def test_a_class_of_the_model_is_a_label_whatever_it_holds(texture_folder,
                                                           photos, tmp_path):
     # the page offers the model's classes for a correction; one whose folder
@@ -233,9 +299,9 @@ def test_a_feedback_folder_that_cannot_be_written_is_507_or_503(
 
     append = feedback._append_line
 
-    def failing(path, record):  # the feedback log only, not the prediction log
-        if os.path.basename(path) != "feedback.jsonl":
-            return append(path, record)
+    def failing(path, record, **kwargs):  # the feedback log only, not the
+        if os.path.basename(path) != "feedback.jsonl":  # prediction log
+            return append(path, record, **kwargs)
         raise OSError(getattr(errno, code), os.strerror(getattr(errno, code)), path)
 
     monkeypatch.setattr(feedback, "_append_line", failing)

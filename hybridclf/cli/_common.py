@@ -287,7 +287,8 @@ def batch_options(args):
 
 
 def add_service_options(parser):
-    """--host, --port, --workers, --api-key-env of serve and deploy."""
+    """--host, --port, --workers, --api-key-env, --allowed-hosts of serve and
+    deploy."""
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to bind (default: %(default)s; 0.0.0.0 "
                         "accepts other machines)")
@@ -301,3 +302,10 @@ def add_service_options(parser):
         help="name of the environment variable that holds the API key; clients "
         "send it in the X-API-Key header (default: no key)",
     )
+    parser.add_argument(
+        "--allowed-hosts", nargs="+", default=None, metavar="NAME",
+        help="the names clients call the server by, in the Host header; others "
+        "are answered 400 (DNS rebinding). localhost, 127.0.0.1 and [::1] are "
+        "always accepted; '*.example.com' takes the sub-domains, '*' any name "
+        "(default: only those of this machine, for requests on a loopback "
+        "address)")

@@ -32,8 +32,9 @@ def format_parser(parser):
     add_max_pixels(parser, model=False)
     parser.add_argument("--read-timeout", type=positive_float, default=30.0,
                         metavar="S",
-                        help="seconds a client has to send its request body; 408 "
-                        "after (default: %(default)s)")
+                        help="seconds a client has to send its request body (408 "
+                        "after) and each request's headers (closed after) "
+                        "(default: %(default)s)")
     parser.add_argument("--limit-concurrency", type=positive_int, default=None,
                         metavar="N", help="most connections at once before 503 "
                         "(default: no limit)")
@@ -66,5 +67,6 @@ def run(args):
           threads=args.n_jobs, read_timeout=args.read_timeout,
           allow_pickle=args.allow_pickle,
           limit_concurrency=args.limit_concurrency, feedback_dir=args.feedback_dir,
-          log_predictions=args.log_predictions, **limits)
+          log_predictions=args.log_predictions, allowed_hosts=args.allowed_hosts,
+          **limits)
     return 0

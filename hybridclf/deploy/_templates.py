@@ -45,9 +45,12 @@ def _python_image(info):
     return "python:3.11-slim"
 
 
-def _dockerfile(version, workers, api_key_env, info, allow_pickle):
+def _dockerfile(version, workers, api_key_env, info, allow_pickle,
+                allowed_hosts=None):
     cmd = ["hybridclf", "serve", "--model-dir", "/models/model", "--host",
            "0.0.0.0", "--port", str(_PORT_IN_CONTAINER), "--workers", str(workers)]
+    if allowed_hosts:
+        cmd += ["--allowed-hosts", *allowed_hosts]
     if api_key_env:
         cmd += ["--api-key-env", api_key_env]
     if allow_pickle:
@@ -132,8 +135,9 @@ def _compose(published, api_key_env, workers):
 
 
 def _systemd(hybridclf_bin, model_dir, host, port, workers, api_key_env, user,
-             allow_pickle=False):
-    key = f" --api-key-env {api_key_env}" if api_key_env else ""
+             allow_pickle=False, allowed_hosts=None):
+    key = f" --allowed-hosts {' '.join(allowed_hosts)}" if allowed_hosts else ""
+    key += f" --api-key-env {api_key_env}" if api_key_env else ""
     key += " --allow-pickle" if allow_pickle else ""
     memory, _ = _limits(workers)
     env_file = ("EnvironmentFile=/etc/hybridclf/serve.env\n" if api_key_env

@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 #: The kinds of deployment :func:`write_deployment` can write.
 DEPLOY_TYPES = ("docker", "compose", "systemd")
+_LOOPBACK = ("127.", "::1", "localhost")
 
 
 def _check_path(value, name):
@@ -43,14 +44,16 @@ def _check_path(value, name):
     return value
 
 
-def _check_host(host):
+def _check_host(host, parameter="host", wildcard=False):
     """Refuse an address that would break the unit's command line or ``-p``."""
     host = str(host)
+    allowed = ".-:*" if wildcard else ".-:"
     if not host or host.startswith("-") or not all(
-            c.isascii() and (c.isalnum() or c in ".-:") for c in host):
+            c.isascii() and (c.isalnum() or c in allowed) for c in host):
         raise ValueError(
-            "The 'host' parameter of write_deployment must be an IP address or a "
-            f"host name (letters, digits, '.', '-' and ':'). Got {host!r} instead.")
+            f"The {parameter!r} parameter of write_deployment must be an IP address "
+            f"or a host name (letters, digits, {', '.join(map(repr, allowed))}). "
+            f"Got {host!r} instead.")
     return host
 
 
@@ -83,7 +86,7 @@ def _check_existing(out, kind, force):
 
 def write_deployment(kind, output_dir, model_dir, *, host="127.0.0.1", port=8000,
                      workers=1, api_key_env=None, user="hybridclf",
-                     allow_pickle=False, force=False):
+                     allow_pickle=False, force=False, allowed_hosts=None):
     """Write the files that deploy ``hybridclf serve`` on a model directory.
 
     Parameters
@@ -123,6 +126,15 @@ def write_deployment(kind, output_dir, model_dir, *, host="127.0.0.1", port=8000
         Overwrite deployment files already in ``output_dir`` (refused
         otherwise).
 
+    allowed_hosts : list of str or None, default=None
+        The names clients call the service by (``--allowed-hosts`` of
+        ``hybridclf serve``; others are answered 400, against DNS
+        rebinding). None: for containers published on a loopback ``host``,
+        only this machine's names (``--allowed-hosts localhost``: the
+        container sees the requests arrive on its own address, so the
+        service's loopback default would not apply); else none, and a public
+        deployment should list its names.
+
     Returns
     -------
     result : dict
@@ -150,6 +162,8 @@ def write_deployment(kind, output_dir, model_dir, *, host="127.0.0.1", port=8000
 
     _check_arguments(kind, api_key_env, user)
     host = _check_host(host)
+    allowed_hosts = [_check_host(h, "allowed_hosts", wildcard=True)
+                     for h in allowed_hosts or ()]
     _warn_public_without_key(host, api_key_env)
     info = _servable_model_info(model_dir, allow_pickle)
     model_dir = _check_path(os.path.abspath(os.fspath(model_dir)), "model_dir")
@@ -161,11 +175,14 @@ def write_deployment(kind, output_dir, model_dir, *, host="127.0.0.1", port=8000
         command, folder = _write_container(
             kind, out, model_dir, files, version=__version__, info=info,
             published=_published(host, port), workers=workers,
-            api_key_env=api_key_env, allow_pickle=allow_pickle)
+            api_key_env=api_key_env, allow_pickle=allow_pickle,
+            allowed_hosts=allowed_hosts or (
+                ["localhost"] if host.startswith(_LOOPBACK) else None))
     else:
         command, folder = _write_systemd(
             out, model_dir, files, host=host, port=port, workers=workers,
-            api_key_env=api_key_env, user=user, allow_pickle=allow_pickle)
+            api_key_env=api_key_env, user=user, allow_pickle=allow_pickle,
+            allowed_hosts=allowed_hosts)
     readme = _readme(kind, model_dir, command, folder, version=__version__,
                      info=info, url=_url(host, port), api_key_env=api_key_env)
     _write(files, out / "README.txt", readme)
@@ -175,7 +192,7 @@ def write_deployment(kind, output_dir, model_dir, *, host="127.0.0.1", port=8000
 
 def _warn_public_without_key(host, api_key_env):
     """Warn now, not in the service's log later, of an open service."""
-    if api_key_env is None and not host.startswith(("127.", "::1", "localhost")):
+    if api_key_env is None and not host.startswith(_LOOPBACK):
         logger.warning(
             "This deployment serves on %s without an API key: anyone who can "
             "reach that address can use the model and, with a feedback folder, "
@@ -218,12 +235,13 @@ def _write(files, path, text):
 
 
 def _write_container(kind, out, model_dir, files, *, version, info, published,
-                     workers, api_key_env, allow_pickle):
+                     workers, api_key_env, allow_pickle, allowed_hosts):
     """Copy the model and write the Docker files; (start command, folder)."""
     shutil.copytree(model_dir, out / "model")
     (out / "wheels").mkdir(exist_ok=True)
     _write(files, out / "Dockerfile",
-           _dockerfile(version, workers, api_key_env, info, allow_pickle))
+           _dockerfile(version, workers, api_key_env, info, allow_pickle,
+                       allowed_hosts))
     _write(files, out / ".dockerignore", _DOCKERIGNORE)
     folder = _check_path(str(out.resolve()), "output_dir")
     if kind == "compose":
@@ -244,7 +262,7 @@ def _write_container(kind, out, model_dir, files, *, version, info, published,
 
 
 def _write_systemd(out, model_dir, files, *, host, port, workers, api_key_env, user,
-                   allow_pickle):
+                   allow_pickle, allowed_hosts):
     """Write the systemd unit; (install command, folder)."""
     exe = Path(sys.executable).with_name("hybridclf")
     hybridclf_bin = _check_path(
@@ -256,7 +274,8 @@ def _write_systemd(out, model_dir, files, *, host, port, workers, api_key_env, u
                        "to a lasting place such as /srv/hybridclf.", model_dir)
     unit = f"{_SERVICE}.service"
     _write(files, out / unit, _systemd(hybridclf_bin, model_dir, host, port, workers,
-                                       api_key_env, user, allow_pickle))
+                                       api_key_env, user, allow_pickle,
+                                       allowed_hosts))
     folder = _check_path(str(out.resolve()), "output_dir")
     command = (f"sudo useradd --system --no-create-home --shell "
                f"/usr/sbin/nologin {user}; sudo install -m 0644 "

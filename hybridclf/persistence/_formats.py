@@ -16,6 +16,7 @@ import threading
 import types
 import warnings
 
+from .._model_files import check_archive
 from ..exceptions import ModelLoadError, ModelTypeError, PickleLoadWarning
 
 __all__ = ["TRUSTED_TYPES"]
@@ -189,6 +190,7 @@ def _load_pickle(model_path, allow_pickle):
 
 
 def _load_skops(model_path, trusted):
+    check_archive(model_path, ModelLoadError)  # a deflated bomb: gigabytes
     sio = _skops_io()
     allowed = set(TRUSTED_TYPES) | set(trusted or ())
     try:

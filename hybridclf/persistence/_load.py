@@ -10,7 +10,7 @@ import os
 import warnings
 from pathlib import Path
 
-from .._model_files import MANIFEST, check_manifest, sha256_file
+from .._model_files import MANIFEST, check_manifest, expects_manifest, sha256_file
 from ..exceptions import ModelLoadError
 from ._formats import _FILES, _check_pipeline, _load_pickle, _load_skops
 from ._metadata import _INFO, MODEL_FORMAT_VERSION, library_versions, read_model_info
@@ -121,7 +121,7 @@ def load_model(directory, *, allow_pickle=False, trusted=None):
 
 def _check_files(directory, info):
     """Check the manifest; warn for files it does not cover."""
-    if info.get("manifest") or (directory / MANIFEST).exists():
+    if expects_manifest(directory, info):
         unlisted = check_manifest(directory, ModelLoadError)
         if unlisted:
             warnings.warn(

@@ -44,7 +44,7 @@ async def lifespan(app):
 def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
                use_ood=True, allow_pickle=False, threads=None,
                max_pixels=DEFAULT_MAX_PIXELS, read_timeout=30.0, feedback_dir=None,
-               log_predictions=None):
+               log_predictions=None, allowed_hosts=None):
     """Build the FastAPI application that serves a model directory.
 
     Nothing is loaded here: the model is loaded and warmed up with one
@@ -111,6 +111,17 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
         A file that gets one JSON line per answer (see
         :class:`~hybridclf.feedback.PredictionLog`; never the image).
 
+    allowed_hosts : list of str or None, default=None
+        The names clients may call the server by, in the ``Host`` header (a
+        request naming another host is answered 400): a page of another
+        site can point its own name at this machine (DNS rebinding) and use
+        the service through its visitor's browser. ``localhost``,
+        ``127.0.0.1`` and ``[::1]`` (any port) are always accepted;
+        ``"*.example.com"`` accepts the sub-domains, ``"*"`` any name. None
+        checks only the requests that arrive on a loopback address, which
+        must name this machine: list the server's names when it is reached
+        otherwise (a public name, or a proxy that passes the client's Host).
+
     Returns
     -------
     app : fastapi.FastAPI
@@ -120,13 +131,14 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
     ------
     ValueError
         When ``max_body_mb``, ``max_batch``, ``max_pixels`` or
-        ``read_timeout`` is not positive.
+        ``read_timeout`` is not positive, or ``allowed_hosts`` holds
+        something else than host names.
     """
     return app_from_settings(ServiceSettings(
         model_dir, api_key=api_key, max_body_mb=max_body_mb, max_batch=max_batch,
         use_ood=use_ood, allow_pickle=allow_pickle, threads=threads,
         max_pixels=max_pixels, read_timeout=read_timeout, feedback_dir=feedback_dir,
-        log_predictions=log_predictions))
+        log_predictions=log_predictions, allowed_hosts=allowed_hosts))
 
 
 def app_from_settings(settings):

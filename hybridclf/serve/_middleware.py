@@ -1,15 +1,18 @@
-"""Pure ASGI middleware: metrics, cross-site writes, API key, body limit, timeout.
+"""Pure ASGI middleware: metrics, Host names, cross-site writes, API key, body
+limit, timeout.
 
 They run before FastAPI parses anything, so that a request without the key,
 with a body over the limit or a body that never arrives costs the server
 nothing. :func:`add_middleware` puts them on an app in the right order (the
-last added runs first): metrics, then cross-site writes, then the key, then
-the read timeout, then the body limit.
+last added runs first): metrics, then the Host name, then cross-site writes,
+then the key, then the read timeout, then the body limit.
 """
 
 import asyncio
+import ipaddress
 import secrets
 import time
+import urllib.parse
 
 from fastapi.exceptions import HTTPException
 
@@ -116,6 +119,137 @@ class MetricsMiddleware:
                 self.metrics.errors.labels(endpoint, code).inc()
 
 
+#: The names of this machine, always accepted in a Host header.
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def host_name(value):
+    """The name in a Host header: lower case, no port, no brackets, no final dot.
+
+    Parameters
+    ----------
+    value : str
+        The header's value, such as ``"Localhost:8000"`` or ``"[::1]:8000"``.
+
+    Returns
+    -------
+    name : str
+        ``"localhost"``, ``"::1"``.
+    """
+    text = value.strip().lower()
+    if text.startswith("["):  # [IPv6]:port
+        text = text[1:].split("]", 1)[0]
+    elif text.count(":") == 1:  # name:port (more colons: a bare IPv6 address)
+        text = text.split(":", 1)[0]
+    return text.rstrip(".")
+
+
+def is_loopback(address):
+    """Whether ``address`` (an IP address or name) is this machine's loopback."""
+    if address in ("localhost",):
+        return True
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)  # ::ffff:127.0.0.1
+    return ip.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
+def _allowed(name, allowed_hosts):
+    """Whether the Host name ``name`` is one of ``allowed_hosts`` (or loopback)."""
+    if is_loopback(name) or "*" in allowed_hosts:
+        return True
+    return any(name == host or (host.startswith("*.") and name.endswith(host[1:]))
+               for host in allowed_hosts)
+
+
+class HostMiddleware:
+    """400 for a request whose Host header names a host this server is not.
+
+    DNS rebinding: a page on ``evil.example`` whose name the attacker then
+    points at 127.0.0.1 is, for the visitor's browser, the same origin as
+    the service on that machine, so it could read answers and write
+    corrections (and reload the model of a server without a key), as the
+    visitor. The browser still sends ``Host: evil.example``: that is what is
+    checked. Without ``allowed_hosts``, a request that arrived on a loopback
+    address must name this machine (``localhost``, ``127.0.0.1``, ``[::1]``,
+    any port); one that arrived on another address is not checked, since the
+    server cannot know its public names. With ``allowed_hosts`` every
+    request must name one of them or this machine (``*.example.com`` takes
+    the sub-domains; ``*`` takes any name). A request without a Host header
+    (HTTP/1.0; browsers always send one) passes.
+    """
+
+    def __init__(self, app, allowed_hosts=None):
+        self.app = app
+        self.allowed_hosts = (None if allowed_hosts is None
+                              else tuple(h.lower() for h in allowed_hosts))
+
+    def _refused(self, scope):
+        """The Host value to refuse, or None."""
+        value = dict(scope.get("headers", ())).get(b"host")
+        if value is None:
+            return None
+        value = value.decode("latin-1")
+        name = host_name(value)
+        if self.allowed_hosts is None:
+            server = scope.get("server") or ("",)
+            if not is_loopback(str(server[0])) or is_loopback(name):
+                return None
+        elif _allowed(name, self.allowed_hosts):
+            return None
+        return value
+
+    async def __call__(self, scope, receive, send):
+        value = self._refused(scope) if scope["type"] == "http" else None
+        if value is None:
+            await self.app(scope, receive, send)
+            return
+        name = host_name(value)
+        await error_response(400, (
+            f"The Host header {value!r} does not name this server, so the request "
+            "was refused: a page of another site can point its own name at this "
+            "machine (DNS rebinding) and use the service through the visitor's "
+            "browser. Open the service as http://localhost:<port>/ or "
+            "http://127.0.0.1:<port>/; if "
+            f"{name!r} is a name of this server (behind a proxy, say), start it "
+            f"with --allowed-hosts {name} (create_app(allowed_hosts=[{name!r}]))."
+        ))(scope, receive, send)
+
+
+def _source_problem(headers, allowed_hosts):
+    """The ``Origin`` or ``Referer`` of another site, for a request without
+    ``Sec-Fetch-Site``; None when it is this server or absent.
+
+    A browser that predates ``Sec-Fetch-Site`` (Safari before 16.4) still
+    sends ``Origin`` with a POST (or at least a ``Referer``): a page of
+    another site has a host name other than the one the request was sent
+    to (its ``Host``). ``Origin: null`` (a sandboxed frame, a local file)
+    is never the service's own page.
+    """
+    source = headers.get(b"origin")
+    name = "Origin"
+    if source is None:
+        source, name = headers.get(b"referer"), "Referer"
+    if source is None:
+        return None
+    text = source.decode("latin-1").strip()
+    host = headers.get(b"host")
+    if text == "null" and name == "Origin":
+        return f"{name}: null"
+    try:
+        hostname = urllib.parse.urlsplit(text).hostname or ""
+    except ValueError:
+        hostname = ""
+    own = host_name(host.decode("latin-1")) if host is not None else hostname
+    listed = tuple(h for h in allowed_hosts or () if h != "*")
+    if hostname == own or (hostname and listed and _allowed(hostname, listed)
+                           and not is_loopback(hostname)):
+        return None
+    return f"{name}: {text}"
+
+
 class CrossSiteMiddleware:
     """403 for writes that a page of another site makes a browser send.
 
@@ -125,20 +259,34 @@ class CrossSiteMiddleware:
     the training data under its labels. Browsers say where such a request
     comes from (``Sec-Fetch-Site: cross-site``); the upload page's calls are
     ``same-origin``, and clients that are not browsers send no such header.
+    A browser without ``Sec-Fetch-Site`` (Safari before 16.4) is judged by
+    its ``Origin`` (else ``Referer``): a host name other than the request's
+    ``Host`` (or one of ``allowed_hosts``) is another site. curl and
+    scripts send neither, and pass.
     """
 
-    def __init__(self, app, prefixes=KEYED_PREFIXES):
+    def __init__(self, app, prefixes=KEYED_PREFIXES, allowed_hosts=None):
         self.app = app
         self.prefixes = tuple(prefixes)
+        self.allowed_hosts = allowed_hosts
+
+    def _problem(self, scope):
+        """What shows the request came from another site, or None."""
+        if scope["type"] != "http" or not scope.get("path", "").startswith(
+                self.prefixes):
+            return None
+        headers = dict(scope.get("headers", ()))
+        site = headers.get(b"sec-fetch-site")
+        if site is not None:
+            return "Sec-Fetch-Site: cross-site" if site == b"cross-site" else None
+        return _source_problem(headers, self.allowed_hosts)
 
     async def __call__(self, scope, receive, send):
-        if (scope["type"] == "http"
-                and scope.get("path", "").startswith(self.prefixes)
-                and dict(scope.get("headers", ())).get(b"sec-fetch-site")
-                == b"cross-site"):
+        problem = self._problem(scope)
+        if problem is not None:
             await error_response(403, (
                 "Refused a request that a page of another site had this browser "
-                "send (Sec-Fetch-Site: cross-site). Use the service's own page "
+                f"send ({problem}). Use the service's own page "
                 "(GET /), or a client that is not a browser."))(scope, receive, send)
             return
         await self.app(scope, receive, send)
@@ -254,7 +402,7 @@ def add_middleware(app, settings, metrics, endpoints):
         The application, with every route.
 
     settings : ServiceSettings
-        The body limit, read timeout and API key.
+        The body limit, read timeout, API key and allowed host names.
 
     metrics : Metrics
         Where the request counts and latencies go.
@@ -266,5 +414,6 @@ def add_middleware(app, settings, metrics, endpoints):
     app.add_middleware(ReadTimeoutMiddleware, seconds=float(settings.read_timeout))
     if settings.api_key is not None:
         app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key)
-    app.add_middleware(CrossSiteMiddleware)
+    app.add_middleware(CrossSiteMiddleware, allowed_hosts=settings.allowed_hosts)
+    app.add_middleware(HostMiddleware, allowed_hosts=settings.allowed_hosts)
     app.add_middleware(MetricsMiddleware, metrics=metrics, endpoints=endpoints)

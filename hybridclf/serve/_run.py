@@ -24,7 +24,7 @@ import urllib.request
 from base64 import b64encode
 from contextlib import contextmanager
 
-from .._model_files import check_manifest
+from .._model_files import check_manifest, expects_manifest
 from ..exceptions import ModelLoadError
 from ..io import DEFAULT_MAX_PIXELS
 from ..persistence import read_model_info
@@ -58,8 +58,8 @@ def app_from_settings_file():
 
 def _check_model_dir(model_dir):
     """Fail now, with a clear message, if the model directory is wrong."""
-    read_model_info(model_dir)
-    if os.path.exists(os.path.join(model_dir, "manifest.json")):
+    info = read_model_info(model_dir)
+    if expects_manifest(model_dir, info):
         check_manifest(model_dir, ModelLoadError)
 
 
@@ -83,7 +83,8 @@ def _api_key(api_key_env, host):
 def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0,
           api_key_env=None, threads=None, log_level="info",
           max_pixels=DEFAULT_MAX_PIXELS, read_timeout=30.0, allow_pickle=False,
-          limit_concurrency=None, feedback_dir=None, log_predictions=None):
+          limit_concurrency=None, feedback_dir=None, log_predictions=None,
+          allowed_hosts=None):
     """Run the prediction service with uvicorn until interrupted.
 
     The model directory is checked (its manifest) before uvicorn starts. With
@@ -128,7 +129,7 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
 
     read_timeout : float, default=30.0
         Seconds to receive a request body (see :func:`create_app`), and
-        the request line and headers of a new connection (closed after).
+        each request line and headers of a connection (closed after).
 
     allow_pickle : bool, default=False
         Serve a pickled model (runs code from the file; see
@@ -145,6 +146,11 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
     log_predictions : str or os.PathLike or None, default=None
         Append one JSON line per answer to this file (see
         :func:`create_app`); with several workers, they all append to it.
+
+    allowed_hosts : list of str or None, default=None
+        The names clients may call the server by (see :func:`create_app`);
+        None accepts only this machine's names on a loopback address. List
+        the server's names when ``host`` is not a loopback address.
 
     Notes
     -----
@@ -179,7 +185,8 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
         os.path.abspath(os.fspath(model_dir)), api_key=_api_key(api_key_env, host),
         max_body_mb=max_body_mb, threads=int(threads), max_pixels=int(max_pixels),
         read_timeout=float(read_timeout), allow_pickle=bool(allow_pickle),
-        feedback_dir=_abspath(feedback_dir), log_predictions=_abspath(log_predictions))
+        feedback_dir=_abspath(feedback_dir), log_predictions=_abspath(log_predictions),
+        allowed_hosts=allowed_hosts)
     if feedback_dir is not None:
         check_writable(settings.feedback_dir, "--feedback-dir")
     if log_predictions is not None:

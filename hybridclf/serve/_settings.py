@@ -49,6 +49,25 @@ def point_workers_at(model_dir):
     return path
 
 
+def _host_names(hosts):
+    """``allowed_hosts`` as a tuple of lower-case names, checked."""
+    if isinstance(hosts, str):
+        hosts = hosts.split(",")
+    names = []
+    for host in hosts:
+        name = str(host).strip().lower()
+        if name.startswith("[") and name.endswith("]"):
+            name = name[1:-1]  # [::1]
+        if not name or not all(c.isascii() and (c.isalnum() or c in ".-_:*")
+                               for c in name):
+            raise ValueError(
+                "The 'allowed_hosts' parameter of create_app must list host names "
+                "(letters, digits, '.', '-', ':'; '*.example.com' for the "
+                f"sub-domains, '*' for any name). Got {host!r} instead.")
+        names.append(name)
+    return tuple(names)
+
+
 @dataclass(frozen=True)
 class ServiceSettings:
     """The settings of a prediction service, validated when built.
@@ -60,7 +79,8 @@ class ServiceSettings:
     ------
     ValueError
         When ``max_body_mb``, ``max_batch``, ``max_pixels`` or
-        ``read_timeout`` is not positive.
+        ``read_timeout`` is not positive, or ``allowed_hosts`` holds
+        something else than host names.
     """
 
     model_dir: str
@@ -74,12 +94,16 @@ class ServiceSettings:
     read_timeout: float = 30.0
     feedback_dir: str | None = None
     log_predictions: str | None = None
+    allowed_hosts: tuple[str, ...] | None = None
 
     def __post_init__(self):
         # frozen: normalise through object.__setattr__, once
         for name in ("model_dir", "feedback_dir", "log_predictions"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, os.fspath(getattr(self, name)))
+        if self.allowed_hosts is not None:
+            object.__setattr__(self, "allowed_hosts",
+                               _host_names(self.allowed_hosts))
         if not self.max_body_mb > 0:
             raise ValueError("The 'max_body_mb' parameter of create_app must be a "
                              f"number > 0. Got {self.max_body_mb!r} instead.")
