@@ -9,7 +9,9 @@ chosen with the penalty by the ridge's leave-one-out squared error on the
 training rows), ``power`` (signed square root of every feature before
 scaling), ``late`` (block sets: one ridge per set, their probabilities
 averaged), ``choose`` (block sets: the one of least leave-one-out
-error on the training photos), ``dn4`` (an image-to-class measure over
+error on the training photos), ``choose_loo`` (block sets: the default
+unless another wins the grouped leave-one-out by a margin, see
+``_loo_choice.choose_blocks``), ``dn4`` (an image-to-class measure over
 local CNN descriptors, alone or fused with the ridge: see ``_dn4.run_dn4``).
 Each block is standardised on the training
 rows, as the pipeline's per-block ``StandardScaler`` does.
@@ -177,6 +179,10 @@ def run_method(method, features, y, train, test, proba=False):
     blocks = method.get("blocks", DEFAULT_BLOCKS)
     if "choose" in method:
         blocks = _choose_blocks(method, features, y, train, test)
+    if "choose_loo" in method:
+        from _loo_choice import choose_blocks
+
+        blocks = choose_blocks(method, features, y, train, test)
     aug = ["id", *method.get("aug", ())]
     tta = ["id", *method.get("tta", ())]
     weights, power = method.get("weights"), method.get("power", False)
