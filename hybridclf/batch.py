@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from .pipeline import set_image_params
 from .prediction import iter_image_files, predict_files, read_open_set
+from .utils._csv import open_csv
 from .utils._docstrings import Substitution
 from .utils._paths import make_output_dir
 
@@ -282,7 +283,9 @@ def predict_to_csv(model_dir, inputs, output, *, batch_size=32, threshold=None,
     output : str, os.PathLike or file object
         The CSV file to write (its folder is made if missing), or a text
         stream (such as ``sys.stdout``) that gets each row as soon as it is
-        predicted. A CSV file (a regular one, not ``/dev/stdout``) is
+        predicted. A CSV file (a regular one, not ``/dev/stdout``) starts
+        with a UTF-8 byte-order mark, so that a spreadsheet reads its names
+        as UTF-8 (:mod:`hybridclf.utils._csv`; a stream has none), and is
         written as ``<output>.partial`` and renamed
         to ``output`` once every row is in, so an interrupted run leaves
         ``output`` as it was (a rerun predicts every file again) and its rows
@@ -337,10 +340,10 @@ def predict_to_csv(model_dir, inputs, output, *, batch_size=32, threshold=None,
     parts = f"{os.fspath(output)}.parts" if partial else None
     rows = _predicted_rows(pipe, files, options, scheduler, parts, partition_size)
     counts = BatchPrediction(len(files), output=os.fspath(output) if is_path else None)
-    # UTF-8 whatever the locale, as every CSV hybridclf writes; a file name
-    # that is not valid in the file system's encoding keeps its bytes
-    with (open(partial or output, "w", newline="", encoding="utf-8",
-               errors="surrogateescape")
+    # a file gets the byte-order mark of every CSV file hybridclf writes (for
+    # spreadsheets); a stream, /dev/stdout or a pipe, plain UTF-8 (for programs)
+    with (open_csv(partial, "w") if partial else
+          open(output, "w", newline="", encoding="utf-8", errors="surrogateescape")
           if is_path else nullcontext(output)) as fh:
         writer = csv.writer(fh)
         writer.writerow(csv_columns(neighbours))

@@ -1,5 +1,6 @@
 """``hybridclf augment`` and the library function behind it."""
 
+import codecs
 import csv
 import os
 import shutil
@@ -31,7 +32,9 @@ def uneven_tree(texture_folder, tmp_path):
 
 
 def read_manifest(out):
-    with open(out / "manifest.csv", newline="", encoding="utf-8") as fh:
+    # a byte-order mark, for Excel (a Thai class name was mojibake without)
+    assert (out / "manifest.csv").read_bytes().startswith(codecs.BOM_UTF8)
+    with open(out / "manifest.csv", newline="", encoding="utf-8-sig") as fh:
         return list(csv.DictReader(fh))
 
 
