@@ -370,14 +370,17 @@ def test_train_merges_a_feedback_folder_and_reuses_cached_features(
             "--test-size", "0.25", "--n-jobs", "1", "--cache-dir",
             str(tmp_path / "cache")]
     assert main([*argv, "--output-dir", str(tmp_path / "first")]) == 0
-    assert "features computed for 29 of 29 images" in capsys.readouterr().out
+    # not "the others read from the cache": none was
+    assert ("features computed for 29 of 29 images, none read from the cache"
+            in capsys.readouterr().out)
     info = json.loads((tmp_path / "first" / "model.json").read_text())
     assert info["classes"] == ["brick", "coffee", "grass", "gravel"]
     assert info["data_fingerprint"]["class_counts"]["grass"] == 9
     assert info["training"]["n_groups"] == 28  # the two identical photos: one
     correct("coffee", _png(coffee[300:396, 200:296]))
     assert main([*argv, "--output-dir", str(tmp_path / "second")]) == 0
-    assert "features computed for 1 of 30 images" in capsys.readouterr().out
+    assert ("features computed for 1 of 30 images, the other 29 read from the "
+            "cache" in capsys.readouterr().out)
     # the duplicate search keeps what it measured of each photo there too
     kept = [json.loads(p.read_text())
             for p in (tmp_path / "cache").glob("*/settings.json")]
