@@ -55,7 +55,7 @@ def open_csv(path, mode="r"):
     >>> import csv, os, tempfile
     >>> path = os.path.join(tempfile.mkdtemp(), "t.csv")
     >>> with open_csv(path, "w") as fh:
-    ...     csv.writer(fh).writerow(["file", "label"])
+    ...     _ = csv.writer(fh).writerow(["file", "label"])
     >>> open(path, "rb").read()[:3] == codecs.BOM_UTF8
     True
     >>> with open_csv(path) as fh:
