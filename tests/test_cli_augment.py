@@ -188,6 +188,30 @@ def test_a_run_stopped_half_way_leaves_no_copies_without_manifest(
         augment_folder(uneven_tree, out)
 
 
+def test_the_photos_are_read_one_at_a_time_not_all_at_once(uneven_tree, tmp_path,
+                                                           monkeypatch):
+    # six 8000x6000 photos took 3.3 GB: every photo was decoded and held
+    # until the last copy was written; now a thread holds one photo at a time
+    import weakref
+
+    from hybridclf.augment import _folder
+
+    alive, most = [], []
+
+    def read_and_track(path):
+        image = _folder_read(path)
+        most.append(sum(ref() is not None for ref in alive))
+        alive.append(weakref.ref(image))
+        return image
+
+    _folder_read = _folder.read_image
+    monkeypatch.setattr(_folder, "read_image", read_and_track)
+    result = augment_folder(uneven_tree, tmp_path / "out",
+                            ClassAwareAugmenter(random_state=0, n_jobs=1))
+    assert result.n_generated == 6
+    assert max(most) == 0  # no other photo was still held when one was read
+
+
 def test_broken_real_files_are_listed_not_fatal(tmp_path):
     broken = require_shared("broken")
     root = tmp_path / "data"
