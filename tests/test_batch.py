@@ -69,7 +69,7 @@ def test_an_interrupted_predict_keeps_the_last_csv_and_leaves_a_partial_one(
     whole = hybridclf.batch.predict_to_csv(digits / "model", [digits / "digits"],
                                            output)
     before = output.read_bytes()
-    predict_files = hybridclf.batch.predict_files
+    predict_files = hybridclf.batch._predict.predict_files
 
     def interrupted(*args, **kwargs):
         for i, row in enumerate(predict_files(*args, **kwargs)):
@@ -77,7 +77,7 @@ def test_an_interrupted_predict_keeps_the_last_csv_and_leaves_a_partial_one(
                 raise KeyboardInterrupt
             yield row
 
-    monkeypatch.setattr(hybridclf.batch, "predict_files", interrupted)
+    monkeypatch.setattr(hybridclf.batch._predict, "predict_files", interrupted)
     with pytest.raises(KeyboardInterrupt):
         hybridclf.batch.predict_to_csv(digits / "model", [digits / "digits"], output)
     assert output.read_bytes() == before
