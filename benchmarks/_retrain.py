@@ -98,7 +98,7 @@ def make_large_set(source, target, groups_csv, n_total=1040, seed=0):
 def _read_groups(path):
     if not path.is_file():
         return {}
-    with open(path, newline="") as fh:
+    with open(path, newline="", encoding="utf-8-sig") as fh:  # Excel adds a BOM
         return {row["file"]: row["group"] for row in csv.DictReader(fh)}
 
 

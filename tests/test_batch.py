@@ -1,5 +1,6 @@
 """The library behind ``hybridclf predict`` and ``extract``: hybridclf.batch."""
 
+import codecs
 import os
 
 import pytest
@@ -68,7 +69,7 @@ def test_an_interrupted_predict_keeps_the_last_csv_and_leaves_a_partial_one(
     whole = hybridclf.batch.predict_to_csv(digits / "model", [digits / "digits"],
                                            output)
     before = output.read_bytes()
-    predict_files = hybridclf.batch.predict_files
+    predict_files = hybridclf.batch._predict.predict_files
 
     def interrupted(*args, **kwargs):
         for i, row in enumerate(predict_files(*args, **kwargs)):
@@ -76,13 +77,35 @@ def test_an_interrupted_predict_keeps_the_last_csv_and_leaves_a_partial_one(
                 raise KeyboardInterrupt
             yield row
 
-    monkeypatch.setattr(hybridclf.batch, "predict_files", interrupted)
+    monkeypatch.setattr(hybridclf.batch._predict, "predict_files", interrupted)
     with pytest.raises(KeyboardInterrupt):
         hybridclf.batch.predict_to_csv(digits / "model", [digits / "digits"], output)
     assert output.read_bytes() == before
     assert len(before.splitlines()) == whole.n_files + 1
     partial = (tmp_path / "predictions.csv.partial").read_text().splitlines()
     assert len(partial) == 1 + 5
+
+
+def test_a_csv_file_has_a_byte_order_mark_for_excel_and_a_stream_none(
+        digits, tmp_path):
+    # Excel on Windows read a CSV without the mark in the legacy code page:
+    # Thai class and file names became mojibake; a pipe to a program wants none
+    import io
+
+    import hybridclf.batch
+
+    thai = tmp_path / "พระสมเด็จ"
+    thai.mkdir()
+    photo = next((digits / "digits" / "digit_3").glob("*.png"))
+    (thai / "องค์.png").write_bytes(photo.read_bytes())
+    output = tmp_path / "predictions.csv"
+    hybridclf.batch.predict_to_csv(digits / "model", [thai], output)
+    data = output.read_bytes()
+    assert data.startswith(codecs.BOM_UTF8)
+    assert "องค์.png" in data.decode("utf-8-sig").splitlines()[1]
+    stream = io.StringIO()
+    hybridclf.batch.predict_to_csv(digits / "model", [thai], stream)
+    assert stream.getvalue().startswith("file,label,")
 
 
 def test_a_device_as_the_output_is_written_as_it_is(digits, tmp_path):

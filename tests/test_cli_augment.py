@@ -1,5 +1,6 @@
 """``hybridclf augment`` and the library function behind it."""
 
+import codecs
 import csv
 import os
 import shutil
@@ -31,7 +32,9 @@ def uneven_tree(texture_folder, tmp_path):
 
 
 def read_manifest(out):
-    with open(out / "manifest.csv", newline="", encoding="utf-8") as fh:
+    # a byte-order mark, for Excel (a Thai class name was mojibake without)
+    assert (out / "manifest.csv").read_bytes().startswith(codecs.BOM_UTF8)
+    with open(out / "manifest.csv", newline="", encoding="utf-8-sig") as fh:
         return list(csv.DictReader(fh))
 
 
@@ -183,6 +186,30 @@ def test_a_run_stopped_half_way_leaves_no_copies_without_manifest(
     with pytest.raises(ValueError, match="'.partial-123', the remains of an "
                                          "interrupted run. Delete it"):
         augment_folder(uneven_tree, out)
+
+
+def test_the_photos_are_read_one_at_a_time_not_all_at_once(uneven_tree, tmp_path,
+                                                           monkeypatch):
+    # six 8000x6000 photos took 3.3 GB: every photo was decoded and held
+    # until the last copy was written; now a thread holds one photo at a time
+    import weakref
+
+    from hybridclf.augment import _folder
+
+    alive, most = [], []
+
+    def read_and_track(path):
+        image = _folder_read(path)
+        most.append(sum(ref() is not None for ref in alive))
+        alive.append(weakref.ref(image))
+        return image
+
+    _folder_read = _folder.read_image
+    monkeypatch.setattr(_folder, "read_image", read_and_track)
+    result = augment_folder(uneven_tree, tmp_path / "out",
+                            ClassAwareAugmenter(random_state=0, n_jobs=1))
+    assert result.n_generated == 6
+    assert max(most) == 0  # no other photo was still held when one was read
 
 
 def test_broken_real_files_are_listed_not_fatal(tmp_path):

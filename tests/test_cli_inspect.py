@@ -1,5 +1,6 @@
 """Tests of ``hybridclf inspect``."""
 
+import codecs
 import csv
 import json
 import os
@@ -41,7 +42,9 @@ def test_inspect_writes_the_three_files_and_a_summary(small_dataset, tmp_path,
     assert data["n_files"] == 26 and data["n_label_conflicts"] == 1
     page = (out / "report.html").read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>") and "<svg" in page
-    with open(out / "duplicate_groups.csv", newline="", encoding="utf-8") as fh:
+    # a byte-order mark: Excel on Windows showed Thai names as mojibake without
+    assert (out / "duplicate_groups.csv").read_bytes().startswith(codecs.BOM_UTF8)
+    with open(out / "duplicate_groups.csv", newline="", encoding="utf-8-sig") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 26 and set(rows[0]) == {"file", "group"}
     group = {r["file"]: r["group"] for r in rows}
@@ -56,7 +59,8 @@ def test_inspect_labels_lists_and_shows_likely_wrong_labels(small_dataset,
     assert main(["inspect", "--data-dir", str(small_dataset), "--output-dir",
                  str(out), "--quick", "--labels", "--n-jobs", "1"]) == 0
     printed = capsys.readouterr().out
-    with open(out / "label_issues.csv", newline="", encoding="utf-8") as fh:
+    assert (out / "label_issues.csv").read_bytes().startswith(codecs.BOM_UTF8)
+    with open(out / "label_issues.csv", newline="", encoding="utf-8-sig") as fh:
         rows = list(csv.reader(fh))
     assert rows[0] == ["file", "given_label", "suggested_label", "score"]
     assert ["grass/brick0.png", "grass", "brick"] in [r[:3] for r in rows[1:]]
@@ -105,7 +109,7 @@ def test_a_rerun_keeps_the_groups_merged_by_hand(small_dataset, tmp_path):
             "--quick", "--n-jobs", "1"]
     assert main(args) == 0
     groups_csv = out / "duplicate_groups.csv"
-    rows = list(csv.DictReader(groups_csv.open(newline="", encoding="utf-8")))
+    rows = list(csv.DictReader(groups_csv.open(newline="", encoding="utf-8-sig")))
     rows[1]["group"] = rows[0]["group"]  # one object, by the person's eye
     with groups_csv.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, ["file", "group"])

@@ -380,8 +380,8 @@ def test_cli_predict_and_extract_on_a_running_scheduler(model_dir, images,
     assert main([*base, "--output", str(tmp_path / "local.csv")]) == 0
     assert main([*base, "--output", str(tmp_path / "dask.csv"), "--scheduler",
                  address, "--partition-size", "8"]) == 0
-    local = (tmp_path / "local.csv").read_text()
-    assert (tmp_path / "dask.csv").read_text() == local
+    local = (tmp_path / "local.csv").read_text(encoding="utf-8-sig")
+    assert (tmp_path / "dask.csv").read_text(encoding="utf-8-sig") == local
     assert not (tmp_path / "dask.csv.parts").exists()
     rows = list(csv.DictReader(local.splitlines()))
     assert sum(bool(r["error"]) for r in rows) == 2

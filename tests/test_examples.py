@@ -161,7 +161,7 @@ def test_batch_predict_folder(tmp_path):
     total, predicted, unknown, unreadable = map(int, counts.groups())
     assert total == 31 and unreadable == 1
     assert predicted + unknown == 30 and predicted >= 20
-    with open(output, newline="") as fh:
+    with open(output, newline="", encoding="utf-8-sig") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == total
     assert sum(1 for r in rows if r["error"]) == 1

@@ -172,7 +172,7 @@ def test_predict_lists_the_nearest_training_files(trained, copies_folder, tmp_pa
     out = tmp_path / "preds.csv"
     assert main(["predict", "--model-dir", str(trained), str(copies_folder / "brick"),
                  "--neighbours", "2", "--output", str(out)]) == 0
-    rows = list(csv.DictReader(out.open()))
+    rows = list(csv.DictReader(out.open(encoding="utf-8-sig")))
     assert list(rows[0])[-6:] == [
         "neighbour_1_file", "neighbour_1_label", "neighbour_1_similarity",
         "neighbour_2_file", "neighbour_2_label", "neighbour_2_similarity"]
@@ -186,7 +186,8 @@ def test_predict_lists_the_nearest_training_files(trained, copies_folder, tmp_pa
     # 0 (the default) adds no column
     assert main(["predict", "--model-dir", str(trained), str(copies_folder / "brick"),
                  "--output", str(out)]) == 0
-    assert not any(c.startswith("neighbour") for c in next(csv.reader(out.open())))
+    header = next(csv.reader(out.open(encoding="utf-8-sig")))
+    assert not any(c.startswith("neighbour") for c in header)
 
 
 def test_predict_bad_neighbours_is_a_usage_error(trained, copies_folder, capsys):

@@ -426,7 +426,7 @@ def test_dataset_report_files(awkward_report, tmp_path):
     page = open(paths["html"], encoding="utf-8").read()
     assert "<svg" in page and "data:image/png;base64," in page
     assert "truncated.jpg" in page and "notes.txt" in page
-    rows = open(paths["csv"], encoding="utf-8").read().splitlines()
+    rows = open(paths["csv"], encoding="utf-8-sig").read().splitlines()
     assert rows[0] == "file,group"
     assert len(rows) == 1 + awkward_report.n_files
     assert isinstance(awkward_report, DatasetReport)

@@ -103,7 +103,8 @@ def test_predict_csv_has_the_reason_and_the_quality(amulet_model, tmp_path):
     out = tmp_path / "predictions.csv"
     assert main(["predict", "--model-dir", str(amulet_model["dir"]), str(tmp_path),
                  "--output", str(out)]) == 0
-    rows = {r["file"].rsplit("/", 1)[-1]: r for r in csv.DictReader(out.open())}
+    rows = {r["file"].rsplit("/", 1)[-1]: r
+            for r in csv.DictReader(out.open(encoding="utf-8-sig"))}
     assert rows["stranger.png"]["label"] == "unknown"
     assert rows["stranger.png"]["unknown_reason"] == NOVEL
     assert rows["blurred.png"]["quality"] == "blurry"

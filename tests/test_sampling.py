@@ -311,6 +311,34 @@ def test_fit_generate_takes_images_of_different_sizes():
         augmenter.fit_generate(images, y[:3])
 
 
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_images_made_one_source_at_a_time_are_those_made_in_memory(n_jobs):
+    # hybridclf augment makes them so (never every photo in memory at once):
+    # the same images, the same fitted attributes, with any number of threads
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (20 + 4 * i, 24, 3), dtype=np.uint8)
+              for i in range(6)]
+    y = np.array(["a", "a", "a", "a", "a", "b"])
+    in_memory = ClassAwareAugmenter(random_state=0, n_jobs=n_jobs)
+    generated, sources = in_memory.fit_generate(images, y)
+    made, loaded = {}, []
+
+    def load(i):
+        loaded.append(i)
+        return images[i]
+
+    each = ClassAwareAugmenter(random_state=0, n_jobs=n_jobs)
+    written, each_sources = each.fit_generate_each(
+        load, y, lambda k, i, image: made.setdefault(k, (i, image)))
+    assert sorted(made) == written.tolist()
+    assert each_sources.tolist() == sources.tolist() == [5] * 4
+    for (source, image), expected in zip((made[k] for k in written), generated):
+        assert source == 5 and np.array_equal(image, expected)
+    assert set(loaded) == {5}  # class a has no new images: never loaded
+    assert np.array_equal(each.similarity_, in_memory.similarity_)
+    assert each.n_generated_ == in_memory.n_generated_ == {"a": 0, "b": 4}
+
+
 def test_a_model_saved_when_the_sampler_was_a_module_still_loads(tmp_path,
                                                                   monkeypatch):
     # models saved before hybridclf.sampling became a package name the class

@@ -254,6 +254,10 @@ def test_health_ready_docs(client):
     assert health["memory_usage_mb"] > 10
     assert {"version", "predictions_count", "average_response_time_ms"} <= set(
         health)
+    # what a client may be answered, without sending a photo
+    assert health["classes"] == ["brick", "grass", "gravel"]
+    assert health["n_classes"] == 3
+    assert health["ood_enabled"] is False  # a model saved without the check
     ready = client.get("/ready")
     assert ready.status_code == 200
     assert ready.json()["classes"] == ["brick", "grass", "gravel"]
@@ -320,7 +324,9 @@ def test_not_ready_before_the_model_is_loaded(model_dir, brick):
     server.server.config.lifespan = "off"  # the model is never loaded
     with server as http:
         _is_error(http.get("/ready"), 503, "not loaded")
-        assert http.get("/health").json()["model_loaded"] is False
+        health = http.get("/health").json()
+        assert health["model_loaded"] is False
+        assert health["classes"] is None and health["ood_enabled"] is None
         _is_error(http.post("/predict", json={"image_data": _b64(brick)}), 503)
 
 
@@ -883,6 +889,25 @@ def test_large_base64_is_decoded_like_small(brick):
     assert sum(map(len, texts)) > 1 << 20
     assert uploads == [decode_base64(t, what) for t, what in zip(texts, "abc")]
     assert uploads[1].data == big and "'c' field" in uploads[2].error
+
+
+def test_health_says_whether_unlike_any_training_photo_is_answered(
+        model_dir, tmp_path):
+    # a client could not tell, without a prediction, whether 'unknown' may
+    # mean "unlike any training photo": on with the model's check, off with
+    # --no-ood (use_ood=False)
+    from hybridclf import load_model, save_model
+    from hybridclf.serve import create_app
+
+    checked = tmp_path / "checked_model"
+    save_model(load_model(model_dir), checked, metadata={"open_set": {
+        "proba_threshold": 0.4, "ood_thresholds": {"hog": 1e9, "color": 1e9}}})
+    for use_ood in (True, False):
+        with _Server(create_app(checked, use_ood=use_ood)) as http:
+            health = http.get("/health").json()
+        assert health["ood_enabled"] is use_ood
+        assert health["confidence_threshold"] == 0.4
+        assert health["n_classes"] == len(health["classes"]) == 3
 
 
 def test_without_a_threshold_the_request_uses_the_models_learned_one(

@@ -76,9 +76,15 @@ def _list_images(input_dir):
     return scan_image_folder(input_dir)
 
 
-def _read_all(paths, n_jobs, progress):
-    """Decode every file; (images, failures) with None for a failed image."""
-    images = [None] * len(paths)
+def _check_all(paths, n_jobs, progress):
+    """Decode every file, keeping none; (readable flags, failures).
+
+    A file is taken only when it decodes whole (a truncated JPEG fails at its
+    end), and the classes' counts, hence the plan of new images, need to
+    know which are before any is made. The images are read again, one source
+    at a time, for the new images made from them.
+    """
+    readable = [False] * len(paths)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -89,7 +95,8 @@ def _read_all(paths, n_jobs, progress):
         failures = []
         for i in range(chunk.start, chunk.stop):
             try:
-                images[i] = read_image(paths[i])
+                read_image(paths[i])
+                readable[i] = True
             except ImageLoadError as exc:
                 failures.append(exc.failures[0])
         if bar is not None:
@@ -101,7 +108,7 @@ def _read_all(paths, n_jobs, progress):
     finally:
         if bar is not None:
             bar.close()
-    return images, failures
+    return readable, failures
 
 
 def augment_folder(input_dir, output_dir, augmenter=None, *, progress=False):
@@ -112,7 +119,11 @@ def augment_folder(input_dir, output_dir, augmenter=None, *, progress=False):
     targets get new images, made from their own images, written beside their
     source as ``<source name>_augNNN.jpg`` (``.png`` when the source is not a
     JPEG). Files that cannot be read are listed in the result, logged and not
-    copied; they do not stop the run.
+    copied; they do not stop the run. Every file is decoded once to check it;
+    then each of the ``n_jobs`` threads reads one source at a time, writes its
+    new images as they are made and lets it go
+    (:meth:`~hybridclf.ClassAwareAugmenter.fit_generate_each`): the memory
+    does not grow with the number of images.
 
     ``output_dir/manifest.csv`` has one row per output image, with columns:
 
@@ -205,27 +216,21 @@ def augment_folder(input_dir, output_dir, augmenter=None, *, progress=False):
     _check_output_dir(input_path, output_path)
     paths, labels, skipped = _list_images(input_dir)
 
-    images, failures = _read_all(paths, augmenter.n_jobs, progress)
+    flags, failures = _check_all(paths, augmenter.n_jobs, progress)
     skipped += failures
     for path, reason in skipped:
         logger.warning("Not used: %s: %s", path, reason)
-    readable = [i for i, image in enumerate(images) if image is not None]
+    readable = [i for i, ok in enumerate(flags) if ok]
     if not readable:
         raise ValueError(
             f"None of the {len(paths)} images under {str(input_dir)!r} could be "
             "read; nothing to augment."
         )
     paths = [paths[i] for i in readable]
-    images = [images[i] for i in readable]
     y = np.asarray([labels[i] for i in readable])
-
-    start_generate = time.perf_counter()
-    generated, sources = augmenter.fit_generate(images, y, progress=progress)
-    generate_seconds = time.perf_counter() - start_generate
 
     rel_paths = [Path(os.path.relpath(p, input_dir)).as_posix() for p in paths]
     jpeg_sources = [_is_jpeg(p) for p in paths]
-    new_names = _generated_names(sources.tolist(), rel_paths, jpeg_sources)
     staging = _staging_dir(output_path)
     try:
         for rel in {Path(r).parent for r in rel_paths}:
@@ -235,13 +240,22 @@ def augment_folder(input_dir, output_dir, augmenter=None, *, progress=False):
             for i in range(chunk.start, chunk.stop):
                 shutil.copy2(paths[i], staging / rel_paths[i])
 
-        def write_generated(chunk):
-            for k in range(chunk.start, chunk.stop):
-                data = _encode(generated[k], jpeg_sources[sources[k]])
-                (staging / new_names[k]).write_bytes(data)
+        def write_generated(k, source, image):
+            # its name depends on the copies of its source kept before it,
+            # known at the end: a temporary name until then
+            data = _encode(image, jpeg_sources[source])
+            (staging / f".generated-{k}").write_bytes(data)
 
         run_chunked(copy_originals, len(paths), augmenter.n_jobs)
-        run_chunked(write_generated, len(generated), augmenter.n_jobs)
+        start_generate = time.perf_counter()
+        # one source photo at a time per thread, each copy written as made:
+        # never the whole dataset in memory
+        written, sources = augmenter.fit_generate_each(
+            lambda i: read_image(paths[i]), y, write_generated, progress=progress)
+        generate_seconds = time.perf_counter() - start_generate
+        new_names = _generated_names(sources.tolist(), rel_paths, jpeg_sources)
+        for k, name in zip(written.tolist(), new_names):
+            (staging / f".generated-{k}").rename(staging / name)
         _write_manifest(staging / MANIFEST_NAME, rel_paths, y, sources, new_names,
                         augmenter, _read_lineage(input_dir))
         # the manifest last: a folder of copies is never without it
@@ -255,13 +269,13 @@ def augment_folder(input_dir, output_dir, augmenter=None, *, progress=False):
 
     result = AugmentFolderResult(
         output_dir=str(output_path), manifest=str(manifest),
-        skipped=skipped, n_generated=len(generated),
+        skipped=skipped, n_generated=len(written),
         generate_seconds=generate_seconds, augmenter=augmenter,
     )
     result.classes = _class_counts(labels, y, skipped, Path(input_dir), augmenter)
     result.seconds = time.perf_counter() - started
     logger.info(
         "Wrote %d originals and %d generated images to %s in %.1f s.",
-        len(paths), len(generated), output_path, result.seconds,
+        len(paths), len(written), output_path, result.seconds,
     )
     return result

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from ..io import sniff_image_format
+from ..utils._csv import open_csv
 
 __all__ = []
 
@@ -84,8 +85,7 @@ def _read_lineage(input_dir):
     path = Path(input_dir) / MANIFEST_NAME
     if not path.is_file():
         return {}
-    with open(path, newline="", encoding="utf-8-sig",
-              errors="surrogateescape") as fh:
+    with open_csv(path) as fh:
         rows = list(csv.DictReader(fh))
     if not rows or not {"file", "kind", "source"} <= set(rows[0]):
         return {}
@@ -101,8 +101,7 @@ def _write_manifest(manifest, rel_paths, y, sources, new_names, augmenter,
     and makes that original the source of its new copies too.
     """
     lineage = lineage or {}
-    with open(manifest, "w", newline="", encoding="utf-8",
-              errors="surrogateescape") as fh:
+    with open_csv(manifest, "w") as fh:
         writer = csv.writer(fh)
         writer.writerow(MANIFEST_COLUMNS)
         for rel, label in zip(rel_paths, y.tolist()):

@@ -140,9 +140,11 @@ def _print_training(training):
         out("views added in fit: " + (", ".join(training.views_added) or "none")
             + f" ({training.views.split(': ', 1)[1]})")
     if result.feature_cache:
-        out(f"features computed for {result.feature_cache['n_computed']} of "
-            f"{result.feature_cache['n_images']} images, the others read from "
-            f"the cache {training.cache_dir}")
+        from ..training._feature_cache import cache_use_line
+
+        out(cache_use_line(result.feature_cache["n_computed"],
+                           result.feature_cache["n_images"],
+                           where=f"the cache {training.cache_dir}"))
     elif training.cache_dir:  # asked for (or the default), yet not used
         out(f"the feature cache {training.cache_dir} was not used: it does not "
             "serve --augment, --scheduler or blocks that learn from the photos "

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..io import IMAGE_EXTENSIONS, LINKED_FOLDER
 from ..io._folders import layout_hint
+from ..utils._csv import open_csv
 from ._advice import cv_advice, distribution
 from ._checks import class_outliers, integrity_issues, quality_issues, size_outliers
 from ._docs import fill_doc
@@ -138,7 +139,7 @@ def _augment_copies(files, roots):
         path = os.path.join(os.fspath(root), "manifest.csv")
         if not os.path.isfile(path):
             continue
-        with open(path, newline="", encoding="utf-8-sig") as fh:
+        with open_csv(path) as fh:
             rows = [row for row in csv.DictReader(fh)
                     if row.get("kind") == "generated" and row.get("source")]
         # a copy joins its source or, the source deleted, its first sibling

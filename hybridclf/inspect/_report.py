@@ -8,6 +8,7 @@ import os
 from collections import Counter
 
 from ..label_issues import LABEL_ISSUES_COLUMNS, LABEL_ISSUES_FILE
+from ..utils._csv import open_csv
 from ..utils._paths import make_output_dir
 from ._checks import ISSUE_KINDS
 
@@ -293,8 +294,7 @@ class DatasetReport:
         column can be passed as ``groups`` to
         :class:`~sklearn.model_selection.StratifiedGroupKFold`.
         """
-        with open(path, "w", newline="", encoding="utf-8",
-                  errors="surrogateescape") as fh:
+        with open_csv(path, "w") as fh:
             writer = csv.writer(fh)
             writer.writerow(["file", "group"])
             for f in self.files:
@@ -308,8 +308,7 @@ class DatasetReport:
         (relative to the dataset folder), ``given_label``,
         ``suggested_label``, ``score``; most suspicious first.
         """
-        with open(path, "w", newline="", encoding="utf-8",
-                  errors="surrogateescape") as fh:
+        with open_csv(path, "w") as fh:
             writer = csv.writer(fh, lineterminator="\n")
             writer.writerow(LABEL_ISSUES_COLUMNS)
             for issue in self.label_issues or []:
@@ -387,7 +386,7 @@ def _keep_edited_groups(output_dir):
     try:
         with open(report, encoding="utf-8") as fh:
             written = {f["file"]: str(f["group"]) for f in json.load(fh)["files"]}
-        with open(path, newline="", encoding="utf-8-sig") as fh:
+        with open_csv(path) as fh:
             found = {row["file"]: row["group"] for row in csv.DictReader(fh)}
     except (OSError, ValueError, KeyError, TypeError):
         return None  # not an earlier report of this kind: overwritten as before

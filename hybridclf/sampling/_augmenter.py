@@ -2,7 +2,8 @@
 
 The estimator: its parameters, the number of images to generate per class
 (``_resolve_strategy``) and the imbalanced-learn entry points (``fit``,
-``fit_resample``, ``fit_generate``). The images are made by its mixin
+``fit_resample``; ``fit_generate`` and ``fit_generate_each`` for images of
+any sizes). The images are made by its mixin
 ``_ImageGeneration`` (``_generation``: the plan of source images, the
 augmentation, the quality check of ``_quality`` and the fitted counts);
 ``_as_images`` and ``_to_input_layout`` (``_layout``) check the input batch
@@ -315,6 +316,53 @@ n_channels])
         y, _ = check_target_type(y, indicate_one_vs_all=True)
         check_consistent_length(images, y)
         return self._generate(images, y, progress=progress)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit_generate_each(self, load, y, write, *, progress=False):
+        """Fit, and hand each generated image to ``write`` as soon as it is made.
+
+        What :meth:`fit_generate` does, with the images loaded one source at
+        a time and none kept: about one source image per thread is in
+        memory, however many images there are (``hybridclf augment`` reads
+        its photos this way). The images made, and the fitted attributes,
+        are those of :meth:`fit_generate` on the same images.
+
+        Parameters
+        ----------
+        load : callable
+            ``load(i)`` returns image ``i`` (an ndarray of shape
+            (height, width[, 3]), dtype uint8, RGB). It is called once per
+            source image and thread, from ``n_jobs`` threads at once; the
+            images of a class without new images are never loaded.
+
+        y : array-like of shape (n_samples,)
+            The class of each image.
+
+        write : callable
+            ``write(k, i, image)`` takes new image ``k`` (its rank in the
+            plan, from 0; a gap where one was dropped), made from image ``i``,
+            as soon as it has passed the quality check; from ``n_jobs``
+            threads at once, in no set order.
+
+        progress : bool, default=False
+            Show a progress bar over the images made.
+
+        Returns
+        -------
+        written : ndarray of shape (n_generated,), dtype intp
+            The ``k`` of every image passed to ``write``, ascending: the
+            order of :meth:`fit_generate`'s images.
+
+        sources : ndarray of shape (n_generated,), dtype intp
+            The source index of each of them.
+        """
+        y, _ = check_target_type(y, indicate_one_vs_all=True)
+
+        def checked(i):
+            return check_image_array(load(i), what=f"Image {i} of 'load'")
+
+        written, sources = self._generate_each(checked, y, write, progress=progress)
+        return np.asarray(written, dtype=np.intp), sources
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -3,10 +3,18 @@
 ``_ImageGeneration`` is the part of the over-sampler that makes the images:
 it plans which source image each new image is made from (``_plan_sources``:
 a class's images in turn, in a shuffled order), makes each one from its own
-seed on ``n_jobs`` threads (``_generate``), draws and applies the
+seed on ``n_jobs`` threads (``_generate_each``), draws and applies the
 augmentation techniques until the image passes the quality check
-(``_make_one``, ``_quality``) and keeps the images that passed, counting
-the redrawn and dropped ones (``_collect``).
+(``_make_one``, ``_quality``), hands each image that passed to a ``write``
+callable as soon as it is made and counts the redrawn and dropped ones
+(``_collect``). ``_generate`` keeps them in memory instead.
+
+The images are made source by source: each thread asks ``load`` for one
+source image at a time and lets it go before the next, so a caller that
+reads its sources from files (``hybridclf augment`` on photos of 48
+megapixels) holds about one source per thread, not the whole dataset. The
+images do not depend on that order: each has its own seed, drawn in the
+order of the plan.
 
 It is a mixin of :class:`ClassAwareAugmenter` alone: it reads the sampler's
 parameters ``techniques``, ``quality_threshold``, ``max_attempts``,
@@ -40,7 +48,23 @@ class _ImageGeneration:
     """The generation of new images; a mixin of :class:`ClassAwareAugmenter`."""
 
     def _generate(self, images, y, progress=False):
-        """Generate the images of the resolved strategy; set the fitted counts."""
+        """The images of the resolved strategy and their sources, in memory."""
+        made = {}
+
+        def keep(k, source, image):
+            made[k] = image
+
+        kept, sources = self._generate_each(images.__getitem__, y, keep, progress)
+        return [made.pop(k) for k in kept], sources
+
+    def _generate_each(self, load, y, write, progress=False):
+        """Generate the images of the resolved strategy; set the fitted counts.
+
+        ``load(i)`` returns source image ``i``; ``write(k, i, image)`` takes
+        the ``k``-th planned image, made from source ``i``, as soon as it
+        passes the quality check. Returns the ``k`` of every image written
+        and its source, in the order of the plan.
+        """
         y = np.asarray(y)
         self.sampling_strategy_ = self._resolve_strategy(y)
         policy = check_techniques(self.techniques)
@@ -50,7 +74,9 @@ class _ImageGeneration:
         seeds = np.random.SeedSequence(
             random_state.randint(0, 2**31 - 1, size=4).tolist()
         ).spawn(len(sources))
-        source_grays = {i: _small_gray(images[i]) for i in set(sources.tolist())}
+        # by source: a thread loads a source once for all of its images in
+        # its chunk (a source split over two chunks is loaded twice)
+        order = np.argsort(sources, kind="stable")
         results = [None] * len(sources)
         bar, lock = self._progress_bar(len(sources), progress)
         # Ctrl+C stops the threads at the next image, not at the end of
@@ -58,13 +84,21 @@ class _ImageGeneration:
         stop = threading.Event()
 
         def work(chunk):
-            for k in range(chunk.start, chunk.stop):
+            current = image = gray = None
+            for k in order[chunk].tolist():
                 if stop.is_set():
                     return
-                i = sources[k]
-                results[k] = self._make_one(
-                    images[i], source_grays[i], policy, np.random.default_rng(seeds[k])
-                )
+                i = int(sources[k])
+                if i != current:
+                    image = gray = None  # let the last source go first
+                    image = load(i)
+                    gray, current = _small_gray(image), i
+                made, *checks = self._make_one(
+                    image, gray, policy, np.random.default_rng(seeds[k]))
+                if made is not None:
+                    write(k, i, made)
+                results[k] = (made is not None, *checks)
+                del made
                 if bar is not None:
                     with lock:
                         bar.update()
@@ -113,24 +147,25 @@ class _ImageGeneration:
         return None, failed, None, None
 
     def _collect(self, results, sources, y):
-        """Keep the images that passed; set the fitted counts."""
+        """The images that passed (``k``, source); set the fitted counts."""
         labels = np.unique(y).tolist()
         self.n_generated_ = dict.fromkeys(labels, 0)
         self.n_regenerated_ = dict.fromkeys(labels, 0)
         self.n_dropped_ = dict.fromkeys(labels, 0)
         self.rejections_ = dict.fromkeys(("blank", "saturated", "dissimilar"), 0)
         kept, kept_sources, similarity, params = [], [], [], []
-        for source, (image, failed, sim, drawn) in zip(sources, results):
+        for k, (source, (passed, failed, sim, drawn)) in enumerate(zip(sources,
+                                                                       results)):
             label = np.asarray(y[source]).item()
             for reason in failed:
                 self.rejections_[reason] += 1
-            if image is None:
+            if not passed:
                 self.n_regenerated_[label] += len(failed) - 1
                 self.n_dropped_[label] += 1
                 continue
             self.n_regenerated_[label] += len(failed)
             self.n_generated_[label] += 1
-            kept.append(image)
+            kept.append(k)
             kept_sources.append(source)
             similarity.append(sim)
             params.append(drawn)

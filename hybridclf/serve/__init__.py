@@ -10,7 +10,8 @@ in its lifespan, never at import. Endpoints:
 - ``POST /admin/reload``: load another model (or the same path again), check
   it and swap it in without downtime (SIGHUP does the same under
   :func:`serve`);
-- ``GET /health`` (liveness, counters, the model version), ``GET /ready``
+- ``GET /health`` (liveness, counters, the model version, classes and
+  open-set settings), ``GET /ready``
   (readiness), ``GET /metrics`` (Prometheus text format);
 - ``GET /``: a page for people that uploads photos to ``POST /predict`` and
   shows the answers (public; its API calls carry the key the user enters).

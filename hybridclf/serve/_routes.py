@@ -268,10 +268,13 @@ def web_page():
 
 @probes_router.get("/health", response_model=schemas.HealthResponse)
 def health(service=Depends(get_service)):
-    """Liveness: the process answers; counters since start.
+    """Liveness: the process answers; counters since start; the model served.
 
     With several workers (multiprocess metrics) the counts are summed over
-    every worker; ``counts_scope`` says which.
+    every worker; ``counts_scope`` says which. The model's classes, its
+    learned threshold and whether its "unlike any training photo" check is
+    on let a client show or check what it may be answered without sending a
+    photo (null while the model loads).
     """
     from .. import __version__
 
@@ -288,6 +291,10 @@ def health(service=Depends(get_service)):
         "model_loaded_at": None if model is None else model.loaded_at,
         "feedback_enabled": service.feedback is not None,
         "confidence_threshold": None if model is None else model.confidence_threshold,
+        "classes": None if model is None else list(model.classes),
+        "n_classes": None if model is None else len(model.classes),
+        "ood_enabled": None if model is None else bool(
+            model.novelty or model.ood_thresholds),
     }
 
 

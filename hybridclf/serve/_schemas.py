@@ -165,6 +165,18 @@ class HealthResponse(BaseModel):
     confidence_threshold: float | None = Field(
         None, description="The model's learned confidence threshold: what a "
         "request without 'confidence_threshold' uses (null while starting).")
+    classes: list[str] | None = Field(
+        None, description="The classes the model answers (besides 'unknown'), "
+        "in the order of its probabilities; null while starting.")
+    n_classes: int | None = Field(
+        None, description="How many: the length of 'classes' (null while "
+        "starting).")
+    ood_enabled: bool | None = Field(
+        None, description="Whether an image unlike any training photo is "
+        "answered 'unknown' ('unlike any training photo'): false for a model "
+        "without the check or a server started with --no-ood. An answer below "
+        "the confidence threshold is 'unknown' ('low confidence') either way. "
+        "Null while starting.")
 
 
 CORRECTION = ("The right class: a plain folder name (no '/', '\\', ':', "

@@ -46,7 +46,8 @@ from ..utils._row_store import (
     source_digests,
 )
 
-__all__ = ["FeatureCache", "default_feature_cache_dir", "image_digest"]
+__all__ = ["FeatureCache", "cache_use_line", "default_feature_cache_dir",
+           "image_digest"]
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +94,41 @@ def unchanged_digest(digest, image):
                        "from it is not kept in the cache.", os.fspath(image))
         return None
     return digest
+
+
+def cache_use_line(n_made, n_total, *, made="features computed", items="images",
+                   where="the cache"):
+    """One line that says how much of a step the cache spared, true for any count.
+
+    Parameters
+    ----------
+    n_made : int
+        Items computed in this run (not found in the cache).
+
+    n_total : int
+        Items the step needed.
+
+    made, items, where : str
+        The words for what was computed, the items and the cache.
+
+    Returns
+    -------
+    line : str
+        ``"<made> for <n_made> of <n_total> <items>, "`` then ``"none read
+        from"`` (nothing was in the cache), ``"all read from"`` (nothing
+        computed) or ``"the other <n> read from"``, then ``where``.
+
+    Examples
+    --------
+    >>> cache_use_line(29, 29)
+    'features computed for 29 of 29 images, none read from the cache'
+    >>> cache_use_line(1, 30, where="the cache /tmp/c")
+    'features computed for 1 of 30 images, the other 29 read from the cache /tmp/c'
+    """
+    n_read = n_total - n_made
+    read = ("none" if n_read <= 0 else "all" if n_made == 0
+            else f"the other {n_read}")
+    return f"{made} for {n_made} of {n_total} {items}, {read} read from {where}"
 
 
 def default_feature_cache_dir():

@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 
 from ..exceptions import SkippedFilesWarning
+from ..utils._csv import open_csv
 from ..utils._docstrings import Substitution, n_jobs_docstring
 from ..utils._row_store import content_digest
 
@@ -136,10 +137,9 @@ def read_groups_csv(csv_path, paths, *, root=None):
     """
     import csv
 
-    # UTF-8 as inspect and augment write it; a spreadsheet's byte-order mark
-    # would otherwise hide the 'file' column
-    with open(csv_path, newline="", encoding="utf-8-sig",
-              errors="surrogateescape") as fh:
+    # with or without a spreadsheet's byte-order mark, which would otherwise
+    # hide the 'file' column
+    with open_csv(csv_path) as fh:
         rows = list(csv.DictReader(fh))
     columns = set(rows[0]) if rows else set()
     group_column = "group" if "group" in columns else "source"

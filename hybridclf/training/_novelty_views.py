@@ -32,6 +32,7 @@ from ..pipeline import (
     get_loader,
     iter_feature_blocks,
 )
+from ._feature_cache import cache_use_line
 
 __all__ = ["ViewEmbeddings", "embed_views", "start_views", "view_keys"]
 
@@ -146,8 +147,8 @@ def embed_views(embed, load, n, *, width=None, keys=None, cache=None,
     todo = np.arange(n) if keys is None else np.asarray(
         sorted(set().union(*missing)), dtype=int)
     if keys is not None:
-        logger.info("Novelty index: views embedded for %d of %d photos, the "
-                    "others read from the cache", len(todo), n)
+        logger.info("Novelty index: %s", cache_use_line(
+            len(todo), n, made="views embedded", items="photos"))
     parts, view_parts, made = [], [], {}
     bar = _progress_bar(len(todo) * len(VIEWS), progress)
     for start in range(0, len(todo), batch):

@@ -14,6 +14,7 @@ import numpy as np
 from ..label_issues import LABEL_ISSUES_FILE, label_issues_csv
 from ..neighbours import INDEX_FILE
 from ..pipeline import get_sampler, iter_feature_blocks
+from ..utils._csv import csv_bytes
 from ._split import data_fingerprint
 
 __all__ = [
@@ -97,8 +98,9 @@ def training_files(result, paths, *, root=None, names=None):
     Returns
     -------
     files : dict of str to str or bytes
-        ``{"label_issues.csv": text}`` (see
-        :func:`hybridclf.label_issues.label_issues_csv`) and
+        ``{"label_issues.csv": data}`` (the bytes of
+        :func:`hybridclf.label_issues.label_issues_csv`, with the byte-order
+        mark of every CSV file hybridclf writes: :mod:`hybridclf.utils._csv`) and
         ``{"neighbours.npz": data}``, the embedding index of the novelty
         check and of the nearest training photos, with their file names
         (:meth:`~hybridclf.neighbours.EmbeddingIndex.to_bytes`), when the
@@ -109,7 +111,8 @@ def training_files(result, paths, *, root=None, names=None):
     if names is None:
         names = [_relative(path, root) for path in paths]
     if result.label_issues is not None:
-        files[LABEL_ISSUES_FILE] = label_issues_csv(result.label_issues, names)
+        files[LABEL_ISSUES_FILE] = csv_bytes(
+            label_issues_csv(result.label_issues, names))
     if result.neighbours is not None:
         index = copy.copy(result.neighbours)
         index.files_ = np.asarray(names, dtype=str)[result.train_indices]

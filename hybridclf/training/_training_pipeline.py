@@ -9,6 +9,7 @@ the command. :func:`~hybridclf.training.train_folder` calls both.
 import os
 
 from ..pipeline import DEFAULT_FEATURES, make_hybrid_pipeline, set_image_params
+from ..utils._csv import open_csv
 from ._groups import (
     as_folders,
     duplicate_groups,
@@ -89,8 +90,7 @@ def _augment_manifests(root):
     for folder in as_folders(root):
         path = os.path.join(os.fspath(folder), "manifest.csv")
         if os.path.isfile(path):
-            with open(path, newline="", encoding="utf-8-sig",
-                      errors="surrogateescape") as fh:
+            with open_csv(path) as fh:
                 header = next(csv.reader(fh), [])
             if {"file", "source"} <= set(header):
                 yield path

@@ -418,3 +418,16 @@ def test_views_of_a_photo_edited_during_the_training_are_not_cached(tmp_path):
                 width=3, keys=keys, cache=cache, digests=digests,
                 thumbnails=False, sources=[str(photo)])
     assert all(cache.lookup(key, digests)[0] == {} for key in keys)
+
+
+@pytest.mark.parametrize("n_made, n_total, expected", [
+    (29, 29, "features computed for 29 of 29 images, none read from the cache"),
+    (0, 29, "features computed for 0 of 29 images, all read from the cache"),
+    (1, 30, "features computed for 1 of 30 images, the other 29 read from the cache"),
+])
+def test_the_cache_line_is_true_for_no_some_and_all_hits(n_made, n_total, expected):
+    # 'hybridclf train' from an empty cache printed "features computed for 29
+    # of 29 images, the others read from the cache": none was read from it
+    from hybridclf.training._feature_cache import cache_use_line
+
+    assert cache_use_line(n_made, n_total) == expected

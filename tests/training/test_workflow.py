@@ -75,6 +75,7 @@ def test_groups_from_a_csv_and_the_metadata(texture_folder, tmp_path):
     assert metadata["training"]["seconds_wall"] == 1.23
     assert metadata["data_fingerprint"]["n_images"] == len(paths)
     text = training_files(result, paths, root=texture_folder)["label_issues.csv"]
+    text = text.decode("utf-8-sig")
     rows = [line.split(",") for line in text.splitlines()[1:]]
     assert len(rows) == metadata["label_issues"]["n_flagged"]
     names = {os.path.relpath(p, texture_folder).replace(os.sep, "/") for p in paths}

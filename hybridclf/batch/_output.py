@@ -1,0 +1,99 @@
+"""Where a batch run writes, and how ``hybridclf predict`` writes its CSV whole.
+
+Before a run: the files found in the input folders lose the run's own
+output (a CSV written into a folder of photos, its ``.partial`` and
+``.parts``; the Parquet partitions of ``extract``: ``_without_own_output``),
+and a CSV output that is an input image or a file of the model directory is
+refused (``_check_csv_output``).
+
+During it: :class:`_CsvOutput` sends the rows of a CSV *file* to
+``<output>.partial``, renamed to ``output`` once every row is in, so an
+interrupted run never leaves a short CSV that reads as whole, nor destroys
+the last one; on Dask the finished partitions wait in ``<output>.parts``
+until then. A stream, ``/dev/stdout``, ``/dev/null`` or a named pipe is
+written as it is. A file has the byte-order mark of every CSV file
+hybridclf writes (:mod:`hybridclf.utils._csv`, for spreadsheets); the
+others are plain UTF-8, for the programs they feed.
+"""
+
+import os
+import shutil
+from contextlib import nullcontext
+
+from ..utils._csv import open_csv
+
+__all__ = []
+
+
+def _without_own_output(files, inputs, paths=(), folders=()):
+    """The files less this command's own output found in an input folder.
+
+    ``predict photos/ --output photos/predictions.csv`` run again found the
+    last CSV (or its ``.partial`` and ``.parts``) among the photos, and
+    ``extract photos/ --output-dir photos/features`` its own partitions. A
+    file given by name stays (:func:`_check_csv_output` refuses it).
+    """
+    own = {os.path.realpath(path) for path in paths}
+    inside = tuple(os.path.join(os.path.realpath(f), "") for f in folders)
+    given = {os.path.realpath(item) for item in inputs}
+    return [f for f in files if (real := os.path.realpath(f)) in given
+            or not (real in own or real.startswith(inside))]
+
+
+def _check_csv_output(output, model_dir, files):
+    """Refuse a CSV path that would overwrite an input image or the model."""
+    real = os.path.realpath(output)
+    if any(os.path.realpath(f) == real for f in files):
+        what = "one of the images to predict"
+    elif (os.path.exists(real)
+          and os.path.dirname(real) == os.path.realpath(model_dir)):
+        what = f"a file of the model directory {os.fspath(model_dir)!r}"
+    else:
+        return
+    raise ValueError(
+        f"The output {os.fspath(output)!r} is {what}: writing the CSV there "
+        "would destroy it. Give the output (--output) a path of its own, such "
+        "as predictions.csv."
+    )
+
+
+class _CsvOutput:
+    """The CSV of one run: a file written as ``<output>.partial``, or a stream.
+
+    Parameters
+    ----------
+    output : str, os.PathLike or file object
+        As in :func:`~hybridclf.batch.predict_to_csv`.
+
+    Attributes
+    ----------
+    is_path : bool
+        Whether ``output`` names a file (or a device) rather than a stream.
+
+    partial, parts : str or None
+        ``<output>.partial`` and ``<output>.parts`` for a regular file (or
+        one not there yet); None for a stream, a device or a named pipe.
+    """
+
+    def __init__(self, output):
+        self.output = output
+        self.is_path = isinstance(output, str | os.PathLike)
+        self.partial = f"{os.fspath(output)}.partial" if self.is_path and (
+            os.path.isfile(output) or not os.path.exists(output)) else None
+        self.parts = f"{os.fspath(output)}.parts" if self.partial else None
+
+    def open(self):
+        """The text file the rows go to, for :mod:`csv` (a context manager)."""
+        if self.partial:
+            return open_csv(self.partial, "w")
+        if self.is_path:  # a device or a pipe: no mark for the program reading
+            return open(self.output, "w", newline="", encoding="utf-8",
+                        errors="surrogateescape")
+        return nullcontext(self.output)
+
+    def finish(self):
+        """Rename ``<output>.partial`` to the output; remove ``<output>.parts``."""
+        if self.partial:
+            os.replace(self.partial, self.output)
+        if self.parts and os.path.isdir(self.parts):
+            shutil.rmtree(self.parts)

@@ -1,0 +1,159 @@
+"""``hybridclf predict`` as a library call: image files and folders to a CSV.
+
+:func:`predict_to_csv` expands the inputs into files
+(:func:`~hybridclf.prediction.iter_image_files`), predicts them in batches
+here (:func:`~hybridclf.prediction.predict_files`) or on a Dask cluster
+(:func:`~hybridclf.distributed.predict_partitioned`), and writes one row per
+file as it comes (``_columns``) to the output (``_output``), counting the
+files predicted, unknown and unreadable (:class:`BatchPrediction`). An
+unreadable file is a row with its reason, never the end of a run.
+"""
+
+import csv
+import os
+from dataclasses import dataclass
+
+from ..prediction import iter_image_files, predict_files
+from ..utils._docstrings import Substitution
+from ..utils._paths import make_output_dir
+from ._columns import _csv_row, csv_columns
+from ._output import _check_csv_output, _CsvOutput, _without_own_output
+from ._settings import (
+    _SETTINGS_DOC,
+    _client,
+    _load,
+    _neighbour_index,
+    open_set_options,
+)
+
+__all__ = ["BatchPrediction", "predict_to_csv"]
+
+
+@dataclass
+class BatchPrediction:
+    """The counts of a :func:`predict_to_csv` run.
+
+    Attributes
+    ----------
+    n_files, n_predicted, n_unknown, n_unreadable : int
+        Files, and those given a class, ``unknown`` or an error.
+
+    output : str or None
+        The CSV file written, or None when the rows went to a stream.
+    """
+
+    n_files: int
+    n_predicted: int = 0
+    n_unknown: int = 0
+    n_unreadable: int = 0
+    output: str | None = None
+
+    def summary(self):
+        """One line: ``"N files: P predicted, U unknown, E unreadable"``."""
+        return (f"{self.n_files} files: {self.n_predicted} predicted, "
+                f"{self.n_unknown} unknown, {self.n_unreadable} unreadable")
+
+
+def _predicted_rows(pipe, files, options, scheduler, parts_dir, partition_size):
+    """The rows, one file at a time here, or all at once from Dask."""
+    if scheduler is None:
+        return predict_files(pipe, files, **options)
+    from ..distributed import predict_partitioned
+
+    with _client(scheduler) as client:
+        return predict_partitioned(pipe, files, client=client, parts_dir=parts_dir,
+                                   partition_size=partition_size, **options)
+
+
+@Substitution(settings=_SETTINGS_DOC)
+def predict_to_csv(model_dir, inputs, output, *, batch_size=32, threshold=None,
+                   ood=True, closed_set=False, top_k=3, neighbours=0,
+                   allow_pickle=False, max_pixels=None, n_jobs=None, scheduler=None,
+                   partition_size=256, progress=False):
+    """Predict image files and folders with a model directory; write a CSV.
+
+    The CSV has the columns :data:`CSV_COLUMNS` (and those of the
+    neighbours, :func:`csv_columns`). ``label`` is a class,
+    ``unknown`` (the open-set checks of :func:`open_set_options`) or empty
+    when the file cannot be read; ``error`` then says why.
+    ``unknown_reason`` says which check made an answer unknown, in words
+    ("unlike any training photo" or "low confidence"), and ``quality`` is
+    ``ok`` or the photo's issues joined by ``;`` (``blurry``, ``too_dark``,
+    ...); quality never changes the class.
+
+    Parameters
+    ----------
+    model_dir : str or os.PathLike
+        A model directory (:func:`~hybridclf.save_model`).
+
+    inputs : sequence of str or os.PathLike
+        Image files and folders (walked recursively; hidden files skipped).
+
+    output : str, os.PathLike or file object
+        The CSV file to write (its folder is made if missing), or a text
+        stream (such as ``sys.stdout``) that gets each row as soon as it is
+        predicted. A CSV file (a regular one, not ``/dev/stdout``) starts
+        with a UTF-8 byte-order mark, so that a spreadsheet reads its names
+        as UTF-8 (:mod:`hybridclf.utils._csv`; a stream has none), and is
+        written as ``<output>.partial`` and renamed
+        to ``output`` once every row is in, so an interrupted run leaves
+        ``output`` as it was (a rerun predicts every file again) and its rows
+        so far in ``<output>.partial``. On Dask, the finished
+        partitions of a CSV file are kept in ``<output>.parts`` until it is
+        written, so an interrupted run goes on where it stopped.
+
+    batch_size, top_k, progress
+        As in :func:`~hybridclf.prediction.predict_files`.
+
+    threshold, ood, closed_set
+        As in :func:`open_set_options`.
+
+    neighbours : int, default=0
+        List the nearest training photos of each file, this many, in the
+        columns ``neighbour_<i>_file`` (relative to the training data folder),
+        ``neighbour_<i>_label`` and ``neighbour_<i>_similarity`` (cosine of
+        the CNN embeddings on the index's principal axes: near 1, not 1, for
+        the same photo; see :class:`~hybridclf.neighbours.EmbeddingIndex`).
+        Needs a model trained with
+        a CNN block (its ``neighbours.npz``).
+
+    {settings}
+    Returns
+    -------
+    counts : BatchPrediction
+        Files predicted, unknown and unreadable.
+    """
+    from ..persistence import read_model_info
+
+    files = iter_image_files(inputs)
+    if isinstance(output, str | os.PathLike):
+        output_name = os.fspath(output)
+        files = _without_own_output(files, inputs, (output, f"{output_name}.partial"),
+                                    (f"{output_name}.parts",))
+        _check_csv_output(output, model_dir, files)
+        # as every --output-dir: its folder is made
+        make_output_dir(os.path.dirname(os.path.abspath(output)), parameter="output")
+    options = open_set_options(read_model_info(model_dir), threshold=threshold,
+                               ood=ood, closed_set=closed_set, model_dir=model_dir)
+    index = _neighbour_index(neighbours, options, model_dir)
+    pipe = _load(model_dir, allow_pickle, max_pixels, n_jobs)
+    options.update(batch_size=batch_size, top_k=top_k, progress=progress)
+    if neighbours:
+        options.update(neighbours=neighbours, index=index)
+    target = _CsvOutput(output)
+    rows = _predicted_rows(pipe, files, options, scheduler, target.parts,
+                           partition_size)
+    counts = BatchPrediction(len(files),
+                             output=os.fspath(output) if target.is_path else None)
+    with target.open() as fh:
+        writer = csv.writer(fh)
+        writer.writerow(csv_columns(neighbours))
+        for row in rows:
+            counts.n_unreadable += bool(row["error"])
+            counts.n_unknown += not row["error"] and row["label"] == "unknown"
+            writer.writerow(_csv_row(row, neighbours))
+            if not target.is_path:
+                fh.flush()  # a stream gets each row as soon as it is predicted
+    target.finish()
+    counts.n_predicted = counts.n_files - counts.n_unknown - counts.n_unreadable
+    return counts
