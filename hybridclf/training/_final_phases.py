@@ -66,10 +66,20 @@ def _novelty_phase(run, final, blocks, shared, open_set):
             images=None if images is None else images[run.train],
             thumbnails=run.thumbnails, cache=run.cache,
             digests=[run.digests[i] for i in run.train], views=views,
-            n_jobs=run.n_jobs)
+            n_jobs=run.n_jobs, photos=_photo_ids(run))
     if views is not None:  # embedded beside phases 3 to 6
         run.timings["novelty_views"] = views.seconds
     return index
+
+
+def _photo_ids(run):
+    """One id per training photo; byte-identical files share theirs.
+
+    The evidence beside an answer (the nearest training photos) then shows
+    a photo filed twice once, not in two of its slots.
+    """
+    return [f"row:{i}" if run.digests[i] is None else run.digests[i]
+            for i in run.train]
 
 
 def _score_test(run, final, shared):
