@@ -80,6 +80,13 @@ def _card_scores(info):
             if isinstance(values, dict) and "mean" in values:
                 lines.append(f"| {name} | {values['mean']:.3f} | "
                              f"{values['std']:.3f} | {len(values['folds'])} |")
+        if (info.get("search") or {}).get("cv_scores_optimistic"):
+            lines += ["", "These scores are optimistic: the hyper-parameter search "
+                      "chose the parameters by their scores on the same folds. "
+                      + ("The held-out test metrics above, on photos the search "
+                         "never saw, are the figure to trust." if metrics else
+                         "The model has no held-out test part; evaluate it on "
+                         "photos it never saw (`hybridclf evaluate`).")]
     search = info.get("search") or {}
     if info.get("best_params") and "best_score" in search:
         # as 'hybridclf train' prints it: the card named no chosen parameter

@@ -46,7 +46,8 @@ class TrainingResult:
 
     cv_scores : dict
         Per metric (accuracy, balanced_accuracy, f1_macro): ``mean``, ``std``
-        and ``folds``, for the chosen parameters.
+        and ``folds``, for the chosen parameters (after a search, on the
+        folds that chose them: optimistic, see ``search``).
 
     test_metrics : dict
         The same metrics on the test part (empty without one).
@@ -61,8 +62,12 @@ class TrainingResult:
         Parameters chosen by the search (empty with ``search="none"``).
 
     search : dict
-        ``kind``, ``n_candidates``, ``n_fits``, ``seconds`` and the mean CV
-        accuracy of each candidate.
+        ``kind``, ``n_candidates``, ``n_fits``, ``seconds``, the mean CV
+        accuracy of each candidate, and ``cv_scores_optimistic`` (True): the
+        search chose the parameters by their scores on the same folds as
+        ``cv_scores``, which are therefore biased upward; ``test_metrics``,
+        on photos the search never saw, are the honest figure. Empty without
+        a search.
 
     open_set : dict
         ``proba_threshold``, ``novelty`` (see

@@ -246,6 +246,10 @@ def _train(run, pipe, search, param_grid, open_set_quantile):
     if search != "none" and not on_features:
         pipe, best_params, search_info = _search_classifier(
             run, pipe, grid, search, folds)
+    if search != "none":
+        # the search picked the candidate with the best score on these very
+        # folds, so their score of it is biased upward (the test part is not)
+        search_info["cv_scores_optimistic"] = True
     with run.timed("cv_classifier"):
         oof_proba, oof_ood, cv_scores = _out_of_fold(
             run, get_classifier(pipe), folds, blocks, get_sampler(pipe))
