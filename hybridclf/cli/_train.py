@@ -189,8 +189,10 @@ def _print_test_part(part):
     if not part:
         return
     low, high = part["accuracy_interval"]
+    copies = (f"; its {part['n_copies']} copies of them (augmented, or the same "
+              "file again) are held out, not scored" if part.get("n_copies") else "")
     out(f"test accuracy 95% interval: {low:.3f} to {high:.3f} "
-        f"({part['n_images']} test images)")
+        f"({part['n_images']} test images{copies})")
     if part["untested_classes"]:
         out("the test metrics leave out the classes without a test image: "
             + ", ".join(part["untested_classes"]))

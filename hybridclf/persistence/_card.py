@@ -131,6 +131,10 @@ def _card_test_part(part):
         lines[-1] += (" These metrics leave out the classes without a held-out "
                       "image: " + ", ".join(f"`{c}`" for c in part["untested_classes"])
                       + ".")
+    if part.get("n_copies"):
+        lines[-1] += (f" The test part also holds {part['n_copies']} copies of "
+                      "those photos (augmented, or the same file again), held "
+                      "out with them and not scored.")
     return lines
 
 

@@ -73,25 +73,28 @@ def _novelty_phase(run, final, blocks, shared, open_set):
 
 
 def _photo_ids(run):
-    """One id per training photo; byte-identical files share theirs.
+    """One id per training photo; byte-identical files and copies share one.
 
     The evidence beside an answer (the nearest training photos) then shows
-    a photo filed twice once, not in two of its slots.
+    a photo filed twice, or a photo and its augmented copies, once, not in
+    several of its slots.
     """
-    return [f"row:{i}" if run.digests[i] is None else run.digests[i]
-            for i in run.train]
+    return run.photos[run.train]
 
 
 def _score_test(run, final, shared):
     """Phase 8: the metrics on the test part (none without one)."""
-    if not len(run.test):
+    # the photos of the test part: a copy of one (augmented, or the same file
+    # again) is not another photo to score
+    test = _scored(run)
+    if not len(test):
         return {}
     with run.timed("test"):
         if shared is None:
-            return scores(run.y[run.test], final.predict(run.X[run.test]))
+            return scores(run.y[test], final.predict(run.X[test]))
         # what final.predict computes, from the shared table (a cascade's
         # answers too: its cheap stage reads the cheap blocks' columns)
-        features = shared.transform(final, run.test)
+        features = shared.transform(final, test)
         clf = get_classifier(final)
         if is_cascade(final):
             proba, _ = final.stages_from_features(features,
@@ -99,7 +102,12 @@ def _score_test(run, final, shared):
             predicted = clf.classes_[proba.argmax(axis=1)]
         else:
             predicted = clf.predict(features)
-        return scores(run.y[run.test], predicted)
+        return scores(run.y[test], predicted)
+
+
+def _scored(run):
+    """The rows of the test part that are photos, not copies of one."""
+    return run.test[run.counted[run.test]]
 
 
 def _test_part(run, classes, metrics):
@@ -108,15 +116,21 @@ def _test_part(run, classes, metrics):
     ``n_images``, the 95% ``accuracy_interval`` (:func:`accuracy_interval`)
     and ``untested_classes``: the classes with no test image, which the test
     metrics do not score (a class of 2 photos keeps both for training; its
-    balanced accuracy was then the mean of the other classes'). Empty
-    without a test part.
+    balanced accuracy was then the mean of the other classes'), and
+    ``n_copies``: images of the test part that are copies of its photos
+    (augmented, or the same file again), held out with them but not scored.
+    Empty without a test part.
     """
-    if not len(run.test):
+    test = _scored(run)
+    if not len(test):
         return {}
-    n = len(run.test)
-    tested = set(run.y[run.test].tolist())
-    return {
+    n = len(test)
+    tested = set(run.y[test].tolist())
+    part = {
         "n_images": n,
         "accuracy_interval": accuracy_interval(round(metrics["accuracy"] * n), n),
         "untested_classes": [str(c) for c in classes if c not in tested],
     }
+    if len(run.test) > n:
+        part["n_copies"] = int(len(run.test) - n)
+    return part
