@@ -179,7 +179,9 @@ class CascadePipeline(Pipeline):
 
         groups : array-like of shape (n_samples,) or None, default=None
             Groups of near-identical photos, kept on one side of each
-            out-of-fold split; None puts each photo in its own group.
+            out-of-fold split and left out together by the classifiers'
+            leave-one-out (the ridge's penalty and calibration); None puts
+            each photo in its own group.
 
         **params : dict
             Fit parameters of the steps (``step__param``).

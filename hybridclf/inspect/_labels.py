@@ -30,7 +30,12 @@ from sklearn.preprocessing import StandardScaler, normalize
 
 from ..io import ImageLoader
 from ..label_issues import find_label_issues
-from ..pipeline import FEATURE_BLOCKS, get_classifier, make_hybrid_pipeline
+from ..pipeline import (
+    FEATURE_BLOCKS,
+    fit_classifier,
+    get_classifier,
+    make_hybrid_pipeline,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +142,9 @@ def _out_of_fold(blocks, labels, groups, classes, folds):
         scalers = [StandardScaler().fit(b[train]) for b in blocks]
         fit_x = np.hstack([s.transform(b[train]) for s, b in zip(scalers, blocks)])
         test_x = np.hstack([s.transform(b[test]) for s, b in zip(scalers, blocks)])
-        clf = clone(ridge).fit(fit_x, labels[train])
+        # the ridge's leave-one-out (its penalty and calibration) leaves a
+        # photo out with its duplicates, as the folds do
+        clf = fit_classifier(clone(ridge), fit_x, labels[train], groups[train])
         columns = np.searchsorted(classes, clf.classes_)
         proba[np.ix_(test, columns)] = clf.predict_proba(test_x)
     return proba

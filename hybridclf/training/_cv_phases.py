@@ -82,7 +82,10 @@ def _out_of_fold(run, clf, folds, blocks, sampler=None):
     fold_scores = []
     for (fold_train, fold_test), (train_x, train_y, test_x, test_y) in zip(
             run.splits, folds):
-        groups = view_groups(sampler, len(fold_train), len(train_y))
+        # the photo's near-duplicates leave with it in the classifier's
+        # leave-one-out, as in the folds
+        groups = view_groups(sampler, len(fold_train), len(train_y),
+                             run.groups[run.train][fold_train])
         model = fit_classifier(clone(clf), train_x, train_y, groups)
         proba = model.predict_proba(test_x)
         columns = np.searchsorted(classes, model.classes_)

@@ -28,7 +28,8 @@ def _fit_final(run, pipe, shared):
         final, train_x, train_y = shared.fit_pipeline(pipe, run.train, run.y_train)
     else:
         final, train_x, train_y = fit_features(pipe, run.X_train, run.y_train)
-    groups = view_groups(get_sampler(final), len(run.train), len(train_y))
+    groups = view_groups(get_sampler(final), len(run.train), len(train_y),
+                         run.groups[run.train])
     clf = fit_classifier(clone(get_classifier(pipe)), train_x, train_y, groups)
     return set_classifier(final, clf), train_x, train_y
 
@@ -37,14 +38,16 @@ def _fit_cascade(run, final, folds, blocks, train_x, train_y, oof_proba):
     """Phase 6b: a cascade's cheap stage and threshold, on the same folds."""
     classes = get_classifier(final).classes_
     sampler = get_sampler(final)
-    fold_tables = [(test, tx, ty, vx, view_groups(sampler, len(train), len(ty)))
+    groups = run.groups[run.train]
+    fold_tables = [(test, tx, ty, vx, view_groups(sampler, len(train), len(ty),
+                                                  groups[train]))
                    for (train, test), (tx, ty, vx, _) in zip(run.splits, folds)]
     oof = out_of_fold_stages(fold_tables, len(run.y_train), classes, blocks,
                              final.cheap_features, None,
                              final.cheap_classifier_template())
     oof["full_proba"] = oof_proba
     final.fit_cheap_stage(train_x, train_y, run.y_train, oof, groups=view_groups(
-        sampler, len(run.train), len(train_y)))
+        sampler, len(run.train), len(train_y), groups))
 
 
 def _novelty_phase(run, final, blocks, shared, open_set):
