@@ -732,3 +732,26 @@ def test_a_folder_one_level_too_deep_is_named_in_the_advice(texture_folder,
     hint = f"name {str(data)!r} as the data folder"
     assert any(hint in reason for reason in report.advice["reasons"])
     assert hint in caplog.text
+
+
+def test_label_check_leaves_a_photo_out_with_its_duplicates(texture_folder,
+                                                            monkeypatch):
+    # the folds kept a photo's duplicates together, but the ridge's
+    # leave-one-out inside each fold (its penalty and calibration) left a
+    # photo out while its duplicate stayed in
+    from hybridclf import load_image_folder
+    from hybridclf.classifiers import RidgeSoftmaxClassifier
+    from hybridclf.inspect._labels import check_labels
+
+    seen, fit = [], RidgeSoftmaxClassifier.fit
+
+    def recording(self, X, y, groups=None):
+        seen.append(groups)
+        return fit(self, X, y, groups=groups)
+
+    monkeypatch.setattr(RidgeSoftmaxClassifier, "fit", recording)
+    paths, labels = load_image_folder(texture_folder)
+    groups = np.arange(len(paths)) // 2
+    assert check_labels(paths, labels, groups, n_jobs=1).n_checked == len(paths)
+    assert seen and all(g is not None and np.all(
+        np.unique(g, return_counts=True)[1] == 2) for g in seen)
