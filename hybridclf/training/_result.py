@@ -54,9 +54,11 @@ class TrainingResult:
 
     test_part : dict
         How far to trust them: ``n_images``, the 95% ``accuracy_interval``
-        (Wilson's, :func:`~hybridclf.evaluation.accuracy_interval`) and
+        (Wilson's, :func:`~hybridclf.evaluation.accuracy_interval`),
         ``untested_classes`` (classes without a test image, which the test
-        metrics do not score). Empty without a test part.
+        metrics do not score) and, when the test part holds copies of its
+        photos (``origins``, or the same file twice), ``n_copies``: held out
+        with their photos, not scored. Empty without a test part.
 
     best_params : dict
         Parameters chosen by the search (empty with ``search="none"``).
@@ -83,7 +85,8 @@ class TrainingResult:
         contradict, most suspicious first (see
         :func:`hybridclf.label_issues.find_label_issues`): ``index`` (into the
         images given to :func:`train_model`), ``given_label``,
-        ``suggested_label`` and ``score``; and ``n_checked`` (images checked)
+        ``suggested_label`` and ``score``; and ``n_checked`` (photos checked;
+        copies of a photo are not)
         and ``not_checked`` (the classes a fold had no image of to learn from,
         whose images are not checked). The test part is not checked.
 
