@@ -82,6 +82,14 @@ class EmbeddingIndex:
         A JPEG thumbnail of each training photo (:func:`jpeg_thumbnails`);
         None when the index was built without them.
 
+    photos_ : ndarray of shape (n_sources_,), dtype int
+        The distinct photo of each training photo, numbered from 0: training
+        photos of the same content (byte-identical files) or made from one
+        photo (augmented copies) share one, and :meth:`neighbours` lists
+        each distinct photo once, by its closest training photo. Every
+        training photo its own for an index built without them (or saved
+        before they were kept).
+
     See Also
     --------
     hybridclf.neighbours.explain : The nearest training photos of images, for
@@ -103,7 +111,8 @@ class EmbeddingIndex:
         self.dtype = dtype
         self.n_components = n_components
 
-    def fit(self, X, y=None, *, sources=None, files=None, thumbnails=None):
+    def fit(self, X, y=None, *, sources=None, files=None, thumbnails=None,
+            photos=None):
         """Store the unit embeddings and labels of the training images.
 
         Parameters
@@ -123,6 +132,12 @@ class EmbeddingIndex:
 
         thumbnails : sequence of bytes of length n_sources, or None, default=None
             A JPEG thumbnail of each training photo; None keeps none.
+
+        photos : array-like of shape (n_sources,) or None, default=None
+            Which training photos are one distinct photo (any hashable id per
+            training photo; equal ids share one): byte-identical files, or a
+            photo and the copies augmented from it. :meth:`neighbours` gives
+            each distinct photo one slot. None: each training photo its own.
 
         Returns
         -------
@@ -162,6 +177,7 @@ class EmbeddingIndex:
         self.thumbnails_ = (None if thumbnails is None else
                             [bytes(t) for t in _per_source(thumbnails, n_sources,
                                                            "thumbnails", None)])
+        self.photos_ = _photo_ids(photos, n_sources)
         return self
 
     @property
@@ -204,7 +220,10 @@ class EmbeddingIndex:
         """The ``k`` nearest distinct training photos of each query, best first.
 
         The degraded views of a training photo count as that photo, with the
-        best similarity of the photo and its views.
+        best similarity of the photo and its views; training photos that are
+        one photo (``photos_``: the same content, or copies augmented from
+        one photo) fill one slot, the closest of them, so that ``k`` slots
+        show ``k`` different photos.
 
         Parameters
         ----------
@@ -234,10 +253,19 @@ class EmbeddingIndex:
 
     def _neighbours_from(self, sim, k):
         """:meth:`neighbours` from the similarities of the queries to every entry."""
-        k = min(int(k), self.n_sources_)
+        photos = self._photos()
+        n_photos = int(photos.max()) + 1
+        k = min(int(k), n_photos)
         if k == 0:
             return [[] for _ in range(len(sim))]
-        top, top_sim = _top_k(self._per_source(sim), k)
+        per_source = self._per_source(sim)
+        if n_photos == self.n_sources_:
+            top, top_sim = _top_k(per_source, k)
+        else:  # the closest training photo of each of the k closest photos
+            top, top_sim = _top_k(_per_group_max(per_source, photos, n_photos), k)
+            top = np.array([[_closest_member(row_sim, photos, p) for p in row]
+                            for row_sim, row in zip(per_source, top)],
+                           dtype=np.int64).reshape(top.shape)
         labels = self._source_labels()
         finite = np.isfinite(top_sim).all(axis=1)
         return [[{"label": str(labels[j]), "similarity": round(float(s), 4),
@@ -287,6 +315,10 @@ class EmbeddingIndex:
             np.argsort(self.sources_, kind="stable"),
             np.searchsorted(np.sort(self.sources_), np.arange(n))))
         return np.maximum.reduceat(sim[:, order], starts, axis=1)
+
+    def _photos(self):
+        photos = getattr(self, "photos_", None)
+        return np.arange(self.n_sources_) if photos is None else photos
 
     def _tiled(self):
         n = self.n_sources_
@@ -349,6 +381,35 @@ class EmbeddingIndex:
             When the file is not an index of this version.
         """
         return _load_index(cls, directory)
+
+
+def _photo_ids(photos, n_sources):
+    """``photos`` as ints numbered from 0 in order of first appearance."""
+    if photos is None:
+        return np.arange(n_sources)
+    photos = np.asarray(photos)
+    if photos.shape != (n_sources,):
+        raise ValueError(
+            f"EmbeddingIndex.fit got {len(photos)} photos for {n_sources} training "
+            "photos; give one per photo (the 'sources')."
+        )
+    _, first, inverse = np.unique(photos, return_index=True, return_inverse=True)
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+    return rank[inverse.reshape(-1)]
+
+
+def _per_group_max(values, groups, n_groups):
+    """The largest of ``values``' columns in each group, per row."""
+    order = np.argsort(groups, kind="stable")
+    starts = np.searchsorted(groups[order], np.arange(n_groups))
+    return np.maximum.reduceat(values[:, order], starts, axis=1)
+
+
+def _closest_member(row_sim, groups, group):
+    """The column of ``group`` with the largest value of ``row_sim``."""
+    members = np.flatnonzero(groups == group)
+    return members[np.argmax(row_sim[members])]
 
 
 def _blas_threads(n_queries):

@@ -4,7 +4,9 @@
 ``_load_index`` reads it back for :meth:`EmbeddingIndex.load`. The archive
 holds no pickled objects: the embeddings in their ``dtype``, the labels once
 per training photo (or per entry, for views labelled unlike their photo) and
-the file names as UTF-8 (``_utf8``, read by ``_text``), the ``components``
+the file names as UTF-8 (``_utf8``, read by ``_text``), the distinct photo
+of each training photo (``photos``, only where some training photos are one
+photo; absent, each is its own), the ``components``
 as float16, and the thumbnails as one ``uint8`` array with the offset where
 each starts. Format 1 (before the projection; labels per entry, names as
 str) still loads.
@@ -35,6 +37,9 @@ def _index_bytes(index):
     arrays = {"embeddings": index.embeddings_, "labels": _utf8(labels),
               "sources": index.sources_.astype(np.int32),
               "files": _utf8(index.files_), "version": np.array(_FORMAT_VERSION)}
+    photos = getattr(index, "photos_", None)
+    if photos is not None and len(np.unique(photos)) < len(photos):
+        arrays["photos"] = photos.astype(np.int32)  # only where some are one
     if getattr(index, "components_", None) is not None:
         arrays["components"] = index.components_.astype(np.float16)
     if index.thumbnails_ is not None:
@@ -81,6 +86,8 @@ def _load_index(cls, directory):
         n_sources = int(index.sources_.max()) + 1
         index.files_ = (_text(data["files"]) if "files" in data
                         else np.full(n_sources, ""))
+        index.photos_ = (data["photos"].astype(np.int64) if "photos" in data
+                         else np.arange(n_sources))
         index.thumbnails_ = None
         if "thumbnail_data" in data:
             blob = data["thumbnail_data"].tobytes()

@@ -26,13 +26,21 @@ __all__ = ["GroupedPipeline", "fit_classifier", "view_groups"]
 _FINAL_FIT_METHODS = ("fit", "fit_predict", "fit_transform")
 
 
-def view_groups(sampler, n_images, n_rows):
+def view_groups(sampler, n_images, n_rows, groups=None):
     """The image each training row was made from, when a sampler added rows.
 
     A :class:`~hybridclf.ViewAugmenter` returns the images, then each view of
     them in turn (also when only its ``fit`` ran, as in
     :class:`~hybridclf.training.SharedFeatures`); another sampler tells its
     rows' sources by ``sample_indices_``.
+
+    With ``groups`` (near-identical photos share one), each row gets the
+    group of its image instead: a classifier that leaves rows out to choose
+    its penalty or calibrate its probabilities then leaves a photo out with
+    its views and its near-duplicates. Left in, a near-duplicate vouches for
+    the photo, and the probabilities, the thresholds learned from them (the
+    confidence threshold, the cascade's) and the label check come out
+    overconfident.
 
     Parameters
     ----------
@@ -45,11 +53,31 @@ def view_groups(sampler, n_images, n_rows):
     n_rows : int
         Rows it returned (rows of the classifier's training table).
 
+    groups : array-like of shape (n_images,) or None, default=None
+        The group of each image (near-identical photos share one).
+
     Returns
     -------
     groups : ndarray of shape (n_rows,) or None
-        None when no rows were added or their sources are unknown.
+        The image of each row, or with ``groups`` its image's group. None
+        when no rows were added and no ``groups`` given, or when the rows'
+        sources are unknown.
     """
+    rows = _row_images(sampler, n_images, n_rows)
+    if groups is None:
+        return rows
+    groups = np.asarray(groups)
+    if len(groups) != n_images:
+        raise ValueError(
+            f"The 'groups' of view_groups must hold one group per image: got "
+            f"{len(groups)} for {n_images} images.")
+    if rows is None:
+        return groups if n_rows == n_images else None
+    return groups[rows]
+
+
+def _row_images(sampler, n_images, n_rows):
+    """:func:`view_groups` without ``groups``."""
     if sampler is None or n_rows == n_images:
         return None
     if isinstance(sampler, ViewAugmenter) and n_images and n_rows % n_images == 0:
@@ -128,13 +156,13 @@ class GroupedPipeline(Pipeline):
             Class labels.
 
         groups : array-like of shape (n_samples,) or None, default=None
-            Groups of near-identical photos, accepted as
+            Groups of near-identical photos, as
             :meth:`CascadePipeline.fit <hybridclf.cascade.CascadePipeline.fit>`
-            takes them, so that one call fits either pipeline. A cascade uses
-            them only for the out-of-fold predictions of its threshold; this
-            pipeline makes none, so they do not change the fit (its
-            classifier gets the rows' images, :func:`view_groups`, as the
-            cascade's does). Checked to hold one entry per image.
+            takes them, so that one call fits either pipeline: a classifier
+            whose ``fit`` takes ``groups`` gets the group of each row's
+            image (:func:`view_groups`), so that its leave-one-out leaves a
+            photo out with its views and its near-duplicates. Checked to
+            hold one entry per image.
 
         **params : dict
             Fit parameters of the steps (``step__param``).
@@ -148,7 +176,11 @@ class GroupedPipeline(Pipeline):
                 f"The 'groups' parameter of {type(self).__name__}.fit must hold "
                 f"one group per image: got {_num_samples(groups)} for "
                 f"{_num_samples(X)} images.")
-        return super().fit(X, y, **params)
+        self._image_groups = groups  # for _fit, which Pipeline.fit calls
+        try:
+            return super().fit(X, y, **params)
+        finally:
+            del self._image_groups
 
     def _check_method_params(self, method, props, **kwargs):
         routed = super()._check_method_params(method, props, **kwargs)
@@ -168,9 +200,12 @@ class GroupedPipeline(Pipeline):
             with_final=False, filter_passthrough=True, filter_resample=False)
             if hasattr(step, "fit_resample")]
         final = self._final_estimator
-        if len(samplers) != 1 or final is None or isinstance(final, str):
+        image_groups = getattr(self, "_image_groups", None)
+        if (len(samplers) > 1 or final is None or isinstance(final, str)
+                or (not samplers and image_groups is None)):
             return Xt, yt
-        groups = view_groups(samplers[0], n_images, _num_samples(Xt))
+        groups = view_groups(samplers[0] if samplers else None, n_images,
+                             _num_samples(Xt), image_groups)
         if groups is not None and has_fit_parameter(final, "groups"):
             step_params = routed_params[self.steps[-1][0]]
             for method in _FINAL_FIT_METHODS:

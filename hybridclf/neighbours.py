@@ -196,7 +196,8 @@ def degraded_views(images):
 
 
 def index_with_views(embeddings, views, labels=None, *, dtype="float16",
-                     n_components=SEARCH_DIMENSIONS, files=None, thumbnails=None):
+                     n_components=SEARCH_DIMENSIONS, files=None, thumbnails=None,
+                     photos=None):
     """An index of training embeddings and of their degraded views.
 
     Parameters
@@ -223,6 +224,11 @@ def index_with_views(embeddings, views, labels=None, *, dtype="float16",
     thumbnails : sequence of bytes or None, default=None
         A JPEG thumbnail of each photo (:func:`jpeg_thumbnails`).
 
+    photos : array-like of shape (n_images,) or None, default=None
+        Which photos are one (equal ids: the same content, or augmented
+        copies of one photo), as in :meth:`EmbeddingIndex.fit`; they fill
+        one slot of :meth:`EmbeddingIndex.neighbours`.
+
     Returns
     -------
     index : EmbeddingIndex
@@ -234,7 +240,7 @@ def index_with_views(embeddings, views, labels=None, *, dtype="float16",
     labels = None if labels is None else np.tile(np.asarray(labels), 1 + len(views))
     return EmbeddingIndex(dtype=dtype, n_components=n_components).fit(
         rows, labels, sources=np.tile(np.arange(n), 1 + len(views)), files=files,
-        thumbnails=thumbnails)
+        thumbnails=thumbnails, photos=photos)
 
 
 def jpeg_thumbnails(images, *, side=THUMBNAIL_SIDE, quality=THUMBNAIL_QUALITY):
@@ -300,7 +306,9 @@ def explain(pipe, images, k=3, *, index):
     -------
     neighbours : list of list of dict
         Per image, its ``k`` nearest distinct training photos, most similar
-        first, as from :meth:`EmbeddingIndex.neighbours`: ``label``,
+        first, as from :meth:`EmbeddingIndex.neighbours` (byte-identical
+        training files, and augmented copies of one photo, fill one slot:
+        the closest of them): ``label``,
         ``similarity``, ``file`` and ``thumbnail``.
 
     Raises

@@ -324,3 +324,26 @@ def test_one_photo_at_a_time_gets_the_features_of_a_batch(fitted, textures):
             assert one[2][0] == early[i]
     finally:
         fitted.set_params(**saved)
+
+
+def test_a_threshold_above_the_cascades_sends_the_less_sure_photos_on(fitted, textures):
+    # before, a photo the cheap stage answered at a top probability between
+    # the cascade's threshold and the caller's came out "low confidence" on
+    # the cheap stage's word, though the full model might be sure of it
+    from hybridclf.prediction import predict_with_reasons
+
+    paths, _ = textures
+    _, proba, early = fitted.predict_stages(paths)
+    top = proba.max(axis=1)
+    assert early.any()
+    asked = float(np.median(top[early]))  # above the threshold, under some
+    less_sure = early & (top < asked)
+    assert less_sure.any() and asked > fitted.threshold_
+    _, _, now_early = fitted.predict_stages(paths, min_confidence=asked)
+    assert not now_early[less_sure].any()
+    assert now_early[early & (top >= asked)].all()
+    result = predict_with_reasons(fitted, paths, proba_threshold=asked)
+    full = get_classifier(fitted).predict_proba(transform_features(fitted, paths))
+    np.testing.assert_allclose(result["proba"][less_sure], full[less_sure])
+    assert [r == "low confidence" for r in result["reasons"]] == (
+        result["proba"].max(axis=1) < asked).tolist()

@@ -165,3 +165,17 @@ def test_an_easy_photo_runs_only_the_cheap_blocks(served, counted):
     assert result.early
     assert rows == {"hog": [1], "color": [1]}
     assert passes == [1]
+
+
+def test_a_request_threshold_above_the_cascades_sends_its_photos_on(served):
+    # the service held a cheap answer under the request's confidence_threshold
+    # as "low confidence" instead of asking the full model
+    pipe, photos, early = served
+    [first, *rest] = list(classify_stages(pipe, photos,
+                                          thresholds=[1.0] * len(photos)))
+    assert not rest and not any(r.early for r in first.values())
+    mixed = [1.0 if i % 2 else 0.0 for i in range(len(photos))]
+    results = classify(pipe, photos, thresholds=mixed)
+    assert not any(r.early for r, t in zip(results, mixed) if t == 1.0)
+    assert [r.early for r, t in zip(results, mixed) if t == 0.0] == [
+        bool(e) for e, t in zip(early, mixed) if t == 0.0]

@@ -33,6 +33,35 @@ def test_train_writes_a_model_directory(trained, capsys):
     assert (trained / "README.md").read_text().startswith("# hybridclf model")
 
 
+def test_cv_scores_after_a_search_are_called_optimistic(trained, texture_folder,
+                                                       tmp_path, capsys):
+    # the CV score of the candidate a search picked on the same folds is
+    # biased upward; the command, model.json and the card presented it as
+    # the model's cross-validated score, without pointing to the test part
+    info = json.loads((trained / "model.json").read_text())
+    assert info["search"]["cv_scores_optimistic"] is True
+    card = (trained / "README.md").read_text()
+    cv_section = card.split("## Cross-validation on the training part")[1]
+    assert "These scores are optimistic" in cv_section
+    assert "held-out test metrics above" in cv_section
+    assert main(["train", "--data-dir", str(texture_folder), "--output-dir",
+                 str(tmp_path / "m"), "--features", "color", "--image-size", "32",
+                 "--cv-folds", "3", "--search", "grid", "--no-cache",
+                 "--n-jobs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "3-fold grouped CV accuracy: " in out
+    assert all("(optimistic" in line for line in out.splitlines()
+               if "grouped CV" in line)
+    assert "the test scores below, on photos the search never saw" in out
+    assert main(["train", "--data-dir", str(texture_folder), "--output-dir",
+                 str(tmp_path / "plain"), "--features", "color", "--image-size",
+                 "32", "--cv-folds", "3", "--no-cache", "--n-jobs", "1"]) == 0
+    assert "optimistic" not in capsys.readouterr().out
+    plain = json.loads((tmp_path / "plain" / "model.json").read_text())
+    assert "optimistic" not in (tmp_path / "plain" / "README.md").read_text()
+    assert "cv_scores_optimistic" not in (plain.get("search") or {})
+
+
 def test_the_model_card_names_what_the_search_chose(trained):
     # after 'train --search grid' printed "best {'clf__alpha': ...} (CV accuracy
     # ...)", README.md named neither the chosen parameters nor the search

@@ -732,3 +732,49 @@ def test_a_folder_one_level_too_deep_is_named_in_the_advice(texture_folder,
     hint = f"name {str(data)!r} as the data folder"
     assert any(hint in reason for reason in report.advice["reasons"])
     assert hint in caplog.text
+
+
+def test_label_check_leaves_a_photo_out_with_its_duplicates(texture_folder,
+                                                            monkeypatch):
+    # the folds kept a photo's duplicates together, but the ridge's
+    # leave-one-out inside each fold (its penalty and calibration) left a
+    # photo out while its duplicate stayed in
+    from hybridclf import load_image_folder
+    from hybridclf.classifiers import RidgeSoftmaxClassifier
+    from hybridclf.inspect._labels import check_labels
+
+    seen, fit = [], RidgeSoftmaxClassifier.fit
+
+    def recording(self, X, y, groups=None):
+        seen.append(groups)
+        return fit(self, X, y, groups=groups)
+
+    monkeypatch.setattr(RidgeSoftmaxClassifier, "fit", recording)
+    paths, labels = load_image_folder(texture_folder)
+    groups = np.arange(len(paths)) // 2
+    assert check_labels(paths, labels, groups, n_jobs=1).n_checked == len(paths)
+    assert seen and all(g is not None and np.all(
+        np.unique(g, return_counts=True)[1] == 2) for g in seen)
+
+
+def test_label_check_flags_a_photo_not_its_generated_copies(texture_folder,
+                                                           tmp_path):
+    # inspect --labels on a folder that 'hybridclf augment' wrote flagged the
+    # copies of a photo as wrong labels of their own (amulet6 augmented to 40
+    # per class: 5 of 9 flags were copies); the copies are learned from, and
+    # only the photo is flagged
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(texture_folder, root)
+    (root / "brick" / "0.png").rename(root / "grass" / "brick0.png")
+    image = cv2.imread(str(root / "grass" / "brick0.png"))
+    cv2.imwrite(str(root / "grass" / "brick0_aug001.png"), image[:, ::-1])
+    (root / "manifest.csv").write_text(
+        "file,label,kind,source,similarity,techniques\n"
+        "grass/brick0.png,grass,original,grass/brick0.png,,\n"
+        "grass/brick0_aug001.png,grass,generated,grass/brick0.png,0.9,hflip\n")
+    report = inspect_dataset(root, quick=True, labels=True, n_jobs=1)
+    flagged = [os.path.basename(i["file"]) for i in report.label_issues]
+    assert "brick0.png" in flagged and "brick0_aug001.png" not in flagged
+    assert report.label_check["n_checked"] == 24

@@ -137,6 +137,25 @@ def test_neighbours_are_distinct_photos_with_their_evidence():
     assert set(near[0]) == {"label", "similarity", "file", "thumbnail"}
 
 
+def test_training_photos_that_are_one_photo_fill_one_slot(tmp_path):
+    # b/2.jpg and its copy b/2_copy.jpg (same content, or augmented from it)
+    # are one photo: k=2 shows two different photos, b by its closer file
+    rows = np.array([[0, 1, 0], [0, 1, 0.05], [0, 0.9, 0.2], [1, 0, 0]], float)
+    index = EmbeddingIndex().fit(
+        rows, ["b", "b", "b", "a"], files=["b/2.jpg", "b/2_copy.jpg",
+                                           "b/2_aug001.jpg", "a/1.jpg"],
+        photos=["x", "x", "x", "y"])
+    [near] = index.neighbours([[0, 1, 0.06]], k=2)
+    assert [n["file"] for n in near] == ["b/2_copy.jpg", "a/1.jpg"]
+    assert [len(row) for row in index.neighbours(np.eye(3), k=10)] == [2, 2, 2]
+    index.save(tmp_path)
+    loaded = EmbeddingIndex.load(tmp_path)
+    assert loaded.neighbours([[0, 1, 0.06]], k=2) == index.neighbours(
+        [[0, 1, 0.06]], k=2)
+    with pytest.raises(ValueError, match="3 photos for 4 training photos"):
+        EmbeddingIndex().fit(rows, photos=[0, 0, 1])
+
+
 @pytest.mark.parametrize("k, n", [(0, 0), (1, 1), (3, 3), (10, 3)])
 def test_neighbours_k_zero_to_more_than_the_photos(k, n):
     out = _views_index().neighbours(np.eye(3)[:2], k=k)

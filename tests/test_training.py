@@ -437,3 +437,53 @@ def test_train_model_uses_shared_features_and_predicts_like_a_refit(textures):
         load__size=64).fit(paths[train], labels[train])
     np.testing.assert_allclose(result.pipeline.predict_proba(paths),
                                refit.predict_proba(paths), atol=1e-6)
+
+
+def test_augment_origins_reads_each_copys_source_from_the_manifest(textures,
+                                                                   tmp_path):
+    from hybridclf.training import augment_origins
+
+    data, names = _augmented_folder(textures, tmp_path)
+    assert augment_origins(names, [str(data)]).tolist() == [0, 0, 2]
+    assert augment_origins(names, None).tolist() == [0, 1, 2]
+
+
+def test_copies_are_trained_on_but_not_scored_or_flagged_as_photos(textures):
+    """A folder that ``hybridclf augment`` wrote holds copies of its photos.
+    Before, the test part scored each copy of a test photo as a photo of its
+    own (amulet6 augmented to 40 per class: 51 'test images', 18 of them
+    copies) and label_issues.csv flagged copies (2 of 4 flags). Now a copy
+    joins its source's group, the test metrics count photos and only photos
+    are checked for wrong labels; byte-identical files are one photo too."""
+    paths, labels = textures
+    labels = labels.copy()
+    grass = np.flatnonzero(labels == "grass")[:3]
+    labels[grass] = "brick"  # one wrong photo, and its two "copies"
+    origins = np.arange(len(labels))
+    origins[grass[1:]] = grass[0]
+    paths = np.append(paths, paths[0])  # the same file twice
+    labels = np.append(labels, labels[0])
+    origins = np.append(origins, len(origins))
+    copies = np.zeros(len(labels), bool)
+    copies[grass[1:]] = True
+    copies[-1] = True
+    pipe = make_hybrid_pipeline(features=["color"], classifier="logistic",
+                                sampler=None).set_params(load__size=32)
+    # the wrong photo is flagged once, not once per copy
+    result = train_model(pipe, paths, labels, origins=origins, test_size=0,
+                         cv_folds=3)
+    flagged = result.label_issues["index"]
+    assert grass[0] in flagged and not copies[flagged].any()
+    assert result.label_issues["n_checked"] == int((~copies).sum())
+    # a copy is held out with its photo, and not scored as another photo
+    result = train_model(pipe, paths, labels, origins=origins, test_size=0.3,
+                         cv_folds=3)
+    groups = result.groups
+    assert groups[grass[0]] == groups[grass[1]] == groups[grass[2]]
+    assert groups[0] == groups[-1]
+    in_test = np.isin(np.arange(len(labels)), result.test_indices)
+    assert (in_test & copies).any()
+    assert result.test_part["n_images"] == int((in_test & ~copies).sum())
+    assert result.test_part["n_copies"] == int((in_test & copies).sum())
+    with pytest.raises(ValueError, match="'origins' parameter of train_model"):
+        train_model(pipe, paths, labels, origins=[0, 1])

@@ -73,6 +73,7 @@ def fit_cascade(pipe, X, y, groups, params):
     loader = get_loader(pipe)
     images = X if loader is None else loader.fit_transform(X, y)
     images = np.asarray(images)
+    given = groups is not None
     groups = np.arange(len(y)) if groups is None else np.asarray(groups)
     n_splits = min(pipe.cv, len(np.unique(groups)),
                    int(np.unique(y, return_counts=True)[1].min()))
@@ -85,8 +86,11 @@ def fit_cascade(pipe, X, y, groups, params):
     sampler = get_sampler(pipe)
     fixed = fixed_features(images, blocks) if sampler is None or isinstance(
         sampler, ViewAugmenter) else {}
-    folds = list(scaled_folds(images, y, blocks, splits, sampler, fixed))
-    train_x, train_y, view_rows = fit_steps(pipe, images, y, params, fixed)
+    # the classifiers' leave-one-out leaves a photo out with its near-duplicates
+    folds = list(scaled_folds(images, y, blocks, splits, sampler, fixed,
+                              groups if given else None))
+    train_x, train_y, view_rows = fit_steps(pipe, images, y, params, fixed,
+                                            groups if given else None)
     oof = out_of_fold_stages(
         folds, len(y), get_classifier(pipe).classes_, block_widths(pipe),
         cheap, get_classifier(pipe), pipe.cheap_classifier_template())
@@ -109,11 +113,13 @@ def fit_without_early_exit(pipe, images, y, params):
     return pipe
 
 
-def fit_steps(pipe, images, y, params, fixed):
+def fit_steps(pipe, images, y, params, fixed, groups=None):
     """Fit the steps after ``load`` as ``Pipeline.fit`` would.
 
     Returns the features, their labels and the image each row was made
-    from (None when the sampler added no rows).
+    from, or with ``groups`` (near-identical photos share one) its group
+    (:func:`~hybridclf.pipeline.view_groups`; None when the sampler added no
+    rows and no ``groups`` were given).
 
     The blocks of ``fixed`` take their fitted extractor from there and
     fit only their scaler: no photo is extracted twice.
@@ -127,7 +133,7 @@ def fit_steps(pipe, images, y, params, fixed):
     blocks = list(iter_feature_blocks(pipe))
     if sampler is not None:
         images, y = resample(sampler, images, y, blocks, fixed)
-    groups = view_groups(sampler, n_images, len(y))
+    groups = view_groups(sampler, n_images, len(y), groups)
     parts = []
     for name, block in blocks:
         if name in fixed:

@@ -179,7 +179,9 @@ class CascadePipeline(Pipeline):
 
         groups : array-like of shape (n_samples,) or None, default=None
             Groups of near-identical photos, kept on one side of each
-            out-of-fold split; None puts each photo in its own group.
+            out-of-fold split and left out together by the classifiers'
+            leave-one-out (the ridge's penalty and calibration); None puts
+            each photo in its own group.
 
         **params : dict
             Fit parameters of the steps (``step__param``).
@@ -244,7 +246,7 @@ class CascadePipeline(Pipeline):
         return summary
 
     # -- predict ---------------------------------------------------------------
-    def iter_stages(self, X, *, full=None):
+    def iter_stages(self, X, *, full=None, min_confidence=None):
         """The cascade's answers stage by stage: the early answers first.
 
         Parameters
@@ -255,6 +257,15 @@ class CascadePipeline(Pipeline):
         full : array-like of bool of shape (n_samples,) or None, default=None
             Photos that must run every block (their CNN embedding is
             wanted); never answered early.
+
+        min_confidence : float, array-like of shape (n_samples,) or None, \
+                default=None
+            The caller's confidence threshold (``predict --threshold``, the
+            service's ``confidence_threshold``), for all photos or each: a
+            photo is answered early only when its cheap top probability
+            reaches it too, else the full model answers it (the cheap
+            stage's answer would be "low confidence" where the full model
+            may be sure). None: ``threshold_`` alone.
 
         Yields
         ------
@@ -273,9 +284,10 @@ class CascadePipeline(Pipeline):
         early : bool
             Whether the stage is the cheap stage's (the early answers).
         """
-        yield from _stages.iter_stages(self, X, full=full)
+        yield from _stages.iter_stages(self, X, full=full,
+                                       min_confidence=min_confidence)
 
-    def predict_stages(self, X, *, full=None):
+    def predict_stages(self, X, *, full=None, min_confidence=None):
         """Features, probabilities and early exits of the cascade.
 
         Parameters
@@ -285,6 +297,10 @@ class CascadePipeline(Pipeline):
 
         full : array-like of bool of shape (n_samples,) or None, default=None
             Photos that must run every block, as in :meth:`iter_stages`.
+
+        min_confidence : float, array-like of shape (n_samples,) or None, \
+                default=None
+            The caller's confidence threshold, as in :meth:`iter_stages`.
 
         Returns
         -------
@@ -299,7 +315,8 @@ class CascadePipeline(Pipeline):
         early : ndarray of shape (n_samples,), dtype bool
             Whether each photo was answered by the cheap stage.
         """
-        return _stages.predict_stages(self, X, full=full)
+        return _stages.predict_stages(self, X, full=full,
+                                      min_confidence=min_confidence)
 
     def stages_from_features(self, features, full_proba):
         """The cascade's answers from the full feature table (for evaluation).

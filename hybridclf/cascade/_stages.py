@@ -37,14 +37,24 @@ def in_gate(pipe, cheap_ood):
     return np.all(cheap_ood <= limits, axis=1)
 
 
-def cheap_stage(pipe, cheap_x):
-    """The cheap stage's probabilities, and which photos it answers."""
+def cheap_stage(pipe, cheap_x, min_confidence=None):
+    """The cheap stage's probabilities, and which photos it answers.
+
+    A photo is answered early when its cheap top probability reaches
+    ``threshold_`` and ``min_confidence`` (the caller's confidence
+    threshold, one or one per photo), and its cheap blocks are within the
+    gate. A photo the cheap stage is less sure of than the caller asks goes
+    on to the full model, which may be sure enough; answered early, it
+    would be "low confidence" on the cheap stage's word alone.
+    """
     if pipe.cheap_classifier_ is None:  # fitted on too few photos
         n_classes = len(get_classifier(pipe).classes_)
         return (np.full((len(cheap_x), n_classes), 1.0 / n_classes),
                 np.zeros(len(cheap_x), dtype=bool))
     cheap_proba = pipe.cheap_classifier_.predict_proba(cheap_x)
-    early = cheap_proba.max(axis=1) >= pipe.threshold_
+    needed = pipe.threshold_ if min_confidence is None else np.maximum(
+        pipe.threshold_, np.asarray(min_confidence, dtype=np.float64))
+    early = cheap_proba.max(axis=1) >= needed
     if pipe.ood_limits_ is not None:
         cheap = [(name, width) for name, width in block_widths(pipe)
                  if name in pipe.cheap_features]
@@ -61,7 +71,7 @@ def early_proba(pipe, cheap_proba):
     return proba
 
 
-def iter_stages(pipe, X, *, full=None):
+def iter_stages(pipe, X, *, full=None, min_confidence=None):
     """The cascade's answers stage by stage: the early answers first.
 
     See :meth:`CascadePipeline.iter_stages`. For one or two photos the
@@ -78,13 +88,14 @@ def iter_stages(pipe, X, *, full=None):
             if name not in pipe.cheap_features]
     ahead = start_ahead([block for _, block in rest], images)
     try:
-        yield from _stages(pipe, images, blocks, cheap, rest, ahead, full)
+        yield from _stages(pipe, images, blocks, cheap, rest, ahead, full,
+                           min_confidence)
     finally:
         if ahead is not None:
             ahead.stop()  # no-op once its features were taken
 
 
-def _stages(pipe, images, blocks, cheap, rest, ahead, full):
+def _stages(pipe, images, blocks, cheap, rest, ahead, full, min_confidence):
     """The body of :func:`iter_stages`; ``ahead`` from :func:`start_ahead` or None."""
     # the cheap blocks on this thread alone while the CNN starts on another:
     # two threads for the cheap parts gained little, and the second one
@@ -93,7 +104,7 @@ def _stages(pipe, images, blocks, cheap, rest, ahead, full):
         [block for _, block in cheap], images,
         n_threads=None if ahead is None else 1)))
     cheap_proba, early = cheap_stage(
-        pipe, np.hstack([parts[name] for name, _ in cheap]))
+        pipe, np.hstack([parts[name] for name, _ in cheap]), min_confidence)
     if full is not None:
         early &= ~np.asarray(full, dtype=bool)
     widths = dict(block_widths(pipe))
@@ -117,7 +128,7 @@ def _stages(pipe, images, blocks, cheap, rest, ahead, full):
         yield rows, table, get_classifier(pipe).predict_proba(table), False
 
 
-def predict_stages(pipe, X, *, full=None):
+def predict_stages(pipe, X, *, full=None, min_confidence=None):
     """Features, probabilities and early exits of every photo.
 
     See :meth:`CascadePipeline.predict_stages`.
@@ -127,8 +138,8 @@ def predict_stages(pipe, X, *, full=None):
                         dtype=np.float32)
     proba = np.zeros((n_samples, len(get_classifier(pipe).classes_)))
     early = np.zeros(n_samples, dtype=bool)
-    for rows, table, stage_proba, stage_early in pipe.iter_stages(X,
-                                                                  full=full):
+    for rows, table, stage_proba, stage_early in pipe.iter_stages(
+            X, full=full, min_confidence=min_confidence):
         features[rows], proba[rows], early[rows] = table, stage_proba, stage_early
     return features, proba, early
 

@@ -312,8 +312,12 @@ def resample(sampler, images, y, blocks, fixed):
     return sampler.fit_resample(images, y)
 
 
-def scaled_folds(images, y, blocks, splits, sampler, fixed):
+def scaled_folds(images, y, blocks, splits, sampler, fixed, groups=None):
     """Yield (test, train_x, train_y, test_x, groups) per fold, each block scaled.
+
+    The yielded ``groups`` are the image (or, with ``groups``, the group of
+    near-identical photos) of each training row, for the classifiers'
+    leave-one-out (:func:`~hybridclf.pipeline.view_groups`).
 
     The blocks of ``fixed`` (:func:`fixed_features`; give ``{}`` with a
     sampler that changes the images at random) are sliced, with the views of
@@ -323,12 +327,13 @@ def scaled_folds(images, y, blocks, splits, sampler, fixed):
     """
     for train, test in splits:
         train_images, train_y = images[train], y[train]
-        groups = fitted = None
+        rows = fitted = None
         if sampler is not None:
             fitted = clone(sampler)
             train_images, train_y = resample(fitted, train_images, train_y,
                                              blocks, fixed)
-            groups = view_groups(fitted, len(train), len(train_y))
+        rows = view_groups(fitted, len(train), len(train_y),
+                           None if groups is None else np.asarray(groups)[train])
         parts_train, parts_test = [], []
         for name, block in blocks:
             if name in fixed:
@@ -342,4 +347,4 @@ def scaled_folds(images, y, blocks, splits, sampler, fixed):
             parts_train.append(scaler.transform(a))
             parts_test.append(scaler.transform(b))
         yield (test, np.hstack(parts_train).astype(np.float32), train_y,
-               np.hstack(parts_test).astype(np.float32), groups)
+               np.hstack(parts_test).astype(np.float32), rows)

@@ -154,9 +154,16 @@ def _print_training(training):
             f"candidates, {result.search['n_fits']} fits in "
             f"{result.search['seconds']:.1f} s; best {result.best_params} "
             f"(CV accuracy {result.search['best_score']:.3f})")
+    optimistic = " (optimistic: see below)" if result.search else ""
     for metric, values in result.cv_scores.items():
         out(f"{len(values['folds'])}-fold grouped CV {metric}: "
-            f"{values['mean']:.3f} +/- {values['std']:.3f}")
+            f"{values['mean']:.3f} +/- {values['std']:.3f}{optimistic}")
+    if result.search:
+        out("these CV scores are optimistic: the search chose the parameters "
+            "by their scores on the same folds; " + (
+                "the test scores below, on photos the search never saw, are "
+                "the figure to trust" if result.test_metrics else
+                "train with --test-size above 0 for a score the search never saw"))
     for metric, value in result.test_metrics.items():
         out(f"test {metric}: {value:.3f}")
     _print_test_part(result.test_part)
@@ -184,8 +191,10 @@ def _print_test_part(part):
     if not part:
         return
     low, high = part["accuracy_interval"]
+    copies = (f"; its {part['n_copies']} copies of them (augmented, or the same "
+              "file again) are held out, not scored" if part.get("n_copies") else "")
     out(f"test accuracy 95% interval: {low:.3f} to {high:.3f} "
-        f"({part['n_images']} test images)")
+        f"({part['n_images']} test images{copies})")
     if part["untested_classes"]:
         out("the test metrics leave out the classes without a test image: "
             + ", ".join(part["untested_classes"]))

@@ -131,10 +131,12 @@ def _augment_copies(files, roots):
 
     The copies that ``hybridclf augment`` made join their source's group
     (as ``hybridclf train`` joins them), also those the search does not
-    recognise: in quick mode a third of them.
+    recognise: in quick mode a third of them. Also returns the set of the
+    files that are copies of a photo among ``files`` (the label check
+    leaves them out).
     """
     index = {os.path.realpath(p): i for i, p in enumerate(files.paths)}
-    copies = []
+    copies, generated = [], set()
     for root in roots:
         path = os.path.join(os.fspath(root), "manifest.csv")
         if not os.path.isfile(path):
@@ -151,12 +153,13 @@ def _augment_copies(files, roots):
             if j is None:
                 j = first[source] = index.get(source, i)
             if i is not None and j is not None and i != j:
+                generated.add(i)
                 copies.append(DuplicatePair(min(i, j), max(i, j),
                                             "generated from it (manifest.csv)"
                                             if j == index.get(source) else
                                             "generated from one photo "
                                             "(manifest.csv)", 1.0))
-    return copies
+    return copies, generated
 
 
 @fill_doc
@@ -302,9 +305,11 @@ def inspect_dataset(root, *, test_root=None, quick=False, check_duplicates=True,
     issues = _issues(records, files.labels, embeddings, thresholds, files.splits)
     search = _search(records, embeddings, thresholds, quick, check_duplicates,
                      n_jobs)
+    generated = set()
     if check_duplicates:
         roots = [root] + ([] if test_root is None else [test_root])
-        search = join_known_copies(search, _augment_copies(files, roots))
+        pairs, generated = _augment_copies(files, roots)
+        search = join_known_copies(search, pairs)
     for rec in records:
         rec.align_gray = rec.align_value = None
         rec.align_features = {}
@@ -322,7 +327,8 @@ def inspect_dataset(root, *, test_root=None, quick=False, check_duplicates=True,
     label_check = None
     if labels:
         label_check = check_labels([files.paths[i] for i in readable], train_labels,
-                                   groups[readable], n_jobs=n_jobs)
+                                   groups[readable], n_jobs=n_jobs,
+                                   copies=[i in generated for i in readable])
     return DatasetReport(
         root=os.fspath(root),
         test_root=None if test_root is None else os.fspath(test_root),

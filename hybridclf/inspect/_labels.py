@@ -30,7 +30,12 @@ from sklearn.preprocessing import StandardScaler, normalize
 
 from ..io import ImageLoader
 from ..label_issues import find_label_issues
-from ..pipeline import FEATURE_BLOCKS, get_classifier, make_hybrid_pipeline
+from ..pipeline import (
+    FEATURE_BLOCKS,
+    fit_classifier,
+    get_classifier,
+    make_hybrid_pipeline,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +73,8 @@ class LabelCheck:
     skipped_classes: list = dataclasses.field(default_factory=list)
 
 
-def check_labels(paths, labels, groups, *, n_jobs=None, random_state=0):
+def check_labels(paths, labels, groups, *, n_jobs=None, random_state=0,
+                 copies=None):
     """Flag likely wrong labels with a quick grouped out-of-fold model.
 
     Parameters
@@ -83,6 +89,11 @@ def check_labels(paths, labels, groups, *, n_jobs=None, random_state=0):
         Threads for loading and the feature blocks.
     random_state : int, default=0
         Seeds the folds.
+    copies : array-like of bool or None, default=None
+        Images that ``hybridclf augment`` generated from another image (its
+        ``manifest.csv``): the model learns from them, but they are not
+        checked, since each shares its photo's label and would repeat its
+        flag. None: every image is checked.
 
     Returns
     -------
@@ -99,10 +110,13 @@ def check_labels(paths, labels, groups, *, n_jobs=None, random_state=0):
     if len(classes) < 2:
         return LabelCheck([], 0, None, skipped)
     paths, labels = paths[kept], labels[kept]
+    checked = (np.arange(len(kept)) if copies is None
+               else np.flatnonzero(~np.asarray(copies, dtype=bool)[kept]))
     blocks = _features(paths, n_jobs)
     folds = StratifiedGroupKFold(N_FOLDS, shuffle=True, random_state=random_state)
     proba = _out_of_fold(blocks, labels, groups[kept], classes, folds)
-    found = find_label_issues(labels, proba, classes)
+    found = find_label_issues(labels[checked], proba[checked], classes)
+    found["index"] = checked[found["index"]]
     embedding = normalize(np.hstack([StandardScaler().fit_transform(b)
                                      for b in blocks]))
     issues = [
@@ -113,10 +127,11 @@ def check_labels(paths, labels, groups, *, n_jobs=None, random_state=0):
             found["index"], found["given_label"], found["suggested_label"],
             found["score"])
     ]
-    accuracy = float(np.mean(classes[proba.argmax(axis=1)] == labels))
+    accuracy = float(np.mean(classes[proba[checked].argmax(axis=1)]
+                             == labels[checked]))
     logger.info("Label check: %d of %d images flagged (quick model, out-of-fold "
-                "accuracy %.3f)", len(issues), len(labels), accuracy)
-    return LabelCheck(issues, len(labels), accuracy, skipped)
+                "accuracy %.3f)", len(issues), len(checked), accuracy)
+    return LabelCheck(issues, len(checked), accuracy, skipped)
 
 
 def _features(paths, n_jobs):
@@ -137,7 +152,9 @@ def _out_of_fold(blocks, labels, groups, classes, folds):
         scalers = [StandardScaler().fit(b[train]) for b in blocks]
         fit_x = np.hstack([s.transform(b[train]) for s, b in zip(scalers, blocks)])
         test_x = np.hstack([s.transform(b[test]) for s, b in zip(scalers, blocks)])
-        clf = clone(ridge).fit(fit_x, labels[train])
+        # the ridge's leave-one-out (its penalty and calibration) leaves a
+        # photo out with its duplicates, as the folds do
+        clf = fit_classifier(clone(ridge), fit_x, labels[train], groups[train])
         columns = np.searchsorted(classes, clf.classes_)
         proba[np.ix_(test, columns)] = clf.predict_proba(test_x)
     return proba

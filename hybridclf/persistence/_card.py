@@ -80,6 +80,13 @@ def _card_scores(info):
             if isinstance(values, dict) and "mean" in values:
                 lines.append(f"| {name} | {values['mean']:.3f} | "
                              f"{values['std']:.3f} | {len(values['folds'])} |")
+        if (info.get("search") or {}).get("cv_scores_optimistic"):
+            lines += ["", "These scores are optimistic: the hyper-parameter search "
+                      "chose the parameters by their scores on the same folds. "
+                      + ("The held-out test metrics above, on photos the search "
+                         "never saw, are the figure to trust." if metrics else
+                         "The model has no held-out test part; evaluate it on "
+                         "photos it never saw (`hybridclf evaluate`).")]
     search = info.get("search") or {}
     if info.get("best_params") and "best_score" in search:
         # as 'hybridclf train' prints it: the card named no chosen parameter
@@ -124,6 +131,10 @@ def _card_test_part(part):
         lines[-1] += (" These metrics leave out the classes without a held-out "
                       "image: " + ", ".join(f"`{c}`" for c in part["untested_classes"])
                       + ".")
+    if part.get("n_copies"):
+        lines[-1] += (f" The test part also holds {part['n_copies']} copies of "
+                      "those photos (augmented, or the same file again), held "
+                      "out with them and not scored.")
     return lines
 
 

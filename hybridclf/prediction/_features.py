@@ -114,7 +114,7 @@ def feature_blocks(pipe):
     return blocks
 
 
-def iter_stages(pipe, X, *, full=None):
+def iter_stages(pipe, X, *, full=None, min_confidence=None):
     """Features and probabilities of a fitted pipeline, stage by stage.
 
     A :class:`~hybridclf.cascade.CascadePipeline` answers the photos its
@@ -134,6 +134,11 @@ def iter_stages(pipe, X, *, full=None):
         Photos that must run every block (their CNN embedding is wanted, for
         their neighbours say): a cascade never answers them early.
 
+    min_confidence : float, array-like of shape (n_samples,) or None, default=None
+        The confidence threshold the answers will be held to (one, or one
+        per photo): a cascade answers early only the photos its cheap stage
+        is that sure of, and passes the others on to its full model.
+
     Yields
     ------
     rows : ndarray of int
@@ -149,7 +154,7 @@ def iter_stages(pipe, X, *, full=None):
         Whether these are a cascade's early answers (from the cheap stage).
     """
     if hasattr(pipe, "iter_stages"):
-        yield from pipe.iter_stages(X, full=full)
+        yield from pipe.iter_stages(X, full=full, min_confidence=min_confidence)
         return
     features = transform_features(pipe, X)
     if len(features):

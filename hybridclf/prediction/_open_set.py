@@ -136,8 +136,11 @@ def predict_with_reasons(pipe, X, *, proba_threshold=0.0, ood_thresholds=None,
     if hasattr(pipe, "predict_stages"):
         # a cascade: the blocks that did not run on a photo are NaN there;
         # neighbours come from the CNN's embedding, so every block runs then
+        # photos the cheap stage is less sure of than proba_threshold go on
+        # to the full model, which may be sure enough
         features, proba, _ = pipe.predict_stages(
-            X, full=np.full(len(X), True) if neighbours else None)
+            X, full=np.full(len(X), True) if neighbours else None,
+            min_confidence=proba_threshold)
     else:
         features = transform_features(pipe, X)
         proba = get_classifier(pipe).predict_proba(features)

@@ -114,7 +114,7 @@ def read_images(pipe, items):
 
 
 def classify_stages(pipe, items, *, ood_thresholds=None, novelty=None, index=None,
-                    neighbours=None, read=None):
+                    neighbours=None, read=None, thresholds=None):
     """Decode every image, predict the readable ones; yield answers when ready.
 
     The images are predicted in one model call. A cascade answers the photos
@@ -148,6 +148,13 @@ def classify_stages(pipe, items, *, ood_thresholds=None, novelty=None, index=Non
         What :func:`read_images` answered for ``items``, when they are
         decoded already; they are not decoded again.
 
+    thresholds : list of float or None, default=None
+        The confidence threshold each item's answer will be held to (its
+        request's ``confidence_threshold``): a cascade answers an item early
+        only when its cheap stage is that sure, else its full model answers
+        (:func:`~hybridclf.prediction.iter_stages`). None: the cascade's
+        own threshold alone.
+
     Yields
     ------
     ready : dict of int to ItemResult
@@ -162,7 +169,9 @@ def classify_stages(pipe, items, *, ood_thresholds=None, novelty=None, index=Non
     ks = np.array([asked[i] for i in readable], dtype=int)
     ready = {i: ItemResult(error=reason) for i, reason in enumerate(reasons)
              if reason is not None}
-    stages = prediction.iter_stages(pipe, images, full=ks > 0)
+    least = None if thresholds is None else np.array(
+        [thresholds[i] for i in readable], dtype=np.float64)
+    stages = prediction.iter_stages(pipe, images, full=ks > 0, min_confidence=least)
     for rows, features, proba, early in stages if len(images) else ():
         # the neighbours come from the embedding computed for the answer
         result = prediction.open_set_answers(
@@ -187,7 +196,7 @@ def _timed(results, seconds):
 
 
 def classify(pipe, items, *, ood_thresholds=None, novelty=None, index=None,
-             neighbours=None):
+             neighbours=None, thresholds=None):
     """Decode every image, then predict the readable ones in one model call.
 
     Parameters
@@ -209,6 +218,9 @@ def classify(pipe, items, *, ood_thresholds=None, novelty=None, index=None,
         How many nearest training photos each item asked for (0: none);
         None asks for none.
 
+    thresholds : list of float or None, default=None
+        As in :func:`classify_stages`.
+
     Returns
     -------
     results : list of ItemResult
@@ -217,6 +229,6 @@ def classify(pipe, items, *, ood_thresholds=None, novelty=None, index=None,
     results = {}
     for ready in classify_stages(pipe, items, ood_thresholds=ood_thresholds,
                                  novelty=novelty, index=index,
-                                 neighbours=neighbours):
+                                 neighbours=neighbours, thresholds=thresholds):
         results.update(ready)
     return [results[i] for i in range(len(items))]

@@ -242,20 +242,22 @@ class Service:
     def _classify(self, items):
         """The model call of the micro-batcher's thread, answers as they are ready.
 
-        ``items`` are ``(model, read, neighbours)`` triples: each request
-        names the model it started with, so the requests queued before a
-        reload are answered by the old model, those after by the new one (one
-        model call each, in the rare batch that holds both), its image as
-        :meth:`_read` decoded it, and how many nearest training photos it
-        wants. Yields ``{position: ItemResult}`` dicts: a cascade's early
-        answers go out before the CNN runs on the other photos (see
+        ``items`` are ``(model, read, neighbours, threshold)`` tuples: each
+        request names the model it started with, so the requests queued
+        before a reload are answered by the old model, those after by the
+        new one (one model call each, in the rare batch that holds both),
+        its image as :meth:`_read` decoded it, how many nearest training
+        photos it wants, and its confidence threshold (a cascade passes on
+        to its full model the photos its cheap stage is less sure of).
+        Yields ``{position: ItemResult}`` dicts: a cascade's early answers go
+        out before the CNN runs on the other photos (see
         :func:`classify_stages`).
         """
         self.metrics.batch_size.observe(len(items))
         start = 0
         for model, group in groupby(items, key=lambda item: item[0]):
             group = list(group)
-            decoded = [one for _, one, _ in group]
+            decoded = [one for _, one, _, _ in group]
             images = [one[0] for one in decoded if one[0] is not None]
             read = (np.stack(images) if images else np.empty((0,)),
                     [one[1] for one in decoded],
@@ -263,7 +265,8 @@ class Service:
             for ready in classify_stages(model.pipe, None, read=read,
                                          ood_thresholds=model.ood_thresholds,
                                          novelty=model.novelty, index=model.index,
-                                         neighbours=[k for _, _, k in group]):
+                                         neighbours=[k for _, _, k, _ in group],
+                                         thresholds=[t for _, _, _, t in group]):
                 yield {start + i: result for i, result in ready.items()}
             start += len(group)
 
@@ -310,7 +313,8 @@ class Service:
         if todo:
             read = await self._read(model, [uploads[i].data for i in todo])
             results = await asyncio.wrap_future(
-                self._batcher.submit([(model, one, neighbours) for one in read]))
+                self._batcher.submit([(model, one, neighbours, threshold)
+                                      for one in read]))
             self.metrics.inference.labels(endpoint).observe(results[0].seconds)
         for i, result in zip(todo, results):
             bodies[i] = prediction_body(result, name=names[i], classes=model.classes,

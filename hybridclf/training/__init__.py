@@ -39,6 +39,7 @@ from ._train import train_model
 from ._workflow import (
     QUICK_CV_FOLDS,
     FolderTraining,
+    augment_origins,
     find_training_groups,
     make_training_pipeline,
     train_folder,
@@ -52,6 +53,7 @@ __all__ = [
     "FeatureCache",
     "FolderTraining",
     "TrainingResult",
+    "augment_origins",
     "data_fingerprint",
     "default_feature_cache_dir",
     "duplicate_groups",

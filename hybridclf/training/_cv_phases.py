@@ -82,7 +82,10 @@ def _out_of_fold(run, clf, folds, blocks, sampler=None):
     fold_scores = []
     for (fold_train, fold_test), (train_x, train_y, test_x, test_y) in zip(
             run.splits, folds):
-        groups = view_groups(sampler, len(fold_train), len(train_y))
+        # the photo's near-duplicates leave with it in the classifier's
+        # leave-one-out, as in the folds
+        groups = view_groups(sampler, len(fold_train), len(train_y),
+                             run.groups[run.train][fold_train])
         model = fit_classifier(clone(clf), train_x, train_y, groups)
         proba = model.predict_proba(test_x)
         columns = np.searchsorted(classes, model.classes_)
@@ -116,6 +119,10 @@ def _open_set(y_train, classes, oof_proba, oof_ood, blocks, quantile):
 def _label_issues(run, classes, oof_proba):
     """Phase 5: the likely wrong labels, of the classes every fold learned.
 
+    Only photos are checked: the copies of a photo (``run.counted`` false)
+    are trained on and predicted, but share its label and would repeat its
+    flag.
+
     A class missing from the training part of a fold (a class of one photo
     and its copies, or of fewer groups than folds) gets no probability in
     that fold, so each of its images would read as a wrong label; such
@@ -125,7 +132,10 @@ def _label_issues(run, classes, oof_proba):
     unseen = set()
     for fold_train, fold_test in run.splits:
         unseen.update(np.setdiff1d(y_train[fold_test], y_train[fold_train]).tolist())
-    checked = np.flatnonzero(~np.isin(y_train, list(unseen)))
+    # a photo's copies (augmented, or the same file again) share its label:
+    # one flag for the photo, not one per copy
+    checked = np.flatnonzero(~np.isin(y_train, list(unseen))
+                             & run.counted[run.train])
     columns = np.flatnonzero(~np.isin(classes, list(unseen)))
     issues = find_label_issues(y_train[checked],
                                oof_proba[np.ix_(checked, columns)], classes[columns])

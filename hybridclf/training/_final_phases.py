@@ -28,7 +28,8 @@ def _fit_final(run, pipe, shared):
         final, train_x, train_y = shared.fit_pipeline(pipe, run.train, run.y_train)
     else:
         final, train_x, train_y = fit_features(pipe, run.X_train, run.y_train)
-    groups = view_groups(get_sampler(final), len(run.train), len(train_y))
+    groups = view_groups(get_sampler(final), len(run.train), len(train_y),
+                         run.groups[run.train])
     clf = fit_classifier(clone(get_classifier(pipe)), train_x, train_y, groups)
     return set_classifier(final, clf), train_x, train_y
 
@@ -37,14 +38,16 @@ def _fit_cascade(run, final, folds, blocks, train_x, train_y, oof_proba):
     """Phase 6b: a cascade's cheap stage and threshold, on the same folds."""
     classes = get_classifier(final).classes_
     sampler = get_sampler(final)
-    fold_tables = [(test, tx, ty, vx, view_groups(sampler, len(train), len(ty)))
+    groups = run.groups[run.train]
+    fold_tables = [(test, tx, ty, vx, view_groups(sampler, len(train), len(ty),
+                                                  groups[train]))
                    for (train, test), (tx, ty, vx, _) in zip(run.splits, folds)]
     oof = out_of_fold_stages(fold_tables, len(run.y_train), classes, blocks,
                              final.cheap_features, None,
                              final.cheap_classifier_template())
     oof["full_proba"] = oof_proba
     final.fit_cheap_stage(train_x, train_y, run.y_train, oof, groups=view_groups(
-        sampler, len(run.train), len(train_y)))
+        sampler, len(run.train), len(train_y), groups))
 
 
 def _novelty_phase(run, final, blocks, shared, open_set):
@@ -66,22 +69,35 @@ def _novelty_phase(run, final, blocks, shared, open_set):
             images=None if images is None else images[run.train],
             thumbnails=run.thumbnails, cache=run.cache,
             digests=[run.digests[i] for i in run.train], views=views,
-            n_jobs=run.n_jobs)
+            n_jobs=run.n_jobs, photos=_photo_ids(run))
     if views is not None:  # embedded beside phases 3 to 6
         run.timings["novelty_views"] = views.seconds
     return index
 
 
+def _photo_ids(run):
+    """One id per training photo; byte-identical files and copies share one.
+
+    The evidence beside an answer (the nearest training photos) then shows
+    a photo filed twice, or a photo and its augmented copies, once, not in
+    several of its slots.
+    """
+    return run.photos[run.train]
+
+
 def _score_test(run, final, shared):
     """Phase 8: the metrics on the test part (none without one)."""
-    if not len(run.test):
+    # the photos of the test part: a copy of one (augmented, or the same file
+    # again) is not another photo to score
+    test = _scored(run)
+    if not len(test):
         return {}
     with run.timed("test"):
         if shared is None:
-            return scores(run.y[run.test], final.predict(run.X[run.test]))
+            return scores(run.y[test], final.predict(run.X[test]))
         # what final.predict computes, from the shared table (a cascade's
         # answers too: its cheap stage reads the cheap blocks' columns)
-        features = shared.transform(final, run.test)
+        features = shared.transform(final, test)
         clf = get_classifier(final)
         if is_cascade(final):
             proba, _ = final.stages_from_features(features,
@@ -89,7 +105,12 @@ def _score_test(run, final, shared):
             predicted = clf.classes_[proba.argmax(axis=1)]
         else:
             predicted = clf.predict(features)
-        return scores(run.y[run.test], predicted)
+        return scores(run.y[test], predicted)
+
+
+def _scored(run):
+    """The rows of the test part that are photos, not copies of one."""
+    return run.test[run.counted[run.test]]
 
 
 def _test_part(run, classes, metrics):
@@ -98,15 +119,21 @@ def _test_part(run, classes, metrics):
     ``n_images``, the 95% ``accuracy_interval`` (:func:`accuracy_interval`)
     and ``untested_classes``: the classes with no test image, which the test
     metrics do not score (a class of 2 photos keeps both for training; its
-    balanced accuracy was then the mean of the other classes'). Empty
-    without a test part.
+    balanced accuracy was then the mean of the other classes'), and
+    ``n_copies``: images of the test part that are copies of its photos
+    (augmented, or the same file again), held out with them but not scored.
+    Empty without a test part.
     """
-    if not len(run.test):
+    test = _scored(run)
+    if not len(test):
         return {}
-    n = len(run.test)
-    tested = set(run.y[run.test].tolist())
-    return {
+    n = len(test)
+    tested = set(run.y[test].tolist())
+    part = {
         "n_images": n,
         "accuracy_interval": accuracy_interval(round(metrics["accuracy"] * n), n),
         "untested_classes": [str(c) for c in classes if c not in tested],
     }
+    if len(run.test) > n:
+        part["n_copies"] = int(len(run.test) - n)
+    return part

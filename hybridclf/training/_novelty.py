@@ -139,7 +139,7 @@ def _threads(n_jobs):
 
 def novelty_index(final, X_train, y_train, splits, quantile, *, embeddings=None,
                   images=None, thumbnails=True, batch=256, cache=None,
-                  digests=None, views=None, n_jobs=None):
+                  digests=None, views=None, n_jobs=None, photos=None):
     """The embedding index of the fitted pipeline and its novelty threshold.
 
     Only for a pipeline with a ``"cnn"`` block (the blocks without one judge
@@ -201,6 +201,12 @@ def novelty_index(final, X_train, y_train, splits, quantile, *, embeddings=None,
         Threads that build the index and the folds' indexes of
         :func:`novelty_threshold` at once; None: one after the other.
 
+    photos : sequence or None, default=None
+        One id per training photo; equal ids are one photo (byte-identical
+        files, augmented copies of one photo) and fill one slot of the
+        index's nearest photos (:meth:`EmbeddingIndex.neighbours`). None:
+        each its own.
+
     Returns
     -------
     index : EmbeddingIndex
@@ -227,7 +233,8 @@ def novelty_index(final, X_train, y_train, splits, quantile, *, embeddings=None,
                           digests, batch) if thumbnails else None)
     with _threads(n_jobs) as pool:
         index = pool.submit(index_with_views, embeddings, views.views, y_train,
-                            files=_file_names(X_train), thumbnails=thumbs)
+                            files=_file_names(X_train), thumbnails=thumbs,
+                            photos=photos)
         novelty = _threshold(pool, embeddings, views.views, splits, quantile)
         return index.result(), novelty
 

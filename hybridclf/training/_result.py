@@ -46,23 +46,30 @@ class TrainingResult:
 
     cv_scores : dict
         Per metric (accuracy, balanced_accuracy, f1_macro): ``mean``, ``std``
-        and ``folds``, for the chosen parameters.
+        and ``folds``, for the chosen parameters (after a search, on the
+        folds that chose them: optimistic, see ``search``).
 
     test_metrics : dict
         The same metrics on the test part (empty without one).
 
     test_part : dict
         How far to trust them: ``n_images``, the 95% ``accuracy_interval``
-        (Wilson's, :func:`~hybridclf.evaluation.accuracy_interval`) and
+        (Wilson's, :func:`~hybridclf.evaluation.accuracy_interval`),
         ``untested_classes`` (classes without a test image, which the test
-        metrics do not score). Empty without a test part.
+        metrics do not score) and, when the test part holds copies of its
+        photos (``origins``, or the same file twice), ``n_copies``: held out
+        with their photos, not scored. Empty without a test part.
 
     best_params : dict
         Parameters chosen by the search (empty with ``search="none"``).
 
     search : dict
-        ``kind``, ``n_candidates``, ``n_fits``, ``seconds`` and the mean CV
-        accuracy of each candidate.
+        ``kind``, ``n_candidates``, ``n_fits``, ``seconds``, the mean CV
+        accuracy of each candidate, and ``cv_scores_optimistic`` (True): the
+        search chose the parameters by their scores on the same folds as
+        ``cv_scores``, which are therefore biased upward; ``test_metrics``,
+        on photos the search never saw, are the honest figure. Empty without
+        a search.
 
     open_set : dict
         ``proba_threshold``, ``novelty`` (see
@@ -78,7 +85,8 @@ class TrainingResult:
         contradict, most suspicious first (see
         :func:`hybridclf.label_issues.find_label_issues`): ``index`` (into the
         images given to :func:`train_model`), ``given_label``,
-        ``suggested_label`` and ``score``; and ``n_checked`` (images checked)
+        ``suggested_label`` and ``score``; and ``n_checked`` (photos checked;
+        copies of a photo are not)
         and ``not_checked`` (the classes a fold had no image of to learn from,
         whose images are not checked). The test part is not checked.
 

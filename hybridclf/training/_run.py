@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._feature_cache import image_digest
+from ._groups import join_groups
 from ._split import cv_splits, grouped_train_test_split
 
 
@@ -37,6 +38,10 @@ class _Run:
     cache_use: dict = field(default_factory=dict)
     views: object = None  # the Future of the novelty index's views, or None
     while_waiting: object = None  # train_model's ``while_waiting``
+    # per image: the id of the photo it is (an augmented copy or a repeated
+    # file shares its original's) and whether it counts as that photo
+    photos: np.ndarray = None
+    counted: np.ndarray = None
 
     @property
     def X_train(self):
@@ -69,8 +74,36 @@ def _rows(paths):
     return X
 
 
+def _photos(origins, digests):
+    """Which photo each image is, and whether it counts as that photo.
+
+    An image made from another (``origins``: an augmented copy's source) and
+    byte-identical files (equal ``digests``) are one photo. Its original
+    counts (the first image of the photo that is no one's copy); the copies
+    are trained on but never scored or flagged as photos of their own.
+    """
+    n = len(digests)
+    origins = np.arange(n) if origins is None else np.asarray(origins, dtype=np.int64)
+    if origins.shape != (n,) or (n and (origins.min() < 0 or origins.max() >= n)):
+        raise ValueError(
+            "The 'origins' parameter of train_model must hold one index into the "
+            f"images per image (0 to {n - 1}; an image's own for a photo). Got "
+            f"{origins!r} instead.")
+    same = np.unique([f"row:{i}" if d is None else d for i, d in enumerate(digests)],
+                     return_inverse=True)[1].reshape(-1)
+    photos = join_groups(origins, same[origins])
+    photos = join_groups(photos, same)
+    original = origins == np.arange(n)
+    counted = np.zeros(n, dtype=bool)
+    for members in np.split(np.argsort(photos, kind="stable"),
+                            np.flatnonzero(np.diff(np.sort(photos))) + 1):
+        first = members[original[members]]
+        counted[first[0] if len(first) else members[0]] = True
+    return photos, counted
+
+
 def _split(paths, labels, groups, *, test_size, cv_folds, random_state, n_jobs,
-           progress):
+           progress, origins=None):
     """Phase 1: the grouped test split and the cross-validation folds."""
     started = time.perf_counter()
     X = _rows(paths)
@@ -78,6 +111,9 @@ def _split(paths, labels, groups, *, test_size, cv_folds, random_state, n_jobs,
     groups = np.arange(len(y)) if groups is None else np.asarray(groups)
     # the images' content: the key of the split, and of the feature cache
     digests = [image_digest(x) for x in X]
+    photos, counted = _photos(origins, digests)
+    if origins is not None:  # a copy on the other side of a split is leakage
+        groups = join_groups(groups, photos)
     if test_size:
         train, test = grouped_train_test_split(y, groups, test_size=test_size,
                                                random_state=random_state,
@@ -88,4 +124,4 @@ def _split(paths, labels, groups, *, test_size, cv_folds, random_state, n_jobs,
                        random_state=random_state)
     return _Run(X=X, y=y, groups=groups, train=train, test=test, splits=splits,
                 random_state=random_state, n_jobs=n_jobs, progress=progress,
-                digests=digests, started=started)
+                digests=digests, started=started, photos=photos, counted=counted)

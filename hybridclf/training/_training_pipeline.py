@@ -8,6 +8,8 @@ the command. :func:`~hybridclf.training.train_folder` calls both.
 
 import os
 
+import numpy as np
+
 from ..pipeline import DEFAULT_FEATURES, make_hybrid_pipeline, set_image_params
 from ..utils._csv import open_csv
 from ._groups import (
@@ -20,6 +22,7 @@ from ._groups import (
 
 __all__ = [
     "QUICK_CV_FOLDS",
+    "augment_origins",
     "find_training_groups",
     "make_training_pipeline",
 ]
@@ -81,6 +84,56 @@ def find_training_groups(paths, *, groups_csv=None, root=None, n_jobs=None,
         groups = join_groups(groups, read_groups_csv(manifest, paths,
                                                      root=os.path.dirname(manifest)))
     return groups, ", joined with ".join([found, *manifests])
+
+
+def augment_origins(paths, root):
+    """The image each image was made from, by the data folders' manifests.
+
+    ``hybridclf augment`` writes a ``manifest.csv`` that names the source of
+    every generated copy. A copy whose source is among ``paths`` gets the
+    source's index; every other image (a photo, or a copy of a photo not
+    given) its own.
+
+    Parameters
+    ----------
+    paths : sequence of str
+        The images.
+
+    root : str, sequence of str or None
+        The data folder (or folders); each one's ``manifest.csv`` is read.
+
+    Returns
+    -------
+    origins : ndarray of shape (n_images,), dtype int
+        As ``train_model`` takes them (``origins``).
+
+    Examples
+    --------
+    >>> from hybridclf.training import augment_origins
+    >>> augment_origins(["a.jpg", "b.jpg"], None).tolist()
+    [0, 1]
+    """
+    import csv
+
+    origins = np.arange(len(paths))
+    manifests = list(_augment_manifests(root))
+    if not manifests:
+        return origins
+    index = {os.path.realpath(p): i for i, p in enumerate(paths)}
+    for manifest in manifests:
+        folder = os.path.dirname(manifest)
+        with open(manifest, newline="", encoding="utf-8-sig",
+                  errors="surrogateescape") as fh:
+            for row in csv.DictReader(fh):
+                copy = index.get(os.path.realpath(os.path.join(folder, row["file"])))
+                source = index.get(os.path.realpath(os.path.join(folder,
+                                                                 row["source"])))
+                if copy is not None and source is not None and copy != source:
+                    origins[copy] = source
+    # a copy of a copy points at the photo itself
+    for _ in range(len(manifests) + 1):
+        origins = origins[origins]
+    return origins
 
 
 def _augment_manifests(root):

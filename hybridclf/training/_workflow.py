@@ -35,6 +35,7 @@ from ._training_pipeline import (  # noqa: F401 (importable from here)
     QUICK_CV_FOLDS,
     QUICK_FEATURES,
     QUICK_IMAGE_SIZE,
+    augment_origins,
     find_training_groups,
     make_training_pipeline,
 )
@@ -42,6 +43,7 @@ from ._training_pipeline import (  # noqa: F401 (importable from here)
 __all__ = [
     "QUICK_CV_FOLDS",
     "FolderTraining",
+    "augment_origins",
     "find_training_groups",
     "make_training_pipeline",
     "train_folder",
@@ -219,6 +221,7 @@ def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
                              random_state=random_state, n_jobs=n_jobs,
                              feature_cache=cache, thumbnails=thumbnails,
                              progress=progress,
+                             origins=augment_origins(paths, roots),
                              # the model's saving imports skops: on the core
                              # that the training leaves idle
                              while_waiting=import_skops_early)
