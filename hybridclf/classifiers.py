@@ -15,6 +15,27 @@ from .utils._validation import _fit_context
 __all__ = ["RidgeSoftmaxClassifier"]
 
 
+class _LeaveOneOutSquaredError:
+    """The score RidgeClassifierCV gives a penalty by default, as a scorer.
+
+    Minus the mean squared error of the leave-one-out decision values
+    against the +/-1 targets of each class (one column for two classes, as
+    RidgeClassifierCV encodes them). With a scorer, RidgeClassifierCV keeps
+    those decision values (``store_cv_results``); without one it keeps only
+    their squared errors, which lose the sign.
+    """
+
+    def __init__(self, y):
+        classes = np.unique(y)
+        targets = np.where(np.asarray(y)[:, None] == classes[None, :], 1.0, -1.0)
+        self.targets = targets[:, 1:] if len(classes) == 2 else targets
+
+    def __call__(self, estimator, decisions, y_true, sample_weight=None):
+        # RidgeSoftmaxClassifier fits without sample weights: always None
+        decisions = np.asarray(decisions).reshape(self.targets.shape)
+        return -float(np.mean((self.targets - decisions) ** 2))
+
+
 class RidgeSoftmaxClassifier(ClassifierMixin, BaseEstimator):
     """Ridge classifier with its penalty chosen and probabilities calibrated.
 
@@ -131,17 +152,20 @@ class RidgeSoftmaxClassifier(ClassifierMixin, BaseEstimator):
         # without metadata routing: with it on, RidgeClassifierCV passes its
         # own sample_weight to the scorer, which has not requested it, and raises
         with config_context(enable_metadata_routing=False):
-            # the penalty by leave-one-out squared error (smoother than accuracy)
-            search = RidgeClassifierCV(alphas=alphas).fit(X, y)
-            # the same fit again, keeping the exact leave-one-out decision values
+            # one fit: the penalty by leave-one-out squared error (smoother
+            # than accuracy), keeping every penalty's exact leave-one-out
+            # decision values (a second fit at the chosen penalty, to keep
+            # them, cost as much as the first)
             ridge = RidgeClassifierCV(
-                alphas=[search.alpha_], scoring="accuracy", store_cv_results=True
+                alphas=alphas, scoring=_LeaveOneOutSquaredError(y),
+                store_cv_results=True,
             ).fit(X, y)
         self.classes_ = ridge.classes_
-        self.alpha_ = float(search.alpha_)
+        self.alpha_ = float(ridge.alpha_)
         self.coef_ = np.atleast_2d(ridge.coef_)
         self.intercept_ = np.atleast_1d(ridge.intercept_)
-        self._fit_temperature(ridge.cv_results_[:, :, 0], y)
+        chosen = int(np.flatnonzero(alphas == ridge.alpha_)[0])
+        self._fit_temperature(ridge.cv_results_[:, :, chosen], y)
         return self
 
     def _fit_grouped(self, X, y, alphas, groups):

@@ -26,6 +26,30 @@ def test_predictions_are_the_ridge_classifiers():
     np.testing.assert_array_equal(clf.classes_[proba.argmax(axis=1)], clf.predict(X))
 
 
+@pytest.mark.parametrize("dataset", ["digits", "two_classes", "float32_wide"])
+def test_one_fit_gives_the_model_of_the_chosen_penalty_alone(dataset):
+    # the penalty is chosen and the leave-one-out decision values of the
+    # temperature are kept by one RidgeClassifierCV fit: the weights, the
+    # penalty and the temperature are those of RidgeClassifierCV's choice and
+    # of a fit given that penalty alone, to the bit
+    if dataset == "digits":
+        X, y = load_digits(return_X_y=True)
+    elif dataset == "two_classes":
+        X, y = make_classification(n_samples=40, n_features=30, random_state=0)
+        y = np.array(["cat", "dog"])[y]
+    else:
+        X, y = make_classification(n_samples=60, n_features=400, n_informative=20,
+                                   n_classes=3, random_state=0)
+        X = X.astype(np.float32)
+    clf = RidgeSoftmaxClassifier().fit(X, y)
+    ridge = RidgeClassifierCV(alphas=clf.alphas).fit(X, y)
+    assert clf.alpha_ == ridge.alpha_
+    np.testing.assert_array_equal(clf.coef_, np.atleast_2d(ridge.coef_))
+    alone = RidgeSoftmaxClassifier(alphas=(clf.alpha_,)).fit(X, y)
+    assert clf.temperature_ == alone.temperature_
+    np.testing.assert_array_equal(clf.predict_proba(X), alone.predict_proba(X))
+
+
 def test_probabilities_are_calibrated_on_unseen_images():
     # the temperature is fitted on leave-one-out decisions, so held-out log
     # loss is far better than a plain softmax of the training decisions
