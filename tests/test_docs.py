@@ -197,6 +197,10 @@ def test_cli_reference_matches_the_parser():
     parser = build_parser()
     commands = next(a for a in parser._actions
                     if isinstance(a, argparse._SubParsersAction)).choices
+    # options of every command and of the top level (-v) are documented once,
+    # at the top of the page
+    top = {s for a in parser._actions for s in a.option_strings}
+    assert "`-v`" in cli_md.split("\n## ")[0]
     for name, sub in commands.items():
         section = sections.get(name)
         if section is None:
@@ -205,7 +209,7 @@ def test_cli_reference_matches_the_parser():
             continue
         for action in sub._actions:
             longs = [s for s in action.option_strings if s.startswith("--")]
-            if not longs or longs[0] == "--help":
+            if not longs or longs[0] == "--help" or longs[0] in top:
                 continue
             option = longs[0]
             if f"`{option}" not in section:
