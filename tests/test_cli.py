@@ -235,3 +235,22 @@ def test_warnings_show_no_library_source_line(tmp_path):
     assert "SkippedFilesWarning: 1 file(s)" in result.stderr
     assert ".py:" not in result.stderr and "load_image_folders(" not in result.stderr
     assert "Expected a layout like root/<class name>/<image file>" in result.stderr
+
+
+def test_the_original_systems_option_names_are_understood():
+    # users of the original system type `--quick-mode`, `augment --input-dir`
+    # and `--verbose` after the command; each was "unrecognized arguments"
+    from hybridclf.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["train", "--data-dir", "d", "--output-dir", "m",
+                              "--quick-mode", "--verbose"])
+    assert args.quick and args.verbose == 1 and args.data_dir == ["d"]
+    args = parser.parse_args(["inspect", "--data-dir", "d", "--quick-mode", "-vv"])
+    assert args.quick and args.verbose == 2
+    args = parser.parse_args(["augment", "--input-dir", "d", "--output-dir", "o"])
+    assert args.data_dir == "d" and args.verbose == 0
+    # the top-level place still works, and is not reset by the command
+    args = parser.parse_args(["-vv", "evaluate", "--model-dir", "m",
+                              "--test-data-dir", "t", "--output-dir", "o"])
+    assert args.verbose == 2

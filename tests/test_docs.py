@@ -197,6 +197,10 @@ def test_cli_reference_matches_the_parser():
     parser = build_parser()
     commands = next(a for a in parser._actions
                     if isinstance(a, argparse._SubParsersAction)).choices
+    # options of every command and of the top level (-v) are documented once,
+    # at the top of the page
+    top = {s for a in parser._actions for s in a.option_strings}
+    assert "`-v`" in cli_md.split("\n## ")[0]
     for name, sub in commands.items():
         section = sections.get(name)
         if section is None:
@@ -205,7 +209,7 @@ def test_cli_reference_matches_the_parser():
             continue
         for action in sub._actions:
             longs = [s for s in action.option_strings if s.startswith("--")]
-            if not longs or longs[0] == "--help":
+            if not longs or longs[0] == "--help" or longs[0] in top:
                 continue
             option = longs[0]
             if f"`{option}" not in section:
@@ -543,3 +547,24 @@ def test_api_reference_builds(tmp_path):
         assert (tmp_path / "hybridclf" / page).is_file(), page
     features = (tmp_path / "hybridclf" / "features.html").read_text(encoding="utf-8")
     assert "HOGFeatures" in features and "orientations" in features
+
+
+def test_the_original_systems_names_are_mapped():
+    # DEVELOPERS.md: the original system's options and API fields are what
+    # users expect; a user coming from it finds each of them on one page
+    page = (REPO / "docs" / "migrating.md").read_text(encoding="utf-8")
+    names = ["dataset_inspector.py", "augmentation_pipeline.py",
+             "hybrid_trainer.py", "evaluation_suite.py",
+             "production_deployment.py", "--quick-mode", "--check-duplicates",
+             "--corruption-threshold", "--input-dir", "--target-samples",
+             "--augmentation-factor", "--quality-threshold", "--cv-folds",
+             "--test-size", "--verbose", "--type systemd", "image_data",
+             "confidence_threshold", "return_probabilities", "predicted_class",
+             "processing_time_ms", "model_version", "error_message",
+             "/predict/file", "uptime_seconds", "memory_usage_mb",
+             "cpu_usage_percent", "predictions_count", "average_response_time_ms",
+             "/metrics", "/docs", "FeatureConfig", "ensemble_model.joblib"]
+    assert [name for name in names if f"`{name}" not in page and
+            f"{name}`" not in page] == []
+    assert "(migrating.md)" in (REPO / "docs" / "index.md").read_text(
+        encoding="utf-8")

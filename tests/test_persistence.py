@@ -586,3 +586,15 @@ def test_a_folder_without_model_json_says_what_to_pass_instead(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelLoadError, match="Pass a folder written by save_model"):
         read_model_info(tmp_path / "empty")
+
+
+def test_a_model_folder_of_the_original_system_says_to_retrain(tmp_path):
+    # its files (ensemble_model.joblib, scaler.joblib, label_encoder.joblib,
+    # training_config.json) got only "has no model.json ... Pass a folder
+    # written by save_model or `hybridclf train`", as if the path were wrong
+    for name in ("ensemble_model.joblib", "scaler.joblib",
+                 "label_encoder.joblib", "training_config.json"):
+        (tmp_path / name).write_bytes(b"x")
+    with pytest.raises(ModelLoadError, match=r"ensemble_model\.joblib is a model "
+                       r"of the original system.*hybridclf train --data-dir"):
+        load_model(tmp_path)

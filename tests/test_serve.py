@@ -254,6 +254,14 @@ def test_health_ready_docs(client):
     assert health["memory_usage_mb"] > 10
     assert {"version", "predictions_count", "average_response_time_ms"} <= set(
         health)
+    # the original system's /health had cpu_usage_percent; clients read it
+    import time
+
+    client.get("/health")
+    start = time.process_time()
+    while time.process_time() - start < 0.1:  # busy: CPU time goes up
+        pass
+    assert client.get("/health").json()["cpu_usage_percent"] > 0
     # what a client may be answered, without sending a photo
     assert health["classes"] == ["brick", "grass", "gravel"]
     assert health["n_classes"] == 3

@@ -95,6 +95,11 @@ def build_parser():
     for name, (module, help_text) in COMMANDS.items():
         sub_parser = sub.add_parser(name, help=help_text)
         module.format_parser(sub_parser)
+        # also after the command, where the original system's scripts took it
+        # (``train --data-dir d --verbose``); absent, the top level's count stays
+        sub_parser.add_argument("-v", "--verbose", action="count",
+                                default=argparse.SUPPRESS,
+                                help="-v for progress messages, -vv for debugging")
         sub_parser.set_defaults(run=module.run)
     return parser
 

@@ -28,7 +28,8 @@ def format_parser(parser):
         "or left/right objects: for those, call hybridclf.augment.augment_folder "
         "with ClassAwareAugmenter(techniques={'hflip': 0.0})."
     )
-    add_data_dir(parser)
+    # --input-dir: the name the original system's augmentation script used
+    add_data_dir(parser, aliases=("--input-dir",))
     parser.add_argument("--output-dir", required=True,
                         help="new or empty folder to write the balanced copy to")
     parser.add_argument(

@@ -204,10 +204,11 @@ class _OneFolder(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
-def add_data_dir(parser, *, required=True, help=None, several=False):
+def add_data_dir(parser, *, required=True, help=None, several=False, aliases=()):
     extra = {"nargs": "+", "action": "extend"} if several else {"action": _OneFolder}
     parser.add_argument(
-        "--data-dir", required=required, metavar="DATA_DIR", **extra,
+        "--data-dir", *aliases, dest="data_dir", required=required,
+        metavar="DATA_DIR", **extra,
         help=help or "class-per-folder dataset: DATA_DIR/<class>/<image>")
 
 

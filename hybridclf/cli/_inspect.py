@@ -22,7 +22,7 @@ def format_parser(parser):
                         "duplicates of training images (leakage)")
     parser.add_argument("--output-dir", default="inspect-report",
                         help="folder for the report files (default: %(default)s)")
-    parser.add_argument("--quick", action="store_true",
+    parser.add_argument("--quick", "--quick-mode", action="store_true",
                         help="skip the CNN checks (embedding near duplicates and "
                         "class outliers); the report lists what was skipped")
     parser.add_argument(

@@ -36,7 +36,7 @@ def format_parser(parser):
                         help="model directory to write: a new or empty folder, or "
                         "a model directory to replace (atomically)")
     parser.add_argument(
-        "--quick", action="store_true",
+        "--quick", "--quick-mode", action="store_true",
         help="fast settings for a first look: HOG and colour blocks on 128-pixel "
         "images, 3 folds",
     )

@@ -143,16 +143,27 @@ def read_model_info(directory):
     return info
 
 
+#: The model file of the original system's model folders.
+_ORIGINAL_MODEL = "ensemble_model.joblib"
+
+
 def _what_it_holds(directory, most=50):
     """The fix for a folder without model.json that a newcomer passes.
 
-    A folder holding a model directory (``demo_output/`` for
-    ``demo_output/model/``) names it; a folder of class folders of images (a
-    dataset) says so. "" otherwise. Looks at ``most`` sub-folders and
-    ``most`` entries of each, never more.
+    A model folder of the original system that hybridclf replaces
+    (``ensemble_model.joblib``) says it must be retrained; a folder holding a
+    model directory (``demo_output/`` for ``demo_output/model/``) names it; a
+    folder of class folders of images (a dataset) says so. "" otherwise.
+    Looks at ``most`` sub-folders and ``most`` entries of each, never more.
     """
     from ..io import IMAGE_EXTENSIONS
 
+    if os.path.isfile(os.path.join(directory, _ORIGINAL_MODEL)):
+        return (f"Its {_ORIGINAL_MODEL} is a model of the original system, which "
+                "hybridclf does not load (a joblib pickle runs code when loaded, "
+                "and its features are computed differently): train a model on "
+                "the same photos with `hybridclf train --data-dir <dataset> "
+                "--output-dir <new folder>` and pass that folder.")
     try:
         subs = [e for _, e in zip(range(most), os.scandir(directory))
                 if e.is_dir(follow_symlinks=False)]

@@ -12,11 +12,13 @@ shows on a dashboard before anyone reports wrong answers.
 """
 
 import os
+import threading
+import time
 
 from ..prediction import UNKNOWN
 
-__all__ = ["MULTIPROC_ENV", "Metrics", "all_worker_totals", "memory_mb",
-           "multiprocess"]
+__all__ = ["MULTIPROC_ENV", "Metrics", "all_worker_totals", "cpu_percent",
+           "memory_mb", "multiprocess"]
 
 #: The variable that turns prometheus-client's multiprocess mode on.
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -35,6 +37,42 @@ def memory_mb():
 
     usage = resource.getrusage(resource.RUSAGE_SELF)  # pragma: no cover
     return usage.ru_maxrss / 1024.0  # pragma: no cover
+
+
+class _CpuMeter:
+    """CPU use of this process between two readings, as ``top`` shows it."""
+
+    #: Readings closer than this repeat the last figure (too short to measure).
+    MIN_INTERVAL = 0.05
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._wall, self._cpu = time.monotonic(), time.process_time()
+        self._last = 0.0
+
+    def read(self):
+        with self._lock:
+            wall, cpu = time.monotonic(), time.process_time()
+            if wall - self._wall >= self.MIN_INTERVAL:
+                self._last = 100.0 * (cpu - self._cpu) / (wall - self._wall)
+                self._wall, self._cpu = wall, cpu
+            return self._last
+
+
+_CPU = _CpuMeter()
+
+
+def cpu_percent():
+    """CPU use of this process since the previous call, in percent of one core.
+
+    The CPU time of every thread of the process (:func:`time.process_time`)
+    over the wall time since the previous call (since the module was imported,
+    for the first), so 250 means two and a half cores busy, as ``top`` counts.
+    Calls less than 50 ms apart answer the previous figure. It is the process's
+    own use, not the machine's: with ``--workers N`` each worker answers its
+    own.
+    """
+    return _CPU.read()
 
 
 def multiprocess():

@@ -39,7 +39,7 @@ from ._dependencies import (
     ready_service,
     require_api_key,
 )
-from ._metrics import memory_mb
+from ._metrics import cpu_percent, memory_mb
 from ._page import PAGE_HEADERS, page_html
 from ._schemas import ERRORS
 from ._uploads import Upload, decode_uploads
@@ -285,6 +285,7 @@ def health(service=Depends(get_service)):
         "version": __version__,
         "uptime_seconds": service.uptime(),
         "memory_usage_mb": memory_mb(),
+        "cpu_usage_percent": cpu_percent(),
         **service.counts(),
         "worker_pid": os.getpid(),
         "model_version": "unloaded" if model is None else model.version,

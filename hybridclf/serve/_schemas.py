@@ -149,6 +149,10 @@ class HealthResponse(BaseModel):
     version: str
     uptime_seconds: float
     memory_usage_mb: float
+    cpu_usage_percent: float = Field(
+        description="This worker's CPU use since its previous /health answer "
+        "(since it started, for the first), in percent of one core: 250 is two "
+        "and a half cores busy, as top counts.")
     predictions_count: int
     average_response_time_ms: float
     counts_scope: str = Field(
