@@ -8,10 +8,22 @@ import os
 from collections import Counter
 
 from ..label_issues import LABEL_ISSUES_COLUMNS, LABEL_ISSUES_FILE
+from ..utils._docstrings import Substitution
 from ..utils._paths import make_output_dir
 from ._checks import ISSUE_KINDS
 
 logger = logging.getLogger(__name__)
+
+# the Parameters and Returns of the write_* methods
+_WRITE_PATH_DOC = """Parameters
+        ----------
+        path : str or os.PathLike
+            The file to write; an existing one is replaced.
+
+        Returns
+        -------
+        path : str
+            ``path``, as a string."""
 
 # evidence pairs kept per duplicate group (a group of k files has k(k-1)/2)
 _MAX_PAIRS = 50
@@ -280,18 +292,25 @@ class DatasetReport:
         }
 
     # ------------------------------------------------------------------ files
+    @Substitution(write_path=_WRITE_PATH_DOC)
     def write_json(self, path):
-        """Write :meth:`to_dict` as JSON to ``path``; return the path."""
+        """Write :meth:`to_dict` as JSON to ``path``; return the path.
+
+        {write_path}
+        """
         with open(path, "w", encoding="utf-8") as fh:
             json.dump(self.to_dict(), fh, indent=1)
         return os.fspath(path)
 
+    @Substitution(write_path=_WRITE_PATH_DOC)
     def write_duplicate_groups_csv(self, path):
         """Write ``file,group`` for every image file to ``path``; return the path.
 
         Files without duplicates have a group of their own, so the ``group``
         column can be passed as ``groups`` to
         :class:`~sklearn.model_selection.StratifiedGroupKFold`.
+
+        {write_path}
         """
         with open(path, "w", newline="", encoding="utf-8",
                   errors="surrogateescape") as fh:
@@ -301,12 +320,15 @@ class DatasetReport:
                 writer.writerow([f["file"], f["group"]])
         return os.fspath(path)
 
+    @Substitution(write_path=_WRITE_PATH_DOC)
     def write_label_issues_csv(self, path):
         """Write ``label_issues.csv`` to ``path``; return the path.
 
         The columns of a model directory's ``label_issues.csv``: ``file``
         (relative to the dataset folder), ``given_label``,
         ``suggested_label``, ``score``; most suspicious first.
+
+        {write_path}
         """
         with open(path, "w", newline="", encoding="utf-8",
                   errors="surrogateescape") as fh:
@@ -318,8 +340,12 @@ class DatasetReport:
                                  f"{issue['score']:.4f}"])
         return os.fspath(path)
 
+    @Substitution(write_path=_WRITE_PATH_DOC)
     def write_html(self, path):
-        """Write the self-contained HTML page to ``path``; return the path."""
+        """Write the self-contained HTML page to ``path``; return the path.
+
+        {write_path}
+        """
         from ._html import render_html
 
         with open(path, "w", encoding="utf-8", errors="surrogateescape") as fh:
