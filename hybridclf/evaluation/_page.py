@@ -102,7 +102,23 @@ def evaluation_page(report, figures, title):
     page : str
         The HTML document.
     """
-    parts = [
+    parts = _head_html(report, title)
+    parts += _scores_html(report)
+    parts += _figures_html(report, figures)
+    parts += ["<h2>Speed (ms per image)</h2>",
+              _table(["stage", "ms"], list(report["speed_ms_per_image"].items())),
+              "<h2>Errors</h2>", _errors_table(report["errors"])]
+    if report.get("unreadable"):
+        parts += ["<h2>Unreadable test files (left out)</h2>",
+                  _table(["file", "reason"], [[u["file"], u["reason"]]
+                                              for u in report["unreadable"]])]
+    parts += [f"<script>{SORT_SCRIPT}</script></body></html>"]
+    return "\n".join(parts)
+
+
+def _head_html(report, title):
+    """The page's head and heading, the test set's size and the class notes."""
+    return [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>{html.escape(title)}</title><style>",
         "body{font-family:system-ui,sans-serif;max-width:1100px;margin:auto;"
@@ -115,6 +131,12 @@ def evaluation_page(report, figures, title):
         + (f"; {len(report['unreadable'])} unreadable test files left out "
            "(listed below)" if report.get("unreadable") else "") + ".</p>",
         *_class_notes(report),
+    ]
+
+
+def _scores_html(report):
+    """The metrics with the accuracy's interval, per class, and the open set."""
+    parts = [
         "<h2>Metrics</h2>",
         _table(["metric", "value"], list(report["metrics"].items())),
         *_interval_note(report),
@@ -126,6 +148,11 @@ def evaluation_page(report, figures, title):
     if report["open_set"]:
         parts += ["<h2>Open set</h2>",
                   _table(["entry", "value"], list(report["open_set"].items()))]
+    return parts
+
+
+def _figures_html(report, figures):
+    """Each figure under its caption, its PNG inlined as a data URI."""
     captions = {
         "confusion_matrix": "Confusion matrix",
         "reliability": "Reliability of the top-class probability",
@@ -136,18 +163,11 @@ def evaluation_page(report, figures, title):
                             if any(e.get("neighbours") for e in report["errors"])
                             else "") + _gallery_share(report),
     }
+    parts = []
     for name, data in figures:
         uri = base64.b64encode(data).decode("ascii")
         caption = captions.get(name, name)
         parts += [f"<h2>{html.escape(caption)}</h2>",
                   f"<figure><img alt='{html.escape(caption)}' "
                   f"src='data:image/png;base64,{uri}'></figure>"]
-    parts += ["<h2>Speed (ms per image)</h2>",
-              _table(["stage", "ms"], list(report["speed_ms_per_image"].items())),
-              "<h2>Errors</h2>", _errors_table(report["errors"])]
-    if report.get("unreadable"):
-        parts += ["<h2>Unreadable test files (left out)</h2>",
-                  _table(["file", "reason"], [[u["file"], u["reason"]]
-                                              for u in report["unreadable"]])]
-    parts += [f"<script>{SORT_SCRIPT}</script></body></html>"]
-    return "\n".join(parts)
+    return parts
