@@ -243,23 +243,8 @@ class DatasetReport:
                                for k, v in stats["class_counts"].items())
             lines.append(f"Classes: {counts}; imbalance ratio "
                          f"{stats['imbalance_ratio']:.2f}")
-        advice = self.advice
-        if advice["splitter"] and advice["n_splits"] < 2:
-            # no splitter takes 1 fold: say why instead (the reasons name the class)
-            lines.append("Advice: no cross-validation: " + next(
-                (r for r in advice["reasons"] if "too few" in r),
-                "too few images per class."))
-        elif advice["splitter"]:
-            # one class: the plan is for later; say so first, as the reasons do
-            first = advice["reasons"][0] if advice["reasons"] else ""
-            later = (first.split(":")[0] + ": add other classes; then "
-                     if first.startswith("Only one class") else "")
-            lines.append(f"Advice: {later}{advice['splitter']}(n_splits="
-                         f"{advice['n_splits']}), {advice['n_repeats']} repeat(s)"
-                         + (", groups from duplicate_groups.csv"
-                            if advice["use_groups"] else "")
-                         + (f"; augment to ~{advice['augment_to']} per class"
-                            if advice["augment"] else ""))
+        if self.advice["splitter"]:
+            lines.append(_advice_line(self.advice))
         if self.label_issues is not None:
             skipped = self.label_check["skipped_classes"]
             lines.append(f"Likely wrong labels: {len(self.label_issues)} of "
@@ -397,6 +382,25 @@ class DatasetReport:
         return (f"DatasetReport(root={self.root!r}, n_files={self.n_files}, "
                 f"n_duplicate_groups={len(self.duplicate_groups)}, "
                 f"n_unreadable={self.n_unreadable})")
+
+
+def _advice_line(advice):
+    """The summary's line of the cross-validation advice (it has a splitter)."""
+    if advice["n_splits"] < 2:
+        # no splitter takes 1 fold: say why instead (the reasons name the class)
+        return "Advice: no cross-validation: " + next(
+            (r for r in advice["reasons"] if "too few" in r),
+            "too few images per class.")
+    # one class: the plan is for later; say so first, as the reasons do
+    first = advice["reasons"][0] if advice["reasons"] else ""
+    later = (first.split(":")[0] + ": add other classes; then "
+             if first.startswith("Only one class") else "")
+    return (f"Advice: {later}{advice['splitter']}(n_splits="
+            f"{advice['n_splits']}), {advice['n_repeats']} repeat(s)"
+            + (", groups from duplicate_groups.csv"
+               if advice["use_groups"] else "")
+            + (f"; augment to ~{advice['augment_to']} per class"
+               if advice["augment"] else ""))
 
 
 def _keep_edited_groups(output_dir):
