@@ -337,6 +337,11 @@ class EmbeddingIndex:
     def save(self, directory):
         """Write the index into ``directory`` as :data:`INDEX_FILE`.
 
+        Parameters
+        ----------
+        directory : str or os.PathLike
+            An existing folder, usually a model directory.
+
         Returns
         -------
         path : str
@@ -368,6 +373,16 @@ class EmbeddingIndex:
 
         An index saved before file names and thumbnails were kept loads with
         empty file names and no thumbnails.
+
+        Parameters
+        ----------
+        directory : str or os.PathLike
+            The folder holding :data:`INDEX_FILE`, usually a model directory.
+
+        Returns
+        -------
+        index : EmbeddingIndex or None
+            The index, or None when ``directory`` holds none.
 
         Raises
         ------

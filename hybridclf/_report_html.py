@@ -1,16 +1,17 @@
-"""The self-contained HTML reports: shared pieces, and the evaluation page.
+"""The pieces shared by the self-contained HTML reports: sortable tables.
 
-Both reports are one file each that a browser shows without a network: images
-are inlined as data URIs, and the tables are scannable (sticky header, zebra
-rows) and sortable by a few lines of inline JavaScript: click a column header,
-or focus it and press Enter, to sort by it; again to reverse.
+Both reports, the dataset inspector's (:mod:`hybridclf.inspect._html`) and
+the evaluation's (:mod:`hybridclf.evaluation._page`), are one file each that
+a browser shows without a network: images are inlined as data URIs, and the
+tables are scannable (sticky header, zebra rows) and sortable by a few lines
+of inline JavaScript: click a column header, or focus it and press Enter, to
+sort by it; again to reverse.
 """
 
-import base64
 import html
 import numbers
 
-__all__ = ["TABLE_STYLE", "SORT_SCRIPT", "evaluation_page", "html_table"]
+__all__ = ["TABLE_STYLE", "SORT_SCRIPT", "html_table"]
 
 TABLE_STYLE = """
 table.sortable{border-collapse:collapse;margin:.5em 0}
@@ -104,142 +105,3 @@ def html_table(header, rows, *, fmt=str, escape=True):
         body.append("<tr>" + "".join(cells) + "</tr>")
     return (f'<table class="sortable"><thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(body)}</tbody></table>')
-
-
-def _table(header, rows):
-    return html_table(header, rows, fmt=_cell)
-
-
-def _cell(value):
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    if isinstance(value, dict):  # e.g. the OOD threshold of each feature block
-        return ", ".join(f"{k} {_cell(v)}" for k, v in value.items())
-    return "" if value is None else str(value)
-
-
-def _errors_table(errors):
-    """The misclassified images, with their nearest training photos if known."""
-    header = ["file", "true", "predicted", "top guesses"]
-    near = any("neighbours" in e for e in errors)
-    if near:
-        header.append("nearest training photos (label, similarity, file)")
-    rows = []
-    for e in errors:
-        row = [e["file"], e["true"], e["predicted"],
-               ", ".join(f"{c} {p:.2f}" for c, p in e["top"])]
-        if near:
-            row.append("; ".join(f"{n['label']} {n['similarity']:.2f} ({n['file']})"
-                                 for n in e.get("neighbours", [])))
-        rows.append(row)
-    return _table(header, rows)
-
-
-def _class_notes(report):
-    """What ``hybridclf evaluate`` prints of the test classes, as paragraphs.
-
-    The page is the file that is mailed around: without them, a test folder
-    of classes the model does not know read as a model at 0.371 accuracy
-    (with a log loss of 0.023, from the other images only).
-    """
-    notes = []
-    unknown = report.get("unknown_classes") or {}
-    if unknown:
-        notes.append(
-            f"{sum(unknown.values())} of the {report['n_images']} test images "
-            "belong to classes the model does not know: "
-            + ", ".join(f"{name} ({n})" for name, n in unknown.items())
-            + ". They count as wrong in the accuracy, balanced accuracy, F1 and "
-            "top-k accuracy; the log loss leaves them out. The model's classes: "
-            + ", ".join(report["classes"]) + ".")
-    if report.get("absent_classes"):
-        notes.append("Model classes without a test image (not scored): "
-                     + ", ".join(report["absent_classes"]) + ".")
-    return [f"<p><strong>Note:</strong> {html.escape(n)}</p>" for n in notes]
-
-
-def _gallery_share(report):
-    """' (the first 24 of 30; all are in the table of errors)', or ''."""
-    shown, n = len(report.get("_thumbnails") or []), len(report["errors"])
-    if not shown or shown >= n:
-        return ""
-    return f" (the first {shown} of {n}; all are in the table of errors)"
-
-
-def _interval_note(report):
-    """The accuracy's 95% interval, as ``hybridclf evaluate`` prints it."""
-    if "accuracy_interval" not in report:  # a report of an older version
-        return []
-    low, high = report["accuracy_interval"]
-    return [f"<p>Accuracy 95% interval (Wilson): {low:.3f} to {high:.3f}, from "
-            f"{report['n_images']} test images.</p>"]
-
-
-def evaluation_page(report, figures, title):
-    """The self-contained HTML page of an evaluation report.
-
-    Parameters
-    ----------
-    report : dict
-        As from :func:`~hybridclf.evaluation.evaluate_model`.
-
-    figures : list of (str, bytes)
-        The name and PNG data of each figure, inlined as base64.
-
-    title : str
-        The page's title and heading.
-
-    Returns
-    -------
-    page : str
-        The HTML document.
-    """
-    parts = [
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>{html.escape(title)}</title><style>",
-        "body{font-family:system-ui,sans-serif;max-width:1100px;margin:auto;"
-        "padding:1em;color:#222}",
-        "h2{border-bottom:1px solid #ccc;padding-bottom:.2em}",
-        "figure{margin:0}img{max-width:100%;height:auto}",
-        TABLE_STYLE, "</style></head><body>",
-        f"<h1>{html.escape(title)}</h1>",
-        f"<p>{report['n_images']} test images, {len(report['classes'])} classes"
-        + (f"; {len(report['unreadable'])} unreadable test files left out "
-           "(listed below)" if report.get("unreadable") else "") + ".</p>",
-        *_class_notes(report),
-        "<h2>Metrics</h2>",
-        _table(["metric", "value"], list(report["metrics"].items())),
-        *_interval_note(report),
-        "<h2>Per class</h2>",
-        _table(["class", "precision", "recall", "f1", "support"],
-               [[c, v["precision"], v["recall"], v["f1"], v["support"]]
-                for c, v in report["per_class"].items()]),
-    ]
-    if report["open_set"]:
-        parts += ["<h2>Open set</h2>",
-                  _table(["entry", "value"], list(report["open_set"].items()))]
-    captions = {
-        "confusion_matrix": "Confusion matrix",
-        "reliability": "Reliability of the top-class probability",
-        "block_importance": "Feature-block importance (permutation)",
-        "stage_speed": "Speed per stage",
-        "error_gallery": "Misclassified images"
-                         + (" and their nearest training photos"
-                            if any(e.get("neighbours") for e in report["errors"])
-                            else "") + _gallery_share(report),
-    }
-    for name, data in figures:
-        uri = base64.b64encode(data).decode("ascii")
-        caption = captions.get(name, name)
-        parts += [f"<h2>{html.escape(caption)}</h2>",
-                  f"<figure><img alt='{html.escape(caption)}' "
-                  f"src='data:image/png;base64,{uri}'></figure>"]
-    parts += ["<h2>Speed (ms per image)</h2>",
-              _table(["stage", "ms"], list(report["speed_ms_per_image"].items())),
-              "<h2>Errors</h2>", _errors_table(report["errors"])]
-    if report.get("unreadable"):
-        parts += ["<h2>Unreadable test files (left out)</h2>",
-                  _table(["file", "reason"], [[u["file"], u["reason"]]
-                                              for u in report["unreadable"]])]
-    parts += [f"<script>{SORT_SCRIPT}</script></body></html>"]
-    return "\n".join(parts)

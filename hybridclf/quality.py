@@ -104,6 +104,20 @@ def measure_photo(image):
 def shrink(image, side):
     """``image`` with its longer side reduced to ``side`` pixels (never enlarged).
 
+    Parameters
+    ----------
+    image : ndarray of shape (height, width[, n_channels])
+        The image.
+
+    side : int
+        The longest side wanted, in pixels.
+
+    Returns
+    -------
+    small : ndarray
+        ``image`` itself when its longer side is ``side`` or less, else a copy
+        resized with area averaging, in its dtype.
+
     Examples
     --------
     >>> import numpy as np

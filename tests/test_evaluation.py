@@ -111,7 +111,7 @@ def test_classes_without_test_images_have_no_scores(evaluated, tmp_path):
 def test_the_page_says_which_classes_the_test_set_lacks_or_adds(evaluated):
     # the summary printed both, report.json held both, but report.html said only
     # "51 test images, 4 classes." above lower scores and blank table cells
-    from hybridclf._report_html import evaluation_page
+    from hybridclf.evaluation._page import evaluation_page
 
     report = dict(evaluated[1], unknown_classes={"marble <b>": 4},
                   absent_classes=["grass"])
@@ -124,7 +124,7 @@ def test_the_page_says_which_classes_the_test_set_lacks_or_adds(evaluated):
 
 def test_the_gallery_says_when_it_shows_only_some_errors(evaluated):
     # 30 misclassified images, 24 drawn: the caption read as if that were all
-    from hybridclf._report_html import evaluation_page
+    from hybridclf.evaluation._page import evaluation_page
 
     error = {"file": "a.png", "true": "brick", "predicted": "grass",
              "top": [("grass", 0.6)]}

@@ -26,6 +26,9 @@ The package's modules, one concept each:
   the summary and per-class metrics, the block importance, the open-set
   shares);
 - ``_evaluate``: the one pass over the test images (:func:`evaluate_model`);
+- ``_gallery``: the error gallery, each misclassified image with its top
+  guesses and nearest training photos;
+- ``_page``: the report's self-contained HTML page;
 - ``_report``: the report files (:func:`write_report`,
   :func:`evaluate_folder`).
 """

@@ -12,7 +12,6 @@ import warnings
 
 import numpy as np
 
-from .._gallery import error_gallery
 from ..features._base import showing_progress
 from ..pipeline import (
     get_block_extractor,
@@ -21,6 +20,7 @@ from ..pipeline import (
     iter_feature_blocks,
 )
 from ..prediction import embedding_of
+from ._gallery import error_gallery
 from ._metrics import (
     _block_importance,
     _metrics,

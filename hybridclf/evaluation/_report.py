@@ -11,12 +11,12 @@ import logging
 import os
 import warnings
 
-from .._report_html import evaluation_page
 from ..exceptions import ImageLoadError
 from ..pipeline import set_image_params
 from ..prediction import read_open_set
 from ..utils._paths import check_output_dir, make_output_dir
 from ._evaluate import evaluate_model
+from ._page import evaluation_page
 
 __all__ = ["evaluate_folder", "write_report"]
 

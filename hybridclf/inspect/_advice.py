@@ -73,17 +73,35 @@ def cv_advice(labels, groups, *, max_folds=5):
     """
     labels = np.asarray(labels, dtype=str)
     groups = np.asarray(groups)
-    reasons = []
     if labels.size == 0:
         return {"splitter": None, "n_splits": 0, "n_repeats": 0, "use_groups": False,
                 "augment": False, "augment_to": None, "code": "",
                 "reasons": ["No readable image: nothing to cross-validate."]}
     names, counts = np.unique(labels, return_counts=True)
+    reasons = []
     if len(names) < 2:
         reasons.append(
             f"Only one class ({str(names[0])!r}): a classifier needs two or more; the "
             "plan below applies once other classes are added."
         )
+    splitter, n_splits, use_groups = _folds(labels, groups, names, max_folds,
+                                            reasons)
+    n_repeats = _repeats(labels.size, n_splits, reasons)
+    augment, augment_to = _augmentation(counts, reasons)
+    code = _code(splitter, n_splits, n_repeats, use_groups)
+    return {"splitter": splitter, "n_splits": int(n_splits),
+            "n_repeats": int(n_repeats), "use_groups": use_groups,
+            "augment": augment, "augment_to": augment_to, "code": code,
+            "reasons": reasons}
+
+
+def _folds(labels, groups, names, max_folds, reasons):
+    """The splitter and its number of folds; appends the reasons to ``reasons``.
+
+    Grouped folds when any duplicate group has two or more images; as many
+    folds as the smallest class has independent images (duplicate groups, not
+    files), at most ``max_folds``.
+    """
     n_dup_groups = sum(1 for g in np.unique(groups) if (groups == g).sum() > 1)
     use_groups = n_dup_groups > 0
     # a fold needs one independent group of each class: count groups, not files
@@ -112,30 +130,35 @@ def cv_advice(labels, groups, *, max_folds=5):
             f"{n_splits} folds: the smallest class, {smallest!r}, has "
             f"{groups_per_class[smallest]} independent image(s)."
         )
-    n_repeats = 1
-    if labels.size < _SMALL_SET and n_splits >= 2:
-        n_repeats = 5 if labels.size < 200 else 3
-        reasons.append(
-            f"{labels.size} images: repeat the folds {n_repeats} times (different "
-            "shuffles) and report the mean and spread."
-        )
+    return splitter, n_splits, use_groups
+
+
+def _repeats(n_images, n_splits, reasons):
+    """How often to repeat the folds: more often the fewer the images."""
+    if n_images >= _SMALL_SET or n_splits < 2:
+        return 1
+    n_repeats = 5 if n_images < 200 else 3
+    reasons.append(
+        f"{n_images} images: repeat the folds {n_repeats} times (different "
+        "shuffles) and report the mean and spread."
+    )
+    return n_repeats
+
+
+def _augmentation(counts, reasons):
+    """Whether to augment, and to about how many images per class (or None)."""
     imbalance = counts.max() / counts.min()
     augment = bool(imbalance > 1.5 or counts.min() < _FEW_IMAGES)
+    if not augment:
+        return augment, None
     # the largest class, raised towards 100 images but at most doubled
     augment_to = int(max(counts.max(), min(_FEW_IMAGES, 2 * counts.max())))
-    if augment:
-        reasons.append(
-            f"Imbalance ratio {imbalance:.1f}, smallest class {counts.min()} images:"
-            f" augment each class to about {augment_to} images inside the training "
-            "folds only (ClassAwareAugmenter in the pipeline does this)."
-        )
-    else:
-        augment_to = None
-    code = _code(splitter, n_splits, n_repeats, use_groups)
-    return {"splitter": splitter, "n_splits": int(n_splits),
-            "n_repeats": int(n_repeats), "use_groups": use_groups,
-            "augment": augment, "augment_to": augment_to, "code": code,
-            "reasons": reasons}
+    reasons.append(
+        f"Imbalance ratio {imbalance:.1f}, smallest class {counts.min()} images:"
+        f" augment each class to about {augment_to} images inside the training "
+        "folds only (ClassAwareAugmenter in the pipeline does this)."
+    )
+    return augment, augment_to
 
 
 def _code(splitter, n_splits, n_repeats, use_groups):

@@ -46,18 +46,23 @@ def union_find_groups(n, pairs):
         an item without pairs has a group of its own.
     """
     parent = list(range(n))
-
-    def find(i):
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
     for i, j, *_ in pairs:
-        ri, rj = find(i), find(j)
+        ri, rj = _root(parent, i), _root(parent, j)
         if ri != rj:
             parent[max(ri, rj)] = min(ri, rj)
-    return _renumber([find(i) for i in range(n)])
+    return _renumber([_root(parent, i) for i in range(n)])
+
+
+def _root(parent, i):
+    """The root of item ``i`` in the union-find forest ``parent``.
+
+    ``parent[i]`` is the parent of item ``i`` (itself at a root); the path
+    walked is halved on the way, so later look-ups are short.
+    """
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
 
 
 def open_triangles(pairs, checked=()):
@@ -224,16 +229,10 @@ def weakest_links(groups, pairs):
     """
     order = sorted((p for p in pairs if groups[p.i] == groups[p.j]),
                    key=lambda p: -p.score)
-    parent = {}
-
-    def find(i):
-        while parent.setdefault(i, i) != i:
-            i = parent[i]
-        return i
-
+    parent = list(range(len(groups)))
     weakest = {}
     for pair in order:
-        ri, rj = find(pair.i), find(pair.j)
+        ri, rj = _root(parent, pair.i), _root(parent, pair.j)
         if ri != rj:
             parent[ri] = rj
             # Kruskal adds edges strongest first: the last one added is weakest

@@ -221,9 +221,43 @@ def _label_issues_html(report, thumbs):
 
 
 def render_html(report):
-    """The whole page of ``report`` as a string."""
+    """The whole page of ``report`` as a string.
+
+    Parameters
+    ----------
+    report : DatasetReport
+        What :func:`~hybridclf.inspect_dataset` found.
+
+    Returns
+    -------
+    html : str
+        One self-contained page, its sections in the order a user fixes
+        things: leakage and label conflicts first, the thresholds last.
+    """
     thumbs = _Thumbs(_MAX_THUMBNAILS)
     files_by_path = {f["file"]: f for f in report.files}
+    urgent = [g for g in report.duplicate_groups
+              if g["leakage"] or g["label_conflict"]]
+    out = _head_html(report)
+    if urgent:
+        out.append("<h2>Fix first: leakage and label conflicts</h2>")
+        out += [_group_html(g, thumbs, files_by_path, report.thresholds)
+               for g in urgent]
+    if report.label_issues is not None:
+        out += _label_issues_html(report, thumbs)
+    out += _classes_html(report.stats)
+    out += _advice_html(report.advice)
+    rest = [g for g in report.duplicate_groups if g not in urgent]
+    out += _duplicate_groups_html(report, rest, thumbs, files_by_path)
+    if report.near_misses:
+        out += _near_misses_html(report, thumbs, files_by_path)
+    out += _file_issues_html(report, thumbs)
+    out += _tail_html(report, thumbs)
+    return "\n".join(out)
+
+
+def _head_html(report):
+    """The page's head, its title and the summary, with what quick mode skipped."""
     out = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
            f"<title>Dataset report: {escape(report.root)}</title>",
            f"<style>{_STYLE}{TABLE_STYLE}</style></head><body>",
@@ -232,41 +266,48 @@ def render_html(report):
     if report.skipped_checks:
         out.append("<p><b>Quick mode skipped:</b> "
                    + escape("; ".join(report.skipped_checks)) + "</p>")
+    return out
 
-    urgent = [g for g in report.duplicate_groups
-              if g["leakage"] or g["label_conflict"]]
-    if urgent:
-        out.append("<h2>Fix first: leakage and label conflicts</h2>")
-        out += [_group_html(g, thumbs, files_by_path, report.thresholds)
-               for g in urgent]
-    if report.label_issues is not None:
-        out += _label_issues_html(report, thumbs)
 
-    out.append("<h2>Classes</h2>")
-    out.append(class_chart_svg(report.stats.get("class_counts", {})))
-    size = report.stats.get("size")
+def _classes_html(stats):
+    """The images per class as a bar chart, and the range of image sizes."""
+    out = ["<h2>Classes</h2>", class_chart_svg(stats.get("class_counts", {}))]
+    size = stats.get("size")
     if size:
         out.append("<p>Width {min}..{max} (median {median:.0f}) px; ".format(
             **size["width"]) + "height {min}..{max} (median {median:.0f}) px; "
             .format(**size["height"]) + "imbalance ratio "
-            f"{report.stats['imbalance_ratio']:.2f}.</p>")
+            f"{stats['imbalance_ratio']:.2f}.</p>")
+    return out
 
-    advice = report.advice
-    out.append("<h2>Cross-validation advice</h2><ul>")
+
+def _advice_html(advice):
+    """The cross-validation advice: its reasons, then its code."""
+    out = ["<h2>Cross-validation advice</h2><ul>"]
     out += [f"<li>{escape(r)}</li>" for r in advice["reasons"]]
     out.append("</ul>")
     if advice["code"]:
         out.append(f"<pre>{escape(advice['code'])}</pre>")
+    return out
 
-    rest = [g for g in report.duplicate_groups if g not in urgent]
-    out.append(f"<h2>Duplicate groups ({len(report.duplicate_groups)})</h2>")
+
+def _duplicate_groups_html(report, rest, thumbs, files_by_path):
+    """The duplicate groups not already shown under "Fix first"."""
+    out = [f"<h2>Duplicate groups ({len(report.duplicate_groups)})</h2>"]
     if not report.duplicate_groups:
         out.append("<p>None found.</p>")
     out += [_group_html(g, thumbs, files_by_path, report.thresholds)
-               for g in rest]
-    if report.near_misses:
-        out += _near_misses_html(report, thumbs, files_by_path)
+            for g in rest]
+    return out
 
+
+def _file_issues_html(report, thumbs):
+    """One section per kind of file issue (:data:`ISSUE_KINDS`), then non-images.
+
+    Unreadable files are listed in a table (there is no thumbnail to show);
+    the others are shown as thumbnails captioned with the issue.
+    """
+    out = []
     for kind, title in ISSUE_KINDS.items():
         flagged = [(f, i["message"]) for f in report.files for i in f["issues"]
                    if i["kind"] == kind]
@@ -280,15 +321,19 @@ def render_html(report):
             out.append('<div class="row">')
             out += [thumbs.figure(f["file"], m) for f, m in flagged]
             out.append("</div>")
-
     if report.non_image_files:
         out.append(f"<h2>Not images ({len(report.non_image_files)})</h2>")
         out.append(html_table(["file", "reason"],
                               [(n["file"], n["reason"])
                                for n in report.non_image_files]))
-    out.append("<h2>Thresholds</h2>")
-    out.append(f"<pre>{escape(json.dumps(report.thresholds, indent=1))}</pre>")
+    return out
+
+
+def _tail_html(report, thumbs):
+    """The thresholds used, the thumbnail budget's note and the sort script."""
+    out = ["<h2>Thresholds</h2>",
+           f"<pre>{escape(json.dumps(report.thresholds, indent=1))}</pre>"]
     if len(thumbs.cache) >= thumbs.budget:
         out.append(f"<p>Only the first {thumbs.budget} thumbnails are shown.</p>")
     out.append(f"<script>{SORT_SCRIPT}</script></body></html>")
-    return "\n".join(out)
+    return out

@@ -163,6 +163,40 @@ def _augment_copies(files, roots):
 
 
 @fill_doc
+def _scan(files, quick, n_jobs, progress):
+    """Scan the files once, embed the images (full mode) and set non-images apart.
+
+    Returns the files, scan records and embeddings of the files named or
+    shaped as images (:func:`_image_index`), and the :class:`NonImageFile`
+    entries of the rest.
+    """
+    records, images = scan_files(files.paths, n_jobs=n_jobs,
+                                 keep_size=None if quick else CNN_SIZE,
+                                 progress=progress)
+    embeddings = None if quick else embed(images, n_jobs, progress)
+    del images
+    index, non_images = _image_index(records)
+    records = [records[i] for i in index]
+    if embeddings is not None:
+        embeddings = embeddings[index]
+    return files.subset(index), records, embeddings, non_images
+
+
+def _advice(train_labels, train_paths, train_groups):
+    """The cross-validation advice, with the layout hint when one class is found.
+
+    A dataset given one folder too high (``photos/`` for
+    ``photos/dataset/<class>/...``) has one class, ``dataset``: the hint says
+    so in the log and as the advice's second reason.
+    """
+    advice = cv_advice(train_labels, train_groups)
+    hint = layout_hint(train_labels, train_paths)
+    if hint:
+        logger.warning("One class, %r. %s", train_labels[0], hint)
+        advice["reasons"].insert(1, hint)
+    return advice
+
+
 def inspect_dataset(root, *, test_root=None, quick=False, check_duplicates=True,
                     labels=False, thresholds=None, n_jobs=None, progress=False,
                     **threshold_values):
@@ -292,16 +326,7 @@ def inspect_dataset(root, *, test_root=None, quick=False, check_duplicates=True,
     thresholds = resolve_thresholds(thresholds, threshold_values)
     files = _collect(root, test_root)
     logger.info("Inspecting %d files under %s", len(files.paths), root)
-    records, images = scan_files(files.paths, n_jobs=n_jobs,
-                                 keep_size=None if quick else CNN_SIZE,
-                                 progress=progress)
-    embeddings = None if quick else embed(images, n_jobs, progress)
-    del images
-    index, non_images = _image_index(records)
-    records = [records[i] for i in index]
-    files = files.subset(index)
-    if embeddings is not None:
-        embeddings = embeddings[index]
+    files, records, embeddings, non_images = _scan(files, quick, n_jobs, progress)
     issues = _issues(records, files.labels, embeddings, thresholds, files.splits)
     search = _search(records, embeddings, thresholds, quick, check_duplicates,
                      n_jobs)
@@ -319,11 +344,8 @@ def inspect_dataset(root, *, test_root=None, quick=False, check_duplicates=True,
                 and files.labels[i]]
     _warn_outside_classes(files)
     train_labels = [files.labels[i] for i in readable]
-    advice = cv_advice(train_labels, groups[readable])
-    hint = layout_hint(train_labels, [files.paths[i] for i in readable])
-    if hint:  # photos/dataset/<class>/... given as photos/: one class, 'dataset'
-        logger.warning("One class, %r. %s", train_labels[0], hint)
-        advice["reasons"].insert(1, hint)
+    advice = _advice(train_labels, [files.paths[i] for i in readable],
+                     groups[readable])
     label_check = None
     if labels:
         label_check = check_labels([files.paths[i] for i in readable], train_labels,

@@ -9,10 +9,22 @@ from collections import Counter
 
 from ..label_issues import LABEL_ISSUES_COLUMNS, LABEL_ISSUES_FILE
 from ..utils._csv import open_csv
+from ..utils._docstrings import Substitution
 from ..utils._paths import make_output_dir
 from ._checks import ISSUE_KINDS
 
 logger = logging.getLogger(__name__)
+
+# the Parameters and Returns of the write_* methods
+_WRITE_PATH_DOC = """Parameters
+        ----------
+        path : str or os.PathLike
+            The file to write; an existing one is replaced.
+
+        Returns
+        -------
+        path : str
+            ``path``, as a string."""
 
 # evidence pairs kept per duplicate group (a group of k files has k(k-1)/2)
 _MAX_PAIRS = 50
@@ -232,23 +244,8 @@ class DatasetReport:
                                for k, v in stats["class_counts"].items())
             lines.append(f"Classes: {counts}; imbalance ratio "
                          f"{stats['imbalance_ratio']:.2f}")
-        advice = self.advice
-        if advice["splitter"] and advice["n_splits"] < 2:
-            # no splitter takes 1 fold: say why instead (the reasons name the class)
-            lines.append("Advice: no cross-validation: " + next(
-                (r for r in advice["reasons"] if "too few" in r),
-                "too few images per class."))
-        elif advice["splitter"]:
-            # one class: the plan is for later; say so first, as the reasons do
-            first = advice["reasons"][0] if advice["reasons"] else ""
-            later = (first.split(":")[0] + ": add other classes; then "
-                     if first.startswith("Only one class") else "")
-            lines.append(f"Advice: {later}{advice['splitter']}(n_splits="
-                         f"{advice['n_splits']}), {advice['n_repeats']} repeat(s)"
-                         + (", groups from duplicate_groups.csv"
-                            if advice["use_groups"] else "")
-                         + (f"; augment to ~{advice['augment_to']} per class"
-                            if advice["augment"] else ""))
+        if self.advice["splitter"]:
+            lines.append(_advice_line(self.advice))
         if self.label_issues is not None:
             skipped = self.label_check["skipped_classes"]
             lines.append(f"Likely wrong labels: {len(self.label_issues)} of "
@@ -281,18 +278,25 @@ class DatasetReport:
         }
 
     # ------------------------------------------------------------------ files
+    @Substitution(write_path=_WRITE_PATH_DOC)
     def write_json(self, path):
-        """Write :meth:`to_dict` as JSON to ``path``; return the path."""
+        """Write :meth:`to_dict` as JSON to ``path``; return the path.
+
+        {write_path}
+        """
         with open(path, "w", encoding="utf-8") as fh:
             json.dump(self.to_dict(), fh, indent=1)
         return os.fspath(path)
 
+    @Substitution(write_path=_WRITE_PATH_DOC)
     def write_duplicate_groups_csv(self, path):
         """Write ``file,group`` for every image file to ``path``; return the path.
 
         Files without duplicates have a group of their own, so the ``group``
         column can be passed as ``groups`` to
         :class:`~sklearn.model_selection.StratifiedGroupKFold`.
+
+        {write_path}
         """
         with open_csv(path, "w") as fh:
             writer = csv.writer(fh)
@@ -301,12 +305,15 @@ class DatasetReport:
                 writer.writerow([f["file"], f["group"]])
         return os.fspath(path)
 
+    @Substitution(write_path=_WRITE_PATH_DOC)
     def write_label_issues_csv(self, path):
         """Write ``label_issues.csv`` to ``path``; return the path.
 
         The columns of a model directory's ``label_issues.csv``: ``file``
         (relative to the dataset folder), ``given_label``,
         ``suggested_label``, ``score``; most suspicious first.
+
+        {write_path}
         """
         with open_csv(path, "w") as fh:
             writer = csv.writer(fh, lineterminator="\n")
@@ -317,8 +324,12 @@ class DatasetReport:
                                  f"{issue['score']:.4f}"])
         return os.fspath(path)
 
+    @Substitution(write_path=_WRITE_PATH_DOC)
     def write_html(self, path):
-        """Write the self-contained HTML page to ``path``; return the path."""
+        """Write the self-contained HTML page to ``path``; return the path.
+
+        {write_path}
+        """
         from ._html import render_html
 
         with open(path, "w", encoding="utf-8", errors="surrogateescape") as fh:
@@ -370,6 +381,25 @@ class DatasetReport:
         return (f"DatasetReport(root={self.root!r}, n_files={self.n_files}, "
                 f"n_duplicate_groups={len(self.duplicate_groups)}, "
                 f"n_unreadable={self.n_unreadable})")
+
+
+def _advice_line(advice):
+    """The summary's line of the cross-validation advice (it has a splitter)."""
+    if advice["n_splits"] < 2:
+        # no splitter takes 1 fold: say why instead (the reasons name the class)
+        return "Advice: no cross-validation: " + next(
+            (r for r in advice["reasons"] if "too few" in r),
+            "too few images per class.")
+    # one class: the plan is for later; say so first, as the reasons do
+    first = advice["reasons"][0] if advice["reasons"] else ""
+    later = (first.split(":")[0] + ": add other classes; then "
+             if first.startswith("Only one class") else "")
+    return (f"Advice: {later}{advice['splitter']}(n_splits="
+            f"{advice['n_splits']}), {advice['n_repeats']} repeat(s)"
+            + (", groups from duplicate_groups.csv"
+               if advice["use_groups"] else "")
+            + (f"; augment to ~{advice['augment_to']} per class"
+               if advice["augment"] else ""))
 
 
 def _keep_edited_groups(output_dir):

@@ -86,6 +86,16 @@ def max_file_bytes(max_pixels):
     8 bytes a pixel (uncompressed 16-bit RGBA, the largest a decoder takes)
     and 16 MB for metadata: 528 MB at the default 64 megapixels. A larger
     file (a video or a disk image named ``.jpg``) would only fill memory.
+
+    Parameters
+    ----------
+    max_pixels : int
+        The pixel budget of one image (``ImageLoader``'s ``max_pixels``).
+
+    Returns
+    -------
+    max_bytes : int
+        The size in bytes over which a file is refused unread.
     """
     return 8 * max_pixels + (16 << 20)
 

@@ -132,49 +132,64 @@ def predict_files(pipe, files, *, batch_size=32, proba_threshold=0.0,
 
         bar = tqdm(total=len(files), desc="predict", unit="image")
     classes = np.asarray(get_classifier(pipe).classes_, dtype=object)
+    options = {"proba_threshold": proba_threshold, "novelty": novelty,
+               "ood_thresholds": ood_thresholds, "quality": quality,
+               "neighbours": neighbours, "index": index}
     try:
         for start in range(0, len(files), batch_size):
             batch = files[start : start + batch_size]
-            errors = {}
-            options = {"proba_threshold": proba_threshold, "novelty": novelty,
-                       "ood_thresholds": ood_thresholds, "quality": quality,
-                       "neighbours": neighbours, "index": index}
-            try:
-                readable = batch
-                result = predict_with_reasons(pipe, readable, **options)
-            except ImageLoadError as exc:
-                errors = dict(exc.failures)
-                readable = [f for f in batch if f not in errors]
-                result = predict_with_reasons(pipe, readable, **options) if (
-                    readable) else None
-            done = {}
-            if result is not None:
-                proba = result["proba"]
-                for i, path in enumerate(readable):
-                    order = np.argsort(-proba[i])[:top_k]
-                    done[path] = {
-                        "file": path, "label": result["labels"][i],
-                        "confidence": float(proba[i, order[0]]),
-                        "ood_score": float(result["scores"][i]),
-                        "unknown_reason": result["reasons"][i],
-                        "quality": result["quality"][i] if quality else None,
-                        "top": [(classes[j], float(proba[i, j])) for j in order],
-                        "neighbours": _without_thumbnails(result["neighbours"], i),
-                        "error": "",
-                    }
-            for path in batch:
-                if path in done:
-                    yield done[path]
-                else:
-                    yield {"file": path, "label": "", "confidence": float("nan"),
-                           "ood_score": float("nan"), "unknown_reason": "",
-                           "quality": None, "top": [], "neighbours": [],
-                           "error": errors.get(path, "not read")}
+            readable, result, errors = _predict_batch(pipe, batch, options)
+            yield from _batch_rows(batch, readable, result, errors, classes,
+                                   top_k=top_k, quality=quality)
             if bar is not None:
                 bar.update(len(batch))
     finally:
         if bar is not None:
             bar.close()
+
+
+def _predict_batch(pipe, batch, options):
+    """Predict a batch; on unreadable files, predict the batch's other files.
+
+    Returns the files predicted, :func:`predict_with_reasons`' result for
+    them (None when no file of the batch could be read) and the reason of
+    each file that could not be read.
+    """
+    try:
+        return batch, predict_with_reasons(pipe, batch, **options), {}
+    except ImageLoadError as exc:
+        errors = dict(exc.failures)
+        readable = [f for f in batch if f not in errors]
+        result = predict_with_reasons(pipe, readable, **options) if (
+            readable) else None
+        return readable, result, errors
+
+
+def _batch_rows(batch, readable, result, errors, classes, *, top_k, quality):
+    """One row per file of ``batch``, in its order: a prediction or an error."""
+    done = {}
+    if result is not None:
+        proba = result["proba"]
+        for i, path in enumerate(readable):
+            order = np.argsort(-proba[i])[:top_k]
+            done[path] = {
+                "file": path, "label": result["labels"][i],
+                "confidence": float(proba[i, order[0]]),
+                "ood_score": float(result["scores"][i]),
+                "unknown_reason": result["reasons"][i],
+                "quality": result["quality"][i] if quality else None,
+                "top": [(classes[j], float(proba[i, j])) for j in order],
+                "neighbours": _without_thumbnails(result["neighbours"], i),
+                "error": "",
+            }
+    for path in batch:
+        if path in done:
+            yield done[path]
+        else:
+            yield {"file": path, "label": "", "confidence": float("nan"),
+                   "ood_score": float("nan"), "unknown_reason": "",
+                   "quality": None, "top": [], "neighbours": [],
+                   "error": errors.get(path, "not read")}
 
 
 def _without_thumbnails(neighbours, i):
