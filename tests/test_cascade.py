@@ -1,5 +1,7 @@
 """CascadePipeline: early exits skip the expensive block; the threshold is kept."""
 
+import re
+
 import numpy as np
 import pytest
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -132,8 +134,15 @@ def test_select_threshold_keeps_accuracy_within_tolerance():
 def test_cheap_features_must_leave_a_block_for_the_full_stage(textures):
     paths, labels = textures
     pipe = make_hybrid_pipeline(features=["hog", "color"], cascade=True)
-    with pytest.raises(ValueError, match="cheap_features"):
+    # no costly block to wait for: the fix is no cascade, not the same value
+    with pytest.raises(ValueError, match=r"cheap_features.*cascade=False") as err:
         pipe.set_params(cheap_features=("hog", "color")).fit(paths, labels)
+    assert "pass e.g." not in str(err.value)
+    # a block it does not have: the example offered is one that would pass
+    pipe = make_hybrid_pipeline(features=["cnn", "color"], cascade=True)
+    with pytest.raises(ValueError,
+                       match=re.escape("pass e.g. cheap_features=('color',)")):
+        pipe.set_params(cheap_features=("hog",)).fit(paths, labels)
 
 
 def test_train_model_fits_the_cascade_and_the_model_card_reports_it(

@@ -58,9 +58,25 @@ def cheap_blocks(pipe):
         raise ValueError(
             "The 'cheap_features' parameter of CascadePipeline must name some "
             f"but not all of the feature blocks {names}. Got {cheap!r} instead; "
-            "pass e.g. cheap_features=('hog', 'lbp', 'color')."
+            + _cheap_features_fix(names)
         )
     return cheap
+
+
+def _cheap_features_fix(names):
+    """How to fix ``cheap_features`` for the feature blocks ``names``.
+
+    The example offered is one that would pass: the blocks that are not a
+    CNN or SIFT (the costly ones a cascade answers without). A pipeline of
+    cheap blocks only has no second stage worth waiting for: it is told to
+    drop the cascade instead.
+    """
+    cheap = [name for name in names if name not in ("cnn", "sift")]
+    if cheap and len(cheap) < len(names):
+        return f"pass e.g. cheap_features={tuple(cheap)!r}."
+    return ("a cascade needs costly blocks (e.g. 'cnn') beside cheap ones: "
+            "add one, or build the pipeline without a cascade "
+            "(make_hybrid_pipeline(..., cascade=False)).")
 
 
 def fit_cascade(pipe, X, y, groups, params):
