@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -304,6 +305,30 @@ def test_directories_saved_before_manifests_still_load(fitted, tmp_path):
     with pytest.warns(UserWarning), pytest.raises(ModelLoadError,
                                                   match="was modified"):
         load_model(tmp_path)
+
+
+def test_the_resave_that_adds_a_manifest_gives_a_model_that_loads(fitted,
+                                                                 tmp_path):
+    # the warning's own command, save_model(load_model(d), d,
+    # metadata=read_model_info(d)), wrote the old model file's SHA-256 back
+    # into model.json: the directory was then refused as "modified"
+    pipe, paths, _ = fitted
+    save_model(pipe, tmp_path, metadata={"metrics": {"accuracy": 0.9}})
+    info = json.loads((tmp_path / "model.json").read_text())
+    del info["manifest"]  # as hybridclf wrote it before manifests
+    (tmp_path / "model.json").write_text(json.dumps(info))
+    (tmp_path / "manifest.json").unlink()
+    with pytest.warns(UserWarning, match="no manifest.json"):
+        old = load_model(tmp_path)
+    resaved = save_model(old, tmp_path, metadata=read_model_info(tmp_path))
+    assert resaved["sha256"] == sha256_file(tmp_path / "model.skops")
+    assert resaved["manifest"] == "manifest.json"
+    assert resaved["metrics"] == {"accuracy": 0.9}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a manifest now: no warning
+        loaded = load_model(tmp_path)
+    np.testing.assert_array_equal(loaded.predict_proba(paths),
+                                  pipe.predict_proba(paths))
 
 
 def test_extra_files_are_saved_inside_the_manifest(fitted, tmp_path):
