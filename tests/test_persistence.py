@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import warnings
+import zipfile
 
 import numpy as np
 import pytest
@@ -124,6 +125,31 @@ def test_untrusted_types_are_refused(fitted, tmp_path):
         load_model(tmp_path)
     name = f"{Flatten.__module__}.Flatten"
     assert load_model(tmp_path, trusted=[name]).predict(paths[:2]).shape == (2,)
+
+
+def test_a_hybridclf_type_of_another_version_says_which_fix_works(fitted,
+                                                                  tmp_path):
+    # a model whose classes this hybridclf does not have (a newer one moved
+    # the HOG block; older versions refused today's models so) was refused
+    # with "Pass them in 'trusted' only if you know what they are": trusting
+    # a class that does not exist here cannot load it
+    pipe, _, _ = fitted
+    save_model(pipe, tmp_path)
+    model = tmp_path / "model.skops"
+    with zipfile.ZipFile(model) as old:
+        members = {name: old.read(name) for name in old.namelist()}
+    members["schema.json"] = members["schema.json"].replace(
+        b'"hybridclf.features._hog"', b'"hybridclf.features._hog_v2"')
+    with zipfile.ZipFile(model, "w") as new:
+        for name, data in members.items():
+            new.writestr(name, data)
+    info = json.loads((tmp_path / "model.json").read_text())
+    info["sha256"] = sha256_file(model)  # as that version would have saved it
+    (tmp_path / "model.json").write_text(json.dumps(info))
+    write_manifest(tmp_path)
+    with pytest.raises(ModelLoadError, match=r"hybridclf\.features\._hog_v2\.HOG"
+                       r"Features.*another version of hybridclf.*retrain"):
+        load_model(tmp_path)
 
 
 def test_pickle_needs_explicit_opt_in(fitted, tmp_path):
