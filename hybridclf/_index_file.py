@@ -67,6 +67,13 @@ def _load_index(cls, directory):
     check_archive(path, ModelLoadError)  # a deflated bomb: gigabytes in np.load
     with np.load(path, allow_pickle=False) as data:
         version = int(data["version"]) if "version" in data else -1
+        if version > _FORMAT_VERSION and "embeddings" in data:
+            raise ValueError(
+                f"{path!r} is an embedding index of format {version}, written by "
+                f"a newer hybridclf; this one reads formats up to "
+                f"{_FORMAT_VERSION}. Upgrade hybridclf, or retrain the model with "
+                "this one ('hybridclf train') to rebuild it."
+            )
         if version not in _READABLE_VERSIONS or "embeddings" not in data:
             raise ValueError(
                 f"{path!r} is not a hybridclf embedding index of format "

@@ -232,6 +232,33 @@ def test_a_cut_or_edited_manifest_of_the_output_is_explained(model_dir, images,
         extract_features(load_model(model_dir), files, tmp_path / "f")
 
 
+@pytest.mark.parametrize("kind", ["extract", "predict"])
+def test_partitions_written_by_an_older_hybridclf_are_not_resumed(
+        model_dir, images, tmp_path, kind):
+    # an output folder stopped half-way, then run again after an upgrade, kept
+    # the older code's partitions as done beside the new code's: the manifest
+    # tied them to the model, not to the code that computed their rows
+    files = _files(images)[:5]
+    out = tmp_path / "f"
+
+    def run():
+        if kind == "extract":
+            return extract_features(load_model(model_dir), files, out,
+                                    partition_size=2)
+        return predict_partitioned(load_model(model_dir), files, parts_dir=out,
+                                   partition_size=2)
+
+    run()
+    os.remove(out / "part-00001.parquet")
+    manifest = json.loads((out / "_hybridclf.json").read_text())
+    manifest.pop("code", None)  # as the older hybridclf wrote it
+    (out / "_hybridclf.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="written by another version of "
+                       "hybridclf.*Delete the folder"):
+        run()
+    assert not (out / "part-00001.parquet").exists()
+
+
 # -- on the cluster ------------------------------------------------------------
 def test_partitioned_predict_keeps_the_neighbours_in_its_parts(model_dir, images,
                                                                tmp_path):

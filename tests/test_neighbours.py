@@ -54,8 +54,18 @@ def test_save_and_load_round_trip(tmp_path):
 
 
 def test_a_file_of_another_format_is_refused(tmp_path):
-    np.savez(tmp_path / INDEX_FILE, embeddings=np.eye(2), version=np.array(99))
+    np.savez(tmp_path / INDEX_FILE, embeddings=np.eye(2))
     with pytest.raises(ValueError, match="not a hybridclf embedding index.*retrain"):
+        EmbeddingIndex.load(tmp_path)
+
+
+def test_an_index_of_a_newer_format_says_to_upgrade(tmp_path):
+    # an index written by a newer hybridclf said only "retrain the model", as
+    # for a file that is no index, and never that an upgrade reads it
+    np.savez(tmp_path / INDEX_FILE, embeddings=np.eye(2), version=np.array(99))
+    with pytest.raises(ValueError, match="format 99, written by a newer hybridclf; "
+                       "this one reads formats up to 2. Upgrade hybridclf, or "
+                       "retrain"):
         EmbeddingIndex.load(tmp_path)
 
 

@@ -7,6 +7,8 @@ import re
 import subprocess
 import sys
 import threading
+import warnings
+import zipfile
 
 import numpy as np
 import pytest
@@ -123,6 +125,68 @@ def test_untrusted_types_are_refused(fitted, tmp_path):
         load_model(tmp_path)
     name = f"{Flatten.__module__}.Flatten"
     assert load_model(tmp_path, trusted=[name]).predict(paths[:2]).shape == (2,)
+
+
+def _rename_in_model_file(folder, module, as_module):
+    """Name ``module`` as ``as_module`` in a saved model file, as another
+    hybridclf (one where the classes of ``module`` live there) writes it."""
+    model = folder / "model.skops"
+    with zipfile.ZipFile(model) as old:
+        members = {name: old.read(name) for name in old.namelist()}
+    schema = members["schema.json"]
+    assert f'"{module}"'.encode() in schema
+    members["schema.json"] = schema.replace(f'"{module}"'.encode(),
+                                            f'"{as_module}"'.encode())
+    with zipfile.ZipFile(model, "w") as new:
+        for name, data in members.items():
+            new.writestr(name, data)
+    info = json.loads((folder / "model.json").read_text())
+    info["sha256"] = sha256_file(model)
+    (folder / "model.json").write_text(json.dumps(info))
+    write_manifest(folder)
+
+
+@pytest.mark.parametrize("module, as_module", [
+    ("hybridclf.io._loader", "hybridclf.io"),  # before 2026-12-07
+    ("hybridclf.sampling._augmenter", "hybridclf.sampling"),  # before 2026-12-07
+    ("hybridclf.cascade._pipeline", "hybridclf.cascade"),  # before 2026-12
+])
+def test_models_saved_under_older_module_names_load(texture_folder, tmp_path,
+                                                     module, as_module):
+    # a class moved to another module stays trusted under its old name, so
+    # that the model directories saved before still load and predict
+    from hybridclf import ClassAwareAugmenter
+
+    paths, labels = load_image_folder(texture_folder)
+    cascade = module.startswith("hybridclf.cascade")
+    pipe = make_hybrid_pipeline(
+        features=["hog", "color"] if cascade else ["color"], cascade=cascade,
+        sampler=ClassAwareAugmenter(random_state=0)
+        if module.startswith("hybridclf.sampling") else None,
+    ).set_params(load__size=32)
+    if cascade:
+        pipe.set_params(cheap_features=("color",))
+    pipe.fit(paths, labels)
+    save_model(pipe, tmp_path)
+    _rename_in_model_file(tmp_path, module, as_module)
+    loaded = load_model(tmp_path)
+    np.testing.assert_array_equal(loaded.predict_proba(paths),
+                                  pipe.predict_proba(paths))
+
+
+def test_a_hybridclf_type_of_another_version_says_which_fix_works(fitted,
+                                                                  tmp_path):
+    # a model whose classes this hybridclf does not have (a newer one moved
+    # the HOG block; older versions refused today's models so) was refused
+    # with "Pass them in 'trusted' only if you know what they are": trusting
+    # a class that does not exist here cannot load it
+    pipe, _, _ = fitted
+    save_model(pipe, tmp_path)
+    _rename_in_model_file(tmp_path, "hybridclf.features._hog",
+                          "hybridclf.features._hog_v2")
+    with pytest.raises(ModelLoadError, match=r"hybridclf\.features\._hog_v2\.HOG"
+                       r"Features.*another version of hybridclf.*retrain"):
+        load_model(tmp_path)
 
 
 def test_pickle_needs_explicit_opt_in(fitted, tmp_path):
@@ -304,6 +368,30 @@ def test_directories_saved_before_manifests_still_load(fitted, tmp_path):
     with pytest.warns(UserWarning), pytest.raises(ModelLoadError,
                                                   match="was modified"):
         load_model(tmp_path)
+
+
+def test_the_resave_that_adds_a_manifest_gives_a_model_that_loads(fitted,
+                                                                 tmp_path):
+    # the warning's own command, save_model(load_model(d), d,
+    # metadata=read_model_info(d)), wrote the old model file's SHA-256 back
+    # into model.json: the directory was then refused as "modified"
+    pipe, paths, _ = fitted
+    save_model(pipe, tmp_path, metadata={"metrics": {"accuracy": 0.9}})
+    info = json.loads((tmp_path / "model.json").read_text())
+    del info["manifest"]  # as hybridclf wrote it before manifests
+    (tmp_path / "model.json").write_text(json.dumps(info))
+    (tmp_path / "manifest.json").unlink()
+    with pytest.warns(UserWarning, match="no manifest.json"):
+        old = load_model(tmp_path)
+    resaved = save_model(old, tmp_path, metadata=read_model_info(tmp_path))
+    assert resaved["sha256"] == sha256_file(tmp_path / "model.skops")
+    assert resaved["manifest"] == "manifest.json"
+    assert resaved["metrics"] == {"accuracy": 0.9}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a manifest now: no warning
+        loaded = load_model(tmp_path)
+    np.testing.assert_array_equal(loaded.predict_proba(paths),
+                                  pipe.predict_proba(paths))
 
 
 def test_extra_files_are_saved_inside_the_manifest(fitted, tmp_path):

@@ -856,6 +856,34 @@ def test_cli_serve_checks_the_model_before_serving(model_dir, tmp_path, capsys,
     assert calls[0]["timeout_keep_alive"] == 5
 
 
+def test_cli_serve_refuses_an_index_it_cannot_read_before_uvicorn_starts(
+        model_dir, tmp_path, capsys, monkeypatch):
+    # an index of a newer hybridclf passed the command's check (the model file
+    # loads) and failed in the service's startup: uvicorn printed a traceback
+    # and exited with 3
+    import shutil
+
+    import numpy as np
+    import uvicorn
+
+    from hybridclf._model_files import write_manifest
+    from hybridclf.cli import main
+
+    newer = tmp_path / "newer"
+    shutil.copytree(model_dir, newer)
+    np.savez(newer / "neighbours.npz", embeddings=np.eye(2, dtype=np.float16),
+             version=np.array(99))
+    write_manifest(newer)  # as the newer hybridclf saved it
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: calls.append(k))
+    assert main(["serve", "--model-dir", str(newer)]) == 1
+    assert calls == []
+    out, err = capsys.readouterr()
+    assert "Serving" not in out
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert "written by a newer hybridclf" in err and "Upgrade hybridclf" in err
+
+
 def test_a_public_host_without_key_is_warned(model_dir, monkeypatch, caplog):
     import uvicorn
 

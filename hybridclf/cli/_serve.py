@@ -55,10 +55,13 @@ def run(args):
             f"error: 'hybridclf serve' needs the serve extra ({exc}). Install it "
             "with: pip install 'hybridclf[serve]'\n")
         return 1
-    from ..persistence import load_model
+    from ..persistence import load_model, read_model_info
+    from ..serve._model import open_set_and_index
 
-    # load and check the model once here: a bad one is one error line, exit 1
+    # load and check the model once here, its embedding index too, as the
+    # service will: a bad one is one error line, exit 1
     load_model(args.model_dir, allow_pickle=args.allow_pickle)
+    open_set_and_index(args.model_dir, read_model_info(args.model_dir))
     out(f"Serving {args.model_dir} on http://{args.host}:{args.port} "
         "(docs at /docs); press Ctrl+C to stop")
     limits = {"max_pixels": args.max_pixels} if args.max_pixels else {}

@@ -3,18 +3,30 @@
 :func:`partition_files` cuts a file list, in its order, into partitions;
 partition ``i`` is written to ``part-<i>.parquet`` under a hidden temporary
 name first (``_write_atomic``), and the folder's manifest (:data:`MANIFEST`)
-ties it to one model, file list and partition size (``_check_manifest``).
+ties it to one model, file list and partition size, and to the code that
+computes the rows (``_check_manifest``): partitions written by another
+version of hybridclf, or with other versions of the libraries it computes
+with, are never resumed.
 """
 
 import hashlib
 import json
 import os
 import re
+from pathlib import Path
 
 from ..utils._optional import import_or_raise
 from ..utils._paths import written_whole
+from ..utils._row_store import file_digest, library_versions
 
 __all__ = ["MANIFEST", "partition_files"]
+
+# the libraries whose versions can change a partition's rows: decoding, the
+# feature blocks, the CNN's runtime, the classifier
+_LIBRARIES = ("numpy", "scipy", "scikit-learn", "imbalanced-learn", "pillow",
+              "opencv-contrib-python-headless", "opencv-python-headless",
+              "opencv-python", "scikit-image", "onnxruntime", "torch",
+              "torchvision")
 
 #: The manifest of an output folder: partitioning, file list hash, feature names.
 MANIFEST = "_hybridclf.json"
@@ -85,6 +97,24 @@ def _model_digest(pipe):
         pipe.set_params(**threads)
 
 
+def _code_digest():
+    """A digest of the code that computes a partition's rows.
+
+    The content of every source file of hybridclf (its version number alone
+    does not change with every release or edit) and the versions of
+    :data:`_LIBRARIES`: a rerun after an upgrade never takes the rows of the
+    older code as done, as :class:`~hybridclf.training.FeatureCache` keys its
+    features by the code that computed them.
+    """
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        name = path.relative_to(root).as_posix()
+        digest.update(f"{name}\0{file_digest(path)}\0".encode())
+    digest.update(json.dumps(library_versions(_LIBRARIES), sort_keys=True).encode())
+    return digest.hexdigest()[:32]
+
+
 def _write_atomic(table, path):
     """Write a Parquet file under a hidden name, then rename it into place."""
     pq = import_or_raise("pyarrow.parquet", "Parquet output")
@@ -93,6 +123,7 @@ def _write_atomic(table, path):
 
 
 def _check_manifest(output, manifest):
+    manifest = {**manifest, "code": _code_digest()}
     path = os.path.join(output, MANIFEST)
     if os.path.exists(path):
         try:
@@ -107,8 +138,17 @@ def _check_manifest(output, manifest):
                 "again, or use a new output folder.")
         keys = ("kind", "partition_size", "n_files", "files_sha256", "neighbours",
                 "answers")
-        if manifest.get("model") is not None:
+        if manifest.get("model") is not None:  # rows to compute, not only read
             keys += ("model",)
+            if old.get("code") != manifest["code"] and all(
+                    old.get(k) == manifest.get(k) for k in keys):
+                raise ValueError(
+                    f"The output folder {output!r} holds partitions written by "
+                    "another version of hybridclf or of the libraries it computes "
+                    "with (an upgrade since, or an edited checkout): its rows "
+                    "could differ from the ones this run would compute, and the "
+                    "two would be mixed. Delete the folder to compute them all "
+                    "again, or use a new output folder.")
         if any(old.get(k) != manifest.get(k) for k in keys):
             raise ValueError(
                 f"The output folder {output!r} holds partitions of another model, "

@@ -201,6 +201,19 @@ def _load_skops(model_path, trusted):
             f"({type(exc).__name__}: {exc})."
         ) from exc
     untrusted = sorted(set(found_types) - allowed)
+    # every hybridclf type this version can load is in TRUSTED_TYPES (under
+    # its old names too): another one was written by another hybridclf, and
+    # trusting it cannot help, since this version does not have it
+    unknown = [name for name in untrusted if name.split(".")[0] == "hybridclf"]
+    if unknown:
+        raise ModelLoadError(
+            f"The model file {os.fspath(model_path)!r} holds hybridclf types that "
+            f"this hybridclf does not have: {unknown!r}. It was saved by another "
+            "version of hybridclf (model.json's 'hybridclf_version' and "
+            "'created' say which): load it with that version, or retrain the "
+            "model with this one (`hybridclf train --data-dir <photos> "
+            "--output-dir <model folder>`)."
+        )
     if untrusted:
         raise ModelLoadError(
             f"The model file {os.fspath(model_path)!r} holds types that hybridclf "

@@ -89,7 +89,10 @@ def _info(pipe, model_path, model_format, metadata):
     }
     if hasattr(pipe, "cascade_summary"):
         info["cascade"] = pipe.cascade_summary()
-    info.update(metadata or {})
+    # the entries above describe the files just written: metadata read from an
+    # older model.json (the re-save that adds a manifest) must not put back
+    # that file's hash, format or versions, which would make the model refused
+    info.update({k: v for k, v in (metadata or {}).items() if k not in info})
     return info
 
 

@@ -42,7 +42,13 @@ def save_model(pipe, directory, *, metadata=None, model_format="skops",
     metadata : dict or None, default=None
         More entries for ``model.json``, such as ``metrics``, ``cv_scores``,
         ``data_fingerprint``, ``training`` and ``open_set``; they must be
-        JSON-serialisable.
+        JSON-serialisable. The entries that describe what is written
+        (``format_version``, ``hybridclf_version``, ``created``,
+        ``model_file``, ``model_format``, ``sha256``, ``manifest``,
+        ``classes``, ``parameters``, ``library_versions``, ``cascade``) are
+        always computed; the same names in ``metadata`` are ignored, so the
+        ``model.json`` of an older save can be passed whole
+        (``save_model(load_model(d), d, metadata=read_model_info(d))``).
 
     model_format : {"skops", "pickle"}, default="skops"
         How the pipeline is stored:

@@ -185,18 +185,8 @@ def load_served_model(directory, settings):
             "directory.") from exc
     classes = class_names(pipe)
     _check_classes(directory, info, classes, np.asarray(proba))
-    options = {"ood_thresholds": None, "novelty": None}
-    try:
-        prediction.read_open_set(info)  # checks model.json's open_set entry
-        learned = (info.get("open_set") or {}).get("proba_threshold")
-        if settings.use_ood:
-            options = prediction.read_open_set(info, directory)
-        # one index for the novelty check and the nearest training photos
-        index = (options["novelty"]["index"] if options["novelty"]
-                 else EmbeddingIndex.load(directory))
-    except (ValueError, OSError) as exc:  # a bad open_set, an unreadable index
-        raise ModelLoadError(f"The model in {directory!r} cannot be served: "
-                             f"{exc}") from exc
+    options, index = open_set_and_index(directory, info, use_ood=settings.use_ood)
+    learned = (info.get("open_set") or {}).get("proba_threshold")
     _release_graphs(pipe)
     release_memory()  # what loading and the warm-up freed
     return ServedModel(
@@ -204,6 +194,50 @@ def load_served_model(directory, settings):
         classes=classes, ood_thresholds=options["ood_thresholds"],
         novelty=options["novelty"], index=index,
         confidence_threshold=0.5 if learned is None else float(learned))
+
+
+def open_set_and_index(directory, info, *, use_ood=True):
+    """The open-set options and the embedding index a served model answers with.
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+        The model directory.
+
+    info : dict
+        Its ``model.json`` (:func:`~hybridclf.persistence.read_model_info`).
+
+    use_ood : bool, default=True
+        Whether the novelty (or OOD) check is on.
+
+    Returns
+    -------
+    options : dict
+        ``ood_thresholds`` and ``novelty``, as from
+        :func:`hybridclf.prediction.read_open_set` (both None without
+        ``use_ood``).
+
+    index : EmbeddingIndex or None
+        One index for the novelty check and the nearest training photos.
+
+    Raises
+    ------
+    ModelLoadError
+        When model.json's ``open_set`` entry is malformed or
+        ``neighbours.npz`` cannot be read (another format, not an index).
+    """
+    directory = os.fspath(directory)
+    options = {"ood_thresholds": None, "novelty": None}
+    try:
+        prediction.read_open_set(info)  # checks model.json's open_set entry
+        if use_ood:
+            options = prediction.read_open_set(info, directory)
+        index = (options["novelty"]["index"] if options["novelty"]
+                 else EmbeddingIndex.load(directory))
+    except (ValueError, OSError) as exc:  # a bad open_set, an unreadable index
+        raise ModelLoadError(f"The model in {directory!r} cannot be served: "
+                             f"{exc}") from exc
+    return options, index
 
 
 def _release_graphs(pipe):

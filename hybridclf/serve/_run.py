@@ -30,6 +30,7 @@ from ..io import DEFAULT_MAX_PIXELS
 from ..persistence import read_model_info
 from ._app import app_from_settings, create_app
 from ._metrics import MULTIPROC_ENV
+from ._model import open_set_and_index
 from ._service import check_writable
 from ._settings import SETTINGS_ENV, ServiceSettings
 
@@ -57,10 +58,17 @@ def app_from_settings_file():
 
 
 def _check_model_dir(model_dir):
-    """Fail now, with a clear message, if the model directory is wrong."""
+    """Fail now, with a clear message, if the model directory is wrong.
+
+    Before uvicorn starts: a model its lifespan refuses stops the server
+    with a traceback. The open set and the embedding index are read here as
+    the service reads them (an index of a newer hybridclf, a malformed
+    ``open_set``); the model file itself is loaded by the command line.
+    """
     info = read_model_info(model_dir)
     if expects_manifest(model_dir, info):
         check_manifest(model_dir, ModelLoadError)
+    open_set_and_index(model_dir, info)
 
 
 def _api_key(api_key_env, host):
