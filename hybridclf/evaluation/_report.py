@@ -155,7 +155,7 @@ def evaluate_folder(model_dir, test_data_dir, output_dir, *, n_repeats=3,
     files : dict
         As from :func:`write_report`.
     """
-    from ..io import scan_image_folder
+    from ..io import log_skipped, scan_image_folder
     from ..persistence import load_model, read_model_info
 
     check_output_dir(output_dir)  # refused before the work, not after
@@ -164,8 +164,7 @@ def evaluate_folder(model_dir, test_data_dir, output_dir, *, n_repeats=3,
     info = read_model_info(model_dir)
     # the files the walk did not take are reported as unreadable ones are
     paths, labels, skipped = scan_image_folder(test_data_dir)
-    for path, reason in skipped:
-        logger.warning("Skipping %s: %s", path, reason)
+    log_skipped(skipped)  # reported in the report's 'unreadable'
     novelty = read_open_set(info, model_dir)["novelty"]
     index = None
     if neighbours:

@@ -6,17 +6,14 @@ several (a data folder and a feedback folder) by class folder name, with a
 unique name for each file.
 """
 
-import logging
 import os
 import warnings
 
 from ..exceptions import SkippedFilesWarning
 from ..utils._docstrings import Substitution
-from ._scan import _FOLDER_WALK_DOC, scan_image_folder
+from ._scan import _FOLDER_WALK_DOC, log_skipped, scan_image_folder
 
 __all__ = ["load_image_folder", "load_image_folders"]
-
-logger = logging.getLogger(__name__)
 
 @Substitution(walk=_FOLDER_WALK_DOC)
 def load_image_folder(root, *, follow_symlinks=False):
@@ -175,8 +172,7 @@ def _report_skipped(root, skipped):
     """Log and warn about the files and folders a scan did not take."""
     if not skipped:
         return
-    for path, reason in skipped:
-        logger.warning("Skipping %s: %s", path, reason)
+    log_skipped(skipped)
     listed = "\n".join(f"  {p}: {r}" for p, r in skipped[:20])
     more = f"\n  ... and {len(skipped) - 20} more" if len(skipped) > 20 else ""
     warnings.warn(
