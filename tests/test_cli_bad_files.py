@@ -4,6 +4,7 @@ The ground rule: a file that cannot be read is reported with the reason or
 loaded, never stops a whole run and is never dropped silently.
 """
 
+import json
 import logging
 import shutil
 import warnings
@@ -63,3 +64,48 @@ def test_each_skipped_file_is_named_once(command, bad_tree, model_dir, tmp_path,
                          ("zero_bytes.png", "empty file")):
         assert screen.count(name) == 1, screen
         assert reason in screen
+
+
+def test_train_leaves_out_an_undecodable_photo_and_says_so(bad_tree, tmp_path,
+                                                           capsys):
+    # a truncated photo among the others stopped the whole training, while
+    # evaluate, predict and extract named it and went on
+    good = (bad_tree / "gravel" / "3.png").read_bytes()
+    (bad_tree / "gravel" / "cut.png").write_bytes(good[: len(good) // 2])
+    model = tmp_path / "model"
+    with pytest.warns(UserWarning, match="notes.jpg"):
+        assert main(["train", "--data-dir", str(bad_tree), "--output-dir",
+                     str(model), "--features", "color", "--image-size", "32",
+                     "--cv-folds", "2", "--test-size", "0", "--n-jobs", "1",
+                     "--no-cache"]) == 0
+    printed = capsys.readouterr().out
+    assert "1 file(s) could not be decoded and were left out" in printed
+    assert "gravel/cut.png: truncated image data" in printed
+    assert "24 images in 3 classes" in printed
+    info = json.loads((model / "model.json").read_text())
+    assert info["data_fingerprint"]["n_images"] == 24
+    left_out = {u["file"]: u["reason"] for u in info["unreadable"]}
+    assert set(left_out) == {"brick/notes.jpg", "grass/zero_bytes.png",
+                             "gravel/cut.png"}
+    assert left_out["gravel/cut.png"].startswith("truncated image data")
+    card = (model / "README.md").read_text()
+    assert "3 file(s) of the data folders cannot be read" in card
+    assert "`gravel/cut.png`: truncated image data" in card
+
+
+def test_train_names_the_left_out_photos_when_too_few_remain(
+        texture_folder, tmp_path, capsys):
+    # every photo of a class undecodable: the error that a second class is
+    # needed comes with the files that were left out
+    data = tmp_path / "data"
+    shutil.copytree(texture_folder / "brick", data / "brick")
+    (data / "grass").mkdir()
+    for i in range(2):
+        good = (texture_folder / "grass" / f"{i}.png").read_bytes()
+        (data / "grass" / f"cut{i}.png").write_bytes(good[: len(good) // 2])
+    with pytest.warns(UserWarning, match=r"(?s)2 file\(s\) could not be decoded.*"
+                      r"grass/cut0\.png: truncated.*grass/cut1\.png"):
+        assert main(["train", "--data-dir", str(data), "--output-dir",
+                     str(tmp_path / "model"), "--no-cache", "--n-jobs", "1"]) == 1
+    assert "at least two classes" in capsys.readouterr().err
+    assert not (tmp_path / "model" / "model.json").exists()
