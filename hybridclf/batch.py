@@ -52,7 +52,9 @@ _SETTINGS_DOC = """allow_pickle : bool, default=False
         (:func:`~hybridclf.distributed.dask_client`); None runs here.
 
     partition_size : int, default=256
-        Files per partition on Dask: the unit of work and of retry.
+        Files per partition: on Dask the unit of work and of retry, and for
+        :func:`predict_to_csv`'s CSV file the rows kept for a rerun after a
+        stopped run (here too).
 """
 
 
@@ -65,6 +67,10 @@ class BatchPrediction:
     n_files, n_predicted, n_unknown, n_unreadable : int
         Files, and those given a class, ``unknown`` or an error.
 
+    n_resumed : int
+        Files whose rows were read back from ``<output>.parts``, kept by an
+        earlier run of the same command that was stopped.
+
     output : str or None
         The CSV file written, or None when the rows went to a stream.
     """
@@ -74,11 +80,18 @@ class BatchPrediction:
     n_unknown: int = 0
     n_unreadable: int = 0
     output: str | None = None
+    n_resumed: int = 0
 
     def summary(self):
-        """One line: ``"N files: P predicted, U unknown, E unreadable"``."""
+        """One line: ``"N files: P predicted, U unknown, E unreadable"``.
+
+        After a stopped run, it adds how many rows were taken from it.
+        """
+        resumed = (f" ({self.n_resumed} of them from the stopped run's "
+                   f"{self.output}.parts)" if self.n_resumed else "")
         return (f"{self.n_files} files: {self.n_predicted} predicted, "
-                f"{self.n_unknown} unknown, {self.n_unreadable} unreadable")
+                f"{self.n_unknown} unknown, {self.n_unreadable} unreadable"
+                f"{resumed}")
 
 
 def _load(model_dir, allow_pickle, max_pixels, n_jobs):
@@ -213,14 +226,31 @@ def _neighbour_index(neighbours, options, model_dir):
 
 
 def _predicted_rows(pipe, files, options, scheduler, parts_dir, partition_size):
-    """The rows, one file at a time here, or all at once from Dask."""
-    if scheduler is None:
-        return predict_files(pipe, files, **options)
-    from .distributed import predict_partitioned
+    """(files read back from ``parts_dir``, the rows in file order, lazily).
+
+    With ``parts_dir`` (a CSV file), here as on Dask, the rows go through
+    partitions kept in ``parts_dir`` (:func:`~hybridclf.distributed.
+    partitioned_rows`), so a stopped run goes on where it stopped; they need
+    pyarrow, without which a run here predicts file by file, from the start.
+    """
+    if scheduler is None and (parts_dir is None or not _have_pyarrow()):
+        return 0, predict_files(pipe, files, **options)
+    from .distributed import partitioned_rows
 
     with _client(scheduler) as client:
-        return predict_partitioned(pipe, files, client=client, parts_dir=parts_dir,
-                                   partition_size=partition_size, **options)
+        resumed, rows = partitioned_rows(
+            pipe, files, client=client, parts_dir=parts_dir,
+            partition_size=partition_size, **options)
+        if client is None:
+            return resumed, rows
+        return resumed, iter(list(rows))  # the cluster closes with the block
+
+
+def _have_pyarrow():
+    """Whether pyarrow (the 'scale' extra) can be imported, without importing it."""
+    import importlib.util
+
+    return importlib.util.find_spec("pyarrow") is not None
 
 
 def _without_own_output(files, inputs, paths=(), folders=()):
@@ -285,10 +315,14 @@ def predict_to_csv(model_dir, inputs, output, *, batch_size=32, threshold=None,
         predicted. A CSV file (a regular one, not ``/dev/stdout``) is
         written as ``<output>.partial`` and renamed
         to ``output`` once every row is in, so an interrupted run leaves
-        ``output`` as it was (a rerun predicts every file again) and its rows
-        so far in ``<output>.partial``. On Dask, the finished
-        partitions of a CSV file are kept in ``<output>.parts`` until it is
-        written, so an interrupted run goes on where it stopped.
+        ``output`` as it was and its rows so far in ``<output>.partial``.
+        The rows of each finished partition (``partition_size`` files) are
+        kept in ``<output>.parts`` until the CSV is written, here as on
+        Dask, so a rerun after an interrupted run goes on where it stopped
+        (here this needs pyarrow, the ``scale`` extra; without it a rerun
+        predicts every file again). The rerun must predict the same files
+        with the same model and settings, or it is refused with the
+        folder to delete.
 
     batch_size, top_k, progress
         As in :func:`~hybridclf.prediction.predict_files`.
@@ -335,8 +369,10 @@ def predict_to_csv(model_dir, inputs, output, *, batch_size=32, threshold=None,
     partial = f"{os.fspath(output)}.partial" if is_path and (
         os.path.isfile(output) or not os.path.exists(output)) else None
     parts = f"{os.fspath(output)}.parts" if partial else None
-    rows = _predicted_rows(pipe, files, options, scheduler, parts, partition_size)
-    counts = BatchPrediction(len(files), output=os.fspath(output) if is_path else None)
+    resumed, rows = _predicted_rows(pipe, files, options, scheduler, parts,
+                                    partition_size)
+    counts = BatchPrediction(len(files), output=os.fspath(output) if is_path else None,
+                             n_resumed=resumed)
     # UTF-8 whatever the locale, as every CSV hybridclf writes; a file name
     # that is not valid in the file system's encoding keeps its bytes
     with (open(partial or output, "w", newline="", encoding="utf-8",

@@ -50,7 +50,8 @@ The package's modules, one concept each:
 - ``_run``: one task per partition, here or on the cluster's workers;
 - ``_parquet``: the Parquet tables of the partitions (:func:`read_features`);
 - ``_extract``: :func:`extract_features` and its :class:`ExtractResult`;
-- ``_predict``: :func:`predict_partitioned`.
+- ``_predict``: :func:`predict_partitioned` (and :func:`partitioned_rows`, its
+  rows as they come).
 """
 
 # MANIFEST is public too, outside __all__ as before
@@ -58,7 +59,7 @@ from ._cluster import dask_client, parse_scheduler
 from ._extract import ExtractResult, extract_features
 from ._parquet import read_features
 from ._partitions import MANIFEST, partition_files  # noqa: F401
-from ._predict import predict_partitioned
+from ._predict import partitioned_rows, predict_partitioned
 
 __all__ = [
     "ExtractResult",
@@ -66,6 +67,7 @@ __all__ = [
     "extract_features",
     "parse_scheduler",
     "partition_files",
+    "partitioned_rows",
     "predict_partitioned",
     "read_features",
 ]
