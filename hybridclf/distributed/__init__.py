@@ -24,7 +24,9 @@ How the work is split and sent:
   network on the worker, on first use;
 - a partition's file is written under a hidden temporary name and renamed
   when complete, so a killed task leaves no half file; a rerun on the same
-  output folder only computes the partitions whose file is missing. When a
+  output folder only computes the partitions whose file is missing, and one
+  after files were added to the list computes only those (in partitions
+  numbered after the others). When a
   worker dies, Dask runs its tasks again on another one; a task that finds its
   partition already written does nothing, so no row is lost or duplicated;
 - a file that cannot be read gives a row with its ``error``; it never stops
@@ -35,7 +37,8 @@ columns ``file`` (string), ``error`` (string, ``""`` when read) and
 ``features`` (``fixed_size_list<float32>``, null when unreadable). The folder
 is a Parquet dataset: ``pyarrow.parquet.read_table(folder)``,
 ``pandas.read_parquet(folder)``, DuckDB or Spark read it as one table;
-:func:`read_features` returns it as NumPy arrays in file order. The column
+:func:`read_features` returns it as NumPy arrays in file order (the files
+added by a later run after the others). The column
 names of the features (``hog__...``, ``color__red_bin3``, ...) and the
 feature blocks are in ``_hybridclf.json`` beside the parts.
 

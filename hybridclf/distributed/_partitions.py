@@ -3,7 +3,9 @@
 :func:`partition_files` cuts a file list, in its order, into partitions;
 partition ``i`` is written to ``part-<i>.parquet`` under a hidden temporary
 name first (``_write_atomic``), and the folder's manifest (:data:`MANIFEST`)
-ties it to one model, file list and partition size (``_check_manifest``).
+ties it to one model, file list and partition size (``_check_manifest``;
+``extract_features`` lets a later run add files, in partitions of their
+own).
 """
 
 import hashlib
@@ -92,7 +94,12 @@ def _write_atomic(table, path):
         pq.write_table(table, tmp)
 
 
-def _check_manifest(output, manifest):
+def _read_manifest(output):
+    """The manifest of an output folder; None when it has none and is empty.
+
+    Raises ValueError for a manifest that is not hybridclf's, and for a
+    folder of other files (a dataset, a model directory...).
+    """
     path = os.path.join(output, MANIFEST)
     if os.path.exists(path):
         try:
@@ -105,20 +112,7 @@ def _check_manifest(output, manifest):
                 f"The output folder {output!r} holds a {MANIFEST} that is not the "
                 f"one hybridclf writes ({str(old)[:80]}). Delete the folder to start "
                 "again, or use a new output folder.")
-        keys = ("kind", "partition_size", "n_files", "files_sha256", "neighbours",
-                "answers")
-        if manifest.get("model") is not None:
-            keys += ("model",)
-        if any(old.get(k) != manifest.get(k) for k in keys):
-            raise ValueError(
-                f"The output folder {output!r} holds partitions of another model, "
-                "file list, partition size, number of neighbours or open-set "
-                "settings (threshold, OOD check, top-k) "
-                f"({old.get('n_files')} files in partitions of "
-                f"{old.get('partition_size')}). Use a new output folder, or "
-                "delete this one to start again."
-            )
-        return
+        return old
     others = sorted(n for n in os.listdir(output)
                     if not n.startswith(f".{MANIFEST}."))  # a write cut short
     if others:
@@ -130,6 +124,39 @@ def _check_manifest(output, manifest):
             "mixed with or taken for partitions. Use a new or empty output "
             "folder."
         )
+    return None
+
+
+def _write_manifest(output, manifest):
     # written whole or not at all: a rerun reads it to resume
+    path = os.path.join(output, MANIFEST)
     with written_whole(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         json.dump(manifest, fh)
+
+
+def _same_work(old, manifest, keys=("kind", "partition_size", "n_files",
+                                    "files_sha256", "neighbours", "answers")):
+    """Whether a folder's manifest is of the work ``manifest`` describes."""
+    if manifest.get("model") is not None:
+        keys += ("model",)
+    return all(old.get(k) == manifest.get(k) for k in keys)
+
+
+def _another_work(output, old):
+    return ValueError(
+        f"The output folder {output!r} holds partitions of another model, "
+        "file list, partition size, number of neighbours or open-set "
+        "settings (threshold, OOD check, top-k) "
+        f"({old.get('n_files')} files in partitions of "
+        f"{old.get('partition_size')}). Use a new output folder, or "
+        "delete this one to start again."
+    )
+
+
+def _check_manifest(output, manifest):
+    """Refuse a folder of other work; write ``manifest`` into a new one."""
+    old = _read_manifest(output)
+    if old is None:
+        _write_manifest(output, manifest)
+    elif not _same_work(old, manifest):
+        raise _another_work(output, old)
