@@ -4,8 +4,10 @@ The ground rule: a file that cannot be read is reported with the reason or
 loaded, never stops a whole run and is never dropped silently.
 """
 
+import csv
 import json
 import logging
+import os
 import shutil
 import warnings
 
@@ -109,3 +111,32 @@ def test_train_names_the_left_out_photos_when_too_few_remain(
                      str(tmp_path / "model"), "--no-cache", "--n-jobs", "1"]) == 1
     assert "at least two classes" in capsys.readouterr().err
     assert not (tmp_path / "model" / "model.json").exists()
+
+
+@pytest.mark.parametrize("command", ["predict", "extract"])
+def test_a_broken_link_named_as_input_is_a_row_not_the_end(command, model_dir,
+                                                           texture_folder,
+                                                           tmp_path, capsys):
+    # a symbolic link loop (or to a deleted file) named on the command line
+    # stopped the run: "The input ... does not exist"; inside a folder it was
+    # a row with its reason
+    (tmp_path / "loop_a").symlink_to(tmp_path / "loop_b")
+    (tmp_path / "loop_b").symlink_to(tmp_path / "loop_a")
+    (tmp_path / "gone.jpg").symlink_to(tmp_path / "deleted.jpg")
+    good = str(texture_folder / "brick" / "0.png")
+    output = (["--output", str(tmp_path / "p.csv")] if command == "predict"
+              else ["--output-dir", str(tmp_path / "features")])
+    assert main([command, "--model-dir", str(model_dir), good,
+                 str(tmp_path / "loop_a"), str(tmp_path / "gone.jpg"),
+                 *output]) == 0
+    printed = capsys.readouterr().out
+    assert "2 unreadable" in printed
+    if command == "predict":
+        with open(tmp_path / "p.csv", newline="", encoding="utf-8") as fh:
+            rows = {os.path.basename(r["file"]): r for r in csv.DictReader(fh)}
+        assert rows["0.png"]["label"] == "brick"
+        assert "a loop of symbolic links" in rows["loop_a"]["error"]
+        assert "deleted.jpg', which does not exist" in rows["gone.jpg"]["error"]
+    else:
+        assert "loop_a: cannot be read" in printed
+        assert "gone.jpg: cannot be read" in printed
