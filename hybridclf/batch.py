@@ -320,9 +320,9 @@ def predict_to_csv(model_dir, inputs, output, *, batch_size=32, threshold=None,
         kept in ``<output>.parts`` until the CSV is written, here as on
         Dask, so a rerun after an interrupted run goes on where it stopped
         (here this needs pyarrow, the ``scale`` extra; without it a rerun
-        predicts every file again). The rerun must predict the same files
-        with the same model and settings, or it is refused with the
-        folder to delete.
+        predicts every file again). A rerun with another model or other
+        settings is refused with the folder to delete; one with another
+        file list (photos added) predicts every file again.
 
     batch_size, top_k, progress
         As in :func:`~hybridclf.prediction.predict_files`.

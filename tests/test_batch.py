@@ -130,6 +130,33 @@ def test_a_stopped_predict_goes_on_where_it_stopped(digits, tmp_path, monkeypatc
                                        top_k=1)
 
 
+def test_a_stopped_predict_then_photos_added_predicts_them_all(digits, tmp_path,
+                                                               monkeypatch, caplog):
+    # the rows kept by a stopped run are of the old file list: the run after
+    # photos were added must not be refused for it (a run without kept rows
+    # was not), and must not mix them in
+    import shutil
+
+    import hybridclf.batch
+
+    photos = tmp_path / "photos"
+    shutil.copytree(digits / "digits", photos)
+    model, output = digits / "model", tmp_path / "predictions.csv"
+    _stopped_after(monkeypatch, 10)
+    with pytest.raises(KeyboardInterrupt):
+        hybridclf.batch.predict_to_csv(model, [photos], output, partition_size=4)
+    first = sorted(p for p in photos.rglob("*.png"))[0]
+    shutil.copy(first, first.parent / "added.png")
+    predicted = _stopped_after(monkeypatch, None)
+    counts = hybridclf.batch.predict_to_csv(model, [photos], output,
+                                            partition_size=4)
+    assert counts.n_files == 21 and counts.n_resumed == 0 and len(predicted) == 21
+    assert "another file list" in caplog.text
+    fresh = tmp_path / "fresh.csv"
+    hybridclf.batch.predict_to_csv(model, [photos], fresh)
+    assert output.read_bytes() == fresh.read_bytes()
+
+
 def test_a_device_as_the_output_is_written_as_it_is(digits, tmp_path):
     # --output /dev/stdout (or /dev/null, a named pipe) must stay a device:
     # no '/dev/stdout.partial' renamed over it

@@ -8,21 +8,28 @@ gives the same rows lazily, as they come (``hybridclf predict``'s CSV).
 """
 
 import json
+import logging
 import os
 
 from ..utils._optional import import_or_raise
 from ._parquet import _rows_table, _table_rows
 from ._partitions import (
+    _PART,
+    MANIFEST,
     _check_manifest,
     _files_digest,
     _model_digest,
     _part_name,
+    _read_manifest,
+    _same_work,
     _write_atomic,
     partition_files,
 )
 from ._run import _run
 
 __all__ = ["partitioned_rows", "predict_partitioned"]
+
+logger = logging.getLogger(__name__)
 
 
 def _predict_partition(pipe, files, index, batch_size, proba_threshold,
@@ -50,6 +57,28 @@ def _answers(proba_threshold, ood_thresholds, novelty, top_k):
                   k: v for k, v in novelty.items() if k != "index"},
               "top_k": top_k}
     return json.loads(json.dumps(checks, default=str))  # as read back
+
+
+def _clear_other_file_list(parts_dir, manifest):
+    """Delete the kept rows of a stopped run over another file list.
+
+    Photos added to (or removed from) a folder between a stopped run and
+    the next change every partition's files; those rows were kept only to
+    write a CSV that was never written, so the run starts again (with a
+    warning) rather than refusing. Another model or other settings are
+    still refused by ``_check_manifest``: their rows are no longer the
+    answers asked for, and the user should know.
+    """
+    old = _read_manifest(parts_dir)
+    if old is None or _same_work(old, manifest) or not _same_work(
+            old, manifest, keys=("kind", "partition_size", "neighbours", "answers")):
+        return
+    logger.warning("%s kept the rows of a stopped run over another file list "
+                   "(%s files, now %d): predicting every file again", parts_dir,
+                   old.get("n_files"), manifest["n_files"])
+    for name in os.listdir(parts_dir):
+        if _PART.match(name) or name == MANIFEST:
+            os.remove(os.path.join(parts_dir, name))
 
 
 def predict_partitioned(pipe, files, *, client=None, parts_dir=None,
@@ -141,7 +170,7 @@ def partitioned_rows(pipe, files, *, client=None, parts_dir=None,
         pq = import_or_raise("pyarrow.parquet", "Parquet output")
         parts_dir = os.fspath(parts_dir)
         os.makedirs(parts_dir, exist_ok=True)
-        _check_manifest(parts_dir, {
+        manifest = {
             "kind": "predict", "partition_size": partition_size,
             "n_files": len(files), "files_sha256": _files_digest(files),
             "n_partitions": len(partitions), "model": _model_digest(pipe),
@@ -149,7 +178,9 @@ def partitioned_rows(pipe, files, *, client=None, parts_dir=None,
             # the rows' labels and top guesses: a rerun with another
             # --threshold, --no-ood, --closed-set or --top-k kept the old ones
             "answers": _answers(proba_threshold, ood_thresholds, novelty, top_k),
-        })
+        }
+        _clear_other_file_list(parts_dir, manifest)
+        _check_manifest(parts_dir, manifest)
         done = {i for i in range(len(partitions))
                 if os.path.exists(os.path.join(parts_dir, _part_name(i)))}
     todo = [i for i in range(len(partitions)) if i not in done]
