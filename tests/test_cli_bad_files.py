@@ -140,3 +140,22 @@ def test_a_broken_link_named_as_input_is_a_row_not_the_end(command, model_dir,
     else:
         assert "loop_a: cannot be read" in printed
         assert "gone.jpg: cannot be read" in printed
+
+
+def test_quickstart_serves_a_readable_photo_when_the_first_is_not(
+        model_dir, texture_folder, tmp_path, capsys):
+    # quickstart --data-dir my_photos/ whose first photo is truncated: the
+    # inspection, training and evaluation went past it, then its last step
+    # sent it to the service and ended on "HTTP Error 400: Bad Request"
+    pytest.importorskip("fastapi")
+    from hybridclf.cli._quickstart import _serve_once
+
+    data = tmp_path / "data"
+    shutil.copytree(texture_folder, data)
+    good = (data / "brick" / "0.png").read_bytes()
+    (data / "brick" / "0-cut.png").write_bytes(good[: len(good) // 2])
+    (data / "brick" / "0-notes.png").write_text("not a photo")
+    _serve_once(str(model_dir), str(data))
+    printed = capsys.readouterr().out
+    assert f"with {data / 'brick' / '0.png'}:" in printed
+    assert "predicted_class='brick'" in printed
