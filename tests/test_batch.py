@@ -59,6 +59,27 @@ def digits(tmp_path_factory):
     return root
 
 
+def _stopped_after(monkeypatch, n_rows):
+    """Make the predictions stop (Ctrl+C) after ``n_rows`` rows; count the files."""
+    import hybridclf.batch
+    import hybridclf.prediction
+    from hybridclf.prediction._files import predict_files as real
+
+    predicted = []
+
+    def stopping(*args, **kwargs):
+        for row in real(*args, **kwargs):
+            if n_rows is not None and len(predicted) == n_rows:
+                raise KeyboardInterrupt
+            predicted.append(row["file"])
+            yield row
+
+    # the partitions' function, and the one for a stream or without pyarrow
+    monkeypatch.setattr(hybridclf.prediction, "predict_files", stopping)
+    monkeypatch.setattr(hybridclf.batch._predict, "predict_files", stopping)
+    return predicted
+
+
 def test_an_interrupted_predict_keeps_the_last_csv_and_leaves_a_partial_one(
         digits, tmp_path, monkeypatch):
     # Ctrl+C at file 5 of 20 left predictions.csv holding 5 rows that read as
@@ -69,21 +90,72 @@ def test_an_interrupted_predict_keeps_the_last_csv_and_leaves_a_partial_one(
     whole = hybridclf.batch.predict_to_csv(digits / "model", [digits / "digits"],
                                            output)
     before = output.read_bytes()
-    predict_files = hybridclf.batch._predict.predict_files
-
-    def interrupted(*args, **kwargs):
-        for i, row in enumerate(predict_files(*args, **kwargs)):
-            if i == 5:
-                raise KeyboardInterrupt
-            yield row
-
-    monkeypatch.setattr(hybridclf.batch._predict, "predict_files", interrupted)
+    _stopped_after(monkeypatch, 5)
     with pytest.raises(KeyboardInterrupt):
-        hybridclf.batch.predict_to_csv(digits / "model", [digits / "digits"], output)
+        hybridclf.batch.predict_to_csv(digits / "model", [digits / "digits"], output,
+                                       partition_size=4)
     assert output.read_bytes() == before
     assert len(before.splitlines()) == whole.n_files + 1
+    # the rows of the one partition finished
     partial = (tmp_path / "predictions.csv.partial").read_text().splitlines()
-    assert len(partial) == 1 + 5
+    assert len(partial) == 1 + 4
+
+
+def test_a_stopped_predict_goes_on_where_it_stopped(digits, tmp_path, monkeypatch):
+    # Ctrl+C half way through a folder, then the same command again: every
+    # file was predicted again from the first (only on Dask did it go on)
+    import hybridclf.batch
+
+    model, photos = digits / "model", [digits / "digits"]
+    whole = tmp_path / "whole.csv"
+    hybridclf.batch.predict_to_csv(model, photos, whole)
+    output = tmp_path / "predictions.csv"
+    _stopped_after(monkeypatch, 10)
+    with pytest.raises(KeyboardInterrupt):
+        hybridclf.batch.predict_to_csv(model, photos, output, partition_size=4)
+    assert not output.exists()
+    predicted = _stopped_after(monkeypatch, None)
+    counts = hybridclf.batch.predict_to_csv(model, photos, output, partition_size=4)
+    # two partitions of 4 were finished: read back, not predicted again
+    assert counts.n_resumed == 8 and len(predicted) == 12
+    assert "(8 of them from the stopped run's" in counts.summary()
+    assert output.read_bytes() == whole.read_bytes()
+    assert not (tmp_path / "predictions.csv.parts").exists()
+    assert not (tmp_path / "predictions.csv.partial").exists()
+    # a run with other settings is refused, naming the folder to delete
+    _stopped_after(monkeypatch, 3)
+    with pytest.raises(KeyboardInterrupt):
+        hybridclf.batch.predict_to_csv(model, photos, output, partition_size=2)
+    with pytest.raises(ValueError, match=r"predictions\.csv\.parts.*delete"):
+        hybridclf.batch.predict_to_csv(model, photos, output, partition_size=2,
+                                       top_k=1)
+
+
+def test_a_stopped_predict_then_photos_added_predicts_them_all(digits, tmp_path,
+                                                               monkeypatch, caplog):
+    # the rows kept by a stopped run are of the old file list: the run after
+    # photos were added must not be refused for it (a run without kept rows
+    # was not), and must not mix them in
+    import shutil
+
+    import hybridclf.batch
+
+    photos = tmp_path / "photos"
+    shutil.copytree(digits / "digits", photos)
+    model, output = digits / "model", tmp_path / "predictions.csv"
+    _stopped_after(monkeypatch, 10)
+    with pytest.raises(KeyboardInterrupt):
+        hybridclf.batch.predict_to_csv(model, [photos], output, partition_size=4)
+    first = sorted(p for p in photos.rglob("*.png"))[0]
+    shutil.copy(first, first.parent / "added.png")
+    predicted = _stopped_after(monkeypatch, None)
+    counts = hybridclf.batch.predict_to_csv(model, [photos], output,
+                                            partition_size=4)
+    assert counts.n_files == 21 and counts.n_resumed == 0 and len(predicted) == 21
+    assert "another file list" in caplog.text
+    fresh = tmp_path / "fresh.csv"
+    hybridclf.batch.predict_to_csv(model, [photos], fresh)
+    assert output.read_bytes() == fresh.read_bytes()
 
 
 def test_a_csv_file_has_a_byte_order_mark_for_excel_and_a_stream_none(

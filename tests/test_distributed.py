@@ -176,6 +176,42 @@ def test_another_model_in_the_same_output_is_refused(model_dir, images, tmp_path
         extract_features(other, files, tmp_path / "f")
 
 
+def _by_name(output):
+    names, features, errors = read_features(output)
+    return {n: (f, e) for n, f, e in zip(names, features, errors)}
+
+
+def test_photos_added_since_an_extract_are_the_only_ones_computed(
+        model_dir, images, tmp_path):
+    # 'hybridclf extract photos/' again after photos were added to photos/
+    # was refused ("holds partitions of another ... file list"): every
+    # photo had to be computed again in a new folder
+    pipe = load_model(model_dir)
+    files = _files(images)
+    before = [f for i, f in enumerate(files) if i % 4]  # the added ones interleaved
+    out = tmp_path / "f"
+    extract_features(pipe, before, out, partition_size=8)  # partitions 0 to 3
+    added = extract_features(pipe, files, out, partition_size=8)
+    assert (added.skipped, added.computed) == ([0, 1, 2, 3], [4, 5])
+    assert added.n_files == 42 and len(added.errors) == 2
+    fresh = extract_features(pipe, files, tmp_path / "fresh", partition_size=8)
+    assert fresh.computed == [0, 1, 2, 3, 4, 5]
+    got, expected = _by_name(out), _by_name(tmp_path / "fresh")
+    assert set(got) == set(files)
+    for name, (features, error) in expected.items():
+        np.testing.assert_array_equal(got[name][0], features)
+        assert got[name][1] == error
+    # stopped while computing the added photos: taken up where it stopped
+    os.remove(out / "part-00005.parquet")
+    again = extract_features(pipe, files, out, partition_size=8)
+    assert again.computed == [5] and _by_name(out).keys() == got.keys()
+    assert extract_features(pipe, files, out, partition_size=8).computed == []
+    # a photo removed since: refused, naming it (its features are in there)
+    with pytest.raises(ValueError, match=r"(?s)1 file\(s\) that are no longer "
+                       r"among the inputs \(such as '.*"):
+        extract_features(pipe, files[1:], out, partition_size=8)
+
+
 def test_a_rerun_with_other_threads_resumes(model_dir, images, tmp_path):
     # 'hybridclf extract' stopped, then run again with another --n-jobs, was
     # refused: "holds partitions of another model"

@@ -355,6 +355,27 @@ def test_label_check_skips_a_class_of_copies_of_one_photo(texture_folder, tmp_pa
     assert line.endswith("; not checked (fewer independent images than folds): sky")
 
 
+def test_label_check_leaves_out_a_photo_too_small_to_load(texture_folder,
+                                                         tmp_path):
+    # 'hybridclf inspect --labels' on a folder with a 1x1 PNG stopped with
+    # "Cannot load image ...: too small" and wrote no report: the inspector
+    # decodes it (and reports it too small), the check's loader refuses it
+    root = tmp_path / "data"
+    shutil.copytree(texture_folder, root)
+    Image.new("RGB", (1, 1), (90, 90, 90)).save(root / "brick" / "dot.png")
+    report = inspect_dataset(root, quick=True, labels=True, n_jobs=1)
+    assert report.label_check["n_checked"] == 24
+    (left,) = report.label_check["left_out"]
+    assert left["file"].endswith("dot.png") and "too small" in left["reason"]
+    (line,) = [x for x in report.summary().splitlines()
+               if x.startswith("Likely wrong labels:")]
+    assert "dot.png: too small" in line
+    assert "too_small" in {i["kind"] for f in report.files
+                           if f["file"].endswith("dot.png") for i in f["issues"]}
+    html = open(report.save(tmp_path / "out")["html"], encoding="utf-8").read()
+    assert "Not checked (the quick model cannot load them)" in html
+
+
 def test_an_augmented_folder_groups_each_copy_with_its_source(texture_folder,
                                                              tmp_path):
     """``hybridclf inspect --quick`` on a folder that ``hybridclf augment``

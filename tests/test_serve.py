@@ -965,6 +965,28 @@ def test_without_a_threshold_the_request_uses_the_models_learned_one(
     assert given["predicted_class"] == "brick"
 
 
+@pytest.mark.parametrize("route", ["/predict", "/feedback"])
+def test_an_empty_image_is_a_400_with_the_reason(model_dir, tmp_path, route):
+    # a zero-byte photo sent to /predict was answered 422 "image_data: String
+    # should have at least 1 character" (the schema's words, and no log
+    # line), where the docs, a batch and /predict/file say 400 and why
+    from hybridclf.serve import create_app
+
+    log = tmp_path / "answers.jsonl"
+    app = create_app(model_dir, log_predictions=log,
+                     feedback_dir=tmp_path / "feedback")
+    body = {"image_data": ""}
+    if route == "/feedback":
+        body["label"] = "brick"
+    with _Server(app) as client:
+        answer = client.post(route, json=body)
+    assert answer.status_code == 400
+    assert "'image_data' field decodes to no bytes. Send a non-empty image" in (
+        answer.json()["error_message"])
+    if route == "/predict":
+        assert "no bytes" in log.read_text()
+
+
 def test_every_answer_has_a_prediction_log_line_errors_included(model_dir, brick,
                                                                 tmp_path):
     # a single /predict with bad base64 (or an empty file) had no line, while

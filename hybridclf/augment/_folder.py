@@ -16,7 +16,7 @@ import numpy as np
 from sklearn.base import clone
 
 from ..exceptions import ImageLoadError
-from ..io import read_image, scan_image_folder
+from ..io import log_skipped, read_image, scan_image_folder
 from ..utils._parallel import run_chunked
 from ._folder_output import (
     MANIFEST_NAME,
@@ -218,8 +218,7 @@ def augment_folder(input_dir, output_dir, augmenter=None, *, progress=False):
 
     flags, failures = _check_all(paths, augmenter.n_jobs, progress)
     skipped += failures
-    for path, reason in skipped:
-        logger.warning("Not used: %s: %s", path, reason)
+    log_skipped(skipped, what="Not used:")  # reported in the result's 'skipped'
     readable = [i for i, ok in enumerate(flags) if ok]
     if not readable:
         raise ValueError(

@@ -9,7 +9,7 @@ refused (``_check_csv_output``).
 During it: :class:`_CsvOutput` sends the rows of a CSV *file* to
 ``<output>.partial``, renamed to ``output`` once every row is in, so an
 interrupted run never leaves a short CSV that reads as whole, nor destroys
-the last one; on Dask the finished partitions wait in ``<output>.parts``
+the last one; the finished partitions wait in ``<output>.parts``
 until then. A stream, ``/dev/stdout``, ``/dev/null`` or a named pipe is
 written as it is. A file has the byte-order mark of every CSV file
 hybridclf writes (:mod:`hybridclf.utils._csv`, for spreadsheets); the

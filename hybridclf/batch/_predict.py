@@ -2,8 +2,9 @@
 
 :func:`predict_to_csv` expands the inputs into files
 (:func:`~hybridclf.prediction.iter_image_files`), predicts them in batches
-here (:func:`~hybridclf.prediction.predict_files`) or on a Dask cluster
-(:func:`~hybridclf.distributed.predict_partitioned`), and writes one row per
+(:func:`~hybridclf.prediction.predict_files`), here or on a Dask cluster,
+through partitions whose rows are kept for a rerun when the output is a CSV
+file (:func:`~hybridclf.distributed.partitioned_rows`), and writes one row per
 file as it comes (``_columns``) to the output (``_output``), counting the
 files predicted, unknown and unreadable (:class:`BatchPrediction`). An
 unreadable file is a row with its reason, never the end of a run.
@@ -38,6 +39,10 @@ class BatchPrediction:
     n_files, n_predicted, n_unknown, n_unreadable : int
         Files, and those given a class, ``unknown`` or an error.
 
+    n_resumed : int
+        Files whose rows were read back from ``<output>.parts``, kept by an
+        earlier run of the same command that was stopped.
+
     output : str or None
         The CSV file written, or None when the rows went to a stream.
     """
@@ -47,22 +52,46 @@ class BatchPrediction:
     n_unknown: int = 0
     n_unreadable: int = 0
     output: str | None = None
+    n_resumed: int = 0
 
     def summary(self):
-        """One line: ``"N files: P predicted, U unknown, E unreadable"``."""
+        """One line: ``"N files: P predicted, U unknown, E unreadable"``.
+
+        After a stopped run, it adds how many rows were taken from it.
+        """
+        resumed = (f" ({self.n_resumed} of them from the stopped run's "
+                   f"{self.output}.parts)" if self.n_resumed else "")
         return (f"{self.n_files} files: {self.n_predicted} predicted, "
-                f"{self.n_unknown} unknown, {self.n_unreadable} unreadable")
+                f"{self.n_unknown} unknown, {self.n_unreadable} unreadable"
+                f"{resumed}")
 
 
 def _predicted_rows(pipe, files, options, scheduler, parts_dir, partition_size):
-    """The rows, one file at a time here, or all at once from Dask."""
-    if scheduler is None:
-        return predict_files(pipe, files, **options)
-    from ..distributed import predict_partitioned
+    """(files read back from ``parts_dir``, the rows in file order, lazily).
+
+    With ``parts_dir`` (a CSV file), here as on Dask, the rows go through
+    partitions kept in ``parts_dir`` (:func:`~hybridclf.distributed.
+    partitioned_rows`), so a stopped run goes on where it stopped; they need
+    pyarrow, without which a run here predicts file by file, from the start.
+    """
+    if scheduler is None and (parts_dir is None or not _have_pyarrow()):
+        return 0, predict_files(pipe, files, **options)
+    from ..distributed import partitioned_rows
 
     with _client(scheduler) as client:
-        return predict_partitioned(pipe, files, client=client, parts_dir=parts_dir,
-                                   partition_size=partition_size, **options)
+        resumed, rows = partitioned_rows(
+            pipe, files, client=client, parts_dir=parts_dir,
+            partition_size=partition_size, **options)
+        if client is None:
+            return resumed, rows
+        return resumed, iter(list(rows))  # the cluster closes with the block
+
+
+def _have_pyarrow():
+    """Whether pyarrow (the 'scale' extra) can be imported, without importing it."""
+    import importlib.util
+
+    return importlib.util.find_spec("pyarrow") is not None
 
 
 @Substitution(settings=_SETTINGS_DOC)
@@ -97,10 +126,14 @@ def predict_to_csv(model_dir, inputs, output, *, batch_size=32, threshold=None,
         as UTF-8 (:mod:`hybridclf.utils._csv`; a stream has none), and is
         written as ``<output>.partial`` and renamed
         to ``output`` once every row is in, so an interrupted run leaves
-        ``output`` as it was (a rerun predicts every file again) and its rows
-        so far in ``<output>.partial``. On Dask, the finished
-        partitions of a CSV file are kept in ``<output>.parts`` until it is
-        written, so an interrupted run goes on where it stopped.
+        ``output`` as it was and its rows so far in ``<output>.partial``.
+        The rows of each finished partition (``partition_size`` files) are
+        kept in ``<output>.parts`` until the CSV is written, here as on
+        Dask, so a rerun after an interrupted run goes on where it stopped
+        (here this needs pyarrow, the ``scale`` extra; without it a rerun
+        predicts every file again). A rerun with another model or other
+        settings is refused with the folder to delete; one with another
+        file list (photos added) predicts every file again.
 
     batch_size, top_k, progress
         As in :func:`~hybridclf.prediction.predict_files`.
@@ -141,10 +174,11 @@ def predict_to_csv(model_dir, inputs, output, *, batch_size=32, threshold=None,
     if neighbours:
         options.update(neighbours=neighbours, index=index)
     target = _CsvOutput(output)
-    rows = _predicted_rows(pipe, files, options, scheduler, target.parts,
-                           partition_size)
+    resumed, rows = _predicted_rows(pipe, files, options, scheduler, target.parts,
+                                    partition_size)
     counts = BatchPrediction(len(files),
-                             output=os.fspath(output) if target.is_path else None)
+                             output=os.fspath(output) if target.is_path else None,
+                             n_resumed=resumed)
     with target.open() as fh:
         writer = csv.writer(fh)
         writer.writerow(csv_columns(neighbours))

@@ -29,7 +29,9 @@ _SETTINGS_DOC = """allow_pickle : bool, default=False
         (:func:`~hybridclf.distributed.dask_client`); None runs here.
 
     partition_size : int, default=256
-        Files per partition on Dask: the unit of work and of retry.
+        Files per partition: on Dask the unit of work and of retry, and for
+        :func:`predict_to_csv`'s CSV file the rows kept for a rerun after a
+        stopped run (here too).
 """
 
 

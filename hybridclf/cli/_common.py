@@ -266,7 +266,8 @@ def add_scheduler(parser, *, partitions):
         parser.add_argument(
             "--partition-size", type=positive_int, default=256, metavar="N",
             help="files per partition: one Dask task, the unit of retry and "
-            "of output (default: %(default)s)",
+            "of output, and what a rerun after a stopped run takes up again "
+            "(default: %(default)s)",
         )
 
 

@@ -22,7 +22,8 @@ def format_parser(parser):
         "names, to a Parquet dataset folder: one part-NNNNN.parquet per "
         "partition of files, with the columns file, error and features. "
         "Partitions already written are skipped, so a rerun completes an "
-        "interrupted one; unreadable files are listed, not fatal."
+        "interrupted one, and after photos were added to the inputs computes "
+        "only those; unreadable files are listed, not fatal."
     )
     add_model_dir(parser)
     add_inputs(parser)

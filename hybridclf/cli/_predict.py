@@ -56,10 +56,19 @@ def run(args):
     with command_imports():
         from ..batch import predict_to_csv
 
-    counts = predict_to_csv(
-        args.model_dir, args.inputs, args.output or sys.stdout,
-        threshold=args.threshold, ood=not args.no_ood, closed_set=args.closed_set,
-        top_k=args.top_k, neighbours=args.neighbours, **batch_options(args))
+    try:
+        counts = predict_to_csv(
+            args.model_dir, args.inputs, args.output or sys.stdout,
+            threshold=args.threshold, ood=not args.no_ood,
+            closed_set=args.closed_set, top_k=args.top_k,
+            neighbours=args.neighbours, **batch_options(args))
+    except KeyboardInterrupt:
+        parts = f"{args.output}.parts"
+        if args.output and os.path.isdir(parts):
+            sys.stderr.write(f"the rows of the finished partitions are kept in "
+                             f"{parts}: run the same command again to go on "
+                             "where it stopped\n")
+        raise
     if args.output:
         out(counts.summary())
         out(f"Predictions written to {os.path.abspath(args.output)}")

@@ -130,6 +130,7 @@ def _print_training(training):
     counts = training.class_counts.values()
     out(f"{training.n_images} images in {len(counts)} classes "
         f"({min(counts)} to {max(counts)} per class)")
+    _print_undecodable(training)
     n_shared, n_shared_groups = training.n_grouped_images
     out(f"{training.n_groups} groups ({n_shared} images in {n_shared_groups} "
         f"group(s) of two or more; {training.group_source}) in "
@@ -184,6 +185,22 @@ def _print_training(training):
             f"out-of-fold accuracy {c['cascade_accuracy'] or float('nan'):.3f} "
             f"(full model {c['full_accuracy'] or float('nan'):.3f}), worst fold "
             f"{c['worst_fold_loss']} photo(s) lost")
+
+
+def _print_undecodable(training):
+    """The files left out because they could not be decoded, with the reason.
+
+    Those the folder walk did not take were named in its warning already;
+    the model card and model.json list both.
+    """
+    n = training.n_undecodable
+    if not n:
+        return
+    out(f"{n} file(s) could not be decoded and were left out of the training "
+        "(model.json and README.md in the model directory list every file "
+        "left out):")
+    for name, reason in training.unreadable[-n:]:
+        out(f"  {name}: {reason}")
 
 
 def _print_test_part(part):

@@ -24,7 +24,9 @@ How the work is split and sent:
   network on the worker, on first use;
 - a partition's file is written under a hidden temporary name and renamed
   when complete, so a killed task leaves no half file; a rerun on the same
-  output folder only computes the partitions whose file is missing. When a
+  output folder only computes the partitions whose file is missing, and one
+  after files were added to the list computes only those (in partitions
+  numbered after the others). When a
   worker dies, Dask runs its tasks again on another one; a task that finds its
   partition already written does nothing, so no row is lost or duplicated;
 - a file that cannot be read gives a row with its ``error``; it never stops
@@ -35,7 +37,8 @@ columns ``file`` (string), ``error`` (string, ``""`` when read) and
 ``features`` (``fixed_size_list<float32>``, null when unreadable). The folder
 is a Parquet dataset: ``pyarrow.parquet.read_table(folder)``,
 ``pandas.read_parquet(folder)``, DuckDB or Spark read it as one table;
-:func:`read_features` returns it as NumPy arrays in file order. The column
+:func:`read_features` returns it as NumPy arrays in file order (the files
+added by a later run after the others). The column
 names of the features (``hog__...``, ``color__red_bin3``, ...) and the
 feature blocks are in ``_hybridclf.json`` beside the parts.
 
@@ -50,7 +53,8 @@ The package's modules, one concept each:
 - ``_run``: one task per partition, here or on the cluster's workers;
 - ``_parquet``: the Parquet tables of the partitions (:func:`read_features`);
 - ``_extract``: :func:`extract_features` and its :class:`ExtractResult`;
-- ``_predict``: :func:`predict_partitioned`.
+- ``_predict``: :func:`predict_partitioned` (and :func:`partitioned_rows`, its
+  rows as they come).
 """
 
 # MANIFEST is public too, outside __all__ as before
@@ -58,7 +62,7 @@ from ._cluster import dask_client, parse_scheduler
 from ._extract import ExtractResult, extract_features
 from ._parquet import read_features
 from ._partitions import MANIFEST, partition_files  # noqa: F401
-from ._predict import predict_partitioned
+from ._predict import partitioned_rows, predict_partitioned
 
 __all__ = [
     "ExtractResult",
@@ -66,6 +70,7 @@ __all__ = [
     "extract_features",
     "parse_scheduler",
     "partition_files",
+    "partitioned_rows",
     "predict_partitioned",
     "read_features",
 ]

@@ -13,14 +13,19 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..exceptions import ImageLoadError
-from ._parquet import _feature_table, _read_errors
+from ..utils._optional import import_or_raise
+from ._parquet import _feature_table, _read_errors, _utf8_names
 from ._partitions import (
     _PART,
-    _check_manifest,
+    _another_work,
+    _check_code,
     _files_digest,
     _model_digest,
     _part_name,
+    _read_manifest,
+    _same_work,
     _write_atomic,
+    _write_manifest,
     partition_files,
 )
 from ._run import _run
@@ -163,8 +168,17 @@ def extract_features(pipe, files, output, *, client=None, partition_size=256,
     Raises
     ------
     ValueError
-        When ``output`` holds partitions of another model, file list or
-        partition size.
+        When ``output`` holds partitions of another model or partition
+        size, or of a file that ``files`` no longer holds (a file list that
+        only adds files is computed for those: see Notes).
+
+    Notes
+    -----
+    A rerun with files added to the list (photos added to a folder)
+    computes only the added files, in list order, in partitions numbered
+    after the last ones; the manifest keeps each run's first partition,
+    number of files and their names' SHA-256 (``runs``), so a stopped run
+    is taken up again with the same partitions.
 
     See Also
     --------
@@ -173,20 +187,21 @@ def extract_features(pipe, files, output, *, client=None, partition_size=256,
     started = time.perf_counter()
     files = [os.fspath(f) for f in files]
     output = os.path.abspath(output)  # where the workers write
-    partitions = partition_files(files, partition_size)
     os.makedirs(output, exist_ok=True)
     names, blocks = _feature_info(pipe)
-    _check_manifest(output, {
+    manifest = {
         "kind": "extract", "partition_size": partition_size, "n_files": len(files),
-        "files_sha256": _files_digest(files), "n_partitions": len(partitions),
-        "model": _model_digest(pipe), "blocks": blocks, "feature_names": names,
-    })
+        "files_sha256": _files_digest(files), "model": _model_digest(pipe),
+        "blocks": blocks, "feature_names": names,
+    }
     done = {int(m.group(1)) for m in map(_PART.match, os.listdir(output)) if m}
-    todo = [i for i in range(len(partitions)) if i not in done]
-    skipped = [i for i in range(len(partitions)) if i in done]
+    first, new = _new_files(output, files, manifest, done)
+    partitions = {first + i: part
+                  for i, part in enumerate(partition_files(new, partition_size))}
+    todo = [i for i in partitions if i not in done]
+    skipped = sorted(done)
     if skipped:
-        logger.info("%d of %d partitions are in %s already", len(skipped),
-                    len(partitions), output)
+        logger.info("%d partitions are in %s already", len(skipped), output)
     errors = {}
     for i, failures in _run(_extract_partition, pipe, partitions, todo,
                             (output, batch_size, os.getcwd()), client, progress,
@@ -200,8 +215,64 @@ def extract_features(pipe, files, output, *, client=None, partition_size=256,
         if name.startswith(".part-") and name.endswith(".tmp"):
             os.remove(os.path.join(output, name))
     return ExtractResult(
-        output=output, n_files=len(files), n_partitions=len(partitions),
+        output=output, n_files=len(files), n_partitions=len(set(done) | set(todo)),
         computed=todo, skipped=skipped,
         errors=[e for i in sorted(errors) for e in errors[i]],
         seconds=time.perf_counter() - started,
     )
+
+
+def _new_files(output, files, manifest, done):
+    """(number of the first partition to write, the files it starts with).
+
+    The partitions of an output folder come in runs: the first cuts its file
+    list into partitions 0, 1, ...; a later run with the same model and
+    partition size whose list holds files that no partition holds yet
+    (photos added to the folder) cuts those, in list order, into
+    partitions numbered after the last run's. Each run is kept in the
+    manifest's ``runs`` as ``[first partition, number of files, SHA-256 of
+    their names]``, so a run that was stopped is taken up again where it
+    stopped: the same files, the same partitions. The manifest is written
+    (updated) here.
+    """
+    old = _read_manifest(output)
+    runs = [[0, len(files), manifest["files_sha256"]]]
+    if old is None:
+        _write_manifest(output, {**manifest, "runs": runs})
+        return 0, files
+    if not _same_work(old, manifest, keys=("kind", "partition_size")):
+        raise _another_work(output, old)
+    _check_code(output, old, manifest)  # rows of other code are not mixed in
+    runs = old.get("runs") or [[0, old.get("n_files"), old.get("files_sha256")]]
+    last, n_last, digest = runs[-1]
+    size = manifest["partition_size"]
+    names = _utf8_names(files)
+    earlier = _part_files(output, [i for i in done if i < last])
+    rest = [f for f, name in zip(files, names) if name not in earlier]
+    if len(rest) == n_last and _files_digest(rest) == digest:
+        new, first = rest, last  # the last run, stopped: taken up again
+    else:
+        held = earlier | _part_files(output, [i for i in done if i >= last])
+        gone = held - set(names)
+        if gone:
+            raise ValueError(
+                f"The output folder {output!r} holds the features of "
+                f"{len(gone)} file(s) that are no longer among the inputs (such "
+                f"as {min(gone)!r}): files were removed or renamed since it was "
+                "written. Use a new output folder, or delete this one to start "
+                "again.")
+        new = [f for f, name in zip(files, names) if name not in held]
+        first = last + -(-n_last // size)  # after the last run's partitions
+        if new:
+            runs.append([first, len(new), _files_digest(new)])
+    _write_manifest(output, {**manifest, "runs": runs})
+    return first, new
+
+
+def _part_files(output, parts):
+    """The names in the ``file`` column of the partitions ``parts``."""
+    if not parts:
+        return set()
+    pq = import_or_raise("pyarrow.parquet", "Parquet output")
+    return {name for i in parts for name in pq.read_table(
+        os.path.join(output, _part_name(i)), columns=["file"])["file"].to_pylist()}

@@ -55,7 +55,9 @@ def read_features(output):
     Returns
     -------
     files : list of str
-        The files, in the order given to :func:`extract_features`.
+        The files, in the order given to :func:`extract_features`; the
+        files that a later run added to the list come after the others, in
+        its order.
 
     features : ndarray of shape (n_files, n_features), dtype float32
         Their features; NaN rows for unreadable files.

@@ -3,10 +3,11 @@
 :func:`partition_files` cuts a file list, in its order, into partitions;
 partition ``i`` is written to ``part-<i>.parquet`` under a hidden temporary
 name first (``_write_atomic``), and the folder's manifest (:data:`MANIFEST`)
-ties it to one model, file list and partition size, and to the code that
-computes the rows (``_check_manifest``): partitions written by another
-version of hybridclf, or with other versions of the libraries it computes
-with, are never resumed.
+ties it to one model, file list and partition size (``_check_manifest``;
+``extract_features`` lets a later run add files, in partitions of their
+own), and to the code that computes the rows (``_check_code``): partitions
+written by another version of hybridclf, or with other versions of the
+libraries it computes with, are never resumed.
 """
 
 import hashlib
@@ -97,6 +98,13 @@ def _model_digest(pipe):
         pipe.set_params(**threads)
 
 
+def _write_atomic(table, path):
+    """Write a Parquet file under a hidden name, then rename it into place."""
+    pq = import_or_raise("pyarrow.parquet", "Parquet output")
+    with written_whole(path) as tmp:
+        pq.write_table(table, tmp)
+
+
 def _code_digest():
     """A digest of the code that computes a partition's rows.
 
@@ -122,8 +130,12 @@ def _write_atomic(table, path):
         pq.write_table(table, tmp)
 
 
-def _check_manifest(output, manifest):
-    manifest = {**manifest, "code": _code_digest()}
+def _read_manifest(output):
+    """The manifest of an output folder; None when it has none and is empty.
+
+    Raises ValueError for a manifest that is not hybridclf's, and for a
+    folder of other files (a dataset, a model directory...).
+    """
     path = os.path.join(output, MANIFEST)
     if os.path.exists(path):
         try:
@@ -136,29 +148,7 @@ def _check_manifest(output, manifest):
                 f"The output folder {output!r} holds a {MANIFEST} that is not the "
                 f"one hybridclf writes ({str(old)[:80]}). Delete the folder to start "
                 "again, or use a new output folder.")
-        keys = ("kind", "partition_size", "n_files", "files_sha256", "neighbours",
-                "answers")
-        if manifest.get("model") is not None:  # rows to compute, not only read
-            keys += ("model",)
-            if old.get("code") != manifest["code"] and all(
-                    old.get(k) == manifest.get(k) for k in keys):
-                raise ValueError(
-                    f"The output folder {output!r} holds partitions written by "
-                    "another version of hybridclf or of the libraries it computes "
-                    "with (an upgrade since, or an edited checkout): its rows "
-                    "could differ from the ones this run would compute, and the "
-                    "two would be mixed. Delete the folder to compute them all "
-                    "again, or use a new output folder.")
-        if any(old.get(k) != manifest.get(k) for k in keys):
-            raise ValueError(
-                f"The output folder {output!r} holds partitions of another model, "
-                "file list, partition size, number of neighbours or open-set "
-                "settings (threshold, OOD check, top-k) "
-                f"({old.get('n_files')} files in partitions of "
-                f"{old.get('partition_size')}). Use a new output folder, or "
-                "delete this one to start again."
-            )
-        return
+        return old
     others = sorted(n for n in os.listdir(output)
                     if not n.startswith(f".{MANIFEST}."))  # a write cut short
     if others:
@@ -170,6 +160,59 @@ def _check_manifest(output, manifest):
             "mixed with or taken for partitions. Use a new or empty output "
             "folder."
         )
-    # written whole or not at all: a rerun reads it to resume
+    return None
+
+
+def _write_manifest(output, manifest):
+    # written whole or not at all: a rerun reads it to resume; with the code
+    # that computes the rows (_check_code)
+    path = os.path.join(output, MANIFEST)
     with written_whole(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(manifest, fh)
+        json.dump({**manifest, "code": _code_digest()}, fh)
+
+
+def _same_work(old, manifest, keys=("kind", "partition_size", "n_files",
+                                    "files_sha256", "neighbours", "answers")):
+    """Whether a folder's manifest is of the work ``manifest`` describes."""
+    if manifest.get("model") is not None:
+        keys += ("model",)
+    return all(old.get(k) == manifest.get(k) for k in keys)
+
+
+def _another_work(output, old):
+    return ValueError(
+        f"The output folder {output!r} holds partitions of another model, "
+        "file list, partition size, number of neighbours or open-set "
+        "settings (threshold, OOD check, top-k) "
+        f"({old.get('n_files')} files in partitions of "
+        f"{old.get('partition_size')}). Use a new output folder, or "
+        "delete this one to start again."
+    )
+
+
+def _check_code(output, old, manifest):
+    """Refuse partitions of other code where rows are to be computed.
+
+    A folder whose partitions another version of hybridclf (or of the
+    libraries it computes with) wrote would mix their rows with this run's.
+    Reading a finished folder (no ``model`` in ``manifest``) is not refused.
+    """
+    if manifest.get("model") is not None and old.get("code") != _code_digest():
+        raise ValueError(
+            f"The output folder {output!r} holds partitions written by "
+            "another version of hybridclf or of the libraries it computes "
+            "with (an upgrade since, or an edited checkout): its rows "
+            "could differ from the ones this run would compute, and the "
+            "two would be mixed. Delete the folder to compute them all "
+            "again, or use a new output folder.")
+
+
+def _check_manifest(output, manifest):
+    """Refuse a folder of other work or code; write ``manifest`` into a new one."""
+    old = _read_manifest(output)
+    if old is None:
+        _write_manifest(output, manifest)
+    elif not _same_work(old, manifest):
+        raise _another_work(output, old)
+    else:
+        _check_code(output, old, manifest)

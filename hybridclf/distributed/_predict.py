@@ -3,25 +3,33 @@
 :func:`predict_partitioned` predicts each partition with
 :func:`hybridclf.prediction.predict_files` (``_predict_partition``) and
 returns the rows in file order; with ``parts_dir`` it keeps each finished
-partition's rows and reuses them on the next run.
+partition's rows and reuses them on the next run. :func:`partitioned_rows`
+gives the same rows lazily, as they come (``hybridclf predict``'s CSV).
 """
 
 import json
+import logging
 import os
 
 from ..utils._optional import import_or_raise
 from ._parquet import _rows_table, _table_rows
 from ._partitions import (
+    _PART,
+    MANIFEST,
     _check_manifest,
     _files_digest,
     _model_digest,
     _part_name,
+    _read_manifest,
+    _same_work,
     _write_atomic,
     partition_files,
 )
 from ._run import _run
 
-__all__ = ["predict_partitioned"]
+__all__ = ["partitioned_rows", "predict_partitioned"]
+
+logger = logging.getLogger(__name__)
 
 
 def _predict_partition(pipe, files, index, batch_size, proba_threshold,
@@ -49,6 +57,28 @@ def _answers(proba_threshold, ood_thresholds, novelty, top_k):
                   k: v for k, v in novelty.items() if k != "index"},
               "top_k": top_k}
     return json.loads(json.dumps(checks, default=str))  # as read back
+
+
+def _clear_other_file_list(parts_dir, manifest):
+    """Delete the kept rows of a stopped run over another file list.
+
+    Photos added to (or removed from) a folder between a stopped run and
+    the next change every partition's files; those rows were kept only to
+    write a CSV that was never written, so the run starts again (with a
+    warning) rather than refusing. Another model or other settings are
+    still refused by ``_check_manifest``: their rows are no longer the
+    answers asked for, and the user should know.
+    """
+    old = _read_manifest(parts_dir)
+    if old is None or _same_work(old, manifest) or not _same_work(
+            old, manifest, keys=("kind", "partition_size", "neighbours", "answers")):
+        return
+    logger.warning("%s kept the rows of a stopped run over another file list "
+                   "(%s files, now %d): predicting every file again", parts_dir,
+                   old.get("n_files"), manifest["n_files"])
+    for name in os.listdir(parts_dir):
+        if _PART.match(name) or name == MANIFEST:
+            os.remove(os.path.join(parts_dir, name))
 
 
 def predict_partitioned(pipe, files, *, client=None, parts_dir=None,
@@ -94,33 +124,92 @@ def predict_partitioned(pipe, files, *, client=None, parts_dir=None,
         One row per file, in file order, as
         :func:`hybridclf.prediction.predict_files` yields them.
     """
+    _, rows = partitioned_rows(
+        pipe, files, client=client, parts_dir=parts_dir,
+        partition_size=partition_size, batch_size=batch_size,
+        proba_threshold=proba_threshold, ood_thresholds=ood_thresholds,
+        novelty=novelty, top_k=top_k, neighbours=neighbours, index=index,
+        progress=progress)
+    return list(rows)
+
+
+def partitioned_rows(pipe, files, *, client=None, parts_dir=None,
+                     partition_size=256, batch_size=32, proba_threshold=0.0,
+                     ood_thresholds=None, novelty=None, top_k=3, neighbours=0,
+                     index=None, progress=False):
+    """:func:`predict_partitioned` as it goes: the rows in file order, lazily.
+
+    The manifest of ``parts_dir`` is checked, and the partitions found there
+    are counted, before this returns; the rows then come one partition at a
+    time, in file order: read back from ``parts_dir``, or predicted (here,
+    in order; on ``client``, as soon as every partition before them is in).
+    So a run here keeps one partition's rows in memory, not the file list's,
+    and a CSV written from them grows as the run goes (``hybridclf
+    predict``).
+
+    Parameters
+    ----------
+    pipe, files, client, parts_dir, partition_size, batch_size
+        As in :func:`predict_partitioned`.
+
+    proba_threshold, ood_thresholds, novelty, top_k, neighbours, index, progress
+        As in :func:`predict_partitioned`.
+
+    Returns
+    -------
+    n_resumed : int
+        Files whose rows are read back from ``parts_dir`` (an earlier run).
+
+    rows : iterator of dict
+        One row per file, in file order.
+    """
     files = [os.fspath(f) for f in files]
     partitions = partition_files(files, partition_size)
-    results, todo = {}, list(range(len(partitions)))
+    done = set()
     if parts_dir is not None:
         pq = import_or_raise("pyarrow.parquet", "Parquet output")
         parts_dir = os.fspath(parts_dir)
         os.makedirs(parts_dir, exist_ok=True)
-        _check_manifest(parts_dir, {
+        manifest = {
             "kind": "predict", "partition_size": partition_size,
             "n_files": len(files), "files_sha256": _files_digest(files),
             "n_partitions": len(partitions), "model": _model_digest(pipe),
-            **({"neighbours": neighbours}
-                                                if neighbours else {}),
+            **({"neighbours": neighbours} if neighbours else {}),
             # the rows' labels and top guesses: a rerun with another
             # --threshold, --no-ood, --closed-set or --top-k kept the old ones
             "answers": _answers(proba_threshold, ood_thresholds, novelty, top_k),
-        })
-        for i in list(todo):
-            path = os.path.join(parts_dir, _part_name(i))
-            if os.path.exists(path):
-                results[i] = _table_rows(pq.read_table(path))
-                todo.remove(i)
-    for i, rows in _run(_predict_partition, pipe, partitions, todo,
-                        (batch_size, proba_threshold, ood_thresholds, novelty,
-                         top_k, (neighbours, index), os.getcwd()), client,
-                        progress, "predict"):
-        if parts_dir is not None:
-            _write_atomic(_rows_table(rows), os.path.join(parts_dir, _part_name(i)))
-        results[i] = rows
-    return [row for i in range(len(partitions)) for row in results[i]]
+        }
+        _clear_other_file_list(parts_dir, manifest)
+        _check_manifest(parts_dir, manifest)
+        done = {i for i in range(len(partitions))
+                if os.path.exists(os.path.join(parts_dir, _part_name(i)))}
+    todo = [i for i in range(len(partitions)) if i not in done]
+    computed = _run(_predict_partition, pipe, partitions, todo,
+                    (batch_size, proba_threshold, ood_thresholds, novelty, top_k,
+                     (neighbours, index), os.getcwd()), client, progress,
+                    "predict")
+
+    def rows():
+        pending, following = {}, 0
+
+        def ready():  # the partitions from ``following`` on that are in
+            nonlocal following
+            while following < len(partitions):
+                if following in done:
+                    yield from _table_rows(pq.read_table(
+                        os.path.join(parts_dir, _part_name(following))))
+                elif following in pending:
+                    yield from pending.pop(following)
+                else:
+                    return
+                following += 1
+
+        yield from ready()
+        for i, part_rows in computed:
+            if parts_dir is not None:
+                _write_atomic(_rows_table(part_rows),
+                              os.path.join(parts_dir, _part_name(i)))
+            pending[i] = part_rows
+            yield from ready()
+
+    return sum(len(partitions[i]) for i in done), rows()

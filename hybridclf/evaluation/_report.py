@@ -155,7 +155,7 @@ def evaluate_folder(model_dir, test_data_dir, output_dir, *, n_repeats=3,
     files : dict
         As from :func:`write_report`.
     """
-    from ..io import scan_image_folder
+    from ..io import log_skipped, scan_image_folder
     from ..persistence import load_model, read_model_info
 
     check_output_dir(output_dir)  # refused before the work, not after
@@ -164,8 +164,7 @@ def evaluate_folder(model_dir, test_data_dir, output_dir, *, n_repeats=3,
     info = read_model_info(model_dir)
     # the files the walk did not take are reported as unreadable ones are
     paths, labels, skipped = scan_image_folder(test_data_dir)
-    for path, reason in skipped:
-        logger.warning("Skipping %s: %s", path, reason)
+    log_skipped(skipped)  # reported in the report's 'unreadable'
     novelty = read_open_set(info, model_dir)["novelty"]
     index = None
     if neighbours:
@@ -182,28 +181,28 @@ def evaluate_folder(model_dir, test_data_dir, output_dir, *, n_repeats=3,
 def _evaluate_readable(pipe, paths, labels, test_data_dir, skipped, **options):
     """:func:`evaluate_model` on the test files that can be read.
 
-    The others are left out and listed in the report's ``unreadable``
-    (``file``, ``reason``) after those the walk did not take (``skipped``),
-    as ``hybridclf predict`` lists them; a ValueError only when no test file
-    can be read.
+    The others are left out (:func:`~hybridclf.io.call_on_readable`) and
+    listed in the report's ``unreadable`` (``file``, ``reason``) after those
+    the walk did not take (``skipped``), as ``hybridclf predict`` lists
+    them; a ValueError only when no test file can be read.
     """
-    paths, labels = list(paths), list(labels)
+    from ..io import call_on_readable
+
     unreadable = [{"file": path, "reason": reason} for path, reason in skipped]
-    while paths:
+    if paths:
         try:
-            report = evaluate_model(pipe, paths, labels, **options)
+            report, _, failures = call_on_readable(
+                lambda p, lab: evaluate_model(pipe, p, lab, **options),
+                list(paths), list(labels))
         except ImageLoadError as exc:
-            bad = dict(exc.failures)
-            keep = [i for i, path in enumerate(paths) if path not in bad]
-            if len(keep) == len(paths):  # not one of these files: not ours
-                raise
-            unreadable += [{"file": path, "reason": bad[path]}
-                           for path in paths if path in bad]
-            paths = [paths[i] for i in keep]
-            labels = [labels[i] for i in keep]
-            continue
-        report["unreadable"] = unreadable
-        return report
+            if {name for name, _ in exc.failures} != {os.fspath(p) for p in paths}:
+                raise  # not (only) about these files
+            unreadable += [{"file": path, "reason": reason}
+                           for path, reason in exc.failures]
+        else:
+            report["unreadable"] = unreadable + [
+                {"file": path, "reason": reason} for path, reason in failures]
+            return report
     if not unreadable:
         raise ValueError(
             f"No images found in class sub-folders of {os.fspath(test_data_dir)!r}. "

@@ -207,6 +207,10 @@ def _label_issues_html(report, thumbs):
     if check["skipped_classes"]:
         out.append("<p>Not checked (fewer independent images than folds): "
                    + escape(", ".join(check["skipped_classes"])) + "</p>")
+    if check.get("left_out"):
+        out.append("<p>Not checked (the quick model cannot load them): "
+                   + escape("; ".join(f"{u['file']}: {u['reason']}"
+                                      for u in check["left_out"])) + "</p>")
     for issue in report.label_issues:
         flagged = thumbs.figure(issue["file"], f"labelled {issue['given_label']}; "
                                 f"p={issue['score']:.3f}")

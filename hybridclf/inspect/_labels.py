@@ -28,7 +28,7 @@ from sklearn.base import clone
 from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.preprocessing import StandardScaler, normalize
 
-from ..io import ImageLoader
+from ..io import ImageLoader, call_on_readable
 from ..label_issues import find_label_issues
 from ..pipeline import (
     FEATURE_BLOCKS,
@@ -65,12 +65,16 @@ class LabelCheck:
     skipped_classes : list of str
         Classes with fewer than ``N_FOLDS`` independent readable images
         (duplicate groups), not checked.
+    left_out : list of (str, str)
+        Images the quick model's loader cannot read (smaller than its
+        ``min_size``, say), with the reason: not checked.
     """
 
     issues: list
     n_checked: int
     cv_accuracy: object = None
     skipped_classes: list = dataclasses.field(default_factory=list)
+    left_out: list = dataclasses.field(default_factory=list)
 
 
 def check_labels(paths, labels, groups, *, n_jobs=None, random_state=0,
@@ -99,8 +103,14 @@ def check_labels(paths, labels, groups, *, n_jobs=None, random_state=0,
     -------
     check : LabelCheck
     """
-    paths, labels = np.asarray(paths, dtype=object), np.asarray(labels)
-    groups = np.asarray(groups)
+    # an image the inspector decoded may still be refused by the loader (a
+    # 1x1 photo, under its min_size): left out and named, not the end of
+    # the inspection
+    images, read, left_out = call_on_readable(
+        lambda p: ImageLoader(size=QUICK_SIZE, n_jobs=n_jobs).fit_transform(p),
+        list(paths))
+    paths = np.asarray(paths, dtype=object)[read]
+    labels, groups = np.asarray(labels)[read], np.asarray(groups)[read]
     classes = np.unique(labels)
     # copies count once: the grouped folds cannot split a class of N_FOLDS copies
     counts = np.array([len(np.unique(groups[labels == c])) for c in classes])
@@ -108,11 +118,11 @@ def check_labels(paths, labels, groups, *, n_jobs=None, random_state=0,
     kept = np.flatnonzero(~np.isin(labels, skipped))
     classes = classes[counts >= N_FOLDS]
     if len(classes) < 2:
-        return LabelCheck([], 0, None, skipped)
+        return LabelCheck([], 0, None, skipped, left_out)
     paths, labels = paths[kept], labels[kept]
     checked = (np.arange(len(kept)) if copies is None
-               else np.flatnonzero(~np.asarray(copies, dtype=bool)[kept]))
-    blocks = _features(paths, n_jobs)
+               else np.flatnonzero(~np.asarray(copies, dtype=bool)[read][kept]))
+    blocks = _features(images[kept], n_jobs)
     folds = StratifiedGroupKFold(N_FOLDS, shuffle=True, random_state=random_state)
     proba = _out_of_fold(blocks, labels, groups[kept], classes, folds)
     found = find_label_issues(labels[checked], proba[checked], classes)
@@ -131,12 +141,11 @@ def check_labels(paths, labels, groups, *, n_jobs=None, random_state=0,
                              == labels[checked]))
     logger.info("Label check: %d of %d images flagged (quick model, out-of-fold "
                 "accuracy %.3f)", len(issues), len(checked), accuracy)
-    return LabelCheck(issues, len(checked), accuracy, skipped)
+    return LabelCheck(issues, len(checked), accuracy, skipped, left_out)
 
 
-def _features(paths, n_jobs):
+def _features(images, n_jobs):
     """The raw features of each quick block, once per image."""
-    images = ImageLoader(size=QUICK_SIZE, n_jobs=n_jobs).fit_transform(list(paths))
     out = []
     for name in QUICK_BLOCKS:
         block = FEATURE_BLOCKS[name]().set_params(n_jobs=n_jobs)

@@ -132,7 +132,17 @@ class DatasetReport:
             "n_checked": label_check.n_checked,
             "cv_accuracy": label_check.cv_accuracy,
             "skipped_classes": label_check.skipped_classes,
+            "left_out": [{"file": f, "reason": r} for f, r in label_check.left_out],
         }
+
+    def _label_check_left_out(self):
+        """The images the label check's loader could not read, as a clause."""
+        left_out = self.label_check.get("left_out") or []
+        if not left_out:
+            return ""
+        shown = "; ".join(f"{u['file']}: {u['reason']}" for u in left_out[:5])
+        more = f"; ... ({len(left_out)} in all)" if len(left_out) > 5 else ""
+        return f"; left out, unreadable at the check's size: {shown}{more}"
 
     def _pair_row(self, pair):
         return [self.files[pair.i]["file"], self.files[pair.j]["file"],
@@ -252,7 +262,8 @@ class DatasetReport:
                          f"{self.label_check['n_checked']} images (quick grouped "
                          "out-of-fold model)" + (
                              "; not checked (fewer independent images than "
-                             f"folds): {', '.join(skipped)}" if skipped else ""))
+                             f"folds): {', '.join(skipped)}" if skipped else "")
+                         + self._label_check_left_out())
         if self.skipped_checks:
             lines.append("Skipped: " + "; ".join(self.skipped_checks))
         return "\n".join(lines)

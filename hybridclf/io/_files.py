@@ -6,6 +6,7 @@ regular file without opening it, and ``_read_file`` reads regular files only,
 so that nothing the loader or a folder walk opens can block.
 """
 
+import errno
 import os
 import stat
 
@@ -160,6 +161,19 @@ def special_file_reason(path):
     return None
 
 
+#: Why a symbolic link that leads back to itself cannot be read.
+_LINK_LOOP = ("cannot be read: a loop of symbolic links, each leading to another "
+              "and none to a file; remove the link or point it at the photo")
+
+
+def _not_found(path):
+    """Why ``path``, which open() did not find, cannot be read."""
+    if os.path.islink(path):
+        return (f"cannot be read: a symbolic link to {os.readlink(path)!r}, "
+                "which does not exist; remove the link or point it at the photo")
+    return "file not found"
+
+
 def _read_file(path, size=-1, max_bytes=None):
     """The first ``size`` bytes (all for -1) of a regular file; ValueError else.
 
@@ -174,12 +188,14 @@ def _read_file(path, size=-1, max_bytes=None):
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError as exc:
-        raise ValueError("file not found") from exc
+        raise ValueError(_not_found(path)) from exc
     except IsADirectoryError as exc:
         raise ValueError("is a directory, not a file") from exc
     except PermissionError as exc:
         raise ValueError("permission denied") from exc
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ValueError(_LINK_LOOP) from exc
         raise ValueError(f"cannot be read ({exc.strerror or exc})") from exc
     info = os.fstat(fd)
     mode = info.st_mode

@@ -6,17 +6,14 @@ several (a data folder and a feedback folder) by class folder name, with a
 unique name for each file.
 """
 
-import logging
 import os
 import warnings
 
 from ..exceptions import SkippedFilesWarning
 from ..utils._docstrings import Substitution
-from ._scan import _FOLDER_WALK_DOC, scan_image_folder
+from ._scan import _FOLDER_WALK_DOC, log_skipped, scan_image_folder
 
 __all__ = ["load_image_folder", "load_image_folders"]
-
-logger = logging.getLogger(__name__)
 
 @Substitution(walk=_FOLDER_WALK_DOC)
 def load_image_folder(root, *, follow_symlinks=False):
@@ -64,11 +61,11 @@ def load_image_folder(root, *, follow_symlinks=False):
     >>> labels
     ['cat', 'dog']
     """
-    paths, labels, _ = _load_folders([root], follow_symlinks)
+    paths, labels, _, _ = _load_folders([root], follow_symlinks)
     return paths, labels
 
 
-def load_image_folders(roots, *, follow_symlinks=False):
+def load_image_folders(roots, *, follow_symlinks=False, return_skipped=False):
     """List the images of several class-per-folder datasets as one.
 
     Each root is read like :func:`load_image_folder` and the classes are
@@ -87,6 +84,10 @@ def load_image_folders(roots, *, follow_symlinks=False):
     follow_symlinks : bool, default=False
         Whether to descend into symbolic links to folders.
 
+    return_skipped : bool, default=False
+        Also return what was not taken (it is warned about either way), for
+        a caller that records it (``hybridclf train``'s model card).
+
     Returns
     -------
     paths : list of str
@@ -100,6 +101,10 @@ def load_image_folders(roots, *, follow_symlinks=False):
         (``class/file.jpg``) with one root, and prefixed by the root's folder
         name with several (``feedback/class/file.jpg``; a root whose folder
         name an earlier root has gets ``-2``, ``-3`` ...).
+
+    skipped : list of (str, str)
+        Only with ``return_skipped``: each file or folder not taken, named
+        as ``names`` are, with the reason (see :func:`scan_image_folder`).
 
     Raises
     ------
@@ -128,7 +133,9 @@ def load_image_folders(roots, *, follow_symlinks=False):
     """
     if isinstance(roots, (str, os.PathLike)):
         roots = [roots]
-    return _load_folders(roots, follow_symlinks)
+    paths, labels, names, skipped = _load_folders(roots, follow_symlinks)
+    return (paths, labels, names, skipped) if return_skipped else (
+        paths, labels, names)
 
 
 def _load_folders(roots, follow_symlinks):
@@ -139,24 +146,31 @@ def _load_folders(roots, follow_symlinks):
         raise ValueError(f"The dataset folders {roots!r} name one folder twice. "
                          "Give each folder once.")
     tags, paths, labels, names = _root_tags(roots), [], [], []
+    skipped_names = []
     for root, tag in zip(roots, tags):
         found, found_labels, skipped = scan_image_folder(
             root, follow_symlinks=follow_symlinks)
         # a folder given as a root of its own (a feedback folder inside the
         # data folder) is read there: not reported as skipped here
-        _report_skipped(root, [(p, r) for p, r in skipped
-                               if os.path.realpath(p) not in real])
+        skipped = [(p, r) for p, r in skipped if os.path.realpath(p) not in real]
+        _report_skipped(root, skipped)
         paths += found
         labels += found_labels
-        names += [os.path.relpath(p, root) if tag is None
-                  else f"{tag}/{os.path.relpath(p, root)}" for p in found]
+        names += [_name(p, root, tag) for p in found]
+        skipped_names += [(_name(p, root, tag), r) for p, r in skipped]
     if not paths:
         where = repr(roots[0]) if len(roots) == 1 else f"any of {roots!r}"
         raise ValueError(
             f"No images found in class sub-folders of {where}. Expected a layout "
             "like root/<class name>/<image file>."
         )
-    return paths, labels, [n.replace(os.sep, "/") for n in names]
+    return paths, labels, names, skipped_names
+
+
+def _name(path, root, tag):
+    """A file's name: relative to its root, prefixed by the root's tag."""
+    name = os.path.relpath(path, root).replace(os.sep, "/")
+    return name if tag is None else f"{tag}/{name}"
 
 
 def _root_tags(roots):
@@ -175,8 +189,7 @@ def _report_skipped(root, skipped):
     """Log and warn about the files and folders a scan did not take."""
     if not skipped:
         return
-    for path, reason in skipped:
-        logger.warning("Skipping %s: %s", path, reason)
+    log_skipped(skipped)
     listed = "\n".join(f"  {p}: {r}" for p, r in skipped[:20])
     more = f"\n  ... and {len(skipped) - 20} more" if len(skipped) > 20 else ""
     warnings.warn(

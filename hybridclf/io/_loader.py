@@ -34,6 +34,7 @@ _SOURCE_MODULES = (
     "hybridclf.io._loader",
     "hybridclf.io._scan",
     "hybridclf.io._folders",
+    "hybridclf.io._readable",
 )
 
 

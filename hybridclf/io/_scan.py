@@ -5,13 +5,16 @@ like an image, and every other file or empty class folder with the reason it
 is not taken; it decodes nothing and warns of nothing.
 """
 
+import logging
 import os
 import unicodedata
 
 from ..utils._docstrings import Substitution
 from ._files import LINKED_FOLDER, _describe_non_image, _read_file, sniff_image_format
 
-__all__ = ["FEEDBACK_LOG", "scan_image_folder"]
+__all__ = ["FEEDBACK_LOG", "log_skipped", "scan_image_folder"]
+
+logger = logging.getLogger(__name__)
 
 #: The log a feedback folder keeps beside its class folders
 #: (:class:`hybridclf.feedback.FeedbackStore`); the folder walks pass over it
@@ -114,6 +117,28 @@ def scan_image_folder(root, *, follow_symlinks=False):
         paths += found
         labels += [class_name(entry.name)] * len(found)
     return paths, labels, skipped
+
+
+def log_skipped(skipped, *, what="Skipping"):
+    """Log each file a walk or a decode did not take, at INFO level.
+
+    Every caller reports these files once where its user reads them: a
+    :class:`~hybridclf.exceptions.SkippedFilesWarning`
+    (:func:`~hybridclf.io.load_image_folder`), or a list it returns and the
+    command prints (``evaluate``, ``augment``). A WARNING line per file on
+    top of that showed each one twice on a command's screen; at INFO it is
+    there for ``-v``.
+
+    Parameters
+    ----------
+    skipped : iterable of (str, str)
+        Each file (or folder) with the reason it is not taken.
+
+    what : str, default="Skipping"
+        The first word of each line.
+    """
+    for path, reason in skipped:
+        logger.info("%s %s: %s", what, path, reason)
 
 
 def class_name(folder_name):

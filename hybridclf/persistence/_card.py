@@ -187,6 +187,24 @@ def _card_decisions(info):
     return lines
 
 
+#: The files left out that the model card names; model.json names them all.
+_CARD_UNREADABLE = 50
+
+
+def _card_unreadable(unreadable):
+    """The files of the data folders the model never saw, with the reason."""
+    if not unreadable:
+        return []
+    lines = ["", f"{len(unreadable)} file(s) of the data folders cannot be read "
+             "and were left out of the training and of every score above:", ""]
+    lines += [f"- {_code(u.get('file'))}: {' '.join(str(u.get('reason')).split())}"
+              for u in unreadable[:_CARD_UNREADABLE]]
+    if len(unreadable) > _CARD_UNREADABLE:
+        lines.append(f"- ... and {len(unreadable) - _CARD_UNREADABLE} more "
+                     "(`unreadable` in `model.json`)")
+    return lines
+
+
 def _card_integrity(info):
     """The model card's data, integrity and library-version sections."""
     lines = []
@@ -196,6 +214,7 @@ def _card_integrity(info):
                   f"- images: {fingerprint.get('n_images')}",
                   f"- fingerprint (SHA-256 of names, sizes and labels): "
                   f"`{fingerprint.get('sha256')}`"]
+    lines += _card_unreadable(info.get("unreadable") or [])
     lines += ["", "## Integrity", "",
               f"`{info['model_file']}` ({info['model_format']}) has SHA-256 "
               f"`{info['sha256']}`. `{MANIFEST}` lists the SHA-256 of every "

@@ -38,7 +38,8 @@ def iter_image_files(inputs):
     Raises
     ------
     FileNotFoundError
-        When an input does not exist.
+        When an input does not exist (a symbolic link that leads nowhere
+        is listed: its row says why it cannot be read).
     """
     files = []
     for item in inputs:
@@ -53,7 +54,9 @@ def iter_image_files(inputs):
                     os.path.join(dirpath, d))])
                 files.extend(os.path.join(dirpath, name) for name in names
                              if not name.startswith("."))
-        elif os.path.exists(item):
+        elif os.path.lexists(item):
+            # a broken link (a loop, a target gone) is listed as in a folder:
+            # its row says why, the other files are predicted
             files.append(item)
         else:
             raise FileNotFoundError(

@@ -24,7 +24,8 @@ __all__ = [
 
 
 def training_metadata(result, paths, labels, *, root=None, names=None,
-                      classifier=None, group_source=None, seconds_wall=None):
+                      classifier=None, group_source=None, seconds_wall=None,
+                      unreadable=()):
     """The ``model.json`` entries of a model that ``hybridclf train`` saves.
 
     Parameters
@@ -51,13 +52,19 @@ def training_metadata(result, paths, labels, *, root=None, names=None,
     seconds_wall : float or None, default=None
         The whole command's time.
 
+    unreadable : sequence of (str, str), default=()
+        The files of the dataset left out because they cannot be read, with
+        the reason (:attr:`FolderTraining.unreadable`).
+
     Returns
     -------
     metadata : dict
         :meth:`TrainingResult.metadata` with ``data_fingerprint`` and the
         entries ``features``, ``classifier``, ``groups``, ``seconds_wall``
         and, with a ViewAugmenter, ``views_added`` and ``views`` (which
-        views were added and why) of ``training``.
+        views were added and why) of ``training``; with ``unreadable``,
+        ``unreadable``: a list of ``{"file": ..., "reason": ...}``, as in
+        the report of ``hybridclf evaluate``.
     """
     metadata = result.metadata()
     metadata["data_fingerprint"] = data_fingerprint(paths, labels, root=root,
@@ -71,6 +78,9 @@ def training_metadata(result, paths, labels, *, root=None, names=None,
         training["views"] = _views_reason(get_sampler(result.pipeline))
     if seconds_wall is not None:
         training["seconds_wall"] = round(seconds_wall, 2)
+    if unreadable:
+        metadata["unreadable"] = [{"file": name, "reason": reason}
+                                  for name, reason in unreadable]
     return metadata
 
 

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.base import clone
 
 from ..pipeline import get_sampler, set_image_params
 from ._feature_cache import FeatureCache
@@ -78,6 +79,16 @@ class FolderTraining:
 
     cache_dir : str or None
         The feature cache's folder, or None without one.
+
+    unreadable : list of (str, str)
+        Each file of the data folders left out, named as in the model's
+        data fingerprint, with the reason: first those the folder walk did
+        not take (not an image, empty, ...: warned about as they were
+        found), then those that could not be decoded (truncated, too
+        small, ...). ``model.json`` and the model card list them too.
+
+    n_undecodable : int
+        How many of ``unreadable`` (the last ones) could not be decoded.
     """
 
     result: TrainingResult
@@ -88,6 +99,8 @@ class FolderTraining:
     group_seconds: float
     seconds: float
     cache_dir: str = None
+    unreadable: list = ()
+    n_undecodable: int = 0
 
     @property
     def n_images(self):
@@ -141,7 +154,14 @@ def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
     :func:`make_training_pipeline` is trained by :func:`train_model` and saved
     by :func:`~hybridclf.save_model` with :func:`training_metadata`. A photo
     filed under two classes (byte-identical files) is left out, with a
-    warning that names its files (a label conflict).
+    warning that names its files (a label conflict). A file that cannot be
+    read never stops the training: the folder walk skips what is not an
+    image, with a warning, and a file that cannot be decoded (truncated,
+    too small, over ``max_pixels``) is left out
+    (:func:`~hybridclf.io.call_on_readable`); both are named with their
+    reason in :attr:`FolderTraining.unreadable`, ``model.json``
+    (``unreadable``) and the model card. Only a dataset without a readable
+    image is an error.
 
     Parameters
     ----------
@@ -194,14 +214,14 @@ def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
     training : FolderTraining
         The training result and a summary of the dataset.
     """
-    from ..io import load_image_folders
+    from ..io import call_on_readable, load_image_folders
     from ..persistence import check_output_dir, import_skops_early, save_model
 
     started = time.perf_counter()
     check_output_dir(output_dir)  # before the training, not after
     roots = [data_dir] if isinstance(data_dir, (str, os.PathLike)) else list(data_dir)
-    paths, labels, names = drop_label_conflicts(*load_image_folders(roots))
-    classes, counts = np.unique(labels, return_counts=True)
+    paths, labels, names, skipped = load_image_folders(roots, return_skipped=True)
+    paths, labels, names = drop_label_conflicts(paths, labels, names)
     cache = FeatureCache(cache_dir) if feature_cache else None
     t0 = time.perf_counter()
     groups, source = find_training_groups(
@@ -215,24 +235,38 @@ def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
     set_image_params(pipe, max_pixels=max_pixels)
     if cv_folds is None:
         cv_folds = QUICK_CV_FOLDS if quick else 5
+
+    def fit(paths, labels, groups):
+        return train_model(clone(pipe), paths, labels, groups=np.asarray(groups),
+                           test_size=test_size, cv_folds=cv_folds, search=search,
+                           random_state=random_state, n_jobs=n_jobs,
+                           feature_cache=cache, thumbnails=thumbnails,
+                           progress=progress,
+                           origins=augment_origins(paths, roots),
+                           # the model's saving imports skops: on the core
+                           # that the training leaves idle
+                           while_waiting=import_skops_early)
+
     with _dask_backend(scheduler):
-        result = train_model(pipe, paths, labels, groups=groups,
-                             test_size=test_size, cv_folds=cv_folds, search=search,
-                             random_state=random_state, n_jobs=n_jobs,
-                             feature_cache=cache, thumbnails=thumbnails,
-                             progress=progress,
-                             origins=augment_origins(paths, roots),
-                             # the model's saving imports skops: on the core
-                             # that the training leaves idle
-                             while_waiting=import_skops_early)
+        # a file that cannot be decoded is left out and named, as evaluate,
+        # predict and extract do, not the end of the training
+        result, kept, failed = call_on_readable(fit, paths, labels, groups)
+    failed = dict(failed)
+    undecodable = [(name, failed[path]) for path, name in zip(paths, names)
+                   if path in failed]
+    paths, labels, names = ([column[i] for i in kept]
+                            for column in (paths, labels, names))
+    classes, counts = np.unique(labels, return_counts=True)
     metadata = training_metadata(
         result, paths, labels, names=names, classifier=classifier,
-        group_source=source, seconds_wall=time.perf_counter() - started)
+        group_source=source, seconds_wall=time.perf_counter() - started,
+        unreadable=skipped + undecodable)
     save_model(result.pipeline, output_dir, metadata=metadata,
                files=training_files(result, paths, names=names))
     return FolderTraining(
         result=result, model_dir=str(output_dir),
         class_counts={str(c): int(n) for c, n in zip(classes, counts)},
-        n_groups=len(np.unique(groups)), group_source=source,
+        n_groups=len(np.unique(result.groups)), group_source=source,
         group_seconds=group_seconds, seconds=time.perf_counter() - started,
-        cache_dir=None if cache is None else str(cache.directory))
+        cache_dir=None if cache is None else str(cache.directory),
+        unreadable=skipped + undecodable, n_undecodable=len(undecodable))
