@@ -317,13 +317,13 @@ def test_axes_in_float32_search_as_those_in_float64(monkeypatch):
     """The Gram matrix's eigenpairs in float32 (half the time) give the
     projected similarities of float64's, and rows of lower rank than the
     axes wanted still get orthonormal axes (float64, then the SVD)."""
-    from hybridclf import _index_axes
+    from hybridclf._embedding_index import _axes
 
     rng = np.random.default_rng(0)
     X = rng.random((300, 500)) ** 3  # non-negative, like CNN embeddings
     queries = rng.random((30, 500)) ** 3
     fast = EmbeddingIndex(n_components=64).fit(X)
-    monkeypatch.setattr(_index_axes, "_FLOAT32_FLOOR", np.inf)  # float64 only
+    monkeypatch.setattr(_axes, "_FLOAT32_FLOOR", np.inf)  # float64 only
     slow = EmbeddingIndex(n_components=64).fit(X)
     np.testing.assert_allclose(np.abs(fast.components_ @ slow.components_.T),
                                np.eye(64), atol=2e-3)

@@ -334,7 +334,7 @@ def test_a_deleted_manifest_does_not_turn_off_the_index_check(fitted, tmp_path):
     # but the embedding index, read on its own (explain(index=dir), the
     # novelty check), was then read unchecked: another model's index was
     # taken silently
-    from hybridclf._index_file import _index_bytes
+    from hybridclf._embedding_index._file import _index_bytes
     from hybridclf.neighbours import EmbeddingIndex, index_with_views
 
     pipe, _, _ = fitted

@@ -9,7 +9,7 @@ come from the rows' Gram matrix (``_row_space_axes``).
 
 import numpy as np
 
-from .utils._lapack import largest_eigh
+from ..utils._lapack import largest_eigh
 
 __all__ = []
 

@@ -17,8 +17,8 @@ import os
 
 import numpy as np
 
-from ._model_files import check_archive, check_listed_file
-from .exceptions import ModelLoadError
+from .._model_files import check_archive, check_listed_file
+from ..exceptions import ModelLoadError
 
 __all__ = ["INDEX_FILE"]
 

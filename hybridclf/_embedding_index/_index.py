@@ -1,11 +1,11 @@
-"""The embedding index of a model's training photos.
+"""The embedding index class and its exact search.
 
 :class:`EmbeddingIndex` is documented and used through
 :mod:`hybridclf.neighbours`, which re-exports it with :data:`INDEX_FILE`;
 this module holds the class and its exact search (unit rows, one matrix
 product on few BLAS threads, the top ``k``). Its ``.npz`` format is in
-``_index_file``, its principal axes in ``_index_axes`` and the checks of its
-arguments in ``_index_checks``.
+``_file``, its principal axes in ``_axes`` and the checks of its arguments in
+``_checks``.
 """
 
 import contextlib
@@ -13,9 +13,9 @@ import os
 
 import numpy as np
 
-from ._index_axes import _principal_axes
-from ._index_checks import _check_neighbours_k, _check_sources, _is_int, _per_source
-from ._index_file import INDEX_FILE, _index_bytes, _load_index
+from ._axes import _principal_axes
+from ._checks import _check_neighbours_k, _check_sources, _is_int, _per_source
+from ._file import INDEX_FILE, _index_bytes, _load_index
 
 __all__ = ["INDEX_FILE", "EmbeddingIndex"]
 
