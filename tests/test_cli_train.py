@@ -182,6 +182,85 @@ def test_evaluate_gives_the_accuracy_interval_everywhere(trained, texture_folder
             in (report / "report.html").read_text())
 
 
+def test_evaluate_without_a_test_folder_scores_the_held_out_test_part(
+        trained, tmp_path, capsys):
+    # 'evaluate --model-dir M' (the original system's Quick Start) was a usage
+    # error: --test-data-dir was required and the model recorded only the
+    # size of its test part, not its files
+    info = json.loads((trained / "model.json").read_text())
+    report = tmp_path / "report"
+    assert main(["evaluate", "--model-dir", str(trained), "--output-dir",
+                 str(report), "--n-repeats", "1"]) == 0
+    data = json.loads((report / "report.json").read_text())
+    assert data["n_images"] == info["test_part"]["n_images"] == 6
+    for metric, value in info["metrics"].items():
+        assert data["metrics"][metric] == value
+    assert data["unreadable"] == []
+    assert "the test part held out by train: 6 files" in capsys.readouterr().out
+
+
+def test_evaluate_names_the_test_files_missing_or_changed_since_training(
+        texture_folder, tmp_path, capsys):
+    import shutil
+
+    from hybridclf.evaluation import evaluate_folder
+
+    data, model = tmp_path / "data", tmp_path / "model"
+    shutil.copytree(texture_folder, data)
+    assert main(["train", "--data-dir", str(data), "--output-dir", str(model),
+                 "--features", "color", "--image-size", "32", "--cv-folds", "3",
+                 "--no-cache", "--n-jobs", "1"]) == 0
+    recorded = json.loads((model / "test_part.json").read_text())
+    assert recorded["data_dirs"] == [str(data)]
+    assert "test_part.json" in json.loads(
+        (model / "manifest.json").read_text())["files"]
+    moved = tmp_path / "moved"
+    data.rename(moved)
+    gone, edited, *kept = [f["file"] for f in recorded["files"]]
+    (moved / gone).unlink()
+    (moved / edited).write_bytes((moved / kept[0]).read_bytes())
+    assert main(["evaluate", "--model-dir", str(model), "--data-dir", str(moved),
+                 "--output-dir", str(tmp_path / "report"), "--n-repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert f"{len(kept)} test images" in out
+    assert f"{moved / gone}: missing" in out
+    assert f"{moved / edited}: changed since the training" in out
+    report, _ = evaluate_folder(model, None, tmp_path / "api", n_repeats=1,
+                                data_dir=moved)
+    assert [u["file"] for u in report["unreadable"]] == [str(moved / gone),
+                                                         str(moved / edited)]
+    assert report["recorded_test_part"]["n_left_out"] == 2
+    # where the data was, every file is missing: named, not a silent empty set
+    assert main(["evaluate", "--model-dir", str(model), "--output-dir",
+                 str(tmp_path / "r2")]) == 1
+    err = capsys.readouterr().err
+    assert "No test image of" in err and f"{data / gone}: missing" in err
+
+
+def test_evaluate_without_a_recorded_test_part_says_to_pass_a_test_folder(
+        texture_folder, tmp_path, capsys):
+    model = tmp_path / "model"
+    assert main(["train", "--data-dir", str(texture_folder), "--output-dir",
+                 str(model), "--features", "color", "--image-size", "32",
+                 "--cv-folds", "3", "--test-size", "0", "--no-cache",
+                 "--n-jobs", "1"]) == 0
+    assert not (model / "test_part.json").exists()
+    assert "--test-data-dir <folder>" in capsys.readouterr().out
+    assert main(["evaluate", "--model-dir", str(model), "--output-dir",
+                 str(tmp_path / "report")]) == 1
+    err = capsys.readouterr().err
+    assert "trained without a test part (--test-size 0" in err
+    assert "Pass a labelled class-per-folder test set: --test-data-dir DIR" in err
+
+
+def test_evaluate_takes_a_test_folder_or_the_data_folders_not_both(
+        trained, texture_folder, tmp_path, capsys):
+    assert main(["evaluate", "--model-dir", str(trained), "--test-data-dir",
+                 str(texture_folder), "--data-dir", str(texture_folder),
+                 "--output-dir", str(tmp_path)]) == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
 def test_an_output_in_the_way_is_one_error_line_before_the_work(
         trained, texture_folder, tmp_path, capsys):
     # a file given for a folder, a folder for a file: each was a traceback,

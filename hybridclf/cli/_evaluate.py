@@ -5,6 +5,7 @@ import warnings
 
 from ._common import (
     add_allow_pickle,
+    add_data_dir,
     add_max_pixels,
     add_model_dir,
     add_n_jobs,
@@ -29,8 +30,15 @@ def format_parser(parser):
         "one self-contained HTML report and report.json."
     )
     add_model_dir(parser)
-    parser.add_argument("--test-data-dir", required=True,
-                        help="class-per-folder test set: DIR/<class>/<image>")
+    test_set = parser.add_mutually_exclusive_group()
+    test_set.add_argument("--test-data-dir",
+                          help="class-per-folder test set: DIR/<class>/<image> "
+                          "(default: the test part that train held out and "
+                          "recorded in the model directory)")
+    add_data_dir(test_set, required=False, several=True,
+                 help="without --test-data-dir: where the data folder(s) of the "
+                 "training are now, in the order train was given them "
+                 "(default: where they were)")
     parser.add_argument("--output-dir", required=True,
                         help="folder for the report")
     parser.add_argument("--n-repeats", type=positive_int, default=3, metavar="N",
@@ -57,10 +65,16 @@ def run(args):
             n_repeats=args.n_repeats, random_state=args.seed,
             neighbours=args.neighbours,
             allow_pickle=args.allow_pickle, max_pixels=args.max_pixels, progress=True,
-            n_jobs=args.n_jobs)
+            n_jobs=args.n_jobs, data_dir=args.data_dir)
+    recorded = report.get("recorded_test_part")
+    if recorded:
+        out(f"the test part held out by train: {recorded['n_recorded']} files "
+            f"under {', '.join(recorded['data_dirs'])}")
     out(f"{report['n_images']} test images")
     if report["unreadable"]:
-        out(f"{len(report['unreadable'])} unreadable test files (left out):")
+        out(f"{len(report['unreadable'])} test files left out (missing, changed "
+            "or unreadable):" if recorded else
+            f"{len(report['unreadable'])} unreadable test files (left out):")
         for entry in report["unreadable"]:
             out(f"  {entry['file']}: {entry['reason']}")
     if report["unknown_classes"]:

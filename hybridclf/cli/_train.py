@@ -254,7 +254,12 @@ def run(args):
     out(f"training took {training.seconds:.1f} s")
     out(f"Model saved to {model_dir}")
     quoted = shlex.quote(model_dir)  # commands to copy: a space must not split one
-    out(f"Evaluate it: hybridclf evaluate --model-dir {quoted} --test-data-dir "
-        "<folder> --output-dir <report folder>")
+    if training.result.test_metrics:  # its test part is recorded
+        out(f"Evaluate it: hybridclf evaluate --model-dir {quoted} --output-dir "
+            "<report folder> (on the test part held out; --test-data-dir "
+            "<folder> for another test set)")
+    else:
+        out(f"Evaluate it: hybridclf evaluate --model-dir {quoted} --test-data-dir "
+            "<folder> --output-dir <report folder>")
     out(f"Predict:     hybridclf predict --model-dir {quoted} <images or folders>")
     return 0

@@ -11,6 +11,7 @@ import logging
 import os
 import warnings
 
+from .._held_out import find_test_part
 from ..exceptions import ImageLoadError
 from ..pipeline import set_image_params
 from ..prediction import read_open_set
@@ -115,7 +116,7 @@ def write_report(report, output_dir, *, title="hybridclf evaluation"):
 
 def evaluate_folder(model_dir, test_data_dir, output_dir, *, n_repeats=3,
                     random_state=0, neighbours=3, allow_pickle=False,
-                    max_pixels=None, n_jobs=None, progress=False):
+                    max_pixels=None, n_jobs=None, progress=False, data_dir=None):
     """Evaluate a model directory on a class-per-folder test set; write the report.
 
     Parameters
@@ -123,8 +124,17 @@ def evaluate_folder(model_dir, test_data_dir, output_dir, *, n_repeats=3,
     model_dir : str or os.PathLike
         A model directory (:func:`~hybridclf.save_model`).
 
-    test_data_dir : str or os.PathLike
-        The test set: ``test_data_dir/<class>/<image>``.
+    test_data_dir : str, os.PathLike or None
+        The test set: ``test_data_dir/<class>/<image>``. None evaluates on the
+        test part that ``hybridclf train`` held out of the final fit and
+        recorded in the model directory (``test_part.json``: each file's path
+        relative to its data folder, label and SHA-256), found under the data
+        folders of the training or ``data_dir``, which reproduces the test
+        metrics of the training. A recorded file that is missing, or whose
+        SHA-256 differs (changed since), is left out and listed in
+        ``unreadable`` with the reason. A model without a recorded test part
+        (trained with ``test_size=0``, or saved by an older version) is a
+        ValueError that says to pass a test folder.
 
     output_dir : str or os.PathLike
         Folder for the report (:func:`write_report`).
@@ -143,6 +153,11 @@ def evaluate_folder(model_dir, test_data_dir, output_dir, *, n_repeats=3,
     progress : bool, default=False
         As in :func:`evaluate_model`.
 
+    data_dir : str, os.PathLike, sequence of them or None, default=None
+        With ``test_data_dir=None``: where the data folders of the training
+        are now, in the order the training was given them (the data moved);
+        None looks where they were. Not used with a ``test_data_dir``.
+
     Returns
     -------
     report : dict
@@ -150,7 +165,10 @@ def evaluate_folder(model_dir, test_data_dir, output_dir, *, n_repeats=3,
         with ``unreadable``: each test file left out (``file``, ``reason``):
         not taken by the walk (not an image, empty, ...) or not decoded
         (truncated, too small, ...). Only a test set without one readable
-        image is an error (ValueError).
+        image is an error (ValueError). With the recorded test part,
+        ``recorded_test_part`` too: ``data_dirs`` (the folders looked in),
+        ``n_recorded`` (files recorded) and ``n_left_out`` (missing or
+        changed ones, also listed in ``unreadable``).
 
     files : dict
         As from :func:`write_report`.
@@ -162,8 +180,16 @@ def evaluate_folder(model_dir, test_data_dir, output_dir, *, n_repeats=3,
     pipe = load_model(model_dir, allow_pickle=allow_pickle)
     set_image_params(pipe, n_jobs=n_jobs, max_pixels=max_pixels)
     info = read_model_info(model_dir)
-    # the files the walk did not take are reported as unreadable ones are
-    paths, labels, skipped = scan_image_folder(test_data_dir)
+    recorded = None
+    if test_data_dir is None:
+        paths, labels, skipped, roots = find_test_part(model_dir, info, data_dir)
+        recorded = {"data_dirs": roots, "n_recorded": len(paths) + len(skipped),
+                    "n_left_out": len(skipped)}
+        test_data_dir = os.pathsep.join(roots)  # for the errors below
+        skipped = [(entry["file"], entry["reason"]) for entry in skipped]
+    else:
+        # the files the walk did not take are reported as unreadable ones are
+        paths, labels, skipped = scan_image_folder(test_data_dir)
     log_skipped(skipped)  # reported in the report's 'unreadable'
     novelty = read_open_set(info, model_dir)["novelty"]
     index = None
@@ -175,6 +201,8 @@ def evaluate_folder(model_dir, test_data_dir, output_dir, *, n_repeats=3,
         pipe, paths, labels, test_data_dir, skipped, n_repeats=n_repeats,
         random_state=random_state, model_info=info, novelty=novelty,
         index=index, neighbours=neighbours, progress=progress)
+    if recorded is not None:
+        report["recorded_test_part"] = recorded
     return report, write_report(report, output_dir)
 
 

@@ -41,6 +41,11 @@ class TrainingResult:
         The two parts of the grouped split (``test_indices`` is empty with
         ``test_size=0``).
 
+    scored_test_indices : ndarray of int or None
+        The rows of ``test_indices`` that ``test_metrics`` score: the photos,
+        not their copies (:func:`~hybridclf.training.training_files` records
+        their files, so that ``hybridclf evaluate`` scores them again).
+
     groups : ndarray of int
         The group id of every image.
 
@@ -125,6 +130,7 @@ class TrainingResult:
     feature_cache: dict = field(default_factory=dict)
     neighbours: object = None
     test_part: dict = field(default_factory=dict)
+    scored_test_indices: np.ndarray = None
 
     def metadata(self):
         """The entries of ``model.json`` for :func:`~hybridclf.save_model`.

@@ -59,6 +59,7 @@ from ._final_phases import (
     _fit_final,
     _novelty_phase,
     _score_test,
+    _scored,
     _test_part,
 )
 from ._fold_features import compute_folds, on_cluster
@@ -284,6 +285,7 @@ def _train(run, pipe, search, param_grid, open_set_quantile):
         test_indices=run.test, groups=run.groups, cv_scores=cv_scores,
         test_metrics=test_metrics, best_params=best_params, search=search_info,
         test_part=_test_part(run, classes, test_metrics),
+        scored_test_indices=_scored(run),
         open_set=open_set, oof_proba=oof_proba, label_issues=issues,
         timings=run.timings, feature_cache=run.cache_use, neighbours=neighbours,
     )

@@ -11,6 +11,7 @@ import os
 
 import numpy as np
 
+from .._held_out import TEST_PART_FILE, test_part_bytes
 from ..label_issues import LABEL_ISSUES_FILE, label_issues_csv
 from ..neighbours import INDEX_FILE
 from ..pipeline import get_sampler, iter_feature_blocks
@@ -85,7 +86,8 @@ def training_metadata(result, paths, labels, *, root=None, names=None,
 
 
 
-def training_files(result, paths, *, root=None, names=None):
+def training_files(result, paths, *, root=None, names=None, data_dirs=None,
+                   labels=None):
     """The files beside the model that ``hybridclf train`` saves.
 
     Parameters
@@ -105,6 +107,14 @@ def training_files(result, paths, *, root=None, names=None):
         :func:`~hybridclf.io.load_image_folders` gives them); overrides
         ``root``.
 
+    data_dirs : sequence of str or None, default=None
+        The data folders that ``paths`` lie in, in the order given to the
+        training: with them and ``labels``, the files of the held-out test
+        part are recorded too (``test_part.json``). None records none.
+
+    labels : sequence or None, default=None
+        The classes of ``paths``, for ``test_part.json``.
+
     Returns
     -------
     files : dict of str to str or bytes
@@ -114,8 +124,11 @@ def training_files(result, paths, *, root=None, names=None):
         ``{"neighbours.npz": data}``, the embedding index of the novelty
         check and of the nearest training photos, with their file names
         (:meth:`~hybridclf.neighbours.EmbeddingIndex.to_bytes`), when the
-        result has them; for the ``files`` parameter of
-        :func:`~hybridclf.save_model`.
+        result has them; and ``{"test_part.json": data}``, the files of the
+        held-out test part that the test metrics scored (their path relative
+        to their data folder, label and SHA-256, for ``hybridclf evaluate``
+        without a test folder), given ``data_dirs`` and a test part; for the
+        ``files`` parameter of :func:`~hybridclf.save_model`.
     """
     files = {}
     if names is None:
@@ -127,6 +140,11 @@ def training_files(result, paths, *, root=None, names=None):
         index = copy.copy(result.neighbours)
         index.files_ = np.asarray(names, dtype=str)[result.train_indices]
         files[INDEX_FILE] = index.to_bytes()
+    scored = result.scored_test_indices
+    if (data_dirs is not None and labels is not None and scored is not None
+            and len(scored)):
+        files[TEST_PART_FILE] = test_part_bytes(data_dirs, paths, labels,
+                                                scored)
     return files
 
 

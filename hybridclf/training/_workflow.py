@@ -262,7 +262,8 @@ def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
         group_source=source, seconds_wall=time.perf_counter() - started,
         unreadable=skipped + undecodable)
     save_model(result.pipeline, output_dir, metadata=metadata,
-               files=training_files(result, paths, names=names))
+               files=training_files(result, paths, names=names, data_dirs=roots,
+                                    labels=labels))
     return FolderTraining(
         result=result, model_dir=str(output_dir),
         class_counts={str(c): int(n) for c, n in zip(classes, counts)},

@@ -1,0 +1,193 @@
+"""The held-out test part of a training, recorded in its model directory.
+
+``hybridclf train`` holds a test part out of the final fit (the pipeline is
+fitted on the training part only, see :mod:`hybridclf.training._train`) and
+scores it. :func:`test_part_bytes` records which files those were, as
+``test_part.json`` beside the model (listed in its manifest like every file
+of the directory):
+
+- ``data_dirs``: the data folders of the training, as absolute paths;
+- ``files``: one entry per scored photo of the test part: ``data_dir`` (its
+  folder's position in ``data_dirs``), ``file`` (its path relative to that
+  folder, with ``/``), ``label`` and ``sha256`` (of the file's bytes).
+
+:func:`find_test_part` finds them again, under the recorded folders or
+folders given now (the data moved), so that ``hybridclf evaluate --model-dir
+M`` without ``--test-data-dir`` evaluates on them. A file that is missing, or
+whose bytes are no longer those it was scored on, is left out and named,
+never used silently.
+"""
+
+import json
+import os
+from pathlib import PurePosixPath
+
+from ._model_files import check_listed_file, read_regular_file
+from .exceptions import ModelLoadError
+from .utils._row_store import content_digest
+
+__all__ = ["TEST_PART_FILE", "find_test_part", "test_part_bytes"]
+
+#: Name of the file of the held-out test part in a model directory.
+TEST_PART_FILE = "test_part.json"
+
+
+def _root_of(path, roots):
+    """(index of the folder of ``roots`` that holds ``path``, relative name)."""
+    best = None
+    for i, root in enumerate(roots):
+        relative = os.path.relpath(path, root)
+        if relative != os.pardir and not relative.startswith(os.pardir + os.sep):
+            # the deepest folder holding it, should one lie inside another
+            if best is None or len(roots[i]) > len(roots[best[0]]):
+                best = (i, relative)
+    if best is None:
+        raise ValueError(f"The test file {path!r} lies in none of the data "
+                         f"folders {roots!r}.")
+    return best[0], best[1].replace(os.sep, "/")
+
+
+def test_part_bytes(data_dirs, paths, labels, rows):
+    """The content of ``test_part.json``: the files of the held-out test part.
+
+    Parameters
+    ----------
+    data_dirs : sequence of str or os.PathLike
+        The data folders of the training, in the order given.
+
+    paths, labels : sequence
+        The images trained on and their classes.
+
+    rows : sequence of int
+        The rows of ``paths`` that the test metrics scored.
+
+    Returns
+    -------
+    data : bytes
+        UTF-8 JSON (see the module's docstring).
+    """
+    roots = [os.path.abspath(os.fspath(d)) for d in data_dirs]
+    files = []
+    for row in rows:
+        path = paths[row]
+        folder, name = _root_of(os.path.abspath(os.fspath(path)), roots)
+        files.append({"data_dir": folder, "file": name, "label": str(labels[row]),
+                      "sha256": content_digest(path)})
+    # one line per file: thousands of them stay readable and diff well
+    lines = ",\n  ".join(json.dumps(f, ensure_ascii=False) for f in files)
+    text = (f'{{"data_dirs": {json.dumps(roots, ensure_ascii=False)},\n'
+            f' "files": [\n  {lines}\n ]}}\n')
+    return text.encode("utf-8", "surrogateescape")
+
+
+def _no_test_part(model_dir, info):
+    """The error of a model without a recorded test part, saying what to pass."""
+    n_test = (info.get("training") or {}).get("n_test")
+    if n_test == 0:
+        why = ("it was trained without a test part (--test-size 0, "
+               "test_size=0), so every image was trained on")
+    elif n_test:
+        why = (f"it records a test part of {n_test} images but not their files "
+               "(it was saved by an older hybridclf; training it again records "
+               "them)")
+    else:
+        why = "it was not written by 'hybridclf train' (no test part recorded)"
+    return ValueError(
+        f"The model {os.fspath(model_dir)!r} has no {TEST_PART_FILE} to evaluate "
+        f"on: {why}. Pass a labelled class-per-folder test set: "
+        "--test-data-dir DIR (hybridclf evaluate) or test_data_dir "
+        "(evaluate_folder).")
+
+
+def _entries(model_dir):
+    """``data_dirs`` and ``files`` of the model's ``test_part.json``, checked."""
+    path = os.path.join(model_dir, TEST_PART_FILE)
+    try:
+        record = json.loads(read_regular_file(path))
+        roots, files = record["data_dirs"], record["files"]
+        if not (isinstance(roots, list) and all(isinstance(r, str) for r in roots)
+                and isinstance(files, list)):
+            raise TypeError("'data_dirs' must be a list of str, 'files' a list")
+        entries = [(int(f["data_dir"]), str(f["file"]), str(f["label"]),
+                    str(f["sha256"])) for f in files]
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise ModelLoadError(
+            f"The file {path!r} is unreadable ({exc}). Copy the whole model "
+            "directory again, or pass --test-data-dir.") from exc
+    for folder, name, _, _ in entries:
+        parts = PurePosixPath(name).parts
+        if not 0 <= folder < len(roots) or not name or os.path.isabs(name) \
+                or ".." in parts or "\0" in name:
+            raise ModelLoadError(
+                f"The file {path!r} lists {name!r} in data folder {folder}, which "
+                "is not a file inside one of its data folders. Copy the model "
+                "directory again, or pass --test-data-dir.")
+    return roots, entries
+
+
+def find_test_part(model_dir, info, data_dirs=None):
+    """The files of the held-out test part, found again and checked.
+
+    Parameters
+    ----------
+    model_dir : str or os.PathLike
+        The model directory.
+
+    info : dict
+        Its ``model.json``.
+
+    data_dirs : str, os.PathLike, sequence of them or None, default=None
+        Where the data folders of the training are now, in the order they
+        were given to the training; None looks where they were.
+
+    Returns
+    -------
+    paths, labels : list of str
+        The test files found with the content they were scored on.
+
+    left_out : list of dict
+        Each file left out (``file``, ``reason``): missing, or changed since
+        the training (its SHA-256 differs).
+
+    data_dirs : list of str
+        The folders looked in.
+
+    Raises
+    ------
+    ValueError
+        When the model records no test part (the message says to pass a test
+        folder), or ``data_dirs`` gives another number of folders.
+
+    ModelLoadError
+        When ``test_part.json`` is listed in the manifest but changed, or is
+        unreadable.
+    """
+    if not check_listed_file(model_dir, TEST_PART_FILE, ModelLoadError):
+        raise _no_test_part(model_dir, info)
+    recorded, entries = _entries(model_dir)
+    if data_dirs is None:
+        roots = recorded
+    else:
+        roots = ([data_dirs] if isinstance(data_dirs, (str, os.PathLike))
+                 else list(data_dirs))
+        roots = [os.fspath(r) for r in roots]
+        if len(roots) != len(recorded):
+            raise ValueError(
+                f"The model {os.fspath(model_dir)!r} was trained on "
+                f"{len(recorded)} data folder(s) ({', '.join(recorded)}); the "
+                f"'data_dir' parameter gave {len(roots)} ({roots!r}). Give where "
+                "each of them is now, in the same order.")
+    paths, labels, left_out = [], [], []
+    for folder, name, label, sha256 in entries:
+        path = os.path.join(roots[folder], *PurePosixPath(name).parts)
+        actual = content_digest(path)
+        if actual is None:
+            left_out.append({"file": path, "reason": "missing (a test file of "
+                             "the training: moved, renamed or deleted since)"})
+        elif actual != sha256:
+            left_out.append({"file": path, "reason": "changed since the training "
+                             "(its SHA-256 differs from the one recorded)"})
+        else:
+            paths.append(path)
+            labels.append(label)
+    return paths, labels, left_out, roots
