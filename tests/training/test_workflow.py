@@ -117,3 +117,17 @@ def test_while_waiting_runs_once_where_the_views_are_awaited(texture_folder):
                                        views="none"),
                 paths, labels, cv_folds=3, test_size=0, while_waiting=note)
     assert len(calls) == 1
+
+
+def test_the_final_model_never_sees_the_test_part(texture_folder):
+    # evaluate --model-dir (no test folder) scores the recorded test part
+    # again: the final model must have been fitted on the training part only
+    from hybridclf.pipeline import get_block_scaler, iter_feature_blocks
+
+    paths, labels = load_image_folder(texture_folder)
+    pipe = make_training_pipeline(features=["color"], image_size=32, views="none")
+    result = train_model(pipe, paths, labels, cv_folds=3, test_size=0.25)
+    assert len(result.test_indices) > 0
+    assert not set(result.test_indices) & set(result.train_indices)
+    (_, block), = iter_feature_blocks(result.pipeline)
+    assert get_block_scaler(block).n_samples_seen_ == len(result.train_indices)
