@@ -78,7 +78,11 @@ def test_quickstart_on_a_folder(texture_folder, tmp_path, capsys):
     model = load_model(tmp_path / "model")
     grass = next(texture_folder.glob("grass/*.png"))
     assert set(model.predict([grass])) <= {"brick", "grass", "gravel"}
-    assert "evaluation report" not in out  # no held-out folder was given
+    # no held-out folder given: the test part that train held out is scored
+    assert "the test part held out by train" in out
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    info = json.loads((tmp_path / "model" / "model.json").read_text())
+    assert report["metrics"]["accuracy"] == info["metrics"]["accuracy"]
 
 
 @pytest.mark.slow

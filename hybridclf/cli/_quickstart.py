@@ -27,7 +27,8 @@ def format_parser(parser):
     parser.add_argument(
         "--test-data-dir",
         help="held-out images in the same layout, to evaluate on (default: the "
-        "built-in digits' test folder; none for --data-dir)",
+        "built-in digits' test folder; for --data-dir, the test part that "
+        "train holds out)",
     )
     parser.add_argument(
         "--output-dir", default="quickstart_output",
@@ -62,11 +63,13 @@ def _steps(args, data_dir, test_dir, image_size):
           str(args.cv_folds), "--seed", str(args.seed),
           *(["--image-size", str(image_size)] if image_size else []), *common]),
     ]
-    if test_dir:
-        steps.append(("3. Evaluate on the held-out images",
-                      ["evaluate", "--model-dir", model_dir, "--test-data-dir",
-                       test_dir, "--output-dir",
-                       os.path.join(args.output_dir, "report"), *common]))
+    # without a test folder, evaluate scores the test part train held out
+    # (recorded in the model directory) again
+    steps.append(("3. Evaluate on the held-out images",
+                  ["evaluate", "--model-dir", model_dir,
+                   *(["--test-data-dir", test_dir] if test_dir else []),
+                   "--output-dir", os.path.join(args.output_dir, "report"),
+                   *common]))
     return steps
 
 
@@ -86,6 +89,10 @@ def run(args):
             f"{data_dir}, 10 other ones per class held out in {test_dir}")
     verbose = ["-v"] if logger.isEnabledFor(logging.INFO) else []
     for title, argv in _steps(args, data_dir, test_dir, image_size):
+        if argv[0] == "evaluate" and not test_dir and not _held_out(argv[2]):
+            out(f"\n== {title}: none: train held no photo out (too few "
+                "photos); pass --test-data-dir to evaluate on others")
+            continue
         out(f"\n== {title}: hybridclf {shlex.join(argv)}")
         code = main([*verbose, *argv])
         if code != 0:
@@ -96,14 +103,21 @@ def run(args):
     inspection = os.path.join(args.output_dir, "inspection", "report.html")
     out(f"  inspection report  {inspection}")
     out(f"  model and card     {model_dir} (README.md, model.json)")
-    if test_dir:
-        report = os.path.join(args.output_dir, "report", "report.html")
+    report = os.path.join(args.output_dir, "report", "report.html")
+    if os.path.isfile(report):
         out(f"  evaluation report  {report}")
     quoted = shlex.quote(model_dir)
     out(f"  predict files      hybridclf predict --model-dir {quoted} <images>")
     out(f"  serve over HTTP    hybridclf serve --model-dir {quoted}")
     out(f"  in Python          hybridclf.load_model({model_dir!r}).predict([...])")
     return 0
+
+
+def _held_out(model_dir):
+    """Whether the model directory records a test part (``test_part.json``)."""
+    from .._held_out import TEST_PART_FILE
+
+    return os.path.isfile(os.path.join(model_dir, TEST_PART_FILE))
 
 
 def _first_readable_image(root):
