@@ -214,6 +214,9 @@ def test_evaluate_names_the_test_files_missing_or_changed_since_training(
     assert recorded["data_dirs"] == [str(data)]
     assert "test_part.json" in json.loads(
         (model / "manifest.json").read_text())["files"]
+    # the model card says where the held-out photos are and how to rescore them
+    card = (model / "README.md").read_text()
+    assert "`test_part.json` lists them: `hybridclf evaluate --model-dir" in card
     moved = tmp_path / "moved"
     data.rename(moved)
     gone, edited, *kept = [f["file"] for f in recorded["files"]]
@@ -245,6 +248,7 @@ def test_evaluate_without_a_recorded_test_part_says_to_pass_a_test_folder(
                  "--cv-folds", "3", "--test-size", "0", "--no-cache",
                  "--n-jobs", "1"]) == 0
     assert not (model / "test_part.json").exists()
+    assert "test_part.json" not in (model / "README.md").read_text()
     assert "--test-data-dir <folder>" in capsys.readouterr().out
     assert main(["evaluate", "--model-dir", str(model), "--output-dir",
                  str(tmp_path / "report")]) == 1

@@ -7,6 +7,7 @@ open-set, label-issue and cascade decisions, and the integrity and versions.
 
 import re
 
+from .._held_out import TEST_PART_FILE
 from .._model_files import MANIFEST
 from ..neighbours import INDEX_FILE
 
@@ -32,8 +33,12 @@ def _code(text):
     return f"{fence}{pad}{text}{pad}{fence}"
 
 
-def _model_card(info):
-    """The README.md text of a model directory, section by section."""
+def _model_card(info, files=()):
+    """The README.md text of a model directory, section by section.
+
+    ``files`` names the other files saved beside the model (``files`` of
+    :func:`~hybridclf.save_model`), for the sections that point to them.
+    """
     lines = [
         f"# hybridclf model: {len(info['classes'])} classes",
         "",
@@ -58,11 +63,12 @@ def _model_card(info):
     ]
     lines += [f"- `{name}`: {step}"
               for name, step in info["parameters"]["steps"].items()]
-    lines += _card_scores(info) + _card_decisions(info) + _card_integrity(info)
+    lines += (_card_scores(info, files) + _card_decisions(info)
+              + _card_integrity(info))
     return "\n".join(lines) + "\n"
 
 
-def _card_scores(info):
+def _card_scores(info, files=()):
     """The model card's test metrics, cross-validation and training sections."""
     lines = []
     metrics = info.get("metrics") or {}
@@ -71,7 +77,8 @@ def _card_scores(info):
                   "| --- | ---: |"]
         lines += [f"| {k} | {_fmt(v)} |" for k, v in metrics.items()
                   if isinstance(v, (int, float))]
-        lines += _card_test_part(info.get("test_part") or {})
+        lines += _card_test_part(info.get("test_part") or {},
+                                 recorded=TEST_PART_FILE in files)
     cv = info.get("cv_scores") or {}
     if cv:
         lines += ["", "## Cross-validation on the training part", "",
@@ -120,8 +127,11 @@ def _open_set_origin(open_set):
             "`model.json`).")
 
 
-def _card_test_part(part):
-    """How far the held-out metrics go, as ``hybridclf train`` prints it."""
+def _card_test_part(part, recorded=False):
+    """How far the held-out metrics go, as ``hybridclf train`` prints it.
+
+    With ``recorded``, where to find the held-out photos again.
+    """
     if not part:
         return []
     low, high = part["accuracy_interval"]
@@ -135,6 +145,10 @@ def _card_test_part(part):
         lines[-1] += (f" The test part also holds {part['n_copies']} copies of "
                       "those photos (augmented, or the same file again), held "
                       "out with them and not scored.")
+    if recorded:
+        lines[-1] += (f" `{TEST_PART_FILE}` lists them: `hybridclf evaluate "
+                      "--model-dir <this folder> --output-dir <report folder>` "
+                      "scores them again, with the report's figures.")
     return lines
 
 

@@ -105,7 +105,7 @@ def save_model(pipe, directory, *, metadata=None, model_format="skops",
         _dump(pipe, model_path, model_format)
         info = _info(pipe, model_path, model_format, metadata)
         (new / _INFO).write_text(json.dumps(info, indent=2, default=_json_safe))
-        (new / _CARD).write_text(_model_card(info), encoding="utf-8",
+        (new / _CARD).write_text(_model_card(info, files), encoding="utf-8",
                                   errors="surrogateescape")
         for name, content in files.items():
             data = (content.encode("utf-8", "surrogateescape")
