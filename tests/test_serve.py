@@ -24,12 +24,12 @@ def _free_port():
 class _Server:
     """A uvicorn server in a background thread, stopped with should_exit."""
 
-    def __init__(self, app):
+    def __init__(self, app, **config):
         import uvicorn
 
         self.port = _free_port()
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port,
-                                log_level="warning", lifespan="on")
+                                log_level="warning", **{"lifespan": "on", **config})
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -742,17 +742,10 @@ def test_a_client_sending_its_headers_slowly_is_cut_off(model_dir, monkeypatch):
     protocol = calls[0]["http"]
     assert protocol.keywords["header_timeout"] == 1.5
     pickle.dumps(protocol)  # the workers receive it
-    port = _free_port()
-    config = uvicorn.Config(create_app(model_dir), host="127.0.0.1", port=port,
-                            log_level="warning", lifespan="off",
-                            http=protocol_with_header_deadline(1.5),
-                            limit_concurrency=3)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            time.sleep(0.02)
+    server = _Server(create_app(model_dir), lifespan="off",
+                     http=protocol_with_header_deadline(1.5), limit_concurrency=3)
+    with server:
+        port = server.port
         slow = [socket.create_connection(("127.0.0.1", port)) for _ in range(4)]
         start = time.monotonic()
         for sock in slow:
@@ -771,9 +764,6 @@ def test_a_client_sending_its_headers_slowly_is_cut_off(model_dir, monkeypatch):
         assert time.monotonic() - start < 4
         answer = httpx.get(f"http://127.0.0.1:{port}/health", timeout=10)
         assert answer.status_code == 200  # not 503: the slow ones are gone
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def test_a_keep_alive_client_sending_its_next_headers_slowly_is_cut_off(
@@ -781,22 +771,14 @@ def test_a_keep_alive_client_sending_its_next_headers_slowly_is_cut_off(
     # the deadline covered only a connection's first request: after one fast
     # request, the next request's headers could come one byte a second for
     # ever (uvicorn's keep-alive timeout stops at the first byte)
-    import uvicorn
 
     from hybridclf.serve import create_app
     from hybridclf.serve._protocol import protocol_with_header_deadline
 
-    port = _free_port()
-    config = uvicorn.Config(create_app(model_dir), host="127.0.0.1", port=port,
-                            log_level="warning", lifespan="off",
-                            http=protocol_with_header_deadline(1.0))
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            time.sleep(0.02)
-        sock = socket.create_connection(("127.0.0.1", port))
+    server = _Server(create_app(model_dir), lifespan="off",
+                     http=protocol_with_header_deadline(1.0))
+    with server:
+        sock = socket.create_connection(("127.0.0.1", server.port))
         sock.settimeout(10)
         for _ in range(2):  # answered requests on the connection: no cut
             sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
@@ -813,9 +795,6 @@ def test_a_keep_alive_client_sending_its_next_headers_slowly_is_cut_off(
             closed = _is_closed(sock)
         assert closed  # before: still open after 12 s with --read-timeout 2
         sock.close()
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def _is_closed(sock):
