@@ -863,6 +863,47 @@ def test_cli_serve_refuses_an_index_it_cannot_read_before_uvicorn_starts(
     assert "written by a newer hybridclf" in err and "Upgrade hybridclf" in err
 
 
+@pytest.mark.parametrize("failure", ["classes", "warm-up"])
+def test_cli_serve_refuses_a_model_that_fails_its_checks_before_uvicorn_starts(
+        model_dir, tmp_path, capsys, monkeypatch, failure):
+    # a model whose classes differ from model.json's, or whose warm-up
+    # prediction fails, loaded and passed the command's check: uvicorn
+    # printed the lifespan's traceback and exited with 3 (only /admin/reload
+    # refused it cleanly)
+    import json
+    import shutil
+
+    import uvicorn
+
+    import hybridclf.serve._model as served
+    from hybridclf._model_files import write_manifest
+    from hybridclf.cli import main
+
+    bad = tmp_path / "bad"
+    shutil.copytree(model_dir, bad)
+    if failure == "classes":
+        info = json.loads((bad / "model.json").read_text())
+        info["classes"] = ["x", "y", "z"]
+        (bad / "model.json").write_text(json.dumps(info))
+        write_manifest(bad)  # as a hand edit that wrote the manifest again
+        words = ["failed its checks", "model.json lists the classes"]
+    else:
+        def broken(pipe):
+            raise ValueError("no such block")
+
+        monkeypatch.setattr(served, "_warm_up", broken)
+        words = ["failed its warm-up prediction", "no such block"]
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: calls.append(k))
+    assert main(["serve", "--model-dir", str(bad)]) == 1
+    assert calls == []
+    out, err = capsys.readouterr()
+    assert "Serving" not in out
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert all(word in err for word in words)
+    assert str(bad) in err and "serve another model directory" in err
+
+
 def test_a_public_host_without_key_is_warned(model_dir, monkeypatch, caplog):
     import uvicorn
 

@@ -194,6 +194,50 @@ def test_groups_csv_read_from_another_folder(textures, tmp_path, monkeypatch):
         assert groups[0] == groups[1] != groups[2]
 
 
+@pytest.mark.parametrize("code_page, name", [("cp1252", "café"),
+                                              ("cp874", "พระสมเด็จ")])
+def test_a_groups_csv_in_a_legacy_code_page_is_refused(textures, tmp_path,
+                                                       code_page, name):
+    # saved as Excel's plain "CSV" on Windows: the names were decoded with
+    # surrogate escapes, matched no photo, and each photo silently got its own
+    # group (only a warning that 2 of 2 images are not in the CSV)
+    import shutil
+
+    paths, _ = textures
+    photos = [shutil.copy(p, tmp_path / f"{name}{i}.png")
+              for i, p in enumerate(paths[:2])]
+    csv = tmp_path / "groups.csv"
+    csv.write_bytes(f"file,group\n{name}0.png,g\n{name}1.png,g\n".encode(code_page))
+    with pytest.raises(ValueError) as error:
+        read_groups_csv(csv, photos)
+    message = str(error.value)
+    assert str(csv) in message and "not UTF-8" in message
+    assert "line 2" in message and "'CSV UTF-8'" in message
+    # the same names saved as "CSV UTF-8" (with its byte-order mark) group them
+    csv.write_bytes(f"file,group\n{name}0.png,g\n{name}1.png,g\n".encode(
+        "utf-8-sig"))
+    groups = read_groups_csv(csv, photos)
+    assert groups[0] == groups[1]
+
+
+def test_a_groups_csv_naming_files_whose_names_are_not_utf8_is_read(textures,
+                                                                   tmp_path):
+    # an old Latin-1 file name on Linux, named by the same bytes in the CSV
+    # (as hybridclf inspect writes it): the bytes are the file's, not a code
+    # page's, and the CSV is read
+    import shutil
+
+    paths, _ = textures
+    folder = os.fsencode(tmp_path)
+    photos = [os.fsdecode(folder + b"/caf\xe9%d.png" % i) for i in range(2)]
+    for source, photo in zip(paths, photos):
+        shutil.copy(source, photo)
+    csv = tmp_path / "groups.csv"
+    csv.write_bytes(b"file,group\ncaf\xe90.png,g\ncaf\xe91.png,g\n")
+    groups = read_groups_csv(csv, photos)
+    assert groups[0] == groups[1]
+
+
 def _augmented_folder(textures, tmp_path):
     """A folder ``augment`` could have written: two photos, one copy, manifest."""
     import shutil

@@ -55,15 +55,9 @@ def run(args):
             f"error: 'hybridclf serve' needs the serve extra ({exc}). Install it "
             "with: pip install 'hybridclf[serve]'\n")
         return 1
-    from ..persistence import load_model, read_model_info
-    from ..serve._model import open_set_and_index
-
-    # load and check the model once here, its embedding index too, as the
-    # service will: a bad one is one error line, exit 1
-    load_model(args.model_dir, allow_pickle=args.allow_pickle)
-    open_set_and_index(args.model_dir, read_model_info(args.model_dir))
-    out(f"Serving {args.model_dir} on http://{args.host}:{args.port} "
-        "(docs at /docs); press Ctrl+C to stop")
+    # serve loads and checks the model as a reload does (manifest, classes,
+    # embedding index, warm-up) before uvicorn starts: a bad one is one error
+    # line, exit 1, and no "Serving" line
     limits = {"max_pixels": args.max_pixels} if args.max_pixels else {}
     serve(args.model_dir, host=args.host, port=args.port, workers=args.workers,
           max_body_mb=args.max_body_mb, api_key_env=args.api_key_env,
@@ -71,5 +65,8 @@ def run(args):
           allow_pickle=args.allow_pickle,
           limit_concurrency=args.limit_concurrency, feedback_dir=args.feedback_dir,
           log_predictions=args.log_predictions, allowed_hosts=args.allowed_hosts,
+          on_checked=lambda: out(
+              f"Serving {args.model_dir} on http://{args.host}:{args.port} "
+              "(docs at /docs); press Ctrl+C to stop"),
           **limits)
     return 0

@@ -24,13 +24,10 @@ import urllib.request
 from base64 import b64encode
 from contextlib import contextmanager
 
-from .._model_files import check_manifest, expects_manifest
-from ..exceptions import ModelLoadError
 from ..io import DEFAULT_MAX_PIXELS
-from ..persistence import read_model_info
 from ._app import app_from_settings, create_app
 from ._metrics import MULTIPROC_ENV
-from ._model import open_set_and_index
+from ._model import load_served_model
 from ._service import check_writable
 from ._settings import SETTINGS_ENV, ServiceSettings
 
@@ -57,18 +54,17 @@ def app_from_settings_file():
     return app_from_settings(ServiceSettings.read(os.environ[SETTINGS_ENV]))
 
 
-def _check_model_dir(model_dir):
-    """Fail now, with a clear message, if the model directory is wrong.
+def _check_model_dir(settings):
+    """Fail now, with a clear message, if the model directory cannot be served.
 
     Before uvicorn starts: a model its lifespan refuses stops the server
-    with a traceback. The open set and the embedding index are read here as
-    the service reads them (an index of a newer hybridclf, a malformed
-    ``open_set``); the model file itself is loaded by the command line.
+    with a traceback (exit status 3). The checks are the ones a reload runs,
+    in the one function that runs them (:func:`load_served_model`): the
+    manifest and the model file, the open set and the embedding index, the
+    classes and the warm-up prediction. The model loaded here is dropped
+    before uvicorn starts; the service (each worker) loads its own.
     """
-    info = read_model_info(model_dir)
-    if expects_manifest(model_dir, info):
-        check_manifest(model_dir, ModelLoadError)
-    open_set_and_index(model_dir, info)
+    load_served_model(settings.model_dir, settings)
 
 
 def _api_key(api_key_env, host):
@@ -92,10 +88,13 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
           api_key_env=None, threads=None, log_level="info",
           max_pixels=DEFAULT_MAX_PIXELS, read_timeout=30.0, allow_pickle=False,
           limit_concurrency=None, feedback_dir=None, log_predictions=None,
-          allowed_hosts=None):
+          allowed_hosts=None, on_checked=None):
     """Run the prediction service with uvicorn until interrupted.
 
-    The model directory is checked (its manifest) before uvicorn starts. With
+    The model directory is loaded and checked before uvicorn starts, as a
+    reload checks it (its manifest, classes, embedding index and a warm-up
+    prediction): a model that fails is a :class:`ModelLoadError`, nothing
+    started. With
     several workers, each worker process builds its app from a settings file
     that only this user can read (the API key itself is not in it: the
     workers read it from ``api_key_env``), and the metrics of every worker
@@ -160,6 +159,10 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
         None accepts only this machine's names on a loopback address. List
         the server's names when ``host`` is not a loopback address.
 
+    on_checked : callable or None, default=None
+        Called with no arguments once every check has passed, just before
+        uvicorn starts (the command line prints its "Serving" line there).
+
     Notes
     -----
     SIGHUP reloads the model without downtime. With one worker, the model
@@ -178,11 +181,12 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
         ``workers`` is below 1, or ``feedback_dir`` or the folder of
         ``log_predictions`` cannot be written.
     ModelLoadError
-        When the model directory is incomplete or was modified.
+        When the model directory is incomplete or was modified, its classes
+        do not match ``model.json``, its embedding index cannot be read, or
+        its warm-up prediction fails (the message says which).
     """
     import uvicorn
 
-    _check_model_dir(model_dir)
     if int(workers) < 1:
         raise ValueError("The 'workers' parameter of serve must be an int >= 1. "
                          f"Got {workers!r} instead.")
@@ -199,6 +203,9 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
         check_writable(settings.feedback_dir, "--feedback-dir")
     if log_predictions is not None:
         check_writable(settings.log_predictions, "--log-predictions", folder=False)
+    _check_model_dir(settings)
+    if on_checked is not None:
+        on_checked()
     logger.info("Serving %s on http://%s:%d with %d worker(s)", model_dir, host,
                 port, workers)
     from ._protocol import protocol_with_header_deadline

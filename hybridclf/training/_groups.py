@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 
 from ..exceptions import SkippedFilesWarning
-from ..utils._csv import open_csv
+from ..utils._csv import has_undecodable, not_utf8_error, open_csv
 from ..utils._docstrings import Substitution, n_jobs_docstring
 from ..utils._row_store import content_digest
 
@@ -133,7 +133,11 @@ def read_groups_csv(csv_path, paths, *, root=None):
     Raises
     ------
     ValueError
-        When the CSV lacks a ``file`` or a ``group`` (or ``source``) column.
+        When the CSV lacks a ``file`` or a ``group`` (or ``source``) column,
+        or is not UTF-8 (a legacy code page of Excel) and none of the names
+        it holds that are not UTF-8 matches an image: they were meant as
+        text, not as the bytes of file names on disk (which may legitimately
+        be other than UTF-8; a CSV naming such a file is read).
     """
     import csv
 
@@ -153,6 +157,7 @@ def read_groups_csv(csv_path, paths, *, root=None):
         [os.fspath(r) for r in roots]
         + [os.path.dirname(os.path.abspath(csv_path)), os.getcwd()]))
     by_file, by_root_name = {}, {}
+    undecodable = set()  # where the names that are not UTF-8 point
     for row in rows:
         name = row["file"]
         candidates = [name] if os.path.isabs(name) else [
@@ -161,14 +166,23 @@ def read_groups_csv(csv_path, paths, *, root=None):
             by_file[os.path.realpath(candidate)] = row[group_column]
         for candidate in _under_root_name(name, roots):
             by_root_name.setdefault(os.path.realpath(candidate), row[group_column])
-    labels, missing = [], 0
+        if has_undecodable(name):
+            undecodable.update(os.path.realpath(c) for c in candidates
+                               + list(_under_root_name(name, roots)))
+    labels, missing, real_paths = [], 0, set()
     for i, path in enumerate(paths):
         real = os.path.realpath(path)
+        real_paths.add(real)
         key = by_file.get(real, by_root_name.get(real))
         if key is None:
             missing += 1
             key = f"\0own:{i}"
         labels.append(key)
+    if undecodable and not undecodable & real_paths:
+        # names in a legacy code page (Excel's plain CSV), not the bytes of
+        # file names on disk: every such photo would silently get its own group
+        raise not_utf8_error(csv_path, "none of its file names that are not "
+                             "UTF-8 matches an image to group")
     if missing:
         logger.warning(
             "%d of %d images are not in %s; each gets its own group (its "

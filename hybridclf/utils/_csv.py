@@ -23,12 +23,18 @@ would start with ``"\\ufeff"``).
 
 A file name that is not valid UTF-8 (an old Latin-1 name on Linux) keeps its
 bytes both ways (``errors="surrogateescape"``, as :func:`os.listdir` gives
-it).
+it). So a CSV saved in a legacy code page (Excel's plain "CSV" on a Thai or
+Western Windows: cp874, cp1252) reads without an error too, its names
+undecodable; a reader whose names then match no file says so with
+:func:`not_utf8_error`, which names the first line that is not UTF-8 and the
+fix.
 """
 
 import codecs
+import os
 
-__all__ = ["CSV_ENCODING", "csv_bytes", "open_csv"]
+__all__ = ["CSV_ENCODING", "csv_bytes", "has_undecodable", "not_utf8_error",
+           "open_csv"]
 
 #: The encoding of every CSV file hybridclf writes and reads.
 CSV_ENCODING = "utf-8-sig"
@@ -81,3 +87,50 @@ def csv_bytes(text):
     b'\\xef\\xbb\\xbffile,group\\n'
     """
     return codecs.BOM_UTF8 + text.encode("utf-8", "surrogateescape")
+
+
+def has_undecodable(text):
+    """Whether ``text`` holds bytes that were not UTF-8 (as surrogate escapes).
+
+    Examples
+    --------
+    >>> has_undecodable(b"caf\\xe9.jpg".decode("utf-8", "surrogateescape"))
+    True
+    >>> has_undecodable("café.jpg")
+    False
+    """
+    return any("\udc80" <= char <= "\udcff" for char in text)
+
+
+def not_utf8_error(path, what):
+    """The error for a CSV file that is not UTF-8, naming its first bad line.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The CSV file.
+
+    what : str
+        What went wrong because of it, for the message (e.g. "none of its
+        undecodable file names matches an image").
+
+    Returns
+    -------
+    error : ValueError
+        To raise; the message names the file, the first line that is not
+        valid UTF-8 (shown with the bad bytes replaced) and the fix.
+    """
+    line_no, shown = 0, ""
+    with open(path, "rb") as fh:
+        for line_no, line in enumerate(fh, 1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                shown = line.decode("utf-8", "replace").rstrip("\r\n")
+                break
+    return ValueError(
+        f"The CSV file {os.fspath(path)!r} is not UTF-8 (line {line_no}: "
+        f"{shown!r}), so {what}. It was probably saved in a legacy code page "
+        "(Excel's plain 'CSV' format on Windows). Save it as 'CSV UTF-8' in "
+        "Excel (File > Save As > CSV UTF-8), or convert it, e.g. with "
+        f"iconv -f CP1252 -t UTF-8 (CP874 for Thai), and run again.")
