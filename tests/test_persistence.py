@@ -444,7 +444,7 @@ def test_a_failed_save_leaves_the_old_model(fitted, tmp_path, monkeypatch):
     folder = tmp_path / "model"
     save_model(pipe, folder, metadata={"run": "old"})
 
-    def fail(info):
+    def fail(info, files=()):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(persistence, "_model_card", fail)
