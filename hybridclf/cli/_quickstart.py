@@ -88,8 +88,9 @@ def run(args):
         out("Built-in dataset: scikit-learn's handwritten digits, 40 per class in "
             f"{data_dir}, 10 other ones per class held out in {test_dir}")
     verbose = ["-v"] if logger.isEnabledFor(logging.INFO) else []
+    model_dir = os.path.join(args.output_dir, "model")
     for title, argv in _steps(args, data_dir, test_dir, image_size):
-        if argv[0] == "evaluate" and not test_dir and not _held_out(argv[2]):
+        if argv[0] == "evaluate" and not test_dir and not _held_out(model_dir):
             out(f"\n== {title}: none: train held no photo out (too few "
                 "photos); pass --test-data-dir to evaluate on others")
             continue
@@ -97,7 +98,6 @@ def run(args):
         code = main([*verbose, *argv])
         if code != 0:
             return code
-    model_dir = os.path.join(args.output_dir, "model")
     _serve_once(model_dir, test_dir or data_dir)
     out("\n== Done. What you have:")
     inspection = os.path.join(args.output_dir, "inspection", "report.html")
