@@ -78,7 +78,10 @@ def saved_by(info):
     """
     from packaging.version import InvalidVersion, Version
 
-    here = library_versions()["hybridclf"]
+    try:
+        here = version("hybridclf")  # not library_versions(): 10 look-ups
+    except PackageNotFoundError:
+        here = None
     saved = info.get("hybridclf_version")
     try:
         order = (Version(saved) > Version(here)) - (Version(saved) < Version(here))
@@ -94,8 +97,9 @@ def saved_by(info):
                 f"'hybridclf=={saved}')", False)
     # the same version number (a development build) or none recorded: the
     # date tells the builds apart
-    return (f"hybridclf {saved!s} on {info.get('created')!s}, a build other than "
-            f"this one ({here})",
+    created = info.get("created")
+    when = f" on {created}" if isinstance(created, str) else ""
+    return (f"hybridclf {saved!s}{when}, a build other than this one ({here})",
             "install the hybridclf that saved it (pip install -U hybridclf "
             "gives the latest)", False)
 
