@@ -239,3 +239,43 @@ def test_a_file_name_that_is_not_utf8_reaches_the_manifest_and_its_group(
     copies = [str(p) for p in (out / "grass").glob("caf*_aug*")]
     groups = read_groups_csv(out / "manifest.csv", [name, *copies], root=out)
     assert len(copies) >= 1 and len(set(groups)) == 1
+    # its bytes are a file name's, not a code page's: augmented again, the
+    # manifest is read and its copies stay copies
+    augment_folder(out, tmp_path / "again",
+                   ClassAwareAugmenter(target_samples=7, random_state=0))
+    with open(tmp_path / "again" / "manifest.csv", newline="",
+              encoding="utf-8-sig", errors="surrogateescape") as fh:
+        rows = {r["file"]: r for r in csv.DictReader(fh)}
+    assert all(rows[os.path.relpath(c, out)]["kind"] == "generated" for c in copies)
+
+
+@pytest.mark.parametrize("code_page, name", [("cp1252", "café"),
+                                              ("cp874", "พระสมเด็จ")])
+def test_a_manifest_saved_in_a_legacy_code_page_is_refused_by_every_reader(
+        uneven_tree, tmp_path, capsys, code_page, name):
+    """A manifest.csv opened in Excel and saved as its plain "CSV" (the
+    Windows code page): augmenting the folder again made the earlier copies
+    "original" rows of their own, and inspect counted them as photos, both
+    without a word (train refused it). Each reader refuses it now, with the
+    file, its line and how to save it as UTF-8."""
+    os.rename(uneven_tree / "grass", uneven_tree / name)
+    once = tmp_path / "once"
+    augment_folder(uneven_tree, once, ClassAwareAugmenter(random_state=0))
+    manifest = once / "manifest.csv"
+    text = manifest.read_text(encoding="utf-8-sig")
+    manifest.write_bytes(text.encode(code_page))
+    again = ["augment", "--data-dir", str(once), "--output-dir",
+             str(tmp_path / "twice"), "--target-samples", "7"]
+    for command in (again, ["inspect", "--data-dir", str(once), "--output-dir",
+                            str(tmp_path / "report"), "--quick", "--n-jobs", "1"]):
+        assert main(command) == 1
+        error = capsys.readouterr().err
+        assert f"{str(manifest)!r} is not UTF-8 (line " in error
+        assert "'CSV UTF-8'" in error and "LibreOffice" in error
+    assert not (tmp_path / "twice").exists()
+    # saved again as "CSV UTF-8": the copies stay copies of their photo
+    manifest.write_bytes(text.encode("utf-8-sig"))
+    assert main(again) == 0
+    generated = {r["file"] for r in read_manifest(once) if r["kind"] == "generated"}
+    rows = {r["file"]: r for r in read_manifest(tmp_path / "twice")}
+    assert generated and all(rows[f]["kind"] == "generated" for f in generated)

@@ -124,6 +124,27 @@ def test_a_rerun_keeps_the_groups_merged_by_hand(small_dataset, tmp_path):
         "duplicate_groups.csv", "duplicate_groups.edited.csv"]
 
 
+def test_groups_merged_by_hand_in_a_legacy_code_page_are_kept_and_named(
+        small_dataset, tmp_path, caplog):
+    """duplicate_groups.csv merged in Excel and saved as its plain "CSV" (the
+    Windows code page): kept, as before, and now also named as a file that
+    `train --groups` refuses, with how to save it as UTF-8."""
+    data = tmp_path / "ข้อมูล"
+    small_dataset.rename(data)
+    out = tmp_path / "report"
+    args = ["inspect", "--data-dir", str(data), "--output-dir", str(out),
+            "--quick", "--n-jobs", "1"]
+    assert main(args) == 0
+    groups_csv = out / "duplicate_groups.csv"
+    groups_csv.write_bytes(groups_csv.read_text(encoding="utf-8-sig").encode(
+        "cp874"))
+    assert main(args) == 0
+    kept = out / "duplicate_groups.edited.csv"
+    assert kept.is_file()
+    assert f"{str(kept)!r} is not UTF-8" in caplog.text
+    assert "'hybridclf train --groups' would refuse it" in caplog.text
+
+
 def test_inspect_test_data_dir_reports_leakage(small_dataset, tmp_path, capsys):
     held_out = tmp_path / "held_out" / "grass"
     held_out.mkdir(parents=True)

@@ -184,8 +184,75 @@ def test_a_hybridclf_type_of_another_version_says_which_fix_works(fitted,
     save_model(pipe, tmp_path)
     _rename_in_model_file(tmp_path, "hybridclf.features._hog",
                           "hybridclf.features._hog_v2")
-    with pytest.raises(ModelLoadError, match=r"hybridclf\.features\._hog_v2\.HOG"
-                       r"Features.*another version of hybridclf.*retrain"):
+    with pytest.raises(ModelLoadError, match=r"a build other than this one.*"
+                       r"hybridclf\.features\._hog_v2\.HOGFeatures.*install the "
+                       r"hybridclf that saved it.*retrain"):
+        load_model(tmp_path)
+
+
+def _as_saved_by(folder, version, **entries):
+    """Record ``version`` (and ``entries``) in model.json, as that hybridclf would."""
+    info = json.loads((folder / "model.json").read_text())
+    info.update(hybridclf_version=version, **entries)
+    (folder / "model.json").write_text(json.dumps(info))
+    write_manifest(folder)
+
+
+def test_a_newer_format_is_refused_with_the_version_to_install(fitted, tmp_path):
+    # it said "has format_version 2; ... Upgrade hybridclf (the model was saved
+    # by '999.0')", without the command; and it read the manifest first, so a
+    # newer format that lays it out otherwise was refused as "incomplete"
+    pipe, _, _ = fitted
+    save_model(pipe, tmp_path)
+    _as_saved_by(tmp_path, "999.0", format_version=2)
+    (tmp_path / "manifest.json").write_text(json.dumps({"entries": []}))
+    with pytest.raises(ModelLoadError, match=r"saved by hybridclf 999\.0, newer "
+                       r"than this .*format_version 2; this hybridclf reads up to "
+                       r"1\. To load it, upgrade hybridclf to 999\.0 or later "
+                       r"\(pip install -U 'hybridclf>=999\.0'\)"):
+        load_model(tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["hybridclf type", "library type"])
+def test_types_of_a_newer_hybridclf_name_it_and_the_upgrade(fitted, tmp_path,
+                                                             kind):
+    # a newer hybridclf adds feature blocks and classifiers, whose types this
+    # one lacks or does not trust (MLPClassifier's AdamOptimizer, say): it
+    # said "holds types that hybridclf does not trust: [...]. Pass them in
+    # 'trusted'", naming neither the version nor the upgrade
+    pipe, paths, labels = fitted
+    if kind == "hybridclf type":
+        save_model(pipe, tmp_path)
+        _rename_in_model_file(tmp_path, "hybridclf.features._hog",
+                              "hybridclf.features._hog_v2")
+        shown = r"does not have: \['hybridclf\.features\._hog_v2\.HOGFeatures'\]"
+    else:
+        save_model(make_hybrid_pipeline(features=[("mine", Flatten())]).set_params(
+            load__size=16).fit(paths, labels), tmp_path)
+        shown = r"does not trust: \[.*Flatten'\]"
+    _as_saved_by(tmp_path, "999.0")
+    with pytest.raises(ModelLoadError, match=r"saved by hybridclf 999\.0, newer "
+                       rf"than this .*{shown}\. To load it, upgrade hybridclf to "
+                       r"999\.0 or later \(pip install -U 'hybridclf>=999\.0'\)"
+                       ) as caught:
+        load_model(tmp_path)
+    assert "trusted" not in str(caught.value)
+
+
+def test_a_model_of_a_newer_hybridclf_in_this_format_loads_with_a_warning(
+        fitted, tmp_path):
+    # it loaded silently: nothing said that the newer version's rules (what
+    # counts as unknown) are not the ones this version predicts with
+    pipe, paths, _ = fitted
+    save_model(pipe, tmp_path)
+    _as_saved_by(tmp_path, "999.0")
+    with pytest.warns(UserWarning, match=r"saved by hybridclf 999\.0, newer than "
+                      r"this .*pip install -U 'hybridclf>=999\.0'"):
+        loaded = load_model(tmp_path)
+    np.testing.assert_array_equal(loaded.predict(paths), pipe.predict(paths))
+    _as_saved_by(tmp_path, "0.0.1")  # an older one: no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         load_model(tmp_path)
 
 

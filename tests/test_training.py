@@ -254,6 +254,27 @@ def _augmented_folder(textures, tmp_path):
     return data, [str(data / "a" / n) for n in ("0.png", "0_aug1.png", "1.png")]
 
 
+@pytest.mark.parametrize("code_page, name", [("cp1252", "café"),
+                                              ("cp874", "พระสมเด็จ")])
+def test_augment_origins_refuses_a_manifest_in_a_legacy_code_page(
+        textures, tmp_path, code_page, name):
+    # saved from Excel as plain "CSV": no copy found its source, and each
+    # copy silently counted as a photo of its own (it may then be tested on
+    # beside its source in the training)
+    from hybridclf.training import augment_origins
+
+    data, names = _augmented_folder(textures, tmp_path)
+    os.rename(data / "a", data / name)
+    names = [n.replace(f"{os.sep}a{os.sep}", f"{os.sep}{name}{os.sep}")
+             for n in names]
+    text = (data / "manifest.csv").read_text().replace("a/", f"{name}/")
+    (data / "manifest.csv").write_bytes(text.encode(code_page))
+    with pytest.raises(ValueError, match=r"manifest\.csv' is not UTF-8 \(line 2"):
+        augment_origins(names, str(data))
+    (data / "manifest.csv").write_bytes(text.encode("utf-8-sig"))
+    assert augment_origins(names, str(data)).tolist() == [0, 0, 2]
+
+
 def test_an_augmented_folder_groups_copies_with_their_source(textures, tmp_path):
     """``hybridclf train --data-dir balanced/`` on a folder that ``hybridclf
     augment`` wrote: a copy the duplicate search does not recognise (here a

@@ -214,6 +214,8 @@ def augment_folder(input_dir, output_dir, augmenter=None, *, progress=False):
     augmenter = clone(augmenter)
     augmenter._validate_params()
     _check_output_dir(input_path, output_path)
+    # before the work: a manifest in a legacy code page is refused
+    lineage = _read_lineage(input_dir)
     paths, labels, skipped = _list_images(input_dir)
 
     flags, failures = _check_all(paths, augmenter.n_jobs, progress)
@@ -256,7 +258,7 @@ def augment_folder(input_dir, output_dir, augmenter=None, *, progress=False):
         for k, name in zip(written.tolist(), new_names):
             (staging / f".generated-{k}").rename(staging / name)
         _write_manifest(staging / MANIFEST_NAME, rel_paths, y, sources, new_names,
-                        augmenter, _read_lineage(input_dir))
+                        augmenter, lineage)
         # the manifest last: a folder of copies is never without it
         for child in sorted(staging.iterdir(), key=lambda c: c.name == MANIFEST_NAME):
             child.rename(output_path / child.name)

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from ..io import sniff_image_format
-from ..utils._csv import open_csv
+from ..utils._csv import open_csv, read_csv_rows
 
 __all__ = []
 
@@ -85,10 +85,9 @@ def _read_lineage(input_dir):
     path = Path(input_dir) / MANIFEST_NAME
     if not path.is_file():
         return {}
-    with open_csv(path) as fh:
-        rows = list(csv.DictReader(fh))
-    if not rows or not {"file", "kind", "source"} <= set(rows[0]):
-        return {}
+    # in a legacy code page, the copies of the earlier run would become photos
+    _, rows = read_csv_rows(path, only_with=("file", "kind", "source"),
+                            what="the copies it lists would count as photos")
     return {row["file"]: row for row in rows}
 
 

@@ -1,6 +1,5 @@
 """The inspector's entry point: every check on a class-per-folder dataset."""
 
-import csv
 import dataclasses
 import logging
 import os
@@ -9,7 +8,7 @@ import numpy as np
 
 from ..io import IMAGE_EXTENSIONS, LINKED_FOLDER
 from ..io._folders import layout_hint
-from ..utils._csv import open_csv
+from ..utils._csv import read_csv_rows
 from ._advice import cv_advice, distribution
 from ._checks import class_outliers, integrity_issues, quality_issues, size_outliers
 from ._docs import fill_doc
@@ -141,9 +140,11 @@ def _augment_copies(files, roots):
         path = os.path.join(os.fspath(root), "manifest.csv")
         if not os.path.isfile(path):
             continue
-        with open_csv(path) as fh:
-            rows = [row for row in csv.DictReader(fh)
-                    if row.get("kind") == "generated" and row.get("source")]
+        # in a legacy code page, its copies would count as photos of their own
+        _, rows = read_csv_rows(path, only_with=("file", "kind", "source"),
+                                what="the copies it lists would count as photos")
+        rows = [row for row in rows
+                if row.get("kind") == "generated" and row.get("source")]
         # a copy joins its source or, the source deleted, its first sibling
         first = {}
         for row in rows:

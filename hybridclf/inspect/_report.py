@@ -8,7 +8,7 @@ import os
 from collections import Counter
 
 from ..label_issues import LABEL_ISSUES_COLUMNS, LABEL_ISSUES_FILE
-from ..utils._csv import open_csv
+from ..utils._csv import not_utf8_error, open_csv, read_csv_rows
 from ..utils._docstrings import Substitution
 from ..utils._paths import make_output_dir
 from ._checks import ISSUE_KINDS
@@ -413,6 +413,9 @@ def _advice_line(advice):
                if advice["augment"] else ""))
 
 
+_GROUPS_REFUSED = "'hybridclf train --groups' would refuse it"
+
+
 def _keep_edited_groups(output_dir):
     """Move aside an earlier ``duplicate_groups.csv`` that differs from its report.
 
@@ -424,11 +427,19 @@ def _keep_edited_groups(output_dir):
     report = os.path.join(output_dir, "report.json")
     if not (os.path.isfile(path) and os.path.isfile(report)):
         return None
+    legacy = False
     try:
         with open(report, encoding="utf-8") as fh:
             written = {f["file"]: str(f["group"]) for f in json.load(fh)["files"]}
-        with open_csv(path) as fh:
-            found = {row["file"]: row["group"] for row in csv.DictReader(fh)}
+        try:
+            _, rows = read_csv_rows(
+                path, name_columns=("file",),
+                locate=lambda name: [os.path.join(output_dir, name), name],
+                what=_GROUPS_REFUSED)
+            found = {row["file"]: row["group"] for row in rows}
+        except ValueError:
+            # saved in a legacy code page: edited, as hybridclf writes UTF-8
+            legacy, found = True, None
     except (OSError, ValueError, KeyError, TypeError):
         return None  # not an earlier report of this kind: overwritten as before
     if found == written:
@@ -440,4 +451,6 @@ def _keep_edited_groups(output_dir):
     os.replace(path, target)
     logger.warning("%s was edited since the earlier report; kept as %s (merge "
                    "your changes into the new duplicate_groups.csv)", path, target)
+    if legacy:
+        logger.warning("%s", not_utf8_error(target, _GROUPS_REFUSED))
     return target

@@ -189,7 +189,14 @@ def _load_pickle(model_path, allow_pickle):
     return joblib.load(model_path)
 
 
-def _load_skops(model_path, trusted):
+def _load_skops(model_path, trusted, info):
+    """Rebuild the skops file ``model_path`` if every type in it is trusted.
+
+    ``info`` (its ``model.json``) names the hybridclf that saved it, for the
+    message that refuses types this version lacks or does not trust.
+    """
+    from ._metadata import saved_by
+
     check_archive(model_path, ModelLoadError)  # a deflated bomb: gigabytes
     sio = _skops_io()
     allowed = set(TRUSTED_TYPES) | set(trusted or ())
@@ -201,18 +208,19 @@ def _load_skops(model_path, trusted):
             f"({type(exc).__name__}: {exc})."
         ) from exc
     untrusted = sorted(set(found_types) - allowed)
+    saver, fix, newer = saved_by(info)
     # every hybridclf type this version can load is in TRUSTED_TYPES (under
-    # its old names too): another one was written by another hybridclf, and
-    # trusting it cannot help, since this version does not have it
+    # its old names too): another one was written by another hybridclf. A
+    # newer one also trusts more types of the libraries it builds on (a new
+    # classifier's state). Trusting them here cannot help in either case
     unknown = [name for name in untrusted if name.split(".")[0] == "hybridclf"]
-    if unknown:
+    if unknown or (untrusted and newer):
         raise ModelLoadError(
-            f"The model file {os.fspath(model_path)!r} holds hybridclf types that "
-            f"this hybridclf does not have: {unknown!r}. It was saved by another "
-            "version of hybridclf (model.json's 'hybridclf_version' and "
-            "'created' say which): load it with that version, or retrain the "
-            "model with this one (`hybridclf train --data-dir <photos> "
-            "--output-dir <model folder>`)."
+            f"The model file {os.fspath(model_path)!r} was saved by {saver}, and "
+            f"holds types that this hybridclf does not "
+            f"{'have' if unknown else 'trust'}: {unknown or untrusted!r}. To load "
+            f"it, {fix}; or retrain the model with this version (`hybridclf "
+            "train --data-dir <photos> --output-dir <model folder>`)."
         )
     if untrusted:
         raise ModelLoadError(

@@ -13,7 +13,13 @@ from pathlib import Path
 from .._model_files import MANIFEST, check_manifest, expects_manifest, sha256_file
 from ..exceptions import ModelLoadError
 from ._formats import _FILES, _check_pipeline, _load_pickle, _load_skops
-from ._metadata import _INFO, MODEL_FORMAT_VERSION, library_versions, read_model_info
+from ._metadata import (
+    _INFO,
+    MODEL_FORMAT_VERSION,
+    library_versions,
+    read_model_info,
+    saved_by,
+)
 
 __all__ = ["load_model"]
 
@@ -51,9 +57,12 @@ def load_model(directory, *, allow_pickle=False, trusted=None):
     ------
     ModelLoadError
         When the directory is incomplete, a file was modified (its SHA-256
-        differs from ``manifest.json``; the message names it), the format is
-        newer than this hybridclf, a pickle is found without
-        ``allow_pickle=True``, or the file holds untrusted types.
+        differs from ``manifest.json``; the message names it), a pickle is
+        found without ``allow_pickle=True``, or the file holds untrusted
+        types. A model saved by a newer hybridclf in a newer format, or
+        holding types this version does not have or trust, is refused with
+        the version that saved it and the ``pip install`` that loads it; the
+        format is checked first, before the other files are read.
 
     ModelTypeError
         When the file holds something else than a fitted Pipeline (a
@@ -66,7 +75,9 @@ def load_model(directory, *, allow_pickle=False, trusted=None):
 
     UserWarning
         For a directory saved before manifests existed (only the model file
-        is checked then), or one holding files the manifest does not list.
+        is checked then), or one holding files the manifest does not list;
+        and after loading a model that a newer hybridclf saved (this version
+        predicts with its own rules).
 
     Examples
     --------
@@ -78,7 +89,8 @@ def load_model(directory, *, allow_pickle=False, trusted=None):
     """
     info = read_model_info(directory)
     directory = Path(directory)
-    _check_files(directory, info)
+    # the format first: a newer one may lay out the manifest and the other
+    # files differently, which would otherwise be refused as damaged
     found = info.get("format_version")
     if not isinstance(found, int) or isinstance(found, bool):
         raise ModelLoadError(
@@ -86,12 +98,15 @@ def load_model(directory, *, allow_pickle=False, trusted=None):
             f"be an int. Got {found!r} instead. Restore the model directory's "
             f"{_INFO} or retrain the model.")
     if found > MODEL_FORMAT_VERSION:
+        saver, fix, _ = saved_by(info)
         raise ModelLoadError(
-            f"The model in {os.fspath(directory)!r} has format_version {found!r}; "
-            f"this hybridclf ({library_versions()['hybridclf']}) reads up to "
-            f"{MODEL_FORMAT_VERSION}. Upgrade hybridclf (the model was saved by "
-            f"{info.get('hybridclf_version')!r}) or retrain the model."
+            f"The model in {os.fspath(directory)!r} was saved by {saver}, in "
+            f"format_version {found!r}; this hybridclf reads up to "
+            f"{MODEL_FORMAT_VERSION}. To load it, {fix}; or retrain the model "
+            "with this version (`hybridclf train --data-dir <photos> "
+            "--output-dir <model folder>`)."
         )
+    _check_files(directory, info)
     model_format = info.get("model_format")
     if model_format not in _FILES:
         raise ModelLoadError(
@@ -115,8 +130,10 @@ def load_model(directory, *, allow_pickle=False, trusted=None):
     if model_format == "pickle":
         pipe = _load_pickle(model_path, allow_pickle)
     else:
-        pipe = _load_skops(model_path, trusted)
-    return _check_pipeline(pipe, model_path)
+        pipe = _load_skops(model_path, trusted, info)
+    pipe = _check_pipeline(pipe, model_path)
+    _warn_newer(directory, info)
+    return pipe
 
 
 def _check_files(directory, info):
@@ -136,6 +153,19 @@ def _check_files(directory, info):
         "by an older hybridclf): only its model file is checked, not model.json. "
         "Save it again to add one: save_model(load_model(d), d, "
         "metadata=read_model_info(d)).", UserWarning, stacklevel=3)
+
+
+def _warn_newer(directory, info):
+    """Warn for a model that a newer hybridclf saved and this one loaded."""
+    saver, fix, newer = saved_by(info)
+    if newer:
+        # its format and types are this version's, so it loads; but what the
+        # newer version added to the files is not read here
+        warnings.warn(
+            f"The model in {os.fspath(directory)!r} was saved by {saver}. This "
+            "version reads its format, but predicts with its own rules (what "
+            "counts as unknown, for one) and leaves out what the newer version "
+            f"added; to predict as it does, {fix}.", UserWarning, stacklevel=3)
 
 
 def _warn_versions(directory, info):

@@ -18,6 +18,11 @@ from ..exceptions import ModelLoadError
 __all__ = ["MODEL_FORMAT_VERSION", "library_versions", "read_model_info"]
 
 #: Version of the model directory layout; a newer one is refused on load.
+#: Raised only when a model directory changes so that an older hybridclf
+#: would misread it (a file or ``model.json`` entry it needs changes meaning
+#: or layout), never for a new class in the model file: the type check
+#: refuses those, naming the hybridclf that saved the model (docs/guide.md,
+#: "Upgrading hybridclf").
 MODEL_FORMAT_VERSION = 1
 
 
@@ -43,6 +48,60 @@ def library_versions():
         except PackageNotFoundError:
             versions[name] = None
     return versions
+
+
+def saved_by(info):
+    """Who saved a model, against this hybridclf: for the message that refuses it.
+
+    Parameters
+    ----------
+    info : dict
+        The model's ``model.json``.
+
+    Returns
+    -------
+    saver : str
+        "hybridclf 0.2.0, newer than this 0.1.0"; for a version number equal
+        to this one's (another build of it), the date the model was saved.
+
+    fix : str
+        The command that installs a hybridclf that reads the model.
+
+    newer : bool
+        Whether the recorded version is newer than this one.
+
+    Examples
+    --------
+    >>> from hybridclf.persistence._metadata import saved_by
+    >>> saved_by({"hybridclf_version": "999.0"})[1]
+    "upgrade hybridclf to 999.0 or later (pip install -U 'hybridclf>=999.0')"
+    """
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        here = version("hybridclf")  # not library_versions(): 10 look-ups
+    except PackageNotFoundError:
+        here = None
+    saved = info.get("hybridclf_version")
+    try:
+        order = (Version(saved) > Version(here)) - (Version(saved) < Version(here))
+    except (InvalidVersion, TypeError):
+        order = None
+    if order == 1:
+        return (f"hybridclf {saved}, newer than this {here}",
+                f"upgrade hybridclf to {saved} or later (pip install -U "
+                f"'hybridclf>={saved}')", True)
+    if order == -1:
+        return (f"hybridclf {saved}, older than this {here}",
+                f"load it with hybridclf {saved} (pip install "
+                f"'hybridclf=={saved}')", False)
+    # the same version number (a development build) or none recorded: the
+    # date tells the builds apart
+    created = info.get("created")
+    when = f" on {created}" if isinstance(created, str) else ""
+    return (f"hybridclf {saved!s}{when}, a build other than this one ({here})",
+            "install the hybridclf that saved it (pip install -U hybridclf "
+            "gives the latest)", False)
 
 
 def _json_safe(value):

@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 
 from ..exceptions import SkippedFilesWarning
-from ..utils._csv import has_undecodable, not_utf8_error, open_csv
+from ..utils._csv import read_csv_rows
 from ..utils._docstrings import Substitution, n_jobs_docstring
 from ..utils._row_store import content_digest
 
@@ -135,54 +135,48 @@ def read_groups_csv(csv_path, paths, *, root=None):
     ValueError
         When the CSV lacks a ``file`` or a ``group`` (or ``source``) column,
         or is not UTF-8 (a legacy code page of Excel) and none of the names
-        it holds that are not UTF-8 matches an image: they were meant as
-        text, not as the bytes of file names on disk (which may legitimately
-        be other than UTF-8; a CSV naming such a file is read).
+        it holds that are not UTF-8 is a file on disk: they were meant as
+        text, not as the bytes of file names (which may legitimately be
+        other than UTF-8; a CSV naming such a file is read), as every CSV
+        hybridclf reads (:mod:`hybridclf.utils._csv`).
     """
-    import csv
+    roots = as_folders(root)
+    bases = list(dict.fromkeys(
+        [os.fspath(r) for r in roots]
+        + [os.path.dirname(os.path.abspath(csv_path)), os.getcwd()]))
+
+    def candidates(name):
+        return [name] if os.path.isabs(name) else [
+            os.path.join(base, name) for base in bases]
 
     # with or without a spreadsheet's byte-order mark, which would otherwise
-    # hide the 'file' column
-    with open_csv(csv_path) as fh:
-        rows = list(csv.DictReader(fh))
-    columns = set(rows[0]) if rows else set()
+    # hide the 'file' column; names in a legacy code page (Excel's plain CSV)
+    # are refused: every such photo would silently get its own group
+    columns, rows = read_csv_rows(
+        csv_path, name_columns=("file",),
+        locate=lambda name: candidates(name) + list(_under_root_name(name, roots)),
+        what="its names would be misread and match no image to group")
     group_column = "group" if "group" in columns else "source"
     if "file" not in columns or group_column not in columns:
         raise ValueError(
             f"The groups CSV {os.fspath(csv_path)!r} must have the columns 'file' "
             f"and 'group'. Got the columns {sorted(columns)!r} instead."
         )
-    roots = as_folders(root)
-    bases = list(dict.fromkeys(
-        [os.fspath(r) for r in roots]
-        + [os.path.dirname(os.path.abspath(csv_path)), os.getcwd()]))
     by_file, by_root_name = {}, {}
-    undecodable = set()  # where the names that are not UTF-8 point
     for row in rows:
         name = row["file"]
-        candidates = [name] if os.path.isabs(name) else [
-            os.path.join(base, name) for base in bases]
-        for candidate in candidates:
+        for candidate in candidates(name):
             by_file[os.path.realpath(candidate)] = row[group_column]
         for candidate in _under_root_name(name, roots):
             by_root_name.setdefault(os.path.realpath(candidate), row[group_column])
-        if has_undecodable(name):
-            undecodable.update(os.path.realpath(c) for c in candidates
-                               + list(_under_root_name(name, roots)))
-    labels, missing, real_paths = [], 0, set()
+    labels, missing = [], 0
     for i, path in enumerate(paths):
         real = os.path.realpath(path)
-        real_paths.add(real)
         key = by_file.get(real, by_root_name.get(real))
         if key is None:
             missing += 1
             key = f"\0own:{i}"
         labels.append(key)
-    if undecodable and not undecodable & real_paths:
-        # names in a legacy code page (Excel's plain CSV), not the bytes of
-        # file names on disk: every such photo would silently get its own group
-        raise not_utf8_error(csv_path, "none of its file names that are not "
-                             "UTF-8 matches an image to group")
     if missing:
         logger.warning(
             "%d of %d images are not in %s; each gets its own group (its "

@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from ..pipeline import DEFAULT_FEATURES, make_hybrid_pipeline, set_image_params
-from ..utils._csv import open_csv
+from ..utils._csv import open_csv, read_csv_rows
 from ._groups import (
     as_folders,
     duplicate_groups,
@@ -113,8 +113,6 @@ def augment_origins(paths, root):
     >>> augment_origins(["a.jpg", "b.jpg"], None).tolist()
     [0, 1]
     """
-    import csv
-
     origins = np.arange(len(paths))
     manifests = list(_augment_manifests(root))
     if not manifests:
@@ -122,14 +120,15 @@ def augment_origins(paths, root):
     index = {os.path.realpath(p): i for i, p in enumerate(paths)}
     for manifest in manifests:
         folder = os.path.dirname(manifest)
-        with open(manifest, newline="", encoding="utf-8-sig",
-                  errors="surrogateescape") as fh:
-            for row in csv.DictReader(fh):
-                copy = index.get(os.path.realpath(os.path.join(folder, row["file"])))
-                source = index.get(os.path.realpath(os.path.join(folder,
-                                                                 row["source"])))
-                if copy is not None and source is not None and copy != source:
-                    origins[copy] = source
+        # in a legacy code page, no copy would find its source: refused
+        _, rows = read_csv_rows(manifest, what="its copies would not find their "
+                                "source")
+        for row in rows:
+            copy = index.get(os.path.realpath(os.path.join(folder, row["file"])))
+            source = index.get(os.path.realpath(os.path.join(folder,
+                                                             row["source"])))
+            if copy is not None and source is not None and copy != source:
+                origins[copy] = source
     # a copy of a copy points at the photo itself
     for _ in range(len(manifests) + 1):
         origins = origins[origins]
@@ -143,6 +142,7 @@ def _augment_manifests(root):
     for folder in as_folders(root):
         path = os.path.join(os.fspath(folder), "manifest.csv")
         if os.path.isfile(path):
+            # the header only: a manifest.csv of another program is left alone
             with open_csv(path) as fh:
                 header = next(csv.reader(fh), [])
             if {"file", "source"} <= set(header):

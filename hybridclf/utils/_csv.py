@@ -13,28 +13,30 @@ own "CSV UTF-8" format and R's ``readr::write_excel_csv`` do; a CSV written to a
 stream (``hybridclf predict`` without ``--output``, standard output piped to
 another program) has no mark.
 
-Every CSV that hybridclf reads (a ``--groups`` CSV, the ``manifest.csv`` of a
-data folder, a ``duplicate_groups.csv`` edited by hand) is read as
-``"utf-8-sig"``, which takes a file with or without the mark alike: a file
-saved from a spreadsheet has one, a file written by a script often has none.
-pandas' ``read_csv`` skips the mark too; in Python's :mod:`csv`, open the
-file with ``encoding="utf-8-sig"`` (with ``"utf-8"`` the first column's name
-would start with ``"\\ufeff"``).
+Every CSV that hybridclf reads is one a person may have edited (a
+``--groups`` CSV, the ``manifest.csv`` of a data folder that ``hybridclf
+augment`` wrote, a ``duplicate_groups.csv`` merged by hand), and each is read
+by :func:`read_csv_rows`, as ``"utf-8-sig"``, which takes a file with or
+without the mark alike: a file saved from a spreadsheet has one, a file
+written by a script often has none. pandas' ``read_csv`` skips the mark too;
+in Python's :mod:`csv`, open the file with ``encoding="utf-8-sig"`` (with
+``"utf-8"`` the first column's name would start with ``"\\ufeff"``).
 
 A file name that is not valid UTF-8 (an old Latin-1 name on Linux) keeps its
 bytes both ways (``errors="surrogateescape"``, as :func:`os.listdir` gives
-it). So a CSV saved in a legacy code page (Excel's plain "CSV" on a Thai or
-Western Windows: cp874, cp1252) reads without an error too, its names
-undecodable; a reader whose names then match no file says so with
-:func:`not_utf8_error`, which names the first line that is not UTF-8 and the
-fix.
+it). A CSV saved in a legacy code page (Excel's plain "CSV" on a Thai or
+Western Windows: cp874, cp1252) would read so too, its names undecodable and
+matching no file: :func:`read_csv_rows` refuses it with
+:func:`not_utf8_error`, which names the file, its first line that is not
+UTF-8 and how to save it as UTF-8, unless its bytes that are not UTF-8 are
+those of a file name on disk.
 """
 
 import codecs
 import os
 
 __all__ = ["CSV_ENCODING", "csv_bytes", "has_undecodable", "not_utf8_error",
-           "open_csv"]
+           "open_csv", "read_csv_rows"]
 
 #: The encoding of every CSV file hybridclf writes and reads.
 CSV_ENCODING = "utf-8-sig"
@@ -130,7 +132,106 @@ def not_utf8_error(path, what):
                 break
     return ValueError(
         f"The CSV file {os.fspath(path)!r} is not UTF-8 (line {line_no}: "
-        f"{shown!r}), so {what}. It was probably saved in a legacy code page "
-        "(Excel's plain 'CSV' format on Windows). Save it as 'CSV UTF-8' in "
-        "Excel (File > Save As > CSV UTF-8), or convert it, e.g. with "
-        f"iconv -f CP1252 -t UTF-8 (CP874 for Thai), and run again.")
+        f"{shown!r}), so {what}. hybridclf reads CSV files as UTF-8; this one "
+        "was probably saved in a legacy code page (Excel's plain 'CSV' format "
+        "on Windows: cp1252, cp874 for Thai). Save it again as UTF-8: in Excel, "
+        "File > Save As with the type 'CSV UTF-8'; in LibreOffice Calc, File > "
+        "Save As 'Text CSV' with 'Edit filter settings' ticked, then the "
+        "character set 'Unicode (UTF-8)'; or convert it, e.g. with iconv -f "
+        "CP1252 -t UTF-8 (CP874 for Thai). Then run again.")
+
+
+def _default_locations(path):
+    """Where a name in the CSV ``path`` may point: as given, or beside it."""
+    folder = os.path.dirname(os.path.abspath(path))
+
+    def locate(name):
+        return [name] if os.path.isabs(name) else [os.path.join(folder, name)]
+
+    return locate
+
+
+def read_csv_rows(path, *, name_columns=("file", "source"), locate=None,
+                  only_with=(), what="its names would be misread and match no "
+                  "file"):
+    """Read a CSV file that a person may have edited, refusing a legacy code page.
+
+    The one reader of hybridclf's CSV input (the ``--groups`` CSV, an
+    ``augment`` ``manifest.csv``, a ``duplicate_groups.csv`` edited by
+    hand): UTF-8 with or without a byte-order mark. A file with bytes that
+    are not UTF-8 is refused (:func:`not_utf8_error`) unless one of its
+    values in ``name_columns`` that holds them names a file that exists:
+    then they are the bytes of file names on disk (an old Latin-1 name on
+    Linux, written back as :func:`os.listdir` gave it), kept as surrogate
+    escapes, and the file is read.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The CSV file, with a header row.
+
+    name_columns : tuple of str, default=("file", "source")
+        The columns that hold file names.
+
+    locate : callable or None, default=None
+        ``locate(name)`` gives the paths a file name of the CSV may stand for;
+        None: the name itself if absolute, else relative to the CSV's folder.
+
+    only_with : tuple of str, default=()
+        Columns the file must have to be read: a file whose header lacks one
+        is not the kind asked for (a ``manifest.csv`` of another program),
+        and gives its header and no rows, unchecked.
+
+    what : str, default="its names would be misread and match no file"
+        What the code page breaks, for the message.
+
+    Returns
+    -------
+    columns : list of str
+        The header row ([] for an empty file).
+
+    rows : list of dict
+        One per row, by column name, as :class:`csv.DictReader` gives them.
+
+    Raises
+    ------
+    ValueError
+        For a file that is not UTF-8 and not made of the bytes of file names
+        on disk; the message names the file, its first line that is not
+        UTF-8 and how to save it as UTF-8 in Excel or LibreOffice.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "groups.csv")
+    >>> with open(path, "wb") as fh:
+    ...     _ = fh.write("file,group\\nพระ.jpg,1\\n".encode("cp874"))
+    >>> read_csv_rows(path)
+    Traceback (most recent call last):
+    ...
+    ValueError: The CSV file '...groups.csv' is not UTF-8 (line 2: ...
+    >>> with open(path, "wb") as fh:
+    ...     _ = fh.write("file,group\\nพระ.jpg,1\\n".encode("utf-8-sig"))
+    >>> read_csv_rows(path)
+    (['file', 'group'], [{'file': 'พระ.jpg', 'group': '1'}])
+    """
+    import csv
+
+    with open_csv(path) as fh:
+        reader = csv.DictReader(fh)
+        columns = list(reader.fieldnames or [])
+        if not set(only_with) <= set(columns):
+            return columns, []
+        rows = list(reader)
+    # a short or long row gives None or a list (restkey) for its cells
+    cells = columns + [cell for row in rows for value in row.values()
+                       for cell in (value if isinstance(value, list) else [value])
+                       if isinstance(cell, str)]
+    if not any(has_undecodable(cell) for cell in cells):
+        return columns, rows
+    locate = locate or _default_locations(path)
+    names = {row[c] for row in rows for c in name_columns
+             if isinstance(row.get(c), str) and has_undecodable(row[c])}
+    if not any(os.path.lexists(p) for name in names for p in locate(name)):
+        raise not_utf8_error(path, what)
+    return columns, rows
