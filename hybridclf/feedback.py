@@ -39,7 +39,13 @@ import unicodedata
 import uuid
 
 from .exceptions import ImageLoadError
-from .io import DEFAULT_MAX_PIXELS, FEEDBACK_LOG, read_image, sniff_image_format
+from .io import (
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MIN_SIZE,
+    FEEDBACK_LOG,
+    read_image,
+    sniff_image_format,
+)
 from .prediction import UNKNOWN
 
 __all__ = ["FeedbackStore", "PredictionLog", "check_label"]
@@ -242,7 +248,8 @@ class FeedbackStore:
         data = bytes(data)
         kind = sniff_image_format(data[:16])
         try:
-            read_image(data, min_size=16, max_pixels=self.max_pixels)  # as in training
+            # as in training
+            read_image(data, min_size=DEFAULT_MIN_SIZE, max_pixels=self.max_pixels)
         except ImageLoadError as exc:
             raise ValueError(
                 f"The feedback for {label!r} is not a readable image: "

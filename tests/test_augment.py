@@ -107,6 +107,41 @@ def test_noise_statistics_and_seed():
     assert not np.array_equal(noisy, gaussian_noise(flat, 6.0, 1))
 
 
+@pytest.mark.parametrize("shape", [(7, 9, 3), (10, 11), (6, 8, 3), (1, 5)])
+def test_noise_made_in_bands_is_the_noise_of_one_draw(shape, monkeypatch):
+    # a seed gives the images it gave when the noise was drawn in one call:
+    # bands of an odd number of values would shift the 16-bit draws
+    from hybridclf.augment import _photometry
+
+    monkeypatch.setattr(_photometry, "_NOISE_CHUNK", 50)  # many bands
+    image = np.random.default_rng(3).integers(0, 256, shape, dtype=np.uint8)
+    rng, reference_rng = np.random.default_rng(7), np.random.default_rng(7)
+    noisy = gaussian_noise(image, 6.0, rng)
+    draws = reference_rng.integers(0, 65536, size=shape, dtype=np.uint16)
+    reference = _photometry._normal_quantiles()[draws] * np.float32(6.0) + image
+    reference = np.rint(np.clip(reference, 0, 255)).astype(np.uint8)
+    np.testing.assert_array_equal(noisy, reference)
+    # and the draws after it (the next technique's) are unchanged too
+    assert rng.integers(0, 2**31, 4).tolist() == (
+        reference_rng.integers(0, 2**31, 4).tolist())
+
+
+def test_noise_on_a_large_photo_needs_little_memory_beyond_its_output():
+    # noise on a 48-megapixel photo held 2 GB at once (16-bit draws, their
+    # int64 indices and the float32 noise of every value), now a band's worth
+    import tracemalloc
+
+    image = np.full((2400, 3200, 3), 128, np.uint8)  # 23 MB
+    gaussian_noise(image[:8, :8], 5.0, 0)  # the quantile table, made once
+    tracemalloc.start()
+    try:
+        noisy = gaussian_noise(image, 5.0, 0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < noisy.nbytes + 24_000_000  # was 14 times the image
+
+
 def test_blur_and_jpeg_lose_detail_gradually():
     detail = np.abs(np.diff(GRAY.astype(float), axis=1)).mean()
     assert np.abs(np.diff(gaussian_blur(GRAY, 1.5).astype(float), axis=1)).mean() < (

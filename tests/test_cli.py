@@ -258,3 +258,17 @@ def test_the_original_systems_option_names_are_understood():
     args = parser.parse_args(["-vv", "evaluate", "--model-dir", "m",
                               "--test-data-dir", "t", "--output-dir", "o"])
     assert args.verbose == 2
+
+
+def test_verbose_before_and_after_the_command_add_up():
+    # `-v train ... --verbose` counted once (INFO): the command's count
+    # replaced the top level's instead of adding to it, as -vv does
+    from hybridclf.cli import build_parser
+
+    parser = build_parser()
+    train = ["train", "--data-dir", "d", "--output-dir", "m"]
+    assert parser.parse_args(["-v", *train, "--verbose"]).verbose == 2
+    assert parser.parse_args(["-vv", *train, "-v"]).verbose == 3
+    assert parser.parse_args(["-v", *train]).verbose == 1
+    assert parser.parse_args([*train, "-v"]).verbose == 1
+    assert parser.parse_args(train).verbose == 0

@@ -198,8 +198,8 @@ def test_the_photos_are_read_one_at_a_time_not_all_at_once(uneven_tree, tmp_path
 
     alive, most = [], []
 
-    def read_and_track(path):
-        image = _folder_read(path)
+    def read_and_track(path, **kwargs):
+        image = _folder_read(path, **kwargs)
         most.append(sum(ref() is not None for ref in alive))
         alive.append(weakref.ref(image))
         return image
@@ -224,6 +224,29 @@ def test_broken_real_files_are_listed_not_fatal(tmp_path):
     assert "truncated" in reasons["truncated_half.jpg"]
     assert "empty" in reasons["zero_bytes.jpg"]
     assert result.classes[1].after == 2
+
+
+def test_an_image_too_small_for_training_is_left_out_not_multiplied(uneven_tree,
+                                                                    tmp_path):
+    # a 1x1 placeholder was copied as an original and augmented 1x1 copies
+    # made of it, which balanced its class on disk; training then refused
+    # every one of them as too small, as predict does
+    from PIL import Image
+
+    from hybridclf.io import ImageLoader
+
+    Image.new("RGB", (1, 1), (90, 120, 30)).save(uneven_tree / "grass" / "dot.png")
+    out = tmp_path / "out"
+    result = augment_folder(uneven_tree, out, ClassAwareAugmenter(random_state=0))
+    reasons = {p.split("/")[-1]: r for p, r in result.skipped}
+    assert reasons["dot.png"].startswith("too small (1x1 pixels)")
+    assert [(c.label, c.before, c.unreadable, c.after) for c in result.classes] == [
+        ("brick", 6, 0, 6), ("grass", 2, 2, 6), ("gravel", 4, 1, 6)]
+    rows = read_manifest(out)
+    assert not [r for r in rows if r["source"].startswith("grass/dot")]
+    # every image written is one that training reads
+    _, failed = ImageLoader().read_each([str(out / r["file"]) for r in rows])
+    assert failed == [None] * len(rows)
 
 
 def test_a_file_name_that_is_not_utf8_reaches_the_manifest_and_its_group(

@@ -711,6 +711,34 @@ def test_workers_build_their_app_from_a_settings_file(model_dir, monkeypatch):
     assert not os.path.exists(seen["path"]) and SETTINGS_ENV not in os.environ
 
 
+def test_serve_loads_the_model_once_and_reloads_read_the_disk(model_dir,
+                                                               monkeypatch):
+    # serve loaded the model for its start-up check, dropped it, and the
+    # lifespan loaded it again: twice the time, and twice the peak memory
+    import uvicorn
+
+    from hybridclf.serve import _model, serve
+
+    loads, answers = [], {}
+    load_model = _model.load_model
+
+    def counted(directory, **kwargs):
+        loads.append(directory)
+        return load_model(directory, **kwargs)
+
+    def fake_run(app, **options):
+        with _Server(app) as http:
+            answers["ready"] = http.get("/ready").status_code
+            answers["loads at start"] = len(loads)
+            answers["reload"] = http.post("/admin/reload").status_code
+
+    monkeypatch.setattr(_model, "load_model", counted)
+    monkeypatch.setattr(uvicorn, "run", fake_run)
+    serve(model_dir, workers=1)
+    assert answers == {"ready": 200, "loads at start": 1, "reload": 200}
+    assert len(loads) == 2  # the reload read the model directory again
+
+
 def test_several_workers_have_time_to_load_the_model_on_sighup(model_dir,
                                                                monkeypatch):
     # uvicorn's default gave a new worker 5 s to start: on a loaded machine a

@@ -16,7 +16,7 @@ import numpy as np
 from sklearn.base import clone
 
 from ..exceptions import ImageLoadError
-from ..io import log_skipped, read_image, scan_image_folder
+from ..io import DEFAULT_MIN_SIZE, log_skipped, read_image, scan_image_folder
 from ..utils._parallel import run_chunked
 from ._folder_output import (
     MANIFEST_NAME,
@@ -80,8 +80,10 @@ def _check_all(paths, n_jobs, progress):
     """Decode every file, keeping none; (readable flags, failures).
 
     A file is taken only when it decodes whole (a truncated JPEG fails at its
-    end), and the classes' counts, hence the plan of new images, need to
-    know which are before any is made. The images are read again, one source
+    end) and is as large as training reads (:data:`DEFAULT_MIN_SIZE` pixels
+    a side: a 1x1 placeholder is left out, not copied and multiplied), and
+    the classes' counts, hence the plan of new images, need to know which
+    are before any is made. The images are read again, one source
     at a time, for the new images made from them.
     """
     readable = [False] * len(paths)
@@ -95,7 +97,7 @@ def _check_all(paths, n_jobs, progress):
         failures = []
         for i in range(chunk.start, chunk.stop):
             try:
-                read_image(paths[i])
+                read_image(paths[i], min_size=DEFAULT_MIN_SIZE)
                 readable[i] = True
             except ImageLoadError as exc:
                 failures.append(exc.failures[0])
@@ -118,8 +120,10 @@ def augment_folder(input_dir, output_dir, augmenter=None, *, progress=False):
     the same place under ``output_dir``; the classes that ``augmenter``
     targets get new images, made from their own images, written beside their
     source as ``<source name>_augNNN.jpg`` (``.png`` when the source is not a
-    JPEG). Files that cannot be read are listed in the result, logged and not
-    copied; they do not stop the run. Every file is decoded once to check it;
+    JPEG). Files that cannot be read, or that training would refuse as too
+    small (under :data:`~hybridclf.io.DEFAULT_MIN_SIZE` pixels on a side),
+    are listed in the result, logged and not copied; they do not stop the
+    run. Every file is decoded once to check it;
     then each of the ``n_jobs`` threads reads one source at a time, writes its
     new images as they are made and lets it go
     (:meth:`~hybridclf.ClassAwareAugmenter.fit_generate_each`): the memory

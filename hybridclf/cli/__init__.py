@@ -78,11 +78,30 @@ def _meant(options, known):
     return f"; did you mean {', '.join(close)}?" if close else ""
 
 
+# where the sub-command's own -v/--verbose counts, until _MainParser adds it
+_VERBOSE_AFTER = "verbose_after_command"
+
+
+class _MainParser(argparse.ArgumentParser):
+    """The top-level parser: ``-v`` before and after the command add up.
+
+    argparse parses a sub-command into a namespace of its own and copies it
+    over the top level's, so the count after the command replaced the one
+    before it: ``hybridclf -v train ... --verbose`` logged at INFO, not DEBUG.
+    The count after the command has a name of its own and is added here.
+    """
+
+    def parse_known_args(self, args=None, namespace=None):
+        args, unknown = super().parse_known_args(args, namespace)
+        args.verbose += vars(args).pop(_VERBOSE_AFTER, 0)
+        return args, unknown
+
+
 def build_parser():
     """The argument parser of the ``hybridclf`` command."""
     from .. import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _MainParser(
         prog="hybridclf",
         description="Image classification with deep and classical features.",
     )
@@ -96,9 +115,9 @@ def build_parser():
         sub_parser = sub.add_parser(name, help=help_text)
         module.format_parser(sub_parser)
         # also after the command, where the original system's scripts took it
-        # (``train --data-dir d --verbose``); absent, the top level's count stays
+        # (``train --data-dir d --verbose``); added to the count before it
         sub_parser.add_argument("-v", "--verbose", action="count",
-                                default=argparse.SUPPRESS,
+                                dest=_VERBOSE_AFTER, default=argparse.SUPPRESS,
                                 help="-v for progress messages, -vv for debugging")
         sub_parser.set_defaults(run=module.run)
     return parser

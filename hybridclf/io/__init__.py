@@ -19,8 +19,9 @@ The package's modules, one concept each:
   (:func:`load_image_folder`, :func:`load_image_folders`).
 """
 
-# IMAGE_EXTENSIONS, LINKED_FOLDER, call_on_readable, class_name, fit_to_size,
-# log_skipped and max_file_bytes are public too, outside __all__
+# DEFAULT_MIN_SIZE, IMAGE_EXTENSIONS, LINKED_FOLDER, call_on_readable,
+# class_name, fit_to_size, log_skipped and max_file_bytes are public too,
+# outside __all__
 from ._decode import DEFAULT_MAX_PIXELS, array_to_rgb
 from ._files import (  # noqa: F401
     IMAGE_EXTENSIONS,
@@ -31,7 +32,7 @@ from ._files import (  # noqa: F401
 )
 from ._folders import load_image_folder, load_image_folders
 from ._loader import _SOURCE_MODULES, ImageLoader  # noqa: F401
-from ._read import fit_to_size, read_image  # noqa: F401
+from ._read import DEFAULT_MIN_SIZE, fit_to_size, read_image  # noqa: F401
 from ._readable import call_on_readable  # noqa: F401
 from ._scan import (  # noqa: F401
     FEEDBACK_LOG,

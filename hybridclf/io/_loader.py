@@ -17,7 +17,7 @@ from ..utils._docstrings import Substitution, _ignored_docstring
 from ..utils._parallel import run_chunked
 from ..utils._validation import Interval, StrOptions, _fit_context
 from ._decode import DEFAULT_MAX_PIXELS
-from ._read import _read_one, _source_name, fit_to_size
+from ._read import DEFAULT_MIN_SIZE, _read_one, _source_name, fit_to_size
 
 __all__ = ["ImageLoader"]
 
@@ -105,7 +105,8 @@ class ImageLoader(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
 
     min_size : int, default=16
         Smallest accepted height and width of a source image, in pixels;
-        smaller images are reported as too small.
+        smaller images are reported as too small. The default,
+        :data:`~hybridclf.io.DEFAULT_MIN_SIZE`, is every model's.
 
     max_pixels : int, default=64_000_000
         Most pixels (width x height) an encoded image may declare in its
@@ -143,7 +144,8 @@ class ImageLoader(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
     }
 
     def __init__(self, *, size=224, aspect="pad", background=(255, 255, 255),
-                 min_size=16, max_pixels=DEFAULT_MAX_PIXELS, n_jobs=None):
+                 min_size=DEFAULT_MIN_SIZE, max_pixels=DEFAULT_MAX_PIXELS,
+                 n_jobs=None):
         self.size = size
         self.aspect = aspect
         self.background = background

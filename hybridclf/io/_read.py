@@ -16,7 +16,14 @@ from ..exceptions import ImageLoadError
 from ._decode import DEFAULT_MAX_PIXELS, _decode, array_to_rgb
 from ._files import _read_file, max_file_bytes
 
-__all__ = ["fit_to_size", "read_image"]
+__all__ = ["DEFAULT_MIN_SIZE", "fit_to_size", "read_image"]
+
+#: Default of :class:`ImageLoader`'s ``min_size``, hence of every model: the
+#: fewest pixels on each side of an image that training and prediction read.
+#: A smaller one (a 1x1 placeholder, an icon) is reported as too small; the
+#: commands that prepare a dataset for training (``hybridclf augment``) leave
+#: it out with the same reason.
+DEFAULT_MIN_SIZE = 16
 
 def _source_name(source, index):
     if isinstance(source, (str, os.PathLike)):

@@ -141,7 +141,7 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
         log_predictions=log_predictions, allowed_hosts=allowed_hosts))
 
 
-def app_from_settings(settings):
+def app_from_settings(settings, *, model=None):
     """The application of :func:`create_app` for checked settings.
 
     Parameters
@@ -149,10 +149,16 @@ def app_from_settings(settings):
     settings : ServiceSettings
         What to serve, and how.
 
+    model : ServedModel or None, default=None
+        The model of ``settings.model_dir``, loaded and checked already by
+        :func:`~hybridclf.serve._model.load_served_model` (``serve``'s check
+        before uvicorn starts): the lifespan serves it instead of loading it
+        again. None loads it in the lifespan.
+
     Returns
     -------
     app : fastapi.FastAPI
-        The application, its model not loaded yet.
+        The application, its model not loaded yet (or ``model``, not started).
     """
     from .. import __version__
 
@@ -162,7 +168,7 @@ def app_from_settings(settings):
         description="Classify images with a hybridclf model directory.",
         lifespan=lifespan,
     )
-    service = Service(settings)
+    service = Service(settings, model=model)
     app.state.settings, app.state.service = settings, service
     install_error_handlers(app)
     for router in ROUTERS:

@@ -61,10 +61,11 @@ def _check_model_dir(settings):
     with a traceback (exit status 3). The checks are the ones a reload runs,
     in the one function that runs them (:func:`load_served_model`): the
     manifest and the model file, the open set and the embedding index, the
-    classes and the warm-up prediction. The model loaded here is dropped
-    before uvicorn starts; the service (each worker) loads its own.
+    classes and the warm-up prediction. Returns the checked model: one
+    worker serves it as it is (loading it again took as long, and as much
+    memory at its peak); several workers load their own, in their processes.
     """
-    load_served_model(settings.model_dir, settings)
+    return load_served_model(settings.model_dir, settings)
 
 
 def _api_key(api_key_env, host):
@@ -203,7 +204,7 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
         check_writable(settings.feedback_dir, "--feedback-dir")
     if log_predictions is not None:
         check_writable(settings.log_predictions, "--log-predictions", folder=False)
-    _check_model_dir(settings)
+    checked = _check_model_dir(settings)
     if on_checked is not None:
         on_checked()
     logger.info("Serving %s on http://%s:%d with %d worker(s)", model_dir, host,
@@ -214,10 +215,12 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
                    timeout_keep_alive=5, limit_concurrency=limit_concurrency,
                    http=protocol_with_header_deadline(settings.read_timeout))
     if workers == 1:
-        app = app_from_settings(settings)
+        app = app_from_settings(settings, model=checked)
+        del checked  # the service's now: released with it on a reload
         with _reload_on_sighup(app.state.service):
             uvicorn.run(app, **options)
         return
+    del checked  # each worker process loads its own
     with _worker_files(settings, api_key_env):
         uvicorn.run(f"{__name__}:app_from_settings_file", factory=True,
                     workers=workers, timeout_worker_healthcheck=_WORKER_START_S,

@@ -82,6 +82,11 @@ class Service:
     settings : ServiceSettings
         The service's settings.
 
+    model : ServedModel or None, default=None
+        The model of ``settings.model_dir``, loaded and checked already
+        (:func:`~hybridclf.serve._model.load_served_model`): the first
+        :meth:`load` serves it instead of loading it again.
+
     Attributes
     ----------
     metrics : Metrics
@@ -98,11 +103,12 @@ class Service:
         Where every answer is logged (``log_predictions``).
     """
 
-    def __init__(self, settings):
+    def __init__(self, settings, *, model=None):
         limit_arenas()  # before the service's threads allocate: fewer arenas
         self.settings = settings
         self.metrics = Metrics()
         self.model = None
+        self._checked = model  # see load
         self.feedback = (FeedbackStore(settings.feedback_dir,
                                        max_pixels=settings.max_pixels)
                          if settings.feedback_dir else None)
@@ -123,22 +129,31 @@ class Service:
         lambda self: "unloaded" if self.model is None else self.model.version)
 
     def load(self):
-        """Load, check and warm up the model; start the batcher (blocking)."""
+        """Load, check and warm up the model; start the batcher (blocking).
+
+        The model given to the service when it was made, checked already, is
+        served the first time instead (once: a service started again after
+        :meth:`close` loads the model directory afresh).
+        """
         settings, start = self.settings, time.perf_counter()
         if settings.feedback_dir:
             check_writable(settings.feedback_dir, "feedback_dir")
         if settings.log_predictions:
             check_writable(settings.log_predictions, "log_predictions", folder=False)
         with self._reload_lock:
-            model = load_served_model(settings.model_dir, settings)
+            model, self._checked = self._checked, None
+            done = "Serving the model checked at start-up,"
+            if model is None:
+                model = load_served_model(settings.model_dir, settings)
+                done = "Loaded and warmed up the model"
             # concurrent requests share one model call, run in one thread
             # freed memory goes back once idle, or every 2 s under load
             self._batcher = MicroBatcher(self._classify, max_items=settings.max_batch,
                                          on_idle=release_memory, busy_s=2.0)
             self._swap(model)
         self.started = time.monotonic()
-        logger.info("Loaded and warmed up the model %s (%s) in %.2f s",
-                    model.directory, model.version, time.perf_counter() - start)
+        logger.info("%s %s (%s), in %.2f s", done, model.directory, model.version,
+                    time.perf_counter() - start)
 
     def reload(self, model_dir=None):
         """Load another model (or the same path again) and swap it in (blocking).
