@@ -7,14 +7,13 @@ the techniques of each new image as ``_describe`` puts them, and the sources
 of an input folder that an earlier run wrote (``_read_lineage``).
 """
 
-import csv
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from ..io import sniff_image_format
-from ..utils._csv import open_csv
+from ..utils._csv import csv_dict_reader, csv_writer, open_csv
 
 __all__ = []
 
@@ -86,7 +85,7 @@ def _read_lineage(input_dir):
     if not path.is_file():
         return {}
     with open_csv(path) as fh:
-        rows = list(csv.DictReader(fh))
+        rows = list(csv_dict_reader(fh))
     if not rows or not {"file", "kind", "source"} <= set(rows[0]):
         return {}
     return {row["file"]: row for row in rows}
@@ -102,7 +101,7 @@ def _write_manifest(manifest, rel_paths, y, sources, new_names, augmenter,
     """
     lineage = lineage or {}
     with open_csv(manifest, "w") as fh:
-        writer = csv.writer(fh)
+        writer = csv_writer(fh)
         writer.writerow(MANIFEST_COLUMNS)
         for rel, label in zip(rel_paths, y.tolist()):
             row = lineage.get(rel, {})

@@ -1,6 +1,5 @@
 """The inspector's entry point: every check on a class-per-folder dataset."""
 
-import csv
 import dataclasses
 import logging
 import os
@@ -9,7 +8,7 @@ import numpy as np
 
 from ..io import IMAGE_EXTENSIONS, LINKED_FOLDER
 from ..io._folders import layout_hint
-from ..utils._csv import open_csv
+from ..utils._csv import csv_dict_reader, open_csv
 from ._advice import cv_advice, distribution
 from ._checks import class_outliers, integrity_issues, quality_issues, size_outliers
 from ._docs import fill_doc
@@ -142,7 +141,7 @@ def _augment_copies(files, roots):
         if not os.path.isfile(path):
             continue
         with open_csv(path) as fh:
-            rows = [row for row in csv.DictReader(fh)
+            rows = [row for row in csv_dict_reader(fh)
                     if row.get("kind") == "generated" and row.get("source")]
         # a copy joins its source or, the source deleted, its first sibling
         first = {}

@@ -1,6 +1,5 @@
 """What :func:`hybridclf.inspect_dataset` found, written as JSON, HTML and CSV."""
 
-import csv
 import dataclasses
 import json
 import logging
@@ -8,7 +7,7 @@ import os
 from collections import Counter
 
 from ..label_issues import LABEL_ISSUES_COLUMNS, LABEL_ISSUES_FILE
-from ..utils._csv import open_csv
+from ..utils._csv import csv_dict_reader, csv_writer, open_csv
 from ..utils._docstrings import Substitution
 from ..utils._paths import make_output_dir
 from ._checks import ISSUE_KINDS
@@ -310,7 +309,7 @@ class DatasetReport:
         {write_path}
         """
         with open_csv(path, "w") as fh:
-            writer = csv.writer(fh)
+            writer = csv_writer(fh)
             writer.writerow(["file", "group"])
             for f in self.files:
                 writer.writerow([f["file"], f["group"]])
@@ -327,7 +326,7 @@ class DatasetReport:
         {write_path}
         """
         with open_csv(path, "w") as fh:
-            writer = csv.writer(fh, lineterminator="\n")
+            writer = csv_writer(fh, lineterminator="\n")
             writer.writerow(LABEL_ISSUES_COLUMNS)
             for issue in self.label_issues or []:
                 name = os.path.relpath(issue["file"], self.root).replace(os.sep, "/")
@@ -428,7 +427,7 @@ def _keep_edited_groups(output_dir):
         with open(report, encoding="utf-8") as fh:
             written = {f["file"]: str(f["group"]) for f in json.load(fh)["files"]}
         with open_csv(path) as fh:
-            found = {row["file"]: row["group"] for row in csv.DictReader(fh)}
+            found = {row["file"]: row["group"] for row in csv_dict_reader(fh)}
     except (OSError, ValueError, KeyError, TypeError):
         return None  # not an earlier report of this kind: overwritten as before
     if found == written:

@@ -14,7 +14,12 @@ import warnings
 import numpy as np
 
 from ..exceptions import SkippedFilesWarning
-from ..utils._csv import has_undecodable, not_utf8_error, open_csv
+from ..utils._csv import (
+    csv_dict_reader,
+    has_undecodable,
+    not_utf8_error,
+    open_csv,
+)
 from ..utils._docstrings import Substitution, n_jobs_docstring
 from ..utils._row_store import content_digest
 
@@ -139,12 +144,10 @@ def read_groups_csv(csv_path, paths, *, root=None):
         text, not as the bytes of file names on disk (which may legitimately
         be other than UTF-8; a CSV naming such a file is read).
     """
-    import csv
-
     # with or without a spreadsheet's byte-order mark, which would otherwise
     # hide the 'file' column
     with open_csv(csv_path) as fh:
-        rows = list(csv.DictReader(fh))
+        rows = list(csv_dict_reader(fh))
     columns = set(rows[0]) if rows else set()
     group_column = "group" if "group" in columns else "source"
     if "file" not in columns or group_column not in columns:

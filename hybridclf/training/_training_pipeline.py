@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from ..pipeline import DEFAULT_FEATURES, make_hybrid_pipeline, set_image_params
-from ..utils._csv import open_csv
+from ..utils._csv import csv_dict_reader, csv_reader, open_csv
 from ._groups import (
     as_folders,
     duplicate_groups,
@@ -113,8 +113,6 @@ def augment_origins(paths, root):
     >>> augment_origins(["a.jpg", "b.jpg"], None).tolist()
     [0, 1]
     """
-    import csv
-
     origins = np.arange(len(paths))
     manifests = list(_augment_manifests(root))
     if not manifests:
@@ -122,9 +120,8 @@ def augment_origins(paths, root):
     index = {os.path.realpath(p): i for i, p in enumerate(paths)}
     for manifest in manifests:
         folder = os.path.dirname(manifest)
-        with open(manifest, newline="", encoding="utf-8-sig",
-                  errors="surrogateescape") as fh:
-            for row in csv.DictReader(fh):
+        with open_csv(manifest) as fh:
+            for row in csv_dict_reader(fh):
                 copy = index.get(os.path.realpath(os.path.join(folder, row["file"])))
                 source = index.get(os.path.realpath(os.path.join(folder,
                                                                  row["source"])))
@@ -138,13 +135,11 @@ def augment_origins(paths, root):
 
 def _augment_manifests(root):
     """The ``manifest.csv`` (with a ``source`` column) of each data folder."""
-    import csv
-
     for folder in as_folders(root):
         path = os.path.join(os.fspath(folder), "manifest.csv")
         if os.path.isfile(path):
             with open_csv(path) as fh:
-                header = next(csv.reader(fh), [])
+                header = next(csv_reader(fh), [])
             if {"file", "source"} <= set(header):
                 yield path
 
