@@ -59,6 +59,25 @@ def test_class_names_stay_text_in_the_model_card(texture_folder, tmp_path):
     assert [html.unescape(c) for c in codes] == sorted(names.values())
 
 
+def test_class_names_stay_text_in_every_section_of_the_model_card(fitted,
+                                                                  tmp_path):
+    # the classes without a held-out image and those the label check left out
+    # were written bare (or in a plain code span): HTML to a Markdown viewer
+    markdown_it = pytest.importorskip("markdown_it")
+    pipe, _, _ = fitted
+    hostile = ["a`<img src=x onerror=alert(1)>", "<b>bold</b>"]
+    save_model(pipe, tmp_path, metadata={
+        "metrics": {"accuracy": 0.75},
+        "test_part": {"n_images": 4, "accuracy_interval": [0.5, 1.0],
+                      "untested_classes": hostile},
+        "label_issues": {"file": "label_issues.csv", "n_flagged": 0,
+                         "n_checked": 3, "not_checked": hostile}})
+    page = markdown_it.MarkdownIt().render((tmp_path / "README.md").read_text())
+    assert "<img" not in page and "<b>" not in page
+    codes = [html.unescape(c) for c in re.findall("<code>(.*?)</code>", page)]
+    assert codes.count(hostile[0]) == codes.count(hostile[1]) == 2
+
+
 def test_a_pipeline_with_pandas_output_round_trips(texture_folder, tmp_path):
     # found by the API audit: after set_output(transform="pandas") the
     # FeatureUnion keeps pandas Index objects that skops cannot store, and
