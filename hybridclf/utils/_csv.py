@@ -53,9 +53,9 @@ import csv
 import os
 import re
 
-__all__ = ["CSV_ENCODING", "csv_bytes", "csv_dict_reader", "csv_reader",
-           "csv_writer", "has_undecodable", "not_utf8_error", "open_csv",
-           "protect_cell", "unprotect_cell"]
+__all__ = ["CSV_ENCODING", "FORMULA_STARTS", "csv_bytes", "csv_dict_reader",
+           "csv_reader", "csv_writer", "has_undecodable", "not_utf8_error",
+           "open_csv", "protect_cell", "unprotect_cell"]
 
 #: The encoding of every CSV file hybridclf writes and reads.
 CSV_ENCODING = "utf-8-sig"
