@@ -22,7 +22,7 @@ import json
 import os
 from pathlib import PurePosixPath
 
-from ._model_files import check_listed_file, read_regular_file
+from ._model_files import check_listed_file, read_json
 from .exceptions import ModelLoadError
 from .utils._row_store import content_digest
 
@@ -103,7 +103,7 @@ def _entries(model_dir):
     """``data_dirs`` and ``files`` of the model's ``test_part.json``, checked."""
     path = os.path.join(model_dir, TEST_PART_FILE)
     try:
-        record = json.loads(read_regular_file(path))
+        record = read_json(path)
         roots, files = record["data_dirs"], record["files"]
         if not (isinstance(roots, list) and all(isinstance(r, str) for r in roots)
                 and isinstance(files, list)):

@@ -36,8 +36,8 @@ from pathlib import Path, PurePosixPath
 from .utils._paths import sha256_file
 
 __all__ = ["MANIFEST", "check_archive", "check_listed_file", "check_manifest",
-           "expects_manifest", "read_regular_file", "replace_directory",
-           "write_manifest"]
+           "expects_manifest", "read_json", "read_regular_file",
+           "replace_directory", "write_manifest"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,11 @@ _UNPACKED_FLOOR = 64 << 20
 
 # model.json and manifest.json: a few KB, a few MB with thousands of classes
 _MAX_JSON_BYTES = 64 << 20
+# ... and at most this many values (each ',', ':', '{' and '[' counts one): a
+# test_part.json of 200,000 test photos has 1.8 million. 64 MB of '[{},{},..'
+# parsed to 1.4 GB of empty dicts; 2 Mi values take at most ~400 MB, however
+# written (measured: 4 Mi '{"a":1}' values 270 MB, 4 Mi '"ab"' 300 MB)
+_MAX_JSON_VALUES = 2 << 20
 
 
 def _files(directory):
@@ -94,6 +99,43 @@ def read_regular_file(path, *, follow_links=True, max_bytes=_MAX_JSON_BYTES):
                           f"{max_bytes} that hybridclf writes at most",
                           os.fspath(path))
         return fh.read()
+
+
+def read_json(path, *, follow_links=True, max_values=_MAX_JSON_VALUES):
+    """The JSON value in the regular file ``path``, within a memory budget.
+
+    As :func:`read_regular_file` reads it (at most 64 MB), and refused
+    unparsed when it holds more than ``max_values`` values: Python's parser
+    makes an object of some 70 bytes from each ``{}`` of 3 bytes, so a
+    ``model.json`` of 60 MB of ``[{},{},...`` took 1.7 GB to be refused.
+    With ``follow_links=False``, a symbolic link (to a file outside a model
+    directory from someone else) is refused unread, and the error says so.
+
+    Raises
+    ------
+    OSError
+        As :func:`read_regular_file`, or (``EFBIG``) over ``max_values``.
+
+    ValueError
+        Not JSON, or not UTF-8 (a :class:`UnicodeDecodeError`).
+
+    RecursionError
+        Nested deeper than Python's parser goes.
+    """
+    try:
+        data = read_regular_file(path, follow_links=follow_links)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and os.path.islink(path):
+            raise OSError(errno.ELOOP, "a symbolic link; a model directory holds "
+                          "its own files: replace the link by a copy of the file "
+                          "it names", os.fspath(path)) from exc
+        raise
+    values = sum(map(data.count, (b",", b":", b"{", b"[")))
+    if values > max_values:
+        raise OSError(errno.EFBIG, f"about {values} JSON values, over the "
+                      f"{max_values} that hybridclf writes at most",
+                      os.fspath(path))
+    return json.loads(data)
 
 
 def check_archive(path, error):
@@ -157,7 +199,7 @@ def _sha256_regular(path):
 def _read_listed(path, error):
     """The ``files`` of a manifest: plain relative names to hex digests."""
     try:
-        listed = json.loads(read_regular_file(path))["files"]
+        listed = read_json(path, follow_links=False)["files"]
     except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
         raise error(f"The manifest {os.fspath(path)!r} is missing or unreadable "
                     f"({exc}); the model directory is incomplete. Copy the whole "
@@ -209,7 +251,7 @@ def expects_manifest(directory, info=None):
         if not os.path.lexists(directory / _INFO):
             return False
         try:
-            info = json.loads(read_regular_file(directory / _INFO))
+            info = read_json(directory / _INFO, follow_links=False)
         except (OSError, ValueError, RecursionError):
             return True
     return not isinstance(info, dict) or bool(info.get("manifest"))

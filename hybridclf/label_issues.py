@@ -25,13 +25,13 @@ References
    Research 70, 2021, pp. 1373-1411.
 """
 
-import csv
 import io
 import logging
 
 import numpy as np
 
 from .utils import import_or_raise
+from .utils._csv import csv_writer
 
 __all__ = ["LABEL_ISSUES_COLUMNS", "LABEL_ISSUES_FILE", "find_label_issues",
            "label_issues_csv"]
@@ -218,7 +218,7 @@ def label_issues_csv(issues, files):
         first; the score has 4 decimals.
     """
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv_writer(out, lineterminator="\n")
     writer.writerow(LABEL_ISSUES_COLUMNS)
     for i, given, suggested, score in zip(issues["index"], issues["given_label"],
                                           issues["suggested_label"],

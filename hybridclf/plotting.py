@@ -94,6 +94,23 @@ def _warn_lacking(chars):
         chars)
 
 
+def _literal(text):
+    """``text`` as matplotlib draws it literally, never as mathtext.
+
+    Matplotlib reads the text between two ``$`` as TeX: a class folder named
+    ``cost $5 or $6`` came out with ``5 or`` in italics, and one named
+    ``a $\\x$`` (or a photo ``rate $^$.jpg``) raised a ParseFatalException that
+    ended ``hybridclf evaluate`` without a report. An escaped ``\\$`` is
+    drawn as a dollar sign, and a text without an unescaped one is no math.
+
+    Examples
+    --------
+    >>> print(_literal("cost $5 or $6"))
+    cost \\$5 or \\$6
+    """
+    return str(text).replace("$", "\\$")
+
+
 def _axes(ax, feature, size=(5.0, 4.0)):
     """(figure, axes): the given axes, or a new figure of ``size`` inches."""
     figure_module = import_or_raise("matplotlib.figure", feature)
@@ -131,6 +148,7 @@ def plot_confusion_matrix(matrix, labels, *, ax=None):
         for j in range(n):
             ax.text(j, i, str(matrix[i, j]), ha="center", va="center",
                     color="white" if matrix[i, j] > threshold else "black")
+    labels = [_literal(label) for label in labels]
     ax.set_xticks(range(n), labels, rotation=45, ha="right")
     ax.set_yticks(range(n), labels)
     ax.set_xlabel("predicted class")
@@ -174,7 +192,7 @@ def plot_reliability(bins, *, ax=None):
 def _barh(ax, names, values, errors=None, xlabel=""):
     positions = np.arange(len(names))
     ax.barh(positions, values, xerr=errors, color="tab:blue")
-    ax.set_yticks(positions, names)
+    ax.set_yticks(positions, [_literal(name) for name in names])
     ax.invert_yaxis()
     ax.set_xlabel(xlabel)
 
@@ -269,7 +287,8 @@ def plot_error_gallery(images, titles, *, n_columns=6, neighbours=None):
     for ax, (image, title, mark) in zip(axes, cells):
         # a file name that is not UTF-8 holds surrogates, which the font
         # renderer refuses: show its bad bytes as U+FFFD
-        title = title.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        title = _literal(title.encode("utf-8", "surrogateescape")
+                         .decode("utf-8", "replace"))
         if image is not None:
             ax.imshow(image)
         if mark:

@@ -204,3 +204,11 @@ def test_evaluating_shows_the_cnn_progress_bar(texture_folder, capsys):
     assert pipe.get_params()["features__cnn__extract__verbose"] is False
     evaluate_model(pipe, paths[:6], labels[:6], n_repeats=1, neighbours=0)
     assert "CNN features" not in capsys.readouterr().err
+
+
+def test_a_thumbnail_that_does_not_decode_draws_the_caption_alone():
+    # an index thumbnail cut short after its JPEG header raised from PIL in the
+    # middle of `hybridclf evaluate`, after all its work
+    from hybridclf.evaluation._gallery import _decode
+
+    assert _decode(b"\xff\xd8a") is None and _decode(None) is None

@@ -219,6 +219,23 @@ def test_an_index_saved_before_files_and_thumbnails_still_loads(tmp_path):
                      "file": "", "thumbnail": None}]
 
 
+def test_a_thumbnail_far_larger_than_hybridclf_writes_is_left_out(caplog):
+    # a neighbours.npz from someone else held a 2 MB JPEG of 12000 x 12000
+    # pixels: `hybridclf evaluate` decoded and drew it in its error gallery,
+    # took 21 GB and was killed
+    import cv2
+
+    from hybridclf.neighbours import jpeg_thumbnails
+
+    small = jpeg_thumbnails([np.zeros((60, 40, 3), np.uint8)])[0]
+    ok, big = cv2.imencode(".jpg", np.zeros((8, 3000, 3), np.uint8))
+    index = EmbeddingIndex().fit(np.eye(3), ["a", "b", "c"],
+                                 thumbnails=[small, big.tobytes(), b"\xff\xd8a"])
+    near = index.neighbours(np.eye(3), 1)
+    assert [row[0]["thumbnail"] for row in near] == [small, None, b"\xff\xd8a"]
+    assert "3000 x 8 pixels (hybridclf writes at most 1024" in caplog.text
+
+
 def test_jpeg_thumbnails_are_small_and_keep_the_aspect(real_images):
     import io
 

@@ -59,6 +59,25 @@ def test_class_names_stay_text_in_the_model_card(texture_folder, tmp_path):
     assert [html.unescape(c) for c in codes] == sorted(names.values())
 
 
+def test_class_names_stay_text_in_every_section_of_the_model_card(fitted,
+                                                                  tmp_path):
+    # the classes without a held-out image and those the label check left out
+    # were written bare (or in a plain code span): HTML to a Markdown viewer
+    markdown_it = pytest.importorskip("markdown_it")
+    pipe, _, _ = fitted
+    hostile = ["a`<img src=x onerror=alert(1)>", "<b>bold</b>"]
+    save_model(pipe, tmp_path, metadata={
+        "metrics": {"accuracy": 0.75},
+        "test_part": {"n_images": 4, "accuracy_interval": [0.5, 1.0],
+                      "untested_classes": hostile},
+        "label_issues": {"file": "label_issues.csv", "n_flagged": 0,
+                         "n_checked": 3, "not_checked": hostile}})
+    page = markdown_it.MarkdownIt().render((tmp_path / "README.md").read_text())
+    assert "<img" not in page and "<b>" not in page
+    codes = [html.unescape(c) for c in re.findall("<code>(.*?)</code>", page)]
+    assert codes.count(hostile[0]) == codes.count(hostile[1]) == 2
+
+
 def test_a_pipeline_with_pandas_output_round_trips(texture_folder, tmp_path):
     # found by the API audit: after set_output(transform="pandas") the
     # FeatureUnion keeps pandas Index objects that skops cannot store, and
@@ -703,6 +722,54 @@ def test_a_huge_model_json_is_refused_unread(fitted, tmp_path, name):
     with pytest.raises(ModelLoadError, match=f"{name}.*104857600 bytes, over the "
                        "67108864 that hybridclf writes at most"):
         load_model(tmp_path / "m")
+
+
+@pytest.mark.parametrize("name", ["model.json", "manifest.json", "test_part.json"])
+def test_a_json_of_millions_of_tiny_values_is_refused_unparsed(fitted, tmp_path,
+                                                              monkeypatch, name):
+    # 60 MB of '[{},{},...' (under the 64 MB cap) took 1.7 GB to parse, and was
+    # then refused as "a JSON list"
+    from hybridclf._held_out import _entries
+
+    pipe, _, _ = fitted
+    save_model(pipe, tmp_path / "m")
+    (tmp_path / "m" / name).write_text("[" + "{}," * 2_200_000 + "{}]")
+
+    loads = json.loads
+
+    def parsed(text, *args, **kwargs):
+        assert len(text) < 1 << 20, f"{name} was parsed"
+        return loads(text, *args, **kwargs)
+
+    monkeypatch.setattr(json, "loads", parsed)
+    with pytest.raises(ModelLoadError, match=f"{name}.*4400002 JSON values, over "
+                       "the 2097152 that hybridclf writes at most"):
+        _entries(tmp_path / "m") if name == "test_part.json" else load_model(
+            tmp_path / "m")
+
+
+@pytest.mark.parametrize("name", ["model.json", "manifest.json"])
+def test_a_link_to_a_file_outside_the_model_is_not_read(fitted, tmp_path, name):
+    # a model.json linked to /etc/passwd was read, and refused as "not valid
+    # JSON (Expecting value ...)", which did not say what was wrong
+    pipe, _, _ = fitted
+    save_model(pipe, tmp_path / "m", metadata={"test_part": None})
+    outside = tmp_path / "secret.txt"
+    outside.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    os.remove(tmp_path / "m" / name)
+    os.symlink(outside, tmp_path / "m" / name)
+    with pytest.raises(ModelLoadError, match=f"{name}.*a symbolic link; a model "
+                       "directory holds its own files: replace the link by a copy"):
+        load_model(tmp_path / "m")
+
+
+def test_a_model_json_that_is_not_utf8_says_the_fix(fitted, tmp_path):
+    pipe, _, _ = fitted
+    save_model(pipe, tmp_path / "m")
+    (tmp_path / "m" / "model.json").write_bytes(b'{"classes": ["caf\xe9"]}')
+    with pytest.raises(ModelLoadError, match="model.json' is not valid JSON .*"
+                       "UTF-8.*Restore the model directory's model.json or retrain"):
+        read_model_info(tmp_path / "m")
 
 
 @pytest.mark.parametrize("novelty", [{"threshold": 0.14, "k": 1, "quantile": 0.99},

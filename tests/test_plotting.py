@@ -45,3 +45,23 @@ def test_a_script_no_font_has_is_named_once(caplog):
     warned = [r.getMessage() for r in caplog.records]
     assert len(warned) == 1 and "fonts-thai-tlwg" in warned[0]
     assert all(c in warned[0] for c in THAI)
+
+
+@pytest.mark.parametrize("name", ["a $\\x$", "rate $^$.jpg", "cost $5 or $6",
+                                  "a\\$b$"])
+def test_a_name_with_dollar_signs_is_drawn_as_written(name):
+    # matplotlib read the text between two '$' as TeX: 'cost $5 or $6' came
+    # out in italics, and 'a $\x$' raised a ParseFatalException at savefig,
+    # which ended `hybridclf evaluate` without a report
+    from matplotlib.text import Text
+
+    figures = [plotting.plot_confusion_matrix([[3, 1], [0, 4]], [name, "b"]),
+               plotting.plot_error_gallery([np.zeros((8, 8, 3), np.uint8)],
+                                           [f"{name}\ntrue b"]),
+               plotting.plot_block_importance({name: {"mean": 0.1, "std": 0.0}})]
+    for fig in figures:
+        fig.savefig(io.BytesIO(), format="png", dpi=50)
+        drawn = [text._preprocess_math(text.get_text())
+                 for text in fig.findobj(Text) if "$" in text.get_text()]
+        assert drawn and all(math is False and name in shown
+                             for shown, math in drawn)

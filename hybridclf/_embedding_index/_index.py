@@ -9,6 +9,9 @@ product on few BLAS threads, the top ``k``). Its ``.npz`` format is in
 """
 
 import contextlib
+import functools
+import io
+import logging
 import os
 
 import numpy as np
@@ -19,10 +22,17 @@ from ._file import INDEX_FILE, _index_bytes, _load_index
 
 __all__ = ["INDEX_FILE", "EmbeddingIndex"]
 
+logger = logging.getLogger(__name__)
+
 # fewer queries than this search on one BLAS thread: a product of a few rows
 # is bound by memory, and on a busy machine a second thread only waits
 _FEW_QUERIES = 64
 _BLAS = {}
+# Longest side of a thumbnail that neighbours() hands out; hybridclf writes
+# 112. An index from someone else held a JPEG of 12000 x 12000 pixels in 2 MB:
+# `hybridclf evaluate` decoded and drew it in its gallery, took 21 GB and was
+# killed. One larger (or no image) is left out, its pixels never decoded.
+_MAX_THUMBNAIL_SIDE = 1024
 
 
 def _unit_rows(X):
@@ -241,9 +251,10 @@ class EmbeddingIndex:
             Per query, one dict per training photo: ``label`` (str),
             ``similarity`` (cosine, float rounded to 4 places), ``file``
             (str, ``""`` when unknown) and ``thumbnail`` (JPEG bytes, or None
-            without thumbnails). A query with a missing (NaN) embedding, such
-            as a cascade's photo answered without its CNN block, gets an
-            empty list.
+            without thumbnails, and for one whose header says over 1024
+            pixels a side, which hybridclf never writes). A query with a
+            missing (NaN) embedding, such as a cascade's photo answered
+            without its CNN block, gets an empty list.
         """
         self._check_fitted()
         _check_neighbours_k(k)
@@ -271,7 +282,7 @@ class EmbeddingIndex:
         return [[{"label": str(labels[j]), "similarity": round(float(s), 4),
                   "file": str(self.files_[j]),
                   "thumbnail": None if self.thumbnails_ is None
-                  else self.thumbnails_[j]}
+                  else _checked_thumbnail(self.thumbnails_[j])}
                  for j, s in zip(row, row_sim)] if ok else []
                 for row, row_sim, ok in zip(top, top_sim, finite)]
 
@@ -396,6 +407,39 @@ class EmbeddingIndex:
             When the file is not an index of this version.
         """
         return _load_index(cls, directory)
+
+
+def _checked_thumbnail(data):
+    """``data``, or None when its header says over 1024 pixels a side.
+
+    Only the header is read (some 60 microseconds), so each thumbnail
+    handed out is checked, not the whole index at every load. Bytes that
+    are no image header are handed out as they are (a reader that decodes
+    them gets an error it handles, with no pixels to hold).
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+    except Image.DecompressionBombError:
+        width = height = Image.MAX_IMAGE_PIXELS  # over the limit either way
+    except (OSError, SyntaxError, ValueError):
+        return data
+    if max(width, height) <= _MAX_THUMBNAIL_SIDE:
+        return data
+    _warn_thumbnail(width, height)
+    return None
+
+
+@functools.cache
+def _warn_thumbnail(width, height):
+    """Warn once per size of thumbnail left out."""
+    logger.warning(
+        "A thumbnail of the embedding index is %d x %d pixels (hybridclf writes "
+        "at most %d a side): it is left out, not decoded. The index "
+        "(neighbours.npz) was not written by hybridclf; retrain the model to "
+        "rebuild it.", width, height, _MAX_THUMBNAIL_SIDE)
 
 
 def _photo_ids(photos, n_sources):

@@ -7,14 +7,13 @@ the techniques of each new image as ``_describe`` puts them, and the sources
 of an input folder that an earlier run wrote (``_read_lineage``).
 """
 
-import csv
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from ..io import sniff_image_format
-from ..utils._csv import open_csv, read_csv_rows
+from ..utils._csv import csv_writer, open_csv, read_csv_rows
 
 __all__ = []
 
@@ -101,7 +100,7 @@ def _write_manifest(manifest, rel_paths, y, sources, new_names, augmenter,
     """
     lineage = lineage or {}
     with open_csv(manifest, "w") as fh:
-        writer = csv.writer(fh)
+        writer = csv_writer(fh)
         writer.writerow(MANIFEST_COLUMNS)
         for rel, label in zip(rel_paths, y.tolist()):
             row = lineage.get(rel, {})

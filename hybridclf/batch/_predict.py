@@ -10,11 +10,11 @@ files predicted, unknown and unreadable (:class:`BatchPrediction`). An
 unreadable file is a row with its reason, never the end of a run.
 """
 
-import csv
 import os
 from dataclasses import dataclass
 
 from ..prediction import iter_image_files, predict_files
+from ..utils._csv import csv_writer
 from ..utils._docstrings import Substitution
 from ..utils._paths import make_output_dir
 from ._columns import _csv_row, csv_columns
@@ -180,7 +180,7 @@ def predict_to_csv(model_dir, inputs, output, *, batch_size=32, threshold=None,
                              output=os.fspath(output) if target.is_path else None,
                              n_resumed=resumed)
     with target.open() as fh:
-        writer = csv.writer(fh)
+        writer = csv_writer(fh)
         writer.writerow(csv_columns(neighbours))
         for row in rows:
             counts.n_unreadable += bool(row["error"])

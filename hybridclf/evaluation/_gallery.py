@@ -95,10 +95,17 @@ def _thumbnail(image):
 
 
 def _decode(jpeg):
-    """A thumbnail's JPEG as an RGB array, or None without one."""
+    """A thumbnail's JPEG as an RGB array, or None without one (or a broken one).
+
+    The index checked its size (``EmbeddingIndex.neighbours``); a JPEG cut
+    short after its header draws the caption alone, not a traceback.
+    """
     if jpeg is None:
         return None
     from PIL import Image
 
-    with Image.open(io.BytesIO(jpeg)) as image:
-        return np.asarray(image.convert("RGB"))
+    try:
+        with Image.open(io.BytesIO(jpeg)) as image:
+            return np.asarray(image.convert("RGB"))
+    except (OSError, SyntaxError, ValueError):
+        return None

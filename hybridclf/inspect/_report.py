@@ -1,6 +1,5 @@
 """What :func:`hybridclf.inspect_dataset` found, written as JSON, HTML and CSV."""
 
-import csv
 import dataclasses
 import json
 import logging
@@ -8,7 +7,7 @@ import os
 from collections import Counter
 
 from ..label_issues import LABEL_ISSUES_COLUMNS, LABEL_ISSUES_FILE
-from ..utils._csv import not_utf8_error, open_csv, read_csv_rows
+from ..utils._csv import csv_writer, not_utf8_error, open_csv, read_csv_rows
 from ..utils._docstrings import Substitution
 from ..utils._paths import make_output_dir
 from ._checks import ISSUE_KINDS
@@ -310,7 +309,7 @@ class DatasetReport:
         {write_path}
         """
         with open_csv(path, "w") as fh:
-            writer = csv.writer(fh)
+            writer = csv_writer(fh)
             writer.writerow(["file", "group"])
             for f in self.files:
                 writer.writerow([f["file"], f["group"]])
@@ -327,7 +326,7 @@ class DatasetReport:
         {write_path}
         """
         with open_csv(path, "w") as fh:
-            writer = csv.writer(fh, lineterminator="\n")
+            writer = csv_writer(fh, lineterminator="\n")
             writer.writerow(LABEL_ISSUES_COLUMNS)
             for issue in self.label_issues or []:
                 name = os.path.relpath(issue["file"], self.root).replace(os.sep, "/")

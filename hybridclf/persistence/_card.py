@@ -139,7 +139,7 @@ def _card_test_part(part, recorded=False):
              f"interval (Wilson) is {low:.3f} to {high:.3f}."]
     if part.get("untested_classes"):
         lines[-1] += (" These metrics leave out the classes without a held-out "
-                      "image: " + ", ".join(f"`{c}`" for c in part["untested_classes"])
+                      "image: " + ", ".join(map(_code, part["untested_classes"]))
                       + ".")
     if part.get("n_copies"):
         lines[-1] += (f" The test part also holds {part['n_copies']} copies of "
@@ -183,7 +183,7 @@ def _card_decisions(info):
                   "with the class the model suggests. Check them by eye."]
         if issues.get("not_checked"):
             lines[-1] += (" Not checked (a fold had no image of them to learn "
-                          f"from): {', '.join(issues['not_checked'])}.")
+                          f"from): {', '.join(map(_code, issues['not_checked']))}.")
     cascade = info.get("cascade") or {}
     if cascade:
         lines += ["", "## Cascade", "",

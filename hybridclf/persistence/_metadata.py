@@ -6,13 +6,13 @@ reads it back from a model directory.
 """
 
 import datetime
-import json
+import errno
 import os
 import platform
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from .._model_files import MANIFEST, read_regular_file, sha256_file
+from .._model_files import MANIFEST, read_json, sha256_file
 from ..exceptions import ModelLoadError
 
 __all__ = ["MODEL_FORMAT_VERSION", "library_versions", "read_model_info"]
@@ -181,8 +181,9 @@ def read_model_info(directory):
             "folder written by save_model or `hybridclf train`."
         )
     try:
-        # a FIFO named model.json would block a plain read (and a reload) for ever
-        info = json.loads(read_regular_file(path))
+        # a FIFO named model.json would block a plain read (and a reload) for
+        # ever; a link may name any file (of a directory from someone else)
+        info = read_json(path, follow_links=False)
     except FileNotFoundError as exc:
         raise ModelLoadError(
             f"The model directory {os.fspath(directory)!r} has no {_INFO}. "
@@ -190,12 +191,17 @@ def read_model_info(directory):
                "or `hybridclf train`.")
         ) from exc
     except OSError as exc:
+        # too big, or a link: the reason says it; else a FIFO, a folder, ...
+        only = "" if exc.errno in (errno.EFBIG, errno.ELOOP) else (
+            "; only a regular file is read")
         raise ModelLoadError(
-            f"{os.fspath(path)!r} cannot be read ({exc.strerror or exc}); only a "
-            "regular file is read. Restore the model directory's "
-            f"{_INFO} or retrain the model.") from exc
+            f"{os.fspath(path)!r} cannot be read ({exc.strerror or exc}){only}. "
+            f"Restore the model directory's {_INFO} or retrain the model.") from exc
     except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, too deep
-        raise ModelLoadError(f"{os.fspath(path)!r} is not valid JSON ({exc}).") from exc
+        raise ModelLoadError(
+            f"{os.fspath(path)!r} is not valid JSON ({exc}), as save_model writes "
+            f"it (UTF-8). Restore the model directory's {_INFO} or retrain the "
+            "model.") from exc
     if not isinstance(info, dict):
         raise ModelLoadError(
             f"{os.fspath(path)!r} holds a JSON {type(info).__name__}, not the "

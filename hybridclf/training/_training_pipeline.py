@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from ..pipeline import DEFAULT_FEATURES, make_hybrid_pipeline, set_image_params
-from ..utils._csv import open_csv, read_csv_rows
+from ..utils._csv import csv_reader, open_csv, read_csv_rows
 from ._groups import (
     as_folders,
     duplicate_groups,
@@ -137,14 +137,12 @@ def augment_origins(paths, root):
 
 def _augment_manifests(root):
     """The ``manifest.csv`` (with a ``source`` column) of each data folder."""
-    import csv
-
     for folder in as_folders(root):
         path = os.path.join(os.fspath(folder), "manifest.csv")
         if os.path.isfile(path):
             # the header only: a manifest.csv of another program is left alone
             with open_csv(path) as fh:
-                header = next(csv.reader(fh), [])
+                header = next(csv_reader(fh), [])
             if {"file", "source"} <= set(header):
                 yield path
 

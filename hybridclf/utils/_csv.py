@@ -30,16 +30,148 @@ matching no file: :func:`read_csv_rows` refuses it with
 :func:`not_utf8_error`, which names the file, its first line that is not
 UTF-8 and how to save it as UTF-8, unless its bytes that are not UTF-8 are
 those of a file name on disk.
+
+A cell that a spreadsheet would run as a formula is written as text: a class
+folder named ``@SUM(1)`` or a photo named ``=HYPERLINK("evil.example","x").jpg``
+(``+cmd|' -C calc'!A0`` runs a program through DDE in an old Excel) would
+otherwise be executed by Excel or LibreOffice when the file is opened
+(OWASP's "CSV injection"). As OWASP advises, such a cell (one that starts
+with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return, and is not a plain
+number such as ``-0.25``) gets a single quote in front: the spreadsheet shows
+it as text. :func:`csv_writer` does that to every cell, and
+:func:`csv_reader` and :func:`csv_dict_reader` remove the quote again, so that
+hybridclf reads back the names it wrote (a ``duplicate_groups.csv`` edited
+by hand, a ``manifest.csv``), and a spreadsheet that saved the cell without
+its quote reads the same. So the quote stays unambiguous, a cell that itself
+starts with a quote followed by one of those characters or a quote (a file
+named ``'-draft.jpg``) gets one more; every other cell, one that starts with a
+quote included, is written and read as it is. Other programs reading these
+files see the quote: strip it with the same rule, e.g. in pandas
+``df[col].str.replace(r"^'(?=[-=+@\\t\\r'])", "", regex=True)``.
 """
 
 import codecs
+import csv
 import os
+import re
 
-__all__ = ["CSV_ENCODING", "csv_bytes", "has_undecodable", "not_utf8_error",
-           "open_csv", "read_csv_rows"]
+__all__ = ["CSV_ENCODING", "FORMULA_STARTS", "csv_bytes", "csv_dict_reader",
+           "csv_reader", "csv_writer", "has_undecodable", "not_utf8_error",
+           "open_csv", "protect_cell", "read_csv_rows", "unprotect_cell"]
 
 #: The encoding of every CSV file hybridclf writes and reads.
 CSV_ENCODING = "utf-8-sig"
+
+#: The first characters that make a spreadsheet read a cell as a formula.
+FORMULA_STARTS = frozenset("=+-@\t\r")
+# a cell that a spreadsheet reads as a number, not a formula: left as it is
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _quoted(text):
+    """Whether ``text`` is a cell :func:`protect_cell` gave a quote."""
+    return (len(text) > 1 and text[0] == "'"
+            and (text[1] in FORMULA_STARTS or text[1] == "'"))
+
+
+def protect_cell(value):
+    """``value`` as a CSV cell that no spreadsheet runs as a formula.
+
+    A string that starts with one of :data:`FORMULA_STARTS` (and is not a
+    number), or one that :func:`unprotect_cell` would change, gets a single
+    quote in front; anything else is returned as it is.
+
+    Examples
+    --------
+    >>> protect_cell('=HYPERLINK("evil.example","x").jpg')
+    '\\'=HYPERLINK("evil.example","x").jpg'
+    >>> protect_cell("@SUM(1)/a.jpg"), protect_cell("-0.25"), protect_cell("a.jpg")
+    ("'@SUM(1)/a.jpg", '-0.25', 'a.jpg')
+    >>> unprotect_cell(protect_cell("'-draft.jpg"))
+    "'-draft.jpg"
+    """
+    if isinstance(value, str) and value and (
+            (value[0] in FORMULA_STARTS and not _NUMBER.fullmatch(value))
+            or _quoted(value)):
+        return "'" + value
+    return value
+
+
+def unprotect_cell(text):
+    """The text of a CSV cell that :func:`protect_cell` wrote: its quote removed.
+
+    Examples
+    --------
+    >>> unprotect_cell("'@SUM(1)/a.jpg"), unprotect_cell("'quoted'.jpg")
+    ('@SUM(1)/a.jpg', "'quoted'.jpg")
+    """
+    return text[1:] if isinstance(text, str) and _quoted(text) else text
+
+
+class _ProtectedWriter:
+    """A :func:`csv.writer` whose cells go through :func:`protect_cell`."""
+
+    def __init__(self, writer):
+        self._writer = writer
+
+    def writerow(self, row):
+        return self._writer.writerow([protect_cell(value) for value in row])
+
+    def writerows(self, rows):
+        for row in rows:
+            self.writerow(row)
+
+
+def csv_writer(fh, **kwargs):
+    """A :func:`csv.writer` on ``fh`` that writes no cell a spreadsheet runs.
+
+    Parameters
+    ----------
+    fh : text file object
+        As from :func:`open_csv` (``"w"``), or any stream.
+
+    **kwargs
+        Passed to :func:`csv.writer` (e.g. ``lineterminator``).
+
+    Returns
+    -------
+    writer : object
+        With ``writerow`` and ``writerows``, each cell through
+        :func:`protect_cell`.
+
+    Examples
+    --------
+    >>> import io
+    >>> out = io.StringIO()
+    >>> _ = csv_writer(out, lineterminator="\\n").writerow(["@SUM(1)/a.jpg", 0])
+    >>> out.getvalue()
+    "'@SUM(1)/a.jpg,0\\n"
+    """
+    return _ProtectedWriter(csv.writer(fh, **kwargs))
+
+
+def csv_reader(fh, **kwargs):
+    """The rows of a CSV, each a list of cells through :func:`unprotect_cell`.
+
+    Examples
+    --------
+    >>> list(csv_reader(["'@SUM(1)/a.jpg,0"]))
+    [['@SUM(1)/a.jpg', '0']]
+    """
+    for row in csv.reader(fh, **kwargs):
+        yield [unprotect_cell(cell) for cell in row]
+
+
+def csv_dict_reader(fh, **kwargs):
+    """The rows of a CSV as :class:`csv.DictReader` dicts, cells unprotected.
+
+    Examples
+    --------
+    >>> list(csv_dict_reader(["file,group", "'=a.jpg,1"]))
+    [{'file': '=a.jpg', 'group': '1'}]
+    """
+    for row in csv.DictReader(fh, **kwargs):
+        yield {key: unprotect_cell(value) for key, value in row.items()}
 
 
 def open_csv(path, mode="r"):
@@ -163,7 +295,8 @@ def read_csv_rows(path, *, name_columns=("file", "source"), locate=None,
     values in ``name_columns`` that holds them names a file that exists:
     then they are the bytes of file names on disk (an old Latin-1 name on
     Linux, written back as :func:`os.listdir` gave it), kept as surrogate
-    escapes, and the file is read.
+    escapes, and the file is read. A cell that :func:`protect_cell` gave a
+    quote is read without it (:func:`unprotect_cell`).
 
     Parameters
     ----------
@@ -215,14 +348,13 @@ def read_csv_rows(path, *, name_columns=("file", "source"), locate=None,
     >>> read_csv_rows(path)
     (['file', 'group'], [{'file': 'พระ.jpg', 'group': '1'}])
     """
-    import csv
-
     with open_csv(path) as fh:
         reader = csv.DictReader(fh)
         columns = list(reader.fieldnames or [])
         if not set(only_with) <= set(columns):
             return columns, []
-        rows = list(reader)
+        rows = [{key: unprotect_cell(value) for key, value in row.items()}
+                for row in reader]
     # a short or long row gives None or a list (restkey) for its cells
     cells = columns + [cell for row in rows for value in row.values()
                        for cell in (value if isinstance(value, list) else [value])
