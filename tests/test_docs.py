@@ -237,8 +237,10 @@ def test_cli_reference_matches_the_parser():
 def test_documented_options_exist():
     # the other way round: every `--option` written after `hybridclf
     # COMMAND` in the README or a docs page is an option of that command, and
-    # every `--option` of a docs/cli.md section one of its command (a
-    # renamed option would otherwise linger in the pages)
+    # every `--option` of a docs/cli.md section one of its command, and
+    # every `--option` in a code span that starts with a command's name
+    # (`serve --no-ood`, written without `hybridclf`) one of that command
+    # (a renamed option would otherwise linger in the pages)
     import argparse
 
     from hybridclf.cli import build_parser
@@ -260,6 +262,11 @@ def test_documented_options_exist():
             for option in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", rest):
                 if name in known and option not in known[name]:
                     wrong.append(f"{file}: hybridclf {name} has no {option}")
+        spans = re.finditer(rf"`({'|'.join(known)})(\s[^`\n]*)`", text)
+        for name, rest in (span.groups() for span in spans):
+            wrong += [f"{file}: `{name}{rest}`: {name} has no {option}"
+                      for option in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", rest)
+                      if option not in known[name]]
     section = None
     for line in (REPO / "docs" / "cli.md").read_text(encoding="utf-8").splitlines():
         heading = re.match(r"^##\s+`?(?:hybridclf\s+)?([a-z-]+)", line)
