@@ -198,8 +198,8 @@ def test_the_photos_are_read_one_at_a_time_not_all_at_once(uneven_tree, tmp_path
 
     alive, most = [], []
 
-    def read_and_track(path):
-        image = _folder_read(path)
+    def read_and_track(path, **options):
+        image = _folder_read(path, **options)
         most.append(sum(ref() is not None for ref in alive))
         alive.append(weakref.ref(image))
         return image
@@ -239,3 +239,21 @@ def test_a_file_name_that_is_not_utf8_reaches_the_manifest_and_its_group(
     copies = [str(p) for p in (out / "grass").glob("caf*_aug*")]
     groups = read_groups_csv(out / "manifest.csv", [name, *copies], root=out)
     assert len(copies) >= 1 and len(set(groups)) == 1
+
+
+def test_an_image_too_small_to_train_on_is_left_out_not_copied(uneven_tree,
+                                                                 tmp_path):
+    # a 1x1 image decodes, but `train` leaves out images under 16 pixels a
+    # side: copied and made into 1x1 copies, it left its class short of the
+    # target once trained on, and the README's "augment leaves each bad file
+    # out with its reason" untrue
+    from PIL import Image
+
+    Image.new("RGB", (1, 1), (90, 140, 60)).save(uneven_tree / "grass" / "dot.png")
+    result = augment_folder(uneven_tree, tmp_path / "out",
+                            ClassAwareAugmenter(random_state=0))
+    reasons = {p.split("/")[-1]: r for p, r in result.skipped}
+    assert "too small (1x1 pixels)" in reasons["dot.png"]
+    grass = next(c for c in result.classes if c.label == "grass")
+    assert (grass.before, grass.unreadable, grass.after) == (2, 2, 6)
+    assert not list((tmp_path / "out" / "grass").glob("dot*"))

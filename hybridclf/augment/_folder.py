@@ -16,7 +16,7 @@ import numpy as np
 from sklearn.base import clone
 
 from ..exceptions import ImageLoadError
-from ..io import log_skipped, read_image, scan_image_folder
+from ..io import ImageLoader, log_skipped, read_image, scan_image_folder
 from ..utils._parallel import run_chunked
 from ._folder_output import (
     MANIFEST_NAME,
@@ -31,6 +31,11 @@ from ._folder_result import AugmentFolderResult, _class_counts
 __all__ = ["augment_folder"]
 
 logger = logging.getLogger(__name__)
+
+# the smallest side training reads (ImageLoader's default): a smaller image
+# copied as an original, or made into copies, would be dropped by `train`,
+# and the class would fall short of its target
+_MIN_SIZE = ImageLoader().min_size
 
 
 def _check_output_dir(input_dir, output_dir):
@@ -80,9 +85,10 @@ def _check_all(paths, n_jobs, progress):
     """Decode every file, keeping none; (readable flags, failures).
 
     A file is taken only when it decodes whole (a truncated JPEG fails at its
-    end), and the classes' counts, hence the plan of new images, need to
-    know which are before any is made. The images are read again, one source
-    at a time, for the new images made from them.
+    end) and is as large as training needs, and the classes' counts, hence
+    the plan of new images, need to know which are before any is made. The
+    images are read again, one source at a time, for the new images made
+    from them.
     """
     readable = [False] * len(paths)
     bar = None
@@ -95,7 +101,7 @@ def _check_all(paths, n_jobs, progress):
         failures = []
         for i in range(chunk.start, chunk.stop):
             try:
-                read_image(paths[i])
+                read_image(paths[i], min_size=_MIN_SIZE)
                 readable[i] = True
             except ImageLoadError as exc:
                 failures.append(exc.failures[0])
@@ -118,10 +124,12 @@ def augment_folder(input_dir, output_dir, augmenter=None, *, progress=False):
     the same place under ``output_dir``; the classes that ``augmenter``
     targets get new images, made from their own images, written beside their
     source as ``<source name>_augNNN.jpg`` (``.png`` when the source is not a
-    JPEG). Files that cannot be read are listed in the result, logged and not
-    copied; they do not stop the run. Every file is decoded once to check it;
-    then each of the ``n_jobs`` threads reads one source at a time, writes its
-    new images as they are made and lets it go
+    JPEG). Files that cannot be read, or that training would not read (under
+    16 pixels a side, :class:`~hybridclf.ImageLoader`'s ``min_size``), are
+    listed in the result, logged and not copied; they do not stop the run.
+    Every file is decoded once to check it; then each of the ``n_jobs``
+    threads reads one source at a time, writes its new images as they are
+    made and lets it go
     (:meth:`~hybridclf.ClassAwareAugmenter.fit_generate_each`): the memory
     does not grow with the number of images.
 
