@@ -260,6 +260,13 @@ def test_cli_reference_matches_the_parser():
             if row is None or isinstance(action.default, bool):
                 continue
             cell, default = row.group(1), action.default
+            if option == "--features" and default is None:
+                # resolved in the command: the docs name the blocks it uses
+                from hybridclf.pipeline import DEFAULT_FEATURES
+
+                assert f"`{' '.join(DEFAULT_FEATURES)}`" in cell, (
+                    f"docs/cli.md, {name} --features: default {cell!r}, "
+                    f"DEFAULT_FEATURES is {DEFAULT_FEATURES!r}")
             if action.required:
                 assert cell == "required", (name, option, cell)
             elif isinstance(default, (int, float)):
