@@ -26,5 +26,5 @@ scores = cross_val_score(pipe, paths, labels, cv=3)
 print(f"3-fold accuracy: {scores.mean():.3f} +/- {scores.std():.3f}")
 
 pipe.fit(paths, labels)
-print("first three predictions:", list(pipe.predict(paths[:3])))
+print("first three predictions:", pipe.predict(paths[:3]).tolist())
 print("their labels:           ", labels[:3])

@@ -156,7 +156,9 @@ def find_test_part(model_dir, info, data_dirs=None):
     ------
     ValueError
         When the model records no test part (the message says to pass a test
-        folder), or ``data_dirs`` gives another number of folders.
+        folder), ``data_dirs`` gives another number of folders, or no file is
+        found because a data folder does not exist (moved since the training:
+        the message says to pass where it is now).
 
     ModelLoadError
         When ``test_part.json`` is listed in the manifest but changed, or is
@@ -190,4 +192,16 @@ def find_test_part(model_dir, info, data_dirs=None):
         else:
             paths.append(path)
             labels.append(label)
+    gone = [root for root in roots if not os.path.isdir(root)]
+    if gone and not paths:
+        # a data folder moved or renamed since the training: every file is
+        # "missing", and the fix is where it is now, not the files
+        given = "given" if data_dirs is not None else "of the training"
+        raise ValueError(
+            f"The data folder(s) {given} {', '.join(map(repr, gone))} do not "
+            f"exist, so no file of the test part that {TEST_PART_FILE} of "
+            f"{os.fspath(model_dir)!r} lists can be found. Pass where the data "
+            "folder(s) of the training are now, in the order they were given to "
+            "it: --data-dir DIR (hybridclf evaluate) or data_dir "
+            "(evaluate_folder); or a test set: --test-data-dir DIR.")
     return paths, labels, left_out, roots

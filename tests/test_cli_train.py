@@ -233,11 +233,18 @@ def test_evaluate_names_the_test_files_missing_or_changed_since_training(
     assert [u["file"] for u in report["unreadable"]] == [str(moved / gone),
                                                          str(moved / edited)]
     assert report["recorded_test_part"]["n_left_out"] == 2
-    # where the data was, every file is missing: named, not a silent empty set
+    # where the data was, every file is missing: not a silent empty set, and
+    # not ten "missing" files with "fix or replace them": the folder moved,
+    # and the fix is to say where it is now
     assert main(["evaluate", "--model-dir", str(model), "--output-dir",
                  str(tmp_path / "r2")]) == 1
     err = capsys.readouterr().err
-    assert "No test image of" in err and f"{data / gone}: missing" in err
+    assert err.startswith(f"error: The data folder(s) of the training {str(data)!r} "
+                          "do not exist")
+    assert "--data-dir DIR" in err and "--test-data-dir DIR" in err
+    assert main(["evaluate", "--model-dir", str(model), "--data-dir",
+                 str(tmp_path / "nowhere"), "--output-dir", str(tmp_path / "r3")]) == 1
+    assert "The data folder(s) given " in capsys.readouterr().err
 
 
 def test_evaluate_without_a_recorded_test_part_says_to_pass_a_test_folder(

@@ -177,6 +177,45 @@ def test_pages_link_to_existing_pages():
                 f"{file} links to {target}, which does not exist")
 
 
+def _heading_anchors(file):
+    """The ``#fragment`` of every heading of a Markdown page, as GitHub makes them.
+
+    Lower case, punctuation but ``-`` and ``_`` dropped, spaces turned into
+    ``-``; the second heading of one name gets ``-1``, the third ``-2``.
+    Headings inside fenced code blocks are not headings.
+    """
+    anchors, seen, fence = set(), {}, None
+    for line in file.read_text(encoding="utf-8").splitlines():
+        match = FENCE.match(line)
+        if match and (fence is None or match.group("fence").startswith(fence)):
+            fence = match.group("fence")[:3] if fence is None else None
+            continue
+        heading = re.match(r"^#{1,6}\s+(.*?)\s*#*\s*$", line)
+        if fence is None and heading:
+            slug = re.sub(r"[^\w\- ]", "", heading.group(1).lower()).replace(" ", "-")
+            anchors.add(f"{slug}-{seen[slug]}" if slug in seen else slug)
+            seen[slug] = seen.get(slug, 0) + 1
+    return anchors
+
+
+def test_links_reach_their_headings():
+    # a link to a section (`cli.md#predict`, `benchmarks.md#...`, `#train`)
+    # lands on it: a renamed heading, or a benchmark that rewrites its
+    # section under another title, would otherwise leave the reader at the
+    # top of the page
+    wrong = []
+    for file in doc_files():
+        page = REPO / file
+        for target, fragment in re.findall(r"\]\(([^)#:\s]*)#([^)\s]+)\)",
+                                           page.read_text(encoding="utf-8")):
+            linked = (page.parent / target) if target else page
+            if linked.suffix == ".md" and linked.is_file() and (
+                    fragment not in _heading_anchors(linked)):
+                wrong.append(f"{file}: ({target}#{fragment}) names no heading "
+                             f"of {linked.relative_to(REPO).as_posix()}")
+    assert not wrong, "\n".join(wrong)
+
+
 def _sections(text):
     """Markdown ``## name`` sections of a page: name -> text."""
     parts = re.split(r"^## +(\S+) *$", text, flags=re.MULTILINE)
@@ -221,6 +260,13 @@ def test_cli_reference_matches_the_parser():
             if row is None or isinstance(action.default, bool):
                 continue
             cell, default = row.group(1), action.default
+            if option == "--features" and default is None:
+                # resolved in the command: the docs name the blocks it uses
+                from hybridclf.pipeline import DEFAULT_FEATURES
+
+                assert f"`{' '.join(DEFAULT_FEATURES)}`" in cell, (
+                    f"docs/cli.md, {name} --features: default {cell!r}, "
+                    f"DEFAULT_FEATURES is {DEFAULT_FEATURES!r}")
             if action.required:
                 assert cell == "required", (name, option, cell)
             elif isinstance(default, (int, float)):
@@ -237,8 +283,10 @@ def test_cli_reference_matches_the_parser():
 def test_documented_options_exist():
     # the other way round: every `--option` written after `hybridclf
     # COMMAND` in the README or a docs page is an option of that command, and
-    # every `--option` of a docs/cli.md section one of its command (a
-    # renamed option would otherwise linger in the pages)
+    # every `--option` of a docs/cli.md section one of its command, and
+    # every `--option` in a code span that starts with a command's name
+    # (`serve --no-ood`, written without `hybridclf`) one of that command
+    # (a renamed option would otherwise linger in the pages)
     import argparse
 
     from hybridclf.cli import build_parser
@@ -260,6 +308,11 @@ def test_documented_options_exist():
             for option in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", rest):
                 if name in known and option not in known[name]:
                     wrong.append(f"{file}: hybridclf {name} has no {option}")
+        spans = re.finditer(rf"`({'|'.join(known)})(\s[^`\n]*)`", text)
+        for name, rest in (span.groups() for span in spans):
+            wrong += [f"{file}: `{name}{rest}`: {name} has no {option}"
+                      for option in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", rest)
+                      if option not in known[name]]
     section = None
     for line in (REPO / "docs" / "cli.md").read_text(encoding="utf-8").splitlines():
         heading = re.match(r"^##\s+`?(?:hybridclf\s+)?([a-z-]+)", line)

@@ -357,6 +357,23 @@ def test_cli_serve_refuses_a_missing_key_or_model(model_dir, tmp_path, capsys,
     assert "Cannot append to" in capsys.readouterr().err
 
 
+def test_cli_serve_on_a_port_in_use_is_a_reported_error(model_dir, capsys):
+    # uvicorn could not bind, logged why and called sys.exit(3): main()
+    # raised SystemExit instead of returning, and `hybridclf serve` exited
+    # with 3 where docs/cli.md promises 1 and one `error:` line
+    from hybridclf.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = main(["serve", "--model-dir", str(model_dir), "--port", str(port)])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert f"error: The server could not start on 127.0.0.1:{port}" in err
+    assert "--port" in err
+
+
 @pytest.mark.slow
 def test_fuzzing_the_openapi_schema_finds_no_5xx(client):
     schemathesis = pytest.importorskip("schemathesis")

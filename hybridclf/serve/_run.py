@@ -185,9 +185,12 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
         When the model directory is incomplete or was modified, its classes
         do not match ``model.json``, its embedding index cannot be read, or
         its warm-up prediction fails (the message says which).
+    OSError
+        When uvicorn cannot start the server: the port is taken (by an
+        earlier ``hybridclf serve``, say) or ``host`` is not an address of
+        this machine. uvicorn logs why; it would exit the process with
+        status 3.
     """
-    import uvicorn
-
     if int(workers) < 1:
         raise ValueError("The 'workers' parameter of serve must be an int >= 1. "
                          f"Got {workers!r} instead.")
@@ -218,13 +221,37 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
         app = app_from_settings(settings, model=checked)
         del checked  # the service's now: released with it on a reload
         with _reload_on_sighup(app.state.service):
-            uvicorn.run(app, **options)
+            _run_uvicorn(app, **options)
         return
     del checked  # each worker process loads its own
     with _worker_files(settings, api_key_env):
-        uvicorn.run(f"{__name__}:app_from_settings_file", factory=True,
-                    workers=workers, timeout_worker_healthcheck=_WORKER_START_S,
-                    **options)
+        _run_uvicorn(f"{__name__}:app_from_settings_file", factory=True,
+                     workers=workers, timeout_worker_healthcheck=_WORKER_START_S,
+                     **options)
+
+
+def _run_uvicorn(app, **options):
+    """``uvicorn.run``, with a server that could not start as an ``OSError``.
+
+    uvicorn logs why it could not start (the port is taken, the address is
+    not this machine's) and calls ``sys.exit(3)``: a library caller would
+    see its process end, and ``hybridclf serve`` would exit with 3 where
+    every command exits with 1 for a reported error.
+    """
+    import uvicorn
+
+    try:
+        uvicorn.run(app, **options)
+    except SystemExit as exc:
+        if not exc.code:
+            raise
+        host, port = options.get("host"), options.get("port")
+        raise OSError(
+            f"The server could not start on {host}:{port}; uvicorn's message "
+            "above says why. Most often another process (an earlier `hybridclf "
+            "serve`, say) holds the port: stop it, or pass another port "
+            "(--port)."
+        ) from exc
 
 
 def _abspath(path):
