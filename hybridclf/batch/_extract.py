@@ -22,7 +22,9 @@ def extract_to_parquet(model_dir, inputs, output_dir, *, batch_size=32,
 
     See :func:`~hybridclf.distributed.extract_features`: one
     ``part-NNNNN.parquet`` per partition, with the columns ``file``, ``error``
-    and ``features``; partitions already written are skipped.
+    and ``features`` (and each file's ``file_size`` and ``file_mtime_ns``);
+    partitions already written are skipped, but for the rows of files
+    changed since, computed again.
 
     Parameters
     ----------
