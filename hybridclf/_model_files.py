@@ -33,6 +33,7 @@ import zipfile
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
+from .utils._archive import archive_problem
 from .utils._paths import sha256_file
 
 __all__ = ["MANIFEST", "check_archive", "check_listed_file", "check_manifest",
@@ -47,13 +48,6 @@ MANIFEST = "manifest.json"
 _INFO = "model.json"
 
 _RENAME_EXCHANGE = 2  # linux/fs.h
-
-# A zip archive of a model directory (model.skops, neighbours.npz) may unpack
-# to at most this many times its size on disk, or to _UNPACKED_FLOOR bytes:
-# hybridclf stores their members uncompressed (a ratio of 1), and a
-# deflated member of zeros unpacks to 1000 times its size
-_MAX_UNPACK_RATIO = 10
-_UNPACKED_FLOOR = 64 << 20
 
 # model.json and manifest.json: a few KB, a few MB with thousands of classes
 _MAX_JSON_BYTES = 64 << 20
@@ -143,11 +137,14 @@ def check_archive(path, error):
 
     ``model.skops`` and ``neighbours.npz`` are zip archives, which NumPy and
     skops unpack in memory: a deflated member of a few megabytes can unpack
-    to gigabytes (a decompression bomb), and the manifest's hashes do not
+    to gigabytes (a decompression bomb), an ``.npy`` header of a few bytes
+    can declare an array of terabytes, and the manifest's hashes do not
     help against whoever wrote the whole directory. Before either is read,
     the sizes that its members declare (which Python's ``zipfile`` never
     reads past) must add up to at most 10 times the file's size on disk, or
-    64 MB: hybridclf stores the members uncompressed.
+    64 MB (hybridclf stores the members uncompressed), and no array may
+    declare more bytes than its member holds
+    (:func:`~hybridclf.utils._archive.archive_problem`).
 
     Parameters
     ----------
@@ -165,23 +162,15 @@ def check_archive(path, error):
     """
     path = os.fspath(path)
     try:
-        size = os.path.getsize(path)
-        with zipfile.ZipFile(path) as archive:
-            unpacked = sum(info.file_size for info in archive.infolist())
+        problem = archive_problem(path, os.path.getsize(path))
     except (OSError, zipfile.BadZipFile, ValueError) as exc:
         raise error(f"The file {path!r} is not a readable zip archive ({exc}). "
                     "Copy the whole model directory again, or retrain the "
                     "model.") from exc
-    limit = max(_MAX_UNPACK_RATIO * size, _UNPACKED_FLOOR)
-    if unpacked > limit:
+    if problem:
         raise error(
-            f"The file {path!r} would unpack to {unpacked} bytes, "
-            f"{unpacked / max(size, 1):.0f} times its {size} bytes on disk (at "
-            f"most {limit} are read): a decompression bomb, not a file that "
-            "hybridclf wrote (it stores its arrays uncompressed). Refusing to "
-            "read it; copy the model directory again from where it was trained, "
-            "or retrain the model.")
-
+            f"The file {path!r} {problem}. Refusing to read it; copy the model "
+            "directory again from where it was trained, or retrain the model.")
 
 def _sha256_regular(path):
     """Hex SHA-256 of a regular file, read as :func:`read_regular_file` reads."""

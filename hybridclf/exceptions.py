@@ -11,6 +11,7 @@ __all__ = [
     "ImageLoadError",
     "ModelLoadError",
     "ModelTypeError",
+    "NoImagesError",
     "PickleLoadWarning",
     "SkippedFilesWarning",
 ]
@@ -63,6 +64,15 @@ class ImageLoadError(HybridClfError, ValueError):
 
     def __reduce__(self):
         return type(self), (self.failures, self.hint)
+
+
+class NoImagesError(HybridClfError, ValueError):
+    """The files and folders given to a command hold no image to work on.
+
+    An empty folder, a folder named like an image file, a mistyped path:
+    the message names each path and what it holds, what was looked for and
+    the fix (:func:`hybridclf.io.no_images_error`).
+    """
 
 
 class SkippedFilesWarning(UserWarning):

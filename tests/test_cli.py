@@ -238,7 +238,7 @@ def test_warnings_show_no_library_source_line(tmp_path):
     assert result.returncode == 1
     assert "SkippedFilesWarning: 1 file(s)" in result.stderr
     assert ".py:" not in result.stderr and "load_image_folders(" not in result.stderr
-    assert "Expected a layout like root/<class name>/<image file>" in result.stderr
+    assert "in class sub-folders, as root/<class name>/<image file>" in result.stderr
 
 
 def test_the_original_systems_option_names_are_understood():

@@ -159,3 +159,47 @@ def test_quickstart_serves_a_readable_photo_when_the_first_is_not(
     printed = capsys.readouterr().out
     assert f"with {data / 'brick' / '0.png'}:" in printed
     assert "predicted_class='brick'" in printed
+
+
+@pytest.mark.parametrize("command", ["predict", "extract", "train", "inspect"])
+@pytest.mark.parametrize("holds", ["nothing", "a hidden file", "an empty folder"])
+def test_a_folder_holding_no_file_is_an_error_naming_it(command, holds, model_dir,
+                                                         tmp_path, capsys):
+    # predict and extract of an empty folder, or of a folder named x.jpg
+    # (a mistyped path), said "0 files" and exited 0 with an empty CSV or
+    # dataset; inspect wrote a report of nothing; only train said why
+    folder = tmp_path / "x.jpg"
+    folder.mkdir()
+    if holds == "a hidden file":
+        (folder / ".DS_Store").write_bytes(b"\0")
+    elif holds == "an empty folder":
+        (folder / "cats").mkdir()
+    output = tmp_path / "out"
+    args = {"predict": ["--model-dir", str(model_dir), str(folder), "--output",
+                        str(output / "p.csv")],
+            "extract": ["--model-dir", str(model_dir), str(folder), "--output-dir",
+                        str(output)],
+            "train": ["--data-dir", str(folder), "--output-dir", str(output)],
+            "inspect": ["--data-dir", str(folder), "--output-dir", str(output),
+                        "--quick"]}[command]
+    assert main([command, *args]) == 1
+    err = capsys.readouterr().err
+    assert f"error: No images found in {str(folder)!r}" in err
+    assert "(a folder, not an image file" in err
+    assert ".jpg" in err and "names starting with '.' are left out" in err
+    assert "Check the path" in err
+    assert not output.exists()
+
+
+def test_an_empty_folder_among_photos_is_named_in_a_warning(model_dir, tmp_path,
+                                                            texture_folder,
+                                                            caplog):
+    # one of several inputs mistyped: the others are predicted, the empty
+    # one is named
+    (tmp_path / "empty").mkdir()
+    photo = sorted(p for p in texture_folder.rglob("*") if p.is_file())[0]
+    assert main(["predict", "--model-dir", str(model_dir), str(tmp_path / "empty"),
+                 str(photo), "--output", str(tmp_path / "p.csv")]) == 0
+    assert f"No images found in {str(tmp_path / 'empty')!r}, an empty folder" in (
+        caplog.text)
+    assert len((tmp_path / "p.csv").read_text().splitlines()) == 2

@@ -22,6 +22,7 @@ from hybridclf.distributed import (  # noqa: E402
     extract_features,
     parse_scheduler,
     partition_files,
+    partitioned_rows,
     predict_partitioned,
     read_features,
 )
@@ -255,6 +256,84 @@ def test_a_file_name_that_is_not_utf8_is_extracted(model_dir, images, tmp_path):
     np.testing.assert_array_equal(features[3], features[0])
 
 
+def _photos(images, folder):
+    """Six digit photos of six classes, copied flat into ``folder``."""
+    import shutil
+
+    folder.mkdir()
+    for k in range(6):
+        shutil.copy(sorted((images / "digits" / f"digit_{k}").iterdir())[0],
+                    folder / f"photo_{k}.png")
+    return iter_image_files([folder])
+
+
+def _replace(photo, images):
+    """Replace ``photo`` in place by another photo (of a nine) of another size."""
+    nine = sorted((images / "digits" / "digit_9").iterdir())[1]
+    assert nine.stat().st_size != os.path.getsize(photo)
+    with open(photo, "wb") as fh:
+        fh.write(nine.read_bytes())
+
+
+def test_a_photo_replaced_since_an_extract_is_computed_again(
+        model_dir, images, tmp_path, monkeypatch, caplog):
+    # a photo replaced in place by another of the same name kept the first
+    # photo's features: a rerun computed only files whose name was new
+    import hybridclf.distributed._extract as extract
+
+    pipe = load_model(model_dir)
+    files = _photos(images, tmp_path / "photos")
+    out = tmp_path / "f"
+    extract_features(pipe, files, out, partition_size=4)
+    _replace(files[1], images)
+    computed, real = [], extract._features_of
+    monkeypatch.setattr(extract, "_features_of", lambda pipe, batch, size: (
+        computed.extend(batch), real(pipe, batch, size))[1])
+    again = extract_features(pipe, files, out, partition_size=4)
+    assert again.changed == [files[1]] and again.computed == []
+    assert computed == [files[1]]  # the other rows are kept
+    assert "1 file(s) changed since their features were written" in caplog.text
+    fresh = extract_features(pipe, files, tmp_path / "fresh", partition_size=4)
+    expected, got = _by_name(tmp_path / "fresh"), _by_name(out)
+    assert list(got) == list(expected)
+    for name, (features, error) in expected.items():
+        np.testing.assert_array_equal(got[name][0], features)
+    assert fresh.changed == []
+    assert extract_features(pipe, files, out, partition_size=4).changed == []
+    # a part without the stamps (no file's content known): all its rows again
+    import pyarrow.parquet as pq
+
+    part = out / "part-00001.parquet"
+    pq.write_table(pq.read_table(part).drop_columns(["file_size", "file_mtime_ns"]),
+                   part)
+    assert extract_features(pipe, files, out, partition_size=4).changed == files[4:]
+    assert read_features(out)[0] == files
+
+
+def test_a_photo_replaced_since_a_stopped_predict_is_predicted_again(
+        model_dir, images, tmp_path, caplog):
+    # predict stopped, a photo replaced in place, then the same command
+    # again: the CSV held the first photo's answer under the name
+    pipe = load_model(model_dir)
+    files = _photos(images, tmp_path / "photos")
+    parts = tmp_path / "parts"
+    predict_partitioned(pipe, files, parts_dir=parts, partition_size=2,
+                        batch_size=2)
+    (parts / "part-00002.parquet").unlink()  # the run was stopped
+    _replace(files[0], images)
+    resumed, rows = partitioned_rows(pipe, files, parts_dir=parts,
+                                     partition_size=2, batch_size=2)
+    assert resumed == 2  # the partition of the photo is predicted again
+    assert "1 file(s) changed since a stopped run kept their rows" in caplog.text
+    expected = list(predict_files(pipe, files, batch_size=2))
+    _assert_same_rows(list(rows), expected)
+    # the part is written again with the new row: a rerun reads it back
+    resumed, rows = partitioned_rows(pipe, files, parts_dir=parts,
+                                     partition_size=2, batch_size=2)
+    assert resumed == 6
+    _assert_same_rows(list(rows), expected)
+
+
 @pytest.mark.parametrize("text", ["", '{"kind": "feat', "[1, 2]"])
 def test_a_cut_or_edited_manifest_of_the_output_is_explained(model_dir, images,
                                                              tmp_path, text):
@@ -460,7 +539,8 @@ def test_cli_predict_and_extract_on_a_running_scheduler(model_dir, images,
     import pyarrow.parquet as pq
 
     table = pq.read_table(tmp_path / "features.parquet")
-    assert table.column_names == ["file", "error", "features"]
+    assert table.column_names == ["file", "error", "features", "file_size",
+                                  "file_mtime_ns"]
     assert table.num_rows == 42
 
 

@@ -22,7 +22,9 @@ def extract_to_parquet(model_dir, inputs, output_dir, *, batch_size=32,
 
     See :func:`~hybridclf.distributed.extract_features`: one
     ``part-NNNNN.parquet`` per partition, with the columns ``file``, ``error``
-    and ``features``; partitions already written are skipped.
+    and ``features`` (and each file's ``file_size`` and ``file_mtime_ns``);
+    partitions already written are skipped, but for the rows of files
+    changed since, computed again.
 
     Parameters
     ----------
@@ -49,9 +51,10 @@ def extract_to_parquet(model_dir, inputs, output_dir, *, batch_size=32,
     """
     from ..distributed import extract_features
 
-    pipe = _load(model_dir, allow_pickle, max_pixels, n_jobs)
+    # the inputs first: a mistyped path is refused before the model loads
     files = _without_own_output(iter_image_files(inputs), inputs,
                                 folders=(output_dir,))
+    pipe = _load(model_dir, allow_pickle, max_pixels, n_jobs)
     with _client(scheduler) as client:
         return extract_features(pipe, files, output_dir, client=client,
                                 partition_size=partition_size,

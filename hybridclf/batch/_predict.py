@@ -133,7 +133,9 @@ def predict_to_csv(model_dir, inputs, output, *, batch_size=32, threshold=None,
         (here this needs pyarrow, the ``scale`` extra; without it a rerun
         predicts every file again). A rerun with another model or other
         settings is refused with the folder to delete; one with another
-        file list (photos added) predicts every file again.
+        file list (photos added) predicts every file again, and a partition
+        holding a photo edited or replaced since (another size or
+        modification time) is predicted again, with a warning.
 
     batch_size, top_k, progress
         As in :func:`~hybridclf.prediction.predict_files`.

@@ -23,7 +23,8 @@ def format_parser(parser):
         "partition of files, with the columns file, error and features. "
         "Partitions already written are skipped, so a rerun completes an "
         "interrupted one, and after photos were added to the inputs computes "
-        "only those; unreadable files are listed, not fatal."
+        "only those (and the files edited or replaced since: another size or "
+        "modification time); unreadable files are listed, not fatal."
     )
     add_model_dir(parser)
     add_inputs(parser)
@@ -39,9 +40,12 @@ def run(args):
 
     result = extract_to_parquet(args.model_dir, args.inputs, args.output_dir,
                                 **batch_options(args))
+    changed = (f" (with {len(result.changed)} changed file(s) computed again)"
+               if result.changed else "")
     out(f"{result.n_files} files in {result.n_partitions} partitions: "
         f"{len(result.computed)} computed, {len(result.skipped)} already "
-        f"written; {len(result.errors)} unreadable, in {result.seconds:.1f} s")
+        f"written{changed}; {len(result.errors)} unreadable, in "
+        f"{result.seconds:.1f} s")
     for path, reason in result.errors[:_SHOWN]:
         out(f"  {path}: {reason}")
     if len(result.errors) > _SHOWN:

@@ -2,7 +2,9 @@
 
 :func:`extract_features` runs one task per partition (``_extract_partition``)
 that writes the partition's Parquet file, and skips the partitions already
-written by an earlier run; :class:`ExtractResult` says what it did.
+written by an earlier run, but for the rows of files changed since
+(``_changed_files``), which the task computes again in their partition;
+:class:`ExtractResult` says what it did.
 """
 
 import logging
@@ -14,11 +16,19 @@ import numpy as np
 
 from ..exceptions import ImageLoadError
 from ..utils._optional import import_or_raise
-from ._parquet import _feature_table, _read_errors, _utf8_names
+from ._parquet import (
+    _feature_table,
+    _kept_stamps,
+    _read_errors,
+    _utf8_names,
+    _with_rows,
+)
 from ._partitions import (
     _PART,
     _another_work,
+    _changed,
     _check_code,
+    _file_stamps,
     _files_digest,
     _model_digest,
     _part_name,
@@ -56,20 +66,28 @@ def _features_of(pipe, files, batch_size):
     return out, errors
 
 
-def _extract_partition(pipe, files, index, output, batch_size, cwd):
+def _extract_partition(pipe, files, index, output, batch_size, cwd, changed=()):
     """Task: write the features of one partition; return its unreadable files.
 
     Relative file names are read from ``cwd``, the caller's working folder,
-    and written as given.
+    and written as given. For a partition in ``changed``, ``files`` are
+    those of its files that changed since it was written: their rows are
+    computed and replace the old ones (a task run again does it again).
     """
     path = os.path.join(output, _part_name(index))
-    if os.path.exists(path):
+    if index not in changed and os.path.exists(path):
         # a task run again after its worker died, having written its part
         return _read_errors(path)
+    stamps = _file_stamps(files, cwd)  # before the files are read
     features, errors = _features_of(
         pipe, [os.path.join(cwd, f) for f in files], batch_size)
-    _write_atomic(_feature_table(files, features, errors), path)
-    return [(f, e) for f, e in zip(files, errors) if e]
+    table = _feature_table(files, features, errors, stamps)
+    if index in changed:
+        pq = import_or_raise("pyarrow.parquet", "Parquet output")
+        table = _with_rows(pq.read_table(path), table)
+    _write_atomic(table, path)
+    return [(f, e) for f, e in zip(table["file"].to_pylist(),
+                                   table["error"].to_pylist()) if e]
 
 
 @dataclass
@@ -91,7 +109,8 @@ class ExtractResult:
         Partitions computed by this run.
 
     skipped : list of int
-        Partitions whose file existed already (an earlier run).
+        Partitions whose file existed already (an earlier run); the rows of
+        their files that changed since were computed again (``changed``).
 
     errors : list of (str, str)
         ``(file, reason)`` of every file that could not be read, from every
@@ -99,6 +118,11 @@ class ExtractResult:
 
     seconds : float
         Wall time of the run.
+
+    changed : list of str
+        Files whose rows an earlier run wrote, computed again because the
+        file changed since (another size or modification time: edited, or
+        replaced by another photo of the same name), in file order.
     """
 
     output: str
@@ -108,6 +132,7 @@ class ExtractResult:
     skipped: list = field(default_factory=list)
     errors: list = field(default_factory=list)
     seconds: float = 0.0
+    changed: list = field(default_factory=list)
 
 
 def _feature_info(pipe):
@@ -130,7 +155,8 @@ def extract_features(pipe, files, output, *, client=None, partition_size=256,
     (:func:`hybridclf.prediction.transform_features`). The files are cut into
     partitions of ``partition_size`` (:func:`partition_files`); each is
     written to ``output/part-<i>.parquet`` by the process that computed it.
-    Partitions already in ``output`` are not computed again.
+    Partitions already in ``output`` are not computed again, but for the
+    rows of files that changed since (see Notes).
 
     Parameters
     ----------
@@ -180,6 +206,14 @@ def extract_features(pipe, files, output, *, client=None, partition_size=256,
     number of files and their names' SHA-256 (``runs``), so a stopped run
     is taken up again with the same partitions.
 
+    Each row keeps its file's size and modification time
+    (:data:`~hybridclf.distributed.STAMP_COLUMNS`). A rerun computes again
+    the rows of the files whose size or time is another (a photo edited, or
+    replaced by another of the same name), in their partitions, and logs
+    how many (``changed``). A part without these columns (written by hand)
+    has all its rows computed again; a folder written by an older
+    hybridclf is refused, as every folder of other code.
+
     See Also
     --------
     read_features : The output as NumPy arrays.
@@ -202,13 +236,17 @@ def extract_features(pipe, files, output, *, client=None, partition_size=256,
     skipped = sorted(done)
     if skipped:
         logger.info("%d partitions are in %s already", len(skipped), output)
+    changed = _changed_files(output, files, skipped)
+    partitions.update(changed)
     errors = {}
-    for i, failures in _run(_extract_partition, pipe, partitions, todo,
-                            (output, batch_size, os.getcwd()), client, progress,
-                            "extract"):
+    for i, failures in _run(_extract_partition, pipe, partitions,
+                            sorted([*todo, *changed]),
+                            (output, batch_size, os.getcwd(), frozenset(changed)),
+                            client, progress, "extract"):
         errors[i] = failures
     for i in skipped:
-        errors[i] = _read_errors(os.path.join(output, _part_name(i)))
+        if i not in errors:
+            errors[i] = _read_errors(os.path.join(output, _part_name(i)))
     # temporary files of tasks killed with their worker (their partition was
     # written again by the retry)
     for name in os.listdir(output):
@@ -219,7 +257,34 @@ def extract_features(pipe, files, output, *, client=None, partition_size=256,
         computed=todo, skipped=skipped,
         errors=[e for i in sorted(errors) for e in errors[i]],
         seconds=time.perf_counter() - started,
+        changed=[f for i in sorted(changed) for f in changed[i]],
     )
+
+
+def _changed_files(output, files, parts):
+    """``{partition: its files that changed since it was written}``.
+
+    A file changed when its size or modification time is not the one its
+    row kept; every file of a part without stamps counts as changed. A
+    name of a part that ``files`` no longer holds is left alone
+    (``_new_files`` refuses those).
+    """
+    by_name = dict(zip(_utf8_names(files), files))
+    cwd, changed = os.getcwd(), {}
+    for i in parts:
+        names, kept = _kept_stamps(os.path.join(output, _part_name(i)))
+        held = [(k, by_name[name]) for k, name in enumerate(names)
+                if name in by_name]
+        stamps = _file_stamps([f for _, f in held], cwd)
+        kept = None if kept is None else [kept[k] for k, _ in held]
+        if stale := [held[k][1] for k in _changed(kept, stamps)]:
+            changed[i] = stale
+    if changed:
+        n = sum(map(len, changed.values()))
+        logger.warning(
+            "%d file(s) changed since their features were written to %s (such "
+            "as %r): computing them again", n, output, changed[min(changed)][0])
+    return changed
 
 
 def _new_files(output, files, manifest, done):

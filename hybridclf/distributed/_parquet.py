@@ -5,7 +5,9 @@ A feature part has the columns ``file``, ``error`` and ``features``
 reads a folder of them back as NumPy arrays. A prediction part holds the rows
 of :func:`hybridclf.prediction.predict_files`, one column per field.
 Parquet text is UTF-8: a file name that is not (a Latin-1 name from an old
-archive) is stored with its other bytes written ``\\xNN``.
+archive) is stored with its other bytes written ``\\xNN``. Both kinds also
+keep each file's size and modification time (:data:`STAMP_COLUMNS`) when
+its row was computed; ``_kept_stamps`` reads them back for a rerun.
 """
 
 import os
@@ -13,7 +15,7 @@ import os
 import numpy as np
 
 from ..utils._optional import import_or_raise
-from ._partitions import _PART
+from ._partitions import _PART, STAMP_COLUMNS
 
 __all__ = ["read_features"]
 
@@ -23,7 +25,28 @@ def _utf8_names(files):
     return [os.fsencode(f).decode("utf-8", "backslashreplace") for f in files]
 
 
-def _feature_table(files, features, errors):
+def _stamp_arrays(stamps):
+    """The :data:`STAMP_COLUMNS` of a table, from ``(size, mtime_ns)`` pairs."""
+    pa = import_or_raise("pyarrow", "Parquet output")
+    return {name: pa.array([stamp[k] for stamp in stamps], type=pa.int64())
+            for k, name in enumerate(STAMP_COLUMNS)}
+
+
+def _kept_stamps(path):
+    """(the ``file`` column of a part, its rows' ``(size, mtime_ns)`` or None).
+
+    None for a part written before the stamps were kept: its files' content
+    is unknown.
+    """
+    pq = import_or_raise("pyarrow.parquet", "Parquet output")
+    columns = pq.read_schema(path).names
+    if not set(STAMP_COLUMNS) <= set(columns):
+        return pq.read_table(path, columns=["file"])["file"].to_pylist(), None
+    table = pq.read_table(path, columns=["file", *STAMP_COLUMNS]).to_pydict()
+    return table["file"], list(zip(*(table[name] for name in STAMP_COLUMNS)))
+
+
+def _feature_table(files, features, errors, stamps):
     pa = import_or_raise("pyarrow", "Parquet output")
     width = features.shape[1]
     values = pa.array(features.reshape(-1), type=pa.float32())
@@ -34,7 +57,20 @@ def _feature_table(files, features, errors):
         "file": pa.array(_utf8_names(files), type=pa.string()),
         "error": pa.array(errors, type=pa.string()),
         "features": column,
+        **_stamp_arrays(stamps),
     })
+
+
+def _with_rows(table, new):
+    """``table`` with the rows of ``new`` in place of those of the same file."""
+    pa = import_or_raise("pyarrow", "Parquet output")
+    names = table["file"].to_pylist()
+    at = {name: i for i, name in enumerate(new["file"].to_pylist())}
+    if set(names) <= set(at):  # every row new (a part without stamps)
+        return new.take([at[name] for name in names])
+    return pa.concat_tables([table, new]).take(
+        [len(table) + at[name] if name in at else i
+         for i, name in enumerate(names)])
 
 
 def _read_errors(path):
@@ -86,7 +122,7 @@ def read_features(output):
     return files, features, errors
 
 
-def _rows_table(rows):
+def _rows_table(rows, stamps):
     pa = import_or_raise("pyarrow", "Parquet output")
     return pa.table({
         "file": pa.array(_utf8_names(r["file"] for r in rows), type=pa.string()),
@@ -108,6 +144,7 @@ def _rows_table(rows):
              else [n[key] for n in r["neighbours"]] for r in rows],
             type=pa.list_(pa.float64() if key == "similarity" else pa.string()))
            for key in ("file", "label", "similarity")},
+        **_stamp_arrays(stamps),
     })
 
 

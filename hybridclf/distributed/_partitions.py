@@ -7,7 +7,10 @@ ties it to one model, file list and partition size (``_check_manifest``;
 ``extract_features`` lets a later run add files, in partitions of their
 own), and to the code that computes the rows (``_check_code``): partitions
 written by another version of hybridclf, or with other versions of the
-libraries it computes with, are never resumed.
+libraries it computes with, are never resumed. Each row keeps what its
+file's content was (:data:`STAMP_COLUMNS`: size and modification time,
+``_file_stamps``), so a rerun computes again the rows of files edited or
+replaced in place since (``_changed``) rather than keep them stale.
 """
 
 import hashlib
@@ -20,7 +23,7 @@ from ..utils._optional import import_or_raise
 from ..utils._paths import written_whole
 from ..utils._row_store import file_digest, library_versions
 
-__all__ = ["MANIFEST", "partition_files"]
+__all__ = ["MANIFEST", "STAMP_COLUMNS", "partition_files"]
 
 # the libraries whose versions can change a partition's rows: decoding, the
 # feature blocks, the CNN's runtime, the classifier
@@ -33,6 +36,11 @@ _LIBRARIES = ("numpy", "scipy", "scikit-learn", "imbalanced-learn", "pillow",
 MANIFEST = "_hybridclf.json"
 
 _PART = re.compile(r"^part-(\d{5,})\.parquet$")
+
+#: The columns of a partition that say which content of each file its row is
+#: of: the file's size and modification time in nanoseconds, as make and
+#: rsync tell a changed file (null where the file could not be looked up).
+STAMP_COLUMNS = ("file_size", "file_mtime_ns")
 
 
 def partition_files(files, partition_size):
@@ -65,6 +73,35 @@ def partition_files(files, partition_size):
     files = list(files)
     return [files[i : i + partition_size]
             for i in range(0, len(files), partition_size)]
+
+
+def _file_stamps(files, cwd):
+    """``(size, mtime_ns)`` of each file (relative names from ``cwd``).
+
+    ``(None, None)`` for a file that cannot be looked up (gone, a broken
+    link): its row is an error, kept while the file stays so. One
+    ``os.stat`` a file, taken before the file is read, so a file changed
+    while it is read has a newer stamp on the next run than the one kept.
+    Size and time rather than a hash of the bytes: a rerun stamps every
+    file of the list, and hashing reads them all (the whole folder of
+    photos for the few added), where a stat reads none.
+    """
+    stamps = []
+    for name in files:
+        try:
+            st = os.stat(os.path.join(cwd, name))
+        except (OSError, ValueError):  # ValueError: a NUL in the name
+            stamps.append((None, None))
+        else:
+            stamps.append((st.st_size, st.st_mtime_ns))
+    return stamps
+
+
+def _changed(kept, stamps):
+    """Positions whose kept stamp is not ``stamps``' (None: not kept, unknown)."""
+    if kept is None:
+        return list(range(len(stamps)))
+    return [i for i, (old, now) in enumerate(zip(kept, stamps)) if old != now]
 
 
 def _part_name(index):
@@ -121,13 +158,6 @@ def _code_digest():
         digest.update(f"{name}\0{file_digest(path)}\0".encode())
     digest.update(json.dumps(library_versions(_LIBRARIES), sort_keys=True).encode())
     return digest.hexdigest()[:32]
-
-
-def _write_atomic(table, path):
-    """Write a Parquet file under a hidden name, then rename it into place."""
-    pq = import_or_raise("pyarrow.parquet", "Parquet output")
-    with written_whole(path) as tmp:
-        pq.write_table(table, tmp)
 
 
 def _read_manifest(output):

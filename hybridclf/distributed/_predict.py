@@ -3,8 +3,10 @@
 :func:`predict_partitioned` predicts each partition with
 :func:`hybridclf.prediction.predict_files` (``_predict_partition``) and
 returns the rows in file order; with ``parts_dir`` it keeps each finished
-partition's rows and reuses them on the next run. :func:`partitioned_rows`
-gives the same rows lazily, as they come (``hybridclf predict``'s CSV).
+partition's rows and reuses them on the next run, but for the partitions of
+files changed since, predicted again (``_changed_parts``).
+:func:`partitioned_rows` gives the same rows lazily, as they come
+(``hybridclf predict``'s CSV).
 """
 
 import json
@@ -12,11 +14,13 @@ import logging
 import os
 
 from ..utils._optional import import_or_raise
-from ._parquet import _rows_table, _table_rows
+from ._parquet import _kept_stamps, _rows_table, _table_rows
 from ._partitions import (
     _PART,
     MANIFEST,
+    _changed,
     _check_manifest,
+    _file_stamps,
     _files_digest,
     _model_digest,
     _part_name,
@@ -34,9 +38,11 @@ logger = logging.getLogger(__name__)
 
 def _predict_partition(pipe, files, index, batch_size, proba_threshold,
                        ood_thresholds, novelty, top_k, neighbours, cwd):
-    """Task: the prediction rows of one partition (relative names from ``cwd``)."""
+    """Task: the prediction rows of one partition (relative names from ``cwd``),
+    and the stamps of its files, taken before they are read."""
     from ..prediction import predict_files
 
+    stamps = _file_stamps(files, cwd)
     near, embedding_index = neighbours
     rows = list(predict_files(pipe, [os.path.join(cwd, f) for f in files],
                               batch_size=batch_size,
@@ -47,7 +53,7 @@ def _predict_partition(pipe, files, index, batch_size, proba_threshold,
         row["file"] = name
         row["label"] = str(row["label"])
         row["top"] = [(str(c), float(p)) for c, p in row["top"]]
-    return rows
+    return rows, stamps
 
 
 def _answers(proba_threshold, ood_thresholds, novelty, top_k):
@@ -81,6 +87,29 @@ def _clear_other_file_list(parts_dir, manifest):
             os.remove(os.path.join(parts_dir, name))
 
 
+def _changed_parts(parts_dir, partitions, done):
+    """The kept partitions with a file changed since: ``{partition: files}``.
+
+    A file changed when its size or modification time is not the one its
+    row kept (edited, or replaced by another photo of the same name); every
+    row of a part without stamps counts as changed. Such a partition is
+    predicted again whole, in the batches of a run from the start, so that
+    its rows stay those of a local run to the last bit.
+    """
+    cwd, changed = os.getcwd(), {}
+    for i in sorted(done):
+        _, kept = _kept_stamps(os.path.join(parts_dir, _part_name(i)))
+        if stale := _changed(kept, _file_stamps(partitions[i], cwd)):
+            changed[i] = [partitions[i][k] for k in stale]
+    if changed:
+        logger.warning(
+            "%d file(s) changed since a stopped run kept their rows in %s (such "
+            "as %r): predicting their %d partition(s) again",
+            sum(map(len, changed.values())), parts_dir, changed[min(changed)][0],
+            len(changed))
+    return changed
+
+
 def predict_partitioned(pipe, files, *, client=None, parts_dir=None,
                         partition_size=256, batch_size=32, proba_threshold=0.0,
                         ood_thresholds=None, novelty=None, top_k=3,
@@ -106,7 +135,9 @@ def predict_partitioned(pipe, files, *, client=None, parts_dir=None,
     parts_dir : str or os.PathLike or None, default=None
         Keep each finished partition's rows in ``parts_dir/part-<i>.parquet``
         (written by this process, not by the workers), and reuse those found
-        there: an interrupted run goes on where it stopped. None keeps
+        there: an interrupted run goes on where it stopped. A partition
+        with a file changed since its rows were kept (another size or
+        modification time) is predicted again, with a warning. None keeps
         nothing.
 
     partition_size : int, default=256
@@ -158,7 +189,8 @@ def partitioned_rows(pipe, files, *, client=None, parts_dir=None,
     Returns
     -------
     n_resumed : int
-        Files whose rows are read back from ``parts_dir`` (an earlier run).
+        Files whose rows are read back from ``parts_dir`` (an earlier run);
+        not those of a partition predicted again for a file changed since.
 
     rows : iterator of dict
         One row per file, in file order.
@@ -183,6 +215,8 @@ def partitioned_rows(pipe, files, *, client=None, parts_dir=None,
         _check_manifest(parts_dir, manifest)
         done = {i for i in range(len(partitions))
                 if os.path.exists(os.path.join(parts_dir, _part_name(i)))}
+        if pipe is not None:  # without one, rows are only read back
+            done -= set(_changed_parts(parts_dir, partitions, done))
     todo = [i for i in range(len(partitions)) if i not in done]
     computed = _run(_predict_partition, pipe, partitions, todo,
                     (batch_size, proba_threshold, ood_thresholds, novelty, top_k,
@@ -205,9 +239,9 @@ def partitioned_rows(pipe, files, *, client=None, parts_dir=None,
                 following += 1
 
         yield from ready()
-        for i, part_rows in computed:
+        for i, (part_rows, stamps) in computed:
             if parts_dir is not None:
-                _write_atomic(_rows_table(part_rows),
+                _write_atomic(_rows_table(part_rows, stamps),
                               os.path.join(parts_dir, _part_name(i)))
             pending[i] = part_rows
             yield from ready()

@@ -232,9 +232,9 @@ def _evaluate_readable(pipe, paths, labels, test_data_dir, skipped, **options):
                 {"file": path, "reason": reason} for path, reason in failures]
             return report
     if not unreadable:
-        raise ValueError(
-            f"No images found in class sub-folders of {os.fspath(test_data_dir)!r}. "
-            "Expected a layout like root/<class name>/<image file>.")
+        from ..io._scan import _DATASET_FIX, _IN_CLASS_FOLDERS, no_images_error
+
+        raise no_images_error([test_data_dir], _IN_CLASS_FOLDERS, _DATASET_FIX)
     shown = "; ".join(f"{u['file']}: {u['reason']}" for u in unreadable[:10])
     raise ValueError(
         f"No test image of {os.fspath(test_data_dir)!r} can be read "

@@ -289,6 +289,10 @@ def inspect_dataset(root, *, test_root=None, quick=False, check_duplicates=True,
     FileNotFoundError
         When ``root`` or ``test_root`` is not a folder.
 
+    NoImagesError
+        When ``root`` or ``test_root`` holds no file (an empty folder, a
+        mistyped path), rather than a report of nothing.
+
     See Also
     --------
     hybridclf.find_duplicate_groups : The duplicate groups of a list of files.

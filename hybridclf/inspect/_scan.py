@@ -28,6 +28,7 @@ from ..io import (
     special_file_reason,
 )
 from ..io._files import _oversized, max_file_bytes
+from ..io._scan import _DATASET_FIX, no_images_error
 from ..quality import MEASURE_SIDE, measure_grey, shrink
 from ..utils._parallel import run_chunked
 from ._pairs import perceptual_hashes
@@ -249,6 +250,8 @@ def list_files(root):
 
     The ``feedback.jsonl`` and ``manifest.csv`` (``hybridclf augment``) of the
     root are the tools' own files, left out as the training leaves them out.
+    A root that holds no other file raises
+    :class:`~hybridclf.exceptions.NoImagesError`.
     """
     root = os.fspath(root)
     if not os.path.isdir(root):
@@ -276,4 +279,7 @@ def list_files(root):
             if not name.startswith("."):
                 paths.append(os.path.join(dirpath, name))
                 labels.append(label)
+    if not paths:  # a mistyped path: not a report of nothing that reads as clean
+        raise no_images_error([root], "every file under it, at any depth",
+                              _DATASET_FIX)
     return paths, labels

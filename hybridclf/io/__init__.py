@@ -14,7 +14,8 @@ The package's modules, one concept each:
 - ``_read``: one image (:func:`read_image`, :func:`fit_to_size`);
 - ``_loader``: the :class:`ImageLoader` transformer (a batch, in threads,
   measured as decoded);
-- ``_scan``: walking a class-per-folder tree (:func:`scan_image_folder`);
+- ``_scan``: walking a class-per-folder tree (:func:`scan_image_folder`), and
+  the error of inputs that hold no image (:func:`no_images_error`);
 - ``_folders``: listing one dataset or several merged by class
   (:func:`load_image_folder`, :func:`load_image_folders`).
 """
@@ -38,6 +39,7 @@ from ._scan import (  # noqa: F401
     FEEDBACK_LOG,
     class_name,
     log_skipped,
+    no_images_error,
     scan_image_folder,
 )
 
@@ -48,6 +50,7 @@ __all__ = [
     "array_to_rgb",
     "load_image_folder",
     "load_image_folders",
+    "no_images_error",
     "read_image",
     "scan_image_folder",
     "sniff_image_format",

@@ -11,7 +11,14 @@ import warnings
 
 from ..exceptions import SkippedFilesWarning
 from ..utils._docstrings import Substitution
-from ._scan import _FOLDER_WALK_DOC, log_skipped, scan_image_folder
+from ._scan import (
+    _DATASET_FIX,
+    _FOLDER_WALK_DOC,
+    _IN_CLASS_FOLDERS,
+    log_skipped,
+    no_images_error,
+    scan_image_folder,
+)
 
 __all__ = ["load_image_folder", "load_image_folders"]
 
@@ -41,8 +48,9 @@ def load_image_folder(root, *, follow_symlinks=False):
     FileNotFoundError
         When ``root`` is not a folder.
 
-    ValueError
-        When ``root`` has no class sub-folder holding an image.
+    NoImagesError
+        When ``root`` has no class sub-folder holding an image (a
+        ValueError), naming what it holds.
 
     See Also
     --------
@@ -112,8 +120,9 @@ def load_image_folders(roots, *, follow_symlinks=False, return_skipped=False):
         When a root is not a folder.
 
     ValueError
-        When no root has a class sub-folder holding an image, or a root is
-        given twice.
+        When a root is given twice; :class:`~hybridclf.exceptions.NoImagesError`
+        (a ValueError) when no root has a class sub-folder holding an image,
+        naming what each root holds.
 
     Examples
     --------
@@ -159,11 +168,7 @@ def _load_folders(roots, follow_symlinks):
         names += [_name(p, root, tag) for p in found]
         skipped_names += [(_name(p, root, tag), r) for p, r in skipped]
     if not paths:
-        where = repr(roots[0]) if len(roots) == 1 else f"any of {roots!r}"
-        raise ValueError(
-            f"No images found in class sub-folders of {where}. Expected a layout "
-            "like root/<class name>/<image file>."
-        )
+        raise no_images_error(roots, _IN_CLASS_FOLDERS, _DATASET_FIX)
     return paths, labels, names, skipped_names
 
 

@@ -3,16 +3,26 @@
 :func:`scan_image_folder` lists the files of each class folder that start
 like an image, and every other file or empty class folder with the reason it
 is not taken; it decodes nothing and warns of nothing.
+:func:`no_images_error` is the one error of every command whose inputs hold
+no image to work on (``train``, ``evaluate``, ``inspect``, ``predict``,
+``extract``): what each path given holds, what was looked for, the fix.
 """
 
 import logging
 import os
 import unicodedata
 
+from ..exceptions import NoImagesError
 from ..utils._docstrings import Substitution
-from ._files import LINKED_FOLDER, _describe_non_image, _read_file, sniff_image_format
+from ._files import (
+    IMAGE_EXTENSIONS,
+    LINKED_FOLDER,
+    _describe_non_image,
+    _read_file,
+    sniff_image_format,
+)
 
-__all__ = ["FEEDBACK_LOG", "log_skipped", "scan_image_folder"]
+__all__ = ["FEEDBACK_LOG", "log_skipped", "no_images_error", "scan_image_folder"]
 
 logger = logging.getLogger(__name__)
 
@@ -205,3 +215,82 @@ def _check_image_file(path):
     if sniff_image_format(header) is not None:
         return None
     return _describe_non_image(header)
+
+
+#: What the dataset walks look for, and the fix, for :func:`no_images_error`.
+_IN_CLASS_FOLDERS = ("image files in class sub-folders, as "
+                     "root/<class name>/<image file>")
+_DATASET_FIX = ("Check the path: give the folder that holds one sub-folder of "
+                "images per class.")
+
+
+def no_images_error(inputs, looked_for, fix):
+    """The error for inputs that hold no image to work on, naming each path.
+
+    A mistyped path (an empty folder, a folder named ``x.jpg``, the parent
+    of the photos' folder...) must not end in an empty result that reads
+    as a success: every command that is given files or folders and finds
+    nothing to read raises this error, in these words.
+
+    Parameters
+    ----------
+    inputs : sequence of str or os.PathLike
+        The paths given (the first five are described).
+
+    looked_for : str
+        What the command looked for, after "Looked for ".
+
+    fix : str
+        What to do, a sentence.
+
+    Returns
+    -------
+    error : NoImagesError
+        Its message names each path and what it holds (an empty folder, only
+        hidden files, only empty sub-folders, files none of which were
+        taken), what was looked for (with the image file name extensions)
+        and ``fix``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from hybridclf.io import no_images_error
+    >>> folder = tempfile.mkdtemp(suffix=".jpg")
+    >>> print(no_images_error([folder], "image files", "Check the path.")
+    ...       )  # doctest: +ELLIPSIS
+    No images found in '...jpg', an empty folder (a folder, not an image file...
+    """
+    inputs = [os.fspath(p) for p in inputs]
+    shown = "; ".join(_holds(p) for p in inputs[:5])
+    if len(inputs) > 5:
+        shown += f"; and {len(inputs) - 5} more"
+    extensions = ", ".join(sorted(IMAGE_EXTENSIONS))
+    return NoImagesError(
+        f"No images found in {shown or 'no input (none given)'}. Looked for "
+        f"{looked_for}; names starting with '.' are left out, and images are "
+        f"files such as {extensions} (recognised by their content). {fix}")
+
+
+def _holds(path):
+    """``'path', <what it holds>``, in words, for :func:`no_images_error`."""
+    like_image = os.path.splitext(path.rstrip("/\\"))[1].lower() in IMAGE_EXTENSIONS
+    if not os.path.isdir(path):
+        return f"{path!r}"
+    files = hidden = folders = 0
+    for _, dirnames, filenames in os.walk(path):
+        hidden += sum(n.startswith(".") for n in dirnames + filenames)
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        folders += len(dirnames)
+        files += sum(not n.startswith(".") for n in filenames)
+    if files:
+        what = (f"a folder holding {files} file(s), none of them taken (a "
+                "warning above says why)")
+    elif hidden:
+        what = "a folder holding only hidden files or folders"
+    elif folders:
+        what = f"a folder holding {folders} sub-folder(s) and no file"
+    else:
+        what = "an empty folder"
+    if like_image:
+        what += " (a folder, not an image file, whatever its name says)"
+    return f"{path!r}, {what}"

@@ -5,15 +5,25 @@ reads and predicts them in batches and reports each unreadable file in its
 row instead of failing.
 """
 
+import logging
 import os
 
 import numpy as np
 
 from ..exceptions import ImageLoadError
+from ..io import no_images_error
 from ..pipeline import get_classifier
 from ._open_set import predict_with_reasons
 
 __all__ = ["iter_image_files", "predict_files"]
+
+logger = logging.getLogger(__name__)
+
+# what iter_image_files looks for, and the fix of inputs that hold nothing
+_LOOKED_FOR = ("the files given, and every file in the folders given, at any "
+               "depth")
+_FIX = "Check the path: give image files, or folders that hold them."
+
 
 def iter_image_files(inputs):
     """Expand files and folders into a sorted list of files.
@@ -40,10 +50,17 @@ def iter_image_files(inputs):
     FileNotFoundError
         When an input does not exist (a symbolic link that leads nowhere
         is listed: its row says why it cannot be read).
+
+    NoImagesError
+        When the inputs hold no file at all: an empty folder, a folder named
+        ``x.jpg``, one of only hidden files or empty folders (a mistyped
+        path must not give an empty result that reads as done). A folder
+        without files among inputs that hold some is named in a warning.
     """
-    files = []
+    files, empty = [], []
     for item in inputs:
         item = os.fspath(item)
+        before = len(files)
         if os.path.isdir(item):
             # a folder that cannot be listed is listed itself: its row says why
             for dirpath, dirnames, filenames in os.walk(
@@ -63,6 +80,12 @@ def iter_image_files(inputs):
                 f"The input {item!r} does not exist. Pass image files or folders "
                 "of images."
             )
+        if len(files) == before:
+            empty.append(item)
+    if not files:
+        raise no_images_error(inputs, _LOOKED_FOR, _FIX)
+    if empty:
+        logger.warning("%s", no_images_error(empty, _LOOKED_FOR, _FIX))
     # one row per file: the same file given twice was predicted twice
     seen = set()
     return [f for f in files if not (os.path.abspath(f) in seen

@@ -9,8 +9,11 @@ were computed. :class:`RowStore` is their common store: ``DIR/<key>/`` holds
 writes one new shard, to a temporary name first and then renamed, so a
 concurrent run never reads half a file; past ``max_shards`` shards a key's
 shards are merged into one. A shard that cannot be read (truncated,
-bit-flipped: the zip format's CRC-32 catches it) or that does not hold the
-expected arrays is logged and deleted, never used.
+bit-flipped: the zip format's CRC-32 catches it), that does not hold the
+expected arrays, or that would take more memory than its size (a member
+deflated, an array header larger than its data: a hostile file, as
+:func:`~hybridclf.utils._archive.archive_problem` tells) or stall the run (a
+FIFO) is logged and deleted, never used.
 
 The helpers make settings keys: :func:`library_versions`,
 :func:`source_digests` (an edited module in a development checkout keeps
@@ -32,6 +35,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
 
+from ._archive import archive_problem, open_regular
 from ._paths import sha256_file, written_whole
 
 __all__ = [
@@ -195,11 +199,23 @@ class RowStore:
         return sorted(os.path.join(folder, n) for n in names if n.endswith(".npz"))
 
     def _read_shard(self, path):
-        """{"keys": ..., field: ...} of one shard; None when missing or unusable."""
+        """{"keys": ..., field: ...} of one shard; None when missing or unusable.
+
+        Only a regular file is opened (a FIFO would stall the run), and only
+        an archive as :meth:`append` writes them is unpacked: members stored,
+        each array no larger than its member
+        (:func:`~hybridclf.utils._archive.archive_problem`), so that a
+        hostile or damaged shard never takes more memory than its size.
+        """
         try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {name: data[name] for name in ("keys", *self.fields)}
-                extra = set(data.files) - set(arrays)
+            with open_regular(path) as fh:
+                problem = archive_problem(fh, os.fstat(fh.fileno()).st_size)
+                if problem is None:
+                    fh.seek(0)
+                    arrays, extra = self._arrays(fh)
+            if problem is not None:
+                self.discard(path, problem)
+                return None
             keys = arrays["keys"]
             bad = [f"{name} {a.dtype}{a.shape}" for name, a in arrays.items()
                    if len(a) != len(keys) or not _same_kind(
@@ -213,6 +229,12 @@ class RowStore:
         except Exception as exc:  # noqa: BLE001 - any damage means: recompute
             self.discard(path, f"damaged ({type(exc).__name__}: {exc})")
             return None
+
+    def _arrays(self, fh):
+        """The arrays of an open shard, and the names of any others in it."""
+        with np.load(fh, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in ("keys", *self.fields)}
+            return arrays, set(data.files) - set(arrays)
 
     def load(self, key):
         """Every stored row of a key.
@@ -251,8 +273,11 @@ class RowStore:
                        self.name, path, why)
         try:
             os.remove(path)
-        except OSError:
+        except FileNotFoundError:
             pass
+        except OSError as exc:  # read-only: every run would warn again
+            logger.warning("Cannot delete it (%s): delete the folder %s (it "
+                           "only costs recomputation).", exc, self.directory)
 
     def append(self, key, digests, arrays):
         """Store rows: ``digests`` (hex str) and each field's array of rows.

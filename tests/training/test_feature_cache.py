@@ -1,7 +1,12 @@
 """The on-disk feature cache: only new photos are computed, nothing stale is used."""
 
+import io
 import logging
+import os
 import shutil
+import threading
+import tracemalloc
+import zipfile
 
 import numpy as np
 import pytest
@@ -108,6 +113,65 @@ def test_a_damaged_cache_file_is_recomputed_not_used(photos, tmp_path, caplog,
     assert not any(shard.exists() for shard in shards)
     _train(root, cache)
     assert CountingColor.images == 0
+
+
+def _hostile_shard(path, hostile):
+    """A cache file that hybridclf never writes: 80 MB of keys behind a few KB."""
+    from numpy.lib import format as npy_format
+
+    if hostile == "fifo":  # opening it waits for a writer
+        os.mkfifo(path)
+        return
+    n = 5 << 14  # 81,920 rows of 1024-byte keys: 80 MB
+    method = zipfile.ZIP_DEFLATED if hostile == "deflated" else zipfile.ZIP_STORED
+    with zipfile.ZipFile(path, "w", method) as archive:
+        for name, descr, shape in (("keys", "|S1024", (n,)), ("features", "<f4",
+                                                               (n, 3))):
+            header = io.BytesIO()
+            npy_format.write_array_header_1_0(
+                header, {"descr": descr, "fortran_order": False, "shape": shape})
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                member.write(header.getvalue())
+                if hostile == "deflated":  # the data, deflated to a few KB
+                    zeros = bytes(1 << 20)
+                    for _ in range(np.prod(shape) * np.dtype(descr).itemsize
+                                   // len(zeros)):
+                        member.write(zeros)
+
+
+@pytest.mark.parametrize("hostile", ["deflated", "header", "fifo"])
+def test_a_hostile_cache_file_takes_no_memory_and_stalls_nothing(tmp_path, caplog,
+                                                                  hostile):
+    # a cache file of a few KB unpacked to 80 MB of arrays (a deflated
+    # member, or an .npy header declaring 80 MB: NumPy allocates it before
+    # reading), and a FIFO named like a shard stalled the run for good
+    cache = FeatureCache(tmp_path)
+    key = cache.settings_key(ColorHistogram(bins=4))
+    digests = [f"{i:064x}" for i in range(2)]
+    rows = np.arange(6, dtype=np.float32).reshape(2, 3)
+    cache.store(key, digests, rows)
+    path = tmp_path / key / "hostile.npz"
+    _hostile_shard(path, hostile)
+    result = []
+    tracemalloc.start()
+    try:
+        # a thread, so that a stalled read fails this test rather than hang it
+        reader = threading.Thread(target=lambda: result.append(
+            cache.lookup(key, digests)), daemon=True)
+        reader.start()
+        reader.join(60)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert result, "reading the cache stalled"
+    assert peak < 16 << 20
+    found, missing = result[0]
+    assert missing == []
+    np.testing.assert_array_equal(np.stack([found[0], found[1]]), rows)
+    assert f"Ignoring the feature cache file {path}" in caplog.text
+    assert {"deflated": "decompression bomb", "header": "header declares",
+            "fifo": "not a regular file"}[hostile] in caplog.text
+    assert not path.exists()
 
 
 def test_cache_keeps_rows_by_content_and_merges_shards(tmp_path):
