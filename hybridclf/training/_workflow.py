@@ -140,6 +140,24 @@ def _dask_backend(scheduler):
         yield
 
 
+def _from_feedback(paths, roots):
+    """Whether each image lies in a feedback folder (one holding ``feedback.jsonl``).
+
+    Those photos are the corrections of wrong answers: the training that
+    is run to learn them trains on them (``train_model``'s ``train_only``),
+    where a test part drawn at random held about a fifth of them out.
+    """
+    from ..io import FEEDBACK_LOG
+
+    folders = [os.path.join(os.path.realpath(r), "") for r in roots
+               if os.path.isfile(os.path.join(r, FEEDBACK_LOG))]
+    if not folders:
+        return None
+    return np.array([isinstance(p, (str, os.PathLike))
+                     and os.path.realpath(p).startswith(tuple(folders))
+                     for p in paths], dtype=bool)
+
+
 def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
                  quick=False, cv_folds=None, test_size=0.2, search="none",
                  groups_csv=None, augment=False, views="auto", image_size=None,
@@ -154,7 +172,11 @@ def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
     :func:`make_training_pipeline` is trained by :func:`train_model` and saved
     by :func:`~hybridclf.save_model` with :func:`training_metadata`. A photo
     filed under two classes (byte-identical files) is left out, with a
-    warning that names its files (a label conflict). A file that cannot be
+    warning that names its files (a label conflict). The photos of a
+    feedback folder (one holding ``feedback.jsonl``, as
+    :class:`~hybridclf.feedback.FeedbackStore` writes) are always trained
+    on, never drawn into the test part: they are the corrections the new
+    model is trained to learn. A file that cannot be
     read never stops the training: the folder walk skips what is not an
     image, with a warning, and a file that cannot be decoded (truncated,
     too small, over ``max_pixels``) is left out
@@ -243,6 +265,7 @@ def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
                            feature_cache=cache, thumbnails=thumbnails,
                            progress=progress,
                            origins=augment_origins(paths, roots),
+                           train_only=_from_feedback(paths, roots),
                            # the model's saving imports skops: on the core
                            # that the training leaves idle
                            while_waiting=import_skops_early)
