@@ -89,6 +89,11 @@ class FolderTraining:
 
     n_undecodable : int
         How many of ``unreadable`` (the last ones) could not be decoded.
+
+    n_feedback : int or None
+        How many of the images trained on came from a feedback folder (one
+        holding ``feedback.jsonl``), all of them in the training part;
+        None when no data folder is one.
     """
 
     result: TrainingResult
@@ -101,6 +106,7 @@ class FolderTraining:
     cache_dir: str = None
     unreadable: list = ()
     n_undecodable: int = 0
+    n_feedback: int = None
 
     @property
     def n_images(self):
@@ -280,10 +286,12 @@ def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
     paths, labels, names = ([column[i] for i in kept]
                             for column in (paths, labels, names))
     classes, counts = np.unique(labels, return_counts=True)
+    from_feedback = _from_feedback(paths, roots)
+    n_feedback = None if from_feedback is None else int(from_feedback.sum())
     metadata = training_metadata(
         result, paths, labels, names=names, classifier=classifier,
         group_source=source, seconds_wall=time.perf_counter() - started,
-        unreadable=skipped + undecodable)
+        unreadable=skipped + undecodable, n_feedback=n_feedback)
     save_model(result.pipeline, output_dir, metadata=metadata,
                files=training_files(result, paths, names=names, data_dirs=roots,
                                     labels=labels))
@@ -293,4 +301,5 @@ def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
         n_groups=len(np.unique(result.groups)), group_source=source,
         group_seconds=group_seconds, seconds=time.perf_counter() - started,
         cache_dir=None if cache is None else str(cache.directory),
-        unreadable=skipped + undecodable, n_undecodable=len(undecodable))
+        unreadable=skipped + undecodable, n_undecodable=len(undecodable),
+        n_feedback=n_feedback)
