@@ -14,12 +14,14 @@ importable from here.
 
 import os
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 from sklearn.base import clone
 
+from ..exceptions import SkippedFilesWarning
 from ..pipeline import get_sampler, set_image_params
 from ._feature_cache import FeatureCache
 from ._groups import drop_label_conflicts
@@ -164,6 +166,36 @@ def _from_feedback(paths, roots):
                      for p in paths], dtype=bool)
 
 
+def _drop_lone_feedback_classes(paths, labels, names, roots):
+    """Leave out a class of one photo that only a feedback folder holds, and say so.
+
+    One visitor's photo of a new class would stop every retraining (the
+    folds need two images of each class) until someone moved it away; it
+    waits in the feedback folder instead, and is trained on once a second
+    photo of the class comes. A class of the data folders keeps the error.
+    """
+    from_feedback = _from_feedback(paths, roots)
+    if from_feedback is None:
+        return paths, labels, names
+    lone = {}
+    for i, label in enumerate(labels):
+        lone.setdefault(label, []).append(i)
+    lone = {c: idx for c, idx in lone.items()
+            if len(idx) < 2 and from_feedback[idx].all()}
+    if not lone:
+        return paths, labels, names
+    shown = ", ".join(f"{c!r} ({names[idx[0]]})" for c, idx in sorted(lone.items()))
+    warnings.warn(
+        f"{len(lone)} class(es) of the feedback folder have a single photo and "
+        f"are left out of this training: {shown}. A class needs at least 2 "
+        "photos (the cross-validation tests each class); it is trained on once "
+        "a second photo of it is sent, or added to the data folder.",
+        SkippedFilesWarning, stacklevel=3)
+    keep = [i for i, label in enumerate(labels) if label not in lone]
+    return ([paths[i] for i in keep], [labels[i] for i in keep],
+            [names[i] for i in keep])
+
+
 def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
                  quick=False, cv_folds=None, test_size=0.2, search="none",
                  groups_csv=None, augment=False, views="auto", image_size=None,
@@ -182,7 +214,9 @@ def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
     feedback folder (one holding ``feedback.jsonl``, as
     :class:`~hybridclf.feedback.FeedbackStore` writes) are always trained
     on, never drawn into the test part: they are the corrections the new
-    model is trained to learn. A file that cannot be
+    model is trained to learn; a class that only a feedback folder holds,
+    with a single photo, is left out with a warning until a second photo
+    of it comes (the folds need two). A file that cannot be
     read never stops the training: the folder walk skips what is not an
     image, with a warning, and a file that cannot be decoded (truncated,
     too small, over ``max_pixels``) is left out
@@ -250,6 +284,7 @@ def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
     roots = [data_dir] if isinstance(data_dir, (str, os.PathLike)) else list(data_dir)
     paths, labels, names, skipped = load_image_folders(roots, return_skipped=True)
     paths, labels, names = drop_label_conflicts(paths, labels, names)
+    paths, labels, names = _drop_lone_feedback_classes(paths, labels, names, roots)
     cache = FeatureCache(cache_dir) if feature_cache else None
     t0 = time.perf_counter()
     groups, source = find_training_groups(

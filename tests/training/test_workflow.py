@@ -160,3 +160,31 @@ def test_corrections_from_a_feedback_folder_are_trained_on(texture_folder,
     scored = json.loads((model / "test_part.json").read_text())["files"]
     assert scored  # the data folder's photos are still tested
     assert [f["file"] for f in scored if f["data_dir"] == 1] == []
+
+
+def test_a_new_class_of_one_feedback_photo_waits_instead_of_stopping_training(
+        texture_folder, tmp_path):
+    # one visitor's photo of a new class stopped every retraining ("needs at
+    # least 2 images per class") until someone moved it out of the folder
+    import cv2
+    import skimage.data
+
+    from hybridclf.exceptions import SkippedFilesWarning
+    from hybridclf.feedback import FeedbackStore
+    from hybridclf.training import train_folder
+
+    store = FeedbackStore(tmp_path / "feedback")
+    coins = skimage.data.coins()
+    store.add(cv2.imencode(".png", coins[:96, :96])[1].tobytes(), "coins")
+    options = dict(features=["color"], image_size=32, views="none", cv_folds=3,
+                   feature_cache=False, n_jobs=1)
+    with pytest.warns(SkippedFilesWarning, match=r"single photo.*'coins' "
+                      r"\(feedback/coins/[0-9a-f]{64}\.png\)"):
+        training = train_folder([texture_folder, store.directory],
+                                tmp_path / "model", **options)
+    assert training.result.classes == ["brick", "grass", "gravel"]
+    assert training.n_feedback == 0
+    store.add(cv2.imencode(".png", coins[100:196, 100:196])[1].tobytes(), "coins")
+    training = train_folder([texture_folder, store.directory], tmp_path / "model",
+                            **options)
+    assert "coins" in training.result.classes and training.n_feedback == 2
