@@ -217,6 +217,10 @@ class FeedbackResponse(BaseModel):
     sha256: str
     new: bool = Field(description="False when this photo was already stored "
                       "under this label (it is stored once).")
+    also_under: list[str] = Field(
+        default_factory=list, description="The other labels this same photo "
+        "is stored under: a label conflict, which training leaves out (every "
+        "copy) until the copy under the wrong label is deleted.")
 
 
 class ReloadRequest(BaseModel):
