@@ -14,9 +14,10 @@ service (which only calls them).
 - ``DIR/feedback.jsonl``: one JSON line per correction: ``time`` (UTC, ISO
   8601), ``label``, ``predicted_class``, ``model_version``, ``file``
   (relative to DIR), ``sha256``, ``new`` (false when the file was already
-  there) and ``also_under`` (the other classes the same photo is stored
-  under: a label conflict, which training leaves out until one copy is
-  deleted).
+  there), ``class_photos`` (the photos stored under the label, this one
+  included: a new class is trained on from its second) and ``also_under``
+  (the other classes the same photo is stored under: a label conflict,
+  which training leaves out until one copy is deleted).
 - A prediction log: one JSON line per answer: ``time``, ``class``,
   ``confidence``, ``quality``, ``model_version`` and any extra fields given;
   never the image.
@@ -237,11 +238,13 @@ class FeedbackStore:
         -------
         entry : dict
             The logged line: ``time``, ``label``, ``predicted_class``,
-            ``model_version``, ``file``, ``sha256``, ``new`` and
-            ``also_under``: the other labels this photo is stored under
-            (sorted; empty but for a label conflict, which training leaves
-            out, every copy, until the copy under the wrong class is
-            deleted).
+            ``model_version``, ``file``, ``sha256``, ``new``,
+            ``class_photos`` (the photos stored under ``label``, this one
+            included; a class that only the feedback folder holds is
+            trained on from its second) and ``also_under``: the other
+            labels this photo is stored under (sorted; empty but for a
+            label conflict, which training leaves out, every copy, until
+            the copy under the wrong class is deleted).
 
         Raises
         ------
@@ -271,6 +274,8 @@ class FeedbackStore:
                      "predicted_class": predicted_class,
                      "model_version": model_version, "file": f"{label}/{name}",
                      "sha256": digest, "new": new,
+                     "class_photos": sum(not n.startswith(".")
+                                         for n in os.listdir(folder)),
                      "also_under": _also_under(self.directory, label, name)}
             _append_line(self.log_path, entry, follow_links=False)
         except OSError:  # a full disk, a folder made read-only: no photo

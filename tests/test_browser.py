@@ -585,6 +585,9 @@ def test_correcting_an_answer_from_the_page(tab_factory, served_with_feedback,
     assert "cannot be a class folder name" in text, text
     text = _correct(page, second, new="phra_new_type")
     assert text.startswith("Thank you"), text
+    # one photo of a class the model lacks: training waits for a second
+    assert "\u201cphra_new_type\u201d is a new class: training takes it from " \
+        "its second photo." in text, text
     assert (folder / "phra_new_type").is_dir()
     assert not (folder.parent / "elsewhere").exists()
     # the same photo under another class: a conflict training leaves out

@@ -38,6 +38,15 @@ def test_a_correction_lands_once_as_a_file_and_a_log_line(tmp_path):
     assert store.labels() == ["waek_man"]
 
 
+def test_each_correction_says_how_many_photos_its_class_holds(tmp_path):
+    # a new class is trained on from its second photo: the answer tells
+    store = FeedbackStore(tmp_path / "feedback")
+    assert store.add(_jpeg(0), "new_amulet")["class_photos"] == 1
+    assert store.add(_jpeg(0), "new_amulet")["class_photos"] == 1  # stored once
+    assert store.add(_jpeg(1), "new_amulet")["class_photos"] == 2
+    assert store.add(_jpeg(2), "waek_man")["class_photos"] == 1
+
+
 def test_the_same_photo_under_another_label_is_named_a_conflict(tmp_path):
     # two people disagreeing: training leaves every copy out, so say so
     store = FeedbackStore(tmp_path / "feedback")

@@ -155,7 +155,7 @@ def test_the_same_photo_under_another_label_is_answered_as_a_conflict(keyed,
     upload = {"file": ("g.png", photos["grass"], "image/png")}
     r = keyed.post("/feedback/file", data={"label": "moss"}, files=upload)
     assert r.status_code == 200, r.text
-    assert r.json()["also_under"] == []
+    assert r.json()["also_under"] == [] and r.json()["class_photos"] == 1
     r = keyed.post("/feedback/file", data={"label": "lichen"}, files=upload)
     assert r.status_code == 200, r.text
     assert r.json()["new"] is True and r.json()["also_under"] == ["moss"]
