@@ -13,8 +13,11 @@ service (which only calls them).
   is stored once; the extension comes from the content.
 - ``DIR/feedback.jsonl``: one JSON line per correction: ``time`` (UTC, ISO
   8601), ``label``, ``predicted_class``, ``model_version``, ``file``
-  (relative to DIR), ``sha256`` and ``new`` (false when the file was already
-  there).
+  (relative to DIR), ``sha256``, ``new`` (false when the file was already
+  there), ``class_photos`` (the photos stored under the label, this one
+  included: a new class is trained on from its second) and ``also_under``
+  (the other classes the same photo is stored under: a label conflict,
+  which training leaves out until one copy is deleted).
 - A prediction log: one JSON line per answer: ``time``, ``class``,
   ``confidence``, ``quality``, ``model_version`` and any extra fields given;
   never the image.
@@ -235,7 +238,13 @@ class FeedbackStore:
         -------
         entry : dict
             The logged line: ``time``, ``label``, ``predicted_class``,
-            ``model_version``, ``file``, ``sha256``, ``new``.
+            ``model_version``, ``file``, ``sha256``, ``new``,
+            ``class_photos`` (the photos stored under ``label``, this one
+            included; a class that only the feedback folder holds is
+            trained on from its second) and ``also_under``: the other
+            labels this photo is stored under (sorted; empty but for a
+            label conflict, which training leaves out, every copy, until
+            the copy under the wrong class is deleted).
 
         Raises
         ------
@@ -264,7 +273,10 @@ class FeedbackStore:
             entry = {"time": _now(), "label": label,
                      "predicted_class": predicted_class,
                      "model_version": model_version, "file": f"{label}/{name}",
-                     "sha256": digest, "new": new}
+                     "sha256": digest, "new": new,
+                     "class_photos": sum(not n.startswith(".")
+                                         for n in os.listdir(folder)),
+                     "also_under": _also_under(self.directory, label, name)}
             _append_line(self.log_path, entry, follow_links=False)
         except OSError:  # a full disk, a folder made read-only: no photo
             # without its line, no empty class folder
@@ -336,6 +348,21 @@ def _store_once(directory, label, name, data):
                 os.remove(tmp, dir_fd=fd)
     finally:
         os.close(fd)
+
+
+def _also_under(directory, label, name):
+    """The class folders of ``directory`` other than ``label`` holding ``name``.
+
+    A photo is named by its content, so the same file name under two class
+    folders is the same photo given two classes (two people disagreeing, or
+    a wrong correction corrected): training leaves every copy out.
+    """
+    with os.scandir(directory) as entries:
+        return sorted(
+            e.name for e in entries
+            if e.name != label and not e.name.startswith(".")
+            and e.is_dir(follow_symlinks=False)
+            and os.path.lexists(os.path.join(e.path, name)))
 
 
 def _lexists(name, dir_fd):

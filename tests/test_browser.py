@@ -585,12 +585,19 @@ def test_correcting_an_answer_from_the_page(tab_factory, served_with_feedback,
     assert "cannot be a class folder name" in text, text
     text = _correct(page, second, new="phra_new_type")
     assert text.startswith("Thank you"), text
+    # one photo of a class the model lacks: training waits for a second
+    assert "\u201cphra_new_type\u201d is a new class: training takes it from " \
+        "its second photo." in text, text
     assert (folder / "phra_new_type").is_dir()
     assert not (folder.parent / "elsewhere").exists()
+    # the same photo under another class: a conflict training leaves out
+    text = _correct(page, second, new="phra_other_type")
+    assert "also saved as \u201cphra_new_type\u201d" in text, text
     page.screenshot(path=screenshots / "page_correction.png", full_page=True)
     bodies = [r.post_data_json for r in tab.requests
               if r.url.endswith("/feedback") and r.method == "POST"]
-    assert [b["label"] for b in bodies] == [right, "../elsewhere", "phra_new_type"]
+    assert [b["label"] for b in bodies] == [right, "../elsewhere", "phra_new_type",
+                                            "phra_other_type"]
     assert all(r.headers.get("x-api-key") == KEY for r in tab.requests
                if r.url.endswith("/feedback"))
     tab.assert_nothing_left_the_machine()

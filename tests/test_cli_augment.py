@@ -125,6 +125,28 @@ def test_errors_are_reported(uneven_tree, tmp_path, capsys):
     assert "augment" in capsys.readouterr().out
 
 
+def test_a_class_whose_every_file_is_unreadable_is_named_with_its_files(
+        uneven_tree, tmp_path, capsys):
+    # only "grass" (2 photos, a truncated one) and a class holding nothing
+    # but a truncated copy: imblearn's "needs to have more than 1 class" before
+    for name in ("brick", "gravel"):
+        shutil.rmtree(uneven_tree / name)
+    (uneven_tree / "chipped").mkdir()
+    shutil.copy(uneven_tree / "grass" / "broken.png", uneven_tree / "chipped" / "b.png")
+    out = tmp_path / "out"
+    assert main(["augment", "--data-dir", str(uneven_tree), "--output-dir",
+                 str(out), "--n-jobs", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "No image of class 'chipped'" in err
+    assert "chipped/b.png (truncated image data" in err
+    assert "--target-samples N" in err
+    assert not out.exists() or not any(out.iterdir())
+    # the fix it names works: grass alone, brought up to a count
+    assert main(["augment", "--data-dir", str(uneven_tree), "--output-dir",
+                 str(out), "--n-jobs", "1", "--target-samples", "3"]) == 0
+    assert count_images(out) == {"grass": 3}
+
+
 def test_library_result_and_grouped_folds(uneven_tree, tmp_path):
     result = augment_folder(uneven_tree, tmp_path / "out",
                             ClassAwareAugmenter(random_state=0))

@@ -736,3 +736,33 @@ def test_train_on_a_folder_one_level_too_deep_names_the_right_one(
     err = capsys.readouterr().err
     assert "'grass', 'gravel'" in err and f"--data-dir {data}" in err
     assert "Add a folder of images for each other class" not in err
+
+
+def test_train_says_how_many_feedback_photos_it_used(texture_folder, tmp_path,
+                                                     capsys):
+    import cv2
+    import skimage.data
+
+    from hybridclf.feedback import FeedbackStore
+
+    store = FeedbackStore(tmp_path / "feedback")
+    for name in ("brick", "grass"):
+        crop = getattr(skimage.data, name)()[300:396, :96]
+        store.add(cv2.imencode(".png", crop)[1].tobytes(), name)
+    store.add(cv2.imencode(".png", crop)[1].tobytes(), name)  # sent twice
+    model = tmp_path / "model"
+    assert main(["train", "--data-dir", str(texture_folder), str(store.directory),
+                 "--output-dir", str(model), "--features", "color", "--image-size",
+                 "32", "--cv-folds", "3", "--no-cache", "--n-jobs", "1"]) == 0
+    assert ("26 images in 3 classes (8 to 9 per class); 2 of them from the "
+            "feedback folder, all in the training part") in capsys.readouterr().out
+    info = json.loads((model / "model.json").read_text())
+    assert info["training"]["n_feedback"] == 2
+    assert "- n_feedback: 2" in (model / "README.md").read_text()
+    # without a feedback folder, nothing is said
+    assert main(["train", "--data-dir", str(texture_folder), "--output-dir",
+                 str(tmp_path / "plain"), "--features", "color", "--image-size",
+                 "32", "--cv-folds", "3", "--no-cache", "--n-jobs", "1"]) == 0
+    assert "feedback" not in capsys.readouterr().out
+    info = json.loads((tmp_path / "plain" / "model.json").read_text())
+    assert "n_feedback" not in info["training"]

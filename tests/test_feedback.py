@@ -38,6 +38,27 @@ def test_a_correction_lands_once_as_a_file_and_a_log_line(tmp_path):
     assert store.labels() == ["waek_man"]
 
 
+def test_each_correction_says_how_many_photos_its_class_holds(tmp_path):
+    # a new class is trained on from its second photo: the answer tells
+    store = FeedbackStore(tmp_path / "feedback")
+    assert store.add(_jpeg(0), "new_amulet")["class_photos"] == 1
+    assert store.add(_jpeg(0), "new_amulet")["class_photos"] == 1  # stored once
+    assert store.add(_jpeg(1), "new_amulet")["class_photos"] == 2
+    assert store.add(_jpeg(2), "waek_man")["class_photos"] == 1
+
+
+def test_the_same_photo_under_another_label_is_named_a_conflict(tmp_path):
+    # two people disagreeing: training leaves every copy out, so say so
+    store = FeedbackStore(tmp_path / "feedback")
+    assert store.add(_jpeg(0), "waek_man")["also_under"] == []
+    store.add(_jpeg(1), "phra_sivali")
+    entry = store.add(_jpeg(0), "phra_sivali")
+    assert entry["new"] and entry["also_under"] == ["waek_man"]
+    assert store.entries()[-1]["also_under"] == ["waek_man"]
+    assert store.add(_jpeg(0), "somdej")["also_under"] == ["phra_sivali",
+                                                            "waek_man"]
+
+
 def test_the_feedback_folder_is_a_dataset_with_the_new_class(tmp_path):
     store = FeedbackStore(tmp_path / "feedback")
     for seed in range(3):

@@ -148,6 +148,19 @@ def test_a_correction_lands_once_as_a_file_and_a_log_line(keyed, photos, tmp_pat
                    model_version=answer["model_version"]) == 1
 
 
+def test_the_same_photo_under_another_label_is_answered_as_a_conflict(keyed,
+                                                                     photos):
+    # two people disagreeing: training leaves every copy out, so the answer
+    # (and the page) says so
+    upload = {"file": ("g.png", photos["grass"], "image/png")}
+    r = keyed.post("/feedback/file", data={"label": "moss"}, files=upload)
+    assert r.status_code == 200, r.text
+    assert r.json()["also_under"] == [] and r.json()["class_photos"] == 1
+    r = keyed.post("/feedback/file", data={"label": "lichen"}, files=upload)
+    assert r.status_code == 200, r.text
+    assert r.json()["new"] is True and r.json()["also_under"] == ["moss"]
+
+
 def test_path_like_or_empty_labels_are_422(keyed, photos, tmp_path):
     for label in ["", "../escape", "a/b", "..", ".hidden", "/etc/cron.d", "a\\b",
                   "C:", " padded", "x" * 101, "tab\there"]:

@@ -71,6 +71,23 @@ def test_split_by_content_keeps_the_test_part_when_samples_are_added():
         grouped_train_test_split(labels, groups, keys=keys[:2])
 
 
+@pytest.mark.parametrize("keyed", [True, False])
+def test_the_groups_of_train_only_samples_never_join_the_test_part(keyed):
+    # corrections from a feedback folder: the retrained model must learn them
+    rng = np.random.RandomState(0)
+    labels = np.asarray(list("abc"))[rng.randint(0, 3, 300)]
+    groups = rng.randint(0, 250, 300)
+    keys = [f"photo {i}" for i in range(300)] if keyed else None
+    _, drawn = grouped_train_test_split(labels, groups, keys=keys)
+    train_only = np.isin(np.arange(300), drawn[:20])  # 20 the draw held out
+    train, test = grouped_train_test_split(labels, groups, keys=keys,
+                                           train_only=train_only)
+    assert not set(groups[train_only]) & set(groups[test])
+    assert not set(groups[train]) & set(groups[test])
+    assert sorted(np.concatenate([train, test])) == list(range(300))
+    assert set(labels[test]) == {"a", "b", "c"}
+
+
 def test_fewer_folds_when_no_class_has_enough_images(caplog):
     """Three classes of 3 or 4 ungrouped images and 5 folds wanted:
     scikit-learn's "n_splits=5 cannot be greater than the number of members

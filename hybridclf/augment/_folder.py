@@ -16,7 +16,13 @@ import numpy as np
 from sklearn.base import clone
 
 from ..exceptions import ImageLoadError
-from ..io import DEFAULT_MIN_SIZE, log_skipped, read_image, scan_image_folder
+from ..io import (
+    DEFAULT_MIN_SIZE,
+    class_name,
+    log_skipped,
+    read_image,
+    scan_image_folder,
+)
 from ..utils._parallel import run_chunked
 from ._folder_output import (
     MANIFEST_NAME,
@@ -113,6 +119,42 @@ def _check_all(paths, n_jobs, progress):
     return readable, failures
 
 
+def _check_classes_left(labels, y, skipped, root, augmenter):
+    """Refuse a run left with one class because the others' files are unreadable.
+
+    Bringing classes up to the largest needs two of them; without this
+    check, a class whose every file is unreadable (a truncated copy) vanished
+    before the augmenter, which then failed with imblearn's "The target 'y'
+    needs to have more than 1 class", naming neither the class nor its files.
+    With ``target_samples`` one class is fine: it is brought up to the count.
+    """
+    left = sorted(set(y.tolist()))
+    if len(left) > 1 or augmenter.target_samples is not None:
+        return
+    emptied = sorted(set(labels) - set(left))
+    if not emptied:
+        raise ValueError(
+            f"The dataset {str(root)!r} has one class, {left[0]!r}: augment "
+            "brings classes up to the largest one, so it needs at least 2. Add a "
+            "class folder, or set a count per class with target_samples "
+            "(--target-samples N).")
+    files = []
+    for path, reason in skipped:
+        try:
+            parts = Path(path).relative_to(root).parts
+        except ValueError:
+            continue
+        if len(parts) > 1 and class_name(parts[0]) in emptied:
+            files.append(f"{Path(path).as_posix()} ({reason})")
+    raise ValueError(
+        f"No image of class {', '.join(map(repr, emptied))} under {str(root)!r} "
+        f"could be read, so only {left[0]!r} is left, and augment brings classes "
+        "up to the largest one: it needs at least 2. Unreadable: "
+        f"{'; '.join(files)}. Replace these files with readable copies (or add "
+        f"readable photos to {emptied[0]!r}), or, to augment {left[0]!r} alone, "
+        "set a count per class with target_samples (--target-samples N).")
+
+
 def augment_folder(input_dir, output_dir, augmenter=None, *, progress=False):
     """Write a class-balanced copy of a class-per-folder dataset.
 
@@ -176,7 +218,10 @@ def augment_folder(input_dir, output_dir, augmenter=None, *, progress=False):
 
     ValueError
         When ``output_dir`` is not empty or lies inside ``input_dir``, when no
-        image can be read, or for an invalid setting of ``augmenter``.
+        image can be read, when fewer than 2 classes have a readable image
+        and ``augmenter`` sets no ``target_samples`` (the message names the
+        classes whose files could not be read, and those files), or for an
+        invalid setting of ``augmenter``.
 
     See Also
     --------
@@ -233,6 +278,7 @@ def augment_folder(input_dir, output_dir, augmenter=None, *, progress=False):
         )
     paths = [paths[i] for i in readable]
     y = np.asarray([labels[i] for i in readable])
+    _check_classes_left(labels, y, skipped, Path(input_dir), augmenter)
 
     rel_paths = [Path(os.path.relpath(p, input_dir)).as_posix() for p in paths]
     jpeg_sources = [_is_jpeg(p) for p in paths]

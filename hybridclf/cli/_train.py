@@ -129,7 +129,10 @@ def _print_training(training):
     result = training.result
     counts = training.class_counts.values()
     out(f"{training.n_images} images in {len(counts)} classes "
-        f"({min(counts)} to {max(counts)} per class)")
+        f"({min(counts)} to {max(counts)} per class)" + (
+            "" if training.n_feedback is None else
+            f"; {training.n_feedback} of them from the feedback folder, all in "
+            "the training part"))
     _print_undecodable(training)
     n_shared, n_shared_groups = training.n_grouped_images
     out(f"{training.n_groups} groups ({n_shared} images in {n_shared_groups} "

@@ -194,7 +194,8 @@ async def _store_feedback(service, upload, label, predicted_class, model_version
         raise HTTPException(*_storage_problem(exc, service.feedback.directory)
                             ) from None
     return {"success": True, **{k: entry[k] for k in ("label", "file", "sha256",
-                                                      "new")}}
+                                                      "new", "class_photos",
+                                                      "also_under")}}
 
 
 @feedback_router.post("/feedback", response_model=schemas.FeedbackResponse,

@@ -217,6 +217,14 @@ class FeedbackResponse(BaseModel):
     sha256: str
     new: bool = Field(description="False when this photo was already stored "
                       "under this label (it is stored once).")
+    class_photos: int = Field(
+        description="The photos stored under this label, this one included: "
+        "a new class that only the feedback folder holds is trained on from "
+        "its second photo.")
+    also_under: list[str] = Field(
+        default_factory=list, description="The other labels this same photo "
+        "is stored under: a label conflict, which training leaves out (every "
+        "copy) until the copy under the wrong label is deleted.")
 
 
 class ReloadRequest(BaseModel):

@@ -103,7 +103,7 @@ def _photos(origins, digests):
 
 
 def _split(paths, labels, groups, *, test_size, cv_folds, random_state, n_jobs,
-           progress, origins=None):
+           progress, origins=None, train_only=None):
     """Phase 1: the grouped test split and the cross-validation folds."""
     started = time.perf_counter()
     X = _rows(paths)
@@ -117,7 +117,7 @@ def _split(paths, labels, groups, *, test_size, cv_folds, random_state, n_jobs,
     if test_size:
         train, test = grouped_train_test_split(y, groups, test_size=test_size,
                                                random_state=random_state,
-                                               keys=digests)
+                                               keys=digests, train_only=train_only)
     else:
         train, test = np.arange(len(y)), np.array([], dtype=int)
     splits = cv_splits(y[train], groups[train], cv_folds=cv_folds,

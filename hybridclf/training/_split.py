@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 
 
 def grouped_train_test_split(labels, groups, *, test_size=0.2, random_state=0,
-                             keys=None):
+                             keys=None, train_only=None):
     """Split indices into a training and a test part that share no group.
 
     Classes keep about their proportions, and every group lies wholly on one
@@ -50,6 +50,12 @@ def grouped_train_test_split(labels, groups, *, test_size=0.2, random_state=0,
 
     keys : sequence of str or None, default=None
         A key of each sample's content; None splits by position.
+
+    train_only : array-like of bool of shape (n_samples,) or None, default=None
+        Samples that must be trained on, such as corrections from a feedback
+        folder (the photos the model got wrong): their groups never join the
+        test part. The test part is drawn from the other groups, to about
+        ``test_size`` of every sample. None: any group may be drawn.
 
     Returns
     -------
@@ -81,9 +87,12 @@ def grouped_train_test_split(labels, groups, *, test_size=0.2, random_state=0,
             f"in the range (0, 0.5]. Got {test_size!r} instead."
         )
     labels = np.asarray(labels)
+    groups = np.asarray(groups)
+    held = (np.zeros(len(labels), dtype=bool) if train_only is None
+            else np.isin(groups, groups[np.asarray(train_only, dtype=bool)]))
     if keys is not None:
-        test = _stable_test_groups(labels, np.asarray(groups), keys, test_size,
-                                   random_state)
+        test = _stable_test_groups(labels, groups, keys, test_size, random_state,
+                                   held)
         return np.flatnonzero(~test), np.flatnonzero(test)
     n_splits = max(2, int(round(1 / test_size)))
     splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True,
@@ -92,17 +101,19 @@ def grouped_train_test_split(labels, groups, *, test_size=0.2, random_state=0,
         # a class smaller than n_splits is fine: it is simply not in every fold
         warnings.simplefilter("ignore", UserWarning)
         train, test = next(splitter.split(np.zeros(len(labels)), labels, groups))
-    return train, test
+    # a group to train on goes back to the training part
+    return np.sort(np.concatenate([train, test[held[test]]])), test[~held[test]]
 
 
-def _stable_test_groups(labels, groups, keys, test_size, random_state):
+def _stable_test_groups(labels, groups, keys, test_size, random_state, held):
     """Whether each sample is in the test part, drawn from its group's keys.
 
     Each group's rank is the smallest SHA-256 of ``random_state`` and a
     member's key; in rank order, a group joins the test part when that brings
     the test count of each of its classes closer to ``test_size`` times the
     class's size. A new sample changes the rank of its own group only, so it
-    moves at most the group that its class's quota then leaves out.
+    moves at most the group that its class's quota then leaves out. The
+    groups of ``held`` samples are never drawn.
     """
     if len(keys) != len(labels):
         raise ValueError(
@@ -120,7 +131,10 @@ def _stable_test_groups(labels, groups, keys, test_size, random_state):
     quota = test_size * counts.sum(axis=0)
     taken = np.zeros(len(quota))
     chosen = []
+    never = set(group[held].tolist())
     for g in sorted(rank, key=rank.__getitem__):
+        if g in never:
+            continue
         present = counts[g] > 0
         if np.all(counts[g][present] <= 2 * (quota - taken)[present]):
             taken += counts[g]

@@ -86,7 +86,7 @@ def train_model(
     pipe, paths, labels, *, groups=None, test_size=0.2, cv_folds=5, search="none",
     param_grid=None, open_set_quantile=0.995, random_state=0, n_jobs=None,
     progress=False, feature_cache=None, thumbnails=True, while_waiting=None,
-    origins=None,
+    origins=None, train_only=None,
 ):
     """Split, cross-validate, optionally search, and fit a hybrid pipeline.
 
@@ -184,6 +184,13 @@ def train_model(
         identical files are one photo too, with or without ``origins``. None:
         every image is a photo.
 
+    train_only : array-like of bool of shape (n_samples,) or None, default=None
+        Images that must be trained on: their groups never join the test
+        part (:func:`grouped_train_test_split`). ``hybridclf train`` passes
+        the photos of a feedback folder, the corrections of wrong answers,
+        which a test part would otherwise hold out of the model that was
+        retrained to learn them. None: any image may be drawn.
+
     Returns
     -------
     result : TrainingResult
@@ -197,7 +204,7 @@ def train_model(
     with threadpool_limits(limits=1):
         run = _split(paths, labels, groups, test_size=test_size, cv_folds=cv_folds,
                      random_state=random_state, n_jobs=n_jobs, progress=progress,
-                     origins=origins)
+                     origins=origins, train_only=train_only)
         if feature_cache is not None and not isinstance(feature_cache, FeatureCache):
             feature_cache = FeatureCache(feature_cache)
         run.cache = feature_cache

@@ -26,7 +26,7 @@ __all__ = [
 
 def training_metadata(result, paths, labels, *, root=None, names=None,
                       classifier=None, group_source=None, seconds_wall=None,
-                      unreadable=()):
+                      unreadable=(), n_feedback=None):
     """The ``model.json`` entries of a model that ``hybridclf train`` saves.
 
     Parameters
@@ -57,13 +57,18 @@ def training_metadata(result, paths, labels, *, root=None, names=None,
         The files of the dataset left out because they cannot be read, with
         the reason (:attr:`FolderTraining.unreadable`).
 
+    n_feedback : int or None, default=None
+        How many of the images came from a feedback folder
+        (:attr:`FolderTraining.n_feedback`); None when none was given.
+
     Returns
     -------
     metadata : dict
         :meth:`TrainingResult.metadata` with ``data_fingerprint`` and the
         entries ``features``, ``classifier``, ``groups``, ``seconds_wall``
         and, with a ViewAugmenter, ``views_added`` and ``views`` (which
-        views were added and why) of ``training``; with ``unreadable``,
+        views were added and why), and with ``n_feedback``, ``n_feedback``
+        of ``training``; with ``unreadable``,
         ``unreadable``: a list of ``{"file": ..., "reason": ...}``, as in
         the report of ``hybridclf evaluate``.
     """
@@ -77,6 +82,8 @@ def training_metadata(result, paths, labels, *, root=None, names=None,
     if _views_added(result.pipeline) is not None:
         training["views_added"] = list(_views_added(result.pipeline))
         training["views"] = _views_reason(get_sampler(result.pipeline))
+    if n_feedback is not None:
+        training["n_feedback"] = int(n_feedback)
     if seconds_wall is not None:
         training["seconds_wall"] = round(seconds_wall, 2)
     if unreadable:

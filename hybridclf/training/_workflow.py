@@ -14,12 +14,14 @@ importable from here.
 
 import os
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 from sklearn.base import clone
 
+from ..exceptions import SkippedFilesWarning
 from ..pipeline import get_sampler, set_image_params
 from ._feature_cache import FeatureCache
 from ._groups import drop_label_conflicts
@@ -89,6 +91,11 @@ class FolderTraining:
 
     n_undecodable : int
         How many of ``unreadable`` (the last ones) could not be decoded.
+
+    n_feedback : int or None
+        How many of the images trained on came from a feedback folder (one
+        holding ``feedback.jsonl``), all of them in the training part;
+        None when no data folder is one.
     """
 
     result: TrainingResult
@@ -101,6 +108,7 @@ class FolderTraining:
     cache_dir: str = None
     unreadable: list = ()
     n_undecodable: int = 0
+    n_feedback: int = None
 
     @property
     def n_images(self):
@@ -140,6 +148,54 @@ def _dask_backend(scheduler):
         yield
 
 
+def _from_feedback(paths, roots):
+    """Whether each image lies in a feedback folder (one holding ``feedback.jsonl``).
+
+    Those photos are the corrections of wrong answers: the training that
+    is run to learn them trains on them (``train_model``'s ``train_only``),
+    where a test part drawn at random held about a fifth of them out.
+    """
+    from ..io import FEEDBACK_LOG
+
+    folders = [os.path.join(os.path.realpath(r), "") for r in roots
+               if os.path.isfile(os.path.join(r, FEEDBACK_LOG))]
+    if not folders:
+        return None
+    return np.array([isinstance(p, (str, os.PathLike))
+                     and os.path.realpath(p).startswith(tuple(folders))
+                     for p in paths], dtype=bool)
+
+
+def _drop_lone_feedback_classes(paths, labels, names, roots):
+    """Leave out a class of one photo that only a feedback folder holds, and say so.
+
+    One visitor's photo of a new class would stop every retraining (the
+    folds need two images of each class) until someone moved it away; it
+    waits in the feedback folder instead, and is trained on once a second
+    photo of the class comes. A class of the data folders keeps the error.
+    """
+    from_feedback = _from_feedback(paths, roots)
+    if from_feedback is None:
+        return paths, labels, names
+    lone = {}
+    for i, label in enumerate(labels):
+        lone.setdefault(label, []).append(i)
+    lone = {c: idx for c, idx in lone.items()
+            if len(idx) < 2 and from_feedback[idx].all()}
+    if not lone:
+        return paths, labels, names
+    shown = ", ".join(f"{c!r} ({names[idx[0]]})" for c, idx in sorted(lone.items()))
+    warnings.warn(
+        f"{len(lone)} class(es) of the feedback folder have a single photo and "
+        f"are left out of this training: {shown}. A class needs at least 2 "
+        "photos (the cross-validation tests each class); it is trained on once "
+        "a second photo of it is sent, or added to the data folder.",
+        SkippedFilesWarning, stacklevel=3)
+    keep = [i for i, label in enumerate(labels) if label not in lone]
+    return ([paths[i] for i in keep], [labels[i] for i in keep],
+            [names[i] for i in keep])
+
+
 def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
                  quick=False, cv_folds=None, test_size=0.2, search="none",
                  groups_csv=None, augment=False, views="auto", image_size=None,
@@ -154,7 +210,13 @@ def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
     :func:`make_training_pipeline` is trained by :func:`train_model` and saved
     by :func:`~hybridclf.save_model` with :func:`training_metadata`. A photo
     filed under two classes (byte-identical files) is left out, with a
-    warning that names its files (a label conflict). A file that cannot be
+    warning that names its files (a label conflict). The photos of a
+    feedback folder (one holding ``feedback.jsonl``, as
+    :class:`~hybridclf.feedback.FeedbackStore` writes) are always trained
+    on, never drawn into the test part: they are the corrections the new
+    model is trained to learn; a class that only a feedback folder holds,
+    with a single photo, is left out with a warning until a second photo
+    of it comes (the folds need two). A file that cannot be
     read never stops the training: the folder walk skips what is not an
     image, with a warning, and a file that cannot be decoded (truncated,
     too small, over ``max_pixels``) is left out
@@ -222,6 +284,7 @@ def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
     roots = [data_dir] if isinstance(data_dir, (str, os.PathLike)) else list(data_dir)
     paths, labels, names, skipped = load_image_folders(roots, return_skipped=True)
     paths, labels, names = drop_label_conflicts(paths, labels, names)
+    paths, labels, names = _drop_lone_feedback_classes(paths, labels, names, roots)
     cache = FeatureCache(cache_dir) if feature_cache else None
     t0 = time.perf_counter()
     groups, source = find_training_groups(
@@ -243,6 +306,7 @@ def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
                            feature_cache=cache, thumbnails=thumbnails,
                            progress=progress,
                            origins=augment_origins(paths, roots),
+                           train_only=_from_feedback(paths, roots),
                            # the model's saving imports skops: on the core
                            # that the training leaves idle
                            while_waiting=import_skops_early)
@@ -257,10 +321,12 @@ def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
     paths, labels, names = ([column[i] for i in kept]
                             for column in (paths, labels, names))
     classes, counts = np.unique(labels, return_counts=True)
+    from_feedback = _from_feedback(paths, roots)
+    n_feedback = None if from_feedback is None else int(from_feedback.sum())
     metadata = training_metadata(
         result, paths, labels, names=names, classifier=classifier,
         group_source=source, seconds_wall=time.perf_counter() - started,
-        unreadable=skipped + undecodable)
+        unreadable=skipped + undecodable, n_feedback=n_feedback)
     save_model(result.pipeline, output_dir, metadata=metadata,
                files=training_files(result, paths, names=names, data_dirs=roots,
                                     labels=labels))
@@ -270,4 +336,5 @@ def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
         n_groups=len(np.unique(result.groups)), group_source=source,
         group_seconds=group_seconds, seconds=time.perf_counter() - started,
         cache_dir=None if cache is None else str(cache.directory),
-        unreadable=skipped + undecodable, n_undecodable=len(undecodable))
+        unreadable=skipped + undecodable, n_undecodable=len(undecodable),
+        n_feedback=n_feedback)

@@ -1,5 +1,6 @@
 """The library steps of 'hybridclf train' around train_model."""
 
+import json
 import os
 
 import numpy as np
@@ -131,3 +132,59 @@ def test_the_final_model_never_sees_the_test_part(texture_folder):
     assert not set(result.test_indices) & set(result.train_indices)
     (_, block), = iter_feature_blocks(result.pipeline)
     assert get_block_scaler(block).n_samples_seen_ == len(result.train_indices)
+
+
+def test_corrections_from_a_feedback_folder_are_trained_on(texture_folder,
+                                                          tmp_path):
+    """``train --data-dir photos/ feedback/``: the corrected photos are learned.
+
+    A test part drawn from the photos' content held about a fifth of the
+    corrections out, so the retrained model still got them wrong.
+    """
+    import cv2
+    import skimage.data
+
+    from hybridclf.feedback import FeedbackStore
+    from hybridclf.training import train_folder
+
+    store = FeedbackStore(tmp_path / "feedback")
+    for name in ("brick", "grass", "gravel"):
+        image = getattr(skimage.data, name)()
+        for i in range(4):  # crops that the data folder does not hold
+            crop = image[300:396, i * 100 : i * 100 + 96]
+            store.add(cv2.imencode(".png", crop)[1].tobytes(), name)
+    model = tmp_path / "model"
+    train_folder([texture_folder, tmp_path / "feedback"], model,
+                 features=["color"], image_size=32, views="none", cv_folds=3,
+                 test_size=0.25, feature_cache=False, n_jobs=1)
+    scored = json.loads((model / "test_part.json").read_text())["files"]
+    assert scored  # the data folder's photos are still tested
+    assert [f["file"] for f in scored if f["data_dir"] == 1] == []
+
+
+def test_a_new_class_of_one_feedback_photo_waits_instead_of_stopping_training(
+        texture_folder, tmp_path):
+    # one visitor's photo of a new class stopped every retraining ("needs at
+    # least 2 images per class") until someone moved it out of the folder
+    import cv2
+    import skimage.data
+
+    from hybridclf.exceptions import SkippedFilesWarning
+    from hybridclf.feedback import FeedbackStore
+    from hybridclf.training import train_folder
+
+    store = FeedbackStore(tmp_path / "feedback")
+    coins = skimage.data.coins()
+    store.add(cv2.imencode(".png", coins[:96, :96])[1].tobytes(), "coins")
+    options = dict(features=["color"], image_size=32, views="none", cv_folds=3,
+                   feature_cache=False, n_jobs=1)
+    with pytest.warns(SkippedFilesWarning, match=r"single photo.*'coins' "
+                      r"\(feedback/coins/[0-9a-f]{64}\.png\)"):
+        training = train_folder([texture_folder, store.directory],
+                                tmp_path / "model", **options)
+    assert training.result.classes == ["brick", "grass", "gravel"]
+    assert training.n_feedback == 0
+    store.add(cv2.imencode(".png", coins[100:196, 100:196])[1].tobytes(), "coins")
+    training = train_folder([texture_folder, store.directory], tmp_path / "model",
+                            **options)
+    assert "coins" in training.result.classes and training.n_feedback == 2
