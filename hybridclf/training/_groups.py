@@ -162,30 +162,67 @@ def read_groups_csv(csv_path, paths, *, root=None):
             f"The groups CSV {os.fspath(csv_path)!r} must have the columns 'file' "
             f"and 'group'. Got the columns {sorted(columns)!r} instead."
         )
-    by_file, by_root_name = {}, {}
-    for row in rows:
-        name = row["file"]
+    by_file, by_root_name, named, gone = {}, {}, {}, []
+    for line, row in enumerate(rows, start=2):
+        name, group = row["file"], row[group_column]
         for candidate in candidates(name):
-            by_file[os.path.realpath(candidate)] = row[group_column]
+            by_file[os.path.realpath(candidate)] = group
         for candidate in _under_root_name(name, roots):
-            by_root_name.setdefault(os.path.realpath(candidate), row[group_column])
-    labels, missing = [], 0
+            by_root_name.setdefault(os.path.realpath(candidate), group)
+        found = [c for c in candidates(name) + list(_under_root_name(name, roots))
+                 if os.path.isfile(c)]
+        if not found:
+            gone.append(name)
+        for real in {os.path.realpath(c) for c in found}:
+            before = named.setdefault(real, (name, group, line))
+            if before[1] != group:
+                raise ValueError(
+                    f"The groups CSV {os.fspath(csv_path)!r} puts one file in two "
+                    f"groups: {before[0]!r} in group {before[1]!r} (line "
+                    f"{before[2]}) and {name!r} in group {group!r} (line {line}). "
+                    "Give each file one row: to merge the two groups, give "
+                    "every file of one of them the other's group id.")
+    labels, missing = [], []
     for i, path in enumerate(paths):
         real = os.path.realpath(path)
         key = by_file.get(real, by_root_name.get(real))
         if key is None:
-            missing += 1
+            missing.append(path)
             key = f"\0own:{i}"
         labels.append(key)
     if missing:
-        logger.warning(
-            "%d of %d images are not in %s; each gets its own group (its "
-            "relative names were read from %s: give the files as absolute "
-            "paths or relative to one of them)", missing, len(paths), csv_path,
-            ", ".join(bases))
+        logger.warning("%s", _not_in_csv_message(csv_path, missing, len(paths),
+                                                  gone, bases))
     _, groups = np.unique(np.asarray(labels, dtype=object).astype(str),
                           return_inverse=True)
     return groups.astype(np.int64)
+
+
+def _first(names, n=5):
+    """Up to ``n`` of ``names``, and how many more."""
+    more = f" and {len(names) - n} more" if len(names) > n else ""
+    return ", ".join(map(str, names[:n])) + more
+
+
+def _not_in_csv_message(csv_path, missing, n_images, gone, bases):
+    """Why images got no group from a groups CSV, and what to do.
+
+    A CSV written before a photo was moved to another class folder (the fix
+    of a wrong label) names the old path, and the photo at its new path,
+    without its group, may land on both sides of a split with its copies.
+    """
+    message = (f"{len(missing)} of {n_images} images are not in {csv_path}; "
+               f"each gets its own group: {_first(missing)}.")
+    if gone:
+        return (message + f" The CSV names {len(gone)} file(s) that are no "
+                f"longer there ({_first(gone)}): it was written before the "
+                "data folder changed. Give a moved photo its new path in the "
+                "CSV (or run hybridclf inspect again and merge your edits into "
+                "its new duplicate_groups.csv), or its copies may be trained on "
+                "and tested on.")
+    return (message + " Its relative names were read from "
+            f"{', '.join(bases)}: give the files as absolute paths or relative "
+            "to one of them.")
 
 
 def join_identical_files(groups, paths):
