@@ -211,6 +211,20 @@ def test_a_file_in_two_groups_of_a_groups_csv_is_refused(textures, tmp_path):
     assert groups[0] == groups[1]
 
 
+def test_a_groups_csv_of_another_folder_is_refused(textures, tmp_path):
+    # inspect's CSV of one folder given to train on another: every photo
+    # got its own group, with only a warning, and near-duplicates could be
+    # trained on and tested on
+    paths, _ = textures
+    csv = tmp_path / "groups.csv"
+    csv.write_text("file,group\nother/a/0.png,0\nother/a/1.png,0\n")
+    with pytest.raises(ValueError) as error:
+        read_groups_csv(csv, paths)
+    message = str(error.value)
+    assert f"None of the {len(paths)} images is in the groups CSV" in message
+    assert "other/a/0.png" in message and str(csv) in message
+
+
 def test_a_groups_csv_written_before_a_photo_moved_names_both(textures, tmp_path,
                                                              caplog):
     # a wrongly labelled photo moved to its class folder after inspect wrote

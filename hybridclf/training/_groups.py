@@ -105,8 +105,10 @@ def read_groups_csv(csv_path, paths, *, root=None):
 
     A ``file`` may be given as the path itself, relative to ``root``, or by a
     path that resolves to the same file. Images that the CSV does not name
-    get a group of their own. ``hybridclf augment``'s ``manifest.csv`` also
-    works: its ``source`` column is taken when there is no ``group`` column.
+    get a group of their own, and a warning names them (with the files the
+    CSV names that are gone: a photo moved since needs its new path).
+    ``hybridclf augment``'s ``manifest.csv`` also works: its ``source``
+    column is taken when there is no ``group`` column.
 
     Parameters
     ----------
@@ -133,7 +135,9 @@ def read_groups_csv(csv_path, paths, *, root=None):
     Raises
     ------
     ValueError
-        When the CSV lacks a ``file`` or a ``group`` (or ``source``) column,
+        When the CSV puts one file in two groups, names files but none of
+        ``paths`` (written for another folder), lacks a ``file`` or a
+        ``group`` (or ``source``) column,
         or is not UTF-8 (a legacy code page of Excel) and none of the names
         it holds that are not UTF-8 is a file on disk: they were meant as
         text, not as the bytes of file names (which may legitimately be
@@ -190,6 +194,15 @@ def read_groups_csv(csv_path, paths, *, root=None):
             missing.append(path)
             key = f"\0own:{i}"
         labels.append(key)
+    if rows and len(paths) and len(missing) == len(paths):
+        raise ValueError(
+            f"None of the {len(paths)} images is in the groups CSV "
+            f"{os.fspath(csv_path)!r}, which names {len(rows)} file(s) "
+            f"({_first([row['file'] for row in rows], 3)}): it was written for "
+            "another folder, or its relative names resolve from none of "
+            f"{', '.join(bases)}. Give the duplicate_groups.csv that hybridclf "
+            "inspect wrote for this data folder, with the files given as "
+            "absolute paths or relative to one of these folders.")
     if missing:
         logger.warning("%s", _not_in_csv_message(csv_path, missing, len(paths),
                                                   gone, bases))
