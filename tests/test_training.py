@@ -211,6 +211,18 @@ def test_a_file_in_two_groups_of_a_groups_csv_is_refused(textures, tmp_path):
     assert groups[0] == groups[1]
 
 
+def test_a_file_whose_group_is_cleared_gets_a_group_of_its_own(textures,
+                                                               tmp_path):
+    # two files taken out of their groups by clearing the cell: both got the
+    # group '' and so one group together (and a short row got 'None')
+    paths, _ = textures
+    csv = tmp_path / "groups.csv"
+    csv.write_text(f"file,group\n{paths[0]},\n{paths[1]},\n{paths[2]},  \n"
+                   f"{paths[3]}\n{paths[4]}\n{paths[5]},g\n{paths[6]},g\n")
+    groups = read_groups_csv(csv, paths[:7])
+    assert len(set(groups[:5])) == 5 and groups[5] == groups[6] != groups[0]
+
+
 def test_a_groups_csv_of_another_folder_is_refused(textures, tmp_path):
     # inspect's CSV of one folder given to train on another: every photo
     # got its own group, with only a warning, and near-duplicates could be

@@ -104,9 +104,11 @@ def read_groups_csv(csv_path, paths, *, root=None):
     """Read group ids from a CSV with the columns ``file`` and ``group``.
 
     A ``file`` may be given as the path itself, relative to ``root``, or by a
-    path that resolves to the same file. Images that the CSV does not name
-    get a group of their own, and a warning names them (with the files the
-    CSV names that are gone: a photo moved since needs its new path).
+    path that resolves to the same file. A file whose group is left empty
+    (cleared by hand to split a group) gets a group of its own. Images that
+    the CSV does not name get a group of their own too, and a warning names
+    them (with the files the CSV names that are gone: a photo moved since
+    needs its new path).
     ``hybridclf augment``'s ``manifest.csv`` also works: its ``source``
     column is taken when there is no ``group`` column.
 
@@ -169,6 +171,10 @@ def read_groups_csv(csv_path, paths, *, root=None):
     by_file, by_root_name, named, gone = {}, {}, {}, []
     for line, row in enumerate(rows, start=2):
         name, group = row["file"], row[group_column]
+        if not (group or "").strip():
+            # a group cleared to take a file out of its group: one of its own,
+            # not one shared by every file whose cell is empty
+            group = f"\0own:{line}"
         for candidate in candidates(name):
             by_file[os.path.realpath(candidate)] = group
         for candidate in _under_root_name(name, roots):
