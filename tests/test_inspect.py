@@ -439,6 +439,38 @@ def test_near_misses_name_the_class_of_each_photo():
     assert "front_001.jpg<br>test / phra_sivali" in page
 
 
+def test_near_misses_give_each_photo_its_group_to_merge_by():
+    # the page said "merge by hand, in duplicate_groups.csv" but showed no
+    # group id: a person had to look both files up in a 175-row CSV, and
+    # nothing said that a merge gives every file of one group the other's id
+    from types import SimpleNamespace
+
+    from hybridclf.inspect._html import _near_misses_html, _Thumbs
+
+    files = {"d/a/front_023.jpg": {"split": "train", "label": "a", "group": 166},
+             "d/a/front_025.jpg": {"split": "train", "label": "a", "group": 167}}
+    report = SimpleNamespace(near_misses=[[*files, "aligned pixels", 0.917]])
+    page = "".join(_near_misses_html(report, _Thumbs(0), files))
+    assert "front_023.jpg<br>train / a / group 166" in page
+    assert "front_025.jpg<br>train / a / group 167" in page
+    assert "give every file of one group" in page and "--groups" in page
+
+
+def test_the_report_says_what_to_do_with_groups_and_conflicts(tmp_path):
+    # the label conflicts under "Fix first" and the duplicate groups came with
+    # no word of what to do, nor how to split a group of two objects
+    for cls, name in (("a", "coffee"), ("b", "coffee"), ("a", "rocket"),
+                      ("b", "camera")):
+        _save(tmp_path / cls / f"{name}.png", _photo(name))
+    from hybridclf.inspect._html import render_html
+
+    page = render_html(inspect_dataset(tmp_path, quick=True, n_jobs=1))
+    fix_first = page.split("Fix first")[1].split("<h2>")[0]
+    assert "label conflict" in fix_first and "right class folder" in fix_first
+    groups = page.split("Duplicate groups (")[1].split("<h2>")[0]
+    assert "new group id" in groups and "--groups duplicate_groups.csv" in groups
+
+
 def test_dataset_report_files(awkward_report, tmp_path):
     paths = awkward_report.save(tmp_path / "out")
     data = json.loads(open(paths["json"], encoding="utf-8").read())

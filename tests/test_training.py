@@ -211,6 +211,72 @@ def test_groups_csv_read_from_another_folder(textures, tmp_path, monkeypatch):
         assert groups[0] == groups[1] != groups[2]
 
 
+def test_a_file_in_two_groups_of_a_groups_csv_is_refused(textures, tmp_path):
+    # a near miss merged by hand by adding a row instead of editing the
+    # file's own: the last row silently won and the first group lost it
+    paths, _ = textures
+    csv = tmp_path / "groups.csv"
+    csv.write_text(f"file,group\n{paths[0]},0\n{paths[1]},1\n{paths[0]},1\n")
+    with pytest.raises(ValueError) as error:
+        read_groups_csv(csv, paths)
+    message = str(error.value)
+    assert str(csv) in message and "two groups" in message
+    assert "'0' (line 2)" in message and "'1' (line 4)" in message
+    # named twice in one group: read
+    csv.write_text(f"file,group\n{paths[0]},1\n{paths[1]},1\n{paths[0]},1\n")
+    groups = read_groups_csv(csv, paths)
+    assert groups[0] == groups[1]
+
+
+def test_a_file_whose_group_is_cleared_gets_a_group_of_its_own(textures,
+                                                               tmp_path):
+    # two files taken out of their groups by clearing the cell: both got the
+    # group '' and so one group together (and a short row got 'None')
+    paths, _ = textures
+    csv = tmp_path / "groups.csv"
+    csv.write_text(f"file,group\n{paths[0]},\n{paths[1]},\n{paths[2]},  \n"
+                   f"{paths[3]}\n{paths[4]}\n{paths[5]},g\n{paths[6]},g\n")
+    groups = read_groups_csv(csv, paths[:7])
+    assert len(set(groups[:5])) == 5 and groups[5] == groups[6] != groups[0]
+
+
+def test_a_groups_csv_of_another_folder_is_refused(textures, tmp_path):
+    # inspect's CSV of one folder given to train on another: every photo
+    # got its own group, with only a warning, and near-duplicates could be
+    # trained on and tested on
+    paths, _ = textures
+    csv = tmp_path / "groups.csv"
+    csv.write_text("file,group\nother/a/0.png,0\nother/a/1.png,0\n")
+    with pytest.raises(ValueError) as error:
+        read_groups_csv(csv, paths)
+    message = str(error.value)
+    assert f"None of the {len(paths)} images is in the groups CSV" in message
+    assert "other/a/0.png" in message and str(csv) in message
+
+
+def test_a_groups_csv_written_before_a_photo_moved_names_both(textures, tmp_path,
+                                                             caplog):
+    # a wrongly labelled photo moved to its class folder after inspect wrote
+    # the CSV: it lost its group with no name given, and the warning advised
+    # to give the files as absolute paths
+    import shutil
+
+    paths, _ = textures
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+    photos = [shutil.copy(p, tmp_path / "a" / f"{i}.png")
+              for i, p in enumerate(paths[:3])]
+    csv = tmp_path / "groups.csv"
+    csv.write_text("file,group\na/0.png,0\na/1.png,0\na/2.png,1\n")
+    moved = shutil.move(photos[1], tmp_path / "b" / "1.png")
+    with caplog.at_level("WARNING"):
+        groups = read_groups_csv(csv, [photos[0], moved, photos[2]])
+    assert len(set(groups)) == 3
+    assert f"1 of 3 images are not in {csv}" in caplog.text
+    assert str(moved) in caplog.text and "a/1.png" in caplog.text
+    assert "Give a moved photo its new path" in caplog.text
+
+
 @pytest.mark.parametrize("code_page, name", [("cp1252", "café"),
                                               ("cp874", "พระสมเด็จ")])
 def test_a_groups_csv_in_a_legacy_code_page_is_refused(textures, tmp_path,

@@ -120,6 +120,22 @@ def class_chart_svg(class_counts, *, width=640, bar_height=22):
     return "".join(parts)
 
 
+_FIX_FIRST = (
+    "<p>Train/test leakage: a test image is a copy of a training image, so the "
+    "test scores it as seen; delete the copy from one of the two folders. "
+    "Label conflict: copies of one object filed under different classes are "
+    "trained on with both labels; keep the copies in the right class folder "
+    "and move or delete the others (the group's photos are shown "
+    "with their class). If the photos are not one object, split the group "
+    "as below. Then run inspect again.</p>")
+_GROUPS_HELP = (
+    "<p>Each group is kept on one side of every split by <code>hybridclf "
+    "train --groups duplicate_groups.csv</code>. A group that holds photos of "
+    "two objects (look at its weakest link first) is split by hand in "
+    "duplicate_groups.csv: give the files of one object a new group id, one "
+    "that no other row uses.</p>")
+
+
 def _link_text(how, score, thresholds):
     """A duplicate link in its evidence's own units, beside its threshold.
 
@@ -163,10 +179,19 @@ def _group_html(group, thumbs, files_by_path, thresholds):
     return f'<div class="group">{head}<div class="row">{figs}</div></div>'
 
 
-def _where(files_by_path, path):
-    """'train / waek_man': the split and class of a file, for its caption."""
+def _where(files_by_path, path, *, group=False):
+    """'train / waek_man': the split and class of a file, for its caption.
+
+    With ``group``, also its group id in duplicate_groups.csv ('train /
+    waek_man / group 12'): what a near miss is merged by.
+    """
     entry = files_by_path.get(path)
-    return "" if entry is None else f"{entry['split']} / {entry['label'] or '(root)'}"
+    if entry is None:
+        return ""
+    where = f"{entry['split']} / {entry['label'] or '(root)'}"
+    if group and entry.get("group") is not None:
+        where += f" / group {entry['group']}"
+    return where
 
 
 def _near_misses_html(report, thumbs, files_by_path):
@@ -179,12 +204,15 @@ def _near_misses_html(report, thumbs, files_by_path):
            "<p>Pairs in different groups that came close: just under a "
            "threshold, or linked but not close to the other group as a whole. "
            "Copies missed by the grouping are among them; merge by hand, in "
-           "duplicate_groups.csv, what is one object (a later run into this "
+           "duplicate_groups.csv, what is one object: give every file of one "
+           "group (the group of each photo is under it) the other's group id, "
+           "then train with --groups that file (a later run into this "
            "folder keeps the edited file as duplicate_groups.edited.csv).</p>"]
     for a, b, how, score in report.near_misses:
+        figs = "".join(thumbs.figure(f, _where(files_by_path, f, group=True))
+                       for f in (a, b))
         out.append(f'<div class="group">{escape(how)} (score {score:.3f})'
-                   f'<div class="row">{thumbs.figure(a, _where(files_by_path, a))}'
-                   f"{thumbs.figure(b, _where(files_by_path, b))}</div></div>")
+                   f'<div class="row">{figs}</div></div>')
     return out
 
 
@@ -245,6 +273,7 @@ def render_html(report):
     out = _head_html(report)
     if urgent:
         out.append("<h2>Fix first: leakage and label conflicts</h2>")
+        out.append(_FIX_FIRST)
         out += [_group_html(g, thumbs, files_by_path, report.thresholds)
                for g in urgent]
     if report.label_issues is not None:
@@ -300,6 +329,8 @@ def _duplicate_groups_html(report, rest, thumbs, files_by_path):
     out = [f"<h2>Duplicate groups ({len(report.duplicate_groups)})</h2>"]
     if not report.duplicate_groups:
         out.append("<p>None found.</p>")
+    else:
+        out.append(_GROUPS_HELP)
     out += [_group_html(g, thumbs, files_by_path, report.thresholds)
             for g in rest]
     return out

@@ -104,9 +104,13 @@ def read_groups_csv(csv_path, paths, *, root=None):
     """Read group ids from a CSV with the columns ``file`` and ``group``.
 
     A ``file`` may be given as the path itself, relative to ``root``, or by a
-    path that resolves to the same file. Images that the CSV does not name
-    get a group of their own. ``hybridclf augment``'s ``manifest.csv`` also
-    works: its ``source`` column is taken when there is no ``group`` column.
+    path that resolves to the same file. A file whose group is left empty
+    (cleared by hand to split a group) gets a group of its own. Images that
+    the CSV does not name get a group of their own too, and a warning names
+    them (with the files the CSV names that are gone: a photo moved since
+    needs its new path).
+    ``hybridclf augment``'s ``manifest.csv`` also works: its ``source``
+    column is taken when there is no ``group`` column.
 
     Parameters
     ----------
@@ -133,7 +137,9 @@ def read_groups_csv(csv_path, paths, *, root=None):
     Raises
     ------
     ValueError
-        When the CSV lacks a ``file`` or a ``group`` (or ``source``) column,
+        When the CSV puts one file in two groups, names files but none of
+        ``paths`` (written for another folder), lacks a ``file`` or a
+        ``group`` (or ``source``) column,
         or is not UTF-8 (a legacy code page of Excel) and none of the names
         it holds that are not UTF-8 is a file on disk: they were meant as
         text, not as the bytes of file names (which may legitimately be
@@ -162,30 +168,80 @@ def read_groups_csv(csv_path, paths, *, root=None):
             f"The groups CSV {os.fspath(csv_path)!r} must have the columns 'file' "
             f"and 'group'. Got the columns {sorted(columns)!r} instead."
         )
-    by_file, by_root_name = {}, {}
-    for row in rows:
-        name = row["file"]
+    by_file, by_root_name, named, gone = {}, {}, {}, []
+    for line, row in enumerate(rows, start=2):
+        name, group = row["file"], row[group_column]
+        if not (group or "").strip():
+            # a group cleared to take a file out of its group: one of its own,
+            # not one shared by every file whose cell is empty
+            group = f"\0own:{line}"
         for candidate in candidates(name):
-            by_file[os.path.realpath(candidate)] = row[group_column]
+            by_file[os.path.realpath(candidate)] = group
         for candidate in _under_root_name(name, roots):
-            by_root_name.setdefault(os.path.realpath(candidate), row[group_column])
-    labels, missing = [], 0
+            by_root_name.setdefault(os.path.realpath(candidate), group)
+        found = [c for c in candidates(name) + list(_under_root_name(name, roots))
+                 if os.path.isfile(c)]
+        if not found:
+            gone.append(name)
+        for real in {os.path.realpath(c) for c in found}:
+            before = named.setdefault(real, (name, group, line))
+            if before[1] != group:
+                raise ValueError(
+                    f"The groups CSV {os.fspath(csv_path)!r} puts one file in two "
+                    f"groups: {before[0]!r} in group {before[1]!r} (line "
+                    f"{before[2]}) and {name!r} in group {group!r} (line {line}). "
+                    "Give each file one row: to merge the two groups, give "
+                    "every file of one of them the other's group id.")
+    labels, missing = [], []
     for i, path in enumerate(paths):
         real = os.path.realpath(path)
         key = by_file.get(real, by_root_name.get(real))
         if key is None:
-            missing += 1
+            missing.append(path)
             key = f"\0own:{i}"
         labels.append(key)
+    if rows and len(paths) and len(missing) == len(paths):
+        raise ValueError(
+            f"None of the {len(paths)} images is in the groups CSV "
+            f"{os.fspath(csv_path)!r}, which names {len(rows)} file(s) "
+            f"({_first([row['file'] for row in rows], 3)}): it was written for "
+            "another folder, or its relative names resolve from none of "
+            f"{', '.join(bases)}. Give the duplicate_groups.csv that hybridclf "
+            "inspect wrote for this data folder, with the files given as "
+            "absolute paths or relative to one of these folders.")
     if missing:
-        logger.warning(
-            "%d of %d images are not in %s; each gets its own group (its "
-            "relative names were read from %s: give the files as absolute "
-            "paths or relative to one of them)", missing, len(paths), csv_path,
-            ", ".join(bases))
+        logger.warning("%s", _not_in_csv_message(csv_path, missing, len(paths),
+                                                  gone, bases))
     _, groups = np.unique(np.asarray(labels, dtype=object).astype(str),
                           return_inverse=True)
     return groups.astype(np.int64)
+
+
+def _first(names, n=5):
+    """Up to ``n`` of ``names``, and how many more."""
+    more = f" and {len(names) - n} more" if len(names) > n else ""
+    return ", ".join(map(str, names[:n])) + more
+
+
+def _not_in_csv_message(csv_path, missing, n_images, gone, bases):
+    """Why images got no group from a groups CSV, and what to do.
+
+    A CSV written before a photo was moved to another class folder (the fix
+    of a wrong label) names the old path, and the photo at its new path,
+    without its group, may land on both sides of a split with its copies.
+    """
+    message = (f"{len(missing)} of {n_images} images are not in {csv_path}; "
+               f"each gets its own group: {_first(missing)}.")
+    if gone:
+        return (message + f" The CSV names {len(gone)} file(s) that are no "
+                f"longer there ({_first(gone)}): it was written before the "
+                "data folder changed. Give a moved photo its new path in the "
+                "CSV (or run hybridclf inspect again and merge your edits into "
+                "its new duplicate_groups.csv), or its copies may be trained on "
+                "and tested on.")
+    return (message + " Its relative names were read from "
+            f"{', '.join(bases)}: give the files as absolute paths or relative "
+            "to one of them.")
 
 
 def join_identical_files(groups, paths):
