@@ -369,6 +369,7 @@ def cascade_main(args, folder, paths, y):
         report = _cascade_rows.run(FeatureStore(images, cache_key="amulet6"),
                                    paths, y, groups, folds, args.timing_folds,
                                    open_feats)
+    setup["load_end"] = " ".join(f"{v:.1f}" for v in os.getloadavg())
     command = f"{COMMAND} --cascade" + (" --quick" if args.quick else "")
     section = _cascade_rows.render(report, command, setup)
     print(section)
