@@ -5,7 +5,9 @@ full model (``make_hybrid_pipeline(cascade=False)``: CNN, HOG, LBP, colour +
 ridge) and the cascade (``make_hybrid_pipeline()``, the default), whose
 threshold and gate are chosen inside the training part by the same grouped
 out-of-fold procedure as ``CascadePipeline.fit`` (the library's
-``out_of_fold_stages``, ``ood_limits`` and ``select_threshold``).
+``out_of_fold_stages``, ``ood_limits`` and ``select_threshold``), with the
+photos' groups in the ridges' leave-one-out and the default sampler's views
+in a training set whose classes are small, as there.
 Checked against the real ``CascadePipeline`` on fold 0 (same predictions).
 Predict time is measured on the real pipelines, photo by photo from the
 files, alternating the two models so that both see the same load on the CPU.
@@ -18,6 +20,7 @@ same threshold), since an early answer skips the CNN's novelty check.
 
 import time
 
+import _common
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.preprocessing import StandardScaler
@@ -33,6 +36,7 @@ from hybridclf.cascade import (
 from hybridclf.classifiers import RidgeSoftmaxClassifier
 from hybridclf.pipeline import DEFAULT_FEATURES
 from hybridclf.prediction import block_ood_scores
+from hybridclf.view_sampling import make_view
 
 START = "<!-- bench_accuracy_cascade:start -->"
 END = "<!-- bench_accuracy_cascade:end -->"
@@ -64,11 +68,45 @@ def _raw(store, fold):
             for name in DEFAULT_FEATURES}
 
 
+def _views(store):
+    """The default sampler and each of its views' raw features of every image.
+
+    ``make_hybrid_pipeline()``'s ``ViewAugmenter`` (``sampler="auto"``) adds
+    its views to a training set whose smallest class is under its
+    ``max_smallest_class``: on amulet6, the threshold's inner folds.
+    """
+    sampler = make_hybrid_pipeline().get_params()["augment"]
+    views = {}
+    for view in sampler.views:
+        seen = np.stack([make_view(image, view, angle=sampler.angle,
+                                   crop_fraction=sampler.crop_fraction)
+                         for image in store.images])
+        views[view] = {name: _common.block_features(
+            name, seen, cache_key=f"amulet6-view-{view}")[0]
+            for name in DEFAULT_FEATURES}
+    return sampler, views
+
+
+def _training_rows(raw, views, rows, y, groups):
+    """The training table's raw features, labels and groups, as the sampler makes them.
+
+    The images, then each view of all of them in turn (as
+    ``ViewAugmenter.fit_resample``) when the smallest class of ``rows`` is
+    under the sampler's ``max_smallest_class``; else the images alone.
+    """
+    sampler, view_raw = views
+    small = np.unique(y[rows], return_counts=True)[1].min() < sampler.max_smallest_class
+    parts = [raw] + (list(view_raw.values()) if small else [])
+    table = {name: np.vstack([part[name][rows] for part in parts])
+             for name in DEFAULT_FEATURES}
+    return table, np.tile(y[rows], len(parts)), np.tile(groups[rows], len(parts))
+
+
 def _within(scores, limits):
     return np.all(scores <= np.array(list(limits.values())), axis=1)
 
 
-def cached_cascade_fold(raw, train, test, y, groups):
+def cached_cascade_fold(raw, views, train, test, y, groups):
     """The fold's cascade, fitted as CascadePipeline.fit fits it, on cached features.
 
     Returns the full and cascade predictions on the test photos, the early
@@ -80,10 +118,16 @@ def cached_cascade_fold(raw, train, test, y, groups):
                    int(np.unique(y_train, return_counts=True)[1].min()))
     inner = StratifiedGroupKFold(n_splits, shuffle=True, random_state=0).split(
         np.zeros(len(train)), y_train, groups[train])
+    # the classifiers get the groups, as CascadePipeline.fit gives them: their
+    # leave-one-out leaves a photo out (with its views) with its near-duplicates;
+    # the sampler adds its views where the classes are small, as there
     tables = []
     for a, b in inner:
-        scale = _Scaled(raw, train[a])
-        tables.append((b, scale(raw, train[a]), y_train[a], scale(raw, train[b])))
+        table, table_y, table_groups = _training_rows(raw, views, train[a], y,
+                                                      groups)
+        scale = _Scaled(table, slice(None))
+        tables.append((b, scale(table), table_y, scale(raw, train[b]),
+                       table_groups))
     widths, classes = scale.widths, np.unique(y_train)
     oof = out_of_fold_stages(tables, len(train), classes, widths, CHEAP_FEATURES,
                              RidgeSoftmaxClassifier(), RidgeSoftmaxClassifier())
@@ -93,12 +137,14 @@ def cached_cascade_fold(raw, train, test, y, groups):
                              eligible=_within(oof["cheap_ood"], limits))
     ungated = select_threshold(y_train, oof["full_proba"], oof["cheap_proba"],
                                classes, fold=oof["fold"])
-    scale = _Scaled(raw, train)
+    table, table_y, table_groups = _training_rows(raw, views, train, y, groups)
+    scale = _Scaled(table, slice(None))
     cols = block_columns(widths, CHEAP_FEATURES)
     cheap_widths = [(n, w) for n, w in widths if n in CHEAP_FEATURES]
-    train_x = scale(raw, train)
-    full = RidgeSoftmaxClassifier().fit(train_x, y_train)
-    cheap = RidgeSoftmaxClassifier().fit(train_x[:, cols], y_train)
+    train_x = scale(table)
+    full = RidgeSoftmaxClassifier().fit(train_x, table_y, groups=table_groups)
+    cheap = RidgeSoftmaxClassifier().fit(train_x[:, cols], table_y,
+                                         groups=table_groups)
 
     def early_of(feats, rows=slice(None), threshold=stats["threshold"]):
         x = scale(feats, rows)[:, cols]
@@ -122,7 +168,8 @@ def timed_real_fold(paths, y, groups, train, test):
     Returns the cascade's test predictions and, per model, the milliseconds
     of each one-photo ``predict`` from its file.
     """
-    full = make_hybrid_pipeline(cascade=False).fit(paths[train], y[train])
+    full = make_hybrid_pipeline(cascade=False).fit(
+        paths[train], y[train], groups=groups[train])
     cascade = make_hybrid_pipeline().fit(
         paths[train], y[train], groups=groups[train])
     for model in (full, cascade):  # warm-up: ONNX Runtime session, caches
@@ -155,8 +202,9 @@ def run(store, paths, y, groups, folds, timing_folds, open_feats=None):
            "ms_cascade": [], "open": {}}
     exact = None
     raw = _raw(store, 0)
+    views = _views(store)
     for fold, (train, test) in enumerate(folds):
-        r = cached_cascade_fold(raw, train, test, y, groups)
+        r = cached_cascade_fold(raw, views, train, test, y, groups)
         right = {k: r[k] == y[test] for k in ("full", "cascade", "ungated")}
         row["accuracy_full"].append(float(right["full"].mean()))
         row["accuracy_cascade"].append(float(right["cascade"].mean()))
@@ -248,8 +296,10 @@ def render(report, command, setup):
         "## Cascade (`benchmarks/bench_accuracy.py --cascade`)",
         "",
         f"- Date: {setup['date']}; machine: {setup['machine']}; load average "
-        f"at the start {setup['load']}: **the CPUs were shared with other "
-        "jobs**, so compare the two models' times only as a ratio.",
+        f"at the start {setup['load']}"
+        + (f", at the end {setup['load_end']}" if "load_end" in setup else "")
+        + ": **the CPUs were shared with other jobs**, so compare the two "
+        "models' times only as a ratio.",
         f"- Command: `{command}`",
         f"- Data: amulet6, {setup['n_images']} photos; groups from "
         f"`{setup['groups']}` ({setup['n_groups']} groups); "
@@ -265,8 +315,12 @@ def render(report, command, setup):
         "the photos lost against the full model stay within 0.005 of the "
         "photos, (2) the lowest at which no out-of-fold fold loses more than "
         "one photo, (3) the cheap stage's out-of-fold accuracy (a confidence "
-        "floor; see `select_threshold`). Accuracy from the cached block "
-        "features"
+        "floor; see `select_threshold`). As `hybridclf train` fits them, both "
+        "models' ridges get the training photos' groups (their leave-one-out "
+        "leaves a photo out with its near-duplicates), and a training set whose "
+        "smallest class is under 15 photos (the threshold's inner folds) gets "
+        "the default sampler's views (`sampler=\"auto\"`). Accuracy from the "
+        "cached block features"
         + (f"; checked on fold 0 against the real `CascadePipeline`: "
            f"{exact['agree']:.0%} same predictions, threshold "
            f"{exact['threshold_real']:.3f} (real) vs "

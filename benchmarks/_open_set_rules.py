@@ -53,7 +53,10 @@ class CachedModel:
     def __init__(self, feats, views, rows, y, groups, quantile):
         self.widths = [(b, feats[b].shape[1]) for b in BLOCKS]
         self.scalers = [StandardScaler().fit(feats[b][rows]) for b in BLOCKS]
-        self.clf = clone(make_hybrid_pipeline()["clf"]).fit(self.scale(feats, rows), y)
+        # with the groups, as train_model fits it: the ridge's leave-one-out
+        # leaves a photo out with its near-duplicates
+        self.clf = clone(make_hybrid_pipeline()["clf"]).fit(
+            self.scale(feats, rows), y, groups=groups)
         self.index = index_with_views(feats["cnn"][rows], [v[rows] for v in views], y)
         self._thresholds(feats, views, rows, y, groups, quantile)
 
@@ -69,7 +72,7 @@ class CachedModel:
             inner = CachedModel.__new__(CachedModel)
             inner.scalers = [StandardScaler().fit(feats[b][rows[tr]]) for b in BLOCKS]
             a, b = inner.scale(feats, rows[tr]), inner.scale(feats, rows[te])
-            clf = clone(self.clf).fit(a, y[tr])
+            clf = clone(self.clf).fit(a, y[tr], groups=groups[tr])
             proba = clf.predict_proba(b)
             oof_top.append(proba.max(axis=1))
             correct.append(clf.classes_[proba.argmax(axis=1)] == y[te])

@@ -27,8 +27,17 @@ each block per image times the images, plus the measured fold fits.
 It rewrites its section of ``docs/benchmarks.md`` and writes every fold to
 ``docs/bench_accuracy.json``::
 
-    .venv/bin/python benchmarks/bench_accuracy.py              # about 15 min
+    .venv/bin/python benchmarks/bench_accuracy.py              # about 1 hour
     .venv/bin/python benchmarks/bench_accuracy.py --fine-tune  # + fine-tuning
+    .venv/bin/python benchmarks/bench_accuracy.py --reuse-slow # about 10 min
+
+The rows that run on the first repeat only (gradient boosting, soft voting
+and stacking: three quarters of a full run, 2026-12-07: 44 min of fits on a
+quiet 2-CPU machine) can be copied from the last ``docs/bench_accuracy.json``
+with ``--reuse-slow`` (so can fine-tuning, when ``--fine-tune`` is not
+given): the table marks them with that run's date. Those classifiers take
+no ``groups``; a change that does not touch them or the default blocks
+leaves them as they were.
     .venv/bin/python benchmarks/bench_accuracy.py --quick      # a smoke test
     .venv/bin/python benchmarks/bench_accuracy.py --cascade    # cascade vs default
 
@@ -57,6 +66,7 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from hybridclf import ClassAwareAugmenter, load_image_folder, make_hybrid_pipeline
+from hybridclf.grouped_fit import fit_classifier
 from hybridclf.io import ImageLoader
 from hybridclf.pipeline import DEFAULT_FEATURES
 from hybridclf.training import read_groups_csv
@@ -148,11 +158,14 @@ def scaled_fold(store, blocks, fold, train, test):
     return np.hstack(parts_a), np.hstack(parts_b), fit_s
 
 
-def cached_fold(store, blocks, clf_name, fold, train, test, y):
+def cached_fold(store, blocks, clf_name, fold, train, test, y, groups):
     features_a, features_b, fit_s = scaled_fold(store, blocks, fold, train, test)
     t = time.perf_counter()
     clf = clone(make_hybrid_pipeline(classifier=clf_name)["clf"])
-    clf.fit(features_a, y[train])
+    # as the pipeline fits it with groups (``hybridclf train`` always has
+    # them): a classifier whose fit takes them leaves a photo out with its
+    # near-duplicates
+    fit_classifier(clf, features_a, y[train], groups[train])
     fit_s += time.perf_counter() - t
     t = time.perf_counter()
     pred = clf.predict(features_b)
@@ -162,7 +175,7 @@ def cached_fold(store, blocks, clf_name, fold, train, test, y):
     return pred, fit_s, extract_ms + clf_ms
 
 
-def pipeline_fold(blocks, clf_name, mode, images, y, train, test):
+def pipeline_fold(blocks, clf_name, mode, images, y, groups, train, test):
     pipe = make_hybrid_pipeline(
         features=[(n, block(n)) for n in blocks], classifier=clf_name,
         sampler=ClassAwareAugmenter(random_state=0) if mode == "augment" else None,
@@ -174,20 +187,20 @@ def pipeline_fold(blocks, clf_name, mode, images, y, train, test):
         pipe.set_params(features__cnn__extract__fine_tune_epochs=3,
                         features__cnn__extract__random_state=0)
     t = time.perf_counter()
-    pipe.fit(images[train], y[train])
+    pipe.fit(images[train], y[train], groups=groups[train])
     fit_s = time.perf_counter() - t
     t = time.perf_counter()
     pred = pipe.predict(images[test])
     return pred, fit_s, (time.perf_counter() - t) * 1000 / len(test)
 
 
-def check_exact(store, images, y, folds):
+def check_exact(store, images, y, groups, folds):
     """The cached path predicts what the real default pipeline predicts."""
     fold, (train, test) = 0, folds[0]
     cached, _, _ = cached_fold(store, list(DEFAULT_FEATURES), "ridge", fold,
-                               train, test, y)
+                               train, test, y, groups)
     pipe = make_hybrid_pipeline(cascade=False).set_params(load="passthrough")
-    pipe.fit(images[train], y[train])
+    pipe.fit(images[train], y[train], groups=groups[train])
     real = pipe.predict(images[test])
     agree = float(np.mean(real == cached))
     print(f"cached path vs make_hybrid_pipeline(cascade=False) on fold 0: "
@@ -196,6 +209,54 @@ def check_exact(store, images, y, folds):
     if agree < 1.0:
         sys.exit("the cached path does not reproduce the pipeline; not measuring")
     return agree
+
+
+def previous_rows(folds, files, fine_tune):
+    """``--reuse-slow``: the last run's rows measured on the first repeat only.
+
+    By label: the ``slow`` rows, and the fine-tuning row unless ``fine_tune``.
+    Each gets ``reused_from`` (that run's date). Exits when that run's files
+    or first five folds differ from ``folds``: its rows would not pair with
+    this run's default.
+    """
+    if not JSON_FILE.is_file():
+        sys.exit(f"--reuse-slow: {JSON_FILE} not found; run without it")
+    last = json.loads(JSON_FILE.read_text())
+    same = last["setup"]["files"] == files
+    rows = {}
+    for row in last["rows"]:
+        if row["mode"] == "slow" or (row["mode"] == "fine_tune" and not fine_tune):
+            same = same and all(
+                fold["test"] == [int(i) for i in test]
+                for fold, (_, test) in zip(row["folds"], folds, strict=True))
+            rows[row["label"]] = {
+                **row, "reused_from": row.get("reused_from", last["date"])}
+    if not same:
+        sys.exit(f"--reuse-slow: the folds of {JSON_FILE} are not this run's; "
+                 "run without it")
+    return rows
+
+
+def notes(rows):
+    """The lines under the table: which rows ran on fewer folds or another day."""
+    lines = [
+        "Rows marked *(5 folds)*, and fine-tuning, ran on the first repeat only "
+        "(5 folds): each costs minutes per fold on 2 cores. Their paired "
+        "difference is against the default on the same 5 folds."]
+    dates = sorted({r["reused_from"] for r in rows if "reused_from" in r})
+    if dates:
+        lines.append(
+            "Rows marked *not rerun* were copied, folds and all, from the "
+            f"previous `docs/bench_accuracy.json` (run of {', '.join(dates)}; "
+            "`--reuse-slow`): measured on the code of that date, not on this "
+            "run's; their *vs default* is against this run's default on the "
+            "same 5 folds, and their times, from that run, are not comparable "
+            "with the other rows'.")
+    if not any(r["mode"] == "fine_tune" for r in rows):
+        lines.append(
+            "Fine-tuning is not in this run (add `--fine-tune`): on 2 cores it "
+            "costs several minutes per fold.")
+    return lines
 
 
 def summarise(values):
@@ -211,7 +272,8 @@ def render(report):
         "",
         f"- Date: {report['date']}",
         f"- Machine: {setup['machine']}",
-        f"- Command: `{COMMAND}{' --fine-tune' if setup['fine_tune'] else ''}`",
+        f"- Command: `{COMMAND}{' --fine-tune' if setup['fine_tune'] else ''}"
+        f"{' --reuse-slow' if setup.get('reuse_slow') else ''}`",
         f"- Data: amulet6, {setup['n_images']} photos, 6 classes, "
         f"{setup['n_groups']} groups of photos of one amulet "
         f"({setup.get('groups', 'the inspector')}).",
@@ -220,8 +282,10 @@ def render(report):
         "them. Every fold of every configuration is in `docs/bench_accuracy.json`.",
         "- Fixed blocks (HOG, LBP, colour, pretrained CNN) are computed once per "
         "image; SIFT's vocabulary, the scalers and the classifier are fitted on "
-        "each training fold. Checked: on fold 0 this path and "
-        f"`make_hybrid_pipeline(cascade=False).fit().predict()` agree on "
+        "each training fold; the classifier gets the training photos' groups, "
+        "as `hybridclf train` gives them (the ridge's leave-one-out leaves a "
+        "photo out with its near-duplicates). Checked: on fold 0 this path and "
+        f"`make_hybrid_pipeline(cascade=False).fit(groups=...).predict()` agree on "
         f"{setup['exact_check']:.0%} of the test photos. Augmentation and "
         "fine-tuning run the real pipeline on every fold.",
         "- *fit s*: mean per fold (about 138 training photos): block extraction "
@@ -230,7 +294,11 @@ def render(report):
         "about 0.5 ms). Times taken while the benchmark ran with n_jobs=2; "
         "compare them within this table only (the machine may have been "
         "shared); the default's cost on a quiet machine is measured by "
-        "`bench_train.py` and `bench_serve.py`.",
+        "`bench_train.py` and `bench_serve.py`."
+        + (f" Load average at the start {setup['load_start']}, at the end "
+           f"{setup['load_end']} (2 CPUs): over 2, other jobs shared the CPUs "
+           "and the times are not comparable with another run's."
+           if "load_start" in setup else ""),
         "- *vs default*: paired per-fold accuracy difference, mean +/- std, and "
         "folds won / tied / lost against the default.",
         "",
@@ -242,7 +310,8 @@ def render(report):
         acc = np.array(row["accuracy"])
         diff = acc - np.array(default["accuracy"])[: len(acc)]
         cells = [
-            row["label"],
+            row["label"] + (f" (run of {row['reused_from'][:10]}, not rerun)"
+                            if "reused_from" in row else ""),
             "{:.3f} +/- {:.3f}".format(*summarise(acc)),
             "{:.3f} +/- {:.3f}".format(*summarise(row["balanced_accuracy"])),
             "{:.3f} +/- {:.3f}".format(*summarise(row["f1_macro"])),
@@ -267,6 +336,12 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cascade", action="store_true",
                         help="only the cascade beside the default (own section)")
+    parser.add_argument("--reuse-slow", action="store_true",
+                        help="copy the rows that run on the first repeat only "
+                        "(the slow ensembles; fine-tuning without --fine-tune) "
+                        "from the last docs/bench_accuracy.json instead of "
+                        "measuring them again; the table marks them with that "
+                        "run's date")
     parser.add_argument("--timing-folds", type=int, default=3,
                         help="folds on which --cascade times the real pipelines")
     args = parser.parse_args(argv)
@@ -278,6 +353,7 @@ def main(argv=None):
     y = np.asarray(labels)
     if args.cascade:
         return cascade_main(args, folder, paths, y)
+    load_start = " ".join(f"{v:.1f}" for v in os.getloadavg())
     groups, source = _common.fold_groups(folder, paths)
     images = ImageLoader(size=224, n_jobs=2).fit_transform(paths)
     seeds = list(range(1 if args.quick else args.repeats))
@@ -285,12 +361,17 @@ def main(argv=None):
         5, shuffle=True, random_state=seed).split(images, y, groups)]
     store = FeatureStore(images)
     configs = configurations(args.fine_tune)
+    reused = (previous_rows(folds[:5], [os.path.relpath(p, folder) for p in paths],
+                            args.fine_tune) if args.reuse_slow else {})
     if args.quick:
         configs = configs[:2] + configs[6:8]
     with threadpool_limits(1, user_api="blas"):
-        exact = check_exact(store, images, y, folds)
+        exact = check_exact(store, images, y, groups, folds)
         rows = []
         for label, blocks, clf_name, mode in configs:
+            if mode == "slow" and label in reused:
+                rows.append(reused.pop(label))
+                continue
             row = {"label": label, "blocks": blocks, "classifier": clf_name,
                    "mode": mode, "accuracy": [], "balanced_accuracy": [],
                    "f1_macro": [], "fit_s": [], "predict_ms": [], "folds": []}
@@ -298,10 +379,11 @@ def main(argv=None):
             for fold, (train, test) in enumerate(use):
                 if mode in ("cached", "slow"):
                     pred, fit_s, pred_ms = cached_fold(store, blocks, clf_name, fold,
-                                                       train, test, y)
+                                                       train, test, y, groups)
                 else:
                     pred, fit_s, pred_ms = pipeline_fold(blocks, clf_name, mode,
-                                                         images, y, train, test)
+                                                         images, y, groups, train,
+                                                         test)
                 row["accuracy"].append(accuracy_score(y[test], pred))
                 row["balanced_accuracy"].append(balanced_accuracy_score(y[test], pred))
                 row["f1_macro"].append(f1_score(y[test], pred, average="macro"))
@@ -313,6 +395,8 @@ def main(argv=None):
                   f"{np.std(row['accuracy']):.3f}  fit {np.mean(row['fit_s']):.1f} s"
                   f"  predict {np.mean(row['predict_ms']):.1f} ms", flush=True)
             rows.append(row)
+        # fine-tuning, when --fine-tune is not given
+        rows += [r for r in reused.values() if r["mode"] == "fine_tune"]
     info = _common.machine_info()
     report = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M+00:00"),
@@ -323,18 +407,13 @@ def main(argv=None):
                   # fold "test" entries index this list (relative to amulet6)
                   "files": [os.path.relpath(p, folder) for p in paths],
                   "seeds": seeds, "n_folds": len(folds), "exact_check": exact,
-                  "fine_tune": args.fine_tune,
-                  "block_ms_per_image": store.ms_per_image},
+                  "fine_tune": args.fine_tune, "reuse_slow": args.reuse_slow,
+                  "block_ms_per_image": store.ms_per_image,
+                  "load_start": load_start,
+                  "load_end": " ".join(f"{v:.1f}" for v in os.getloadavg())},
         "rows": rows,
     }
-    report["notes"] = [
-        "Rows marked *(5 folds)*, and fine-tuning, ran on the first repeat only "
-        "(5 folds): each costs minutes per fold on 2 cores. Their paired "
-        "difference is against the default on the same 5 folds."]
-    if not any(r["mode"] == "fine_tune" for r in rows):
-        report["notes"].append(
-            "Fine-tuning is not in this run (add `--fine-tune`): on 2 cores it "
-            "costs several minutes per fold.")
+    report["notes"] = notes(rows)
     if args.quick:
         print(render(report))
         return 0
@@ -369,6 +448,7 @@ def cascade_main(args, folder, paths, y):
         report = _cascade_rows.run(FeatureStore(images, cache_key="amulet6"),
                                    paths, y, groups, folds, args.timing_folds,
                                    open_feats)
+    setup["load_end"] = " ".join(f"{v:.1f}" for v in os.getloadavg())
     command = f"{COMMAND} --cascade" + (" --quick" if args.quick else "")
     section = _cascade_rows.render(report, command, setup)
     print(section)
