@@ -7,7 +7,8 @@ threshold and gate are chosen inside the training part by the same grouped
 out-of-fold procedure as ``CascadePipeline.fit`` (the library's
 ``out_of_fold_stages``, ``ood_limits`` and ``select_threshold``), with the
 photos' groups in the ridges' leave-one-out and the default sampler's views
-in a training set whose classes are small, as there.
+decided once on the training part (``decide_views``) and followed by the
+threshold's inner folds, as there.
 Checked against the real ``CascadePipeline`` on fold 0 (same predictions).
 Predict time is measured on the real pipelines, photo by photo from the
 files, alternating the two models so that both see the same load on the CPU.
@@ -36,7 +37,7 @@ from hybridclf.cascade import (
 from hybridclf.classifiers import RidgeSoftmaxClassifier
 from hybridclf.pipeline import DEFAULT_FEATURES
 from hybridclf.prediction import block_ood_scores
-from hybridclf.view_sampling import make_view
+from hybridclf.view_sampling import decide_views, make_view
 
 START = "<!-- bench_accuracy_cascade:start -->"
 END = "<!-- bench_accuracy_cascade:end -->"
@@ -73,7 +74,8 @@ def _views(store):
 
     ``make_hybrid_pipeline()``'s ``ViewAugmenter`` (``sampler="auto"``) adds
     its views to a training set whose smallest class is under its
-    ``max_smallest_class``: on amulet6, the threshold's inner folds.
+    ``max_smallest_class``, and the threshold's inner folds follow the
+    decision taken on the training part (``decide_views``).
     """
     sampler = make_hybrid_pipeline().get_params()["augment"]
     views = {}
@@ -87,15 +89,16 @@ def _views(store):
     return sampler, views
 
 
-def _training_rows(raw, views, rows, y, groups):
+def _training_rows(raw, views, rows, y, groups, decided_on):
     """The training table's raw features, labels and groups, as the sampler makes them.
 
     The images, then each view of all of them in turn (as
-    ``ViewAugmenter.fit_resample``) when the smallest class of ``rows`` is
-    under the sampler's ``max_smallest_class``; else the images alone.
+    ``ViewAugmenter.fit_resample``) when the smallest class of ``decided_on``
+    (the training part, whose decision its inner folds follow) is under the
+    sampler's ``max_smallest_class``; else the images alone.
     """
     sampler, view_raw = views
-    small = np.unique(y[rows], return_counts=True)[1].min() < sampler.max_smallest_class
+    small = decide_views(sampler, y[decided_on]).max_smallest_class is None
     parts = [raw] + (list(view_raw.values()) if small else [])
     table = {name: np.vstack([part[name][rows] for part in parts])
              for name in DEFAULT_FEATURES}
@@ -120,11 +123,12 @@ def cached_cascade_fold(raw, views, train, test, y, groups):
         np.zeros(len(train)), y_train, groups[train])
     # the classifiers get the groups, as CascadePipeline.fit gives them: their
     # leave-one-out leaves a photo out (with its views) with its near-duplicates;
-    # the sampler adds its views where the classes are small, as there
+    # the sampler's views are decided on the training part, and every inner
+    # fold follows the decision, as there
     tables = []
     for a, b in inner:
         table, table_y, table_groups = _training_rows(raw, views, train[a], y,
-                                                      groups)
+                                                      groups, train)
         scale = _Scaled(table, slice(None))
         tables.append((b, scale(table), table_y, scale(raw, train[b]),
                        table_groups))
@@ -137,7 +141,8 @@ def cached_cascade_fold(raw, views, train, test, y, groups):
                              eligible=_within(oof["cheap_ood"], limits))
     ungated = select_threshold(y_train, oof["full_proba"], oof["cheap_proba"],
                                classes, fold=oof["fold"])
-    table, table_y, table_groups = _training_rows(raw, views, train, y, groups)
+    table, table_y, table_groups = _training_rows(raw, views, train, y, groups,
+                                                  train)
     scale = _Scaled(table, slice(None))
     cols = block_columns(widths, CHEAP_FEATURES)
     cheap_widths = [(n, w) for n, w in widths if n in CHEAP_FEATURES]
@@ -317,10 +322,11 @@ def render(report, command, setup):
         "one photo, (3) the cheap stage's out-of-fold accuracy (a confidence "
         "floor; see `select_threshold`). As `hybridclf train` fits them, both "
         "models' ridges get the training photos' groups (their leave-one-out "
-        "leaves a photo out with its near-duplicates), and a training set whose "
-        "smallest class is under 15 photos (the threshold's inner folds) gets "
-        "the default sampler's views (`sampler=\"auto\"`). Accuracy from the "
-        "cached block features"
+        "leaves a photo out with its near-duplicates), and the default "
+        "sampler's views (`sampler=\"auto\"`) are added when the training "
+        "part's smallest class is under 15 photos, a decision the threshold's "
+        "inner folds follow (`decide_views`). Accuracy from the cached block "
+        "features"
         + (f"; checked on fold 0 against the real `CascadePipeline`: "
            f"{exact['agree']:.0%} same predictions, threshold "
            f"{exact['threshold_real']:.3f} (real) vs "

@@ -6,13 +6,14 @@ from numbers import Integral, Real
 import cv2
 import numpy as np
 from imblearn.base import BaseSampler
+from sklearn.base import clone
 from sklearn.utils import check_consistent_length
 from sklearn.utils.multiclass import check_classification_targets
 
 from .utils._validation import Interval, _fit_context
 
 __all__ = ["AUTO_VIEWS", "DEFAULT_VIEWS", "OBJECT_VIEWS", "VIEWS", "ViewAugmenter",
-           "make_view"]
+           "decide_views", "make_view"]
 
 logger = logging.getLogger(__name__)
 
@@ -335,3 +336,51 @@ width[, n_channels])
         tags.input_tags.three_d_array = True
         tags.input_tags.sparse = False
         return tags
+
+
+def decide_views(sampler, y):
+    """The sampler for the inner folds of ``y``, its views decided on ``y``.
+
+    A :class:`ViewAugmenter` adds views when the smallest class it is fitted
+    on has fewer than ``max_smallest_class`` images. Each inner fold of a
+    training set (the cross-validation of :func:`~hybridclf.train_model`,
+    the threshold folds of :class:`~hybridclf.cascade.CascadePipeline`) holds
+    fewer images per class than the whole set, so a fold may add views
+    where the fit on the whole set does not: on amulet6's grouped folds, 16
+    photos of the smallest class in a training part and about 13 in an inner
+    fold's. What the folds measure (the cross-validation score, the
+    cascade's threshold) would then be measured on other models than the
+    one fitted on the whole set. The decision is taken once, on ``y``, and
+    every fold follows it.
+
+    Parameters
+    ----------
+    sampler : sampler or None
+        The pipeline's ``augment`` step.
+
+    y : array-like of shape (n_samples,)
+        The labels of the whole training set (the data the outer ``fit``
+        receives).
+
+    Returns
+    -------
+    sampler : sampler or None
+        ``sampler`` itself when it is not a :class:`ViewAugmenter` with a
+        ``max_smallest_class``; else an unfitted clone that adds its views
+        always (``max_smallest_class=None``) when the smallest class of ``y``
+        is under the bar, and never (``views=()``) when it is not.
+
+    Examples
+    --------
+    >>> from hybridclf.view_sampling import ViewAugmenter, decide_views
+    >>> decide_views(ViewAugmenter(max_smallest_class=3), [0, 0, 0, 1, 1, 1]).views
+    ()
+    >>> decide_views(ViewAugmenter(max_smallest_class=4), [0, 0, 0, 1, 1, 1])
+    ViewAugmenter(max_smallest_class=None)
+    """
+    if not isinstance(sampler, ViewAugmenter) or sampler.max_smallest_class is None:
+        return sampler
+    smallest = np.unique(np.asarray(y), return_counts=True)[1].min()
+    if smallest < sampler.max_smallest_class:
+        return clone(sampler).set_params(max_smallest_class=None)
+    return clone(sampler).set_params(views=())

@@ -356,3 +356,31 @@ def test_a_threshold_above_the_cascades_sends_the_less_sure_photos_on(fitted, te
     np.testing.assert_allclose(result["proba"][less_sure], full[less_sure])
     assert [r == "low confidence" for r in result["reasons"]] == (
         result["proba"].max(axis=1) < asked).tolist()
+
+
+@pytest.mark.parametrize("bar, views", [(8, False), (9, True)])
+def test_the_threshold_folds_add_views_exactly_when_the_final_fit_does(
+        textures, monkeypatch, bar, views):
+    # 8 photos a class: the default sampler's bar (max_smallest_class) at 8
+    # adds no views to the final fit, but each threshold fold holds about 5 a
+    # class and added views: the threshold was learned on other models than
+    # the one it is applied to (amulet6: 16 photos, about 13 in a fold)
+    from hybridclf.view_sampling import ViewAugmenter
+
+    decided, fit = [], ViewAugmenter.fit
+
+    def recording_fit(self, X, y):
+        fit(self, X, y)
+        decided.append(self.views_)
+        return self
+
+    monkeypatch.setattr(ViewAugmenter, "fit", recording_fit)
+    paths, labels = textures
+    pipe = make_hybrid_pipeline(
+        features=["hog", "color", ("cnn", ExpensiveBlock())], cascade=True,
+        sampler=ViewAugmenter(views=("darken",), max_smallest_class=bar),
+    ).set_params(load__size=32, cheap_features=("hog", "color"), cv=3)
+    pipe.fit(paths, labels)
+    assert len(decided) == 4  # three folds, then the final fit
+    assert decided[-1] == (("darken",) if views else ())
+    assert decided[:3] == [decided[-1]] * 3

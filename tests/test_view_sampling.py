@@ -278,11 +278,13 @@ def test_train_model_passes_the_views_groups_to_every_fit(textures):
         _one_image_per_group(n_rows, groups, len(AUTO_VIEWS))
 
 
+@pytest.mark.parametrize("cascade", [False, True])
 @pytest.mark.parametrize("final_adds_views", [False, True])
 def test_folds_add_views_as_the_final_fit_does(textures, monkeypatch,
-                                               final_adds_views):
+                                               final_adds_views, cascade):
     # a fold holds fewer photos per class than the training part: deciding the
-    # views per fold would cross-validate another model than the one saved
+    # views per fold would cross-validate another model than the one saved;
+    # a cascade's threshold is learned on the same folds (hybridclf train)
     from hybridclf.training import train_model
 
     paths, labels = textures
@@ -298,9 +300,13 @@ def test_folds_add_views_as_the_final_fit_does(textures, monkeypatch,
     n_train = int(np.unique(labels, return_counts=True)[1].min() * 0.75)
     sampler = ViewAugmenter(max_smallest_class=n_train + 1 if final_adds_views
                             else n_train - 1)
-    pipe = make_hybrid_pipeline(features=["hog", "color"], sampler=sampler)
+    pipe = make_hybrid_pipeline(features=["hog", "color"], sampler=sampler,
+                                cascade=cascade)
+    if cascade:
+        pipe.set_params(cheap_features=("color",))
     result = train_model(pipe.set_params(load__size=64), paths, labels,
                          test_size=0.25, cv_folds=3)
+    assert hasattr(result.pipeline, "threshold_") == cascade
     smallest = np.unique(labels[result.train_indices], return_counts=True)[1].min()
     assert (smallest < sampler.max_smallest_class) == final_adds_views
     assert bool(result.pipeline["augment"].views_) == final_adds_views

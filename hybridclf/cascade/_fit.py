@@ -25,7 +25,7 @@ from ..pipeline import (
     iter_feature_blocks,
     view_groups,
 )
-from ..view_sampling import ViewAugmenter
+from ..view_sampling import ViewAugmenter, decide_views
 from ._stages import block_widths, in_gate
 from ._threshold import (
     block_columns,
@@ -102,9 +102,11 @@ def fit_cascade(pipe, X, y, groups, params):
     sampler = get_sampler(pipe)
     fixed = fixed_features(images, blocks) if sampler is None or isinstance(
         sampler, ViewAugmenter) else {}
-    # the classifiers' leave-one-out leaves a photo out with its near-duplicates
-    folds = list(scaled_folds(images, y, blocks, splits, sampler, fixed,
-                              groups if given else None))
+    # the classifiers' leave-one-out leaves a photo out with its near-duplicates;
+    # the folds add views exactly when the final fit on all of y does, so the
+    # threshold is learned on models like the one it is applied to
+    folds = list(scaled_folds(images, y, blocks, splits, decide_views(sampler, y),
+                              fixed, groups if given else None))
     train_x, train_y, view_rows = fit_steps(pipe, images, y, params, fixed,
                                             groups if given else None)
     oof = out_of_fold_stages(

@@ -79,7 +79,10 @@ class CascadePipeline(Pipeline):
     cv : int, default=5
         Grouped folds (``StratifiedGroupKFold``) of the out-of-fold
         predictions that choose the threshold; fewer when there are fewer
-        groups.
+        groups. A :class:`~hybridclf.ViewAugmenter` in the ``augment`` step
+        adds its views in every fold exactly when it does in the fit on all
+        the photos (:func:`~hybridclf.view_sampling.decide_views`), so the
+        threshold is learned on models like the one it is applied to.
 
     random_state : int, default=0
         Shuffles the folds.

@@ -17,7 +17,7 @@ from sklearn.base import clone
 from ..label_issues import find_label_issues
 from ..pipeline import fit_classifier, get_classifier, get_sampler, view_groups
 from ..prediction import block_ood_scores
-from ..view_sampling import ViewAugmenter
+from ..view_sampling import decide_views
 from ._result import plain, scores
 from ._search import grid_search, halving_search
 
@@ -51,25 +51,18 @@ def _search_classifier(run, pipe, grid, search, folds):
 
 
 def _views_decided(pipe, y_train):
-    """The pipeline for the folds, with its views decided on the training part.
+    """The pipeline for the folds, its views decided on the training part.
 
-    A :class:`~hybridclf.ViewAugmenter` adds views when the smallest class
-    it is fitted on is small. Each fold holds fewer photos per class than the
-    whole training part, so a fold may add views where the final fit does not
-    (on amulet6, 16 photos of the smallest class in the training part and
-    about 13 in a fold's): the cross-validation would then score another
-    model than the one saved, at up to twice the cost. The decision is taken
-    once, on the training part, and every fold follows it.
+    See :func:`~hybridclf.view_sampling.decide_views`: each fold adds views
+    exactly when the fit on the whole training part does, so the
+    cross-validation scores the model that is saved.
     """
     sampler = get_sampler(pipe)
-    if not isinstance(sampler, ViewAugmenter) or sampler.max_smallest_class is None:
+    decided = decide_views(sampler, y_train)
+    if decided is sampler:
         return pipe
-    smallest = np.unique(y_train, return_counts=True)[1].min()
     pipe = clone(pipe)
-    if smallest < sampler.max_smallest_class:
-        get_sampler(pipe).set_params(max_smallest_class=None)
-    else:
-        get_sampler(pipe).set_params(views=())
+    get_sampler(pipe).set_params(**decided.get_params())
     return pipe
 
 
