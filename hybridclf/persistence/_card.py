@@ -206,11 +206,17 @@ _CARD_UNREADABLE = 50
 
 
 def _card_unreadable(unreadable):
-    """The files of the data folders the model never saw, with the reason."""
+    """The files of the data folders the model never saw, with the reason.
+
+    Those that cannot be read, and those left out for their label (a label
+    conflict, a lone photo of a class only a feedback folder holds): each
+    reason says which.
+    """
     if not unreadable:
         return []
-    lines = ["", f"{len(unreadable)} file(s) of the data folders cannot be read "
-             "and were left out of the training and of every score above:", ""]
+    lines = ["", f"{len(unreadable)} file(s) of the data folders were left out "
+             "of the training and of every score above (unreadable, or left "
+             "out for their label), each with the reason:", ""]
     lines += [f"- {_code(u.get('file'))}: {' '.join(str(u.get('reason')).split())}"
               for u in unreadable[:_CARD_UNREADABLE]]
     if len(unreadable) > _CARD_UNREADABLE:

@@ -266,14 +266,16 @@ def join_identical_files(groups, paths):
     return join_groups(groups, _content_groups(paths))
 
 
-def drop_label_conflicts(paths, labels, names=None):
+def drop_label_conflicts(paths, labels, names=None, *, return_left_out=False):
     """Leave out byte-identical files filed under different classes, and say so.
 
     The same photo under two class names (a correction in a feedback folder
     that contradicts the data folder, or a copy filed twice) would be trained
     on with both labels. Every copy of such a photo is left out, and a
     :class:`~hybridclf.exceptions.SkippedFilesWarning` names the files, their
-    classes and the fix.
+    classes and the fix; with ``return_left_out``, each file left out comes
+    back with its reason too, for the model's record of the files it never
+    saw (``unreadable`` of ``model.json`` and the model card).
 
     Parameters
     ----------
@@ -287,20 +289,29 @@ def drop_label_conflicts(paths, labels, names=None):
         Names of the files for the message (their paths when None), kept in
         step with ``paths``.
 
+    return_left_out : bool, default=False
+        Also return the files left out, with the reason.
+
     Returns
     -------
     paths, labels, names : list
         The three lists without the conflicting files (``names`` is None when
         it was not given).
+
+    left_out : list of (str, str)
+        Only with ``return_left_out``: each file left out (its name, or its
+        path when ``names`` is None) and the reason, which names the classes
+        and the other copies.
     """
     content = _content_groups(paths)
     classes = {}
     for group, label in zip(content.tolist(), labels):
         classes.setdefault(group, set()).add(label)
     conflicts = {g for g, found in classes.items() if len(found) > 1}
-    if not conflicts:
-        return list(paths), list(labels), None if names is None else list(names)
     shown = list(paths) if names is None else list(names)
+    if not conflicts:
+        kept = list(paths), list(labels), None if names is None else list(names)
+        return (*kept, []) if return_left_out else kept
     lines = [
         "  " + ", ".join(f"{shown[i]} ({labels[i]})"
                          for i in np.flatnonzero(content == g))
@@ -315,8 +326,18 @@ def drop_label_conflicts(paths, labels, names=None):
         stacklevel=3,
     )
     keep = [i for i, g in enumerate(content.tolist()) if g not in conflicts]
-    return ([paths[i] for i in keep], [labels[i] for i in keep],
+    kept = ([paths[i] for i in keep], [labels[i] for i in keep],
             None if names is None else [names[i] for i in keep])
+    if not return_left_out:
+        return kept
+    left_out = []
+    for i in np.flatnonzero(np.isin(content, sorted(conflicts))):
+        copies = np.flatnonzero(content == content[i])
+        left_out.append((shown[i], (
+            "label conflict: the same photo (byte-identical) is also filed as "
+            + ", ".join(f"{shown[j]} ({labels[j]})" for j in copies if j != i)
+            + "; delete the copy under the wrong class to train on it")))
+    return (*kept, left_out)
 
 
 def join_groups(groups, other):

@@ -54,8 +54,10 @@ def training_metadata(result, paths, labels, *, root=None, names=None,
         The whole command's time.
 
     unreadable : sequence of (str, str), default=()
-        The files of the dataset left out because they cannot be read, with
-        the reason (:attr:`FolderTraining.unreadable`).
+        The files of the dataset left out, with the reason: those that cannot
+        be read, and those left out for their label (a label conflict, the
+        single photo of a class only a feedback folder holds)
+        (:attr:`FolderTraining.unreadable`).
 
     n_feedback : int or None, default=None
         How many of the images came from a feedback folder
