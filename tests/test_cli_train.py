@@ -606,6 +606,39 @@ def test_train_leaves_out_a_photo_filed_under_two_classes(texture_folder,
     assert "`feedback/gravel/copy.png`: label conflict" in card
 
 
+def test_train_names_a_group_of_near_identical_photos_under_two_classes(
+        texture_folder, tmp_path, capsys):
+    # a near-identical copy (re-encoded, not byte-identical) filed under
+    # another class was trained on under both labels without a word; it is
+    # kept (an object may rightly be filed under two names) and named
+    import shutil
+
+    import cv2
+
+    data = tmp_path / "data"
+    shutil.copytree(texture_folder, data)
+    cv2.imwrite(str(data / "gravel" / "copy.jpg"),
+                cv2.imread(str(data / "grass" / "0.png")))
+    groups = tmp_path / "groups.csv"
+    groups.write_text("file,group\ngrass/0.png,g\ngravel/copy.jpg,g\n")
+    model = tmp_path / "model"
+    with pytest.warns(UserWarning, match=r"(?s)1 group\(s\) of near-identical "
+                      r"photos.*trained on under each label.*grass/0\.png "
+                      r"\(grass\), gravel/copy\.jpg \(gravel\).*Move or delete"
+                      r".*hybridclf inspect"):
+        assert main(["train", "--data-dir", str(data), "--groups", str(groups),
+                     "--output-dir", str(model), "--features", "color",
+                     "--image-size", "32", "--cv-folds", "2", "--n-jobs", "1",
+                     "--no-cache"]) == 0
+    info = json.loads((model / "model.json").read_text())
+    assert info["data_fingerprint"]["class_counts"]["gravel"] == 9  # kept
+    assert info["groups_across_classes"] == [
+        {"files": ["grass/0.png", "gravel/copy.jpg"], "classes": ["grass", "gravel"]}]
+    assert "  grass/0.png, gravel/copy.jpg: grass, gravel" in capsys.readouterr().out
+    assert ("- `grass/0.png`, `gravel/copy.jpg`: `grass`, `gravel`"
+            in (model / "README.md").read_text())
+
+
 def test_train_on_one_class_says_a_second_is_needed(texture_folder, tmp_path,
                                                     capsys):
     data = tmp_path / "data"

@@ -135,6 +135,7 @@ def _print_training(training):
             "the training part"))
     _print_left_out(training)
     n_shared, n_shared_groups = training.n_grouped_images
+    _print_groups_across_classes(training.groups_across_classes)
     out(f"{training.n_groups} groups ({n_shared} images in {n_shared_groups} "
         f"group(s) of two or more; {training.group_source}) in "
         f"{training.group_seconds:.1f} s")
@@ -212,6 +213,26 @@ def _print_left_out(training):
             f"training {where}:")
         for name, reason in training.unreadable[end:]:
             out(f"  {name}: {reason}")
+
+
+def _print_groups_across_classes(groups):
+    """The groups of near-identical photos trained on under two classes.
+
+    Warned about on standard error too; a retraining run from cron shows
+    only this summary.
+    """
+    if not groups:
+        return
+    out(f"{len(groups)} group(s) of near-identical photos are filed under more "
+        "than one class and were trained on under each label (move or delete "
+        "the copy under the wrong class, or keep it if the object truly "
+        "belongs to both; model.json: groups_across_classes):")
+    for group in groups[:20]:
+        out("  " + ", ".join(group["files"][:8])
+            + (f" and {len(group['files']) - 8} more" if len(group["files"]) > 8
+               else "") + ": " + ", ".join(group["classes"]))
+    if len(groups) > 20:
+        out(f"  ... and {len(groups) - 20} more groups")
 
 
 def _print_test_part(part):

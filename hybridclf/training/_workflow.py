@@ -24,7 +24,7 @@ from sklearn.base import clone
 from ..exceptions import SkippedFilesWarning
 from ..pipeline import get_sampler, set_image_params
 from ._feature_cache import FeatureCache
-from ._groups import drop_label_conflicts
+from ._groups import drop_label_conflicts, groups_across_classes
 from ._result import TrainingResult
 from ._train import train_model
 from ._training_metadata import (  # noqa: F401 (importable from here)
@@ -102,6 +102,12 @@ class FolderTraining:
         How many of the images trained on came from a feedback folder (one
         holding ``feedback.jsonl``), all of them in the training part;
         None when no data folder is one.
+
+    groups_across_classes : list of dict
+        Each group of near-identical photos filed under more than one class
+        (``files``, ``classes``): trained on under each label, and named in
+        a warning (:func:`groups_across_classes`), ``model.json`` and the
+        model card.
     """
 
     result: TrainingResult
@@ -116,6 +122,7 @@ class FolderTraining:
     n_undecodable: int = 0
     n_set_aside: int = 0
     n_feedback: int = None
+    groups_across_classes: list = ()
 
     @property
     def n_images(self):
@@ -226,7 +233,10 @@ def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
     by :func:`~hybridclf.save_model` with :func:`training_metadata`. A photo
     filed under two classes (byte-identical files) is left out, with a
     warning that names its files (a label conflict), and recorded with
-    the unreadable files (below). The photos of a
+    the unreadable files (below). A group of near-identical photos (not
+    byte-identical) filed under two classes is trained on under both, as
+    one object may rightly be, with a warning that names its files and
+    classes (:func:`groups_across_classes`). The photos of a
     feedback folder (one holding ``feedback.jsonl``, as
     :class:`~hybridclf.feedback.FeedbackStore` writes) are always trained
     on, never drawn into the test part: they are the corrections the new
@@ -312,6 +322,7 @@ def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
         paths, groups_csv=groups_csv, root=roots, n_jobs=n_jobs,
         cache_dir=None if cache is None else cache.directory)
     group_seconds = time.perf_counter() - t0
+    spanning = groups_across_classes(groups, labels, names, source=source)
     pipe = make_training_pipeline(
         features=features, classifier=classifier, quick=quick,
         image_size=image_size, augment=augment, views=views, n_jobs=n_jobs,
@@ -347,7 +358,8 @@ def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
     metadata = training_metadata(
         result, paths, labels, names=names, classifier=classifier,
         group_source=source, seconds_wall=time.perf_counter() - started,
-        unreadable=skipped + set_aside + undecodable, n_feedback=n_feedback)
+        unreadable=skipped + set_aside + undecodable, n_feedback=n_feedback,
+        groups_across_classes=spanning)
     save_model(result.pipeline, output_dir, metadata=metadata,
                files=training_files(result, paths, names=names, data_dirs=roots,
                                     labels=labels))
@@ -359,4 +371,4 @@ def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
         cache_dir=None if cache is None else str(cache.directory),
         unreadable=skipped + set_aside + undecodable,
         n_set_aside=len(set_aside), n_undecodable=len(undecodable),
-        n_feedback=n_feedback)
+        n_feedback=n_feedback, groups_across_classes=spanning)
