@@ -91,7 +91,7 @@ def test_train_leaves_out_an_undecodable_photo_and_says_so(bad_tree, tmp_path,
                              "gravel/cut.png"}
     assert left_out["gravel/cut.png"].startswith("truncated image data")
     card = (model / "README.md").read_text()
-    assert "3 file(s) of the data folders cannot be read" in card
+    assert "3 file(s) of the data folders were left out" in card
     assert "`gravel/cut.png`: truncated image data" in card
 
 

@@ -133,8 +133,9 @@ def _print_training(training):
             "" if training.n_feedback is None else
             f"; {training.n_feedback} of them from the feedback folder, all in "
             "the training part"))
-    _print_undecodable(training)
+    _print_left_out(training)
     n_shared, n_shared_groups = training.n_grouped_images
+    _print_groups_across_classes(training.groups_across_classes)
     out(f"{training.n_groups} groups ({n_shared} images in {n_shared_groups} "
         f"group(s) of two or more; {training.group_source}) in "
         f"{training.group_seconds:.1f} s")
@@ -190,20 +191,48 @@ def _print_training(training):
             f"{c['worst_fold_loss']} photo(s) lost")
 
 
-def _print_undecodable(training):
-    """The files left out because they could not be decoded, with the reason.
+def _print_left_out(training):
+    """The files left out for their label or because they did not decode.
 
     Those the folder walk did not take were named in its warning already;
-    the model card and model.json list both.
+    the model card and model.json list them all. The label conflicts and
+    lone feedback photos were warned about too, on standard error, which a
+    retraining run from cron does not show: the summary names them again.
     """
-    n = training.n_undecodable
-    if not n:
+    n, n_set_aside = training.n_undecodable, training.n_set_aside
+    where = ("(model.json and README.md in the model directory list every file "
+             "left out)")
+    end = len(training.unreadable) - n
+    if n_set_aside:
+        out(f"{n_set_aside} file(s) were left out of the training for their "
+            f"label {where}:")
+        for name, reason in training.unreadable[end - n_set_aside:end]:
+            out(f"  {name}: {reason}")
+    if n:
+        out(f"{n} file(s) could not be decoded and were left out of the "
+            f"training {where}:")
+        for name, reason in training.unreadable[end:]:
+            out(f"  {name}: {reason}")
+
+
+def _print_groups_across_classes(groups):
+    """The groups of near-identical photos trained on under two classes.
+
+    Warned about on standard error too; a retraining run from cron shows
+    only this summary.
+    """
+    if not groups:
         return
-    out(f"{n} file(s) could not be decoded and were left out of the training "
-        "(model.json and README.md in the model directory list every file "
-        "left out):")
-    for name, reason in training.unreadable[-n:]:
-        out(f"  {name}: {reason}")
+    out(f"{len(groups)} group(s) of near-identical photos are filed under more "
+        "than one class and were trained on under each label (move or delete "
+        "the copy under the wrong class, or keep it if the object truly "
+        "belongs to both; model.json: groups_across_classes):")
+    for group in groups[:20]:
+        out("  " + ", ".join(group["files"][:8])
+            + (f" and {len(group['files']) - 8} more" if len(group["files"]) > 8
+               else "") + ": " + ", ".join(group["classes"]))
+    if len(groups) > 20:
+        out(f"  ... and {len(groups) - 20} more groups")
 
 
 def _print_test_part(part):

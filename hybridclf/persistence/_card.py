@@ -206,16 +206,41 @@ _CARD_UNREADABLE = 50
 
 
 def _card_unreadable(unreadable):
-    """The files of the data folders the model never saw, with the reason."""
+    """The files of the data folders the model never saw, with the reason.
+
+    Those that cannot be read, and those left out for their label (a label
+    conflict, a lone photo of a class only a feedback folder holds): each
+    reason says which.
+    """
     if not unreadable:
         return []
-    lines = ["", f"{len(unreadable)} file(s) of the data folders cannot be read "
-             "and were left out of the training and of every score above:", ""]
+    lines = ["", f"{len(unreadable)} file(s) of the data folders were left out "
+             "of the training and of every score above (unreadable, or left "
+             "out for their label), each with the reason:", ""]
     lines += [f"- {_code(u.get('file'))}: {' '.join(str(u.get('reason')).split())}"
               for u in unreadable[:_CARD_UNREADABLE]]
     if len(unreadable) > _CARD_UNREADABLE:
         lines.append(f"- ... and {len(unreadable) - _CARD_UNREADABLE} more "
                      "(`unreadable` in `model.json`)")
+    return lines
+
+
+def _card_groups_across_classes(groups):
+    """The groups of near-identical photos the model learnt under two classes."""
+    if not groups:
+        return []
+    lines = ["", f"{len(groups)} group(s) of near-identical photos are filed "
+             "under more than one class and were trained on under each label "
+             "(a copy filed under the wrong class is to be moved or deleted; "
+             "one object that truly belongs to both may stay):", ""]
+    lines += ["- " + ", ".join(_code(f) for f in g.get("files", [])[:8])
+              + (f" and {len(g['files']) - 8} more" if len(g.get("files", [])) > 8
+                 else "")
+              + ": " + ", ".join(_code(c) for c in g.get("classes", []))
+              for g in groups[:_CARD_UNREADABLE]]
+    if len(groups) > _CARD_UNREADABLE:
+        lines.append(f"- ... and {len(groups) - _CARD_UNREADABLE} more "
+                     "(`groups_across_classes` in `model.json`)")
     return lines
 
 
@@ -229,6 +254,7 @@ def _card_integrity(info):
                   f"- fingerprint (SHA-256 of names, sizes and labels): "
                   f"`{fingerprint.get('sha256')}`"]
     lines += _card_unreadable(info.get("unreadable") or [])
+    lines += _card_groups_across_classes(info.get("groups_across_classes") or [])
     lines += ["", "## Integrity", "",
               f"`{info['model_file']}` ({info['model_format']}) has SHA-256 "
               f"`{info['sha256']}`. `{MANIFEST}` lists the SHA-256 of every "

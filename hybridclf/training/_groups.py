@@ -18,8 +18,8 @@ from ..utils._csv import read_csv_rows
 from ..utils._docstrings import Substitution, n_jobs_docstring
 from ..utils._row_store import content_digest
 
-__all__ = ["drop_label_conflicts", "duplicate_groups", "join_identical_files",
-           "read_groups_csv"]
+__all__ = ["drop_label_conflicts", "duplicate_groups", "groups_across_classes",
+           "join_identical_files", "read_groups_csv"]
 
 # the records keep the logger name they had before this module was split off
 logger = logging.getLogger("hybridclf.training._split")
@@ -266,14 +266,16 @@ def join_identical_files(groups, paths):
     return join_groups(groups, _content_groups(paths))
 
 
-def drop_label_conflicts(paths, labels, names=None):
+def drop_label_conflicts(paths, labels, names=None, *, return_left_out=False):
     """Leave out byte-identical files filed under different classes, and say so.
 
     The same photo under two class names (a correction in a feedback folder
     that contradicts the data folder, or a copy filed twice) would be trained
     on with both labels. Every copy of such a photo is left out, and a
     :class:`~hybridclf.exceptions.SkippedFilesWarning` names the files, their
-    classes and the fix.
+    classes and the fix; with ``return_left_out``, each file left out comes
+    back with its reason too, for the model's record of the files it never
+    saw (``unreadable`` of ``model.json`` and the model card).
 
     Parameters
     ----------
@@ -287,20 +289,29 @@ def drop_label_conflicts(paths, labels, names=None):
         Names of the files for the message (their paths when None), kept in
         step with ``paths``.
 
+    return_left_out : bool, default=False
+        Also return the files left out, with the reason.
+
     Returns
     -------
     paths, labels, names : list
         The three lists without the conflicting files (``names`` is None when
         it was not given).
+
+    left_out : list of (str, str)
+        Only with ``return_left_out``: each file left out (its name, or its
+        path when ``names`` is None) and the reason, which names the classes
+        and the other copies.
     """
     content = _content_groups(paths)
     classes = {}
     for group, label in zip(content.tolist(), labels):
         classes.setdefault(group, set()).add(label)
     conflicts = {g for g, found in classes.items() if len(found) > 1}
-    if not conflicts:
-        return list(paths), list(labels), None if names is None else list(names)
     shown = list(paths) if names is None else list(names)
+    if not conflicts:
+        kept = list(paths), list(labels), None if names is None else list(names)
+        return (*kept, []) if return_left_out else kept
     lines = [
         "  " + ", ".join(f"{shown[i]} ({labels[i]})"
                          for i in np.flatnonzero(content == g))
@@ -315,8 +326,88 @@ def drop_label_conflicts(paths, labels, names=None):
         stacklevel=3,
     )
     keep = [i for i, g in enumerate(content.tolist()) if g not in conflicts]
-    return ([paths[i] for i in keep], [labels[i] for i in keep],
+    kept = ([paths[i] for i in keep], [labels[i] for i in keep],
             None if names is None else [names[i] for i in keep])
+    if not return_left_out:
+        return kept
+    left_out = []
+    for i in np.flatnonzero(np.isin(content, sorted(conflicts))):
+        copies = np.flatnonzero(content == content[i])
+        left_out.append((shown[i], (
+            "label conflict: the same photo (byte-identical) is also filed as "
+            + ", ".join(f"{shown[j]} ({labels[j]})" for j in copies if j != i)
+            + "; delete the copy under the wrong class to train on it")))
+    return (*kept, left_out)
+
+
+#: The files of one group that the warning of :func:`groups_across_classes`
+#: names; model.json names them all.
+_SHOWN_PER_GROUP = 8
+
+
+def groups_across_classes(groups, labels, names, *, source=None):
+    """The groups of near-identical photos filed under more than one class.
+
+    A near-identical copy (another shot, a resized or re-encoded file) under
+    another class is trained on under both labels: unlike a byte-identical
+    one (:func:`drop_label_conflicts`) it is kept, since a group may rightly
+    span classes (one object filed under two names), but a
+    :class:`UserWarning` names each such group's files, their classes and
+    the fix, as ``hybridclf inspect`` reports them (label conflicts).
+
+    Parameters
+    ----------
+    groups : array-like of int
+        The group id of each file (:func:`find_training_groups`).
+
+    labels : sequence of str
+        The class of each file.
+
+    names : sequence of str
+        The files' names for the message and the record.
+
+    source : str or None, default=None
+        Where the groups came from, for the message.
+
+    Returns
+    -------
+    conflicts : list of dict
+        One ``{"files": [...], "classes": [...]}`` per group that spans
+        classes (its files in order, its classes sorted), as ``model.json``
+        records them; empty when none does.
+    """
+    members = {}
+    for i, group in enumerate(np.asarray(groups).tolist()):
+        members.setdefault(group, []).append(i)
+    conflicts = [idx for idx in members.values()
+                 if len({labels[i] for i in idx}) > 1]
+    if not conflicts:
+        return []
+
+    def shown(idx):
+        more = (f", ... and {len(idx) - _SHOWN_PER_GROUP} more"
+                if len(idx) > _SHOWN_PER_GROUP else "")
+        return "  " + ", ".join(f"{names[i]} ({labels[i]})"
+                                for i in idx[:_SHOWN_PER_GROUP]) + more
+
+    lines = [shown(idx) for idx in conflicts[:20]]
+    if len(conflicts) > 20:
+        lines.append(f"  ... and {len(conflicts) - 20} more groups")
+    warnings.warn(
+        f"{len(conflicts)} group(s) of near-identical photos"
+        + (f" (groups: {source})" if source else "") + " are filed under more "
+        "than one class and are trained on under each label:\n"
+        + "\n".join(lines) + "\nMove or delete the copy filed under the wrong "
+        "class; keep it only if the object truly belongs to both classes. "
+        "hybridclf inspect lists these as label conflicts (and with --labels, "
+        "the likely wrong labels); the groups are recorded in model.json "
+        "(groups_across_classes) and the model card.",
+        UserWarning,
+        stacklevel=3,
+    )
+    return [{"files": [names[i] for i in idx],
+             "classes": sorted({str(labels[i]) for i in idx})}
+            for idx in conflicts]
 
 
 def join_groups(groups, other):

@@ -26,7 +26,7 @@ __all__ = [
 
 def training_metadata(result, paths, labels, *, root=None, names=None,
                       classifier=None, group_source=None, seconds_wall=None,
-                      unreadable=(), n_feedback=None):
+                      unreadable=(), n_feedback=None, groups_across_classes=()):
     """The ``model.json`` entries of a model that ``hybridclf train`` saves.
 
     Parameters
@@ -54,12 +54,18 @@ def training_metadata(result, paths, labels, *, root=None, names=None,
         The whole command's time.
 
     unreadable : sequence of (str, str), default=()
-        The files of the dataset left out because they cannot be read, with
-        the reason (:attr:`FolderTraining.unreadable`).
+        The files of the dataset left out, with the reason: those that cannot
+        be read, and those left out for their label (a label conflict, the
+        single photo of a class only a feedback folder holds)
+        (:attr:`FolderTraining.unreadable`).
 
     n_feedback : int or None, default=None
         How many of the images came from a feedback folder
         (:attr:`FolderTraining.n_feedback`); None when none was given.
+
+    groups_across_classes : sequence of dict, default=()
+        The groups of near-identical photos filed under more than one class
+        (:attr:`FolderTraining.groups_across_classes`).
 
     Returns
     -------
@@ -70,7 +76,9 @@ def training_metadata(result, paths, labels, *, root=None, names=None,
         views were added and why), and with ``n_feedback``, ``n_feedback``
         of ``training``; with ``unreadable``,
         ``unreadable``: a list of ``{"file": ..., "reason": ...}``, as in
-        the report of ``hybridclf evaluate``.
+        the report of ``hybridclf evaluate``; with
+        ``groups_across_classes``, ``groups_across_classes``: a list of
+        ``{"files": [...], "classes": [...]}``.
     """
     metadata = result.metadata()
     metadata["data_fingerprint"] = data_fingerprint(paths, labels, root=root,
@@ -89,6 +97,10 @@ def training_metadata(result, paths, labels, *, root=None, names=None,
     if unreadable:
         metadata["unreadable"] = [{"file": name, "reason": reason}
                                   for name, reason in unreadable]
+    if groups_across_classes:
+        metadata["groups_across_classes"] = [
+            {"files": list(g["files"]), "classes": list(g["classes"])}
+            for g in groups_across_classes]
     return metadata
 
 

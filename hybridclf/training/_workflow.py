@@ -24,7 +24,7 @@ from sklearn.base import clone
 from ..exceptions import SkippedFilesWarning
 from ..pipeline import get_sampler, set_image_params
 from ._feature_cache import FeatureCache
-from ._groups import drop_label_conflicts
+from ._groups import drop_label_conflicts, groups_across_classes
 from ._result import TrainingResult
 from ._train import train_model
 from ._training_metadata import (  # noqa: F401 (importable from here)
@@ -86,8 +86,14 @@ class FolderTraining:
         Each file of the data folders left out, named as in the model's
         data fingerprint, with the reason: first those the folder walk did
         not take (not an image, empty, ...: warned about as they were
-        found), then those that could not be decoded (truncated, too
+        found), then those left out for their label (label conflicts, the
+        single photo of a class that only a feedback folder holds: warned
+        about too), then those that could not be decoded (truncated, too
         small, ...). ``model.json`` and the model card list them too.
+
+    n_set_aside : int
+        How many of ``unreadable`` were left out for their label (those
+        just before the undecodable ones).
 
     n_undecodable : int
         How many of ``unreadable`` (the last ones) could not be decoded.
@@ -96,6 +102,12 @@ class FolderTraining:
         How many of the images trained on came from a feedback folder (one
         holding ``feedback.jsonl``), all of them in the training part;
         None when no data folder is one.
+
+    groups_across_classes : list of dict
+        Each group of near-identical photos filed under more than one class
+        (``files``, ``classes``): trained on under each label, and named in
+        a warning (:func:`groups_across_classes`), ``model.json`` and the
+        model card.
     """
 
     result: TrainingResult
@@ -108,7 +120,9 @@ class FolderTraining:
     cache_dir: str = None
     unreadable: list = ()
     n_undecodable: int = 0
+    n_set_aside: int = 0
     n_feedback: int = None
+    groups_across_classes: list = ()
 
     @property
     def n_images(self):
@@ -173,17 +187,21 @@ def _drop_lone_feedback_classes(paths, labels, names, roots):
     folds need two images of each class) until someone moved it away; it
     waits in the feedback folder instead, and is trained on once a second
     photo of the class comes. A class of the data folders keeps the error.
+
+    Returns the three lists without those photos, and each photo left out
+    (its name) with the reason, for the model's record of the files it never
+    saw.
     """
     from_feedback = _from_feedback(paths, roots)
     if from_feedback is None:
-        return paths, labels, names
+        return paths, labels, names, []
     lone = {}
     for i, label in enumerate(labels):
         lone.setdefault(label, []).append(i)
     lone = {c: idx for c, idx in lone.items()
             if len(idx) < 2 and from_feedback[idx].all()}
     if not lone:
-        return paths, labels, names
+        return paths, labels, names, []
     shown = ", ".join(f"{c!r} ({names[idx[0]]})" for c, idx in sorted(lone.items()))
     warnings.warn(
         f"{len(lone)} class(es) of the feedback folder have a single photo and "
@@ -192,8 +210,12 @@ def _drop_lone_feedback_classes(paths, labels, names, roots):
         "a second photo of it is sent, or added to the data folder.",
         SkippedFilesWarning, stacklevel=3)
     keep = [i for i, label in enumerate(labels) if label not in lone]
+    left_out = [(names[idx[0]], f"the only photo of the class {c!r}, which only "
+                 "the feedback folder holds: trained on once a second photo of "
+                 "it comes (a class needs at least 2)")
+                for c, idx in sorted(lone.items())]
     return ([paths[i] for i in keep], [labels[i] for i in keep],
-            [names[i] for i in keep])
+            [names[i] for i in keep], left_out)
 
 
 def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
@@ -210,13 +232,17 @@ def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
     :func:`make_training_pipeline` is trained by :func:`train_model` and saved
     by :func:`~hybridclf.save_model` with :func:`training_metadata`. A photo
     filed under two classes (byte-identical files) is left out, with a
-    warning that names its files (a label conflict). The photos of a
+    warning that names its files (a label conflict), and recorded with
+    the unreadable files (below). A group of near-identical photos (not
+    byte-identical) filed under two classes is trained on under both, as
+    one object may rightly be, with a warning that names its files and
+    classes (:func:`groups_across_classes`). The photos of a
     feedback folder (one holding ``feedback.jsonl``, as
     :class:`~hybridclf.feedback.FeedbackStore` writes) are always trained
     on, never drawn into the test part: they are the corrections the new
     model is trained to learn; a class that only a feedback folder holds,
     with a single photo, is left out with a warning until a second photo
-    of it comes (the folds need two). A file that cannot be
+    of it comes (the folds need two), and recorded so too. A file that cannot be
     read never stops the training: the folder walk skips what is not an
     image, with a warning, and a file that cannot be decoded (truncated,
     too small, over ``max_pixels``) is left out
@@ -283,14 +309,20 @@ def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
     check_output_dir(output_dir)  # before the training, not after
     roots = [data_dir] if isinstance(data_dir, (str, os.PathLike)) else list(data_dir)
     paths, labels, names, skipped = load_image_folders(roots, return_skipped=True)
-    paths, labels, names = drop_label_conflicts(paths, labels, names)
-    paths, labels, names = _drop_lone_feedback_classes(paths, labels, names, roots)
+    paths, labels, names, conflicts = drop_label_conflicts(
+        paths, labels, names, return_left_out=True)
+    paths, labels, names, lone = _drop_lone_feedback_classes(paths, labels, names,
+                                                             roots)
+    # recorded with the undecodable files: a retraining run from cron is
+    # read from its model, not from the warnings it printed
+    set_aside = conflicts + lone
     cache = FeatureCache(cache_dir) if feature_cache else None
     t0 = time.perf_counter()
     groups, source = find_training_groups(
         paths, groups_csv=groups_csv, root=roots, n_jobs=n_jobs,
         cache_dir=None if cache is None else cache.directory)
     group_seconds = time.perf_counter() - t0
+    spanning = groups_across_classes(groups, labels, names, source=source)
     pipe = make_training_pipeline(
         features=features, classifier=classifier, quick=quick,
         image_size=image_size, augment=augment, views=views, n_jobs=n_jobs,
@@ -326,7 +358,8 @@ def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
     metadata = training_metadata(
         result, paths, labels, names=names, classifier=classifier,
         group_source=source, seconds_wall=time.perf_counter() - started,
-        unreadable=skipped + undecodable, n_feedback=n_feedback)
+        unreadable=skipped + set_aside + undecodable, n_feedback=n_feedback,
+        groups_across_classes=spanning)
     save_model(result.pipeline, output_dir, metadata=metadata,
                files=training_files(result, paths, names=names, data_dirs=roots,
                                     labels=labels))
@@ -336,5 +369,6 @@ def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
         n_groups=len(np.unique(result.groups)), group_source=source,
         group_seconds=group_seconds, seconds=time.perf_counter() - started,
         cache_dir=None if cache is None else str(cache.directory),
-        unreadable=skipped + undecodable, n_undecodable=len(undecodable),
-        n_feedback=n_feedback)
+        unreadable=skipped + set_aside + undecodable,
+        n_set_aside=len(set_aside), n_undecodable=len(undecodable),
+        n_feedback=n_feedback, groups_across_classes=spanning)

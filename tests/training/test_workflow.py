@@ -184,6 +184,14 @@ def test_a_new_class_of_one_feedback_photo_waits_instead_of_stopping_training(
                                 tmp_path / "model", **options)
     assert training.result.classes == ["brick", "grass", "gravel"]
     assert training.n_feedback == 0
+    # the model records it, as it does an undecodable photo: a retraining run
+    # from cron showed it only in a warning
+    (name, reason), = training.unreadable
+    assert name.startswith("feedback/coins/") and "'coins'" in reason
+    info = json.loads((tmp_path / "model" / "model.json").read_text())
+    assert info["unreadable"] == [{"file": name, "reason": reason}]
+    assert f"`{name}`: the only photo of the class 'coins'" in (
+        tmp_path / "model" / "README.md").read_text()
     store.add(cv2.imencode(".png", coins[100:196, 100:196])[1].tobytes(), "coins")
     training = train_folder([texture_folder, store.directory], tmp_path / "model",
                             **options)
