@@ -314,6 +314,40 @@ def test_folds_add_views_as_the_final_fit_does(textures, monkeypatch,
     assert set(decisions) == {final_adds_views}
 
 
+@pytest.mark.parametrize("final_adds_views", [False, True])
+def test_a_search_over_feature_parameters_scores_folds_with_the_final_views(
+        textures, monkeypatch, final_adds_views):
+    # train --search over a feature block's parameters runs scikit-learn's
+    # search on the training part's folds: each fold decided its own views,
+    # so the search compared other models than the one it chose for
+    from hybridclf.training import train_model
+
+    paths, labels = textures
+    decisions = []
+    fit = ViewAugmenter.fit
+
+    def recording_fit(self, X, y):
+        fitted = fit(self, X, y)
+        decisions.append(bool(fitted.views_))
+        return fitted
+
+    monkeypatch.setattr(ViewAugmenter, "fit", recording_fit)
+    n_train = int(np.unique(labels, return_counts=True)[1].min() * 0.75)
+    sampler = ViewAugmenter(max_smallest_class=n_train + 1 if final_adds_views
+                            else n_train - 1)
+    pipe = make_hybrid_pipeline(features=["hog", "color"], sampler=sampler,
+                                cascade=False)
+    bins = [(4, 2, 2), (8, 2, 2)]
+    result = train_model(pipe.set_params(load__size=64), paths, labels,
+                         test_size=0.25, cv_folds=3, search="grid",
+                         param_grid={"features__color__extract__bins": bins})
+    assert result.best_params["features__color__extract__bins"] in bins
+    # the saved model keeps the sampler as given, deciding on its own data
+    assert result.pipeline["augment"].max_smallest_class == sampler.max_smallest_class
+    assert len(decisions) > 6  # 2 candidates x 3 folds, the folds, the final
+    assert set(decisions) == {final_adds_views}
+
+
 @pytest.mark.parametrize("cascade", [False, True])
 def test_the_classifier_leaves_a_photo_out_with_its_near_duplicates(textures,
                                                                    cascade):

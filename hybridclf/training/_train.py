@@ -33,6 +33,7 @@ import logging
 import time
 
 import numpy as np
+from sklearn.base import clone
 from threadpoolctl import threadpool_limits
 
 from ..cascade import is_cascade
@@ -260,10 +261,13 @@ def _train(run, pipe, search, param_grid, open_set_quantile):
     on_features = search != "none" and not is_classifier_grid(grid)
     best_params, search_info = {}, {}
     if on_features:
+        # the search's folds add views as the final fit will (decide_views);
+        # the chosen pipeline keeps the sampler as given
         with run.timed("search"):
-            pipe, best_params, search_info = pipeline_search(
-                pipe, grid, search, run.X_train, run.y_train, run.splits,
-                run.random_state)
+            _, best_params, search_info = pipeline_search(
+                _views_decided(pipe, run.y_train), grid, search, run.X_train,
+                run.y_train, run.splits, run.random_state)
+        pipe = clone(pipe).set_params(**best_params)
     folds, blocks, shared = _fold_phase(run, _views_decided(pipe, run.y_train))
     if search != "none" and not on_features:
         pipe, best_params, search_info = _search_classifier(
