@@ -43,8 +43,9 @@ leaves them as they were.
 
 ``--cascade`` measures only the cascade beside the full default, on folds
 grouped by ``amulet6_groups.csv`` (hand-checked groups), and rewrites its own
-section (see ``_cascade_rows.py``); about 20 min, most of it fitting the real
-pipelines that are timed. While iterating, ``--cascade --quick
+section (see ``_cascade_rows.py``); on 2 CPUs (2026-12-07) it took 3 min 36 s
+the first time, 76 s once the block features were cached in
+``benchmarks/results/features/``. While iterating, ``--cascade --quick
 --timing-folds 0`` takes seconds once the features are cached (5 folds,
 accuracy only, no docs update).
 """
