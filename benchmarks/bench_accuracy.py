@@ -43,8 +43,9 @@ leaves them as they were.
 
 ``--cascade`` measures only the cascade beside the full default, on folds
 grouped by ``amulet6_groups.csv`` (hand-checked groups), and rewrites its own
-section (see ``_cascade_rows.py``); about 20 min, most of it fitting the real
-pipelines that are timed. While iterating, ``--cascade --quick
+section (see ``_cascade_rows.py``); on 2 CPUs (2026-12-07) it took 3 min 36 s
+the first time, 76 s once the block features were cached in
+``benchmarks/results/features/``. While iterating, ``--cascade --quick
 --timing-folds 0`` takes seconds once the features are cached (5 folds,
 accuracy only, no docs update).
 """
@@ -158,10 +159,18 @@ def scaled_fold(store, blocks, fold, train, test):
     return np.hstack(parts_a), np.hstack(parts_b), fit_s
 
 
+def seeded(est, seed=0):
+    """``est`` with every ``random_state`` set, as ``hybridclf train`` seeds
+    its pipeline (``--seed``, 0 by default): unseeded, the rows of the
+    forests and boosted trees came out different on every run."""
+    return est.set_params(**{name: seed for name in est.get_params()
+                             if name.endswith("random_state")})
+
+
 def cached_fold(store, blocks, clf_name, fold, train, test, y, groups):
     features_a, features_b, fit_s = scaled_fold(store, blocks, fold, train, test)
     t = time.perf_counter()
-    clf = clone(make_hybrid_pipeline(classifier=clf_name)["clf"])
+    clf = seeded(clone(make_hybrid_pipeline(classifier=clf_name)["clf"]))
     # as the pipeline fits it with groups (``hybridclf train`` always has
     # them): a classifier whose fit takes them leaves a photo out with its
     # near-duplicates
@@ -181,6 +190,7 @@ def pipeline_fold(blocks, clf_name, mode, images, y, groups, train, test):
         sampler=ClassAwareAugmenter(random_state=0) if mode == "augment" else None,
         cascade=False,
     ).set_params(load="passthrough")
+    seeded(pipe)
     for name in blocks:
         pipe.set_params(**{f"features__{name}__extract__n_jobs": 2})
     if mode == "fine_tune":

@@ -226,3 +226,24 @@ def test_extracting_a_folder_again_into_it_resumes(digits, tmp_path):
                                                photos / "features")
     assert again.n_files == first.n_files == 20
     assert (again.computed, again.skipped) == ([], [0])
+
+
+def test_a_folder_of_only_the_last_run_s_output_is_no_images(digits, tmp_path):
+    # 'predict out/ --output out/predictions.csv' where out/ held only the last
+    # CSV reported "0 files" with exit status 0 and emptied that CSV; extract
+    # was refused as "another file list"
+    import hybridclf.batch
+    from hybridclf.exceptions import NoImagesError
+
+    out = tmp_path / "out"
+    output = out / "predictions.csv"
+    hybridclf.batch.predict_to_csv(digits / "model", [digits / "digits"], output)
+    before = output.read_bytes()
+    with pytest.raises(NoImagesError, match=r"No images found in '.*out'"):
+        hybridclf.batch.predict_to_csv(digits / "model", [out], output)
+    assert output.read_bytes() == before
+    hybridclf.batch.extract_to_parquet(digits / "model", [digits / "digits"],
+                                       out / "features")
+    with pytest.raises(NoImagesError, match=r"No images found in '.*features'"):
+        hybridclf.batch.extract_to_parquet(digits / "model", [out / "features"],
+                                           out / "features")

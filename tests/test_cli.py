@@ -158,8 +158,10 @@ def test_help_imports_no_heavy_library(command):
 @pytest.mark.parametrize("argv, message", [
     (["train", "--data-dir", "d", "--output-dir", "o", "--cv-folds", "1"],
      "argument --cv-folds: must be a number >= 2"),
-    (["train", "--data-dir", "d", "--output-dir", "o", "--test-size", "1"],
-     "argument --test-size: must be a fraction in [0, 1)"),
+    # 0.7 passed the parser and stopped the training with "The 'test_size'
+    # parameter of grouped_train_test_split must be ... in the range (0, 0.5]"
+    (["train", "--data-dir", "d", "--output-dir", "o", "--test-size", "0.7"],
+     "argument --test-size: must be a fraction in [0, 0.5]"),
     (["train", "--data-dir", "d", "--output-dir", "o", "--classifier", "svm"],
      "argument --classifier: invalid choice: 'svm' (choose from ridge, "),
     (["train", "--data-dir", "d", "--output-dir", "o", "--features", "hog", "x"],

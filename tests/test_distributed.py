@@ -4,6 +4,7 @@ import csv
 import json
 import logging
 import os
+import re
 import signal
 import threading
 import time
@@ -211,6 +212,23 @@ def test_photos_added_since_an_extract_are_the_only_ones_computed(
     with pytest.raises(ValueError, match=r"(?s)1 file\(s\) that are no longer "
                        r"among the inputs \(such as '.*"):
         extract_features(pipe, files[1:], out, partition_size=8)
+
+
+def test_a_photo_removed_before_a_stopped_extract_resumes_is_refused(
+        model_dir, images, tmp_path):
+    # a stopped run over added photos was taken up again although a photo of
+    # an earlier run's partition had been removed: its row stayed in the
+    # output, where a rerun of a finished run refuses such a folder
+    pipe = load_model(model_dir)
+    files = _files(images)
+    out = tmp_path / "f"
+    extract_features(pipe, files[:16], out, partition_size=8)  # partitions 0, 1
+    extract_features(pipe, files, out, partition_size=8)  # then 2 to 4
+    os.remove(out / "part-00004.parquet")  # stopped before its last partition
+    with pytest.raises(ValueError, match=r"(?s)1 file\(s\) that are no longer "
+                       r"among the inputs \(such as " + re.escape(repr(files[1]))):
+        extract_features(pipe, files[:1] + files[2:], out, partition_size=8)
+    assert extract_features(pipe, files, out, partition_size=8).computed == [4]
 
 
 def test_a_rerun_with_other_threads_resumes(model_dir, images, tmp_path):

@@ -102,10 +102,12 @@ def test_fewer_folds_when_no_class_has_enough_images(caplog):
     assert "Using 4 folds instead of 5 ('cv_folds'): no class has more than 4" \
         in caplog.text
     assert sorted(np.concatenate([test for _, test in splits])) == list(range(11))
-    # a class of one image: named, with a fix that works at test_size=0 too
+    # a class of one image: named, with a fix that works at test_size=0 too,
+    # and the option too, for 'hybridclf train' (which has no 'test_size')
     labels = np.array(["a", "a", "b", "b", "c"])
     with pytest.raises(ValueError, match="'c' has 1. Add images to that class or "
-                       "leave it out"):
+                       r"leave it out.*'test_size' parameter \(--test-size on "
+                       r"the command line\)"):
         cv_splits(labels, np.arange(5), cv_folds=2)
 
 

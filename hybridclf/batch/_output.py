@@ -16,13 +16,18 @@ hybridclf writes (:mod:`hybridclf.utils._csv`, for spreadsheets); the
 others are plain UTF-8, for the programs they feed.
 """
 
+import logging
 import os
 import shutil
 from contextlib import nullcontext
 
+from ..io import no_images_error
+from ..prediction._files import _FIX, _LOOKED_FOR
 from ..utils._csv import open_csv
 
 __all__ = []
+
+logger = logging.getLogger(__name__)
 
 
 def _without_own_output(files, inputs, paths=(), folders=()):
@@ -32,12 +37,23 @@ def _without_own_output(files, inputs, paths=(), folders=()):
     last CSV (or its ``.partial`` and ``.parts``) among the photos, and
     ``extract photos/ --output-dir photos/features`` its own partitions. A
     file given by name stays (:func:`_check_csv_output` refuses it).
+
+    Inputs that hold nothing but that output raise the
+    :class:`~hybridclf.exceptions.NoImagesError` of inputs that hold no
+    file (:func:`~hybridclf.prediction.iter_image_files`), not a run over
+    0 files that reads as done.
     """
     own = {os.path.realpath(path) for path in paths}
     inside = tuple(os.path.join(os.path.realpath(f), "") for f in folders)
     given = {os.path.realpath(item) for item in inputs}
-    return [f for f in files if (real := os.path.realpath(f)) in given
+    kept = [f for f in files if (real := os.path.realpath(f)) in given
             or not (real in own or real.startswith(inside))]
+    if files and not kept:
+        logger.warning("Left out %d file(s) of this command's own output found "
+                       "in the inputs (such as %r): they are never read as "
+                       "images", len(files), files[0])
+        raise no_images_error(inputs, _LOOKED_FOR, _FIX)
+    return kept
 
 
 def _check_csv_output(output, model_dir, files):

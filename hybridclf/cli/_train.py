@@ -45,10 +45,10 @@ def format_parser(parser):
                         help="grouped cross-validation folds (default: 5, or 3 "
                         "with --quick)")
     parser.add_argument(
-        "--test-size", type=bounded(float, 0, 1, high_open=True, name="fraction"),
+        "--test-size", type=bounded(float, 0, 0.5, name="fraction"),
         default=0.2, metavar="F",
-        help="share of the images held out as the test part, grouped; 0 trains "
-        "on everything (default: %(default)s)",
+        help="share of the images held out as the test part, grouped, at most "
+        "0.5; 0 trains on everything (default: %(default)s)",
     )
     parser.add_argument(
         "--features", nargs="+", type=registry_name("FEATURE_BLOCKS"),

@@ -314,18 +314,22 @@ def _new_files(output, files, manifest, done):
     names = _utf8_names(files)
     earlier = _part_files(output, [i for i in done if i < last])
     rest = [f for f, name in zip(files, names) if name not in earlier]
-    if len(rest) == n_last and _files_digest(rest) == digest:
-        new, first = rest, last  # the last run, stopped: taken up again
+    # the last run, stopped, is taken up again: its files are all in ``rest``
+    resumed = len(rest) == n_last and _files_digest(rest) == digest
+    held = earlier if resumed else earlier | _part_files(
+        output, [i for i in done if i >= last])
+    # a file gone from an earlier run's partition too: its row would stay
+    gone = held - set(names)
+    if gone:
+        raise ValueError(
+            f"The output folder {output!r} holds the features of "
+            f"{len(gone)} file(s) that are no longer among the inputs (such "
+            f"as {min(gone)!r}): files were removed or renamed since it was "
+            "written. Use a new output folder, or delete this one to start "
+            "again.")
+    if resumed:
+        new, first = rest, last
     else:
-        held = earlier | _part_files(output, [i for i in done if i >= last])
-        gone = held - set(names)
-        if gone:
-            raise ValueError(
-                f"The output folder {output!r} holds the features of "
-                f"{len(gone)} file(s) that are no longer among the inputs (such "
-                f"as {min(gone)!r}): files were removed or renamed since it was "
-                "written. Use a new output folder, or delete this one to start "
-                "again.")
         new = [f for f, name in zip(files, names) if name not in held]
         first = last + -(-n_last // size)  # after the last run's partitions
         if new:

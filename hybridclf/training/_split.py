@@ -222,7 +222,8 @@ def cv_splits(labels, groups, *, cv_folds=5, random_state=0):
         raise ValueError(
             f"train_model needs at least 2 images per class in the training part "
             f"for cross-validation; {small}. Add images to that class or leave "
-            "it out (or lower 'test_size' if the test part took some)."
+            "it out, or, if the test part took some, lower the 'test_size' "
+            "parameter (--test-size on the command line)."
         )
     if n_folds < cv_folds:
         why = (f"only {n_groups} groups" if n_folds == n_groups else
