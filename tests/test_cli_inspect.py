@@ -124,6 +124,67 @@ def test_a_rerun_keeps_the_groups_merged_by_hand(small_dataset, tmp_path):
         "duplicate_groups.csv", "duplicate_groups.edited.csv"]
 
 
+def _read_groups(path):
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        return {row["file"]: row["group"] for row in csv.DictReader(fh)}
+
+
+def _partition(groups):
+    members = {}
+    for name, group in groups.items():
+        members.setdefault(group, set()).add(name)
+    return {frozenset(files) for files in members.values()}
+
+
+def test_inspect_groups_carries_the_groups_given_by_hand(small_dataset, tmp_path,
+                                                         monkeypatch):
+    """The report asks to merge and split groups by hand in
+    duplicate_groups.csv and to run inspect again; before, the new run found
+    its own groups again (the edits only kept aside) and the label check
+    folded by them. With --groups, a merge and a split by hand survive, a new
+    photo's copy joins its photo's hand group, and a run on the CSV it wrote
+    gives the same groups."""
+    import hybridclf.inspect._inspect as inspect_module
+
+    folds = []
+    real_check = inspect_module.check_labels
+    monkeypatch.setattr(inspect_module, "check_labels", lambda paths, labels,
+                        groups, **kw: folds.append(dict(zip(paths, groups)))
+                        or real_check(paths, labels, groups, **kw))
+    out = tmp_path / "report"
+    args = ["inspect", "--data-dir", str(small_dataset), "--output-dir", str(out),
+            "--quick", "--n-jobs", "1"]
+    assert main(args) == 0
+    found = _read_groups(out / "duplicate_groups.csv")
+    brick0, brick1 = (str(small_dataset / "brick" / f"{i}.png") for i in (0, 1))
+    grass, copy = (str(small_dataset / "grass" / "0.png"),
+                   str(small_dataset / "gravel" / "copy_of_grass.jpg"))
+    assert found[brick0] != found[brick1] and found[grass] == found[copy]
+    edited = dict(found, **{brick1: found[brick0], copy: "split by hand"})
+    hand_csv = tmp_path / "edited.csv"
+    with hand_csv.open("w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows([("file", "group"), *edited.items()])
+    new = small_dataset / "brick" / "new_copy.jpg"  # a photo added since
+    cv2.imwrite(str(new), np.ascontiguousarray(cv2.imread(brick0)[:, ::-1]))
+
+    assert main([*args, "--groups", str(hand_csv), "--labels"]) == 0
+    groups = _read_groups(out / "duplicate_groups.csv")
+    assert groups[brick0] == groups[brick1] == groups[str(new)]  # merged, joined
+    assert groups[grass] != groups[copy]  # split
+    assert _partition({f: g for f, g in groups.items() if f != str(new)}) == \
+        _partition(edited)
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert report["n_label_conflicts"] == 0  # the grass copy split off gravel
+    # the label check folds by these groups too
+    assert folds[-1][brick0] == folds[-1][brick1] == folds[-1][str(new)]
+    assert folds[-1][grass] != folds[-1][copy]
+
+    again = tmp_path / "again.csv"
+    again.write_bytes((out / "duplicate_groups.csv").read_bytes())
+    assert main([*args, "--groups", str(again)]) == 0
+    assert _read_groups(out / "duplicate_groups.csv") == groups  # stable
+
+
 def test_groups_merged_by_hand_in_a_legacy_code_page_are_kept_and_named(
         small_dataset, tmp_path, caplog):
     """duplicate_groups.csv merged in Excel and saved as its plain "CSV" (the

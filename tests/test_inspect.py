@@ -20,7 +20,11 @@ from hybridclf import (
 )
 from hybridclf.inspect._advice import cv_advice
 from hybridclf.inspect._checks import class_outliers
-from hybridclf.inspect._grouping import average_linkage_groups, union_find_groups
+from hybridclf.inspect._grouping import (
+    average_linkage_groups,
+    merge_hand_groups,
+    union_find_groups,
+)
 
 from .conftest import require_shared
 
@@ -831,3 +835,19 @@ def test_label_check_flags_a_photo_not_its_generated_copies(texture_folder,
     flagged = [os.path.basename(i["file"]) for i in report.label_issues]
     assert "brick0.png" in flagged and "brick0_aug001.png" not in flagged
     assert report.label_check["n_checked"] == 24
+
+
+def test_hand_groups_win_and_new_files_join_without_merging_them():
+    # files 0-3 named by hand: 0 and 1 kept apart though found together, 2
+    # and 3 merged though found apart; 4 is new, found with 0 and 1 (two hand
+    # groups: it joins the first, never merging them); 5 and 6 are new, found
+    # together, with no named file
+    found = [0, 0, 1, 2, 0, 3, 3]
+    hand = ["a", "b", "c", "c", None, None, None]
+    groups = merge_hand_groups(found, hand)
+    assert groups[0] != groups[1] and groups[2] == groups[3]
+    assert groups[4] == groups[0]
+    assert groups[5] == groups[6] and groups[5] not in groups[:5]
+    # a run on the groups it wrote gives them again
+    rerun = merge_hand_groups(found, [str(g) for g in groups.tolist()])
+    assert rerun.tolist() == groups.tolist()

@@ -242,6 +242,17 @@ def test_a_file_whose_group_is_cleared_gets_a_group_of_its_own(textures,
     assert len(set(groups[:5])) == 5 and groups[5] == groups[6] != groups[0]
 
 
+def test_a_cleared_file_and_one_the_csv_does_not_name_stay_apart(textures,
+                                                                tmp_path):
+    # the group of a cleared cell was keyed by its CSV line, that of an image
+    # the CSV does not name by its index: line 2 and image 2 shared a group
+    paths, _ = textures
+    csv = tmp_path / "groups.csv"
+    csv.write_text(f"file,group\n{paths[0]},\n")
+    groups = read_groups_csv(csv, paths[:3])
+    assert len(set(groups.tolist())) == 3
+
+
 def test_a_groups_csv_of_another_folder_is_refused(textures, tmp_path):
     # inspect's CSV of one folder given to train on another: every photo
     # got its own group, with only a warning, and near-duplicates could be

@@ -32,6 +32,13 @@ def format_parser(parser):
         "groups, flags the images whose label it contradicts (cleanlab); writes "
         "label_issues.csv and shows each beside its nearest images of the "
         "suggested class in report.html")
+    parser.add_argument(
+        "--groups", default=None, metavar="CSV",
+        help="CSV with the columns file,group, as for train --groups (the "
+        "duplicate_groups.csv of an earlier run, edited by hand): its groups "
+        "win for the files it names, new photos join a group through the "
+        "copies found of them; the report, the new duplicate_groups.csv and "
+        "the --labels folds take these groups. Default: the groups found")
     parser.add_argument("--check-duplicates", action=argparse.BooleanOptionalAction,
                         default=True,
                         help="look for duplicate images (default: yes)")
@@ -54,7 +61,7 @@ def run(args):
     report = inspect_dataset(
         args.data_dir, test_root=args.test_data_dir, quick=args.quick,
         check_duplicates=args.check_duplicates, labels=args.labels,
-        n_jobs=args.n_jobs, progress=True,
+        groups=args.groups, n_jobs=args.n_jobs, progress=True,
     )
     paths = report.save(args.output_dir)
     out(report.summary())

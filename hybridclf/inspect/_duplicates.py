@@ -17,6 +17,7 @@ from ._evidence import duplicate_pairs, hash_matrix
 from ._grouping import (
     affinity,
     average_linkage_groups,
+    merge_hand_groups,
     union_find_groups,
     weakest_links,
 )
@@ -127,6 +128,32 @@ def join_known_copies(search, copies):
     groups = union_find_groups(len(groups), links + [(p.i, p.j) for p in copies])
     known = {(p.i, p.j) for p in search.pairs}
     pairs = search.pairs + [p for p in copies if (p.i, p.j) not in known]
+    return DuplicateSearch(
+        pairs=pairs, groups=groups, weakest=weakest_links(groups, pairs),
+        near_misses=[p for p in search.near_misses if groups[p.i] != groups[p.j]])
+
+
+def apply_hand_groups(search, hand):
+    """``search`` with the groups a person gave by hand (``inspect --groups``).
+
+    Parameters
+    ----------
+    search : DuplicateSearch
+        What the search found.
+
+    hand : sequence of str or None
+        The group a groups CSV gives each file, None where it names none
+        (:func:`~hybridclf.io._groups_csv.read_group_names`).
+
+    Returns
+    -------
+    search : DuplicateSearch
+        The groups of :func:`~._grouping.merge_hand_groups`; the pairs and
+        weakest links of the files kept together, and the near misses
+        between groups. A pair the person split is no longer shown.
+    """
+    groups = merge_hand_groups(search.groups, hand)
+    pairs = [p for p in search.pairs if groups[p.i] == groups[p.j]]
     return DuplicateSearch(
         pairs=pairs, groups=groups, weakest=weakest_links(groups, pairs),
         near_misses=[p for p in search.near_misses if groups[p.i] != groups[p.j]])

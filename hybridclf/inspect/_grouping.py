@@ -238,3 +238,42 @@ def weakest_links(groups, pairs):
             # Kruskal adds edges strongest first: the last one added is weakest
             weakest[int(groups[pair.i])] = pair
     return weakest
+
+
+def merge_hand_groups(found, hand):
+    """The groups a person gave by hand, with the files they did not name added.
+
+    The person's grouping wins for the files it names: those it puts
+    together stay together, those it keeps apart stay apart, whatever the
+    search found. The files it does not name (photos added since) keep the
+    groups the search found among themselves, and such a group joins a hand
+    group when the search put it with files of that hand group: the one
+    that holds most of those files (the first in file order on a tie), so
+    a new photo never merges two groups the person kept apart.
+
+    Parameters
+    ----------
+    found : array-like of int
+        The group the search found for each file.
+
+    hand : sequence of hashable or None
+        The group the person gave each file (any name), None for a file the
+        person did not name.
+
+    Returns
+    -------
+    groups : ndarray of shape (n_files,), dtype int64
+        Group ids 0, 1, ... in order of each group's first file.
+    """
+    found = np.asarray(found).tolist()
+    votes = {}
+    for g, name in zip(found, hand):
+        if name is not None:
+            count = votes.setdefault(g, {})
+            count[name] = count.get(name, 0) + 1
+    # max keeps the first name of most votes: dicts keep the file order
+    joins = {g: max(count, key=count.get) for g, count in votes.items()}
+    keys = [("hand", name) if name is not None
+            else ("hand", joins[g]) if g in joins else ("found", g)
+            for g, name in zip(found, hand)]
+    return _renumber(keys)

@@ -127,13 +127,19 @@ _FIX_FIRST = (
     "trained on with both labels; keep the copies in the right class folder "
     "and move or delete the others (the group's photos are shown "
     "with their class). If the photos are not one object, split the group "
-    "as below. Then run inspect again.</p>")
+    "as below. Then run inspect again, with <code>--groups "
+    "duplicate_groups.csv</code> when you edited its groups: your edits carry "
+    "over.</p>")
 _GROUPS_HELP = (
     "<p>Each group is kept on one side of every split by <code>hybridclf "
     "train --groups duplicate_groups.csv</code>. A group that holds photos of "
     "two objects (look at its weakest link first) is split by hand in "
     "duplicate_groups.csv: give the files of one object a new group id, one "
-    "that no other row uses.</p>")
+    "that no other row uses. Run inspect again with <code>--groups "
+    "duplicate_groups.csv</code>: the groups you gave win over those found "
+    "for the files the file names, and carry into the new "
+    "duplicate_groups.csv; a new photo joins the group of the copies found "
+    "for it.</p>")
 
 
 def _link_text(how, score, thresholds):
@@ -206,8 +212,10 @@ def _near_misses_html(report, thumbs, files_by_path):
            "Copies missed by the grouping are among them; merge by hand, in "
            "duplicate_groups.csv, what is one object: give every file of one "
            "group (the group of each photo is under it) the other's group id, "
-           "then train with --groups that file (a later run into this "
-           "folder keeps the edited file as duplicate_groups.edited.csv).</p>"]
+           "then train with --groups that file. Run inspect again with "
+           "--groups that file to keep your merges in the new report and its "
+           "duplicate_groups.csv (the edited file is kept beside it as "
+           "duplicate_groups.edited.csv).</p>"]
     for a, b, how, score in report.near_misses:
         figs = "".join(thumbs.figure(f, _where(files_by_path, f, group=True))
                        for f in (a, b))
@@ -229,7 +237,8 @@ def _label_issues_html(report, thumbs):
            "similarity of the model's features). Check them by eye: the "
            "model is quick, and an unusual photo of the right class is flagged "
            "too. Move a photo that is filed wrongly into its class folder (the "
-           "suggested class is only the model's guess), then run inspect again: "
+           "suggested class is only the model's guess), then run inspect again "
+           "(with --groups duplicate_groups.csv if you edited its groups): "
            "one fixed label changes the others' probabilities. The list is in "
            "label_issues.csv.</p>"]
     if check["skipped_classes"]:

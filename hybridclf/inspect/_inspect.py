@@ -8,6 +8,7 @@ import numpy as np
 
 from ..io import IMAGE_EXTENSIONS, LINKED_FOLDER
 from ..io._folders import layout_hint
+from ..io._groups_csv import read_group_names
 from ..utils._csv import read_csv_rows
 from ._advice import cv_advice, distribution
 from ._checks import class_outliers, integrity_issues, quality_issues, size_outliers
@@ -16,6 +17,7 @@ from ._duplicates import (
     CNN_SIZE,
     DuplicateSearch,
     SearchSettings,
+    apply_hand_groups,
     embed,
     join_known_copies,
     search_duplicates,
@@ -198,9 +200,23 @@ def _advice(train_labels, train_paths, train_groups):
     return advice
 
 
+def _hand_groups(csv_path, paths, root, test_root):
+    """The group a groups CSV gives each path (None where it names none).
+
+    Returns a dict path -> name, or None without a CSV. Its relative names
+    are read from the dataset folders, the CSV's folder and the current
+    folder, as ``hybridclf train --groups`` reads them.
+    """
+    if csv_path is None:
+        return None
+    roots = [root] + ([] if test_root is None else [test_root])
+    return dict(zip(paths, read_group_names(csv_path, paths, root=roots)))
+
+
+@fill_doc
 def inspect_dataset(root, *, test_root=None, quick=False, check_duplicates=True,
-                    labels=False, thresholds=None, n_jobs=None, progress=False,
-                    **threshold_values):
+                    labels=False, groups=None, thresholds=None, n_jobs=None,
+                    progress=False, **threshold_values):
     """Find the problems of an image dataset before training on it.
 
     Every file under ``root`` (and ``test_root``) is read and fully decoded
@@ -233,6 +249,11 @@ def inspect_dataset(root, *, test_root=None, quick=False, check_duplicates=True,
       the duplicate groups, and the images whose label its probabilities
       contradict (confident learning, :mod:`hybridclf.label_issues`), each
       with its nearest images of the suggested class.
+    - **Groups by hand** (``groups``): the groups of a ``duplicate_groups.csv``
+      edited by hand (a near miss merged, a wrong group split) win over
+      those found, for the files it names (:func:`_hand_groups`); the report,
+      the new ``duplicate_groups.csv``, the advice and the label check's folds
+      take them, so the edits carry over to the next run.
     - **Distribution and advice**: counts per class, imbalance ratio, size
       statistics and a cross-validation plan (see
       :meth:`DatasetReport.summary`).
@@ -259,6 +280,17 @@ def inspect_dataset(root, *, test_root=None, quick=False, check_duplicates=True,
         only). It costs a pass of two cheap feature blocks over the images
         and three small fits: about 10 ms per image on 2 cores.
 
+    groups : str, os.PathLike or None, default=None
+        A ``file,group`` CSV (a ``duplicate_groups.csv`` of an earlier run,
+        edited by hand), read as ``hybridclf train --groups`` reads it
+        (:func:`hybridclf.training.read_groups_csv`). For the files it names,
+        its groups win: files it puts together stay together, files it keeps
+        apart stay apart, whatever the search finds. The files it does not
+        name (photos added since) are grouped by the search; a group of them
+        that the search puts with files of a hand group joins that group
+        (the one holding most of those files), never merging two hand
+        groups. None uses the groups found.
+
     thresholds : InspectThresholds or dict, default=None
         Where the checks draw their lines; ``None`` means the defaults of
         :class:`~hybridclf.inspect.InspectThresholds`, which documents each.
@@ -281,7 +313,9 @@ def inspect_dataset(root, *, test_root=None, quick=False, check_duplicates=True,
     Raises
     ------
     ValueError
-        When a threshold is out of its range.
+        When a threshold is out of its range, or the ``groups`` CSV is
+        refused (as by ``hybridclf train --groups``: one file in two groups,
+        no image of the dataset named, missing columns, not UTF-8).
 
     TypeError
         When a keyword names no threshold.
@@ -330,6 +364,8 @@ def inspect_dataset(root, *, test_root=None, quick=False, check_duplicates=True,
     """
     thresholds = resolve_thresholds(thresholds, threshold_values)
     files = _collect(root, test_root)
+    # read before the scan: a refused CSV costs no scan
+    hand = _hand_groups(groups, files.paths, root, test_root)
     logger.info("Inspecting %d files under %s", len(files.paths), root)
     files, records, embeddings, non_images = _scan(files, quick, n_jobs, progress)
     issues = _issues(records, files.labels, embeddings, thresholds, files.splits)
@@ -340,21 +376,23 @@ def inspect_dataset(root, *, test_root=None, quick=False, check_duplicates=True,
         roots = [root] + ([] if test_root is None else [test_root])
         pairs, generated = _augment_copies(files, roots)
         search = join_known_copies(search, pairs)
+    if hand is not None:
+        search = apply_hand_groups(search, [hand[p] for p in files.paths])
     for rec in records:
         rec.align_gray = rec.align_value = None
         rec.align_features = {}
-    groups = search.groups
+    group_ids = search.groups
     readable = [i for i, rec in enumerate(records)
                 if rec.error is None and files.splits[i] == "train"
                 and files.labels[i]]
     _warn_outside_classes(files)
     train_labels = [files.labels[i] for i in readable]
     advice = _advice(train_labels, [files.paths[i] for i in readable],
-                     groups[readable])
+                     group_ids[readable])
     label_check = None
     if labels:
         label_check = check_labels([files.paths[i] for i in readable], train_labels,
-                                   groups[readable], n_jobs=n_jobs,
+                                   group_ids[readable], n_jobs=n_jobs,
                                    copies=[i in generated for i in readable])
     return DatasetReport(
         root=os.fspath(root),
@@ -367,4 +405,5 @@ def inspect_dataset(root, *, test_root=None, quick=False, check_duplicates=True,
         thresholds=thresholds, quick=quick,
         skipped_checks=_skipped_checks(quick, check_duplicates),
         label_check=label_check,
+        groups_csv=None if groups is None else os.fspath(groups),
     )

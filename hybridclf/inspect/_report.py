@@ -99,6 +99,10 @@ class DatasetReport:
         ``similarity`` of the nearest images of the suggested class). None
         when the check did not run.
 
+    groups_csv : str or None
+        The groups CSV whose groups won over those found
+        (``inspect_dataset(groups=...)``), or None.
+
     label_check : dict or None
         With ``labels=True``: ``n_checked`` images, the quick model's
         out-of-fold ``cv_accuracy``, and the ``skipped_classes`` (fewer
@@ -107,8 +111,9 @@ class DatasetReport:
 
     def __init__(self, *, root, test_root, records, labels, splits, issues, search,
                  non_images, stats, advice, thresholds, quick, skipped_checks,
-                 label_check=None):
+                 label_check=None, groups_csv=None):
         self.root = root
+        self.groups_csv = groups_csv
         self.test_root = test_root
         self.quick = quick
         self.skipped_checks = list(skipped_checks)
@@ -277,6 +282,7 @@ class DatasetReport:
         """
         return {
             "root": self.root, "test_root": self.test_root, "quick": self.quick,
+            "groups_csv": self.groups_csv,
             "skipped_checks": self.skipped_checks, "thresholds": self.thresholds,
             "n_files": self.n_files, "n_unreadable": self.n_unreadable,
             "n_label_conflicts": self.n_label_conflicts, "n_leaks": self.n_leaks,
@@ -369,7 +375,7 @@ class DatasetReport:
             ``"label_issues"`` with the label check.
         """
         make_output_dir(output_dir)
-        _keep_edited_groups(output_dir)
+        _keep_edited_groups(output_dir, self.groups_csv)
         older = os.path.join(output_dir, LABEL_ISSUES_FILE)
         if (self.label_issues is None and os.path.isfile(older)
                 and os.path.isfile(os.path.join(output_dir, "report.json"))):
@@ -415,11 +421,13 @@ def _advice_line(advice):
 _GROUPS_REFUSED = "'hybridclf train --groups' would refuse it"
 
 
-def _keep_edited_groups(output_dir):
+def _keep_edited_groups(output_dir, carried=None):
     """Move aside an earlier ``duplicate_groups.csv`` that differs from its report.
 
     The report's near misses ask a person to merge groups by hand in that
     file; a second run into the folder would otherwise overwrite the merges.
+    ``carried`` is the groups CSV the new report took its groups from (the
+    warning says whether the edits carried over).
     Returns the new path, or None when there was nothing to keep.
     """
     path = os.path.join(output_dir, "duplicate_groups.csv")
@@ -448,8 +456,15 @@ def _keep_edited_groups(output_dir):
         n += 1
         target = os.path.join(output_dir, f"duplicate_groups.edited-{n}.csv")
     os.replace(path, target)
-    logger.warning("%s was edited since the earlier report; kept as %s (merge "
-                   "your changes into the new duplicate_groups.csv)", path, target)
+    if carried is not None and os.path.realpath(carried) == os.path.realpath(path):
+        logger.warning("%s was edited since the earlier report; kept as %s (its "
+                       "groups are carried into the new duplicate_groups.csv)",
+                       path, target)
+    else:
+        logger.warning("%s was edited since the earlier report; kept as %s (run "
+                       "hybridclf inspect again with --groups %s to carry its "
+                       "groups into the new duplicate_groups.csv)", path, target,
+                       target)
     if legacy:
         logger.warning("%s", not_utf8_error(target, _GROUPS_REFUSED))
     return target

@@ -18,6 +18,9 @@ The package's modules, one concept each:
   the error of inputs that hold no image (:func:`no_images_error`);
 - ``_folders``: listing one dataset or several merged by class
   (:func:`load_image_folder`, :func:`load_image_folders`).
+- ``_groups_csv``: reading a ``file,group`` CSV (``duplicate_groups.csv``)
+  that ``train --groups`` and ``inspect --groups`` both take
+  (:func:`~._groups_csv.read_groups_csv`, :func:`~._groups_csv.read_group_names`).
 """
 
 # DEFAULT_MIN_SIZE, IMAGE_EXTENSIONS, LINKED_FOLDER, call_on_readable,
