@@ -109,12 +109,13 @@ def _within(scores, limits):
     return np.all(scores <= np.array(list(limits.values())), axis=1)
 
 
-def cached_cascade_fold(raw, views, train, test, y, groups):
+def cached_cascade_fold(raw, views, train, test, y, groups, gate=GATE_QUANTILE):
     """The fold's cascade, fitted as CascadePipeline.fit fits it, on cached features.
 
     Returns the full and cascade predictions on the test photos, the early
     mask, the statistics of ``select_threshold`` and a function giving the
-    early mask (with and without the gate) of any raw feature set.
+    early mask (with and without the gate) of any raw feature set. ``gate``
+    is ``CascadePipeline``'s ``ood_quantile``.
     """
     y_train = y[train]
     n_splits = min(5, len(np.unique(groups[train])),
@@ -135,7 +136,7 @@ def cached_cascade_fold(raw, views, train, test, y, groups):
     widths, classes = scale.widths, np.unique(y_train)
     oof = out_of_fold_stages(tables, len(train), classes, widths, CHEAP_FEATURES,
                              RidgeSoftmaxClassifier(), RidgeSoftmaxClassifier())
-    limits = ood_limits(oof["cheap_ood"], list(CHEAP_FEATURES), GATE_QUANTILE)
+    limits = ood_limits(oof["cheap_ood"], list(CHEAP_FEATURES), gate)
     stats = select_threshold(y_train, oof["full_proba"], oof["cheap_proba"],
                              classes, fold=oof["fold"],
                              eligible=_within(oof["cheap_ood"], limits))
