@@ -35,6 +35,7 @@ _SOURCE_MODULES = (
     "hybridclf.io._scan",
     "hybridclf.io._folders",
     "hybridclf.io._readable",
+    "hybridclf.io._groups_csv",
 )
 
 
