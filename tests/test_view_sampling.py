@@ -278,16 +278,9 @@ def test_train_model_passes_the_views_groups_to_every_fit(textures):
         _one_image_per_group(n_rows, groups, len(AUTO_VIEWS))
 
 
-@pytest.mark.parametrize("cascade", [False, True])
-@pytest.mark.parametrize("final_adds_views", [False, True])
-def test_folds_add_views_as_the_final_fit_does(textures, monkeypatch,
-                                               final_adds_views, cascade):
-    # a fold holds fewer photos per class than the training part: deciding the
-    # views per fold would cross-validate another model than the one saved;
-    # a cascade's threshold is learned on the same folds (hybridclf train)
-    from hybridclf.training import train_model
-
-    paths, labels = textures
+@pytest.fixture
+def view_decisions(monkeypatch):
+    """Whether each ViewAugmenter.fit of the test added views, in order."""
     decisions = []
     fit = ViewAugmenter.fit
 
@@ -297,6 +290,19 @@ def test_folds_add_views_as_the_final_fit_does(textures, monkeypatch,
         return fitted
 
     monkeypatch.setattr(ViewAugmenter, "fit", recording_fit)
+    return decisions
+
+
+@pytest.mark.parametrize("cascade", [False, True])
+@pytest.mark.parametrize("final_adds_views", [False, True])
+def test_folds_add_views_as_the_final_fit_does(textures, view_decisions,
+                                               final_adds_views, cascade):
+    # a fold holds fewer photos per class than the training part: deciding the
+    # views per fold would cross-validate another model than the one saved;
+    # a cascade's threshold is learned on the same folds (hybridclf train)
+    from hybridclf.training import train_model
+
+    paths, labels = textures
     n_train = int(np.unique(labels, return_counts=True)[1].min() * 0.75)
     sampler = ViewAugmenter(max_smallest_class=n_train + 1 if final_adds_views
                             else n_train - 1)
@@ -310,28 +316,19 @@ def test_folds_add_views_as_the_final_fit_does(textures, monkeypatch,
     smallest = np.unique(labels[result.train_indices], return_counts=True)[1].min()
     assert (smallest < sampler.max_smallest_class) == final_adds_views
     assert bool(result.pipeline["augment"].views_) == final_adds_views
-    assert len(decisions) > 3  # every fold, then the final fit
-    assert set(decisions) == {final_adds_views}
+    assert len(view_decisions) > 3  # every fold, then the final fit
+    assert set(view_decisions) == {final_adds_views}
 
 
 @pytest.mark.parametrize("final_adds_views", [False, True])
 def test_a_search_over_feature_parameters_scores_folds_with_the_final_views(
-        textures, monkeypatch, final_adds_views):
+        textures, view_decisions, final_adds_views):
     # train --search over a feature block's parameters runs scikit-learn's
     # search on the training part's folds: each fold decided its own views,
     # so the search compared other models than the one it chose for
     from hybridclf.training import train_model
 
     paths, labels = textures
-    decisions = []
-    fit = ViewAugmenter.fit
-
-    def recording_fit(self, X, y):
-        fitted = fit(self, X, y)
-        decisions.append(bool(fitted.views_))
-        return fitted
-
-    monkeypatch.setattr(ViewAugmenter, "fit", recording_fit)
     n_train = int(np.unique(labels, return_counts=True)[1].min() * 0.75)
     sampler = ViewAugmenter(max_smallest_class=n_train + 1 if final_adds_views
                             else n_train - 1)
@@ -344,8 +341,8 @@ def test_a_search_over_feature_parameters_scores_folds_with_the_final_views(
     assert result.best_params["features__color__extract__bins"] in bins
     # the saved model keeps the sampler as given, deciding on its own data
     assert result.pipeline["augment"].max_smallest_class == sampler.max_smallest_class
-    assert len(decisions) > 6  # 2 candidates x 3 folds, the folds, the final
-    assert set(decisions) == {final_adds_views}
+    assert len(view_decisions) > 6  # 2 candidates x 3 folds, the folds, the final
+    assert set(view_decisions) == {final_adds_views}
 
 
 @pytest.mark.parametrize("cascade", [False, True])
