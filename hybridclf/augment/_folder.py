@@ -155,6 +155,29 @@ def _check_classes_left(labels, y, skipped, root, augmenter):
         "set a count per class with target_samples (--target-samples N).")
 
 
+def _readable_sources(input_dir, augmenter, progress):
+    """The images of ``input_dir`` that augment can use; (paths, labels, y, skipped).
+
+    ``labels`` are those of every image listed, ``paths`` and ``y`` those of
+    the readable ones; ``skipped`` holds the others with their reasons (also
+    logged). Raises when none is readable or too few classes are left.
+    """
+    paths, labels, skipped = _list_images(input_dir)
+    flags, failures = _check_all(paths, augmenter.n_jobs, progress)
+    skipped += failures
+    log_skipped(skipped, what="Not used:")  # reported in the result's 'skipped'
+    readable = [i for i, ok in enumerate(flags) if ok]
+    if not readable:
+        raise ValueError(
+            f"None of the {len(paths)} images under {str(input_dir)!r} could be "
+            "read; nothing to augment."
+        )
+    paths = [paths[i] for i in readable]
+    y = np.asarray([labels[i] for i in readable])
+    _check_classes_left(labels, y, skipped, Path(input_dir), augmenter)
+    return paths, labels, y, skipped
+
+
 def augment_folder(input_dir, output_dir, augmenter=None, *, progress=False):
     """Write a class-balanced copy of a class-per-folder dataset.
 
@@ -265,20 +288,7 @@ def augment_folder(input_dir, output_dir, augmenter=None, *, progress=False):
     _check_output_dir(input_path, output_path)
     # before the work: a manifest in a legacy code page is refused
     lineage = _read_lineage(input_dir)
-    paths, labels, skipped = _list_images(input_dir)
-
-    flags, failures = _check_all(paths, augmenter.n_jobs, progress)
-    skipped += failures
-    log_skipped(skipped, what="Not used:")  # reported in the result's 'skipped'
-    readable = [i for i, ok in enumerate(flags) if ok]
-    if not readable:
-        raise ValueError(
-            f"None of the {len(paths)} images under {str(input_dir)!r} could be "
-            "read; nothing to augment."
-        )
-    paths = [paths[i] for i in readable]
-    y = np.asarray([labels[i] for i in readable])
-    _check_classes_left(labels, y, skipped, Path(input_dir), augmenter)
+    paths, labels, y, skipped = _readable_sources(input_dir, augmenter, progress)
 
     rel_paths = [Path(os.path.relpath(p, input_dir)).as_posix() for p in paths]
     jpeg_sources = [_is_jpeg(p) for p in paths]
