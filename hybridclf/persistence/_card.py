@@ -212,36 +212,37 @@ def _card_unreadable(unreadable):
     conflict, a lone photo of a class only a feedback folder holds): each
     reason says which.
     """
-    if not unreadable:
+    return _capped_list(
+        f"{len(unreadable)} file(s) of the data folders were left out of the "
+        "training and of every score above (unreadable, or left out for their "
+        "label), each with the reason:",
+        [f"{_code(u.get('file'))}: {' '.join(str(u.get('reason')).split())}"
+         for u in unreadable], "unreadable")
+
+
+def _capped_list(header, items, key):
+    """A card paragraph and its first items; model.json's ``key`` holds all."""
+    if not items:
         return []
-    lines = ["", f"{len(unreadable)} file(s) of the data folders were left out "
-             "of the training and of every score above (unreadable, or left "
-             "out for their label), each with the reason:", ""]
-    lines += [f"- {_code(u.get('file'))}: {' '.join(str(u.get('reason')).split())}"
-              for u in unreadable[:_CARD_UNREADABLE]]
-    if len(unreadable) > _CARD_UNREADABLE:
-        lines.append(f"- ... and {len(unreadable) - _CARD_UNREADABLE} more "
-                     "(`unreadable` in `model.json`)")
+    lines = ["", header, ""] + [f"- {item}" for item in items[:_CARD_UNREADABLE]]
+    if len(items) > _CARD_UNREADABLE:
+        lines.append(f"- ... and {len(items) - _CARD_UNREADABLE} more "
+                     f"(`{key}` in `model.json`)")
     return lines
 
 
 def _card_groups_across_classes(groups):
     """The groups of near-identical photos the model learnt under two classes."""
-    if not groups:
-        return []
-    lines = ["", f"{len(groups)} group(s) of near-identical photos are filed "
-             "under more than one class and were trained on under each label "
-             "(a copy filed under the wrong class is to be moved or deleted; "
-             "one object that truly belongs to both may stay):", ""]
-    lines += ["- " + ", ".join(_code(f) for f in g.get("files", [])[:8])
-              + (f" and {len(g['files']) - 8} more" if len(g.get("files", [])) > 8
-                 else "")
-              + ": " + ", ".join(_code(c) for c in g.get("classes", []))
-              for g in groups[:_CARD_UNREADABLE]]
-    if len(groups) > _CARD_UNREADABLE:
-        lines.append(f"- ... and {len(groups) - _CARD_UNREADABLE} more "
-                     "(`groups_across_classes` in `model.json`)")
-    return lines
+    return _capped_list(
+        f"{len(groups)} group(s) of near-identical photos are filed under more "
+        "than one class and were trained on under each label (a copy filed "
+        "under the wrong class is to be moved or deleted; one object that truly "
+        "belongs to both may stay):",
+        [", ".join(_code(f) for f in g.get("files", [])[:8])
+         + (f" and {len(g['files']) - 8} more" if len(g.get("files", [])) > 8
+            else "")
+         + ": " + ", ".join(_code(c) for c in g.get("classes", []))
+         for g in groups], "groups_across_classes")
 
 
 def _card_integrity(info):
