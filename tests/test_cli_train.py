@@ -622,7 +622,10 @@ def test_train_names_a_group_of_near_identical_photos_under_two_classes(
     groups = tmp_path / "groups.csv"
     groups.write_text("file,group\ngrass/0.png,g\ngravel/copy.jpg,g\n")
     model = tmp_path / "model"
-    with pytest.warns(UserWarning, match=r"(?s)1 group\(s\) of near-identical "
+    from hybridclf.exceptions import GroupsAcrossClassesWarning
+
+    with pytest.warns(GroupsAcrossClassesWarning,
+                      match=r"(?s)1 group\(s\) of near-identical "
                       r"photos.*trained on under each label.*grass/0\.png "
                       r"\(grass\), gravel/copy\.jpg \(gravel\).*Move or delete"
                       r".*hybridclf inspect"):
