@@ -213,6 +213,7 @@ def test_a_near_miss_left_apart_in_the_groups_csv_is_not_listed_again(
     assert sorted([str(brick0), str(small_dataset / "brick" / "new.png")]) in near
     page = (out / "report.html").read_text(encoding="utf-8")
     assert "Kept apart by your groups CSV (" in page
+    assert "listed apart as kept apart, not here again" in page
 
 
 def test_groups_merged_by_hand_in_a_legacy_code_page_are_kept_and_named(

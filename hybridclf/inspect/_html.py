@@ -215,7 +215,9 @@ def _near_misses_html(report, thumbs, files_by_path):
            "then train with --groups that file. Run inspect again with "
            "--groups that file to keep your merges in the new report and its "
            "duplicate_groups.csv (the edited file is kept beside it as "
-           "duplicate_groups.edited.csv).</p>"]
+           "duplicate_groups.edited.csv); the pairs that file leaves in "
+           "different groups are then your decision, listed apart as kept "
+           "apart, not here again.</p>"]
     for a, b, how, score in report.near_misses:
         figs = "".join(thumbs.figure(f, _where(files_by_path, f, group=True))
                        for f in (a, b))
