@@ -7,6 +7,7 @@ Every class subclasses :class:`HybridClfError` and the matching builtin, so that
 __all__ = [
     "ClusterError",
     "DeviceWarning",
+    "GroupsAcrossClassesWarning",
     "HybridClfError",
     "ImageLoadError",
     "ModelLoadError",
@@ -77,6 +78,21 @@ class NoImagesError(HybridClfError, ValueError):
 
 class SkippedFilesWarning(UserWarning):
     """Some files of a dataset folder were not taken, each for a stated reason."""
+
+
+class GroupsAcrossClassesWarning(UserWarning):
+    """A group of near-identical photos is filed under more than one class.
+
+    ``hybridclf train`` (:func:`hybridclf.training.train_folder`) trains on
+    such a group under each of its labels, as one object may rightly be
+    filed under two names, and names its files and classes in this warning
+    (and in ``model.json``'s ``groups_across_classes`` and the model card).
+    A dataset that holds such a group on purpose may silence it by class
+    (``warnings.filterwarnings("ignore",
+    category=GroupsAcrossClassesWarning)``, or ``python -W
+    ignore::hybridclf.exceptions.GroupsAcrossClassesWarning``) and keep
+    every other warning.
+    """
 
 
 class PickleLoadWarning(UserWarning):

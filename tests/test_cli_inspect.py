@@ -185,6 +185,37 @@ def test_inspect_groups_carries_the_groups_given_by_hand(small_dataset, tmp_path
     assert _read_groups(out / "duplicate_groups.csv") == groups  # stable
 
 
+def test_a_near_miss_left_apart_in_the_groups_csv_is_not_listed_again(
+        small_dataset, tmp_path):
+    """The report lists near misses for a person to merge by hand; one the
+    person looked at and left in its own group (inspect --groups) came back
+    among the near misses on every run. Now it is listed as kept apart by
+    the CSV, and a near miss of a photo added since is still a near miss."""
+    brick0 = small_dataset / "brick" / "0.png"
+    blurred = small_dataset / "brick" / "blurred.png"
+    # a heavy blur: 8 bits of perceptual hash apart, a near miss (up to 6)
+    cv2.imwrite(str(blurred), cv2.GaussianBlur(cv2.imread(str(brick0)), (7, 7), 0))
+    out = tmp_path / "report"
+    args = ["inspect", "--data-dir", str(small_dataset), "--output-dir", str(out),
+            "--quick", "--n-jobs", "1"]
+    assert main(args) == 0
+    pair = sorted([str(brick0), str(blurred)])
+    first = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert pair in [sorted(m[:2]) for m in first["near_misses"]]
+
+    # the person decides they are two objects: the CSV stays as written
+    (small_dataset / "brick" / "new.png").write_bytes(blurred.read_bytes())
+    assert main([*args, "--groups", str(out / "duplicate_groups.csv")]) == 0
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    near = [sorted(m[:2]) for m in report["near_misses"]]
+    assert pair not in near
+    assert pair in [sorted(m[:2]) for m in report["kept_apart"]]
+    assert sorted([str(brick0), str(small_dataset / "brick" / "new.png")]) in near
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "Kept apart by your groups CSV (" in page
+    assert "listed apart as kept apart, not here again" in page
+
+
 def test_groups_merged_by_hand_in_a_legacy_code_page_are_kept_and_named(
         small_dataset, tmp_path, caplog):
     """duplicate_groups.csv merged in Excel and saved as its plain "CSV" (the

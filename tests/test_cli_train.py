@@ -622,7 +622,10 @@ def test_train_names_a_group_of_near_identical_photos_under_two_classes(
     groups = tmp_path / "groups.csv"
     groups.write_text("file,group\ngrass/0.png,g\ngravel/copy.jpg,g\n")
     model = tmp_path / "model"
-    with pytest.warns(UserWarning, match=r"(?s)1 group\(s\) of near-identical "
+    from hybridclf.exceptions import GroupsAcrossClassesWarning
+
+    with pytest.warns(GroupsAcrossClassesWarning,
+                      match=r"(?s)1 group\(s\) of near-identical "
                       r"photos.*trained on under each label.*grass/0\.png "
                       r"\(grass\), gravel/copy\.jpg \(gravel\).*Move or delete"
                       r".*hybridclf inspect"):
@@ -637,6 +640,37 @@ def test_train_names_a_group_of_near_identical_photos_under_two_classes(
     assert "  grass/0.png, gravel/copy.jpg: grass, gravel" in capsys.readouterr().out
     assert ("- `grass/0.png`, `gravel/copy.jpg`: `grass`, `gravel`"
             in (model / "README.md").read_text())
+
+
+def test_a_group_whose_other_class_photo_does_not_decode_is_not_named(
+        texture_folder, tmp_path, capsys):
+    # the groups across classes were found before the undecodable files were
+    # left out: a truncated copy under another class, never trained on, still
+    # had its group named in the warning, the summary, model.json and the card
+    import shutil
+    import warnings
+
+    import cv2
+
+    data = tmp_path / "data"
+    shutil.copytree(texture_folder, data)
+    _, jpeg = cv2.imencode(".jpg", cv2.imread(str(data / "grass" / "0.png")))
+    (data / "gravel" / "copy.jpg").write_bytes(jpeg.tobytes()[: len(jpeg) // 2])
+    groups = tmp_path / "groups.csv"
+    groups.write_text("file,group\ngrass/0.png,g\ngravel/copy.jpg,g\n")
+    model = tmp_path / "model"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["train", "--data-dir", str(data), "--groups", str(groups),
+                     "--output-dir", str(model), "--features", "color",
+                     "--image-size", "32", "--cv-folds", "2", "--n-jobs", "1",
+                     "--no-cache"]) == 0
+    info = json.loads((model / "model.json").read_text())
+    assert "gravel/copy.jpg" in {u["file"] for u in info["unreadable"]}
+    assert "groups_across_classes" not in info
+    assert not [w for w in caught if "near-identical" in str(w.message)]
+    assert "grass/0.png, gravel/copy.jpg" not in capsys.readouterr().out
+    assert "gravel/copy.jpg`: `grass`" not in (model / "README.md").read_text()
 
 
 def test_train_on_one_class_says_a_second_is_needed(texture_folder, tmp_path,

@@ -851,3 +851,35 @@ def test_hand_groups_win_and_new_files_join_without_merging_them():
     # a run on the groups it wrote gives them again
     rerun = merge_hand_groups(found, [str(g) for g in groups.tolist()])
     assert rerun.tolist() == groups.tolist()
+
+
+def test_pairs_the_groups_csv_keeps_apart_are_its_decision_not_near_misses():
+    """A near miss a person looked at and left in another group (inspect
+    --groups) was listed again on every run, and a duplicate pair the person
+    split vanished without a word. Both are now listed as kept apart by the
+    CSV; the near misses are those with a file it does not name, and the
+    list of 50 is cut only after the CSV decided, so the next ones show."""
+    from hybridclf.inspect._duplicates import (
+        DuplicateSearch,
+        apply_hand_groups,
+        shortlist,
+    )
+    from hybridclf.inspect._pairs import DuplicatePair
+
+    # files 0-3 and 5-109 named by hand, each in a group of its own; 4 new
+    n = 110
+    hand = ["a", "b", "c", "d", None] + [f"h{k}" for k in range(5, n)]
+    split = DuplicatePair(0, 1, "perceptual hash", 1.0)  # found together
+    decided = [DuplicatePair(1, k, "aligned pixels 0.920", 0.92) for k in (2, 3)]
+    decided += [DuplicatePair(k, k + 1, "CNN embedding 0.950", 0.95)
+                for k in range(5, n - 1, 2)]
+    new = DuplicatePair(2, 4, "perceptual hash 8 bits apart", 0.875)
+    search = DuplicateSearch(
+        pairs=[split], groups=np.array([0, 0] + list(range(1, n - 1))),
+        weakest={}, near_misses=sorted([*decided, new], key=lambda p: -p.score))
+    out = shortlist(apply_hand_groups(search, hand))
+    assert [(p.i, p.j) for p in out.near_misses] == [(2, 4)]
+    assert len(decided) + 1 > 50 and len(out.kept_apart) == 50
+    assert (out.kept_apart[0].i, out.kept_apart[0].j) == (0, 1)
+    assert [p.score for p in out.kept_apart] == sorted(
+        (p.score for p in out.kept_apart), reverse=True)

@@ -147,6 +147,28 @@ def test_a_class_in_fewer_groups_than_folds_is_named(caplog):
     assert "Fewer groups" not in caplog.text
 
 
+def test_the_warning_for_a_group_across_classes_can_be_filtered_by_class():
+    """It was a plain UserWarning: a dataset that keeps such a group on
+    purpose (one object filed under two names) could silence it only by its
+    message, or every UserWarning with it."""
+    import warnings
+
+    from hybridclf.exceptions import GroupsAcrossClassesWarning
+    from hybridclf.training._groups import groups_across_classes
+
+    assert issubclass(GroupsAcrossClassesWarning, UserWarning)
+    args = [0, 0, 1], ["a", "b", "b"], ["a/1.jpg", "b/1.jpg", "b/2.jpg"]
+    with pytest.warns(GroupsAcrossClassesWarning, match="a/1.jpg \\(a\\)"):
+        assert groups_across_classes(*args) == [
+            {"files": ["a/1.jpg", "b/1.jpg"], "classes": ["a", "b"]}]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.filterwarnings("ignore", category=GroupsAcrossClassesWarning)
+        groups_across_classes(*args)
+        warnings.warn("another warning", UserWarning)
+    assert [str(w.message) for w in caught] == ["another warning"]
+
+
 def test_bad_test_size_is_explained():
     with pytest.raises(ValueError, match="'test_size' parameter.*Got 0.9"):
         grouped_train_test_split([0, 1], [0, 1], test_size=0.9)

@@ -56,15 +56,19 @@ class DuplicateSearch:
 
     ``pairs`` are the duplicate pairs (the strongest evidence each),
     ``groups`` the group id of each file, ``weakest`` the least sure pair of
-    each group (see :func:`~._grouping.weakest_links`), and ``near_misses``
+    each group (see :func:`~._grouping.weakest_links`), ``near_misses``
     the pairs just under a threshold, or linked but kept apart by the
-    linkage, for a person to merge by hand.
+    linkage, for a person to merge by hand (most alike first), and
+    ``kept_apart`` the pairs found alike (duplicates or near misses) whose
+    files a groups CSV puts in different groups: the person's decision,
+    listed apart from the near misses (:func:`apply_hand_groups`).
     """
 
     pairs: list
     groups: np.ndarray
     weakest: dict
     near_misses: list
+    kept_apart: list = dataclasses.field(default_factory=list)
 
 
 def search_duplicates(records, embeddings, t, align=aligned_pairs):
@@ -96,7 +100,9 @@ def search_duplicates(records, embeddings, t, align=aligned_pairs):
     best = {}
     for pair in sorted(kept_apart + near, key=lambda p: -p.score):
         best.setdefault((pair.i, pair.j), pair)
-    near_misses = sorted(best.values(), key=lambda p: -p.score)[:_MAX_NEAR_MISSES]
+    # all of them: a groups CSV may decide the first ones (apply_hand_groups)
+    # before the lists are cut to length (shortlist)
+    near_misses = sorted(best.values(), key=lambda p: -p.score)
     return DuplicateSearch(pairs=[p for p in pairs if groups[p.i] == groups[p.j]],
                            groups=groups, weakest=weakest_links(groups, pairs),
                            near_misses=near_misses)
@@ -130,11 +136,18 @@ def join_known_copies(search, copies):
     pairs = search.pairs + [p for p in copies if (p.i, p.j) not in known]
     return DuplicateSearch(
         pairs=pairs, groups=groups, weakest=weakest_links(groups, pairs),
-        near_misses=[p for p in search.near_misses if groups[p.i] != groups[p.j]])
+        near_misses=[p for p in search.near_misses if groups[p.i] != groups[p.j]],
+        kept_apart=search.kept_apart)
 
 
 def apply_hand_groups(search, hand):
     """``search`` with the groups a person gave by hand (``inspect --groups``).
+
+    Two files that the groups CSV names and puts in different groups are
+    the person's decision: the pairs of such files that the search finds
+    alike (a near miss, or a duplicate pair the person split) move to
+    ``kept_apart``, so that the near misses are those still to decide
+    (with a file the CSV does not name), not the same list every run.
 
     Parameters
     ----------
@@ -149,14 +162,39 @@ def apply_hand_groups(search, hand):
     -------
     search : DuplicateSearch
         The groups of :func:`~._grouping.merge_hand_groups`; the pairs and
-        weakest links of the files kept together, and the near misses
-        between groups. A pair the person split is no longer shown.
+        weakest links of the files kept together, the near misses between
+        groups that involve a file the CSV does not name, and the pairs it
+        keeps apart, most alike first.
     """
     groups = merge_hand_groups(search.groups, hand)
     pairs = [p for p in search.pairs if groups[p.i] == groups[p.j]]
+
+    def decided(p):
+        return (hand[p.i] is not None and hand[p.j] is not None
+                and hand[p.i] != hand[p.j])
+
+    best = {}
+    for p in sorted(search.pairs + search.near_misses + search.kept_apart,
+                    key=lambda p: -p.score):
+        if decided(p):
+            best.setdefault((p.i, p.j), p)
     return DuplicateSearch(
         pairs=pairs, groups=groups, weakest=weakest_links(groups, pairs),
-        near_misses=[p for p in search.near_misses if groups[p.i] != groups[p.j]])
+        near_misses=[p for p in search.near_misses
+                     if groups[p.i] != groups[p.j] and not decided(p)],
+        kept_apart=list(best.values()))
+
+
+def shortlist(search):
+    """``search`` with its near misses and kept-apart pairs cut to length.
+
+    The report shows the first 50 of each (most alike first); they are cut
+    only once a groups CSV has decided its pairs, so that the pairs it
+    decides make room for the next near misses.
+    """
+    return dataclasses.replace(search,
+                               near_misses=search.near_misses[:_MAX_NEAR_MISSES],
+                               kept_apart=search.kept_apart[:_MAX_NEAR_MISSES])
 
 
 @dataclasses.dataclass(frozen=True)

@@ -215,13 +215,36 @@ def _near_misses_html(report, thumbs, files_by_path):
            "then train with --groups that file. Run inspect again with "
            "--groups that file to keep your merges in the new report and its "
            "duplicate_groups.csv (the edited file is kept beside it as "
-           "duplicate_groups.edited.csv).</p>"]
+           "duplicate_groups.edited.csv); the pairs that file leaves in "
+           "different groups are then your decision, listed apart as kept "
+           "apart, not here again.</p>"]
     for a, b, how, score in report.near_misses:
         figs = "".join(thumbs.figure(f, _where(files_by_path, f, group=True))
                        for f in (a, b))
         out.append(f'<div class="group">{escape(how)} (score {score:.3f})'
                    f'<div class="row">{figs}</div></div>')
     return out
+
+
+def _kept_apart_html(report, files_by_path):
+    """The pairs the groups CSV keeps apart, folded away, without thumbnails.
+
+    The person decided them (they are no longer near misses to look at);
+    they stay on the page, so that a pair a later run found (a full run
+    after a quick one) can still be merged.
+    """
+    rows = "".join(
+        f"<li>{escape(os.path.basename(a))} ({escape(_where(files_by_path, a))}) "
+        f"and {escape(os.path.basename(b))} ({escape(_where(files_by_path, b))}): "
+        f"{escape(how)} (score {score:.3f})</li>"
+        for a, b, how, score in report.kept_apart)
+    return [f"<details><summary>Kept apart by your groups CSV "
+            f"({len(report.kept_apart)})</summary>",
+            f"<p>Pairs found alike whose files {escape(report.groups_csv or '')} "
+            "puts in different groups: your decision, so they are not listed "
+            "as near misses again. If one is one object after all, give both "
+            "files one group id in that CSV.</p>",
+            f"<ul>{rows}</ul></details>"]
 
 
 def _label_issues_html(report, thumbs):
@@ -293,6 +316,8 @@ def render_html(report):
     out += _duplicate_groups_html(report, rest, thumbs, files_by_path)
     if report.near_misses:
         out += _near_misses_html(report, thumbs, files_by_path)
+    if report.kept_apart:
+        out += _kept_apart_html(report, files_by_path)
     out += _file_issues_html(report, thumbs)
     out += _tail_html(report, thumbs)
     return "\n".join(out)

@@ -21,6 +21,7 @@ from ._duplicates import (
     embed,
     join_known_copies,
     search_duplicates,
+    shortlist,
 )
 from ._evidence import CANDIDATE_HASH_DISTANCE
 from ._labels import check_labels
@@ -253,7 +254,10 @@ def inspect_dataset(root, *, test_root=None, quick=False, check_duplicates=True,
       edited by hand (a near miss merged, a wrong group split) win over
       those found, for the files it names (:func:`_hand_groups`); the report,
       the new ``duplicate_groups.csv``, the advice and the label check's folds
-      take them, so the edits carry over to the next run.
+      take them, so the edits carry over to the next run. Pairs found alike
+      (near misses, duplicates) of two files it names in different groups
+      are its decision: listed apart as kept apart by the CSV, not among
+      the near misses again.
     - **Distribution and advice**: counts per class, imbalance ratio, size
       statistics and a cross-validation plan (see
       :meth:`DatasetReport.summary`).
@@ -289,7 +293,9 @@ def inspect_dataset(root, *, test_root=None, quick=False, check_duplicates=True,
         name (photos added since) are grouped by the search; a group of them
         that the search puts with files of a hand group joins that group
         (the one holding most of those files), never merging two hand
-        groups. None uses the groups found.
+        groups. The pairs the search finds alike between two files it puts
+        in different groups are its decision: the report lists them as
+        ``kept_apart``, not as near misses. None uses the groups found.
 
     thresholds : InspectThresholds or dict, default=None
         Where the checks draw their lines; ``None`` means the defaults of
@@ -378,6 +384,7 @@ def inspect_dataset(root, *, test_root=None, quick=False, check_duplicates=True,
         search = join_known_copies(search, pairs)
     if hand is not None:
         search = apply_hand_groups(search, [hand[p] for p in files.paths])
+    search = shortlist(search)
     for rec in records:
         rec.align_gray = rec.align_value = None
         rec.align_features = {}

@@ -68,7 +68,13 @@ class DatasetReport:
         ``[file_a, file_b, evidence, score]`` of pairs in different groups
         that came close: just under a threshold, or a duplicate pair whose
         file is not close to the other group as a whole. Merge by hand what
-        is missed.
+        is missed. Most alike first, up to 50.
+
+    kept_apart : list of list
+        With a groups CSV (``inspect_dataset(groups=...)``): the pairs found
+        alike (near misses, or duplicates) whose two files the CSV puts in
+        different groups, in the form of ``near_misses``: decided by the
+        person, so not among the near misses. Empty without a CSV.
 
     non_image_files : list of dict
         Files that are neither images nor named as images: ``file``, ``reason``.
@@ -131,6 +137,7 @@ class DatasetReport:
         ]
         self.duplicate_groups = self._duplicate_groups(search.pairs, search.weakest)
         self.near_misses = [self._pair_row(p) for p in search.near_misses]
+        self.kept_apart = [self._pair_row(p) for p in search.kept_apart]
         self.label_issues = None if label_check is None else label_check.issues
         self.label_check = None if label_check is None else {
             "n_checked": label_check.n_checked,
@@ -288,7 +295,7 @@ class DatasetReport:
             "n_label_conflicts": self.n_label_conflicts, "n_leaks": self.n_leaks,
             "issue_counts": self.issue_counts(), "stats": self.stats,
             "advice": self.advice, "duplicate_groups": self.duplicate_groups,
-            "near_misses": self.near_misses,
+            "near_misses": self.near_misses, "kept_apart": self.kept_apart,
             "non_image_files": self.non_image_files, "files": self.files,
             "label_check": self.label_check, "label_issues": self.label_issues,
         }

@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 
-from ..exceptions import SkippedFilesWarning
+from ..exceptions import GroupsAcrossClassesWarning, SkippedFilesWarning
 from ..io._groups_csv import as_folders, read_groups_csv  # noqa: F401 (io: inspect reads it too)
 from ..utils._docstrings import Substitution, n_jobs_docstring
 from ..utils._row_store import content_digest
@@ -180,8 +180,10 @@ def groups_across_classes(groups, labels, names, *, source=None):
     another class is trained on under both labels: unlike a byte-identical
     one (:func:`drop_label_conflicts`) it is kept, since a group may rightly
     span classes (one object filed under two names), but a
-    :class:`UserWarning` names each such group's files, their classes and
-    the fix, as ``hybridclf inspect`` reports them (label conflicts).
+    :class:`~hybridclf.exceptions.GroupsAcrossClassesWarning` (a
+    :class:`UserWarning`, to filter by class) names each such group's
+    files, their classes and the fix, as ``hybridclf inspect`` reports them
+    (label conflicts).
 
     Parameters
     ----------
@@ -230,7 +232,7 @@ def groups_across_classes(groups, labels, names, *, source=None):
         "hybridclf inspect lists these as label conflicts (and with --labels, "
         "the likely wrong labels); the groups are recorded in model.json "
         "(groups_across_classes) and the model card.",
-        UserWarning,
+        GroupsAcrossClassesWarning,
         stacklevel=3,
     )
     return [{"files": [names[i] for i in idx],

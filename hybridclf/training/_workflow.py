@@ -235,8 +235,9 @@ def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
     warning that names its files (a label conflict), and recorded with
     the unreadable files (below). A group of near-identical photos (not
     byte-identical) filed under two classes is trained on under both, as
-    one object may rightly be, with a warning that names its files and
-    classes (:func:`groups_across_classes`). The photos of a
+    one object may rightly be, with a warning, once the training is done,
+    that names its files and classes (:func:`groups_across_classes`; of
+    the photos trained on: a copy that does not decode is not named). The photos of a
     feedback folder (one holding ``feedback.jsonl``, as
     :class:`~hybridclf.feedback.FeedbackStore` writes) are always trained
     on, never drawn into the test part: they are the corrections the new
@@ -322,7 +323,6 @@ def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
         paths, groups_csv=groups_csv, root=roots, n_jobs=n_jobs,
         cache_dir=None if cache is None else cache.directory)
     group_seconds = time.perf_counter() - t0
-    spanning = groups_across_classes(groups, labels, names, source=source)
     pipe = make_training_pipeline(
         features=features, classifier=classifier, quick=quick,
         image_size=image_size, augment=augment, views=views, n_jobs=n_jobs,
@@ -352,6 +352,10 @@ def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
                    if path in failed]
     paths, labels, names = ([column[i] for i in kept]
                             for column in (paths, labels, names))
+    # on the photos trained on: a group whose copy under the other class does
+    # not decode is trained on under one label
+    spanning = groups_across_classes([groups[i] for i in kept], labels, names,
+                                     source=source)
     classes, counts = np.unique(labels, return_counts=True)
     from_feedback = _from_feedback(paths, roots)
     n_feedback = None if from_feedback is None else int(from_feedback.sum())
