@@ -22,6 +22,8 @@ is kept apart from it rather than inside a ``neighbours`` package.
 - ``_axes``: the principal axes of a projected search (``n_components``).
 - ``_checks``: the checks of what :meth:`EmbeddingIndex.fit` and
   :meth:`EmbeddingIndex.neighbours` are given.
+- ``_thumbnails``: the thumbnails :meth:`EmbeddingIndex.neighbours` hands
+  out (one whose header says over 1024 pixels a side is left out).
 - ``_file``: :data:`INDEX_FILE`, the ``.npz`` archive (no pickled objects)
   written by :meth:`EmbeddingIndex.to_bytes` and read by
   :meth:`EmbeddingIndex.load`.
