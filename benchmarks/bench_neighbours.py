@@ -46,7 +46,7 @@ from datetime import datetime, timezone
 import _common
 import numpy as np
 
-from hybridclf._embedding_index import _index
+from hybridclf._embedding_index import _search
 from hybridclf.neighbours import (
     INDEX_FILE,
     SEARCH_DIMENSIONS,
@@ -107,11 +107,11 @@ def synthetic_index(dim, n_photos=N_PHOTOS, seed=0, n_components=SEARCH_DIMENSIO
 def _all_blas_threads(search):
     """``search`` with the BLAS threads NumPy sets, whatever the batch."""
     def run(q):
-        few, _index._FEW_QUERIES = _index._FEW_QUERIES, 0
+        few, _search._FEW_QUERIES = _search._FEW_QUERIES, 0
         try:
             return search(q)
         finally:
-            _index._FEW_QUERIES = few
+            _search._FEW_QUERIES = few
     return run
 
 

@@ -523,7 +523,7 @@ def test_a_folder_that_is_not_a_model_is_refused(fitted, tmp_path):
 
 
 def test_a_failed_save_leaves_the_old_model(fitted, tmp_path, monkeypatch):
-    import hybridclf._model_files as model_files
+    import hybridclf._model_files._replace as model_files
     import hybridclf.persistence._save as persistence
 
     pipe, paths, _ = fitted
@@ -549,7 +549,7 @@ def test_a_failed_save_leaves_the_old_model(fitted, tmp_path, monkeypatch):
 
 _KILLED_SAVE = """
 import os, sys, time
-import hybridclf._model_files as model_files
+import hybridclf._model_files._replace as model_files
 import hybridclf.persistence._save as persistence
 from hybridclf import load_model, save_model
 

@@ -1,7 +1,8 @@
 """The checks of the arguments of an embedding index.
 
-``_check_sources`` and ``_per_source`` check what
-:meth:`EmbeddingIndex.fit` is given per embedding and per training photo,
+``_check_params`` checks the parameters of :class:`EmbeddingIndex`;
+``_check_labels``, ``_check_sources``, ``_per_source`` and ``_photo_ids``
+what :meth:`EmbeddingIndex.fit` is given per embedding and per training photo,
 ``_check_neighbours_k`` the ``k`` of :meth:`EmbeddingIndex.neighbours` (and
 of :func:`hybridclf.neighbours.novelty_scores`); ``_is_int`` accepts Python
 and NumPy integers but not bools. Each error names the argument and what it
@@ -23,6 +24,31 @@ def _check_neighbours_k(k):
             "The 'k' parameter of EmbeddingIndex.neighbours must be an int "
             f">= 0 (training photos per query). Got {k!r} instead."
         )
+
+
+def _check_params(dtype, n_components):
+    """Refuse a ``dtype`` or ``n_components`` that :class:`EmbeddingIndex` lacks."""
+    if dtype not in ("float16", "float32"):
+        raise ValueError(
+            "The 'dtype' parameter of EmbeddingIndex must be a str among "
+            f"['float16', 'float32']. Got {dtype!r} instead."
+        )
+    if n_components is not None and not (_is_int(n_components) and n_components >= 1):
+        raise ValueError(
+            "The 'n_components' parameter of EmbeddingIndex must be an int "
+            f">= 1 or None. Got {n_components!r} instead."
+        )
+
+
+def _check_labels(y, n_rows):
+    """``y`` as str, one per embedding; empty strings for None."""
+    labels = np.full(n_rows, "") if y is None else np.asarray(y).astype(str)
+    if len(labels) != n_rows:
+        raise ValueError(
+            f"EmbeddingIndex.fit got {n_rows} embeddings and {len(labels)} "
+            "labels; give one label per embedding."
+        )
+    return labels
 
 
 def _check_sources(sources, n_rows):
@@ -50,3 +76,19 @@ def _per_source(values, n_sources, name, default):
             f"photos; give one per photo (the 'sources')."
         )
     return values
+
+
+def _photo_ids(photos, n_sources):
+    """``photos`` as ints numbered from 0 in order of first appearance."""
+    if photos is None:
+        return np.arange(n_sources)
+    photos = np.asarray(photos)
+    if photos.shape != (n_sources,):
+        raise ValueError(
+            f"EmbeddingIndex.fit got {len(photos)} photos for {n_sources} training "
+            "photos; give one per photo (the 'sources')."
+        )
+    _, first, inverse = np.unique(photos, return_index=True, return_inverse=True)
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+    return rank[inverse.reshape(-1)]

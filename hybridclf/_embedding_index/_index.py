@@ -1,49 +1,41 @@
-"""The embedding index class and its exact search.
+"""The embedding index class.
 
 :class:`EmbeddingIndex` is documented and used through
 :mod:`hybridclf.neighbours`, which re-exports it with :data:`INDEX_FILE`;
-this module holds the class and its exact search (unit rows, one matrix
-product on few BLAS threads, the top ``k``). Its ``.npz`` format is in
-``_file``, its principal axes in ``_axes`` and the checks of its arguments in
-``_checks``.
+this module holds the class: what it keeps, and the answers of
+:meth:`~EmbeddingIndex.query` and :meth:`~EmbeddingIndex.neighbours`. The
+search itself (unit rows, one matrix product on few BLAS threads, the top
+``k``) is in ``_search``, its ``.npz`` format in ``_file``, its principal
+axes in ``_axes``, the checks of its arguments in ``_checks`` and the
+check of the thumbnails it hands out in ``_thumbnails``.
 """
 
-import contextlib
-import functools
-import io
-import logging
 import os
 
 import numpy as np
 
 from ._axes import _principal_axes
-from ._checks import _check_neighbours_k, _check_sources, _is_int, _per_source
+from ._checks import (
+    _check_labels,
+    _check_neighbours_k,
+    _check_params,
+    _check_sources,
+    _is_int,
+    _per_source,
+    _photo_ids,
+)
 from ._file import INDEX_FILE, _index_bytes, _load_index
+from ._search import (
+    _blas_threads,
+    _closest_member,
+    _group_starts,
+    _per_group_max,
+    _top_k,
+    _unit_rows,
+)
+from ._thumbnails import _checked_thumbnail
 
 __all__ = ["INDEX_FILE", "EmbeddingIndex"]
-
-logger = logging.getLogger(__name__)
-
-# fewer queries than this search on one BLAS thread: a product of a few rows
-# is bound by memory, and on a busy machine a second thread only waits
-_FEW_QUERIES = 64
-_BLAS = {}
-# Longest side of a thumbnail that neighbours() hands out; hybridclf writes
-# 112. An index from someone else held a JPEG of 12000 x 12000 pixels in 2 MB:
-# `hybridclf evaluate` decoded and drew it in its gallery, took 21 GB and was
-# killed. One larger (or no image) is left out, its pixels never decoded.
-_MAX_THUMBNAIL_SIDE = 1024
-
-
-def _unit_rows(X):
-    X = np.asarray(X, dtype=np.float32)
-    if X.ndim != 2:
-        raise ValueError(
-            "EmbeddingIndex takes embeddings of shape (n_samples, n_features). "
-            f"Got an array of shape {X.shape} instead."
-        )
-    norms = np.linalg.norm(X, axis=1, keepdims=True)
-    return X / np.maximum(norms, 1e-12)
 
 
 class EmbeddingIndex:
@@ -154,26 +146,11 @@ class EmbeddingIndex:
         self : EmbeddingIndex
             The fitted index.
         """
-        if self.dtype not in ("float16", "float32"):
-            raise ValueError(
-                "The 'dtype' parameter of EmbeddingIndex must be a str among "
-                f"['float16', 'float32']. Got {self.dtype!r} instead."
-            )
-        if self.n_components is not None and not (
-                _is_int(self.n_components) and self.n_components >= 1):
-            raise ValueError(
-                "The 'n_components' parameter of EmbeddingIndex must be an int "
-                f">= 1 or None. Got {self.n_components!r} instead."
-            )
+        _check_params(self.dtype, self.n_components)
         unit = _unit_rows(X)
         if len(unit) == 0:
             raise ValueError("EmbeddingIndex.fit needs at least one embedding.")
-        labels = np.full(len(unit), "") if y is None else np.asarray(y).astype(str)
-        if len(labels) != len(unit):
-            raise ValueError(
-                f"EmbeddingIndex.fit got {len(unit)} embeddings and {len(labels)} "
-                "labels; give one label per embedding."
-            )
+        labels = _check_labels(y, len(unit))
         sources = _check_sources(sources, len(unit))
         n_sources = int(sources.max()) + 1
         self._cache = {}
@@ -322,10 +299,8 @@ class EmbeddingIndex:
         if self._cached("tiled", self._tiled):
             # the layout of index_with_views: the photos, then each view
             return sim.reshape(len(sim), -1, n).max(axis=1)
-        order, starts = self._cached("order", lambda: (
-            np.argsort(self.sources_, kind="stable"),
-            np.searchsorted(np.sort(self.sources_), np.arange(n))))
-        return np.maximum.reduceat(sim[:, order], starts, axis=1)
+        starts = self._cached("order", lambda: _group_starts(self.sources_, n))
+        return _per_group_max(sim, self.sources_, n, starts)
 
     def _photos(self):
         photos = getattr(self, "photos_", None)
@@ -407,85 +382,3 @@ class EmbeddingIndex:
             When the file is not an index of this version.
         """
         return _load_index(cls, directory)
-
-
-def _checked_thumbnail(data):
-    """``data``, or None when its header says over 1024 pixels a side.
-
-    Only the header is read (some 60 microseconds), so each thumbnail
-    handed out is checked, not the whole index at every load. Bytes that
-    are no image header are handed out as they are (a reader that decodes
-    them gets an error it handles, with no pixels to hold).
-    """
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            width, height = image.size
-    except Image.DecompressionBombError:
-        width = height = Image.MAX_IMAGE_PIXELS  # over the limit either way
-    except (OSError, SyntaxError, ValueError):
-        return data
-    if max(width, height) <= _MAX_THUMBNAIL_SIDE:
-        return data
-    _warn_thumbnail(width, height)
-    return None
-
-
-@functools.cache
-def _warn_thumbnail(width, height):
-    """Warn once per size of thumbnail left out."""
-    logger.warning(
-        "A thumbnail of the embedding index is %d x %d pixels (hybridclf writes "
-        "at most %d a side): it is left out, not decoded. The index "
-        "(neighbours.npz) was not written by hybridclf; retrain the model to "
-        "rebuild it.", width, height, _MAX_THUMBNAIL_SIDE)
-
-
-def _photo_ids(photos, n_sources):
-    """``photos`` as ints numbered from 0 in order of first appearance."""
-    if photos is None:
-        return np.arange(n_sources)
-    photos = np.asarray(photos)
-    if photos.shape != (n_sources,):
-        raise ValueError(
-            f"EmbeddingIndex.fit got {len(photos)} photos for {n_sources} training "
-            "photos; give one per photo (the 'sources')."
-        )
-    _, first, inverse = np.unique(photos, return_index=True, return_inverse=True)
-    rank = np.empty(len(first), dtype=np.int64)
-    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
-    return rank[inverse.reshape(-1)]
-
-
-def _per_group_max(values, groups, n_groups):
-    """The largest of ``values``' columns in each group, per row."""
-    order = np.argsort(groups, kind="stable")
-    starts = np.searchsorted(groups[order], np.arange(n_groups))
-    return np.maximum.reduceat(values[:, order], starts, axis=1)
-
-
-def _closest_member(row_sim, groups, group):
-    """The column of ``group`` with the largest value of ``row_sim``."""
-    members = np.flatnonzero(groups == group)
-    return members[np.argmax(row_sim[members])]
-
-
-def _blas_threads(n_queries):
-    """A context that keeps a search of few queries on one BLAS thread."""
-    if n_queries >= _FEW_QUERIES:
-        return contextlib.nullcontext()
-    if "controller" not in _BLAS:
-        from threadpoolctl import ThreadpoolController
-
-        _BLAS["controller"] = ThreadpoolController()
-    return _BLAS["controller"].limit(limits=1, user_api="blas")
-
-
-def _top_k(sim, k):
-    """Columns of the ``k`` largest values of each row, and the values, best first."""
-    top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
-    top_sim = np.take_along_axis(sim, top, axis=1)
-    order = np.argsort(-top_sim, axis=1, kind="stable")
-    return (np.take_along_axis(top, order, axis=1),
-            np.take_along_axis(top_sim, order, axis=1))

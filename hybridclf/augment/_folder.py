@@ -178,6 +178,53 @@ def _readable_sources(input_dir, augmenter, progress):
     return paths, labels, y, skipped
 
 
+def _copy_originals(staging, paths, rel_paths, n_jobs):
+    """Copy each source unchanged to its relative path under ``staging``."""
+    for rel in {Path(r).parent for r in rel_paths}:
+        (staging / rel).mkdir(parents=True, exist_ok=True)
+
+    def copy_chunk(chunk):
+        for i in range(chunk.start, chunk.stop):
+            shutil.copy2(paths[i], staging / rel_paths[i])
+
+    run_chunked(copy_chunk, len(paths), n_jobs)
+
+
+def _write_generated(staging, paths, rel_paths, jpeg_sources, augmenter, y,
+                     progress):
+    """Make the new images and write each under ``staging`` beside its source.
+
+    One source photo at a time per thread, each copy written as made: never
+    the whole dataset in memory. Returns the numbers of the copies written,
+    the source of each, their names (relative to ``staging``) and the
+    seconds that making and writing them took.
+    """
+    def write_one(k, source, image):
+        # its name depends on the copies of its source kept before it,
+        # known at the end: a temporary name until then
+        data = _encode(image, jpeg_sources[source])
+        (staging / f".generated-{k}").write_bytes(data)
+
+    started = time.perf_counter()
+    written, sources = augmenter.fit_generate_each(
+        lambda i: read_image(paths[i]), y, write_one, progress=progress)
+    seconds = time.perf_counter() - started
+    new_names = _generated_names(sources.tolist(), rel_paths, jpeg_sources)
+    for k, name in zip(written.tolist(), new_names):
+        (staging / f".generated-{k}").rename(staging / name)
+    return written, sources, new_names, seconds
+
+
+def _move_up(staging, output_path):
+    """Move every file of ``staging`` into ``output_path``, the manifest last.
+
+    A folder of copies is then never without its manifest.
+    """
+    for child in sorted(staging.iterdir(), key=lambda c: c.name == MANIFEST_NAME):
+        child.rename(output_path / child.name)
+    staging.rmdir()
+
+
 def augment_folder(input_dir, output_dir, augmenter=None, *, progress=False):
     """Write a class-balanced copy of a class-per-folder dataset.
 
@@ -294,35 +341,12 @@ def augment_folder(input_dir, output_dir, augmenter=None, *, progress=False):
     jpeg_sources = [_is_jpeg(p) for p in paths]
     staging = _staging_dir(output_path)
     try:
-        for rel in {Path(r).parent for r in rel_paths}:
-            (staging / rel).mkdir(parents=True, exist_ok=True)
-
-        def copy_originals(chunk):
-            for i in range(chunk.start, chunk.stop):
-                shutil.copy2(paths[i], staging / rel_paths[i])
-
-        def write_generated(k, source, image):
-            # its name depends on the copies of its source kept before it,
-            # known at the end: a temporary name until then
-            data = _encode(image, jpeg_sources[source])
-            (staging / f".generated-{k}").write_bytes(data)
-
-        run_chunked(copy_originals, len(paths), augmenter.n_jobs)
-        start_generate = time.perf_counter()
-        # one source photo at a time per thread, each copy written as made:
-        # never the whole dataset in memory
-        written, sources = augmenter.fit_generate_each(
-            lambda i: read_image(paths[i]), y, write_generated, progress=progress)
-        generate_seconds = time.perf_counter() - start_generate
-        new_names = _generated_names(sources.tolist(), rel_paths, jpeg_sources)
-        for k, name in zip(written.tolist(), new_names):
-            (staging / f".generated-{k}").rename(staging / name)
+        _copy_originals(staging, paths, rel_paths, augmenter.n_jobs)
+        written, sources, new_names, generate_seconds = _write_generated(
+            staging, paths, rel_paths, jpeg_sources, augmenter, y, progress)
         _write_manifest(staging / MANIFEST_NAME, rel_paths, y, sources, new_names,
                         augmenter, lineage)
-        # the manifest last: a folder of copies is never without it
-        for child in sorted(staging.iterdir(), key=lambda c: c.name == MANIFEST_NAME):
-            child.rename(output_path / child.name)
-        staging.rmdir()
+        _move_up(staging, output_path)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -126,6 +126,15 @@ def _add_model_options(parser):
 
 
 def _print_training(training):
+    """The summary of a training, section by section."""
+    _print_data(training)
+    _print_cache_use(training)
+    _print_scores(training.result)
+    _print_open_set(training.result)
+
+
+def _print_data(training):
+    """What was trained on: classes, files left out, groups and the two parts."""
     result = training.result
     counts = training.class_counts.values()
     out(f"{training.n_images} images in {len(counts)} classes "
@@ -144,6 +153,11 @@ def _print_training(training):
     if training.views_added is not None:
         out("views added in fit: " + (", ".join(training.views_added) or "none")
             + f" ({training.views.split(': ', 1)[1]})")
+
+
+def _print_cache_use(training):
+    """How many photos' features the feature cache served, or why it did not."""
+    result = training.result
     if result.feature_cache:
         from ..training._feature_cache import cache_use_line
 
@@ -154,6 +168,10 @@ def _print_training(training):
         out(f"the feature cache {training.cache_dir} was not used: it does not "
             "serve --augment, --scheduler or blocks that learn from the photos "
             "(sift)")
+
+
+def _print_scores(result):
+    """The search, the cross-validation and test scores, and how far they go."""
     if result.search:
         out(f"search ({result.search['kind']}): {result.search['n_candidates']} "
             f"candidates, {result.search['n_fits']} fits in "
@@ -172,6 +190,10 @@ def _print_training(training):
     for metric, value in result.test_metrics.items():
         out(f"test {metric}: {value:.3f}")
     _print_test_part(result.test_part)
+
+
+def _print_open_set(result):
+    """When the model answers unknown, and what its cascade answers early."""
     novelty = result.open_set.get("novelty")
     out("open set: unknown below top probability "
         f"{result.open_set['proba_threshold']:.3f}" + (

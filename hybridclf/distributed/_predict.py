@@ -197,53 +197,79 @@ def partitioned_rows(pipe, files, *, client=None, parts_dir=None,
     """
     files = [os.fspath(f) for f in files]
     partitions = partition_files(files, partition_size)
-    done = set()
+    pq, done = None, set()
     if parts_dir is not None:
         pq = import_or_raise("pyarrow.parquet", "Parquet output")
         parts_dir = os.fspath(parts_dir)
-        os.makedirs(parts_dir, exist_ok=True)
-        manifest = {
-            "kind": "predict", "partition_size": partition_size,
-            "n_files": len(files), "files_sha256": _files_digest(files),
-            "n_partitions": len(partitions), "model": _model_digest(pipe),
-            **({"neighbours": neighbours} if neighbours else {}),
-            # the rows' labels and top guesses: a rerun with another
-            # --threshold, --no-ood, --closed-set or --top-k kept the old ones
-            "answers": _answers(proba_threshold, ood_thresholds, novelty, top_k),
-        }
-        _clear_other_file_list(parts_dir, manifest)
-        _check_manifest(parts_dir, manifest)
-        done = {i for i in range(len(partitions))
-                if os.path.exists(os.path.join(parts_dir, _part_name(i)))}
-        if pipe is not None:  # without one, rows are only read back
-            done -= set(_changed_parts(parts_dir, partitions, done))
+        done = _kept_parts(pipe, files, partitions, parts_dir,
+                           partition_size=partition_size, neighbours=neighbours,
+                           answers=(proba_threshold, ood_thresholds, novelty,
+                                    top_k))
     todo = [i for i in range(len(partitions)) if i not in done]
     computed = _run(_predict_partition, pipe, partitions, todo,
                     (batch_size, proba_threshold, ood_thresholds, novelty, top_k,
                      (neighbours, index), os.getcwd()), client, progress,
                     "predict")
+    return (sum(len(partitions[i]) for i in done),
+            _rows_in_order(partitions, done, computed, parts_dir, pq))
 
-    def rows():
-        pending, following = {}, 0
 
-        def ready():  # the partitions from ``following`` on that are in
-            nonlocal following
-            while following < len(partitions):
-                if following in done:
-                    yield from _table_rows(pq.read_table(
-                        os.path.join(parts_dir, _part_name(following))))
-                elif following in pending:
-                    yield from pending.pop(following)
-                else:
-                    return
-                following += 1
+def _kept_parts(pipe, files, partitions, parts_dir, *, partition_size, neighbours,
+                answers):
+    """The partitions whose rows a stopped run kept in ``parts_dir``, to read back.
 
+    ``parts_dir`` is made if missing and its manifest checked against this
+    run's (the rows of another file list are deleted, another model or
+    other settings refused); a kept partition with a file changed since is
+    not among them (predicted again), unless ``pipe`` is None (rows are
+    then only read back). ``answers`` holds the arguments of
+    :func:`_answers`: the settings that make the rows.
+    """
+    os.makedirs(parts_dir, exist_ok=True)
+    manifest = {
+        "kind": "predict", "partition_size": partition_size,
+        "n_files": len(files), "files_sha256": _files_digest(files),
+        "n_partitions": len(partitions), "model": _model_digest(pipe),
+        **({"neighbours": neighbours} if neighbours else {}),
+        # the rows' labels and top guesses: a rerun with another
+        # --threshold, --no-ood, --closed-set or --top-k kept the old ones
+        "answers": _answers(*answers),
+    }
+    _clear_other_file_list(parts_dir, manifest)
+    _check_manifest(parts_dir, manifest)
+    done = {i for i in range(len(partitions))
+            if os.path.exists(os.path.join(parts_dir, _part_name(i)))}
+    if pipe is not None:  # without one, rows are only read back
+        done -= set(_changed_parts(parts_dir, partitions, done))
+    return done
+
+
+def _rows_in_order(partitions, done, computed, parts_dir, pq):
+    """The rows of every partition in file order, as the partitions come in.
+
+    The partitions in ``done`` are read back from ``parts_dir``; those of
+    ``computed`` (``(partition, (rows, stamps))``, in any order) are written
+    there as they come (when ``parts_dir`` is given) and held until every
+    partition before them is in.
+    """
+    pending, following = {}, 0
+
+    def ready():  # the partitions from ``following`` on that are in
+        nonlocal following
+        while following < len(partitions):
+            if following in done:
+                yield from _table_rows(pq.read_table(
+                    os.path.join(parts_dir, _part_name(following))))
+            elif following in pending:
+                yield from pending.pop(following)
+            else:
+                return
+            following += 1
+
+    yield from ready()
+    for i, (part_rows, stamps) in computed:
+        if parts_dir is not None:
+            _write_atomic(_rows_table(part_rows, stamps),
+                          os.path.join(parts_dir, _part_name(i)))
+        pending[i] = part_rows
         yield from ready()
-        for i, (part_rows, stamps) in computed:
-            if parts_dir is not None:
-                _write_atomic(_rows_table(part_rows, stamps),
-                              os.path.join(parts_dir, _part_name(i)))
-            pending[i] = part_rows
-            yield from ready()
-
-    return sum(len(partitions[i]) for i in done), rows()

@@ -10,7 +10,8 @@ The parts, one private module each: ``_scan`` (one read of each file),
 next search), ``_checks`` (integrity and quality), ``_pairs`` (the evidence of
 duplicate pairs), ``_grouping`` (pairs to groups), ``_duplicates`` (the duplicate
 search), ``_advice`` (distribution and cross-validation plan), ``_report`` and
-``_html`` (the report and its page), ``_inspect`` (the entry point).
+``_html`` (the report and its page), ``_earlier_report`` (what a new report
+keeps of an earlier one in its folder), ``_inspect`` (the entry point).
 """
 
 from ._duplicates import find_duplicate_groups

@@ -2,17 +2,14 @@
 
 import dataclasses
 import json
-import logging
 import os
 from collections import Counter
 
 from ..label_issues import LABEL_ISSUES_COLUMNS, LABEL_ISSUES_FILE
-from ..utils._csv import csv_writer, not_utf8_error, open_csv, read_csv_rows
+from ..utils._csv import csv_writer, open_csv
 from ..utils._docstrings import Substitution
-from ..utils._paths import make_output_dir
 from ._checks import ISSUE_KINDS
-
-logger = logging.getLogger(__name__)
+from ._earlier_report import prepare_output_dir
 
 # the Parameters and Returns of the write_* methods
 _WRITE_PATH_DOC = """Parameters
@@ -381,14 +378,8 @@ class DatasetReport:
             ``"json"``, ``"html"`` and ``"csv"``: the written files, and
             ``"label_issues"`` with the label check.
         """
-        make_output_dir(output_dir)
-        _keep_edited_groups(output_dir, self.groups_csv)
-        older = os.path.join(output_dir, LABEL_ISSUES_FILE)
-        if (self.label_issues is None and os.path.isfile(older)
-                and os.path.isfile(os.path.join(output_dir, "report.json"))):
-            os.remove(older)
-            logger.info("Removed %s of an earlier report: this one has no label "
-                        "check", older)
+        prepare_output_dir(output_dir, groups_csv=self.groups_csv,
+                           label_check=self.label_issues is not None)
         written = {
             "json": self.write_json(os.path.join(output_dir, "report.json")),
             "html": self.write_html(os.path.join(output_dir, "report.html")),
@@ -423,55 +414,3 @@ def _advice_line(advice):
                if advice["use_groups"] else "")
             + (f"; augment to ~{advice['augment_to']} per class"
                if advice["augment"] else ""))
-
-
-_GROUPS_REFUSED = "'hybridclf train --groups' would refuse it"
-
-
-def _keep_edited_groups(output_dir, carried=None):
-    """Move aside an earlier ``duplicate_groups.csv`` that differs from its report.
-
-    The report's near misses ask a person to merge groups by hand in that
-    file; a second run into the folder would otherwise overwrite the merges.
-    ``carried`` is the groups CSV the new report took its groups from (the
-    warning says whether the edits carried over).
-    Returns the new path, or None when there was nothing to keep.
-    """
-    path = os.path.join(output_dir, "duplicate_groups.csv")
-    report = os.path.join(output_dir, "report.json")
-    if not (os.path.isfile(path) and os.path.isfile(report)):
-        return None
-    legacy = False
-    try:
-        with open(report, encoding="utf-8") as fh:
-            written = {f["file"]: str(f["group"]) for f in json.load(fh)["files"]}
-        try:
-            _, rows = read_csv_rows(
-                path, name_columns=("file",),
-                locate=lambda name: [os.path.join(output_dir, name), name],
-                what=_GROUPS_REFUSED)
-            found = {row["file"]: row["group"] for row in rows}
-        except ValueError:
-            # saved in a legacy code page: edited, as hybridclf writes UTF-8
-            legacy, found = True, None
-    except (OSError, ValueError, KeyError, TypeError):
-        return None  # not an earlier report of this kind: overwritten as before
-    if found == written:
-        return None
-    target, n = os.path.join(output_dir, "duplicate_groups.edited.csv"), 1
-    while os.path.exists(target):
-        n += 1
-        target = os.path.join(output_dir, f"duplicate_groups.edited-{n}.csv")
-    os.replace(path, target)
-    if carried is not None and os.path.realpath(carried) == os.path.realpath(path):
-        logger.warning("%s was edited since the earlier report; kept as %s (its "
-                       "groups are carried into the new duplicate_groups.csv)",
-                       path, target)
-    else:
-        logger.warning("%s was edited since the earlier report; kept as %s (run "
-                       "hybridclf inspect again with --groups %s to carry its "
-                       "groups into the new duplicate_groups.csv)", path, target,
-                       target)
-    if legacy:
-        logger.warning("%s", not_utf8_error(target, _GROUPS_REFUSED))
-    return target

@@ -36,16 +36,20 @@ _MAX_UNPACK_RATIO = 10
 _UNPACKED_FLOOR = 64 << 20
 
 
-def open_regular(path):
+def open_regular(path, *, follow_links=False):
     """Open a regular file to read (binary), never waiting on a FIFO or device.
 
-    Opened without following a symbolic link as its last part and without
-    blocking, then checked: a FIFO, a socket, a device or a link raises
-    OSError rather than stall the reader (opening a FIFO waits for a
-    writer) or read a device's endless bytes.
+    Opened without following a symbolic link as its last part (unless
+    ``follow_links``) and without blocking, then checked: a FIFO, a socket, a
+    device or a link raises OSError rather than stall the reader (opening a
+    FIFO waits for a writer) or read a device's endless bytes. The one
+    opener of :func:`hybridclf._model_files.read_regular_file`, the
+    manifest's hashes and the row store's shards.
     """
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
-                 | getattr(os, "O_NOFOLLOW", 0))
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+    if not follow_links:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags)
     fh = os.fdopen(fd, "rb")
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         fh.close()
