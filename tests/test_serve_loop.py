@@ -9,6 +9,7 @@ what the service answers.
 import base64
 import contextlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -458,6 +459,20 @@ def test_a_model_json_with_a_wrong_entry_is_refused_not_500(keyed, models,
     write_manifest(copy)
     _is_error(_reload(keyed, copy), 422, "refused", _version(models["a"]), entry)
     assert keyed.get("/ready").json()["model_version"] == _version(models["a"])
+
+
+def test_a_reload_path_cannot_write_lines_into_the_server_log(keyed, models,
+                                                             caplog):
+    # the model_dir of /admin/reload (client text: every holder of the key may
+    # send it) went into the log as it was, so a newline in it began a line
+    # of the client's choosing: "INFO: Reloaded: now serving ..."
+    forged = "/nowhere\nINFO:     Reloaded: now serving /srv/evil"
+    with caplog.at_level(logging.INFO, logger="hybridclf.serve"):
+        _is_error(_reload(keyed, forged), 422, "refused")
+    logged = [r.getMessage() for r in caplog.records
+              if r.name.startswith("hybridclf.serve")]
+    assert any("nowhere" in message for message in logged), logged
+    assert not any("\n" in message for message in logged), logged
 
 
 def test_a_fifo_named_model_json_holds_up_no_reload(keyed, models, tmp_path):

@@ -193,13 +193,14 @@ class Service:
                 model = load_served_model(target, self.settings)
             except ModelLoadError as exc:
                 self.metrics.reloads.labels("refused").inc()
-                logger.error("Refused to reload %s; still serving %s: %s", target,
-                             previous.version, exc)
+                # %r: the path may come from a request, newlines and all
+                logger.error("Refused to reload %r; still serving %s: %s",
+                             os.fspath(target), previous.version, exc)
                 raise
             self._swap(model, previous)
             self.metrics.reloads.labels("done").inc()
             self._restart_other_workers(model)
-        logger.info("Reloaded: now serving %s (%s) after %s, in %.2f s",
+        logger.info("Reloaded: now serving %r (%s) after %s, in %.2f s",
                     model.directory, model.version, previous.version,
                     time.perf_counter() - start)
         return previous, model
