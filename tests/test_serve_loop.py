@@ -461,6 +461,34 @@ def test_a_model_json_with_a_wrong_entry_is_refused_not_500(keyed, models,
     assert keyed.get("/ready").json()["model_version"] == _version(models["a"])
 
 
+def test_the_feedback_folder_cannot_fill_the_disk(models, photos, tmp_path):
+    # nothing bounded what /feedback stores: 2000 posts of distinct photos
+    # made 2000 files (and class folders), and photos of 10 MB would have
+    # taken 20 GB of the server's disk. The folder now holds at most
+    # --feedback-max-mb of photos (1024 by default); past it: 507
+    from hybridclf.serve import create_app
+
+    assert create_app(models["a"], feedback_dir=tmp_path / "default"
+                      ).state.service.feedback.max_bytes == 1024 ** 3
+    room = (len(photos["brick"]) + len(photos["grass"]) // 2) / 1024 ** 2
+    folder = tmp_path / "feedback"
+    with _Server(create_app(models["a"], feedback_dir=folder,
+                            feedback_max_mb=room)) as http:
+        def send(name, label):
+            return http.post("/feedback", json={"image_data": _b64(photos[name]),
+                                                "label": label})
+
+        assert send("brick", "brick").status_code == 200
+        _is_error(send("grass", "grass"), 507, "--feedback-max-mb", "nothing was")
+        assert send("brick", "brick").json()["new"] is False  # stored: no room needed
+        _is_error(send("grass", "moss"), 507, "--feedback-max-mb")
+        assert http.get("/health").status_code == 200
+        assert http.post("/predict", json={"image_data": _b64(photos["grass"])}
+                         ).status_code == 200
+    assert sorted(p.parent.name for p in folder.rglob("*.png")) == ["brick"]
+    assert not (folder / "grass").exists() and not (folder / "moss").exists()
+
+
 def test_a_reload_path_cannot_write_lines_into_the_server_log(keyed, models,
                                                              caplog):
     # the model_dir of /admin/reload (client text: every holder of the key may

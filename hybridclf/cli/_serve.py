@@ -48,6 +48,11 @@ def format_parser(parser):
     parser.add_argument("--feedback-dir", default=None, metavar="DIR",
                         help="enable POST /feedback: corrected photos are stored "
                         "in DIR/<label>/ for training (default: off)")
+    parser.add_argument("--feedback-max-mb", type=positive_float, default=1024.0,
+                        metavar="MB",
+                        help="most MB of photos the feedback folder may hold; a "
+                        "new correction past it is answered 507 (default: "
+                        "%(default)s)")
     parser.add_argument("--log-predictions", default=None, metavar="FILE",
                         help="append one JSON line per answer to FILE (time, "
                         "class, confidence, model version; never the image)")
@@ -71,6 +76,7 @@ def run(args):
           threads=args.n_jobs, read_timeout=args.read_timeout,
           allow_pickle=args.allow_pickle,
           limit_concurrency=args.limit_concurrency, feedback_dir=args.feedback_dir,
+          feedback_max_mb=args.feedback_max_mb,
           log_predictions=args.log_predictions, allowed_hosts=args.allowed_hosts,
           on_checked=lambda: out(
               f"Serving {args.model_dir} on http://{args.host}:{args.port} "

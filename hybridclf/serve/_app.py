@@ -44,7 +44,8 @@ async def lifespan(app):
 def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
                use_ood=True, allow_pickle=False, threads=None,
                max_pixels=DEFAULT_MAX_PIXELS, read_timeout=30.0, feedback_dir=None,
-               log_predictions=None, allowed_hosts=None, max_inflight_mb=None):
+               log_predictions=None, allowed_hosts=None, max_inflight_mb=None,
+               feedback_max_mb=1024.0):
     """Build the FastAPI application that serves a model directory.
 
     Nothing is loaded here: the model is loaded and warmed up with one
@@ -115,6 +116,11 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
         dataset (see :class:`~hybridclf.feedback.FeedbackStore`); made when
         missing. None answers ``/feedback`` with 404.
 
+    feedback_max_mb : float or None, default=1024.0
+        The most megabytes of photos the feedback folder may hold: a new
+        correction past it is answered 507 and nothing is stored, so that a
+        client cannot fill the server's disk. None for no limit.
+
     log_predictions : str or os.PathLike or None, default=None
         A file that gets one JSON line per answer (see
         :class:`~hybridclf.feedback.PredictionLog`; never the image).
@@ -138,16 +144,16 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
     Raises
     ------
     ValueError
-        When ``max_body_mb``, ``max_inflight_mb``, ``max_batch``,
-        ``max_pixels`` or ``read_timeout`` is not positive, or
-        ``allowed_hosts`` holds something else than host names.
+        When ``max_body_mb``, ``max_inflight_mb``, ``feedback_max_mb``,
+        ``max_batch``, ``max_pixels`` or ``read_timeout`` is not positive,
+        or ``allowed_hosts`` holds something else than host names.
     """
     return app_from_settings(ServiceSettings(
         model_dir, api_key=api_key, max_body_mb=max_body_mb, max_batch=max_batch,
         use_ood=use_ood, allow_pickle=allow_pickle, threads=threads,
         max_pixels=max_pixels, read_timeout=read_timeout, feedback_dir=feedback_dir,
         log_predictions=log_predictions, allowed_hosts=allowed_hosts,
-        max_inflight_mb=max_inflight_mb))
+        max_inflight_mb=max_inflight_mb, feedback_max_mb=feedback_max_mb))
 
 
 def app_from_settings(settings, *, model=None):

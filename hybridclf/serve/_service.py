@@ -109,8 +109,11 @@ class Service:
         self.metrics = Metrics()
         self.model = None
         self._checked = model  # see load
+        max_mb = settings.feedback_max_mb
         self.feedback = (FeedbackStore(settings.feedback_dir,
-                                       max_pixels=settings.max_pixels)
+                                       max_pixels=settings.max_pixels,
+                                       max_bytes=None if max_mb is None
+                                       else int(max_mb * 1024 * 1024))
                          if settings.feedback_dir else None)
         self.prediction_log = (PredictionLog(settings.log_predictions)
                                if settings.log_predictions else None)

@@ -78,9 +78,9 @@ class ServiceSettings:
     Raises
     ------
     ValueError
-        When ``max_body_mb``, ``max_inflight_mb``, ``max_batch``,
-        ``max_pixels`` or ``read_timeout`` is not positive, or
-        ``allowed_hosts`` holds something else than host names.
+        When ``max_body_mb``, ``max_inflight_mb``, ``feedback_max_mb``,
+        ``max_batch``, ``max_pixels`` or ``read_timeout`` is not positive,
+        or ``allowed_hosts`` holds something else than host names.
     """
 
     model_dir: str
@@ -96,6 +96,7 @@ class ServiceSettings:
     log_predictions: str | None = None
     allowed_hosts: tuple[str, ...] | None = None
     max_inflight_mb: float | None = None
+    feedback_max_mb: float | None = 1024.0
 
     def __post_init__(self):
         # frozen: normalise through object.__setattr__, once
@@ -108,10 +109,11 @@ class ServiceSettings:
         if not self.max_body_mb > 0:
             raise ValueError("The 'max_body_mb' parameter of create_app must be a "
                              f"number > 0. Got {self.max_body_mb!r} instead.")
-        if self.max_inflight_mb is not None and not self.max_inflight_mb > 0:
-            raise ValueError("The 'max_inflight_mb' parameter of create_app must be "
-                             f"a number > 0 or None. Got {self.max_inflight_mb!r} "
-                             "instead.")
+        for name in ("max_inflight_mb", "feedback_max_mb"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"The {name!r} parameter of create_app must be a "
+                                 f"number > 0 or None. Got {value!r} instead.")
         if int(self.max_batch) < 1:
             raise ValueError("The 'max_batch' parameter of create_app must be an "
                              f"int >= 1. Got {self.max_batch!r} instead.")
