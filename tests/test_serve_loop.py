@@ -489,6 +489,43 @@ def test_the_feedback_folder_cannot_fill_the_disk(models, photos, tmp_path):
     assert not (folder / "grass").exists() and not (folder / "moss").exists()
 
 
+def test_queued_reloads_do_not_hold_up_the_probes(models, monkeypatch):
+    # each /admin/reload waiting for the one that runs held one of the 40
+    # worker threads that /health and /metrics (plain def routes) run in:
+    # 60 reloads queued at once held /health for 4 s, and with a model that
+    # takes seconds to load, for minutes (a liveness probe restarts the pod)
+    import hybridclf.serve._service as service_module
+    from hybridclf.serve import create_app
+
+    real = service_module.load_served_model
+    hold, entered, release = [False], threading.Event(), threading.Event()
+
+    def held(directory, settings):  # a reload that waits to be released
+        if hold[0]:
+            entered.set()
+            release.wait(60)
+        return real(directory, settings)
+
+    monkeypatch.setattr(service_module, "load_served_model", held)
+    statuses = []
+    with _Server(create_app(models["a"])) as http:
+        url = f"http://127.0.0.1:{http.base_url.port}/admin/reload"
+        hold[0] = True
+        senders = [threading.Thread(target=lambda: statuses.append(
+            httpx.post(url, timeout=120).status_code)) for _ in range(45)]
+        for sender in senders:
+            sender.start()
+        try:
+            assert entered.wait(30), "no reload started"
+            assert http.get("/health", timeout=10).status_code == 200
+            assert http.get("/metrics", timeout=10).status_code == 200
+        finally:
+            release.set()
+            for sender in senders:
+                sender.join(120)
+    assert statuses == [200] * 45
+
+
 def test_a_reload_path_cannot_write_lines_into_the_server_log(keyed, models,
                                                              caplog):
     # the model_dir of /admin/reload (client text: every holder of the key may

@@ -119,6 +119,7 @@ class Service:
                                if settings.log_predictions else None)
         self._batcher = None
         self._decoders = None  # see decoders
+        self._reloads = None  # see reloads
         self._lock = threading.Lock()
         self._reload_lock = threading.Lock()  # one load at a time
         self._counts = {"images": 0, "total_ms": 0.0, "calls": 0}
@@ -364,6 +365,21 @@ class Service:
             self._decoders = anyio.CapacityLimiter(
                 effective_threads(self.settings.threads))
         return self._decoders
+
+    @property
+    def reloads(self):
+        """The limiter of the worker threads that run :meth:`reload` (anyio): one.
+
+        Reloads run one at a time anyway; the others wait here, in the event
+        loop, instead of each holding one of the worker threads that plain
+        ``def`` routes run in (40 at most): 60 reloads queued at once held
+        ``/health`` for 4 s (a liveness probe fails on that), and with a model
+        that takes seconds to load, for minutes. Made on first use, in the
+        event loop.
+        """
+        if self._reloads is None:
+            self._reloads = anyio.CapacityLimiter(1)
+        return self._reloads
 
     async def _read(self, model, datas):
         """Decode a request's images in worker threads, each image on its own.
