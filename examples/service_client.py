@@ -30,8 +30,13 @@ import urllib.request
 import uuid
 
 
-def call(url, path, *, body=None, content_type=None, api_key=None):
-    """(status, JSON answer) of one request; HTTP errors are answers too."""
+def call(url, path, *, body=None, content_type=None, api_key=None, tries=3):
+    """(status, JSON answer) of one request; HTTP errors are answers too.
+
+    A 503 with ``Retry-After`` (the server holds as many uploads as it
+    takes at once) is sent again after that many seconds, ``tries`` times
+    at most.
+    """
     headers = {"Content-Type": content_type} if content_type else {}
     if api_key:
         headers["X-API-Key"] = api_key
@@ -40,7 +45,13 @@ def call(url, path, *, body=None, content_type=None, api_key=None):
         with urllib.request.urlopen(request, timeout=60) as answer:
             return answer.status, json.loads(answer.read())
     except urllib.error.HTTPError as exc:  # 4xx/5xx carry a JSON error body
-        return exc.code, json.loads(exc.read() or b"{}")
+        retry_after = exc.headers.get("Retry-After")
+        answer = json.loads(exc.read() or b"{}")
+        if exc.code == 503 and retry_after and tries > 1:
+            time.sleep(float(retry_after))
+            return call(url, path, body=body, content_type=content_type,
+                        api_key=api_key, tries=tries - 1)
+        return exc.code, answer
 
 
 def predict_base64(url, image_bytes, api_key=None):

@@ -189,6 +189,13 @@ class FeedbackStore:
         anything is decoded (as :func:`~hybridclf.io.read_image`); the
         service passes its own ``--max-pixels``.
 
+    max_bytes : int or None, default=None
+        The most bytes of photos the folder may hold: a new photo that
+        would take it past this is refused (``OSError``, ``EDQUOT``) and
+        nothing is written. A client that may post corrections could
+        otherwise fill the disk. None for no limit; the service passes
+        ``--feedback-max-mb``.
+
     Examples
     --------
     >>> import tempfile
@@ -203,9 +210,10 @@ class FeedbackStore:
     False
     """
 
-    def __init__(self, directory, *, max_pixels=DEFAULT_MAX_PIXELS):
+    def __init__(self, directory, *, max_pixels=DEFAULT_MAX_PIXELS, max_bytes=None):
         self.directory = os.fspath(directory)
         self.max_pixels = max_pixels
+        self.max_bytes = max_bytes
 
     @property
     def log_path(self):
@@ -252,6 +260,9 @@ class FeedbackStore:
             When the label is not a safe folder name, or ``data`` is not an
             image that training can read (decoded here, at least 16 pixels a
             side); nothing is written then.
+        OSError
+            When the folder cannot be written, or a new photo would take it
+            past ``max_bytes`` (``errno.EDQUOT``); nothing is written then.
         """
         label = check_label(label, known=known)
         data = bytes(data)
@@ -268,6 +279,9 @@ class FeedbackStore:
         name = f"{digest}.{_EXTENSIONS[kind]}"
         folder = os.path.join(self.directory, label)
         had_folder, new = os.path.lexists(folder), False
+        if self.max_bytes is not None and not os.path.lexists(
+                os.path.join(folder, name)):
+            self._check_room(len(data))
         try:
             new = _store_once(self.directory, label, name, data)
             entry = {"time": _now(), "label": label,
@@ -288,6 +302,34 @@ class FeedbackStore:
                     os.rmdir(folder)
             raise
         return entry
+
+    def stored_bytes(self):
+        """The bytes of the photos in the class folders (not the log)."""
+        total = 0
+        try:
+            classes = os.scandir(self.directory)
+        except FileNotFoundError:
+            return 0
+        with classes:
+            for entry in classes:
+                if not entry.is_dir(follow_symlinks=False):
+                    continue
+                with os.scandir(entry.path) as photos:
+                    total += sum(p.stat(follow_symlinks=False).st_size
+                                 for p in photos if p.is_file(follow_symlinks=False))
+        return total
+
+    def _check_room(self, size):
+        """OSError (EDQUOT) when ``size`` more bytes would pass ``max_bytes``."""
+        used = self.stored_bytes()
+        if used + size > self.max_bytes:
+            mb = 1024 * 1024
+            raise OSError(
+                errno.EDQUOT, f"it holds {used / mb:.1f} MB of photos and this one "
+                f"({size / mb:.1f} MB) would pass its limit of "
+                f"{self.max_bytes / mb:g} MB, --feedback-max-mb; train on the "
+                "corrections and move them away, or raise the limit",
+                self.directory)
 
     def labels(self):
         """The classes with at least one stored photo, sorted."""

@@ -1,6 +1,7 @@
 """The prediction service over real HTTP: a uvicorn server on 127.0.0.1."""
 
 import base64
+import select
 import socket
 import sys
 import threading
@@ -244,6 +245,57 @@ def test_body_limit_is_413(client):
     r = client.post("/predict/file", content=multipart(),
                     headers={"content-type": "multipart/form-data; boundary=bnd"})
     _is_error(r, 413, "limit")
+
+
+def test_bodies_in_flight_past_the_limit_are_503_with_retry_after(client, brick):
+    # nothing bounded the request bodies held at once: 150 clients posting
+    # 9.5 MB each (under the 10 MB limit) took the server from 200 MB to
+    # 1.9 GB (300 clients: 3.2 GB), and a one-photo request waited 15 s
+    # (58 s) behind them. By default 8 bodies at the limit may be in flight
+    # (here 8 x 0.25 MB); past that a request is refused at once with 503
+    size = 256 * 1024
+    head = (f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {KEY}\r\n"
+            "Content-Type: application/json\r\n"
+            f"Content-Length: {size}\r\n\r\n").encode()
+    one = {"image_data": _b64(brick)}
+
+    def hold():  # a slow client: its body is still on the way
+        sock = socket.create_connection(("127.0.0.1", client.base_url.port),
+                                        timeout=10)
+        sock.sendall(head + b'{"image_data": "')
+        return sock
+
+    def until(status):  # the server reads the held requests' headers meanwhile
+        deadline = time.monotonic() + 10
+        while (r := client.post("/predict", json=one)).status_code != status:
+            assert time.monotonic() < deadline, (r.status_code, r.text)
+            for i, sock in enumerate(held):  # refused while a probe was in
+                if select.select([sock], [], [], 0)[0]:  # flight: again
+                    sock.close()
+                    held[i] = hold()
+            time.sleep(0.05)
+        return r
+
+    held = []
+    try:
+        held.extend(hold() for _ in range(8))
+        r = until(503)
+        _is_error(r, 503, "busy", "--max-inflight-mb", "retry")
+        assert r.headers["retry-after"] == "1"
+
+        def chunks():  # no Content-Length: refused as its bytes arrive
+            yield b'{"image_data": "'
+            yield _b64(brick).encode() + b'"}'
+
+        _is_error(client.post("/predict", content=chunks(),
+                              headers={"content-type": "application/json"}),
+                  503, "busy")
+        assert client.get("/health").status_code == 200  # no body: never refused
+    finally:
+        for sock in held:
+            sock.close()
+        held.clear()
+    assert until(200).json()["success"] is True  # the held bodies are let go
 
 
 def test_health_ready_docs(client):

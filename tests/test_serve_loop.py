@@ -9,6 +9,7 @@ what the service answers.
 import base64
 import contextlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -458,6 +459,85 @@ def test_a_model_json_with_a_wrong_entry_is_refused_not_500(keyed, models,
     write_manifest(copy)
     _is_error(_reload(keyed, copy), 422, "refused", _version(models["a"]), entry)
     assert keyed.get("/ready").json()["model_version"] == _version(models["a"])
+
+
+def test_the_feedback_folder_cannot_fill_the_disk(models, photos, tmp_path):
+    # nothing bounded what /feedback stores: 2000 posts of distinct photos
+    # made 2000 files (and class folders), and photos of 10 MB would have
+    # taken 20 GB of the server's disk. The folder now holds at most
+    # --feedback-max-mb of photos (1024 by default); past it: 507
+    from hybridclf.serve import create_app
+
+    assert create_app(models["a"], feedback_dir=tmp_path / "default"
+                      ).state.service.feedback.max_bytes == 1024 ** 3
+    room = (len(photos["brick"]) + len(photos["grass"]) // 2) / 1024 ** 2
+    folder = tmp_path / "feedback"
+    with _Server(create_app(models["a"], feedback_dir=folder,
+                            feedback_max_mb=room)) as http:
+        def send(name, label):
+            return http.post("/feedback", json={"image_data": _b64(photos[name]),
+                                                "label": label})
+
+        assert send("brick", "brick").status_code == 200
+        _is_error(send("grass", "grass"), 507, "--feedback-max-mb", "nothing was")
+        assert send("brick", "brick").json()["new"] is False  # stored: no room needed
+        _is_error(send("grass", "moss"), 507, "--feedback-max-mb")
+        assert http.get("/health").status_code == 200
+        assert http.post("/predict", json={"image_data": _b64(photos["grass"])}
+                         ).status_code == 200
+    assert sorted(p.parent.name for p in folder.rglob("*.png")) == ["brick"]
+    assert not (folder / "grass").exists() and not (folder / "moss").exists()
+
+
+def test_queued_reloads_do_not_hold_up_the_probes(models, monkeypatch):
+    # each /admin/reload waiting for the one that runs held one of the 40
+    # worker threads that /health and /metrics (plain def routes) run in:
+    # 60 reloads queued at once held /health for 4 s, and with a model that
+    # takes seconds to load, for minutes (a liveness probe restarts the pod)
+    import hybridclf.serve._service as service_module
+    from hybridclf.serve import create_app
+
+    real = service_module.load_served_model
+    hold, entered, release = [False], threading.Event(), threading.Event()
+
+    def held(directory, settings):  # a reload that waits to be released
+        if hold[0]:
+            entered.set()
+            release.wait(60)
+        return real(directory, settings)
+
+    monkeypatch.setattr(service_module, "load_served_model", held)
+    statuses = []
+    with _Server(create_app(models["a"])) as http:
+        url = f"http://127.0.0.1:{http.base_url.port}/admin/reload"
+        hold[0] = True
+        senders = [threading.Thread(target=lambda: statuses.append(
+            httpx.post(url, timeout=120).status_code)) for _ in range(45)]
+        for sender in senders:
+            sender.start()
+        try:
+            assert entered.wait(30), "no reload started"
+            assert http.get("/health", timeout=10).status_code == 200
+            assert http.get("/metrics", timeout=10).status_code == 200
+        finally:
+            release.set()
+            for sender in senders:
+                sender.join(120)
+    assert statuses == [200] * 45
+
+
+def test_a_reload_path_cannot_write_lines_into_the_server_log(keyed, models,
+                                                             caplog):
+    # the model_dir of /admin/reload (client text: every holder of the key may
+    # send it) went into the log as it was, so a newline in it began a line
+    # of the client's choosing: "INFO: Reloaded: now serving ..."
+    forged = "/nowhere\nINFO:     Reloaded: now serving /srv/evil"
+    with caplog.at_level(logging.INFO, logger="hybridclf.serve"):
+        _is_error(_reload(keyed, forged), 422, "refused")
+    logged = [r.getMessage() for r in caplog.records
+              if r.name.startswith("hybridclf.serve")]
+    assert any("nowhere" in message for message in logged), logged
+    assert not any("\n" in message for message in logged), logged
 
 
 def test_a_fifo_named_model_json_holds_up_no_reload(keyed, models, tmp_path):

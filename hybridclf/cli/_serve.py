@@ -29,6 +29,12 @@ def format_parser(parser):
         help="threads per prediction in each worker; the feature blocks of one "
         "image run side by side (default: the cores divided among the workers)",
     )
+    parser.add_argument("--max-inflight-mb", type=positive_float, default=None,
+                        metavar="MB",
+                        help="most MB of request bodies received or being "
+                        "answered at once in each worker; a request past it is "
+                        "answered 503 with Retry-After (default: 8 x "
+                        "--max-body-mb)")
     add_max_pixels(parser, model=False)
     parser.add_argument("--read-timeout", type=positive_float, default=30.0,
                         metavar="S",
@@ -42,6 +48,11 @@ def format_parser(parser):
     parser.add_argument("--feedback-dir", default=None, metavar="DIR",
                         help="enable POST /feedback: corrected photos are stored "
                         "in DIR/<label>/ for training (default: off)")
+    parser.add_argument("--feedback-max-mb", type=positive_float, default=1024.0,
+                        metavar="MB",
+                        help="most MB of photos the feedback folder may hold; a "
+                        "new correction past it is answered 507 (default: "
+                        "%(default)s)")
     parser.add_argument("--log-predictions", default=None, metavar="FILE",
                         help="append one JSON line per answer to FILE (time, "
                         "class, confidence, model version; never the image)")
@@ -60,10 +71,12 @@ def run(args):
     # line, exit 1, and no "Serving" line
     limits = {"max_pixels": args.max_pixels} if args.max_pixels else {}
     serve(args.model_dir, host=args.host, port=args.port, workers=args.workers,
-          max_body_mb=args.max_body_mb, api_key_env=args.api_key_env,
+          max_body_mb=args.max_body_mb, max_inflight_mb=args.max_inflight_mb,
+          api_key_env=args.api_key_env,
           threads=args.n_jobs, read_timeout=args.read_timeout,
           allow_pickle=args.allow_pickle,
           limit_concurrency=args.limit_concurrency, feedback_dir=args.feedback_dir,
+          feedback_max_mb=args.feedback_max_mb,
           log_predictions=args.log_predictions, allowed_hosts=args.allowed_hosts,
           on_checked=lambda: out(
               f"Serving {args.model_dir} on http://{args.host}:{args.port} "

@@ -44,7 +44,8 @@ async def lifespan(app):
 def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
                use_ood=True, allow_pickle=False, threads=None,
                max_pixels=DEFAULT_MAX_PIXELS, read_timeout=30.0, feedback_dir=None,
-               log_predictions=None, allowed_hosts=None):
+               log_predictions=None, allowed_hosts=None, max_inflight_mb=None,
+               feedback_max_mb=1024.0):
     """Build the FastAPI application that serves a model directory.
 
     Nothing is loaded here: the model is loaded and warmed up with one
@@ -73,6 +74,14 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
 
     max_body_mb : float, default=10.0
         Largest accepted request body in megabytes (413 above it).
+
+    max_inflight_mb : float or None, default=None
+        Most megabytes of request bodies received or being answered at once;
+        a request that would pass it is answered 503 with ``Retry-After``,
+        before its body is read (see "Limits and security" in
+        docs/service.md). Every body is held in memory until its answer, so
+        this bounds the memory that concurrent uploads take. None allows 8
+        bodies at the limit, ``8 * max_body_mb``.
 
     max_batch : int, default=32
         Most images in one ``POST /predict/batch`` call (422 above it).
@@ -107,6 +116,11 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
         dataset (see :class:`~hybridclf.feedback.FeedbackStore`); made when
         missing. None answers ``/feedback`` with 404.
 
+    feedback_max_mb : float or None, default=1024.0
+        The most megabytes of photos the feedback folder may hold: a new
+        correction past it is answered 507 and nothing is stored, so that a
+        client cannot fill the server's disk. None for no limit.
+
     log_predictions : str or os.PathLike or None, default=None
         A file that gets one JSON line per answer (see
         :class:`~hybridclf.feedback.PredictionLog`; never the image).
@@ -130,15 +144,16 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
     Raises
     ------
     ValueError
-        When ``max_body_mb``, ``max_batch``, ``max_pixels`` or
-        ``read_timeout`` is not positive, or ``allowed_hosts`` holds
-        something else than host names.
+        When ``max_body_mb``, ``max_inflight_mb``, ``feedback_max_mb``,
+        ``max_batch``, ``max_pixels`` or ``read_timeout`` is not positive,
+        or ``allowed_hosts`` holds something else than host names.
     """
     return app_from_settings(ServiceSettings(
         model_dir, api_key=api_key, max_body_mb=max_body_mb, max_batch=max_batch,
         use_ood=use_ood, allow_pickle=allow_pickle, threads=threads,
         max_pixels=max_pixels, read_timeout=read_timeout, feedback_dir=feedback_dir,
-        log_predictions=log_predictions, allowed_hosts=allowed_hosts))
+        log_predictions=log_predictions, allowed_hosts=allowed_hosts,
+        max_inflight_mb=max_inflight_mb, feedback_max_mb=feedback_max_mb))
 
 
 def app_from_settings(settings, *, model=None):

@@ -247,7 +247,8 @@ async def reload_model(body: schemas.ReloadRequest | None = Body(None),
     start = time.perf_counter()
     try:
         previous, model = await anyio.to_thread.run_sync(
-            service.reload, body.model_dir if body is not None else None)
+            service.reload, body.model_dir if body is not None else None,
+            limiter=service.reloads)  # queued reloads hold no worker thread
     except ModelLoadError as exc:
         raise HTTPException(
             422, f"The model was refused; {service.model_version} still serves. "

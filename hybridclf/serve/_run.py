@@ -89,7 +89,8 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
           api_key_env=None, threads=None, log_level="info",
           max_pixels=DEFAULT_MAX_PIXELS, read_timeout=30.0, allow_pickle=False,
           limit_concurrency=None, feedback_dir=None, log_predictions=None,
-          allowed_hosts=None, on_checked=None):
+          allowed_hosts=None, max_inflight_mb=None, feedback_max_mb=1024.0,
+          on_checked=None):
     """Run the prediction service with uvicorn until interrupted.
 
     The model directory is loaded and checked before uvicorn starts, as a
@@ -121,6 +122,10 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
     max_body_mb : float, default=10.0
         Largest accepted request body in megabytes.
 
+    max_inflight_mb : float or None, default=None
+        Most megabytes of request bodies in flight at once in each worker
+        (see :func:`create_app`); None allows ``8 * max_body_mb``.
+
     api_key_env : str or None, default=None
         Name of the environment variable that holds the API key. The key
         itself never appears on a command line.
@@ -150,6 +155,10 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
     feedback_dir : str or os.PathLike or None, default=None
         Enable ``POST /feedback``: corrections are stored in this folder
         (see :func:`create_app`).
+
+    feedback_max_mb : float or None, default=1024.0
+        The most megabytes of photos the feedback folder may hold (see
+        :func:`create_app`); None for no limit.
 
     log_predictions : str or os.PathLike or None, default=None
         Append one JSON line per answer to this file (see
@@ -202,7 +211,8 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
         max_body_mb=max_body_mb, threads=int(threads), max_pixels=int(max_pixels),
         read_timeout=float(read_timeout), allow_pickle=bool(allow_pickle),
         feedback_dir=_abspath(feedback_dir), log_predictions=_abspath(log_predictions),
-        allowed_hosts=allowed_hosts)
+        allowed_hosts=allowed_hosts, max_inflight_mb=max_inflight_mb,
+        feedback_max_mb=feedback_max_mb)
     if feedback_dir is not None:
         check_writable(settings.feedback_dir, "--feedback-dir")
     if log_predictions is not None:

@@ -109,13 +109,17 @@ class Service:
         self.metrics = Metrics()
         self.model = None
         self._checked = model  # see load
+        max_mb = settings.feedback_max_mb
         self.feedback = (FeedbackStore(settings.feedback_dir,
-                                       max_pixels=settings.max_pixels)
+                                       max_pixels=settings.max_pixels,
+                                       max_bytes=None if max_mb is None
+                                       else int(max_mb * 1024 * 1024))
                          if settings.feedback_dir else None)
         self.prediction_log = (PredictionLog(settings.log_predictions)
                                if settings.log_predictions else None)
         self._batcher = None
         self._decoders = None  # see decoders
+        self._reloads = None  # see reloads
         self._lock = threading.Lock()
         self._reload_lock = threading.Lock()  # one load at a time
         self._counts = {"images": 0, "total_ms": 0.0, "calls": 0}
@@ -193,13 +197,14 @@ class Service:
                 model = load_served_model(target, self.settings)
             except ModelLoadError as exc:
                 self.metrics.reloads.labels("refused").inc()
-                logger.error("Refused to reload %s; still serving %s: %s", target,
-                             previous.version, exc)
+                # %r: the path may come from a request, newlines and all
+                logger.error("Refused to reload %r; still serving %s: %s",
+                             os.fspath(target), previous.version, exc)
                 raise
             self._swap(model, previous)
             self.metrics.reloads.labels("done").inc()
             self._restart_other_workers(model)
-        logger.info("Reloaded: now serving %s (%s) after %s, in %.2f s",
+        logger.info("Reloaded: now serving %r (%s) after %s, in %.2f s",
                     model.directory, model.version, previous.version,
                     time.perf_counter() - start)
         return previous, model
@@ -360,6 +365,21 @@ class Service:
             self._decoders = anyio.CapacityLimiter(
                 effective_threads(self.settings.threads))
         return self._decoders
+
+    @property
+    def reloads(self):
+        """The limiter of the worker threads that run :meth:`reload` (anyio): one.
+
+        Reloads run one at a time anyway; the others wait here, in the event
+        loop, instead of each holding one of the worker threads that plain
+        ``def`` routes run in (40 at most): 60 reloads queued at once held
+        ``/health`` for 4 s (a liveness probe fails on that), and with a model
+        that takes seconds to load, for minutes. Made on first use, in the
+        event loop.
+        """
+        if self._reloads is None:
+            self._reloads = anyio.CapacityLimiter(1)
+        return self._reloads
 
     async def _read(self, model, datas):
         """Decode a request's images in worker threads, each image on its own.

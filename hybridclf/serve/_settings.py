@@ -78,9 +78,9 @@ class ServiceSettings:
     Raises
     ------
     ValueError
-        When ``max_body_mb``, ``max_batch``, ``max_pixels`` or
-        ``read_timeout`` is not positive, or ``allowed_hosts`` holds
-        something else than host names.
+        When ``max_body_mb``, ``max_inflight_mb``, ``feedback_max_mb``,
+        ``max_batch``, ``max_pixels`` or ``read_timeout`` is not positive,
+        or ``allowed_hosts`` holds something else than host names.
     """
 
     model_dir: str
@@ -95,6 +95,8 @@ class ServiceSettings:
     feedback_dir: str | None = None
     log_predictions: str | None = None
     allowed_hosts: tuple[str, ...] | None = None
+    max_inflight_mb: float | None = None
+    feedback_max_mb: float | None = 1024.0
 
     def __post_init__(self):
         # frozen: normalise through object.__setattr__, once
@@ -107,6 +109,11 @@ class ServiceSettings:
         if not self.max_body_mb > 0:
             raise ValueError("The 'max_body_mb' parameter of create_app must be a "
                              f"number > 0. Got {self.max_body_mb!r} instead.")
+        for name in ("max_inflight_mb", "feedback_max_mb"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"The {name!r} parameter of create_app must be a "
+                                 f"number > 0 or None. Got {value!r} instead.")
         if int(self.max_batch) < 1:
             raise ValueError("The 'max_batch' parameter of create_app must be an "
                              f"int >= 1. Got {self.max_batch!r} instead.")
@@ -120,6 +127,14 @@ class ServiceSettings:
     def max_body_bytes(self):
         """The body limit in bytes."""
         return int(self.max_body_mb * 1024 * 1024)
+
+    @property
+    def max_inflight_bytes(self):
+        """The bytes of request bodies in flight at once: ``max_inflight_mb``,
+        by default 8 bodies at the limit (``8 * max_body_mb``)."""
+        mb = 8 * self.max_body_mb if self.max_inflight_mb is None else (
+            self.max_inflight_mb)
+        return int(mb * 1024 * 1024)
 
     def write(self, path, *, api_key_env=None):
         """Write the settings to a JSON file that only its owner can read.
