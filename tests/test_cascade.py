@@ -9,7 +9,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from hybridclf import load_image_folder, load_model, make_hybrid_pipeline, save_model
 from hybridclf.cascade import select_threshold
 from hybridclf.pipeline import get_classifier, set_n_jobs
-from hybridclf.prediction import predict_open_set, transform_features
+from hybridclf.prediction import feature_blocks, predict_open_set, transform_features
 
 #: rows each call of ExpensiveBlock.transform received
 CALLS = []
@@ -384,3 +384,21 @@ def test_the_threshold_folds_add_views_exactly_when_the_final_fit_does(
     assert len(decided) == 4  # three folds, then the final fit
     assert decided[-1] == (("darken",) if views else ())
     assert decided[:3] == [decided[-1]] * 3
+
+
+def test_a_block_switched_off_with_drop_is_left_out(textures):
+    # "drop" is scikit-learn's way to switch off a FeatureUnion transformer
+    # (set_params, or a grid over features__<block>); the cascade's fit
+    # raised "Cannot clone object 'drop'", feature_blocks an AttributeError
+    paths, labels = textures
+    pipe = make_hybrid_pipeline(
+        features=["hog", "lbp", "color", ("cnn", ExpensiveBlock())], cascade=True,
+    ).set_params(load__size=64, cheap_features=("hog", "color"), cv=3,
+                 features__lbp="drop")
+    pipe.fit(paths, labels, groups=np.arange(len(labels)) // 2)
+    names = [name for name, _ in feature_blocks(pipe)]
+    assert names == ["hog", "color", "cnn"]
+    proba = pipe.predict_proba(paths[:4])
+    assert proba.shape == (4, 3)
+    assert transform_features(pipe, paths[:4]).shape[1] == sum(
+        width for _, width in feature_blocks(pipe))
