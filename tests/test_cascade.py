@@ -4,10 +4,12 @@ import re
 
 import numpy as np
 import pytest
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, TransformerMixin, clone
 
 from hybridclf import load_image_folder, load_model, make_hybrid_pipeline, save_model
 from hybridclf.cascade import select_threshold
+from hybridclf.features import ColorHistogram
+from hybridclf.io import ImageLoader
 from hybridclf.pipeline import get_classifier, set_n_jobs
 from hybridclf.prediction import feature_blocks, predict_open_set, transform_features
 
@@ -402,3 +404,46 @@ def test_a_block_switched_off_with_drop_is_left_out(textures):
     assert proba.shape == (4, 3)
     assert transform_features(pipe, paths[:4]).shape[1] == sum(
         width for _, width in feature_blocks(pipe))
+
+
+class CountingColor(ColorHistogram):
+    """A colour histogram that counts the images it computes features of."""
+
+    images = 0
+
+    def _extract(self, X):
+        type(self).images += len(X)
+        return super()._extract(X)
+
+
+class CountingLoader(ImageLoader):
+    """An image loader that counts the images it reads."""
+
+    images = 0
+
+    def transform(self, X):
+        type(self).images += len(X)
+        return super().transform(X)
+
+
+def test_memory_keeps_the_images_and_features_for_the_next_fit(textures, tmp_path):
+    # make_hybrid_pipeline(memory=...) caches loaded images and features so
+    # that a search over the classifier computes them once; the cascade (the
+    # default pipeline) ignored it and read and extracted every photo and
+    # view again on every fit
+    paths, labels = textures
+    pipe = make_hybrid_pipeline(
+        features=["hog", ("color", CountingColor()), ("cnn", ExpensiveBlock())],
+        cascade=True, memory=str(tmp_path),
+    ).set_params(load=CountingLoader(size=64), cheap_features=("hog", "color"),
+                 cv=3)
+    clone(pipe).fit(paths, labels)
+    loaded, extracted = CountingLoader.images, CountingColor.images
+    assert loaded == len(paths) and extracted > len(paths)  # photos and views
+    second = clone(pipe).set_params(clf__alphas=(5.0,)).fit(paths, labels)
+    assert (CountingLoader.images, CountingColor.images) == (loaded, extracted)
+    assert second["clf"].alpha_ == 5.0
+    without = clone(pipe).set_params(memory=None, clf__alphas=(5.0,)).fit(paths,
+                                                                        labels)
+    np.testing.assert_allclose(second.predict_proba(paths[:6]),
+                               without.predict_proba(paths[:6]), rtol=1e-6)

@@ -15,7 +15,9 @@ import warnings
 
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.utils.validation import check_memory
 
+from ..grouped_fit import _keyed_by_content
 from ..pipeline import (
     fit_classifier,
     get_block_scaler,
@@ -86,8 +88,10 @@ def fit_cascade(pipe, X, y, groups, params):
     """
     cheap = cheap_blocks(pipe)
     y = np.asarray(y)
+    memory = check_memory(pipe.memory)
     loader = get_loader(pipe)
-    images = X if loader is None else loader.fit_transform(X, y)
+    images = X if loader is None else memory.cache(_load)(
+        loader.fit(X, y), _keyed_by_content(X))
     images = np.asarray(images)
     given = groups is not None
     groups = np.arange(len(y)) if groups is None else np.asarray(groups)
@@ -100,7 +104,9 @@ def fit_cascade(pipe, X, y, groups, params):
     ).split(images, y, groups))
     blocks = list(iter_feature_blocks(pipe))
     sampler = get_sampler(pipe)
-    fixed = fixed_features(images, blocks) if sampler is None or isinstance(
+    # with the pipeline's memory, the loaded images and these features are
+    # cached as Pipeline.fit caches its steps' (a search over the classifier)
+    fixed = fixed_features(images, blocks, memory) if sampler is None or isinstance(
         sampler, ViewAugmenter) else {}
     # the classifiers' leave-one-out leaves a photo out with its near-duplicates;
     # the folds add views exactly when the final fit on all of y does, so the
@@ -113,6 +119,15 @@ def fit_cascade(pipe, X, y, groups, params):
         folds, len(y), get_classifier(pipe).classes_, block_widths(pipe),
         cheap, get_classifier(pipe), pipe.cheap_classifier_template())
     return pipe.fit_cheap_stage(train_x, train_y, y, oof, groups=view_rows)
+
+
+def _load(loader, X):
+    """The fitted ``loader``'s images of ``X``; cached with the pipeline's memory.
+
+    ``X`` is keyed by its files' content (``_keyed_by_content``), as the
+    ``load`` step of a :class:`~hybridclf.grouped_fit.GroupedPipeline` is.
+    """
+    return loader.transform(X)
 
 
 def fit_without_early_exit(pipe, images, y, params):
