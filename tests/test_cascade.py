@@ -447,3 +447,24 @@ def test_memory_keeps_the_images_and_features_for_the_next_fit(textures, tmp_pat
                                                                         labels)
     np.testing.assert_allclose(second.predict_proba(paths[:6]),
                                without.predict_proba(paths[:6]), rtol=1e-6)
+
+
+@pytest.mark.parametrize("param, value", [
+    ("tolerance", -1), ("ood_quantile", 5), ("cv", "five"), ("cv", 1),
+    ("cheap_classifier", "ridge"), ("cheap_features", "hog"),
+])
+def test_bad_cascade_parameters_are_named(textures, param, value):
+    # fit validated none of them: tolerance=-1 fitted without a word, cv="five"
+    # raised "'<' not supported between instances of 'int' and 'str'" and
+    # ood_quantile=5 numpy's "Quantiles must be in the range [0, 1]"
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    paths, labels = textures
+    pipe = make_hybrid_pipeline(
+        features=["hog", "color", ("cnn", ExpensiveBlock())], cascade=True,
+    ).set_params(load__size=64, cheap_features=("hog", "color"))
+    assert set(pipe._parameter_constraints) == set(pipe.get_params(deep=False))
+    pipe.set_params(**{param: value})
+    with pytest.raises(InvalidParameterError,
+                       match=f"The '{param}' parameter of CascadePipeline must be"):
+        pipe.fit(paths[:6], labels[:6])

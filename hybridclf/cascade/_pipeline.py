@@ -17,12 +17,15 @@ of the staged prediction (``iter_stages``, ``predict_stages``,
 ``stages_from_features``) in :mod:`hybridclf.cascade._stages`.
 """
 
+from numbers import Integral, Real
+
 import numpy as np
 from imblearn.pipeline import Pipeline
 from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
 
 from ..pipeline import get_classifier
+from ..utils._validation import HasMethods, Interval, _fit_context
 from . import _fit, _stages
 from ._fit import _STATS
 
@@ -96,7 +99,7 @@ class CascadePipeline(Pipeline):
         the photos (:func:`~hybridclf.view_sampling.decide_views`), so the
         threshold is learned on models like the one it is applied to.
 
-    random_state : int, default=0
+    random_state : int, RandomState instance or None, default=0
         Shuffles the folds.
 
     transform_input, memory, verbose
@@ -154,6 +157,16 @@ class CascadePipeline(Pipeline):
     ('CascadePipeline', ('hog', 'lbp', 'color'))
     """
 
+    _parameter_constraints: dict = {
+        **Pipeline._parameter_constraints,
+        "cheap_features": [tuple, list],
+        "cheap_classifier": [HasMethods(["fit", "predict_proba"]), None],
+        "tolerance": [Interval(Real, 0, 1, closed="both")],
+        "ood_quantile": [Interval(Real, 0, 1, closed="both"), None],
+        "cv": [Interval(Integral, 2, None, closed="left")],
+        "random_state": ["random_state"],
+    }
+
     def __init__(self, steps, *, cheap_features=CHEAP_FEATURES,
                  cheap_classifier=None, tolerance=0.005, ood_quantile=0.95, cv=5,
                  random_state=0, transform_input=None, memory=None, verbose=False):
@@ -181,6 +194,8 @@ class CascadePipeline(Pipeline):
 
         return RidgeSoftmaxClassifier()
 
+    # the steps validate their own parameters when they are fitted
+    @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y, groups=None, **params):
         """Fit the pipeline, the cheap stage and the threshold.
 
@@ -237,6 +252,7 @@ class CascadePipeline(Pipeline):
         -------
         self : CascadePipeline
         """
+        self._validate_params()  # train_model calls it without fit
         return _fit.fit_cheap_stage(self, train_x, train_y, y_oof, oof,
                                     groups=groups)
 
