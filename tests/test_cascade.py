@@ -468,3 +468,18 @@ def test_bad_cascade_parameters_are_named(textures, param, value):
     with pytest.raises(InvalidParameterError,
                        match=f"The '{param}' parameter of CascadePipeline must be"):
         pipe.fit(paths[:6], labels[:6])
+
+
+def test_an_unfitted_cascade_says_it_is_not_fitted(textures):
+    # predict, predict_proba and score raised AttributeError ("'StandardScaler'
+    # object has no attribute 'n_features_in_'"), which `except
+    # NotFittedError` does not catch
+    from sklearn.exceptions import NotFittedError
+
+    paths, _ = textures
+    pipe = make_hybrid_pipeline(
+        features=["hog", "color", ("cnn", ExpensiveBlock())], cascade=True,
+    ).set_params(load__size=64, cheap_features=("hog", "color"))
+    for method in (pipe.predict, pipe.predict_proba, pipe.predict_log_proba):
+        with pytest.raises(NotFittedError, match="CascadePipeline instance is not"):
+            method(paths[:2])
