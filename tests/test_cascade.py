@@ -483,3 +483,26 @@ def test_an_unfitted_cascade_says_it_is_not_fitted(textures):
     for method in (pipe.predict, pipe.predict_proba, pipe.predict_log_proba):
         with pytest.raises(NotFittedError, match="CascadePipeline instance is not"):
             method(paths[:2])
+
+
+def test_tools_that_prefer_decision_values_get_the_cascades_answers(fitted,
+                                                                    textures):
+    # Pipeline.decision_function ran the full model on every photo, and
+    # CalibratedClassifierCV and the roc_auc, average_precision and
+    # top_k_accuracy scorers took it over predict_proba: they scored and
+    # calibrated another model than the cascade, and ran the CNN on every photo
+    from sklearn.metrics import make_scorer, top_k_accuracy_score
+
+    paths, labels = textures
+    assert not hasattr(fitted, "decision_function")
+    with pytest.raises(AttributeError, match="decision_function"):
+        fitted.decision_function(paths[1::2])
+    # the "top_k_accuracy" scorer, at k=1: the accuracy of the answers
+    scorer = make_scorer(top_k_accuracy_score, k=1, labels=fitted.classes_,
+                         response_method=("decision_function", "predict_proba"))
+    early = fitted.predict_stages(paths[1::2])[2]
+    assert early.any()
+    CALLS.clear()
+    top1 = scorer(fitted, paths[1::2], labels[1::2])
+    assert sum(CALLS) == (~early).sum()  # the expensive block: unsure photos
+    assert top1 == fitted.score(paths[1::2], labels[1::2])

@@ -22,6 +22,7 @@ from numbers import Integral, Real
 import numpy as np
 from imblearn.pipeline import Pipeline
 from sklearn.base import clone
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from ..pipeline import get_classifier
@@ -384,6 +385,27 @@ class CascadePipeline(Pipeline):
         """Logarithm of :meth:`predict_proba`."""
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
+
+    def _has_decision_function(self):
+        # the error hasattr() and getattr(..., None) see: scikit-learn then
+        # takes predict_proba (scorers, CalibratedClassifierCV)
+        raise AttributeError(
+            "CascadePipeline has no decision_function: its answers come from "
+            "the cheap classifier or the full one, photo by photo. Use "
+            "predict_proba (the cascade's), or the full model's decision values: "
+            "get_classifier(pipe).decision_function(transform_features(pipe, X)).")
+
+    @available_if(_has_decision_function)
+    def decision_function(self, X, **params):
+        """Not available: use :meth:`predict_proba`.
+
+        ``Pipeline.decision_function`` would run the full model on every
+        photo, whose decision values ``predict`` does not follow where the
+        cheap stage answers. Without it, scikit-learn's tools that prefer
+        decision values (``CalibratedClassifierCV``, the ``"roc_auc"``,
+        ``"average_precision"`` and ``"top_k_accuracy"`` scorers) use the
+        cascade's :meth:`predict_proba`, with its early exits.
+        """
 
     def score(self, X, y, sample_weight=None, **params):
         """Accuracy of :meth:`predict`."""
