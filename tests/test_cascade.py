@@ -296,8 +296,9 @@ def test_too_few_photos_fit_the_full_model_and_answer_nothing_early(textures):
                                 cascade=True)
     pipe.set_params(load__size=64, cheap_features=("hog", "color"))
     one_each = [list(labels).index(c) for c in np.unique(labels)]
-    with pytest.warns(UserWarning, match="2 photos per class"):
+    with pytest.warns(UserWarning, match="2 photos per class") as record:
         pipe.fit(paths[one_each], labels[one_each])
+    assert record[0].filename == __file__  # the warning points at the caller
     assert pipe.threshold_ == np.inf
     CALLS.clear()
     assert len(pipe.predict(paths[:4])) == 4

@@ -132,12 +132,13 @@ def _load(loader, X):
 
 def fit_without_early_exit(pipe, images, y, params):
     """Too few photos for out-of-fold answers: fit the full model only."""
-    # stacklevel: this function, fit_cascade, CascadePipeline.fit, its caller
+    # stacklevel: this function, fit_cascade, CascadePipeline.fit, its
+    # _fit_context wrapper (parameter validation), its caller
     warnings.warn(
         "CascadePipeline.fit needs at least 2 groups and 2 photos per class "
         "to choose its threshold out of fold; every photo will run every "
         "block. Add photos, or build the pipeline with cascade=False.",
-        UserWarning, stacklevel=4)
+        UserWarning, stacklevel=5)
     fit_steps(pipe, images, y, params, {})
     pipe.cheap_classifier_, pipe.ood_limits_ = None, None
     for key in _STATS:
