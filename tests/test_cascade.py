@@ -507,3 +507,22 @@ def test_tools_that_prefer_decision_values_get_the_cascades_answers(fitted,
     top1 = scorer(fitted, paths[1::2], labels[1::2])
     assert sum(CALLS) == (~early).sum()  # the expensive block: unsure photos
     assert top1 == fitted.score(paths[1::2], labels[1::2])
+
+
+def test_pandas_output_predicts_without_feature_name_warnings(textures):
+    # with set_output(transform="pandas") (or sklearn.set_config), fit scaled
+    # the cheap blocks' arrays and every prediction warned "X has feature
+    # names, but StandardScaler was fitted without feature names"
+    import warnings
+
+    paths, labels = textures
+    pipe = make_hybrid_pipeline(
+        features=["hog", "color", ("cnn", ExpensiveBlock())], cascade=True,
+    ).set_params(load__size=64, cheap_features=("hog", "color"), cv=3)
+    pipe.set_output(transform="pandas").fit(paths[::2], labels[::2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        proba = pipe.predict_proba(paths[1::2])
+    assert proba.shape == (len(paths[1::2]), 3)
+    table = pipe[:-1].transform(paths[:2])
+    assert list(table.columns) == list(pipe[:-1].get_feature_names_out())

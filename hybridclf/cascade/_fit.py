@@ -27,6 +27,7 @@ from ..pipeline import (
     iter_feature_blocks,
     view_groups,
 )
+from ..utils._validation import _get_output_config
 from ..view_sampling import ViewAugmenter, decide_views
 from ._stages import block_widths, in_gate
 from ._threshold import (
@@ -172,13 +173,29 @@ def fit_steps(pipe, images, y, params, fixed, groups=None):
     for name, block in blocks:
         if name in fixed:
             block.steps[0] = (block.steps[0][0], fixed[name][0])
-            parts.append(get_block_scaler(block).fit_transform(fixed_rows(
-                fixed, name, np.arange(n_images), sampler, loaded)))
+            parts.append(np.asarray(get_block_scaler(block).fit_transform(
+                _as_transformed(fixed[name][0], fixed_rows(
+                    fixed, name, np.arange(n_images), sampler, loaded)))))
         else:
             parts.append(block.fit_transform(images, y))
     train_x = np.hstack(parts).astype(np.float32)
     fit_classifier(get_classifier(pipe), train_x, y, groups)
     return train_x, y, groups
+
+
+def _as_transformed(extract, table):
+    """``table``, ``extract``'s features, in the container its ``transform`` gives.
+
+    With ``set_output(transform="pandas")`` (on the pipeline or globally) the
+    block's scaler sees a named table at prediction, so it is fitted on one:
+    fitted on an array, it warned on every prediction that "X has feature
+    names, but StandardScaler was fitted without feature names".
+    """
+    if _get_output_config("transform", extract)["dense"] != "pandas":
+        return table
+    import pandas as pd
+
+    return pd.DataFrame(table, columns=extract.get_feature_names_out())
 
 
 def fit_cheap_stage(pipe, train_x, train_y, y_oof, oof, groups=None):

@@ -18,6 +18,7 @@ from sklearn.utils._param_validation import (
     make_constraint,
     validate_params,
 )
+from sklearn.utils._set_output import _get_output_config
 
 __all__ = [
     "_random_state_docstring",
@@ -27,6 +28,7 @@ __all__ = [
     "Options",
     "StrOptions",
     "_fit_context",
+    "_get_output_config",
     "check_image_array",
     "generate_invalid_param_val",
     "make_constraint",
