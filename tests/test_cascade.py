@@ -7,7 +7,7 @@ import pytest
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 
 from hybridclf import load_image_folder, load_model, make_hybrid_pipeline, save_model
-from hybridclf.cascade import select_threshold
+from hybridclf.cascade import is_cascade, select_threshold
 from hybridclf.features import ColorHistogram
 from hybridclf.io import ImageLoader
 from hybridclf.pipeline import get_classifier, set_n_jobs
@@ -526,3 +526,21 @@ def test_pandas_output_predicts_without_feature_name_warnings(textures):
     assert proba.shape == (len(paths[1::2]), 3)
     table = pipe[:-1].transform(paths[:2])
     assert list(table.columns) == list(pipe[:-1].get_feature_names_out())
+
+
+def test_a_classifier_without_probabilities_makes_no_cascade(textures):
+    # make_hybrid_pipeline(classifier=LinearSVC()) made a cascade, whose fit
+    # computed every fold's features and then raised "'LinearSVC' object has
+    # no attribute 'predict_proba'"
+    from sklearn.svm import LinearSVC
+
+    paths, labels = textures
+    assert not is_cascade(make_hybrid_pipeline(classifier=LinearSVC()))
+    assert is_cascade(make_hybrid_pipeline(classifier="logistic"))
+    pipe = make_hybrid_pipeline(
+        features=["hog", "color", ("cnn", ExpensiveBlock(fail=True))],
+        cascade=True, classifier=LinearSVC(),
+    ).set_params(load__size=64, cheap_features=("hog", "color"))
+    with pytest.raises(TypeError, match="'clf' step of CascadePipeline must have "
+                       "predict_proba.*Got LinearSVC.*cascade=False"):
+        pipe.fit(paths, labels)

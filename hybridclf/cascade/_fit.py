@@ -82,12 +82,24 @@ def _cheap_features_fix(names):
             "(make_hybrid_pipeline(..., cascade=False)).")
 
 
+def _check_probabilities(clf):
+    """Refuse, before any work, a ``clf`` step without ``predict_proba``."""
+    if not hasattr(clf, "predict_proba"):
+        raise TypeError(
+            "The 'clf' step of CascadePipeline must have predict_proba: the "
+            "cascade compares the two stages' probabilities. Got "
+            f"{type(clf).__name__}, which has none; wrap it in "
+            "sklearn.calibration.CalibratedClassifierCV, or build the pipeline "
+            "without a cascade (make_hybrid_pipeline(..., cascade=False)).")
+
+
 def fit_cascade(pipe, X, y, groups, params):
     """Fit the pipeline, the cheap stage and the threshold.
 
     See :meth:`CascadePipeline.fit`; ``params`` is its ``**params``.
     """
     cheap = cheap_blocks(pipe)
+    _check_probabilities(get_classifier(pipe))
     y = np.asarray(y)
     memory = check_memory(pipe.memory)
     loader = get_loader(pipe)
