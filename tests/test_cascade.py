@@ -544,3 +544,19 @@ def test_a_classifier_without_probabilities_makes_no_cascade(textures):
     with pytest.raises(TypeError, match="'clf' step of CascadePipeline must have "
                        "predict_proba.*Got LinearSVC.*cascade=False"):
         pipe.fit(paths, labels)
+
+
+def test_verbose_prints_the_time_of_each_step(textures, capsys):
+    # make_hybrid_pipeline(verbose=True) promises scikit-learn's pipeline
+    # verbosity; the cascade's fit printed nothing
+    paths, labels = textures
+    pipe = make_hybrid_pipeline(
+        features=["hog", "color", ("cnn", ExpensiveBlock())], cascade=True,
+        verbose=True,
+    ).set_params(load__size=64, cheap_features=("hog", "color"), cv=3)
+    pipe.fit(paths, labels)
+    out = capsys.readouterr().out
+    for step in ("(step 1 of 4) Processing load", "Processing augment",
+                 "Processing features", "(step 4 of 4) Processing clf",
+                 "threshold folds' features", "cheap stage and threshold"):
+        assert "[CascadePipeline] " in out and step in out, step

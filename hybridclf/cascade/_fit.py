@@ -27,7 +27,7 @@ from ..pipeline import (
     iter_feature_blocks,
     view_groups,
 )
-from ..utils._validation import _get_output_config
+from ..utils._validation import _get_output_config, _print_elapsed_time
 from ..view_sampling import ViewAugmenter, decide_views
 from ._stages import block_widths, in_gate
 from ._threshold import (
@@ -103,9 +103,10 @@ def fit_cascade(pipe, X, y, groups, params):
     y = np.asarray(y)
     memory = check_memory(pipe.memory)
     loader = get_loader(pipe)
-    images = X if loader is None else memory.cache(_load)(
-        loader.fit(X, y), _keyed_by_content(X))
-    images = np.asarray(images)
+    with _timed(pipe, 0):
+        images = X if loader is None else memory.cache(_load)(
+            loader.fit(X, y), _keyed_by_content(X))
+        images = np.asarray(images)
     given = groups is not None
     groups = np.arange(len(y)) if groups is None else np.asarray(groups)
     n_splits = min(pipe.cv, len(np.unique(groups)),
@@ -119,19 +120,36 @@ def fit_cascade(pipe, X, y, groups, params):
     sampler = get_sampler(pipe)
     # with the pipeline's memory, the loaded images and these features are
     # cached as Pipeline.fit caches its steps' (a search over the classifier)
-    fixed = fixed_features(images, blocks, memory) if sampler is None or isinstance(
-        sampler, ViewAugmenter) else {}
-    # the classifiers' leave-one-out leaves a photo out with its near-duplicates;
-    # the folds add views exactly when the final fit on all of y does, so the
-    # threshold is learned on models like the one it is applied to
-    folds = list(scaled_folds(images, y, blocks, splits, decide_views(sampler, y),
-                              fixed, groups if given else None))
+    with _timed(pipe, what=f"{len(splits)} threshold folds' features"):
+        fixed = fixed_features(images, blocks, memory) if sampler is None or (
+            isinstance(sampler, ViewAugmenter)) else {}
+        # the classifiers' leave-one-out leaves a photo out with its
+        # near-duplicates; the folds add views exactly when the final fit on
+        # all of y does, so the threshold is learned on models like the one
+        # it is applied to
+        folds = list(scaled_folds(images, y, blocks, splits,
+                                  decide_views(sampler, y), fixed,
+                                  groups if given else None))
     train_x, train_y, view_rows = fit_steps(pipe, images, y, params, fixed,
                                             groups if given else None)
-    oof = out_of_fold_stages(
-        folds, len(y), get_classifier(pipe).classes_, block_widths(pipe),
-        cheap, get_classifier(pipe), pipe.cheap_classifier_template())
-    return pipe.fit_cheap_stage(train_x, train_y, y, oof, groups=view_rows)
+    with _timed(pipe, what="cheap stage and threshold"):
+        oof = out_of_fold_stages(
+            folds, len(y), get_classifier(pipe).classes_, block_widths(pipe),
+            cheap, get_classifier(pipe), pipe.cheap_classifier_template())
+        return pipe.fit_cheap_stage(train_x, train_y, y, oof, groups=view_rows)
+
+
+def _timed(pipe, step=None, what=None):
+    """With ``verbose``, print the time of step ``step`` (index) or of ``what``.
+
+    As ``Pipeline.fit`` does for its steps: "[CascadePipeline] ... (step 1 of
+    4) Processing load, total= 0.2s".
+    """
+    message = None
+    if pipe.verbose:
+        message = pipe._log_message(step) if step is not None else (
+            f"Processing {what}")
+    return _print_elapsed_time("CascadePipeline", message)
 
 
 def _load(loader, X):
@@ -179,19 +197,22 @@ def fit_steps(pipe, images, y, params, fixed, groups=None):
     sampler, n_images, loaded = get_sampler(pipe), len(y), images
     blocks = list(iter_feature_blocks(pipe))
     if sampler is not None:
-        images, y = resample(sampler, images, y, blocks, fixed)
+        with _timed(pipe, 1):
+            images, y = resample(sampler, images, y, blocks, fixed)
     groups = view_groups(sampler, n_images, len(y), groups)
     parts = []
-    for name, block in blocks:
-        if name in fixed:
-            block.steps[0] = (block.steps[0][0], fixed[name][0])
-            parts.append(np.asarray(get_block_scaler(block).fit_transform(
-                _as_transformed(fixed[name][0], fixed_rows(
-                    fixed, name, np.arange(n_images), sampler, loaded)))))
-        else:
-            parts.append(block.fit_transform(images, y))
+    with _timed(pipe, 2):
+        for name, block in blocks:
+            if name in fixed:
+                block.steps[0] = (block.steps[0][0], fixed[name][0])
+                parts.append(np.asarray(get_block_scaler(block).fit_transform(
+                    _as_transformed(fixed[name][0], fixed_rows(
+                        fixed, name, np.arange(n_images), sampler, loaded)))))
+            else:
+                parts.append(block.fit_transform(images, y))
     train_x = np.hstack(parts).astype(np.float32)
-    fit_classifier(get_classifier(pipe), train_x, y, groups)
+    with _timed(pipe, 3):
+        fit_classifier(get_classifier(pipe), train_x, y, groups)
     return train_x, y, groups
 
 
