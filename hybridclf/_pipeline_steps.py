@@ -157,6 +157,11 @@ def set_image_params(pipe, *, n_jobs=None, max_pixels=None):
 def iter_feature_blocks(union_or_pipe):
     """Yield ``(name, block)`` for each feature block that is switched on.
 
+    A block set to ``"drop"`` (scikit-learn's way to switch off a
+    transformer of a ``FeatureUnion``, as in ``set_params(features__lbp=
+    "drop")`` or a grid over it), None or ``"passthrough"`` is left out: it
+    adds no columns of its own.
+
     Parameters
     ----------
     union_or_pipe : Pipeline or FeatureUnion
@@ -175,8 +180,12 @@ def iter_feature_blocks(union_or_pipe):
     if not hasattr(union, "transformer_list"):
         union = get_feature_union(union_or_pipe)
     for name, block in union.transformer_list:
-        if not is_passthrough(block):
+        if not (is_passthrough(block) or _is_dropped(block)):
             yield name, block
+
+
+def _is_dropped(block):
+    return isinstance(block, str) and block == "drop"
 
 
 def get_block_extractor(block):

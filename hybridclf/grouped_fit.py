@@ -227,11 +227,18 @@ class _PathsAndDigests(list):
 def _keyed_by_content(X):
     """X as the pipeline's ``memory`` should key it: with its files' content.
 
-    A sequence that holds file paths comes back as :class:`_PathsAndDigests`
-    (the same paths); anything else (arrays, bytes) as it is.
+    A sequence that holds file paths (also a Series, a one-column DataFrame
+    or a column array of them, which ImageLoader takes) comes back as
+    :class:`_PathsAndDigests` (the same paths); anything else (arrays,
+    bytes) as it is.
     """
+    if hasattr(X, "iloc") and getattr(X, "ndim", 1) == 2 and X.shape[1] == 1:
+        X = X.iloc[:, 0]  # a one-column DataFrame of paths, as ImageLoader takes
     if hasattr(X, "to_numpy") and getattr(X, "ndim", 2) == 1:
         X = X.to_numpy()  # a Series of paths
+    if (isinstance(X, np.ndarray) and X.ndim == 2 and X.shape[1] == 1
+            and X.dtype.kind in "OU"):
+        X = X[:, 0]  # a column of paths
     if isinstance(X, np.ndarray) and (X.ndim != 1 or X.dtype.kind not in "OU"):
         return X
     if not isinstance(X, (list, tuple, np.ndarray)) or not any(

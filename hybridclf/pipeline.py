@@ -207,8 +207,9 @@ def make_hybrid_pipeline(
         (``docs/benchmarks.md``, "Cascade").
 
         - "auto": a cascade when the blocks include "cnn" and at least one of
-          "hog", "lbp" and "color" (those answer early); else the plain
-          pipeline.
+          "hog", "lbp" and "color" (those answer early), and the classifier
+          has ``predict_proba`` (the cascade compares probabilities); else
+          the plain pipeline.
         - True: a cascade; its cheap blocks are those of "hog", "lbp" and
           "color" among ``features`` (set others with
           ``set_params(cheap_features=...)``).
@@ -275,7 +276,7 @@ def make_hybrid_pipeline(
         (_FEATURES, union),
         (_CLF, clf),
     ]
-    cheap = _cascade_blocks(cascade, names)
+    cheap = _cascade_blocks(cascade, names, hasattr(clf, "predict_proba"))
     if cheap is None:
         return GroupedPipeline(steps, memory=memory, verbose=verbose)
     from .cascade import CascadePipeline
@@ -284,8 +285,12 @@ def make_hybrid_pipeline(
                            verbose=verbose)
 
 
-def _cascade_blocks(cascade, names):
-    """The cheap blocks of the cascade that ``cascade`` asks for, or None."""
+def _cascade_blocks(cascade, names, probabilities=True):
+    """The cheap blocks of the cascade that ``cascade`` asks for, or None.
+
+    ``probabilities``: whether the classifier has ``predict_proba``, which a
+    cascade needs ("auto" makes none without it).
+    """
     from .cascade import CHEAP_FEATURES
 
     if cascade not in ("auto", True, False):
@@ -294,6 +299,6 @@ def _cascade_blocks(cascade, names):
             f"or False. Got {cascade!r} instead."
         )
     cheap = tuple(name for name in CHEAP_FEATURES if name in names)
-    if cascade == "auto" and ("cnn" not in names or not cheap):
+    if cascade == "auto" and ("cnn" not in names or not cheap or not probabilities):
         return None
     return (cheap or CHEAP_FEATURES) if cascade else None

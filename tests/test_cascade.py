@@ -4,12 +4,14 @@ import re
 
 import numpy as np
 import pytest
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, TransformerMixin, clone
 
 from hybridclf import load_image_folder, load_model, make_hybrid_pipeline, save_model
-from hybridclf.cascade import select_threshold
+from hybridclf.cascade import is_cascade, select_threshold
+from hybridclf.features import ColorHistogram
+from hybridclf.io import ImageLoader
 from hybridclf.pipeline import get_classifier, set_n_jobs
-from hybridclf.prediction import predict_open_set, transform_features
+from hybridclf.prediction import feature_blocks, predict_open_set, transform_features
 
 #: rows each call of ExpensiveBlock.transform received
 CALLS = []
@@ -294,8 +296,9 @@ def test_too_few_photos_fit_the_full_model_and_answer_nothing_early(textures):
                                 cascade=True)
     pipe.set_params(load__size=64, cheap_features=("hog", "color"))
     one_each = [list(labels).index(c) for c in np.unique(labels)]
-    with pytest.warns(UserWarning, match="2 photos per class"):
+    with pytest.warns(UserWarning, match="2 photos per class") as record:
         pipe.fit(paths[one_each], labels[one_each])
+    assert record[0].filename == __file__  # the warning points at the caller
     assert pipe.threshold_ == np.inf
     CALLS.clear()
     assert len(pipe.predict(paths[:4])) == 4
@@ -384,3 +387,176 @@ def test_the_threshold_folds_add_views_exactly_when_the_final_fit_does(
     assert len(decided) == 4  # three folds, then the final fit
     assert decided[-1] == (("darken",) if views else ())
     assert decided[:3] == [decided[-1]] * 3
+
+
+def test_a_block_switched_off_with_drop_is_left_out(textures):
+    # "drop" is scikit-learn's way to switch off a FeatureUnion transformer
+    # (set_params, or a grid over features__<block>); the cascade's fit
+    # raised "Cannot clone object 'drop'", feature_blocks an AttributeError
+    paths, labels = textures
+    pipe = make_hybrid_pipeline(
+        features=["hog", "lbp", "color", ("cnn", ExpensiveBlock())], cascade=True,
+    ).set_params(load__size=64, cheap_features=("hog", "color"), cv=3,
+                 features__lbp="drop")
+    pipe.fit(paths, labels, groups=np.arange(len(labels)) // 2)
+    names = [name for name, _ in feature_blocks(pipe)]
+    assert names == ["hog", "color", "cnn"]
+    proba = pipe.predict_proba(paths[:4])
+    assert proba.shape == (4, 3)
+    assert transform_features(pipe, paths[:4]).shape[1] == sum(
+        width for _, width in feature_blocks(pipe))
+
+
+class CountingColor(ColorHistogram):
+    """A colour histogram that counts the images it computes features of."""
+
+    images = 0
+
+    def _extract(self, X):
+        type(self).images += len(X)
+        return super()._extract(X)
+
+
+class CountingLoader(ImageLoader):
+    """An image loader that counts the images it reads."""
+
+    images = 0
+
+    def transform(self, X):
+        type(self).images += len(X)
+        return super().transform(X)
+
+
+def test_memory_keeps_the_images_and_features_for_the_next_fit(textures, tmp_path):
+    # make_hybrid_pipeline(memory=...) caches loaded images and features so
+    # that a search over the classifier computes them once; the cascade (the
+    # default pipeline) ignored it and read and extracted every photo and
+    # view again on every fit
+    paths, labels = textures
+    pipe = make_hybrid_pipeline(
+        features=["hog", ("color", CountingColor()), ("cnn", ExpensiveBlock())],
+        cascade=True, memory=str(tmp_path),
+    ).set_params(load=CountingLoader(size=64), cheap_features=("hog", "color"),
+                 cv=3)
+    clone(pipe).fit(paths, labels)
+    loaded, extracted = CountingLoader.images, CountingColor.images
+    assert loaded == len(paths) and extracted > len(paths)  # photos and views
+    second = clone(pipe).set_params(clf__alphas=(5.0,)).fit(paths, labels)
+    assert (CountingLoader.images, CountingColor.images) == (loaded, extracted)
+    assert second["clf"].alpha_ == 5.0
+    without = clone(pipe).set_params(memory=None, clf__alphas=(5.0,)).fit(paths,
+                                                                        labels)
+    np.testing.assert_allclose(second.predict_proba(paths[:6]),
+                               without.predict_proba(paths[:6]), rtol=1e-6)
+
+
+@pytest.mark.parametrize("param, value", [
+    ("tolerance", -1), ("ood_quantile", 5), ("cv", "five"), ("cv", 1),
+    ("cheap_classifier", "ridge"), ("cheap_features", "hog"),
+])
+def test_bad_cascade_parameters_are_named(textures, param, value):
+    # fit validated none of them: tolerance=-1 fitted without a word, cv="five"
+    # raised "'<' not supported between instances of 'int' and 'str'" and
+    # ood_quantile=5 numpy's "Quantiles must be in the range [0, 1]"
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    paths, labels = textures
+    pipe = make_hybrid_pipeline(
+        features=["hog", "color", ("cnn", ExpensiveBlock())], cascade=True,
+    ).set_params(load__size=64, cheap_features=("hog", "color"))
+    assert set(pipe._parameter_constraints) == set(pipe.get_params(deep=False))
+    pipe.set_params(**{param: value})
+    with pytest.raises(InvalidParameterError,
+                       match=f"The '{param}' parameter of CascadePipeline must be"):
+        pipe.fit(paths[:6], labels[:6])
+
+
+def test_an_unfitted_cascade_says_it_is_not_fitted(textures):
+    # predict, predict_proba and score raised AttributeError ("'StandardScaler'
+    # object has no attribute 'n_features_in_'"), which `except
+    # NotFittedError` does not catch
+    from sklearn.exceptions import NotFittedError
+
+    paths, _ = textures
+    pipe = make_hybrid_pipeline(
+        features=["hog", "color", ("cnn", ExpensiveBlock())], cascade=True,
+    ).set_params(load__size=64, cheap_features=("hog", "color"))
+    for method in (pipe.predict, pipe.predict_proba, pipe.predict_log_proba):
+        with pytest.raises(NotFittedError, match="CascadePipeline instance is not"):
+            method(paths[:2])
+
+
+def test_tools_that_prefer_decision_values_get_the_cascades_answers(fitted,
+                                                                    textures):
+    # Pipeline.decision_function ran the full model on every photo, and
+    # CalibratedClassifierCV and the roc_auc, average_precision and
+    # top_k_accuracy scorers took it over predict_proba: they scored and
+    # calibrated another model than the cascade, and ran the CNN on every photo
+    from sklearn.metrics import make_scorer, top_k_accuracy_score
+
+    paths, labels = textures
+    assert not hasattr(fitted, "decision_function")
+    with pytest.raises(AttributeError, match="decision_function"):
+        fitted.decision_function(paths[1::2])
+    # the "top_k_accuracy" scorer, at k=1: the accuracy of the answers
+    scorer = make_scorer(top_k_accuracy_score, k=1, labels=fitted.classes_,
+                         response_method=("decision_function", "predict_proba"))
+    early = fitted.predict_stages(paths[1::2])[2]
+    assert early.any()
+    CALLS.clear()
+    top1 = scorer(fitted, paths[1::2], labels[1::2])
+    assert sum(CALLS) == (~early).sum()  # the expensive block: unsure photos
+    assert top1 == fitted.score(paths[1::2], labels[1::2])
+
+
+def test_pandas_output_predicts_without_feature_name_warnings(textures):
+    # with set_output(transform="pandas") (or sklearn.set_config), fit scaled
+    # the cheap blocks' arrays and every prediction warned "X has feature
+    # names, but StandardScaler was fitted without feature names"
+    import warnings
+
+    paths, labels = textures
+    pipe = make_hybrid_pipeline(
+        features=["hog", "color", ("cnn", ExpensiveBlock())], cascade=True,
+    ).set_params(load__size=64, cheap_features=("hog", "color"), cv=3)
+    pipe.set_output(transform="pandas").fit(paths[::2], labels[::2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        proba = pipe.predict_proba(paths[1::2])
+    assert proba.shape == (len(paths[1::2]), 3)
+    table = pipe[:-1].transform(paths[:2])
+    assert list(table.columns) == list(pipe[:-1].get_feature_names_out())
+
+
+def test_a_classifier_without_probabilities_makes_no_cascade(textures):
+    # make_hybrid_pipeline(classifier=LinearSVC()) made a cascade, whose fit
+    # computed every fold's features and then raised "'LinearSVC' object has
+    # no attribute 'predict_proba'"
+    from sklearn.svm import LinearSVC
+
+    paths, labels = textures
+    assert not is_cascade(make_hybrid_pipeline(classifier=LinearSVC()))
+    assert is_cascade(make_hybrid_pipeline(classifier="logistic"))
+    pipe = make_hybrid_pipeline(
+        features=["hog", "color", ("cnn", ExpensiveBlock(fail=True))],
+        cascade=True, classifier=LinearSVC(),
+    ).set_params(load__size=64, cheap_features=("hog", "color"))
+    with pytest.raises(TypeError, match="'clf' step of CascadePipeline must have "
+                       "predict_proba.*Got LinearSVC.*cascade=False"):
+        pipe.fit(paths, labels)
+
+
+def test_verbose_prints_the_time_of_each_step(textures, capsys):
+    # make_hybrid_pipeline(verbose=True) promises scikit-learn's pipeline
+    # verbosity; the cascade's fit printed nothing
+    paths, labels = textures
+    pipe = make_hybrid_pipeline(
+        features=["hog", "color", ("cnn", ExpensiveBlock())], cascade=True,
+        verbose=True,
+    ).set_params(load__size=64, cheap_features=("hog", "color"), cv=3)
+    pipe.fit(paths, labels)
+    out = capsys.readouterr().out
+    for step in ("(step 1 of 4) Processing load", "Processing augment",
+                 "Processing features", "(step 4 of 4) Processing clf",
+                 "threshold folds' features", "cheap stage and threshold"):
+        assert "[CascadePipeline] " in out and step in out, step

@@ -4,7 +4,12 @@ import pytest
 from sklearn.base import clone
 from sklearn.utils import estimator_checks as sk_checks
 
-from hybridclf import ClassAwareAugmenter, ImageLoader, ViewAugmenter
+from hybridclf import (
+    ClassAwareAugmenter,
+    ImageLoader,
+    ViewAugmenter,
+    make_hybrid_pipeline,
+)
 from hybridclf.features import (
     CNNFeatures,
     ColorHistogram,
@@ -54,7 +59,11 @@ SKLEARN_CHECKS = [
 
 @pytest.mark.parametrize(
     "estimator",
-    [*ESTIMATORS, ClassAwareAugmenter(), ViewAugmenter(), CNNFeatures(weights=None)],
+    [*ESTIMATORS, ClassAwareAugmenter(), ViewAugmenter(), CNNFeatures(weights=None),
+     # the pipelines (RidgeSoftmaxClassifier: check_estimator in
+     # test_classifiers.py)
+     make_hybrid_pipeline(features=["hog", "color"]),
+     make_hybrid_pipeline(features=["hog", "color", "cnn"], cascade=True)],
     ids=_id,
 )
 @pytest.mark.parametrize("check", SKLEARN_CHECKS, ids=_id)

@@ -235,6 +235,15 @@ def test_single_path_is_rejected():
         ImageLoader().transform("photo.jpg")
 
 
+def test_single_image_array_is_rejected_with_the_fix(real_images):
+    # read as 64 greyscale images 3 pixels wide: ImageLoadError listed each as
+    # "too small (3x64 pixels)" and advised lowering 'min_size'
+    with pytest.raises(ValueError, match=r"For one colour image, pass \[image\]"):
+        ImageLoader().transform(real_images[0])
+    assert ImageLoader(size=32).transform(real_images[0][np.newaxis]).shape == (
+        1, 32, 32, 3)
+
+
 def test_mixed_inputs_and_pathlike(tmp_path, real_images):
     path = tmp_path / "a.png"
     Image.fromarray(real_images[0]).save(path)

@@ -110,20 +110,26 @@ def test_memory_reuses_features_across_candidates(textures, tmp_path):
     assert CountingBlock.fits == 3
 
 
+@pytest.mark.parametrize("container", ["list", "frame", "column"])
 def test_memory_sees_a_photo_replaced_under_the_same_name(texture_folder,
-                                                         tmp_path):
+                                                         tmp_path, container):
     # joblib keyed the load step by the paths: a refit after photos were
-    # replaced trained on their old pixels, with no error
+    # replaced trained on their old pixels, with no error (still so for a
+    # one-column DataFrame or a column array of paths, which ImageLoader takes)
     import shutil
+
+    import pandas as pd
 
     root = tmp_path / "photos"
     shutil.copytree(texture_folder, root)
     paths, labels = load_image_folder(root)
+    X = {"list": paths, "frame": pd.DataFrame({"path": paths}),
+         "column": np.asarray(paths, dtype=object)[:, None]}[container]
 
     def fitted(memory):
         pipe = make_hybrid_pipeline(features=["color"], sampler=None,
                                     cascade=False, memory=memory)
-        return pipe.set_params(load__size=32).fit(paths, labels)
+        return pipe.set_params(load__size=32).fit(X, labels)
 
     fitted(str(tmp_path / "memory"))
     for i in range(8):  # every brick photo is now a grass photo

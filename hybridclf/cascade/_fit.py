@@ -15,7 +15,9 @@ import warnings
 
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.utils.validation import check_memory
 
+from ..grouped_fit import _keyed_by_content
 from ..pipeline import (
     fit_classifier,
     get_block_scaler,
@@ -25,6 +27,7 @@ from ..pipeline import (
     iter_feature_blocks,
     view_groups,
 )
+from ..utils._validation import _get_output_config, _print_elapsed_time
 from ..view_sampling import ViewAugmenter, decide_views
 from ._stages import block_widths, in_gate
 from ._threshold import (
@@ -79,16 +82,31 @@ def _cheap_features_fix(names):
             "(make_hybrid_pipeline(..., cascade=False)).")
 
 
+def _check_probabilities(clf):
+    """Refuse, before any work, a ``clf`` step without ``predict_proba``."""
+    if not hasattr(clf, "predict_proba"):
+        raise TypeError(
+            "The 'clf' step of CascadePipeline must have predict_proba: the "
+            "cascade compares the two stages' probabilities. Got "
+            f"{type(clf).__name__}, which has none; wrap it in "
+            "sklearn.calibration.CalibratedClassifierCV, or build the pipeline "
+            "without a cascade (make_hybrid_pipeline(..., cascade=False)).")
+
+
 def fit_cascade(pipe, X, y, groups, params):
     """Fit the pipeline, the cheap stage and the threshold.
 
     See :meth:`CascadePipeline.fit`; ``params`` is its ``**params``.
     """
     cheap = cheap_blocks(pipe)
+    _check_probabilities(get_classifier(pipe))
     y = np.asarray(y)
+    memory = check_memory(pipe.memory)
     loader = get_loader(pipe)
-    images = X if loader is None else loader.fit_transform(X, y)
-    images = np.asarray(images)
+    with _timed(pipe, 0):
+        images = X if loader is None else memory.cache(_load)(
+            loader.fit(X, y), _keyed_by_content(X))
+        images = np.asarray(images)
     given = groups is not None
     groups = np.arange(len(y)) if groups is None else np.asarray(groups)
     n_splits = min(pipe.cv, len(np.unique(groups)),
@@ -100,29 +118,58 @@ def fit_cascade(pipe, X, y, groups, params):
     ).split(images, y, groups))
     blocks = list(iter_feature_blocks(pipe))
     sampler = get_sampler(pipe)
-    fixed = fixed_features(images, blocks) if sampler is None or isinstance(
-        sampler, ViewAugmenter) else {}
-    # the classifiers' leave-one-out leaves a photo out with its near-duplicates;
-    # the folds add views exactly when the final fit on all of y does, so the
-    # threshold is learned on models like the one it is applied to
-    folds = list(scaled_folds(images, y, blocks, splits, decide_views(sampler, y),
-                              fixed, groups if given else None))
+    # with the pipeline's memory, the loaded images and these features are
+    # cached as Pipeline.fit caches its steps' (a search over the classifier)
+    with _timed(pipe, what=f"{len(splits)} threshold folds' features"):
+        fixed = fixed_features(images, blocks, memory) if sampler is None or (
+            isinstance(sampler, ViewAugmenter)) else {}
+        # the classifiers' leave-one-out leaves a photo out with its
+        # near-duplicates; the folds add views exactly when the final fit on
+        # all of y does, so the threshold is learned on models like the one
+        # it is applied to
+        folds = list(scaled_folds(images, y, blocks, splits,
+                                  decide_views(sampler, y), fixed,
+                                  groups if given else None))
     train_x, train_y, view_rows = fit_steps(pipe, images, y, params, fixed,
                                             groups if given else None)
-    oof = out_of_fold_stages(
-        folds, len(y), get_classifier(pipe).classes_, block_widths(pipe),
-        cheap, get_classifier(pipe), pipe.cheap_classifier_template())
-    return pipe.fit_cheap_stage(train_x, train_y, y, oof, groups=view_rows)
+    with _timed(pipe, what="cheap stage and threshold"):
+        oof = out_of_fold_stages(
+            folds, len(y), get_classifier(pipe).classes_, block_widths(pipe),
+            cheap, get_classifier(pipe), pipe.cheap_classifier_template())
+        return pipe.fit_cheap_stage(train_x, train_y, y, oof, groups=view_rows)
+
+
+def _timed(pipe, step=None, what=None):
+    """With ``verbose``, print the time of step ``step`` (index) or of ``what``.
+
+    As ``Pipeline.fit`` does for its steps: "[CascadePipeline] ... (step 1 of
+    4) Processing load, total= 0.2s".
+    """
+    message = None
+    if pipe.verbose:
+        message = pipe._log_message(step) if step is not None else (
+            f"Processing {what}")
+    return _print_elapsed_time("CascadePipeline", message)
+
+
+def _load(loader, X):
+    """The fitted ``loader``'s images of ``X``; cached with the pipeline's memory.
+
+    ``X`` is keyed by its files' content (``_keyed_by_content``), as the
+    ``load`` step of a :class:`~hybridclf.grouped_fit.GroupedPipeline` is.
+    """
+    return loader.transform(X)
 
 
 def fit_without_early_exit(pipe, images, y, params):
     """Too few photos for out-of-fold answers: fit the full model only."""
-    # stacklevel: this function, fit_cascade, CascadePipeline.fit, its caller
+    # stacklevel: this function, fit_cascade, CascadePipeline.fit, its
+    # _fit_context wrapper (parameter validation), its caller
     warnings.warn(
         "CascadePipeline.fit needs at least 2 groups and 2 photos per class "
         "to choose its threshold out of fold; every photo will run every "
         "block. Add photos, or build the pipeline with cascade=False.",
-        UserWarning, stacklevel=4)
+        UserWarning, stacklevel=5)
     fit_steps(pipe, images, y, params, {})
     pipe.cheap_classifier_, pipe.ood_limits_ = None, None
     for key in _STATS:
@@ -150,19 +197,38 @@ def fit_steps(pipe, images, y, params, fixed, groups=None):
     sampler, n_images, loaded = get_sampler(pipe), len(y), images
     blocks = list(iter_feature_blocks(pipe))
     if sampler is not None:
-        images, y = resample(sampler, images, y, blocks, fixed)
+        with _timed(pipe, 1):
+            images, y = resample(sampler, images, y, blocks, fixed)
     groups = view_groups(sampler, n_images, len(y), groups)
     parts = []
-    for name, block in blocks:
-        if name in fixed:
-            block.steps[0] = (block.steps[0][0], fixed[name][0])
-            parts.append(get_block_scaler(block).fit_transform(fixed_rows(
-                fixed, name, np.arange(n_images), sampler, loaded)))
-        else:
-            parts.append(block.fit_transform(images, y))
+    with _timed(pipe, 2):
+        for name, block in blocks:
+            if name in fixed:
+                block.steps[0] = (block.steps[0][0], fixed[name][0])
+                parts.append(np.asarray(get_block_scaler(block).fit_transform(
+                    _as_transformed(fixed[name][0], fixed_rows(
+                        fixed, name, np.arange(n_images), sampler, loaded)))))
+            else:
+                parts.append(block.fit_transform(images, y))
     train_x = np.hstack(parts).astype(np.float32)
-    fit_classifier(get_classifier(pipe), train_x, y, groups)
+    with _timed(pipe, 3):
+        fit_classifier(get_classifier(pipe), train_x, y, groups)
     return train_x, y, groups
+
+
+def _as_transformed(extract, table):
+    """``table``, ``extract``'s features, in the container its ``transform`` gives.
+
+    With ``set_output(transform="pandas")`` (on the pipeline or globally) the
+    block's scaler sees a named table at prediction, so it is fitted on one:
+    fitted on an array, it warned on every prediction that "X has feature
+    names, but StandardScaler was fitted without feature names".
+    """
+    if _get_output_config("transform", extract)["dense"] != "pandas":
+        return table
+    import pandas as pd
+
+    return pd.DataFrame(table, columns=extract.get_feature_names_out())
 
 
 def fit_cheap_stage(pipe, train_x, train_y, y_oof, oof, groups=None):

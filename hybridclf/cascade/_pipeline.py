@@ -17,12 +17,16 @@ of the staged prediction (``iter_stages``, ``predict_stages``,
 ``stages_from_features``) in :mod:`hybridclf.cascade._stages`.
 """
 
+from numbers import Integral, Real
+
 import numpy as np
 from imblearn.pipeline import Pipeline
 from sklearn.base import clone
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from ..pipeline import get_classifier
+from ..utils._validation import HasMethods, Interval, _fit_context
 from . import _fit, _stages
 from ._fit import _STATS
 
@@ -96,7 +100,7 @@ class CascadePipeline(Pipeline):
         the photos (:func:`~hybridclf.view_sampling.decide_views`), so the
         threshold is learned on models like the one it is applied to.
 
-    random_state : int, default=0
+    random_state : int, RandomState instance or None, default=0
         Shuffles the folds.
 
     transform_input, memory, verbose
@@ -154,6 +158,16 @@ class CascadePipeline(Pipeline):
     ('CascadePipeline', ('hog', 'lbp', 'color'))
     """
 
+    _parameter_constraints: dict = {
+        **Pipeline._parameter_constraints,
+        "cheap_features": [tuple, list],
+        "cheap_classifier": [HasMethods(["fit", "predict_proba"]), None],
+        "tolerance": [Interval(Real, 0, 1, closed="both")],
+        "ood_quantile": [Interval(Real, 0, 1, closed="both"), None],
+        "cv": [Interval(Integral, 2, None, closed="left")],
+        "random_state": ["random_state"],
+    }
+
     def __init__(self, steps, *, cheap_features=CHEAP_FEATURES,
                  cheap_classifier=None, tolerance=0.005, ood_quantile=0.95, cv=5,
                  random_state=0, transform_input=None, memory=None, verbose=False):
@@ -181,6 +195,8 @@ class CascadePipeline(Pipeline):
 
         return RidgeSoftmaxClassifier()
 
+    # the steps validate their own parameters when they are fitted
+    @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y, groups=None, **params):
         """Fit the pipeline, the cheap stage and the threshold.
 
@@ -237,6 +253,7 @@ class CascadePipeline(Pipeline):
         -------
         self : CascadePipeline
         """
+        self._validate_params()  # train_model calls it without fit
         return _fit.fit_cheap_stage(self, train_x, train_y, y_oof, oof,
                                     groups=groups)
 
@@ -368,6 +385,27 @@ class CascadePipeline(Pipeline):
         """Logarithm of :meth:`predict_proba`."""
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
+
+    def _has_decision_function(self):
+        # the error hasattr() and getattr(..., None) see: scikit-learn then
+        # takes predict_proba (scorers, CalibratedClassifierCV)
+        raise AttributeError(
+            "CascadePipeline has no decision_function: its answers come from "
+            "the cheap classifier or the full one, photo by photo. Use "
+            "predict_proba (the cascade's), or the full model's decision values: "
+            "get_classifier(pipe).decision_function(transform_features(pipe, X)).")
+
+    @available_if(_has_decision_function)
+    def decision_function(self, X, **params):
+        """Not available: use :meth:`predict_proba`.
+
+        ``Pipeline.decision_function`` would run the full model on every
+        photo, whose decision values ``predict`` does not follow where the
+        cheap stage answers. Without it, scikit-learn's tools that prefer
+        decision values (``CalibratedClassifierCV``, the ``"roc_auc"``,
+        ``"average_precision"`` and ``"top_k_accuracy"`` scorers) use the
+        cascade's :meth:`predict_proba`, with its early exits.
+        """
 
     def score(self, X, y, sample_weight=None, **params):
         """Accuracy of :meth:`predict`."""

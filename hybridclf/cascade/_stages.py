@@ -133,6 +133,8 @@ def predict_stages(pipe, X, *, full=None, min_confidence=None):
 
     See :meth:`CascadePipeline.predict_stages`.
     """
+    # before block_widths, which reads the fitted scalers
+    check_is_fitted(pipe, "threshold_")
     n_samples = len(X)
     features = np.zeros((n_samples, sum(w for _, w in block_widths(pipe))),
                         dtype=np.float32)

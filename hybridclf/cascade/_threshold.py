@@ -10,6 +10,7 @@ the cheap blocks' out-of-distribution scores within which it may (the gate).
 import numpy as np
 from sklearn.base import clone
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils.validation import check_memory
 
 from ..pipeline import fit_classifier, get_block_extractor, view_groups
 from ..prediction import block_ood_scores
@@ -249,7 +250,13 @@ def out_of_fold_stages(fold_features, n_samples, classes, blocks, cheap,
     return oof
 
 
-def fixed_features(images, blocks):
+class _FixedFeatures(dict):
+    """:func:`fixed_features`' dict, with the ``memory`` that caches views' features."""
+
+    memory = None
+
+
+def fixed_features(images, blocks, memory=None):
     """The blocks that learn nothing from the images, fitted once, and their features.
 
     Parameters
@@ -260,6 +267,13 @@ def fixed_features(images, blocks):
     blocks : list of (str, Pipeline)
         The feature blocks (``extract`` and ``scale`` steps).
 
+    memory : str, joblib.Memory or None, default=None
+        The pipeline's ``memory``: where each block's features (and those of
+        the views :func:`fixed_rows` makes) are cached, keyed by the block's
+        parameters and the images, so that the next fit on the same images
+        (a search over the classifier, a cross-validation's folds) reuses
+        them, as a ``Pipeline`` with ``memory`` does.
+
     Returns
     -------
     fixed : dict of str to (transformer, ndarray)
@@ -267,13 +281,25 @@ def fixed_features(images, blocks):
         extractor fitted on ``images`` and its raw features of every image.
         The folds and the final fit slice them instead of extracting again.
     """
-    fixed = {}
+    fixed = _FixedFeatures()
+    fixed.memory = check_memory(memory)
     for name, block in blocks:
         extract = get_block_extractor(block)
         if not getattr(extract, "learns_from_images", lambda: True)():
-            fitted = clone(extract)
-            fixed[name] = (fitted, np.asarray(fitted.fit_transform(images)))
+            fixed[name] = fixed.memory.cache(_fit_fixed)(clone(extract), images)
     return fixed
+
+
+def _fit_fixed(extract, images):
+    """(fitted ``extract``, its features of ``images``): :func:`fixed_features`."""
+    return extract, np.asarray(extract.fit_transform(images))
+
+
+def _view_features(fitted, images, view, angle, crop_fraction):
+    """``fitted``'s features of one view of every image: :func:`fixed_rows`."""
+    seen = np.stack([make_view(image, view, angle=angle, crop_fraction=crop_fraction)
+                     for image in images])
+    return np.asarray(fitted.transform(seen))
 
 
 def fixed_rows(fixed, name, rows, sampler, images):
@@ -283,17 +309,18 @@ def fixed_rows(fixed, name, rows, sampler, images):
     images, then each view of them that ``sampler`` (fitted) adds. The
     features of each view of all ``images`` are computed once and kept in
     ``fixed`` (under ``(name, view, angle, crop_fraction)``) for the other
-    folds and the final fit.
+    folds and the final fit, and in the ``memory`` given to
+    :func:`fixed_features`.
     """
     fitted, table = fixed[name]
     parts = [table[rows]]
+    view_features = check_memory(getattr(fixed, "memory", None)).cache(
+        _view_features)
     for view in getattr(sampler, "views_", ()):
         key = (name, view, sampler.angle, sampler.crop_fraction)
         if key not in fixed:
-            seen = np.stack([make_view(image, view, angle=sampler.angle,
-                                       crop_fraction=sampler.crop_fraction)
-                             for image in images])
-            fixed[key] = (fitted, np.asarray(fitted.transform(seen)))
+            fixed[key] = (fitted, view_features(fitted, images, view, sampler.angle,
+                                                sampler.crop_fraction))
         parts.append(fixed[key][1][rows])
     return np.vstack(parts) if len(parts) > 1 else parts[0]
 

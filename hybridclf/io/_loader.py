@@ -66,6 +66,14 @@ def _as_sequence(X):
                 " shape (n_images, height, width[, channels]); got shape "
                 f"{X.shape}."
             )
+        if X.ndim == 3 and X.shape[-1] in (3, 4):
+            # read as greyscale images 3 or 4 pixels wide, each "too small"
+            raise ValueError(
+                "ImageLoader expects a sequence of images; got one array of shape "
+                f"{X.shape}, which reads as {X.shape[0]} greyscale images "
+                f"{X.shape[-1]} pixels wide. For one colour image, pass [image] "
+                "or image[np.newaxis]."
+            )
         return X
     return list(X)
 

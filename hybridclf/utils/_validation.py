@@ -18,6 +18,8 @@ from sklearn.utils._param_validation import (
     make_constraint,
     validate_params,
 )
+from sklearn.utils._set_output import _get_output_config
+from sklearn.utils._user_interface import _print_elapsed_time
 
 __all__ = [
     "_random_state_docstring",
@@ -27,6 +29,8 @@ __all__ = [
     "Options",
     "StrOptions",
     "_fit_context",
+    "_get_output_config",
+    "_print_elapsed_time",
     "check_image_array",
     "generate_invalid_param_val",
     "make_constraint",
