@@ -111,6 +111,11 @@ def _literal(text):
     return str(text).replace("$", "\\$")
 
 
+#: Inches a character of a tick label takes at matplotlib's default 10 points
+#: (DejaVu Sans averages 0.6 em, 0.083 in); a generous round figure.
+_NAME_INCHES_PER_CHAR = 0.085
+
+
 def _axes(ax, feature, size=(5.0, 4.0)):
     """(figure, axes): the given axes, or a new figure of ``size`` inches."""
     figure_module = import_or_raise("matplotlib.figure", feature)
@@ -140,8 +145,11 @@ def plot_confusion_matrix(matrix, labels, *, ax=None):
     """
     matrix = np.asarray(matrix)
     n = len(labels)
+    # room for the names too: sized by the class count alone, a figure with a
+    # 52-character name collapsed its axes and cut every name to its end
+    name = _NAME_INCHES_PER_CHAR * max((len(str(c)) for c in labels), default=0)
     fig, ax = _axes(ax, "plot_confusion_matrix",
-                    size=(2.0 + 0.6 * n, 1.6 + 0.55 * n))
+                    size=(2.0 + 0.6 * n + 1.2 * name, 1.6 + 0.55 * n + 0.71 * name))
     image = ax.imshow(matrix, cmap="Blues")
     threshold = matrix.max() / 2 if matrix.size else 0
     for i in range(n):

@@ -65,3 +65,31 @@ def test_a_name_with_dollar_signs_is_drawn_as_written(name):
                  for text in fig.findobj(Text) if "$" in text.get_text()]
         assert drawn and all(math is False and name in shown
                              for shown, math in drawn)
+
+
+@pytest.mark.parametrize("n_classes", [2, 30])
+def test_long_class_names_fit_in_the_confusion_matrix(n_classes):
+    # a 52-character class folder name collapsed the axes (matplotlib:
+    # "constrained_layout not applied because axes sizes collapsed to zero"):
+    # the names were cut to their last letters and the axis titles were lost
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+
+    labels = [f"class {i:02d} with a rather long folder name, like many" for i in
+              range(n_classes)]
+    matrix = np.arange(n_classes * n_classes).reshape(n_classes, n_classes)
+    fig = plotting.plot_confusion_matrix(matrix, labels)
+    canvas = FigureCanvasAgg(fig)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the collapse is a UserWarning
+        canvas.draw()
+    renderer = canvas.get_renderer()
+    page = fig.bbox
+    names = {*labels, "true class", "predicted class"}
+    drawn = [t for t in fig.findobj(Text)
+             if t.get_text() in names and t.get_visible()]
+    assert {t.get_text() for t in drawn} == names
+    for text in drawn:
+        box = text.get_window_extent(renderer)
+        assert (box.x0 >= page.x0 - 1 and box.x1 <= page.x1 + 1
+                and box.y0 >= page.y0 - 1 and box.y1 <= page.y1 + 1), text
