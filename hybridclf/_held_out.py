@@ -1,10 +1,19 @@
-"""The held-out test part of a training, recorded in its model directory.
+"""The split of a training into the photos trained on and the held-out test part.
 
 ``hybridclf train`` holds a test part out of the final fit (the pipeline is
 fitted on the training part only, see :mod:`hybridclf.training._train`) and
-scores it. :func:`test_part_bytes` records which files those were, as
-``test_part.json`` beside the model (listed in its manifest like every file
-of the directory):
+scores it. Both parts are recorded beside the model (listed in its manifest
+like every file of the directory).
+
+:func:`train_part_bytes` records the content of the photos trained on, as
+``train_part.json``: ``sha256``, the sorted SHA-256 of each one's bytes.
+:func:`trained_on` tells which of a test set's files are among them, so that
+``hybridclf evaluate`` says when its scores are of photos the model was
+trained on (a test folder that is the training folder, or holds copies of
+its files), which read as an accuracy it will not have on new photos.
+
+:func:`test_part_bytes` records which files the test part held, as
+``test_part.json``:
 
 - ``data_dirs``: the data folders of the training, as absolute paths;
 - ``files``: one entry per scored photo of the test part: ``data_dir`` (its
@@ -26,10 +35,14 @@ from ._model_files import check_listed_file, read_json
 from .exceptions import ModelLoadError
 from .utils._row_store import content_digest
 
-__all__ = ["TEST_PART_FILE", "find_test_part", "test_part_bytes"]
+__all__ = ["TEST_PART_FILE", "TRAIN_PART_FILE", "find_test_part",
+           "test_part_bytes", "train_part_bytes", "trained_on"]
 
 #: Name of the file of the held-out test part in a model directory.
 TEST_PART_FILE = "test_part.json"
+
+#: Name of the file of the content of the photos trained on.
+TRAIN_PART_FILE = "train_part.json"
 
 
 def _root_of(path, roots):
@@ -205,3 +218,61 @@ def find_test_part(model_dir, info, data_dirs=None):
             "it: --data-dir DIR (hybridclf evaluate) or data_dir "
             "(evaluate_folder); or a test set: --test-data-dir DIR.")
     return paths, labels, left_out, roots
+
+
+def train_part_bytes(paths, rows):
+    """The content of ``train_part.json``: the SHA-256 of each photo trained on.
+
+    Parameters
+    ----------
+    paths : sequence of str, os.PathLike or images
+        The images of the training.
+
+    rows : sequence of int
+        The rows of ``paths`` that the final pipeline was fitted on.
+
+    Returns
+    -------
+    data : bytes
+        UTF-8 JSON: ``{"sha256": [...]}``, sorted, each digest once.
+    """
+    digests = sorted({d for d in (content_digest(paths[row]) for row in rows) if d})
+    lines = ",\n  ".join(json.dumps(d) for d in digests)
+    return f'{{"sha256": [\n  {lines}\n ]}}\n'.encode("ascii")
+
+
+def trained_on(model_dir, paths):
+    """The files among ``paths`` whose content the model was trained on.
+
+    Parameters
+    ----------
+    model_dir : str or os.PathLike
+        The model directory.
+
+    paths : sequence of str or os.PathLike
+        Test files.
+
+    Returns
+    -------
+    files : list of str or None
+        The files of ``paths`` with the same bytes as a photo trained on, in
+        their order; None when the model records no ``train_part.json``
+        (saved by an older hybridclf, or not by ``hybridclf train``), so
+        that nothing can be said.
+
+    Raises
+    ------
+    ModelLoadError
+        When ``train_part.json`` is listed in the manifest but changed, or is
+        unreadable.
+    """
+    if not check_listed_file(model_dir, TRAIN_PART_FILE, ModelLoadError):
+        return None
+    path = os.path.join(model_dir, TRAIN_PART_FILE)
+    try:
+        trained = set(read_json(path)["sha256"])
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise ModelLoadError(
+            f"The file {path!r} is unreadable ({exc}). Copy the whole model "
+            "directory again.") from exc
+    return [os.fspath(p) for p in paths if content_digest(p) in trained]

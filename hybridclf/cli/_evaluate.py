@@ -60,6 +60,7 @@ def run(args):
     with warnings.catch_warnings():
         # printed below, with the figures it explains
         warnings.filterwarnings("ignore", ".* belong to classes the model does not")
+        warnings.filterwarnings("ignore", ".* are photos the model was trained on")
         report, files = evaluate_folder(
             args.model_dir, args.test_data_dir, args.output_dir,
             n_repeats=args.n_repeats, random_state=args.seed,
@@ -77,6 +78,13 @@ def run(args):
             f"{len(report['unreadable'])} unreadable test files (left out):")
         for entry in report["unreadable"]:
             out(f"  {entry['file']}: {entry['reason']}")
+    leaked = report.get("trained_on") or {}
+    if leaked.get("n_images"):
+        out(f"WARNING: {leaked['n_images']} of the {report['n_images']} test images "
+            "are photos the model was trained on (the same bytes; report.json: "
+            "trained_on): the scores below overstate its accuracy on new photos; "
+            "evaluate on the test part train held out (no --test-data-dir) or on "
+            "new photos")
     if report["unknown_classes"]:
         out("classes the model does not know (their images count as wrong): "
             + ", ".join(f"{name} ({n} images)"

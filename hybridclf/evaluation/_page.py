@@ -44,11 +44,12 @@ def _errors_table(errors):
 
 
 def _class_notes(report):
-    """What ``hybridclf evaluate`` prints of the test classes, as paragraphs.
+    """What ``hybridclf evaluate`` prints of the test set, as paragraphs.
 
     The page is the file that is mailed around: without them, a test folder
     of classes the model does not know read as a model at 0.371 accuracy
-    (with a log loss of 0.023, from the other images only).
+    (with a log loss of 0.023, from the other images only), and the training
+    folder given as the test folder as a model at 1.000.
     """
     notes = []
     unknown = report.get("unknown_classes") or {}
@@ -60,6 +61,12 @@ def _class_notes(report):
             + ". They count as wrong in the accuracy, balanced accuracy, F1 and "
             "top-k accuracy; the log loss leaves them out. The model's classes: "
             + ", ".join(report["classes"]) + ".")
+    leaked = (report.get("trained_on") or {}).get("n_images")
+    if leaked:
+        notes.append(
+            f"{leaked} of the {report['n_images']} test images are photos the "
+            "model was trained on (the same bytes; report.json lists them under "
+            "trained_on): the scores below overstate its accuracy on new photos.")
     if report.get("absent_classes"):
         notes.append("Model classes without a test image (not scored): "
                      + ", ".join(report["absent_classes"]) + ".")

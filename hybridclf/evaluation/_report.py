@@ -11,7 +11,7 @@ import logging
 import os
 import warnings
 
-from .._held_out import find_test_part
+from .._held_out import find_test_part, trained_on
 from ..exceptions import ImageLoadError
 from ..pipeline import set_image_params
 from ..prediction import read_open_set
@@ -168,7 +168,11 @@ def evaluate_folder(model_dir, test_data_dir, output_dir, *, n_repeats=3,
         image is an error (ValueError). With the recorded test part,
         ``recorded_test_part`` too: ``data_dirs`` (the folders looked in),
         ``n_recorded`` (files recorded) and ``n_left_out`` (missing or
-        changed ones, also listed in ``unreadable``).
+        changed ones, also listed in ``unreadable``). ``trained_on``: the
+        scored test files with the same bytes as a photo the model was
+        trained on (``n_images``, ``files``; a warning names them), or None
+        for a model that does not record them (saved before
+        ``train_part.json``, or not by ``hybridclf train``).
 
     files : dict
         As from :func:`write_report`.
@@ -203,7 +207,31 @@ def evaluate_folder(model_dir, test_data_dir, output_dir, *, n_repeats=3,
         index=index, neighbours=neighbours, progress=progress)
     if recorded is not None:
         report["recorded_test_part"] = recorded
+    report["trained_on"] = _trained_on(model_dir, paths, report)
     return report, write_report(report, output_dir)
+
+
+def _trained_on(model_dir, paths, report):
+    """The scored test files the model was trained on, with a warning; or None.
+
+    A test folder that is the training folder, or holds copies of its files,
+    scored the model on photos it has seen: its accuracy on them (1.000 on
+    the 60 photos of a training folder) is not the one new photos get. None
+    for a model that records no ``train_part.json`` (older ones).
+    """
+    left_out = {entry["file"] for entry in report["unreadable"]}
+    files = trained_on(model_dir, [p for p in paths if os.fspath(p) not in left_out])
+    if files is None:
+        return None
+    if files:
+        shown = ", ".join(files[:5]) + (", ..." if len(files) > 5 else "")
+        warnings.warn(
+            f"{len(files)} of the {report['n_images']} test images are photos the "
+            f"model was trained on (the same bytes): {shown}. Its scores on them "
+            "overstate its accuracy on new photos. Evaluate on photos kept out of "
+            "the training: the test part that train held out (no --test-data-dir) "
+            "or a folder of new photos.", UserWarning, stacklevel=3)
+    return {"n_images": len(files), "files": files}
 
 
 def _evaluate_readable(pipe, paths, labels, test_data_dir, skipped, **options):
