@@ -210,6 +210,51 @@ def test_evaluate_says_when_it_scores_photos_the_model_was_trained_on(
     assert "trained on" not in capsys.readouterr().out
 
 
+def test_evaluate_counts_the_unknown_answers_of_each_class_as_predict_gives_them(
+        trained, texture_folder, tmp_path, capsys):
+    # with 10 photos of a class the model does not know, the report said
+    # "unknown_share 0.077, wrong_share_rejected 0.091": none of the 10 was
+    # answered unknown (the 2 were of a known class), which no number showed
+    import cv2
+    import skimage.data
+
+    test = tmp_path / "test"
+    for name, source in (("brick", "brick"), ("moss", "grass")):
+        (test / name).mkdir(parents=True)
+        for path in sorted((texture_folder / source).iterdir()):
+            (test / name / path.name).write_bytes(path.read_bytes())
+    (test / "camera").mkdir()
+    for i in range(4):
+        cv2.imwrite(str(test / "camera" / f"{i}.png"),
+                    skimage.data.camera()[i * 96 : i * 96 + 96, :96])
+    report = tmp_path / "report"
+    assert main(["evaluate", "--model-dir", str(trained), "--test-data-dir",
+                 str(test), "--output-dir", str(report), "--n-repeats", "1",
+                 "--neighbours", "0"]) == 0
+    printed = capsys.readouterr().out
+    open_set = json.loads((report / "report.json").read_text())["open_set"]
+    preds = tmp_path / "preds.csv"
+    assert main(["predict", "--model-dir", str(trained), str(test),
+                 "--output", str(preds)]) == 0
+    rows = list(csv.DictReader(preds.open(encoding="utf-8-sig")))
+    true = [os.path.basename(os.path.dirname(r["file"])) for r in rows]
+    for name in ("brick", "moss", "camera"):
+        answers = [r["label"] for r, t in zip(rows, true) if t == name]
+        assert open_set["unknown_by_class"][name] == {
+            "n_images": len(answers), "n_unknown": answers.count("unknown")}
+        assert (f"{name} {answers.count('unknown')} of {len(answers)}"
+                in printed)
+    unknown_class = [r["label"] == "unknown" for r, t in zip(rows, true)
+                     if t != "brick"]
+    assert open_set["unknown_class_share_rejected"] == pytest.approx(
+        np.mean(unknown_class))
+    right = [r["label"] == (t if t == "brick" else "unknown")
+             for r, t in zip(rows, true)]
+    assert open_set["open_set_accuracy"] == pytest.approx(np.mean(right))
+    assert f"open-set accuracy {np.mean(right):.3f}" in printed
+    assert "closed-set scores" in printed
+
+
 def test_evaluate_without_a_test_folder_scores_the_held_out_test_part(
         trained, tmp_path, capsys):
     # 'evaluate --model-dir M' (the original system's Quick Start) was a usage

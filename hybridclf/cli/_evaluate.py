@@ -93,6 +93,9 @@ def run(args):
     if report["absent_classes"]:
         out("model classes without a test image: "
             + ", ".join(report["absent_classes"]))
+    if report["open_set"]:
+        out("closed-set scores (the top class of every photo; predict answers "
+            "some 'unknown': see 'open set' below):")
     for metric in _PRINTED:
         if metric in report["metrics"]:
             out(f"{metric}: {report['metrics'][metric]:.3f}")
@@ -100,9 +103,27 @@ def run(args):
             low, high = report["accuracy_interval"]
             out(f"accuracy 95% interval: {low:.3f} to {high:.3f} "
                 f"({report['n_images']} test images)")
+    _print_open_set(report)
     speed = report["speed_ms_per_image"]
     out("ms per image: " + ", ".join(f"{k} {v:.2f}" for k, v in speed.items()))
     out(f"{len(report['errors'])} misclassified images")
     out(f"Report: {os.path.abspath(files['html'])}")
     out(f"JSON:   {os.path.abspath(files['json'])}")
     return 0
+
+
+def _print_open_set(report):
+    """The answers as ``predict`` gives them: how many unknown, and of which class."""
+    open_set = report["open_set"]
+    if not open_set:
+        return
+    by_class = open_set["unknown_by_class"]
+    n_unknown = sum(c["n_unknown"] for c in by_class.values())
+    out(f"open set (the model's thresholds, as predict answers): {n_unknown} of "
+        f"{report['n_images']} test images answered unknown "
+        f"({open_set['unknown_share']:.3f}); open-set accuracy "
+        f"{open_set['open_set_accuracy']:.3f} (a known class's photo right when "
+        "answered its class, an unknown class's when answered unknown)")
+    out("  answered unknown per test class: " + ", ".join(
+        f"{name} {c['n_unknown']} of {c['n_images']}"
+        for name, c in by_class.items() if c["n_images"]))

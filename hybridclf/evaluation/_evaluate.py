@@ -101,7 +101,17 @@ def evaluate_model(pipe, X, labels, *, n_repeats=3, top_k=(2, 3), n_bins=10,
         score it on and is never predicted, and no recall without a test
         image), ``confusion_matrix`` (``labels`` and
         ``matrix``), ``reliability``, ``block_importance``, ``errors``,
-        ``speed_ms_per_image``, ``open_set`` and ``n_images``;
+        ``speed_ms_per_image``, ``open_set`` and ``n_images``. ``metrics``
+        are closed-set: of the top class of every image, none answered
+        "unknown". ``open_set`` (empty for a model without open-set
+        thresholds) scores the answers as ``hybridclf predict`` gives them:
+        its thresholds, ``unknown_share`` (of all images),
+        ``accuracy_of_accepted``, ``wrong_share_rejected`` (of the images the
+        top class gets wrong), ``open_set_accuracy`` (a class the model knows
+        answered by it, one it does not know by "unknown"),
+        ``unknown_class_share_rejected`` (of the images of classes it does not
+        know; None without them) and ``unknown_by_class`` (``n_images`` and
+        ``n_unknown`` of each test class);
         ``unknown_classes`` (the number of test images of each class the model
         does not know) and ``absent_classes`` (the model's classes without a
         test image); for a
@@ -151,8 +161,8 @@ def evaluate_model(pipe, X, labels, *, n_repeats=3, top_k=(2, 3), n_bins=10,
             random_state=random_state),
         "errors": errors,
         "speed_ms_per_image": speed,
-        "open_set": _open_set(pipe, proba, features, widths, correct, model_info,
-                              novelty),
+        "open_set": _open_set(pipe, proba, features, widths, y, classes,
+                              model_info, novelty),
         **({"cascade": cascade} if cascade else {}),
         "_thumbnails": thumbnails,
         "_neighbour_thumbnails": near_thumbnails,

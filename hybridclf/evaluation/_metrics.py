@@ -197,11 +197,17 @@ def _block_importance(clf, features, y, widths, *, n_repeats, random_state):
     return importance
 
 
-def _open_set(pipe, proba, features, widths, correct, model_info, novelty):
-    """With the model's open-set thresholds: how many images are unknown.
+def _open_set(pipe, proba, features, widths, y, classes, model_info, novelty):
+    """With the model's open-set thresholds: the images answered unknown.
 
     The novelty check (with its index) replaces the per-block OOD check of
-    ``model_info`` when given.
+    ``model_info`` when given. Besides the shares over all images, the
+    images answered unknown are counted per test class, and
+    ``open_set_accuracy`` scores the answers as ``hybridclf predict`` gives
+    them: a photo of a class the model does not know is answered right by
+    "unknown", one of its classes by its class. Without them, ten photos of
+    an unknown class of which none was rejected read as an open-set check
+    that caught one wrong answer in eleven.
     """
     thresholds = (model_info or {}).get("open_set") or {}
     if not thresholds:
@@ -221,6 +227,12 @@ def _open_set(pipe, proba, features, widths, correct, model_info, novelty):
     # the confidence threshold scaled by the novelty, as predict does
     rejected |= proba.max(axis=1) < confidence_limits(
         thresholds.get("proba_threshold", 0.0), scores)
+    known = np.isin(y, classes)
+    correct = classes[proba.argmax(axis=1)] == y
+    answered_right = np.where(known, correct & ~rejected, rejected)
+    by_class = {str(c): {"n_images": int((y == c).sum()),
+                         "n_unknown": int(rejected[y == c].sum())}
+                for c in [*classes, *sorted(set(y[~known].tolist()))]}
     return {
         **{k: thresholds[k] for k in ("proba_threshold", "ood_thresholds")
            if k in thresholds and not (novelty and k == "ood_thresholds")},
@@ -230,4 +242,8 @@ def _open_set(pipe, proba, features, widths, correct, model_info, novelty):
         if (~rejected).any() else None,
         "wrong_share_rejected": float(rejected[~correct].mean())
         if (~correct).any() else None,
+        "open_set_accuracy": float(answered_right.mean()),
+        "unknown_class_share_rejected": float(rejected[~known].mean())
+        if (~known).any() else None,
+        "unknown_by_class": by_class,
     }

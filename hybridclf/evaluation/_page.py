@@ -143,18 +143,33 @@ def _head_html(report, title):
 
 def _scores_html(report):
     """The metrics with the accuracy's interval, per class, and the open set."""
+    open_set = report["open_set"]
+    unknown = {c: v["n_unknown"] for c, v in
+               (open_set.get("unknown_by_class") or {}).items()}
     parts = [
         "<h2>Metrics</h2>",
+        *(["<p>Closed set: the top class of every test image, none answered "
+           "unknown; the open set below scores the answers as predict gives "
+           "them.</p>"] if open_set else []),
         _table(["metric", "value"], list(report["metrics"].items())),
         *_interval_note(report),
         "<h2>Per class</h2>",
-        _table(["class", "precision", "recall", "f1", "support"],
+        _table(["class", "precision", "recall", "f1", "support"]
+               + (["answered unknown"] if unknown else []),
                [[c, v["precision"], v["recall"], v["f1"], v["support"]]
+                + ([unknown.get(c)] if unknown else [])
                 for c, v in report["per_class"].items()]),
     ]
-    if report["open_set"]:
+    if open_set:
         parts += ["<h2>Open set</h2>",
-                  _table(["entry", "value"], list(report["open_set"].items()))]
+                  "<p>With the model's thresholds, as predict answers: "
+                  "open_set_accuracy counts a photo of a class the model knows "
+                  "right when answered its class, one of a class it does not "
+                  "know when answered unknown; unknown_class_share_rejected is "
+                  "the share of the latter answered unknown.</p>",
+                  _table(["entry", "value"],
+                         [(k, v) for k, v in open_set.items()
+                          if k != "unknown_by_class"])]
     return parts
 
 
