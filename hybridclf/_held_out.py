@@ -18,7 +18,10 @@ its files), which read as an accuracy it will not have on new photos.
 - ``data_dirs``: the data folders of the training, as absolute paths;
 - ``files``: one entry per scored photo of the test part: ``data_dir`` (its
   folder's position in ``data_dirs``), ``file`` (its path relative to that
-  folder, with ``/``), ``label`` and ``sha256`` (of the file's bytes).
+  folder, with ``/``), ``label``, ``sha256`` (of the file's bytes) and
+  ``group`` (its group of near-identical photos, as a string; absent in
+  records of older versions), so that the accuracy's interval counts each
+  group once, as the training's does.
 
 :func:`find_test_part` finds them again, under the recorded folders or
 folders given now (the data moved), so that ``hybridclf evaluate --model-dir
@@ -60,7 +63,7 @@ def _root_of(path, roots):
     return best[0], best[1].replace(os.sep, "/")
 
 
-def test_part_bytes(data_dirs, paths, labels, rows):
+def test_part_bytes(data_dirs, paths, labels, rows, groups=None):
     """The content of ``test_part.json``: the files of the held-out test part.
 
     Parameters
@@ -74,6 +77,9 @@ def test_part_bytes(data_dirs, paths, labels, rows):
     rows : sequence of int
         The rows of ``paths`` that the test metrics scored.
 
+    groups : sequence or None, default=None
+        The group of near-identical photos of every image; None records none.
+
     Returns
     -------
     data : bytes
@@ -85,7 +91,8 @@ def test_part_bytes(data_dirs, paths, labels, rows):
         path = paths[row]
         folder, name = _root_of(os.path.abspath(os.fspath(path)), roots)
         files.append({"data_dir": folder, "file": name, "label": str(labels[row]),
-                      "sha256": content_digest(path)})
+                      "sha256": content_digest(path),
+                      **({} if groups is None else {"group": str(groups[row])})})
     # one line per file: thousands of them stay readable and diff well
     lines = ",\n  ".join(json.dumps(f, ensure_ascii=False) for f in files)
     text = (f'{{"data_dirs": {json.dumps(roots, ensure_ascii=False)},\n'
@@ -122,12 +129,13 @@ def _entries(model_dir):
                 and isinstance(files, list)):
             raise TypeError("'data_dirs' must be a list of str, 'files' a list")
         entries = [(int(f["data_dir"]), str(f["file"]), str(f["label"]),
-                    str(f["sha256"])) for f in files]
+                    str(f["sha256"]), None if f.get("group") is None
+                    else str(f["group"])) for f in files]
     except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
         raise ModelLoadError(
             f"The file {path!r} is unreadable ({exc}). Copy the whole model "
             "directory again, or pass --test-data-dir.") from exc
-    for folder, name, _, _ in entries:
+    for folder, name, *_ in entries:
         parts = PurePosixPath(name).parts
         if not 0 <= folder < len(roots) or not name or os.path.isabs(name) \
                 or ".." in parts or "\0" in name:
@@ -165,6 +173,10 @@ def find_test_part(model_dir, info, data_dirs=None):
     data_dirs : list of str
         The folders looked in.
 
+    groups : list of str or None
+        The group of near-identical photos of each of ``paths``; None for a
+        record without them (older versions).
+
     Raises
     ------
     ValueError
@@ -192,8 +204,8 @@ def find_test_part(model_dir, info, data_dirs=None):
                 f"{len(recorded)} data folder(s) ({', '.join(recorded)}); the "
                 f"'data_dir' parameter gave {len(roots)} ({roots!r}). Give where "
                 "each of them is now, in the same order.")
-    paths, labels, left_out = [], [], []
-    for folder, name, label, sha256 in entries:
+    paths, labels, groups, left_out = [], [], [], []
+    for folder, name, label, sha256, group in entries:
         path = os.path.join(roots[folder], *PurePosixPath(name).parts)
         actual = content_digest(path)
         if actual is None:
@@ -205,6 +217,7 @@ def find_test_part(model_dir, info, data_dirs=None):
         else:
             paths.append(path)
             labels.append(label)
+            groups.append(group)
     gone = [root for root in roots if not os.path.isdir(root)]
     if gone and not paths:
         # a data folder moved or renamed since the training: every file is
@@ -217,7 +230,7 @@ def find_test_part(model_dir, info, data_dirs=None):
             "folder(s) of the training are now, in the order they were given to "
             "it: --data-dir DIR (hybridclf evaluate) or data_dir "
             "(evaluate_folder); or a test set: --test-data-dir DIR.")
-    return paths, labels, left_out, roots
+    return paths, labels, left_out, roots, (None if None in groups else groups)
 
 
 def train_part_bytes(paths, rows):

@@ -272,6 +272,49 @@ def test_evaluate_without_a_test_folder_scores_the_held_out_test_part(
     assert "the test part held out by train: 6 files" in capsys.readouterr().out
 
 
+def test_the_accuracy_interval_counts_each_group_of_near_identical_photos_once(
+        texture_folder, tmp_path, capsys):
+    # somdej_fatherguay: 8 test photos in 4 pairs (each photo and its
+    # greyscale copy) were given the interval of 8 independent photos,
+    # 0.676 to 1.000, where 4 objects go as far as 0.510 to 1.000
+    from hybridclf.evaluation import accuracy_interval
+
+    groups = tmp_path / "groups.csv"
+    groups.write_text("file,group\n" + "".join(
+        f"{name}/{i}.png,{name}{i // 2}\n" for name in ("brick", "grass", "gravel")
+        for i in range(8)))
+    model = tmp_path / "model"
+    assert main(["train", "--data-dir", str(texture_folder), "--groups",
+                 str(groups), "--output-dir", str(model), "--features", "color",
+                 "--image-size", "32", "--cv-folds", "2", "--test-size", "0.25",
+                 "--n-jobs", "1", "--no-views", "--no-cache"]) == 0
+    trained = capsys.readouterr().out
+    info = json.loads((model / "model.json").read_text())
+    part = info["test_part"]
+    files = json.loads((model / "test_part.json").read_text())["files"]
+    assert part["n_images"] == len(files) == 2 * part["n_groups"]
+    pairs = {}
+    for f in files:  # the record keeps each pair under one group
+        pairs.setdefault(f["group"], set()).add(f["file"][:-5]
+                                                + str(int(f["file"][-5]) // 2))
+    assert len(pairs) == part["n_groups"] and all(len(p) == 1
+                                                  for p in pairs.values())
+    n, m = part["n_images"], part["n_groups"]
+    n_correct = round(info["metrics"]["accuracy"] * n)
+    assert part["accuracy_interval"] == pytest.approx(
+        accuracy_interval(n_correct, n, n_groups=m))
+    assert part["accuracy_interval"][0] < accuracy_interval(n_correct, n)[0]
+    said = f"({n} test images in {m} groups of near-identical photos"
+    assert said in trained
+    assert f"On {n} held-out images in {m} groups" in (model / "README.md").read_text()
+    assert main(["evaluate", "--model-dir", str(model), "--output-dir",
+                 str(tmp_path / "report"), "--n-repeats", "1"]) == 0
+    assert said in capsys.readouterr().out
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["accuracy_interval"] == pytest.approx(part["accuracy_interval"])
+    assert report["n_groups"] == m
+
+
 def test_evaluate_names_the_test_files_missing_or_changed_since_training(
         texture_folder, tmp_path, capsys):
     import shutil

@@ -212,3 +212,18 @@ def test_a_thumbnail_that_does_not_decode_draws_the_caption_alone():
     from hybridclf.evaluation._gallery import _decode
 
     assert _decode(b"\xff\xd8a") is None and _decode(None) is None
+
+
+@pytest.mark.parametrize("n_correct, n_groups", [(0, 3), (2, 5), (7, 7), (9, 13)])
+def test_an_interval_over_pairs_is_that_of_one_photo_per_pair(n_correct, n_groups):
+    # photos of one object are right or wrong together: the interval of
+    # 2k right of 2m photos in m pairs is that of k right of m photos
+    from scipy.stats import binomtest
+
+    from hybridclf.evaluation import accuracy_interval
+
+    ci = binomtest(n_correct, n_groups).proportion_ci(0.95, method="wilson")
+    assert accuracy_interval(2 * n_correct, 2 * n_groups,
+                             n_groups=n_groups) == pytest.approx([ci.low, ci.high])
+    assert accuracy_interval(n_correct, n_groups, n_groups=n_groups) == \
+        accuracy_interval(n_correct, n_groups)

@@ -101,8 +101,11 @@ def run(args):
             out(f"{metric}: {report['metrics'][metric]:.3f}")
         if metric == "accuracy":
             low, high = report["accuracy_interval"]
+            n_groups = report["n_groups"] or report["n_images"]
+            groups = (f" in {n_groups} groups of near-identical photos, each "
+                      "counted once" if n_groups < report["n_images"] else "")
             out(f"accuracy 95% interval: {low:.3f} to {high:.3f} "
-                f"({report['n_images']} test images)")
+                f"({report['n_images']} test images{groups})")
     _print_open_set(report)
     speed = report["speed_ms_per_image"]
     out("ms per image: " + ", ".join(f"{k} {v:.2f}" for k, v in speed.items()))

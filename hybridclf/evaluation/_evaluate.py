@@ -38,9 +38,9 @@ def _timed(func, *args):
     return out, time.perf_counter() - start
 
 
-def evaluate_model(pipe, X, labels, *, n_repeats=3, top_k=(2, 3), n_bins=10,
-                   random_state=0, model_info=None, novelty=None, index=None,
-                   neighbours=3, progress=False):
+def evaluate_model(pipe, X, labels, *, groups=None, n_repeats=3, top_k=(2, 3),
+                   n_bins=10, random_state=0, model_info=None, novelty=None,
+                   index=None, neighbours=3, progress=False):
     """Evaluate a fitted hybrid pipeline on labelled test images.
 
     Parameters
@@ -56,6 +56,12 @@ def evaluate_model(pipe, X, labels, *, n_repeats=3, top_k=(2, 3), n_bins=10,
         Their true classes. A class the model does not know counts as wrong
         (in the accuracy, balanced accuracy, F1 and top-k accuracy; the log
         loss leaves its images out), and a warning names it.
+
+    groups : array-like of shape (n_samples,) or None, default=None
+        The group of near-identical photos of each test image (the photos of
+        one object). The accuracy's interval then counts each group once:
+        such photos are right or wrong together, not independent draws.
+        None counts each image once.
 
     n_repeats : int, default=3
         Permutations per feature block for the block importance.
@@ -95,7 +101,9 @@ def evaluate_model(pipe, X, labels, *, n_repeats=3, top_k=(2, 3), n_bins=10,
     -------
     report : dict
         ``metrics``, ``accuracy_interval`` (the accuracy's 95% interval,
-        ``[low, high]``: :func:`accuracy_interval`), ``per_class``
+        ``[low, high]``: :func:`accuracy_interval`, over ``n_groups`` draws),
+        ``n_groups`` (the groups of ``groups``; None without them),
+        ``per_class``
         (``precision``, ``recall``, ``f1`` and
         ``support`` of each class; None where the class has no test image to
         score it on and is never predicted, and no recall without a test
@@ -137,6 +145,7 @@ def evaluate_model(pipe, X, labels, *, n_repeats=3, top_k=(2, 3), n_bins=10,
         proba, cascade = _cascade(pipe, features, proba, y, speed)
 
     classes = np.asarray(clf.classes_)
+    n_groups = None if groups is None else len(set(np.asarray(groups).tolist()))
     unknown, absent = _class_mismatch(y, classes)
     predicted = classes[proba.argmax(axis=1)]
     correct = predicted == y
@@ -151,7 +160,9 @@ def evaluate_model(pipe, X, labels, *, n_repeats=3, top_k=(2, 3), n_bins=10,
         "unknown_classes": unknown,
         "absent_classes": absent,
         "metrics": metrics,
-        "accuracy_interval": accuracy_interval(int(correct.sum()), len(y)),
+        "accuracy_interval": accuracy_interval(int(correct.sum()), len(y),
+                                               n_groups=n_groups),
+        "n_groups": n_groups,
         "per_class": per_class,
         "confusion_matrix": {"labels": [str(c) for c in all_labels],
                              "matrix": matrix.tolist()},

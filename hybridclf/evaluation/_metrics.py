@@ -23,7 +23,7 @@ from ..prediction import confidence_limits, embedding_of, ood_scores
 __all__ = ["accuracy_interval", "reliability_bins"]
 
 
-def accuracy_interval(n_correct, n, *, confidence=0.95):
+def accuracy_interval(n_correct, n, *, n_groups=None, confidence=0.95):
     """The confidence interval of an accuracy measured on ``n`` test images.
 
     Wilson's score interval of a binomial proportion (scipy's
@@ -32,6 +32,14 @@ def accuracy_interval(n_correct, n, *, confidence=0.95):
     says how far the accuracy of the same model on other images of the same
     kind may be, from the test set's size alone.
 
+    Near-identical photos of one object (a photo and its greyscale copy, two
+    shots of one amulet) are not independent draws: the model gets them
+    right or wrong together. Given the number of groups they fall in, the
+    interval counts each group once (Wilson's interval of the accuracy over
+    ``n_groups`` draws: the effective sample size of groups whose photos are
+    alike), so that 8 photos in 4 pairs go as far as 4 photos: 1.000 is
+    0.510 to 1.000, not 0.676 to 1.000.
+
     Parameters
     ----------
     n_correct : int
@@ -39,6 +47,10 @@ def accuracy_interval(n_correct, n, *, confidence=0.95):
 
     n : int
         Test images.
+
+    n_groups : int or None, default=None
+        The groups of near-identical photos the test images fall in; None
+        (or ``n``) counts each image as one draw.
 
     confidence : float, default=0.95
         Confidence level.
@@ -53,13 +65,24 @@ def accuracy_interval(n_correct, n, *, confidence=0.95):
     >>> from hybridclf.evaluation import accuracy_interval
     >>> [round(v, 3) for v in accuracy_interval(33, 35)]
     [0.814, 0.984]
+    >>> [round(v, 3) for v in accuracy_interval(8, 8, n_groups=4)]
+    [0.51, 1.0]
     """
     if not n:
         return [0.0, 1.0]
-    from scipy.stats import binomtest
+    if n_groups is None or n_groups >= n:
+        from scipy.stats import binomtest
 
-    ci = binomtest(int(n_correct), int(n)).proportion_ci(confidence, "wilson")
-    return [float(ci.low), float(ci.high)]
+        ci = binomtest(int(n_correct), int(n)).proportion_ci(confidence, "wilson")
+        return [float(ci.low), float(ci.high)]
+    from scipy.stats import norm
+
+    # Wilson's score interval with the groups as the draws
+    p, m = n_correct / n, int(n_groups)
+    z2 = norm.ppf(0.5 + confidence / 2) ** 2
+    centre = (p + z2 / (2 * m)) / (1 + z2 / m)
+    half = np.sqrt(z2 * p * (1 - p) / m + z2 * z2 / (4 * m * m)) / (1 + z2 / m)
+    return [float(max(0.0, centre - half)), float(min(1.0, centre + half))]
 
 
 def reliability_bins(confidence, correct, *, n_bins=10):

@@ -86,8 +86,11 @@ def _interval_note(report):
     if "accuracy_interval" not in report:  # a report of an older version
         return []
     low, high = report["accuracy_interval"]
+    n_groups = report.get("n_groups") or report["n_images"]
+    groups = (f" in {n_groups} groups of near-identical photos (each group "
+              "counted once)" if n_groups < report["n_images"] else "")
     return [f"<p>Accuracy 95% interval (Wilson): {low:.3f} to {high:.3f}, from "
-            f"{report['n_images']} test images.</p>"]
+            f"{report['n_images']} test images{groups}.</p>"]
 
 
 def evaluation_page(report, figures, title):

@@ -130,7 +130,9 @@ def evaluate_folder(model_dir, test_data_dir, output_dir, *, n_repeats=3,
         recorded in the model directory (``test_part.json``: each file's path
         relative to its data folder, label and SHA-256), found under the data
         folders of the training or ``data_dir``, which reproduces the test
-        metrics of the training. A recorded file that is missing, or whose
+        metrics of the training (and their accuracy interval, which counts
+        each recorded group of near-identical photos once). A recorded file
+        that is missing, or whose
         SHA-256 differs (changed since), is left out and listed in
         ``unreadable`` with the reason. A model without a recorded test part
         (trained with ``test_size=0``, or saved by an older version) is a
@@ -184,9 +186,10 @@ def evaluate_folder(model_dir, test_data_dir, output_dir, *, n_repeats=3,
     pipe = load_model(model_dir, allow_pickle=allow_pickle)
     set_image_params(pipe, n_jobs=n_jobs, max_pixels=max_pixels)
     info = read_model_info(model_dir)
-    recorded = None
+    recorded = groups = None
     if test_data_dir is None:
-        paths, labels, skipped, roots = find_test_part(model_dir, info, data_dir)
+        paths, labels, skipped, roots, groups = find_test_part(model_dir, info,
+                                                               data_dir)
         recorded = {"data_dirs": roots, "n_recorded": len(paths) + len(skipped),
                     "n_left_out": len(skipped)}
         test_data_dir = os.pathsep.join(roots)  # for the errors below
@@ -202,7 +205,7 @@ def evaluate_folder(model_dir, test_data_dir, output_dir, *, n_repeats=3,
 
         index = novelty["index"] if novelty else EmbeddingIndex.load(model_dir)
     report = _evaluate_readable(
-        pipe, paths, labels, test_data_dir, skipped, n_repeats=n_repeats,
+        pipe, paths, labels, test_data_dir, skipped, groups, n_repeats=n_repeats,
         random_state=random_state, model_info=info, novelty=novelty,
         index=index, neighbours=neighbours, progress=progress)
     if recorded is not None:
@@ -234,13 +237,15 @@ def _trained_on(model_dir, paths, report):
     return {"n_images": len(files), "files": files}
 
 
-def _evaluate_readable(pipe, paths, labels, test_data_dir, skipped, **options):
+def _evaluate_readable(pipe, paths, labels, test_data_dir, skipped, groups,
+                       **options):
     """:func:`evaluate_model` on the test files that can be read.
 
     The others are left out (:func:`~hybridclf.io.call_on_readable`) and
     listed in the report's ``unreadable`` (``file``, ``reason``) after those
     the walk did not take (``skipped``), as ``hybridclf predict`` lists
-    them; a ValueError only when no test file can be read.
+    them; a ValueError only when no test file can be read. ``groups`` (or
+    None): the group of near-identical photos of each file.
     """
     from ..io import call_on_readable
 
@@ -248,8 +253,9 @@ def _evaluate_readable(pipe, paths, labels, test_data_dir, skipped, **options):
     if paths:
         try:
             report, _, failures = call_on_readable(
-                lambda p, lab: evaluate_model(pipe, p, lab, **options),
-                list(paths), list(labels))
+                lambda p, lab, *g: evaluate_model(
+                    pipe, p, lab, groups=g[0] if g else None, **options),
+                list(paths), list(labels), *([] if groups is None else [groups]))
         except ImageLoadError as exc:
             if {name for name, _ in exc.failures} != {os.fspath(p) for p in paths}:
                 raise  # not (only) about these files

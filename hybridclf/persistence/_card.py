@@ -135,8 +135,12 @@ def _card_test_part(part, recorded=False):
     if not part:
         return []
     low, high = part["accuracy_interval"]
-    lines = ["", f"On {part['n_images']} held-out images: the accuracy's 95% "
-             f"interval (Wilson) is {low:.3f} to {high:.3f}."]
+    n_groups = part.get("n_groups", part["n_images"])
+    groups = (f" in {n_groups} groups of near-identical photos" if n_groups
+              < part["n_images"] else "")
+    lines = ["", f"On {part['n_images']} held-out images{groups}: the accuracy's "
+             f"95% interval (Wilson{', each group counted once' if groups else ''})"
+             f" is {low:.3f} to {high:.3f}."]
     if part.get("untested_classes"):
         lines[-1] += (" These metrics leave out the classes without a held-out "
                       "image: " + ", ".join(map(_code, part["untested_classes"]))

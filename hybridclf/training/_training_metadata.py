@@ -173,7 +173,7 @@ def training_files(result, paths, *, root=None, names=None, data_dirs=None,
     if (data_dirs is not None and labels is not None and scored is not None
             and len(scored)):
         files[TEST_PART_FILE] = test_part_bytes(data_dirs, paths, labels,
-                                                scored)
+                                                scored, groups=result.groups)
     return files
 
 
