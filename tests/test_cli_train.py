@@ -315,6 +315,28 @@ def test_the_accuracy_interval_counts_each_group_of_near_identical_photos_once(
     assert report["n_groups"] == m
 
 
+def test_train_and_evaluate_name_the_classes_of_few_test_images(
+        trained, tmp_path, capsys):
+    # 2 test photos per class: the balanced accuracy and each class's scores
+    # rest on them, and nothing said so
+    info = json.loads((trained / "model.json").read_text())
+    few = info["test_part"]["few_test_images"]
+    assert few == {"brick": 2, "grass": 2, "gravel": 2}
+    card = (trained / "README.md").read_text()
+    assert ("The scores of `brick` (2 held-out images), `grass` (2 held-out "
+            "images), `gravel` (2 held-out images) rest on a handful") in card
+    assert main(["evaluate", "--model-dir", str(trained), "--output-dir",
+                 str(tmp_path / "report"), "--n-repeats", "1"]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["few_test_images"] == few
+    line = next(x for x in printed.splitlines() if "fewer than 10 test" in x)
+    for name, scores in report["per_class"].items():
+        low, high = scores["recall_interval"]
+        assert (f"{name} (2: recall {scores['recall']:.3f}, 95% interval "
+                f"{low:.3f} to {high:.3f})") in line
+
+
 def test_evaluate_names_the_test_files_missing_or_changed_since_training(
         texture_folder, tmp_path, capsys):
     import shutil
@@ -879,8 +901,9 @@ def test_train_says_how_far_its_test_metrics_go(texture_folder, tmp_path, capsys
         in printed
     card = (model / "README.md").read_text()
     assert (f"On {n} held-out images: the accuracy's 95% interval (Wilson) is "
-            f"{ci.low:.3f} to {ci.high:.3f}. These metrics leave out the classes "
-            "without a held-out image: `grass`.") in card
+            f"{ci.low:.3f} to {ci.high:.3f}.") in card
+    assert (" These metrics leave out the classes without a held-out image: "
+            "`grass`.") in card
 
 
 def test_train_on_a_folder_one_level_too_deep_names_the_right_one(

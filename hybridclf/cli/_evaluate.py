@@ -93,6 +93,12 @@ def run(args):
     if report["absent_classes"]:
         out("model classes without a test image: "
             + ", ".join(report["absent_classes"]))
+    if report["few_test_images"]:
+        out("classes with fewer than 10 test images (their scores, and the "
+            "balanced accuracy and macro-F1 that average them, rest on a handful "
+            "of photos): " + ", ".join(
+                f"{name} ({n}: recall {_interval(report['per_class'][name])})"
+                for name, n in report["few_test_images"].items()))
     if report["open_set"]:
         out("closed-set scores (the top class of every photo; predict answers "
             "some 'unknown': see 'open set' below):")
@@ -130,3 +136,9 @@ def _print_open_set(report):
     out("  answered unknown per test class: " + ", ".join(
         f"{name} {c['n_unknown']} of {c['n_images']}"
         for name, c in by_class.items() if c["n_images"]))
+
+
+def _interval(scores):
+    """'1.000, 95% interval 0.207 to 1.000' of a class's recall."""
+    low, high = scores["recall_interval"]
+    return f"{scores['recall']:.3f}, 95% interval {low:.3f} to {high:.3f}"

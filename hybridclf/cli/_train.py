@@ -244,6 +244,10 @@ def _print_test_part(part):
               "file again) are held out, not scored" if part.get("n_copies") else "")
     out(f"test accuracy 95% interval: {low:.3f} to {high:.3f} "
         f"({part['n_images']} test images{_in_groups(part)}{copies})")
+    if part.get("few_test_images"):
+        out("classes with fewer than 10 test images (their scores rest on a "
+            "handful of photos; hybridclf evaluate gives each recall's interval): "
+            + ", ".join(f"{c} ({n})" for c, n in part["few_test_images"].items()))
     if part["untested_classes"]:
         out("the test metrics leave out the classes without a test image: "
             + ", ".join(part["untested_classes"]))

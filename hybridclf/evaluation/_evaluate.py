@@ -27,6 +27,7 @@ from ._metrics import (
     _open_set,
     _per_class,
     accuracy_interval,
+    few_test_images,
 )
 
 __all__ = ["evaluate_model"]
@@ -104,11 +105,14 @@ def evaluate_model(pipe, X, labels, *, groups=None, n_repeats=3, top_k=(2, 3),
         ``[low, high]``: :func:`accuracy_interval`, over ``n_groups`` draws),
         ``n_groups`` (the groups of ``groups``; None without them),
         ``per_class``
-        (``precision``, ``recall``, ``f1`` and
-        ``support`` of each class; None where the class has no test image to
-        score it on and is never predicted, and no recall without a test
-        image), ``confusion_matrix`` (``labels`` and
-        ``matrix``), ``reliability``, ``block_importance``, ``errors``,
+        (``precision``, ``recall``, ``recall_interval`` (its 95% interval,
+        as ``accuracy_interval``), ``f1`` and ``support`` of each class;
+        None where the class has no test image to score it on and is never
+        predicted, and no recall without a test image),
+        ``few_test_images`` (the test classes with fewer than 10 test
+        images, and how many: their scores rest on a handful of photos),
+        ``confusion_matrix`` (``labels`` and ``matrix``), ``reliability``,
+        ``block_importance``, ``errors``,
         ``speed_ms_per_image``, ``open_set`` and ``n_images``. ``metrics``
         are closed-set: of the top class of every image, none answered
         "unknown". ``open_set`` (empty for a model without open-set
@@ -150,7 +154,7 @@ def evaluate_model(pipe, X, labels, *, groups=None, n_repeats=3, top_k=(2, 3),
     predicted = classes[proba.argmax(axis=1)]
     correct = predicted == y
     metrics, bins = _metrics(y, classes, proba, top_k=top_k, n_bins=n_bins)
-    per_class, all_labels, matrix = _per_class(y, predicted, classes)
+    per_class, all_labels, matrix = _per_class(y, predicted, classes, groups)
     errors, thumbnails, near_thumbnails = error_gallery(
         X, y, images, classes, proba, index=index, k=neighbours,
         embeddings=None if index is None else embedding_of(pipe, features))
@@ -164,6 +168,8 @@ def evaluate_model(pipe, X, labels, *, groups=None, n_repeats=3, top_k=(2, 3),
                                                n_groups=n_groups),
         "n_groups": n_groups,
         "per_class": per_class,
+        "few_test_images": few_test_images(
+            {c: v["support"] for c, v in per_class.items()}),
         "confusion_matrix": {"labels": [str(c) for c in all_labels],
                              "matrix": matrix.tolist()},
         "reliability": bins,

@@ -93,6 +93,23 @@ def _interval_note(report):
             f"{report['n_images']} test images{groups}.</p>"]
 
 
+def _interval(interval):
+    """'0.207 to 1.000', or '' without one."""
+    return "" if interval is None else f"{interval[0]:.3f} to {interval[1]:.3f}"
+
+
+def _few_note(report):
+    """The classes with fewer than 10 test images, as the command names them."""
+    few = report.get("few_test_images")
+    if not few:
+        return []
+    named = ", ".join(f"{c} ({n})" for c, n in few.items())
+    return [f"<p><strong>Few test images:</strong> {html.escape(named)}: the "
+            "scores of these classes, and the balanced accuracy and macro-F1 "
+            "that average them, rest on a handful of photos (see each "
+            "recall's interval).</p>"]
+
+
 def evaluation_page(report, figures, title):
     """The self-contained HTML page of an evaluation report.
 
@@ -157,10 +174,11 @@ def _scores_html(report):
         _table(["metric", "value"], list(report["metrics"].items())),
         *_interval_note(report),
         "<h2>Per class</h2>",
-        _table(["class", "precision", "recall", "f1", "support"]
-               + (["answered unknown"] if unknown else []),
-               [[c, v["precision"], v["recall"], v["f1"], v["support"]]
-                + ([unknown.get(c)] if unknown else [])
+        *_few_note(report),
+        _table(["class", "precision", "recall", "recall 95% interval", "f1",
+                "support"] + (["answered unknown"] if unknown else []),
+               [[c, v["precision"], v["recall"], _interval(v.get("recall_interval")),
+                 v["f1"], v["support"]] + ([unknown.get(c)] if unknown else [])
                 for c, v in report["per_class"].items()]),
     ]
     if open_set:

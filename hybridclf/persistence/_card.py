@@ -141,6 +141,13 @@ def _card_test_part(part, recorded=False):
     lines = ["", f"On {part['n_images']} held-out images{groups}: the accuracy's "
              f"95% interval (Wilson{', each group counted once' if groups else ''})"
              f" is {low:.3f} to {high:.3f}."]
+    if part.get("few_test_images"):
+        lines[-1] += (" The scores of " + ", ".join(
+            f"{_code(c)} ({n} held-out images)" if n > 1 else
+            f"{_code(c)} (1 held-out image)"
+            for c, n in part["few_test_images"].items())
+            + " rest on a handful of photos, and so do the balanced accuracy "
+            "and macro-F1 that average them.")
     if part.get("untested_classes"):
         lines[-1] += (" These metrics leave out the classes without a held-out "
                       "image: " + ", ".join(map(_code, part["untested_classes"]))

@@ -10,7 +10,7 @@ import numpy as np
 from sklearn.base import clone
 
 from ..cascade import is_cascade, out_of_fold_stages
-from ..evaluation import accuracy_interval
+from ..evaluation import accuracy_interval, few_test_images
 from ..pipeline import (
     fit_classifier,
     get_classifier,
@@ -120,9 +120,11 @@ def _test_part(run, classes, metrics):
     ``n_images``, ``n_groups`` (the groups of near-identical photos they
     fall in), the 95% ``accuracy_interval`` (:func:`accuracy_interval`,
     counting each group once: the photos of one object are not independent
-    draws) and ``untested_classes``: the classes with no test image, which the test
-    metrics do not score (a class of 2 photos keeps both for training; its
-    balanced accuracy was then the mean of the other classes'), and
+    draws), ``few_test_images`` (the classes with fewer than 10 test images:
+    :func:`few_test_images`) and ``untested_classes``: the classes with no
+    test image, which the test metrics do not score (a class of 2 photos
+    keeps both for training; its balanced accuracy was then the mean of the
+    other classes'), and
     ``n_copies``: images of the test part that are copies of its photos
     (augmented, or the same file again), held out with them but not scored.
     Empty without a test part.
@@ -133,9 +135,11 @@ def _test_part(run, classes, metrics):
     n = len(test)
     n_groups = len(np.unique(run.groups[test]))
     tested = set(run.y[test].tolist())
+    names, counts = np.unique(run.y[test], return_counts=True)
     part = {
         "n_images": n,
         "n_groups": n_groups,
+        "few_test_images": few_test_images(dict(zip(names, counts))),
         "accuracy_interval": accuracy_interval(round(metrics["accuracy"] * n), n,
                                                n_groups=n_groups),
         "untested_classes": [str(c) for c in classes if c not in tested],

@@ -61,7 +61,8 @@ class TrainingResult:
         How far to trust them: ``n_images``, ``n_groups`` (the groups of
         near-identical photos they fall in), the 95% ``accuracy_interval``
         (Wilson's, :func:`~hybridclf.evaluation.accuracy_interval`, each
-        group counted once),
+        group counted once), ``few_test_images`` (classes with fewer than
+        10 test images, and how many),
         ``untested_classes`` (classes without a test image, which the test
         metrics do not score) and, when the test part holds copies of its
         photos (``origins``, or the same file twice), ``n_copies``: held out
