@@ -79,6 +79,20 @@ def test_the_page_says_what_the_command_prints_of_the_classes(evaluated, tmp_pat
     assert (f"{n} of the {len(labels)} test images belong to classes the model "
             f"does not know: marble ({n})") in page
     assert "Model classes without a test image (not scored): grass." in page
+    # it said "12 test images, 3 classes": the 3 were the model's, the test
+    # set's are brick, gravel and marble; and the unknown class's images
+    # count as wrong in the calibration error too, which the note left out
+    assert f"<p>{len(labels)} test images of 3 classes; the model has 3 classes" \
+        in page
+    labels = labels.copy()
+    labels[np.flatnonzero(labels == "gravel")[:2]] = "slate"
+    with pytest.warns(UserWarning, match="does not know"):
+        report = evaluate_model(pipe, paths, labels, n_repeats=1)
+    page = open(write_report(report, tmp_path)["html"]).read()
+    assert f"<p>{len(labels)} test images of 4 classes; the model has 3 classes" \
+        in page
+    assert "top-k accuracy, expected calibration error and reliability curve" \
+        in page
 
 
 def test_classes_without_test_images_are_listed(evaluated):

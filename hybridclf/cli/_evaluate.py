@@ -86,7 +86,8 @@ def run(args):
             "evaluate on the test part train held out (no --test-data-dir) or on "
             "new photos")
     if report["unknown_classes"]:
-        out("classes the model does not know (their images count as wrong): "
+        out("classes the model does not know (their images count as wrong, in "
+            "the expected calibration error too; the log loss leaves them out): "
             + ", ".join(f"{name} ({n} images)"
                         for name, n in report["unknown_classes"].items())
             + f"; the model's classes: {', '.join(report['classes'])}")

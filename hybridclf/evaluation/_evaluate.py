@@ -55,8 +55,9 @@ def evaluate_model(pipe, X, labels, *, groups=None, n_repeats=3, top_k=(2, 3),
 
     labels : array-like of shape (n_samples,)
         Their true classes. A class the model does not know counts as wrong
-        (in the accuracy, balanced accuracy, F1 and top-k accuracy; the log
-        loss leaves its images out), and a warning names it.
+        (in the accuracy, balanced accuracy, F1, top-k accuracy, expected
+        calibration error and reliability curve; the log loss leaves its
+        images out), and a warning names it.
 
     groups : array-like of shape (n_samples,) or None, default=None
         The group of near-identical photos of each test image (the photos of

@@ -58,8 +58,9 @@ def _class_notes(report):
             f"{sum(unknown.values())} of the {report['n_images']} test images "
             "belong to classes the model does not know: "
             + ", ".join(f"{name} ({n})" for name, n in unknown.items())
-            + ". They count as wrong in the accuracy, balanced accuracy, F1 and "
-            "top-k accuracy; the log loss leaves them out. The model's classes: "
+            + ". They count as wrong in the accuracy, balanced accuracy, F1, "
+            "top-k accuracy, expected calibration error and reliability curve; "
+            "the log loss leaves them out. The model's classes: "
             + ", ".join(report["classes"]) + ".")
     leaked = (report.get("trained_on") or {}).get("n_images")
     if leaked:
@@ -143,6 +144,15 @@ def evaluation_page(report, figures, title):
     return "\n".join(parts)
 
 
+def _n_tested(report):
+    """The number of classes with test images (the model's classes or not).
+
+    The page said "26 test images, 3 classes" of a test set of 4 classes:
+    the 3 were the model's.
+    """
+    return sum(1 for v in report["per_class"].values() if v["support"])
+
+
 def _head_html(report, title):
     """The page's head and heading, the test set's size and the class notes."""
     return [
@@ -154,7 +164,8 @@ def _head_html(report, title):
         "figure{margin:0}img{max-width:100%;height:auto}",
         TABLE_STYLE, "</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
-        f"<p>{report['n_images']} test images, {len(report['classes'])} classes"
+        f"<p>{report['n_images']} test images of {_n_tested(report)} classes; "
+        f"the model has {len(report['classes'])} classes"
         + (f"; {len(report['unreadable'])} unreadable test files left out "
            "(listed below)" if report.get("unreadable") else "") + ".</p>",
         *_class_notes(report),
