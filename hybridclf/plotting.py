@@ -129,6 +129,9 @@ def _axes(ax, feature, size=(5.0, 4.0)):
 def plot_confusion_matrix(matrix, labels, *, ax=None):
     """Draw a confusion matrix, true classes in rows, with counts in the cells.
 
+    The cells and the colour bar are counts of test images, not shares of a
+    row; the colour bar says so.
+
     Parameters
     ----------
     matrix : array-like of shape (n_classes, n_classes)
@@ -161,13 +164,17 @@ def plot_confusion_matrix(matrix, labels, *, ax=None):
     ax.set_yticks(range(n), labels)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
-    fig.colorbar(image, ax=ax)
+    # counts, not shares of a row: the figure says so, as the report's does not
+    fig.colorbar(image, ax=ax, label="test images (counts)")
     return _with_fallback_fonts(fig)
 
 
 @Substitution(ax=_AX_DOC, fig=_FIG_DOC)
 def plot_reliability(bins, *, ax=None):
     """Draw a reliability curve: accuracy against confidence of the top class.
+
+    Each point is labelled with the number of test images in its bin (the
+    legend says so): a bin of 3 images is no evidence of miscalibration.
 
     Parameters
     ----------
@@ -185,10 +192,13 @@ def plot_reliability(bins, *, ax=None):
     used = [b for b in bins if b["count"]]
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfectly calibrated")
     ax.plot([b["confidence"] for b in used], [b["accuracy"] for b in used],
-            marker="o", label="model")
+            marker="o", label="model (beside each point: its test images)")
     for b in used:
+        # left of the points near 1, which drew their count past the edge
+        right = b["confidence"] > 0.85
         ax.annotate(str(b["count"]), (b["confidence"], b["accuracy"]),
-                    textcoords="offset points", xytext=(3, -10), fontsize=7)
+                    textcoords="offset points", xytext=(-3 if right else 3, -10),
+                    ha="right" if right else "left", fontsize=7)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("top-class probability")

@@ -93,3 +93,24 @@ def test_long_class_names_fit_in_the_confusion_matrix(n_classes):
         box = text.get_window_extent(renderer)
         assert (box.x0 >= page.x0 - 1 and box.x1 <= page.x1 + 1
                 and box.y0 >= page.y0 - 1 and box.y1 <= page.y1 + 1), text
+
+
+def test_the_figures_say_what_their_numbers_count():
+    # the confusion matrix's colour bar and the reliability curve's numbers
+    # beside each point came without a word of what they count (counts or
+    # shares? images per bin?), and the count of the bin near 1 was drawn
+    # past the figure's edge
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+
+    fig = plotting.plot_confusion_matrix([[3, 1], [0, 4]], ["a", "b"])
+    assert "test images (counts)" in {t.get_text() for t in fig.findobj(Text)}
+    bins = [{"confidence": 0.35, "accuracy": 0.3, "count": 3},
+            {"confidence": 0.99, "accuracy": 1.0, "count": 23}]
+    fig = plotting.plot_reliability(bins)
+    texts = {t.get_text(): t for t in fig.findobj(Text)}
+    assert any("test images" in text for text in texts)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    box = texts["23"].get_window_extent(canvas.get_renderer())
+    assert box.x1 <= fig.bbox.x1
