@@ -261,3 +261,19 @@ def test_each_recall_has_its_interval_and_few_test_images_are_named(evaluated,
     html = open(write_report(report, tmp_path)["html"]).read()
     assert "Few test images:</strong> brick (4), grass (4), gravel (4)" in html
     assert "recall 95% interval" in html
+
+
+def test_a_test_set_of_one_class_all_right_warns_nothing(evaluated):
+    # scikit-learn's balanced accuracy warned "A single label was found in
+    # 'y_true' and 'y_pred' ... use the 'labels' parameter", which the user
+    # of hybridclf evaluate cannot act on
+    import warnings
+
+    pipe, _, (paths, labels) = evaluated
+    predicted = pipe.predict(paths)
+    right = np.flatnonzero((predicted == labels) & (labels == labels[0]))
+    assert len(right), "the fixture needs a right answer"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report = evaluate_model(pipe, paths[right], labels[right], n_repeats=1)
+    assert report["metrics"]["balanced_accuracy"] == 1.0

@@ -158,6 +158,9 @@ def _metrics(y, classes, proba, *, top_k, n_bins):
         # a model class without test images: the report lists it (absent_classes),
         # and the balanced accuracy averages the classes tested, as scikit-learn's
         warnings.filterwarnings("ignore", "y_pred contains classes not in y_true")
+        # one test class, all right: scikit-learn's advice to pass 'labels' is
+        # for its confusion matrix, which the balanced accuracy does not return
+        warnings.filterwarnings("ignore", "A single label was found in 'y_true'")
         balanced = float(balanced_accuracy_score(y, predicted))
     metrics = {
         "accuracy": float(accuracy_score(y, predicted)),
