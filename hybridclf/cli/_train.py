@@ -246,7 +246,7 @@ def _print_test_part(part):
         f"({part['n_images']} test images{_in_groups(part)}{copies})")
     if part.get("few_test_images"):
         out("classes with fewer than 10 test images (their scores rest on a "
-            "handful of photos; hybridclf evaluate gives each recall's interval): "
+            "handful of photos; evaluate gives the interval of each recall): "
             + ", ".join(f"{c} ({n})" for c, n in part["few_test_images"].items()))
     if part["untested_classes"]:
         out("the test metrics leave out the classes without a test image: "
