@@ -177,7 +177,8 @@ def test_evaluate_gives_the_accuracy_interval_everywhere(trained, texture_folder
         0.95, method="wilson")
     assert data["accuracy_interval"] == pytest.approx([ci.low, ci.high])
     text = f"{ci.low:.3f} to {ci.high:.3f}"
-    assert f"accuracy 95% interval: {text} (6 test images)" in capsys.readouterr().out
+    assert (f"accuracy 95% interval: {text} (6 test images, each counted as "
+            "independent") in capsys.readouterr().out
     assert (f"Accuracy 95% interval (Wilson): {text}, from 6 test images."
             in (report / "report.html").read_text())
 
@@ -335,6 +336,36 @@ def test_train_and_evaluate_name_the_classes_of_few_test_images(
         low, high = scores["recall_interval"]
         assert (f"{name} (2: recall {scores['recall']:.3f}, 95% interval "
                 f"{low:.3f} to {high:.3f})") in line
+
+
+def test_evaluate_groups_the_photos_of_a_test_folder_as_a_csv_says(
+        trained, texture_folder, tmp_path, capsys):
+    # a test folder's interval counted each photo as independent, and
+    # nothing said so: 8 photos in 4 pairs read as 8 draws
+    from hybridclf.evaluation import accuracy_interval
+
+    test = tmp_path / "test"
+    (test / "brick").mkdir(parents=True)
+    for path in sorted((texture_folder / "brick").iterdir()):
+        (test / "brick" / path.name).write_bytes(path.read_bytes())
+    groups = tmp_path / "groups.csv"
+    groups.write_text("file,group\n" + "".join(
+        f"brick/{i}.png,pair{i // 2}\n" for i in range(8)))
+    for extra, n_groups in (([], None), (["--groups", str(groups)], 4)):
+        report = tmp_path / f"report{n_groups}"
+        assert main(["evaluate", "--model-dir", str(trained), "--test-data-dir",
+                     str(test), "--output-dir", str(report), "--n-repeats", "1",
+                     "--neighbours", "0", *extra]) == 0
+        printed = capsys.readouterr().out
+        data = json.loads((report / "report.json").read_text())
+        assert data["n_groups"] == n_groups
+        n_correct = round(data["metrics"]["accuracy"] * 8)
+        assert data["accuracy_interval"] == pytest.approx(
+            accuracy_interval(n_correct, 8, n_groups=n_groups))
+        assert data["per_class"]["brick"]["recall_interval"] == pytest.approx(
+            accuracy_interval(n_correct, 8, n_groups=n_groups))
+        assert ("(8 test images in 4 groups of near-identical photos" if n_groups
+                else "(8 test images, each counted as independent") in printed
 
 
 def test_evaluate_names_the_test_files_missing_or_changed_since_training(

@@ -41,6 +41,13 @@ def format_parser(parser):
                  "(default: where they were)")
     parser.add_argument("--output-dir", required=True,
                         help="folder for the report")
+    parser.add_argument("--groups", default=None, metavar="CSV",
+                        help="CSV with the columns file,group putting the "
+                        "near-identical test photos in one group (hybridclf "
+                        "inspect writes duplicate_groups.csv): the accuracy's "
+                        "interval and each recall's count each group once "
+                        "(default: the groups recorded with the test part; "
+                        "with --test-data-dir, each photo counts once)")
     parser.add_argument("--n-repeats", type=positive_int, default=3, metavar="N",
                         help="permutations per feature block (default: %(default)s)")
     parser.add_argument("--neighbours", type=bounded(int, 0, name="number >= 0"),
@@ -66,7 +73,7 @@ def run(args):
             n_repeats=args.n_repeats, random_state=args.seed,
             neighbours=args.neighbours,
             allow_pickle=args.allow_pickle, max_pixels=args.max_pixels, progress=True,
-            n_jobs=args.n_jobs, data_dir=args.data_dir)
+            n_jobs=args.n_jobs, data_dir=args.data_dir, groups_csv=args.groups)
     recorded = report.get("recorded_test_part")
     if recorded:
         out(f"the test part held out by train: {recorded['n_recorded']} files "
@@ -111,6 +118,10 @@ def run(args):
             n_groups = report["n_groups"] or report["n_images"]
             groups = (f" in {n_groups} groups of near-identical photos, each "
                       "counted once" if n_groups < report["n_images"] else "")
+            if report["n_groups"] is None:
+                groups = (", each counted as independent: near-identical ones "
+                          "would make it too narrow; --groups CSV counts each "
+                          "group once")
             out(f"accuracy 95% interval: {low:.3f} to {high:.3f} "
                 f"({report['n_images']} test images{groups})")
     _print_open_set(report)

@@ -116,7 +116,8 @@ def write_report(report, output_dir, *, title="hybridclf evaluation"):
 
 def evaluate_folder(model_dir, test_data_dir, output_dir, *, n_repeats=3,
                     random_state=0, neighbours=3, allow_pickle=False,
-                    max_pixels=None, n_jobs=None, progress=False, data_dir=None):
+                    max_pixels=None, n_jobs=None, progress=False, data_dir=None,
+                    groups_csv=None):
     """Evaluate a model directory on a class-per-folder test set; write the report.
 
     Parameters
@@ -160,6 +161,17 @@ def evaluate_folder(model_dir, test_data_dir, output_dir, *, n_repeats=3,
         are now, in the order the training was given them (the data moved);
         None looks where they were. Not used with a ``test_data_dir``.
 
+    groups_csv : str, os.PathLike or None, default=None
+        A CSV with the columns ``file,group`` that puts the near-identical
+        test photos in one group (``hybridclf inspect --data-dir TEST`` writes
+        ``duplicate_groups.csv``; names relative to the test folder, or as
+        the inspector wrote them), read as ``hybridclf train --groups`` reads
+        it: the accuracy's interval and each recall's then count each group
+        once. None takes the groups recorded with the test part, or, with a
+        ``test_data_dir``, counts each photo once.
+
+        .. versionadded:: 0.1.0
+
     Returns
     -------
     report : dict
@@ -197,6 +209,13 @@ def evaluate_folder(model_dir, test_data_dir, output_dir, *, n_repeats=3,
     else:
         # the files the walk did not take are reported as unreadable ones are
         paths, labels, skipped = scan_image_folder(test_data_dir)
+    if groups_csv is not None:
+        from ..io._groups_csv import read_groups_csv
+
+        # names relative to the test folder, or to the data folders of the
+        # training for the recorded test part
+        groups = read_groups_csv(groups_csv, paths, root=test_data_dir
+                                 if recorded is None else recorded["data_dirs"])
     log_skipped(skipped)  # reported in the report's 'unreadable'
     novelty = read_open_set(info, model_dir)["novelty"]
     index = None
