@@ -299,6 +299,9 @@ def plot_error_gallery(images, titles, *, n_columns=6, neighbours=None):
     n_rows = int(np.ceil(n / n_columns))
     fig = figure_module.Figure(figsize=(2.2 * n_columns, 2.6 * n_rows),
                                layout="constrained")
+    # with the default padding (0.04 in) the top line of a four-line caption,
+    # the file name, came out cut at the figure's top edge
+    fig.get_layout_engine().set(h_pad=0.1)
     axes = np.atleast_1d(fig.subplots(n_rows, n_columns, squeeze=False)).ravel()
     for ax in axes:
         ax.axis("off")

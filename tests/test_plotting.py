@@ -114,3 +114,20 @@ def test_the_figures_say_what_their_numbers_count():
     canvas.draw()
     box = texts["23"].get_window_extent(canvas.get_renderer())
     assert box.x1 <= fig.bbox.x1
+
+
+@pytest.mark.parametrize("n_images", [1, 5, 12])
+def test_the_gallery_captions_lie_inside_the_figure(n_images):
+    # the first line of each caption of the top row (the file name) was cut
+    # off at the figure's top edge
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    caption = "front_002.jpg\ntrue phra_sivali\nportrait_back 0.43\nwaek_man 0.24"
+    fig = plotting.plot_error_gallery([np.full((64, 64, 3), 90, np.uint8)] * n_images,
+                                      [caption] * n_images)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    tops = [ax.title.get_window_extent(renderer).y1 for ax in fig.axes
+            if ax.get_title()]
+    assert len(tops) == n_images and max(tops) <= fig.bbox.y1
