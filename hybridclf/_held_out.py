@@ -1,15 +1,27 @@
-"""The held-out test part of a training, recorded in its model directory.
+"""The split of a training into the photos trained on and the held-out test part.
 
 ``hybridclf train`` holds a test part out of the final fit (the pipeline is
 fitted on the training part only, see :mod:`hybridclf.training._train`) and
-scores it. :func:`test_part_bytes` records which files those were, as
-``test_part.json`` beside the model (listed in its manifest like every file
-of the directory):
+scores it. Both parts are recorded beside the model (listed in its manifest
+like every file of the directory).
+
+:func:`train_part_bytes` records the content of the photos trained on, as
+``train_part.json``: ``sha256``, the sorted SHA-256 of each one's bytes.
+:func:`trained_on` tells which of a test set's files are among them, so that
+``hybridclf evaluate`` says when its scores are of photos the model was
+trained on (a test folder that is the training folder, or holds copies of
+its files), which read as an accuracy it will not have on new photos.
+
+:func:`test_part_bytes` records which files the test part held, as
+``test_part.json``:
 
 - ``data_dirs``: the data folders of the training, as absolute paths;
 - ``files``: one entry per scored photo of the test part: ``data_dir`` (its
   folder's position in ``data_dirs``), ``file`` (its path relative to that
-  folder, with ``/``), ``label`` and ``sha256`` (of the file's bytes).
+  folder, with ``/``), ``label``, ``sha256`` (of the file's bytes) and
+  ``group`` (its group of near-identical photos, as a string; absent in
+  records of older versions), so that the accuracy's interval counts each
+  group once, as the training's does.
 
 :func:`find_test_part` finds them again, under the recorded folders or
 folders given now (the data moved), so that ``hybridclf evaluate --model-dir
@@ -26,10 +38,14 @@ from ._model_files import check_listed_file, read_json
 from .exceptions import ModelLoadError
 from .utils._row_store import content_digest
 
-__all__ = ["TEST_PART_FILE", "find_test_part", "test_part_bytes"]
+__all__ = ["TEST_PART_FILE", "TRAIN_PART_FILE", "find_test_part",
+           "test_part_bytes", "train_part_bytes", "trained_on"]
 
 #: Name of the file of the held-out test part in a model directory.
 TEST_PART_FILE = "test_part.json"
+
+#: Name of the file of the content of the photos trained on.
+TRAIN_PART_FILE = "train_part.json"
 
 
 def _root_of(path, roots):
@@ -47,7 +63,7 @@ def _root_of(path, roots):
     return best[0], best[1].replace(os.sep, "/")
 
 
-def test_part_bytes(data_dirs, paths, labels, rows):
+def test_part_bytes(data_dirs, paths, labels, rows, groups=None):
     """The content of ``test_part.json``: the files of the held-out test part.
 
     Parameters
@@ -61,6 +77,9 @@ def test_part_bytes(data_dirs, paths, labels, rows):
     rows : sequence of int
         The rows of ``paths`` that the test metrics scored.
 
+    groups : sequence or None, default=None
+        The group of near-identical photos of every image; None records none.
+
     Returns
     -------
     data : bytes
@@ -72,7 +91,8 @@ def test_part_bytes(data_dirs, paths, labels, rows):
         path = paths[row]
         folder, name = _root_of(os.path.abspath(os.fspath(path)), roots)
         files.append({"data_dir": folder, "file": name, "label": str(labels[row]),
-                      "sha256": content_digest(path)})
+                      "sha256": content_digest(path),
+                      **({} if groups is None else {"group": str(groups[row])})})
     # one line per file: thousands of them stay readable and diff well
     lines = ",\n  ".join(json.dumps(f, ensure_ascii=False) for f in files)
     text = (f'{{"data_dirs": {json.dumps(roots, ensure_ascii=False)},\n'
@@ -109,12 +129,13 @@ def _entries(model_dir):
                 and isinstance(files, list)):
             raise TypeError("'data_dirs' must be a list of str, 'files' a list")
         entries = [(int(f["data_dir"]), str(f["file"]), str(f["label"]),
-                    str(f["sha256"])) for f in files]
+                    str(f["sha256"]), None if f.get("group") is None
+                    else str(f["group"])) for f in files]
     except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
         raise ModelLoadError(
             f"The file {path!r} is unreadable ({exc}). Copy the whole model "
             "directory again, or pass --test-data-dir.") from exc
-    for folder, name, _, _ in entries:
+    for folder, name, *_ in entries:
         parts = PurePosixPath(name).parts
         if not 0 <= folder < len(roots) or not name or os.path.isabs(name) \
                 or ".." in parts or "\0" in name:
@@ -152,6 +173,10 @@ def find_test_part(model_dir, info, data_dirs=None):
     data_dirs : list of str
         The folders looked in.
 
+    groups : list of str or None
+        The group of near-identical photos of each of ``paths``; None for a
+        record without them (older versions).
+
     Raises
     ------
     ValueError
@@ -179,8 +204,8 @@ def find_test_part(model_dir, info, data_dirs=None):
                 f"{len(recorded)} data folder(s) ({', '.join(recorded)}); the "
                 f"'data_dir' parameter gave {len(roots)} ({roots!r}). Give where "
                 "each of them is now, in the same order.")
-    paths, labels, left_out = [], [], []
-    for folder, name, label, sha256 in entries:
+    paths, labels, groups, left_out = [], [], [], []
+    for folder, name, label, sha256, group in entries:
         path = os.path.join(roots[folder], *PurePosixPath(name).parts)
         actual = content_digest(path)
         if actual is None:
@@ -192,6 +217,7 @@ def find_test_part(model_dir, info, data_dirs=None):
         else:
             paths.append(path)
             labels.append(label)
+            groups.append(group)
     gone = [root for root in roots if not os.path.isdir(root)]
     if gone and not paths:
         # a data folder moved or renamed since the training: every file is
@@ -204,4 +230,62 @@ def find_test_part(model_dir, info, data_dirs=None):
             "folder(s) of the training are now, in the order they were given to "
             "it: --data-dir DIR (hybridclf evaluate) or data_dir "
             "(evaluate_folder); or a test set: --test-data-dir DIR.")
-    return paths, labels, left_out, roots
+    return paths, labels, left_out, roots, (None if None in groups else groups)
+
+
+def train_part_bytes(paths, rows):
+    """The content of ``train_part.json``: the SHA-256 of each photo trained on.
+
+    Parameters
+    ----------
+    paths : sequence of str, os.PathLike or images
+        The images of the training.
+
+    rows : sequence of int
+        The rows of ``paths`` that the final pipeline was fitted on.
+
+    Returns
+    -------
+    data : bytes
+        UTF-8 JSON: ``{"sha256": [...]}``, sorted, each digest once.
+    """
+    digests = sorted({d for d in (content_digest(paths[row]) for row in rows) if d})
+    lines = ",\n  ".join(json.dumps(d) for d in digests)
+    return f'{{"sha256": [\n  {lines}\n ]}}\n'.encode("ascii")
+
+
+def trained_on(model_dir, paths):
+    """The files among ``paths`` whose content the model was trained on.
+
+    Parameters
+    ----------
+    model_dir : str or os.PathLike
+        The model directory.
+
+    paths : sequence of str or os.PathLike
+        Test files.
+
+    Returns
+    -------
+    files : list of str or None
+        The files of ``paths`` with the same bytes as a photo trained on, in
+        their order; None when the model records no ``train_part.json``
+        (saved by an older hybridclf, or not by ``hybridclf train``), so
+        that nothing can be said.
+
+    Raises
+    ------
+    ModelLoadError
+        When ``train_part.json`` is listed in the manifest but changed, or is
+        unreadable.
+    """
+    if not check_listed_file(model_dir, TRAIN_PART_FILE, ModelLoadError):
+        return None
+    path = os.path.join(model_dir, TRAIN_PART_FILE)
+    try:
+        trained = set(read_json(path)["sha256"])
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise ModelLoadError(
+            f"The file {path!r} is unreadable ({exc}). Copy the whole model "
+            "directory again.") from exc
+    return [os.fspath(p) for p in paths if content_digest(p) in trained]

@@ -111,6 +111,11 @@ def _literal(text):
     return str(text).replace("$", "\\$")
 
 
+#: Inches a character of a tick label takes at matplotlib's default 10 points
+#: (DejaVu Sans averages 0.6 em, 0.083 in); a generous round figure.
+_NAME_INCHES_PER_CHAR = 0.085
+
+
 def _axes(ax, feature, size=(5.0, 4.0)):
     """(figure, axes): the given axes, or a new figure of ``size`` inches."""
     figure_module = import_or_raise("matplotlib.figure", feature)
@@ -123,6 +128,9 @@ def _axes(ax, feature, size=(5.0, 4.0)):
 @Substitution(ax=_AX_DOC, fig=_FIG_DOC)
 def plot_confusion_matrix(matrix, labels, *, ax=None):
     """Draw a confusion matrix, true classes in rows, with counts in the cells.
+
+    The cells and the colour bar are counts of test images, not shares of a
+    row; the colour bar says so.
 
     Parameters
     ----------
@@ -140,8 +148,11 @@ def plot_confusion_matrix(matrix, labels, *, ax=None):
     """
     matrix = np.asarray(matrix)
     n = len(labels)
+    # room for the names too: sized by the class count alone, a figure with a
+    # 52-character name collapsed its axes and cut every name to its end
+    name = _NAME_INCHES_PER_CHAR * max((len(str(c)) for c in labels), default=0)
     fig, ax = _axes(ax, "plot_confusion_matrix",
-                    size=(2.0 + 0.6 * n, 1.6 + 0.55 * n))
+                    size=(2.0 + 0.6 * n + 1.2 * name, 1.6 + 0.55 * n + 0.71 * name))
     image = ax.imshow(matrix, cmap="Blues")
     threshold = matrix.max() / 2 if matrix.size else 0
     for i in range(n):
@@ -153,13 +164,17 @@ def plot_confusion_matrix(matrix, labels, *, ax=None):
     ax.set_yticks(range(n), labels)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
-    fig.colorbar(image, ax=ax)
+    # counts, not shares of a row: the figure says so, as the report's does not
+    fig.colorbar(image, ax=ax, label="test images (counts)")
     return _with_fallback_fonts(fig)
 
 
 @Substitution(ax=_AX_DOC, fig=_FIG_DOC)
 def plot_reliability(bins, *, ax=None):
     """Draw a reliability curve: accuracy against confidence of the top class.
+
+    Each point is labelled with the number of test images in its bin (the
+    legend says so): a bin of 3 images is no evidence of miscalibration.
 
     Parameters
     ----------
@@ -177,10 +192,13 @@ def plot_reliability(bins, *, ax=None):
     used = [b for b in bins if b["count"]]
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfectly calibrated")
     ax.plot([b["confidence"] for b in used], [b["accuracy"] for b in used],
-            marker="o", label="model")
+            marker="o", label="model (beside each point: its test images)")
     for b in used:
+        # left of the points near 1, which drew their count past the edge
+        right = b["confidence"] > 0.85
         ax.annotate(str(b["count"]), (b["confidence"], b["accuracy"]),
-                    textcoords="offset points", xytext=(3, -10), fontsize=7)
+                    textcoords="offset points", xytext=(-3 if right else 3, -10),
+                    ha="right" if right else "left", fontsize=7)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("top-class probability")
@@ -281,6 +299,9 @@ def plot_error_gallery(images, titles, *, n_columns=6, neighbours=None):
     n_rows = int(np.ceil(n / n_columns))
     fig = figure_module.Figure(figsize=(2.2 * n_columns, 2.6 * n_rows),
                                layout="constrained")
+    # with the default padding (0.04 in) the top line of a four-line caption,
+    # the file name, came out cut at the figure's top edge
+    fig.get_layout_engine().set(h_pad=0.1)
     axes = np.atleast_1d(fig.subplots(n_rows, n_columns, squeeze=False)).ravel()
     for ax in axes:
         ax.axis("off")

@@ -177,9 +177,83 @@ def test_evaluate_gives_the_accuracy_interval_everywhere(trained, texture_folder
         0.95, method="wilson")
     assert data["accuracy_interval"] == pytest.approx([ci.low, ci.high])
     text = f"{ci.low:.3f} to {ci.high:.3f}"
-    assert f"accuracy 95% interval: {text} (6 test images)" in capsys.readouterr().out
+    assert (f"accuracy 95% interval: {text} (6 test images, each counted as "
+            "independent") in capsys.readouterr().out
     assert (f"Accuracy 95% interval (Wilson): {text}, from 6 test images."
             in (report / "report.html").read_text())
+
+
+def test_evaluate_says_when_it_scores_photos_the_model_was_trained_on(
+        trained, texture_folder, tmp_path, capsys):
+    # evaluate on the training folder scored 1.000 (0.971 on amulet6 with
+    # --quick) with no word that 18 of its 24 photos had been trained on
+    test = tmp_path / "test"
+    (test / "brick").mkdir(parents=True)
+    for path in sorted((texture_folder / "brick").iterdir()):
+        (test / "brick" / f"copy_{path.name}").write_bytes(path.read_bytes())
+    for folder, n_trained, n_images in ((texture_folder, 18, 24), (test, 6, 8)):
+        report = tmp_path / f"report_{n_images}"
+        assert main(["evaluate", "--model-dir", str(trained), "--test-data-dir",
+                     str(folder), "--output-dir", str(report),
+                     "--n-repeats", "1"]) == 0
+        data = json.loads((report / "report.json").read_text())
+        assert data["trained_on"]["n_images"] == n_trained
+        assert len(data["trained_on"]["files"]) == n_trained
+        warned = (f"{n_trained} of the {n_images} test images are photos the "
+                  "model was trained on")
+        assert warned in capsys.readouterr().out
+        assert warned in (report / "report.html").read_text()
+    # the test part train held out was never trained on
+    assert main(["evaluate", "--model-dir", str(trained), "--output-dir",
+                 str(tmp_path / "part"), "--n-repeats", "1"]) == 0
+    data = json.loads((tmp_path / "part" / "report.json").read_text())
+    assert data["trained_on"] == {"n_images": 0, "files": []}
+    assert "trained on" not in capsys.readouterr().out
+
+
+def test_evaluate_counts_the_unknown_answers_of_each_class_as_predict_gives_them(
+        trained, texture_folder, tmp_path, capsys):
+    # with 10 photos of a class the model does not know, the report said
+    # "unknown_share 0.077, wrong_share_rejected 0.091": none of the 10 was
+    # answered unknown (the 2 were of a known class), which no number showed
+    import cv2
+    import skimage.data
+
+    test = tmp_path / "test"
+    for name, source in (("brick", "brick"), ("moss", "grass")):
+        (test / name).mkdir(parents=True)
+        for path in sorted((texture_folder / source).iterdir()):
+            (test / name / path.name).write_bytes(path.read_bytes())
+    (test / "camera").mkdir()
+    for i in range(4):
+        cv2.imwrite(str(test / "camera" / f"{i}.png"),
+                    skimage.data.camera()[i * 96 : i * 96 + 96, :96])
+    report = tmp_path / "report"
+    assert main(["evaluate", "--model-dir", str(trained), "--test-data-dir",
+                 str(test), "--output-dir", str(report), "--n-repeats", "1",
+                 "--neighbours", "0"]) == 0
+    printed = capsys.readouterr().out
+    open_set = json.loads((report / "report.json").read_text())["open_set"]
+    preds = tmp_path / "preds.csv"
+    assert main(["predict", "--model-dir", str(trained), str(test),
+                 "--output", str(preds)]) == 0
+    rows = list(csv.DictReader(preds.open(encoding="utf-8-sig")))
+    true = [os.path.basename(os.path.dirname(r["file"])) for r in rows]
+    for name in ("brick", "moss", "camera"):
+        answers = [r["label"] for r, t in zip(rows, true) if t == name]
+        assert open_set["unknown_by_class"][name] == {
+            "n_images": len(answers), "n_unknown": answers.count("unknown")}
+        assert (f"{name} {answers.count('unknown')} of {len(answers)}"
+                in printed)
+    unknown_class = [r["label"] == "unknown" for r, t in zip(rows, true)
+                     if t != "brick"]
+    assert open_set["unknown_class_share_rejected"] == pytest.approx(
+        np.mean(unknown_class))
+    right = [r["label"] == (t if t == "brick" else "unknown")
+             for r, t in zip(rows, true)]
+    assert open_set["open_set_accuracy"] == pytest.approx(np.mean(right))
+    assert f"open-set accuracy {np.mean(right):.3f}" in printed
+    assert "closed-set scores" in printed
 
 
 def test_evaluate_without_a_test_folder_scores_the_held_out_test_part(
@@ -197,6 +271,101 @@ def test_evaluate_without_a_test_folder_scores_the_held_out_test_part(
         assert data["metrics"][metric] == value
     assert data["unreadable"] == []
     assert "the test part held out by train: 6 files" in capsys.readouterr().out
+
+
+def test_the_accuracy_interval_counts_each_group_of_near_identical_photos_once(
+        texture_folder, tmp_path, capsys):
+    # somdej_fatherguay: 8 test photos in 4 pairs (each photo and its
+    # greyscale copy) were given the interval of 8 independent photos,
+    # 0.676 to 1.000, where 4 objects go as far as 0.510 to 1.000
+    from hybridclf.evaluation import accuracy_interval
+
+    groups = tmp_path / "groups.csv"
+    groups.write_text("file,group\n" + "".join(
+        f"{name}/{i}.png,{name}{i // 2}\n" for name in ("brick", "grass", "gravel")
+        for i in range(8)))
+    model = tmp_path / "model"
+    assert main(["train", "--data-dir", str(texture_folder), "--groups",
+                 str(groups), "--output-dir", str(model), "--features", "color",
+                 "--image-size", "32", "--cv-folds", "2", "--test-size", "0.25",
+                 "--n-jobs", "1", "--no-views", "--no-cache"]) == 0
+    trained = capsys.readouterr().out
+    info = json.loads((model / "model.json").read_text())
+    part = info["test_part"]
+    files = json.loads((model / "test_part.json").read_text())["files"]
+    assert part["n_images"] == len(files) == 2 * part["n_groups"]
+    pairs = {}
+    for f in files:  # the record keeps each pair under one group
+        pairs.setdefault(f["group"], set()).add(f["file"][:-5]
+                                                + str(int(f["file"][-5]) // 2))
+    assert len(pairs) == part["n_groups"] and all(len(p) == 1
+                                                  for p in pairs.values())
+    n, m = part["n_images"], part["n_groups"]
+    n_correct = round(info["metrics"]["accuracy"] * n)
+    assert part["accuracy_interval"] == pytest.approx(
+        accuracy_interval(n_correct, n, n_groups=m))
+    assert part["accuracy_interval"][0] < accuracy_interval(n_correct, n)[0]
+    said = f"({n} test images in {m} groups of near-identical photos"
+    assert said in trained
+    assert f"On {n} held-out images in {m} groups" in (model / "README.md").read_text()
+    assert main(["evaluate", "--model-dir", str(model), "--output-dir",
+                 str(tmp_path / "report"), "--n-repeats", "1"]) == 0
+    assert said in capsys.readouterr().out
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["accuracy_interval"] == pytest.approx(part["accuracy_interval"])
+    assert report["n_groups"] == m
+
+
+def test_train_and_evaluate_name_the_classes_of_few_test_images(
+        trained, tmp_path, capsys):
+    # 2 test photos per class: the balanced accuracy and each class's scores
+    # rest on them, and nothing said so
+    info = json.loads((trained / "model.json").read_text())
+    few = info["test_part"]["few_test_images"]
+    assert few == {"brick": 2, "grass": 2, "gravel": 2}
+    card = (trained / "README.md").read_text()
+    assert ("The scores of `brick` (2 held-out images), `grass` (2 held-out "
+            "images), `gravel` (2 held-out images) rest on a handful") in card
+    assert main(["evaluate", "--model-dir", str(trained), "--output-dir",
+                 str(tmp_path / "report"), "--n-repeats", "1"]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["few_test_images"] == few
+    line = next(x for x in printed.splitlines() if "fewer than 10 test" in x)
+    for name, scores in report["per_class"].items():
+        low, high = scores["recall_interval"]
+        assert (f"{name} (2: recall {scores['recall']:.3f}, 95% interval "
+                f"{low:.3f} to {high:.3f})") in line
+
+
+def test_evaluate_groups_the_photos_of_a_test_folder_as_a_csv_says(
+        trained, texture_folder, tmp_path, capsys):
+    # a test folder's interval counted each photo as independent, and
+    # nothing said so: 8 photos in 4 pairs read as 8 draws
+    from hybridclf.evaluation import accuracy_interval
+
+    test = tmp_path / "test"
+    (test / "brick").mkdir(parents=True)
+    for path in sorted((texture_folder / "brick").iterdir()):
+        (test / "brick" / path.name).write_bytes(path.read_bytes())
+    groups = tmp_path / "groups.csv"
+    groups.write_text("file,group\n" + "".join(
+        f"brick/{i}.png,pair{i // 2}\n" for i in range(8)))
+    for extra, n_groups in (([], None), (["--groups", str(groups)], 4)):
+        report = tmp_path / f"report{n_groups}"
+        assert main(["evaluate", "--model-dir", str(trained), "--test-data-dir",
+                     str(test), "--output-dir", str(report), "--n-repeats", "1",
+                     "--neighbours", "0", *extra]) == 0
+        printed = capsys.readouterr().out
+        data = json.loads((report / "report.json").read_text())
+        assert data["n_groups"] == n_groups
+        n_correct = round(data["metrics"]["accuracy"] * 8)
+        assert data["accuracy_interval"] == pytest.approx(
+            accuracy_interval(n_correct, 8, n_groups=n_groups))
+        assert data["per_class"]["brick"]["recall_interval"] == pytest.approx(
+            accuracy_interval(n_correct, 8, n_groups=n_groups))
+        assert ("(8 test images in 4 groups of near-identical photos" if n_groups
+                else "(8 test images, each counted as independent") in printed
 
 
 def test_evaluate_names_the_test_files_missing_or_changed_since_training(
@@ -797,8 +966,9 @@ def test_train_says_how_far_its_test_metrics_go(texture_folder, tmp_path, capsys
         in printed
     card = (model / "README.md").read_text()
     assert (f"On {n} held-out images: the accuracy's 95% interval (Wilson) is "
-            f"{ci.low:.3f} to {ci.high:.3f}. These metrics leave out the classes "
-            "without a held-out image: `grass`.") in card
+            f"{ci.low:.3f} to {ci.high:.3f}.") in card
+    assert (" These metrics leave out the classes without a held-out image: "
+            "`grass`.") in card
 
 
 def test_train_on_a_folder_one_level_too_deep_names_the_right_one(

@@ -79,6 +79,20 @@ def test_the_page_says_what_the_command_prints_of_the_classes(evaluated, tmp_pat
     assert (f"{n} of the {len(labels)} test images belong to classes the model "
             f"does not know: marble ({n})") in page
     assert "Model classes without a test image (not scored): grass." in page
+    # it said "12 test images, 3 classes": the 3 were the model's, the test
+    # set's are brick, gravel and marble; and the unknown class's images
+    # count as wrong in the calibration error too, which the note left out
+    assert f"<p>{len(labels)} test images of 3 classes; the model has 3 classes" \
+        in page
+    labels = labels.copy()
+    labels[np.flatnonzero(labels == "gravel")[:2]] = "slate"
+    with pytest.warns(UserWarning, match="does not know"):
+        report = evaluate_model(pipe, paths, labels, n_repeats=1)
+    page = open(write_report(report, tmp_path)["html"]).read()
+    assert f"<p>{len(labels)} test images of 4 classes; the model has 3 classes" \
+        in page
+    assert "top-k accuracy, expected calibration error and reliability curve" \
+        in page
 
 
 def test_classes_without_test_images_are_listed(evaluated):
@@ -100,11 +114,12 @@ def test_classes_without_test_images_have_no_scores(evaluated, tmp_path):
     keep = labels != absent
     report = evaluate_model(pipe, paths[keep], labels[keep], n_repeats=1)
     row = report["per_class"][absent]
-    assert row == {"precision": None, "recall": None, "f1": None, "support": 0}
+    assert row == {"precision": None, "recall": None, "recall_interval": None,
+                   "f1": None, "support": 0}
     f1 = [r["f1"] for r in report["per_class"].values() if r["f1"] is not None]
     assert np.mean(f1) == pytest.approx(report["metrics"]["f1_macro"])
     html = open(write_report(report, tmp_path)["html"]).read()
-    assert (f"<tr><td>{absent}</td><td></td><td></td><td></td>"
+    assert (f"<tr><td>{absent}</td><td></td><td></td><td></td><td></td>"
             '<td class="num">0</td></tr>') in html
 
 
@@ -212,3 +227,53 @@ def test_a_thumbnail_that_does_not_decode_draws_the_caption_alone():
     from hybridclf.evaluation._gallery import _decode
 
     assert _decode(b"\xff\xd8a") is None and _decode(None) is None
+
+
+@pytest.mark.parametrize("n_correct, n_groups", [(0, 3), (2, 5), (7, 7), (9, 13)])
+def test_an_interval_over_pairs_is_that_of_one_photo_per_pair(n_correct, n_groups):
+    # photos of one object are right or wrong together: the interval of
+    # 2k right of 2m photos in m pairs is that of k right of m photos
+    from scipy.stats import binomtest
+
+    from hybridclf.evaluation import accuracy_interval
+
+    ci = binomtest(n_correct, n_groups).proportion_ci(0.95, method="wilson")
+    assert accuracy_interval(2 * n_correct, 2 * n_groups,
+                             n_groups=n_groups) == pytest.approx([ci.low, ci.high])
+    assert accuracy_interval(n_correct, n_groups, n_groups=n_groups) == \
+        accuracy_interval(n_correct, n_groups)
+
+
+def test_each_recall_has_its_interval_and_few_test_images_are_named(evaluated,
+                                                                   tmp_path):
+    # a class of 4 photos kept 1 for the test part: "recall 1.000" and a
+    # balanced accuracy of 1.000 came with no word that they rest on one photo
+    from scipy.stats import binomtest
+
+    pipe, report, (paths, labels) = evaluated
+    predicted = pipe.predict(paths)
+    for name, scores in report["per_class"].items():
+        mine = labels == name
+        ci = binomtest(int((predicted[mine] == name).sum()),
+                       int(mine.sum())).proportion_ci(0.95, method="wilson")
+        assert scores["recall_interval"] == pytest.approx([ci.low, ci.high])
+    assert report["few_test_images"] == {c: 4 for c in ("brick", "grass", "gravel")}
+    html = open(write_report(report, tmp_path)["html"]).read()
+    assert "Few test images:</strong> brick (4), grass (4), gravel (4)" in html
+    assert "recall 95% interval" in html
+
+
+def test_a_test_set_of_one_class_all_right_warns_nothing(evaluated):
+    # scikit-learn's balanced accuracy warned "A single label was found in
+    # 'y_true' and 'y_pred' ... use the 'labels' parameter", which the user
+    # of hybridclf evaluate cannot act on
+    import warnings
+
+    pipe, _, (paths, labels) = evaluated
+    predicted = pipe.predict(paths)
+    right = np.flatnonzero((predicted == labels) & (labels == labels[0]))
+    assert len(right), "the fixture needs a right answer"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report = evaluate_model(pipe, paths[right], labels[right], n_repeats=1)
+    assert report["metrics"]["balanced_accuracy"] == 1.0

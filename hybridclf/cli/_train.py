@@ -265,10 +265,22 @@ def _print_test_part(part):
     copies = (f"; its {part['n_copies']} copies of them (augmented, or the same "
               "file again) are held out, not scored" if part.get("n_copies") else "")
     out(f"test accuracy 95% interval: {low:.3f} to {high:.3f} "
-        f"({part['n_images']} test images{copies})")
+        f"({part['n_images']} test images{_in_groups(part)}{copies})")
+    if part.get("few_test_images"):
+        out("classes with fewer than 10 test images (their scores rest on a "
+            "handful of photos; evaluate gives the interval of each recall): "
+            + ", ".join(f"{c} ({n})" for c, n in part["few_test_images"].items()))
     if part["untested_classes"]:
         out("the test metrics leave out the classes without a test image: "
             + ", ".join(part["untested_classes"]))
+
+
+def _in_groups(part):
+    """' in 4 groups of near-identical photos, each counted once', or ''."""
+    n_groups = part.get("n_groups", part["n_images"])
+    if n_groups >= part["n_images"]:
+        return ""
+    return f" in {n_groups} groups of near-identical photos, each counted once"
 
 
 def _views_choice(args):

@@ -34,13 +34,20 @@ The package's modules, one concept each:
 """
 
 from ._evaluate import evaluate_model
-from ._metrics import accuracy_interval, reliability_bins
+from ._metrics import (
+    FEW_TEST_IMAGES,
+    accuracy_interval,
+    few_test_images,
+    reliability_bins,
+)
 from ._report import evaluate_folder, write_report
 
 __all__ = [
+    "FEW_TEST_IMAGES",
     "accuracy_interval",
     "evaluate_folder",
     "evaluate_model",
+    "few_test_images",
     "reliability_bins",
     "write_report",
 ]

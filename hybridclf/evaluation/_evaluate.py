@@ -27,6 +27,7 @@ from ._metrics import (
     _open_set,
     _per_class,
     accuracy_interval,
+    few_test_images,
 )
 
 __all__ = ["evaluate_model"]
@@ -38,9 +39,9 @@ def _timed(func, *args):
     return out, time.perf_counter() - start
 
 
-def evaluate_model(pipe, X, labels, *, n_repeats=3, top_k=(2, 3), n_bins=10,
-                   random_state=0, model_info=None, novelty=None, index=None,
-                   neighbours=3, progress=False):
+def evaluate_model(pipe, X, labels, *, groups=None, n_repeats=3, top_k=(2, 3),
+                   n_bins=10, random_state=0, model_info=None, novelty=None,
+                   index=None, neighbours=3, progress=False):
     """Evaluate a fitted hybrid pipeline on labelled test images.
 
     Parameters
@@ -54,8 +55,15 @@ def evaluate_model(pipe, X, labels, *, n_repeats=3, top_k=(2, 3), n_bins=10,
 
     labels : array-like of shape (n_samples,)
         Their true classes. A class the model does not know counts as wrong
-        (in the accuracy, balanced accuracy, F1 and top-k accuracy; the log
-        loss leaves its images out), and a warning names it.
+        (in the accuracy, balanced accuracy, F1, top-k accuracy, expected
+        calibration error and reliability curve; the log loss leaves its
+        images out), and a warning names it.
+
+    groups : array-like of shape (n_samples,) or None, default=None
+        The group of near-identical photos of each test image (the photos of
+        one object). The accuracy's interval then counts each group once:
+        such photos are right or wrong together, not independent draws.
+        None counts each image once.
 
     n_repeats : int, default=3
         Permutations per feature block for the block importance.
@@ -95,13 +103,28 @@ def evaluate_model(pipe, X, labels, *, n_repeats=3, top_k=(2, 3), n_bins=10,
     -------
     report : dict
         ``metrics``, ``accuracy_interval`` (the accuracy's 95% interval,
-        ``[low, high]``: :func:`accuracy_interval`), ``per_class``
-        (``precision``, ``recall``, ``f1`` and
-        ``support`` of each class; None where the class has no test image to
-        score it on and is never predicted, and no recall without a test
-        image), ``confusion_matrix`` (``labels`` and
-        ``matrix``), ``reliability``, ``block_importance``, ``errors``,
-        ``speed_ms_per_image``, ``open_set`` and ``n_images``;
+        ``[low, high]``: :func:`accuracy_interval`, over ``n_groups`` draws),
+        ``n_groups`` (the groups of ``groups``; None without them),
+        ``per_class``
+        (``precision``, ``recall``, ``recall_interval`` (its 95% interval,
+        as ``accuracy_interval``), ``f1`` and ``support`` of each class;
+        None where the class has no test image to score it on and is never
+        predicted, and no recall without a test image),
+        ``few_test_images`` (the test classes with fewer than 10 test
+        images, and how many: their scores rest on a handful of photos),
+        ``confusion_matrix`` (``labels`` and ``matrix``), ``reliability``,
+        ``block_importance``, ``errors``,
+        ``speed_ms_per_image``, ``open_set`` and ``n_images``. ``metrics``
+        are closed-set: of the top class of every image, none answered
+        "unknown". ``open_set`` (empty for a model without open-set
+        thresholds) scores the answers as ``hybridclf predict`` gives them:
+        its thresholds, ``unknown_share`` (of all images),
+        ``accuracy_of_accepted``, ``wrong_share_rejected`` (of the images the
+        top class gets wrong), ``open_set_accuracy`` (a class the model knows
+        answered by it, one it does not know by "unknown"),
+        ``unknown_class_share_rejected`` (of the images of classes it does not
+        know; None without them) and ``unknown_by_class`` (``n_images`` and
+        ``n_unknown`` of each test class);
         ``unknown_classes`` (the number of test images of each class the model
         does not know) and ``absent_classes`` (the model's classes without a
         test image); for a
@@ -127,11 +150,12 @@ def evaluate_model(pipe, X, labels, *, n_repeats=3, top_k=(2, 3), n_bins=10,
         proba, cascade = _cascade(pipe, features, proba, y, speed)
 
     classes = np.asarray(clf.classes_)
+    n_groups = None if groups is None else len(set(np.asarray(groups).tolist()))
     unknown, absent = _class_mismatch(y, classes)
     predicted = classes[proba.argmax(axis=1)]
     correct = predicted == y
     metrics, bins = _metrics(y, classes, proba, top_k=top_k, n_bins=n_bins)
-    per_class, all_labels, matrix = _per_class(y, predicted, classes)
+    per_class, all_labels, matrix = _per_class(y, predicted, classes, groups)
     errors, thumbnails, near_thumbnails = error_gallery(
         X, y, images, classes, proba, index=index, k=neighbours,
         embeddings=None if index is None else embedding_of(pipe, features))
@@ -141,8 +165,12 @@ def evaluate_model(pipe, X, labels, *, n_repeats=3, top_k=(2, 3), n_bins=10,
         "unknown_classes": unknown,
         "absent_classes": absent,
         "metrics": metrics,
-        "accuracy_interval": accuracy_interval(int(correct.sum()), len(y)),
+        "accuracy_interval": accuracy_interval(int(correct.sum()), len(y),
+                                               n_groups=n_groups),
+        "n_groups": n_groups,
         "per_class": per_class,
+        "few_test_images": few_test_images(
+            {c: v["support"] for c, v in per_class.items()}),
         "confusion_matrix": {"labels": [str(c) for c in all_labels],
                              "matrix": matrix.tolist()},
         "reliability": bins,
@@ -151,8 +179,8 @@ def evaluate_model(pipe, X, labels, *, n_repeats=3, top_k=(2, 3), n_bins=10,
             random_state=random_state),
         "errors": errors,
         "speed_ms_per_image": speed,
-        "open_set": _open_set(pipe, proba, features, widths, correct, model_info,
-                              novelty),
+        "open_set": _open_set(pipe, proba, features, widths, y, classes,
+                              model_info, novelty),
         **({"cascade": cascade} if cascade else {}),
         "_thumbnails": thumbnails,
         "_neighbour_thumbnails": near_thumbnails,

@@ -20,10 +20,11 @@ from sklearn.metrics import (
 
 from ..prediction import confidence_limits, embedding_of, ood_scores
 
-__all__ = ["accuracy_interval", "reliability_bins"]
+__all__ = ["FEW_TEST_IMAGES", "accuracy_interval", "few_test_images",
+           "reliability_bins"]
 
 
-def accuracy_interval(n_correct, n, *, confidence=0.95):
+def accuracy_interval(n_correct, n, *, n_groups=None, confidence=0.95):
     """The confidence interval of an accuracy measured on ``n`` test images.
 
     Wilson's score interval of a binomial proportion (scipy's
@@ -32,6 +33,14 @@ def accuracy_interval(n_correct, n, *, confidence=0.95):
     says how far the accuracy of the same model on other images of the same
     kind may be, from the test set's size alone.
 
+    Near-identical photos of one object (a photo and its greyscale copy, two
+    shots of one amulet) are not independent draws: the model gets them
+    right or wrong together. Given the number of groups they fall in, the
+    interval counts each group once (Wilson's interval of the accuracy over
+    ``n_groups`` draws: the effective sample size of groups whose photos are
+    alike), so that 8 photos in 4 pairs go as far as 4 photos: 1.000 is
+    0.510 to 1.000, not 0.676 to 1.000.
+
     Parameters
     ----------
     n_correct : int
@@ -39,6 +48,10 @@ def accuracy_interval(n_correct, n, *, confidence=0.95):
 
     n : int
         Test images.
+
+    n_groups : int or None, default=None
+        The groups of near-identical photos the test images fall in; None
+        (or ``n``) counts each image as one draw.
 
     confidence : float, default=0.95
         Confidence level.
@@ -53,13 +66,24 @@ def accuracy_interval(n_correct, n, *, confidence=0.95):
     >>> from hybridclf.evaluation import accuracy_interval
     >>> [round(v, 3) for v in accuracy_interval(33, 35)]
     [0.814, 0.984]
+    >>> [round(v, 3) for v in accuracy_interval(8, 8, n_groups=4)]
+    [0.51, 1.0]
     """
     if not n:
         return [0.0, 1.0]
-    from scipy.stats import binomtest
+    if n_groups is None or n_groups >= n:
+        from scipy.stats import binomtest
 
-    ci = binomtest(int(n_correct), int(n)).proportion_ci(confidence, "wilson")
-    return [float(ci.low), float(ci.high)]
+        ci = binomtest(int(n_correct), int(n)).proportion_ci(confidence, "wilson")
+        return [float(ci.low), float(ci.high)]
+    from scipy.stats import norm
+
+    # Wilson's score interval with the groups as the draws
+    p, m = n_correct / n, int(n_groups)
+    z2 = norm.ppf(0.5 + confidence / 2) ** 2
+    centre = (p + z2 / (2 * m)) / (1 + z2 / m)
+    half = np.sqrt(z2 * p * (1 - p) / m + z2 * z2 / (4 * m * m)) / (1 + z2 / m)
+    return [float(max(0.0, centre - half)), float(min(1.0, centre + half))]
 
 
 def reliability_bins(confidence, correct, *, n_bins=10):
@@ -134,6 +158,9 @@ def _metrics(y, classes, proba, *, top_k, n_bins):
         # a model class without test images: the report lists it (absent_classes),
         # and the balanced accuracy averages the classes tested, as scikit-learn's
         warnings.filterwarnings("ignore", "y_pred contains classes not in y_true")
+        # one test class, all right: scikit-learn's advice to pass 'labels' is
+        # for its confusion matrix, which the balanced accuracy does not return
+        warnings.filterwarnings("ignore", "A single label was found in 'y_true'")
         balanced = float(balanced_accuracy_score(y, predicted))
     metrics = {
         "accuracy": float(accuracy_score(y, predicted)),
@@ -151,14 +178,17 @@ def _metrics(y, classes, proba, *, top_k, n_bins):
     return metrics, bins
 
 
-def _per_class(y, predicted, classes):
+def _per_class(y, predicted, classes, groups=None):
     """Per-class precision, recall, F1 and support; the labels and confusion matrix.
 
     Classes of the test set that the model does not know come after its own.
     A class without test images has no recall (None); one that is also never
     predicted has no precision nor F1 either, as ``f1_macro`` leaves it out
     (a 0 there read as a class the model fails, and the rows' mean F1 was
-    not the macro F1).
+    not the macro F1). ``recall_interval`` is the recall's 95% interval
+    (:func:`accuracy_interval` over the class's test images, each group of
+    ``groups`` counted once): a class of 4 photos with 1 tested read as
+    "recall 1.000" beside an accuracy interval of the other classes' photos.
     """
     all_labels = list(classes) + sorted(set(y.tolist()) - set(classes.tolist()))
     precision, recall, f1, support = precision_recall_fscore_support(
@@ -167,10 +197,48 @@ def _per_class(y, predicted, classes):
     per_class = {}
     for c, p, r, f, s in zip(all_labels, precision, recall, f1, support):
         scored = s > 0 or c in seen
-        per_class[str(c)] = {"precision": float(p) if scored else None,
-                             "recall": float(r) if s > 0 else None,
-                             "f1": float(f) if scored else None, "support": int(s)}
+        mine = y == c
+        n_groups = None if groups is None else len(set(np.asarray(groups)[mine]
+                                                       .tolist()))
+        per_class[str(c)] = {
+            "precision": float(p) if scored else None,
+            "recall": float(r) if s > 0 else None,
+            "recall_interval": accuracy_interval(
+                int((predicted[mine] == c).sum()), int(s), n_groups=n_groups)
+            if s > 0 else None,
+            "f1": float(f) if scored else None, "support": int(s)}
     return per_class, all_labels, confusion_matrix(y, predicted, labels=all_labels)
+
+
+#: A test class with fewer images than this is named beside the scores.
+FEW_TEST_IMAGES = 10
+
+
+def few_test_images(counts):
+    """The test classes with fewer than :data:`FEW_TEST_IMAGES` images.
+
+    A class of 4 photos keeps 1 for the test part: its recall of 1.000, and
+    the balanced accuracy and macro-F1 that average it, rest on that one
+    photo.
+
+    Parameters
+    ----------
+    counts : dict of str to int
+        Test images of each class.
+
+    Returns
+    -------
+    few : dict of str to int
+        The classes with at least one and fewer than
+        :data:`FEW_TEST_IMAGES` test images, with their counts.
+
+    Examples
+    --------
+    >>> from hybridclf.evaluation import few_test_images
+    >>> few_test_images({"a": 40, "b": 1, "c": 0})
+    {'b': 1}
+    """
+    return {str(c): int(n) for c, n in counts.items() if 0 < n < FEW_TEST_IMAGES}
 
 
 def _block_importance(clf, features, y, widths, *, n_repeats, random_state):
@@ -197,11 +265,17 @@ def _block_importance(clf, features, y, widths, *, n_repeats, random_state):
     return importance
 
 
-def _open_set(pipe, proba, features, widths, correct, model_info, novelty):
-    """With the model's open-set thresholds: how many images are unknown.
+def _open_set(pipe, proba, features, widths, y, classes, model_info, novelty):
+    """With the model's open-set thresholds: the images answered unknown.
 
     The novelty check (with its index) replaces the per-block OOD check of
-    ``model_info`` when given.
+    ``model_info`` when given. Besides the shares over all images, the
+    images answered unknown are counted per test class, and
+    ``open_set_accuracy`` scores the answers as ``hybridclf predict`` gives
+    them: a photo of a class the model does not know is answered right by
+    "unknown", one of its classes by its class. Without them, ten photos of
+    an unknown class of which none was rejected read as an open-set check
+    that caught one wrong answer in eleven.
     """
     thresholds = (model_info or {}).get("open_set") or {}
     if not thresholds:
@@ -221,6 +295,12 @@ def _open_set(pipe, proba, features, widths, correct, model_info, novelty):
     # the confidence threshold scaled by the novelty, as predict does
     rejected |= proba.max(axis=1) < confidence_limits(
         thresholds.get("proba_threshold", 0.0), scores)
+    known = np.isin(y, classes)
+    correct = classes[proba.argmax(axis=1)] == y
+    answered_right = np.where(known, correct & ~rejected, rejected)
+    by_class = {str(c): {"n_images": int((y == c).sum()),
+                         "n_unknown": int(rejected[y == c].sum())}
+                for c in [*classes, *sorted(set(y[~known].tolist()))]}
     return {
         **{k: thresholds[k] for k in ("proba_threshold", "ood_thresholds")
            if k in thresholds and not (novelty and k == "ood_thresholds")},
@@ -230,4 +310,8 @@ def _open_set(pipe, proba, features, widths, correct, model_info, novelty):
         if (~rejected).any() else None,
         "wrong_share_rejected": float(rejected[~correct].mean())
         if (~correct).any() else None,
+        "open_set_accuracy": float(answered_right.mean()),
+        "unknown_class_share_rejected": float(rejected[~known].mean())
+        if (~known).any() else None,
+        "unknown_by_class": by_class,
     }

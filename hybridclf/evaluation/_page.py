@@ -44,11 +44,12 @@ def _errors_table(errors):
 
 
 def _class_notes(report):
-    """What ``hybridclf evaluate`` prints of the test classes, as paragraphs.
+    """What ``hybridclf evaluate`` prints of the test set, as paragraphs.
 
     The page is the file that is mailed around: without them, a test folder
     of classes the model does not know read as a model at 0.371 accuracy
-    (with a log loss of 0.023, from the other images only).
+    (with a log loss of 0.023, from the other images only), and the training
+    folder given as the test folder as a model at 1.000.
     """
     notes = []
     unknown = report.get("unknown_classes") or {}
@@ -57,9 +58,16 @@ def _class_notes(report):
             f"{sum(unknown.values())} of the {report['n_images']} test images "
             "belong to classes the model does not know: "
             + ", ".join(f"{name} ({n})" for name, n in unknown.items())
-            + ". They count as wrong in the accuracy, balanced accuracy, F1 and "
-            "top-k accuracy; the log loss leaves them out. The model's classes: "
+            + ". They count as wrong in the accuracy, balanced accuracy, F1, "
+            "top-k accuracy, expected calibration error and reliability curve; "
+            "the log loss leaves them out. The model's classes: "
             + ", ".join(report["classes"]) + ".")
+    leaked = (report.get("trained_on") or {}).get("n_images")
+    if leaked:
+        notes.append(
+            f"{leaked} of the {report['n_images']} test images are photos the "
+            "model was trained on (the same bytes; report.json lists them under "
+            "trained_on): the scores below overstate its accuracy on new photos.")
     if report.get("absent_classes"):
         notes.append("Model classes without a test image (not scored): "
                      + ", ".join(report["absent_classes"]) + ".")
@@ -79,8 +87,28 @@ def _interval_note(report):
     if "accuracy_interval" not in report:  # a report of an older version
         return []
     low, high = report["accuracy_interval"]
+    n_groups = report.get("n_groups") or report["n_images"]
+    groups = (f" in {n_groups} groups of near-identical photos (each group "
+              "counted once)" if n_groups < report["n_images"] else "")
     return [f"<p>Accuracy 95% interval (Wilson): {low:.3f} to {high:.3f}, from "
-            f"{report['n_images']} test images.</p>"]
+            f"{report['n_images']} test images{groups}.</p>"]
+
+
+def _interval(interval):
+    """'0.207 to 1.000', or '' without one."""
+    return "" if interval is None else f"{interval[0]:.3f} to {interval[1]:.3f}"
+
+
+def _few_note(report):
+    """The classes with fewer than 10 test images, as the command names them."""
+    few = report.get("few_test_images")
+    if not few:
+        return []
+    named = ", ".join(f"{c} ({n})" for c, n in few.items())
+    return [f"<p><strong>Few test images:</strong> {html.escape(named)}: the "
+            "scores of these classes, and the balanced accuracy and macro-F1 "
+            "that average them, rest on a handful of photos (see each "
+            "recall's interval).</p>"]
 
 
 def evaluation_page(report, figures, title):
@@ -116,6 +144,15 @@ def evaluation_page(report, figures, title):
     return "\n".join(parts)
 
 
+def _n_tested(report):
+    """The number of classes with test images (the model's classes or not).
+
+    The page said "26 test images, 3 classes" of a test set of 4 classes:
+    the 3 were the model's.
+    """
+    return sum(1 for v in report["per_class"].values() if v["support"])
+
+
 def _head_html(report, title):
     """The page's head and heading, the test set's size and the class notes."""
     return [
@@ -127,7 +164,8 @@ def _head_html(report, title):
         "figure{margin:0}img{max-width:100%;height:auto}",
         TABLE_STYLE, "</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
-        f"<p>{report['n_images']} test images, {len(report['classes'])} classes"
+        f"<p>{report['n_images']} test images of {_n_tested(report)} classes; "
+        f"the model has {len(report['classes'])} classes"
         + (f"; {len(report['unreadable'])} unreadable test files left out "
            "(listed below)" if report.get("unreadable") else "") + ".</p>",
         *_class_notes(report),
@@ -136,18 +174,34 @@ def _head_html(report, title):
 
 def _scores_html(report):
     """The metrics with the accuracy's interval, per class, and the open set."""
+    open_set = report["open_set"]
+    unknown = {c: v["n_unknown"] for c, v in
+               (open_set.get("unknown_by_class") or {}).items()}
     parts = [
         "<h2>Metrics</h2>",
+        *(["<p>Closed set: the top class of every test image, none answered "
+           "unknown; the open set below scores the answers as predict gives "
+           "them.</p>"] if open_set else []),
         _table(["metric", "value"], list(report["metrics"].items())),
         *_interval_note(report),
         "<h2>Per class</h2>",
-        _table(["class", "precision", "recall", "f1", "support"],
-               [[c, v["precision"], v["recall"], v["f1"], v["support"]]
+        *_few_note(report),
+        _table(["class", "precision", "recall", "recall 95% interval", "f1",
+                "support"] + (["answered unknown"] if unknown else []),
+               [[c, v["precision"], v["recall"], _interval(v.get("recall_interval")),
+                 v["f1"], v["support"]] + ([unknown.get(c)] if unknown else [])
                 for c, v in report["per_class"].items()]),
     ]
-    if report["open_set"]:
+    if open_set:
         parts += ["<h2>Open set</h2>",
-                  _table(["entry", "value"], list(report["open_set"].items()))]
+                  "<p>With the model's thresholds, as predict answers: "
+                  "open_set_accuracy counts a photo of a class the model knows "
+                  "right when answered its class, one of a class it does not "
+                  "know when answered unknown; unknown_class_share_rejected is "
+                  "the share of the latter answered unknown.</p>",
+                  _table(["entry", "value"],
+                         [(k, v) for k, v in open_set.items()
+                          if k != "unknown_by_class"])]
     return parts
 
 

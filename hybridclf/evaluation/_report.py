@@ -11,7 +11,7 @@ import logging
 import os
 import warnings
 
-from .._held_out import find_test_part
+from .._held_out import find_test_part, trained_on
 from ..exceptions import ImageLoadError
 from ..pipeline import set_image_params
 from ..prediction import read_open_set
@@ -116,7 +116,8 @@ def write_report(report, output_dir, *, title="hybridclf evaluation"):
 
 def evaluate_folder(model_dir, test_data_dir, output_dir, *, n_repeats=3,
                     random_state=0, neighbours=3, allow_pickle=False,
-                    max_pixels=None, n_jobs=None, progress=False, data_dir=None):
+                    max_pixels=None, n_jobs=None, progress=False, data_dir=None,
+                    groups_csv=None):
     """Evaluate a model directory on a class-per-folder test set; write the report.
 
     Parameters
@@ -130,7 +131,9 @@ def evaluate_folder(model_dir, test_data_dir, output_dir, *, n_repeats=3,
         recorded in the model directory (``test_part.json``: each file's path
         relative to its data folder, label and SHA-256), found under the data
         folders of the training or ``data_dir``, which reproduces the test
-        metrics of the training. A recorded file that is missing, or whose
+        metrics of the training (and their accuracy interval, which counts
+        each recorded group of near-identical photos once). A recorded file
+        that is missing, or whose
         SHA-256 differs (changed since), is left out and listed in
         ``unreadable`` with the reason. A model without a recorded test part
         (trained with ``test_size=0``, or saved by an older version) is a
@@ -158,6 +161,17 @@ def evaluate_folder(model_dir, test_data_dir, output_dir, *, n_repeats=3,
         are now, in the order the training was given them (the data moved);
         None looks where they were. Not used with a ``test_data_dir``.
 
+    groups_csv : str, os.PathLike or None, default=None
+        A CSV with the columns ``file,group`` that puts the near-identical
+        test photos in one group (``hybridclf inspect --data-dir TEST`` writes
+        ``duplicate_groups.csv``; names relative to the test folder, or as
+        the inspector wrote them), read as ``hybridclf train --groups`` reads
+        it: the accuracy's interval and each recall's then count each group
+        once. None takes the groups recorded with the test part, or, with a
+        ``test_data_dir``, counts each photo once.
+
+        .. versionadded:: 0.1.0
+
     Returns
     -------
     report : dict
@@ -168,7 +182,11 @@ def evaluate_folder(model_dir, test_data_dir, output_dir, *, n_repeats=3,
         image is an error (ValueError). With the recorded test part,
         ``recorded_test_part`` too: ``data_dirs`` (the folders looked in),
         ``n_recorded`` (files recorded) and ``n_left_out`` (missing or
-        changed ones, also listed in ``unreadable``).
+        changed ones, also listed in ``unreadable``). ``trained_on``: the
+        scored test files with the same bytes as a photo the model was
+        trained on (``n_images``, ``files``; a warning names them), or None
+        for a model that does not record them (saved before
+        ``train_part.json``, or not by ``hybridclf train``).
 
     files : dict
         As from :func:`write_report`.
@@ -180,9 +198,10 @@ def evaluate_folder(model_dir, test_data_dir, output_dir, *, n_repeats=3,
     pipe = load_model(model_dir, allow_pickle=allow_pickle)
     set_image_params(pipe, n_jobs=n_jobs, max_pixels=max_pixels)
     info = read_model_info(model_dir)
-    recorded = None
+    recorded = groups = None
     if test_data_dir is None:
-        paths, labels, skipped, roots = find_test_part(model_dir, info, data_dir)
+        paths, labels, skipped, roots, groups = find_test_part(model_dir, info,
+                                                               data_dir)
         recorded = {"data_dirs": roots, "n_recorded": len(paths) + len(skipped),
                     "n_left_out": len(skipped)}
         test_data_dir = os.pathsep.join(roots)  # for the errors below
@@ -190,6 +209,13 @@ def evaluate_folder(model_dir, test_data_dir, output_dir, *, n_repeats=3,
     else:
         # the files the walk did not take are reported as unreadable ones are
         paths, labels, skipped = scan_image_folder(test_data_dir)
+    if groups_csv is not None:
+        from ..io._groups_csv import read_groups_csv
+
+        # names relative to the test folder, or to the data folders of the
+        # training for the recorded test part
+        groups = read_groups_csv(groups_csv, paths, root=test_data_dir
+                                 if recorded is None else recorded["data_dirs"])
     log_skipped(skipped)  # reported in the report's 'unreadable'
     novelty = read_open_set(info, model_dir)["novelty"]
     index = None
@@ -198,21 +224,47 @@ def evaluate_folder(model_dir, test_data_dir, output_dir, *, n_repeats=3,
 
         index = novelty["index"] if novelty else EmbeddingIndex.load(model_dir)
     report = _evaluate_readable(
-        pipe, paths, labels, test_data_dir, skipped, n_repeats=n_repeats,
+        pipe, paths, labels, test_data_dir, skipped, groups, n_repeats=n_repeats,
         random_state=random_state, model_info=info, novelty=novelty,
         index=index, neighbours=neighbours, progress=progress)
     if recorded is not None:
         report["recorded_test_part"] = recorded
+    report["trained_on"] = _trained_on(model_dir, paths, report)
     return report, write_report(report, output_dir)
 
 
-def _evaluate_readable(pipe, paths, labels, test_data_dir, skipped, **options):
+def _trained_on(model_dir, paths, report):
+    """The scored test files the model was trained on, with a warning; or None.
+
+    A test folder that is the training folder, or holds copies of its files,
+    scored the model on photos it has seen: its accuracy on them (1.000 on
+    the 60 photos of a training folder) is not the one new photos get. None
+    for a model that records no ``train_part.json`` (older ones).
+    """
+    left_out = {entry["file"] for entry in report["unreadable"]}
+    files = trained_on(model_dir, [p for p in paths if os.fspath(p) not in left_out])
+    if files is None:
+        return None
+    if files:
+        shown = ", ".join(files[:5]) + (", ..." if len(files) > 5 else "")
+        warnings.warn(
+            f"{len(files)} of the {report['n_images']} test images are photos the "
+            f"model was trained on (the same bytes): {shown}. Its scores on them "
+            "overstate its accuracy on new photos. Evaluate on photos kept out of "
+            "the training: the test part that train held out (no --test-data-dir) "
+            "or a folder of new photos.", UserWarning, stacklevel=3)
+    return {"n_images": len(files), "files": files}
+
+
+def _evaluate_readable(pipe, paths, labels, test_data_dir, skipped, groups,
+                       **options):
     """:func:`evaluate_model` on the test files that can be read.
 
     The others are left out (:func:`~hybridclf.io.call_on_readable`) and
     listed in the report's ``unreadable`` (``file``, ``reason``) after those
     the walk did not take (``skipped``), as ``hybridclf predict`` lists
-    them; a ValueError only when no test file can be read.
+    them; a ValueError only when no test file can be read. ``groups`` (or
+    None): the group of near-identical photos of each file.
     """
     from ..io import call_on_readable
 
@@ -220,8 +272,9 @@ def _evaluate_readable(pipe, paths, labels, test_data_dir, skipped, **options):
     if paths:
         try:
             report, _, failures = call_on_readable(
-                lambda p, lab: evaluate_model(pipe, p, lab, **options),
-                list(paths), list(labels))
+                lambda p, lab, *g: evaluate_model(
+                    pipe, p, lab, groups=g[0] if g else None, **options),
+                list(paths), list(labels), *([] if groups is None else [groups]))
         except ImageLoadError as exc:
             if {name for name, _ in exc.failures} != {os.fspath(p) for p in paths}:
                 raise  # not (only) about these files

@@ -135,8 +135,19 @@ def _card_test_part(part, recorded=False):
     if not part:
         return []
     low, high = part["accuracy_interval"]
-    lines = ["", f"On {part['n_images']} held-out images: the accuracy's 95% "
-             f"interval (Wilson) is {low:.3f} to {high:.3f}."]
+    n_groups = part.get("n_groups", part["n_images"])
+    groups = (f" in {n_groups} groups of near-identical photos" if n_groups
+              < part["n_images"] else "")
+    lines = ["", f"On {part['n_images']} held-out images{groups}: the accuracy's "
+             f"95% interval (Wilson{', each group counted once' if groups else ''})"
+             f" is {low:.3f} to {high:.3f}."]
+    if part.get("few_test_images"):
+        lines[-1] += (" The scores of " + ", ".join(
+            f"{_code(c)} ({n} held-out images)" if n > 1 else
+            f"{_code(c)} (1 held-out image)"
+            for c, n in part["few_test_images"].items())
+            + " rest on a handful of photos, and so do the balanced accuracy "
+            "and macro-F1 that average them.")
     if part.get("untested_classes"):
         lines[-1] += (" These metrics leave out the classes without a held-out "
                       "image: " + ", ".join(map(_code, part["untested_classes"]))

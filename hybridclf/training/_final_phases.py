@@ -6,10 +6,11 @@ of the novelty check (``_novelty_phase``) and the scores on the test part
 (``_score_test``).
 """
 
+import numpy as np
 from sklearn.base import clone
 
 from ..cascade import is_cascade, out_of_fold_stages
-from ..evaluation import accuracy_interval
+from ..evaluation import accuracy_interval, few_test_images
 from ..pipeline import (
     fit_classifier,
     get_classifier,
@@ -116,10 +117,14 @@ def _scored(run):
 def _test_part(run, classes, metrics):
     """Phase 8's account of the test part: its size, accuracy interval, gaps.
 
-    ``n_images``, the 95% ``accuracy_interval`` (:func:`accuracy_interval`)
-    and ``untested_classes``: the classes with no test image, which the test
-    metrics do not score (a class of 2 photos keeps both for training; its
-    balanced accuracy was then the mean of the other classes'), and
+    ``n_images``, ``n_groups`` (the groups of near-identical photos they
+    fall in), the 95% ``accuracy_interval`` (:func:`accuracy_interval`,
+    counting each group once: the photos of one object are not independent
+    draws), ``few_test_images`` (the classes with fewer than 10 test images:
+    :func:`few_test_images`) and ``untested_classes``: the classes with no
+    test image, which the test metrics do not score (a class of 2 photos
+    keeps both for training; its balanced accuracy was then the mean of the
+    other classes'), and
     ``n_copies``: images of the test part that are copies of its photos
     (augmented, or the same file again), held out with them but not scored.
     Empty without a test part.
@@ -128,10 +133,15 @@ def _test_part(run, classes, metrics):
     if not len(test):
         return {}
     n = len(test)
+    n_groups = len(np.unique(run.groups[test]))
     tested = set(run.y[test].tolist())
+    names, counts = np.unique(run.y[test], return_counts=True)
     part = {
         "n_images": n,
-        "accuracy_interval": accuracy_interval(round(metrics["accuracy"] * n), n),
+        "n_groups": n_groups,
+        "few_test_images": few_test_images(dict(zip(names, counts))),
+        "accuracy_interval": accuracy_interval(round(metrics["accuracy"] * n), n,
+                                               n_groups=n_groups),
         "untested_classes": [str(c) for c in classes if c not in tested],
     }
     if len(run.test) > n:

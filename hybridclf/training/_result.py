@@ -58,8 +58,11 @@ class TrainingResult:
         The same metrics on the test part (empty without one).
 
     test_part : dict
-        How far to trust them: ``n_images``, the 95% ``accuracy_interval``
-        (Wilson's, :func:`~hybridclf.evaluation.accuracy_interval`),
+        How far to trust them: ``n_images``, ``n_groups`` (the groups of
+        near-identical photos they fall in), the 95% ``accuracy_interval``
+        (Wilson's, :func:`~hybridclf.evaluation.accuracy_interval`, each
+        group counted once), ``few_test_images`` (classes with fewer than
+        10 test images, and how many),
         ``untested_classes`` (classes without a test image, which the test
         metrics do not score) and, when the test part holds copies of its
         photos (``origins``, or the same file twice), ``n_copies``: held out

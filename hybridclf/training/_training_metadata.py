@@ -2,8 +2,9 @@
 
 :func:`training_metadata` gives the ``model.json`` entries of a trained model
 (its dataset's fingerprint, blocks, classifier, groups and views) and
-:func:`training_files` the files of the model directory (the label issues and
-the embedding index). :func:`~hybridclf.training.train_folder` saves both.
+:func:`training_files` the files of the model directory (the label issues,
+the embedding index, the records of the photos trained on and held out).
+:func:`~hybridclf.training.train_folder` saves both.
 """
 
 import copy
@@ -11,7 +12,12 @@ import os
 
 import numpy as np
 
-from .._held_out import TEST_PART_FILE, test_part_bytes
+from .._held_out import (
+    TEST_PART_FILE,
+    TRAIN_PART_FILE,
+    test_part_bytes,
+    train_part_bytes,
+)
 from ..label_issues import LABEL_ISSUES_FILE, label_issues_csv
 from ..neighbours import INDEX_FILE
 from ..pipeline import get_sampler, iter_feature_blocks
@@ -143,7 +149,10 @@ def training_files(result, paths, *, root=None, names=None, data_dirs=None,
         ``{"neighbours.npz": data}``, the embedding index of the novelty
         check and of the nearest training photos, with their file names
         (:meth:`~hybridclf.neighbours.EmbeddingIndex.to_bytes`), when the
-        result has them; and ``{"test_part.json": data}``, the files of the
+        result has them; ``{"train_part.json": data}``, the SHA-256 of each
+        photo the pipeline was fitted on (for ``hybridclf evaluate`` to say
+        which test files it was trained on); and ``{"test_part.json": data}``,
+        the files of the
         held-out test part that the test metrics scored (their path relative
         to their data folder, label and SHA-256, for ``hybridclf evaluate``
         without a test folder), given ``data_dirs`` and a test part; for the
@@ -159,11 +168,12 @@ def training_files(result, paths, *, root=None, names=None, data_dirs=None,
         index = copy.copy(result.neighbours)
         index.files_ = np.asarray(names, dtype=str)[result.train_indices]
         files[INDEX_FILE] = index.to_bytes()
+    files[TRAIN_PART_FILE] = train_part_bytes(paths, result.train_indices)
     scored = result.scored_test_indices
     if (data_dirs is not None and labels is not None and scored is not None
             and len(scored)):
         files[TEST_PART_FILE] = test_part_bytes(data_dirs, paths, labels,
-                                                scored)
+                                                scored, groups=result.groups)
     return files
 
 
