@@ -98,10 +98,10 @@ def _nothing_to_keep(files, parts_dir, partition_size):
     (no stopped run to go on from): that partition's rows would be kept only
     once every file is predicted, a moment before the CSV is written and
     ``parts_dir`` deleted, so a stopped run would start again from the first
-    file either way. Keeping them cost about 0.5 s of CPU time per command
-    (pyarrow builds its tables after importing pandas, and the manifest
-    hashes the model and hybridclf's source), a quarter of predicting one
-    photo (docs/benchmarks.md, Prediction service).
+    file either way. Keeping them cost 0.2-0.3 s of CPU time per command,
+    about a tenth of predicting one photo (pyarrow imports pandas when it
+    first builds an array, and the manifest hashes the model and hybridclf's
+    source; docs/benchmarks.md, CPU time of the commands).
     """
     return len(files) <= partition_size and not os.path.exists(parts_dir)
 

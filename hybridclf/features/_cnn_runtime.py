@@ -32,8 +32,8 @@ __all__ = []
 #: zeroes on every run (about 1,700 page faults per image), while the buffers
 #: of up to 4 images are reused from run to run. The default model's CNN took
 #: 20-25 ms of CPU time per image in runs of 32 images and 14-15 ms in runs
-#: of 1 to 4, with the same embeddings to the bit (docs/benchmarks.md, CNN
-#: features).
+#: of 1 to 4, with the same embeddings to the bit (docs/benchmarks.md, CPU
+#: time of the commands).
 ORT_IMAGES_PER_RUN = 4
 
 
