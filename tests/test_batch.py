@@ -131,6 +131,33 @@ def test_a_stopped_predict_goes_on_where_it_stopped(digits, tmp_path, monkeypatc
                                        top_k=1)
 
 
+def test_a_predict_over_one_partition_keeps_no_partitions(digits, tmp_path,
+                                                          monkeypatch):
+    # 20 photos, one partition: its rows went through Parquet tables and a
+    # manifest (pandas imported, the model and the source hashed: about 0.5 s
+    # of CPU time a command) to be kept only once every photo was predicted,
+    # a moment before the CSV was written and the folder deleted
+    import hybridclf.batch
+    import hybridclf.distributed
+
+    model, photos = digits / "model", [digits / "digits"]
+    split = tmp_path / "split.csv"
+    hybridclf.batch.predict_to_csv(model, photos, split, partition_size=8)
+
+    def kept(*args, **kwargs):
+        raise AssertionError("the rows went through kept partitions")
+
+    monkeypatch.setattr(hybridclf.distributed, "partitioned_rows", kept)
+    output = tmp_path / "predictions.csv"
+    counts = hybridclf.batch.predict_to_csv(model, photos, output, partition_size=20)
+    assert counts.n_files == 20 and output.read_bytes() == split.read_bytes()
+    # the rows a stopped run kept are still read back
+    stopped = tmp_path / "stopped.csv"
+    os.makedirs(f"{stopped}.parts")
+    with pytest.raises(AssertionError, match="kept partitions"):
+        hybridclf.batch.predict_to_csv(model, photos, stopped, partition_size=20)
+
+
 def test_a_stopped_predict_then_photos_added_predicts_them_all(digits, tmp_path,
                                                                monkeypatch, caplog):
     # the rows kept by a stopped run are of the old file list: the run after

@@ -73,8 +73,12 @@ def _predicted_rows(pipe, files, options, scheduler, parts_dir, partition_size):
     partitions kept in ``parts_dir`` (:func:`~hybridclf.distributed.
     partitioned_rows`), so a stopped run goes on where it stopped; they need
     pyarrow, without which a run here predicts file by file, from the start.
+    A run here over one partition, with no rows of a stopped run to go on
+    from, keeps none either (:func:`_nothing_to_keep`).
     """
-    if scheduler is None and (parts_dir is None or not _have_pyarrow()):
+    if scheduler is None and (parts_dir is None or not _have_pyarrow()
+                              or _nothing_to_keep(files, parts_dir,
+                                                  partition_size)):
         return 0, predict_files(pipe, files, **options)
     from ..distributed import partitioned_rows
 
@@ -85,6 +89,21 @@ def _predicted_rows(pipe, files, options, scheduler, parts_dir, partition_size):
         if client is None:
             return resumed, rows
         return resumed, iter(list(rows))  # the cluster closes with the block
+
+
+def _nothing_to_keep(files, parts_dir, partition_size):
+    """Whether a run here would keep no rows worth keeping in ``parts_dir``.
+
+    So when the files fit in one partition and ``parts_dir`` does not exist
+    (no stopped run to go on from): that partition's rows would be kept only
+    once every file is predicted, a moment before the CSV is written and
+    ``parts_dir`` deleted, so a stopped run would start again from the first
+    file either way. Keeping them cost 0.2-0.3 s of CPU time per command,
+    about a tenth of predicting one photo (pyarrow imports pandas when it
+    first builds an array, and the manifest hashes the model and hybridclf's
+    source; docs/benchmarks.md, CPU time of the commands).
+    """
+    return len(files) <= partition_size and not os.path.exists(parts_dir)
 
 
 def _have_pyarrow():
@@ -131,7 +150,9 @@ def predict_to_csv(model_dir, inputs, output, *, batch_size=32, threshold=None,
         kept in ``<output>.parts`` until the CSV is written, here as on
         Dask, so a rerun after an interrupted run goes on where it stopped
         (here this needs pyarrow, the ``scale`` extra; without it a rerun
-        predicts every file again). A rerun with another model or other
+        predicts every file again; a run here over at most
+        ``partition_size`` files keeps none, as its one partition would be
+        kept only once every file is predicted). A rerun with another model or other
         settings is refused with the folder to delete; one with another
         file list (photos added) predicts every file again, and a partition
         holding a photo edited or replaced since (another size or

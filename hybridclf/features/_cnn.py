@@ -108,7 +108,10 @@ class CNNFeatures(_CNNRuntimeMixin, ImageFeatureExtractor):
         nothing to the default union of CNN and classical blocks.
 
     batch_size : int, default=32
-        Images per forward pass.
+        Images prepared (resized and laid out) together, and per forward
+        pass of PyTorch. ONNX Runtime runs them 4 at a time
+        (``_cnn_runtime.ORT_IMAGES_PER_RUN``): larger runs cost more CPU time
+        per image without its memory arena, for the same embeddings.
 
     device : {{"auto", "cpu", "cuda"}}, default="auto"
         Where the network runs. "auto" takes the GPU when PyTorch sees one;

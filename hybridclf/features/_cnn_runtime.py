@@ -25,6 +25,30 @@ from ._cnn_torch import build_network, resolve_device, run_network
 __all__ = []
 
 
+#: Images per ONNX Runtime run. The session has no memory arena
+#: (:func:`~hybridclf.features._cnn_onnx.onnx_session`), so each run allocates
+#: its activations anew: for 32 images of 224 pixels (the default
+#: ``batch_size``) tens of MB, which the allocator maps afresh and the kernel
+#: zeroes on every run (about 1,700 page faults per image), while the buffers
+#: of up to 4 images are reused from run to run. The default model's CNN took
+#: 20-25 ms of CPU time per image in runs of 32 images and 14-15 ms in runs
+#: of 1 to 4, with the same embeddings to the bit (docs/benchmarks.md, CPU
+#: time of the commands).
+ORT_IMAGES_PER_RUN = 4
+
+
+def _in_short_runs(run, batch):
+    """``run(batch)``, called on at most :data:`ORT_IMAGES_PER_RUN` images at a time.
+
+    Each image's embedding depends on that image alone, so the output is
+    the same as one run over the whole batch.
+    """
+    if len(batch) <= ORT_IMAGES_PER_RUN:
+        return run(batch)
+    return np.concatenate([run(batch[start:start + ORT_IMAGES_PER_RUN])
+                           for start in range(0, len(batch), ORT_IMAGES_PER_RUN)])
+
+
 class _CNNRuntimeMixin:
     """The network of a fitted :class:`~hybridclf.features.CNNFeatures`.
 
@@ -160,12 +184,18 @@ class _CNNRuntimeMixin:
         return no_graph or _onnxruntime() is None or self.engine == "torch"
 
     def _run(self, batch):
-        """Embeddings of one prepared batch."""
+        """Embeddings of one prepared batch.
+
+        ONNX Runtime gets the batch :data:`ORT_IMAGES_PER_RUN` images at a
+        time (:func:`_in_short_runs`); PyTorch gets it whole.
+        """
         if not self._use_torch():
             split = getattr(self, "_ort_split", None)
             if split is not None:  # cut for a cascade (split_transform)
-                return split.run(batch)
-            return self._session().run(None, {"images": batch})[0]
+                return _in_short_runs(split.run, batch)
+            session = self._session()
+            return _in_short_runs(
+                lambda part: session.run(None, {"images": part})[0], batch)
         return run_network(self._network(), batch, self.device_, self.n_jobs)
 
     def _extract(self, X):

@@ -1,0 +1,194 @@
+"""CPU time and peak memory of the commands users wait on, against a baseline.
+
+Runs, each as a new process, ``hybridclf predict`` on one amulet6 photo and
+on the whole folder (a model trained by this checkout, in a temporary
+folder), the same for the CNN block alone (``CNNFeatures.transform`` of the
+default model on 64 photos, in batches of 32), and ``hybridclf train
+--no-cache`` (defaults): with this checkout's hybridclf and with the one in
+``--baseline DIR`` (a checkout or a copy of one, such as the snapshot of
+``main`` a change started from), taking turns so that both see the same
+load. Each run's user + system CPU time and peak resident memory come from
+``os.wait4``: on a shared machine they move far less than wall times. The
+predictions of both versions are compared (the CSVs byte for byte; for the
+trainings, the ``neighbours.npz`` arrays and the probabilities of both
+models on the folder).
+
+Writes its section of docs/benchmarks.md. Run it from the repository root::
+
+    .venv/bin/python benchmarks/bench_cpu.py --baseline /tmp/base15b
+"""
+
+import argparse
+import datetime
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from _common import DOCS_FILE, REPO_ROOT, find_dataset, machine_info, write_section
+
+START, END = "<!-- bench_cpu:start -->", "<!-- bench_cpu:end -->"
+
+#: the CNN block alone: CPU seconds per image of transform (run with -c)
+CNN_BLOCK = """
+import glob, sys, time
+import numpy as np
+from hybridclf import load_model
+from hybridclf.prediction._features import iter_feature_blocks
+pipe = load_model(sys.argv[1])
+cnn = dict(iter_feature_blocks(pipe))["cnn"]
+files = sorted(glob.glob(sys.argv[2] + "/*/*"))[:64]
+images = np.asarray(pipe.steps[0][1].transform(files))
+cnn.transform(images[:1])  # the session built
+start = time.process_time()
+cnn.transform(images)
+print((time.process_time() - start) / len(images))
+"""
+
+
+def run(code_dir, argv, python_args=()):
+    """(user + system CPU s, peak RSS MB, stdout) of one hybridclf process."""
+    env = {**os.environ, "PYTHONPATH": str(code_dir)}
+    proc = subprocess.Popen([sys.executable, *python_args, *argv], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            cwd=tempfile.gettempdir())
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    if status:
+        raise RuntimeError(f"{argv} with {code_dir} failed ({status})")
+    return usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, out
+
+
+def cli(*args):
+    return ["-m", "hybridclf", *args]
+
+
+def measure(versions, data, work, repeat):
+    """{(task, version): [(cpu, rss), ...]} and the outputs' comparison."""
+    model = work / "model"
+    run(REPO_ROOT, cli("train", "--data-dir", str(data), "--output-dir",
+                       str(model), "--no-cache", "--seed", "0"))
+    photo = sorted(data.glob("*/*"))[0]
+    tasks = {
+        "predict, 1 photo": lambda v: cli(
+            "predict", "--model-dir", str(model), str(photo),
+            "--output", str(work / f"one-{v}.csv")),
+        f"predict, folder ({len(list(data.glob('*/*')))} photos)": lambda v: cli(
+            "predict", "--model-dir", str(model), str(data),
+            "--output", str(work / f"folder-{v}.csv")),
+        "CNN block alone, per image (ms)": lambda v: [
+            "-c", CNN_BLOCK, str(model), str(data)],
+        "train --no-cache": lambda v: cli(
+            "train", "--data-dir", str(data), "--output-dir",
+            str(work / f"train-{v}"), "--no-cache", "--seed", "0"),
+    }
+    results = {}
+    for _ in range(repeat):
+        for task, argv in tasks.items():
+            for name, code_dir in versions.items():
+                if task == "train --no-cache":
+                    subprocess.run(["rm", "-rf", str(work / f"train-{name}")],
+                                   check=True)
+                cpu, rss, out = run(code_dir, argv(name))
+                if task.startswith("CNN"):
+                    cpu, rss = float(out) * 1000, None
+                results.setdefault((task, name), []).append((cpu, rss))
+                print(f"{task} | {name} | {cpu:.2f} | {rss}", file=sys.stderr)
+    return results, compare(work, list(versions))
+
+
+def compare(work, names):
+    """What the two versions' outputs have in common, in words."""
+    base, this = names
+    lines = []
+    for kind in ("one", "folder"):
+        same = ((work / f"{kind}-{base}.csv").read_bytes()
+                == (work / f"{kind}-{this}.csv").read_bytes())
+        lines.append(f"predict CSV ({kind}): {'the same bytes' if same else 'DIFFER'}")
+    a = np.load(work / f"train-{base}" / "neighbours.npz")
+    b = np.load(work / f"train-{this}" / "neighbours.npz")
+    same = all(np.array_equal(a[k], b[k]) for k in a.files)
+    lines.append(f"trained neighbours.npz: {'the same arrays' if same else 'DIFFER'}")
+    return lines
+
+
+def probabilities_difference(work, names, data):
+    """Max abs difference of the probabilities of the two trained models."""
+    code = ("import sys, glob, numpy as np; from hybridclf import load_model; "
+            "f = sorted(glob.glob(sys.argv[3] + '/*/*')); "
+            "a = load_model(sys.argv[1]).predict_proba(f); "
+            "b = load_model(sys.argv[2]).predict_proba(f); "
+            "print(np.abs(a - b).max())")
+    _, _, out = run(REPO_ROOT, ["-c", code, str(work / f"train-{names[0]}"),
+                                str(work / f"train-{names[1]}"), str(data)])
+    return float(out)
+
+
+def table(results, names):
+    rows = ["| task | " + " | ".join(f"{n}: CPU s (runs)" for n in names)
+            + " | ratio | " + " | ".join(f"{n}: peak RSS MB" for n in names) + " |",
+            "| --- |" + " ---: |" * (2 * len(names) + 1)]
+    tasks = dict.fromkeys(t for t, _ in results)
+    for task in tasks:
+        cells, means, rss = [], [], []
+        for name in names:
+            values = [c for c, _ in results[(task, name)]]
+            means.append(np.mean(values))
+            cells.append(f"{means[-1]:.2f} ({', '.join(f'{v:.2f}' for v in values)})")
+            peaks = [r for _, r in results[(task, name)] if r is not None]
+            rss.append(f"{max(peaks):.0f}" if peaks else "")
+        rows.append(f"| {task} | " + " | ".join(cells)
+                    + f" | {means[1] / means[0]:.2f} | " + " | ".join(rss) + " |")
+    return "\n".join(rows)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--baseline", required=True, type=Path,
+                        help="folder holding the hybridclf package to compare with")
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args(argv)
+    data = find_dataset("amulet6")
+    if data is None:
+        parser.error("amulet6 is missing (set HYBRIDCLF_DATA)")
+    names = ["baseline", "this checkout"]
+    versions = dict(zip(names, [args.baseline.resolve(), REPO_ROOT]))
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        results, same = measure(versions, data, work, args.repeat)
+        same.append("probabilities of the two trained models on the folder: max "
+                    f"abs difference {probabilities_difference(work, names, data):.1e}")
+    load = os.getloadavg()[0]
+    info = machine_info()
+    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M+00:00")
+    section = f"""{START}
+## CPU time of the commands (`benchmarks/bench_cpu.py`)
+
+- Date: {when}; 1-minute load average {load:.1f} at the end on {info['nproc']} CPUs
+  (shared with other work: compare the versions, not the figures of other sections).
+- Machine: {info['cpu_model']}; Python {info['python']}.
+- Command: `.venv/bin/python benchmarks/bench_cpu.py --baseline {args.baseline}`
+- Data: amulet6; the model of the predictions trained by this checkout
+  (`hybridclf train --no-cache --seed 0`, the default cascade).
+
+Each figure is a new process's user + system CPU time (all its threads,
+`os.wait4`), the versions taking turns, {args.repeat} runs each; *ratio* =
+this checkout / baseline. The CNN block alone is `CNNFeatures.transform` of
+the default model on 64 photos in batches of 32 (CPU ms per image, in the
+process; no RSS).
+
+{table(results, names)}
+
+Same results: {'; '.join(same)}.
+{END}
+"""
+    print(section)
+    if not args.no_write:
+        write_section(DOCS_FILE, section, START, END)
+
+
+if __name__ == "__main__":
+    main()
