@@ -247,3 +247,22 @@ def test_a_folder_of_only_the_last_run_s_output_is_no_images(digits, tmp_path):
     with pytest.raises(NoImagesError, match=r"No images found in '.*features'"):
         hybridclf.batch.extract_to_parquet(digits / "model", [out / "features"],
                                            out / "features")
+
+
+@pytest.mark.parametrize("name", ["results/", "existing"])
+def test_an_output_that_is_a_folder_is_refused_before_the_run(digits, tmp_path,
+                                                               monkeypatch, name):
+    # '--output results/' predicted every file, then failed on renaming
+    # 'results/.partial' (Not a directory), leaving a folder of hidden files;
+    # an existing folder failed with a bare "[Errno 21] Is a directory"
+    import hybridclf.batch
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "existing").mkdir()
+    predicted = _stopped_after(monkeypatch, None)
+    with pytest.raises(ValueError, match=r"is a folder: --output names the CSV "
+                       r"file.*predictions\.csv"):
+        hybridclf.batch.predict_to_csv(digits / "model", [digits / "digits"], name)
+    assert predicted == []
+    assert sorted(os.listdir(tmp_path)) == ["existing"]
+    assert os.listdir(tmp_path / "existing") == []

@@ -3,8 +3,8 @@
 Before a run: the files found in the input folders lose the run's own
 output (a CSV written into a folder of photos, its ``.partial`` and
 ``.parts``; the Parquet partitions of ``extract``: ``_without_own_output``),
-and a CSV output that is an input image or a file of the model directory is
-refused (``_check_csv_output``).
+and a CSV output that is a folder, an input image or a file of the model
+directory is refused (``_check_csv_output``).
 
 During it: :class:`_CsvOutput` sends the rows of a CSV *file* to
 ``<output>.partial``, renamed to ``output`` once every row is in, so an
@@ -57,7 +57,20 @@ def _without_own_output(files, inputs, paths=(), folders=()):
 
 
 def _check_csv_output(output, model_dir, files):
-    """Refuse a CSV path that would overwrite an input image or the model."""
+    """Refuse a CSV path that is a folder, an input image or a file of the model.
+
+    A folder (``--output results/``, or one that exists) is refused before
+    anything runs: ``open`` failed on it with a bare "Is a directory", and
+    a new ``results/`` was made only for the CSV, written in full as
+    ``results/.partial``, to fail in the end on its rename.
+    """
+    name = os.fspath(output)
+    if os.path.isdir(name) or name.endswith((os.sep, "/")):
+        raise ValueError(
+            f"The output {name!r} is a folder: --output names the CSV file to "
+            "write. Give a file name, such as "
+            f"{os.path.join(name, 'predictions.csv')!r}."
+        )
     real = os.path.realpath(output)
     if any(os.path.realpath(f) == real for f in files):
         what = "one of the images to predict"
