@@ -266,3 +266,48 @@ def test_an_output_that_is_a_folder_is_refused_before_the_run(digits, tmp_path,
     assert predicted == []
     assert sorted(os.listdir(tmp_path)) == ["existing"]
     assert os.listdir(tmp_path / "existing") == []
+
+
+def test_a_second_run_on_the_same_output_is_refused_while_one_runs(digits, tmp_path):
+    # two runs on one --output both wrote predictions.csv.partial, emptying
+    # each other's, and each took the other's unfinished partitions for a
+    # stopped run's; the one that finished first removed them, and the
+    # other failed on its next partition with a pyarrow "Failed to open"
+    fcntl = pytest.importorskip("fcntl")
+    import hybridclf.batch
+
+    output = tmp_path / "predictions.csv"
+    partial = tmp_path / "predictions.csv.partial"
+    with open(partial, "ab") as running:  # the first run, as it holds its output
+        fcntl.flock(running, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        running.write(b"file,label\n")
+        running.flush()
+        with pytest.raises(OSError, match=r"Another run is writing the output "
+                           r"'.*predictions\.csv'.*another output \(--output\)"):
+            hybridclf.batch.predict_to_csv(digits / "model", [digits / "digits"],
+                                           output)
+        assert partial.read_bytes() == b"file,label\n"
+        assert not output.exists()
+        assert not (tmp_path / "predictions.csv.parts").exists()
+    # once it ended (even killed: the system drops the lock), a run goes on
+    counts = hybridclf.batch.predict_to_csv(digits / "model", [digits / "digits"],
+                                            output)
+    assert counts.n_files == 20 and not partial.exists()
+
+
+def test_a_run_refused_before_writing_leaves_no_empty_partial(digits, tmp_path,
+                                                              monkeypatch):
+    # the lock of the test above is taken on predictions.csv.partial: a run
+    # refused before its first row must not leave that file, empty, behind
+    import hybridclf.batch
+
+    output = tmp_path / "predictions.csv"
+    _stopped_after(monkeypatch, 3)
+    with pytest.raises(KeyboardInterrupt):
+        hybridclf.batch.predict_to_csv(digits / "model", [digits / "digits"],
+                                       output, partition_size=2)
+    (tmp_path / "predictions.csv.partial").unlink()
+    with pytest.raises(ValueError, match="delete"):  # other settings
+        hybridclf.batch.predict_to_csv(digits / "model", [digits / "digits"],
+                                       output, partition_size=2, top_k=1)
+    assert not (tmp_path / "predictions.csv.partial").exists()

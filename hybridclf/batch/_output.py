@@ -10,8 +10,9 @@ During it: :class:`_CsvOutput` sends the rows of a CSV *file* to
 ``<output>.partial``, renamed to ``output`` once every row is in, so an
 interrupted run never leaves a short CSV that reads as whole, nor destroys
 the last one; the finished partitions wait in ``<output>.parts``
-until then. A stream, ``/dev/stdout``, ``/dev/null`` or a named pipe is
-written as it is. A file has the byte-order mark of every CSV file
+until then; a second run on the same output is refused while one runs
+(:meth:`_CsvOutput.claimed`). A stream, ``/dev/stdout``, ``/dev/null`` or a
+named pipe is written as it is. A file has the byte-order mark of every CSV file
 hybridclf writes (:mod:`hybridclf.utils._csv`, for spreadsheets); the
 others are plain UTF-8, for the programs they feed.
 """
@@ -19,7 +20,7 @@ others are plain UTF-8, for the programs they feed.
 import logging
 import os
 import shutil
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 
 from ..io import no_images_error
 from ..prediction._files import _FIX, _LOOKED_FOR
@@ -110,6 +111,48 @@ class _CsvOutput:
         self.partial = f"{os.fspath(output)}.partial" if self.is_path and (
             os.path.isfile(output) or not os.path.exists(output)) else None
         self.parts = f"{os.fspath(output)}.parts" if self.partial else None
+
+    @contextmanager
+    def claimed(self):
+        """Hold ``<output>.partial`` locked for this run (a context manager).
+
+        Two runs on one output each wrote ``<output>.partial``, emptying the
+        other's, and each took the other's unfinished partitions in
+        ``<output>.parts`` for a stopped run's: the first to finish removed
+        them, and the other failed on its next one. The second run is now
+        refused while the first holds the lock (:func:`fcntl.flock`, which
+        the system releases when a run ends, even when killed). A
+        ``.partial`` made for the lock and left empty is removed. Where
+        :mod:`fcntl` is missing (Windows) nothing is locked.
+
+        Raises
+        ------
+        BlockingIOError
+            When another run holds the lock, naming the output.
+        """
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            fcntl = None
+        if self.partial is None or fcntl is None:
+            yield self
+            return
+        made = not os.path.exists(self.partial)
+        with open(self.partial, "ab") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as exc:
+                raise BlockingIOError(
+                    f"Another run is writing the output {os.fspath(self.output)!r} "
+                    f"(it holds {self.partial!r}): wait for it to finish, or give "
+                    "this run another output (--output)."
+                ) from exc
+            try:
+                yield self
+            finally:
+                if made and os.path.isfile(self.partial) and not os.path.getsize(
+                        self.partial):
+                    os.remove(self.partial)
 
     def open(self):
         """The text file the rows go to, for :mod:`csv` (a context manager)."""
