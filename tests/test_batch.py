@@ -311,3 +311,16 @@ def test_a_run_refused_before_writing_leaves_no_empty_partial(digits, tmp_path,
         hybridclf.batch.predict_to_csv(digits / "model", [digits / "digits"],
                                        output, partition_size=2, top_k=1)
     assert not (tmp_path / "predictions.csv.partial").exists()
+
+
+@pytest.mark.parametrize("where", ["features", "features/part"])
+def test_extract_to_a_file_names_the_output_dir(digits, tmp_path, where):
+    # 'extract --output-dir features' where features is a file failed with a
+    # bare "[Errno 17] File exists: '.../features'", after loading the model
+    import hybridclf.batch
+
+    (tmp_path / "features").write_text("not a folder")
+    with pytest.raises(ValueError, match=r"'output_dir' folder '.*features.*' "
+                       r"cannot be made: '.*features' is a file"):
+        hybridclf.batch.extract_to_parquet(digits / "model", [digits / "digits"],
+                                           tmp_path / where)
