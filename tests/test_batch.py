@@ -324,3 +324,43 @@ def test_extract_to_a_file_names_the_output_dir(digits, tmp_path, where):
                        r"cannot be made: '.*features' is a file"):
         hybridclf.batch.extract_to_parquet(digits / "model", [digits / "digits"],
                                            tmp_path / where)
+
+
+class _Bar:
+    """A stand-in for tqdm that records each update."""
+
+    made = []
+
+    def __init__(self, total, **kwargs):
+        self.total, self.updates = total, []
+        _Bar.made.append(self)
+
+    def update(self, n):
+        self.updates.append(n)
+
+    def close(self):
+        pass
+
+
+def test_the_progress_bar_moves_batch_by_batch_within_a_partition(
+        digits, tmp_path, monkeypatch):
+    # predict and extract moved the bar one partition (256 files) at a time:
+    # on large photos (a 48-megapixel PNG takes seconds) it stood at 0 for
+    # minutes, as if the run had hung
+    import tqdm.auto
+
+    import hybridclf.batch
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", _Bar)
+    _Bar.made.clear()
+    hybridclf.batch.predict_to_csv(digits / "model", [digits / "digits"],
+                                   tmp_path / "p.csv", batch_size=4,
+                                   partition_size=20, progress=True)
+    hybridclf.batch.extract_to_parquet(digits / "model", [digits / "digits"],
+                                       tmp_path / "f", batch_size=4,
+                                       partition_size=20, progress=True)
+    predict_bar, extract_bar = _Bar.made
+    assert predict_bar.total == extract_bar.total == 20
+    assert sum(predict_bar.updates) == sum(extract_bar.updates) == 20
+    # one step per batch of 4 at least, not one of 20
+    assert len(predict_bar.updates) >= 5 and max(extract_bar.updates) == 4
