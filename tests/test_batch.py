@@ -364,3 +364,28 @@ def test_the_progress_bar_moves_batch_by_batch_within_a_partition(
     assert sum(predict_bar.updates) == sum(extract_bar.updates) == 20
     # one step per batch of 4 at least, not one of 20
     assert len(predict_bar.updates) >= 5 and max(extract_bar.updates) == 4
+
+
+def test_an_existing_file_that_is_no_predictions_csv_is_not_replaced(digits,
+                                                                     tmp_path):
+    # '--output amulet6_groups.csv' (a tab completion away from the groups
+    # CSV) replaced the groups CSV with predictions, without a word
+    import hybridclf.batch
+
+    groups = tmp_path / "groups.csv"
+    groups.write_bytes(b"\xef\xbb\xbffile,group\nphra/1.jpg,a\n")
+    with pytest.raises(ValueError, match=r"'.*groups\.csv' is a file that is not "
+                       r"a CSV of hybridclf predict \(its first line is "
+                       r"'file,group'.*would destroy it"):
+        hybridclf.batch.predict_to_csv(digits / "model", [digits / "digits"], groups)
+    assert groups.read_bytes() == b"\xef\xbb\xbffile,group\nphra/1.jpg,a\n"
+    # an earlier run's CSV, or an empty file, is replaced as before
+    output = tmp_path / "predictions.csv"
+    hybridclf.batch.predict_to_csv(digits / "model", [digits / "digits"], output)
+    before = output.read_bytes()
+    output.write_bytes(before[:200])
+    hybridclf.batch.predict_to_csv(digits / "model", [digits / "digits"], output)
+    assert output.read_bytes() == before
+    (tmp_path / "empty.csv").touch()
+    hybridclf.batch.predict_to_csv(digits / "model", [digits / "digits"],
+                                   tmp_path / "empty.csv")

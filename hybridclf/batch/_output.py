@@ -17,6 +17,7 @@ hybridclf writes (:mod:`hybridclf.utils._csv`, for spreadsheets); the
 others are plain UTF-8, for the programs they feed.
 """
 
+import codecs
 import logging
 import os
 import shutil
@@ -25,6 +26,7 @@ from contextlib import contextmanager, nullcontext
 from ..io import no_images_error
 from ..prediction._files import _FIX, _LOOKED_FOR
 from ..utils._csv import open_csv
+from ._columns import CSV_COLUMNS
 
 __all__ = []
 
@@ -58,7 +60,8 @@ def _without_own_output(files, inputs, paths=(), folders=()):
 
 
 def _check_csv_output(output, model_dir, files):
-    """Refuse a CSV path that is a folder, an input image or a file of the model.
+    """Refuse a CSV path that is a folder, an input image, a file of the model
+    or an existing file that is no CSV of ``predict`` (:func:`_first_line`).
 
     A folder (``--output results/``, or one that exists) is refused before
     anything runs: ``open`` failed on it with a bare "Is a directory", and
@@ -78,6 +81,9 @@ def _check_csv_output(output, model_dir, files):
     elif (os.path.exists(real)
           and os.path.dirname(real) == os.path.realpath(model_dir)):
         what = f"a file of the model directory {os.fspath(model_dir)!r}"
+    elif (first := _first_line(real)) is not None:
+        what = (f"a file that is not a CSV of hybridclf predict (its first line "
+                f"is {first!r}, not {','.join(CSV_COLUMNS[:2])},...)")
     else:
         return
     raise ValueError(
@@ -85,6 +91,29 @@ def _check_csv_output(output, model_dir, files):
         "would destroy it. Give the output (--output) a path of its own, such "
         "as predictions.csv."
     )
+
+
+def _first_line(path):
+    """The first line of an existing file that is no CSV of ``predict``; else None.
+
+    None for a missing or empty file, a device or pipe, and a CSV whose
+    header starts as :data:`CSV_COLUMNS` does (an earlier run's, replaced as
+    any output is). Any other file (the ``--groups`` CSV, a spreadsheet, a
+    photo) was replaced without a word by a mistyped ``--output``.
+    """
+    try:
+        with open(path, "rb") as fh:
+            if not os.path.isfile(path):
+                return None
+            first = (fh.read(200).removeprefix(codecs.BOM_UTF8).splitlines()
+                     or [b""])[0]
+    except OSError:  # missing, or unreadable: the rename is what tells
+        return None
+    if not first:
+        return None
+    if first.startswith(",".join(CSV_COLUMNS[:2]).encode() + b","):
+        return None
+    return first.decode("utf-8", "backslashreplace")[:60]
 
 
 class _CsvOutput:
