@@ -274,3 +274,145 @@ def test_a_folder_of_only_the_last_run_s_output_is_no_images(digits, tmp_path):
     with pytest.raises(NoImagesError, match=r"No images found in '.*features'"):
         hybridclf.batch.extract_to_parquet(digits / "model", [out / "features"],
                                            out / "features")
+
+
+@pytest.mark.parametrize("name", ["results/", "existing"])
+def test_an_output_that_is_a_folder_is_refused_before_the_run(digits, tmp_path,
+                                                               monkeypatch, name):
+    # '--output results/' predicted every file, then failed on renaming
+    # 'results/.partial' (Not a directory), leaving a folder of hidden files;
+    # an existing folder failed with a bare "[Errno 21] Is a directory"
+    import hybridclf.batch
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "existing").mkdir()
+    predicted = _stopped_after(monkeypatch, None)
+    with pytest.raises(ValueError, match=r"is a folder: --output names the CSV "
+                       r"file.*predictions\.csv"):
+        hybridclf.batch.predict_to_csv(digits / "model", [digits / "digits"], name)
+    assert predicted == []
+    assert sorted(os.listdir(tmp_path)) == ["existing"]
+    assert os.listdir(tmp_path / "existing") == []
+
+
+def test_a_second_run_on_the_same_output_is_refused_while_one_runs(digits, tmp_path):
+    # two runs on one --output both wrote predictions.csv.partial, emptying
+    # each other's, and each took the other's unfinished partitions for a
+    # stopped run's; the one that finished first removed them, and the
+    # other failed on its next partition with a pyarrow "Failed to open"
+    fcntl = pytest.importorskip("fcntl")
+    import hybridclf.batch
+
+    output = tmp_path / "predictions.csv"
+    partial = tmp_path / "predictions.csv.partial"
+    with open(partial, "ab") as running:  # the first run, as it holds its output
+        fcntl.flock(running, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        running.write(b"file,label\n")
+        running.flush()
+        with pytest.raises(OSError, match=r"Another run is writing the output "
+                           r"'.*predictions\.csv'.*another output \(--output\)"):
+            hybridclf.batch.predict_to_csv(digits / "model", [digits / "digits"],
+                                           output)
+        assert partial.read_bytes() == b"file,label\n"
+        assert not output.exists()
+        assert not (tmp_path / "predictions.csv.parts").exists()
+    # once it ended (even killed: the system drops the lock), a run goes on
+    counts = hybridclf.batch.predict_to_csv(digits / "model", [digits / "digits"],
+                                            output)
+    assert counts.n_files == 20 and not partial.exists()
+
+
+def test_a_run_refused_before_writing_leaves_no_empty_partial(digits, tmp_path,
+                                                              monkeypatch):
+    # the lock of the test above is taken on predictions.csv.partial: a run
+    # refused before its first row must not leave that file, empty, behind
+    import hybridclf.batch
+
+    output = tmp_path / "predictions.csv"
+    _stopped_after(monkeypatch, 3)
+    with pytest.raises(KeyboardInterrupt):
+        hybridclf.batch.predict_to_csv(digits / "model", [digits / "digits"],
+                                       output, partition_size=2)
+    (tmp_path / "predictions.csv.partial").unlink()
+    with pytest.raises(ValueError, match="delete"):  # other settings
+        hybridclf.batch.predict_to_csv(digits / "model", [digits / "digits"],
+                                       output, partition_size=2, top_k=1)
+    assert not (tmp_path / "predictions.csv.partial").exists()
+
+
+@pytest.mark.parametrize("where", ["features", "features/part"])
+def test_extract_to_a_file_names_the_output_dir(digits, tmp_path, where):
+    # 'extract --output-dir features' where features is a file failed with a
+    # bare "[Errno 17] File exists: '.../features'", after loading the model
+    import hybridclf.batch
+
+    (tmp_path / "features").write_text("not a folder")
+    with pytest.raises(ValueError, match=r"'output_dir' folder '.*features.*' "
+                       r"cannot be made: '.*features' is a file"):
+        hybridclf.batch.extract_to_parquet(digits / "model", [digits / "digits"],
+                                           tmp_path / where)
+
+
+class _Bar:
+    """A stand-in for tqdm that records each update."""
+
+    made = []
+
+    def __init__(self, total, **kwargs):
+        self.total, self.updates = total, []
+        _Bar.made.append(self)
+
+    def update(self, n):
+        self.updates.append(n)
+
+    def close(self):
+        pass
+
+
+def test_the_progress_bar_moves_batch_by_batch_within_a_partition(
+        digits, tmp_path, monkeypatch):
+    # predict and extract moved the bar one partition (256 files) at a time:
+    # on large photos (a 48-megapixel PNG takes seconds) it stood at 0 for
+    # minutes, as if the run had hung
+    import tqdm.auto
+
+    import hybridclf.batch
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", _Bar)
+    _Bar.made.clear()
+    hybridclf.batch.predict_to_csv(digits / "model", [digits / "digits"],
+                                   tmp_path / "p.csv", batch_size=4,
+                                   partition_size=20, progress=True)
+    hybridclf.batch.extract_to_parquet(digits / "model", [digits / "digits"],
+                                       tmp_path / "f", batch_size=4,
+                                       partition_size=20, progress=True)
+    predict_bar, extract_bar = _Bar.made
+    assert predict_bar.total == extract_bar.total == 20
+    assert sum(predict_bar.updates) == sum(extract_bar.updates) == 20
+    # one step per batch of 4 at least, not one of 20
+    assert len(predict_bar.updates) >= 5 and max(extract_bar.updates) == 4
+
+
+def test_an_existing_file_that_is_no_predictions_csv_is_not_replaced(digits,
+                                                                     tmp_path):
+    # '--output amulet6_groups.csv' (a tab completion away from the groups
+    # CSV) replaced the groups CSV with predictions, without a word
+    import hybridclf.batch
+
+    groups = tmp_path / "groups.csv"
+    groups.write_bytes(b"\xef\xbb\xbffile,group\nphra/1.jpg,a\n")
+    with pytest.raises(ValueError, match=r"'.*groups\.csv' is a file that is not "
+                       r"a CSV of hybridclf predict \(its first line is "
+                       r"'file,group'.*would destroy it"):
+        hybridclf.batch.predict_to_csv(digits / "model", [digits / "digits"], groups)
+    assert groups.read_bytes() == b"\xef\xbb\xbffile,group\nphra/1.jpg,a\n"
+    # an earlier run's CSV, or an empty file, is replaced as before
+    output = tmp_path / "predictions.csv"
+    hybridclf.batch.predict_to_csv(digits / "model", [digits / "digits"], output)
+    before = output.read_bytes()
+    output.write_bytes(before[:200])
+    hybridclf.batch.predict_to_csv(digits / "model", [digits / "digits"], output)
+    assert output.read_bytes() == before
+    (tmp_path / "empty.csv").touch()
+    hybridclf.batch.predict_to_csv(digits / "model", [digits / "digits"],
+                                   tmp_path / "empty.csv")

@@ -305,8 +305,8 @@ def test_a_photo_replaced_since_an_extract_is_computed_again(
     extract_features(pipe, files, out, partition_size=4)
     _replace(files[1], images)
     computed, real = [], extract._features_of
-    monkeypatch.setattr(extract, "_features_of", lambda pipe, batch, size: (
-        computed.extend(batch), real(pipe, batch, size))[1])
+    monkeypatch.setattr(extract, "_features_of", lambda pipe, batch, size, tick: (
+        computed.extend(batch), real(pipe, batch, size, tick))[1])
     again = extract_features(pipe, files, out, partition_size=4)
     assert again.changed == [files[1]] and again.computed == []
     assert computed == [files[1]]  # the other rows are kept

@@ -715,3 +715,27 @@ def test_a_file_given_twice_is_listed_once(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     files = iter_image_files(["data/sub/b.png", "data", "./data/", "data/a.png"])
     assert files == ["data/sub/b.png", os.path.join("data", "a.png")]
+
+
+def test_a_large_file_that_is_no_image_is_refused_on_its_first_bytes(tmp_path):
+    # a folder of phone videos among the photos: predict read each whole (up
+    # to 528 MB, one per thread at once) before the decoder refused it on
+    # its first bytes; one over the limit was called "too large a file ...
+    # raise max_pixels if it is an image"
+    import tracemalloc
+
+    path = tmp_path / "clip.mp4"
+    with open(path, "wb") as fh:
+        fh.write(b"\x00\x00\x00\x18ftypmp42\x80\xf1" + bytes(500))
+    os.truncate(path, 40 << 20)  # sparse: 40 MB on paper, nothing on disk
+    tracemalloc.start()
+    try:
+        with pytest.raises(ImageLoadError, match="not an image: the content is "
+                           "no known image format"):
+            read_image(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20  # its first bytes, not 40 MB
+    with pytest.raises(ImageLoadError, match="not an image"):
+        read_image(path, max_pixels=10_000)

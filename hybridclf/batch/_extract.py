@@ -8,6 +8,7 @@
 
 from ..prediction import iter_image_files
 from ..utils._docstrings import Substitution
+from ..utils._paths import check_output_dir
 from ._output import _without_own_output
 from ._settings import _SETTINGS_DOC, _client, _load
 
@@ -54,6 +55,8 @@ def extract_to_parquet(model_dir, inputs, output_dir, *, batch_size=32,
     # the inputs first: a mistyped path is refused before the model loads
     files = _without_own_output(iter_image_files(inputs), inputs,
                                 folders=(output_dir,))
+    # as every --output-dir: a file in the way is named, not a bare errno
+    check_output_dir(output_dir, parameter="output_dir")
     pipe = _load(model_dir, allow_pickle, max_pixels, n_jobs)
     with _client(scheduler) as client:
         return extract_features(pipe, files, output_dir, client=client,

@@ -3,27 +3,30 @@
 Before a run: the files found in the input folders lose the run's own
 output (a CSV written into a folder of photos, its ``.partial`` and
 ``.parts``; the Parquet partitions of ``extract``: ``_without_own_output``),
-and a CSV output that is an input image or a file of the model directory is
-refused (``_check_csv_output``).
+and a CSV output that is a folder, an input image or a file of the model
+directory is refused (``_check_csv_output``).
 
 During it: :class:`_CsvOutput` sends the rows of a CSV *file* to
 ``<output>.partial``, renamed to ``output`` once every row is in, so an
 interrupted run never leaves a short CSV that reads as whole, nor destroys
 the last one; the finished partitions wait in ``<output>.parts``
-until then. A stream, ``/dev/stdout``, ``/dev/null`` or a named pipe is
-written as it is. A file has the byte-order mark of every CSV file
+until then; a second run on the same output is refused while one runs
+(:meth:`_CsvOutput.claimed`). A stream, ``/dev/stdout``, ``/dev/null`` or a
+named pipe is written as it is. A file has the byte-order mark of every CSV file
 hybridclf writes (:mod:`hybridclf.utils._csv`, for spreadsheets); the
 others are plain UTF-8, for the programs they feed.
 """
 
+import codecs
 import logging
 import os
 import shutil
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 
 from ..io import no_images_error
 from ..prediction._files import _FIX, _LOOKED_FOR
 from ..utils._csv import open_csv
+from ._columns import CSV_COLUMNS
 
 __all__ = []
 
@@ -57,13 +60,30 @@ def _without_own_output(files, inputs, paths=(), folders=()):
 
 
 def _check_csv_output(output, model_dir, files):
-    """Refuse a CSV path that would overwrite an input image or the model."""
+    """Refuse a CSV path that is a folder, an input image, a file of the model
+    or an existing file that is no CSV of ``predict`` (:func:`_first_line`).
+
+    A folder (``--output results/``, or one that exists) is refused before
+    anything runs: ``open`` failed on it with a bare "Is a directory", and
+    a new ``results/`` was made only for the CSV, written in full as
+    ``results/.partial``, to fail in the end on its rename.
+    """
+    name = os.fspath(output)
+    if os.path.isdir(name) or name.endswith((os.sep, "/")):
+        raise ValueError(
+            f"The output {name!r} is a folder: --output names the CSV file to "
+            "write. Give a file name, such as "
+            f"{os.path.join(name, 'predictions.csv')!r}."
+        )
     real = os.path.realpath(output)
     if any(os.path.realpath(f) == real for f in files):
         what = "one of the images to predict"
     elif (os.path.exists(real)
           and os.path.dirname(real) == os.path.realpath(model_dir)):
         what = f"a file of the model directory {os.fspath(model_dir)!r}"
+    elif (first := _first_line(real)) is not None:
+        what = (f"a file that is not a CSV of hybridclf predict (its first line "
+                f"is {first!r}, not {','.join(CSV_COLUMNS[:2])},...)")
     else:
         return
     raise ValueError(
@@ -71,6 +91,29 @@ def _check_csv_output(output, model_dir, files):
         "would destroy it. Give the output (--output) a path of its own, such "
         "as predictions.csv."
     )
+
+
+def _first_line(path):
+    """The first line of an existing file that is no CSV of ``predict``; else None.
+
+    None for a missing or empty file, a device or pipe, and a CSV whose
+    header starts as :data:`CSV_COLUMNS` does (an earlier run's, replaced as
+    any output is). Any other file (the ``--groups`` CSV, a spreadsheet, a
+    photo) was replaced without a word by a mistyped ``--output``.
+    """
+    try:
+        with open(path, "rb") as fh:
+            if not os.path.isfile(path):
+                return None
+            first = (fh.read(200).removeprefix(codecs.BOM_UTF8).splitlines()
+                     or [b""])[0]
+    except OSError:  # missing, or unreadable: the rename is what tells
+        return None
+    if not first:
+        return None
+    if first.startswith(",".join(CSV_COLUMNS[:2]).encode() + b","):
+        return None
+    return first.decode("utf-8", "backslashreplace")[:60]
 
 
 class _CsvOutput:
@@ -97,6 +140,48 @@ class _CsvOutput:
         self.partial = f"{os.fspath(output)}.partial" if self.is_path and (
             os.path.isfile(output) or not os.path.exists(output)) else None
         self.parts = f"{os.fspath(output)}.parts" if self.partial else None
+
+    @contextmanager
+    def claimed(self):
+        """Hold ``<output>.partial`` locked for this run (a context manager).
+
+        Two runs on one output each wrote ``<output>.partial``, emptying the
+        other's, and each took the other's unfinished partitions in
+        ``<output>.parts`` for a stopped run's: the first to finish removed
+        them, and the other failed on its next one. The second run is now
+        refused while the first holds the lock (:func:`fcntl.flock`, which
+        the system releases when a run ends, even when killed). A
+        ``.partial`` made for the lock and left empty is removed. Where
+        :mod:`fcntl` is missing (Windows) nothing is locked.
+
+        Raises
+        ------
+        BlockingIOError
+            When another run holds the lock, naming the output.
+        """
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            fcntl = None
+        if self.partial is None or fcntl is None:
+            yield self
+            return
+        made = not os.path.exists(self.partial)
+        with open(self.partial, "ab") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as exc:
+                raise BlockingIOError(
+                    f"Another run is writing the output {os.fspath(self.output)!r} "
+                    f"(it holds {self.partial!r}): wait for it to finish, or give "
+                    "this run another output (--output)."
+                ) from exc
+            try:
+                yield self
+            finally:
+                if made and os.path.isfile(self.partial) and not os.path.getsize(
+                        self.partial):
+                    os.remove(self.partial)
 
     def open(self):
         """The text file the rows go to, for :mod:`csv` (a context manager)."""

@@ -197,20 +197,20 @@ def predict_to_csv(model_dir, inputs, output, *, batch_size=32, threshold=None,
     if neighbours:
         options.update(neighbours=neighbours, index=index)
     target = _CsvOutput(output)
-    resumed, rows = _predicted_rows(pipe, files, options, scheduler, target.parts,
-                                    partition_size)
-    counts = BatchPrediction(len(files),
-                             output=os.fspath(output) if target.is_path else None,
-                             n_resumed=resumed)
-    with target.open() as fh:
-        writer = csv_writer(fh)
-        writer.writerow(csv_columns(neighbours))
-        for row in rows:
-            counts.n_unreadable += bool(row["error"])
-            counts.n_unknown += not row["error"] and row["label"] == "unknown"
-            writer.writerow(_csv_row(row, neighbours))
-            if not target.is_path:
-                fh.flush()  # a stream gets each row as soon as it is predicted
-    target.finish()
+    with target.claimed():  # a second run on this output is refused, not mixed in
+        resumed, rows = _predicted_rows(pipe, files, options, scheduler,
+                                        target.parts, partition_size)
+        counts = BatchPrediction(len(files), n_resumed=resumed,
+                                 output=os.fspath(output) if target.is_path else None)
+        with target.open() as fh:
+            writer = csv_writer(fh)
+            writer.writerow(csv_columns(neighbours))
+            for row in rows:
+                counts.n_unreadable += bool(row["error"])
+                counts.n_unknown += not row["error"] and row["label"] == "unknown"
+                writer.writerow(_csv_row(row, neighbours))
+                if not target.is_path:
+                    fh.flush()  # a stream gets each row as soon as it is predicted
+        target.finish()
     counts.n_predicted = counts.n_files - counts.n_unknown - counts.n_unreadable
     return counts

@@ -45,8 +45,12 @@ __all__ = ["ExtractResult", "extract_features"]
 logger = logging.getLogger(__name__)
 
 
-def _features_of(pipe, files, batch_size):
-    """(features with NaN rows for unreadable files, reason per file or "")."""
+def _features_of(pipe, files, batch_size, tick=None):
+    """(features with NaN rows for unreadable files, reason per file or "").
+
+    ``tick(n)`` (a progress bar's ``update``) is called with the files of
+    each batch done.
+    """
     from ..prediction import feature_blocks, transform_features
 
     width = sum(w for _, w in feature_blocks(pipe))
@@ -63,24 +67,30 @@ def _features_of(pipe, files, batch_size):
             rows = [i for i in rows if not errors[i]]
             if rows:
                 out[rows] = transform_features(pipe, [files[i] for i in rows])
+        if tick is not None:
+            tick(min(batch_size, len(files) - start))
     return out, errors
 
 
-def _extract_partition(pipe, files, index, output, batch_size, cwd, changed=()):
+def _extract_partition(pipe, files, index, output, batch_size, cwd, changed=(),
+                       tick=None):
     """Task: write the features of one partition; return its unreadable files.
 
     Relative file names are read from ``cwd``, the caller's working folder,
     and written as given. For a partition in ``changed``, ``files`` are
     those of its files that changed since it was written: their rows are
     computed and replace the old ones (a task run again does it again).
+    ``tick`` is passed on to ``_features_of``.
     """
     path = os.path.join(output, _part_name(index))
     if index not in changed and os.path.exists(path):
         # a task run again after its worker died, having written its part
+        if tick is not None:
+            tick(len(files))
         return _read_errors(path)
     stamps = _file_stamps(files, cwd)  # before the files are read
     features, errors = _features_of(
-        pipe, [os.path.join(cwd, f) for f in files], batch_size)
+        pipe, [os.path.join(cwd, f) for f in files], batch_size, tick)
     table = _feature_table(files, features, errors, stamps)
     if index in changed:
         pq = import_or_raise("pyarrow.parquet", "Parquet output")

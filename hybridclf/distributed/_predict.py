@@ -37,18 +37,26 @@ logger = logging.getLogger(__name__)
 
 
 def _predict_partition(pipe, files, index, batch_size, proba_threshold,
-                       ood_thresholds, novelty, top_k, neighbours, cwd):
+                       ood_thresholds, novelty, top_k, neighbours, cwd, tick=None):
     """Task: the prediction rows of one partition (relative names from ``cwd``),
-    and the stamps of its files, taken before they are read."""
+    and the stamps of its files, taken before they are read.
+
+    ``tick(1)`` (a progress bar's ``update``) is called for each row, as
+    each batch is predicted.
+    """
     from ..prediction import predict_files
 
     stamps = _file_stamps(files, cwd)
     near, embedding_index = neighbours
-    rows = list(predict_files(pipe, [os.path.join(cwd, f) for f in files],
-                              batch_size=batch_size,
-                              proba_threshold=proba_threshold,
-                              ood_thresholds=ood_thresholds, novelty=novelty,
-                              top_k=top_k, neighbours=near, index=embedding_index))
+    rows = []
+    for row in predict_files(pipe, [os.path.join(cwd, f) for f in files],
+                             batch_size=batch_size,
+                             proba_threshold=proba_threshold,
+                             ood_thresholds=ood_thresholds, novelty=novelty,
+                             top_k=top_k, neighbours=near, index=embedding_index):
+        rows.append(row)
+        if tick is not None:  # the rows of a batch come together, as it is done
+            tick(1)
     for name, row in zip(files, rows):
         row["file"] = name
         row["label"] = str(row["label"])

@@ -31,16 +31,18 @@ def _run(func, pipe, partitions, todo, args, client, progress, desc):
     """Call ``func(pipe, files, index, *args)`` for each index in ``todo``.
 
     Yields ``(index, result)`` as partitions finish: in order here, in any
-    order on ``client``.
+    order on ``client``. Here ``func`` also gets ``tick``, the progress
+    bar's ``update`` (None without one), to call with the files of each
+    batch it finishes; on ``client`` the bar moves a partition at a time.
     """
     bar = _progress_bar(progress, sum(len(partitions[i]) for i in todo), desc)
     try:
         if client is None:
+            # here the task moves the bar batch by batch: a partition of
+            # large photos took minutes, the bar standing at 0 all along
+            tick = None if bar is None else bar.update
             for i in todo:
-                result = func(pipe, partitions[i], i, *args)
-                if bar is not None:
-                    bar.update(len(partitions[i]))
-                yield i, result
+                yield i, func(pipe, partitions[i], i, *args, tick=tick)
             return
         if not todo:
             return

@@ -109,11 +109,15 @@ def _oversized(n_bytes, max_bytes):
             "if it is an image")
 
 
+# the bytes that tell an image file, and a non-image one's reason, apart
+_HEAD_BYTES = 512
+
+
 def _describe_non_image(data):
     """A short reason for bytes that are no image."""
     if not data:
         return "empty file (0 bytes)"
-    sample = bytes(data[:512])
+    sample = bytes(data[:_HEAD_BYTES])
     try:
         sample.decode("utf-8")
         is_text = True
@@ -174,13 +178,18 @@ def _not_found(path):
     return "file not found"
 
 
-def _read_file(path, size=-1, max_bytes=None):
+def _read_file(path, size=-1, max_bytes=None, images_only=False):
     """The first ``size`` bytes (all for -1) of a regular file; ValueError else.
 
     The file is opened non-blocking and checked again once open, so that a
     FIFO put in its place between the check and the open cannot block. A
     whole file larger than ``max_bytes`` is refused unread (see
-    :func:`max_file_bytes`).
+    :func:`max_file_bytes`). With ``images_only``, a whole file whose first
+    bytes announce no image format (:func:`sniff_image_format`: a video, an
+    archive, a document among the photos) is refused with its reason after
+    reading those bytes alone: the decoder refuses it on them anyway, and a
+    folder of phone videos was otherwise read whole, file by file, hundreds
+    of megabytes each (one per thread at once).
     """
     reason = special_file_reason(path)
     if reason is not None:
@@ -199,15 +208,19 @@ def _read_file(path, size=-1, max_bytes=None):
         raise ValueError(f"cannot be read ({exc.strerror or exc})") from exc
     info = os.fstat(fd)
     mode = info.st_mode
-    if size < 0 and max_bytes is not None and info.st_size > max_bytes:
-        os.close(fd)
-        raise ValueError(_oversized(info.st_size, max_bytes))
     if not stat.S_ISREG(mode):
         os.close(fd)
         raise ValueError("is a directory, not a file" if stat.S_ISDIR(mode)
                          else "not a regular file; only regular files are read")
     with os.fdopen(fd, "rb") as fh:
         try:
+            if size < 0 and images_only:
+                head = fh.read(_HEAD_BYTES)
+                if sniff_image_format(head) is None:
+                    raise ValueError(_describe_non_image(head))
+                fh.seek(0)
+            if size < 0 and max_bytes is not None and info.st_size > max_bytes:
+                raise ValueError(_oversized(info.st_size, max_bytes))
             return fh.read(size)
         except OSError as exc:
             raise ValueError(f"cannot be read ({exc.strerror or exc})") from exc

@@ -37,7 +37,8 @@ def _read_one(source, background, min_size, target=None,
               max_pixels=DEFAULT_MAX_PIXELS):
     """Read one image; raise ValueError(reason) or TypeError on bad input."""
     if isinstance(source, (str, os.PathLike)):
-        data = _read_file(os.fspath(source), max_bytes=max_file_bytes(max_pixels))
+        data = _read_file(os.fspath(source), max_bytes=max_file_bytes(max_pixels),
+                          images_only=True)
         rgb = _decode(data, background, target, max_pixels)
     elif isinstance(source, (bytes, bytearray, memoryview)):
         rgb = _decode(bytes(source), background, target, max_pixels)
