@@ -1,0 +1,91 @@
+"""The bookkeeping of benchmark scripts' partial reruns, on made-up figures.
+
+``bench_accuracy.py --rerun-slow``: which of the last run's rows are copied
+and which are measured again, in which order. The benchmarks themselves need
+the shared photos and up to an hour.
+"""
+
+import importlib
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture
+def bench(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    return importlib.import_module("bench_accuracy")
+
+
+def _copies(bench, configs):
+    """The last run's slow rows by label, as ``previous_rows`` returns them."""
+    return {label: {"label": label, "reused_from": "2026-12-07T04:48+00:00"}
+            for label, *rest in configs
+            if bench.slow_name((label, *rest))}
+
+
+def test_rerun_slow_measures_the_named_rows_last_in_the_order_given(bench):
+    configs = bench.configurations(fine_tune=True)
+    copies = _copies(bench, configs)
+    labels = {bench.slow_name(c): c[0] for c in configs if bench.slow_name(c)}
+    assert set(labels) == set(bench.SLOW)
+
+    todo, copied = bench.schedule(configs, copies, ["fine_tune", "soft_voting"])
+
+    # every row not copied is measured once; the named ones last, as named
+    assert [c[0] for c in todo[-2:]] == [labels["fine_tune"], labels["soft_voting"]]
+    assert len({c[0] for c in todo}) == len(todo)
+    # the slow rows not named are copied, not measured
+    assert set(copied) == {labels["hist_gradient_boosting"], labels["stacking"]}
+    assert not set(copied) & {c[0] for c in todo}
+    assert {c[0] for c in todo} | set(copied) == {c[0] for c in configs}
+
+
+def test_without_rerun_slow_every_copied_row_stays_copied(bench):
+    configs = bench.configurations(fine_tune=False)
+    copies = _copies(bench, bench.configurations(fine_tune=True))
+
+    todo, copied = bench.schedule(configs, copies, [])
+
+    assert copied == copies
+    assert not any(bench.slow_name(c) for c in todo)
+
+
+def test_rerun_slow_names_a_row_this_run_does_not_have(bench):
+    configs = bench.configurations(fine_tune=False)
+    with pytest.raises(ValueError, match="fine_tune"):
+        bench.schedule(configs, {}, ["fine_tune"])
+
+
+def test_a_row_measured_again_replaces_its_copy_in_the_table_order(bench):
+    configs = bench.configurations(fine_tune=True)
+    copies = _copies(bench, configs)
+    stacking = next(c[0] for c in configs if bench.slow_name(c) == "stacking")
+    measured = {c[0]: {"label": c[0]} for c in configs
+                if not bench.slow_name(c)}
+    measured[stacking] = {"label": stacking}
+
+    rows = bench.in_order(configs, measured, copies)
+
+    # the table keeps the configurations' order, the default first
+    assert [r["label"] for r in rows] == [c[0] for c in configs]
+    assert rows[0]["label"].startswith("default:")
+    reused = {r["label"] for r in rows if "reused_from" in r}
+    assert reused == set(copies) - {stacking}
+    # a stopped run: a row neither measured nor copied is left out
+    del measured[configs[1][0]]
+    assert len(bench.in_order(configs, measured, copies)) == len(configs) - 1
+
+
+def test_the_section_gives_the_command_with_its_options(bench):
+    setup = {"fine_tune": True, "reuse_slow": True,
+             "options": "--rerun-slow fine_tune stacking"}
+    assert bench.command(setup) == (
+        ".venv/bin/python benchmarks/bench_accuracy.py --rerun-slow fine_tune "
+        "stacking")
+    # a report written before the option keeps its command
+    del setup["options"]
+    assert bench.command(setup).endswith("bench_accuracy.py --fine-tune --reuse-slow")
+
