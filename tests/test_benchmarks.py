@@ -1,8 +1,9 @@
-"""The bookkeeping of benchmark scripts' partial reruns, on made-up figures.
+"""The bookkeeping of two benchmark scripts' partial reruns, on made-up figures.
 
 ``bench_accuracy.py --rerun-slow``: which of the last run's rows are copied
-and which are measured again, in which order. The benchmarks themselves need
-the shared photos and up to an hour.
+and which are measured again, in which order. ``bench_train.py
+--search-cost``: its part of the docs, between its own markers. The
+benchmarks themselves need the shared photos and minutes to an hour.
 """
 
 import importlib
@@ -17,6 +18,12 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 def bench(monkeypatch):
     monkeypatch.syspath_prepend(str(BENCHMARKS))
     return importlib.import_module("bench_accuracy")
+
+
+@pytest.fixture
+def bench_train(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    return importlib.import_module("bench_train")
 
 
 def _copies(bench, configs):
@@ -89,3 +96,46 @@ def test_the_section_gives_the_command_with_its_options(bench):
     del setup["options"]
     assert bench.command(setup).endswith("bench_accuracy.py --fine-tune --reuse-slow")
 
+
+def _training(**changes):
+    """Figures as ``bench_train.measure_training`` returns them."""
+    return {"train_wall_s": 12.0, "train_with_search_wall_s": 13.0,
+            "timings": {"seconds_features_cv": 2.0, "seconds_final_fit": 0.5},
+            "search": {"n_candidates": 20, "n_fits": 100, "seconds": 2.5,
+                       "best_score": 0.93},
+            "best_params": {"clf__alphas": [100.0]},
+            "one_fit_s": 2.5, "search_over_one_fit": 1.0,
+            "train_search_over_train": 13.0 / 12.0,
+            "load": {"none": [2.5, 0.4], "grid": [2.6, None]}, **changes}
+
+
+def test_search_cost_rewrites_only_its_part_of_the_section(bench_train, tmp_path):
+    docs = tmp_path / "benchmarks.md"
+    docs.write_text("## Training\n\n| accuracy | 0.929 |\n\n"
+                    f"{bench_train.SEARCH_START}\nold figures\n"
+                    f"{bench_train.SEARCH_END}\n\n### Evaluation\n\n| a | 1 |\n")
+    run = {"date": "2026-12-08T00:10+00:00", "machine": "2 CPUs",
+           "command": bench_train.SEARCH_COMMAND}
+
+    section = bench_train.search_cost_section(_training(), run)
+    bench_train._common.write_section(docs, section, bench_train.SEARCH_START,
+                                      bench_train.SEARCH_END)
+
+    text = docs.read_text()
+    assert "old figures" not in text
+    assert text.startswith("## Training\n\n| accuracy | 0.929 |\n\n")
+    assert text.endswith("\n\n### Evaluation\n\n| a | 1 |\n")
+    # the heading that other pages link to, the run's own command, the choice
+    assert "### Training time and search cost" in text
+    assert "`.venv/bin/python benchmarks/bench_train.py --search-cost`" in text
+    assert "| `clf__alphas` = 100 (0.930) |" in text
+    assert "other processes kept 0.4 CPUs busy" in text
+
+
+def test_a_full_run_says_its_command_once_in_the_section_header(bench_train):
+    section = bench_train.search_cost_section(_training())
+    assert section.startswith(bench_train.SEARCH_START + "\n### Training time")
+    assert "Command" not in section
+    # a ratio over the target is in bold
+    slow = bench_train.search_cost_section(_training(search_over_one_fit=3.5))
+    assert "| **3.50x** | well under 3x |" in slow
