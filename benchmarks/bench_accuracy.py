@@ -47,7 +47,9 @@ the date they were measured::
     .venv/bin/python benchmarks/bench_accuracy.py --rerun-slow fine_tune \
         soft_voting hist_gradient_boosting stacking
 
-Without ``--rerun-slow`` the section is written at the end only.
+Without ``--rerun-slow`` the section is written at the end only. When the
+section's text changes, ``--render`` rewrites it from ``docs/bench_accuracy.json``
+without measuring anything.
 
     .venv/bin/python benchmarks/bench_accuracy.py --quick      # a smoke test
     .venv/bin/python benchmarks/bench_accuracy.py --cascade    # cascade vs default
@@ -266,6 +268,11 @@ def slow_name(config):
     return {"slow": clf_name, "fine_tune": "fine_tune"}.get(mode)
 
 
+def slow_row_name(row):
+    """The name in :data:`SLOW` of a row of the report, or None."""
+    return slow_name((row["label"], row["blocks"], row["classifier"], row["mode"]))
+
+
 def schedule(configs, reused, rerun):
     """The configurations to measure, in order, and the rows to copy.
 
@@ -291,8 +298,12 @@ def in_order(configs, measured, fallback):
     return [row for row in rows if row is not None]
 
 
-def notes(rows):
-    """The lines under the table: which rows ran on fewer folds or another day."""
+def notes(rows, rerun=()):
+    """The lines under the table: which rows ran on fewer folds or another day.
+
+    ``rerun``: the names given to ``--rerun-slow``; those whose rows are still
+    copies had not been measured again when the section was written.
+    """
     lines = [
         "Rows marked *(5 folds)*, and fine-tuning, ran on the first repeat only "
         "(5 folds): each costs minutes per fold on 2 cores. Their paired "
@@ -306,6 +317,15 @@ def notes(rows):
             "run's; their *vs default* is against this run's default on the "
             "same 5 folds, and their times, from that run, are not comparable "
             "with the other rows'.")
+    pending = [r["label"] for r in rows
+               if "reused_from" in r and slow_row_name(r) in rerun]
+    if pending:
+        lines.append(
+            "When this section was written, the run had not measured again "
+            f"{'; '.join(pending)} (named by `--rerun-slow`, measured one after "
+            "another, the section rewritten after each; on shared CPUs the "
+            "time given to the run was up): these are still the copies marked "
+            "*not rerun*.")
     if not any(r["mode"] == "fine_tune" for r in rows):
         lines.append(
             "Fine-tuning is not in this run (add `--fine-tune`): on 2 cores it "
@@ -362,8 +382,9 @@ def render(report):
         "shared); the default's cost on a quiet machine is measured by "
         "`bench_train.py` and `bench_serve.py`."
         + (f" Load average at the start {setup['load_start']}, at the end "
-           f"{setup['load_end']} (2 CPUs): over 2, other jobs shared the CPUs "
-           "and the times are not comparable with another run's."
+           f"{setup['load_end']} (2 CPUs): over 2, other jobs shared the CPUs; "
+           "compare the times of this run's rows only side by side, as ratios, "
+           "never with another run's."
            if "load_start" in setup else ""),
         "- *vs default*: paired per-fold accuracy difference, mean +/- std, and "
         "folds won / tied / lost against the default.",
@@ -412,9 +433,14 @@ def main(argv=None):
                         help="copy the slow rows as --reuse-slow does, but "
                         f"measure these again ({', '.join(SLOW)}), last and in "
                         "this order, writing the docs after each")
+    parser.add_argument("--render", action="store_true",
+                        help="only rewrite the section from "
+                        "docs/bench_accuracy.json (after a change to its text)")
     parser.add_argument("--timing-folds", type=int, default=3,
                         help="folds on which --cascade times the real pipelines")
     args = parser.parse_args(argv)
+    if args.render:
+        return render_only()
     folder = find_dataset("amulet6")
     if folder is None:
         print("amulet6 not found (set HYBRIDCLF_DATA); nothing measured")
@@ -494,8 +520,30 @@ def make_report(setup, rows):
              "load_end": " ".join(f"{v:.1f}" for v in os.getloadavg())}
     report = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M+00:00"),
               "setup": setup, "rows": rows}
-    report["notes"] = notes(rows)
+    report["notes"] = notes(rows, rerun_names(setup))
     return report
+
+
+def rerun_names(setup):
+    """The names given to ``--rerun-slow`` in the run that ``setup`` describes."""
+    options = setup.get("options", "").split()
+    if "--rerun-slow" not in options:
+        return []
+    names = []
+    for option in options[options.index("--rerun-slow") + 1:]:
+        if option.startswith("-"):
+            break
+        names.append(option)
+    return names
+
+
+def render_only():
+    """``--render``: the section again from ``docs/bench_accuracy.json``."""
+    report = json.loads(JSON_FILE.read_text())
+    report["notes"] = notes(report["rows"], rerun_names(report["setup"]))
+    _common.write_section(_common.DOCS_FILE, render(report), START, END)
+    print(f"wrote {_common.DOCS_FILE} from {JSON_FILE}")
+    return 0
 
 
 def write_report(setup, rows):

@@ -7,6 +7,7 @@ benchmarks themselves need the shared photos and minutes to an hour.
 """
 
 import importlib
+import json
 from pathlib import Path
 
 import pytest
@@ -95,6 +96,59 @@ def test_the_section_gives_the_command_with_its_options(bench):
     # a report written before the option keeps its command
     del setup["options"]
     assert bench.command(setup).endswith("bench_accuracy.py --fine-tune --reuse-slow")
+
+
+def _row(label, mode, clf, accuracy, **extra):
+    return {"label": label, "blocks": ["cnn"], "classifier": clf, "mode": mode,
+            "accuracy": accuracy, "balanced_accuracy": accuracy,
+            "f1_macro": accuracy, "fit_s": [1.0] * len(accuracy),
+            "predict_ms": [2.0] * len(accuracy), **extra}
+
+
+def test_render_rewrites_the_section_from_the_json_and_names_rows_not_reached(
+        bench, tmp_path, monkeypatch):
+    # a run stopped after fine-tuning: stacking, named too, is still a copy
+    stacking = "default blocks + stacking (5 folds)"
+    report = {
+        "date": "2026-12-08T00:20+00:00",
+        "setup": {"machine": "2 CPUs", "n_images": 173, "n_groups": 158,
+                  "seeds": [0, 1, 2], "n_folds": 15, "exact_check": 1.0,
+                  "fine_tune": True, "load_start": "9.1", "load_end": "9.5",
+                  "options": "--rerun-slow fine_tune stacking"},
+        "rows": [_row("default: cnn, hog, lbp, color + ridge", "cached", "ridge",
+                      [0.9, 0.8, 1.0, 0.9, 0.9]),
+                 _row(stacking, "slow", "stacking", [0.8, 0.8, 0.9, 0.9, 0.9],
+                      reused_from="2026-12-07T04:48+00:00"),
+                 _row("default, CNN fine-tuned (3 epochs)", "fine_tune", "ridge",
+                      [0.9, 0.8, 1.0, 0.9, 0.8])],
+        "notes": ["stale note"]}
+    json_file, docs = tmp_path / "bench_accuracy.json", tmp_path / "benchmarks.md"
+    json_file.write_text(json.dumps(report))
+    docs.write_text(f"# Benchmarks\n\n{bench.START}\nOLD TEXT\n{bench.END}\n\n## Next\n")
+    monkeypatch.setattr(bench, "JSON_FILE", json_file)
+    monkeypatch.setattr(bench._common, "DOCS_FILE", docs)
+
+    assert bench.main(["--render"]) == 0
+
+    text = docs.read_text()
+    assert "OLD TEXT" not in text and "stale note" not in text
+    assert text.endswith(f"{bench.END}\n\n## Next\n")
+    assert ("`.venv/bin/python benchmarks/bench_accuracy.py --rerun-slow "
+            "fine_tune stacking`") in text
+    assert f"| {stacking} (run of 2026-12-07 04:48 UTC, not rerun) |" in text
+    assert f"had not measured again {stacking} (named by" in text
+    # the measured fine-tuning row is not a copy, nor said to be pending
+    assert "| default, CNN fine-tuned (3 epochs) | 0.880 +/- 0.075 |" in text
+    assert "had not measured again default, CNN" not in text
+
+
+def test_rerun_names_reads_the_options_of_the_run(bench):
+    assert bench.rerun_names({"options": "--rerun-slow fine_tune stacking"}) == [
+        "fine_tune", "stacking"]
+    assert bench.rerun_names({"options": "--rerun-slow stacking --fine-tune"}) == [
+        "stacking"]
+    assert bench.rerun_names({"options": "--reuse-slow"}) == []
+    assert bench.rerun_names({}) == []
 
 
 def _training(**changes):
