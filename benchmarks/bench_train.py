@@ -345,8 +345,10 @@ def search_cost_section(train, run=None):
         lines += [
             f"Command: `{run['command']}` ({run['date']}, {run['machine']}; "
             f"{load}). The CPUs were shared with other work: the wall times "
-            "are not comparable with another run's; the ratios, of two "
-            "commands run one after the other, are the figures.",
+            "are not comparable with another run's, and the ratio of the two "
+            "commands, run one after the other, moves with the load between "
+            "them; the search and one pipeline fit are timed inside one "
+            "command.",
             ""]
     best = train.get("best_params")
     chosen = (", ".join(f"`{k}` = {_plain(v)}" for k, v in best.items())
@@ -366,6 +368,10 @@ def search_cost_section(train, run=None):
               f"{t.get('seconds_cv_classifier', 0):.1f} / "
               f"{t.get('seconds_final_fit', 0):.1f} / {t.get('seconds_test', 0):.1f} s",
               ""]),
+        *([_row(["novelty index: views of the training photos (a thread of its "
+                 "own, beside the above)",
+                 f"{t['seconds_novelty_views']:.1f} s", ""])]
+          if "seconds_novelty_views" in t else []),
         _row(["`hybridclf train --search grid`, wall",
               f"{train['train_with_search_wall_s']:.1f} s", ""]),
         _row([f"search: {train['search']['n_candidates']} candidates, "

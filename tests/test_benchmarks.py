@@ -124,7 +124,8 @@ def test_render_rewrites_the_section_from_the_json_and_names_rows_not_reached(
         "notes": ["stale note"]}
     json_file, docs = tmp_path / "bench_accuracy.json", tmp_path / "benchmarks.md"
     json_file.write_text(json.dumps(report))
-    docs.write_text(f"# Benchmarks\n\n{bench.START}\nOLD TEXT\n{bench.END}\n\n## Next\n")
+    docs.write_text(
+        f"# Benchmarks\n\n{bench.START}\nOLD TEXT\n{bench.END}\n\n## Next\n")
     monkeypatch.setattr(bench, "JSON_FILE", json_file)
     monkeypatch.setattr(bench._common, "DOCS_FILE", docs)
 
@@ -154,7 +155,8 @@ def test_rerun_names_reads_the_options_of_the_run(bench):
 def _training(**changes):
     """Figures as ``bench_train.measure_training`` returns them."""
     return {"train_wall_s": 12.0, "train_with_search_wall_s": 13.0,
-            "timings": {"seconds_features_cv": 2.0, "seconds_final_fit": 0.5},
+            "timings": {"seconds_features_cv": 2.0, "seconds_final_fit": 0.5,
+                        "seconds_novelty_views": 9.0},
             "search": {"n_candidates": 20, "n_fits": 100, "seconds": 2.5,
                        "best_score": 0.93},
             "best_params": {"clf__alphas": [100.0]},
@@ -184,6 +186,7 @@ def test_search_cost_rewrites_only_its_part_of_the_section(bench_train, tmp_path
     assert "`.venv/bin/python benchmarks/bench_train.py --search-cost`" in text
     assert "| `clf__alphas` = 100 (0.930) |" in text
     assert "other processes kept 0.4 CPUs busy" in text
+    assert "beside the above) | 9.0 s |" in text
 
 
 def test_a_full_run_says_its_command_once_in_the_section_header(bench_train):
