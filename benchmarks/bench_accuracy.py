@@ -313,10 +313,10 @@ def notes(rows, rerun=()):
         lines.append(
             "Rows marked *not rerun* were copied, folds and all, from the "
             f"previous `docs/bench_accuracy.json` (run of {', '.join(dates)}; "
-            "`--reuse-slow`): measured on the code of that date, not on this "
-            "run's; their *vs default* is against this run's default on the "
-            "same 5 folds, and their times, from that run, are not comparable "
-            "with the other rows'.")
+            "`--reuse-slow`, `--rerun-slow`): measured on the code of that "
+            "date, not on this run's; their *vs default* is against this "
+            "run's default on the same 5 folds, and their times, from that "
+            "run, are not comparable with the other rows'.")
     pending = [r["label"] for r in rows
                if "reused_from" in r and slow_row_name(r) in rerun]
     if pending:
