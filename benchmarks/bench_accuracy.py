@@ -37,7 +37,20 @@ quiet 2-CPU machine) can be copied from the last ``docs/bench_accuracy.json``
 with ``--reuse-slow`` (so can fine-tuning, when ``--fine-tune`` is not
 given): the table marks them with that run's date. Those classifiers take
 no ``groups``; a change that does not touch them or the default blocks
-leaves them as they were.
+leaves them as they were. ``--rerun-slow NAME ...`` (``hist_gradient_boosting``,
+``soft_voting``, ``stacking``, ``fine_tune``) copies the others alike but
+measures the named ones again, after every other row and in the order given,
+and writes the section and the JSON after each of them: a run stopped before
+the end (the time was up) leaves the ones it finished, the rest marked with
+the date they were measured::
+
+    .venv/bin/python benchmarks/bench_accuracy.py --rerun-slow fine_tune \
+        soft_voting hist_gradient_boosting stacking
+
+Without ``--rerun-slow`` the section is written at the end only. When the
+section's text changes, ``--render`` rewrites it from ``docs/bench_accuracy.json``
+without measuring anything.
+
     .venv/bin/python benchmarks/bench_accuracy.py --quick      # a smoke test
     .venv/bin/python benchmarks/bench_accuracy.py --cascade    # cascade vs default
 
@@ -76,6 +89,8 @@ START, END = "<!-- bench_accuracy:start -->", "<!-- bench_accuracy:end -->"
 JSON_FILE = _common.REPO_ROOT / "docs" / "bench_accuracy.json"
 COMMAND = ".venv/bin/python benchmarks/bench_accuracy.py"
 LEARNED = {"sift"}  # blocks whose fit learns from the images
+# the rows measured on the first repeat only, by the name --rerun-slow takes
+SLOW = ("hist_gradient_boosting", "soft_voting", "stacking", "fine_tune")
 
 # a block by name: FEATURE_BLOCKS and the variants measured here
 block = _common.fixed_block
@@ -247,21 +262,70 @@ def previous_rows(folds, files, fine_tune):
     return rows
 
 
-def notes(rows):
-    """The lines under the table: which rows ran on fewer folds or another day."""
+def slow_name(config):
+    """The name of a configuration in :data:`SLOW`, or None."""
+    _, _, clf_name, mode = config
+    return {"slow": clf_name, "fine_tune": "fine_tune"}.get(mode)
+
+
+def slow_row_name(row):
+    """The name in :data:`SLOW` of a row of the report, or None."""
+    return slow_name((row["label"], row["blocks"], row["classifier"], row["mode"]))
+
+
+def schedule(configs, reused, rerun):
+    """The configurations to measure, in order, and the rows to copy.
+
+    ``reused`` are the last run's slow rows by label (``--reuse-slow``). The
+    configurations named in ``rerun`` (``--rerun-slow``) are not copied: they
+    are measured after all the others, in the order of ``rerun``.
+    """
+    by_name = {slow_name(c): c for c in configs if slow_name(c)}
+    missing = [name for name in rerun if name not in by_name]
+    if missing:
+        raise ValueError(f"--rerun-slow: {missing} not among this run's rows "
+                         f"{sorted(by_name)}")
+    later = [by_name[name] for name in rerun]
+    first = [c for c in configs if c not in later and c[0] not in reused]
+    copied = {label: row for label, row in reused.items()
+              if label not in {c[0] for c in later}}
+    return first + later, copied
+
+
+def in_order(configs, measured, fallback):
+    """The rows in the order of ``configs``: measured, else the fallback copy."""
+    rows = [measured.get(c[0]) or fallback.get(c[0]) for c in configs]
+    return [row for row in rows if row is not None]
+
+
+def notes(rows, rerun=()):
+    """The lines under the table: which rows ran on fewer folds or another day.
+
+    ``rerun``: the names given to ``--rerun-slow``; those whose rows are still
+    copies had not been measured again when the section was written.
+    """
     lines = [
         "Rows marked *(5 folds)*, and fine-tuning, ran on the first repeat only "
         "(5 folds): each costs minutes per fold on 2 cores. Their paired "
         "difference is against the default on the same 5 folds."]
-    dates = sorted({r["reused_from"] for r in rows if "reused_from" in r})
+    dates = sorted({when(r["reused_from"]) for r in rows if "reused_from" in r})
     if dates:
         lines.append(
             "Rows marked *not rerun* were copied, folds and all, from the "
             f"previous `docs/bench_accuracy.json` (run of {', '.join(dates)}; "
-            "`--reuse-slow`): measured on the code of that date, not on this "
-            "run's; their *vs default* is against this run's default on the "
-            "same 5 folds, and their times, from that run, are not comparable "
-            "with the other rows'.")
+            "`--reuse-slow`, `--rerun-slow`): measured on the code of that "
+            "date, not on this run's; their *vs default* is against this "
+            "run's default on the same 5 folds, and their times, from that "
+            "run, are not comparable with the other rows'.")
+    pending = [r["label"] for r in rows
+               if "reused_from" in r and slow_row_name(r) in rerun]
+    if pending:
+        lines.append(
+            "When this section was written, the run had not measured again "
+            f"{'; '.join(pending)} (named by `--rerun-slow`, measured one after "
+            "another, the section rewritten after each; on shared CPUs the "
+            "time given to the run was up): these are still the copies marked "
+            "*not rerun*.")
     if not any(r["mode"] == "fine_tune" for r in rows):
         lines.append(
             "Fine-tuning is not in this run (add `--fine-tune`): on 2 cores it "
@@ -273,6 +337,19 @@ def summarise(values):
     return float(np.mean(values)), float(np.std(values))
 
 
+def command(setup):
+    """The command line of the run that ``setup`` describes."""
+    if "options" in setup:  # since --rerun-slow
+        return f"{COMMAND} {setup['options']}".rstrip()
+    return (f"{COMMAND}{' --fine-tune' if setup['fine_tune'] else ''}"
+            f"{' --reuse-slow' if setup.get('reuse_slow') else ''}")
+
+
+def when(date):
+    """``2026-12-07T04:48+00:00`` as ``2026-12-07 04:48 UTC``."""
+    return date[:16].replace("T", " ") + " UTC"
+
+
 def render(report):
     setup, rows = report["setup"], report["rows"]
     default = rows[0]
@@ -282,8 +359,7 @@ def render(report):
         "",
         f"- Date: {report['date']}",
         f"- Machine: {setup['machine']}",
-        f"- Command: `{COMMAND}{' --fine-tune' if setup['fine_tune'] else ''}"
-        f"{' --reuse-slow' if setup.get('reuse_slow') else ''}`",
+        f"- Command: `{command(setup)}`",
         f"- Data: amulet6, {setup['n_images']} photos, 6 classes, "
         f"{setup['n_groups']} groups of photos of one amulet "
         f"({setup.get('groups', 'the inspector')}).",
@@ -306,8 +382,9 @@ def render(report):
         "shared); the default's cost on a quiet machine is measured by "
         "`bench_train.py` and `bench_serve.py`."
         + (f" Load average at the start {setup['load_start']}, at the end "
-           f"{setup['load_end']} (2 CPUs): over 2, other jobs shared the CPUs "
-           "and the times are not comparable with another run's."
+           f"{setup['load_end']} (2 CPUs): over 2, other jobs shared the CPUs; "
+           "compare the times of this run's rows only side by side, as ratios, "
+           "never with another run's."
            if "load_start" in setup else ""),
         "- *vs default*: paired per-fold accuracy difference, mean +/- std, and "
         "folds won / tied / lost against the default.",
@@ -320,7 +397,7 @@ def render(report):
         acc = np.array(row["accuracy"])
         diff = acc - np.array(default["accuracy"])[: len(acc)]
         cells = [
-            row["label"] + (f" (run of {row['reused_from'][:10]}, not rerun)"
+            row["label"] + (f" (run of {when(row['reused_from'])}, not rerun)"
                             if "reused_from" in row else ""),
             "{:.3f} +/- {:.3f}".format(*summarise(acc)),
             "{:.3f} +/- {:.3f}".format(*summarise(row["balanced_accuracy"])),
@@ -352,9 +429,18 @@ def main(argv=None):
                         "from the last docs/bench_accuracy.json instead of "
                         "measuring them again; the table marks them with that "
                         "run's date")
+    parser.add_argument("--rerun-slow", nargs="+", choices=SLOW, metavar="NAME",
+                        help="copy the slow rows as --reuse-slow does, but "
+                        f"measure these again ({', '.join(SLOW)}), last and in "
+                        "this order, writing the docs after each")
+    parser.add_argument("--render", action="store_true",
+                        help="only rewrite the section from "
+                        "docs/bench_accuracy.json (after a change to its text)")
     parser.add_argument("--timing-folds", type=int, default=3,
                         help="folds on which --cascade times the real pipelines")
     args = parser.parse_args(argv)
+    if args.render:
+        return render_only()
     folder = find_dataset("amulet6")
     if folder is None:
         print("amulet6 not found (set HYBRIDCLF_DATA); nothing measured")
@@ -370,18 +456,27 @@ def main(argv=None):
     folds = [split for seed in seeds for split in StratifiedGroupKFold(
         5, shuffle=True, random_state=seed).split(images, y, groups)]
     store = FeatureStore(images)
-    configs = configurations(args.fine_tune)
-    reused = (previous_rows(folds[:5], [os.path.relpath(p, folder) for p in paths],
-                            args.fine_tune) if args.reuse_slow else {})
+    rerun = args.rerun_slow or []
+    fine_tune = args.fine_tune or "fine_tune" in rerun
+    configs = configurations(fine_tune)
+    files = [os.path.relpath(p, folder) for p in paths]
+    # copied rows: the table shows them until (if ever) a rerun replaces them
+    fallback = (previous_rows(folds[:5], files, args.fine_tune)
+                if args.reuse_slow or rerun else {})
     if args.quick:
         configs = configs[:2] + configs[6:8]
+    todo, copied = schedule(configs, fallback, rerun)
+    setup = {"machine": None, "n_images": len(paths),
+             "n_groups": len(set(groups.tolist())), "groups": source,
+             # fold "test" entries index this list (relative to amulet6)
+             "files": files, "seeds": seeds, "n_folds": len(folds),
+             "fine_tune": fine_tune, "reuse_slow": bool(fallback),
+             "options": " ".join(argv if argv is not None else sys.argv[1:]),
+             "block_ms_per_image": store.ms_per_image, "load_start": load_start}
     with threadpool_limits(1, user_api="blas"):
-        exact = check_exact(store, images, y, groups, folds)
-        rows = []
-        for label, blocks, clf_name, mode in configs:
-            if mode == "slow" and label in reused:
-                rows.append(reused.pop(label))
-                continue
+        setup["exact_check"] = check_exact(store, images, y, groups, folds)
+        measured = {}
+        for label, blocks, clf_name, mode in todo:
             row = {"label": label, "blocks": blocks, "classifier": clf_name,
                    "mode": mode, "accuracy": [], "balanced_accuracy": [],
                    "f1_macro": [], "fit_s": [], "predict_ms": [], "folds": []}
@@ -404,33 +499,59 @@ def main(argv=None):
             print(f"{label:60s} {np.mean(row['accuracy']):.3f} +/- "
                   f"{np.std(row['accuracy']):.3f}  fit {np.mean(row['fit_s']):.1f} s"
                   f"  predict {np.mean(row['predict_ms']):.1f} ms", flush=True)
-            rows.append(row)
-        # fine-tuning, when --fine-tune is not given
-        rows += [r for r in reused.values() if r["mode"] == "fine_tune"]
-    info = _common.machine_info()
-    report = {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M+00:00"),
-        "setup": {"machine": f"{info['nproc']} CPUs, {info['cpu_model']}; "
-                             f"scikit-learn {info['scikit-learn']}",
-                  "n_images": len(paths), "n_groups": len(set(groups.tolist())),
-                  "groups": source,
-                  # fold "test" entries index this list (relative to amulet6)
-                  "files": [os.path.relpath(p, folder) for p in paths],
-                  "seeds": seeds, "n_folds": len(folds), "exact_check": exact,
-                  "fine_tune": args.fine_tune, "reuse_slow": args.reuse_slow,
-                  "block_ms_per_image": store.ms_per_image,
-                  "load_start": load_start,
-                  "load_end": " ".join(f"{v:.1f}" for v in os.getloadavg())},
-        "rows": rows,
-    }
-    report["notes"] = notes(rows)
+            measured[label] = row
+            if slow_name((label, blocks, clf_name, mode)) in rerun and not args.quick:
+                # so that a run stopped later keeps this row
+                write_report(setup, in_order(configurations(True), measured,
+                                             fallback))
+    rows = in_order(configurations(True), measured, copied)
     if args.quick:
-        print(render(report))
+        print(render(make_report(setup, rows)))
         return 0
+    write_report(setup, rows)
+    return 0
+
+
+def make_report(setup, rows):
+    """The report of the rows measured so far (and the copied ones)."""
+    info = _common.machine_info()
+    setup = {**setup, "machine": f"{info['nproc']} CPUs, {info['cpu_model']}; "
+                                 f"scikit-learn {info['scikit-learn']}",
+             "load_end": " ".join(f"{v:.1f}" for v in os.getloadavg())}
+    report = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M+00:00"),
+              "setup": setup, "rows": rows}
+    report["notes"] = notes(rows, rerun_names(setup))
+    return report
+
+
+def rerun_names(setup):
+    """The names given to ``--rerun-slow`` in the run that ``setup`` describes."""
+    options = setup.get("options", "").split()
+    if "--rerun-slow" not in options:
+        return []
+    names = []
+    for option in options[options.index("--rerun-slow") + 1:]:
+        if option.startswith("-"):
+            break
+        names.append(option)
+    return names
+
+
+def render_only():
+    """``--render``: the section again from ``docs/bench_accuracy.json``."""
+    report = json.loads(JSON_FILE.read_text())
+    report["notes"] = notes(report["rows"], rerun_names(report["setup"]))
+    _common.write_section(_common.DOCS_FILE, render(report), START, END)
+    print(f"wrote {_common.DOCS_FILE} from {JSON_FILE}")
+    return 0
+
+
+def write_report(setup, rows):
+    """``docs/bench_accuracy.json`` and this script's section of the docs."""
+    report = make_report(setup, rows)
     JSON_FILE.write_text(json.dumps(report, separators=(",", ":")))
     _common.write_section(_common.DOCS_FILE, render(report), START, END)
-    print(f"wrote {_common.DOCS_FILE} and {JSON_FILE}")
-    return 0
+    print(f"wrote {_common.DOCS_FILE} and {JSON_FILE}", flush=True)
 
 
 def cascade_main(args, folder, paths, y):
