@@ -766,18 +766,33 @@ def test_workers_build_their_app_from_a_settings_file(model_dir, monkeypatch):
                     text=open(path).read(), worker_app=app_from_settings_file())
 
     monkeypatch.setenv("MY_SERVE_KEY", KEY)
+    monkeypatch.setenv("MY_ADMIN_KEY", "admin-" + KEY)
     monkeypatch.setattr(uvicorn, "run", fake_run)
     serve(model_dir, workers=2, api_key_env="MY_SERVE_KEY", max_body_mb=2.5,
-          read_timeout=7, allowed_hosts=["Models.example.com"])
+          read_timeout=7, allowed_hosts=["Models.example.com"],
+          admin_key_env="MY_ADMIN_KEY")
     assert seen["app"] == "hybridclf.serve._run:app_from_settings_file"
     assert seen["kwargs"]["factory"] is True and seen["kwargs"]["workers"] == 2
     assert seen["mode"] == 0o600 and KEY not in seen["text"]
     settings = seen["worker_app"].state.settings
     assert settings == ServiceSettings(
         os.path.abspath(model_dir), api_key=KEY, max_body_mb=2.5, read_timeout=7.0,
+        admin_key="admin-" + KEY,
         threads=max(1, (os.cpu_count() or 1) // 2),
         allowed_hosts=("models.example.com",))
     assert not os.path.exists(seen["path"]) and SETTINGS_ENV not in os.environ
+
+
+def test_serve_refuses_an_admin_key_that_is_the_api_key(model_dir, monkeypatch):
+    from hybridclf.serve import serve
+
+    monkeypatch.setenv("MY_SERVE_KEY", KEY)
+    monkeypatch.setenv("MY_ADMIN_KEY", KEY)
+    with pytest.raises(ValueError, match="is the API key"):
+        serve(model_dir, api_key_env="MY_SERVE_KEY", admin_key_env="MY_ADMIN_KEY")
+    monkeypatch.delenv("MY_ADMIN_KEY")
+    with pytest.raises(ValueError, match="'MY_ADMIN_KEY' named by 'admin_key_env'"):
+        serve(model_dir, api_key_env="MY_SERVE_KEY", admin_key_env="MY_ADMIN_KEY")
 
 
 def test_serve_loads_the_model_once_and_reloads_read_the_disk(model_dir,

@@ -378,12 +378,55 @@ def test_admin_answers_only_loopback_without_a_key(models):
 
     _is_error(anyio.run(post, "192.0.2.7"), 403, "loopback", "SIGHUP")
     _is_error(anyio.run(post, "127.0.0.1"), 503, "not loaded")
-    # behind a reverse proxy on this machine every client is loopback: a
-    # request that a proxy forwarded is refused, with the fix
-    for header in ({"X-Forwarded-For": "192.0.2.7"}, {"X-Real-IP": "192.0.2.7"},
-                   {"Forwarded": "for=192.0.2.7"}):
-        _is_error(anyio.run(post, "127.0.0.1", header), 403,
-                  next(iter(header)), "proxy", "--api-key-env")
+
+
+def _post_admin(app, host, headers):
+    """POST /admin/reload to ``app`` (not started) as a client at ``host``."""
+    import anyio
+
+    async def post():
+        transport = httpx.ASGITransport(app=app, client=(host, 5000))
+        async with httpx.AsyncClient(transport=transport,
+                                     base_url="http://test") as client:
+            return await client.post("/admin/reload", headers=headers,
+                                     json={"model_dir": "/etc"})
+
+    return anyio.run(post)
+
+
+def test_the_prediction_key_opens_no_reload_when_an_admin_key_is_set(models):
+    # one key opened everything: any prediction client could POST
+    # /admin/reload with a path of the server's disk, load a model from it,
+    # and tell from the answers which paths exist
+    from hybridclf.serve import create_app
+
+    app = create_app(models["a"], api_key=KEY, admin_key="admin-" + KEY)
+    for host in ("192.0.2.7", "127.0.0.1"):
+        _is_error(_post_admin(app, host, {"X-API-Key": KEY}), 401,
+                  "missing admin key", "X-Admin-Key")
+        _is_error(_post_admin(app, host, {"X-API-Key": KEY,
+                                          "X-Admin-Key": KEY}), 401,
+                  "wrong admin key")
+        # the admin key opens it from anywhere (not started: 503 once let in)
+        _is_error(_post_admin(app, host, {"X-Admin-Key": "admin-" + KEY}), 503,
+                  "not loaded")
+        _is_error(_post_admin(app, host, {"X-Admin-Key": "admin-" + KEY,
+                                          "X-Forwarded-For": "198.51.100.1"}),
+                  503, "not loaded")
+
+
+def test_the_prediction_key_reloads_only_from_this_machine_without_admin_key(
+        models):
+    from hybridclf.serve import create_app
+
+    app = create_app(models["a"], api_key=KEY)
+    _is_error(_post_admin(app, "192.0.2.7", {"X-API-Key": KEY}), 403,
+              "loopback", "--admin-key-env")
+    _is_error(_post_admin(app, "127.0.0.1", {"X-API-Key": KEY,
+                                             "X-Real-IP": "198.51.100.1"}),
+              403, "proxy", "--admin-key-env")
+    _is_error(_post_admin(app, "127.0.0.1", {}), 401, "missing api key")
+    _is_error(_post_admin(app, "127.0.0.1", {"X-API-Key": KEY}), 503, "not loaded")
 
 
 def _corrupted(folder, tmp_path):

@@ -19,14 +19,20 @@ from fastapi.exceptions import HTTPException
 
 from ._errors import error_response
 
-__all__ = ["add_middleware", "api_key_problem"]
+__all__ = ["ADMIN_KEY_HEADER", "API_KEY_HEADER", "add_middleware",
+           "api_key_problem"]
 
 #: The paths that need the API key (when one is set): every write.
 KEYED_PREFIXES = ("/predict", "/feedback", "/admin")
+#: The paths that need the admin key instead, when one is set.
+ADMIN_PREFIXES = ("/admin",)
+#: The header of each key: (header, what the messages call the key).
+API_KEY_HEADER = ("X-API-Key", "API key")
+ADMIN_KEY_HEADER = ("X-Admin-Key", "admin key")
 
 
-def api_key_problem(given, api_key):
-    """Why a request's ``X-API-Key`` value is refused, or None when it is right.
+def api_key_problem(given, api_key, header=API_KEY_HEADER):
+    """Why a request's key header value is refused, or None when it is right.
 
     Parameters
     ----------
@@ -36,15 +42,20 @@ def api_key_problem(given, api_key):
     api_key : bytes
         The server's key.
 
+    header : tuple of (str, str), default=API_KEY_HEADER
+        The header's name and what the message calls the key:
+        ``API_KEY_HEADER`` or ``ADMIN_KEY_HEADER``.
+
     Returns
     -------
     problem : str or None
         The error message for a 401 answer.
     """
+    name, what = header
     if given is None:
-        return "Missing API key: send it in the X-API-Key header."
+        return f"Missing {what}: send it in the {name} header."
     if not secrets.compare_digest(given, api_key):
-        return "Wrong API key in the X-API-Key header."
+        return f"Wrong {what} in the {name} header."
     return None
 
 
@@ -295,18 +306,27 @@ class CrossSiteMiddleware:
 
 
 class ApiKeyMiddleware:
-    """401 for keyed requests without the key, before the body is read."""
+    """401 for keyed requests without the key, before the body is read.
 
-    def __init__(self, app, api_key, prefixes=KEYED_PREFIXES):
+    One instance per key: the API key on ``KEYED_PREFIXES`` (in its
+    ``X-API-Key`` header), and, when the server has an admin key, the API
+    key on ``/predict`` and ``/feedback`` and the admin key on
+    ``ADMIN_PREFIXES`` (in ``X-Admin-Key``).
+    """
+
+    def __init__(self, app, api_key, prefixes=KEYED_PREFIXES,
+                 header=API_KEY_HEADER):
         self.app = app
         self.api_key = api_key.encode()
         self.prefixes = tuple(prefixes)
+        self.header = header
+        self.header_bytes = header[0].lower().encode()
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http" and scope.get("path", "").startswith(
                 self.prefixes):
-            given = dict(scope.get("headers", ())).get(b"x-api-key")
-            problem = api_key_problem(given, self.api_key)
+            given = dict(scope.get("headers", ())).get(self.header_bytes)
+            problem = api_key_problem(given, self.api_key, self.header)
             if problem is not None:
                 await error_response(401, problem)(scope, receive, send)
                 return
@@ -475,7 +495,8 @@ def add_middleware(app, settings, metrics, endpoints):
         The application, with every route.
 
     settings : ServiceSettings
-        The body limits, read timeout, API key and allowed host names.
+        The body limits, read timeout, API and admin keys and allowed host
+        names.
 
     metrics : Metrics
         Where the request counts and latencies go.
@@ -486,8 +507,14 @@ def add_middleware(app, settings, metrics, endpoints):
     app.add_middleware(InFlightMiddleware, max_bytes=settings.max_inflight_bytes)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(ReadTimeoutMiddleware, seconds=float(settings.read_timeout))
+    keyed = KEYED_PREFIXES
+    if settings.admin_key is not None:
+        keyed = tuple(p for p in KEYED_PREFIXES if p not in ADMIN_PREFIXES)
+        app.add_middleware(ApiKeyMiddleware, api_key=settings.admin_key,
+                           prefixes=ADMIN_PREFIXES, header=ADMIN_KEY_HEADER)
     if settings.api_key is not None:
-        app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key)
+        app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key,
+                           prefixes=keyed)
     app.add_middleware(CrossSiteMiddleware, allowed_hosts=settings.allowed_hosts)
     app.add_middleware(HostMiddleware, allowed_hosts=settings.allowed_hosts)
     app.add_middleware(MetricsMiddleware, metrics=metrics, endpoints=endpoints)
