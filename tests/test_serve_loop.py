@@ -873,3 +873,31 @@ def test_cli_serve_reloads_on_sighup_and_logs(models, photos, tmp_path):
     assert [e["model_version"] for e in _lines(log)] == [
         _version(models["a"]), _version(models["b"])]
     assert (tmp_path / "fb" / "brick").is_dir()
+
+
+def test_a_request_id_ties_an_answer_to_its_log_lines(keyed, models, photos,
+                                                      tmp_path, caplog):
+    # no answer or log line carried a request ID: an error a user reported
+    # could not be matched to the server's log
+    with caplog.at_level(logging.INFO, logger="hybridclf.serve"):
+        answer = _reload(keyed, tmp_path / "nowhere")
+    request_id = answer.headers["X-Request-ID"]
+    assert len(request_id) == 32 and int(request_id, 16) >= 0  # made by the server
+    assert _is_error(answer, 422, "refused")["request_id"] == request_id
+    refused = [r.getMessage() for r in caplog.records if "nowhere" in r.getMessage()]
+    assert refused and all(f"[request {request_id}]" in m for m in refused), refused
+    # a client's own safe ID is kept, in the answer and the prediction log
+    answer = keyed.post("/predict", json={"image_data": _b64(photos["grass"])},
+                        headers={"X-Request-ID": "client-42.a"})
+    assert answer.status_code == 200
+    assert answer.headers["X-Request-ID"] == "client-42.a"
+    logged = _lines(tmp_path / "logs" / "answers.jsonl")
+    assert logged[-1]["request_id"] == "client-42.a"
+    # an error answered by the middleware, before any route, carries it too
+    unkeyed = httpx.post(f"{keyed.base_url}/predict", json={},
+                         headers={"X-Request-ID": "x" * 65})
+    request_id = unkeyed.headers["X-Request-ID"]
+    assert request_id != "x" * 65 and len(request_id) == 32  # too long: replaced
+    assert _is_error(unkeyed, 401, "missing")["request_id"] == request_id
+    spaced = keyed.get("/health", headers={"X-Request-ID": "a b"})
+    assert spaced.headers["X-Request-ID"] != "a b"

@@ -1,19 +1,27 @@
-"""One JSON shape for every error: ``{"success": false, "error_message": ...}``.
+"""One JSON shape for every error: ``{"success": false, "error_message": ...,
+"request_id": ...}``.
 
 :func:`error_response` builds it (the middleware answers with it before any
 route runs); :func:`install_error_handlers` makes FastAPI answer HTTP errors,
-request-schema errors and bugs the same way.
+request-schema errors and bugs the same way. ``request_id`` is the request's
+``X-Request-ID`` (see ``RequestIdMiddleware``), so that an error a user
+reports can be found in the server's log.
 """
 
+import contextvars
 import logging
 
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-__all__ = ["error_response", "install_error_handlers"]
+__all__ = ["REQUEST_ID", "error_response", "install_error_handlers"]
 
 logger = logging.getLogger(__name__)
+
+#: The ID of the request being answered (set by ``RequestIdMiddleware`` for
+#: its task; None outside a request).
+REQUEST_ID = contextvars.ContextVar("hybridclf_request_id", default=None)
 
 
 def error_response(status, message, headers=None):
@@ -33,10 +41,13 @@ def error_response(status, message, headers=None):
     Returns
     -------
     response : fastapi.responses.JSONResponse
-        Also an ASGI app, for pure ASGI middleware.
+        Also an ASGI app, for pure ASGI middleware. Its body carries the
+        request's ``request_id`` when one is set.
     """
-    return JSONResponse({"success": False, "error_message": message},
-                        status_code=status, headers=headers)
+    body = {"success": False, "error_message": message}
+    if REQUEST_ID.get() is not None:
+        body["request_id"] = REQUEST_ID.get()
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 async def _http_error(request, exc):

@@ -1,23 +1,26 @@
-"""Pure ASGI middleware: metrics, Host names, cross-site writes, API key, body
-limit, timeout.
+"""Pure ASGI middleware: request IDs, metrics, Host names, cross-site writes,
+API key, body limit, timeout.
 
 They run before FastAPI parses anything, so that a request without the key,
 with a body over the limit or a body that never arrives costs the server
 nothing. :func:`add_middleware` puts them on an app in the right order (the
-last added runs first): metrics, then the Host name, then cross-site writes,
-then the key, then the read timeout, then the body limit, then the bytes of
-bodies in flight.
+last added runs first): the request ID, metrics, then the Host name, then
+cross-site writes, then the key, then the read timeout, then the body limit,
+then the bytes of bodies in flight.
 """
 
 import asyncio
 import ipaddress
+import logging
+import re
 import secrets
 import time
 import urllib.parse
+import uuid
 
 from fastapi.exceptions import HTTPException
 
-from ._errors import error_response
+from ._errors import REQUEST_ID, error_response
 
 __all__ = ["ADMIN_KEY_HEADER", "API_KEY_HEADER", "add_middleware",
            "api_key_problem"]
@@ -96,6 +99,77 @@ async def _guarded(app, scope, receive, send, wrapped_receive):
             raise
         await error_response(exc.status_code, exc.detail, exc.headers)(
             scope, receive, send)
+
+
+#: A client's X-Request-ID is kept when it is a short token of these; any
+#: other value (too long, spaces, newlines that would forge log lines) is
+#: replaced by one the server makes.
+_SAFE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
+#: The loggers whose lines name the request they were logged for.
+REQUEST_LOGGERS = ("hybridclf.serve._errors", "hybridclf.serve._service")
+
+
+class RequestIdFilter(logging.Filter):
+    """Add `` [request <id>]`` to a line logged while a request is answered.
+
+    On the loggers of ``REQUEST_LOGGERS``: a reload done or refused, a
+    bug's traceback. The ID is that of the request's
+    ``X-Request-ID`` header (:class:`RequestIdMiddleware`), and also set
+    as the record's ``request_id`` attribute for a formatter that wants it.
+    """
+
+    def filter(self, record):
+        request_id = REQUEST_ID.get()
+        if request_id is not None and getattr(record, "request_id", None) is None:
+            record.request_id = request_id
+            # the ID is a safe token (no '%'), so the line's args still apply
+            record.msg = f"{record.msg} [request {request_id}]"
+        return True
+
+
+def log_request_ids():
+    """Put one :class:`RequestIdFilter` on each logger of ``REQUEST_LOGGERS``."""
+    for name in REQUEST_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RequestIdFilter) for f in logger.filters):
+            logger.addFilter(RequestIdFilter())
+
+
+class RequestIdMiddleware:
+    """Give every request an ID: its ``X-Request-ID``, echoed in the answer.
+
+    A client's ``X-Request-ID`` is kept when it is a short safe token (up to
+    64 letters, digits, ``.``, ``_``, ``:``, ``-``), else the server makes
+    one (32 hex digits). The ID is sent back in the answer's
+    ``X-Request-ID`` header, in the ``request_id`` of every JSON error, in
+    the lines the service logs for the request and in its prediction-log
+    lines, so that an error a user reports can be found in the logs.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope.get("headers", ())).get(b"x-request-id")
+        request_id = (given.decode("ascii") if given is not None
+                      and _SAFE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex)
+        header = (b"x-request-id", request_id.encode("ascii"))
+
+        async def send_wrapper(message):
+            if message["type"] == "http.response.start":
+                headers = [item for item in message.get("headers", ())
+                           if item[0].lower() != b"x-request-id"]
+                message = {**message, "headers": [*headers, header]}
+            await send(message)
+
+        token = REQUEST_ID.set(request_id)
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            REQUEST_ID.reset(token)
 
 
 class MetricsMiddleware:
@@ -518,3 +592,5 @@ def add_middleware(app, settings, metrics, endpoints):
     app.add_middleware(CrossSiteMiddleware, allowed_hosts=settings.allowed_hosts)
     app.add_middleware(HostMiddleware, allowed_hosts=settings.allowed_hosts)
     app.add_middleware(MetricsMiddleware, metrics=metrics, endpoints=endpoints)
+    app.add_middleware(RequestIdMiddleware)
+    log_request_ids()
