@@ -22,9 +22,13 @@ logger = logging.getLogger(__name__)
 #: The ID of the request being answered (set by ``RequestIdMiddleware`` for
 #: its task; None outside a request).
 REQUEST_ID = contextvars.ContextVar("hybridclf_request_id", default=None)
+#: The key of the request's ID in its ASGI scope: the handler of a bug runs
+#: outside every middleware (Starlette's ``ServerErrorMiddleware``), after
+#: ``REQUEST_ID`` is reset, and reads it there.
+SCOPE_KEY = "hybridclf.request_id"
 
 
-def error_response(status, message, headers=None):
+def error_response(status, message, headers=None, request_id=None):
     """The JSON error answer with ``status`` and ``message``.
 
     Parameters
@@ -38,6 +42,10 @@ def error_response(status, message, headers=None):
     headers : dict or None, default=None
         Extra response headers.
 
+    request_id : str or None, default=None
+        The request's ID; None takes that of the request being answered
+        (``REQUEST_ID``), if any.
+
     Returns
     -------
     response : fastapi.responses.JSONResponse
@@ -45,8 +53,9 @@ def error_response(status, message, headers=None):
         request's ``request_id`` when one is set.
     """
     body = {"success": False, "error_message": message}
-    if REQUEST_ID.get() is not None:
-        body["request_id"] = REQUEST_ID.get()
+    request_id = REQUEST_ID.get() if request_id is None else request_id
+    if request_id is not None:
+        body["request_id"] = request_id
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -64,10 +73,15 @@ async def _validation_error(request, exc):
                           + ". See /docs for the request schema.")
 
 
-async def _unexpected(request, exc):  # pragma: no cover - a bug
-    logger.exception("Unexpected error on %s", request.url.path)
-    return error_response(500, f"Internal error ({type(exc).__name__}); see the "
-                          "server log.")
+async def _unexpected(request, exc):
+    # the path is the client's text, decoded: %0A is a newline, which would
+    # begin a log line of the client's choosing; repr shows it as \n
+    request_id = request.scope.get(SCOPE_KEY)
+    logger.exception("Unexpected error on %r [request %s]", request.url.path,
+                     request_id, extra={"request_id": request_id})
+    return error_response(
+        500, f"Internal error ({type(exc).__name__}); see the server log.",
+        None if request_id is None else {"X-Request-ID": request_id}, request_id)
 
 
 def install_error_handlers(app):

@@ -20,7 +20,7 @@ import uuid
 
 from fastapi.exceptions import HTTPException
 
-from ._errors import REQUEST_ID, error_response
+from ._errors import REQUEST_ID, SCOPE_KEY, error_response
 
 __all__ = ["ADMIN_KEY_HEADER", "API_KEY_HEADER", "add_middleware",
            "api_key_problem"]
@@ -165,6 +165,7 @@ class RequestIdMiddleware:
                 message = {**message, "headers": [*headers, header]}
             await send(message)
 
+        scope[SCOPE_KEY] = request_id  # for the handler of a bug (_errors)
         token = REQUEST_ID.set(request_id)
         try:
             await self.app(scope, receive, send_wrapper)
