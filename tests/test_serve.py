@@ -1,6 +1,7 @@
 """The prediction service over real HTTP: a uvicorn server on 127.0.0.1."""
 
 import base64
+import logging
 import select
 import socket
 import sys
@@ -766,18 +767,33 @@ def test_workers_build_their_app_from_a_settings_file(model_dir, monkeypatch):
                     text=open(path).read(), worker_app=app_from_settings_file())
 
     monkeypatch.setenv("MY_SERVE_KEY", KEY)
+    monkeypatch.setenv("MY_ADMIN_KEY", "admin-" + KEY)
     monkeypatch.setattr(uvicorn, "run", fake_run)
     serve(model_dir, workers=2, api_key_env="MY_SERVE_KEY", max_body_mb=2.5,
-          read_timeout=7, allowed_hosts=["Models.example.com"])
+          read_timeout=7, allowed_hosts=["Models.example.com"],
+          admin_key_env="MY_ADMIN_KEY")
     assert seen["app"] == "hybridclf.serve._run:app_from_settings_file"
     assert seen["kwargs"]["factory"] is True and seen["kwargs"]["workers"] == 2
     assert seen["mode"] == 0o600 and KEY not in seen["text"]
     settings = seen["worker_app"].state.settings
     assert settings == ServiceSettings(
         os.path.abspath(model_dir), api_key=KEY, max_body_mb=2.5, read_timeout=7.0,
+        admin_key="admin-" + KEY,
         threads=max(1, (os.cpu_count() or 1) // 2),
         allowed_hosts=("models.example.com",))
     assert not os.path.exists(seen["path"]) and SETTINGS_ENV not in os.environ
+
+
+def test_serve_refuses_an_admin_key_that_is_the_api_key(model_dir, monkeypatch):
+    from hybridclf.serve import serve
+
+    monkeypatch.setenv("MY_SERVE_KEY", KEY)
+    monkeypatch.setenv("MY_ADMIN_KEY", KEY)
+    with pytest.raises(ValueError, match="is the API key"):
+        serve(model_dir, api_key_env="MY_SERVE_KEY", admin_key_env="MY_ADMIN_KEY")
+    monkeypatch.delenv("MY_ADMIN_KEY")
+    with pytest.raises(ValueError, match="'MY_ADMIN_KEY' named by 'admin_key_env'"):
+        serve(model_dir, api_key_env="MY_SERVE_KEY", admin_key_env="MY_ADMIN_KEY")
 
 
 def test_serve_loads_the_model_once_and_reloads_read_the_disk(model_dir,
@@ -1129,3 +1145,37 @@ def test_every_answer_has_a_prediction_log_line_errors_included(model_dir, brick
     assert "empty" in lines[1]["error_message"]
     assert lines[4]["class"] == "brick"
     assert "%%%" not in log.read_text()
+
+
+def test_a_bug_logs_the_path_escaped_with_the_request_id(tmp_path, caplog):
+    # the handler of a 500 logged request.url.path as it came, decoded: a
+    # client's %0B, %1B (terminal escapes) or %E2%80%A8 (a line separator for
+    # log viewers and str.splitlines) went into the server log raw; and the
+    # 500 answer carried no request ID (it is answered outside the middleware)
+    import anyio
+    import httpx
+
+    from hybridclf.serve import create_app
+
+    app = create_app(tmp_path)  # not started: the route below needs no model
+
+    @app.get("/boom/{rest}")
+    async def boom(rest: str):
+        raise RuntimeError("a bug")
+
+    async def get(path):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport,
+                                     base_url="http://127.0.0.1") as client:
+            return await client.get(path)
+
+    with caplog.at_level(logging.ERROR, logger="hybridclf.serve"):
+        answer = anyio.run(get, "/boom/x%0B%1B[2JERROR:%20forged%E2%80%A8line")
+    error = _is_error(answer, 500, "Internal error (RuntimeError)")
+    logged = [r.getMessage() for r in caplog.records
+              if r.name.startswith("hybridclf.serve")]
+    assert len(logged) == 1 and "forged" in logged[0], logged
+    assert logged[0].isprintable() and len(logged[0].splitlines()) == 1, logged
+    request_id = answer.headers["X-Request-ID"]
+    assert error["request_id"] == request_id
+    assert f"[request {request_id}]" in logged[0]

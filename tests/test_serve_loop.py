@@ -378,12 +378,55 @@ def test_admin_answers_only_loopback_without_a_key(models):
 
     _is_error(anyio.run(post, "192.0.2.7"), 403, "loopback", "SIGHUP")
     _is_error(anyio.run(post, "127.0.0.1"), 503, "not loaded")
-    # behind a reverse proxy on this machine every client is loopback: a
-    # request that a proxy forwarded is refused, with the fix
-    for header in ({"X-Forwarded-For": "192.0.2.7"}, {"X-Real-IP": "192.0.2.7"},
-                   {"Forwarded": "for=192.0.2.7"}):
-        _is_error(anyio.run(post, "127.0.0.1", header), 403,
-                  next(iter(header)), "proxy", "--api-key-env")
+
+
+def _post_admin(app, host, headers):
+    """POST /admin/reload to ``app`` (not started) as a client at ``host``."""
+    import anyio
+
+    async def post():
+        transport = httpx.ASGITransport(app=app, client=(host, 5000))
+        async with httpx.AsyncClient(transport=transport,
+                                     base_url="http://test") as client:
+            return await client.post("/admin/reload", headers=headers,
+                                     json={"model_dir": "/etc"})
+
+    return anyio.run(post)
+
+
+def test_the_prediction_key_opens_no_reload_when_an_admin_key_is_set(models):
+    # one key opened everything: any prediction client could POST
+    # /admin/reload with a path of the server's disk, load a model from it,
+    # and tell from the answers which paths exist
+    from hybridclf.serve import create_app
+
+    app = create_app(models["a"], api_key=KEY, admin_key="admin-" + KEY)
+    for host in ("192.0.2.7", "127.0.0.1"):
+        _is_error(_post_admin(app, host, {"X-API-Key": KEY}), 401,
+                  "missing admin key", "X-Admin-Key")
+        _is_error(_post_admin(app, host, {"X-API-Key": KEY,
+                                          "X-Admin-Key": KEY}), 401,
+                  "wrong admin key")
+        # the admin key opens it from anywhere (not started: 503 once let in)
+        _is_error(_post_admin(app, host, {"X-Admin-Key": "admin-" + KEY}), 503,
+                  "not loaded")
+        _is_error(_post_admin(app, host, {"X-Admin-Key": "admin-" + KEY,
+                                          "X-Forwarded-For": "198.51.100.1"}),
+                  503, "not loaded")
+
+
+def test_the_prediction_key_reloads_only_from_this_machine_without_admin_key(
+        models):
+    from hybridclf.serve import create_app
+
+    app = create_app(models["a"], api_key=KEY)
+    _is_error(_post_admin(app, "192.0.2.7", {"X-API-Key": KEY}), 403,
+              "loopback", "--admin-key-env")
+    _is_error(_post_admin(app, "127.0.0.1", {"X-API-Key": KEY,
+                                             "X-Real-IP": "198.51.100.1"}),
+              403, "proxy", "--admin-key-env")
+    _is_error(_post_admin(app, "127.0.0.1", {}), 401, "missing api key")
+    _is_error(_post_admin(app, "127.0.0.1", {"X-API-Key": KEY}), 503, "not loaded")
 
 
 def _corrupted(folder, tmp_path):
@@ -830,3 +873,31 @@ def test_cli_serve_reloads_on_sighup_and_logs(models, photos, tmp_path):
     assert [e["model_version"] for e in _lines(log)] == [
         _version(models["a"]), _version(models["b"])]
     assert (tmp_path / "fb" / "brick").is_dir()
+
+
+def test_a_request_id_ties_an_answer_to_its_log_lines(keyed, models, photos,
+                                                      tmp_path, caplog):
+    # no answer or log line carried a request ID: an error a user reported
+    # could not be matched to the server's log
+    with caplog.at_level(logging.INFO, logger="hybridclf.serve"):
+        answer = _reload(keyed, tmp_path / "nowhere")
+    request_id = answer.headers["X-Request-ID"]
+    assert len(request_id) == 32 and int(request_id, 16) >= 0  # made by the server
+    assert _is_error(answer, 422, "refused")["request_id"] == request_id
+    refused = [r.getMessage() for r in caplog.records if "nowhere" in r.getMessage()]
+    assert refused and all(f"[request {request_id}]" in m for m in refused), refused
+    # a client's own safe ID is kept, in the answer and the prediction log
+    answer = keyed.post("/predict", json={"image_data": _b64(photos["grass"])},
+                        headers={"X-Request-ID": "client-42.a"})
+    assert answer.status_code == 200
+    assert answer.headers["X-Request-ID"] == "client-42.a"
+    logged = _lines(tmp_path / "logs" / "answers.jsonl")
+    assert logged[-1]["request_id"] == "client-42.a"
+    # an error answered by the middleware, before any route, carries it too
+    unkeyed = httpx.post(f"{keyed.base_url}/predict", json={},
+                         headers={"X-Request-ID": "x" * 65})
+    request_id = unkeyed.headers["X-Request-ID"]
+    assert request_id != "x" * 65 and len(request_id) == 32  # too long: replaced
+    assert _is_error(unkeyed, 401, "missing")["request_id"] == request_id
+    spaced = keyed.get("/health", headers={"X-Request-ID": "a b"})
+    assert spaced.headers["X-Request-ID"] != "a b"

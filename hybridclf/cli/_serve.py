@@ -21,6 +21,12 @@ def format_parser(parser):
     )
     add_model_dir(parser)
     add_service_options(parser)
+    parser.add_argument(
+        "--admin-key-env", default=None, metavar="VAR",
+        help="name of the environment variable that holds the admin key, which "
+        "POST /admin/reload then needs in the X-Admin-Key header (the API key "
+        "opens no /admin path); without it, /admin answers only this machine "
+        "(default: no admin key)")
     parser.add_argument("--max-body-mb", type=positive_float, default=10.0,
                         metavar="MB",
                         help="largest request body in MB (default: %(default)s)")
@@ -72,7 +78,7 @@ def run(args):
     limits = {"max_pixels": args.max_pixels} if args.max_pixels else {}
     serve(args.model_dir, host=args.host, port=args.port, workers=args.workers,
           max_body_mb=args.max_body_mb, max_inflight_mb=args.max_inflight_mb,
-          api_key_env=args.api_key_env,
+          api_key_env=args.api_key_env, admin_key_env=args.admin_key_env,
           threads=args.n_jobs, read_timeout=args.read_timeout,
           allow_pickle=args.allow_pickle,
           limit_concurrency=args.limit_concurrency, feedback_dir=args.feedback_dir,

@@ -305,7 +305,9 @@ def _readme(kind, model_dir, command, folder, *, version, info, url, api_key_env
         where = ("/etc/hybridclf/serve.env (mode 0600)" if kind == "systemd"
                  else "your shell's environment")
         notes += [f"Set {api_key_env}=<key> in {where}; clients send it in the "
-                  "X-API-Key header.", ""]
+                  "X-API-Key header. It opens no POST /admin/reload from "
+                  "another machine: add --admin-key-env VAR to the serve "
+                  "command for that (see docs/service.md).", ""]
     pins = _pins(info)
     if kind == "systemd" and pins:
         notes += ["The model was saved with these versions; install them beside "

@@ -45,7 +45,7 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
                use_ood=True, allow_pickle=False, threads=None,
                max_pixels=DEFAULT_MAX_PIXELS, read_timeout=30.0, feedback_dir=None,
                log_predictions=None, allowed_hosts=None, max_inflight_mb=None,
-               feedback_max_mb=1024.0):
+               feedback_max_mb=1024.0, admin_key=None):
     """Build the FastAPI application that serves a model directory.
 
     Nothing is loaded here: the model is loaded and warmed up with one
@@ -65,12 +65,20 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
         train``.
 
     api_key : str or None, default=None
-        When set, every write (``/predict*``, ``/feedback*``, ``/admin/*``)
-        must carry it in the ``X-API-Key`` header (401 otherwise).
-        ``/health``, ``/ready``, ``/metrics`` and the docs stay open for probes
-        and scrapers. Without it, ``/admin/reload`` answers loopback clients
-        only, and no request that a proxy forwarded (``Forwarded``,
-        ``X-Forwarded-For``, ``X-Real-IP``): behind a proxy, set a key.
+        When set, every write (``/predict*``, ``/feedback*``, and
+        ``/admin/*`` unless ``admin_key`` is set) must carry it in the
+        ``X-API-Key`` header (401 otherwise). ``/health``, ``/ready``,
+        ``/metrics`` and the docs stay open for probes and scrapers.
+
+    admin_key : str or None, default=None
+        When set, ``/admin/*`` (``POST /admin/reload``, which loads a model
+        from a path on the server) needs it in the ``X-Admin-Key`` header
+        (401 otherwise), from any address; ``api_key`` opens nothing there.
+        Without it, ``/admin/*`` answers only loopback clients (with
+        ``api_key`` when set), and no request that a proxy forwarded
+        (``Forwarded``, ``X-Forwarded-For``, ``X-Real-IP``): the API key is
+        handed to every prediction client, and must not let them load models
+        or probe the server's disk. Behind a proxy, set an admin key.
 
     max_body_mb : float, default=10.0
         Largest accepted request body in megabytes (413 above it).
@@ -153,7 +161,8 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
         use_ood=use_ood, allow_pickle=allow_pickle, threads=threads,
         max_pixels=max_pixels, read_timeout=read_timeout, feedback_dir=feedback_dir,
         log_predictions=log_predictions, allowed_hosts=allowed_hosts,
-        max_inflight_mb=max_inflight_mb, feedback_max_mb=feedback_max_mb))
+        max_inflight_mb=max_inflight_mb, feedback_max_mb=feedback_max_mb,
+        admin_key=admin_key))
 
 
 def app_from_settings(settings, *, model=None):

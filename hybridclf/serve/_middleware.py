@@ -1,32 +1,41 @@
-"""Pure ASGI middleware: metrics, Host names, cross-site writes, API key, body
-limit, timeout.
+"""Pure ASGI middleware: request IDs, metrics, Host names, cross-site writes,
+API key, body limit, timeout.
 
 They run before FastAPI parses anything, so that a request without the key,
 with a body over the limit or a body that never arrives costs the server
 nothing. :func:`add_middleware` puts them on an app in the right order (the
-last added runs first): metrics, then the Host name, then cross-site writes,
-then the key, then the read timeout, then the body limit, then the bytes of
-bodies in flight.
+last added runs first): the request ID, metrics, then the Host name, then
+cross-site writes, then the key, then the read timeout, then the body limit,
+then the bytes of bodies in flight.
 """
 
 import asyncio
 import ipaddress
+import logging
+import re
 import secrets
 import time
 import urllib.parse
+import uuid
 
 from fastapi.exceptions import HTTPException
 
-from ._errors import error_response
+from ._errors import REQUEST_ID, SCOPE_KEY, error_response
 
-__all__ = ["add_middleware", "api_key_problem"]
+__all__ = ["ADMIN_KEY_HEADER", "API_KEY_HEADER", "add_middleware",
+           "api_key_problem"]
 
 #: The paths that need the API key (when one is set): every write.
 KEYED_PREFIXES = ("/predict", "/feedback", "/admin")
+#: The paths that need the admin key instead, when one is set.
+ADMIN_PREFIXES = ("/admin",)
+#: The header of each key: (header, what the messages call the key).
+API_KEY_HEADER = ("X-API-Key", "API key")
+ADMIN_KEY_HEADER = ("X-Admin-Key", "admin key")
 
 
-def api_key_problem(given, api_key):
-    """Why a request's ``X-API-Key`` value is refused, or None when it is right.
+def api_key_problem(given, api_key, header=API_KEY_HEADER):
+    """Why a request's key header value is refused, or None when it is right.
 
     Parameters
     ----------
@@ -36,15 +45,20 @@ def api_key_problem(given, api_key):
     api_key : bytes
         The server's key.
 
+    header : tuple of (str, str), default=API_KEY_HEADER
+        The header's name and what the message calls the key:
+        ``API_KEY_HEADER`` or ``ADMIN_KEY_HEADER``.
+
     Returns
     -------
     problem : str or None
         The error message for a 401 answer.
     """
+    name, what = header
     if given is None:
-        return "Missing API key: send it in the X-API-Key header."
+        return f"Missing {what}: send it in the {name} header."
     if not secrets.compare_digest(given, api_key):
-        return "Wrong API key in the X-API-Key header."
+        return f"Wrong {what} in the {name} header."
     return None
 
 
@@ -85,6 +99,78 @@ async def _guarded(app, scope, receive, send, wrapped_receive):
             raise
         await error_response(exc.status_code, exc.detail, exc.headers)(
             scope, receive, send)
+
+
+#: A client's X-Request-ID is kept when it is a short token of these; any
+#: other value (too long, spaces, newlines that would forge log lines) is
+#: replaced by one the server makes.
+_SAFE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
+#: The loggers whose lines name the request they were logged for.
+REQUEST_LOGGERS = ("hybridclf.serve._errors", "hybridclf.serve._service")
+
+
+class RequestIdFilter(logging.Filter):
+    """Add `` [request <id>]`` to a line logged while a request is answered.
+
+    On the loggers of ``REQUEST_LOGGERS``: a reload done or refused, a
+    bug's traceback. The ID is that of the request's
+    ``X-Request-ID`` header (:class:`RequestIdMiddleware`), and also set
+    as the record's ``request_id`` attribute for a formatter that wants it.
+    """
+
+    def filter(self, record):
+        request_id = REQUEST_ID.get()
+        if request_id is not None and getattr(record, "request_id", None) is None:
+            record.request_id = request_id
+            # the ID is a safe token (no '%'), so the line's args still apply
+            record.msg = f"{record.msg} [request {request_id}]"
+        return True
+
+
+def log_request_ids():
+    """Put one :class:`RequestIdFilter` on each logger of ``REQUEST_LOGGERS``."""
+    for name in REQUEST_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RequestIdFilter) for f in logger.filters):
+            logger.addFilter(RequestIdFilter())
+
+
+class RequestIdMiddleware:
+    """Give every request an ID: its ``X-Request-ID``, echoed in the answer.
+
+    A client's ``X-Request-ID`` is kept when it is a short safe token (up to
+    64 letters, digits, ``.``, ``_``, ``:``, ``-``), else the server makes
+    one (32 hex digits). The ID is sent back in the answer's
+    ``X-Request-ID`` header, in the ``request_id`` of every JSON error, in
+    the lines the service logs for the request and in its prediction-log
+    lines, so that an error a user reports can be found in the logs.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope.get("headers", ())).get(b"x-request-id")
+        request_id = (given.decode("ascii") if given is not None
+                      and _SAFE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex)
+        header = (b"x-request-id", request_id.encode("ascii"))
+
+        async def send_wrapper(message):
+            if message["type"] == "http.response.start":
+                headers = [item for item in message.get("headers", ())
+                           if item[0].lower() != b"x-request-id"]
+                message = {**message, "headers": [*headers, header]}
+            await send(message)
+
+        scope[SCOPE_KEY] = request_id  # for the handler of a bug (_errors)
+        token = REQUEST_ID.set(request_id)
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            REQUEST_ID.reset(token)
 
 
 class MetricsMiddleware:
@@ -295,18 +381,27 @@ class CrossSiteMiddleware:
 
 
 class ApiKeyMiddleware:
-    """401 for keyed requests without the key, before the body is read."""
+    """401 for keyed requests without the key, before the body is read.
 
-    def __init__(self, app, api_key, prefixes=KEYED_PREFIXES):
+    One instance per key: the API key on ``KEYED_PREFIXES`` (in its
+    ``X-API-Key`` header), and, when the server has an admin key, the API
+    key on ``/predict`` and ``/feedback`` and the admin key on
+    ``ADMIN_PREFIXES`` (in ``X-Admin-Key``).
+    """
+
+    def __init__(self, app, api_key, prefixes=KEYED_PREFIXES,
+                 header=API_KEY_HEADER):
         self.app = app
         self.api_key = api_key.encode()
         self.prefixes = tuple(prefixes)
+        self.header = header
+        self.header_bytes = header[0].lower().encode()
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http" and scope.get("path", "").startswith(
                 self.prefixes):
-            given = dict(scope.get("headers", ())).get(b"x-api-key")
-            problem = api_key_problem(given, self.api_key)
+            given = dict(scope.get("headers", ())).get(self.header_bytes)
+            problem = api_key_problem(given, self.api_key, self.header)
             if problem is not None:
                 await error_response(401, problem)(scope, receive, send)
                 return
@@ -475,7 +570,8 @@ def add_middleware(app, settings, metrics, endpoints):
         The application, with every route.
 
     settings : ServiceSettings
-        The body limits, read timeout, API key and allowed host names.
+        The body limits, read timeout, API and admin keys and allowed host
+        names.
 
     metrics : Metrics
         Where the request counts and latencies go.
@@ -486,8 +582,16 @@ def add_middleware(app, settings, metrics, endpoints):
     app.add_middleware(InFlightMiddleware, max_bytes=settings.max_inflight_bytes)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(ReadTimeoutMiddleware, seconds=float(settings.read_timeout))
+    keyed = KEYED_PREFIXES
+    if settings.admin_key is not None:
+        keyed = tuple(p for p in KEYED_PREFIXES if p not in ADMIN_PREFIXES)
+        app.add_middleware(ApiKeyMiddleware, api_key=settings.admin_key,
+                           prefixes=ADMIN_PREFIXES, header=ADMIN_KEY_HEADER)
     if settings.api_key is not None:
-        app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key)
+        app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key,
+                           prefixes=keyed)
     app.add_middleware(CrossSiteMiddleware, allowed_hosts=settings.allowed_hosts)
     app.add_middleware(HostMiddleware, allowed_hosts=settings.allowed_hosts)
     app.add_middleware(MetricsMiddleware, metrics=metrics, endpoints=endpoints)
+    app.add_middleware(RequestIdMiddleware)
+    log_request_ids()

@@ -37,6 +37,7 @@ from ._dependencies import (
     get_service,
     media_type,
     ready_service,
+    require_admin_key,
     require_api_key,
 )
 from ._metrics import cpu_percent, memory_mb
@@ -49,7 +50,7 @@ __all__ = ["admin_router", "feedback_router", "page_router", "predict_router",
 
 predict_router = APIRouter(dependencies=[Depends(require_api_key)])
 feedback_router = APIRouter(dependencies=[Depends(require_api_key)])
-admin_router = APIRouter(dependencies=[Depends(require_api_key),
+admin_router = APIRouter(dependencies=[Depends(require_admin_key),
                                        Depends(admin_access)])
 page_router = APIRouter()
 probes_router = APIRouter()

@@ -14,6 +14,7 @@ written and read in one place, instead of one variable per setting.
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -68,21 +69,39 @@ def _check_model_dir(settings):
     return load_served_model(settings.model_dir, settings)
 
 
+def _key_in(env, parameter, what):
+    """The key in ``$env`` (None when ``env`` is None); an error when unset."""
+    if env is None:
+        return None
+    if not os.environ.get(env):
+        option = "--" + parameter.replace("_", "-")
+        raise ValueError(
+            f"The environment variable {env!r} named by {parameter!r} is not set "
+            f"or empty. Export the {what} in it before starting the server, or "
+            f"leave {option} out to serve without one.")
+    return os.environ[env]
+
+
 def _api_key(api_key_env, host):
     """The key in ``$api_key_env``; a warning for a public host without one."""
-    if api_key_env is None:
-        if not str(host).startswith(_LOOPBACK):
-            logger.warning(
-                "Serving on %s without an API key: anyone who can reach this "
-                "address can use the model. Set one with --api-key-env, or bind "
-                "127.0.0.1 behind a proxy that authenticates.", host)
-        return None
-    if not os.environ.get(api_key_env):
+    if api_key_env is None and not str(host).startswith(_LOOPBACK):
+        logger.warning(
+            "Serving on %s without an API key: anyone who can reach this "
+            "address can use the model. Set one with --api-key-env, or bind "
+            "127.0.0.1 behind a proxy that authenticates.", host)
+    return _key_in(api_key_env, "api_key_env", "API key")
+
+
+def _admin_key(admin_key_env, api_key):
+    """The key in ``$admin_key_env``; an error when it is the API key."""
+    admin_key = _key_in(admin_key_env, "admin_key_env", "admin key")
+    if admin_key is not None and api_key is not None and secrets.compare_digest(
+            admin_key.encode(), api_key.encode()):
         raise ValueError(
-            f"The environment variable {api_key_env!r} named by 'api_key_env' is "
-            "not set or empty. Export the API key in it before starting the "
-            "server, or leave --api-key-env out to serve without a key.")
-    return os.environ[api_key_env]
+            f"The admin key in {admin_key_env!r} ('admin_key_env') is the API "
+            "key: every prediction client could reload the model from any "
+            "path on the server. Give the admin key its own value.")
+    return admin_key
 
 
 def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0,
@@ -90,7 +109,7 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
           max_pixels=DEFAULT_MAX_PIXELS, read_timeout=30.0, allow_pickle=False,
           limit_concurrency=None, feedback_dir=None, log_predictions=None,
           allowed_hosts=None, max_inflight_mb=None, feedback_max_mb=1024.0,
-          on_checked=None):
+          admin_key_env=None, on_checked=None):
     """Run the prediction service with uvicorn until interrupted.
 
     The model directory is loaded and checked before uvicorn starts, as a
@@ -129,6 +148,12 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
     api_key_env : str or None, default=None
         Name of the environment variable that holds the API key. The key
         itself never appears on a command line.
+
+    admin_key_env : str or None, default=None
+        Name of the environment variable that holds the admin key, which
+        ``/admin/*`` (``POST /admin/reload``) then needs in ``X-Admin-Key``
+        from any address; the API key opens nothing there. None answers
+        ``/admin/*`` only from this machine (see :func:`create_app`).
 
     threads : int or None, default=None
         Threads per prediction in each worker (see :func:`create_app`); None
@@ -187,7 +212,8 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
     Raises
     ------
     ValueError
-        When ``api_key_env`` names a variable that is not set or is empty,
+        When ``api_key_env`` or ``admin_key_env`` names a variable that is
+        not set or is empty, the admin key is the API key,
         ``workers`` is below 1, or ``feedback_dir`` or the folder of
         ``log_predictions`` cannot be written.
     ModelLoadError
@@ -206,8 +232,10 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
     workers = int(workers)
     if threads is None:
         threads = max(1, (os.cpu_count() or 1) // workers)
+    api_key = _api_key(api_key_env, host)
     settings = ServiceSettings(
-        os.path.abspath(os.fspath(model_dir)), api_key=_api_key(api_key_env, host),
+        os.path.abspath(os.fspath(model_dir)), api_key=api_key,
+        admin_key=_admin_key(admin_key_env, api_key),
         max_body_mb=max_body_mb, threads=int(threads), max_pixels=int(max_pixels),
         read_timeout=float(read_timeout), allow_pickle=bool(allow_pickle),
         feedback_dir=_abspath(feedback_dir), log_predictions=_abspath(log_predictions),
@@ -234,7 +262,7 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
             _run_uvicorn(app, **options)
         return
     del checked  # each worker process loads its own
-    with _worker_files(settings, api_key_env):
+    with _worker_files(settings, api_key_env, admin_key_env):
         _run_uvicorn(f"{__name__}:app_from_settings_file", factory=True,
                      workers=workers, timeout_worker_healthcheck=_WORKER_START_S,
                      **options)
@@ -283,7 +311,7 @@ def _reload_on_sighup(service):
 
 
 @contextmanager
-def _worker_files(settings, api_key_env):
+def _worker_files(settings, api_key_env, admin_key_env=None):
     """The settings file and the metrics folder of several workers, removed after.
 
     A metrics folder set by the user in ``PROMETHEUS_MULTIPROC_DIR`` is used
@@ -291,7 +319,7 @@ def _worker_files(settings, api_key_env):
     """
     folder = tempfile.mkdtemp(prefix="hybridclf-serve-")
     path = os.path.join(folder, "settings.json")
-    settings.write(path, api_key_env=api_key_env)
+    settings.write(path, api_key_env=api_key_env, admin_key_env=admin_key_env)
     added = {SETTINGS_ENV: path}
     if not os.environ.get(MULTIPROC_ENV):
         added[MULTIPROC_ENV] = os.path.join(folder, "metrics")

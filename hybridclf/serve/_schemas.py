@@ -258,6 +258,10 @@ class ErrorResponse(BaseModel):
 
     success: bool = False
     error_message: str
+    request_id: str | None = Field(
+        default=None, description="The request's X-Request-ID (the client's "
+        "when it sent a safe one, else made by the server): quote it when "
+        "reporting the error; the server's log lines carry it too.")
 
 
 #: The error answers every prediction route documents.

@@ -27,6 +27,7 @@ from ..utils._memory import limit_arenas, release_memory
 from ..utils._parallel import effective_threads
 from ._answers import prediction_body
 from ._batching import MicroBatcher
+from ._errors import REQUEST_ID
 from ._metrics import Metrics, all_worker_totals, multiprocess
 from ._model import load_served_model
 from ._predict import classify_stages, read_images
@@ -349,7 +350,8 @@ class Service:
         for body in bodies:
             body.update(processing_time_ms=elapsed, model_version=model.version)
         if self.prediction_log is not None:
-            await anyio.to_thread.run_sync(self._log, bodies, endpoint)
+            await anyio.to_thread.run_sync(self._log, bodies, endpoint,
+                                           REQUEST_ID.get())
         return bodies
 
     @property
@@ -417,12 +419,15 @@ class Service:
                 group.start_soon(lane, first)
         return read
 
-    def _log(self, bodies, endpoint):
-        """One prediction-log line per answer (never the image)."""
+    def _log(self, bodies, endpoint, request_id=None):
+        """One prediction-log line per answer (never the image), with the
+        request's ID when it has one."""
         for body in bodies:
             extra = ({"unknown_reason": body.get("unknown_reason")}
                      if body["success"]
                      else {"error_message": body["error_message"]})
+            if request_id is not None:
+                extra["request_id"] = request_id
             self.prediction_log.write(
                 body.get("predicted_class"), body.get("confidence"),
                 quality=body.get("quality"), model_version=body["model_version"],

@@ -73,7 +73,7 @@ class ServiceSettings:
     """The settings of a prediction service, validated when built.
 
     The parameters are those of :func:`~hybridclf.serve.create_app`, which
-    documents them; ``api_key`` is the key itself.
+    documents them; ``api_key`` and ``admin_key`` are the keys themselves.
 
     Raises
     ------
@@ -97,6 +97,7 @@ class ServiceSettings:
     allowed_hosts: tuple[str, ...] | None = None
     max_inflight_mb: float | None = None
     feedback_max_mb: float | None = 1024.0
+    admin_key: str | None = None
 
     def __post_init__(self):
         # frozen: normalise through object.__setattr__, once
@@ -136,11 +137,12 @@ class ServiceSettings:
             self.max_inflight_mb)
         return int(mb * 1024 * 1024)
 
-    def write(self, path, *, api_key_env=None):
+    def write(self, path, *, api_key_env=None, admin_key_env=None):
         """Write the settings to a JSON file that only its owner can read.
 
-        The API key itself is never written: the file names the environment
-        variable that holds it (``api_key_env``), which each worker reads.
+        The keys themselves are never written: the file names the environment
+        variables that hold them (``api_key_env``, ``admin_key_env``), which
+        each worker reads.
 
         Parameters
         ----------
@@ -149,9 +151,14 @@ class ServiceSettings:
 
         api_key_env : str or None, default=None
             The variable that holds ``api_key``.
+
+        admin_key_env : str or None, default=None
+            The variable that holds ``admin_key``.
         """
-        values = {k: v for k, v in asdict(self).items() if k != "api_key"}
+        values = {k: v for k, v in asdict(self).items()
+                  if k not in ("api_key", "admin_key")}
         values["api_key_env"] = api_key_env
+        values["admin_key_env"] = admin_key_env
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(values, fh)
@@ -168,11 +175,14 @@ class ServiceSettings:
         Returns
         -------
         settings : ServiceSettings
-            As written; ``api_key`` is read from the variable named there.
+            As written; ``api_key`` and ``admin_key`` are read from the
+            variables named there.
         """
         with open(path, encoding="utf-8") as fh:
             values = json.load(fh)
-        key_env = values.pop("api_key_env", None)
-        known = {f.name for f in fields(cls)}
+        keys = {name: os.environ.get(env) if env else None for name, env in (
+            ("api_key", values.pop("api_key_env", None)),
+            ("admin_key", values.pop("admin_key_env", None)))}
+        known = {f.name for f in fields(cls)} - set(keys)
         values = {k: v for k, v in values.items() if k in known}
-        return cls(**values, api_key=os.environ.get(key_env) if key_env else None)
+        return cls(**values, **keys)
