@@ -748,15 +748,15 @@ def test_evaluation_report_renders_offline(tab_factory, amulet, tmp_path,
     # the per-class table sorts by a click on a header, numbers as numbers
     table = page.locator("table.sortable", has=page.locator("th", has_text="recall"))
     header = table.locator("th", has_text="support")
+    column = header.evaluate("th => th.cellIndex + 1")
+    cells = table.locator(f"tbody td:nth-child({column})")
     header.click()
     assert header.get_attribute("aria-sort") == "ascending"
-    support = [int(t) for t in table.locator("tbody td:nth-child(5)")
-               .all_text_contents()]
+    support = [int(t) for t in cells.all_text_contents()]
     assert support == sorted(support)
     header.press("Enter")
     assert header.get_attribute("aria-sort") == "descending"
-    support = [int(t) for t in table.locator("tbody td:nth-child(5)")
-               .all_text_contents()]
+    support = [int(t) for t in cells.all_text_contents()]
     assert support == sorted(support, reverse=True)
     position = table.locator("th").first.evaluate(
         "th => getComputedStyle(th).position")
