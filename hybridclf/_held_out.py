@@ -238,7 +238,7 @@ def find_test_part(model_dir, info, data_dirs=None):
     return paths, labels, left_out, roots, (None if None in groups else groups)
 
 
-def train_part_bytes(paths, rows, *, n_jobs=None):
+def train_part_bytes(paths, rows, *, n_jobs=None, cache_dir=None):
     """The content of ``train_part.json``: the SHA-256 of each photo trained on.
 
     Parameters
@@ -251,6 +251,10 @@ def train_part_bytes(paths, rows, *, n_jobs=None):
 
     n_jobs : int, default=None
         Threads that read the files for their perceptual hashes.
+
+    cache_dir : str, os.PathLike or None, default=None
+        The cache of the duplicate search, whose hashes are read rather than
+        made again (the feature cache's folder); None decodes every file.
 
     Returns
     -------
@@ -265,7 +269,8 @@ def train_part_bytes(paths, rows, *, n_jobs=None):
     digests = sorted({d for d in (content_digest(paths[row]) for row in rows) if d})
     lines = ",\n  ".join(json.dumps(d) for d in digests)
     prints = json.dumps(fingerprint_record([paths[row] for row in rows],
-                                           n_jobs=n_jobs), separators=(",", ":"))
+                                           n_jobs=n_jobs, cache_dir=cache_dir),
+                        separators=(",", ":"))
     return (f'{{"sha256": [\n  {lines}\n ],\n "fingerprints": {prints}}}\n'
             ).encode("ascii")
 

@@ -24,6 +24,7 @@ import numpy as np
 from ._evidence import _VALUE_HASH_MARGIN
 from ._pairs import hash_distances_to
 from ._scan import scan_files
+from ._scan_cache import ScanCache
 from ._thresholds import InspectThresholds
 
 __all__ = ["fingerprint_record", "fingerprints", "near_copies"]
@@ -31,7 +32,7 @@ __all__ = ["fingerprint_record", "fingerprints", "near_copies"]
 _DEFAULTS = InspectThresholds()
 
 
-def fingerprints(images, *, n_jobs=None):
+def fingerprints(images, *, n_jobs=None, cache_dir=None):
     """The grey and value-channel perceptual hashes of each file.
 
     Parameters
@@ -41,6 +42,12 @@ def fingerprints(images, *, n_jobs=None):
 
     n_jobs : int, default=None
         Threads that read the files, as in :func:`~._scan.scan_files`.
+
+    cache_dir : str, os.PathLike or None, default=None
+        The duplicate search's cache (:class:`~._scan_cache.ScanCache`):
+        the files it holds are not decoded again (a training found its
+        groups of near-identical photos with it a moment before); None
+        decodes every file.
 
     Returns
     -------
@@ -52,14 +59,18 @@ def fingerprints(images, *, n_jobs=None):
     index = [i for i, image in enumerate(images)
              if isinstance(image, (str, os.PathLike))]
     out = np.zeros((len(images), 2, 8), dtype=np.uint64)
-    records, _ = scan_files([os.fspath(images[i]) for i in index], n_jobs=n_jobs)
+    files = [os.fspath(images[i]) for i in index]
+    if cache_dir is None:
+        records, _ = scan_files(files, n_jobs=n_jobs)
+    else:
+        records = ScanCache(cache_dir).scan_files(files, n_jobs=n_jobs)
     for i, record in zip(index, records):
         if record.phash is not None:
             out[i] = record.phash, record.vhash
     return out
 
 
-def fingerprint_record(images, *, n_jobs=None):
+def fingerprint_record(images, *, n_jobs=None, cache_dir=None):
     """The fingerprints of ``images`` as JSON-ready lists of hex strings.
 
     Parameters
@@ -70,6 +81,9 @@ def fingerprint_record(images, *, n_jobs=None):
     n_jobs : int, default=None
         Threads that read the files.
 
+    cache_dir : str, os.PathLike or None, default=None
+        As in :func:`fingerprints`.
+
     Returns
     -------
     record : dict
@@ -78,7 +92,7 @@ def fingerprint_record(images, *, n_jobs=None):
         value-channel hashes (16 hex digits each; each once, none for a file
         without one), about 40 bytes a photo.
     """
-    hashes = fingerprints(images, n_jobs=n_jobs)[:, :, 0]
+    hashes = fingerprints(images, n_jobs=n_jobs, cache_dir=cache_dir)[:, :, 0]
     return {"hash_distance": _DEFAULTS.hash_distance,
             **{key: sorted({f"{int(h):016x}" for h in hashes[:, column] if h})
                for column, key in ((0, "phash"), (1, "vhash"))}}
