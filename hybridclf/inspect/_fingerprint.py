@@ -25,7 +25,7 @@ from ._evidence import _VALUE_HASH_MARGIN
 from ._pairs import hash_distances_to
 from ._scan import scan_files
 from ._scan_cache import ScanCache
-from ._thresholds import InspectThresholds
+from ._thresholds import InspectThresholds, check_hash_distance
 
 __all__ = ["fingerprint_record", "fingerprints", "near_copies"]
 
@@ -140,8 +140,7 @@ def near_copies(images, record, *, n_jobs=None):
     grey, value = _read_hex(record.get("phash"), "phash"), _read_hex(
         record.get("vhash"), "vhash")
     distance = record.get("hash_distance", _DEFAULTS.hash_distance)
-    if isinstance(distance, bool) or not isinstance(distance, int):
-        raise ValueError(f"'hash_distance' must be an int; got {distance!r}")
+    check_hash_distance(distance, owner="the fingerprints")
     hashes = fingerprints(images, n_jobs=n_jobs)
     rotations = _DEFAULTS.rotations
     by_grey = hash_distances_to(hashes[:, 0], grey, rotations=rotations)
