@@ -6,11 +6,16 @@ scores it. Both parts are recorded beside the model (listed in its manifest
 like every file of the directory).
 
 :func:`train_part_bytes` records the content of the photos trained on, as
-``train_part.json``: ``sha256``, the sorted SHA-256 of each one's bytes.
-:func:`trained_on` tells which of a test set's files are among them, so that
-``hybridclf evaluate`` says when its scores are of photos the model was
-trained on (a test folder that is the training folder, or holds copies of
-its files), which read as an accuracy it will not have on new photos.
+``train_part.json``: ``sha256``, the sorted SHA-256 of each one's bytes, and
+``fingerprints``, their perceptual hashes
+(:func:`hybridclf.inspect._fingerprint.fingerprint_record`; absent in records
+of older versions). :func:`trained_on` tells which of a test set's files are
+among them, and :func:`near_trained_on` which are near copies of them
+(re-encoded, resized, greyscale, cropped by 1%: within the inspector's
+quick hash threshold), so that ``hybridclf evaluate`` says when its scores
+are of photos the model was trained on (a test folder that is the training
+folder, or holds copies of its files), which read as an accuracy it will not
+have on new photos.
 
 :func:`test_part_bytes` records which files the test part held, as
 ``test_part.json``:
@@ -39,7 +44,7 @@ from .exceptions import ModelLoadError
 from .utils._row_store import content_digest
 
 __all__ = ["TEST_PART_FILE", "TRAIN_PART_FILE", "find_test_part",
-           "test_part_bytes", "train_part_bytes", "trained_on"]
+           "near_trained_on", "test_part_bytes", "train_part_bytes", "trained_on"]
 
 #: Name of the file of the held-out test part in a model directory.
 TEST_PART_FILE = "test_part.json"
@@ -233,7 +238,7 @@ def find_test_part(model_dir, info, data_dirs=None):
     return paths, labels, left_out, roots, (None if None in groups else groups)
 
 
-def train_part_bytes(paths, rows):
+def train_part_bytes(paths, rows, *, n_jobs=None, cache_dir=None):
     """The content of ``train_part.json``: the SHA-256 of each photo trained on.
 
     Parameters
@@ -244,14 +249,47 @@ def train_part_bytes(paths, rows):
     rows : sequence of int
         The rows of ``paths`` that the final pipeline was fitted on.
 
+    n_jobs : int, default=None
+        Threads that read the files for their perceptual hashes.
+
+    cache_dir : str, os.PathLike or None, default=None
+        The cache of the duplicate search, whose hashes are read rather than
+        made again (the feature cache's folder); None decodes every file.
+
     Returns
     -------
     data : bytes
-        UTF-8 JSON: ``{"sha256": [...]}``, sorted, each digest once.
+        UTF-8 JSON: ``{"sha256": [...], "fingerprints": {...}}``: the
+        SHA-256 of each, sorted, each digest once, and the perceptual hashes
+        of the files among them
+        (:func:`~hybridclf.inspect._fingerprint.fingerprint_record`).
     """
+    from .inspect._fingerprint import fingerprint_record
+
     digests = sorted({d for d in (content_digest(paths[row]) for row in rows) if d})
     lines = ",\n  ".join(json.dumps(d) for d in digests)
-    return f'{{"sha256": [\n  {lines}\n ]}}\n'.encode("ascii")
+    prints = json.dumps(fingerprint_record([paths[row] for row in rows],
+                                           n_jobs=n_jobs, cache_dir=cache_dir),
+                        separators=(",", ":"))
+    return (f'{{"sha256": [\n  {lines}\n ],\n "fingerprints": {prints}}}\n'
+            ).encode("ascii")
+
+
+def _train_part(model_dir):
+    """The model's ``train_part.json``, checked; None when it records none."""
+    if not check_listed_file(model_dir, TRAIN_PART_FILE, ModelLoadError):
+        return None
+    path = os.path.join(model_dir, TRAIN_PART_FILE)
+    try:
+        record = read_json(path)
+        if not isinstance(record.get("sha256"), list):
+            raise TypeError("'sha256' must be a list")
+        return record
+    except (OSError, ValueError, KeyError, TypeError, AttributeError,
+            RecursionError) as exc:
+        raise ModelLoadError(
+            f"The file {path!r} is unreadable ({exc}). Copy the whole model "
+            "directory again.") from exc
 
 
 def trained_on(model_dir, paths):
@@ -279,13 +317,59 @@ def trained_on(model_dir, paths):
         When ``train_part.json`` is listed in the manifest but changed, or is
         unreadable.
     """
-    if not check_listed_file(model_dir, TRAIN_PART_FILE, ModelLoadError):
+    record = _train_part(model_dir)
+    if record is None:
         return None
-    path = os.path.join(model_dir, TRAIN_PART_FILE)
-    try:
-        trained = set(read_json(path)["sha256"])
-    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
-        raise ModelLoadError(
-            f"The file {path!r} is unreadable ({exc}). Copy the whole model "
-            "directory again.") from exc
+    trained = set(record["sha256"])
     return [os.fspath(p) for p in paths if content_digest(p) in trained]
+
+
+def near_trained_on(model_dir, paths, *, n_jobs=None):
+    """The files among ``paths`` that are near copies of a photo trained on.
+
+    A quick hash check: the perceptual hashes of ``hybridclf inspect
+    --quick``, within its thresholds, against those ``train_part.json``
+    records (:func:`~hybridclf.inspect._fingerprint.near_copies`). It
+    finds re-encoded, resized and greyscale copies, not crops of more than
+    a few percent; ``hybridclf inspect --data-dir TRAIN --test-data-dir
+    TEST`` runs the full search, which needs the training folder.
+
+    Parameters
+    ----------
+    model_dir : str or os.PathLike
+        The model directory.
+
+    paths : sequence of str or os.PathLike
+        Test files.
+
+    n_jobs : int, default=None
+        Threads that read the files.
+
+    Returns
+    -------
+    matches : list of dict or None
+        ``{"file", "hash_distance"}`` for each near copy, in the order of
+        ``paths`` (a byte-identical copy too: leave those of
+        :func:`trained_on` out of ``paths``); None when the model records
+        no fingerprints (saved by an older hybridclf, or not by
+        ``hybridclf train``).
+
+    Raises
+    ------
+    ModelLoadError
+        When ``train_part.json`` is listed in the manifest but changed, or is
+        unreadable, or its fingerprints are.
+    """
+    from .inspect._fingerprint import near_copies
+
+    record = _train_part(model_dir)
+    if record is None or not isinstance(record.get("fingerprints"), dict):
+        return None
+    try:
+        found = near_copies(paths, record["fingerprints"], n_jobs=n_jobs)
+    except ValueError as exc:
+        path = os.path.join(model_dir, TRAIN_PART_FILE)
+        raise ModelLoadError(
+            f"The fingerprints of {path!r} are unreadable ({exc}). Copy the "
+            "whole model directory again.") from exc
+    return [{"file": os.fspath(paths[i]), "hash_distance": d} for i, d in found]

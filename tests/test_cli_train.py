@@ -4,6 +4,7 @@ import codecs
 import csv
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -209,6 +210,65 @@ def test_evaluate_says_when_it_scores_photos_the_model_was_trained_on(
     data = json.loads((tmp_path / "part" / "report.json").read_text())
     assert data["trained_on"] == {"n_images": 0, "files": []}
     assert "trained on" not in capsys.readouterr().out
+
+
+def _trained_files(model, folder):
+    """The files of ``folder`` that the model in ``model`` was trained on."""
+    from hybridclf.utils._row_store import content_digest
+
+    digests = set(json.loads((model / "train_part.json").read_text())["sha256"])
+    return [p for p in sorted(folder.rglob("*.png")) if content_digest(p) in digests]
+
+
+def test_evaluate_finds_near_copies_of_training_photos(trained, texture_folder,
+                                                       tmp_path, capsys):
+    # a re-encoded or resized copy of a training photo has other bytes, so
+    # trained_on missed it and its score read as one on a new photo
+    import cv2
+    import skimage.data
+
+    source = _trained_files(trained, texture_folder)[0]
+    photo = cv2.imread(str(source))
+    test = tmp_path / "test" / source.parent.name
+    test.mkdir(parents=True)
+    cv2.imwrite(str(test / "reencoded.jpg"), photo, [cv2.IMWRITE_JPEG_QUALITY, 80])
+    cv2.imwrite(str(test / "resized.png"), cv2.resize(photo, (150, 150)))
+    cv2.imwrite(str(test / "new.png"), skimage.data.camera()[100:196, 200:296])
+    report = tmp_path / "report"
+    assert main(["evaluate", "--model-dir", str(trained), "--test-data-dir",
+                 str(tmp_path / "test"), "--output-dir", str(report),
+                 "--n-repeats", "1"]) == 0
+    data = json.loads((report / "report.json").read_text())
+    assert data["trained_on"] == {"n_images": 0, "files": []}
+    near = data["near_training"]
+    assert near["n_images"] == 2
+    assert sorted(os.path.basename(m["file"]) for m in near["files"]) == [
+        "reencoded.jpg", "resized.png"]
+    assert "inspect --data-dir TRAIN --test-data-dir TEST" in near["check"]
+    out = capsys.readouterr().out
+    assert ("2 of the 3 test images are near copies of photos the model was "
+            "trained on") in out
+    assert ("2 of the 3 test images are near copies"
+            in (report / "report.html").read_text())
+
+
+def test_evaluate_a_model_without_fingerprints(trained, texture_folder, tmp_path,
+                                              capsys):
+    # a model saved before train_part.json held fingerprints: nothing to say
+    from hybridclf._model_files import write_manifest
+
+    old = tmp_path / "old"
+    shutil.copytree(trained, old)
+    part = json.loads((old / "train_part.json").read_text())
+    (old / "train_part.json").write_text(json.dumps({"sha256": part["sha256"]}))
+    write_manifest(old)
+    assert main(["evaluate", "--model-dir", str(old), "--test-data-dir",
+                 str(texture_folder), "--output-dir", str(tmp_path / "report"),
+                 "--n-repeats", "1"]) == 0
+    data = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert data["near_training"] is None
+    assert data["trained_on"]["n_images"] == 18
+    assert "near copies" not in capsys.readouterr().out
 
 
 def test_evaluate_counts_the_unknown_answers_of_each_class_as_predict_gives_them(

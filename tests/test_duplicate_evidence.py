@@ -148,3 +148,18 @@ def test_the_value_hash_of_a_hue_shifted_copy_stays(colour_blocks, tmp_path):
     assert not any(record.grayscale_as_colour for record in records)
     grey_copy = _scan(tmp_path, {"grey": np.repeat(colour_blocks[..., :1], 3, -1)})
     assert grey_copy[0].grayscale_as_colour
+
+
+def test_hash_distances_to_takes_the_closest_variant_and_reference():
+    # evaluate's check compares each test photo's flips and quarter turns with
+    # the upright hashes recorded at training, as inspect pairs them
+    from hybridclf.inspect._pairs import hash_distances_to
+
+    reference = np.array([0, 0xFF], dtype=np.uint64)
+    hashes = np.full((3, 8), 0b111, dtype=np.uint64)  # 3 bits from 0
+    hashes[0, 5] = 0xFE  # a quarter turn 1 bit from 0xFF
+    hashes[2] = 0  # no hash (flat or undecodable): never a match
+    assert hash_distances_to(hashes, reference).tolist() == [1, 3, 65]
+    assert hash_distances_to(hashes, reference, rotations=False).tolist() == [
+        3, 3, 65]
+    assert hash_distances_to(hashes, reference[:0]).tolist() == [65, 65, 65]

@@ -92,6 +92,17 @@ def run(args):
             "trained_on): the scores below overstate its accuracy on new photos; "
             "evaluate on the test part train held out (no --test-data-dir) or on "
             "new photos")
+    near = report.get("near_training") or {}
+    if near.get("n_images"):
+        out(f"WARNING: {near['n_images']} of the {report['n_images']} test images "
+            "are near copies of photos the model was trained on (re-encoded, "
+            "resized or greyscale copies; report.json: near_training): "
+            "the scores below overstate its accuracy on new photos. A quick "
+            "perceptual-hash check; for the full one run hybridclf inspect "
+            "--data-dir TRAIN --test-data-dir TEST")
+        for match in near["files"][:10]:
+            out(f"  {match['file']} ({match['hash_distance']} bits from a "
+                "training photo)")
     if report["unknown_classes"]:
         out("classes the model does not know (their images count as wrong, in "
             "the expected calibration error too; the log loss leaves them out): "

@@ -68,6 +68,15 @@ def _class_notes(report):
             f"{leaked} of the {report['n_images']} test images are photos the "
             "model was trained on (the same bytes; report.json lists them under "
             "trained_on): the scores below overstate its accuracy on new photos.")
+    near = (report.get("near_training") or {}).get("n_images")
+    if near:
+        notes.append(
+            f"{near} of the {report['n_images']} test images are near copies of "
+            "photos the model was trained on (re-encoded, resized or greyscale "
+            "copies; report.json lists them under near_training): the "
+            "scores below overstate its accuracy on new photos. This is a quick "
+            "perceptual-hash check; 'hybridclf inspect --data-dir TRAIN "
+            "--test-data-dir TEST' runs the full one.")
     if report.get("absent_classes"):
         notes.append("Model classes without a test image (not scored): "
                      + ", ".join(report["absent_classes"]) + ".")

@@ -9,9 +9,11 @@ The parts, one private module each: ``_scan`` (one read of each file),
 ``_scan_cache`` (what the scan and the alignment found, kept on disk for the
 next search), ``_checks`` (integrity and quality), ``_pairs`` (the evidence of
 duplicate pairs), ``_grouping`` (pairs to groups), ``_duplicates`` (the duplicate
-search), ``_advice`` (distribution and cross-validation plan), ``_report`` and
-``_html`` (the report and its page), ``_earlier_report`` (what a new report
-keeps of an earlier one in its folder), ``_inspect`` (the entry point).
+search), ``_fingerprint`` (the quick hash check across a model's training photos
+and a test set, for ``hybridclf evaluate``), ``_advice`` (distribution and
+cross-validation plan), ``_report`` and ``_html`` (the report and its page),
+``_earlier_report`` (what a new report keeps of an earlier one in its folder),
+``_inspect`` (the entry point).
 """
 
 from ._duplicates import find_duplicate_groups

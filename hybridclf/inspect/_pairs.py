@@ -108,6 +108,44 @@ def hash_pairs(hashes, max_distance, *, rotations=True, block=512):
     return pairs
 
 
+def hash_distances_to(hashes, reference, *, rotations=True, block=16):
+    """Each image's smallest hash distance to a set of upright reference hashes.
+
+    The cross-set form of :func:`hash_pairs`: for a test set against the
+    training photos of a model, whose record keeps only their upright hashes.
+
+    Parameters
+    ----------
+    hashes : ndarray of shape (n, 8), dtype uint64
+        :func:`perceptual_hashes` of each image; rows of zeros are skipped.
+
+    reference : ndarray of shape (m,), dtype uint64
+        Upright hashes (column 0 of :func:`perceptual_hashes`).
+
+    rotations : bool, default=True
+        Also compare the quarter turns of ``hashes``; otherwise only the image
+        and its mirror.
+
+    Returns
+    -------
+    distances : ndarray of shape (n,), dtype int
+        The smallest Hamming distance of each image (any of its variants) to
+        any reference hash; 65 for a skipped row or an empty ``reference``.
+    """
+    out = np.full(len(hashes), 65, dtype=int)
+    valid = np.flatnonzero(hashes.any(axis=1))
+    reference = np.asarray(reference, dtype=np.uint64)
+    if not len(reference):
+        return out
+    variants = hashes[:, : 8 if rotations else 2]
+    for start in range(0, len(valid), block):
+        rows = valid[start : start + block]
+        # (rows, variants, reference): a few MB a block for 10,000 references
+        xor = variants[rows][:, :, None] ^ reference[None, None, :]
+        out[rows] = np.bitwise_count(xor).min(axis=(1, 2))
+    return out
+
+
 def embedding_pairs(embeddings, min_similarity, *, block=1024):
     """Pairs whose embeddings have a cosine similarity of ``min_similarity`` or more.
 

@@ -112,7 +112,7 @@ def training_metadata(result, paths, labels, *, root=None, names=None,
 
 
 def training_files(result, paths, *, root=None, names=None, data_dirs=None,
-                   labels=None):
+                   labels=None, n_jobs=None, cache_dir=None):
     """The files beside the model that ``hybridclf train`` saves.
 
     Parameters
@@ -140,6 +140,14 @@ def training_files(result, paths, *, root=None, names=None, data_dirs=None,
     labels : sequence or None, default=None
         The classes of ``paths``, for ``test_part.json``.
 
+    n_jobs : int, default=None
+        Threads that read the photos trained on for their perceptual hashes
+        (``train_part.json``).
+
+    cache_dir : str or None, default=None
+        The feature cache's folder, whose duplicate-search records hold
+        those hashes already; None decodes every photo again.
+
     Returns
     -------
     files : dict of str to str or bytes
@@ -149,9 +157,10 @@ def training_files(result, paths, *, root=None, names=None, data_dirs=None,
         ``{"neighbours.npz": data}``, the embedding index of the novelty
         check and of the nearest training photos, with their file names
         (:meth:`~hybridclf.neighbours.EmbeddingIndex.to_bytes`), when the
-        result has them; ``{"train_part.json": data}``, the SHA-256 of each
-        photo the pipeline was fitted on (for ``hybridclf evaluate`` to say
-        which test files it was trained on); and ``{"test_part.json": data}``,
+        result has them; ``{"train_part.json": data}``, the SHA-256 and the
+        perceptual hashes of each photo the pipeline was fitted on (for
+        ``hybridclf evaluate`` to say which test files it was trained on,
+        or are near copies of them); and ``{"test_part.json": data}``,
         the files of the
         held-out test part that the test metrics scored (their path relative
         to their data folder, label and SHA-256, for ``hybridclf evaluate``
@@ -168,7 +177,8 @@ def training_files(result, paths, *, root=None, names=None, data_dirs=None,
         index = copy.copy(result.neighbours)
         index.files_ = np.asarray(names, dtype=str)[result.train_indices]
         files[INDEX_FILE] = index.to_bytes()
-    files[TRAIN_PART_FILE] = train_part_bytes(paths, result.train_indices)
+    files[TRAIN_PART_FILE] = train_part_bytes(paths, result.train_indices,
+                                              n_jobs=n_jobs, cache_dir=cache_dir)
     scored = result.scored_test_indices
     if (data_dirs is not None and labels is not None and scored is not None
             and len(scored)):

@@ -365,8 +365,10 @@ def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
         unreadable=skipped + set_aside + undecodable, n_feedback=n_feedback,
         groups_across_classes=spanning)
     save_model(result.pipeline, output_dir, metadata=metadata,
-               files=training_files(result, paths, names=names, data_dirs=roots,
-                                    labels=labels))
+               files=training_files(
+                   result, paths, names=names, data_dirs=roots, labels=labels,
+                   n_jobs=n_jobs,
+                   cache_dir=None if cache is None else str(cache.directory)))
     return FolderTraining(
         result=result, model_dir=str(output_dir),
         class_counts={str(c): int(n) for c, n in zip(classes, counts)},

@@ -1,0 +1,157 @@
+"""How well ``evaluate``'s quick check names near copies of training photos.
+
+``hybridclf train`` records the perceptual hashes of the photos trained on
+(``train_part.json``, :func:`hybridclf.inspect._fingerprint.fingerprint_record`)
+and ``hybridclf evaluate`` names the test photos within the quick-mode hash
+thresholds of one of them (:func:`hybridclf._held_out.near_trained_on`).
+Two measurements, printed as Markdown (docs/cli.md, evaluate, quotes them):
+
+- **somdej_fatherguay**: 9 of its 16 original photos (5 fronts, 4 backs, by
+  name) stand for the training photos; the test photos are each one
+  re-encoded (JPEG quality 70), halved (INTER_AREA), its greyscale copy from
+  the data set (``(bw)``), cropped by 1, 2, 3 and 5% a side, and the 7 other
+  originals (new photos: a hit among them is a false hit). Also the time of
+  the fingerprint of one photo (about 700x1000 pixels).
+
+- **amulet6**: ``train_folder(quick=True)`` (its grouped test part of 0.2),
+  then the check on that test part (hits against the hand-checked groups of
+  ``amulet6_groups.csv``: a test photo sharing a group with a training photo
+  is a true near copy) and on re-encoded, halved and greyscale copies of every
+  5th training photo.
+
+Run::
+
+    .venv/bin/python benchmarks/bench_near_training.py     # about a minute
+"""
+
+import csv
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import _common
+import cv2
+
+from hybridclf._held_out import near_trained_on
+from hybridclf.inspect._fingerprint import fingerprint_record, near_copies
+from hybridclf.utils._row_store import content_digest
+
+
+def _copies(source, folder, stem, kinds):
+    """Write the copies of one photo named ``stem__kind``; their paths by kind."""
+    image = cv2.imread(str(source))
+    h, w = image.shape[:2]
+    out = {}
+    for kind in kinds:
+        if kind == "reencoded":
+            path, data = folder / f"{stem}__{kind}.jpg", image
+            cv2.imwrite(str(path), data, [cv2.IMWRITE_JPEG_QUALITY, 70])
+        elif kind == "halved":
+            path = folder / f"{stem}__{kind}.png"
+            cv2.imwrite(str(path), cv2.resize(image, (w // 2, h // 2),
+                                              interpolation=cv2.INTER_AREA))
+        elif kind == "greyscale":
+            path = folder / f"{stem}__{kind}.jpg"
+            grey = cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY),
+                                cv2.COLOR_GRAY2BGR)
+            cv2.imwrite(str(path), grey, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        else:  # "crop N%"
+            pct = int(kind.split()[1].rstrip("%"))
+            dy, dx = h * pct // 100, w * pct // 100
+            path = folder / f"{stem}__crop{pct}.jpg"
+            cv2.imwrite(str(path), image[dy : h - dy, dx : w - dx],
+                        [cv2.IMWRITE_JPEG_QUALITY, 90])
+        out.setdefault(kind, []).append(str(path))
+    return out
+
+
+def _table(rows):
+    lines = ["| test photos | n | named |", "| --- | ---: | ---: |"]
+    lines += [f"| {kind} | {n} | {hits} |" for kind, n, hits in rows]
+    return "\n".join(lines)
+
+
+def somdej(folder, work):
+    """The somdej table and the milliseconds of one fingerprint."""
+    originals = sorted(p for p in folder.glob("*.jpg")
+                       if "(bw)" not in p.name and not p.stem.endswith("_1"))
+    fronts = [p for p in originals if p.stem[-2] == "f"]
+    backs = [p for p in originals if p.stem[-2] == "b"]
+    trained, new = fronts[:5] + backs[:4], fronts[5:] + backs[4:]
+    start = time.process_time()
+    record = fingerprint_record([str(p) for p in trained])
+    ms = (time.process_time() - start) / len(trained) * 1000
+    kinds = {"new photos (false hits)": [str(p) for p in new]}
+    for path in trained:
+        for kind, paths in _copies(path, work, path.stem, [
+                "reencoded", "halved", "crop 1%", "crop 2%", "crop 3%",
+                "crop 5%"]).items():
+            kinds.setdefault(kind, []).extend(paths)
+        grey = folder / f"{path.stem}(bw).jpg"
+        kinds.setdefault("greyscale (the data set's (bw) copy)", []).append(str(grey))
+    rows = []
+    for kind, paths in kinds.items():
+        rows.append((kind, len(paths), len(near_copies(paths, record))))
+    return _table(rows), ms
+
+
+def amulet6(folder, work):
+    """The amulet6 table: its own test part, and copies of training photos."""
+    from hybridclf.training import train_folder
+
+    model = work / "model"
+    train_folder(folder, model, quick=True, n_jobs=1)
+    part = json.loads((model / "test_part.json").read_text())["files"]
+    tests = [f["file"] for f in part]
+    trained = set(json.loads((model / "train_part.json").read_text())["sha256"])
+    names = sorted(str(p.relative_to(folder)) for p in folder.glob("*/*.jpg"))
+    train = [n for n in names if content_digest(folder / n) in trained]
+    rows = []
+    groups_csv = folder.parent / "amulet6_groups.csv"
+    if groups_csv.is_file():
+        with open(groups_csv, newline="", encoding="utf-8") as fh:
+            group = {row["file"]: row["group"] for row in csv.DictReader(fh)}
+        leaked = {n for n in tests if group[n] in {group[t] for t in train}}
+    else:
+        leaked = set()
+    hits = {os.path.relpath(m["file"], folder) for m in near_trained_on(
+        model, [str(folder / n) for n in tests])}
+    rows.append(("its own test part", len(tests), len(hits)))
+    rows.append(("  of which share a hand-checked group with a training photo",
+                 len(leaked), len(hits & leaked)))
+    copies = {}
+    for name in train[::5]:
+        stem = name.replace("/", "_")[:-4]
+        for kind, paths in _copies(folder / name, work, stem, [
+                "reencoded", "halved", "greyscale"]).items():
+            copies.setdefault(kind, []).extend(paths)
+    for kind, paths in copies.items():
+        rows.append((f"copies of training photos: {kind}", len(paths),
+                     len(near_trained_on(model, paths))))
+    return _table(rows)
+
+
+def main():
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        folder = _common.find_dataset("somdej_fatherguay")
+        if folder is None:
+            print("somdej_fatherguay is absent: skipped")
+        else:
+            (tmp / "somdej").mkdir()
+            table, ms = somdej(folder, tmp / "somdej")
+            print(f"## somdej_fatherguay\n\n{table}\n\nfingerprint: {ms:.0f} ms "
+                  "of CPU per photo (about 700x1000 pixels)\n")
+        folder = _common.find_dataset("amulet6")
+        if folder is None:
+            print("amulet6 is absent: skipped")
+        else:
+            (tmp / "amulet6").mkdir()
+            print(f"## amulet6 (train --quick, seed 0)\n\n"
+                  f"{amulet6(folder, tmp / 'amulet6')}\n")
+
+
+if __name__ == "__main__":
+    main()
