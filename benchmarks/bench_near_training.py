@@ -4,7 +4,8 @@
 (``train_part.json``, :func:`hybridclf.inspect._fingerprint.fingerprint_record`)
 and ``hybridclf evaluate`` names the test photos within the quick-mode hash
 thresholds of one of them (:func:`hybridclf._held_out.near_trained_on`).
-Two measurements, printed as Markdown (docs/cli.md, evaluate, quotes them):
+Two measurements, written to their section of docs/benchmarks.md (and
+printed; docs/cli.md, evaluate, quotes them):
 
 - **somdej_fatherguay**: 9 of its 16 original photos (5 fronts, 4 backs, by
   name) stand for the training photos; the test photos are each one
@@ -133,24 +134,57 @@ def amulet6(folder, work):
     return _table(rows)
 
 
+START_MARKER = "<!-- bench_near_training:start -->"
+END_MARKER = "<!-- bench_near_training:end -->"
+
+
+def render_section(parts):
+    """The docs/benchmarks.md section: date, machine, command, the tables."""
+    from datetime import datetime, timezone
+
+    info = _common.machine_info()
+    date = datetime.now(timezone.utc).isoformat(timespec="minutes")
+    return "\n".join([
+        START_MARKER,
+        "## Near copies of training photos (`benchmarks/bench_near_training.py`)",
+        "",
+        f"- Date: {date}",
+        f"- Machine: {info['nproc']} CPUs, {info['cpu_model']}; "
+        f"scikit-learn {info['scikit-learn']}, OpenCV {info['opencv']}",
+        "- Command: `.venv/bin/python benchmarks/bench_near_training.py`",
+        "- What it measures: how many test photos `hybridclf evaluate`'s quick "
+        "check (`near_training`: the inspector's perceptual hashes of the "
+        "training photos, recorded in `train_part.json`) names as near copies "
+        "of a training photo. Counts do not depend on the load; the "
+        "milliseconds do.",
+        "",
+        *parts,
+        END_MARKER,
+    ]) + "\n"
+
+
 def main():
+    parts = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         folder = _common.find_dataset("somdej_fatherguay")
         if folder is None:
-            print("somdej_fatherguay is absent: skipped")
+            parts.append("somdej_fatherguay is absent: skipped\n")
         else:
             (tmp / "somdej").mkdir()
             table, ms = somdej(folder, tmp / "somdej")
-            print(f"## somdej_fatherguay\n\n{table}\n\nfingerprint: {ms:.0f} ms "
-                  "of CPU per photo (about 700x1000 pixels)\n")
+            parts.append(f"### somdej_fatherguay\n\n{table}\n\nfingerprint: "
+                         f"{ms:.0f} ms of CPU per photo (about 700x1000 pixels)\n")
         folder = _common.find_dataset("amulet6")
         if folder is None:
-            print("amulet6 is absent: skipped")
+            parts.append("amulet6 is absent: skipped\n")
         else:
             (tmp / "amulet6").mkdir()
-            print(f"## amulet6 (train --quick, seed 0)\n\n"
-                  f"{amulet6(folder, tmp / 'amulet6')}\n")
+            parts.append(f"### amulet6 (train --quick, seed 0)\n\n"
+                         f"{amulet6(folder, tmp / 'amulet6')}\n")
+    section = render_section(parts)
+    print(section)
+    _common.write_section(_common.DOCS_FILE, section, START_MARKER, END_MARKER)
 
 
 if __name__ == "__main__":
