@@ -309,7 +309,8 @@ def add_service_options(parser):
         help="name of the environment variable that holds the admin key, which "
         "POST /admin/reload then needs in the X-Admin-Key header (the API key "
         "opens no /admin path; it must not be the API key's variable); without "
-        "it, /admin answers only this machine (default: no admin key)")
+        "it, /admin answers only the service's own machine (default: no admin "
+        "key)")
     parser.add_argument(
         "--allowed-hosts", nargs="+", default=None, metavar="NAME",
         help="the names clients call the server by, in the Host header; others "
