@@ -199,6 +199,68 @@ def test_the_served_names_are_checked_in_containers_too(model_dir, tmp_path):
                          allowed_hosts=["a b"])
 
 
+def _served_commands(kind, out):
+    """The serve command line(s) and environment a deployment of ``kind``
+    wrote: the Dockerfile's CMD (docker, compose), the unit's ExecStart
+    (systemd), the printed command and docker-compose.yml's text."""
+    if kind == "systemd":
+        unit = _parse_unit((out / "hybridclf-serve.service").read_text())
+        return unit["Service"]["ExecStart"][0].split(), unit["Service"]
+    text = (out / "Dockerfile").read_text()
+    cmd = json.loads(text.split("\nCMD ", 1)[1].splitlines()[0])
+    compose = out / "docker-compose.yml"
+    return cmd, compose.read_text() if compose.exists() else ""
+
+
+@pytest.mark.parametrize("kind", ["docker", "compose", "systemd"])
+def test_the_admin_key_is_passed_by_name_to_serve(model_dir, tmp_path, capsys,
+                                                  kind):
+    # deploy had no --admin-key-env: a deployment could not set the key that
+    # POST /admin/reload needs from another machine (the README told the
+    # deployer to edit the written files by hand)
+    out = tmp_path / "keyed"
+    assert main(["deploy", "--type", kind, "--output-dir", str(out),
+                 "--model-dir", str(model_dir), "--api-key-env", "MY_KEY",
+                 "--admin-key-env", "MY_ADMIN_KEY"]) == 0
+    command = _instructions(capsys)
+    cmd, env = _served_commands(kind, out)
+    i = cmd.index("--admin-key-env")
+    assert cmd[i + 1] == "MY_ADMIN_KEY"
+    assert "--api-key-env" in cmd
+    readme = (out / "README.txt").read_text()
+    assert "MY_ADMIN_KEY=<admin key>" in readme and "X-Admin-Key" in readme
+    if kind == "docker":
+        assert "-e MY_KEY " in command and "-e MY_ADMIN_KEY " in command
+    elif kind == "compose":
+        assert ('      MY_ADMIN_KEY: "${MY_ADMIN_KEY:?set the admin key}"'
+                in env.splitlines())
+    else:
+        assert env["EnvironmentFile"] == ["/etc/hybridclf/serve.env"]
+    # without it, nothing of an admin key is written
+    plain = tmp_path / "plain"
+    write_deployment(kind, plain, model_dir, api_key_env="MY_KEY")
+    cmd, env = _served_commands(kind, plain)
+    assert "--admin-key-env" not in cmd
+    assert "ADMIN" not in str(env)
+    assert "X-Admin-Key" not in (plain / "README.txt").read_text()
+
+
+def test_the_admin_key_needs_a_variable_of_its_own(model_dir, tmp_path, capsys):
+    # serve refuses an admin key equal to the API key when it starts; deploy
+    # refuses the one variable for both now, before a service is installed
+    with pytest.raises(ValueError, match="'admin_key_env'.*MY_KEY"):
+        write_deployment("compose", tmp_path, model_dir, api_key_env="MY_KEY",
+                         admin_key_env="MY_KEY")
+    with pytest.raises(ValueError, match="admin_key_env"):
+        write_deployment("docker", tmp_path, model_dir, admin_key_env="A; rm")
+    assert not (tmp_path / "Dockerfile").exists()
+    assert main(["deploy", "--type", "systemd", "--output-dir", str(tmp_path),
+                 "--model-dir", str(model_dir), "--api-key-env", "K",
+                 "--admin-key-env", "K"]) == 1
+    assert "--admin-key-env" in capsys.readouterr().err
+    assert not (tmp_path / "hybridclf-serve.service").exists()
+
+
 def test_a_public_deployment_without_a_key_is_warned_of(model_dir, tmp_path,
                                                         caplog):
     # the warning used to come only from the running service's log

@@ -289,8 +289,8 @@ def batch_options(args):
 
 
 def add_service_options(parser):
-    """--host, --port, --workers, --api-key-env, --allowed-hosts of serve and
-    deploy."""
+    """--host, --port, --workers, --api-key-env, --admin-key-env,
+    --allowed-hosts of serve and deploy."""
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to bind (default: %(default)s; 0.0.0.0 "
                         "accepts other machines)")
@@ -304,6 +304,13 @@ def add_service_options(parser):
         help="name of the environment variable that holds the API key; clients "
         "send it in the X-API-Key header (default: no key)",
     )
+    parser.add_argument(
+        "--admin-key-env", default=None, metavar="VAR",
+        help="name of the environment variable that holds the admin key, which "
+        "POST /admin/reload then needs in the X-Admin-Key header (the API key "
+        "opens no /admin path; it must not be the API key's variable); without "
+        "it, /admin answers only the service's own machine (default: no admin "
+        "key)")
     parser.add_argument(
         "--allowed-hosts", nargs="+", default=None, metavar="NAME",
         help="the names clients call the server by, in the Host header; others "

@@ -27,6 +27,7 @@ def run(args):
     result = write_deployment(args.deploy_type, args.output_dir, args.model_dir,
                               host=args.host, port=args.port, workers=args.workers,
                               api_key_env=args.api_key_env,
+                              admin_key_env=args.admin_key_env,
                               allow_pickle=args.allow_pickle, force=args.force,
                               allowed_hosts=args.allowed_hosts)
     for path in result["files"]:

@@ -21,12 +21,6 @@ def format_parser(parser):
     )
     add_model_dir(parser)
     add_service_options(parser)
-    parser.add_argument(
-        "--admin-key-env", default=None, metavar="VAR",
-        help="name of the environment variable that holds the admin key, which "
-        "POST /admin/reload then needs in the X-Admin-Key header (the API key "
-        "opens no /admin path); without it, /admin answers only this machine "
-        "(default: no admin key)")
     parser.add_argument("--max-body-mb", type=positive_float, default=10.0,
                         metavar="MB",
                         help="largest request body in MB (default: %(default)s)")

@@ -46,13 +46,15 @@ def _python_image(info):
 
 
 def _dockerfile(version, workers, api_key_env, info, allow_pickle,
-                allowed_hosts=None):
+                allowed_hosts=None, admin_key_env=None):
     cmd = ["hybridclf", "serve", "--model-dir", "/models/model", "--host",
            "0.0.0.0", "--port", str(_PORT_IN_CONTAINER), "--workers", str(workers)]
     if allowed_hosts:
         cmd += ["--allowed-hosts", *allowed_hosts]
     if api_key_env:
         cmd += ["--api-key-env", api_key_env]
+    if admin_key_env:
+        cmd += ["--admin-key-env", admin_key_env]
     if allow_pickle:
         cmd += ["--allow-pickle"]
     cmd = json.dumps(cmd)
@@ -95,7 +97,7 @@ _DOCKERIGNORE = """\
 """
 
 
-def _compose(published, api_key_env, workers):
+def _compose(published, api_key_env, workers, admin_key_env=None):
     q = json.dumps  # a JSON string is a valid YAML scalar
     health = ("import urllib.request; urllib.request.urlopen("
               f"'http://127.0.0.1:{_PORT_IN_CONTAINER}/ready', timeout=4)")
@@ -120,9 +122,12 @@ def _compose(published, api_key_env, workers):
         f"    cpus: {_limits(workers)[1]}",
         f"    pids_limit: {_PIDS_LIMIT}",
     ]
-    if api_key_env:
-        value = q("${" + api_key_env + ":?set the API key}")
-        lines += ["    environment:", f"      {api_key_env}: {value}"]
+    keys = [(name, what) for name, what in ((api_key_env, "API key"),
+                                            (admin_key_env, "admin key")) if name]
+    if keys:  # taken from the environment of `docker compose`, never written
+        lines += ["    environment:"]
+        lines += [f"      {name}: {q('${' + name + ':?set the ' + what + '}')}"
+                  for name, what in keys]
     lines += [
         "    healthcheck:",
         f"      test: {q(['CMD', 'python', '-c', health])}",
@@ -135,13 +140,14 @@ def _compose(published, api_key_env, workers):
 
 
 def _systemd(hybridclf_bin, model_dir, host, port, workers, api_key_env, user,
-             allow_pickle=False, allowed_hosts=None):
+             allow_pickle=False, allowed_hosts=None, admin_key_env=None):
     key = f" --allowed-hosts {' '.join(allowed_hosts)}" if allowed_hosts else ""
     key += f" --api-key-env {api_key_env}" if api_key_env else ""
+    key += f" --admin-key-env {admin_key_env}" if admin_key_env else ""
     key += " --allow-pickle" if allow_pickle else ""
     memory, _ = _limits(workers)
-    env_file = ("EnvironmentFile=/etc/hybridclf/serve.env\n" if api_key_env
-                else "")
+    env_file = ("EnvironmentFile=/etc/hybridclf/serve.env\n"
+                if api_key_env or admin_key_env else "")
     return f"""\
 [Unit]
 Description=hybridclf prediction service ({model_dir})

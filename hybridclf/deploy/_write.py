@@ -86,7 +86,8 @@ def _check_existing(out, kind, force):
 
 def write_deployment(kind, output_dir, model_dir, *, host="127.0.0.1", port=8000,
                      workers=1, api_key_env=None, user="hybridclf",
-                     allow_pickle=False, force=False, allowed_hosts=None):
+                     allow_pickle=False, force=False, allowed_hosts=None,
+                     admin_key_env=None):
     """Write the files that deploy ``hybridclf serve`` on a model directory.
 
     Parameters
@@ -135,6 +136,16 @@ def write_deployment(kind, output_dir, model_dir, *, host="127.0.0.1", port=8000
         service's loopback default would not apply); else none, and a public
         deployment should list its names.
 
+    admin_key_env : str or None, default=None
+        Name of the environment variable holding the admin key, passed to
+        ``hybridclf serve --admin-key-env`` as ``api_key_env`` is to
+        ``--api-key-env`` (the key itself is never written into the files):
+        ``POST /admin/reload`` then needs it in ``X-Admin-Key`` from any
+        address, and the API key opens no ``/admin`` path. None: ``/admin``
+        answers only the service's own machine (for a container, only a
+        request from inside it). Must differ from ``api_key_env`` (``serve``
+        refuses an admin key equal to the API key).
+
     Returns
     -------
     result : dict
@@ -144,9 +155,10 @@ def write_deployment(kind, output_dir, model_dir, *, host="127.0.0.1", port=8000
     Raises
     ------
     ValueError
-        When ``kind`` is unknown, a path holds characters that would break
-        the files, ``output_dir`` holds earlier files and not ``force``, or
-        the model is a pickle and not ``allow_pickle``.
+        When ``kind`` is unknown, a path or a variable name holds characters
+        that would break the files, ``admin_key_env`` is ``api_key_env``,
+        ``output_dir`` holds earlier files and not ``force``, or the model is
+        a pickle and not ``allow_pickle``.
     ModelLoadError
         When ``model_dir`` is not a model directory.
 
@@ -160,7 +172,7 @@ def write_deployment(kind, output_dir, model_dir, *, host="127.0.0.1", port=8000
     """
     from .. import __version__
 
-    _check_arguments(kind, api_key_env, user)
+    _check_arguments(kind, api_key_env, user, admin_key_env)
     host = _check_host(host)
     allowed_hosts = [_check_host(h, "allowed_hosts", wildcard=True)
                      for h in allowed_hosts or ()]
@@ -175,16 +187,17 @@ def write_deployment(kind, output_dir, model_dir, *, host="127.0.0.1", port=8000
         command, folder = _write_container(
             kind, out, model_dir, files, version=__version__, info=info,
             published=_published(host, port), workers=workers,
-            api_key_env=api_key_env, allow_pickle=allow_pickle,
-            allowed_hosts=allowed_hosts or (
+            api_key_env=api_key_env, admin_key_env=admin_key_env,
+            allow_pickle=allow_pickle, allowed_hosts=allowed_hosts or (
                 ["localhost"] if host.startswith(_LOOPBACK) else None))
     else:
         command, folder = _write_systemd(
             out, model_dir, files, host=host, port=port, workers=workers,
-            api_key_env=api_key_env, user=user, allow_pickle=allow_pickle,
-            allowed_hosts=allowed_hosts)
+            api_key_env=api_key_env, admin_key_env=admin_key_env, user=user,
+            allow_pickle=allow_pickle, allowed_hosts=allowed_hosts)
     readme = _readme(kind, model_dir, command, folder, version=__version__,
-                     info=info, url=_url(host, port), api_key_env=api_key_env)
+                     info=info, url=_url(host, port), api_key_env=api_key_env,
+                     admin_key_env=admin_key_env)
     _write(files, out / "README.txt", readme)
     logger.info("Wrote a %s deployment to %s", kind, out)
     return {"files": files, "command": command}
@@ -200,16 +213,29 @@ def _warn_public_without_key(host, api_key_env):
             "127.0.0.1 behind a proxy that authenticates.", host)
 
 
-def _check_arguments(kind, api_key_env, user):
-    """Refuse an unknown ``kind`` and names that would break the files."""
+def _check_arguments(kind, api_key_env, user, admin_key_env=None):
+    """Refuse an unknown ``kind``, names that would break the files, and one
+    variable for both keys."""
     if kind not in DEPLOY_TYPES:
         raise ValueError(
             "The 'kind' parameter of write_deployment must be one of "
             f"{list(DEPLOY_TYPES)}. Got {kind!r} instead.")
-    if api_key_env is not None and not api_key_env.replace("_", "").isalnum():
+    for name, value in (("api_key_env", api_key_env),
+                        ("admin_key_env", admin_key_env)):
+        if value is not None and not (
+                value.isascii() and value.replace("_", "").isalnum()):
+            raise ValueError(
+                f"The {name!r} parameter of write_deployment must be an "
+                f"environment variable name (letters, digits, _). Got {value!r}.")
+    if admin_key_env is not None and admin_key_env == api_key_env:
+        # serve would refuse it at every start (an admin key equal to the API
+        # key); the names are all there is to compare here
         raise ValueError(
-            "The 'api_key_env' parameter of write_deployment must be an "
-            f"environment variable name (letters, digits, _). Got {api_key_env!r}.")
+            f"The 'admin_key_env' parameter of write_deployment (--admin-key-env) "
+            f"names {admin_key_env!r}, the API key's variable: every prediction "
+            "client could reload the model, and 'hybridclf serve' refuses an "
+            "admin key equal to the API key. Name a variable of its own, such as "
+            "HYBRIDCLF_ADMIN_KEY.")
     if not str(user).replace("-", "").replace("_", "").isalnum():
         raise ValueError("The 'user' parameter of write_deployment must be a user "
                          f"name (letters, digits, - and _). Got {user!r} instead.")
@@ -235,21 +261,23 @@ def _write(files, path, text):
 
 
 def _write_container(kind, out, model_dir, files, *, version, info, published,
-                     workers, api_key_env, allow_pickle, allowed_hosts):
+                     workers, api_key_env, allow_pickle, allowed_hosts,
+                     admin_key_env=None):
     """Copy the model and write the Docker files; (start command, folder)."""
     shutil.copytree(model_dir, out / "model")
     (out / "wheels").mkdir(exist_ok=True)
     _write(files, out / "Dockerfile",
            _dockerfile(version, workers, api_key_env, info, allow_pickle,
-                       allowed_hosts))
+                       allowed_hosts, admin_key_env))
     _write(files, out / ".dockerignore", _DOCKERIGNORE)
     folder = _check_path(str(out.resolve()), "output_dir")
     if kind == "compose":
         _write(files, out / "docker-compose.yml",
-               _compose(published, api_key_env, workers))
+               _compose(published, api_key_env, workers, admin_key_env))
         return (f'docker compose -f "{folder}/docker-compose.yml" up -d --build',
                 folder)
-    run_key = f" -e {api_key_env}" if api_key_env else ""
+    run_key = "".join(f" -e {name}" for name in (api_key_env, admin_key_env)
+                      if name)
     memory, cpus = _limits(workers)
     command = (f'docker build -t {_SERVICE} "{folder}" && docker run -d '
                f"--name {_SERVICE} --restart unless-stopped --read-only "
@@ -262,7 +290,7 @@ def _write_container(kind, out, model_dir, files, *, version, info, published,
 
 
 def _write_systemd(out, model_dir, files, *, host, port, workers, api_key_env, user,
-                   allow_pickle, allowed_hosts):
+                   allow_pickle, allowed_hosts, admin_key_env=None):
     """Write the systemd unit; (install command, folder)."""
     exe = Path(sys.executable).with_name("hybridclf")
     hybridclf_bin = _check_path(
@@ -275,7 +303,7 @@ def _write_systemd(out, model_dir, files, *, host, port, workers, api_key_env, u
     unit = f"{_SERVICE}.service"
     _write(files, out / unit, _systemd(hybridclf_bin, model_dir, host, port, workers,
                                        api_key_env, user, allow_pickle,
-                                       allowed_hosts))
+                                       allowed_hosts, admin_key_env))
     folder = _check_path(str(out.resolve()), "output_dir")
     command = (f"sudo useradd --system --no-create-home --shell "
                f"/usr/sbin/nologin {user}; sudo install -m 0644 "
@@ -292,7 +320,8 @@ def _url(host, port):
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def _readme(kind, model_dir, command, folder, *, version, info, url, api_key_env):
+def _readme(kind, model_dir, command, folder, *, version, info, url, api_key_env,
+            admin_key_env=None):
     """The text of README.txt: how to start and check the service."""
     notes = [f"hybridclf {kind} deployment of the model {model_dir}", "",
              "Start it with:", "", f"    {command}", ""]
@@ -301,13 +330,23 @@ def _readme(kind, model_dir, command, folder, *, version, info, url, api_key_env
                   f"{version} is not on your package index:",
                   f'    pip wheel --no-deps -w "{folder}/wheels" <hybridclf source>',
                   ""]
+    where = ("/etc/hybridclf/serve.env (mode 0600)" if kind == "systemd"
+             else "your shell's environment")
     if api_key_env:
-        where = ("/etc/hybridclf/serve.env (mode 0600)" if kind == "systemd"
-                 else "your shell's environment")
         notes += [f"Set {api_key_env}=<key> in {where}; clients send it in the "
-                  "X-API-Key header. It opens no POST /admin/reload from "
-                  "another machine: add --admin-key-env VAR to the serve "
-                  "command for that (see docs/service.md).", ""]
+                  "X-API-Key header. It opens no /admin path."]
+        if not admin_key_env:
+            notes += ["POST /admin/reload answers only requests from the "
+                      "service's own machine: write the files again with "
+                      "--admin-key-env VAR to reload from elsewhere (see "
+                      "docs/service.md)."]
+        notes += [""]
+    if admin_key_env:
+        notes += [f"Set {admin_key_env}=<admin key> in {where}, a value other "
+                  "than the API key's (the service refuses the same one); "
+                  "POST /admin/reload needs it in the X-Admin-Key header, from "
+                  "any address, and loads the model from a path on the "
+                  "server: keep it for those who may change the model.", ""]
     pins = _pins(info)
     if kind == "systemd" and pins:
         notes += ["The model was saved with these versions; install them beside "
