@@ -7,6 +7,7 @@ open-set, label-issue and cascade decisions, and the integrity and versions.
 
 import re
 
+from .._cv_text import cv_score_text
 from .._held_out import TEST_PART_FILE
 from .._model_files import MANIFEST
 from ..neighbours import INDEX_FILE
@@ -82,11 +83,11 @@ def _card_scores(info, files=()):
     cv = info.get("cv_scores") or {}
     if cv:
         lines += ["", "## Cross-validation on the training part", "",
-                  "| metric | mean | std | folds |", "| --- | ---: | ---: | ---: |"]
-        for name, values in cv.items():
-            if isinstance(values, dict) and "mean" in values:
-                lines.append(f"| {name} | {values['mean']:.3f} | "
-                             f"{values['std']:.3f} | {len(values['folds'])} |")
+                  "| metric | mean +/- standard deviation over the folds |",
+                  "| --- | ---: |"]
+        lines += [f"| {name} | {cv_score_text(values)} |"
+                  for name, values in cv.items()
+                  if isinstance(values, dict) and "mean" in values]
         if (info.get("search") or {}).get("cv_scores_optimistic"):
             lines += ["", "These scores are optimistic: the hyper-parameter search "
                       "chose the parameters by their scores on the same folds. "
