@@ -589,3 +589,4 @@ def test_evaluate_prints_and_pages_the_cascades_early_exit(fitted, textures,
             if x.startswith("cascade: ")]
     assert len(line) == 1 and said in line[0]
     assert f"the {n - n_early} passed on to every block" in line[0]
+    assert ("within their OOD gate" in line[0]) == (fitted.ood_limits_ is not None)

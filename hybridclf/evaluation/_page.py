@@ -27,7 +27,9 @@ def cascade_sentence(cascade, n_images):
     Parameters
     ----------
     cascade : dict
-        ``threshold``, ``cheap_features``, ``early_share``,
+        ``threshold``, ``cheap_features``, ``ood_gate`` (whether an early
+        answer must also be within the cheap blocks' out-of-distribution
+        limits; absent in reports of older versions), ``early_share``,
         ``early_accuracy`` and ``late_accuracy`` (None, written ``-``, when
         no image took that way), ``cascade_accuracy``,
         ``full_model_accuracy``, ``ms_per_image_full`` and
@@ -60,7 +62,9 @@ def cascade_sentence(cascade, n_images):
         return "-" if value is None else f"{value:.3f}"
 
     return (f"cascade: {', '.join(cascade['cheap_features'])} answer alone at "
-            f"top probability >= {cascade['threshold']:.3f}: {n_early} of "
+            f"top probability >= {cascade['threshold']:.3f}"
+            + (", within their OOD gate" if cascade.get("ood_gate") else "")
+            + f": {n_early} of "
             f"{n_images} test images ({share:.0%}), accuracy "
             f"{accuracy(cascade['early_accuracy'])} on them and "
             f"{accuracy(cascade['late_accuracy'])} on the {n_images - n_early} "
