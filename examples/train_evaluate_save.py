@@ -44,7 +44,8 @@ pipe = make_hybrid_pipeline(features=["hog", "color"]).set_params(load__size=64)
 result = train_model(pipe, paths, labels, groups=duplicate_groups(paths),
                      test_size=0.2, cv_folds=3, random_state=0)
 cv = result.cv_scores["accuracy"]
-print(f"3-fold grouped CV accuracy: {cv['mean']:.3f} +/- {cv['std']:.3f}")
+print(f"3-fold grouped CV accuracy: {cv['mean']:.3f} +/- {cv['std']:.3f} "
+      f"(standard deviation over {len(cv['folds'])} folds)")
 print(f"test-part accuracy: {result.test_metrics['accuracy']:.3f}")
 
 print(f"likely wrong labels: {len(result.label_issues['index'])} of "

@@ -560,3 +560,33 @@ def test_verbose_prints_the_time_of_each_step(textures, capsys):
                  "Processing features", "(step 4 of 4) Processing clf",
                  "threshold folds' features", "cheap stage and threshold"):
         assert "[CascadePipeline] " in out and step in out, step
+
+
+def test_evaluate_prints_and_pages_the_cascades_early_exit(fitted, textures,
+                                                             tmp_path, monkeypatch,
+                                                             capsys):
+    # how many test images the cheap blocks answered alone, and how well, was
+    # in report.json only: neither the command's summary nor the page said it
+    import hybridclf.evaluation as evaluation
+    from hybridclf.cli import main
+    from hybridclf.evaluation import evaluate_model
+    from hybridclf.evaluation._page import evaluation_page
+
+    paths, labels = textures
+    report = evaluate_model(fitted, paths[1::2], labels[1::2], n_repeats=1)
+    _, _, early = fitted.predict_stages(paths[1::2])
+    n, n_early = len(early), int(early.sum())
+    said = (f"{n_early} of {n} test images ({early.mean():.0%}), accuracy "
+            f"{report['cascade']['early_accuracy']:.3f} on them")
+    page = evaluation_page(report, [], "t")
+    assert "<h2>Cascade</h2>" in page and said in page
+    files = {"html": str(tmp_path / "r.html"), "json": str(tmp_path / "r.json")}
+    monkeypatch.setattr(evaluation, "evaluate_folder",
+                        lambda *a, **k: ({**report, "unreadable": []}, files))
+    assert main(["evaluate", "--model-dir", str(tmp_path), "--test-data-dir",
+                 str(tmp_path), "--output-dir", str(tmp_path / "out")]) == 0
+    line = [x for x in capsys.readouterr().out.splitlines()
+            if x.startswith("cascade: ")]
+    assert len(line) == 1 and said in line[0]
+    assert f"the {n - n_early} passed on to every block" in line[0]
+    assert ("within their OOD gate" in line[0]) == (fitted.ood_limits_ is not None)

@@ -1077,3 +1077,20 @@ def test_train_says_how_many_feedback_photos_it_used(texture_folder, tmp_path,
     assert "feedback" not in capsys.readouterr().out
     info = json.loads((tmp_path / "plain" / "model.json").read_text())
     assert "n_feedback" not in info["training"]
+
+
+def test_the_cv_spread_is_named_a_standard_deviation_over_the_folds(capsys):
+    # "0.929 +/- 0.047" (CLI summary) and a bare "std" column (model card)
+    # read as a confidence interval; it is the fold scores' standard deviation
+    from hybridclf.cli._train import _print_scores
+    from hybridclf.persistence._card import _card_scores
+
+    cv = {"accuracy": {"mean": 0.929, "std": 0.047, "folds": [0.93] * 15}}
+    said = "0.929 +/- 0.047 (standard deviation over 15 folds)"
+    assert f"| accuracy | {said} |" in _card_scores({"cv_scores": cv})
+
+    class Result:
+        search, cv_scores, test_metrics, test_part = {}, cv, {}, {}
+
+    _print_scores(Result())
+    assert f"15-fold grouped CV accuracy: {said}" in capsys.readouterr().out

@@ -820,3 +820,23 @@ def test_a_model_folder_of_the_original_system_says_to_retrain(tmp_path):
     with pytest.raises(ModelLoadError, match=r"ensemble_model\.joblib is a model "
                        r"of the original system.*hybridclf train --data-dir"):
         load_model(tmp_path)
+
+
+def test_the_model_card_names_whose_duplicate_groups_it_counts():
+    # the Training section listed "n_groups: 158" under "n_train" and "n_test":
+    # read as the groups of one part, when it counts those of all the images
+    from hybridclf.persistence._card import _card_scores
+
+    info = {"training": {"n_train": 140, "n_test": 33, "n_groups": 158},
+            "metrics": {"accuracy": 0.9},
+            "test_part": {"n_images": 33, "n_groups": 30,
+                          "accuracy_interval": [0.8, 0.95]}}
+    text = "\n".join(_card_scores(info))
+    assert "n_groups" not in text
+    assert ("- duplicate groups (near-identical photos) among all 173 images "
+            "(training and test parts together): 158; among the 33 scored "
+            "photos of the test part: 30") in text
+    # a model.json without a test part (test_size=0) names all the images alone
+    info = {"training": {"n_train": 173, "n_test": 0, "n_groups": 158}}
+    assert "among all 173 images (training and test parts together): 158\n" in (
+        "\n".join(_card_scores(info)) + "\n")

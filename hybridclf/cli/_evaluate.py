@@ -63,6 +63,7 @@ def format_parser(parser):
 def run(args):
     with command_imports():
         from ..evaluation import evaluate_folder
+        from ..evaluation._page import cascade_sentence
 
     with warnings.catch_warnings():
         # printed below, with the figures it explains
@@ -136,6 +137,8 @@ def run(args):
             out(f"accuracy 95% interval: {low:.3f} to {high:.3f} "
                 f"({report['n_images']} test images{groups})")
     _print_open_set(report)
+    if report.get("cascade"):
+        out(cascade_sentence(report["cascade"], report["n_images"]))
     speed = report["speed_ms_per_image"]
     out("ms per image: " + ", ".join(f"{k} {v:.2f}" for k, v in speed.items()))
     out(f"{len(report['errors'])} misclassified images")

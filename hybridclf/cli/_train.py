@@ -4,6 +4,7 @@ import argparse
 import os
 import shlex
 
+from .._cv_text import cv_score_text
 from ._common import (
     add_data_dir,
     add_max_pixels,
@@ -180,7 +181,7 @@ def _print_scores(result):
     optimistic = " (optimistic: see below)" if result.search else ""
     for metric, values in result.cv_scores.items():
         out(f"{len(values['folds'])}-fold grouped CV {metric}: "
-            f"{values['mean']:.3f} +/- {values['std']:.3f}{optimistic}")
+            f"{cv_score_text(values)}{optimistic}")
     if result.search:
         out("these CV scores are optimistic: the search chose the parameters "
             "by their scores on the same folds; " + (

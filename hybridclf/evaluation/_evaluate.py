@@ -130,7 +130,9 @@ def evaluate_model(pipe, X, labels, *, groups=None, n_repeats=3, top_k=(2, 3),
         test image); for a
         :class:`~hybridclf.cascade.CascadePipeline` the metrics are the
         cascade's and ``cascade`` holds its early-exit share, the accuracy of
-        each stage and its estimated time per image. With an index, each
+        each stage and its estimated time per image (``ood_gate``: whether
+        an early answer must also be within the cheap blocks'
+        out-of-distribution limits). With an index, each
         entry of ``errors`` lists its nearest training photos under
         ``neighbours`` (``file``, ``label``, ``similarity``). The keys
         ``_thumbnails`` and ``_neighbour_thumbnails`` (not JSON) hold small
@@ -231,6 +233,7 @@ def _cascade(pipe, features, full_proba, y, speed):
     return proba, {
         "threshold": float(pipe.threshold_),
         "cheap_features": sorted(cheap),
+        "ood_gate": getattr(pipe, "ood_limits_", None) is not None,
         "early_share": float(early.mean()),
         "early_accuracy": share(right[early]),
         "late_accuracy": share(right[~early]),

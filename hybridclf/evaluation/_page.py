@@ -11,7 +11,68 @@ import html
 
 from .._report_html import SORT_SCRIPT, TABLE_STYLE, html_table
 
-__all__ = ["evaluation_page"]
+__all__ = ["cascade_sentence", "evaluation_page"]
+
+
+def cascade_sentence(cascade, n_images):
+    """A cascade's early exit on the test images, as one sentence.
+
+    ``cascade`` is ``report.json``'s ``cascade`` (the report of a
+    :class:`~hybridclf.cascade.CascadePipeline`): how many test images its
+    cheap blocks answered alone and how well, against the photos passed on to
+    every block, and what that costs against the full model. ``hybridclf
+    evaluate`` prints it and the HTML page shows it; both had left it to
+    ``report.json``.
+
+    Parameters
+    ----------
+    cascade : dict
+        ``threshold``, ``cheap_features``, ``ood_gate`` (whether an early
+        answer must also be within the cheap blocks' out-of-distribution
+        limits; absent in reports of older versions), ``early_share``,
+        ``early_accuracy`` and ``late_accuracy`` (None, written ``-``, when
+        no image took that way), ``cascade_accuracy``,
+        ``full_model_accuracy``, ``ms_per_image_full`` and
+        ``ms_per_image_estimated``, as
+        :func:`~hybridclf.evaluation.evaluate_model` reports them.
+
+    n_images : int
+        The test images scored (``n_images`` of the report), which
+        ``early_share`` is a share of.
+
+    Returns
+    -------
+    sentence : str
+        One line, starting with ``cascade:``.
+
+    >>> print(cascade_sentence({
+    ...     "cheap_features": ["color", "hog"], "threshold": 0.87,
+    ...     "early_share": 0.5, "early_accuracy": 1.0, "late_accuracy": 0.75,
+    ...     "cascade_accuracy": 0.875, "full_model_accuracy": 0.875,
+    ...     "ms_per_image_full": 20.0, "ms_per_image_estimated": 12.5}, 8))
+    cascade: color, hog answer alone at top probability >= 0.870: 4 of 8 test
+    images (50%), accuracy 1.000 on them and 0.750 on the 4 passed on to every
+    block; cascade accuracy 0.875, full model 0.875; about 12.50 ms per image
+    (estimated) against 20.00 with every block
+    """
+    share = cascade["early_share"]
+    n_early = round(share * n_images)
+
+    def accuracy(value):
+        return "-" if value is None else f"{value:.3f}"
+
+    return (f"cascade: {', '.join(cascade['cheap_features'])} answer alone at "
+            f"top probability >= {cascade['threshold']:.3f}"
+            + (", within their OOD gate" if cascade.get("ood_gate") else "")
+            + f": {n_early} of "
+            f"{n_images} test images ({share:.0%}), accuracy "
+            f"{accuracy(cascade['early_accuracy'])} on them and "
+            f"{accuracy(cascade['late_accuracy'])} on the {n_images - n_early} "
+            "passed on to every block; cascade accuracy "
+            f"{cascade['cascade_accuracy']:.3f}, full model "
+            f"{cascade['full_model_accuracy']:.3f}; about "
+            f"{cascade['ms_per_image_estimated']:.2f} ms per image (estimated) "
+            f"against {cascade['ms_per_image_full']:.2f} with every block")
 
 
 def _table(header, rows):
@@ -141,6 +202,9 @@ def evaluation_page(report, figures, title):
     """
     parts = _head_html(report, title)
     parts += _scores_html(report)
+    if report.get("cascade"):
+        parts += ["<h2>Cascade</h2>", "<p>" + html.escape(cascade_sentence(
+            report["cascade"], report["n_images"])) + "</p>"]
     parts += _figures_html(report, figures)
     parts += ["<h2>Speed (ms per image)</h2>",
               _table(["stage", "ms"], list(report["speed_ms_per_image"].items())),

@@ -179,7 +179,8 @@ def _code(splitter, n_splits, n_repeats, use_groups):
             "random_state=seed)\n"
             "    scores += list(cross_val_score(pipe, paths, labels, groups=groups, "
             "cv=cv))\n"
-            'print(f"accuracy {np.mean(scores):.3f} +/- {np.std(scores):.3f}")'
+            'print(f"accuracy {np.mean(scores):.3f} +/- {np.std(scores):.3f} "\n'
+            '      f"(standard deviation over {len(scores)} folds)")'
         )
     if splitter == "RepeatedStratifiedKFold":
         return (

@@ -7,6 +7,7 @@ open-set, label-issue and cascade decisions, and the integrity and versions.
 
 import re
 
+from .._cv_text import cv_score_text
 from .._held_out import TEST_PART_FILE
 from .._model_files import MANIFEST
 from ..neighbours import INDEX_FILE
@@ -82,11 +83,11 @@ def _card_scores(info, files=()):
     cv = info.get("cv_scores") or {}
     if cv:
         lines += ["", "## Cross-validation on the training part", "",
-                  "| metric | mean | std | folds |", "| --- | ---: | ---: | ---: |"]
-        for name, values in cv.items():
-            if isinstance(values, dict) and "mean" in values:
-                lines.append(f"| {name} | {values['mean']:.3f} | "
-                             f"{values['std']:.3f} | {len(values['folds'])} |")
+                  "| metric | mean +/- standard deviation over the folds |",
+                  "| --- | ---: |"]
+        lines += [f"| {name} | {cv_score_text(values)} |"
+                  for name, values in cv.items()
+                  if isinstance(values, dict) and "mean" in values]
         if (info.get("search") or {}).get("cv_scores_optimistic"):
             lines += ["", "These scores are optimistic: the hyper-parameter search "
                       "chose the parameters by their scores on the same folds. "
@@ -106,9 +107,30 @@ def _card_scores(info, files=()):
     training = info.get("training") or {}
     if training:
         lines += ["", "## Training", ""]
-        lines += [f"- {k}: {_fmt(v)}" for k, v in training.items()
-                  if not isinstance(v, (dict, list))]
+        lines += [_card_training_item(k, v, training, info.get("test_part") or {})
+                  for k, v in training.items() if not isinstance(v, (dict, list))]
     return lines
+
+
+def _card_training_item(key, value, training, part):
+    """One line of the card's Training section.
+
+    ``n_groups`` counts the groups of near-identical photos among ALL the
+    photos (both parts): shown as a bare ``n_groups`` beside ``n_train`` and
+    ``n_test`` it read as the groups of one part, so it is named with the
+    photos it counts, followed by the test part's own groups where
+    ``model.json``'s ``test_part`` records them.
+    """
+    if key != "n_groups":
+        return f"- {key}: {_fmt(value)}"
+    sizes = [training.get(k) for k in ("n_train", "n_test")]
+    among = ("all the images" if not all(isinstance(n, int) for n in sizes)
+             else f"all {sum(sizes)} images (training and test parts together)")
+    line = f"- duplicate groups (near-identical photos) among {among}: {_fmt(value)}"
+    if isinstance(part.get("n_groups"), int) and "n_images" in part:
+        line += (f"; among the {part['n_images']} scored photos of the test "
+                 f"part: {part['n_groups']}")
+    return line
 
 
 def _open_set_origin(open_set):
