@@ -5,6 +5,7 @@ import csv
 import json
 import os
 import shutil
+import warnings
 
 import numpy as np
 import pytest
@@ -235,9 +236,13 @@ def test_evaluate_finds_near_copies_of_training_photos(trained, texture_folder,
     cv2.imwrite(str(test / "resized.png"), cv2.resize(photo, (150, 150)))
     cv2.imwrite(str(test / "new.png"), skimage.data.camera()[100:196, 200:296])
     report = tmp_path / "report"
-    assert main(["evaluate", "--model-dir", str(trained), "--test-data-dir",
-                 str(tmp_path / "test"), "--output-dir", str(report),
-                 "--n-repeats", "1"]) == 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["evaluate", "--model-dir", str(trained), "--test-data-dir",
+                     str(tmp_path / "test"), "--output-dir", str(report),
+                     "--n-repeats", "1"]) == 0
+    # said once, in the summary below, not again as a Python warning
+    assert not [w for w in caught if "near copies" in str(w.message)]
     data = json.loads((report / "report.json").read_text())
     assert data["trained_on"] == {"n_images": 0, "files": []}
     near = data["near_training"]

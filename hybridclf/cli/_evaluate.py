@@ -69,12 +69,29 @@ def run(args):
         # printed below, with the figures it explains
         warnings.filterwarnings("ignore", ".* belong to classes the model does not")
         warnings.filterwarnings("ignore", ".* are photos the model was trained on")
+        warnings.filterwarnings("ignore", ".* are near copies of photos the model")
         report, files = evaluate_folder(
             args.model_dir, args.test_data_dir, args.output_dir,
             n_repeats=args.n_repeats, random_state=args.seed,
             neighbours=args.neighbours,
             allow_pickle=args.allow_pickle, max_pixels=args.max_pixels, progress=True,
             n_jobs=args.n_jobs, data_dir=args.data_dir, groups_csv=args.groups)
+    _print_test_set(report)
+    _print_warnings(report)
+    _print_scores(report)
+    _print_open_set(report)
+    if report.get("cascade"):
+        out(cascade_sentence(report["cascade"], report["n_images"]))
+    speed = report["speed_ms_per_image"]
+    out("ms per image: " + ", ".join(f"{k} {v:.2f}" for k, v in speed.items()))
+    out(f"{len(report['errors'])} misclassified images")
+    out(f"Report: {os.path.abspath(files['html'])}")
+    out(f"JSON:   {os.path.abspath(files['json'])}")
+    return 0
+
+
+def _print_test_set(report):
+    """Which test images the figures rest on, and the files left out."""
     recorded = report.get("recorded_test_part")
     if recorded:
         out(f"the test part held out by train: {recorded['n_recorded']} files "
@@ -86,6 +103,10 @@ def run(args):
             f"{len(report['unreadable'])} unreadable test files (left out):")
         for entry in report["unreadable"]:
             out(f"  {entry['file']}: {entry['reason']}")
+
+
+def _print_warnings(report):
+    """What makes the scores below overstate or understate the model."""
     leaked = report.get("trained_on") or {}
     if leaked.get("n_images"):
         out(f"WARNING: {leaked['n_images']} of the {report['n_images']} test images "
@@ -119,6 +140,10 @@ def run(args):
             "of photos): " + ", ".join(
                 f"{name} ({n}: recall {_interval(report['per_class'][name])})"
                 for name, n in report["few_test_images"].items()))
+
+
+def _print_scores(report):
+    """The closed-set scores, the accuracy with its interval."""
     if report["open_set"]:
         out("closed-set scores (the top class of every photo; predict answers "
             "some 'unknown': see 'open set' below):")
@@ -136,15 +161,6 @@ def run(args):
                           "group once")
             out(f"accuracy 95% interval: {low:.3f} to {high:.3f} "
                 f"({report['n_images']} test images{groups})")
-    _print_open_set(report)
-    if report.get("cascade"):
-        out(cascade_sentence(report["cascade"], report["n_images"]))
-    speed = report["speed_ms_per_image"]
-    out("ms per image: " + ", ".join(f"{k} {v:.2f}" for k, v in speed.items()))
-    out(f"{len(report['errors'])} misclassified images")
-    out(f"Report: {os.path.abspath(files['html'])}")
-    out(f"JSON:   {os.path.abspath(files['json'])}")
-    return 0
 
 
 def _print_open_set(report):
