@@ -293,6 +293,15 @@ def view_decisions(monkeypatch):
     return decisions
 
 
+def _views_for_the_final_fit(labels, final_adds_views):
+    """A ViewAugmenter whose bar sits just above or below the training part's
+    smallest class (3/4 of the photos, test_size=0.25): the final fit adds
+    views exactly when ``final_adds_views``, the folds' smaller parts always."""
+    n_train = int(np.unique(labels, return_counts=True)[1].min() * 0.75)
+    return ViewAugmenter(max_smallest_class=n_train + 1 if final_adds_views
+                         else n_train - 1)
+
+
 @pytest.mark.parametrize("cascade", [False, True])
 @pytest.mark.parametrize("final_adds_views", [False, True])
 def test_folds_add_views_as_the_final_fit_does(textures, view_decisions,
@@ -303,9 +312,7 @@ def test_folds_add_views_as_the_final_fit_does(textures, view_decisions,
     from hybridclf.training import train_model
 
     paths, labels = textures
-    n_train = int(np.unique(labels, return_counts=True)[1].min() * 0.75)
-    sampler = ViewAugmenter(max_smallest_class=n_train + 1 if final_adds_views
-                            else n_train - 1)
+    sampler = _views_for_the_final_fit(labels, final_adds_views)
     pipe = make_hybrid_pipeline(features=["hog", "color"], sampler=sampler,
                                 cascade=cascade)
     if cascade:
@@ -329,9 +336,7 @@ def test_a_search_over_feature_parameters_scores_folds_with_the_final_views(
     from hybridclf.training import train_model
 
     paths, labels = textures
-    n_train = int(np.unique(labels, return_counts=True)[1].min() * 0.75)
-    sampler = ViewAugmenter(max_smallest_class=n_train + 1 if final_adds_views
-                            else n_train - 1)
+    sampler = _views_for_the_final_fit(labels, final_adds_views)
     pipe = make_hybrid_pipeline(features=["hog", "color"], sampler=sampler,
                                 cascade=False)
     bins = [(4, 2, 2), (8, 2, 2)]
