@@ -416,3 +416,24 @@ def test_an_existing_file_that_is_no_predictions_csv_is_not_replaced(digits,
     (tmp_path / "empty.csv").touch()
     hybridclf.batch.predict_to_csv(digits / "model", [digits / "digits"],
                                    tmp_path / "empty.csv")
+
+
+def test_output_dash_is_standard_output_and_extract_refuses_it(digits, tmp_path,
+                                                               monkeypatch, capsys):
+    # 'predict --output -' wrote a file named '-' and printed "Predictions
+    # written to .../-"; 'extract --output-dir -' made a folder named '-'
+    from hybridclf.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    photos = str(digits / "digits" / "digit_3")
+    assert main(["predict", "--model-dir", str(digits / "model"), photos,
+                 "--output", "-"]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert lines[0].startswith("file,label,") and len(lines) == 1 + 2
+    assert "2 files: 2 predicted" in captured.err
+    assert main(["extract", "--model-dir", str(digits / "model"), photos,
+                 "--output-dir", "-"]) == 2
+    assert "'-' (standard output) cannot take the Parquet dataset" in (
+        capsys.readouterr().err)
+    assert os.listdir(tmp_path) == []

@@ -8,6 +8,7 @@ from ._common import (
     add_model_dir,
     batch_options,
     command_imports,
+    folder_not_stdout,
     out,
 )
 
@@ -29,6 +30,7 @@ def format_parser(parser):
     add_model_dir(parser)
     add_inputs(parser)
     parser.add_argument("--output-dir", required=True,
+                        type=folder_not_stdout("the Parquet dataset"),
                         help="Parquet dataset folder to write, e.g. "
                         "features.parquet (on Dask: writable by every worker)")
     add_batch_options(parser)
