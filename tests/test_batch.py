@@ -437,3 +437,37 @@ def test_output_dash_is_standard_output_and_extract_refuses_it(digits, tmp_path,
     assert "'-' (standard output) cannot take the Parquet dataset" in (
         capsys.readouterr().err)
     assert os.listdir(tmp_path) == []
+
+
+def test_a_name_that_is_not_utf8_is_escaped_as_in_parquet_however_predicted(
+        digits, tmp_path, monkeypatch):
+    # the CSV kept the raw bytes of a Latin-1 name (not UTF-8: pandas and a
+    # spreadsheet fail on the file), but wrote them '\xe9' as in Parquet when
+    # the row was read back from a stopped run's partitions: two answers
+    import io
+
+    import hybridclf.batch
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name, digit in ((b"a\xe9.png", 3), (b"b.png", 4), (b"c.png", 5)):
+        source = next((digits / "digits" / f"digit_{digit}").glob("*.png"))
+        with open(os.fsencode(photos) + b"/" + name, "wb") as fh:
+            fh.write(source.read_bytes())
+    whole = tmp_path / "whole.csv"
+    hybridclf.batch.predict_to_csv(digits / "model", [photos], whole)
+    text = whole.read_bytes().decode("utf-8-sig")  # strict: valid UTF-8
+    assert text.splitlines()[1].startswith(f"{photos}/a\\xe9.png,digit_")
+    stream = io.StringIO()
+    hybridclf.batch.predict_to_csv(digits / "model", [photos], stream)
+    assert stream.getvalue() == text
+    _stopped_after(monkeypatch, 2)
+    resumed = tmp_path / "resumed.csv"
+    with pytest.raises(KeyboardInterrupt):
+        hybridclf.batch.predict_to_csv(digits / "model", [photos], resumed,
+                                       partition_size=1)
+    _stopped_after(monkeypatch, None)
+    counts = hybridclf.batch.predict_to_csv(digits / "model", [photos], resumed,
+                                            partition_size=1)
+    assert counts.n_resumed == 2
+    assert resumed.read_bytes() == whole.read_bytes()
