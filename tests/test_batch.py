@@ -471,3 +471,26 @@ def test_a_name_that_is_not_utf8_is_escaped_as_in_parquet_however_predicted(
                                             partition_size=1)
     assert counts.n_resumed == 2
     assert resumed.read_bytes() == whole.read_bytes()
+
+
+def test_a_read_only_earlier_csv_is_kept_and_refused_before_the_run(
+        digits, tmp_path, monkeypatch):
+    # an earlier predictions.csv made read-only to keep it was replaced all
+    # the same (the CSV is renamed over it, which only the folder allows)
+    import stat
+
+    import hybridclf.batch
+
+    output = tmp_path / "predictions.csv"
+    hybridclf.batch.predict_to_csv(digits / "model", [digits / "digits"], output)
+    output.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+    before = output.read_bytes()
+    predicted = _stopped_after(monkeypatch, None)
+    with pytest.raises(PermissionError, match=r"'.*predictions\.csv' is read-only, "
+                       r"so it is kept.*chmod u\+w.*--output"):
+        hybridclf.batch.predict_to_csv(digits / "model", [digits / "digits"],
+                                       output)
+    assert predicted == [] and output.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["predictions.csv"]
+    output.chmod(stat.S_IRUSR | stat.S_IWUSR)  # writable again: replaced
+    hybridclf.batch.predict_to_csv(digits / "model", [digits / "digits"], output)

@@ -4,7 +4,7 @@ Before a run: the files found in the input folders lose the run's own
 output (a CSV written into a folder of photos, its ``.partial`` and
 ``.parts``; the Parquet partitions of ``extract``: ``_without_own_output``),
 and a CSV output that is a folder, an input image or a file of the model
-directory is refused (``_check_csv_output``).
+directory, or a read-only earlier CSV, is refused (``_check_csv_output``).
 
 During it: :class:`_CsvOutput` sends the rows of a CSV *file* to
 ``<output>.partial``, renamed to ``output`` once every row is in, so an
@@ -60,8 +60,9 @@ def _without_own_output(files, inputs, paths=(), folders=()):
 
 
 def _check_csv_output(output, model_dir, files):
-    """Refuse a CSV path that is a folder, an input image, a file of the model
-    or an existing file that is no CSV of ``predict`` (:func:`_first_line`).
+    """Refuse a CSV path that is a folder, an input image, a file of the model,
+    an existing file that is no CSV of ``predict`` (:func:`_first_line`) or
+    one made read-only (:func:`_write_protected`).
 
     A folder (``--output results/``, or one that exists) is refused before
     anything runs: ``open`` failed on it with a bare "Is a directory", and
@@ -84,6 +85,13 @@ def _check_csv_output(output, model_dir, files):
     elif (first := _first_line(real)) is not None:
         what = (f"a file that is not a CSV of hybridclf predict (its first line "
                 f"is {first!r}, not {','.join(CSV_COLUMNS[:2])},...)")
+    elif _write_protected(real):
+        raise PermissionError(
+            f"The output {name!r} is read-only, so it is kept: a run replaces "
+            "its output once complete. To replace it, make it writable "
+            f"(chmod u+w {name!r}); to keep it, give the output (--output) "
+            "another path."
+        )
     else:
         return
     raise ValueError(
@@ -91,6 +99,21 @@ def _check_csv_output(output, model_dir, files):
         "would destroy it. Give the output (--output) a path of its own, such "
         "as predictions.csv."
     )
+
+
+def _write_protected(path):
+    """Whether an existing regular file is one its owner made read-only.
+
+    The CSV is renamed over the output, which needs only the folder to be
+    writable: an earlier CSV made read-only (``chmod a-w``) to keep it was
+    replaced all the same, after the whole run. Write permission for this
+    user (:func:`os.access`) decides, and no write bit at all (``chmod
+    444``) too, which root's access ignores.
+    """
+    if not os.path.isfile(path):
+        return False
+    return (not os.access(path, os.W_OK)
+            or not os.stat(path).st_mode & 0o222)
 
 
 def _first_line(path):
