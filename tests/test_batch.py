@@ -494,3 +494,25 @@ def test_a_read_only_earlier_csv_is_kept_and_refused_before_the_run(
     assert sorted(os.listdir(tmp_path)) == ["predictions.csv"]
     output.chmod(stat.S_IRUSR | stat.S_IWUSR)  # writable again: replaced
     hybridclf.batch.predict_to_csv(digits / "model", [digits / "digits"], output)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_full_disk_fails_before_the_work_naming_the_csv_and_its_folder(
+        digits, tmp_path, monkeypatch):
+    # predict on a full disk predicted every file, then failed with a bare
+    # "[Errno 28] No space left on device"; /dev/full answers every write so
+    import errno
+
+    import hybridclf.batch
+
+    output = tmp_path / "predictions.csv"
+    (tmp_path / "predictions.csv.partial").symlink_to("/dev/full")
+    predicted = _stopped_after(monkeypatch, None)
+    with pytest.raises(OSError, match=r"Could not write the CSV '.*predictions\.csv"
+                       r"\.partial' \(No space left on device\).*Free space in "
+                       r"'.*'.*run the same command again") as failed:
+        hybridclf.batch.predict_to_csv(digits / "model", [digits / "digits"],
+                                       output)
+    assert failed.value.errno == errno.ENOSPC
+    assert predicted == [] and not output.exists()
+

@@ -139,6 +139,16 @@ def _first_line(path):
     return first.decode("utf-8", "backslashreplace")[:60]
 
 
+def _holds_no_row(path):
+    """Whether ``path`` is a file with no CSV row: empty, or the header alone."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 16)
+    except OSError:
+        return False
+    return os.path.isfile(path) and len(head) < 1 << 16 and head.count(b"\n") <= 1
+
+
 class _CsvOutput:
     """The CSV of one run: a file written as ``<output>.partial``, or a stream.
 
@@ -174,7 +184,8 @@ class _CsvOutput:
         them, and the other failed on its next one. The second run is now
         refused while the first holds the lock (:func:`fcntl.flock`, which
         the system releases when a run ends, even when killed). A
-        ``.partial`` made for the lock and left empty is removed. Where
+        ``.partial`` made for the lock and left without a row (empty, or the
+        header alone: a run refused before its first row) is removed. Where
         :mod:`fcntl` is missing (Windows) nothing is locked.
 
         Raises
@@ -202,14 +213,20 @@ class _CsvOutput:
             try:
                 yield self
             finally:
-                if made and os.path.isfile(self.partial) and not os.path.getsize(
-                        self.partial):
+                if made and _holds_no_row(self.partial):
                     os.remove(self.partial)
 
     def open(self):
-        """The text file the rows go to, for :mod:`csv` (a context manager)."""
+        """The text file the rows go to, for :mod:`csv` (a context manager).
+
+        A write to ``<output>.partial`` that fails (a full disk, a quota) is
+        an :class:`OSError` that names the file, its folder and what to do
+        (:class:`_NamedWrites`), not a bare "[Errno 28] No space left on
+        device".
+        """
         if self.partial:
-            return open_csv(self.partial, "w")
+            return _NamedWrites(open_csv(self.partial, "w"), self.partial,
+                                os.fspath(self.output))
         if self.is_path:  # a device or a pipe: no mark for the program reading
             return open(self.output, "w", newline="", encoding="utf-8",
                         errors="surrogateescape")
@@ -221,3 +238,49 @@ class _CsvOutput:
             os.replace(self.partial, self.output)
         if self.parts and os.path.isdir(self.parts):
             shutil.rmtree(self.parts)
+
+
+class _NamedWrites:
+    """A text file whose failed writes name it: ``<output>.partial`` of a run.
+
+    ``predict --output`` on a full disk predicted every file, then failed
+    with a bare "error: [Errno 28] No space left on device", naming neither
+    the file nor the disk. The error keeps its ``errno``; the message names
+    the file, its folder, and says that the output is as it was and how to
+    go on.
+    """
+
+    def __init__(self, fh, path, output):
+        self._fh, self._path, self._output = fh, path, output
+
+    def _failed(self, exc):
+        folder = os.path.dirname(os.path.abspath(self._path))
+        return OSError(exc.errno, (
+            f"Could not write the CSV {self._path!r} ({exc.strerror or exc}); "
+            f"the output {self._output!r} is left as it was. Free space in "
+            f"{folder!r} (or give the output, --output, another folder) and "
+            "run the same command again."))
+
+    def write(self, text):
+        try:
+            return self._fh.write(text)
+        except OSError as exc:
+            raise self._failed(exc) from exc
+
+    def flush(self):
+        try:
+            self._fh.flush()
+        except OSError as exc:
+            raise self._failed(exc) from exc
+
+    def close(self):
+        try:
+            self._fh.close()
+        except OSError as exc:
+            raise self._failed(exc) from exc
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()

@@ -198,13 +198,15 @@ def predict_to_csv(model_dir, inputs, output, *, batch_size=32, threshold=None,
         options.update(neighbours=neighbours, index=index)
     target = _CsvOutput(output)
     with target.claimed():  # a second run on this output is refused, not mixed in
-        resumed, rows = _predicted_rows(pipe, files, options, scheduler,
-                                        target.parts, partition_size)
-        counts = BatchPrediction(len(files), n_resumed=resumed,
-                                 output=os.fspath(output) if target.is_path else None)
         with target.open() as fh:
             writer = csv_writer(fh)
             writer.writerow(csv_columns(neighbours))
+            fh.flush()  # a full disk fails here, before the work
+            resumed, rows = _predicted_rows(pipe, files, options, scheduler,
+                                            target.parts, partition_size)
+            counts = BatchPrediction(
+                len(files), n_resumed=resumed,
+                output=os.fspath(output) if target.is_path else None)
             for row in rows:
                 counts.n_unreadable += bool(row["error"])
                 counts.n_unknown += not row["error"] and row["label"] == "unknown"
