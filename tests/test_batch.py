@@ -516,3 +516,20 @@ def test_a_full_disk_fails_before_the_work_naming_the_csv_and_its_folder(
     assert failed.value.errno == errno.ENOSPC
     assert predicted == [] and not output.exists()
 
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_failed_atomic_write_names_the_file_and_its_folder(tmp_path):
+    # extract's partitions and manifest on a full disk: "error: [Errno 28] No
+    # space left on device" (or pyarrow's "Error writing bytes to file")
+    import errno
+
+    from hybridclf.utils._paths import written_whole
+
+    with pytest.raises(OSError, match=r"Could not write '.*part-00000\.parquet' "
+                       r"\(No space left on device\); the file is as it was\. "
+                       r"Free space in '.*'") as failed:
+        with written_whole(tmp_path / "part-00000.parquet"), \
+                open("/dev/full", "w") as fh:
+            fh.write("rows")
+    assert failed.value.errno == errno.ENOSPC
+    assert os.listdir(tmp_path) == []
