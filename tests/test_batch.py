@@ -533,3 +533,19 @@ def test_a_failed_atomic_write_names_the_file_and_its_folder(tmp_path):
             fh.write("rows")
     assert failed.value.errno == errno.ENOSPC
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("name", ["predictions.parquet", "predictions.XLSX",
+                                  "predictions.csv.gz"])
+def test_an_output_named_as_another_format_is_refused_before_the_run(
+        digits, tmp_path, monkeypatch, name):
+    # '--output predictions.parquet' (or .xlsx, .csv.gz) wrote CSV text under
+    # that name: pyarrow, Excel and pandas, which go by the suffix, failed on it
+    import hybridclf.batch
+
+    predicted = _stopped_after(monkeypatch, None)
+    with pytest.raises(ValueError, match=rf"'.*{name}' is named as an? .*but "
+                       r"predict writes (plain )?CSV.*'.*predictions\.csv'"):
+        hybridclf.batch.predict_to_csv(digits / "model", [digits / "digits"],
+                                       tmp_path / name)
+    assert predicted == [] and os.listdir(tmp_path) == []

@@ -60,7 +60,8 @@ def _without_own_output(files, inputs, paths=(), folders=()):
 
 
 def _check_csv_output(output, model_dir, files):
-    """Refuse a CSV path that is a folder, an input image, a file of the model,
+    """Refuse a CSV path that is a folder, one named as another format
+    (:func:`_check_suffix`), an input image, a file of the model,
     an existing file that is no CSV of ``predict`` (:func:`_first_line`) or
     one made read-only (:func:`_write_protected`).
 
@@ -93,12 +94,50 @@ def _check_csv_output(output, model_dir, files):
             "another path."
         )
     else:
+        _check_suffix(name)
         return
     raise ValueError(
         f"The output {os.fspath(output)!r} is {what}: writing the CSV there "
         "would destroy it. Give the output (--output) a path of its own, such "
         "as predictions.csv."
     )
+
+
+#: The suffixes of other formats that programs (pandas, pyarrow, Excel) go
+#: by, each with its name: an output so named is refused (:func:`_check_suffix`).
+OTHER_FORMATS = {".parquet": "a Parquet file", ".pq": "a Parquet file",
+                 ".feather": "a Feather file", ".arrow": "an Arrow file",
+                 ".json": "a JSON file", ".jsonl": "a JSON Lines file",
+                 ".ndjson": "a JSON Lines file", ".xlsx": "an Excel workbook",
+                 ".xls": "an Excel workbook", ".ods": "an OpenDocument sheet",
+                 ".tsv": "a tab-separated file"}
+#: The suffixes of compressed files, which pandas decompresses by suffix.
+COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".zip")
+
+
+def _check_suffix(name):
+    """Refuse a CSV output named as another format or a compressed file.
+
+    ``--output predictions.parquet`` (or ``.xlsx``, ``.csv.gz``) wrote CSV
+    text under that name, without a word: pandas, pyarrow or Excel, which go
+    by the suffix, then failed on the file. predict writes CSV only; any
+    other suffix (``.csv``, ``.txt``, none) is taken as it is.
+    """
+    stem, suffix = os.path.splitext(name)
+    suffix = suffix.lower()
+    if suffix in COMPRESSED:
+        raise ValueError(
+            f"The output {name!r} is named as a compressed file ({suffix}), but "
+            "predict writes plain CSV text: give it a name such as "
+            f"{stem if stem.lower().endswith('.csv') else stem + '.csv'!r}, or "
+            "compress its standard output (e.g. hybridclf predict ... --output - "
+            "| gzip > predictions.csv.gz).")
+    if suffix in OTHER_FORMATS:
+        raise ValueError(
+            f"The output {name!r} is named as {OTHER_FORMATS[suffix]} "
+            f"({suffix}), but predict writes CSV (which Excel, LibreOffice and "
+            "pandas open): programs that go by the suffix would fail on it. "
+            f"Give it a name such as {stem + '.csv'!r}.")
 
 
 def _write_protected(path):
