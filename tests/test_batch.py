@@ -549,3 +549,24 @@ def test_an_output_named_as_another_format_is_refused_before_the_run(
         hybridclf.batch.predict_to_csv(digits / "model", [digits / "digits"],
                                        tmp_path / name)
     assert predicted == [] and os.listdir(tmp_path) == []
+
+
+@pytest.mark.skipif(not os.path.isdir("/dev/fd"), reason="needs /dev/fd")
+def test_an_open_file_of_the_process_as_the_output_is_written_as_it_is(
+        digits, tmp_path, capsys):
+    # '--output /dev/stdout > preds.csv' leads to a regular file: the CSV was
+    # written as /dev/stdout.partial and renamed over /dev/stdout (root may:
+    # the link became a file), and preds.csv got the summary alone. /dev/fd/N
+    # is the same path without the risk to /dev/stdout on the old code
+    from hybridclf.cli import main
+
+    preds = tmp_path / "preds.csv"
+    with open(preds, "w") as fh:
+        assert main(["predict", "--model-dir", str(digits / "model"),
+                     str(digits / "digits" / "digit_3"),
+                     "--output", f"/dev/fd/{fh.fileno()}"]) == 0
+    lines = preds.read_text().splitlines()
+    assert lines[0].startswith("file,label,") and len(lines) == 1 + 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "2 files: 2 predicted" in captured.err
+    assert os.listdir(tmp_path) == ["preds.csv"]

@@ -12,9 +12,9 @@ interrupted run never leaves a short CSV that reads as whole, nor destroys
 the last one; the finished partitions wait in ``<output>.parts``
 until then; a second run on the same output is refused while one runs
 (:meth:`_CsvOutput.claimed`). A stream, ``/dev/stdout``, ``/dev/null`` or a
-named pipe is written as it is. A file has the byte-order mark of every CSV file
-hybridclf writes (:mod:`hybridclf.utils._csv`, for spreadsheets); the
-others are plain UTF-8, for the programs they feed.
+named pipe is written as it is (``_is_device``). A file has the byte-order
+mark of every CSV file hybridclf writes (:mod:`hybridclf.utils._csv`, for
+spreadsheets); the others are plain UTF-8, for the programs they feed.
 """
 
 import codecs
@@ -77,6 +77,8 @@ def _check_csv_output(output, model_dir, files):
             "write. Give a file name, such as "
             f"{os.path.join(name, 'predictions.csv')!r}."
         )
+    if _is_device(output):  # written as it is: nothing there to destroy
+        return
     real = os.path.realpath(output)
     if any(os.path.realpath(f) == real for f in files):
         what = "one of the images to predict"
@@ -188,6 +190,22 @@ def _holds_no_row(path):
     return os.path.isfile(path) and len(head) < 1 << 16 and head.count(b"\n") <= 1
 
 
+def _is_device(output):
+    """Whether the path ``output`` is written as it is: a device, a named pipe
+    or an open file of the process (``/dev/stdout``, ``/dev/fd/3``).
+
+    So is any path under ``/dev/`` or ``/proc/``: ``/dev/stdout`` with
+    standard output redirected to a file (``--output /dev/stdout >
+    preds.csv``) leads to that regular file, so the CSV was written as
+    ``/dev/stdout.partial`` and renamed over ``/dev/stdout`` itself, which
+    root may do: the symbolic link became a file holding the CSV, and
+    ``preds.csv`` got the summary alone.
+    """
+    name = os.path.abspath(os.fspath(output))
+    return (name.startswith(("/dev/", "/proc/"))
+            or (os.path.exists(name) and not os.path.isfile(name)))
+
+
 class _CsvOutput:
     """The CSV of one run: a file written as ``<output>.partial``, or a stream.
 
@@ -203,14 +221,15 @@ class _CsvOutput:
 
     partial, parts : str or None
         ``<output>.partial`` and ``<output>.parts`` for a regular file (or
-        one not there yet); None for a stream, a device or a named pipe.
+        one not there yet); None for a stream, a device or a named pipe
+        (:func:`_is_device`).
     """
 
     def __init__(self, output):
         self.output = output
         self.is_path = isinstance(output, str | os.PathLike)
-        self.partial = f"{os.fspath(output)}.partial" if self.is_path and (
-            os.path.isfile(output) or not os.path.exists(output)) else None
+        self.partial = (f"{os.fspath(output)}.partial"
+                        if self.is_path and not _is_device(output) else None)
         self.parts = f"{os.fspath(output)}.parts" if self.partial else None
 
     @contextmanager

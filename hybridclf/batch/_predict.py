@@ -44,7 +44,8 @@ class BatchPrediction:
         earlier run of the same command that was stopped.
 
     output : str or None
-        The CSV file written, or None when the rows went to a stream.
+        The CSV file written, or None when the rows went to a stream or a
+        device (``/dev/stdout``).
     """
 
     n_files: int
@@ -206,12 +207,12 @@ def predict_to_csv(model_dir, inputs, output, *, batch_size=32, threshold=None,
                                             target.parts, partition_size)
             counts = BatchPrediction(
                 len(files), n_resumed=resumed,
-                output=os.fspath(output) if target.is_path else None)
+                output=os.fspath(output) if target.partial else None)
             for row in rows:
                 counts.n_unreadable += bool(row["error"])
                 counts.n_unknown += not row["error"] and row["label"] == "unknown"
                 writer.writerow(_csv_row(row, neighbours))
-                if not target.is_path:
+                if not target.partial:
                     fh.flush()  # a stream gets each row as soon as it is predicted
         target.finish()
     counts.n_predicted = counts.n_files - counts.n_unknown - counts.n_unreadable

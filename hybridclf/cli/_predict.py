@@ -72,7 +72,7 @@ def run(args):
                              f"{parts}: run the same command again to go on "
                              "where it stopped\n")
         raise
-    if args.output:
+    if counts.output:  # not standard output, nor /dev/stdout
         out(counts.summary())
         out(f"Predictions written to {os.path.abspath(args.output)}")
     else:  # standard output holds the CSV
