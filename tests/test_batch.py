@@ -570,3 +570,29 @@ def test_an_open_file_of_the_process_as_the_output_is_written_as_it_is(
     captured = capsys.readouterr()
     assert captured.out == "" and "2 files: 2 predicted" in captured.err
     assert os.listdir(tmp_path) == ["preds.csv"]
+
+
+def test_an_interrupted_extract_says_that_a_rerun_goes_on(digits, tmp_path,
+                                                          monkeypatch, capsys):
+    # Ctrl+C during extract said only "interrupted" (predict says where its
+    # finished partitions are kept and that the same command goes on)
+    import hybridclf.distributed._extract as extract
+    from hybridclf.cli import main
+
+    real, calls = extract._features_of, []
+
+    def stopping(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(extract, "_features_of", stopping)
+    command = ["extract", "--model-dir", str(digits / "model"),
+               str(digits / "digits"), "--output-dir", str(tmp_path / "features"),
+               "--partition-size", "8", "--n-jobs", "1"]
+    assert main(command) == 130
+    assert (f"the partitions written so far are kept in {tmp_path / 'features'}: "
+            "run the same command again") in capsys.readouterr().err
+    assert main(command) == 0
+    assert "2 computed, 1 already written" in capsys.readouterr().out
