@@ -157,7 +157,12 @@ def predict_to_csv(model_dir, inputs, output, *, batch_size=32, threshold=None,
         settings is refused with the folder to delete; one with another
         file list (photos added) predicts every file again, and a partition
         holding a photo edited or replaced since (another size or
-        modification time) is predicted again, with a warning.
+        modification time) is predicted again, with a warning. Refused
+        before any work: a folder, a name of another format (``.parquet``,
+        ``.xlsx``, ``.csv.gz``, ...), an input image, a file of the model
+        directory, a file that is no CSV of predict, and a read-only one.
+        A path under ``/dev`` or ``/proc`` (``/dev/stdout``) is written as
+        it is, without a mark.
 
     batch_size, top_k, progress
         As in :func:`~hybridclf.prediction.predict_files`.
