@@ -3,8 +3,9 @@
 Before a run: the files found in the input folders lose the run's own
 output (a CSV written into a folder of photos, its ``.partial`` and
 ``.parts``; the Parquet partitions of ``extract``: ``_without_own_output``),
-and a CSV output that is a folder, an input image or a file of the model
-directory, or a read-only earlier CSV, is refused (``_check_csv_output``).
+and a CSV output that is a folder, named as another format, an input image
+or a file of the model directory, or a read-only earlier CSV, is refused
+(``_check_csv_output``).
 
 During it: :class:`_CsvOutput` sends the rows of a CSV *file* to
 ``<output>.partial``, renamed to ``output`` once every row is in, so an
@@ -182,12 +183,14 @@ def _first_line(path):
 
 def _holds_no_row(path):
     """Whether ``path`` is a file with no CSV row: empty, or the header alone."""
+    if not os.path.isfile(path):  # never opened: a named pipe would block
+        return False
     try:
         with open(path, "rb") as fh:
             head = fh.read(1 << 16)
     except OSError:
         return False
-    return os.path.isfile(path) and len(head) < 1 << 16 and head.count(b"\n") <= 1
+    return len(head) < 1 << 16 and head.count(b"\n") <= 1
 
 
 def _is_device(output):
