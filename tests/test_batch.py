@@ -416,3 +416,183 @@ def test_an_existing_file_that_is_no_predictions_csv_is_not_replaced(digits,
     (tmp_path / "empty.csv").touch()
     hybridclf.batch.predict_to_csv(digits / "model", [digits / "digits"],
                                    tmp_path / "empty.csv")
+
+
+def test_output_dash_is_standard_output_and_extract_refuses_it(digits, tmp_path,
+                                                               monkeypatch, capsys):
+    # 'predict --output -' wrote a file named '-' and printed "Predictions
+    # written to .../-"; 'extract --output-dir -' made a folder named '-'
+    from hybridclf.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    photos = str(digits / "digits" / "digit_3")
+    assert main(["predict", "--model-dir", str(digits / "model"), photos,
+                 "--output", "-"]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert lines[0].startswith("file,label,") and len(lines) == 1 + 2
+    assert "2 files: 2 predicted" in captured.err
+    assert main(["extract", "--model-dir", str(digits / "model"), photos,
+                 "--output-dir", "-"]) == 2
+    assert "'-' (standard output) cannot take the Parquet dataset" in (
+        capsys.readouterr().err)
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_name_that_is_not_utf8_is_escaped_as_in_parquet_however_predicted(
+        digits, tmp_path, monkeypatch):
+    # the CSV kept the raw bytes of a Latin-1 name (not UTF-8: pandas and a
+    # spreadsheet fail on the file), but wrote them '\xe9' as in Parquet when
+    # the row was read back from a stopped run's partitions: two answers
+    import io
+
+    import hybridclf.batch
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name, digit in ((b"a\xe9.png", 3), (b"b.png", 4), (b"c.png", 5)):
+        source = next((digits / "digits" / f"digit_{digit}").glob("*.png"))
+        with open(os.fsencode(photos) + b"/" + name, "wb") as fh:
+            fh.write(source.read_bytes())
+    whole = tmp_path / "whole.csv"
+    hybridclf.batch.predict_to_csv(digits / "model", [photos], whole)
+    text = whole.read_bytes().decode("utf-8-sig")  # strict: valid UTF-8
+    assert text.splitlines()[1].startswith(f"{photos}/a\\xe9.png,digit_")
+    stream = io.StringIO()
+    hybridclf.batch.predict_to_csv(digits / "model", [photos], stream)
+    assert stream.getvalue() == text
+    _stopped_after(monkeypatch, 2)
+    resumed = tmp_path / "resumed.csv"
+    with pytest.raises(KeyboardInterrupt):
+        hybridclf.batch.predict_to_csv(digits / "model", [photos], resumed,
+                                       partition_size=1)
+    _stopped_after(monkeypatch, None)
+    counts = hybridclf.batch.predict_to_csv(digits / "model", [photos], resumed,
+                                            partition_size=1)
+    assert counts.n_resumed == 2
+    assert resumed.read_bytes() == whole.read_bytes()
+
+
+def test_a_read_only_earlier_csv_is_kept_and_refused_before_the_run(
+        digits, tmp_path, monkeypatch):
+    # an earlier predictions.csv made read-only to keep it was replaced all
+    # the same (the CSV is renamed over it, which only the folder allows)
+    import stat
+
+    import hybridclf.batch
+
+    output = tmp_path / "predictions.csv"
+    hybridclf.batch.predict_to_csv(digits / "model", [digits / "digits"], output)
+    output.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+    before = output.read_bytes()
+    predicted = _stopped_after(monkeypatch, None)
+    with pytest.raises(PermissionError, match=r"'.*predictions\.csv' is read-only, "
+                       r"so it is kept.*chmod u\+w.*--output"):
+        hybridclf.batch.predict_to_csv(digits / "model", [digits / "digits"],
+                                       output)
+    assert predicted == [] and output.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["predictions.csv"]
+    output.chmod(stat.S_IRUSR | stat.S_IWUSR)  # writable again: replaced
+    hybridclf.batch.predict_to_csv(digits / "model", [digits / "digits"], output)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_full_disk_fails_before_the_work_naming_the_csv_and_its_folder(
+        digits, tmp_path, monkeypatch):
+    # predict on a full disk predicted every file, then failed with a bare
+    # "[Errno 28] No space left on device"; /dev/full answers every write so
+    import errno
+
+    import hybridclf.batch
+
+    output = tmp_path / "predictions.csv"
+    (tmp_path / "predictions.csv.partial").symlink_to("/dev/full")
+    predicted = _stopped_after(monkeypatch, None)
+    with pytest.raises(OSError, match=r"Could not write the CSV '.*predictions\.csv"
+                       r"\.partial' \(No space left on device\).*Free space in "
+                       r"'.*'.*run the same command again") as failed:
+        hybridclf.batch.predict_to_csv(digits / "model", [digits / "digits"],
+                                       output)
+    assert failed.value.errno == errno.ENOSPC
+    assert predicted == [] and not output.exists()
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_failed_atomic_write_names_the_file_and_its_folder(tmp_path):
+    # extract's partitions and manifest on a full disk: "error: [Errno 28] No
+    # space left on device" (or pyarrow's "Error writing bytes to file")
+    import errno
+
+    from hybridclf.utils._paths import written_whole
+
+    with pytest.raises(OSError, match=r"Could not write '.*part-00000\.parquet' "
+                       r"\(No space left on device\); the file is as it was\. "
+                       r"Free space in '.*'") as failed:
+        with written_whole(tmp_path / "part-00000.parquet"), \
+                open("/dev/full", "w") as fh:
+            fh.write("rows")
+    assert failed.value.errno == errno.ENOSPC
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("name", ["predictions.parquet", "predictions.XLSX",
+                                  "predictions.csv.gz"])
+def test_an_output_named_as_another_format_is_refused_before_the_run(
+        digits, tmp_path, monkeypatch, name):
+    # '--output predictions.parquet' (or .xlsx, .csv.gz) wrote CSV text under
+    # that name: pyarrow, Excel and pandas, which go by the suffix, failed on it
+    import hybridclf.batch
+
+    predicted = _stopped_after(monkeypatch, None)
+    with pytest.raises(ValueError, match=rf"'.*{name}' is named as an? .*but "
+                       r"predict writes (plain )?CSV.*'.*predictions\.csv'"):
+        hybridclf.batch.predict_to_csv(digits / "model", [digits / "digits"],
+                                       tmp_path / name)
+    assert predicted == [] and os.listdir(tmp_path) == []
+
+
+@pytest.mark.skipif(not os.path.isdir("/dev/fd"), reason="needs /dev/fd")
+def test_an_open_file_of_the_process_as_the_output_is_written_as_it_is(
+        digits, tmp_path, capsys):
+    # '--output /dev/stdout > preds.csv' leads to a regular file: the CSV was
+    # written as /dev/stdout.partial and renamed over /dev/stdout (root may:
+    # the link became a file), and preds.csv got the summary alone. /dev/fd/N
+    # is the same path without the risk to /dev/stdout on the old code
+    from hybridclf.cli import main
+
+    preds = tmp_path / "preds.csv"
+    with open(preds, "w") as fh:
+        assert main(["predict", "--model-dir", str(digits / "model"),
+                     str(digits / "digits" / "digit_3"),
+                     "--output", f"/dev/fd/{fh.fileno()}"]) == 0
+    lines = preds.read_text().splitlines()
+    assert lines[0].startswith("file,label,") and len(lines) == 1 + 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "2 files: 2 predicted" in captured.err
+    assert os.listdir(tmp_path) == ["preds.csv"]
+
+
+def test_an_interrupted_extract_says_that_a_rerun_goes_on(digits, tmp_path,
+                                                          monkeypatch, capsys):
+    # Ctrl+C during extract said only "interrupted" (predict says where its
+    # finished partitions are kept and that the same command goes on)
+    import hybridclf.distributed._extract as extract
+    from hybridclf.cli import main
+
+    real, calls = extract._features_of, []
+
+    def stopping(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(extract, "_features_of", stopping)
+    command = ["extract", "--model-dir", str(digits / "model"),
+               str(digits / "digits"), "--output-dir", str(tmp_path / "features"),
+               "--partition-size", "8", "--n-jobs", "1"]
+    assert main(command) == 130
+    assert (f"the partitions written so far are kept in {tmp_path / 'features'}: "
+            "run the same command again") in capsys.readouterr().err
+    assert main(command) == 0
+    assert "2 computed, 1 already written" in capsys.readouterr().out

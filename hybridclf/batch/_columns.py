@@ -5,10 +5,15 @@ training photo when they are asked for (:func:`csv_columns`). ``_csv_row``
 turns a row of :func:`~hybridclf.prediction.predict_files` into its cells:
 numbers with a fixed number of decimals, an empty cell for every missing
 value (no score, a file that could not be read), the quality issues and the
-top classes joined by ``;``.
+top classes joined by ``;``, and a file name that is not UTF-8 with its
+other bytes written ``\\xNN`` (:func:`~hybridclf.utils._csv.utf8_text`, as
+in Parquet), so that the CSV is valid UTF-8 whether its rows were predicted
+now or read back from a stopped run's partitions.
 """
 
 import math
+
+from ..utils._csv import utf8_text
 
 __all__ = ["CSV_COLUMNS", "NEIGHBOUR_COLUMNS", "csv_columns"]
 
@@ -68,4 +73,4 @@ def _csv_row(row, neighbours=0):
     for i in range(neighbours):
         cells += ([near[i]["file"], near[i]["label"], f"{near[i]['similarity']:.4f}"]
                   if i < len(near) else ["", "", ""])
-    return cells
+    return [utf8_text(cell) for cell in cells]

@@ -3,8 +3,9 @@
 Before a run: the files found in the input folders lose the run's own
 output (a CSV written into a folder of photos, its ``.partial`` and
 ``.parts``; the Parquet partitions of ``extract``: ``_without_own_output``),
-and a CSV output that is a folder, an input image or a file of the model
-directory is refused (``_check_csv_output``).
+and a CSV output that is a folder, named as another format, an input image
+or a file of the model directory, or a read-only earlier CSV, is refused
+(``_check_csv_output``).
 
 During it: :class:`_CsvOutput` sends the rows of a CSV *file* to
 ``<output>.partial``, renamed to ``output`` once every row is in, so an
@@ -12,9 +13,9 @@ interrupted run never leaves a short CSV that reads as whole, nor destroys
 the last one; the finished partitions wait in ``<output>.parts``
 until then; a second run on the same output is refused while one runs
 (:meth:`_CsvOutput.claimed`). A stream, ``/dev/stdout``, ``/dev/null`` or a
-named pipe is written as it is. A file has the byte-order mark of every CSV file
-hybridclf writes (:mod:`hybridclf.utils._csv`, for spreadsheets); the
-others are plain UTF-8, for the programs they feed.
+named pipe is written as it is (``_is_device``). A file has the byte-order
+mark of every CSV file hybridclf writes (:mod:`hybridclf.utils._csv`, for
+spreadsheets); the others are plain UTF-8, for the programs they feed.
 """
 
 import codecs
@@ -60,8 +61,10 @@ def _without_own_output(files, inputs, paths=(), folders=()):
 
 
 def _check_csv_output(output, model_dir, files):
-    """Refuse a CSV path that is a folder, an input image, a file of the model
-    or an existing file that is no CSV of ``predict`` (:func:`_first_line`).
+    """Refuse a CSV path that is a folder, one named as another format
+    (:func:`_check_suffix`), an input image, a file of the model,
+    an existing file that is no CSV of ``predict`` (:func:`_first_line`) or
+    one made read-only (:func:`_write_protected`).
 
     A folder (``--output results/``, or one that exists) is refused before
     anything runs: ``open`` failed on it with a bare "Is a directory", and
@@ -75,6 +78,8 @@ def _check_csv_output(output, model_dir, files):
             "write. Give a file name, such as "
             f"{os.path.join(name, 'predictions.csv')!r}."
         )
+    if _is_device(output):  # written as it is: nothing there to destroy
+        return
     real = os.path.realpath(output)
     if any(os.path.realpath(f) == real for f in files):
         what = "one of the images to predict"
@@ -84,13 +89,73 @@ def _check_csv_output(output, model_dir, files):
     elif (first := _first_line(real)) is not None:
         what = (f"a file that is not a CSV of hybridclf predict (its first line "
                 f"is {first!r}, not {','.join(CSV_COLUMNS[:2])},...)")
+    elif _write_protected(real):
+        raise PermissionError(
+            f"The output {name!r} is read-only, so it is kept: a run replaces "
+            "its output once complete. To replace it, make it writable "
+            f"(chmod u+w {name!r}); to keep it, give the output (--output) "
+            "another path."
+        )
     else:
+        _check_suffix(name)
         return
     raise ValueError(
         f"The output {os.fspath(output)!r} is {what}: writing the CSV there "
         "would destroy it. Give the output (--output) a path of its own, such "
         "as predictions.csv."
     )
+
+
+#: The suffixes of other formats that programs (pandas, pyarrow, Excel) go
+#: by, each with its name: an output so named is refused (:func:`_check_suffix`).
+OTHER_FORMATS = {".parquet": "a Parquet file", ".pq": "a Parquet file",
+                 ".feather": "a Feather file", ".arrow": "an Arrow file",
+                 ".json": "a JSON file", ".jsonl": "a JSON Lines file",
+                 ".ndjson": "a JSON Lines file", ".xlsx": "an Excel workbook",
+                 ".xls": "an Excel workbook", ".ods": "an OpenDocument sheet",
+                 ".tsv": "a tab-separated file"}
+#: The suffixes of compressed files, which pandas decompresses by suffix.
+COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".zip")
+
+
+def _check_suffix(name):
+    """Refuse a CSV output named as another format or a compressed file.
+
+    ``--output predictions.parquet`` (or ``.xlsx``, ``.csv.gz``) wrote CSV
+    text under that name, without a word: pandas, pyarrow or Excel, which go
+    by the suffix, then failed on the file. predict writes CSV only; any
+    other suffix (``.csv``, ``.txt``, none) is taken as it is.
+    """
+    stem, suffix = os.path.splitext(name)
+    suffix = suffix.lower()
+    if suffix in COMPRESSED:
+        raise ValueError(
+            f"The output {name!r} is named as a compressed file ({suffix}), but "
+            "predict writes plain CSV text: give it a name such as "
+            f"{stem if stem.lower().endswith('.csv') else stem + '.csv'!r}, or "
+            "compress its standard output (e.g. hybridclf predict ... --output - "
+            "| gzip > predictions.csv.gz).")
+    if suffix in OTHER_FORMATS:
+        raise ValueError(
+            f"The output {name!r} is named as {OTHER_FORMATS[suffix]} "
+            f"({suffix}), but predict writes CSV (which Excel, LibreOffice and "
+            "pandas open): programs that go by the suffix would fail on it. "
+            f"Give it a name such as {stem + '.csv'!r}.")
+
+
+def _write_protected(path):
+    """Whether an existing regular file is one its owner made read-only.
+
+    The CSV is renamed over the output, which needs only the folder to be
+    writable: an earlier CSV made read-only (``chmod a-w``) to keep it was
+    replaced all the same, after the whole run. Write permission for this
+    user (:func:`os.access`) decides, and no write bit at all (``chmod
+    444``) too, which root's access ignores.
+    """
+    if not os.path.isfile(path):
+        return False
+    return (not os.access(path, os.W_OK)
+            or not os.stat(path).st_mode & 0o222)
 
 
 def _first_line(path):
@@ -116,6 +181,34 @@ def _first_line(path):
     return first.decode("utf-8", "backslashreplace")[:60]
 
 
+def _holds_no_row(path):
+    """Whether ``path`` is a file with no CSV row: empty, or the header alone."""
+    if not os.path.isfile(path):  # never opened: a named pipe would block
+        return False
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 16)
+    except OSError:
+        return False
+    return len(head) < 1 << 16 and head.count(b"\n") <= 1
+
+
+def _is_device(output):
+    """Whether the path ``output`` is written as it is: a device, a named pipe
+    or an open file of the process (``/dev/stdout``, ``/dev/fd/3``).
+
+    So is any path under ``/dev/`` or ``/proc/``: ``/dev/stdout`` with
+    standard output redirected to a file (``--output /dev/stdout >
+    preds.csv``) leads to that regular file, so the CSV was written as
+    ``/dev/stdout.partial`` and renamed over ``/dev/stdout`` itself, which
+    root may do: the symbolic link became a file holding the CSV, and
+    ``preds.csv`` got the summary alone.
+    """
+    name = os.path.abspath(os.fspath(output))
+    return (name.startswith(("/dev/", "/proc/"))
+            or (os.path.exists(name) and not os.path.isfile(name)))
+
+
 class _CsvOutput:
     """The CSV of one run: a file written as ``<output>.partial``, or a stream.
 
@@ -131,14 +224,15 @@ class _CsvOutput:
 
     partial, parts : str or None
         ``<output>.partial`` and ``<output>.parts`` for a regular file (or
-        one not there yet); None for a stream, a device or a named pipe.
+        one not there yet); None for a stream, a device or a named pipe
+        (:func:`_is_device`).
     """
 
     def __init__(self, output):
         self.output = output
         self.is_path = isinstance(output, str | os.PathLike)
-        self.partial = f"{os.fspath(output)}.partial" if self.is_path and (
-            os.path.isfile(output) or not os.path.exists(output)) else None
+        self.partial = (f"{os.fspath(output)}.partial"
+                        if self.is_path and not _is_device(output) else None)
         self.parts = f"{os.fspath(output)}.parts" if self.partial else None
 
     @contextmanager
@@ -151,7 +245,8 @@ class _CsvOutput:
         them, and the other failed on its next one. The second run is now
         refused while the first holds the lock (:func:`fcntl.flock`, which
         the system releases when a run ends, even when killed). A
-        ``.partial`` made for the lock and left empty is removed. Where
+        ``.partial`` made for the lock and left without a row (empty, or the
+        header alone: a run refused before its first row) is removed. Where
         :mod:`fcntl` is missing (Windows) nothing is locked.
 
         Raises
@@ -179,14 +274,20 @@ class _CsvOutput:
             try:
                 yield self
             finally:
-                if made and os.path.isfile(self.partial) and not os.path.getsize(
-                        self.partial):
+                if made and _holds_no_row(self.partial):
                     os.remove(self.partial)
 
     def open(self):
-        """The text file the rows go to, for :mod:`csv` (a context manager)."""
+        """The text file the rows go to, for :mod:`csv` (a context manager).
+
+        A write to ``<output>.partial`` that fails (a full disk, a quota) is
+        an :class:`OSError` that names the file, its folder and what to do
+        (:class:`_NamedWrites`), not a bare "[Errno 28] No space left on
+        device".
+        """
         if self.partial:
-            return open_csv(self.partial, "w")
+            return _NamedWrites(open_csv(self.partial, "w"), self.partial,
+                                os.fspath(self.output))
         if self.is_path:  # a device or a pipe: no mark for the program reading
             return open(self.output, "w", newline="", encoding="utf-8",
                         errors="surrogateescape")
@@ -198,3 +299,49 @@ class _CsvOutput:
             os.replace(self.partial, self.output)
         if self.parts and os.path.isdir(self.parts):
             shutil.rmtree(self.parts)
+
+
+class _NamedWrites:
+    """A text file whose failed writes name it: ``<output>.partial`` of a run.
+
+    ``predict --output`` on a full disk predicted every file, then failed
+    with a bare "error: [Errno 28] No space left on device", naming neither
+    the file nor the disk. The error keeps its ``errno``; the message names
+    the file, its folder, and says that the output is as it was and how to
+    go on.
+    """
+
+    def __init__(self, fh, path, output):
+        self._fh, self._path, self._output = fh, path, output
+
+    def _failed(self, exc):
+        folder = os.path.dirname(os.path.abspath(self._path))
+        return OSError(exc.errno, (
+            f"Could not write the CSV {self._path!r} ({exc.strerror or exc}); "
+            f"the output {self._output!r} is left as it was. Free space in "
+            f"{folder!r} (or give the output, --output, another folder) and "
+            "run the same command again."))
+
+    def write(self, text):
+        try:
+            return self._fh.write(text)
+        except OSError as exc:
+            raise self._failed(exc) from exc
+
+    def flush(self):
+        try:
+            self._fh.flush()
+        except OSError as exc:
+            raise self._failed(exc) from exc
+
+    def close(self):
+        try:
+            self._fh.close()
+        except OSError as exc:
+            raise self._failed(exc) from exc
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()

@@ -44,7 +44,8 @@ class BatchPrediction:
         earlier run of the same command that was stopped.
 
     output : str or None
-        The CSV file written, or None when the rows went to a stream.
+        The CSV file written, or None when the rows went to a stream or a
+        device (``/dev/stdout``).
     """
 
     n_files: int
@@ -156,7 +157,12 @@ def predict_to_csv(model_dir, inputs, output, *, batch_size=32, threshold=None,
         settings is refused with the folder to delete; one with another
         file list (photos added) predicts every file again, and a partition
         holding a photo edited or replaced since (another size or
-        modification time) is predicted again, with a warning.
+        modification time) is predicted again, with a warning. Refused
+        before any work: a folder, a name of another format (``.parquet``,
+        ``.xlsx``, ``.csv.gz``, ...), an input image, a file of the model
+        directory, a file that is no CSV of predict, and a read-only one.
+        A path under ``/dev`` or ``/proc`` (``/dev/stdout``) is written as
+        it is, without a mark.
 
     batch_size, top_k, progress
         As in :func:`~hybridclf.prediction.predict_files`.
@@ -198,18 +204,20 @@ def predict_to_csv(model_dir, inputs, output, *, batch_size=32, threshold=None,
         options.update(neighbours=neighbours, index=index)
     target = _CsvOutput(output)
     with target.claimed():  # a second run on this output is refused, not mixed in
-        resumed, rows = _predicted_rows(pipe, files, options, scheduler,
-                                        target.parts, partition_size)
-        counts = BatchPrediction(len(files), n_resumed=resumed,
-                                 output=os.fspath(output) if target.is_path else None)
         with target.open() as fh:
             writer = csv_writer(fh)
             writer.writerow(csv_columns(neighbours))
+            fh.flush()  # a full disk fails here, before the work
+            resumed, rows = _predicted_rows(pipe, files, options, scheduler,
+                                            target.parts, partition_size)
+            counts = BatchPrediction(
+                len(files), n_resumed=resumed,
+                output=os.fspath(output) if target.partial else None)
             for row in rows:
                 counts.n_unreadable += bool(row["error"])
                 counts.n_unknown += not row["error"] and row["label"] == "unknown"
                 writer.writerow(_csv_row(row, neighbours))
-                if not target.is_path:
+                if not target.partial:
                     fh.flush()  # a stream gets each row as soon as it is predicted
         target.finish()
     counts.n_predicted = counts.n_files - counts.n_unknown - counts.n_unreadable

@@ -173,6 +173,38 @@ def scheduler_address(text):
     return text
 
 
+#: The name that means standard output where a command writes one file.
+STDOUT = "-"
+
+
+def file_or_stdout(text):
+    """An ``--output`` file: ``-`` is standard output (None), as in most CLIs.
+
+    ``predict --output -`` wrote a file named ``-`` in the current folder
+    and printed "Predictions written to .../-" where the CSV was expected.
+    ``./-`` still names such a file.
+    """
+    return None if text == STDOUT else text
+
+
+def folder_not_stdout(what):
+    """A ``type=`` function for an ``--output-dir`` that refuses ``-``.
+
+    ``extract --output-dir -`` made a folder named ``-`` of Parquet files:
+    a folder cannot go to standard output. ``./-`` still names such a folder.
+    """
+    def check(text):
+        if text == STDOUT:
+            raise argparse.ArgumentTypeError(
+                f"'-' (standard output) cannot take {what}, which is a folder of "
+                "files: give a folder name, such as features.parquet (./- for "
+                "a folder named '-')")
+        return text
+
+    check.__name__ = "folder"
+    return check
+
+
 def registry_name(registry):
     """A ``type=`` function accepting the names of a ``hybridclf.pipeline`` registry.
 

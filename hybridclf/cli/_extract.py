@@ -1,6 +1,7 @@
 """``hybridclf extract``: the features of a model for many files, to Parquet."""
 
 import os
+import sys
 
 from ._common import (
     add_batch_options,
@@ -8,6 +9,7 @@ from ._common import (
     add_model_dir,
     batch_options,
     command_imports,
+    folder_not_stdout,
     out,
 )
 
@@ -29,6 +31,7 @@ def format_parser(parser):
     add_model_dir(parser)
     add_inputs(parser)
     parser.add_argument("--output-dir", required=True,
+                        type=folder_not_stdout("the Parquet dataset"),
                         help="Parquet dataset folder to write, e.g. "
                         "features.parquet (on Dask: writable by every worker)")
     add_batch_options(parser)
@@ -38,8 +41,16 @@ def run(args):
     with command_imports():
         from ..batch import extract_to_parquet
 
-    result = extract_to_parquet(args.model_dir, args.inputs, args.output_dir,
-                                **batch_options(args))
+    try:
+        result = extract_to_parquet(args.model_dir, args.inputs, args.output_dir,
+                                    **batch_options(args))
+    except KeyboardInterrupt:  # as predict's: say that a rerun goes on
+        if os.path.isdir(args.output_dir) and any(
+                name.startswith("part-") for name in os.listdir(args.output_dir)):
+            sys.stderr.write(f"the partitions written so far are kept in "
+                             f"{args.output_dir}: run the same command again to "
+                             "go on where it stopped\n")
+        raise
     changed = (f" (with {len(result.changed)} changed file(s) computed again)"
                if result.changed else "")
     out(f"{result.n_files} files in {result.n_partitions} partitions: "

@@ -10,6 +10,7 @@ from ._common import (
     batch_options,
     bounded,
     command_imports,
+    file_or_stdout,
     fraction,
     out,
     positive_int,
@@ -25,9 +26,11 @@ def format_parser(parser):
     )
     add_model_dir(parser)
     add_inputs(parser)
-    parser.add_argument("--output", default=None, metavar="CSV",
+    parser.add_argument("--output", type=file_or_stdout, default=None,
+                        metavar="CSV",
                         help="CSV file to write; its folder is created if missing "
-                        "(default: standard output)")
+                        "(default, or -: standard output, with the summary and "
+                        "progress on standard error)")
     parser.add_argument(
         "--threshold", type=fraction, default=None, metavar="P",
         help="lowest top probability of a known class, for a photo at the "
@@ -69,7 +72,7 @@ def run(args):
                              f"{parts}: run the same command again to go on "
                              "where it stopped\n")
         raise
-    if args.output:
+    if counts.output:  # not standard output, nor /dev/stdout
         out(counts.summary())
         out(f"Predictions written to {os.path.abspath(args.output)}")
     else:  # standard output holds the CSV

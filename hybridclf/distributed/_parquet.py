@@ -14,6 +14,7 @@ import os
 
 import numpy as np
 
+from ..utils._csv import utf8_text
 from ..utils._optional import import_or_raise
 from ._partitions import _PART, STAMP_COLUMNS
 
@@ -21,8 +22,9 @@ __all__ = ["read_features"]
 
 
 def _utf8_names(files):
-    """The file names as Parquet can hold them: bytes not UTF-8 as ``\\xNN``."""
-    return [os.fsencode(f).decode("utf-8", "backslashreplace") for f in files]
+    """The file names as Parquet can hold them: bytes not UTF-8 as ``\\xNN``
+    (:func:`~hybridclf.utils._csv.utf8_text`, as in predict's CSV)."""
+    return [utf8_text(os.fspath(f)) for f in files]
 
 
 def _stamp_arrays(stamps):

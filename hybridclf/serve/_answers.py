@@ -9,11 +9,11 @@ model's classes as strings. This module does not import FastAPI.
 """
 
 import base64
-import os
 
 from .. import prediction
 from ..pipeline import get_classifier
 from ..quality import quality_message
+from ..utils._csv import utf8_text
 
 __all__ = ["class_names", "neighbour_answers", "prediction_body"]
 
@@ -50,7 +50,7 @@ def neighbour_answers(found, ks):
         return [[] for _ in ks]
     # JSON is UTF-8: a training photo's name that is not keeps its other
     # bytes as \xNN (the answer failed with 500 otherwise)
-    return [[{**n, "file": os.fsencode(n["file"]).decode("utf-8", "backslashreplace"),
+    return [[{**n, "file": utf8_text(n["file"]),
               "thumbnail": _data_uri(n["thumbnail"])} for n in row[:k]]
             for row, k in zip(found, ks)]
 

@@ -24,12 +24,21 @@ in Python's :mod:`csv`, open the file with ``encoding="utf-8-sig"`` (with
 
 A file name that is not valid UTF-8 (an old Latin-1 name on Linux) keeps its
 bytes both ways (``errors="surrogateescape"``, as :func:`os.listdir` gives
-it). A CSV saved in a legacy code page (Excel's plain "CSV" on a Thai or
+it) in the CSV files that name files for hybridclf to read back (an edited
+``duplicate_groups.csv``, a ``manifest.csv``): they must name the file on disk.
+A CSV saved in a legacy code page (Excel's plain "CSV" on a Thai or
 Western Windows: cp874, cp1252) would read so too, its names undecodable and
 matching no file: :func:`read_csv_rows` refuses it with
 :func:`not_utf8_error`, which names the file, its first line that is not
 UTF-8 and how to save it as UTF-8, unless its bytes that are not UTF-8 are
 those of a file name on disk.
+
+The CSV of ``hybridclf predict``, which it never reads back, is for people
+and other programs: every cell goes through :func:`utf8_text`, which writes
+the bytes that are not UTF-8 as ``\\xNN`` (``latin\\xe9.jpg``), as the
+Parquet files of ``extract`` and the service's JSON do, so that the file is
+valid UTF-8 for a spreadsheet or pandas; ``ls $'latin\\xe9.jpg'`` in a shell
+finds the file.
 
 A cell that a spreadsheet would run as a formula is written as text: a class
 folder named ``@SUM(1)`` or a photo named ``=HYPERLINK("evil.example","x").jpg``
@@ -57,7 +66,8 @@ import re
 
 __all__ = ["CSV_ENCODING", "FORMULA_STARTS", "csv_bytes", "csv_dict_reader",
            "csv_reader", "csv_writer", "has_undecodable", "not_utf8_error",
-           "open_csv", "protect_cell", "read_csv_rows", "unprotect_cell"]
+           "open_csv", "protect_cell", "read_csv_rows", "unprotect_cell",
+           "utf8_text"]
 
 #: The encoding of every CSV file hybridclf writes and reads.
 CSV_ENCODING = "utf-8-sig"
@@ -234,6 +244,28 @@ def has_undecodable(text):
     False
     """
     return any("\udc80" <= char <= "\udcff" for char in text)
+
+
+def utf8_text(text):
+    """``text`` as valid UTF-8 text: bytes that were not UTF-8 written ``\\xNN``.
+
+    The one rule of every output that must be UTF-8 (the CSV of ``hybridclf
+    predict``, Parquet, JSON) for a file name that is not (an old Latin-1
+    name on Linux, which :func:`os.listdir` gives with surrogate escapes).
+    Text without such bytes is returned as it is, so the rule applies once
+    however often it is applied.
+
+    Examples
+    --------
+    >>> utf8_text(b"caf\\xe9.jpg".decode("utf-8", "surrogateescape"))
+    'caf\\\\xe9.jpg'
+    >>> utf8_text("พระ.jpg")
+    'พระ.jpg'
+    """
+    if not has_undecodable(text):
+        return text
+    return text.encode("utf-8", "surrogateescape").decode("utf-8",
+                                                          "backslashreplace")
 
 
 def not_utf8_error(path, what):

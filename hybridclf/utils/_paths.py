@@ -67,6 +67,10 @@ def written_whole(path):
     the file replaces ``path`` in one rename, so a reader, another process or
     a run killed half-way never finds half a file under ``path``. Whatever
     happens, no temporary file is left behind (a full disk leaves nothing).
+    A write that fails with an :class:`OSError` naming no file (a full
+    disk: "[Errno 28] No space left on device", or pyarrow's "Error writing
+    bytes to file") is raised again, with its ``errno``, naming ``path`` and
+    its folder: ``extract`` on a full disk said only that.
 
     Parameters
     ----------
@@ -81,7 +85,16 @@ def written_whole(path):
     folder, name = os.path.split(os.fspath(path))
     tmp = os.path.join(folder, f".{name}.{uuid.uuid4().hex}.tmp")
     try:
-        yield tmp
+        try:
+            yield tmp
+        except OSError as exc:
+            if exc.filename is not None:
+                raise
+            what = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise OSError(exc.errno, (
+                f"Could not write {os.fspath(path)!r} ({what}); the file is as "
+                f"it was. Free space in {os.path.abspath(folder)!r}, or write to "
+                "another folder.")) from exc
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(OSError):
