@@ -30,8 +30,8 @@ class _Server:
         import uvicorn
 
         self.port = _free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port,
-                                log_level="warning", **{"lifespan": "on", **config})
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, **{
+            "log_level": "warning", "lifespan": "on", **config})
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -1179,3 +1179,55 @@ def test_a_bug_logs_the_path_escaped_with_the_request_id(tmp_path, caplog):
     request_id = answer.headers["X-Request-ID"]
     assert error["request_id"] == request_id
     assert f"[request {request_id}]" in logged[0]
+
+
+def test_every_request_has_one_access_line_with_its_request_id(client, caplog):
+    # uvicorn's access line named no X-Request-ID: the request a user
+    # reported could not be found among them
+    with caplog.at_level(logging.INFO, logger="hybridclf.serve.access"):
+        client.get("/health", headers={"X-Request-ID": "seen-1"})
+        client.post("/predict", json={}, headers={"X-Request-ID": "seen-2",
+                                                  "X-API-Key": "wrong"})
+        forged = client.get("/nowhere%0AINFO:%20forged")
+    lines = [r.getMessage() for r in caplog.records
+             if r.name == "hybridclf.serve.access"]
+    assert len(lines) == 3, lines
+    assert '"GET /health HTTP/1.1" 200' in lines[0]
+    assert lines[0].endswith("[request seen-1]")
+    assert '"POST /predict HTTP/1.1" 401' in lines[1]
+    assert lines[1].endswith("[request seen-2]")
+    assert lines[2].endswith(f"[request {forged.headers['X-Request-ID']}]")
+    assert " 404 " in lines[2] and "%0A" in lines[2] and "\n" not in lines[2]
+
+
+@pytest.fixture
+def _service_access_logger():
+    # serve's logging configuration gives the access logger a handler of its
+    # own; the next tests get it as it was
+    logger = logging.getLogger("hybridclf.serve.access")
+    saved = logger.handlers[:], logger.propagate, logger.level
+    yield
+    logger.handlers[:], logger.propagate, logger.level = saved
+
+
+def test_serve_prints_each_access_line_once_with_its_request_id(
+        model_dir, monkeypatch, capsys, _service_access_logger):
+    # serve ran uvicorn with its own access log: one line per request on
+    # standard output, without the request's ID
+    import uvicorn
+
+    from hybridclf.serve import serve
+
+    def run_for_real(app, **options):
+        given = {k: v for k, v in options.items()
+                 if k in ("access_log", "log_config", "log_level", "http")}
+        with _Server(app, **given) as http:
+            http.get("/health", headers={"X-Request-ID": "printed-1"})
+
+    monkeypatch.setattr(uvicorn, "run", run_for_real)
+    serve(model_dir)
+    printed = [line for line in capsys.readouterr().out.splitlines()
+               if "/health" in line]
+    assert len(printed) == 1, printed
+    assert printed[0].startswith("INFO:")
+    assert printed[0].endswith("[request printed-1]"), printed

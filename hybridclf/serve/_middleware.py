@@ -1,12 +1,12 @@
-"""Pure ASGI middleware: request IDs, metrics, Host names, cross-site writes,
-API key, body limit, timeout.
+"""Pure ASGI middleware: request IDs, access lines, metrics, Host names,
+cross-site writes, API key, body limit, timeout.
 
 They run before FastAPI parses anything, so that a request without the key,
 with a body over the limit or a body that never arrives costs the server
 nothing. :func:`add_middleware` puts them on an app in the right order (the
-last added runs first): the request ID, metrics, then the Host name, then
-cross-site writes, then the key, then the read timeout, then the body limit,
-then the bytes of bodies in flight.
+last added runs first): the request ID, the access line, metrics, then the
+Host name, then cross-site writes, then the key, then the read timeout, then
+the body limit, then the bytes of bodies in flight.
 """
 
 import asyncio
@@ -22,8 +22,8 @@ from fastapi.exceptions import HTTPException
 
 from ._errors import REQUEST_ID, SCOPE_KEY, error_response
 
-__all__ = ["ADMIN_KEY_HEADER", "API_KEY_HEADER", "add_middleware",
-           "api_key_problem"]
+__all__ = ["ACCESS_LOGGER", "ADMIN_KEY_HEADER", "API_KEY_HEADER",
+           "add_middleware", "api_key_problem"]
 
 #: The paths that need the API key (when one is set): every write.
 KEYED_PREFIXES = ("/predict", "/feedback", "/admin")
@@ -171,6 +171,73 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             REQUEST_ID.reset(token)
+
+
+#: The logger of the access lines, one per request (:class:`AccessLogMiddleware`).
+ACCESS_LOGGER = "hybridclf.serve.access"
+_access_logger = logging.getLogger(ACCESS_LOGGER)
+
+
+class AccessLogMiddleware:
+    """Log one line per request, once answered, that ends with its request ID.
+
+    uvicorn's own access line (``127.0.0.1:35156 - "GET /health HTTP/1.1"
+    200 OK``) cannot carry the ``X-Request-ID`` of the request, so that the
+    request a user reported could not be found among them. This line says
+    the same and more: ``127.0.0.1:35156 - "GET /health HTTP/1.1" 200 1.2 ms
+    [request abc123]``, at INFO on the ``hybridclf.serve.access`` logger
+    (``serve`` prints it where uvicorn printed its own, which it turns off),
+    as its answer starts (the time is the time to that).
+    The path is percent-encoded as uvicorn writes it, so that a client cannot
+    begin a log line of its choosing. A request whose app raised is logged
+    with 500, the status of its answer; one answered nothing (the client
+    went away) with ``-``.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not _access_logger.isEnabledFor(logging.INFO):
+            await self.app(scope, receive, send)
+            return
+        status, logged = "-", False
+        start = time.perf_counter()
+
+        def log(code):
+            nonlocal logged
+            if not logged:
+                logged = True
+                _log_access(scope, code, time.perf_counter() - start)
+
+        async def send_wrapper(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                log(status)  # before the client has any of its answer
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception:
+            log(500 if status == "-" else status)
+            raise
+        finally:
+            log(status)
+
+
+def _log_access(scope, status, seconds):
+    """The access line of a request (see :class:`AccessLogMiddleware`)."""
+    client = scope.get("client")
+    client = "-" if not client else f"{client[0]}:{client[1]}"
+    target = urllib.parse.quote(scope.get("path", ""))
+    if scope.get("query_string"):
+        target += "?" + urllib.parse.quote(scope["query_string"], safe="=&;%+")
+    request_id = scope.get(SCOPE_KEY)
+    _access_logger.info(
+        '%s - "%s %s HTTP/%s" %s %.1f ms [request %s]', client,
+        scope.get("method", ""), target, scope.get("http_version", "1.1"),
+        status, seconds * 1000, request_id, extra={"request_id": request_id})
 
 
 class MetricsMiddleware:
@@ -593,5 +660,6 @@ def add_middleware(app, settings, metrics, endpoints):
     app.add_middleware(CrossSiteMiddleware, allowed_hosts=settings.allowed_hosts)
     app.add_middleware(HostMiddleware, allowed_hosts=settings.allowed_hosts)
     app.add_middleware(MetricsMiddleware, metrics=metrics, endpoints=endpoints)
+    app.add_middleware(AccessLogMiddleware)
     app.add_middleware(RequestIdMiddleware)
     log_request_ids()

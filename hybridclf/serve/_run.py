@@ -11,6 +11,7 @@ itself reads. The settings stay one typed object (:class:`ServiceSettings`),
 written and read in one place, instead of one variable per setting.
 """
 
+import copy
 import json
 import logging
 import os
@@ -28,6 +29,7 @@ from contextlib import contextmanager
 from ..io import DEFAULT_MAX_PIXELS
 from ._app import app_from_settings, create_app
 from ._metrics import MULTIPROC_ENV
+from ._middleware import ACCESS_LOGGER
 from ._model import load_served_model
 from ._service import check_writable
 from ._settings import SETTINGS_ENV, ServiceSettings
@@ -160,7 +162,9 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
         shares the cores among the workers.
 
     log_level : str, default="info"
-        uvicorn's log level.
+        uvicorn's log level, and that of the service's access lines: one
+        per request, on standard output, ending with its ``X-Request-ID``
+        (uvicorn's own access log, which cannot name it, is off).
 
     max_pixels : int, default=64_000_000
         Most pixels an uploaded image may declare (see :func:`create_app`).
@@ -254,7 +258,8 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
 
     options = dict(host=host, port=int(port), log_level=log_level,
                    timeout_keep_alive=5, limit_concurrency=limit_concurrency,
-                   http=protocol_with_header_deadline(settings.read_timeout))
+                   http=protocol_with_header_deadline(settings.read_timeout),
+                   access_log=False, log_config=_log_config(log_level))
     if workers == 1:
         app = app_from_settings(settings, model=checked)
         del checked  # the service's now: released with it on a reload
@@ -266,6 +271,31 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
         _run_uvicorn(f"{__name__}:app_from_settings_file", factory=True,
                      workers=workers, timeout_worker_healthcheck=_WORKER_START_S,
                      **options)
+
+
+def _log_config(log_level):
+    """uvicorn's logging configuration, with the service's access lines.
+
+    uvicorn's access line cannot name the request's ``X-Request-ID``; the
+    service logs its own (see ``AccessLogMiddleware``), which this prints
+    where uvicorn printed its own, in its format (``INFO:     127.0.0.1:35156
+    - "GET /health HTTP/1.1" 200 1.2 ms [request abc123]``, on standard
+    output), at ``log_level``. ``serve`` turns uvicorn's off
+    (``access_log=False``), so that each request has one access line.
+    """
+    from uvicorn.config import LOG_LEVELS, LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["service_access"] = {
+        "()": "uvicorn.logging.DefaultFormatter", "fmt": "%(levelprefix)s %(message)s"}
+    config["handlers"]["service_access"] = {
+        "formatter": "service_access", "class": "logging.StreamHandler",
+        "stream": "ext://sys.stdout"}
+    level = (LOG_LEVELS[log_level.lower()] if isinstance(log_level, str)
+             else int(log_level))
+    config["loggers"][ACCESS_LOGGER] = {
+        "handlers": ["service_access"], "level": level, "propagate": False}
+    return config
 
 
 def _run_uvicorn(app, **options):
