@@ -1231,3 +1231,53 @@ def test_serve_prints_each_access_line_once_with_its_request_id(
     assert len(printed) == 1, printed
     assert printed[0].startswith("INFO:")
     assert printed[0].endswith("[request printed-1]"), printed
+
+
+def test_limit_concurrency_is_a_json_503_with_retry_after_and_spares_the_probes(
+        model_dir, brick, monkeypatch):
+    # --limit-concurrency was uvicorn's: past it, a plain-text "Service
+    # Unavailable" without request ID or Retry-After, and /health refused too
+    import uvicorn
+
+    from hybridclf.serve import serve
+
+    answers = {}
+
+    def run_for_real(app, **options):
+        given = {k: v for k, v in options.items()
+                 if k in ("limit_concurrency", "http")}
+        server = _Server(app, **given)
+        with server as http:
+            held = socket.create_connection(("127.0.0.1", server.port))
+            held.sendall(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-"
+                         b"Type: application/json\r\nContent-Length: 99\r\n\r\n{")
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                busy = http.post("/predict", json={"image_data": _b64(brick)},
+                                 headers={"X-Request-ID": "busy-1"})
+                if busy.status_code == 503:
+                    break
+                time.sleep(0.05)  # the held request is not in yet
+            answers["busy"] = busy
+            answers["health"] = http.get("/health")
+            held.close()
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                answers["after"] = http.post("/predict",
+                                             json={"image_data": _b64(brick)})
+                if answers["after"].status_code != 503:
+                    break
+                time.sleep(0.05)
+
+    monkeypatch.setattr(uvicorn, "run", run_for_real)
+    serve(model_dir, limit_concurrency=1, read_timeout=20)
+    body = _is_error(answers["busy"], 503, "busy", "--limit-concurrency 1")
+    assert body["request_id"] == "busy-1"
+    assert answers["busy"].headers["Retry-After"] == "1"
+    assert answers["health"].status_code == 200  # the probes are never refused
+    assert answers["after"].status_code == 200  # the place is given back
+    from hybridclf.serve import ServiceSettings
+
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="'limit_concurrency'"):
+            ServiceSettings(model_dir, limit_concurrency=bad)

@@ -1,12 +1,13 @@
 """Pure ASGI middleware: request IDs, access lines, metrics, Host names,
-cross-site writes, API key, body limit, timeout.
+cross-site writes, API key, requests at once, body limit, timeout.
 
 They run before FastAPI parses anything, so that a request without the key,
 with a body over the limit or a body that never arrives costs the server
 nothing. :func:`add_middleware` puts them on an app in the right order (the
 last added runs first): the request ID, the access line, metrics, then the
-Host name, then cross-site writes, then the key, then the read timeout, then
-the body limit, then the bytes of bodies in flight.
+Host name, then cross-site writes, then the key, then the requests at once,
+then the read timeout, then the body limit, then the bytes of bodies in
+flight.
 """
 
 import asyncio
@@ -598,6 +599,51 @@ class InFlightMiddleware:
             self.in_flight -= held
 
 
+#: The paths that a busy server still answers: probes and scrapers, which
+#: must see the truth under load (cheap: no body, no model call).
+PROBE_PATHS = ("/health", "/ready", "/metrics")
+
+
+class ConcurrencyMiddleware:
+    """503 with ``Retry-After`` once ``limit`` requests are being answered.
+
+    ``--limit-concurrency`` was uvicorn's: past it, uvicorn answered
+    ``Service Unavailable`` in plain text, without the request ID or a
+    ``Retry-After``, unlike every other error of the service, and it counted
+    every open connection (idle keep-alive ones too) and refused the probes.
+    This counts the requests being answered at once (from their headers to
+    their answer, a slow body included) in this worker, and answers one more
+    with the service's JSON error, its request ID and ``Retry-After``. It
+    runs after the key check, so that requests without the key never take a
+    place. ``PROBE_PATHS`` are never counted, and never refused.
+    """
+
+    def __init__(self, app, limit, retry_after_s=1, exempt=PROBE_PATHS):
+        self.app = app
+        self.limit = int(limit)
+        self.retry_after_s = int(retry_after_s)
+        self.exempt = frozenset(exempt)
+        self.active = 0  # read and written on the event loop only
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope.get("path") in self.exempt:
+            await self.app(scope, receive, send)
+            return
+        if self.active >= self.limit:
+            await error_response(503, (
+                f"The server is busy: it is answering {self.active} requests at "
+                f"once, its limit (--limit-concurrency {self.limit}). Nothing was "
+                "predicted or stored; send it again after the Retry-After delay "
+                f"({self.retry_after_s} s)."),
+                {"Retry-After": str(self.retry_after_s)})(scope, receive, send)
+            return
+        self.active += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.active -= 1
+
+
 class ReadTimeoutMiddleware:
     """408 when a request body is not in ``seconds`` after its headers.
 
@@ -637,8 +683,8 @@ def add_middleware(app, settings, metrics, endpoints):
         The application, with every route.
 
     settings : ServiceSettings
-        The body limits, read timeout, API and admin keys and allowed host
-        names.
+        The body limits, read timeout, requests at once, API and admin keys
+        and allowed host names.
 
     metrics : Metrics
         Where the request counts and latencies go.
@@ -649,6 +695,8 @@ def add_middleware(app, settings, metrics, endpoints):
     app.add_middleware(InFlightMiddleware, max_bytes=settings.max_inflight_bytes)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(ReadTimeoutMiddleware, seconds=float(settings.read_timeout))
+    if settings.limit_concurrency is not None:
+        app.add_middleware(ConcurrencyMiddleware, limit=settings.limit_concurrency)
     keyed = KEYED_PREFIXES
     if settings.admin_key is not None:
         keyed = tuple(p for p in KEYED_PREFIXES if p not in ADMIN_PREFIXES)

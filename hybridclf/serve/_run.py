@@ -178,8 +178,8 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
         :func:`~hybridclf.load_model`).
 
     limit_concurrency : int or None, default=None
-        Most connections and tasks at once before uvicorn answers 503; None
-        for no limit.
+        Most requests answered at once in each worker before 503 with
+        ``Retry-After`` (see :func:`create_app`); None for no limit.
 
     feedback_dir : str or os.PathLike or None, default=None
         Enable ``POST /feedback``: corrections are stored in this folder
@@ -244,7 +244,7 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
         read_timeout=float(read_timeout), allow_pickle=bool(allow_pickle),
         feedback_dir=_abspath(feedback_dir), log_predictions=_abspath(log_predictions),
         allowed_hosts=allowed_hosts, max_inflight_mb=max_inflight_mb,
-        feedback_max_mb=feedback_max_mb)
+        feedback_max_mb=feedback_max_mb, limit_concurrency=limit_concurrency)
     if feedback_dir is not None:
         check_writable(settings.feedback_dir, "--feedback-dir")
     if log_predictions is not None:
@@ -257,7 +257,7 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
     from ._protocol import protocol_with_header_deadline
 
     options = dict(host=host, port=int(port), log_level=log_level,
-                   timeout_keep_alive=5, limit_concurrency=limit_concurrency,
+                   timeout_keep_alive=5,
                    http=protocol_with_header_deadline(settings.read_timeout),
                    access_log=False, log_config=_log_config(log_level))
     if workers == 1:
