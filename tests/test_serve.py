@@ -1022,12 +1022,31 @@ def test_a_public_host_without_key_is_warned(model_dir, monkeypatch, caplog):
 
     from hybridclf.serve import serve
 
+    def warnings(**kwargs):
+        caplog.clear()
+        serve(model_dir, **kwargs)
+        return [r.getMessage() for r in caplog.records
+                if r.levelno == logging.WARNING]
+
     monkeypatch.setattr(uvicorn, "run", lambda *a, **k: None)
+    monkeypatch.setenv("MY_SERVE_KEY", KEY)
+    monkeypatch.setenv("MY_ADMIN_KEY", "admin-" + KEY)
     with caplog.at_level("WARNING", logger="hybridclf.serve"):
-        serve(model_dir, host="127.0.0.1")
-        assert not caplog.records
-        serve(model_dir, host="0.0.0.0")
-    assert "without an API key" in caplog.text
+        for host in ("127.0.0.1", "::1", "localhost"):
+            assert warnings(host=host) == []
+        no_keys = warnings(host="0.0.0.0")
+        # with an API key, nothing said that /admin answers this machine only:
+        # a reload from elsewhere learned it from a 403
+        api_key_only = warnings(host="0.0.0.0", api_key_env="MY_SERVE_KEY")
+        both = warnings(host="0.0.0.0", api_key_env="MY_SERVE_KEY",
+                        admin_key_env="MY_ADMIN_KEY")
+    assert len(no_keys) == 2 and "without an API key" in no_keys[0]
+    assert "without an admin key" in no_keys[1]
+    assert len(api_key_only) == 1, api_key_only
+    assert "POST /admin/reload answers only this machine" in api_key_only[0]
+    assert "--admin-key-env" in api_key_only[0]
+    assert "\n" not in api_key_only[0]
+    assert both == []
 
 
 def test_serving_a_pickle_needs_allow_pickle(texture_folder, tmp_path, brick):

@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from ..io import DEFAULT_MAX_PIXELS
 from ._app import app_from_settings, create_app
 from ._metrics import MULTIPROC_ENV
-from ._middleware import ACCESS_LOGGER
+from ._middleware import ACCESS_LOGGER, is_loopback
 from ._model import load_served_model
 from ._service import check_writable
 from ._settings import SETTINGS_ENV, ServiceSettings
@@ -38,7 +38,6 @@ __all__ = ["SETTINGS_ENV", "app_from_settings_file", "serve", "try_service"]
 
 logger = logging.getLogger(__name__)
 
-_LOOPBACK = ("127.", "::1", "localhost")
 # Seconds a new worker has to load and warm up its model in a rolling restart
 # (SIGHUP) before uvicorn gives up and keeps the old one; uvicorn's 5 s
 # aborted the restart of a model that took 8 s to start on a loaded machine.
@@ -84,14 +83,29 @@ def _key_in(env, parameter, what):
     return os.environ[env]
 
 
-def _api_key(api_key_env, host):
-    """The key in ``$api_key_env``; a warning for a public host without one."""
-    if api_key_env is None and not str(host).startswith(_LOOPBACK):
+def _warn_public(host, api_key_env, admin_key_env):
+    """One warning line for each key that a server on a public ``host`` lacks.
+
+    Without an API key anyone who can reach the address uses the model;
+    without an admin key ``POST /admin/reload`` answers only this machine
+    (403 to every other address and to every request through a proxy),
+    which a deployer who binds ``0.0.0.0`` to reload from elsewhere learned
+    only from that 403. ``host`` may be a name or an address; a loopback
+    one (``127.0.0.1``, ``::1``, ``localhost``) gets no warning.
+    """
+    if is_loopback(str(host)):
+        return
+    if api_key_env is None:
         logger.warning(
             "Serving on %s without an API key: anyone who can reach this "
             "address can use the model. Set one with --api-key-env, or bind "
             "127.0.0.1 behind a proxy that authenticates.", host)
-    return _key_in(api_key_env, "api_key_env", "API key")
+    if admin_key_env is None:
+        logger.warning(
+            "Serving on %s without an admin key: POST /admin/reload answers "
+            "only this machine (403 to other addresses and through a proxy). "
+            "Set one with --admin-key-env to reload from elsewhere, or reload "
+            "with SIGHUP.", host)
 
 
 def _admin_key(admin_key_env, api_key):
@@ -132,7 +146,8 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
 
     host : str, default="127.0.0.1"
         Address to bind; "0.0.0.0" to accept other machines (a warning is
-        logged when no API key is set then).
+        logged then for each of ``api_key_env`` and ``admin_key_env`` not
+        set).
 
     port : int, default=8000
         TCP port.
@@ -236,7 +251,7 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
     workers = int(workers)
     if threads is None:
         threads = max(1, (os.cpu_count() or 1) // workers)
-    api_key = _api_key(api_key_env, host)
+    api_key = _key_in(api_key_env, "api_key_env", "API key")
     settings = ServiceSettings(
         os.path.abspath(os.fspath(model_dir)), api_key=api_key,
         admin_key=_admin_key(admin_key_env, api_key),
@@ -245,6 +260,7 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
         feedback_dir=_abspath(feedback_dir), log_predictions=_abspath(log_predictions),
         allowed_hosts=allowed_hosts, max_inflight_mb=max_inflight_mb,
         feedback_max_mb=feedback_max_mb, limit_concurrency=limit_concurrency)
+    _warn_public(host, api_key_env, admin_key_env)
     if feedback_dir is not None:
         check_writable(settings.feedback_dir, "--feedback-dir")
     if log_predictions is not None:
