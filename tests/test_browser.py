@@ -690,6 +690,33 @@ def test_the_page_is_usable_from_the_keyboard(tab_factory, served):
     assert chooser.value.is_multiple()
 
 
+def test_try_again_keeps_the_keyboard_focus_on_its_card(tab_factory, served,
+                                                        amulet):
+    # "Try again" is replaced by the new answer: the focus fell to the page's
+    # body, and a keyboard or screen reader user was sent back to the top
+    tab = tab_factory(served)
+    page = tab.page
+    _open_page(tab)
+    refusals = [503]
+
+    def predict(route):
+        if refusals:
+            refusals.pop()
+            route.fulfill(status=503, content_type="text/plain", body="busy")
+        else:
+            route.continue_()
+
+    page.route("**/predict", predict)
+    page.set_input_files("#file-input", amulet["test"][0][0])
+    _wait_answered(page, 1)
+    page.focus("#results .card .retry")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#results .card:not([data-state=error])"
+                           ":not([data-state=pending])")
+    assert page.evaluate(
+        "document.activeElement === document.querySelector('#results .card')")
+
+
 def _report_images(page):
     page.wait_for_load_state("load")
     return page.evaluate(
