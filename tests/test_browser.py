@@ -717,6 +717,35 @@ def test_try_again_keeps_the_keyboard_focus_on_its_card(tab_factory, served,
         "document.activeElement === document.querySelector('#results .card')")
 
 
+def test_clearing_the_results_sends_none_of_the_waiting_photos(
+        tab_factory, served, amulet):
+    # "Clear results" emptied the page, and the photos still waiting their
+    # turn were sent all the same: a folder dropped by mistake went out whole
+    tab = tab_factory(served)
+    page = tab.page
+    _open_page(tab)
+    held = []
+
+    def predict(route):
+        if held:
+            route.continue_()
+        else:
+            held.append(route)  # the first photo's request waits
+
+    page.route("**/predict", predict)
+    photos = amulet["test"][0]
+    page.set_input_files("#file-input", photos[:5])
+    while not held:
+        page.wait_for_timeout(20)  # lets the route handler run
+    page.click("#clear")
+    held[0].continue_()
+    # one more photo: the queue answers it after every photo before it
+    page.set_input_files("#file-input", photos[5])
+    _wait_answered(page, 1)
+    # the one in flight when cleared, and the new one
+    assert len(tab.predict_calls()) == 2
+
+
 def _report_images(page):
     page.wait_for_load_state("load")
     return page.evaluate(
