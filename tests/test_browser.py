@@ -746,6 +746,24 @@ def test_clearing_the_results_sends_none_of_the_waiting_photos(
     assert len(tab.predict_calls()) == 2
 
 
+def test_the_photos_of_one_drop_are_shown_in_their_order(tab_factory, served,
+                                                        amulet):
+    # each photo went above the one before: ten photos showed the last one
+    # first, and the top of the page waited for the others' answers
+    tab = tab_factory(served)
+    page = tab.page
+    _open_page(tab)
+    photos = amulet["test"][0][:4]
+    names = [os.path.basename(p) for p in photos]
+    page.set_input_files("#file-input", photos[:3])
+    _wait_answered(page, 3)
+    page.set_input_files("#file-input", photos[3])  # a later drop goes on top
+    _wait_answered(page, 4)
+    shown = page.eval_on_selector_all(
+        "#results .card figcaption", "fs => fs.map(f => f.textContent)")
+    assert [text.split(" \u00b7 ")[0] for text in shown] == [names[3], *names[:3]]
+
+
 def _report_images(page):
     page.wait_for_load_state("load")
     return page.evaluate(
