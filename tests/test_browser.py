@@ -764,6 +764,23 @@ def test_the_photos_of_one_drop_are_shown_in_their_order(tab_factory, served,
     assert [text.split(" \u00b7 ")[0] for text in shown] == [names[3], *names[:3]]
 
 
+def test_an_empty_file_is_named_empty_and_not_sent(tab_factory, served,
+                                                  tmp_path):
+    # a 0-byte file was sent, and the page showed the API's words: "The
+    # 'image_data' field decodes to no bytes. Send a non-empty image file."
+    tab = tab_factory(served)
+    page = tab.page
+    _open_page(tab)
+    empty = tmp_path / "IMG_0001.jpg"
+    empty.write_bytes(b"")
+    page.set_input_files("#file-input", empty)
+    _wait_answered(page, 1)
+    text = page.locator("#results .card .error").text_content()
+    assert text.startswith("This file is empty (0 bytes)"), text
+    assert "image_data" not in text
+    assert tab.predict_calls() == []
+
+
 def _report_images(page):
     page.wait_for_load_state("load")
     return page.evaluate(
