@@ -781,6 +781,35 @@ def test_an_empty_file_is_named_empty_and_not_sent(tab_factory, served,
     assert tab.predict_calls() == []
 
 
+def test_a_busy_service_is_asked_again_after_its_retry_after(tab_factory, served,
+                                                             amulet):
+    # a 503 with Retry-After (--limit-concurrency, --max-inflight-mb) showed
+    # the photo as failed at once: each photo of a drop failed in turn, and
+    # each needed its own "Try again"
+    tab = tab_factory(served)
+    page = tab.page
+    _open_page(tab)
+    busy = [2]
+
+    def predict(route):
+        if busy[0]:
+            busy[0] -= 1
+            route.fulfill(status=503, headers={"Retry-After": "1"},
+                          json={"success": False, "error_message": "busy"})
+        else:
+            route.continue_()
+
+    page.route("**/predict", predict)
+    page.set_input_files("#file-input", amulet["test"][0][0])
+    page.wait_for_function(
+        "() => document.querySelector('#results .card .status')"
+        "?.textContent.includes('busy; asking again in 1')")
+    _wait_answered(page, 1)
+    assert page.locator("#results .card").get_attribute("data-state") in (
+        "done", "unknown")
+    assert len(tab.predict_calls()) == 3
+
+
 def _report_images(page):
     page.wait_for_load_state("load")
     return page.evaluate(
