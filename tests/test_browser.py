@@ -690,6 +690,126 @@ def test_the_page_is_usable_from_the_keyboard(tab_factory, served):
     assert chooser.value.is_multiple()
 
 
+def test_try_again_keeps_the_keyboard_focus_on_its_card(tab_factory, served,
+                                                        amulet):
+    # "Try again" is replaced by the new answer: the focus fell to the page's
+    # body, and a keyboard or screen reader user was sent back to the top
+    tab = tab_factory(served)
+    page = tab.page
+    _open_page(tab)
+    refusals = [503]
+
+    def predict(route):
+        if refusals:
+            refusals.pop()
+            route.fulfill(status=503, content_type="text/plain", body="busy")
+        else:
+            route.continue_()
+
+    page.route("**/predict", predict)
+    page.set_input_files("#file-input", amulet["test"][0][0])
+    _wait_answered(page, 1)
+    page.focus("#results .card .retry")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#results .card:not([data-state=error])"
+                           ":not([data-state=pending])")
+    assert page.evaluate(
+        "document.activeElement === document.querySelector('#results .card')")
+
+
+def test_clearing_the_results_sends_none_of_the_waiting_photos(
+        tab_factory, served, amulet):
+    # "Clear results" emptied the page, and the photos still waiting their
+    # turn were sent all the same: a folder dropped by mistake went out whole
+    tab = tab_factory(served)
+    page = tab.page
+    _open_page(tab)
+    held = []
+
+    def predict(route):
+        if held:
+            route.continue_()
+        else:
+            held.append(route)  # the first photo's request waits
+
+    page.route("**/predict", predict)
+    photos = amulet["test"][0]
+    page.set_input_files("#file-input", photos[:5])
+    while not held:
+        page.wait_for_timeout(20)  # lets the route handler run
+    page.click("#clear")
+    held[0].continue_()
+    # one more photo: the queue answers it after every photo before it
+    page.set_input_files("#file-input", photos[5])
+    _wait_answered(page, 1)
+    # the one in flight when cleared, and the new one
+    assert len(tab.predict_calls()) == 2
+
+
+def test_the_photos_of_one_drop_are_shown_in_their_order(tab_factory, served,
+                                                        amulet):
+    # each photo went above the one before: ten photos showed the last one
+    # first, and the top of the page waited for the others' answers
+    tab = tab_factory(served)
+    page = tab.page
+    _open_page(tab)
+    photos = amulet["test"][0][:4]
+    names = [os.path.basename(p) for p in photos]
+    page.set_input_files("#file-input", photos[:3])
+    _wait_answered(page, 3)
+    page.set_input_files("#file-input", photos[3])  # a later drop goes on top
+    _wait_answered(page, 4)
+    shown = page.eval_on_selector_all(
+        "#results .card figcaption", "fs => fs.map(f => f.textContent)")
+    assert [text.split(" \u00b7 ")[0] for text in shown] == [names[3], *names[:3]]
+
+
+def test_an_empty_file_is_named_empty_and_not_sent(tab_factory, served,
+                                                  tmp_path):
+    # a 0-byte file was sent, and the page showed the API's words: "The
+    # 'image_data' field decodes to no bytes. Send a non-empty image file."
+    tab = tab_factory(served)
+    page = tab.page
+    _open_page(tab)
+    empty = tmp_path / "IMG_0001.jpg"
+    empty.write_bytes(b"")
+    page.set_input_files("#file-input", empty)
+    _wait_answered(page, 1)
+    text = page.locator("#results .card .error").text_content()
+    assert text.startswith("This file is empty (0 bytes)"), text
+    assert "image_data" not in text
+    assert tab.predict_calls() == []
+
+
+def test_a_busy_service_is_asked_again_after_its_retry_after(tab_factory, served,
+                                                             amulet):
+    # a 503 with Retry-After (--limit-concurrency, --max-inflight-mb) showed
+    # the photo as failed at once: each photo of a drop failed in turn, and
+    # each needed its own "Try again"
+    tab = tab_factory(served)
+    page = tab.page
+    _open_page(tab)
+    busy = [2]
+
+    def predict(route):
+        if busy[0]:
+            busy[0] -= 1
+            route.fulfill(status=503, headers={"Retry-After": "1"},
+                          json={"success": False, "error_message": "busy"})
+        else:
+            route.continue_()
+
+    page.route("**/predict", predict)
+    page.set_input_files("#file-input", amulet["test"][0][0])
+    page.wait_for_function(
+        "() => document.querySelector('#results .card .status')"
+        "?.textContent.includes('busy; asking again in 1')")
+    _wait_answered(page, 1)
+    assert page.locator("#results .card").get_attribute("data-state") in (
+        "done", "unknown")
+    assert len(tab.predict_calls()) == 3
+
+
 def _report_images(page):
     page.wait_for_load_state("load")
     return page.evaluate(

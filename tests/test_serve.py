@@ -30,8 +30,8 @@ class _Server:
         import uvicorn
 
         self.port = _free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port,
-                                log_level="warning", **{"lifespan": "on", **config})
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, **{
+            "log_level": "warning", "lifespan": "on", **config})
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -1022,12 +1022,31 @@ def test_a_public_host_without_key_is_warned(model_dir, monkeypatch, caplog):
 
     from hybridclf.serve import serve
 
+    def warnings(**kwargs):
+        caplog.clear()
+        serve(model_dir, **kwargs)
+        return [r.getMessage() for r in caplog.records
+                if r.levelno == logging.WARNING]
+
     monkeypatch.setattr(uvicorn, "run", lambda *a, **k: None)
+    monkeypatch.setenv("MY_SERVE_KEY", KEY)
+    monkeypatch.setenv("MY_ADMIN_KEY", "admin-" + KEY)
     with caplog.at_level("WARNING", logger="hybridclf.serve"):
-        serve(model_dir, host="127.0.0.1")
-        assert not caplog.records
-        serve(model_dir, host="0.0.0.0")
-    assert "without an API key" in caplog.text
+        for host in ("127.0.0.1", "::1", "localhost"):
+            assert warnings(host=host) == []
+        no_keys = warnings(host="0.0.0.0")
+        # with an API key, nothing said that /admin answers this machine only:
+        # a reload from elsewhere learned it from a 403
+        api_key_only = warnings(host="0.0.0.0", api_key_env="MY_SERVE_KEY")
+        both = warnings(host="0.0.0.0", api_key_env="MY_SERVE_KEY",
+                        admin_key_env="MY_ADMIN_KEY")
+    assert len(no_keys) == 2 and "without an API key" in no_keys[0]
+    assert "without an admin key" in no_keys[1]
+    assert len(api_key_only) == 1, api_key_only
+    assert "POST /admin/reload answers only this machine" in api_key_only[0]
+    assert "--admin-key-env" in api_key_only[0]
+    assert "\n" not in api_key_only[0]
+    assert both == []
 
 
 def test_serving_a_pickle_needs_allow_pickle(texture_folder, tmp_path, brick):
@@ -1179,3 +1198,105 @@ def test_a_bug_logs_the_path_escaped_with_the_request_id(tmp_path, caplog):
     request_id = answer.headers["X-Request-ID"]
     assert error["request_id"] == request_id
     assert f"[request {request_id}]" in logged[0]
+
+
+def test_every_request_has_one_access_line_with_its_request_id(client, caplog):
+    # uvicorn's access line named no X-Request-ID: the request a user
+    # reported could not be found among them
+    with caplog.at_level(logging.INFO, logger="hybridclf.serve.access"):
+        client.get("/health", headers={"X-Request-ID": "seen-1"})
+        client.post("/predict", json={}, headers={"X-Request-ID": "seen-2",
+                                                  "X-API-Key": "wrong"})
+        forged = client.get("/nowhere%0AINFO:%20forged")
+    lines = [r.getMessage() for r in caplog.records
+             if r.name == "hybridclf.serve.access"]
+    assert len(lines) == 3, lines
+    assert '"GET /health HTTP/1.1" 200' in lines[0]
+    assert lines[0].endswith("[request seen-1]")
+    assert '"POST /predict HTTP/1.1" 401' in lines[1]
+    assert lines[1].endswith("[request seen-2]")
+    assert lines[2].endswith(f"[request {forged.headers['X-Request-ID']}]")
+    assert " 404 " in lines[2] and "%0A" in lines[2] and "\n" not in lines[2]
+
+
+@pytest.fixture
+def _service_access_logger():
+    # serve's logging configuration gives the access logger a handler of its
+    # own; the next tests get it as it was
+    logger = logging.getLogger("hybridclf.serve.access")
+    saved = logger.handlers[:], logger.propagate, logger.level
+    yield
+    logger.handlers[:], logger.propagate, logger.level = saved
+
+
+def test_serve_prints_each_access_line_once_with_its_request_id(
+        model_dir, monkeypatch, capsys, _service_access_logger):
+    # serve ran uvicorn with its own access log: one line per request on
+    # standard output, without the request's ID
+    import uvicorn
+
+    from hybridclf.serve import serve
+
+    def run_for_real(app, **options):
+        given = {k: v for k, v in options.items()
+                 if k in ("access_log", "log_config", "log_level", "http")}
+        with _Server(app, **given) as http:
+            http.get("/health", headers={"X-Request-ID": "printed-1"})
+
+    monkeypatch.setattr(uvicorn, "run", run_for_real)
+    serve(model_dir)
+    printed = [line for line in capsys.readouterr().out.splitlines()
+               if "/health" in line]
+    assert len(printed) == 1, printed
+    assert printed[0].startswith("INFO:")
+    assert printed[0].endswith("[request printed-1]"), printed
+
+
+def test_limit_concurrency_is_a_json_503_with_retry_after_and_spares_the_probes(
+        model_dir, brick, monkeypatch):
+    # --limit-concurrency was uvicorn's: past it, a plain-text "Service
+    # Unavailable" without request ID or Retry-After, and /health refused too
+    import uvicorn
+
+    from hybridclf.serve import serve
+
+    answers = {}
+
+    def run_for_real(app, **options):
+        given = {k: v for k, v in options.items()
+                 if k in ("limit_concurrency", "http")}
+        server = _Server(app, **given)
+        with server as http:
+            held = socket.create_connection(("127.0.0.1", server.port))
+            held.sendall(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-"
+                         b"Type: application/json\r\nContent-Length: 99\r\n\r\n{")
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                busy = http.post("/predict", json={"image_data": _b64(brick)},
+                                 headers={"X-Request-ID": "busy-1"})
+                if busy.status_code == 503:
+                    break
+                time.sleep(0.05)  # the held request is not in yet
+            answers["busy"] = busy
+            answers["health"] = http.get("/health")
+            held.close()
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                answers["after"] = http.post("/predict",
+                                             json={"image_data": _b64(brick)})
+                if answers["after"].status_code != 503:
+                    break
+                time.sleep(0.05)
+
+    monkeypatch.setattr(uvicorn, "run", run_for_real)
+    serve(model_dir, limit_concurrency=1, read_timeout=20)
+    body = _is_error(answers["busy"], 503, "busy", "--limit-concurrency 1")
+    assert body["request_id"] == "busy-1"
+    assert answers["busy"].headers["Retry-After"] == "1"
+    assert answers["health"].status_code == 200  # the probes are never refused
+    assert answers["after"].status_code == 200  # the place is given back
+    from hybridclf.serve import ServiceSettings
+
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="'limit_concurrency'"):
+            ServiceSettings(model_dir, limit_concurrency=bad)

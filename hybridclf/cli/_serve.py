@@ -42,8 +42,10 @@ def format_parser(parser):
                         "after) and each request's headers (closed after) "
                         "(default: %(default)s)")
     parser.add_argument("--limit-concurrency", type=positive_int, default=None,
-                        metavar="N", help="most connections at once before 503 "
-                        "(default: no limit)")
+                        metavar="N", help="most requests answered at once in "
+                        "each worker; one more is answered 503 with Retry-After "
+                        "(/health, /ready and /metrics never are) (default: no "
+                        "limit)")
     add_allow_pickle(parser)
     parser.add_argument("--feedback-dir", default=None, metavar="DIR",
                         help="enable POST /feedback: corrected photos are stored "

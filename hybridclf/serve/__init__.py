@@ -23,7 +23,9 @@ configured), 403 (a write that a page of another site had a browser send;
 ``/admin`` from another machine without a key), 404
 (``/feedback`` without a feedback folder), 408 (body not received within
 the read timeout), 413 (body over the limit), 415 (unsupported content
-type) or 422 (request schema, unsafe feedback label, refused model).
+type), 422 (request schema, unsafe feedback label, refused model) or 503
+(the model not loaded yet; the bodies in flight or the requests at once
+past their limit, with ``Retry-After``).
 Requests carry image bytes only: the one path a request may name is the
 model directory of ``/admin/reload``, behind the key. The limits are listed
 in ``docs/service.md`` ("Limits and security").

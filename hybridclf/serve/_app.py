@@ -45,7 +45,7 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
                use_ood=True, allow_pickle=False, threads=None,
                max_pixels=DEFAULT_MAX_PIXELS, read_timeout=30.0, feedback_dir=None,
                log_predictions=None, allowed_hosts=None, max_inflight_mb=None,
-               feedback_max_mb=1024.0, admin_key=None):
+               feedback_max_mb=1024.0, admin_key=None, limit_concurrency=None):
     """Build the FastAPI application that serves a model directory.
 
     Nothing is loaded here: the model is loaded and warmed up with one
@@ -90,6 +90,13 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
         docs/service.md). Every body is held in memory until its answer, so
         this bounds the memory that concurrent uploads take. None allows 8
         bodies at the limit, ``8 * max_body_mb``.
+
+    limit_concurrency : int or None, default=None
+        Most requests answered at once (from their headers to their answer);
+        one more is answered 503 with ``Retry-After`` and the JSON error.
+        ``/health``, ``/ready`` and ``/metrics`` are never counted or
+        refused, and requests refused for their key are never counted. None
+        for no limit.
 
     max_batch : int, default=32
         Most images in one ``POST /predict/batch`` call (422 above it).
@@ -153,8 +160,9 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
     ------
     ValueError
         When ``max_body_mb``, ``max_inflight_mb``, ``feedback_max_mb``,
-        ``max_batch``, ``max_pixels`` or ``read_timeout`` is not positive,
-        or ``allowed_hosts`` holds something else than host names.
+        ``max_batch``, ``max_pixels``, ``read_timeout`` or
+        ``limit_concurrency`` is not positive, or ``allowed_hosts`` holds
+        something else than host names.
     """
     return app_from_settings(ServiceSettings(
         model_dir, api_key=api_key, max_body_mb=max_body_mb, max_batch=max_batch,
@@ -162,7 +170,7 @@ def create_app(model_dir, *, api_key=None, max_body_mb=10.0, max_batch=32,
         max_pixels=max_pixels, read_timeout=read_timeout, feedback_dir=feedback_dir,
         log_predictions=log_predictions, allowed_hosts=allowed_hosts,
         max_inflight_mb=max_inflight_mb, feedback_max_mb=feedback_max_mb,
-        admin_key=admin_key))
+        admin_key=admin_key, limit_concurrency=limit_concurrency))
 
 
 def app_from_settings(settings, *, model=None):

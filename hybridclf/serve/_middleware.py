@@ -1,12 +1,13 @@
-"""Pure ASGI middleware: request IDs, metrics, Host names, cross-site writes,
-API key, body limit, timeout.
+"""Pure ASGI middleware: request IDs, access lines, metrics, Host names,
+cross-site writes, API key, requests at once, body limit, timeout.
 
 They run before FastAPI parses anything, so that a request without the key,
 with a body over the limit or a body that never arrives costs the server
 nothing. :func:`add_middleware` puts them on an app in the right order (the
-last added runs first): the request ID, metrics, then the Host name, then
-cross-site writes, then the key, then the read timeout, then the body limit,
-then the bytes of bodies in flight.
+last added runs first): the request ID, the access line, metrics, then the
+Host name, then cross-site writes, then the key, then the requests at once,
+then the read timeout, then the body limit, then the bytes of bodies in
+flight.
 """
 
 import asyncio
@@ -22,8 +23,8 @@ from fastapi.exceptions import HTTPException
 
 from ._errors import REQUEST_ID, SCOPE_KEY, error_response
 
-__all__ = ["ADMIN_KEY_HEADER", "API_KEY_HEADER", "add_middleware",
-           "api_key_problem"]
+__all__ = ["ACCESS_LOGGER", "ADMIN_KEY_HEADER", "API_KEY_HEADER",
+           "add_middleware", "api_key_problem"]
 
 #: The paths that need the API key (when one is set): every write.
 KEYED_PREFIXES = ("/predict", "/feedback", "/admin")
@@ -171,6 +172,73 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             REQUEST_ID.reset(token)
+
+
+#: The logger of the access lines, one per request (:class:`AccessLogMiddleware`).
+ACCESS_LOGGER = "hybridclf.serve.access"
+_access_logger = logging.getLogger(ACCESS_LOGGER)
+
+
+class AccessLogMiddleware:
+    """Log one line per request, once answered, that ends with its request ID.
+
+    uvicorn's own access line (``127.0.0.1:35156 - "GET /health HTTP/1.1"
+    200 OK``) cannot carry the ``X-Request-ID`` of the request, so that the
+    request a user reported could not be found among them. This line says
+    the same and more: ``127.0.0.1:35156 - "GET /health HTTP/1.1" 200 1.2 ms
+    [request abc123]``, at INFO on the ``hybridclf.serve.access`` logger
+    (``serve`` prints it where uvicorn printed its own, which it turns off),
+    as its answer starts (the time is the time to that).
+    The path is percent-encoded as uvicorn writes it, so that a client cannot
+    begin a log line of its choosing. A request whose app raised is logged
+    with 500, the status of its answer; one answered nothing (the client
+    went away) with ``-``.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not _access_logger.isEnabledFor(logging.INFO):
+            await self.app(scope, receive, send)
+            return
+        status, logged = "-", False
+        start = time.perf_counter()
+
+        def log(code):
+            nonlocal logged
+            if not logged:
+                logged = True
+                _log_access(scope, code, time.perf_counter() - start)
+
+        async def send_wrapper(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                log(status)  # before the client has any of its answer
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception:
+            log(500 if status == "-" else status)
+            raise
+        finally:
+            log(status)
+
+
+def _log_access(scope, status, seconds):
+    """The access line of a request (see :class:`AccessLogMiddleware`)."""
+    client = scope.get("client")
+    client = "-" if not client else f"{client[0]}:{client[1]}"
+    target = urllib.parse.quote(scope.get("path", ""))
+    if scope.get("query_string"):
+        target += "?" + urllib.parse.quote(scope["query_string"], safe="=&;%+")
+    request_id = scope.get(SCOPE_KEY)
+    _access_logger.info(
+        '%s - "%s %s HTTP/%s" %s %.1f ms [request %s]', client,
+        scope.get("method", ""), target, scope.get("http_version", "1.1"),
+        status, seconds * 1000, request_id, extra={"request_id": request_id})
 
 
 class MetricsMiddleware:
@@ -531,6 +599,51 @@ class InFlightMiddleware:
             self.in_flight -= held
 
 
+#: The paths that a busy server still answers: probes and scrapers, which
+#: must see the truth under load (cheap: no body, no model call).
+PROBE_PATHS = ("/health", "/ready", "/metrics")
+
+
+class ConcurrencyMiddleware:
+    """503 with ``Retry-After`` once ``limit`` requests are being answered.
+
+    ``--limit-concurrency`` was uvicorn's: past it, uvicorn answered
+    ``Service Unavailable`` in plain text, without the request ID or a
+    ``Retry-After``, unlike every other error of the service, and it counted
+    every open connection (idle keep-alive ones too) and refused the probes.
+    This counts the requests being answered at once (from their headers to
+    their answer, a slow body included) in this worker, and answers one more
+    with the service's JSON error, its request ID and ``Retry-After``. It
+    runs after the key check, so that requests without the key never take a
+    place. ``PROBE_PATHS`` are never counted, and never refused.
+    """
+
+    def __init__(self, app, limit, retry_after_s=1, exempt=PROBE_PATHS):
+        self.app = app
+        self.limit = int(limit)
+        self.retry_after_s = int(retry_after_s)
+        self.exempt = frozenset(exempt)
+        self.active = 0  # read and written on the event loop only
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope.get("path") in self.exempt:
+            await self.app(scope, receive, send)
+            return
+        if self.active >= self.limit:
+            await error_response(503, (
+                f"The server is busy: it is answering {self.active} requests at "
+                f"once, its limit (--limit-concurrency {self.limit}). Nothing was "
+                "predicted or stored; send it again after the Retry-After delay "
+                f"({self.retry_after_s} s)."),
+                {"Retry-After": str(self.retry_after_s)})(scope, receive, send)
+            return
+        self.active += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.active -= 1
+
+
 class ReadTimeoutMiddleware:
     """408 when a request body is not in ``seconds`` after its headers.
 
@@ -570,8 +683,8 @@ def add_middleware(app, settings, metrics, endpoints):
         The application, with every route.
 
     settings : ServiceSettings
-        The body limits, read timeout, API and admin keys and allowed host
-        names.
+        The body limits, read timeout, requests at once, API and admin keys
+        and allowed host names.
 
     metrics : Metrics
         Where the request counts and latencies go.
@@ -582,6 +695,8 @@ def add_middleware(app, settings, metrics, endpoints):
     app.add_middleware(InFlightMiddleware, max_bytes=settings.max_inflight_bytes)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(ReadTimeoutMiddleware, seconds=float(settings.read_timeout))
+    if settings.limit_concurrency is not None:
+        app.add_middleware(ConcurrencyMiddleware, limit=settings.limit_concurrency)
     keyed = KEYED_PREFIXES
     if settings.admin_key is not None:
         keyed = tuple(p for p in KEYED_PREFIXES if p not in ADMIN_PREFIXES)
@@ -593,5 +708,6 @@ def add_middleware(app, settings, metrics, endpoints):
     app.add_middleware(CrossSiteMiddleware, allowed_hosts=settings.allowed_hosts)
     app.add_middleware(HostMiddleware, allowed_hosts=settings.allowed_hosts)
     app.add_middleware(MetricsMiddleware, metrics=metrics, endpoints=endpoints)
+    app.add_middleware(AccessLogMiddleware)
     app.add_middleware(RequestIdMiddleware)
     log_request_ids()

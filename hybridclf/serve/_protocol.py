@@ -4,8 +4,8 @@ uvicorn times a connection only while it is idle between requests (its
 keep-alive timeout, which stops as soon as a byte arrives): a client that
 sends its request line and headers one byte a second held its socket for as
 long as it liked, on a new connection or after a first fast request on a
-keep-alive one, and ``--limit-concurrency`` counts such sockets, so 20 of
-them had every other client answered 503. :func:`protocol_with_header_deadline`
+keep-alive one, and uvicorn's ``limit_concurrency`` counts such sockets, so
+20 of them had every other client answered 503. :func:`protocol_with_header_deadline`
 gives uvicorn a protocol that closes a connection whose next request's
 headers are not in within the server's read timeout, counted from the
 connection for the first request and from the previous answer for the

@@ -11,6 +11,7 @@ itself reads. The settings stay one typed object (:class:`ServiceSettings`),
 written and read in one place, instead of one variable per setting.
 """
 
+import copy
 import json
 import logging
 import os
@@ -28,6 +29,7 @@ from contextlib import contextmanager
 from ..io import DEFAULT_MAX_PIXELS
 from ._app import app_from_settings, create_app
 from ._metrics import MULTIPROC_ENV
+from ._middleware import ACCESS_LOGGER, is_loopback
 from ._model import load_served_model
 from ._service import check_writable
 from ._settings import SETTINGS_ENV, ServiceSettings
@@ -36,7 +38,6 @@ __all__ = ["SETTINGS_ENV", "app_from_settings_file", "serve", "try_service"]
 
 logger = logging.getLogger(__name__)
 
-_LOOPBACK = ("127.", "::1", "localhost")
 # Seconds a new worker has to load and warm up its model in a rolling restart
 # (SIGHUP) before uvicorn gives up and keeps the old one; uvicorn's 5 s
 # aborted the restart of a model that took 8 s to start on a loaded machine.
@@ -82,14 +83,29 @@ def _key_in(env, parameter, what):
     return os.environ[env]
 
 
-def _api_key(api_key_env, host):
-    """The key in ``$api_key_env``; a warning for a public host without one."""
-    if api_key_env is None and not str(host).startswith(_LOOPBACK):
+def _warn_public(host, api_key_env, admin_key_env):
+    """One warning line for each key that a server on a public ``host`` lacks.
+
+    Without an API key anyone who can reach the address uses the model;
+    without an admin key ``POST /admin/reload`` answers only this machine
+    (403 to every other address and to every request through a proxy),
+    which a deployer who binds ``0.0.0.0`` to reload from elsewhere learned
+    only from that 403. ``host`` may be a name or an address; a loopback
+    one (``127.0.0.1``, ``::1``, ``localhost``) gets no warning.
+    """
+    if is_loopback(str(host)):
+        return
+    if api_key_env is None:
         logger.warning(
             "Serving on %s without an API key: anyone who can reach this "
             "address can use the model. Set one with --api-key-env, or bind "
             "127.0.0.1 behind a proxy that authenticates.", host)
-    return _key_in(api_key_env, "api_key_env", "API key")
+    if admin_key_env is None:
+        logger.warning(
+            "Serving on %s without an admin key: POST /admin/reload answers "
+            "only this machine (403 to other addresses and through a proxy). "
+            "Set one with --admin-key-env to reload from elsewhere, or reload "
+            "with SIGHUP.", host)
 
 
 def _admin_key(admin_key_env, api_key):
@@ -130,7 +146,8 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
 
     host : str, default="127.0.0.1"
         Address to bind; "0.0.0.0" to accept other machines (a warning is
-        logged when no API key is set then).
+        logged then for each of ``api_key_env`` and ``admin_key_env`` not
+        set).
 
     port : int, default=8000
         TCP port.
@@ -160,7 +177,9 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
         shares the cores among the workers.
 
     log_level : str, default="info"
-        uvicorn's log level.
+        uvicorn's log level, and that of the service's access lines: one
+        per request, on standard output, ending with its ``X-Request-ID``
+        (uvicorn's own access log, which cannot name it, is off).
 
     max_pixels : int, default=64_000_000
         Most pixels an uploaded image may declare (see :func:`create_app`).
@@ -174,8 +193,8 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
         :func:`~hybridclf.load_model`).
 
     limit_concurrency : int or None, default=None
-        Most connections and tasks at once before uvicorn answers 503; None
-        for no limit.
+        Most requests answered at once in each worker before 503 with
+        ``Retry-After`` (see :func:`create_app`); None for no limit.
 
     feedback_dir : str or os.PathLike or None, default=None
         Enable ``POST /feedback``: corrections are stored in this folder
@@ -232,7 +251,7 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
     workers = int(workers)
     if threads is None:
         threads = max(1, (os.cpu_count() or 1) // workers)
-    api_key = _api_key(api_key_env, host)
+    api_key = _key_in(api_key_env, "api_key_env", "API key")
     settings = ServiceSettings(
         os.path.abspath(os.fspath(model_dir)), api_key=api_key,
         admin_key=_admin_key(admin_key_env, api_key),
@@ -240,7 +259,8 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
         read_timeout=float(read_timeout), allow_pickle=bool(allow_pickle),
         feedback_dir=_abspath(feedback_dir), log_predictions=_abspath(log_predictions),
         allowed_hosts=allowed_hosts, max_inflight_mb=max_inflight_mb,
-        feedback_max_mb=feedback_max_mb)
+        feedback_max_mb=feedback_max_mb, limit_concurrency=limit_concurrency)
+    _warn_public(host, api_key_env, admin_key_env)
     if feedback_dir is not None:
         check_writable(settings.feedback_dir, "--feedback-dir")
     if log_predictions is not None:
@@ -253,8 +273,9 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
     from ._protocol import protocol_with_header_deadline
 
     options = dict(host=host, port=int(port), log_level=log_level,
-                   timeout_keep_alive=5, limit_concurrency=limit_concurrency,
-                   http=protocol_with_header_deadline(settings.read_timeout))
+                   timeout_keep_alive=5,
+                   http=protocol_with_header_deadline(settings.read_timeout),
+                   access_log=False, log_config=_log_config(log_level))
     if workers == 1:
         app = app_from_settings(settings, model=checked)
         del checked  # the service's now: released with it on a reload
@@ -266,6 +287,31 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
         _run_uvicorn(f"{__name__}:app_from_settings_file", factory=True,
                      workers=workers, timeout_worker_healthcheck=_WORKER_START_S,
                      **options)
+
+
+def _log_config(log_level):
+    """uvicorn's logging configuration, with the service's access lines.
+
+    uvicorn's access line cannot name the request's ``X-Request-ID``; the
+    service logs its own (see ``AccessLogMiddleware``), which this prints
+    where uvicorn printed its own, in its format (``INFO:     127.0.0.1:35156
+    - "GET /health HTTP/1.1" 200 1.2 ms [request abc123]``, on standard
+    output), at ``log_level``. ``serve`` turns uvicorn's off
+    (``access_log=False``), so that each request has one access line.
+    """
+    from uvicorn.config import LOG_LEVELS, LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["service_access"] = {
+        "()": "uvicorn.logging.DefaultFormatter", "fmt": "%(levelprefix)s %(message)s"}
+    config["handlers"]["service_access"] = {
+        "formatter": "service_access", "class": "logging.StreamHandler",
+        "stream": "ext://sys.stdout"}
+    level = (LOG_LEVELS[log_level.lower()] if isinstance(log_level, str)
+             else int(log_level))
+    config["loggers"][ACCESS_LOGGER] = {
+        "handlers": ["service_access"], "level": level, "propagate": False}
+    return config
 
 
 def _run_uvicorn(app, **options):

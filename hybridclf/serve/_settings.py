@@ -7,6 +7,7 @@ module does not import FastAPI.
 """
 
 import json
+import numbers
 import os
 from dataclasses import asdict, dataclass, fields
 
@@ -79,8 +80,9 @@ class ServiceSettings:
     ------
     ValueError
         When ``max_body_mb``, ``max_inflight_mb``, ``feedback_max_mb``,
-        ``max_batch``, ``max_pixels`` or ``read_timeout`` is not positive,
-        or ``allowed_hosts`` holds something else than host names.
+        ``max_batch``, ``max_pixels``, ``read_timeout`` or
+        ``limit_concurrency`` is not positive, or ``allowed_hosts`` holds
+        something else than host names.
     """
 
     model_dir: str
@@ -98,6 +100,7 @@ class ServiceSettings:
     max_inflight_mb: float | None = None
     feedback_max_mb: float | None = 1024.0
     admin_key: str | None = None
+    limit_concurrency: int | None = None
 
     def __post_init__(self):
         # frozen: normalise through object.__setattr__, once
@@ -115,6 +118,12 @@ class ServiceSettings:
             if value is not None and not value > 0:
                 raise ValueError(f"The {name!r} parameter of create_app must be a "
                                  f"number > 0 or None. Got {value!r} instead.")
+        limit = self.limit_concurrency
+        if limit is not None and (isinstance(limit, bool) or not isinstance(
+                limit, numbers.Integral) or limit < 1):
+            raise ValueError(
+                "The 'limit_concurrency' parameter of create_app must be an int "
+                f">= 1 or None. Got {limit!r} instead.")
         if int(self.max_batch) < 1:
             raise ValueError("The 'max_batch' parameter of create_app must be an "
                              f"int >= 1. Got {self.max_batch!r} instead.")
