@@ -2,9 +2,11 @@
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
+import hybridclf
 from hybridclf.cli import main
 from hybridclf.deploy import write_deployment
 
@@ -78,6 +80,92 @@ def test_the_image_pins_the_versions_the_model_records(model_dir, tmp_path):
     assert text.count(f"FROM python:{major}.{minor}-slim") == 2
     cmd = json.loads(text.split("\nCMD ", 1)[1].splitlines()[0])
     assert cmd[-1] == "--allow-pickle"
+
+
+def _name(requirement):
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    return canonicalize_name(Requirement(requirement).name)
+
+
+def test_the_image_installs_pyprojects_dependencies_but_the_training_ones():
+    """The image installs hybridclf with --no-deps and _SERVE_REQUIREMENTS: they
+    are pyproject.toml's dependencies and "serve" extra, specifiers and all,
+    but for _TRAINING_ONLY (torch, ...); a dependency added to pyproject.toml
+    fails here until it is put in one list or the other."""
+    tomllib = pytest.importorskip("tomllib")
+    from hybridclf.deploy._templates import _SERVE_REQUIREMENTS, _TRAINING_ONLY
+
+    pyproject = Path(__file__).parents[1] / "pyproject.toml"
+    project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
+    declared = project["dependencies"] + project["optional-dependencies"]["serve"]
+    assert sorted(_SERVE_REQUIREMENTS) == sorted(
+        r for r in declared if _name(r) not in _TRAINING_ONLY)
+    assert set(_TRAINING_ONLY) < {_name(r) for r in declared}
+    assert {"torch", "torchvision"} <= set(_TRAINING_ONLY)
+
+
+def test_the_image_installs_no_torch(model_dir, tmp_path):
+    from hybridclf.deploy._templates import _SERVE_REQUIREMENTS, _TRAINING_ONLY
+
+    write_deployment("docker", tmp_path, model_dir)
+    text = (tmp_path / "Dockerfile").read_text()
+    run = text.split("\nRUN pip install ", 1)[1].split("\n\n", 1)[0]
+    installs = [part.split() for part in run.replace("\\\n", " ").split("&&")]
+    assert len(installs) == 2
+    first, second = installs
+    assert "--no-deps" not in first and second[:3] == ["pip", "install", "--no-deps"]
+    assert second[-1] == f'"hybridclf=={hybridclf.__version__}"'
+    asked = [word.strip('"') for word in first + second if word.startswith('"')]
+    assert set(_SERVE_REQUIREMENTS) < set(asked)
+    assert not {_name(r) for r in asked} & set(_TRAINING_ONLY)
+
+
+# a process where none of _TRAINING_ONLY imports, as in the image: it serves a
+# model with a CNN block and answers one /predict/file
+_SERVE_WITHOUT = """\
+import sys
+
+blocked = set(sys.argv[3].split(","))
+
+class Blocked:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in blocked:
+            raise ModuleNotFoundError(f"No module named {name!r} (blocked)")
+
+sys.meta_path.insert(0, Blocked())
+from fastapi.testclient import TestClient
+from hybridclf.serve import create_app
+
+with TestClient(create_app(sys.argv[1])) as client:
+    with open(sys.argv[2], "rb") as photo:
+        answer = client.post("/predict/file", files={"file": photo})
+print(answer.status_code, answer.json()["predicted_class"])
+"""
+
+
+def test_the_packages_of_the_image_serve_a_cnn_model(texture_folder, tmp_path):
+    pytest.importorskip("fastapi")
+    pytest.importorskip("httpx")
+    import subprocess
+    import sys
+
+    from hybridclf import load_image_folder, make_hybrid_pipeline, save_model
+    from hybridclf.deploy._templates import _TRAINING_ONLY
+
+    paths, labels = load_image_folder(texture_folder)
+    pipe = make_hybrid_pipeline(features=["cnn", "color"]).set_params(
+        load__size=32, features__cnn__extract__weights=None,
+        features__cnn__extract__image_size=32,
+        features__cnn__extract__flip_tta=False)
+    save_model(pipe.fit(paths, labels), tmp_path / "model")
+    modules = ",".join(name.replace("-", "_") for name in _TRAINING_ONLY)
+    out = subprocess.run([sys.executable, "-c", _SERVE_WITHOUT,
+                          str(tmp_path / "model"), str(paths[0]), modules],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["200", str(labels[0])]
 
 
 def test_existing_files_are_kept_without_force(model_dir, tmp_path, capsys):
