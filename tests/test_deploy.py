@@ -2,6 +2,7 @@
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -180,6 +181,24 @@ def test_existing_files_are_kept_without_force(model_dir, tmp_path, capsys):
                  "--model-dir", str(model_dir), "--force"]) == 0
     assert (tmp_path / "Dockerfile").read_text() != "mine"
     assert not (tmp_path / "model" / "stale.bin").exists()
+
+
+def test_writing_again_to_serve_the_model_copy_keeps_it(model_dir, tmp_path):
+    """Deploying the copy an earlier deploy made (to change an option) with
+    --force deleted it, then failed to copy it."""
+    from hybridclf import load_model
+
+    write_deployment("compose", tmp_path, model_dir)
+    write_deployment("compose", tmp_path, tmp_path / "model", port=9000,
+                     force=True)
+    assert "127.0.0.1:9000:8000" in (tmp_path / "docker-compose.yml").read_text()
+    assert load_model(tmp_path / "model").classes_.tolist() == [
+        "brick", "grass", "gravel"]
+    inner = tmp_path / "model" / "inner"
+    shutil.copytree(model_dir, inner)
+    with pytest.raises(ValueError, match="inside .*choose another output folder"):
+        write_deployment("docker", tmp_path, inner, force=True)
+    assert load_model(inner).classes_.tolist() == ["brick", "grass", "gravel"]
 
 
 def test_compose_yaml(model_dir, tmp_path):

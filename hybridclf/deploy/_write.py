@@ -72,16 +72,34 @@ def _files_of(kind):
     return names + ["README.txt"]
 
 
-def _check_existing(out, kind, force):
-    """Refuse to overwrite earlier files unless ``force``; clear model/ if so."""
+def _check_existing(out, kind, force, model_dir):
+    """Refuse to overwrite earlier files unless ``force``; clear model/ if so.
+
+    Returns whether the model is to be copied into ``out/model``: not when
+    ``model_dir`` is that copy (a deployment written again with other
+    options), which is then kept as it is.
+    """
     existing = [name for name in _files_of(kind) if (out / name).exists()]
     if existing and not force:
         raise ValueError(
             f"The output folder {os.fspath(out)!r} already holds {existing!r}; "
             "refusing to overwrite them. Pass force=True (--force) to replace "
             "them, or choose another folder.")
-    if (out / "model").is_dir() and kind != "systemd":
-        shutil.rmtree(out / "model")  # no file of an older model is left in it
+    if kind == "systemd":
+        return False
+    copy = (out / "model").resolve()
+    model = Path(model_dir).resolve()
+    if model == copy:
+        return False
+    if copy in model.parents:
+        raise ValueError(
+            f"The 'model_dir' parameter of write_deployment is {model_dir!r}, "
+            f"inside {os.fspath(out / 'model')!r}, the model copy this "
+            "deployment replaces. Move the model out of the output folder, or "
+            "choose another output folder.")
+    if copy.is_dir():
+        shutil.rmtree(copy)  # no file of an older model is left in it
+    return True
 
 
 def write_deployment(kind, output_dir, model_dir, *, host="127.0.0.1", port=8000,
@@ -100,7 +118,9 @@ def write_deployment(kind, output_dir, model_dir, *, host="127.0.0.1", port=8000
 
     model_dir : str or os.PathLike
         The model directory to serve. Docker and Compose copy it into
-        ``output_dir/model``; the systemd unit refers to it where it is.
+        ``output_dir/model`` (``output_dir/model`` itself, the copy of an
+        earlier deployment, is kept as it is); the systemd unit refers to it
+        where it is.
 
     host : str, default="127.0.0.1"
         Address the systemd service binds; containers bind 0.0.0.0 inside and
@@ -156,7 +176,8 @@ def write_deployment(kind, output_dir, model_dir, *, host="127.0.0.1", port=8000
     ------
     ValueError
         When ``kind`` is unknown, a path or a variable name holds characters
-        that would break the files, ``admin_key_env`` is ``api_key_env``,
+        that would break the files, ``model_dir`` is inside
+        ``output_dir/model``, ``admin_key_env`` is ``api_key_env``,
         ``output_dir`` holds earlier files and not ``force``, or the model is
         a pickle and not ``allow_pickle``.
     ModelLoadError
@@ -181,11 +202,12 @@ def write_deployment(kind, output_dir, model_dir, *, host="127.0.0.1", port=8000
     model_dir = _check_path(os.path.abspath(os.fspath(model_dir)), "model_dir")
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _check_existing(out, kind, force)
+    copy_model = _check_existing(out, kind, force, model_dir)
     files = []
     if kind in ("docker", "compose"):
         command, folder = _write_container(
-            kind, out, model_dir, files, version=__version__, info=info,
+            kind, out, model_dir if copy_model else None, files,
+            version=__version__, info=info,
             published=_published(host, port), workers=workers,
             api_key_env=api_key_env, admin_key_env=admin_key_env,
             allow_pickle=allow_pickle, allowed_hosts=allowed_hosts or (
@@ -263,8 +285,10 @@ def _write(files, path, text):
 def _write_container(kind, out, model_dir, files, *, version, info, published,
                      workers, api_key_env, allow_pickle, allowed_hosts,
                      admin_key_env=None):
-    """Copy the model and write the Docker files; (start command, folder)."""
-    shutil.copytree(model_dir, out / "model")
+    """Copy the model (unless None: it is ``out/model``) and write the Docker
+    files; (start command, folder)."""
+    if model_dir is not None:
+        shutil.copytree(model_dir, out / "model")
     (out / "wheels").mkdir(exist_ok=True)
     _write(files, out / "Dockerfile",
            _dockerfile(version, workers, api_key_env, info, allow_pickle,
