@@ -183,6 +183,20 @@ def test_existing_files_are_kept_without_force(model_dir, tmp_path, capsys):
     assert not (tmp_path / "model" / "stale.bin").exists()
 
 
+@pytest.mark.parametrize("kind", ["docker", "compose"])
+def test_every_folder_the_image_copies_holds_a_file(model_dir, tmp_path, kind):
+    """git keeps files, not folders: an empty wheels/ was gone from a checkout
+    of the deployment, and `COPY wheels/` failed the build."""
+    write_deployment(kind, tmp_path, model_dir)
+    text = (tmp_path / "Dockerfile").read_text()
+    sources = [line.split()[-2] for line in text.splitlines()
+               if line.startswith("COPY ") and "--from=" not in line]
+    assert sorted(sources) == ["model/", "wheels/"]
+    for source in sources:
+        assert any(p.is_file() for p in (tmp_path / source).rglob("*")), source
+    assert "pip wheel --no-deps" in (tmp_path / "wheels" / "README.txt").read_text()
+
+
 def test_writing_again_to_serve_the_model_copy_keeps_it(model_dir, tmp_path):
     """Deploying the copy an earlier deploy made (to change an option) with
     --force deleted it, then failed to copy it."""

@@ -3,9 +3,9 @@
 ``_dockerfile`` (multi-stage, non-root user, healthcheck, the Python and
 library versions ``model.json`` records: ``_python_image``, ``_pins``; the
 serving requirements without torch: ``_SERVE_REQUIREMENTS``),
-``_DOCKERIGNORE``, ``_compose`` (``docker-compose.yml``) and ``_systemd``
-(the hardened unit); ``_limits`` gives the memory and CPUs of the container
-and the unit.
+``_DOCKERIGNORE``, ``_wheels_readme``, ``_compose`` (``docker-compose.yml``)
+and ``_systemd`` (the hardened unit); ``_limits`` gives the memory and CPUs
+of the container and the unit.
 """
 
 import json
@@ -108,6 +108,17 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \\
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:{_PORT_IN_CONTAINER}/ready', timeout=4)"]
 CMD {cmd}
 """  # noqa: E501
+
+
+def _wheels_readme(version):
+    """``wheels/README.txt``: what goes in the folder. Being a file, it keeps
+    the folder in a git checkout (git drops empty folders), without which
+    ``COPY wheels/`` fails the build."""
+    return f"""\
+Put a hybridclf {version} wheel here when it is not on your package index:
+    pip wheel --no-deps -w wheels <hybridclf source>
+The image installs hybridclf from here (pip install --find-links /wheels).
+"""
 
 
 _DOCKERIGNORE = """\

@@ -22,6 +22,7 @@ from ._templates import (
     _limits,
     _pins,
     _systemd,
+    _wheels_readme,
 )
 
 __all__ = ["DEPLOY_TYPES", "write_deployment"]
@@ -290,6 +291,7 @@ def _write_container(kind, out, model_dir, files, *, version, info, published,
     if model_dir is not None:
         shutil.copytree(model_dir, out / "model")
     (out / "wheels").mkdir(exist_ok=True)
+    _write(files, out / "wheels" / "README.txt", _wheels_readme(version))
     _write(files, out / "Dockerfile",
            _dockerfile(version, workers, api_key_env, info, allow_pickle,
                        allowed_hosts, admin_key_env))
