@@ -56,7 +56,10 @@ def test_docker(model_dir, tmp_path, capsys):
     text = (out / "Dockerfile").read_text()
     assert text.count("\nFROM ") + text.startswith("FROM ") == 2  # multi-stage
     assert "COPY --from=build" in text
-    assert "\nUSER hybridclf\n" in text
+    # a numeric user, not root: Kubernetes' runAsNonRoot starts it
+    user = re.search(r"\nUSER (\d+):(\d+)\n", text)
+    assert user and user.group(1) == user.group(2) != "0"
+    assert f"useradd --system --uid {user.group(1)} --gid {user.group(1)}" in text
     assert "HEALTHCHECK" in text and "/ready" in text
     cmd = json.loads(text.split("\nCMD ", 1)[1].splitlines()[0])
     assert cmd[:4] == ["hybridclf", "serve", "--model-dir", "/models/model"]

@@ -18,6 +18,8 @@ _PORT_IN_CONTAINER = 8000
 # a few images of up to --max-pixels in flight), processes and threads
 _MEMORY_GB_PER_WORKER = 2
 _PIDS_LIMIT = 256
+# the user and group id the container runs as (the user "hybridclf")
+_UID = 10001
 # what the image installs beside hybridclf, which it installs with --no-deps:
 # pyproject.toml's dependencies and its "serve" extra, less _TRAINING_ONLY
 # (tests/test_deploy.py checks both lists against pyproject.toml)
@@ -96,13 +98,15 @@ RUN pip install {pins} \\
  && pip install --no-deps --find-links /wheels "hybridclf=={version}"
 
 FROM {python}
-RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin \\
-        hybridclf
+RUN groupadd --system --gid {_UID} hybridclf \\
+ && useradd --system --uid {_UID} --gid {_UID} --no-create-home \\
+        --shell /usr/sbin/nologin hybridclf
 COPY --from=build /opt/venv /opt/venv
 COPY --chown=root:root --chmod=0755 model/ /models/model/
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 \\
     HYBRIDCLF_CACHE_DIR=/tmp/hybridclf-cache
-USER hybridclf
+# numeric: Kubernetes' runAsNonRoot refuses a user it cannot tell is not root
+USER {_UID}:{_UID}
 EXPOSE {_PORT_IN_CONTAINER}
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \\
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:{_PORT_IN_CONTAINER}/ready', timeout=4)"]
