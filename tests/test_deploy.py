@@ -271,6 +271,47 @@ def test_systemd_unit(model_dir, tmp_path, capsys):
     assert unit["Install"]["WantedBy"] == ["multi-user.target"]
 
 
+@pytest.fixture
+def passable_folder():
+    """A new folder that others may pass, and every folder above it."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp())
+    folder.chmod(0o755)
+    if any(not p.stat().st_mode & 0o001 for p in folder.parents):
+        shutil.rmtree(folder)
+        pytest.skip(f"others may not pass the folders above {folder}")
+    yield folder
+    shutil.rmtree(folder)
+
+
+def test_systemd_warns_of_a_model_its_user_cannot_reach(model_dir, passable_folder,
+                                                        tmp_path, caplog):
+    """A home folder of mode 0700 (Debian 12's default) or a model saved under
+    umask 077: the unit's user cannot read the model, and the service failed
+    at its start with no word from deploy."""
+    home = passable_folder / "home"
+    shutil.copytree(model_dir, home / "model")
+    model = home / "model"
+
+    def warned():
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="hybridclf"):
+            write_deployment("systemd", tmp_path, model, force=True)
+        return [r.getMessage() for r in caplog.records
+                if f"cannot reach {model}:" in r.getMessage()]
+
+    assert warned() == []
+    home.chmod(0o700)
+    (message,) = warned()
+    assert f"{home} is drwx------ (others may not pass it)" in message
+    assert "'hybridclf'" in message and "/srv/hybridclf" in message
+    home.chmod(0o755)
+    (model / "model.json").chmod(0o600)
+    (message,) = warned()
+    assert f"{model / 'model.json'} is -rw------- (others may not read it)" in message
+
+
 def test_systemd_reload_signals_the_main_process_only(model_dir, tmp_path):
     # the unit had no ExecReload: 'systemctl reload' was refused, and
     # 'systemctl kill -s HUP' signals every process of the unit, which kills

@@ -9,6 +9,7 @@ returns the command that starts the service.
 import logging
 import os
 import shutil
+import stat
 import sys
 from pathlib import Path
 
@@ -326,6 +327,8 @@ def _write_systemd(out, model_dir, files, *, host, port, workers, api_key_env, u
         logger.warning("The model %s is under a temporary folder, which the "
                        "unit's PrivateTmp=yes hides from the service; move it "
                        "to a lasting place such as /srv/hybridclf.", model_dir)
+    _warn_unreachable(user, model=model_dir, executable=hybridclf_bin,
+                      interpreter=os.path.realpath(sys.executable))
     unit = f"{_SERVICE}.service"
     _write(files, out / unit, _systemd(hybridclf_bin, model_dir, host, port, workers,
                                        api_key_env, user, allow_pickle,
@@ -337,6 +340,53 @@ def _write_systemd(out, model_dir, files, *, host, port, workers, api_key_env, u
                f"sudo systemctl daemon-reload && "
                f"sudo systemctl enable --now {unit}")
     return command, folder
+
+
+def _blocked_for_others(path):
+    """(path, what others may not do) of the first folder on ``path`` others
+    cannot pass, or of ``path`` or a file in it they cannot read; or None."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    for folder in reversed(path.parents):  # from the root down
+        if not folder.stat().st_mode & stat.S_IXOTH:
+            return folder, "pass"
+    inside = sorted(path.iterdir()) if path.is_dir() else []
+    for item in [path, *inside]:
+        mode = item.stat().st_mode
+        if not mode & stat.S_IROTH or (item.is_dir() and not mode & stat.S_IXOTH):
+            return item, "list" if item.is_dir() else "read"
+    return None
+
+
+_REACHABLE_PLACES = {
+    "model": "Put the model in a lasting folder others can read, such as "
+             "/srv/hybridclf",
+    "executable": "Install hybridclf where others can run it, such as a "
+                  "virtual environment of the system's Python: "
+                  "/usr/bin/python3 -m venv /opt/hybridclf",
+}
+
+
+def _warn_unreachable(user, model, executable, interpreter):
+    """Warn of a path the unit's user cannot reach through the permissions
+    for others (a home folder of mode 0700 or 0750, a model saved under
+    umask 077): the service would fail at its start."""
+    for what, paths in (("model", [model]),
+                        ("executable", [executable, interpreter])):
+        for path in paths:
+            blocked = _blocked_for_others(path)
+            if blocked is None:
+                continue
+            where, verb = blocked
+            logger.warning(
+                "The unit runs the service as the user %r, which cannot reach "
+                "%s: %s is %s (others may not %s it), so the service would "
+                "fail at its start, unless a group or an ACL lets %r in. %s, "
+                "or open the permissions.", user, path, where,
+                stat.filemode(where.stat().st_mode), verb, user,
+                _REACHABLE_PLACES[what])
+            break  # one warning for the model, one for the executable
 
 
 def _url(host, port):
