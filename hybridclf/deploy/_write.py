@@ -9,6 +9,7 @@ returns the command that starts the service.
 import logging
 import os
 import shutil
+import stat
 import sys
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from ._templates import (
     _limits,
     _pins,
     _systemd,
+    _wheels_readme,
 )
 
 __all__ = ["DEPLOY_TYPES", "write_deployment"]
@@ -72,16 +74,34 @@ def _files_of(kind):
     return names + ["README.txt"]
 
 
-def _check_existing(out, kind, force):
-    """Refuse to overwrite earlier files unless ``force``; clear model/ if so."""
+def _check_existing(out, kind, force, model_dir):
+    """Refuse to overwrite earlier files unless ``force``; clear model/ if so.
+
+    Returns whether the model is to be copied into ``out/model``: not when
+    ``model_dir`` is that copy (a deployment written again with other
+    options), which is then kept as it is.
+    """
     existing = [name for name in _files_of(kind) if (out / name).exists()]
     if existing and not force:
         raise ValueError(
             f"The output folder {os.fspath(out)!r} already holds {existing!r}; "
             "refusing to overwrite them. Pass force=True (--force) to replace "
             "them, or choose another folder.")
-    if (out / "model").is_dir() and kind != "systemd":
-        shutil.rmtree(out / "model")  # no file of an older model is left in it
+    if kind == "systemd":
+        return False
+    copy = (out / "model").resolve()
+    model = Path(model_dir).resolve()
+    if model == copy:
+        return False
+    if copy in model.parents:
+        raise ValueError(
+            f"The 'model_dir' parameter of write_deployment is {model_dir!r}, "
+            f"inside {os.fspath(out / 'model')!r}, the model copy this "
+            "deployment replaces. Move the model out of the output folder, or "
+            "choose another output folder.")
+    if copy.is_dir():
+        shutil.rmtree(copy)  # no file of an older model is left in it
+    return True
 
 
 def write_deployment(kind, output_dir, model_dir, *, host="127.0.0.1", port=8000,
@@ -100,7 +120,9 @@ def write_deployment(kind, output_dir, model_dir, *, host="127.0.0.1", port=8000
 
     model_dir : str or os.PathLike
         The model directory to serve. Docker and Compose copy it into
-        ``output_dir/model``; the systemd unit refers to it where it is.
+        ``output_dir/model`` (``output_dir/model`` itself, the copy of an
+        earlier deployment, is kept as it is); the systemd unit refers to it
+        where it is.
 
     host : str, default="127.0.0.1"
         Address the systemd service binds; containers bind 0.0.0.0 inside and
@@ -156,7 +178,8 @@ def write_deployment(kind, output_dir, model_dir, *, host="127.0.0.1", port=8000
     ------
     ValueError
         When ``kind`` is unknown, a path or a variable name holds characters
-        that would break the files, ``admin_key_env`` is ``api_key_env``,
+        that would break the files, ``model_dir`` is inside
+        ``output_dir/model``, ``admin_key_env`` is ``api_key_env``,
         ``output_dir`` holds earlier files and not ``force``, or the model is
         a pickle and not ``allow_pickle``.
     ModelLoadError
@@ -181,11 +204,12 @@ def write_deployment(kind, output_dir, model_dir, *, host="127.0.0.1", port=8000
     model_dir = _check_path(os.path.abspath(os.fspath(model_dir)), "model_dir")
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _check_existing(out, kind, force)
+    copy_model = _check_existing(out, kind, force, model_dir)
     files = []
     if kind in ("docker", "compose"):
         command, folder = _write_container(
-            kind, out, model_dir, files, version=__version__, info=info,
+            kind, out, model_dir if copy_model else None, files,
+            version=__version__, info=info,
             published=_published(host, port), workers=workers,
             api_key_env=api_key_env, admin_key_env=admin_key_env,
             allow_pickle=allow_pickle, allowed_hosts=allowed_hosts or (
@@ -263,9 +287,12 @@ def _write(files, path, text):
 def _write_container(kind, out, model_dir, files, *, version, info, published,
                      workers, api_key_env, allow_pickle, allowed_hosts,
                      admin_key_env=None):
-    """Copy the model and write the Docker files; (start command, folder)."""
-    shutil.copytree(model_dir, out / "model")
+    """Copy the model (unless None: it is ``out/model``) and write the Docker
+    files; (start command, folder)."""
+    if model_dir is not None:
+        shutil.copytree(model_dir, out / "model")
     (out / "wheels").mkdir(exist_ok=True)
+    _write(files, out / "wheels" / "README.txt", _wheels_readme(version))
     _write(files, out / "Dockerfile",
            _dockerfile(version, workers, api_key_env, info, allow_pickle,
                        allowed_hosts, admin_key_env))
@@ -300,6 +327,8 @@ def _write_systemd(out, model_dir, files, *, host, port, workers, api_key_env, u
         logger.warning("The model %s is under a temporary folder, which the "
                        "unit's PrivateTmp=yes hides from the service; move it "
                        "to a lasting place such as /srv/hybridclf.", model_dir)
+    _warn_unreachable(user, model=model_dir, executable=hybridclf_bin,
+                      interpreter=os.path.realpath(sys.executable))
     unit = f"{_SERVICE}.service"
     _write(files, out / unit, _systemd(hybridclf_bin, model_dir, host, port, workers,
                                        api_key_env, user, allow_pickle,
@@ -311,6 +340,53 @@ def _write_systemd(out, model_dir, files, *, host, port, workers, api_key_env, u
                f"sudo systemctl daemon-reload && "
                f"sudo systemctl enable --now {unit}")
     return command, folder
+
+
+def _blocked_for_others(path):
+    """(path, what others may not do) of the first folder on ``path`` others
+    cannot pass, or of ``path`` or a file in it they cannot read; or None."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    for folder in reversed(path.parents):  # from the root down
+        if not folder.stat().st_mode & stat.S_IXOTH:
+            return folder, "pass"
+    inside = sorted(path.iterdir()) if path.is_dir() else []
+    for item in [path, *inside]:
+        mode = item.stat().st_mode
+        if not mode & stat.S_IROTH or (item.is_dir() and not mode & stat.S_IXOTH):
+            return item, "list" if item.is_dir() else "read"
+    return None
+
+
+_REACHABLE_PLACES = {
+    "model": "Put the model in a lasting folder others can read, such as "
+             "/srv/hybridclf",
+    "executable": "Install hybridclf where others can run it, such as a "
+                  "virtual environment of the system's Python: "
+                  "/usr/bin/python3 -m venv /opt/hybridclf",
+}
+
+
+def _warn_unreachable(user, model, executable, interpreter):
+    """Warn of a path the unit's user cannot reach through the permissions
+    for others (a home folder of mode 0700 or 0750, a model saved under
+    umask 077): the service would fail at its start."""
+    for what, paths in (("model", [model]),
+                        ("executable", [executable, interpreter])):
+        for path in paths:
+            blocked = _blocked_for_others(path)
+            if blocked is None:
+                continue
+            where, verb = blocked
+            logger.warning(
+                "The unit runs the service as the user %r, which cannot reach "
+                "%s: %s is %s (others may not %s it), so the service would "
+                "fail at its start, unless a group or an ACL lets %r in. %s, "
+                "or open the permissions.", user, path, where,
+                stat.filemode(where.stat().st_mode), verb, user,
+                _REACHABLE_PLACES[what])
+            break  # one warning for the model, one for the executable
 
 
 def _url(host, port):

@@ -20,7 +20,7 @@ from sklearn.utils.validation import check_is_fitted
 from ..exceptions import DeviceWarning
 from ..utils._row_store import file_digest
 from ._cnn_onnx import SplitSessions, _onnxruntime, export_onnx, onnx_session
-from ._cnn_torch import build_network, resolve_device, run_network
+from ._cnn_torch import build_network, resolve_device, run_network, torch_sees_gpu
 
 __all__ = []
 
@@ -168,13 +168,11 @@ class _CNNRuntimeMixin:
 
     def _use_torch(self):
         if self.device_ == "cuda":
-            import torch
-
-            if torch.cuda.is_available():
+            if torch_sees_gpu():
                 return True
             warnings.warn(
-                "CNNFeatures was fitted on a GPU but PyTorch sees none here; "
-                "running on the CPU.",
+                "CNNFeatures was fitted on a GPU but PyTorch sees none here (or "
+                "is not installed); running on the CPU.",
                 DeviceWarning,
                 stacklevel=4,
             )

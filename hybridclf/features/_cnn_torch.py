@@ -16,7 +16,7 @@ from ..exceptions import DeviceWarning
 # on the sources of the loaded CNN modules (hybridclf.features._cnn)
 from ._cnn_embedding import embedding_network
 
-__all__ = ["build_network", "resolve_device", "run_network"]
+__all__ = ["build_network", "resolve_device", "run_network", "torch_sees_gpu"]
 
 
 def _cuda_possible():
@@ -33,6 +33,21 @@ def _cuda_possible():
     if sys.platform.startswith("linux"):
         return os.path.exists("/dev/nvidiactl") or os.path.exists("/dev/dxg")
     return True
+
+
+def torch_sees_gpu():
+    """True when PyTorch is installed and sees a CUDA GPU.
+
+    A ``CNNFeatures`` fitted on a GPU records ``device_="cuda"`` and predicts
+    anywhere: where PyTorch is missing (the serving image of ``hybridclf
+    deploy`` installs none) or sees no GPU, ONNX Runtime runs its graph on
+    the CPU.
+    """
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
 
 
 def resolve_device(device):
