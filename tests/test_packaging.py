@@ -41,3 +41,11 @@ def test_every_file_the_package_reads_goes_into_the_wheel(project):
             and "__pycache__" not in p.parts]
     assert "static/index.html" in data
     assert [f for f in data if not any(fnmatch.fnmatch(f, p) for p in patterns)] == []
+
+
+def test_the_license_text_ships_with_the_wheel(project):
+    """BSD-3-Clause asks for its notice to travel with the code: the wheel's
+    metadata carries LICENSE (setuptools' default license-files pattern)."""
+    assert (ROOT / "LICENSE").is_file()
+    files = project.metadata.license_files or []
+    assert "LICENSE" in [Path(f).name for f in files]
