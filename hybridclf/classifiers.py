@@ -128,7 +128,9 @@ class RidgeSoftmaxClassifier(ClassifierMixin, BaseEstimator):
     }
     # 'groups' are the rows made from one image, which the pipeline passes
     # (hybridclf.grouped_fit); with metadata routing on, the groups of a
-    # cross-validation are for its splitter and are not routed here
+    # cross-validation are for its splitter and are not routed here unless
+    # requested (set_fit_request(groups=True): the pipeline's fit then takes
+    # them, as tests/test_view_sampling.py checks)
     __metadata_request__fit = {"groups": False}
 
     def __init__(self, *, alphas=(10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0),
