@@ -138,6 +138,11 @@ class RidgeSoftmaxClassifier(ClassifierMixin, BaseEstimator):
         self.alphas = alphas
         self.class_weight = class_weight
 
+    def __setstate__(self, state):
+        # classifiers saved before 'class_weight' existed weighed every class one
+        state.setdefault("class_weight", None)
+        super().__setstate__(state)
+
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None, groups=None):
         """Fit the ridge classifier and its softmax temperature.

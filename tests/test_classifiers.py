@@ -219,3 +219,18 @@ def test_bad_weights_name_the_parameter():
         RidgeSoftmaxClassifier().fit(X, y, sample_weight=np.full(20, -1.0))
     with pytest.raises(ValueError, match="'sample_weight' of RidgeSoftmax"):
         RidgeSoftmaxClassifier(class_weight={0: 0.0, 1: 0.0}).fit(X, y)
+
+
+def test_a_classifier_saved_before_class_weight_loads_with_none():
+    import pickle
+
+    import skops.io as sio
+
+    X, y = make_classification(n_samples=30, random_state=0)
+    old = RidgeSoftmaxClassifier().fit(X, y)
+    del old.class_weight  # as saved before the parameter existed
+    for loaded in (pickle.loads(pickle.dumps(old)),
+                   sio.loads(sio.dumps(old), trusted=[
+                       "hybridclf.classifiers.RidgeSoftmaxClassifier"])):
+        assert loaded.get_params()["class_weight"] is None
+        np.testing.assert_array_equal(loaded.predict(X), old.predict(X))
