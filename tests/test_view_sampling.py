@@ -299,6 +299,28 @@ def test_a_search_routes_near_duplicate_groups_to_the_classifier(textures, casca
             assert len(np.unique(groups)) == (n_images // 2 if request
                                               else n_images)
 
+
+def test_sample_weight_of_the_images_weighs_their_views(textures):
+    # clf__sample_weight holds one weight per photo; with views the
+    # classifier has five rows a photo, and its fit raised
+    # "sample_weight.shape == (24,), expected (120,)!"
+    from hybridclf.view_sampling import AUTO_VIEWS
+
+    paths, labels = textures
+    weights = np.linspace(0.5, 2.0, len(paths))
+    pipe = make_hybrid_pipeline(features=["color"], cascade=False)
+    pipe.set_params(load__size=32).fit(paths, labels, clf__sample_weight=weights)
+    rows = pipe["features"].transform(
+        pipe["augment"].fit_resample(pipe["load"].transform(paths), labels)[0])
+    n_rows = 1 + len(AUTO_VIEWS)
+    by_hand = RidgeSoftmaxClassifier().fit(
+        rows, np.tile(labels, n_rows), sample_weight=np.tile(weights, n_rows),
+        groups=np.tile(np.arange(len(paths)), n_rows))
+    assert pipe["clf"].alpha_ == by_hand.alpha_
+    assert pipe["clf"].temperature_ == pytest.approx(by_hand.temperature_)
+    np.testing.assert_allclose(pipe["clf"].coef_, by_hand.coef_, rtol=1e-5,
+                               atol=1e-8)
+
 def test_train_model_passes_the_views_groups_to_every_fit(textures):
     from hybridclf.training import train_model
     from hybridclf.view_sampling import AUTO_VIEWS
