@@ -39,7 +39,7 @@ def grouped_loo(X, y, groups):
     """(classes, leave-one-group-out decisions, their mean squared error, alpha).
 
     The penalty among ``ALPHAS`` of least leave-one-group-out squared error,
-    as ``RidgeSoftmaxClassifier._fit_grouped`` picks it (one group per row is
+    as ``RidgeSoftmaxClassifier._fit_exact`` picks it (one group per row is
     plain leave-one-out).
     """
     X = np.asarray(X, dtype=np.float64)

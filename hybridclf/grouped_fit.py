@@ -165,7 +165,9 @@ class GroupedPipeline(Pipeline):
             hold one entry per image.
 
         **params : dict
-            Fit parameters of the steps (``step__param``).
+            Fit parameters of the steps (``step__param``). The classifier's
+            ``sample_weight`` (``clf__sample_weight=``) holds one weight per
+            image: each row made from an image (its views) gets its weight.
 
         Returns
         -------
@@ -204,14 +206,35 @@ class GroupedPipeline(Pipeline):
         if (len(samplers) > 1 or final is None or isinstance(final, str)
                 or (not samplers and image_groups is None)):
             return Xt, yt
+        step_params = routed_params[self.steps[-1][0]]
+        if samplers:
+            _weigh_rows(step_params, _row_images(samplers[0], n_images,
+                                                 _num_samples(Xt)), n_images)
         groups = view_groups(samplers[0] if samplers else None, n_images,
                              _num_samples(Xt), image_groups)
         if groups is not None and has_fit_parameter(final, "groups"):
-            step_params = routed_params[self.steps[-1][0]]
             for method in _FINAL_FIT_METHODS:
                 if method in step_params:
                     step_params[method].setdefault("groups", groups)
         return Xt, yt
+
+
+def _weigh_rows(step_params, rows, n_images):
+    """Give each row the ``sample_weight`` of its image, in place.
+
+    A ``sample_weight`` passed to the final step (``clf__sample_weight=``)
+    holds one weight per image; a sampler that added rows (the views of
+    :class:`~hybridclf.ViewAugmenter`) gave the classifier more rows than
+    weights, and its fit raised on the mismatch. ``rows`` is the image of
+    each row (:func:`_row_images`), or None when unknown or none were added.
+    """
+    if rows is None:
+        return
+    for method in _FINAL_FIT_METHODS:
+        weights = step_params[method].get("sample_weight") if (
+            method in step_params) else None
+        if weights is not None and _num_samples(weights) == n_images:
+            step_params[method]["sample_weight"] = np.asarray(weights)[rows]
 
 
 class _PathsAndDigests(list):

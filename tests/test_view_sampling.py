@@ -263,6 +263,64 @@ def test_metadata_routing_keeps_the_views_groups_and_the_cv_groups(textures):
     np.testing.assert_allclose(routed, plain)
 
 
+
+@pytest.mark.parametrize("cascade", [False, True])
+def test_a_search_routes_near_duplicate_groups_to_the_classifier(textures, cascade):
+    # the scikit-learn way to give the classifier's leave-one-out the groups
+    # of near-identical photos inside a search: request them on the
+    # classifier; the pipeline (the cascade's too) takes them as its fit's
+    # groups, so each fit leaves a pair out whole with its views. Not
+    # requested, they reach the splitter only
+    import sklearn
+    from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
+
+    from hybridclf.pipeline import get_classifier
+    from hybridclf.view_sampling import AUTO_VIEWS
+
+    paths, labels = textures
+    pairs = np.arange(len(paths)) // 2  # near-identical photos, two by two
+    rows_per_image = 1 + len(AUTO_VIEWS)
+    for request in (False, True):
+        pipe = make_hybrid_pipeline(features=["hog", "color"], cascade=cascade,
+                                    classifier=_RecordingRidge())
+        pipe.set_params(load__size=32)
+        if cascade:
+            pipe.set_params(cheap_features=("color",), cv=2)
+        _RecordingRidge.seen.clear()
+        with sklearn.config_context(enable_metadata_routing=True):
+            if request:
+                get_classifier(pipe).set_fit_request(groups=True)
+            GridSearchCV(pipe, {"clf__alphas": [(10.0,)]}, refit=False,
+                         cv=StratifiedGroupKFold(2)).fit(paths, labels,
+                                                         groups=pairs)
+        assert len(_RecordingRidge.seen) >= 2  # one per fold (and the cascade's)
+        for n_rows, groups in _RecordingRidge.seen:
+            n_images = n_rows // rows_per_image
+            assert len(np.unique(groups)) == (n_images // 2 if request
+                                              else n_images)
+
+
+def test_sample_weight_of_the_images_weighs_their_views(textures):
+    # clf__sample_weight holds one weight per photo; with views the
+    # classifier has five rows a photo, and its fit raised
+    # "sample_weight.shape == (24,), expected (120,)!"
+    from hybridclf.view_sampling import AUTO_VIEWS
+
+    paths, labels = textures
+    weights = np.linspace(0.5, 2.0, len(paths))
+    pipe = make_hybrid_pipeline(features=["color"], cascade=False)
+    pipe.set_params(load__size=32).fit(paths, labels, clf__sample_weight=weights)
+    rows = pipe["features"].transform(
+        pipe["augment"].fit_resample(pipe["load"].transform(paths), labels)[0])
+    n_rows = 1 + len(AUTO_VIEWS)
+    by_hand = RidgeSoftmaxClassifier().fit(
+        rows, np.tile(labels, n_rows), sample_weight=np.tile(weights, n_rows),
+        groups=np.tile(np.arange(len(paths)), n_rows))
+    assert pipe["clf"].alpha_ == by_hand.alpha_
+    assert pipe["clf"].temperature_ == pytest.approx(by_hand.temperature_)
+    np.testing.assert_allclose(pipe["clf"].coef_, by_hand.coef_, rtol=1e-5,
+                               atol=1e-8)
+
 def test_train_model_passes_the_views_groups_to_every_fit(textures):
     from hybridclf.training import train_model
     from hybridclf.view_sampling import AUTO_VIEWS

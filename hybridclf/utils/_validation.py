@@ -20,6 +20,7 @@ from sklearn.utils._param_validation import (
 )
 from sklearn.utils._set_output import _get_output_config
 from sklearn.utils._user_interface import _print_elapsed_time
+from sklearn.utils.validation import _check_sample_weight
 
 __all__ = [
     "_random_state_docstring",
@@ -28,6 +29,7 @@ __all__ = [
     "InvalidParameterError",
     "Options",
     "StrOptions",
+    "_check_sample_weight",
     "_fit_context",
     "_get_output_config",
     "_print_elapsed_time",
