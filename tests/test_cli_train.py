@@ -612,7 +612,11 @@ def test_train_counts_the_images_that_share_a_group(texture_folder, tmp_path,
                  "--test-size", "0", "--n-jobs", "1", "--no-views",
                  "--no-cache"]) == 0
     out = capsys.readouterr().out
-    assert f"22 groups (3 images in 1 group(s) of two or more; {groups})" in out
+    # and named neither the images it counts groups among (both parts) nor
+    # that the other photos are groups of their own (169 groups of 173 photos)
+    assert ("22 groups of near-identical photos among the 24 images of both "
+            "parts (3 images in 1 group(s) of two or more, the other 21 alone; "
+            f"{groups})") in out
     # the commands to go on with quote a folder name with a space
     assert f"hybridclf predict --model-dir '{tmp_path / 'my model'}' <images" in out
 

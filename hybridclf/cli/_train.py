@@ -146,8 +146,11 @@ def _print_data(training):
     _print_left_out(training)
     n_shared, n_shared_groups = training.n_grouped_images
     _print_groups_across_classes(training.groups_across_classes)
-    out(f"{training.n_groups} groups ({n_shared} images in {n_shared_groups} "
-        f"group(s) of two or more; {training.group_source}) in "
+    n_grouped = len(result.groups)
+    out(f"{training.n_groups} groups of near-identical photos among the "
+        f"{n_grouped} images of both parts ({n_shared} images in "
+        f"{n_shared_groups} group(s) of two or more, the other "
+        f"{n_grouped - n_shared} alone; {training.group_source}) in "
         f"{training.group_seconds:.1f} s")
     out(f"train part: {len(result.train_indices)} images; test part: "
         f"{len(result.test_indices)} images (no group on both sides)")
