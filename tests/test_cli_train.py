@@ -257,6 +257,61 @@ def test_evaluate_finds_near_copies_of_training_photos(trained, texture_folder,
             in (report / "report.html").read_text())
 
 
+def test_evaluate_decodes_each_test_photo_once(trained, texture_folder, tmp_path,
+                                              monkeypatch):
+    # the near-copy check decoded each test photo a second time, for its
+    # perceptual hashes, after the decode of the predictions: a 48-megapixel
+    # photo twice
+    from hybridclf.evaluation import evaluate_folder
+    from hybridclf.io import _read
+
+    decoded = []
+    decode = _read._decode
+
+    def counted(data, *args, **kwargs):
+        decoded.append(len(data))
+        return decode(data, *args, **kwargs)
+
+    monkeypatch.setattr(_read, "_decode", counted)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # 18 of the 24 photos were trained on
+        report, _ = evaluate_folder(trained, texture_folder, tmp_path / "report",
+                                    n_repeats=1, neighbours=0)
+    assert report["near_training"] == {"n_images": 0, "files": [],
+                                       "check": report["near_training"]["check"]}
+    assert len(decoded) == report["n_images"] == 24
+
+
+def test_evaluate_model_checks_arrays_as_it_checks_files(trained, texture_folder):
+    # evaluate_model had no near-copy check, and the fingerprints of arrays
+    # were zeros: an array of a training photo was never named
+    import cv2
+
+    from hybridclf import load_model
+    from hybridclf.evaluation import evaluate_model
+
+    pipe = load_model(trained)
+    record = json.loads((trained / "train_part.json").read_text())
+    files = _trained_files(trained, texture_folder)[:2]
+    labels = [p.parent.name for p in files]
+    arrays = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in files]
+    with pytest.warns(UserWarning, match="2 of the 2 test images are photos"):
+        by_file = evaluate_model(pipe, [str(p) for p in files], labels,
+                                 n_repeats=1, neighbours=0, train_part=record)
+    assert by_file["trained_on"]["files"] == [str(p) for p in files]
+    with pytest.warns(UserWarning, match="2 of the 2 test images are near copies"):
+        by_array = evaluate_model(pipe, arrays, labels, n_repeats=1, neighbours=0,
+                                  train_part=record)
+    # the same pixels in other bytes: named by the hashes, at distance 0
+    assert by_array["trained_on"] == {"n_images": 0, "files": []}
+    assert by_array["near_training"]["files"] == [
+        {"file": "<array 0>", "hash_distance": 0},
+        {"file": "<array 1>", "hash_distance": 0}]
+    # without the record, both say they were not checked
+    unchecked = evaluate_model(pipe, arrays, labels, n_repeats=1, neighbours=0)
+    assert unchecked["trained_on"] is None and unchecked["near_training"] is None
+
+
 def test_evaluate_a_model_without_fingerprints(trained, texture_folder, tmp_path,
                                               capsys):
     # a model saved before train_part.json held fingerprints: nothing to say
