@@ -2,6 +2,7 @@
 
 import codecs
 import csv
+import html as html_module
 import json
 import os
 import shutil
@@ -157,7 +158,13 @@ def test_evaluate_writes_html_json_and_figures(trained, texture_folder, tmp_path
     for name in ("confusion_matrix", "reliability", "block_importance",
                  "stage_speed"):
         assert (report / f"{name}.png").stat().st_size > 1000
-    assert "accuracy:" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "accuracy:" in out
+    # the block importance, which only the figure showed, with its interval
+    line = next(line for line in out.splitlines()
+                if line.startswith("block importance"))
+    assert "95% interval over the 24 test images): hog " in line
+    assert line in html_module.unescape(html)
 
 
 def test_evaluate_gives_the_accuracy_interval_everywhere(trained, texture_folder,

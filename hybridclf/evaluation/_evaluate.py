@@ -70,7 +70,8 @@ def evaluate_model(pipe, X, labels, *, groups=None, n_repeats=3, top_k=(2, 3),
         None counts each image once.
 
     n_repeats : int, default=3
-        Permutations per feature block for the block importance.
+        Permutations per feature block for the block importance; its
+        interval counts each group of ``groups`` once, as the accuracy's.
 
     top_k : tuple of int, default=(2, 3)
         The k of each top-k accuracy.
@@ -129,7 +130,13 @@ def evaluate_model(pipe, X, labels, *, groups=None, n_repeats=3, top_k=(2, 3),
         ``few_test_images`` (the test classes with fewer than 10 test
         images, and how many: their scores rest on a handful of photos),
         ``confusion_matrix`` (``labels`` and ``matrix``), ``reliability``,
-        ``block_importance``, ``errors``,
+        ``block_importance`` (of each feature block: ``mean``, the accuracy
+        drop when its columns are permuted, over ``n_repeats``
+        permutations; ``std``, its spread over them; ``interval``, its 95%
+        interval over the test images, each group of ``groups`` counted
+        once, None on fewer than 10 of them (images, or groups):
+        on a small test set one photo moves the drop by far more than the
+        permutations do; ``n_features``), ``errors``,
         ``speed_ms_per_image``, ``open_set`` and ``n_images``. ``metrics``
         are closed-set: of the top class of every image, none answered
         "unknown". ``open_set`` (empty for a model without open-set
@@ -207,7 +214,7 @@ def evaluate_model(pipe, X, labels, *, groups=None, n_repeats=3, top_k=(2, 3),
         "reliability": bins,
         "block_importance": _block_importance(
             clf, features, y, widths, n_repeats=n_repeats,
-            random_state=random_state),
+            random_state=random_state, groups=groups),
         "errors": errors,
         "speed_ms_per_image": speed,
         "open_set": _open_set(pipe, proba, features, widths, y, classes,
