@@ -112,9 +112,9 @@ def test_train_lists_likely_wrong_labels(mislabelled, tmp_path, capsys):
     info = json.loads((model / "model.json").read_text())
     assert info["label_issues"] == {"file": "label_issues.csv",
                                     "n_flagged": len(rows), "n_checked": 24}
-    assert (f"likely wrong labels: {len(rows)} of 24 training images"
-            in capsys.readouterr().out)
-    assert (f"{len(rows)} of the 24 training images have a label"
+    assert (f"likely wrong labels: {len(rows)} of the 24 training photos checked; "
+            "grouped out-of-fold predictions" in capsys.readouterr().out)
+    assert (f"{len(rows)} of the 24 training photos checked have a label"
             in (model / "README.md").read_text())
     manifest = json.loads((model / "manifest.json").read_text())["files"]
     assert "label_issues.csv" in manifest

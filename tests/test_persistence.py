@@ -844,3 +844,18 @@ def test_the_model_card_names_whose_duplicate_groups_it_counts():
     info = {"training": {"n_train": 173, "n_test": 0, "n_groups": 158}}
     assert "among all 173 images (training and test parts together): 158\n" in (
         "\n".join(_card_scores(info)) + "\n")
+
+
+def test_the_model_card_names_the_photos_the_label_check_counts():
+    # "1 of the 24 training images have a label ..." on a training part of 28
+    # (somdej_fatherguay, train --quick): the 4 byte-identical copies of a
+    # photo are not checked again, which the count did not say
+    from hybridclf.persistence._card import _card_decisions
+
+    info = {"training": {"n_train": 28, "n_test": 8},
+            "label_issues": {"file": "label_issues.csv", "n_flagged": 1,
+                             "n_checked": 24}}
+    text = " ".join("\n".join(_card_decisions(info)).split())
+    assert ("1 of the 24 training photos checked (of the 28 images of the "
+            "training part, the copies of a photo and the classes a fold had no "
+            "image of are not checked) have a label") in text

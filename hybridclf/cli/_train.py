@@ -5,6 +5,7 @@ import os
 import shlex
 
 from .._cv_text import cv_score_text
+from .._label_check_text import label_check_text
 from ._common import (
     add_data_dir,
     add_max_pixels,
@@ -318,8 +319,9 @@ def run(args):
         skipped = issues.get("not_checked")
         skipped = (f"; not checked (a fold had no image of them to learn from): "
                    f"{', '.join(skipped)}" if skipped else "")
-        out(f"likely wrong labels: {issues['n_flagged']} of {issues['n_checked']} "
-            f"training images (grouped out-of-fold predictions){skipped}; see "
+        text = label_check_text(issues, len(training.result.train_indices))
+        out(f"likely wrong labels: {text}; grouped out-of-fold predictions"
+            f"{skipped}; see "
             f"{os.path.join(model_dir, issues['file'])}")
     out(f"training took {training.seconds:.1f} s")
     out(f"Model saved to {model_dir}")

@@ -9,6 +9,7 @@ import re
 
 from .._cv_text import cv_score_text
 from .._held_out import TEST_PART_FILE
+from .._label_check_text import label_check_text
 from .._model_files import MANIFEST
 from ..neighbours import INDEX_FILE
 
@@ -213,8 +214,9 @@ def _card_decisions(info):
     issues = info.get("label_issues") or {}
     if issues:
         lines += ["", "## Likely wrong labels", "",
-                  f"{issues.get('n_flagged')} of the {issues.get('n_checked')} "
-                  "training images have a label that the grouped out-of-fold "
+                  label_check_text(issues, (info.get("training") or {}).get(
+                      "n_train"))
+                  + " have a label that the grouped out-of-fold "
                   "predictions contradict (confident learning, cleanlab); "
                   f"`{issues.get('file')}` lists them, most suspicious first, "
                   "with the class the model suggests. Check them by eye."]
