@@ -45,8 +45,8 @@ def fingerprint_of(rgb):
     the near-copy check together. A large JPEG that the loader decoded at
     1/2, 1/4 or 1/8 scale hashes within a few bits of its full-size hash:
     both are reduced to 256 pixels, then to 32x32, first (on the photos of
-    somdej_fatherguay and amulet6, at most 2 bits apart for a loader of 224
-    pixels, 4 for one of 128; the threshold is 6:
+    somdej_fatherguay, at most 2 bits apart for a loader of 224 pixels, 4
+    for one of 128; the threshold is 6:
     ``benchmarks/bench_near_training.py`` counts the near copies named
     either way).
 
