@@ -3,15 +3,20 @@
 Runs, each as a new process, ``hybridclf predict`` on one amulet6 photo and
 on the whole folder (a model trained by this checkout, in a temporary
 folder), the same for the CNN block alone (``CNNFeatures.transform`` of the
-default model on 64 photos, in batches of 32), and ``hybridclf train
---no-cache`` (defaults): with this checkout's hybridclf and with the one in
+default model on 64 photos, in batches of 32), ``hybridclf train
+--no-cache`` (defaults), and ``hybridclf evaluate`` of a ``train --quick``
+model (trained by this checkout on the 36 somdej_fatherguay photos of about
+700x1000, in front/ and back/ class folders of links) on copies of them
+(re-encoded; 8 enlarged to 45 megapixels), when that folder is there: with
+this checkout's hybridclf and with the one in
 ``--baseline DIR`` (a checkout or a copy of one, such as the snapshot of
 ``main`` a change started from), taking turns so that both see the same
 load. Each run's user + system CPU time and peak resident memory come from
 ``os.wait4``: on a shared machine they move far less than wall times. The
 predictions of both versions are compared (the CSVs byte for byte; for the
 trainings, the ``neighbours.npz`` arrays and the probabilities of both
-models on the folder).
+models on the folder; the evaluation reports, but for their speed, the
+block importance's interval and the near copies' hash distances).
 
 Writes its section of docs/benchmarks.md. Run it from the repository root::
 
@@ -20,6 +25,7 @@ Writes its section of docs/benchmarks.md. Run it from the repository root::
 
 import argparse
 import datetime
+import json
 import os
 import subprocess
 import sys
@@ -30,6 +36,10 @@ import numpy as np
 from _common import DOCS_FILE, REPO_ROOT, find_dataset, machine_info, write_section
 
 START, END = "<!-- bench_cpu:start -->", "<!-- bench_cpu:end -->"
+
+#: the rows of hybridclf evaluate
+EVALUATE = ("evaluate, somdej_fatherguay re-encoded (36 photos)",
+            "evaluate, 8 somdej photos enlarged to 45 MP")
 
 #: the CNN block alone: CPU seconds per image of transform (run with -c)
 CNN_BLOCK = """
@@ -65,11 +75,53 @@ def cli(*args):
     return ["-m", "hybridclf", *args]
 
 
+#: writes the somdej folders (run with -c WORK): in a process of its own, so
+#: that the 45-megapixel images do not swell the benchmark's process, whose
+#: resident memory each measured process starts from (fork)
+SOMDEJ_FOLDERS = """
+import sys
+from pathlib import Path
+import cv2
+source, work = Path(sys.argv[1]), Path(sys.argv[2])
+folders = [work / name for name in ("somdej", "somdej_reencoded", "somdej_45mp")]
+for i, photo in enumerate(sorted(source.glob("*.jpg"))):
+    side = "front" if photo.stem.split("-")[-1].startswith("f") else "back"
+    for folder in folders:
+        (folder / side).mkdir(parents=True, exist_ok=True)
+    (folders[0] / side / photo.name).symlink_to(photo)
+    image = cv2.imread(str(photo))
+    cv2.imwrite(str(folders[1] / side / photo.name), image,
+                [cv2.IMWRITE_JPEG_QUALITY, 90])
+    if i % 9 in (0, 5):  # 8 photos of both sides
+        h, w = image.shape[:2]
+        cv2.imwrite(str(folders[2] / side / photo.name),
+                    cv2.resize(image, (8 * w, 8 * h), interpolation=cv2.INTER_CUBIC),
+                    [cv2.IMWRITE_JPEG_QUALITY, 90])
+"""
+
+
+def somdej_folders(work):
+    """somdej_fatherguay as class folders (front/, back/): links, copies, large copies.
+
+    None when the data set is absent. The links are trained on; the test
+    folders hold each photo re-encoded (JPEG quality 90: other bytes, so
+    that evaluate checks every one for near copies, as it does new photos)
+    and 8 of them enlarged 8 times (about 5600x8000, 45 megapixels).
+    """
+    source = find_dataset("somdej_fatherguay")
+    if source is None:
+        return None
+    subprocess.run([sys.executable, "-c", SOMDEJ_FOLDERS, str(source), str(work)],
+                   check=True)
+    return [work / name for name in ("somdej", "somdej_reencoded", "somdej_45mp")]
+
+
 def measure(versions, data, work, repeat):
     """{(task, version): [(cpu, rss), ...]} and the outputs' comparison."""
     model = work / "model"
     run(REPO_ROOT, cli("train", "--data-dir", str(data), "--output-dir",
                        str(model), "--no-cache", "--seed", "0"))
+    somdej = somdej_folders(work)
     photo = sorted(data.glob("*/*"))[0]
     tasks = {
         "predict, 1 photo": lambda v: cli(
@@ -84,6 +136,14 @@ def measure(versions, data, work, repeat):
             "train", "--data-dir", str(data), "--output-dir",
             str(work / f"train-{v}"), "--no-cache", "--seed", "0"),
     }
+    if somdej is not None:
+        run(REPO_ROOT, cli("train", "--data-dir", str(somdej[0]), "--output-dir",
+                           str(work / "quick"), "--quick", "--no-cache",
+                           "--seed", "0"))
+        for task, folder in zip(EVALUATE, somdej[1:]):
+            tasks[task] = lambda v, f=folder, t=task: cli(
+                "evaluate", "--model-dir", str(work / "quick"), "--test-data-dir",
+                str(f), "--output-dir", str(work / f"evaluate-{EVALUATE.index(t)}-{v}"))
     results = {}
     for _ in range(repeat):
         for task, argv in tasks.items():
@@ -91,6 +151,9 @@ def measure(versions, data, work, repeat):
                 if task == "train --no-cache":
                     subprocess.run(["rm", "-rf", str(work / f"train-{name}")],
                                    check=True)
+                if task in EVALUATE:
+                    subprocess.run(["rm", "-rf", *map(str, work.glob(
+                        f"evaluate-{EVALUATE.index(task)}-{name}"))], check=True)
                 cpu, rss, out = run(code_dir, argv(name))
                 if task.startswith("CNN"):
                     cpu, rss = float(out) * 1000, None
@@ -111,7 +174,33 @@ def compare(work, names):
     b = np.load(work / f"train-{this}" / "neighbours.npz")
     same = all(np.array_equal(a[k], b[k]) for k in a.files)
     lines.append(f"trained neighbours.npz: {'the same arrays' if same else 'DIFFER'}")
+    for i, task in enumerate(EVALUATE):
+        if not (work / f"evaluate-{i}-{base}").is_dir():
+            continue
+        a, b = (_comparable(json.loads(
+            (work / f"evaluate-{i}-{n}" / "report.json").read_text()))
+            for n in names)
+        lines.append(f"{task.split(' (')[0]} report.json: " + (
+            "the same" if a == b else "DIFFERS in " + ", ".join(
+                sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k)))))
     return lines
+
+
+def _comparable(report):
+    """What two versions' evaluation reports should share.
+
+    Not the speed; of the block importance, each block's mean and spread
+    over the permutations (the interval is new in 2026-12); of the near
+    copies, the files named (the hash distances move by a bit or two since
+    each photo is hashed from the loader's reduced decode of a large JPEG).
+    """
+    report = {k: v for k, v in report.items() if k != "speed_ms_per_image"}
+    report["block_importance"] = {k: (v["mean"], v["std"]) for k, v in
+                                  report["block_importance"].items()}
+    if report.get("near_training"):
+        report["near_training"] = sorted(m["file"] for m in
+                                         report["near_training"]["files"])
+    return report
 
 
 def probabilities_difference(work, names, data):
@@ -172,7 +261,12 @@ def main(argv=None):
 - Machine: {info['cpu_model']}; Python {info['python']}.
 - Command: `.venv/bin/python benchmarks/bench_cpu.py --baseline {args.baseline}`
 - Data: amulet6; the model of the predictions trained by this checkout
-  (`hybridclf train --no-cache --seed 0`, the default cascade).
+  (`hybridclf train --no-cache --seed 0`, the default cascade). The evaluate
+  rows: a model trained by this checkout (`train --quick --seed 0`) on
+  somdej_fatherguay's 36 photos of about 700x1000 (front/ and back/ folders),
+  `hybridclf evaluate --test-data-dir` on copies of them: each re-encoded
+  (JPEG quality 90), and 8 of them enlarged 8 times (about 5600x8000); other
+  bytes, so that the near-copy check hashes every one, as it does new photos.
 
 Each figure is a new process's user + system CPU time (all its threads,
 `os.wait4`), the versions taking turns, {args.repeat} runs each; *ratio* =

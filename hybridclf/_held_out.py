@@ -43,8 +43,9 @@ from ._model_files import check_listed_file, read_json
 from .exceptions import ModelLoadError
 from .utils._row_store import content_digest
 
-__all__ = ["TEST_PART_FILE", "TRAIN_PART_FILE", "find_test_part",
-           "near_trained_on", "test_part_bytes", "train_part_bytes", "trained_on"]
+__all__ = ["TEST_PART_FILE", "TRAIN_PART_FILE", "find_test_part", "near_copies_of",
+           "has_fingerprints", "near_trained_on", "read_train_part", "test_part_bytes",
+           "train_part_bytes", "trained_on", "trained_on_rows"]
 
 #: Name of the file of the held-out test part in a model directory.
 TEST_PART_FILE = "test_part.json"
@@ -275,8 +276,28 @@ def train_part_bytes(paths, rows, *, n_jobs=None, cache_dir=None):
             ).encode("ascii")
 
 
-def _train_part(model_dir):
-    """The model's ``train_part.json``, checked; None when it records none."""
+def read_train_part(model_dir):
+    """The model's ``train_part.json``, checked; None when it records none.
+
+    Parameters
+    ----------
+    model_dir : str or os.PathLike
+        The model directory.
+
+    Returns
+    -------
+    record : dict or None
+        ``sha256`` and, from the versions that record them, ``fingerprints``
+        (see the module's docstring); None when the model records no
+        ``train_part.json`` (saved by an older hybridclf, or not by
+        ``hybridclf train``).
+
+    Raises
+    ------
+    ModelLoadError
+        When ``train_part.json`` is listed in the manifest but changed, or is
+        unreadable.
+    """
     if not check_listed_file(model_dir, TRAIN_PART_FILE, ModelLoadError):
         return None
     path = os.path.join(model_dir, TRAIN_PART_FILE)
@@ -290,6 +311,28 @@ def _train_part(model_dir):
         raise ModelLoadError(
             f"The file {path!r} is unreadable ({exc}). Copy the whole model "
             "directory again.") from exc
+
+
+def trained_on_rows(record, images):
+    """The rows of ``images`` whose content a ``train_part.json`` records.
+
+    Parameters
+    ----------
+    record : dict
+        A model's ``train_part.json`` (:func:`read_train_part`).
+
+    images : sequence of str, os.PathLike, bytes or arrays
+        Test images: a file's bytes, bytes or an array are compared by their
+        SHA-256 (:func:`~hybridclf.utils._row_store.content_digest`, as the
+        training recorded them).
+
+    Returns
+    -------
+    rows : list of int
+        In order.
+    """
+    trained = set(record["sha256"])
+    return [i for i, image in enumerate(images) if content_digest(image) in trained]
 
 
 def trained_on(model_dir, paths):
@@ -317,11 +360,55 @@ def trained_on(model_dir, paths):
         When ``train_part.json`` is listed in the manifest but changed, or is
         unreadable.
     """
-    record = _train_part(model_dir)
+    record = read_train_part(model_dir)
     if record is None:
         return None
-    trained = set(record["sha256"])
-    return [os.fspath(p) for p in paths if content_digest(p) in trained]
+    return [os.fspath(paths[i]) for i in trained_on_rows(record, paths)]
+
+
+def near_copies_of(record, hashes, *, source=TRAIN_PART_FILE):
+    """The rows of ``hashes`` that are near copies of a photo a record holds.
+
+    Parameters
+    ----------
+    record : dict or None
+        A model's ``train_part.json`` (:func:`read_train_part`).
+
+    hashes : ndarray of shape (n, 2, 8), dtype uint64
+        The test images' perceptual hashes
+        (:func:`~hybridclf.inspect._fingerprint.fingerprints`, or
+        :func:`~hybridclf.inspect._fingerprint.fingerprint_of` each as it
+        was decoded).
+
+    source : str, default="train_part.json"
+        The record's file, for the error.
+
+    Returns
+    -------
+    matches : list of (int, int) or None
+        ``(row, hash distance)`` of each near copy, in order; None when the
+        record holds no fingerprints (none, or an older version's).
+
+    Raises
+    ------
+    ModelLoadError
+        When the record's fingerprints are unreadable.
+    """
+    from .inspect._fingerprint import match_fingerprints
+
+    if not has_fingerprints(record):
+        return None
+    try:
+        return match_fingerprints(hashes, record["fingerprints"])
+    except ValueError as exc:
+        raise ModelLoadError(
+            f"The fingerprints of {os.fspath(source)!r} are unreadable ({exc}). "
+            "Copy the whole model directory again.") from exc
+
+
+def has_fingerprints(record):
+    """Whether a ``train_part.json`` record holds perceptual hashes."""
+    return isinstance(record, dict) and isinstance(record.get("fingerprints"), dict)
 
 
 def near_trained_on(model_dir, paths, *, n_jobs=None):
@@ -333,6 +420,8 @@ def near_trained_on(model_dir, paths, *, n_jobs=None):
     finds re-encoded, resized and greyscale copies, not crops of more than
     a few percent; ``hybridclf inspect --data-dir TRAIN --test-data-dir
     TEST`` runs the full search, which needs the training folder.
+    ``hybridclf evaluate`` hashes the test photos as it decodes them for
+    the predictions instead (:func:`near_copies_of`).
 
     Parameters
     ----------
@@ -360,16 +449,11 @@ def near_trained_on(model_dir, paths, *, n_jobs=None):
         When ``train_part.json`` is listed in the manifest but changed, or is
         unreadable, or its fingerprints are.
     """
-    from .inspect._fingerprint import near_copies
+    from .inspect._fingerprint import fingerprints
 
-    record = _train_part(model_dir)
-    if record is None or not isinstance(record.get("fingerprints"), dict):
+    record = read_train_part(model_dir)
+    if not has_fingerprints(record):
         return None
-    try:
-        found = near_copies(paths, record["fingerprints"], n_jobs=n_jobs)
-    except ValueError as exc:
-        path = os.path.join(model_dir, TRAIN_PART_FILE)
-        raise ModelLoadError(
-            f"The fingerprints of {path!r} are unreadable ({exc}). Copy the "
-            "whole model directory again.") from exc
+    found = near_copies_of(record, fingerprints(paths, n_jobs=n_jobs),
+                           source=os.path.join(model_dir, TRAIN_PART_FILE))
     return [{"file": os.fspath(paths[i]), "hash_distance": d} for i, d in found]

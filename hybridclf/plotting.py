@@ -222,7 +222,9 @@ def plot_block_importance(importance, *, ax=None):
     Parameters
     ----------
     importance : dict of str to dict
-        Per block: ``mean`` and ``std`` of the accuracy drop.
+        Per block: ``mean`` and ``std`` of the accuracy drop, and its 95%
+        ``interval`` (``[low, high]``, or None or absent), drawn as the
+        error bar when every block has one (else the ``std``).
 
     {ax}
 
@@ -233,9 +235,16 @@ def plot_block_importance(importance, *, ax=None):
     fig, ax = _axes(ax, "plot_block_importance",
                     size=(5.0, 1.2 + 0.4 * len(importance)))
     names = list(importance)
-    _barh(ax, names, [importance[n]["mean"] for n in names],
-          [importance[n]["std"] for n in names],
-          "accuracy drop when the block is permuted")
+    means = [importance[n]["mean"] for n in names]
+    intervals = [importance[n].get("interval") for n in names]
+    if names and all(intervals):
+        errors = np.array([[m - low for m, (low, _) in zip(means, intervals)],
+                           [high - m for m, (_, high) in zip(means, intervals)]])
+        label = "accuracy drop when the block is permuted (95% interval)"
+    else:
+        errors = [importance[n]["std"] for n in names]
+        label = "accuracy drop when the block is permuted"
+    _barh(ax, names, means, np.clip(errors, 0, None), label)
     return _with_fallback_fonts(fig)
 
 

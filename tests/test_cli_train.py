@@ -2,6 +2,7 @@
 
 import codecs
 import csv
+import html as html_module
 import json
 import os
 import shutil
@@ -111,9 +112,9 @@ def test_train_lists_likely_wrong_labels(mislabelled, tmp_path, capsys):
     info = json.loads((model / "model.json").read_text())
     assert info["label_issues"] == {"file": "label_issues.csv",
                                     "n_flagged": len(rows), "n_checked": 24}
-    assert (f"likely wrong labels: {len(rows)} of 24 training images"
-            in capsys.readouterr().out)
-    assert (f"{len(rows)} of the 24 training images have a label"
+    assert (f"likely wrong labels: {len(rows)} of the 24 training photos checked; "
+            "grouped out-of-fold predictions" in capsys.readouterr().out)
+    assert (f"{len(rows)} of the 24 training photos checked have a label"
             in (model / "README.md").read_text())
     manifest = json.loads((model / "manifest.json").read_text())["files"]
     assert "label_issues.csv" in manifest
@@ -157,7 +158,13 @@ def test_evaluate_writes_html_json_and_figures(trained, texture_folder, tmp_path
     for name in ("confusion_matrix", "reliability", "block_importance",
                  "stage_speed"):
         assert (report / f"{name}.png").stat().st_size > 1000
-    assert "accuracy:" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "accuracy:" in out
+    # the block importance, which only the figure showed, with its interval
+    line = next(line for line in out.splitlines()
+                if line.startswith("block importance"))
+    assert "95% interval over the 24 test images): hog " in line
+    assert line in html_module.unescape(html)
 
 
 def test_evaluate_gives_the_accuracy_interval_everywhere(trained, texture_folder,
@@ -255,6 +262,61 @@ def test_evaluate_finds_near_copies_of_training_photos(trained, texture_folder,
             "trained on") in out
     assert ("2 of the 3 test images are near copies"
             in (report / "report.html").read_text())
+
+
+def test_evaluate_decodes_each_test_photo_once(trained, texture_folder, tmp_path,
+                                              monkeypatch):
+    # the near-copy check decoded each test photo a second time, for its
+    # perceptual hashes, after the decode of the predictions: a 48-megapixel
+    # photo twice
+    from hybridclf.evaluation import evaluate_folder
+    from hybridclf.io import _read
+
+    decoded = []
+    decode = _read._decode
+
+    def counted(data, *args, **kwargs):
+        decoded.append(len(data))
+        return decode(data, *args, **kwargs)
+
+    monkeypatch.setattr(_read, "_decode", counted)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # 18 of the 24 photos were trained on
+        report, _ = evaluate_folder(trained, texture_folder, tmp_path / "report",
+                                    n_repeats=1, neighbours=0)
+    assert report["near_training"] == {"n_images": 0, "files": [],
+                                       "check": report["near_training"]["check"]}
+    assert len(decoded) == report["n_images"] == 24
+
+
+def test_evaluate_model_checks_arrays_as_it_checks_files(trained, texture_folder):
+    # evaluate_model had no near-copy check, and the fingerprints of arrays
+    # were zeros: an array of a training photo was never named
+    import cv2
+
+    from hybridclf import load_model
+    from hybridclf.evaluation import evaluate_model
+
+    pipe = load_model(trained)
+    record = json.loads((trained / "train_part.json").read_text())
+    files = _trained_files(trained, texture_folder)[:2]
+    labels = [p.parent.name for p in files]
+    arrays = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in files]
+    with pytest.warns(UserWarning, match="2 of the 2 test images are photos"):
+        by_file = evaluate_model(pipe, [str(p) for p in files], labels,
+                                 n_repeats=1, neighbours=0, train_part=record)
+    assert by_file["trained_on"]["files"] == [str(p) for p in files]
+    with pytest.warns(UserWarning, match="2 of the 2 test images are near copies"):
+        by_array = evaluate_model(pipe, arrays, labels, n_repeats=1, neighbours=0,
+                                  train_part=record)
+    # the same pixels in other bytes: named by the hashes, at distance 0
+    assert by_array["trained_on"] == {"n_images": 0, "files": []}
+    assert by_array["near_training"]["files"] == [
+        {"file": "<array 0>", "hash_distance": 0},
+        {"file": "<array 1>", "hash_distance": 0}]
+    # without the record, both say they were not checked
+    unchecked = evaluate_model(pipe, arrays, labels, n_repeats=1, neighbours=0)
+    assert unchecked["trained_on"] is None and unchecked["near_training"] is None
 
 
 def test_evaluate_a_model_without_fingerprints(trained, texture_folder, tmp_path,
@@ -612,7 +674,11 @@ def test_train_counts_the_images_that_share_a_group(texture_folder, tmp_path,
                  "--test-size", "0", "--n-jobs", "1", "--no-views",
                  "--no-cache"]) == 0
     out = capsys.readouterr().out
-    assert f"22 groups (3 images in 1 group(s) of two or more; {groups})" in out
+    # and named neither the images it counts groups among (both parts) nor
+    # that the other photos are groups of their own (169 groups of 173 photos)
+    assert ("22 groups of near-identical photos among the 24 images of both "
+            "parts (3 images in 1 group(s) of two or more, the other 21 alone; "
+            f"{groups})") in out
     # the commands to go on with quote a folder name with a space
     assert f"hybridclf predict --model-dir '{tmp_path / 'my model'}' <images" in out
 

@@ -874,10 +874,29 @@ def test_the_model_card_names_whose_duplicate_groups_it_counts():
                           "accuracy_interval": [0.8, 0.95]}}
     text = "\n".join(_card_scores(info))
     assert "n_groups" not in text
-    assert ("- duplicate groups (near-identical photos) among all 173 images "
-            "(training and test parts together): 158; among the 33 scored "
-            "photos of the test part: 30") in text
+    # and that a photo alone counts as a group: 158 "duplicate groups" of
+    # 173 photos read as 158 sets of duplicates
+    assert "duplicate groups" not in text
+    assert ("- groups of near-identical photos (a photo without one is a group "
+            "of its own) among all 173 images (training and test parts "
+            "together): 158; among the 33 scored photos of the test part: 30"
+            ) in text
     # a model.json without a test part (test_size=0) names all the images alone
     info = {"training": {"n_train": 173, "n_test": 0, "n_groups": 158}}
     assert "among all 173 images (training and test parts together): 158\n" in (
         "\n".join(_card_scores(info)) + "\n")
+
+
+def test_the_model_card_names_the_photos_the_label_check_counts():
+    # "1 of the 24 training images have a label ..." on a training part of 28
+    # (somdej_fatherguay, train --quick): the 4 byte-identical copies of a
+    # photo are not checked again, which the count did not say
+    from hybridclf.persistence._card import _card_decisions
+
+    info = {"training": {"n_train": 28, "n_test": 8},
+            "label_issues": {"file": "label_issues.csv", "n_flagged": 1,
+                             "n_checked": 24}}
+    text = " ".join("\n".join(_card_decisions(info)).split())
+    assert ("1 of the 24 training photos checked (of the 28 images of the "
+            "training part, the copies of a photo and the classes a fold had no "
+            "image of are not checked) have a label") in text

@@ -63,7 +63,7 @@ def format_parser(parser):
 def run(args):
     with command_imports():
         from ..evaluation import evaluate_folder
-        from ..evaluation._page import cascade_sentence
+        from ..evaluation._page import cascade_sentence, importance_sentence
 
     with warnings.catch_warnings():
         # printed below, with the figures it explains
@@ -82,6 +82,9 @@ def run(args):
     _print_open_set(report)
     if report.get("cascade"):
         out(cascade_sentence(report["cascade"], report["n_images"]))
+    if report["block_importance"]:
+        out(importance_sentence(report["block_importance"], report["n_images"],
+                                report["n_groups"]))
     speed = report["speed_ms_per_image"]
     out("ms per image: " + ", ".join(f"{k} {v:.2f}" for k, v in speed.items()))
     out(f"{len(report['errors'])} misclassified images")

@@ -5,6 +5,7 @@ import os
 import shlex
 
 from .._cv_text import cv_score_text
+from .._label_check_text import label_check_text
 from ._common import (
     add_data_dir,
     add_max_pixels,
@@ -146,8 +147,11 @@ def _print_data(training):
     _print_left_out(training)
     n_shared, n_shared_groups = training.n_grouped_images
     _print_groups_across_classes(training.groups_across_classes)
-    out(f"{training.n_groups} groups ({n_shared} images in {n_shared_groups} "
-        f"group(s) of two or more; {training.group_source}) in "
+    n_grouped = len(result.groups)
+    out(f"{training.n_groups} groups of near-identical photos among the "
+        f"{n_grouped} images of both parts ({n_shared} images in "
+        f"{n_shared_groups} group(s) of two or more, the other "
+        f"{n_grouped - n_shared} alone; {training.group_source}) in "
         f"{training.group_seconds:.1f} s")
     out(f"train part: {len(result.train_indices)} images; test part: "
         f"{len(result.test_indices)} images (no group on both sides)")
@@ -315,8 +319,9 @@ def run(args):
         skipped = issues.get("not_checked")
         skipped = (f"; not checked (a fold had no image of them to learn from): "
                    f"{', '.join(skipped)}" if skipped else "")
-        out(f"likely wrong labels: {issues['n_flagged']} of {issues['n_checked']} "
-            f"training images (grouped out-of-fold predictions){skipped}; see "
+        text = label_check_text(issues, len(training.result.train_indices))
+        out(f"likely wrong labels: {text}; grouped out-of-fold predictions"
+            f"{skipped}; see "
             f"{os.path.join(model_dir, issues['file'])}")
     out(f"training took {training.seconds:.1f} s")
     out(f"Model saved to {model_dir}")

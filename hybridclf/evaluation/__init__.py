@@ -9,11 +9,15 @@
   calibration error (ECE);
 - the importance of each feature block: the accuracy drop when the block's
   columns are permuted together across images (scikit-learn's permutation
-  importance, applied to whole blocks);
+  importance, applied to whole blocks), with its 95% interval over the test
+  images (none on fewer than 10);
 - the misclassified images with their top guesses (the error gallery);
 - per-stage speed: ms per image for decoding, each feature block and the
   classifier;
-- with the model's open-set thresholds, how many test images are "unknown".
+- with the model's open-set thresholds, how many test images are "unknown";
+- with the model's record of its training photos (``train_part.json``),
+  the test images that are those photos, or near copies of them, hashed as
+  the loader decodes them (one decode of each photo).
 
 :func:`write_report` turns the report into PNG figures, one self-contained
 HTML page (figures inlined as base64) and ``report.json``.

@@ -7,12 +7,15 @@ their nearest training photos, and for a cascade measures its early exit
 (``_cascade``).
 """
 
+import threading
 import time
 import warnings
 
 import numpy as np
 
+from .._held_out import has_fingerprints, near_copies_of, trained_on_rows
 from ..features._base import showing_progress
+from ..io._read import _source_name
 from ..pipeline import (
     get_block_extractor,
     get_classifier,
@@ -20,6 +23,7 @@ from ..pipeline import (
     iter_feature_blocks,
 )
 from ..prediction import embedding_of
+from ..utils._parallel import effective_threads
 from ._gallery import error_gallery
 from ._metrics import (
     _block_importance,
@@ -41,7 +45,7 @@ def _timed(func, *args):
 
 def evaluate_model(pipe, X, labels, *, groups=None, n_repeats=3, top_k=(2, 3),
                    n_bins=10, random_state=0, model_info=None, novelty=None,
-                   index=None, neighbours=3, progress=False):
+                   index=None, neighbours=3, progress=False, train_part=None):
     """Evaluate a fitted hybrid pipeline on labelled test images.
 
     Parameters
@@ -66,7 +70,8 @@ def evaluate_model(pipe, X, labels, *, groups=None, n_repeats=3, top_k=(2, 3),
         None counts each image once.
 
     n_repeats : int, default=3
-        Permutations per feature block for the block importance.
+        Permutations per feature block for the block importance; its
+        interval counts each group of ``groups`` once, as the accuracy's.
 
     top_k : tuple of int, default=(2, 3)
         The k of each top-k accuracy.
@@ -99,6 +104,18 @@ def evaluate_model(pipe, X, labels, *, groups=None, n_repeats=3, top_k=(2, 3),
         Show the progress bar of a feature block that has one (the CNN's),
         over the test images.
 
+    train_part : dict or None, default=None
+        The model's record of the photos it was trained on: its
+        ``train_part.json`` (``json.load`` of the file; ``hybridclf train``
+        writes it), to say which test images are those photos or near
+        copies of them (``trained_on``, ``near_training``), whose scores
+        overstate the accuracy on new photos. Paths, bytes and arrays are
+        checked alike: each image is hashed as the pipeline's loader decodes
+        it, in the one decode of the predictions. None checks nothing, and
+        both entries of the report are None.
+
+        .. versionadded:: 0.1.0
+
     Returns
     -------
     report : dict
@@ -113,7 +130,13 @@ def evaluate_model(pipe, X, labels, *, groups=None, n_repeats=3, top_k=(2, 3),
         ``few_test_images`` (the test classes with fewer than 10 test
         images, and how many: their scores rest on a handful of photos),
         ``confusion_matrix`` (``labels`` and ``matrix``), ``reliability``,
-        ``block_importance``, ``errors``,
+        ``block_importance`` (of each feature block: ``mean``, the accuracy
+        drop when its columns are permuted, over ``n_repeats``
+        permutations; ``std``, its spread over them; ``interval``, its 95%
+        interval over the test images, each group of ``groups`` counted
+        once, None on fewer than 10 of them (images, or groups):
+        on a small test set one photo moves the drop by far more than the
+        permutations do; ``n_features``), ``errors``,
         ``speed_ms_per_image``, ``open_set`` and ``n_images``. ``metrics``
         are closed-set: of the top class of every image, none answered
         "unknown". ``open_set`` (empty for a model without open-set
@@ -137,12 +160,24 @@ def evaluate_model(pipe, X, labels, *, groups=None, n_repeats=3, top_k=(2, 3),
         ``neighbours`` (``file``, ``label``, ``similarity``). The keys
         ``_thumbnails`` and ``_neighbour_thumbnails`` (not JSON) hold small
         images of the errors and of their neighbours for :func:`write_report`.
+        ``trained_on``: the test images with the same content (a file's
+        bytes, or an array's values) as a photo trained on (``n_images``,
+        ``files``; a warning names them); ``near_training``: the others that
+        are near copies of one (re-encoded, resized, greyscale, cropped by
+        about 1% a side), by a quick perceptual-hash check (``n_images``,
+        ``files`` with each one's ``hash_distance``, ``check``; a warning
+        names them). Each is None where it was not checked: without
+        ``train_part``, or (``near_training``) with a record of an older
+        version, without fingerprints; arrays are named ``<array i>``
+        (their row).
     """
     if index is None and novelty:
         index = novelty["index"]
     clf = get_classifier(pipe)
     y = np.asarray(labels)
-    images, features, widths, speed = _timed_features(pipe, X, progress)
+    hash_them = has_fingerprints(train_part)
+    images, features, widths, speed, hashes = _timed_features(
+        pipe, X, progress, fingerprint=hash_them)
     proba, seconds = _timed(clf.predict_proba, features)
     speed["classifier"] = seconds
     speed = {k: 1000 * v / len(y) for k, v in speed.items()}
@@ -161,6 +196,7 @@ def evaluate_model(pipe, X, labels, *, groups=None, n_repeats=3, top_k=(2, 3),
     errors, thumbnails, near_thumbnails = error_gallery(
         X, y, images, classes, proba, index=index, k=neighbours,
         embeddings=None if index is None else embedding_of(pipe, features))
+    trained, near = _training_copies(X, train_part, hashes)
     return {
         "n_images": int(len(y)),
         "classes": [str(c) for c in classes],
@@ -178,12 +214,14 @@ def evaluate_model(pipe, X, labels, *, groups=None, n_repeats=3, top_k=(2, 3),
         "reliability": bins,
         "block_importance": _block_importance(
             clf, features, y, widths, n_repeats=n_repeats,
-            random_state=random_state),
+            random_state=random_state, groups=groups),
         "errors": errors,
         "speed_ms_per_image": speed,
         "open_set": _open_set(pipe, proba, features, widths, y, classes,
                               model_info, novelty),
         **({"cascade": cascade} if cascade else {}),
+        "trained_on": trained,
+        "near_training": near,
         "_thumbnails": thumbnails,
         "_neighbour_thumbnails": near_thumbnails,
     }
@@ -244,12 +282,40 @@ def _cascade(pipe, features, full_proba, y, speed):
     }
 
 
-def _timed_features(pipe, X, progress=False):
-    """(images, features, block widths, seconds per stage) of a fitted pipeline."""
+def _timed_features(pipe, X, progress=False, fingerprint=False):
+    """(images, features, block widths, seconds per stage, hashes) of a pipeline.
+
+    With ``fingerprint``, each image is hashed for the near-copy check
+    (:func:`~hybridclf.inspect._fingerprint.fingerprint_of`) as the loader
+    decodes it, at its own size, before it is resized: one decode of each
+    photo serves the predictions and the check, and no decoded photo is
+    kept (a 48-megapixel one is 140 MB). The hashing's time is left out of
+    the decoding's (the loader's threads share it out evenly); ``hashes`` is
+    None without ``fingerprint``.
+    """
     speed = {}
     loader = get_loader(pipe)
+    hashes = None
     if loader is None:
         images = np.asarray(X)
+        if fingerprint:
+            hashes = np.stack([_fingerprint(image) for image in images]) \
+                if len(images) else np.zeros((0, 2, 8), dtype=np.uint64)
+    elif fingerprint:
+        spent = []
+        lock = threading.Lock()
+
+        def measure(rgb):
+            start = time.perf_counter()
+            out = _fingerprint(rgb)
+            with lock:
+                spent.append(time.perf_counter() - start)
+            return out
+
+        (images, hashes), seconds = _timed(loader.read_measured, X, measure)
+        hashes = np.stack(hashes)
+        threads = min(effective_threads(loader.n_jobs), len(hashes))
+        speed["decode"] = max(seconds - sum(spent) / max(threads, 1), 0.0)
     else:
         images, seconds = _timed(loader.transform, X)
         speed["decode"] = seconds
@@ -263,4 +329,60 @@ def _timed_features(pipe, X, progress=False):
         speed[f"block {name}"] = seconds
         blocks.append(np.asarray(out, dtype=np.float32))
         widths[name] = out.shape[1]
-    return images, np.hstack(blocks), widths, speed
+    return images, np.hstack(blocks), widths, speed, hashes
+
+
+def _fingerprint(rgb):
+    from ..inspect._fingerprint import fingerprint_of
+
+    return fingerprint_of(rgb)
+
+
+#: How the near copies were found, for report.json and the warnings.
+NEAR_CHECK = ("a quick perceptual-hash check (the hashes and thresholds of "
+              "'hybridclf inspect --quick'); 'hybridclf inspect --data-dir TRAIN "
+              "--test-data-dir TEST' runs the full check")
+
+
+def _training_copies(X, train_part, hashes):
+    """(``trained_on``, ``near_training``) of the test images, with warnings.
+
+    A test folder that is the training folder, or holds copies of its files,
+    scored the model on photos it has seen: its accuracy on them (1.000 on
+    the 60 photos of a training folder) is not the one new photos get. A
+    re-encoded, resized or greyscale copy scores like the photo itself, but
+    its bytes differ: the perceptual hashes find it. The images found the
+    same are not counted again as near copies. Each is None where it was not
+    checked (see :func:`evaluate_model`).
+    """
+    if train_part is None:
+        return None, None
+    items = X if isinstance(X, np.ndarray) else list(X)
+    n = len(items)
+    names = [_source_name(item, i) for i, item in enumerate(items)]
+    same = trained_on_rows(train_part, items)
+    if same:
+        shown = ", ".join(names[i] for i in same[:5]) + (
+            ", ..." if len(same) > 5 else "")
+        warnings.warn(
+            f"{len(same)} of the {n} test images are photos the "
+            f"model was trained on (the same bytes): {shown}. Its scores on them "
+            "overstate its accuracy on new photos. Evaluate on photos kept out of "
+            "the training: the test part that train held out (no --test-data-dir) "
+            "or a folder of new photos.", UserWarning, stacklevel=3)
+    trained = {"n_images": len(same), "files": [names[i] for i in same]}
+    if hashes is None:
+        return trained, None
+    rest = np.setdiff1d(np.arange(n), same)
+    matches = [{"file": names[rest[i]], "hash_distance": d}
+               for i, d in near_copies_of(train_part, hashes[rest])]
+    if matches:
+        shown = ", ".join(m["file"] for m in matches[:5]) + (
+            ", ..." if len(matches) > 5 else "")
+        warnings.warn(
+            f"{len(matches)} of the {n} test images are near "
+            f"copies of photos the model was trained on: {shown}. Their scores "
+            "overstate its accuracy on new photos. Found by "
+            f"{NEAR_CHECK}.", UserWarning, stacklevel=3)
+    return trained, {"n_images": len(matches), "files": matches,
+                     "check": NEAR_CHECK}

@@ -11,7 +11,7 @@ import html
 
 from .._report_html import SORT_SCRIPT, TABLE_STYLE, html_table
 
-__all__ = ["cascade_sentence", "evaluation_page"]
+__all__ = ["cascade_sentence", "evaluation_page", "importance_sentence"]
 
 
 def cascade_sentence(cascade, n_images):
@@ -73,6 +73,63 @@ def cascade_sentence(cascade, n_images):
             f"{cascade['full_model_accuracy']:.3f}; about "
             f"{cascade['ms_per_image_estimated']:.2f} ms per image (estimated) "
             f"against {cascade['ms_per_image_full']:.2f} with every block")
+
+
+def importance_sentence(importance, n_images, n_groups=None):
+    """The block importance with its interval, or why it has none, as one sentence.
+
+    ``hybridclf evaluate`` prints it and the HTML page shows it under the
+    figure: the bars alone, on a test set of 8 photos, read "hog 0.125" as
+    a block that matters, where one photo moves the drop by 0.125.
+
+    Parameters
+    ----------
+    importance : dict
+        ``block_importance`` of the report: each block's ``mean`` and
+        ``interval`` (None on fewer than 10 draws; absent in reports of
+        older versions).
+
+    n_images : int
+        The test images scored.
+
+    n_groups : int or None, default=None
+        The groups of near-identical photos they fall in (``n_groups`` of
+        the report); None counts each image once.
+
+    Returns
+    -------
+    sentence : str
+        One line, starting with ``block importance``.
+
+    >>> print(importance_sentence({"hog": {"mean": 0.125, "interval": None},
+    ...                            "color": {"mean": 0.0, "interval": None}},
+    ...                           8, n_groups=4))
+    block importance (the accuracy drop when a block's columns are permuted,
+    mean over the permutations): hog 0.125, color 0.000; no interval: 8 test
+    images in 4 groups, each counted once, fewer than 10 (one photo of 8 moves
+    a drop by 0.125): read these as a guess
+    >>> print(importance_sentence({"hog": {"mean": 0.1, "interval": [0.02, 0.18]}},
+    ...                           40))
+    block importance (the accuracy drop when a block's columns are permuted,
+    mean over the permutations; 95% interval over the 40 test images): hog
+    0.100 (0.020 to 0.180)
+    """
+    draws = (f"{n_images} test images"
+             + (f" in {n_groups} groups, each counted once"
+                if n_groups is not None and n_groups < n_images else ""))
+    intervals = [v.get("interval") for v in importance.values()]
+    head = ("block importance (the accuracy drop when a block's columns are "
+            "permuted, mean over the permutations")
+    if intervals and all(intervals):
+        return (f"{head}; 95% interval over the {draws}): " + ", ".join(
+            f"{name} {v['mean']:.3f} ({v['interval'][0]:.3f} to "
+            f"{v['interval'][1]:.3f})" for name, v in importance.items()))
+    values = ", ".join(f"{name} {v['mean']:.3f}" for name, v in importance.items())
+    if any(v is None for v in intervals) and n_images:
+        return (f"{head}): {values}; no interval: {draws}, fewer than 10 (one "
+                f"photo of {n_images} moves a drop by {1 / n_images:.3f}): read "
+                "these as a guess")
+    return f"{head}): {values}"
 
 
 def _table(header, rows):
@@ -290,6 +347,9 @@ def _figures_html(report, figures):
                             if any(e.get("neighbours") for e in report["errors"])
                             else "") + _gallery_share(report),
     }
+    importance = (["<p>" + html.escape(importance_sentence(
+        report["block_importance"], report["n_images"], report.get("n_groups")))
+        + ".</p>"] if report.get("block_importance") else [])
     parts = []
     for name, data in figures:
         uri = base64.b64encode(data).decode("ascii")
@@ -297,4 +357,6 @@ def _figures_html(report, figures):
         parts += [f"<h2>{html.escape(caption)}</h2>",
                   f"<figure><img alt='{html.escape(caption)}' "
                   f"src='data:image/png;base64,{uri}'></figure>"]
-    return parts
+        if name == "block_importance":
+            parts, importance = parts + importance, []
+    return parts + importance  # below the figures when it has none

@@ -11,7 +11,7 @@ import logging
 import os
 import warnings
 
-from .._held_out import find_test_part, near_trained_on, trained_on
+from .._held_out import find_test_part, read_train_part
 from ..exceptions import ImageLoadError
 from ..pipeline import set_image_params
 from ..prediction import read_open_set
@@ -192,7 +192,9 @@ def evaluate_folder(model_dir, test_data_dir, output_dir, *, n_repeats=3,
         about 1% a side), by a quick perceptual-hash check (``n_images``, ``files``
         with each one's ``hash_distance``, ``check``; a warning names them),
         or None for a model that records no fingerprints (saved before they
-        were added to ``train_part.json``).
+        were added to ``train_part.json``): :func:`evaluate_model`'s, given
+        the model's ``train_part.json``, the hashes taken as each test photo
+        is decoded for the predictions (one decode serves both).
 
     files : dict
         As from :func:`write_report`.
@@ -232,66 +234,11 @@ def evaluate_folder(model_dir, test_data_dir, output_dir, *, n_repeats=3,
     report = _evaluate_readable(
         pipe, paths, labels, test_data_dir, skipped, groups, n_repeats=n_repeats,
         random_state=random_state, model_info=info, novelty=novelty,
-        index=index, neighbours=neighbours, progress=progress)
+        index=index, neighbours=neighbours, progress=progress,
+        train_part=read_train_part(model_dir))
     if recorded is not None:
         report["recorded_test_part"] = recorded
-    report["trained_on"] = _trained_on(model_dir, paths, report)
-    report["near_training"] = _near_training(model_dir, paths, report, n_jobs)
     return report, write_report(report, output_dir)
-
-
-def _trained_on(model_dir, paths, report):
-    """The scored test files the model was trained on, with a warning; or None.
-
-    A test folder that is the training folder, or holds copies of its files,
-    scored the model on photos it has seen: its accuracy on them (1.000 on
-    the 60 photos of a training folder) is not the one new photos get. None
-    for a model that records no ``train_part.json`` (older ones).
-    """
-    left_out = {entry["file"] for entry in report["unreadable"]}
-    files = trained_on(model_dir, [p for p in paths if os.fspath(p) not in left_out])
-    if files is None:
-        return None
-    if files:
-        shown = ", ".join(files[:5]) + (", ..." if len(files) > 5 else "")
-        warnings.warn(
-            f"{len(files)} of the {report['n_images']} test images are photos the "
-            f"model was trained on (the same bytes): {shown}. Its scores on them "
-            "overstate its accuracy on new photos. Evaluate on photos kept out of "
-            "the training: the test part that train held out (no --test-data-dir) "
-            "or a folder of new photos.", UserWarning, stacklevel=3)
-    return {"n_images": len(files), "files": files}
-
-
-#: How the near copies were found, for report.json and the warnings.
-NEAR_CHECK = ("a quick perceptual-hash check (the hashes and thresholds of "
-              "'hybridclf inspect --quick'); 'hybridclf inspect --data-dir TRAIN "
-              "--test-data-dir TEST' runs the full check")
-
-
-def _near_training(model_dir, paths, report, n_jobs):
-    """The scored test files that are near copies of training photos; or None.
-
-    A re-encoded, resized or greyscale copy of a training photo scores like
-    the photo itself, but its bytes differ, so :func:`_trained_on` misses it.
-    Files it found already are not counted again. None for a model that
-    records no fingerprints (older ones).
-    """
-    skip = {entry["file"] for entry in report["unreadable"]}
-    skip.update((report.get("trained_on") or {}).get("files") or [])
-    matches = near_trained_on(
-        model_dir, [p for p in paths if os.fspath(p) not in skip], n_jobs=n_jobs)
-    if matches is None:
-        return None
-    if matches:
-        shown = ", ".join(m["file"] for m in matches[:5]) + (
-            ", ..." if len(matches) > 5 else "")
-        warnings.warn(
-            f"{len(matches)} of the {report['n_images']} test images are near "
-            f"copies of photos the model was trained on: {shown}. Their scores "
-            "overstate its accuracy on new photos. Found by "
-            f"{NEAR_CHECK}.", UserWarning, stacklevel=3)
-    return {"n_images": len(matches), "files": matches, "check": NEAR_CHECK}
 
 
 def _evaluate_readable(pipe, paths, labels, test_data_dir, skipped, groups,

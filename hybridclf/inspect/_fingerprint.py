@@ -21,24 +21,69 @@ import os
 
 import numpy as np
 
+from ..exceptions import ImageLoadError
+from ..io import read_image
+from ..quality import MEASURE_SIDE, shrink
 from ._evidence import _VALUE_HASH_MARGIN
 from ._pairs import hash_distances_to
-from ._scan import scan_files
+from ._scan import grey_and_value, grey_and_value_hashes, scan_files
 from ._scan_cache import ScanCache
 from ._thresholds import InspectThresholds, check_hash_distance
 
-__all__ = ["fingerprint_record", "fingerprints", "near_copies"]
+__all__ = ["fingerprint_of", "fingerprint_record", "fingerprints", "match_fingerprints",
+           "near_copies"]
 
 _DEFAULTS = InspectThresholds()
 
 
-def fingerprints(images, *, n_jobs=None, cache_dir=None):
-    """The grey and value-channel perceptual hashes of each file.
+def fingerprint_of(rgb):
+    """The grey and value-channel perceptual hashes of one decoded image.
+
+    The hashes :func:`~._scan.scan_file` gives the file the image was
+    decoded from, without reading it again: ``hybridclf evaluate`` hashes
+    each test photo as its loader decodes it, once for the predictions and
+    the near-copy check together. A large JPEG that the loader decoded at
+    1/2, 1/4 or 1/8 scale hashes within a few bits of its full-size hash:
+    both are reduced to 256 pixels, then to 32x32, first (on the photos of
+    somdej_fatherguay, at most 2 bits apart for a loader of 224 pixels, 4
+    for one of 128; the threshold is 6:
+    ``benchmarks/bench_near_training.py`` counts the near copies named
+    either way).
 
     Parameters
     ----------
-    images : sequence of str, os.PathLike or images
-        Files; anything else (in-memory images) gets no hashes.
+    rgb : ndarray of shape (height, width, 3), dtype uint8
+        The decoded image.
+
+    Returns
+    -------
+    hashes : ndarray of shape (2, 8), dtype uint64
+        As one row of :func:`fingerprints`: zeros for a flat image.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hybridclf.inspect._fingerprint import fingerprint_of
+    >>> fingerprint_of(np.full((40, 30, 3), 128, np.uint8)).any()  # flat
+    np.False_
+    """
+    hashes = grey_and_value_hashes(*grey_and_value(shrink(rgb, MEASURE_SIDE))[:2])
+    out = np.zeros((2, 8), dtype=np.uint64)
+    if hashes is not None:
+        out[:] = hashes
+    return out
+
+
+def fingerprints(images, *, n_jobs=None, cache_dir=None):
+    """The grey and value-channel perceptual hashes of each image.
+
+    Parameters
+    ----------
+    images : sequence of str, os.PathLike, bytes or arrays
+        Files, as :func:`~._scan.scan_files` reads them, or in-memory images
+        (encoded bytes, or arrays as :func:`~hybridclf.io.read_image` takes
+        them), hashed as :func:`fingerprint_of` hashes them: a photo
+        trained on from memory is checked as one from a file is.
 
     n_jobs : int, default=None
         Threads that read the files, as in :func:`~._scan.scan_files`.
@@ -53,8 +98,8 @@ def fingerprints(images, *, n_jobs=None, cache_dir=None):
     -------
     hashes : ndarray of shape (n, 2, 8), dtype uint64
         :func:`~._pairs.perceptual_hashes` of the grey image (``[:, 0]``) and
-        of its value channel (``[:, 1]``); zeros for a file that cannot be
-        decoded, a flat image (its hash is noise) or an in-memory image.
+        of its value channel (``[:, 1]``); zeros for an image that cannot be
+        decoded or a flat image (its hash is noise).
     """
     index = [i for i, image in enumerate(images)
              if isinstance(image, (str, os.PathLike))]
@@ -67,6 +112,11 @@ def fingerprints(images, *, n_jobs=None, cache_dir=None):
     for i, record in zip(index, records):
         if record.phash is not None:
             out[i] = record.phash, record.vhash
+    for i in sorted(set(range(len(images))) - set(index)):
+        try:
+            out[i] = fingerprint_of(read_image(images[i]))
+        except (ImageLoadError, TypeError):
+            pass  # zeros: the loader says why it cannot be read
     return out
 
 
@@ -112,10 +162,12 @@ def _read_hex(values, key):
 def near_copies(images, record, *, n_jobs=None):
     """The images within the quick hash threshold of a recorded photo.
 
+    :func:`match_fingerprints` of the :func:`fingerprints` of ``images``.
+
     Parameters
     ----------
-    images : sequence of str or os.PathLike
-        Test files.
+    images : sequence of str, os.PathLike, bytes or arrays
+        Test images, as :func:`fingerprints` takes them.
 
     record : dict
         A :func:`fingerprint_record`.
@@ -126,7 +178,32 @@ def near_copies(images, record, *, n_jobs=None):
     Returns
     -------
     matches : list of (int, int)
-        ``(index in images, distance)`` of each near copy, in order: the
+        As from :func:`match_fingerprints`.
+
+    Raises
+    ------
+    ValueError
+        When ``record`` is not a :func:`fingerprint_record`.
+    """
+    return match_fingerprints(fingerprints(images, n_jobs=n_jobs), record)
+
+
+def match_fingerprints(hashes, record):
+    """Which of the hashes lie within the quick hash threshold of a recorded photo.
+
+    Parameters
+    ----------
+    hashes : ndarray of shape (n, 2, 8), dtype uint64
+        The test images' :func:`fingerprints` (or :func:`fingerprint_of`
+        each); a row of zeros matches nothing.
+
+    record : dict
+        A :func:`fingerprint_record`.
+
+    Returns
+    -------
+    matches : list of (int, int)
+        ``(index in hashes, distance)`` of each near copy, in order: the
         smallest Hamming distance of its grey hash (any flip or quarter turn)
         to a recorded one, when it is at most ``hash_distance``, or of its
         value-channel hash, when it is at most ``hash_distance`` less the
@@ -141,7 +218,7 @@ def near_copies(images, record, *, n_jobs=None):
         record.get("vhash"), "vhash")
     distance = record.get("hash_distance", _DEFAULTS.hash_distance)
     check_hash_distance(distance, owner="the fingerprints")
-    hashes = fingerprints(images, n_jobs=n_jobs)
+    hashes = np.asarray(hashes, dtype=np.uint64).reshape(-1, 2, 8)
     rotations = _DEFAULTS.rotations
     by_grey = hash_distances_to(hashes[:, 0], grey, rotations=rotations)
     by_value = hash_distances_to(hashes[:, 1], value, rotations=rotations)

@@ -9,6 +9,7 @@ import re
 
 from .._cv_text import cv_score_text
 from .._held_out import TEST_PART_FILE
+from .._label_check_text import label_check_text
 from .._model_files import MANIFEST
 from ..neighbours import INDEX_FILE
 
@@ -119,14 +120,18 @@ def _card_training_item(key, value, training, part):
     photos (both parts): shown as a bare ``n_groups`` beside ``n_train`` and
     ``n_test`` it read as the groups of one part, so it is named with the
     photos it counts, followed by the test part's own groups where
-    ``model.json``'s ``test_part`` records them.
+    ``model.json``'s ``test_part`` records them. A photo with no
+    near-identical one is a group of its own: "169 duplicate groups" of
+    amulet6's 173 photos read as 169 sets of duplicates, where 3 hold two
+    photos or more.
     """
     if key != "n_groups":
         return f"- {key}: {_fmt(value)}"
     sizes = [training.get(k) for k in ("n_train", "n_test")]
     among = ("all the images" if not all(isinstance(n, int) for n in sizes)
              else f"all {sum(sizes)} images (training and test parts together)")
-    line = f"- duplicate groups (near-identical photos) among {among}: {_fmt(value)}"
+    line = (f"- groups of near-identical photos (a photo without one is a group "
+            f"of its own) among {among}: {_fmt(value)}")
     if isinstance(part.get("n_groups"), int) and "n_images" in part:
         line += (f"; among the {part['n_images']} scored photos of the test "
                  f"part: {part['n_groups']}")
@@ -209,8 +214,9 @@ def _card_decisions(info):
     issues = info.get("label_issues") or {}
     if issues:
         lines += ["", "## Likely wrong labels", "",
-                  f"{issues.get('n_flagged')} of the {issues.get('n_checked')} "
-                  "training images have a label that the grouped out-of-fold "
+                  label_check_text(issues, (info.get("training") or {}).get(
+                      "n_train"))
+                  + " have a label that the grouped out-of-fold "
                   "predictions contradict (confident learning, cleanlab); "
                   f"`{issues.get('file')}` lists them, most suspicious first, "
                   "with the class the model suggests. Check them by eye."]
