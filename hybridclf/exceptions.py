@@ -112,4 +112,5 @@ class ModelTypeError(HybridClfError, TypeError):
 
 
 class ClusterError(HybridClfError, ConnectionError):
-    """A Dask scheduler given as ``--scheduler`` cannot be reached."""
+    """A Dask scheduler given as ``--scheduler`` cannot be reached, or its
+    workers died running a partition more often than Dask retries it."""

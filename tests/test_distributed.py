@@ -419,22 +419,22 @@ def test_partitioned_predict_keeps_the_neighbours_in_its_parts(model_dir, images
                             batch_size=7)
 
 
-def test_distributed_extract_equals_local_and_scatters_the_model_once(
+def test_distributed_extract_equals_local_and_sends_the_model_once(
         model_dir, images, tmp_path, client, monkeypatch):
     pipe = load_model(model_dir)
     files = _files(images)
     local = extract_features(pipe, files, tmp_path / "local", partition_size=8)
-    scattered, submitted = [], []
-    scatter, submit = client.scatter, client.submit
-    monkeypatch.setattr(client, "scatter", lambda data, **kw: scattered.append(
-        kw) or scatter(data, **kw))
+    submitted = []
+    submit = client.submit
     monkeypatch.setattr(client, "submit", lambda func, *args, **kw: submitted.append(
         args) or submit(func, *args, **kw))
     remote = extract_features(pipe, files, tmp_path / "remote", client=client,
                               partition_size=8)
-    assert [kw["broadcast"] for kw in scattered] == [True]
-    assert len(submitted) == 6
-    assert all(type(args[0]).__name__ == "Future" for args in submitted)
+    # one task carries the pipeline (pickled); the 6 partition tasks a
+    # reference to it
+    assert len(submitted) == 7
+    assert isinstance(submitted[0][0], bytes)
+    assert all(type(args[0]).__name__ == "Future" for args in submitted[1:])
     assert remote.errors == local.errors
     a, b = read_features(tmp_path / "local"), read_features(tmp_path / "remote")
     assert a[0] == b[0] and a[2] == b[2]
@@ -589,6 +589,79 @@ def test_killing_a_worker_mid_run_loses_and_duplicates_nothing(images, tmp_path,
     assert not np.isnan(features).any()
     assert sorted(p.name for p in out.iterdir()) == ["_hybridclf.json"] + [
         f"part-{i:05d}.parquet" for i in range(20)]
+
+
+class DiesOnAWorker(TransformerMixin, BaseEstimator):
+    """Four pixel values per image; on a Dask worker, ``transform`` kills the
+    worker's process (as the kernel's out-of-memory killer does) the first
+    time (``marker`` not there yet), or every time with ``always``."""
+
+    def __init__(self, marker=None, always=False):
+        self.marker = marker
+        self.always = always
+
+    def fit(self, X, y=None):
+        self.n_features_in_ = 4
+        return self
+
+    def transform(self, X):
+        from distributed import get_worker
+
+        try:
+            get_worker()
+        except ValueError:  # not on a worker: fitting, here
+            pass
+        else:
+            if self.always or not os.path.exists(self.marker):
+                open(self.marker, "w").close()
+                os._exit(1)
+        return np.asarray(X, dtype=np.float64).reshape(len(X), -1)[:, :4]
+
+
+def _one_worker_cluster(allowed_failures=3):
+    import dask
+    from distributed import LocalCluster
+
+    with dask.config.set({"distributed.scheduler.allowed-failures":
+                          allowed_failures}):
+        return LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                            host="127.0.0.1", dashboard_address=":0",
+                            silence_logs=logging.CRITICAL)
+
+
+def _dying_pipe(images, **params):
+    paths, labels = load_image_folder(images / "digits")
+    pipe = make_hybrid_pipeline(features=[("dies", DiesOnAWorker(**params))])
+    return pipe.set_params(load__size=8).fit(paths[::4], labels[::4]), list(paths)
+
+
+def test_the_only_worker_killed_and_restarted_still_finishes_the_run(
+        images, tmp_path):
+    # the model was scattered data: lost with the worker that held it, every
+    # task was cancelled ("already forgotten") and the run failed
+    from distributed import Client
+
+    pipe, files = _dying_pipe(images, marker=str(tmp_path / "died"))
+    with _one_worker_cluster() as cluster, Client(cluster) as client:
+        result = extract_features(pipe, files[:6], tmp_path / "f", client=client,
+                                  partition_size=3)
+    assert (tmp_path / "died").exists()  # the worker was killed once
+    assert result.computed == [0, 1] and result.errors == []
+    names, features, _ = read_features(tmp_path / "f")
+    assert names == files[:6] and not np.isnan(features).any()
+
+
+def test_a_partition_that_kills_its_workers_is_a_cluster_error(images, tmp_path):
+    from distributed import Client
+
+    pipe, files = _dying_pipe(images, marker=str(tmp_path / "died"), always=True)
+    with _one_worker_cluster(allowed_failures=0) as cluster, \
+            Client(cluster) as client:
+        with pytest.raises(ClusterError, match=r"(?s)Partition 0 \(3 files, "
+                           r"from '.*'\) could not be computed.*workers died.*"
+                           r"--partition-size.*goes on where it stopped"):
+            extract_features(pipe, files[:3], tmp_path / "f", client=client,
+                             partition_size=3)
 
 
 def test_train_on_the_cluster_matches_local_training(images, tmp_path, cluster,
