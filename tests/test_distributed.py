@@ -102,13 +102,15 @@ def _files(images):
     ("tcp://10.0.0.5:8786", ("remote", "tcp://10.0.0.5:8786")),
     ("tls://scheduler.example.org:8786",
      ("remote", "tls://scheduler.example.org:8786")),
+    ("tcp://[::1]:8786", ("remote", "tcp://[::1]:8786")),
 ])
 def test_parse_scheduler_accepts_local_and_addresses(value, expected):
     assert parse_scheduler(value) == expected
 
 
 @pytest.mark.parametrize("value", ["local:0", "local:x", "10.0.0.5:8786",
-                                   "http://host:8786", ""])
+                                   "http://host:8786", "", "tcp://10.0.0.5",
+                                   "tcp://10.0.0.5:"])
 def test_parse_scheduler_names_the_option_and_the_fix(value):
     with pytest.raises(ValueError, match="'--scheduler' option must be 'local:N'"):
         parse_scheduler(value)
@@ -118,6 +120,56 @@ def test_unreachable_scheduler_raises_cluster_error():
     with pytest.raises(ClusterError, match="Cannot reach the Dask scheduler"):
         with dask_client("tcp://127.0.0.1:9", timeout=1):
             pass
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_a_mistyped_scheduler_port_or_host_fails_at_once_saying_why():
+    # Dask retried both for its whole timeout (30 s) and said only that it
+    # timed out
+    started = time.monotonic()
+    with pytest.raises(ClusterError, match=r"nothing listens on port \d+ of "
+                       r"'127.0.0.1' \(connection refused\)"):
+        with dask_client(f"tcp://127.0.0.1:{_free_port()}", timeout=30):
+            pass
+    with pytest.raises(ClusterError, match="the host name 'no-such-host.invalid' "
+                       "is not known"):
+        with dask_client("tcp://no-such-host.invalid:8786", timeout=30):
+            pass
+    assert time.monotonic() - started < 25  # neither waited for the timeout
+
+
+def test_another_service_at_the_scheduler_address_is_a_cluster_error():
+    # an HTTP server (the dashboard's port for the scheduler's): Dask read
+    # its answer as a frame length and failed on an exabyte allocation
+    # (MemoryError); one that waits for a request hung for ever
+    import socket
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def answer():
+        for _ in range(2):  # the check's connection, then the handshake's
+            conn, _ = server.accept()
+            conn.sendall(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")
+            time.sleep(0.5)
+            conn.close()
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(ClusterError, match=f"port {port} of '127.0.0.1' "
+                           "answers, but not as a Dask scheduler"):
+            with dask_client(f"tcp://127.0.0.1:{port}", timeout=5):
+                pass
+    finally:
+        server.close()
 
 
 def test_cli_bad_scheduler_is_a_usage_error(model_dir, images, tmp_path, capsys):
