@@ -10,6 +10,7 @@ __all__ = [
     "GroupsAcrossClassesWarning",
     "HybridClfError",
     "ImageLoadError",
+    "MissingDependencyError",
     "ModelLoadError",
     "ModelTypeError",
     "NoImagesError",
@@ -101,6 +102,15 @@ class PickleLoadWarning(UserWarning):
 
 class DeviceWarning(UserWarning):
     """The asked device is not available; the work runs on another (the CPU)."""
+
+
+class MissingDependencyError(HybridClfError, ImportError):
+    """An optional dependency is not installed; the message names the extra.
+
+    An ``ImportError``, so ``except ImportError`` keeps working; a
+    :class:`HybridClfError`, so the command line reports it as one
+    ``error:`` line (what to install), not as a traceback.
+    """
 
 
 class ModelLoadError(HybridClfError, ValueError):
