@@ -206,6 +206,16 @@ def test_fine_tuning_needs_labels(real_images):
         CNNFeatures(weights=None, image_size=32, fine_tune_epochs=1).fit(real_images)
 
 
+def test_fine_tuning_in_batches_of_one_image_is_refused(real_images):
+    # every batch of one image was skipped (batch normalisation needs two):
+    # the fit ended with the network untrained and a training loss of 0.0
+    x, y = _two_class_set(real_images)
+    with pytest.raises(ValueError, match=r"batch_size=1 would train nothing.*"
+                       r"batch_size >= 2"):
+        CNNFeatures(weights=None, image_size=32, fine_tune_epochs=1,
+                    batch_size=1).fit(x, y)
+
+
 def test_missing_torchvision_weights_say_where_to_put_them(tmp_path, monkeypatch,
                                                            real_images):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
