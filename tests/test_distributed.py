@@ -172,6 +172,18 @@ def test_another_service_at_the_scheduler_address_is_a_cluster_error():
         server.close()
 
 
+def test_a_scheduler_without_workers_is_said_not_left_silent(caplog):
+    # the partitions wait for workers: the command seemed to hang, saying nothing
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=0, processes=False, protocol="tcp://",
+                      host="127.0.0.1", dashboard_address=":0") as cluster:
+        with caplog.at_level(logging.WARNING, logger="hybridclf"):
+            with dask_client(cluster.scheduler_address, timeout=10):
+                pass
+    assert "has no workers: the work waits until some join" in caplog.text
+
+
 def test_cli_bad_scheduler_is_a_usage_error(model_dir, images, tmp_path, capsys):
     code = main(["extract", "--model-dir", str(model_dir), str(images / "broken"),
                  "--output-dir", str(tmp_path / "f.parquet"), "--scheduler",

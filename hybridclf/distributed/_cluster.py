@@ -212,8 +212,16 @@ def dask_client(scheduler, *, timeout=30):
             f"'--scheduler' ({exc}). Check that 'dask scheduler' runs there and "
             "that its port is open from this machine, or use 'local:N'."
         ) from exc
+    n_workers = len(client.scheduler_info()["workers"])
     logger.info("Dask client on %s with %d workers", client.scheduler.address,
-                len(client.scheduler_info()["workers"]))
+                n_workers)
+    if n_workers == 0:
+        # the tasks wait for workers: without a word, the command seemed to
+        # hang (an adaptive cluster starts them when tasks come, so no error)
+        logger.warning(
+            "The Dask scheduler %s has no workers: the work waits until some "
+            "join it (start them with 'dask worker %s'; an adaptive cluster "
+            "starts them itself).", scheduler, client.scheduler.address)
     try:
         yield client
     finally:
