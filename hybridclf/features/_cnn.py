@@ -143,8 +143,8 @@ class CNNFeatures(_CNNRuntimeMixin, ImageFeatureExtractor):
     {n_jobs}
 
     verbose : bool, default=False
-        Show a progress bar over batches of long runs, and fine-tuning
-        losses in the log.
+        Show a progress bar over batches of long runs, and one over
+        fine-tuning's batches with each epoch's losses (also logged).
 
     Attributes
     ----------
