@@ -13,7 +13,7 @@ runs) and the same pipeline everywhere:
   turns, and each keeps its best run;
 - **speed-up** of 2 workers over 1 (target >= 1.7x on 2 cores), and the
   **overhead** of the 1-worker cluster over the local path (target <= 10%),
-  also given per task (scatter, scheduling, Parquet write);
+  also given per task (sending the model, scheduling, Parquet write);
 - an **estimate**, from the measured per-image cost on one worker, of the
   number of workers (one core each) needed for 10 million images per hour.
 

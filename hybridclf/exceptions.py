@@ -10,6 +10,7 @@ __all__ = [
     "GroupsAcrossClassesWarning",
     "HybridClfError",
     "ImageLoadError",
+    "MissingDependencyError",
     "ModelLoadError",
     "ModelTypeError",
     "NoImagesError",
@@ -103,6 +104,15 @@ class DeviceWarning(UserWarning):
     """The asked device is not available; the work runs on another (the CPU)."""
 
 
+class MissingDependencyError(HybridClfError, ImportError):
+    """An optional dependency is not installed; the message names the extra.
+
+    An ``ImportError``, so ``except ImportError`` keeps working; a
+    :class:`HybridClfError`, so the command line reports it as one
+    ``error:`` line (what to install), not as a traceback.
+    """
+
+
 class ModelLoadError(HybridClfError, ValueError):
     """A model directory cannot be loaded: missing, modified, untrusted or too new."""
 
@@ -112,4 +122,5 @@ class ModelTypeError(HybridClfError, TypeError):
 
 
 class ClusterError(HybridClfError, ConnectionError):
-    """A Dask scheduler given as ``--scheduler`` cannot be reached."""
+    """A Dask scheduler given as ``--scheduler`` cannot be reached, or its
+    workers died running a partition more often than Dask retries it."""

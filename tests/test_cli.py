@@ -107,6 +107,22 @@ def test_missing_data_dir_is_an_error(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_a_missing_extra_is_one_error_line_naming_it(tmp_path, monkeypatch,
+                                                      capsys):
+    # --scheduler without Dask installed ended in a traceback
+    from hybridclf.sample_data import write_digits_folder
+
+    write_digits_folder(tmp_path / "digits", n_per_class=3, size=16)
+    monkeypatch.setitem(sys.modules, "distributed", None)  # not installed
+    code = main(["train", "--data-dir", str(tmp_path / "digits"), "--output-dir",
+                 str(tmp_path / "model"), "--features", "color", "--scheduler",
+                 "local:2"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith("error: ") and "Traceback" not in err
+    assert "pip install 'hybridclf[scale]'" in err
+
+
 def test_ctrl_c_is_one_line_and_status_130(tmp_path, monkeypatch, capsys):
     # a user stopping a long inspection sees one line, not a traceback
     from hybridclf.cli import _inspect

@@ -102,13 +102,15 @@ def _files(images):
     ("tcp://10.0.0.5:8786", ("remote", "tcp://10.0.0.5:8786")),
     ("tls://scheduler.example.org:8786",
      ("remote", "tls://scheduler.example.org:8786")),
+    ("tcp://[::1]:8786", ("remote", "tcp://[::1]:8786")),
 ])
 def test_parse_scheduler_accepts_local_and_addresses(value, expected):
     assert parse_scheduler(value) == expected
 
 
 @pytest.mark.parametrize("value", ["local:0", "local:x", "10.0.0.5:8786",
-                                   "http://host:8786", ""])
+                                   "http://host:8786", "", "tcp://10.0.0.5",
+                                   "tcp://10.0.0.5:"])
 def test_parse_scheduler_names_the_option_and_the_fix(value):
     with pytest.raises(ValueError, match="'--scheduler' option must be 'local:N'"):
         parse_scheduler(value)
@@ -118,6 +120,68 @@ def test_unreachable_scheduler_raises_cluster_error():
     with pytest.raises(ClusterError, match="Cannot reach the Dask scheduler"):
         with dask_client("tcp://127.0.0.1:9", timeout=1):
             pass
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_a_mistyped_scheduler_port_or_host_fails_at_once_saying_why():
+    # Dask retried both for its whole timeout (30 s) and said only that it
+    # timed out
+    started = time.monotonic()
+    with pytest.raises(ClusterError, match=r"nothing listens on port \d+ of "
+                       r"'127.0.0.1' \(connection refused\)"):
+        with dask_client(f"tcp://127.0.0.1:{_free_port()}", timeout=30):
+            pass
+    with pytest.raises(ClusterError, match="the host name 'no-such-host.invalid' "
+                       "is not known"):
+        with dask_client("tcp://no-such-host.invalid:8786", timeout=30):
+            pass
+    assert time.monotonic() - started < 25  # neither waited for the timeout
+
+
+def test_another_service_at_the_scheduler_address_is_a_cluster_error():
+    # an HTTP server (the dashboard's port for the scheduler's): Dask read
+    # its answer as a frame length and failed on an exabyte allocation
+    # (MemoryError); one that waits for a request hung for ever
+    import socket
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def answer():
+        for _ in range(2):  # the check's connection, then the handshake's
+            conn, _ = server.accept()
+            conn.sendall(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")
+            time.sleep(0.5)
+            conn.close()
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(ClusterError, match=f"port {port} of '127.0.0.1' "
+                           "answers, but not as a Dask scheduler"):
+            with dask_client(f"tcp://127.0.0.1:{port}", timeout=5):
+                pass
+    finally:
+        server.close()
+
+
+def test_a_scheduler_without_workers_is_said_not_left_silent(caplog):
+    # the partitions wait for workers: the command seemed to hang, saying nothing
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=0, processes=False, protocol="tcp://",
+                      host="127.0.0.1", dashboard_address=":0") as cluster:
+        with caplog.at_level(logging.WARNING, logger="hybridclf"):
+            with dask_client(cluster.scheduler_address, timeout=10):
+                pass
+    assert "has no workers: the work waits until some join" in caplog.text
 
 
 def test_cli_bad_scheduler_is_a_usage_error(model_dir, images, tmp_path, capsys):
@@ -419,22 +483,22 @@ def test_partitioned_predict_keeps_the_neighbours_in_its_parts(model_dir, images
                             batch_size=7)
 
 
-def test_distributed_extract_equals_local_and_scatters_the_model_once(
+def test_distributed_extract_equals_local_and_sends_the_model_once(
         model_dir, images, tmp_path, client, monkeypatch):
     pipe = load_model(model_dir)
     files = _files(images)
     local = extract_features(pipe, files, tmp_path / "local", partition_size=8)
-    scattered, submitted = [], []
-    scatter, submit = client.scatter, client.submit
-    monkeypatch.setattr(client, "scatter", lambda data, **kw: scattered.append(
-        kw) or scatter(data, **kw))
+    submitted = []
+    submit = client.submit
     monkeypatch.setattr(client, "submit", lambda func, *args, **kw: submitted.append(
         args) or submit(func, *args, **kw))
     remote = extract_features(pipe, files, tmp_path / "remote", client=client,
                               partition_size=8)
-    assert [kw["broadcast"] for kw in scattered] == [True]
-    assert len(submitted) == 6
-    assert all(type(args[0]).__name__ == "Future" for args in submitted)
+    # one task carries the pipeline (pickled); the 6 partition tasks a
+    # reference to it
+    assert len(submitted) == 7
+    assert isinstance(submitted[0][0], bytes)
+    assert all(type(args[0]).__name__ == "Future" for args in submitted[1:])
     assert remote.errors == local.errors
     a, b = read_features(tmp_path / "local"), read_features(tmp_path / "remote")
     assert a[0] == b[0] and a[2] == b[2]
@@ -479,6 +543,37 @@ def test_distributed_predict_rows_equal_local_and_resume(model_dir, images,
     again = predict_partitioned(None, files, parts_dir=parts, partition_size=14,
                                 batch_size=7)
     _assert_same_rows(again, local)
+
+
+def test_predict_on_dask_writes_each_row_as_it_comes(model_dir, images, tmp_path,
+                                                    cluster, monkeypatch):
+    # the rows of every partition were held until the last one came in (the
+    # cluster closed when they were returned): about 1 kB a row, 10 GB for
+    # 10 million files, before the CSV got its first row
+    import hybridclf.distributed
+    from hybridclf.batch import _predict, predict_to_csv
+
+    written, seen = [], []
+    csv_row = _predict._csv_row
+    partitioned_rows_ = hybridclf.distributed.partitioned_rows
+    monkeypatch.setattr(_predict, "_csv_row", lambda row, *a, **kw: written.append(
+        row["file"]) or csv_row(row, *a, **kw))
+
+    def watched(*args, **kwargs):
+        resumed, rows = partitioned_rows_(*args, **kwargs)
+
+        def each():
+            for row in rows:
+                seen.append(len(written))  # rows written when this one comes
+                yield row
+        return resumed, each()
+
+    monkeypatch.setattr(hybridclf.distributed, "partitioned_rows", watched)
+    counts = predict_to_csv(model_dir, [images / "digits"], tmp_path / "p.csv",
+                            scheduler=cluster.scheduler_address,
+                            partition_size=8)
+    assert counts.n_files == len(written) == 40
+    assert seen == list(range(40))  # each row written before the next comes
 
 
 def test_kept_partitions_of_other_open_set_settings_are_refused(model_dir, images,
@@ -589,6 +684,79 @@ def test_killing_a_worker_mid_run_loses_and_duplicates_nothing(images, tmp_path,
     assert not np.isnan(features).any()
     assert sorted(p.name for p in out.iterdir()) == ["_hybridclf.json"] + [
         f"part-{i:05d}.parquet" for i in range(20)]
+
+
+class DiesOnAWorker(TransformerMixin, BaseEstimator):
+    """Four pixel values per image; on a Dask worker, ``transform`` kills the
+    worker's process (as the kernel's out-of-memory killer does) the first
+    time (``marker`` not there yet), or every time with ``always``."""
+
+    def __init__(self, marker=None, always=False):
+        self.marker = marker
+        self.always = always
+
+    def fit(self, X, y=None):
+        self.n_features_in_ = 4
+        return self
+
+    def transform(self, X):
+        from distributed import get_worker
+
+        try:
+            get_worker()
+        except ValueError:  # not on a worker: fitting, here
+            pass
+        else:
+            if self.always or not os.path.exists(self.marker):
+                open(self.marker, "w").close()
+                os._exit(1)
+        return np.asarray(X, dtype=np.float64).reshape(len(X), -1)[:, :4]
+
+
+def _one_worker_cluster(allowed_failures=3):
+    import dask
+    from distributed import LocalCluster
+
+    with dask.config.set({"distributed.scheduler.allowed-failures":
+                          allowed_failures}):
+        return LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                            host="127.0.0.1", dashboard_address=":0",
+                            silence_logs=logging.CRITICAL)
+
+
+def _dying_pipe(images, **params):
+    paths, labels = load_image_folder(images / "digits")
+    pipe = make_hybrid_pipeline(features=[("dies", DiesOnAWorker(**params))])
+    return pipe.set_params(load__size=8).fit(paths[::4], labels[::4]), list(paths)
+
+
+def test_the_only_worker_killed_and_restarted_still_finishes_the_run(
+        images, tmp_path):
+    # the model was scattered data: lost with the worker that held it, every
+    # task was cancelled ("already forgotten") and the run failed
+    from distributed import Client
+
+    pipe, files = _dying_pipe(images, marker=str(tmp_path / "died"))
+    with _one_worker_cluster() as cluster, Client(cluster) as client:
+        result = extract_features(pipe, files[:6], tmp_path / "f", client=client,
+                                  partition_size=3)
+    assert (tmp_path / "died").exists()  # the worker was killed once
+    assert result.computed == [0, 1] and result.errors == []
+    names, features, _ = read_features(tmp_path / "f")
+    assert names == files[:6] and not np.isnan(features).any()
+
+
+def test_a_partition_that_kills_its_workers_is_a_cluster_error(images, tmp_path):
+    from distributed import Client
+
+    pipe, files = _dying_pipe(images, marker=str(tmp_path / "died"), always=True)
+    with _one_worker_cluster(allowed_failures=0) as cluster, \
+            Client(cluster) as client:
+        with pytest.raises(ClusterError, match=r"(?s)Partition 0 \(3 files, "
+                           r"from '.*'\) could not be computed.*workers died.*"
+                           r"--partition-size.*goes on where it stopped"):
+            extract_features(pipe, files[:3], tmp_path / "f", client=client,
+                             partition_size=3)
 
 
 def test_train_on_the_cluster_matches_local_training(images, tmp_path, cluster,

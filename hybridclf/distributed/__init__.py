@@ -18,8 +18,9 @@ How the work is split and sent:
 - the file list is cut, in the given order, into partitions of
   ``partition_size`` files (:func:`partition_files`): partition ``i`` always
   holds the same files, so its output is ``part-<i>.parquet``;
-- the fitted pipeline is sent to every worker **once** (``client.scatter(...,
-  broadcast=True)``) and each task gets a reference to it. A CNN block never
+- the fitted pipeline is sent to every worker **once** (the result of one
+  task, computed again if the workers holding it die) and each task gets a
+  reference to it. A CNN block never
   ships a network or a CUDA context: it pickles its weights and builds the
   network on the worker, on first use;
 - a partition's file is written under a hidden temporary name and renamed

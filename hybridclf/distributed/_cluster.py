@@ -2,14 +2,18 @@
 
 :func:`parse_scheduler` checks ``local:N`` or a scheduler address;
 :func:`dask_client` opens a client on a new ``LocalCluster`` or on a running
-scheduler, and closes what it opened.
+scheduler (checked first by ``_check_scheduler``: a mistyped address fails
+at once rather than after a long wait, or never), and closes what it opened.
 """
 
+import asyncio
 import logging
 import os
 import re
 import signal
+import socket
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 from ..exceptions import ClusterError
@@ -20,6 +24,8 @@ __all__ = ["dask_client", "parse_scheduler"]
 logger = logging.getLogger(__name__)
 
 _SCHEMES = ("tcp", "tls", "ws", "wss", "ucx", "inproc")
+# tcp:// and tls:// addresses need their port: host:port or [ipv6]:port
+_HOST_PORT = re.compile(r"(?:tcp|tls)://(\[[^\]\s]+\]|[^:/\s\[\]]+):(\d{1,5})")
 _TRIM_KEY = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
 
 
@@ -60,15 +66,76 @@ def parse_scheduler(address):
         n = int(match.group(1)) if match.group(1) else (os.cpu_count() or 1)
         if n >= 1:
             return "local", n
-    elif re.fullmatch(r"[a-z]+://\S+", text) and text.split(":")[0] in _SCHEMES:
+    elif re.fullmatch(r"[a-z]+://\S+", text) and text.split(":")[0] in _SCHEMES and (
+            text.split(":")[0] not in ("tcp", "tls") or _HOST_PORT.fullmatch(text)):
         return "remote", text
     raise ValueError(
         "The '--scheduler' option must be 'local:N' (N >= 1 worker processes on "
         "this machine) or the address of a running Dask scheduler such as "
-        f"'tcp://10.0.0.5:8786' (schemes: {', '.join(_SCHEMES)}). Got "
+        f"'tcp://10.0.0.5:8786' (schemes: {', '.join(_SCHEMES)}; tcp and tls "
+        "with the scheduler's port, 8786 by default). Got "
         f"{address!r} instead. Start a scheduler with 'dask scheduler' and "
         "workers with 'dask worker tcp://HOST:8786'."
     )
+
+
+def _check_scheduler(address, timeout):
+    """Raise :class:`ClusterError` at once for an address no scheduler answers.
+
+    Dask's client retries a connection until its timeout (30 s) whatever
+    went wrong, and waits for the scheduler's handshake without one: a
+    mistyped host or port cost half a minute, and the address of another
+    service (the dashboard's port, 8787, for the scheduler's, 8786) never
+    ended, or failed on an exabyte allocation. So, for ``tcp://`` (and
+    ``tls://`` up to the handshake): a host name that does not resolve and a
+    refused connection fail at once, a connection not answered fails after
+    ``timeout``, and a service that does not answer as a Dask scheduler
+    within ``min(timeout, 10)`` seconds fails then.
+    """
+    match = _HOST_PORT.fullmatch(address)
+    if match is None:  # other schemes: as Dask does
+        return
+    host, port = match.group(1).strip("[]"), int(match.group(2))
+
+    def fail(why):
+        return ClusterError(
+            f"Cannot reach the Dask scheduler {address!r} given as '--scheduler': "
+            f"{why}. Check the address ('dask scheduler' prints it; its port is "
+            "8786 by default), that the scheduler runs and that its port is "
+            "open from this machine, or use 'local:N'.")
+
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise fail(f"the host name {host!r} is not known ({exc})") from exc
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except ConnectionRefusedError as exc:
+        raise fail(f"nothing listens on port {port} of {host!r} "
+                   "(connection refused)") from exc
+    except OSError as exc:  # TimeoutError included: a firewall, no route
+        raise fail(f"no connection to port {port} of {host!r} within "
+                   f"{timeout:g} s ({exc or type(exc).__name__})") from exc
+    if address.startswith("tls://"):
+        return  # the handshake needs the security settings: the client's job
+    wait = min(timeout, 10)
+    try:
+        with ThreadPoolExecutor(1) as pool:  # a loop of its own (notebooks)
+            pool.submit(asyncio.run, _handshake(address, wait)).result()
+    except Exception as exc:  # garbage read as a frame length, a timeout...
+        said = f"{type(exc).__name__}: {str(exc)[:120]}" if str(exc) else (
+            f"no handshake, {type(exc).__name__}")
+        raise fail(f"port {port} of {host!r} answers, but not as a Dask "
+                   f"scheduler within {wait:g} s ({said}): the dashboard's "
+                   "port (8787 by default) or another service") from exc
+
+
+async def _handshake(address, wait):
+    """Connect to ``address`` and exchange Dask's handshake, within ``wait`` s."""
+    from distributed.comm import connect
+
+    comm = await asyncio.wait_for(connect(address, timeout=wait), wait)
+    await comm.close()
 
 
 @contextmanager
@@ -109,10 +176,16 @@ def dask_client(scheduler, *, timeout=30):
     Raises
     ------
     ClusterError
-        When the scheduler cannot be reached.
+        When the scheduler cannot be reached: at once for a host name that
+        does not resolve or a port where nothing listens, within
+        ``min(timeout, 10)`` seconds for a port that answers but not as a
+        Dask scheduler (such as the dashboard's), after ``timeout`` when
+        the connection is not answered.
     """
     kind, value = parse_scheduler(scheduler)
     distributed = import_or_raise("distributed", "hybridclf on a Dask cluster")
+    if kind == "remote":
+        _check_scheduler(value, timeout)
     cluster = None
     try:
         if kind == "local":
@@ -139,8 +212,16 @@ def dask_client(scheduler, *, timeout=30):
             f"'--scheduler' ({exc}). Check that 'dask scheduler' runs there and "
             "that its port is open from this machine, or use 'local:N'."
         ) from exc
+    n_workers = len(client.scheduler_info()["workers"])
     logger.info("Dask client on %s with %d workers", client.scheduler.address,
-                len(client.scheduler_info()["workers"]))
+                n_workers)
+    if n_workers == 0:
+        # the tasks wait for workers: without a word, the command seemed to
+        # hang (an adaptive cluster starts them when tasks come, so no error)
+        logger.warning(
+            "The Dask scheduler %s has no workers: the work waits until some "
+            "join it (start them with 'dask worker %s'; an adaptive cluster "
+            "starts them itself).", scheduler, client.scheduler.address)
     try:
         yield client
     finally:

@@ -124,6 +124,7 @@ class CNNFeatures(_CNNRuntimeMixin, ImageFeatureExtractor):
 
     fine_tune_epochs : int, default=0
         Epochs of fine-tuning in ``fit``; 0 keeps the pretrained weights.
+        Fine-tuning trains in batches of ``batch_size`` (2 or more).
 
     fine_tune_blocks : int, default=2
         How many of the backbone's last blocks are trained when fine-tuning.
@@ -142,8 +143,8 @@ class CNNFeatures(_CNNRuntimeMixin, ImageFeatureExtractor):
     {n_jobs}
 
     verbose : bool, default=False
-        Show a progress bar over batches of long runs, and fine-tuning
-        losses in the log.
+        Show a progress bar over batches of long runs, and one over
+        fine-tuning's batches with each epoch's losses (also logged).
 
     Attributes
     ----------
@@ -303,6 +304,16 @@ class CNNFeatures(_CNNRuntimeMixin, ImageFeatureExtractor):
                     "CNNFeatures needs the labels y to fine-tune "
                     f"(fine_tune_epochs={self.fine_tune_epochs}). Pass y to fit, or "
                     "set fine_tune_epochs=0 for the pretrained embedding."
+                )
+            if self.batch_size < 2:
+                # a batch of one image is skipped (batch normalisation needs
+                # two): every batch was, and the network came back untrained
+                raise ValueError(
+                    "CNNFeatures fine-tunes in batches of 'batch_size' images, "
+                    "and batch normalisation needs two or more per batch: "
+                    f"batch_size={self.batch_size} would train nothing. Set "
+                    "batch_size >= 2 to fine-tune (fine_tune_epochs="
+                    f"{self.fine_tune_epochs}), or fine_tune_epochs=0."
                 )
             from ._finetune import fine_tune
 

@@ -48,7 +48,9 @@ def fine_tune(net, images, y, *, device, epochs, n_blocks, learning_rate,
         Seeds everything random here; the global torch RNG is left as it was.
 
     verbose : bool, default=False
-        Log the losses of every epoch at INFO level.
+        Show a progress bar over the training batches of every epoch (on
+        standard error, with the last losses) and log the losses of every
+        epoch at INFO level.
 
     Returns
     -------
@@ -141,8 +143,11 @@ class _Run:
             module.train(training)
         self.head.train(training)
 
-    def train_epoch(self, train_idx, optimizer, generator):
-        """One pass over the training images in a random order; the mean loss."""
+    def train_epoch(self, train_idx, optimizer, generator, tick=None):
+        """One pass over the training images in a random order; the mean loss.
+
+        ``tick()`` (a progress bar's ``update``) is called after each batch.
+        """
         import torch
 
         self.set_mode(True)
@@ -158,6 +163,8 @@ class _Run:
             loss.backward()
             optimizer.step()
             total += float(loss.detach()) * len(idx)
+            if tick is not None:
+                tick()
         return total / len(train_idx)
 
     def val_loss(self, val_idx):
@@ -184,18 +191,35 @@ def _train_epochs(run, optimizer, generator, epochs, train_idx, val_idx, verbose
     improved on the start).
     """
     history, best, best_state, patience = [], np.inf, None, 0
-    for epoch in range(epochs):
-        train_loss = run.train_epoch(train_idx, optimizer, generator)
-        val_loss = run.val_loss(val_idx)
-        record = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss}
-        history.append(record)
-        (logger.info if verbose else logger.debug)("fine-tuning %s", record)
-        score = val_loss if len(val_idx) else record["train_loss"]
-        if score < best - 1e-4:
-            best, patience = score, 0
-            best_state = _snapshot(run.net)
-        else:
-            patience += 1
-            if patience >= 3:
-                break
+    bar = None
+    if verbose:  # a fine-tuning of minutes said nothing until its end
+        from tqdm.auto import tqdm
+
+        # batches of one image are skipped (batch normalisation needs two)
+        per_epoch = len(train_idx) // run.batch_size + (
+            len(train_idx) % run.batch_size >= 2)
+        bar = tqdm(total=epochs * per_epoch, desc="fine-tuning", unit="batch")
+    try:
+        for epoch in range(epochs):
+            train_loss = run.train_epoch(train_idx, optimizer, generator,
+                                         None if bar is None else bar.update)
+            val_loss = run.val_loss(val_idx)
+            record = {"epoch": epoch + 1, "train_loss": train_loss,
+                      "val_loss": val_loss}
+            history.append(record)
+            (logger.info if verbose else logger.debug)("fine-tuning %s", record)
+            if bar is not None:
+                bar.set_postfix(epoch=epoch + 1, train_loss=f"{train_loss:.3f}",
+                                val_loss=f"{val_loss:.3f}")
+            score = val_loss if len(val_idx) else record["train_loss"]
+            if score < best - 1e-4:
+                best, patience = score, 0
+                best_state = _snapshot(run.net)
+            else:
+                patience += 1
+                if patience >= 3:
+                    break
+    finally:
+        if bar is not None:
+            bar.close()
     return history, best_state

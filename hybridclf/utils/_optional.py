@@ -2,6 +2,8 @@
 
 import importlib
 
+from ..exceptions import MissingDependencyError
+
 # module name -> (pip extra of hybridclf that provides it)
 _EXTRAS = {
     "fastapi": "serve",
@@ -32,8 +34,9 @@ def import_or_raise(module, feature):
 
     Raises
     ------
-    ImportError
-        When the module is not installed; the message names the extra to install.
+    MissingDependencyError
+        When the module is not installed (an ``ImportError``); the message
+        names the extra to install.
 
     Examples
     --------
@@ -49,7 +52,7 @@ def import_or_raise(module, feature):
         how = (
             f"pip install 'hybridclf[{extra}]'" if extra else f"pip install {top}"
         )
-        raise ImportError(
+        raise MissingDependencyError(
             f"{feature} needs the optional dependency {top!r}, which is not "
             f"installed. Install it with: {how}"
         ) from exc

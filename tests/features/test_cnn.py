@@ -206,6 +206,27 @@ def test_fine_tuning_needs_labels(real_images):
         CNNFeatures(weights=None, image_size=32, fine_tune_epochs=1).fit(real_images)
 
 
+def test_fine_tuning_in_batches_of_one_image_is_refused(real_images):
+    # every batch of one image was skipped (batch normalisation needs two):
+    # the fit ended with the network untrained and a training loss of 0.0
+    x, y = _two_class_set(real_images)
+    with pytest.raises(ValueError, match=r"batch_size=1 would train nothing.*"
+                       r"batch_size >= 2"):
+        CNNFeatures(weights=None, image_size=32, fine_tune_epochs=1,
+                    batch_size=1).fit(x, y)
+
+
+def test_fine_tuning_with_verbose_shows_a_progress_bar(real_images, capsys):
+    # verbose only logged each epoch's losses at INFO, which a session without
+    # logging set up never shows: minutes of fine-tuning said nothing
+    x, y = _two_class_set(real_images)
+    CNNFeatures(weights=None, image_size=32, fine_tune_epochs=1, batch_size=4,
+                random_state=0, verbose=True).fit(x, y)
+    err = capsys.readouterr().err
+    # 16 images, 2 held out: 14 in batches of 4 (the last of 2)
+    assert "fine-tuning" in err and "4/4" in err and "train_loss=" in err
+
+
 def test_missing_torchvision_weights_say_where_to_put_them(tmp_path, monkeypatch,
                                                            real_images):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
