@@ -4,18 +4,21 @@ Runs, each as a new process, ``hybridclf predict`` on one amulet6 photo and
 on the whole folder (a model trained by this checkout, in a temporary
 folder), the same for the CNN block alone (``CNNFeatures.transform`` of the
 default model on 64 photos, in batches of 32), ``hybridclf train
---no-cache`` (defaults), and ``hybridclf evaluate`` of a ``train --quick``
-model (trained by this checkout on the 36 somdej_fatherguay photos of about
-700x1000, in front/ and back/ class folders of links) on copies of them
-(re-encoded; 8 enlarged to 45 megapixels), when that folder is there: with
-this checkout's hybridclf and with the one in
+--no-cache`` (defaults and ``--quick``), ``hybridclf augment`` (defaults),
+a ``GridSearchCV`` of the default pipeline with and without a ``memory``
+cache (:data:`GRID_SEARCH`, :data:`GRIDS`), and ``hybridclf evaluate`` of a
+``train --quick`` model (trained by this checkout on the 36
+somdej_fatherguay photos of about 700x1000, in front/ and back/ class folders
+of links) on copies of them (re-encoded; 8 enlarged to 45 megapixels), when
+that folder is there: with this checkout's hybridclf and with the one in
 ``--baseline DIR`` (a checkout or a copy of one, such as the snapshot of
 ``main`` a change started from), taking turns so that both see the same
 load. Each run's user + system CPU time and peak resident memory come from
 ``os.wait4``: on a shared machine they move far less than wall times. The
 predictions of both versions are compared (the CSVs byte for byte; for the
-trainings, the ``neighbours.npz`` arrays and the probabilities of both
-models on the folder; the evaluation reports, but for their speed, the
+trainings, the ``neighbours.npz`` arrays, ``train_part.json`` and the
+probabilities of both models on the folder; augment's files byte for byte;
+the grid searches' scores; the evaluation reports, but for their speed, the
 block importance's interval and the near copies' hash distances).
 
 Writes its section of docs/benchmarks.md. Run it from the repository root::
@@ -56,6 +59,46 @@ start = time.process_time()
 cnn.transform(images)
 print((time.process_time() - start) / len(images))
 """
+
+
+#: GridSearchCV over 3 ridge penalties x 3 grouped folds of the default
+#: pipeline (a cascade) on ``per_class`` photos of each amulet6 class, the
+#: CNN's backbone and input size and the loader's size given, with a
+#: ``memory`` cache in a new folder or none; prints the mean test scores
+#: (argv: data, groups CSV, per_class, size, backbone, "memory" or "none")
+GRID_SEARCH = """
+import csv, sys, tempfile
+from pathlib import Path
+import numpy as np
+from sklearn.model_selection import GridSearchCV, GroupKFold
+from hybridclf import make_hybrid_pipeline
+data, groups_csv, per_class, size, backbone, cached = sys.argv[1:7]
+group_of = {r["file"]: int(r["group"]) for r in csv.DictReader(open(groups_csv))}
+files = [f for folder in sorted(Path(data).iterdir()) if folder.is_dir()
+         for f in sorted(folder.glob("*.jpg"))[:int(per_class)]]
+y = np.array([f.parent.name for f in files])
+groups = np.array([group_of[f"{f.parent.name}/{f.name}"] for f in files])
+with tempfile.TemporaryDirectory() as cache:
+    pipe = make_hybrid_pipeline(memory=cache if cached == "memory" else None)
+    pipe.set_params(load__size=int(size), features__cnn__extract__backbone=backbone,
+                    features__cnn__extract__image_size=int(size))
+    search = GridSearchCV(pipe, {"clf__alphas": [(0.1,), (1.0,), (10.0,)]},
+                          cv=GroupKFold(3))
+    search.fit([str(f) for f in files], y, groups=groups)
+print(" ".join(f"{v:.6f}" for v in search.cv_results_["mean_test_score"]))
+"""
+
+#: the grid searches: (task, per_class, size, backbone, memory)
+GRIDS = [
+    ("grid search, toy CNN (Lite0 at 64 px, 36 photos), no memory",
+     6, 64, "efficientnet_lite0", "none"),
+    ("grid search, toy CNN (Lite0 at 64 px, 36 photos), memory",
+     6, 64, "efficientnet_lite0", "memory"),
+    ("grid search, default CNN (60 photos), no memory",
+     10, 224, "efficientnet_lite2", "none"),
+    ("grid search, default CNN (60 photos), memory",
+     10, 224, "efficientnet_lite2", "memory"),
+]
 
 
 def run(code_dir, argv, python_args=()):
@@ -123,6 +166,7 @@ def measure(versions, data, work, repeat):
                        str(model), "--no-cache", "--seed", "0"))
     somdej = somdej_folders(work)
     photo = sorted(data.glob("*/*"))[0]
+    groups_csv = data.parent / f"{data.name}_groups.csv"
     tasks = {
         "predict, 1 photo": lambda v: cli(
             "predict", "--model-dir", str(model), str(photo),
@@ -135,7 +179,19 @@ def measure(versions, data, work, repeat):
         "train --no-cache": lambda v: cli(
             "train", "--data-dir", str(data), "--output-dir",
             str(work / f"train-{v}"), "--no-cache", "--seed", "0"),
+        "train --quick --no-cache": lambda v: cli(
+            "train", "--quick", "--data-dir", str(data), "--output-dir",
+            str(work / f"quick-{v}"), "--no-cache", "--seed", "0"),
+        "augment": lambda v: cli(
+            "augment", "--data-dir", str(data), "--output-dir",
+            str(work / f"augment-{v}"), "--seed", "0"),
     }
+    for task, *args in GRIDS:
+        tasks[task] = lambda v, args=args: [
+            "-c", GRID_SEARCH, str(data), str(groups_csv), *map(str, args)]
+    # the folders each task writes, made anew at each run
+    fresh = {"train --no-cache": "train", "train --quick --no-cache": "quick",
+             "augment": "augment"}
     if somdej is not None:
         run(REPO_ROOT, cli("train", "--data-dir", str(somdej[0]), "--output-dir",
                            str(work / "quick"), "--quick", "--no-cache",
@@ -144,12 +200,12 @@ def measure(versions, data, work, repeat):
             tasks[task] = lambda v, f=folder, t=task: cli(
                 "evaluate", "--model-dir", str(work / "quick"), "--test-data-dir",
                 str(f), "--output-dir", str(work / f"evaluate-{EVALUATE.index(t)}-{v}"))
-    results = {}
+    results, scores = {}, {}
     for _ in range(repeat):
         for task, argv in tasks.items():
             for name, code_dir in versions.items():
-                if task == "train --no-cache":
-                    subprocess.run(["rm", "-rf", str(work / f"train-{name}")],
+                if task in fresh:
+                    subprocess.run(["rm", "-rf", str(work / f"{fresh[task]}-{name}")],
                                    check=True)
                 if task in EVALUATE:
                     subprocess.run(["rm", "-rf", *map(str, work.glob(
@@ -157,12 +213,20 @@ def measure(versions, data, work, repeat):
                 cpu, rss, out = run(code_dir, argv(name))
                 if task.startswith("CNN"):
                     cpu, rss = float(out) * 1000, None
+                if task.startswith("grid"):
+                    scores.setdefault(task, set()).add(out)
                 results.setdefault((task, name), []).append((cpu, rss))
                 print(f"{task} | {name} | {cpu:.2f} | {rss}", file=sys.stderr)
-    return results, compare(work, list(versions))
+    return results, compare(work, list(versions), scores)
 
 
-def compare(work, names):
+def _tree(folder):
+    """{relative path: bytes} of every file under ``folder``."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in folder.rglob("*") if p.is_file()}
+
+
+def compare(work, names, scores):
     """What the two versions' outputs have in common, in words."""
     base, this = names
     lines = []
@@ -183,6 +247,17 @@ def compare(work, names):
         lines.append(f"{task.split(' (')[0]} report.json: " + (
             "the same" if a == b else "DIFFERS in " + ", ".join(
                 sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k)))))
+    same = all((work / f"{kind}-{base}" / "train_part.json").read_bytes()
+               == (work / f"{kind}-{this}" / "train_part.json").read_bytes()
+               for kind in ("train", "quick"))
+    lines.append("train_part.json of both trainings: "
+                 f"{'the same bytes' if same else 'DIFFER'}")
+    same = _tree(work / f"augment-{base}") == _tree(work / f"augment-{this}")
+    lines.append("augment's files and manifest.csv: "
+                 f"{'the same bytes' if same else 'DIFFER'}")
+    same = all(len(outputs) == 1 for outputs in scores.values())
+    lines.append("grid searches' mean test scores: "
+                 f"{'the same in every run' if same else 'DIFFER'}")
     return lines
 
 
@@ -272,7 +347,12 @@ Each figure is a new process's user + system CPU time (all its threads,
 `os.wait4`), the versions taking turns, {args.repeat} runs each; *ratio* =
 this checkout / baseline. The CNN block alone is `CNNFeatures.transform` of
 the default model on 64 photos in batches of 32 (CPU ms per image, in the
-process; no RSS).
+process; no RSS). The grid searches: `GridSearchCV` of
+`make_hybrid_pipeline(memory=...)` (the default cascade) over
+`clf__alphas` in (0.1,), (1.0,), (10.0,) with `GroupKFold(3)` on the first
+photos of each amulet6 class (groups from `amulet6_groups.csv`), the CNN's
+backbone and `image_size` and `load__size` as named; *memory*: a
+`joblib.Memory` folder made for the run, *no memory*: `memory=None`.
 
 {table(results, names)}
 

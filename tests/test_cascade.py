@@ -4,6 +4,7 @@ import re
 
 import numpy as np
 import pytest
+from joblib import Memory
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 
 from hybridclf import load_image_folder, load_model, make_hybrid_pipeline, save_model
@@ -448,6 +449,61 @@ def test_memory_keeps_the_images_and_features_for_the_next_fit(textures, tmp_pat
                                                                         labels)
     np.testing.assert_allclose(second.predict_proba(paths[:6]),
                                without.predict_proba(paths[:6]), rtol=1e-6)
+
+
+class GraphBlock(TransformerMixin, BaseEstimator):
+    """Stands in for a pretrained CNN: a big fitted graph, learns nothing from images.
+
+    ``fit`` takes its graph from the class attribute ``version`` (as a CNN
+    reads its weights file); ``states`` counts the times a fitted one was
+    pickled or hashed by joblib (both go through ``__getstate__``).
+    """
+
+    version, states = 1, 0
+
+    def learns_from_images(self):
+        return False
+
+    def fit(self, X, y=None):
+        self.graph_ = bytes([type(self).version]) * 2_000_000
+        return self
+
+    def transform(self, X):
+        X = np.asarray(X, dtype=np.float64)
+        return X.mean(axis=(1, 2)) * self.graph_[0]
+
+    def __getstate__(self):
+        if hasattr(self, "graph_"):
+            type(self).states += 1
+        return super().__getstate__()
+
+
+def test_memory_hashes_a_fitted_graph_once_and_keys_views_by_it(textures,
+                                                                 tmp_path):
+    # the cascade cached the features of each view under the fitted extractor
+    # itself, so joblib hashed a CNN's whole ONNX graph at every view of every
+    # fit: a grid search with memory was slower than one without
+    from hybridclf.cascade._threshold import _fit_fixed_keyed
+
+    paths, labels = textures
+    pipe = make_hybrid_pipeline(
+        features=["hog", ("cnn", GraphBlock())], cascade=True, memory=str(tmp_path),
+    ).set_params(load__size=64, cheap_features=("hog",), cv=3)
+    clone(pipe).fit(paths, labels)
+    GraphBlock.states = 0
+    clone(pipe).set_params(clf__alphas=(5.0,)).fit(paths, labels)
+    assert GraphBlock.states == 0  # nothing of the fitted graph hashed again
+    # a graph fitted anew (a weights file replaced) never gets the old
+    # graph's views: their features are keyed by the graph's own hash
+    GraphBlock.version = 3
+    try:
+        Memory(tmp_path, verbose=0).cache(_fit_fixed_keyed).clear(warn=False)
+        cached = clone(pipe).fit(paths, labels)
+        fresh = clone(pipe).set_params(memory=None).fit(paths, labels)
+    finally:
+        GraphBlock.version = 1
+    np.testing.assert_allclose(cached.predict_proba(paths[:6]),
+                               fresh.predict_proba(paths[:6]), rtol=1e-6)
 
 
 @pytest.mark.parametrize("param, value", [

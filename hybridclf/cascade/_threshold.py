@@ -7,6 +7,7 @@ which the cheap stage may answer alone and :func:`ood_limits` the range of
 the cheap blocks' out-of-distribution scores within which it may (the gate).
 """
 
+import joblib
 import numpy as np
 from sklearn.base import clone
 from sklearn.preprocessing import StandardScaler
@@ -251,9 +252,18 @@ def out_of_fold_stages(fold_features, n_samples, classes, blocks, cheap,
 
 
 class _FixedFeatures(dict):
-    """:func:`fixed_features`' dict, with the ``memory`` that caches views' features."""
+    """:func:`fixed_features`' dict, with the ``memory`` that caches views' features.
+
+    ``keys`` holds, per block, the joblib hash of its fitted extractor, taken
+    once when it was fitted and cached with it: the key of its views'
+    features in ``memory`` (:func:`fixed_rows`).
+    """
 
     memory = None
+
+    def __init__(self):
+        super().__init__()
+        self.keys = {}
 
 
 def fixed_features(images, blocks, memory=None):
@@ -285,7 +295,13 @@ def fixed_features(images, blocks, memory=None):
     fixed.memory = check_memory(memory)
     for name, block in blocks:
         extract = get_block_extractor(block)
-        if not getattr(extract, "learns_from_images", lambda: True)():
+        if getattr(extract, "learns_from_images", lambda: True)():
+            continue
+        if isinstance(fixed.memory, joblib.Memory) and fixed.memory.location:
+            fitted, features, fixed.keys[name] = fixed.memory.cache(
+                _fit_fixed_keyed)(clone(extract), images)
+            fixed[name] = (fitted, features)
+        else:  # no cache, or one of the user's own (only its cache method)
             fixed[name] = fixed.memory.cache(_fit_fixed)(clone(extract), images)
     return fixed
 
@@ -295,8 +311,28 @@ def _fit_fixed(extract, images):
     return extract, np.asarray(extract.fit_transform(images))
 
 
-def _view_features(fitted, images, view, angle, crop_fraction):
-    """``fitted``'s features of one view of every image: :func:`fixed_rows`."""
+def _fit_fixed_keyed(extract, images):
+    """:func:`_fit_fixed` and the joblib hash of the fitted ``extract``.
+
+    The hash keys the features of its views in the pipeline's ``memory``
+    (:func:`fixed_rows`). Passing the fitted extractor itself had joblib hash
+    it at each view of each fit: for a CNN, its whole ONNX graph (tens of MB)
+    each time, which made a grid search with ``memory`` slower than one
+    without. Taken here, once per fit of the block and stored with it, the
+    hash is that of the very extractor it comes back with: an extractor
+    fitted anew to another graph (a weights file replaced) gets another key,
+    never the features of the old one.
+    """
+    extract, features = _fit_fixed(extract, images)
+    return extract, features, joblib.hash(extract)
+
+
+def _view_features(fitted, images, view, angle, crop_fraction, fitted_key=None):
+    """``fitted``'s features of one view of every image: :func:`fixed_rows`.
+
+    Cached (:func:`fixed_rows`) by ``fitted_key``, the hash of ``fitted``,
+    instead of ``fitted``, which joblib would hash whole at every call.
+    """
     seen = np.stack([make_view(image, view, angle=angle, crop_fraction=crop_fraction)
                      for image in images])
     return np.asarray(fitted.transform(seen))
@@ -314,13 +350,16 @@ def fixed_rows(fixed, name, rows, sampler, images):
     """
     fitted, table = fixed[name]
     parts = [table[rows]]
-    view_features = check_memory(getattr(fixed, "memory", None)).cache(
-        _view_features)
+    fitted_key = getattr(fixed, "keys", {}).get(name)
+    memory = check_memory(getattr(fixed, "memory", None))
+    view_features = (memory.cache(_view_features) if fitted_key is None
+                     else memory.cache(_view_features, ignore=["fitted"]))
     for view in getattr(sampler, "views_", ()):
         key = (name, view, sampler.angle, sampler.crop_fraction)
         if key not in fixed:
-            fixed[key] = (fitted, view_features(fitted, images, view, sampler.angle,
-                                                sampler.crop_fraction))
+            fixed[key] = (fitted, view_features(
+                fitted, images, view, sampler.angle, sampler.crop_fraction,
+                fitted_key=fitted_key))
         parts.append(fixed[key][1][rows])
     return np.vstack(parts) if len(parts) > 1 else parts[0]
 

@@ -13,6 +13,7 @@ importable from here.
 """
 
 import os
+import tempfile
 import time
 import warnings
 from contextlib import contextmanager
@@ -274,7 +275,9 @@ def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
     feature_cache : bool, default=True
         Read unchanged photos' features (and views and duplicate-search
         measures) from the cache and write new ones; False computes
-        everything.
+        everything (the duplicate search's measures are then kept in a
+        temporary folder until the fingerprints of the photos trained on
+        are taken from them, and removed).
 
     cv_folds : int or None, default=None
         Grouped cross-validation folds; None means 5, or 3 with ``quick``.
@@ -318,10 +321,16 @@ def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
     # read from its model, not from the warnings it printed
     set_aside = conflicts + lone
     cache = FeatureCache(cache_dir) if feature_cache else None
+    # the duplicate search's scan of every photo, kept for the fingerprints
+    # of the photos trained on (train_part.json), which scanned them all
+    # again without the feature cache: then in a temporary folder (removed
+    # at the end, or with its object if the training fails)
+    temporary = None if cache is not None else tempfile.TemporaryDirectory(
+        prefix="hybridclf-scans-")
+    scans = str(cache.directory) if temporary is None else temporary.name
     t0 = time.perf_counter()
     groups, source = find_training_groups(
-        paths, groups_csv=groups_csv, root=roots, n_jobs=n_jobs,
-        cache_dir=None if cache is None else cache.directory)
+        paths, groups_csv=groups_csv, root=roots, n_jobs=n_jobs, cache_dir=scans)
     group_seconds = time.perf_counter() - t0
     pipe = make_training_pipeline(
         features=features, classifier=classifier, quick=quick,
@@ -367,8 +376,9 @@ def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
     save_model(result.pipeline, output_dir, metadata=metadata,
                files=training_files(
                    result, paths, names=names, data_dirs=roots, labels=labels,
-                   n_jobs=n_jobs,
-                   cache_dir=None if cache is None else str(cache.directory)))
+                   n_jobs=n_jobs, cache_dir=scans))
+    if temporary is not None:
+        temporary.cleanup()
     return FolderTraining(
         result=result, model_dir=str(output_dir),
         class_counts={str(c): int(n) for c, n in zip(classes, counts)},
