@@ -214,12 +214,10 @@ def test_the_photos_are_read_one_at_a_time_not_all_at_once(uneven_tree, tmp_path
                                                            monkeypatch):
     # six 8000x6000 photos took 3.3 GB: every photo was decoded and held
     # until the last copy was written; now a thread holds one photo at a time
-    # (beyond the few MB of decoded photos the check keeps, here none)
     import weakref
 
     from hybridclf.augment import _folder
 
-    monkeypatch.setattr(_folder, "KEEP_DECODED_BYTES", 0)
     alive, most = [], []
 
     def read_and_track(path, **kwargs):
@@ -234,36 +232,6 @@ def test_the_photos_are_read_one_at_a_time_not_all_at_once(uneven_tree, tmp_path
                             ClassAwareAugmenter(random_state=0, n_jobs=1))
     assert result.n_generated == 6
     assert max(most) == 0  # no other photo was still held when one was read
-
-
-def test_small_photos_are_decoded_once_with_the_same_files_written(
-        uneven_tree, tmp_path, monkeypatch):
-    # every source of new images was decoded twice, to be checked and to be
-    # copied (about 8% of augment_folder's time on 224x224 photos); the
-    # check now keeps them, within KEEP_DECODED_BYTES, for their copies
-    from collections import Counter
-
-    from hybridclf.augment import _folder
-
-    reads = Counter()
-
-    def read_and_count(path, **kwargs):
-        reads[path] += 1
-        return _folder_read(path, **kwargs)
-
-    _folder_read = _folder.read_image
-    monkeypatch.setattr(_folder, "read_image", read_and_count)
-    augmenter = ClassAwareAugmenter(random_state=0, n_jobs=2)
-    kept = augment_folder(uneven_tree, tmp_path / "kept", augmenter)
-    assert kept.n_generated == 6 and set(reads.values()) == {1}
-    monkeypatch.setattr(_folder, "KEEP_DECODED_BYTES", 0)
-    augment_folder(uneven_tree, tmp_path / "read_again", augmenter)
-
-    def files(folder):
-        return {p.relative_to(folder).as_posix(): p.read_bytes()
-                for p in folder.rglob("*") if p.is_file()}
-
-    assert files(tmp_path / "kept") == files(tmp_path / "read_again")
 
 
 def test_broken_real_files_are_listed_not_fatal(tmp_path):

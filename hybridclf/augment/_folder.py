@@ -9,7 +9,6 @@ images and a ``manifest.csv`` to another folder.
 import logging
 import os
 import shutil
-import threading
 import time
 from pathlib import Path
 
@@ -83,48 +82,15 @@ def _list_images(input_dir):
     return scan_image_folder(input_dir)
 
 
-#: The most bytes of decoded images that the check of the files keeps for
-#: the making of their copies (:class:`_Decoded`): each is then decoded once
-#: instead of twice. 64 MB holds about 400 photos of 224x224 pixels and
-#: none of 48 megapixels (144 MB decoded), which are decoded again, one
-#: source at a time per thread, as they were before.
-KEEP_DECODED_BYTES = 64 * 2**20
-
-
-class _Decoded:
-    """The images the check decoded, kept up to ``budget`` bytes until their copies.
-
-    :meth:`keep` is called by the check's threads; :meth:`load` hands a
-    source to the making of its copies: the kept array if there is one (kept
-    until all copies are made: a source's copies may fall in two threads'
-    chunks), else the file decoded again.
-    """
-
-    def __init__(self, budget=None):
-        self.budget = KEEP_DECODED_BYTES if budget is None else budget
-        self.images, self.lock = {}, threading.Lock()
-
-    def keep(self, path, image):
-        with self.lock:
-            if image.nbytes <= self.budget:
-                self.budget -= image.nbytes
-                self.images[path] = image
-
-    def load(self, path):
-        image = self.images.get(path)
-        return read_image(path) if image is None else image
-
-
-def _check_all(paths, n_jobs, progress, decoded=None):
-    """Decode every file; (readable flags, failures).
+def _check_all(paths, n_jobs, progress):
+    """Decode every file, keeping none; (readable flags, failures).
 
     A file is taken only when it decodes whole (a truncated JPEG fails at its
     end) and is as large as training reads (:data:`DEFAULT_MIN_SIZE` pixels
     a side: a 1x1 placeholder is left out, not copied and multiplied), and
     the classes' counts, hence the plan of new images, need to know which
-    are before any is made. The images go to ``decoded`` (a
-    :class:`_Decoded`, which keeps them up to its budget for the making of
-    the new images); the others are read again, one source at a time.
+    are before any is made. The images are read again, one source
+    at a time, for the new images made from them.
     """
     readable = [False] * len(paths)
     bar = None
@@ -137,14 +103,10 @@ def _check_all(paths, n_jobs, progress, decoded=None):
         failures = []
         for i in range(chunk.start, chunk.stop):
             try:
-                image = read_image(paths[i], min_size=DEFAULT_MIN_SIZE)
+                read_image(paths[i], min_size=DEFAULT_MIN_SIZE)
                 readable[i] = True
             except ImageLoadError as exc:
                 failures.append(exc.failures[0])
-                continue
-            if decoded is not None:
-                decoded.keep(paths[i], image)
-            del image
         if bar is not None:
             bar.update(chunk.stop - chunk.start)
         return failures
@@ -193,17 +155,15 @@ def _check_classes_left(labels, y, skipped, root, augmenter):
         "set a count per class with target_samples (--target-samples N).")
 
 
-def _readable_sources(input_dir, augmenter, progress, decoded=None):
+def _readable_sources(input_dir, augmenter, progress):
     """The images of ``input_dir`` that augment can use; (paths, labels, y, skipped).
 
     ``labels`` are those of every image listed, ``paths`` and ``y`` those of
     the readable ones; ``skipped`` holds the others with their reasons (also
     logged). Raises when none is readable or too few classes are left.
-    ``decoded`` (a :class:`_Decoded`) keeps images of the check for the
-    making of the copies.
     """
     paths, labels, skipped = _list_images(input_dir)
-    flags, failures = _check_all(paths, augmenter.n_jobs, progress, decoded)
+    flags, failures = _check_all(paths, augmenter.n_jobs, progress)
     skipped += failures
     log_skipped(skipped, what="Not used:")  # reported in the result's 'skipped'
     readable = [i for i, ok in enumerate(flags) if ok]
@@ -231,13 +191,11 @@ def _copy_originals(staging, paths, rel_paths, n_jobs):
 
 
 def _write_generated(staging, paths, rel_paths, jpeg_sources, augmenter, y,
-                     progress, decoded=None):
+                     progress):
     """Make the new images and write each under ``staging`` beside its source.
 
     One source photo at a time per thread, each copy written as made: never
-    the whole dataset in memory. The sources come from ``decoded`` (a
-    :class:`_Decoded`: kept by the check, or read again); with None, read
-    again. Returns the numbers of the copies written,
+    the whole dataset in memory. Returns the numbers of the copies written,
     the source of each, their names (relative to ``staging``) and the
     seconds that making and writing them took.
     """
@@ -248,10 +206,8 @@ def _write_generated(staging, paths, rel_paths, jpeg_sources, augmenter, y,
         (staging / f".generated-{k}").write_bytes(data)
 
     started = time.perf_counter()
-    decoded = _Decoded(budget=0) if decoded is None else decoded
     written, sources = augmenter.fit_generate_each(
-        lambda i: decoded.load(paths[i]), y, write_one, progress=progress)
-    decoded.images.clear()  # those of sources without new images
+        lambda i: read_image(paths[i]), y, write_one, progress=progress)
     seconds = time.perf_counter() - started
     new_names = _generated_names(sources.tolist(), rel_paths, jpeg_sources)
     for k, name in zip(written.tolist(), new_names):
@@ -279,11 +235,9 @@ def augment_folder(input_dir, output_dir, augmenter=None, *, progress=False):
     JPEG). Files that cannot be read, or that training would refuse as too
     small (under :data:`~hybridclf.io.DEFAULT_MIN_SIZE` pixels on a side),
     are listed in the result, logged and not copied; they do not stop the
-    run. Every file is decoded once to check it, and kept decoded for its
-    new images while the kept ones take at most
-    ``KEEP_DECODED_BYTES`` (64 MB); then each of the ``n_jobs`` threads
-    takes one source at a time (kept, or read again), writes its new images
-    as they are made and lets it go
+    run. Every file is decoded once to check it;
+    then each of the ``n_jobs`` threads reads one source at a time, writes its
+    new images as they are made and lets it go
     (:meth:`~hybridclf.ClassAwareAugmenter.fit_generate_each`): the memory
     does not grow with the number of images.
 
@@ -381,9 +335,7 @@ def augment_folder(input_dir, output_dir, augmenter=None, *, progress=False):
     _check_output_dir(input_path, output_path)
     # before the work: a manifest in a legacy code page is refused
     lineage = _read_lineage(input_dir)
-    decoded = _Decoded()
-    paths, labels, y, skipped = _readable_sources(input_dir, augmenter, progress,
-                                                  decoded)
+    paths, labels, y, skipped = _readable_sources(input_dir, augmenter, progress)
 
     rel_paths = [Path(os.path.relpath(p, input_dir)).as_posix() for p in paths]
     jpeg_sources = [_is_jpeg(p) for p in paths]
@@ -391,8 +343,7 @@ def augment_folder(input_dir, output_dir, augmenter=None, *, progress=False):
     try:
         _copy_originals(staging, paths, rel_paths, augmenter.n_jobs)
         written, sources, new_names, generate_seconds = _write_generated(
-            staging, paths, rel_paths, jpeg_sources, augmenter, y, progress,
-            decoded)
+            staging, paths, rel_paths, jpeg_sources, augmenter, y, progress)
         _write_manifest(staging / MANIFEST_NAME, rel_paths, y, sources, new_names,
                         augmenter, lineage)
         _move_up(staging, output_path)
