@@ -219,6 +219,21 @@ def _drop_lone_feedback_classes(paths, labels, names, roots):
             [names[i] for i in keep], left_out)
 
 
+def _scans_folder(cache):
+    """(the folder of the duplicate search's scans, its temporary folder).
+
+    The scan of every photo is kept for the fingerprints of the photos
+    trained on (``train_part.json``), which scanned them all again without
+    the feature cache: then it goes to a temporary folder (the second item;
+    None with the cache), removed at the end of the training, or with its
+    object if the training fails.
+    """
+    if cache is not None:
+        return str(cache.directory), None
+    temporary = tempfile.TemporaryDirectory(prefix="hybridclf-scans-")
+    return temporary.name, temporary
+
+
 def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
                  quick=False, cv_folds=None, test_size=0.2, search="none",
                  groups_csv=None, augment=False, views="auto", image_size=None,
@@ -321,13 +336,7 @@ def train_folder(data_dir, output_dir, *, features=None, classifier="ridge",
     # read from its model, not from the warnings it printed
     set_aside = conflicts + lone
     cache = FeatureCache(cache_dir) if feature_cache else None
-    # the duplicate search's scan of every photo, kept for the fingerprints
-    # of the photos trained on (train_part.json), which scanned them all
-    # again without the feature cache: then in a temporary folder (removed
-    # at the end, or with its object if the training fails)
-    temporary = None if cache is not None else tempfile.TemporaryDirectory(
-        prefix="hybridclf-scans-")
-    scans = str(cache.directory) if temporary is None else temporary.name
+    scans, temporary = _scans_folder(cache)
     t0 = time.perf_counter()
     groups, source = find_training_groups(
         paths, groups_csv=groups_csv, root=roots, n_jobs=n_jobs, cache_dir=scans)
