@@ -439,6 +439,28 @@ def test_output_dash_is_standard_output_and_extract_refuses_it(digits, tmp_path,
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.skipif(os.name == "nt", reason="symbolic links")
+def test_an_output_that_is_a_symbolic_link_is_written_through(digits, tmp_path):
+    # the CSV was renamed over the link itself: 'latest.csv' became a file of
+    # its own and the CSV it pointed to kept the old predictions
+    import hybridclf.batch
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "today.csv").write_text("file,label,confidence\nold.png,3,0.9\n")
+    link = tmp_path / "latest.csv"
+    link.symlink_to(runs / "today.csv")
+    hybridclf.batch.predict_to_csv(digits / "model",
+                                   [digits / "digits" / "digit_3"], link)
+    assert link.is_symlink() and os.readlink(link) == str(runs / "today.csv")
+    rows = (runs / "today.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert rows[0].startswith("file,label,") and len(rows) == 1 + 2
+    assert "old.png" not in rows[1] + rows[2]
+    # the rename stayed in the target's folder; nothing is left beside either
+    assert sorted(os.listdir(runs)) == ["today.csv"]
+    assert sorted(os.listdir(tmp_path)) == ["latest.csv", "runs"]
+
+
 def test_a_name_that_is_not_utf8_is_escaped_as_in_parquet_however_predicted(
         digits, tmp_path, monkeypatch):
     # the CSV kept the raw bytes of a Latin-1 name (not UTF-8: pandas and a

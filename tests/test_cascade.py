@@ -306,6 +306,35 @@ def test_too_few_photos_fit_the_full_model_and_answer_nothing_early(textures):
     assert CALLS == [4]  # every photo ran the expensive block
 
 
+def test_sample_weight_is_refused_at_once_with_advice_that_works(textures):
+    # "takes no step fit parameters ... Set them with set_params instead":
+    # no way to give one weight per photo, and said after every threshold
+    # fold's features
+    from hybridclf.classifiers import RidgeSoftmaxClassifier
+
+    paths, labels = textures
+    features = ["hog", "color", ("cnn", ExpensiveBlock())]
+    pipe = make_hybrid_pipeline(features=features, cascade=True).set_params(
+        load__size=64, cheap_features=("hog", "color"), cv=2)
+    weights = np.where(labels == labels[0], 2.0, 1.0)
+    CALLS.clear()
+    with pytest.raises(TypeError) as error:
+        pipe.fit(paths, labels, clf__sample_weight=weights)
+    message = str(error.value)
+    assert "clf__sample_weight" in message and "cascade=False" in message
+    assert "set_params(clf__class_weight='balanced')" in message
+    assert CALLS == []  # refused before any work
+    with pytest.raises(TypeError, match=r"set_params\(step__param=value\)"):
+        pipe.fit(paths, labels, clf__alpha=1.0)
+    # the advice works: the pipeline without the cascade takes the weights,
+    # the cascade the classes' weights as settings
+    plain = make_hybrid_pipeline(features=features, cascade=False)
+    plain.set_params(load__size=64).fit(paths, labels, clf__sample_weight=weights)
+    pipe.set_params(clf__class_weight="balanced", cheap_classifier=(
+        RidgeSoftmaxClassifier(class_weight="balanced"))).fit(paths, labels)
+    assert len(pipe.predict(paths[:2])) == len(plain.predict(paths[:2])) == 2
+
+
 def test_a_cascade_saved_before_the_gate_still_loads_and_predicts(fitted, textures):
     from hybridclf.cascade import CascadePipeline
 

@@ -204,6 +204,29 @@ def test_invalid_values_are_usage_errors(argv, message, capsys):
     assert message in err and err.startswith("usage: hybridclf ")
 
 
+@pytest.mark.parametrize("argv", [
+    ["train", "--output-dir", "-", "--data-dir", "d"],
+    ["train", "--cache-dir", "-", "--data-dir", "d", "--output-dir", "o"],
+    ["evaluate", "--output-dir", "-", "--model-dir", "m", "--test-data-dir", "t"],
+    ["inspect", "--output-dir", "-", "--data-dir", "d"],
+    ["augment", "--output-dir", "-", "--data-dir", "d"],
+    ["deploy", "--output-dir", "-", "--type", "docker", "--model-dir", "m"],
+    ["quickstart", "--output-dir", "-"],
+    ["extract", "--output-dir", "-", "--model-dir", "m", "x.jpg"],
+    ["serve", "--feedback-dir", "-", "--model-dir", "m"],
+], ids=lambda argv: f"{argv[0]} {argv[1]}")
+def test_an_output_folder_is_not_standard_output(argv, tmp_path, monkeypatch,
+                                                 capsys):
+    # '-' is standard output for 'predict --output'; these made (or began to
+    # make) a folder named '-' in the working directory
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"argument {argv[1]}: '-' (standard output) cannot take " in err
+    assert "./- for a folder named '-'" in err
+    assert os.listdir(tmp_path) == []
+
+
 def test_train_help_agrees_with_the_library(capsys):
     # the help is written without importing the library; it must not drift
     from hybridclf.io import DEFAULT_MAX_PIXELS

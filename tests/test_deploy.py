@@ -441,6 +441,27 @@ def test_a_public_deployment_without_a_key_is_warned_of(model_dir, tmp_path,
     assert "without an API key" not in caplog.text
 
 
+def test_a_public_deployment_without_an_admin_key_is_warned_of(model_dir,
+                                                               tmp_path, caplog):
+    # serve warned at start-up that /admin/reload would answer only its own
+    # machine; deploy, which wrote that service's files, said nothing
+    with caplog.at_level("WARNING", logger="hybridclf"):
+        write_deployment("systemd", tmp_path / "open", model_dir,
+                         host="0.0.0.0", api_key_env="HYBRIDCLF_KEY")
+    lines = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"
+             and "admin key" in r.getMessage()]
+    assert len(lines) == 1, caplog.text
+    assert "POST /admin/reload answers only this machine" in lines[0]
+    assert "--admin-key-env" in lines[0]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="hybridclf"):
+        write_deployment("systemd", tmp_path / "keyed", model_dir,
+                         host="0.0.0.0", api_key_env="HYBRIDCLF_KEY",
+                         admin_key_env="HYBRIDCLF_ADMIN_KEY")
+        write_deployment("systemd", tmp_path / "local", model_dir)
+    assert "admin key" not in caplog.text
+
+
 @pytest.mark.parametrize("host", ["", "0.0.0.0 --allow-pickle", "a\nb", "-x"])
 def test_a_host_that_would_break_the_files_is_refused(model_dir, tmp_path, host):
     # an empty --host wrote 'ExecStart=... --host  --port 8000': a unit whose

@@ -13,7 +13,8 @@ interrupted run never leaves a short CSV that reads as whole, nor destroys
 the last one; the finished partitions wait in ``<output>.parts``
 until then; a second run on the same output is refused while one runs
 (:meth:`_CsvOutput.claimed`). A stream, ``/dev/stdout``, ``/dev/null`` or a
-named pipe is written as it is (``_is_device``). A file has the byte-order
+named pipe is written as it is (``_is_device``), and a symbolic link is
+written through (``_written_through``). A file has the byte-order
 mark of every CSV file hybridclf writes (:mod:`hybridclf.utils._csv`, for
 spreadsheets); the others are plain UTF-8, for the programs they feed.
 """
@@ -209,6 +210,21 @@ def _is_device(output):
             or (os.path.exists(name) and not os.path.isfile(name)))
 
 
+def _written_through(output):
+    """The file a CSV output replaces: ``output``, or where its link leads.
+
+    An ``output`` that is a symbolic link (``latest.csv`` to the CSV of the
+    last run) is written through, as a shell's ``>`` or ``cp`` writes: the
+    CSV was renamed over the link itself, which became a file of its own
+    while the file it led to kept the old CSV. The file it leads to (the
+    end of a chain of links; a missing one is made) is replaced, by a
+    rename in its own folder (``<target>.partial``), so it is still
+    replaced whole; the link stays as it was.
+    """
+    name = os.fspath(output)
+    return os.path.realpath(name) if os.path.islink(name) else name
+
+
 class _CsvOutput:
     """The CSV of one run: a file written as ``<output>.partial``, or a stream.
 
@@ -222,17 +238,22 @@ class _CsvOutput:
     is_path : bool
         Whether ``output`` names a file (or a device) rather than a stream.
 
+    path : str or None
+        The file the CSV replaces: ``output``, or the file it leads to when
+        it is a symbolic link (:func:`_written_through`); None for a stream,
+        a device or a named pipe (:func:`_is_device`).
+
     partial, parts : str or None
-        ``<output>.partial`` and ``<output>.parts`` for a regular file (or
-        one not there yet); None for a stream, a device or a named pipe
-        (:func:`_is_device`).
+        ``<path>.partial`` and ``<output>.parts`` for a regular file (or
+        one not there yet); None for a stream, a device or a named pipe.
     """
 
     def __init__(self, output):
         self.output = output
         self.is_path = isinstance(output, str | os.PathLike)
-        self.partial = (f"{os.fspath(output)}.partial"
-                        if self.is_path and not _is_device(output) else None)
+        self.path = (_written_through(output)
+                     if self.is_path and not _is_device(output) else None)
+        self.partial = f"{self.path}.partial" if self.path else None
         self.parts = f"{os.fspath(output)}.parts" if self.partial else None
 
     @contextmanager
@@ -296,7 +317,7 @@ class _CsvOutput:
     def finish(self):
         """Rename ``<output>.partial`` to the output; remove ``<output>.parts``."""
         if self.partial:
-            os.replace(self.partial, self.output)
+            os.replace(self.partial, self.path)
         if self.parts and os.path.isdir(self.parts):
             shutil.rmtree(self.parts)
 

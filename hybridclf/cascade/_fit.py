@@ -98,6 +98,7 @@ def fit_cascade(pipe, X, y, groups, params):
 
     See :meth:`CascadePipeline.fit`; ``params`` is its ``**params``.
     """
+    _refuse_fit_params(params)
     cheap = cheap_blocks(pipe)
     _check_probabilities(get_classifier(pipe))
     y = np.asarray(y)
@@ -112,7 +113,7 @@ def fit_cascade(pipe, X, y, groups, params):
     n_splits = min(pipe.cv, len(np.unique(groups)),
                    int(np.unique(y, return_counts=True)[1].min()))
     if n_splits < 2:
-        return fit_without_early_exit(pipe, images, y, params)
+        return fit_without_early_exit(pipe, images, y)
     splits = list(StratifiedGroupKFold(
         n_splits, shuffle=True, random_state=pipe.random_state,
     ).split(images, y, groups))
@@ -130,7 +131,7 @@ def fit_cascade(pipe, X, y, groups, params):
         folds = list(scaled_folds(images, y, blocks, splits,
                                   decide_views(sampler, y), fixed,
                                   groups if given else None))
-    train_x, train_y, view_rows = fit_steps(pipe, images, y, params, fixed,
+    train_x, train_y, view_rows = fit_steps(pipe, images, y, fixed,
                                             groups if given else None)
     with _timed(pipe, what="cheap stage and threshold"):
         oof = out_of_fold_stages(
@@ -161,7 +162,36 @@ def _load(loader, X):
     return loader.transform(X)
 
 
-def fit_without_early_exit(pipe, images, y, params):
+def _refuse_fit_params(params):
+    """Refuse fit parameters of the steps before any work, saying what works.
+
+    The cascade fits its steps, the threshold folds and the cheap stage
+    itself, none of them with fit parameters. The message said "set them
+    with set_params instead", which is no way to give ``sample_weight`` (one
+    weight per photo, not a setting); it came after the features of every
+    threshold fold. ``class_weight`` is a setting of the classifier, and
+    :class:`~hybridclf.grouped_fit.GroupedPipeline` (``cascade=False``)
+    routes per-photo weights to every view of the photo.
+    """
+    if not params:
+        return
+    weights = sorted(p for p in params if p.endswith("__sample_weight"))
+    advice = (
+        " Per-photo weights are not routed through the cascade's threshold "
+        "folds and cheap stage: fit the pipeline without the cascade "
+        "(make_hybrid_pipeline(cascade=False)), which takes "
+        f"{weights[0]}= and gives each view its photo's weight; or weight "
+        "the classes, a setting: set_params(clf__class_weight='balanced') "
+        "for the full model, and cheap_classifier=RidgeSoftmaxClassifier("
+        "class_weight='balanced') for the cheap stage." if weights else
+        " Settings of a step go through set_params before fit "
+        "(pipe.set_params(step__param=value)).")
+    raise TypeError(
+        f"CascadePipeline.fit takes no fit parameters of its steps; got "
+        f"{sorted(params)}.{advice}")
+
+
+def fit_without_early_exit(pipe, images, y):
     """Too few photos for out-of-fold answers: fit the full model only."""
     # stacklevel: this function, fit_cascade, CascadePipeline.fit, its
     # _fit_context wrapper (parameter validation), its caller
@@ -170,7 +200,7 @@ def fit_without_early_exit(pipe, images, y, params):
         "to choose its threshold out of fold; every photo will run every "
         "block. Add photos, or build the pipeline with cascade=False.",
         UserWarning, stacklevel=5)
-    fit_steps(pipe, images, y, params, {})
+    fit_steps(pipe, images, y, {})
     pipe.cheap_classifier_, pipe.ood_limits_ = None, None
     for key in _STATS:
         setattr(pipe, f"{key}_", np.inf if key == "threshold" else np.nan)
@@ -178,7 +208,7 @@ def fit_without_early_exit(pipe, images, y, params):
     return pipe
 
 
-def fit_steps(pipe, images, y, params, fixed, groups=None):
+def fit_steps(pipe, images, y, fixed, groups=None):
     """Fit the steps after ``load`` as ``Pipeline.fit`` would.
 
     Returns the features, their labels and the image each row was made
@@ -189,11 +219,6 @@ def fit_steps(pipe, images, y, params, fixed, groups=None):
     The blocks of ``fixed`` take their fitted extractor from there and
     fit only their scaler: no photo is extracted twice.
     """
-    if params:
-        raise TypeError(
-            "CascadePipeline.fit takes no step fit parameters; got "
-            f"{sorted(params)}. Set them with set_params instead."
-        )
     sampler, n_images, loaded = get_sampler(pipe), len(y), images
     blocks = list(iter_feature_blocks(pipe))
     if sampler is not None:

@@ -215,7 +215,11 @@ class CascadePipeline(Pipeline):
             each photo in its own group.
 
         **params : dict
-            Fit parameters of the steps (``step__param``).
+            None are taken: a ``TypeError`` says what to do instead. Per-photo
+            weights (``clf__sample_weight``) need the pipeline without the
+            cascade (``make_hybrid_pipeline(cascade=False)``); weights of
+            the classes are a setting
+            (``set_params(clf__class_weight='balanced')``).
 
         Returns
         -------

@@ -6,6 +6,7 @@ from ._common import (
     add_seed,
     bounded,
     command_imports,
+    folder_not_stdout,
     fraction,
     out,
     positive_int,
@@ -31,6 +32,7 @@ def format_parser(parser):
     # --input-dir: the name the original system's augmentation script used
     add_data_dir(parser, aliases=("--input-dir",))
     parser.add_argument("--output-dir", required=True,
+                        type=folder_not_stdout("the balanced copy"),
                         help="new or empty folder to write the balanced copy to")
     parser.add_argument(
         "--target-samples", type=positive_int, default=None, metavar="N",

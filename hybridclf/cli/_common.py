@@ -188,17 +188,20 @@ def file_or_stdout(text):
 
 
 def folder_not_stdout(what):
-    """A ``type=`` function for an ``--output-dir`` that refuses ``-``.
+    """A ``type=`` function for an option naming an output folder: not ``-``.
 
-    ``extract --output-dir -`` made a folder named ``-`` of Parquet files:
-    a folder cannot go to standard output. ``./-`` still names such a folder.
+    ``-`` is standard output for a file (``predict --output -``), but a
+    folder cannot go there: ``extract``, ``train``, ``evaluate``,
+    ``inspect``, ``augment``, ``deploy`` and ``quickstart --output-dir -``
+    (and ``train --cache-dir -``, ``serve --feedback-dir -``) made a folder
+    named ``-``. ``./-`` still names such a folder. ``what`` says what the
+    folder holds, in the message.
     """
     def check(text):
         if text == STDOUT:
             raise argparse.ArgumentTypeError(
-                f"'-' (standard output) cannot take {what}, which is a folder of "
-                "files: give a folder name, such as features.parquet (./- for "
-                "a folder named '-')")
+                f"'-' (standard output) cannot take {what}, written as a folder "
+                "of files: give a folder name (./- for a folder named '-')")
         return text
 
     check.__name__ = "folder"

@@ -1,6 +1,12 @@
 """``hybridclf deploy``: the files that run ``hybridclf serve`` as a service."""
 
-from ._common import add_allow_pickle, add_model_dir, add_service_options, out
+from ._common import (
+    add_allow_pickle,
+    add_model_dir,
+    add_service_options,
+    folder_not_stdout,
+    out,
+)
 
 
 def format_parser(parser):
@@ -13,6 +19,7 @@ def format_parser(parser):
                         choices=["docker", "compose", "systemd"],
                         help="what to write")
     parser.add_argument("--output-dir", required=True,
+                        type=folder_not_stdout("the deployment files"),
                         help="folder to write into (created if missing)")
     add_model_dir(parser)
     add_service_options(parser)

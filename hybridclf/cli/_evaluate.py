@@ -12,6 +12,7 @@ from ._common import (
     add_seed,
     bounded,
     command_imports,
+    folder_not_stdout,
     out,
     positive_int,
 )
@@ -40,6 +41,7 @@ def format_parser(parser):
                  "training are now, in the order train was given them "
                  "(default: where they were)")
     parser.add_argument("--output-dir", required=True,
+                        type=folder_not_stdout("the report"),
                         help="folder for the report")
     parser.add_argument("--groups", default=None, metavar="CSV",
                         help="CSV with the columns file,group putting the "

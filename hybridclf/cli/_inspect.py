@@ -3,7 +3,14 @@
 import argparse
 import time
 
-from ._common import add_data_dir, add_n_jobs, command_imports, fraction, out
+from ._common import (
+    add_data_dir,
+    add_n_jobs,
+    command_imports,
+    folder_not_stdout,
+    fraction,
+    out,
+)
 
 
 def format_parser(parser):
@@ -21,6 +28,7 @@ def format_parser(parser):
                         help="held-out set in the same layout, checked for "
                         "duplicates of training images (leakage)")
     parser.add_argument("--output-dir", default="inspect-report",
+                        type=folder_not_stdout("the report"),
                         help="folder for the report files (default: %(default)s)")
     parser.add_argument("--quick", "--quick-mode", action="store_true",
                         help="skip the CNN checks (embedding near duplicates and "

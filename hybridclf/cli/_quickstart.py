@@ -8,7 +8,15 @@ import logging
 import os
 import shlex
 
-from ._common import add_n_jobs, add_seed, bounded, logger, out, positive_int
+from ._common import (
+    add_n_jobs,
+    add_seed,
+    bounded,
+    folder_not_stdout,
+    logger,
+    out,
+    positive_int,
+)
 
 
 def format_parser(parser):
@@ -32,6 +40,7 @@ def format_parser(parser):
     )
     parser.add_argument(
         "--output-dir", default="quickstart_output",
+        type=folder_not_stdout("the inspection, the model and the report"),
         help="where the inspection, the model and the report go "
         "(default: %(default)s)",
     )

@@ -7,6 +7,7 @@ from ._common import (
     add_max_pixels,
     add_model_dir,
     add_service_options,
+    folder_not_stdout,
     out,
     positive_float,
     positive_int,
@@ -48,6 +49,7 @@ def format_parser(parser):
                         "limit)")
     add_allow_pickle(parser)
     parser.add_argument("--feedback-dir", default=None, metavar="DIR",
+                        type=folder_not_stdout("the feedback photos"),
                         help="enable POST /feedback: corrected photos are stored "
                         "in DIR/<label>/ for training (default: off)")
     parser.add_argument("--feedback-max-mb", type=positive_float, default=1024.0,

@@ -14,6 +14,7 @@ from ._common import (
     add_seed,
     bounded,
     command_imports,
+    folder_not_stdout,
     out,
     positive_int,
     registry_name,
@@ -35,6 +36,7 @@ def format_parser(parser):
                  "DATA_DIR/<class>/<image>; several folders (e.g. the data and a "
                  "feedback folder) are merged, class by class")
     parser.add_argument("--output-dir", required=True,
+                        type=folder_not_stdout("the model directory"),
                         help="model directory to write: a new or empty folder, or "
                         "a model directory to replace (atomically)")
     parser.add_argument(
@@ -78,6 +80,7 @@ def format_parser(parser):
     _add_model_options(parser)
     add_n_jobs(parser, "loading, features and search")
     parser.add_argument("--cache-dir", default=None,
+                        type=folder_not_stdout("the feature cache"),
                         help="feature cache: the features of unchanged photos are "
                         "read from here, not recomputed (default: "
                         "$HYBRIDCLF_CACHE_DIR/features or ~/.cache/hybridclf/"

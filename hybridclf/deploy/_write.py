@@ -13,6 +13,7 @@ import stat
 import sys
 from pathlib import Path
 
+from ..utils._public_host import warn_public_host
 from ._templates import (
     _DOCKERIGNORE,
     _PIDS_LIMIT,
@@ -199,7 +200,9 @@ def write_deployment(kind, output_dir, model_dir, *, host="127.0.0.1", port=8000
     host = _check_host(host)
     allowed_hosts = [_check_host(h, "allowed_hosts", wildcard=True)
                      for h in allowed_hosts or ()]
-    _warn_public_without_key(host, api_key_env)
+    warn_public_host(logger, host, api_key_env=api_key_env,
+                     admin_key_env=admin_key_env,
+                     subject="This deployment serves")
     info = _servable_model_info(model_dir, allow_pickle)
     model_dir = _check_path(os.path.abspath(os.fspath(model_dir)), "model_dir")
     out = Path(output_dir)
@@ -225,16 +228,6 @@ def write_deployment(kind, output_dir, model_dir, *, host="127.0.0.1", port=8000
     _write(files, out / "README.txt", readme)
     logger.info("Wrote a %s deployment to %s", kind, out)
     return {"files": files, "command": command}
-
-
-def _warn_public_without_key(host, api_key_env):
-    """Warn now, not in the service's log later, of an open service."""
-    if api_key_env is None and not host.startswith(_LOOPBACK):
-        logger.warning(
-            "This deployment serves on %s without an API key: anyone who can "
-            "reach that address can use the model and, with a feedback folder, "
-            "write to it. Pass --api-key-env NAME (api_key_env), or --host "
-            "127.0.0.1 behind a proxy that authenticates.", host)
 
 
 def _check_arguments(kind, api_key_env, user, admin_key_env=None):

@@ -11,7 +11,6 @@ flight.
 """
 
 import asyncio
-import ipaddress
 import logging
 import re
 import secrets
@@ -21,6 +20,7 @@ import uuid
 
 from fastapi.exceptions import HTTPException
 
+from ..utils._public_host import is_loopback
 from ._errors import REQUEST_ID, SCOPE_KEY, error_response
 
 __all__ = ["ACCESS_LOGGER", "ADMIN_KEY_HEADER", "API_KEY_HEADER",
@@ -298,18 +298,6 @@ def host_name(value):
     elif text.count(":") == 1:  # name:port (more colons: a bare IPv6 address)
         text = text.split(":", 1)[0]
     return text.rstrip(".")
-
-
-def is_loopback(address):
-    """Whether ``address`` (an IP address or name) is this machine's loopback."""
-    if address in ("localhost",):
-        return True
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    mapped = getattr(ip, "ipv4_mapped", None)  # ::ffff:127.0.0.1
-    return ip.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
 def _allowed(name, allowed_hosts):

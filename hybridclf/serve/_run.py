@@ -27,9 +27,10 @@ from base64 import b64encode
 from contextlib import contextmanager
 
 from ..io import DEFAULT_MAX_PIXELS
+from ..utils._public_host import warn_public_host
 from ._app import app_from_settings, create_app
 from ._metrics import MULTIPROC_ENV
-from ._middleware import ACCESS_LOGGER, is_loopback
+from ._middleware import ACCESS_LOGGER
 from ._model import load_served_model
 from ._service import check_writable
 from ._settings import SETTINGS_ENV, ServiceSettings
@@ -81,31 +82,6 @@ def _key_in(env, parameter, what):
             f"or empty. Export the {what} in it before starting the server, or "
             f"leave {option} out to serve without one.")
     return os.environ[env]
-
-
-def _warn_public(host, api_key_env, admin_key_env):
-    """One warning line for each key that a server on a public ``host`` lacks.
-
-    Without an API key anyone who can reach the address uses the model;
-    without an admin key ``POST /admin/reload`` answers only this machine
-    (403 to every other address and to every request through a proxy),
-    which a deployer who binds ``0.0.0.0`` to reload from elsewhere learned
-    only from that 403. ``host`` may be a name or an address; a loopback
-    one (``127.0.0.1``, ``::1``, ``localhost``) gets no warning.
-    """
-    if is_loopback(str(host)):
-        return
-    if api_key_env is None:
-        logger.warning(
-            "Serving on %s without an API key: anyone who can reach this "
-            "address can use the model. Set one with --api-key-env, or bind "
-            "127.0.0.1 behind a proxy that authenticates.", host)
-    if admin_key_env is None:
-        logger.warning(
-            "Serving on %s without an admin key: POST /admin/reload answers "
-            "only this machine (403 to other addresses and through a proxy). "
-            "Set one with --admin-key-env to reload from elsewhere, or reload "
-            "with SIGHUP.", host)
 
 
 def _admin_key(admin_key_env, api_key):
@@ -260,7 +236,8 @@ def serve(model_dir, *, host="127.0.0.1", port=8000, workers=1, max_body_mb=10.0
         feedback_dir=_abspath(feedback_dir), log_predictions=_abspath(log_predictions),
         allowed_hosts=allowed_hosts, max_inflight_mb=max_inflight_mb,
         feedback_max_mb=feedback_max_mb, limit_concurrency=limit_concurrency)
-    _warn_public(host, api_key_env, admin_key_env)
+    warn_public_host(logger, host, api_key_env=api_key_env,
+                     admin_key_env=admin_key_env)
     if feedback_dir is not None:
         check_writable(settings.feedback_dir, "--feedback-dir")
     if log_predictions is not None:
