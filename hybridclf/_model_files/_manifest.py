@@ -143,6 +143,11 @@ def check_manifest(directory, error):
 
     Returns
     -------
+    checked : dict of str to str
+        The hex SHA-256 of each listed file, as checked: a caller that also
+        compares a file with another record (``model.json``'s ``sha256``)
+        uses it rather than reading and hashing the file a second time.
+
     unlisted : list of str
         Files present but not in the manifest (added after the save); they
         are not read by hybridclf, and the caller warns about them.
@@ -157,7 +162,7 @@ def check_manifest(directory, error):
     listed = _read_listed(directory / MANIFEST, error)
     for name, expected in sorted(listed.items()):
         _check_file(directory, name, expected, error)
-    return [name for name in _files(directory) if name not in listed]
+    return dict(listed), [name for name in _files(directory) if name not in listed]
 
 
 def check_listed_file(directory, name, error):

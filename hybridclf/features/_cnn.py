@@ -128,6 +128,9 @@ class CNNFeatures(_CNNRuntimeMixin, ImageFeatureExtractor):
 
     fine_tune_blocks : int, default=2
         How many of the backbone's last blocks are trained when fine-tuning.
+        More blocks than the backbone has is an error in ``fit``, raised
+        before any training; its message gives the backbone's number of
+        blocks, the value that trains the whole backbone.
 
     learning_rate : float, default=1e-3
         AdamW learning rate for fine-tuning.

@@ -43,6 +43,7 @@ def fine_tune(net, images, y, *, device, epochs, n_blocks, learning_rate,
 
     epochs, n_blocks, learning_rate, validation_fraction, batch_size : number
         As the parameters of :class:`~hybridclf.features.CNNFeatures`.
+        ``n_blocks`` must not exceed the network's number of blocks.
 
     seed : int
         Seeds everything random here; the global torch RNG is left as it was.
@@ -59,12 +60,26 @@ def fine_tune(net, images, y, *, device, epochs, n_blocks, learning_rate,
 
     history : list of dict
         ``{"epoch", "train_loss", "val_loss"}`` per epoch.
+
+    Raises
+    ------
+    ValueError
+        When ``n_blocks`` is larger than the network's number of blocks,
+        before anything is trained.
     """
     import torch
 
+    stages = _stages(net)
+    if n_blocks > len(stages):
+        # stages[-n_blocks:] took them all: a typo (20 for 2) silently
+        # trained the whole backbone, slower and prone to overfitting
+        raise ValueError(
+            f"CNNFeatures has fine_tune_blocks={n_blocks}, but this backbone "
+            f"has {len(stages)} blocks. Set fine_tune_blocks to a number from "
+            f"1 to {len(stages)} ({len(stages)} trains the whole backbone)."
+        )
     classes, codes = np.unique(y, return_inverse=True)
     train_idx, val_idx = _split(codes, len(classes), validation_fraction, seed)
-    stages = _stages(net)
     with torch.random.fork_rng(devices=[] if device == "cpu" else None):
         torch.manual_seed(seed)
         generator = torch.Generator().manual_seed(seed)

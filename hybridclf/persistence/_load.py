@@ -106,7 +106,7 @@ def load_model(directory, *, allow_pickle=False, trusted=None):
             "with this version (`hybridclf train --data-dir <photos> "
             "--output-dir <model folder>`)."
         )
-    _check_files(directory, info)
+    checked = _check_files(directory, info)
     model_format = info.get("model_format")
     if model_format not in _FILES:
         raise ModelLoadError(
@@ -119,7 +119,10 @@ def load_model(directory, *, allow_pickle=False, trusted=None):
             f"The model file {os.fspath(model_path)!r} named by model.json is "
             "missing. Copy the whole model directory."
         )
-    expected, actual = info.get("sha256"), sha256_file(model_path)
+    # the manifest check hashed the model file already (a read of the whole
+    # file, paid at every load): its digest is compared with model.json's too
+    actual = checked.get(_FILES[model_format]) or sha256_file(model_path)
+    expected = info.get("sha256")
     if actual != expected:
         raise ModelLoadError(
             f"The model file {os.fspath(model_path)!r} was modified: its SHA-256 is "
@@ -137,15 +140,19 @@ def load_model(directory, *, allow_pickle=False, trusted=None):
 
 
 def _check_files(directory, info):
-    """Check the manifest; warn for files it does not cover."""
+    """Check the manifest; warn for files it does not cover.
+
+    Returns the SHA-256 of each file checked against the manifest (relative
+    name to hex digest), empty for a directory saved before manifests.
+    """
     if expects_manifest(directory, info):
-        unlisted = check_manifest(directory, ModelLoadError)
+        checked, unlisted = check_manifest(directory, ModelLoadError)
         if unlisted:
             warnings.warn(
                 f"The model directory {os.fspath(directory)!r} holds files added "
                 f"after it was saved, not covered by {MANIFEST}: {unlisted!r}. "
                 "hybridclf does not read them.", UserWarning, stacklevel=3)
-        return
+        return checked
     # saved by hybridclf before manifests: the model file's hash is checked,
     # model.json and README.md are not covered
     warnings.warn(
@@ -153,6 +160,7 @@ def _check_files(directory, info):
         "by an older hybridclf): only its model file is checked, not model.json. "
         "Save it again to add one: save_model(load_model(d), d, "
         "metadata=read_model_info(d)).", UserWarning, stacklevel=3)
+    return {}
 
 
 def _warn_newer(directory, info):

@@ -216,6 +216,26 @@ def test_fine_tuning_in_batches_of_one_image_is_refused(real_images):
                     batch_size=1).fit(x, y)
 
 
+def test_more_fine_tune_blocks_than_the_backbone_has_is_refused(
+        real_images, monkeypatch):
+    # stages[-n_blocks:] took every block when n_blocks was larger: a typo
+    # (20 for 2) silently trained the whole backbone
+    from hybridclf.features import _finetune
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("fine-tuning started")
+
+    monkeypatch.setattr(_finetune, "_train_epochs", no_training)
+    x, y = _two_class_set(real_images)
+    est = CNNFeatures(backbone="efficientnet_lite0", weights=None, image_size=32,
+                      fine_tune_epochs=1, fine_tune_blocks=1000, batch_size=4)
+    net, _ = est._build_network()
+    n = len(_finetune._stages(net))
+    with pytest.raises(ValueError, match=rf"fine_tune_blocks=1000.* has {n} "
+                       rf"blocks.*from 1 to {n}"):
+        est.fit(x, y)
+
+
 def test_fine_tuning_with_verbose_shows_a_progress_bar(real_images, capsys):
     # verbose only logged each epoch's losses at INFO, which a session without
     # logging set up never shows: minutes of fine-tuning said nothing
